@@ -1,0 +1,182 @@
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "password.h"
+#include "status.h"
+#include "util.h"
+
+int cli_status_exit(Carrel__Status status)
+{
+    switch (status) {
+    case CARREL__STATUS__STATUS_OK: return EXIT_OK;
+    case CARREL__STATUS__STATUS_UNAUTHENTICATED: return EXIT_AUTH;
+    case CARREL__STATUS__STATUS_UNSUPPORTED_VERSION: return EXIT_NETWORK;
+    default: return EXIT_SERVER;
+    }
+}
+
+int cli_fail(cli_t *cli, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "status");
+        json_string(&j, code == EXIT_NETWORK ? "network_error" :
+                        code == EXIT_USAGE   ? "usage_error" :
+                                               "local_error");
+        json_key(&j, "message");
+        json_string(&j, msg);
+        json_object_end(&j);
+        json_print(&j, stdout);
+        json_free(&j);
+    }
+    fprintf(stderr, "carrel: %s\n", msg);
+    return code;
+}
+
+void cli_print_json(const ProtobufCMessage *msg)
+{
+    json_t j;
+    json_init(&j);
+    json_message(&j, msg);
+    json_print(&j, stdout);
+    json_free(&j);
+}
+
+void cli_set_request_key(Carrel__Request *req, char key[37])
+{
+    if (util_uuid4(key) != 0) {
+        fputs("carrel: no randomness available\n", stderr);
+        exit(EXIT_LOCAL);
+    }
+    req->request_key = key;
+}
+
+static void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
+{
+    const char *msg = r->message && r->message[0] ? r->message : "(no message)";
+    if (cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "status");
+        json_string(&j, status_name(r->status));
+        if (r->reason && r->reason[0]) {
+            json_key(&j, "reason");
+            json_string(&j, r->reason);
+        }
+        json_key(&j, "message");
+        json_string(&j, msg);
+        if (r->has_overridable) {
+            json_key(&j, "overridable");
+            json_bool(&j, r->overridable);
+        }
+        json_object_end(&j);
+        json_print(&j, stdout);
+        json_free(&j);
+    }
+    if (r->reason && r->reason[0])
+        fprintf(stderr, "carrel: %s (%s): %s%s\n", status_name(r->status), r->reason, msg,
+                r->has_overridable && r->overridable ? " [can be overridden]" : "");
+    else
+        fprintf(stderr, "carrel: %s: %s\n", status_name(r->status), msg);
+}
+
+int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
+{
+    Carrel__Response *r = NULL;
+    if (client_call(&cli->conn, req, &r) != 0)
+        return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+    if (r->status != CARREL__STATUS__STATUS_OK) {
+        cli_print_status_error(cli, r);
+        int code = cli_status_exit(r->status);
+        carrel__response__free_unpacked(r, NULL);
+        return code;
+    }
+    *out = r;
+    return EXIT_OK;
+}
+
+/* The password for login, from the first source that has one. */
+static char *cli_password(cli_t *cli, int *code)
+{
+    const char *file = cli->password_file;
+    char *pw = NULL;
+    if (file) {
+        if ((pw = password_from_file(file)) == NULL)
+            *code = cli_fail(cli, EXIT_LOCAL, "cannot read the password file %s", file);
+        return pw;
+    }
+    const char *env = getenv("CARREL_PASSWORD");
+    if (env == NULL && cli->profile.password_env)
+        env = getenv(cli->profile.password_env);
+    if (env)
+        return util_xstrdup(env);
+    if (cli->profile.password_file) {
+        if ((pw = password_from_file(cli->profile.password_file)) == NULL)
+            *code = cli_fail(cli, EXIT_LOCAL, "cannot read the password file %s",
+                             cli->profile.password_file);
+        return pw;
+    }
+    char prompt[128];
+    snprintf(prompt, sizeof(prompt), "Password for %s: ", cli->profile.user);
+    if ((pw = password_prompt(prompt)) == NULL)
+        *code = cli_fail(cli, EXIT_USAGE,
+                         "no password: no terminal to ask on, and no password_file, "
+                         "password_env or CARREL_PASSWORD");
+    return pw;
+}
+
+int cli_connect(cli_t *cli, bool login)
+{
+    if (!cli->connected) {
+        if (cli->profile.ca_file == NULL)
+            return cli_fail(cli, EXIT_USAGE, "the profile names no ca_file (use -c PROFILE)");
+        client_target_t t = {
+            .host = cli->profile.host,
+            .port = (int)cli->profile.port,
+            .server_name = cli->profile.server_name,
+            .ca_file = cli->profile.ca_file,
+            .cert_file = cli->profile.cert_file,
+            .key_file = cli->profile.key_file,
+            .timeout_s = (int)cli->profile.timeout_s,
+        };
+        if (client_open(&cli->conn, &t) != 0)
+            return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+        cli->connected = true;
+    }
+    if (!login || cli->logged_in)
+        return EXIT_OK;
+    if (cli->profile.workstation == NULL || cli->profile.user == NULL)
+        return cli_fail(cli, EXIT_USAGE, "the profile must name a workstation and a user");
+    int code = EXIT_OK;
+    char *pw = cli_password(cli, &code);
+    if (pw == NULL)
+        return code;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__Login l = CARREL__LOGIN__INIT;
+    l.workstation = cli->profile.workstation;
+    l.username = cli->profile.user;
+    l.password = pw;
+    req.body_case = CARREL__REQUEST__BODY_LOGIN;
+    req.login = &l;
+    Carrel__Response *r = NULL;
+    code = cli_call(cli, &req, &r);
+    password_free(pw);
+    if (code != EXIT_OK)
+        return code == EXIT_SERVER ? EXIT_AUTH : code; /* a refused login is an auth failure */
+    cli->logged_in = true;
+    cli->login_resp = r;
+    cli->login = r->login;
+    return EXIT_OK;
+}

@@ -1,0 +1,68 @@
+/*
+ * cli: what every command shares: the profile, the connection, output mode,
+ * exit codes, and calling the server with uniform error reporting.
+ */
+#ifndef CARREL_CLI_H
+#define CARREL_CLI_H
+
+#include <stdbool.h>
+
+#include "carrel.pb-c.h"
+#include "json.h"
+#include "output.h"
+#include "profile.h"
+#include "session.h"
+
+/* Exit codes, documented in `carrel --help`. */
+enum {
+    EXIT_OK = 0,
+    EXIT_LOCAL = 1,   /* a local problem: unreadable file, bad data in it */
+    EXIT_USAGE = 2,   /* wrong command line */
+    EXIT_AUTH = 3,    /* login refused (credentials, workstation, throttled) */
+    EXIT_SERVER = 4,  /* the server refused or failed the request */
+    EXIT_NETWORK = 5, /* cannot reach the server, TLS failure, timeout */
+};
+
+typedef struct cli {
+    profile_t profile;
+    const char *profile_path;
+    const char *password_file; /* --password-file */
+    bool json;
+    bool quiet;
+    client_t conn;
+    bool connected;
+    bool logged_in;
+    Carrel__LoginReply *login; /* who we are, after login */
+    Carrel__Response *login_resp;
+} cli_t;
+
+typedef struct command {
+    const char *path; /* "admin staff add" */
+    int (*run)(cli_t *cli, int argc, char **argv);
+    bool needs_login;
+    const char *usage; /* arguments after the path */
+    const char *summary;
+} command_t;
+
+/* Connect (and log in unless login is false). Returns an exit code. */
+int cli_connect(cli_t *cli, bool login);
+/*
+ * Send a request and wait. On an OK status returns EXIT_OK and the response
+ * (free with carrel__response__free_unpacked); otherwise prints the error
+ * (as JSON with --json) and returns the exit code for it.
+ */
+int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **resp);
+/* Print a local error and return `code`. */
+int cli_fail(cli_t *cli, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Print a message (the response body) as JSON on stdout. */
+void cli_print_json(const ProtobufCMessage *msg);
+/* Set a fresh UUID as the request's idempotency key. */
+void cli_set_request_key(Carrel__Request *req, char key[37]);
+/* Exit code for a non-OK status. */
+int cli_status_exit(Carrel__Status status);
+
+/* Per-module command tables, ended by {NULL}. */
+extern const command_t core_commands[];
+extern const command_t admin_commands[];
+
+#endif

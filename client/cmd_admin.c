@@ -1,0 +1,310 @@
+/*
+ * Administration commands: staff accounts and workstations.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "password.h"
+#include "util.h"
+
+/* A new staff password: from --new-password-file, else asked twice. */
+static char *admin_new_password(cli_t *cli, const char *file, int *code)
+{
+    if (file) {
+        char *pw = password_from_file(file);
+        if (pw == NULL)
+            *code = cli_fail(cli, EXIT_LOCAL, "cannot read %s", file);
+        return pw;
+    }
+    char *a = password_prompt("New password: ");
+    if (a == NULL) {
+        *code = cli_fail(cli, EXIT_USAGE, "no terminal: give --new-password-file");
+        return NULL;
+    }
+    char *b = password_prompt("Repeat it: ");
+    if (b == NULL || strcmp(a, b) != 0) {
+        password_free(a);
+        password_free(b);
+        *code = cli_fail(cli, EXIT_USAGE, "the passwords differ");
+        return NULL;
+    }
+    password_free(b);
+    return a;
+}
+
+static Carrel__Role admin_parse_role(const char *name)
+{
+    const ProtobufCEnumDescriptor *d = &carrel__role__descriptor;
+    for (unsigned i = 0; i < d->n_values; i++)
+        if (strcmp(json_enum_name(d, d->values[i].value), name) == 0)
+            return (Carrel__Role)d->values[i].value;
+    return CARREL__ROLE__ROLE_UNSPECIFIED;
+}
+
+static void admin_print_staff(const Carrel__Staff *s)
+{
+    printf("%s (%s): %s at", s->username, s->display_name,
+           json_enum_name(&carrel__role__descriptor, s->role));
+    for (size_t i = 0; i < s->n_branch_codes; i++)
+        printf(" %s", s->branch_codes[i]);
+    printf("%s\n", s->disabled ? " [disabled]" : "");
+}
+
+static int cmd_staff_add(cli_t *cli, int argc, char **argv)
+{
+    const char *name = NULL, *role = NULL, *branches = NULL, *pwfile = NULL;
+    static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                         {"role", required_argument, NULL, 'r'},
+                                         {"branch", required_argument, NULL, 'b'},
+                                         {"new-password-file", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:r:b:f:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': name = optarg; break;
+        case 'r': role = optarg; break;
+        case 'b': branches = optarg; break;
+        case 'f': pwfile = optarg; break;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !name || !role || !branches)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: admin staff add USER --name NAME --role ROLE --branch CODE[,CODE]");
+    Carrel__Role r = admin_parse_role(role);
+    if (r == CARREL__ROLE__ROLE_UNSPECIFIED)
+        return cli_fail(cli, EXIT_USAGE,
+                        "role must be clerk, librarian, branch_manager, coordinator or admin");
+    int code = EXIT_OK;
+    char *pw = admin_new_password(cli, pwfile, &code);
+    if (pw == NULL)
+        return code;
+
+    char *codes = util_xstrdup(branches);
+    char *list[16];
+    size_t n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(codes, ",", &save); tok && n < 16; tok = strtok_r(NULL, ",", &save))
+        list[n++] = tok;
+
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__StaffAdd add = CARREL__STAFF_ADD__INIT;
+    add.username = argv[optind];
+    add.display_name = (char *)name;
+    add.has_role = 1;
+    add.role = r;
+    add.branch_codes = list;
+    add.n_branch_codes = n;
+    add.password = pw;
+    req.body_case = CARREL__REQUEST__BODY_STAFF_ADD;
+    req.staff_add = &add;
+    char key[37];
+    cli_set_request_key(&req, key);
+    Carrel__Response *resp = NULL;
+    code = cli_call(cli, &req, &resp);
+    password_free(pw);
+    free(codes);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&resp->staff->base);
+    else {
+        printf("added ");
+        admin_print_staff(resp->staff);
+    }
+    carrel__response__free_unpacked(resp, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_staff_list(cli_t *cli, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__StaffList list = CARREL__STAFF_LIST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_STAFF_LIST;
+    req.staff_list = &list;
+    Carrel__Response *resp = NULL;
+    int code = cli_call(cli, &req, &resp);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json) {
+        cli_print_json(&resp->staff_list->base);
+    } else {
+        static const char *const headers[] = {"User", "Name", "Role", "Branches", "Status"};
+        table_t *t = table_new(5, headers);
+        for (size_t i = 0; i < resp->staff_list->n_staff; i++) {
+            const Carrel__Staff *s = resp->staff_list->staff[i];
+            char branches[128] = "";
+            for (size_t k = 0; k < s->n_branch_codes; k++) {
+                strncat(branches, k ? "," : "", sizeof(branches) - strlen(branches) - 1);
+                strncat(branches, s->branch_codes[k], sizeof(branches) - strlen(branches) - 1);
+            }
+            const char *row[] = {s->username, s->display_name,
+                                 json_enum_name(&carrel__role__descriptor, s->role), branches,
+                                 s->disabled ? "disabled" : "active"};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
+    carrel__response__free_unpacked(resp, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_staff_passwd(cli_t *cli, int argc, char **argv)
+{
+    const char *pwfile = NULL;
+    static const struct option opts[] = {{"new-password-file", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
+        if (ch == 'f')
+            pwfile = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc - 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: admin staff passwd USER [--new-password-file F]");
+    int code = EXIT_OK;
+    char *pw = admin_new_password(cli, pwfile, &code);
+    if (pw == NULL)
+        return code;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__StaffSetPassword m = CARREL__STAFF_SET_PASSWORD__INIT;
+    m.username = argv[optind];
+    m.password = pw;
+    req.body_case = CARREL__REQUEST__BODY_STAFF_SET_PASSWORD;
+    req.staff_set_password = &m;
+    char key[37];
+    cli_set_request_key(&req, key);
+    Carrel__Response *resp = NULL;
+    code = cli_call(cli, &req, &resp);
+    password_free(pw);
+    if (code != EXIT_OK)
+        return code;
+    if (!cli->json)
+        printf("password changed for %s\n", argv[optind]);
+    else
+        printf("{\"status\":\"ok\"}\n");
+    carrel__response__free_unpacked(resp, NULL);
+    return EXIT_OK;
+}
+
+static int admin_set_disabled(cli_t *cli, int argc, char **argv, bool disabled)
+{
+    if (argc != 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: admin staff %s USER",
+                        disabled ? "disable" : "enable");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__StaffSetDisabled m = CARREL__STAFF_SET_DISABLED__INIT;
+    m.username = argv[1];
+    m.has_disabled = 1;
+    m.disabled = disabled;
+    req.body_case = CARREL__REQUEST__BODY_STAFF_SET_DISABLED;
+    req.staff_set_disabled = &m;
+    char key[37];
+    cli_set_request_key(&req, key);
+    Carrel__Response *resp = NULL;
+    int code = cli_call(cli, &req, &resp);
+    if (code != EXIT_OK)
+        return code;
+    if (!cli->json)
+        printf("%s %s\n", disabled ? "disabled" : "enabled", argv[1]);
+    else
+        printf("{\"status\":\"ok\"}\n");
+    carrel__response__free_unpacked(resp, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_staff_disable(cli_t *cli, int argc, char **argv)
+{
+    return admin_set_disabled(cli, argc, argv, true);
+}
+
+static int cmd_staff_enable(cli_t *cli, int argc, char **argv)
+{
+    return admin_set_disabled(cli, argc, argv, false);
+}
+
+static int cmd_workstation_add(cli_t *cli, int argc, char **argv)
+{
+    const char *branch = NULL;
+    static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "b:", opts, NULL)) != -1) {
+        if (ch == 'b')
+            branch = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc - 1 || branch == NULL)
+        return cli_fail(cli, EXIT_USAGE, "usage: admin workstation add NAME --branch CODE");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__WorkstationAdd m = CARREL__WORKSTATION_ADD__INIT;
+    m.name = argv[optind];
+    m.branch_code = (char *)branch;
+    req.body_case = CARREL__REQUEST__BODY_WORKSTATION_ADD;
+    req.workstation_add = &m;
+    char key[37];
+    cli_set_request_key(&req, key);
+    Carrel__Response *resp = NULL;
+    int code = cli_call(cli, &req, &resp);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&resp->workstation->base);
+    else
+        printf("registered workstation %s at %s\n", resp->workstation->name,
+               resp->workstation->branch_code);
+    carrel__response__free_unpacked(resp, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_workstation_list(cli_t *cli, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__WorkstationList m = CARREL__WORKSTATION_LIST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_WORKSTATION_LIST;
+    req.workstation_list = &m;
+    Carrel__Response *resp = NULL;
+    int code = cli_call(cli, &req, &resp);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json) {
+        cli_print_json(&resp->workstations->base);
+    } else {
+        static const char *const headers[] = {"Workstation", "Branch"};
+        table_t *t = table_new(2, headers);
+        for (size_t i = 0; i < resp->workstations->n_workstations; i++) {
+            const Carrel__Workstation *w = resp->workstations->workstations[i];
+            const char *row[] = {w->name, w->branch_code};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
+    carrel__response__free_unpacked(resp, NULL);
+    return EXIT_OK;
+}
+
+const command_t admin_commands[] = {
+    {"admin staff add", cmd_staff_add, true,
+     "USER --name NAME --role ROLE --branch CODE[,CODE] [--new-password-file F]",
+     "create a staff account (managers: clerks and librarians of their branch)"},
+    {"admin staff list", cmd_staff_list, true, "", "list staff accounts"},
+    {"admin staff passwd", cmd_staff_passwd, true, "USER [--new-password-file F]",
+     "set a staff member's password"},
+    {"admin staff disable", cmd_staff_disable, true, "USER", "disable a staff account"},
+    {"admin staff enable", cmd_staff_enable, true, "USER", "enable a staff account"},
+    {"admin workstation add", cmd_workstation_add, true, "NAME --branch CODE",
+     "register a desk workstation at a branch"},
+    {"admin workstation list", cmd_workstation_list, true, "", "list workstations"},
+    {NULL, NULL, false, NULL, NULL},
+};

@@ -1,0 +1,69 @@
+/*
+ * session: the client's connection to carreld. A private libuv loop drives
+ * the TLS channel (common/channel.c); calls are synchronous for the command
+ * line (send, then run the loop until the answer with that id arrives), while
+ * pushed events are handed to a callback as they come.
+ */
+#ifndef CARREL_CLIENT_SESSION_H
+#define CARREL_CLIENT_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "carrel.pb-c.h"
+#include "channel.h"
+
+typedef void (*client_event_cb)(const Carrel__Event *event, void *arg);
+
+typedef struct client_inbox client_inbox_t;
+
+typedef struct client {
+    uv_loop_t loop;
+    channel_t ch;
+    SSL_CTX *tls;
+    uv_timer_t timer;
+    bool loop_ready;
+    bool channel_started;
+    bool open;
+    bool closed;
+    bool timed_out;
+    char error[300];
+    uint64_t next_id;
+    client_inbox_t *inbox;
+    client_event_cb on_event;
+    void *event_arg;
+    uint64_t timeout_ms;
+    uint32_t max_frame;
+} client_t;
+
+typedef struct client_target {
+    const char *host;
+    int port;
+    const char *server_name;
+    const char *ca_file;
+    const char *cert_file;
+    const char *key_file;
+    int timeout_s;
+} client_target_t;
+
+/* Connect, complete TLS and exchange Hello. Returns 0, or -1 with cl->error set. */
+__attribute__((warn_unused_result)) int client_open(client_t *cl, const client_target_t *t);
+/*
+ * Send `req` (its id is assigned here) and wait for the answer. Returns 0 and
+ * the response (free with carrel__response__free_unpacked), or -1 with
+ * cl->error set when the connection failed or timed out.
+ */
+__attribute__((warn_unused_result)) int client_call(client_t *cl, Carrel__Request *req,
+                                                    Carrel__Response **resp);
+/* Send without waiting; returns the id used, or 0 on failure. */
+uint64_t client_send(client_t *cl, Carrel__Request *req);
+/* Wait for the answer to `id` sent with client_send. */
+__attribute__((warn_unused_result)) int client_wait(client_t *cl, uint64_t id,
+                                                    Carrel__Response **resp);
+/* Run the loop once (for desk mode: events and input). */
+void client_run_once(client_t *cl);
+void client_close(client_t *cl);
+
+#endif

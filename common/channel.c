@@ -1,0 +1,357 @@
+#include "channel.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Reads are consumed synchronously inside the read callback, so one buffer
+ * per process is enough; every program using channels runs one loop thread. */
+static char channel_read_buffer[64 * 1024];
+
+static void channel_start_write(channel_t *ch);
+static void channel_process_frames(channel_t *ch);
+static void channel_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
+
+static void channel_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *out)
+{
+    (void)handle;
+    (void)suggested;
+    out->base = channel_read_buffer;
+    out->len = sizeof(channel_read_buffer);
+}
+
+static void channel_closed_cb(uv_handle_t *handle)
+{
+    channel_t *ch = handle->data;
+    tlsio_free(&ch->tls);
+    frame_decoder_free(&ch->frames);
+    buf_free(&ch->out_pending);
+    buf_free(&ch->out_writing);
+    buf_free(&ch->scratch);
+    if (ch->ops->on_close)
+        ch->ops->on_close(ch, ch->close_reason);
+}
+
+void channel_close(channel_t *ch, const char *reason)
+{
+    if (ch->closing)
+        return;
+    ch->closing = true;
+    snprintf(ch->close_reason, sizeof(ch->close_reason), "%s", reason ? reason : "closed");
+    if (ch->tcp_ready) {
+        uv_read_stop((uv_stream_t *)&ch->tcp);
+        uv_close((uv_handle_t *)&ch->tcp, channel_closed_cb);
+    }
+}
+
+size_t channel_queued_output(const channel_t *ch)
+{
+    return ch->out_pending.len + ch->out_writing.len;
+}
+
+static void channel_update_reading(channel_t *ch)
+{
+    if (ch->closing || ch->close_when_flushed)
+        return;
+    bool want = !ch->paused_by_backpressure && !ch->paused_by_owner;
+    if (want)
+        uv_read_start((uv_stream_t *)&ch->tcp, channel_alloc_cb, channel_read_cb);
+    else
+        uv_read_stop((uv_stream_t *)&ch->tcp);
+}
+
+static void channel_write_cb(uv_write_t *req, int status)
+{
+    channel_t *ch = req->data;
+    ch->writing = false;
+    ch->out_writing.len = 0;
+    if (ch->closing)
+        return;
+    if (status < 0) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "write failed: %s", uv_strerror(status));
+        channel_close(ch, reason);
+        return;
+    }
+    if (ch->out_pending.len > 0) {
+        channel_start_write(ch);
+        return;
+    }
+    if (ch->close_when_flushed) {
+        channel_close(ch, ch->close_reason);
+        return;
+    }
+    if (ch->paused_by_backpressure && channel_queued_output(ch) <= ch->high_water / 2) {
+        ch->paused_by_backpressure = false;
+        channel_update_reading(ch);
+    }
+}
+
+static void channel_start_write(channel_t *ch)
+{
+    if (ch->writing || ch->closing || ch->out_pending.len == 0)
+        return;
+    /* Swap the buffers: the pending output becomes the write in flight. */
+    struct buf tmp = ch->out_writing;
+    ch->out_writing = ch->out_pending;
+    ch->out_pending = tmp;
+    ch->out_pending.len = 0;
+    uv_buf_t b = uv_buf_init((char *)ch->out_writing.data, (unsigned)ch->out_writing.len);
+    ch->write_req.data = ch;
+    int rc = uv_write(&ch->write_req, (uv_stream_t *)&ch->tcp, &b, 1, channel_write_cb);
+    if (rc < 0) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "write failed: %s", uv_strerror(rc));
+        channel_close(ch, reason);
+        return;
+    }
+    ch->writing = true;
+}
+
+/* Move ciphertext from the TLS engine to the socket. */
+static void channel_flush(channel_t *ch)
+{
+    if (ch->closing)
+        return;
+    if (tlsio_take_output(&ch->tls, &ch->out_pending) != 0) {
+        channel_close(ch, "out of memory");
+        return;
+    }
+    channel_start_write(ch);
+    if (!ch->paused_by_backpressure && channel_queued_output(ch) > ch->high_water) {
+        ch->paused_by_backpressure = true;
+        channel_update_reading(ch);
+    }
+}
+
+static void channel_process_frames(channel_t *ch)
+{
+    if (ch->in_frames)
+        return;
+    ch->in_frames = true;
+    while (!ch->closing && !ch->close_when_flushed && !ch->paused_by_owner) {
+        const uint8_t *payload;
+        size_t len;
+        frame_result_t r = frame_decoder_next(&ch->frames, &payload, &len);
+        if (r == FRAME_NEED_MORE)
+            break;
+        if (r == FRAME_TOO_LARGE) {
+            if (ch->ops->on_frame_too_large)
+                ch->ops->on_frame_too_large(ch, ch->frames.declared);
+            if (!ch->closing)
+                channel_close_after_flush(ch, "frame too large");
+            break;
+        }
+        ch->ops->on_frame(ch, payload, len);
+    }
+    ch->in_frames = false;
+}
+
+/* Decrypt everything available and hand complete frames to the owner. */
+static void channel_pump_input(channel_t *ch)
+{
+    if (!ch->tls_ready) {
+        tlsio_result_t r = tlsio_handshake(&ch->tls);
+        channel_flush(ch);
+        if (r == TLSIO_WANT)
+            return;
+        if (r != TLSIO_OK) {
+            /* Let the alert OpenSSL queued reach the peer before closing. */
+            channel_close_after_flush(ch, tlsio_error(&ch->tls));
+            return;
+        }
+        ch->tls_ready = true;
+        if (ch->ops->on_open)
+            ch->ops->on_open(ch);
+        if (ch->closing)
+            return;
+    }
+    char plain[16 * 1024];
+    for (;;) {
+        size_t got = 0;
+        tlsio_result_t r = tlsio_read(&ch->tls, plain, sizeof(plain), &got);
+        if (r == TLSIO_WANT)
+            break;
+        if (r == TLSIO_CLOSED) {
+            channel_flush(ch);
+            channel_close(ch, "peer closed the connection");
+            return;
+        }
+        if (r == TLSIO_ERROR) {
+            channel_close(ch, tlsio_error(&ch->tls));
+            return;
+        }
+        if (frame_decoder_feed(&ch->frames, plain, got) != 0) {
+            channel_close(ch, "out of memory");
+            return;
+        }
+        /* Hand frames over as they complete, so a client streaming frames
+         * larger than our buffer never makes us buffer more than one. */
+        channel_process_frames(ch);
+        if (ch->closing || ch->close_when_flushed)
+            return;
+        if (ch->paused_by_owner)
+            break; /* the rest stays in the TLS engine until channel_resume() */
+    }
+    channel_flush(ch); /* TLS may have produced output (session tickets, alerts) */
+}
+
+static void channel_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    channel_t *ch = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        channel_close(ch, nread == UV_EOF ? "connection closed by peer" : uv_strerror((int)nread));
+        return;
+    }
+    if (ch->close_when_flushed)
+        return;
+    if (tlsio_feed(&ch->tls, b->base, (size_t)nread) != 0) {
+        channel_close(ch, "out of memory");
+        return;
+    }
+    channel_pump_input(ch);
+}
+
+static int channel_setup(channel_t *ch, uv_loop_t *loop, SSL_CTX *ctx, bool server,
+                         const char *verify_host, const channel_ops_t *ops, size_t max_frame,
+                         size_t high_water, void *data)
+{
+    memset(ch, 0, sizeof(*ch));
+    ch->ops = ops;
+    ch->data = data;
+    ch->high_water = high_water;
+    frame_decoder_init(&ch->frames, max_frame);
+    int rc = uv_tcp_init(loop, &ch->tcp);
+    if (rc < 0)
+        return rc;
+    ch->tcp.data = ch;
+    ch->tcp_ready = true;
+    if (tlsio_init(&ch->tls, ctx, server, verify_host) != 0)
+        return UV_ENOMEM;
+    return 0;
+}
+
+int channel_accept(channel_t *ch, uv_loop_t *loop, uv_stream_t *listener, SSL_CTX *ctx,
+                   const channel_ops_t *ops, size_t max_frame, size_t high_water, void *data)
+{
+    int rc = channel_setup(ch, loop, ctx, true, NULL, ops, max_frame, high_water, data);
+    if (rc == 0)
+        rc = uv_accept(listener, (uv_stream_t *)&ch->tcp);
+    if (rc == 0) {
+        uv_tcp_nodelay(&ch->tcp, 1);
+        rc = uv_read_start((uv_stream_t *)&ch->tcp, channel_alloc_cb, channel_read_cb);
+    }
+    if (rc < 0)
+        channel_close(ch, uv_strerror(rc));
+    return rc;
+}
+
+static void channel_connect_cb(uv_connect_t *req, int status)
+{
+    channel_t *ch = req->data;
+    if (ch->closing)
+        return;
+    if (status < 0) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "cannot connect: %s", uv_strerror(status));
+        channel_close(ch, reason);
+        return;
+    }
+    uv_tcp_nodelay(&ch->tcp, 1);
+    int rc = uv_read_start((uv_stream_t *)&ch->tcp, channel_alloc_cb, channel_read_cb);
+    if (rc < 0) {
+        channel_close(ch, uv_strerror(rc));
+        return;
+    }
+    channel_pump_input(ch); /* sends the ClientHello */
+}
+
+int channel_connect(channel_t *ch, uv_loop_t *loop, const struct sockaddr *addr, SSL_CTX *ctx,
+                    const char *verify_host, const channel_ops_t *ops, size_t max_frame,
+                    size_t high_water, void *data)
+{
+    int rc = channel_setup(ch, loop, ctx, false, verify_host, ops, max_frame, high_water, data);
+    if (rc == 0) {
+        ch->connect_req.data = ch;
+        rc = uv_tcp_connect(&ch->connect_req, &ch->tcp, addr, channel_connect_cb);
+    }
+    if (rc < 0)
+        channel_close(ch, uv_strerror(rc));
+    return rc;
+}
+
+int channel_send(channel_t *ch, const ProtobufCMessage *msg)
+{
+    if (ch->closing || ch->close_when_flushed || !ch->tls_ready)
+        return -1;
+    ch->scratch.len = 0;
+    if (frame_encode(&ch->scratch, msg) != 0)
+        return -1;
+    if (tlsio_write(&ch->tls, ch->scratch.data, ch->scratch.len) != TLSIO_OK) {
+        channel_close(ch, tlsio_error(&ch->tls));
+        return -1;
+    }
+    channel_flush(ch);
+    return 0;
+}
+
+void channel_pause(channel_t *ch)
+{
+    ch->paused_by_owner = true;
+    channel_update_reading(ch);
+}
+
+void channel_resume(channel_t *ch)
+{
+    if (!ch->paused_by_owner)
+        return;
+    ch->paused_by_owner = false;
+    channel_update_reading(ch);
+    channel_process_frames(ch);
+    if (!ch->closing && !ch->paused_by_owner)
+        channel_pump_input(ch);
+}
+
+void channel_close_after_flush(channel_t *ch, const char *reason)
+{
+    if (ch->closing || ch->close_when_flushed)
+        return;
+    snprintf(ch->close_reason, sizeof(ch->close_reason), "%s", reason);
+    tlsio_shutdown(&ch->tls);
+    channel_flush(ch);
+    if (ch->closing)
+        return;
+    ch->close_when_flushed = true;
+    uv_read_stop((uv_stream_t *)&ch->tcp);
+    if (!ch->writing)
+        channel_close(ch, reason);
+}
+
+void channel_set_max_frame(channel_t *ch, size_t max_frame)
+{
+    frame_decoder_set_max(&ch->frames, max_frame);
+}
+
+void channel_peer_name(channel_t *ch, char *out, size_t outlen)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    snprintf(out, outlen, "?");
+    if (!ch->tcp_ready || uv_tcp_getpeername(&ch->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    char host[64];
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof(host));
+        port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+    } else {
+        return;
+    }
+    snprintf(out, outlen, "%s:%d", host, port);
+}

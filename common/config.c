@@ -1,0 +1,251 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const conf_entry_t *conf_find(const conf_entry_t *table, const char *name)
+{
+    for (const conf_entry_t *e = table; e->name; e++)
+        if (strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+static int conf_assign(const conf_entry_t *e, void *target, const char *value, char *err,
+                       size_t errlen)
+{
+    char *slot = (char *)target + e->offset;
+    switch (e->type) {
+    case CONF_STRING: {
+        char **sp = (char **)slot;
+        char *copy = NULL;
+        if (value && (copy = strdup(value)) == NULL) {
+            snprintf(err, errlen, "%s: out of memory", e->name);
+            return -1;
+        }
+        free(*sp);
+        *sp = copy;
+        return 0;
+    }
+    case CONF_INT: {
+        if (value == NULL || *value == '\0') {
+            snprintf(err, errlen, "%s: a number is required", e->name);
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno != 0 || *end != '\0') {
+            snprintf(err, errlen, "%s: '%s' is not a whole number", e->name, value);
+            return -1;
+        }
+        if (v < e->min || v > e->max) {
+            snprintf(err, errlen, "%s: %ld is outside %ld..%ld", e->name, v, e->min, e->max);
+            return -1;
+        }
+        *(long *)slot = v;
+        return 0;
+    }
+    case CONF_BOOL: {
+        int v;
+        if (value && (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") ||
+                      !strcmp(value, "1")))
+            v = 1;
+        else if (value && (!strcmp(value, "false") || !strcmp(value, "no") ||
+                           !strcmp(value, "off") || !strcmp(value, "0")))
+            v = 0;
+        else {
+            snprintf(err, errlen, "%s: expected true or false, got '%s'", e->name,
+                     value ? value : "");
+            return -1;
+        }
+        *(int *)slot = v;
+        return 0;
+    }
+    }
+    snprintf(err, errlen, "%s: unknown type", e->name);
+    return -1;
+}
+
+int conf_defaults(const conf_entry_t *table, void *target)
+{
+    char err[256];
+    for (const conf_entry_t *e = table; e->name; e++)
+        if (conf_assign(e, target, e->def, err, sizeof(err)) != 0)
+            return -1;
+    return 0;
+}
+
+int conf_set(const conf_entry_t *table, void *target, const char *name, const char *value,
+             char *err, size_t errlen)
+{
+    const conf_entry_t *e = conf_find(table, name);
+    if (e == NULL) {
+        snprintf(err, errlen, "unknown setting '%s'", name);
+        return -1;
+    }
+    return conf_assign(e, target, value, err, errlen);
+}
+
+int conf_set_pair(const conf_entry_t *table, void *target, const char *pair, char *err,
+                  size_t errlen)
+{
+    const char *eq = strchr(pair, '=');
+    if (eq == NULL || eq == pair) {
+        snprintf(err, errlen, "'%s': expected key=value", pair);
+        return -1;
+    }
+    char name[128];
+    size_t n = (size_t)(eq - pair);
+    if (n >= sizeof(name)) {
+        snprintf(err, errlen, "'%s': key too long", pair);
+        return -1;
+    }
+    memcpy(name, pair, n);
+    name[n] = '\0';
+    return conf_set(table, target, name, eq + 1, err, errlen);
+}
+
+static char *conf_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+int conf_parse(const conf_entry_t *table, void *target, const char *text, const char *origin,
+               char *err, size_t errlen)
+{
+    char *copy = strdup(text);
+    if (copy == NULL) {
+        snprintf(err, errlen, "%s: out of memory", origin);
+        return -1;
+    }
+    int rc = 0, lineno = 0;
+    char *save = NULL;
+    /* strtok_r would skip empty lines and so miscount them; split by hand. */
+    for (char *line = copy; line && rc == 0; line = save) {
+        lineno++;
+        char *nl = strchr(line, '\n');
+        save = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        char *hash = strchr(line, '#');
+        char *s = conf_trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%d: expected 'key = value'", origin, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = conf_trim(s);
+        char *value = conf_trim(eq + 1);
+        if (*value == '"') {
+            char *close = strchr(value + 1, '"');
+            if (close == NULL) {
+                snprintf(err, errlen, "%s:%d: unterminated quote", origin, lineno);
+                rc = -1;
+                break;
+            }
+            *close = '\0';
+            value++;
+        } else if (hash && hash > eq) {
+            /* An unquoted value ends at a comment. */
+            *hash = '\0';
+            value = conf_trim(value);
+        }
+        char inner[256];
+        if (conf_set(table, target, key, value, inner, sizeof(inner)) != 0) {
+            snprintf(err, errlen, "%s:%d: %s", origin, lineno, inner);
+            rc = -1;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+int conf_load_file(const conf_entry_t *table, void *target, const char *path, char *err,
+                   size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t cap = 0, len = 0;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            char *p = realloc(text, cap);
+            if (p == NULL) {
+                free(text);
+                fclose(f);
+                snprintf(err, errlen, "%s: out of memory", path);
+                return -1;
+            }
+            text = p;
+        }
+        memcpy(text + len, chunk, n);
+        len += n;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(text);
+        snprintf(err, errlen, "%s: read error", path);
+        return -1;
+    }
+    int rc = conf_parse(table, target, text ? text : "", path, err, errlen);
+    free(text);
+    return rc;
+}
+
+void conf_dump(const conf_entry_t *table, const void *target, FILE *out)
+{
+    for (const conf_entry_t *e = table; e->name; e++) {
+        const char *slot = (const char *)target + e->offset;
+        switch (e->type) {
+        case CONF_STRING: {
+            const char *v = *(char *const *)slot;
+            if (v)
+                fprintf(out, "%s = \"%s\"\n", e->name, v);
+            else
+                fprintf(out, "# %s is not set\n", e->name);
+            break;
+        }
+        case CONF_INT:
+            fprintf(out, "%s = %ld\n", e->name, *(const long *)slot);
+            break;
+        case CONF_BOOL:
+            fprintf(out, "%s = %s\n", e->name, *(const int *)slot ? "true" : "false");
+            break;
+        }
+    }
+}
+
+void conf_print_help(const conf_entry_t *table, FILE *out)
+{
+    for (const conf_entry_t *e = table; e->name; e++)
+        fprintf(out, "  %-28s %s (default: %s)\n", e->name, e->help, e->def ? e->def : "unset");
+}
+
+void conf_free(const conf_entry_t *table, void *target)
+{
+    for (const conf_entry_t *e = table; e->name; e++)
+        if (e->type == CONF_STRING) {
+            char **sp = (char **)((char *)target + e->offset);
+            free(*sp);
+            *sp = NULL;
+        }
+}

@@ -1,0 +1,53 @@
+/*
+ * config: one declarative table per program drives parsing of "key = value"
+ * files, command-line overrides, validation, defaults and the dump of the
+ * effective configuration. The daemon's table is in server/config.c, the
+ * client profile's in client/profile.c.
+ */
+#ifndef CARREL_CONFIG_H
+#define CARREL_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum { CONF_STRING, CONF_INT, CONF_BOOL } conf_type_t;
+
+typedef struct conf_entry {
+    const char *name;
+    conf_type_t type;
+    size_t offset; /* into the target struct: char * for STRING, long for INT, int for BOOL */
+    const char *def; /* default as text; NULL means unset (STRING only) */
+    long min, max;   /* bounds for INT */
+    const char *help;
+} conf_entry_t;
+
+#define CONF_END {NULL, CONF_STRING, 0, NULL, 0, 0, NULL}
+
+/* Reset every entry of `target` to its default. Strings are owned by target. */
+__attribute__((warn_unused_result)) int conf_defaults(const conf_entry_t *table, void *target);
+/*
+ * Set one entry from text. On error returns -1 and writes a sentence naming
+ * the key and what was wrong into err.
+ */
+__attribute__((warn_unused_result)) int conf_set(const conf_entry_t *table, void *target,
+                                                 const char *name, const char *value, char *err,
+                                                 size_t errlen);
+/* Apply "key=value" (as given to --set). */
+__attribute__((warn_unused_result)) int conf_set_pair(const conf_entry_t *table, void *target,
+                                                      const char *pair, char *err, size_t errlen);
+/*
+ * Parse a whole file's text: "key = value" lines, '#' comments, blank lines;
+ * values may be double-quoted. `origin` names the source in error messages.
+ */
+__attribute__((warn_unused_result)) int conf_parse(const conf_entry_t *table, void *target,
+                                                   const char *text, const char *origin, char *err,
+                                                   size_t errlen);
+__attribute__((warn_unused_result)) int conf_load_file(const conf_entry_t *table, void *target,
+                                                       const char *path, char *err, size_t errlen);
+/* Write the effective configuration in the file syntax; secrets are not special-cased. */
+void conf_dump(const conf_entry_t *table, const void *target, FILE *out);
+/* Print one line per entry: name, default and help, for --help. */
+void conf_print_help(const conf_entry_t *table, FILE *out);
+void conf_free(const conf_entry_t *table, void *target);
+
+#endif

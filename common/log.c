@@ -1,0 +1,52 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static log_level_t log_min_level = LOG_INFO;
+static const char *const log_level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+void log_set_level(log_level_t level)
+{
+    log_min_level = level;
+}
+
+int log_level_parse(const char *name)
+{
+    static const char *const lower[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, lower[i]) == 0)
+            return i;
+    return -1;
+}
+
+/*
+ * The whole line is formatted first and written with one fprintf so lines
+ * from the loop and from worker threads never interleave mid-line.
+ */
+void log_msg(log_level_t level, uint64_t conn_id, const char *fmt, ...)
+{
+    if (level < log_min_level)
+        return;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    char who[32];
+    if (conn_id)
+        snprintf(who, sizeof(who), "c%llu", (unsigned long long)conn_id);
+    else
+        snprintf(who, sizeof(who), "-");
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s.%03ldZ %-5s [%s] %s\n", when, (long)(tv.tv_usec / 1000),
+            log_level_names[level], who, text);
+}

@@ -1,0 +1,268 @@
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+/* Format the oldest queued OpenSSL error (or `fallback`) and clear the queue. */
+static void tls_format_error(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    if (e) {
+        char reason[200];
+        ERR_error_string_n(e, reason, sizeof(reason));
+        snprintf(err, errlen, "%s: %s", what, reason);
+    } else {
+        snprintf(err, errlen, "%s", what);
+    }
+    ERR_clear_error();
+}
+
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const char *client_ca,
+                            bool require_client_cert, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        tls_format_error(err, errlen, "cannot create TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot load server certificate %s", cert_file);
+        tls_format_error(err, errlen, what);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot load server key %s", key_file);
+        tls_format_error(err, errlen, what);
+        goto fail;
+    }
+    if (client_ca && *client_ca) {
+        if (SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1) {
+            char what[300];
+            snprintf(what, sizeof(what), "cannot load client CA %s", client_ca);
+            tls_format_error(err, errlen, what);
+            goto fail;
+        }
+        int mode = SSL_VERIFY_PEER;
+        if (require_client_cert)
+            mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        SSL_CTX_set_verify(ctx, mode, NULL);
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
+                            char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        tls_format_error(err, errlen, "cannot create TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (ca_file == NULL || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot load CA file %s", ca_file ? ca_file : "(none)");
+        tls_format_error(err, errlen, what);
+        goto fail;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cert_file && *cert_file) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, key_file ? key_file : cert_file, SSL_FILETYPE_PEM) !=
+                1) {
+            char what[300];
+            snprintf(what, sizeof(what), "cannot load client certificate %s", cert_file);
+            tls_format_error(err, errlen, what);
+            goto fail;
+        }
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int tlsio_init(tlsio_t *t, SSL_CTX *ctx, bool server, const char *verify_host)
+{
+    memset(t, 0, sizeof(*t));
+    t->ssl = SSL_new(ctx);
+    t->net_in = BIO_new(BIO_s_mem());
+    t->net_out = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->net_in || !t->net_out) {
+        SSL_free(t->ssl);
+        BIO_free(t->net_in);
+        BIO_free(t->net_out);
+        memset(t, 0, sizeof(*t));
+        return -1;
+    }
+    /* An empty memory BIO means "try again later", not end of file. */
+    BIO_set_mem_eof_return(t->net_in, -1);
+    BIO_set_mem_eof_return(t->net_out, -1);
+    SSL_set_bio(t->ssl, t->net_in, t->net_out);
+    if (server) {
+        SSL_set_accept_state(t->ssl);
+    } else {
+        SSL_set_connect_state(t->ssl);
+        if (verify_host && *verify_host) {
+            /* An address is checked against IP SANs; a name also goes in SNI. */
+            unsigned char ip[16];
+            bool is_ip = inet_pton(AF_INET, verify_host, ip) == 1 ||
+                         inet_pton(AF_INET6, verify_host, ip) == 1;
+            int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), verify_host)
+                           : SSL_set1_host(t->ssl, verify_host);
+            if (!is_ip)
+                SSL_set_tlsext_host_name(t->ssl, verify_host);
+            if (ok != 1) {
+                tlsio_free(t);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+void tlsio_free(tlsio_t *t)
+{
+    if (t->ssl)
+        SSL_free(t->ssl); /* frees both BIOs too */
+    memset(t, 0, sizeof(*t));
+}
+
+int tlsio_feed(tlsio_t *t, const void *data, size_t len)
+{
+    while (len > 0) {
+        int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
+        int n = BIO_write(t->net_in, data, chunk);
+        if (n <= 0)
+            return -1;
+        data = (const char *)data + n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Map an SSL_* return value to our result, recording a readable error. */
+static tlsio_result_t tlsio_classify(tlsio_t *t, int rc, const char *what)
+{
+    int e = SSL_get_error(t->ssl, rc);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        return TLSIO_WANT;
+    case SSL_ERROR_ZERO_RETURN:
+        return TLSIO_CLOSED;
+    default: {
+        long vr = SSL_get_verify_result(t->ssl);
+        if (vr != X509_V_OK) {
+            snprintf(t->error, sizeof(t->error), "%s: certificate verification failed: %s", what,
+                     X509_verify_cert_error_string(vr));
+            ERR_clear_error();
+        } else {
+            tls_format_error(t->error, sizeof(t->error), what);
+        }
+        return TLSIO_ERROR;
+    }
+    }
+}
+
+tlsio_result_t tlsio_handshake(tlsio_t *t)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(t->ssl);
+    if (rc == 1)
+        return TLSIO_OK;
+    return tlsio_classify(t, rc, "TLS handshake failed");
+}
+
+bool tlsio_handshake_done(const tlsio_t *t)
+{
+    return SSL_is_init_finished(t->ssl);
+}
+
+tlsio_result_t tlsio_read(tlsio_t *t, void *out, size_t cap, size_t *got)
+{
+    ERR_clear_error();
+    size_t n = 0;
+    int rc = SSL_read_ex(t->ssl, out, cap, &n);
+    if (rc == 1) {
+        *got = n;
+        return TLSIO_OK;
+    }
+    *got = 0;
+    return tlsio_classify(t, rc, "TLS read failed");
+}
+
+tlsio_result_t tlsio_write(tlsio_t *t, const void *data, size_t len)
+{
+    ERR_clear_error();
+    size_t done = 0;
+    while (done < len) {
+        size_t n = 0;
+        int rc = SSL_write_ex(t->ssl, (const char *)data + done, len - done, &n);
+        if (rc != 1)
+            return tlsio_classify(t, rc, "TLS write failed");
+        done += n;
+    }
+    return TLSIO_OK;
+}
+
+void tlsio_shutdown(tlsio_t *t)
+{
+    ERR_clear_error();
+    if (SSL_is_init_finished(t->ssl))
+        (void)SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+int tlsio_take_output(tlsio_t *t, struct buf *out)
+{
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(t->net_out)) > 0) {
+        if (buf_reserve(out, pending) != 0)
+            return -1;
+        int n = BIO_read(t->net_out, out->data + out->len, (int)pending);
+        if (n <= 0)
+            break;
+        out->len += (size_t)n;
+    }
+    return 0;
+}
+
+const char *tlsio_error(const tlsio_t *t)
+{
+    return t->error[0] ? t->error : "TLS failure";
+}
+
+const char *tlsio_version(const tlsio_t *t)
+{
+    return SSL_get_version(t->ssl);
+}
+
+bool tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen)
+{
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    if (cert == NULL)
+        return false;
+    bool ok = false;
+    if (SSL_get_verify_result(t->ssl) == X509_V_OK) {
+        X509_NAME *name = X509_get_subject_name(cert);
+        ok = X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)outlen) > 0;
+    }
+    X509_free(cert);
+    return ok;
+}

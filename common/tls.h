@@ -1,0 +1,71 @@
+/*
+ * tls: OpenSSL contexts and a memory-BIO TLS engine.
+ *
+ * The engine never touches a socket. Ciphertext read from the network is fed
+ * in with tlsio_feed(); plaintext comes out of tlsio_read(); plaintext to send
+ * goes in with tlsio_write() and the ciphertext to put on the wire is taken
+ * with tlsio_take_output(). This lets a libuv stream drive TLS without any
+ * blocking call (see common/channel.c).
+ */
+#ifndef CARREL_TLS_H
+#define CARREL_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "buf.h"
+
+typedef enum {
+    TLSIO_OK = 0,   /* done / data returned */
+    TLSIO_WANT,     /* needs more input from the peer */
+    TLSIO_CLOSED,   /* the peer sent close_notify */
+    TLSIO_ERROR,    /* protocol or certificate failure; see tlsio_error() */
+} tlsio_result_t;
+
+typedef struct tlsio {
+    SSL *ssl;
+    BIO *net_in;  /* we write ciphertext from the network here; SSL reads it */
+    BIO *net_out; /* SSL writes ciphertext here; we drain it to the network */
+    char error[256];
+} tlsio_t;
+
+/*
+ * A server context: TLS 1.2 minimum, the certificate chain and key from PEM
+ * files. When client_ca is set, client certificates are requested and checked
+ * against it; require_client_cert makes them mandatory.
+ * Returns NULL and a sentence in err on failure.
+ */
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const char *client_ca,
+                            bool require_client_cert, char *err, size_t errlen);
+/*
+ * A client context that verifies the server against ca_file (and the host
+ * name given to tlsio_init). cert/key may be NULL; when set they are offered
+ * as the workstation's client certificate.
+ */
+SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
+                            char *err, size_t errlen);
+
+__attribute__((warn_unused_result)) int tlsio_init(tlsio_t *t, SSL_CTX *ctx, bool server,
+                                                   const char *verify_host);
+void tlsio_free(tlsio_t *t);
+__attribute__((warn_unused_result)) int tlsio_feed(tlsio_t *t, const void *data, size_t len);
+/* Advance the handshake. TLSIO_OK once it is complete. */
+tlsio_result_t tlsio_handshake(tlsio_t *t);
+bool tlsio_handshake_done(const tlsio_t *t);
+/* Read decrypted bytes; TLSIO_WANT when none are buffered. */
+tlsio_result_t tlsio_read(tlsio_t *t, void *out, size_t cap, size_t *got);
+/* Encrypt plaintext into the output BIO. */
+tlsio_result_t tlsio_write(tlsio_t *t, const void *data, size_t len);
+/* Start a clean shutdown: queue our close_notify. */
+void tlsio_shutdown(tlsio_t *t);
+/* Move all pending ciphertext to `out`. Returns 0, or -1 when out of memory. */
+__attribute__((warn_unused_result)) int tlsio_take_output(tlsio_t *t, struct buf *out);
+const char *tlsio_error(const tlsio_t *t);
+/* The negotiated protocol, e.g. "TLSv1.3". */
+const char *tlsio_version(const tlsio_t *t);
+/* The common name of the verified peer certificate, or false when there is none. */
+bool tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen);
+
+#endif

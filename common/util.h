@@ -1,0 +1,29 @@
+/*
+ * util: small helpers both programs use: clocks, ids, strings.
+ */
+#ifndef CARREL_UTIL_H
+#define CARREL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock milliseconds since the Unix epoch. */
+int64_t util_now_ms(void);
+/* Monotonic nanoseconds, for measuring durations. */
+uint64_t util_mono_ns(void);
+/* A random (version 4) UUID in canonical text form; out must hold 37 bytes. */
+__attribute__((warn_unused_result)) int util_uuid4(char out[37]);
+/* True when s is a canonical UUID (8-4-4-4-12 hex digits). */
+bool util_is_uuid(const char *s);
+/* strdup that aborts on out-of-memory: for small internal strings only. */
+char *util_xstrdup(const char *s);
+void *util_xcalloc(size_t n, size_t size);
+/* Copy at most outlen-1 bytes and terminate. */
+void util_strlcpy(char *out, const char *in, size_t outlen);
+/* Read a whole small file (passwords, keys). Returns malloc'd text, or NULL with errno set. */
+char *util_read_file(const char *path, size_t max_bytes);
+/* Remove trailing newline characters in place. */
+void util_chomp(char *s);
+
+#endif

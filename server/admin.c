@@ -1,0 +1,507 @@
+/*
+ * admin: branches, staff accounts and workstations.
+ *
+ * Branch managers manage clerks and librarians of their own branch and
+ * register workstations there; administrators manage everything. The checks
+ * are in perm.c; the changes and their audit rows are SQL functions in
+ * sql/001_foundation.sql, so each is one transaction.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "log.h"
+#include "pgtext.h"
+
+static const db_stmt_t stmt_branch_list = {
+    "admin_branch_list",
+    "SELECT b.id, b.code, b.name, b.address, b.phone,"
+    "       coalesce(string_agg(format('%s %s-%s',"
+    "           (ARRAY['Mon','Tue','Wed','Thu','Fri','Sat','Sun'])[h.weekday],"
+    "           to_char(h.opens, 'HH24:MI'), to_char(h.closes, 'HH24:MI')), '; '"
+    "           ORDER BY h.weekday), '')"
+    "  FROM branch b LEFT JOIN branch_hours h ON h.branch_id = b.id"
+    " GROUP BY b.id ORDER BY b.code",
+};
+
+static const db_stmt_t stmt_staff_add = {
+    "admin_staff_add",
+    "SELECT id, username, display_name, role::text, branch_codes, disabled"
+    "  FROM staff_add($1, $2, $3, $4, $5::staff_role, $6::text[], $7)",
+};
+
+static const db_stmt_t stmt_staff_list = {
+    "admin_staff_list",
+    "SELECT s.id, s.username, s.display_name, s.role::text, staff_branch_codes(s.id), s.disabled"
+    "  FROM staff s"
+    " WHERE $1::int IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb"
+    "                                   WHERE sb.staff_id = s.id AND sb.branch_id = $1)"
+    " ORDER BY s.username",
+};
+
+static const db_stmt_t stmt_staff_target = {
+    "admin_staff_target",
+    "SELECT s.id, s.role::text, coalesce(array_agg(sb.branch_id), '{}')"
+    "  FROM staff s LEFT JOIN staff_branch sb ON sb.staff_id = s.id"
+    " WHERE s.username = $1 GROUP BY s.id",
+};
+
+static const db_stmt_t stmt_staff_set_password = {
+    "admin_staff_set_password",
+    "SELECT staff_set_password($1, $2, $3, $4)",
+};
+
+static const db_stmt_t stmt_staff_set_disabled = {
+    "admin_staff_set_disabled",
+    "SELECT staff_set_disabled($1, $2, $3, $4)",
+};
+
+static const db_stmt_t stmt_workstation_add = {
+    "admin_workstation_add",
+    "SELECT id, name, branch_code FROM workstation_add($1, $2, $3, $4)",
+};
+
+static const db_stmt_t stmt_workstation_list = {
+    "admin_workstation_list",
+    "SELECT w.id, w.name, b.code FROM workstation w JOIN branch b ON b.id = w.branch_id"
+    " WHERE $1::int IS NULL OR w.branch_id = $1 ORDER BY b.code, w.name",
+};
+
+void admin_register_statements(void)
+{
+    db_stmt_register(&stmt_branch_list);
+    db_stmt_register(&stmt_staff_add);
+    db_stmt_register(&stmt_staff_list);
+    db_stmt_register(&stmt_staff_target);
+    db_stmt_register(&stmt_staff_set_password);
+    db_stmt_register(&stmt_staff_set_disabled);
+    db_stmt_register(&stmt_workstation_add);
+    db_stmt_register(&stmt_workstation_list);
+}
+
+/* The session's staff id and workstation id as statement parameters. */
+static void admin_actor(request_t *req, const char **staff, const char **workstation)
+{
+    const session_t *s = request_session(req);
+    *staff = pgtext_int(&req->arena, s->staff_id);
+    *workstation = pgtext_int(&req->arena, s->workstation_id);
+}
+
+/* NULL (all branches) for system-wide roles, else the session's branch id. */
+static const char *admin_branch_filter(request_t *req)
+{
+    const session_t *s = request_session(req);
+    return perm_role_is_branch_bound(s->role) ? pgtext_int(&req->arena, s->branch_id) : NULL;
+}
+
+static bool admin_fail_perm(request_t *req, perm_result_t r, perm_action_t action)
+{
+    if (r == PERM_OK)
+        return false;
+    char why[200];
+    perm_explain(r, action, request_session(req)->role, why, sizeof(why));
+    if (r == PERM_DENIED_ROLE && action == PERM_STAFF_MANAGE)
+        snprintf(why, sizeof(why), "A %s may manage only clerks and librarians.",
+                 role_label(request_session(req)->role));
+    log_info(req->conn->id, "forbidden: %s tried %s", request_session(req)->username,
+             req->route->name);
+    request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, r == PERM_DENIED_BRANCH ? "branch" : "role",
+                 "%s", why);
+    return true;
+}
+
+/* Branch ids the session knows: its own branch code maps to its id, others to -1. */
+static int admin_code_to_branch(request_t *req, const char *code)
+{
+    const session_t *s = request_session(req);
+    return strcmp(code, s->branch_code) == 0 ? s->branch_id : -1;
+}
+
+static bool admin_valid_branch_code(const char *code)
+{
+    size_t n = code ? strlen(code) : 0;
+    if (n < 2 || n > 8 || !isupper((unsigned char)code[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isupper((unsigned char)code[i]) && !isdigit((unsigned char)code[i]))
+            return false;
+    return true;
+}
+
+static bool admin_valid_password(request_t *req, const char *password)
+{
+    size_t n = password ? strlen(password) : 0;
+    if (n < 10 || n > 1024) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:password",
+                     "A password must be 10 to 1024 characters long.");
+        return false;
+    }
+    return true;
+}
+
+static Carrel__Staff *admin_staff_from_row(request_t *req, const PGresult *res, int row)
+{
+    arena_t *a = &req->arena;
+    Carrel__Staff *s = arena_new(a, Carrel__Staff, 1);
+    carrel__staff__init(s);
+    s->has_id = 1;
+    s->id = db_int64(res, row, 0);
+    s->username = arena_strdup(a, db_text(res, row, 1));
+    s->display_name = arena_strdup(a, db_text(res, row, 2));
+    s->has_role = 1;
+    s->role = role_from_name(db_text(res, row, 3));
+    s->branch_codes = pgtext_array_parse(a, db_text(res, row, 4), &s->n_branch_codes);
+    s->has_disabled = 1;
+    s->disabled = db_bool(res, row, 5);
+    return s;
+}
+
+/* ---- branches ---- */
+
+static void branch_list_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    arena_t *a = &req->arena;
+    int n = PQntuples(r->res);
+    Carrel__BranchListReply *reply = arena_new(a, Carrel__BranchListReply, 1);
+    carrel__branch_list_reply__init(reply);
+    reply->branches = arena_new(a, Carrel__Branch *, n);
+    for (int i = 0; i < n; i++) {
+        Carrel__Branch *b = arena_new(a, Carrel__Branch, 1);
+        carrel__branch__init(b);
+        b->has_id = 1;
+        b->id = db_int32(r->res, i, 0);
+        b->code = arena_strdup(a, db_text(r->res, i, 1));
+        b->name = arena_strdup(a, db_text(r->res, i, 2));
+        b->address = arena_strdup(a, db_text(r->res, i, 3));
+        b->phone = arena_strdup(a, db_text(r->res, i, 4));
+        b->open_hours = arena_strdup(a, db_text(r->res, i, 5));
+        reply->branches[reply->n_branches++] = b;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_BRANCHES;
+    req->resp.branches = reply;
+    request_ok(req);
+}
+
+void handle_branch_list(request_t *req)
+{
+    request_db(req, &stmt_branch_list, 0, NULL, branch_list_done);
+}
+
+/* ---- staff ---- */
+
+static void staff_reply_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_STAFF;
+    req->resp.staff = admin_staff_from_row(req, r->res, 0);
+    log_info(req->conn->id, "%s added staff account %s", request_session(req)->username,
+             req->resp.staff->username);
+    request_ok(req);
+}
+
+static void staff_add_hashed(int ok, const char *hash, void *arg)
+{
+    request_t *req = arg;
+    if (ok != 1) {
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot hash the password; see the server log.");
+        return;
+    }
+    Carrel__StaffAdd *m = req->msg->staff_add;
+    const char *actor, *ws;
+    admin_actor(req, &actor, &ws);
+    const char *values[7] = {
+        actor, ws, m->username, m->display_name, role_name(m->role),
+        pgtext_array_build(&req->arena, m->branch_codes, m->n_branch_codes),
+        hash,
+    };
+    request_db(req, &stmt_staff_add, 7, values, staff_reply_done);
+}
+
+static bool staff_valid_username(const char *u)
+{
+    size_t n = u ? strlen(u) : 0;
+    if (n < 2 || n > 32 || !islower((unsigned char)u[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!islower((unsigned char)u[i]) && !isdigit((unsigned char)u[i]) && !strchr("._-", u[i]))
+            return false;
+    return true;
+}
+
+void handle_staff_add(request_t *req)
+{
+    Carrel__StaffAdd *m = req->msg->staff_add;
+    if (!staff_valid_username(m->username)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:username",
+                     "A user name is 2-32 characters: lower-case letters, digits, '.', '_' or "
+                     "'-', starting with a letter.");
+        return;
+    }
+    if (m->display_name == NULL || m->display_name[0] == '\0' || strlen(m->display_name) > 100) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:display_name",
+                     "A display name of 1-100 characters is required.");
+        return;
+    }
+    if (!m->has_role || role_from_name(role_name(m->role)) == CARREL__ROLE__ROLE_UNSPECIFIED) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:role",
+                     "A role is required: clerk, librarian, branch_manager, coordinator or "
+                     "admin.");
+        return;
+    }
+    if (m->n_branch_codes == 0 || m->n_branch_codes > 16) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                     "A staff account needs one to sixteen branches.");
+        return;
+    }
+    int *branches = arena_new(&req->arena, int, m->n_branch_codes);
+    for (size_t i = 0; i < m->n_branch_codes; i++) {
+        if (!admin_valid_branch_code(m->branch_codes[i])) {
+            request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                         "'%s' is not a branch code.", m->branch_codes[i]);
+            return;
+        }
+        branches[i] = admin_code_to_branch(req, m->branch_codes[i]);
+    }
+    if (!admin_valid_password(req, m->password))
+        return;
+    perm_subject_t who = conn_subject(req->conn);
+    if (admin_fail_perm(req, perm_check_staff_target(&who, m->role, branches, m->n_branch_codes),
+                        PERM_STAFF_MANAGE))
+        return;
+    if (password_hash_async(req->srv->loop, &req->srv->password_params, m->password,
+                            staff_add_hashed, req) != 0)
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot hash the password right now.");
+}
+
+static void staff_list_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    int n = PQntuples(r->res);
+    Carrel__StaffListReply *reply = arena_new(&req->arena, Carrel__StaffListReply, 1);
+    carrel__staff_list_reply__init(reply);
+    reply->staff = arena_new(&req->arena, Carrel__Staff *, n);
+    for (int i = 0; i < n; i++)
+        reply->staff[reply->n_staff++] = admin_staff_from_row(req, r->res, i);
+    req->resp.body_case = CARREL__RESPONSE__BODY_STAFF_LIST;
+    req->resp.staff_list = reply;
+    request_ok(req);
+}
+
+void handle_staff_list(request_t *req)
+{
+    const char *values[1] = {admin_branch_filter(req)};
+    request_db(req, &stmt_staff_list, 1, values, staff_list_done);
+}
+
+/*
+ * Password and disable changes first read the target's role and branches so
+ * perm.c can decide; then they run the change.
+ */
+typedef struct staff_change {
+    const char *username;
+    bool set_password;
+    const char *password;
+    bool disabled;
+} staff_change_t;
+
+static void staff_change_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    staff_change_t *ch = req->state;
+    log_info(req->conn->id, "%s %s for %s", request_session(req)->username,
+             ch->set_password ? "set the password" : ch->disabled ? "disabled the account" :
+                                                                    "enabled the account",
+             ch->username);
+    request_ok(req);
+}
+
+static void staff_password_hashed(int ok, const char *hash, void *arg)
+{
+    request_t *req = arg;
+    if (ok != 1) {
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot hash the password; see the server log.");
+        return;
+    }
+    staff_change_t *ch = req->state;
+    const char *actor, *ws;
+    admin_actor(req, &actor, &ws);
+    const char *values[4] = {actor, ws, ch->username, hash};
+    request_db(req, &stmt_staff_set_password, 4, values, staff_change_done);
+}
+
+static void staff_target_loaded(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    staff_change_t *ch = req->state;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    if (PQntuples(r->res) == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "staff",
+                     "There is no staff account %s.", ch->username);
+        return;
+    }
+    const session_t *s = request_session(req);
+    bool self = db_int64(r->res, 0, 0) == s->staff_id;
+    if (self && !ch->set_password) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "self",
+                     "You cannot disable your own account.");
+        return;
+    }
+    if (!self) {
+        size_t n = 0;
+        char **ids = pgtext_array_parse(&req->arena, db_text(r->res, 0, 2), &n);
+        int *branches = arena_new(&req->arena, int, n + 1);
+        for (size_t i = 0; i < n; i++)
+            branches[i] = ids[i] ? atoi(ids[i]) : -1;
+        perm_subject_t who = conn_subject(req->conn);
+        role_t target = role_from_name(db_text(r->res, 0, 1));
+        if (admin_fail_perm(req, perm_check_staff_target(&who, target, branches, n),
+                            PERM_STAFF_MANAGE))
+            return;
+    }
+    if (ch->set_password) {
+        if (password_hash_async(req->srv->loop, &req->srv->password_params, ch->password,
+                                staff_password_hashed, req) != 0)
+            request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                         "Cannot hash the password right now.");
+        return;
+    }
+    const char *actor, *ws;
+    admin_actor(req, &actor, &ws);
+    const char *values[4] = {actor, ws, ch->username, ch->disabled ? "true" : "false"};
+    request_db(req, &stmt_staff_set_disabled, 4, values, staff_change_done);
+}
+
+static void staff_change_start(request_t *req, staff_change_t *ch)
+{
+    if (ch->username == NULL || ch->username[0] == '\0') {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:username",
+                     "Name the staff account.");
+        return;
+    }
+    req->state = ch;
+    const char *values[1] = {ch->username};
+    request_db(req, &stmt_staff_target, 1, values, staff_target_loaded);
+}
+
+void handle_staff_set_password(request_t *req)
+{
+    Carrel__StaffSetPassword *m = req->msg->staff_set_password;
+    if (!admin_valid_password(req, m->password))
+        return;
+    staff_change_t *ch = arena_new(&req->arena, staff_change_t, 1);
+    ch->username = m->username;
+    ch->set_password = true;
+    ch->password = m->password;
+    staff_change_start(req, ch);
+}
+
+void handle_staff_set_disabled(request_t *req)
+{
+    Carrel__StaffSetDisabled *m = req->msg->staff_set_disabled;
+    staff_change_t *ch = arena_new(&req->arena, staff_change_t, 1);
+    ch->username = m->username;
+    ch->disabled = m->has_disabled ? m->disabled : true;
+    staff_change_start(req, ch);
+}
+
+/* ---- workstations ---- */
+
+static Carrel__Workstation *admin_workstation_from_row(request_t *req, const PGresult *res,
+                                                       int row)
+{
+    arena_t *a = &req->arena;
+    Carrel__Workstation *w = arena_new(a, Carrel__Workstation, 1);
+    carrel__workstation__init(w);
+    w->has_id = 1;
+    w->id = db_int64(res, row, 0);
+    w->name = arena_strdup(a, db_text(res, row, 1));
+    w->branch_code = arena_strdup(a, db_text(res, row, 2));
+    return w;
+}
+
+static void workstation_add_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_WORKSTATION;
+    req->resp.workstation = admin_workstation_from_row(req, r->res, 0);
+    log_info(req->conn->id, "%s registered workstation %s at %s", request_session(req)->username,
+             req->resp.workstation->name, req->resp.workstation->branch_code);
+    request_ok(req);
+}
+
+void handle_workstation_add(request_t *req)
+{
+    Carrel__WorkstationAdd *m = req->msg->workstation_add;
+    if (m->name == NULL || strlen(m->name) < 2 || strlen(m->name) > 63) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:name",
+                     "A workstation name of 2-63 characters is required.");
+        return;
+    }
+    if (!admin_valid_branch_code(m->branch_code)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                     "A branch code is required.");
+        return;
+    }
+    perm_subject_t who = conn_subject(req->conn);
+    int target = admin_code_to_branch(req, m->branch_code);
+    if (admin_fail_perm(req, perm_check(&who, PERM_WORKSTATION_MANAGE, target),
+                        PERM_WORKSTATION_MANAGE))
+        return;
+    const char *actor, *ws;
+    admin_actor(req, &actor, &ws);
+    const char *values[4] = {actor, ws, m->name, m->branch_code};
+    request_db(req, &stmt_workstation_add, 4, values, workstation_add_done);
+}
+
+static void workstation_list_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    int n = PQntuples(r->res);
+    Carrel__WorkstationListReply *reply =
+        arena_new(&req->arena, Carrel__WorkstationListReply, 1);
+    carrel__workstation_list_reply__init(reply);
+    reply->workstations = arena_new(&req->arena, Carrel__Workstation *, n);
+    for (int i = 0; i < n; i++)
+        reply->workstations[reply->n_workstations++] = admin_workstation_from_row(req, r->res, i);
+    req->resp.body_case = CARREL__RESPONSE__BODY_WORKSTATIONS;
+    req->resp.workstations = reply;
+    request_ok(req);
+}
+
+void handle_workstation_list(request_t *req)
+{
+    const char *values[1] = {admin_branch_filter(req)};
+    request_db(req, &stmt_workstation_list, 1, values, workstation_list_done);
+}

@@ -1,0 +1,183 @@
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "request.h"
+#include "server.h"
+
+static void conn_on_open(channel_t *ch);
+static void conn_on_frame(channel_t *ch, const uint8_t *payload, size_t len);
+static void conn_on_frame_too_large(channel_t *ch, uint32_t declared);
+static void conn_on_close(channel_t *ch, const char *reason);
+
+static const channel_ops_t conn_channel_ops = {
+    .on_open = conn_on_open,
+    .on_frame = conn_on_frame,
+    .on_frame_too_large = conn_on_frame_too_large,
+    .on_close = conn_on_close,
+};
+
+void conn_ref(conn_t *c)
+{
+    c->refs++;
+}
+
+void conn_unref(conn_t *c)
+{
+    if (--c->refs == 0)
+        free(c);
+}
+
+static void conn_timer_closed(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
+static void conn_idle_cb(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    if (c->inflight > 0) {
+        uv_timer_again(t);
+        return;
+    }
+    log_info(c->id, "closing idle connection (%s)", c->peer);
+    conn_close_after_flush(c, "idle timeout");
+}
+
+void conn_accept(server_t *srv)
+{
+    conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        log_error(0, "out of memory accepting a connection");
+        return;
+    }
+    c->srv = srv;
+    c->id = ++srv->next_conn_id;
+    c->refs = 2; /* the channel and the idle timer each hold one */
+    uv_timer_init(srv->loop, &c->idle_timer);
+    c->idle_timer.data = c;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+
+    int rc = channel_accept(&c->ch, srv->loop, (uv_stream_t *)&srv->listener, srv->tls,
+                            &conn_channel_ops, (size_t)srv->cfg.max_frame_bytes_login,
+                            (size_t)srv->cfg.write_high_water, c);
+    if (rc < 0) {
+        log_warn(c->id, "accept failed: %s", uv_strerror(rc));
+        if (!c->ch.tcp_ready)
+            conn_on_close(&c->ch, "accept failed"); /* no handle to close: clean up now */
+        return; /* otherwise the channel is closing and conn_on_close will run */
+    }
+    channel_peer_name(&c->ch, c->peer, sizeof(c->peer));
+    if (srv->nconns > srv->cfg.max_connections) {
+        log_warn(c->id, "refusing %s: %d connections is the limit", c->peer,
+                 (int)srv->cfg.max_connections);
+        channel_close(&c->ch, "connection limit reached");
+        return;
+    }
+    uint64_t idle_ms = (uint64_t)srv->cfg.idle_timeout_s * 1000;
+    uv_timer_start(&c->idle_timer, conn_idle_cb, idle_ms, idle_ms);
+    log_debug(c->id, "accepted %s", c->peer);
+}
+
+static void conn_on_open(channel_t *ch)
+{
+    conn_t *c = ch->data;
+    if (tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn)))
+        log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer,
+                 tlsio_version(&ch->tls), c->cert_cn);
+    else
+        log_info(c->id, "TLS from %s (%s)", c->peer, tlsio_version(&ch->tls));
+}
+
+static void conn_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
+{
+    conn_t *c = ch->data;
+    uv_timer_again(&c->idle_timer);
+    request_start(c, payload, len);
+}
+
+static void conn_on_frame_too_large(channel_t *ch, uint32_t declared)
+{
+    conn_t *c = ch->data;
+    char msg[160];
+    snprintf(msg, sizeof(msg), "A frame of %u bytes exceeds the limit of %zu bytes.", declared,
+             ch->frames.max_frame);
+    log_warn(c->id, "%s: %s Closing.", c->peer, msg);
+    Carrel__Response r = CARREL__RESPONSE__INIT;
+    r.has_id = 1;
+    r.id = 0;
+    r.has_status = 1;
+    r.status = CARREL__STATUS__STATUS_FRAME_TOO_LARGE;
+    r.message = msg;
+    r.reason = "frame_too_large";
+    if (channel_send(ch, &r.base) != 0) /* best effort: we close either way */
+        log_debug(c->id, "could not tell the peer before closing");
+}
+
+static void conn_on_close(channel_t *ch, const char *reason)
+{
+    conn_t *c = ch->data;
+    server_t *srv = c->srv;
+    c->closed = true;
+    if (c->session.authenticated)
+        log_info(c->id, "closed (%s, user %s): %s", c->peer, c->session.username, reason);
+    else
+        log_info(c->id, "closed (%s): %s", c->peer, reason);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    uv_timer_stop(&c->idle_timer);
+    uv_close((uv_handle_t *)&c->idle_timer, conn_timer_closed);
+    server_conn_gone(srv, c);
+    conn_unref(c);
+}
+
+void conn_close(conn_t *c, const char *why)
+{
+    channel_close(&c->ch, why);
+}
+
+void conn_close_after_flush(conn_t *c, const char *why)
+{
+    channel_close_after_flush(&c->ch, why);
+}
+
+void conn_push_event(conn_t *c, Carrel__Event *event)
+{
+    if (c->closed)
+        return;
+    Carrel__Response r = CARREL__RESPONSE__INIT;
+    r.has_id = 1;
+    r.id = 0;
+    r.has_status = 1;
+    r.status = CARREL__STATUS__STATUS_OK;
+    r.body_case = CARREL__RESPONSE__BODY_EVENT;
+    r.event = event;
+    if (channel_send(&c->ch, &r.base) != 0)
+        log_debug(c->id, "event dropped: connection closing");
+}
+
+void conn_drain(conn_t *c)
+{
+    if (c->closed)
+        return;
+    channel_pause(&c->ch);
+    if (c->inflight == 0)
+        conn_close_after_flush(c, "server shutting down");
+}
+
+perm_subject_t conn_subject(const conn_t *c)
+{
+    perm_subject_t s = {.role = c->session.role, .branch_id = c->session.branch_id};
+    return s;
+}

@@ -1,0 +1,66 @@
+/*
+ * conn: one client connection of the daemon: the TLS channel, the session
+ * it has logged in to, its in-flight requests and its idle timer.
+ *
+ * A conn is freed only when its channel and timer are closed and no request
+ * still refers to it (refs == 0), so a database answer arriving after the
+ * client vanished finds a valid, closed conn and is dropped.
+ */
+#ifndef CARREL_CONN_H
+#define CARREL_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "carrel.pb-c.h"
+#include "channel.h"
+#include "perm.h"
+
+typedef struct server server_t;
+
+typedef struct session {
+    bool hello_done;
+    bool login_pending;
+    bool authenticated;
+    int64_t staff_id;
+    char username[40];
+    char display_name[104];
+    role_t role;
+    int branch_id;
+    char branch_code[16];
+    char branch_name[104];
+    int64_t workstation_id;
+    char workstation[72];
+    char branch_codes[128]; /* assigned branches, comma-separated */
+} session_t;
+
+typedef struct conn {
+    channel_t ch;
+    server_t *srv;
+    uint64_t id;
+    uv_timer_t idle_timer;
+    session_t session;
+    int inflight;
+    int refs;
+    bool closed;
+    bool subscribed; /* wants pushed events for its branch */
+    char peer[64];
+    char cert_cn[128]; /* the verified client certificate's CN, or "" */
+    struct conn *prev, *next;
+} conn_t;
+
+/* Accept one pending connection from the listener. */
+void conn_accept(server_t *srv);
+void conn_ref(conn_t *c);
+void conn_unref(conn_t *c);
+/* Close at once (e.g. idle, forced shutdown). */
+void conn_close(conn_t *c, const char *why);
+/* Send what is queued, then close. */
+void conn_close_after_flush(conn_t *c, const char *why);
+/* Push an event frame (Response with id 0) to this connection. */
+void conn_push_event(conn_t *c, Carrel__Event *event);
+/* Stop reading new requests (shutdown); close once nothing is in flight. */
+void conn_drain(conn_t *c);
+perm_subject_t conn_subject(const conn_t *c);
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * db: a pool of asynchronous PostgreSQL connections driven by the loop.
+ *
+ * Every connection runs in libpq's nonblocking mode with a uv_poll on its
+ * socket; no call here ever waits for the server. Statements are registered
+ * once at start (db_stmt_register) and prepared on every new connection, so a
+ * request costs one round trip: Bind/Execute of a prepared statement, which
+ * is one implicit transaction unless the statement says otherwise.
+ *
+ * While no connection is up, db_exec() fails at once (the caller answers
+ * "unavailable"); a timer keeps reconnecting, and service resumes by itself.
+ * A statement that fails with a serialization failure or deadlock is retried
+ * up to retry_limit times before its error is reported.
+ */
+#ifndef CARREL_DB_H
+#define CARREL_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+typedef enum {
+    DB_OK = 0,
+    DB_QUERY_ERROR, /* the server reported an error; sqlstate/message say which */
+    DB_UNAVAILABLE, /* the connection broke before an answer arrived */
+} db_status_t;
+
+typedef struct db_result {
+    db_status_t status;
+    const PGresult *res; /* DB_OK: the statement's result, valid during the callback */
+    const char *sqlstate;
+    const char *message;
+    const char *detail;
+    const char *hint;
+} db_result_t;
+
+typedef void (*db_done_cb)(const db_result_t *r, void *arg);
+
+typedef struct db_stmt {
+    const char *name;
+    const char *sql;
+} db_stmt_t;
+
+typedef struct db_pool db_pool_t;
+
+/* Exec errors (no callback will be made): */
+#define DB_EXEC_UNAVAILABLE (-1) /* no connection to the database */
+#define DB_EXEC_OVERLOADED  (-2) /* the wait queue is full */
+#define DB_EXEC_CLOSING     (-3) /* the pool is shutting down */
+
+/* Register a statement to prepare on every connection. Call before db_pool_start. */
+void db_stmt_register(const db_stmt_t *stmt);
+
+db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_queue,
+                       int reconnect_ms, int retry_limit);
+void db_pool_start(db_pool_t *pool);
+/* True when at least one connection is ready or busy. */
+bool db_pool_available(const db_pool_t *pool);
+/*
+ * Queue a prepared statement. values[i] NULL means SQL NULL; lengths/formats
+ * may be NULL (all text). Parameters are copied. Returns 0 and later calls
+ * cb exactly once, or returns a DB_EXEC_* error and never calls cb.
+ */
+__attribute__((warn_unused_result)) int db_exec(db_pool_t *pool, const db_stmt_t *stmt,
+                                                int nparams, const char *const *values,
+                                                const int *lengths, const int *formats,
+                                                db_done_cb cb, void *arg);
+/*
+ * Close every connection; queued statements fail with DB_UNAVAILABLE.
+ * on_closed runs once all handles are closed and the pool is freed.
+ */
+void db_pool_close(db_pool_t *pool, void (*on_closed)(void *), void *arg);
+
+/* Result accessors: row r, column c of a DB_OK result. */
+const char *db_text(const PGresult *res, int r, int c); /* "" for NULL */
+bool db_null(const PGresult *res, int r, int c);
+int64_t db_int64(const PGresult *res, int r, int c);
+int32_t db_int32(const PGresult *res, int r, int c);
+bool db_bool(const PGresult *res, int r, int c);
+double db_double(const PGresult *res, int r, int c);
+
+#endif

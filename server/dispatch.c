@@ -1,0 +1,40 @@
+/*
+ * dispatch: the route table. One line per request type: its handler, whether
+ * it may run before login, whether it changes data, and the permission
+ * checked before the handler runs (handlers check branch-specific targets
+ * themselves).
+ */
+#include "handlers.h"
+
+#define R(body, name, fn, flags, perm) {CARREL__REQUEST__BODY_##body, name, fn, flags, perm}
+
+static const route_t routes[] = {
+    R(HELLO, "hello", handle_hello, ROUTE_BEFORE_LOGIN, -1),
+    R(LOGIN, "login", handle_login, ROUTE_BEFORE_LOGIN, -1),
+    R(LOGOUT, "logout", handle_logout, ROUTE_BEFORE_LOGIN, -1),
+    R(PING, "ping", handle_ping, ROUTE_BEFORE_LOGIN, -1),
+    R(WHOAMI, "whoami", handle_whoami, 0, -1),
+    R(BRANCH_LIST, "branch_list", handle_branch_list, 0, PERM_BRANCH_READ),
+    R(STAFF_ADD, "staff_add", handle_staff_add, ROUTE_MUTATING, PERM_STAFF_MANAGE),
+    R(STAFF_LIST, "staff_list", handle_staff_list, 0, PERM_STAFF_READ),
+    R(STAFF_SET_PASSWORD, "staff_set_password", handle_staff_set_password, ROUTE_MUTATING, -1),
+    R(STAFF_SET_DISABLED, "staff_set_disabled", handle_staff_set_disabled, ROUTE_MUTATING,
+      PERM_STAFF_MANAGE),
+    R(WORKSTATION_ADD, "workstation_add", handle_workstation_add, ROUTE_MUTATING,
+      PERM_WORKSTATION_MANAGE),
+    R(WORKSTATION_LIST, "workstation_list", handle_workstation_list, 0, PERM_WORKSTATION_READ),
+};
+
+const route_t *dispatch_find(Carrel__Request__BodyCase body)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (routes[i].body == body)
+            return &routes[i];
+    return NULL;
+}
+
+void dispatch_register_statements(void)
+{
+    auth_register_statements();
+    admin_register_statements();
+}

@@ -1,0 +1,28 @@
+/*
+ * handlers: every request handler and each module's statement registration.
+ * The route table in dispatch.c ties them to request types.
+ */
+#ifndef CARREL_HANDLERS_H
+#define CARREL_HANDLERS_H
+
+#include "request.h"
+
+/* auth.c: connection setup and identity */
+void auth_register_statements(void);
+void handle_hello(request_t *req);
+void handle_login(request_t *req);
+void handle_logout(request_t *req);
+void handle_ping(request_t *req);
+void handle_whoami(request_t *req);
+
+/* admin.c: branches, staff accounts, workstations */
+void admin_register_statements(void);
+void handle_branch_list(request_t *req);
+void handle_staff_add(request_t *req);
+void handle_staff_list(request_t *req);
+void handle_staff_set_password(request_t *req);
+void handle_staff_set_disabled(request_t *req);
+void handle_workstation_add(request_t *req);
+void handle_workstation_list(request_t *req);
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * carreld: the Carrel daemon. See `carreld --help` and docs/ARCHITECTURE.md.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "migrate.h"
+#include "password.h"
+#include "perm.h"
+#include "request.h"
+#include "server.h"
+#include "util.h"
+
+#define CARRELD_VERSION "0.1.0"
+
+typedef struct options {
+    const char *config_file;
+    int check_config;
+    int dump_config;
+    int migrate_only;
+    const char *init_admin;
+    const char *password_file;
+    const char *branch;
+    const char *workstation;
+    const char *display_name;
+} options_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: carreld [-c FILE] [-s KEY=VALUE]... [-p PORT]\n"
+            "       carreld [-c FILE] --init-admin USER --password-file FILE --branch CODE\n"
+            "               [--workstation NAME] [--display-name NAME]\n"
+            "\n"
+            "The Carrel daemon: serves desk clients over TLS from the PostgreSQL database.\n"
+            "At start it applies pending schema migrations, then serves until SIGTERM or\n"
+            "SIGINT, which stop it after in-flight requests finish.\n"
+            "\n"
+            "  -c, --config FILE      configuration file (key = value lines)\n"
+            "  -s, --set KEY=VALUE    override one setting (repeatable)\n"
+            "  -p, --port PORT        same as --set listen_port=PORT\n"
+            "      --check-config     validate the configuration and exit\n"
+            "      --dump-config      print the effective configuration and exit\n"
+            "      --migrate-only     apply migrations and exit\n"
+            "      --init-admin USER  create the first administrator (and, with --workstation,\n"
+            "                         register that workstation at --branch), then exit;\n"
+            "                         existing accounts and workstations are left unchanged\n"
+            "      --password-file F  the new administrator's password (first line of F)\n"
+            "  -h, --help             this help\n"
+            "  -V, --version          print the version\n"
+            "\n"
+            "Settings (file or --set):\n");
+    conf_print_help(server_config_table, out);
+}
+
+static int load_config(struct server_config *cfg, const options_t *opt, int argc, char **argv)
+{
+    char err[512];
+    if (conf_defaults(server_config_table, cfg) != 0) {
+        fprintf(stderr, "carreld: out of memory\n");
+        return -1;
+    }
+    if (opt->config_file &&
+        conf_load_file(server_config_table, cfg, opt->config_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "carreld: %s\n", err);
+        return -1;
+    }
+    /* Overrides are applied after the file, in command-line order. */
+    optind = 1;
+    static const struct option longs[] = {{"set", required_argument, NULL, 's'},
+                                          {"port", required_argument, NULL, 'p'},
+                                          {NULL, 0, NULL, 0}};
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "-s:p:", longs, NULL)) != -1) {
+        const char *pair = NULL;
+        char portpair[64];
+        if (ch == 's')
+            pair = optarg;
+        else if (ch == 'p') {
+            snprintf(portpair, sizeof(portpair), "listen_port=%s", optarg);
+            pair = portpair;
+        }
+        if (pair && conf_set_pair(server_config_table, cfg, pair, err, sizeof(err)) != 0) {
+            fprintf(stderr, "carreld: %s\n", err);
+            return -1;
+        }
+    }
+    int level = log_level_parse(cfg->log_level);
+    if (level < 0) {
+        fprintf(stderr, "carreld: log_level: '%s' is not debug, info, warn or error\n",
+                cfg->log_level);
+        return -1;
+    }
+    log_set_level((log_level_t)level);
+    return 0;
+}
+
+static int check_serving_config(const struct server_config *cfg)
+{
+    if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+        fprintf(stderr, "carreld: tls_cert and tls_key must be set (TLS is not optional)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- --init-admin: runs before and instead of the loop, so blocking is fine ---- */
+
+static int init_exec(PGconn *pg, const char *sql, int n, const char *const *values,
+                     PGresult **out)
+{
+    PGresult *r = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fprintf(stderr, "carreld: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return -1;
+    }
+    if (out)
+        *out = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+static int init_admin(const struct server_config *cfg, const options_t *opt)
+{
+    if (opt->password_file == NULL || opt->branch == NULL) {
+        fprintf(stderr, "carreld: --init-admin needs --password-file and --branch\n");
+        return 2;
+    }
+    char *password = util_read_file(opt->password_file, 4096);
+    if (password == NULL) {
+        fprintf(stderr, "carreld: cannot read %s\n", opt->password_file);
+        return 1;
+    }
+    char *nl = strchr(password, '\n');
+    if (nl)
+        *nl = '\0';
+    if (strlen(password) < 10) {
+        fprintf(stderr, "carreld: the administrator password must be at least 10 characters\n");
+        OPENSSL_cleanse(password, strlen(password));
+        free(password);
+        return 1;
+    }
+    password_params_t params = {(unsigned)cfg->password_time_cost,
+                                (unsigned)cfg->password_memory_kib,
+                                (unsigned)cfg->password_parallelism};
+    char *hash = password_hash_now(&params, password);
+    OPENSSL_cleanse(password, strlen(password));
+    free(password);
+    if (hash == NULL)
+        return 1;
+
+    int rc = 1;
+    PGconn *pg = PQconnectdb(cfg->db_conninfo);
+    PGresult *r = NULL;
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "carreld: %s", PQerrorMessage(pg));
+        goto done;
+    }
+    const char *codes_param[1] = {opt->branch};
+    if (init_exec(pg, "SELECT 1 FROM branch WHERE code = $1", 1, codes_param, &r) != 0)
+        goto done;
+    if (PQntuples(r) == 0) {
+        fprintf(stderr, "carreld: there is no branch %s; load the branches first\n",
+                opt->branch);
+        goto done;
+    }
+    PQclear(r);
+    r = NULL;
+    const char *user_param[1] = {opt->init_admin};
+    if (init_exec(pg, "SELECT role::text FROM staff WHERE username = $1", 1, user_param, &r) != 0)
+        goto done;
+    if (PQntuples(r) > 0) {
+        printf("staff account %s already exists (%s); left unchanged\n", opt->init_admin,
+               PQgetvalue(r, 0, 0));
+    } else {
+        char branches[64];
+        snprintf(branches, sizeof(branches), "{%s}", opt->branch);
+        const char *values[7] = {NULL, NULL, opt->init_admin,
+                                 opt->display_name ? opt->display_name : "Administrator",
+                                 "admin", branches, hash};
+        if (init_exec(pg, "SELECT id FROM staff_add($1, $2, $3, $4, $5, $6, $7)", 7, values,
+                      NULL) != 0)
+            goto done;
+        printf("created administrator %s at branch %s\n", opt->init_admin, opt->branch);
+    }
+    PQclear(r);
+    r = NULL;
+    if (opt->workstation) {
+        const char *ws_param[1] = {opt->workstation};
+        if (init_exec(pg, "SELECT 1 FROM workstation WHERE name = $1", 1, ws_param, &r) != 0)
+            goto done;
+        if (PQntuples(r) > 0) {
+            printf("workstation %s already registered; left unchanged\n", opt->workstation);
+        } else {
+            const char *values[4] = {NULL, NULL, opt->workstation, opt->branch};
+            if (init_exec(pg, "SELECT id FROM workstation_add($1, $2, $3, $4)", 4, values,
+                          NULL) != 0)
+                goto done;
+            printf("registered workstation %s at branch %s\n", opt->workstation, opt->branch);
+        }
+    }
+    rc = 0;
+done:
+    PQclear(r);
+    PQfinish(pg);
+    free(hash);
+    return rc;
+}
+
+static int parse_options(options_t *opt, int argc, char **argv)
+{
+    enum { O_CHECK = 256, O_DUMP, O_MIGRATE, O_INIT, O_PWFILE, O_BRANCH, O_WS, O_NAME };
+    static const struct option longs[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"port", required_argument, NULL, 'p'},
+        {"check-config", no_argument, NULL, O_CHECK},
+        {"dump-config", no_argument, NULL, O_DUMP},
+        {"migrate-only", no_argument, NULL, O_MIGRATE},
+        {"init-admin", required_argument, NULL, O_INIT},
+        {"password-file", required_argument, NULL, O_PWFILE},
+        {"branch", required_argument, NULL, O_BRANCH},
+        {"workstation", required_argument, NULL, O_WS},
+        {"display-name", required_argument, NULL, O_NAME},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:s:p:hV", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'c': opt->config_file = optarg; break;
+        case 's':
+        case 'p': break; /* applied after the file, in load_config */
+        case O_CHECK: opt->check_config = 1; break;
+        case O_DUMP: opt->dump_config = 1; break;
+        case O_MIGRATE: opt->migrate_only = 1; break;
+        case O_INIT: opt->init_admin = optarg; break;
+        case O_PWFILE: opt->password_file = optarg; break;
+        case O_BRANCH: opt->branch = optarg; break;
+        case O_WS: opt->workstation = optarg; break;
+        case O_NAME: opt->display_name = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("carreld %s\n", CARRELD_VERSION); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "carreld: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options_t opt = {0};
+    if (parse_options(&opt, argc, argv) != 0)
+        return 2;
+    server_t srv = {0};
+    if (load_config(&srv.cfg, &opt, argc, argv) != 0) {
+        conf_free(server_config_table, &srv.cfg);
+        return 2;
+    }
+    int rc = 0;
+    if (opt.dump_config) {
+        conf_dump(server_config_table, &srv.cfg, stdout);
+        goto out;
+    }
+    if (!opt.migrate_only && !opt.init_admin && check_serving_config(&srv.cfg) != 0) {
+        rc = 2;
+        goto out;
+    }
+    if (opt.check_config) {
+        printf("configuration ok\n");
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[1024];
+    if (migrate_run(srv.cfg.db_conninfo, srv.cfg.sql_dir, err, sizeof(err)) != 0) {
+        log_error(0, "%s", err);
+        rc = 1;
+        goto out;
+    }
+    if (opt.migrate_only)
+        goto out;
+    if (opt.init_admin) {
+        rc = init_admin(&srv.cfg, &opt);
+        goto out;
+    }
+
+    dispatch_register_statements();
+    srv.loop = uv_default_loop();
+    log_info(0, "carreld %s starting", CARRELD_VERSION);
+    if (server_start(&srv) != 0)
+        rc = 1;
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(srv.loop) != 0)
+        log_warn(0, "event loop closed with handles still open");
+    if (srv.exit_code)
+        rc = srv.exit_code;
+    if (srv.tls)
+        SSL_CTX_free(srv.tls);
+    throttle_free(&srv.throttle);
+    free(srv.dummy_hash);
+out:
+    conf_free(server_config_table, &srv.cfg);
+    return rc;
+}

@@ -1,0 +1,16 @@
+/*
+ * migrate: applies sql/NNN_name.sql files in order, each in its own
+ * transaction, and records them in schema_migration. Runs once at start,
+ * before the event loop, on its own blocking connection (nothing else is
+ * being served yet). Refuses a database whose schema is newer than the
+ * newest file this daemon knows.
+ */
+#ifndef CARREL_MIGRATE_H
+#define CARREL_MIGRATE_H
+
+#include <stddef.h>
+
+__attribute__((warn_unused_result)) int migrate_run(const char *conninfo, const char *sql_dir,
+                                                    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,119 @@
+#include "password.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <argon2.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "log.h"
+
+#define PASSWORD_SALT_BYTES 16
+#define PASSWORD_HASH_BYTES 32
+
+typedef struct password_work {
+    uv_work_t work;
+    password_params_t params;
+    char *encoded;  /* verify: the stored hash; hash: the result */
+    char *password; /* wiped before free */
+    int verify;
+    int ok;
+    password_cb cb;
+    void *arg;
+} password_work_t;
+
+char *password_hash_now(const password_params_t *p, const char *password)
+{
+    unsigned char salt[PASSWORD_SALT_BYTES];
+    if (RAND_bytes(salt, sizeof(salt)) != 1)
+        return NULL;
+    size_t len = argon2_encodedlen(p->time_cost, p->memory_kib, p->parallelism,
+                                   PASSWORD_SALT_BYTES, PASSWORD_HASH_BYTES, Argon2_id);
+    char *encoded = malloc(len);
+    if (encoded == NULL)
+        return NULL;
+    int rc = argon2id_hash_encoded(p->time_cost, p->memory_kib, p->parallelism, password,
+                                   strlen(password), salt, sizeof(salt), PASSWORD_HASH_BYTES,
+                                   encoded, len);
+    if (rc != ARGON2_OK) {
+        log_error(0, "argon2 hashing failed: %s", argon2_error_message(rc));
+        free(encoded);
+        return NULL;
+    }
+    return encoded;
+}
+
+static void password_work_cb(uv_work_t *w)
+{
+    password_work_t *pw = w->data;
+    if (pw->verify) {
+        int rc = argon2id_verify(pw->encoded, pw->password, strlen(pw->password));
+        pw->ok = rc == ARGON2_OK ? 1 : rc == ARGON2_VERIFY_MISMATCH ? 0 : -1;
+    } else {
+        pw->encoded = password_hash_now(&pw->params, pw->password);
+        pw->ok = pw->encoded ? 1 : -1;
+    }
+}
+
+static void password_work_free(password_work_t *pw)
+{
+    if (pw->password) {
+        OPENSSL_cleanse(pw->password, strlen(pw->password));
+        free(pw->password);
+    }
+    free(pw->encoded);
+    free(pw);
+}
+
+static void password_after_cb(uv_work_t *w, int status)
+{
+    password_work_t *pw = w->data;
+    int ok = status == 0 ? pw->ok : -1;
+    pw->cb(ok, pw->verify ? NULL : pw->encoded, pw->arg);
+    password_work_free(pw);
+}
+
+static int password_queue(uv_loop_t *loop, password_work_t *pw)
+{
+    pw->work.data = pw;
+    int rc = uv_queue_work(loop, &pw->work, password_work_cb, password_after_cb);
+    if (rc != 0)
+        password_work_free(pw);
+    return rc;
+}
+
+int password_verify_async(uv_loop_t *loop, const char *encoded, const char *password,
+                          password_cb cb, void *arg)
+{
+    password_work_t *pw = calloc(1, sizeof(*pw));
+    if (pw == NULL)
+        return -1;
+    pw->verify = 1;
+    pw->encoded = strdup(encoded);
+    pw->password = strdup(password);
+    pw->cb = cb;
+    pw->arg = arg;
+    if (pw->encoded == NULL || pw->password == NULL) {
+        password_work_free(pw);
+        return -1;
+    }
+    return password_queue(loop, pw);
+}
+
+int password_hash_async(uv_loop_t *loop, const password_params_t *params, const char *password,
+                        password_cb cb, void *arg)
+{
+    password_work_t *pw = calloc(1, sizeof(*pw));
+    if (pw == NULL)
+        return -1;
+    pw->params = *params;
+    pw->password = strdup(password);
+    pw->cb = cb;
+    pw->arg = arg;
+    if (pw->password == NULL) {
+        password_work_free(pw);
+        return -1;
+    }
+    return password_queue(loop, pw);
+}

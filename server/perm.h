@@ -1,0 +1,80 @@
+/*
+ * perm: who may do what, where. Pure functions over the session's role and
+ * branch, so the rules are unit-tested without a server.
+ *
+ * Roles rank clerk < librarian < branch_manager < coordinator < admin.
+ * Clerks, librarians and branch managers act for the branch of the
+ * workstation they logged in at; coordinators and admins act system-wide.
+ */
+#ifndef CARREL_PERM_H
+#define CARREL_PERM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "carrel.pb-c.h"
+
+typedef Carrel__Role role_t;
+
+#define ROLE_BIT(r)  (1u << (r))
+#define ROLES_ALL    (ROLE_BIT(CARREL__ROLE__ROLE_CLERK) | ROLES_LIBRARIAN_UP)
+#define ROLES_LIBRARIAN_UP (ROLE_BIT(CARREL__ROLE__ROLE_LIBRARIAN) | ROLES_MANAGER_UP)
+#define ROLES_MANAGER_UP                                                                           \
+    (ROLE_BIT(CARREL__ROLE__ROLE_BRANCH_MANAGER) | ROLE_BIT(CARREL__ROLE__ROLE_COORDINATOR) |      \
+     ROLE_BIT(CARREL__ROLE__ROLE_ADMIN))
+#define ROLES_MANAGER_ADMIN                                                                        \
+    (ROLE_BIT(CARREL__ROLE__ROLE_BRANCH_MANAGER) | ROLE_BIT(CARREL__ROLE__ROLE_ADMIN))
+#define ROLES_COORDINATOR_UP                                                                       \
+    (ROLE_BIT(CARREL__ROLE__ROLE_COORDINATOR) | ROLE_BIT(CARREL__ROLE__ROLE_ADMIN))
+#define ROLES_ADMIN  ROLE_BIT(CARREL__ROLE__ROLE_ADMIN)
+
+typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
+
+/*
+ * X(action, roles allowed, scope, what the action is in a refusal sentence)
+ * PERM_SCOPE_BRANCH: branch-bound roles may only act on their session branch.
+ */
+#define PERM_TABLE(X)                                                                              \
+    X(PERM_BRANCH_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "list branches")                             \
+    X(PERM_STAFF_READ, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "list staff accounts")                 \
+    X(PERM_STAFF_MANAGE, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "manage staff accounts")          \
+    X(PERM_WORKSTATION_READ, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "list workstations")             \
+    X(PERM_WORKSTATION_MANAGE, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "register workstations")
+
+typedef enum {
+#define X(action, roles, scope, text) action,
+    PERM_TABLE(X)
+#undef X
+        PERM_COUNT
+} perm_action_t;
+
+typedef enum {
+    PERM_OK = 0,
+    PERM_DENIED_ROLE,
+    PERM_DENIED_BRANCH,
+} perm_result_t;
+
+typedef struct perm_subject {
+    role_t role;
+    int branch_id; /* the session's (workstation's) branch */
+} perm_subject_t;
+
+/* May `who` perform `action` on something belonging to target_branch (0 = none)? */
+perm_result_t perm_check(const perm_subject_t *who, perm_action_t action, int target_branch);
+/* Write the refusal sentence for a failed check. */
+void perm_explain(perm_result_t r, perm_action_t action, role_t role, char *out, size_t outlen);
+/* True for roles whose authority is limited to their session branch. */
+bool perm_role_is_branch_bound(role_t role);
+/*
+ * Staff management: may `who` create or change an account with target_role
+ * assigned to the given branches? Branch managers manage clerks and
+ * librarians of their own branch only; admins manage anyone.
+ */
+perm_result_t perm_check_staff_target(const perm_subject_t *who, role_t target_role,
+                                      const int *target_branches, size_t n);
+
+const char *role_name(role_t role);     /* "clerk" ... as stored in the database */
+const char *role_label(role_t role);    /* "branch manager" ... for people */
+role_t role_from_name(const char *name); /* 0 (unspecified) if unknown */
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * pgtext: converting between PostgreSQL's text forms and C values for
+ * request handlers: one-dimensional array literals both ways.
+ */
+#ifndef CARREL_PGTEXT_H
+#define CARREL_PGTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+
+/*
+ * Split a 1-D array literal such as {DWN,"PARK ST",NULL} into arena strings.
+ * NULL elements become NULL pointers. Returns the array (NULL when empty)
+ * and its length in *n.
+ */
+char **pgtext_array_parse(arena_t *a, const char *literal, size_t *n);
+/* Build an array literal from strings, quoting every element. */
+char *pgtext_array_build(arena_t *a, char *const *items, size_t n);
+/* Decimal text of an integer, in the arena. */
+char *pgtext_int(arena_t *a, int64_t v);
+
+#endif

@@ -1,0 +1,254 @@
+#include "request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+/* Wipe secrets carried by a request before its memory is released. */
+static void request_wipe_secrets(request_t *req)
+{
+    Carrel__Request *m = req->msg;
+    if (m == NULL)
+        return;
+    const char *secret = NULL;
+    if (m->body_case == CARREL__REQUEST__BODY_LOGIN && m->login)
+        secret = m->login->password;
+    else if (m->body_case == CARREL__REQUEST__BODY_STAFF_ADD && m->staff_add)
+        secret = m->staff_add->password;
+    else if (m->body_case == CARREL__REQUEST__BODY_STAFF_SET_PASSWORD && m->staff_set_password)
+        secret = m->staff_set_password->password;
+    if (secret)
+        OPENSSL_cleanse((void *)secret, strlen(secret));
+}
+
+/* Send the response (unless the connection is gone) and release the request. */
+static void request_end(request_t *req)
+{
+    conn_t *c = req->conn;
+    req->resp.has_id = 1;
+    req->resp.id = req->id;
+    req->resp.has_status = 1;
+    if (!c->closed && channel_send(&c->ch, &req->resp.base) != 0)
+        log_debug(c->id, "response to %llu dropped: connection closing",
+                  (unsigned long long)req->id);
+    uint64_t us = (util_mono_ns() - req->started_ns) / 1000;
+    log_debug(c->id, "%s id=%llu -> %s (%llu us)", req->route ? req->route->name : "?",
+              (unsigned long long)req->id, status_name(req->resp.status),
+              (unsigned long long)us);
+    c->inflight--;
+    if (c->srv->draining && c->inflight == 0 && !c->closed)
+        conn_close_after_flush(c, "server shutting down");
+    request_wipe_secrets(req);
+    arena_free(&req->arena);
+    free(req);
+    conn_unref(c);
+}
+
+void request_ok(request_t *req)
+{
+    req->resp.status = CARREL__STATUS__STATUS_OK;
+    request_end(req);
+}
+
+static void request_vfail(request_t *req, Carrel__Status status, const char *reason,
+                          const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* A failure carries no body, whatever the handler had started to build. */
+    req->resp.body_case = CARREL__RESPONSE__BODY__NOT_SET;
+    req->resp.status = status;
+    req->resp.message = arena_strdup(&req->arena, msg);
+    req->resp.reason = reason ? arena_strdup(&req->arena, reason) : NULL;
+    request_end(req);
+}
+
+void request_fail(request_t *req, Carrel__Status status, const char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    request_vfail(req, status, reason, fmt, ap);
+    va_end(ap);
+}
+
+/* Fail and close the connection once the answer is out: the stream can't be trusted. */
+static void request_fail_fatal(request_t *req, Carrel__Status status, const char *reason,
+                               const char *message)
+{
+    conn_t *c = req->conn;
+    log_warn(c->id, "%s: %s Closing.", c->peer, message);
+    request_fail(req, status, reason, "%s", message);
+    conn_close_after_flush(c, reason);
+}
+
+void request_fail_exec(request_t *req, int exec_rc)
+{
+    switch (exec_rc) {
+    case DB_EXEC_OVERLOADED:
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded",
+                     "The server is overloaded; try again in a moment.");
+        break;
+    case DB_EXEC_CLOSING:
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "shutting_down",
+                     "The server is shutting down; try again in a moment.");
+        break;
+    default:
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "database",
+                     "The database is unavailable; try again in a moment.");
+        break;
+    }
+}
+
+static bool sqlstate_is(const char *s, const char *code)
+{
+    return s && strcmp(s, code) == 0;
+}
+
+void request_fail_db(request_t *req, const db_result_t *r)
+{
+    if (r->status == DB_UNAVAILABLE) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "database",
+                     "The database is unavailable; try again in a moment.");
+        return;
+    }
+    const char *s = r->sqlstate;
+    const char *msg = r->message ? r->message : "database error";
+    const char *detail = r->detail;
+    static const struct {
+        const char *code;
+        Carrel__Status status;
+    } ours[] = {
+        {"CR400", CARREL__STATUS__STATUS_BAD_REQUEST}, {"CR403", CARREL__STATUS__STATUS_FORBIDDEN},
+        {"CR404", CARREL__STATUS__STATUS_NOT_FOUND},   {"CR409", CARREL__STATUS__STATUS_CONFLICT},
+        {"CR422", CARREL__STATUS__STATUS_REFUSED},
+    };
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        if (sqlstate_is(s, ours[i].code)) {
+            if (r->hint && strcmp(r->hint, "overridable") == 0) {
+                req->resp.has_overridable = 1;
+                req->resp.overridable = 1;
+            }
+            request_fail(req, ours[i].status, detail, "%s", msg);
+            return;
+        }
+    }
+    conn_t *c = req->conn;
+    if (s && (!strncmp(s, "08", 2) || !strncmp(s, "57", 2))) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "database",
+                     "The database is unavailable; try again in a moment.");
+    } else if (sqlstate_is(s, "40001") || sqlstate_is(s, "40P01")) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "contention",
+                     "Too many desks changed the same records at once; try again.");
+    } else if (sqlstate_is(s, "23505")) {
+        log_info(c->id, "%s: unique violation: %s", req->route->name, msg);
+        request_fail(req, CARREL__STATUS__STATUS_CONFLICT, "duplicate",
+                     "That record already exists.");
+    } else if (s && !strncmp(s, "23", 2)) {
+        log_info(c->id, "%s: constraint: %s", req->route->name, msg);
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "constraint",
+                     "A value was not accepted: %s.", msg);
+    } else if (s && !strncmp(s, "22", 2)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "invalid_value",
+                     "A value was not accepted: %s.", msg);
+    } else {
+        log_error(c->id, "%s failed: %s %s", req->route ? req->route->name : "?", s ? s : "?",
+                  msg);
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Internal error; it has been logged.");
+    }
+}
+
+void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
+                db_done_cb cb)
+{
+    int rc = db_exec(req->srv->db, stmt, nparams, values, NULL, NULL, cb, req);
+    if (rc != 0)
+        request_fail_exec(req, rc);
+}
+
+/* Checks every request passes before its handler runs; false if it was answered. */
+static bool request_admit(request_t *req)
+{
+    conn_t *c = req->conn;
+    session_t *s = &c->session;
+    Carrel__Request__BodyCase body = req->msg->body_case;
+
+    if (!s->hello_done && body != CARREL__REQUEST__BODY_HELLO) {
+        request_fail_fatal(req, CARREL__STATUS__STATUS_BAD_REQUEST, "hello_required",
+                           "The first request on a connection must be Hello.");
+        return false;
+    }
+    req->route = dispatch_find(body);
+    if (req->route == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "unknown_request",
+                     "This server does not know that kind of request.");
+        return false;
+    }
+    if (c->inflight > c->srv->cfg.max_inflight) {
+        request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "inflight_limit",
+                     "Too many requests in flight on this connection (limit %ld).",
+                     c->srv->cfg.max_inflight);
+        return false;
+    }
+    if (!(req->route->flags & ROUTE_BEFORE_LOGIN) && !s->authenticated) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "login_required",
+                     "Log in first.");
+        return false;
+    }
+    if (req->route->perm >= 0) {
+        perm_subject_t who = conn_subject(c);
+        perm_result_t pr = perm_check(&who, (perm_action_t)req->route->perm, 0);
+        if (pr != PERM_OK) {
+            char why[200];
+            perm_explain(pr, (perm_action_t)req->route->perm, s->role, why, sizeof(why));
+            log_info(c->id, "forbidden: %s tried %s", s->username, req->route->name);
+            request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "role", "%s", why);
+            return false;
+        }
+    }
+    if ((req->route->flags & ROUTE_MUTATING) && req->msg->request_key &&
+        req->msg->request_key[0] && !util_is_uuid(req->msg->request_key)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "request_key",
+                     "The request key must be a UUID.");
+        return false;
+    }
+    return true;
+}
+
+void request_start(conn_t *c, const uint8_t *payload, size_t len)
+{
+    request_t *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    arena_init(&req->arena);
+    req->conn = c;
+    req->srv = c->srv;
+    req->started_ns = util_mono_ns();
+    conn_ref(c);
+    c->inflight++;
+    carrel__response__init(&req->resp);
+
+    req->msg = carrel__request__unpack(&req->arena.pb, len, payload);
+    if (req->msg == NULL) {
+        request_fail_fatal(req, CARREL__STATUS__STATUS_BAD_REQUEST, "undecodable",
+                           "The frame does not hold a valid Request message.");
+        return;
+    }
+    req->id = req->msg->has_id ? req->msg->id : 0;
+    if (req->id == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "request_id",
+                     "Every request needs a non-zero id (0 is reserved for events).");
+        return;
+    }
+    if (request_admit(req))
+        req->route->handler(req);
+}

@@ -1,0 +1,71 @@
+/*
+ * request: one decoded Request on its way to a Response.
+ *
+ * Everything a request allocates (the unpacked message, the response and
+ * its submessages, strings copied from query results) lives in req->arena
+ * and is released in one go when the response has been sent. A handler ends
+ * a request exactly once, with request_ok() or one of the request_fail*()
+ * calls; after that it must not touch req again.
+ */
+#ifndef CARREL_REQUEST_H
+#define CARREL_REQUEST_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "carrel.pb-c.h"
+#include "conn.h"
+#include "db.h"
+#include "server.h"
+
+typedef struct request request_t;
+typedef void (*handler_fn)(request_t *req);
+
+typedef struct route {
+    Carrel__Request__BodyCase body;
+    const char *name;
+    handler_fn handler;
+    unsigned flags;
+    int perm; /* perm_action_t checked before the handler, or -1 */
+} route_t;
+
+#define ROUTE_BEFORE_LOGIN 1u /* may be used after Hello, before Login */
+#define ROUTE_MUTATING     2u /* changes data: carries an idempotency key (see PROTOCOL.md) */
+
+struct request {
+    conn_t *conn;
+    server_t *srv;
+    uint64_t id;
+    arena_t arena;
+    Carrel__Request *msg;
+    Carrel__Response resp;
+    const route_t *route;
+    uint64_t started_ns;
+    void *state; /* the handler's, usually arena-allocated */
+};
+
+/* Decode and dispatch one frame from a connection. */
+void request_start(conn_t *c, const uint8_t *payload, size_t len);
+
+void request_ok(request_t *req);
+void request_fail(request_t *req, Carrel__Status status, const char *reason, const char *fmt,
+                  ...) __attribute__((format(printf, 4, 5)));
+/* Map a failed database result to a status and message and end the request. */
+void request_fail_db(request_t *req, const db_result_t *r);
+/* End the request after db_exec() refused to queue (DB_EXEC_*). */
+void request_fail_exec(request_t *req, int exec_rc);
+/* Run a prepared statement for req; failures to queue end the request. */
+void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
+                db_done_cb cb);
+
+/* The session of the request's connection. */
+static inline const session_t *request_session(const request_t *req)
+{
+    return &req->conn->session;
+}
+
+/* dispatch.c */
+const route_t *dispatch_find(Carrel__Request__BodyCase body);
+void dispatch_register_statements(void);
+
+#endif

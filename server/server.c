@@ -1,0 +1,190 @@
+/*
+ * server: listener, signals, and the orderly shutdown.
+ *
+ * Shutdown (SIGTERM or SIGINT): stop accepting, stop reading new requests,
+ * let in-flight requests finish and their answers go out, close each
+ * connection as it becomes idle; after shutdown_timeout_s close whatever is
+ * left. Then the database pool closes and the loop runs out of handles.
+ * A second signal skips the wait.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "conn.h"
+#include "log.h"
+#include "tls.h"
+
+static void server_finish(server_t *srv);
+
+static void server_on_connection(uv_stream_t *listener, int status)
+{
+    server_t *srv = listener->data;
+    if (status < 0) {
+        log_warn(0, "accept: %s", uv_strerror(status));
+        return;
+    }
+    if (srv->draining)
+        return;
+    conn_accept(srv);
+}
+
+static void server_dummy_hash_done(int ok, const char *hash, void *arg)
+{
+    server_t *srv = arg;
+    if (ok == 1)
+        srv->dummy_hash = strdup(hash);
+    else
+        log_error(0, "cannot prepare the dummy password hash");
+}
+
+static void server_on_signal(uv_signal_t *sig, int signum)
+{
+    server_t *srv = sig->data;
+    if (srv->draining) {
+        log_warn(0, "second signal: closing all connections now");
+        for (conn_t *c = srv->conns; c; c = c->next)
+            conn_close(c, "forced shutdown");
+        return;
+    }
+    server_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int server_listen(server_t *srv)
+{
+    struct sockaddr_storage addr;
+    const char *host = srv->cfg.listen_host;
+    int port = (int)srv->cfg.listen_port;
+    int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+                               : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc != 0) {
+        log_error(0, "listen_host '%s' is not an IP address", host);
+        return -1;
+    }
+    uv_tcp_init(srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    srv->listening = true;
+    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&srv->listener, 511, server_on_connection);
+    if (rc != 0) {
+        log_error(0, "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &len);
+    srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    log_info(0, "listening on %s port %d", host, srv->port);
+    return 0;
+}
+
+int server_start(server_t *srv)
+{
+    char err[512];
+    srv->tls = tls_server_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, srv->cfg.tls_client_ca,
+                                  srv->cfg.tls_require_client_cert, err, sizeof(err));
+    if (srv->tls == NULL) {
+        log_error(0, "%s", err);
+        return -1;
+    }
+    if (throttle_init(&srv->throttle, 4096, (int)srv->cfg.login_throttle_after,
+                      srv->cfg.login_throttle_max_s * 1000) != 0)
+        return -1;
+    srv->password_params.time_cost = (unsigned)srv->cfg.password_time_cost;
+    srv->password_params.memory_kib = (unsigned)srv->cfg.password_memory_kib;
+    srv->password_params.parallelism = (unsigned)srv->cfg.password_parallelism;
+
+    srv->db = db_pool_new(srv->loop, srv->cfg.db_conninfo, (int)srv->cfg.db_pool_size,
+                          (int)srv->cfg.db_max_queue, (int)srv->cfg.db_reconnect_ms,
+                          (int)srv->cfg.db_retry_limit);
+    if (srv->db == NULL)
+        return -1;
+    db_pool_start(srv->db);
+
+    /* A hash of random bytes nobody knows, to verify unknown users against. */
+    unsigned char secret[24];
+    char secret_text[49];
+    RAND_bytes(secret, sizeof(secret));
+    for (size_t i = 0; i < sizeof(secret); i++)
+        snprintf(secret_text + 2 * i, 3, "%02x", secret[i]);
+    if (password_hash_async(srv->loop, &srv->password_params, secret_text,
+                            server_dummy_hash_done, srv) != 0)
+        return -1;
+
+    uv_signal_init(srv->loop, &srv->sig_term);
+    uv_signal_init(srv->loop, &srv->sig_int);
+    srv->sig_term.data = srv->sig_int.data = srv;
+    uv_signal_start(&srv->sig_term, server_on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, server_on_signal, SIGINT);
+    uv_timer_init(srv->loop, &srv->drain_timer);
+    srv->drain_timer.data = srv;
+
+    if (server_listen(srv) != 0) {
+        server_drain(srv, "startup failure");
+        srv->exit_code = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static void server_drain_timeout(uv_timer_t *t)
+{
+    server_t *srv = t->data;
+    log_warn(0, "shutdown timeout: closing %d connection(s) with requests still running",
+             srv->nconns);
+    for (conn_t *c = srv->conns; c; c = c->next)
+        conn_close(c, "shutdown timeout");
+}
+
+void server_drain(server_t *srv, const char *why)
+{
+    if (srv->draining)
+        return;
+    srv->draining = true;
+    log_info(0, "%s: shutting down; %d connection(s) open", why, srv->nconns);
+    if (srv->listening) {
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        srv->listening = false;
+    }
+    conn_t *next;
+    for (conn_t *c = srv->conns; c; c = next) {
+        next = c->next; /* conn_drain may close c synchronously in the future */
+        conn_drain(c);
+    }
+    uv_timer_start(&srv->drain_timer, server_drain_timeout,
+                   (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
+    server_finish(srv);
+}
+
+static void server_pool_closed(void *arg)
+{
+    server_t *srv = arg;
+    srv->db = NULL;
+    log_info(0, "stopped");
+}
+
+/* Once draining and no connection is left, release the remaining handles. */
+static void server_finish(server_t *srv)
+{
+    if (!srv->draining || srv->nconns > 0 || srv->finishing)
+        return;
+    srv->finishing = true;
+    uv_timer_stop(&srv->drain_timer);
+    uv_close((uv_handle_t *)&srv->drain_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    if (srv->db)
+        db_pool_close(srv->db, server_pool_closed, srv);
+}
+
+void server_conn_gone(server_t *srv, conn_t *c)
+{
+    (void)c;
+    if (srv->draining)
+        server_finish(srv);
+}

@@ -1,0 +1,61 @@
+#include "server_config.h"
+
+#include <stddef.h>
+
+#ifndef CARREL_SQL_DIR
+#define CARREL_SQL_DIR "sql"
+#endif
+
+#define S(field) offsetof(struct server_config, field)
+
+const conf_entry_t server_config_table[] = {
+    {"listen_host", CONF_STRING, S(listen_host), "127.0.0.1", 0, 0,
+     "address to listen on for desk clients"},
+    {"listen_port", CONF_INT, S(listen_port), "7420", 0, 65535,
+     "TCP port (0 picks a free one, printed at start)"},
+    {"tls_cert", CONF_STRING, S(tls_cert), NULL, 0, 0, "server certificate chain (PEM)"},
+    {"tls_key", CONF_STRING, S(tls_key), NULL, 0, 0, "server private key (PEM)"},
+    {"tls_client_ca", CONF_STRING, S(tls_client_ca), NULL, 0, 0,
+     "CA for workstation client certificates; when set, a certificate's CN must name the "
+     "workstation that logs in on it"},
+    {"tls_require_client_cert", CONF_BOOL, S(tls_require_client_cert), "false", 0, 0,
+     "refuse connections without a client certificate"},
+    {"db_conninfo", CONF_STRING, S(db_conninfo), "dbname=carrel", 0, 0,
+     "libpq connection string for the Carrel database"},
+    {"db_pool_size", CONF_INT, S(db_pool_size), "8", 1, 256, "database connections in the pool"},
+    {"db_max_queue", CONF_INT, S(db_max_queue), "10000", 1, 1000000,
+     "queries allowed to wait for a free connection before requests are refused"},
+    {"db_reconnect_ms", CONF_INT, S(db_reconnect_ms), "1000", 50, 60000,
+     "delay between reconnection attempts while the database is down"},
+    {"db_retry_limit", CONF_INT, S(db_retry_limit), "5", 0, 100,
+     "times a transaction is retried after a serialization failure or deadlock"},
+    {"sql_dir", CONF_STRING, S(sql_dir), CARREL_SQL_DIR, 0, 0,
+     "directory holding the NNN_name.sql migrations"},
+    {"max_frame_bytes", CONF_INT, S(max_frame_bytes), "1048576", 1024, 64 * 1024 * 1024,
+     "largest frame accepted after login"},
+    {"max_frame_bytes_login", CONF_INT, S(max_frame_bytes_login), "16384", 256, 1048576,
+     "largest frame accepted before login"},
+    {"max_connections", CONF_INT, S(max_connections), "1024", 1, 100000,
+     "connections served at once; more are closed at accept"},
+    {"max_inflight", CONF_INT, S(max_inflight), "64", 1, 100000,
+     "requests one connection may have in flight (pipelined)"},
+    {"idle_timeout_s", CONF_INT, S(idle_timeout_s), "900", 1, 86400,
+     "close a connection with no request for this long"},
+    {"shutdown_timeout_s", CONF_INT, S(shutdown_timeout_s), "10", 0, 600,
+     "on SIGTERM, how long to wait for in-flight requests"},
+    {"write_high_water", CONF_INT, S(write_high_water), "4194304", 65536, 1073741824,
+     "stop reading from a client whose unsent output exceeds this many bytes"},
+    {"password_time_cost", CONF_INT, S(password_time_cost), "3", 1, 100,
+     "Argon2id passes for new password hashes"},
+    {"password_memory_kib", CONF_INT, S(password_memory_kib), "65536", 8, 4194304,
+     "Argon2id memory for new password hashes, in KiB"},
+    {"password_parallelism", CONF_INT, S(password_parallelism), "1", 1, 64,
+     "Argon2id lanes for new password hashes"},
+    {"login_throttle_after", CONF_INT, S(login_throttle_after), "3", 1, 1000,
+     "failed logins (per user name and per address) before attempts are slowed down"},
+    {"login_throttle_max_s", CONF_INT, S(login_throttle_max_s), "300", 1, 86400,
+     "longest lockout after repeated failed logins"},
+    {"log_level", CONF_STRING, S(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"server_name", CONF_STRING, S(server_name), "carreld", 0, 0, "name sent in HelloReply"},
+    CONF_END,
+};

@@ -1,0 +1,42 @@
+/*
+ * config: the daemon's settings. The table in config.c is the single source
+ * for the file syntax, defaults, bounds, --help and --dump-config; docs/CONFIG.md
+ * is generated from the same wording.
+ */
+#ifndef CARREL_SERVER_CONFIG_H
+#define CARREL_SERVER_CONFIG_H
+
+#include "config.h" /* common/config.h */
+
+struct server_config {
+    char *listen_host;
+    long listen_port;
+    char *tls_cert;
+    char *tls_key;
+    char *tls_client_ca;
+    int tls_require_client_cert;
+    char *db_conninfo;
+    long db_pool_size;
+    long db_max_queue;
+    long db_reconnect_ms;
+    long db_retry_limit;
+    char *sql_dir;
+    long max_frame_bytes;
+    long max_frame_bytes_login;
+    long max_connections;
+    long max_inflight;
+    long idle_timeout_s;
+    long shutdown_timeout_s;
+    long write_high_water;
+    long password_time_cost;
+    long password_memory_kib;
+    long password_parallelism;
+    long login_throttle_after;
+    long login_throttle_max_s;
+    char *log_level;
+    char *server_name;
+};
+
+extern const conf_entry_t server_config_table[];
+
+#endif
