@@ -122,7 +122,7 @@ int main(int argc, char **argv)
         /* The command sees its own name as argv[0], then its arguments. */
         int cargc = argc - optind - words + 1;
         char **cargv = argv + optind + words - 1;
-        optind = 1;
+        optind = 0; /* 0, not 1: glibc then resets its whole scanning state */
         code = cmd->run(&cli, cargc, cargv);
     }
     if (cli.login_resp)

@@ -36,7 +36,8 @@ void channel_close(channel_t *ch, const char *reason)
     if (ch->closing)
         return;
     ch->closing = true;
-    snprintf(ch->close_reason, sizeof(ch->close_reason), "%s", reason ? reason : "closed");
+    if (reason != ch->close_reason)
+        snprintf(ch->close_reason, sizeof(ch->close_reason), "%s", reason ? reason : "closed");
     if (ch->tcp_ready) {
         uv_read_stop((uv_stream_t *)&ch->tcp);
         uv_close((uv_handle_t *)&ch->tcp, channel_closed_cb);

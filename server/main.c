@@ -73,7 +73,7 @@ static int load_config(struct server_config *cfg, const options_t *opt, int argc
         return -1;
     }
     /* Overrides are applied after the file, in command-line order. */
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then resets its whole scanning state */
     static const struct option longs[] = {{"set", required_argument, NULL, 's'},
                                           {"port", required_argument, NULL, 'p'},
                                           {NULL, 0, NULL, 0}};

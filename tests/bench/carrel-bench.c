@@ -1,0 +1,347 @@
+/*
+ * carrel-bench: load generator for carreld. Opens N TLS connections on one
+ * libuv loop (the same channel code as the client), logs each one in, then
+ * keeps `depth` requests in flight per connection for the given duration and
+ * reports throughput and latency percentiles.
+ *
+ *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH] WORKLOAD
+ *
+ * Workloads: ping (no database), branches (one prepared statement per request).
+ * Output: one line per run, "key=value" pairs, easy to grep.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carrel.pb-c.h"
+#include "channel.h"
+#include "profile.h"
+#include "util.h"
+
+typedef struct bench bench_t;
+
+/* Send times by id; ample slots so out-of-order answers never collide in practice. */
+#define BENCH_SLOTS(b) ((uint64_t)(b)->depth * 64)
+
+typedef struct bench_conn {
+    channel_t ch;
+    bench_t *b;
+    int index;
+    int phase; /* 0 connecting, 1 hello sent, 2 login sent, 3 running */
+    uint64_t next_id;
+    uint64_t *sent_at; /* indexed by id % BENCH_SLOTS */
+    int inflight;
+} bench_conn_t;
+
+struct bench {
+    uv_loop_t *loop;
+    SSL_CTX *tls;
+    profile_t prof;
+    char *password;
+    const char *workload;
+    int nconns;
+    int depth;
+    double duration_s, warmup_s;
+    bench_conn_t *conns;
+    int ready;
+    int closed;
+    bool measuring, stopping;
+    uint64_t t_start, t_end;
+    uint32_t *lat_us;
+    size_t nlat, caplat;
+    uint64_t errors;
+    uv_timer_t timer;
+    int failed;
+};
+
+static void bench_send(bench_conn_t *c);
+
+static void bench_record(bench_t *b, uint64_t ns)
+{
+    if (!b->measuring)
+        return;
+    if (b->nlat == b->caplat) {
+        b->caplat = b->caplat ? b->caplat * 2 : 1 << 20;
+        b->lat_us = realloc(b->lat_us, b->caplat * sizeof(uint32_t));
+        if (b->lat_us == NULL)
+            abort();
+    }
+    b->lat_us[b->nlat++] = (uint32_t)(ns / 1000);
+}
+
+static void bench_request(bench_conn_t *c, Carrel__Request *req)
+{
+    req->has_id = 1;
+    req->id = ++c->next_id;
+    c->sent_at[req->id % BENCH_SLOTS(c->b)] = util_mono_ns();
+    if (channel_send(&c->ch, &req->base) != 0) {
+        fprintf(stderr, "connection %d: send failed\n", c->index);
+        c->b->failed = 1;
+        return;
+    }
+    c->inflight++;
+}
+
+static void bench_send(bench_conn_t *c)
+{
+    bench_t *b = c->b;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    if (strcmp(b->workload, "ping") == 0) {
+        Carrel__Ping ping = CARREL__PING__INIT;
+        ping.payload = "bench";
+        req.body_case = CARREL__REQUEST__BODY_PING;
+        req.ping = &ping;
+        bench_request(c, &req);
+    } else {
+        Carrel__BranchList bl = CARREL__BRANCH_LIST__INIT;
+        req.body_case = CARREL__REQUEST__BODY_BRANCH_LIST;
+        req.branch_list = &bl;
+        bench_request(c, &req);
+    }
+}
+
+static void bench_on_open(channel_t *ch)
+{
+    bench_conn_t *c = ch->data;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__Hello hello = CARREL__HELLO__INIT;
+    hello.has_protocol_version = 1;
+    hello.protocol_version = CARREL__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT;
+    hello.client_name = "carrel-bench";
+    req.body_case = CARREL__REQUEST__BODY_HELLO;
+    req.hello = &hello;
+    c->phase = 1;
+    bench_request(c, &req);
+}
+
+static bool bench_needs_login(const bench_t *b)
+{
+    return strcmp(b->workload, "ping") != 0;
+}
+
+static void bench_ready(bench_conn_t *c)
+{
+    c->phase = 3;
+    bench_t *b = c->b;
+    if (++b->ready == b->nconns)
+        fprintf(stderr, "all %d connections ready\n", b->nconns);
+}
+
+static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
+{
+    bench_conn_t *c = ch->data;
+    bench_t *b = c->b;
+    Carrel__Response *r = carrel__response__unpack(NULL, n, p);
+    if (r == NULL) {
+        fprintf(stderr, "undecodable response\n");
+        b->failed = 1;
+        channel_close(ch, "bad frame");
+        return;
+    }
+    if (r->id == 0) { /* events are not part of this load */
+        carrel__response__free_unpacked(r, NULL);
+        return;
+    }
+    c->inflight--;
+    uint64_t now = util_mono_ns();
+    uint64_t sent = c->sent_at[r->id % BENCH_SLOTS(b)];
+    int status = r->status;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "%s", r->message ? r->message : "");
+    carrel__response__free_unpacked(r, NULL);
+    if (status != CARREL__STATUS__STATUS_OK) {
+        if (c->phase < 3) {
+            fprintf(stderr, "connection %d: setup failed: %s\n", c->index, msg);
+            b->failed = 1;
+            channel_close(ch, "setup failed");
+            return;
+        }
+        b->errors++;
+    }
+    if (c->phase == 1) {
+        if (!bench_needs_login(b)) {
+            bench_ready(c);
+        } else {
+            Carrel__Request req = CARREL__REQUEST__INIT;
+            Carrel__Login l = CARREL__LOGIN__INIT;
+            l.workstation = b->prof.workstation;
+            l.username = b->prof.user;
+            l.password = b->password;
+            req.body_case = CARREL__REQUEST__BODY_LOGIN;
+            req.login = &l;
+            c->phase = 2;
+            bench_request(c, &req);
+            return;
+        }
+    } else if (c->phase == 2) {
+        bench_ready(c);
+    } else {
+        bench_record(b, now - sent);
+    }
+    if (b->stopping || b->ready < b->nconns)
+        return;
+    while (c->inflight < b->depth)
+        bench_send(c);
+}
+
+static void bench_on_close(channel_t *ch, const char *reason)
+{
+    bench_conn_t *c = ch->data;
+    bench_t *b = c->b;
+    if (!b->stopping) {
+        fprintf(stderr, "connection %d closed: %s\n", c->index, reason);
+        b->failed = 1;
+    }
+    b->closed++;
+}
+
+static const channel_ops_t bench_ops = {
+    .on_open = bench_on_open,
+    .on_frame = bench_on_frame,
+    .on_close = bench_on_close,
+};
+
+static void bench_stop_all(bench_t *b)
+{
+    b->stopping = true;
+    for (int i = 0; i < b->nconns; i++)
+        channel_close(&b->conns[i].ch, "done");
+    uv_close((uv_handle_t *)&b->timer, NULL);
+}
+
+static void bench_tick(uv_timer_t *t)
+{
+    bench_t *b = t->data;
+    uint64_t now = util_mono_ns();
+    if (b->failed) {
+        bench_stop_all(b);
+        return;
+    }
+    if (b->ready < b->nconns)
+        return;
+    if (b->t_start == 0) {
+        /* Everybody is logged in: start the load, measure after the warmup. */
+        b->t_start = now;
+        for (int i = 0; i < b->nconns; i++)
+            while (b->conns[i].inflight < b->depth)
+                bench_send(&b->conns[i]);
+        return;
+    }
+    double elapsed = (double)(now - b->t_start) / 1e9;
+    if (!b->measuring && elapsed >= b->warmup_s) {
+        b->measuring = true;
+        b->t_start = now;
+        b->nlat = 0;
+        b->errors = 0;
+        return;
+    }
+    if (b->measuring && elapsed >= b->duration_s) {
+        b->measuring = false;
+        b->t_end = now;
+        bench_stop_all(b);
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const uint32_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i] / 1000.0;
+}
+
+int main(int argc, char **argv)
+{
+    bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2};
+    const char *profile = NULL;
+    int ch;
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:")) != -1) {
+        switch (ch) {
+        case 'c': profile = optarg; break;
+        case 'n': b.nconns = atoi(optarg); break;
+        case 'd': b.duration_s = atof(optarg); break;
+        case 'w': b.warmup_s = atof(optarg); break;
+        case 'D': b.depth = atoi(optarg); break;
+        default:
+            fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
+                            "[-D DEPTH] ping|branches\n");
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || profile == NULL || b.nconns < 1 || b.depth < 1) {
+        fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d S] [-w S] [-D DEPTH] "
+                        "ping|branches\n");
+        return 2;
+    }
+    b.workload = argv[optind];
+    if (strcmp(b.workload, "ping") && strcmp(b.workload, "branches")) {
+        fprintf(stderr, "unknown workload %s\n", b.workload);
+        return 2;
+    }
+    char err[512];
+    if (profile_load(&b.prof, profile, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (b.prof.password_file) {
+        b.password = util_read_file(b.prof.password_file, 4096);
+        if (b.password)
+            util_chomp(b.password);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    b.loop = uv_default_loop();
+    b.tls = tls_client_ctx_new(b.prof.ca_file, b.prof.cert_file, b.prof.key_file, err,
+                               sizeof(err));
+    if (b.tls == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    struct sockaddr_in addr;
+    uv_ip4_addr(b.prof.host, (int)b.prof.port, &addr);
+    b.conns = calloc((size_t)b.nconns, sizeof(bench_conn_t));
+    for (int i = 0; i < b.nconns; i++) {
+        bench_conn_t *c = &b.conns[i];
+        c->b = &b;
+        c->index = i;
+        c->sent_at = calloc(BENCH_SLOTS(&b), sizeof(uint64_t));
+        if (channel_connect(&c->ch, b.loop, (struct sockaddr *)&addr, b.tls,
+                            b.prof.server_name ? b.prof.server_name : b.prof.host, &bench_ops,
+                            16u << 20, 64u << 20, c) != 0)
+            b.failed = 1;
+    }
+    uv_timer_init(b.loop, &b.timer);
+    b.timer.data = &b;
+    uv_timer_start(&b.timer, bench_tick, 10, 10);
+    uv_run(b.loop, UV_RUN_DEFAULT);
+
+    int rc = 0;
+    if (b.failed || b.t_end == 0) {
+        fprintf(stderr, "benchmark failed\n");
+        rc = 1;
+    } else {
+        qsort(b.lat_us, b.nlat, sizeof(uint32_t), cmp_u32);
+        double secs = (double)(b.t_end - b.t_start) / 1e9;
+        printf("workload=%s connections=%d depth=%d seconds=%.1f ops=%zu errors=%llu "
+               "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+               b.workload, b.nconns, b.depth, secs, b.nlat, (unsigned long long)b.errors,
+               (double)b.nlat / secs, pct(b.lat_us, b.nlat, 0.50), pct(b.lat_us, b.nlat, 0.99),
+               b.nlat ? b.lat_us[b.nlat - 1] / 1000.0 : 0.0);
+    }
+    for (int i = 0; i < b.nconns; i++)
+        free(b.conns[i].sent_at);
+    free(b.conns);
+    free(b.lat_us);
+    free(b.password);
+    SSL_CTX_free(b.tls);
+    profile_free(&b.prof);
+    uv_loop_close(b.loop);
+    return rc;
+}

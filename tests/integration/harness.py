@@ -1,0 +1,456 @@
+"""Test harness: real PostgreSQL, real carreld, real carrel, real TLS.
+
+Each test module calls `Env.start()` once: a private PostgreSQL cluster in a
+temporary directory (started with scripts/pg-cluster, as the unprivileged
+'postgres' user when we are root), development certificates (scripts/mkcerts),
+the seven branches, and an administrator. Daemons are started per test group
+with the settings the group needs; each is stopped with SIGTERM and must exit 0
+with no sanitizer report in its log.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+SOURCE = os.environ.get("CARREL_SOURCE") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("CARREL_BUILD") or os.path.join(SOURCE, "build")
+CARRELD = os.path.join(BUILD, "server", "carreld")
+CARREL = os.path.join(BUILD, "client", "carrel")
+SCRIPTS = os.path.join(SOURCE, "scripts")
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- a generic protobuf wire codec (enough to speak the envelope by hand) ----
+
+def pb_varint(n):
+    out = bytearray()
+    n &= (1 << 64) - 1
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_field(num, value):
+    """Encode one field: int/bool -> varint, str/bytes -> length-delimited."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int):
+        return pb_varint(num << 3) + pb_varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return pb_varint((num << 3) | 2) + pb_varint(len(value)) + value
+
+
+def pb_message(*fields):
+    """fields: (number, value) pairs; value may be bytes of a nested message."""
+    return b"".join(pb_field(n, v) for n, v in fields if v is not None)
+
+
+def pb_decode(data):
+    """Decode into {field number: [values]}; nested messages stay bytes."""
+    out = {}
+    i = 0
+    while i < len(data):
+        key, i = _read_varint(data, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = _read_varint(data, i)
+        elif wire == 2:
+            n, i = _read_varint(data, i)
+            v = data[i:i + n]
+            i += n
+        elif wire == 1:
+            v = data[i:i + 8]
+            i += 8
+        elif wire == 5:
+            v = data[i:i + 4]
+            i += 4
+        else:
+            raise ValueError("bad wire type %d" % wire)
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def _read_varint(data, i):
+    shift = 0
+    n = 0
+    while True:
+        b = data[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+# Field numbers from proto/carrel.proto.
+REQ_ID, REQ_KEY = 1, 2
+REQ_HELLO, REQ_LOGIN, REQ_LOGOUT, REQ_PING, REQ_WHOAMI, REQ_BRANCH_LIST = 10, 11, 12, 13, 14, 15
+RESP_ID, RESP_STATUS, RESP_MESSAGE, RESP_REASON = 1, 2, 3, 4
+RESP_EVENT, RESP_HELLO, RESP_PONG, RESP_BRANCHES = 9, 10, 14, 16
+STATUS = {0: "ok", 1: "bad_request", 2: "unauthenticated", 3: "forbidden", 4: "not_found",
+          5: "conflict", 6: "unavailable", 7: "internal", 8: "unsupported_version",
+          9: "frame_too_large", 10: "refused", 11: "too_many_requests"}
+
+
+class Response:
+    def __init__(self, raw):
+        self.fields = pb_decode(raw)
+        self.id = self.fields.get(RESP_ID, [0])[0]
+        self.status = STATUS.get(self.fields.get(RESP_STATUS, [0])[0], "?")
+        self.message = self.fields.get(RESP_MESSAGE, [b""])[0].decode()
+        self.reason = self.fields.get(RESP_REASON, [b""])[0].decode()
+
+    def body(self, num):
+        v = self.fields.get(num)
+        return pb_decode(v[0]) if v else None
+
+    def __repr__(self):
+        return "Response(id=%d, %s, %r, %r)" % (self.id, self.status, self.reason, self.message)
+
+
+class Wire:
+    """A raw TLS client speaking the framing by hand."""
+
+    def __init__(self, env, port, cert=None, tls=True, context=None, timeout=15):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:
+            ctx = context or env.client_context(cert)
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+        self.next_id = 0
+        self.buffer = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, body_field, body=b"", rid=None, key=None):
+        if rid is None:
+            self.next_id += 1
+            rid = self.next_id
+        payload = pb_message((REQ_ID, rid), (REQ_KEY, key), (body_field, body))
+        self.sock.sendall(struct.pack(">I", len(payload)) + payload)
+        return rid
+
+    def recv(self):
+        """Next frame as a Response, or None when the server closed the connection."""
+        while True:
+            if len(self.buffer) >= 4:
+                (n,) = struct.unpack(">I", self.buffer[:4])
+                if len(self.buffer) >= 4 + n:
+                    frame = self.buffer[4:4 + n]
+                    self.buffer = self.buffer[4 + n:]
+                    return Response(frame)
+            try:
+                chunk = self.sock.recv(65536)
+            except (ssl.SSLError, ConnectionResetError, ssl.SSLZeroReturnError):
+                return None
+            if not chunk:
+                return None
+            self.buffer += chunk
+
+    def call(self, body_field, body=b"", key=None):
+        rid = self.send(body_field, body, key=key)
+        while True:
+            r = self.recv()
+            if r is None or r.id == rid or r.id == 0 and RESP_EVENT not in r.fields:
+                return r
+
+    def hello(self, version=1):
+        return self.call(REQ_HELLO, pb_message((1, version), (2, "harness")))
+
+    def login(self, workstation, user, password):
+        return self.call(REQ_LOGIN, pb_message((1, workstation), (2, user), (3, password)))
+
+    def closed_by_server(self, timeout=10):
+        """True if the server closes the connection within timeout (data read is dropped)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                r = self.recv()
+                if r is None:
+                    self.close()
+                    return True
+        except (socket.timeout, TimeoutError):
+            return False
+
+
+class Result:
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        try:
+            self.json = json.loads(proc.stdout) if proc.stdout.strip() else None
+        except json.JSONDecodeError:
+            self.json = None
+
+    def __repr__(self):
+        return "Result(code=%d, stdout=%r, stderr=%r)" % (self.code, self.stdout[-2000:],
+                                                           self.stderr[-2000:])
+
+
+class Daemon:
+    def __init__(self, env, **settings):
+        self.env = env
+        self.port = free_port()
+        self.settings = {
+            "listen_port": self.port,
+            "tls_cert": env.tls("server.crt"),
+            "tls_key": env.tls("server.key"),
+            "tls_client_ca": env.tls("ca.crt"),
+            "db_conninfo": env.conninfo,
+            "password_memory_kib": 8192,
+            "password_time_cost": 1,
+            "db_pool_size": 4,
+            "db_reconnect_ms": 200,
+            "log_level": "info",
+        }
+        self.settings.update(settings)
+        self.proc = None
+        self.name = "carreld-%d" % self.port
+        self.config = os.path.join(env.dir, self.name + ".conf")
+        self.log_path = os.path.join(env.dir, self.name + ".log")
+
+    def write_config(self):
+        with open(self.config, "w") as f:
+            for k, v in self.settings.items():
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                f.write('%s = "%s"\n' % (k, v) if isinstance(v, str) else "%s = %s\n" % (k, v))
+
+    def start(self, expect_listen=True):
+        self.write_config()
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([CARRELD, "-c", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        if not expect_listen:
+            return self
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if "listening on" in self.log_text():
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError("carreld exited at start:\n" + self.log_text())
+            time.sleep(0.05)
+        raise AssertionError("carreld did not start:\n" + self.log_text())
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait, and check: exit 0, no sanitizer report."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self.check_clean(code)
+        self.proc = None
+        return code
+
+    def check_clean(self, code, expect_code=0):
+        if not self.log.closed:
+            self.log.close()
+        text = self.log_text()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                raise AssertionError("sanitizer report in carreld log:\n" + text[-6000:])
+        if code != expect_code:
+            raise AssertionError("carreld exited %s, expected %s:\n%s" % (code, expect_code,
+                                                                         text[-4000:]))
+
+    def wire(self, cert=None, **kw):
+        return Wire(self.env, self.port, cert=cert, **kw)
+
+    def logged_in_wire(self, workstation="desk-dwn", user="admin", password=ADMIN_PASSWORD):
+        w = self.wire()
+        r = w.hello()
+        assert r.status == "ok", r
+        r = w.login(workstation, user, password)
+        assert r.status == "ok", r
+        return w
+
+
+class Env:
+    """One PostgreSQL cluster, certificates and seed data for a test module."""
+
+    WORKSTATIONS = ["desk-dwn", "desk-dwn-2", "desk-prk", "desk-alb", "desk-bar", "desk-cmp",
+                    "desk-dwt", "desk-rpk"]
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="carrel-test-")
+        os.chmod(self.dir, 0o755)
+        self.pgdata = os.path.join(self.dir, "pg")
+        # A short socket path: unix socket paths are limited to 107 bytes.
+        self.sockdir = tempfile.mkdtemp(prefix="cpg-", dir="/tmp")
+        os.chmod(self.sockdir, 0o777)
+        self.pgport = free_port()
+        self.conninfo = "host=%s port=%d dbname=carrel user=carrel" % (self.sockdir,
+                                                                      self.pgport)
+        self.daemons = []
+        self.profiles = {}
+
+    def tls(self, name):
+        return os.path.join(self.dir, "tls", name)
+
+    def client_context(self, cert=None):
+        ctx = ssl.create_default_context(cafile=self.tls("ca.crt"))
+        if cert:
+            ctx.load_cert_chain(self.tls(cert + ".crt"), self.tls(cert + ".key"))
+        return ctx
+
+    def run(self, *args, check=True, **kw):
+        return subprocess.run(list(args), check=check, capture_output=True, text=True, **kw)
+
+    def start(self):
+        self.run(os.path.join(SCRIPTS, "pg-cluster"), "init", self.pgdata, "--fast")
+        self.start_pg()
+        self.run(os.path.join(SCRIPTS, "mkcerts"), os.path.join(self.dir, "tls"),
+                 *self.WORKSTATIONS)
+        # Migrations, then seed data, then the first administrator.
+        d = Daemon(self)
+        d.write_config()
+        self.run(CARRELD, "-c", d.config, "--migrate-only")
+        self.psql_file(os.path.join(SOURCE, "sql", "seed", "branches.sql"))
+        pw = os.path.join(self.dir, "admin.pw")
+        with open(pw, "w") as f:
+            f.write(ADMIN_PASSWORD + "\n")
+        self.run(CARRELD, "-c", d.config, "--init-admin", "admin", "--password-file", pw,
+                 "--branch", "DWN", "--workstation", "desk-dwn")
+        return self
+
+    def start_pg(self):
+        self.run(os.path.join(SCRIPTS, "pg-cluster"), "start", self.pgdata, str(self.pgport),
+                 self.sockdir, "--fast")
+
+    def stop_pg(self):
+        self.run(os.path.join(SCRIPTS, "pg-cluster"), "stop", self.pgdata)
+
+    def psql(self, sql):
+        r = self.run(os.path.join(SCRIPTS, "pg-cluster"), "psql", self.pgdata, str(self.pgport),
+                     self.sockdir, "-d", "carrel", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+        return r.stdout.strip()
+
+    def psql_file(self, path):
+        self.run(os.path.join(SCRIPTS, "pg-cluster"), "psql", self.pgdata, str(self.pgport),
+                 self.sockdir, "-d", "carrel", "-q", "-v", "ON_ERROR_STOP=1", "-f", path)
+
+    def daemon(self, **settings):
+        d = Daemon(self, **settings).start()
+        self.daemons.append(d)
+        return d
+
+    def profile(self, daemon, workstation="desk-dwn", user="admin", password=ADMIN_PASSWORD,
+                cert=True):
+        """Write a client profile for (daemon, workstation, user) and return its path."""
+        name = "%d-%s-%s" % (daemon.port, workstation, user)
+        path = os.path.join(self.dir, name + ".profile")
+        pwfile = os.path.join(self.dir, name + ".pw")
+        with open(pwfile, "w") as f:
+            f.write(password + "\n")
+        lines = [
+            "host = 127.0.0.1",
+            "port = %d" % daemon.port,
+            "ca_file = %s" % self.tls("ca.crt"),
+            "workstation = %s" % workstation,
+            "user = %s" % user,
+            "password_file = %s" % pwfile,
+            "timeout_s = 60",
+        ]
+        if cert:
+            lines += ["cert_file = %s" % self.tls(workstation + ".crt"),
+                      "key_file = %s" % self.tls(workstation + ".key")]
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def carrel(self, profile, *args, json_out=True, input=None, timeout=120, env=None):
+        argv = [CARREL, "-c", profile] + (["--json"] if json_out else []) + list(args)
+        e = dict(os.environ)
+        e.pop("CARREL_PASSWORD", None)
+        if env:
+            e.update(env)
+        proc = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout,
+                              env=e)
+        for mark in SANITIZER_MARKS:
+            if mark in proc.stderr:
+                raise AssertionError("sanitizer report from carrel:\n" + proc.stderr)
+        return Result(proc)
+
+    def stop(self):
+        errors = []
+        for d in self.daemons:
+            try:
+                d.stop()
+            except Exception as e:  # report all, stop all
+                errors.append(e)
+        try:
+            self.stop_pg()
+        finally:
+            shutil.rmtree(self.sockdir, ignore_errors=True)
+            if not errors and not os.environ.get("CARREL_KEEP_TEST_DIR"):
+                shutil.rmtree(self.dir, ignore_errors=True)
+        if errors:
+            raise errors[0]
+
+
+def run_parallel(fn, args_list):
+    """Run fn(*args) in threads; return results in order, re-raising the first error."""
+    results = [None] * len(args_list)
+    errors = []
+
+    def worker(i, args):
+        try:
+            results[i] = fn(*args)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i, a)) for i, a in enumerate(args_list)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,571 @@
+#!/usr/bin/env python3
+"""Foundation: TLS, framing, sessions, permissions, database outages, shutdown."""
+
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import (ADMIN_PASSWORD, REQ_BRANCH_LIST, REQ_HELLO, REQ_PING, REQ_WHOAMI,  # noqa
+                     RESP_BRANCHES, RESP_EVENT, RESP_PONG, pb_message)
+
+env = None
+main = None  # the daemon most tests share
+STAFF_PASSWORD = "staff-password-123"
+
+
+def setUpModule():
+    global env, main
+    env = harness.Env()
+    try:
+        env.start()
+        setup_staff()
+    except BaseException:
+        env.stop()  # tearDownModule does not run when setUpModule fails
+        raise
+
+
+def setup_staff():
+    global main
+    main = env.daemon()
+    admin = env.profile(main)
+    for ws, branch in [("desk-dwn-2", "DWN"), ("desk-prk", "PRK"), ("desk-alb", "ALB")]:
+        r = env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch)
+        assert r.code == 0, r
+    pw = os.path.join(env.dir, "staff.pw")
+    with open(pw, "w") as f:
+        f.write(STAFF_PASSWORD + "\n")
+    for user, name, role, branches in [
+        ("clara", "Clara Clerk", "clerk", "DWN"),
+        ("lee", "Lee Librarian", "librarian", "PRK"),
+        ("manny", "Manny Manager", "branch_manager", "DWN"),
+        ("cora", "Cora Coordinator", "coordinator", "DWN"),
+    ]:
+        r = env.carrel(admin, "admin", "staff", "add", user, "--name", name, "--role", role,
+                       "--branch", branches, "--new-password-file", pw)
+        assert r.code == 0, r
+
+
+def tearDownModule():
+    env.stop()
+
+
+def profile(ws="desk-dwn", user="admin", password=None, daemon=None, cert=True):
+    if password is None:
+        password = ADMIN_PASSWORD if user == "admin" else STAFF_PASSWORD
+    return env.profile(daemon or main, ws, user, password, cert=cert)
+
+
+class Login(unittest.TestCase):
+    def test_login_ok_shows_session(self):
+        r = env.carrel(profile(user="clara"), "whoami")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["staff"]["username"], "clara")
+        self.assertEqual(r.json["staff"]["role"], "clerk")
+        self.assertEqual(r.json["branch"]["code"], "DWN")
+        self.assertEqual(r.json["workstation"]["name"], "desk-dwn")
+
+    def test_wrong_password(self):
+        r = env.carrel(profile(user="lee", ws="desk-prk", password="not-the-password"), "whoami")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json["status"], "unauthenticated")
+        self.assertEqual(r.json["reason"], "bad_credentials")
+        rows = env.psql("SELECT count(*) FROM login_event WHERE username = 'lee' "
+                        "AND NOT success AND reason = 'wrong_password'")
+        self.assertGreaterEqual(int(rows), 1)
+
+    def test_unknown_user_same_answer_as_wrong_password(self):
+        r = env.carrel(profile(user="nobody", password="whatever-it-is"), "whoami")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json["reason"], "bad_credentials")
+
+    def test_unknown_workstation(self):
+        r = env.carrel(profile(ws="desk-bar", cert=False), "whoami")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json["reason"], "unknown_workstation")
+        self.assertIn("desk-bar", r.json["message"])
+
+    def test_not_assigned_to_workstation_branch(self):
+        # Clara is a clerk at Downtown; desk-prk is at Park Street.
+        r = env.carrel(profile(ws="desk-prk", user="clara"), "whoami")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json["status"], "forbidden")
+        self.assertIn("Park Street", r.json["message"])
+
+    def test_coordinator_works_at_any_branch(self):
+        r = env.carrel(profile(ws="desk-prk", user="cora"), "whoami")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["branch"]["code"], "PRK")
+
+    def test_client_certificate_must_match_workstation(self):
+        path = profile(ws="desk-dwn-2", user="clara")
+        with open(path, "a") as f:  # desk-dwn's certificate, claiming to be desk-dwn-2
+            f.write("cert_file = %s\nkey_file = %s\n" % (env.tls("desk-dwn.crt"),
+                                                        env.tls("desk-dwn.key")))
+        r = env.carrel(path, "whoami")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json["reason"], "certificate_mismatch")
+
+    def test_disabled_account_cannot_log_in(self):
+        admin = profile()
+        pw = os.path.join(env.dir, "staff.pw")
+        r = env.carrel(admin, "admin", "staff", "add", "dora", "--name", "Dora Leaving",
+                       "--role", "clerk", "--branch", "DWN", "--new-password-file", pw)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(env.carrel(profile(user="dora"), "whoami").code, 0)
+        r = env.carrel(admin, "admin", "staff", "disable", "dora")
+        self.assertEqual(r.code, 0, r)
+        r = env.carrel(profile(user="dora"), "whoami")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json["reason"], "account_disabled")
+        self.assertEqual(env.carrel(admin, "admin", "staff", "enable", "dora").code, 0)
+        self.assertEqual(env.carrel(profile(user="dora"), "whoami").code, 0)
+
+    def test_repeated_failures_are_throttled_and_logged(self):
+        d = env.daemon(login_throttle_after=3)
+        bad = profile(user="manny", password="wrong-wrong-wrong", daemon=d)
+        for _ in range(3):
+            r = env.carrel(bad, "whoami")
+            self.assertEqual(r.json["reason"], "bad_credentials", r)
+        # Locked now, even with the right password.
+        r = env.carrel(profile(user="manny", daemon=d), "whoami")
+        self.assertEqual(r.code, 3, r)
+        self.assertEqual(r.json["status"], "too_many_requests")
+        self.assertEqual(r.json["reason"], "login_throttled")
+        self.assertIn("slowing down", d.log_text())
+        time.sleep(1.2)  # the first lockout is one second
+        r = env.carrel(profile(user="manny", daemon=d), "whoami")
+        self.assertEqual(r.code, 0, r)
+        d.stop()
+
+    def test_password_change(self):
+        admin = profile()
+        newpw = os.path.join(env.dir, "new.pw")
+        with open(newpw, "w") as f:
+            f.write("a-brand-new-password\n")
+        pw = os.path.join(env.dir, "staff.pw")
+        r = env.carrel(admin, "admin", "staff", "add", "paula", "--name", "Paula",
+                       "--role", "librarian", "--branch", "DWN", "--new-password-file", pw)
+        self.assertEqual(r.code, 0, r)
+        r = env.carrel(admin, "admin", "staff", "passwd", "paula", "--new-password-file", newpw)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(env.carrel(profile(user="paula"), "whoami").code, 3)
+        self.assertEqual(env.carrel(profile(user="paula", password="a-brand-new-password"),
+                                    "whoami").code, 0)
+        hashes = env.psql("SELECT password_hash FROM staff WHERE username = 'paula'")
+        self.assertTrue(hashes.startswith("$argon2id$"), hashes)
+
+
+class Permissions(unittest.TestCase):
+    def test_clerk_cannot_list_staff(self):
+        r = env.carrel(profile(user="clara"), "admin", "staff", "list")
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual(r.json["status"], "forbidden")
+
+    def test_manager_sees_only_own_branch_staff(self):
+        r = env.carrel(profile(user="manny"), "admin", "staff", "list")
+        self.assertEqual(r.code, 0, r)
+        users = {s["username"] for s in r.json["staff"]}
+        self.assertIn("clara", users)
+        self.assertNotIn("lee", users)  # Park Street
+        r = env.carrel(profile(), "admin", "staff", "list")
+        self.assertIn("lee", {s["username"] for s in r.json["staff"]})
+
+    def test_manager_cannot_act_for_another_branch(self):
+        r = env.carrel(profile(user="manny"), "admin", "workstation", "add", "desk-prk-9",
+                       "--branch", "PRK")
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual(r.json["status"], "forbidden")
+        self.assertEqual(r.json["reason"], "branch")
+        self.assertEqual(env.psql("SELECT count(*) FROM workstation WHERE name = 'desk-prk-9'"),
+                         "0")
+        pw = os.path.join(env.dir, "staff.pw")
+        r = env.carrel(profile(user="manny"), "admin", "staff", "add", "pete", "--name", "Pete",
+                       "--role", "clerk", "--branch", "PRK", "--new-password-file", pw)
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual(r.json["reason"], "branch")
+
+    def test_manager_cannot_create_managers(self):
+        pw = os.path.join(env.dir, "staff.pw")
+        r = env.carrel(profile(user="manny"), "admin", "staff", "add", "mo", "--name", "Mo",
+                       "--role", "branch_manager", "--branch", "DWN", "--new-password-file", pw)
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual(r.json["reason"], "role")
+        self.assertEqual(env.psql("SELECT count(*) FROM staff WHERE username = 'mo'"), "0")
+
+    def test_manager_adds_clerk_to_own_branch_with_audit(self):
+        pw = os.path.join(env.dir, "staff.pw")
+        r = env.carrel(profile(user="manny"), "admin", "staff", "add", "cody", "--name", "Cody",
+                       "--role", "clerk", "--branch", "DWN", "--new-password-file", pw)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["branch_codes"], ["DWN"])
+        audit = env.psql("SELECT s.username, a.action FROM admin_audit a JOIN staff s "
+                         "ON s.id = a.staff_id WHERE a.target = 'cody'")
+        self.assertEqual(audit, "manny|staff_add")
+
+    def test_duplicate_username_conflict(self):
+        pw = os.path.join(env.dir, "staff.pw")
+        r = env.carrel(profile(), "admin", "staff", "add", "clara", "--name", "Another Clara",
+                       "--role", "clerk", "--branch", "DWN", "--new-password-file", pw)
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual(r.json["status"], "conflict")
+        self.assertEqual(env.psql("SELECT display_name FROM staff WHERE username = 'clara'"),
+                         "Clara Clerk")
+
+    def test_bad_input_changes_nothing(self):
+        pw = os.path.join(env.dir, "staff.pw")
+        before = env.psql("SELECT count(*) FROM staff")
+        for args in (["Bad User!", "--role", "clerk", "--branch", "DWN"],
+                     ["okname", "--role", "clerk", "--branch", "NOPE"],
+                     ["okname", "--role", "clerk", "--branch", "lower"]):
+            r = env.carrel(profile(), "admin", "staff", "add", args[0], "--name", "X", *args[1:],
+                           "--new-password-file", pw)
+            self.assertEqual(r.code, 4, r)
+            self.assertEqual(r.json["status"], "bad_request", r)
+        short = os.path.join(env.dir, "short.pw")
+        with open(short, "w") as f:
+            f.write("short\n")
+        r = env.carrel(profile(), "admin", "staff", "add", "okname", "--name", "X", "--role",
+                       "clerk", "--branch", "DWN", "--new-password-file", short)
+        self.assertEqual(r.json["reason"], "field:password", r)
+        self.assertEqual(env.psql("SELECT count(*) FROM staff"), before)
+
+    def test_branches_listed_for_everyone(self):
+        r = env.carrel(profile(user="clara"), "branches")
+        self.assertEqual(r.code, 0, r)
+        codes = [b["code"] for b in r.json["branches"]]
+        self.assertEqual(codes, ["ALB", "BAR", "CMP", "DWN", "DWT", "PRK", "RPK"])
+        dwn = [b for b in r.json["branches"] if b["code"] == "DWN"][0]
+        self.assertIn("Mon 10:00-20:00", dwn["open_hours"])
+
+    def test_request_before_login_is_unauthenticated(self):
+        w = main.wire()
+        self.assertEqual(w.hello().status, "ok")
+        r = w.call(REQ_BRANCH_LIST)
+        self.assertEqual(r.status, "unauthenticated")
+        r = w.call(REQ_PING, pb_message((1, "still here")))
+        self.assertEqual(r.status, "ok")  # ping needs no login, and the connection stayed
+        w.close()
+
+
+class Client(unittest.TestCase):
+    def test_exit_codes(self):
+        r = env.carrel(profile(), "no-such-command", json_out=False)
+        self.assertEqual(r.code, 2)
+        dead = harness.Daemon(env)  # never started: nothing listens on its port
+        r = env.carrel(env.profile(dead), "whoami")
+        self.assertEqual(r.code, 5, r)
+        self.assertEqual(r.json["status"], "network_error")
+
+    def test_password_from_environment(self):
+        path = profile(user="clara")
+        with open(path) as f:
+            text = "".join(l for l in f if not l.startswith("password_file"))
+        with open(path, "w") as f:
+            f.write(text)
+        r = env.carrel(path, "whoami", env={"CARREL_PASSWORD": STAFF_PASSWORD})
+        self.assertEqual(r.code, 0, r)
+
+    def test_human_output(self):
+        r = env.carrel(profile(), "branches", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("Park Street Branch at the Lyric", r.stdout)
+        self.assertTrue(r.stdout.splitlines()[1].startswith("----"))
+
+    def test_ping_and_event(self):
+        r = env.carrel(profile(), "ping", "--event", "-n", "2", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.stdout.count("event test:"), 2, r)
+        self.assertEqual(r.stdout.count("pong from"), 2, r)
+
+
+class Wire(unittest.TestCase):
+    def test_first_request_must_be_hello(self):
+        w = main.wire()
+        r = w.call(REQ_PING, pb_message((1, "x")))
+        self.assertEqual(r.status, "bad_request")
+        self.assertEqual(r.reason, "hello_required")
+        self.assertTrue(w.closed_by_server())
+
+    def test_unsupported_version(self):
+        w = main.wire()
+        r = w.hello(version=99)
+        self.assertEqual(r.status, "unsupported_version")
+        self.assertIn("version 1", r.message)
+        self.assertTrue(w.closed_by_server())
+
+    def test_pushed_event_uses_id_zero(self):
+        w = main.wire()
+        w.hello()
+        rid = w.send(REQ_PING, pb_message((1, "evt"), (2, True)))
+        first = w.recv()
+        self.assertEqual(first.id, 0)
+        ev = first.body(RESP_EVENT)
+        self.assertEqual(ev[1][0], b"test")
+        second = w.recv()
+        self.assertEqual(second.id, rid)
+        self.assertEqual(second.body(RESP_PONG)[1][0], b"evt")
+        w.close()
+
+    def test_malformed_frame_closes_only_that_connection(self):
+        other = main.logged_in_wire()
+        bad = main.wire()
+        bad.hello()
+        garbage = b"\xff\xff\xff\xff\x0f\x07garbage"
+        bad.send_raw(struct.pack(">I", len(garbage)) + garbage)
+        r = bad.recv()
+        self.assertEqual(r.id, 0)
+        self.assertEqual(r.status, "bad_request")
+        self.assertEqual(r.reason, "undecodable")
+        self.assertTrue(bad.closed_by_server())
+        r = other.call(REQ_BRANCH_LIST)
+        self.assertEqual(r.status, "ok")
+        other.close()
+
+    def test_oversized_frame_refused_before_reading_it(self):
+        other = main.logged_in_wire()
+        big = main.logged_in_wire()
+        big.send_raw(struct.pack(">I", 2 * 1024 * 1024) + b"\x08\x01")  # header only
+        r = big.recv()
+        self.assertEqual(r.status, "frame_too_large")
+        self.assertIn("1048576", r.message)
+        self.assertTrue(big.closed_by_server())
+        # Before login the limit is tighter.
+        early = main.wire()
+        early.hello()
+        early.send_raw(struct.pack(">I", 64 * 1024))
+        self.assertEqual(early.recv().status, "frame_too_large")
+        early.close()
+        self.assertEqual(other.call(REQ_PING, pb_message((1, "ok"))).status, "ok")
+        other.close()
+
+    def test_zero_id_refused_connection_kept(self):
+        w = main.wire()
+        w.hello()
+        w.send(REQ_PING, pb_message((1, "zero")), rid=0)
+        r = w.recv()
+        self.assertEqual((r.id, r.status, r.reason), (0, "bad_request", "request_id"))
+        self.assertEqual(w.call(REQ_PING, pb_message((1, "after"))).status, "ok")
+        w.close()
+
+    def test_fifty_clients_pipelining(self):
+        def client(n):
+            w = main.logged_in_wire()
+            sent = {}
+            for i in range(40):
+                if i % 4 == 0:
+                    sent[w.send(REQ_BRANCH_LIST)] = None
+                else:
+                    payload = "c%d-%d" % (n, i)
+                    sent[w.send(REQ_PING, pb_message((1, payload)))] = payload
+            got = 0
+            while got < len(sent):
+                r = w.recv()
+                assert r is not None, "connection closed"
+                assert r.status == "ok", r
+                expect = sent.pop(r.id)
+                if expect is None:
+                    assert len(r.body(RESP_BRANCHES)[1]) == 7
+                else:
+                    assert r.body(RESP_PONG)[1][0].decode() == expect
+            w.close()
+            return True
+        self.assertEqual(harness.run_parallel(client, [(n,) for n in range(50)]), [True] * 50)
+
+    def test_inflight_cap(self):
+        d = env.daemon(max_inflight=2)
+        w = d.logged_in_wire()
+        locker = subprocess.Popen(
+            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-c",
+             "BEGIN; LOCK TABLE branch IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.4)
+        ids = [w.send(REQ_BRANCH_LIST) for _ in range(5)]
+        statuses = {}
+        while len(statuses) < 5:
+            r = w.recv()
+            statuses[r.id] = r.status
+        locker.wait()
+        self.assertEqual(sorted(statuses), ids)
+        self.assertEqual(list(statuses.values()).count("ok"), 2, statuses)
+        self.assertEqual(list(statuses.values()).count("too_many_requests"), 3, statuses)
+        w.close()
+        d.stop()
+
+    def test_connection_cap_and_idle_timeout(self):
+        d = env.daemon(max_connections=2, idle_timeout_s=1)
+        a, b = d.wire(), d.wire()
+        self.assertEqual(a.hello().status, "ok")
+        self.assertEqual(b.hello().status, "ok")
+        try:
+            c = d.wire()
+            c.hello()
+            self.assertTrue(c.closed_by_server(5))
+            c.close()
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            pass  # closed during the handshake: refused either way
+        # Idle connections are closed after a second.
+        self.assertTrue(a.closed_by_server(5))
+        self.assertTrue(b.closed_by_server(5))
+        self.assertIn("closing idle connection", d.log_text())
+        d.stop()
+
+
+class Tls(unittest.TestCase):
+    def test_tls_1_1_refused_by_server(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(env.tls("ca.crt"))
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():  # TLS 1.1 is deprecated: that is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        with self.assertRaises(ssl.SSLError) as cm:
+            main.wire(context=ctx)
+        # The server's protocol_version alert, not a local refusal to offer TLS 1.1.
+        self.assertIn("PROTOCOL_VERSION", str(cm.exception).upper())
+        # The same context allowing 1.2 connects, so the refusal was about the version.
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        w = main.wire(context=ctx)
+        self.assertEqual(w.hello().status, "ok")
+        w.close()
+
+    def test_tls_1_3_preferred(self):
+        w = main.wire()
+        self.assertEqual(w.sock.version(), "TLSv1.3")
+        w.close()
+
+    def test_plain_tcp_refused(self):
+        w = main.wire(tls=False)
+        hello = pb_message((1, 1), (10, pb_message((1, 1))))
+        w.send_raw(struct.pack(">I", len(hello)) + hello)
+        data = b""
+        w.sock.settimeout(5)
+        try:
+            while True:
+                chunk = w.sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+        # Nothing but (at most) a TLS alert record comes back, then the server closes.
+        self.assertTrue(data == b"" or data[0] == 0x15, data)
+        w.close()
+
+    def test_server_certificate_verified(self):
+        other_ca = os.path.join(env.dir, "other-ca")
+        env.run(os.path.join(harness.SCRIPTS, "mkcerts"), other_ca)
+        path = profile()
+        with open(path, "a") as f:
+            f.write("ca_file = %s/ca.crt\n" % other_ca)
+        r = env.carrel(path, "whoami")
+        self.assertEqual(r.code, 5, r)
+        self.assertIn("certificate", r.json["message"])
+
+
+class Database(unittest.TestCase):
+    def test_outage_fails_fast_then_recovers(self):
+        d = env.daemon()
+        w = d.logged_in_wire()
+        self.assertEqual(w.call(REQ_BRANCH_LIST).status, "ok")
+        env.stop_pg()
+        try:
+            deadline = time.time() + 10
+            while True:  # the pool notices the dead sockets within moments
+                t0 = time.time()
+                r = w.call(REQ_BRANCH_LIST)
+                took = time.time() - t0
+                if r.status == "unavailable" or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(r.status, "unavailable", r)
+            self.assertLess(took, 1.0)
+            self.assertIn("database", r.message.lower())
+            # Requests that need no database still work; logins fail cleanly.
+            self.assertEqual(w.call(REQ_PING, pb_message((1, "alive"))).status, "ok")
+            w2 = d.wire()
+            w2.hello()
+            self.assertEqual(w2.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "unavailable")
+        finally:
+            env.start_pg()
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            r = w.call(REQ_BRANCH_LIST)
+            if r.status == "ok":
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.status, "ok", r)
+        self.assertIn("database unavailable", d.log_text())
+        w.close()
+        w2.close()
+        d.stop()
+
+    def test_refuses_schema_newer_than_it_knows(self):
+        env.psql("INSERT INTO schema_migration (version, name) VALUES (998, '998_future.sql')")
+        try:
+            d = harness.Daemon(env).start(expect_listen=False)
+            code = d.wait()
+            d.check_clean(code, expect_code=1)
+            self.assertIn("newer than this carreld knows", d.log_text())
+        finally:
+            env.psql("DELETE FROM schema_migration WHERE version = 998")
+
+
+class Shutdown(unittest.TestCase):
+    def lock_branches(self, seconds):
+        return subprocess.Popen(
+            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-c",
+             "BEGIN; LOCK TABLE branch IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%s); COMMIT;"
+             % seconds], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def test_sigterm_drains_in_flight_requests(self):
+        d = harness.Daemon(env).start()
+        w = d.logged_in_wire()
+        locker = self.lock_branches(1.5)
+        time.sleep(0.4)
+        rid = w.send(REQ_BRANCH_LIST)  # waits for the lock
+        time.sleep(0.2)
+        d.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        with self.assertRaises(OSError):  # no longer accepting
+            socket.create_connection(("127.0.0.1", d.port), timeout=2).close()
+        r = w.recv()
+        self.assertEqual((r.id, r.status), (rid, "ok"))
+        self.assertEqual(len(r.body(RESP_BRANCHES)[1]), 7)
+        self.assertTrue(w.closed_by_server())
+        d.check_clean(d.wait(), 0)
+        w.close()
+        locker.wait()
+        self.assertIn("SIGTERM: shutting down", d.log_text())
+
+    def test_shutdown_wait_is_bounded(self):
+        d = harness.Daemon(env, shutdown_timeout_s=1).start()
+        w = d.logged_in_wire()
+        locker = self.lock_branches(6)
+        time.sleep(0.4)
+        w.send(REQ_BRANCH_LIST)
+        time.sleep(0.2)
+        t0 = time.time()
+        d.signal(signal.SIGTERM)
+        code = d.wait(timeout=10)
+        self.assertLess(time.time() - t0, 4.0)
+        d.check_clean(code, 0)
+        self.assertIn("shutdown timeout", d.log_text())
+        locker.wait()
+        w.close()
+
+
+if __name__ == "__main__":
+    harness.main()
