@@ -12,10 +12,14 @@
 int cli_status_exit(Carrel__Status status)
 {
     switch (status) {
-    case CARREL__STATUS__STATUS_OK: return EXIT_OK;
-    case CARREL__STATUS__STATUS_UNAUTHENTICATED: return EXIT_AUTH;
-    case CARREL__STATUS__STATUS_UNSUPPORTED_VERSION: return EXIT_NETWORK;
-    default: return EXIT_SERVER;
+    case CARREL__STATUS__STATUS_OK:
+        return EXIT_OK;
+    case CARREL__STATUS__STATUS_UNAUTHENTICATED:
+        return EXIT_AUTH;
+    case CARREL__STATUS__STATUS_UNSUPPORTED_VERSION:
+        return EXIT_NETWORK;
+    default:
+        return EXIT_SERVER;
     }
 }
 
@@ -31,9 +35,9 @@ int cli_fail(cli_t *cli, int code, const char *fmt, ...)
         json_init(&j);
         json_object_begin(&j);
         json_key(&j, "status");
-        json_string(&j, code == EXIT_NETWORK ? "network_error" :
-                        code == EXIT_USAGE   ? "usage_error" :
-                                               "local_error");
+        json_string(&j, code == EXIT_NETWORK ? "network_error"
+                        : code == EXIT_USAGE ? "usage_error"
+                                             : "local_error");
         json_key(&j, "message");
         json_string(&j, msg);
         json_object_end(&j);

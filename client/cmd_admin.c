@@ -64,11 +64,20 @@ static int cmd_staff_add(cli_t *cli, int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "n:r:b:f:", opts, NULL)) != -1) {
         switch (ch) {
-        case 'n': name = optarg; break;
-        case 'r': role = optarg; break;
-        case 'b': branches = optarg; break;
-        case 'f': pwfile = optarg; break;
-        default: return EXIT_USAGE;
+        case 'n':
+            name = optarg;
+            break;
+        case 'r':
+            role = optarg;
+            break;
+        case 'b':
+            branches = optarg;
+            break;
+        case 'f':
+            pwfile = optarg;
+            break;
+        default:
+            return EXIT_USAGE;
         }
     }
     if (optind != argc - 1 || !name || !role || !branches)

@@ -85,11 +85,21 @@ static void json_quoted(json_t *j, const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[8];
         switch (*p) {
-        case '"': json_rawz(j, "\\\""); break;
-        case '\\': json_rawz(j, "\\\\"); break;
-        case '\n': json_rawz(j, "\\n"); break;
-        case '\r': json_rawz(j, "\\r"); break;
-        case '\t': json_rawz(j, "\\t"); break;
+        case '"':
+            json_rawz(j, "\\\"");
+            break;
+        case '\\':
+            json_rawz(j, "\\\\");
+            break;
+        case '\n':
+            json_rawz(j, "\\n");
+            break;
+        case '\r':
+            json_rawz(j, "\\r");
+            break;
+        case '\t':
+            json_rawz(j, "\\t");
+            break;
         default:
             if (*p < 0x20) {
                 snprintf(esc, sizeof(esc), "\\u%04x", *p);
@@ -210,21 +220,37 @@ static void json_field_value(json_t *j, const ProtobufCFieldDescriptor *f, const
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32: json_int(j, *(const int32_t *)p); break;
+    case PROTOBUF_C_TYPE_SFIXED32:
+        json_int(j, *(const int32_t *)p);
+        break;
     case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: json_uint(j, *(const uint32_t *)p); break;
+    case PROTOBUF_C_TYPE_FIXED32:
+        json_uint(j, *(const uint32_t *)p);
+        break;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64: json_int(j, *(const int64_t *)p); break;
+    case PROTOBUF_C_TYPE_SFIXED64:
+        json_int(j, *(const int64_t *)p);
+        break;
     case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: json_uint(j, *(const uint64_t *)p); break;
-    case PROTOBUF_C_TYPE_FLOAT: json_double(j, *(const float *)p); break;
-    case PROTOBUF_C_TYPE_DOUBLE: json_double(j, *(const double *)p); break;
-    case PROTOBUF_C_TYPE_BOOL: json_bool(j, *(const protobuf_c_boolean *)p); break;
+    case PROTOBUF_C_TYPE_FIXED64:
+        json_uint(j, *(const uint64_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_FLOAT:
+        json_double(j, *(const float *)p);
+        break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        json_double(j, *(const double *)p);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        json_bool(j, *(const protobuf_c_boolean *)p);
+        break;
     case PROTOBUF_C_TYPE_ENUM:
         json_string(j, json_enum_name(f->descriptor, *(const int *)p));
         break;
-    case PROTOBUF_C_TYPE_STRING: json_string(j, *(char *const *)p); break;
+    case PROTOBUF_C_TYPE_STRING:
+        json_string(j, *(char *const *)p);
+        break;
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = p;
         json_base64(j, b->data, b->len);
@@ -250,17 +276,22 @@ static size_t json_type_size(ProtobufCType t)
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
     case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM: return 4;
+    case PROTOBUF_C_TYPE_ENUM:
+        return 4;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE: return 8;
-    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
     case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
     }
     return 0;
 }

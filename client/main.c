@@ -1,5 +1,5 @@
 /*
- * carrel: the branch desk client. See `carrel --help` and docs/CLIENT.md.
+ * carrel: the branch desk client. See `carrel --help` and README.md.
  */
 #include <getopt.h>
 #include <locale.h>
@@ -83,20 +83,34 @@ int main(int argc, char **argv)
 
     enum { O_PWFILE = 256 };
     static const struct option opts[] = {
-        {"profile", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"profile", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
         {"password-file", required_argument, NULL, O_PWFILE},
-        {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "+c:jhV", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': cli.profile_path = optarg; break;
-        case 'j': cli.json = true; break;
-        case O_PWFILE: cli.password_file = optarg; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf("carrel %s\n", CARREL_VERSION); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'c':
+            cli.profile_path = optarg;
+            break;
+        case 'j':
+            cli.json = true;
+            break;
+        case O_PWFILE:
+            cli.password_file = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        case 'V':
+            printf("carrel %s\n", CARREL_VERSION);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind >= argc) {

@@ -1,6 +1,6 @@
 /*
  * profile: a desk client's connection settings, read from a "key = value"
- * file (see docs/CLIENT.md). One profile per workstation.
+ * file (keys: see profile.c; example: var/demo-client.conf). One profile per workstation.
  */
 #ifndef CARREL_PROFILE_H
 #define CARREL_PROFILE_H

@@ -115,8 +115,8 @@ int client_open(client_t *cl, const client_target_t *t)
     uv_timer_init(&cl->loop, &cl->timer);
     cl->timer.data = cl;
 
-    cl->tls = tls_client_ctx_new(t->ca_file, t->cert_file, t->key_file, cl->error,
-                                 sizeof(cl->error));
+    cl->tls =
+        tls_client_ctx_new(t->ca_file, t->cert_file, t->key_file, cl->error, sizeof(cl->error));
     if (cl->tls == NULL)
         return -1;
 

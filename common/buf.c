@@ -36,12 +36,18 @@ int buf_append(struct buf *b, const void *data, size_t len)
 
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
+    char small[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
     if (n < 0 || buf_reserve(b, (size_t)n + 1) != 0)
         return -1;
+    if ((size_t)n < sizeof(small)) {
+        memcpy(b->data + b->len, small, (size_t)n + 1);
+        b->len += (size_t)n;
+        return 0;
+    }
     va_start(ap, fmt);
     vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -42,9 +42,9 @@ struct channel {
     uv_write_t write_req;
     tlsio_t tls;
     frame_decoder_t frames;
-    struct buf out_pending;  /* ciphertext waiting for the write in flight */
-    struct buf out_writing;  /* ciphertext handed to uv_write */
-    struct buf scratch;      /* one encoded frame, reused */
+    struct buf out_pending; /* ciphertext waiting for the write in flight */
+    struct buf out_writing; /* ciphertext handed to uv_write */
+    struct buf scratch;     /* one encoded frame, reused */
     size_t high_water;
     const channel_ops_t *ops;
     void *data; /* the owner's */

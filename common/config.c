@@ -206,6 +206,8 @@ int conf_load_file(const conf_entry_t *table, void *target, const char *path, ch
         snprintf(err, errlen, "%s: read error", path);
         return -1;
     }
+    if (text)
+        text[len] = '\0';
     int rc = conf_parse(table, target, text ? text : "", path, err, errlen);
     free(text);
     return rc;

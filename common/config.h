@@ -1,8 +1,8 @@
 /*
  * config: one declarative table per program drives parsing of "key = value"
  * files, command-line overrides, validation, defaults and the dump of the
- * effective configuration. The daemon's table is in server/config.c, the
- * client profile's in client/profile.c.
+ * effective configuration. The daemon's table is in server/server_config.c,
+ * the client profile's in client/profile.c.
  */
 #ifndef CARREL_CONFIG_H
 #define CARREL_CONFIG_H
@@ -15,13 +15,16 @@ typedef enum { CONF_STRING, CONF_INT, CONF_BOOL } conf_type_t;
 typedef struct conf_entry {
     const char *name;
     conf_type_t type;
-    size_t offset; /* into the target struct: char * for STRING, long for INT, int for BOOL */
+    size_t offset;   /* into the target struct: char * for STRING, long for INT, int for BOOL */
     const char *def; /* default as text; NULL means unset (STRING only) */
     long min, max;   /* bounds for INT */
     const char *help;
 } conf_entry_t;
 
-#define CONF_END {NULL, CONF_STRING, 0, NULL, 0, 0, NULL}
+#define CONF_END                                                                                   \
+    {                                                                                              \
+        NULL, CONF_STRING, 0, NULL, 0, 0, NULL                                                     \
+    }
 
 /* Reset every entry of `target` to its default. Strings are owned by target. */
 __attribute__((warn_unused_result)) int conf_defaults(const conf_entry_t *table, void *target);

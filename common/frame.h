@@ -25,8 +25,8 @@ typedef enum {
 
 typedef struct frame_decoder {
     struct buf in;
-    size_t start;     /* offset of the first unconsumed byte in `in` */
-    size_t max_frame; /* largest payload accepted */
+    size_t start;      /* offset of the first unconsumed byte in `in` */
+    size_t max_frame;  /* largest payload accepted */
     uint32_t declared; /* the length of the frame that was too large */
 } frame_decoder_t;
 

@@ -18,10 +18,10 @@
 #include "buf.h"
 
 typedef enum {
-    TLSIO_OK = 0,   /* done / data returned */
-    TLSIO_WANT,     /* needs more input from the peer */
-    TLSIO_CLOSED,   /* the peer sent close_notify */
-    TLSIO_ERROR,    /* protocol or certificate failure; see tlsio_error() */
+    TLSIO_OK = 0, /* done / data returned */
+    TLSIO_WANT,   /* needs more input from the peer */
+    TLSIO_CLOSED, /* the peer sent close_notify */
+    TLSIO_ERROR,  /* protocol or certificate failure; see tlsio_error() */
 } tlsio_result_t;
 
 typedef struct tlsio {

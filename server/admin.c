@@ -42,7 +42,7 @@ static const db_stmt_t stmt_staff_list = {
 
 static const db_stmt_t stmt_staff_target = {
     "admin_staff_target",
-    "SELECT s.id, s.role::text, coalesce(array_agg(sb.branch_id), '{}')"
+    "SELECT s.id, s.role::text, array_remove(array_agg(sb.branch_id), NULL)"
     "  FROM staff s LEFT JOIN staff_branch sb ON sb.staff_id = s.id"
     " WHERE s.username = $1 GROUP BY s.id",
 };
@@ -101,7 +101,8 @@ static bool admin_fail_perm(request_t *req, perm_result_t r, perm_action_t actio
         return false;
     char why[200];
     perm_explain(r, action, request_session(req)->role, why, sizeof(why));
-    if (r == PERM_DENIED_ROLE && action == PERM_STAFF_MANAGE)
+    if (r == PERM_DENIED_ROLE && action == PERM_STAFF_MANAGE &&
+        request_session(req)->role == CARREL__ROLE__ROLE_BRANCH_MANAGER)
         snprintf(why, sizeof(why), "A %s may manage only clerks and librarians.",
                  role_label(request_session(req)->role));
     log_info(req->conn->id, "forbidden: %s tried %s", request_session(req)->username,
@@ -221,7 +222,11 @@ static void staff_add_hashed(int ok, const char *hash, void *arg)
     const char *actor, *ws;
     admin_actor(req, &actor, &ws);
     const char *values[7] = {
-        actor, ws, m->username, m->display_name, role_name(m->role),
+        actor,
+        ws,
+        m->username,
+        m->display_name,
+        role_name(m->role),
         pgtext_array_build(&req->arena, m->branch_codes, m->n_branch_codes),
         hash,
     };
@@ -329,8 +334,9 @@ static void staff_change_done(const db_result_t *r, void *arg)
     }
     staff_change_t *ch = req->state;
     log_info(req->conn->id, "%s %s for %s", request_session(req)->username,
-             ch->set_password ? "set the password" : ch->disabled ? "disabled the account" :
-                                                                    "enabled the account",
+             ch->set_password ? "set the password"
+             : ch->disabled   ? "disabled the account"
+                              : "enabled the account",
              ch->username);
     request_ok(req);
 }
@@ -430,8 +436,7 @@ void handle_staff_set_disabled(request_t *req)
 
 /* ---- workstations ---- */
 
-static Carrel__Workstation *admin_workstation_from_row(request_t *req, const PGresult *res,
-                                                       int row)
+static Carrel__Workstation *admin_workstation_from_row(request_t *req, const PGresult *res, int row)
 {
     arena_t *a = &req->arena;
     Carrel__Workstation *w = arena_new(a, Carrel__Workstation, 1);
@@ -489,8 +494,7 @@ static void workstation_list_done(const db_result_t *r, void *arg)
         return;
     }
     int n = PQntuples(r->res);
-    Carrel__WorkstationListReply *reply =
-        arena_new(&req->arena, Carrel__WorkstationListReply, 1);
+    Carrel__WorkstationListReply *reply = arena_new(&req->arena, Carrel__WorkstationListReply, 1);
     carrel__workstation_list_reply__init(reply);
     reply->workstations = arena_new(&req->arena, Carrel__Workstation *, n);
     for (int i = 0; i < n; i++)

@@ -51,7 +51,8 @@ void handle_hello(request_t *req)
                      "Hello was already sent on this connection.");
         return;
     }
-    if (!h->has_protocol_version || h->protocol_version != CARREL__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
+    if (!h->has_protocol_version ||
+        h->protocol_version != CARREL__PROTOCOL_VERSION__PROTOCOL_VERSION_CURRENT) {
         conn_t *c = req->conn;
         log_warn(c->id, "%s: unsupported protocol version %u", c->peer,
                  h->has_protocol_version ? h->protocol_version : 0);
@@ -105,8 +106,8 @@ static void login_record(request_t *req, bool success, const char *reason)
     Carrel__Login *l = req->msg->login;
     const char *values[5] = {l->username, l->workstation, req->conn->peer,
                              success ? "true" : "false", reason};
-    int rc = db_exec(req->srv->db, &stmt_login_record, 5, values, NULL, NULL,
-                     login_record_done, NULL);
+    int rc =
+        db_exec(req->srv->db, &stmt_login_record, 5, values, NULL, NULL, login_record_done, NULL);
     if (rc != 0)
         log_warn(req->conn->id, "login event not recorded: database unavailable");
 }
@@ -121,12 +122,13 @@ static void login_failed(request_t *req, const char *reason)
     login_state_t *st = req->state;
     server_t *srv = req->srv;
     int64_t now = util_now_ms();
-    int n1 = throttle_fail(&srv->throttle, st->user_key, now);
-    int n2 = throttle_fail(&srv->throttle, st->addr_key, now);
-    int n = n1 > n2 ? n1 : n2;
-    if (n >= srv->cfg.login_throttle_after)
-        log_warn(req->conn->id, "failed login for %s from %s (%s): %d in a row, slowing down",
-                 req->msg->login->username, req->conn->peer, reason, n);
+    int n1 = throttle_fail(&srv->throttle_users, st->user_key, now);
+    int n2 = throttle_fail(&srv->throttle_addresses, st->addr_key, now);
+    if (n1 >= srv->cfg.login_throttle_after || n2 >= srv->cfg.login_throttle_after_address)
+        log_warn(req->conn->id,
+                 "failed login for %s from %s (%s): %d in a row for the user, %d from the "
+                 "address; slowing down",
+                 req->msg->login->username, req->conn->peer, reason, n1, n2);
     else
         log_warn(req->conn->id, "failed login for %s from %s (%s)", req->msg->login->username,
                  req->conn->peer, reason);
@@ -221,8 +223,7 @@ static void login_verified(int ok, const char *hash, void *arg)
     util_strlcpy(s->branch_name, st->branch_name, sizeof(s->branch_name));
     util_strlcpy(s->workstation, st->workstation, sizeof(s->workstation));
     util_strlcpy(s->branch_codes, st->branch_codes, sizeof(s->branch_codes));
-    throttle_success(&req->srv->throttle, st->user_key);
-    throttle_success(&req->srv->throttle, st->addr_key);
+    throttle_success(&req->srv->throttle_users, st->user_key);
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes);
     login_record(req, true, "ok");
     log_info(req->conn->id, "login: %s (%s) at %s, %s", s->username, role_name(s->role),
@@ -257,6 +258,9 @@ static void login_looked_up(const db_result_t *r, void *arg)
     arena_t *a = &req->arena;
     st->user_exists = !db_null(res, 0, 0);
     if (db_null(res, 0, 7)) {
+        /* Not a password guess, but guessing workstation names is: count it
+         * against the address (not the user, who may simply be misconfigured). */
+        throttle_fail(&req->srv->throttle_addresses, st->addr_key, util_now_ms());
         login_record(req, false, "unknown_workstation");
         login_end_pending(req);
         log_warn(req->conn->id, "login from %s at unregistered workstation %s", req->conn->peer,
@@ -268,6 +272,7 @@ static void login_looked_up(const db_result_t *r, void *arg)
         return;
     }
     if (req->conn->cert_cn[0] && strcmp(req->conn->cert_cn, l->workstation) != 0) {
+        throttle_fail(&req->srv->throttle_addresses, st->addr_key, util_now_ms());
         login_record(req, false, "certificate_mismatch");
         login_end_pending(req);
         request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "certificate_mismatch",
@@ -289,12 +294,6 @@ static void login_looked_up(const db_result_t *r, void *arg)
     st->assigned = db_bool(res, 0, 12);
 
     const char *hash = st->user_exists ? db_text(res, 0, 4) : req->srv->dummy_hash;
-    if (hash == NULL) {
-        login_end_pending(req);
-        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "starting",
-                     "The server is still starting; try again in a moment.");
-        return;
-    }
     if (password_verify_async(req->srv->loop, hash, l->password, login_verified, req) != 0) {
         login_end_pending(req);
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
@@ -334,12 +333,12 @@ void handle_login(request_t *req)
     snprintf(st->addr_key, sizeof(st->addr_key), "addr:%s", addr);
 
     int64_t now = util_now_ms();
-    int64_t wait1 = throttle_wait_ms(&req->srv->throttle, st->user_key, now);
-    int64_t wait2 = throttle_wait_ms(&req->srv->throttle, st->addr_key, now);
+    int64_t wait1 = throttle_wait_ms(&req->srv->throttle_users, st->user_key, now);
+    int64_t wait2 = throttle_wait_ms(&req->srv->throttle_addresses, st->addr_key, now);
     int64_t wait = wait1 > wait2 ? wait1 : wait2;
     if (wait > 0) {
-        log_warn(req->conn->id, "login for %s from %s refused: throttled for %lld ms",
-                 l->username, req->conn->peer, (long long)wait);
+        log_warn(req->conn->id, "login for %s from %s refused: throttled for %lld ms", l->username,
+                 req->conn->peer, (long long)wait);
         login_record(req, false, "throttled");
         request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "login_throttled",
                      "Too many failed logins; try again in %lld seconds.",
@@ -347,8 +346,7 @@ void handle_login(request_t *req)
         return;
     }
     const char *values[2] = {l->username, l->workstation};
-    int rc = db_exec(req->srv->db, &stmt_login_lookup, 2, values, NULL, NULL, login_looked_up,
-                     req);
+    int rc = db_exec(req->srv->db, &stmt_login_lookup, 2, values, NULL, NULL, login_looked_up, req);
     if (rc != 0) {
         request_fail_exec(req, rc);
         return;
@@ -359,6 +357,11 @@ void handle_login(request_t *req)
 void handle_logout(request_t *req)
 {
     session_t *s = &req->conn->session;
+    if (s->login_pending) {
+        request_fail(req, CARREL__STATUS__STATUS_CONFLICT, "login_pending",
+                     "A login is still being checked; wait for its answer.");
+        return;
+    }
     if (s->authenticated)
         log_info(req->conn->id, "logout: %s", s->username);
     bool hello = s->hello_done;

@@ -35,15 +35,43 @@ static void conn_timer_closed(uv_handle_t *h)
     conn_unref(h->data);
 }
 
-static void conn_idle_cb(uv_timer_t *t)
+/*
+ * The connection's one timer ticks at a fraction of the shortest deadline and
+ * checks them all from timestamps, so activity costs a store, not a timer
+ * reset: a client that stopped reading what we send is dropped, one that has
+ * not logged in within login_timeout_s is closed, and one idle (nothing in
+ * flight, no request) for idle_timeout_s is closed.
+ */
+static void conn_tick_cb(uv_timer_t *t)
 {
     conn_t *c = t->data;
-    if (c->inflight > 0) {
-        uv_timer_again(t);
+    const struct server_config *cfg = &c->srv->cfg;
+    uint64_t now = uv_now(c->srv->loop);
+    bool stuck = c->ch.paused_by_backpressure || (c->ch.close_when_flushed && c->ch.writing);
+    if (stuck && c->stuck_seen) {
+        log_warn(c->id, "%s is not reading what we send; dropping it", c->peer);
+        conn_close(c, "client not reading");
         return;
     }
-    log_info(c->id, "closing idle connection (%s)", c->peer);
-    conn_close_after_flush(c, "idle timeout");
+    c->stuck_seen = stuck;
+    if (!c->session.authenticated &&
+        now - c->accepted_at >= (uint64_t)cfg->login_timeout_s * 1000) {
+        log_info(c->id, "closing %s: no login within %ld s", c->peer, cfg->login_timeout_s);
+        conn_close_after_flush(c, "login timeout");
+        return;
+    }
+    if (c->inflight == 0 && now - c->last_active_at >= (uint64_t)cfg->idle_timeout_s * 1000) {
+        log_info(c->id, "closing idle connection (%s)", c->peer);
+        conn_close_after_flush(c, "idle timeout");
+    }
+}
+
+static uint64_t conn_tick_ms(const struct server_config *cfg)
+{
+    long shortest =
+        cfg->idle_timeout_s < cfg->login_timeout_s ? cfg->idle_timeout_s : cfg->login_timeout_s;
+    uint64_t ms = (uint64_t)shortest * 1000 / 4;
+    return ms < 250 ? 250 : ms > 60000 ? 60000 : ms;
 }
 
 void conn_accept(server_t *srv)
@@ -80,8 +108,9 @@ void conn_accept(server_t *srv)
         channel_close(&c->ch, "connection limit reached");
         return;
     }
-    uint64_t idle_ms = (uint64_t)srv->cfg.idle_timeout_s * 1000;
-    uv_timer_start(&c->idle_timer, conn_idle_cb, idle_ms, idle_ms);
+    c->accepted_at = c->last_active_at = uv_now(srv->loop);
+    uint64_t tick = conn_tick_ms(&srv->cfg);
+    uv_timer_start(&c->idle_timer, conn_tick_cb, tick, tick);
     log_debug(c->id, "accepted %s", c->peer);
 }
 
@@ -89,8 +118,8 @@ static void conn_on_open(channel_t *ch)
 {
     conn_t *c = ch->data;
     if (tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn)))
-        log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer,
-                 tlsio_version(&ch->tls), c->cert_cn);
+        log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer, tlsio_version(&ch->tls),
+                 c->cert_cn);
     else
         log_info(c->id, "TLS from %s (%s)", c->peer, tlsio_version(&ch->tls));
 }
@@ -98,7 +127,7 @@ static void conn_on_open(channel_t *ch)
 static void conn_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
 {
     conn_t *c = ch->data;
-    uv_timer_again(&c->idle_timer);
+    c->last_active_at = uv_now(c->srv->loop);
     request_start(c, payload, len);
 }
 

@@ -23,29 +23,31 @@ typedef struct session {
     bool login_pending;
     bool authenticated;
     int64_t staff_id;
-    char username[40];
-    char display_name[104];
+    char username[40];      /* ASCII by constraint */
+    char display_name[404]; /* 100 characters of UTF-8 */
     role_t role;
     int branch_id;
     char branch_code[16];
-    char branch_name[104];
+    char branch_name[404];
     int64_t workstation_id;
     char workstation[72];
-    char branch_codes[128]; /* assigned branches, comma-separated */
+    char branch_codes[200]; /* assigned branches, comma-separated (16 x 8 + commas) */
 } session_t;
 
 typedef struct conn {
     channel_t ch;
     server_t *srv;
     uint64_t id;
-    uv_timer_t idle_timer;
+    uv_timer_t idle_timer; /* ticks to check the idle, login and stuck-output deadlines */
     session_t session;
     int inflight;
     int refs;
     bool closed;
-    bool subscribed; /* wants pushed events for its branch */
     char peer[64];
-    char cert_cn[128]; /* the verified client certificate's CN, or "" */
+    uint64_t accepted_at;    /* uv_now() at accept, for the login deadline */
+    uint64_t last_active_at; /* uv_now() at the last request */
+    bool stuck_seen;         /* output was stuck at the previous tick */
+    char cert_cn[128];       /* the verified client certificate's CN, or "" */
     struct conn *prev, *next;
 } conn_t;
 

@@ -1,5 +1,6 @@
 #include "db.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,8 @@ struct db_pool {
     int open_handles;
     void (*on_closed)(void *);
     void *on_closed_arg;
+    void (*on_fatal)(void *, const char *);
+    void *on_fatal_arg;
 };
 
 static void db_conn_connect(db_conn_t *c);
@@ -340,9 +343,8 @@ static void db_conn_send_job(db_conn_t *c, db_job_t *job)
     c->job = job;
     c->state = DBC_BUSY;
     job->attempts++;
-    if (PQsendQueryPrepared(c->pg, job->stmt->name, job->nparams,
-                            (const char *const *)job->values, job->lengths, job->formats,
-                            0) != 1) {
+    if (PQsendQueryPrepared(c->pg, job->stmt->name, job->nparams, (const char *const *)job->values,
+                            job->lengths, job->formats, 0) != 1) {
         /* The connection is unusable; give the job to another one. */
         c->job = NULL;
         job->attempts--;
@@ -375,9 +377,18 @@ static void db_conn_complete(db_conn_t *c)
     c->result = NULL;
 
     if (c->state == DBC_PREPARING) {
-        if (res && PQresultStatus(res) != PGRES_COMMAND_OK)
-            log_error(0, "cannot prepare statement %s: %s",
-                      db_statements[c->prepare_next]->name, PQresultErrorMessage(res));
+        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+            /* The code and the schema disagree: serving on would fail requests
+             * one by one, so say so once and let the owner stop. */
+            char why[512];
+            snprintf(why, sizeof(why), "cannot prepare statement %s: %s",
+                     db_statements[c->prepare_next]->name,
+                     res ? PQresultErrorMessage(res) : "no result");
+            PQclear(res);
+            if (pool->on_fatal)
+                pool->on_fatal(pool->on_fatal_arg, why);
+            return;
+        }
         PQclear(res);
         c->prepare_next++;
         db_send_next_prepare(c);
@@ -528,6 +539,12 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_
     return pool;
 }
 
+void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *, const char *), void *arg)
+{
+    pool->on_fatal = cb;
+    pool->on_fatal_arg = arg;
+}
+
 void db_pool_start(db_pool_t *pool)
 {
     pool->was_available = true; /* so the first failure is logged */
@@ -551,8 +568,8 @@ int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *con
     size_t bytes = sizeof(db_job_t) + (size_t)nparams * (sizeof(char *) + 2 * sizeof(int));
     for (int i = 0; i < nparams; i++)
         if (values[i])
-            bytes += (lengths && formats && formats[i] ? (size_t)lengths[i]
-                                                       : strlen(values[i])) + 1;
+            bytes +=
+                (lengths && formats && formats[i] ? (size_t)lengths[i] : strlen(values[i])) + 1;
     db_job_t *job = calloc(1, bytes);
     if (job == NULL)
         return DB_EXEC_OVERLOADED;

@@ -56,6 +56,8 @@ void db_stmt_register(const db_stmt_t *stmt);
 db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_queue,
                        int reconnect_ms, int retry_limit);
 void db_pool_start(db_pool_t *pool);
+/* Called once if the pool cannot serve at all (a statement fails to prepare). */
+void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *arg, const char *why), void *arg);
 /* True when at least one connection is ready or busy. */
 bool db_pool_available(const db_pool_t *pool);
 /*
@@ -63,10 +65,9 @@ bool db_pool_available(const db_pool_t *pool);
  * may be NULL (all text). Parameters are copied. Returns 0 and later calls
  * cb exactly once, or returns a DB_EXEC_* error and never calls cb.
  */
-__attribute__((warn_unused_result)) int db_exec(db_pool_t *pool, const db_stmt_t *stmt,
-                                                int nparams, const char *const *values,
-                                                const int *lengths, const int *formats,
-                                                db_done_cb cb, void *arg);
+__attribute__((warn_unused_result)) int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams,
+                                                const char *const *values, const int *lengths,
+                                                const int *formats, db_done_cb cb, void *arg);
 /*
  * Close every connection; queued statements fail with DB_UNAVAILABLE.
  * on_closed runs once all handles are closed and the pool is freed.

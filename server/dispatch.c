@@ -6,7 +6,10 @@
  */
 #include "handlers.h"
 
-#define R(body, name, fn, flags, perm) {CARREL__REQUEST__BODY_##body, name, fn, flags, perm}
+#define R(body, name, fn, flags, perm)                                                             \
+    {                                                                                              \
+        CARREL__REQUEST__BODY_##body, name, fn, flags, perm                                        \
+    }
 
 static const route_t routes[] = {
     R(HELLO, "hello", handle_hello, ROUTE_BEFORE_LOGIN, -1),

@@ -114,8 +114,7 @@ static int check_serving_config(const struct server_config *cfg)
 
 /* ---- --init-admin: runs before and instead of the loop, so blocking is fine ---- */
 
-static int init_exec(PGconn *pg, const char *sql, int n, const char *const *values,
-                     PGresult **out)
+static int init_exec(PGconn *pg, const char *sql, int n, const char *const *values, PGresult **out)
 {
     PGresult *r = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
@@ -171,8 +170,7 @@ static int init_admin(const struct server_config *cfg, const options_t *opt)
     if (init_exec(pg, "SELECT 1 FROM branch WHERE code = $1", 1, codes_param, &r) != 0)
         goto done;
     if (PQntuples(r) == 0) {
-        fprintf(stderr, "carreld: there is no branch %s; load the branches first\n",
-                opt->branch);
+        fprintf(stderr, "carreld: there is no branch %s; load the branches first\n", opt->branch);
         goto done;
     }
     PQclear(r);
@@ -186,9 +184,13 @@ static int init_admin(const struct server_config *cfg, const options_t *opt)
     } else {
         char branches[64];
         snprintf(branches, sizeof(branches), "{%s}", opt->branch);
-        const char *values[7] = {NULL, NULL, opt->init_admin,
+        const char *values[7] = {NULL,
+                                 NULL,
+                                 opt->init_admin,
                                  opt->display_name ? opt->display_name : "Administrator",
-                                 "admin", branches, hash};
+                                 "admin",
+                                 branches,
+                                 hash};
         if (init_exec(pg, "SELECT id FROM staff_add($1, $2, $3, $4, $5, $6, $7)", 7, values,
                       NULL) != 0)
             goto done;
@@ -204,8 +206,8 @@ static int init_admin(const struct server_config *cfg, const options_t *opt)
             printf("workstation %s already registered; left unchanged\n", opt->workstation);
         } else {
             const char *values[4] = {NULL, NULL, opt->workstation, opt->branch};
-            if (init_exec(pg, "SELECT id FROM workstation_add($1, $2, $3, $4)", 4, values,
-                          NULL) != 0)
+            if (init_exec(pg, "SELECT id FROM workstation_add($1, $2, $3, $4)", 4, values, NULL) !=
+                0)
                 goto done;
             printf("registered workstation %s at branch %s\n", opt->workstation, opt->branch);
         }
@@ -240,20 +242,45 @@ static int parse_options(options_t *opt, int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "c:s:p:hV", longs, NULL)) != -1) {
         switch (ch) {
-        case 'c': opt->config_file = optarg; break;
+        case 'c':
+            opt->config_file = optarg;
+            break;
         case 's':
-        case 'p': break; /* applied after the file, in load_config */
-        case O_CHECK: opt->check_config = 1; break;
-        case O_DUMP: opt->dump_config = 1; break;
-        case O_MIGRATE: opt->migrate_only = 1; break;
-        case O_INIT: opt->init_admin = optarg; break;
-        case O_PWFILE: opt->password_file = optarg; break;
-        case O_BRANCH: opt->branch = optarg; break;
-        case O_WS: opt->workstation = optarg; break;
-        case O_NAME: opt->display_name = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        case 'V': printf("carreld %s\n", CARRELD_VERSION); exit(0);
-        default: usage(stderr); return -1;
+        case 'p':
+            break; /* applied after the file, in load_config */
+        case O_CHECK:
+            opt->check_config = 1;
+            break;
+        case O_DUMP:
+            opt->dump_config = 1;
+            break;
+        case O_MIGRATE:
+            opt->migrate_only = 1;
+            break;
+        case O_INIT:
+            opt->init_admin = optarg;
+            break;
+        case O_PWFILE:
+            opt->password_file = optarg;
+            break;
+        case O_BRANCH:
+            opt->branch = optarg;
+            break;
+        case O_WS:
+            opt->workstation = optarg;
+            break;
+        case O_NAME:
+            opt->display_name = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("carreld %s\n", CARRELD_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -313,7 +340,8 @@ int main(int argc, char **argv)
         rc = srv.exit_code;
     if (srv.tls)
         SSL_CTX_free(srv.tls);
-    throttle_free(&srv.throttle);
+    throttle_free(&srv.throttle_users);
+    throttle_free(&srv.throttle_addresses);
     free(srv.dummy_hash);
 out:
     conf_free(server_config_table, &srv.cfg);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,9 +105,9 @@ static int migrate_apply(PGconn *pg, const char *dir, const migration_t *m, char
         char version[16];
         snprintf(version, sizeof(version), "%d", m->version);
         const char *values[2] = {version, m->name};
-        PGresult *r = PQexecParams(pg,
-                                   "INSERT INTO schema_migration (version, name) VALUES ($1, $2)",
-                                   2, NULL, values, NULL, NULL, 0);
+        PGresult *r =
+            PQexecParams(pg, "INSERT INTO schema_migration (version, name) VALUES ($1, $2)", 2,
+                         NULL, values, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             snprintf(err, errlen, "recording %s: %s", m->name, PQresultErrorMessage(r));
             rc = -1;
@@ -145,8 +146,7 @@ int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t err
     int rc = migrate_exec(pg, "SET client_min_messages = warning", "settings", err, errlen);
     /* Two daemons starting at once must not both migrate. */
     if (rc == 0)
-        rc = migrate_exec(pg, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "lock", err,
-                          errlen);
+        rc = migrate_exec(pg, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "lock", err, errlen);
     if (rc == 0)
         rc = migrate_exec(pg,
                           "CREATE TABLE IF NOT EXISTS schema_migration ("
@@ -155,16 +155,34 @@ int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t err
                           " applied_at timestamptz NOT NULL DEFAULT now())",
                           "schema_migration", err, errlen);
     int applied = 0;
+    static bool recorded[MIGRATE_MAX + 1];
+    memset(recorded, 0, sizeof(recorded));
     if (rc == 0) {
-        PGresult *r = PQexec(pg, "SELECT coalesce(max(version), 0) FROM schema_migration");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK)
-            applied = atoi(PQgetvalue(r, 0, 0));
-        else {
+        PGresult *r = PQexec(pg, "SELECT version FROM schema_migration");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            for (int i = 0; i < PQntuples(r); i++) {
+                int v = atoi(PQgetvalue(r, i, 0));
+                if (v > applied)
+                    applied = v;
+                if (v >= 0 && v <= MIGRATE_MAX)
+                    recorded[v] = true;
+            }
+        } else {
             snprintf(err, errlen, "reading schema_migration: %s", PQresultErrorMessage(r));
             rc = -1;
         }
         PQclear(r);
     }
+    /* A file numbered below what is applied but never applied itself was
+     * added out of order; applying it late could be wrong, skipping it is. */
+    for (int i = 0; rc == 0 && i < count; i++)
+        if (files[i].version < applied && !recorded[files[i].version]) {
+            snprintf(err, errlen,
+                     "migration %s is numbered below the applied version %03d but was never "
+                     "applied; give it a number above %03d",
+                     files[i].name, applied, applied);
+            rc = -1;
+        }
     int newest = files[count - 1].version;
     if (rc == 0 && applied > newest) {
         snprintf(err, errlen,

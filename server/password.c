@@ -28,8 +28,8 @@ char *password_hash_now(const password_params_t *p, const char *password)
     unsigned char salt[PASSWORD_SALT_BYTES];
     if (RAND_bytes(salt, sizeof(salt)) != 1)
         return NULL;
-    size_t len = argon2_encodedlen(p->time_cost, p->memory_kib, p->parallelism,
-                                   PASSWORD_SALT_BYTES, PASSWORD_HASH_BYTES, Argon2_id);
+    size_t len = argon2_encodedlen(p->time_cost, p->memory_kib, p->parallelism, PASSWORD_SALT_BYTES,
+                                   PASSWORD_HASH_BYTES, Argon2_id);
     char *encoded = malloc(len);
     if (encoded == NULL)
         return NULL;

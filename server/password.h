@@ -21,14 +21,13 @@ typedef struct password_params {
  */
 typedef void (*password_cb)(int ok, const char *hash, void *arg);
 
-__attribute__((warn_unused_result)) int password_verify_async(uv_loop_t *loop,
-                                                              const char *encoded,
-                                                              const char *password,
-                                                              password_cb cb, void *arg);
+__attribute__((warn_unused_result)) int password_verify_async(uv_loop_t *loop, const char *encoded,
+                                                              const char *password, password_cb cb,
+                                                              void *arg);
 __attribute__((warn_unused_result)) int password_hash_async(uv_loop_t *loop,
                                                             const password_params_t *params,
-                                                            const char *password,
-                                                            password_cb cb, void *arg);
+                                                            const char *password, password_cb cb,
+                                                            void *arg);
 /* Blocking: for one-shot commands that run without a loop (carreld --init-admin). */
 char *password_hash_now(const password_params_t *params, const char *password);
 

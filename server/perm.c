@@ -72,13 +72,15 @@ perm_result_t perm_check(const perm_subject_t *who, perm_action_t action, int ta
 
 void perm_explain(perm_result_t r, perm_action_t action, role_t role, char *out, size_t outlen)
 {
-    const char *what = (int)action >= 0 && action < PERM_COUNT ? perm_rules[action].what
-                                                                : "do that";
+    const char *what =
+        (int)action >= 0 && action < PERM_COUNT ? perm_rules[action].what : "do that";
+    const char *label = role_label(role);
+    const char *article = strchr("aeiou", label[0]) ? "An" : "A";
     if (r == PERM_DENIED_BRANCH)
-        snprintf(out, outlen, "A %s may %s only for the branch of this workstation.",
-                 role_label(role), what);
+        snprintf(out, outlen, "%s %s may %s only for the branch of this workstation.", article,
+                 label, what);
     else
-        snprintf(out, outlen, "A %s may not %s.", role_label(role), what);
+        snprintf(out, outlen, "%s %s may not %s.", article, label, what);
 }
 
 perm_result_t perm_check_staff_target(const perm_subject_t *who, role_t target_role,
@@ -92,6 +94,8 @@ perm_result_t perm_check_staff_target(const perm_subject_t *who, role_t target_r
     /* A branch manager: only roles below their own, only their own branch. */
     if (!role_valid(target_role) || target_role >= CARREL__ROLE__ROLE_BRANCH_MANAGER)
         return PERM_DENIED_ROLE;
+    if (n == 0)
+        return PERM_DENIED_BRANCH; /* an account of no branch is no manager's to change */
     for (size_t i = 0; i < n; i++)
         if (target_branches[i] != who->branch_id)
             return PERM_DENIED_BRANCH;

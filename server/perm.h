@@ -16,8 +16,8 @@
 
 typedef Carrel__Role role_t;
 
-#define ROLE_BIT(r)  (1u << (r))
-#define ROLES_ALL    (ROLE_BIT(CARREL__ROLE__ROLE_CLERK) | ROLES_LIBRARIAN_UP)
+#define ROLE_BIT(r)        (1u << (r))
+#define ROLES_ALL          (ROLE_BIT(CARREL__ROLE__ROLE_CLERK) | ROLES_LIBRARIAN_UP)
 #define ROLES_LIBRARIAN_UP (ROLE_BIT(CARREL__ROLE__ROLE_LIBRARIAN) | ROLES_MANAGER_UP)
 #define ROLES_MANAGER_UP                                                                           \
     (ROLE_BIT(CARREL__ROLE__ROLE_BRANCH_MANAGER) | ROLE_BIT(CARREL__ROLE__ROLE_COORDINATOR) |      \
@@ -26,7 +26,7 @@ typedef Carrel__Role role_t;
     (ROLE_BIT(CARREL__ROLE__ROLE_BRANCH_MANAGER) | ROLE_BIT(CARREL__ROLE__ROLE_ADMIN))
 #define ROLES_COORDINATOR_UP                                                                       \
     (ROLE_BIT(CARREL__ROLE__ROLE_COORDINATOR) | ROLE_BIT(CARREL__ROLE__ROLE_ADMIN))
-#define ROLES_ADMIN  ROLE_BIT(CARREL__ROLE__ROLE_ADMIN)
+#define ROLES_ADMIN ROLE_BIT(CARREL__ROLE__ROLE_ADMIN)
 
 typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
 
@@ -73,8 +73,8 @@ bool perm_role_is_branch_bound(role_t role);
 perm_result_t perm_check_staff_target(const perm_subject_t *who, role_t target_role,
                                       const int *target_branches, size_t n);
 
-const char *role_name(role_t role);     /* "clerk" ... as stored in the database */
-const char *role_label(role_t role);    /* "branch manager" ... for people */
+const char *role_name(role_t role);      /* "clerk" ... as stored in the database */
+const char *role_label(role_t role);     /* "branch manager" ... for people */
 role_t role_from_name(const char *name); /* 0 (unspecified) if unknown */
 
 #endif

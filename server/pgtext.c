@@ -2,7 +2,6 @@
 
 #include <string.h>
 
-
 char **pgtext_array_parse(arena_t *a, const char *s, size_t *n)
 {
     *n = 0;
@@ -15,7 +14,7 @@ char **pgtext_array_parse(arena_t *a, const char *s, size_t *n)
     char **items = arena_new(a, char *, cap);
     const char *p = s + 1;
     char *tmp = arena_alloc(a, strlen(s) + 1);
-    while (*p && *p != '}') {
+    while (*p && *p != '}' && *n < cap) {
         size_t len = 0;
         int quoted = 0;
         if (*p == '"') {

@@ -40,8 +40,7 @@ static void request_end(request_t *req)
                   (unsigned long long)req->id);
     uint64_t us = (util_mono_ns() - req->started_ns) / 1000;
     log_debug(c->id, "%s id=%llu -> %s (%llu us)", req->route ? req->route->name : "?",
-              (unsigned long long)req->id, status_name(req->resp.status),
-              (unsigned long long)us);
+              (unsigned long long)req->id, status_name(req->resp.status), (unsigned long long)us);
     c->inflight--;
     if (c->srv->draining && c->inflight == 0 && !c->closed)
         conn_close_after_flush(c, "server shutting down");
@@ -158,8 +157,7 @@ void request_fail_db(request_t *req, const db_result_t *r)
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "invalid_value",
                      "A value was not accepted: %s.", msg);
     } else {
-        log_error(c->id, "%s failed: %s %s", req->route ? req->route->name : "?", s ? s : "?",
-                  msg);
+        log_error(c->id, "%s failed: %s %s", req->route ? req->route->name : "?", s ? s : "?", msg);
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
                      "Internal error; it has been logged.");
     }
@@ -213,8 +211,8 @@ static bool request_admit(request_t *req)
             return false;
         }
     }
-    if ((req->route->flags & ROUTE_MUTATING) && req->msg->request_key &&
-        req->msg->request_key[0] && !util_is_uuid(req->msg->request_key)) {
+    if ((req->route->flags & ROUTE_MUTATING) && req->msg->request_key && req->msg->request_key[0] &&
+        !util_is_uuid(req->msg->request_key)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "request_key",
                      "The request key must be a UUID.");
         return false;

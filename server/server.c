@@ -32,13 +32,27 @@ static void server_on_connection(uv_stream_t *listener, int status)
     conn_accept(srv);
 }
 
+static int server_listen(server_t *srv);
+
+/*
+ * The listener opens only once the dummy hash exists: until then a login for
+ * an unknown user could not take as long as one for a real user.
+ */
 static void server_dummy_hash_done(int ok, const char *hash, void *arg)
 {
     server_t *srv = arg;
-    if (ok == 1)
-        srv->dummy_hash = strdup(hash);
-    else
+    if (srv->draining)
+        return;
+    if (ok != 1 || (srv->dummy_hash = strdup(hash)) == NULL) {
         log_error(0, "cannot prepare the dummy password hash");
+        srv->exit_code = 1;
+        server_drain(srv, "startup failure");
+        return;
+    }
+    if (server_listen(srv) != 0) {
+        srv->exit_code = 1;
+        server_drain(srv, "startup failure");
+    }
 }
 
 static void server_on_signal(uv_signal_t *sig, int signum)
@@ -83,39 +97,18 @@ static int server_listen(server_t *srv)
     return 0;
 }
 
+static void server_db_fatal(void *arg, const char *why)
+{
+    server_t *srv = arg;
+    log_error(0, "%s", why);
+    srv->exit_code = 1;
+    server_drain(srv, "database schema mismatch");
+}
+
 int server_start(server_t *srv)
 {
     char err[512];
-    srv->tls = tls_server_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, srv->cfg.tls_client_ca,
-                                  srv->cfg.tls_require_client_cert, err, sizeof(err));
-    if (srv->tls == NULL) {
-        log_error(0, "%s", err);
-        return -1;
-    }
-    if (throttle_init(&srv->throttle, 4096, (int)srv->cfg.login_throttle_after,
-                      srv->cfg.login_throttle_max_s * 1000) != 0)
-        return -1;
-    srv->password_params.time_cost = (unsigned)srv->cfg.password_time_cost;
-    srv->password_params.memory_kib = (unsigned)srv->cfg.password_memory_kib;
-    srv->password_params.parallelism = (unsigned)srv->cfg.password_parallelism;
-
-    srv->db = db_pool_new(srv->loop, srv->cfg.db_conninfo, (int)srv->cfg.db_pool_size,
-                          (int)srv->cfg.db_max_queue, (int)srv->cfg.db_reconnect_ms,
-                          (int)srv->cfg.db_retry_limit);
-    if (srv->db == NULL)
-        return -1;
-    db_pool_start(srv->db);
-
-    /* A hash of random bytes nobody knows, to verify unknown users against. */
-    unsigned char secret[24];
-    char secret_text[49];
-    RAND_bytes(secret, sizeof(secret));
-    for (size_t i = 0; i < sizeof(secret); i++)
-        snprintf(secret_text + 2 * i, 3, "%02x", secret[i]);
-    if (password_hash_async(srv->loop, &srv->password_params, secret_text,
-                            server_dummy_hash_done, srv) != 0)
-        return -1;
-
+    /* Signals and the drain timer first: every later failure drains through them. */
     uv_signal_init(srv->loop, &srv->sig_term);
     uv_signal_init(srv->loop, &srv->sig_int);
     srv->sig_term.data = srv->sig_int.data = srv;
@@ -124,12 +117,43 @@ int server_start(server_t *srv)
     uv_timer_init(srv->loop, &srv->drain_timer);
     srv->drain_timer.data = srv;
 
-    if (server_listen(srv) != 0) {
-        server_drain(srv, "startup failure");
-        srv->exit_code = 1;
-        return -1;
+    srv->tls = tls_server_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, srv->cfg.tls_client_ca,
+                                  srv->cfg.tls_require_client_cert, err, sizeof(err));
+    if (srv->tls == NULL) {
+        log_error(0, "%s", err);
+        goto fail;
     }
+    if (throttle_init(&srv->throttle_users, 4096, (int)srv->cfg.login_throttle_after,
+                      srv->cfg.login_throttle_max_s * 1000) != 0 ||
+        throttle_init(&srv->throttle_addresses, 4096, (int)srv->cfg.login_throttle_after_address,
+                      srv->cfg.login_throttle_max_s * 1000) != 0)
+        goto fail;
+    srv->password_params.time_cost = (unsigned)srv->cfg.password_time_cost;
+    srv->password_params.memory_kib = (unsigned)srv->cfg.password_memory_kib;
+    srv->password_params.parallelism = (unsigned)srv->cfg.password_parallelism;
+
+    srv->db = db_pool_new(srv->loop, srv->cfg.db_conninfo, (int)srv->cfg.db_pool_size,
+                          (int)srv->cfg.db_max_queue, (int)srv->cfg.db_reconnect_ms,
+                          (int)srv->cfg.db_retry_limit);
+    if (srv->db == NULL)
+        goto fail;
+    db_pool_on_fatal(srv->db, server_db_fatal, srv);
+    db_pool_start(srv->db);
+
+    /* A hash of random bytes nobody knows, to verify unknown users against. */
+    unsigned char secret[24];
+    char secret_text[49];
+    RAND_bytes(secret, sizeof(secret));
+    for (size_t i = 0; i < sizeof(secret); i++)
+        snprintf(secret_text + 2 * i, 3, "%02x", secret[i]);
+    if (password_hash_async(srv->loop, &srv->password_params, secret_text, server_dummy_hash_done,
+                            srv) != 0)
+        goto fail;
     return 0;
+fail:
+    srv->exit_code = 1;
+    server_drain(srv, "startup failure");
+    return -1;
 }
 
 static void server_drain_timeout(uv_timer_t *t)

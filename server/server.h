@@ -34,7 +34,8 @@ typedef struct server {
     uint64_t next_conn_id;
     bool draining;
     bool finishing;
-    throttle_t throttle;
+    throttle_t throttle_users;     /* failed logins per user name */
+    throttle_t throttle_addresses; /* failed logins per peer address */
     password_params_t password_params;
     char *dummy_hash; /* verified against for unknown users, so timing does not tell */
     int exit_code;

@@ -1,7 +1,6 @@
 /*
- * config: the daemon's settings. The table in config.c is the single source
- * for the file syntax, defaults, bounds, --help and --dump-config; docs/CONFIG.md
- * is generated from the same wording.
+ * server_config: the daemon's settings. The table in server_config.c is the
+ * single source for the file syntax, defaults, bounds, --help and --dump-config.
  */
 #ifndef CARREL_SERVER_CONFIG_H
 #define CARREL_SERVER_CONFIG_H
@@ -26,12 +25,14 @@ struct server_config {
     long max_connections;
     long max_inflight;
     long idle_timeout_s;
+    long login_timeout_s;
     long shutdown_timeout_s;
     long write_high_water;
     long password_time_cost;
     long password_memory_kib;
     long password_parallelism;
     long login_throttle_after;
+    long login_throttle_after_address;
     long login_throttle_max_s;
     char *log_level;
     char *server_name;

@@ -7,6 +7,8 @@
 
 int throttle_init(throttle_t *t, size_t cap, int after, int64_t max_ms)
 {
+    if (cap == 0)
+        return -1;
     t->entries = calloc(cap, sizeof(*t->entries));
     if (t->entries == NULL)
         return -1;
@@ -22,10 +24,12 @@ void throttle_free(throttle_t *t)
     t->entries = NULL;
 }
 
+/* Keys are stored truncated, so they are compared truncated too. */
 static throttle_entry_t *throttle_find(const throttle_t *t, const char *key)
 {
     for (size_t i = 0; i < t->cap; i++)
-        if (t->entries[i].failures > 0 && strcmp(t->entries[i].key, key) == 0)
+        if (t->entries[i].failures > 0 &&
+            strncmp(t->entries[i].key, key, THROTTLE_KEY_MAX - 1) == 0)
             return &t->entries[i];
     return NULL;
 }

@@ -265,11 +265,21 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt(argc, argv, "c:n:d:w:D:")) != -1) {
         switch (ch) {
-        case 'c': profile = optarg; break;
-        case 'n': b.nconns = atoi(optarg); break;
-        case 'd': b.duration_s = atof(optarg); break;
-        case 'w': b.warmup_s = atof(optarg); break;
-        case 'D': b.depth = atoi(optarg); break;
+        case 'c':
+            profile = optarg;
+            break;
+        case 'n':
+            b.nconns = atoi(optarg);
+            break;
+        case 'd':
+            b.duration_s = atof(optarg);
+            break;
+        case 'w':
+            b.warmup_s = atof(optarg);
+            break;
+        case 'D':
+            b.depth = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
                             "[-D DEPTH] ping|branches\n");
@@ -298,8 +308,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     b.loop = uv_default_loop();
-    b.tls = tls_client_ctx_new(b.prof.ca_file, b.prof.cert_file, b.prof.key_file, err,
-                               sizeof(err));
+    b.tls = tls_client_ctx_new(b.prof.ca_file, b.prof.cert_file, b.prof.key_file, err, sizeof(err));
     if (b.tls == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;

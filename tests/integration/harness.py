@@ -153,12 +153,17 @@ class Wire:
     def send_raw(self, data):
         self.sock.sendall(data)
 
-    def send(self, body_field, body=b"", rid=None, key=None):
+    def frame(self, body_field, body=b"", rid=None, key=None):
+        """(id, bytes of one Request frame), to send several in one write."""
         if rid is None:
             self.next_id += 1
             rid = self.next_id
         payload = pb_message((REQ_ID, rid), (REQ_KEY, key), (body_field, body))
-        self.sock.sendall(struct.pack(">I", len(payload)) + payload)
+        return rid, struct.pack(">I", len(payload)) + payload
+
+    def send(self, body_field, body=b"", rid=None, key=None):
+        rid, data = self.frame(body_field, body, rid, key)
+        self.sock.sendall(data)
         return rid
 
     def recv(self):

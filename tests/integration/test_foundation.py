@@ -421,6 +421,62 @@ class Wire(unittest.TestCase):
         d.stop()
 
 
+    def test_login_deadline(self):
+        d = env.daemon(login_timeout_s=1)
+        w = d.wire()
+        self.assertEqual(w.hello().status, "ok")
+        closed = False
+        for _ in range(20):  # activity does not extend the login deadline
+            r = w.call(REQ_PING, pb_message((1, "keepalive")))
+            if r is None:
+                closed = True
+                break
+            time.sleep(0.25)
+        self.assertTrue(closed)
+        self.assertIn("no login within 1 s", d.log_text())
+        w.close()
+        d.stop()
+
+    def test_logout_refused_while_login_is_checked(self):
+        w = main.wire()
+        w.hello()
+        login, f1 = w.frame(harness.REQ_LOGIN, pb_message((1, "desk-dwn"), (2, "admin"),
+                                                          (3, ADMIN_PASSWORD)))
+        logout, f2 = w.frame(harness.REQ_LOGOUT)
+        w.send_raw(f1 + f2)  # one write, so both arrive before the login is checked
+        got = {}
+        while len(got) < 2:
+            r = w.recv()
+            got[r.id] = r
+        self.assertEqual(got[logout].status, "conflict")
+        self.assertEqual(got[logout].reason, "login_pending")
+        self.assertEqual(got[login].status, "ok")
+        self.assertEqual(w.call(REQ_WHOAMI).status, "ok")
+        self.assertEqual(w.call(harness.REQ_LOGOUT).status, "ok")
+        self.assertEqual(w.call(REQ_WHOAMI).status, "unauthenticated")
+        w.close()
+
+    def test_client_that_stops_reading_is_dropped(self):
+        d = env.daemon(write_high_water=65536, max_inflight=100000, idle_timeout_s=1)
+        w = d.logged_in_wire()
+        w.sock.settimeout(0.2)
+        payload = "x" * 4000
+        try:  # never read: the server's output backs up until it stops reading us
+            for _ in range(20000):
+                w.send(REQ_PING, pb_message((1, payload)))
+        except (socket.timeout, TimeoutError, OSError):
+            pass
+        deadline = time.time() + 10
+        while time.time() < deadline and "is not reading" not in d.log_text():
+            time.sleep(0.2)
+        self.assertIn("is not reading what we send; dropping it", d.log_text())
+        other = d.logged_in_wire()  # the daemon itself is fine
+        self.assertEqual(other.call(REQ_PING, pb_message((1, "ok"))).status, "ok")
+        other.close()
+        w.close()
+        d.stop()
+
+
 class Tls(unittest.TestCase):
     def test_tls_1_1_refused_by_server(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -520,6 +576,33 @@ class Database(unittest.TestCase):
             self.assertIn("newer than this carreld knows", d.log_text())
         finally:
             env.psql("DELETE FROM schema_migration WHERE version = 998")
+
+
+    def test_refuses_migration_numbered_out_of_order(self):
+        sqldir = os.path.join(env.dir, "sql-out-of-order")
+        os.makedirs(sqldir, exist_ok=True)
+        for name in os.listdir(os.path.join(harness.SOURCE, "sql")):
+            if name.endswith(".sql"):
+                with open(os.path.join(harness.SOURCE, "sql", name)) as src, \
+                        open(os.path.join(sqldir, name), "w") as dst:
+                    dst.write(src.read())
+        with open(os.path.join(sqldir, "000_late_addition.sql"), "w") as f:
+            f.write("CREATE TABLE late_addition (x int);\n")
+        d = harness.Daemon(env, sql_dir=sqldir).start(expect_listen=False)
+        d.check_clean(d.wait(), expect_code=1)
+        self.assertIn("000_late_addition.sql is numbered below", d.log_text())
+        self.assertEqual(env.psql("SELECT count(*) FROM pg_tables "
+                                  "WHERE tablename = 'late_addition'"), "0")
+
+    def test_stops_when_statements_do_not_match_the_schema(self):
+        env.psql("ALTER TABLE login_event RENAME COLUMN peer TO peer_renamed")
+        try:
+            d = harness.Daemon(env).start(expect_listen=False)
+            code = d.wait()
+            d.check_clean(code, expect_code=1)
+            self.assertIn("cannot prepare statement auth_login_record", d.log_text())
+        finally:
+            env.psql("ALTER TABLE login_event RENAME COLUMN peer_renamed TO peer")
 
 
 class Shutdown(unittest.TestCase):
