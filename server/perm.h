@@ -39,7 +39,19 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_STAFF_READ, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "list staff accounts")                 \
     X(PERM_STAFF_MANAGE, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "manage staff accounts")          \
     X(PERM_WORKSTATION_READ, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "list workstations")             \
-    X(PERM_WORKSTATION_MANAGE, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "register workstations")
+    X(PERM_WORKSTATION_MANAGE, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "register workstations")    \
+    X(PERM_CATALOG_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "search the catalog")                       \
+    X(PERM_CATALOG_EDIT, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "edit bibliographic records")      \
+    X(PERM_CATALOG_IMPORT, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "import or export MARC records") \
+    X(PERM_ITEM_EDIT, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "add or edit items")                  \
+    X(PERM_PATRON_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "look up patrons")                           \
+    X(PERM_PATRON_EDIT_CONTACT, ROLES_ALL, PERM_SCOPE_SYSTEM,                                      \
+      "create patrons or edit their contact details")                                              \
+    X(PERM_PATRON_EDIT_ACCOUNT, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM,                             \
+      "change a patron's category, expiry, notes or alert")                                        \
+    X(PERM_PATRON_BLOCK, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "block or unblock patrons")        \
+    X(PERM_PATRON_MERGE, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "merge patron records")            \
+    X(PERM_PATRON_HISTORY, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "read a patron's change history")
 
 typedef enum {
 #define X(action, roles, scope, text) action,

@@ -56,13 +56,14 @@ void request_ok(request_t *req)
     request_end(req);
 }
 
-static void request_vfail(request_t *req, Carrel__Status status, const char *reason,
+static void request_vfail(request_t *req, Carrel__Status status, const char *reason, bool keep_body,
                           const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    /* A failure carries no body, whatever the handler had started to build. */
-    req->resp.body_case = CARREL__RESPONSE__BODY__NOT_SET;
+    /* A failure carries no body unless asked: not whatever a handler had started. */
+    if (!keep_body)
+        req->resp.body_case = CARREL__RESPONSE__BODY__NOT_SET;
     req->resp.status = status;
     req->resp.message = arena_strdup(&req->arena, msg);
     req->resp.reason = reason ? arena_strdup(&req->arena, reason) : NULL;
@@ -73,7 +74,16 @@ void request_fail(request_t *req, Carrel__Status status, const char *reason, con
 {
     va_list ap;
     va_start(ap, fmt);
-    request_vfail(req, status, reason, fmt, ap);
+    request_vfail(req, status, reason, false, fmt, ap);
+    va_end(ap);
+}
+
+void request_fail_body(request_t *req, Carrel__Status status, const char *reason, const char *fmt,
+                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    request_vfail(req, status, reason, true, fmt, ap);
     va_end(ap);
 }
 

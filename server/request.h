@@ -50,6 +50,10 @@ void request_start(conn_t *c, const uint8_t *payload, size_t len);
 void request_ok(request_t *req);
 void request_fail(request_t *req, Carrel__Status status, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Like request_fail, but keeps the body the handler set (e.g. the current
+ * record with a stale-version conflict, or the look-alikes of a duplicate). */
+void request_fail_body(request_t *req, Carrel__Status status, const char *reason, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
 /* Map a failed database result to a status and message and end the request. */
 void request_fail_db(request_t *req, const db_result_t *r);
 /* End the request after db_exec() refused to queue (DB_EXEC_*). */

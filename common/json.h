@@ -2,7 +2,8 @@
  * json: a small streaming JSON writer, and a reflective converter from any
  * protobuf-c message to JSON (field names as in the .proto files, enums as
  * lower-case names without their type prefix). Every `--json` output of the
- * client goes through here, so scripts see one consistent shape.
+ * client goes through here, so scripts see one consistent shape; the daemon
+ * uses the writer to hand structured batches to SQL functions.
  */
 #ifndef CARREL_JSON_H
 #define CARREL_JSON_H
