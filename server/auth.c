@@ -367,6 +367,7 @@ void handle_logout(request_t *req)
     bool hello = s->hello_done;
     memset(s, 0, sizeof(*s));
     s->hello_done = hello;
+    req->conn->accepted_at = uv_now(req->srv->loop); /* a fresh login deadline */
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes_login);
     request_ok(req);
 }

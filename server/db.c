@@ -61,6 +61,7 @@ struct db_pool {
     void *on_closed_arg;
     void (*on_fatal)(void *, const char *);
     void *on_fatal_arg;
+    bool fatal; /* a statement cannot be prepared: the pool refuses all work */
 };
 
 static void db_conn_connect(db_conn_t *c);
@@ -107,6 +108,8 @@ static void db_handle_closed(uv_handle_t *h)
 
 bool db_pool_available(const db_pool_t *pool)
 {
+    if (pool->fatal)
+        return false;
     for (int i = 0; i < pool->size; i++) {
         db_conn_state_t s = pool->conns[i].state;
         if (s == DBC_IDLE || s == DBC_BUSY || s == DBC_PREPARING)
@@ -385,7 +388,10 @@ static void db_conn_complete(db_conn_t *c)
                      db_statements[c->prepare_next]->name,
                      res ? PQresultErrorMessage(res) : "no result");
             PQclear(res);
-            if (pool->on_fatal)
+            bool first = !pool->fatal;
+            pool->fatal = true;
+            db_conn_fail(c, why);
+            if (first && pool->on_fatal)
                 pool->on_fatal(pool->on_fatal_arg, why);
             return;
         }
@@ -492,7 +498,7 @@ static void db_poll_cb(uv_poll_t *handle, int status, int events)
 static void db_reconnect_cb(uv_timer_t *t)
 {
     db_pool_t *pool = t->data;
-    if (pool->closing)
+    if (pool->closing || pool->fatal)
         return;
     bool any_down = false;
     for (int i = 0; i < pool->size; i++) {

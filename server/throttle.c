@@ -15,6 +15,7 @@ int throttle_init(throttle_t *t, size_t cap, int after, int64_t max_ms)
     t->cap = cap;
     t->after = after;
     t->max_ms = max_ms;
+    t->window_ms = THROTTLE_WINDOW_MS;
     return 0;
 }
 
@@ -48,7 +49,7 @@ static int64_t throttle_lockout_ms(const throttle_t *t, int failures)
 int64_t throttle_wait_ms(const throttle_t *t, const char *key, int64_t now_ms)
 {
     const throttle_entry_t *e = throttle_find(t, key);
-    if (e == NULL)
+    if (e == NULL || now_ms - e->last_failure_ms >= t->window_ms)
         return 0;
     int64_t until = e->last_failure_ms + throttle_lockout_ms(t, e->failures);
     return until > now_ms ? until - now_ms : 0;
@@ -70,6 +71,8 @@ int throttle_fail(throttle_t *t, const char *key, int64_t now_ms)
         }
         util_strlcpy(e->key, key, sizeof(e->key));
         e->failures = 0;
+    } else if (now_ms - e->last_failure_ms >= t->window_ms) {
+        e->failures = 0; /* a quiet spell: start counting again */
     }
     e->failures++;
     e->last_failure_ms = now_ms;

@@ -2,7 +2,9 @@
  * throttle: slows down password guessing. Failed logins are counted per key
  * (a user name, or a peer address); after `after` consecutive failures each
  * further attempt on that key is refused until a lockout has passed, which
- * doubles with every failure up to max_ms. A success clears the key.
+ * doubles with every failure up to max_ms. A success clears the key, and so
+ * does a quiet spell of window_ms (THROTTLE_WINDOW_MS) after the last failure,
+ * so that a branch's occasional typos never add up to a lockout.
  *
  * Pure bookkeeping with the clock passed in, so it is unit-tested directly.
  * The table is fixed-size; when full, the stalest entry is reused.
@@ -26,7 +28,10 @@ typedef struct throttle {
     size_t cap;
     int after;
     int64_t max_ms;
+    int64_t window_ms; /* failures this long after the last one are forgotten */
 } throttle_t;
+
+#define THROTTLE_WINDOW_MS (15 * 60 * 1000)
 
 __attribute__((warn_unused_result)) int throttle_init(throttle_t *t, size_t cap, int after,
                                                       int64_t max_ms);

@@ -112,6 +112,24 @@ static void test_success_clears(void **state)
     throttle_free(&t);
 }
 
+/* Failures spread over more than the window never add up to a lockout. */
+static void test_quiet_spell_forgets(void **state)
+{
+    (void)state;
+    throttle_t t;
+    assert_int_equal(throttle_init(&t, 8, 3, 60000), 0);
+    int64_t now = 1000000;
+    assert_int_equal(throttle_fail(&t, "addr:10.0.0.1", now), 1);
+    assert_int_equal(throttle_fail(&t, "addr:10.0.0.1", now + 1000), 2);
+    now += 1000 + THROTTLE_WINDOW_MS;
+    assert_int_equal(throttle_wait_ms(&t, "addr:10.0.0.1", now), 0);
+    assert_int_equal(throttle_fail(&t, "addr:10.0.0.1", now), 1);
+    assert_int_equal(throttle_fail(&t, "addr:10.0.0.1", now + 10), 2);
+    assert_int_equal(throttle_fail(&t, "addr:10.0.0.1", now + 20), 3);
+    assert_true(throttle_wait_ms(&t, "addr:10.0.0.1", now + 20) > 0);
+    throttle_free(&t);
+}
+
 static void test_keys_independent(void **state)
 {
     (void)state;
@@ -245,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_lockout_capped_at_max),
         cmocka_unit_test(test_small_max),
         cmocka_unit_test(test_success_clears),
+        cmocka_unit_test(test_quiet_spell_forgets),
         cmocka_unit_test(test_keys_independent),
         cmocka_unit_test(test_full_table_evicts_stalest),
         cmocka_unit_test(test_freed_slot_reused),
