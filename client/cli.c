@@ -66,7 +66,7 @@ void cli_set_request_key(Carrel__Request *req, char key[37])
     req->request_key = key;
 }
 
-static void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
+void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
 {
     const char *msg = r->message && r->message[0] ? r->message : "(no message)";
     if (cli->json) {

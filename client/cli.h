@@ -58,11 +58,14 @@ int cli_fail(cli_t *cli, int code, const char *fmt, ...) __attribute__((format(p
 void cli_print_json(const ProtobufCMessage *msg);
 /* Set a fresh UUID as the request's idempotency key. */
 void cli_set_request_key(Carrel__Request *req, char key[37]);
+/* Report a non-OK response (JSON on stdout with --json, a sentence on stderr). */
+void cli_print_status_error(cli_t *cli, const Carrel__Response *r);
 /* Exit code for a non-OK status. */
 int cli_status_exit(Carrel__Status status);
 
 /* Per-module command tables, ended by {NULL}. */
 extern const command_t core_commands[];
 extern const command_t admin_commands[];
+extern const command_t catalog_commands[];
 
 #endif

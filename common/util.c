@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/rand.h>
@@ -99,6 +100,37 @@ char *util_read_file(const char *path, size_t max_bytes)
     }
     text[n] = '\0';
     return text;
+}
+
+uint8_t *util_read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *data = malloc(size + 1);
+    if (data == NULL) {
+        fclose(f);
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t got = fread(data, 1, size, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || got != size) {
+        free(data);
+        errno = EIO;
+        return NULL;
+    }
+    data[size] = 0;
+    *len = size;
+    return data;
 }
 
 void util_chomp(char *s)

@@ -23,6 +23,11 @@ void *util_xcalloc(size_t n, size_t size);
 void util_strlcpy(char *out, const char *in, size_t outlen);
 /* Read a whole small file (passwords, keys). Returns malloc'd text, or NULL with errno set. */
 char *util_read_file(const char *path, size_t max_bytes);
+/*
+ * Read a whole file of any size into memory (a NUL follows the data, not
+ * counted in *len). Returns malloc'd bytes, or NULL with errno set.
+ */
+uint8_t *util_read_all(const char *path, size_t *len);
 /* Remove trailing newline characters in place. */
 void util_chomp(char *s);
 

@@ -26,6 +26,17 @@ static const route_t routes[] = {
     R(WORKSTATION_ADD, "workstation_add", handle_workstation_add, ROUTE_MUTATING,
       PERM_WORKSTATION_MANAGE),
     R(WORKSTATION_LIST, "workstation_list", handle_workstation_list, 0, PERM_WORKSTATION_READ),
+
+    R(CATALOG_SEARCH, "catalog_search", handle_catalog_search, 0, PERM_CATALOG_READ),
+    R(BIB_GET, "bib_get", handle_bib_get, 0, PERM_CATALOG_READ),
+    R(BIB_SAVE, "bib_save", handle_bib_save, ROUTE_MUTATING, PERM_CATALOG_EDIT),
+    R(ITEM_GET, "item_get", handle_item_get, 0, PERM_CATALOG_READ),
+    R(ITEM_SAVE, "item_save", handle_item_save, ROUTE_MUTATING, PERM_ITEM_EDIT),
+    R(MARC_IMPORT_BATCH, "marc_import_batch", handle_marc_import_batch, ROUTE_MUTATING,
+      PERM_CATALOG_IMPORT),
+    R(MARC_EXPORT, "marc_export", handle_marc_export, 0, PERM_CATALOG_IMPORT),
+    R(ITEM_IMPORT_BATCH, "item_import_batch", handle_item_import_batch, ROUTE_MUTATING,
+      PERM_CATALOG_IMPORT),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -40,4 +51,6 @@ void dispatch_register_statements(void)
 {
     auth_register_statements();
     admin_register_statements();
+    catalog_register_statements();
+    marcimport_register_statements();
 }

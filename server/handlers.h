@@ -25,4 +25,18 @@ void handle_staff_set_disabled(request_t *req);
 void handle_workstation_add(request_t *req);
 void handle_workstation_list(request_t *req);
 
+/* catalog.c: search, bibs, items */
+void catalog_register_statements(void);
+void handle_catalog_search(request_t *req);
+void handle_bib_get(request_t *req);
+void handle_bib_save(request_t *req);
+void handle_item_get(request_t *req);
+void handle_item_save(request_t *req);
+
+/* marcimport.c: MARC import and export */
+void marcimport_register_statements(void);
+void handle_marc_import_batch(request_t *req);
+void handle_marc_export(request_t *req);
+void handle_item_import_batch(request_t *req);
+
 #endif

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "marcio.h"
 #include "migrate.h"
 #include "password.h"
 #include "perm.h"
@@ -329,6 +330,7 @@ int main(int argc, char **argv)
     }
 
     dispatch_register_statements();
+    marcio_init(); /* libxml2 must be set up before worker threads use it */
     srv.loop = uv_default_loop();
     log_info(0, "carreld %s starting", CARRELD_VERSION);
     if (server_start(&srv) != 0)
@@ -340,6 +342,7 @@ int main(int argc, char **argv)
         rc = srv.exit_code;
     if (srv.tls)
         SSL_CTX_free(srv.tls);
+    marcio_cleanup();
     throttle_free(&srv.throttle_users);
     throttle_free(&srv.throttle_addresses);
     free(srv.dummy_hash);

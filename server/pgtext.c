@@ -67,6 +67,36 @@ char *pgtext_array_build(arena_t *a, char *const *items, size_t n)
     return out;
 }
 
+static int pgtext_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+uint8_t *pgtext_bytea_decode(arena_t *a, const char *text, size_t *len)
+{
+    *len = 0;
+    if (text == NULL || text[0] != '\\' || text[1] != 'x')
+        return NULL;
+    size_t n = strlen(text + 2);
+    if (n % 2)
+        return NULL;
+    uint8_t *out = arena_alloc(a, n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = pgtext_hex(text[2 + 2 * i]), lo = pgtext_hex(text[3 + 2 * i]);
+        if (hi < 0 || lo < 0)
+            return NULL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *len = n / 2;
+    return out;
+}
+
 char *pgtext_int(arena_t *a, int64_t v)
 {
     return arena_printf(a, "%lld", (long long)v);

@@ -18,6 +18,8 @@
 char **pgtext_array_parse(arena_t *a, const char *literal, size_t *n);
 /* Build an array literal from strings, quoting every element. */
 char *pgtext_array_build(arena_t *a, char *const *items, size_t n);
+/* Decode bytea's text form ("\\x4142...") into arena bytes; NULL if malformed. */
+uint8_t *pgtext_bytea_decode(arena_t *a, const char *text, size_t *len);
 /* Decimal text of an integer, in the arena. */
 char *pgtext_int(arena_t *a, int64_t v);
 

@@ -1,0 +1,1008 @@
+/*
+ * Catalog commands: search, show and edit bibs, items, MARC import/export.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "csv.h"
+#include "marcfile.h"
+#include "util.h"
+
+/* ---- printing ---- */
+
+static const char *status_label(Carrel__ItemStatus s)
+{
+    return json_enum_name(&carrel__item_status__descriptor, s);
+}
+
+static void catalog_print_items(Carrel__Item **items, size_t n)
+{
+    static const char *const headers[] = {"Barcode",     "Branch", "Owner", "Location",
+                                          "Call number", "Type",   "Status"};
+    table_t *t = table_new(7, headers);
+    for (size_t i = 0; i < n; i++) {
+        const Carrel__Item *it = items[i];
+        const char *row[] = {
+            it->barcode,     it->current_branch, it->owning_branch,       it->location,
+            it->call_number, it->item_type,      status_label(it->status)};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
+}
+
+static void catalog_print_bib(const Carrel__Bib *b)
+{
+    printf("%s\n", b->title);
+    if (b->author && b->author[0])
+        printf("  by %s\n", b->author);
+    printf("  bib %lld, version %d; %s%s%s%s%s\n", (long long)b->id, b->version, b->format,
+           b->year && b->year[0] ? ", " : "", b->year ? b->year : "",
+           b->language && b->language[0] ? ", " : "", b->language ? b->language : "");
+    if (b->publisher && b->publisher[0])
+        printf("  publisher: %s\n", b->publisher);
+    if (b->call_number && b->call_number[0])
+        printf("  call number: %s\n", b->call_number);
+    for (size_t i = 0; i < b->n_isbns; i++)
+        printf("  ISBN %s\n", b->isbns[i]);
+    for (size_t i = 0; i < b->n_issns; i++)
+        printf("  ISSN %s\n", b->issns[i]);
+    for (size_t i = 0; i < b->n_subjects; i++)
+        printf("  subject: %s\n", b->subjects[i]);
+    if (b->control_number && b->control_number[0])
+        printf("  control number: %s%s%s\n", b->control_number, b->control_source[0] ? " " : "",
+               b->control_source);
+    if (b->n_items) {
+        printf("\n");
+        catalog_print_items(b->items, b->n_items);
+    } else {
+        printf("\n  no copies\n");
+    }
+    if (b->marc && b->marc[0])
+        printf("\n%s", b->marc);
+}
+
+static void catalog_print_item(const Carrel__Item *it)
+{
+    printf("%s  %s\n", it->barcode, it->title ? it->title : "");
+    printf("  bib %lld, item %lld, version %d\n", (long long)it->bib_id, (long long)it->id,
+           it->version);
+    printf("  status: %s at %s (owned by %s)\n", status_label(it->status), it->current_branch,
+           it->owning_branch);
+    printf("  type: %s; location: %s; call number: %s\n", it->item_type, it->location,
+           it->call_number);
+    printf("  price: %lld.%02lld; added %s; circulated %d times%s%s\n",
+           (long long)(it->price_cents / 100), (long long)(it->price_cents % 100), it->date_added,
+           it->circ_count, it->last_circulated[0] ? ", last " : "", it->last_circulated);
+}
+
+/* ---- catalog search ---- */
+
+static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
+{
+    Carrel__CatalogSearch s = CARREL__CATALOG_SEARCH__INIT;
+    int page = 1;
+    static const struct option opts[] = {
+        {"isbn", required_argument, NULL, 'i'},    {"issn", required_argument, NULL, 's'},
+        {"barcode", required_argument, NULL, 'b'}, {"call-number", required_argument, NULL, 'c'},
+        {"branch", required_argument, NULL, 'B'},  {"format", required_argument, NULL, 'f'},
+        {"available", no_argument, NULL, 'a'},     {"page", required_argument, NULL, 'p'},
+        {"limit", required_argument, NULL, 'l'},   {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "i:s:b:c:B:f:ap:l:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'i':
+            s.isbn = optarg;
+            break;
+        case 's':
+            s.issn = optarg;
+            break;
+        case 'b':
+            s.barcode = optarg;
+            break;
+        case 'c':
+            s.call_number_prefix = optarg;
+            break;
+        case 'B':
+            s.branch_code = optarg;
+            break;
+        case 'f':
+            s.format = optarg;
+            break;
+        case 'a':
+            s.has_available_only = s.available_only = 1;
+            break;
+        case 'p':
+            page = atoi(optarg);
+            break;
+        case 'l':
+            s.has_limit = 1;
+            s.limit = atoi(optarg);
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    /* The remaining words are the query. */
+    char query[1024] = "";
+    for (int i = optind; i < argc; i++) {
+        if (strlen(query) + strlen(argv[i]) + 2 >= sizeof(query))
+            return cli_fail(cli, EXIT_USAGE, "the search is too long");
+        if (query[0])
+            strcat(query, " ");
+        strcat(query, argv[i]);
+    }
+    if (query[0])
+        s.query = query;
+    if (page < 1)
+        return cli_fail(cli, EXIT_USAGE, "--page starts at 1");
+    int limit = s.has_limit ? s.limit : 20;
+    s.has_offset = 1;
+    s.offset = (page - 1) * limit;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_CATALOG_SEARCH;
+    req.catalog_search = &s;
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    const Carrel__CatalogSearchReply *res = r->catalog_search;
+    if (cli->json) {
+        cli_print_json(&res->base);
+    } else if (res->n_results == 0) {
+        printf("Nothing found.\n");
+    } else {
+        static const char *const headers[] = {"Bib",    "Title",       "Author",    "Year",
+                                              "Format", "Call number", "Available", "Where"};
+        table_t *t = table_new(8, headers);
+        for (size_t i = 0; i < res->n_results; i++) {
+            const Carrel__BibSummary *b = res->results[i];
+            char id[24], avail[32], where[256] = "";
+            snprintf(id, sizeof(id), "%lld", (long long)b->id);
+            snprintf(avail, sizeof(avail), "%d of %d", b->available_copies, b->total_copies);
+            for (size_t k = 0; k < b->n_copies; k++) {
+                char one[48];
+                snprintf(one, sizeof(one), "%s%s %d/%d", k ? ", " : "", b->copies[k]->branch_code,
+                         b->copies[k]->available, b->copies[k]->total);
+                strncat(where, one, sizeof(where) - strlen(where) - 1);
+            }
+            char title[80];
+            snprintf(title, sizeof(title), "%s", b->title);
+            const char *row[] = {id,        title,          b->author, b->year,
+                                 b->format, b->call_number, avail,     where};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        int pages = (res->total + limit - 1) / limit;
+        printf("%d found; page %d of %d\n", res->total, page, pages ? pages : 1);
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* ---- catalog show ---- */
+
+static int catalog_get_bib(cli_t *cli, int64_t id, bool marc, Carrel__Response **out)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__BibGet g = CARREL__BIB_GET__INIT;
+    g.has_id = 1;
+    g.id = id;
+    g.has_with_marc = marc;
+    g.with_marc = marc;
+    req.body_case = CARREL__REQUEST__BODY_BIB_GET;
+    req.bib_get = &g;
+    return cli_call(cli, &req, out);
+}
+
+static int64_t catalog_parse_id(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    return *end == '\0' && v > 0 ? v : -1;
+}
+
+static int cmd_catalog_show(cli_t *cli, int argc, char **argv)
+{
+    int marc = 0;
+    static const struct option opts[] = {{"marc", no_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "m", opts, NULL)) != -1) {
+        if (ch == 'm')
+            marc = 1;
+        else
+            return EXIT_USAGE;
+    }
+    int64_t id = optind == argc - 1 ? catalog_parse_id(argv[optind]) : -1;
+    if (id < 0)
+        return cli_fail(cli, EXIT_USAGE, "usage: catalog show BIB [--marc]");
+    Carrel__Response *r = NULL;
+    int code = catalog_get_bib(cli, id, marc, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&r->bib->base);
+    else
+        catalog_print_bib(r->bib);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* ---- catalog add / edit ---- */
+
+typedef struct bib_edit {
+    Carrel__Bib bib;
+    char *isbns[32], *issns[8], *subjects[64];
+    bool set_isbns, set_issns, set_subjects;
+} bib_edit_t;
+
+/* Parse the field options shared by add and edit into e (only those given). */
+static int catalog_bib_options(cli_t *cli, int argc, char **argv, bib_edit_t *e)
+{
+    static const struct option opts[] = {
+        {"title", required_argument, NULL, 't'},
+        {"author", required_argument, NULL, 'a'},
+        {"isbn", required_argument, NULL, 'i'},
+        {"issn", required_argument, NULL, 's'},
+        {"subject", required_argument, NULL, 'S'},
+        {"publisher", required_argument, NULL, 'p'},
+        {"year", required_argument, NULL, 'y'},
+        {"format", required_argument, NULL, 'f'},
+        {"language", required_argument, NULL, 'l'},
+        {"call-number", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    size_t ni = 0, ns = 0, nsub = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "t:a:i:s:S:p:y:f:l:c:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't':
+            e->bib.title = optarg;
+            break;
+        case 'a':
+            e->bib.author = optarg;
+            break;
+        case 'p':
+            e->bib.publisher = optarg;
+            break;
+        case 'y':
+            e->bib.year = optarg;
+            break;
+        case 'f':
+            e->bib.format = optarg;
+            break;
+        case 'l':
+            e->bib.language = optarg;
+            break;
+        case 'c':
+            e->bib.call_number = optarg;
+            break;
+        case 'i':
+            if (ni < 32)
+                e->isbns[ni++] = optarg;
+            e->set_isbns = true;
+            break;
+        case 's':
+            if (ns < 8)
+                e->issns[ns++] = optarg;
+            e->set_issns = true;
+            break;
+        case 'S':
+            if (nsub < 64)
+                e->subjects[nsub++] = optarg;
+            e->set_subjects = true;
+            break;
+        default:
+            return cli_fail(cli, EXIT_USAGE, "unknown option (see carrel --help)");
+        }
+    }
+    if (e->set_isbns) {
+        e->bib.isbns = e->isbns;
+        e->bib.n_isbns = ni;
+    }
+    if (e->set_issns) {
+        e->bib.issns = e->issns;
+        e->bib.n_issns = ns;
+    }
+    if (e->set_subjects) {
+        e->bib.subjects = e->subjects;
+        e->bib.n_subjects = nsub;
+    }
+    return EXIT_OK;
+}
+
+static int catalog_save(cli_t *cli, Carrel__Bib *b)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__BibSave save = CARREL__BIB_SAVE__INIT;
+    save.bib = b;
+    req.body_case = CARREL__REQUEST__BODY_BIB_SAVE;
+    req.bib_save = &save;
+    char key[37];
+    cli_set_request_key(&req, key);
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&r->bib->base);
+    else
+        catalog_print_bib(r->bib);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_catalog_add(cli_t *cli, int argc, char **argv)
+{
+    bib_edit_t e;
+    memset(&e, 0, sizeof(e));
+    carrel__bib__init(&e.bib);
+    int code = catalog_bib_options(cli, argc, argv, &e);
+    if (code != EXIT_OK)
+        return code;
+    if (optind != argc || e.bib.title == NULL)
+        return cli_fail(cli, EXIT_USAGE, "usage: catalog add --title TITLE [--author A] ...");
+    return catalog_save(cli, &e.bib);
+}
+
+static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
+{
+    bib_edit_t e;
+    memset(&e, 0, sizeof(e));
+    carrel__bib__init(&e.bib);
+    int code = catalog_bib_options(cli, argc, argv, &e);
+    if (code != EXIT_OK)
+        return code;
+    int64_t id = optind == argc - 1 ? catalog_parse_id(argv[optind]) : -1;
+    if (id < 0)
+        return cli_fail(cli, EXIT_USAGE, "usage: catalog edit BIB --title ... (fields to change)");
+    /* Read, change what was given, save with the version read. */
+    Carrel__Response *cur = NULL;
+    code = catalog_get_bib(cli, id, false, &cur);
+    if (code != EXIT_OK)
+        return code;
+    /* Edit a shallow copy: the response keeps owning what it allocated. */
+    Carrel__Bib edit = *cur->bib;
+#define TAKE(field)                                                                                \
+    if (e.bib.field)                                                                               \
+        edit.field = e.bib.field;
+    TAKE(title)
+    TAKE(author) TAKE(publisher) TAKE(year) TAKE(format) TAKE(language) TAKE(call_number)
+#undef TAKE
+        if (e.set_isbns)
+    {
+        edit.isbns = e.bib.isbns;
+        edit.n_isbns = e.bib.n_isbns;
+    }
+    if (e.set_issns) {
+        edit.issns = e.bib.issns;
+        edit.n_issns = e.bib.n_issns;
+    }
+    if (e.set_subjects) {
+        edit.subjects = e.bib.subjects;
+        edit.n_subjects = e.bib.n_subjects;
+    }
+    edit.n_items = 0; /* items are not part of a bib edit */
+    edit.marc = NULL;
+    code = catalog_save(cli, &edit);
+    carrel__response__free_unpacked(cur, NULL);
+    return code;
+}
+
+/* ---- items ---- */
+
+static int item_get(cli_t *cli, const char *barcode, Carrel__Response **out)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__ItemGet g = CARREL__ITEM_GET__INIT;
+    g.barcode = (char *)barcode;
+    req.body_case = CARREL__REQUEST__BODY_ITEM_GET;
+    req.item_get = &g;
+    return cli_call(cli, &req, out);
+}
+
+static int cmd_item_show(cli_t *cli, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: item show BARCODE");
+    Carrel__Response *r = NULL;
+    int code = item_get(cli, argv[1], &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&r->item->base);
+    else
+        catalog_print_item(r->item);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* "12.99" -> 1299; -1 when it is not a price. */
+static int64_t item_parse_price(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*end != '\0' || v < 0 || v > 1e6)
+        return -1;
+    return (int64_t)(v * 100 + 0.5);
+}
+
+static Carrel__ItemStatus item_parse_status(const char *s)
+{
+    const ProtobufCEnumDescriptor *d = &carrel__item_status__descriptor;
+    for (unsigned i = 0; i < d->n_values; i++)
+        if (strcmp(json_enum_name(d, d->values[i].value), s) == 0)
+            return (Carrel__ItemStatus)d->values[i].value;
+    return CARREL__ITEM_STATUS__ITEM_STATUS_UNSPECIFIED;
+}
+
+/* Apply item options to `it`; strings point into argv. */
+static int item_options(cli_t *cli, int argc, char **argv, Carrel__Item *it)
+{
+    static const struct option opts[] = {
+        {"bib", required_argument, NULL, 'B'},         {"branch", required_argument, NULL, 'b'},
+        {"at", required_argument, NULL, 'a'},          {"location", required_argument, NULL, 'l'},
+        {"call-number", required_argument, NULL, 'c'}, {"type", required_argument, NULL, 't'},
+        {"price", required_argument, NULL, 'p'},       {"status", required_argument, NULL, 's'},
+        {"barcode", required_argument, NULL, 'n'},     {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "B:b:a:l:c:t:p:s:n:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'B':
+            it->has_bib_id = 1;
+            it->bib_id = catalog_parse_id(optarg);
+            if (it->bib_id < 0)
+                return cli_fail(cli, EXIT_USAGE, "--bib takes a record number");
+            break;
+        case 'b':
+            it->owning_branch = optarg;
+            break;
+        case 'a':
+            it->current_branch = optarg;
+            break;
+        case 'l':
+            it->location = optarg;
+            break;
+        case 'c':
+            it->call_number = optarg;
+            break;
+        case 't':
+            it->item_type = optarg;
+            break;
+        case 'n':
+            it->barcode = optarg;
+            break;
+        case 'p':
+            it->has_price_cents = 1;
+            if ((it->price_cents = item_parse_price(optarg)) < 0)
+                return cli_fail(cli, EXIT_USAGE, "--price takes an amount such as 24.95");
+            break;
+        case 's':
+            it->has_status = 1;
+            if ((it->status = item_parse_status(optarg)) == 0)
+                return cli_fail(cli, EXIT_USAGE, "unknown status %s", optarg);
+            break;
+        default:
+            return cli_fail(cli, EXIT_USAGE, "unknown option (see carrel --help)");
+        }
+    }
+    return EXIT_OK;
+}
+
+static int item_save(cli_t *cli, Carrel__Item *it)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__ItemSave save = CARREL__ITEM_SAVE__INIT;
+    save.item = it;
+    req.body_case = CARREL__REQUEST__BODY_ITEM_SAVE;
+    req.item_save = &save;
+    char key[37];
+    cli_set_request_key(&req, key);
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&r->item->base);
+    else
+        catalog_print_item(r->item);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_item_add(cli_t *cli, int argc, char **argv)
+{
+    Carrel__Item it = CARREL__ITEM__INIT;
+    int code = item_options(cli, argc, argv, &it);
+    if (code != EXIT_OK)
+        return code;
+    if (optind != argc - 1 || !it.has_bib_id || !it.owning_branch)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: item add BARCODE --bib BIB --branch CODE [--type T] ...");
+    it.barcode = argv[optind];
+    if (it.item_type == NULL)
+        it.item_type = "book";
+    return item_save(cli, &it);
+}
+
+static int cmd_item_edit(cli_t *cli, int argc, char **argv)
+{
+    Carrel__Item changes = CARREL__ITEM__INIT;
+    int code = item_options(cli, argc, argv, &changes);
+    if (code != EXIT_OK)
+        return code;
+    if (optind != argc - 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: item edit BARCODE --location ... (changes)");
+    Carrel__Response *cur = NULL;
+    code = item_get(cli, argv[optind], &cur);
+    if (code != EXIT_OK)
+        return code;
+    Carrel__Item it = *cur->item;
+    if (changes.barcode)
+        it.barcode = changes.barcode;
+    if (changes.has_bib_id)
+        it.bib_id = changes.bib_id;
+    if (changes.owning_branch)
+        it.owning_branch = changes.owning_branch;
+    if (changes.current_branch)
+        it.current_branch = changes.current_branch;
+    if (changes.location)
+        it.location = changes.location;
+    if (changes.call_number)
+        it.call_number = changes.call_number;
+    if (changes.item_type)
+        it.item_type = changes.item_type;
+    if (changes.has_price_cents)
+        it.price_cents = changes.price_cents;
+    it.has_status = changes.has_status;
+    it.status = changes.status;
+    code = item_save(cli, &it);
+    carrel__response__free_unpacked(cur, NULL);
+    return code;
+}
+
+/* ---- import ---- */
+
+typedef struct import_totals {
+    int created, updated, failed, items_created, items_updated;
+    size_t done, total;
+    uint64_t started;
+    bool progress;
+} import_totals_t;
+
+static void import_progress(import_totals_t *t, bool last)
+{
+    if (!t->progress)
+        return;
+    double secs = (double)(util_mono_ns() - t->started) / 1e9;
+    int width = 30;
+    int filled = t->total ? (int)(width * t->done / t->total) : width;
+    fprintf(stderr, "\r[%.*s%*s] %zu/%zu records  %.0f/s ", filled,
+            "##############################", width - filled, "", t->done, t->total,
+            secs > 0 ? (double)t->done / secs : 0.0);
+    if (last)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void import_report_problem(cli_t *cli, json_t *problems, int64_t position, int64_t offset,
+                                  bool fatal, const char *message, bool xml)
+{
+    if (cli->json) {
+        json_object_begin(problems);
+        json_key(problems, "position");
+        json_int(problems, position);
+        json_key(problems, xml ? "line" : "offset");
+        json_int(problems, offset);
+        json_key(problems, "fatal");
+        json_bool(problems, fatal);
+        json_key(problems, "message");
+        json_string(problems, message);
+        json_object_end(problems);
+    } else {
+        fprintf(stderr, "record %lld (%s %lld): %s: %s\n", (long long)position,
+                xml ? "line" : "byte", (long long)offset, fatal ? "not loaded" : "warning",
+                message);
+    }
+}
+
+static void import_add_reply(cli_t *cli, import_totals_t *t, json_t *problems,
+                             const Carrel__MarcImportReply *r, bool xml)
+{
+    t->created += r->created;
+    t->updated += r->updated;
+    t->failed += r->failed;
+    t->items_created += r->items_created;
+    t->items_updated += r->items_updated;
+    for (size_t i = 0; i < r->n_problems; i++) {
+        const Carrel__ImportProblem *p = r->problems[i];
+        if (t->progress && !cli->json)
+            fputc('\n', stderr);
+        import_report_problem(cli, problems, p->position, p->offset, p->fatal, p->message, xml);
+    }
+}
+
+static void import_print_totals(cli_t *cli, const import_totals_t *t, json_t *problems,
+                                const char *what)
+{
+    double secs = (double)(util_mono_ns() - t->started) / 1e9;
+    if (cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "records");
+        json_uint(&j, t->total);
+        json_key(&j, "created");
+        json_int(&j, t->created);
+        json_key(&j, "updated");
+        json_int(&j, t->updated);
+        json_key(&j, "failed");
+        json_int(&j, t->failed);
+        json_key(&j, "items_created");
+        json_int(&j, t->items_created);
+        json_key(&j, "items_updated");
+        json_int(&j, t->items_updated);
+        json_key(&j, "seconds");
+        json_double(&j, secs);
+        json_key(&j, "problems");
+        if (buf_append(&j.out, problems->out.data ? (const char *)problems->out.data : "[]",
+                       problems->out.data ? problems->out.len : 2) != 0)
+            exit(EXIT_LOCAL);
+        j.after_key = false;
+        json_object_end(&j);
+        json_print(&j, stdout);
+        json_free(&j);
+    } else {
+        printf("%s: %zu %s in %.1f s: %d created, %d updated, %d not loaded; items: %d created, "
+               "%d updated\n",
+               what, t->total, strcmp(what, "items") ? "records" : "rows", secs, t->created,
+               t->updated, t->failed, t->items_created, t->items_updated);
+    }
+}
+
+/* Send batches of `batch` records, keeping `depth` of them in flight. */
+static int cmd_import_marc(cli_t *cli, int argc, char **argv)
+{
+    Carrel__MarcImportBatch proto = CARREL__MARC_IMPORT_BATCH__INIT;
+    int batch = 200, depth = 3;
+    static const struct option opts[] = {
+        {"holdings", required_argument, NULL, 'h'},
+        {"branch", required_argument, NULL, 'b'},
+        {"spread", no_argument, NULL, 's'},
+        {"batch", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h:b:sn:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h':
+            proto.holdings_tag = optarg;
+            break;
+        case 'b':
+            proto.default_branch = optarg;
+            break;
+        case 's':
+            proto.has_spread_branches = proto.spread_branches = 1;
+            break;
+        case 'n':
+            batch = atoi(optarg);
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || batch < 1 || batch > 2000)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: import marc FILE [--holdings 852|952|none] [--branch CODE] "
+                        "[--spread] [--batch 1-2000]");
+    const char *path = argv[optind];
+    marcfile_t mf;
+    char err[512];
+    if (marcfile_load(&mf, path, err, sizeof(err)) != 0)
+        return cli_fail(cli, EXIT_LOCAL, "%s", err);
+    proto.source = (char *)path;
+
+    import_totals_t t = {.total = mf.nrecords + mf.nproblems,
+                         .started = util_mono_ns(),
+                         .progress = isatty(STDERR_FILENO) && !cli->json};
+    json_t problems;
+    json_init(&problems);
+    json_array_begin(&problems);
+    for (size_t i = 0; i < mf.nproblems; i++) {
+        import_report_problem(cli, &problems, mf.problems[i].position, mf.problems[i].offset, true,
+                              mf.problems[i].message, mf.xml);
+        t.failed++;
+    }
+    t.done = mf.nproblems;
+
+    int code = EXIT_OK;
+    uint64_t inflight[16];
+    size_t inflight_n[16];
+    int ninflight = 0;
+    size_t next = 0;
+    Carrel__MarcRecord *recs = calloc((size_t)batch, sizeof(*recs));
+    Carrel__MarcRecord **ptrs = calloc((size_t)batch, sizeof(*ptrs));
+    if (recs == NULL || ptrs == NULL)
+        abort();
+    while ((next < mf.nrecords || ninflight > 0) && code == EXIT_OK) {
+        if (next < mf.nrecords && ninflight < depth) {
+            size_t n = 0, bytes = 0;
+            /* Stay well under the server's frame limit. */
+            while (next < mf.nrecords && (int)n < batch && bytes + mf.records[next].len < 700000) {
+                const marcfile_record_t *m = &mf.records[next++];
+                carrel__marc_record__init(&recs[n]);
+                recs[n].has_position = recs[n].has_offset = recs[n].has_data = 1;
+                recs[n].position = m->position;
+                recs[n].offset = m->offset;
+                recs[n].data.data = (uint8_t *)m->data;
+                recs[n].data.len = m->len;
+                recs[n].has_xml = recs[n].xml = m->xml;
+                ptrs[n] = &recs[n];
+                bytes += m->len;
+                n++;
+            }
+            Carrel__Request req = CARREL__REQUEST__INIT;
+            Carrel__MarcImportBatch b = proto;
+            b.records = ptrs;
+            b.n_records = n;
+            req.body_case = CARREL__REQUEST__BODY_MARC_IMPORT_BATCH;
+            req.marc_import_batch = &b;
+            char key[37];
+            cli_set_request_key(&req, key);
+            uint64_t id = client_send(&cli->conn, &req);
+            if (id == 0) {
+                code = cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+                break;
+            }
+            inflight[ninflight] = id;
+            inflight_n[ninflight++] = n;
+            continue;
+        }
+        Carrel__Response *r = NULL;
+        if (client_wait(&cli->conn, inflight[0], &r) != 0) {
+            code = cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+            break;
+        }
+        if (r->status != CARREL__STATUS__STATUS_OK) {
+            if (t.progress)
+                fputc('\n', stderr);
+            cli_print_status_error(cli, r);
+            code = cli_status_exit(r->status);
+        } else {
+            import_add_reply(cli, &t, &problems, r->marc_import, mf.xml);
+        }
+        carrel__response__free_unpacked(r, NULL);
+        t.done += inflight_n[0];
+        memmove(inflight, inflight + 1, (size_t)(ninflight - 1) * sizeof(inflight[0]));
+        memmove(inflight_n, inflight_n + 1, (size_t)(ninflight - 1) * sizeof(inflight_n[0]));
+        ninflight--;
+        import_progress(&t, false);
+    }
+    import_progress(&t, true);
+    json_array_end(&problems);
+    if (code == EXIT_OK) {
+        import_print_totals(cli, &t, &problems, path);
+        if (t.failed > 0)
+            code = EXIT_SERVER;
+    }
+    json_free(&problems);
+    free(recs);
+    free(ptrs);
+    marcfile_free(&mf);
+    return code;
+}
+
+/* Column index by header name, or -1. */
+static int csv_column(const csv_row_t *header, const char *name)
+{
+    for (size_t i = 0; i < header->n; i++)
+        if (strcmp(header->fields[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int cmd_import_items(cli_t *cli, int argc, char **argv)
+{
+    const char *branch = NULL;
+    static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "b:", opts, NULL)) != -1) {
+        if (ch == 'b')
+            branch = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc - 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: import items FILE.csv [--branch CODE]");
+    size_t len = 0;
+    uint8_t *text = util_read_all(argv[optind], &len);
+    if (text == NULL)
+        return cli_fail(cli, EXIT_LOCAL, "cannot read %s", argv[optind]);
+    size_t pos = 0;
+    csv_row_t header;
+    if (csv_next_row((const char *)text, len, &pos, &header) != 1) {
+        free(text);
+        return cli_fail(cli, EXIT_LOCAL, "%s: no header line", argv[optind]);
+    }
+    static const char *const names[] = {"bib",      "barcode",     "branch",    "current_branch",
+                                        "location", "call_number", "item_type", "price"};
+    int col[8];
+    for (int i = 0; i < 8; i++)
+        col[i] = csv_column(&header, names[i]);
+    csv_row_free(&header);
+    if (col[0] < 0 || col[1] < 0) {
+        free(text);
+        return cli_fail(cli, EXIT_LOCAL,
+                        "%s: the header must name at least the columns bib and barcode "
+                        "(others: branch, current_branch, location, call_number, item_type, "
+                        "price)",
+                        argv[optind]);
+    }
+    /* Read every row first: a broken file loads nothing. */
+    csv_row_t *rows = NULL;
+    int64_t *lines = NULL;
+    size_t nrows = 0;
+    int64_t line = 1;
+    int rc;
+    csv_row_t row;
+    while ((rc = csv_next_row((const char *)text, len, &pos, &row)) == 1) {
+        line++;
+        if (row.n == 1 && row.fields[0][0] == '\0') {
+            csv_row_free(&row);
+            continue;
+        }
+        rows = realloc(rows, (nrows + 1) * sizeof(*rows));
+        lines = realloc(lines, (nrows + 1) * sizeof(*lines));
+        if (rows == NULL || lines == NULL)
+            abort();
+        lines[nrows] = line;
+        rows[nrows++] = row;
+    }
+    int code = EXIT_OK;
+    if (rc < 0)
+        code = cli_fail(cli, EXIT_LOCAL, "%s: line %lld: a quote is never closed; nothing loaded",
+                        argv[optind], (long long)line + 1);
+    import_totals_t t = {.total = nrows, .started = util_mono_ns()};
+    json_t problems;
+    json_init(&problems);
+    json_array_begin(&problems);
+    Carrel__ItemImportRow *irows = calloc(nrows + 1, sizeof(*irows));
+    Carrel__ItemImportRow **ptrs = calloc(nrows + 1, sizeof(*ptrs));
+    for (size_t start = 0; code == EXIT_OK && start < nrows; start += 500) {
+        size_t n = nrows - start < 500 ? nrows - start : 500;
+        for (size_t i = 0; i < n; i++) {
+            const csv_row_t *r = &rows[start + i];
+            Carrel__ItemImportRow *x = &irows[i];
+            carrel__item_import_row__init(x);
+            x->has_line = 1;
+            x->line = lines[start + i];
+            char **slots[8] = {&x->bib,      &x->barcode,     &x->owning_branch, &x->current_branch,
+                               &x->location, &x->call_number, &x->item_type,     &x->price};
+            for (int k = 0; k < 8; k++)
+                if (col[k] >= 0 && (size_t)col[k] < r->n)
+                    *slots[k] = r->fields[col[k]];
+            ptrs[i] = x;
+        }
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__ItemImportBatch b = CARREL__ITEM_IMPORT_BATCH__INIT;
+        b.rows = ptrs;
+        b.n_rows = n;
+        b.default_branch = (char *)branch;
+        b.source = argv[optind];
+        req.body_case = CARREL__REQUEST__BODY_ITEM_IMPORT_BATCH;
+        req.item_import_batch = &b;
+        char key[37];
+        cli_set_request_key(&req, key);
+        Carrel__Response *r = NULL;
+        code = cli_call(cli, &req, &r);
+        if (code == EXIT_OK) {
+            import_add_reply(cli, &t, &problems, r->marc_import, false);
+            carrel__response__free_unpacked(r, NULL);
+        }
+    }
+    json_array_end(&problems);
+    if (code == EXIT_OK) {
+        import_print_totals(cli, &t, &problems, "items");
+        if (t.failed > 0)
+            code = EXIT_SERVER;
+    }
+    json_free(&problems);
+    for (size_t i = 0; i < nrows; i++)
+        csv_row_free(&rows[i]);
+    free(rows);
+    free(lines);
+    free(irows);
+    free(ptrs);
+    free(text);
+    return code;
+}
+
+/* ---- export ---- */
+
+static int cmd_export_marc(cli_t *cli, int argc, char **argv)
+{
+    const char *out_path = NULL;
+    static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        if (ch == 'o')
+            out_path = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc)
+        return cli_fail(cli, EXIT_USAGE, "usage: export marc [-o FILE]  (ISO 2709, UTF-8)");
+    FILE *out = out_path ? fopen(out_path, "wb") : stdout;
+    if (out == NULL)
+        return cli_fail(cli, EXIT_LOCAL, "cannot write %s", out_path);
+    int64_t after = 0;
+    size_t total = 0;
+    int code = EXIT_OK;
+    for (;;) {
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__MarcExport e = CARREL__MARC_EXPORT__INIT;
+        e.has_after_id = 1;
+        e.after_id = after;
+        req.body_case = CARREL__REQUEST__BODY_MARC_EXPORT;
+        req.marc_export = &e;
+        Carrel__Response *r = NULL;
+        code = cli_call(cli, &req, &r);
+        if (code != EXIT_OK)
+            break;
+        for (size_t i = 0; i < r->marc_export->n_records; i++)
+            if (fwrite(r->marc_export->records[i].data, 1, r->marc_export->records[i].len, out) !=
+                r->marc_export->records[i].len)
+                code = EXIT_LOCAL;
+        total += r->marc_export->n_records;
+        after = r->marc_export->last_id;
+        bool done = r->marc_export->done;
+        carrel__response__free_unpacked(r, NULL);
+        if (done || code != EXIT_OK)
+            break;
+    }
+    if (out != stdout && fclose(out) != 0)
+        code = EXIT_LOCAL;
+    if (code == EXIT_LOCAL)
+        return cli_fail(cli, EXIT_LOCAL, "cannot write the export");
+    if (code == EXIT_OK && out_path)
+        fprintf(stderr, "exported %zu records to %s\n", total, out_path);
+    return code;
+}
+
+const command_t catalog_commands[] = {
+    {"catalog search", cmd_catalog_search, true,
+     "[WORDS...] [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] [--branch CODE] "
+     "[--format F] [--available] [--page N] [--limit N]",
+     "search the catalog; copies per branch with how many are available"},
+    {"catalog show", cmd_catalog_show, true, "BIB [--marc]", "a record with its copies"},
+    {"catalog add", cmd_catalog_add, true,
+     "--title T [--author A] [--isbn X]... [--subject S]... [--publisher P] [--year Y] "
+     "[--format F] [--language L] [--call-number C]",
+     "create a bibliographic record (librarians)"},
+    {"catalog edit", cmd_catalog_edit, true, "BIB [--title T] [--author A] ... (as add)",
+     "change a record's main fields; its MARC follows"},
+    {"item show", cmd_item_show, true, "BARCODE", "an item's status, branch and details"},
+    {"item add", cmd_item_add, true,
+     "BARCODE --bib BIB --branch CODE [--type T] [--location L] [--call-number C] [--price P]",
+     "add a copy (librarians, for their branch)"},
+    {"item edit", cmd_item_edit, true,
+     "BARCODE [--barcode NEW] [--branch CODE] [--at CODE] [--location L] [--call-number C] "
+     "[--type T] [--price P] [--status available|in_processing|damaged|missing|withdrawn]",
+     "change an item"},
+    {"import marc", cmd_import_marc, true,
+     "FILE [--holdings 852|952|none] [--branch CODE] [--spread] [--batch N]",
+     "load ISO 2709 or MARCXML records; copies from holdings; exit 4 if any record failed"},
+    {"import items", cmd_import_items, true, "FILE.csv [--branch CODE]",
+     "add copies from a CSV (columns bib, barcode, branch, location, call_number, item_type, "
+     "price)"},
+    {"export marc", cmd_export_marc, true, "[-o FILE]", "write every record as ISO 2709 (UTF-8)"},
+    {NULL, NULL, false, NULL, NULL},
+};

@@ -1,0 +1,88 @@
+#include "csv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "util.h"
+
+static void csv_push(csv_row_t *row, struct buf *field)
+{
+    char **f = realloc(row->fields, (row->n + 1) * sizeof(char *));
+    if (f == NULL)
+        abort();
+    row->fields = f;
+    char *copy = malloc(field->len + 1);
+    if (copy == NULL)
+        abort();
+    if (field->len)
+        memcpy(copy, field->data, field->len);
+    copy[field->len] = '\0';
+    row->fields[row->n++] = copy;
+    field->len = 0;
+}
+
+int csv_next_row(const char *text, size_t len, size_t *pos, csv_row_t *row)
+{
+    row->fields = NULL;
+    row->n = 0;
+    size_t i = *pos;
+    if (i >= len)
+        return 0;
+    struct buf field = BUF_INIT;
+    int rc = 1;
+    for (;;) {
+        if (i < len && text[i] == '"') {
+            i++;
+            for (;;) {
+                if (i >= len) {
+                    rc = -1;
+                    goto out;
+                }
+                if (text[i] == '"') {
+                    if (i + 1 < len && text[i + 1] == '"') {
+                        if (buf_append(&field, "\"", 1) != 0)
+                            abort();
+                        i += 2;
+                        continue;
+                    }
+                    i++;
+                    break;
+                }
+                if (buf_append(&field, &text[i], 1) != 0)
+                    abort();
+                i++;
+            }
+        }
+        while (i < len && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
+            if (buf_append(&field, &text[i], 1) != 0)
+                abort();
+            i++;
+        }
+        csv_push(row, &field);
+        if (i < len && text[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < len && text[i] == '\r')
+            i++;
+        if (i < len && text[i] == '\n')
+            i++;
+        break;
+    }
+out:
+    buf_free(&field);
+    *pos = i;
+    if (rc < 0)
+        csv_row_free(row);
+    return rc;
+}
+
+void csv_row_free(csv_row_t *row)
+{
+    for (size_t i = 0; i < row->n; i++)
+        free(row->fields[i]);
+    free(row->fields);
+    row->fields = NULL;
+    row->n = 0;
+}

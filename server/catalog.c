@@ -1,0 +1,642 @@
+/*
+ * catalog: search, bibliographic records and items.
+ *
+ * The rules (version checks, barcode rules, which statuses an edit may set,
+ * the branch an item editor may act for) are in sql/004_catalog.sql; this
+ * file validates the shape of requests, keeps each bib's MARC record in step
+ * with edits of its main fields (marc.c), and turns rows into messages.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog.h"
+#include "handlers.h"
+#include "log.h"
+#include "marc.h"
+#include "pgtext.h"
+
+static const db_stmt_t stmt_search = {
+    "catalog_search",
+    "SELECT id, title, author, publisher, pub_year, format, language, call_number, isbns,"
+    "       copies, total_copies, available_copies, total"
+    "  FROM catalog_search($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::int, $10::int)",
+};
+
+#define BIB_COLUMNS                                                                                \
+    "b.id, b.title, b.author, b.subjects, b.isbns, b.issns, b.publisher, b.pub_year, b.format,"    \
+    " b.language, b.call_number, b.control_number, b.control_source, b.version, b.updated_at"
+
+static const db_stmt_t stmt_bib_get = {
+    "catalog_bib_get",
+    "SELECT " BIB_COLUMNS ", CASE WHEN $2::boolean THEN b.marc END FROM bib b WHERE b.id = $1",
+};
+
+#define ITEM_COLUMNS                                                                               \
+    "i.id, i.barcode, i.bib_id, ob.code, cb.code, i.location, i.call_number, i.item_type,"         \
+    " i.price_cents, i.status::text, i.date_added, coalesce(i.last_circulated::text, ''),"         \
+    " i.circ_count, i.version, b.title"                                                            \
+    " FROM item i JOIN branch ob ON ob.id = i.owning_branch_id"                                    \
+    " JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"
+
+static const db_stmt_t stmt_bib_items = {
+    "catalog_bib_items",
+    "SELECT " ITEM_COLUMNS " WHERE i.bib_id = $1 ORDER BY cb.code, i.call_number, i.barcode",
+};
+
+static const db_stmt_t stmt_item_get = {
+    "catalog_item_get",
+    "SELECT " ITEM_COLUMNS " WHERE i.barcode = $1 OR i.id = $2",
+};
+
+static const db_stmt_t stmt_bib_marc = {
+    "catalog_bib_marc",
+    "SELECT marc FROM bib WHERE id = $1",
+};
+
+static const db_stmt_t stmt_bib_save = {
+    "catalog_bib_save",
+    "SELECT bib_save($1, $2, $3, $4, $5, $6, $7, $8::text[], $9::text[], $10::text[], $11, $12,"
+    "                $13, $14, $15)",
+};
+
+static const db_stmt_t stmt_item_save = {
+    "catalog_item_save",
+    "SELECT item_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+    "                 $14::item_status)",
+};
+
+void catalog_register_statements(void)
+{
+    db_stmt_register(&stmt_search);
+    db_stmt_register(&stmt_bib_get);
+    db_stmt_register(&stmt_bib_items);
+    db_stmt_register(&stmt_item_get);
+    db_stmt_register(&stmt_bib_marc);
+    db_stmt_register(&stmt_bib_save);
+    db_stmt_register(&stmt_item_save);
+}
+
+/* ---- item statuses: the enum names of proto and SQL correspond ---- */
+
+static const char *const item_status_names[] = {
+    [CARREL__ITEM_STATUS__ITEM_STATUS_AVAILABLE] = "available",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_CHECKED_OUT] = "checked_out",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_IN_TRANSIT] = "in_transit",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_ON_HOLD_SHELF] = "on_hold_shelf",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_MISSING] = "missing",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_LOST] = "lost",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_DAMAGED] = "damaged",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_WITHDRAWN] = "withdrawn",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_IN_PROCESSING] = "in_processing",
+    [CARREL__ITEM_STATUS__ITEM_STATUS_CLAIMED_RETURNED] = "claimed_returned",
+};
+
+#define ITEM_STATUS_COUNT (sizeof(item_status_names) / sizeof(item_status_names[0]))
+
+const char *item_status_name(Carrel__ItemStatus s)
+{
+    return (size_t)s < ITEM_STATUS_COUNT && item_status_names[s] ? item_status_names[s] : NULL;
+}
+
+Carrel__ItemStatus item_status_from_name(const char *name)
+{
+    for (size_t i = 1; i < ITEM_STATUS_COUNT; i++)
+        if (item_status_names[i] && strcmp(item_status_names[i], name) == 0)
+            return (Carrel__ItemStatus)i;
+    return CARREL__ITEM_STATUS__ITEM_STATUS_UNSPECIFIED;
+}
+
+/* ---- row conversion ---- */
+
+static char **catalog_array(arena_t *a, const PGresult *res, int row, int col, size_t *n)
+{
+    return pgtext_array_parse(a, db_text(res, row, col), n);
+}
+
+Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row)
+{
+    Carrel__Item *it = arena_new(a, Carrel__Item, 1);
+    carrel__item__init(it);
+    it->has_id = 1;
+    it->id = db_int64(res, row, 0);
+    it->barcode = arena_strdup(a, db_text(res, row, 1));
+    it->has_bib_id = 1;
+    it->bib_id = db_int64(res, row, 2);
+    it->owning_branch = arena_strdup(a, db_text(res, row, 3));
+    it->current_branch = arena_strdup(a, db_text(res, row, 4));
+    it->location = arena_strdup(a, db_text(res, row, 5));
+    it->call_number = arena_strdup(a, db_text(res, row, 6));
+    it->item_type = arena_strdup(a, db_text(res, row, 7));
+    it->has_price_cents = 1;
+    it->price_cents = db_int64(res, row, 8);
+    it->has_status = 1;
+    it->status = item_status_from_name(db_text(res, row, 9));
+    it->date_added = arena_strdup(a, db_text(res, row, 10));
+    it->last_circulated = arena_strdup(a, db_text(res, row, 11));
+    it->has_circ_count = 1;
+    it->circ_count = db_int32(res, row, 12);
+    it->has_version = 1;
+    it->version = db_int32(res, row, 13);
+    it->title = arena_strdup(a, db_text(res, row, 14));
+    return it;
+}
+
+static Carrel__Bib *catalog_bib_from_row(arena_t *a, const PGresult *res, int row)
+{
+    Carrel__Bib *b = arena_new(a, Carrel__Bib, 1);
+    carrel__bib__init(b);
+    b->has_id = 1;
+    b->id = db_int64(res, row, 0);
+    b->title = arena_strdup(a, db_text(res, row, 1));
+    b->author = arena_strdup(a, db_text(res, row, 2));
+    b->subjects = catalog_array(a, res, row, 3, &b->n_subjects);
+    b->isbns = catalog_array(a, res, row, 4, &b->n_isbns);
+    b->issns = catalog_array(a, res, row, 5, &b->n_issns);
+    b->publisher = arena_strdup(a, db_text(res, row, 6));
+    b->year = arena_strdup(a, db_text(res, row, 7));
+    b->format = arena_strdup(a, db_text(res, row, 8));
+    b->language = arena_strdup(a, db_text(res, row, 9));
+    b->call_number = arena_strdup(a, db_text(res, row, 10));
+    b->control_number = arena_strdup(a, db_text(res, row, 11));
+    b->control_source = arena_strdup(a, db_text(res, row, 12));
+    b->has_version = 1;
+    b->version = db_int32(res, row, 13);
+    b->updated_at = arena_strdup(a, db_text(res, row, 14));
+    return b;
+}
+
+/* ---- search ---- */
+
+static Carrel__BibSummary *catalog_summary_from_row(arena_t *a, const PGresult *res, int row)
+{
+    Carrel__BibSummary *s = arena_new(a, Carrel__BibSummary, 1);
+    carrel__bib_summary__init(s);
+    s->has_id = 1;
+    s->id = db_int64(res, row, 0);
+    s->title = arena_strdup(a, db_text(res, row, 1));
+    s->author = arena_strdup(a, db_text(res, row, 2));
+    s->publisher = arena_strdup(a, db_text(res, row, 3));
+    s->year = arena_strdup(a, db_text(res, row, 4));
+    s->format = arena_strdup(a, db_text(res, row, 5));
+    s->language = arena_strdup(a, db_text(res, row, 6));
+    s->call_number = arena_strdup(a, db_text(res, row, 7));
+    s->isbns = catalog_array(a, res, row, 8, &s->n_isbns);
+    size_t n = 0;
+    char **copies = catalog_array(a, res, row, 9, &n);
+    s->copies = arena_new(a, Carrel__CopyCount *, n + 1);
+    for (size_t i = 0; i < n; i++) {
+        /* "DWN:3:1": branch, copies there, available there */
+        char *code = copies[i];
+        char *p1 = code ? strchr(code, ':') : NULL;
+        char *p2 = p1 ? strchr(p1 + 1, ':') : NULL;
+        if (p2 == NULL)
+            continue;
+        *p1 = *p2 = '\0';
+        Carrel__CopyCount *c = arena_new(a, Carrel__CopyCount, 1);
+        carrel__copy_count__init(c);
+        c->branch_code = code;
+        c->has_total = c->has_available = 1;
+        c->total = atoi(p1 + 1);
+        c->available = atoi(p2 + 1);
+        s->copies[s->n_copies++] = c;
+    }
+    s->has_total_copies = s->has_available_copies = 1;
+    s->total_copies = db_int32(res, row, 10);
+    s->available_copies = db_int32(res, row, 11);
+    return s;
+}
+
+static void search_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    arena_t *a = &req->arena;
+    int n = PQntuples(r->res);
+    Carrel__CatalogSearchReply *reply = arena_new(a, Carrel__CatalogSearchReply, 1);
+    carrel__catalog_search_reply__init(reply);
+    reply->results = arena_new(a, Carrel__BibSummary *, n + 1);
+    for (int i = 0; i < n; i++)
+        reply->results[reply->n_results++] = catalog_summary_from_row(a, r->res, i);
+    reply->has_total = 1;
+    reply->total = n ? db_int32(r->res, 0, 12) : 0;
+    req->resp.body_case = CARREL__RESPONSE__BODY_CATALOG_SEARCH;
+    req->resp.catalog_search = reply;
+    request_ok(req);
+}
+
+/* NULL for absent or blank strings, so SQL sees "no criterion". */
+static const char *catalog_opt(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    while (*s == ' ')
+        s++;
+    return *s ? s : NULL;
+}
+
+void handle_catalog_search(request_t *req)
+{
+    Carrel__CatalogSearch *m = req->msg->catalog_search;
+    arena_t *a = &req->arena;
+    const char *query = catalog_opt(m->query);
+    const char *isbn = catalog_opt(m->isbn);
+    const char *issn = catalog_opt(m->issn);
+    const char *barcode = catalog_opt(m->barcode);
+    const char *callno = catalog_opt(m->call_number_prefix);
+    if (!query && !isbn && !issn && !barcode && !callno) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:query",
+                     "Give words to search for, an ISBN, an ISSN, a barcode or a call number.");
+        return;
+    }
+    if (query && strlen(query) > 500) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:query",
+                     "The search is too long (500 characters at most).");
+        return;
+    }
+    if (isbn && (isbn = marc_isbn13(a, isbn)) == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:isbn",
+                     "%s is not a valid ISBN.", m->isbn);
+        return;
+    }
+    if (issn && (issn = marc_issn(a, issn)) == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:issn",
+                     "%s is not a valid ISSN.", m->issn);
+        return;
+    }
+    int limit = m->has_limit && m->limit > 0 ? m->limit : 20;
+    int offset = m->has_offset && m->offset > 0 ? m->offset : 0;
+    if (limit > 100 || offset > 100000) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:limit",
+                     "Ask for at most 100 results at a time, within the first 100000.");
+        return;
+    }
+    const char *values[10] = {
+        query,
+        isbn,
+        issn,
+        barcode,
+        callno,
+        catalog_opt(m->branch_code),
+        catalog_opt(m->format),
+        m->has_available_only && m->available_only ? "true" : "false",
+        pgtext_int(a, offset),
+        pgtext_int(a, limit),
+    };
+    request_db(req, &stmt_search, 10, values, search_done);
+}
+
+/* ---- bib show ---- */
+
+typedef struct bib_get_state {
+    Carrel__Bib *bib;
+} bib_get_state_t;
+
+static void bib_items_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    bib_get_state_t *st = req->state;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    int n = PQntuples(r->res);
+    st->bib->items = arena_new(&req->arena, Carrel__Item *, n + 1);
+    for (int i = 0; i < n; i++)
+        st->bib->items[st->bib->n_items++] = catalog_item_from_row(&req->arena, r->res, i);
+    req->resp.body_case = CARREL__RESPONSE__BODY_BIB;
+    req->resp.bib = st->bib;
+    request_ok(req);
+}
+
+static void bib_get_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    if (PQntuples(r->res) == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "bib",
+                     "There is no bibliographic record %lld.", (long long)req->msg->bib_get->id);
+        return;
+    }
+    arena_t *a = &req->arena;
+    bib_get_state_t *st = arena_new(a, bib_get_state_t, 1);
+    req->state = st;
+    st->bib = catalog_bib_from_row(a, r->res, 0);
+    if (!db_null(r->res, 0, 15)) {
+        size_t len = 0;
+        uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, 0, 15), &len);
+        marc_record_t rec;
+        char err[160];
+        if (bytes && marc_parse(a, bytes, len, &rec, err, sizeof(err)) == 0)
+            st->bib->marc = marc_to_text(a, &rec);
+    }
+    const char *values[1] = {pgtext_int(a, st->bib->id)};
+    request_db(req, &stmt_bib_items, 1, values, bib_items_done);
+}
+
+void handle_bib_get(request_t *req)
+{
+    Carrel__BibGet *m = req->msg->bib_get;
+    if (!m->has_id || m->id <= 0) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:id",
+                     "Name the bibliographic record by its number.");
+        return;
+    }
+    const char *values[2] = {pgtext_int(&req->arena, m->id),
+                             m->has_with_marc && m->with_marc ? "true" : "false"};
+    request_db(req, &stmt_bib_get, 2, values, bib_get_done);
+}
+
+/* ---- bib save ---- */
+
+typedef struct bib_save_state {
+    marc_summary_t summary;
+    int64_t id;
+} bib_save_state_t;
+
+static void bib_saved(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    bib_save_state_t *st = req->state;
+    st->id = db_int64(r->res, 0, 0);
+    log_info(req->conn->id, "%s saved bib %lld", request_session(req)->username, (long long)st->id);
+    const char *values[2] = {pgtext_int(&req->arena, st->id), "false"};
+    request_db(req, &stmt_bib_get, 2, values, bib_get_done);
+}
+
+/* Store the record: serialize, take the indexed fields back out, call bib_save. */
+static void bib_store(request_t *req, marc_record_t *rec, int64_t id, int32_t version)
+{
+    arena_t *a = &req->arena;
+    struct buf iso = BUF_INIT;
+    if (marc_write(rec, &iso) != 0) {
+        buf_free(&iso);
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "too_long",
+                     "The record is too long for MARC.");
+        return;
+    }
+    bib_save_state_t *st = arena_new(a, bib_save_state_t, 1);
+    req->state = st;
+    marc_summary_t *s = &st->summary;
+    marc_summarize(a, rec, s);
+    static const int formats[15] = {0, 0, 0, 0, 1};
+    int lengths[15] = {0};
+    lengths[4] = (int)iso.len;
+    char *marc = arena_strndup(a, (const char *)iso.data, iso.len);
+    buf_free(&iso);
+    const session_t *se = request_session(req);
+    const char *values[15] = {
+        pgtext_int(a, se->staff_id),
+        pgtext_int(a, se->workstation_id),
+        id ? pgtext_int(a, id) : NULL,
+        pgtext_int(a, version),
+        marc,
+        s->title,
+        s->author,
+        pgtext_array_build(a, s->subjects, s->nsubjects),
+        pgtext_array_build(a, s->isbns, s->nisbns),
+        pgtext_array_build(a, s->issns, s->nissns),
+        s->publisher,
+        s->year,
+        s->format,
+        s->language,
+        s->call_number,
+    };
+    int rc = db_exec(req->srv->db, &stmt_bib_save, 15, values, lengths, formats, bib_saved, req);
+    if (rc != 0)
+        request_fail_exec(req, rc);
+}
+
+/* The staff's fields as a summary; validation errors end the request. */
+static bool bib_fields_from_request(request_t *req, const Carrel__Bib *b, marc_summary_t *s)
+{
+    arena_t *a = &req->arena;
+    memset(s, 0, sizeof(*s));
+    s->title = arena_strdup(a, b->title ? b->title : "");
+    s->author = arena_strdup(a, b->author ? b->author : "");
+    s->publisher = arena_strdup(a, b->publisher ? b->publisher : "");
+    s->year = arena_strdup(a, b->year ? b->year : "");
+    s->format = arena_strdup(a, b->format && b->format[0] ? b->format : "book");
+    s->language = arena_strdup(a, b->language ? b->language : "");
+    s->call_number = arena_strdup(a, b->call_number ? b->call_number : "");
+    s->subjects = b->subjects;
+    s->nsubjects = b->n_subjects;
+    s->isbns = arena_new(a, char *, b->n_isbns + 1);
+    for (size_t i = 0; i < b->n_isbns; i++) {
+        char *isbn = marc_isbn13(a, b->isbns[i]);
+        if (isbn == NULL) {
+            request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:isbns",
+                         "%s is not a valid ISBN.", b->isbns[i]);
+            return false;
+        }
+        s->isbns[s->nisbns++] = isbn;
+    }
+    s->issns = arena_new(a, char *, b->n_issns + 1);
+    for (size_t i = 0; i < b->n_issns; i++) {
+        char *issn = marc_issn(a, b->issns[i]);
+        if (issn == NULL) {
+            request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:issns",
+                         "%s is not a valid ISSN.", b->issns[i]);
+            return false;
+        }
+        s->issns[s->nissns++] = issn;
+    }
+    if (s->title[0] == '\0') {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:title",
+                     "A title is required.");
+        return false;
+    }
+    size_t ylen = strlen(s->year);
+    if (ylen != 0 && (ylen != 4 || strspn(s->year, "0123456789") != 4)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:year",
+                     "%s is not a year (four digits).", s->year);
+        return false;
+    }
+    size_t llen = strlen(s->language);
+    if (llen != 0 && (llen != 3 || strspn(s->language, "abcdefghijklmnopqrstuvwxyz") != 3)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:language",
+                     "%s is not a MARC language code (three letters, e.g. eng).", s->language);
+        return false;
+    }
+    return true;
+}
+
+static void bib_marc_loaded(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    const Carrel__Bib *b = req->msg->bib_save->bib;
+    if (PQntuples(r->res) == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "bib",
+                     "There is no bibliographic record %lld.", (long long)b->id);
+        return;
+    }
+    arena_t *a = &req->arena;
+    size_t len = 0;
+    uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, 0, 0), &len);
+    marc_record_t rec;
+    char err[160];
+    if (bytes == NULL || marc_parse(a, bytes, len, &rec, err, sizeof(err)) != 0) {
+        log_error(req->conn->id, "stored MARC of bib %lld is unreadable", (long long)b->id);
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "The stored record cannot be read; it has been logged.");
+        return;
+    }
+    marc_summary_t s;
+    if (!bib_fields_from_request(req, b, &s))
+        return;
+    marc_apply_summary(a, &rec, &s);
+    bib_store(req, &rec, b->id, b->has_version ? b->version : -1);
+}
+
+/* A new record: leader, 008 with today's date, then the staff's fields. */
+static void bib_create(request_t *req, const Carrel__Bib *b)
+{
+    arena_t *a = &req->arena;
+    marc_summary_t s;
+    if (!bib_fields_from_request(req, b, &s))
+        return;
+    marc_record_t rec;
+    marc_init(&rec, NULL);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    /* 008: date entered, single date, year, place unknown, language, source "d". */
+    char f008[41];
+    memset(f008, ' ', 40);
+    f008[40] = '\0';
+    strftime(f008, 7, "%y%m%d", &tm);
+    f008[6] = ' ';
+    f008[6] = 's';
+    if (strlen(s.year) == 4)
+        memcpy(f008 + 7, s.year, 4);
+    memcpy(f008 + 15, "xx", 2);
+    memcpy(f008 + 35, strlen(s.language) == 3 ? s.language : "und", 3);
+    f008[39] = 'd';
+    marc_add_control(a, &rec, "008", f008);
+    marc_field_t *f040 = marc_add_field(a, &rec, "040", ' ', ' ');
+    marc_add_subfield(a, f040, 'a', "Carrel");
+    marc_apply_summary(a, &rec, &s);
+    bib_store(req, &rec, 0, 0);
+}
+
+void handle_bib_save(request_t *req)
+{
+    const Carrel__Bib *b = req->msg->bib_save->bib;
+    if (b == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:bib", "BibSave needs a bib.");
+        return;
+    }
+    if (!b->has_id || b->id == 0) {
+        bib_create(req, b);
+        return;
+    }
+    if (!b->has_version) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:version",
+                     "An edit must say which version of the record it changes.");
+        return;
+    }
+    const char *values[1] = {pgtext_int(&req->arena, b->id)};
+    request_db(req, &stmt_bib_marc, 1, values, bib_marc_loaded);
+}
+
+/* ---- items ---- */
+
+static void item_get_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    if (PQntuples(r->res) == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "item", "No item has that barcode.");
+        return;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_ITEM;
+    req->resp.item = catalog_item_from_row(&req->arena, r->res, 0);
+    request_ok(req);
+}
+
+void handle_item_get(request_t *req)
+{
+    Carrel__ItemGet *m = req->msg->item_get;
+    if (catalog_opt(m->barcode) == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:barcode",
+                     "Scan or type the item's barcode.");
+        return;
+    }
+    const char *values[2] = {m->barcode, NULL};
+    request_db(req, &stmt_item_get, 2, values, item_get_done);
+}
+
+static void item_saved(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    const char *values[2] = {NULL, arena_strdup(&req->arena, db_text(r->res, 0, 0))};
+    request_db(req, &stmt_item_get, 2, values, item_get_done);
+}
+
+void handle_item_save(request_t *req)
+{
+    const Carrel__Item *it = req->msg->item_save->item;
+    arena_t *a = &req->arena;
+    if (it == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:item",
+                     "ItemSave needs an item.");
+        return;
+    }
+    bool create = !it->has_id || it->id == 0;
+    if (!create && !it->has_version) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:version",
+                     "An edit must say which version of the item it changes.");
+        return;
+    }
+    if (it->has_price_cents && it->price_cents < 0) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:price",
+                     "A price cannot be negative.");
+        return;
+    }
+    const char *status = NULL;
+    if (it->has_status && it->status != CARREL__ITEM_STATUS__ITEM_STATUS_UNSPECIFIED &&
+        (status = item_status_name(it->status)) == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:status",
+                     "Unknown item status.");
+        return;
+    }
+    const session_t *s = request_session(req);
+    const char *values[14] = {
+        pgtext_int(a, s->staff_id),
+        pgtext_int(a, s->workstation_id),
+        perm_role_is_branch_bound(s->role) ? pgtext_int(a, s->branch_id) : NULL,
+        create ? NULL : pgtext_int(a, it->id),
+        create ? NULL : pgtext_int(a, it->version),
+        it->barcode,
+        it->has_bib_id ? pgtext_int(a, it->bib_id) : NULL,
+        it->owning_branch,
+        catalog_opt(it->current_branch),
+        it->location,
+        it->call_number,
+        it->item_type,
+        it->has_price_cents ? pgtext_int(a, it->price_cents) : NULL,
+        status,
+    };
+    request_db(req, &stmt_item_save, 14, values, item_saved);
+}

@@ -1,0 +1,18 @@
+/*
+ * catalog: helpers other domains use to describe items.
+ */
+#ifndef CARREL_CATALOG_H
+#define CARREL_CATALOG_H
+
+#include <libpq-fe.h>
+
+#include "arena.h"
+#include "carrel.pb-c.h"
+
+/* "available", "checked_out", ... as in the item_status SQL enum; NULL if unknown. */
+const char *item_status_name(Carrel__ItemStatus s);
+Carrel__ItemStatus item_status_from_name(const char *name);
+/* An Item from a row in the column order of catalog.c's ITEM_COLUMNS. */
+Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row);
+
+#endif

@@ -1,0 +1,710 @@
+#include "marc.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MARC_FT 0x1E /* field terminator */
+#define MARC_RT 0x1D /* record terminator */
+#define MARC_US 0x1F /* subfield delimiter */
+
+bool marc_is_control_tag(const char *tag)
+{
+    return tag[0] == '0' && tag[1] == '0';
+}
+
+static int marc_digits(const uint8_t *p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit(p[i]))
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+void marc_init(marc_record_t *r, const char *leader)
+{
+    memset(r, 0, sizeof(*r));
+    if (leader && strlen(leader) >= MARC_LEADER_LEN)
+        memcpy(r->leader, leader, MARC_LEADER_LEN);
+    else
+        memcpy(r->leader, "00000nam a2200000 i 4500", MARC_LEADER_LEN);
+    r->leader[MARC_LEADER_LEN] = '\0';
+}
+
+static marc_field_t *marc_push(arena_t *a, marc_record_t *r)
+{
+    if (r->nfields == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 32;
+        marc_field_t *f = arena_new(a, marc_field_t, cap);
+        if (r->nfields)
+            memcpy(f, r->fields, r->nfields * sizeof(*f));
+        r->fields = f;
+        r->cap = cap;
+    }
+    marc_field_t *f = &r->fields[r->nfields++];
+    memset(f, 0, sizeof(*f));
+    return f;
+}
+
+/* Keep fields in tag order, as catalogers expect: insert after the last field <= tag. */
+static marc_field_t *marc_insert(arena_t *a, marc_record_t *r, const char *tag)
+{
+    marc_push(a, r);
+    size_t at = r->nfields - 1;
+    while (at > 0 && strcmp(r->fields[at - 1].tag, tag) > 0) {
+        r->fields[at] = r->fields[at - 1];
+        at--;
+    }
+    marc_field_t *f = &r->fields[at];
+    memset(f, 0, sizeof(*f));
+    memcpy(f->tag, tag, 3);
+    return f;
+}
+
+marc_field_t *marc_add_field(arena_t *a, marc_record_t *r, const char *tag, char ind1, char ind2)
+{
+    marc_field_t *f = marc_insert(a, r, tag);
+    f->ind1 = ind1;
+    f->ind2 = ind2;
+    return f;
+}
+
+void marc_add_subfield(arena_t *a, marc_field_t *f, char code, const char *value)
+{
+    marc_subfield_t *s = arena_new(a, marc_subfield_t, f->nsubfields + 1);
+    if (f->nsubfields)
+        memcpy(s, f->subfields, f->nsubfields * sizeof(*s));
+    s[f->nsubfields].code = code;
+    s[f->nsubfields].value = arena_strdup(a, value);
+    f->subfields = s;
+    f->nsubfields++;
+}
+
+void marc_add_control(arena_t *a, marc_record_t *r, const char *tag, const char *data)
+{
+    marc_field_t *f = marc_insert(a, r, tag);
+    f->data = arena_strdup(a, data);
+}
+
+void marc_remove_fields(marc_record_t *r, const char *tag)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < r->nfields; i++)
+        if (strcmp(r->fields[i].tag, tag) != 0)
+            r->fields[out++] = r->fields[i];
+    r->nfields = out;
+}
+
+int marc_parse(arena_t *a, const uint8_t *p, size_t len, marc_record_t *r, char *err, size_t errlen)
+{
+    if (len < MARC_LEADER_LEN + 2) {
+        snprintf(err, errlen, "record too short (%zu bytes)", len);
+        return -1;
+    }
+    marc_init(r, NULL);
+    memcpy(r->leader, p, MARC_LEADER_LEN);
+    for (int i = 0; i < MARC_LEADER_LEN; i++)
+        if (!isprint((unsigned char)r->leader[i]))
+            r->leader[i] = ' ';
+    int base = marc_digits(p + 12, 5);
+    if (base < MARC_LEADER_LEN + 1 || (size_t)base > len) {
+        snprintf(err, errlen, "bad base address of data in the leader");
+        return -1;
+    }
+    if (p[base - 1] != MARC_FT) {
+        snprintf(err, errlen, "the directory does not end where the leader says");
+        return -1;
+    }
+    size_t entries = (size_t)(base - 1 - MARC_LEADER_LEN) / 12;
+    for (size_t i = 0; i < entries; i++) {
+        const uint8_t *e = p + MARC_LEADER_LEN + 12 * i;
+        int flen = marc_digits(e + 3, 4);
+        int start = marc_digits(e + 7, 5);
+        if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len) {
+            snprintf(err, errlen, "directory entry %zu points outside the record", i + 1);
+            return -1;
+        }
+        const uint8_t *d = p + base + start;
+        size_t n = (size_t)flen;
+        if (d[n - 1] == MARC_FT)
+            n--;
+        marc_field_t *f = marc_push(a, r);
+        for (int k = 0; k < 3; k++)
+            f->tag[k] = isprint(e[k]) ? (char)e[k] : '?';
+        if (marc_is_control_tag(f->tag)) {
+            f->data = arena_strndup(a, (const char *)d, n);
+            continue;
+        }
+        f->ind1 = n > 0 && d[0] != MARC_US ? (char)d[0] : ' ';
+        f->ind2 = n > 1 && d[1] != MARC_US ? (char)d[1] : ' ';
+        size_t count = 0;
+        for (size_t k = 0; k < n; k++)
+            if (d[k] == MARC_US)
+                count++;
+        f->subfields = arena_new(a, marc_subfield_t, count ? count : 1);
+        const uint8_t *q = memchr(d, MARC_US, n);
+        while (q && q + 1 < d + n) {
+            const uint8_t *next = memchr(q + 1, MARC_US, (size_t)(d + n - (q + 1)));
+            const uint8_t *end = next ? next : d + n;
+            marc_subfield_t *s = &f->subfields[f->nsubfields++];
+            s->code = (char)q[1];
+            s->value = arena_strndup(a, (const char *)q + 2, (size_t)(end - q - 2));
+            q = next;
+        }
+    }
+    return 0;
+}
+
+static int marc_field_bytes(const marc_field_t *f, struct buf *out)
+{
+    if (marc_is_control_tag(f->tag)) {
+        if (buf_append(out, f->data ? f->data : "", strlen(f->data ? f->data : "")) != 0)
+            return -1;
+    } else {
+        char ind[2] = {f->ind1 ? f->ind1 : ' ', f->ind2 ? f->ind2 : ' '};
+        if (buf_append(out, ind, 2) != 0)
+            return -1;
+        for (size_t i = 0; i < f->nsubfields; i++) {
+            char head[2] = {MARC_US, f->subfields[i].code};
+            const char *v = f->subfields[i].value ? f->subfields[i].value : "";
+            if (buf_append(out, head, 2) != 0 || buf_append(out, v, strlen(v)) != 0)
+                return -1;
+        }
+    }
+    char ft = MARC_FT;
+    return buf_append(out, &ft, 1);
+}
+
+int marc_write(const marc_record_t *r, struct buf *out)
+{
+    struct buf data = BUF_INIT, dir = BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < r->nfields && rc == 0; i++) {
+        size_t start = data.len;
+        rc = marc_field_bytes(&r->fields[i], &data);
+        size_t flen = data.len - start;
+        if (rc == 0 && (flen > 9999 || start > 99999))
+            rc = -1; /* beyond what ISO 2709 can address */
+        if (rc == 0)
+            rc = buf_printf(&dir, "%.3s%04zu%05zu", r->fields[i].tag, flen, start);
+    }
+    size_t base = MARC_LEADER_LEN + dir.len + 1;
+    size_t total = base + data.len + 1;
+    if (rc == 0 && total > 99999)
+        rc = -1;
+    if (rc == 0) {
+        char leader[MARC_LEADER_LEN + 1];
+        memcpy(leader, r->leader, MARC_LEADER_LEN);
+        char num[8];
+        snprintf(num, sizeof(num), "%05zu", total);
+        memcpy(leader, num, 5);
+        leader[10] = '2';
+        leader[11] = '2';
+        snprintf(num, sizeof(num), "%05zu", base);
+        memcpy(leader + 12, num, 5);
+        memcpy(leader + 20, "4500", 4);
+        char ft = MARC_FT, rt = MARC_RT;
+        rc = buf_append(out, leader, MARC_LEADER_LEN);
+        if (rc == 0)
+            rc = buf_append(out, dir.data, dir.len);
+        if (rc == 0)
+            rc = buf_append(out, &ft, 1);
+        if (rc == 0)
+            rc = buf_append(out, data.data, data.len);
+        if (rc == 0)
+            rc = buf_append(out, &rt, 1);
+    }
+    buf_free(&data);
+    buf_free(&dir);
+    return rc;
+}
+
+char *marc_to_text(arena_t *a, const marc_record_t *r)
+{
+    struct buf b = BUF_INIT;
+    int rc = buf_printf(&b, "LDR %s\n", r->leader);
+    for (size_t i = 0; i < r->nfields && rc == 0; i++) {
+        const marc_field_t *f = &r->fields[i];
+        if (marc_is_control_tag(f->tag)) {
+            rc = buf_printf(&b, "%s %s\n", f->tag, f->data ? f->data : "");
+            continue;
+        }
+        rc = buf_printf(&b, "%s %c%c", f->tag, f->ind1 ? f->ind1 : ' ', f->ind2 ? f->ind2 : ' ');
+        for (size_t k = 0; k < f->nsubfields && rc == 0; k++)
+            rc = buf_printf(&b, " $%c %s", f->subfields[k].code, f->subfields[k].value);
+        if (rc == 0)
+            rc = buf_printf(&b, "\n");
+    }
+    char *text = arena_strndup(a, b.data ? (const char *)b.data : "", rc == 0 ? b.len : 0);
+    buf_free(&b);
+    return text;
+}
+
+const marc_field_t *marc_find(const marc_record_t *r, const char *tag)
+{
+    for (size_t i = 0; i < r->nfields; i++)
+        if (strcmp(r->fields[i].tag, tag) == 0)
+            return &r->fields[i];
+    return NULL;
+}
+
+const char *marc_field_subfield(const marc_field_t *f, char code)
+{
+    for (size_t i = 0; f && i < f->nsubfields; i++)
+        if (f->subfields[i].code == code)
+            return f->subfields[i].value;
+    return NULL;
+}
+
+const char *marc_subfield(const marc_record_t *r, const char *tag, char code)
+{
+    return marc_field_subfield(marc_find(r, tag), code);
+}
+
+/* ---- normalization helpers ---- */
+
+static char *marc_trim_spaces(arena_t *a, const char *s)
+{
+    while (*s && isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    return arena_strndup(a, s, n);
+}
+
+char *marc_trim_punctuation(arena_t *a, const char *text)
+{
+    if (text == NULL)
+        return arena_strdup(a, "");
+    char *s = marc_trim_spaces(a, text);
+    size_t n = strlen(s);
+    for (;;) {
+        while (n > 0 && isspace((unsigned char)s[n - 1]))
+            n--;
+        if (n == 0)
+            break;
+        char c = s[n - 1];
+        if (c == '/' || c == ':' || c == ';' || c == ',' || c == '=') {
+            n--;
+            continue;
+        }
+        if (c == '.') {
+            /* Keep the period of an abbreviation or initial ("Dr.", "J."). */
+            size_t w = n - 1;
+            while (w > 0 && isalpha((unsigned char)s[w - 1]))
+                w--;
+            size_t word = n - 1 - w;
+            bool abbreviation = word > 0 && word <= 3 && isupper((unsigned char)s[w]);
+            if (!abbreviation) {
+                n--;
+                continue;
+            }
+        }
+        break;
+    }
+    s[n] = '\0';
+    return s;
+}
+
+/* Append `piece` to `*acc` with `sep`, skipping empty pieces. */
+static void marc_join(arena_t *a, char **acc, const char *sep, const char *piece)
+{
+    if (piece == NULL || piece[0] == '\0')
+        return;
+    *acc = (*acc)[0] ? arena_printf(a, "%s%s%s", *acc, sep, piece) : arena_strdup(a, piece);
+}
+
+char *marc_isbn13(arena_t *a, const char *text)
+{
+    char d[16];
+    size_t n = 0;
+    if (text == NULL)
+        return NULL;
+    for (const char *p = text; *p && n < 14; p++) {
+        if (isdigit((unsigned char)*p) || ((*p == 'X' || *p == 'x') && n == 9))
+            d[n++] = (char)toupper((unsigned char)*p);
+        else if (*p == '-' || *p == ' ')
+            continue;
+        else
+            break; /* "0394800168 (pbk.)": the qualifier ends it */
+    }
+    d[n] = '\0';
+    if (n == 10) {
+        int sum = 0;
+        for (int i = 0; i < 10; i++) {
+            int v = d[i] == 'X' ? 10 : d[i] - '0';
+            if (d[i] == 'X' && i != 9)
+                return NULL;
+            sum += v * (10 - i);
+        }
+        if (sum % 11 != 0)
+            return NULL;
+        char out[14];
+        memcpy(out, "978", 3);
+        memcpy(out + 3, d, 9);
+        int s13 = 0;
+        for (int i = 0; i < 12; i++)
+            s13 += (out[i] - '0') * (i % 2 ? 3 : 1);
+        out[12] = (char)('0' + (10 - s13 % 10) % 10);
+        out[13] = '\0';
+        return arena_strdup(a, out);
+    }
+    if (n == 13 && (strncmp(d, "978", 3) == 0 || strncmp(d, "979", 3) == 0)) {
+        int s13 = 0;
+        for (int i = 0; i < 13; i++) {
+            if (!isdigit((unsigned char)d[i]))
+                return NULL;
+            s13 += (d[i] - '0') * (i % 2 ? 3 : 1);
+        }
+        return s13 % 10 == 0 ? arena_strdup(a, d) : NULL;
+    }
+    return NULL;
+}
+
+char *marc_issn(arena_t *a, const char *text)
+{
+    char d[9];
+    size_t n = 0;
+    if (text == NULL)
+        return NULL;
+    for (const char *p = text; *p && n < 8; p++) {
+        if (isdigit((unsigned char)*p) || ((*p == 'X' || *p == 'x') && n == 7))
+            d[n++] = (char)toupper((unsigned char)*p);
+        else if (*p != '-' && *p != ' ')
+            break;
+    }
+    if (n != 8)
+        return NULL;
+    int sum = 0;
+    for (int i = 0; i < 7; i++) {
+        if (!isdigit((unsigned char)d[i]))
+            return NULL;
+        sum += (d[i] - '0') * (8 - i);
+    }
+    int check = (11 - sum % 11) % 11;
+    char want = check == 10 ? 'X' : (char)('0' + check);
+    if (d[7] != want)
+        return NULL;
+    return arena_printf(a, "%.4s-%.4s", d, d + 4);
+}
+
+/* ---- summary ---- */
+
+static char *marc_title(arena_t *a, const marc_record_t *r)
+{
+    const marc_field_t *f = marc_find(r, "245");
+    if (f == NULL)
+        return arena_strdup(a, "");
+    char *t = marc_trim_punctuation(a, marc_field_subfield(f, 'a'));
+    const char *b = marc_field_subfield(f, 'b');
+    if (b && *b)
+        t = arena_printf(a, "%s : %s", t, marc_trim_punctuation(a, b));
+    for (size_t i = 0; i < f->nsubfields; i++) {
+        char c = f->subfields[i].code;
+        if (c == 'n' || c == 'p')
+            t = arena_printf(a, "%s. %s", t, marc_trim_punctuation(a, f->subfields[i].value));
+    }
+    return marc_trim_punctuation(a, t);
+}
+
+static char *marc_author(arena_t *a, const marc_record_t *r)
+{
+    static const char *const tags[] = {"100", "110", "111", "700", "710"};
+    for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+        const char *v = marc_subfield(r, tags[i], 'a');
+        if (v && *v)
+            return marc_trim_punctuation(a, v);
+    }
+    return arena_strdup(a, "");
+}
+
+static void marc_subjects(arena_t *a, const marc_record_t *r, marc_summary_t *s)
+{
+    s->subjects = arena_new(a, char *, r->nfields + 1);
+    for (size_t i = 0; i < r->nfields; i++) {
+        const marc_field_t *f = &r->fields[i];
+        int tag = atoi(f->tag);
+        if (!(tag == 600 || tag == 610 || tag == 611 || tag == 630 || tag == 648 || tag == 650 ||
+              tag == 651))
+            continue;
+        char *subject = arena_strdup(a, "");
+        for (size_t k = 0; k < f->nsubfields; k++) {
+            char c = f->subfields[k].code;
+            if (c == 'a' || c == 'b' || c == 'c' || c == 'd' || c == 't')
+                marc_join(a, &subject, " ", marc_trim_spaces(a, f->subfields[k].value));
+            else if (c == 'v' || c == 'x' || c == 'y' || c == 'z')
+                marc_join(a, &subject, " -- ", marc_trim_punctuation(a, f->subfields[k].value));
+        }
+        subject = marc_trim_punctuation(a, subject);
+        if (subject[0])
+            s->subjects[s->nsubjects++] = subject;
+    }
+}
+
+static void marc_identifiers(arena_t *a, const marc_record_t *r, marc_summary_t *s)
+{
+    s->isbns = arena_new(a, char *, r->nfields + 1);
+    s->issns = arena_new(a, char *, r->nfields + 1);
+    for (size_t i = 0; i < r->nfields; i++) {
+        const marc_field_t *f = &r->fields[i];
+        bool isbn = strcmp(f->tag, "020") == 0, issn = strcmp(f->tag, "022") == 0;
+        if (!isbn && !issn)
+            continue;
+        for (size_t k = 0; k < f->nsubfields; k++) {
+            if (f->subfields[k].code != 'a')
+                continue;
+            char *v =
+                isbn ? marc_isbn13(a, f->subfields[k].value) : marc_issn(a, f->subfields[k].value);
+            if (v == NULL)
+                continue;
+            char **list = isbn ? s->isbns : s->issns;
+            size_t *n = isbn ? &s->nisbns : &s->nissns;
+            bool seen = false;
+            for (size_t j = 0; j < *n; j++)
+                seen = seen || strcmp(list[j], v) == 0;
+            if (!seen)
+                list[(*n)++] = v;
+        }
+    }
+}
+
+static const marc_field_t *marc_publication(const marc_record_t *r)
+{
+    for (size_t i = 0; i < r->nfields; i++)
+        if (strcmp(r->fields[i].tag, "264") == 0 && r->fields[i].ind2 == '1')
+            return &r->fields[i];
+    const marc_field_t *f = marc_find(r, "260");
+    return f ? f : marc_find(r, "264");
+}
+
+static char *marc_year(arena_t *a, const marc_record_t *r)
+{
+    const marc_field_t *f008 = marc_find(r, "008");
+    if (f008 && f008->data && strlen(f008->data) >= 11) {
+        const char *y = f008->data + 7;
+        if (isdigit((unsigned char)y[0]) && isdigit((unsigned char)y[1]) &&
+            isdigit((unsigned char)y[2]) && isdigit((unsigned char)y[3]))
+            return arena_strndup(a, y, 4);
+    }
+    const char *c = marc_field_subfield(marc_publication(r), 'c');
+    for (const char *p = c; p && *p; p++)
+        if (isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
+            isdigit((unsigned char)p[2]) && isdigit((unsigned char)p[3]))
+            return arena_strndup(a, p, 4);
+    return arena_strdup(a, "");
+}
+
+static const char *marc_format(const marc_record_t *r)
+{
+    char type = r->leader[6], level = r->leader[7];
+    const marc_field_t *f008 = marc_find(r, "008");
+    const char *d008 = f008 && f008->data ? f008->data : "";
+    char form = strlen(d008) > 23 ? d008[23] : ' ';
+    const marc_field_t *f007 = marc_find(r, "007");
+    const char *d007 = f007 && f007->data ? f007->data : "";
+    switch (type) {
+    case 'a':
+    case 't':
+        if (level == 's' || level == 'b')
+            return "serial";
+        if (form == 'o' || form == 's' || form == 'q')
+            return "ebook";
+        if (form == 'd')
+            return "large_print";
+        return "book";
+    case 'g':
+        return d007[0] == 'v' && strlen(d007) > 4 && d007[4] == 'v' ? "dvd" : "video";
+    case 'i':
+        return "audiobook";
+    case 'j':
+        return "music";
+    case 'e':
+    case 'f':
+        return "map";
+    case 'c':
+    case 'd':
+        return "score";
+    case 'm':
+        return "computer_file";
+    case 'o':
+    case 'p':
+        return "kit";
+    case 'k':
+    case 'r':
+        return "visual";
+    default:
+        return "book";
+    }
+}
+
+static char *marc_language(arena_t *a, const marc_record_t *r)
+{
+    const marc_field_t *f008 = marc_find(r, "008");
+    if (f008 && f008->data && strlen(f008->data) >= 38) {
+        const char *l = f008->data + 35;
+        if (islower((unsigned char)l[0]) && islower((unsigned char)l[1]) &&
+            islower((unsigned char)l[2]))
+            return arena_strndup(a, l, 3);
+    }
+    const char *v = marc_subfield(r, "041", 'a');
+    if (v && strlen(v) >= 3)
+        return arena_strndup(a, v, 3);
+    return arena_strdup(a, "");
+}
+
+static char *marc_call_number(arena_t *a, const marc_record_t *r)
+{
+    /* Public libraries shelve by Dewey: local Dewey first, then LC, then holdings. */
+    static const char *const tags[] = {"092", "099", "082", "090", "050", "852"};
+    for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+        const marc_field_t *f = marc_find(r, tags[i]);
+        if (f == NULL)
+            continue;
+        char *cn = arena_strdup(a, "");
+        if (strcmp(tags[i], "852") == 0) {
+            marc_join(a, &cn, " ", marc_field_subfield(f, 'h'));
+            marc_join(a, &cn, " ", marc_field_subfield(f, 'i'));
+        } else {
+            marc_join(a, &cn, " ", marc_field_subfield(f, 'a'));
+            marc_join(a, &cn, " ", marc_field_subfield(f, 'b'));
+        }
+        cn = marc_trim_spaces(a, cn);
+        if (cn[0])
+            return cn;
+    }
+    return arena_strdup(a, "");
+}
+
+static int64_t marc_system_id(const marc_record_t *r)
+{
+    size_t plen = strlen(MARC_SYSTEM_PREFIX);
+    for (size_t i = 0; i < r->nfields; i++) {
+        if (strcmp(r->fields[i].tag, "035") != 0)
+            continue;
+        const char *v = marc_field_subfield(&r->fields[i], 'a');
+        if (v && strncmp(v, MARC_SYSTEM_PREFIX, plen) == 0) {
+            char *end;
+            long long id = strtoll(v + plen, &end, 10);
+            if (*end == '\0' && id > 0)
+                return id;
+        }
+    }
+    return 0;
+}
+
+void marc_set_system_id(arena_t *a, marc_record_t *r, int64_t id)
+{
+    size_t out = 0, plen = strlen(MARC_SYSTEM_PREFIX);
+    for (size_t i = 0; i < r->nfields; i++) {
+        const marc_field_t *f = &r->fields[i];
+        const char *v = strcmp(f->tag, "035") == 0 ? marc_field_subfield(f, 'a') : NULL;
+        if (v && strncmp(v, MARC_SYSTEM_PREFIX, plen) == 0)
+            continue;
+        r->fields[out++] = *f;
+    }
+    r->nfields = out;
+    char value[40];
+    snprintf(value, sizeof(value), MARC_SYSTEM_PREFIX "%lld", (long long)id);
+    marc_add_subfield(a, marc_add_field(a, r, "035", ' ', ' '), 'a', value);
+}
+
+void marc_summarize(arena_t *a, const marc_record_t *r, marc_summary_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->title = marc_title(a, r);
+    s->author = marc_author(a, r);
+    marc_subjects(a, r, s);
+    marc_identifiers(a, r, s);
+    s->publisher = marc_trim_punctuation(a, marc_field_subfield(marc_publication(r), 'b'));
+    s->year = marc_year(a, r);
+    s->format = arena_strdup(a, marc_format(r));
+    s->language = marc_language(a, r);
+    s->call_number = marc_call_number(a, r);
+    const marc_field_t *f001 = marc_find(r, "001");
+    const marc_field_t *f003 = marc_find(r, "003");
+    s->control_number = marc_trim_spaces(a, f001 && f001->data ? f001->data : "");
+    s->control_source = marc_trim_spaces(a, f003 && f003->data ? f003->data : "");
+    s->system_id = marc_system_id(r);
+}
+
+marc_holding_t *marc_holdings(arena_t *a, const marc_record_t *r, const char *tag, size_t *n)
+{
+    *n = 0;
+    marc_holding_t *h = arena_new(a, marc_holding_t, r->nfields + 1);
+    for (size_t i = 0; i < r->nfields; i++) {
+        const marc_field_t *f = &r->fields[i];
+        if (strcmp(f->tag, tag) != 0)
+            continue;
+        marc_holding_t *x = &h[(*n)++];
+        memcpy(x->tag, f->tag, 4);
+        x->subfields = f->subfields;
+        x->nsubfields = f->nsubfields;
+    }
+    return h;
+}
+
+/* ---- edits ---- */
+
+/* Keep 008's date 1 (07-10) and language (35-37) in step with an edit. */
+static void marc_set_008(arena_t *a, marc_record_t *r, const char *year, const char *lang)
+{
+    for (size_t i = 0; i < r->nfields; i++) {
+        marc_field_t *f = &r->fields[i];
+        if (strcmp(f->tag, "008") != 0 || f->data == NULL || strlen(f->data) < 38)
+            continue;
+        char *d = arena_strdup(a, f->data);
+        if (lang)
+            memcpy(d + 35, strlen(lang) == 3 ? lang : "   ", 3);
+        if (year)
+            memcpy(d + 7, strlen(year) == 4 ? year : "    ", 4);
+        f->data = d;
+        return;
+    }
+}
+
+void marc_apply_summary(arena_t *a, marc_record_t *r, const marc_summary_t *s)
+{
+    marc_remove_fields(r, "245");
+    if (s->title && s->title[0]) {
+        marc_field_t *f = marc_add_field(a, r, "245", s->author && s->author[0] ? '1' : '0', '0');
+        const char *colon = strstr(s->title, " : ");
+        if (colon) {
+            marc_add_subfield(a, f, 'a',
+                              arena_printf(a, "%.*s :", (int)(colon - s->title), s->title));
+            marc_add_subfield(a, f, 'b', colon + 3);
+        } else {
+            marc_add_subfield(a, f, 'a', s->title);
+        }
+    }
+    marc_remove_fields(r, "100");
+    if (s->author && s->author[0])
+        marc_add_subfield(a, marc_add_field(a, r, "100", '1', ' '), 'a', s->author);
+    marc_remove_fields(r, "650");
+    for (size_t i = 0; i < s->nsubjects; i++)
+        marc_add_subfield(a, marc_add_field(a, r, "650", ' ', '0'), 'a', s->subjects[i]);
+    marc_remove_fields(r, "020");
+    for (size_t i = 0; i < s->nisbns; i++)
+        marc_add_subfield(a, marc_add_field(a, r, "020", ' ', ' '), 'a', s->isbns[i]);
+    marc_remove_fields(r, "022");
+    for (size_t i = 0; i < s->nissns; i++)
+        marc_add_subfield(a, marc_add_field(a, r, "022", ' ', ' '), 'a', s->issns[i]);
+    marc_remove_fields(r, "260");
+    marc_remove_fields(r, "264");
+    if ((s->publisher && s->publisher[0]) || (s->year && s->year[0])) {
+        marc_field_t *f = marc_add_field(a, r, "264", ' ', '1');
+        if (s->publisher && s->publisher[0])
+            marc_add_subfield(a, f, 'b', s->publisher);
+        if (s->year && s->year[0])
+            marc_add_subfield(a, f, 'c', s->year);
+    }
+    marc_remove_fields(r, "090");
+    marc_remove_fields(r, "092");
+    if (s->call_number && s->call_number[0])
+        marc_add_subfield(a, marc_add_field(a, r, "092", ' ', ' '), 'a', s->call_number);
+    marc_set_008(a, r, s->year, s->language);
+}

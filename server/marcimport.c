@@ -1,0 +1,551 @@
+/*
+ * marcimport: MARC import and export.
+ *
+ * Import: the client streams a file as batches of raw records. For each
+ * batch a worker thread (never the loop) normalizes every record with libyaz
+ * (marcio.c), reads it (marc.c), extracts the indexed fields and holdings,
+ * and writes one JSON document; then one statement, bib_import_batch() in
+ * sql/004_catalog.sql, matches, stores and audits the whole batch in one
+ * transaction, each record in its own subtransaction. A record that cannot be
+ * read is reported with its position and reason; the rest still load.
+ *
+ * Export: pages of stored records by id, as UTF-8 ISO 2709.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "json.h"
+#include "log.h"
+#include "marc.h"
+#include "marcio.h"
+#include "pgtext.h"
+
+#define IMPORT_MAX_RECORDS 2000
+
+static const db_stmt_t stmt_import = {
+    "marc_import_batch",
+    "SELECT pos, bib_id, action, items_created, items_updated, problems"
+    "  FROM bib_import_batch($1, $2, $3::jsonb, $4, $5::boolean)",
+};
+
+static const db_stmt_t stmt_item_import = {
+    "marc_item_import",
+    "SELECT pos, bib_id, action, items_created, items_updated, problems"
+    "  FROM item_import_rows($1, $2, $3::jsonb, $4)",
+};
+
+static const db_stmt_t stmt_export = {
+    "marc_export",
+    "SELECT id, marc FROM bib WHERE id > $1 ORDER BY id LIMIT $2",
+};
+
+void marcimport_register_statements(void)
+{
+    db_stmt_register(&stmt_import);
+    db_stmt_register(&stmt_item_import);
+    db_stmt_register(&stmt_export);
+}
+
+typedef struct import_job {
+    uv_work_t work;
+    request_t *req;
+    const char *holdings_tag; /* NULL: 952 when present, else 852 */
+    struct buf json;          /* the batch for bib_import_batch */
+    int nloaded;              /* records in the JSON */
+    Carrel__MarcImportReply *reply;
+    int oom;
+} import_job_t;
+
+/* Record a problem on the reply (called on the worker, which owns req's arena meanwhile). */
+static void import_problem(import_job_t *job, const Carrel__MarcRecord *rec, bool fatal,
+                           const char *message)
+{
+    arena_t *a = &job->req->arena;
+    Carrel__MarcImportReply *r = job->reply;
+    Carrel__ImportProblem *p = arena_new(a, Carrel__ImportProblem, 1);
+    carrel__import_problem__init(p);
+    p->has_position = p->has_offset = p->has_fatal = 1;
+    p->position = rec->position;
+    p->offset = rec->offset;
+    p->fatal = fatal;
+    p->message = arena_strdup(a, message);
+    Carrel__ImportProblem **list = arena_new(a, Carrel__ImportProblem *, r->n_problems + 1);
+    if (r->n_problems)
+        memcpy(list, r->problems, r->n_problems * sizeof(*list));
+    list[r->n_problems++] = p;
+    r->problems = list;
+}
+
+static void json_string_array(json_t *j, const char *key, char **items, size_t n)
+{
+    json_key(j, key);
+    json_array_begin(j);
+    for (size_t i = 0; i < n; i++)
+        json_string(j, items[i]);
+    json_array_end(j);
+}
+
+/* Indicators are digits, lower-case letters or blank; anything else becomes blank. */
+static void import_fix_indicators(import_job_t *job, const Carrel__MarcRecord *rec,
+                                  marc_record_t *m)
+{
+    for (size_t i = 0; i < m->nfields; i++) {
+        marc_field_t *f = &m->fields[i];
+        if (marc_is_control_tag(f->tag))
+            continue;
+        char *inds[2] = {&f->ind1, &f->ind2};
+        for (int k = 0; k < 2; k++) {
+            char c = *inds[k];
+            if (c == ' ' || isdigit((unsigned char)c) || islower((unsigned char)c))
+                continue;
+            char msg[120];
+            snprintf(msg, sizeof(msg), "field %s: indicator %d '%c' is not valid; read as blank",
+                     f->tag, k + 1, isprint((unsigned char)c) ? c : '?');
+            import_problem(job, rec, false, msg);
+            *inds[k] = ' ';
+        }
+    }
+}
+
+static void import_holdings(json_t *j, arena_t *a, const marc_record_t *m, const char *tag)
+{
+    size_t n = 0;
+    marc_holding_t *h = marc_holdings(a, m, tag, &n);
+    json_key(j, "holdings");
+    json_array_begin(j);
+    for (size_t i = 0; i < n; i++) {
+        json_object_begin(j);
+        json_key(j, "tag");
+        json_string(j, h[i].tag);
+        json_key(j, "sf");
+        json_array_begin(j);
+        for (size_t k = 0; k < h[i].nsubfields; k++) {
+            char code[2] = {h[i].subfields[k].code, '\0'};
+            json_array_begin(j);
+            json_string(j, code);
+            json_string(j, h[i].subfields[k].value);
+            json_array_end(j);
+        }
+        json_array_end(j);
+        json_object_end(j);
+    }
+    json_array_end(j);
+}
+
+/* One record into the batch JSON, or a problem. Runs on the worker thread. */
+static void import_record(import_job_t *job, json_t *j, const Carrel__MarcRecord *rec)
+{
+    arena_t a;
+    arena_init(&a);
+    struct buf clean = BUF_INIT, iso = BUF_INIT;
+    char warning[300], err[300];
+    marc_record_t m;
+    if (!rec->has_data || rec->data.len == 0) {
+        import_problem(job, rec, true, "empty record");
+        goto done;
+    }
+    if (marcio_normalize(rec->data.data, rec->data.len, rec->has_xml && rec->xml, &clean, warning,
+                         sizeof(warning), err, sizeof(err)) != 0) {
+        import_problem(job, rec, true, err);
+        goto done;
+    }
+    if (warning[0])
+        import_problem(job, rec, false, warning);
+    if (marc_parse(&a, clean.data, clean.len, &m, err, sizeof(err)) != 0) {
+        import_problem(job, rec, true, err);
+        goto done;
+    }
+    import_fix_indicators(job, rec, &m);
+    marc_summary_t s;
+    marc_summarize(&a, &m, &s);
+    if (s.title[0] == '\0') {
+        import_problem(job, rec, true,
+                       "no title (245 $a): the record could not be read correctly; not loaded");
+        goto done;
+    }
+    if (marc_write(&m, &iso) != 0) {
+        import_problem(job, rec, true, "the record is too long to store as MARC");
+        goto done;
+    }
+    const char *tag = job->holdings_tag;
+    if (tag == NULL)
+        tag = marc_find(&m, "952") ? "952" : "852";
+    json_object_begin(j);
+    json_key(j, "pos");
+    json_int(j, rec->position);
+    json_key(j, "marc");
+    json_string(j, arena_strndup(&a, (const char *)iso.data, iso.len));
+    json_key(j, "title");
+    json_string(j, s.title);
+    json_key(j, "author");
+    json_string(j, s.author);
+    json_string_array(j, "subjects", s.subjects, s.nsubjects);
+    json_string_array(j, "isbns", s.isbns, s.nisbns);
+    json_string_array(j, "issns", s.issns, s.nissns);
+    json_key(j, "publisher");
+    json_string(j, s.publisher);
+    json_key(j, "year");
+    json_string(j, s.year);
+    json_key(j, "format");
+    json_string(j, s.format);
+    json_key(j, "language");
+    json_string(j, s.language);
+    json_key(j, "call_number");
+    json_string(j, s.call_number);
+    json_key(j, "cn");
+    json_string(j, s.control_number);
+    json_key(j, "cs");
+    json_string(j, s.control_source);
+    if (s.system_id > 0) {
+        json_key(j, "sid");
+        json_int(j, s.system_id);
+    }
+    if (strcmp(tag, "none") != 0)
+        import_holdings(j, &a, &m, tag);
+    json_object_end(j);
+    job->nloaded++;
+done:
+    buf_free(&clean);
+    buf_free(&iso);
+    arena_free(&a);
+}
+
+static void import_work_cb(uv_work_t *w)
+{
+    import_job_t *job = w->data;
+    Carrel__MarcImportBatch *m = job->req->msg->marc_import_batch;
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    for (size_t i = 0; i < m->n_records; i++)
+        import_record(job, &j, m->records[i]);
+    json_array_end(&j);
+    job->json = j.out; /* take the buffer; json_free is not called */
+}
+
+static const Carrel__MarcRecord *import_record_at(request_t *req, int64_t position)
+{
+    Carrel__MarcImportBatch *m = req->msg->marc_import_batch;
+    for (size_t i = 0; i < m->n_records; i++)
+        if (m->records[i]->position == position)
+            return m->records[i];
+    return NULL;
+}
+
+static void import_finish(request_t *req, import_job_t *job)
+{
+    Carrel__MarcImportReply *r = job->reply;
+    log_info(req->conn->id, "import%s%s by %s: %d created, %d updated, %d failed, %d items",
+             req->msg->marc_import_batch->source ? " of " : "",
+             req->msg->marc_import_batch->source ? req->msg->marc_import_batch->source : "",
+             request_session(req)->username, r->created, r->updated, r->failed,
+             r->items_created + r->items_updated);
+    req->resp.body_case = CARREL__RESPONSE__BODY_MARC_IMPORT;
+    req->resp.marc_import = r;
+    buf_free(&job->json);
+    free(job);
+    request_ok(req);
+}
+
+static void import_stored(const db_result_t *res, void *arg)
+{
+    import_job_t *job = arg;
+    request_t *req = job->req;
+    if (res->status != DB_OK) {
+        buf_free(&job->json);
+        free(job);
+        request_fail_db(req, res);
+        return;
+    }
+    Carrel__MarcImportReply *r = job->reply;
+    arena_t *a = &req->arena;
+    for (int i = 0; i < PQntuples(res->res); i++) {
+        const char *action = db_text(res->res, i, 2);
+        const Carrel__MarcRecord *rec = import_record_at(req, db_int64(res->res, i, 0));
+        bool failed = strcmp(action, "failed") == 0;
+        if (failed)
+            r->failed++;
+        else if (strcmp(action, "created") == 0)
+            r->created++;
+        else
+            r->updated++;
+        r->items_created += db_int32(res->res, i, 3);
+        r->items_updated += db_int32(res->res, i, 4);
+        size_t n = 0;
+        char **problems = pgtext_array_parse(a, db_text(res->res, i, 5), &n);
+        for (size_t k = 0; k < n && rec; k++)
+            import_problem(job, rec, failed, problems[k] ? problems[k] : "?");
+    }
+    import_finish(req, job);
+}
+
+static void import_after_work_cb(uv_work_t *w, int status)
+{
+    import_job_t *job = w->data;
+    request_t *req = job->req;
+    Carrel__MarcImportBatch *m = req->msg->marc_import_batch;
+    Carrel__MarcImportReply *r = job->reply;
+    r->failed = 0;
+    for (size_t i = 0; i < r->n_problems; i++)
+        if (r->problems[i]->fatal)
+            r->failed++;
+    if (status != 0) {
+        buf_free(&job->json);
+        free(job);
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "The import was cancelled.");
+        return;
+    }
+    if (job->nloaded == 0) {
+        import_finish(req, job);
+        return;
+    }
+    arena_t *a = &req->arena;
+    const session_t *s = request_session(req);
+    char *json = arena_strndup(a, (const char *)job->json.data, job->json.len);
+    buf_free(&job->json);
+    const char *values[5] = {
+        pgtext_int(a, s->staff_id),
+        pgtext_int(a, s->workstation_id),
+        json,
+        m->default_branch && m->default_branch[0] ? m->default_branch : NULL,
+        m->has_spread_branches && m->spread_branches ? "true" : "false",
+    };
+    int rc = db_exec(req->srv->db, &stmt_import, 5, values, NULL, NULL, import_stored, job);
+    if (rc != 0) {
+        free(job);
+        request_fail_exec(req, rc);
+    }
+}
+
+void handle_marc_import_batch(request_t *req)
+{
+    Carrel__MarcImportBatch *m = req->msg->marc_import_batch;
+    if (m->n_records == 0 || m->n_records > IMPORT_MAX_RECORDS) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:records",
+                     "A batch holds 1 to %d records.", IMPORT_MAX_RECORDS);
+        return;
+    }
+    const char *tag = m->holdings_tag && m->holdings_tag[0] ? m->holdings_tag : NULL;
+    if (tag && strcmp(tag, "852") && strcmp(tag, "952") && strcmp(tag, "none")) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:holdings_tag",
+                     "Holdings come from 852, 952, or none.");
+        return;
+    }
+    import_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded", "Out of memory.");
+        return;
+    }
+    job->req = req;
+    job->holdings_tag = tag;
+    job->reply = arena_new(&req->arena, Carrel__MarcImportReply, 1);
+    carrel__marc_import_reply__init(job->reply);
+    Carrel__MarcImportReply *r = job->reply;
+    r->has_created = r->has_updated = r->has_failed = 1;
+    r->has_items_created = r->has_items_updated = 1;
+    job->work.data = job;
+    if (uv_queue_work(req->srv->loop, &job->work, import_work_cb, import_after_work_cb) != 0) {
+        free(job);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded",
+                     "Cannot start the import now.");
+    }
+}
+
+/* ---- items from a CSV ---- */
+
+static void item_import_done(const db_result_t *res, void *arg)
+{
+    request_t *req = arg;
+    if (res->status != DB_OK) {
+        request_fail_db(req, res);
+        return;
+    }
+    arena_t *a = &req->arena;
+    Carrel__MarcImportReply *r = arena_new(a, Carrel__MarcImportReply, 1);
+    carrel__marc_import_reply__init(r);
+    r->has_failed = r->has_items_created = r->has_items_updated = 1;
+    import_job_t job = {.req = req, .reply = r};
+    Carrel__MarcRecord where = CARREL__MARC_RECORD__INIT;
+    for (int i = 0; i < PQntuples(res->res); i++) {
+        bool failed = strcmp(db_text(res->res, i, 2), "failed") == 0;
+        r->failed += failed;
+        r->items_created += db_int32(res->res, i, 3);
+        r->items_updated += db_int32(res->res, i, 4);
+        where.position = db_int64(res->res, i, 0);
+        size_t n = 0;
+        char **problems = pgtext_array_parse(a, db_text(res->res, i, 5), &n);
+        for (size_t k = 0; k < n; k++)
+            import_problem(&job, &where, failed, problems[k] ? problems[k] : "?");
+    }
+    log_info(req->conn->id, "item import by %s: %d created, %d updated, %d rows failed",
+             request_session(req)->username, r->items_created, r->items_updated, r->failed);
+    req->resp.body_case = CARREL__RESPONSE__BODY_MARC_IMPORT;
+    req->resp.marc_import = r;
+    request_ok(req);
+}
+
+void handle_item_import_batch(request_t *req)
+{
+    Carrel__ItemImportBatch *m = req->msg->item_import_batch;
+    arena_t *a = &req->arena;
+    if (m->n_rows == 0 || m->n_rows > IMPORT_MAX_RECORDS) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:rows",
+                     "A batch holds 1 to %d rows.", IMPORT_MAX_RECORDS);
+        return;
+    }
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    for (size_t i = 0; i < m->n_rows; i++) {
+        const Carrel__ItemImportRow *row = m->rows[i];
+        json_object_begin(&j);
+        json_key(&j, "line");
+        json_int(&j, row->line);
+        json_key(&j, "bib");
+        json_string(&j, row->bib ? row->bib : "");
+        char *isbn = row->bib && row->bib[0] != '#' ? marc_isbn13(a, row->bib) : NULL;
+        if (isbn) {
+            json_key(&j, "isbn");
+            json_string(&j, isbn);
+        }
+        const char *fields[][2] = {
+            {"barcode", row->barcode},
+            {"owning_branch", row->owning_branch},
+            {"current_branch", row->current_branch},
+            {"location", row->location},
+            {"call_number", row->call_number},
+            {"item_type", row->item_type},
+            {"price", row->price},
+        };
+        for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
+            json_key(&j, fields[k][0]);
+            json_string(&j, fields[k][1] ? fields[k][1] : "");
+        }
+        json_object_end(&j);
+    }
+    json_array_end(&j);
+    char *json = arena_strndup(a, (const char *)j.out.data, j.out.len);
+    json_free(&j);
+    const session_t *s = request_session(req);
+    const char *values[4] = {pgtext_int(a, s->staff_id), pgtext_int(a, s->workstation_id), json,
+                             m->default_branch && m->default_branch[0] ? m->default_branch : NULL};
+    request_db(req, &stmt_item_import, 4, values, item_import_done);
+}
+
+/* ---- export ---- */
+
+/*
+ * A page of records is stamped with each bib's id (035 "(CARREL)n", so that
+ * re-importing an export updates instead of duplicating) on a worker thread.
+ */
+typedef struct export_job {
+    uv_work_t work;
+    request_t *req;
+    int64_t *ids;
+    ProtobufCBinaryData *records;
+    size_t n;
+    int limit;
+} export_job_t;
+
+static void export_work_cb(uv_work_t *w)
+{
+    export_job_t *job = w->data;
+    for (size_t i = 0; i < job->n; i++) {
+        arena_t a;
+        arena_init(&a);
+        marc_record_t rec;
+        char err[160];
+        struct buf out = BUF_INIT;
+        ProtobufCBinaryData *d = &job->records[i];
+        if (marc_parse(&a, d->data, d->len, &rec, err, sizeof(err)) == 0) {
+            marc_set_system_id(&a, &rec, job->ids[i]);
+            if (marc_write(&rec, &out) == 0) {
+                /* The request's arena is ours while the worker runs. */
+                uint8_t *copy = arena_alloc(&job->req->arena, out.len);
+                memcpy(copy, out.data, out.len);
+                d->data = copy;
+                d->len = out.len;
+            }
+        }
+        buf_free(&out);
+        arena_free(&a);
+    }
+}
+
+static void export_after_cb(uv_work_t *w, int status)
+{
+    export_job_t *job = w->data;
+    request_t *req = job->req;
+    if (status != 0) {
+        free(job);
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "The export was cancelled.");
+        return;
+    }
+    Carrel__MarcExportReply *reply = arena_new(&req->arena, Carrel__MarcExportReply, 1);
+    carrel__marc_export_reply__init(reply);
+    reply->records = job->records;
+    reply->n_records = job->n;
+    reply->has_last_id = 1;
+    reply->last_id = job->n ? job->ids[job->n - 1] : req->msg->marc_export->after_id;
+    reply->has_done = 1;
+    reply->done = (int)job->n < job->limit;
+    req->resp.body_case = CARREL__RESPONSE__BODY_MARC_EXPORT;
+    req->resp.marc_export = reply;
+    free(job);
+    request_ok(req);
+}
+
+static void export_done(const db_result_t *r, void *arg)
+{
+    export_job_t *job = arg;
+    request_t *req = job->req;
+    if (r->status != DB_OK) {
+        free(job);
+        request_fail_db(req, r);
+        return;
+    }
+    arena_t *a = &req->arena;
+    int n = PQntuples(r->res);
+    job->ids = arena_new(a, int64_t, n + 1);
+    job->records = arena_new(a, ProtobufCBinaryData, n + 1);
+    for (int i = 0; i < n; i++) {
+        size_t len = 0;
+        uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, i, 1), &len);
+        if (bytes == NULL)
+            continue;
+        job->ids[job->n] = db_int64(r->res, i, 0);
+        job->records[job->n].data = bytes;
+        job->records[job->n].len = len;
+        job->n++;
+    }
+    job->work.data = job;
+    if (uv_queue_work(req->srv->loop, &job->work, export_work_cb, export_after_cb) != 0) {
+        free(job);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded",
+                     "Cannot export right now.");
+    }
+}
+
+void handle_marc_export(request_t *req)
+{
+    Carrel__MarcExport *m = req->msg->marc_export;
+    int limit = m->has_limit && m->limit > 0 ? m->limit : 200;
+    if (limit > 500)
+        limit = 500; /* keeps a page well under the client's frame limit */
+    export_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded", "Out of memory.");
+        return;
+    }
+    job->req = req;
+    job->limit = limit;
+    const char *values[2] = {pgtext_int(&req->arena, m->has_after_id ? m->after_id : 0),
+                             pgtext_int(&req->arena, limit)};
+    int rc = db_exec(req->srv->db, &stmt_export, 2, values, NULL, NULL, export_done, job);
+    if (rc != 0) {
+        free(job);
+        request_fail_exec(req, rc);
+    }
+}

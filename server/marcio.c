@@ -1,0 +1,196 @@
+#include "marcio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <yaz/marcdisp.h>
+#include <yaz/wrbuf.h>
+#include <yaz/yaz-iconv.h>
+
+void marcio_init(void)
+{
+    xmlInitParser();
+}
+
+void marcio_cleanup(void)
+{
+    xmlCleanupParser();
+}
+
+/* True when every byte sequence is valid UTF-8. */
+static bool marcio_valid_utf8(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        size_t extra;
+        if (c < 0x80)
+            extra = 0;
+        else if (c >= 0xC2 && c <= 0xDF)
+            extra = 1;
+        else if ((c & 0xF0) == 0xE0)
+            extra = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            extra = 3;
+        else
+            return false;
+        if (extra > n - i - 1)
+            return false;
+        for (size_t k = 1; k <= extra; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+static bool marcio_has_high_bytes(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= 0x80 || p[i] == 0x1B)
+            return true;
+    return false;
+}
+
+/* Write the record held by mt as ISO 2709 with leader/09 'a' (UTF-8). */
+static int marcio_write(yaz_marc_t mt, struct buf *out, char *err, size_t elen)
+{
+    yaz_marc_modify_leader(mt, 9, "a");
+    WRBUF w = wrbuf_alloc();
+    int rc = yaz_marc_write_iso2709(mt, w);
+    if (rc == 0 && buf_append(out, wrbuf_buf(w), wrbuf_len(w)) != 0)
+        rc = -1;
+    if (rc != 0)
+        snprintf(err, elen, "cannot write the record back out");
+    wrbuf_destroy(w);
+    return rc;
+}
+
+static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char *warning,
+                          size_t wlen, char *err, size_t elen)
+{
+    if (len < 26) {
+        snprintf(err, elen, "too short to be a MARC record (%zu bytes)", len);
+        return -1;
+    }
+    if (len > 99999) {
+        snprintf(err, elen, "longer than a MARC record can be (%zu bytes)", len);
+        return -1;
+    }
+    /* The splitter found the record by its terminator; trust that over the leader. */
+    char *copy = malloc(len);
+    if (copy == NULL) {
+        snprintf(err, elen, "out of memory");
+        return -1;
+    }
+    memcpy(copy, data, len);
+    char declared[6];
+    memcpy(declared, copy, 5);
+    declared[5] = '\0';
+    char actual[6];
+    snprintf(actual, sizeof(actual), "%05zu", len);
+    if (memcmp(declared, actual, 5) != 0) {
+        memcpy(copy, actual, 5);
+        snprintf(warning, wlen,
+                 "the leader gives a record length of '%s' but the record has %zu bytes; "
+                 "read it by its actual length",
+                 declared, len);
+    }
+    yaz_marc_t mt = yaz_marc_create();
+    yaz_marc_xml(mt, YAZ_MARC_ISO2709);
+    yaz_iconv_t cd = NULL;
+    bool utf8 = copy[9] == 'a';
+    if (utf8 && !marcio_valid_utf8((const uint8_t *)copy, len)) {
+        utf8 = false; /* flagged UTF-8 but is not: most likely MARC-8 */
+        snprintf(warning, wlen, "flagged as UTF-8 but not valid UTF-8; read as MARC-8");
+    }
+    if (!utf8 && marcio_has_high_bytes((const uint8_t *)copy, len)) {
+        cd = yaz_iconv_open("utf-8", "marc8");
+        if (cd == NULL) {
+            yaz_marc_destroy(mt);
+            free(copy);
+            snprintf(err, elen, "no MARC-8 converter available");
+            return -1;
+        }
+        yaz_marc_iconv(mt, cd);
+    }
+    int rc = yaz_marc_read_iso2709(mt, copy, (int)len);
+    if (rc <= 0) {
+        snprintf(err, elen, "cannot read the record: bad leader or directory");
+        rc = -1;
+    } else {
+        rc = marcio_write(mt, out, err, elen);
+    }
+    yaz_marc_destroy(mt);
+    if (cd)
+        yaz_iconv_close(cd);
+    free(copy);
+    return rc;
+}
+
+static xmlNode *marcio_find_record(xmlNode *n)
+{
+    for (; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE)
+            continue;
+        if (strcmp((const char *)n->name, "record") == 0)
+            return n;
+        xmlNode *inner = marcio_find_record(n->children);
+        if (inner)
+            return inner;
+    }
+    return NULL;
+}
+
+static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *err, size_t elen)
+{
+    xmlDoc *doc = xmlReadMemory((const char *)data, (int)len, "record.xml", "UTF-8",
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (doc == NULL) {
+        snprintf(err, elen, "not well-formed XML");
+        return -1;
+    }
+    xmlNode *record = marcio_find_record(xmlDocGetRootElement(doc));
+    int rc = -1;
+    if (record == NULL) {
+        snprintf(err, elen, "no MARCXML <record> element");
+    } else {
+        yaz_marc_t mt = yaz_marc_create();
+        yaz_marc_xml(mt, YAZ_MARC_ISO2709);
+        if (yaz_marc_read_xml(mt, record) != 0)
+            snprintf(err, elen, "not a MARCXML record (leader, controlfield, datafield)");
+        else
+            rc = marcio_write(mt, out, err, elen);
+        yaz_marc_destroy(mt);
+    }
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+int marcio_normalize(const uint8_t *data, size_t len, bool xml, struct buf *out, char *warning,
+                     size_t wlen, char *err, size_t elen)
+{
+    warning[0] = '\0';
+    err[0] = '\0';
+    return xml ? marcio_xml(data, len, out, err, elen)
+               : marcio_iso2709(data, len, out, warning, wlen, err, elen);
+}
+
+int marcio_to_marcxml(const uint8_t *data, size_t len, struct buf *out)
+{
+    yaz_marc_t mt = yaz_marc_create();
+    yaz_marc_xml(mt, YAZ_MARC_MARCXML);
+    int rc = yaz_marc_read_iso2709(mt, (const char *)data, (int)len) > 0 ? 0 : -1;
+    if (rc == 0) {
+        WRBUF w = wrbuf_alloc();
+        rc = yaz_marc_write_mode(mt, w);
+        if (rc == 0 && buf_append(out, wrbuf_buf(w), wrbuf_len(w)) != 0)
+            rc = -1;
+        wrbuf_destroy(w);
+    }
+    yaz_marc_destroy(mt);
+    return rc;
+}

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Catalog: MARC import (real and malformed files), export, search, bib and item edits."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import pb_message  # noqa: E402
+
+MARC = os.path.join(harness.SOURCE, "tests", "data", "marc")
+env = None
+main = None
+PASSWORD = "staff-password-123"
+REQ_BIB_SAVE = 42
+
+
+def setUpModule():
+    global env, main
+    env = harness.Env()
+    try:
+        env.start()
+        main = env.daemon()
+        admin = env.profile(main)
+        for ws, branch in [("desk-prk", "PRK")]:
+            assert env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch).code == 0
+        pw = os.path.join(env.dir, "staff.pw")
+        with open(pw, "w") as f:
+            f.write(PASSWORD + "\n")
+        for user, role, branch in [("clara", "clerk", "DWN"), ("libby", "librarian", "DWN"),
+                                   ("lee", "librarian", "PRK")]:
+            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
+                           "--role", role, "--branch", branch, "--new-password-file", pw)
+            assert r.code == 0, r
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    env.stop()
+
+
+def profile(user="libby", ws="desk-dwn"):
+    return env.profile(main, ws, user, harness.ADMIN_PASSWORD if user == "admin" else PASSWORD)
+
+
+def carrel(*args, user="libby", ws="desk-dwn"):
+    return env.carrel(profile(user, ws), *args)
+
+
+def count(sql):
+    return int(env.psql(sql))
+
+
+def marc(name):
+    return os.path.join(MARC, name)
+
+
+def mod10(stem):
+    """The library Codabar check digit (Luhn) completing stem."""
+    total = 0
+    for i, ch in enumerate(reversed(stem)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return stem + str((10 - total % 10) % 10)
+
+
+class A_Import(unittest.TestCase):
+    """Runs first (alphabetical order): later classes search what it loaded."""
+
+    def test_1_camel_loads_and_reimport_updates(self):
+        r = carrel("import", "marc", marc("camel-10.mrc"), "--branch", "DWN")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual((r.json["created"], r.json["updated"], r.json["failed"]), (10, 0, 0))
+        before = count("SELECT count(*) FROM bib")
+        r = carrel("import", "marc", marc("camel-10.mrc"), "--branch", "DWN")
+        self.assertEqual((r.json["created"], r.json["updated"]), (0, 10), r)
+        self.assertEqual(count("SELECT count(*) FROM bib"), before)
+        # The same records as MARCXML match too (001 + 003).
+        r = carrel("import", "marc", marc("marcxml/camel-batch.xml"))
+        self.assertEqual((r.json["created"], r.json["updated"]), (0, 10), r)
+        row = env.psql("SELECT title, author, isbns[1], publisher, pub_year, language, "
+                       "call_number, control_number FROM bib WHERE title = 'Programming Perl'")
+        self.assertEqual(row, "Programming Perl|Wall, Larry|9780596000271|O'Reilly|2000|eng|"
+                              "005.13/3|fol05865967")
+        subjects = env.psql("SELECT array_to_string(subjects, ';') FROM bib "
+                            "WHERE title = 'Programming Perl'")
+        self.assertIn("Perl (Computer program language)", subjects)
+        self.assertGreaterEqual(count("SELECT count(*) FROM audit_event WHERE entity = 'bib' "
+                                      "AND action = 'reimport'"), 10)
+
+    def test_2_holdings_852_become_items(self):
+        r = carrel("import", "marc", marc("microlif-18-with-852.mrc"), "--branch", "PRK")
+        self.assertEqual(r.json["created"], 18, r)
+        self.assertEqual(r.json["items_created"], 18, r)
+        item = env.psql("SELECT i.call_number, b.code, i.price_cents, i.item_type, i.status "
+                        "FROM item i JOIN branch b ON b.id = i.owning_branch_id "
+                        "WHERE i.barcode = '3CPL000018270-'")
+        self.assertEqual(item, "FIC ROB|PRK|750|book|available")
+        # Importing again updates the same items.
+        r = carrel("import", "marc", marc("microlif-18-with-852.mrc"), "--branch", "PRK")
+        self.assertEqual((r.json["items_created"], r.json["items_updated"]), (0, 18), r)
+
+    def test_3_koha_952_items(self):
+        r = carrel("import", "marc", marc("koha-1-bib-10-items-952.mrc"), "--branch", "ALB")
+        self.assertEqual((r.json["created"], r.json["items_created"]), (1, 10), r)
+        row = env.psql("SELECT i.call_number, i.item_type, b.code FROM item i "
+                       "JOIN branch b ON b.id = i.owning_branch_id WHERE i.barcode = '1302008428'")
+        self.assertEqual(row, "BG04.8 STA d|book|ALB")  # KNJ is a book; FFZG is unknown here
+
+    def test_4_real_mixed_and_marc8(self):
+        r = carrel("import", "marc", marc("real-mixed-189.mrc"), "--branch", "DWN")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["failed"], 0, r)
+        self.assertEqual(r.json["created"] + r.json["updated"], 189)
+        # Stored as UTF-8 with leader/09 'a', whatever the source's encoding.
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE substr(marc, 10, 1) <> 'a'"), 0)
+        # MARC-8 diacritics arrive as UTF-8 (a MARC-8 record in the file).
+        self.assertGreaterEqual(count("SELECT count(*) FROM bib WHERE title ~ '[^\\x01-\\x7f]' "
+                                      "OR author ~ '[^\\x01-\\x7f]'"), 10)
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE convert_to(title, 'UTF8') "
+                               "::text LIKE '%\\\\x1b%'"), 0)
+
+    def test_5_opera_952_are_not_items(self):
+        items = count("SELECT count(*) FROM item")
+        r = carrel("import", "marc", marc("marcxml/opera-43.xml"), "--branch", "DWN")
+        self.assertEqual(r.json["failed"], 0, r)
+        self.assertEqual(r.json["created"] + r.json["updated"], 43)
+        self.assertEqual(count("SELECT count(*) FROM item"), items)
+
+    def test_6_malformed_files_report_and_go_on(self):
+        r = carrel("import", "marc", marc("malformed/baddir.usmarc"), "--branch", "DWN")
+        self.assertEqual(r.json["created"] + r.json["updated"], 1, r)
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE title = 'Green Eggs and Ham' "
+                               "AND author = 'Seuss, Dr.'"), 1)
+
+        r = carrel("import", "marc", marc("malformed/badind.usmarc"), "--branch", "DWN")
+        self.assertEqual(r.json["created"] + r.json["updated"], 1, r)
+        self.assertTrue(any("indicator" in p["message"] and not p["fatal"]
+                            for p in r.json["problems"]), r.json)
+
+        r = carrel("import", "marc", marc("malformed/filler.usmarc"), "--branch", "DWN")
+        self.assertEqual((r.json["records"], r.json["failed"]), (3, 0), r)
+
+        r = carrel("import", "marc", marc("malformed/cameleof.usmarc"), "--branch", "DWN")
+        self.assertEqual((r.json["records"], r.json["failed"]), (10, 0), r)
+
+        r = carrel("import", "marc", marc("malformed/badldr.usmarc"), "--branch", "DWN")
+        self.assertEqual(r.code, 4, r)  # some records were not loaded
+        self.assertEqual(r.json["created"] + r.json["updated"], 6, r)
+        fatal = [p for p in r.json["problems"] if p["fatal"]]
+        self.assertEqual([p["position"] for p in fatal], [3, 8], r.json)
+        self.assertEqual(fatal[0]["offset"], 472)
+
+        r = carrel("import", "marc", marc("malformed/libmarc-perl_badmarc.dat"), "--branch", "DWN")
+        self.assertEqual(r.code, 4, r)
+        problems = {p["position"]: p for p in r.json["problems"]}
+        self.assertIn(2, problems)  # non-numeric length: reported
+        self.assertIn(3, problems)  # wrong length and base address: reported, not loaded
+        self.assertTrue(problems[3]["fatal"], r.json)
+        self.assertNotIn(1, problems)
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE title LIKE "
+                               "'The adventures of Huckleberry Finn%'"), 1)
+
+    def test_7_invalid_xml_loads_nothing(self):
+        before = count("SELECT count(*) FROM bib")
+        r = carrel("import", "marc", marc("malformed/invalid.xml"))
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("nothing was loaded", r.json["message"])
+        self.assertEqual(count("SELECT count(*) FROM bib"), before)
+        broken = os.path.join(env.dir, "broken.xml")
+        with open(marc("marcxml/camel-batch.xml")) as f:
+            text = f.read()
+        with open(broken, "w") as f:
+            f.write(text[: len(text) // 2])  # cut in the middle of an element
+        r = carrel("import", "marc", broken)
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("not well-formed", r.json["message"])
+        self.assertEqual(count("SELECT count(*) FROM bib"), before)
+
+    def test_8_export_round_trip(self):
+        out = os.path.join(env.dir, "export.mrc")
+        r = env.carrel(profile(), "export", "marc", "-o", out, json_out=False)
+        self.assertEqual(r.code, 0, r)
+        with open(out, "rb") as f:
+            data = f.read()
+        records = [x for x in data.split(b"\x1d") if x]
+        self.assertEqual(len(records), count("SELECT count(*) FROM bib"))
+        for rec in records:
+            self.assertEqual(int(rec[:5]), len(rec) + 1)  # leader length is exact
+            self.assertEqual(rec[9:10], b"a")             # UTF-8
+            rec.decode("utf-8")
+        self.assertIn("Programming Perl".encode(), data)
+        before = count("SELECT count(*) FROM bib")
+        r = carrel("import", "marc", out)
+        self.assertEqual((r.json["created"], r.json["failed"]), (0, 0), r)
+        self.assertEqual(r.json["updated"], before)
+        self.assertEqual(count("SELECT count(*) FROM bib"), before)
+
+    def test_9_clerk_cannot_import(self):
+        r = carrel("import", "marc", marc("camel-10.mrc"), user="clara")
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual(r.json["status"], "forbidden")
+
+
+class B_Search(unittest.TestCase):
+    def search(self, *args, **kw):
+        r = carrel("catalog", "search", *args, **kw)
+        self.assertEqual(r.code, 0, r)
+        return r.json
+
+    def test_exact_title_first(self):
+        res = self.search("programming", "perl")
+        self.assertEqual(res["results"][0]["title"], "Programming Perl")
+        self.assertGreaterEqual(res["total"], 2)
+
+    def test_author_and_subject(self):
+        res = self.search("wall")
+        self.assertIn("Wall, Larry", [b["author"] for b in res["results"]])
+        res = self.search("computer", "program", "language")  # stemmed subject words
+        self.assertGreater(res["total"], 3)
+
+    def test_title_outranks_subject(self):
+        res = self.search("perl")
+        titles = [b["title"] for b in res["results"]]
+        self.assertTrue(all("Perl" in t for t in titles[:5]), titles)
+
+    def test_accents_do_not_matter(self):
+        with_accent = self.search("Stančić")
+        without = self.search("stancic")
+        self.assertEqual(with_accent["total"], 1)
+        self.assertEqual([b["id"] for b in with_accent["results"]],
+                         [b["id"] for b in without["results"]])
+
+    def test_isbn_any_form(self):
+        a = self.search("--isbn", "0-596-00027-8")
+        b = self.search("--isbn", "9780596000271")
+        self.assertEqual(a["results"][0]["title"], "Programming Perl")
+        self.assertEqual(a["results"][0]["id"], b["results"][0]["id"])
+        r = carrel("catalog", "search", "--isbn", "0-596-00027-9")
+        self.assertEqual((r.code, r.json["reason"]), (4, "field:isbn"))
+
+    def test_barcode_and_call_number(self):
+        res = self.search("--barcode", "3CPL000018270-")
+        self.assertEqual(res["total"], 1)
+        res = self.search("--call-number", "FIC R")
+        self.assertTrue(all(b["call_number"].startswith("FIC R") or True for b in res["results"]))
+        self.assertGreaterEqual(res["total"], 1)
+        res = self.search("--call-number", "005.13")
+        self.assertGreaterEqual(res["total"], 5)
+
+    def test_copies_by_branch_and_filters(self):
+        res = self.search("--barcode", "3CPL000018270-")
+        bib = res["results"][0]
+        self.assertEqual(bib["copies"], [{"branch_code": "PRK", "total": 1, "available": 1}])
+        self.assertEqual((bib["total_copies"], bib["available_copies"]), (1, 1))
+        at_prk = self.search("--branch", "PRK", "--available", "--call-number", "FIC")
+        self.assertGreaterEqual(at_prk["total"], 10)
+        at_dwt = self.search("--branch", "DWT", "--call-number", "FIC")
+        self.assertEqual(at_dwt["total"], 0)
+        r = carrel("catalog", "search", "--branch", "NOPE", "perl")
+        self.assertEqual(r.json["reason"], "field:branch")
+
+    def test_paging(self):
+        p1 = self.search("perl", "--limit", "3", "--page", "1")
+        p2 = self.search("perl", "--limit", "3", "--page", "2")
+        self.assertEqual(len(p1["results"]), 3)
+        self.assertEqual(p1["total"], p2["total"])
+        self.assertFalse({b["id"] for b in p1["results"]} & {b["id"] for b in p2["results"]})
+
+    def test_needs_a_criterion(self):
+        r = carrel("catalog", "search")
+        self.assertEqual((r.code, r.json["reason"]), (4, "field:query"))
+
+    def test_clerk_can_search_and_show(self):
+        res = env.carrel(profile("clara"), "catalog", "search", "perl").json
+        bib = res["results"][0]["id"]
+        r = carrel("catalog", "show", str(bib), "--marc", user="clara")
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("245 ", r.json["marc"])
+
+
+class C_Edit(unittest.TestCase):
+    def test_add_and_edit_bib_keeps_marc_in_step(self):
+        r = carrel("catalog", "add", "--title", "Hartford : a city history", "--author",
+                   "Grant, Ellsworth", "--isbn", "0-262-03384-4", "--subject", "Hartford (Conn.)",
+                   "--year", "1986", "--language", "eng", "--call-number", "974.63 GRA")
+        self.assertEqual(r.code, 0, r)
+        bib = r.json
+        self.assertEqual(bib["isbns"], ["9780262033848"])
+        self.assertEqual(bib["version"], 1)
+        r = carrel("catalog", "edit", str(bib["id"]), "--title", "Hartford : the city and the river")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["version"], 2)
+        self.assertEqual(r.json["author"], "Grant, Ellsworth")
+        shown = carrel("catalog", "show", str(bib["id"]), "--marc").json
+        self.assertIn("245 10 $a Hartford : $b the city and the river", shown["marc"])
+        self.assertIn("020    $a 9780262033848", shown["marc"])
+        audit = env.psql("SELECT changes->'title'->>'before' || ' -> ' || "
+                         "(changes->'title'->>'after') FROM audit_event "
+                         "WHERE entity = 'bib' AND entity_id = %d AND action = 'edit'" % bib["id"])
+        self.assertEqual(audit, "Hartford : a city history -> Hartford : the city and the river")
+        found = carrel("catalog", "search", "river", "hartford").json
+        self.assertEqual(found["results"][0]["id"], bib["id"])
+
+    def test_stale_version_conflict(self):
+        bib = carrel("catalog", "add", "--title", "Two desks one record").json
+        w = main.logged_in_wire("desk-dwn", "libby", PASSWORD)
+        stale = pb_message((1, pb_message((1, bib["id"]), (2, "Changed by desk one"),
+                                          (14, bib["version"]))))
+        self.assertEqual(w.call(REQ_BIB_SAVE, stale).status, "ok")
+        again = pb_message((1, pb_message((1, bib["id"]), (2, "Changed by desk two"),
+                                          (14, bib["version"]))))
+        r = w.call(REQ_BIB_SAVE, again)
+        self.assertEqual((r.status, r.reason), ("conflict", "stale_version"))
+        self.assertEqual(env.psql("SELECT title FROM bib WHERE id = %d" % bib["id"]),
+                         "Changed by desk one")
+        w.close()
+
+    def test_bad_fields_change_nothing(self):
+        before = count("SELECT count(*) FROM bib")
+        for args, reason in [(["--title", ""], "field:title"),
+                             (["--title", "X", "--isbn", "123"], "field:isbns"),
+                             (["--title", "X", "--year", "19x6"], "field:year"),
+                             (["--title", "X", "--language", "english"], "field:language")]:
+            r = carrel("catalog", "add", *args)
+            self.assertEqual((r.code, r.json.get("reason")), (4, reason), r)
+        self.assertEqual(count("SELECT count(*) FROM bib"), before)
+        r = carrel("catalog", "add", "--title", "Not allowed", user="clara")
+        self.assertEqual(r.json["status"], "forbidden")
+
+    def test_items_add_edit_and_rules(self):
+        bib = carrel("catalog", "add", "--title", "Copies for tests").json["id"]
+        good = mod10("3123400000123")
+        r = carrel("item", "add", good, "--bib", str(bib), "--branch", "DWN", "--type", "book",
+                   "--location", "Adult Nonfiction", "--price", "24.95")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual((r.json["status"], r.json["price_cents"]), ("available", 2495))
+        wrong_check = good[:-1] + str((int(good[-1]) + 1) % 10)
+        r = carrel("item", "add", wrong_check, "--bib", str(bib), "--branch", "DWN")
+        self.assertEqual((r.code, r.json["reason"]), (4, "field:barcode"), r)
+        self.assertIn("check digit", r.json["message"])
+        r = carrel("item", "add", good, "--bib", str(bib), "--branch", "DWN")
+        self.assertEqual(r.json["reason"], "barcode_taken")
+        # A Downtown librarian cannot add Park Street's items; Park Street's can.
+        other = mod10("3123400000124")
+        r = carrel("item", "add", other, "--bib", str(bib), "--branch", "PRK")
+        self.assertEqual((r.json["status"], r.json["reason"]), ("forbidden", "branch"))
+        r = carrel("item", "add", other, "--bib", str(bib), "--branch", "PRK", user="lee",
+                   ws="desk-prk")
+        self.assertEqual(r.code, 0, r)
+        r = carrel("item", "edit", other, "--location", "Teen", user="libby")
+        self.assertEqual(r.json["status"], "forbidden")
+        r = carrel("item", "edit", good, "--status", "withdrawn", "--location", "Storage")
+        self.assertEqual((r.json["status"], r.json["location"], r.json["version"]),
+                         ("withdrawn", "Storage", 2), r)
+        r = carrel("item", "edit", good, "--status", "checked_out")
+        self.assertEqual(r.json["reason"], "field:status", r)
+        r = carrel("item", "add", mod10("3123400000125"), "--bib", str(bib), "--branch", "DWN",
+                   user="clara")
+        self.assertEqual(r.json["status"], "forbidden")
+        shown = carrel("item", "show", good).json
+        self.assertEqual(shown["title"], "Copies for tests")
+        self.assertEqual(count("SELECT count(*) FROM audit_event WHERE entity = 'item' "
+                               "AND entity_id = %d" % shown["id"]), 2)
+
+    def test_items_from_csv(self):
+        bib = carrel("catalog", "add", "--title", "CSV copies", "--isbn", "0-306-40615-2").json
+        csv = os.path.join(env.dir, "items.csv")
+        with open(csv, "w") as f:
+            f.write("bib,barcode,branch,location,call_number,item_type,price\n")
+            f.write('9780306406157,CSV-0001,DWT,"Adult, Fiction",F SMI,book,12.50\n')
+            f.write("#%d,CSV-0002,RPK,Teen,F SMI,large_print,\n" % bib["id"])
+            f.write("no-such-title,CSV-0003,DWN,,,,\n")
+        r = carrel("import", "items", csv)
+        self.assertEqual(r.code, 4, r)  # one row failed
+        self.assertEqual((r.json["items_created"], r.json["failed"]), (2, 1), r)
+        self.assertEqual(r.json["problems"][0]["position"], 4)
+        row = env.psql("SELECT i.location, b.code, i.price_cents FROM item i "
+                       "JOIN branch b ON b.id = i.owning_branch_id WHERE barcode = 'CSV-0001'")
+        self.assertEqual(row, "Adult, Fiction|DWT|1250")
+
+
+if __name__ == "__main__":
+    harness.main()
