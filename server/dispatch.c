@@ -26,6 +26,17 @@ static const route_t routes[] = {
     R(WORKSTATION_ADD, "workstation_add", handle_workstation_add, ROUTE_MUTATING,
       PERM_WORKSTATION_MANAGE),
     R(WORKSTATION_LIST, "workstation_list", handle_workstation_list, 0, PERM_WORKSTATION_READ),
+    /* Patrons: every route needs login (patron data is for staff only). Which
+     * fields a save may change is decided in patron_save by the account
+     * permission; PatronBlock covers unblocking too. */
+    R(PATRON_SAVE, "patron_save", handle_patron_save, ROUTE_MUTATING, PERM_PATRON_EDIT_CONTACT),
+    R(PATRON_GET, "patron_get", handle_patron_get, 0, PERM_PATRON_READ),
+    R(PATRON_FIND, "patron_find", handle_patron_find, 0, PERM_PATRON_READ),
+    R(PATRON_MERGE, "patron_merge", handle_patron_merge, ROUTE_MUTATING, PERM_PATRON_MERGE),
+    R(PATRON_BLOCK, "patron_block", handle_patron_block, ROUTE_MUTATING, PERM_PATRON_BLOCK),
+    R(PATRON_HISTORY, "patron_history", handle_patron_history, 0, PERM_PATRON_HISTORY),
+    R(PATRON_CATEGORY_LIST, "patron_category_list", handle_patron_category_list, 0,
+      PERM_PATRON_READ),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -40,4 +51,5 @@ void dispatch_register_statements(void)
 {
     auth_register_statements();
     admin_register_statements();
+    patrons_register_statements();
 }

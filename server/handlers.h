@@ -25,4 +25,14 @@ void handle_staff_set_disabled(request_t *req);
 void handle_workstation_add(request_t *req);
 void handle_workstation_list(request_t *req);
 
+/* patrons.c: patron records, search, blocks, merge, history, categories */
+void patrons_register_statements(void);
+void handle_patron_save(request_t *req);
+void handle_patron_get(request_t *req);
+void handle_patron_find(request_t *req);
+void handle_patron_merge(request_t *req);
+void handle_patron_block(request_t *req);
+void handle_patron_history(request_t *req);
+void handle_patron_category_list(request_t *req);
+
 #endif
