@@ -556,8 +556,15 @@ DECLARE
     v_reason text := nullif(btrim(p_reason), '');
     v_block patron_block;
     v_active integer;
+    v_into bigint;
 BEGIN
-    PERFORM 1 FROM patron WHERE id = v_id FOR UPDATE;
+    SELECT merged_into INTO v_into FROM patron WHERE id = v_id FOR UPDATE;
+    IF v_into IS NOT NULL THEN
+        -- Merged at another desk while we waited for the lock.
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'merged',
+            MESSAGE = format('Card %s was merged into another record just now; try again.',
+                             p_card);
+    END IF;
     IF NOT p_unblock THEN
         IF v_reason IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reason',

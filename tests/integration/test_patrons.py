@@ -15,7 +15,7 @@ from harness import pb_message  # noqa: E402
 env = None
 main = None
 STAFF_PASSWORD = "staff-password-123"
-REQ_PATRON_GET = 51
+REQ_PATRON_SAVE, REQ_PATRON_GET = 50, 51
 
 # Test cards use institution 9876 so they never meet the demo's 1234.
 _seq = itertools.count(1)
@@ -188,6 +188,25 @@ class Records(unittest.TestCase):
         self.assertEqual(w.hello().status, "ok")
         r = w.call(REQ_PATRON_GET, pb_message((1, new_card())))
         self.assertEqual((r.status, r.reason), ("unauthenticated", "login_required"))
+        w.close()
+
+    def test_save_checks_on_the_wire(self):
+        card = new_card()
+        self.assertEqual(add(clerk(), card, "Wire", "Checked").code, 0)
+        pid = show(card)["id"]
+        w = main.logged_in_wire()
+        before = count("SELECT count(*) FROM audit_event")
+        r = w.call(REQ_PATRON_SAVE, b"", key="not-a-uuid")
+        self.assertEqual((r.status, r.reason), ("bad_request", "request_key"))
+        r = w.call(REQ_PATRON_SAVE, b"")
+        self.assertEqual((r.status, r.reason), ("bad_request", "field:patron"))
+        edit = pb_message((1, pid), (2, card), (3, "Wire"), (4, "Changed"), (15, "DWN"),
+                          (16, "adult"), (17, show(card)["expires_on"]))
+        r = w.call(REQ_PATRON_SAVE, pb_message((1, edit)))  # no version
+        self.assertEqual((r.status, r.reason), ("bad_request", "field:version"))
+        r = w.call(REQ_PATRON_SAVE, pb_message((1, edit + pb_message((22, 1)))))
+        self.assertEqual(r.status, "ok", r)
+        self.assertEqual(count("SELECT count(*) FROM audit_event"), before + 1)
         w.close()
 
     def test_log_has_no_personal_data(self):
