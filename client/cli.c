@@ -85,6 +85,21 @@ void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
             json_key(&j, "overridable");
             json_bool(&j, r->overridable);
         }
+        /* A refusal may carry a body (e.g. the current record of a conflict),
+         * under its field name as in an OK response. */
+        const ProtobufCFieldDescriptor *f =
+            r->body_case != CARREL__RESPONSE__BODY__NOT_SET
+                ? protobuf_c_message_descriptor_get_field(&carrel__response__descriptor,
+                                                          (unsigned)r->body_case)
+                : NULL;
+        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            const ProtobufCMessage *body =
+                *(ProtobufCMessage *const *)((const char *)r + f->offset);
+            if (body) {
+                json_key(&j, f->name);
+                json_message(&j, body);
+            }
+        }
         json_object_end(&j);
         json_print(&j, stdout);
         json_free(&j);
@@ -108,6 +123,20 @@ int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
         return code;
     }
     *out = r;
+    return EXIT_OK;
+}
+
+int cli_call_keep(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
+{
+    Carrel__Response *r = NULL;
+    *out = NULL;
+    if (client_call(&cli->conn, req, &r) != 0)
+        return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+    *out = r;
+    if (r->status != CARREL__STATUS__STATUS_OK) {
+        cli_print_status_error(cli, r);
+        return cli_status_exit(r->status);
+    }
     return EXIT_OK;
 }
 

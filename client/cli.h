@@ -52,6 +52,13 @@ int cli_connect(cli_t *cli, bool login);
  * (as JSON with --json) and returns the exit code for it.
  */
 int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **resp);
+/*
+ * Like cli_call, but the response is returned in *out whenever one arrived,
+ * also after a refusal (whose error has been printed): some refusals carry a
+ * body, such as the current record with a stale-version conflict. The caller
+ * frees *out; it is NULL when no response arrived.
+ */
+int cli_call_keep(cli_t *cli, Carrel__Request *req, Carrel__Response **out);
 /* Print a local error and return `code`. */
 int cli_fail(cli_t *cli, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Print a message (the response body) as JSON on stdout. */
@@ -67,5 +74,6 @@ int cli_status_exit(Carrel__Status status);
 extern const command_t core_commands[];
 extern const command_t admin_commands[];
 extern const command_t catalog_commands[];
+extern const command_t patron_commands[];
 
 #endif

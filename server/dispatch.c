@@ -37,6 +37,18 @@ static const route_t routes[] = {
     R(MARC_EXPORT, "marc_export", handle_marc_export, 0, PERM_CATALOG_IMPORT),
     R(ITEM_IMPORT_BATCH, "item_import_batch", handle_item_import_batch, ROUTE_MUTATING,
       PERM_CATALOG_IMPORT),
+
+    /* Patrons: every route needs login (patron data is for staff only). Which
+     * fields a save may change is decided in patron_save by the account
+     * permission; PatronBlock covers unblocking too. */
+    R(PATRON_SAVE, "patron_save", handle_patron_save, ROUTE_MUTATING, PERM_PATRON_EDIT_CONTACT),
+    R(PATRON_GET, "patron_get", handle_patron_get, 0, PERM_PATRON_READ),
+    R(PATRON_FIND, "patron_find", handle_patron_find, 0, PERM_PATRON_READ),
+    R(PATRON_MERGE, "patron_merge", handle_patron_merge, ROUTE_MUTATING, PERM_PATRON_MERGE),
+    R(PATRON_BLOCK, "patron_block", handle_patron_block, ROUTE_MUTATING, PERM_PATRON_BLOCK),
+    R(PATRON_HISTORY, "patron_history", handle_patron_history, 0, PERM_PATRON_HISTORY),
+    R(PATRON_CATEGORY_LIST, "patron_category_list", handle_patron_category_list, 0,
+      PERM_PATRON_READ),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -53,4 +65,6 @@ void dispatch_register_statements(void)
     admin_register_statements();
     catalog_register_statements();
     marcimport_register_statements();
+
+    patrons_register_statements();
 }

@@ -39,4 +39,14 @@ void handle_marc_import_batch(request_t *req);
 void handle_marc_export(request_t *req);
 void handle_item_import_batch(request_t *req);
 
+/* patrons.c: patron records, search, blocks, merge, history, categories */
+void patrons_register_statements(void);
+void handle_patron_save(request_t *req);
+void handle_patron_get(request_t *req);
+void handle_patron_find(request_t *req);
+void handle_patron_merge(request_t *req);
+void handle_patron_block(request_t *req);
+void handle_patron_history(request_t *req);
+void handle_patron_category_list(request_t *req);
+
 #endif

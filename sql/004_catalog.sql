@@ -77,7 +77,7 @@ CREATE TABLE bib (
 CREATE INDEX bib_search ON bib USING gin (search);
 CREATE INDEX bib_isbns ON bib USING gin (isbns);
 CREATE INDEX bib_issns ON bib USING gin (issns);
-CREATE INDEX bib_control ON bib (control_number, control_source) WHERE control_number <> '';
+CREATE INDEX bib_control ON bib (control_number, control_source);
 CREATE INDEX bib_call_number ON bib (lower(call_number) text_pattern_ops);
 CREATE INDEX bib_title ON bib (lower(title));
 

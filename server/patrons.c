@@ -1,0 +1,559 @@
+/*
+ * patrons: the library's customers. Create and edit (with a version number
+ * against lost updates and a possible-duplicate warning), look up by card,
+ * search, block and unblock, merge two records, read the change history, list
+ * the categories.
+ *
+ * The rules live in sql/005_patrons.sql: every change is one SQL function
+ * that validates, writes and records its audit_event rows in one
+ * transaction. This file checks what only the daemon knows (the caller's
+ * permissions), passes the request on, and turns rows into replies. A save
+ * hands the Patron to SQL as JSON (json_message, field names as in
+ * proto/patron.proto), so a new field needs no new statement parameter.
+ *
+ * Privacy: every route needs a logged-in staff session; the log names cards,
+ * never names or contact details.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "json.h"
+#include "log.h"
+#include "pgtext.h"
+
+/* Every patron reply selects these columns from patron_out, in this order. */
+#define PATRON_COLUMNS                                                                             \
+    "outcome, id, card, first_name, last_name, preferred_name, birth_date, address_line1,"         \
+    " address_line2, city, region, postal_code, phone, email, contact_channel, home_branch,"       \
+    " category, expires_on, staff_notes, desk_alert, keep_history, version, created_at,"           \
+    " updated_at, former_cards, expired, block_ids, block_reasons, block_placed_by,"               \
+    " block_placed_at, category_name, home_branch_name"
+
+enum {
+    COL_OUTCOME,
+    COL_ID,
+    COL_CARD,
+    COL_FIRST_NAME,
+    COL_LAST_NAME,
+    COL_PREFERRED_NAME,
+    COL_BIRTH_DATE,
+    COL_ADDRESS_LINE1,
+    COL_ADDRESS_LINE2,
+    COL_CITY,
+    COL_REGION,
+    COL_POSTAL_CODE,
+    COL_PHONE,
+    COL_EMAIL,
+    COL_CONTACT_CHANNEL,
+    COL_HOME_BRANCH,
+    COL_CATEGORY,
+    COL_EXPIRES_ON,
+    COL_STAFF_NOTES,
+    COL_DESK_ALERT,
+    COL_KEEP_HISTORY,
+    COL_VERSION,
+    COL_CREATED_AT,
+    COL_UPDATED_AT,
+    COL_FORMER_CARDS,
+    COL_EXPIRED,
+    COL_BLOCK_IDS,
+    COL_BLOCK_REASONS,
+    COL_BLOCK_PLACED_BY,
+    COL_BLOCK_PLACED_AT,
+    COL_CATEGORY_NAME,
+    COL_HOME_BRANCH_NAME,
+};
+
+#define PATRON_FIND_DEFAULT    20
+#define PATRON_FIND_MAX        100
+#define PATRON_HISTORY_DEFAULT 50
+#define PATRON_HISTORY_MAX     500
+#define PATRON_QUERY_MAX       200 /* bytes of a search term or card */
+
+static const db_stmt_t stmt_patron_save = {
+    "patron_save",
+    "SELECT " PATRON_COLUMNS " FROM patron_save($1, $2, $3, $4, $5::jsonb)",
+};
+
+static const db_stmt_t stmt_patron_get = {
+    "patron_get",
+    "SELECT " PATRON_COLUMNS " FROM patron_out WHERE id = patron_resolve($1, $2)",
+};
+
+static const db_stmt_t stmt_patron_find = {
+    "patron_find",
+    "SELECT " PATRON_COLUMNS " FROM patron_find($1, $2, $3, $4)",
+};
+
+static const db_stmt_t stmt_patron_block = {
+    "patron_block",
+    "SELECT " PATRON_COLUMNS " FROM patron_block_set($1, $2, $3, $4, $5, $6)",
+};
+
+static const db_stmt_t stmt_patron_merge = {
+    "patron_merge",
+    "SELECT " PATRON_COLUMNS " FROM patron_merge($1, $2, $3, $4)",
+};
+
+static const db_stmt_t stmt_patron_history = {
+    "patron_history",
+    "SELECT id, at, staff, workstation, branch_code, action, card, fields, befores, afters"
+    "  FROM patron_history($1, $2)",
+};
+
+static const db_stmt_t stmt_patron_categories = {
+    "patron_categories",
+    "SELECT code, name, card_years FROM patron_category ORDER BY code",
+};
+
+void patrons_register_statements(void)
+{
+    db_stmt_register(&stmt_patron_save);
+    db_stmt_register(&stmt_patron_get);
+    db_stmt_register(&stmt_patron_find);
+    db_stmt_register(&stmt_patron_block);
+    db_stmt_register(&stmt_patron_merge);
+    db_stmt_register(&stmt_patron_history);
+    db_stmt_register(&stmt_patron_categories);
+}
+
+/* ---- rows to messages ---- */
+
+/* A text column copied into the arena; NULL (absent in the reply) for SQL NULL. */
+static char *patron_text(request_t *req, const PGresult *res, int row, int col)
+{
+    return db_null(res, row, col) ? NULL : arena_strdup(&req->arena, db_text(res, row, col));
+}
+
+static Carrel__ContactChannel patron_channel_from_name(const char *name)
+{
+    if (strcmp(name, "email") == 0)
+        return CARREL__CONTACT_CHANNEL__CONTACT_CHANNEL_EMAIL;
+    if (strcmp(name, "sms") == 0)
+        return CARREL__CONTACT_CHANNEL__CONTACT_CHANNEL_SMS;
+    if (strcmp(name, "phone") == 0)
+        return CARREL__CONTACT_CHANNEL__CONTACT_CHANNEL_PHONE;
+    if (strcmp(name, "none") == 0)
+        return CARREL__CONTACT_CHANNEL__CONTACT_CHANNEL_NONE;
+    return CARREL__CONTACT_CHANNEL__CONTACT_CHANNEL_UNSPECIFIED;
+}
+
+/* The active blocks, from four parallel array columns. */
+static void patron_blocks_from_row(request_t *req, Carrel__Patron *p, const PGresult *res, int row)
+{
+    arena_t *a = &req->arena;
+    size_t n_ids = 0, n_reasons = 0, n_by = 0, n_at = 0;
+    char **ids = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_IDS), &n_ids);
+    char **reasons = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_REASONS), &n_reasons);
+    char **by = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_PLACED_BY), &n_by);
+    char **at = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_PLACED_AT), &n_at);
+    if (n_ids == 0 || n_reasons != n_ids || n_by != n_ids || n_at != n_ids)
+        return;
+    p->blocks = arena_new(a, Carrel__PatronBlockInfo *, n_ids);
+    for (size_t i = 0; i < n_ids; i++) {
+        Carrel__PatronBlockInfo *b = arena_new(a, Carrel__PatronBlockInfo, 1);
+        carrel__patron_block_info__init(b);
+        b->has_id = 1;
+        b->id = ids[i] ? strtoll(ids[i], NULL, 10) : 0;
+        b->reason = reasons[i];
+        b->placed_by = by[i] && by[i][0] ? by[i] : NULL;
+        b->placed_at = at[i];
+        p->blocks[p->n_blocks++] = b;
+    }
+}
+
+/* One patron_out row as a Patron message in the request's arena. */
+static Carrel__Patron *patron_from_row(request_t *req, const PGresult *res, int row)
+{
+    arena_t *a = &req->arena;
+    Carrel__Patron *p = arena_new(a, Carrel__Patron, 1);
+    carrel__patron__init(p);
+    p->has_id = 1;
+    p->id = db_int64(res, row, COL_ID);
+    p->card = patron_text(req, res, row, COL_CARD);
+    p->first_name = patron_text(req, res, row, COL_FIRST_NAME);
+    p->last_name = patron_text(req, res, row, COL_LAST_NAME);
+    p->preferred_name = patron_text(req, res, row, COL_PREFERRED_NAME);
+    p->birth_date = patron_text(req, res, row, COL_BIRTH_DATE);
+    p->address_line1 = patron_text(req, res, row, COL_ADDRESS_LINE1);
+    p->address_line2 = patron_text(req, res, row, COL_ADDRESS_LINE2);
+    p->city = patron_text(req, res, row, COL_CITY);
+    p->region = patron_text(req, res, row, COL_REGION);
+    p->postal_code = patron_text(req, res, row, COL_POSTAL_CODE);
+    p->phone = patron_text(req, res, row, COL_PHONE);
+    p->email = patron_text(req, res, row, COL_EMAIL);
+    p->has_contact_channel = 1;
+    p->contact_channel = patron_channel_from_name(db_text(res, row, COL_CONTACT_CHANNEL));
+    p->home_branch = patron_text(req, res, row, COL_HOME_BRANCH);
+    p->category = patron_text(req, res, row, COL_CATEGORY);
+    p->expires_on = patron_text(req, res, row, COL_EXPIRES_ON);
+    p->staff_notes = patron_text(req, res, row, COL_STAFF_NOTES);
+    p->desk_alert = patron_text(req, res, row, COL_DESK_ALERT);
+    p->has_keep_history = 1;
+    p->keep_history = db_bool(res, row, COL_KEEP_HISTORY);
+    p->has_version = 1;
+    p->version = db_int32(res, row, COL_VERSION);
+    p->created_at = patron_text(req, res, row, COL_CREATED_AT);
+    p->updated_at = patron_text(req, res, row, COL_UPDATED_AT);
+    p->former_cards =
+        pgtext_array_parse(a, db_text(res, row, COL_FORMER_CARDS), &p->n_former_cards);
+    p->has_expired = 1;
+    p->expired = db_bool(res, row, COL_EXPIRED);
+    patron_blocks_from_row(req, p, res, row);
+    p->category_name = patron_text(req, res, row, COL_CATEGORY_NAME);
+    p->home_branch_name = patron_text(req, res, row, COL_HOME_BRANCH_NAME);
+    return p;
+}
+
+static void patron_reply_one(request_t *req, const PGresult *res, int row)
+{
+    req->resp.body_case = CARREL__RESPONSE__BODY_PATRON;
+    req->resp.patron = patron_from_row(req, res, row);
+}
+
+static Carrel__PatronFindReply *patron_reply_list(request_t *req, const PGresult *res)
+{
+    int n = PQntuples(res);
+    Carrel__PatronFindReply *reply = arena_new(&req->arena, Carrel__PatronFindReply, 1);
+    carrel__patron_find_reply__init(reply);
+    reply->patrons = arena_new(&req->arena, Carrel__Patron *, n);
+    for (int i = 0; i < n; i++)
+        reply->patrons[reply->n_patrons++] = patron_from_row(req, res, i);
+    return reply;
+}
+
+/* The session's staff id and workstation id as statement parameters. */
+static void patron_actor(request_t *req, const char **staff, const char **workstation)
+{
+    const session_t *s = request_session(req);
+    *staff = pgtext_int(&req->arena, s->staff_id);
+    *workstation = pgtext_int(&req->arena, s->workstation_id);
+}
+
+/* A required card number of sane length, or a BAD_REQUEST; true if answered. */
+static bool patron_fail_card(request_t *req, const char *card, const char *field)
+{
+    if (card == NULL || card[0] == '\0' || strlen(card) > PATRON_QUERY_MAX) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, field,
+                     "A library card number is required.");
+        return true;
+    }
+    return false;
+}
+
+/* ---- save ---- */
+
+static void patron_save_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    if (PQntuples(r->res) == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "The patron was not saved; see the server log.");
+        log_error(req->conn->id, "patron_save returned no row");
+        return;
+    }
+    const char *outcome = db_text(r->res, 0, COL_OUTCOME);
+    const char *who = request_session(req)->username;
+    if (strcmp(outcome, "stale_version") == 0) {
+        patron_reply_one(req, r->res, 0);
+        log_info(req->conn->id, "%s: stale edit of card %s refused", who, req->resp.patron->card);
+        request_fail_body(req, CARREL__STATUS__STATUS_CONFLICT, "stale_version",
+                          "Card %s was changed at another desk since you read it (it is now at "
+                          "version %d). Check the current record and make your change again.",
+                          req->resp.patron->card, req->resp.patron->version);
+        return;
+    }
+    if (strcmp(outcome, "possible_duplicate") == 0) {
+        Carrel__PatronFindReply *dups = patron_reply_list(req, r->res);
+        req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_FIND;
+        req->resp.patron_find = dups;
+        request_fail_body(req, CARREL__STATUS__STATUS_CONFLICT, "possible_duplicate",
+                          "This may be a patron we already have: %zu existing record%s with the "
+                          "same name and birth date, email or phone (card %s%s). Check, or save "
+                          "anyway with allow_duplicate.",
+                          dups->n_patrons, dups->n_patrons == 1 ? "" : "s", dups->patrons[0]->card,
+                          dups->n_patrons > 1 ? ", ..." : "");
+        return;
+    }
+    bool created = !req->msg->patron_save->patron->has_id;
+    patron_reply_one(req, r->res, 0);
+    log_info(req->conn->id, "%s %s patron card %s", who, created ? "created" : "saved",
+             req->resp.patron->card);
+    request_ok(req);
+}
+
+void handle_patron_save(request_t *req)
+{
+    Carrel__PatronSave *m = req->msg->patron_save;
+    if (m->patron == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:patron",
+                     "The patron record is missing.");
+        return;
+    }
+    if (m->patron->has_id && !m->patron->has_version) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:version",
+                     "An edit must carry the version of the record it was made from.");
+        return;
+    }
+    /* Fields the server fills in are not the client's to send. */
+    Carrel__Patron *p = m->patron;
+    p->n_blocks = 0;
+    p->n_former_cards = 0;
+    p->created_at = p->updated_at = p->category_name = p->home_branch_name = NULL;
+    p->has_expired = 0;
+
+    json_t j;
+    json_init(&j);
+    json_message(&j, &p->base);
+    char *doc = arena_strndup(&req->arena, (const char *)j.out.data, j.out.len);
+    json_free(&j);
+
+    perm_subject_t who = conn_subject(req->conn);
+    bool may_edit_account = perm_check(&who, PERM_PATRON_EDIT_ACCOUNT, 0) == PERM_OK;
+    const char *actor, *ws;
+    patron_actor(req, &actor, &ws);
+    const char *values[5] = {actor, ws, may_edit_account ? "true" : "false",
+                             m->has_allow_duplicate && m->allow_duplicate ? "true" : "false", doc};
+    request_db(req, &stmt_patron_save, 5, values, patron_save_done);
+}
+
+/* ---- get ---- */
+
+static void patron_get_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    Carrel__PatronGet *m = req->msg->patron_get;
+    if (PQntuples(r->res) == 0) {
+        if (m->card && m->card[0])
+            request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "patron", "No patron has card %s.",
+                         m->card);
+        else
+            request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "patron",
+                         "There is no patron with id %lld.", (long long)m->id);
+        return;
+    }
+    patron_reply_one(req, r->res, 0);
+    request_ok(req);
+}
+
+void handle_patron_get(request_t *req)
+{
+    Carrel__PatronGet *m = req->msg->patron_get;
+    bool by_card = m->card && m->card[0];
+    if (!by_card && !(m->has_id && m->id > 0)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:card",
+                     "Give a library card number (or a patron id).");
+        return;
+    }
+    if (by_card && patron_fail_card(req, m->card, "field:card"))
+        return;
+    const char *values[2] = {by_card ? m->card : NULL,
+                             by_card ? NULL : pgtext_int(&req->arena, m->id)};
+    request_db(req, &stmt_patron_get, 2, values, patron_get_done);
+}
+
+/* ---- find ---- */
+
+static void patron_list_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_FIND;
+    req->resp.patron_find = patron_reply_list(req, r->res);
+    request_ok(req);
+}
+
+/* A search term: NULL when absent or empty. */
+static const char *patron_term(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
+
+void handle_patron_find(request_t *req)
+{
+    Carrel__PatronFind *m = req->msg->patron_find;
+    const char *name = patron_term(m->name), *phone = patron_term(m->phone),
+               *email = patron_term(m->email);
+    if (name == NULL && phone == NULL && email == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:name",
+                     "Give a name, phone number or email address to search for.");
+        return;
+    }
+    if ((name && strlen(name) > PATRON_QUERY_MAX) || (phone && strlen(phone) > PATRON_QUERY_MAX) ||
+        (email && strlen(email) > PATRON_QUERY_MAX)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, name ? "field:name" : "field:phone",
+                     "A search term is at most %d characters.", PATRON_QUERY_MAX);
+        return;
+    }
+    int limit = m->has_limit && m->limit > 0 ? m->limit : PATRON_FIND_DEFAULT;
+    if (limit > PATRON_FIND_MAX)
+        limit = PATRON_FIND_MAX;
+    const char *values[4] = {name, phone, email, pgtext_int(&req->arena, limit)};
+    request_db(req, &stmt_patron_find, 4, values, patron_list_done);
+}
+
+/* ---- block ---- */
+
+static void patron_change_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    if (PQntuples(r->res) == 0) {
+        log_error(req->conn->id, "%s returned no row", req->route->name);
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Internal error; it has been logged.");
+        return;
+    }
+    patron_reply_one(req, r->res, 0);
+    const char *what = req->state;
+    log_info(req->conn->id, "%s %s card %s", request_session(req)->username, what,
+             req->resp.patron->card);
+    request_ok(req);
+}
+
+void handle_patron_block(request_t *req)
+{
+    Carrel__PatronBlock *m = req->msg->patron_block;
+    if (patron_fail_card(req, m->card, "field:card"))
+        return;
+    bool unblock = m->has_unblock && m->unblock;
+    if (!unblock && (m->reason == NULL || m->reason[0] == '\0')) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:reason",
+                     "A block needs a reason the next desk can read.");
+        return;
+    }
+    req->state = unblock ? "lifted a block on" : "blocked";
+    const char *actor, *ws;
+    patron_actor(req, &actor, &ws);
+    const char *values[6] = {
+        actor,
+        ws,
+        m->card,
+        unblock ? "true" : "false",
+        unblock ? NULL : m->reason,
+        unblock && m->has_block_id ? pgtext_int(&req->arena, m->block_id) : NULL,
+    };
+    request_db(req, &stmt_patron_block, 6, values, patron_change_done);
+}
+
+/* ---- merge ---- */
+
+void handle_patron_merge(request_t *req)
+{
+    Carrel__PatronMerge *m = req->msg->patron_merge;
+    if (patron_fail_card(req, m->keep_card, "field:keep_card") ||
+        patron_fail_card(req, m->merge_card, "field:merge_card"))
+        return;
+    req->state = arena_printf(&req->arena, "merged card %s into", m->merge_card);
+    const char *actor, *ws;
+    patron_actor(req, &actor, &ws);
+    const char *values[4] = {actor, ws, m->keep_card, m->merge_card};
+    request_db(req, &stmt_patron_merge, 4, values, patron_change_done);
+}
+
+/* ---- history ---- */
+
+static void patron_history_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    arena_t *a = &req->arena;
+    int n = PQntuples(r->res);
+    Carrel__PatronHistoryReply *reply = arena_new(a, Carrel__PatronHistoryReply, 1);
+    carrel__patron_history_reply__init(reply);
+    reply->entries = arena_new(a, Carrel__AuditEntry *, n);
+    for (int i = 0; i < n; i++) {
+        Carrel__AuditEntry *e = arena_new(a, Carrel__AuditEntry, 1);
+        carrel__audit_entry__init(e);
+        e->has_id = 1;
+        e->id = db_int64(r->res, i, 0);
+        e->at = patron_text(req, r->res, i, 1);
+        e->staff = patron_text(req, r->res, i, 2);
+        e->workstation = patron_text(req, r->res, i, 3);
+        e->branch_code = patron_text(req, r->res, i, 4);
+        e->action = patron_text(req, r->res, i, 5);
+        e->card = patron_text(req, r->res, i, 6);
+        size_t nf = 0, nb = 0, na = 0;
+        char **fields = pgtext_array_parse(a, db_text(r->res, i, 7), &nf);
+        char **befores = pgtext_array_parse(a, db_text(r->res, i, 8), &nb);
+        char **afters = pgtext_array_parse(a, db_text(r->res, i, 9), &na);
+        if (nf > 0 && nb == nf && na == nf) {
+            e->changes = arena_new(a, Carrel__FieldChange *, nf);
+            for (size_t k = 0; k < nf; k++) {
+                Carrel__FieldChange *c = arena_new(a, Carrel__FieldChange, 1);
+                carrel__field_change__init(c);
+                c->field = fields[k];
+                c->before = befores[k];
+                c->after = afters[k];
+                e->changes[e->n_changes++] = c;
+            }
+        }
+        reply->entries[reply->n_entries++] = e;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_HISTORY;
+    req->resp.patron_history = reply;
+    request_ok(req);
+}
+
+void handle_patron_history(request_t *req)
+{
+    Carrel__PatronHistory *m = req->msg->patron_history;
+    if (patron_fail_card(req, m->card, "field:card"))
+        return;
+    int limit = m->has_limit && m->limit > 0 ? m->limit : PATRON_HISTORY_DEFAULT;
+    if (limit > PATRON_HISTORY_MAX)
+        limit = PATRON_HISTORY_MAX;
+    const char *values[2] = {m->card, pgtext_int(&req->arena, limit)};
+    request_db(req, &stmt_patron_history, 2, values, patron_history_done);
+}
+
+/* ---- categories ---- */
+
+static void patron_categories_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    arena_t *a = &req->arena;
+    int n = PQntuples(r->res);
+    Carrel__PatronCategoryListReply *reply = arena_new(a, Carrel__PatronCategoryListReply, 1);
+    carrel__patron_category_list_reply__init(reply);
+    reply->categories = arena_new(a, Carrel__PatronCategory *, n);
+    for (int i = 0; i < n; i++) {
+        Carrel__PatronCategory *c = arena_new(a, Carrel__PatronCategory, 1);
+        carrel__patron_category__init(c);
+        c->code = arena_strdup(a, db_text(r->res, i, 0));
+        c->name = arena_strdup(a, db_text(r->res, i, 1));
+        c->has_card_years = 1;
+        c->card_years = db_int32(r->res, i, 2);
+        reply->categories[reply->n_categories++] = c;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_CATEGORIES;
+    req->resp.patron_categories = reply;
+    request_ok(req);
+}
+
+void handle_patron_category_list(request_t *req)
+{
+    request_db(req, &stmt_patron_categories, 0, NULL, patron_categories_done);
+}
