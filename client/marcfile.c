@@ -144,9 +144,9 @@ static int marcfile_load_xml(marcfile_t *mf, const char *path, char *err, size_t
         const xmlError *e = xmlGetLastError();
         snprintf(err, errlen, "%s is not well-formed XML (line %d: %s); nothing was loaded", path,
                  e ? e->line : 0, e && e->message ? e->message : "parse error");
-        size_t n = strlen(err);
-        if (n > 0 && err[n - 1] == '\n')
-            err[n - 1] = '\0';
+        for (char *p = err; *p; p++) /* libxml2's message ends in a line break */
+            if (*p == '\n')
+                *p = ' ';
         return -1;
     }
     int64_t position = 0;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MARC_FT 0x1E /* field terminator */
 #define MARC_RT 0x1D /* record terminator */
@@ -130,8 +131,11 @@ int marc_parse(arena_t *a, const uint8_t *p, size_t len, marc_record_t *r, char 
         }
         const uint8_t *d = p + base + start;
         size_t n = (size_t)flen;
-        if (d[n - 1] == MARC_FT)
-            n--;
+        if (d[n - 1] != MARC_FT) {
+            snprintf(err, errlen, "field %.3s does not end with a field terminator", e);
+            return -1;
+        }
+        n--;
         marc_field_t *f = marc_push(a, r);
         for (int k = 0; k < 3; k++)
             f->tag[k] = isprint(e[k]) ? (char)e[k] : '?';
@@ -325,6 +329,13 @@ char *marc_isbn13(arena_t *a, const char *text)
     size_t n = 0;
     if (text == NULL)
         return NULL;
+    while (isspace((unsigned char)*text))
+        text++;
+    if (strncasecmp(text, "isbn", 4) == 0) { /* "ISBN 0-394-80016-8", "ISBN: ..." */
+        text += 4;
+        while (*text == ':' || isspace((unsigned char)*text))
+            text++;
+    }
     for (const char *p = text; *p && n < 14; p++) {
         if (isdigit((unsigned char)*p) || ((*p == 'X' || *p == 'x') && n == 9))
             d[n++] = (char)toupper((unsigned char)*p);
@@ -395,13 +406,22 @@ char *marc_issn(arena_t *a, const char *text)
 
 /* ---- summary ---- */
 
+/* Drop ISBD punctuation a subfield starts with (": subtitle", "; part"). */
+static const char *marc_skip_leading_punctuation(const char *s)
+{
+    while (s && (*s == ':' || *s == ';' || *s == '/' || *s == '=' || *s == ',' ||
+                 isspace((unsigned char)*s)))
+        s++;
+    return s;
+}
+
 static char *marc_title(arena_t *a, const marc_record_t *r)
 {
     const marc_field_t *f = marc_find(r, "245");
     if (f == NULL)
         return arena_strdup(a, "");
     char *t = marc_trim_punctuation(a, marc_field_subfield(f, 'a'));
-    const char *b = marc_field_subfield(f, 'b');
+    const char *b = marc_skip_leading_punctuation(marc_field_subfield(f, 'b'));
     if (b && *b)
         t = arena_printf(a, "%s : %s", t, marc_trim_punctuation(a, b));
     for (size_t i = 0; i < f->nsubfields; i++) {
@@ -653,58 +673,116 @@ marc_holding_t *marc_holdings(arena_t *a, const marc_record_t *r, const char *ta
 /* Keep 008's date 1 (07-10) and language (35-37) in step with an edit. */
 static void marc_set_008(arena_t *a, marc_record_t *r, const char *year, const char *lang)
 {
-    for (size_t i = 0; i < r->nfields; i++) {
-        marc_field_t *f = &r->fields[i];
-        if (strcmp(f->tag, "008") != 0 || f->data == NULL || strlen(f->data) < 38)
-            continue;
-        char *d = arena_strdup(a, f->data);
-        if (lang)
-            memcpy(d + 35, strlen(lang) == 3 ? lang : "   ", 3);
-        if (year)
-            memcpy(d + 7, strlen(year) == 4 ? year : "    ", 4);
-        f->data = d;
-        return;
+    marc_field_t *f = NULL;
+    for (size_t i = 0; i < r->nfields && f == NULL; i++)
+        if (strcmp(r->fields[i].tag, "008") == 0)
+            f = &r->fields[i];
+    if (f == NULL) {
+        marc_add_control(a, r, "008", "");
+        for (size_t i = 0; i < r->nfields && f == NULL; i++)
+            if (strcmp(r->fields[i].tag, "008") == 0)
+                f = &r->fields[i];
     }
+    /* Pad a short or new 008 to its 40 positions. */
+    char *d = arena_alloc(a, 41);
+    size_t have = f->data ? strlen(f->data) : 0;
+    memset(d, ' ', 40);
+    memcpy(d, f->data ? f->data : "", have > 40 ? 40 : have);
+    d[40] = '\0';
+    if (lang)
+        memcpy(d + 35, strlen(lang) == 3 ? lang : "   ", 3);
+    if (year)
+        memcpy(d + 7, strlen(year) == 4 ? year : "    ", 4);
+    if (have > 40)
+        d = arena_printf(a, "%s%s", d, f->data + 40);
+    f->data = d;
 }
 
+static bool marc_same(const char *x, const char *y)
+{
+    return strcmp(x ? x : "", y ? y : "") == 0;
+}
+
+static bool marc_same_list(char *const *x, size_t nx, char *const *y, size_t ny)
+{
+    if (nx != ny)
+        return false;
+    for (size_t i = 0; i < nx; i++)
+        if (!marc_same(x[i], y[i]))
+            return false;
+    return true;
+}
+
+static void marc_remove_tags(marc_record_t *r, const char *const *tags)
+{
+    for (; *tags; tags++)
+        marc_remove_fields(r, *tags);
+}
+
+/*
+ * Only what the edit changed is rewritten, so saving a record unchanged
+ * leaves every field (600s, a 110 main entry, 260 vs 264) as cataloged.
+ */
 void marc_apply_summary(arena_t *a, marc_record_t *r, const marc_summary_t *s)
 {
-    marc_remove_fields(r, "245");
-    if (s->title && s->title[0]) {
-        marc_field_t *f = marc_add_field(a, r, "245", s->author && s->author[0] ? '1' : '0', '0');
-        const char *colon = strstr(s->title, " : ");
-        if (colon) {
-            marc_add_subfield(a, f, 'a',
-                              arena_printf(a, "%.*s :", (int)(colon - s->title), s->title));
-            marc_add_subfield(a, f, 'b', colon + 3);
-        } else {
-            marc_add_subfield(a, f, 'a', s->title);
+    marc_summary_t cur;
+    marc_summarize(a, r, &cur);
+    if (!marc_same(cur.title, s->title)) {
+        marc_remove_fields(r, "245");
+        if (s->title && s->title[0]) {
+            marc_field_t *f =
+                marc_add_field(a, r, "245", s->author && s->author[0] ? '1' : '0', '0');
+            const char *colon = strstr(s->title, " : ");
+            if (colon) {
+                marc_add_subfield(a, f, 'a',
+                                  arena_printf(a, "%.*s :", (int)(colon - s->title), s->title));
+                marc_add_subfield(a, f, 'b', colon + 3);
+            } else {
+                marc_add_subfield(a, f, 'a', s->title);
+            }
         }
     }
-    marc_remove_fields(r, "100");
-    if (s->author && s->author[0])
-        marc_add_subfield(a, marc_add_field(a, r, "100", '1', ' '), 'a', s->author);
-    marc_remove_fields(r, "650");
-    for (size_t i = 0; i < s->nsubjects; i++)
-        marc_add_subfield(a, marc_add_field(a, r, "650", ' ', '0'), 'a', s->subjects[i]);
-    marc_remove_fields(r, "020");
-    for (size_t i = 0; i < s->nisbns; i++)
-        marc_add_subfield(a, marc_add_field(a, r, "020", ' ', ' '), 'a', s->isbns[i]);
-    marc_remove_fields(r, "022");
-    for (size_t i = 0; i < s->nissns; i++)
-        marc_add_subfield(a, marc_add_field(a, r, "022", ' ', ' '), 'a', s->issns[i]);
-    marc_remove_fields(r, "260");
-    marc_remove_fields(r, "264");
-    if ((s->publisher && s->publisher[0]) || (s->year && s->year[0])) {
-        marc_field_t *f = marc_add_field(a, r, "264", ' ', '1');
-        if (s->publisher && s->publisher[0])
-            marc_add_subfield(a, f, 'b', s->publisher);
-        if (s->year && s->year[0])
-            marc_add_subfield(a, f, 'c', s->year);
+    if (!marc_same(cur.author, s->author)) {
+        static const char *const main_entries[] = {"100", "110", "111", NULL};
+        marc_remove_tags(r, main_entries);
+        if (s->author && s->author[0])
+            marc_add_subfield(a, marc_add_field(a, r, "100", '1', ' '), 'a', s->author);
     }
-    marc_remove_fields(r, "090");
-    marc_remove_fields(r, "092");
-    if (s->call_number && s->call_number[0])
-        marc_add_subfield(a, marc_add_field(a, r, "092", ' ', ' '), 'a', s->call_number);
-    marc_set_008(a, r, s->year, s->language);
+    if (!marc_same_list(cur.subjects, cur.nsubjects, s->subjects, s->nsubjects)) {
+        static const char *const subject_tags[] = {"600", "610", "611", "630",
+                                                   "648", "650", "651", NULL};
+        marc_remove_tags(r, subject_tags);
+        for (size_t i = 0; i < s->nsubjects; i++)
+            marc_add_subfield(a, marc_add_field(a, r, "650", ' ', '0'), 'a', s->subjects[i]);
+    }
+    if (!marc_same_list(cur.isbns, cur.nisbns, s->isbns, s->nisbns)) {
+        marc_remove_fields(r, "020");
+        for (size_t i = 0; i < s->nisbns; i++)
+            marc_add_subfield(a, marc_add_field(a, r, "020", ' ', ' '), 'a', s->isbns[i]);
+    }
+    if (!marc_same_list(cur.issns, cur.nissns, s->issns, s->nissns)) {
+        marc_remove_fields(r, "022");
+        for (size_t i = 0; i < s->nissns; i++)
+            marc_add_subfield(a, marc_add_field(a, r, "022", ' ', ' '), 'a', s->issns[i]);
+    }
+    if (!marc_same(cur.publisher, s->publisher) || !marc_same(cur.year, s->year)) {
+        marc_remove_fields(r, "260");
+        marc_remove_fields(r, "264");
+        if ((s->publisher && s->publisher[0]) || (s->year && s->year[0])) {
+            marc_field_t *f = marc_add_field(a, r, "264", ' ', '1');
+            if (s->publisher && s->publisher[0])
+                marc_add_subfield(a, f, 'b', s->publisher);
+            if (s->year && s->year[0])
+                marc_add_subfield(a, f, 'c', s->year);
+        }
+    }
+    if (!marc_same(cur.call_number, s->call_number)) {
+        /* 092 is read first, so it carries the edit; older local numbers go. */
+        marc_remove_fields(r, "090");
+        marc_remove_fields(r, "092");
+        if (s->call_number && s->call_number[0])
+            marc_add_subfield(a, marc_add_field(a, r, "092", ' ', ' '), 'a', s->call_number);
+    }
+    if (!marc_same(cur.year, s->year) || !marc_same(cur.language, s->language))
+        marc_set_008(a, r, s->year, s->language);
 }

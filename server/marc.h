@@ -96,8 +96,9 @@ marc_holding_t *marc_holdings(arena_t *a, const marc_record_t *r, const char *ta
 
 /*
  * Replace the record's main fields with a summary (staff edits): 245 $a,
- * 100 $a, 650 $a, 020 $a, 022 $a, 264 $b $c, 008/35-37 and 090 $a. Fields
- * the summary leaves empty are removed. Other fields are kept as they are.
+ * 100 $a, 650 $a, 020 $a, 022 $a, 264 $b $c, 008/07-10 and 35-37, 092 $a,
+ * each only when that value changed. Fields the summary empties are removed;
+ * everything else is kept as cataloged.
  */
 void marc_apply_summary(arena_t *a, marc_record_t *r, const marc_summary_t *s);
 

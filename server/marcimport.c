@@ -48,15 +48,28 @@ void marcimport_register_statements(void)
     db_stmt_register(&stmt_export);
 }
 
+/*
+ * One import request: its records as JSON entries (one per record that could
+ * be read), sent as one batch; if the batch fails as a whole, sent again one
+ * entry per statement so that only the bad record fails.
+ */
 typedef struct import_job {
     uv_work_t work;
     request_t *req;
+    const db_stmt_t *stmt; /* bib_import_batch or item_import_rows */
+    const char *values[5]; /* its parameters; [2] is the JSON */
+    int nvalues;
+    bool count_bibs;          /* report created/updated bibs (not for CSV items) */
     const char *holdings_tag; /* NULL: 952 when present, else 852 */
-    struct buf json;          /* the batch for bib_import_batch */
-    int nloaded;              /* records in the JSON */
+    char **entries;           /* arena strings, one JSON object per record */
+    int64_t *positions;       /* each entry's record position (or CSV line) */
+    size_t nentries;
+    size_t next; /* one by one: the entry being loaded */
+    bool one_by_one;
     Carrel__MarcImportReply *reply;
-    int oom;
 } import_job_t;
+
+static void import_send(import_job_t *job);
 
 /* Record a problem on the reply (called on the worker, which owns req's arena meanwhile). */
 static void import_problem(import_job_t *job, const Carrel__MarcRecord *rec, bool fatal,
@@ -134,9 +147,12 @@ static void import_holdings(json_t *j, arena_t *a, const marc_record_t *m, const
     json_array_end(j);
 }
 
-/* One record into the batch JSON, or a problem. Runs on the worker thread. */
-static void import_record(import_job_t *job, json_t *j, const Carrel__MarcRecord *rec)
+/* One record as a JSON entry, or a problem. Runs on the worker thread. */
+static void import_record(import_job_t *job, const Carrel__MarcRecord *rec)
 {
+    json_t entry;
+    json_init(&entry);
+    json_t *j = &entry;
     arena_t a;
     arena_init(&a);
     struct buf clean = BUF_INIT, iso = BUF_INIT;
@@ -205,8 +221,11 @@ static void import_record(import_job_t *job, json_t *j, const Carrel__MarcRecord
     if (strcmp(tag, "none") != 0)
         import_holdings(j, &a, &m, tag);
     json_object_end(j);
-    job->nloaded++;
+    job->entries[job->nentries] =
+        arena_strndup(&job->req->arena, (const char *)entry.out.data, entry.out.len);
+    job->positions[job->nentries++] = rec->position;
 done:
+    json_free(&entry);
     buf_free(&clean);
     buf_free(&iso);
     arena_free(&a);
@@ -216,69 +235,127 @@ static void import_work_cb(uv_work_t *w)
 {
     import_job_t *job = w->data;
     Carrel__MarcImportBatch *m = job->req->msg->marc_import_batch;
-    json_t j;
-    json_init(&j);
-    json_array_begin(&j);
     for (size_t i = 0; i < m->n_records; i++)
-        import_record(job, &j, m->records[i]);
-    json_array_end(&j);
-    job->json = j.out; /* take the buffer; json_free is not called */
+        import_record(job, m->records[i]);
 }
 
-static const Carrel__MarcRecord *import_record_at(request_t *req, int64_t position)
+static void import_finish(import_job_t *job)
 {
-    Carrel__MarcImportBatch *m = req->msg->marc_import_batch;
-    for (size_t i = 0; i < m->n_records; i++)
-        if (m->records[i]->position == position)
-            return m->records[i];
-    return NULL;
-}
-
-static void import_finish(request_t *req, import_job_t *job)
-{
+    request_t *req = job->req;
     Carrel__MarcImportReply *r = job->reply;
+    const char *source = req->msg->body_case == CARREL__REQUEST__BODY_MARC_IMPORT_BATCH
+                             ? req->msg->marc_import_batch->source
+                             : req->msg->item_import_batch->source;
     log_info(req->conn->id, "import%s%s by %s: %d created, %d updated, %d failed, %d items",
-             req->msg->marc_import_batch->source ? " of " : "",
-             req->msg->marc_import_batch->source ? req->msg->marc_import_batch->source : "",
-             request_session(req)->username, r->created, r->updated, r->failed,
-             r->items_created + r->items_updated);
+             source ? " of " : "", source ? source : "", request_session(req)->username, r->created,
+             r->updated, r->failed, r->items_created + r->items_updated);
     req->resp.body_case = CARREL__RESPONSE__BODY_MARC_IMPORT;
     req->resp.marc_import = r;
-    buf_free(&job->json);
     free(job);
     request_ok(req);
+}
+
+/* Count one result row (pos, bib_id, action, items created, updated, problems). */
+static void import_count_row(import_job_t *job, const PGresult *res, int i)
+{
+    Carrel__MarcImportReply *r = job->reply;
+    const char *action = db_text(res, i, 2);
+    bool failed = strcmp(action, "failed") == 0;
+    if (failed)
+        r->failed++;
+    else if (job->count_bibs && strcmp(action, "created") == 0)
+        r->created++;
+    else if (job->count_bibs)
+        r->updated++;
+    r->items_created += db_int32(res, i, 3);
+    r->items_updated += db_int32(res, i, 4);
+    size_t n = 0;
+    char **problems = pgtext_array_parse(&job->req->arena, db_text(res, i, 5), &n);
+    Carrel__MarcRecord where = CARREL__MARC_RECORD__INIT;
+    where.position = db_int64(res, i, 0);
+    const Carrel__MarcRecord *rec = &where;
+    if (job->req->msg->body_case == CARREL__REQUEST__BODY_MARC_IMPORT_BATCH) {
+        Carrel__MarcImportBatch *m = job->req->msg->marc_import_batch;
+        for (size_t k = 0; k < m->n_records; k++)
+            if (m->records[k]->position == where.position)
+                rec = m->records[k];
+    }
+    for (size_t k = 0; k < n; k++)
+        import_problem(job, rec, failed, problems[k] ? problems[k] : "?");
 }
 
 static void import_stored(const db_result_t *res, void *arg)
 {
     import_job_t *job = arg;
     request_t *req = job->req;
-    if (res->status != DB_OK) {
-        buf_free(&job->json);
+    if (res->status == DB_UNAVAILABLE) {
         free(job);
         request_fail_db(req, res);
         return;
     }
-    Carrel__MarcImportReply *r = job->reply;
-    arena_t *a = &req->arena;
-    for (int i = 0; i < PQntuples(res->res); i++) {
-        const char *action = db_text(res->res, i, 2);
-        const Carrel__MarcRecord *rec = import_record_at(req, db_int64(res->res, i, 0));
-        bool failed = strcmp(action, "failed") == 0;
-        if (failed)
-            r->failed++;
-        else if (strcmp(action, "created") == 0)
-            r->created++;
-        else
-            r->updated++;
-        r->items_created += db_int32(res->res, i, 3);
-        r->items_updated += db_int32(res->res, i, 4);
-        size_t n = 0;
-        char **problems = pgtext_array_parse(a, db_text(res->res, i, 5), &n);
-        for (size_t k = 0; k < n && rec; k++)
-            import_problem(job, rec, failed, problems[k] ? problems[k] : "?");
+    if (res->status == DB_QUERY_ERROR && !job->one_by_one && job->nentries > 1) {
+        /* Something in the batch broke it as a whole: find the record. */
+        log_info(req->conn->id, "import batch failed (%s); loading its records one by one",
+                 res->message ? res->message : "?");
+        job->one_by_one = true;
+        job->next = 0;
+        import_send(job);
+        return;
     }
-    import_finish(req, job);
+    if (res->status == DB_QUERY_ERROR) {
+        /* One record failed on its own: report it, go on with the rest. */
+        size_t at = job->one_by_one ? job->next : 0;
+        Carrel__MarcRecord where = CARREL__MARC_RECORD__INIT;
+        where.position = job->positions[at];
+        const Carrel__MarcRecord *rec = &where;
+        if (req->msg->body_case == CARREL__REQUEST__BODY_MARC_IMPORT_BATCH) {
+            Carrel__MarcImportBatch *m = req->msg->marc_import_batch;
+            for (size_t k = 0; k < m->n_records; k++)
+                if (m->records[k]->position == where.position)
+                    rec = m->records[k];
+        }
+        import_problem(job, rec, true, res->message ? res->message : "database error");
+        job->reply->failed++;
+    } else {
+        for (int i = 0; i < PQntuples(res->res); i++)
+            import_count_row(job, res->res, i);
+    }
+    if (job->one_by_one && ++job->next < job->nentries) {
+        import_send(job);
+        return;
+    }
+    import_finish(job);
+}
+
+/* Send the whole batch, or (one by one) the next entry, as a JSON array. */
+static void import_send(import_job_t *job)
+{
+    request_t *req = job->req;
+    arena_t *a = &req->arena;
+    size_t from = job->one_by_one ? job->next : 0;
+    size_t to = job->one_by_one ? job->next + 1 : job->nentries;
+    size_t len = 3;
+    for (size_t i = from; i < to; i++)
+        len += strlen(job->entries[i]) + 1;
+    char *json = arena_alloc(a, len);
+    char *p = json;
+    *p++ = '[';
+    for (size_t i = from; i < to; i++) {
+        if (i > from)
+            *p++ = ',';
+        size_t n = strlen(job->entries[i]);
+        memcpy(p, job->entries[i], n);
+        p += n;
+    }
+    *p++ = ']';
+    *p = '\0';
+    job->values[2] = json;
+    int rc =
+        db_exec(req->srv->db, job->stmt, job->nvalues, job->values, NULL, NULL, import_stored, job);
+    if (rc != 0) {
+        free(job);
+        request_fail_exec(req, rc);
+    }
 }
 
 static void import_after_work_cb(uv_work_t *w, int status)
@@ -287,36 +364,27 @@ static void import_after_work_cb(uv_work_t *w, int status)
     request_t *req = job->req;
     Carrel__MarcImportBatch *m = req->msg->marc_import_batch;
     Carrel__MarcImportReply *r = job->reply;
-    r->failed = 0;
     for (size_t i = 0; i < r->n_problems; i++)
         if (r->problems[i]->fatal)
             r->failed++;
     if (status != 0) {
-        buf_free(&job->json);
         free(job);
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "The import was cancelled.");
         return;
     }
-    if (job->nloaded == 0) {
-        import_finish(req, job);
+    if (job->nentries == 0) {
+        import_finish(job);
         return;
     }
     arena_t *a = &req->arena;
     const session_t *s = request_session(req);
-    char *json = arena_strndup(a, (const char *)job->json.data, job->json.len);
-    buf_free(&job->json);
-    const char *values[5] = {
-        pgtext_int(a, s->staff_id),
-        pgtext_int(a, s->workstation_id),
-        json,
-        m->default_branch && m->default_branch[0] ? m->default_branch : NULL,
-        m->has_spread_branches && m->spread_branches ? "true" : "false",
-    };
-    int rc = db_exec(req->srv->db, &stmt_import, 5, values, NULL, NULL, import_stored, job);
-    if (rc != 0) {
-        free(job);
-        request_fail_exec(req, rc);
-    }
+    job->stmt = &stmt_import;
+    job->nvalues = 5;
+    job->values[0] = pgtext_int(a, s->staff_id);
+    job->values[1] = pgtext_int(a, s->workstation_id);
+    job->values[3] = m->default_branch && m->default_branch[0] ? m->default_branch : NULL;
+    job->values[4] = m->has_spread_branches && m->spread_branches ? "true" : "false";
+    import_send(job);
 }
 
 void handle_marc_import_batch(request_t *req)
@@ -340,6 +408,9 @@ void handle_marc_import_batch(request_t *req)
     }
     job->req = req;
     job->holdings_tag = tag;
+    job->count_bibs = true;
+    job->entries = arena_new(&req->arena, char *, m->n_records);
+    job->positions = arena_new(&req->arena, int64_t, m->n_records);
     job->reply = arena_new(&req->arena, Carrel__MarcImportReply, 1);
     carrel__marc_import_reply__init(job->reply);
     Carrel__MarcImportReply *r = job->reply;
@@ -355,37 +426,6 @@ void handle_marc_import_batch(request_t *req)
 
 /* ---- items from a CSV ---- */
 
-static void item_import_done(const db_result_t *res, void *arg)
-{
-    request_t *req = arg;
-    if (res->status != DB_OK) {
-        request_fail_db(req, res);
-        return;
-    }
-    arena_t *a = &req->arena;
-    Carrel__MarcImportReply *r = arena_new(a, Carrel__MarcImportReply, 1);
-    carrel__marc_import_reply__init(r);
-    r->has_failed = r->has_items_created = r->has_items_updated = 1;
-    import_job_t job = {.req = req, .reply = r};
-    Carrel__MarcRecord where = CARREL__MARC_RECORD__INIT;
-    for (int i = 0; i < PQntuples(res->res); i++) {
-        bool failed = strcmp(db_text(res->res, i, 2), "failed") == 0;
-        r->failed += failed;
-        r->items_created += db_int32(res->res, i, 3);
-        r->items_updated += db_int32(res->res, i, 4);
-        where.position = db_int64(res->res, i, 0);
-        size_t n = 0;
-        char **problems = pgtext_array_parse(a, db_text(res->res, i, 5), &n);
-        for (size_t k = 0; k < n; k++)
-            import_problem(&job, &where, failed, problems[k] ? problems[k] : "?");
-    }
-    log_info(req->conn->id, "item import by %s: %d created, %d updated, %d rows failed",
-             request_session(req)->username, r->items_created, r->items_updated, r->failed);
-    req->resp.body_case = CARREL__RESPONSE__BODY_MARC_IMPORT;
-    req->resp.marc_import = r;
-    request_ok(req);
-}
-
 void handle_item_import_batch(request_t *req)
 {
     Carrel__ItemImportBatch *m = req->msg->item_import_batch;
@@ -395,11 +435,21 @@ void handle_item_import_batch(request_t *req)
                      "A batch holds 1 to %d rows.", IMPORT_MAX_RECORDS);
         return;
     }
-    json_t j;
-    json_init(&j);
-    json_array_begin(&j);
+    import_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded", "Out of memory.");
+        return;
+    }
+    job->req = req;
+    job->entries = arena_new(a, char *, m->n_rows);
+    job->positions = arena_new(a, int64_t, m->n_rows);
+    job->reply = arena_new(a, Carrel__MarcImportReply, 1);
+    carrel__marc_import_reply__init(job->reply);
+    job->reply->has_failed = job->reply->has_items_created = job->reply->has_items_updated = 1;
     for (size_t i = 0; i < m->n_rows; i++) {
         const Carrel__ItemImportRow *row = m->rows[i];
+        json_t j;
+        json_init(&j);
         json_object_begin(&j);
         json_key(&j, "line");
         json_int(&j, row->line);
@@ -424,14 +474,17 @@ void handle_item_import_batch(request_t *req)
             json_string(&j, fields[k][1] ? fields[k][1] : "");
         }
         json_object_end(&j);
+        job->entries[job->nentries] = arena_strndup(a, (const char *)j.out.data, j.out.len);
+        job->positions[job->nentries++] = row->line;
+        json_free(&j);
     }
-    json_array_end(&j);
-    char *json = arena_strndup(a, (const char *)j.out.data, j.out.len);
-    json_free(&j);
     const session_t *s = request_session(req);
-    const char *values[4] = {pgtext_int(a, s->staff_id), pgtext_int(a, s->workstation_id), json,
-                             m->default_branch && m->default_branch[0] ? m->default_branch : NULL};
-    request_db(req, &stmt_item_import, 4, values, item_import_done);
+    job->stmt = &stmt_item_import;
+    job->nvalues = 4;
+    job->values[0] = pgtext_int(a, s->staff_id);
+    job->values[1] = pgtext_int(a, s->workstation_id);
+    job->values[3] = m->default_branch && m->default_branch[0] ? m->default_branch : NULL;
+    import_send(job);
 }
 
 /* ---- export ---- */

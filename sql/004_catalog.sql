@@ -282,8 +282,13 @@ $$;
 --     "holdings": [{"tag": "852", "sf": [["p", "..."], ...]}], "items": [{...}]}]
 -- A record matches an existing bib on our system number (035 "(CARREL)id",
 -- written by export), then on 001+003, then on any ISBN; it then
--- replaces that bib's record instead of adding a second. Each record runs in
--- its own subtransaction: a failure is reported and the batch goes on.
+-- replaces that bib's record instead of adding a second. Expected problems
+-- (a barcode on another title, a holding without barcode) are reported per
+-- record; an unexpected error fails the whole batch, and the daemon then loads
+-- its records one per transaction to find and report the bad one. (A
+-- subtransaction per record would be simpler, but every foreign-key check in
+-- one would share-lock the same branch and staff rows, and PostgreSQL then
+-- builds ever longer multixacts: the batch slows quadratically.)
 CREATE FUNCTION bib_import_batch(p_staff bigint, p_workstation bigint, p_batch jsonb,
                                  p_default_branch text, p_spread boolean)
 RETURNS TABLE (pos bigint, bib_id bigint, action text, items_created integer,
@@ -312,60 +317,58 @@ BEGIN
         items_created := 0;
         items_updated := 0;
         problems := '{}';
-        BEGIN
-            v_isbns := ARRAY(SELECT jsonb_array_elements_text(coalesce(r -> 'isbns', '[]')));
-            v_id := NULL;
-            -- Our own exports carry the bib id (035 "(CARREL)n"): that match is exact.
-            IF r ? 'sid' THEN
-                SELECT b.id INTO v_id FROM bib b WHERE b.id = (r ->> 'sid')::bigint;
-            END IF;
-            IF v_id IS NULL AND coalesce(r ->> 'cn', '') <> '' THEN
-                SELECT b.id INTO v_id FROM bib b
+        v_isbns := ARRAY(SELECT jsonb_array_elements_text(coalesce(r -> 'isbns', '[]')));
+        v_id := NULL;
+        -- Our own exports carry the bib id (035 "(CARREL)n"): that match is exact.
+        IF r ? 'sid' THEN
+            SELECT b.id INTO v_id FROM bib b WHERE b.id = (r ->> 'sid')::bigint;
+        END IF;
+        IF v_id IS NULL AND coalesce(r ->> 'cn', '') <> '' THEN
+            -- min() over a fenced subquery: "ORDER BY id LIMIT 1" tempts the planner
+            -- to walk the primary key looking for a match that usually is not there.
+            SELECT min(m.id) INTO v_id FROM (
+                SELECT b.id FROM bib b
                 WHERE b.control_number = r ->> 'cn' AND b.control_source = coalesce(r ->> 'cs', '')
-                ORDER BY b.id LIMIT 1;
-            END IF;
-            IF v_id IS NULL AND cardinality(v_isbns) > 0 THEN
-                SELECT b.id INTO v_id FROM bib b WHERE b.isbns && v_isbns ORDER BY b.id LIMIT 1;
-            END IF;
-            IF v_id IS NULL THEN
-                INSERT INTO bib (marc, title, author, subjects, isbns, issns, publisher, pub_year,
-                                 format, language, call_number, control_number, control_source)
-                VALUES (convert_to(r ->> 'marc', 'UTF8'), r ->> 'title', r ->> 'author',
-                        ARRAY(SELECT jsonb_array_elements_text(r -> 'subjects')), v_isbns,
-                        ARRAY(SELECT jsonb_array_elements_text(r -> 'issns')),
-                        r ->> 'publisher', r ->> 'year', r ->> 'format', r ->> 'language',
-                        r ->> 'call_number', coalesce(r ->> 'cn', ''), coalesce(r ->> 'cs', ''))
-                RETURNING * INTO v_new;
-                action := 'created';
-                PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'import',
-                                    audit_diff(NULL, bib_audit_json(v_new)));
-            ELSE
-                SELECT * INTO v_old FROM bib b WHERE b.id = v_id FOR UPDATE;
-                UPDATE bib b SET marc = convert_to(r ->> 'marc', 'UTF8'), title = r ->> 'title',
-                    author = r ->> 'author',
-                    subjects = ARRAY(SELECT jsonb_array_elements_text(r -> 'subjects')),
-                    isbns = v_isbns, issns = ARRAY(SELECT jsonb_array_elements_text(r -> 'issns')),
-                    publisher = r ->> 'publisher', pub_year = r ->> 'year', format = r ->> 'format',
-                    language = r ->> 'language', call_number = r ->> 'call_number',
-                    control_number = coalesce(r ->> 'cn', ''),
-                    control_source = coalesce(r ->> 'cs', ''),
-                    version = b.version + 1, updated_at = now()
-                WHERE b.id = v_id RETURNING * INTO v_new;
-                action := 'updated';
-                PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'reimport',
-                                    audit_diff(bib_audit_json(v_old), bib_audit_json(v_new)));
-            END IF;
-            bib_id := v_new.id;
-            SELECT * INTO v_items FROM bib_import_items(p_staff, p_workstation, v_new.id, r,
-                                                        v_default, p_spread);
-            items_created := v_items.created;
-            items_updated := v_items.updated;
-            problems := v_items.problems;
-        EXCEPTION WHEN OTHERS THEN
-            bib_id := NULL;
-            action := 'failed';
-            problems := ARRAY[SQLERRM];
-        END;
+                OFFSET 0) m;
+        END IF;
+        IF v_id IS NULL AND cardinality(v_isbns) > 0 THEN
+            SELECT min(m.id) INTO v_id FROM (
+                SELECT b.id FROM bib b WHERE b.isbns && v_isbns OFFSET 0) m;
+        END IF;
+        IF v_id IS NULL THEN
+            INSERT INTO bib (marc, title, author, subjects, isbns, issns, publisher, pub_year,
+                             format, language, call_number, control_number, control_source)
+            VALUES (convert_to(r ->> 'marc', 'UTF8'), r ->> 'title', r ->> 'author',
+                    ARRAY(SELECT jsonb_array_elements_text(r -> 'subjects')), v_isbns,
+                    ARRAY(SELECT jsonb_array_elements_text(r -> 'issns')),
+                    r ->> 'publisher', r ->> 'year', r ->> 'format', r ->> 'language',
+                    r ->> 'call_number', coalesce(r ->> 'cn', ''), coalesce(r ->> 'cs', ''))
+            RETURNING * INTO v_new;
+            action := 'created';
+            PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'import',
+                                audit_diff(NULL, bib_audit_json(v_new)));
+        ELSE
+            SELECT * INTO v_old FROM bib b WHERE b.id = v_id FOR UPDATE;
+            UPDATE bib b SET marc = convert_to(r ->> 'marc', 'UTF8'), title = r ->> 'title',
+                author = r ->> 'author',
+                subjects = ARRAY(SELECT jsonb_array_elements_text(r -> 'subjects')),
+                isbns = v_isbns, issns = ARRAY(SELECT jsonb_array_elements_text(r -> 'issns')),
+                publisher = r ->> 'publisher', pub_year = r ->> 'year', format = r ->> 'format',
+                language = r ->> 'language', call_number = r ->> 'call_number',
+                control_number = coalesce(r ->> 'cn', ''),
+                control_source = coalesce(r ->> 'cs', ''),
+                version = b.version + 1, updated_at = now()
+            WHERE b.id = v_id RETURNING * INTO v_new;
+            action := 'updated';
+            PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'reimport',
+                                audit_diff(bib_audit_json(v_old), bib_audit_json(v_new)));
+        END IF;
+        bib_id := v_new.id;
+        SELECT * INTO v_items FROM bib_import_items(p_staff, p_workstation, v_new.id, r,
+                                                    v_default, p_spread);
+        items_created := v_items.created;
+        items_updated := v_items.updated;
+        problems := v_items.problems;
         RETURN NEXT;
     END LOOP;
 END
@@ -637,10 +640,12 @@ BEGIN
             WHEN v_key ~ '^#[0-9]{1,18}$' THEN
                 (SELECT b.id FROM bib b WHERE b.id = substr(v_key, 2)::bigint)
             WHEN r ->> 'isbn' IS NOT NULL THEN
-                (SELECT b.id FROM bib b WHERE b.isbns @> ARRAY[r ->> 'isbn'] ORDER BY b.id LIMIT 1)
+                (SELECT min(m.id) FROM (SELECT b.id FROM bib b
+                                        WHERE b.isbns @> ARRAY[r ->> 'isbn'] OFFSET 0) m)
             ELSE
-                (SELECT b.id FROM bib b WHERE b.control_number = v_key AND v_key <> ''
-                 ORDER BY b.id LIMIT 1) END;
+                (SELECT min(m.id) FROM (SELECT b.id FROM bib b
+                                        WHERE b.control_number = v_key AND v_key <> ''
+                                        OFFSET 0) m) END;
         IF bib_id IS NULL THEN
             action := 'failed';
             problems := ARRAY[format('no title matches %s', CASE WHEN v_key = '' THEN '(empty)'
@@ -648,20 +653,15 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        BEGIN
-            SELECT * INTO v_items FROM bib_import_items(p_staff, p_workstation, bib_id,
-                                                        jsonb_build_object('items',
-                                                                           jsonb_build_array(r)),
-                                                        v_default, false);
-            items_created := v_items.created;
-            items_updated := v_items.updated;
-            problems := v_items.problems;
-            action := CASE WHEN v_items.created + v_items.updated > 0 THEN 'updated'
-                           ELSE 'failed' END;
-        EXCEPTION WHEN OTHERS THEN
-            action := 'failed';
-            problems := ARRAY[SQLERRM];
-        END;
+        SELECT * INTO v_items FROM bib_import_items(p_staff, p_workstation, bib_id,
+                                                    jsonb_build_object('items',
+                                                                       jsonb_build_array(r)),
+                                                    v_default, false);
+        items_created := v_items.created;
+        items_updated := v_items.updated;
+        problems := v_items.problems;
+        action := CASE WHEN v_items.created + v_items.updated > 0 THEN 'updated'
+                       ELSE 'failed' END;
         RETURN NEXT;
     END LOOP;
 END

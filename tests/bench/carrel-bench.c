@@ -6,7 +6,8 @@
  *
  *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH] WORKLOAD
  *
- * Workloads: ping (no database), branches (one prepared statement per request).
+ * Workloads: ping (no database), branches (one prepared statement per request),
+ * search (catalog full-text search for one or two words of tests/bench/words.h).
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
 #include <getopt.h>
@@ -19,6 +20,7 @@
 #include "channel.h"
 #include "profile.h"
 #include "util.h"
+#include "words.h"
 
 typedef struct bench bench_t;
 
@@ -93,6 +95,20 @@ static void bench_send(bench_conn_t *c)
         ping.payload = "bench";
         req.body_case = CARREL__REQUEST__BODY_PING;
         req.ping = &ping;
+        bench_request(c, &req);
+    } else if (strcmp(b->workload, "search") == 0) {
+        /* One or two words of the generated catalog's vocabulary. */
+        char query[64];
+        unsigned r = (unsigned)rand();
+        if (r % 2)
+            snprintf(query, sizeof(query), "%s", bench_words[r % BENCH_NWORDS]);
+        else
+            snprintf(query, sizeof(query), "%s %s", bench_words[r % BENCH_NWORDS],
+                     bench_words[(r / 7) % BENCH_NWORDS]);
+        Carrel__CatalogSearch s = CARREL__CATALOG_SEARCH__INIT;
+        s.query = query;
+        req.body_case = CARREL__REQUEST__BODY_CATALOG_SEARCH;
+        req.catalog_search = &s;
         bench_request(c, &req);
     } else {
         Carrel__BranchList bl = CARREL__BRANCH_LIST__INIT;
@@ -292,7 +308,8 @@ int main(int argc, char **argv)
         return 2;
     }
     b.workload = argv[optind];
-    if (strcmp(b.workload, "ping") && strcmp(b.workload, "branches")) {
+    if (strcmp(b.workload, "ping") && strcmp(b.workload, "branches") &&
+        strcmp(b.workload, "search")) {
         fprintf(stderr, "unknown workload %s\n", b.workload);
         return 2;
     }
