@@ -258,6 +258,8 @@ class Daemon:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([CARRELD, "-c", self.config], stdout=self.log,
                                      stderr=subprocess.STDOUT)
+        if self not in self.env.daemons:  # so a failing test cannot leak it
+            self.env.daemons.append(self)
         if not expect_listen:
             return self
         deadline = time.time() + 30
@@ -285,14 +287,20 @@ class Daemon:
             return 0
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            raise AssertionError("carreld did not stop within %d s" % timeout)
         self.check_clean(code)
-        self.proc = None
         return code
 
     def check_clean(self, code, expect_code=0):
         if not self.log.closed:
             self.log.close()
+        self.proc = None  # judged: env.stop() leaves it alone
         text = self.log_text()
         for mark in SANITIZER_MARKS:
             if mark in text:
