@@ -75,5 +75,6 @@ extern const command_t core_commands[];
 extern const command_t admin_commands[];
 extern const command_t catalog_commands[];
 extern const command_t patron_commands[];
+extern const command_t circ_commands[];
 
 #endif

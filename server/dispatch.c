@@ -49,6 +49,20 @@ static const route_t routes[] = {
     R(PATRON_HISTORY, "patron_history", handle_patron_history, 0, PERM_PATRON_HISTORY),
     R(PATRON_CATEGORY_LIST, "patron_category_list", handle_patron_category_list, 0,
       PERM_PATRON_READ),
+
+    /* Circulation: changes need a request key, so that retries never apply twice.
+     * Overrides, waivers and charges are checked in SQL against the caller's role. */
+    R(CHECKOUT, "checkout", handle_checkout, ROUTE_KEYED, PERM_CIRC),
+    R(CHECKIN, "checkin", handle_checkin, ROUTE_KEYED, PERM_CIRC),
+    R(RENEW, "renew", handle_renew, ROUTE_KEYED, PERM_CIRC),
+    R(ITEM_MARK, "item_mark", handle_item_mark, ROUTE_KEYED, PERM_CIRC),
+    R(IN_HOUSE_USE, "in_house_use", handle_in_house_use, ROUTE_KEYED, PERM_CIRC),
+    R(ACCOUNT_GET, "account_get", handle_account_get, 0, PERM_PATRON_READ),
+    R(LEDGER_POST, "ledger_post", handle_ledger_post, ROUTE_KEYED, PERM_CIRC),
+    R(POLICY_LIST, "policy_list", handle_policy_list, 0, PERM_POLICY_READ),
+    R(POLICY_SAVE, "policy_save", handle_policy_save, ROUTE_MUTATING, PERM_POLICY_EDIT),
+    R(CALENDAR_GET, "calendar_get", handle_calendar_get, 0, PERM_POLICY_READ),
+    R(CALENDAR_SAVE, "calendar_save", handle_calendar_save, ROUTE_MUTATING, PERM_CALENDAR_EDIT),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -67,4 +81,5 @@ void dispatch_register_statements(void)
     marcimport_register_statements();
 
     patrons_register_statements();
+    circ_register_statements();
 }

@@ -49,4 +49,18 @@ void handle_patron_block(request_t *req);
 void handle_patron_history(request_t *req);
 void handle_patron_category_list(request_t *req);
 
+/* circ.c: circulation */
+void circ_register_statements(void);
+void handle_checkout(request_t *req);
+void handle_checkin(request_t *req);
+void handle_renew(request_t *req);
+void handle_item_mark(request_t *req);
+void handle_in_house_use(request_t *req);
+void handle_account_get(request_t *req);
+void handle_ledger_post(request_t *req);
+void handle_policy_list(request_t *req);
+void handle_policy_save(request_t *req);
+void handle_calendar_get(request_t *req);
+void handle_calendar_save(request_t *req);
+
 #endif

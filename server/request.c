@@ -221,8 +221,15 @@ static bool request_admit(request_t *req)
             return false;
         }
     }
-    if ((req->route->flags & ROUTE_MUTATING) && req->msg->request_key && req->msg->request_key[0] &&
-        !util_is_uuid(req->msg->request_key)) {
+    if ((req->route->flags & ROUTE_KEYED) &&
+        (req->msg->request_key == NULL || req->msg->request_key[0] == '\0')) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "request_key",
+                     "This request changes data and needs a request key (a UUID), so that a "
+                     "retry cannot apply it twice.");
+        return false;
+    }
+    if ((req->route->flags & (ROUTE_MUTATING | ROUTE_KEYED)) && req->msg->request_key &&
+        req->msg->request_key[0] && !util_is_uuid(req->msg->request_key)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "request_key",
                      "The request key must be a UUID.");
         return false;

@@ -30,7 +30,8 @@ typedef struct route {
 } route_t;
 
 #define ROUTE_BEFORE_LOGIN 1u /* may be used after Hello, before Login */
-#define ROUTE_MUTATING     2u /* changes data: carries an idempotency key (see PROTOCOL.md) */
+#define ROUTE_MUTATING     2u /* changes data: may carry an idempotency key (see PROTOCOL.md) */
+#define ROUTE_KEYED        4u /* changes data and must carry a request key (circulation) */
 
 struct request {
     conn_t *conn;

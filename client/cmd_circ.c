@@ -1,0 +1,703 @@
+/*
+ * Circulation commands: checkout, checkin, renew, account, payments, item
+ * marks, loan rules and calendars. Every change carries a fresh request key,
+ * so a retry after a timeout can never apply twice (see docs/PROTOCOL.md).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static void money(char *out, size_t n, int64_t cents)
+{
+    snprintf(out, n, "%s$%lld.%02lld", cents < 0 ? "-" : "", (long long)(llabs(cents) / 100),
+             (long long)(llabs(cents) % 100));
+}
+
+/* Send one keyed change; on success *resp holds the answer. */
+static int circ_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
+{
+    char key[37];
+    cli_set_request_key(req, key);
+    return cli_call(cli, req, resp);
+}
+
+/* Print a refusal as one line (JSON mode already printed it). */
+static void circ_print_json_array_item(json_t *j, const ProtobufCMessage *m)
+{
+    json_message(j, m);
+}
+
+/* ---- checkout ---- */
+
+static int cmd_checkout(cli_t *cli, int argc, char **argv)
+{
+    const char *override = NULL;
+    static const struct option opts[] = {{"override", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        if (ch == 'o')
+            override = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (argc - optind < 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: checkout CARD ITEM... [--override REASON]");
+    const char *card = argv[optind];
+    int worst = EXIT_OK;
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    for (int i = optind + 1; i < argc; i++) {
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__Checkout c = CARREL__CHECKOUT__INIT;
+        c.card = (char *)card;
+        c.barcode = argv[i];
+        if (override) {
+            c.has_override = c.override = 1;
+            c.override_reason = (char *)override;
+        }
+        req.body_case = CARREL__REQUEST__BODY_CHECKOUT;
+        req.checkout = &c;
+        Carrel__Response *r = NULL;
+        bool json = cli->json;
+        cli->json = false; /* errors as lines; the JSON document is ours */
+        int code = circ_send(cli, &req, &r);
+        cli->json = json;
+        if (code != EXIT_OK) {
+            worst = code;
+            if (code == EXIT_NETWORK)
+                break;
+            continue;
+        }
+        if (json) {
+            circ_print_json_array_item(&j, &r->checkout->base);
+        } else {
+            printf("%s  %s  due %s%s\n", r->checkout->barcode, r->checkout->title,
+                   r->checkout->due_date,
+                   r->checkout->n_overridden ? "  (override recorded)" : "");
+        }
+        carrel__response__free_unpacked(r, NULL);
+    }
+    json_array_end(&j);
+    if (cli->json)
+        json_print(&j, stdout);
+    json_free(&j);
+    return worst;
+}
+
+/* ---- checkin ---- */
+
+static int cmd_checkin(cli_t *cli, int argc, char **argv)
+{
+    const char *date = NULL;
+    int slips = 0;
+    static const struct option opts[] = {{"date", required_argument, NULL, 'd'},
+                                         {"slips", no_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "d:s", opts, NULL)) != -1) {
+        if (ch == 'd')
+            date = optarg;
+        else if (ch == 's')
+            slips = 1;
+        else
+            return EXIT_USAGE;
+    }
+    if (argc - optind < 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: checkin ITEM... [--date WHEN] [--slips]");
+    int worst = EXIT_OK;
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    for (int i = optind; i < argc; i++) {
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__Checkin c = CARREL__CHECKIN__INIT;
+        c.barcode = argv[i];
+        c.returned_at = (char *)date;
+        req.body_case = CARREL__REQUEST__BODY_CHECKIN;
+        req.checkin = &c;
+        Carrel__Response *r = NULL;
+        bool json = cli->json;
+        cli->json = false;
+        int code = circ_send(cli, &req, &r);
+        cli->json = json;
+        if (code != EXIT_OK) {
+            worst = code;
+            if (code == EXIT_NETWORK)
+                break;
+            continue;
+        }
+        const Carrel__CheckinReply *x = r->checkin;
+        if (json) {
+            json_message(&j, &x->base);
+        } else {
+            printf("%s  %s  %s\n", x->barcode, x->title ? x->title : "", x->message);
+            if (slips && x->slip && x->slip[0])
+                printf("%s\n", x->slip);
+        }
+        carrel__response__free_unpacked(r, NULL);
+    }
+    json_array_end(&j);
+    if (cli->json)
+        json_print(&j, stdout);
+    json_free(&j);
+    return worst;
+}
+
+/* ---- renew ---- */
+
+static int cmd_renew(cli_t *cli, int argc, char **argv)
+{
+    const char *override = NULL;
+    int all = 0;
+    static const struct option opts[] = {{"override", required_argument, NULL, 'o'},
+                                         {"all", no_argument, NULL, 'a'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "o:a", opts, NULL)) != -1) {
+        if (ch == 'o')
+            override = optarg;
+        else if (ch == 'a')
+            all = 1;
+        else
+            return EXIT_USAGE;
+    }
+    if (argc - optind < 1 || (all && argc - optind > 1) || (!all && argc - optind < 2))
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: renew CARD ITEM... | renew CARD --all  [--override REASON]");
+    const char *card = argv[optind];
+    int worst = EXIT_OK;
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    int n = all ? 1 : argc - optind - 1;
+    for (int i = 0; i < n; i++) {
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__Renew rn = CARREL__RENEW__INIT;
+        rn.card = (char *)card;
+        rn.barcode = all ? NULL : argv[optind + 1 + i];
+        if (override) {
+            rn.has_override = rn.override = 1;
+            rn.override_reason = (char *)override;
+        }
+        req.body_case = CARREL__REQUEST__BODY_RENEW;
+        req.renew = &rn;
+        Carrel__Response *r = NULL;
+        bool json = cli->json;
+        cli->json = false;
+        int code = circ_send(cli, &req, &r);
+        cli->json = json;
+        if (code != EXIT_OK) {
+            worst = code;
+            if (code == EXIT_NETWORK)
+                break;
+            continue;
+        }
+        for (size_t k = 0; k < r->renew->n_results; k++) {
+            const Carrel__RenewResult *x = r->renew->results[k];
+            if (!x->renewed && worst == EXIT_OK)
+                worst = EXIT_SERVER;
+            if (json)
+                json_message(&j, &x->base);
+            else if (x->renewed)
+                printf("%s  %s  renewed, due %s\n", x->barcode, x->title, x->due_date);
+            else
+                printf("%s  %s  NOT renewed (%s): %s\n", x->barcode, x->title, x->reason,
+                       x->message);
+        }
+        if (!json && all)
+            printf("%d renewed, %d refused\n", r->renew->renewed, r->renew->refused);
+        carrel__response__free_unpacked(r, NULL);
+    }
+    json_array_end(&j);
+    if (cli->json)
+        json_print(&j, stdout);
+    json_free(&j);
+    return worst;
+}
+
+/* ---- account ---- */
+
+static int cmd_account(cli_t *cli, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: account CARD");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__AccountGet g = CARREL__ACCOUNT_GET__INIT;
+    g.card = argv[1];
+    req.body_case = CARREL__REQUEST__BODY_ACCOUNT_GET;
+    req.account_get = &g;
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    const Carrel__Account *a = r->account;
+    if (cli->json) {
+        cli_print_json(&a->base);
+    } else {
+        char bal[32];
+        money(bal, sizeof(bal), a->balance_cents);
+        printf("%s  %s (%s)%s%s\n", a->card, a->name, a->category, a->expired ? "  EXPIRED" : "",
+               a->blocked ? "  BLOCKED" : "");
+        if (a->desk_alert && a->desk_alert[0])
+            printf("  ALERT: %s\n", a->desk_alert);
+        printf("  %d out, %d overdue; balance %s\n\n", a->loans_out, a->overdue, bal);
+        if (a->n_loans) {
+            static const char *const headers[] = {"Barcode", "Title", "Due", "Renewals", ""};
+            table_t *t = table_new(5, headers);
+            for (size_t i = 0; i < a->n_loans; i++) {
+                const Carrel__Loan *l = a->loans[i];
+                char title[60], ren[16];
+                snprintf(title, sizeof(title), "%s", l->title);
+                snprintf(ren, sizeof(ren), "%d/%d", l->renewals, l->renewals_allowed);
+                const char *row[] = {l->barcode, title, l->due_date, ren,
+                                     l->overdue ? "OVERDUE" : ""};
+                table_add(t, row);
+            }
+            table_print(t, stdout);
+        }
+        if (a->n_ledger) {
+            printf("\n");
+            static const char *const headers[] = {"When", "Kind", "Amount", "Item", "Note"};
+            table_t *t = table_new(5, headers);
+            for (size_t i = 0; i < a->n_ledger; i++) {
+                const Carrel__LedgerEntry *e = a->ledger[i];
+                char amount[32], when[20];
+                money(amount, sizeof(amount), e->amount_cents);
+                snprintf(when, sizeof(when), "%.10s", e->at);
+                const char *row[] = {when, e->kind, amount, e->barcode, e->note};
+                table_add(t, row);
+            }
+            table_print(t, stdout);
+        }
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* "12.50" -> 1250, or -1. */
+static int64_t circ_amount(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (*end != '\0' || v <= 0 || v > 1e6)
+        return -1;
+    return (int64_t)(v * 100 + 0.5);
+}
+
+static int circ_ledger(cli_t *cli, int argc, char **argv, const char *kind)
+{
+    const char *note = NULL;
+    static const struct option opts[] = {{"note", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+        if (ch == 'n')
+            note = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    int64_t cents = argc - optind == 2 ? circ_amount(argv[optind + 1]) : -1;
+    if (cents < 0)
+        return cli_fail(cli, EXIT_USAGE, "usage: %s CARD AMOUNT [--note TEXT]", kind);
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__LedgerPost p = CARREL__LEDGER_POST__INIT;
+    p.card = argv[optind];
+    p.kind = (char *)kind;
+    p.has_amount_cents = 1;
+    p.amount_cents = cents;
+    p.note = (char *)note;
+    req.body_case = CARREL__REQUEST__BODY_LEDGER_POST;
+    req.ledger_post = &p;
+    Carrel__Response *r = NULL;
+    int code = circ_send(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json) {
+        cli_print_json(&r->ledger_entry->base);
+    } else {
+        char amount[32];
+        money(amount, sizeof(amount), r->ledger_entry->amount_cents);
+        printf("recorded %s of %s\n", kind, amount);
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_pay(cli_t *cli, int argc, char **argv)
+{
+    return circ_ledger(cli, argc, argv, "payment");
+}
+
+static int cmd_waive(cli_t *cli, int argc, char **argv)
+{
+    return circ_ledger(cli, argc, argv, "waiver");
+}
+
+static int cmd_charge(cli_t *cli, int argc, char **argv)
+{
+    return circ_ledger(cli, argc, argv, "charge");
+}
+
+/* ---- item marks and in-house use ---- */
+
+static int cmd_item_mark(cli_t *cli, int argc, char **argv)
+{
+    const char *note = NULL;
+    static const struct option opts[] = {{"note", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+        if (ch == 'n')
+            note = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (argc - optind != 2)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: item mark BARCODE lost|claims_returned|damaged|missing|found");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__ItemMark m = CARREL__ITEM_MARK__INIT;
+    m.barcode = argv[optind];
+    m.mark = argv[optind + 1];
+    m.note = (char *)note;
+    req.body_case = CARREL__REQUEST__BODY_ITEM_MARK;
+    req.item_mark = &m;
+    Carrel__Response *r = NULL;
+    int code = circ_send(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&r->item_mark->base);
+    else
+        printf("%s  %s\n", m.barcode, r->item_mark->message);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_item_use(cli_t *cli, int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: item use BARCODE...");
+    int worst = EXIT_OK;
+    for (int i = 1; i < argc; i++) {
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__InHouseUse u = CARREL__IN_HOUSE_USE__INIT;
+        u.barcode = argv[i];
+        req.body_case = CARREL__REQUEST__BODY_IN_HOUSE_USE;
+        req.in_house_use = &u;
+        Carrel__Response *r = NULL;
+        int code = circ_send(cli, &req, &r);
+        if (code != EXIT_OK) {
+            worst = code;
+            continue;
+        }
+        if (cli->json)
+            cli_print_json(&r->in_house_use->base);
+        else
+            printf("%s  in-house use counted\n", argv[i]);
+        carrel__response__free_unpacked(r, NULL);
+    }
+    return worst;
+}
+
+/* ---- loan rules ---- */
+
+static void circ_print_int(char *out, size_t n, protobuf_c_boolean has, int64_t v)
+{
+    if (has)
+        snprintf(out, n, "%lld", (long long)v);
+    else
+        snprintf(out, n, "-");
+}
+
+static int cmd_policy_list(cli_t *cli, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__PolicyList l = CARREL__POLICY_LIST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_POLICY_LIST;
+    req.policy_list = &l;
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json) {
+        cli_print_json(&r->policies->base);
+    } else {
+        static const char *const headers[] = {"Id",  "Category", "Type",  "Branch",
+                                              "Loan", "Renew",   "Max",   "Max/type",
+                                              "Fine/day", "Grace", "Circulates"};
+        table_t *t = table_new(11, headers);
+        for (size_t i = 0; i < r->policies->n_policies; i++) {
+            const Carrel__Policy *p = r->policies->policies[i];
+            char id[16], loan[24], ren[8], max[16], maxt[16], fine[24], grace[8];
+            snprintf(id, sizeof(id), "%lld", (long long)p->id);
+            if (p->loan_hours > 0)
+                snprintf(loan, sizeof(loan), "%d hours", p->loan_hours);
+            else
+                snprintf(loan, sizeof(loan), "%d days", p->loan_days);
+            snprintf(ren, sizeof(ren), "%d", p->renewals);
+            circ_print_int(max, sizeof(max), p->has_max_loans, p->max_loans);
+            circ_print_int(maxt, sizeof(maxt), p->has_max_loans_of_type, p->max_loans_of_type);
+            money(fine, sizeof(fine), p->fine_cents_per_day);
+            snprintf(grace, sizeof(grace), "%d", p->grace_days);
+            const char *row[] = {id,
+                                 p->patron_category[0] ? p->patron_category : "*",
+                                 p->item_type[0] ? p->item_type : "*",
+                                 p->branch[0] ? p->branch : "*",
+                                 loan,
+                                 ren,
+                                 max,
+                                 maxt,
+                                 fine,
+                                 grace,
+                                 p->circulates ? "yes" : "no"};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_policy_set(cli_t *cli, int argc, char **argv)
+{
+    Carrel__Policy p = CARREL__POLICY__INIT;
+    static const struct option opts[] = {
+        {"category", required_argument, NULL, 'c'}, {"type", required_argument, NULL, 't'},
+        {"branch", required_argument, NULL, 'b'},   {"days", required_argument, NULL, 'd'},
+        {"hours", required_argument, NULL, 'H'},    {"renewals", required_argument, NULL, 'r'},
+        {"max", required_argument, NULL, 'm'},      {"max-of-type", required_argument, NULL, 'M'},
+        {"fine", required_argument, NULL, 'f'},     {"fine-max", required_argument, NULL, 'F'},
+        {"grace", required_argument, NULL, 'g'},    {"no-circulate", no_argument, NULL, 'n'},
+        {"holds-allow-renewal", no_argument, NULL, 'R'},
+        {"no-lost-charge", no_argument, NULL, 'L'}, {"remove", required_argument, NULL, 'x'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:t:b:d:H:r:m:M:f:F:g:nRLx:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': p.patron_category = optarg; break;
+        case 't': p.item_type = optarg; break;
+        case 'b': p.branch = optarg; break;
+        case 'd': p.has_loan_days = 1; p.loan_days = atoi(optarg); break;
+        case 'H': p.has_loan_hours = 1; p.loan_hours = atoi(optarg); break;
+        case 'r': p.has_renewals = 1; p.renewals = atoi(optarg); break;
+        case 'm': p.has_max_loans = 1; p.max_loans = atoi(optarg); break;
+        case 'M': p.has_max_loans_of_type = 1; p.max_loans_of_type = atoi(optarg); break;
+        case 'f':
+            p.has_fine_cents_per_day = 1;
+            p.fine_cents_per_day = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
+            break;
+        case 'F':
+            p.has_fine_max_cents = 1;
+            p.fine_max_cents = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
+            break;
+        case 'g': p.has_grace_days = 1; p.grace_days = atoi(optarg); break;
+        case 'n': p.has_circulates = 1; p.circulates = 0; break;
+        case 'R': p.has_hold_blocks_renewal = 1; p.hold_blocks_renewal = 0; break;
+        case 'L': p.has_charge_lost = 1; p.charge_lost = 0; break;
+        case 'x':
+            p.has_id = p.has_remove = p.remove = 1;
+            p.id = atoll(optarg);
+            break;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (optind != argc)
+        return cli_fail(cli, EXIT_USAGE, "usage: policy set [--category C] [--type T] "
+                                         "[--branch B] --days N ... | policy set --remove ID");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__PolicySave s = CARREL__POLICY_SAVE__INIT;
+    s.policy = &p;
+    req.body_case = CARREL__REQUEST__BODY_POLICY_SAVE;
+    req.policy_save = &s;
+    Carrel__Response *r = NULL;
+    int code = circ_send(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json && r->body_case == CARREL__RESPONSE__BODY_POLICY)
+        cli_print_json(&r->policy->base);
+    else if (cli->json)
+        printf("{\"status\":\"ok\"}\n");
+    else if (r->body_case == CARREL__RESPONSE__BODY_POLICY)
+        printf("saved rule %lld\n", (long long)r->policy->id);
+    else
+        printf("removed rule %lld\n", (long long)p.id);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* ---- calendars ---- */
+
+static void circ_print_calendar(cli_t *cli, const Carrel__Calendar *c)
+{
+    if (cli->json) {
+        cli_print_json(&c->base);
+        return;
+    }
+    static const char *const days[] = {"", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    printf("%s\n", c->branch);
+    for (size_t i = 0; i < c->n_hours; i++)
+        printf("  %s %s-%s\n", days[c->hours[i]->weekday % 8], c->hours[i]->opens,
+               c->hours[i]->closes);
+    for (size_t i = 0; i < c->n_closed; i++)
+        printf("  closed %s%s%s\n", c->closed[i]->day, c->closed[i]->reason[0] ? ": " : "",
+               c->closed[i]->reason);
+}
+
+static int cmd_calendar_show(cli_t *cli, int argc, char **argv)
+{
+    if (argc > 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: calendar show [BRANCH]");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__CalendarGet g = CARREL__CALENDAR_GET__INIT;
+    g.branch = argc == 2 ? argv[1] : NULL;
+    req.body_case = CARREL__REQUEST__BODY_CALENDAR_GET;
+    req.calendar_get = &g;
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    circ_print_calendar(cli, r->calendar);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int circ_calendar_change(cli_t *cli, Carrel__CalendarSave *s)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_CALENDAR_SAVE;
+    req.calendar_save = s;
+    Carrel__Response *r = NULL;
+    int code = circ_send(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    circ_print_calendar(cli, r->calendar);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_calendar_close(cli_t *cli, int argc, char **argv)
+{
+    const char *reason = "";
+    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
+        if (ch == 'r')
+            reason = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (argc - optind < 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: calendar close BRANCH DAY... [--reason TEXT]");
+    Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;
+    s.branch = argv[optind];
+    size_t n = (size_t)(argc - optind - 1);
+    Carrel__ClosedDay *days = calloc(n, sizeof(*days));
+    Carrel__ClosedDay **ptrs = calloc(n, sizeof(*ptrs));
+    if (days == NULL || ptrs == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        carrel__closed_day__init(&days[i]);
+        days[i].day = argv[optind + 1 + (int)i];
+        days[i].reason = (char *)reason;
+        ptrs[i] = &days[i];
+    }
+    s.add_closed = ptrs;
+    s.n_add_closed = n;
+    int code = circ_calendar_change(cli, &s);
+    free(days);
+    free(ptrs);
+    return code;
+}
+
+static int cmd_calendar_open(cli_t *cli, int argc, char **argv)
+{
+    if (argc < 3)
+        return cli_fail(cli, EXIT_USAGE, "usage: calendar open BRANCH DAY...");
+    Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;
+    s.branch = argv[1];
+    s.remove_closed = argv + 2;
+    s.n_remove_closed = (size_t)(argc - 2);
+    return circ_calendar_change(cli, &s);
+}
+
+/* "1=10:00-18:00" ... : the whole week; days not named are closed. */
+static int cmd_calendar_hours(cli_t *cli, int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: calendar hours BRANCH [DAY=HH:MM-HH:MM ...]  (1 = Monday)");
+    Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;
+    s.branch = argv[1];
+    s.has_hours_set = s.hours_set = 1;
+    size_t n = (size_t)(argc - 2);
+    Carrel__OpenHours *hours = calloc(n + 1, sizeof(*hours));
+    Carrel__OpenHours **ptrs = calloc(n + 1, sizeof(*ptrs));
+    char (*texts)[2][8] = calloc(n + 1, sizeof(*texts));
+    if (hours == NULL || ptrs == NULL || texts == NULL)
+        abort();
+    int code = EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        int d = 0, h1 = 0, m1 = 0, h2 = 0, m2 = 0;
+        if (sscanf(argv[2 + i], "%d=%d:%d-%d:%d", &d, &h1, &m1, &h2, &m2) != 5) {
+            code = cli_fail(cli, EXIT_USAGE, "'%s' is not DAY=HH:MM-HH:MM", argv[2 + i]);
+            break;
+        }
+        carrel__open_hours__init(&hours[i]);
+        hours[i].has_weekday = 1;
+        hours[i].weekday = d;
+        snprintf(texts[i][0], 8, "%02d:%02d", h1 % 100, m1 % 100);
+        snprintf(texts[i][1], 8, "%02d:%02d", h2 % 100, m2 % 100);
+        hours[i].opens = texts[i][0];
+        hours[i].closes = texts[i][1];
+        ptrs[i] = &hours[i];
+    }
+    s.hours = ptrs;
+    s.n_hours = n;
+    if (code == EXIT_OK)
+        code = circ_calendar_change(cli, &s);
+    free(hours);
+    free(ptrs);
+    free(texts);
+    return code;
+}
+
+const command_t circ_commands[] = {
+    {"checkout", cmd_checkout, true, "CARD ITEM... [--override REASON]",
+     "lend items to a patron at this branch; a refused item says why"},
+    {"checkin", cmd_checkin, true, "ITEM... [--date WHEN] [--slips]",
+     "return items (backdated with --date for the book drop) and say where each goes"},
+    {"renew", cmd_renew, true, "CARD ITEM... | CARD --all [--override REASON]",
+     "renew some or all of a patron's loans; exit 4 if any was refused"},
+    {"account", cmd_account, true, "CARD", "a patron's loans, due dates, charges and payments"},
+    {"pay", cmd_pay, true, "CARD AMOUNT [--note TEXT]", "record a payment"},
+    {"waive", cmd_waive, true, "CARD AMOUNT --note WHY", "waive an amount (librarians)"},
+    {"charge", cmd_charge, true, "CARD AMOUNT [--note TEXT]", "add a charge (librarians)"},
+    {"item mark", cmd_item_mark, true,
+     "BARCODE lost|claims_returned|damaged|missing|found [--note TEXT]",
+     "mark an item; lost bills the patron the item's price where the rules say so"},
+    {"item use", cmd_item_use, true, "BARCODE...", "count in-library use of items"},
+    {"policy list", cmd_policy_list, true, "", "the loan rules"},
+    {"policy set", cmd_policy_set, true,
+     "[--category C] [--type T] [--branch B] [--days N | --hours N] [--renewals N] [--max N] "
+     "[--max-of-type N] [--fine 0.25] [--fine-max 5.00] [--grace N] [--no-circulate] "
+     "[--holds-allow-renewal] [--no-lost-charge] | --remove ID",
+     "add or change a loan rule (administrators)"},
+    {"calendar show", cmd_calendar_show, true, "[BRANCH]", "a branch's hours and closed days"},
+    {"calendar close", cmd_calendar_close, true, "BRANCH DAY... [--reason TEXT]",
+     "close a branch on days (YYYY-MM-DD); due dates skip them"},
+    {"calendar open", cmd_calendar_open, true, "BRANCH DAY...", "remove closed days"},
+    {"calendar hours", cmd_calendar_hours, true, "BRANCH [DAY=HH:MM-HH:MM ...]",
+     "set a branch's weekly hours (1 = Monday); days not named are closed"},
+    {NULL, NULL, false, NULL, NULL},
+};

@@ -1,0 +1,607 @@
+#!/usr/bin/env python3
+"""Circulation: rules, refusals and overrides, routing, fines, renewals, marks,
+idempotency, privacy, and the database invariants under racing desks."""
+
+import os
+import random
+import sys
+import threading
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import pb_message  # noqa: E402
+
+REQ_CHECKOUT, REQ_CHECKIN, REQ_RENEW = 80, 81, 82
+RESP_CHECKOUT, RESP_CHECKIN, RESP_RENEW = 80, 81, 82
+PASSWORD = "staff-password-123"
+env = None
+main = None
+BRANCHES = ["ALB", "BAR", "CMP", "DWN", "DWT", "PRK", "RPK"]
+
+
+def mod10(stem):
+    total = 0
+    for i, ch in enumerate(reversed(stem)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return stem + str((10 - total % 10) % 10)
+
+
+_seq = [1000]
+
+
+def new_item(branch="DWN", item_type="book", price="24.95", title="Circulation test copy"):
+    """A fresh bib-less-heavy item: one bib per title, valid Codabar barcode."""
+    _seq[0] += 1
+    barcode = mod10("3123490%06d" % _seq[0])
+    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', '%s' WHERE NOT EXISTS "
+             "(SELECT 1 FROM bib WHERE title = '%s')" % (title, title))
+    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
+             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = '%s'), b.id, b.id,"
+             " '%s', %d FROM branch b WHERE b.code = '%s'"
+             % (barcode, title, item_type, int(float(price) * 100), branch))
+    return barcode
+
+
+def new_patron(category="adult", branch="DWN", expires="2099-01-01", keep_history=False):
+    _seq[0] += 1
+    card = mod10("2123490%06d" % _seq[0])
+    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
+             " expires_on, keep_history) SELECT '%s', 'Test', 'Patron%d', b.id, '%s', '%s', %s"
+             " FROM branch b WHERE b.code = '%s'"
+             % (card, _seq[0], category, expires, "true" if keep_history else "false", branch))
+    return card
+
+
+def setUpModule():
+    global env, main
+    env = harness.Env()
+    try:
+        env.start()
+        main = env.daemon(db_pool_size=8, max_inflight=256)
+        admin = env.profile(main)
+        for ws, branch in [("desk-prk", "PRK"), ("desk-alb", "ALB"), ("desk-bar", "BAR"),
+                           ("desk-cmp", "CMP"), ("desk-dwt", "DWT"), ("desk-rpk", "RPK"),
+                           ("desk-dwn-2", "DWN")]:
+            assert env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch).code == 0
+        pw = os.path.join(env.dir, "staff.pw")
+        with open(pw, "w") as f:
+            f.write(PASSWORD + "\n")
+        for user, role, branches in [("clara", "clerk", "DWN"), ("libby", "librarian", "DWN"),
+                                     ("pat", "clerk", "PRK"),
+                                     ("roamer", "coordinator", "DWN")]:
+            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
+                           "--role", role, "--branch", branches, "--new-password-file", pw)
+            assert r.code == 0, r
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    try:
+        problems = env.psql("SELECT count(*) FROM circ_invariants()")
+        assert problems == "0", env.psql("SELECT * FROM circ_invariants()")
+    finally:
+        env.stop()
+
+
+def carrel(*args, user="clara", ws="desk-dwn"):
+    pw = harness.ADMIN_PASSWORD if user == "admin" else PASSWORD
+    return env.carrel(env.profile(main, ws, user, pw), *args)
+
+
+def checkout(card, barcode, *extra, **kw):
+    r = carrel("checkout", card, barcode, *extra, **kw)
+    return r
+
+
+class Basics(unittest.TestCase):
+    def test_checkout_checkin_and_account(self):
+        card, item = new_patron(), new_item()
+        r = checkout(card, item)
+        self.assertEqual(r.code, 0, r)
+        loan = r.json[0]
+        self.assertEqual(loan["barcode"], item)
+        self.assertIn("Due:", loan["slip"])
+        self.assertIn("Circulation test copy", loan["slip"])
+        self.assertIn("card ending " + card[-4:], loan["slip"])
+        due = env.psql("SELECT library_today() + 21")
+        # Downtown is closed on Sundays: a due date that lands there moves on.
+        if env.psql("SELECT extract(isodow FROM library_today() + 21)") == "7":
+            due = env.psql("SELECT library_today() + 22")
+        self.assertEqual(loan["due_date"], due)
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
+                         "checked_out")
+        acc = carrel("account", card).json
+        self.assertEqual(acc["loans_out"], 1)
+        self.assertEqual(acc["loans"][0]["barcode"], item)
+        self.assertFalse(acc["loans"][0]["overdue"])
+        r = carrel("checkin", item)
+        self.assertEqual(r.code, 0, r)
+        back = r.json[0]
+        self.assertTrue(back["was_on_loan"])
+        self.assertEqual(back["route"], "shelf")
+        self.assertIn("Return to shelf", back["message"])
+        self.assertEqual(carrel("account", card).json["loans_out"], 0)
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
+                         "available")
+
+    def test_due_date_skips_closed_days(self):
+        card, item = new_patron(), new_item()
+        target = env.psql("SELECT library_today() + 21")
+        nxt = env.psql("SELECT library_today() + 22")
+        r = carrel("calendar", "close", "DWN", target, nxt, "--reason", "Inventory",
+                   user="admin")
+        self.assertEqual(r.code, 0, r)
+        try:
+            due = checkout(card, item).json[0]["due_date"]
+            self.assertGreater(due, nxt)
+            self.assertEqual(env.psql("SELECT branch_is_open(b.id, '%s') FROM branch b "
+                                      "WHERE code = 'DWN'" % due), "t")
+        finally:
+            carrel("calendar", "open", "DWN", target, nxt, user="admin")
+            carrel("checkin", item)
+
+    def test_hourly_loans(self):
+        r = carrel("policy", "set", "--type", "equipment", "--hours", "4", "--renewals", "0",
+                   user="admin")
+        self.assertEqual(r.code, 0, r)
+        card, laptop = new_patron(), new_item(item_type="equipment", title="Laptop 7")
+        loan = checkout(card, laptop).json[0]
+        hours = float(env.psql("SELECT round(extract(epoch FROM (due_at - now())) / 3600) FROM loan"
+                               " WHERE id = %d" % loan["loan_id"]))
+        self.assertEqual(hours, 4)
+        carrel("checkin", laptop)
+
+    def test_request_key_required_and_checked(self):
+        w = main.logged_in_wire("desk-dwn", "clara", PASSWORD)
+        body = pb_message((1, new_patron()), (2, new_item()))
+        r = w.call(REQ_CHECKOUT, body)
+        self.assertEqual((r.status, r.reason), ("bad_request", "request_key"))
+        r = w.call(REQ_CHECKOUT, body, key="not-a-uuid")
+        self.assertEqual((r.status, r.reason), ("bad_request", "request_key"))
+        w.close()
+
+
+class Refusals(unittest.TestCase):
+    def refused(self, r, reason, overridable=True):
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("(%s)" % reason, r.stderr, r)
+        if overridable:
+            self.assertIn("can be overridden", r.stderr)
+        else:
+            self.assertNotIn("can be overridden", r.stderr)
+
+    def test_patron_refusals_and_override(self):
+        expired = new_patron(expires="2020-01-01")
+        item = new_item()
+        self.refused(checkout(expired, item), "patron_expired")
+        # A clerk cannot override; a librarian can, with a reason that is kept.
+        r = checkout(expired, item, "--override", "renewing card today")
+        self.assertIn("forbidden", r.stderr)
+        r = checkout(expired, item, "--override", "renewing card today", user="libby")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json[0]["overridden"], ["patron_expired"])
+        self.assertEqual(env.psql("SELECT override_reason FROM loan WHERE id = %d"
+                                  % r.json[0]["loan_id"]), "renewing card today")
+        self.assertGreaterEqual(int(env.psql("SELECT count(*) FROM circ_event WHERE action = "
+                                             "'override'")), 1)
+        carrel("checkin", item)
+
+        blocked = new_patron()
+        self.assertEqual(carrel("patron", "block", blocked, "--reason", "Damaged books",
+                                user="libby").code, 0)
+        self.refused(checkout(blocked, new_item()), "patron_blocked")
+
+    def test_owing_blocks_checkout(self):
+        card = new_patron()
+        self.assertEqual(carrel("charge", card, "12.00", "--note", "Lost card fee",
+                                user="libby").code, 0)
+        self.refused(checkout(card, new_item()), "patron_owes")
+        self.assertEqual(carrel("pay", card, "5.00").code, 0)
+        self.assertEqual(checkout(card, new_item()).code, 0)
+        acc = carrel("account", card).json
+        self.assertEqual(acc["balance_cents"], 700)
+        kinds = [e["kind"] for e in acc["ledger"]]
+        self.assertEqual(sorted(kinds), ["charge", "payment"])
+        r = carrel("waive", card, "7.00", "--note", "goodwill")
+        self.assertIn("forbidden", r.stderr)  # clerks record payments only
+        self.assertEqual(carrel("waive", card, "7.00", "--note", "goodwill", user="libby").code, 0)
+        self.assertEqual(carrel("account", card).json["balance_cents"], 0)
+
+    def test_limits(self):
+        r = carrel("policy", "set", "--category", "juvenile", "--days", "14", "--max", "2",
+                   user="admin")
+        self.assertEqual(r.code, 0, r)
+        card = new_patron(category="juvenile")
+        items = [new_item() for _ in range(3)]
+        self.assertEqual(checkout(card, items[0]).code, 0)
+        self.assertEqual(checkout(card, items[1]).code, 0)
+        self.refused(checkout(card, items[2]), "loan_limit")
+        due = env.psql("SELECT due_at::date - checkout_at::date FROM loan l JOIN item i "
+                       "ON i.id = l.item_id WHERE i.barcode = '%s'" % items[0])
+        self.assertIn(int(due), (14, 15, 16))  # 14 days, or past a closed day
+        dvd_card = new_patron()
+        dvds = [new_item(item_type="dvd", title="Some DVD") for _ in range(11)]
+        for d in dvds[:10]:
+            self.assertEqual(checkout(dvd_card, d).code, 0)
+        self.refused(checkout(dvd_card, dvds[10]), "item_type_limit")
+        for b in items[:2] + dvds[:10]:
+            carrel("checkin", b)
+
+    def test_item_refusals(self):
+        a, b = new_patron(), new_patron()
+        item = new_item()
+        self.assertEqual(checkout(a, item).code, 0)
+        r = checkout(a, item)
+        self.refused(r, "already_checked_out", overridable=False)
+        self.refused(checkout(b, item), "item_on_loan")
+        # Overriding "on loan to another" ends that loan first.
+        r = checkout(b, item, "--override", "patron A returned it at the desk", user="libby")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(carrel("account", a).json["loans_out"], 0)
+        self.assertEqual(carrel("account", b).json["loans_out"], 1)
+        carrel("checkin", item)
+        ref = new_item(item_type="reference", title="Encyclopedia")
+        self.refused(checkout(a, ref), "item_not_circulating")
+        r = checkout(a, "31234999999999")
+        self.assertEqual((r.code, "item_not_found" in r.stderr), (4, True), r)
+        r = checkout("21234999999999", item)
+        self.assertIn("patron_not_found", r.stderr)
+        lost = new_item()
+        self.assertEqual(carrel("item", "mark", lost, "missing").code, 0)
+        self.refused(checkout(a, lost), "item_status")
+
+
+class Routing(unittest.TestCase):
+    def test_transit_home_forward_and_receive(self):
+        card = new_patron()
+        prk_item = new_item(branch="PRK")
+        self.assertEqual(checkout(card, prk_item).code, 0)  # lent at Downtown
+        back = carrel("checkin", prk_item).json[0]
+        self.assertEqual(back["route"], "transit")
+        self.assertEqual(back["destination_branch"], "PRK")
+        self.assertIn("ROUTE TO Park Street Branch at the Lyric", back["message"])
+        self.assertIn("TRANSIT", back["slip"])
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % prk_item),
+                         "in_transit")
+        # Scanned on the way at Albany: forwarded, still one transit.
+        fwd = carrel("checkin", prk_item, user="roamer", ws="desk-alb").json[0]
+        self.assertEqual((fwd["route"], fwd["destination_branch"]), ("transit", "PRK"))
+        self.assertEqual(env.psql("SELECT count(*) FROM transit t JOIN item i ON i.id = t.item_id "
+                                  "WHERE i.barcode = '%s'" % prk_item), "1")
+        got = carrel("checkin", prk_item, user="pat", ws="desk-prk").json[0]
+        self.assertEqual(got["route"], "shelf")
+        self.assertEqual(env.psql("SELECT status || ' ' || b.code FROM item i JOIN branch b ON "
+                                  "b.id = i.current_branch_id WHERE barcode = '%s'" % prk_item),
+                         "available PRK")
+        self.assertEqual(env.psql("SELECT count(*) FROM transit t JOIN item i ON i.id = t.item_id"
+                                  " WHERE i.barcode = '%s' AND received_at IS NOT NULL"
+                                  % prk_item), "1")
+
+    def test_checkin_fixes_status(self):
+        item = new_item()
+        env.psql("UPDATE item SET status = 'lost' WHERE barcode = '%s'" % item)
+        back = carrel("checkin", item).json[0]
+        self.assertFalse(back["was_on_loan"])
+        self.assertIn("status corrected from lost", back["message"])
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
+                         "available")
+        again = carrel("checkin", item).json[0]
+        self.assertIn("Was not checked out", again["message"])
+
+
+class Fines(unittest.TestCase):
+    def test_backdated_checkin_and_fines(self):
+        self.assertEqual(carrel("policy", "set", "--category", "senior", "--days", "7",
+                                "--fine", "0.25", "--fine-max", "1.00", "--grace", "1",
+                                user="admin").code, 0)
+        card = new_patron(category="senior")
+        item = new_item()
+        loan = checkout(card, item).json[0]
+        # Pretend it was due six days ago; returned in the book drop four days ago.
+        env.psql("UPDATE loan SET checkout_at = now() - interval '13 days', "
+                 "due_at = now() - interval '6 days' WHERE id = %d" % loan["loan_id"])
+        when = env.psql("SELECT to_json(now() - interval '4 days')#>>'{}'")
+        back = carrel("checkin", item, "--date", when).json[0]
+        # 2 days late, 1 of grace: one day at $0.25.
+        self.assertEqual(back["fine_cents"], 25)
+        self.assertIn("fine $0.25", back["message"])
+        acc = carrel("account", card).json
+        self.assertEqual(acc["balance_cents"], 25)
+        self.assertEqual(acc["ledger"][0]["kind"], "fine")
+        # Late by a lot: capped at the maximum.
+        item2 = new_item()
+        loan2 = checkout(card, item2).json[0]
+        env.psql("UPDATE loan SET checkout_at = now() - interval '60 days', "
+                 "due_at = now() - interval '40 days' WHERE id = %d" % loan2["loan_id"])
+        self.assertEqual(carrel("checkin", item2).json[0]["fine_cents"], 100)
+        r = carrel("checkin", new_item(), "--date", "2999-01-01T00:00:00Z")
+        self.assertIn("future", r.stderr)
+
+    def test_fine_free_by_default(self):
+        card, item = new_patron(), new_item()
+        loan = checkout(card, item).json[0]
+        env.psql("UPDATE loan SET checkout_at = now() - interval '60 days', "
+                 "due_at = now() - interval '30 days' WHERE id = %d" % loan["loan_id"])
+        self.assertTrue(carrel("account", card).json["loans"][0]["overdue"])
+        self.assertEqual(carrel("checkin", item).json[0]["fine_cents"], 0)
+
+
+class Renewals(unittest.TestCase):
+    def test_renew_one_all_and_limit(self):
+        card = new_patron()
+        items = [new_item(), new_item(), new_item(item_type="dvd", title="Renewable DVD")]
+        for b in items:
+            self.assertEqual(checkout(card, b).code, 0)
+        env.psql("UPDATE loan SET due_at = now() + interval '1 day' WHERE returned_at IS NULL "
+                 "AND item_id IN (SELECT id FROM item WHERE barcode IN ('%s'))" % "','".join(items))
+        r = carrel("renew", card, items[0])
+        self.assertEqual(r.code, 0, r)
+        self.assertTrue(r.json[0]["renewed"])
+        self.assertEqual(r.json[0]["renewals"], 1)
+        r = carrel("renew", card, "--all")
+        self.assertEqual(r.code, 0, r)
+        by = {x["barcode"]: x for x in r.json}
+        self.assertTrue(by[items[0]]["renewed"])
+        self.assertTrue(by[items[1]]["renewed"])
+        self.assertTrue(by[items[2]]["renewed"])
+        r = carrel("renew", card, "--all")
+        self.assertEqual(r.code, 4, r)  # the DVD allows one renewal only
+        by = {x["barcode"]: x for x in r.json}
+        self.assertEqual(by[items[2]]["reason"], "renewal_limit")
+        self.assertTrue(by[items[1]]["renewed"])
+        r = carrel("renew", card, items[2], "--override", "patron is homebound", user="libby")
+        self.assertTrue(r.json[0]["renewed"], r)
+        r = carrel("renew", card, new_item())
+        self.assertIn("not_on_loan", r.stderr)
+        for b in items:
+            carrel("checkin", b)
+
+    def test_expired_patron_cannot_renew(self):
+        card, item = new_patron(), new_item()
+        checkout(card, item)
+        env.psql("UPDATE patron SET expires_on = '2021-01-01' WHERE card = '%s'" % card)
+        r = carrel("renew", card, item)
+        self.assertEqual(r.json[0]["reason"], "patron_expired")
+        carrel("checkin", item)
+
+
+class Marks(unittest.TestCase):
+    def test_lost_found_claims_damaged_use(self):
+        card, item = new_patron(), new_item(price="30.00")
+        checkout(card, item)
+        r = carrel("item", "mark", item, "lost")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["charged_cents"], 3000)
+        self.assertEqual(r.json["item"]["status"], "lost")
+        acc = carrel("account", card).json
+        self.assertEqual((acc["loans_out"], acc["balance_cents"]), (0, 3000))
+        r = carrel("item", "mark", item, "found")
+        self.assertEqual(r.json["charged_cents"], -3000)
+        self.assertEqual(r.json["item"]["status"], "available")
+        self.assertEqual(carrel("account", card).json["balance_cents"], 0)
+
+        other = new_item()
+        checkout(card, other)
+        r = carrel("item", "mark", other, "claims_returned")
+        self.assertEqual(r.json["item"]["status"], "claimed_returned")
+        self.assertEqual(carrel("account", card).json["loans_out"], 0)
+        self.assertEqual(carrel("item", "mark", other, "found").json["item"]["status"],
+                         "available")
+
+        shelf = new_item()
+        self.assertEqual(carrel("item", "mark", shelf, "damaged").json["item"]["status"],
+                         "damaged")
+        checkout(card, (busy := new_item()))
+        r = carrel("item", "mark", busy, "missing")
+        self.assertIn("on_loan", r.stderr)
+        carrel("checkin", busy)
+        r = carrel("item", "use", shelf, shelf)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(env.psql("SELECT in_house_uses FROM item WHERE barcode = '%s'" % shelf),
+                         "2")
+        events = env.psql("SELECT string_agg(action, ',' ORDER BY e.id) FROM circ_event e "
+                          "JOIN item i ON i.id = e.item_id WHERE i.barcode = '%s'" % item)
+        self.assertEqual(events, "checkout,lost,found")
+
+
+class Privacy(unittest.TestCase):
+    def test_history_only_when_chosen(self):
+        private, keeper = new_patron(), new_patron(keep_history=True)
+        a, b = new_item(), new_item()
+        checkout(private, a)
+        checkout(keeper, b)
+        self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN patron p ON p.id = l.patron_id"
+                                  " WHERE p.card = '%s'" % private), "1")
+        carrel("checkin", a)
+        carrel("checkin", b)
+        self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN patron p ON p.id = l.patron_id"
+                                  " WHERE p.card = '%s'" % private), "0")
+        self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN patron p ON p.id = l.patron_id"
+                                  " WHERE p.card = '%s'" % keeper), "1")
+        # Statistics still count the loan, without anyone's identity.
+        self.assertEqual(env.psql("SELECT count(*) FROM circ_event e JOIN item i ON "
+                                  "i.id = e.item_id WHERE i.barcode = '%s' AND "
+                                  "e.patron_category = 'adult'" % a), "2")
+        cols = env.psql("SELECT string_agg(column_name, ',') FROM information_schema.columns "
+                        "WHERE table_name = 'circ_event'")
+        self.assertNotIn("patron_id", cols)
+
+
+class Consistency(unittest.TestCase):
+    def test_one_open_loan_per_item_is_a_constraint(self):
+        card, item = new_patron(), new_item()
+        checkout(card, item)
+        with self.assertRaises(Exception):
+            env.psql("INSERT INTO loan (item_id, patron_id, patron_category, item_type, "
+                     "checkout_branch_id, due_at) SELECT i.id, p.id, 'adult', 'book', 1, now() "
+                     "FROM item i, patron p WHERE i.barcode = '%s' AND p.card = '%s'"
+                     % (item, card))
+        carrel("checkin", item)
+
+    def test_retry_with_same_key_applies_once(self):
+        card, item = new_patron(), new_item()
+        key = str(uuid.uuid4())
+        w1 = main.logged_in_wire("desk-dwn", "clara", PASSWORD)
+        w2 = main.logged_in_wire("desk-dwn-2", "clara", PASSWORD)
+        body = pb_message((1, card), (2, item))
+        # Both at once (a retry racing the original), then once more later.
+        i1 = w1.send(REQ_CHECKOUT, body, key=key)
+        i2 = w2.send(REQ_CHECKOUT, body, key=key)
+        r1 = w1.recv()
+        r2 = w2.recv()
+        self.assertEqual((r1.status, r2.status), ("ok", "ok"), (r1, r2))
+        r3 = w1.call(REQ_CHECKOUT, body, key=key)
+        loan_ids = {r.body(RESP_CHECKOUT)[1][0] for r in (r1, r2, r3)}
+        self.assertEqual(len(loan_ids), 1)
+        self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN item i ON i.id = l.item_id "
+                                  "WHERE i.barcode = '%s'" % item), "1")
+        self.assertEqual(env.psql("SELECT loans_out FROM patron_circ pc JOIN patron p ON "
+                                  "p.id = pc.patron_id WHERE p.card = '%s'" % card), "1")
+        # The same key for another request is refused.
+        r = w1.call(REQ_CHECKIN, pb_message((1, item)), key=key)
+        self.assertEqual((r.status, r.reason), ("conflict", "request_key_reused"))
+        self.assertIsNotNone(i1 and i2)
+        w1.close()
+        w2.close()
+        carrel("checkin", item)
+
+    def test_limit_exact_under_concurrency(self):
+        self.assertEqual(carrel("policy", "set", "--category", "homebound", "--days", "30",
+                                "--max", "5", user="admin").code, 0)
+        card = new_patron(category="homebound")
+        items = [new_item() for _ in range(10)]
+        wires = [main.logged_in_wire("desk-dwn", "clara", PASSWORD) for _ in range(10)]
+        barrier = threading.Barrier(10)
+
+        def desk(i):
+            barrier.wait()
+            return wires[i].call(REQ_CHECKOUT, pb_message((1, card), (2, items[i])),
+                                 key=str(uuid.uuid4()))
+        results = harness.run_parallel(desk, [(i,) for i in range(10)])
+        ok = [r for r in results if r.status == "ok"]
+        refused = [r for r in results if r.status == "refused"]
+        self.assertEqual((len(ok), len(refused)), (5, 5), results)
+        self.assertTrue(all(r.reason == "loan_limit" for r in refused))
+        self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN patron p ON p.id = l.patron_id"
+                                  " WHERE p.card = '%s' AND l.returned_at IS NULL" % card), "5")
+        for w in wires:
+            w.close()
+        for b in items:
+            carrel("checkin", b)
+
+    def test_serialization_failures_are_retried(self):
+        # A trigger that fails the first two attempts like a serialization failure would.
+        env.psql("CREATE SEQUENCE flaky_attempts; "
+                 "CREATE FUNCTION flaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                 "IF nextval('flaky_attempts') <= 2 THEN RAISE EXCEPTION 'simulated' USING "
+                 "ERRCODE = '40001'; END IF; RETURN NEW; END $$; "
+                 "CREATE TRIGGER flaky BEFORE INSERT ON loan FOR EACH ROW EXECUTE FUNCTION flaky();"
+                 "ALTER SEQUENCE flaky_attempts OWNER TO carrel")
+        try:
+            card, item = new_patron(), new_item()
+            r = checkout(card, item)
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(env.psql("SELECT last_value FROM flaky_attempts"), "3")
+            self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN item i ON "
+                                      "i.id = l.item_id WHERE i.barcode = '%s'" % item), "1")
+        finally:
+            env.psql("DROP TRIGGER flaky ON loan; DROP FUNCTION flaky(); "
+                     "DROP SEQUENCE flaky_attempts")
+        carrel("checkin", item)
+
+    def test_seven_branches_racing(self):
+        """7 branches x 3 desks race checkouts, checkins and renewals on shared items."""
+        desks = []
+        wsnames = {"DWN": ["desk-dwn", "desk-dwn-2"], "PRK": ["desk-prk"], "ALB": ["desk-alb"],
+                   "BAR": ["desk-bar"], "CMP": ["desk-cmp"], "DWT": ["desk-dwt"],
+                   "RPK": ["desk-rpk"]}
+        for branch in BRANCHES:
+            for k in range(3):
+                ws = wsnames[branch][k % len(wsnames[branch])]
+                desks.append(main.logged_in_wire(ws, "roamer", PASSWORD))
+        items = [new_item(branch=random.choice(BRANCHES)) for _ in range(40)]
+        patrons = [new_patron() for _ in range(12)]
+        ops_per_desk = 100
+        counts = {"ok": 0, "refused": 0, "conflict": 0, "not_found": 0}
+        lock = threading.Lock()
+
+        def desk(i):
+            rnd = random.Random(i)
+            w = desks[i]
+            for _ in range(ops_per_desk):
+                op = rnd.random()
+                item = rnd.choice(items)
+                card = rnd.choice(patrons)
+                if op < 0.45:
+                    r = w.call(REQ_CHECKOUT, pb_message((1, card), (2, item)),
+                               key=str(uuid.uuid4()))
+                elif op < 0.85:
+                    r = w.call(REQ_CHECKIN, pb_message((1, item)), key=str(uuid.uuid4()))
+                else:
+                    r = w.call(REQ_RENEW, pb_message((1, card), (2, item)),
+                               key=str(uuid.uuid4()))
+                assert r is not None, "connection closed"
+                assert r.status in counts, r
+                with lock:
+                    counts[r.status] += 1
+            return True
+        t0 = time.time()
+        harness.run_parallel(desk, [(i,) for i in range(len(desks))])
+        took = time.time() - t0
+        for w in desks:
+            w.close()
+        total = sum(counts.values())
+        self.assertEqual(total, len(desks) * ops_per_desk)
+        self.assertGreater(counts["ok"], total // 3, counts)
+        self.assertEqual(env.psql("SELECT count(*) FROM circ_invariants()"), "0",
+                         env.psql("SELECT * FROM circ_invariants()"))
+        # Every item's status matches its loans, and events match loans.
+        self.assertEqual(env.psql("SELECT count(*) FROM item i WHERE (i.status = 'checked_out') "
+                                  "<> EXISTS (SELECT 1 FROM loan l WHERE l.item_id = i.id AND "
+                                  "l.returned_at IS NULL)"), "0")
+        print("\n    %d operations by %d desks in %.1f s: %s" % (total, len(desks), took, counts),
+              file=sys.stderr)
+
+
+class Rules(unittest.TestCase):
+    def test_policy_admin_only_and_listed(self):
+        r = carrel("policy", "set", "--type", "book", "--days", "28")
+        self.assertIn("forbidden", r.stderr)
+        r = carrel("policy", "list")
+        self.assertEqual(r.code, 0, r)
+        default = [p for p in r.json["policies"] if not p["patron_category"] and
+                   not p["item_type"] and not p["branch"]][0]
+        self.assertEqual((default["loan_days"], default["renewals"], default["fine_cents_per_day"]),
+                         (21, 2, 0))
+        r = carrel("policy", "set", "--branch", "RPK", "--type", "book", "--days", "28",
+                   user="admin")
+        self.assertEqual(r.code, 0, r)
+        rid = r.json["id"]
+        # Most specific wins: branch beats category beats item type.
+        self.assertEqual(env.psql("SELECT loan_days FROM circ_rule('adult', 'book', "
+                                  "(SELECT id FROM branch WHERE code = 'RPK'))"), "28")
+        self.assertEqual(env.psql("SELECT loan_days FROM circ_rule('adult', 'book', "
+                                  "(SELECT id FROM branch WHERE code = 'DWN'))"), "21")
+        self.assertEqual(carrel("policy", "set", "--remove", str(rid), user="admin").code, 0)
+
+    def test_calendar_permissions(self):
+        r = carrel("calendar", "close", "PRK", "2099-12-24", user="libby")
+        self.assertIn("forbidden", r.stderr)
+        r = carrel("calendar", "hours", "DWN", "1=09:00-17:00", user="clara")
+        self.assertIn("forbidden", r.stderr)
+        r = carrel("calendar", "show", "DWN")
+        self.assertEqual(len(r.json["hours"]), 6, r)
+
+
+if __name__ == "__main__":
+    harness.main()
