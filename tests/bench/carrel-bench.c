@@ -7,7 +7,11 @@
  *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH] WORKLOAD
  *
  * Workloads: ping (no database), branches (one prepared statement per request),
- * search (catalog full-text search for one or two words of tests/bench/words.h).
+ * search (catalog full-text search for one or two words of tests/bench/words.h),
+ * circ (desk i checks out and in its own items BENCH-I-i-00..09 for patron
+ * BENCH-P-i), heavy (the same for patron BENCH-HEAVY, who holds 500 loans),
+ * renewall (renew all of BENCH-HEAVY's loans). Circulation workloads use depth
+ * 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
 #include <getopt.h>
@@ -35,6 +39,8 @@ typedef struct bench_conn {
     uint64_t next_id;
     uint64_t *sent_at; /* indexed by id % BENCH_SLOTS */
     int inflight;
+    int circ_item;   /* circulation workloads: the item in hand (0-9) */
+    bool circ_out;   /* ... and whether it is checked out */
 } bench_conn_t;
 
 struct bench {
@@ -95,6 +101,45 @@ static void bench_send(bench_conn_t *c)
         ping.payload = "bench";
         req.body_case = CARREL__REQUEST__BODY_PING;
         req.ping = &ping;
+        bench_request(c, &req);
+    } else if (!strcmp(b->workload, "circ") || !strcmp(b->workload, "heavy")) {
+        /* Check an item out, then back in, then the next item (see scripts/bench). */
+        bool heavy = b->workload[0] == 'h';
+        char card[32], item[32], key[37];
+        if (heavy)
+            snprintf(card, sizeof(card), "BENCH-HEAVY");
+        else
+            snprintf(card, sizeof(card), "BENCH-P-%05d", c->index);
+        snprintf(item, sizeof(item), heavy ? "BENCH-H-%05d-%02d" : "BENCH-I-%05d-%02d",
+                 c->index, c->circ_item);
+        if (util_uuid4(key) != 0)
+            abort();
+        req.request_key = key;
+        if (!c->circ_out) {
+            Carrel__Checkout co = CARREL__CHECKOUT__INIT;
+            co.card = card;
+            co.barcode = item;
+            req.body_case = CARREL__REQUEST__BODY_CHECKOUT;
+            req.checkout = &co;
+            bench_request(c, &req);
+        } else {
+            Carrel__Checkin ci = CARREL__CHECKIN__INIT;
+            ci.barcode = item;
+            req.body_case = CARREL__REQUEST__BODY_CHECKIN;
+            req.checkin = &ci;
+            bench_request(c, &req);
+            c->circ_item = (c->circ_item + 1) % 10;
+        }
+        c->circ_out = !c->circ_out;
+    } else if (strcmp(b->workload, "renewall") == 0) {
+        char key[37];
+        if (util_uuid4(key) != 0)
+            abort();
+        req.request_key = key;
+        Carrel__Renew rn = CARREL__RENEW__INIT;
+        rn.card = "BENCH-HEAVY";
+        req.body_case = CARREL__REQUEST__BODY_RENEW;
+        req.renew = &rn;
         bench_request(c, &req);
     } else if (strcmp(b->workload, "search") == 0) {
         /* One or two words of the generated catalog's vocabulary. */
@@ -308,8 +353,12 @@ int main(int argc, char **argv)
         return 2;
     }
     b.workload = argv[optind];
-    if (strcmp(b.workload, "ping") && strcmp(b.workload, "branches") &&
-        strcmp(b.workload, "search")) {
+    static const char *const workloads[] = {"ping", "branches", "search", "circ", "heavy",
+                                            "renewall"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+        known = known || strcmp(b.workload, workloads[i]) == 0;
+    if (!known) {
         fprintf(stderr, "unknown workload %s\n", b.workload);
         return 2;
     }
