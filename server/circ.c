@@ -22,14 +22,14 @@
 static const db_stmt_t stmt_checkout = {
     "circ_checkout",
     "SELECT loan_id, barcode, title, " TS("due_at") ", due_date, patron_name, slip, overridden,"
-    "       loans_out"
+    "       loans_out, filled_hold_id"
     "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
 };
 
 static const db_stmt_t stmt_checkin = {
     "circ_checkin",
     "SELECT barcode, title, was_on_loan, route, destination_code, destination_name, fine_cents,"
-    "       message, slip, previous_status, patron_name"
+    "       message, slip, previous_status, patron_name, hold_id"
     "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, $6::timestamptz)",
 };
 
@@ -204,6 +204,10 @@ static void checkout_done(const db_result_t *r, void *arg)
     c->overridden = pgtext_array_parse(a, db_text(res, 0, 7), &c->n_overridden);
     c->has_loans_out = 1;
     c->loans_out = db_int32(res, 0, 8);
+    if (!db_null(res, 0, 9)) {
+        c->has_filled_hold_id = 1;
+        c->filled_hold_id = db_int64(res, 0, 9);
+    }
     if (c->n_overridden)
         log_info(req->conn->id, "%s overrode %s for item %s", request_session(req)->username,
                  c->overridden[0], c->barcode);
@@ -259,6 +263,10 @@ static void checkin_done(const db_result_t *r, void *arg)
     c->slip = circ_str(req, res, 0, 8);
     c->previous_status = circ_str(req, res, 0, 9);
     c->patron_name = circ_str(req, res, 0, 10);
+    if (!db_null(res, 0, 11)) {
+        c->has_hold_id = 1;
+        c->hold_id = db_int64(res, 0, 11);
+    }
     req->resp.body_case = CARREL__RESPONSE__BODY_CHECKIN;
     req->resp.checkin = c;
     request_ok(req);

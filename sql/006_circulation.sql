@@ -357,7 +357,9 @@ DECLARE
     v_keep boolean;
 BEGIN
     SELECT keep_history INTO v_keep FROM patron WHERE id = p_loan.patron_id;
-    UPDATE loan SET returned_at = p_when, return_branch_id = p_branch, outcome = p_outcome,
+    -- greatest(): a transaction's now() can precede a checkout it waited for.
+    UPDATE loan SET returned_at = greatest(p_when, p_loan.checkout_at),
+        return_branch_id = p_branch, outcome = p_outcome,
         -- Privacy: the link to the patron goes unless they chose to keep it.
         patron_id = CASE WHEN v_keep THEN patron_id END
     WHERE id = p_loan.id;
@@ -421,11 +423,46 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------- hooks for holds
+--
+-- Circulation asks these at fixed points; sql/007_holds.sql replaces them
+-- with the hold logic (capture at checkin, fill at checkout, holds blocking
+-- renewals). Here they do nothing.
+
+-- At checkout: a refusal (reason, message) if the copy is held for someone else.
+CREATE FUNCTION circ_hold_check(p_item item, p_patron patron, OUT reason text, OUT message text)
+LANGUAGE sql STABLE AS $$ SELECT NULL::text, NULL::text $$;
+
+-- After a checkout: the hold it filled, if any (p_override: the copy was taken
+-- from someone else's hold).
+CREATE FUNCTION circ_hold_after_checkout(p_item item, p_patron patron, p_loan loan,
+                                         p_override boolean) RETURNS bigint
+LANGUAGE sql AS $$ SELECT NULL::bigint $$;
+
+-- At checkin, once any loan is closed: where the copy goes. hold_id, message
+-- and slip are set when a hold took it; otherwise circ_checkin words them.
+CREATE FUNCTION circ_checkin_route(p_item item, p_branch integer, p_staff bigint,
+                                   OUT route text, OUT destination integer, OUT hold_id bigint,
+                                   OUT message text, OUT slip text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v record;
+BEGIN
+    SELECT * INTO v FROM circ_route(p_item, p_branch, p_staff);
+    route := v.route;
+    destination := v.destination;
+END
+$$;
+
+-- At renewal: does a waiting hold stop it?
+CREATE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$ SELECT false $$;
+
 -- ---------------------------------------------------------------- checkout
 
 CREATE TYPE checkout_result AS (
     loan_id bigint, barcode text, title text, due_at timestamptz, due_date date,
-    patron_name text, slip text, overridden text[], loans_out integer);
+    patron_name text, slip text, overridden text[], loans_out integer, filled_hold_id bigint);
 
 CREATE FUNCTION circ_checkout(p_key uuid, p_staff bigint, p_workstation bigint,
                               p_branch integer, p_card text, p_barcode text,
@@ -446,6 +483,7 @@ DECLARE
     v_loan loan;
     v_title text;
     v_branch_name text;
+    v_held record;
     r checkout_result;
 BEGIN
     v_prev := request_claim(p_key, p_staff, 'checkout');
@@ -507,9 +545,15 @@ BEGIN
         v_reasons := v_reasons || 'item_not_circulating'::text;
         v_messages := v_messages || format('Items of type %s do not circulate.', v_item.item_type);
     END IF;
+    SELECT * INTO v_held FROM circ_hold_check(v_item, v_patron);
     IF v_open.id IS NOT NULL THEN
         v_reasons := v_reasons || 'item_on_loan'::text;
         v_messages := v_messages || format('%s is checked out to another patron.', p_barcode);
+    ELSIF v_held.reason IS NOT NULL THEN
+        v_reasons := v_reasons || v_held.reason;
+        v_messages := v_messages || v_held.message;
+    ELSIF v_item.status = 'on_hold_shelf' THEN
+        NULL; -- its hold is no more (expired, cancelled): it may go out
     ELSIF v_item.status = 'in_transit' THEN
         v_reasons := v_reasons || 'item_in_transit'::text;
         v_messages := v_messages || format('%s is in transit.', p_barcode);
@@ -569,6 +613,8 @@ BEGIN
         VALUES ('override', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff);
     END IF;
 
+    r.filled_hold_id := circ_hold_after_checkout(v_item, v_patron, v_loan,
+                                                 cardinality(v_reasons) > 0);
     SELECT b.title INTO v_title FROM bib b WHERE b.id = v_item.bib_id;
     SELECT b.name INTO v_branch_name FROM branch b WHERE b.id = p_branch;
     r.loan_id := v_loan.id;
@@ -593,7 +639,7 @@ $$;
 CREATE TYPE checkin_result AS (
     barcode text, title text, was_on_loan boolean, route text, destination_code text,
     destination_name text, fine_cents bigint, message text, slip text, previous_status text,
-    patron_name text);
+    patron_name text, hold_id bigint);
 
 CREATE FUNCTION circ_checkin(p_key uuid, p_staff bigint, p_workstation bigint,
                              p_branch integer, p_barcode text, p_returned_at timestamptz)
@@ -631,6 +677,11 @@ BEGIN
     SELECT * INTO v_loan FROM loan WHERE item_id = v_item.id AND returned_at IS NULL FOR UPDATE;
     r.was_on_loan := FOUND;
     IF FOUND THEN
+        -- now() is when this transaction began: a checkout that committed while
+        -- we waited for the item may be "later". A return is never before it.
+        IF p_returned_at IS NULL THEN
+            v_when := greatest(v_when, v_loan.checkout_at);
+        END IF;
         IF v_when < v_loan.checkout_at THEN
             RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:returned_at',
                 MESSAGE = format('The item was checked out on %s, after that return date.',
@@ -660,8 +711,9 @@ BEGIN
         VALUES ('status_fixed', p_branch, v_item.id, v_item.item_type, p_staff);
     END IF;
 
-    SELECT * INTO v_route FROM circ_route(v_item, p_branch, p_staff);
+    SELECT * INTO v_route FROM circ_checkin_route(v_item, p_branch, p_staff);
     r.route := v_route.route;
+    r.hold_id := v_route.hold_id;
     SELECT b.code, b.name INTO r.destination_code, r.destination_name
     FROM branch b WHERE b.id = v_route.destination;
     r.message := CASE
@@ -672,12 +724,14 @@ BEGIN
         WHEN NOT r.was_on_loan AND r.previous_status NOT IN ('in_transit')
             THEN 'Was not checked out. '
         ELSE '' END
-        || CASE WHEN r.route = 'transit' THEN 'ROUTE TO ' || r.destination_name
-                ELSE 'Return to shelf' END
+        || coalesce(v_route.message,
+                    CASE WHEN r.route = 'transit' THEN 'ROUTE TO ' || r.destination_name
+                         ELSE 'Return to shelf' END)
         || CASE WHEN r.fine_cents > 0
                 THEN format(' (fine $%s)', to_char(r.fine_cents / 100.0, 'FM999990.00'))
                 ELSE '' END;
-    IF r.route = 'transit' THEN
+    r.slip := v_route.slip;
+    IF r.slip IS NULL AND r.route = 'transit' THEN
         r.slip := format(E'TRANSIT\n\nTo: %s (%s)\nFrom: %s\n%s\n\n%s\n  %s\n',
                          r.destination_name, r.destination_code,
                          (SELECT b.name FROM branch b WHERE b.id = p_branch),
@@ -771,6 +825,10 @@ BEGIN
         ELSIF v_loan.renewals >= v_rule.renewals AND NOT v_override THEN
             r.reason := 'renewal_limit';
             r.message := format('Renewed %s times already, the most allowed.', v_loan.renewals);
+        ELSIF v_rule.hold_blocks_renewal AND NOT v_override
+              AND circ_renewal_held(v_loan.bib_id, v_patron.id) THEN
+            r.reason := 'renewal_hold';
+            r.message := 'Another patron is waiting for this title.';
         ELSE
             v_due := greatest(v_loan.due_at, circ_due(v_loan.checkout_branch_id, now(), v_rule));
             UPDATE loan SET due_at = v_due, renewals = renewals + 1,

@@ -551,7 +551,7 @@ class Consistency(unittest.TestCase):
                     r = w.call(REQ_RENEW, pb_message((1, card), (2, item)),
                                key=str(uuid.uuid4()))
                 assert r is not None, "connection closed"
-                assert r.status in counts, r
+                assert r.status in counts, (r, r.message)
                 with lock:
                     counts[r.status] += 1
             return True
