@@ -1,0 +1,918 @@
+-- 007: holds, their targeting and capture, hold shelves, transits for holds,
+-- floating collections, notices, and the events desks are told about.
+--
+-- Invariants held by the database:
+--   * a copy is captured for at most one live hold (hold_one_per_copy);
+--   * a hold is filled at most once (status moves to 'filled' once, with the loan);
+--   * a copy is targeted by at most one waiting hold, and a hold targets at
+--     most one copy (hold_one_target_per_copy and the target column);
+--   * one live hold per patron and title (hold_one_per_patron_title);
+--   * queue order: every function that captures or targets copies of a title
+--     first locks that title's bib row, so the queue is served in order even
+--     when seven branches check in copies of it at the same moment.
+-- Lock order (with circulation's): item, loan, bib, hold, patron_circ.
+
+INSERT INTO library_setting (name, value) VALUES
+    -- Open days a ready hold waits on the shelf.
+    ('hold_shelf_days', '7'),
+    -- 'fifo' (strict first come, first served) or 'local_first' (a copy
+    -- checked in at a branch goes to the first hold picked up there, unless
+    -- an earlier hold has already been passed over hold_max_skips times).
+    ('hold_policy', 'fifo'),
+    ('hold_max_skips', '3'),
+    ('transit_overdue_days', '5'),
+    -- Notices: warn this many days before a hold shelf expiry, remind this
+    -- many days before a due date; overdue notices this many days late.
+    ('notice_expiry_warning_days', '2'),
+    ('notice_courtesy_days', '2'),
+    ('notice_overdue_1_days', '1'),
+    ('notice_overdue_2_days', '8'),
+    -- Sent notices name titles: they are removed after this many days.
+    ('notice_keep_days', '30');
+
+ALTER TABLE patron_category ADD COLUMN max_holds integer NOT NULL DEFAULT 25
+    CHECK (max_holds BETWEEN 0 AND 1000);
+
+-- Floating collections: copies of these item types, or shelved at these
+-- locations, stay at the branch that checks them in instead of going home.
+ALTER TABLE item_type ADD COLUMN floating boolean NOT NULL DEFAULT false;
+CREATE TABLE floating_location (
+    location text PRIMARY KEY
+);
+
+-- Which branches' shelves a pickup branch prefers to pull copies from:
+-- lower rank first. The pickup branch itself always comes first; branches
+-- without a row come last.
+CREATE TABLE branch_proximity (
+    pickup_branch_id integer NOT NULL REFERENCES branch,
+    branch_id integer NOT NULL REFERENCES branch,
+    rank integer NOT NULL CHECK (rank >= 0),
+    PRIMARY KEY (pickup_branch_id, branch_id)
+);
+
+CREATE TABLE hold (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patron_id bigint NOT NULL REFERENCES patron,
+    bib_id bigint NOT NULL REFERENCES bib,
+    item_id bigint REFERENCES item,               -- item-level hold: only this copy
+    pickup_branch_id integer NOT NULL REFERENCES branch,
+    placed_at timestamptz NOT NULL DEFAULT now(),
+    placed_by bigint REFERENCES staff,
+    not_needed_after date,
+    suspended_until date,
+    status text NOT NULL DEFAULT 'waiting'
+        CHECK (status IN ('waiting', 'in_transit', 'ready', 'filled', 'cancelled', 'expired')),
+    target_item_id bigint REFERENCES item,        -- the copy a pull list asks for
+    targeted_at timestamptz,
+    captured_item_id bigint REFERENCES item,      -- the copy set aside for it
+    captured_at timestamptz,
+    shelf_expires_on date,
+    skipped integer NOT NULL DEFAULT 0,           -- times passed over (local_first)
+    filled_at timestamptz,
+    filled_loan_id bigint REFERENCES loan,
+    closed_at timestamptz,
+    closed_by bigint REFERENCES staff,
+    cancel_reason text,
+    CHECK (status NOT IN ('in_transit', 'ready') OR captured_item_id IS NOT NULL),
+    CHECK (status <> 'ready' OR shelf_expires_on IS NOT NULL),
+    CHECK (status <> 'filled' OR (filled_at IS NOT NULL AND filled_loan_id IS NOT NULL)),
+    CHECK (status <> 'waiting' OR captured_item_id IS NULL),
+    CHECK (target_item_id IS NULL OR status = 'waiting'),
+    CHECK (status <> 'cancelled' OR cancel_reason IS NOT NULL)
+);
+CREATE UNIQUE INDEX hold_one_per_copy ON hold (captured_item_id)
+    WHERE status IN ('in_transit', 'ready');
+CREATE UNIQUE INDEX hold_one_target_per_copy ON hold (target_item_id)
+    WHERE status = 'waiting' AND target_item_id IS NOT NULL;
+CREATE UNIQUE INDEX hold_one_per_patron_title ON hold (patron_id, bib_id)
+    WHERE status IN ('waiting', 'in_transit', 'ready');
+CREATE INDEX hold_queue ON hold (bib_id, placed_at, id) WHERE status = 'waiting';
+CREATE INDEX hold_patron ON hold (patron_id, status);
+CREATE INDEX hold_shelf ON hold (pickup_branch_id, status) WHERE status IN ('ready', 'in_transit');
+
+-- Merging patrons: holds follow the kept record; where both held the same
+-- title, the earlier hold stays and the other is cancelled.
+CREATE FUNCTION hold_merge(p_keep bigint, p_merge bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE hold m SET status = 'cancelled', cancel_reason = 'merged: duplicate of hold ' || k.id,
+        closed_at = now(), target_item_id = NULL, captured_item_id = NULL
+    FROM hold k
+    WHERE m.patron_id = p_merge AND k.patron_id = p_keep AND k.bib_id = m.bib_id
+      AND m.status IN ('waiting', 'in_transit', 'ready')
+      AND k.status IN ('waiting', 'in_transit', 'ready');
+    UPDATE hold SET patron_id = p_keep WHERE patron_id = p_merge;
+END
+$$;
+INSERT INTO patron_merge_handler (table_name, handler) VALUES ('hold', 'hold_merge');
+
+-- ---------------------------------------------------------------- events
+
+-- Tell the desks of a branch (carreld LISTENs on carrel_events and pushes
+-- an Event frame to each subscribed desk). Delivered only if the
+-- transaction commits. Payload: branch code, kind, barcode, bib id, text,
+-- separated by tabs.
+CREATE FUNCTION desk_event(p_branch integer, p_kind text, p_item bigint, p_bib bigint,
+                           p_text text) RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_notify('carrel_events',
+        concat_ws(E'\t', (SELECT code FROM branch WHERE id = p_branch), p_kind,
+                  coalesce((SELECT barcode FROM item WHERE id = p_item), ''),
+                  coalesce(p_bib::text, ''), replace(replace(p_text, E'\t', ' '), E'\n', ' ')))
+$$;
+
+-- ---------------------------------------------------------------- notices
+
+CREATE TABLE notice_template (
+    kind text PRIMARY KEY CHECK (kind IN ('hold_ready', 'hold_expiring', 'courtesy',
+                                          'overdue_1', 'overdue_2')),
+    subject text NOT NULL,
+    body text NOT NULL
+);
+-- Placeholders: {name} {title} {branch} {date} {library}
+INSERT INTO notice_template (kind, subject, body) VALUES
+    ('hold_ready', 'Your hold is ready: {title}',
+     E'Dear {name},\n\n"{title}" is waiting for you at {branch}. We will keep it until {date}.\n\n{library}\n'),
+    ('hold_expiring', 'Last days to pick up: {title}',
+     E'Dear {name},\n\n"{title}" is still waiting for you at {branch}, until {date}.\n\n{library}\n'),
+    ('courtesy', 'Due soon: {title}',
+     E'Dear {name},\n\n"{title}" is due on {date}. You can renew it at any branch or online.\n\n{library}\n'),
+    ('overdue_1', 'Overdue: {title}',
+     E'Dear {name},\n\n"{title}" was due on {date}. Please return or renew it.\n\n{library}\n'),
+    ('overdue_2', 'Second notice, overdue: {title}',
+     E'Dear {name},\n\n"{title}" was due on {date} and is still out. Please return it to any branch.\n\n{library}\n');
+
+CREATE TABLE notice (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patron_id bigint NOT NULL REFERENCES patron,
+    kind text NOT NULL REFERENCES notice_template,
+    channel text NOT NULL CHECK (channel IN ('email', 'sms', 'phone')),
+    address text NOT NULL,
+    hold_id bigint REFERENCES hold,
+    loan_id bigint REFERENCES loan,
+    about_date date,        -- the due date or shelf date it is about
+    subject text NOT NULL,
+    body text NOT NULL,
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'exported')),
+    attempts integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    claimed_at timestamptz,
+    sent_at timestamptz,
+    error text
+);
+-- Each notice is generated once: per kind, per hold or per loan and date.
+CREATE UNIQUE INDEX notice_once ON notice (kind, coalesce(hold_id, 0), coalesce(loan_id, 0),
+                                           coalesce(about_date, '1900-01-01'));
+CREATE INDEX notice_pending ON notice (channel, status) WHERE status IN ('pending', 'sending');
+
+-- Queue one notice for a patron by their chosen channel; nothing when the
+-- patron asked for none or has no address for it. Idempotent.
+CREATE FUNCTION notice_queue(p_patron bigint, p_kind text, p_hold bigint, p_loan bigint,
+                             p_date date, p_title text, p_branch integer) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    p patron;
+    t notice_template;
+    v_address text;
+    v_subject text;
+    v_body text;
+BEGIN
+    SELECT * INTO p FROM patron WHERE id = p_patron;
+    v_address := CASE p.contact_channel WHEN 'email' THEN p.email
+                                        WHEN 'sms' THEN p.phone WHEN 'phone' THEN p.phone END;
+    IF v_address IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO t FROM notice_template WHERE kind = p_kind;
+    v_subject := t.subject;
+    v_body := t.body;
+    FOR i IN 1..2 LOOP
+        v_subject := replace(replace(replace(replace(replace(v_subject,
+            '{name}', coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name),
+            '{title}', coalesce(p_title, '')),
+            '{branch}', coalesce((SELECT name FROM branch WHERE id = p_branch), '')),
+            '{date}', coalesce(to_char(p_date, 'FMDay, FMMonth FMDD'), '')),
+            '{library}', library_setting_text('library_name'));
+        -- same substitutions for the body (the loop keeps the list in one place)
+        v_body := replace(replace(replace(replace(replace(v_body,
+            '{name}', coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name),
+            '{title}', coalesce(p_title, '')),
+            '{branch}', coalesce((SELECT name FROM branch WHERE id = p_branch), '')),
+            '{date}', coalesce(to_char(p_date, 'FMDay, FMMonth FMDD'), '')),
+            '{library}', library_setting_text('library_name'));
+        EXIT;
+    END LOOP;
+    INSERT INTO notice (patron_id, kind, channel, address, hold_id, loan_id, about_date, subject,
+                        body)
+    VALUES (p_patron, p_kind, p.contact_channel, v_address, p_hold, p_loan, p_date, v_subject,
+            v_body)
+    ON CONFLICT DO NOTHING;
+END
+$$;
+
+-- ---------------------------------------------------------------- helpers
+
+-- The date n open days of p_branch after p_from (p_from itself not counted).
+CREATE FUNCTION branch_open_days_after(p_branch integer, p_from date, p_days integer)
+RETURNS date
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_day date := p_from;
+    v_left integer := p_days;
+BEGIN
+    FOR i IN 1..400 LOOP
+        EXIT WHEN v_left <= 0;
+        v_day := v_day + 1;
+        IF branch_is_open(p_branch, v_day) THEN
+            v_left := v_left - 1;
+        END IF;
+    END LOOP;
+    RETURN v_day;
+END
+$$;
+
+-- Holds that may be served today, in queue order.
+CREATE FUNCTION hold_eligible(h hold) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT h.status = 'waiting'
+       AND (h.suspended_until IS NULL OR h.suspended_until <= library_today())
+       AND (h.not_needed_after IS NULL OR h.not_needed_after >= library_today())
+$$;
+
+CREATE FUNCTION item_can_fill_holds(i item) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT t.circulates FROM item_type t WHERE t.code = i.item_type), false)
+$$;
+
+-- Give every eligible waiting hold of a title that has no copy in view one
+-- available copy: at the pickup branch first, then by branch_proximity. In
+-- queue order, so earlier holds get the nearer copies. Drops targets that no
+-- longer make sense (the copy went out, the hold is suspended).
+CREATE FUNCTION hold_retarget(p_bib bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    h hold;
+    v_item bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_bib AND status = 'waiting') THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM bib WHERE id = p_bib FOR UPDATE;
+    UPDATE hold x SET target_item_id = NULL, targeted_at = NULL
+    WHERE x.bib_id = p_bib AND x.status = 'waiting' AND x.target_item_id IS NOT NULL
+      AND (NOT hold_eligible(x)
+           OR NOT EXISTS (SELECT 1 FROM item i WHERE i.id = x.target_item_id
+                                                  AND i.status = 'available'));
+    FOR h IN SELECT * FROM hold x
+             WHERE x.bib_id = p_bib AND x.status = 'waiting' AND x.target_item_id IS NULL
+               AND hold_eligible(x)
+             ORDER BY x.placed_at, x.id
+    LOOP
+        SELECT i.id INTO v_item
+        FROM item i
+        LEFT JOIN branch_proximity bp ON bp.pickup_branch_id = h.pickup_branch_id
+                                      AND bp.branch_id = i.current_branch_id
+        WHERE i.bib_id = p_bib AND i.status = 'available' AND item_can_fill_holds(i)
+          AND (h.item_id IS NULL OR i.id = h.item_id)
+          AND NOT EXISTS (SELECT 1 FROM hold t WHERE t.target_item_id = i.id
+                                                 AND t.status = 'waiting')
+        ORDER BY (i.current_branch_id = h.pickup_branch_id) DESC, coalesce(bp.rank, 1000),
+                 i.current_branch_id, i.id
+        LIMIT 1;
+        IF v_item IS NOT NULL THEN
+            UPDATE hold SET target_item_id = v_item, targeted_at = now() WHERE id = h.id;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- A copy arrived for hold h at its pickup branch: onto the hold shelf.
+CREATE FUNCTION hold_make_ready(h hold, p_item item, p_staff bigint) RETURNS date
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_until date := branch_open_days_after(h.pickup_branch_id, library_today(),
+                                           library_setting_text('hold_shelf_days')::integer);
+    v_title text := (SELECT title FROM bib WHERE id = h.bib_id);
+BEGIN
+    UPDATE hold SET status = 'ready', shelf_expires_on = v_until WHERE id = h.id;
+    UPDATE item SET status = 'on_hold_shelf', current_branch_id = h.pickup_branch_id,
+        version = version + 1, updated_at = now()
+    WHERE id = p_item.id;
+    UPDATE transit SET received_at = now(), received_by = p_staff
+    WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL
+      AND to_branch_id = h.pickup_branch_id;
+    PERFORM notice_queue(h.patron_id, 'hold_ready', h.id, NULL, v_until, v_title,
+                         h.pickup_branch_id);
+    PERFORM desk_event(h.pickup_branch_id, 'hold_captured', p_item.id, h.bib_id,
+                       format('Hold shelf: %s for %s, until %s', v_title,
+                              (SELECT patron_short_name(p) FROM patron p WHERE p.id = h.patron_id),
+                              v_until));
+    RETURN v_until;
+END
+$$;
+
+-- Checked in at p_branch and on no loan: does a hold want this copy? Takes
+-- the first eligible hold by the policy (see library_setting hold_policy),
+-- sets the copy aside for it (hold shelf here, or transit to its pickup
+-- branch), and returns it.
+CREATE FUNCTION hold_capture(p_item item, p_branch integer, p_staff bigint) RETURNS hold
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_first hold;
+    v_local hold;
+    v_choice hold;
+    v_max integer := library_setting_text('hold_max_skips')::integer;
+BEGIN
+    IF NOT item_can_fill_holds(p_item)
+       OR NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_item.bib_id AND status = 'waiting') THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM bib WHERE id = p_item.bib_id FOR UPDATE;
+    SELECT * INTO v_first FROM hold x
+    WHERE x.bib_id = p_item.bib_id AND hold_eligible(x) AND (x.item_id IS NULL OR x.item_id = p_item.id)
+    ORDER BY x.placed_at, x.id LIMIT 1 FOR UPDATE;
+    IF v_first.id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_choice := v_first;
+    IF library_setting_text('hold_policy') = 'local_first' AND v_first.pickup_branch_id <> p_branch
+    THEN
+        SELECT * INTO v_local FROM hold x
+        WHERE x.bib_id = p_item.bib_id AND hold_eligible(x)
+          AND (x.item_id IS NULL OR x.item_id = p_item.id) AND x.pickup_branch_id = p_branch
+        ORDER BY x.placed_at, x.id LIMIT 1 FOR UPDATE;
+        -- Served locally unless that would pass over a hold once too often.
+        IF v_local.id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM hold x
+               WHERE x.bib_id = p_item.bib_id AND hold_eligible(x)
+                 AND (x.item_id IS NULL OR x.item_id = p_item.id)
+                 AND (x.placed_at, x.id) < (v_local.placed_at, v_local.id)
+                 AND x.skipped >= v_max) THEN
+            UPDATE hold x SET skipped = skipped + 1
+            WHERE x.bib_id = p_item.bib_id AND hold_eligible(x)
+              AND (x.item_id IS NULL OR x.item_id = p_item.id)
+              AND (x.placed_at, x.id) < (v_local.placed_at, v_local.id);
+            v_choice := v_local;
+        END IF;
+    END IF;
+    -- Nobody else asks for this copy now; the one who had it targeted asks again.
+    UPDATE hold SET target_item_id = NULL, targeted_at = NULL
+    WHERE target_item_id = p_item.id AND status = 'waiting';
+    UPDATE hold SET status = 'in_transit', captured_item_id = p_item.id, captured_at = now(),
+        target_item_id = NULL, targeted_at = NULL
+    WHERE id = v_choice.id
+    RETURNING * INTO v_choice;
+    IF v_choice.pickup_branch_id = p_branch THEN
+        PERFORM hold_make_ready(v_choice, p_item, p_staff);
+        SELECT * INTO v_choice FROM hold WHERE id = v_choice.id;
+    ELSE
+        UPDATE transit SET cancelled_at = now()
+        WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+        INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_by)
+        VALUES (p_item.id, p_branch, v_choice.pickup_branch_id, 'hold', p_staff);
+        UPDATE item SET status = 'in_transit', current_branch_id = p_branch,
+            version = version + 1, updated_at = now()
+        WHERE id = p_item.id;
+        PERFORM desk_event(v_choice.pickup_branch_id, 'transit_sent', p_item.id, p_item.bib_id,
+                           format('In transit to you for a hold: %s (from %s)',
+                                  (SELECT title FROM bib WHERE id = p_item.bib_id),
+                                  (SELECT name FROM branch WHERE id = p_branch)));
+    END IF;
+    PERFORM hold_retarget(p_item.bib_id);
+    RETURN v_choice;
+END
+$$;
+
+-- A routing slip for a captured copy.
+CREATE FUNCTION hold_slip(h hold, p_branch integer) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format(E'HOLD\n\n%s (card ending %s)\nPickup: %s\nPlaced %s\n%s\n\n%s\n  %s\n',
+                  patron_short_name(p), right(p.card, 4), pb.name,
+                  to_char(h.placed_at AT TIME ZONE library_setting_text('timezone'), 'Mon DD YYYY'),
+                  CASE WHEN h.status = 'ready'
+                       THEN 'On the hold shelf until ' || h.shelf_expires_on
+                       ELSE 'SEND TO ' || pb.name || ' (from ' || fb.name || ')' END,
+                  left(b.title, 60), i.barcode)
+    FROM patron p, branch pb, branch fb, bib b, item i
+    WHERE p.id = h.patron_id AND pb.id = h.pickup_branch_id AND fb.id = p_branch
+      AND b.id = h.bib_id AND i.id = h.captured_item_id
+$$;
+
+-- ---------------------------------------------------------------- circulation hooks
+
+CREATE OR REPLACE FUNCTION circ_hold_check(p_item item, p_patron patron, OUT reason text,
+                                           OUT message text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    h hold;
+BEGIN
+    SELECT * INTO h FROM hold WHERE captured_item_id = p_item.id
+                                AND status IN ('in_transit', 'ready');
+    IF h.id IS NOT NULL AND h.patron_id <> p_patron.id THEN
+        reason := 'item_on_hold';
+        message := CASE WHEN h.status = 'ready'
+                        THEN format('%s is on the hold shelf for another patron.', p_item.barcode)
+                        ELSE format('%s is on its way to fill another patron''s hold.',
+                                    p_item.barcode) END;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION circ_hold_after_checkout(p_item item, p_patron patron, p_loan loan,
+                                                    p_override boolean) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    h hold;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_item.bib_id
+                                        AND status IN ('waiting', 'in_transit', 'ready')) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM bib WHERE id = p_item.bib_id FOR UPDATE;
+    -- The patron's own hold on this title (set aside for them, or still waiting) is filled.
+    SELECT * INTO h FROM hold
+    WHERE patron_id = p_patron.id AND bib_id = p_item.bib_id
+      AND status IN ('waiting', 'in_transit', 'ready')
+      AND (item_id IS NULL OR item_id = p_item.id)
+    FOR UPDATE;
+    IF h.id IS NOT NULL THEN
+        UPDATE hold SET status = 'filled', filled_at = now(), filled_loan_id = p_loan.id,
+            closed_at = now(), target_item_id = NULL,
+            captured_item_id = coalesce(captured_item_id, p_item.id)
+        WHERE id = h.id;
+        -- Another copy set aside for the same hold would stay stranded: release it.
+        IF h.captured_item_id IS NOT NULL AND h.captured_item_id <> p_item.id THEN
+            UPDATE hold SET captured_item_id = p_item.id WHERE id = h.id;
+        END IF;
+    END IF;
+    -- A copy taken (by override) from someone else's hold: that hold waits again.
+    UPDATE hold SET status = 'waiting', captured_item_id = NULL, captured_at = NULL,
+        shelf_expires_on = NULL
+    WHERE captured_item_id = p_item.id AND status IN ('in_transit', 'ready')
+      AND patron_id <> p_patron.id;
+    PERFORM hold_retarget(p_item.bib_id);
+    RETURN h.id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION circ_checkin_route(p_item item, p_branch integer, p_staff bigint,
+                                              OUT route text, OUT destination integer,
+                                              OUT hold_id bigint, OUT message text,
+                                              OUT slip text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    h hold;
+    v record;
+    v_float boolean;
+BEGIN
+    SELECT * INTO h FROM hold WHERE captured_item_id = p_item.id
+                                AND status IN ('in_transit', 'ready') FOR UPDATE;
+    IF h.id IS NULL THEN
+        h := hold_capture(p_item, p_branch, p_staff);
+        IF h.id IS NOT NULL THEN
+            hold_id := h.id;
+            destination := h.pickup_branch_id;
+            slip := hold_slip(h, p_branch);
+            IF h.status = 'ready' THEN
+                route := 'hold_shelf';
+                message := format('HOLD SHELF for %s', (SELECT patron_short_name(p) FROM patron p
+                                                         WHERE p.id = h.patron_id));
+            ELSE
+                route := 'transit';
+                message := format('ROUTE TO %s for a hold', (SELECT name FROM branch
+                                                              WHERE id = h.pickup_branch_id));
+            END IF;
+            RETURN;
+        END IF;
+    ELSE
+        -- Already set aside for a hold: scanned again, or arriving.
+        hold_id := h.id;
+        destination := h.pickup_branch_id;
+        IF h.status = 'ready' THEN
+            route := 'hold_shelf';
+            message := format('Already on the hold shelf for %s',
+                              (SELECT patron_short_name(p) FROM patron p WHERE p.id = h.patron_id));
+            RETURN;
+        ELSIF h.pickup_branch_id = p_branch THEN
+            PERFORM hold_make_ready(h, p_item, p_staff);
+            SELECT * INTO h FROM hold WHERE id = h.id;
+            route := 'hold_shelf';
+            slip := hold_slip(h, p_branch);
+            message := format('Arrived: HOLD SHELF for %s',
+                              (SELECT patron_short_name(p) FROM patron p WHERE p.id = h.patron_id));
+            RETURN;
+        END IF;
+        -- On its way elsewhere: it travels on under the same transit.
+        SELECT * INTO v FROM circ_route(p_item, p_branch, p_staff);
+        route := v.route;
+        destination := v.destination;
+        message := format('ROUTE TO %s for a hold', (SELECT name FROM branch WHERE id = v.destination));
+        RETURN;
+    END IF;
+    -- Floating copies stay where they are returned.
+    v_float := (SELECT t.floating FROM item_type t WHERE t.code = p_item.item_type)
+               OR EXISTS (SELECT 1 FROM floating_location f WHERE f.location = p_item.location);
+    IF v_float AND NOT EXISTS (SELECT 1 FROM transit t WHERE t.item_id = p_item.id
+                                  AND t.received_at IS NULL AND t.cancelled_at IS NULL) THEN
+        UPDATE item SET status = 'available', current_branch_id = p_branch,
+            version = version + 1, updated_at = now()
+        WHERE id = p_item.id;
+        route := 'shelf';
+        destination := p_branch;
+        message := 'Return to shelf (floating collection)';
+        PERFORM hold_retarget(p_item.bib_id);
+        RETURN;
+    END IF;
+    SELECT * INTO v FROM circ_route(p_item, p_branch, p_staff);
+    route := v.route;
+    destination := v.destination;
+    IF v.route = 'shelf' THEN
+        PERFORM hold_retarget(p_item.bib_id);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM hold x WHERE x.bib_id = p_bib AND x.patron_id <> p_patron
+                                          AND hold_eligible(x) AND x.item_id IS NULL)
+$$;
+
+-- A new copy, or one that became available outside a checkin (found, edited):
+-- waiting holds of its title look at it at once, not after a nightly batch.
+CREATE FUNCTION item_hold_retarget() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'available'
+       AND (TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM 'available')
+       AND EXISTS (SELECT 1 FROM hold WHERE bib_id = NEW.bib_id AND status = 'waiting') THEN
+        PERFORM hold_retarget(NEW.bib_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER item_hold_retarget AFTER INSERT OR UPDATE OF status ON item
+    FOR EACH ROW EXECUTE FUNCTION item_hold_retarget();
+
+-- ---------------------------------------------------------------- placing and changing holds
+
+-- What staff see of a hold, in the column order server/holds.c reads.
+CREATE TYPE hold_row AS (
+    id bigint, card text, patron_name text, bib_id bigint, title text, item_barcode text,
+    pickup_branch text, placed_at text, not_needed_after text, suspended_until text,
+    status text, queue_position integer, captured_barcode text, shelf_expires_on text,
+    target_barcode text, target_branch text, cancel_reason text);
+
+CREATE FUNCTION hold_out(p_ids bigint[]) RETURNS SETOF hold_row
+LANGUAGE sql STABLE AS $$
+    SELECT h.id, p.card, patron_short_name(p), h.bib_id, b.title, hi.barcode, pb.code,
+           to_json(h.placed_at)#>>'{}', h.not_needed_after::text, h.suspended_until::text,
+           h.status,
+           CASE WHEN h.status = 'waiting' THEN
+               (SELECT count(*) FROM hold q WHERE q.bib_id = h.bib_id AND q.status = 'waiting'
+                  AND (q.placed_at, q.id) <= (h.placed_at, h.id))::integer END,
+           ci.barcode, h.shelf_expires_on::text, ti.barcode, tb.code, h.cancel_reason
+    FROM unnest(p_ids) WITH ORDINALITY AS x(hid, n)
+    JOIN hold h ON h.id = x.hid
+    JOIN patron p ON p.id = h.patron_id
+    JOIN bib b ON b.id = h.bib_id
+    JOIN branch pb ON pb.id = h.pickup_branch_id
+    LEFT JOIN item hi ON hi.id = h.item_id
+    LEFT JOIN item ci ON ci.id = h.captured_item_id
+    LEFT JOIN item ti ON ti.id = h.target_item_id
+    LEFT JOIN branch tb ON tb.id = ti.current_branch_id
+    ORDER BY x.n
+$$;
+
+CREATE FUNCTION hold_place(p_key uuid, p_staff bigint, p_branch integer, p_card text,
+                           p_bib bigint, p_item_barcode text, p_pickup text,
+                           p_not_after date, p_suspend date)
+RETURNS SETOF hold_row
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    v_patron patron;
+    v_item item;
+    v_bib bigint := p_bib;
+    v_pickup integer;
+    v_max integer;
+    v_active integer;
+    v_hold hold;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'hold_place');
+    IF v_prev IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM hold_out(ARRAY[(v_prev ->> 'id')::bigint]);
+        RETURN;
+    END IF;
+    SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
+            MESSAGE = format('No patron has card %s.', p_card);
+    END IF;
+    IF p_item_barcode IS NOT NULL THEN
+        SELECT * INTO v_item FROM item WHERE barcode = p_item_barcode;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+                MESSAGE = format('No item has barcode %s.', p_item_barcode);
+        END IF;
+        v_bib := v_item.bib_id;
+    ELSIF NOT EXISTS (SELECT 1 FROM bib WHERE id = v_bib) THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'bib',
+            MESSAGE = format('There is no title %s.', coalesce(v_bib::text, '(none)'));
+    END IF;
+    v_pickup := coalesce((SELECT id FROM branch WHERE code = p_pickup), p_branch);
+    IF p_pickup IS NOT NULL AND NOT EXISTS (SELECT 1 FROM branch WHERE code = p_pickup) THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:pickup_branch',
+            MESSAGE = format('There is no branch with code %s.', p_pickup);
+    END IF;
+    IF p_not_after IS NOT NULL AND p_not_after < library_today() THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:not_needed_after',
+            MESSAGE = 'The "not needed after" date has already passed.';
+    END IF;
+    IF v_patron.expires_on < library_today() THEN
+        PERFORM circ_refuse('patron_expired',
+                            format('The card expired on %s.', v_patron.expires_on), false);
+    END IF;
+    IF EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = v_patron.id
+                                              AND b.lifted_at IS NULL) THEN
+        PERFORM circ_refuse('patron_blocked', 'The patron is blocked.', false);
+    END IF;
+    -- One patron's holds: counted under the patron's lock (as loans are).
+    PERFORM patron_circ_lock(v_patron.id);
+    SELECT max_holds INTO v_max FROM patron_category WHERE code = v_patron.category;
+    SELECT count(*) INTO v_active FROM hold WHERE patron_id = v_patron.id
+                                              AND status IN ('waiting', 'in_transit', 'ready');
+    IF v_active >= v_max THEN
+        PERFORM circ_refuse('hold_limit', format('The patron has %s holds, the limit.', v_active),
+                            false);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM item i WHERE i.bib_id = v_bib AND item_can_fill_holds(i)
+                                          AND i.status NOT IN ('withdrawn', 'lost')) THEN
+        PERFORM circ_refuse('no_holdable_copies',
+                            'No copy of this title can fill a hold.', false);
+    END IF;
+    IF EXISTS (SELECT 1 FROM hold WHERE patron_id = v_patron.id AND bib_id = v_bib
+                                    AND status IN ('waiting', 'in_transit', 'ready')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'duplicate_hold',
+            MESSAGE = 'The patron already has a hold on this title.';
+    END IF;
+    PERFORM 1 FROM bib WHERE id = v_bib FOR UPDATE;
+    INSERT INTO hold (patron_id, bib_id, item_id, pickup_branch_id, placed_by, not_needed_after,
+                      suspended_until)
+    VALUES (v_patron.id, v_bib, v_item.id, v_pickup, p_staff, p_not_after, p_suspend)
+    RETURNING * INTO v_hold;
+    PERFORM hold_retarget(v_bib);
+    -- Branches with a copy on their shelves hear of it (a pull may follow).
+    PERFORM desk_event(br, 'hold_placed', NULL, v_bib,
+                       format('Hold placed on %s (pickup %s); you have it on the shelf',
+                              (SELECT title FROM bib WHERE id = v_bib),
+                              (SELECT name FROM branch WHERE id = v_pickup)))
+    FROM (SELECT DISTINCT i.current_branch_id AS br FROM item i
+          WHERE i.bib_id = v_bib AND i.status = 'available') shelves;
+    PERFORM request_store(p_key, jsonb_build_object('id', v_hold.id));
+    RETURN QUERY SELECT * FROM hold_out(ARRAY[v_hold.id]);
+END
+$$;
+
+CREATE FUNCTION hold_change(p_key uuid, p_staff bigint, p_hold bigint, p_action text,
+                            p_reason text, p_until date, p_pickup text)
+RETURNS SETOF hold_row
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    h hold;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'hold_change');
+    IF v_prev IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM hold_out(ARRAY[p_hold]);
+        RETURN;
+    END IF;
+    SELECT * INTO h FROM hold WHERE id = p_hold;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'hold',
+            MESSAGE = format('There is no hold %s.', p_hold);
+    END IF;
+    PERFORM 1 FROM bib WHERE id = h.bib_id FOR UPDATE;
+    SELECT * INTO h FROM hold WHERE id = p_hold FOR UPDATE;
+    IF h.status IN ('filled', 'cancelled', 'expired') THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'hold_closed',
+            MESSAGE = format('Hold %s is already %s.', p_hold, h.status);
+    END IF;
+    IF p_action = 'cancel' THEN
+        IF coalesce(btrim(p_reason), '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reason',
+                MESSAGE = 'Say why the hold is cancelled.';
+        END IF;
+        -- A copy set aside for it goes on the clearing list (hold shelf) or
+        -- is routed again at its next scan (in transit).
+        UPDATE hold SET status = 'cancelled', cancel_reason = p_reason, closed_at = now(),
+            closed_by = p_staff, target_item_id = NULL
+        WHERE id = p_hold;
+    ELSIF p_action = 'suspend' THEN
+        IF h.status <> 'waiting' THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'hold_captured',
+                MESSAGE = 'A copy is already set aside for this hold; it cannot be suspended.';
+        END IF;
+        IF p_until IS NULL OR p_until <= library_today() THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:until',
+                MESSAGE = 'Suspend until a date after today.';
+        END IF;
+        UPDATE hold SET suspended_until = p_until, target_item_id = NULL WHERE id = p_hold;
+    ELSIF p_action = 'activate' THEN
+        UPDATE hold SET suspended_until = NULL WHERE id = p_hold;
+    ELSIF p_action = 'pickup' THEN
+        IF h.status <> 'waiting' THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'hold_captured',
+                MESSAGE = 'A copy is already set aside for this hold at its pickup branch.';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM branch WHERE code = p_pickup) THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:pickup_branch',
+                MESSAGE = format('There is no branch with code %s.', coalesce(p_pickup, '(none)'));
+        END IF;
+        UPDATE hold SET pickup_branch_id = (SELECT id FROM branch WHERE code = p_pickup),
+            target_item_id = NULL
+        WHERE id = p_hold;
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:action',
+            MESSAGE = 'Cancel, suspend, activate, or change the pickup branch.';
+    END IF;
+    PERFORM hold_retarget(h.bib_id);
+    PERFORM request_store(p_key, jsonb_build_object('id', p_hold));
+    RETURN QUERY SELECT * FROM hold_out(ARRAY[p_hold]);
+END
+$$;
+
+-- A copy on the pull list was not on the shelf.
+CREATE FUNCTION hold_item_not_found(p_key uuid, p_staff bigint, p_branch integer,
+                                    p_barcode text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    v_item item;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'item_not_found');
+    IF v_prev IS NOT NULL THEN
+        RETURN (v_prev ->> 'id')::bigint;
+    END IF;
+    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+            MESSAGE = format('No item has barcode %s.', p_barcode);
+    END IF;
+    IF v_item.status <> 'available' THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_on_shelf',
+            MESSAGE = format('%s is %s, not on the shelf.', p_barcode,
+                             replace(v_item.status::text, '_', ' '));
+    END IF;
+    UPDATE item SET status = 'missing', version = version + 1, updated_at = now()
+    WHERE id = v_item.id;
+    INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id)
+    VALUES ('missing', p_branch, v_item.id, v_item.item_type, p_staff);
+    PERFORM hold_retarget(v_item.bib_id);
+    PERFORM request_store(p_key, jsonb_build_object('id', v_item.id));
+    RETURN v_item.id;
+END
+$$;
+
+-- ---------------------------------------------------------------- transits
+
+CREATE FUNCTION transit_cancel(p_key uuid, p_staff bigint, p_barcode text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    v_item item;
+    v_transit transit;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'transit_cancel');
+    IF v_prev IS NOT NULL THEN
+        RETURN (v_prev ->> 'id')::bigint;
+    END IF;
+    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+            MESSAGE = format('No item has barcode %s.', p_barcode);
+    END IF;
+    SELECT * INTO v_transit FROM transit WHERE item_id = v_item.id AND received_at IS NULL
+                                           AND cancelled_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_in_transit',
+            MESSAGE = format('%s is not in transit.', p_barcode);
+    END IF;
+    UPDATE transit SET cancelled_at = now() WHERE id = v_transit.id;
+    -- Back on the sender's shelf; a hold it was going to asks again.
+    UPDATE hold SET status = 'waiting', captured_item_id = NULL, captured_at = NULL
+    WHERE captured_item_id = v_item.id AND status = 'in_transit';
+    UPDATE item SET status = 'available', current_branch_id = v_transit.from_branch_id,
+        version = version + 1, updated_at = now()
+    WHERE id = v_item.id;
+    PERFORM hold_retarget(v_item.bib_id);
+    PERFORM request_store(p_key, jsonb_build_object('id', v_transit.id));
+    RETURN v_transit.id;
+END
+$$;
+
+-- ---------------------------------------------------------------- the daily work
+
+-- Expire holds whose shelf time or "not needed after" date has passed, queue
+-- due notices, and forget what privacy says to forget. Idempotent: the daemon
+-- runs it on a timer (hourly) and on request.
+CREATE FUNCTION holds_daily(OUT expired_holds integer, OUT generated integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    h record;
+    v_before integer := (SELECT count(*) FROM notice);
+    v_today date := library_today();
+BEGIN
+    expired_holds := 0;
+    FOR h IN SELECT x.id, x.bib_id FROM hold x
+             WHERE (x.status = 'ready' AND x.shelf_expires_on < v_today)
+                OR (x.status = 'waiting' AND x.not_needed_after < v_today)
+             ORDER BY x.bib_id
+    LOOP
+        PERFORM 1 FROM bib WHERE id = h.bib_id FOR UPDATE;
+        -- The copy stays on the hold shelf until staff clear it (clearing list).
+        UPDATE hold SET status = 'expired', closed_at = now(), target_item_id = NULL
+        WHERE id = h.id AND status IN ('ready', 'waiting');
+        expired_holds := expired_holds + 1;
+        PERFORM hold_retarget(h.bib_id);
+    END LOOP;
+
+    PERFORM notice_queue(x.patron_id, 'hold_expiring', x.id, NULL, x.shelf_expires_on, b.title,
+                         x.pickup_branch_id)
+    FROM hold x JOIN bib b ON b.id = x.bib_id
+    WHERE x.status = 'ready'
+      AND x.shelf_expires_on - library_setting_text('notice_expiry_warning_days')::integer
+          <= v_today;
+    PERFORM notice_queue(l.patron_id, 'courtesy', NULL, l.id, library_local_date(l.due_at),
+                         b.title, l.checkout_branch_id)
+    FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
+    WHERE l.returned_at IS NULL AND l.due_at >= now()
+      AND library_local_date(l.due_at) - library_setting_text('notice_courtesy_days')::integer
+          <= v_today;
+    PERFORM notice_queue(l.patron_id, 'overdue_1', NULL, l.id, library_local_date(l.due_at),
+                         b.title, l.checkout_branch_id)
+    FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
+    WHERE l.returned_at IS NULL
+      AND library_local_date(l.due_at) + library_setting_text('notice_overdue_1_days')::integer
+          <= v_today;
+    PERFORM notice_queue(l.patron_id, 'overdue_2', NULL, l.id, library_local_date(l.due_at),
+                         b.title, l.checkout_branch_id)
+    FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
+    WHERE l.returned_at IS NULL
+      AND library_local_date(l.due_at) + library_setting_text('notice_overdue_2_days')::integer
+          <= v_today;
+    generated := (SELECT count(*) FROM notice) - v_before;
+
+    -- Notices whose sender died mid-send go back to the queue.
+    UPDATE notice SET status = 'pending'
+    WHERE status = 'sending' AND claimed_at < now() - interval '10 minutes';
+    DELETE FROM notice WHERE status IN ('sent', 'exported')
+        AND coalesce(sent_at, created_at)
+            < now() - make_interval(days => library_setting_text('notice_keep_days')::integer);
+    PERFORM request_log_expire();
+END
+$$;
+
+-- Email notices for the sender: claimed in batches so two senders never send one twice.
+CREATE FUNCTION notice_claim_email(p_limit integer)
+RETURNS TABLE (id bigint, address text, subject text, body text)
+LANGUAGE sql AS $$
+    UPDATE notice n SET status = 'sending', attempts = attempts + 1, claimed_at = now()
+    WHERE n.id IN (SELECT x.id FROM notice x WHERE x.channel = 'email' AND x.status = 'pending'
+                   ORDER BY x.id LIMIT p_limit FOR UPDATE SKIP LOCKED)
+    RETURNING n.id, n.address, n.subject, n.body
+$$;
+
+CREATE FUNCTION notice_done(p_id bigint, p_ok boolean, p_error text) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE notice SET status = CASE WHEN p_ok THEN 'sent'
+                                    WHEN attempts >= 5 THEN 'failed' ELSE 'pending' END,
+        sent_at = CASE WHEN p_ok THEN now() END, error = p_error
+    WHERE id = p_id
+$$;
+
+-- ---------------------------------------------------------------- checks
+
+CREATE FUNCTION hold_invariants() RETURNS TABLE (problem text, detail text)
+LANGUAGE sql STABLE AS $$
+    SELECT 'captured copy not set aside', i.barcode || ' is ' || i.status
+    FROM hold h JOIN item i ON i.id = h.captured_item_id
+    WHERE (h.status = 'ready' AND i.status <> 'on_hold_shelf')
+       OR (h.status = 'in_transit' AND i.status <> 'in_transit')
+    UNION ALL
+    SELECT 'hold transit without a hold', i.barcode FROM transit t JOIN item i ON i.id = t.item_id
+    WHERE t.reason = 'hold' AND t.received_at IS NULL AND t.cancelled_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.captured_item_id = t.item_id
+                                             AND h.status = 'in_transit')
+      AND i.status = 'in_transit'
+    UNION ALL
+    SELECT 'transit ends at the wrong branch', i.barcode FROM hold h
+    JOIN transit t ON t.item_id = h.captured_item_id AND t.received_at IS NULL
+                  AND t.cancelled_at IS NULL
+    JOIN item i ON i.id = h.captured_item_id
+    WHERE h.status = 'in_transit' AND t.to_branch_id <> h.pickup_branch_id
+    UNION ALL
+    SELECT 'filled hold without its loan', h.id::text FROM hold h
+    WHERE h.status = 'filled' AND NOT EXISTS (SELECT 1 FROM loan l WHERE l.id = h.filled_loan_id)
+$$;
