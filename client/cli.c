@@ -48,6 +48,25 @@ int cli_fail(cli_t *cli, int code, const char *fmt, ...)
     return code;
 }
 
+int cli_int_arg(cli_t *cli, const char *what, const char *text, int64_t min, int64_t max,
+                int64_t *out)
+{
+    if (util_parse_int(text, min, max, out))
+        return EXIT_OK;
+    return cli_fail(cli, EXIT_USAGE, "%s must be a whole number from %lld to %lld, not \"%s\"",
+                    what, (long long)min, (long long)max, text);
+}
+
+int cli_int32_arg(cli_t *cli, const char *what, const char *text, int32_t min, int32_t max,
+                  int32_t *out)
+{
+    int64_t v;
+    int code = cli_int_arg(cli, what, text, min, max, &v);
+    if (code == EXIT_OK)
+        *out = (int32_t)v;
+    return code;
+}
+
 void cli_print_json(const ProtobufCMessage *msg)
 {
     json_t j;

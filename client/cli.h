@@ -61,6 +61,15 @@ int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **resp);
 int cli_call_keep(cli_t *cli, Carrel__Request *req, Carrel__Response **out);
 /* Print a local error and return `code`. */
 int cli_fail(cli_t *cli, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * Parse a command-line number (`what` names it in the error) in [min, max].
+ * Returns EXIT_OK, or prints a usage error and returns EXIT_USAGE.
+ */
+int cli_int_arg(cli_t *cli, const char *what, const char *text, int64_t min, int64_t max,
+                int64_t *out);
+/* Same for 32-bit protobuf fields. */
+int cli_int32_arg(cli_t *cli, const char *what, const char *text, int32_t min, int32_t max,
+                  int32_t *out);
 /* Print a message (the response body) as JSON on stdout. */
 void cli_print_json(const ProtobufCMessage *msg);
 /* Set a fresh UUID as the request's idempotency key. */
@@ -76,5 +85,9 @@ extern const command_t admin_commands[];
 extern const command_t catalog_commands[];
 extern const command_t patron_commands[];
 extern const command_t circ_commands[];
+extern const command_t holds_commands[];
+
+/* Shared between command families. */
+int cmd_checkin(cli_t *cli, int argc, char **argv);
 
 #endif

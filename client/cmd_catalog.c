@@ -118,11 +118,13 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
             s.has_available_only = s.available_only = 1;
             break;
         case 'p':
-            page = atoi(optarg);
+            if (cli_int32_arg(cli, "--page", optarg, 1, 1000000, &page) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case 'l':
             s.has_limit = 1;
-            s.limit = atoi(optarg);
+            if (cli_int32_arg(cli, "--limit", optarg, 1, 100, &s.limit) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         default:
             return EXIT_USAGE;
@@ -372,7 +374,8 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
     if (e.bib.field)                                                                               \
         edit.field = e.bib.field;
     TAKE(title)
-    TAKE(author) TAKE(publisher) TAKE(year) TAKE(format) TAKE(language) TAKE(call_number)
+    TAKE(author)
+    TAKE(publisher) TAKE(year) TAKE(format) TAKE(language) TAKE(call_number)
 #undef TAKE
         if (e.set_isbns)
     {
@@ -691,7 +694,8 @@ static int cmd_import_marc(cli_t *cli, int argc, char **argv)
             proto.has_spread_branches = proto.spread_branches = 1;
             break;
         case 'n':
-            batch = atoi(optarg);
+            if (cli_int32_arg(cli, "--batch", optarg, 1, 2000, &batch) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         default:
             return EXIT_USAGE;

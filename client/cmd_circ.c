@@ -59,7 +59,7 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
         c.barcode = argv[i];
         if (override) {
             c.has_override = c.override = 1;
-            c.override_reason = (char *)override;
+            c.override_reason = (char *) override;
         }
         req.body_case = CARREL__REQUEST__BODY_CHECKOUT;
         req.checkout = &c;
@@ -78,8 +78,7 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
             circ_print_json_array_item(&j, &r->checkout->base);
         } else {
             printf("%s  %s  due %s%s\n", r->checkout->barcode, r->checkout->title,
-                   r->checkout->due_date,
-                   r->checkout->n_overridden ? "  (override recorded)" : "");
+                   r->checkout->due_date, r->checkout->n_overridden ? "  (override recorded)" : "");
         }
         carrel__response__free_unpacked(r, NULL);
     }
@@ -92,7 +91,7 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
 
 /* ---- checkin ---- */
 
-static int cmd_checkin(cli_t *cli, int argc, char **argv)
+int cmd_checkin(cli_t *cli, int argc, char **argv)
 {
     const char *date = NULL;
     int slips = 0;
@@ -183,7 +182,7 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
         rn.barcode = all ? NULL : argv[optind + 1 + i];
         if (override) {
             rn.has_override = rn.override = 1;
-            rn.override_reason = (char *)override;
+            rn.override_reason = (char *) override;
         }
         req.body_case = CARREL__REQUEST__BODY_RENEW;
         req.renew = &rn;
@@ -431,9 +430,9 @@ static int cmd_policy_list(cli_t *cli, int argc, char **argv)
     if (cli->json) {
         cli_print_json(&r->policies->base);
     } else {
-        static const char *const headers[] = {"Id",  "Category", "Type",  "Branch",
-                                              "Loan", "Renew",   "Max",   "Max/type",
-                                              "Fine/day", "Grace", "Circulates"};
+        static const char *const headers[] = {"Id",       "Category", "Type",      "Branch",
+                                              "Loan",     "Renew",    "Max",       "Max/type",
+                                              "Fine/day", "Grace",    "Circulates"};
         table_t *t = table_new(11, headers);
         for (size_t i = 0; i < r->policies->n_policies; i++) {
             const Carrel__Policy *p = r->policies->policies[i];
@@ -471,27 +470,61 @@ static int cmd_policy_set(cli_t *cli, int argc, char **argv)
 {
     Carrel__Policy p = CARREL__POLICY__INIT;
     static const struct option opts[] = {
-        {"category", required_argument, NULL, 'c'}, {"type", required_argument, NULL, 't'},
-        {"branch", required_argument, NULL, 'b'},   {"days", required_argument, NULL, 'd'},
-        {"hours", required_argument, NULL, 'H'},    {"renewals", required_argument, NULL, 'r'},
-        {"max", required_argument, NULL, 'm'},      {"max-of-type", required_argument, NULL, 'M'},
-        {"fine", required_argument, NULL, 'f'},     {"fine-max", required_argument, NULL, 'F'},
-        {"grace", required_argument, NULL, 'g'},    {"no-circulate", no_argument, NULL, 'n'},
+        {"category", required_argument, NULL, 'c'},
+        {"type", required_argument, NULL, 't'},
+        {"branch", required_argument, NULL, 'b'},
+        {"days", required_argument, NULL, 'd'},
+        {"hours", required_argument, NULL, 'H'},
+        {"renewals", required_argument, NULL, 'r'},
+        {"max", required_argument, NULL, 'm'},
+        {"max-of-type", required_argument, NULL, 'M'},
+        {"fine", required_argument, NULL, 'f'},
+        {"fine-max", required_argument, NULL, 'F'},
+        {"grace", required_argument, NULL, 'g'},
+        {"no-circulate", no_argument, NULL, 'n'},
         {"holds-allow-renewal", no_argument, NULL, 'R'},
-        {"no-lost-charge", no_argument, NULL, 'L'}, {"remove", required_argument, NULL, 'x'},
+        {"no-lost-charge", no_argument, NULL, 'L'},
+        {"remove", required_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "c:t:b:d:H:r:m:M:f:F:g:nRLx:", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': p.patron_category = optarg; break;
-        case 't': p.item_type = optarg; break;
-        case 'b': p.branch = optarg; break;
-        case 'd': p.has_loan_days = 1; p.loan_days = atoi(optarg); break;
-        case 'H': p.has_loan_hours = 1; p.loan_hours = atoi(optarg); break;
-        case 'r': p.has_renewals = 1; p.renewals = atoi(optarg); break;
-        case 'm': p.has_max_loans = 1; p.max_loans = atoi(optarg); break;
-        case 'M': p.has_max_loans_of_type = 1; p.max_loans_of_type = atoi(optarg); break;
+        case 'c':
+            p.patron_category = optarg;
+            break;
+        case 't':
+            p.item_type = optarg;
+            break;
+        case 'b':
+            p.branch = optarg;
+            break;
+        case 'd':
+            p.has_loan_days = 1;
+            if (cli_int32_arg(cli, "--days", optarg, 0, 365, &p.loan_days) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
+        case 'H':
+            p.has_loan_hours = 1;
+            if (cli_int32_arg(cli, "--hours", optarg, 0, 168, &p.loan_hours) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
+        case 'r':
+            p.has_renewals = 1;
+            if (cli_int32_arg(cli, "--renewals", optarg, 0, 99, &p.renewals) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
+        case 'm':
+            p.has_max_loans = 1;
+            if (cli_int32_arg(cli, "--max", optarg, 0, 10000, &p.max_loans) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
+        case 'M':
+            p.has_max_loans_of_type = 1;
+            if (cli_int32_arg(cli, "--max-of-type", optarg, 0, 10000, &p.max_loans_of_type) !=
+                EXIT_OK)
+                return EXIT_USAGE;
+            break;
         case 'f':
             p.has_fine_cents_per_day = 1;
             p.fine_cents_per_day = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
@@ -500,20 +533,36 @@ static int cmd_policy_set(cli_t *cli, int argc, char **argv)
             p.has_fine_max_cents = 1;
             p.fine_max_cents = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
             break;
-        case 'g': p.has_grace_days = 1; p.grace_days = atoi(optarg); break;
-        case 'n': p.has_circulates = 1; p.circulates = 0; break;
-        case 'R': p.has_hold_blocks_renewal = 1; p.hold_blocks_renewal = 0; break;
-        case 'L': p.has_charge_lost = 1; p.charge_lost = 0; break;
+        case 'g':
+            p.has_grace_days = 1;
+            if (cli_int32_arg(cli, "--grace", optarg, 0, 60, &p.grace_days) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
+        case 'n':
+            p.has_circulates = 1;
+            p.circulates = 0;
+            break;
+        case 'R':
+            p.has_hold_blocks_renewal = 1;
+            p.hold_blocks_renewal = 0;
+            break;
+        case 'L':
+            p.has_charge_lost = 1;
+            p.charge_lost = 0;
+            break;
         case 'x':
             p.has_id = p.has_remove = p.remove = 1;
-            p.id = atoll(optarg);
+            if (cli_int_arg(cli, "--remove", optarg, 1, INT64_MAX, &p.id) != EXIT_OK)
+                return EXIT_USAGE;
             break;
-        default: return EXIT_USAGE;
+        default:
+            return EXIT_USAGE;
         }
     }
     if (optind != argc)
-        return cli_fail(cli, EXIT_USAGE, "usage: policy set [--category C] [--type T] "
-                                         "[--branch B] --days N ... | policy set --remove ID");
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: policy set [--category C] [--type T] "
+                        "[--branch B] --days N ... | policy set --remove ID");
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__PolicySave s = CARREL__POLICY_SAVE__INIT;
     s.policy = &p;
@@ -643,7 +692,7 @@ static int cmd_calendar_hours(cli_t *cli, int argc, char **argv)
     size_t n = (size_t)(argc - 2);
     Carrel__OpenHours *hours = calloc(n + 1, sizeof(*hours));
     Carrel__OpenHours **ptrs = calloc(n + 1, sizeof(*ptrs));
-    char (*texts)[2][8] = calloc(n + 1, sizeof(*texts));
+    char(*texts)[2][8] = calloc(n + 1, sizeof(*texts));
     if (hours == NULL || ptrs == NULL || texts == NULL)
         abort();
     int code = EXIT_OK;

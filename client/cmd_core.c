@@ -35,9 +35,10 @@ static int cmd_ping(cli_t *cli, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:e", opts, NULL)) != -1) {
-        if (ch == 'n')
-            count = atoi(optarg);
-        else if (ch == 'e')
+        if (ch == 'n') {
+            if (cli_int32_arg(cli, "--count", optarg, 1, 1000000, &count) != EXIT_OK)
+                return EXIT_USAGE;
+        } else if (ch == 'e')
             event = 1;
         else
             return EXIT_USAGE;

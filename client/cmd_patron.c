@@ -464,9 +464,8 @@ static int cmd_patron_find(cli_t *cli, int argc, char **argv)
             break;
         case 'n':
             find.has_limit = 1;
-            find.limit = atoi(optarg);
-            if (find.limit < 1 || find.limit > 100)
-                return cli_fail(cli, EXIT_USAGE, "--limit is 1 to 100");
+            if (cli_int32_arg(cli, "--limit", optarg, 1, 100, &find.limit) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         default:
             return EXIT_USAGE;
@@ -594,9 +593,8 @@ static int cmd_patron_history(cli_t *cli, int argc, char **argv)
         if (ch != 'n')
             return EXIT_USAGE;
         m.has_limit = 1;
-        m.limit = atoi(optarg);
-        if (m.limit < 1 || m.limit > 500)
-            return cli_fail(cli, EXIT_USAGE, "--limit is 1 to 500");
+        if (cli_int32_arg(cli, "--limit", optarg, 1, 500, &m.limit) != EXIT_OK)
+            return EXIT_USAGE;
     }
     if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: patron history CARD [--limit N]");

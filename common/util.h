@@ -28,6 +28,11 @@ char *util_read_file(const char *path, size_t max_bytes);
  * counted in *len). Returns malloc'd bytes, or NULL with errno set.
  */
 uint8_t *util_read_all(const char *path, size_t *len);
+/*
+ * Parse a whole decimal integer in [min, max]: no trailing text, no leading
+ * blanks, no overflow. Returns false (and leaves *out alone) otherwise.
+ */
+bool util_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Remove trailing newline characters in place. */
 void util_chomp(char *s);
 

@@ -571,6 +571,12 @@ static void item_get_done(const db_result_t *r, void *arg)
     request_ok(req);
 }
 
+void catalog_reply_item(request_t *req, const char *barcode)
+{
+    const char *values[2] = {barcode, NULL};
+    request_db(req, &stmt_item_get, 2, values, item_get_done);
+}
+
 void handle_item_get(request_t *req)
 {
     Carrel__ItemGet *m = req->msg->item_get;

@@ -21,9 +21,10 @@
 
 static const db_stmt_t stmt_checkout = {
     "circ_checkout",
-    "SELECT loan_id, barcode, title, " TS("due_at") ", due_date, patron_name, slip, overridden,"
-    "       loans_out, filled_hold_id"
-    "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
+    "SELECT loan_id, barcode, title, " TS(
+        "due_at") ", due_date, patron_name, slip, overridden,"
+                  "       loans_out, filled_hold_id"
+                  "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
 };
 
 static const db_stmt_t stmt_checkin = {
@@ -35,8 +36,9 @@ static const db_stmt_t stmt_checkin = {
 
 static const db_stmt_t stmt_renew = {
     "circ_renew",
-    "SELECT barcode, title, renewed, " TS("due_at") ", due_date, reason, message, renewals"
-    "  FROM circ_renew($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
+    "SELECT barcode, title, renewed, " TS(
+        "due_at") ", due_date, reason, message, renewals"
+                  "  FROM circ_renew($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
 };
 
 static const db_stmt_t stmt_item_mark = {
@@ -74,22 +76,24 @@ static const db_stmt_t stmt_account = {
 
 static const db_stmt_t stmt_account_loans = {
     "circ_account_loans",
-    "SELECT l.id, i.barcode, b.title, " TS("l.checkout_at") ", cb.code, " TS("l.due_at") ","
-    "       library_local_date(l.due_at)::text, l.due_at < now(), l.renewals,"
-    "       (circ_rule(l.patron_category, l.item_type, l.checkout_branch_id)).renewals,"
-    "       l.item_type"
-    "  FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id"
-    "  JOIN branch cb ON cb.id = l.checkout_branch_id"
-    " WHERE l.patron_id = $1 AND l.returned_at IS NULL ORDER BY l.due_at, l.id",
+    "SELECT l.id, i.barcode, b.title, " TS("l.checkout_at") ", cb.code, " TS(
+        "l.due_at") ","
+                    "       library_local_date(l.due_at)::text, l.due_at < now(), l.renewals,"
+                    "       (circ_rule(l.patron_category, l.item_type, "
+                    "l.checkout_branch_id)).renewals,"
+                    "       l.item_type"
+                    "  FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id"
+                    "  JOIN branch cb ON cb.id = l.checkout_branch_id"
+                    " WHERE l.patron_id = $1 AND l.returned_at IS NULL ORDER BY l.due_at, l.id",
 };
 
 static const db_stmt_t stmt_account_ledger = {
     "circ_account_ledger",
     "SELECT x.id, " TS("x.at") ", x.kind, x.amount_cents, coalesce(i.barcode, ''), x.note,"
-    "       coalesce(s.username, '')"
-    "  FROM patron_ledger x LEFT JOIN item i ON i.id = x.item_id"
-    "  LEFT JOIN staff s ON s.id = x.staff_id"
-    " WHERE x.patron_id = $1 ORDER BY x.at DESC, x.id DESC LIMIT $2",
+                               "       coalesce(s.username, '')"
+                               "  FROM patron_ledger x LEFT JOIN item i ON i.id = x.item_id"
+                               "  LEFT JOIN staff s ON s.id = x.staff_id"
+                               " WHERE x.patron_id = $1 ORDER BY x.at DESC, x.id DESC LIMIT $2",
 };
 
 static const db_stmt_t stmt_ledger_post = {
@@ -98,8 +102,8 @@ static const db_stmt_t stmt_ledger_post = {
 };
 
 #define POLICY_COLUMNS                                                                             \
-    "p.id, coalesce(p.patron_category, ''), coalesce(p.item_type, ''), coalesce(b.code, ''),"     \
-    " p.loan_days, p.loan_hours, p.renewals, p.circulates, p.max_loans, p.max_loans_of_type,"    \
+    "p.id, coalesce(p.patron_category, ''), coalesce(p.item_type, ''), coalesce(b.code, ''),"      \
+    " p.loan_days, p.loan_hours, p.renewals, p.circulates, p.max_loans, p.max_loans_of_type,"      \
     " p.fine_cents_per_day, p.fine_max_cents, p.grace_days, p.hold_blocks_renewal, p.charge_lost"
 
 static const db_stmt_t stmt_policy_list = {
@@ -136,10 +140,10 @@ static const db_stmt_t stmt_calendar_save = {
 void circ_register_statements(void)
 {
     static const db_stmt_t *const all[] = {
-        &stmt_checkout,      &stmt_checkin,        &stmt_renew,       &stmt_item_mark,
-        &stmt_in_house,      &stmt_item_by_id,     &stmt_account,     &stmt_account_loans,
+        &stmt_checkout,       &stmt_checkin,       &stmt_renew,       &stmt_item_mark,
+        &stmt_in_house,       &stmt_item_by_id,    &stmt_account,     &stmt_account_loans,
         &stmt_account_ledger, &stmt_ledger_post,   &stmt_policy_list, &stmt_policy_save,
-        &stmt_calendar_get,  &stmt_calendar_save,
+        &stmt_calendar_get,   &stmt_calendar_save,
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         db_stmt_register(all[i]);
@@ -279,8 +283,8 @@ void handle_checkin(request_t *req)
         return;
     const char *staff, *ws, *branch;
     circ_actor(req, &staff, &ws, &branch);
-    const char *values[6] = {req->msg->request_key, staff,      ws,
-                             branch,                m->barcode, circ_opt(m->returned_at)};
+    const char *values[6] = {req->msg->request_key,   staff, ws, branch, m->barcode,
+                             circ_opt(m->returned_at)};
     request_db(req, &stmt_checkin, 6, values, checkin_done);
 }
 
@@ -358,8 +362,7 @@ static void mark_item_loaded(const db_result_t *r, void *arg)
         request_fail_db(req, r);
         return;
     }
-    Carrel__Item *item =
-        PQntuples(r->res) ? catalog_item_from_row(&req->arena, r->res, 0) : NULL;
+    Carrel__Item *item = PQntuples(r->res) ? catalog_item_from_row(&req->arena, r->res, 0) : NULL;
     mark_state_t *st = req->state;
     if (st) {
         st->reply->item = item;
@@ -448,6 +451,20 @@ static Carrel__LedgerEntry *circ_ledger_row(request_t *req, const PGresult *res,
     return e;
 }
 
+static void account_holds_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    account_state_t *st = req->state;
+    st->account->holds = holds_rows(req, r->res, &st->account->n_holds);
+    req->resp.body_case = CARREL__RESPONSE__BODY_ACCOUNT;
+    req->resp.account = st->account;
+    request_ok(req);
+}
+
 static void account_ledger_done(const db_result_t *r, void *arg)
 {
     request_t *req = arg;
@@ -460,9 +477,8 @@ static void account_ledger_done(const db_result_t *r, void *arg)
     st->account->ledger = arena_new(&req->arena, Carrel__LedgerEntry *, n + 1);
     for (int i = 0; i < n; i++)
         st->account->ledger[st->account->n_ledger++] = circ_ledger_row(req, r->res, i);
-    req->resp.body_case = CARREL__RESPONSE__BODY_ACCOUNT;
-    req->resp.account = st->account;
-    request_ok(req);
+    const char *values[1] = {st->patron_id};
+    request_db(req, holds_of_patron_statement(), 1, values, account_holds_done);
 }
 
 static void account_loans_done(const db_result_t *r, void *arg)

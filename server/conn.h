@@ -43,6 +43,8 @@ typedef struct conn {
     int inflight;
     int refs;
     bool closed;
+    bool subscribed; /* wants pushed events: its branch's, or all (all_branches) */
+    bool all_branches;
     char peer[64];
     uint64_t accepted_at;    /* uv_now() at accept, for the login deadline */
     uint64_t last_active_at; /* uv_now() at the last request */

@@ -41,6 +41,7 @@ typedef struct db_conn {
     int prepare_next;
     db_job_t *job;
     PGresult *result; /* the result being collected for job (or a prepare) */
+    bool listener;    /* runs LISTEN and delivers notifications; takes no jobs */
 } db_conn_t;
 
 struct db_pool {
@@ -61,6 +62,9 @@ struct db_pool {
     void *on_closed_arg;
     void (*on_fatal)(void *, const char *);
     void *on_fatal_arg;
+    char *listen_channel;
+    void (*on_notify)(void *, const char *payload);
+    void *notify_arg;
     bool fatal; /* a statement cannot be prepared: the pool refuses all work */
 };
 
@@ -90,6 +94,7 @@ static void db_pool_maybe_free(db_pool_t *pool)
         return;
     void (*cb)(void *) = pool->on_closed;
     void *arg = pool->on_closed_arg;
+    free(pool->listen_channel);
     free(pool->conns);
     free(pool->conninfo);
     free(pool);
@@ -111,6 +116,8 @@ bool db_pool_available(const db_pool_t *pool)
     if (pool->fatal)
         return false;
     for (int i = 0; i < pool->size; i++) {
+        if (pool->conns[i].listener)
+            continue;
         db_conn_state_t s = pool->conns[i].state;
         if (s == DBC_IDLE || s == DBC_BUSY || s == DBC_PREPARING)
             return true;
@@ -294,6 +301,18 @@ static void db_conn_connected(db_conn_t *c)
     }
     c->state = DBC_PREPARING;
     c->prepare_next = 0;
+    if (c->listener) {
+        /* The channel name is ours (a constant), never a request's. */
+        char sql[96];
+        snprintf(sql, sizeof(sql), "LISTEN %s", c->pool->listen_channel);
+        int f;
+        if (PQsendQuery(c->pg, sql) != 1 || (f = PQflush(c->pg)) < 0) {
+            db_conn_fail(c, PQerrorMessage(c->pg));
+            return;
+        }
+        db_conn_watch(c, UV_READABLE | (f == 1 ? UV_WRITABLE : 0));
+        return;
+    }
     db_send_next_prepare(c);
 }
 
@@ -367,7 +386,7 @@ static void db_pool_dispatch(db_pool_t *pool)
 {
     for (int i = 0; i < pool->size && pool->queue_head; i++) {
         db_conn_t *c = &pool->conns[i];
-        if (c->state == DBC_IDLE)
+        if (c->state == DBC_IDLE && !c->listener)
             db_conn_send_job(c, db_queue_pop(pool));
     }
 }
@@ -379,6 +398,20 @@ static void db_conn_complete(db_conn_t *c)
     PGresult *res = c->result;
     c->result = NULL;
 
+    if (c->state == DBC_PREPARING && c->listener) {
+        bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+        char why[256];
+        snprintf(why, sizeof(why), "LISTEN failed: %s", res ? PQresultErrorMessage(res) : "?");
+        PQclear(res);
+        if (!ok) {
+            db_conn_fail(c, why);
+            return;
+        }
+        c->state = DBC_IDLE;
+        db_conn_watch(c, UV_READABLE);
+        log_info(0, "listening for database events on %s", pool->listen_channel);
+        return;
+    }
     if (c->state == DBC_PREPARING) {
         if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
             /* The code and the schema disagree: serving on would fail requests
@@ -445,8 +478,11 @@ static void db_conn_read(db_conn_t *c)
         return;
     }
     PGnotify *n;
-    while ((n = PQnotifies(c->pg)) != NULL)
-        PQfreemem(n); /* pool connections do not LISTEN */
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        if (c->listener && c->pool->on_notify)
+            c->pool->on_notify(c->pool->notify_arg, n->extra);
+        PQfreemem(n);
+    }
     if (c->state != DBC_BUSY && c->state != DBC_PREPARING) {
         if (PQstatus(c->pg) != CONNECTION_OK)
             db_conn_fail(c, "connection closed by the server");
@@ -549,6 +585,28 @@ void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *, const char *), void *a
 {
     pool->on_fatal = cb;
     pool->on_fatal_arg = arg;
+}
+
+int db_pool_listen(db_pool_t *pool, const char *channel, void (*cb)(void *, const char *),
+                   void *arg)
+{
+    db_conn_t *conns = realloc(pool->conns, (size_t)(pool->size + 1) * sizeof(db_conn_t));
+    if (conns == NULL)
+        return -1;
+    pool->conns = conns;
+    for (int i = 0; i < pool->size; i++) /* the array moved */
+        pool->conns[i].pool = pool;
+    db_conn_t *c = &pool->conns[pool->size];
+    memset(c, 0, sizeof(*c));
+    c->pool = pool;
+    c->index = pool->size;
+    c->poll_fd = -1;
+    c->listener = true;
+    pool->size++;
+    pool->listen_channel = strdup(channel);
+    pool->on_notify = cb;
+    pool->notify_arg = arg;
+    return pool->listen_channel ? 0 : -1;
 }
 
 void db_pool_start(db_pool_t *pool)

@@ -56,6 +56,14 @@ void db_stmt_register(const db_stmt_t *stmt);
 db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_queue,
                        int reconnect_ms, int retry_limit);
 void db_pool_start(db_pool_t *pool);
+/*
+ * Dedicate one more connection to LISTEN on `channel` (before db_pool_start):
+ * cb gets each notification's payload. Notifications sent while that
+ * connection is down are lost; it listens again once reconnected.
+ */
+__attribute__((warn_unused_result)) int db_pool_listen(db_pool_t *pool, const char *channel,
+                                                       void (*cb)(void *arg, const char *payload),
+                                                       void *arg);
 /* Called once if the pool cannot serve at all (a statement fails to prepare). */
 void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *arg, const char *why), void *arg);
 /* True when at least one connection is ready or busy. */

@@ -63,6 +63,17 @@ static const route_t routes[] = {
     R(POLICY_SAVE, "policy_save", handle_policy_save, ROUTE_MUTATING, PERM_POLICY_EDIT),
     R(CALENDAR_GET, "calendar_get", handle_calendar_get, 0, PERM_POLICY_READ),
     R(CALENDAR_SAVE, "calendar_save", handle_calendar_save, ROUTE_MUTATING, PERM_CALENDAR_EDIT),
+
+    R(HOLD_PLACE, "hold_place", handle_hold_place, ROUTE_KEYED, PERM_CIRC),
+    R(HOLD_LIST, "hold_list", handle_hold_list, 0, PERM_PATRON_READ),
+    R(HOLD_CHANGE, "hold_change", handle_hold_change, ROUTE_KEYED, PERM_CIRC),
+    R(HOLD_QUEUE, "hold_queue", handle_hold_queue, 0, PERM_CIRC),
+    R(PULL_LIST, "pull_list", handle_pull_list, 0, PERM_CIRC),
+    R(ITEM_NOT_FOUND, "item_not_found", handle_item_not_found, ROUTE_KEYED, PERM_CIRC),
+    R(HOLD_SHELF, "hold_shelf", handle_hold_shelf, 0, PERM_CIRC),
+    R(TRANSIT_LIST, "transit_list", handle_transit_list, 0, PERM_CIRC),
+    R(TRANSIT_CHANGE, "transit_change", handle_transit_change, ROUTE_KEYED, PERM_CIRC),
+    R(SUBSCRIBE, "subscribe", handle_subscribe, 0, -1),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -82,4 +93,5 @@ void dispatch_register_statements(void)
 
     patrons_register_statements();
     circ_register_statements();
+    holds_register_statements();
 }

@@ -63,4 +63,22 @@ void handle_policy_save(request_t *req);
 void handle_calendar_get(request_t *req);
 void handle_calendar_save(request_t *req);
 
+/* holds.c: holds, pull lists, hold shelves, transits */
+void holds_register_statements(void);
+void handle_hold_place(request_t *req);
+void handle_hold_list(request_t *req);
+void handle_hold_change(request_t *req);
+void handle_hold_queue(request_t *req);
+void handle_pull_list(request_t *req);
+void handle_item_not_found(request_t *req);
+void handle_hold_shelf(request_t *req);
+void handle_transit_list(request_t *req);
+void handle_transit_change(request_t *req);
+/* The statement listing a patron's live holds ($1: patron id), and its rows. */
+const db_stmt_t *holds_of_patron_statement(void);
+Carrel__Hold **holds_rows(request_t *req, const PGresult *res, size_t *n);
+
+/* events.c */
+void handle_subscribe(request_t *req);
+
 #endif

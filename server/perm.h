@@ -51,7 +51,8 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
       "change a patron's category, expiry, notes or alert")                                        \
     X(PERM_PATRON_BLOCK, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "block or unblock patrons")        \
     X(PERM_PATRON_MERGE, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "merge patron records")            \
-    X(PERM_PATRON_HISTORY, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "read a patron's change history") \
+    X(PERM_PATRON_HISTORY, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM,                                  \
+      "read a patron's change history")                                                            \
     X(PERM_CIRC, ROLES_ALL, PERM_SCOPE_SYSTEM, "check items out and in")                           \
     X(PERM_CIRC_OVERRIDE, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "override circulation refusals")  \
     X(PERM_LEDGER_ADJUST, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "waive amounts or add charges")   \

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "conn.h"
+#include "events.h"
 #include "log.h"
 #include "tls.h"
 
@@ -138,6 +139,8 @@ int server_start(server_t *srv)
     if (srv->db == NULL)
         goto fail;
     db_pool_on_fatal(srv->db, server_db_fatal, srv);
+    if (db_pool_listen(srv->db, EVENTS_CHANNEL, events_on_notify, srv) != 0)
+        goto fail;
     db_pool_start(srv->db);
 
     /* A hash of random bytes nobody knows, to verify unknown users against. */

@@ -198,6 +198,7 @@ DECLARE
     v_type text;
     v_callno text;
     v_item item;
+    v_new_item item;
     v_format text;
 BEGIN
     created := 0;
@@ -263,12 +264,22 @@ BEGIN
             problems := problems || format('barcode %s already belongs to another title '
                                            '(bib %s); item skipped', v_barcode, v_item.bib_id);
         ELSE
-            -- Re-import: refresh descriptive data; status and circulation stay.
-            UPDATE item SET location = left(coalesce(v ->> 'location', location), 100),
-                            call_number = left(v_callno, 100), item_type = v_type,
-                            price_cents = price_cents_from_text(v ->> 'price'),
+            -- Re-import: refresh descriptive data; status and circulation stay, and
+            -- what the new record does not say (a price, a location) is kept.
+            UPDATE item SET location = left(coalesce(nullif(v ->> 'location', ''), location), 100),
+                            call_number = coalesce(nullif(left(v_callno, 100), ''), call_number),
+                            item_type = v_type,
+                            price_cents = CASE WHEN v ? 'price' AND v ->> 'price' <> ''
+                                               THEN price_cents_from_text(v ->> 'price')
+                                               ELSE price_cents END,
                             version = version + 1, updated_at = now()
-            WHERE id = v_item.id;
+            WHERE id = v_item.id
+            RETURNING * INTO v_new_item;
+            IF item_audit_json(v_item) IS DISTINCT FROM item_audit_json(v_new_item) THEN
+                PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'reimport',
+                                    audit_diff(item_audit_json(v_item),
+                                               item_audit_json(v_new_item)));
+            END IF;
             updated := updated + 1;
         END IF;
     END LOOP;
@@ -589,7 +600,7 @@ BEGIN
                 MESSAGE = format('Barcode %s is already on another item.', p_barcode);
         END IF;
     END IF;
-    IF p_status IS DISTINCT FROM v_old.status AND
+    IF p_status IS NOT NULL AND p_status <> v_old.status AND
        v_old.status IN ('checked_out', 'in_transit', 'on_hold_shelf', 'lost',
                         'claimed_returned') THEN
         RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'circulating',

@@ -274,7 +274,10 @@ BEGIN
     END IF;
 
     r.card := patron_text(p_doc, 'card');
-    PERFORM barcode_check('patron', r.card);
+    -- The card rule applies to new cards; a legacy card on file stays valid.
+    IF p_old.id IS NULL OR r.card IS DISTINCT FROM p_old.card THEN
+        PERFORM barcode_check('patron', r.card);
+    END IF;
 
     r.first_name := patron_text(p_doc, 'first_name');
     IF r.first_name IS NULL THEN

@@ -458,6 +458,26 @@ $$;
 CREATE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint) RETURNS boolean
 LANGUAGE sql STABLE AS $$ SELECT false $$;
 
+-- A lost item is back: its lost charge, if not yet refunded, is refunded.
+CREATE FUNCTION circ_refund_lost(p_item item, p_staff bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_charge record;
+BEGIN
+    SELECT l.* INTO v_charge FROM patron_ledger l
+    WHERE l.item_id = p_item.id AND l.kind = 'lost_charge'
+      AND NOT EXISTS (SELECT 1 FROM patron_ledger x WHERE x.kind = 'lost_refund'
+                                                     AND x.loan_id = l.loan_id)
+    ORDER BY l.at DESC LIMIT 1;
+    IF v_charge.id IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM circ_ledger_add(v_charge.patron_id, 'lost_refund', -v_charge.amount_cents,
+                            p_item.id, v_charge.loan_id, p_staff, 'item found');
+    RETURN v_charge.amount_cents;
+END
+$$;
+
 -- ---------------------------------------------------------------- checkout
 
 CREATE TYPE checkout_result AS (
@@ -484,6 +504,7 @@ DECLARE
     v_title text;
     v_branch_name text;
     v_held record;
+    v_cap integer;
     r checkout_result;
 BEGIN
     v_prev := request_claim(p_key, p_staff, 'checkout');
@@ -526,7 +547,10 @@ BEGIN
         v_messages := v_messages || format('The patron owes $%s.',
                                            to_char(v_pc.balance_cents / 100.0, 'FM999990.00'));
     END IF;
-    IF v_rule.max_loans IS NOT NULL AND v_pc.loans_out >= v_rule.max_loans THEN
+    -- The overall cap comes from the rule that ignores item type: a DVD rule
+    -- that says nothing about totals must not lift the patron's limit.
+    v_cap := (circ_rule(v_patron.category, NULL, p_branch)).max_loans;
+    IF v_cap IS NOT NULL AND v_pc.loans_out >= v_cap THEN
         v_reasons := v_reasons || 'loan_limit'::text;
         v_messages := v_messages || format('The patron has %s items out, the limit.',
                                            v_pc.loans_out);
@@ -654,6 +678,7 @@ DECLARE
     v_when timestamptz := coalesce(p_returned_at, now());
     v_late integer;
     v_route record;
+    v_refund bigint := 0;
     r checkin_result;
 BEGIN
     v_prev := request_claim(p_key, p_staff, 'checkin');
@@ -709,6 +734,17 @@ BEGIN
     ELSIF v_item.status IN ('checked_out', 'lost', 'missing', 'claimed_returned') THEN
         INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id)
         VALUES ('status_fixed', p_branch, v_item.id, v_item.item_type, p_staff);
+        IF v_item.status = 'lost' THEN
+            v_refund := circ_refund_lost(v_item, p_staff);
+        END IF;
+    ELSIF v_item.status IN ('withdrawn', 'damaged', 'in_processing') THEN
+        -- Statuses staff set on purpose are not undone by a scan at the desk.
+        r.route := 'keep';
+        r.message := format('Marked %s: not returned to circulation; set aside for staff.',
+                            replace(v_item.status::text, '_', ' '));
+        PERFORM request_store(p_key, to_jsonb(r));
+        RETURN NEXT r;
+        RETURN;
     END IF;
 
     SELECT * INTO v_route FROM circ_checkin_route(v_item, p_branch, p_staff);
@@ -719,8 +755,12 @@ BEGIN
     r.message := CASE
         WHEN NOT r.was_on_loan AND r.previous_status IN ('checked_out', 'lost', 'missing',
                                                          'claimed_returned')
-            THEN format('Was not on loan; status corrected from %s. ',
-                        replace(r.previous_status, '_', ' '))
+            THEN format('Was not on loan; status corrected from %s%s. ',
+                        replace(r.previous_status, '_', ' '),
+                        CASE WHEN v_refund > 0
+                             THEN format(' (lost charge of $%s refunded)',
+                                         to_char(v_refund / 100.0, 'FM999990.00'))
+                             ELSE '' END)
         WHEN NOT r.was_on_loan AND r.previous_status NOT IN ('in_transit')
             THEN 'Was not checked out. '
         ELSE '' END
@@ -780,10 +820,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
             MESSAGE = format('No patron has card %s.', p_card);
     END IF;
-    IF v_override AND NOT p_may_override THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'override',
-            MESSAGE = 'Only librarians and above may override a refusal.';
-    END IF;
+    -- Without the right to override, the flag is ignored: refusals stay refusals.
+    v_override := v_override AND p_may_override;
     IF v_override AND coalesce(btrim(p_override_reason), '') = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:override_reason',
             MESSAGE = 'An override needs a reason.';
@@ -936,18 +974,8 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'on_loan',
                 MESSAGE = format('%s is checked out; check it in instead.', p_barcode);
         END IF;
-        -- A lost item that turns up: its charge, if not yet refunded, is refunded.
         IF v_item.status = 'lost' THEN
-            SELECT l.* INTO v_charge FROM patron_ledger l
-            WHERE l.item_id = v_item.id AND l.kind = 'lost_charge'
-              AND NOT EXISTS (SELECT 1 FROM patron_ledger x WHERE x.kind = 'lost_refund'
-                                                             AND x.loan_id = l.loan_id)
-            ORDER BY l.at DESC LIMIT 1;
-            IF v_charge.id IS NOT NULL THEN
-                PERFORM circ_ledger_add(v_charge.patron_id, 'lost_refund', -v_charge.amount_cents,
-                                        v_item.id, v_charge.loan_id, p_staff, 'item found');
-                r.charged_cents := -v_charge.amount_cents;
-            END IF;
+            r.charged_cents := -circ_refund_lost(v_item, p_staff);
         END IF;
         SELECT * INTO v_route FROM circ_route(v_item, p_branch, p_staff);
         r.message := 'Found. ' || CASE WHEN v_route.route = 'transit'

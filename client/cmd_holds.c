@@ -1,0 +1,524 @@
+/*
+ * Hold commands: place and change holds, queues, pull lists, hold shelves,
+ * transits, and listening to a branch's events.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static int holds_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp, bool keyed)
+{
+    char key[37];
+    if (keyed)
+        cli_set_request_key(req, key);
+    return cli_call(cli, req, resp);
+}
+
+static void holds_print(const Carrel__Hold *h)
+{
+    char where[96] = "";
+    if (!strcmp(h->status, "waiting")) {
+        if (h->has_position)
+            snprintf(where, sizeof(where), "#%d in queue", h->position);
+        if (h->suspended_until && h->suspended_until[0])
+            snprintf(where + strlen(where), sizeof(where) - strlen(where), ", suspended to %s",
+                     h->suspended_until);
+        if (h->target_barcode && h->target_barcode[0])
+            snprintf(where + strlen(where), sizeof(where) - strlen(where), ", pull %s at %s",
+                     h->target_barcode, h->target_branch);
+    } else if (!strcmp(h->status, "ready")) {
+        snprintf(where, sizeof(where), "on the shelf until %s (%s)", h->shelf_expires_on,
+                 h->captured_barcode);
+    } else if (!strcmp(h->status, "in_transit")) {
+        snprintf(where, sizeof(where), "copy %s on its way", h->captured_barcode);
+    }
+    printf("hold %lld  %s  %s  %s  pickup %s  %s  %s\n", (long long)h->id, h->card, h->patron_name,
+           h->title, h->pickup_branch, h->status, where);
+}
+
+static int holds_reply_one(cli_t *cli, Carrel__Response *r)
+{
+    if (cli->json)
+        cli_print_json(&r->hold->base);
+    else
+        holds_print(r->hold);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int holds_reply_many(cli_t *cli, Carrel__Response *r)
+{
+    if (cli->json)
+        cli_print_json(&r->holds->base);
+    else if (r->holds->n_holds == 0)
+        printf("No holds.\n");
+    else
+        for (size_t i = 0; i < r->holds->n_holds; i++)
+            holds_print(r->holds->holds[i]);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_hold_place(cli_t *cli, int argc, char **argv)
+{
+    Carrel__HoldPlace p = CARREL__HOLD_PLACE__INIT;
+    static const struct option opts[] = {
+        {"bib", required_argument, NULL, 'b'},
+        {"item", required_argument, NULL, 'i'},
+        {"pickup", required_argument, NULL, 'p'},
+        {"not-after", required_argument, NULL, 'n'},
+        {"suspend-until", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "b:i:p:n:s:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'b':
+            p.has_bib_id = 1;
+            if (cli_int_arg(cli, "--bib", optarg, 1, INT64_MAX, &p.bib_id) != EXIT_OK)
+                return EXIT_USAGE;
+            break;
+        case 'i':
+            p.item_barcode = optarg;
+            break;
+        case 'p':
+            p.pickup_branch = optarg;
+            break;
+        case 'n':
+            p.not_needed_after = optarg;
+            break;
+        case 's':
+            p.suspended_until = optarg;
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || (!p.has_bib_id && !p.item_barcode))
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: hold place CARD (--bib ID | --item BARCODE) [--pickup CODE] "
+                        "[--not-after DATE] [--suspend-until DATE]");
+    p.card = argv[optind];
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_HOLD_PLACE;
+    req.hold_place = &p;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, true);
+    return code == EXIT_OK ? holds_reply_one(cli, r) : code;
+}
+
+static int cmd_hold_list(cli_t *cli, int argc, char **argv)
+{
+    Carrel__HoldList l = CARREL__HOLD_LIST__INIT;
+    static const struct option opts[] = {{"all", no_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "a", opts, NULL)) != -1) {
+        if (ch == 'a')
+            l.has_include_closed = l.include_closed = 1;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc - 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: hold list CARD [--all]");
+    l.card = argv[optind];
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_HOLD_LIST;
+    req.hold_list = &l;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, false);
+    return code == EXIT_OK ? holds_reply_many(cli, r) : code;
+}
+
+static int holds_change(cli_t *cli, int argc, char **argv, const char *action)
+{
+    Carrel__HoldChange c = CARREL__HOLD_CHANGE__INIT;
+    c.action = (char *)action;
+    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
+                                         {"until", required_argument, NULL, 'u'},
+                                         {"pickup", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "r:u:p:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'r':
+            c.reason = optarg;
+            break;
+        case 'u':
+            c.until = optarg;
+            break;
+        case 'p':
+            c.pickup_branch = optarg;
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: hold %s HOLD_ID%s", action,
+                        !strcmp(action, "cancel")    ? " --reason TEXT"
+                        : !strcmp(action, "suspend") ? " --until DATE"
+                        : !strcmp(action, "pickup")  ? " --pickup CODE"
+                                                     : "");
+    c.has_hold_id = 1;
+    if (cli_int_arg(cli, "HOLD_ID", argv[optind], 1, INT64_MAX, &c.hold_id) != EXIT_OK)
+        return EXIT_USAGE;
+    /* Refuse here what the server would refuse anyway, with the usage line. */
+    if ((!strcmp(action, "cancel") && c.reason == NULL) ||
+        (!strcmp(action, "pickup") && c.pickup_branch == NULL))
+        return cli_fail(cli, EXIT_USAGE, "usage: hold %s HOLD_ID %s", action,
+                        c.reason == NULL && !strcmp(action, "cancel") ? "--reason TEXT"
+                                                                      : "--pickup CODE");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_HOLD_CHANGE;
+    req.hold_change = &c;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, true);
+    return code == EXIT_OK ? holds_reply_one(cli, r) : code;
+}
+
+static int cmd_hold_cancel(cli_t *cli, int argc, char **argv)
+{
+    return holds_change(cli, argc, argv, "cancel");
+}
+
+static int cmd_hold_suspend(cli_t *cli, int argc, char **argv)
+{
+    return holds_change(cli, argc, argv, "suspend");
+}
+
+static int cmd_hold_activate(cli_t *cli, int argc, char **argv)
+{
+    return holds_change(cli, argc, argv, "activate");
+}
+
+static int cmd_hold_pickup(cli_t *cli, int argc, char **argv)
+{
+    return holds_change(cli, argc, argv, "pickup");
+}
+
+static int cmd_holds_queue(cli_t *cli, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: holds queue BIB");
+    Carrel__HoldQueue q = CARREL__HOLD_QUEUE__INIT;
+    q.has_bib_id = 1;
+    if (cli_int_arg(cli, "BIB", argv[1], 1, INT64_MAX, &q.bib_id) != EXIT_OK)
+        return EXIT_USAGE;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_HOLD_QUEUE;
+    req.hold_queue = &q;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, false);
+    return code == EXIT_OK ? holds_reply_many(cli, r) : code;
+}
+
+static const char *holds_branch_option(int argc, char **argv, int *bad)
+{
+    const char *branch = NULL;
+    static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
+                                         {"clearing", no_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    *bad = 0;
+    while ((ch = getopt_long(argc, argv, "b:c", opts, NULL)) != -1) {
+        if (ch == 'b')
+            branch = optarg;
+        else if (ch != 'c')
+            *bad = 1;
+    }
+    return branch;
+}
+
+static int cmd_pull_list(cli_t *cli, int argc, char **argv)
+{
+    int bad;
+    Carrel__PullList p = CARREL__PULL_LIST__INIT;
+    p.branch = (char *)holds_branch_option(argc, argv, &bad);
+    if (bad || optind != argc)
+        return cli_fail(cli, EXIT_USAGE, "usage: pull-list [--branch CODE]");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_PULL_LIST;
+    req.pull_list = &p;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, false);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json) {
+        cli_print_json(&r->pull_list->base);
+    } else {
+        static const char *const headers[] = {"Location", "Call number",   "Barcode",
+                                              "Title",    "For pickup at", "Hold"};
+        table_t *t = table_new(6, headers);
+        for (size_t i = 0; i < r->pull_list->n_entries; i++) {
+            const Carrel__PullEntry *e = r->pull_list->entries[i];
+            char hold[24], title[60];
+            snprintf(hold, sizeof(hold), "%lld", (long long)e->hold_id);
+            snprintf(title, sizeof(title), "%s", e->title);
+            const char *row[] = {e->location, e->call_number,   e->barcode,
+                                 title,       e->pickup_branch, hold};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_item_not_found(cli_t *cli, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: item not-found BARCODE");
+    Carrel__ItemNotFound n = CARREL__ITEM_NOT_FOUND__INIT;
+    n.barcode = argv[1];
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_ITEM_NOT_FOUND;
+    req.item_not_found = &n;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, true);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        cli_print_json(&r->item->base);
+    else
+        printf("%s marked missing; its holds look for another copy\n", argv[1]);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
+{
+    Carrel__HoldShelf s = CARREL__HOLD_SHELF__INIT;
+    int bad;
+    optind = 0;
+    s.branch = (char *)holds_branch_option(argc, argv, &bad);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--clearing"))
+            s.has_clearing = s.clearing = 1;
+    if (bad)
+        return cli_fail(cli, EXIT_USAGE, "usage: holds-shelf [--branch CODE] [--clearing]");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_HOLD_SHELF;
+    req.hold_shelf = &s;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, false);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json) {
+        cli_print_json(&r->hold_shelf->base);
+    } else {
+        static const char *const headers[] = {"Barcode", "Title", "Patron",
+                                              "Card",    "Until", "Hold"};
+        table_t *t = table_new(6, headers);
+        for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
+            const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
+            char title[60], status[24];
+            snprintf(title, sizeof(title), "%s", e->title);
+            snprintf(status, sizeof(status), "%s", e->status);
+            const char *row[] = {e->barcode,          title, e->patron_name, e->card_last4,
+                                 e->shelf_expires_on, status};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+        if (s.clearing && r->hold_shelf->n_entries)
+            printf("Pull these off the hold shelf and check each in.\n");
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_transit_list(cli_t *cli, int argc, char **argv)
+{
+    Carrel__TransitList l = CARREL__TRANSIT_LIST__INIT;
+    static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
+                                         {"incoming", no_argument, NULL, 'i'},
+                                         {"outgoing", no_argument, NULL, 'o'},
+                                         {"overdue", no_argument, NULL, 'v'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "b:iov", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'b':
+            l.branch = optarg;
+            break;
+        case 'i':
+            l.which = "incoming";
+            break;
+        case 'o':
+            l.which = "outgoing";
+            break;
+        case 'v':
+            l.which = "overdue";
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_TRANSIT_LIST;
+    req.transit_list = &l;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, false);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json) {
+        cli_print_json(&r->transits->base);
+    } else {
+        static const char *const headers[] = {"Barcode", "Title", "From", "To", "Why", "Sent", ""};
+        table_t *t = table_new(7, headers);
+        for (size_t i = 0; i < r->transits->n_transits; i++) {
+            const Carrel__Transit *x = r->transits->transits[i];
+            char title[50], sent[20];
+            snprintf(title, sizeof(title), "%s", x->title);
+            snprintf(sent, sizeof(sent), "%.10s", x->sent_at);
+            const char *row[] = {x->barcode,
+                                 title,
+                                 x->from_branch,
+                                 x->to_branch,
+                                 x->reason,
+                                 sent,
+                                 x->overdue ? "OVERDUE" : ""};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+static int cmd_transit_receive(cli_t *cli, int argc, char **argv)
+{
+    /* Receiving is checking in at the destination: the same request. */
+    return cmd_checkin(cli, argc, argv);
+}
+
+static int cmd_transit_cancel(cli_t *cli, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: transit cancel BARCODE");
+    Carrel__TransitChange c = CARREL__TRANSIT_CHANGE__INIT;
+    c.barcode = argv[1];
+    c.action = "cancel";
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_TRANSIT_CHANGE;
+    req.transit_change = &c;
+    Carrel__Response *r = NULL;
+    int code = holds_send(cli, &req, &r, true);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json && r->transit)
+        cli_print_json(&r->transit->base);
+    else
+        printf("transit of %s cancelled; it is back on the shelf at %s\n", argv[1],
+               r->transit ? r->transit->from_branch : "?");
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* ---- events ---- */
+
+static volatile sig_atomic_t holds_stop;
+
+static void holds_on_signal(int sig)
+{
+    (void)sig;
+    holds_stop = 1;
+}
+
+static void holds_print_event(const Carrel__Event *ev, void *arg)
+{
+    cli_t *cli = arg;
+    if (cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "event");
+        json_message(&j, &ev->base);
+        json_object_end(&j);
+        json_print(&j, stdout);
+        json_free(&j);
+    } else {
+        printf("[%s] %s: %s\n", ev->branch_code ? ev->branch_code : "?", ev->kind,
+               ev->text ? ev->text : "");
+    }
+    fflush(stdout);
+}
+
+static int cmd_events(cli_t *cli, int argc, char **argv)
+{
+    Carrel__Subscribe s = CARREL__SUBSCRIBE__INIT;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all"))
+            s.has_all_branches = s.all_branches = 1;
+        else
+            return cli_fail(cli, EXIT_USAGE, "usage: events [--all]");
+    }
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_SUBSCRIBE;
+    req.subscribe = &s;
+    Carrel__Response *r = NULL;
+    cli->conn.on_event = holds_print_event;
+    cli->conn.event_arg = cli;
+    int code = holds_send(cli, &req, &r, false);
+    if (code != EXIT_OK)
+        return code;
+    carrel__response__free_unpacked(r, NULL);
+    if (!cli->json)
+        printf("Listening for events; Ctrl-C to stop.\n");
+    fflush(stdout);
+    signal(SIGINT, holds_on_signal);
+    signal(SIGTERM, holds_on_signal);
+    uint64_t last = util_mono_ns();
+    while (!holds_stop && !cli->conn.closed) {
+        client_run_once(&cli->conn);
+        if (util_mono_ns() - last > 60ull * 1000000000ull) {
+            /* Keep the connection from the idle timeout. */
+            Carrel__Request ping = CARREL__REQUEST__INIT;
+            Carrel__Ping p = CARREL__PING__INIT;
+            ping.body_case = CARREL__REQUEST__BODY_PING;
+            ping.ping = &p;
+            if (client_send(&cli->conn, &ping) == 0)
+                break;
+            last = util_mono_ns();
+        }
+    }
+    return cli->conn.closed && !holds_stop ? cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error)
+                                           : EXIT_OK;
+}
+
+const command_t holds_commands[] = {
+    {"hold place", cmd_hold_place, true,
+     "CARD (--bib ID | --item BARCODE) [--pickup CODE] [--not-after DATE] "
+     "[--suspend-until DATE]",
+     "place a hold on a title or a copy (pickup: this branch unless given)"},
+    {"hold list", cmd_hold_list, true, "CARD [--all]",
+     "a patron's holds with queue position and status"},
+    {"hold cancel", cmd_hold_cancel, true, "HOLD_ID --reason TEXT", "cancel a hold"},
+    {"hold suspend", cmd_hold_suspend, true, "HOLD_ID --until DATE",
+     "suspend a hold until a date (it keeps its place)"},
+    {"hold activate", cmd_hold_activate, true, "HOLD_ID", "end a suspension"},
+    {"hold pickup", cmd_hold_pickup, true, "HOLD_ID --pickup CODE", "change the pickup branch"},
+    {"holds queue", cmd_holds_queue, true, "BIB", "a title's holds in queue order"},
+    {"pull-list", cmd_pull_list, true, "[--branch CODE]",
+     "copies to take from the shelves for holds"},
+    {"item not-found", cmd_item_not_found, true, "BARCODE",
+     "a pull-list copy was not on the shelf: mark it missing, ask another copy"},
+    {"holds-shelf", cmd_holds_shelf, true, "[--branch CODE] [--clearing]",
+     "what is on the hold shelf; --clearing: expired holds to pull off it"},
+    {"transit list", cmd_transit_list, true, "[--incoming|--outgoing|--overdue] [--branch CODE]",
+     "items travelling to or from a branch"},
+    {"transit receive", cmd_transit_receive, true, "ITEM...",
+     "receive items at this branch (a checkin)"},
+    {"transit cancel", cmd_transit_cancel, true, "BARCODE",
+     "cancel a transit: the item goes back to the sender's shelf"},
+    {"events", cmd_events, true, "[--all]",
+     "print this branch's live events (captures, transits, holds) until Ctrl-C"},
+    {NULL, NULL, false, NULL, NULL},
+};

@@ -1,0 +1,527 @@
+#!/usr/bin/env python3
+"""Holds and transits: targeting, pull lists, capture at checkin, hold shelves,
+transits, fairness, expiry, live events, and the races existing systems get wrong."""
+
+import os
+import random
+import sys
+import threading
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import pb_message  # noqa: E402
+
+REQ_CHECKOUT, REQ_CHECKIN, REQ_HOLD_PLACE, REQ_HOLD_CHANGE, REQ_SUBSCRIBE = 80, 81, 120, 122, 131
+RESP_EVENT, RESP_CHECKIN = 9, 81
+PASSWORD = "staff-password-123"
+BRANCHES = ["ALB", "BAR", "CMP", "DWN", "DWT", "PRK", "RPK"]
+WS = {"DWN": "desk-dwn", "PRK": "desk-prk", "ALB": "desk-alb", "BAR": "desk-bar",
+      "CMP": "desk-cmp", "DWT": "desk-dwt", "RPK": "desk-rpk"}
+env = None
+main = None
+_seq = [5000]
+
+
+def mod10(stem):
+    total = 0
+    for i, ch in enumerate(reversed(stem)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return stem + str((10 - total % 10) % 10)
+
+
+def new_bib(title=None):
+    _seq[0] += 1
+    title = title or "Hold test title %d" % _seq[0]
+    out = env.psql("INSERT INTO bib (marc, title) VALUES ('\\x00', '%s') RETURNING id" % title)
+    return int(out.splitlines()[0])
+
+
+def new_item(bib, branch="DWN", item_type="book", status="available", location=""):
+    _seq[0] += 1
+    barcode = mod10("3123480%06d" % _seq[0])
+    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
+             " status, location) SELECT '%s', %d, b.id, b.id, '%s', '%s', '%s' FROM branch b"
+             " WHERE b.code = '%s'" % (barcode, bib, item_type, status, location, branch))
+    return barcode
+
+
+def new_patron(category="adult", branch="DWN", contact="none"):
+    _seq[0] += 1
+    card = mod10("2123480%06d" % _seq[0])
+    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
+             " expires_on) SELECT '%s', 'Holder', 'Number%d', b.id, '%s', '2099-01-01'"
+             " FROM branch b WHERE b.code = '%s'" % (card, _seq[0], category, branch))
+    return card
+
+
+def setUpModule():
+    global env, main
+    env = harness.Env()
+    try:
+        env.start()
+        main = env.daemon(db_pool_size=8, max_inflight=256)
+        admin = env.profile(main)
+        for ws, branch in [("desk-prk", "PRK"), ("desk-alb", "ALB"), ("desk-bar", "BAR"),
+                           ("desk-cmp", "CMP"), ("desk-dwt", "DWT"), ("desk-rpk", "RPK"),
+                           ("desk-dwn-2", "DWN")]:
+            assert env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch).code == 0
+        pw = os.path.join(env.dir, "staff.pw")
+        with open(pw, "w") as f:
+            f.write(PASSWORD + "\n")
+        for user, role in [("roamer", "coordinator"), ("clara", "clerk"), ("libby", "librarian")]:
+            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
+                           "--role", role, "--branch", "DWN", "--new-password-file", pw)
+            assert r.code == 0, r
+        # Branch preference: DWN pulls from PRK before ALB before the rest.
+        env.psql("INSERT INTO branch_proximity (pickup_branch_id, branch_id, rank) "
+                 "SELECT p.id, b.id, CASE b.code WHEN 'PRK' THEN 1 WHEN 'ALB' THEN 2 ELSE 9 END "
+                 "FROM branch p, branch b WHERE p.code = 'DWN' AND b.code <> 'DWN'")
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    try:
+        for check in ("circ_invariants", "hold_invariants"):
+            rows = env.psql("SELECT count(*) FROM %s()" % check)
+            assert rows == "0", env.psql("SELECT * FROM %s()" % check)
+    finally:
+        env.stop()
+
+
+def carrel(*args, branch="DWN", user="roamer"):
+    ws = WS[branch]
+    return env.carrel(env.profile(main, ws, user, PASSWORD), *args)
+
+
+def place(card, bib=None, item=None, pickup="DWN", *extra, **kw):
+    args = ["hold", "place", card, "--pickup", pickup]
+    args += ["--bib", str(bib)] if bib is not None else ["--item", item]
+    r = carrel(*args, *extra, **kw)
+    return r
+
+
+def status(barcode):
+    return env.psql("SELECT i.status || ' ' || b.code FROM item i JOIN branch b ON "
+                    "b.id = i.current_branch_id WHERE i.barcode = '%s'" % barcode)
+
+
+def hold_status(hold_id):
+    return env.psql("SELECT status FROM hold WHERE id = %d" % hold_id)
+
+
+def subscribe(branch):
+    w = main.logged_in_wire(WS[branch], "roamer", PASSWORD)
+    assert w.call(REQ_SUBSCRIBE).status == "ok"
+    return w
+
+
+def next_event(w, timeout=10):
+    w.sock.settimeout(timeout)
+    while True:
+        r = w.recv()
+        assert r is not None, "connection closed"
+        if r.id == 0 and RESP_EVENT in r.fields:
+            ev = r.body(RESP_EVENT)
+            return {"kind": ev[1][0].decode(), "branch": ev[2][0].decode(),
+                    "text": ev[3][0].decode()}
+
+
+class Targeting(unittest.TestCase):
+    def test_pickup_branch_copy_first_then_proximity(self):
+        bib = new_bib()
+        far = new_item(bib, "RPK")
+        near = new_item(bib, "PRK")
+        here = new_item(bib, "DWN")
+        a, b, c = new_patron(), new_patron(), new_patron()
+        ha = place(a, bib).json
+        self.assertEqual((ha["status"], ha["position"]), ("waiting", 1))
+        self.assertEqual(ha["target_barcode"], here)  # on the pickup branch's own shelf
+        hb = place(b, bib).json
+        self.assertEqual((hb["position"], hb["target_barcode"]), (2, near))  # PRK ranks first
+        hc = place(c, bib).json
+        self.assertEqual(hc["target_barcode"], far)
+        pull = carrel("pull-list", branch="PRK").json
+        self.assertEqual([e["barcode"] for e in pull["entries"] if e["hold_id"] == hb["id"]],
+                         [near])
+        queue = carrel("holds", "queue", str(bib)).json["holds"]
+        self.assertEqual([h["id"] for h in queue], [ha["id"], hb["id"], hc["id"]])
+
+    def test_not_found_and_new_copy_retarget_at_once(self):
+        bib = new_bib()
+        first = new_item(bib, "ALB")
+        card = new_patron()
+        h = place(card, bib).json
+        self.assertEqual(h["target_barcode"], first)
+        r = carrel("item", "not-found", first, branch="ALB")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(status(first), "missing ALB")
+        h = carrel("hold", "list", card).json["holds"][0]
+        self.assertNotIn("target_barcode", h)
+        # A copy added to the catalog is asked for at once, not after a nightly batch.
+        second = mod10("3123481%06d" % random.randint(0, 999999))
+        r = carrel("item", "add", second, "--bib", str(bib), "--branch", "DWN", user="libby")
+        self.assertEqual(r.code, 0, r)
+        h = carrel("hold", "list", card).json["holds"][0]
+        self.assertEqual(h["target_barcode"], second)
+        self.assertIn(second, [e["barcode"] for e in carrel("pull-list").json["entries"]])
+
+    def test_item_level_hold_only_that_copy(self):
+        bib = new_bib()
+        one, two = new_item(bib, "DWN"), new_item(bib, "DWN")
+        card = new_patron()
+        h = place(card, item=two).json
+        self.assertEqual((h["item_barcode"], h["target_barcode"]), (two, two))
+        other = new_patron()
+        checkout = carrel("checkout", other, one)
+        self.assertEqual(checkout.code, 0)
+        back = carrel("checkin", one).json[0]
+        self.assertEqual(back["route"], "shelf")  # the item hold does not want this copy
+        carrel("checkout", other, two)
+        back = carrel("checkin", two).json[0]
+        self.assertEqual(back["route"], "hold_shelf")
+
+    def test_rules_for_placing(self):
+        bib = new_bib()
+        new_item(bib)
+        card = new_patron()
+        self.assertEqual(place(card, bib).code, 0)
+        r = place(card, bib)
+        self.assertEqual((r.code, r.json["reason"]), (4, "duplicate_hold"))
+        env.psql("UPDATE patron_category SET max_holds = 1 WHERE code = 'juvenile'")
+        kid = new_patron(category="juvenile")
+        self.assertEqual(place(kid, bib).code, 0)
+        other = new_bib()
+        new_item(other)
+        self.assertEqual(place(kid, other).json["reason"], "hold_limit")
+        empty = new_bib()
+        self.assertEqual(place(card, empty).json["reason"], "no_holdable_copies")
+        expired = new_patron()
+        env.psql("UPDATE patron SET expires_on = '2020-01-01' WHERE card = '%s'" % expired)
+        self.assertEqual(place(expired, bib).json["reason"], "patron_expired")
+
+
+class Capture(unittest.TestCase):
+    def test_capture_here_goes_to_hold_shelf(self):
+        bib = new_bib("The Capture at Home")
+        copy = new_item(bib, "DWN")
+        borrower, waiting = new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        h = place(waiting, bib).json
+        w = subscribe("DWN")
+        back = carrel("checkin", copy).json[0]
+        self.assertEqual((back["route"], back["hold_id"]), ("hold_shelf", h["id"]))
+        self.assertIn("HOLD SHELF for Holder N.", back["message"])
+        self.assertIn("card ending " + waiting[-4:], back["slip"])
+        self.assertIn("Downtown Library", back["slip"])
+        ev = next_event(w)
+        self.assertEqual((ev["kind"], ev["branch"]), ("hold_captured", "DWN"))
+        self.assertIn("The Capture at Home", ev["text"])
+        w.close()
+        self.assertEqual(status(copy), "on_hold_shelf DWN")
+        held = carrel("hold", "list", waiting).json["holds"][0]
+        self.assertEqual(held["status"], "ready")
+        # Seven open days of Downtown (closed Sundays), not seven calendar days.
+        self.assertEqual(held["shelf_expires_on"],
+                         env.psql("SELECT branch_open_days_after(b.id, library_today(), 7)::text"
+                                  " FROM branch b WHERE code = 'DWN'"))
+        shelf = carrel("holds-shelf").json["entries"]
+        self.assertIn(copy, [e["barcode"] for e in shelf])
+        # The hold's patron takes it: the hold is filled; someone else is refused.
+        other = new_patron()
+        r = carrel("checkout", other, copy)
+        self.assertIn("item_on_hold", r.stderr)
+        self.assertIn("can be overridden", r.stderr)
+        r = carrel("checkout", waiting, copy)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json[0]["filled_hold_id"], h["id"])
+        self.assertEqual(hold_status(h["id"]), "filled")
+        carrel("checkin", copy)
+
+    def test_capture_elsewhere_travels_and_arrives(self):
+        bib = new_bib("The Long Way Round")
+        copy = new_item(bib, "RPK")
+        borrower, waiting = new_patron(), new_patron()
+        carrel("checkout", borrower, copy, branch="RPK")
+        h = place(waiting, bib, pickup="PRK").json
+        w = subscribe("PRK")
+        back = carrel("checkin", copy, branch="RPK").json[0]
+        self.assertEqual((back["route"], back["destination_branch"]), ("transit", "PRK"))
+        self.assertIn("ROUTE TO Park Street Branch at the Lyric for a hold", back["message"])
+        ev = next_event(w)
+        self.assertEqual((ev["kind"], ev["branch"]), ("transit_sent", "PRK"))
+        self.assertEqual(hold_status(h["id"]), "in_transit")
+        incoming = carrel("transit", "list", "--incoming", branch="PRK").json["transits"]
+        self.assertIn(copy, [t["barcode"] for t in incoming])
+        # Scanned at Albany on the way: same transit, same destination.
+        fwd = carrel("checkin", copy, branch="ALB").json[0]
+        self.assertEqual((fwd["route"], fwd["destination_branch"]), ("transit", "PRK"))
+        self.assertEqual(env.psql("SELECT count(*) FROM transit t JOIN item i ON i.id = t.item_id "
+                                  "WHERE i.barcode = '%s' AND t.cancelled_at IS NULL" % copy), "1")
+        arrived = carrel("checkin", copy, branch="PRK").json[0]
+        self.assertEqual(arrived["route"], "hold_shelf")
+        self.assertIn("Arrived", arrived["message"])
+        self.assertEqual(hold_status(h["id"]), "ready")
+        self.assertEqual(status(copy), "on_hold_shelf PRK")
+        ev = next_event(w)
+        self.assertEqual(ev["kind"], "hold_captured")
+        w.close()
+
+    def test_queue_is_first_come_first_served(self):
+        bib = new_bib()
+        copies = [new_item(bib, "DWN") for _ in range(3)]
+        borrower = new_patron()
+        for c in copies:
+            carrel("checkout", borrower, c)
+        patrons = [new_patron() for _ in range(3)]
+        holds = [place(p, bib).json["id"] for p in patrons]
+        for c in reversed(copies):
+            carrel("checkin", c)
+        captured = env.psql("SELECT string_agg(h.id::text, ',' ORDER BY i.barcode DESC) FROM hold h "
+                            "JOIN item i ON i.id = h.captured_item_id WHERE h.bib_id = %d" % bib)
+        self.assertEqual(captured, ",".join(str(h) for h in holds))
+
+    def test_suspended_keeps_place_and_is_skipped(self):
+        bib = new_bib()
+        copy = new_item(bib, "DWN")
+        borrower, first, second = new_patron(), new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        h1 = place(first, bib).json["id"]
+        h2 = place(second, bib).json["id"]
+        until = env.psql("SELECT (library_today() + 10)::text")
+        r = carrel("hold", "suspend", str(h1), "--until", until)
+        self.assertEqual(r.json["suspended_until"], until)
+        back = carrel("checkin", copy).json[0]
+        self.assertEqual(back["hold_id"], h2)
+        self.assertEqual(carrel("hold", "activate", str(h1)).json["position"], 1)
+
+    def test_local_first_policy_is_bounded(self):
+        env.psql("UPDATE library_setting SET value = 'local_first' WHERE name = 'hold_policy'")
+        env.psql("UPDATE library_setting SET value = '1' WHERE name = 'hold_max_skips'")
+        try:
+            bib = new_bib()
+            copies = [new_item(bib, "DWT") for _ in range(3)]
+            borrower = new_patron()
+            for c in copies:
+                carrel("checkout", borrower, c, branch="DWT")
+            far = place(new_patron(), bib, pickup="RPK").json["id"]
+            near1 = place(new_patron(), bib, pickup="DWT").json["id"]
+            near2 = place(new_patron(), bib, pickup="DWT").json["id"]
+            # First copy in at Dwight: the local hold goes first, passing the RPK hold once.
+            self.assertEqual(carrel("checkin", copies[0], branch="DWT").json[0]["hold_id"], near1)
+            # The RPK hold has now been passed over the most allowed: it is served next.
+            self.assertEqual(carrel("checkin", copies[1], branch="DWT").json[0]["hold_id"], far)
+            self.assertEqual(carrel("checkin", copies[2], branch="DWT").json[0]["hold_id"], near2)
+        finally:
+            env.psql("UPDATE library_setting SET value = 'fifo' WHERE name = 'hold_policy'")
+            env.psql("UPDATE library_setting SET value = '3' WHERE name = 'hold_max_skips'")
+
+
+class ShelfAndTransits(unittest.TestCase):
+    def test_expiry_clearing_list_and_next_hold(self):
+        bib = new_bib("Expiring Title")
+        copy = new_item(bib, "DWN")
+        borrower, first, second = new_patron(), new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        h1 = place(first, bib).json["id"]
+        h2 = place(second, bib).json["id"]
+        self.assertEqual(carrel("checkin", copy).json[0]["hold_id"], h1)
+        env.psql("UPDATE hold SET shelf_expires_on = library_today() - 1 WHERE id = %d" % h1)
+        expired = env.psql("SELECT expired_holds FROM holds_daily()")
+        self.assertEqual(expired, "1")
+        self.assertEqual(hold_status(h1), "expired")
+        clearing = carrel("holds-shelf", "--clearing").json["entries"]
+        self.assertEqual([e["barcode"] for e in clearing if e["barcode"] == copy], [copy])
+        back = carrel("checkin", copy).json[0]
+        self.assertEqual(back["hold_id"], h2)
+        self.assertNotIn(copy, [e["barcode"] for e in
+                                carrel("holds-shelf", "--clearing").json["entries"]])
+
+    def test_cancel_needs_reason_and_frees_the_copy(self):
+        bib = new_bib()
+        copy = new_item(bib, "DWN")
+        borrower, waiting = new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        h = place(waiting, bib).json["id"]
+        carrel("checkin", copy)
+        r = carrel("hold", "cancel", str(h))
+        self.assertEqual(r.code, 2)  # usage: the reason is required
+        w = main.logged_in_wire("desk-dwn", "roamer", PASSWORD)
+        r = w.call(REQ_HOLD_CHANGE, pb_message((1, h), (2, "cancel")), key=str(uuid.uuid4()))
+        self.assertEqual((r.status, r.reason), ("bad_request", "field:reason"))
+        w.close()
+        r = carrel("hold", "cancel", str(h), "--reason", "patron called: no longer needed")
+        self.assertEqual(r.json["status"], "cancelled")
+        self.assertIn(copy, [e["barcode"] for e in carrel("holds-shelf", "--clearing").json["entries"]])
+        self.assertEqual(carrel("checkin", copy).json[0]["route"], "shelf")
+
+    def test_transit_cancel_and_overdue(self):
+        bib = new_bib()
+        copy = new_item(bib, "PRK")
+        card = new_patron()
+        carrel("checkout", card, copy)
+        self.assertEqual(carrel("checkin", copy).json[0]["route"], "transit")  # home to PRK
+        out = carrel("transit", "list", "--outgoing").json["transits"]
+        self.assertIn(copy, [t["barcode"] for t in out])
+        env.psql("UPDATE transit SET sent_at = now() - interval '9 days' WHERE item_id = "
+                 "(SELECT id FROM item WHERE barcode = '%s')" % copy)
+        overdue = carrel("transit", "list", "--overdue").json["transits"]
+        self.assertTrue([t for t in overdue if t["barcode"] == copy and t["overdue"]])
+        r = carrel("transit", "cancel", copy)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(status(copy), "available DWN")
+
+    def test_floating_collection_stays(self):
+        env.psql("INSERT INTO floating_location VALUES ('Floating Fiction') ON CONFLICT DO NOTHING")
+        bib = new_bib()
+        copy = new_item(bib, "PRK", location="Floating Fiction")
+        card = new_patron()
+        carrel("checkout", card, copy)
+        back = carrel("checkin", copy, branch="BAR").json[0]
+        self.assertEqual(back["route"], "shelf")
+        self.assertEqual(status(copy), "available BAR")
+
+    def test_hold_blocks_renewal_and_shows_on_account(self):
+        bib = new_bib()
+        copy = new_item(bib, "DWN")
+        reader, waiting = new_patron(), new_patron()
+        carrel("checkout", reader, copy)
+        h = place(waiting, bib).json
+        r = carrel("renew", reader, copy)
+        self.assertEqual(r.json[0]["reason"], "renewal_hold")
+        acc = carrel("account", waiting).json
+        self.assertEqual([(x["id"], x["status"], x["position"]) for x in acc["holds"]],
+                         [(h["id"], "waiting", 1)])
+
+    def test_merge_moves_holds(self):
+        bib = new_bib()
+        new_item(bib)
+        other = new_bib()
+        new_item(other)
+        keep, dup = new_patron(), new_patron()
+        kept = place(keep, bib).json["id"]
+        place(dup, bib)
+        moved = place(dup, other).json["id"]
+        r = carrel("patron", "merge", keep, dup, user="libby")
+        self.assertEqual(r.code, 0, r)
+        holds = carrel("hold", "list", keep).json["holds"]
+        self.assertEqual(sorted(h["id"] for h in holds), sorted([kept, moved]))
+        self.assertEqual(env.psql("SELECT count(*) FROM hold WHERE status = 'cancelled' AND "
+                                  "cancel_reason LIKE 'merged:%'"), "1")
+
+
+class Races(unittest.TestCase):
+    def test_double_scan_captures_once(self):
+        bib = new_bib()
+        copy = new_item(bib, "RPK")
+        borrower = new_patron()
+        carrel("checkout", borrower, copy, branch="RPK")
+        holds = [place(new_patron(), bib, pickup="PRK").json["id"] for _ in range(2)]
+        wires = [main.logged_in_wire(WS[b], "roamer", PASSWORD) for b in ("RPK", "RPK", "ALB")]
+        barrier = threading.Barrier(3)
+
+        def scan(i):
+            barrier.wait()
+            return wires[i].call(REQ_CHECKIN, pb_message((1, copy)), key=str(uuid.uuid4()))
+        results = harness.run_parallel(scan, [(0,), (1,), (2,)])
+        self.assertTrue(all(r.status == "ok" for r in results), results)
+        self.assertEqual(env.psql("SELECT count(*) FROM hold WHERE captured_item_id = "
+                                  "(SELECT id FROM item WHERE barcode = '%s')" % copy), "1")
+        self.assertEqual(hold_status(holds[0]), "in_transit")
+        self.assertEqual(hold_status(holds[1]), "waiting")
+        self.assertEqual(env.psql("SELECT count(*) FROM transit t JOIN item i ON i.id = t.item_id "
+                                  "WHERE i.barcode = '%s' AND t.received_at IS NULL AND "
+                                  "t.cancelled_at IS NULL" % copy), "1")
+        for w in wires:
+            w.close()
+
+    def test_seven_branches_one_popular_title(self):
+        """Copies come back at all seven branches at once while holds come and go."""
+        bib = new_bib("The Popular Title")
+        copies = {b: [new_item(bib, b) for _ in range(2)] for b in BRANCHES}
+        borrower = new_patron()
+        for b, items in copies.items():
+            for c in items:
+                self.assertEqual(carrel("checkout", borrower, c, branch=b).code, 0)
+        patrons = [new_patron() for _ in range(18)]
+        holds = []
+        for i, p in enumerate(patrons[:12]):
+            holds.append(place(p, bib, pickup=BRANCHES[i % 7]).json["id"])
+        desks = {b: main.logged_in_wire(WS[b], "roamer", PASSWORD) for b in BRANCHES}
+        clerk = main.logged_in_wire("desk-dwn-2", "roamer", PASSWORD)
+        barrier = threading.Barrier(8)
+        placed, cancelled = [], []
+
+        def branch_desk(b):
+            barrier.wait()
+            out = []
+            for c in copies[b]:
+                r = desks[b].call(REQ_CHECKIN, pb_message((1, c)), key=str(uuid.uuid4()))
+                assert r.status == "ok", r
+                out.append(r)
+            return out
+
+        def hold_desk():
+            barrier.wait()
+            for p in patrons[12:15]:
+                r = clerk.call(REQ_HOLD_PLACE, pb_message((1, p), (2, bib)),
+                               key=str(uuid.uuid4()))
+                assert r.status == "ok", r
+                placed.append(r.body(120)[1][0])
+            for h in holds[9:11]:
+                r = clerk.call(REQ_HOLD_CHANGE, pb_message((1, h), (2, "cancel"),
+                                                           (3, "changed mind")),
+                               key=str(uuid.uuid4()))
+                assert r.status in ("ok", "conflict"), r
+                if r.status == "ok":
+                    cancelled.append(h)
+            return True
+
+        jobs = [(lambda b=b: branch_desk(b)) for b in BRANCHES] + [hold_desk]
+        harness.run_parallel(lambda f: f(), [(f,) for f in jobs])
+        for w in list(desks.values()) + [clerk]:
+            w.close()
+
+        # Queue order: the captured holds are exactly the earliest live holds.
+        live = env.psql("SELECT string_agg(id::text, ',' ORDER BY placed_at, id) FROM hold "
+                        "WHERE bib_id = %d AND status <> 'cancelled'" % bib).split(",")
+        captured = env.psql("SELECT string_agg(id::text, ',' ORDER BY placed_at, id) FROM hold "
+                            "WHERE bib_id = %d AND status IN ('ready', 'in_transit')" % bib)
+        captured = captured.split(",") if captured else []
+        self.assertEqual(len(captured), min(14, len(live)))
+        self.assertEqual(captured, live[:len(captured)])
+        # No copy assigned twice; every transit heads for its hold's pickup branch.
+        self.assertEqual(env.psql("SELECT count(*) - count(DISTINCT captured_item_id) FROM hold "
+                                  "WHERE bib_id = %d AND status IN ('ready', 'in_transit')" % bib),
+                         "0")
+        self.assertEqual(env.psql("SELECT count(*) FROM hold_invariants()"), "0",
+                         env.psql("SELECT * FROM hold_invariants()"))
+        # Deliver: every transit ends at the right branch, then each patron collects.
+        for hid in captured:
+            row = env.psql("SELECT i.barcode || ' ' || pb.code || ' ' || h.status || ' ' || p.card "
+                           "FROM hold h JOIN item i ON i.id = h.captured_item_id "
+                           "JOIN branch pb ON pb.id = h.pickup_branch_id "
+                           "JOIN patron p ON p.id = h.patron_id WHERE h.id = %s" % hid)
+            barcode, pickup, st, card = row.split()
+            if st == "in_transit":
+                got = carrel("checkin", barcode, branch=pickup).json[0]
+                self.assertEqual(got["route"], "hold_shelf", got)
+            r = carrel("checkout", card, barcode, branch=pickup)
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(str(r.json[0]["filled_hold_id"]), hid)
+        filled = env.psql("SELECT count(*) FROM hold WHERE bib_id = %d AND status = 'filled'" % bib)
+        self.assertEqual(int(filled), len(captured))
+        self.assertEqual(env.psql("SELECT count(*) FROM circ_invariants()"), "0")
+
+
+if __name__ == "__main__":
+    harness.main()

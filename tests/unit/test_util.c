@@ -1,0 +1,63 @@
+/*
+ * Unit tests for common/util.c: the helpers whose edge cases matter to
+ * callers (number parsing for command lines, UUID checks for request keys).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util.h"
+
+static void test_parse_int_accepts_whole_numbers(void **state)
+{
+    (void)state;
+    int64_t v = 0;
+    assert_true(util_parse_int("42", 1, 100, &v));
+    assert_int_equal(v, 42);
+    assert_true(util_parse_int("-5", -10, 10, &v));
+    assert_int_equal(v, -5);
+    assert_true(util_parse_int("9223372036854775807", 1, INT64_MAX, &v));
+    assert_true(v == INT64_MAX);
+}
+
+static void test_parse_int_refuses_junk_and_range(void **state)
+{
+    (void)state;
+    int64_t v = 7;
+    const char *bad[] = {
+        "", " 4", "4 ", "4x", "x4", "0x10", "1e3", "3.0", "--1", "9223372036854775808", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_false(util_parse_int(bad[i], INT64_MIN, INT64_MAX, &v));
+    assert_false(util_parse_int(NULL, 0, 1, &v));
+    assert_false(util_parse_int("0", 1, 100, &v));
+    assert_false(util_parse_int("101", 1, 100, &v));
+    assert_int_equal(v, 7); /* untouched on failure */
+}
+
+static void test_uuid_shape(void **state)
+{
+    (void)state;
+    char u[37];
+    assert_int_equal(util_uuid4(u), 0);
+    assert_true(util_is_uuid(u));
+    assert_int_equal(u[14], '4');
+    assert_true(util_is_uuid("123e4567-e89b-42d3-a456-426614174000"));
+    assert_false(util_is_uuid("123e4567e89b42d3a456426614174000"));
+    assert_false(util_is_uuid("123e4567-e89b-42d3-a456-42661417400"));
+    assert_false(util_is_uuid("123e4567-e89b-42d3-a456-4266141740000"));
+    assert_false(util_is_uuid("g23e4567-e89b-42d3-a456-426614174000"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_int_accepts_whole_numbers),
+        cmocka_unit_test(test_parse_int_refuses_junk_and_range),
+        cmocka_unit_test(test_uuid_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
