@@ -375,7 +375,8 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
         edit.field = e.bib.field;
     TAKE(title)
     TAKE(author)
-    TAKE(publisher) TAKE(year) TAKE(format) TAKE(language) TAKE(call_number)
+    TAKE(publisher)
+    TAKE(year) TAKE(format) TAKE(language) TAKE(call_number)
 #undef TAKE
         if (e.set_isbns)
     {
@@ -594,29 +595,38 @@ static void import_progress(import_totals_t *t, bool last)
     fflush(stderr);
 }
 
+/* Where a problem is in the file: a MARC record at a byte offset, a
+ * MARCXML record at a line, or a CSV row (its position is the line). */
+typedef enum { WHERE_MARC, WHERE_XML, WHERE_CSV } import_where_t;
+
 static void import_report_problem(cli_t *cli, json_t *problems, int64_t position, int64_t offset,
-                                  bool fatal, const char *message, bool xml)
+                                  bool fatal, const char *message, import_where_t where)
 {
     if (cli->json) {
         json_object_begin(problems);
-        json_key(problems, "position");
+        json_key(problems, where == WHERE_CSV ? "line" : "position");
         json_int(problems, position);
-        json_key(problems, xml ? "line" : "offset");
-        json_int(problems, offset);
+        if (where != WHERE_CSV) {
+            json_key(problems, where == WHERE_XML ? "line" : "offset");
+            json_int(problems, offset);
+        }
         json_key(problems, "fatal");
         json_bool(problems, fatal);
         json_key(problems, "message");
         json_string(problems, message);
         json_object_end(problems);
+    } else if (where == WHERE_CSV) {
+        fprintf(stderr, "line %lld: %s: %s\n", (long long)position,
+                fatal ? "not loaded" : "warning", message);
     } else {
         fprintf(stderr, "record %lld (%s %lld): %s: %s\n", (long long)position,
-                xml ? "line" : "byte", (long long)offset, fatal ? "not loaded" : "warning",
-                message);
+                where == WHERE_XML ? "line" : "byte", (long long)offset,
+                fatal ? "not loaded" : "warning", message);
     }
 }
 
 static void import_add_reply(cli_t *cli, import_totals_t *t, json_t *problems,
-                             const Carrel__MarcImportReply *r, bool xml)
+                             const Carrel__MarcImportReply *r, import_where_t where)
 {
     t->created += r->created;
     t->updated += r->updated;
@@ -627,7 +637,7 @@ static void import_add_reply(cli_t *cli, import_totals_t *t, json_t *problems,
         const Carrel__ImportProblem *p = r->problems[i];
         if (t->progress && !cli->json)
             fputc('\n', stderr);
-        import_report_problem(cli, problems, p->position, p->offset, p->fatal, p->message, xml);
+        import_report_problem(cli, problems, p->position, p->offset, p->fatal, p->message, where);
     }
 }
 
@@ -720,7 +730,7 @@ static int cmd_import_marc(cli_t *cli, int argc, char **argv)
     json_array_begin(&problems);
     for (size_t i = 0; i < mf.nproblems; i++) {
         import_report_problem(cli, &problems, mf.problems[i].position, mf.problems[i].offset, true,
-                              mf.problems[i].message, mf.xml);
+                              mf.problems[i].message, mf.xml ? WHERE_XML : WHERE_MARC);
         t.failed++;
     }
     t.done = mf.nproblems;
@@ -779,7 +789,7 @@ static int cmd_import_marc(cli_t *cli, int argc, char **argv)
             cli_print_status_error(cli, r);
             code = cli_status_exit(r->status);
         } else {
-            import_add_reply(cli, &t, &problems, r->marc_import, mf.xml);
+            import_add_reply(cli, &t, &problems, r->marc_import, mf.xml ? WHERE_XML : WHERE_MARC);
         }
         carrel__response__free_unpacked(r, NULL);
         t.done += inflight_n[0];
@@ -907,7 +917,7 @@ static int cmd_import_items(cli_t *cli, int argc, char **argv)
         Carrel__Response *r = NULL;
         code = cli_call(cli, &req, &r);
         if (code == EXIT_OK) {
-            import_add_reply(cli, &t, &problems, r->marc_import, false);
+            import_add_reply(cli, &t, &problems, r->marc_import, WHERE_CSV);
             carrel__response__free_unpacked(r, NULL);
         }
     }

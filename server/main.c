@@ -331,6 +331,12 @@ int main(int argc, char **argv)
 
     dispatch_register_statements();
     marcio_init(); /* libxml2 must be set up before worker threads use it */
+    /*
+     * Password hashing and MARC conversion share libuv's pool; four threads
+     * let two big imports delay every login. The pool starts on first use,
+     * so setting this here is early enough; IT can still override it.
+     */
+    setenv("UV_THREADPOOL_SIZE", "8", 0);
     srv.loop = uv_default_loop();
     log_info(0, "carreld %s starting", CARRELD_VERSION);
     if (server_start(&srv) != 0)

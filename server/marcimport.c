@@ -6,8 +6,10 @@
  * (marcio.c), reads it (marc.c), extracts the indexed fields and holdings,
  * and writes one JSON document; then one statement, bib_import_batch() in
  * sql/004_catalog.sql, matches, stores and audits the whole batch in one
- * transaction, each record in its own subtransaction. A record that cannot be
- * read is reported with its position and reason; the rest still load.
+ * transaction. A record that cannot be read is reported with its position
+ * and reason; the rest still load. When the batch statement fails as a whole
+ * (a constraint one record broke), its records are sent again one by one to
+ * find the culprit; a refusal of the request itself (CRxxx) is not retried.
  *
  * Export: pages of stored records by id, as UTF-8 ISO 2709.
  */
@@ -289,6 +291,14 @@ static void import_stored(const db_result_t *res, void *arg)
     import_job_t *job = arg;
     request_t *req = job->req;
     if (res->status == DB_UNAVAILABLE) {
+        free(job);
+        request_fail_db(req, res);
+        return;
+    }
+    if (res->status == DB_QUERY_ERROR && res->sqlstate != NULL &&
+        strncmp(res->sqlstate, "CR", 2) == 0) {
+        /* Our own refusal of the request as a whole (no such branch, not
+         * allowed): no record in it would load, so do not try one by one. */
         free(job);
         request_fail_db(req, res);
         return;

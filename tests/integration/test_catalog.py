@@ -184,6 +184,13 @@ class A_Import(unittest.TestCase):
         self.assertIn("not well-formed", r.json["message"])
         self.assertEqual(count("SELECT count(*) FROM bib"), before)
 
+    def test_7b_unknown_branch_refuses_the_import(self):
+        before = count("SELECT count(*) FROM bib")
+        r = carrel("import", "marc", marc("camel-10.mrc"), "--branch", "NOPE")
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual((r.json["status"], r.json["reason"]), ("bad_request", "field:branch"))
+        self.assertEqual(count("SELECT count(*) FROM bib"), before)
+
     def test_8_export_round_trip(self):
         out = os.path.join(env.dir, "export.mrc")
         r = env.carrel(profile(), "export", "marc", "-o", out, json_out=False)
@@ -381,7 +388,7 @@ class C_Edit(unittest.TestCase):
         r = carrel("import", "items", csv)
         self.assertEqual(r.code, 4, r)  # one row failed
         self.assertEqual((r.json["items_created"], r.json["failed"]), (2, 1), r)
-        self.assertEqual(r.json["problems"][0]["position"], 4)
+        self.assertEqual(r.json["problems"][0]["line"], 4)
         row = env.psql("SELECT i.location, b.code, i.price_cents FROM item i "
                        "JOIN branch b ON b.id = i.owning_branch_id WHERE barcode = 'CSV-0001'")
         self.assertEqual(row, "Adult, Fiction|DWT|1250")
