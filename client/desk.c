@@ -19,9 +19,9 @@
  *   3. send the request in flight if it is not sent yet, or a keepalive
  *      Ping after a quiet minute;
  *   4. client_run_once: one turn of the loop, in which the keyboard
- *      (uv_poll on fd 0), a one-second tick, signals and the connection are
- *      served. Input callbacks only queue lines; pushed events are printed
- *      at once by the client's on_event callback;
+ *      (uv_poll on fd 0), a tick (a second at most), signals and the
+ *      connection are served. Input callbacks only queue lines; pushed
+ *      events are printed at once by the client's on_event callback;
  *   5. client_poll: if the answer has arrived, print it; the answer may
  *      start a follow-up request (a card lookup asks for the patron's count
  *      of items out; an unknown item is tried as a card).
@@ -1196,7 +1196,9 @@ static void desk_handles_start(desk_t *d)
     cl->event_arg = d;
     uv_timer_init(loop, &d->tick);
     d->tick.data = d;
-    uv_timer_start(&d->tick, desk_tick_cb, DESK_TICK_MS, DESK_TICK_MS);
+    /* Fine enough that a keepalive goes out at most a quarter late. */
+    uint64_t tick = d->keepalive_ms / 4 < DESK_TICK_MS ? d->keepalive_ms / 4 : DESK_TICK_MS;
+    uv_timer_start(&d->tick, desk_tick_cb, tick, tick);
     uv_signal_t *sigs[] = {&d->sig_int, &d->sig_term, &d->sig_hup};
     int nums[] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -1518,7 +1520,6 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
         if (tcgetattr(STDIN_FILENO, &t) == 0 && t.c_cc[VEOF] != 0)
             d->eof_char = t.c_cc[VEOF];
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
     desk_update_prompt(d);
     desk_handles_start(d); /* signals first: see desk_signal_cb */
     desk_header(d);
