@@ -163,7 +163,10 @@ static void desk_emit(desk_t *d, const char *text)
 {
     if (d->rl_active)
         fputs("\r\033[K", stdout);
-    fputs(text, stdout);
+    /* Titles and messages come from the server (and titles from imported
+     * records): control characters would move the cursor or worse. */
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        fputc(*c == '\n' || (*c >= 0x20 && *c != 0x7f) ? *c : '?', stdout);
     fputc('\n', stdout);
     fflush(stdout);
     if (d->rl_active)

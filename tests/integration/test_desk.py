@@ -341,6 +341,16 @@ class Commands(unittest.TestCase):
         for mark in harness.SANITIZER_MARKS:
             self.assertNotIn(mark, proc.stderr)
 
+    def test_control_characters_are_not_printed(self):
+        a = new_item(title="Escape title")
+        env.psql("UPDATE bib SET title = 'Escape' || chr(27) || '[2J title' "
+                 "WHERE title = 'Escape title'")
+        r, out = desk([a], args=["--checkin"])
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(out[2], "IN %s Escape?[2J title — Was not checked out. Return to shelf"
+                         % a)
+        self.assertNotIn("\x1b", r.stdout)
+
     def test_checkin_mode_from_the_start(self):
         a = new_item()
         r, out = desk([a, ":renew"], args=["--checkin"])
