@@ -417,6 +417,12 @@ static void desk_set_mode(desk_t *d, desk_mode_t mode)
 
 /* ---- the request in flight ---- */
 
+/* Requests that change data carry a request key. */
+static bool desk_step_is_change(desk_step_t step)
+{
+    return step == DESK_STEP_CHECKOUT || step == DESK_STEP_CHECKIN || step == DESK_STEP_RENEW;
+}
+
 /* Start a request; it is sent by the main loop. Changes get a fresh request key. */
 static void desk_start(desk_t *d, desk_step_t step, const char *scan, const char *card)
 {
@@ -424,18 +430,12 @@ static void desk_start(desk_t *d, desk_step_t step, const char *scan, const char
     d->pend.step = step;
     util_strlcpy(d->pend.scan, desk_str(scan), sizeof(d->pend.scan));
     util_strlcpy(d->pend.card, desk_str(card), sizeof(d->pend.card));
-    bool keyed = step == DESK_STEP_CHECKOUT || step == DESK_STEP_CHECKIN || step == DESK_STEP_RENEW;
-    if (keyed && util_uuid4(d->pend.key) != 0) {
+    if (desk_step_is_change(step) && util_uuid4(d->pend.key) != 0) {
         desk_notice(d, "local_error", "No randomness available for a request key.");
         memset(&d->pend, 0, sizeof(d->pend));
         d->quit = true;
         d->exit_code = EXIT_LOCAL;
     }
-}
-
-static bool desk_step_is_change(desk_step_t step)
-{
-    return step == DESK_STEP_CHECKOUT || step == DESK_STEP_CHECKIN || step == DESK_STEP_RENEW;
 }
 
 /* Send (or send again) the request in flight. Returns 0, or -1 if the
@@ -506,8 +506,6 @@ static int desk_send(desk_t *d)
 }
 
 /* ---- answers ---- */
-
-static void desk_answer_patron(desk_t *d, Carrel__Response *r);
 
 static void desk_answer_card(desk_t *d, Carrel__Response *r, bool from_item)
 {
@@ -782,39 +780,41 @@ static void desk_answer_ping(desk_t *d, Carrel__Response *r)
         desk_say(d, "PONG in %llu ms", (unsigned long long)(desk_now_ms() - d->pend.sent_ms));
 }
 
-/* The answer to the request in flight has come: print it, maybe start the next step. */
+/*
+ * The answer to the request in flight has come: print it. The request's
+ * fields stay readable meanwhile; an answer may start the next step (which
+ * replaces them). Frees `r`.
+ */
 static void desk_answer(desk_t *d, Carrel__Response *r)
 {
     desk_step_t step = d->pend.step;
-    if (step == DESK_STEP_CARD || step == DESK_STEP_ITEM_AS_CARD) {
-        d->pend.step = DESK_STEP_NONE;
-        desk_answer_card(d, r, step == DESK_STEP_ITEM_AS_CARD); /* takes r */
+    d->pend.step = DESK_STEP_NONE;
+    switch (step) {
+    case DESK_STEP_CARD:
+    case DESK_STEP_ITEM_AS_CARD:
+        desk_answer_card(d, r, step == DESK_STEP_ITEM_AS_CARD); /* keeps or frees r */
         return;
-    }
-    if (step == DESK_STEP_PATRON_COUNT) {
-        d->pend.step = DESK_STEP_NONE;
+    case DESK_STEP_PATRON_COUNT:
         desk_answer_patron(d, r);
-    } else if (step == DESK_STEP_CHECKOUT) {
-        d->pend.step = DESK_STEP_NONE;
-        desk_answer_checkout(d, r); /* may start DESK_STEP_ITEM_AS_CARD */
-    } else {
-        d->pend.step = DESK_STEP_NONE;
-        switch (step) {
-        case DESK_STEP_CHECKIN:
-            desk_answer_checkin(d, r);
-            break;
-        case DESK_STEP_RENEW:
-            desk_answer_renew(d, r);
-            break;
-        case DESK_STEP_ACCOUNT:
-            desk_answer_account(d, r);
-            break;
-        case DESK_STEP_PING:
-            desk_answer_ping(d, r);
-            break;
-        default: /* the keepalive's Pong */
-            break;
-        }
+        break;
+    case DESK_STEP_CHECKOUT:
+        desk_answer_checkout(d, r); /* an unknown item: tried as a card next */
+        break;
+    case DESK_STEP_CHECKIN:
+        desk_answer_checkin(d, r);
+        break;
+    case DESK_STEP_RENEW:
+        desk_answer_renew(d, r);
+        break;
+    case DESK_STEP_ACCOUNT:
+        desk_answer_account(d, r);
+        break;
+    case DESK_STEP_PING:
+        desk_answer_ping(d, r);
+        break;
+    case DESK_STEP_KEEPALIVE:
+    case DESK_STEP_NONE:
+        break;
     }
     carrel__response__free_unpacked(r, NULL);
 }
