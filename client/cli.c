@@ -189,6 +189,14 @@ static char *cli_password(cli_t *cli, int *code)
     return pw;
 }
 
+void cli_forget_password(cli_t *cli)
+{
+    if (cli->password) {
+        password_free(cli->password);
+        cli->password = NULL;
+    }
+}
+
 int cli_connect(cli_t *cli, bool login)
 {
     if (!cli->connected) {
@@ -212,9 +220,11 @@ int cli_connect(cli_t *cli, bool login)
     if (cli->profile.workstation == NULL || cli->profile.user == NULL)
         return cli_fail(cli, EXIT_USAGE, "the profile must name a workstation and a user");
     int code = EXIT_OK;
-    char *pw = cli_password(cli, &code);
+    char *pw = cli->password ? cli->password : cli_password(cli, &code);
     if (pw == NULL)
         return code;
+    if (cli->keep_password)
+        cli->password = pw;
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__Login l = CARREL__LOGIN__INIT;
     l.workstation = cli->profile.workstation;
@@ -224,7 +234,8 @@ int cli_connect(cli_t *cli, bool login)
     req.login = &l;
     Carrel__Response *r = NULL;
     code = cli_call(cli, &req, &r);
-    password_free(pw);
+    if (pw != cli->password)
+        password_free(pw);
     if (code != EXIT_OK)
         return code == EXIT_SERVER ? EXIT_AUTH : code; /* a refused login is an auth failure */
     cli->logged_in = true;

@@ -34,6 +34,10 @@ typedef struct cli {
     bool logged_in;
     Carrel__LoginReply *login; /* who we are, after login */
     Carrel__Response *login_resp;
+    /* Desk mode logs in again after a lost connection: with keep_password set,
+     * cli_connect keeps the password here (wiped by cli_forget_password). */
+    bool keep_password;
+    char *password;
 } cli_t;
 
 typedef struct command {
@@ -46,6 +50,8 @@ typedef struct command {
 
 /* Connect (and log in unless login is false). Returns an exit code. */
 int cli_connect(cli_t *cli, bool login);
+/* Wipe and free a password kept for keep_password. */
+void cli_forget_password(cli_t *cli);
 /*
  * Send a request and wait. On an OK status returns EXIT_OK and the response
  * (free with carrel__response__free_unpacked); otherwise prints the error
@@ -86,6 +92,7 @@ extern const command_t catalog_commands[];
 extern const command_t patron_commands[];
 extern const command_t circ_commands[];
 extern const command_t holds_commands[];
+extern const command_t desk_commands[];
 
 /* Shared between command families. */
 int cmd_checkin(cli_t *cli, int argc, char **argv);

@@ -13,7 +13,8 @@
 #define CARREL_VERSION "0.1.0"
 
 static const command_t *const command_tables[] = {core_commands,   admin_commands, catalog_commands,
-                                                  patron_commands, circ_commands,  holds_commands};
+                                                  patron_commands, circ_commands,  holds_commands,
+                                                  desk_commands};
 
 static void usage(FILE *out)
 {

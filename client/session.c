@@ -217,6 +217,29 @@ void client_run_once(client_t *cl)
     uv_run(&cl->loop, UV_RUN_ONCE);
 }
 
+int client_poll(client_t *cl, uint64_t id, Carrel__Response **resp)
+{
+    Carrel__Response *r = client_take(cl, id);
+    if (r != NULL) {
+        *resp = r;
+        return 1;
+    }
+    return cl->closed ? -1 : 0;
+}
+
+uv_loop_t *client_loop(client_t *cl)
+{
+    return &cl->loop;
+}
+
+void client_abort(client_t *cl, const char *why)
+{
+    if (cl->closed || !cl->channel_started)
+        return;
+    snprintf(cl->error, sizeof(cl->error), "%s", why);
+    channel_close(&cl->ch, why);
+}
+
 static void client_walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg;

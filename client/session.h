@@ -64,6 +64,25 @@ __attribute__((warn_unused_result)) int client_wait(client_t *cl, uint64_t id,
                                                     Carrel__Response **resp);
 /* Run the loop once (for desk mode: events and input). */
 void client_run_once(client_t *cl);
+/*
+ * Take the answer to `id` (sent with client_send) out of the inbox without
+ * running the loop, for callers that run the loop themselves (desk mode:
+ * client_run_once, then client_poll). Returns 1
+ * and the response (free with carrel__response__free_unpacked), 0 when it
+ * has not arrived yet, or -1 when the connection has closed (cl->error says
+ * why) and it never will.
+ */
+int client_poll(client_t *cl, uint64_t id, Carrel__Response **resp);
+/*
+ * The loop the connection runs on, so that a caller can watch other things
+ * (the keyboard, timers, signals) in the same loop. Handles started on it
+ * must be closed before client_close, which otherwise closes them itself (with
+ * no close callback). client_open makes a new loop: a reconnect needs them
+ * started again.
+ */
+uv_loop_t *client_loop(client_t *cl);
+/* Drop the connection now, e.g. when an answer is overdue; `why` goes to cl->error. */
+void client_abort(client_t *cl, const char *why);
 void client_close(client_t *cl);
 
 #endif

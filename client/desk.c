@@ -1,0 +1,1566 @@
+/*
+ * desk: `carrel desk`, the circulation desk made for a barcode scanner. A
+ * scanner types a barcode and Enter; every scan is answered on one line.
+ *
+ * In checkout mode the first scan is a library card, the following scans are
+ * items lent to that patron, and an empty line ends the patron's visit. An
+ * item barcode the server does not know is tried as a card, so scanning the
+ * next patron's card moves on to them. In checkin mode every scan is a
+ * return. Lines starting with ':' are commands (:help lists them).
+ *
+ * The loop. Everything runs on the connection's own libuv loop (session.c),
+ * and nothing here calls client_call, which runs that loop itself and must
+ * not be entered from one of its callbacks. Instead desk_loop repeats:
+ *
+ *   1. take queued input lines, one at a time, while no request is in
+ *      flight: a line is answered locally, or becomes the one request in
+ *      flight (desk_pending_t); further lines wait in the queue, in order;
+ *   2. reconnect if the connection has closed (desk_reconnect);
+ *   3. send the request in flight if it is not sent yet, or a keepalive
+ *      Ping after a quiet minute;
+ *   4. client_run_once: one turn of the loop, in which the keyboard
+ *      (uv_poll on fd 0), a tick (a second at most), signals and the
+ *      connection are served. Input callbacks only queue lines; pushed
+ *      events are printed at once by the client's on_event callback;
+ *   5. client_poll: if the answer has arrived, print it; the answer may
+ *      start a follow-up request (a card lookup asks for the patron's count
+ *      of items out; an unknown item is tried as a card).
+ *
+ * On a terminal, input goes through libedit's callback interface (line
+ * editing, history); anything printed while a line is being typed clears
+ * that line first and redraws the prompt and the partial input after
+ * (desk_emit). Elsewhere (a pipe, a file, a scanner wedge on a serial line)
+ * lines are read without libedit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "cli.h"
+#include "status.h"
+#include "util.h"
+
+#define DESK_FIELD_MAX        128  /* a card or barcode (the server takes up to 64) */
+#define DESK_REASON_MAX       512  /* an override reason */
+#define DESK_LINE_MAX         1024 /* the longest line read without libedit */
+#define DESK_TITLE_MAX        60   /* bytes of a title shown on a scan's line */
+#define DESK_HISTORY_KEEP     200
+#define DESK_TICK_MS          1000
+#define DESK_KEEPALIVE_S      60
+#define DESK_RECONNECT_MAX_MS 5000
+
+typedef enum { DESK_MODE_CHECKOUT, DESK_MODE_CHECKIN } desk_mode_t;
+
+/* What the request in flight is for: it decides what its answer prints. */
+typedef enum {
+    DESK_STEP_NONE,
+    DESK_STEP_CARD,         /* PatronGet of a scanned card, or :patron CARD */
+    DESK_STEP_ITEM_AS_CARD, /* PatronGet of an item barcode the server did not know */
+    DESK_STEP_PATRON_COUNT, /* AccountGet after a card was found: items out, balance */
+    DESK_STEP_CHECKOUT,
+    DESK_STEP_CHECKIN,
+    DESK_STEP_RENEW,
+    DESK_STEP_ACCOUNT,
+    DESK_STEP_PING,      /* :ping, with a test event */
+    DESK_STEP_KEEPALIVE, /* a silent Ping after a quiet minute */
+} desk_step_t;
+
+/*
+ * The one request in flight. It is rebuilt from these fields whenever it is
+ * sent, so that after a reconnect it goes again exactly as before, with the
+ * same request key.
+ */
+typedef struct desk_pending {
+    desk_step_t step; /* DESK_STEP_NONE: nothing in flight */
+    uint64_t id;      /* 0: not sent yet on this connection */
+    uint64_t sent_ms;
+    char key[37];              /* request key of a change; "" for reads */
+    char scan[DESK_FIELD_MAX]; /* the barcode or card scanned */
+    char card[DESK_FIELD_MAX]; /* the patron a checkout, renewal or account is for */
+    bool override;
+    char override_reason[DESK_REASON_MAX];
+    char item_message[300]; /* DESK_STEP_ITEM_AS_CARD: what the checkout answered */
+} desk_pending_t;
+
+typedef struct desk_line {
+    struct desk_line *next;
+    char text[];
+} desk_line_t;
+
+typedef struct desk {
+    cli_t *cli;
+    desk_mode_t mode;
+    uint64_t keepalive_ms;
+    uint64_t timeout_ms;
+    int exit_code;
+
+    /* input */
+    bool tty;        /* stdin is a terminal: libedit */
+    bool rl_active;  /* libedit's callback handler is installed */
+    bool line_done;  /* libedit handed over a line during this read */
+    bool input_eof;  /* no more input will come */
+    bool stdin_sync; /* stdin cannot be polled (a regular file): read it directly */
+    bool stop;       /* a signal asked us to finish */
+    bool quit;       /* :quit, or finished */
+    int stdin_flags; /* fcntl flags of fd 0 at start, restored at the end */
+    int eof_char;    /* the terminal's end-of-file key (Ctrl-D) */
+    char partial[DESK_LINE_MAX];
+    size_t partial_len;
+    bool partial_too_long;
+    desk_line_t *queue_head, *queue_tail;
+    char *history_path;
+    char prompt[300];
+
+    /* handles on the connection's loop, started again after each reconnect */
+    bool handles_started;
+    bool stdin_watched;
+    uv_poll_t stdin_poll;
+    uv_timer_t tick;
+    uv_signal_t sig_int, sig_term, sig_hup;
+
+    /* the request in flight, and the conversation */
+    desk_pending_t pend;
+    uint64_t last_send_ms;
+    Carrel__Response *lookup; /* a PatronGet answer waiting for its AccountGet */
+    bool patron;              /* a patron is being served (checkout mode) */
+    char patron_card[DESK_FIELD_MAX];
+    char patron_name[160]; /* "Maria G.": the summary and the prompt */
+    int patron_checked_out;
+    bool refused; /* the last refused checkout, for :override */
+    char refused_card[DESK_FIELD_MAX];
+    char refused_barcode[DESK_FIELD_MAX];
+} desk_t;
+
+/* libedit's callbacks carry no argument: the one desk of this process. */
+static desk_t *desk_current;
+
+static uint64_t desk_now_ms(void)
+{
+    return util_mono_ns() / 1000000u;
+}
+
+/* ---- output ---- */
+
+/*
+ * Print `text` (one or more lines, no final newline) and a newline. On a
+ * terminal with a line being edited, the line is cleared first and the
+ * prompt and partial input are drawn again after, so output never lands in
+ * the middle of what the clerk is typing.
+ */
+static void desk_emit(desk_t *d, const char *text)
+{
+    if (d->rl_active)
+        fputs("\r\033[K", stdout);
+    /* Titles and messages come from the server (and titles from imported
+     * records): control characters would move the cursor or worse. */
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        fputc(*c == '\n' || (*c >= 0x20 && *c != 0x7f) ? *c : '?', stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (d->rl_active)
+        rl_forced_update_display();
+}
+
+static void desk_say(desk_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void desk_say(desk_t *d, const char *fmt, ...)
+{
+    char *text = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&text, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        desk_emit(d, "(out of memory)");
+        return;
+    }
+    desk_emit(d, text);
+    free(text);
+}
+
+static void desk_emit_json(desk_t *d, json_t *j)
+{
+    if (buf_append(&j->out, "", 1) != 0) { /* NUL-terminate */
+        desk_emit(d, "{\"status\":\"local_error\",\"message\":\"out of memory\"}");
+        return;
+    }
+    desk_emit(d, (const char *)j->out.data);
+}
+
+/* {"key": <message>} */
+static void desk_json_body(desk_t *d, const char *key, const ProtobufCMessage *m)
+{
+    json_t j;
+    json_init(&j);
+    json_object_begin(&j);
+    json_key(&j, key);
+    json_message(&j, m);
+    json_object_end(&j);
+    desk_emit_json(d, &j);
+    json_free(&j);
+}
+
+/* {"status": status, "message": message}: a local problem or a notice. */
+static void desk_json_status(desk_t *d, const char *status, const char *message)
+{
+    json_t j;
+    json_init(&j);
+    json_object_begin(&j);
+    json_key(&j, "status");
+    json_string(&j, status);
+    json_key(&j, "message");
+    json_string(&j, message);
+    json_object_end(&j);
+    desk_emit_json(d, &j);
+    json_free(&j);
+}
+
+/* {"key": "value"} */
+static void desk_json_string(desk_t *d, const char *key, const char *value)
+{
+    json_t j;
+    json_init(&j);
+    json_object_begin(&j);
+    json_key(&j, key);
+    json_string(&j, value);
+    json_object_end(&j);
+    desk_emit_json(d, &j);
+    json_free(&j);
+}
+
+/* A message for the clerk that is not an answer to a scan: a line, or with --json
+ * {"status": status, "message": ...}. */
+static void desk_notice(desk_t *d, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void desk_notice(desk_t *d, const char *status, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (d->cli->json)
+        desk_json_status(d, status, text);
+    else
+        desk_emit(d, text);
+}
+
+static const char *desk_str(const char *s)
+{
+    return s ? s : "";
+}
+
+/* `s` cut to at most `max` bytes on a character boundary, with "..." if cut. */
+static void desk_cut(char *out, size_t outlen, const char *s, size_t max)
+{
+    s = desk_str(s);
+    size_t n = strlen(s);
+    if (n <= max) {
+        snprintf(out, outlen, "%s", s);
+        return;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    snprintf(out, outlen, "%.*s...", (int)max, s);
+}
+
+static void desk_money(char *out, size_t n, int64_t cents)
+{
+    snprintf(out, n, "%s$%lld.%02lld", cents < 0 ? "-" : "", (long long)(llabs(cents) / 100),
+             (long long)(llabs(cents) % 100));
+}
+
+/*
+ * A refusal or failure of the request in flight, on one line:
+ *   REFUSED 3123...: <message> [<reason>] — can be overridden: :override REASON
+ * With --json: {"status", "reason", "message", "overridable", "request", "scan"}.
+ */
+static void desk_print_failure(desk_t *d, const char *request, const char *subject,
+                               const Carrel__Response *r)
+{
+    const char *msg = r->message && r->message[0] ? r->message : "(no message)";
+    const char *reason = r->reason && r->reason[0] ? r->reason : NULL;
+    bool overridable = r->has_overridable && r->overridable;
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "status");
+        json_string(&j, status_name(r->status));
+        if (reason) {
+            json_key(&j, "reason");
+            json_string(&j, reason);
+        }
+        json_key(&j, "message");
+        json_string(&j, msg);
+        if (r->has_overridable) {
+            json_key(&j, "overridable");
+            json_bool(&j, overridable);
+        }
+        json_key(&j, "request");
+        json_string(&j, request);
+        if (subject) {
+            json_key(&j, "scan");
+            json_string(&j, subject);
+        }
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+        return;
+    }
+    bool rule =
+        r->status == CARREL__STATUS__STATUS_REFUSED || r->status == CARREL__STATUS__STATUS_CONFLICT;
+    const char *tag = r->status == CARREL__STATUS__STATUS_NOT_FOUND           ? "NOT FOUND"
+                      : rule || r->status == CARREL__STATUS__STATUS_FORBIDDEN ? "REFUSED"
+                                                                              : "ERROR";
+    char bracket[160];
+    if ((rule || r->status == CARREL__STATUS__STATUS_NOT_FOUND) && reason)
+        snprintf(bracket, sizeof(bracket), " [%s]", reason);
+    else if (reason)
+        snprintf(bracket, sizeof(bracket), " [%s: %s]", status_name(r->status), reason);
+    else
+        snprintf(bracket, sizeof(bracket), " [%s]", status_name(r->status));
+    const char *suffix = "";
+    if (strcmp(request, "checkout") == 0 && rule)
+        suffix = overridable ? " — can be overridden: :override REASON" : " — not overridable";
+    desk_say(d, "%s%s%s: %s%s%s", tag, subject ? " " : "", desk_str(subject), msg, bracket, suffix);
+}
+
+/* ---- the prompt and the patron being served ---- */
+
+static void desk_update_prompt(desk_t *d)
+{
+    if (d->mode == DESK_MODE_CHECKIN)
+        snprintf(d->prompt, sizeof(d->prompt), "checkin> ");
+    else if (d->patron)
+        snprintf(d->prompt, sizeof(d->prompt), "checkout %s> ", d->patron_name);
+    else
+        snprintf(d->prompt, sizeof(d->prompt), "checkout> ");
+    if (d->rl_active) {
+        rl_set_prompt(d->prompt);
+        fputs("\r\033[K", stdout); /* libedit redraws from where it thinks it is */
+        fflush(stdout);
+        rl_forced_update_display();
+    }
+}
+
+/* "Maria G.", as the server names patrons on slips: preferred or first name, initial. */
+static void desk_short_name(char *out, size_t n, const Carrel__Patron *p)
+{
+    const char *first =
+        p->preferred_name && p->preferred_name[0] ? p->preferred_name : desk_str(p->first_name);
+    const char *last = desk_str(p->last_name);
+    size_t initial = last[0] ? 1 : 0;
+    while (last[initial] && ((unsigned char)last[initial] & 0xC0) == 0x80)
+        initial++; /* the whole first character, not its first byte */
+    snprintf(out, n, "%s%s%.*s%s", first, initial ? " " : "", (int)initial, last,
+             initial ? "." : "");
+}
+
+/* End the current patron's visit: "3 checked out for Maria G." */
+static void desk_end_patron(desk_t *d)
+{
+    if (!d->patron)
+        return;
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "done");
+        json_object_begin(&j);
+        json_key(&j, "card");
+        json_string(&j, d->patron_card);
+        json_key(&j, "name");
+        json_string(&j, d->patron_name);
+        json_key(&j, "checked_out");
+        json_int(&j, d->patron_checked_out);
+        json_object_end(&j);
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+    } else {
+        desk_say(d, "%d checked out for %s", d->patron_checked_out, d->patron_name);
+    }
+    d->patron = false;
+    d->refused = false;
+    d->patron_checked_out = 0;
+    desk_update_prompt(d);
+}
+
+static void desk_set_mode(desk_t *d, desk_mode_t mode)
+{
+    desk_end_patron(d);
+    d->mode = mode;
+    d->refused = false;
+    desk_update_prompt(d);
+    const char *name = mode == DESK_MODE_CHECKIN ? "checkin" : "checkout";
+    if (d->cli->json)
+        desk_json_string(d, "mode", name);
+    else if (mode == DESK_MODE_CHECKIN)
+        desk_say(d, "Checkin mode: every scan is a return.");
+    else
+        desk_say(d, "Checkout mode: scan a library card to start.");
+}
+
+/* ---- the request in flight ---- */
+
+/* Requests that change data carry a request key. */
+static bool desk_step_is_change(desk_step_t step)
+{
+    return step == DESK_STEP_CHECKOUT || step == DESK_STEP_CHECKIN || step == DESK_STEP_RENEW;
+}
+
+/* Start a request; it is sent by the main loop. Changes get a fresh request key. */
+static void desk_start(desk_t *d, desk_step_t step, const char *scan, const char *card)
+{
+    memset(&d->pend, 0, sizeof(d->pend));
+    d->pend.step = step;
+    util_strlcpy(d->pend.scan, desk_str(scan), sizeof(d->pend.scan));
+    util_strlcpy(d->pend.card, desk_str(card), sizeof(d->pend.card));
+    if (desk_step_is_change(step) && util_uuid4(d->pend.key) != 0) {
+        desk_notice(d, "local_error", "No randomness available for a request key.");
+        memset(&d->pend, 0, sizeof(d->pend));
+        d->quit = true;
+        d->exit_code = EXIT_LOCAL;
+    }
+}
+
+/* Send (or send again) the request in flight. Returns 0, or -1 if the
+ * connection is going (the main loop then reconnects and sends it again). */
+static int desk_send(desk_t *d)
+{
+    desk_pending_t *p = &d->pend;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__PatronGet pg = CARREL__PATRON_GET__INIT;
+    Carrel__AccountGet ag = CARREL__ACCOUNT_GET__INIT;
+    Carrel__Checkout co = CARREL__CHECKOUT__INIT;
+    Carrel__Checkin ci = CARREL__CHECKIN__INIT;
+    Carrel__Renew rn = CARREL__RENEW__INIT;
+    Carrel__Ping ping = CARREL__PING__INIT;
+    switch (p->step) {
+    case DESK_STEP_CARD:
+    case DESK_STEP_ITEM_AS_CARD:
+        pg.card = p->scan;
+        req.body_case = CARREL__REQUEST__BODY_PATRON_GET;
+        req.patron_get = &pg;
+        break;
+    case DESK_STEP_PATRON_COUNT:
+    case DESK_STEP_ACCOUNT:
+        ag.card = p->card;
+        ag.has_ledger_limit = 1;
+        ag.ledger_limit = 1; /* the desk shows the balance, not the ledger */
+        req.body_case = CARREL__REQUEST__BODY_ACCOUNT_GET;
+        req.account_get = &ag;
+        break;
+    case DESK_STEP_CHECKOUT:
+        co.card = p->card;
+        co.barcode = p->scan;
+        if (p->override) {
+            co.has_override = co.override = 1;
+            co.override_reason = p->override_reason;
+        }
+        req.body_case = CARREL__REQUEST__BODY_CHECKOUT;
+        req.checkout = &co;
+        break;
+    case DESK_STEP_CHECKIN:
+        ci.barcode = p->scan;
+        req.body_case = CARREL__REQUEST__BODY_CHECKIN;
+        req.checkin = &ci;
+        break;
+    case DESK_STEP_RENEW:
+        rn.card = p->card;
+        req.body_case = CARREL__REQUEST__BODY_RENEW;
+        req.renew = &rn;
+        break;
+    case DESK_STEP_PING:
+    case DESK_STEP_KEEPALIVE:
+        ping.has_push_event = p->step == DESK_STEP_PING;
+        ping.push_event = p->step == DESK_STEP_PING;
+        req.body_case = CARREL__REQUEST__BODY_PING;
+        req.ping = &ping;
+        break;
+    case DESK_STEP_NONE:
+        return 0;
+    }
+    if (p->key[0])
+        req.request_key = p->key;
+    uint64_t id = client_send(&d->cli->conn, &req);
+    if (id == 0)
+        return -1;
+    p->id = id;
+    p->sent_ms = d->last_send_ms = desk_now_ms();
+    return 0;
+}
+
+/* ---- answers ---- */
+
+static void desk_answer_card(desk_t *d, Carrel__Response *r, bool from_item)
+{
+    if (r->status != CARREL__STATUS__STATUS_OK || r->body_case != CARREL__RESPONSE__BODY_PATRON) {
+        if (from_item && r->status == CARREL__STATUS__STATUS_NOT_FOUND) {
+            /* Neither an item nor a card: say what the checkout said. */
+            if (d->cli->json) {
+                json_t j;
+                json_init(&j);
+                json_object_begin(&j);
+                json_key(&j, "status");
+                json_string(&j, "not_found");
+                json_key(&j, "reason");
+                json_string(&j, "item_not_found");
+                json_key(&j, "message");
+                json_string(&j, d->pend.item_message);
+                json_key(&j, "request");
+                json_string(&j, "checkout");
+                json_key(&j, "scan");
+                json_string(&j, d->pend.scan);
+                json_object_end(&j);
+                desk_emit_json(d, &j);
+                json_free(&j);
+            } else {
+                desk_say(d, "NOT FOUND %s: %s (not a library card either)", d->pend.scan,
+                         d->pend.item_message);
+            }
+        } else if (!from_item && r->status == CARREL__STATUS__STATUS_NOT_FOUND && !d->cli->json &&
+                   !d->patron) {
+            desk_say(d, "NOT FOUND %s: %s Scan the patron's library card first.", d->pend.scan,
+                     desk_str(r->message));
+        } else {
+            desk_print_failure(d, "patron_get", d->pend.scan, r);
+        }
+        carrel__response__free_unpacked(r, NULL);
+        return;
+    }
+    /* A patron: count their items out before printing the line. */
+    d->lookup = r;
+    const char *card = r->patron->card && r->patron->card[0] ? r->patron->card : d->pend.scan;
+    char copy[DESK_FIELD_MAX];
+    util_strlcpy(copy, card, sizeof(copy));
+    desk_start(d, DESK_STEP_PATRON_COUNT, NULL, copy);
+}
+
+/* The patron's one line, now that the count of items out has come (or not). */
+static void desk_answer_patron(desk_t *d, Carrel__Response *r)
+{
+    Carrel__Response *lookup = d->lookup;
+    d->lookup = NULL;
+    const Carrel__Patron *p = lookup->patron;
+    const Carrel__Account *a = r && r->status == CARREL__STATUS__STATUS_OK &&
+                                       r->body_case == CARREL__RESPONSE__BODY_ACCOUNT
+                                   ? r->account
+                                   : NULL;
+    const char *card = p->card && p->card[0] ? p->card : d->pend.card;
+
+    /* A new patron ends the previous one's visit; the same card again does not. */
+    bool same = d->patron && strcmp(d->patron_card, card) == 0;
+    if (!same) {
+        desk_end_patron(d);
+        d->patron = true;
+        d->patron_checked_out = 0;
+        d->refused = false;
+        util_strlcpy(d->patron_card, card, sizeof(d->patron_card));
+        desk_short_name(d->patron_name, sizeof(d->patron_name), p);
+    }
+
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "patron");
+        json_message(&j, &p->base);
+        if (a) {
+            json_key(&j, "loans_out");
+            json_int(&j, a->loans_out);
+            json_key(&j, "overdue");
+            json_int(&j, a->overdue);
+            json_key(&j, "balance_cents");
+            json_int(&j, a->balance_cents);
+        }
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+    } else {
+        struct buf line = BUF_INIT;
+        int rc = 0;
+        if (p->preferred_name && p->preferred_name[0])
+            rc |= buf_printf(&line, "PATRON %s, %s (%s)", desk_str(p->last_name),
+                             desk_str(p->first_name), p->preferred_name);
+        else
+            rc |=
+                buf_printf(&line, "PATRON %s, %s", desk_str(p->last_name), desk_str(p->first_name));
+        rc |= buf_printf(&line, " — card %s", card);
+        if (a) {
+            rc |= buf_printf(&line, " — %d out", a->loans_out);
+            if (a->overdue > 0)
+                rc |= buf_printf(&line, " (%d overdue)", a->overdue);
+            if (a->balance_cents > 0) {
+                char owes[32];
+                desk_money(owes, sizeof(owes), a->balance_cents);
+                rc |= buf_printf(&line, " — owes %s", owes);
+            }
+        }
+        if (p->expired)
+            rc |= buf_printf(&line, " — EXPIRED %s", desk_str(p->expires_on));
+        if (p->n_blocks > 0)
+            rc |= buf_printf(&line, " — BLOCKED");
+        if (p->desk_alert && p->desk_alert[0])
+            rc |= buf_printf(&line, " — ALERT: %s", p->desk_alert);
+        if (rc == 0 && buf_append(&line, "", 1) == 0)
+            desk_emit(d, (const char *)line.data);
+        buf_free(&line);
+    }
+    desk_update_prompt(d);
+    carrel__response__free_unpacked(lookup, NULL);
+}
+
+static void desk_answer_checkout(desk_t *d, Carrel__Response *r)
+{
+    if (r->status == CARREL__STATUS__STATUS_NOT_FOUND && r->reason &&
+        strcmp(r->reason, "item_not_found") == 0) {
+        /* Perhaps the next patron's card: try it as one. */
+        char scan[DESK_FIELD_MAX], message[300];
+        util_strlcpy(scan, d->pend.scan, sizeof(scan));
+        util_strlcpy(message, desk_str(r->message), sizeof(message));
+        desk_start(d, DESK_STEP_ITEM_AS_CARD, scan, NULL);
+        util_strlcpy(d->pend.item_message, message, sizeof(d->pend.item_message));
+        return;
+    }
+    if (r->status != CARREL__STATUS__STATUS_OK || r->body_case != CARREL__RESPONSE__BODY_CHECKOUT) {
+        bool overridable = r->has_overridable && r->overridable;
+        if (overridable) {
+            d->refused = true;
+            util_strlcpy(d->refused_card, d->pend.card, sizeof(d->refused_card));
+            util_strlcpy(d->refused_barcode, d->pend.scan, sizeof(d->refused_barcode));
+        }
+        desk_print_failure(d, "checkout", d->pend.scan, r);
+        return;
+    }
+    const Carrel__CheckoutReply *c = r->checkout;
+    if (d->refused && strcmp(d->refused_barcode, d->pend.scan) == 0)
+        d->refused = false;
+    if (d->patron && strcmp(d->patron_card, d->pend.card) == 0) {
+        d->patron_checked_out++;
+        if (c->patron_name && c->patron_name[0])
+            util_strlcpy(d->patron_name, c->patron_name, sizeof(d->patron_name));
+    }
+    if (d->cli->json) {
+        desk_json_body(d, "checkout", &c->base);
+        return;
+    }
+    char title[DESK_TITLE_MAX + 8];
+    desk_cut(title, sizeof(title), c->title, DESK_TITLE_MAX);
+    char overridden[256] = "";
+    if (c->n_overridden > 0) {
+        size_t used = (size_t)snprintf(overridden, sizeof(overridden), " (override recorded:");
+        for (size_t i = 0; i < c->n_overridden && used < sizeof(overridden); i++)
+            used += (size_t)snprintf(overridden + used, sizeof(overridden) - used, " %s",
+                                     c->overridden[i]);
+        if (used < sizeof(overridden) - 1)
+            snprintf(overridden + used, sizeof(overridden) - used, ")");
+    }
+    desk_say(d, "OK %s %s — due %s%s", desk_str(c->barcode), title, desk_str(c->due_date),
+             overridden);
+}
+
+/* "IN 3123... Title — ROUTE TO Park Street Branch at the Lyric", and a slip, indented. */
+static void desk_answer_checkin(desk_t *d, Carrel__Response *r)
+{
+    if (r->status != CARREL__STATUS__STATUS_OK || r->body_case != CARREL__RESPONSE__BODY_CHECKIN) {
+        desk_print_failure(d, "checkin", d->pend.scan, r);
+        return;
+    }
+    const Carrel__CheckinReply *c = r->checkin;
+    if (d->cli->json) {
+        desk_json_body(d, "checkin", &c->base);
+        return;
+    }
+    char title[DESK_TITLE_MAX + 8];
+    desk_cut(title, sizeof(title), c->title, DESK_TITLE_MAX);
+    struct buf text = BUF_INIT;
+    int rc = buf_printf(&text, "IN %s %s — %s", desk_str(c->barcode), title, desk_str(c->message));
+    if (c->slip && c->slip[0]) {
+        /* The slip, indented under the line; no blank lines, no trailing newline. */
+        const char *s = c->slip;
+        while (*s && rc == 0) {
+            const char *nl = strchr(s, '\n');
+            size_t n = nl ? (size_t)(nl - s) : strlen(s);
+            if (n > 0)
+                rc |= buf_printf(&text, "\n    %.*s", (int)n, s);
+            s += n + (nl ? 1 : 0);
+        }
+    }
+    if (rc == 0 && buf_append(&text, "", 1) == 0)
+        desk_emit(d, (const char *)text.data);
+    buf_free(&text);
+}
+
+static void desk_answer_renew(desk_t *d, Carrel__Response *r)
+{
+    if (r->status != CARREL__STATUS__STATUS_OK || r->body_case != CARREL__RESPONSE__BODY_RENEW) {
+        desk_print_failure(d, "renew", d->pend.card, r);
+        return;
+    }
+    const Carrel__RenewReply *x = r->renew;
+    if (d->cli->json) {
+        desk_json_body(d, "renew", &x->base);
+        return;
+    }
+    struct buf text = BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < x->n_results; i++) {
+        const Carrel__RenewResult *e = x->results[i];
+        char title[DESK_TITLE_MAX + 8];
+        desk_cut(title, sizeof(title), e->title, DESK_TITLE_MAX);
+        if (e->renewed)
+            rc |= buf_printf(&text, "RENEWED %s %s — due %s\n", desk_str(e->barcode), title,
+                             desk_str(e->due_date));
+        else
+            rc |= buf_printf(&text, "NOT RENEWED %s %s: %s [%s]\n", desk_str(e->barcode), title,
+                             desk_str(e->message), desk_str(e->reason));
+    }
+    if (x->n_results == 0)
+        rc |= buf_printf(&text, "Nothing to renew: %s has no items out.", d->patron_name);
+    else
+        rc |= buf_printf(&text, "%d renewed, %d refused", x->renewed, x->refused);
+    if (rc == 0 && buf_append(&text, "", 1) == 0)
+        desk_emit(d, (const char *)text.data);
+    buf_free(&text);
+}
+
+/* The patron's loans and balance, compact: one line, then one per loan. */
+static void desk_answer_account(desk_t *d, Carrel__Response *r)
+{
+    if (r->status != CARREL__STATUS__STATUS_OK || r->body_case != CARREL__RESPONSE__BODY_ACCOUNT) {
+        desk_print_failure(d, "account_get", d->pend.card, r);
+        return;
+    }
+    const Carrel__Account *a = r->account;
+    if (d->cli->json) {
+        desk_json_body(d, "account", &a->base);
+        return;
+    }
+    char bal[32];
+    desk_money(bal, sizeof(bal), a->balance_cents);
+    struct buf text = BUF_INIT;
+    int rc = buf_printf(&text, "ACCOUNT %s — card %s — %d out, %d overdue — balance %s",
+                        desk_str(a->name), desk_str(a->card), a->loans_out, a->overdue, bal);
+    for (size_t i = 0; i < a->n_loans; i++) {
+        const Carrel__Loan *l = a->loans[i];
+        char title[DESK_TITLE_MAX + 8];
+        desk_cut(title, sizeof(title), l->title, DESK_TITLE_MAX);
+        rc |= buf_printf(&text, "\n    %s %s — due %s%s", desk_str(l->barcode), title,
+                         desk_str(l->due_date), l->overdue ? " OVERDUE" : "");
+    }
+    if (rc == 0 && buf_append(&text, "", 1) == 0)
+        desk_emit(d, (const char *)text.data);
+    buf_free(&text);
+}
+
+static void desk_answer_ping(desk_t *d, Carrel__Response *r)
+{
+    if (r->status != CARREL__STATUS__STATUS_OK || r->body_case != CARREL__RESPONSE__BODY_PONG) {
+        desk_print_failure(d, "ping", NULL, r);
+        return;
+    }
+    if (d->cli->json)
+        desk_json_body(d, "pong", &r->pong->base);
+    else
+        desk_say(d, "PONG in %llu ms", (unsigned long long)(desk_now_ms() - d->pend.sent_ms));
+}
+
+/*
+ * The answer to the request in flight has come: print it. The request's
+ * fields stay readable meanwhile; an answer may start the next step (which
+ * replaces them). Frees `r`.
+ */
+static void desk_answer(desk_t *d, Carrel__Response *r)
+{
+    desk_step_t step = d->pend.step;
+    d->pend.step = DESK_STEP_NONE;
+    switch (step) {
+    case DESK_STEP_CARD:
+    case DESK_STEP_ITEM_AS_CARD:
+        desk_answer_card(d, r, step == DESK_STEP_ITEM_AS_CARD); /* keeps or frees r */
+        return;
+    case DESK_STEP_PATRON_COUNT:
+        desk_answer_patron(d, r);
+        break;
+    case DESK_STEP_CHECKOUT:
+        desk_answer_checkout(d, r); /* an unknown item: tried as a card next */
+        break;
+    case DESK_STEP_CHECKIN:
+        desk_answer_checkin(d, r);
+        break;
+    case DESK_STEP_RENEW:
+        desk_answer_renew(d, r);
+        break;
+    case DESK_STEP_ACCOUNT:
+        desk_answer_account(d, r);
+        break;
+    case DESK_STEP_PING:
+        desk_answer_ping(d, r);
+        break;
+    case DESK_STEP_KEEPALIVE:
+    case DESK_STEP_NONE:
+        break;
+    }
+    carrel__response__free_unpacked(r, NULL);
+}
+
+/* ---- lines: scans and commands ---- */
+
+static const char *const desk_help_lines[] = {
+    "Scan a library card, then the items to lend; an empty line ends the patron.",
+    ":checkout          lend items (the default mode)",
+    ":checkin           every scan is a return",
+    ":patron CARD       serve this patron (same as scanning the card)",
+    ":override REASON   lend the last refused item anyway, with a reason (librarians)",
+    ":renew             renew all the current patron's items",
+    ":account           the current patron's items and balance",
+    ":done              finish with this patron (same as an empty line)",
+    ":ping              check the connection (the server answers with a test event)",
+    ":help              this list",
+    ":quit              leave (also Ctrl-D)",
+};
+
+static void desk_help(desk_t *d)
+{
+    size_t n = sizeof(desk_help_lines) / sizeof(desk_help_lines[0]);
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "help");
+        json_array_begin(&j);
+        for (size_t i = 0; i < n; i++)
+            json_string(&j, desk_help_lines[i]);
+        json_array_end(&j);
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+        return;
+    }
+    struct buf text = BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        rc |= buf_printf(&text, "%s%s", i ? "\n  " : "", desk_help_lines[i]);
+    if (rc == 0 && buf_append(&text, "", 1) == 0)
+        desk_emit(d, (const char *)text.data);
+    buf_free(&text);
+}
+
+static bool desk_need_patron(desk_t *d)
+{
+    if (d->mode == DESK_MODE_CHECKOUT && d->patron)
+        return true;
+    desk_notice(d, "usage_error", "No patron: scan a library card first%s.",
+                d->mode == DESK_MODE_CHECKIN ? " (in checkout mode, :checkout)" : "");
+    return false;
+}
+
+static void desk_command(desk_t *d, char *line)
+{
+    char *word = line + 1;
+    char *arg = word + strcspn(word, " \t");
+    if (*arg) {
+        *arg++ = '\0';
+        arg += strspn(arg, " \t");
+    }
+    if (strcasecmp(word, "quit") == 0 || strcasecmp(word, "q") == 0 ||
+        strcasecmp(word, "exit") == 0) {
+        d->quit = true;
+    } else if (strcasecmp(word, "help") == 0 || strcmp(word, "?") == 0) {
+        desk_help(d);
+    } else if (strcasecmp(word, "checkout") == 0) {
+        desk_set_mode(d, DESK_MODE_CHECKOUT);
+    } else if (strcasecmp(word, "checkin") == 0) {
+        desk_set_mode(d, DESK_MODE_CHECKIN);
+    } else if (strcasecmp(word, "done") == 0) {
+        desk_end_patron(d);
+    } else if (strcasecmp(word, "patron") == 0) {
+        if (!*arg || strlen(arg) >= DESK_FIELD_MAX) {
+            desk_notice(d, "usage_error", "Usage: :patron CARD");
+            return;
+        }
+        if (d->mode != DESK_MODE_CHECKOUT)
+            desk_set_mode(d, DESK_MODE_CHECKOUT);
+        /* The answer ends the current patron's visit if this is someone else. */
+        desk_start(d, DESK_STEP_CARD, arg, NULL);
+    } else if (strcasecmp(word, "override") == 0) {
+        if (!*arg) {
+            desk_notice(d, "usage_error",
+                        "Usage: :override REASON (why the rule may be set "
+                        "aside; it is recorded with the loan)");
+            return;
+        }
+        if (strlen(arg) >= DESK_REASON_MAX) {
+            desk_notice(d, "usage_error", "The reason is too long (at most %d bytes).",
+                        DESK_REASON_MAX - 1);
+            return;
+        }
+        if (!d->refused || d->mode != DESK_MODE_CHECKOUT) {
+            desk_notice(d, "usage_error",
+                        "Nothing to override: no checkout was refused for "
+                        "this patron.");
+            return;
+        }
+        char barcode[DESK_FIELD_MAX], card[DESK_FIELD_MAX];
+        util_strlcpy(barcode, d->refused_barcode, sizeof(barcode));
+        util_strlcpy(card, d->refused_card, sizeof(card));
+        desk_start(d, DESK_STEP_CHECKOUT, barcode, card);
+        d->pend.override = true;
+        util_strlcpy(d->pend.override_reason, arg, sizeof(d->pend.override_reason));
+    } else if (strcasecmp(word, "renew") == 0) {
+        if (desk_need_patron(d))
+            desk_start(d, DESK_STEP_RENEW, NULL, d->patron_card);
+    } else if (strcasecmp(word, "account") == 0) {
+        if (desk_need_patron(d))
+            desk_start(d, DESK_STEP_ACCOUNT, NULL, d->patron_card);
+    } else if (strcasecmp(word, "ping") == 0) {
+        desk_start(d, DESK_STEP_PING, NULL, NULL);
+    } else {
+        desk_notice(d, "usage_error", "Unknown command :%s — type :help for the list.", word);
+    }
+}
+
+/* Answer one input line: a command, an empty line, or a scan. */
+static void desk_line(desk_t *d, char *line)
+{
+    /* Scanners may end lines with CR LF, and people add spaces. */
+    char *s = line + strspn(line, " \t\r");
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    if (n == 0) {
+        desk_end_patron(d);
+        return;
+    }
+    if (s[0] == ':') {
+        desk_command(d, s);
+        return;
+    }
+    if (n >= DESK_FIELD_MAX) {
+        desk_notice(d, "usage_error", "That scan is too long to be a barcode (%zu bytes).", n);
+        return;
+    }
+    if (d->mode == DESK_MODE_CHECKIN)
+        desk_start(d, DESK_STEP_CHECKIN, s, NULL);
+    else if (d->patron)
+        desk_start(d, DESK_STEP_CHECKOUT, s, d->patron_card);
+    else
+        desk_start(d, DESK_STEP_CARD, s, NULL);
+}
+
+/* ---- input ---- */
+
+static void desk_queue(desk_t *d, const char *text, size_t len)
+{
+    desk_line_t *l = malloc(sizeof(*l) + len + 1);
+    if (l == NULL) {
+        desk_notice(d, "local_error", "Out of memory: a line was dropped.");
+        return;
+    }
+    memcpy(l->text, text, len);
+    l->text[len] = '\0';
+    l->next = NULL;
+    if (d->queue_tail)
+        d->queue_tail->next = l;
+    else
+        d->queue_head = l;
+    d->queue_tail = l;
+}
+
+static desk_line_t *desk_dequeue(desk_t *d)
+{
+    desk_line_t *l = d->queue_head;
+    if (l) {
+        d->queue_head = l->next;
+        if (d->queue_head == NULL)
+            d->queue_tail = NULL;
+    }
+    return l;
+}
+
+/* Bytes read without libedit: split into lines. */
+static void desk_feed(desk_t *d, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (c == '\n') {
+            if (d->partial_too_long)
+                desk_notice(d, "usage_error", "A line longer than %d bytes was ignored.",
+                            DESK_LINE_MAX - 1);
+            else
+                desk_queue(d, d->partial, d->partial_len);
+            d->partial_len = 0;
+            d->partial_too_long = false;
+        } else if (d->partial_len < sizeof(d->partial) - 1) {
+            d->partial[d->partial_len++] = c;
+        } else {
+            d->partial_too_long = true;
+        }
+    }
+}
+
+static void desk_input_ended(desk_t *d)
+{
+    if (d->partial_len > 0 && !d->partial_too_long)
+        desk_queue(d, d->partial, d->partial_len); /* a last line without its newline */
+    d->partial_len = 0;
+    d->input_eof = true;
+    if (d->stdin_watched) {
+        uv_poll_stop(&d->stdin_poll);
+    }
+}
+
+/* Read what is there on fd 0 (without libedit). */
+static void desk_read_input(desk_t *d)
+{
+    char data[4096];
+    ssize_t n = read(STDIN_FILENO, data, sizeof(data));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        desk_input_ended(d);
+        return;
+    }
+    desk_feed(d, data, (size_t)n);
+}
+
+/* One byte from the terminal, waiting for it if need be (fd 0 is non-blocking). */
+static int desk_read_byte(int fd, unsigned char *b)
+{
+    for (;;) {
+        ssize_t n = read(fd, b, 1);
+        if (n == 1)
+            return 1;
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/*
+ * libedit's getc: one character, UTF-8 decoded (libedit takes what this
+ * returns as a wide character). libedit's callback interface ignores the
+ * end-of-file key on an empty line, so it is caught here: Ctrl-D on an empty
+ * line ends the session like :quit.
+ */
+static int desk_getc(FILE *in)
+{
+    desk_t *d = desk_current;
+    int fd = fileno(in);
+    unsigned char b;
+    if (desk_read_byte(fd, &b) != 1) {
+        d->input_eof = true;
+        return EOF;
+    }
+    if (b == d->eof_char && rl_end == 0) {
+        d->input_eof = true;
+        return EOF;
+    }
+    int more = b >= 0xF0 && b < 0xF8   ? 3
+               : b >= 0xE0 && b < 0xF0 ? 2
+               : b >= 0xC0 && b < 0xE0 ? 1
+                                       : 0;
+    if (more == 0)
+        return b;
+    unsigned int cp = b & (0x3Fu >> more);
+    for (int i = 0; i < more; i++) {
+        if (desk_read_byte(fd, &b) != 1) {
+            d->input_eof = true;
+            return EOF;
+        }
+        if ((b & 0xC0) != 0x80)
+            return '?';
+        cp = (cp << 6) | (b & 0x3Fu);
+    }
+    return (int)cp;
+}
+
+/* A whole line from libedit (NULL at end of input). We own `line`. */
+static void desk_rl_line(char *line)
+{
+    desk_t *d = desk_current;
+    d->line_done = true;
+    if (line == NULL) {
+        d->input_eof = true;
+        return;
+    }
+    if (line[0] != '\0' && line[0] != ' ') {
+        /* History holds every line for this session (up arrow); the file keeps only
+         * commands, see desk_history_save. */
+        const HIST_ENTRY *last =
+            history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
+        if (last == NULL || last->line == NULL || strcmp(last->line, line) != 0)
+            add_history(line);
+    }
+    desk_queue(d, line, strlen(line));
+    free(line);
+}
+
+static void desk_rl_start(desk_t *d)
+{
+    rl_callback_handler_install(d->prompt, desk_rl_line);
+    /* A new line is empty; libedit updates these only after the next key. */
+    rl_point = rl_end = 0;
+    d->rl_active = true;
+}
+
+static void desk_rl_stop(desk_t *d)
+{
+    if (!d->rl_active)
+        return;
+    d->rl_active = false;
+    rl_callback_handler_remove();
+}
+
+static void desk_stdin_cb(uv_poll_t *h, int status, int events)
+{
+    desk_t *d = h->data;
+    (void)events;
+    if (status < 0) {
+        desk_input_ended(d);
+        return;
+    }
+    if (!d->tty) {
+        desk_read_input(d);
+        return;
+    }
+    d->line_done = false;
+    rl_callback_read_char();
+    if (d->input_eof) {
+        desk_rl_stop(d);
+        fputc('\n', stdout);
+        fflush(stdout);
+        desk_input_ended(d);
+    } else if (d->line_done) {
+        /* libedit leaves the terminal as it was for the line just ended; start the next
+         * one now, so the prompt shows while the answer is on its way. */
+        desk_rl_stop(d);
+        desk_rl_start(d);
+    }
+}
+
+static void desk_tick_cb(uv_timer_t *t)
+{
+    (void)t; /* wakes the main loop, which then checks its deadlines */
+}
+
+static void desk_signal_cb(uv_signal_t *h, int signum)
+{
+    desk_t *d = h->data;
+    if (signum == SIGINT && d->rl_active) {
+        /* Ctrl-C at the prompt drops the line being typed, as in a shell. */
+        desk_rl_stop(d);
+        fputs("^C\n", stdout);
+        fflush(stdout);
+        desk_rl_start(d);
+        return;
+    }
+    d->stop = true;
+}
+
+/* Events pushed by the server (Response id 0): printed as they come. */
+static void desk_on_event(const Carrel__Event *ev, void *arg)
+{
+    desk_t *d = arg;
+    if (d->cli->json)
+        desk_json_body(d, "event", &ev->base);
+    else
+        desk_say(d, "[event] %s", ev->text && ev->text[0] ? ev->text : desk_str(ev->kind));
+}
+
+/* ---- handles on the connection's loop ---- */
+
+static void desk_handles_start(desk_t *d)
+{
+    client_t *cl = &d->cli->conn;
+    uv_loop_t *loop = client_loop(cl);
+    cl->on_event = desk_on_event;
+    cl->event_arg = d;
+    uv_timer_init(loop, &d->tick);
+    d->tick.data = d;
+    /* Fine enough that a keepalive goes out at most a quarter late. */
+    uint64_t tick = d->keepalive_ms / 4 < DESK_TICK_MS ? d->keepalive_ms / 4 : DESK_TICK_MS;
+    uv_timer_start(&d->tick, desk_tick_cb, tick, tick);
+    uv_signal_t *sigs[] = {&d->sig_int, &d->sig_term, &d->sig_hup};
+    int nums[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = d;
+        uv_signal_start(sigs[i], desk_signal_cb, nums[i]);
+    }
+    d->stdin_watched = false;
+    if (!d->input_eof && !d->stdin_sync) {
+        int rc = uv_poll_init(loop, &d->stdin_poll, STDIN_FILENO);
+        if (rc == 0) {
+            d->stdin_poll.data = d;
+            uv_poll_start(&d->stdin_poll, UV_READABLE | UV_DISCONNECT, desk_stdin_cb);
+            d->stdin_watched = true;
+        } else {
+            /* A regular file (or /dev/null) cannot be polled; it never blocks either. */
+            d->stdin_sync = true;
+        }
+    }
+    d->handles_started = true;
+}
+
+static void desk_handles_stop(desk_t *d)
+{
+    if (!d->handles_started)
+        return;
+    d->handles_started = false;
+    uv_handle_t *hs[] = {(uv_handle_t *)&d->tick, (uv_handle_t *)&d->sig_int,
+                         (uv_handle_t *)&d->sig_term, (uv_handle_t *)&d->sig_hup,
+                         d->stdin_watched ? (uv_handle_t *)&d->stdin_poll : NULL};
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+        if (hs[i] && !uv_is_closing(hs[i]))
+            uv_close(hs[i], NULL);
+    d->stdin_watched = false;
+    d->cli->conn.on_event = NULL;
+}
+
+/* ---- connection ---- */
+
+static void desk_header(desk_t *d)
+{
+    const Carrel__LoginReply *l = d->cli->login;
+    const Carrel__Staff *s = l ? l->staff : NULL;
+    const Carrel__Workstation *w = l ? l->workstation : NULL;
+    const Carrel__Branch *b = l ? l->branch : NULL;
+    const char *mode = d->mode == DESK_MODE_CHECKIN ? "checkin" : "checkout";
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "desk");
+        json_object_begin(&j);
+        json_key(&j, "staff");
+        json_string(&j, s ? desk_str(s->username) : "");
+        json_key(&j, "name");
+        json_string(&j, s ? desk_str(s->display_name) : "");
+        json_key(&j, "role");
+        json_string(&j, s ? json_enum_name(&carrel__role__descriptor, s->role) : "");
+        json_key(&j, "workstation");
+        json_string(&j, w ? desk_str(w->name) : "");
+        json_key(&j, "branch");
+        json_string(&j, b ? desk_str(b->code) : "");
+        json_key(&j, "branch_name");
+        json_string(&j, b ? desk_str(b->name) : "");
+        json_key(&j, "mode");
+        json_string(&j, mode);
+        json_object_end(&j);
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+        return;
+    }
+    desk_say(d,
+             "Carrel desk — %s (%s, %s) at %s, %s (%s)\n"
+             "Mode: %s. %s",
+             s ? desk_str(s->display_name) : "?", s ? desk_str(s->username) : "?",
+             s ? json_enum_name(&carrel__role__descriptor, s->role) : "?",
+             w ? desk_str(w->name) : "?", b ? desk_str(b->name) : "?", b ? desk_str(b->code) : "?",
+             mode,
+             d->mode == DESK_MODE_CHECKIN ? "Scan items to return them, or type :help"
+                                          : "Scan a library card to start, or type :help");
+}
+
+/*
+ * The connection has closed: connect and log in again (the password was kept
+ * for this), for up to the profile's timeout, then send the request that was
+ * in flight again with the same request key: the server answers a repeated
+ * key with the first answer, so a scan is never recorded twice. Returns
+ * EXIT_OK, or the exit code to leave with.
+ */
+static int desk_reconnect(desk_t *d)
+{
+    cli_t *cli = d->cli;
+    char why[300];
+    util_strlcpy(why, cli->conn.error[0] ? cli->conn.error : "connection closed", sizeof(why));
+    desk_notice(d, "network_error", "Connection lost (%s); reconnecting...", why);
+    desk_handles_stop(d);
+    client_close(&cli->conn);
+    cli->connected = false;
+    cli->logged_in = false;
+    if (cli->login_resp) {
+        carrel__response__free_unpacked(cli->login_resp, NULL);
+        cli->login_resp = NULL;
+        cli->login = NULL;
+    }
+    if (d->pend.step == DESK_STEP_KEEPALIVE)
+        d->pend.step = DESK_STEP_NONE;
+
+    uint64_t deadline = desk_now_ms() + d->timeout_ms;
+    unsigned int delay_ms = 500;
+    for (;;) {
+        int code = cli_connect(cli, true);
+        if (code == EXIT_OK)
+            break;
+        if (cli->connected || cli->conn.loop_ready)
+            client_close(&cli->conn);
+        cli->connected = false;
+        if (code != EXIT_NETWORK || desk_now_ms() + delay_ms > deadline || d->stop) {
+            if (desk_step_is_change(d->pend.step))
+                desk_notice(d, "network_error",
+                            "Cannot reconnect. The last scan (%s) may not have been recorded: "
+                            "scan it again when the desk is back.",
+                            d->pend.scan[0] ? d->pend.scan : d->pend.card);
+            else
+                desk_notice(d, "network_error", "Cannot reconnect; leaving.");
+            return code;
+        }
+        uv_sleep(delay_ms);
+        delay_ms = delay_ms * 2 > DESK_RECONNECT_MAX_MS ? DESK_RECONNECT_MAX_MS : delay_ms * 2;
+    }
+    desk_handles_start(d);
+    d->last_send_ms = desk_now_ms();
+    if (d->pend.step != DESK_STEP_NONE) {
+        d->pend.id = 0; /* the main loop sends it again */
+        if (desk_step_is_change(d->pend.step))
+            desk_notice(d, "reconnected",
+                        "Reconnected. Sending the last scan (%s) again with the same request "
+                        "key, so it cannot be recorded twice.",
+                        d->pend.scan[0] ? d->pend.scan : d->pend.card);
+        else
+            desk_notice(d, "reconnected", "Reconnected.");
+    } else {
+        desk_notice(d, "reconnected", "Reconnected.");
+    }
+    return EXIT_OK;
+}
+
+/* ---- history file ---- */
+
+/*
+ * Only commands go to the history file, never scans, :patron or :override:
+ * a file of card numbers next to the items lent to them would be a record of
+ * who read what, which the library keeps nowhere (the server forgets returned
+ * loans unless the patron asked). The session's history has every line.
+ */
+static bool desk_history_keepable(const char *line)
+{
+    return line[0] == ':' && strncasecmp(line, ":patron", 7) != 0 &&
+           strncasecmp(line, ":override", 9) != 0;
+}
+
+static void desk_history_load(desk_t *d)
+{
+    const char *home = getenv("HOME");
+    if (home == NULL || home[0] == '\0')
+        return;
+    if (asprintf(&d->history_path, "%s/.carrel_desk_history", home) < 0) {
+        d->history_path = NULL;
+        return;
+    }
+    stifle_history(DESK_HISTORY_KEEP);
+    (void)read_history(d->history_path); /* none yet is fine */
+}
+
+static void desk_history_save(desk_t *d)
+{
+    if (d->history_path == NULL) {
+        clear_history();
+        return;
+    }
+    int n = history_length;
+    char **keep = calloc((size_t)n + 1, sizeof(*keep));
+    int kept = 0;
+    for (int i = 0; keep && i < n; i++) {
+        const HIST_ENTRY *e = history_get(history_base + i);
+        if (e && e->line && desk_history_keepable(e->line))
+            keep[kept++] = util_xstrdup(e->line);
+    }
+    clear_history();
+    for (int i = 0; i < kept; i++) {
+        add_history(keep[i]);
+        free(keep[i]);
+    }
+    free(keep);
+    mode_t old = umask(077);
+    (void)write_history(d->history_path);
+    umask(old);
+    clear_history();
+    free(d->history_path);
+    d->history_path = NULL;
+}
+
+/* ---- the main loop ---- */
+
+/* Answer queued lines while nothing is in flight. */
+static void desk_take_lines(desk_t *d)
+{
+    while (d->pend.step == DESK_STEP_NONE && !d->quit && !d->stop) {
+        if (d->queue_head == NULL && d->stdin_sync && !d->input_eof)
+            desk_read_input(d);
+        desk_line_t *l = desk_dequeue(d);
+        if (l == NULL)
+            return;
+        desk_line(d, l->text);
+        free(l);
+    }
+}
+
+static int desk_loop(desk_t *d)
+{
+    client_t *cl = &d->cli->conn;
+    for (;;) {
+        desk_take_lines(d);
+        if (d->quit)
+            return d->exit_code;
+        if (d->pend.step == DESK_STEP_NONE && (d->stop || (d->input_eof && d->queue_head == NULL)))
+            return d->exit_code;
+        if (cl->closed) {
+            int code = desk_reconnect(d);
+            if (code != EXIT_OK)
+                return code;
+            continue;
+        }
+        uint64_t now = desk_now_ms();
+        if (d->pend.step != DESK_STEP_NONE && d->pend.id == 0) {
+            /* On failure the connection is closing: the turn of the loop below
+             * finishes that, and the request goes again after the reconnect. */
+            (void)desk_send(d);
+        } else if (d->pend.step == DESK_STEP_NONE && now - d->last_send_ms >= d->keepalive_ms) {
+            desk_start(d, DESK_STEP_KEEPALIVE, NULL, NULL);
+            continue;
+        }
+        client_run_once(cl);
+        if (d->pend.step != DESK_STEP_NONE && d->pend.id != 0) {
+            Carrel__Response *r = NULL;
+            if (client_poll(cl, d->pend.id, &r) == 1) {
+                d->pend.id = 0;
+                desk_answer(d, r);
+            } else if (!cl->closed && desk_now_ms() - d->pend.sent_ms > d->timeout_ms) {
+                char why[80];
+                snprintf(why, sizeof(why), "no answer within %llu seconds",
+                         (unsigned long long)(d->timeout_ms / 1000));
+                client_abort(cl, why);
+            }
+        }
+    }
+}
+
+static int desk_usage(cli_t *cli)
+{
+    return cli_fail(cli, EXIT_USAGE, "usage: desk [--checkin] [--keepalive SECONDS]");
+}
+
+static int cmd_desk(cli_t *cli, int argc, char **argv)
+{
+    desk_t *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return cli_fail(cli, EXIT_LOCAL, "out of memory");
+    d->cli = cli;
+    d->mode = DESK_MODE_CHECKOUT;
+    d->keepalive_ms = DESK_KEEPALIVE_S * 1000u;
+    static const struct option opts[] = {{"checkin", no_argument, NULL, 'i'},
+                                         {"keepalive", required_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "ik:h", opts, NULL)) != -1) {
+        if (ch == 'i') {
+            d->mode = DESK_MODE_CHECKIN;
+        } else if (ch == 'k') {
+            char *end;
+            long s = strtol(optarg, &end, 10);
+            if (*end != '\0' || s < 1 || s > 3600) {
+                free(d);
+                return cli_fail(cli, EXIT_USAGE, "--keepalive takes 1 to 3600 seconds");
+            }
+            d->keepalive_ms = (uint64_t)s * 1000u;
+        } else if (ch == 'h') {
+            printf("usage: carrel [-c PROFILE] [--json] desk [--checkin] [--keepalive SECONDS]\n");
+            desk_help(d);
+            free(d);
+            return EXIT_OK;
+        } else {
+            free(d);
+            return desk_usage(cli);
+        }
+    }
+    if (optind != argc) {
+        free(d);
+        return desk_usage(cli);
+    }
+
+    /* Logged in once, and again after a lost connection with the same password. */
+    cli->keep_password = true;
+    int code = cli_connect(cli, true);
+    if (code != EXIT_OK) {
+        cli_forget_password(cli);
+        free(d);
+        return code;
+    }
+    d->timeout_ms = (uint64_t)(cli->profile.timeout_s > 0 ? cli->profile.timeout_s : 30) * 1000u;
+    d->last_send_ms = desk_now_ms();
+    desk_current = d;
+    d->tty = isatty(STDIN_FILENO) == 1;
+    d->stdin_flags = fcntl(STDIN_FILENO, F_GETFL);
+    d->eof_char = 4;
+    if (d->tty) {
+        struct termios t;
+        if (tcgetattr(STDIN_FILENO, &t) == 0 && t.c_cc[VEOF] != 0)
+            d->eof_char = t.c_cc[VEOF];
+    }
+    desk_update_prompt(d);
+    desk_handles_start(d); /* signals first: see desk_signal_cb */
+    desk_header(d);
+    if (d->tty) {
+        rl_readline_name = "carrel-desk";
+        rl_catch_signals = 0; /* ours (desk_signal_cb) */
+        rl_getc_function = desk_getc;
+        desk_history_load(d);
+        desk_rl_start(d);
+    }
+
+    code = desk_loop(d);
+
+    if (code == EXIT_OK)
+        desk_end_patron(d);
+    if (d->tty) {
+        desk_rl_stop(d);
+        desk_history_save(d);
+    }
+    desk_handles_stop(d);
+    /* Close the connection here: the handles above live in *d until the loop lets go. */
+    client_close(&cli->conn);
+    cli->connected = false;
+    if (d->stdin_flags != -1)
+        (void)fcntl(STDIN_FILENO, F_SETFL, d->stdin_flags);
+    if (d->lookup)
+        carrel__response__free_unpacked(d->lookup, NULL);
+    desk_line_t *l;
+    while ((l = desk_dequeue(d)) != NULL)
+        free(l);
+    cli_forget_password(cli);
+    desk_current = NULL;
+    free(d);
+    return code;
+}
+
+const command_t desk_commands[] = {
+    {"desk", cmd_desk, false, "[--checkin] [--keepalive SECONDS]",
+     "the circulation desk for a barcode scanner: scan a card, then items; :help inside"},
+    {NULL, NULL, false, NULL, NULL},
+};
