@@ -133,6 +133,8 @@ typedef struct desk {
     /* the request in flight, and the conversation */
     desk_pending_t pend;
     uint64_t last_send_ms;
+    bool subscribed;          /* asked for this branch's events on this connection */
+    uint64_t subscribe_id;    /* its answer, not yet taken (0: none outstanding) */
     Carrel__Response *lookup; /* a PatronGet answer waiting for its AccountGet */
     bool patron;              /* a patron is being served (checkout mode) */
     char patron_card[DESK_FIELD_MAX];
@@ -1301,6 +1303,8 @@ static int desk_reconnect(desk_t *d)
     desk_handles_stop(d);
     client_close(&cli->conn);
     cli->connected = false;
+    d->subscribed = false;
+    d->subscribe_id = 0;
     cli->logged_in = false;
     if (cli->login_resp) {
         carrel__response__free_unpacked(cli->login_resp, NULL);
@@ -1420,6 +1424,33 @@ static void desk_take_lines(desk_t *d)
     }
 }
 
+/*
+ * Ask for this branch's events (holds ready, items in transit to us) on each
+ * new connection. It runs beside the request in flight: its answer only
+ * matters when the server says no.
+ */
+static void desk_subscribe(desk_t *d)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__Subscribe sub = CARREL__SUBSCRIBE__INIT;
+    req.body_case = CARREL__REQUEST__BODY_SUBSCRIBE;
+    req.subscribe = &sub;
+    d->subscribe_id = client_send(&d->cli->conn, &req);
+    d->subscribed = true; /* a failed send closes the connection; reconnecting resets this */
+}
+
+static void desk_subscribe_answer(desk_t *d)
+{
+    Carrel__Response *r = NULL;
+    if (d->subscribe_id == 0 || client_poll(&d->cli->conn, d->subscribe_id, &r) != 1)
+        return;
+    d->subscribe_id = 0;
+    if (r->status != CARREL__STATUS__STATUS_OK)
+        desk_notice(d, "events_unavailable", "This desk will not show branch events: %s",
+                    r->message ? r->message : "refused");
+    carrel__response__free_unpacked(r, NULL);
+}
+
 static int desk_loop(desk_t *d)
 {
     client_t *cl = &d->cli->conn;
@@ -1435,6 +1466,8 @@ static int desk_loop(desk_t *d)
                 return code;
             continue;
         }
+        if (!d->subscribed)
+            desk_subscribe(d);
         uint64_t now = desk_now_ms();
         if (d->pend.step != DESK_STEP_NONE && d->pend.id == 0) {
             /* On failure the connection is closing: the turn of the loop below
@@ -1445,6 +1478,7 @@ static int desk_loop(desk_t *d)
             continue;
         }
         client_run_once(cl);
+        desk_subscribe_answer(d);
         if (d->pend.step != DESK_STEP_NONE && d->pend.id != 0) {
             Carrel__Response *r = NULL;
             if (client_poll(cl, d->pend.id, &r) == 1) {

@@ -385,6 +385,22 @@ class Events(unittest.TestCase):
         self.assertEqual(docs[1]["event"]["text"], EVENT_TEXT)
         self.assertIn("server_time_ms", docs[2]["pong"])
 
+    def test_branch_events_reach_the_desk(self):
+        """A hold placed elsewhere on a title this branch has on its shelf shows at once."""
+        title = "Desk event title %d" % time.time_ns()
+        new_item(title=title)  # on the shelf at DWN
+        card = new_patron(branch="PRK")
+        bib = env.psql("SELECT min(id) FROM bib WHERE title = '%s'" % title)
+        s = Session(profile())
+        s.send(":ping")
+        s.expect(r"^PONG in")  # the subscription went before the ping
+        r = env.carrel(env.profile(main, "desk-prk", "admin", harness.ADMIN_PASSWORD),
+                       "hold", "place", card, "--bib", bib, "--pickup", "PRK")
+        self.assertEqual(r.code, 0, r)
+        line = s.expect(r"^\[event\] Hold placed on %s" % title)
+        self.assertIn("you have it on the shelf", line)
+        self.assertEqual(s.finish(), 0)
+
     def test_scans_wait_for_answers_in_order(self):
         """Lines that arrive while a request is in flight are answered in order."""
         card = new_patron()
