@@ -16,8 +16,8 @@
 #include "log.h"
 #include "pgtext.h"
 
-/* Timestamps travel as ISO 8601 (json's rendering is exactly that). */
-#define TS(x) "(to_json(" x ")#>>'{}')"
+/* Timestamps travel as ISO 8601 in UTC (sql/001_foundation.sql). */
+#define TS(x) "api_time(" x ")"
 
 static const db_stmt_t stmt_checkout = {
     "circ_checkout",
@@ -54,7 +54,7 @@ static const db_stmt_t stmt_in_house = {
 static const db_stmt_t stmt_item_by_id = {
     "circ_item_by_id",
     "SELECT i.id, i.barcode, i.bib_id, ob.code, cb.code, i.location, i.call_number, i.item_type,"
-    "       i.price_cents, i.status::text, i.date_added, coalesce(i.last_circulated::text, ''),"
+    "       i.price_cents, i.status::text, i.date_added, coalesce(api_time(i.last_circulated), ''),"
     "       i.circ_count, i.version, b.title"
     "  FROM item i JOIN branch ob ON ob.id = i.owning_branch_id"
     "  JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"

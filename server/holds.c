@@ -46,7 +46,7 @@ static const db_stmt_t stmt_queue = {
 static const db_stmt_t stmt_pull = {
     "holds_pull_list",
     "SELECT i.barcode, b.title, i.call_number, i.location, h.id, pb.code,"
-    "       to_json(h.placed_at)#>>'{}'"
+    "       api_time(h.placed_at)"
     "  FROM hold h JOIN item i ON i.id = h.target_item_id JOIN bib b ON b.id = h.bib_id"
     "  JOIN branch pb ON pb.id = h.pickup_branch_id"
     "  JOIN branch cb ON cb.id = i.current_branch_id"
@@ -86,7 +86,7 @@ static const db_stmt_t stmt_clearing = {
 };
 
 #define TRANSIT_COLUMNS                                                                            \
-    "t.id, i.barcode, b.title, fb.code, tb.code, t.reason, to_json(t.sent_at)#>>'{}',"             \
+    "t.id, i.barcode, b.title, fb.code, tb.code, t.reason, api_time(t.sent_at),"             \
     " t.sent_at < now() - make_interval(days =>"                                                   \
     "     library_setting_text('transit_overdue_days')::integer)"                                  \
     "  FROM transit t JOIN item i ON i.id = t.item_id JOIN bib b ON b.id = i.bib_id"               \

@@ -80,6 +80,13 @@ CREATE TABLE admin_audit (
     detail jsonb NOT NULL DEFAULT '{}'
 );
 
+-- How every timestamp leaves the database in replies: ISO 8601 in UTC to the
+-- second ("2026-11-29T21:10:04Z"), whatever the session's TimeZone is.
+CREATE FUNCTION api_time(p_at timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+
 -- Branch codes of a staff member, sorted, for replies.
 CREATE FUNCTION staff_branch_codes(p_staff bigint) RETURNS text[]
 LANGUAGE sql STABLE AS $$

@@ -150,8 +150,8 @@ SELECT 'ok'::text AS outcome,
        p.phone, p.email, p.contact_channel, b.code AS home_branch, p.category,
        to_char(p.expires_on, 'YYYY-MM-DD') AS expires_on,
        p.staff_notes, p.desk_alert, p.keep_history, p.version,
-       to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at,
-       to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS updated_at,
+       api_time(p.created_at) AS created_at,
+       api_time(p.updated_at) AS updated_at,
        coalesce((SELECT array_agg(pc.card ORDER BY pc.added_at, pc.card)
                  FROM patron_card pc WHERE pc.patron_id = p.id), '{}') AS former_cards,
        p.expires_on < current_date AS expired,
@@ -167,7 +167,7 @@ LEFT JOIN LATERAL (
     SELECT array_agg(k.id ORDER BY k.placed_at, k.id) AS ids,
            array_agg(k.reason ORDER BY k.placed_at, k.id) AS reasons,
            array_agg(coalesce(s.username, '') ORDER BY k.placed_at, k.id) AS placed_by,
-           array_agg(to_char(k.placed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+           array_agg(api_time(k.placed_at)
                      ORDER BY k.placed_at, k.id) AS placed_at
     FROM patron_block k LEFT JOIN staff s ON s.id = k.placed_by
     WHERE k.patron_id = p.id AND k.lifted_at IS NULL) bl ON true;
@@ -740,7 +740,7 @@ DECLARE
     v_id bigint := patron_resolve_strict(p_card);
 BEGIN
     RETURN QUERY
-    SELECT e.id, to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+    SELECT e.id, api_time(e.at),
            s.username, w.name, b.code, e.action, p.card,
            coalesce(array_agg(c.key ORDER BY c.key) FILTER (WHERE c.key IS NOT NULL), '{}'),
            coalesce(array_agg(c.value -> 'before' #>> '{}' ORDER BY c.key)

@@ -1020,7 +1020,7 @@ CREATE FUNCTION circ_ledger_entry(p_id bigint)
 RETURNS TABLE (id bigint, at text, kind text, amount_cents bigint, barcode text, note text,
                staff text)
 LANGUAGE sql STABLE AS $$
-    SELECT x.id, to_json(x.at)#>>'{}', x.kind, x.amount_cents, coalesce(i.barcode, ''), x.note,
+    SELECT x.id, api_time(x.at), x.kind, x.amount_cents, coalesce(i.barcode, ''), x.note,
            coalesce(s.username, '')
     FROM patron_ledger x LEFT JOIN item i ON i.id = x.item_id
     LEFT JOIN staff s ON s.id = x.staff_id

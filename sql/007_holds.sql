@@ -567,7 +567,7 @@ CREATE TYPE hold_row AS (
 CREATE FUNCTION hold_out(p_ids bigint[]) RETURNS SETOF hold_row
 LANGUAGE sql STABLE AS $$
     SELECT h.id, p.card, patron_short_name(p), h.bib_id, b.title, hi.barcode, pb.code,
-           to_json(h.placed_at)#>>'{}', h.not_needed_after::text, h.suspended_until::text,
+           api_time(h.placed_at), h.not_needed_after::text, h.suspended_until::text,
            h.status,
            CASE WHEN h.status = 'waiting' THEN
                (SELECT count(*) FROM hold q WHERE q.bib_id = h.bib_id AND q.status = 'waiting'

@@ -302,6 +302,7 @@ class C_Edit(unittest.TestCase):
         bib = r.json
         self.assertEqual(bib["isbns"], ["9780262033848"])
         self.assertEqual(bib["version"], 1)
+        self.assertRegex(bib["updated_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         r = carrel("catalog", "edit", str(bib["id"]), "--title", "Hartford : the city and the river")
         self.assertEqual(r.code, 0, r)
         self.assertEqual(r.json["version"], 2)

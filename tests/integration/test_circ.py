@@ -118,6 +118,8 @@ class Basics(unittest.TestCase):
         if env.psql("SELECT extract(isodow FROM library_today() + 21)") == "7":
             due = env.psql("SELECT library_today() + 22")
         self.assertEqual(loan["due_date"], due)
+        # Times leave the server as ISO 8601 in UTC, whatever the session's zone.
+        self.assertRegex(loan["due_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
                          "checked_out")
         acc = carrel("account", card).json
