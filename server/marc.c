@@ -1,6 +1,7 @@
 #include "marc.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -600,36 +601,62 @@ static char *marc_call_number(arena_t *a, const marc_record_t *r)
     return arena_strdup(a, "");
 }
 
-static int64_t marc_system_id(const marc_record_t *r)
+/*
+ * "(CARREL-xxxx)n" with n a positive integer: the length of the source (the
+ * text inside the parentheses) and the id, or 0 when v is not one.
+ */
+static int64_t marc_parse_system_number(const char *v, size_t *source_len)
 {
-    size_t plen = strlen(MARC_SYSTEM_PREFIX);
+    if (v == NULL || strncmp(v, MARC_SYSTEM_PREFIX, strlen(MARC_SYSTEM_PREFIX)) != 0)
+        return 0;
+    const char *close = strchr(v, ')');
+    if (close == NULL || !isdigit((unsigned char)close[1]))
+        return 0;
+    char *end;
+    errno = 0;
+    long long id = strtoll(close + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || id <= 0)
+        return 0;
+    *source_len = (size_t)(close - v - 1);
+    return id;
+}
+
+static void marc_system_numbers(arena_t *a, const marc_record_t *r, marc_summary_t *s)
+{
+    s->system_numbers = arena_new(a, char *, r->nfields + 1);
+    s->nsystem_numbers = 0;
     for (size_t i = 0; i < r->nfields; i++) {
         if (strcmp(r->fields[i].tag, "035") != 0)
             continue;
         const char *v = marc_field_subfield(&r->fields[i], 'a');
-        if (v && strncmp(v, MARC_SYSTEM_PREFIX, plen) == 0) {
-            char *end;
-            long long id = strtoll(v + plen, &end, 10);
-            if (*end == '\0' && id > 0)
-                return id;
-        }
+        size_t len = 0;
+        if (marc_parse_system_number(v, &len) > 0)
+            s->system_numbers[s->nsystem_numbers++] = arena_strdup(a, v);
     }
+}
+
+int64_t marc_system_id(const char *number, const char *source)
+{
+    size_t len = 0;
+    int64_t id = marc_parse_system_number(number, &len);
+    if (id > 0 && len == strlen(source) && strncmp(number + 1, source, len) == 0)
+        return id;
     return 0;
 }
 
-void marc_set_system_id(arena_t *a, marc_record_t *r, int64_t id)
+void marc_set_system_id(arena_t *a, marc_record_t *r, const char *source, int64_t id)
 {
-    size_t out = 0, plen = strlen(MARC_SYSTEM_PREFIX);
+    size_t out = 0;
     for (size_t i = 0; i < r->nfields; i++) {
         const marc_field_t *f = &r->fields[i];
         const char *v = strcmp(f->tag, "035") == 0 ? marc_field_subfield(f, 'a') : NULL;
-        if (v && strncmp(v, MARC_SYSTEM_PREFIX, plen) == 0)
+        if (marc_system_id(v, source) > 0)
             continue;
         r->fields[out++] = *f;
     }
     r->nfields = out;
-    char value[40];
-    snprintf(value, sizeof(value), MARC_SYSTEM_PREFIX "%lld", (long long)id);
+    char value[160];
+    snprintf(value, sizeof(value), "(%s)%lld", source, (long long)id);
     marc_add_subfield(a, marc_add_field(a, r, "035", ' ', ' '), 'a', value);
 }
 
@@ -649,7 +676,7 @@ void marc_summarize(arena_t *a, const marc_record_t *r, marc_summary_t *s)
     const marc_field_t *f003 = marc_find(r, "003");
     s->control_number = marc_trim_spaces(a, f001 && f001->data ? f001->data : "");
     s->control_source = marc_trim_spaces(a, f003 && f003->data ? f003->data : "");
-    s->system_id = marc_system_id(r);
+    marc_system_numbers(a, r, s);
 }
 
 marc_holding_t *marc_holdings(arena_t *a, const marc_record_t *r, const char *tag, size_t *n)

@@ -63,11 +63,19 @@ typedef struct marc_summary {
     char *call_number;
     char *control_number; /* 001 */
     char *control_source; /* 003 */
-    int64_t system_id;    /* our bib id from 035 $a (CARREL)n, 0 if none */
+    /* Carrel system numbers, 035 $a "(CARREL-xxxxxxxx)n" with n > 0, as written
+     * (a record passed between libraries can carry more than one). */
+    char **system_numbers;
+    size_t nsystem_numbers;
 } marc_summary_t;
 
-/* Exported records carry their bib id as a system control number (035). */
-#define MARC_SYSTEM_PREFIX "(CARREL)"
+/*
+ * Exported records carry their bib id as a system control number (035 $a
+ * "(source)n"). The source names the installation ("CARREL-" and eight hex
+ * digits, made at install), so a file from another library's Carrel never
+ * matches our bib ids.
+ */
+#define MARC_SYSTEM_PREFIX "(CARREL-"
 
 bool marc_is_control_tag(const char *tag);
 /* Parse one UTF-8 ISO 2709 record. Returns 0, or -1 with a reason in err. */
@@ -102,8 +110,10 @@ marc_holding_t *marc_holdings(arena_t *a, const marc_record_t *r, const char *ta
  */
 void marc_apply_summary(arena_t *a, marc_record_t *r, const marc_summary_t *s);
 
-/* Replace our 035 (CARREL)n with this id. */
-void marc_set_system_id(arena_t *a, marc_record_t *r, int64_t id);
+/* Replace the 035 system number of `source` (others are kept) with this id. */
+void marc_set_system_id(arena_t *a, marc_record_t *r, const char *source, int64_t id);
+/* The id in a system number of `source` ("(source)n"), or 0 if it is not one. */
+int64_t marc_system_id(const char *number, const char *source);
 
 /* ISBN-10 or -13 (hyphens, spaces, qualifiers allowed) to ISBN-13 digits; NULL if invalid. */
 char *marc_isbn13(arena_t *a, const char *text);

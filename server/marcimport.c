@@ -40,7 +40,8 @@ static const db_stmt_t stmt_item_import = {
 
 static const db_stmt_t stmt_export = {
     "marc_export",
-    "SELECT id, marc FROM bib WHERE id > $1 ORDER BY id LIMIT $2",
+    "SELECT id, marc, library_setting_text('system_number_source')"
+    "  FROM bib WHERE id > $1 ORDER BY id LIMIT $2",
 };
 
 void marcimport_register_statements(void)
@@ -216,9 +217,12 @@ static void import_record(import_job_t *job, const Carrel__MarcRecord *rec)
     json_string(j, s.control_number);
     json_key(j, "cs");
     json_string(j, s.control_source);
-    if (s.system_id > 0) {
-        json_key(j, "sid");
-        json_int(j, s.system_id);
+    if (s.nsystem_numbers > 0) {
+        json_key(j, "sids");
+        json_array_begin(j);
+        for (size_t i = 0; i < s.nsystem_numbers; i++)
+            json_string(j, s.system_numbers[i]);
+        json_array_end(j);
     }
     if (strcmp(tag, "none") != 0)
         import_holdings(j, &a, &m, tag);
@@ -500,13 +504,15 @@ void handle_item_import_batch(request_t *req)
 /* ---- export ---- */
 
 /*
- * A page of records is stamped with each bib's id (035 "(CARREL)n", so that
- * re-importing an export updates instead of duplicating) on a worker thread.
+ * A page of records is stamped with each bib's id (035 "(CARREL-xxxx)n", so
+ * that re-importing an export here updates instead of duplicating) on a
+ * worker thread.
  */
 typedef struct export_job {
     uv_work_t work;
     request_t *req;
     int64_t *ids;
+    const char *source; /* this installation's system number source */
     ProtobufCBinaryData *records;
     size_t n;
     int limit;
@@ -523,7 +529,7 @@ static void export_work_cb(uv_work_t *w)
         struct buf out = BUF_INIT;
         ProtobufCBinaryData *d = &job->records[i];
         if (marc_parse(&a, d->data, d->len, &rec, err, sizeof(err)) == 0) {
-            marc_set_system_id(&a, &rec, job->ids[i]);
+            marc_set_system_id(&a, &rec, job->source, job->ids[i]);
             if (marc_write(&rec, &out) == 0) {
                 /* The request's arena is ours while the worker runs. */
                 uint8_t *copy = arena_alloc(&job->req->arena, out.len);
@@ -573,6 +579,7 @@ static void export_done(const db_result_t *r, void *arg)
     int n = PQntuples(r->res);
     job->ids = arena_new(a, int64_t, n + 1);
     job->records = arena_new(a, ProtobufCBinaryData, n + 1);
+    job->source = n > 0 ? arena_strdup(a, db_text(r->res, 0, 2)) : "";
     for (int i = 0; i < n; i++) {
         size_t len = 0;
         uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, i, 1), &len);

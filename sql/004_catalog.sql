@@ -290,9 +290,10 @@ $$;
 --   [{"pos": 1, "off": 0, "marc": "<UTF-8 ISO 2709>", "title": ..., "author": ...,
 --     "subjects": [...], "isbns": [...], "issns": [...], "publisher": ..., "year": ...,
 --     "format": ..., "language": ..., "call_number": ..., "cn": 001, "cs": 003,
+--     "sids": ["(CARREL-1a2b3c4d)42", ...],
 --     "holdings": [{"tag": "852", "sf": [["p", "..."], ...]}], "items": [{...}]}]
--- A record matches an existing bib on our system number (035 "(CARREL)id",
--- written by export), then on 001+003, then on any ISBN; it then
+-- A record matches an existing bib on our system number (035
+-- "(CARREL-xxxx)id", written by our export), then on 001+003, then on any ISBN; it then
 -- replaces that bib's record instead of adding a second. Expected problems
 -- (a barcode on another title, a holding without barcode) are reported per
 -- record; an unexpected error fails the whole batch, and the daemon then loads
@@ -313,6 +314,7 @@ DECLARE
     v_default integer;
     v_items record;
     v_isbns text[];
+    v_source text := library_setting_text('system_number_source');
 BEGIN
     IF p_default_branch IS NOT NULL AND p_default_branch <> '' THEN
         v_default := branch_resolve(p_default_branch);
@@ -330,9 +332,13 @@ BEGIN
         problems := '{}';
         v_isbns := ARRAY(SELECT jsonb_array_elements_text(coalesce(r -> 'isbns', '[]')));
         v_id := NULL;
-        -- Our own exports carry the bib id (035 "(CARREL)n"): that match is exact.
-        IF r ? 'sid' THEN
-            SELECT b.id INTO v_id FROM bib b WHERE b.id = (r ->> 'sid')::bigint;
+        -- Our own exports carry the bib id (035 "(CARREL-xxxx)n"): that match is
+        -- exact. Another installation's number is only an identifier.
+        IF r ? 'sids' THEN
+            SELECT b.id INTO v_id FROM bib b
+            WHERE b.id = (SELECT substring(x FROM '\)(\d+)$')::bigint
+                          FROM jsonb_array_elements_text(r -> 'sids') x
+                          WHERE starts_with(x, '(' || v_source || ')') LIMIT 1);
         END IF;
         IF v_id IS NULL AND coalesce(r ->> 'cn', '') <> '' THEN
             -- min() over a fenced subquery: "ORDER BY id LIMIT 1" tempts the planner

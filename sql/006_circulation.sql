@@ -24,7 +24,12 @@ INSERT INTO library_setting (name, value) VALUES
     -- Due dates, closed days and fines are counted in the library's local time.
     ('timezone', 'America/New_York'),
     -- Patrons owing this much or more are refused checkouts (overridable).
-    ('block_threshold_cents', '1000');
+    ('block_threshold_cents', '1000'),
+    -- Names this installation in the system numbers its MARC exports carry
+    -- (035 $a "(CARREL-1a2b3c4d)42"): re-importing our own export updates
+    -- bib 42, while another library's Carrel export never matches our ids.
+    ('system_number_source',
+     'CARREL-' || left(replace(gen_random_uuid()::text, '-', ''), 8));
 
 CREATE FUNCTION library_setting_text(p_name text) RETURNS text
 LANGUAGE sql STABLE AS $$ SELECT value FROM library_setting WHERE name = p_name $$;

@@ -2,6 +2,7 @@
 """Catalog: MARC import (real and malformed files), export, search, bib and item edits."""
 
 import os
+import time
 import sys
 import unittest
 
@@ -209,6 +210,32 @@ class A_Import(unittest.TestCase):
         self.assertEqual((r.json["created"], r.json["failed"]), (0, 0), r)
         self.assertEqual(r.json["updated"], before)
         self.assertEqual(count("SELECT count(*) FROM bib"), before)
+
+    def test_8b_another_librarys_system_number_is_not_ours(self):
+        """An export from another Carrel carries bib ids that mean nothing here."""
+        title = "Only a title to match on %d" % time.time_ns()
+        bib = carrel("catalog", "add", "--title", title).json
+        out = os.path.join(env.dir, "one-export.mrc")
+        r = env.carrel(profile(), "export", "marc", "-o", out, json_out=False)
+        self.assertEqual(r.code, 0, r)
+        with open(out, "rb") as f:
+            ours = [x + b"\x1d" for x in f.read().split(b"\x1d") if title.encode() in x][0]
+        source = env.psql("SELECT value FROM library_setting WHERE name = 'system_number_source'")
+        self.assertRegex(source, r"^CARREL-[0-9a-f]{8}$")
+        self.assertIn(("(%s)%d" % (source, bib["id"])).encode(), ours)
+        other = "CARREL-%08x" % ((int(source[7:], 16) + 1) % 2**32)
+        foreign = os.path.join(env.dir, "foreign.mrc")
+        with open(foreign, "wb") as f:
+            f.write(ours.replace(source.encode(), other.encode()))  # same length
+        r = carrel("import", "marc", foreign)
+        self.assertEqual((r.json["created"], r.json["updated"]), (1, 0), r)
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE title = '%s'" % title), 2)
+        own = os.path.join(env.dir, "own.mrc")
+        with open(own, "wb") as f:
+            f.write(ours)
+        r = carrel("import", "marc", own)
+        self.assertEqual((r.json["created"], r.json["updated"]), (0, 1), r)
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE title = '%s'" % title), 2)
 
     def test_9_clerk_cannot_import(self):
         r = carrel("import", "marc", marc("camel-10.mrc"), user="clara")

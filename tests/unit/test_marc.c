@@ -1202,21 +1202,28 @@ static void test_system_id(void **state)
     add(a, &r, "035", ' ', ' ', 'a', "(OCoLC)12345", 0);
     add(a, &r, "245", '0', '0', 'a', "Title.", 0);
     marc_summarize(a, &r, &s);
-    assert_int_equal(s.system_id, 0);
+    assert_int_equal(s.nsystem_numbers, 0);
 
-    marc_set_system_id(a, &r, 42);
+    marc_set_system_id(a, &r, "CARREL-1a2b3c4d", 42);
     marc_summarize(a, &r, &s);
-    assert_int_equal(s.system_id, 42);
+    assert_int_equal(s.nsystem_numbers, 1);
+    assert_string_equal(s.system_numbers[0], "(CARREL-1a2b3c4d)42");
+    assert_int_equal(marc_system_id(s.system_numbers[0], "CARREL-1a2b3c4d"), 42);
+    assert_int_equal(marc_system_id(s.system_numbers[0], "CARREL-99999999"), 0);
+    assert_int_equal(marc_system_id(s.system_numbers[0], "CARREL-1a2b3c4"), 0);
     assert_int_equal(count_tag(&r, "035"), 2);
     assert_string_equal(marc_field_subfield(nth(&r, "035", 0), 'a'), "(OCoLC)12345");
-    assert_string_equal(marc_field_subfield(nth(&r, "035", 1), 'a'), "(CARREL)42");
 
-    /* Setting it again replaces ours and keeps the others. */
-    marc_set_system_id(a, &r, 9007199254740993LL);
-    assert_int_equal(count_tag(&r, "035"), 2);
-    assert_string_equal(marc_field_subfield(nth(&r, "035", 1), 'a'), "(CARREL)9007199254740993");
+    /* Setting it again replaces ours and keeps the others, another library's
+     * Carrel number among them. */
+    add(a, &r, "035", ' ', ' ', 'a', "(CARREL-99999999)7", 0);
+    marc_set_system_id(a, &r, "CARREL-1a2b3c4d", 9007199254740993LL);
+    assert_int_equal(count_tag(&r, "035"), 3);
+    assert_string_equal(marc_field_subfield(nth(&r, "035", 1), 'a'), "(CARREL-99999999)7");
+    assert_string_equal(marc_field_subfield(nth(&r, "035", 2), 'a'),
+                        "(CARREL-1a2b3c4d)9007199254740993");
 
-    /* It survives ISO 2709 and a staff edit. */
+    /* They survive ISO 2709 and a staff edit. */
     struct buf out = BUF_INIT;
     write_ok(&r, &out);
     marc_record_t back;
@@ -1224,22 +1231,27 @@ static void test_system_id(void **state)
     assert_int_equal(marc_parse(a, out.data, out.len, &back, err, sizeof(err)), 0);
     buf_free(&out);
     marc_summarize(a, &back, &s);
-    assert_int_equal(s.system_id, 9007199254740993LL);
+    assert_int_equal(s.nsystem_numbers, 2);
+    assert_int_equal(marc_system_id(s.system_numbers[1], "CARREL-1a2b3c4d"), 9007199254740993LL);
     s.title = "Changed";
     marc_apply_summary(a, &back, &s);
     marc_summarize(a, &back, &s);
-    assert_int_equal(s.system_id, 9007199254740993LL);
+    assert_int_equal(s.nsystem_numbers, 2);
+    assert_int_equal(marc_system_id(s.system_numbers[1], "CARREL-1a2b3c4d"), 9007199254740993LL);
     assert_string_equal(s.title, "Changed");
 
-    /* Not ours, or not a positive number: 0. */
-    const char *const bad[] = {"(CARREL)",   "(CARREL)12x", "(CARREL)0",
-                               "(CARREL)-5", "(carrel)7",   "CARREL 7"};
+    /* Not a Carrel number, or not a positive number: not listed. */
+    const char *const bad[] = {
+        "(CARREL-ab)",  "(CARREL-ab)12x", "(CARREL-ab)0",  "(CARREL-ab)-5",
+        "(carrel-ab)7", "CARREL-ab 7",    "(CARREL-ab)+5", "(CARREL-ab)99999999999999999999",
+        "(CARREL)7"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         marc_init(&r, NULL);
         add(a, &r, "035", ' ', ' ', 'a', bad[i], 0);
         marc_summarize(a, &r, &s);
-        if (s.system_id != 0)
-            fail_msg("035 $a \"%s\" gave system id %lld", bad[i], (long long)s.system_id);
+        if (s.nsystem_numbers != 0)
+            fail_msg("035 $a \"%s\" was taken for a system number", bad[i]);
+        assert_int_equal(marc_system_id(bad[i], "CARREL-ab"), 0);
     }
 }
 
