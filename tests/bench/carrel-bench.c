@@ -10,8 +10,11 @@
  * search (catalog full-text search for one or two words of tests/bench/words.h),
  * circ (desk i checks out and in its own items BENCH-I-i-00..09 for patron
  * BENCH-P-i), heavy (the same for patron BENCH-HEAVY, who holds 500 loans),
- * renewall (renew all of BENCH-HEAVY's loans). Circulation workloads use depth
- * 1: a desk scans one item at a time.
+ * renewall (renew all of BENCH-HEAVY's loans), holds (desk i runs a hold's
+ * whole life on title BIB_BASE+i with its one copy BENCH-Q-i: lend it to
+ * BENCH-A-i, place a hold for BENCH-B-i, check it in (captured for the hold
+ * shelf), lend it to BENCH-B-i (fills the hold), check it in). Circulation
+ * workloads use depth 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
 #include <getopt.h>
@@ -39,9 +42,20 @@ typedef struct bench_conn {
     uint64_t next_id;
     uint64_t *sent_at; /* indexed by id % BENCH_SLOTS */
     int inflight;
-    int circ_item;   /* circulation workloads: the item in hand (0-9) */
-    bool circ_out;   /* ... and whether it is checked out */
+    int circ_item; /* circulation workloads: the item in hand (0-9) */
+    bool circ_out; /* ... and whether it is checked out */
+    int hold_step; /* holds workload: the step sent last (HOLD_*) */
 } bench_conn_t;
+
+/* The holds workload's steps, each measured apart as well. */
+enum { HOLD_LEND, HOLD_PLACE, HOLD_CAPTURE, HOLD_FILL, HOLD_RETURN, HOLD_STEPS };
+static const char *const hold_step_names[HOLD_STEPS] = {"lend", "place", "capture", "fill",
+                                                        "return"};
+
+typedef struct lat {
+    uint32_t *us;
+    size_t n, cap;
+} lat_t;
 
 struct bench {
     uv_loop_t *loop;
@@ -57,26 +71,74 @@ struct bench {
     int closed;
     bool measuring, stopping;
     uint64_t t_start, t_end;
-    uint32_t *lat_us;
-    size_t nlat, caplat;
+    lat_t all;
+    lat_t steps[HOLD_STEPS];
+    int64_t bib_base; /* holds: the first desk's title */
     uint64_t errors;
     uv_timer_t timer;
     int failed;
 };
 
 static void bench_send(bench_conn_t *c);
+static void bench_request(bench_conn_t *c, Carrel__Request *req);
 
-static void bench_record(bench_t *b, uint64_t ns)
+static void lat_add(lat_t *l, uint64_t ns)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1 << 16;
+        l->us = realloc(l->us, l->cap * sizeof(uint32_t));
+        if (l->us == NULL)
+            abort();
+    }
+    l->us[l->n++] = (uint32_t)(ns / 1000);
+}
+
+static void bench_record(bench_t *b, const bench_conn_t *c, uint64_t ns)
 {
     if (!b->measuring)
         return;
-    if (b->nlat == b->caplat) {
-        b->caplat = b->caplat ? b->caplat * 2 : 1 << 20;
-        b->lat_us = realloc(b->lat_us, b->caplat * sizeof(uint32_t));
-        if (b->lat_us == NULL)
-            abort();
+    lat_add(&b->all, ns);
+    if (strcmp(b->workload, "holds") == 0)
+        lat_add(&b->steps[c->hold_step], ns);
+}
+
+/* The holds workload: the next step of desk c's cycle (see the top). */
+static void bench_send_hold_step(bench_conn_t *c, Carrel__Request *req)
+{
+    char borrower[32], holder[32], copy[32], key[37];
+    snprintf(borrower, sizeof(borrower), "BENCH-A-%05d", c->index);
+    snprintf(holder, sizeof(holder), "BENCH-B-%05d", c->index);
+    snprintf(copy, sizeof(copy), "BENCH-Q-%05d", c->index);
+    if (util_uuid4(key) != 0)
+        abort();
+    req->request_key = key;
+    c->hold_step = (c->hold_step + 1) % HOLD_STEPS;
+    Carrel__Checkout co = CARREL__CHECKOUT__INIT;
+    Carrel__Checkin ci = CARREL__CHECKIN__INIT;
+    Carrel__HoldPlace hp = CARREL__HOLD_PLACE__INIT;
+    switch (c->hold_step) {
+    case HOLD_LEND:
+    case HOLD_FILL:
+        co.card = c->hold_step == HOLD_LEND ? borrower : holder;
+        co.barcode = copy;
+        req->body_case = CARREL__REQUEST__BODY_CHECKOUT;
+        req->checkout = &co;
+        break;
+    case HOLD_PLACE:
+        hp.card = holder;
+        hp.has_bib_id = 1;
+        hp.bib_id = c->b->bib_base + c->index;
+        hp.pickup_branch = "DWN";
+        req->body_case = CARREL__REQUEST__BODY_HOLD_PLACE;
+        req->hold_place = &hp;
+        break;
+    default: /* HOLD_CAPTURE, HOLD_RETURN */
+        ci.barcode = copy;
+        req->body_case = CARREL__REQUEST__BODY_CHECKIN;
+        req->checkin = &ci;
+        break;
     }
-    b->lat_us[b->nlat++] = (uint32_t)(ns / 1000);
+    bench_request(c, req);
 }
 
 static void bench_request(bench_conn_t *c, Carrel__Request *req)
@@ -110,8 +172,8 @@ static void bench_send(bench_conn_t *c)
             snprintf(card, sizeof(card), "BENCH-HEAVY");
         else
             snprintf(card, sizeof(card), "BENCH-P-%05d", c->index);
-        snprintf(item, sizeof(item), heavy ? "BENCH-H-%05d-%02d" : "BENCH-I-%05d-%02d",
-                 c->index, c->circ_item);
+        snprintf(item, sizeof(item), heavy ? "BENCH-H-%05d-%02d" : "BENCH-I-%05d-%02d", c->index,
+                 c->circ_item);
         if (util_uuid4(key) != 0)
             abort();
         req.request_key = key;
@@ -131,6 +193,8 @@ static void bench_send(bench_conn_t *c)
             c->circ_item = (c->circ_item + 1) % 10;
         }
         c->circ_out = !c->circ_out;
+    } else if (strcmp(b->workload, "holds") == 0) {
+        bench_send_hold_step(c, &req);
     } else if (strcmp(b->workload, "renewall") == 0) {
         char key[37];
         if (util_uuid4(key) != 0)
@@ -239,7 +303,7 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     } else if (c->phase == 2) {
         bench_ready(c);
     } else {
-        bench_record(b, now - sent);
+        bench_record(b, c, now - sent);
     }
     if (b->stopping || b->ready < b->nconns)
         return;
@@ -294,7 +358,9 @@ static void bench_tick(uv_timer_t *t)
     if (!b->measuring && elapsed >= b->warmup_s) {
         b->measuring = true;
         b->t_start = now;
-        b->nlat = 0;
+        b->all.n = 0;
+        for (int i = 0; i < HOLD_STEPS; i++)
+            b->steps[i].n = 0;
         b->errors = 0;
         return;
     }
@@ -324,8 +390,11 @@ int main(int argc, char **argv)
     bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:")) != -1) {
         switch (ch) {
+        case 'b':
+            b.bib_base = atoll(optarg);
+            break;
         case 'c':
             profile = optarg;
             break;
@@ -343,18 +412,18 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
-                            "[-D DEPTH] ping|branches\n");
+                            "[-D DEPTH] [-b BIB_BASE] WORKLOAD\n");
             return 2;
         }
     }
     if (optind != argc - 1 || profile == NULL || b.nconns < 1 || b.depth < 1) {
         fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d S] [-w S] [-D DEPTH] "
-                        "ping|branches\n");
+                        "[-b BIB_BASE] WORKLOAD\n");
         return 2;
     }
     b.workload = argv[optind];
-    static const char *const workloads[] = {"ping", "branches", "search", "circ", "heavy",
-                                            "renewall"};
+    static const char *const workloads[] = {"ping",  "branches", "search", "circ",
+                                            "heavy", "renewall", "holds"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
@@ -386,6 +455,7 @@ int main(int argc, char **argv)
         bench_conn_t *c = &b.conns[i];
         c->b = &b;
         c->index = i;
+        c->hold_step = HOLD_RETURN; /* so that the first step is HOLD_LEND */
         c->sent_at = calloc(BENCH_SLOTS(&b), sizeof(uint64_t));
         if (channel_connect(&c->ch, b.loop, (struct sockaddr *)&addr, b.tls,
                             b.prof.server_name ? b.prof.server_name : b.prof.host, &bench_ops,
@@ -402,18 +472,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "benchmark failed\n");
         rc = 1;
     } else {
-        qsort(b.lat_us, b.nlat, sizeof(uint32_t), cmp_u32);
         double secs = (double)(b.t_end - b.t_start) / 1e9;
+        lat_t *l = &b.all;
+        qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
         printf("workload=%s connections=%d depth=%d seconds=%.1f ops=%zu errors=%llu "
                "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
-               b.workload, b.nconns, b.depth, secs, b.nlat, (unsigned long long)b.errors,
-               (double)b.nlat / secs, pct(b.lat_us, b.nlat, 0.50), pct(b.lat_us, b.nlat, 0.99),
-               b.nlat ? b.lat_us[b.nlat - 1] / 1000.0 : 0.0);
+               b.workload, b.nconns, b.depth, secs, l->n, (unsigned long long)b.errors,
+               (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99),
+               l->n ? l->us[l->n - 1] / 1000.0 : 0.0);
+        for (int i = 0; i < HOLD_STEPS && strcmp(b.workload, "holds") == 0; i++) {
+            l = &b.steps[i];
+            qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
+            printf("  step=%s ops=%zu ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f\n", hold_step_names[i],
+                   l->n, (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99));
+        }
     }
     for (int i = 0; i < b.nconns; i++)
         free(b.conns[i].sent_at);
     free(b.conns);
-    free(b.lat_us);
+    free(b.all.us);
+    for (int i = 0; i < HOLD_STEPS; i++)
+        free(b.steps[i].us);
     free(b.password);
     SSL_CTX_free(b.tls);
     profile_free(&b.prof);
