@@ -57,8 +57,8 @@ static const struct {
     perm_result_t other[PERM_COUNT];
 } expected[] = {
     {CLERK,
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, R, OK, R},
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, R, OK, R}},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R}},
     {LIBRARIAN,
      {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R},
      {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R}},
