@@ -63,6 +63,11 @@ static const route_t routes[] = {
     R(POLICY_SAVE, "policy_save", handle_policy_save, ROUTE_MUTATING, PERM_POLICY_EDIT),
     R(CALENDAR_GET, "calendar_get", handle_calendar_get, 0, PERM_POLICY_READ),
     R(CALENDAR_SAVE, "calendar_save", handle_calendar_save, ROUTE_MUTATING, PERM_CALENDAR_EDIT),
+
+    /* Notices: listing is for every desk; an export marks what it lists (pending SMS and
+     * phone notices only, so exporting again exports nothing twice). */
+    R(NOTICE_LIST, "notice_list", handle_notice_list, ROUTE_MUTATING, PERM_CIRC),
+    R(NOTICE_RUN, "notice_run", handle_notice_run, ROUTE_MUTATING, PERM_NOTICE_RUN),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -82,4 +87,5 @@ void dispatch_register_statements(void)
 
     patrons_register_statements();
     circ_register_statements();
+    notices_register_statements();
 }

@@ -63,4 +63,9 @@ void handle_policy_save(request_t *req);
 void handle_calendar_get(request_t *req);
 void handle_calendar_save(request_t *req);
 
+/* notices.c: the notice queue (the jobs themselves are in notices.h) */
+void notices_register_statements(void);
+void handle_notice_list(request_t *req);
+void handle_notice_run(request_t *req);
+
 #endif
