@@ -76,5 +76,6 @@ extern const command_t admin_commands[];
 extern const command_t catalog_commands[];
 extern const command_t patron_commands[];
 extern const command_t circ_commands[];
+extern const command_t notices_commands[];
 
 #endif
