@@ -181,9 +181,10 @@ static void notices_maybe_free(notices_t *n)
 static int notices_db(notices_t *n, const db_stmt_t *stmt, int nparams, const char *const *values,
                       db_done_cb cb)
 {
+    n->db_inflight++; /* before: should the callback ever come at once, it finds it counted */
     int rc = db_exec(n->srv->db, stmt, nparams, values, NULL, NULL, cb, n);
-    if (rc == 0)
-        n->db_inflight++;
+    if (rc != 0)
+        n->db_inflight--;
     return rc;
 }
 
