@@ -921,6 +921,33 @@ class Shutdown(unittest.TestCase):
         self.assertEqual(env.psql("SELECT status FROM notice WHERE id = %s" % nid), "sent")
 
 
+class SecondSignal(unittest.TestCase):
+    def test_second_signal_drops_the_relay_at_once(self):
+        drain()
+        fake = FakeRelay(data_hang=True)
+        d = notices_daemon(fake.port, shutdown_timeout_s=60, smtp_timeout_s=60)
+        try:
+            card, _ = new_patron()
+            nid = queue_direct(card, day="2032-03-03", title="Twice told")
+            t = threading.Thread(target=lambda: carrel("notices", "run", user="manny", daemon=d))
+            t.start()
+            self.assertTrue(fake.data_started.wait(20))
+            t0 = time.time()
+            d.signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertIsNone(d.proc.poll())  # waiting for the relay, as it should
+            d.signal(signal.SIGINT)
+            self.assertEqual(d.wait(30), 0)
+            self.assertLess(time.time() - t0, 8)
+            t.join(30)
+            d.check_clean(0)
+            env.psql("UPDATE notice SET claimed_at = now() - interval '11 minutes' WHERE id = %s"
+                     % nid)
+        finally:
+            fake.stop()
+        drain()
+
+
 # ---------------------------------------------------------------- known problems
 
 class KnownProblems(unittest.TestCase):
