@@ -92,6 +92,7 @@ extern const command_t catalog_commands[];
 extern const command_t patron_commands[];
 extern const command_t circ_commands[];
 extern const command_t holds_commands[];
+extern const command_t notices_commands[];
 extern const command_t desk_commands[];
 
 /* Shared between command families. */

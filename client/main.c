@@ -12,9 +12,9 @@
 
 #define CARREL_VERSION "0.1.0"
 
-static const command_t *const command_tables[] = {core_commands,   admin_commands, catalog_commands,
-                                                  patron_commands, circ_commands,  holds_commands,
-                                                  desk_commands};
+static const command_t *const command_tables[] = {
+    core_commands, admin_commands, catalog_commands, patron_commands,
+    circ_commands, holds_commands, notices_commands, desk_commands};
 
 static void usage(FILE *out)
 {

@@ -74,6 +74,10 @@ static const route_t routes[] = {
     R(TRANSIT_LIST, "transit_list", handle_transit_list, 0, PERM_CIRC),
     R(TRANSIT_CHANGE, "transit_change", handle_transit_change, ROUTE_KEYED, PERM_CIRC),
     R(SUBSCRIBE, "subscribe", handle_subscribe, 0, -1),
+    /* Notices: listing is for every desk; an export marks what it lists (pending SMS and
+     * phone notices only, so exporting again exports nothing twice). */
+    R(NOTICE_LIST, "notice_list", handle_notice_list, ROUTE_MUTATING, PERM_CIRC),
+    R(NOTICE_RUN, "notice_run", handle_notice_run, ROUTE_MUTATING, PERM_NOTICE_RUN),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -94,4 +98,5 @@ void dispatch_register_statements(void)
     patrons_register_statements();
     circ_register_statements();
     holds_register_statements();
+    notices_register_statements();
 }

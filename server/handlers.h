@@ -80,5 +80,9 @@ Carrel__Hold **holds_rows(request_t *req, const PGresult *res, size_t *n);
 
 /* events.c */
 void handle_subscribe(request_t *req);
+/* notices.c: the notice queue (the jobs themselves are in notices.h) */
+void notices_register_statements(void);
+void handle_notice_list(request_t *req);
+void handle_notice_run(request_t *req);
 
 #endif

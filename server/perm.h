@@ -58,7 +58,8 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_LEDGER_ADJUST, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "waive amounts or add charges")   \
     X(PERM_POLICY_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "read loan rules")                           \
     X(PERM_POLICY_EDIT, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "change loan rules")                       \
-    X(PERM_CALENDAR_EDIT, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "change branch calendars")
+    X(PERM_CALENDAR_EDIT, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "change branch calendars")       \
+    X(PERM_NOTICE_RUN, ROLES_MANAGER_UP, PERM_SCOPE_SYSTEM, "run the notice jobs")
 
 typedef enum {
 #define X(action, roles, scope, text) action,

@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "events.h"
 #include "log.h"
+#include "notices.h"
 #include "tls.h"
 
 static void server_finish(server_t *srv);
@@ -63,6 +64,8 @@ static void server_on_signal(uv_signal_t *sig, int signum)
         log_warn(0, "second signal: closing all connections now");
         for (conn_t *c = srv->conns; c; c = c->next)
             conn_close(c, "forced shutdown");
+        if (srv->notices)
+            notices_abort(srv->notices);
         return;
     }
     server_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -142,6 +145,8 @@ int server_start(server_t *srv)
     if (db_pool_listen(srv->db, EVENTS_CHANNEL, events_on_notify, srv) != 0)
         goto fail;
     db_pool_start(srv->db);
+    if (notices_start(srv) != 0)
+        goto fail;
 
     /* A hash of random bytes nobody knows, to verify unknown users against. */
     unsigned char secret[24];
@@ -166,6 +171,8 @@ static void server_drain_timeout(uv_timer_t *t)
              srv->nconns);
     for (conn_t *c = srv->conns; c; c = c->next)
         conn_close(c, "shutdown timeout");
+    if (srv->notices)
+        notices_abort(srv->notices);
 }
 
 void server_drain(server_t *srv, const char *why)
@@ -185,6 +192,8 @@ void server_drain(server_t *srv, const char *why)
     }
     uv_timer_start(&srv->drain_timer, server_drain_timeout,
                    (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
+    if (srv->notices)
+        notices_stop(srv->notices);
     server_finish(srv);
 }
 
@@ -195,10 +204,11 @@ static void server_pool_closed(void *arg)
     log_info(0, "stopped");
 }
 
-/* Once draining and no connection is left, release the remaining handles. */
+/* Once draining, with no connection left and the notice jobs done with the
+ * database, release the remaining handles. */
 static void server_finish(server_t *srv)
 {
-    if (!srv->draining || srv->nconns > 0 || srv->finishing)
+    if (!srv->draining || srv->nconns > 0 || srv->finishing || !notices_gone(srv->notices))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
@@ -212,6 +222,12 @@ static void server_finish(server_t *srv)
 void server_conn_gone(server_t *srv, conn_t *c)
 {
     (void)c;
+    if (srv->draining)
+        server_finish(srv);
+}
+
+void server_jobs_gone(server_t *srv)
+{
     if (srv->draining)
         server_finish(srv);
 }

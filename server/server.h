@@ -17,6 +17,7 @@
 #include "throttle.h"
 
 typedef struct conn conn_t;
+typedef struct notices notices_t;
 
 typedef struct server {
     uv_loop_t *loop;
@@ -38,6 +39,8 @@ typedef struct server {
     throttle_t throttle_addresses; /* failed logins per peer address */
     password_params_t password_params;
     char *dummy_hash; /* verified against for unknown users, so timing does not tell */
+    /* The notice jobs (notices.c); NULL once they are over. */
+    notices_t *notices;
     int exit_code;
 } server_t;
 
@@ -47,5 +50,7 @@ __attribute__((warn_unused_result)) int server_start(server_t *srv);
 void server_drain(server_t *srv, const char *why);
 /* A connection has gone; called by conn.c so draining can finish. */
 void server_conn_gone(server_t *srv, conn_t *c);
+/* The notice jobs no longer need the database; called by notices.c so draining can finish. */
+void server_jobs_gone(server_t *srv);
 
 #endif

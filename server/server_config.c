@@ -62,5 +62,20 @@ const conf_entry_t server_config_table[] = {
      "longest lockout after repeated failed logins"},
     {"log_level", CONF_STRING, S(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"server_name", CONF_STRING, S(server_name), "carreld", 0, 0, "name sent in HelloReply"},
+    {"smtp_host", CONF_STRING, S(smtp_host), NULL, 0, 0,
+     "SMTP relay for email notices, on localhost or a trusted network (plain SMTP, no TLS or "
+     "AUTH); unset: email notices stay pending"},
+    {"smtp_port", CONF_INT, S(smtp_port), "25", 1, 65535, "the SMTP relay's port"},
+    {"smtp_from", CONF_STRING, S(smtp_from), "library@localhost", 0, 0,
+     "sender address of email notices (envelope and From:)"},
+    {"smtp_helo", CONF_STRING, S(smtp_helo), "carreld", 0, 0,
+     "the name carreld gives in EHLO/HELO"},
+    {"smtp_timeout_s", CONF_INT, S(smtp_timeout_s), "30", 1, 600,
+     "how long to wait for each answer from the SMTP relay"},
+    {"jobs_interval_s", CONF_INT, S(jobs_interval_s), "3600", 0, 604800,
+     "run the daily holds and notices job (shelf expiry, due notices, clean-up, then email) "
+     "this often, the first time 5 s after start; 0: only on request (carrel notices run)"},
+    {"notice_send_interval_s", CONF_INT, S(notice_send_interval_s), "60", 0, 86400,
+     "send pending email notices this often between daily jobs; 0: only with the daily job"},
     CONF_END,
 };

@@ -36,6 +36,13 @@ struct server_config {
     long login_throttle_max_s;
     char *log_level;
     char *server_name;
+    char *smtp_host; /* NULL: no email */
+    long smtp_port;
+    char *smtp_from;
+    char *smtp_helo;
+    long smtp_timeout_s;
+    long jobs_interval_s;        /* 0: no daily timer */
+    long notice_send_interval_s; /* 0: no send timer */
 };
 
 extern const conf_entry_t server_config_table[];

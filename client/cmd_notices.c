@@ -1,0 +1,275 @@
+/*
+ * Notice commands: list the notice queue, export SMS and phone notices as
+ * CSV for the SMS gateway or the staff who call, and run the notice jobs now.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define NOTICES_EXPORT_PAGE  1000 /* the server's largest page */
+#define NOTICES_EXPORT_PAGES 100
+
+static int notices_limit(cli_t *cli, const char *text, int *out)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || v < 1 || v > 1000)
+        return cli_fail(cli, EXIT_USAGE, "--limit must be 1 to 1000");
+    *out = (int)v;
+    return EXIT_OK;
+}
+
+/* "2026-03-03T14:05:09.123+00:00" -> "2026-03-03 14:05" */
+static void notices_when(char *out, size_t n, const char *iso)
+{
+    snprintf(out, n, "%.16s", iso ? iso : "");
+    char *t = strchr(out, 'T');
+    if (t)
+        *t = ' ';
+}
+
+/* ---- notices ---- */
+
+static int cmd_notices(cli_t *cli, int argc, char **argv)
+{
+    const char *status = NULL, *channel = NULL;
+    int limit = 0;
+    static const struct option opts[] = {{"status", required_argument, NULL, 's'},
+                                         {"channel", required_argument, NULL, 'c'},
+                                         {"limit", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:c:n:", opts, NULL)) != -1) {
+        if (ch == 's')
+            status = optarg;
+        else if (ch == 'c')
+            channel = optarg;
+        else if (ch == 'n') {
+            int code = notices_limit(cli, optarg, &limit);
+            if (code != EXIT_OK)
+                return code;
+        } else
+            return EXIT_USAGE;
+    }
+    if (optind < argc)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: notices [--status S] [--channel C] [--limit N] | notices export "
+                        "| notices run");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__NoticeList l = CARREL__NOTICE_LIST__INIT;
+    l.status = (char *)status;
+    l.channel = (char *)channel;
+    if (limit) {
+        l.has_limit = 1;
+        l.limit = limit;
+    }
+    req.body_case = CARREL__REQUEST__BODY_NOTICE_LIST;
+    req.notice_list = &l;
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    const Carrel__NoticeListReply *x = r->notices;
+    if (cli->json) {
+        cli_print_json(&x->base);
+    } else if (x->n_notices == 0) {
+        printf("No %s notices.\n", status ? status : "pending");
+    } else {
+        static const char *const headers[] = {"Id",      "Kind",    "Channel", "Card",
+                                              "Address", "Subject", "Status",  "Created"};
+        table_t *t = table_new(8, headers);
+        for (size_t i = 0; i < x->n_notices; i++) {
+            const Carrel__Notice *n = x->notices[i];
+            char id[24], created[24];
+            snprintf(id, sizeof(id), "%lld", (long long)n->id);
+            notices_when(created, sizeof(created), n->created_at);
+            const char *row[] = {id,         n->kind,    n->channel, n->card,
+                                 n->address, n->subject, n->status,  created};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+/* ---- notices export ---- */
+
+/* One RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
+static void notices_csv_field(FILE *out, const char *s, bool last)
+{
+    s = s ? s : "";
+    if (strpbrk(s, ",\"\r\n")) {
+        fputc('"', out);
+        for (; *s; s++) {
+            if (*s == '"')
+                fputc('"', out);
+            fputc(*s, out);
+        }
+        fputc('"', out);
+    } else {
+        fputs(s, out);
+    }
+    fputs(last ? "\r\n" : ",", out);
+}
+
+static void notices_csv_row(FILE *out, const Carrel__Notice *n)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", (long long)n->id);
+    const char *fields[] = {id, n->kind, n->channel, n->card, n->address, n->subject, n->body};
+    for (size_t i = 0; i < 7; i++)
+        notices_csv_field(out, fields[i], i == 6);
+}
+
+static int cmd_notices_export(cli_t *cli, int argc, char **argv)
+{
+    const char *channel = NULL, *path = NULL;
+    static const struct option opts[] = {{"channel", required_argument, NULL, 'c'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:o:", opts, NULL)) != -1) {
+        if (ch == 'c')
+            channel = optarg;
+        else if (ch == 'o')
+            path = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind < argc || channel == NULL ||
+        (strcmp(channel, "sms") != 0 && strcmp(channel, "phone") != 0))
+        return cli_fail(cli, EXIT_USAGE, "usage: notices export --channel sms|phone [-o FILE]");
+
+    /* Written to FILE.partial and renamed, so a half-written file never looks finished. */
+    char *tmp = NULL;
+    FILE *out = stdout;
+    bool csv = path || !cli->json;
+    if (path) {
+        size_t n = strlen(path) + 16;
+        tmp = malloc(n);
+        if (tmp == NULL)
+            return cli_fail(cli, EXIT_LOCAL, "out of memory");
+        snprintf(tmp, n, "%s.partial", path);
+        out = fopen(tmp, "w");
+        if (out == NULL) {
+            int code = cli_fail(cli, EXIT_LOCAL, "cannot write %s: %s", tmp, strerror(errno));
+            free(tmp);
+            return code;
+        }
+    }
+    if (csv)
+        fputs("notice_id,kind,channel,card,address,subject,body\r\n", out);
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    int code = EXIT_OK;
+    size_t total = 0;
+    for (int page = 0; page < NOTICES_EXPORT_PAGES; page++) {
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__NoticeList l = CARREL__NOTICE_LIST__INIT;
+        l.channel = (char *)channel;
+        l.has_limit = l.has_export = l.export = 1;
+        l.limit = NOTICES_EXPORT_PAGE;
+        req.body_case = CARREL__REQUEST__BODY_NOTICE_LIST;
+        req.notice_list = &l;
+        Carrel__Response *r = NULL;
+        code = cli_call(cli, &req, &r);
+        if (code != EXIT_OK)
+            break;
+        const Carrel__NoticeListReply *x = r->notices;
+        for (size_t i = 0; i < x->n_notices; i++) {
+            if (csv)
+                notices_csv_row(out, x->notices[i]);
+            else
+                json_message(&j, &x->notices[i]->base);
+        }
+        total += x->n_notices;
+        bool more = x->n_notices == NOTICES_EXPORT_PAGE;
+        carrel__response__free_unpacked(r, NULL);
+        if (!more)
+            break;
+    }
+    json_array_end(&j);
+    if (path) {
+        bool bad = ferror(out) != 0;
+        bad |= fclose(out) != 0;
+        if (!bad && code == EXIT_OK && rename(tmp, path) != 0)
+            bad = true;
+        if (bad) {
+            /* The server has marked them exported: say how to get them again. */
+            code = cli_fail(cli, EXIT_LOCAL,
+                            "cannot write %s: %s; %zu notice(s) were marked exported: list them "
+                            "with 'carrel notices --status exported --channel %s'",
+                            path, strerror(errno), total, channel);
+        } else if (code != EXIT_OK && total > 0) {
+            fprintf(stderr, "carrel: the %zu notice(s) exported before the error are in %s\n",
+                    total, tmp);
+        } else if (code != EXIT_OK) {
+            unlink(tmp);
+        }
+        if (code == EXIT_OK) {
+            if (cli->json) {
+                json_t done;
+                json_init(&done);
+                json_object_begin(&done);
+                json_key(&done, "exported");
+                json_uint(&done, total);
+                json_key(&done, "file");
+                json_string(&done, path);
+                json_object_end(&done);
+                json_print(&done, stdout);
+                json_free(&done);
+            } else
+                fprintf(stderr, "exported %zu %s notice(s) to %s\n", total, channel, path);
+        }
+    } else if (csv) {
+        fflush(stdout);
+    } else if (code == EXIT_OK) {
+        json_print(&j, stdout);
+    }
+    json_free(&j);
+    free(tmp);
+    return code;
+}
+
+/* ---- notices run ---- */
+
+static int cmd_notices_run(cli_t *cli, int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: notices run");
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__NoticeRun run = CARREL__NOTICE_RUN__INIT;
+    req.body_case = CARREL__REQUEST__BODY_NOTICE_RUN;
+    req.notice_run = &run;
+    Carrel__Response *r = NULL;
+    int code = cli_call(cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    const Carrel__NoticeRunReply *x = r->notice_run;
+    if (cli->json)
+        cli_print_json(&x->base);
+    else
+        printf("holds expired: %d\nnotices queued: %d\nemail sent: %d\nemail not sent: %d\n",
+               x->expired_holds, x->generated, x->sent, x->failed);
+    carrel__response__free_unpacked(r, NULL);
+    return EXIT_OK;
+}
+
+const command_t notices_commands[] = {
+    {"notices", cmd_notices, true, "[--status S] [--channel C] [--limit N]",
+     "the notice queue: pending (default), sending, sent, failed or exported notices"},
+    {"notices export", cmd_notices_export, true, "--channel sms|phone [-o FILE]",
+     "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks them exported"},
+    {"notices run", cmd_notices_run, true, "",
+     "expire holds, queue due notices and send email now (branch managers and up)"},
+    {NULL, NULL, false, NULL, NULL},
+};
