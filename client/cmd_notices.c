@@ -128,6 +128,40 @@ static void notices_csv_row(FILE *out, const Carrel__Notice *n)
         notices_csv_field(out, fields[i], i == 6);
 }
 
+/*
+ * Mark written notices exported, a page at a time, each with its own request
+ * key (a retry after a lost answer marks nothing twice). When this fails the
+ * list was still handed over: the notices stay pending and come again in the
+ * next export, which is the safer mistake (a text sent twice, not never).
+ */
+static int notices_mark(cli_t *cli, const int64_t *ids, size_t n, size_t *marked)
+{
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < NOTICES_EXPORT_PAGE ? n - done : NOTICES_EXPORT_PAGE;
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__NoticeMarkExported m = CARREL__NOTICE_MARK_EXPORTED__INIT;
+        m.ids = (int64_t *)(ids + done);
+        m.n_ids = k;
+        req.body_case = CARREL__REQUEST__BODY_NOTICE_MARK_EXPORTED;
+        req.notice_mark_exported = &m;
+        char key[37];
+        cli_set_request_key(&req, key);
+        Carrel__Response *r = NULL;
+        int code = cli_call(cli, &req, &r);
+        if (code != EXIT_OK) {
+            fprintf(stderr,
+                    "carrel: %zu notice(s) were written but not marked exported: "
+                    "the next export lists them again\n",
+                    n - done);
+            return code;
+        }
+        *marked += (size_t)r->notice_mark_exported->marked;
+        carrel__response__free_unpacked(r, NULL);
+        done += k;
+    }
+    return EXIT_OK;
+}
+
 static int cmd_notices_export(cli_t *cli, int argc, char **argv)
 {
     const char *channel = NULL, *path = NULL;
@@ -171,12 +205,16 @@ static int cmd_notices_export(cli_t *cli, int argc, char **argv)
     json_array_begin(&j);
     int code = EXIT_OK;
     size_t total = 0;
+    int64_t *ids = NULL;
+    int64_t after = 0;
     for (int page = 0; page < NOTICES_EXPORT_PAGES; page++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
         Carrel__NoticeList l = CARREL__NOTICE_LIST__INIT;
         l.channel = (char *)channel;
         l.has_limit = l.has_export = l.export = 1;
         l.limit = NOTICES_EXPORT_PAGE;
+        l.has_after_id = 1;
+        l.after_id = after;
         req.body_case = CARREL__REQUEST__BODY_NOTICE_LIST;
         req.notice_list = &l;
         Carrel__Response *r = NULL;
@@ -184,57 +222,63 @@ static int cmd_notices_export(cli_t *cli, int argc, char **argv)
         if (code != EXIT_OK)
             break;
         const Carrel__NoticeListReply *x = r->notices;
+        int64_t *grown = realloc(ids, (total + x->n_notices + 1) * sizeof(*ids));
+        if (grown == NULL)
+            abort();
+        ids = grown;
         for (size_t i = 0; i < x->n_notices; i++) {
             if (csv)
                 notices_csv_row(out, x->notices[i]);
             else
                 json_message(&j, &x->notices[i]->base);
+            ids[total++] = after = x->notices[i]->id;
         }
-        total += x->n_notices;
         bool more = x->n_notices == NOTICES_EXPORT_PAGE;
         carrel__response__free_unpacked(r, NULL);
         if (!more)
             break;
     }
     json_array_end(&j);
+    /* Hand the list over first; only then are the notices marked exported. */
+    bool written = code == EXIT_OK;
     if (path) {
         bool bad = ferror(out) != 0;
         bad |= fclose(out) != 0;
-        if (!bad && code == EXIT_OK && rename(tmp, path) != 0)
+        if (!bad && written && rename(tmp, path) != 0)
             bad = true;
-        if (bad) {
-            /* The server has marked them exported: say how to get them again. */
-            code = cli_fail(cli, EXIT_LOCAL,
-                            "cannot write %s: %s; %zu notice(s) were marked exported: list them "
-                            "with 'carrel notices --status exported --channel %s'",
-                            path, strerror(errno), total, channel);
-        } else if (code != EXIT_OK && total > 0) {
-            fprintf(stderr, "carrel: the %zu notice(s) exported before the error are in %s\n",
-                    total, tmp);
-        } else if (code != EXIT_OK) {
+        if (bad)
+            code = cli_fail(cli, EXIT_LOCAL, "cannot write %s: %s; nothing was marked exported",
+                            path, strerror(errno));
+        if (bad || !written)
             unlink(tmp);
-        }
-        if (code == EXIT_OK) {
-            if (cli->json) {
-                json_t done;
-                json_init(&done);
-                json_object_begin(&done);
-                json_key(&done, "exported");
-                json_uint(&done, total);
-                json_key(&done, "file");
-                json_string(&done, path);
-                json_object_end(&done);
-                json_print(&done, stdout);
-                json_free(&done);
-            } else
-                fprintf(stderr, "exported %zu %s notice(s) to %s\n", total, channel, path);
-        }
+        written = written && !bad;
     } else if (csv) {
-        fflush(stdout);
-    } else if (code == EXIT_OK) {
+        written = written && fflush(stdout) == 0 && !ferror(stdout);
+    } else if (written) {
         json_print(&j, stdout);
+        written = fflush(stdout) == 0;
+    }
+    size_t marked = 0;
+    if (written)
+        code = notices_mark(cli, ids, total, &marked);
+    if (written && code == EXIT_OK && path) {
+        if (cli->json) {
+            json_t done;
+            json_init(&done);
+            json_object_begin(&done);
+            json_key(&done, "exported");
+            json_uint(&done, marked);
+            json_key(&done, "file");
+            json_string(&done, path);
+            json_object_end(&done);
+            json_print(&done, stdout);
+            json_free(&done);
+        } else {
+            fprintf(stderr, "exported %zu %s notice(s) to %s\n", marked, channel, path);
+        }
     }
     json_free(&j);
+    free(ids);
     free(tmp);
     return code;
 }

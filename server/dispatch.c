@@ -74,9 +74,11 @@ static const route_t routes[] = {
     R(TRANSIT_LIST, "transit_list", handle_transit_list, 0, PERM_CIRC),
     R(TRANSIT_CHANGE, "transit_change", handle_transit_change, ROUTE_KEYED, PERM_CIRC),
     R(SUBSCRIBE, "subscribe", handle_subscribe, 0, -1),
-    /* Notices: listing is for every desk; an export marks what it lists (pending SMS and
-     * phone notices only, so exporting again exports nothing twice). */
-    R(NOTICE_LIST, "notice_list", handle_notice_list, ROUTE_MUTATING, PERM_CIRC),
+    /* Notices: listing is for every desk. An export lists, writes, then marks
+     * what it wrote (keyed), so a lost answer never loses a notice. */
+    R(NOTICE_LIST, "notice_list", handle_notice_list, 0, PERM_CIRC),
+    R(NOTICE_MARK_EXPORTED, "notice_mark_exported", handle_notice_mark_exported, ROUTE_KEYED,
+      PERM_CIRC),
     R(NOTICE_RUN, "notice_run", handle_notice_run, ROUTE_MUTATING, PERM_NOTICE_RUN),
 };
 

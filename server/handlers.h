@@ -84,5 +84,6 @@ void handle_subscribe(request_t *req);
 void notices_register_statements(void);
 void handle_notice_list(request_t *req);
 void handle_notice_run(request_t *req);
+void handle_notice_mark_exported(request_t *req);
 
 #endif

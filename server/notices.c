@@ -33,7 +33,7 @@
 
 /* ---------------------------------------------------------------- statements */
 
-#define TS(x) "(to_json(" x ")#>>'{}')"
+#define TS(x) "api_time(" x ")"
 
 static const db_stmt_t stmt_daily = {
     "notices_daily",
@@ -77,26 +77,26 @@ static const db_stmt_t stmt_list = {
              " LIMIT $3",
 };
 
-/* One statement: pick pending SMS/phone notices, mark them exported, return
- * them. A second export finds none of them pending. */
+/* What an export takes, a page at a time; nothing is marked here: the client
+ * marks them (stmt_mark) once its file is written, so a lost answer or a full
+ * disk never loses a notice. */
 static const db_stmt_t stmt_export = {
     "notices_export",
-    "WITH picked AS ("
-    "    SELECT x.id FROM notice x"
-    "     WHERE x.status = 'pending' AND x.channel IN ('sms', 'phone')"
-    "       AND ($1::text IS NULL OR x.channel = $1)"
-    "     ORDER BY x.id LIMIT $2 FOR UPDATE SKIP LOCKED),"
-    " marked AS ("
-    "    UPDATE notice n SET status = 'exported', sent_at = now() FROM picked"
-    "     WHERE n.id = picked.id RETURNING n.*)"
-    " SELECT " NOTICE_COLUMNS("m") " FROM marked m JOIN patron p ON p.id = m.patron_id"
-                                   " ORDER BY m.id",
+    "SELECT " NOTICE_COLUMNS("n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
+                                  " WHERE n.status = 'pending' AND n.channel IN ('sms', 'phone')"
+                                  "   AND ($1::text IS NULL OR n.channel = $1) AND n.id > $3"
+                                  " ORDER BY n.id LIMIT $2",
+};
+
+static const db_stmt_t stmt_mark = {
+    "notices_mark_exported",
+    "SELECT notice_mark_exported($1, $2, $3::bigint[])",
 };
 
 void notices_register_statements(void)
 {
-    static const db_stmt_t *const all[] = {&stmt_daily,   &stmt_pending, &stmt_claim, &stmt_done,
-                                           &stmt_release, &stmt_list,    &stmt_export};
+    static const db_stmt_t *const all[] = {&stmt_daily,   &stmt_pending, &stmt_claim,  &stmt_done,
+                                           &stmt_release, &stmt_list,    &stmt_export, &stmt_mark};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         db_stmt_register(all[i]);
 }
@@ -736,8 +736,6 @@ static void notice_list_done(const db_result_t *r, void *arg)
                 db_null(r->res, i, c + 1) ? NULL : arena_strdup(a, db_text(r->res, i, c + 1));
         reply->notices[reply->n_notices++] = x;
     }
-    if (req->state)
-        log_info(req->conn->id, "%s exported %d notice(s)", request_session(req)->username, rows);
     req->resp.body_case = CARREL__RESPONSE__BODY_NOTICES;
     req->resp.notices = reply;
     request_ok(req);
@@ -780,9 +778,9 @@ void handle_notice_list(request_t *req)
                          "Only SMS and phone notices are exported; the server sends email.");
             return;
         }
-        req->state = req; /* remembered for the log line */
-        const char *values[2] = {channel, limit_text};
-        request_db(req, &stmt_export, 2, values, notice_list_done);
+        const char *values[3] = {channel, limit_text,
+                                 pgtext_int(&req->arena, m->has_after_id ? m->after_id : 0)};
+        request_db(req, &stmt_export, 3, values, notice_list_done);
         return;
     }
     const char *values[3] = {status, channel, limit_text};
@@ -815,4 +813,40 @@ void handle_notice_run(request_t *req)
     if (notices_run(req->srv->notices, notice_run_done, req) != 0)
         request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "shutting_down",
                      "The server is shutting down.");
+}
+
+static void notice_mark_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    Carrel__NoticeMarkExportedReply *reply =
+        arena_new(&req->arena, Carrel__NoticeMarkExportedReply, 1);
+    carrel__notice_mark_exported_reply__init(reply);
+    reply->has_marked = 1;
+    reply->marked = db_int32(r->res, 0, 0);
+    log_info(req->conn->id, "%s marked %d notice(s) exported", request_session(req)->username,
+             reply->marked);
+    req->resp.body_case = CARREL__RESPONSE__BODY_NOTICE_MARK_EXPORTED;
+    req->resp.notice_mark_exported = reply;
+    request_ok(req);
+}
+
+void handle_notice_mark_exported(request_t *req)
+{
+    Carrel__NoticeMarkExported *m = req->msg->notice_mark_exported;
+    if (m->n_ids == 0 || m->n_ids > NOTICE_LIST_MAX) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:ids",
+                     "Mark 1 to %d notices at a time.", NOTICE_LIST_MAX);
+        return;
+    }
+    char **ids = arena_new(&req->arena, char *, m->n_ids);
+    for (size_t i = 0; i < m->n_ids; i++)
+        ids[i] = pgtext_int(&req->arena, m->ids[i]);
+    const char *values[3] = {req->msg->request_key,
+                             pgtext_int(&req->arena, request_session(req)->staff_id),
+                             pgtext_array_build(&req->arena, ids, m->n_ids)};
+    request_db(req, &stmt_mark, 3, values, notice_mark_done);
 }

@@ -52,7 +52,7 @@ CREATE TABLE branch_proximity (
 
 CREATE TABLE hold (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    patron_id bigint NOT NULL REFERENCES patron,
+    patron_id bigint REFERENCES patron,           -- NULL: closed, and forgotten (privacy)
     bib_id bigint NOT NULL REFERENCES bib,
     item_id bigint REFERENCES item,               -- item-level hold: only this copy
     pickup_branch_id integer NOT NULL REFERENCES branch,
@@ -78,8 +78,25 @@ CREATE TABLE hold (
     CHECK (status <> 'filled' OR (filled_at IS NOT NULL AND filled_loan_id IS NOT NULL)),
     CHECK (status <> 'waiting' OR captured_item_id IS NULL),
     CHECK (target_item_id IS NULL OR status = 'waiting'),
-    CHECK (status <> 'cancelled' OR cancel_reason IS NOT NULL)
+    CHECK (status <> 'cancelled' OR cancel_reason IS NOT NULL),
+    CHECK (patron_id IS NOT NULL OR status IN ('filled', 'cancelled', 'expired'))
 );
+
+-- Privacy, as for loans: when a hold ends, who asked for the title is
+-- forgotten unless the patron chose to keep a reading history. Statistics
+-- keep the hold (title, branch, times) without the person.
+CREATE FUNCTION hold_forget_patron() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status IN ('filled', 'cancelled', 'expired') AND NEW.patron_id IS NOT NULL
+       AND NOT (SELECT keep_history FROM patron WHERE id = NEW.patron_id) THEN
+        NEW.patron_id := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER hold_forget_patron BEFORE INSERT OR UPDATE OF status ON hold
+    FOR EACH ROW EXECUTE FUNCTION hold_forget_patron();
 CREATE UNIQUE INDEX hold_one_per_copy ON hold (captured_item_id)
     WHERE status IN ('in_transit', 'ready');
 CREATE UNIQUE INDEX hold_one_target_per_copy ON hold (target_item_id)
@@ -166,48 +183,60 @@ CREATE UNIQUE INDEX notice_once ON notice (kind, coalesce(hold_id, 0), coalesce(
                                            coalesce(about_date, '1900-01-01'));
 CREATE INDEX notice_pending ON notice (channel, status) WHERE status IN ('pending', 'sending');
 
+-- Fill a template's placeholders in one pass: a value is never scanned
+-- again, so a title such as "The {date} Book" stays as it is.
+CREATE FUNCTION notice_render(p_text text, p_values jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_out text := '';
+    v_rest text := p_text;
+    v_at integer;
+    v_name text;
+BEGIN
+    LOOP
+        v_at := regexp_instr(v_rest, '\{(name|title|branch|date|library)\}');
+        EXIT WHEN v_at = 0;
+        v_name := substring(v_rest FROM v_at + 1 FOR position('}' IN substring(v_rest FROM v_at)) - 2);
+        v_out := v_out || left(v_rest, v_at - 1) || coalesce(p_values ->> v_name, '');
+        v_rest := substring(v_rest FROM v_at + length(v_name) + 2);
+    END LOOP;
+    RETURN v_out || v_rest;
+END
+$$;
+
 -- Queue one notice for a patron by their chosen channel; nothing when the
--- patron asked for none or has no address for it. Idempotent.
+-- patron asked for none or has no address for it. Idempotent. Returns 1 when
+-- a notice was queued, 0 otherwise.
 CREATE FUNCTION notice_queue(p_patron bigint, p_kind text, p_hold bigint, p_loan bigint,
-                             p_date date, p_title text, p_branch integer) RETURNS void
+                             p_date date, p_title text, p_branch integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     p patron;
     t notice_template;
     v_address text;
-    v_subject text;
-    v_body text;
+    v_values jsonb;
+    v_rows integer;
 BEGIN
     SELECT * INTO p FROM patron WHERE id = p_patron;
     v_address := CASE p.contact_channel WHEN 'email' THEN p.email
                                         WHEN 'sms' THEN p.phone WHEN 'phone' THEN p.phone END;
     IF v_address IS NULL THEN
-        RETURN;
+        RETURN 0;
     END IF;
     SELECT * INTO t FROM notice_template WHERE kind = p_kind;
-    v_subject := t.subject;
-    v_body := t.body;
-    FOR i IN 1..2 LOOP
-        v_subject := replace(replace(replace(replace(replace(v_subject,
-            '{name}', coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name),
-            '{title}', coalesce(p_title, '')),
-            '{branch}', coalesce((SELECT name FROM branch WHERE id = p_branch), '')),
-            '{date}', coalesce(to_char(p_date, 'FMDay, FMMonth FMDD'), '')),
-            '{library}', library_setting_text('library_name'));
-        -- same substitutions for the body (the loop keeps the list in one place)
-        v_body := replace(replace(replace(replace(replace(v_body,
-            '{name}', coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name),
-            '{title}', coalesce(p_title, '')),
-            '{branch}', coalesce((SELECT name FROM branch WHERE id = p_branch), '')),
-            '{date}', coalesce(to_char(p_date, 'FMDay, FMMonth FMDD'), '')),
-            '{library}', library_setting_text('library_name'));
-        EXIT;
-    END LOOP;
+    v_values := jsonb_build_object(
+        'name', coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name,
+        'title', coalesce(p_title, ''),
+        'branch', coalesce((SELECT name FROM branch WHERE id = p_branch), ''),
+        'date', coalesce(to_char(p_date, 'FMDay, FMMonth FMDD'), ''),
+        'library', library_setting_text('library_name'));
     INSERT INTO notice (patron_id, kind, channel, address, hold_id, loan_id, about_date, subject,
                         body)
-    VALUES (p_patron, p_kind, p.contact_channel, v_address, p_hold, p_loan, p_date, v_subject,
-            v_body)
+    VALUES (p_patron, p_kind, p.contact_channel, v_address, p_hold, p_loan, p_date,
+            notice_render(t.subject, v_values), notice_render(t.body, v_values))
     ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    RETURN v_rows;
 END
 $$;
 
@@ -566,7 +595,8 @@ CREATE TYPE hold_row AS (
 
 CREATE FUNCTION hold_out(p_ids bigint[]) RETURNS SETOF hold_row
 LANGUAGE sql STABLE AS $$
-    SELECT h.id, p.card, patron_short_name(p), h.bib_id, b.title, hi.barcode, pb.code,
+    SELECT h.id, coalesce(p.card, ''), coalesce(patron_short_name(p), ''), h.bib_id, b.title,
+           hi.barcode, pb.code,
            api_time(h.placed_at), h.not_needed_after::text, h.suspended_until::text,
            h.status,
            CASE WHEN h.status = 'waiting' THEN
@@ -575,7 +605,7 @@ LANGUAGE sql STABLE AS $$
            ci.barcode, h.shelf_expires_on::text, ti.barcode, tb.code, h.cancel_reason
     FROM unnest(p_ids) WITH ORDINALITY AS x(hid, n)
     JOIN hold h ON h.id = x.hid
-    JOIN patron p ON p.id = h.patron_id
+    LEFT JOIN patron p ON p.id = h.patron_id  -- NULL once a closed hold is forgotten
     JOIN bib b ON b.id = h.bib_id
     JOIN branch pb ON pb.id = h.pickup_branch_id
     LEFT JOIN item hi ON hi.id = h.item_id
@@ -821,7 +851,6 @@ CREATE FUNCTION holds_daily(OUT expired_holds integer, OUT generated integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     h record;
-    v_before integer := (SELECT count(*) FROM notice);
     v_today date := library_today();
 BEGIN
     expired_holds := 0;
@@ -838,38 +867,66 @@ BEGIN
         PERFORM hold_retarget(h.bib_id);
     END LOOP;
 
-    PERFORM notice_queue(x.patron_id, 'hold_expiring', x.id, NULL, x.shelf_expires_on, b.title,
-                         x.pickup_branch_id)
-    FROM hold x JOIN bib b ON b.id = x.bib_id
+    generated := 0;
+    SELECT generated + coalesce(sum(notice_queue(x.patron_id, 'hold_expiring', x.id, NULL,
+                                                       x.shelf_expires_on, b.title,
+                                                       x.pickup_branch_id)), 0)
+    INTO generated FROM hold x JOIN bib b ON b.id = x.bib_id
     WHERE x.status = 'ready'
       AND x.shelf_expires_on - library_setting_text('notice_expiry_warning_days')::integer
           <= v_today;
-    PERFORM notice_queue(l.patron_id, 'courtesy', NULL, l.id, library_local_date(l.due_at),
-                         b.title, l.checkout_branch_id)
-    FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
+    -- Courtesy reminders are for loans of days, not a four-hour laptop loan.
+    SELECT generated + coalesce(sum(notice_queue(l.patron_id, 'courtesy', NULL, l.id,
+                                                       library_local_date(l.due_at), b.title,
+                                                       l.checkout_branch_id)), 0)
+    INTO generated FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
     WHERE l.returned_at IS NULL AND l.due_at >= now()
+      AND l.due_at - l.checkout_at >= interval '1 day'
       AND library_local_date(l.due_at) - library_setting_text('notice_courtesy_days')::integer
           <= v_today;
-    PERFORM notice_queue(l.patron_id, 'overdue_1', NULL, l.id, library_local_date(l.due_at),
-                         b.title, l.checkout_branch_id)
-    FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
+    SELECT generated + coalesce(sum(notice_queue(l.patron_id, 'overdue_1', NULL, l.id,
+                                                       library_local_date(l.due_at), b.title,
+                                                       l.checkout_branch_id)), 0)
+    INTO generated FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
     WHERE l.returned_at IS NULL
       AND library_local_date(l.due_at) + library_setting_text('notice_overdue_1_days')::integer
           <= v_today;
-    PERFORM notice_queue(l.patron_id, 'overdue_2', NULL, l.id, library_local_date(l.due_at),
-                         b.title, l.checkout_branch_id)
-    FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
+    -- The second notice follows the first by the days between them, even for a
+    -- loan that was already long overdue when the first went out.
+    SELECT generated + coalesce(sum(notice_queue(l.patron_id, 'overdue_2', NULL, l.id,
+                                                       library_local_date(l.due_at), b.title,
+                                                       l.checkout_branch_id)), 0)
+    INTO generated FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
+    JOIN notice first ON first.loan_id = l.id AND first.kind = 'overdue_1'
     WHERE l.returned_at IS NULL
       AND library_local_date(l.due_at) + library_setting_text('notice_overdue_2_days')::integer
-          <= v_today;
-    generated := (SELECT count(*) FROM notice) - v_before;
+          <= v_today
+      AND library_local_date(first.created_at)
+          + (library_setting_text('notice_overdue_2_days')::integer
+             - library_setting_text('notice_overdue_1_days')::integer) <= v_today;
 
     -- Notices whose sender died mid-send go back to the queue.
     UPDATE notice SET status = 'pending'
     WHERE status = 'sending' AND claimed_at < now() - interval '10 minutes';
-    DELETE FROM notice WHERE status IN ('sent', 'exported')
-        AND coalesce(sent_at, created_at)
-            < now() - make_interval(days => library_setting_text('notice_keep_days')::integer);
+    -- Privacy: a notice names a title. Once its loan or hold has ended, it is
+    -- of no further use and goes (unsent ones too: nobody needs them now).
+    DELETE FROM notice n
+    WHERE n.status <> 'sending'
+      AND (EXISTS (SELECT 1 FROM loan ended WHERE ended.id = n.loan_id
+                                               AND ended.returned_at IS NOT NULL)
+           OR EXISTS (SELECT 1 FROM hold closed WHERE closed.id = n.hold_id
+                      AND closed.status IN ('filled', 'cancelled', 'expired')));
+    -- Older than notice_keep_days: the text and address go. The row stays while
+    -- its loan or hold is open, so the same notice is never generated twice;
+    -- one about neither goes entirely.
+    DELETE FROM notice
+    WHERE status IN ('sent', 'exported', 'failed') AND loan_id IS NULL AND hold_id IS NULL
+      AND coalesce(sent_at, created_at)
+          < now() - make_interval(days => library_setting_text('notice_keep_days')::integer);
+    UPDATE notice SET subject = '', body = '', address = '', error = NULL
+    WHERE status IN ('sent', 'exported', 'failed') AND subject <> ''
+      AND coalesce(sent_at, created_at)
+          < now() - make_interval(days => library_setting_text('notice_keep_days')::integer);
     PERFORM request_log_expire();
 END
 $$;
@@ -879,9 +936,34 @@ CREATE FUNCTION notice_claim_email(p_limit integer)
 RETURNS TABLE (id bigint, address text, subject text, body text)
 LANGUAGE sql AS $$
     UPDATE notice n SET status = 'sending', attempts = attempts + 1, claimed_at = now()
-    WHERE n.id IN (SELECT x.id FROM notice x WHERE x.channel = 'email' AND x.status = 'pending'
-                   ORDER BY x.id LIMIT p_limit FOR UPDATE SKIP LOCKED)
+    WHERE n.id IN (SELECT x.id FROM notice x
+                   LEFT JOIN loan l ON l.id = x.loan_id LEFT JOIN hold h ON h.id = x.hold_id
+                   WHERE x.channel = 'email' AND x.status = 'pending'
+                     AND l.returned_at IS NULL
+                     AND coalesce(h.status, 'waiting') NOT IN ('filled', 'cancelled', 'expired')
+                   ORDER BY x.id LIMIT p_limit FOR UPDATE OF x SKIP LOCKED)
     RETURNING n.id, n.address, n.subject, n.body
+$$;
+
+-- An export was written: mark its notices. Keyed, so a retry answers as the
+-- first call did.
+CREATE FUNCTION notice_mark_exported(p_key uuid, p_staff bigint, p_ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    v_marked integer;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'notice_mark_exported');
+    IF v_prev IS NOT NULL THEN
+        RETURN (v_prev ->> 'marked')::integer;
+    END IF;
+    UPDATE notice SET status = 'exported', sent_at = now()
+    WHERE id = ANY (p_ids) AND status = 'pending' AND channel IN ('sms', 'phone');
+    GET DIAGNOSTICS v_marked = ROW_COUNT;
+    PERFORM request_store(p_key, jsonb_build_object('marked', v_marked));
+    RETURN v_marked;
+END
 $$;
 
 CREATE FUNCTION notice_done(p_id bigint, p_ok boolean, p_error text) RETURNS void
@@ -889,7 +971,9 @@ LANGUAGE sql AS $$
     UPDATE notice SET status = CASE WHEN p_ok THEN 'sent'
                                     WHEN attempts >= 5 THEN 'failed' ELSE 'pending' END,
         sent_at = CASE WHEN p_ok THEN now() END, error = p_error
-    WHERE id = p_id
+    -- A notice put back in the queue meanwhile (its sender looked dead) is not
+    -- this sender's any more.
+    WHERE id = p_id AND status = 'sending'
 $$;
 
 -- ---------------------------------------------------------------- checks

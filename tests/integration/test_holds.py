@@ -364,6 +364,28 @@ class ShelfAndTransits(unittest.TestCase):
         self.assertIn(copy, [e["barcode"] for e in carrel("holds-shelf", "--clearing").json["entries"]])
         self.assertEqual(carrel("checkin", copy).json[0]["route"], "shelf")
 
+    def test_closed_holds_forget_the_patron_unless_kept(self):
+        """As with loans: who asked for a title is forgotten when the hold ends."""
+        bib = new_bib()
+        copy = new_item(bib, "DWN")
+        private, keeper = new_patron(), new_patron()
+        env.psql("UPDATE patron SET keep_history = true WHERE card = '%s'" % keeper)
+        h1 = place(private, bib).json["id"]
+        h2 = place(keeper, bib).json["id"]
+        self.assertEqual(carrel("checkin", copy).json[0]["route"], "hold_shelf")  # for `private`
+        self.assertEqual(carrel("checkout", private, copy).code, 0)  # fills h1
+        self.assertEqual(env.psql("SELECT status, patron_id IS NULL FROM hold WHERE id = %d" % h1),
+                         "filled|t")
+        listed = carrel("hold", "list", private, "--all").json["holds"]
+        self.assertNotIn(h1, [h["id"] for h in listed])
+        r = carrel("hold", "cancel", str(h2), "--reason", "found a copy elsewhere")
+        self.assertEqual(r.json["status"], "cancelled")
+        self.assertEqual(env.psql("SELECT status, patron_id IS NULL FROM hold WHERE id = %d" % h2),
+                         "cancelled|f")
+        listed = carrel("hold", "list", keeper, "--all").json["holds"]
+        self.assertIn(h2, [h["id"] for h in listed])
+        carrel("checkin", copy)
+
     def test_transit_cancel_and_overdue(self):
         bib = new_bib()
         copy = new_item(bib, "PRK")
