@@ -211,6 +211,8 @@ static void login_verified(int ok, const char *hash, void *arg)
         return;
     }
     session_t *s = &req->conn->session;
+    /* Events were asked for by whoever was logged in before: not this person. */
+    req->conn->subscribed = req->conn->all_branches = false;
     s->authenticated = true;
     s->login_pending = false;
     s->staff_id = st->staff_id;
@@ -366,6 +368,8 @@ void handle_logout(request_t *req)
         log_info(req->conn->id, "logout: %s", s->username);
     bool hello = s->hello_done;
     memset(s, 0, sizeof(*s));
+    /* The next person on this connection asks for events for themselves. */
+    req->conn->subscribed = req->conn->all_branches = false;
     s->hello_done = hello;
     req->conn->accepted_at = uv_now(req->srv->loop); /* a fresh login deadline */
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes_login);

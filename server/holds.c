@@ -25,10 +25,7 @@ static const db_stmt_t stmt_place = {
 
 static const db_stmt_t stmt_list = {
     "holds_list",
-    "SELECT " HOLD_COLUMNS " FROM hold_out(ARRAY(SELECT h.id FROM hold h"
-    " WHERE h.patron_id = patron_resolve($1, NULL)"
-    "   AND ($2::boolean OR h.status IN ('waiting', 'in_transit', 'ready'))"
-    " ORDER BY h.placed_at, h.id))",
+    "SELECT " HOLD_COLUMNS " FROM hold_list($1, $2::boolean)",
 };
 
 static const db_stmt_t stmt_change = {
@@ -77,7 +74,7 @@ static const db_stmt_t stmt_clearing = {
     "       coalesce(h.status, '')"
     "  FROM item i JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"
     "  LEFT JOIN LATERAL (SELECT * FROM hold x WHERE x.captured_item_id = i.id"
-    "                     ORDER BY x.id DESC LIMIT 1) h ON true"
+    "                     ORDER BY x.captured_at DESC NULLS LAST, x.id DESC LIMIT 1) h ON true"
     "  LEFT JOIN patron p ON p.id = h.patron_id"
     " WHERE i.status = 'on_hold_shelf' AND cb.code = $1"
     "   AND NOT EXISTS (SELECT 1 FROM hold y WHERE y.captured_item_id = i.id"

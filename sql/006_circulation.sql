@@ -459,8 +459,8 @@ BEGIN
 END
 $$;
 
--- At renewal: does a waiting hold stop it?
-CREATE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint) RETURNS boolean
+-- At renewal: does a waiting hold stop it (on the title, or on this copy)?
+CREATE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint, p_item bigint) RETURNS boolean
 LANGUAGE sql STABLE AS $$ SELECT false $$;
 
 -- A lost item is back: its lost charge, if not yet refunded, is refunded.
@@ -869,7 +869,7 @@ BEGIN
             r.reason := 'renewal_limit';
             r.message := format('Renewed %s times already, the most allowed.', v_loan.renewals);
         ELSIF v_rule.hold_blocks_renewal AND NOT v_override
-              AND circ_renewal_held(v_loan.bib_id, v_patron.id) THEN
+              AND circ_renewal_held(v_loan.bib_id, v_patron.id, v_loan.item_id) THEN
             r.reason := 'renewal_hold';
             r.message := 'Another patron is waiting for this title.';
         ELSE

@@ -10,7 +10,10 @@
 --   * queue order: every function that captures or targets copies of a title
 --     first locks that title's bib row, so the queue is served in order even
 --     when seven branches check in copies of it at the same moment.
--- Lock order (with circulation's): item, loan, bib, hold, patron_circ.
+-- Lock order (with circulation's): item, loan, patron_circ, bib, hold.
+-- Patron merge and transit cancel can take bib and hold rows in another
+-- order; a deadlock between them and a desk is rare and the daemon retries
+-- the loser (40P01), so it costs a retry, never a wrong record.
 
 INSERT INTO library_setting (name, value) VALUES
     -- Open days a ready hold waits on the shelf.
@@ -107,19 +110,44 @@ CREATE INDEX hold_queue ON hold (bib_id, placed_at, id) WHERE status = 'waiting'
 CREATE INDEX hold_patron ON hold (patron_id, status);
 CREATE INDEX hold_shelf ON hold (pickup_branch_id, status) WHERE status IN ('ready', 'in_transit');
 
--- Merging patrons: holds follow the kept record; where both held the same
--- title, the earlier hold stays and the other is cancelled.
+-- Merging patrons: holds follow the kept record. Where both held the same
+-- title, the hold further along stays (a copy on the hold shelf, then one in
+-- transit, then the earlier place in the queue) and the other is cancelled.
 CREATE FUNCTION hold_merge(p_keep bigint, p_merge bigint) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
 BEGIN
-    UPDATE hold m SET status = 'cancelled', cancel_reason = 'merged: duplicate of hold ' || k.id,
-        closed_at = now(), target_item_id = NULL, captured_item_id = NULL
-    FROM hold k
-    WHERE m.patron_id = p_merge AND k.patron_id = p_keep AND k.bib_id = m.bib_id
-      AND m.status IN ('waiting', 'in_transit', 'ready')
-      AND k.status IN ('waiting', 'in_transit', 'ready');
+    FOR r IN
+        SELECT m.bib_id,
+               CASE WHEN (hold_stage(m.status), k.placed_at, k.id)
+                         > (hold_stage(k.status), m.placed_at, m.id)
+                    THEN m.id ELSE k.id END AS winner,
+               CASE WHEN (hold_stage(m.status), k.placed_at, k.id)
+                         > (hold_stage(k.status), m.placed_at, m.id)
+                    THEN k.id ELSE m.id END AS loser
+        FROM hold m JOIN hold k ON k.bib_id = m.bib_id
+        WHERE m.patron_id = p_merge AND k.patron_id = p_keep
+          AND m.status IN ('waiting', 'in_transit', 'ready')
+          AND k.status IN ('waiting', 'in_transit', 'ready')
+        ORDER BY m.bib_id
+    LOOP
+        PERFORM 1 FROM bib WHERE id = r.bib_id FOR UPDATE;
+        -- A copy set aside for the loser goes on the clearing list (or is
+        -- routed again at its next scan), as with any cancelled hold.
+        UPDATE hold SET status = 'cancelled', cancel_reason = 'merged: duplicate of hold ' || r.winner,
+            closed_at = now(), target_item_id = NULL
+        WHERE id = r.loser;
+        PERFORM hold_retarget(r.bib_id);
+    END LOOP;
     UPDATE hold SET patron_id = p_keep WHERE patron_id = p_merge;
 END
+$$;
+
+-- How far along a live hold is: on the shelf, travelling, waiting.
+CREATE FUNCTION hold_stage(p_status text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_status WHEN 'ready' THEN 2 WHEN 'in_transit' THEN 1 ELSE 0 END
 $$;
 INSERT INTO patron_merge_handler (table_name, handler) VALUES ('hold', 'hold_merge');
 
@@ -562,10 +590,12 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint, p_item bigint)
+RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM hold x WHERE x.bib_id = p_bib AND x.patron_id <> p_patron
-                                          AND hold_eligible(x) AND x.item_id IS NULL)
+                                          AND hold_eligible(x)
+                                          AND (x.item_id IS NULL OR x.item_id = p_item))
 $$;
 
 -- A new copy, or one that became available outside a checkin (found, edited):
@@ -615,6 +645,24 @@ LANGUAGE sql STABLE AS $$
     ORDER BY x.n
 $$;
 
+-- A patron's holds (with p_all, also the closed ones kept by their choice).
+CREATE FUNCTION hold_list(p_card text, p_all boolean) RETURNS SETOF hold_row
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_patron bigint := patron_resolve(p_card, NULL);
+BEGIN
+    IF v_patron IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
+            MESSAGE = format('No patron has card %s.', p_card);
+    END IF;
+    RETURN QUERY SELECT * FROM hold_out(ARRAY(
+        SELECT h.id FROM hold h
+        WHERE h.patron_id = v_patron
+          AND (p_all OR h.status IN ('waiting', 'in_transit', 'ready'))
+        ORDER BY h.placed_at, h.id));
+END
+$$;
+
 CREATE FUNCTION hold_place(p_key uuid, p_staff bigint, p_branch integer, p_card text,
                            p_bib bigint, p_item_barcode text, p_pickup text,
                            p_not_after date, p_suspend date)
@@ -660,6 +708,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:not_needed_after',
             MESSAGE = 'The "not needed after" date has already passed.';
     END IF;
+    IF p_suspend IS NOT NULL AND p_suspend <= library_today() THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:suspended_until',
+            MESSAGE = 'Suspend until a date after today.';
+    END IF;
     IF v_patron.expires_on < library_today() THEN
         PERFORM circ_refuse('patron_expired',
                             format('The card expired on %s.', v_patron.expires_on), false);
@@ -678,7 +730,13 @@ BEGIN
                             false);
     END IF;
     IF NOT EXISTS (SELECT 1 FROM item i WHERE i.bib_id = v_bib AND item_can_fill_holds(i)
-                                          AND i.status NOT IN ('withdrawn', 'lost')) THEN
+                                          AND i.status NOT IN ('withdrawn', 'lost')
+                                          AND (v_item.id IS NULL OR i.id = v_item.id)) THEN
+        IF v_item.id IS NOT NULL THEN
+            PERFORM circ_refuse('no_holdable_copies',
+                                format('%s cannot fill a hold (%s).', v_item.barcode,
+                                       replace(v_item.status::text, '_', ' ')), false);
+        END IF;
         PERFORM circ_refuse('no_holdable_copies',
                             'No copy of this title can fill a hold.', false);
     END IF;
@@ -699,7 +757,8 @@ BEGIN
                               (SELECT title FROM bib WHERE id = v_bib),
                               (SELECT name FROM branch WHERE id = v_pickup)))
     FROM (SELECT DISTINCT i.current_branch_id AS br FROM item i
-          WHERE i.bib_id = v_bib AND i.status = 'available') shelves;
+          WHERE i.bib_id = v_bib AND i.status = 'available'
+            AND (v_item.id IS NULL OR i.id = v_item.id)) shelves;
     PERFORM request_store(p_key, jsonb_build_object('id', v_hold.id));
     RETURN QUERY SELECT * FROM hold_out(ARRAY[v_hold.id]);
 END
@@ -715,7 +774,7 @@ DECLARE
 BEGIN
     v_prev := request_claim(p_key, p_staff, 'hold_change');
     IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM hold_out(ARRAY[p_hold]);
+        RETURN QUERY SELECT * FROM hold_out(ARRAY[(v_prev ->> 'id')::bigint]);
         RETURN;
     END IF;
     SELECT * INTO h FROM hold WHERE id = p_hold;
@@ -790,6 +849,11 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
             MESSAGE = format('No item has barcode %s.', p_barcode);
     END IF;
+    IF v_item.current_branch_id <> p_branch THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_here',
+            MESSAGE = format('%s is on the shelves of %s, not this branch.', p_barcode,
+                             (SELECT name FROM branch WHERE id = v_item.current_branch_id));
+    END IF;
     IF v_item.status <> 'available' THEN
         RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_on_shelf',
             MESSAGE = format('%s is %s, not on the shelf.', p_barcode,
@@ -830,11 +894,11 @@ BEGIN
             MESSAGE = format('%s is not in transit.', p_barcode);
     END IF;
     UPDATE transit SET cancelled_at = now() WHERE id = v_transit.id;
-    -- Back on the sender's shelf; a hold it was going to asks again.
+    -- Back on the shelf of the branch that sent it last (the sender, or the
+    -- branch that forwarded it); a hold it was going to asks again.
     UPDATE hold SET status = 'waiting', captured_item_id = NULL, captured_at = NULL
     WHERE captured_item_id = v_item.id AND status = 'in_transit';
-    UPDATE item SET status = 'available', current_branch_id = v_transit.from_branch_id,
-        version = version + 1, updated_at = now()
+    UPDATE item SET status = 'available', version = version + 1, updated_at = now()
     WHERE id = v_item.id;
     PERFORM hold_retarget(v_item.bib_id);
     PERFORM request_store(p_key, jsonb_build_object('id', v_transit.id));
@@ -989,6 +1053,11 @@ LANGUAGE sql STABLE AS $$
     WHERE t.reason = 'hold' AND t.received_at IS NULL AND t.cancelled_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.captured_item_id = t.item_id
                                              AND h.status = 'in_transit')
+      -- the hold was cancelled (or ran out) while the copy travelled: it goes on
+      -- and is routed again where it arrives
+      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.captured_item_id = t.item_id
+                                             AND h.status IN ('cancelled', 'expired')
+                                             AND h.closed_at >= t.sent_at)
       AND i.status = 'in_transit'
     UNION ALL
     SELECT 'transit ends at the wrong branch', i.barcode FROM hold h

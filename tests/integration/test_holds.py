@@ -15,7 +15,7 @@ import harness  # noqa: E402
 from harness import pb_message  # noqa: E402
 
 REQ_CHECKOUT, REQ_CHECKIN, REQ_HOLD_PLACE, REQ_HOLD_CHANGE, REQ_SUBSCRIBE = 80, 81, 120, 122, 131
-RESP_EVENT, RESP_CHECKIN = 9, 81
+RESP_EVENT, RESP_CHECKIN, RESP_HOLD = 9, 81, 120
 PASSWORD = "staff-password-123"
 BRANCHES = ["ALB", "BAR", "CMP", "DWN", "DWT", "PRK", "RPK"]
 WS = {"DWN": "desk-dwn", "PRK": "desk-prk", "ALB": "desk-alb", "BAR": "desk-bar",
@@ -439,6 +439,102 @@ class ShelfAndTransits(unittest.TestCase):
         self.assertEqual(sorted(h["id"] for h in holds), sorted([kept, moved]))
         self.assertEqual(env.psql("SELECT count(*) FROM hold WHERE status = 'cancelled' AND "
                                   "cancel_reason LIKE 'merged:%'"), "1")
+
+
+class EdgeCases(unittest.TestCase):
+    def test_merge_keeps_the_hold_further_along(self):
+        """The duplicate's hold is on the shelf: it stays, the kept record's waiting one goes."""
+        bib = new_bib()
+        copy = new_item(bib, "DWN")
+        keep, dup = new_patron(), new_patron()
+        on_shelf = place(dup, bib).json["id"]
+        self.assertEqual(carrel("checkin", copy).json[0]["route"], "hold_shelf")
+        waiting = place(keep, bib).json["id"]
+        r = carrel("patron", "merge", keep, dup, user="libby")
+        self.assertEqual(r.code, 0, r)
+        holds = carrel("hold", "list", keep).json["holds"]
+        self.assertEqual([(h["id"], h["status"]) for h in holds], [(on_shelf, "ready")])
+        self.assertEqual(env.psql("SELECT status, cancel_reason FROM hold WHERE id = %d" % waiting),
+                         "cancelled|merged: duplicate of hold %d" % on_shelf)
+        self.assertEqual(carrel("checkout", keep, copy).code, 0)  # fills the kept hold
+
+    def test_item_holds_need_a_holdable_copy_and_block_its_renewal(self):
+        bib = new_bib()
+        withdrawn = new_item(bib, "DWN", status="withdrawn")
+        lent = new_item(bib, "DWN")
+        reader, waiting = new_patron(), new_patron()
+        r = place(waiting, item=withdrawn)
+        self.assertEqual((r.code, r.json["reason"]), (4, "no_holdable_copies"), r)
+        self.assertIn(withdrawn, r.json["message"])
+        carrel("checkout", reader, lent)
+        self.assertEqual(place(waiting, item=lent).code, 0)
+        self.assertEqual(carrel("renew", reader, lent).json[0]["reason"], "renewal_hold")
+
+    def test_unknown_card_and_wrong_branch(self):
+        r = carrel("hold", "list", mod10("2999999000001"))
+        self.assertEqual((r.code, r.json["reason"]), (4, "patron_not_found"), r)
+        bib = new_bib()
+        copy = new_item(bib, "PRK")
+        r = carrel("item", "not-found", copy)  # a Downtown desk, a Park Street copy
+        self.assertEqual((r.code, r.json["reason"]), (4, "not_here"), r)
+        self.assertEqual(status(copy), "available PRK")
+
+    def test_cancelled_forwarded_transit_stays_where_it_is(self):
+        bib = new_bib()
+        copy = new_item(bib, "PRK")
+        carrel("checkout", new_patron(), copy)
+        self.assertEqual(carrel("checkin", copy).json[0]["route"], "transit")  # DWN to PRK
+        self.assertEqual(carrel("checkin", copy, branch="BAR").json[0]["route"], "transit")
+        self.assertEqual(carrel("transit", "cancel", copy, branch="BAR").code, 0)
+        self.assertEqual(status(copy), "available BAR")
+
+    def test_hold_cancelled_in_transit_is_no_invariant_problem(self):
+        bib = new_bib()
+        copy = new_item(bib, "DWN")
+        h = place(new_patron(), bib, pickup="PRK").json["id"]
+        self.assertEqual(carrel("checkin", copy).json[0]["route"], "transit")
+        carrel("hold", "cancel", str(h), "--reason", "moved away")
+        self.assertEqual(env.psql("SELECT count(*) FROM hold_invariants()"), "0",
+                         env.psql("SELECT * FROM hold_invariants()"))
+        self.assertEqual(carrel("checkin", copy, branch="PRK").json[0]["route"], "transit")  # home
+
+    def test_retried_change_answers_for_its_own_hold(self):
+        bib, other = new_bib(), new_bib()
+        new_item(bib), new_item(other)
+        card = new_patron()
+        h1, h2 = place(card, bib).json["id"], place(card, other).json["id"]
+        w = main.logged_in_wire("desk-dwn", "roamer", PASSWORD)
+        key = str(uuid.uuid4())
+        r = w.call(REQ_HOLD_CHANGE, pb_message((1, h1), (2, "suspend"), (4, "2099-01-01")), key=key)
+        self.assertEqual(r.status, "ok", r)
+        r = w.call(REQ_HOLD_CHANGE, pb_message((1, h2), (2, "suspend"), (4, "2099-01-01")), key=key)
+        self.assertEqual(r.body(RESP_HOLD)[1], [h1])  # the first answer, not hold h2
+        w.close()
+        self.assertEqual(env.psql("SELECT suspended_until IS NULL FROM hold WHERE id = %d" % h2), "t")
+
+
+class Events(unittest.TestCase):
+    def test_logout_ends_the_subscription(self):
+        """Whoever logs in next on a connection gets no events they did not ask for."""
+        w = subscribe("DWN")
+        control = subscribe("DWN")
+        self.assertEqual(w.call(harness.REQ_LOGOUT).status, "ok")
+        self.assertEqual(w.login(WS["DWN"], "roamer", PASSWORD).status, "ok")
+        bib = new_bib("Events after logout")
+        new_item(bib, "DWN")  # on the shelf: a hold placed tells Downtown
+        place(new_patron(), bib, pickup="PRK")
+        self.assertEqual(next_event(control)["kind"], "hold_placed")
+        # Events go out to every desk in one turn of the loop: had `w` been
+        # subscribed, its event would come before the answer to this ping.
+        rid = w.send(harness.REQ_PING, b"")
+        while True:
+            r = w.recv()
+            self.assertIsNotNone(r)
+            self.assertNotEqual(r.id, 0, "an event reached a desk that did not subscribe")
+            if r.id == rid:
+                break
+        w.close()
+        control.close()
 
 
 class Races(unittest.TestCase):
