@@ -3,7 +3,10 @@
 transits, fairness, expiry, live events, and the races existing systems get wrong."""
 
 import os
+import queue
 import random
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -543,6 +546,100 @@ class Races(unittest.TestCase):
         filled = env.psql("SELECT count(*) FROM hold WHERE bib_id = %d AND status = 'filled'" % bib)
         self.assertEqual(int(filled), len(captured))
         self.assertEqual(env.psql("SELECT count(*) FROM circ_invariants()"), "0")
+
+
+class EventsCommand(unittest.TestCase):
+    """`carrel events` on a quiet connection: keepalive, pongs, signals."""
+
+    def start_events(self, daemon, *args):
+        prof = env.profile(daemon, "desk-dwn", "roamer", PASSWORD)
+        e = dict(os.environ)
+        e.pop("CARREL_PASSWORD", None)
+        proc = subprocess.Popen([harness.CARREL, "-c", prof, "events"] + list(args),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+        lines = queue.Queue()
+
+        def read():
+            for line in proc.stdout:
+                lines.put(line.rstrip("\n"))
+            lines.put(None)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+
+        def cleanup():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            reader.join(5)
+            proc.stdout.close()
+            proc.stderr.close()
+        self.addCleanup(cleanup)
+        return proc, lines
+
+    def expect(self, lines, pattern, timeout=10):
+        deadline = time.time() + timeout
+        seen = []
+        while time.time() < deadline:
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.time()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line)
+            if pattern in line:
+                return line
+        self.fail("no line with %r; saw %r" % (pattern, seen))
+
+    def finish(self, proc, sig, timeout):
+        """Send `sig`; the command must exit 0 within `timeout` with no sanitizer report."""
+        start = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("carrel events did not stop within %s s of signal %d" % (timeout, sig))
+        took = time.monotonic() - start
+        err = proc.stderr.read()
+        for mark in harness.SANITIZER_MARKS:
+            self.assertNotIn(mark, err)
+        self.assertEqual(code, 0, err)
+        return took
+
+    def test_keepalive_outlives_the_idle_timeout(self):
+        d = env.daemon(idle_timeout_s=2)
+        try:
+            title = "Quiet events title %d" % time.time_ns()
+            bib = new_bib(title)
+            new_item(bib, "DWN")  # on the shelf here: a hold elsewhere asks DWN for it
+            card = new_patron(branch="PRK")
+            proc, lines = self.start_events(d, "--keepalive", "1")
+            self.expect(lines, "Listening for events")
+            time.sleep(5)  # more than twice the server's idle timeout
+            self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+            r = env.carrel(env.profile(d, "desk-prk", "roamer", PASSWORD), "hold", "place", card,
+                           "--bib", str(bib), "--pickup", "PRK")
+            self.assertEqual(r.code, 0, r)
+            line = self.expect(lines, title)
+            self.assertTrue(line.startswith("[DWN] "), line)
+            self.finish(proc, signal.SIGTERM, timeout=5)
+            self.assertNotIn("closing idle connection", d.log_text())
+        finally:
+            d.stop()
+
+    def test_signals_stop_a_quiet_listener_at_once(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            proc, lines = self.start_events(main, "--all")
+            self.expect(lines, "Listening for events")
+            took = self.finish(proc, sig, timeout=5)
+            self.assertLess(took, 3)
+
+    def test_keepalive_option_is_checked(self):
+        for bad in ("0", "3601", "x"):
+            r = carrel("events", "--keepalive", bad)
+            self.assertEqual(r.code, 2, r)
+        r = carrel("events", "stray")
+        self.assertEqual(r.code, 2, r)
 
 
 if __name__ == "__main__":
