@@ -313,7 +313,7 @@ static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
         cli_print_json(&r->hold_shelf->base);
     } else {
         static const char *const headers[] = {"Barcode", "Title", "Patron",
-                                              "Card",    "Until", "Hold"};
+                                              "Card",    "Until", "Status"};
         table_t *t = table_new(6, headers);
         for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
             const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];

@@ -642,5 +642,24 @@ class EventsCommand(unittest.TestCase):
         self.assertEqual(r.code, 2, r)
 
 
+class CommandLines(unittest.TestCase):
+    def test_holds_shelf_heads_the_status_column(self):
+        bib = new_bib("Shelf Heading Title")
+        copy = new_item(bib, "DWN")
+        borrower, waiting = new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        h = place(waiting, bib).json["id"]
+        self.assertEqual(carrel("checkin", copy).json[0]["hold_id"], h)
+        r = env.carrel(env.profile(main, "desk-dwn", "roamer", PASSWORD), "holds-shelf",
+                       json_out=False)
+        self.assertEqual(r.code, 0, r)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["Barcode", "Title", "Patron", "Card", "Until",
+                                            "Status"])
+        row = [line for line in lines if line.startswith(copy)]
+        self.assertEqual(len(row), 1, lines)
+        self.assertTrue(row[0].endswith("ready"), row)
+
+
 if __name__ == "__main__":
     harness.main()
