@@ -217,30 +217,40 @@ static int cmd_holds_queue(cli_t *cli, int argc, char **argv)
     return code == EXIT_OK ? holds_reply_many(cli, r) : code;
 }
 
-static const char *holds_branch_option(int argc, char **argv, int *bad)
+/*
+ * Parse the options of pull-list and holds-shelf: --branch CODE, and
+ * --clearing only where `clearing` is not NULL. Anything else (another
+ * option, a stray argument) prints `usage` and returns EXIT_USAGE.
+ */
+static int holds_branch_args(cli_t *cli, int argc, char **argv, const char *usage, char **branch,
+                             bool *clearing)
 {
-    const char *branch = NULL;
-    static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
-                                         {"clearing", no_argument, NULL, 'c'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option branch_only[] = {{"branch", required_argument, NULL, 'b'},
+                                                {NULL, 0, NULL, 0}};
+    static const struct option with_clearing[] = {{"branch", required_argument, NULL, 'b'},
+                                                  {"clearing", no_argument, NULL, 'c'},
+                                                  {NULL, 0, NULL, 0}};
+    const struct option *opts = clearing ? with_clearing : branch_only;
     int ch;
-    *bad = 0;
-    while ((ch = getopt_long(argc, argv, "b:c", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, clearing ? "b:c" : "b:", opts, NULL)) != -1) {
         if (ch == 'b')
-            branch = optarg;
-        else if (ch != 'c')
-            *bad = 1;
+            *branch = optarg;
+        else if (ch == 'c' && clearing)
+            *clearing = true;
+        else
+            return cli_fail(cli, EXIT_USAGE, "%s", usage);
     }
-    return branch;
+    if (optind != argc)
+        return cli_fail(cli, EXIT_USAGE, "%s", usage);
+    return EXIT_OK;
 }
 
 static int cmd_pull_list(cli_t *cli, int argc, char **argv)
 {
-    int bad;
     Carrel__PullList p = CARREL__PULL_LIST__INIT;
-    p.branch = (char *)holds_branch_option(argc, argv, &bad);
-    if (bad || optind != argc)
-        return cli_fail(cli, EXIT_USAGE, "usage: pull-list [--branch CODE]");
+    if (holds_branch_args(cli, argc, argv, "usage: pull-list [--branch CODE]", &p.branch, NULL) !=
+        EXIT_OK)
+        return EXIT_USAGE;
     Carrel__Request req = CARREL__REQUEST__INIT;
     req.body_case = CARREL__REQUEST__BODY_PULL_LIST;
     req.pull_list = &p;
@@ -294,14 +304,12 @@ static int cmd_item_not_found(cli_t *cli, int argc, char **argv)
 static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
 {
     Carrel__HoldShelf s = CARREL__HOLD_SHELF__INIT;
-    int bad;
-    optind = 0;
-    s.branch = (char *)holds_branch_option(argc, argv, &bad);
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--clearing"))
-            s.has_clearing = s.clearing = 1;
-    if (bad)
-        return cli_fail(cli, EXIT_USAGE, "usage: holds-shelf [--branch CODE] [--clearing]");
+    bool clearing = false;
+    if (holds_branch_args(cli, argc, argv, "usage: holds-shelf [--branch CODE] [--clearing]",
+                          &s.branch, &clearing) != EXIT_OK)
+        return EXIT_USAGE;
+    if (clearing)
+        s.has_clearing = s.clearing = 1;
     Carrel__Request req = CARREL__REQUEST__INIT;
     req.body_case = CARREL__REQUEST__BODY_HOLD_SHELF;
     req.hold_shelf = &s;
@@ -335,6 +343,8 @@ static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
 
 static int cmd_transit_list(cli_t *cli, int argc, char **argv)
 {
+    static const char usage[] =
+        "usage: transit list [--incoming|--outgoing|--overdue] [--branch CODE]";
     Carrel__TransitList l = CARREL__TRANSIT_LIST__INIT;
     static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
                                          {"incoming", no_argument, NULL, 'i'},
@@ -357,9 +367,11 @@ static int cmd_transit_list(cli_t *cli, int argc, char **argv)
             l.which = "overdue";
             break;
         default:
-            return EXIT_USAGE;
+            return cli_fail(cli, EXIT_USAGE, "%s", usage);
         }
     }
+    if (optind != argc)
+        return cli_fail(cli, EXIT_USAGE, "%s", usage);
     Carrel__Request req = CARREL__REQUEST__INIT;
     req.body_case = CARREL__REQUEST__BODY_TRANSIT_LIST;
     req.transit_list = &l;

@@ -643,6 +643,21 @@ class EventsCommand(unittest.TestCase):
 
 
 class CommandLines(unittest.TestCase):
+    def test_unknown_options_and_extra_arguments_are_usage_errors(self):
+        for args in (["pull-list", "--clearing"], ["pull-list", "stray"],
+                     ["pull-list", "--bogus"],
+                     ["holds-shelf", "stray"], ["holds-shelf", "--clearing", "stray"],
+                     ["holds-shelf", "--bogus"],
+                     ["transit", "list", "stray"], ["transit", "list", "--incoming", "stray"],
+                     ["transit", "list", "--bogus"]):
+            r = carrel(*args)
+            self.assertEqual(r.code, 2, (args, r))
+            self.assertIn("usage", r.stderr, (args, r))
+        # The same commands, used rightly, still work.
+        self.assertEqual(carrel("pull-list", "--branch", "DWN").code, 0)
+        self.assertEqual(carrel("holds-shelf", "--clearing", "--branch", "DWN").code, 0)
+        self.assertEqual(carrel("transit", "list", "--incoming", "--branch", "DWN").code, 0)
+
     def test_holds_shelf_heads_the_status_column(self):
         bib = new_bib("Shelf Heading Title")
         copy = new_item(bib, "DWN")
