@@ -259,6 +259,7 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
                 table_add(t, row);
             }
             table_print(t, stdout);
+            table_free(t);
         }
         if (a->n_ledger) {
             printf("\n");
@@ -273,6 +274,7 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
                 table_add(t, row);
             }
             table_print(t, stdout);
+            table_free(t);
         }
     }
     carrel__response__free_unpacked(r, NULL);
@@ -461,6 +463,7 @@ static int cmd_policy_list(cli_t *cli, int argc, char **argv)
             table_add(t, row);
         }
         table_print(t, stdout);
+        table_free(t);
     }
     carrel__response__free_unpacked(r, NULL);
     return EXIT_OK;

@@ -643,6 +643,11 @@ class EventsCommand(unittest.TestCase):
 
 
 class CommandLines(unittest.TestCase):
+    """Command lines refused with a usage error, and text output for people."""
+
+    def text(self, *args, branch="DWN", user="roamer"):
+        return env.carrel(env.profile(main, WS[branch], user, PASSWORD), *args, json_out=False)
+
     def test_unknown_options_and_extra_arguments_are_usage_errors(self):
         for args in (["pull-list", "--clearing"], ["pull-list", "stray"],
                      ["pull-list", "--bogus"],
@@ -665,8 +670,7 @@ class CommandLines(unittest.TestCase):
         carrel("checkout", borrower, copy)
         h = place(waiting, bib).json["id"]
         self.assertEqual(carrel("checkin", copy).json[0]["hold_id"], h)
-        r = env.carrel(env.profile(main, "desk-dwn", "roamer", PASSWORD), "holds-shelf",
-                       json_out=False)
+        r = self.text("holds-shelf")
         self.assertEqual(r.code, 0, r)
         lines = r.stdout.splitlines()
         self.assertEqual(lines[0].split(), ["Barcode", "Title", "Patron", "Card", "Until",
@@ -674,6 +678,21 @@ class CommandLines(unittest.TestCase):
         row = [line for line in lines if line.startswith(copy)]
         self.assertEqual(len(row), 1, lines)
         self.assertTrue(row[0].endswith("ready"), row)
+
+    def test_text_tables_are_freed(self):
+        """account and policy list print tables and free them (LeakSanitizer watches)."""
+        copy = new_item(new_bib("Account Loan Title"), "DWN")
+        card = new_patron()
+        self.assertEqual(carrel("checkout", card, copy).code, 0)
+        r = carrel("charge", card, "1.50", "--note", "replacement card", user="libby")
+        self.assertEqual(r.code, 0, r)
+        r = self.text("account", card)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn(copy + "  Account Loan Title", r.stdout)
+        self.assertIn("replacement card", r.stdout)
+        carrel("checkin", copy)
+        r = self.text("policy", "list")
+        self.assertEqual(r.code, 0, r)
 
 
 if __name__ == "__main__":
