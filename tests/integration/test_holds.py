@@ -694,6 +694,31 @@ class CommandLines(unittest.TestCase):
         r = self.text("policy", "list")
         self.assertEqual(r.code, 0, r)
 
+    def test_account_text_shows_holds(self):
+        bib = new_bib("Account Holds Waiting Title")
+        copy = new_item(bib, "DWN")
+        other = new_bib("Account Holds Ready Title")
+        ready_copy = new_item(other, "DWN")
+        borrower, first, card = new_patron(), new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        carrel("checkout", borrower, ready_copy)
+        place(first, bib)
+        place(card, bib, pickup="PRK")  # second in the queue
+        ready = place(card, other).json["id"]
+        self.assertEqual(carrel("checkin", ready_copy).json[0]["hold_id"], ready)
+        holds = carrel("hold", "list", card).json["holds"]
+        until = [h for h in holds if h["id"] == ready][0]["shelf_expires_on"]
+        r = self.text("account", card)
+        self.assertEqual(r.code, 0, r)
+        lines = r.stdout.splitlines()
+        waiting = [line for line in lines if "Account Holds Waiting Title" in line]
+        self.assertEqual(len(waiting), 1, r.stdout)
+        self.assertRegex(waiting[0], r"Account Holds Waiting Title\s+PRK\s+waiting\s+#2 in queue$")
+        shelf = [line for line in lines if "Account Holds Ready Title" in line]
+        self.assertEqual(len(shelf), 1, r.stdout)
+        self.assertRegex(shelf[0], r"Account Holds Ready Title\s+DWN\s+ready\s+on the shelf "
+                                   r"until %s$" % until)
+
 
 if __name__ == "__main__":
     harness.main()
