@@ -222,6 +222,26 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
 
 /* ---- account ---- */
 
+/*
+ * The last column of an account's holds: the place in the title's queue of a
+ * waiting hold, or the last day a ready one stays on the hold shelf.
+ */
+static void circ_hold_where(char *out, size_t size, const Carrel__Hold *h)
+{
+    out[0] = '\0';
+    if (!strcmp(h->status, "waiting")) {
+        if (h->has_position)
+            snprintf(out, size, "#%d in queue", h->position);
+        if (h->suspended_until && h->suspended_until[0])
+            snprintf(out + strlen(out), size - strlen(out), "%ssuspended until %s",
+                     out[0] ? ", " : "", h->suspended_until);
+    } else if (!strcmp(h->status, "ready")) {
+        snprintf(out, size, "on the shelf until %s", h->shelf_expires_on);
+    } else if (!strcmp(h->status, "in_transit")) {
+        snprintf(out, size, "on its way");
+    }
+}
+
 static int cmd_account(cli_t *cli, int argc, char **argv)
 {
     if (argc != 2)
@@ -259,6 +279,23 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
                 table_add(t, row);
             }
             table_print(t, stdout);
+            table_free(t);
+        }
+        if (a->n_holds) {
+            if (a->n_loans)
+                printf("\n");
+            static const char *const headers[] = {"Title", "Pickup", "Status", "Queue / shelf"};
+            table_t *t = table_new(4, headers);
+            for (size_t i = 0; i < a->n_holds; i++) {
+                const Carrel__Hold *h = a->holds[i];
+                char title[60], where[96];
+                snprintf(title, sizeof(title), "%s", h->title);
+                circ_hold_where(where, sizeof(where), h);
+                const char *row[] = {title, h->pickup_branch, h->status, where};
+                table_add(t, row);
+            }
+            table_print(t, stdout);
+            table_free(t);
         }
         if (a->n_ledger) {
             printf("\n");
@@ -273,6 +310,7 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
                 table_add(t, row);
             }
             table_print(t, stdout);
+            table_free(t);
         }
     }
     carrel__response__free_unpacked(r, NULL);
@@ -461,6 +499,7 @@ static int cmd_policy_list(cli_t *cli, int argc, char **argv)
             table_add(t, row);
         }
         table_print(t, stdout);
+        table_free(t);
     }
     carrel__response__free_unpacked(r, NULL);
     return EXIT_OK;
@@ -728,7 +767,8 @@ const command_t circ_commands[] = {
      "return items (backdated with --date for the book drop) and say where each goes"},
     {"renew", cmd_renew, true, "CARD ITEM... | CARD --all [--override REASON]",
      "renew some or all of a patron's loans; exit 4 if any was refused"},
-    {"account", cmd_account, true, "CARD", "a patron's loans, due dates, charges and payments"},
+    {"account", cmd_account, true, "CARD",
+     "a patron's loans, due dates, holds, charges and payments"},
     {"pay", cmd_pay, true, "CARD AMOUNT [--note TEXT]", "record a payment"},
     {"waive", cmd_waive, true, "CARD AMOUNT --note WHY", "waive an amount (librarians)"},
     {"charge", cmd_charge, true, "CARD AMOUNT [--note TEXT]", "add a charge (librarians)"},

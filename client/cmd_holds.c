@@ -217,30 +217,40 @@ static int cmd_holds_queue(cli_t *cli, int argc, char **argv)
     return code == EXIT_OK ? holds_reply_many(cli, r) : code;
 }
 
-static const char *holds_branch_option(int argc, char **argv, int *bad)
+/*
+ * Parse the options of pull-list and holds-shelf: --branch CODE, and
+ * --clearing only where `clearing` is not NULL. Anything else (another
+ * option, a stray argument) prints `usage` and returns EXIT_USAGE.
+ */
+static int holds_branch_args(cli_t *cli, int argc, char **argv, const char *usage, char **branch,
+                             bool *clearing)
 {
-    const char *branch = NULL;
-    static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
-                                         {"clearing", no_argument, NULL, 'c'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option branch_only[] = {{"branch", required_argument, NULL, 'b'},
+                                                {NULL, 0, NULL, 0}};
+    static const struct option with_clearing[] = {{"branch", required_argument, NULL, 'b'},
+                                                  {"clearing", no_argument, NULL, 'c'},
+                                                  {NULL, 0, NULL, 0}};
+    const struct option *opts = clearing ? with_clearing : branch_only;
     int ch;
-    *bad = 0;
-    while ((ch = getopt_long(argc, argv, "b:c", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, clearing ? "b:c" : "b:", opts, NULL)) != -1) {
         if (ch == 'b')
-            branch = optarg;
-        else if (ch != 'c')
-            *bad = 1;
+            *branch = optarg;
+        else if (ch == 'c' && clearing)
+            *clearing = true;
+        else
+            return cli_fail(cli, EXIT_USAGE, "%s", usage);
     }
-    return branch;
+    if (optind != argc)
+        return cli_fail(cli, EXIT_USAGE, "%s", usage);
+    return EXIT_OK;
 }
 
 static int cmd_pull_list(cli_t *cli, int argc, char **argv)
 {
-    int bad;
     Carrel__PullList p = CARREL__PULL_LIST__INIT;
-    p.branch = (char *)holds_branch_option(argc, argv, &bad);
-    if (bad || optind != argc)
-        return cli_fail(cli, EXIT_USAGE, "usage: pull-list [--branch CODE]");
+    if (holds_branch_args(cli, argc, argv, "usage: pull-list [--branch CODE]", &p.branch, NULL) !=
+        EXIT_OK)
+        return EXIT_USAGE;
     Carrel__Request req = CARREL__REQUEST__INIT;
     req.body_case = CARREL__REQUEST__BODY_PULL_LIST;
     req.pull_list = &p;
@@ -294,14 +304,12 @@ static int cmd_item_not_found(cli_t *cli, int argc, char **argv)
 static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
 {
     Carrel__HoldShelf s = CARREL__HOLD_SHELF__INIT;
-    int bad;
-    optind = 0;
-    s.branch = (char *)holds_branch_option(argc, argv, &bad);
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--clearing"))
-            s.has_clearing = s.clearing = 1;
-    if (bad)
-        return cli_fail(cli, EXIT_USAGE, "usage: holds-shelf [--branch CODE] [--clearing]");
+    bool clearing = false;
+    if (holds_branch_args(cli, argc, argv, "usage: holds-shelf [--branch CODE] [--clearing]",
+                          &s.branch, &clearing) != EXIT_OK)
+        return EXIT_USAGE;
+    if (clearing)
+        s.has_clearing = s.clearing = 1;
     Carrel__Request req = CARREL__REQUEST__INIT;
     req.body_case = CARREL__REQUEST__BODY_HOLD_SHELF;
     req.hold_shelf = &s;
@@ -313,7 +321,7 @@ static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
         cli_print_json(&r->hold_shelf->base);
     } else {
         static const char *const headers[] = {"Barcode", "Title", "Patron",
-                                              "Card",    "Until", "Hold"};
+                                              "Card",    "Until", "Status"};
         table_t *t = table_new(6, headers);
         for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
             const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
@@ -335,6 +343,8 @@ static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
 
 static int cmd_transit_list(cli_t *cli, int argc, char **argv)
 {
+    static const char usage[] =
+        "usage: transit list [--incoming|--outgoing|--overdue] [--branch CODE]";
     Carrel__TransitList l = CARREL__TRANSIT_LIST__INIT;
     static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
                                          {"incoming", no_argument, NULL, 'i'},
@@ -357,9 +367,11 @@ static int cmd_transit_list(cli_t *cli, int argc, char **argv)
             l.which = "overdue";
             break;
         default:
-            return EXIT_USAGE;
+            return cli_fail(cli, EXIT_USAGE, "%s", usage);
         }
     }
+    if (optind != argc)
+        return cli_fail(cli, EXIT_USAGE, "%s", usage);
     Carrel__Request req = CARREL__REQUEST__INIT;
     req.body_case = CARREL__REQUEST__BODY_TRANSIT_LIST;
     req.transit_list = &l;
@@ -424,12 +436,122 @@ static int cmd_transit_cancel(cli_t *cli, int argc, char **argv)
 
 /* ---- events ---- */
 
-static volatile sig_atomic_t holds_stop;
+#define HOLDS_EVENTS_TICK_MS     1000
+#define HOLDS_EVENTS_KEEPALIVE_S 60
 
-static void holds_on_signal(int sig)
+/*
+ * `carrel events` listens on the connection's own loop (client_loop). Besides
+ * the connection, the loop watches a tick, so that a turn of it ends at least
+ * that often even when nothing arrives (the keepalive Ping is due on a quiet
+ * connection, which the server would otherwise close after idle_timeout_s),
+ * and SIGINT/SIGTERM, which end the listening at once. The handles live here
+ * until their close callbacks have run (holds_listener_stop).
+ */
+typedef struct holds_listener {
+    cli_t *cli;
+    uv_timer_t tick;
+    uv_signal_t sig_int, sig_term;
+    int handles_open;
+    bool stop;
+    uint64_t keepalive_ms;
+    uint64_t ping_id; /* the keepalive Ping whose Pong has not come back, or 0 */
+    uint64_t ping_sent_ms;
+    bool all_branches; /* --all */
+} holds_listener_t;
+
+static uint64_t holds_now_ms(void)
 {
-    (void)sig;
-    holds_stop = 1;
+    return util_mono_ns() / 1000000u;
+}
+
+static void holds_tick_cb(uv_timer_t *t)
+{
+    (void)t; /* ends the turn of the loop, which then checks the keepalive and the signals */
+}
+
+static void holds_signal_cb(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    holds_listener_t *l = h->data;
+    l->stop = true;
+}
+
+static void holds_handle_closed(uv_handle_t *h)
+{
+    holds_listener_t *l = h->data;
+    l->handles_open--;
+}
+
+static void holds_listener_start(holds_listener_t *l)
+{
+    uv_loop_t *loop = client_loop(&l->cli->conn);
+    uv_timer_init(loop, &l->tick);
+    l->tick.data = l;
+    /* Fine enough that a keepalive goes out at most a quarter late. */
+    uint64_t tick =
+        l->keepalive_ms / 4 < HOLDS_EVENTS_TICK_MS ? l->keepalive_ms / 4 : HOLDS_EVENTS_TICK_MS;
+    uv_timer_start(&l->tick, holds_tick_cb, tick, tick);
+    l->handles_open = 1;
+    uv_signal_t *sigs[] = {&l->sig_int, &l->sig_term};
+    int nums[] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = l;
+        uv_signal_start(sigs[i], holds_signal_cb, nums[i]);
+        l->handles_open++;
+    }
+}
+
+/* Close the handles and run the loop until they are closed: *l may go after. */
+static void holds_listener_stop(holds_listener_t *l)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&l->tick, (uv_handle_t *)&l->sig_int,
+                         (uv_handle_t *)&l->sig_term};
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+        uv_close(hs[i], holds_handle_closed);
+    while (l->handles_open > 0)
+        client_run_once(&l->cli->conn);
+}
+
+/*
+ * Send a keepalive Ping when one is due and none is in flight; take its Pong
+ * out of the inbox when it has come (nothing else would). A Pong overdue by
+ * the profile's timeout means the connection is dead: drop it.
+ */
+static int holds_keepalive(holds_listener_t *l)
+{
+    cli_t *cli = l->cli;
+    client_t *cl = &cli->conn;
+    uint64_t now = holds_now_ms();
+    if (l->ping_id != 0) {
+        Carrel__Response *r = NULL;
+        if (client_poll(cl, l->ping_id, &r) == 1) {
+            l->ping_id = 0;
+            int code = EXIT_OK;
+            if (r->status != CARREL__STATUS__STATUS_OK) {
+                cli_print_status_error(cli, r);
+                code = cli_status_exit(r->status);
+            }
+            carrel__response__free_unpacked(r, NULL);
+            return code;
+        }
+        uint64_t timeout_ms = (uint64_t)(cli->profile.timeout_s > 0 ? cli->profile.timeout_s : 30);
+        timeout_ms *= 1000u;
+        if (!cl->closed && now - l->ping_sent_ms > timeout_ms) {
+            char why[80];
+            snprintf(why, sizeof(why), "no answer to a keepalive within %llu seconds",
+                     (unsigned long long)(timeout_ms / 1000));
+            client_abort(cl, why);
+        }
+    } else if (now - l->ping_sent_ms >= l->keepalive_ms) {
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__Ping p = CARREL__PING__INIT;
+        req.body_case = CARREL__REQUEST__BODY_PING;
+        req.ping = &p;
+        l->ping_id = client_send(cl, &req); /* 0: the connection is closing, the loop sees it */
+        l->ping_sent_ms = now;
+    }
+    return EXIT_OK;
 }
 
 static void holds_print_event(const Carrel__Event *ev, void *arg)
@@ -451,15 +573,12 @@ static void holds_print_event(const Carrel__Event *ev, void *arg)
     fflush(stdout);
 }
 
-static int cmd_events(cli_t *cli, int argc, char **argv)
+static int holds_listen(holds_listener_t *l)
 {
+    cli_t *cli = l->cli;
     Carrel__Subscribe s = CARREL__SUBSCRIBE__INIT;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--all"))
-            s.has_all_branches = s.all_branches = 1;
-        else
-            return cli_fail(cli, EXIT_USAGE, "usage: events [--all]");
-    }
+    if (l->all_branches)
+        s.has_all_branches = s.all_branches = 1;
     Carrel__Request req = CARREL__REQUEST__INIT;
     req.body_case = CARREL__REQUEST__BODY_SUBSCRIBE;
     req.subscribe = &s;
@@ -473,24 +592,51 @@ static int cmd_events(cli_t *cli, int argc, char **argv)
     if (!cli->json)
         printf("Listening for events; Ctrl-C to stop.\n");
     fflush(stdout);
-    signal(SIGINT, holds_on_signal);
-    signal(SIGTERM, holds_on_signal);
-    uint64_t last = util_mono_ns();
-    while (!holds_stop && !cli->conn.closed) {
+    l->ping_sent_ms = holds_now_ms(); /* the Subscribe just now counts as traffic */
+    while (!l->stop && !cli->conn.closed) {
+        code = holds_keepalive(l);
+        if (code != EXIT_OK)
+            return code;
         client_run_once(&cli->conn);
-        if (util_mono_ns() - last > 60ull * 1000000000ull) {
-            /* Keep the connection from the idle timeout. */
-            Carrel__Request ping = CARREL__REQUEST__INIT;
-            Carrel__Ping p = CARREL__PING__INIT;
-            ping.body_case = CARREL__REQUEST__BODY_PING;
-            ping.ping = &p;
-            if (client_send(&cli->conn, &ping) == 0)
-                break;
-            last = util_mono_ns();
+    }
+    if (l->stop)
+        return EXIT_OK;
+    return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+}
+
+static int holds_events_usage(cli_t *cli)
+{
+    return cli_fail(cli, EXIT_USAGE, "usage: events [--all] [--keepalive SECONDS]");
+}
+
+static int cmd_events(cli_t *cli, int argc, char **argv)
+{
+    holds_listener_t l = {.cli = cli, .keepalive_ms = HOLDS_EVENTS_KEEPALIVE_S * 1000u};
+    static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
+                                         {"keepalive", required_argument, NULL, 'k'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "ak:", opts, NULL)) != -1) {
+        if (ch == 'a') {
+            l.all_branches = true;
+        } else if (ch == 'k') {
+            int64_t seconds;
+            if (cli_int_arg(cli, "--keepalive", optarg, 1, 3600, &seconds) != EXIT_OK)
+                return EXIT_USAGE;
+            l.keepalive_ms = (uint64_t)seconds * 1000u;
+        } else {
+            return holds_events_usage(cli);
         }
     }
-    return cli->conn.closed && !holds_stop ? cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error)
-                                           : EXIT_OK;
+    if (optind != argc)
+        return holds_events_usage(cli);
+    /* Signals are watched before anything is printed, so that one sent as soon
+     * as "Listening" shows is not missed. */
+    holds_listener_start(&l);
+    int code = holds_listen(&l);
+    holds_listener_stop(&l);
+    cli->conn.on_event = NULL;
+    return code;
 }
 
 const command_t holds_commands[] = {
@@ -518,7 +664,8 @@ const command_t holds_commands[] = {
      "receive items at this branch (a checkin)"},
     {"transit cancel", cmd_transit_cancel, true, "BARCODE",
      "cancel a transit: the item goes back to the sender's shelf"},
-    {"events", cmd_events, true, "[--all]",
-     "print this branch's live events (captures, transits, holds) until Ctrl-C"},
+    {"events", cmd_events, true, "[--all] [--keepalive SECONDS]",
+     "print this branch's live events (captures, transits, holds) until Ctrl-C; "
+     "a keepalive Ping every 60 s unless --keepalive says otherwise"},
     {NULL, NULL, false, NULL, NULL},
 };

@@ -3,7 +3,10 @@
 transits, fairness, expiry, live events, and the races existing systems get wrong."""
 
 import os
+import queue
 import random
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -639,6 +642,178 @@ class Races(unittest.TestCase):
         filled = env.psql("SELECT count(*) FROM hold WHERE bib_id = %d AND status = 'filled'" % bib)
         self.assertEqual(int(filled), len(captured))
         self.assertEqual(env.psql("SELECT count(*) FROM circ_invariants()"), "0")
+
+
+class EventsCommand(unittest.TestCase):
+    """`carrel events` on a quiet connection: keepalive, pongs, signals."""
+
+    def start_events(self, daemon, *args):
+        prof = env.profile(daemon, "desk-dwn", "roamer", PASSWORD)
+        e = dict(os.environ)
+        e.pop("CARREL_PASSWORD", None)
+        proc = subprocess.Popen([harness.CARREL, "-c", prof, "events"] + list(args),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+        lines = queue.Queue()
+
+        def read():
+            for line in proc.stdout:
+                lines.put(line.rstrip("\n"))
+            lines.put(None)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+
+        def cleanup():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            reader.join(5)
+            proc.stdout.close()
+            proc.stderr.close()
+        self.addCleanup(cleanup)
+        return proc, lines
+
+    def expect(self, lines, pattern, timeout=10):
+        deadline = time.time() + timeout
+        seen = []
+        while time.time() < deadline:
+            try:
+                line = lines.get(timeout=max(0.01, deadline - time.time()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line)
+            if pattern in line:
+                return line
+        self.fail("no line with %r; saw %r" % (pattern, seen))
+
+    def finish(self, proc, sig, timeout):
+        """Send `sig`; the command must exit 0 within `timeout` with no sanitizer report."""
+        start = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("carrel events did not stop within %s s of signal %d" % (timeout, sig))
+        took = time.monotonic() - start
+        err = proc.stderr.read()
+        for mark in harness.SANITIZER_MARKS:
+            self.assertNotIn(mark, err)
+        self.assertEqual(code, 0, err)
+        return took
+
+    def test_keepalive_outlives_the_idle_timeout(self):
+        d = env.daemon(idle_timeout_s=2)
+        try:
+            title = "Quiet events title %d" % time.time_ns()
+            bib = new_bib(title)
+            new_item(bib, "DWN")  # on the shelf here: a hold elsewhere asks DWN for it
+            card = new_patron(branch="PRK")
+            proc, lines = self.start_events(d, "--keepalive", "1")
+            self.expect(lines, "Listening for events")
+            time.sleep(5)  # more than twice the server's idle timeout
+            self.assertIsNone(proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
+            r = env.carrel(env.profile(d, "desk-prk", "roamer", PASSWORD), "hold", "place", card,
+                           "--bib", str(bib), "--pickup", "PRK")
+            self.assertEqual(r.code, 0, r)
+            line = self.expect(lines, title)
+            self.assertTrue(line.startswith("[DWN] "), line)
+            self.finish(proc, signal.SIGTERM, timeout=5)
+            self.assertNotIn("closing idle connection", d.log_text())
+        finally:
+            d.stop()
+
+    def test_signals_stop_a_quiet_listener_at_once(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            proc, lines = self.start_events(main, "--all")
+            self.expect(lines, "Listening for events")
+            took = self.finish(proc, sig, timeout=5)
+            self.assertLess(took, 3)
+
+    def test_keepalive_option_is_checked(self):
+        for bad in ("0", "3601", "x"):
+            r = carrel("events", "--keepalive", bad)
+            self.assertEqual(r.code, 2, r)
+        r = carrel("events", "stray")
+        self.assertEqual(r.code, 2, r)
+
+
+class CommandLines(unittest.TestCase):
+    """Command lines refused with a usage error, and text output for people."""
+
+    def text(self, *args, branch="DWN", user="roamer"):
+        return env.carrel(env.profile(main, WS[branch], user, PASSWORD), *args, json_out=False)
+
+    def test_unknown_options_and_extra_arguments_are_usage_errors(self):
+        for args in (["pull-list", "--clearing"], ["pull-list", "stray"],
+                     ["pull-list", "--bogus"],
+                     ["holds-shelf", "stray"], ["holds-shelf", "--clearing", "stray"],
+                     ["holds-shelf", "--bogus"],
+                     ["transit", "list", "stray"], ["transit", "list", "--incoming", "stray"],
+                     ["transit", "list", "--bogus"]):
+            r = carrel(*args)
+            self.assertEqual(r.code, 2, (args, r))
+            self.assertIn("usage", r.stderr, (args, r))
+        # The same commands, used rightly, still work.
+        self.assertEqual(carrel("pull-list", "--branch", "DWN").code, 0)
+        self.assertEqual(carrel("holds-shelf", "--clearing", "--branch", "DWN").code, 0)
+        self.assertEqual(carrel("transit", "list", "--incoming", "--branch", "DWN").code, 0)
+
+    def test_holds_shelf_heads_the_status_column(self):
+        bib = new_bib("Shelf Heading Title")
+        copy = new_item(bib, "DWN")
+        borrower, waiting = new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        h = place(waiting, bib).json["id"]
+        self.assertEqual(carrel("checkin", copy).json[0]["hold_id"], h)
+        r = self.text("holds-shelf")
+        self.assertEqual(r.code, 0, r)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["Barcode", "Title", "Patron", "Card", "Until",
+                                            "Status"])
+        row = [line for line in lines if line.startswith(copy)]
+        self.assertEqual(len(row), 1, lines)
+        self.assertTrue(row[0].endswith("ready"), row)
+
+    def test_text_tables_are_freed(self):
+        """account and policy list print tables and free them (LeakSanitizer watches)."""
+        copy = new_item(new_bib("Account Loan Title"), "DWN")
+        card = new_patron()
+        self.assertEqual(carrel("checkout", card, copy).code, 0)
+        r = carrel("charge", card, "1.50", "--note", "replacement card", user="libby")
+        self.assertEqual(r.code, 0, r)
+        r = self.text("account", card)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn(copy + "  Account Loan Title", r.stdout)
+        self.assertIn("replacement card", r.stdout)
+        carrel("checkin", copy)
+        r = self.text("policy", "list")
+        self.assertEqual(r.code, 0, r)
+
+    def test_account_text_shows_holds(self):
+        bib = new_bib("Account Holds Waiting Title")
+        copy = new_item(bib, "DWN")
+        other = new_bib("Account Holds Ready Title")
+        ready_copy = new_item(other, "DWN")
+        borrower, first, card = new_patron(), new_patron(), new_patron()
+        carrel("checkout", borrower, copy)
+        carrel("checkout", borrower, ready_copy)
+        place(first, bib)
+        place(card, bib, pickup="PRK")  # second in the queue
+        ready = place(card, other).json["id"]
+        self.assertEqual(carrel("checkin", ready_copy).json[0]["hold_id"], ready)
+        holds = carrel("hold", "list", card).json["holds"]
+        until = [h for h in holds if h["id"] == ready][0]["shelf_expires_on"]
+        r = self.text("account", card)
+        self.assertEqual(r.code, 0, r)
+        lines = r.stdout.splitlines()
+        waiting = [line for line in lines if "Account Holds Waiting Title" in line]
+        self.assertEqual(len(waiting), 1, r.stdout)
+        self.assertRegex(waiting[0], r"Account Holds Waiting Title\s+PRK\s+waiting\s+#2 in queue$")
+        shelf = [line for line in lines if "Account Holds Ready Title" in line]
+        self.assertEqual(len(shelf), 1, r.stdout)
+        self.assertRegex(shelf[0], r"Account Holds Ready Title\s+DWN\s+ready\s+on the shelf "
+                                   r"until %s$" % until)
 
 
 if __name__ == "__main__":
