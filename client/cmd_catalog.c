@@ -180,6 +180,7 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
             table_add(t, row);
         }
         table_print(t, stdout);
+        table_free(t);
         int pages = (res->total + limit - 1) / limit;
         printf("%d found; page %d of %d\n", res->total, page, pages ? pages : 1);
     }

@@ -254,6 +254,13 @@ class B_Search(unittest.TestCase):
         self.assertEqual(res["results"][0]["title"], "Programming Perl")
         self.assertGreaterEqual(res["total"], 2)
 
+    def test_text_output(self):
+        r = env.carrel(profile(), "catalog", "search", "programming", "perl", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        self.assertTrue(r.stdout.startswith("Bib"), r.stdout)
+        self.assertIn("Programming Perl", r.stdout)
+        self.assertRegex(r.stdout, r"\d+ found; page 1 of \d+")
+
     def test_author_and_subject(self):
         res = self.search("wall")
         self.assertIn("Wall, Larry", [b["author"] for b in res["results"]])
