@@ -84,6 +84,7 @@ static const db_stmt_t stmt_export = {
     "notices_export",
     "SELECT " NOTICE_COLUMNS("n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
                                   " WHERE n.status = 'pending' AND n.channel IN ('sms', 'phone')"
+                                  "   AND NOT notice_moot(n)"
                                   "   AND ($1::text IS NULL OR n.channel = $1) AND n.id > $3"
                                   " ORDER BY n.id LIMIT $2",
 };

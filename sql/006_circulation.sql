@@ -120,6 +120,7 @@ CREATE TABLE circ_policy (
     hold_blocks_renewal boolean NOT NULL DEFAULT true,
     charge_lost boolean NOT NULL DEFAULT true,
     CHECK (loan_days > 0 OR loan_hours > 0),
+    CHECK (item_type IS NULL OR max_loans IS NULL),  -- the overall cap is untyped
     UNIQUE NULLS NOT DISTINCT (patron_category, item_type, branch_id)
 );
 
@@ -1108,6 +1109,13 @@ BEGIN
                 MESSAGE = 'No such rule (the default rule cannot be removed).';
         END IF;
         RETURN;
+    END IF;
+    -- The overall cap is read from rules without an item type; on a typed rule
+    -- it would be stored and never used.
+    IF p_item_type IS NOT NULL AND p_max_loans IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:max_loans',
+            MESSAGE = 'The overall loan limit goes on a rule without an item type; '
+                      'use the limit per item type here.';
     END IF;
     INSERT INTO circ_policy AS c (patron_category, item_type, branch_id, loan_days, loan_hours,
                              renewals, circulates, max_loans, max_loans_of_type,

@@ -30,7 +30,9 @@ INSERT INTO library_setting (name, value) VALUES
     ('notice_courtesy_days', '2'),
     ('notice_overdue_1_days', '1'),
     ('notice_overdue_2_days', '8'),
-    -- Sent notices name titles: they are removed after this many days.
+    -- Notices name titles: after this many days a sent, exported or failed
+    -- notice keeps no text or address (the row stays while its loan or hold
+    -- is open, so it is not generated again).
     ('notice_keep_days', '30');
 
 ALTER TABLE patron_category ADD COLUMN max_holds integer NOT NULL DEFAULT 25
@@ -974,12 +976,7 @@ BEGIN
     WHERE status = 'sending' AND claimed_at < now() - interval '10 minutes';
     -- Privacy: a notice names a title. Once its loan or hold has ended, it is
     -- of no further use and goes (unsent ones too: nobody needs them now).
-    DELETE FROM notice n
-    WHERE n.status <> 'sending'
-      AND (EXISTS (SELECT 1 FROM loan ended WHERE ended.id = n.loan_id
-                                               AND ended.returned_at IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM hold closed WHERE closed.id = n.hold_id
-                      AND closed.status IN ('filled', 'cancelled', 'expired')));
+    DELETE FROM notice n WHERE n.status <> 'sending' AND notice_moot(n);
     -- Older than notice_keep_days: the text and address go. The row stays while
     -- its loan or hold is open, so the same notice is never generated twice;
     -- one about neither goes entirely.
@@ -995,17 +992,27 @@ BEGIN
 END
 $$;
 
+-- A notice whose loan has ended or whose hold has closed: nobody needs it now.
+CREATE FUNCTION notice_moot(n notice) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM loan l WHERE l.id = n.loan_id AND l.returned_at IS NOT NULL)
+        OR EXISTS (SELECT 1 FROM hold h WHERE h.id = n.hold_id
+                                          AND h.status IN ('filled', 'cancelled', 'expired'))
+$$;
+
 -- Email notices for the sender: claimed in batches so two senders never send one twice.
 CREATE FUNCTION notice_claim_email(p_limit integer)
 RETURNS TABLE (id bigint, address text, subject text, body text)
 LANGUAGE sql AS $$
     UPDATE notice n SET status = 'sending', attempts = attempts + 1, claimed_at = now()
     WHERE n.id IN (SELECT x.id FROM notice x
-                   LEFT JOIN loan l ON l.id = x.loan_id LEFT JOIN hold h ON h.id = x.hold_id
                    WHERE x.channel = 'email' AND x.status = 'pending'
-                     AND l.returned_at IS NULL
-                     AND coalesce(h.status, 'waiting') NOT IN ('filled', 'cancelled', 'expired')
-                   ORDER BY x.id LIMIT p_limit FOR UPDATE OF x SKIP LOCKED)
+                     -- a refused message waits longer after each try (5, 10, 15,
+                     -- 20 minutes), not five tries in one pass
+                     AND (x.claimed_at IS NULL
+                          OR x.claimed_at < now() - x.attempts * interval '5 minutes')
+                     AND NOT notice_moot(x)
+                   ORDER BY x.id LIMIT p_limit FOR UPDATE SKIP LOCKED)
     RETURNING n.id, n.address, n.subject, n.body
 $$;
 

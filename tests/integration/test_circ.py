@@ -223,6 +223,10 @@ class Refusals(unittest.TestCase):
         r = carrel("policy", "set", "--category", "juvenile", "--days", "14", "--max", "2",
                    user="admin")
         self.assertEqual(r.code, 0, r)
+        # The overall cap belongs on a rule without item type (it would never be read).
+        r = carrel("policy", "set", "--category", "juvenile", "--type", "dvd", "--max", "1",
+                   user="admin")
+        self.assertEqual((r.code, r.json["reason"]), (4, "field:max_loans"), r)
         card = new_patron(category="juvenile")
         items = [new_item() for _ in range(3)]
         self.assertEqual(checkout(card, items[0]).code, 0)
