@@ -377,7 +377,8 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
     TAKE(title)
     TAKE(author)
     TAKE(publisher)
-    TAKE(year) TAKE(format) TAKE(language) TAKE(call_number)
+    TAKE(year)
+    TAKE(format) TAKE(language) TAKE(call_number)
 #undef TAKE
         if (e.set_isbns)
     {

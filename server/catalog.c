@@ -25,7 +25,8 @@ static const db_stmt_t stmt_search = {
 
 #define BIB_COLUMNS                                                                                \
     "b.id, b.title, b.author, b.subjects, b.isbns, b.issns, b.publisher, b.pub_year, b.format,"    \
-    " b.language, b.call_number, b.control_number, b.control_source, b.version, api_time(b.updated_at)"
+    " b.language, b.call_number, b.control_number, b.control_source, b.version, "                  \
+    "api_time(b.updated_at)"
 
 static const db_stmt_t stmt_bib_get = {
     "catalog_bib_get",
@@ -34,7 +35,7 @@ static const db_stmt_t stmt_bib_get = {
 
 #define ITEM_COLUMNS                                                                               \
     "i.id, i.barcode, i.bib_id, ob.code, cb.code, i.location, i.call_number, i.item_type,"         \
-    " i.price_cents, i.status::text, i.date_added, coalesce(api_time(i.last_circulated), ''),"         \
+    " i.price_cents, i.status::text, i.date_added, coalesce(api_time(i.last_circulated), ''),"     \
     " i.circ_count, i.version, b.title"                                                            \
     " FROM item i JOIN branch ob ON ob.id = i.owning_branch_id"                                    \
     " JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"

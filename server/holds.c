@@ -83,7 +83,7 @@ static const db_stmt_t stmt_clearing = {
 };
 
 #define TRANSIT_COLUMNS                                                                            \
-    "t.id, i.barcode, b.title, fb.code, tb.code, t.reason, api_time(t.sent_at),"             \
+    "t.id, i.barcode, b.title, fb.code, tb.code, t.reason, api_time(t.sent_at),"                   \
     " t.sent_at < now() - make_interval(days =>"                                                   \
     "     library_setting_text('transit_overdue_days')::integer)"                                  \
     "  FROM transit t JOIN item i ON i.id = t.item_id JOIN bib b ON b.id = i.bib_id"               \

@@ -77,8 +77,7 @@ static void *raw_desk_main(void *arg)
                              "NULL, false)",
                              0, NULL);
     PGresult *p2 = PQprepare(pg, "checkin",
-                             "SELECT * FROM circ_checkin($1::uuid, $2, $3, $4, $5, NULL)", 0,
-                             NULL);
+                             "SELECT * FROM circ_checkin($1::uuid, $2, $3, $4, $5, NULL)", 0, NULL);
     if (PQresultStatus(p1) != PGRES_COMMAND_OK || PQresultStatus(p2) != PGRES_COMMAND_OK) {
         fprintf(stderr, "prepare: %s", PQerrorMessage(pg));
         d->failed = 1;
