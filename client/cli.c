@@ -67,6 +67,14 @@ int cli_int32_arg(cli_t *cli, const char *what, const char *text, int32_t min, i
     return code;
 }
 
+bool cli_has_option(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return true;
+    return false;
+}
+
 void cli_print_json(const ProtobufCMessage *msg)
 {
     json_t j;

@@ -76,6 +76,12 @@ int cli_int_arg(cli_t *cli, const char *what, const char *text, int64_t min, int
 /* Same for 32-bit protobuf fields. */
 int cli_int32_arg(cli_t *cli, const char *what, const char *text, int32_t min, int32_t max,
                   int32_t *out);
+/*
+ * True when an argument after the command name looks like an option
+ * ("-x", "--xyz"): for commands that take only positional arguments, so that
+ * "--bogus" is a usage error and not sent to the server as a barcode.
+ */
+bool cli_has_option(int argc, char **argv);
 /* Print a message (the response body) as JSON on stdout. */
 void cli_print_json(const ProtobufCMessage *msg);
 /* Set a fresh UUID as the request's idempotency key. */

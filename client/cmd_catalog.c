@@ -378,7 +378,8 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
     TAKE(author)
     TAKE(publisher)
     TAKE(year)
-    TAKE(format) TAKE(language) TAKE(call_number)
+    TAKE(format)
+    TAKE(language) TAKE(call_number)
 #undef TAKE
         if (e.set_isbns)
     {
@@ -414,7 +415,7 @@ static int item_get(cli_t *cli, const char *barcode, Carrel__Response **out)
 
 static int cmd_item_show(cli_t *cli, int argc, char **argv)
 {
-    if (argc != 2)
+    if (argc != 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: item show BARCODE");
     Carrel__Response *r = NULL;
     int code = item_get(cli, argv[1], &r);

@@ -244,7 +244,7 @@ static void circ_hold_where(char *out, size_t size, const Carrel__Hold *h)
 
 static int cmd_account(cli_t *cli, int argc, char **argv)
 {
-    if (argc != 2)
+    if (argc != 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: account CARD");
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__AccountGet g = CARREL__ACCOUNT_GET__INIT;
@@ -419,7 +419,7 @@ static int cmd_item_mark(cli_t *cli, int argc, char **argv)
 
 static int cmd_item_use(cli_t *cli, int argc, char **argv)
 {
-    if (argc < 2)
+    if (argc < 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: item use BARCODE...");
     int worst = EXIT_OK;
     for (int i = 1; i < argc; i++) {
@@ -643,7 +643,7 @@ static void circ_print_calendar(cli_t *cli, const Carrel__Calendar *c)
 
 static int cmd_calendar_show(cli_t *cli, int argc, char **argv)
 {
-    if (argc > 2)
+    if (argc > 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: calendar show [BRANCH]");
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__CalendarGet g = CARREL__CALENDAR_GET__INIT;
@@ -710,7 +710,7 @@ static int cmd_calendar_close(cli_t *cli, int argc, char **argv)
 
 static int cmd_calendar_open(cli_t *cli, int argc, char **argv)
 {
-    if (argc < 3)
+    if (argc < 3 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: calendar open BRANCH DAY...");
     Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;
     s.branch = argv[1];
@@ -722,7 +722,7 @@ static int cmd_calendar_open(cli_t *cli, int argc, char **argv)
 /* "1=10:00-18:00" ... : the whole week; days not named are closed. */
 static int cmd_calendar_hours(cli_t *cli, int argc, char **argv)
 {
-    if (argc < 2)
+    if (argc < 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE,
                         "usage: calendar hours BRANCH [DAY=HH:MM-HH:MM ...]  (1 = Monday)");
     Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;

@@ -282,7 +282,7 @@ static int cmd_pull_list(cli_t *cli, int argc, char **argv)
 
 static int cmd_item_not_found(cli_t *cli, int argc, char **argv)
 {
-    if (argc != 2)
+    if (argc != 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: item not-found BARCODE");
     Carrel__ItemNotFound n = CARREL__ITEM_NOT_FOUND__INIT;
     n.barcode = argv[1];
@@ -413,7 +413,7 @@ static int cmd_transit_receive(cli_t *cli, int argc, char **argv)
 
 static int cmd_transit_cancel(cli_t *cli, int argc, char **argv)
 {
-    if (argc != 2)
+    if (argc != 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: transit cancel BARCODE");
     Carrel__TransitChange c = CARREL__TRANSIT_CHANGE__INIT;
     c.barcode = argv[1];

@@ -432,7 +432,7 @@ static int cmd_patron_edit(cli_t *cli, int argc, char **argv)
 
 static int cmd_patron_show(cli_t *cli, int argc, char **argv)
 {
-    if (argc != 2)
+    if (argc != 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: patron show CARD");
     Carrel__Response *resp = NULL;
     int code = patron_get(cli, argv[1], &resp);
@@ -562,7 +562,7 @@ static int cmd_patron_unblock(cli_t *cli, int argc, char **argv)
 
 static int cmd_patron_merge(cli_t *cli, int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: patron merge KEEP_CARD MERGE_CARD");
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__PatronMerge m = CARREL__PATRON_MERGE__INIT;

@@ -501,6 +501,13 @@ class EdgeCases(unittest.TestCase):
                          env.psql("SELECT * FROM hold_invariants()"))
         self.assertEqual(carrel("checkin", copy, branch="PRK").json[0]["route"], "transit")  # home
 
+    def test_options_are_not_barcodes(self):
+        for args in [("account", "--bogus"), ("item", "not-found", "--bogus"),
+                     ("transit", "cancel", "-x"), ("patron", "show", "--card"),
+                     ("item", "show", "--all")]:
+            r = carrel(*args)
+            self.assertEqual(r.code, 2, (args, r))
+
     def test_retried_change_answers_for_its_own_hold(self):
         bib, other = new_bib(), new_bib()
         new_item(bib), new_item(other)
