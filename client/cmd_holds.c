@@ -428,8 +428,9 @@ static int cmd_transit_cancel(cli_t *cli, int argc, char **argv)
     if (cli->json && r->transit)
         cli_print_json(&r->transit->base);
     else
-        printf("transit of %s cancelled; it is back on the shelf at %s\n", argv[1],
-               r->transit ? r->transit->from_branch : "?");
+        printf("transit of %s cancelled; it is back on the shelf where it was last "
+               "scanned\n",
+               argv[1]);
     carrel__response__free_unpacked(r, NULL);
     return EXIT_OK;
 }
@@ -663,7 +664,7 @@ const command_t holds_commands[] = {
     {"transit receive", cmd_transit_receive, true, "ITEM...",
      "receive items at this branch (a checkin)"},
     {"transit cancel", cmd_transit_cancel, true, "BARCODE",
-     "cancel a transit: the item goes back to the sender's shelf"},
+     "cancel a transit: the item goes on the shelf of the branch that last scanned it"},
     {"events", cmd_events, true, "[--all] [--keepalive SECONDS]",
      "print this branch's live events (captures, transits, holds) until Ctrl-C; "
      "a keepalive Ping every 60 s unless --keepalive says otherwise"},

@@ -572,9 +572,9 @@ static void item_get_done(const db_result_t *r, void *arg)
     request_ok(req);
 }
 
-void catalog_reply_item(request_t *req, const char *barcode)
+void catalog_reply_item(request_t *req, const char *item_id)
 {
-    const char *values[2] = {barcode, NULL};
+    const char *values[2] = {NULL, item_id};
     request_db(req, &stmt_item_get, 2, values, item_get_done);
 }
 

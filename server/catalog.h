@@ -12,9 +12,9 @@
 /* "available", "checked_out", ... as in the item_status SQL enum; NULL if unknown. */
 const char *item_status_name(Carrel__ItemStatus s);
 Carrel__ItemStatus item_status_from_name(const char *name);
-/* End req with the item as it is now (body Item), looked up by barcode. */
+/* End req with the item as it is now (body Item), looked up by id (decimal text). */
 struct request;
-void catalog_reply_item(struct request *req, const char *barcode);
+void catalog_reply_item(struct request *req, const char *item_id);
 /* An Item from a row in the column order of catalog.c's ITEM_COLUMNS. */
 Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row);
 

@@ -344,7 +344,8 @@ static void not_found_done(const db_result_t *r, void *arg)
     }
     log_info(req->conn->id, "%s: %s not found on the shelf; marked missing",
              request_session(req)->username, req->msg->item_not_found->barcode);
-    catalog_reply_item(req, req->msg->item_not_found->barcode);
+    /* The item the function marked: on a repeated key, the first request's. */
+    catalog_reply_item(req, arena_strdup(&req->arena, db_text(r->res, 0, 0)));
 }
 
 void handle_item_not_found(request_t *req)

@@ -501,8 +501,13 @@ BEGIN
             captured_item_id = coalesce(captured_item_id, p_item.id)
         WHERE id = h.id;
         -- Another copy set aside for the same hold would stay stranded: release it.
+        -- On the hold shelf it goes on the clearing list; on its way, it travels
+        -- on as an ordinary transit and is routed again where it arrives.
         IF h.captured_item_id IS NOT NULL AND h.captured_item_id <> p_item.id THEN
             UPDATE hold SET captured_item_id = p_item.id WHERE id = h.id;
+            UPDATE transit SET reason = 'home'
+            WHERE item_id = h.captured_item_id AND reason = 'hold'
+              AND received_at IS NULL AND cancelled_at IS NULL;
         END IF;
     END IF;
     -- A copy taken (by override) from someone else's hold: that hold waits again.
@@ -1060,8 +1065,8 @@ LANGUAGE sql STABLE AS $$
     WHERE t.reason = 'hold' AND t.received_at IS NULL AND t.cancelled_at IS NULL
       AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.captured_item_id = t.item_id
                                              AND h.status = 'in_transit')
-      -- the hold was cancelled (or ran out) while the copy travelled: it goes on
-      -- and is routed again where it arrives
+      -- the hold ended while the copy travelled (cancelled or ran out): it
+      -- goes on and is routed again where it arrives
       AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.captured_item_id = t.item_id
                                              AND h.status IN ('cancelled', 'expired')
                                              AND h.closed_at >= t.sent_at)

@@ -18,6 +18,7 @@ import harness  # noqa: E402
 from harness import pb_message  # noqa: E402
 
 REQ_CHECKOUT, REQ_CHECKIN, REQ_HOLD_PLACE, REQ_HOLD_CHANGE, REQ_SUBSCRIBE = 80, 81, 120, 122, 131
+REQ_ITEM_NOT_FOUND, RESP_ITEM = 125, 43
 RESP_EVENT, RESP_CHECKIN, RESP_HOLD = 9, 81, 120
 PASSWORD = "staff-password-123"
 BRANCHES = ["ALB", "BAR", "CMP", "DWN", "DWT", "PRK", "RPK"]
@@ -500,6 +501,33 @@ class EdgeCases(unittest.TestCase):
         self.assertEqual(env.psql("SELECT count(*) FROM hold_invariants()"), "0",
                          env.psql("SELECT * FROM hold_invariants()"))
         self.assertEqual(carrel("checkin", copy, branch="PRK").json[0]["route"], "transit")  # home
+
+    def test_hold_filled_by_another_copy_while_one_travels(self):
+        bib = new_bib()
+        far, near = new_item(bib, "PRK"), new_item(bib, "DWN", status="in_processing")
+        card = new_patron()
+        place(card, bib)  # pickup DWN
+        self.assertEqual(carrel("checkin", far, branch="PRK").json[0]["route"], "transit")
+        env.psql("UPDATE item SET status = 'available' WHERE barcode = '%s'" % near)
+        r = carrel("checkout", card, near)  # the patron came in and took the copy here
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(env.psql("SELECT count(*) FROM hold_invariants()"), "0",
+                         env.psql("SELECT * FROM hold_invariants()"))
+        back = carrel("checkin", far).json[0]  # arrives at DWN: nobody waits, home to PRK
+        self.assertEqual(back["route"], "transit")
+        carrel("checkin", near)
+
+    def test_repeated_not_found_answers_for_its_first_copy(self):
+        bib = new_bib()
+        first, second = new_item(bib, "DWN"), new_item(bib, "DWN")
+        w = main.logged_in_wire("desk-dwn", "roamer", PASSWORD)
+        key = str(uuid.uuid4())
+        a = w.call(REQ_ITEM_NOT_FOUND, pb_message((1, first)), key=key)
+        b = w.call(REQ_ITEM_NOT_FOUND, pb_message((1, second)), key=key)
+        w.close()
+        self.assertEqual((a.status, b.status), ("ok", "ok"))
+        self.assertEqual(b.body(RESP_ITEM)[2][0].decode(), first)
+        self.assertEqual((status(first), status(second)), ("missing DWN", "available DWN"))
 
     def test_options_are_not_barcodes(self):
         for args in [("account", "--bogus"), ("item", "not-found", "--bogus"),
