@@ -131,16 +131,15 @@ static void text_escape_one(char *esc, size_t size, uint32_t c, bool stray)
         snprintf(esc, size, "\\u{%04X}", (unsigned)c);
 }
 
-int text_escape(struct buf *out, const char *s, unsigned flags)
+int text_escape_n(struct buf *out, const uint8_t *p, size_t n, unsigned flags)
 {
-    const uint8_t *p = (const uint8_t *)s;
-    size_t n = strlen(s);
     size_t i = 0, run = 0; /* printable bytes from i - run not yet copied */
     while (i < n) {
         uint32_t c = 0;
         size_t len = text_utf8_decode(p + i, n - i, &c);
-        bool line = (flags & TEXT_ESCAPE_KEEP_LINES) && (c == '\n' || c == '\t');
-        if (len != 0 && (line || (!text_is_control(c) && c != '\n' && c != '\t'))) {
+        bool kept = ((flags & TEXT_ESCAPE_KEEP_LINES) && (c == '\n' || c == '\t')) ||
+                    ((flags & TEXT_ESCAPE_KEEP_CR) && c == '\r');
+        if (len != 0 && (kept || (!text_is_control(c) && c != '\n' && c != '\t'))) {
             i += len;
             run += len;
             continue;
@@ -155,4 +154,26 @@ int text_escape(struct buf *out, const char *s, unsigned flags)
         i += len == 0 ? 1 : len;
     }
     return buf_append(out, p + i - run, run);
+}
+
+int text_escape(struct buf *out, const char *s, unsigned flags)
+{
+    return text_escape_n(out, (const uint8_t *)s, strlen(s), flags);
+}
+
+size_t text_utf8_incomplete(const uint8_t *s, size_t n)
+{
+    /* Look back at most three bytes for a lead byte whose sequence is longer
+     * than what is there, with only continuation bytes after it. */
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        uint8_t b = s[n - back];
+        if ((b & 0xC0) == 0x80)
+            continue;
+        size_t need = b >= 0xC2 && b <= 0xDF   ? 2
+                      : b >= 0xE0 && b <= 0xEF ? 3
+                      : b >= 0xF0 && b <= 0xF4 ? 4
+                                               : 0;
+        return need > back ? back : 0;
+    }
+    return 0;
 }

@@ -50,14 +50,24 @@ const char *text_problem_describe(text_problem_t p);
 void text_sanitize(char *s, bool keep_lines);
 
 #define TEXT_ESCAPE_KEEP_LINES 1u /* LF and TAB pass unchanged (multi-line output) */
+#define TEXT_ESCAPE_KEEP_CR    2u /* CR passes unchanged (a progress line redrawn in place) */
 
 /*
- * Append s to out with every control character and every byte that is not
- * valid UTF-8 written as a visible escape: \n, \t and \r for those three
+ * Append s to out (not NUL-terminated) with every control character and
+ * every byte that is not valid UTF-8 written as a visible escape: \n, \t and \r for those three
  * (unless TEXT_ESCAPE_KEEP_LINES keeps LF and TAB), \e for ESC, \xHH for
  * other single bytes, \u{HHHH} for C1 controls. Printable text, including
  * backslashes, is copied as it is. Returns 0, or -1 when out of memory.
  */
 __attribute__((warn_unused_result)) int text_escape(struct buf *out, const char *s, unsigned flags);
+/* The same for n bytes that may include NULs (written as \x00). */
+__attribute__((warn_unused_result)) int text_escape_n(struct buf *out, const uint8_t *s, size_t n,
+                                                      unsigned flags);
+/*
+ * How many bytes at the end of s[0..n) are the start of a UTF-8 character
+ * cut short (0-3): a stream filter keeps them for its next write instead of
+ * escaping half a character.
+ */
+size_t text_utf8_incomplete(const uint8_t *s, size_t n);
 
 #endif

@@ -154,6 +154,31 @@ static void test_escape_copies_printable_text(void **state)
     buf_free(&b);
 }
 
+static void test_escape_bytes_and_carriage_returns(void **state)
+{
+    (void)state;
+    struct buf b = BUF_INIT;
+    assert_int_equal(text_escape_n(&b, (const uint8_t *)"a\0b\r", 4, 0), 0);
+    assert_int_equal(text_escape_n(&b, (const uint8_t *)"\r[##  ]\x1b", 8, TEXT_ESCAPE_KEEP_CR), 0);
+    assert_int_equal(buf_append(&b, "", 1), 0);
+    assert_string_equal((char *)b.data, "a\\x00b\\r\r[##  ]\\e");
+    buf_free(&b);
+}
+
+static void test_incomplete_character_at_the_end(void **state)
+{
+    (void)state;
+    const uint8_t *s = (const uint8_t *)"ab\xE6\x9D\xB1"; /* 東 */
+    assert_int_equal(text_utf8_incomplete(s, 5), 0);
+    assert_int_equal(text_utf8_incomplete(s, 4), 2);
+    assert_int_equal(text_utf8_incomplete(s, 3), 1);
+    assert_int_equal(text_utf8_incomplete(s, 2), 0);
+    assert_int_equal(text_utf8_incomplete(s, 0), 0);
+    assert_int_equal(text_utf8_incomplete((const uint8_t *)"\xF0\x9F\x93", 3), 3);
+    assert_int_equal(text_utf8_incomplete((const uint8_t *)"x\x80\x80\x80", 4), 0);
+    assert_int_equal(text_utf8_incomplete((const uint8_t *)"\xFF", 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +190,8 @@ int main(void)
         cmocka_unit_test(test_sanitize_replaces_what_is_not_text),
         cmocka_unit_test(test_escape_makes_controls_visible),
         cmocka_unit_test(test_escape_copies_printable_text),
+        cmocka_unit_test(test_escape_bytes_and_carriage_returns),
+        cmocka_unit_test(test_incomplete_character_at_the_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
