@@ -50,6 +50,7 @@
 
 #include "cli.h"
 #include "status.h"
+#include "text.h"
 #include "util.h"
 
 #define DESK_FIELD_MAX        128  /* a card or barcode (the server takes up to 64) */
@@ -167,8 +168,7 @@ static void desk_emit(desk_t *d, const char *text)
         fputs("\r\033[K", stdout);
     /* Titles and messages come from the server (and titles from imported
      * records): control characters would move the cursor or worse. */
-    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
-        fputc(*c == '\n' || (*c >= 0x20 && *c != 0x7f) ? *c : '?', stdout);
+    out_safe(stdout, text);
     fputc('\n', stdout);
     fflush(stdout);
     if (d->rl_active)
@@ -347,8 +347,10 @@ static void desk_update_prompt(desk_t *d)
 {
     if (d->mode == DESK_MODE_CHECKIN)
         snprintf(d->prompt, sizeof(d->prompt), "checkin> ");
-    else if (d->patron)
+    else if (d->patron) {
+        text_sanitize(d->patron_name, false); /* libedit prints the prompt raw */
         snprintf(d->prompt, sizeof(d->prompt), "checkout %s> ", d->patron_name);
+    }
     else
         snprintf(d->prompt, sizeof(d->prompt), "checkout> ");
     if (d->rl_active) {
