@@ -151,8 +151,6 @@ typedef struct out_guard {
     size_t ncarry;
 } out_guard_t;
 
-static out_guard_t out_guards[2];
-
 static int out_write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -194,29 +192,39 @@ static ssize_t out_guard_write(void *cookie, const char *data, size_t n)
 
 static int out_guard_close(void *cookie)
 {
-    return out_guard_flush(cookie, NULL, 0, true);
+    int rc = out_guard_flush(cookie, NULL, 0, true);
+    free(cookie);
+    return rc;
+}
+
+FILE *output_guard_open(int fd, unsigned flags, int mode)
+{
+    out_guard_t *g = util_xcalloc(1, sizeof(*g));
+    g->fd = fd;
+    g->flags = flags;
+    cookie_io_functions_t io = {.write = out_guard_write, .close = out_guard_close};
+    FILE *f = fopencookie(g, "w", io);
+    if (f == NULL) {
+        free(g);
+        return NULL;
+    }
+    setvbuf(f, NULL, mode, mode == _IONBF ? 0 : BUFSIZ);
+    return f;
 }
 
 /* Replace *stream (stdout or stderr) by a guarded stream on fd, if fd is a terminal. */
-static void out_guard_stream(FILE **stream, out_guard_t *g, int fd, unsigned flags, int mode)
+static void out_guard_stream(FILE **stream, int fd, unsigned flags, int mode)
 {
     if (!isatty(fd))
         return; /* files and pipes get the bytes as they are (exports, CSV) */
-    g->fd = fd;
-    g->flags = flags;
-    g->ncarry = 0;
-    cookie_io_functions_t io = {.write = out_guard_write, .close = out_guard_close};
-    FILE *f = fopencookie(g, "w", io);
-    if (f == NULL)
-        return; /* unguarded rather than silent */
     fflush(*stream);
-    setvbuf(f, NULL, mode, mode == _IONBF ? 0 : BUFSIZ);
-    *stream = f;
+    FILE *f = output_guard_open(fd, flags, mode);
+    if (f != NULL) /* else unguarded rather than silent */
+        *stream = f;
 }
 
 void output_guard_terminals(void)
 {
-    out_guard_stream(&stdout, &out_guards[0], STDOUT_FILENO, TEXT_ESCAPE_KEEP_LINES, _IOLBF);
-    out_guard_stream(&stderr, &out_guards[1], STDERR_FILENO,
-                     TEXT_ESCAPE_KEEP_LINES | TEXT_ESCAPE_KEEP_CR, _IONBF);
+    out_guard_stream(&stdout, STDOUT_FILENO, TEXT_ESCAPE_KEEP_LINES, _IOLBF);
+    out_guard_stream(&stderr, STDERR_FILENO, TEXT_ESCAPE_KEEP_LINES | TEXT_ESCAPE_KEEP_CR, _IONBF);
 }

@@ -39,5 +39,12 @@ char *out_safe_line(const char *s);
  * itself and escapes what it prints.
  */
 void output_guard_terminals(void);
+/*
+ * The guarded stream itself: a write-only stdio stream that escapes with
+ * text_escape flags `flags` (a character cut between two writes is kept
+ * whole) and writes to fd, buffered per `mode` (_IOLBF, _IONBF, _IOFBF).
+ * fclose() flushes it but leaves fd open. NULL if it cannot be made.
+ */
+FILE *output_guard_open(int fd, unsigned flags, int mode);
 
 #endif
