@@ -149,7 +149,12 @@ typedef struct out_guard {
     unsigned flags;   /* text_escape flags */
     uint8_t carry[4]; /* the start of a character cut by the previous write */
     size_t ncarry;
+    bool owned; /* malloc'd by output_guard_open, freed at close */
 } out_guard_t;
+
+/* stdout's and stderr's guards live as long as the process (LSan cannot see
+ * a cookie held only inside glibc's FILE). */
+static out_guard_t out_terminal_guards[2];
 
 static int out_write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -168,6 +173,8 @@ static int out_write_all(int fd, const uint8_t *p, size_t n)
 /* Escape and write the carry plus data[0..n); keep a character cut at the end unless `last`. */
 static int out_guard_flush(out_guard_t *g, const uint8_t *data, size_t n, bool last)
 {
+    if (g->ncarry + n == 0)
+        return 0;
     struct buf in = BUF_INIT, out = BUF_INIT;
     int rc = buf_append(&in, g->carry, g->ncarry) != 0 || buf_append(&in, data, n) != 0 ? -1 : 0;
     if (rc == 0) {
@@ -192,39 +199,50 @@ static ssize_t out_guard_write(void *cookie, const char *data, size_t n)
 
 static int out_guard_close(void *cookie)
 {
-    int rc = out_guard_flush(cookie, NULL, 0, true);
-    free(cookie);
+    out_guard_t *g = cookie;
+    int rc = out_guard_flush(g, NULL, 0, true);
+    if (g->owned)
+        free(g);
     return rc;
+}
+
+static FILE *out_guard_start(out_guard_t *g, int fd, unsigned flags, int mode)
+{
+    g->fd = fd;
+    g->flags = flags;
+    g->ncarry = 0;
+    cookie_io_functions_t io = {.write = out_guard_write, .close = out_guard_close};
+    FILE *f = fopencookie(g, "w", io);
+    if (f != NULL)
+        setvbuf(f, NULL, mode, mode == _IONBF ? 0 : BUFSIZ);
+    return f;
 }
 
 FILE *output_guard_open(int fd, unsigned flags, int mode)
 {
     out_guard_t *g = util_xcalloc(1, sizeof(*g));
-    g->fd = fd;
-    g->flags = flags;
-    cookie_io_functions_t io = {.write = out_guard_write, .close = out_guard_close};
-    FILE *f = fopencookie(g, "w", io);
-    if (f == NULL) {
+    g->owned = true;
+    FILE *f = out_guard_start(g, fd, flags, mode);
+    if (f == NULL)
         free(g);
-        return NULL;
-    }
-    setvbuf(f, NULL, mode, mode == _IONBF ? 0 : BUFSIZ);
     return f;
 }
 
 /* Replace *stream (stdout or stderr) by a guarded stream on fd, if fd is a terminal. */
-static void out_guard_stream(FILE **stream, int fd, unsigned flags, int mode)
+static void out_guard_stream(FILE **stream, out_guard_t *g, int fd, unsigned flags, int mode)
 {
     if (!isatty(fd))
         return; /* files and pipes get the bytes as they are (exports, CSV) */
     fflush(*stream);
-    FILE *f = output_guard_open(fd, flags, mode);
+    FILE *f = out_guard_start(g, fd, flags, mode);
     if (f != NULL) /* else unguarded rather than silent */
         *stream = f;
 }
 
 void output_guard_terminals(void)
 {
-    out_guard_stream(&stdout, STDOUT_FILENO, TEXT_ESCAPE_KEEP_LINES, _IOLBF);
-    out_guard_stream(&stderr, STDERR_FILENO, TEXT_ESCAPE_KEEP_LINES | TEXT_ESCAPE_KEEP_CR, _IONBF);
+    out_guard_stream(&stdout, &out_terminal_guards[0], STDOUT_FILENO, TEXT_ESCAPE_KEEP_LINES,
+                     _IOLBF);
+    out_guard_stream(&stderr, &out_terminal_guards[1], STDERR_FILENO,
+                     TEXT_ESCAPE_KEEP_LINES | TEXT_ESCAPE_KEEP_CR, _IONBF);
 }
