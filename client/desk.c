@@ -345,12 +345,11 @@ static void desk_print_failure(desk_t *d, const char *request, const char *subje
 
 static void desk_update_prompt(desk_t *d)
 {
+    text_sanitize(d->patron_name, false); /* from the server; libedit prints the prompt raw */
     if (d->mode == DESK_MODE_CHECKIN)
         snprintf(d->prompt, sizeof(d->prompt), "checkin> ");
-    else if (d->patron) {
-        text_sanitize(d->patron_name, false); /* libedit prints the prompt raw */
+    else if (d->patron)
         snprintf(d->prompt, sizeof(d->prompt), "checkout %s> ", d->patron_name);
-    }
     else
         snprintf(d->prompt, sizeof(d->prompt), "checkout> ");
     if (d->rl_active) {
