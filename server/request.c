@@ -202,8 +202,8 @@ static bool request_text_ok(request_t *req, const uint8_t *payload, size_t len)
     if (r == WIRECHECK_OK)
         return true;
     if (r == WIRECHECK_MALFORMED) { /* unpack took it, so only nesting too deep */
-        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "undecodable",
-                     "The request is nested too deeply.");
+        request_fail_fatal(req, CARREL__STATUS__STATUS_BAD_REQUEST, "undecodable",
+                           "The frame does not hold a valid Request message.");
         return false;
     }
     const char *name = err.field->name; /* from our descriptors, never the client's bytes */
