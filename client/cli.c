@@ -44,7 +44,9 @@ int cli_fail(cli_t *cli, int code, const char *fmt, ...)
         json_print(&j, stdout);
         json_free(&j);
     }
-    fprintf(stderr, "carrel: %s\n", msg);
+    char *safe = out_safe_line(msg); /* may quote the server, a file or an argument */
+    fprintf(stderr, "carrel: %s\n", safe);
+    free(safe);
     return code;
 }
 
@@ -131,11 +133,17 @@ void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
         json_print(&j, stdout);
         json_free(&j);
     }
-    if (r->reason && r->reason[0])
-        fprintf(stderr, "carrel: %s (%s): %s%s\n", status_name(r->status), r->reason, msg,
+    /* The server's words, quoting what was stored: escaped, as all text printed. */
+    char *safe_msg = out_safe_line(msg);
+    if (r->reason && r->reason[0]) {
+        char *safe_reason = out_safe_line(r->reason);
+        fprintf(stderr, "carrel: %s (%s): %s%s\n", status_name(r->status), safe_reason, safe_msg,
                 r->has_overridable && r->overridable ? " [can be overridden]" : "");
-    else
-        fprintf(stderr, "carrel: %s: %s\n", status_name(r->status), msg);
+        free(safe_reason);
+    } else {
+        fprintf(stderr, "carrel: %s: %s\n", status_name(r->status), safe_msg);
+    }
+    free(safe_msg);
 }
 
 int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **out)

@@ -131,6 +131,9 @@ int main(int argc, char **argv)
         profile_free(&cli.profile);
         return EXIT_USAGE;
     }
+    /* Text from the server is escaped on a terminal; desk mode draws its own. */
+    if (strcmp(cmd->path, "desk") != 0)
+        output_guard_terminals();
     int code = EXIT_OK;
     if (cmd->needs_login)
         code = cli_connect(&cli, true);

@@ -280,7 +280,7 @@ void handle_staff_add(request_t *req)
     }
     if (!admin_valid_password(req, m->password))
         return;
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     if (admin_fail_perm(req, perm_check_staff_target(&who, m->role, branches, m->n_branch_codes),
                         PERM_STAFF_MANAGE))
         return;
@@ -382,7 +382,7 @@ static void staff_target_loaded(const db_result_t *r, void *arg)
         int *branches = arena_new(&req->arena, int, n + 1);
         for (size_t i = 0; i < n; i++)
             branches[i] = ids[i] ? atoi(ids[i]) : -1;
-        perm_subject_t who = conn_subject(req->conn);
+        perm_subject_t who = request_subject(req);
         role_t target = role_from_name(db_text(r->res, 0, 1));
         if (admin_fail_perm(req, perm_check_staff_target(&who, target, branches, n),
                             PERM_STAFF_MANAGE))
@@ -475,7 +475,7 @@ void handle_workstation_add(request_t *req)
                      "A branch code is required.");
         return;
     }
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     int target = admin_code_to_branch(req, m->branch_code);
     if (admin_fail_perm(req, perm_check(&who, PERM_WORKSTATION_MANAGE, target),
                         PERM_WORKSTATION_MANAGE))

@@ -175,7 +175,7 @@ static void circ_actor(request_t *req, const char **staff, const char **ws, cons
 
 static const char *circ_may(request_t *req, perm_action_t action)
 {
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     return perm_check(&who, action, 0) == PERM_OK ? "true" : "false";
 }
 
@@ -795,7 +795,7 @@ void handle_calendar_save(request_t *req)
     if (!circ_required(req, m->branch, "field:branch", "A branch code"))
         return;
     /* Branch managers change their own branch's calendar only. */
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     int target = strcmp(m->branch, request_session(req)->branch_code) == 0
                      ? request_session(req)->branch_id
                      : -1;

@@ -347,8 +347,8 @@ class Commands(unittest.TestCase):
                  "WHERE title = 'Escape title'")
         r, out = desk([a], args=["--checkin"])
         self.assertEqual(r.code, 0, r)
-        self.assertEqual(out[2], "IN %s Escape?[2J title — Was not checked out. Return to shelf"
-                         % a)
+        self.assertEqual(out[2], "IN %s Escape\\e[2J title — Was not checked out. "
+                         "Return to shelf" % a)
         self.assertNotIn("\x1b", r.stdout)
 
     def test_checkin_mode_from_the_start(self):

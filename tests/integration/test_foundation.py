@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import unittest
+import uuid
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -647,6 +648,151 @@ class Shutdown(unittest.TestCase):
         d.check_clean(code, 0)
         self.assertIn("shutdown timeout", d.log_text())
         locker.wait()
+        w.close()
+
+
+# ---- text on the wire (issue 8, items 15 and 16) and the acting session (item 14) ----
+
+REQ_BIB_SAVE, REQ_LEDGER_POST = 42, 86
+RESP_BIB = 41
+
+
+def wait_for(what, condition, timeout=60):
+    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class TableLock:
+    """A psql session holding LOCK TABLE until release(): no sleeps, no timers."""
+
+    def __init__(self, table):
+        self.proc = subprocess.Popen(
+            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-At", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc.stdin.write("BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n"
+                              % table)
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:  # command tags first, then our answer
+            if line.strip() == "locked":
+                return
+        raise AssertionError("could not lock %s" % table)
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+            self.proc.stdout.close()
+
+
+def raw_login(w, workstation, user, password):
+    """Login with raw bytes (harness.Wire.login encodes str)."""
+    return w.call(harness.REQ_LOGIN, pb_message((1, workstation), (2, user), (3, password)))
+
+
+class Text(unittest.TestCase):
+    """String fields must be clean UTF-8: protobuf-c would cut them at a NUL."""
+
+    def refused(self, r, field):
+        self.assertEqual((r.status, r.reason), ("bad_request", "field:" + field), r)
+        r.fields[harness.RESP_MESSAGE][0].decode("utf-8")  # what we say is UTF-8
+        self.assertNotIn("junk", r.message)
+
+    def test_password_with_nul_refused(self):
+        w = main.wire()
+        w.hello()
+        r = raw_login(w, "desk-dwn", "admin", ADMIN_PASSWORD.encode() + b"\0junk")
+        self.refused(r, "password")
+        self.assertEqual(w.call(REQ_WHOAMI).status, "unauthenticated")
+        self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+        self.assertEqual(w.call(REQ_WHOAMI).status, "ok")
+        w.close()
+
+    def test_workstation_with_nul_cannot_pass_the_certificate_check(self):
+        w = main.wire(cert="desk-dwn")
+        w.hello()
+        r = raw_login(w, b"desk-dwn\0junk", "admin", ADMIN_PASSWORD)
+        self.refused(r, "workstation")
+        self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+        w.close()
+
+    def test_invalid_utf8_refused_never_echoed(self):
+        w = main.logged_in_wire()
+        r = w.call(REQ_PING, pb_message((1, b"caf\xe9")))
+        self.refused(r, "payload")
+        # An ISBN is quoted in the refusal of a bad one: never as bytes that are not UTF-8.
+        r = w.call(REQ_BIB_SAVE, pb_message((1, pb_message((2, "A title"),
+                                                           (5, b"978\xff\xfe")))))
+        self.refused(r, "isbns")
+        for bad in [b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]:  # overlong, surrogate
+            self.refused(w.call(REQ_PING, pb_message((1, bad))), "payload")
+        # A request key with a NUL is a bad request key.
+        r = w.call(REQ_LEDGER_POST, pb_message((1, "21000000000001"), (2, "payment"), (3, 100)),
+                   key=b"8d3c64a6-0d2f-4f7c-9c51-1e1f6b2d7a10\0junk")
+        self.assertEqual((r.status, r.reason), ("bad_request", "request_key"), r)
+        self.assertEqual(w.call(REQ_PING, pb_message((1, "still here"))).status, "ok")
+        w.close()
+
+    def test_control_characters_refused_lines_and_tabs_kept(self):
+        w = main.logged_in_wire()
+        post = [(1, "21000000000001"), (2, "payment"), (3, 100)]
+        for note in ["Paid \x1b[2J\x1b]0;owned\x07", "over\rwrite", "bell\x07", "del\x7f",
+                     "c1 \u009b31m"]:
+            r = w.call(REQ_LEDGER_POST, pb_message(*post, (4, note)), key=str(uuid.uuid4()))
+            self.refused(r, "note")
+        self.assertIn("U+001B", w.call(REQ_LEDGER_POST, pb_message(*post, (4, "\x1b")),
+                                       key=str(uuid.uuid4())).message)
+        # Multi-line notes with tabs pass the check (this card does not exist).
+        r = w.call(REQ_LEDGER_POST, pb_message(*post, (4, "line one\n\tline two")),
+                   key=str(uuid.uuid4()))
+        self.assertEqual(r.status, "not_found", r)
+        self.assertEqual(w.call(REQ_WHOAMI).status, "ok")
+        w.close()
+
+
+class Actor(unittest.TestCase):
+    def test_request_acts_as_who_sent_it_after_logout_and_login(self):
+        """A request still running when its connection logs out and in again
+        acts, and is audited, as the person who sent it."""
+        w = main.logged_in_wire("desk-dwn", "admin", ADMIN_PASSWORD)
+        r = w.call(REQ_BIB_SAVE, pb_message((1, pb_message((2, "Whose edit is it")))))
+        self.assertEqual(r.status, "ok", r)
+        bib = r.body(RESP_BIB)
+        bib_id, version = bib[1][0], bib[14][0]
+        lock = TableLock("bib")
+        try:
+            edit = w.send(REQ_BIB_SAVE, pb_message((1, pb_message(
+                (1, bib_id), (2, "Whose edit is it, then"), (14, version)))))
+            # The edit's first statement waits for the lock.
+            wait_for("the edit to wait for the lock", lambda: env.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'SELECT marc FROM bib%'") == "1")
+            answers = {}
+
+            def answer(rid):
+                while rid not in answers:
+                    got = w.recv()
+                    self.assertIsNotNone(got)
+                    answers[got.id] = got
+                return answers[rid]
+            self.assertEqual(answer(w.send(harness.REQ_LOGOUT)).status, "ok")
+            r = answer(w.send(harness.REQ_LOGIN, pb_message((1, "desk-dwn"), (2, "cora"),
+                                                             (3, STAFF_PASSWORD))))
+            self.assertEqual(r.status, "ok", r)
+            self.assertNotIn(edit, answers)
+        finally:
+            lock.release()
+        r = answer(edit)
+        self.assertEqual(r.status, "ok", r)
+        who = env.psql("SELECT s.username FROM audit_event a JOIN staff s ON s.id = a.staff_id"
+                       " WHERE a.entity = 'bib' AND a.entity_id = %d ORDER BY a.id" % bib_id)
+        self.assertEqual(who.split(), ["admin", "admin"])
         w.close()
 
 
