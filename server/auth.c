@@ -134,6 +134,8 @@ void handle_hello(request_t *req)
  * holds a pending slot of its user name and of its address until it ends.
  */
 typedef struct login_state {
+    request_t *req;
+    struct login_state *next_waiting; /* in srv->login_waiting */
     char user_key[THROTTLE_KEY_MAX];
     char addr_key[THROTTLE_KEY_MAX];
     bool counted_user, counted_addr; /* a failure counted ahead on the key */
@@ -171,6 +173,8 @@ static void login_record(request_t *req, bool success, const char *reason)
         log_warn(req->conn->id, "login event not recorded: database unavailable");
 }
 
+static void login_admit_waiting(server_t *srv);
+
 /*
  * The login is over, one way or another: give back its pending slots, take
  * back the failures counted ahead unless `keep_user` / `keep_addr` (the
@@ -188,9 +192,12 @@ static void login_end(request_t *req, bool keep_user, bool keep_addr)
         throttle_unfail(&srv->throttle_users, st->user_key);
     if (st->counted_addr && !keep_addr)
         throttle_unfail(&srv->throttle_addresses, st->addr_key);
+    bool freed = st->pending_user || st->pending_addr;
     st->pending_user = st->pending_addr = st->counted_user = st->counted_addr = false;
     req->conn->session.login_pending = false;
     req->conn->login_work = NULL;
+    if (freed && srv->login_waiting) /* a slot and perhaps a verdict: the waiting may go */
+        login_admit_waiting(srv);
 }
 
 /* A wrong password or an unknown user: the failures counted ahead stay. */
@@ -600,51 +607,136 @@ static bool login_fields_ok(request_t *req)
     return true;
 }
 
-/* Throttle and pending limits; false if the login was refused. */
-static bool login_admit(request_t *req)
+/*
+ * Admission. A login goes ahead when neither key is locked out and both
+ * have a free pending slot. It is refused at once when a key is locked out
+ * by failures that are all known (nothing pending on it). Otherwise (locked
+ * out only by failures counted ahead, or no free slot) it waits in
+ * srv->login_waiting until a login of its keys ends, since that answer
+ * decides: right passwords clear the count, wrong ones lock the key. So a
+ * desk's burst of right logins all succeed, a few at a time, while a burst
+ * of guesses gets `login_throttle_after` checks and then refusals.
+ */
+typedef enum { LOGIN_ADMIT_GO, LOGIN_ADMIT_WAIT, LOGIN_ADMIT_ANSWERED } login_admit_t;
+
+static login_admit_t login_admit(request_t *req)
 {
     login_state_t *st = req->state;
     server_t *srv = req->srv;
     int64_t now = util_now_ms();
     int64_t wait1 = throttle_wait_ms(&srv->throttle_users, st->user_key, now);
     int64_t wait2 = throttle_wait_ms(&srv->throttle_addresses, st->addr_key, now);
-    if (wait1 > 0 || wait2 > 0) {
+    int pend1 = throttle_pending(&srv->throttle_users, st->user_key);
+    int pend2 = throttle_pending(&srv->throttle_addresses, st->addr_key);
+    if ((wait1 > 0 && pend1 == 0) || (wait2 > 0 && pend2 == 0)) {
         int64_t wait = wait1 > wait2 ? wait1 : wait2;
-        if (wait1 >= wait2)
+        if (wait1 > 0 && pend1 == 0)
             login_refused(req, &srv->throttle_users, st->user_key, "throttled");
         else
             login_refused(req, &srv->throttle_addresses, st->addr_key, "throttled");
         request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "login_throttled",
                      "Too many failed logins; try again in %lld seconds.",
                      (long long)(wait + 999) / 1000);
-        return false;
+        return LOGIN_ADMIT_ANSWERED;
     }
-    st->pending_user = throttle_pending_add(&srv->throttle_users, st->user_key,
-                                            (int)srv->cfg.login_pending_per_user);
-    st->pending_addr = st->pending_user &&
-                       throttle_pending_add(&srv->throttle_addresses, st->addr_key,
-                                            (int)srv->cfg.login_pending_per_address);
-    if (!st->pending_addr) {
-        bool user = !st->pending_user;
-        login_refused(req, user ? &srv->throttle_users : &srv->throttle_addresses,
-                      user ? st->user_key : st->addr_key, "too many logins being checked");
-        login_end(req, false, false);
-        request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "login_pending",
-                     "Too many logins %s are being checked at once; try again in a moment.",
-                     user ? "for this user" : "from this address");
-        return false;
-    }
+    if (wait1 > 0 || wait2 > 0 || pend1 >= srv->cfg.login_pending_per_user ||
+        pend2 >= srv->cfg.login_pending_per_address)
+        return LOGIN_ADMIT_WAIT;
     if (!st->by_token && password_queue_full(&srv->passwords)) {
-        login_end(req, false, false);
         log_warn(req->conn->id, "login for %s from %s refused: %d password checks waiting",
                  req->msg->login->username, req->conn->peer, srv->passwords.pending);
         request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
                      "The server is busy checking other logins; try again in a few seconds.");
-        return false;
+        return LOGIN_ADMIT_ANSWERED;
+    }
+    st->pending_user = throttle_pending_add(&srv->throttle_users, st->user_key,
+                                            (int)srv->cfg.login_pending_per_user);
+    st->pending_addr = throttle_pending_add(&srv->throttle_addresses, st->addr_key,
+                                            (int)srv->cfg.login_pending_per_address);
+    if (!st->pending_user || !st->pending_addr) { /* no room left in a table */
+        login_end(req, false, false);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "login_table",
+                     "The server is busy checking other logins; try again in a few seconds.");
+        return LOGIN_ADMIT_ANSWERED;
     }
     st->counted_user = throttle_fail(&srv->throttle_users, st->user_key, now) > 0;
     st->counted_addr = throttle_fail(&srv->throttle_addresses, st->addr_key, now) > 0;
-    return true;
+    return LOGIN_ADMIT_GO;
+}
+
+/* Look the account up (the login was admitted). */
+static void login_start(request_t *req)
+{
+    login_state_t *st = req->state;
+    Carrel__Login *l = req->msg->login;
+    st->revoked_seq = req->srv->revoked_seq;
+    const char *values[3] = {l->username, l->workstation, st->by_token ? st->token_hash : NULL};
+    int rc = db_exec(req->srv->db, &stmt_login_lookup, 3, values, NULL, NULL, login_looked_up, req);
+    if (rc != 0) {
+        login_end(req, false, false);
+        request_fail_exec(req, rc);
+    }
+}
+
+/* Append a login to srv->login_waiting (oldest first). */
+static void login_wait(request_t *req)
+{
+    login_state_t *st = req->state;
+    login_state_t **p = &req->srv->login_waiting;
+    while (*p)
+        p = &(*p)->next_waiting;
+    st->next_waiting = NULL;
+    *p = st;
+    req->conn->session.login_pending = true;
+}
+
+/*
+ * Try the waiting logins again, oldest first (a login ended, so a slot or a
+ * verdict may have come free). The list is taken whole and those still
+ * waiting are put back in order. Answering a login frees its state, so
+ * nothing of it is touched after. Re-entered from login_start's failure
+ * path, so a flag makes the outer call go round again instead.
+ */
+static void login_admit_waiting(server_t *srv)
+{
+    if (srv->login_admitting) {
+        srv->login_admit_again = true;
+        return;
+    }
+    srv->login_admitting = true;
+    do {
+        srv->login_admit_again = false;
+        login_state_t *list = srv->login_waiting, *next;
+        srv->login_waiting = NULL;
+        for (login_state_t *st = list; st; st = next) {
+            next = st->next_waiting;
+            request_t *req = st->req;
+            conn_t *c = req->conn;
+            c->session.login_pending = false;
+            if (c->closed) {
+                request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "closed",
+                             "Connection closed.");
+                continue;
+            }
+            login_admit_t a = login_admit(req);
+            if (a == LOGIN_ADMIT_WAIT) {
+                login_wait(req);
+            } else if (a == LOGIN_ADMIT_GO) {
+                c->session.login_pending = true;
+                login_start(req);
+            }
+        }
+    } while (srv->login_admit_again);
+    srv->login_admitting = false;
+}
+
+void auth_conn_gone(server_t *srv, conn_t *c)
+{
+    for (login_state_t *st = srv->login_waiting; st; st = st->next_waiting)
+        if (st->req->conn == c) {
+            login_admit_waiting(srv); /* ends it, as its connection is closed */
+            return;
+        }
 }
 
 void handle_login(request_t *req)
@@ -660,23 +752,20 @@ void handle_login(request_t *req)
         return;
     login_state_t *st = arena_new(&req->arena, login_state_t, 1);
     req->state = st;
+    st->req = req;
     snprintf(st->user_key, sizeof(st->user_key), "user:%s", l->username);
     /* Throttle by address without the port, which changes per connection. */
     snprintf(st->addr_key, sizeof(st->addr_key), "addr:%s", req->conn->addr);
     st->by_token = l->session_token && l->session_token[0];
     if (st->by_token)
         auth_token_hash(l->session_token, st->token_hash);
-    if (!login_admit(req))
-        return;
-    st->revoked_seq = req->srv->revoked_seq;
-    const char *values[3] = {l->username, l->workstation, st->by_token ? st->token_hash : NULL};
-    int rc = db_exec(req->srv->db, &stmt_login_lookup, 3, values, NULL, NULL, login_looked_up, req);
-    if (rc != 0) {
-        login_end(req, false, false);
-        request_fail_exec(req, rc);
-        return;
+    login_admit_t a = login_admit(req);
+    if (a == LOGIN_ADMIT_WAIT) {
+        login_wait(req);
+    } else if (a == LOGIN_ADMIT_GO) {
+        s->login_pending = true;
+        login_start(req);
     }
-    s->login_pending = true;
 }
 
 /* ---- Logout ---- */

@@ -230,7 +230,7 @@ static void server_finish(server_t *srv)
 
 void server_conn_gone(server_t *srv, conn_t *c)
 {
-    (void)c;
+    auth_conn_gone(srv, c); /* a login waiting for admission ends with it */
     if (srv->draining)
         server_finish(srv);
 }

@@ -17,6 +17,7 @@
 #include "throttle.h"
 
 typedef struct conn conn_t;
+struct login_state;
 
 #define SERVER_REVOKED_RING 16
 typedef struct notices notices_t;
@@ -51,6 +52,9 @@ typedef struct server {
      * up before such a change cannot complete after it. */
     int64_t revoked[SERVER_REVOKED_RING];
     uint64_t revoked_seq;
+    /* Logins waiting for admission (auth.c), oldest first. */
+    struct login_state *login_waiting;
+    bool login_admitting, login_admit_again;
     char *dummy_hash; /* verified against for unknown users, so timing does not tell */
     /* The notice jobs (notices.c); NULL once they are over. */
     notices_t *notices;

@@ -139,6 +139,12 @@ void throttle_pending_done(throttle_t *t, const char *key)
         e->pending--;
 }
 
+int throttle_pending(const throttle_t *t, const char *key)
+{
+    const throttle_entry_t *e = throttle_find(t, key);
+    return e ? e->pending : 0;
+}
+
 int throttle_refused(throttle_t *t, const char *key, const char *user, const char *workstation,
                      const char *peer)
 {

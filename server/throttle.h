@@ -69,6 +69,8 @@ void throttle_success(throttle_t *t, const char *key);
 __attribute__((warn_unused_result)) bool throttle_pending_add(throttle_t *t, const char *key,
                                                               int max);
 void throttle_pending_done(throttle_t *t, const char *key);
+/* Logins of the key being checked now. */
+int throttle_pending(const throttle_t *t, const char *key);
 /*
  * Count an attempt refused by the throttle, remembering who made it for the
  * report. Returns the key's refused count since the last report (1: the
