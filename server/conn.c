@@ -102,9 +102,17 @@ static long conn_count_address(const server_t *srv, const conn_t *c)
 {
     long n = 0;
     for (const conn_t *o = srv->conns; o; o = o->next)
-        if (!o->closed && strcmp(o->addr, c->addr) == 0)
+        if (!o->closed && !o->refused && strcmp(o->addr, c->addr) == 0)
             n++;
     return n;
+}
+
+/* Close a connection just accepted over a limit; it stops counting at once. */
+static void conn_refuse(conn_t *c, const char *why)
+{
+    c->refused = true;
+    c->srv->nrefused++;
+    channel_close(&c->ch, why);
 }
 
 void conn_accept(server_t *srv)
@@ -136,16 +144,17 @@ void conn_accept(server_t *srv)
     }
     channel_peer_name(&c->ch, c->peer, sizeof(c->peer));
     conn_peer_address(c);
-    if (srv->nconns > srv->cfg.max_connections) {
+    /* Connections refused a moment ago are still closing: they hold no slot. */
+    if (srv->nconns - srv->nrefused > srv->cfg.max_connections) {
         log_warn(c->id, "refusing %s: %d connections is the limit", c->peer,
                  (int)srv->cfg.max_connections);
-        channel_close(&c->ch, "connection limit reached");
+        conn_refuse(c, "connection limit reached");
         return;
     }
     if (conn_count_address(srv, c) > srv->cfg.max_connections_per_address) {
         log_warn(c->id, "refusing %s: %d connections from one address is the limit", c->peer,
                  (int)srv->cfg.max_connections_per_address);
-        channel_close(&c->ch, "per-address connection limit reached");
+        conn_refuse(c, "per-address connection limit reached");
         return;
     }
     c->accepted_at = c->last_active_at = uv_now(srv->loop);
@@ -207,6 +216,8 @@ static void conn_on_close(channel_t *ch, const char *reason)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
+    if (c->refused)
+        srv->nrefused--;
     uv_timer_stop(&c->idle_timer);
     uv_close((uv_handle_t *)&c->idle_timer, conn_timer_closed);
     server_conn_gone(srv, c);

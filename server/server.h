@@ -35,6 +35,7 @@ typedef struct server {
     db_pool_t *db;
     conn_t *conns; /* all open connections, doubly linked */
     int nconns;
+    int nrefused; /* of nconns, refused at accept and still closing */
     uint64_t next_conn_id;
     bool draining;
     bool finishing;

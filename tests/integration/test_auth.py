@@ -213,11 +213,15 @@ class Connections(unittest.TestCase):
                 idle.append(socket.create_connection(("127.0.0.1", d.port), timeout=5))
             except OSError:
                 break
-        wait_for(lambda: "from one address is the limit" in d.log_text(), what="per-address cap")
-        w = wire_from(d, "127.0.0.2")
-        self.assertEqual(w.hello().status, "ok")
+        try:  # accepted after the idle ones: the listen backlog is served in order
+            w = wire_from(d, "127.0.0.2")
+            r = w.hello()
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+            r = e
+        self.assertEqual(getattr(r, "status", r), "ok")
         self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
         w.close()
+        self.assertIn("from one address is the limit", d.log_text())
         for s in idle:
             s.close()
         d.stop()
@@ -257,8 +261,9 @@ class Connections(unittest.TestCase):
         answers = [r for _, r in collect(sent)]
         flood_s = time.time() - t0
         self.assertEqual([r.status for r in answers], ["unauthenticated"] * 40)
-        # The real login waited at most for the address's share of the pool.
-        self.assertLess(real_s, flood_s, (real_s, flood_s))
+        # The real login waited only for the address's share of the checks
+        # (login_pending_per_address, 8), not for all forty.
+        self.assertLess(real_s, flood_s / 2, (real_s, flood_s))
         for w in flood + [real]:
             w.close()
         d.stop()
