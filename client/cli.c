@@ -328,9 +328,10 @@ static void cli_session_save(const cli_t *cli, const Carrel__LoginReply *r)
     }
     char *tmp = cli_path_join(path, ".new");
     char text[400];
-    int len = snprintf(text, sizeof(text), "workstation = %s\nuser = %s\ntoken = %s\nexpires_ms = %lld\n",
-                       cli->profile.workstation, cli->profile.user, r->session_token,
-                       (long long)r->session_expires_ms);
+    int len =
+        snprintf(text, sizeof(text), "workstation = %s\nuser = %s\ntoken = %s\nexpires_ms = %lld\n",
+                 cli->profile.workstation, cli->profile.user, r->session_token,
+                 (long long)r->session_expires_ms);
     (void)unlink(tmp); /* a leftover from a crash; O_EXCL below refuses to follow anything */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && len > 0 && (size_t)len < sizeof(text) && fchmod(fd, 0600) == 0 &&

@@ -138,12 +138,12 @@ typedef struct login_state {
     struct login_state *next_waiting; /* in srv->login_waiting */
     char user_key[THROTTLE_KEY_MAX];
     char addr_key[THROTTLE_KEY_MAX];
-    bool counted_user, counted_addr; /* a failure counted ahead on the key */
-    bool pending_user, pending_addr; /* holds one of the key's pending slots */
-    bool by_token;                   /* presented a session token, not a password */
+    bool counted_user, counted_addr;             /* a failure counted ahead on the key */
+    bool pending_user, pending_addr;             /* holds one of the key's pending slots */
+    bool by_token;                               /* presented a session token, not a password */
     char token_hash[SESSION_TOKEN_HASH_HEX + 1]; /* presented or issued token's SHA-256 */
     char token[SESSION_TOKEN_HEX + 1];           /* an issued token, for the reply */
-    uint64_t revoked_seq; /* srv->revoked_seq when the lookup was sent */
+    uint64_t revoked_seq;                        /* srv->revoked_seq when the lookup was sent */
     bool user_exists;
     bool disabled;
     bool assigned;
@@ -370,8 +370,8 @@ static void login_issue_token(request_t *req)
     const char *values[4] = {st->token_hash, pgtext_int(&req->arena, st->staff_id),
                              pgtext_int(&req->arena, st->workstation_id),
                              pgtext_int(&req->arena, req->srv->cfg.session_token_ttl_s)};
-    int rc = db_exec(req->srv->db, &stmt_session_insert, 4, values, NULL, NULL,
-                     login_token_stored, req);
+    int rc =
+        db_exec(req->srv->db, &stmt_session_insert, 4, values, NULL, NULL, login_token_stored, req);
     if (rc != 0) {
         log_warn(req->conn->id, "session token not stored: database unavailable");
         st->token[0] = '\0';
@@ -592,8 +592,7 @@ static bool login_fields_ok(request_t *req)
     bool has_password = l->password && l->password[0];
     bool has_token = l->session_token && l->session_token[0];
     if (!login_field_ok(l->workstation, 63) || !login_field_ok(l->username, 32) ||
-        has_password == has_token ||
-        (has_password && !login_field_ok(l->password, 1024))) {
+        has_password == has_token || (has_password && !login_field_ok(l->password, 1024))) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:login",
                      "Login needs a workstation name, a user name and a password (or a session "
                      "token instead of the password).");
@@ -854,9 +853,8 @@ static void auth_report_one(const throttle_entry_t *e, void *arg)
     char attempts[16];
     snprintf(attempts, sizeof(attempts), "%d", e->refused);
     const char *values[4] = {e->user, e->workstation, e->peer, attempts};
-    if (srv->db == NULL ||
-        db_exec(srv->db, &stmt_login_record_refused, 4, values, NULL, NULL, login_record_done,
-                NULL) != 0)
+    if (srv->db == NULL || db_exec(srv->db, &stmt_login_record_refused, 4, values, NULL, NULL,
+                                   login_record_done, NULL) != 0)
         log_warn(0, "refused logins not recorded: database unavailable");
 }
 

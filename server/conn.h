@@ -49,7 +49,7 @@ typedef struct conn {
     int inflight;
     int refs;
     bool closed;
-    bool refused; /* over a connection limit at accept: closing, holds no slot */
+    bool refused;    /* over a connection limit at accept: closing, holds no slot */
     bool subscribed; /* wants pushed events: its branch's, or all (all_branches) */
     bool all_branches;
     char peer[64];

@@ -25,8 +25,8 @@ typedef struct password_work password_work_t;
 
 typedef struct password_queue {
     uv_loop_t *loop;
-    int pending;     /* jobs queued or running; their callbacks have not run yet */
-    int max_verify;  /* verifications allowed in `pending` at once; beyond: refused */
+    int pending;                /* jobs queued or running; their callbacks have not run yet */
+    int max_verify;             /* verifications allowed in `pending` at once; beyond: refused */
     void (*on_idle)(void *arg); /* called after a callback that left pending at 0 */
     void *idle_arg;
 } password_queue_t;

@@ -79,5 +79,4 @@ void server_end_sessions(server_t *srv, int64_t staff_id, const conn_t *except, 
 /* True when staff_id's sessions were ended after revoked_seq had the value `since`. */
 bool server_sessions_ended_since(const server_t *srv, int64_t staff_id, uint64_t since);
 
-
 #endif
