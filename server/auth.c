@@ -654,7 +654,7 @@ static login_admit_t login_admit(request_t *req)
                                             (int)srv->cfg.login_pending_per_address);
     if (!st->pending_user || !st->pending_addr) { /* no room left in a table */
         login_end(req, false, false);
-        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "login_table",
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded",
                      "The server is busy checking other logins; try again in a few seconds.");
         return LOGIN_ADMIT_ANSWERED;
     }
