@@ -223,11 +223,10 @@ static void login_failed(request_t *req, const char *reason)
 }
 
 /*
- * An attempt refused before any work (throttled, or too many pending): one
- * log line for the first refusal of the key since the last report, and no
- * login_event row of its own; the housekeeping timer writes one summary row
- * per key and interval (auth_report_refused), so a flood of attempts costs
- * a bounded number of rows and log lines.
+ * An attempt refused by the throttle before any work: one log line for the first refusal of the key
+ * since the last report, and no login_event row of its own; the housekeeping timer writes one
+ * summary row per key and interval (auth_report_refused), so a flood of attempts costs a bounded
+ * number of rows and log lines.
  */
 static void login_refused(request_t *req, throttle_t *table, const char *key, const char *what)
 {
