@@ -19,15 +19,20 @@ static void request_wipe_secrets(request_t *req)
     Carrel__Request *m = req->msg;
     if (m == NULL)
         return;
-    const char *secret = NULL;
-    if (m->body_case == CARREL__REQUEST__BODY_LOGIN && m->login)
+    const char *secret = NULL, *secret2 = NULL;
+    if (m->body_case == CARREL__REQUEST__BODY_LOGIN && m->login) {
         secret = m->login->password;
-    else if (m->body_case == CARREL__REQUEST__BODY_STAFF_ADD && m->staff_add)
+        secret2 = m->login->session_token;
+    } else if (m->body_case == CARREL__REQUEST__BODY_STAFF_ADD && m->staff_add) {
         secret = m->staff_add->password;
-    else if (m->body_case == CARREL__REQUEST__BODY_STAFF_SET_PASSWORD && m->staff_set_password)
+    } else if (m->body_case == CARREL__REQUEST__BODY_STAFF_SET_PASSWORD && m->staff_set_password) {
         secret = m->staff_set_password->password;
+        secret2 = m->staff_set_password->current_password;
+    }
     if (secret)
         OPENSSL_cleanse((void *)secret, strlen(secret));
+    if (secret2)
+        OPENSSL_cleanse((void *)secret2, strlen(secret2));
 }
 
 /* Send the response (unless the connection is gone) and release the request. */
