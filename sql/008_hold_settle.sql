@@ -359,7 +359,8 @@ BEGIN
 END
 $$;
 
--- As in 007, with the fill's time taken after its locks.
+-- As in 007, with the fill's time taken after its locks; a hold whose copy
+-- is lent to another patron by override is released (hold_release).
 CREATE OR REPLACE FUNCTION circ_hold_after_checkout(p_item item, p_patron patron, p_loan loan,
                                                     p_override boolean) RETURNS bigint
 LANGUAGE plpgsql AS $$

@@ -923,6 +923,24 @@ class SettlingHolds(unittest.TestCase):
                 carrel("checkin", copy)
                 assert_consistent(self)
 
+    def test_override_lending_a_shelf_copy_requeues_its_hold(self):
+        bib = new_bib("Taken By Override")
+        copy = new_item(bib, "DWN")
+        card, h = on_shelf_for(bib, copy)
+        w = subscribe("DWN")
+        r = carrel("checkout", new_patron(), copy, "--override", "patron in a hurry",
+                   user="libby")
+        self.assertEqual(r.code, 0, r)
+        ev = next_event(w)
+        w.close()
+        self.assertEqual(ev["kind"], "hold_released", ev)
+        self.assertIn("(lent to another patron)", ev["text"])
+        held = hold_row(card)
+        self.assertEqual((held["status"], held["position"]), ("waiting", 1))
+        assert_consistent(self)
+        self.assertEqual(carrel("checkin", copy).json[0]["hold_id"], h)  # its turn again
+        assert_consistent(self)
+
     def test_copy_lost_on_its_way_gets_the_hold_another_copy(self):
         bib = new_bib("Lost In The Van")
         copy = new_item(bib, "RPK")
