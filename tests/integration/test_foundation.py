@@ -519,6 +519,36 @@ class Tls(unittest.TestCase):
         self.assertTrue(data == b"" or data[0] == 0x15, data)
         w.close()
 
+    def test_client_certificate_required_when_a_client_ca_is_set(self):
+        # carreld's own default, as in the demo's configuration: tls_client_ca set and
+        # tls_require_client_cert not mentioned.
+        d = env.daemon(tls_require_client_cert=None)
+        try:
+            with self.assertRaises((ssl.SSLError, ConnectionError)) as cm:
+                w = d.wire()
+                # TLS 1.3: the client finishes its side first; the refusal is the next read.
+                w.sock.sendall(b"\0\0\0\0")
+                w.sock.recv(1)
+            self.assertIn("CERTIFICATE_REQUIRED", str(cm.exception).upper())
+            r = env.carrel(profile(daemon=d, cert=False), "whoami")
+            self.assertEqual(r.code, 5, r)
+            # With its certificate the same desk logs in.
+            r = env.carrel(profile(daemon=d), "whoami")
+            self.assertEqual(r.code, 0, r)
+        finally:
+            d.stop()
+
+    def test_client_certificate_optional_when_turned_off(self):
+        d = env.daemon(tls_require_client_cert=False)
+        try:
+            w = d.wire()
+            self.assertEqual(w.hello().status, "ok")
+            self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+            w.close()
+            self.assertIn("tls_require_client_cert = false", d.log_text())
+        finally:
+            d.stop()
+
     def test_server_certificate_verified(self):
         other_ca = os.path.join(env.dir, "other-ca")
         env.run(os.path.join(harness.SCRIPTS, "mkcerts"), other_ca)
@@ -528,6 +558,41 @@ class Tls(unittest.TestCase):
         r = env.carrel(path, "whoami")
         self.assertEqual(r.code, 5, r)
         self.assertIn("certificate", r.json["message"])
+
+
+class LocalAccounts(unittest.TestCase):
+    """The test and demo clusters admit only the account that runs them."""
+
+    def psql_as(self, user, role):
+        return subprocess.run(
+            ["runuser", "-u", user, "--", "/usr/lib/postgresql/15/bin/psql", "-X", "-h",
+             env.sockdir, "-p", str(env.pgport), "-U", role, "-d", "carrel", "-At", "-c",
+             "SELECT count(*) FROM staff"], capture_output=True, text=True, timeout=60)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to act as another local account")
+    def test_another_local_account_cannot_connect(self):
+        mode = os.stat(env.sockdir).st_mode
+        self.assertEqual(mode & 0o077, 0, oct(mode))
+        for role in ("postgres", "carrel"):
+            r = self.psql_as("nobody", role)
+            self.assertNotEqual(r.returncode, 0, r)
+            self.assertEqual(r.stdout, "", r)
+        # Were the directory and the socket open, peer authentication still refuses.
+        sock = os.path.join(env.sockdir, ".s.PGSQL.%d" % env.pgport)
+        os.chmod(env.sockdir, 0o711)
+        os.chmod(sock, 0o777)
+        try:
+            for role in ("postgres", "carrel"):
+                r = self.psql_as("nobody", role)
+                self.assertNotEqual(r.returncode, 0, r)
+                self.assertIn("authentication failed", r.stderr)
+        finally:
+            os.chmod(sock, 0o700)
+            os.chmod(env.sockdir, 0o700)
+        # The account running the tests (carreld's) still can.
+        self.assertGreaterEqual(int(env.psql("SELECT count(*) FROM staff")), 1)
+        r = env.carrel(profile(), "whoami")
+        self.assertEqual(r.code, 0, r)
 
 
 class Database(unittest.TestCase):
