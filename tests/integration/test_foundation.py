@@ -524,11 +524,14 @@ class Tls(unittest.TestCase):
         # tls_require_client_cert not mentioned.
         d = env.daemon(tls_require_client_cert=None)
         try:
+            w = None
             with self.assertRaises((ssl.SSLError, ConnectionError)) as cm:
                 w = d.wire()
                 # TLS 1.3: the client finishes its side first; the refusal is the next read.
                 w.sock.sendall(b"\0\0\0\0")
                 w.sock.recv(1)
+            if w:
+                w.close()
             self.assertIn("CERTIFICATE_REQUIRED", str(cm.exception).upper())
             r = env.carrel(profile(daemon=d, cert=False), "whoami")
             self.assertEqual(r.code, 5, r)
