@@ -136,7 +136,8 @@ class Response:
 class Wire:
     """A raw TLS client speaking the framing by hand."""
 
-    def __init__(self, env, port, cert=None, tls=True, context=None, timeout=15):
+    # Timeouts here are deadlines for a busy machine, not expectations of speed.
+    def __init__(self, env, port, cert=None, tls=True, context=None, timeout=60):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls:
             ctx = context or env.client_context(cert)
@@ -196,7 +197,7 @@ class Wire:
     def login(self, workstation, user, password):
         return self.call(REQ_LOGIN, pb_message((1, workstation), (2, user), (3, password)))
 
-    def closed_by_server(self, timeout=10):
+    def closed_by_server(self, timeout=60):
         """True if the server closes the connection within timeout (data read is dropped)."""
         self.sock.settimeout(timeout)
         try:
@@ -268,7 +269,7 @@ class Daemon:
             self.env.daemons.append(self)
         if not expect_listen:
             return self
-        deadline = time.time() + 30
+        deadline = time.time() + 120
         while time.time() < deadline:
             if "listening on" in self.log_text():
                 return self
@@ -284,10 +285,10 @@ class Daemon:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def wait(self, timeout=30):
+    def wait(self, timeout=120):
         return self.proc.wait(timeout=timeout)
 
-    def stop(self, timeout=30):
+    def stop(self, timeout=120):
         """SIGTERM, wait, and check: exit 0, no sanitizer report."""
         if self.proc is None:
             return 0
@@ -472,6 +473,72 @@ def run_parallel(fn, args_list):
     if errors:
         raise errors[0]
     return results
+
+
+def wait_until(predicate, timeout=60, what="the condition", interval=0.05):
+    """Call predicate() until it returns a true value, and return that value.
+
+    Tests wait for a condition, never for a fixed time: the machine may be busy, so the
+    deadline is generous and only matters when something is really wrong (AssertionError).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("waited %s s for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class TableLock:
+    """An ACCESS EXCLUSIVE lock on a table, held by another session until release().
+
+    Requests that touch the table wait for it for as long as the test needs, instead of
+    for a guessed number of seconds. Use as a context manager or call release().
+    """
+
+    def __init__(self, env, table, timeout=60):
+        self.env = env
+        self.table = table
+        self.proc = subprocess.Popen(
+            [os.path.join(SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-q", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\n" % table)
+        self.proc.stdin.flush()
+        wait_until(lambda: self._count(True) > 0 or self.proc.poll() is not None, timeout,
+                   "the lock on %s" % table)
+        if self.proc.poll() is not None:
+            raise AssertionError("could not lock %s: %s" % (table, self.proc.stderr.read()))
+
+    def _count(self, granted):
+        """Granted: our exclusive lock; not granted: sessions waiting for the table."""
+        mode = " AND l.mode = 'AccessExclusiveLock'" if granted else ""
+        return int(self.env.psql(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "WHERE c.relname = '%s' AND l.granted = %s%s" % (self.table, granted, mode)))
+
+    def waiting(self):
+        """How many other sessions wait for this lock."""
+        return self._count(False)
+
+    def wait_for_waiters(self, n=1, timeout=60):
+        """Return once n sessions are waiting for the lock (requests have reached it)."""
+        wait_until(lambda: self.waiting() >= n, timeout, "%d waiting on %s" % (n, self.table))
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=120)
+        self.proc.stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def main():
