@@ -491,41 +491,36 @@ def wait_until(predicate, timeout=60, what="the condition", interval=0.05):
         time.sleep(interval)
 
 
-class TableLock:
-    """An ACCESS EXCLUSIVE lock on a table, held by another session until release().
+class HeldLock:
+    """A lock held by another session until release(): what needs it waits for as long as
+    the test wants, instead of for a guessed number of seconds. Use TableLock or
+    AdvisoryLock, as a context manager or with release()."""
 
-    Requests that touch the table wait for it for as long as the test needs, instead of
-    for a guessed number of seconds. Use as a context manager or call release().
-    """
-
-    def __init__(self, env, table, timeout=60):
+    def __init__(self, env, lock_sql, where, what, timeout=60):
         self.env = env
-        self.table = table
+        self.where = where  # a condition on pg_locks l selecting this lock
         self.proc = subprocess.Popen(
             [os.path.join(SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
              env.sockdir, "-d", "carrel", "-q", "-v", "ON_ERROR_STOP=1"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.proc.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\n" % table)
+        self.proc.stdin.write("BEGIN;\n%s;\n" % lock_sql)
         self.proc.stdin.flush()
-        wait_until(lambda: self._count(True) > 0 or self.proc.poll() is not None, timeout,
-                   "the lock on %s" % table)
+        wait_until(lambda: self._count("l.granted") > 0 or self.proc.poll() is not None,
+                   timeout, what)
         if self.proc.poll() is not None:
-            raise AssertionError("could not lock %s: %s" % (table, self.proc.stderr.read()))
+            raise AssertionError("could not take %s: %s" % (what, self.proc.stderr.read()))
 
-    def _count(self, granted):
-        """Granted: our exclusive lock; not granted: sessions waiting for the table."""
-        mode = " AND l.mode = 'AccessExclusiveLock'" if granted else ""
-        return int(self.env.psql(
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-            "WHERE c.relname = '%s' AND l.granted = %s%s" % (self.table, granted, mode)))
+    def _count(self, condition):
+        return int(self.env.psql("SELECT count(*) FROM pg_locks l WHERE %s AND %s"
+                                 % (self.where, condition)))
 
     def waiting(self):
         """How many other sessions wait for this lock."""
-        return self._count(False)
+        return self._count("NOT l.granted")
 
     def wait_for_waiters(self, n=1, timeout=60):
-        """Return once n sessions are waiting for the lock (requests have reached it)."""
-        wait_until(lambda: self.waiting() >= n, timeout, "%d waiting on %s" % (n, self.table))
+        """Return once n sessions wait for the lock (requests have reached it)."""
+        wait_until(lambda: self.waiting() >= n, timeout, "%d session(s) waiting" % n)
 
     def release(self):
         if self.proc.poll() is None:
@@ -539,6 +534,26 @@ class TableLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+class TableLock(HeldLock):
+    """ACCESS EXCLUSIVE on a table: every request that reads or writes it waits."""
+
+    def __init__(self, env, table, timeout=60):
+        where = "l.locktype = 'relation' AND l.relation = '%s'::regclass" % table
+        super().__init__(env, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE" % table,
+                         where + " AND (l.mode = 'AccessExclusiveLock' OR NOT l.granted)",
+                         "the lock on table %s" % table, timeout)
+
+
+class AdvisoryLock(HeldLock):
+    """pg_advisory_xact_lock(key) (a small key): SQL of the test's own, e.g. a trigger,
+    calls pg_advisory_xact_lock(key) to wait for it."""
+
+    def __init__(self, env, key, timeout=60):
+        super().__init__(env, "SELECT pg_advisory_xact_lock(%d)" % key,
+                         "l.locktype = 'advisory' AND l.classid = 0 AND l.objid = %d" % key,
+                         "advisory lock %d" % key, timeout)
 
 
 def main():
