@@ -2,10 +2,15 @@
 
 Each test module calls `Env.start()` once: a private PostgreSQL cluster in a
 temporary directory (started with scripts/pg-cluster, as the unprivileged
-'postgres' user when we are root), development certificates (scripts/mkcerts),
+'postgres' user when we are root; only our own account can connect to it, through
+a private socket directory with peer authentication), development certificates
+(scripts/mkcerts),
 the seven branches, and an administrator. Daemons are started per test group
 with the settings the group needs; each is stopped with SIGTERM and must exit 0
 with no sanitizer report in its log.
+
+Tests wait for conditions, never for a fixed time (wait_until, TableLock,
+AdvisoryLock below): the machine running them may be busy.
 """
 
 import json
