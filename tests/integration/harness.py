@@ -362,7 +362,12 @@ class Env:
         return ctx
 
     def run(self, *args, check=True, **kw):
-        return subprocess.run(list(args), check=check, capture_output=True, text=True, **kw)
+        proc = subprocess.run(list(args), capture_output=True, text=True, **kw)
+        if check and proc.returncode != 0:  # with what it said, to see why
+            raise AssertionError("%s exited %d:\n%s%s" % (" ".join(map(str, args)), proc.returncode,
+                                                          proc.stdout[-3000:],
+                                                          proc.stderr[-3000:]))
+        return proc
 
     def start(self):
         self.run(os.path.join(SCRIPTS, "pg-cluster"), "init", self.pgdata, "--fast")
