@@ -364,7 +364,8 @@ class Env:
     def run(self, *args, check=True, **kw):
         proc = subprocess.run(list(args), capture_output=True, text=True, **kw)
         if check and proc.returncode != 0:  # with what it said, to see why
-            raise AssertionError("%s exited %d:\n%s%s" % (" ".join(map(str, args)), proc.returncode,
+            command = " ".join(map(str, args))
+            raise AssertionError("%s exited %d:\n%s%s" % (command, proc.returncode,
                                                           proc.stdout[-3000:],
                                                           proc.stderr[-3000:]))
         return proc
