@@ -611,6 +611,18 @@ class LocalAccounts(unittest.TestCase):
         self.assertEqual(r.code, 0, r)
 
 
+    def test_sql_files_read_from_a_private_directory(self):
+        # A checkout in a home directory of mode 0700: psql reads its files as we do.
+        private = os.path.join(env.dir, "private-home")
+        os.mkdir(private, 0o700)
+        path = os.path.join(private, "query.sql")
+        with open(path, "w") as f:
+            f.write("SELECT 'read from ' || 'a private directory';\n")
+        r = env.run(os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata,
+                    str(env.pgport), env.sockdir, "-d", "carrel", "-At", "-f", path)
+        self.assertEqual(r.stdout.strip(), "read from a private directory")
+
+
 class Database(unittest.TestCase):
     def test_outage_fails_fast_then_recovers(self):
         d = env.daemon()
