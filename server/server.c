@@ -129,6 +129,9 @@ int server_start(server_t *srv)
         log_error(0, "%s", err);
         goto fail;
     }
+    if (srv->cfg.tls_client_ca && *srv->cfg.tls_client_ca && !srv->cfg.tls_require_client_cert)
+        log_warn(0, "tls_require_client_cert = false: a desk without a client certificate may "
+                    "log in naming any workstation");
     if (throttle_init(&srv->throttle_users, 4096, (int)srv->cfg.login_throttle_after,
                       srv->cfg.login_throttle_max_s * 1000) != 0 ||
         throttle_init(&srv->throttle_addresses, 4096, (int)srv->cfg.login_throttle_after_address,

@@ -18,8 +18,11 @@ const conf_entry_t server_config_table[] = {
     {"tls_client_ca", CONF_STRING, S(tls_client_ca), NULL, 0, 0,
      "CA for workstation client certificates; when set, a certificate's CN must name the "
      "workstation that logs in on it"},
-    {"tls_require_client_cert", CONF_BOOL, S(tls_require_client_cert), "false", 0, 0,
-     "refuse connections without a client certificate"},
+    /* Required by default: with a client CA but optional certificates, a desk without one
+       could log in naming any workstation, so the CN check would protect nothing. */
+    {"tls_require_client_cert", CONF_BOOL, S(tls_require_client_cert), "true", 0, 0,
+     "with tls_client_ca set, refuse at the handshake a client without a certificate; false "
+     "lets a desk without one log in naming any workstation (no effect without tls_client_ca)"},
     {"db_conninfo", CONF_STRING, S(db_conninfo), "dbname=carrel", 0, 0,
      "libpq connection string for the Carrel database"},
     {"db_pool_size", CONF_INT, S(db_pool_size), "8", 1, 256, "database connections in the pool"},
