@@ -588,7 +588,7 @@ static void test_to_marcxml_escapes(void **state)
     marc_field_t *f = marc_add_field(a, &r, "245", '0', '0');
     marc_add_subfield(a, f, 'a', "Q & A <intro> \"caf\xc3\xa9\"");
     struct buf iso = BUF_INIT, xml = BUF_INIT;
-    assert_int_equal(marc_write(&r, &iso), 0);
+    assert_int_equal(marc_write(&r, &iso, NULL, 0), 0);
     assert_int_equal(marcio_to_marcxml(iso.data, iso.len, &xml), 0);
     char *text = arena_strndup(a, (const char *)xml.data, xml.len);
     assert_non_null(strstr(text, "Q &amp; A &lt;intro&gt;"));
