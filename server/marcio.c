@@ -55,18 +55,83 @@ static bool marcio_has_high_bytes(const uint8_t *p, size_t n)
     return false;
 }
 
+static int marcio_digits(const uint8_t *p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/*
+ * Control fields (00X) that carry subfields (danMARC writes 001-008 so) come
+ * out of libyaz with subfield delimiters inside: the catalog would take them
+ * as data. Keep them as '$', which is how MARC tools print them, and say so.
+ * Works on libyaz's own output (rec, len), so the directory is well formed;
+ * every offset is still checked.
+ */
+static void marcio_flatten_control_subfields(uint8_t *rec, size_t len, char *warning, size_t wlen)
+{
+    int base = len > 24 ? marcio_digits(rec + 12, 5) : -1;
+    if (base < 25 || (size_t)base > len)
+        return;
+    for (size_t e = 24; e + 12 <= (size_t)base - 1; e += 12) {
+        int flen = marcio_digits(rec + e + 3, 4), start = marcio_digits(rec + e + 7, 5);
+        if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len)
+            return;
+        if (rec[e] != '0' || rec[e + 1] != '0')
+            continue;
+        uint8_t *d = rec + base + start;
+        bool changed = false;
+        for (int i = 0; i < flen - 1; i++)
+            if (d[i] == 0x1F) {
+                d[i] = '$';
+                changed = true;
+            }
+        if (changed && warning[0] == '\0')
+            snprintf(warning, wlen,
+                     "control field %.3s has subfields (danMARC style); kept with '$' for the "
+                     "subfield delimiters",
+                     (const char *)rec + e);
+    }
+}
+
 /* Write the record held by mt as ISO 2709 with leader/09 'a' (UTF-8). */
-static int marcio_write(yaz_marc_t mt, struct buf *out, char *err, size_t elen)
+static int marcio_write(yaz_marc_t mt, struct buf *out, char *warning, size_t wlen, char *err,
+                        size_t elen)
 {
     yaz_marc_modify_leader(mt, 9, "a");
     WRBUF w = wrbuf_alloc();
     int rc = yaz_marc_write_iso2709(mt, w);
+    size_t at = out->len;
     if (rc == 0 && buf_append(out, wrbuf_buf(w), wrbuf_len(w)) != 0)
         rc = -1;
     if (rc != 0)
         snprintf(err, elen, "cannot write the record back out");
+    else
+        marcio_flatten_control_subfields(out->data + at, out->len - at, warning, wlen);
     wrbuf_destroy(w);
     return rc;
+}
+
+/* Zero bytes after a record handed to libyaz: more than it can read past the end. */
+#define MARCIO_PAD 64
+
+/*
+ * libyaz takes the indicator count, the identifier length and the widths of
+ * a directory entry from leader/10-11 and 20-21: with '9's there, its sums of
+ * nine-digit numbers overflow and it reads anywhere. MARC 21 fixes them at
+ * 2, 2, 4 and 5, so they are set to that before libyaz sees the record.
+ */
+static void marcio_fix_entry_map(char *leader)
+{
+    leader[10] = '2';
+    leader[11] = '2';
+    leader[20] = '4';
+    leader[21] = '5';
 }
 
 static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char *warning,
@@ -80,13 +145,17 @@ static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char
         snprintf(err, elen, "longer than a MARC record can be (%zu bytes)", len);
         return -1;
     }
-    /* The splitter found the record by its terminator; trust that over the leader. */
-    char *copy = malloc(len);
+    /* The splitter found the record by its terminator; trust that over the leader.
+     * libyaz (5.34) reads a few bytes past the record on some damaged
+     * directories (indicators of a one-byte last field, the danMARC check), so
+     * it gets a copy with zero bytes after the record. */
+    char *copy = calloc(1, len + MARCIO_PAD);
     if (copy == NULL) {
         snprintf(err, elen, "out of memory");
         return -1;
     }
     memcpy(copy, data, len);
+    marcio_fix_entry_map(copy);
     char declared[6];
     memcpy(declared, copy, 5);
     declared[5] = '\0';
@@ -122,7 +191,7 @@ static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char
         snprintf(err, elen, "cannot read the record: bad leader or directory");
         rc = -1;
     } else {
-        rc = marcio_write(mt, out, err, elen);
+        rc = marcio_write(mt, out, warning, wlen, err, elen);
     }
     yaz_marc_destroy(mt);
     if (cd)
@@ -145,7 +214,8 @@ static xmlNode *marcio_find_record(xmlNode *n)
     return NULL;
 }
 
-static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *err, size_t elen)
+static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *warning, size_t wlen,
+                      char *err, size_t elen)
 {
     xmlDoc *doc = xmlReadMemory((const char *)data, (int)len, "record.xml", "UTF-8",
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
@@ -163,7 +233,7 @@ static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *er
         if (yaz_marc_read_xml(mt, record) != 0)
             snprintf(err, elen, "not a MARCXML record (leader, controlfield, datafield)");
         else
-            rc = marcio_write(mt, out, err, elen);
+            rc = marcio_write(mt, out, warning, wlen, err, elen);
         yaz_marc_destroy(mt);
     }
     xmlFreeDoc(doc);
@@ -175,15 +245,22 @@ int marcio_normalize(const uint8_t *data, size_t len, bool xml, struct buf *out,
 {
     warning[0] = '\0';
     err[0] = '\0';
-    return xml ? marcio_xml(data, len, out, err, elen)
+    return xml ? marcio_xml(data, len, out, warning, wlen, err, elen)
                : marcio_iso2709(data, len, out, warning, wlen, err, elen);
 }
 
 int marcio_to_marcxml(const uint8_t *data, size_t len, struct buf *out)
 {
+    if (len < 26 || len > 99999)
+        return -1;
+    char *copy = calloc(1, len + MARCIO_PAD); /* as in marcio_iso2709 */
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, data, len);
+    marcio_fix_entry_map(copy);
     yaz_marc_t mt = yaz_marc_create();
     yaz_marc_xml(mt, YAZ_MARC_MARCXML);
-    int rc = yaz_marc_read_iso2709(mt, (const char *)data, (int)len) > 0 ? 0 : -1;
+    int rc = yaz_marc_read_iso2709(mt, copy, (int)len) > 0 ? 0 : -1;
     if (rc == 0) {
         WRBUF w = wrbuf_alloc();
         rc = yaz_marc_write_mode(mt, w);
@@ -192,5 +269,6 @@ int marcio_to_marcxml(const uint8_t *data, size_t len, struct buf *out)
         wrbuf_destroy(w);
     }
     yaz_marc_destroy(mt);
+    free(copy);
     return rc;
 }

@@ -244,10 +244,30 @@ static void test_real_mixed_all_normalize(void **state)
             fill++;
         if (s.rec[i][9] == ' ' && has_high_bytes(s.rec[i], s.len[i]))
             marc8_high++;
+        if (i + 1 == 138) {
+            /* Its 250 has data but no subfield delimiter ("  2η εκδ."): libyaz
+             * takes the first byte of "η" as a subfield code, which would leave
+             * invalid UTF-8 in the value. marc_parse refuses that record. */
+            struct buf out = BUF_INIT;
+            char warning[300], err[300], perr[200];
+            marc_record_t bad;
+            assert_int_equal(marcio_normalize(s.rec[i], s.len[i], false, &out, warning,
+                                              sizeof(warning), err, sizeof(err)),
+                             0);
+            assert_int_equal(marc_parse(a, out.data, out.len, &bad, perr, sizeof(perr)), -1);
+            assert_non_null(strstr(perr, "field 250 has an empty or invalid subfield code"));
+            buf_free(&out);
+            continue;
+        }
         marc_record_t clean;
         struct buf out;
         char *warning = normalize_ok(a, s.rec[i], s.len[i], false, &clean, &out);
-        if (warning[0])
+        /* Two records carry subfields in control fields: a danMARC record (24)
+         * and MARC::Lint's test of exactly that (67). They load, with '$'. */
+        bool control_subfields = i + 1 == 24 || i + 1 == 67;
+        if (control_subfields && strstr(warning, "danMARC") == NULL)
+            fail_msg("record %zu: no warning about subfields in control fields", i + 1);
+        if (!control_subfields && warning[0])
             fail_msg("record %zu: unexpected warning '%s'", i + 1, warning);
         assert_int_equal(clean.leader[9], 'a');
         assert_true(clean.nfields > 0);
