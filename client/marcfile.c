@@ -113,6 +113,33 @@ static bool marcfile_is_record(const xmlNode *n)
     return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "record") == 0;
 }
 
+/*
+ * One <record> as a document of its own. The namespaces it uses may be
+ * declared on an ancestor (the Library of Congress writes
+ * <marc:collection xmlns:marc="..."><marc:record>): copying the element into
+ * a new document declares them on the copy, so the server can read it alone.
+ * Returns a malloc'd string.
+ */
+static char *marcfile_record_text(xmlNode *record)
+{
+    xmlDoc *doc = xmlNewDoc((const xmlChar *)"1.0");
+    if (doc == NULL)
+        abort();
+    xmlNode *copy = xmlDocCopyNode(record, doc, 1);
+    if (copy == NULL)
+        abort();
+    xmlDocSetRootElement(doc, copy);
+    xmlBuffer *b = xmlBufferCreate();
+    if (b == NULL)
+        abort();
+    if (xmlNodeDump(b, doc, copy, 0, 0) < 0)
+        abort();
+    char *text = util_xstrdup((const char *)xmlBufferContent(b));
+    xmlBufferFree(b);
+    xmlFreeDoc(doc);
+    return text;
+}
+
 static void marcfile_collect_xml(marcfile_t *mf, xmlDoc *doc, xmlNode *n, int64_t *position)
 {
     for (; n; n = n->next) {
@@ -123,16 +150,10 @@ static void marcfile_collect_xml(marcfile_t *mf, xmlDoc *doc, xmlNode *n, int64_
             continue;
         }
         (*position)++;
-        xmlBuffer *b = xmlBufferCreate();
-        if (b == NULL)
-            abort();
-        /* Reconcile namespaces so the record stands on its own. */
-        xmlNodeDump(b, doc, n, 0, 0);
+        char *text = marcfile_record_text(n);
         mf->xml_records = marcfile_grow(mf->xml_records, mf->nrecords + 1, sizeof(char *));
-        char *text = util_xstrdup((const char *)xmlBufferContent(b));
         mf->xml_records[mf->nrecords] = text;
         marcfile_add(mf, *position, xmlGetLineNo(n), (const uint8_t *)text, strlen(text), true);
-        xmlBufferFree(b);
     }
 }
 
