@@ -186,7 +186,7 @@ class A_Import(unittest.TestCase):
         with open(xml, "w") as f:
             f.write('<collection xmlns="http://www.loc.gov/MARC21/slim"><record>'
                     '<leader>00000nam a2200000 a 4500</leader>'
-                    '<datafield tag="245" ind1="1" ind2="0"><subfield code="">x</subfield>'
+                    '<datafield tag="245" ind1="1" ind2="0"><subfield code=""></subfield>'
                     '<subfield code="a">%s xml</subfield></datafield></record></collection>'
                     % title)
         r = carrel("import", "marc", xml)

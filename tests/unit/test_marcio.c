@@ -568,6 +568,30 @@ static void test_marcxml_record_normalizes(void **state)
     assert_string_equal(marc_subfield(&fromprefixed, "245", 'a'), "ActivePerl with ASP and ADO /");
 }
 
+/*
+ * Regression: an empty subfield code with no text in MARCXML comes out of
+ * libyaz as two adjacent subfield delimiters, on which marc_parse computed a
+ * negative length and overwrote the heap. Now: a per-record error.
+ */
+static void test_marcxml_empty_subfield_code(void **state)
+{
+    arena_t *a = *state;
+    const char *xml = "<record xmlns=\"http://www.loc.gov/MARC21/slim\">"
+                      "<leader>00000nam a2200000 a 4500</leader>"
+                      "<datafield tag=\"245\" ind1=\"1\" ind2=\"0\">"
+                      "<subfield code=\"\"></subfield><subfield code=\"a\">Title</subfield>"
+                      "</datafield></record>";
+    struct buf out = BUF_INIT;
+    char warning[300], err[300], perr[200];
+    assert_int_equal(marcio_normalize((const uint8_t *)xml, strlen(xml), true, &out, warning,
+                                      sizeof(warning), err, sizeof(err)),
+                     0);
+    marc_record_t r;
+    assert_int_equal(marc_parse(a, out.data, out.len, &r, perr, sizeof(perr)), -1);
+    assert_non_null(strstr(perr, "field 245 has an empty or invalid subfield code"));
+    buf_free(&out);
+}
+
 static void test_marcxml_refused(void **state)
 {
     arena_t *a = *state;
@@ -661,6 +685,7 @@ int main(void)
         T(test_badmarc_record_3_comes_back_empty),
         T(test_baddir_still_read),
         T(test_marcxml_record_normalizes),
+        T(test_marcxml_empty_subfield_code),
         T(test_marcxml_refused),
         T(test_to_marcxml),
         T(test_to_marcxml_escapes),
