@@ -451,6 +451,13 @@ static bool bib_fields_from_request(request_t *req, const Carrel__Bib *b, marc_s
     s->format = arena_strdup(a, b->format && b->format[0] ? b->format : "book");
     s->language = arena_strdup(a, b->language ? b->language : "");
     s->call_number = arena_strdup(a, b->call_number ? b->call_number : "");
+    /* Each becomes a field, inserted in tag order: bound them so an edit's
+     * cost stays small (a MARC record cannot hold more than a few thousand). */
+    if (b->n_subjects > 500 || b->n_isbns > 500 || b->n_issns > 500) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "too_long",
+                     "A record holds at most 500 subjects, 500 ISBNs and 500 ISSNs.");
+        return false;
+    }
     s->subjects = b->subjects;
     s->nsubjects = b->n_subjects;
     s->isbns = arena_new(a, char *, b->n_isbns + 1);

@@ -172,8 +172,8 @@ static int marc_fail(char *err, size_t errlen, const char *fmt, ...)
  * subfields, each a delimiter, a code and a value. Everything in between
  * must be where it belongs; anything else is an error, never a guess.
  */
-static int marc_parse_data_field(arena_t *a, marc_field_t *f, const uint8_t *d, size_t n,
-                                 char *err, size_t errlen)
+static int marc_parse_data_field(arena_t *a, marc_field_t *f, const uint8_t *d, size_t n, char *err,
+                                 size_t errlen)
 {
     if (n < 2)
         return marc_fail(err, errlen, "field %s is too short to hold its indicators", f->tag);
@@ -227,8 +227,7 @@ static int marc_parse_entry(arena_t *a, const uint8_t *p, size_t len, size_t bas
     size_t n = (size_t)flen;
     if (d[n - 1] != MARC_FT)
         return marc_fail(err, errlen, "field %.3s does not end with a field terminator",
-                         isprint(e[0]) && isprint(e[1]) && isprint(e[2]) ? (const char *)e
-                                                                         : "???");
+                         isprint(e[0]) && isprint(e[1]) && isprint(e[2]) ? (const char *)e : "???");
     n--;
     marc_field_t *f = marc_push(a, r);
     for (int k = 0; k < 3; k++)
@@ -367,8 +366,8 @@ int marc_write(const marc_record_t *r, struct buf *out, char *err, size_t errlen
         if (rc != 0)
             snprintf(err, errlen, "out of memory");
         else if (flen > 9999 || start > 99999) {
-            snprintf(err, errlen, "field %.3s is too long for MARC (%zu bytes)",
-                     r->fields[i].tag, flen);
+            snprintf(err, errlen, "field %.3s is too long for MARC (%zu bytes)", r->fields[i].tag,
+                     flen);
             rc = -1; /* beyond what ISO 2709 can address */
         } else if (buf_printf(&dir, "%.3s%04zu%05zu", r->fields[i].tag, flen, start) != 0) {
             snprintf(err, errlen, "out of memory");

@@ -1255,7 +1255,6 @@ static void test_system_id(void **state)
     }
 }
 
-
 /* ---- damaged records: the reader is total (issue 8, item 5) ---- */
 
 /*
@@ -1294,13 +1293,20 @@ static void expect_field_refused(arena_t *a, const char *tag, const char *field,
  * and then on every show, edit and export of the stored record.
  */
 /* A field given as a string literal (which may hold NUL bytes). */
-#define REFUSED(a, tag, field, reason) expect_field_refused(a, tag, field, sizeof(field) - 1, reason)
+#define REFUSED(a, tag, field, reason)                                                             \
+    expect_field_refused(a, tag, field, sizeof(field) - 1, reason)
 
 static void test_parse_adjacent_delimiters(void **state)
 {
     arena_t *a = *state;
-    REFUSED(a, "245", "10\x1f\x1f" "aTitle", "empty or invalid subfield code");
-    REFUSED(a, "245", "10\x1f" "aTitle\x1f\x1f", "empty or invalid subfield code");
+    REFUSED(a, "245",
+            "10\x1f\x1f"
+            "aTitle",
+            "empty or invalid subfield code");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTitle\x1f\x1f",
+            "empty or invalid subfield code");
     REFUSED(a, "245", "10\x1f", "empty or invalid subfield code");
 }
 
@@ -1308,8 +1314,14 @@ static void test_parse_adjacent_delimiters(void **state)
 static void test_parse_delimiter_as_indicator(void **state)
 {
     arena_t *a = *state;
-    REFUSED(a, "245", "\x1f\x1f" "aTitle", "indicator");
-    REFUSED(a, "245", "1\x1f" "aTitle", "indicator");
+    REFUSED(a, "245",
+            "\x1f\x1f"
+            "aTitle",
+            "indicator");
+    REFUSED(a, "245",
+            "1\x1f"
+            "aTitle",
+            "indicator");
     REFUSED(a, "245", "\x1f", "too short to hold its indicators");
     REFUSED(a, "245", "10Title", "data before its first subfield");
 }
@@ -1318,18 +1330,46 @@ static void test_parse_delimiter_as_indicator(void **state)
 static void test_parse_refuses_control_characters(void **state)
 {
     arena_t *a = *state;
-    REFUSED(a, "245", "10\x1f" "aTi\x1btle", "245 $a contains a control character");
-    REFUSED(a, "245", "10\x1f" "aTi\ttle", "a control character");
-    REFUSED(a, "245", "10\x1f" "aTi\x7ftle", "a control character");
-    REFUSED(a, "245", "10\x1f" "aT\xc2\x9btle", "a control character"); /* C1 CSI */
-    REFUSED(a, "245", "10\x1f" "aT\xfftle", "invalid UTF-8");
-    REFUSED(a, "245", "10\x1f" "aT\xc3", "invalid UTF-8");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTi\x1btle",
+            "245 $a contains a control character");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTi\ttle",
+            "a control character");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTi\x7ftle",
+            "a control character");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aT\xc2\x9btle",
+            "a control character"); /* C1 CSI */
+    REFUSED(a, "245",
+            "10\x1f"
+            "aT\xfftle",
+            "invalid UTF-8");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aT\xc3",
+            "invalid UTF-8");
     REFUSED(a, "245", "10\x1f\x01Title", "invalid subfield code");
-    REFUSED(a, "001", "ocm\x1f" "123", "001 contains a control character");
-    REFUSED(a, "001", "ocm\x00" "123", "001 contains a control character");
+    REFUSED(a, "001",
+            "ocm\x1f"
+            "123",
+            "001 contains a control character");
+    REFUSED(a, "001",
+            "ocm\x00"
+            "123",
+            "001 contains a control character");
     /* and what is allowed still reads */
     size_t len;
-    uint8_t *p = one_field_record(a, "245", "10\x1f" "aCaf\xc3\xa9\x1f" "b", 11, &len);
+    uint8_t *p = one_field_record(a, "245",
+                                  "10\x1f"
+                                  "aCaf\xc3\xa9\x1f"
+                                  "b",
+                                  11, &len);
     marc_record_t r;
     char err[128];
     assert_int_equal(marc_parse(a, p, len, &r, err, sizeof(err)), 0);
@@ -1351,7 +1391,13 @@ static void test_write_refuses_what_parse_refuses(void **state)
 {
     arena_t *a = *state;
     static const char *const bad[] = {
-        "Title\x1f" "zinjected", "Title\x1e", "Title\x1d", "Ti\x1b[31mtle", "Ti\xfftle", "\x7f",
+        "Title\x1f"
+        "zinjected",
+        "Title\x1e",
+        "Title\x1d",
+        "Ti\x1b[31mtle",
+        "Ti\xfftle",
+        "\x7f",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         marc_record_t r;

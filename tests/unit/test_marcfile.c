@@ -482,8 +482,8 @@ static void test_load_prefixed_xml(void **state)
     for (size_t i = 0; i < mf.nrecords; i++) {
         const marcfile_record_t *r = &mf.records[i];
         assert_memory_equal(r->data, "<marc:record", 12);
-        assert_non_null(strstr((const char *)r->data,
-                               "xmlns:marc=\"http://www.loc.gov/MARC21/slim\""));
+        assert_non_null(
+            strstr((const char *)r->data, "xmlns:marc=\"http://www.loc.gov/MARC21/slim\""));
         /* Read alone, strictly: namespace errors are errors. */
         xmlDoc *doc = xmlReadMemory((const char *)r->data, (int)r->len, "record.xml", "UTF-8",
                                     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);

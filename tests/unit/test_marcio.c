@@ -554,14 +554,13 @@ static void test_marcxml_record_normalizes(void **state)
     free(whole);
 
     /* The Library of Congress style: every element prefixed, the prefix declared. */
-    char *prefixed = arena_printf(
-        a,
-        "<marc:record xmlns:marc=\"http://www.loc.gov/MARC21/slim\">"
-        "<marc:leader>00755cam  22002414a 4500</marc:leader>"
-        "<marc:controlfield tag=\"001\">fol05731351 </marc:controlfield>"
-        "<marc:datafield tag=\"245\" ind1=\"1\" ind2=\"0\">"
-        "<marc:subfield code=\"a\">ActivePerl with ASP and ADO /</marc:subfield>"
-        "</marc:datafield></marc:record>");
+    char *prefixed =
+        arena_printf(a, "<marc:record xmlns:marc=\"http://www.loc.gov/MARC21/slim\">"
+                        "<marc:leader>00755cam  22002414a 4500</marc:leader>"
+                        "<marc:controlfield tag=\"001\">fol05731351 </marc:controlfield>"
+                        "<marc:datafield tag=\"245\" ind1=\"1\" ind2=\"0\">"
+                        "<marc:subfield code=\"a\">ActivePerl with ASP and ADO /</marc:subfield>"
+                        "</marc:datafield></marc:record>");
     marc_record_t fromprefixed;
     (void)normalize_ok(a, (const uint8_t *)prefixed, strlen(prefixed), true, &fromprefixed, NULL);
     assert_string_equal(marc_find(&fromprefixed, "001")->data, "fol05731351 ");
