@@ -117,9 +117,6 @@ static int marcio_write(yaz_marc_t mt, struct buf *out, char *warning, size_t wl
     return rc;
 }
 
-/* Zero bytes after a record handed to libyaz: more than it can read past the end. */
-#define MARCIO_PAD 64
-
 /*
  * libyaz takes the indicator count, the identifier length and the widths of
  * a directory entry from leader/10-11 and 20-21: with '9's there, its sums of

@@ -15,12 +15,18 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <yaz/marcdisp.h>
 
 #include "marc.h"
 #include "marcio.h"
 #include "util.h"
 
 #define RT 0x1D
+#define FT 0x1E
 
 /* Kindaichi Kyōsuke (the ō as o + U+0304 COMBINING MACRON, as libyaz writes it). */
 #define KYOSUKE "Kyo\xcc\x84suke"
@@ -517,6 +523,75 @@ static char *first_xml_record(arena_t *a)
     return arena_strndup(a, start, (size_t)(end - start) + strlen("</record>"));
 }
 
+/*
+ * A well-formed record whose last field is a one-byte 001 (only its
+ * terminator): libyaz's danMARC check reads two bytes past that field, which
+ * is past the end of the record.
+ */
+static size_t short_last_field_record(char *rec)
+{
+    const char *f245 = "10\x1f"
+                       "aTitle\x1e";
+    size_t f1 = strlen(f245), base = 24 + 24 + 1, len = base + f1 + 1 + 1;
+    char head[64];
+    snprintf(head, sizeof(head), "%05zunam a22%05zu a 4500", len, base);
+    memcpy(rec, head, 24);
+    snprintf(head, sizeof(head), "245%04zu%05d001%04d%05zu", f1, 0, 1, f1);
+    memcpy(rec + 24, head, 24);
+    rec[48] = FT;
+    memcpy(rec + base, f245, f1);
+    rec[base + f1] = FT;
+    rec[base + f1 + 1] = RT;
+    return len;
+}
+
+/*
+ * In a child: the record `gap` bytes before an unreadable page, read by
+ * libyaz. Returns 0 when it read the record, 1 when the child crashed (a
+ * signal, or the sanitizer's or cmocka's handler exiting).
+ */
+static int yaz_read_before_guard(const char *rec, size_t len, size_t gap)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        long pg = sysconf(_SC_PAGESIZE);
+        char *m =
+            mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED || mprotect(m + pg, (size_t)pg, PROT_NONE) != 0)
+            _exit(2);
+        char *at = m + pg - gap - len;
+        memcpy(at, rec, len);
+        yaz_marc_t mt = yaz_marc_create();
+        int rc = yaz_marc_read_iso2709(mt, at, (int)len);
+        _exit(rc > 0 ? 0 : 3);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(WIFEXITED(status) && (WEXITSTATUS(status) == 2 || WEXITSTATUS(status) == 3));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+/*
+ * Issue 8, item 7: libyaz reads past the end of its input on such records.
+ * Handed exactly the record it touches the page after it (SIGSEGV here, heap
+ * garbage in the daemon, which ASan cannot see in an uninstrumented library);
+ * with the MARCIO_PAD zero bytes marcio gives it, it stays inside; and
+ * marcio_normalize reads the record.
+ */
+static void test_libyaz_overread_padded(void **state)
+{
+    arena_t *a = *state;
+    char rec[128];
+    size_t len = short_last_field_record(rec);
+    assert_int_equal(yaz_read_before_guard(rec, len, 0), 1);
+    assert_int_equal(yaz_read_before_guard(rec, len, MARCIO_PAD), 0);
+    marc_record_t clean;
+    (void)normalize_ok(a, (const uint8_t *)rec, len, false, &clean, NULL);
+    assert_string_equal(marc_subfield(&clean, "245", 'a'), "Title");
+}
+
 static void test_marcxml_record_normalizes(void **state)
 {
     arena_t *a = *state;
@@ -685,6 +760,7 @@ int main(void)
         T(test_baddir_still_read),
         T(test_marcxml_record_normalizes),
         T(test_marcxml_empty_subfield_code),
+        T(test_libyaz_overread_padded),
         T(test_marcxml_refused),
         T(test_to_marcxml),
         T(test_to_marcxml_escapes),
