@@ -15,11 +15,17 @@
 #define MARC_RT         0x1D
 #define MARC_MIN_RECORD 25 /* a leader and a terminator at the very least */
 
-static void *marcfile_grow(void *p, size_t n, size_t size)
+/* Room for element `n` in an array of `*cap`: doubles, so a file of many small records is linear.
+ */
+static void *marcfile_grow(void *p, size_t n, size_t *cap, size_t size)
 {
-    void *q = realloc(p, n * size);
+    if (n < *cap)
+        return p;
+    size_t want = *cap ? *cap * 2 : 64;
+    void *q = realloc(p, want * size);
     if (q == NULL)
         abort();
+    *cap = want;
     return q;
 }
 
@@ -28,7 +34,8 @@ static void marcfile_problem(marcfile_t *mf, int64_t position, int64_t offset, c
 
 static void marcfile_problem(marcfile_t *mf, int64_t position, int64_t offset, const char *fmt, ...)
 {
-    mf->problems = marcfile_grow(mf->problems, mf->nproblems + 1, sizeof(*mf->problems));
+    mf->problems =
+        marcfile_grow(mf->problems, mf->nproblems, &mf->problems_cap, sizeof(*mf->problems));
     marcfile_problem_t *p = &mf->problems[mf->nproblems++];
     p->position = position;
     p->offset = offset;
@@ -41,7 +48,10 @@ static void marcfile_problem(marcfile_t *mf, int64_t position, int64_t offset, c
 static void marcfile_add(marcfile_t *mf, int64_t position, int64_t offset, const uint8_t *data,
                          size_t len, bool xml)
 {
-    mf->records = marcfile_grow(mf->records, mf->nrecords + 1, sizeof(*mf->records));
+    size_t cap = mf->records_cap; /* xml_records (MARCXML texts) grow in step with records */
+    if (xml)
+        mf->xml_records = marcfile_grow(mf->xml_records, mf->nrecords, &cap, sizeof(char *));
+    mf->records = marcfile_grow(mf->records, mf->nrecords, &mf->records_cap, sizeof(*mf->records));
     marcfile_record_t *r = &mf->records[mf->nrecords++];
     r->position = position;
     r->offset = offset;
@@ -151,9 +161,8 @@ static void marcfile_collect_xml(marcfile_t *mf, xmlDoc *doc, xmlNode *n, int64_
         }
         (*position)++;
         char *text = marcfile_record_text(n);
-        mf->xml_records = marcfile_grow(mf->xml_records, mf->nrecords + 1, sizeof(char *));
-        mf->xml_records[mf->nrecords] = text;
         marcfile_add(mf, *position, xmlGetLineNo(n), (const uint8_t *)text, strlen(text), true);
+        mf->xml_records[mf->nrecords - 1] = text;
     }
 }
 
