@@ -131,6 +131,83 @@ static void marcio_fix_entry_map(char *leader)
     leader[21] = '5';
 }
 
+/* A data field's first bytes: two indicators, then data with no subfield delimiter. */
+static bool marcio_data_before_code(const char *tag, const uint8_t *f, int flen)
+{
+    if (tag[0] == '0' && tag[1] == '0')
+        return false;
+    if (flen < 4) /* indicators, one byte of data, the terminator */
+        return false;
+    for (int i = 0; i < 3; i++)
+        if (f[i] == 0x1F || f[i] == 0x1E || f[i] == 0x1D)
+            return false;
+    return true;
+}
+
+/*
+ * A data field written without its first subfield code ("  2nd ed." for
+ * "  $a2nd ed."): libyaz would take the first byte of the data for the
+ * delimiter and the second for the code, losing a character or splitting a
+ * UTF-8 one. When the directory is sound, rewrite such fields with $a and
+ * say so; returns a new padded record (and its length) or NULL when there is
+ * nothing to repair.
+ */
+static char *marcio_add_missing_codes(const char *rec, size_t len, size_t *newlen, char *warning,
+                                      size_t wlen)
+{
+    const uint8_t *p = (const uint8_t *)rec;
+    int base = marcio_digits(p + 12, 5);
+    if (base < 25 || (size_t)base > len || p[base - 1] != 0x1E || (base - 25) % 12 != 0)
+        return NULL;
+    size_t entries = (size_t)(base - 25) / 12, repairs = 0;
+    for (size_t i = 0; i < entries; i++) {
+        const uint8_t *e = p + 24 + 12 * i;
+        int flen = marcio_digits(e + 3, 4), start = marcio_digits(e + 7, 5);
+        if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len)
+            return NULL; /* a damaged directory: left to libyaz and its checks */
+        repairs += marcio_data_before_code((const char *)e, p + base + start, flen);
+    }
+    size_t total = len + 2 * repairs;
+    if (repairs == 0 || total > 99999)
+        return NULL;
+    char *out = calloc(1, total + MARCIO_PAD);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, rec, (size_t)base);
+    size_t at = (size_t)base, first = entries;
+    for (size_t i = 0; i < entries; i++) {
+        const uint8_t *e = p + 24 + 12 * i;
+        int flen = marcio_digits(e + 3, 4), start = marcio_digits(e + 7, 5);
+        const uint8_t *f = p + base + start;
+        bool fix = marcio_data_before_code((const char *)e, f, flen);
+        char entry[16];
+        snprintf(entry, sizeof(entry), "%04d%05zu", flen + (fix ? 2 : 0), at - (size_t)base);
+        memcpy(out + 24 + 12 * i + 3, entry, 9);
+        if (fix) {
+            memcpy(out + at, f, 2);
+            memcpy(out + at + 2,
+                   "\x1f"
+                   "a",
+                   2);
+            memcpy(out + at + 4, f + 2, (size_t)flen - 2);
+            at += (size_t)flen + 2;
+            first = first < entries ? first : i;
+        } else {
+            memcpy(out + at, f, (size_t)flen);
+            at += (size_t)flen;
+        }
+    }
+    out[at++] = 0x1D;
+    char num[8];
+    snprintf(num, sizeof(num), "%05zu", at);
+    memcpy(out, num, 5);
+    *newlen = at;
+    if (warning[0] == '\0')
+        snprintf(warning, wlen, "field %.3s has data before its first subfield code; read as $a%s",
+                 rec + 24 + 12 * first, repairs > 1 ? " (and other fields the same)" : "");
+    return out;
+}
+
 static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char *warning,
                           size_t wlen, char *err, size_t elen)
 {
@@ -164,6 +241,13 @@ static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char
                  "the leader gives a record length of '%s' but the record has %zu bytes; "
                  "read it by its actual length",
                  declared, len);
+    }
+    size_t fixed_len;
+    char *fixed = marcio_add_missing_codes(copy, len, &fixed_len, warning, wlen);
+    if (fixed) {
+        free(copy);
+        copy = fixed;
+        len = fixed_len;
     }
     yaz_marc_t mt = yaz_marc_create();
     yaz_marc_xml(mt, YAZ_MARC_ISO2709);

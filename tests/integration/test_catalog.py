@@ -130,15 +130,12 @@ class A_Import(unittest.TestCase):
 
     def test_4_real_mixed_and_marc8(self):
         r = carrel("import", "marc", marc("real-mixed-189.mrc"), "--branch", "DWN")
-        # Record 138's 250 has data but no subfield delimiter: libyaz makes the
-        # first byte of a Greek letter its subfield code, so it is refused
-        # (invalid UTF-8 is never stored) with a reason; the rest load.
-        self.assertEqual(r.code, 4, r)
-        self.assertEqual(r.json["failed"], 1, r)
-        fatal = [p for p in r.json["problems"] if p["fatal"]]
-        self.assertEqual([p["position"] for p in fatal], [138], r.json)
-        self.assertIn("field 250", fatal[0]["message"])
-        self.assertEqual(r.json["created"] + r.json["updated"], 188)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["failed"], 0, r)
+        self.assertEqual(r.json["created"] + r.json["updated"], 189)
+        # Record 138's 250 has data but no subfield code: read as $a, with a warning.
+        warned = {p["position"]: p["message"] for p in r.json["problems"]}
+        self.assertIn("field 250 has data before its first subfield code", warned.get(138, ""))
         # Stored as UTF-8 with leader/09 'a', whatever the source's encoding.
         self.assertEqual(count("SELECT count(*) FROM bib WHERE substr(marc, 10, 1) <> 'a'"), 0)
         # MARC-8 diacritics arrive as UTF-8 (a MARC-8 record in the file).
@@ -448,6 +445,19 @@ class C_Edit(unittest.TestCase):
         self.assertEqual(env.psql("SELECT title FROM bib WHERE id = %d" % bib["id"]),
                          "Changed by desk one")
         w.close()
+
+    def test_control_characters_never_reach_the_marc(self):
+        """A title or subject with subfield delimiters or an escape sequence would store a
+        record the reader refuses (the daemon once crashed showing it): refused on save."""
+        before = count("SELECT count(*) FROM bib")
+        w = main.logged_in_wire("desk-dwn", "libby", PASSWORD)
+        for fields in [((2, "Evil\x1f\x1fTitle"),), ((2, "Tit\x1b[2Jle"),),
+                       ((2, "Fine title"), (4, "Sub\x1eject")), ((2, "Tab\there"),)]:
+            r = w.call(REQ_BIB_SAVE, pb_message((1, pb_message(*fields))))
+            self.assertEqual(r.status, "bad_request", (fields, r.reason, r.message))
+        w.close()
+        self.assertEqual(count("SELECT count(*) FROM bib"), before)
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE title = 'Fine title'"), 0)
 
     def test_bad_fields_change_nothing(self):
         before = count("SELECT count(*) FROM bib")

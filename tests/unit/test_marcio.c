@@ -250,21 +250,6 @@ static void test_real_mixed_all_normalize(void **state)
             fill++;
         if (s.rec[i][9] == ' ' && has_high_bytes(s.rec[i], s.len[i]))
             marc8_high++;
-        if (i + 1 == 138) {
-            /* Its 250 has data but no subfield delimiter ("  2η εκδ."): libyaz
-             * takes the first byte of "η" as a subfield code, which would leave
-             * invalid UTF-8 in the value. marc_parse refuses that record. */
-            struct buf out = BUF_INIT;
-            char warning[300], err[300], perr[200];
-            marc_record_t bad;
-            assert_int_equal(marcio_normalize(s.rec[i], s.len[i], false, &out, warning,
-                                              sizeof(warning), err, sizeof(err)),
-                             0);
-            assert_int_equal(marc_parse(a, out.data, out.len, &bad, perr, sizeof(perr)), -1);
-            assert_non_null(strstr(perr, "field 250 has an empty or invalid subfield code"));
-            buf_free(&out);
-            continue;
-        }
         marc_record_t clean;
         struct buf out;
         char *warning = normalize_ok(a, s.rec[i], s.len[i], false, &clean, &out);
@@ -273,8 +258,16 @@ static void test_real_mixed_all_normalize(void **state)
         bool control_subfields = i + 1 == 24 || i + 1 == 67;
         if (control_subfields && strstr(warning, "danMARC") == NULL)
             fail_msg("record %zu: no warning about subfields in control fields", i + 1);
-        if (!control_subfields && warning[0])
+        /* Record 138's 250 is "  2η εκδ.", without $a: libyaz alone took the '2'
+         * for a delimiter and half of "η" for the code (invalid UTF-8). */
+        if (i + 1 == 138) {
+            assert_string_equal(warning,
+                                "field 250 has data before its first subfield code; read as $a");
+            assert_string_equal(marc_subfield(&clean, "250", 'a'),
+                                "2\xce\xb7 \xce\xb5\xce\xba\xce\xb4.");
+        } else if (!control_subfields && warning[0]) {
             fail_msg("record %zu: unexpected warning '%s'", i + 1, warning);
+        }
         assert_int_equal(clean.leader[9], 'a');
         assert_true(clean.nfields > 0);
         if (!valid_utf8(out.data, out.len))
