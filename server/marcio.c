@@ -298,6 +298,10 @@ static xmlNode *marcio_find_record(xmlNode *n)
 static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *warning, size_t wlen,
                       char *err, size_t elen)
 {
+    if (len > 16 * 1024 * 1024) { /* xmlReadMemory takes an int; no record is near this */
+        snprintf(err, elen, "too long to be a MARCXML record (%zu bytes)", len);
+        return -1;
+    }
     xmlDoc *doc = xmlReadMemory((const char *)data, (int)len, "record.xml", "UTF-8",
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (doc == NULL) {
