@@ -159,15 +159,19 @@ static char *marcio_add_missing_codes(const char *rec, size_t len, size_t *newle
     int base = marcio_digits(p + 12, 5);
     if (base < 25 || (size_t)base > len || p[base - 1] != 0x1E || (base - 25) % 12 != 0)
         return NULL;
-    size_t entries = (size_t)(base - 25) / 12, repairs = 0;
+    /* Fields may overlap or leave gaps: the new record's size is counted, not assumed. */
+    size_t entries = (size_t)(base - 25) / 12, repairs = 0, total = (size_t)base + 1;
     for (size_t i = 0; i < entries; i++) {
         const uint8_t *e = p + 24 + 12 * i;
         int flen = marcio_digits(e + 3, 4), start = marcio_digits(e + 7, 5);
         if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len)
             return NULL; /* a damaged directory: left to libyaz and its checks */
-        repairs += marcio_data_before_code((const char *)e, p + base + start, flen);
+        bool fix = marcio_data_before_code((const char *)e, p + base + start, flen);
+        if (fix && flen + 2 > 9999)
+            return NULL; /* the repaired field's length would not fit its entry */
+        repairs += fix;
+        total += (size_t)flen + (fix ? 2 : 0);
     }
-    size_t total = len + 2 * repairs;
     if (repairs == 0 || total > 99999)
         return NULL;
     char *out = calloc(1, total + MARCIO_PAD);

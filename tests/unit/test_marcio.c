@@ -585,6 +585,37 @@ static void test_libyaz_overread_padded(void **state)
     assert_string_equal(marc_subfield(&clean, "245", 'a'), "Title");
 }
 
+/*
+ * Found by fuzz_marcio: directory entries that point at the same bytes, one
+ * of them a field without its first subfield code. The repair sized the new
+ * record from the old one's length and wrote past it; it now counts fields.
+ */
+static void test_missing_code_repair_overlapping_fields(void **state)
+{
+    (void)state;
+    char rec[256];
+    const char *field = "  2nd ed.\x1e";
+    size_t flen = strlen(field), entries = 6, base = 24 + 12 * entries + 1;
+    size_t len = base + flen + 1;
+    char head[64];
+    snprintf(head, sizeof(head), "%05zunam a22%05zu a 4500", len, base);
+    memcpy(rec, head, 24);
+    for (size_t i = 0; i < entries; i++) { /* six 250s, all the same bytes */
+        snprintf(head, sizeof(head), "250%04zu%05d", flen, 0);
+        memcpy(rec + 24 + 12 * i, head, 12);
+    }
+    rec[base - 1] = FT;
+    memcpy(rec + base, field, flen);
+    rec[len - 1] = RT;
+    struct buf out = BUF_INIT;
+    char warning[300], err[300];
+    /* Refused or read; either way within bounds (ASan). */
+    if (marcio_normalize((const uint8_t *)rec, len, false, &out, warning, sizeof(warning), err,
+                         sizeof(err)) == 0)
+        assert_non_null(strstr(warning, "field 250 has data before its first subfield code"));
+    buf_free(&out);
+}
+
 static void test_marcxml_record_normalizes(void **state)
 {
     arena_t *a = *state;
@@ -754,6 +785,7 @@ int main(void)
         T(test_marcxml_record_normalizes),
         T(test_marcxml_empty_subfield_code),
         T(test_libyaz_overread_padded),
+        T(test_missing_code_repair_overlapping_fields),
         T(test_marcxml_refused),
         T(test_to_marcxml),
         T(test_to_marcxml_escapes),
