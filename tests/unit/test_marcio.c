@@ -588,19 +588,20 @@ static void test_libyaz_overread_padded(void **state)
 /*
  * Found by fuzz_marcio: directory entries that point at the same bytes, one
  * of them a field without its first subfield code. The repair sized the new
- * record from the old one's length and wrote past it; it now counts fields.
+ * record from the old one's length and wrote past it (past MARCIO_PAD too,
+ * with forty copies); it now counts the fields it copies.
  */
 static void test_missing_code_repair_overlapping_fields(void **state)
 {
     (void)state;
-    char rec[256];
+    char rec[1024];
     const char *field = "  2nd ed.\x1e";
-    size_t flen = strlen(field), entries = 6, base = 24 + 12 * entries + 1;
+    size_t flen = strlen(field), entries = 40, base = 24 + 12 * entries + 1;
     size_t len = base + flen + 1;
     char head[64];
     snprintf(head, sizeof(head), "%05zunam a22%05zu a 4500", len, base);
     memcpy(rec, head, 24);
-    for (size_t i = 0; i < entries; i++) { /* six 250s, all the same bytes */
+    for (size_t i = 0; i < entries; i++) { /* forty 250s, all the same bytes */
         snprintf(head, sizeof(head), "250%04zu%05d", flen, 0);
         memcpy(rec + 24 + 12 * i, head, 12);
     }
