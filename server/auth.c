@@ -107,7 +107,8 @@ static void login_record(request_t *req, bool success, const char *reason)
     const char *values[5] = {l->username, l->workstation, req->conn->peer,
                              success ? "true" : "false", reason};
     int rc =
-        db_exec(req->srv->db, &stmt_login_record, 5, values, NULL, NULL, login_record_done, NULL);
+        db_exec_short(req->srv->db, &stmt_login_record, 5, values, NULL, NULL, login_record_done,
+                      NULL);
     if (rc != 0)
         log_warn(req->conn->id, "login event not recorded: database unavailable");
 }
@@ -348,7 +349,8 @@ void handle_login(request_t *req)
         return;
     }
     const char *values[2] = {l->username, l->workstation};
-    int rc = db_exec(req->srv->db, &stmt_login_lookup, 2, values, NULL, NULL, login_looked_up, req);
+    int rc = db_exec_short(req->srv->db, &stmt_login_lookup, 2, values, NULL, NULL, login_looked_up,
+                           req);
     if (rc != 0) {
         request_fail_exec(req, rc);
         return;

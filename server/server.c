@@ -142,6 +142,14 @@ int server_start(server_t *srv)
     if (srv->db == NULL)
         goto fail;
     db_pool_on_fatal(srv->db, server_db_fatal, srv);
+    db_limits_t limits = {
+        .lock_timeout_ms = (int)srv->cfg.db_lock_timeout_ms,
+        .statement_timeout_ms = (int)srv->cfg.db_statement_timeout_ms,
+        .queue_timeout_ms = (int)srv->cfg.db_queue_timeout_ms,
+        .reserved_short = (int)srv->cfg.db_pool_reserved_reads,
+        .quiet_errors = srv->cfg.db_quiet_refusals != 0,
+    };
+    db_pool_set_limits(srv->db, &limits);
     if (db_pool_listen(srv->db, EVENTS_CHANNEL, events_on_notify, srv) != 0)
         goto fail;
     db_pool_start(srv->db);
