@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""The database pool and the daemon's memory under load: a row locked by
+another session must not stop the library (lock, statement and queue
+deadlines, connections kept for logins and reads); refusals stay out of the
+PostgreSQL server log while unexpected errors reach carreld's; clients that
+stop reading cannot make the daemon hold unbounded output."""
+
+import os
+import select
+import subprocess
+import sys
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import pb_message  # noqa: E402
+
+REQ_BRANCH_LIST, REQ_CHECKOUT = 15, 80
+env = None
+
+_seq = [5000]
+
+
+def mod10(stem):
+    total = 0
+    for i, ch in enumerate(reversed(stem)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return stem + str((10 - total % 10) % 10)
+
+
+def new_item(title="Pool test copy"):
+    _seq[0] += 1
+    barcode = mod10("3123490%06d" % _seq[0])
+    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', '%s' WHERE NOT EXISTS "
+             "(SELECT 1 FROM bib WHERE title = '%s')" % (title, title))
+    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
+             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = '%s'), b.id, b.id,"
+             " 'book', 1000 FROM branch b WHERE b.code = 'DWN'" % (barcode, title))
+    return barcode
+
+
+def new_patron():
+    _seq[0] += 1
+    card = mod10("2123490%06d" % _seq[0])
+    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
+             " expires_on) SELECT '%s', 'Pool', 'Patron%d', b.id, 'adult', '2099-01-01'"
+             " FROM branch b WHERE b.code = 'DWN'" % (card, _seq[0]))
+    return card
+
+
+def wait_for(what, predicate, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def desk(daemon):
+    """A logged-in raw connection with the workstation's certificate."""
+    w = daemon.wire(cert="desk-dwn", timeout=60)
+    r = w.hello()
+    assert r.status == "ok", r
+    r = w.login("desk-dwn", "admin", harness.ADMIN_PASSWORD)
+    assert r.status == "ok", r
+    return w
+
+
+def recv_answer(w, rid):
+    while True:
+        r = w.recv()
+        if r is None or r.id == rid:
+            return r
+
+
+class RowLock:
+    """A harness SQL session holding one item row FOR UPDATE in an open transaction."""
+
+    def __init__(self, barcode):
+        self.proc = subprocess.Popen(
+            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-qAt", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc.stdin.write("BEGIN;\nSELECT 'locked' FROM item WHERE barcode = '%s' FOR UPDATE;\n"
+                              % barcode)
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        line = self.proc.stdout.readline().strip() if ready else ""
+        if line != "locked":
+            self.release()
+            raise AssertionError("the harness could not lock the row: %r" % line)
+
+    def release(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("COMMIT;\n")
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            self.proc.wait(timeout=60)
+
+
+def lock_waiters():
+    return int(env.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'carrel'"
+                        " AND wait_event_type = 'Lock'"))
+
+
+def pg_log_size():
+    return os.path.getsize(os.path.join(env.pgdata, "server.log"))
+
+
+def pg_log_since(offset):
+    with open(os.path.join(env.pgdata, "server.log"), errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def setUpModule():
+    global env
+    env = harness.Env()
+    try:
+        env.start()
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    env.stop()
+
+
+class LockedRow(unittest.TestCase):
+    """Item 26: one row locked elsewhere must not stop logins, reads or other changes."""
+
+    def test_locked_row_blocks_only_its_own_desks(self):
+        # 6 connections, 2 kept for reads: at most 4 checkouts wait on the lock.
+        d = env.daemon(db_pool_size=6, db_pool_reserved_reads=2, db_lock_timeout_ms=4000,
+                       db_queue_timeout_ms=30000, max_inflight=256)
+        try:
+            locked, other = new_item(), new_item()
+            cards = [new_patron() for _ in range(7)]
+            desks = [desk(d) for _ in range(6)]
+            reader = desk(d)
+            holder = RowLock(locked)
+            try:
+                keys = [str(uuid.uuid4()) for _ in desks]
+                sent = time.time()
+                ids = [w.send(REQ_CHECKOUT, pb_message((1, cards[i]), (2, locked)), key=keys[i])
+                       for i, w in enumerate(desks)]
+                wait_for("four checkouts waiting on the lock", lambda: lock_waiters() == 4)
+                # The pool's writers are all stuck: reads and logins still pass at once.
+                t0 = time.time()
+                r = reader.call(REQ_BRANCH_LIST)
+                self.assertEqual(r.status, "ok", r)
+                late = desk(d)  # a new login
+                self.assertEqual(late.call(REQ_BRANCH_LIST).status, "ok")
+                late.close()
+                self.assertLess(time.time() - t0, 2.0, "reads waited behind the locked row")
+                res = env.carrel(env.profile(d), "branches")
+                self.assertEqual(res.code, 0, res)
+                self.assertIsNone(holder.proc.poll(), "the lock holder went away")
+                # Another change (a checkout of another item) is served after one round.
+                r = reader.call(REQ_CHECKOUT, pb_message((1, cards[6]), (2, other)),
+                                key=str(uuid.uuid4()))
+                self.assertEqual(r.status, "ok", r)
+                # Each desk on the locked item is answered: busy, safe to retry.
+                answers = [recv_answer(w, ids[i]) for i, w in enumerate(desks)]
+                took = time.time() - sent
+                for a in answers:
+                    self.assertIsNotNone(a)
+                    self.assertEqual((a.status, a.reason), ("unavailable", "busy"), a)
+                    self.assertIn("Another desk is changing the same record", a.message)
+                # Two rounds of 4 s lock waits, with room for a loaded machine.
+                self.assertLess(took, 30, "the blocked desks waited too long")
+                self.assertIsNone(holder.proc.poll(), "the lock holder went away")
+            finally:
+                holder.release()
+            # Nothing committed: the same key now checks the item out.
+            r = desks[0].call(REQ_CHECKOUT, pb_message((1, cards[0]), (2, locked)), key=keys[0])
+            self.assertEqual(r.status, "ok", r)
+            # carreld logged the lock timeouts (unexpected errors), not the refusals.
+            self.assertIn("database error in circ_checkout: 55P03", d.log_text())
+            for w in desks + [reader]:
+                w.close()
+        finally:
+            d.stop()
+
+    def test_queued_job_has_a_deadline(self):
+        # 2 connections, 1 kept for reads: one checkout waits on the lock, the next waits
+        # for a connection and is answered when its queue deadline passes.
+        d = env.daemon(db_pool_size=2, db_pool_reserved_reads=1, db_lock_timeout_ms=20000,
+                       db_queue_timeout_ms=500)
+        try:
+            locked = new_item()
+            cards = [new_patron() for _ in range(2)]
+            desks = [desk(d) for _ in range(2)]
+            holder = RowLock(locked)
+            try:
+                first = desks[0].send(REQ_CHECKOUT, pb_message((1, cards[0]), (2, locked)),
+                                      key=str(uuid.uuid4()))
+                wait_for("a checkout waiting on the lock", lambda: lock_waiters() == 1)
+                second = desks[1].send(REQ_CHECKOUT, pb_message((1, cards[1]), (2, locked)),
+                                       key=str(uuid.uuid4()))
+                a = recv_answer(desks[1], second)
+                self.assertEqual((a.status, a.reason), ("unavailable", "overloaded"), a)
+                self.assertEqual(lock_waiters(), 1, "the first one should still be waiting")
+                self.assertIn("waited over 500 ms for a connection", d.log_text())
+            finally:
+                holder.release()
+            a = recv_answer(desks[0], first)
+            self.assertEqual(a.status, "ok", a)
+            for w in desks:
+                w.close()
+        finally:
+            d.stop()
+
+
+class QuietRefusals(unittest.TestCase):
+    """Item 29: refusals are answers, not errors in the PostgreSQL log."""
+
+    def test_refusals_leave_no_errors_in_the_server_log(self):
+        d = env.daemon()
+        try:
+            w = desk(d)
+            card, item = new_patron(), new_item()
+            r = w.call(REQ_CHECKOUT, pb_message((1, card), (2, item)), key=str(uuid.uuid4()))
+            self.assertEqual(r.status, "ok", r)
+            start = pg_log_size()
+            n = 30
+            for _ in range(n):
+                # The item is on loan: an ordinary refusal, raised as CR4xx by SQL.
+                r = w.call(REQ_CHECKOUT, pb_message((1, new_patron()), (2, item)),
+                           key=str(uuid.uuid4()))
+                self.assertIn(r.status, ("conflict", "refused"), r)
+            errors = [l for l in pg_log_since(start).splitlines() if "ERROR:" in l]
+            self.assertEqual(errors, [], "refusals were logged by PostgreSQL")
+            self.assertNotIn("cannot set log_min_messages", d.log_text())
+            w.close()
+        finally:
+            d.stop()
+
+    def test_missing_grant_is_a_warning(self):
+        env.psql("REVOKE SET ON PARAMETER log_min_messages FROM carrel")
+        try:
+            d = env.daemon()
+            try:
+                w = desk(d)  # it serves all the same
+                self.assertEqual(w.call(REQ_BRANCH_LIST).status, "ok")
+                w.close()
+                wait_for("the warning", lambda: "cannot set log_min_messages" in d.log_text())
+            finally:
+                d.stop()
+        finally:
+            env.psql("GRANT SET ON PARAMETER log_min_messages TO carrel")
+
+
+if __name__ == "__main__":
+    harness.main()
