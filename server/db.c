@@ -30,7 +30,7 @@ typedef struct db_job {
     db_done_cb cb;
     void *arg;
     int attempts;
-    bool short_lane; /* takes no row lock: may use the reserved connections */
+    bool short_lane;    /* takes no row lock: may use the reserved connections */
     uint64_t queued_at; /* uv_now() when db_exec queued it */
 } db_job_t;
 
@@ -67,10 +67,10 @@ struct db_pool {
     int queued; /* in both lanes */
     db_limits_t limits;
     uv_timer_t reconnect_timer;
-    uv_timer_t queue_timer; /* runs while jobs wait: fails those past queue_timeout_ms */
-    db_log_limit_t error_log;  /* unexpected database errors we log */
-    bool quiet_warned;         /* said once that the server will log refusals */
-    bool was_available; /* for logging transitions once */
+    uv_timer_t queue_timer;   /* runs while jobs wait: fails those past queue_timeout_ms */
+    db_log_limit_t error_log; /* unexpected database errors we log */
+    bool quiet_warned;        /* said once that the server will log refusals */
+    bool was_available;       /* for logging transitions once */
     bool closing;
     int open_handles;
     void (*on_closed)(void *);
@@ -254,8 +254,9 @@ static void db_queue_timer_cb(uv_timer_t *t)
         n++;
     }
     if (n > 0)
-        log_warn(0, "%d database job(s) (first %s) waited over %d ms for a connection; answered "
-                    "unavailable",
+        log_warn(0,
+                 "%d database job(s) (first %s) waited over %d ms for a connection; answered "
+                 "unavailable",
                  n, first, pool->limits.queue_timeout_ms);
 }
 

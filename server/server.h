@@ -32,6 +32,7 @@ typedef struct server {
     db_pool_t *db;
     conn_t *conns; /* all open connections, doubly linked */
     int nconns;
+    size_t output_total; /* unsent output of all connections (max_output_total_bytes) */
     uint64_t next_conn_id;
     bool draining;
     bool finishing;

@@ -7,6 +7,9 @@ stop reading cannot make the daemon hold unbounded output."""
 
 import os
 import select
+import socket
+import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -17,7 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import pb_message  # noqa: E402
 
-REQ_BRANCH_LIST, REQ_CHECKOUT = 15, 80
+REQ_BRANCH_LIST, REQ_CATALOG_SEARCH, REQ_CHECKOUT = 15, 40, 80
+RESP_CATALOG_SEARCH = 40
 env = None
 
 _seq = [5000]
@@ -261,6 +265,72 @@ class QuietRefusals(unittest.TestCase):
                 d.stop()
         finally:
             env.psql("GRANT SET ON PARAMETER log_min_messages TO carrel")
+
+
+class NonReader(harness.Wire):
+    """A desk with a tiny receive buffer, so what it does not read stays in carreld."""
+
+    def __init__(self, daemon):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(60)
+        raw.connect(("127.0.0.1", daemon.port))
+        self.sock = env.client_context("desk-dwn").wrap_socket(raw, server_hostname="localhost")
+        self.next_id = 0
+        self.buffer = b""
+
+
+class OutputCap(unittest.TestCase):
+    """Item 28: the output held for clients that stop reading is bounded as a whole."""
+
+    def test_total_output_cap_drops_slowest_readers(self):
+        env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', 'Outputcap ' || g || ' '"
+                 " || repeat('filler ', 60) FROM generate_series(1, 100) g")
+        search = pb_message((1, "outputcap"), (10, 100))
+        # Each client alone stays under write_high_water; together they pass the total.
+        d = env.daemon(max_output_total_bytes=2 * 1024 * 1024, write_high_water=64 * 1024 * 1024,
+                       max_inflight=100000, log_level="debug")
+        try:
+            w = desk(d)
+            r = w.call(REQ_CATALOG_SEARCH, search)
+            self.assertEqual(r.status, "ok", r)
+            self.assertGreater(len(r.fields[RESP_CATALOG_SEARCH][0]), 30000, "reply too small")
+            w.close()
+            hogs = []
+            for _ in range(3):
+                h = NonReader(d)
+                self.assertEqual(h.hello().status, "ok")
+                self.assertEqual(h.login("desk-dwn", "admin", harness.ADMIN_PASSWORD).status,
+                                 "ok")
+                hogs.append(h)
+            # In turns, ~400 KB of replies each, never read, until the total is passed
+            # (the kernel's socket buffers take an unknown part first).
+            sent = 0
+            for _ in range(100):
+                if "over max_output_total_bytes" in d.log_text():
+                    break
+                for h in hogs:
+                    h.send_raw(b"".join(h.frame(REQ_CATALOG_SEARCH, search)[1] for _ in range(10)))
+                    sent += 10
+                    # The debug log has a line per answer: wait for this turn's.
+                    wait_for("replies queued", lambda: "over max_output_total_bytes" in
+                             d.log_text() or d.log_text().count("catalog_search id=") >= sent + 1)
+            wait_for("a slow reader dropped",
+                     lambda: "over max_output_total_bytes" in d.log_text(), timeout=120)
+            wait_for("the drop logged as a close",
+                     lambda: "output limit for all clients reached" in d.log_text())
+            # Only as many as needed to come back under the total: not all of them.
+            drops = d.log_text().count("output limit for all clients reached")
+            self.assertLess(drops, 3, d.log_text()[-3000:])
+            # Everyone else is served as usual.
+            w = desk(d)
+            r = w.call(REQ_CATALOG_SEARCH, search)
+            self.assertEqual(r.status, "ok", r)
+            w.close()
+            for h in hogs:
+                h.close()
+        finally:
+            d.stop()
 
 
 if __name__ == "__main__":
