@@ -106,9 +106,8 @@ static void login_record(request_t *req, bool success, const char *reason)
     Carrel__Login *l = req->msg->login;
     const char *values[5] = {l->username, l->workstation, req->conn->peer,
                              success ? "true" : "false", reason};
-    int rc =
-        db_exec_short(req->srv->db, &stmt_login_record, 5, values, NULL, NULL, login_record_done,
-                      NULL);
+    int rc = db_exec_short(req->srv->db, &stmt_login_record, 5, values, NULL, NULL,
+                           login_record_done, NULL);
     if (rc != 0)
         log_warn(req->conn->id, "login event not recorded: database unavailable");
 }
