@@ -177,13 +177,17 @@ static void db_queue_push(db_pool_t *pool, db_job_t *job, bool front)
         q->tail = job;
     }
     pool->queued++;
-    /* The deadline check runs only while something waits. */
-    if (pool->limits.queue_timeout_ms > 0 && !pool->closing &&
-        !uv_is_active((uv_handle_t *)&pool->queue_timer)) {
-        uint64_t tick = (uint64_t)pool->limits.queue_timeout_ms / 4;
-        tick = tick < 20 ? 20 : tick > 1000 ? 1000 : tick;
-        uv_timer_start(&pool->queue_timer, db_queue_timer_cb, tick, tick);
-    }
+}
+
+/* The deadline check runs only while something waits (after a dispatch). */
+static void db_queue_watch(db_pool_t *pool)
+{
+    if (pool->queued == 0 || pool->limits.queue_timeout_ms <= 0 || pool->closing ||
+        uv_is_active((uv_handle_t *)&pool->queue_timer))
+        return;
+    uint64_t tick = (uint64_t)pool->limits.queue_timeout_ms / 4;
+    tick = tick < 20 ? 20 : tick > 1000 ? 1000 : tick;
+    uv_timer_start(&pool->queue_timer, db_queue_timer_cb, tick, tick);
 }
 
 static db_job_t *db_queue_pop(db_pool_t *pool, int lane)
@@ -576,6 +580,7 @@ static void db_pool_dispatch(db_pool_t *pool)
             break;
         db_conn_send_job(c, job);
     }
+    db_queue_watch(pool);
 }
 
 bool db_sqlstate_is_refusal(const char *sqlstate)
