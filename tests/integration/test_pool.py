@@ -282,6 +282,18 @@ class QuietRefusals(unittest.TestCase):
             env.psql("GRANT SET ON PARAMETER log_min_messages TO carrel")
 
 
+class QuietRefusalsSetup(unittest.TestCase):
+    def test_migration_grants_when_run_by_a_superuser(self):
+        privilege = "SELECT has_parameter_privilege('carrel', 'log_min_messages', 'SET')"
+        env.psql("REVOKE SET ON PARAMETER log_min_messages FROM carrel")
+        try:
+            self.assertEqual(env.psql(privilege), "f")
+            env.psql_file(os.path.join(harness.SOURCE, "sql", "011_quiet_refusals.sql"))
+            self.assertEqual(env.psql(privilege), "t")
+        finally:
+            env.psql("GRANT SET ON PARAMETER log_min_messages TO carrel")
+
+
 class NonReader(harness.Wire):
     """A desk with a tiny receive buffer, so what it does not read stays in carreld."""
 
