@@ -62,6 +62,8 @@ tlsio_result_t tlsio_write(tlsio_t *t, const void *data, size_t len);
 void tlsio_shutdown(tlsio_t *t);
 /* Move all pending ciphertext to `out`. Returns 0, or -1 when out of memory. */
 __attribute__((warn_unused_result)) int tlsio_take_output(tlsio_t *t, struct buf *out);
+/* Release the memory BIOs' buffers when they are empty (an idle connection). */
+void tlsio_release_buffers(tlsio_t *t);
 const char *tlsio_error(const tlsio_t *t);
 /* The negotiated protocol, e.g. "TLSv1.3". */
 const char *tlsio_version(const tlsio_t *t);

@@ -167,8 +167,8 @@ static void login_record(request_t *req, bool success, const char *reason)
     Carrel__Login *l = req->msg->login;
     const char *values[5] = {l->username, l->workstation, req->conn->peer,
                              success ? "true" : "false", reason};
-    int rc =
-        db_exec(req->srv->db, &stmt_login_record, 5, values, NULL, NULL, login_record_done, NULL);
+    int rc = db_exec_short(req->srv->db, &stmt_login_record, 5, values, NULL, NULL,
+                           login_record_done, NULL);
     if (rc != 0)
         log_warn(req->conn->id, "login event not recorded: database unavailable");
 }
@@ -369,8 +369,8 @@ static void login_issue_token(request_t *req)
     const char *values[4] = {st->token_hash, pgtext_int(&req->arena, st->staff_id),
                              pgtext_int(&req->arena, st->workstation_id),
                              pgtext_int(&req->arena, req->srv->cfg.session_token_ttl_s)};
-    int rc =
-        db_exec(req->srv->db, &stmt_session_insert, 4, values, NULL, NULL, login_token_stored, req);
+    int rc = db_exec_short(req->srv->db, &stmt_session_insert, 4, values, NULL, NULL,
+                           login_token_stored, req);
     if (rc != 0) {
         log_warn(req->conn->id, "session token not stored: database unavailable");
         st->token[0] = '\0';
@@ -669,7 +669,8 @@ static void login_start(request_t *req)
     Carrel__Login *l = req->msg->login;
     st->revoked_seq = req->srv->revoked_seq;
     const char *values[3] = {l->username, l->workstation, st->by_token ? st->token_hash : NULL};
-    int rc = db_exec(req->srv->db, &stmt_login_lookup, 3, values, NULL, NULL, login_looked_up, req);
+    int rc = db_exec_short(req->srv->db, &stmt_login_lookup, 3, values, NULL, NULL, login_looked_up,
+                           req);
     if (rc != 0) {
         login_end(req, false, false);
         request_fail_exec(req, rc);

@@ -653,7 +653,12 @@ class Races(unittest.TestCase):
         captured = env.psql("SELECT string_agg(id::text, ',' ORDER BY placed_at, id) FROM hold "
                             "WHERE bib_id = %d AND status IN ('ready', 'in_transit')" % bib)
         captured = captured.split(",") if captured else []
-        self.assertEqual(len(captured), min(14, len(live)))
+        # A copy already sent on its way for a hold that is then cancelled travels on
+        # (it is routed again when it arrives): it cannot be captured for another yet.
+        # Whether a cancel comes before or after its copy's checkin is up to timing.
+        travelling = int(env.psql("SELECT count(*) FROM hold WHERE bib_id = %d AND status ="
+                                  " 'cancelled' AND captured_item_id IS NOT NULL" % bib))
+        self.assertEqual(len(captured), min(14 - travelling, len(live)))
         self.assertEqual(captured, live[:len(captured)])
         # No copy assigned twice; every transit heads for its hold's pickup branch.
         self.assertEqual(env.psql("SELECT count(*) - count(DISTINCT captured_item_id) FROM hold "
