@@ -673,6 +673,18 @@ static void test_control_characters_replaced(void **state)
     assert_int_equal(out.len, len - 1);
     assert_memory_equal(out.data, num, 5);
     buf_free(&out);
+
+    /* MARCXML may carry TAB, CR, DEL and C1 too (as characters or references). */
+    const char *xml = "<record xmlns=\"http://www.loc.gov/MARC21/slim\">"
+                      "<leader>00000nam a2200000 a 4500</leader>"
+                      "<controlfield tag=\"001\">ocm&#9;001</controlfield>"
+                      "<datafield tag=\"245\" ind1=\"1\" ind2=\"0\"><subfield code=\"a\">"
+                      "Tab&#9;CR&#13;DEL\x7f NEL\xc2\x85 title</subfield></datafield></record>";
+    warning = normalize_ok(a, (const uint8_t *)xml, strlen(xml), true, &clean, NULL);
+    assert_string_equal(warning, "001: 1 control character replaced by a space; 245: 4 control "
+                                 "characters replaced by spaces");
+    assert_string_equal(marc_find(&clean, "001")->data, "ocm 001");
+    assert_string_equal(marc_subfield(&clean, "245", 'a'), "Tab CR DEL  NEL  title");
 }
 
 /* An ESC in the control number (001) too: both fields named, the record kept. */
