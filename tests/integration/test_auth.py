@@ -318,6 +318,32 @@ class Sessions(unittest.TestCase):
         self.assertEqual(me.call(REQ_WHOAMI).status, "ok")
         me.close()
 
+    def test_concurrent_current_password_guesses_are_counted_before_the_check(self):
+        """Items 9 and 13: wrong current passwords sent at once on one connection
+        (pipelined) get login_throttle_after checks, not one each, and the right
+        one sent right behind them is throttled too."""
+        d = env.daemon(login_throttle_after=3, password_queue_max=100)
+        add_staff("gwen")
+        me = d.logged_in_wire(user="gwen", password=STAFF_PASSWORD)
+        guesses = ["guess-number-%d" % i for i in range(12)] + [STAFF_PASSWORD]
+        sent = [(me, me.send(REQ_STAFF_SET_PASSWORD,
+                             pb_message((1, "gwen"), (2, "a-new-password-1"), (3, g))))
+                for g in guesses]
+        by_id = {}
+        while len(by_id) < len(sent):  # answered in the order the checks end
+            r = me.recv()
+            self.assertIsNotNone(r, by_id)
+            by_id[r.id] = r
+        answers = [by_id[rid] for _, rid in sent]
+        reasons = [r.reason for r in answers[:-1]]
+        self.assertLessEqual(reasons.count("current_password"), 3, reasons)
+        self.assertEqual(reasons.count("current_password") + reasons.count("login_throttled"),
+                         12, reasons)
+        self.assertEqual((answers[-1].status, answers[-1].reason),
+                         ("too_many_requests", "login_throttled"), answers[-1])
+        me.close()
+        d.stop()
+
     def test_client_passwd_asks_for_current(self):
         """Item 13 through the client: carrel passwd with the current password."""
         add_staff("pia")
