@@ -87,13 +87,17 @@ static uint64_t conn_tick_ms(const struct server_config *cfg)
     return ms < 250 ? 250 : ms > 60000 ? 60000 : ms;
 }
 
-/* The peer address without its port ("::1" from "::1:5000"). */
+/* The peer address without its port ("::1" from "::1:5000"), as the
+ * per-address limits count it (an IPv6 address by its /64: see
+ * throttle_address_key). */
 static void conn_peer_address(conn_t *c)
 {
-    snprintf(c->addr, sizeof(c->addr), "%s", c->peer);
-    char *colon = strrchr(c->addr, ':');
+    char host[sizeof(c->peer)];
+    snprintf(host, sizeof(host), "%s", c->peer);
+    char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
+    throttle_address_key(host, c->addr, sizeof(c->addr));
 }
 
 /* Open connections from c's address, c included. A walk of the list: it is

@@ -226,6 +226,25 @@ class Connections(unittest.TestCase):
             s.close()
         d.stop()
 
+    def test_per_address_cap_on_a_dual_stack_listener(self):
+        """Item 10: on a listener for "::", IPv4 peers (reported IPv4-mapped) are
+        counted each under its own address, not together under one IPv6 prefix."""
+        d = env.daemon(listen_host="::", max_connections_per_address=3)
+        idle = [socket.create_connection(("127.0.0.1", d.port), timeout=5,
+                                         source_address=("127.0.0.6", 0)) for _ in range(3)]
+        w = wire_from(d, "127.0.0.7")
+        self.assertEqual(w.hello().status, "ok")
+        self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+        w.close()
+        # The fourth from 127.0.0.6 is over its address's cap.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10,
+                                     source_address=("127.0.0.6", 0))
+        self.assertEqual(s.recv(100), b"")
+        wait_for(lambda: "refusing ::ffff:127.0.0.6" in d.log_text(), what="the refusal")
+        for x in idle + [s]:
+            x.close()
+        d.stop()
+
     def test_idle_handshake_closed_after_deadline(self):
         """Item 10: a connection with no TLS handshake (or no Hello) is closed early."""
         d = env.daemon(handshake_timeout_s=1, login_timeout_s=30)
