@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import stat
+import subprocess
 import sys
 import time
 import unittest
@@ -491,6 +492,44 @@ class Tokens(unittest.TestCase):
                                   "ON s.id = t.staff_id WHERE s.username = 'val'"), "0")
         r = env.carrel(prof, "whoami")
         self.assertEqual((r.code, r.json["reason"]), (3, "account_disabled"), r)
+
+    def test_token_not_issued_across_a_password_change(self):
+        """Item 20: a password change committed while a login with the old password
+        is under way (here: by hand in SQL, still open when the token would be
+        stored) leaves no token of the old password behind."""
+        add_staff("ursa")
+        change = subprocess.Popen(
+            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-qAt", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            change.stdin.write("BEGIN;\nUPDATE staff SET password_hash = password_hash || 'x' "
+                               "WHERE username = 'ursa';\nSELECT 'changed';\n")
+            change.stdin.flush()
+            self.assertEqual(change.stdout.readline().strip(), "changed")
+            w = main.wire()
+            w.hello()
+            rid = w.send(REQ_LOGIN, login_body("ursa", STAFF_PASSWORD, want_token=True))
+            # The token's insert waits for the change (or, without the check, does not).
+            try:
+                wait_for(lambda: env.psql("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE wait_event_type = 'Lock'") != "0",
+                         timeout=10, what="the token insert to wait for the change")
+            except AssertionError:
+                pass
+            change.stdin.write("COMMIT;\n")
+            change.stdin.close()
+            self.assertEqual(change.wait(timeout=30), 0, change.stderr.read())
+        finally:
+            if change.poll() is None:
+                change.kill()
+                change.wait()
+        r = collect([(w, rid)])[0][1]
+        self.assertEqual(r.status, "ok", r)
+        self.assertNotIn(4, r.body(RESP_LOGIN), r)  # no session_token
+        self.assertEqual(env.psql("SELECT count(*) FROM staff_session t JOIN staff s "
+                                  "ON s.id = t.staff_id WHERE s.username = 'ursa'"), "0")
+        w.close()
 
     def test_scripts_keep_no_token_by_default(self):
         """keep_session = auto: a password from a file or the environment keeps no token."""
