@@ -170,11 +170,17 @@ void conn_accept(server_t *srv)
 static void conn_on_open(channel_t *ch)
 {
     conn_t *c = ch->data;
-    if (tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn)))
+    int cn = tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn));
+    if (cn > 0) {
         log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer, tlsio_version(&ch->tls),
                  c->cert_cn);
-    else
+    } else if (cn < 0) {
+        /* Taken as no certificate, it would let the client name any workstation. */
+        log_warn(c->id, "closing %s: its client certificate has no usable common name", c->peer);
+        conn_close(c, "client certificate without a usable common name");
+    } else {
         log_info(c->id, "TLS from %s (%s)", c->peer, tlsio_version(&ch->tls));
+    }
 }
 
 static void conn_on_frame(channel_t *ch, const uint8_t *payload, size_t len)

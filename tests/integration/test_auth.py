@@ -246,6 +246,36 @@ class Connections(unittest.TestCase):
             x.close()
         d.stop()
 
+    def test_certificate_without_one_whole_common_name_is_refused(self):
+        """Item 15, the whole class: a verified client certificate whose common name
+        is missing or doubled must not count as no certificate (which lets the
+        client name any workstation), nor stand for the first of its names."""
+        tls = os.path.dirname(env.tls("ca.crt"))
+        subjects = {"nocn": "/O=Carrel tests", "twocn": "/CN=desk-dwn/CN=desk-prk"}
+        for name, subject in subjects.items():
+            key, csr, crt = (os.path.join(tls, name + ext) for ext in (".key", ".csr", ".crt"))
+            env.run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", key)
+            env.run("openssl", "req", "-new", "-key", key, "-subj", subject, "-out", csr)
+            env.run("openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(tls, "ca.crt"),
+                    "-CAkey", os.path.join(tls, "ca.key"), "-CAcreateserial", "-days", "2",
+                    "-sha256", "-out", crt)
+        d = env.daemon()
+        for name in subjects:
+            with self.subTest(name):
+                try:
+                    w = d.wire(cert=name)
+                    r = w.hello()
+                    if r is not None:
+                        r = w.login("desk-dwn", "admin", ADMIN_PASSWORD)
+                except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+                    r = e
+                self.assertNotEqual(getattr(r, "status", None), "ok", r)
+                w.close()
+        wait_for(lambda: d.log_text().count("has no usable common name") == 2,
+                 what="both refused")
+        d.stop()
+
     def test_idle_handshake_closed_after_deadline(self):
         """Item 10: a connection with no TLS handshake (or no Hello) is closed early."""
         d = env.daemon(handshake_timeout_s=1, login_timeout_s=30)
