@@ -7,6 +7,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "text.h"
+
 /* Format the oldest queued OpenSSL error (or `fallback`) and clear the queue. */
 static void tls_format_error(char *err, size_t errlen, const char *what)
 {
@@ -288,16 +290,36 @@ const char *tlsio_version(const tlsio_t *t)
     return SSL_get_version(t->ssl);
 }
 
-bool tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen)
+/* The subject's one common name, whole, as UTF-8 text: 1, or -1 (see tlsio_peer_cn). */
+static int tls_cert_cn(X509 *cert, char *out, size_t outlen)
 {
+    X509_NAME *name = X509_get_subject_name(cert);
+    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
+        return -1;
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+    int rc = -1;
+    if (n > 0 && (size_t)n < outlen && text_check(utf8, (size_t)n, NULL, NULL) == TEXT_OK) {
+        memcpy(out, utf8, (size_t)n);
+        out[n] = '\0';
+        rc = 1;
+    }
+    OPENSSL_free(utf8);
+    return rc;
+}
+
+int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen)
+{
+    out[0] = '\0';
     X509 *cert = SSL_get1_peer_certificate(t->ssl);
     if (cert == NULL)
-        return false;
-    bool ok = false;
-    if (SSL_get_verify_result(t->ssl) == X509_V_OK) {
-        X509_NAME *name = X509_get_subject_name(cert);
-        ok = X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)outlen) > 0;
-    }
+        return 0;
+    int rc = 0;
+    if (SSL_get_verify_result(t->ssl) == X509_V_OK)
+        rc = tls_cert_cn(cert, out, outlen);
     X509_free(cert);
-    return ok;
+    if (rc < 0)
+        out[0] = '\0';
+    return rc;
 }

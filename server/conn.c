@@ -89,13 +89,17 @@ static uint64_t conn_tick_ms(const struct server_config *cfg)
     return ms < 250 ? 250 : ms > 60000 ? 60000 : ms;
 }
 
-/* The peer address without its port ("::1" from "::1:5000"). */
+/* The peer address without its port ("::1" from "::1:5000"), as the
+ * per-address limits count it (an IPv6 address by its /64: see
+ * throttle_address_key). */
 static void conn_peer_address(conn_t *c)
 {
-    snprintf(c->addr, sizeof(c->addr), "%s", c->peer);
-    char *colon = strrchr(c->addr, ':');
+    char host[sizeof(c->peer)];
+    snprintf(host, sizeof(host), "%s", c->peer);
+    char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
+    throttle_address_key(host, c->addr, sizeof(c->addr));
 }
 
 /* Open connections from c's address, c included. A walk of the list: it is
@@ -169,11 +173,17 @@ void conn_accept(server_t *srv)
 static void conn_on_open(channel_t *ch)
 {
     conn_t *c = ch->data;
-    if (tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn)))
+    int cn = tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn));
+    if (cn > 0) {
         log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer, tlsio_version(&ch->tls),
                  c->cert_cn);
-    else
+    } else if (cn < 0) {
+        /* Taken as no certificate, it would let the client name any workstation. */
+        log_warn(c->id, "closing %s: its client certificate has no usable common name", c->peer);
+        conn_close(c, "client certificate without a usable common name");
+    } else {
         log_info(c->id, "TLS from %s (%s)", c->peer, tlsio_version(&ch->tls));
+    }
 }
 
 static void conn_on_frame(channel_t *ch, const uint8_t *payload, size_t len)

@@ -989,6 +989,22 @@ class SettlingHolds(unittest.TestCase):
         self.assertEqual(hold_status(h), "ready")
         assert_consistent(self)
 
+    def test_editing_where_a_shelf_copy_is_requeues_its_hold(self):
+        """Item 23, the whole class: an item edit that says a copy on a hold shelf
+        is now at another branch leaves no ready hold claiming it."""
+        bib = new_bib("Moved Off The Shelf")
+        copy = new_item(bib, "DWN")
+        card, h = on_shelf_for(bib, copy)
+        w = subscribe("DWN")
+        r = carrel("item", "edit", copy, "--at", "PRK", user="libby")
+        self.assertEqual(r.code, 0, r)
+        ev = next_event(w)
+        w.close()
+        self.assertEqual(ev["kind"], "hold_released", ev)
+        self.assertIn("(now at Park Street Branch at the Lyric)", ev["text"])
+        self.assertEqual(hold_status(h), "waiting")
+        assert_consistent(self)
+
     def test_copy_captured_at_a_third_branch_ends_its_old_transit(self):
         bib = new_bib("Captured On The Way")
         copy = new_item(bib, "PRK")
