@@ -1206,5 +1206,39 @@ class TimesAfterLocks(unittest.TestCase):
         carrel("checkin", copy)
 
 
+    def test_a_cancel_that_waited_is_after_its_copy_was_sent(self):
+        """The race test's "hold transit without a hold": a cancel whose
+        transaction began before a checkin sent the copy on its way was dated
+        before the transit, as if the copy left for a hold already over."""
+        bib = new_bib("Cancelled While Sent")
+        copy = new_item(bib, "DWN")
+        lender_card, waiting_card = new_patron(), new_patron()
+        self.assertEqual(carrel("checkout", lender_card, copy).code, 0)
+        r = place(waiting_card, bib=bib, pickup="PRK")
+        self.assertEqual(r.code, 0, r)
+        h = int(env.psql("SELECT id FROM hold WHERE bib_id = %d AND status = 'waiting'" % bib))
+        canceller = main.logged_in_wire(WS["PRK"], "roamer", PASSWORD)
+        returner = main.logged_in_wire(WS["DWN"], "roamer", PASSWORD)
+        key = str(uuid.uuid4())
+        blocker = Blocker(key)
+        try:
+            rid = canceller.send(REQ_HOLD_CHANGE, pb_message((1, h), (2, "cancel"),
+                                                             (3, "changed mind")), key=key)
+            wait_for(lambda: waiting_on_a_lock("hold_change"))
+            r = returner.call(REQ_CHECKIN, pb_message((1, copy)), key=str(uuid.uuid4()))
+            self.assertEqual(r.status, "ok", r)
+            self.assertEqual(hold_status(h), "in_transit")
+        finally:
+            blocker.release()
+        r = reply_to(canceller, rid)
+        self.assertEqual(r.status, "ok", r)
+        canceller.close()
+        returner.close()
+        self.assertEqual(env.psql("SELECT h.closed_at >= t.sent_at FROM hold h JOIN transit t"
+                                  " ON t.item_id = h.captured_item_id WHERE h.id = %d" % h), "t")
+        assert_consistent(self)
+        carrel("transit", "receive", copy, branch="PRK")
+
+
 if __name__ == "__main__":
     harness.main()
