@@ -279,12 +279,6 @@ static void desk_cut(char *out, size_t outlen, const char *s, size_t max)
     snprintf(out, outlen, "%.*s...", (int)max, s);
 }
 
-static void desk_money(char *out, size_t n, int64_t cents)
-{
-    snprintf(out, n, "%s$%lld.%02lld", cents < 0 ? "-" : "", (long long)(llabs(cents) / 100),
-             (long long)(llabs(cents) % 100));
-}
-
 /*
  * A refusal or failure of the request in flight, on one line:
  *   REFUSED 3123...: <message> [<reason>] — can be overridden: :override REASON
@@ -609,7 +603,7 @@ static void desk_answer_patron(desk_t *d, Carrel__Response *r)
                 rc |= buf_printf(&line, " (%d overdue)", a->overdue);
             if (a->balance_cents > 0) {
                 char owes[32];
-                desk_money(owes, sizeof(owes), a->balance_cents);
+                output_money(owes, sizeof(owes), a->balance_cents);
                 rc |= buf_printf(&line, " — owes %s", owes);
             }
         }
@@ -754,7 +748,7 @@ static void desk_answer_account(desk_t *d, Carrel__Response *r)
         return;
     }
     char bal[32];
-    desk_money(bal, sizeof(bal), a->balance_cents);
+    output_money(bal, sizeof(bal), a->balance_cents);
     struct buf text = BUF_INIT;
     int rc = buf_printf(&text, "ACCOUNT %s — card %s — %d out, %d overdue — balance %s",
                         desk_str(a->name), desk_str(a->card), a->loans_out, a->overdue, bal);
