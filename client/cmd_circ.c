@@ -11,8 +11,14 @@
 #include "cli.h"
 #include "util.h"
 
-/* Send one keyed change; on success *resp holds the answer. */
+/* Send one keyed change, retried with its key (cli_call_keyed); on success *resp holds the answer. */
 static int circ_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
+{
+    return cli_call_keyed(cli, req, resp);
+}
+
+/* Send a change that is not keyed (loan rules, calendars): a repeat would repeat it. */
+static int circ_send_once(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
 {
     char key[37];
     cli_set_request_key(req, key);
@@ -608,7 +614,7 @@ static int cmd_policy_set(cli_t *cli, int argc, char **argv)
     req.body_case = CARREL__REQUEST__BODY_POLICY_SAVE;
     req.policy_save = &s;
     Carrel__Response *r = NULL;
-    int code = circ_send(cli, &req, &r);
+    int code = circ_send_once(cli, &req, &r);
     if (code != EXIT_OK)
         return code;
     if (cli->json && r->body_case == CARREL__RESPONSE__BODY_POLICY)
@@ -665,7 +671,7 @@ static int circ_calendar_change(cli_t *cli, Carrel__CalendarSave *s)
     req.body_case = CARREL__REQUEST__BODY_CALENDAR_SAVE;
     req.calendar_save = s;
     Carrel__Response *r = NULL;
-    int code = circ_send(cli, &req, &r);
+    int code = circ_send_once(cli, &req, &r);
     if (code != EXIT_OK)
         return code;
     circ_print_calendar(cli, r->calendar);

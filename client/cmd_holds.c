@@ -11,12 +11,10 @@
 #include "cli.h"
 #include "util.h"
 
+/* Changes are keyed and retried with their key (cli_call_keyed); reads go once. */
 static int holds_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp, bool keyed)
 {
-    char key[37];
-    if (keyed)
-        cli_set_request_key(req, key);
-    return cli_call(cli, req, resp);
+    return keyed ? cli_call_keyed(cli, req, resp) : cli_call(cli, req, resp);
 }
 
 static void holds_print(const Carrel__Hold *h)
