@@ -106,12 +106,12 @@ int cli_set_request_key_arg(cli_t *cli, const char *key)
 
 int cli_next_request_key(cli_t *cli, char key[37])
 {
-    unsigned n = cli->keyed_sent++;
     if (cli->request_key == NULL) {
-        if (util_uuid4(key) != 0)
+        if (util_uuid4(cli->generated_key) != 0)
             return cli_fail(cli, EXIT_LOCAL, "no randomness available for a request key");
-        return EXIT_OK;
+        cli->request_key = cli->generated_key;
     }
+    unsigned n = cli->keyed_sent++;
     /* K plus n in the last 12 hex digits (the node field), wrapping there. */
     for (int i = 0; i < 36; i++)
         key[i] = (char)tolower((unsigned char)cli->request_key[i]);
@@ -143,12 +143,13 @@ static bool cli_status_retryable(Carrel__Status s)
     return s == CARREL__STATUS__STATUS_UNAVAILABLE || s == CARREL__STATUS__STATUS_TOO_MANY_REQUESTS;
 }
 
-static void cli_print_rerun(const char *key)
+/* The outcome of a change is unknown: say how to finish the command safely. */
+static void cli_print_rerun(const cli_t *cli)
 {
     fprintf(stderr,
-            "carrel: the outcome is not known; the request key was %s: run the same command "
-            "again with --request-key %s to finish it without applying anything twice\n",
-            key, key);
+            "carrel: the outcome is not known: run the same command line again with "
+            "--request-key %s to finish it without applying anything twice\n",
+            cli->request_key);
 }
 
 int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
@@ -170,7 +171,7 @@ int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
         cli->json = json;
         if (code != EXIT_OK) {
             if (code != EXIT_NETWORK || last) {
-                cli_print_rerun(key);
+                cli_print_rerun(cli);
                 return code;
             }
             why = "cannot reconnect";
@@ -182,7 +183,7 @@ int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
             cli->connected = false;
             if (last) {
                 code = cli_fail(cli, EXIT_NETWORK, "%s", reason);
-                cli_print_rerun(key);
+                cli_print_rerun(cli);
                 return code;
             }
             why = reason;
@@ -194,15 +195,16 @@ int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
             cli_print_status_error(cli, r);
             code = cli_status_exit(r->status);
             if (cli_status_retryable(r->status))
-                cli_print_rerun(key);
+                cli_print_rerun(cli);
             carrel__response__free_unpacked(r, NULL);
             return code;
         } else {
             *out = r;
             return EXIT_OK;
         }
-        fprintf(stderr, "carrel: %s; sending again with the same request key in %.1f s (%d of %d)\n",
-                why, delay_ms / 1000.0, attempt + 1, CLI_KEYED_ATTEMPTS);
+        fprintf(stderr,
+                "carrel: %s; sending again with the same request key in %.1f s (%d of %d)\n", why,
+                delay_ms / 1000.0, attempt + 1, CLI_KEYED_ATTEMPTS);
         uv_sleep(delay_ms);
         delay_ms = delay_ms * 2 > CLI_KEYED_MAX_PAUSE_MS ? CLI_KEYED_MAX_PAUSE_MS : delay_ms * 2;
     }

@@ -43,10 +43,12 @@ typedef struct cli {
      * cli_connect keeps the password here (wiped by cli_forget_password). */
     bool keep_password;
     char *password;
-    /* --request-key: the key of the command's first keyed change; the n-th
-     * further one uses it plus n (cli_next_request_key). NULL: fresh keys. */
+    /* The key of the command's first keyed change, from --request-key or
+     * made up (into generated_key) when the first one is sent; the n-th
+     * further one uses it plus n (cli_next_request_key). */
     const char *request_key;
     unsigned keyed_sent;
+    char generated_key[37];
 } cli_t;
 
 typedef struct command {
@@ -96,10 +98,11 @@ void cli_print_json(const ProtobufCMessage *msg);
 /* Set a fresh UUID as the request's idempotency key. */
 void cli_set_request_key(Carrel__Request *req, char key[37]);
 /*
- * The key for the command's next keyed change: a fresh UUID, or with
- * --request-key K, K for the first and K plus n (in its last 12 hex digits)
- * for the n-th after it, so that the same command line run again with the
- * same K sends the same keys. Returns EXIT_OK or an exit code (printed).
+ * The key for the command's next keyed change: K for the first and K plus n
+ * (in its last 12 hex digits) for the n-th after it, K being --request-key
+ * or else a fresh UUID, so that the same command line run again with
+ * --request-key K sends the same keys. Returns EXIT_OK or an exit code
+ * (printed).
  */
 int cli_next_request_key(cli_t *cli, char key[37]);
 /*

@@ -37,8 +37,9 @@ static void catalog_print_items(Carrel__Item **items, size_t n)
         const Carrel__Item *it = items[i];
         char status[64];
         catalog_item_status(status, sizeof(status), it);
-        const char *row[] = {it->barcode,     it->current_branch, it->owning_branch, it->location,
-                             it->call_number, it->item_type,      status};
+        const char *row[] = {it->barcode,  it->current_branch, it->owning_branch,
+                             it->location, it->call_number,    it->item_type,
+                             status};
         table_add(t, row);
     }
     table_print(t, stdout);
@@ -101,11 +102,16 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
     Carrel__CatalogSearch s = CARREL__CATALOG_SEARCH__INIT;
     int page = 1;
     static const struct option opts[] = {
-        {"isbn", required_argument, NULL, 'i'},    {"issn", required_argument, NULL, 's'},
-        {"barcode", required_argument, NULL, 'b'}, {"call-number", required_argument, NULL, 'c'},
-        {"branch", required_argument, NULL, 'B'},  {"format", required_argument, NULL, 'f'},
-        {"available", no_argument, NULL, 'a'},     {"page", required_argument, NULL, 'p'},
-        {"limit", required_argument, NULL, 'l'},   {"not", required_argument, NULL, 'n'},
+        {"isbn", required_argument, NULL, 'i'},
+        {"issn", required_argument, NULL, 's'},
+        {"barcode", required_argument, NULL, 'b'},
+        {"call-number", required_argument, NULL, 'c'},
+        {"branch", required_argument, NULL, 'B'},
+        {"format", required_argument, NULL, 'f'},
+        {"available", no_argument, NULL, 'a'},
+        {"page", required_argument, NULL, 'p'},
+        {"limit", required_argument, NULL, 'l'},
+        {"not", required_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
     /* Words to leave out: "--not dogs" is the query's "-dogs", which as an

@@ -11,7 +11,8 @@
 #include "cli.h"
 #include "util.h"
 
-/* Send one keyed change, retried with its key (cli_call_keyed); on success *resp holds the answer. */
+/* Send one keyed change, retried with its key (cli_call_keyed); on success *resp holds the answer.
+ */
 static int circ_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
 {
     return cli_call_keyed(cli, req, resp);

@@ -88,8 +88,8 @@ typedef struct desk_pending {
     desk_step_t step; /* DESK_STEP_NONE: nothing in flight */
     uint64_t id;      /* 0: not sent yet on this connection */
     uint64_t sent_ms;
-    int sends;           /* times sent and answered unavailable (desk_resend_later) */
-    uint64_t resend_ms;  /* not to be sent before this (a pause after unavailable) */
+    int sends;                 /* times sent and answered unavailable (desk_resend_later) */
+    uint64_t resend_ms;        /* not to be sent before this (a pause after unavailable) */
     char key[37];              /* request key of a change; "" for reads */
     char scan[DESK_FIELD_MAX]; /* the barcode or card scanned */
     char card[DESK_FIELD_MAX]; /* the patron a checkout, renewal or account is for */

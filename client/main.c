@@ -70,8 +70,7 @@ static int take_request_key(cli_t *cli, int *argc, char **argv)
             if (i + 1 >= *argc)
                 return cli_fail(cli, EXIT_USAGE, "--request-key needs a UUID");
             code = cli_set_request_key_arg(cli, argv[++i]);
-        } else if (!literal && strncmp(a, opt, sizeof(opt) - 1) == 0 &&
-                   a[sizeof(opt) - 1] == '=') {
+        } else if (!literal && strncmp(a, opt, sizeof(opt) - 1) == 0 && a[sizeof(opt) - 1] == '=') {
             code = cli_set_request_key_arg(cli, a + sizeof(opt));
         } else {
             argv[out++] = argv[i];
