@@ -796,15 +796,15 @@ static bool desk_resend_later(desk_t *d, const Carrel__Response *r)
         return false;
     if (++p->sends >= DESK_RESEND_ATTEMPTS) {
         desk_notice(d, "unavailable",
-                    "Still no answer after %d tries. The last scan (%s) may or may not have "
-                    "been recorded: scan it again when the server is back.",
+                    "The server stayed unavailable for %d tries. The last scan (%s) may or "
+                    "may not have been recorded: scan it again when the server is back.",
                     p->sends, p->scan[0] ? p->scan : p->card);
         return false;
     }
     uint64_t pause = (uint64_t)DESK_RESEND_FIRST_MS << (p->sends - 1);
     p->id = 0;
     p->resend_ms = desk_now_ms() + pause;
-    desk_notice(d, "unavailable",
+    desk_notice(d, "resending",
                 "%s Sending the last scan (%s) again in %llu s with the same request key, so "
                 "it cannot be recorded twice.",
                 r->message && r->message[0] ? r->message : "The server is unavailable.",

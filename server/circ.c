@@ -190,7 +190,7 @@ static bool circ_override_allowed(request_t *req, protobuf_c_boolean has, protob
         return true;
     log_info(req->conn->id, "forbidden: %s sent an override", request_session(req)->username);
     request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "override",
-                 "Only librarians and above may override; send the request without override.");
+                 "Only librarians and above may override a refusal.");
     return false;
 }
 
