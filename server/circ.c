@@ -174,24 +174,41 @@ static const char *circ_may(request_t *req, perm_action_t action)
     return perm_check(&who, action, 0) == PERM_OK ? "true" : "false";
 }
 
+/* True when s has something besides blanks. */
+static bool circ_has_text(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return true;
+    return false;
+}
+
 /*
  * The one rule for the `override` flag of every request that has one
- * (Checkout, Renew): only a role with the override permission may set it,
- * whether or not anything would be refused. A clerk's override is answered
- * FORBIDDEN `override` here, before the database is asked, so that it is
- * never silently ignored nor honoured. Returns false when req was answered.
+ * (Checkout, Renew; PROTOCOL.md, "Overrides"): only a role with the override
+ * permission may set it, whether or not anything would be refused, and only
+ * with a reason. A clerk's override is answered FORBIDDEN `override` here,
+ * before the database is asked, so that it is never silently ignored nor
+ * honoured. Returns false when req was answered.
  */
-static bool circ_override_allowed(request_t *req, protobuf_c_boolean has, protobuf_c_boolean set)
+static bool circ_override_allowed(request_t *req, protobuf_c_boolean has, protobuf_c_boolean set,
+                                  const char *reason)
 {
     if (!(has && set))
         return true;
     perm_subject_t who = conn_subject(req->conn);
-    if (perm_check(&who, PERM_CIRC_OVERRIDE, 0) == PERM_OK)
-        return true;
-    log_info(req->conn->id, "forbidden: %s sent an override", request_session(req)->username);
-    request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "override",
-                 "Only librarians and above may override a refusal.");
-    return false;
+    if (perm_check(&who, PERM_CIRC_OVERRIDE, 0) != PERM_OK) {
+        log_info(req->conn->id, "forbidden: %s sent an override", request_session(req)->username);
+        request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "override",
+                     "Only librarians and above may override a refusal.");
+        return false;
+    }
+    if (!circ_has_text(reason)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:override_reason",
+                     "An override needs a reason.");
+        return false;
+    }
+    return true;
 }
 
 static char *circ_str(request_t *req, const PGresult *res, int row, int col)
@@ -240,7 +257,7 @@ void handle_checkout(request_t *req)
     Carrel__Checkout *m = req->msg->checkout;
     if (!circ_required(req, m->card, "field:card", "A library card") ||
         !circ_required(req, m->barcode, "field:barcode", "An item barcode") ||
-        !circ_override_allowed(req, m->has_override, m->override))
+        !circ_override_allowed(req, m->has_override, m->override, m->override_reason))
         return;
     const char *staff, *ws, *branch;
     circ_actor(req, &staff, &ws, &branch);
@@ -348,7 +365,7 @@ void handle_renew(request_t *req)
 {
     Carrel__Renew *m = req->msg->renew;
     if (!circ_required(req, m->card, "field:card", "A library card") ||
-        !circ_override_allowed(req, m->has_override, m->override))
+        !circ_override_allowed(req, m->has_override, m->override, m->override_reason))
         return;
     const char *staff, *ws, *branch;
     circ_actor(req, &staff, &ws, &branch);

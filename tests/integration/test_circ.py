@@ -747,6 +747,15 @@ class Overrides(unittest.TestCase):
         r = checkout(card, item, "--override", "nothing to override", user="libby")
         self.assertEqual((r.code, r.json[0].get("overridden", [])), (0, []), r)
         carrel("checkin", item)
+        # Allowed to override, but without a reason: refused the same way on both.
+        w = main.logged_in_wire("desk-dwn", "libby", PASSWORD)
+        for req, body in ((REQ_CHECKOUT, pb_message((1, card), (2, item), (3, True), (4, " "))),
+                          (REQ_RENEW, pb_message((1, card), (3, True)))):
+            r = w.call(req, body, key=str(uuid.uuid4()))
+            self.assertEqual((r.status, r.reason), ("bad_request", "field:override_reason"), r)
+        w.close()
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
+                         "available")
 
     def test_clerk_override_on_renew_forbidden(self):
         card, item = new_patron(), new_item()
