@@ -1,10 +1,16 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "password.h"
 #include "status.h"
@@ -45,7 +51,9 @@ int cli_fail(cli_t *cli, int code, const char *fmt, ...)
         json_print(&j, stdout);
         json_free(&j);
     }
-    fprintf(stderr, "carrel: %s\n", msg);
+    char *safe = out_safe_line(msg); /* may quote the server, a file or an argument */
+    fprintf(stderr, "carrel: %s\n", safe);
+    free(safe);
     return code;
 }
 
@@ -248,11 +256,17 @@ void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
         json_print(&j, stdout);
         json_free(&j);
     }
-    if (r->reason && r->reason[0])
-        fprintf(stderr, "carrel: %s (%s): %s%s\n", status_name(r->status), r->reason, msg,
+    /* The server's words, quoting what was stored: escaped, as all text printed. */
+    char *safe_msg = out_safe_line(msg);
+    if (r->reason && r->reason[0]) {
+        char *safe_reason = out_safe_line(r->reason);
+        fprintf(stderr, "carrel: %s (%s): %s%s\n", status_name(r->status), safe_reason, safe_msg,
                 r->has_overridable && r->overridable ? " [can be overridden]" : "");
-    else
-        fprintf(stderr, "carrel: %s: %s\n", status_name(r->status), msg);
+        free(safe_reason);
+    } else {
+        fprintf(stderr, "carrel: %s: %s\n", status_name(r->status), safe_msg);
+    }
+    free(safe_msg);
 }
 
 int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
@@ -322,6 +336,204 @@ void cli_forget_password(cli_t *cli)
     }
 }
 
+/*
+ * Saved sessions. With keep_session, a password login asks for a session
+ * token and keeps it in "<profile>.session" (mode 0600, written to a new
+ * file and renamed over the old one), with the workstation and user it was
+ * issued for and when it expires. The next commands log in with it instead
+ * of the password; the server refuses it once it has expired or was
+ * revoked (logout, password change, disabled account), and the command then
+ * asks for the password again.
+ */
+typedef struct cli_saved {
+    char workstation[72];
+    char user[40];
+    char token[80];
+    int64_t expires_ms;
+} cli_saved_t;
+
+/* path + suffix, malloc'd; out of memory ends the command. */
+static char *cli_path_join(const char *path, const char *suffix)
+{
+    size_t n = strlen(path) + strlen(suffix) + 1;
+    char *out = malloc(n);
+    if (out == NULL) {
+        fputs("carrel: out of memory\n", stderr);
+        exit(EXIT_LOCAL);
+    }
+    snprintf(out, n, "%s%s", path, suffix);
+    return out;
+}
+
+/* True when commands keep and use a saved session (see keep_session in profile.c). */
+static bool cli_session_wanted(const cli_t *cli)
+{
+    if (cli->profile_path == NULL || cli->keep_password)
+        return false; /* desk mode keeps its password to log in again */
+    const char *k = cli->profile.keep_session ? cli->profile.keep_session : "auto";
+    if (strcmp(k, "yes") == 0)
+        return true;
+    if (strcmp(k, "no") == 0)
+        return false;
+    /* auto: a script that has the password anyway keeps no token lying around. */
+    const char *env = getenv("CARREL_PASSWORD");
+    if (env == NULL && cli->profile.password_env)
+        env = getenv(cli->profile.password_env);
+    return cli->password_file == NULL && env == NULL && cli->profile.password_file == NULL;
+}
+
+char *cli_session_path(const cli_t *cli)
+{
+    if (cli->profile_path == NULL)
+        return NULL;
+    return cli_path_join(cli->profile_path, ".session");
+}
+
+void cli_session_forget(const cli_t *cli)
+{
+    char *path = cli_session_path(cli);
+    if (path && unlink(path) != 0 && errno != ENOENT)
+        fprintf(stderr, "carrel: cannot remove %s: %s\n", path, strerror(errno));
+    free(path);
+}
+
+/* Read the saved session; false if there is none usable for this profile. */
+static bool cli_session_load(const cli_t *cli, cli_saved_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    char *path = cli_session_path(cli);
+    if (path == NULL)
+        return false;
+    struct stat st;
+    bool ok = false;
+    if (stat(path, &st) != 0) {
+        free(path);
+        return false;
+    }
+    if ((st.st_mode & 077) != 0 || st.st_uid != geteuid()) {
+        fprintf(stderr, "carrel: ignoring %s: it must belong to you and have mode 0600\n", path);
+        free(path);
+        return false;
+    }
+    char *text = util_read_file(path, 4096);
+    free(path);
+    if (text == NULL)
+        return false;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char key[32], value[100];
+        if (sscanf(line, "%31s = %99s", key, value) != 2)
+            continue;
+        if (strcmp(key, "workstation") == 0)
+            util_strlcpy(out->workstation, value, sizeof(out->workstation));
+        else if (strcmp(key, "user") == 0)
+            util_strlcpy(out->user, value, sizeof(out->user));
+        else if (strcmp(key, "token") == 0)
+            util_strlcpy(out->token, value, sizeof(out->token));
+        else if (strcmp(key, "expires_ms") == 0)
+            out->expires_ms = strtoll(value, NULL, 10);
+    }
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    /* Only for the workstation and user it was issued to, and only while it lasts. */
+    ok = out->token[0] && strcmp(out->workstation, cli->profile.workstation) == 0 &&
+         strcmp(out->user, cli->profile.user) == 0 && out->expires_ms > util_now_ms();
+    if (!ok)
+        OPENSSL_cleanse(out, sizeof(*out));
+    return ok;
+}
+
+/* Keep the token of a LoginReply in the session file (mode 0600). */
+static void cli_session_save(const cli_t *cli, const Carrel__LoginReply *r)
+{
+    char *path = cli_session_path(cli);
+    if (path == NULL || r->session_token == NULL || !r->has_session_expires_ms) {
+        free(path);
+        return;
+    }
+    char *tmp = cli_path_join(path, ".new");
+    char text[400];
+    int len =
+        snprintf(text, sizeof(text), "workstation = %s\nuser = %s\ntoken = %s\nexpires_ms = %lld\n",
+                 cli->profile.workstation, cli->profile.user, r->session_token,
+                 (long long)r->session_expires_ms);
+    (void)unlink(tmp); /* a leftover from a crash; O_EXCL below refuses to follow anything */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && len > 0 && (size_t)len < sizeof(text) && fchmod(fd, 0600) == 0 &&
+              write(fd, text, (size_t)len) == len;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (ok && rename(tmp, path) != 0)
+        ok = false;
+    if (!ok) {
+        fprintf(stderr, "carrel: cannot save the session in %s: %s\n", path, strerror(errno));
+        (void)unlink(tmp);
+    }
+    OPENSSL_cleanse(text, sizeof(text));
+    free(tmp);
+    free(path);
+}
+
+/* Send a Login; the raw response (any status) in *out, or an exit code for no answer. */
+static int cli_send_login(cli_t *cli, const char *password, const char *token, bool want_token,
+                          Carrel__Response **out)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__Login l = CARREL__LOGIN__INIT;
+    l.workstation = cli->profile.workstation;
+    l.username = cli->profile.user;
+    l.password = (char *)password;
+    l.session_token = (char *)token;
+    if (want_token) {
+        l.has_want_session_token = 1;
+        l.want_session_token = 1;
+    }
+    req.body_case = CARREL__REQUEST__BODY_LOGIN;
+    req.login = &l;
+    *out = NULL;
+    if (client_call(&cli->conn, &req, out) != 0)
+        return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+    return EXIT_OK;
+}
+
+static void cli_logged_in(cli_t *cli, Carrel__Response *r)
+{
+    cli->logged_in = true;
+    cli->login_resp = r;
+    cli->login = r->login;
+}
+
+/*
+ * Log in with the saved session. Returns EXIT_OK when logged in, -1 when
+ * there is no usable saved session (or the server says it has ended: the
+ * file is removed), or another exit code after a refusal that was printed.
+ */
+static int cli_login_saved(cli_t *cli)
+{
+    cli_saved_t saved;
+    if (!cli_session_load(cli, &saved))
+        return -1;
+    Carrel__Response *r = NULL;
+    int code = cli_send_login(cli, NULL, saved.token, false, &r);
+    OPENSSL_cleanse(&saved, sizeof(saved));
+    if (code != EXIT_OK)
+        return code;
+    if (r->status == CARREL__STATUS__STATUS_OK) {
+        cli_logged_in(cli, r);
+        return EXIT_OK;
+    }
+    bool ended = r->status == CARREL__STATUS__STATUS_UNAUTHENTICATED;
+    if (!ended) { /* throttled, unavailable, ...: the password would fare no better */
+        cli_print_status_error(cli, r);
+        code = cli_status_exit(r->status);
+        carrel__response__free_unpacked(r, NULL);
+        return code == EXIT_SERVER ? EXIT_AUTH : code;
+    }
+    carrel__response__free_unpacked(r, NULL);
+    cli_session_forget(cli);
+    return -1;
+}
+
 int cli_connect(cli_t *cli, bool login)
 {
     if (!cli->connected) {
@@ -344,27 +556,58 @@ int cli_connect(cli_t *cli, bool login)
         return EXIT_OK;
     if (cli->profile.workstation == NULL || cli->profile.user == NULL)
         return cli_fail(cli, EXIT_USAGE, "the profile must name a workstation and a user");
+    bool keep = cli_session_wanted(cli);
+    if (keep) {
+        int saved = cli_login_saved(cli);
+        if (saved != -1)
+            return saved;
+    }
     int code = EXIT_OK;
     char *pw = cli->password ? cli->password : cli_password(cli, &code);
     if (pw == NULL)
         return code;
     if (cli->keep_password)
         cli->password = pw;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__Login l = CARREL__LOGIN__INIT;
-    l.workstation = cli->profile.workstation;
-    l.username = cli->profile.user;
-    l.password = pw;
-    req.body_case = CARREL__REQUEST__BODY_LOGIN;
-    req.login = &l;
     Carrel__Response *r = NULL;
-    code = cli_call(cli, &req, &r);
+    code = cli_send_login(cli, pw, NULL, keep, &r);
     if (pw != cli->password)
         password_free(pw);
     if (code != EXIT_OK)
+        return code;
+    if (r->status != CARREL__STATUS__STATUS_OK) {
+        cli_print_status_error(cli, r);
+        code = cli_status_exit(r->status);
+        carrel__response__free_unpacked(r, NULL);
         return code == EXIT_SERVER ? EXIT_AUTH : code; /* a refused login is an auth failure */
-    cli->logged_in = true;
-    cli->login_resp = r;
-    cli->login = r->login;
+    }
+    cli_logged_in(cli, r);
+    if (keep)
+        cli_session_save(cli, r->login);
     return EXIT_OK;
+}
+
+int cli_logout(cli_t *cli)
+{
+    char *path = cli_session_path(cli);
+    struct stat st;
+    bool have = path && stat(path, &st) == 0;
+    free(path);
+    if (!have)
+        return EXIT_OK;
+    int code = cli_connect(cli, false);
+    if (code == EXIT_OK && cli_login_saved(cli) == EXIT_OK) {
+        /* Logout ends the session on the server, token included. */
+        Carrel__Request req = CARREL__REQUEST__INIT;
+        Carrel__Logout lo = CARREL__LOGOUT__INIT;
+        req.body_case = CARREL__REQUEST__BODY_LOGOUT;
+        req.logout = &lo;
+        Carrel__Response *r = NULL;
+        code = cli_call(cli, &req, &r);
+        if (code == EXIT_OK) {
+            carrel__response__free_unpacked(r, NULL);
+            cli->logged_in = false;
+        }
+    }
+    cli_session_forget(cli); /* whatever the server said, this copy is gone */
+    return code;
 }

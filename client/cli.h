@@ -61,6 +61,16 @@ typedef struct command {
 
 /* Connect (and log in unless login is false). Returns an exit code. */
 int cli_connect(cli_t *cli, bool login);
+/*
+ * End the saved session (keep_session): log in with it and send Logout, so
+ * the server revokes the token, then remove the session file. EXIT_OK also
+ * when there was none.
+ */
+int cli_logout(cli_t *cli);
+/* "<profile>.session" (malloc'd), or NULL without a profile file. */
+char *cli_session_path(const cli_t *cli);
+/* Remove the session file (e.g. after one's own password change revoked it). */
+void cli_session_forget(const cli_t *cli);
 /* Wipe and free a password kept for keep_password. */
 void cli_forget_password(cli_t *cli);
 /*

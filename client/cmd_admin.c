@@ -1,5 +1,6 @@
 /*
- * Administration commands: staff accounts and workstations.
+ * Administration commands: staff accounts and workstations; changing one's
+ * own password (passwd) and ending the saved session (logout).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -164,28 +165,44 @@ static int cmd_staff_list(cli_t *cli, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int cmd_staff_passwd(cli_t *cli, int argc, char **argv)
+/* The current password, for changing one's own: from a file, else asked. */
+static char *admin_current_password(cli_t *cli, const char *file, int *code)
 {
-    const char *pwfile = NULL;
-    static const struct option opts[] = {{"new-password-file", required_argument, NULL, 'f'},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
-        if (ch == 'f')
-            pwfile = optarg;
-        else
-            return EXIT_USAGE;
+    if (file) {
+        char *pw = password_from_file(file);
+        if (pw == NULL)
+            *code = cli_fail(cli, EXIT_LOCAL, "cannot read %s", file);
+        return pw;
     }
-    if (optind != argc - 1)
-        return cli_fail(cli, EXIT_USAGE, "usage: admin staff passwd USER [--new-password-file F]");
-    int code = EXIT_OK;
-    char *pw = admin_new_password(cli, pwfile, &code);
+    char *pw = password_prompt("Current password: ");
     if (pw == NULL)
+        *code = cli_fail(cli, EXIT_USAGE, "no terminal: give --current-password-file");
+    return pw;
+}
+
+/*
+ * Set `user`'s password. One's own needs the current password too (the
+ * server checks it); the change ends one's other sessions and the saved
+ * session, so the session file goes as well.
+ */
+static int admin_passwd(cli_t *cli, const char *user, const char *newfile, const char *curfile)
+{
+    bool self = cli->login && cli->login->staff && cli->login->staff->username &&
+                strcmp(cli->login->staff->username, user) == 0;
+    int code = EXIT_OK;
+    char *current = NULL;
+    if (self && (current = admin_current_password(cli, curfile, &code)) == NULL)
         return code;
+    char *pw = admin_new_password(cli, newfile, &code);
+    if (pw == NULL) {
+        password_free(current);
+        return code;
+    }
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__StaffSetPassword m = CARREL__STAFF_SET_PASSWORD__INIT;
-    m.username = argv[optind];
+    m.username = (char *)user;
     m.password = pw;
+    m.current_password = current;
     req.body_case = CARREL__REQUEST__BODY_STAFF_SET_PASSWORD;
     req.staff_set_password = &m;
     char key[37];
@@ -193,13 +210,68 @@ static int cmd_staff_passwd(cli_t *cli, int argc, char **argv)
     Carrel__Response *resp = NULL;
     code = cli_call(cli, &req, &resp);
     password_free(pw);
+    password_free(current);
     if (code != EXIT_OK)
         return code;
+    if (self)
+        cli_session_forget(cli);
     if (!cli->json)
-        printf("password changed for %s\n", argv[optind]);
+        printf("password changed for %s\n", user);
     else
         printf("{\"status\":\"ok\"}\n");
     carrel__response__free_unpacked(resp, NULL);
+    return EXIT_OK;
+}
+
+/* Options of both passwd commands; returns EXIT_OK or a usage error. */
+static int admin_passwd_options(int argc, char **argv, const char **newfile, const char **curfile)
+{
+    static const struct option opts[] = {{"new-password-file", required_argument, NULL, 'f'},
+                                         {"current-password-file", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "f:c:", opts, NULL)) != -1) {
+        if (ch == 'f')
+            *newfile = optarg;
+        else if (ch == 'c')
+            *curfile = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static int cmd_staff_passwd(cli_t *cli, int argc, char **argv)
+{
+    const char *newfile = NULL, *curfile = NULL;
+    if (admin_passwd_options(argc, argv, &newfile, &curfile) != EXIT_OK || optind != argc - 1)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: admin staff passwd USER [--new-password-file F] "
+                        "[--current-password-file F]");
+    return admin_passwd(cli, argv[optind], newfile, curfile);
+}
+
+static int cmd_passwd(cli_t *cli, int argc, char **argv)
+{
+    const char *newfile = NULL, *curfile = NULL;
+    if (admin_passwd_options(argc, argv, &newfile, &curfile) != EXIT_OK || optind != argc)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: passwd [--new-password-file F] [--current-password-file F]");
+    return admin_passwd(cli, cli->profile.user, newfile, curfile);
+}
+
+static int cmd_logout(cli_t *cli, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: logout");
+    int code = cli_logout(cli);
+    if (code != EXIT_OK)
+        return code;
+    if (cli->json)
+        printf("{\"status\":\"ok\"}\n");
+    else if (!cli->quiet)
+        printf("logged out\n");
     return EXIT_OK;
 }
 
@@ -308,8 +380,14 @@ const command_t admin_commands[] = {
      "USER --name NAME --role ROLE --branch CODE[,CODE] [--new-password-file F]",
      "create a staff account (managers: clerks and librarians of their branch)"},
     {"admin staff list", cmd_staff_list, true, "", "list staff accounts"},
-    {"admin staff passwd", cmd_staff_passwd, true, "USER [--new-password-file F]",
-     "set a staff member's password"},
+    {"admin staff passwd", cmd_staff_passwd, true,
+     "USER [--new-password-file F] [--current-password-file F]",
+     "set a staff member's password (your own: the current one is asked for too)"},
+    {"passwd", cmd_passwd, true, "[--new-password-file F] [--current-password-file F]",
+     "change your own password (asks for the current one)"},
+    {"logout", cmd_logout, false, "",
+     "end the saved session of this profile (keep_session), so the next command asks for "
+     "the password"},
     {"admin staff disable", cmd_staff_disable, true, "USER", "disable a staff account"},
     {"admin staff enable", cmd_staff_enable, true, "USER", "enable a staff account"},
     {"admin workstation add", cmd_workstation_add, true, "NAME --branch CODE",

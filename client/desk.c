@@ -50,6 +50,7 @@
 
 #include "cli.h"
 #include "status.h"
+#include "text.h"
 #include "util.h"
 
 #define DESK_FIELD_MAX        128  /* a card or barcode (the server takes up to 64) */
@@ -171,8 +172,7 @@ static void desk_emit(desk_t *d, const char *text)
         fputs("\r\033[K", stdout);
     /* Titles and messages come from the server (and titles from imported
      * records): control characters would move the cursor or worse. */
-    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
-        fputc(*c == '\n' || (*c >= 0x20 && *c != 0x7f) ? *c : '?', stdout);
+    out_safe(stdout, text);
     fputc('\n', stdout);
     fflush(stdout);
     if (d->rl_active)
@@ -343,6 +343,7 @@ static void desk_print_failure(desk_t *d, const char *request, const char *subje
 
 static void desk_update_prompt(desk_t *d)
 {
+    text_sanitize(d->patron_name, false); /* from the server; libedit prints the prompt raw */
     if (d->mode == DESK_MODE_CHECKIN)
         snprintf(d->prompt, sizeof(d->prompt), "checkin> ");
     else if (d->patron)

@@ -172,6 +172,9 @@ int main(int argc, char **argv)
         profile_free(&cli.profile);
         return EXIT_USAGE;
     }
+    /* Text from the server is escaped on a terminal; desk mode draws its own. */
+    if (strcmp(cmd->path, "desk") != 0)
+        output_guard_terminals();
     /* The command sees its own name as argv[0], then its arguments. */
     int cargc = argc - optind - words + 1;
     char **cargv = argv + optind + words - 1;

@@ -15,11 +15,17 @@
 #define MARC_RT         0x1D
 #define MARC_MIN_RECORD 25 /* a leader and a terminator at the very least */
 
-static void *marcfile_grow(void *p, size_t n, size_t size)
+/* Room for element `n` in an array of `*cap`: doubles, so a file of many small records is linear.
+ */
+static void *marcfile_grow(void *p, size_t n, size_t *cap, size_t size)
 {
-    void *q = realloc(p, n * size);
+    if (n < *cap)
+        return p;
+    size_t want = *cap ? *cap * 2 : 64;
+    void *q = realloc(p, want * size);
     if (q == NULL)
         abort();
+    *cap = want;
     return q;
 }
 
@@ -28,7 +34,8 @@ static void marcfile_problem(marcfile_t *mf, int64_t position, int64_t offset, c
 
 static void marcfile_problem(marcfile_t *mf, int64_t position, int64_t offset, const char *fmt, ...)
 {
-    mf->problems = marcfile_grow(mf->problems, mf->nproblems + 1, sizeof(*mf->problems));
+    mf->problems =
+        marcfile_grow(mf->problems, mf->nproblems, &mf->problems_cap, sizeof(*mf->problems));
     marcfile_problem_t *p = &mf->problems[mf->nproblems++];
     p->position = position;
     p->offset = offset;
@@ -41,7 +48,10 @@ static void marcfile_problem(marcfile_t *mf, int64_t position, int64_t offset, c
 static void marcfile_add(marcfile_t *mf, int64_t position, int64_t offset, const uint8_t *data,
                          size_t len, bool xml)
 {
-    mf->records = marcfile_grow(mf->records, mf->nrecords + 1, sizeof(*mf->records));
+    size_t cap = mf->records_cap; /* xml_records (MARCXML texts) grow in step with records */
+    if (xml)
+        mf->xml_records = marcfile_grow(mf->xml_records, mf->nrecords, &cap, sizeof(char *));
+    mf->records = marcfile_grow(mf->records, mf->nrecords, &mf->records_cap, sizeof(*mf->records));
     marcfile_record_t *r = &mf->records[mf->nrecords++];
     r->position = position;
     r->offset = offset;
@@ -113,6 +123,33 @@ static bool marcfile_is_record(const xmlNode *n)
     return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "record") == 0;
 }
 
+/*
+ * One <record> as a document of its own. The namespaces it uses may be
+ * declared on an ancestor (the Library of Congress writes
+ * <marc:collection xmlns:marc="..."><marc:record>): copying the element into
+ * a new document declares them on the copy, so the server can read it alone.
+ * Returns a malloc'd string.
+ */
+static char *marcfile_record_text(xmlNode *record)
+{
+    xmlDoc *doc = xmlNewDoc((const xmlChar *)"1.0");
+    if (doc == NULL)
+        abort();
+    xmlNode *copy = xmlDocCopyNode(record, doc, 1);
+    if (copy == NULL)
+        abort();
+    xmlDocSetRootElement(doc, copy);
+    xmlBuffer *b = xmlBufferCreate();
+    if (b == NULL)
+        abort();
+    if (xmlNodeDump(b, doc, copy, 0, 0) < 0)
+        abort();
+    char *text = util_xstrdup((const char *)xmlBufferContent(b));
+    xmlBufferFree(b);
+    xmlFreeDoc(doc);
+    return text;
+}
+
 static void marcfile_collect_xml(marcfile_t *mf, xmlDoc *doc, xmlNode *n, int64_t *position)
 {
     for (; n; n = n->next) {
@@ -123,16 +160,9 @@ static void marcfile_collect_xml(marcfile_t *mf, xmlDoc *doc, xmlNode *n, int64_
             continue;
         }
         (*position)++;
-        xmlBuffer *b = xmlBufferCreate();
-        if (b == NULL)
-            abort();
-        /* Reconcile namespaces so the record stands on its own. */
-        xmlNodeDump(b, doc, n, 0, 0);
-        mf->xml_records = marcfile_grow(mf->xml_records, mf->nrecords + 1, sizeof(char *));
-        char *text = util_xstrdup((const char *)xmlBufferContent(b));
-        mf->xml_records[mf->nrecords] = text;
+        char *text = marcfile_record_text(n);
         marcfile_add(mf, *position, xmlGetLineNo(n), (const uint8_t *)text, strlen(text), true);
-        xmlBufferFree(b);
+        mf->xml_records[mf->nrecords - 1] = text;
     }
 }
 

@@ -35,6 +35,7 @@ typedef struct marcfile {
     size_t nrecords;
     marcfile_problem_t *problems; /* records skipped by the splitter */
     size_t nproblems;
+    size_t records_cap, problems_cap; /* allocated; the arrays double */
     bool xml;
 } marcfile_t;
 

@@ -1,6 +1,13 @@
 /*
  * output: aligned text tables for people (column widths by display width,
- * so accented names line up).
+ * so accented names line up), and the escaping of text from the server.
+ *
+ * Names, notes and titles come from other desks and from imported records:
+ * a control character in them must never reach a terminal raw, where ESC
+ * starts sequences that recolour, retitle or rewrite the screen. Everything
+ * printed for people goes through out_safe(): tables, error messages, the
+ * desk, and (on a terminal) whatever else the commands print, through the
+ * guard output_guard_terminals() puts on stdout and stderr.
  */
 #ifndef CARREL_OUTPUT_H
 #define CARREL_OUTPUT_H
@@ -25,5 +32,28 @@ int output_width(const char *s);
 void output_money(char *out, size_t n, int64_t cents);
 /* "1 day", "2 days", "0 hours": a count and its noun, plural unless 1. */
 void output_count(char *out, size_t n, long long count, const char *one, const char *many);
+
+/*
+ * Print s with control characters and bytes that are not UTF-8 written as
+ * visible escapes (text_escape: "\e", "\x07", "\u{009B}"); line breaks and
+ * tabs are kept.
+ */
+void out_safe(FILE *out, const char *s);
+/* The same on one line (line breaks and tabs escaped too), as a malloc'd string. */
+char *out_safe_line(const char *s);
+/*
+ * When stdout or stderr is a terminal, replace it with a stream that escapes
+ * as out_safe() does (CR kept on stderr, for progress lines) and writes to
+ * the same file descriptor. Not for desk mode, which draws on the terminal
+ * itself and escapes what it prints.
+ */
+void output_guard_terminals(void);
+/*
+ * The guarded stream itself: a write-only stdio stream that escapes with
+ * text_escape flags `flags` (a character cut between two writes is kept
+ * whole) and writes to fd, buffered per `mode` (_IOLBF, _IONBF, _IOFBF).
+ * fclose() flushes it but leaves fd open. NULL if it cannot be made.
+ */
+FILE *output_guard_open(int fd, unsigned flags, int mode);
 
 #endif

@@ -23,6 +23,9 @@ const conf_entry_t profile_table[] = {
     {"password_env", CONF_STRING, P(password_env), NULL, 0, 0,
      "environment variable holding the password (scripts only)"},
     {"timeout_s", CONF_INT, P(timeout_s), "30", 1, 3600, "seconds to wait for an answer"},
+    {"keep_session", CONF_STRING, P(keep_session), "auto", 0, 0,
+     "keep a session token in PROFILE.session (mode 0600) so that the next commands need no "
+     "password: yes, no, or auto (yes when the password is asked for on the terminal)"},
     CONF_END,
 };
 
@@ -59,6 +62,11 @@ int profile_load(profile_t *p, const char *path, char *err, size_t errlen)
         return 0;
     if (conf_load_file(profile_table, p, path, err, errlen) != 0)
         return -1;
+    if (strcmp(p->keep_session, "auto") != 0 && strcmp(p->keep_session, "yes") != 0 &&
+        strcmp(p->keep_session, "no") != 0) {
+        snprintf(err, errlen, "%s: keep_session must be yes, no or auto", path);
+        return -1;
+    }
     if (profile_resolve(&p->ca_file, path) != 0 || profile_resolve(&p->cert_file, path) != 0 ||
         profile_resolve(&p->key_file, path) != 0 || profile_resolve(&p->password_file, path) != 0) {
         snprintf(err, errlen, "out of memory");

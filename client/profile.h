@@ -19,6 +19,7 @@ typedef struct profile {
     char *password_file; /* for scripts: the password is the first line */
     char *password_env;  /* for scripts: name of an environment variable holding it */
     long timeout_s;
+    char *keep_session; /* "yes", "no" or "auto" (yes when the password comes from the prompt) */
 } profile_t;
 
 extern const conf_entry_t profile_table[];

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 /* The writer appends with buf_*; out-of-memory in a command-line tool ends it. */
 static void json_raw(json_t *j, const char *s, size_t n)
 {
@@ -79,35 +81,44 @@ void json_array_end(json_t *j)
     json_close(j, "]");
 }
 
+/*
+ * A JSON string. Besides what JSON requires (quote, backslash, U+0000-U+001F),
+ * DEL and the C1 controls are escaped too, so that a terminal shown the
+ * document raw never meets a control character; a byte that is not UTF-8
+ * becomes U+FFFD, so the document stays valid JSON (which is UTF-8).
+ */
 static void json_quoted(json_t *j, const char *s)
 {
+    const uint8_t *p = (const uint8_t *)s;
+    size_t n = strlen(s);
     json_rawz(j, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = 0;
+        size_t len = text_utf8_decode(p + i, n - i, &c);
         char esc[8];
-        switch (*p) {
-        case '"':
-            json_rawz(j, "\\\"");
-            break;
-        case '\\':
-            json_rawz(j, "\\\\");
-            break;
-        case '\n':
-            json_rawz(j, "\\n");
-            break;
-        case '\r':
-            json_rawz(j, "\\r");
-            break;
-        case '\t':
-            json_rawz(j, "\\t");
-            break;
-        default:
-            if (*p < 0x20) {
-                snprintf(esc, sizeof(esc), "\\u%04x", *p);
-                json_rawz(j, esc);
-            } else {
-                json_raw(j, (const char *)p, 1);
-            }
+        if (len == 0) {
+            json_rawz(j, "\\ufffd");
+            i++;
+            continue;
         }
+        if (c == '"')
+            json_rawz(j, "\\\"");
+        else if (c == '\\')
+            json_rawz(j, "\\\\");
+        else if (c == '\n')
+            json_rawz(j, "\\n");
+        else if (c == '\r')
+            json_rawz(j, "\\r");
+        else if (c == '\t')
+            json_rawz(j, "\\t");
+        else if (c < 0x20 || text_is_control(c)) {
+            snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)c);
+            json_rawz(j, esc);
+        } else {
+            json_raw(j, (const char *)p + i, len);
+        }
+        i += len;
     }
     json_rawz(j, "\"");
 }

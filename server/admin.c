@@ -7,12 +7,14 @@
  * sql/001_foundation.sql, so each is one transaction.
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
+#include "util.h"
 
 static const db_stmt_t stmt_branch_list = {
     "admin_branch_list",
@@ -42,7 +44,7 @@ static const db_stmt_t stmt_staff_list = {
 
 static const db_stmt_t stmt_staff_target = {
     "admin_staff_target",
-    "SELECT s.id, s.role::text, array_remove(array_agg(sb.branch_id), NULL)"
+    "SELECT s.id, s.role::text, array_remove(array_agg(sb.branch_id), NULL), s.password_hash"
     "  FROM staff s LEFT JOIN staff_branch sb ON sb.staff_id = s.id"
     " WHERE s.username = $1 GROUP BY s.id",
 };
@@ -280,11 +282,11 @@ void handle_staff_add(request_t *req)
     }
     if (!admin_valid_password(req, m->password))
         return;
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     if (admin_fail_perm(req, perm_check_staff_target(&who, m->role, branches, m->n_branch_codes),
                         PERM_STAFF_MANAGE))
         return;
-    if (password_hash_async(req->srv->loop, &req->srv->password_params, m->password,
+    if (password_hash_async(&req->srv->passwords, &req->srv->password_params, m->password,
                             staff_add_hashed, req) != 0)
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
                      "Cannot hash the password right now.");
@@ -316,13 +318,21 @@ void handle_staff_list(request_t *req)
 
 /*
  * Password and disable changes first read the target's role and branches so
- * perm.c can decide; then they run the change.
+ * perm.c can decide; then they run the change. Changing one's own password
+ * needs the current one, checked with Argon2 (and throttled like a login), so
+ * that a desk left logged in is not enough to take over the account. Once a
+ * change is made, the account's other sessions end (server_end_sessions) and
+ * its session tokens are revoked (a trigger in sql/010).
  */
 typedef struct staff_change {
     const char *username;
     bool set_password;
     const char *password;
+    const char *current_password;
     bool disabled;
+    bool self;
+    int64_t staff_id;
+    char user_key[THROTTLE_KEY_MAX];
 } staff_change_t;
 
 static void staff_change_done(const db_result_t *r, void *arg)
@@ -338,6 +348,11 @@ static void staff_change_done(const db_result_t *r, void *arg)
              : ch->disabled   ? "disabled the account"
                               : "enabled the account",
              ch->username);
+    /* A new password ends the other sessions; the one that set its own stays. */
+    if (ch->set_password)
+        server_end_sessions(req->srv, ch->staff_id, req->conn, "password changed");
+    else if (ch->disabled)
+        server_end_sessions(req->srv, ch->staff_id, NULL, "account disabled");
     request_ok(req);
 }
 
@@ -356,6 +371,58 @@ static void staff_password_hashed(int ok, const char *hash, void *arg)
     request_db(req, &stmt_staff_set_password, 4, values, staff_change_done);
 }
 
+static void staff_password_hash_new(request_t *req)
+{
+    staff_change_t *ch = req->state;
+    if (password_hash_async(&req->srv->passwords, &req->srv->password_params, ch->password,
+                            staff_password_hashed, req) != 0)
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot hash the password right now.");
+}
+
+static void staff_current_verified(int ok, const char *hash, void *arg)
+{
+    (void)hash;
+    request_t *req = arg;
+    staff_change_t *ch = req->state;
+    if (ok != PASSWORD_MATCH) {
+        int n = throttle_fail(&req->srv->throttle_users, ch->user_key, util_now_ms());
+        log_warn(req->conn->id, "%s gave a wrong current password to change it (%d in a row)",
+                 ch->username, n);
+        request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "current_password",
+                     "The current password is not right; the password was not changed.");
+        return;
+    }
+    staff_password_hash_new(req);
+}
+
+/* One's own password: check the current one first. */
+static void staff_password_check_current(request_t *req, const char *stored_hash)
+{
+    staff_change_t *ch = req->state;
+    if (ch->current_password == NULL || ch->current_password[0] == '\0') {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:current_password",
+                     "To change your own password, give the current one too.");
+        return;
+    }
+    snprintf(ch->user_key, sizeof(ch->user_key), "user:%s", ch->username);
+    int64_t wait = throttle_wait_ms(&req->srv->throttle_users, ch->user_key, util_now_ms());
+    if (wait > 0) {
+        request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "login_throttled",
+                     "Too many wrong passwords; try again in %lld seconds.",
+                     (long long)(wait + 999) / 1000);
+        return;
+    }
+    int rc = password_verify_async(&req->srv->passwords, stored_hash, ch->current_password,
+                                   staff_current_verified, req, NULL);
+    if (rc == PASSWORD_QUEUE_FULL)
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
+                     "The server is busy checking passwords; try again in a few seconds.");
+    else if (rc != 0)
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot check the password right now.");
+}
+
 static void staff_target_loaded(const db_result_t *r, void *arg)
 {
     request_t *req = arg;
@@ -370,29 +437,31 @@ static void staff_target_loaded(const db_result_t *r, void *arg)
         return;
     }
     const session_t *s = request_session(req);
-    bool self = db_int64(r->res, 0, 0) == s->staff_id;
-    if (self && !ch->set_password) {
+    ch->staff_id = db_int64(r->res, 0, 0);
+    ch->self = ch->staff_id == s->staff_id;
+    if (ch->self && !ch->set_password) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "self",
                      "You cannot disable your own account.");
         return;
     }
-    if (!self) {
+    if (!ch->self) {
         size_t n = 0;
         char **ids = pgtext_array_parse(&req->arena, db_text(r->res, 0, 2), &n);
         int *branches = arena_new(&req->arena, int, n + 1);
         for (size_t i = 0; i < n; i++)
             branches[i] = ids[i] ? atoi(ids[i]) : -1;
-        perm_subject_t who = conn_subject(req->conn);
+        perm_subject_t who = request_subject(req);
         role_t target = role_from_name(db_text(r->res, 0, 1));
         if (admin_fail_perm(req, perm_check_staff_target(&who, target, branches, n),
                             PERM_STAFF_MANAGE))
             return;
     }
+    if (ch->set_password && ch->self) {
+        staff_password_check_current(req, db_text(r->res, 0, 3));
+        return;
+    }
     if (ch->set_password) {
-        if (password_hash_async(req->srv->loop, &req->srv->password_params, ch->password,
-                                staff_password_hashed, req) != 0)
-            request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
-                         "Cannot hash the password right now.");
+        staff_password_hash_new(req);
         return;
     }
     const char *actor, *ws;
@@ -422,6 +491,7 @@ void handle_staff_set_password(request_t *req)
     ch->username = m->username;
     ch->set_password = true;
     ch->password = m->password;
+    ch->current_password = m->current_password;
     staff_change_start(req, ch);
 }
 
@@ -475,7 +545,7 @@ void handle_workstation_add(request_t *req)
                      "A branch code is required.");
         return;
     }
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     int target = admin_code_to_branch(req, m->branch_code);
     if (admin_fail_perm(req, perm_check(&who, PERM_WORKSTATION_MANAGE, target),
                         PERM_WORKSTATION_MANAGE))

@@ -6,22 +6,38 @@
  * session to the workstation's branch. Unknown users are verified against a
  * dummy hash so the answer takes as long as for a real one. Failures are
  * throttled per user name and per peer address, logged, and recorded in
- * login_event.
+ * login_event. A client may ask for a session token at login and log in
+ * with it instead of the password later (no Argon2), until it expires or is
+ * revoked (Logout, password change, disabled account).
  */
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
 #include "util.h"
 
+/*
+ * One row, always ("FROM (SELECT 1) LEFT JOIN"): the staff row, the
+ * workstation and its branch, whether the staff member is assigned there,
+ * and, for a login with a session token ($3, the hex SHA-256 of the token),
+ * whether that token is live for this staff member at this workstation.
+ */
 static const db_stmt_t stmt_login_lookup = {
     "auth_login_lookup",
     "SELECT s.id, s.username, s.display_name, s.role::text, s.password_hash, s.disabled,"
     "       staff_branch_codes(s.id), w.id, w.name, b.id, b.code, b.name,"
     "       EXISTS (SELECT 1 FROM staff_branch sb"
-    "               WHERE sb.staff_id = s.id AND sb.branch_id = w.branch_id)"
+    "               WHERE sb.staff_id = s.id AND sb.branch_id = w.branch_id),"
+    "       $3::text IS NOT NULL AND EXISTS ("
+    "           SELECT 1 FROM staff_session t"
+    "            WHERE t.token_hash = decode($3::text, 'hex') AND t.staff_id = s.id"
+    "              AND t.workstation_id = w.id AND t.expires_at > now())"
     "  FROM (SELECT 1) AS one"
     "  LEFT JOIN staff s ON s.username = $1"
     "  LEFT JOIN workstation w ON w.name = $2"
@@ -34,10 +50,38 @@ static const db_stmt_t stmt_login_record = {
     " VALUES ($1, $2, $3, $4, $5)",
 };
 
+/* One row for many attempts refused by the throttle (see auth_report_refused). */
+static const db_stmt_t stmt_login_record_refused = {
+    "auth_login_record_refused",
+    "INSERT INTO login_event (username, workstation, peer, success, reason, attempts)"
+    " VALUES ($1, $2, $3, false, 'throttled', $4)",
+};
+
+static const db_stmt_t stmt_session_insert = {
+    "auth_session_insert",
+    "INSERT INTO staff_session (token_hash, staff_id, workstation_id, expires_at)"
+    " VALUES (decode($1::text, 'hex'), $2, $3, now() + make_interval(secs => $4::int))"
+    " RETURNING (extract(epoch FROM expires_at) * 1000)::bigint",
+};
+
+static const db_stmt_t stmt_session_delete = {
+    "auth_session_delete",
+    "DELETE FROM staff_session WHERE token_hash = decode($1::text, 'hex')",
+};
+
+static const db_stmt_t stmt_prune = {
+    "auth_prune",
+    "SELECT login_event_prune($1::int)",
+};
+
 void auth_register_statements(void)
 {
     db_stmt_register(&stmt_login_lookup);
     db_stmt_register(&stmt_login_record);
+    db_stmt_register(&stmt_login_record_refused);
+    db_stmt_register(&stmt_session_insert);
+    db_stmt_register(&stmt_session_delete);
+    db_stmt_register(&stmt_prune);
 }
 
 /* ---- Hello ---- */
@@ -81,12 +125,29 @@ void handle_hello(request_t *req)
 
 /* ---- Login ---- */
 
+/*
+ * A login is counted as a failure on both throttle keys when it arrives,
+ * before anything slow happens, and the count is taken back when the attempt
+ * turns out not to be a guess (success, an unknown workstation for the user
+ * key, a disabled account, ...). So logins sent at once cannot all reach the
+ * password check: the throttle sees each as soon as it arrives. Each also
+ * holds a pending slot of its user name and of its address until it ends.
+ */
 typedef struct login_state {
+    request_t *req;
+    struct login_state *next_waiting; /* in srv->login_waiting */
     char user_key[THROTTLE_KEY_MAX];
     char addr_key[THROTTLE_KEY_MAX];
+    bool counted_user, counted_addr;             /* a failure counted ahead on the key */
+    bool pending_user, pending_addr;             /* holds one of the key's pending slots */
+    bool by_token;                               /* presented a session token, not a password */
+    char token_hash[SESSION_TOKEN_HASH_HEX + 1]; /* presented or issued token's SHA-256 */
+    char token[SESSION_TOKEN_HEX + 1];           /* an issued token, for the reply */
+    uint64_t revoked_seq;                        /* srv->revoked_seq when the lookup was sent */
     bool user_exists;
     bool disabled;
     bool assigned;
+    bool token_ok;
     int64_t staff_id;
     role_t role;
     char *username, *display_name, *branch_codes, *workstation, *branch_code, *branch_name;
@@ -112,18 +173,41 @@ static void login_record(request_t *req, bool success, const char *reason)
         log_warn(req->conn->id, "login event not recorded: database unavailable");
 }
 
-static void login_end_pending(request_t *req)
+static void login_admit_waiting(server_t *srv);
+
+/*
+ * The login is over, one way or another: give back its pending slots, take
+ * back the failures counted ahead unless `keep_user` / `keep_addr` (the
+ * attempt did fail on that key), and let the connection log in again.
+ */
+static void login_end(request_t *req, bool keep_user, bool keep_addr)
 {
+    login_state_t *st = req->state;
+    server_t *srv = req->srv;
+    if (st->pending_user)
+        throttle_pending_done(&srv->throttle_users, st->user_key);
+    if (st->pending_addr)
+        throttle_pending_done(&srv->throttle_addresses, st->addr_key);
+    if (st->counted_user && !keep_user)
+        throttle_unfail(&srv->throttle_users, st->user_key);
+    if (st->counted_addr && !keep_addr)
+        throttle_unfail(&srv->throttle_addresses, st->addr_key);
+    bool freed = st->pending_user || st->pending_addr;
+    st->pending_user = st->pending_addr = st->counted_user = st->counted_addr = false;
     req->conn->session.login_pending = false;
+    req->conn->login_work = NULL;
+    if (freed && srv->login_waiting) /* a slot and perhaps a verdict: the waiting may go */
+        login_admit_waiting(srv);
 }
 
+/* A wrong password or an unknown user: the failures counted ahead stay. */
 static void login_failed(request_t *req, const char *reason)
 {
     login_state_t *st = req->state;
     server_t *srv = req->srv;
     int64_t now = util_now_ms();
-    int n1 = throttle_fail(&srv->throttle_users, st->user_key, now);
-    int n2 = throttle_fail(&srv->throttle_addresses, st->addr_key, now);
+    int n1 = throttle_failures(&srv->throttle_users, st->user_key, now);
+    int n2 = throttle_failures(&srv->throttle_addresses, st->addr_key, now);
     if (n1 >= srv->cfg.login_throttle_after || n2 >= srv->cfg.login_throttle_after_address)
         log_warn(req->conn->id,
                  "failed login for %s from %s (%s): %d in a row for the user, %d from the "
@@ -133,9 +217,26 @@ static void login_failed(request_t *req, const char *reason)
         log_warn(req->conn->id, "failed login for %s from %s (%s)", req->msg->login->username,
                  req->conn->peer, reason);
     login_record(req, false, reason);
-    login_end_pending(req);
+    login_end(req, true, true);
     request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "bad_credentials",
                  "Wrong user name or password.");
+}
+
+/*
+ * An attempt refused by the throttle before any work: one log line for the first refusal of the key
+ * since the last report, and no login_event row of its own; the housekeeping timer writes one
+ * summary row per key and interval (auth_report_refused), so a flood of attempts costs a bounded
+ * number of rows and log lines.
+ */
+static void login_refused(request_t *req, throttle_t *table, const char *key, const char *what)
+{
+    Carrel__Login *l = req->msg->login;
+    int n = throttle_refused(table, key, l->username, l->workstation, req->conn->peer);
+    if (n == 1)
+        log_warn(req->conn->id,
+                 "login for %s from %s refused: %s (further refusals for %s are summed up "
+                 "every %ld s)",
+                 l->username, req->conn->peer, what, key, req->srv->cfg.login_throttle_report_s);
 }
 
 /* Build the LoginReply describing a session (also used by WhoAmI). */
@@ -152,6 +253,9 @@ static Carrel__LoginReply *session_reply(request_t *req, const session_t *s)
     staff->display_name = arena_strdup(a, s->display_name);
     staff->has_role = 1;
     staff->role = s->role;
+    /* A session exists only while its account is enabled: disabling one ends its sessions. */
+    staff->has_disabled = 1;
+    staff->disabled = 0;
     char *codes = arena_strdup(a, s->branch_codes);
     size_t n = 0;
     for (char *p = codes; *p; p++)
@@ -179,42 +283,143 @@ static Carrel__LoginReply *session_reply(request_t *req, const session_t *s)
     return r;
 }
 
-static void login_verified(int ok, const char *hash, void *arg)
+/* Lower-case hex of n bytes into out (2n + 1 bytes). */
+static void auth_hex(const unsigned char *in, size_t n, char *out)
 {
-    (void)hash;
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* The SHA-256 (hex) a token is stored and looked up by; the token itself is never stored. */
+static void auth_token_hash(const char *token, char out[SESSION_TOKEN_HASH_HEX + 1])
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), digest);
+    auth_hex(digest, sizeof(digest), out);
+}
+
+static bool auth_token_well_formed(const char *t)
+{
+    if (strlen(t) != SESSION_TOKEN_HEX)
+        return false;
+    for (const char *p = t; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/* Send the LoginReply of the session just established. */
+static void login_reply(request_t *req, int64_t token_expires_ms)
+{
+    login_state_t *st = req->state;
+    session_t *s = &req->conn->session;
+    log_info(req->conn->id, "login: %s (%s) at %s, %s%s", s->username, role_name(s->role),
+             s->workstation, s->branch_code, st->by_token ? " (session token)" : "");
+    req->resp.body_case = CARREL__RESPONSE__BODY_LOGIN;
+    req->resp.login = session_reply(req, s);
+    if (st->token[0] && token_expires_ms > 0) {
+        req->resp.login->session_token = arena_strdup(&req->arena, st->token);
+        req->resp.login->has_session_expires_ms = 1;
+        req->resp.login->session_expires_ms = token_expires_ms;
+    }
+    OPENSSL_cleanse(st->token, sizeof(st->token));
+    request_ok(req);
+}
+
+static void login_token_stored(const db_result_t *r, void *arg)
+{
     request_t *req = arg;
     login_state_t *st = req->state;
-    if (ok < 0 && st->user_exists) {
-        log_error(req->conn->id, "stored password hash for %s is unusable", st->username);
-        login_failed(req, "bad_hash");
+    session_t *s = &req->conn->session;
+    if (r->status != DB_OK) {
+        /* Logged in all the same; the client just asks for the password next time. */
+        log_warn(req->conn->id, "session token not stored: %s", r->message ? r->message : "?");
+        st->token[0] = '\0';
+        s->has_token = false;
+        login_reply(req, 0);
         return;
     }
-    if (ok != 1 || !st->user_exists) {
-        login_failed(req, st->user_exists ? "wrong_password" : "unknown_user");
+    login_reply(req, db_int64(r->res, 0, 0));
+}
+
+/*
+ * A client that asked for a session token gets a new random one (256 bits,
+ * sent once, stored only as its SHA-256 with the staff member, the
+ * workstation and an expiry). The reply waits until it is stored.
+ */
+static void login_issue_token(request_t *req)
+{
+    login_state_t *st = req->state;
+    session_t *s = &req->conn->session;
+    unsigned char raw[SESSION_TOKEN_HEX / 2];
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        log_warn(req->conn->id, "no randomness for a session token");
+        login_reply(req, 0);
         return;
+    }
+    auth_hex(raw, sizeof(raw), st->token);
+    OPENSSL_cleanse(raw, sizeof(raw));
+    auth_token_hash(st->token, st->token_hash);
+    util_strlcpy(s->token_hash, st->token_hash, sizeof(s->token_hash));
+    s->has_token = true;
+    const char *values[4] = {st->token_hash, pgtext_int(&req->arena, st->staff_id),
+                             pgtext_int(&req->arena, st->workstation_id),
+                             pgtext_int(&req->arena, req->srv->cfg.session_token_ttl_s)};
+    int rc =
+        db_exec(req->srv->db, &stmt_session_insert, 4, values, NULL, NULL, login_token_stored, req);
+    if (rc != 0) {
+        log_warn(req->conn->id, "session token not stored: database unavailable");
+        st->token[0] = '\0';
+        s->has_token = false;
+        login_reply(req, 0);
+    }
+}
+
+/* Refuse a login whose account is known; none of these counts as a failure. */
+static bool login_refuse_account(request_t *req)
+{
+    login_state_t *st = req->state;
+    if (server_sessions_ended_since(req->srv, st->staff_id, st->revoked_seq)) {
+        login_record(req, false, "account_changed");
+        login_end(req, false, false);
+        request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "account_changed",
+                     "The account %s was changed while logging in; log in again.", st->username);
+        return true;
     }
     if (st->disabled) {
         login_record(req, false, "disabled");
-        login_end_pending(req);
+        login_end(req, false, false);
         request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "account_disabled",
                      "The account %s is disabled; ask a branch manager or administrator.",
                      st->username);
-        return;
+        return true;
     }
     if (perm_role_is_branch_bound(st->role) && !st->assigned) {
         login_record(req, false, "not_assigned");
-        login_end_pending(req);
+        login_end(req, false, false);
         log_info(req->conn->id, "%s is not assigned to %s", st->username, st->branch_name);
         request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "branch",
                      "%s is not assigned to %s; this workstation belongs to that branch.",
                      st->username, st->branch_name);
-        return;
+        return true;
     }
+    return false;
+}
+
+/* The password (or token) is right: check the account, then open the session. */
+static void login_accept(request_t *req)
+{
+    login_state_t *st = req->state;
+    if (login_refuse_account(req))
+        return;
     session_t *s = &req->conn->session;
     /* Events were asked for by whoever was logged in before: not this person. */
     req->conn->subscribed = req->conn->all_branches = false;
     s->authenticated = true;
-    s->login_pending = false;
     s->staff_id = st->staff_id;
     s->role = st->role;
     s->branch_id = st->branch_id;
@@ -225,14 +430,44 @@ static void login_verified(int ok, const char *hash, void *arg)
     util_strlcpy(s->branch_name, st->branch_name, sizeof(s->branch_name));
     util_strlcpy(s->workstation, st->workstation, sizeof(s->workstation));
     util_strlcpy(s->branch_codes, st->branch_codes, sizeof(s->branch_codes));
+    if (st->by_token) { /* Logout ends the saved session it came with */
+        util_strlcpy(s->token_hash, st->token_hash, sizeof(s->token_hash));
+        s->has_token = true;
+    }
+    login_end(req, false, false);
     throttle_success(&req->srv->throttle_users, st->user_key);
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes);
-    login_record(req, true, "ok");
-    log_info(req->conn->id, "login: %s (%s) at %s, %s", s->username, role_name(s->role),
-             s->workstation, s->branch_code);
-    req->resp.body_case = CARREL__RESPONSE__BODY_LOGIN;
-    req->resp.login = session_reply(req, s);
-    request_ok(req);
+    login_record(req, true, st->by_token ? "ok_token" : "ok");
+    Carrel__Login *l = req->msg->login;
+    if (!st->by_token && l->has_want_session_token && l->want_session_token)
+        login_issue_token(req);
+    else
+        login_reply(req, 0);
+}
+
+static void login_verified(int ok, const char *hash, void *arg)
+{
+    (void)hash;
+    request_t *req = arg;
+    login_state_t *st = req->state;
+    req->conn->login_work = NULL;
+    if (ok == PASSWORD_CANCELLED || req->conn->closed) {
+        /* The client went away: its attempt still counts, its check was skipped. */
+        login_record(req, false, "abandoned");
+        login_end(req, true, true);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "closed", "Connection closed.");
+        return;
+    }
+    if (ok < 0 && st->user_exists) {
+        log_error(req->conn->id, "stored password hash for %s is unusable", st->username);
+        login_failed(req, "bad_hash");
+        return;
+    }
+    if (ok != PASSWORD_MATCH || !st->user_exists) {
+        login_failed(req, st->user_exists ? "wrong_password" : "unknown_user");
+        return;
+    }
+    login_accept(req);
 }
 
 /* Turn "{DWN,PRK}" into "DWN,PRK". */
@@ -246,42 +481,74 @@ static char *login_codes_csv(arena_t *a, const char *literal)
     return out;
 }
 
-static void login_looked_up(const db_result_t *r, void *arg)
+/* Workstation and certificate checks; true if the login was answered. */
+static bool login_refuse_workstation(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    login_state_t *st = req->state;
     Carrel__Login *l = req->msg->login;
-    if (r->status != DB_OK) {
-        login_end_pending(req);
-        request_fail_db(req, r);
-        return;
-    }
-    const PGresult *res = r->res;
-    arena_t *a = &req->arena;
-    st->user_exists = !db_null(res, 0, 0);
     if (db_null(res, 0, 7)) {
-        /* Not a password guess, but guessing workstation names is: count it
-         * against the address (not the user, who may simply be misconfigured). */
-        throttle_fail(&req->srv->throttle_addresses, st->addr_key, util_now_ms());
+        /* Not a password guess, but guessing workstation names is: it stays
+         * counted against the address (not the user, who may simply be
+         * misconfigured). */
         login_record(req, false, "unknown_workstation");
-        login_end_pending(req);
+        login_end(req, false, true);
         log_warn(req->conn->id, "login from %s at unregistered workstation %s", req->conn->peer,
                  l->workstation);
         request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "unknown_workstation",
                      "The workstation %s is not registered; ask an administrator to register "
                      "it.",
                      l->workstation);
-        return;
+        return true;
     }
     if (req->conn->cert_cn[0] && strcmp(req->conn->cert_cn, l->workstation) != 0) {
-        throttle_fail(&req->srv->throttle_addresses, st->addr_key, util_now_ms());
         login_record(req, false, "certificate_mismatch");
-        login_end_pending(req);
+        login_end(req, false, true);
         request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "certificate_mismatch",
                      "This client certificate belongs to workstation %s, not %s.",
                      req->conn->cert_cn, l->workstation);
+        return true;
+    }
+    return false;
+}
+
+/* Queue the Argon2 check; the connection can cancel it if it closes first. */
+static void login_check_password(request_t *req, const char *hash)
+{
+    Carrel__Login *l = req->msg->login;
+    int rc = password_verify_async(&req->srv->passwords, hash, l->password, login_verified, req,
+                                   &req->conn->login_work);
+    if (rc == PASSWORD_QUEUE_FULL) {
+        login_end(req, false, false);
+        log_warn(req->conn->id, "login for %s from %s refused: %d password checks waiting",
+                 l->username, req->conn->peer, req->srv->passwords.pending);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
+                     "The server is busy checking other logins; try again in a few seconds.");
+    } else if (rc != 0) {
+        login_end(req, false, false);
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot check the password right now.");
+    }
+}
+
+static void login_looked_up(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    login_state_t *st = req->state;
+    if (r->status != DB_OK) {
+        login_end(req, false, false);
+        request_fail_db(req, r);
         return;
     }
+    if (req->conn->closed) { /* gone while we looked: no password check for nobody */
+        login_record(req, false, "abandoned");
+        login_end(req, true, true);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "closed", "Connection closed.");
+        return;
+    }
+    const PGresult *res = r->res;
+    arena_t *a = &req->arena;
+    st->user_exists = !db_null(res, 0, 0);
+    if (login_refuse_workstation(req, res))
+        return;
     st->staff_id = db_int64(res, 0, 0);
     st->username = arena_strdup(a, db_text(res, 0, 1));
     st->display_name = arena_strdup(a, db_text(res, 0, 2));
@@ -294,18 +561,180 @@ static void login_looked_up(const db_result_t *r, void *arg)
     st->branch_code = arena_strdup(a, db_text(res, 0, 10));
     st->branch_name = arena_strdup(a, db_text(res, 0, 11));
     st->assigned = db_bool(res, 0, 12);
+    st->token_ok = db_bool(res, 0, 13);
 
-    const char *hash = st->user_exists ? db_text(res, 0, 4) : req->srv->dummy_hash;
-    if (password_verify_async(req->srv->loop, hash, l->password, login_verified, req) != 0) {
-        login_end_pending(req);
-        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
-                     "Cannot check the password right now.");
+    if (st->by_token) {
+        if (!st->user_exists || !st->token_ok) {
+            /* Tokens are too long to guess; an ended one is routine (expired,
+             * revoked), so it counts against the address only. */
+            login_record(req, false, "session_ended");
+            login_end(req, false, true);
+            request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "session_ended",
+                         "The saved session has ended; log in with the password.");
+            return;
+        }
+        login_accept(req);
+        return;
     }
+    login_check_password(req, st->user_exists ? db_text(res, 0, 4) : req->srv->dummy_hash);
 }
 
 static bool login_field_ok(const char *s, size_t max)
 {
     return s && s[0] && strlen(s) <= max;
+}
+
+/* Field checks; false if the login was answered. */
+static bool login_fields_ok(request_t *req)
+{
+    Carrel__Login *l = req->msg->login;
+    bool has_password = l->password && l->password[0];
+    bool has_token = l->session_token && l->session_token[0];
+    if (!login_field_ok(l->workstation, 63) || !login_field_ok(l->username, 32) ||
+        has_password == has_token || (has_password && !login_field_ok(l->password, 1024))) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:login",
+                     "Login needs a workstation name, a user name and a password (or a session "
+                     "token instead of the password).");
+        return false;
+    }
+    if (has_token && !auth_token_well_formed(l->session_token)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:session_token",
+                     "A session token is %d lower-case hexadecimal digits.", SESSION_TOKEN_HEX);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Admission. A login goes ahead when neither key is locked out and both
+ * have a free pending slot. It is refused at once when a key is locked out
+ * by failures that are all known (nothing pending on it). Otherwise (locked
+ * out only by failures counted ahead, or no free slot) it waits in
+ * srv->login_waiting until a login of its keys ends, since that answer
+ * decides: right passwords clear the count, wrong ones lock the key. So a
+ * desk's burst of right logins all succeed, a few at a time, while a burst
+ * of guesses gets `login_throttle_after` checks and then refusals.
+ */
+typedef enum { LOGIN_ADMIT_GO, LOGIN_ADMIT_WAIT, LOGIN_ADMIT_ANSWERED } login_admit_t;
+
+static login_admit_t login_admit(request_t *req)
+{
+    login_state_t *st = req->state;
+    server_t *srv = req->srv;
+    int64_t now = util_now_ms();
+    int64_t wait1 = throttle_wait_ms(&srv->throttle_users, st->user_key, now);
+    int64_t wait2 = throttle_wait_ms(&srv->throttle_addresses, st->addr_key, now);
+    int pend1 = throttle_pending(&srv->throttle_users, st->user_key);
+    int pend2 = throttle_pending(&srv->throttle_addresses, st->addr_key);
+    if ((wait1 > 0 && pend1 == 0) || (wait2 > 0 && pend2 == 0)) {
+        int64_t wait = wait1 > wait2 ? wait1 : wait2;
+        if (wait1 > 0 && pend1 == 0)
+            login_refused(req, &srv->throttle_users, st->user_key, "throttled");
+        else
+            login_refused(req, &srv->throttle_addresses, st->addr_key, "throttled");
+        request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "login_throttled",
+                     "Too many failed logins; try again in %lld seconds.",
+                     (long long)(wait + 999) / 1000);
+        return LOGIN_ADMIT_ANSWERED;
+    }
+    if (wait1 > 0 || wait2 > 0 || pend1 >= srv->cfg.login_pending_per_user ||
+        pend2 >= srv->cfg.login_pending_per_address)
+        return LOGIN_ADMIT_WAIT;
+    if (!st->by_token && password_queue_full(&srv->passwords)) {
+        log_warn(req->conn->id, "login for %s from %s refused: %d password checks waiting",
+                 req->msg->login->username, req->conn->peer, srv->passwords.pending);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
+                     "The server is busy checking other logins; try again in a few seconds.");
+        return LOGIN_ADMIT_ANSWERED;
+    }
+    st->pending_user = throttle_pending_add(&srv->throttle_users, st->user_key,
+                                            (int)srv->cfg.login_pending_per_user);
+    st->pending_addr = throttle_pending_add(&srv->throttle_addresses, st->addr_key,
+                                            (int)srv->cfg.login_pending_per_address);
+    if (!st->pending_user || !st->pending_addr) { /* no room left in a table */
+        login_end(req, false, false);
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded",
+                     "The server is busy checking other logins; try again in a few seconds.");
+        return LOGIN_ADMIT_ANSWERED;
+    }
+    st->counted_user = throttle_fail(&srv->throttle_users, st->user_key, now) > 0;
+    st->counted_addr = throttle_fail(&srv->throttle_addresses, st->addr_key, now) > 0;
+    return LOGIN_ADMIT_GO;
+}
+
+/* Look the account up (the login was admitted). */
+static void login_start(request_t *req)
+{
+    login_state_t *st = req->state;
+    Carrel__Login *l = req->msg->login;
+    st->revoked_seq = req->srv->revoked_seq;
+    const char *values[3] = {l->username, l->workstation, st->by_token ? st->token_hash : NULL};
+    int rc = db_exec(req->srv->db, &stmt_login_lookup, 3, values, NULL, NULL, login_looked_up, req);
+    if (rc != 0) {
+        login_end(req, false, false);
+        request_fail_exec(req, rc);
+    }
+}
+
+/* Append a login to srv->login_waiting (oldest first). */
+static void login_wait(request_t *req)
+{
+    login_state_t *st = req->state;
+    login_state_t **p = &req->srv->login_waiting;
+    while (*p)
+        p = &(*p)->next_waiting;
+    st->next_waiting = NULL;
+    *p = st;
+    req->conn->session.login_pending = true;
+}
+
+/*
+ * Try the waiting logins again, oldest first (a login ended, so a slot or a
+ * verdict may have come free). The list is taken whole and those still
+ * waiting are put back in order. Answering a login frees its state, so
+ * nothing of it is touched after. Re-entered from login_start's failure
+ * path, so a flag makes the outer call go round again instead.
+ */
+static void login_admit_waiting(server_t *srv)
+{
+    if (srv->login_admitting) {
+        srv->login_admit_again = true;
+        return;
+    }
+    srv->login_admitting = true;
+    do {
+        srv->login_admit_again = false;
+        login_state_t *list = srv->login_waiting, *next;
+        srv->login_waiting = NULL;
+        for (login_state_t *st = list; st; st = next) {
+            next = st->next_waiting;
+            request_t *req = st->req;
+            conn_t *c = req->conn;
+            c->session.login_pending = false;
+            if (c->closed) {
+                request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "closed",
+                             "Connection closed.");
+                continue;
+            }
+            login_admit_t a = login_admit(req);
+            if (a == LOGIN_ADMIT_WAIT) {
+                login_wait(req);
+            } else if (a == LOGIN_ADMIT_GO) {
+                c->session.login_pending = true;
+                login_start(req);
+            }
+        }
+    } while (srv->login_admit_again);
+    srv->login_admitting = false;
+}
+
+void auth_conn_gone(server_t *srv, conn_t *c)
+{
+    for (login_state_t *st = srv->login_waiting; st; st = st->next_waiting)
+        if (st->req->conn == c) {
+            login_admit_waiting(srv); /* ends it, as its connection is closed */
+            return;
+        }
 }
 
 void handle_login(request_t *req)
@@ -317,45 +746,42 @@ void handle_login(request_t *req)
                      "This connection is already logged in; log out first.");
         return;
     }
-    if (!login_field_ok(l->workstation, 63) || !login_field_ok(l->username, 32) ||
-        !login_field_ok(l->password, 1024)) {
-        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:login",
-                     "Login needs a workstation name, a user name and a password.");
+    if (!login_fields_ok(req))
         return;
-    }
     login_state_t *st = arena_new(&req->arena, login_state_t, 1);
     req->state = st;
+    st->req = req;
     snprintf(st->user_key, sizeof(st->user_key), "user:%s", l->username);
     /* Throttle by address without the port, which changes per connection. */
-    char addr[64];
-    util_strlcpy(addr, req->conn->peer, sizeof(addr));
-    char *colon = strrchr(addr, ':');
-    if (colon)
-        *colon = '\0';
-    snprintf(st->addr_key, sizeof(st->addr_key), "addr:%s", addr);
-
-    int64_t now = util_now_ms();
-    int64_t wait1 = throttle_wait_ms(&req->srv->throttle_users, st->user_key, now);
-    int64_t wait2 = throttle_wait_ms(&req->srv->throttle_addresses, st->addr_key, now);
-    int64_t wait = wait1 > wait2 ? wait1 : wait2;
-    if (wait > 0) {
-        log_warn(req->conn->id, "login for %s from %s refused: throttled for %lld ms", l->username,
-                 req->conn->peer, (long long)wait);
-        login_record(req, false, "throttled");
-        request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "login_throttled",
-                     "Too many failed logins; try again in %lld seconds.",
-                     (long long)(wait + 999) / 1000);
-        return;
+    snprintf(st->addr_key, sizeof(st->addr_key), "addr:%s", req->conn->addr);
+    st->by_token = l->session_token && l->session_token[0];
+    if (st->by_token)
+        auth_token_hash(l->session_token, st->token_hash);
+    login_admit_t a = login_admit(req);
+    if (a == LOGIN_ADMIT_WAIT) {
+        login_wait(req);
+    } else if (a == LOGIN_ADMIT_GO) {
+        s->login_pending = true;
+        login_start(req);
     }
-    const char *values[2] = {l->username, l->workstation};
-    int rc = db_exec(req->srv->db, &stmt_login_lookup, 2, values, NULL, NULL, login_looked_up, req);
-    if (rc != 0) {
-        request_fail_exec(req, rc);
-        return;
-    }
-    s->login_pending = true;
 }
 
+/* ---- Logout ---- */
+
+static void logout_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    if (r->status != DB_OK) {
+        log_warn(req->conn->id, "session token not revoked: %s", r->message ? r->message : "?");
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "database",
+                     "Logged out here, but the saved session could not be ended now (the "
+                     "database is unavailable); it expires by itself.");
+        return;
+    }
+    request_ok(req);
+}
+
+/* Logout ends the session here and the saved session (token) it used or got. */
 void handle_logout(request_t *req)
 {
     session_t *s = &req->conn->session;
@@ -366,6 +792,9 @@ void handle_logout(request_t *req)
     }
     if (s->authenticated)
         log_info(req->conn->id, "logout: %s", s->username);
+    char token_hash[sizeof(s->token_hash)];
+    bool had_token = s->authenticated && s->has_token;
+    util_strlcpy(token_hash, s->token_hash, sizeof(token_hash));
     bool hello = s->hello_done;
     memset(s, 0, sizeof(*s));
     /* The next person on this connection asks for events for themselves. */
@@ -373,7 +802,12 @@ void handle_logout(request_t *req)
     s->hello_done = hello;
     req->conn->accepted_at = uv_now(req->srv->loop); /* a fresh login deadline */
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes_login);
-    request_ok(req);
+    if (!had_token) {
+        request_ok(req);
+        return;
+    }
+    const char *values[1] = {token_hash};
+    request_db(req, &stmt_session_delete, 1, values, logout_done);
 }
 
 void handle_whoami(request_t *req)
@@ -405,4 +839,79 @@ void handle_ping(request_t *req)
     req->resp.body_case = CARREL__RESPONSE__BODY_PONG;
     req->resp.pong = pong;
     request_ok(req);
+}
+
+/* ---- housekeeping ---- */
+
+static void auth_report_one(const throttle_entry_t *e, void *arg)
+{
+    server_t *srv = arg;
+    log_warn(0, "%d login attempt(s) for %s refused in the last %ld s (the last: %s at %s from %s)",
+             e->refused, e->key, srv->cfg.login_throttle_report_s, e->user, e->workstation,
+             e->peer);
+    char attempts[16];
+    snprintf(attempts, sizeof(attempts), "%d", e->refused);
+    const char *values[4] = {e->user, e->workstation, e->peer, attempts};
+    if (srv->db == NULL || db_exec(srv->db, &stmt_login_record_refused, 4, values, NULL, NULL,
+                                   login_record_done, NULL) != 0)
+        log_warn(0, "refused logins not recorded: database unavailable");
+}
+
+/* One log line and one login_event row per key with refused attempts. */
+static void auth_report_refused(server_t *srv)
+{
+    throttle_report(&srv->throttle_users, auth_report_one, srv);
+    throttle_report(&srv->throttle_addresses, auth_report_one, srv);
+}
+
+static void auth_prune_done(const db_result_t *r, void *arg)
+{
+    (void)arg;
+    if (r->status != DB_OK)
+        log_warn(0, "login_event retention: %s", r->message ? r->message : "?");
+    else if (db_int64(r->res, 0, 0) > 0)
+        log_info(0, "login_event retention: %lld old row(s) and expired session(s) deleted",
+                 (long long)db_int64(r->res, 0, 0));
+}
+
+#define AUTH_PRUNE_EVERY_MS (3600 * 1000)
+
+/* Deletes login_event rows past login_event_retention_days and expired session tokens. */
+static void auth_prune(server_t *srv)
+{
+    uint64_t now = uv_now(srv->loop);
+    if (srv->auth_pruned_at != 0 && now - srv->auth_pruned_at < AUTH_PRUNE_EVERY_MS)
+        return;
+    char days[24];
+    snprintf(days, sizeof(days), "%ld", srv->cfg.login_event_retention_days);
+    const char *values[1] = {days};
+    if (db_exec(srv->db, &stmt_prune, 1, values, NULL, NULL, auth_prune_done, NULL) == 0)
+        srv->auth_pruned_at = now; /* else: the database is down; try at the next tick */
+}
+
+static void auth_tick(uv_timer_t *t)
+{
+    server_t *srv = t->data;
+    auth_report_refused(srv);
+    auth_prune(srv);
+}
+
+void auth_jobs_start(server_t *srv)
+{
+    uint64_t ms = (uint64_t)srv->cfg.login_throttle_report_s * 1000;
+    uv_timer_init(srv->loop, &srv->auth_timer);
+    srv->auth_timer.data = srv;
+    uv_timer_start(&srv->auth_timer, auth_tick, ms, ms);
+    srv->auth_timer_started = true;
+}
+
+/* On drain: a last summary while the pool still takes work, then the timer goes. */
+void auth_jobs_stop(server_t *srv)
+{
+    if (!srv->auth_timer_started)
+        return;
+    srv->auth_timer_started = false;
+    auth_report_refused(srv);
+    uv_timer_stop(&srv->auth_timer);
+    uv_close((uv_handle_t *)&srv->auth_timer, NULL);
 }

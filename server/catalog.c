@@ -301,6 +301,20 @@ void handle_catalog_search(request_t *req)
 
 /* ---- bib show ---- */
 
+/*
+ * A stored MARC record that marc_parse() refuses (stored before the reader
+ * was strict, or changed by hand): a clear answer naming the bib and the
+ * defect, logged, never a guess at what the record meant.
+ */
+void catalog_damaged_record(struct request *req, int64_t bib_id, const char *why, const char *verb)
+{
+    log_error(req->conn->id, "stored MARC of bib %lld is damaged: %s", (long long)bib_id, why);
+    request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "damaged_record",
+                 "The stored MARC record of bib %lld is damaged (%s), so it cannot be %s; "
+                 "import a good copy of it over it.",
+                 (long long)bib_id, why, verb);
+}
+
 typedef struct bib_get_state {
     Carrel__Bib *bib;
 } bib_get_state_t;
@@ -342,9 +356,12 @@ static void bib_get_done(const db_result_t *r, void *arg)
         size_t len = 0;
         uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, 0, 15), &len);
         marc_record_t rec;
-        char err[160];
-        if (bytes && marc_parse(a, bytes, len, &rec, err, sizeof(err)) == 0)
-            st->bib->marc = marc_to_text(a, &rec);
+        char err[160] = "not stored as bytea";
+        if (bytes == NULL || marc_parse(a, bytes, len, &rec, err, sizeof(err)) != 0) {
+            catalog_damaged_record(req, st->bib->id, err, "shown");
+            return;
+        }
+        st->bib->marc = marc_to_text(a, &rec);
     }
     const char *values[1] = {pgtext_int(a, st->bib->id)};
     request_db(req, &stmt_bib_items, 1, values, bib_items_done);
@@ -389,10 +406,14 @@ static void bib_store(request_t *req, marc_record_t *rec, int64_t id, int32_t ve
 {
     arena_t *a = &req->arena;
     struct buf iso = BUF_INIT;
-    if (marc_write(rec, &iso) != 0) {
+    char err[200];
+    if (marc_write(rec, &iso, err, sizeof(err)) != 0) {
+        /* Too long, or a control character or invalid UTF-8 in a field: a
+         * record marc_parse() could not read back is never stored. */
         buf_free(&iso);
-        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "too_long",
-                     "The record is too long for MARC.");
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                     strstr(err, "too long") ? "too_long" : "marc",
+                     "The record cannot be saved as MARC: %s.", err);
         return;
     }
     bib_save_state_t *st = arena_new(a, bib_save_state_t, 1);
@@ -439,6 +460,13 @@ static bool bib_fields_from_request(request_t *req, const Carrel__Bib *b, marc_s
     s->format = arena_strdup(a, b->format && b->format[0] ? b->format : "book");
     s->language = arena_strdup(a, b->language ? b->language : "");
     s->call_number = arena_strdup(a, b->call_number ? b->call_number : "");
+    /* Each becomes a field, inserted in tag order: bound them so an edit's
+     * cost stays small (a MARC record cannot hold more than a few thousand). */
+    if (b->n_subjects > 500 || b->n_isbns > 500 || b->n_issns > 500) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "too_long",
+                     "A record holds at most 500 subjects, 500 ISBNs and 500 ISSNs.");
+        return false;
+    }
     s->subjects = b->subjects;
     s->nsubjects = b->n_subjects;
     s->isbns = arena_new(a, char *, b->n_isbns + 1);
@@ -498,11 +526,9 @@ static void bib_marc_loaded(const db_result_t *r, void *arg)
     size_t len = 0;
     uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, 0, 0), &len);
     marc_record_t rec;
-    char err[160];
+    char err[160] = "not stored as bytea";
     if (bytes == NULL || marc_parse(a, bytes, len, &rec, err, sizeof(err)) != 0) {
-        log_error(req->conn->id, "stored MARC of bib %lld is unreadable", (long long)b->id);
-        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
-                     "The stored record cannot be read; it has been logged.");
+        catalog_damaged_record(req, b->id, err, "edited");
         return;
     }
     marc_summary_t s;

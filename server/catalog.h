@@ -30,5 +30,7 @@ void catalog_reply_item(struct request *req, const char *item_id);
     " LEFT JOIN loan l ON l.item_id = i.id AND l.returned_at IS NULL"
 /* An Item from a row in the column order of CATALOG_ITEM_COLUMNS. */
 Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row);
+/* End req with INTERNAL "damaged_record": bib's stored MARC is unreadable (why); verb: "shown". */
+void catalog_damaged_record(struct request *req, int64_t bib_id, const char *why, const char *verb);
 
 #endif

@@ -170,7 +170,7 @@ static void circ_actor(request_t *req, const char **staff, const char **ws, cons
 
 static const char *circ_may(request_t *req, perm_action_t action)
 {
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     return perm_check(&who, action, 0) == PERM_OK ? "true" : "false";
 }
 
@@ -196,7 +196,7 @@ static bool circ_override_allowed(request_t *req, protobuf_c_boolean has, protob
 {
     if (!(has && set))
         return true;
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     if (perm_check(&who, PERM_CIRC_OVERRIDE, 0) != PERM_OK) {
         log_info(req->conn->id, "forbidden: %s sent an override", request_session(req)->username);
         request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "override",
@@ -830,7 +830,7 @@ void handle_calendar_save(request_t *req)
     if (!circ_required(req, m->branch, "field:branch", "A branch code"))
         return;
     /* Branch managers change their own branch's calendar only. */
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     int target = strcmp(m->branch, request_session(req)->branch_code) == 0
                      ? request_session(req)->branch_id
                      : -1;

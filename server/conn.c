@@ -1,9 +1,11 @@
 #include "conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "password.h"
 #include "request.h"
 #include "server.h"
 
@@ -39,8 +41,10 @@ static void conn_timer_closed(uv_handle_t *h)
  * The connection's one timer ticks at a fraction of the shortest deadline and
  * checks them all from timestamps, so activity costs a store, not a timer
  * reset: a client that stopped reading what we send is dropped, one that has
- * not logged in within login_timeout_s is closed, and one idle (nothing in
- * flight, no request) for idle_timeout_s is closed.
+ * not finished its TLS handshake and Hello within handshake_timeout_s is
+ * dropped (so idle sockets cannot hold slots for the whole login deadline),
+ * one that has not logged in within login_timeout_s is closed, and one idle
+ * (nothing in flight, no request) for idle_timeout_s is closed.
  */
 static void conn_tick_cb(uv_timer_t *t)
 {
@@ -54,6 +58,13 @@ static void conn_tick_cb(uv_timer_t *t)
         return;
     }
     c->stuck_seen = stuck;
+    if (!c->session.hello_done &&
+        now - c->accepted_at >= (uint64_t)cfg->handshake_timeout_s * 1000) {
+        log_info(c->id, "closing %s: no handshake and Hello within %ld s", c->peer,
+                 cfg->handshake_timeout_s);
+        conn_close(c, "handshake timeout");
+        return;
+    }
     if (!c->session.authenticated &&
         now - c->accepted_at >= (uint64_t)cfg->login_timeout_s * 1000) {
         log_info(c->id, "closing %s: no login within %ld s", c->peer, cfg->login_timeout_s);
@@ -70,8 +81,38 @@ static uint64_t conn_tick_ms(const struct server_config *cfg)
 {
     long shortest =
         cfg->idle_timeout_s < cfg->login_timeout_s ? cfg->idle_timeout_s : cfg->login_timeout_s;
+    if (cfg->handshake_timeout_s < shortest)
+        shortest = cfg->handshake_timeout_s;
     uint64_t ms = (uint64_t)shortest * 1000 / 4;
     return ms < 250 ? 250 : ms > 60000 ? 60000 : ms;
+}
+
+/* The peer address without its port ("::1" from "::1:5000"). */
+static void conn_peer_address(conn_t *c)
+{
+    snprintf(c->addr, sizeof(c->addr), "%s", c->peer);
+    char *colon = strrchr(c->addr, ':');
+    if (colon)
+        *colon = '\0';
+}
+
+/* Open connections from c's address, c included. A walk of the list: it is
+ * bounded by max_connections and runs once per accept. */
+static long conn_count_address(const server_t *srv, const conn_t *c)
+{
+    long n = 0;
+    for (const conn_t *o = srv->conns; o; o = o->next)
+        if (!o->closed && !o->refused && strcmp(o->addr, c->addr) == 0)
+            n++;
+    return n;
+}
+
+/* Close a connection just accepted over a limit; it stops counting at once. */
+static void conn_refuse(conn_t *c, const char *why)
+{
+    c->refused = true;
+    c->srv->nrefused++;
+    channel_close(&c->ch, why);
 }
 
 void conn_accept(server_t *srv)
@@ -102,10 +143,18 @@ void conn_accept(server_t *srv)
         return; /* otherwise the channel is closing and conn_on_close will run */
     }
     channel_peer_name(&c->ch, c->peer, sizeof(c->peer));
-    if (srv->nconns > srv->cfg.max_connections) {
+    conn_peer_address(c);
+    /* Connections refused a moment ago are still closing: they hold no slot. */
+    if (srv->nconns - srv->nrefused > srv->cfg.max_connections) {
         log_warn(c->id, "refusing %s: %d connections is the limit", c->peer,
                  (int)srv->cfg.max_connections);
-        channel_close(&c->ch, "connection limit reached");
+        conn_refuse(c, "connection limit reached");
+        return;
+    }
+    if (conn_count_address(srv, c) > srv->cfg.max_connections_per_address) {
+        log_warn(c->id, "refusing %s: %d connections from one address is the limit", c->peer,
+                 (int)srv->cfg.max_connections_per_address);
+        conn_refuse(c, "per-address connection limit reached");
         return;
     }
     c->accepted_at = c->last_active_at = uv_now(srv->loop);
@@ -154,6 +203,8 @@ static void conn_on_close(channel_t *ch, const char *reason)
     conn_t *c = ch->data;
     server_t *srv = c->srv;
     c->closed = true;
+    if (c->login_work) /* nobody will read the answer: spare the thread pool */
+        password_cancel(c->login_work);
     if (c->session.authenticated)
         log_info(c->id, "closed (%s, user %s): %s", c->peer, c->session.username, reason);
     else
@@ -165,6 +216,8 @@ static void conn_on_close(channel_t *ch, const char *reason)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
+    if (c->refused)
+        srv->nrefused--;
     uv_timer_stop(&c->idle_timer);
     uv_close((uv_handle_t *)&c->idle_timer, conn_timer_closed);
     server_conn_gone(srv, c);

@@ -17,6 +17,10 @@
 #include "perm.h"
 
 typedef struct server server_t;
+typedef struct password_work password_work_t;
+
+#define SESSION_TOKEN_HEX      64 /* a session token: 32 random bytes in hex */
+#define SESSION_TOKEN_HASH_HEX 64 /* its SHA-256 in hex, as stored */
 
 typedef struct session {
     bool hello_done;
@@ -32,6 +36,8 @@ typedef struct session {
     int64_t workstation_id;
     char workstation[72];
     char branch_codes[200]; /* assigned branches, comma-separated (16 x 8 + commas) */
+    bool has_token;         /* logged in with, or given, a session token: */
+    char token_hash[SESSION_TOKEN_HASH_HEX + 1]; /* its SHA-256, revoked at Logout */
 } session_t;
 
 typedef struct conn {
@@ -43,9 +49,13 @@ typedef struct conn {
     int inflight;
     int refs;
     bool closed;
+    bool refused;    /* over a connection limit at accept: closing, holds no slot */
     bool subscribed; /* wants pushed events: its branch's, or all (all_branches) */
     bool all_branches;
     char peer[64];
+    char addr[64]; /* peer without the port: the per-address limits' key */
+    /* The Argon2 check of a pending Login, cancelled if the connection closes first. */
+    password_work_t *login_work;
     uint64_t accepted_at;    /* uv_now() at accept, for the login deadline */
     uint64_t last_active_at; /* uv_now() at the last request */
     bool stuck_seen;         /* output was stuck at the previous tick */

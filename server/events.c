@@ -56,7 +56,7 @@ void handle_subscribe(request_t *req)
     Carrel__Subscribe *m = req->msg->subscribe;
     conn_t *c = req->conn;
     bool all = m->has_all_branches && m->all_branches;
-    if (all && perm_role_is_branch_bound(c->session.role)) {
+    if (all && perm_role_is_branch_bound(request_session(req)->role)) {
         request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "role",
                      "Only coordinators and administrators hear every branch's events.");
         return;

@@ -14,6 +14,11 @@ void handle_login(request_t *req);
 void handle_logout(request_t *req);
 void handle_ping(request_t *req);
 void handle_whoami(request_t *req);
+/* Login housekeeping timer: throttled-attempt summaries, login_event retention. */
+void auth_jobs_start(server_t *srv);
+void auth_jobs_stop(server_t *srv);
+/* A connection closed: a login of it waiting for admission is answered (and dropped). */
+void auth_conn_gone(server_t *srv, conn_t *c);
 
 /* admin.c: branches, staff accounts, workstations */
 void admin_register_statements(void);

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,67 +102,214 @@ void marc_remove_fields(marc_record_t *r, const char *tag)
     r->nfields = out;
 }
 
+/*
+ * Why a byte sequence is not acceptable as MARC data, or NULL when it is:
+ * valid UTF-8 with no control characters (C0, DEL, C1). The MARC structural
+ * characters are C0 too, so a delimiter or terminator inside data is refused
+ * here as well. Data that passed this check cannot change the record's
+ * structure when written out, nor reach a terminal as an escape sequence.
+ */
+const char *marc_text_problem(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c < 0x20 || c == 0x7F)
+            return "a control character";
+        size_t extra;
+        if (c < 0x80)
+            extra = 0;
+        else if (c >= 0xC2 && c <= 0xDF)
+            extra = 1;
+        else if (c >= 0xE0 && c <= 0xEF)
+            extra = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            extra = 3;
+        else
+            return "invalid UTF-8";
+        if (extra > n - i - 1)
+            return "invalid UTF-8";
+        for (size_t k = 1; k <= extra; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                return "invalid UTF-8";
+        /* Overlong forms, surrogates and code points past U+10FFFF. */
+        if ((c == 0xE0 && p[i + 1] < 0xA0) || (c == 0xED && p[i + 1] > 0x9F) ||
+            (c == 0xF0 && p[i + 1] < 0x90) || (c == 0xF4 && p[i + 1] > 0x8F))
+            return "invalid UTF-8";
+        if (c == 0xC2 && p[i + 1] <= 0x9F)
+            return "a control character"; /* C1: U+0080 to U+009F */
+        i += extra + 1;
+    }
+    return NULL;
+}
+
+/* A subfield code: a printable ASCII character (MARC 21 uses a-z and 0-9). */
+static bool marc_code_ok(uint8_t c)
+{
+    return c >= 0x20 && c < 0x7F;
+}
+
+/* An indicator: printable ASCII; marcimport turns unusual ones ('-', '#') into blanks. */
+static bool marc_indicator_ok(uint8_t c)
+{
+    return c >= 0x20 && c < 0x7F;
+}
+
+static int marc_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int marc_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/*
+ * One data field's bytes (without its terminator): two indicators, then
+ * subfields, each a delimiter, a code and a value. Everything in between
+ * must be where it belongs; anything else is an error, never a guess.
+ */
+static int marc_parse_data_field(arena_t *a, marc_field_t *f, const uint8_t *d, size_t n, char *err,
+                                 size_t errlen)
+{
+    if (n < 2)
+        return marc_fail(err, errlen, "field %s is too short to hold its indicators", f->tag);
+    if (!marc_indicator_ok(d[0]) || !marc_indicator_ok(d[1]))
+        return marc_fail(err, errlen,
+                         "field %s: an indicator is not a printable ASCII character "
+                         "(a subfield delimiter or control character where an indicator belongs)",
+                         f->tag);
+    f->ind1 = (char)d[0];
+    f->ind2 = (char)d[1];
+    size_t count = 0;
+    for (size_t k = 2; k < n; k++)
+        if (d[k] == MARC_US)
+            count++;
+    if (n > 2 && d[2] != MARC_US)
+        return marc_fail(err, errlen, "field %s has data before its first subfield", f->tag);
+    f->subfields = arena_new(a, marc_subfield_t, count ? count : 1);
+    size_t at = 2;
+    while (at < n) {
+        /* d[at] is a delimiter; the code follows it. */
+        if (at + 1 >= n || !marc_code_ok(d[at + 1]))
+            return marc_fail(err, errlen,
+                             "field %s has an empty or invalid subfield code (two subfield "
+                             "delimiters in a row, or a control character as code)",
+                             f->tag);
+        size_t from = at + 2, to = from;
+        while (to < n && d[to] != MARC_US)
+            to++;
+        const char *why = marc_text_problem(d + from, to - from);
+        if (why)
+            return marc_fail(err, errlen, "field %s $%c contains %s", f->tag, d[at + 1], why);
+        marc_subfield_t *s = &f->subfields[f->nsubfields++];
+        s->code = (char)d[at + 1];
+        s->value = arena_strndup(a, (const char *)d + from, to - from);
+        at = to;
+    }
+    return 0;
+}
+
+/* One directory entry and the field it points at. */
+static int marc_parse_entry(arena_t *a, const uint8_t *p, size_t len, size_t base, size_t i,
+                            marc_record_t *r, char *err, size_t errlen)
+{
+    const uint8_t *e = p + MARC_LEADER_LEN + 12 * i;
+    int flen = marc_digits(e + 3, 4);
+    int start = marc_digits(e + 7, 5);
+    /* The last byte of the record is its terminator, never part of a field. */
+    if (flen < 1 || start < 0 || base + (size_t)start + (size_t)flen > len - 1)
+        return marc_fail(err, errlen, "directory entry %zu points outside the record", i + 1);
+    const uint8_t *d = p + base + (size_t)start;
+    size_t n = (size_t)flen;
+    if (d[n - 1] != MARC_FT)
+        return marc_fail(err, errlen, "field %.3s does not end with a field terminator",
+                         isprint(e[0]) && isprint(e[1]) && isprint(e[2]) ? (const char *)e : "???");
+    n--;
+    marc_field_t *f = marc_push(a, r);
+    for (int k = 0; k < 3; k++)
+        f->tag[k] = e[k] >= 0x21 && e[k] < 0x7F ? (char)e[k] : '?';
+    if (!marc_is_control_tag(f->tag))
+        return marc_parse_data_field(a, f, d, n, err, errlen);
+    const char *why = marc_text_problem(d, n);
+    if (why)
+        return marc_fail(err, errlen, "field %s contains %s", f->tag, why);
+    f->data = arena_strndup(a, (const char *)d, n);
+    return 0;
+}
+
+/*
+ * Total: any bytes give either a record whose every string is clean UTF-8
+ * without control characters, or -1 with a reason. Only the structure
+ * marc_write() produces is accepted, so a damaged record is reported, never
+ * half read.
+ */
 int marc_parse(arena_t *a, const uint8_t *p, size_t len, marc_record_t *r, char *err, size_t errlen)
 {
-    if (len < MARC_LEADER_LEN + 2) {
-        snprintf(err, errlen, "record too short (%zu bytes)", len);
-        return -1;
-    }
     marc_init(r, NULL);
+    if (len < MARC_LEADER_LEN + 2)
+        return marc_fail(err, errlen, "record too short (%zu bytes)", len);
     memcpy(r->leader, p, MARC_LEADER_LEN);
     for (int i = 0; i < MARC_LEADER_LEN; i++)
         if (!isprint((unsigned char)r->leader[i]))
             r->leader[i] = ' ';
     int base = marc_digits(p + 12, 5);
-    if (base < MARC_LEADER_LEN + 1 || (size_t)base > len) {
-        snprintf(err, errlen, "bad base address of data in the leader");
-        return -1;
-    }
-    if (p[base - 1] != MARC_FT) {
-        snprintf(err, errlen, "the directory does not end where the leader says");
-        return -1;
-    }
+    if (base < MARC_LEADER_LEN + 1 || (size_t)base > len - 1)
+        return marc_fail(err, errlen, "bad base address of data in the leader");
+    if (p[base - 1] != MARC_FT)
+        return marc_fail(err, errlen, "the directory does not end where the leader says");
+    if ((base - 1 - MARC_LEADER_LEN) % 12 != 0)
+        return marc_fail(err, errlen, "the directory is not made of 12-byte entries");
     size_t entries = (size_t)(base - 1 - MARC_LEADER_LEN) / 12;
-    for (size_t i = 0; i < entries; i++) {
-        const uint8_t *e = p + MARC_LEADER_LEN + 12 * i;
-        int flen = marc_digits(e + 3, 4);
-        int start = marc_digits(e + 7, 5);
-        if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len) {
-            snprintf(err, errlen, "directory entry %zu points outside the record", i + 1);
+    for (size_t i = 0; i < entries; i++)
+        if (marc_parse_entry(a, p, len, (size_t)base, i, r, err, errlen) != 0)
             return -1;
+    if (p[len - 1] != MARC_RT)
+        return marc_fail(err, errlen, "the record does not end with a record terminator");
+    return 0;
+}
+
+/* False, with the reason in err, when marc_parse() would refuse the field as written. */
+static bool marc_field_ok(const marc_field_t *f, char *err, size_t errlen)
+{
+    for (int k = 0; k < 3; k++)
+        if (!(f->tag[k] >= 0x21 && f->tag[k] < 0x7F)) {
+            snprintf(err, errlen, "a field tag is not three printable characters");
+            return false;
         }
-        const uint8_t *d = p + base + start;
-        size_t n = (size_t)flen;
-        if (d[n - 1] != MARC_FT) {
-            snprintf(err, errlen, "field %.3s does not end with a field terminator", e);
-            return -1;
+    const char *why;
+    if (marc_is_control_tag(f->tag)) {
+        const char *d = f->data ? f->data : "";
+        if ((why = marc_text_problem((const uint8_t *)d, strlen(d))) != NULL) {
+            snprintf(err, errlen, "field %.3s contains %s", f->tag, why);
+            return false;
         }
-        n--;
-        marc_field_t *f = marc_push(a, r);
-        for (int k = 0; k < 3; k++)
-            f->tag[k] = isprint(e[k]) ? (char)e[k] : '?';
-        if (marc_is_control_tag(f->tag)) {
-            f->data = arena_strndup(a, (const char *)d, n);
-            continue;
+        return true;
+    }
+    char ind[2] = {f->ind1 ? f->ind1 : ' ', f->ind2 ? f->ind2 : ' '};
+    if (!marc_indicator_ok((uint8_t)ind[0]) || !marc_indicator_ok((uint8_t)ind[1])) {
+        snprintf(err, errlen, "field %.3s: an indicator is not a printable ASCII character",
+                 f->tag);
+        return false;
+    }
+    for (size_t i = 0; i < f->nsubfields; i++) {
+        const marc_subfield_t *s = &f->subfields[i];
+        const char *v = s->value ? s->value : "";
+        if (!marc_code_ok((uint8_t)s->code)) {
+            snprintf(err, errlen,
+                     "field %.3s has an empty or invalid subfield code (not printable ASCII)",
+                     f->tag);
+            return false;
         }
-        f->ind1 = n > 0 && d[0] != MARC_US ? (char)d[0] : ' ';
-        f->ind2 = n > 1 && d[1] != MARC_US ? (char)d[1] : ' ';
-        size_t count = 0;
-        for (size_t k = 0; k < n; k++)
-            if (d[k] == MARC_US)
-                count++;
-        f->subfields = arena_new(a, marc_subfield_t, count ? count : 1);
-        const uint8_t *q = memchr(d, MARC_US, n);
-        while (q && q + 1 < d + n) {
-            const uint8_t *next = memchr(q + 1, MARC_US, (size_t)(d + n - (q + 1)));
-            const uint8_t *end = next ? next : d + n;
-            marc_subfield_t *s = &f->subfields[f->nsubfields++];
-            s->code = (char)q[1];
-            s->value = arena_strndup(a, (const char *)q + 2, (size_t)(end - q - 2));
-            q = next;
+        if ((why = marc_text_problem((const uint8_t *)v, strlen(v))) != NULL) {
+            snprintf(err, errlen, "field %.3s $%c contains %s", f->tag, s->code, why);
+            return false;
         }
     }
-    return 0;
+    return true;
 }
 
 static int marc_field_bytes(const marc_field_t *f, struct buf *out)
@@ -184,34 +332,57 @@ static int marc_field_bytes(const marc_field_t *f, struct buf *out)
     return buf_append(out, &ft, 1);
 }
 
-int marc_write(const marc_record_t *r, struct buf *out)
+/* The leader as written: lengths, base address and entry map recomputed, controls blanked. */
+static void marc_write_leader(const marc_record_t *r, size_t total, size_t base,
+                              char leader[MARC_LEADER_LEN + 1])
+{
+    memcpy(leader, r->leader, MARC_LEADER_LEN);
+    for (int i = 0; i < MARC_LEADER_LEN; i++)
+        if (!isprint((unsigned char)leader[i]))
+            leader[i] = ' ';
+    char num[8];
+    snprintf(num, sizeof(num), "%05zu", total);
+    memcpy(leader, num, 5);
+    leader[10] = '2';
+    leader[11] = '2';
+    snprintf(num, sizeof(num), "%05zu", base);
+    memcpy(leader + 12, num, 5);
+    memcpy(leader + 20, "4500", 4);
+    leader[MARC_LEADER_LEN] = '\0';
+}
+
+int marc_write(const marc_record_t *r, struct buf *out, char *err, size_t errlen)
 {
     struct buf data = BUF_INIT, dir = BUF_INIT;
     int rc = 0;
     for (size_t i = 0; i < r->nfields && rc == 0; i++) {
+        if (!marc_field_ok(&r->fields[i], err, errlen)) {
+            rc = -1;
+            break;
+        }
         size_t start = data.len;
         rc = marc_field_bytes(&r->fields[i], &data);
         size_t flen = data.len - start;
-        if (rc == 0 && (flen > 9999 || start > 99999))
+        if (rc != 0)
+            snprintf(err, errlen, "out of memory");
+        else if (flen > 9999 || start > 99999) {
+            snprintf(err, errlen, "field %.3s is too long for MARC (%zu bytes)", r->fields[i].tag,
+                     flen);
             rc = -1; /* beyond what ISO 2709 can address */
-        if (rc == 0)
-            rc = buf_printf(&dir, "%.3s%04zu%05zu", r->fields[i].tag, flen, start);
+        } else if (buf_printf(&dir, "%.3s%04zu%05zu", r->fields[i].tag, flen, start) != 0) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
     }
     size_t base = MARC_LEADER_LEN + dir.len + 1;
     size_t total = base + data.len + 1;
-    if (rc == 0 && total > 99999)
+    if (rc == 0 && total > 99999) {
+        snprintf(err, errlen, "the record is too long for MARC (%zu bytes; 99999 at most)", total);
         rc = -1;
+    }
     if (rc == 0) {
         char leader[MARC_LEADER_LEN + 1];
-        memcpy(leader, r->leader, MARC_LEADER_LEN);
-        char num[8];
-        snprintf(num, sizeof(num), "%05zu", total);
-        memcpy(leader, num, 5);
-        leader[10] = '2';
-        leader[11] = '2';
-        snprintf(num, sizeof(num), "%05zu", base);
-        memcpy(leader + 12, num, 5);
-        memcpy(leader + 20, "4500", 4);
+        marc_write_leader(r, total, base, leader);
         char ft = MARC_FT, rt = MARC_RT;
         rc = buf_append(out, leader, MARC_LEADER_LEN);
         if (rc == 0)
@@ -222,6 +393,8 @@ int marc_write(const marc_record_t *r, struct buf *out)
             rc = buf_append(out, data.data, data.len);
         if (rc == 0)
             rc = buf_append(out, &rt, 1);
+        if (rc != 0)
+            snprintf(err, errlen, "out of memory");
     }
     buf_free(&data);
     buf_free(&dir);
@@ -316,12 +489,49 @@ char *marc_trim_punctuation(arena_t *a, const char *text)
     return s;
 }
 
-/* Append `piece` to `*acc` with `sep`, skipping empty pieces. */
-static void marc_join(arena_t *a, char **acc, const char *sep, const char *piece)
+/*
+ * A string built piece by piece on the arena. It grows by doubling, so a
+ * field with thousands of subfields costs linear memory, not quadratic.
+ */
+typedef struct marc_text {
+    arena_t *a;
+    char *s;
+    size_t len, cap;
+} marc_text_t;
+
+static void marc_text_init(marc_text_t *t, arena_t *a)
+{
+    t->a = a;
+    t->cap = 64;
+    t->s = arena_alloc(a, t->cap);
+    t->len = 0;
+}
+
+static void marc_text_add(marc_text_t *t, const char *piece)
+{
+    size_t n = strlen(piece);
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap * 2;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *s = arena_alloc(t->a, cap);
+        memcpy(s, t->s, t->len);
+        t->s = s;
+        t->cap = cap;
+    }
+    memcpy(t->s + t->len, piece, n);
+    t->len += n;
+    t->s[t->len] = '\0';
+}
+
+/* Append `piece` with `sep` before it unless it is the first; empty pieces are skipped. */
+static void marc_join(marc_text_t *t, const char *sep, const char *piece)
 {
     if (piece == NULL || piece[0] == '\0')
         return;
-    *acc = (*acc)[0] ? arena_printf(a, "%s%s%s", *acc, sep, piece) : arena_strdup(a, piece);
+    if (t->len > 0)
+        marc_text_add(t, sep);
+    marc_text_add(t, piece);
 }
 
 char *marc_isbn13(arena_t *a, const char *text)
@@ -421,16 +631,22 @@ static char *marc_title(arena_t *a, const marc_record_t *r)
     const marc_field_t *f = marc_find(r, "245");
     if (f == NULL)
         return arena_strdup(a, "");
-    char *t = marc_trim_punctuation(a, marc_field_subfield(f, 'a'));
+    marc_text_t t;
+    marc_text_init(&t, a);
+    marc_text_add(&t, marc_trim_punctuation(a, marc_field_subfield(f, 'a')));
     const char *b = marc_skip_leading_punctuation(marc_field_subfield(f, 'b'));
-    if (b && *b)
-        t = arena_printf(a, "%s : %s", t, marc_trim_punctuation(a, b));
+    if (b && *b) {
+        marc_text_add(&t, " : ");
+        marc_text_add(&t, marc_trim_punctuation(a, b));
+    }
     for (size_t i = 0; i < f->nsubfields; i++) {
         char c = f->subfields[i].code;
-        if (c == 'n' || c == 'p')
-            t = arena_printf(a, "%s. %s", t, marc_trim_punctuation(a, f->subfields[i].value));
+        if (c == 'n' || c == 'p') {
+            marc_text_add(&t, ". ");
+            marc_text_add(&t, marc_trim_punctuation(a, f->subfields[i].value));
+        }
     }
-    return marc_trim_punctuation(a, t);
+    return marc_trim_punctuation(a, t.s);
 }
 
 static char *marc_author(arena_t *a, const marc_record_t *r)
@@ -453,15 +669,16 @@ static void marc_subjects(arena_t *a, const marc_record_t *r, marc_summary_t *s)
         if (!(tag == 600 || tag == 610 || tag == 611 || tag == 630 || tag == 648 || tag == 650 ||
               tag == 651))
             continue;
-        char *subject = arena_strdup(a, "");
+        marc_text_t t;
+        marc_text_init(&t, a);
         for (size_t k = 0; k < f->nsubfields; k++) {
             char c = f->subfields[k].code;
             if (c == 'a' || c == 'b' || c == 'c' || c == 'd' || c == 't')
-                marc_join(a, &subject, " ", marc_trim_spaces(a, f->subfields[k].value));
+                marc_join(&t, " ", marc_trim_spaces(a, f->subfields[k].value));
             else if (c == 'v' || c == 'x' || c == 'y' || c == 'z')
-                marc_join(a, &subject, " -- ", marc_trim_punctuation(a, f->subfields[k].value));
+                marc_join(&t, " -- ", marc_trim_punctuation(a, f->subfields[k].value));
         }
-        subject = marc_trim_punctuation(a, subject);
+        char *subject = marc_trim_punctuation(a, t.s);
         if (subject[0])
             s->subjects[s->nsubjects++] = subject;
     }
@@ -586,15 +803,16 @@ static char *marc_call_number(arena_t *a, const marc_record_t *r)
         const marc_field_t *f = marc_find(r, tags[i]);
         if (f == NULL)
             continue;
-        char *cn = arena_strdup(a, "");
+        marc_text_t t;
+        marc_text_init(&t, a);
         if (strcmp(tags[i], "852") == 0) {
-            marc_join(a, &cn, " ", marc_field_subfield(f, 'h'));
-            marc_join(a, &cn, " ", marc_field_subfield(f, 'i'));
+            marc_join(&t, " ", marc_field_subfield(f, 'h'));
+            marc_join(&t, " ", marc_field_subfield(f, 'i'));
         } else {
-            marc_join(a, &cn, " ", marc_field_subfield(f, 'a'));
-            marc_join(a, &cn, " ", marc_field_subfield(f, 'b'));
+            marc_join(&t, " ", marc_field_subfield(f, 'a'));
+            marc_join(&t, " ", marc_field_subfield(f, 'b'));
         }
-        cn = marc_trim_spaces(a, cn);
+        char *cn = marc_trim_spaces(a, t.s);
         if (cn[0])
             return cn;
     }

@@ -78,11 +78,24 @@ typedef struct marc_summary {
 #define MARC_SYSTEM_PREFIX "(CARREL-"
 
 bool marc_is_control_tag(const char *tag);
-/* Parse one UTF-8 ISO 2709 record. Returns 0, or -1 with a reason in err. */
+/*
+ * Parse one UTF-8 ISO 2709 record as marc_write() makes them. Total: any
+ * bytes give 0 and a record whose strings are valid UTF-8 without control
+ * characters, or -1 with a reason in err (a damaged record, never a guess).
+ */
 __attribute__((warn_unused_result)) int marc_parse(arena_t *a, const uint8_t *data, size_t len,
                                                    marc_record_t *out, char *err, size_t errlen);
-/* Serialize as ISO 2709 (lengths and base address recomputed). */
-__attribute__((warn_unused_result)) int marc_write(const marc_record_t *r, struct buf *out);
+/*
+ * Serialize as ISO 2709 (lengths and base address recomputed). Returns -1
+ * with a reason in err when the record is too long for ISO 2709 or holds
+ * what marc_parse() would refuse (control characters or invalid UTF-8 in
+ * data, a control character as indicator or subfield code), so whatever it
+ * writes reads back.
+ */
+__attribute__((warn_unused_result)) int marc_write(const marc_record_t *r, struct buf *out,
+                                                   char *err, size_t errlen);
+/* Why these bytes are not acceptable MARC data (invalid UTF-8, a control character), or NULL. */
+const char *marc_text_problem(const uint8_t *p, size_t n);
 /* "LDR ...", "245 10 $a Title $c ..." one line per field. */
 char *marc_to_text(arena_t *a, const marc_record_t *r);
 

@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "marcimport.h"
+
+#include "catalog.h"
 #include "handlers.h"
 #include "json.h"
 #include "log.h"
@@ -25,6 +28,8 @@
 #include "pgtext.h"
 
 #define IMPORT_MAX_RECORDS 2000
+/* Warnings listed for one record; a record with a thousand odd indicators says so once. */
+#define IMPORT_MAX_RECORD_WARNINGS 10
 
 static const db_stmt_t stmt_import = {
     "marc_import_batch",
@@ -70,28 +75,96 @@ typedef struct import_job {
     size_t next; /* one by one: the entry being loaded */
     bool one_by_one;
     Carrel__MarcImportReply *reply;
+    import_problems_t problems; /* put on reply->problems when it is sent */
+    size_t record_warnings;     /* warnings of the record being read */
 } import_job_t;
 
 static void import_send(import_job_t *job);
+
+/*
+ * Add a problem to the list. Appends are amortized O(1) (the array doubles on
+ * the arena), and a reply lists at most IMPORT_MAX_WARNINGS warnings: past
+ * that they are only counted, and import_problems_close() says how many were
+ * left out. Fatal problems are always listed (at most a few per record), so
+ * every record that failed is named. Without both bounds, a batch of records
+ * with thousands of bad indicators each made the daemon copy the list on
+ * every append: memory quadratic in the number of problems.
+ */
+void import_problems_add(arena_t *a, import_problems_t *p, int64_t position, int64_t offset,
+                         bool fatal, const char *message)
+{
+    if (!fatal && p->warnings >= IMPORT_MAX_WARNINGS) {
+        p->dropped++;
+        return;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        Carrel__ImportProblem **list = arena_new(a, Carrel__ImportProblem *, cap);
+        if (p->n)
+            memcpy(list, p->list, p->n * sizeof(*list));
+        p->list = list;
+        p->cap = cap;
+    }
+    Carrel__ImportProblem *x = arena_new(a, Carrel__ImportProblem, 1);
+    carrel__import_problem__init(x);
+    x->has_position = x->has_offset = x->has_fatal = 1;
+    x->position = position;
+    x->offset = offset;
+    x->fatal = fatal;
+    x->message = arena_strdup(a, message);
+    p->list[p->n++] = x;
+    if (!fatal)
+        p->warnings++;
+}
+
+/* Hand the list over (for the reply), with one last line for the warnings left out. */
+void import_problems_close(arena_t *a, import_problems_t *p, Carrel__ImportProblem ***list,
+                           size_t *n)
+{
+    if (p->dropped > 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%zu more warnings in this batch are not listed (%d are)",
+                 p->dropped, IMPORT_MAX_WARNINGS);
+        p->dropped = 0;
+        p->warnings = 0; /* make room for this line */
+        import_problems_add(a, p, 0, 0, false, msg);
+    }
+    *list = p->list;
+    *n = p->n;
+}
 
 /* Record a problem on the reply (called on the worker, which owns req's arena meanwhile). */
 static void import_problem(import_job_t *job, const Carrel__MarcRecord *rec, bool fatal,
                            const char *message)
 {
-    arena_t *a = &job->req->arena;
-    Carrel__MarcImportReply *r = job->reply;
-    Carrel__ImportProblem *p = arena_new(a, Carrel__ImportProblem, 1);
-    carrel__import_problem__init(p);
-    p->has_position = p->has_offset = p->has_fatal = 1;
-    p->position = rec->position;
-    p->offset = rec->offset;
-    p->fatal = fatal;
-    p->message = arena_strdup(a, message);
-    Carrel__ImportProblem **list = arena_new(a, Carrel__ImportProblem *, r->n_problems + 1);
-    if (r->n_problems)
-        memcpy(list, r->problems, r->n_problems * sizeof(*list));
-    list[r->n_problems++] = p;
-    r->problems = list;
+    import_problems_add(&job->req->arena, &job->problems, rec->position, rec->offset, fatal,
+                        message);
+}
+
+/* A record that is not loaded: its reason, counted as failed. */
+static void import_fail(import_job_t *job, const Carrel__MarcRecord *rec, const char *message)
+{
+    import_problem(job, rec, true, message);
+    job->reply->failed++;
+}
+
+/* A warning about the record being read; past IMPORT_MAX_RECORD_WARNINGS only counted. */
+static void import_warn(import_job_t *job, const Carrel__MarcRecord *rec, const char *message)
+{
+    if (job->record_warnings++ < IMPORT_MAX_RECORD_WARNINGS)
+        import_problem(job, rec, false, message);
+}
+
+/* After a record: say how many of its warnings were not listed. */
+static void import_warnings_done(import_job_t *job, const Carrel__MarcRecord *rec)
+{
+    if (job->record_warnings > IMPORT_MAX_RECORD_WARNINGS) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "%zu more warnings about this record are not listed",
+                 job->record_warnings - IMPORT_MAX_RECORD_WARNINGS);
+        import_problem(job, rec, false, msg);
+    }
+    job->record_warnings = 0;
 }
 
 static void json_string_array(json_t *j, const char *key, char **items, size_t n)
@@ -119,7 +192,7 @@ static void import_fix_indicators(import_job_t *job, const Carrel__MarcRecord *r
             char msg[120];
             snprintf(msg, sizeof(msg), "field %s: indicator %d '%c' is not valid; read as blank",
                      f->tag, k + 1, isprint((unsigned char)c) ? c : '?');
-            import_problem(job, rec, false, msg);
+            import_warn(job, rec, msg);
             *inds[k] = ' ';
         }
     }
@@ -162,30 +235,35 @@ static void import_record(import_job_t *job, const Carrel__MarcRecord *rec)
     char warning[300], err[300];
     marc_record_t m;
     if (!rec->has_data || rec->data.len == 0) {
-        import_problem(job, rec, true, "empty record");
+        import_fail(job, rec, "empty record");
         goto done;
     }
     if (marcio_normalize(rec->data.data, rec->data.len, rec->has_xml && rec->xml, &clean, warning,
                          sizeof(warning), err, sizeof(err)) != 0) {
-        import_problem(job, rec, true, err);
+        import_fail(job, rec, err);
         goto done;
     }
     if (warning[0])
-        import_problem(job, rec, false, warning);
+        import_warn(job, rec, warning);
+    /* marc_parse refuses control characters and broken subfields: a per-record error. */
     if (marc_parse(&a, clean.data, clean.len, &m, err, sizeof(err)) != 0) {
-        import_problem(job, rec, true, err);
+        char msg[360];
+        snprintf(msg, sizeof(msg), "%s; not loaded", err);
+        import_fail(job, rec, msg);
         goto done;
     }
     import_fix_indicators(job, rec, &m);
     marc_summary_t s;
     marc_summarize(&a, &m, &s);
     if (s.title[0] == '\0') {
-        import_problem(job, rec, true,
-                       "no title (245 $a): the record could not be read correctly; not loaded");
+        import_fail(job, rec,
+                    "no title (245 $a): the record could not be read correctly; not loaded");
         goto done;
     }
-    if (marc_write(&m, &iso) != 0) {
-        import_problem(job, rec, true, "the record is too long to store as MARC");
+    if (marc_write(&m, &iso, err, sizeof(err)) != 0) {
+        char msg[360];
+        snprintf(msg, sizeof(msg), "cannot store the record as MARC: %s; not loaded", err);
+        import_fail(job, rec, msg);
         goto done;
     }
     const char *tag = job->holdings_tag;
@@ -231,6 +309,7 @@ static void import_record(import_job_t *job, const Carrel__MarcRecord *rec)
         arena_strndup(&job->req->arena, (const char *)entry.out.data, entry.out.len);
     job->positions[job->nentries++] = rec->position;
 done:
+    import_warnings_done(job, rec);
     json_free(&entry);
     buf_free(&clean);
     buf_free(&iso);
@@ -255,6 +334,7 @@ static void import_finish(import_job_t *job)
     log_info(req->conn->id, "import%s%s by %s: %d created, %d updated, %d failed, %d items",
              source ? " of " : "", source ? source : "", request_session(req)->username, r->created,
              r->updated, r->failed, r->items_created + r->items_updated);
+    import_problems_close(&req->arena, &job->problems, &r->problems, &r->n_problems);
     req->resp.body_case = CARREL__RESPONSE__BODY_MARC_IMPORT;
     req->resp.marc_import = r;
     free(job);
@@ -377,10 +457,6 @@ static void import_after_work_cb(uv_work_t *w, int status)
     import_job_t *job = w->data;
     request_t *req = job->req;
     Carrel__MarcImportBatch *m = req->msg->marc_import_batch;
-    Carrel__MarcImportReply *r = job->reply;
-    for (size_t i = 0; i < r->n_problems; i++)
-        if (r->problems[i]->fatal)
-            r->failed++;
     if (status != 0) {
         free(job);
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "The import was cancelled.");
@@ -516,27 +592,39 @@ typedef struct export_job {
     ProtobufCBinaryData *records;
     size_t n;
     int limit;
+    int64_t damaged_id; /* a stored record that cannot be read, or 0 */
+    char damaged_why[200];
 } export_job_t;
 
+/*
+ * Stamp each record with its bib id. A stored record that marc_parse()
+ * refuses stops the page with a clear error naming the bib, rather than
+ * passing damaged bytes on to another system.
+ */
 static void export_work_cb(uv_work_t *w)
 {
     export_job_t *job = w->data;
-    for (size_t i = 0; i < job->n; i++) {
+    for (size_t i = 0; i < job->n && job->damaged_id == 0; i++) {
         arena_t a;
         arena_init(&a);
         marc_record_t rec;
         char err[160];
         struct buf out = BUF_INIT;
         ProtobufCBinaryData *d = &job->records[i];
-        if (marc_parse(&a, d->data, d->len, &rec, err, sizeof(err)) == 0) {
+        int rc = marc_parse(&a, d->data, d->len, &rec, err, sizeof(err));
+        if (rc == 0) {
             marc_set_system_id(&a, &rec, job->source, job->ids[i]);
-            if (marc_write(&rec, &out) == 0) {
-                /* The request's arena is ours while the worker runs. */
-                uint8_t *copy = arena_alloc(&job->req->arena, out.len);
-                memcpy(copy, out.data, out.len);
-                d->data = copy;
-                d->len = out.len;
-            }
+            rc = marc_write(&rec, &out, err, sizeof(err));
+        }
+        if (rc == 0) {
+            /* The request's arena is ours while the worker runs. */
+            uint8_t *copy = arena_alloc(&job->req->arena, out.len);
+            memcpy(copy, out.data, out.len);
+            d->data = copy;
+            d->len = out.len;
+        } else {
+            job->damaged_id = job->ids[i];
+            snprintf(job->damaged_why, sizeof(job->damaged_why), "%s", err);
         }
         buf_free(&out);
         arena_free(&a);
@@ -550,6 +638,14 @@ static void export_after_cb(uv_work_t *w, int status)
     if (status != 0) {
         free(job);
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "The export was cancelled.");
+        return;
+    }
+    if (job->damaged_id != 0) {
+        int64_t id = job->damaged_id;
+        char why[200];
+        snprintf(why, sizeof(why), "%s", job->damaged_why);
+        free(job);
+        catalog_damaged_record(req, id, why, "exported");
         return;
     }
     Carrel__MarcExportReply *reply = arena_new(&req->arena, Carrel__MarcExportReply, 1);

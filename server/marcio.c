@@ -55,18 +55,161 @@ static bool marcio_has_high_bytes(const uint8_t *p, size_t n)
     return false;
 }
 
+static int marcio_digits(const uint8_t *p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/*
+ * Control fields (00X) that carry subfields (danMARC writes 001-008 so) come
+ * out of libyaz with subfield delimiters inside: the catalog would take them
+ * as data. Keep them as '$', which is how MARC tools print them, and say so.
+ * Works on libyaz's own output (rec, len), so the directory is well formed;
+ * every offset is still checked.
+ */
+static void marcio_flatten_control_subfields(uint8_t *rec, size_t len, char *warning, size_t wlen)
+{
+    int base = len > 24 ? marcio_digits(rec + 12, 5) : -1;
+    if (base < 25 || (size_t)base > len)
+        return;
+    for (size_t e = 24; e + 12 <= (size_t)base - 1; e += 12) {
+        int flen = marcio_digits(rec + e + 3, 4), start = marcio_digits(rec + e + 7, 5);
+        if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len)
+            return;
+        if (rec[e] != '0' || rec[e + 1] != '0')
+            continue;
+        uint8_t *d = rec + base + start;
+        bool changed = false;
+        for (int i = 0; i < flen - 1; i++)
+            if (d[i] == 0x1F) {
+                d[i] = '$';
+                changed = true;
+            }
+        if (changed && warning[0] == '\0')
+            snprintf(warning, wlen,
+                     "control field %.3s has subfields (danMARC style); kept with '$' for the "
+                     "subfield delimiters",
+                     (const char *)rec + e);
+    }
+}
+
 /* Write the record held by mt as ISO 2709 with leader/09 'a' (UTF-8). */
-static int marcio_write(yaz_marc_t mt, struct buf *out, char *err, size_t elen)
+static int marcio_write(yaz_marc_t mt, struct buf *out, char *warning, size_t wlen, char *err,
+                        size_t elen)
 {
     yaz_marc_modify_leader(mt, 9, "a");
     WRBUF w = wrbuf_alloc();
     int rc = yaz_marc_write_iso2709(mt, w);
+    size_t at = out->len;
     if (rc == 0 && buf_append(out, wrbuf_buf(w), wrbuf_len(w)) != 0)
         rc = -1;
     if (rc != 0)
         snprintf(err, elen, "cannot write the record back out");
+    else
+        marcio_flatten_control_subfields(out->data + at, out->len - at, warning, wlen);
     wrbuf_destroy(w);
     return rc;
+}
+
+/*
+ * libyaz takes the indicator count, the identifier length and the widths of
+ * a directory entry from leader/10-11 and 20-21: with '9's there, its sums of
+ * nine-digit numbers overflow and it reads anywhere. MARC 21 fixes them at
+ * 2, 2, 4 and 5, so they are set to that before libyaz sees the record.
+ */
+static void marcio_fix_entry_map(char *leader)
+{
+    leader[10] = '2';
+    leader[11] = '2';
+    leader[20] = '4';
+    leader[21] = '5';
+}
+
+/* A data field's first bytes: two indicators, then data with no subfield delimiter. */
+static bool marcio_data_before_code(const char *tag, const uint8_t *f, int flen)
+{
+    if (tag[0] == '0' && tag[1] == '0')
+        return false;
+    if (flen < 4) /* indicators, one byte of data, the terminator */
+        return false;
+    for (int i = 0; i < 3; i++)
+        if (f[i] == 0x1F || f[i] == 0x1E || f[i] == 0x1D)
+            return false;
+    return true;
+}
+
+/*
+ * A data field written without its first subfield code ("  2nd ed." for
+ * "  $a2nd ed."): libyaz would take the first byte of the data for the
+ * delimiter and the second for the code, losing a character or splitting a
+ * UTF-8 one. When the directory is sound, rewrite such fields with $a and
+ * say so; returns a new padded record (and its length) or NULL when there is
+ * nothing to repair.
+ */
+static char *marcio_add_missing_codes(const char *rec, size_t len, size_t *newlen, char *warning,
+                                      size_t wlen)
+{
+    const uint8_t *p = (const uint8_t *)rec;
+    int base = marcio_digits(p + 12, 5);
+    if (base < 25 || (size_t)base > len || p[base - 1] != 0x1E || (base - 25) % 12 != 0)
+        return NULL;
+    /* Fields may overlap or leave gaps: the new record's size is counted, not assumed. */
+    size_t entries = (size_t)(base - 25) / 12, repairs = 0, total = (size_t)base + 1;
+    for (size_t i = 0; i < entries; i++) {
+        const uint8_t *e = p + 24 + 12 * i;
+        int flen = marcio_digits(e + 3, 4), start = marcio_digits(e + 7, 5);
+        if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len)
+            return NULL; /* a damaged directory: left to libyaz and its checks */
+        bool fix = marcio_data_before_code((const char *)e, p + base + start, flen);
+        if (fix && flen + 2 > 9999)
+            return NULL; /* the repaired field's length would not fit its entry */
+        repairs += fix;
+        total += (size_t)flen + (fix ? 2 : 0);
+    }
+    if (repairs == 0 || total > 99999)
+        return NULL;
+    char *out = calloc(1, total + MARCIO_PAD);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, rec, (size_t)base);
+    size_t at = (size_t)base, first = entries;
+    for (size_t i = 0; i < entries; i++) {
+        const uint8_t *e = p + 24 + 12 * i;
+        int flen = marcio_digits(e + 3, 4), start = marcio_digits(e + 7, 5);
+        const uint8_t *f = p + base + start;
+        bool fix = marcio_data_before_code((const char *)e, f, flen);
+        char entry[16];
+        snprintf(entry, sizeof(entry), "%04d%05zu", flen + (fix ? 2 : 0), at - (size_t)base);
+        memcpy(out + 24 + 12 * i + 3, entry, 9);
+        if (fix) {
+            memcpy(out + at, f, 2);
+            memcpy(out + at + 2,
+                   "\x1f"
+                   "a",
+                   2);
+            memcpy(out + at + 4, f + 2, (size_t)flen - 2);
+            at += (size_t)flen + 2;
+            first = first < entries ? first : i;
+        } else {
+            memcpy(out + at, f, (size_t)flen);
+            at += (size_t)flen;
+        }
+    }
+    out[at++] = 0x1D;
+    char num[8];
+    snprintf(num, sizeof(num), "%05zu", at);
+    memcpy(out, num, 5);
+    *newlen = at;
+    if (warning[0] == '\0')
+        snprintf(warning, wlen, "field %.3s has data before its first subfield code; read as $a%s",
+                 rec + 24 + 12 * first, repairs > 1 ? " (and other fields the same)" : "");
+    return out;
 }
 
 static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char *warning,
@@ -80,13 +223,17 @@ static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char
         snprintf(err, elen, "longer than a MARC record can be (%zu bytes)", len);
         return -1;
     }
-    /* The splitter found the record by its terminator; trust that over the leader. */
-    char *copy = malloc(len);
+    /* The splitter found the record by its terminator; trust that over the leader.
+     * libyaz (5.34) reads a few bytes past the record on some damaged
+     * directories (indicators of a one-byte last field, the danMARC check), so
+     * it gets a copy with zero bytes after the record. */
+    char *copy = calloc(1, len + MARCIO_PAD);
     if (copy == NULL) {
         snprintf(err, elen, "out of memory");
         return -1;
     }
     memcpy(copy, data, len);
+    marcio_fix_entry_map(copy);
     char declared[6];
     memcpy(declared, copy, 5);
     declared[5] = '\0';
@@ -98,6 +245,13 @@ static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char
                  "the leader gives a record length of '%s' but the record has %zu bytes; "
                  "read it by its actual length",
                  declared, len);
+    }
+    size_t fixed_len;
+    char *fixed = marcio_add_missing_codes(copy, len, &fixed_len, warning, wlen);
+    if (fixed) {
+        free(copy);
+        copy = fixed;
+        len = fixed_len;
     }
     yaz_marc_t mt = yaz_marc_create();
     yaz_marc_xml(mt, YAZ_MARC_ISO2709);
@@ -122,7 +276,7 @@ static int marcio_iso2709(const uint8_t *data, size_t len, struct buf *out, char
         snprintf(err, elen, "cannot read the record: bad leader or directory");
         rc = -1;
     } else {
-        rc = marcio_write(mt, out, err, elen);
+        rc = marcio_write(mt, out, warning, wlen, err, elen);
     }
     yaz_marc_destroy(mt);
     if (cd)
@@ -145,8 +299,13 @@ static xmlNode *marcio_find_record(xmlNode *n)
     return NULL;
 }
 
-static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *err, size_t elen)
+static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *warning, size_t wlen,
+                      char *err, size_t elen)
 {
+    if (len > 16 * 1024 * 1024) { /* xmlReadMemory takes an int; no record is near this */
+        snprintf(err, elen, "too long to be a MARCXML record (%zu bytes)", len);
+        return -1;
+    }
     xmlDoc *doc = xmlReadMemory((const char *)data, (int)len, "record.xml", "UTF-8",
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (doc == NULL) {
@@ -163,7 +322,7 @@ static int marcio_xml(const uint8_t *data, size_t len, struct buf *out, char *er
         if (yaz_marc_read_xml(mt, record) != 0)
             snprintf(err, elen, "not a MARCXML record (leader, controlfield, datafield)");
         else
-            rc = marcio_write(mt, out, err, elen);
+            rc = marcio_write(mt, out, warning, wlen, err, elen);
         yaz_marc_destroy(mt);
     }
     xmlFreeDoc(doc);
@@ -175,15 +334,22 @@ int marcio_normalize(const uint8_t *data, size_t len, bool xml, struct buf *out,
 {
     warning[0] = '\0';
     err[0] = '\0';
-    return xml ? marcio_xml(data, len, out, err, elen)
+    return xml ? marcio_xml(data, len, out, warning, wlen, err, elen)
                : marcio_iso2709(data, len, out, warning, wlen, err, elen);
 }
 
 int marcio_to_marcxml(const uint8_t *data, size_t len, struct buf *out)
 {
+    if (len < 26 || len > 99999)
+        return -1;
+    char *copy = calloc(1, len + MARCIO_PAD); /* as in marcio_iso2709 */
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, data, len);
+    marcio_fix_entry_map(copy);
     yaz_marc_t mt = yaz_marc_create();
     yaz_marc_xml(mt, YAZ_MARC_MARCXML);
-    int rc = yaz_marc_read_iso2709(mt, (const char *)data, (int)len) > 0 ? 0 : -1;
+    int rc = yaz_marc_read_iso2709(mt, copy, (int)len) > 0 ? 0 : -1;
     if (rc == 0) {
         WRBUF w = wrbuf_alloc();
         rc = yaz_marc_write_mode(mt, w);
@@ -192,5 +358,6 @@ int marcio_to_marcxml(const uint8_t *data, size_t len, struct buf *out)
         wrbuf_destroy(w);
     }
     yaz_marc_destroy(mt);
+    free(copy);
     return rc;
 }

@@ -17,6 +17,14 @@
 
 #include "buf.h"
 
+/*
+ * Zero bytes after every record marcio hands to libyaz. libyaz 5.34 reads
+ * past the end of a record whose last field is a short 00X field (its
+ * danMARC check looks two bytes beyond the field, its indicator repair up to
+ * nine); with leader/10 fixed at 2 this is far more than it can reach.
+ */
+#define MARCIO_PAD 64
+
 void marcio_init(void);
 void marcio_cleanup(void);
 

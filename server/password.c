@@ -1,5 +1,6 @@
 #include "password.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,16 +13,32 @@
 #define PASSWORD_SALT_BYTES 16
 #define PASSWORD_HASH_BYTES 32
 
-typedef struct password_work {
+struct password_work {
     uv_work_t work;
+    password_queue_t *queue;
     password_params_t params;
     char *encoded;  /* verify: the stored hash; hash: the result */
     char *password; /* wiped before free */
     int verify;
     int ok;
+    atomic_bool cancelled; /* set on the loop, read by the worker before it starts */
     password_cb cb;
     void *arg;
-} password_work_t;
+};
+
+void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify)
+{
+    q->loop = loop;
+    q->pending = 0;
+    q->max_verify = max_verify;
+    q->on_idle = NULL;
+    q->idle_arg = NULL;
+}
+
+bool password_queue_full(const password_queue_t *q)
+{
+    return q->pending >= q->max_verify;
+}
 
 char *password_hash_now(const password_params_t *p, const char *password)
 {
@@ -47,6 +64,10 @@ char *password_hash_now(const password_params_t *p, const char *password)
 static void password_work_cb(uv_work_t *w)
 {
     password_work_t *pw = w->data;
+    if (atomic_load(&pw->cancelled)) {
+        pw->ok = PASSWORD_CANCELLED; /* nobody waits for it: save the thread the work */
+        return;
+    }
     if (pw->verify) {
         int rc = argon2id_verify(pw->encoded, pw->password, strlen(pw->password));
         pw->ok = rc == ARGON2_OK ? 1 : rc == ARGON2_VERIFY_MISMATCH ? 0 : -1;
@@ -69,23 +90,40 @@ static void password_work_free(password_work_t *pw)
 static void password_after_cb(uv_work_t *w, int status)
 {
     password_work_t *pw = w->data;
-    int ok = status == 0 ? pw->ok : -1;
-    pw->cb(ok, pw->verify ? NULL : pw->encoded, pw->arg);
+    password_queue_t *q = pw->queue;
+    int ok = status == 0 ? pw->ok : status == UV_ECANCELED ? PASSWORD_CANCELLED : -1;
+    pw->cb(ok, pw->verify || ok != 1 ? NULL : pw->encoded, pw->arg);
     password_work_free(pw);
+    /* Only now: the callback may still have used what shutdown would close. */
+    if (--q->pending == 0 && q->on_idle)
+        q->on_idle(q->idle_arg);
 }
 
-static int password_queue(uv_loop_t *loop, password_work_t *pw)
+static int password_queue(password_queue_t *q, password_work_t *pw)
 {
     pw->work.data = pw;
-    int rc = uv_queue_work(loop, &pw->work, password_work_cb, password_after_cb);
-    if (rc != 0)
+    pw->queue = q;
+    int rc = uv_queue_work(q->loop, &pw->work, password_work_cb, password_after_cb);
+    if (rc != 0) {
         password_work_free(pw);
-    return rc;
+        return -1;
+    }
+    q->pending++;
+    return 0;
 }
 
-int password_verify_async(uv_loop_t *loop, const char *encoded, const char *password,
-                          password_cb cb, void *arg)
+void password_cancel(password_work_t *w)
 {
+    atomic_store(&w->cancelled, true);
+    /* Fails harmlessly (UV_EBUSY) once a thread has taken the job. */
+    (void)uv_cancel((uv_req_t *)&w->work);
+}
+
+int password_verify_async(password_queue_t *q, const char *encoded, const char *password,
+                          password_cb cb, void *arg, password_work_t **handle)
+{
+    if (password_queue_full(q))
+        return PASSWORD_QUEUE_FULL;
     password_work_t *pw = calloc(1, sizeof(*pw));
     if (pw == NULL)
         return -1;
@@ -98,10 +136,14 @@ int password_verify_async(uv_loop_t *loop, const char *encoded, const char *pass
         password_work_free(pw);
         return -1;
     }
-    return password_queue(loop, pw);
+    if (password_queue(q, pw) != 0)
+        return -1;
+    if (handle)
+        *handle = pw;
+    return 0;
 }
 
-int password_hash_async(uv_loop_t *loop, const password_params_t *params, const char *password,
+int password_hash_async(password_queue_t *q, const password_params_t *params, const char *password,
                         password_cb cb, void *arg)
 {
     password_work_t *pw = calloc(1, sizeof(*pw));
@@ -115,5 +157,5 @@ int password_hash_async(uv_loop_t *loop, const password_params_t *params, const 
         password_work_free(pw);
         return -1;
     }
-    return password_queue(loop, pw);
+    return password_queue(q, pw);
 }

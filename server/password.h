@@ -2,9 +2,16 @@
  * password: Argon2id hashing and verification (libargon2), always on the
  * libuv thread pool so the loop never spends a quarter second hashing.
  * Copies of passwords are wiped before their memory is released.
+ *
+ * All work goes through one password_queue_t, which counts the jobs queued or
+ * running (so that shutdown can wait for them before it closes the database
+ * pool their callbacks use) and bounds the verifications waiting for a
+ * thread, so that a crowd of logins cannot fill libuv's thread pool.
  */
 #ifndef CARREL_PASSWORD_H
 #define CARREL_PASSWORD_H
+
+#include <stdbool.h>
 
 #include <uv.h>
 
@@ -14,20 +21,57 @@ typedef struct password_params {
     unsigned parallelism;
 } password_params_t;
 
+typedef struct password_work password_work_t;
+
+typedef struct password_queue {
+    uv_loop_t *loop;
+    int pending;                /* jobs queued or running; their callbacks have not run yet */
+    int max_verify;             /* verifications allowed in `pending` at once; beyond: refused */
+    void (*on_idle)(void *arg); /* called after a callback that left pending at 0 */
+    void *idle_arg;
+} password_queue_t;
+
+/* Result of a verification given to the callback. */
+#define PASSWORD_MATCH     1
+#define PASSWORD_MISMATCH  0
+#define PASSWORD_BAD_HASH  (-1) /* the stored hash is malformed (or hashing failed) */
+#define PASSWORD_CANCELLED (-2) /* password_cancel() came first: nothing was checked */
+
+/* Returned by the *_async functions besides 0 and -1 (out of memory). */
+#define PASSWORD_QUEUE_FULL (-2)
+
 /*
- * Verification: ok is 1 for a match, 0 for a mismatch, -1 when the stored
- * hash is malformed. Hashing: ok is 1 and `hash` is the encoded hash (owned
- * by the callee: copy it during the callback), or -1.
+ * Verification: ok is one of the PASSWORD_* results above. Hashing: ok is 1
+ * and `hash` is the encoded hash (owned by the callee: copy it during the
+ * callback), or -1 (or PASSWORD_CANCELLED).
  */
 typedef void (*password_cb)(int ok, const char *hash, void *arg);
 
-__attribute__((warn_unused_result)) int password_verify_async(uv_loop_t *loop, const char *encoded,
+void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify);
+/* True when a verification would be refused with PASSWORD_QUEUE_FULL. */
+bool password_queue_full(const password_queue_t *q);
+
+/*
+ * Queue a verification. Returns 0 (the callback will run exactly once, on the
+ * loop), PASSWORD_QUEUE_FULL or -1 (it will not). With `handle` non-NULL,
+ * *handle may be given to password_cancel() until the callback has run.
+ */
+__attribute__((warn_unused_result)) int password_verify_async(password_queue_t *q,
+                                                              const char *encoded,
                                                               const char *password, password_cb cb,
-                                                              void *arg);
-__attribute__((warn_unused_result)) int password_hash_async(uv_loop_t *loop,
+                                                              void *arg, password_work_t **handle);
+/* Queue a hash (not bounded by max_verify: only logged-in staff ask for one). */
+__attribute__((warn_unused_result)) int password_hash_async(password_queue_t *q,
                                                             const password_params_t *params,
                                                             const char *password, password_cb cb,
                                                             void *arg);
+/*
+ * The answer is no longer wanted (its connection closed): a job that has not
+ * started is taken off the thread pool, or skips its Argon2 work if a thread
+ * picks it up first. The callback still runs, with PASSWORD_CANCELLED unless
+ * the work was already done.
+ */
+void password_cancel(password_work_t *w);
 /* Blocking: for one-shot commands that run without a loop (carreld --init-admin). */
 char *password_hash_now(const password_params_t *params, const char *password);
 

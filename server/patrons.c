@@ -313,7 +313,7 @@ void handle_patron_save(request_t *req)
     char *doc = arena_strndup(&req->arena, (const char *)j.out.data, j.out.len);
     json_free(&j);
 
-    perm_subject_t who = conn_subject(req->conn);
+    perm_subject_t who = request_subject(req);
     bool may_edit_account = perm_check(&who, PERM_PATRON_EDIT_ACCOUNT, 0) == PERM_OK;
     const char *actor, *ws;
     patron_actor(req, &actor, &ws);

@@ -9,7 +9,9 @@
 
 #include "log.h"
 #include "status.h"
+#include "text.h"
 #include "util.h"
+#include "wirecheck.h"
 
 /* Wipe secrets carried by a request before its memory is released. */
 static void request_wipe_secrets(request_t *req)
@@ -17,15 +19,20 @@ static void request_wipe_secrets(request_t *req)
     Carrel__Request *m = req->msg;
     if (m == NULL)
         return;
-    const char *secret = NULL;
-    if (m->body_case == CARREL__REQUEST__BODY_LOGIN && m->login)
+    const char *secret = NULL, *secret2 = NULL;
+    if (m->body_case == CARREL__REQUEST__BODY_LOGIN && m->login) {
         secret = m->login->password;
-    else if (m->body_case == CARREL__REQUEST__BODY_STAFF_ADD && m->staff_add)
+        secret2 = m->login->session_token;
+    } else if (m->body_case == CARREL__REQUEST__BODY_STAFF_ADD && m->staff_add) {
         secret = m->staff_add->password;
-    else if (m->body_case == CARREL__REQUEST__BODY_STAFF_SET_PASSWORD && m->staff_set_password)
+    } else if (m->body_case == CARREL__REQUEST__BODY_STAFF_SET_PASSWORD && m->staff_set_password) {
         secret = m->staff_set_password->password;
+        secret2 = m->staff_set_password->current_password;
+    }
     if (secret)
         OPENSSL_cleanse((void *)secret, strlen(secret));
+    if (secret2)
+        OPENSSL_cleanse((void *)secret2, strlen(secret2));
 }
 
 /* Send the response (unless the connection is gone) and release the request. */
@@ -61,12 +68,17 @@ static void request_vfail(request_t *req, Carrel__Status status, const char *rea
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* Messages quote names and database errors; a long one may be cut in the
+     * middle of a character. Whatever happened, what we send is clean UTF-8. */
+    text_sanitize(msg, true);
     /* A failure carries no body unless asked: not whatever a handler had started. */
     if (!keep_body)
         req->resp.body_case = CARREL__RESPONSE__BODY__NOT_SET;
     req->resp.status = status;
     req->resp.message = arena_strdup(&req->arena, msg);
     req->resp.reason = reason ? arena_strdup(&req->arena, reason) : NULL;
+    if (req->resp.reason)
+        text_sanitize(req->resp.reason, false); /* from SQL's DETAIL, usually */
     request_end(req);
 }
 
@@ -198,11 +210,49 @@ void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *
         request_fail_exec(req, rc);
 }
 
+/*
+ * Refuse a request whose string fields are not clean text (see text.h):
+ * protobuf-c would hand us "secret\0junk" as "secret", and invalid UTF-8 or
+ * escape sequences would reach the database, other desks' screens and our
+ * own messages. Checked on the frame's bytes, every string at every depth;
+ * bytes fields (MARC records) are not text. False if it was answered.
+ */
+static bool request_text_ok(request_t *req, const uint8_t *payload, size_t len)
+{
+    wirecheck_error_t err;
+    wirecheck_result_t r = wirecheck_strings(&carrel__request__descriptor, payload, len, &err);
+    if (r == WIRECHECK_OK)
+        return true;
+    if (r == WIRECHECK_MALFORMED) { /* unpack took it, so only nesting too deep */
+        request_fail_fatal(req, CARREL__STATUS__STATUS_BAD_REQUEST, "undecodable",
+                           "The frame does not hold a valid Request message.");
+        return false;
+    }
+    const char *name = err.field->name; /* from our descriptors, never the client's bytes */
+    bool key = err.depth == 0 && err.field->id == 2; /* Request.request_key */
+    char reason[80];
+    snprintf(reason, sizeof(reason), "field:%s", name);
+    log_info(req->conn->id, "refused a request: field %s %s", name,
+             text_problem_describe(err.problem));
+    if (err.problem == TEXT_CONTROL)
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, key ? "request_key" : reason,
+                     "The field %s contains the control character U+%04X; text may hold only "
+                     "printable characters, tabs and line breaks.",
+                     name, (unsigned)err.cp);
+    else
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, key ? "request_key" : reason,
+                     "The field %s %s; text must be UTF-8 without NUL or control characters.", name,
+                     text_problem_describe(err.problem));
+    return false;
+}
+
 /* Checks every request passes before its handler runs; false if it was answered. */
-static bool request_admit(request_t *req)
+static bool request_admit(request_t *req, const uint8_t *payload, size_t len)
 {
     conn_t *c = req->conn;
-    session_t *s = &c->session;
+    /* The actor is fixed now: Logout and Login change only the live session. */
+    req->actor = c->session;
+    const session_t *s = &req->actor;
     Carrel__Request__BodyCase body = req->msg->body_case;
 
     if (!s->hello_done && body != CARREL__REQUEST__BODY_HELLO) {
@@ -210,6 +260,8 @@ static bool request_admit(request_t *req)
                            "The first request on a connection must be Hello.");
         return false;
     }
+    if (!request_text_ok(req, payload, len))
+        return false;
     req->route = dispatch_find(body);
     if (req->route == NULL) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "unknown_request",
@@ -228,7 +280,7 @@ static bool request_admit(request_t *req)
         return false;
     }
     if (req->route->perm >= 0) {
-        perm_subject_t who = conn_subject(c);
+        perm_subject_t who = request_subject(req);
         perm_result_t pr = perm_check(&who, (perm_action_t)req->route->perm, 0);
         if (pr != PERM_OK) {
             char why[200];
@@ -281,6 +333,6 @@ void request_start(conn_t *c, const uint8_t *payload, size_t len)
                      "Every request needs a non-zero id (0 is reserved for events).");
         return;
     }
-    if (request_admit(req))
+    if (request_admit(req, payload, len))
         req->route->handler(req);
 }

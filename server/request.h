@@ -44,6 +44,10 @@ struct request {
     const route_t *route;
     uint64_t started_ns;
     void *state; /* the handler's, usually arena-allocated */
+    /* Who is acting: the connection's session as it was when the request was
+     * admitted. A request still running when its connection logs out and in
+     * again keeps acting (and is audited) as the person who sent it. */
+    session_t actor;
 };
 
 /* Decode and dispatch one frame from a connection. */
@@ -74,10 +78,18 @@ __attribute__((warn_unused_result)) bool request_limit(request_t *req, bool has,
 void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                 db_done_cb cb);
 
-/* The session of the request's connection. */
+/* The session the request was admitted in (not the connection's live one:
+ * only Login and Logout, in auth.c, change that). */
 static inline const session_t *request_session(const request_t *req)
 {
-    return &req->conn->session;
+    return &req->actor;
+}
+
+/* The actor's role and branch, for permission checks. */
+static inline perm_subject_t request_subject(const request_t *req)
+{
+    perm_subject_t s = {.role = req->actor.role, .branch_id = req->actor.branch_id};
+    return s;
 }
 
 /* dispatch.c */

@@ -16,11 +16,13 @@
 
 #include "conn.h"
 #include "events.h"
+#include "handlers.h"
 #include "log.h"
 #include "notices.h"
 #include "tls.h"
 
 static void server_finish(server_t *srv);
+static void server_passwords_idle(void *arg);
 
 static void server_on_connection(uv_stream_t *listener, int status)
 {
@@ -127,6 +129,9 @@ int server_start(server_t *srv)
         log_error(0, "%s", err);
         goto fail;
     }
+    if (srv->cfg.tls_client_ca && *srv->cfg.tls_client_ca && !srv->cfg.tls_require_client_cert)
+        log_warn(0, "tls_require_client_cert = false: a desk without a client certificate may "
+                    "log in naming any workstation");
     if (throttle_init(&srv->throttle_users, 4096, (int)srv->cfg.login_throttle_after,
                       srv->cfg.login_throttle_max_s * 1000) != 0 ||
         throttle_init(&srv->throttle_addresses, 4096, (int)srv->cfg.login_throttle_after_address,
@@ -135,6 +140,9 @@ int server_start(server_t *srv)
     srv->password_params.time_cost = (unsigned)srv->cfg.password_time_cost;
     srv->password_params.memory_kib = (unsigned)srv->cfg.password_memory_kib;
     srv->password_params.parallelism = (unsigned)srv->cfg.password_parallelism;
+    password_queue_init(&srv->passwords, srv->loop, (int)srv->cfg.password_queue_max);
+    srv->passwords.on_idle = server_passwords_idle;
+    srv->passwords.idle_arg = srv;
 
     srv->db = db_pool_new(srv->loop, srv->cfg.db_conninfo, (int)srv->cfg.db_pool_size,
                           (int)srv->cfg.db_max_queue, (int)srv->cfg.db_reconnect_ms,
@@ -147,6 +155,7 @@ int server_start(server_t *srv)
     db_pool_start(srv->db);
     if (notices_start(srv) != 0)
         goto fail;
+    auth_jobs_start(srv);
 
     /* A hash of random bytes nobody knows, to verify unknown users against. */
     unsigned char secret[24];
@@ -154,8 +163,8 @@ int server_start(server_t *srv)
     RAND_bytes(secret, sizeof(secret));
     for (size_t i = 0; i < sizeof(secret); i++)
         snprintf(secret_text + 2 * i, 3, "%02x", secret[i]);
-    if (password_hash_async(srv->loop, &srv->password_params, secret_text, server_dummy_hash_done,
-                            srv) != 0)
+    if (password_hash_async(&srv->passwords, &srv->password_params, secret_text,
+                            server_dummy_hash_done, srv) != 0)
         goto fail;
     return 0;
 fail:
@@ -194,6 +203,7 @@ void server_drain(server_t *srv, const char *why)
                    (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
     if (srv->notices)
         notices_stop(srv->notices);
+    auth_jobs_stop(srv);
     server_finish(srv);
 }
 
@@ -204,11 +214,13 @@ static void server_pool_closed(void *arg)
     log_info(0, "stopped");
 }
 
-/* Once draining, with no connection left and the notice jobs done with the
- * database, release the remaining handles. */
+/* Once draining, with no connection left, no password work whose callback
+ * may still use the database (a login records itself), and the notice jobs
+ * done with the database, release the remaining handles. */
 static void server_finish(server_t *srv)
 {
-    if (!srv->draining || srv->nconns > 0 || srv->finishing || !notices_gone(srv->notices))
+    if (!srv->draining || srv->nconns > 0 || srv->finishing || srv->passwords.pending > 0 ||
+        !notices_gone(srv->notices))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
@@ -221,7 +233,7 @@ static void server_finish(server_t *srv)
 
 void server_conn_gone(server_t *srv, conn_t *c)
 {
-    (void)c;
+    auth_conn_gone(srv, c); /* a login waiting for admission ends with it */
     if (srv->draining)
         server_finish(srv);
 }
@@ -230,4 +242,36 @@ void server_jobs_gone(server_t *srv)
 {
     if (srv->draining)
         server_finish(srv);
+}
+
+static void server_passwords_idle(void *arg)
+{
+    server_t *srv = arg;
+    if (srv->draining)
+        server_finish(srv);
+}
+
+void server_end_sessions(server_t *srv, int64_t staff_id, const conn_t *except, const char *why)
+{
+    srv->revoked_seq++;
+    srv->revoked[srv->revoked_seq % SERVER_REVOKED_RING] = staff_id;
+    conn_t *next;
+    for (conn_t *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c == except || c->closed || !c->session.authenticated ||
+            c->session.staff_id != staff_id)
+            continue;
+        log_info(c->id, "ending the session of %s on %s: %s", c->session.username, c->peer, why);
+        conn_close_after_flush(c, why);
+    }
+}
+
+bool server_sessions_ended_since(const server_t *srv, int64_t staff_id, uint64_t since)
+{
+    if (srv->revoked_seq - since >= SERVER_REVOKED_RING)
+        return srv->revoked_seq != since; /* too many changes meanwhile to tell: assume so */
+    for (uint64_t s = since + 1; s <= srv->revoked_seq; s++)
+        if (srv->revoked[s % SERVER_REVOKED_RING] == staff_id)
+            return true;
+    return false;
 }

@@ -17,6 +17,9 @@
 #include "throttle.h"
 
 typedef struct conn conn_t;
+struct login_state;
+
+#define SERVER_REVOKED_RING 16
 typedef struct notices notices_t;
 
 typedef struct server {
@@ -32,12 +35,27 @@ typedef struct server {
     db_pool_t *db;
     conn_t *conns; /* all open connections, doubly linked */
     int nconns;
+    int nrefused; /* of nconns, refused at accept and still closing */
     uint64_t next_conn_id;
     bool draining;
     bool finishing;
     throttle_t throttle_users;     /* failed logins per user name */
     throttle_t throttle_addresses; /* failed logins per peer address */
     password_params_t password_params;
+    password_queue_t passwords; /* Argon2 work on the thread pool; shutdown waits for it */
+    /* Login housekeeping (auth.c): throttled-attempt summaries, login_event and
+     * session token retention. */
+    uv_timer_t auth_timer;
+    bool auth_timer_started;
+    uint64_t auth_pruned_at; /* uv_now() of the last prune, 0: never */
+    /* Staff whose sessions were ended (disabled, new password): the last
+     * SERVER_REVOKED_RING of them by sequence number, so that a login looked
+     * up before such a change cannot complete after it. */
+    int64_t revoked[SERVER_REVOKED_RING];
+    uint64_t revoked_seq;
+    /* Logins waiting for admission (auth.c), oldest first. */
+    struct login_state *login_waiting;
+    bool login_admitting, login_admit_again;
     char *dummy_hash; /* verified against for unknown users, so timing does not tell */
     /* The notice jobs (notices.c); NULL once they are over. */
     notices_t *notices;
@@ -52,5 +70,13 @@ void server_drain(server_t *srv, const char *why);
 void server_conn_gone(server_t *srv, conn_t *c);
 /* The notice jobs no longer need the database; called by notices.c so draining can finish. */
 void server_jobs_gone(server_t *srv);
+/*
+ * A staff account was disabled or given a new password: close every
+ * connection logged in as that staff member except `except` (may be NULL),
+ * and remember the change so that logins already under way fail.
+ */
+void server_end_sessions(server_t *srv, int64_t staff_id, const conn_t *except, const char *why);
+/* True when staff_id's sessions were ended after revoked_seq had the value `since`. */
+bool server_sessions_ended_since(const server_t *srv, int64_t staff_id, uint64_t since);
 
 #endif

@@ -26,6 +26,8 @@ struct server_config {
     long max_inflight;
     long idle_timeout_s;
     long login_timeout_s;
+    long handshake_timeout_s;
+    long max_connections_per_address;
     long shutdown_timeout_s;
     long write_high_water;
     long password_time_cost;
@@ -34,6 +36,12 @@ struct server_config {
     long login_throttle_after;
     long login_throttle_after_address;
     long login_throttle_max_s;
+    long login_pending_per_user;
+    long login_pending_per_address;
+    long password_queue_max;
+    long login_throttle_report_s;
+    long login_event_retention_days;
+    long session_token_ttl_s;
     char *log_level;
     char *server_name;
     char *smtp_host; /* NULL: no email */

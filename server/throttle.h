@@ -6,12 +6,21 @@
  * does a quiet spell of window_ms (THROTTLE_WINDOW_MS) after the last failure,
  * so that a branch's occasional typos never add up to a lockout.
  *
+ * The daemon counts an attempt as a failure before it checks the password
+ * (throttle_fail) and takes the count back when the attempt turns out not to
+ * be a guess (throttle_unfail), so that attempts running at once cannot all
+ * pass the check. Each key also counts the logins still being checked
+ * (pending, bounded by the caller) and the attempts refused since the last
+ * report (refused), which the daemon writes as one summary per key and
+ * interval instead of one row per attempt.
+ *
  * Pure bookkeeping with the clock passed in, so it is unit-tested directly.
- * The table is fixed-size; when full, the stalest entry is reused.
+ * The table is fixed-size; when full, the stalest idle entry is reused.
  */
 #ifndef CARREL_THROTTLE_H
 #define CARREL_THROTTLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +30,12 @@ typedef struct throttle_entry {
     char key[THROTTLE_KEY_MAX];
     int failures;
     int64_t last_failure_ms;
+    int pending; /* logins with this key still being checked */
+    int refused; /* attempts refused since the last throttle_report() */
+    /* The last refused attempt, for the report. */
+    char user[40];
+    char workstation[72];
+    char peer[64];
 } throttle_entry_t;
 
 typedef struct throttle {
@@ -40,6 +55,30 @@ void throttle_free(throttle_t *t);
 int64_t throttle_wait_ms(const throttle_t *t, const char *key, int64_t now_ms);
 /* Record a failure; returns the key's consecutive failure count. */
 int throttle_fail(throttle_t *t, const char *key, int64_t now_ms);
+/* Take back one failure counted ahead of the check (the attempt was no guess). */
+void throttle_unfail(throttle_t *t, const char *key);
+/* The key's consecutive failure count now (0 after a quiet spell). */
+int throttle_failures(const throttle_t *t, const char *key, int64_t now_ms);
+/* Forget the key's failures (a successful login); pending and refused stay. */
 void throttle_success(throttle_t *t, const char *key);
+/*
+ * One more login of this key is being checked, unless `max` already are (or
+ * the table has no room): then false and nothing changes. Each true is
+ * matched by one throttle_pending_done().
+ */
+__attribute__((warn_unused_result)) bool throttle_pending_add(throttle_t *t, const char *key,
+                                                              int max);
+void throttle_pending_done(throttle_t *t, const char *key);
+/* Logins of the key being checked now. */
+int throttle_pending(const throttle_t *t, const char *key);
+/*
+ * Count an attempt refused by the throttle, remembering who made it for the
+ * report. Returns the key's refused count since the last report (1: the
+ * first, worth a log line of its own), or 0 when the table has no room.
+ */
+int throttle_refused(throttle_t *t, const char *key, const char *user, const char *workstation,
+                     const char *peer);
+/* Call `cb` for every key with refused attempts since the last report, then reset them. */
+void throttle_report(throttle_t *t, void (*cb)(const throttle_entry_t *e, void *arg), void *arg);
 
 #endif

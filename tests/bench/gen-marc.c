@@ -101,7 +101,7 @@ int main(int argc, char **argv)
             marc_add_subfield(&a, h, '9', "25.00");
         }
         out.len = 0;
-        if (marc_write(&r, &out) != 0 || fwrite(out.data, 1, out.len, stdout) != out.len) {
+        if (marc_write(&r, &out, NULL, 0) != 0 || fwrite(out.data, 1, out.len, stdout) != out.len) {
             fprintf(stderr, "gen-marc: write failed\n");
             return 1;
         }

@@ -2,10 +2,15 @@
 
 Each test module calls `Env.start()` once: a private PostgreSQL cluster in a
 temporary directory (started with scripts/pg-cluster, as the unprivileged
-'postgres' user when we are root), development certificates (scripts/mkcerts),
+'postgres' user when we are root; only our own account can connect to it, through
+a private socket directory with peer authentication), development certificates
+(scripts/mkcerts),
 the seven branches, and an administrator. Daemons are started per test group
 with the settings the group needs; each is stopped with SIGTERM and must exit 0
 with no sanitizer report in its log.
+
+Tests wait for conditions, never for a fixed time (wait_until, TableLock,
+AdvisoryLock below): the machine running them may be busy.
 """
 
 import json
@@ -136,7 +141,8 @@ class Response:
 class Wire:
     """A raw TLS client speaking the framing by hand."""
 
-    def __init__(self, env, port, cert=None, tls=True, context=None, timeout=15):
+    # Timeouts here are deadlines for a busy machine, not expectations of speed.
+    def __init__(self, env, port, cert=None, tls=True, context=None, timeout=60):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls:
             ctx = context or env.client_context(cert)
@@ -196,7 +202,7 @@ class Wire:
     def login(self, workstation, user, password):
         return self.call(REQ_LOGIN, pb_message((1, workstation), (2, user), (3, password)))
 
-    def closed_by_server(self, timeout=10):
+    def closed_by_server(self, timeout=60):
         """True if the server closes the connection within timeout (data read is dropped)."""
         self.sock.settimeout(timeout)
         try:
@@ -233,6 +239,10 @@ class Daemon:
             "tls_cert": env.tls("server.crt"),
             "tls_key": env.tls("server.key"),
             "tls_client_ca": env.tls("ca.crt"),
+            # Raw-wire tests log in on many workstations without a certificate; the
+            # production default (required) is tested on its own (test_foundation Tls).
+            # A setting given as None is left out of the file: carreld's default applies.
+            "tls_require_client_cert": False,
             "db_conninfo": env.conninfo,
             "password_memory_kib": 8192,
             "password_time_cost": 1,
@@ -249,6 +259,8 @@ class Daemon:
     def write_config(self):
         with open(self.config, "w") as f:
             for k, v in self.settings.items():
+                if v is None:
+                    continue
                 if isinstance(v, bool):
                     v = "true" if v else "false"
                 f.write('%s = "%s"\n' % (k, v) if isinstance(v, str) else "%s = %s\n" % (k, v))
@@ -262,7 +274,7 @@ class Daemon:
             self.env.daemons.append(self)
         if not expect_listen:
             return self
-        deadline = time.time() + 30
+        deadline = time.time() + 120
         while time.time() < deadline:
             if "listening on" in self.log_text():
                 return self
@@ -278,10 +290,10 @@ class Daemon:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def wait(self, timeout=30):
+    def wait(self, timeout=120):
         return self.proc.wait(timeout=timeout)
 
-    def stop(self, timeout=30):
+    def stop(self, timeout=120):
         """SIGTERM, wait, and check: exit 0, no sanitizer report."""
         if self.proc is None:
             return 0
@@ -331,9 +343,9 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="carrel-test-")
         os.chmod(self.dir, 0o755)
         self.pgdata = os.path.join(self.dir, "pg")
-        # A short socket path: unix socket paths are limited to 107 bytes.
+        # A short socket path: unix socket paths are limited to 107 bytes. pg-cluster
+        # gives it to the cluster's owner, mode 0700: no other local account may connect.
         self.sockdir = tempfile.mkdtemp(prefix="cpg-", dir="/tmp")
-        os.chmod(self.sockdir, 0o777)
         self.pgport = free_port()
         self.conninfo = "host=%s port=%d dbname=carrel user=carrel" % (self.sockdir,
                                                                       self.pgport)
@@ -350,7 +362,13 @@ class Env:
         return ctx
 
     def run(self, *args, check=True, **kw):
-        return subprocess.run(list(args), check=check, capture_output=True, text=True, **kw)
+        proc = subprocess.run(list(args), capture_output=True, text=True, **kw)
+        if check and proc.returncode != 0:  # with what it said, to see why
+            command = " ".join(map(str, args))
+            raise AssertionError("%s exited %d:\n%s%s" % (command, proc.returncode,
+                                                          proc.stdout[-3000:],
+                                                          proc.stderr[-3000:]))
+        return proc
 
     def start(self):
         self.run(os.path.join(SCRIPTS, "pg-cluster"), "init", self.pgdata, "--fast")
@@ -382,8 +400,11 @@ class Env:
         return r.stdout.strip()
 
     def psql_file(self, path):
-        self.run(os.path.join(SCRIPTS, "pg-cluster"), "psql", self.pgdata, str(self.pgport),
-                 self.sockdir, "-d", "carrel", "-q", "-v", "ON_ERROR_STOP=1", "-f", path)
+        # On stdin: we open the file, so it may sit where the cluster's owner cannot read.
+        with open(path) as f:
+            self.run(os.path.join(SCRIPTS, "pg-cluster"), "psql", self.pgdata,
+                     str(self.pgport), self.sockdir, "-d", "carrel", "-q", "-v",
+                     "ON_ERROR_STOP=1", stdin=f)
 
     def daemon(self, **settings):
         d = Daemon(self, **settings).start()
@@ -463,6 +484,87 @@ def run_parallel(fn, args_list):
     if errors:
         raise errors[0]
     return results
+
+
+def wait_until(predicate, timeout=60, what="the condition", interval=0.05):
+    """Call predicate() until it returns a true value, and return that value.
+
+    Tests wait for a condition, never for a fixed time: the machine may be busy, so the
+    deadline is generous and only matters when something is really wrong (AssertionError).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("waited %s s for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class HeldLock:
+    """A lock held by another session until release(): what needs it waits for as long as
+    the test wants, instead of for a guessed number of seconds. Use TableLock or
+    AdvisoryLock, as a context manager or with release()."""
+
+    def __init__(self, env, lock_sql, where, what, timeout=60):
+        self.env = env
+        self.where = where  # a condition on pg_locks l selecting this lock
+        self.proc = subprocess.Popen(
+            [os.path.join(SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-q", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc.stdin.write("BEGIN;\n%s;\n" % lock_sql)
+        self.proc.stdin.flush()
+        wait_until(lambda: self._count("l.granted") > 0 or self.proc.poll() is not None,
+                   timeout, what)
+        if self.proc.poll() is not None:
+            raise AssertionError("could not take %s: %s" % (what, self.proc.stderr.read()))
+
+    def _count(self, condition):
+        return int(self.env.psql("SELECT count(*) FROM pg_locks l WHERE %s AND %s"
+                                 % (self.where, condition)))
+
+    def waiting(self):
+        """How many other sessions wait for this lock."""
+        return self._count("NOT l.granted")
+
+    def wait_for_waiters(self, n=1, timeout=60):
+        """Return once n sessions wait for the lock (requests have reached it)."""
+        wait_until(lambda: self.waiting() >= n, timeout, "%d session(s) waiting" % n)
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=120)
+        self.proc.stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class TableLock(HeldLock):
+    """ACCESS EXCLUSIVE on a table: every request that reads or writes it waits."""
+
+    def __init__(self, env, table, timeout=60):
+        where = "l.locktype = 'relation' AND l.relation = '%s'::regclass" % table
+        super().__init__(env, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE" % table,
+                         where + " AND (l.mode = 'AccessExclusiveLock' OR NOT l.granted)",
+                         "the lock on table %s" % table, timeout)
+
+
+class AdvisoryLock(HeldLock):
+    """pg_advisory_xact_lock(key) (a small key): SQL of the test's own, e.g. a trigger,
+    calls pg_advisory_xact_lock(key) to wait for it."""
+
+    def __init__(self, env, key, timeout=60):
+        super().__init__(env, "SELECT pg_advisory_xact_lock(%d)" % key,
+                         "l.locktype = 'advisory' AND l.classid = 0 AND l.objid = %d" % key,
+                         "advisory lock %d" % key, timeout)
 
 
 def main():

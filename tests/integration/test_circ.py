@@ -309,6 +309,23 @@ class Routing(unittest.TestCase):
         again = carrel("checkin", item).json[0]
         self.assertIn("Was not checked out", again["message"])
 
+    def test_checkin_of_a_lost_item_refunds_and_routes_it(self):
+        """A lost item that turns up at a desk: routed, and its lost charge refunded."""
+        card, item = new_patron(), new_item(price="12.00")
+        self.assertEqual(checkout(card, item).code, 0)
+        self.assertEqual(carrel("item", "mark", item, "lost").json["charged_cents"], 1200)
+        back = carrel("checkin", item, user="pat", ws="desk-prk").json[0]
+        self.assertIn("status corrected from lost (lost charge of $12.00 refunded)",
+                      back["message"])
+        self.assertEqual((back["route"], back["destination_branch"]), ("transit", "DWN"))
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
+                         "in_transit")
+        acc = carrel("account", card).json
+        self.assertEqual((acc["balance_cents"], acc["ledger"][0]["kind"]), (0, "lost_refund"))
+        self.assertEqual(carrel("checkin", item).json[0]["route"], "shelf")  # home
+        self.assertEqual(env.psql("SELECT count(*) FROM circ_invariants()"), "0",
+                         env.psql("SELECT * FROM circ_invariants()"))
+
 
 class Fines(unittest.TestCase):
     def test_backdated_checkin_and_fines(self):

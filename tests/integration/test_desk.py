@@ -142,7 +142,7 @@ class Session:
         self.proc.stdin.write("".join(line + "\n" for line in lines))
         self.proc.stdin.flush()
 
-    def expect(self, pattern, timeout=30):
+    def expect(self, pattern, timeout=60):
         """Read lines until one matches `pattern` (a regex); return it."""
         deadline = time.time() + timeout
         while True:
@@ -349,8 +349,8 @@ class Commands(unittest.TestCase):
                  "WHERE title = 'Escape title'")
         r, out = desk([a], args=["--checkin"])
         self.assertEqual(r.code, 0, r)
-        self.assertEqual(out[2], "IN %s Escape?[2J title — Was not checked out. Return to shelf"
-                         % a)
+        self.assertEqual(out[2], "IN %s Escape\\e[2J title — Was not checked out. "
+                         "Return to shelf" % a)
         self.assertNotIn("\x1b", r.stdout)
 
     def test_checkin_mode_from_the_start(self):
@@ -421,11 +421,14 @@ class Events(unittest.TestCase):
 
 class Connection(unittest.TestCase):
     def test_keepalive_keeps_an_idle_desk_connected(self):
-        d = env.daemon(idle_timeout_s=2)
+        d = env.daemon(idle_timeout_s=4)
         try:
             s = Session(profile("libby", d), "--keepalive", "1")
             s.expect("^Mode: ")
-            time.sleep(4)  # twice the server's idle timeout
+            # Wait until a connection opened after the desk's, that stays quiet, has been
+            # closed as idle: the desk has been idle at least as long.
+            probe = d.logged_in_wire()
+            self.assertTrue(probe.closed_by_server(120))
             s.send(":ping")
             s.expect("^PONG")
             self.assertEqual(s.finish(), 0)
@@ -433,7 +436,7 @@ class Connection(unittest.TestCase):
             # Without it the server drops the desk; the desk logs in again by itself.
             s = Session(profile("libby", d))
             s.expect("^Mode: ")
-            s.expect("^Connection lost .*; reconnecting", timeout=10)
+            s.expect("^Connection lost .*; reconnecting", timeout=120)
             s.expect("^Reconnected.$")
             s.send(":ping")
             s.expect(r"^\[event\] ")
@@ -445,22 +448,25 @@ class Connection(unittest.TestCase):
     def test_reconnect_resends_the_scan_with_the_same_key(self):
         d = env.daemon()
         card, item = new_patron(), new_item(title="Slow copy")
-        # Checkouts of this title take 2 s, long enough to lose the daemon meanwhile.
+        # Checkouts of this title wait for an advisory lock the test holds, so that the
+        # daemon is lost with the checkout in flight however busy the machine is.
         env.psql("CREATE FUNCTION desk_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                  "IF (SELECT b.title FROM item i JOIN bib b ON b.id = i.bib_id "
-                 "WHERE i.id = NEW.item_id) = 'Slow copy' THEN PERFORM pg_sleep(2); END IF; "
+                 "WHERE i.id = NEW.item_id) = 'Slow copy' THEN "
+                 "PERFORM pg_advisory_xact_lock(8201); END IF; "
                  "RETURN NEW; END $$; CREATE TRIGGER desk_slow BEFORE INSERT ON loan "
                  "FOR EACH ROW EXECUTE FUNCTION desk_slow()")
+        lock = harness.AdvisoryLock(env, 8201)
         try:
             s = Session(profile("libby", d))
             s.send(card)
             s.expect("^PATRON ")
             s.send(item)
-            time.sleep(0.7)
+            lock.wait_for_waiters(1)
             d.proc.kill()  # the daemon dies with the checkout in flight
             d.check_clean(d.proc.wait(), expect_code=-signal.SIGKILL)
             s.expect("^Connection lost .*; reconnecting")
-            time.sleep(1)
+            lock.release()  # the first checkout goes on in the database, without a daemon
             d.start()  # same port
             s.expect(r"^Reconnected\. Sending the last scan \(%s\) again with the same request "
                      r"key, so it cannot be recorded twice\.$" % item, timeout=60)
@@ -472,6 +478,7 @@ class Connection(unittest.TestCase):
                                       "i.id = l.item_id WHERE i.barcode = '%s'" % item), "1")
             self.assertEqual(open_loans(card), item)
         finally:
+            lock.release()
             env.psql("DROP TRIGGER desk_slow ON loan; DROP FUNCTION desk_slow()")
             d.stop()
         r, _ = desk([":checkin", item])
@@ -499,7 +506,7 @@ class Connection(unittest.TestCase):
 class Terminal(unittest.TestCase):
     """The libedit path, on a pseudo-terminal."""
 
-    def read_until(self, fd, marker, timeout=20):
+    def read_until(self, fd, marker, timeout=60):
         """Terminal output up to and including `marker`; what follows stays buffered."""
         deadline = time.time() + timeout
         while marker.encode() not in self.pending:
@@ -533,7 +540,7 @@ class Terminal(unittest.TestCase):
                 os._exit(127)
         return pid, fd
 
-    def wait_exit(self, pid, fd, timeout=30):
+    def wait_exit(self, pid, fd, timeout=60):
         deadline = time.time() + timeout
         rest = self.pending
         while time.time() < deadline:

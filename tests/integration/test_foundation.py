@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import unittest
+import uuid
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -133,17 +134,37 @@ class Login(unittest.TestCase):
     def test_repeated_failures_are_throttled_and_logged(self):
         d = env.daemon(login_throttle_after=3)
         bad = profile(user="manny", password="wrong-wrong-wrong", daemon=d)
-        for _ in range(3):
-            r = env.carrel(bad, "whoami")
-            self.assertEqual(r.json["reason"], "bad_credentials", r)
-        # Locked now, even with the right password.
-        r = env.carrel(profile(user="manny", daemon=d), "whoami")
-        self.assertEqual(r.code, 3, r)
-        self.assertEqual(r.json["status"], "too_many_requests")
-        self.assertEqual(r.json["reason"], "login_throttled")
+        deadline = time.monotonic() + 120
+        # Locked after three failures, even with the right password. The first lockout
+        # lasts one second from the third failure, which a busy machine may spend before
+        # the next login is checked: the third failure and the right password go on
+        # connections made beforehand, and a round that took a second or more proves
+        # nothing (its login resets the count) and starts again.
+        while True:
+            third, right = d.wire(), d.wire()
+            self.assertEqual((third.hello().status, right.hello().status), ("ok", "ok"))
+            for _ in range(2):
+                r = env.carrel(bad, "whoami")
+                self.assertEqual(r.json["reason"], "bad_credentials", r)
+            started = time.monotonic()
+            r = third.login("desk-dwn", "manny", "wrong-wrong-wrong")
+            self.assertEqual(r.reason, "bad_credentials", r)
+            r = right.login("desk-dwn", "manny", STAFF_PASSWORD)
+            took = time.monotonic() - started
+            third.close()
+            right.close()
+            if r.status != "ok":
+                break
+            self.assertGreaterEqual(took, 1.0, "logged in %.2f s after the third failure" % took)
+            self.assertLess(time.monotonic(), deadline, "never fast enough to see the lockout")
+        self.assertEqual((r.status, r.reason), ("too_many_requests", "login_throttled"), r)
         self.assertIn("slowing down", d.log_text())
-        time.sleep(1.2)  # the first lockout is one second
+        # Throttled attempts do not count: once the lockout is over, the right password
+        # works (tried again until a generous deadline, not after a guessed time).
         r = env.carrel(profile(user="manny", daemon=d), "whoami")
+        while r.json and r.json.get("reason") == "login_throttled" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            r = env.carrel(profile(user="manny", daemon=d), "whoami")
         self.assertEqual(r.code, 0, r)
         d.stop()
 
@@ -384,18 +405,15 @@ class Wire(unittest.TestCase):
     def test_inflight_cap(self):
         d = env.daemon(max_inflight=2)
         w = d.logged_in_wire()
-        locker = subprocess.Popen(
-            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-c",
-             "BEGIN; LOCK TABLE branch IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.4)
-        ids = [w.send(REQ_BRANCH_LIST) for _ in range(5)]
         statuses = {}
+        with harness.TableLock(env, "branch"):  # the first two wait for it
+            ids = [w.send(REQ_BRANCH_LIST) for _ in range(5)]
+            while len(statuses) < 3:
+                r = w.recv()
+                statuses[r.id] = r.status
         while len(statuses) < 5:
             r = w.recv()
             statuses[r.id] = r.status
-        locker.wait()
         self.assertEqual(sorted(statuses), ids)
         self.assertEqual(list(statuses.values()).count("ok"), 2, statuses)
         self.assertEqual(list(statuses.values()).count("too_many_requests"), 3, statuses)
@@ -410,13 +428,13 @@ class Wire(unittest.TestCase):
         try:
             c = d.wire()
             c.hello()
-            self.assertTrue(c.closed_by_server(5))
+            self.assertTrue(c.closed_by_server())
             c.close()
         except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
             pass  # closed during the handshake: refused either way
-        # Idle connections are closed after a second.
-        self.assertTrue(a.closed_by_server(5))
-        self.assertTrue(b.closed_by_server(5))
+        # Idle connections are closed after a second (or when a busy machine gets to it).
+        self.assertTrue(a.closed_by_server())
+        self.assertTrue(b.closed_by_server())
         self.assertIn("closing idle connection", d.log_text())
         d.stop()
 
@@ -425,14 +443,10 @@ class Wire(unittest.TestCase):
         d = env.daemon(login_timeout_s=1)
         w = d.wire()
         self.assertEqual(w.hello().status, "ok")
-        closed = False
-        for _ in range(20):  # activity does not extend the login deadline
-            r = w.call(REQ_PING, pb_message((1, "keepalive")))
-            if r is None:
-                closed = True
-                break
-            time.sleep(0.25)
-        self.assertTrue(closed)
+        # Activity does not extend the login deadline: keep pinging until it closes.
+        harness.wait_until(lambda: w.call(REQ_PING, pb_message((1, "keepalive"))) is None,
+                           timeout=60, what="the login deadline to close the connection",
+                           interval=0.25)
         self.assertIn("no login within 1 s", d.log_text())
         w.close()
         d.stop()
@@ -459,16 +473,16 @@ class Wire(unittest.TestCase):
     def test_client_that_stops_reading_is_dropped(self):
         d = env.daemon(write_high_water=65536, max_inflight=100000, idle_timeout_s=1)
         w = d.logged_in_wire()
-        w.sock.settimeout(0.2)
+        # Long enough that a busy server is not taken for one that stopped reading us.
+        w.sock.settimeout(5)
         payload = "x" * 4000
         try:  # never read: the server's output backs up until it stops reading us
             for _ in range(20000):
                 w.send(REQ_PING, pb_message((1, payload)))
         except (socket.timeout, TimeoutError, OSError):
             pass
-        deadline = time.time() + 10
-        while time.time() < deadline and "is not reading" not in d.log_text():
-            time.sleep(0.2)
+        harness.wait_until(lambda: "is not reading" in d.log_text(), timeout=60,
+                           what="the slow reader to be dropped")
         self.assertIn("is not reading what we send; dropping it", d.log_text())
         other = d.logged_in_wire()  # the daemon itself is fine
         self.assertEqual(other.call(REQ_PING, pb_message((1, "ok"))).status, "ok")
@@ -519,6 +533,39 @@ class Tls(unittest.TestCase):
         self.assertTrue(data == b"" or data[0] == 0x15, data)
         w.close()
 
+    def test_client_certificate_required_when_a_client_ca_is_set(self):
+        # carreld's own default, as in the demo's configuration: tls_client_ca set and
+        # tls_require_client_cert not mentioned.
+        d = env.daemon(tls_require_client_cert=None)
+        try:
+            w = None
+            with self.assertRaises((ssl.SSLError, ConnectionError)) as cm:
+                w = d.wire()
+                # TLS 1.3: the client finishes its side first; the refusal is the next read.
+                w.sock.sendall(b"\0\0\0\0")
+                w.sock.recv(1)
+            if w:
+                w.close()
+            self.assertIn("CERTIFICATE_REQUIRED", str(cm.exception).upper())
+            r = env.carrel(profile(daemon=d, cert=False), "whoami")
+            self.assertEqual(r.code, 5, r)
+            # With its certificate the same desk logs in.
+            r = env.carrel(profile(daemon=d), "whoami")
+            self.assertEqual(r.code, 0, r)
+        finally:
+            d.stop()
+
+    def test_client_certificate_optional_when_turned_off(self):
+        d = env.daemon(tls_require_client_cert=False)
+        try:
+            w = d.wire()
+            self.assertEqual(w.hello().status, "ok")
+            self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+            w.close()
+            self.assertIn("tls_require_client_cert = false", d.log_text())
+        finally:
+            d.stop()
+
     def test_server_certificate_verified(self):
         other_ca = os.path.join(env.dir, "other-ca")
         env.run(os.path.join(harness.SCRIPTS, "mkcerts"), other_ca)
@@ -530,6 +577,53 @@ class Tls(unittest.TestCase):
         self.assertIn("certificate", r.json["message"])
 
 
+class LocalAccounts(unittest.TestCase):
+    """The test and demo clusters admit only the account that runs them."""
+
+    def psql_as(self, user, role):
+        return subprocess.run(
+            ["runuser", "-u", user, "--", "/usr/lib/postgresql/15/bin/psql", "-X", "-h",
+             env.sockdir, "-p", str(env.pgport), "-U", role, "-d", "carrel", "-At", "-c",
+             "SELECT count(*) FROM staff"], capture_output=True, text=True, timeout=60)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to act as another local account")
+    def test_another_local_account_cannot_connect(self):
+        mode = os.stat(env.sockdir).st_mode
+        self.assertEqual(mode & 0o077, 0, oct(mode))
+        for role in ("postgres", "carrel"):
+            r = self.psql_as("nobody", role)
+            self.assertNotEqual(r.returncode, 0, r)
+            self.assertEqual(r.stdout, "", r)
+        # Were the directory and the socket open, peer authentication still refuses.
+        sock = os.path.join(env.sockdir, ".s.PGSQL.%d" % env.pgport)
+        os.chmod(env.sockdir, 0o711)
+        os.chmod(sock, 0o777)
+        try:
+            for role in ("postgres", "carrel"):
+                r = self.psql_as("nobody", role)
+                self.assertNotEqual(r.returncode, 0, r)
+                self.assertIn("authentication failed", r.stderr)
+        finally:
+            os.chmod(sock, 0o700)
+            os.chmod(env.sockdir, 0o700)
+        # The account running the tests (carreld's) still can.
+        self.assertGreaterEqual(int(env.psql("SELECT count(*) FROM staff")), 1)
+        r = env.carrel(profile(), "whoami")
+        self.assertEqual(r.code, 0, r)
+
+
+    def test_sql_files_read_from_a_private_directory(self):
+        # A checkout in a home directory of mode 0700: psql reads its files as we do.
+        private = os.path.join(env.dir, "private-home")
+        os.mkdir(private, 0o700)
+        path = os.path.join(private, "query.sql")
+        with open(path, "w") as f:
+            f.write("SELECT 'read from ' || 'a private directory';\n")
+        r = env.run(os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata,
+                    str(env.pgport), env.sockdir, "-d", "carrel", "-At", "-f", path)
+        self.assertEqual(r.stdout.strip(), "read from a private directory")
+
+
 class Database(unittest.TestCase):
     def test_outage_fails_fast_then_recovers(self):
         d = env.daemon()
@@ -537,16 +631,18 @@ class Database(unittest.TestCase):
         self.assertEqual(w.call(REQ_BRANCH_LIST).status, "ok")
         env.stop_pg()
         try:
-            deadline = time.time() + 10
+            deadline = time.monotonic() + 60
             while True:  # the pool notices the dead sockets within moments
-                t0 = time.time()
+                t0 = time.monotonic()
                 r = w.call(REQ_BRANCH_LIST)
-                took = time.time() - t0
-                if r.status == "unavailable" or time.time() > deadline:
+                took = time.monotonic() - t0
+                if r.status == "unavailable" or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
             self.assertEqual(r.status, "unavailable", r)
-            self.assertLess(took, 1.0)
+            # Answered without waiting for the database to come back (it does not, until
+            # below); the bound only allows for a busy machine.
+            self.assertLess(took, 10.0)
             self.assertIn("database", r.message.lower())
             # Requests that need no database still work; logins fail cleanly.
             self.assertEqual(w.call(REQ_PING, pb_message((1, "alive"))).status, "ok")
@@ -555,12 +651,8 @@ class Database(unittest.TestCase):
             self.assertEqual(w2.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "unavailable")
         finally:
             env.start_pg()
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            r = w.call(REQ_BRANCH_LIST)
-            if r.status == "ok":
-                break
-            time.sleep(0.2)
+        r = harness.wait_until(lambda: (lambda r: r if r.status == "ok" else None)(
+            w.call(REQ_BRANCH_LIST)), timeout=120, what="the pool to reconnect", interval=0.2)
         self.assertEqual(r.status, "ok", r)
         self.assertIn("database unavailable", d.log_text())
         w.close()
@@ -606,47 +698,186 @@ class Database(unittest.TestCase):
 
 
 class Shutdown(unittest.TestCase):
-    def lock_branches(self, seconds):
-        return subprocess.Popen(
-            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-c",
-             "BEGIN; LOCK TABLE branch IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(%s); COMMIT;"
-             % seconds], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
     def test_sigterm_drains_in_flight_requests(self):
-        d = harness.Daemon(env).start()
+        # A generous drain: this test is about draining, not about its bound.
+        d = harness.Daemon(env, shutdown_timeout_s=300).start()
         w = d.logged_in_wire()
-        locker = self.lock_branches(1.5)
-        time.sleep(0.4)
-        rid = w.send(REQ_BRANCH_LIST)  # waits for the lock
-        time.sleep(0.2)
-        d.signal(signal.SIGTERM)
-        time.sleep(0.2)
-        with self.assertRaises(OSError):  # no longer accepting
-            socket.create_connection(("127.0.0.1", d.port), timeout=2).close()
+        with harness.TableLock(env, "branch") as lock:
+            rid = w.send(REQ_BRANCH_LIST)
+            lock.wait_for_waiters(1)  # in flight, waiting for the lock
+            d.signal(signal.SIGTERM)
+
+            def refused():  # no longer accepting
+                try:
+                    socket.create_connection(("127.0.0.1", d.port), timeout=10).close()
+                    return False
+                except OSError:
+                    return True
+            harness.wait_until(refused, what="the listener to close")
         r = w.recv()
         self.assertEqual((r.id, r.status), (rid, "ok"))
         self.assertEqual(len(r.body(RESP_BRANCHES)[1]), 7)
-        self.assertTrue(w.closed_by_server())
-        d.check_clean(d.wait(), 0)
+        self.assertTrue(w.closed_by_server(60))
+        d.check_clean(d.wait(timeout=120), 0)
         w.close()
-        locker.wait()
         self.assertIn("SIGTERM: shutting down", d.log_text())
 
     def test_shutdown_wait_is_bounded(self):
         d = harness.Daemon(env, shutdown_timeout_s=1).start()
         w = d.logged_in_wire()
-        locker = self.lock_branches(6)
-        time.sleep(0.4)
-        w.send(REQ_BRANCH_LIST)
-        time.sleep(0.2)
-        t0 = time.time()
-        d.signal(signal.SIGTERM)
-        code = d.wait(timeout=10)
-        self.assertLess(time.time() - t0, 4.0)
+        with harness.TableLock(env, "branch") as lock:
+            w.send(REQ_BRANCH_LIST)
+            lock.wait_for_waiters(1)
+            d.signal(signal.SIGTERM)
+            # The request cannot finish while the lock is held: the daemon exits anyway.
+            code = d.wait(timeout=120)
         d.check_clean(code, 0)
         self.assertIn("shutdown timeout", d.log_text())
-        locker.wait()
+        w.close()
+
+
+# ---- text on the wire (issue 8, items 15 and 16) and the acting session (item 14) ----
+
+REQ_BIB_SAVE, REQ_LEDGER_POST = 42, 86
+RESP_BIB = 41
+
+
+def wait_for(what, condition, timeout=60):
+    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class TableLock:
+    """A psql session holding LOCK TABLE until release(): no sleeps, no timers."""
+
+    def __init__(self, table):
+        self.proc = subprocess.Popen(
+            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-At", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc.stdin.write("BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n"
+                              % table)
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:  # command tags first, then our answer
+            if line.strip() == "locked":
+                return
+        raise AssertionError("could not lock %s" % table)
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+            self.proc.stdout.close()
+
+
+def raw_login(w, workstation, user, password):
+    """Login with raw bytes (harness.Wire.login encodes str)."""
+    return w.call(harness.REQ_LOGIN, pb_message((1, workstation), (2, user), (3, password)))
+
+
+class Text(unittest.TestCase):
+    """String fields must be clean UTF-8: protobuf-c would cut them at a NUL."""
+
+    def refused(self, r, field):
+        self.assertEqual((r.status, r.reason), ("bad_request", "field:" + field), r)
+        r.fields[harness.RESP_MESSAGE][0].decode("utf-8")  # what we say is UTF-8
+        self.assertNotIn("junk", r.message)
+
+    def test_password_with_nul_refused(self):
+        w = main.wire()
+        w.hello()
+        r = raw_login(w, "desk-dwn", "admin", ADMIN_PASSWORD.encode() + b"\0junk")
+        self.refused(r, "password")
+        self.assertEqual(w.call(REQ_WHOAMI).status, "unauthenticated")
+        self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+        self.assertEqual(w.call(REQ_WHOAMI).status, "ok")
+        w.close()
+
+    def test_workstation_with_nul_cannot_pass_the_certificate_check(self):
+        w = main.wire(cert="desk-dwn")
+        w.hello()
+        r = raw_login(w, b"desk-dwn\0junk", "admin", ADMIN_PASSWORD)
+        self.refused(r, "workstation")
+        self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+        w.close()
+
+    def test_invalid_utf8_refused_never_echoed(self):
+        w = main.logged_in_wire()
+        r = w.call(REQ_PING, pb_message((1, b"caf\xe9")))
+        self.refused(r, "payload")
+        # An ISBN is quoted in the refusal of a bad one: never as bytes that are not UTF-8.
+        r = w.call(REQ_BIB_SAVE, pb_message((1, pb_message((2, "A title"),
+                                                           (5, b"978\xff\xfe")))))
+        self.refused(r, "isbns")
+        for bad in [b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]:  # overlong, surrogate
+            self.refused(w.call(REQ_PING, pb_message((1, bad))), "payload")
+        # A request key with a NUL is a bad request key.
+        r = w.call(REQ_LEDGER_POST, pb_message((1, "21000000000001"), (2, "payment"), (3, 100)),
+                   key=b"8d3c64a6-0d2f-4f7c-9c51-1e1f6b2d7a10\0junk")
+        self.assertEqual((r.status, r.reason), ("bad_request", "request_key"), r)
+        self.assertEqual(w.call(REQ_PING, pb_message((1, "still here"))).status, "ok")
+        w.close()
+
+    def test_control_characters_refused_lines_and_tabs_kept(self):
+        w = main.logged_in_wire()
+        post = [(1, "21000000000001"), (2, "payment"), (3, 100)]
+        for note in ["Paid \x1b[2J\x1b]0;owned\x07", "over\rwrite", "bell\x07", "del\x7f",
+                     "c1 \u009b31m"]:
+            r = w.call(REQ_LEDGER_POST, pb_message(*post, (4, note)), key=str(uuid.uuid4()))
+            self.refused(r, "note")
+        self.assertIn("U+001B", w.call(REQ_LEDGER_POST, pb_message(*post, (4, "\x1b")),
+                                       key=str(uuid.uuid4())).message)
+        # Multi-line notes with tabs pass the check (this card does not exist).
+        r = w.call(REQ_LEDGER_POST, pb_message(*post, (4, "line one\n\tline two")),
+                   key=str(uuid.uuid4()))
+        self.assertEqual(r.status, "not_found", r)
+        self.assertEqual(w.call(REQ_WHOAMI).status, "ok")
+        w.close()
+
+
+class Actor(unittest.TestCase):
+    def test_request_acts_as_who_sent_it_after_logout_and_login(self):
+        """A request still running when its connection logs out and in again
+        acts, and is audited, as the person who sent it."""
+        w = main.logged_in_wire("desk-dwn", "admin", ADMIN_PASSWORD)
+        r = w.call(REQ_BIB_SAVE, pb_message((1, pb_message((2, "Whose edit is it")))))
+        self.assertEqual(r.status, "ok", r)
+        bib = r.body(RESP_BIB)
+        bib_id, version = bib[1][0], bib[14][0]
+        lock = TableLock("bib")
+        try:
+            edit = w.send(REQ_BIB_SAVE, pb_message((1, pb_message(
+                (1, bib_id), (2, "Whose edit is it, then"), (14, version)))))
+            # The edit's first statement waits for the lock.
+            wait_for("the edit to wait for the lock", lambda: env.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'SELECT marc FROM bib%'") == "1")
+            answers = {}
+
+            def answer(rid):
+                while rid not in answers:
+                    got = w.recv()
+                    self.assertIsNotNone(got)
+                    answers[got.id] = got
+                return answers[rid]
+            self.assertEqual(answer(w.send(harness.REQ_LOGOUT)).status, "ok")
+            r = answer(w.send(harness.REQ_LOGIN, pb_message((1, "desk-dwn"), (2, "cora"),
+                                                             (3, STAFF_PASSWORD))))
+            self.assertEqual(r.status, "ok", r)
+            self.assertNotIn(edit, answers)
+        finally:
+            lock.release()
+        r = answer(edit)
+        self.assertEqual(r.status, "ok", r)
+        who = env.psql("SELECT s.username FROM audit_event a JOIN staff s ON s.id = a.staff_id"
+                       " WHERE a.entity = 'bib' AND a.entity_id = %d ORDER BY a.id" % bib_id)
+        self.assertEqual(who.split(), ["admin", "admin"])
         w.close()
 
 

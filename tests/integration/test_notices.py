@@ -111,7 +111,7 @@ def queue_direct(card, kind="overdue_1", day="2031-01-01", title="Direct notice"
                     % patron_id(card))
 
 
-def wait_for(predicate, timeout=20, what="condition"):
+def wait_for(predicate, timeout=60, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = predicate()
@@ -141,7 +141,7 @@ class Aiosmtpd:
             if self.proc.poll() is not None:
                 raise AssertionError("aiosmtpd exited: see %s" % self.log.name)
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
                     return s.recv(100).startswith(b"220")
             except OSError:
                 return False
@@ -180,7 +180,8 @@ class FakeRelay:
     ehlo: 'ok' or 'refuse' (502, so the client falls back to HELO)
     greet: False to accept connections and never say anything
     rcpt: the reply to every RCPT TO
-    data_delay: seconds to wait before answering the end of the data
+    data_delay: seconds to wait before answering the end of the data; None: until
+        `release` is set (or the relay stops)
     data_hang: never answer the end of the data (until stopped)
     drop_after: hang up instead of answering RSET once this many messages were taken
     """
@@ -195,6 +196,7 @@ class FakeRelay:
         self.connections = 0
         self.data_started = threading.Event()
         self.stopping = threading.Event()
+        self.release = threading.Event()
         self.lock = threading.Lock()
         self.socks = []
         self.listener = socket.socket()
@@ -256,7 +258,10 @@ class FakeRelay:
                     if self.data_hang:
                         self.stopping.wait()
                         return
-                    time.sleep(self.data_delay)
+                    if self.data_delay is None:
+                        self.release.wait()
+                    else:
+                        time.sleep(self.data_delay)
                     conn.sendall(b"250 2.0.0 Ok: queued\r\n")
                 elif verb == "QUIT":
                     conn.sendall(b"221 2.0.0 Bye\r\n")
@@ -270,6 +275,7 @@ class FakeRelay:
 
     def stop(self):
         self.stopping.set()
+        self.release.set()
         self.listener.close()
         with self.lock:
             for s in self.socks:
@@ -718,7 +724,9 @@ class RelayDown(unittest.TestCase):
             nid = queue_direct(card, day="2031-05-05", title="Silence")
             t0 = time.time()
             out = run_notices(d)
-            self.assertLess(time.time() - t0, 8)
+            # Given up after smtp_timeout_s, not at the client's 60 s; the margin is for a
+            # busy machine.
+            self.assertLess(time.time() - t0, 30)
             self.assertEqual(out["sent"], 0)
             self.assertEqual(env.psql("SELECT status, attempts FROM notice WHERE id = %s" % nid),
                              "pending|0")
@@ -880,7 +888,7 @@ class Dialogue(unittest.TestCase):
 
     def test_loop_keeps_serving_while_relay_is_slow(self):
         drain()
-        fake = FakeRelay(data_delay=3)
+        fake = FakeRelay(data_delay=None)  # answers the data only when released
         d = notices_daemon(fake.port)
         try:
             card, _ = new_patron()
@@ -888,19 +896,18 @@ class Dialogue(unittest.TestCase):
             result = {}
             t = threading.Thread(target=lambda: result.update(run=run_notices(d)))
             t.start()
-            self.assertTrue(fake.data_started.wait(20))
+            self.assertTrue(fake.data_started.wait(60))
             w = d.wire()
             try:
                 self.assertEqual(w.hello().status, "ok")
-                for i in range(5):
-                    t0 = time.time()
+                for i in range(5):  # answered while the relay holds the send
                     r = w.call(REQ_PING, pb_message((1, "during-send-%d" % i)))
                     self.assertEqual(r.status, "ok")
-                    self.assertLess(time.time() - t0, 1.0)
                 self.assertTrue(t.is_alive())  # the send was still waiting for the relay
             finally:
                 w.close()
-            t.join(30)
+            fake.release.set()
+            t.join(120)
             self.assertEqual(result["run"]["sent"], 1)
         finally:
             d.stop()
@@ -910,8 +917,8 @@ class Dialogue(unittest.TestCase):
 class Shutdown(unittest.TestCase):
     def test_graceful_shutdown_finishes_the_message_in_hand(self):
         drain()
-        fake = FakeRelay(data_delay=2)
-        d = notices_daemon(fake.port, shutdown_timeout_s=20)
+        fake = FakeRelay(data_delay=None)  # answers the data only when released
+        d = notices_daemon(fake.port, shutdown_timeout_s=300)
         try:
             ids = []
             for i in range(3):
@@ -921,12 +928,13 @@ class Shutdown(unittest.TestCase):
             t = threading.Thread(target=lambda: result.update(
                 run=carrel("notices", "run", user="manny", daemon=d)))
             t.start()
-            self.assertTrue(fake.data_started.wait(20))
-            t0 = time.time()
+            self.assertTrue(fake.data_started.wait(60))
             d.signal(signal.SIGTERM)
-            self.assertEqual(d.wait(30), 0)
-            self.assertLess(time.time() - t0, 10)
-            t.join(30)
+            harness.wait_until(lambda: "SIGTERM: shutting down" in d.log_text())
+            self.assertIsNone(d.proc.poll())  # waiting for the message in hand
+            fake.release.set()
+            self.assertEqual(d.wait(120), 0)
+            t.join(120)
             d.check_clean(0)
             states = env.psql("SELECT status, attempts FROM notice WHERE id IN (%s) ORDER BY id"
                               % ",".join(ids)).splitlines()
@@ -941,18 +949,19 @@ class Shutdown(unittest.TestCase):
     def test_shutdown_timeout_drops_a_hung_relay(self):
         drain()
         fake = FakeRelay(data_hang=True)
-        d = notices_daemon(fake.port, shutdown_timeout_s=1, smtp_timeout_s=60)
+        d = notices_daemon(fake.port, shutdown_timeout_s=1, smtp_timeout_s=600)
         try:
             card, _ = new_patron()
             nid = queue_direct(card, day="2031-12-12", title="Hung relay")
             t = threading.Thread(target=lambda: carrel("notices", "run", user="manny", daemon=d))
             t.start()
-            self.assertTrue(fake.data_started.wait(20))
+            self.assertTrue(fake.data_started.wait(60))
             t0 = time.time()
             d.signal(signal.SIGTERM)
-            self.assertEqual(d.wait(30), 0)
-            self.assertLess(time.time() - t0, 8)
-            t.join(30)
+            self.assertEqual(d.wait(120), 0)
+            # After shutdown_timeout_s, not smtp_timeout_s; the margin is for a busy machine.
+            self.assertLess(time.time() - t0, 60)
+            t.join(120)
             d.check_clean(0)
             self.assertIn("dropping the SMTP connection", d.log_text())
             # Left 'sending'; the daily job puts it back in the queue after 10 minutes.
@@ -969,21 +978,22 @@ class SecondSignal(unittest.TestCase):
     def test_second_signal_drops_the_relay_at_once(self):
         drain()
         fake = FakeRelay(data_hang=True)
-        d = notices_daemon(fake.port, shutdown_timeout_s=60, smtp_timeout_s=60)
+        d = notices_daemon(fake.port, shutdown_timeout_s=600, smtp_timeout_s=600)
         try:
             card, _ = new_patron()
             nid = queue_direct(card, day="2032-03-03", title="Twice told")
             t = threading.Thread(target=lambda: carrel("notices", "run", user="manny", daemon=d))
             t.start()
-            self.assertTrue(fake.data_started.wait(20))
+            self.assertTrue(fake.data_started.wait(60))
             t0 = time.time()
             d.signal(signal.SIGTERM)
-            time.sleep(0.5)
+            harness.wait_until(lambda: "SIGTERM: shutting down" in d.log_text())
             self.assertIsNone(d.proc.poll())  # waiting for the relay, as it should
             d.signal(signal.SIGINT)
-            self.assertEqual(d.wait(30), 0)
-            self.assertLess(time.time() - t0, 8)
-            t.join(30)
+            self.assertEqual(d.wait(120), 0)
+            # At once, not after either 600 s timeout; the margin is for a busy machine.
+            self.assertLess(time.time() - t0, 60)
+            t.join(120)
             d.check_clean(0)
             env.psql("UPDATE notice SET claimed_at = now() - interval '11 minutes' WHERE id = %s"
                      % nid)

@@ -5,6 +5,8 @@ versions, blocks, history, merge, concurrency, demo data."""
 import datetime
 import itertools
 import os
+import pty
+import subprocess
 import sys
 import unittest
 
@@ -703,6 +705,76 @@ class DemoData(unittest.TestCase):
         r = env.carrel(librarian(), "patron", "history", card)
         self.assertEqual(r.json["entries"][-1]["action"], "create")
         self.assertNotIn("staff", r.json["entries"][-1])
+
+
+def on_terminal(prof, *args):
+    """Run carrel with its stdout on a pseudo-terminal: (exit code, output, stderr)."""
+    master, slave = pty.openpty()
+    e = dict(os.environ)
+    e.pop("CARREL_PASSWORD", None)
+    proc = subprocess.Popen([harness.CARREL, "-c", prof] + list(args), stdin=subprocess.DEVNULL,
+                            stdout=slave, stderr=subprocess.PIPE, env=e)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the program has gone and closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    proc.wait(timeout=120)
+    for mark in harness.SANITIZER_MARKS:
+        assert mark not in err, err
+    return proc.returncode, out.decode(), err
+
+
+class Escaping(unittest.TestCase):
+    """Stored text with terminal escape sequences (from before the server refused
+    them, or written by other means) is printed escaped, never raw."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.card = new_card()
+        r = env.carrel(librarian(), "patron", "add", cls.card, "--first", "Tess",
+                       "--last", "Escapade", "--alert", "plain", "--notes", "plain")
+        assert r.code == 0, r
+        env.psql("UPDATE patron SET last_name = 'Escapade' || chr(27) || ']0;owned' || chr(7),"
+                 " staff_notes = 'Line one' || chr(10) || 'Paid ' || chr(27) || '[31mred'"
+                 " || chr(27) || '[0m',"
+                 " desk_alert = 'Look' || chr(155) || '2J here'"
+                 " WHERE card = '%s'" % cls.card)
+
+    def assert_no_controls(self, text):
+        for c in ["\x1b", "\x07", "\x9b"]:
+            self.assertNotIn(c, text)
+
+    def test_detail_view_on_a_terminal(self):
+        code, out, err = on_terminal(clerk(), "patron", "show", self.card)
+        self.assertEqual(code, 0, err)
+        self.assert_no_controls(out)
+        self.assertIn("Escapade\\e]0;owned\\x07, Tess", out)
+        self.assertIn("Paid \\e[31mred\\e[0m", out)
+        self.assertIn("Look\\u{009B}2J here", out)
+        self.assertIn("Line one", out)
+
+    def test_table(self):
+        r = env.carrel(clerk(), "patron", "find", "Escapade", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        self.assert_no_controls(r.stdout)
+        self.assertIn("Escapade\\e]0;owned\\x07, Tess", r.stdout)
+
+    def test_json(self):
+        r = env.carrel(clerk(), "patron", "show", self.card)
+        self.assertEqual(r.code, 0, r)
+        self.assert_no_controls(r.stdout)
+        self.assertIn("\\u001b[31m", r.stdout)
+        self.assertIn("\\u009b", r.stdout)
+        self.assertEqual(r.json["desk_alert"], "Look\x9b2J here")
 
 
 if __name__ == "__main__":

@@ -518,7 +518,7 @@ static void test_server_config_table(void **state)
     check_table(server_config_table, &cfg);
     assert_string_equal(cfg.listen_host, "127.0.0.1");
     assert_int_equal(cfg.listen_port, 7420);
-    assert_int_equal(cfg.tls_require_client_cert, 0);
+    assert_int_equal(cfg.tls_require_client_cert, 1); /* with a client CA, required */
     assert_null(cfg.tls_cert);
     assert_true(cfg.max_frame_bytes_login <= cfg.max_frame_bytes);
     conf_free(server_config_table, &cfg);

@@ -133,7 +133,7 @@ static void build_book(arena_t *a, marc_record_t *r)
 
 static void write_ok(const marc_record_t *r, struct buf *out)
 {
-    assert_int_equal(marc_write(r, out), 0);
+    assert_int_equal(marc_write(r, out, NULL, 0), 0);
 }
 
 /* ---- ISO 2709 ---- */
@@ -244,7 +244,7 @@ static void test_write_refuses_field_too_long(void **state)
     add(a, &r, "520", ' ', ' ', 'a', big, 0);
     struct buf out = BUF_INIT;
     /* 2 indicators + US a + 10000 + FT is more than a 4-digit field length can say. */
-    assert_int_equal(marc_write(&r, &out), -1);
+    assert_int_equal(marc_write(&r, &out, NULL, 0), -1);
     assert_int_equal(out.len, 0);
     buf_free(&out);
 }
@@ -1062,9 +1062,9 @@ static void test_apply_summary_unchanged_is_stable(void **state)
     marc_summary_t first;
     marc_summarize(a, &r, &first);
     struct buf before = BUF_INIT, after = BUF_INIT;
-    assert_int_equal(marc_write(&r, &before), 0);
+    assert_int_equal(marc_write(&r, &before, NULL, 0), 0);
     marc_apply_summary(a, &r, &first);
-    assert_int_equal(marc_write(&r, &after), 0);
+    assert_int_equal(marc_write(&r, &after, NULL, 0), 0);
     /* Nothing changed, so nothing is rewritten: the record stays byte for byte. */
     assert_int_equal(before.len, after.len);
     assert_memory_equal(before.data, after.data, before.len);
@@ -1255,6 +1255,200 @@ static void test_system_id(void **state)
     }
 }
 
+/* ---- damaged records: the reader is total (issue 8, item 5) ---- */
+
+/*
+ * A record with one data field whose bytes (without terminator) are given:
+ * leader, one directory entry, the field, the record terminator.
+ */
+static uint8_t *one_field_record(arena_t *a, const char *tag, const char *field, size_t flen,
+                                 size_t *len)
+{
+    size_t base = 24 + 12 + 1;
+    *len = base + flen + 1 + 1;
+    uint8_t *p = arena_alloc(a, *len);
+    char head[64];
+    snprintf(head, sizeof(head), "%05zunam a22%05zu a 4500", *len, base);
+    memcpy(p, head, 24);
+    snprintf(head, sizeof(head), "%.3s%04zu%05d", tag, flen + 1, 0);
+    memcpy(p + 24, head, 12);
+    p[36] = FT;
+    memcpy(p + base, field, flen);
+    p[base + flen] = FT;
+    p[base + flen + 1] = RT;
+    return p;
+}
+
+static void expect_field_refused(arena_t *a, const char *tag, const char *field, size_t flen,
+                                 const char *reason)
+{
+    size_t len;
+    uint8_t *p = one_field_record(a, tag, field, flen, &len);
+    expect_parse_error(a, p, len, reason);
+}
+
+/*
+ * Regression: two adjacent subfield delimiters made marc_parse copy
+ * (size_t)-1 bytes: a heap overwrite that took the daemon down on import,
+ * and then on every show, edit and export of the stored record.
+ */
+/* A field given as a string literal (which may hold NUL bytes). */
+#define REFUSED(a, tag, field, reason)                                                             \
+    expect_field_refused(a, tag, field, sizeof(field) - 1, reason)
+
+static void test_parse_adjacent_delimiters(void **state)
+{
+    arena_t *a = *state;
+    REFUSED(a, "245",
+            "10\x1f\x1f"
+            "aTitle",
+            "empty or invalid subfield code");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTitle\x1f\x1f",
+            "empty or invalid subfield code");
+    REFUSED(a, "245", "10\x1f", "empty or invalid subfield code");
+}
+
+/* A delimiter where an indicator belongs (what libyaz makes of some broken directories). */
+static void test_parse_delimiter_as_indicator(void **state)
+{
+    arena_t *a = *state;
+    REFUSED(a, "245",
+            "\x1f\x1f"
+            "aTitle",
+            "indicator");
+    REFUSED(a, "245",
+            "1\x1f"
+            "aTitle",
+            "indicator");
+    REFUSED(a, "245", "\x1f", "too short to hold its indicators");
+    REFUSED(a, "245", "10Title", "data before its first subfield");
+}
+
+/* Control characters and invalid UTF-8 in data: refused, never passed to a terminal. */
+static void test_parse_refuses_control_characters(void **state)
+{
+    arena_t *a = *state;
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTi\x1btle",
+            "245 $a contains a control character");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTi\ttle",
+            "a control character");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aTi\x7ftle",
+            "a control character");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aT\xc2\x9btle",
+            "a control character"); /* C1 CSI */
+    REFUSED(a, "245",
+            "10\x1f"
+            "aT\xfftle",
+            "invalid UTF-8");
+    REFUSED(a, "245",
+            "10\x1f"
+            "aT\xc3",
+            "invalid UTF-8");
+    REFUSED(a, "245", "10\x1f\x01Title", "invalid subfield code");
+    REFUSED(a, "001",
+            "ocm\x1f"
+            "123",
+            "001 contains a control character");
+    REFUSED(a, "001",
+            "ocm\x00"
+            "123",
+            "001 contains a control character");
+    /* and what is allowed still reads */
+    size_t len;
+    uint8_t *p = one_field_record(a, "245",
+                                  "10\x1f"
+                                  "aCaf\xc3\xa9\x1f"
+                                  "b",
+                                  11, &len);
+    marc_record_t r;
+    char err[128];
+    assert_int_equal(marc_parse(a, p, len, &r, err, sizeof(err)), 0);
+    assert_string_equal(marc_field_subfield(&r.fields[0], 'a'), "Caf\xc3\xa9");
+    assert_string_equal(marc_field_subfield(&r.fields[0], 'b'), "");
+}
+
+static void test_parse_needs_record_terminator(void **state)
+{
+    arena_t *a = *state;
+    size_t len;
+    uint8_t *p = book_bytes(a, &len);
+    p[len - 1] = 'x';
+    expect_parse_error(a, p, len, "record terminator");
+}
+
+/* What the writer produces always reads back: it refuses what the reader would. */
+static void test_write_refuses_what_parse_refuses(void **state)
+{
+    arena_t *a = *state;
+    static const char *const bad[] = {
+        "Title\x1f"
+        "zinjected",
+        "Title\x1e",
+        "Title\x1d",
+        "Ti\x1b[31mtle",
+        "Ti\xfftle",
+        "\x7f",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        marc_record_t r;
+        build_book(a, &r);
+        add(a, &r, "246", '1', ' ', 'a', bad[i], 0);
+        struct buf out = BUF_INIT;
+        char err[200] = "";
+        assert_int_equal(marc_write(&r, &out, err, sizeof(err)), -1);
+        if (strstr(err, "246 $a contains") == NULL)
+            fail_msg("'%s'", err);
+        buf_free(&out);
+    }
+    marc_record_t r;
+    build_book(a, &r);
+    add(a, &r, "246", '1', ' ', 0x1f, "x", 0);
+    struct buf out = BUF_INIT;
+    char err[200] = "";
+    assert_int_equal(marc_write(&r, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "subfield code"));
+    buf_free(&out);
+    build_book(a, &r);
+    marc_add_control(a, &r, "005", "2024\x1f");
+    assert_int_equal(marc_write(&r, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "005 contains a control character"));
+    buf_free(&out);
+    build_book(a, &r);
+    add(a, &r, "246", 0x1f, ' ', 'a', "x", 0);
+    assert_int_equal(marc_write(&r, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "indicator"));
+    buf_free(&out);
+}
+
+/* A 245 with thousands of $n: the title is built in linear memory (was quadratic). */
+static void test_summary_many_subfields_linear(void **state)
+{
+    arena_t *a = *state;
+    marc_record_t r;
+    marc_init(&r, NULL);
+    marc_field_t *f = marc_add_field(a, &r, "245", '1', '0');
+    size_t n = 20000; /* built directly: marc_add_subfield copies the array */
+    f->subfields = arena_new(a, marc_subfield_t, n);
+    f->nsubfields = n;
+    for (size_t i = 0; i < n; i++) {
+        f->subfields[i].code = i == 0 ? 'a' : 'n';
+        f->subfields[i].value = "1";
+    }
+    marc_summary_t s;
+    marc_summarize(a, &r, &s);
+    assert_int_equal(strlen(s.title), 1 + 3 * (n - 1));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, arena_setup, arena_teardown)
 
 int main(void)
@@ -1297,6 +1491,12 @@ int main(void)
         T(test_apply_summary_keeps_name_subjects_once),
         T(test_apply_summary_one_main_entry),
         T(test_apply_summary_language_without_008),
+        T(test_parse_adjacent_delimiters),
+        T(test_parse_delimiter_as_indicator),
+        T(test_parse_refuses_control_characters),
+        T(test_parse_needs_record_terminator),
+        T(test_write_refuses_what_parse_refuses),
+        T(test_summary_many_subfields_linear),
     };
     return cmocka_run_group_tests_name("marc", tests, NULL, NULL);
 }

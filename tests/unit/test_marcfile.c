@@ -17,6 +17,9 @@
 
 #include <cmocka.h>
 
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
 #include "marcfile.h"
 
 #define FT "\x1e"
@@ -462,6 +465,40 @@ static void test_load_camel_batch_xml(void **state)
     assert_null(mf.xml_records);
 }
 
+/*
+ * Regression: the Library of Congress style declares the marc: prefix once,
+ * on <marc:collection>; each record was split out without that declaration,
+ * so the server found "no MARCXML <record> element" in every one. Each split
+ * record must be a document of its own, prefix declared.
+ */
+static void test_load_prefixed_xml(void **state)
+{
+    (void)state;
+    marcfile_t mf;
+    load_ok(&mf, "marcxml/camel-3-prefixed.xml");
+    assert_true(mf.xml);
+    assert_int_equal(mf.nrecords, 3);
+    assert_int_equal(mf.nproblems, 0);
+    for (size_t i = 0; i < mf.nrecords; i++) {
+        const marcfile_record_t *r = &mf.records[i];
+        assert_memory_equal(r->data, "<marc:record", 12);
+        assert_non_null(
+            strstr((const char *)r->data, "xmlns:marc=\"http://www.loc.gov/MARC21/slim\""));
+        /* Read alone, strictly: namespace errors are errors. */
+        xmlDoc *doc = xmlReadMemory((const char *)r->data, (int)r->len, "record.xml", "UTF-8",
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        assert_non_null(doc);
+        xmlNode *root = xmlDocGetRootElement(doc);
+        assert_string_equal((const char *)root->name, "record");
+        assert_non_null(root->ns);
+        assert_string_equal((const char *)root->ns->href, "http://www.loc.gov/MARC21/slim");
+        xmlFreeDoc(doc);
+    }
+    assert_non_null(strstr(mf.xml_records[0], "ActivePerl with ASP and ADO /"));
+    assert_non_null(strstr(mf.xml_records[2], "Perl :"));
+    marcfile_free(&mf);
+}
+
 static void test_load_iso_sample(void **state)
 {
     (void)state;
@@ -498,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_load_xml_error_is_one_line),
         cmocka_unit_test(test_load_missing_file),
         cmocka_unit_test(test_load_camel_batch_xml),
+        cmocka_unit_test(test_load_prefixed_xml),
         cmocka_unit_test(test_load_iso_sample),
     };
     return cmocka_run_group_tests_name("marcfile", tests, NULL, NULL);

@@ -1,82 +1,128 @@
 /*
- * Unit tests for the client's money and count formats (client/output.c) and
- * the request keys of a command (cli_next_request_key in client/cli.c).
+ * Unit tests for client/output.c: server text printed for people has its
+ * control characters escaped, in tables (aligned by what is printed), by
+ * out_safe, and through the terminal guard's stream, which must keep a
+ * character whole when a write cuts it in two.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "cli.h"
 #include "output.h"
+#include "text.h"
 
-static void test_money(void **state)
+/* Everything written to the FILE by fn, as a malloc'd string. */
+static char *captured(void (*fn)(FILE *))
 {
-    (void)state;
-    static const struct {
-        int64_t cents;
-        const char *text;
-    } cases[] = {
-        {0, "$0.00"},
-        {5, "$0.05"},
-        {-5, "-$0.05"},
-        {1250, "$12.50"},
-        {-500, "-$5.00"},
-        {INT64_MAX, "$92233720368547758.07"},
-        {INT64_MIN, "-$92233720368547758.08"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char out[40];
-        output_money(out, sizeof(out), cases[i].cents);
-        assert_string_equal(out, cases[i].text);
-    }
+    char *data = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&data, &len);
+    assert_non_null(f);
+    fn(f);
+    assert_int_equal(fclose(f), 0);
+    return data;
 }
 
-static void test_count(void **state)
+static void print_table(FILE *f)
 {
-    (void)state;
-    char out[32];
-    output_count(out, sizeof(out), 1, "day", "days");
-    assert_string_equal(out, "1 day");
-    output_count(out, sizeof(out), 21, "day", "days");
-    assert_string_equal(out, "21 days");
-    output_count(out, sizeof(out), 0, "hour", "hours");
-    assert_string_equal(out, "0 hours");
+    static const char *const headers[] = {"Name", "Note"};
+    table_t *t = table_new(2, headers);
+    const char *row1[] = {"Eve\x1b]0;owned\x07", "two\nlines"};
+    const char *row2[] = {"Bob", NULL};
+    table_add(t, row1);
+    table_add(t, row2);
+    table_print(t, f);
+    table_free(t);
 }
 
-/* --request-key K: K, then K plus 1, plus 2 in the last 12 digits, lower case, wrapping. */
-static void test_request_keys(void **state)
+static void test_table_cells_escaped_and_aligned(void **state)
 {
     (void)state;
-    cli_t cli;
-    memset(&cli, 0, sizeof(cli));
-    cli.request_key = "0D5E3C1A-1111-4222-8333-FFFFFFFFFFFE";
-    char key[37];
-    assert_int_equal(cli_next_request_key(&cli, key), EXIT_OK);
-    assert_string_equal(key, "0d5e3c1a-1111-4222-8333-fffffffffffe");
-    assert_int_equal(cli_next_request_key(&cli, key), EXIT_OK);
-    assert_string_equal(key, "0d5e3c1a-1111-4222-8333-ffffffffffff");
-    assert_int_equal(cli_next_request_key(&cli, key), EXIT_OK);
-    assert_string_equal(key, "0d5e3c1a-1111-4222-8333-000000000000");
-    /* Without one, a fresh key is made once and the rest follow from it. */
-    memset(&cli, 0, sizeof(cli));
-    char first[37], second[37];
-    assert_int_equal(cli_next_request_key(&cli, first), EXIT_OK);
-    assert_int_equal(cli_next_request_key(&cli, second), EXIT_OK);
-    assert_string_equal(cli.request_key, first);
-    assert_memory_equal(first, second, 24);
-    assert_string_not_equal(first, second);
+    char *out = captured(print_table);
+    assert_string_equal(out, "Name               Note\n"
+                             "-----------------  ----------\n"
+                             "Eve\\e]0;owned\\x07  two\\nlines\n"
+                             "Bob                \n");
+    free(out);
+}
+
+static void print_safe(FILE *f)
+{
+    out_safe(f, "Paid \x1b[31mred\x1b[0m\n\tthen \xc2\x9b"
+                "2J and caf\xe9");
+}
+
+static void test_out_safe_keeps_lines(void **state)
+{
+    (void)state;
+    char *out = captured(print_safe);
+    assert_string_equal(out, "Paid \\e[31mred\\e[0m\n\tthen \\u{009B}2J and caf\\xE9");
+    free(out);
+    char *line = out_safe_line("a\nb\x1b");
+    assert_string_equal(line, "a\\nb\\e");
+    free(line);
+}
+
+/* Read what the guard wrote into the pipe (after it was closed). */
+static char *drain(int fd)
+{
+    char *buf = calloc(1, 4096);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + n, 4095 - n)) > 0)
+        n += (size_t)r;
+    return buf;
+}
+
+static void test_guard_stream_escapes_and_keeps_characters_whole(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    FILE *f = output_guard_open(p[1], TEXT_ESCAPE_KEEP_LINES, _IONBF);
+    assert_non_null(f);
+    fputs("東京 \x1b[2J", f);
+    fputs("a\xe6", f); /* 東 cut in two by separate unbuffered writes */
+    fputs("\x9d\xb1 ok\r\n", f);
+    fputs("end \xe6", f); /* cut at the very end: escaped on close */
+    assert_int_equal(fclose(f), 0);
+    close(p[1]);
+    char *out = drain(p[0]);
+    close(p[0]);
+    assert_string_equal(out, "東京 \\e[2Ja東 ok\\r\nend \\xE6");
+    free(out);
+}
+
+static void test_guard_stream_may_keep_carriage_returns(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    FILE *f = output_guard_open(p[1], TEXT_ESCAPE_KEEP_LINES | TEXT_ESCAPE_KEEP_CR, _IOLBF);
+    assert_non_null(f);
+    fprintf(f, "\r[##  ] %d/%d\x07", 2, 4);
+    assert_int_equal(fclose(f), 0);
+    close(p[1]);
+    char *out = drain(p[0]);
+    close(p[0]);
+    assert_string_equal(out, "\r[##  ] 2/4\\x07");
+    free(out);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_money),
-        cmocka_unit_test(test_count),
-        cmocka_unit_test(test_request_keys),
+        cmocka_unit_test(test_table_cells_escaped_and_aligned),
+        cmocka_unit_test(test_out_safe_keeps_lines),
+        cmocka_unit_test(test_guard_stream_escapes_and_keeps_characters_whole),
+        cmocka_unit_test(test_guard_stream_may_keep_carriage_returns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -254,6 +254,95 @@ static void test_long_key_truncated_and_throttled(void **state)
     throttle_free(&t);
 }
 
+/* An attempt counted before its check is taken back when it was no guess. */
+static void test_counted_ahead_and_taken_back(void **state)
+{
+    (void)state;
+    throttle_t t;
+    assert_int_equal(throttle_init(&t, 8, 3, 60000), 0);
+    /* Three attempts at once: each counted as it arrives, so the fourth waits. */
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(throttle_wait_ms(&t, "user:ann", T0), 0);
+        assert_int_equal(throttle_fail(&t, "user:ann", T0), i);
+    }
+    assert_int_equal(throttle_wait_ms(&t, "user:ann", T0), 1000);
+    throttle_unfail(&t, "user:ann");
+    assert_int_equal(throttle_failures(&t, "user:ann", T0), 2);
+    assert_int_equal(throttle_wait_ms(&t, "user:ann", T0), 0);
+    throttle_unfail(&t, "user:ann");
+    throttle_unfail(&t, "user:ann");
+    throttle_unfail(&t, "user:ann"); /* never below zero */
+    assert_int_equal(throttle_failures(&t, "user:ann", T0), 0);
+    assert_int_equal(throttle_fail(&t, "user:ann", T0), 1);
+    throttle_unfail(&t, "user:nobody"); /* unknown key: harmless */
+    throttle_free(&t);
+}
+
+static void test_pending_bounded(void **state)
+{
+    (void)state;
+    throttle_t t;
+    assert_int_equal(throttle_init(&t, 8, 3, 60000), 0);
+    assert_true(throttle_pending_add(&t, "addr:a", 2));
+    assert_true(throttle_pending_add(&t, "addr:a", 2));
+    assert_false(throttle_pending_add(&t, "addr:a", 2));
+    assert_true(throttle_pending_add(&t, "addr:b", 2));
+    throttle_pending_done(&t, "addr:a");
+    assert_true(throttle_pending_add(&t, "addr:a", 2));
+    /* A success forgets failures but not what is still pending. */
+    assert_int_equal(throttle_fail(&t, "addr:a", T0), 1);
+    throttle_success(&t, "addr:a");
+    assert_false(throttle_pending_add(&t, "addr:a", 2));
+    throttle_pending_done(&t, "addr:a");
+    throttle_pending_done(&t, "addr:a");
+    throttle_pending_done(&t, "addr:a"); /* never below zero */
+    assert_true(throttle_pending_add(&t, "addr:a", 1));
+    throttle_free(&t);
+}
+
+/* Entries with logins pending are never evicted; with no room, nothing is let through. */
+static void test_pending_never_evicted(void **state)
+{
+    (void)state;
+    throttle_t t;
+    assert_int_equal(throttle_init(&t, 2, 3, 60000), 0);
+    assert_true(throttle_pending_add(&t, "a", 5));
+    assert_true(throttle_pending_add(&t, "b", 5));
+    assert_false(throttle_pending_add(&t, "c", 5));
+    assert_int_equal(throttle_fail(&t, "c", T0), 0);
+    assert_int_equal(throttle_refused(&t, "c", "u", "w", "p"), 0);
+    throttle_pending_done(&t, "b");
+    assert_true(throttle_pending_add(&t, "c", 5));
+    throttle_free(&t);
+}
+
+static void report_collect(const throttle_entry_t *e, void *arg)
+{
+    char *out = arg;
+    char line[512];
+    snprintf(line, sizeof(line), "%s=%d(%s,%s,%s);", e->key, e->refused, e->user, e->workstation,
+             e->peer);
+    strcat(out, line);
+}
+
+static void test_refused_reported_once(void **state)
+{
+    (void)state;
+    throttle_t t;
+    assert_int_equal(throttle_init(&t, 8, 3, 60000), 0);
+    assert_int_equal(throttle_refused(&t, "addr:x", "ann", "desk", "x:1"), 1);
+    for (int i = 2; i <= 1000; i++)
+        assert_int_equal(throttle_refused(&t, "addr:x", "bob", "desk-2", "x:2"), i);
+    char out[1024] = "";
+    throttle_report(&t, report_collect, out);
+    assert_string_equal(out, "addr:x=1000(bob,desk-2,x:2);");
+    out[0] = '\0';
+    throttle_report(&t, report_collect, out);
+    assert_string_equal(out, "");
+    assert_int_equal(throttle_refused(&t, "addr:x", "ann", "desk", "x:1"), 1);
+    throttle_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +359,10 @@ int main(void)
         cmocka_unit_test(test_churn),
         cmocka_unit_test(test_longest_key_that_fits),
         cmocka_unit_test(test_long_key_truncated_and_throttled),
+        cmocka_unit_test(test_counted_ahead_and_taken_back),
+        cmocka_unit_test(test_pending_bounded),
+        cmocka_unit_test(test_pending_never_evicted),
+        cmocka_unit_test(test_refused_reported_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,960 @@
+-- 008: a copy set aside for a hold stays consistent with its hold, and the
+-- times of loans and holds are the times the changes happened.
+--
+-- Every change of a copy's status passes through one trigger on item
+-- (item_hold_settle): whatever made the change (a mark, not-found, an item
+-- edit, an import, SQL by hand), a copy that stops travelling loses its open
+-- transit, a hold whose copy is no longer on its hold shelf or on its way
+-- goes back to waiting at its place in the queue (hold_release) and looks for
+-- another copy, and waiting holds whose target left the shelf ask for another.
+-- Checkout is the one change the trigger leaves alone: it settles the holds
+-- of the copy it lends itself (fills the borrower's, releases another's).
+--
+-- Checkin routes a copy on a hold shelf that turns up at another branch back
+-- to its pickup branch; a capture at a branch that was not the copy's
+-- destination closes the transit it was on. Checkout, checkin, fill, capture
+-- and placing a hold take their time after their row locks
+-- (clock_timestamp()), not at the start of their transaction, so a loan never
+-- begins before the previous loan of its copy ended, and a hold is never
+-- filled before it was placed.
+--
+-- hold_invariants() and circ_invariants() check all of this in both
+-- directions. At the end, this migration settles the rows the earlier
+-- functions left inconsistent.
+-- Lock order, unchanged: item, loan, patron_circ, bib, hold.
+
+-- ---------------------------------------------------------------- settling a hold
+
+-- A hold's "ready" notice, or its shelf expiry warning, not sent yet, is no
+-- longer true once its copy has left the hold shelf.
+CREATE FUNCTION hold_notices_withdraw(p_hold bigint) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM notice WHERE hold_id = p_hold AND status = 'pending'
+                         AND kind IN ('hold_ready', 'hold_expiring')
+$$;
+
+-- The copy set aside for hold p_hold is not where the hold says any more
+-- (marked lost, missing, damaged or withdrawn, edited, moved to another
+-- title, lent by override to another patron): the hold waits again at its
+-- place in the queue, a hold transit the copy is still on becomes an ordinary
+-- one (routed afresh where it arrives), the patron is not told it is ready,
+-- the pickup branch's desks hear of it (hold_released), and the hold looks for
+-- another copy. Does nothing when the hold no longer holds that copy.
+CREATE FUNCTION hold_release(p_hold bigint, p_item bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    h hold;
+    v_item item;
+BEGIN
+    SELECT * INTO h FROM hold WHERE id = p_hold;
+    PERFORM 1 FROM bib WHERE id = h.bib_id FOR UPDATE;
+    SELECT * INTO h FROM hold WHERE id = p_hold FOR UPDATE;
+    IF h.status NOT IN ('in_transit', 'ready') OR h.captured_item_id IS DISTINCT FROM p_item THEN
+        RETURN;
+    END IF;
+    SELECT * INTO v_item FROM item WHERE id = p_item;
+    UPDATE hold SET status = 'waiting', captured_item_id = NULL, captured_at = NULL,
+        shelf_expires_on = NULL
+    WHERE id = h.id;
+    UPDATE transit SET reason = 'home'
+    WHERE item_id = p_item AND reason = 'hold' AND received_at IS NULL AND cancelled_at IS NULL;
+    PERFORM hold_notices_withdraw(h.id);
+    PERFORM desk_event(h.pickup_branch_id, 'hold_released', p_item, h.bib_id,
+        format(CASE WHEN h.status = 'ready' THEN 'Off the hold shelf: %s for %s (%s); '
+                    ELSE 'No longer on its way to you: %s for %s (%s); ' END
+               || 'the hold waits for another copy',
+               (SELECT title FROM bib WHERE id = h.bib_id),
+               (SELECT patron_short_name(p) FROM patron p WHERE p.id = h.patron_id),
+               CASE WHEN v_item.bib_id <> h.bib_id THEN 'moved to another title'
+                    WHEN v_item.status = 'checked_out' THEN 'lent to another patron'
+                    ELSE 'now ' || replace(v_item.status::text, '_', ' ') END));
+    PERFORM hold_retarget(h.bib_id);
+END
+$$;
+
+-- After every insert of a copy and every change of its status or title.
+-- Replaces 007's item_hold_retarget, which only looked at copies becoming
+-- available.
+CREATE FUNCTION item_hold_settle() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_hold bigint;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        -- A copy that stops travelling is on no transit any more. (Receiving,
+        -- transit cancel and capture close theirs before they change the status;
+        -- this closes the ones a mark or an edit would leave open.)
+        IF OLD.status = 'in_transit' AND NEW.status <> 'in_transit' THEN
+            UPDATE transit SET cancelled_at = clock_timestamp()
+            WHERE item_id = NEW.id AND received_at IS NULL AND cancelled_at IS NULL;
+        END IF;
+        -- The hold this copy is set aside for, if the copy is no longer where
+        -- the hold says. Functions that move a copy for its hold change the
+        -- hold first, so they never come here.
+        IF NEW.status <> 'checked_out' THEN
+            SELECT h.id INTO v_hold FROM hold h
+            WHERE h.captured_item_id = NEW.id AND h.status IN ('in_transit', 'ready')
+              AND (h.bib_id <> NEW.bib_id
+                   OR NEW.status <> CASE h.status WHEN 'ready' THEN 'on_hold_shelf'::item_status
+                                                  ELSE 'in_transit'::item_status END);
+            IF v_hold IS NOT NULL THEN
+                PERFORM hold_release(v_hold, NEW.id);
+            END IF;
+        END IF;
+        -- A copy a pull list asks for left the shelf: its hold asks for another.
+        IF OLD.status = 'available' AND NEW.status <> 'available'
+           AND EXISTS (SELECT 1 FROM hold t WHERE t.target_item_id = NEW.id
+                                              AND t.status = 'waiting') THEN
+            PERFORM hold_retarget(OLD.bib_id);
+        END IF;
+    END IF;
+    -- A new copy, or one that became available outside a checkin (found,
+    -- edited, transit cancelled): waiting holds look at it at once.
+    IF NEW.status = 'available'
+       AND (TG_OP = 'INSERT' OR OLD.status <> 'available' OR OLD.bib_id <> NEW.bib_id)
+       AND EXISTS (SELECT 1 FROM hold WHERE bib_id = NEW.bib_id AND status = 'waiting') THEN
+        PERFORM hold_retarget(NEW.bib_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER item_hold_retarget ON item;
+DROP FUNCTION item_hold_retarget();
+CREATE TRIGGER item_hold_settle AFTER INSERT OR UPDATE OF status, bib_id ON item
+    FOR EACH ROW EXECUTE FUNCTION item_hold_settle();
+
+-- ---------------------------------------------------------------- moving a copy for its hold
+
+-- Send the copy set aside for hold h from p_branch, which is not its pickup
+-- branch, to the pickup branch. A copy already on a hold transit there
+-- travels on under it (scanned on the way); otherwise any other trip it was
+-- on ends here and a hold transit starts, and the pickup branch is told. The
+-- hold is in transit until the copy arrives (a copy taken off its hold shelf
+-- by mistake goes back, and is ready again when it arrives). Returns true
+-- when a new transit started.
+CREATE FUNCTION hold_send(h hold, p_item item, p_branch integer, p_staff bigint)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+    v_new boolean;
+BEGIN
+    v_new := NOT EXISTS (SELECT 1 FROM transit t
+                         WHERE t.item_id = p_item.id AND t.received_at IS NULL
+                           AND t.cancelled_at IS NULL AND t.reason = 'hold'
+                           AND t.to_branch_id = h.pickup_branch_id);
+    IF v_new THEN
+        UPDATE transit SET cancelled_at = v_now
+        WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+        INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_at, sent_by)
+        VALUES (p_item.id, p_branch, h.pickup_branch_id, 'hold', v_now, p_staff);
+    END IF;
+    IF h.status = 'ready' THEN
+        UPDATE hold SET status = 'in_transit', shelf_expires_on = NULL WHERE id = h.id;
+        PERFORM hold_notices_withdraw(h.id);
+    END IF;
+    -- The hold first, then the copy: item_hold_settle finds them agreeing.
+    UPDATE item SET status = 'in_transit', current_branch_id = p_branch,
+        version = version + 1, updated_at = v_now
+    WHERE id = p_item.id;
+    IF v_new THEN
+        PERFORM desk_event(h.pickup_branch_id, 'transit_sent', p_item.id, p_item.bib_id,
+                           format('In transit to you for a hold: %s (from %s)',
+                                  (SELECT title FROM bib WHERE id = p_item.bib_id),
+                                  (SELECT name FROM branch WHERE id = p_branch)));
+    END IF;
+    RETURN v_new;
+END
+$$;
+
+-- A copy arrived for hold h at its pickup branch: onto the hold shelf. As in
+-- 007, and: the trip it was on ends here even when it was headed elsewhere (a
+-- copy captured at a branch that was not its destination), so the branch it
+-- was going to no longer expects it.
+CREATE OR REPLACE FUNCTION hold_make_ready(h hold, p_item item, p_staff bigint) RETURNS date
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_until date := branch_open_days_after(h.pickup_branch_id, library_today(),
+                                           library_setting_text('hold_shelf_days')::integer);
+    v_title text := (SELECT title FROM bib WHERE id = h.bib_id);
+    v_now timestamptz := clock_timestamp();
+BEGIN
+    UPDATE transit SET received_at = v_now, received_by = p_staff
+    WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL
+      AND to_branch_id = h.pickup_branch_id;
+    UPDATE transit SET cancelled_at = v_now
+    WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+    UPDATE hold SET status = 'ready', shelf_expires_on = v_until WHERE id = h.id;
+    UPDATE item SET status = 'on_hold_shelf', current_branch_id = h.pickup_branch_id,
+        version = version + 1, updated_at = v_now
+    WHERE id = p_item.id;
+    PERFORM notice_queue(h.patron_id, 'hold_ready', h.id, NULL, v_until, v_title,
+                         h.pickup_branch_id);
+    PERFORM desk_event(h.pickup_branch_id, 'hold_captured', p_item.id, h.bib_id,
+                       format('Hold shelf: %s for %s, until %s', v_title,
+                              (SELECT patron_short_name(p) FROM patron p WHERE p.id = h.patron_id),
+                              v_until));
+    RETURN v_until;
+END
+$$;
+
+-- As in 007, with the capture's times taken after its locks; a capture for a
+-- hold picked up here ends the trip the copy was on (hold_make_ready).
+CREATE OR REPLACE FUNCTION hold_capture(p_item item, p_branch integer, p_staff bigint) RETURNS hold
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_first hold;
+    v_local hold;
+    v_choice hold;
+    v_max integer := library_setting_text('hold_max_skips')::integer;
+    v_now timestamptz;
+BEGIN
+    IF NOT item_can_fill_holds(p_item)
+       OR NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_item.bib_id AND status = 'waiting') THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM bib WHERE id = p_item.bib_id FOR UPDATE;
+    SELECT * INTO v_first FROM hold x
+    WHERE x.bib_id = p_item.bib_id AND hold_eligible(x) AND (x.item_id IS NULL OR x.item_id = p_item.id)
+    ORDER BY x.placed_at, x.id LIMIT 1 FOR UPDATE;
+    IF v_first.id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_choice := v_first;
+    IF library_setting_text('hold_policy') = 'local_first' AND v_first.pickup_branch_id <> p_branch
+    THEN
+        SELECT * INTO v_local FROM hold x
+        WHERE x.bib_id = p_item.bib_id AND hold_eligible(x)
+          AND (x.item_id IS NULL OR x.item_id = p_item.id) AND x.pickup_branch_id = p_branch
+        ORDER BY x.placed_at, x.id LIMIT 1 FOR UPDATE;
+        -- Served locally unless that would pass over a hold once too often.
+        IF v_local.id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM hold x
+               WHERE x.bib_id = p_item.bib_id AND hold_eligible(x)
+                 AND (x.item_id IS NULL OR x.item_id = p_item.id)
+                 AND (x.placed_at, x.id) < (v_local.placed_at, v_local.id)
+                 AND x.skipped >= v_max) THEN
+            UPDATE hold x SET skipped = skipped + 1
+            WHERE x.bib_id = p_item.bib_id AND hold_eligible(x)
+              AND (x.item_id IS NULL OR x.item_id = p_item.id)
+              AND (x.placed_at, x.id) < (v_local.placed_at, v_local.id);
+            v_choice := v_local;
+        END IF;
+    END IF;
+    -- Captured now, with the copy, the title and the hold locked.
+    v_now := clock_timestamp();
+    -- Nobody else asks for this copy now; the one who had it targeted asks again.
+    UPDATE hold SET target_item_id = NULL, targeted_at = NULL
+    WHERE target_item_id = p_item.id AND status = 'waiting';
+    UPDATE hold SET status = 'in_transit', captured_item_id = p_item.id, captured_at = v_now,
+        target_item_id = NULL, targeted_at = NULL
+    WHERE id = v_choice.id
+    RETURNING * INTO v_choice;
+    IF v_choice.pickup_branch_id = p_branch THEN
+        PERFORM hold_make_ready(v_choice, p_item, p_staff);
+        SELECT * INTO v_choice FROM hold WHERE id = v_choice.id;
+    ELSE
+        UPDATE transit SET cancelled_at = v_now
+        WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+        INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_at, sent_by)
+        VALUES (p_item.id, p_branch, v_choice.pickup_branch_id, 'hold', v_now, p_staff);
+        UPDATE item SET status = 'in_transit', current_branch_id = p_branch,
+            version = version + 1, updated_at = v_now
+        WHERE id = p_item.id;
+        PERFORM desk_event(v_choice.pickup_branch_id, 'transit_sent', p_item.id, p_item.bib_id,
+                           format('In transit to you for a hold: %s (from %s)',
+                                  (SELECT title FROM bib WHERE id = p_item.bib_id),
+                                  (SELECT name FROM branch WHERE id = p_branch)));
+    END IF;
+    PERFORM hold_retarget(p_item.bib_id);
+    RETURN v_choice;
+END
+$$;
+
+-- ---------------------------------------------------------------- circulation hooks
+
+-- As in 007, and: a copy set aside for a hold that turns up away from its
+-- pickup branch goes there (back to its hold shelf, if it was taken off it);
+-- "Already on the hold shelf" only at the pickup branch, for a copy that is
+-- on it.
+CREATE OR REPLACE FUNCTION circ_checkin_route(p_item item, p_branch integer, p_staff bigint,
+                                              OUT route text, OUT destination integer,
+                                              OUT hold_id bigint, OUT message text,
+                                              OUT slip text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    h hold;
+    v record;
+    v_float boolean;
+BEGIN
+    SELECT * INTO h FROM hold WHERE captured_item_id = p_item.id
+                                AND status IN ('in_transit', 'ready') FOR UPDATE;
+    IF h.id IS NULL THEN
+        h := hold_capture(p_item, p_branch, p_staff);
+        IF h.id IS NOT NULL THEN
+            hold_id := h.id;
+            destination := h.pickup_branch_id;
+            slip := hold_slip(h, p_branch);
+            IF h.status = 'ready' THEN
+                route := 'hold_shelf';
+                message := format('HOLD SHELF for %s', (SELECT patron_short_name(p) FROM patron p
+                                                         WHERE p.id = h.patron_id));
+            ELSE
+                route := 'transit';
+                message := format('ROUTE TO %s for a hold', (SELECT name FROM branch
+                                                              WHERE id = h.pickup_branch_id));
+            END IF;
+            RETURN;
+        END IF;
+    ELSE
+        -- Already set aside for a hold: scanned again, arriving, or astray.
+        hold_id := h.id;
+        destination := h.pickup_branch_id;
+        IF h.pickup_branch_id = p_branch AND h.status = 'ready'
+           AND p_item.status = 'on_hold_shelf' THEN
+            route := 'hold_shelf';
+            message := format('Already on the hold shelf for %s',
+                              (SELECT patron_short_name(p) FROM patron p WHERE p.id = h.patron_id));
+            RETURN;
+        ELSIF h.pickup_branch_id = p_branch THEN
+            PERFORM hold_make_ready(h, p_item, p_staff);
+            SELECT * INTO h FROM hold WHERE id = h.id;
+            route := 'hold_shelf';
+            slip := hold_slip(h, p_branch);
+            message := format('Arrived: HOLD SHELF for %s',
+                              (SELECT patron_short_name(p) FROM patron p WHERE p.id = h.patron_id));
+            RETURN;
+        END IF;
+        -- Away from its pickup branch: on its way there, it travels on under the
+        -- same transit; off its hold shelf, it goes back, with a hold slip.
+        IF hold_send(h, p_item, p_branch, p_staff) THEN
+            SELECT * INTO h FROM hold WHERE id = h.id;
+            slip := hold_slip(h, p_branch);
+        END IF;
+        route := 'transit';
+        message := format('ROUTE TO %s for a hold', (SELECT name FROM branch
+                                                      WHERE id = h.pickup_branch_id));
+        RETURN;
+    END IF;
+    -- Floating copies stay where they are returned.
+    v_float := (SELECT t.floating FROM item_type t WHERE t.code = p_item.item_type)
+               OR EXISTS (SELECT 1 FROM floating_location f WHERE f.location = p_item.location);
+    IF v_float AND NOT EXISTS (SELECT 1 FROM transit t WHERE t.item_id = p_item.id
+                                  AND t.received_at IS NULL AND t.cancelled_at IS NULL) THEN
+        UPDATE item SET status = 'available', current_branch_id = p_branch,
+            version = version + 1, updated_at = clock_timestamp()
+        WHERE id = p_item.id;
+        route := 'shelf';
+        destination := p_branch;
+        message := 'Return to shelf (floating collection)';
+        PERFORM hold_retarget(p_item.bib_id);
+        RETURN;
+    END IF;
+    SELECT * INTO v FROM circ_route(p_item, p_branch, p_staff);
+    route := v.route;
+    destination := v.destination;
+    IF v.route = 'shelf' THEN
+        PERFORM hold_retarget(p_item.bib_id);
+    END IF;
+END
+$$;
+
+-- As in 007, with the fill's time taken after its locks; a hold whose copy
+-- is lent to another patron by override is released (hold_release).
+CREATE OR REPLACE FUNCTION circ_hold_after_checkout(p_item item, p_patron patron, p_loan loan,
+                                                    p_override boolean) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    h hold;
+    v_now timestamptz;
+    v_other bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_item.bib_id
+                                        AND status IN ('waiting', 'in_transit', 'ready')) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM 1 FROM bib WHERE id = p_item.bib_id FOR UPDATE;
+    -- The patron's own hold on this title (set aside for them, or still waiting) is filled.
+    SELECT * INTO h FROM hold
+    WHERE patron_id = p_patron.id AND bib_id = p_item.bib_id
+      AND status IN ('waiting', 'in_transit', 'ready')
+      AND (item_id IS NULL OR item_id = p_item.id)
+    FOR UPDATE;
+    -- Filled now, with the title and the hold locked: a hold placed while this
+    -- checkout waited for them is never filled before it was placed.
+    v_now := clock_timestamp();
+    IF h.id IS NOT NULL THEN
+        UPDATE hold SET status = 'filled', filled_at = v_now, filled_loan_id = p_loan.id,
+            closed_at = v_now, target_item_id = NULL,
+            captured_item_id = coalesce(captured_item_id, p_item.id)
+        WHERE id = h.id;
+        -- Another copy set aside for the same hold would stay stranded: release it.
+        -- On the hold shelf it goes on the clearing list; on its way, it travels
+        -- on as an ordinary transit and is routed again where it arrives.
+        IF h.captured_item_id IS NOT NULL AND h.captured_item_id <> p_item.id THEN
+            UPDATE hold SET captured_item_id = p_item.id WHERE id = h.id;
+            UPDATE transit SET reason = 'home'
+            WHERE item_id = h.captured_item_id AND reason = 'hold'
+              AND received_at IS NULL AND cancelled_at IS NULL;
+        END IF;
+    END IF;
+    -- A copy taken (by override) from someone else's hold: that hold waits
+    -- again, and its pickup branch hears of it (hold_release).
+    SELECT x.id INTO v_other FROM hold x
+    WHERE x.captured_item_id = p_item.id AND x.status IN ('in_transit', 'ready')
+      AND x.patron_id <> p_patron.id;
+    IF v_other IS NOT NULL THEN
+        PERFORM hold_release(v_other, p_item.id);
+    END IF;
+    PERFORM hold_retarget(p_item.bib_id);
+    RETURN h.id;
+END
+$$;
+
+-- ---------------------------------------------------------------- times after locks
+
+-- As in 007, with the time of placing taken after its locks.
+CREATE OR REPLACE FUNCTION hold_place(p_key uuid, p_staff bigint, p_branch integer, p_card text,
+                           p_bib bigint, p_item_barcode text, p_pickup text,
+                           p_not_after date, p_suspend date)
+RETURNS SETOF hold_row
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    v_patron patron;
+    v_item item;
+    v_bib bigint := p_bib;
+    v_pickup integer;
+    v_max integer;
+    v_active integer;
+    v_hold hold;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'hold_place');
+    IF v_prev IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM hold_out(ARRAY[(v_prev ->> 'id')::bigint]);
+        RETURN;
+    END IF;
+    SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
+            MESSAGE = format('No patron has card %s.', p_card);
+    END IF;
+    IF p_item_barcode IS NOT NULL THEN
+        SELECT * INTO v_item FROM item WHERE barcode = p_item_barcode;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+                MESSAGE = format('No item has barcode %s.', p_item_barcode);
+        END IF;
+        v_bib := v_item.bib_id;
+    ELSIF NOT EXISTS (SELECT 1 FROM bib WHERE id = v_bib) THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'bib',
+            MESSAGE = format('There is no title %s.', coalesce(v_bib::text, '(none)'));
+    END IF;
+    v_pickup := coalesce((SELECT id FROM branch WHERE code = p_pickup), p_branch);
+    IF p_pickup IS NOT NULL AND NOT EXISTS (SELECT 1 FROM branch WHERE code = p_pickup) THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:pickup_branch',
+            MESSAGE = format('There is no branch with code %s.', p_pickup);
+    END IF;
+    IF p_not_after IS NOT NULL AND p_not_after < library_today() THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:not_needed_after',
+            MESSAGE = 'The "not needed after" date has already passed.';
+    END IF;
+    IF p_suspend IS NOT NULL AND p_suspend <= library_today() THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:suspended_until',
+            MESSAGE = 'Suspend until a date after today.';
+    END IF;
+    IF v_patron.expires_on < library_today() THEN
+        PERFORM circ_refuse('patron_expired',
+                            format('The card expired on %s.', v_patron.expires_on), false);
+    END IF;
+    IF EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = v_patron.id
+                                              AND b.lifted_at IS NULL) THEN
+        PERFORM circ_refuse('patron_blocked', 'The patron is blocked.', false);
+    END IF;
+    -- One patron's holds: counted under the patron's lock (as loans are).
+    PERFORM patron_circ_lock(v_patron.id);
+    SELECT max_holds INTO v_max FROM patron_category WHERE code = v_patron.category;
+    SELECT count(*) INTO v_active FROM hold WHERE patron_id = v_patron.id
+                                              AND status IN ('waiting', 'in_transit', 'ready');
+    IF v_active >= v_max THEN
+        PERFORM circ_refuse('hold_limit', format('The patron has %s holds, the limit.', v_active),
+                            false);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM item i WHERE i.bib_id = v_bib AND item_can_fill_holds(i)
+                                          AND i.status NOT IN ('withdrawn', 'lost')
+                                          AND (v_item.id IS NULL OR i.id = v_item.id)) THEN
+        IF v_item.id IS NOT NULL THEN
+            PERFORM circ_refuse('no_holdable_copies',
+                                format('%s cannot fill a hold (%s).', v_item.barcode,
+                                       replace(v_item.status::text, '_', ' ')), false);
+        END IF;
+        PERFORM circ_refuse('no_holdable_copies',
+                            'No copy of this title can fill a hold.', false);
+    END IF;
+    IF EXISTS (SELECT 1 FROM hold WHERE patron_id = v_patron.id AND bib_id = v_bib
+                                    AND status IN ('waiting', 'in_transit', 'ready')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'duplicate_hold',
+            MESSAGE = 'The patron already has a hold on this title.';
+    END IF;
+    PERFORM 1 FROM bib WHERE id = v_bib FOR UPDATE;
+    -- Placed now, once the title's queue is locked, not when this transaction
+    -- began: with the start time, a hold that waited for the lock would join
+    -- the queue ahead of holds already served.
+    INSERT INTO hold (patron_id, bib_id, item_id, pickup_branch_id, placed_at, placed_by,
+                      not_needed_after, suspended_until)
+    VALUES (v_patron.id, v_bib, v_item.id, v_pickup, clock_timestamp(), p_staff, p_not_after,
+            p_suspend)
+    RETURNING * INTO v_hold;
+    PERFORM hold_retarget(v_bib);
+    -- Branches with a copy on their shelves hear of it (a pull may follow).
+    PERFORM desk_event(br, 'hold_placed', NULL, v_bib,
+                       format('Hold placed on %s (pickup %s); you have it on the shelf',
+                              (SELECT title FROM bib WHERE id = v_bib),
+                              (SELECT name FROM branch WHERE id = v_pickup)))
+    FROM (SELECT DISTINCT i.current_branch_id AS br FROM item i
+          WHERE i.bib_id = v_bib AND i.status = 'available'
+            AND (v_item.id IS NULL OR i.id = v_item.id)) shelves;
+    PERFORM request_store(p_key, jsonb_build_object('id', v_hold.id));
+    RETURN QUERY SELECT * FROM hold_out(ARRAY[v_hold.id]);
+END
+$$;
+
+-- As in 006, with the loan's times taken after the locks on the copy, its
+-- loan and the patron.
+CREATE OR REPLACE FUNCTION circ_checkout(p_key uuid, p_staff bigint, p_workstation bigint,
+                              p_branch integer, p_card text, p_barcode text,
+                              p_override boolean, p_override_reason text,
+                              p_may_override boolean)
+RETURNS SETOF checkout_result
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    v_patron patron;
+    v_pc patron_circ;
+    v_item item;
+    v_open loan;
+    v_rule circ_policy;
+    v_type_out integer;
+    v_reasons text[] := '{}';
+    v_messages text[] := '{}';
+    v_loan loan;
+    v_title text;
+    v_branch_name text;
+    v_held record;
+    v_cap integer;
+    v_now timestamptz;
+    r checkout_result;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'checkout');
+    IF v_prev IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkout_result, v_prev);
+        RETURN;
+    END IF;
+
+    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+            MESSAGE = format('No item has barcode %s.', p_barcode);
+    END IF;
+    SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
+            MESSAGE = format('No patron has card %s.', p_card);
+    END IF;
+    SELECT * INTO v_open FROM loan WHERE item_id = v_item.id AND returned_at IS NULL FOR UPDATE;
+    IF FOUND AND v_open.patron_id = v_patron.id THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'already_checked_out',
+            MESSAGE = format('%s is already checked out to this patron, due %s; renew it instead.',
+                             p_barcode, circ_local_text(v_open.due_at));
+    END IF;
+    v_pc := patron_circ_lock(v_patron.id);
+    -- The loan begins now, with the copy and the patron locked, not when this
+    -- transaction began: a checkin that committed while we waited for the copy
+    -- ended the previous loan later than that, and loans must not overlap.
+    v_now := clock_timestamp();
+    v_rule := circ_rule(v_patron.category, v_item.item_type, p_branch);
+
+    -- Refusals, patron first; all of these may be overridden.
+    IF v_patron.expires_on < library_today() THEN
+        v_reasons := v_reasons || 'patron_expired'::text;
+        v_messages := v_messages || format('The card expired on %s.', v_patron.expires_on);
+    END IF;
+    IF EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = v_patron.id
+                                               AND b.lifted_at IS NULL) THEN
+        v_reasons := v_reasons || 'patron_blocked'::text;
+        v_messages := v_messages || 'The patron is blocked: see the record for the reason.'::text;
+    END IF;
+    IF v_pc.balance_cents >= library_setting_text('block_threshold_cents')::bigint THEN
+        v_reasons := v_reasons || 'patron_owes'::text;
+        v_messages := v_messages || format('The patron owes $%s.',
+                                           to_char(v_pc.balance_cents / 100.0, 'FM999990.00'));
+    END IF;
+    -- The overall cap comes from the rule that ignores item type: a DVD rule
+    -- that says nothing about totals must not lift the patron's limit.
+    v_cap := (circ_rule(v_patron.category, NULL, p_branch)).max_loans;
+    IF v_cap IS NOT NULL AND v_pc.loans_out >= v_cap THEN
+        v_reasons := v_reasons || 'loan_limit'::text;
+        v_messages := v_messages || format('The patron has %s items out, the limit.',
+                                           v_pc.loans_out);
+    END IF;
+    IF v_rule.max_loans_of_type IS NOT NULL THEN
+        SELECT loans_out INTO v_type_out FROM patron_type_loans
+        WHERE patron_id = v_patron.id AND item_type = v_item.item_type;
+        IF coalesce(v_type_out, 0) >= v_rule.max_loans_of_type THEN
+            v_reasons := v_reasons || 'item_type_limit'::text;
+            v_messages := v_messages || format('The patron has %s items of type %s out, the limit.',
+                                               coalesce(v_type_out, 0), v_item.item_type);
+        END IF;
+    END IF;
+    IF NOT v_rule.circulates OR NOT (SELECT t.circulates FROM item_type t
+                                     WHERE t.code = v_item.item_type) THEN
+        v_reasons := v_reasons || 'item_not_circulating'::text;
+        v_messages := v_messages || format('Items of type %s do not circulate.', v_item.item_type);
+    END IF;
+    SELECT * INTO v_held FROM circ_hold_check(v_item, v_patron);
+    IF v_open.id IS NOT NULL THEN
+        v_reasons := v_reasons || 'item_on_loan'::text;
+        v_messages := v_messages || format('%s is checked out to another patron.', p_barcode);
+    ELSIF v_held.reason IS NOT NULL THEN
+        v_reasons := v_reasons || v_held.reason;
+        v_messages := v_messages || v_held.message;
+    ELSIF v_item.status = 'on_hold_shelf' THEN
+        NULL; -- its hold is no more (expired, cancelled): it may go out
+    ELSIF v_item.status = 'in_transit' THEN
+        v_reasons := v_reasons || 'item_in_transit'::text;
+        v_messages := v_messages || format('%s is in transit.', p_barcode);
+    ELSIF v_item.status NOT IN ('available', 'checked_out') THEN
+        v_reasons := v_reasons || 'item_status'::text;
+        v_messages := v_messages || format('%s is marked %s.', p_barcode,
+                                           replace(v_item.status::text, '_', ' '));
+    END IF;
+
+    IF cardinality(v_reasons) > 0 THEN
+        IF NOT coalesce(p_override, false) THEN
+            PERFORM circ_refuse(v_reasons[1],
+                v_messages[1] || CASE WHEN cardinality(v_reasons) > 1
+                                      THEN format(' (and %s more)', cardinality(v_reasons) - 1)
+                                      ELSE '' END, true);
+        END IF;
+        IF NOT p_may_override THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'override',
+                MESSAGE = 'Only librarians and above may override a refusal.';
+        END IF;
+        IF coalesce(btrim(p_override_reason), '') = '' THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:override_reason',
+                MESSAGE = 'An override needs a reason.';
+        END IF;
+        IF v_open.id IS NOT NULL THEN
+            -- Overriding "on loan to another patron": that loan ends here first.
+            PERFORM circ_end_loan(v_open, v_now, p_branch, 'returned_by_override');
+            INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category,
+                                    staff_id)
+            VALUES ('checkin', p_branch, v_item.id, v_item.item_type, v_open.patron_category,
+                    p_staff);
+        END IF;
+    END IF;
+
+    INSERT INTO loan (item_id, patron_id, patron_category, item_type, checkout_at,
+                      checkout_branch_id, checkout_staff_id, due_at, override_reason)
+    VALUES (v_item.id, v_patron.id, v_patron.category, v_item.item_type, v_now, p_branch,
+            p_staff, circ_due(p_branch, v_now, v_rule),
+            CASE WHEN cardinality(v_reasons) > 0 THEN p_override_reason END)
+    RETURNING * INTO v_loan;
+    UPDATE item SET status = 'checked_out', current_branch_id = p_branch,
+        last_circulated = v_now, circ_count = circ_count + 1, version = version + 1,
+        updated_at = v_now
+    WHERE id = v_item.id;
+    UPDATE transit SET cancelled_at = v_now
+    WHERE item_id = v_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+    UPDATE patron_circ SET loans_out = loans_out + 1 WHERE patron_id = v_patron.id
+    RETURNING * INTO v_pc;
+    INSERT INTO patron_type_loans (patron_id, item_type, loans_out)
+    VALUES (v_patron.id, v_item.item_type, 1)
+    ON CONFLICT (patron_id, item_type)
+        DO UPDATE SET loans_out = patron_type_loans.loans_out + 1;
+    INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id)
+    VALUES ('checkout', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff);
+    IF cardinality(v_reasons) > 0 THEN
+        INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id)
+        VALUES ('override', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff);
+    END IF;
+
+    r.filled_hold_id := circ_hold_after_checkout(v_item, v_patron, v_loan,
+                                                 cardinality(v_reasons) > 0);
+    SELECT b.title INTO v_title FROM bib b WHERE b.id = v_item.bib_id;
+    SELECT b.name INTO v_branch_name FROM branch b WHERE b.id = p_branch;
+    r.loan_id := v_loan.id;
+    r.barcode := v_item.barcode;
+    r.title := v_title;
+    r.due_at := v_loan.due_at;
+    r.due_date := library_local_date(v_loan.due_at);
+    r.patron_name := patron_short_name(v_patron);
+    r.overridden := v_reasons;
+    r.loans_out := v_pc.loans_out;
+    r.slip := format(E'%s — %s\n%s\n\n%s (card ending %s)\n\n%s\n  %s\n  Due: %s\n',
+                     library_setting_text('library_name'), v_branch_name,
+                     circ_local_text(v_now), r.patron_name, right(v_patron.card, 4),
+                     left(v_title, 60), v_item.barcode, circ_local_text(v_loan.due_at));
+    PERFORM request_store(p_key, to_jsonb(r));
+    RETURN NEXT r;
+END
+$$;
+
+-- As in 006, with the return time (when not given) taken after the locks on
+-- the copy and its loan.
+CREATE OR REPLACE FUNCTION circ_checkin(p_key uuid, p_staff bigint, p_workstation bigint,
+                             p_branch integer, p_barcode text, p_returned_at timestamptz)
+RETURNS SETOF checkin_result
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_prev jsonb;
+    v_item item;
+    v_loan loan;
+    v_patron patron;
+    v_rule circ_policy;
+    v_when timestamptz := coalesce(p_returned_at, now());
+    v_late integer;
+    v_route record;
+    v_refund bigint := 0;
+    r checkin_result;
+BEGIN
+    v_prev := request_claim(p_key, p_staff, 'checkin');
+    IF v_prev IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkin_result, v_prev);
+        RETURN;
+    END IF;
+    IF v_when > now() + interval '1 minute' THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:returned_at',
+            MESSAGE = 'A return cannot be dated in the future.';
+    END IF;
+    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+            MESSAGE = format('No item has barcode %s.', p_barcode);
+    END IF;
+    SELECT b.title INTO r.title FROM bib b WHERE b.id = v_item.bib_id;
+    r.barcode := v_item.barcode;
+    r.previous_status := v_item.status::text;
+    r.fine_cents := 0;
+    SELECT * INTO v_loan FROM loan WHERE item_id = v_item.id AND returned_at IS NULL FOR UPDATE;
+    r.was_on_loan := FOUND;
+    -- Returned now, with the copy and its loan locked, not when this transaction
+    -- began (it may have waited for another desk's change of the copy).
+    v_when := coalesce(p_returned_at, clock_timestamp());
+    IF r.was_on_loan THEN
+        -- A return is never before its checkout.
+        IF p_returned_at IS NULL THEN
+            v_when := greatest(v_when, v_loan.checkout_at);
+        END IF;
+        IF v_when < v_loan.checkout_at THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:returned_at',
+                MESSAGE = format('The item was checked out on %s, after that return date.',
+                                 circ_local_text(v_loan.checkout_at));
+        END IF;
+        SELECT * INTO v_patron FROM patron WHERE id = v_loan.patron_id;
+        r.patron_name := patron_short_name(v_patron);
+        v_rule := circ_rule(v_loan.patron_category, v_loan.item_type, v_loan.checkout_branch_id);
+        -- Fines, by the library's days, after the grace period, up to the maximum.
+        v_late := library_local_date(v_when) - library_local_date(v_loan.due_at)
+                  - v_rule.grace_days;
+        IF v_late > 0 AND v_rule.fine_cents_per_day > 0 THEN
+            r.fine_cents := v_late::bigint * v_rule.fine_cents_per_day;
+            IF v_rule.fine_max_cents > 0 THEN
+                r.fine_cents := least(r.fine_cents, v_rule.fine_max_cents);
+            END IF;
+            PERFORM circ_ledger_add(v_loan.patron_id, 'fine', r.fine_cents, v_item.id,
+                                    v_loan.id, p_staff,
+                                    format('%s days late', v_late + v_rule.grace_days));
+        END IF;
+        PERFORM circ_end_loan(v_loan, v_when, p_branch, 'returned');
+        INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id)
+        VALUES ('checkin', p_branch, v_item.id, v_item.item_type, v_loan.patron_category,
+                p_staff);
+    ELSIF v_item.status IN ('checked_out', 'lost', 'missing', 'claimed_returned') THEN
+        INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id)
+        VALUES ('status_fixed', p_branch, v_item.id, v_item.item_type, p_staff);
+        IF v_item.status = 'lost' THEN
+            v_refund := circ_refund_lost(v_item, p_staff);
+        END IF;
+    ELSIF v_item.status IN ('withdrawn', 'damaged', 'in_processing') THEN
+        -- Statuses staff set on purpose are not undone by a scan at the desk.
+        r.route := 'keep';
+        r.message := format('Marked %s: not returned to circulation; set aside for staff.',
+                            replace(v_item.status::text, '_', ' '));
+        PERFORM request_store(p_key, to_jsonb(r));
+        RETURN NEXT r;
+        RETURN;
+    END IF;
+
+    SELECT * INTO v_route FROM circ_checkin_route(v_item, p_branch, p_staff);
+    r.route := v_route.route;
+    r.hold_id := v_route.hold_id;
+    SELECT b.code, b.name INTO r.destination_code, r.destination_name
+    FROM branch b WHERE b.id = v_route.destination;
+    r.message := CASE
+        WHEN NOT r.was_on_loan AND r.previous_status IN ('checked_out', 'lost', 'missing',
+                                                         'claimed_returned')
+            THEN format('Was not on loan; status corrected from %s%s. ',
+                        replace(r.previous_status, '_', ' '),
+                        CASE WHEN v_refund > 0
+                             THEN format(' (lost charge of $%s refunded)',
+                                         to_char(v_refund / 100.0, 'FM999990.00'))
+                             ELSE '' END)
+        WHEN NOT r.was_on_loan AND r.previous_status NOT IN ('in_transit')
+            THEN 'Was not checked out. '
+        ELSE '' END
+        || coalesce(v_route.message,
+                    CASE WHEN r.route = 'transit' THEN 'ROUTE TO ' || r.destination_name
+                         ELSE 'Return to shelf' END)
+        || CASE WHEN r.fine_cents > 0
+                THEN format(' (fine $%s)', to_char(r.fine_cents / 100.0, 'FM999990.00'))
+                ELSE '' END;
+    r.slip := v_route.slip;
+    IF r.slip IS NULL AND r.route = 'transit' THEN
+        r.slip := format(E'TRANSIT\n\nTo: %s (%s)\nFrom: %s\n%s\n\n%s\n  %s\n',
+                         r.destination_name, r.destination_code,
+                         (SELECT b.name FROM branch b WHERE b.id = p_branch),
+                         circ_local_text(clock_timestamp()), left(r.title, 60), r.barcode);
+    END IF;
+    PERFORM request_store(p_key, to_jsonb(r));
+    RETURN NEXT r;
+END
+$$;
+
+-- ---------------------------------------------------------------- checks
+
+-- 007's checks, and the other direction: a live hold's copy is in the state
+-- the hold says (on the hold shelf of its pickup branch, or on a transit), a
+-- copy on a hold shelf is on no transit, and a hold is filled after it was
+-- placed.
+CREATE OR REPLACE FUNCTION hold_invariants() RETURNS TABLE (problem text, detail text)
+LANGUAGE sql STABLE AS $$
+    SELECT 'captured copy not set aside', i.barcode || ' is ' || i.status
+    FROM hold h JOIN item i ON i.id = h.captured_item_id
+    WHERE (h.status = 'ready' AND i.status <> 'on_hold_shelf')
+       OR (h.status = 'in_transit' AND i.status <> 'in_transit')
+    UNION ALL
+    SELECT 'captured copy of another title', i.barcode || ' for hold ' || h.id
+    FROM hold h JOIN item i ON i.id = h.captured_item_id
+    WHERE h.status IN ('ready', 'in_transit') AND i.bib_id <> h.bib_id
+    UNION ALL
+    SELECT 'ready copy away from its pickup branch', i.barcode || ' is at ' || b.code
+    FROM hold h JOIN item i ON i.id = h.captured_item_id
+    JOIN branch b ON b.id = i.current_branch_id
+    WHERE h.status = 'ready' AND i.current_branch_id <> h.pickup_branch_id
+    UNION ALL
+    SELECT 'copy on the hold shelf still in transit', i.barcode || ' to ' || b.code
+    FROM hold h JOIN item i ON i.id = h.captured_item_id
+    JOIN transit t ON t.item_id = i.id AND t.received_at IS NULL AND t.cancelled_at IS NULL
+    JOIN branch b ON b.id = t.to_branch_id
+    WHERE h.status = 'ready'
+    UNION ALL
+    SELECT 'hold in transit without a transit', i.barcode || ' for hold ' || h.id
+    FROM hold h JOIN item i ON i.id = h.captured_item_id
+    WHERE h.status = 'in_transit'
+      AND NOT EXISTS (SELECT 1 FROM transit t WHERE t.item_id = i.id AND t.received_at IS NULL
+                                                AND t.cancelled_at IS NULL)
+    UNION ALL
+    SELECT 'hold transit without a hold', i.barcode FROM transit t JOIN item i ON i.id = t.item_id
+    WHERE t.reason = 'hold' AND t.received_at IS NULL AND t.cancelled_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.captured_item_id = t.item_id
+                                             AND h.status = 'in_transit')
+      -- the hold ended while the copy travelled (cancelled or ran out): it
+      -- goes on and is routed again where it arrives
+      AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.captured_item_id = t.item_id
+                                             AND h.status IN ('cancelled', 'expired')
+                                             AND h.closed_at >= t.sent_at)
+      AND i.status = 'in_transit'
+    UNION ALL
+    SELECT 'transit ends at the wrong branch', i.barcode FROM hold h
+    JOIN transit t ON t.item_id = h.captured_item_id AND t.received_at IS NULL
+                  AND t.cancelled_at IS NULL
+    JOIN item i ON i.id = h.captured_item_id
+    WHERE h.status = 'in_transit' AND t.to_branch_id <> h.pickup_branch_id
+    UNION ALL
+    SELECT 'filled hold without its loan', h.id::text FROM hold h
+    WHERE h.status = 'filled' AND NOT EXISTS (SELECT 1 FROM loan l WHERE l.id = h.filled_loan_id)
+    UNION ALL
+    SELECT 'filled before it was placed',
+           'hold ' || h.id || ' filled ' || (h.placed_at - h.filled_at) || ' before it was placed'
+    FROM hold h WHERE h.filled_at < h.placed_at
+$$;
+
+-- 006's checks, and: an open transit belongs to a copy in transit (not one
+-- on a hold shelf, lent or on a shelf), and the loans of one copy never
+-- overlap in time.
+CREATE OR REPLACE FUNCTION circ_invariants() RETURNS TABLE (problem text, detail text)
+LANGUAGE sql STABLE AS $$
+    SELECT 'checked out without a loan', i.barcode FROM item i
+    WHERE i.status = 'checked_out'
+      AND NOT EXISTS (SELECT 1 FROM loan l WHERE l.item_id = i.id AND l.returned_at IS NULL)
+    UNION ALL
+    SELECT 'open loan on an item not checked out', i.barcode || ' is ' || i.status
+    FROM loan l JOIN item i ON i.id = l.item_id
+    WHERE l.returned_at IS NULL AND i.status <> 'checked_out'
+    UNION ALL
+    SELECT 'loan counter differs', pc.patron_id || ': ' || pc.loans_out || ' vs ' ||
+           (SELECT count(*) FROM loan l WHERE l.patron_id = pc.patron_id AND l.returned_at IS NULL)
+    FROM patron_circ pc
+    WHERE pc.loans_out <> (SELECT count(*) FROM loan l
+                           WHERE l.patron_id = pc.patron_id AND l.returned_at IS NULL)
+    UNION ALL
+    SELECT 'type counter differs', t.patron_id || '/' || t.item_type
+    FROM patron_type_loans t
+    WHERE t.loans_out <> (SELECT count(*) FROM loan l WHERE l.patron_id = t.patron_id
+                          AND l.item_type = t.item_type AND l.returned_at IS NULL)
+    UNION ALL
+    SELECT 'balance differs', pc.patron_id::text FROM patron_circ pc
+    WHERE pc.balance_cents <> coalesce((SELECT sum(amount_cents) FROM patron_ledger x
+                                        WHERE x.patron_id = pc.patron_id), 0)
+    UNION ALL
+    SELECT 'checkouts and loans differ',
+           (SELECT count(*) FROM circ_event WHERE action = 'checkout') || ' events, ' ||
+           (SELECT count(*) FROM loan) || ' loans'
+    WHERE (SELECT count(*) FROM circ_event WHERE action = 'checkout')
+          <> (SELECT count(*) FROM loan)
+    UNION ALL
+    SELECT 'in transit without a transit', i.barcode FROM item i
+    WHERE i.status = 'in_transit'
+      AND NOT EXISTS (SELECT 1 FROM transit t WHERE t.item_id = i.id AND t.received_at IS NULL
+                                                AND t.cancelled_at IS NULL)
+    UNION ALL
+    SELECT 'open transit for an item not in transit', i.barcode || ' is ' || i.status
+    FROM transit t JOIN item i ON i.id = t.item_id
+    WHERE t.received_at IS NULL AND t.cancelled_at IS NULL AND i.status <> 'in_transit'
+    UNION ALL
+    SELECT 'loans of one item overlap',
+           i.barcode || ': loan ' || o.id || ' began before loan ' || o.previous_id || ' ended'
+    FROM (SELECT l.id, l.item_id, l.checkout_at,
+                 lag(l.id) OVER w AS previous_id,
+                 lag(coalesce(l.returned_at, 'infinity')) OVER w AS previous_end
+          FROM loan l
+          WINDOW w AS (PARTITION BY l.item_id ORDER BY l.checkout_at, l.id)) o
+    JOIN item i ON i.id = o.item_id
+    WHERE o.previous_end > o.checkout_at
+$$;
+
+-- ---------------------------------------------------------------- repair
+
+-- What the earlier functions may have left behind: holds whose copy was
+-- marked or edited away go back to waiting, and transits of copies that no
+-- longer travel are closed.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT h.id, h.captured_item_id FROM hold h JOIN item i ON i.id = h.captured_item_id
+             WHERE h.status IN ('ready', 'in_transit')
+               AND (i.bib_id <> h.bib_id
+                    OR (h.status = 'ready' AND i.status <> 'on_hold_shelf')
+                    OR (h.status = 'in_transit' AND i.status <> 'in_transit'))
+             ORDER BY h.bib_id, h.id
+    LOOP
+        PERFORM hold_release(r.id, r.captured_item_id);
+    END LOOP;
+    UPDATE transit t SET cancelled_at = now()
+    FROM item i
+    WHERE i.id = t.item_id AND t.received_at IS NULL AND t.cancelled_at IS NULL
+      AND i.status <> 'in_transit';
+END
+$$;
