@@ -638,7 +638,8 @@ class Rules(unittest.TestCase):
 
 
 def proxy_profile(proxy, user="clara", ws="desk-dwn"):
-    """A profile that reaches the daemon through `proxy` (FaultProxy)."""
+    """A profile that reaches the daemon through `proxy` (FaultProxy), which
+    presents desk-dwn's certificate upstream."""
     pw = harness.ADMIN_PASSWORD if user == "admin" else PASSWORD
     return env.profile(types.SimpleNamespace(port=proxy.port), ws, user, pw, cert=False)
 
@@ -689,7 +690,7 @@ class FaultProxy:
     def _serve(self, raw):
         try:
             client = self.server_ctx.wrap_socket(raw, server_side=True)
-            upstream = env.client_context().wrap_socket(
+            upstream = env.client_context("desk-dwn").wrap_socket(
                 socket.create_connection(("127.0.0.1", self.daemon.port)),
                 server_hostname="localhost")
         except (OSError, ssl.SSLError):
