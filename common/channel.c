@@ -19,6 +19,23 @@ static void channel_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *ou
     out->len = sizeof(channel_read_buffer);
 }
 
+/*
+ * Bring *output_total up to date with this channel's queued output, and
+ * note when it stopped being empty. A closing channel counts for nothing:
+ * its output will never be sent and goes with the handle.
+ */
+static void channel_count_output(channel_t *ch)
+{
+    size_t now = ch->closing ? 0 : channel_queued_output(ch);
+    if (now > 0 && ch->output_counted == 0 && ch->tcp_ready)
+        ch->output_since = uv_now(ch->tcp.loop);
+    if (ch->output_total) {
+        *ch->output_total -= ch->output_counted;
+        *ch->output_total += now;
+    }
+    ch->output_counted = now;
+}
+
 static void channel_closed_cb(uv_handle_t *handle)
 {
     channel_t *ch = handle->data;
@@ -26,7 +43,6 @@ static void channel_closed_cb(uv_handle_t *handle)
     frame_decoder_free(&ch->frames);
     buf_free(&ch->out_pending);
     buf_free(&ch->out_writing);
-    buf_free(&ch->scratch);
     if (ch->ops->on_close)
         ch->ops->on_close(ch, ch->close_reason);
 }
@@ -36,6 +52,7 @@ void channel_close(channel_t *ch, const char *reason)
     if (ch->closing)
         return;
     ch->closing = true;
+    channel_count_output(ch);
     if (reason != ch->close_reason)
         snprintf(ch->close_reason, sizeof(ch->close_reason), "%s", reason ? reason : "closed");
     if (ch->tcp_ready) {
@@ -47,6 +64,20 @@ void channel_close(channel_t *ch, const char *reason)
 size_t channel_queued_output(const channel_t *ch)
 {
     return ch->out_pending.len + ch->out_writing.len;
+}
+
+void channel_set_output_total(channel_t *ch, size_t *total)
+{
+    ch->output_total = total;
+    ch->output_counted = 0;
+    channel_count_output(ch);
+}
+
+uint64_t channel_output_age_ms(const channel_t *ch)
+{
+    if (ch->output_counted == 0 || !ch->tcp_ready)
+        return 0;
+    return uv_now(ch->tcp.loop) - ch->output_since;
 }
 
 static void channel_update_reading(channel_t *ch)
@@ -64,9 +95,11 @@ static void channel_write_cb(uv_write_t *req, int status)
 {
     channel_t *ch = req->data;
     ch->writing = false;
-    ch->out_writing.len = 0;
+    /* Written: release the buffer rather than keep the largest reply's size. */
+    buf_free(&ch->out_writing);
     if (ch->closing)
         return;
+    channel_count_output(ch);
     if (status < 0) {
         char reason[128];
         snprintf(reason, sizeof(reason), "write failed: %s", uv_strerror(status));
@@ -77,6 +110,7 @@ static void channel_write_cb(uv_write_t *req, int status)
         channel_start_write(ch);
         return;
     }
+    buf_free(&ch->out_pending); /* idle: keep no output buffer */
     if (ch->close_when_flushed) {
         channel_close(ch, ch->close_reason);
         return;
@@ -113,15 +147,21 @@ static void channel_flush(channel_t *ch)
 {
     if (ch->closing)
         return;
+    size_t before = ch->output_counted;
     if (tlsio_take_output(&ch->tls, &ch->out_pending) != 0) {
         channel_close(ch, "out of memory");
         return;
     }
     channel_start_write(ch);
+    if (ch->closing)
+        return;
+    channel_count_output(ch);
     if (!ch->paused_by_backpressure && channel_queued_output(ch) > ch->high_water) {
         ch->paused_by_backpressure = true;
         channel_update_reading(ch);
     }
+    if (ch->output_counted > before && ch->ops->on_output)
+        ch->ops->on_output(ch); /* last: it may close this channel */
 }
 
 static void channel_process_frames(channel_t *ch)
@@ -153,6 +193,8 @@ static void channel_pump_input(channel_t *ch)
     if (!ch->tls_ready) {
         tlsio_result_t r = tlsio_handshake(&ch->tls);
         channel_flush(ch);
+        if (ch->closing)
+            return;
         if (r == TLSIO_WANT)
             return;
         if (r != TLSIO_OK) {
@@ -193,7 +235,12 @@ static void channel_pump_input(channel_t *ch)
         if (ch->paused_by_owner)
             break; /* the rest stays in the TLS engine until channel_resume() */
     }
+    /* Between frames an idle connection keeps no input buffer. */
+    if (frame_decoder_buffered(&ch->frames) == 0)
+        frame_decoder_free(&ch->frames);
     channel_flush(ch); /* TLS may have produced output (session tickets, alerts) */
+    if (!ch->closing)
+        tlsio_release_buffers(&ch->tls);
 }
 
 static void channel_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
@@ -286,14 +333,22 @@ int channel_send(channel_t *ch, const ProtobufCMessage *msg)
 {
     if (ch->closing || ch->close_when_flushed || !ch->tls_ready)
         return -1;
-    ch->scratch.len = 0;
-    if (frame_encode(&ch->scratch, msg) != 0)
+    /* Encoded in a buffer of its own, released at once: an idle channel
+     * keeps nothing the size of its largest reply. */
+    struct buf frame = BUF_INIT;
+    if (frame_encode(&frame, msg) != 0) {
+        buf_free(&frame);
         return -1;
-    if (tlsio_write(&ch->tls, ch->scratch.data, ch->scratch.len) != TLSIO_OK) {
+    }
+    tlsio_result_t r = tlsio_write(&ch->tls, frame.data, frame.len);
+    buf_free(&frame);
+    if (r != TLSIO_OK) {
         channel_close(ch, tlsio_error(&ch->tls));
         return -1;
     }
     channel_flush(ch);
+    if (!ch->closing)
+        tlsio_release_buffers(&ch->tls); /* the ciphertext has moved to out_pending */
     return 0;
 }
 

@@ -11,7 +11,13 @@
  *
  * Output: at most one uv_write is in flight; later output queues behind it.
  * When queued output passes the high-water mark the channel stops reading
- * from the peer until it drains to half of it.
+ * from the peer until it drains to half of it. An owner serving many
+ * channels may also count their unsent output together (channel_set_output_
+ * total) and hear when a channel's grows (ops->on_output), to bound the sum.
+ *
+ * Memory: an idle channel keeps no buffers. Input, output and encoding
+ * buffers are released once they are empty, and the TLS engine releases its
+ * record buffers (SSL_MODE_RELEASE_BUFFERS, tls.c).
  */
 #ifndef CARREL_CHANNEL_H
 #define CARREL_CHANNEL_H
@@ -34,6 +40,8 @@ typedef struct channel_ops {
     void (*on_frame)(channel_t *ch, const uint8_t *payload, size_t len);
     void (*on_frame_too_large)(channel_t *ch, uint32_t declared);
     void (*on_close)(channel_t *ch, const char *reason);
+    /* Optional: the queued output grew (it may close any channel, this one too). */
+    void (*on_output)(channel_t *ch);
 } channel_ops_t;
 
 struct channel {
@@ -44,8 +52,10 @@ struct channel {
     frame_decoder_t frames;
     struct buf out_pending; /* ciphertext waiting for the write in flight */
     struct buf out_writing; /* ciphertext handed to uv_write */
-    struct buf scratch;     /* one encoded frame, reused */
     size_t high_water;
+    size_t *output_total;  /* the owner's count of unsent output over channels, or NULL */
+    size_t output_counted; /* this channel's part of *output_total */
+    uint64_t output_since; /* uv_now() when the queued output last went from empty to not */
     const channel_ops_t *ops;
     void *data; /* the owner's */
     bool tcp_ready;
@@ -84,6 +94,10 @@ void channel_close(channel_t *ch, const char *reason);
 void channel_close_after_flush(channel_t *ch, const char *reason);
 void channel_set_max_frame(channel_t *ch, size_t max_frame);
 size_t channel_queued_output(const channel_t *ch);
+/* Count this channel's unsent output in *total (until it closes). */
+void channel_set_output_total(channel_t *ch, size_t *total);
+/* Milliseconds since this channel's unsent output was last empty (0 when it is). */
+uint64_t channel_output_age_ms(const channel_t *ch);
 /* "ip:port" of the peer, or "?" */
 void channel_peer_name(channel_t *ch, char *out, size_t outlen);
 

@@ -6,6 +6,9 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "buf.h"
+#include "text.h"
+
 static log_level_t log_min_level = LOG_INFO;
 static const char *const log_level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -25,7 +28,11 @@ int log_level_parse(const char *name)
 
 /*
  * The whole line is formatted first and written with one fprintf so lines
- * from the loop and from worker threads never interleave mid-line.
+ * from the loop and from worker threads never interleave mid-line. Messages
+ * quote what clients sent (user and workstation names, which as text may
+ * hold line breaks and tabs) and database errors: line breaks, tabs and any
+ * other control character or stray byte are written escaped (text_escape),
+ * so that one event is one line and no client can forge a log line.
  */
 void log_msg(log_level_t level, uint64_t conn_id, const char *fmt, ...)
 {
@@ -47,6 +54,16 @@ void log_msg(log_level_t level, uint64_t conn_id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    size_t n = strlen(text);
+    while (n > 0 && text[n - 1] == '\n') /* libpq's messages end in one */
+        text[--n] = '\0';
+    struct buf safe = BUF_INIT;
+    const char *line = text;
+    if (text_escape(&safe, text, 0) == 0 && buf_append(&safe, "", 1) == 0)
+        line = (const char *)safe.data;
+    else
+        text_sanitize(text, false); /* out of memory: '?' for what would be escaped */
     fprintf(stderr, "%s.%03ldZ %-5s [%s] %s\n", when, (long)(tv.tv_usec / 1000),
-            log_level_names[level], who, text);
+            log_level_names[level], who, line);
+    buf_free(&safe);
 }

@@ -7,6 +7,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "text.h"
+
 /* Format the oldest queued OpenSSL error (or `fallback`) and clear the queue. */
 static void tls_format_error(char *err, size_t errlen, const char *what)
 {
@@ -31,6 +33,8 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const c
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* An idle connection then holds no 16 KiB+ record buffers (issue 8, item 28). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         char what[300];
         snprintf(what, sizeof(what), "cannot load server certificate %s", cert_file);
@@ -229,6 +233,39 @@ void tlsio_shutdown(tlsio_t *t)
     ERR_clear_error();
 }
 
+/*
+ * A memory BIO keeps the largest buffer it ever held (a 64 KiB read, a
+ * megabyte reply). Once it is empty, swap it for a fresh one so that an idle
+ * connection holds none. Returns false when out of memory (the old BIO stays).
+ */
+static bool tlsio_renew_bio(tlsio_t *t, bool input)
+{
+    BIO *old = input ? t->net_in : t->net_out;
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(old) > 0 || BIO_get_mem_ptr(old, &bm) != 1 || bm == NULL || bm->max == 0)
+        return true;
+    BIO *fresh = BIO_new(BIO_s_mem());
+    if (fresh == NULL)
+        return false;
+    BIO_set_mem_eof_return(fresh, -1);
+    if (input) {
+        SSL_set0_rbio(t->ssl, fresh); /* frees the old one */
+        t->net_in = fresh;
+    } else {
+        SSL_set0_wbio(t->ssl, fresh);
+        t->net_out = fresh;
+    }
+    return true;
+}
+
+void tlsio_release_buffers(tlsio_t *t)
+{
+    if (t->ssl == NULL)
+        return;
+    (void)tlsio_renew_bio(t, true); /* out of memory: keep the old buffer, no harm */
+    (void)tlsio_renew_bio(t, false);
+}
+
 int tlsio_take_output(tlsio_t *t, struct buf *out)
 {
     size_t pending;
@@ -253,16 +290,36 @@ const char *tlsio_version(const tlsio_t *t)
     return SSL_get_version(t->ssl);
 }
 
-bool tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen)
+/* The subject's one common name, whole, as UTF-8 text: 1, or -1 (see tlsio_peer_cn). */
+static int tls_cert_cn(X509 *cert, char *out, size_t outlen)
 {
+    X509_NAME *name = X509_get_subject_name(cert);
+    int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
+        return -1;
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+    int rc = -1;
+    if (n > 0 && (size_t)n < outlen && text_check(utf8, (size_t)n, NULL, NULL) == TEXT_OK) {
+        memcpy(out, utf8, (size_t)n);
+        out[n] = '\0';
+        rc = 1;
+    }
+    OPENSSL_free(utf8);
+    return rc;
+}
+
+int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen)
+{
+    out[0] = '\0';
     X509 *cert = SSL_get1_peer_certificate(t->ssl);
     if (cert == NULL)
-        return false;
-    bool ok = false;
-    if (SSL_get_verify_result(t->ssl) == X509_V_OK) {
-        X509_NAME *name = X509_get_subject_name(cert);
-        ok = X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)outlen) > 0;
-    }
+        return 0;
+    int rc = 0;
+    if (SSL_get_verify_result(t->ssl) == X509_V_OK)
+        rc = tls_cert_cn(cert, out, outlen);
     X509_free(cert);
-    return ok;
+    if (rc < 0)
+        out[0] = '\0';
+    return rc;
 }

@@ -62,10 +62,18 @@ tlsio_result_t tlsio_write(tlsio_t *t, const void *data, size_t len);
 void tlsio_shutdown(tlsio_t *t);
 /* Move all pending ciphertext to `out`. Returns 0, or -1 when out of memory. */
 __attribute__((warn_unused_result)) int tlsio_take_output(tlsio_t *t, struct buf *out);
+/* Release the memory BIOs' buffers when they are empty (an idle connection). */
+void tlsio_release_buffers(tlsio_t *t);
 const char *tlsio_error(const tlsio_t *t);
 /* The negotiated protocol, e.g. "TLSv1.3". */
 const char *tlsio_version(const tlsio_t *t);
-/* The common name of the verified peer certificate, or false when there is none. */
-bool tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen);
+/*
+ * The common name of the verified peer certificate in `out`: 1; 0 when there
+ * is no verified certificate; -1 when there is one but its subject has no
+ * common name, several, or one that cannot be taken whole as text (a NUL or
+ * control character inside, not convertible to UTF-8, or outlen bytes or
+ * longer), since a name cut short could be another workstation's.
+ */
+int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen);
 
 #endif

@@ -385,18 +385,24 @@ static void staff_current_verified(int ok, const char *hash, void *arg)
     (void)hash;
     request_t *req = arg;
     staff_change_t *ch = req->state;
-    if (ok != PASSWORD_MATCH) {
-        int n = throttle_fail(&req->srv->throttle_users, ch->user_key, util_now_ms());
+    if (ok != PASSWORD_MATCH) { /* the failure counted ahead stays */
+        int n = throttle_failures(&req->srv->throttle_users, ch->user_key, util_now_ms());
         log_warn(req->conn->id, "%s gave a wrong current password to change it (%d in a row)",
                  ch->username, n);
         request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "current_password",
                      "The current password is not right; the password was not changed.");
         return;
     }
+    throttle_unfail(&req->srv->throttle_users, ch->user_key); /* it was no guess */
     staff_password_hash_new(req);
 }
 
-/* One's own password: check the current one first. */
+/*
+ * One's own password: check the current one first. As for a login, the
+ * attempt is counted as a failure of the user name before the check and
+ * taken back if the password is right, so that changes sent at once (a
+ * connection may pipeline 64 requests) cannot all reach the check.
+ */
 static void staff_password_check_current(request_t *req, const char *stored_hash)
 {
     staff_change_t *ch = req->state;
@@ -413,8 +419,15 @@ static void staff_password_check_current(request_t *req, const char *stored_hash
                      (long long)(wait + 999) / 1000);
         return;
     }
+    if (throttle_fail(&req->srv->throttle_users, ch->user_key, util_now_ms()) == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded",
+                     "The server is busy checking other passwords; try again in a few seconds.");
+        return;
+    }
     int rc = password_verify_async(&req->srv->passwords, stored_hash, ch->current_password,
                                    staff_current_verified, req, NULL);
+    if (rc != 0) /* nothing was checked */
+        throttle_unfail(&req->srv->throttle_users, ch->user_key);
     if (rc == PASSWORD_QUEUE_FULL)
         request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
                      "The server is busy checking passwords; try again in a few seconds.");

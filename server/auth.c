@@ -57,10 +57,21 @@ static const db_stmt_t stmt_login_record_refused = {
     " VALUES ($1, $2, $3, false, 'throttled', $4)",
 };
 
+/*
+ * Only while the account is as the login found it: enabled, with the
+ * password hash the password was checked against ($5). A password change or
+ * a disable (even by hand in SQL) that commits while the login is being
+ * checked deletes the account's tokens in its own transaction (sql/010), so a
+ * token inserted after it would outlive it. FOR SHARE waits for such a change
+ * still running and then sees its result; one that comes later waits for
+ * this insert and deletes the token. No row: no token.
+ */
 static const db_stmt_t stmt_session_insert = {
     "auth_session_insert",
     "INSERT INTO staff_session (token_hash, staff_id, workstation_id, expires_at)"
-    " VALUES (decode($1::text, 'hex'), $2, $3, now() + make_interval(secs => $4::int))"
+    " SELECT decode($1::text, 'hex'), s.id, $3, now() + make_interval(secs => $4::int)"
+    "   FROM staff s WHERE s.id = $2 AND NOT s.disabled AND s.password_hash = $5"
+    "    FOR SHARE"
     " RETURNING (extract(epoch FROM expires_at) * 1000)::bigint",
 };
 
@@ -151,6 +162,7 @@ typedef struct login_state {
     int64_t staff_id;
     role_t role;
     char *username, *display_name, *branch_codes, *workstation, *branch_code, *branch_name;
+    char *password_hash; /* the stored hash the password was checked against */
     int64_t workstation_id;
     int branch_id;
 } login_state_t;
@@ -167,8 +179,8 @@ static void login_record(request_t *req, bool success, const char *reason)
     Carrel__Login *l = req->msg->login;
     const char *values[5] = {l->username, l->workstation, req->conn->peer,
                              success ? "true" : "false", reason};
-    int rc =
-        db_exec(req->srv->db, &stmt_login_record, 5, values, NULL, NULL, login_record_done, NULL);
+    int rc = db_exec_short(req->srv->db, &stmt_login_record, 5, values, NULL, NULL,
+                           login_record_done, NULL);
     if (rc != 0)
         log_warn(req->conn->id, "login event not recorded: database unavailable");
 }
@@ -335,9 +347,13 @@ static void login_token_stored(const db_result_t *r, void *arg)
     request_t *req = arg;
     login_state_t *st = req->state;
     session_t *s = &req->conn->session;
-    if (r->status != DB_OK) {
+    if (r->status != DB_OK || PQntuples(r->res) != 1) {
         /* Logged in all the same; the client just asks for the password next time. */
-        log_warn(req->conn->id, "session token not stored: %s", r->message ? r->message : "?");
+        if (r->status != DB_OK)
+            log_warn(req->conn->id, "session token not stored: %s", r->message ? r->message : "?");
+        else
+            log_warn(req->conn->id, "no session token: the account %s changed while logging in",
+                     s->username);
         st->token[0] = '\0';
         s->has_token = false;
         login_reply(req, 0);
@@ -366,11 +382,12 @@ static void login_issue_token(request_t *req)
     auth_token_hash(st->token, st->token_hash);
     util_strlcpy(s->token_hash, st->token_hash, sizeof(s->token_hash));
     s->has_token = true;
-    const char *values[4] = {st->token_hash, pgtext_int(&req->arena, st->staff_id),
+    const char *values[5] = {st->token_hash, pgtext_int(&req->arena, st->staff_id),
                              pgtext_int(&req->arena, st->workstation_id),
-                             pgtext_int(&req->arena, req->srv->cfg.session_token_ttl_s)};
-    int rc =
-        db_exec(req->srv->db, &stmt_session_insert, 4, values, NULL, NULL, login_token_stored, req);
+                             pgtext_int(&req->arena, req->srv->cfg.session_token_ttl_s),
+                             st->password_hash};
+    int rc = db_exec_short(req->srv->db, &stmt_session_insert, 5, values, NULL, NULL,
+                           login_token_stored, req);
     if (rc != 0) {
         log_warn(req->conn->id, "session token not stored: database unavailable");
         st->token[0] = '\0';
@@ -562,6 +579,7 @@ static void login_looked_up(const db_result_t *r, void *arg)
     st->branch_name = arena_strdup(a, db_text(res, 0, 11));
     st->assigned = db_bool(res, 0, 12);
     st->token_ok = db_bool(res, 0, 13);
+    st->password_hash = arena_strdup(a, db_text(res, 0, 4));
 
     if (st->by_token) {
         if (!st->user_exists || !st->token_ok) {
@@ -669,7 +687,8 @@ static void login_start(request_t *req)
     Carrel__Login *l = req->msg->login;
     st->revoked_seq = req->srv->revoked_seq;
     const char *values[3] = {l->username, l->workstation, st->by_token ? st->token_hash : NULL};
-    int rc = db_exec(req->srv->db, &stmt_login_lookup, 3, values, NULL, NULL, login_looked_up, req);
+    int rc = db_exec_short(req->srv->db, &stmt_login_lookup, 3, values, NULL, NULL, login_looked_up,
+                           req);
     if (rc != 0) {
         login_end(req, false, false);
         request_fail_exec(req, rc);

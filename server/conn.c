@@ -13,12 +13,14 @@ static void conn_on_open(channel_t *ch);
 static void conn_on_frame(channel_t *ch, const uint8_t *payload, size_t len);
 static void conn_on_frame_too_large(channel_t *ch, uint32_t declared);
 static void conn_on_close(channel_t *ch, const char *reason);
+static void conn_on_output(channel_t *ch);
 
 static const channel_ops_t conn_channel_ops = {
     .on_open = conn_on_open,
     .on_frame = conn_on_frame,
     .on_frame_too_large = conn_on_frame_too_large,
     .on_close = conn_on_close,
+    .on_output = conn_on_output,
 };
 
 void conn_ref(conn_t *c)
@@ -87,13 +89,17 @@ static uint64_t conn_tick_ms(const struct server_config *cfg)
     return ms < 250 ? 250 : ms > 60000 ? 60000 : ms;
 }
 
-/* The peer address without its port ("::1" from "::1:5000"). */
+/* The peer address without its port ("::1" from "::1:5000"), as the
+ * per-address limits count it (an IPv6 address by its /64: see
+ * throttle_address_key). */
 static void conn_peer_address(conn_t *c)
 {
-    snprintf(c->addr, sizeof(c->addr), "%s", c->peer);
-    char *colon = strrchr(c->addr, ':');
+    char host[sizeof(c->peer)];
+    snprintf(host, sizeof(host), "%s", c->peer);
+    char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
+    throttle_address_key(host, c->addr, sizeof(c->addr));
 }
 
 /* Open connections from c's address, c included. A walk of the list: it is
@@ -144,6 +150,7 @@ void conn_accept(server_t *srv)
     }
     channel_peer_name(&c->ch, c->peer, sizeof(c->peer));
     conn_peer_address(c);
+    channel_set_output_total(&c->ch, &srv->output_total);
     /* Connections refused a moment ago are still closing: they hold no slot. */
     if (srv->nconns - srv->nrefused > srv->cfg.max_connections) {
         log_warn(c->id, "refusing %s: %d connections is the limit", c->peer,
@@ -166,11 +173,17 @@ void conn_accept(server_t *srv)
 static void conn_on_open(channel_t *ch)
 {
     conn_t *c = ch->data;
-    if (tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn)))
+    int cn = tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn));
+    if (cn > 0) {
         log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer, tlsio_version(&ch->tls),
                  c->cert_cn);
-    else
+    } else if (cn < 0) {
+        /* Taken as no certificate, it would let the client name any workstation. */
+        log_warn(c->id, "closing %s: its client certificate has no usable common name", c->peer);
+        conn_close(c, "client certificate without a usable common name");
+    } else {
         log_info(c->id, "TLS from %s (%s)", c->peer, tlsio_version(&ch->tls));
+    }
 }
 
 static void conn_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
@@ -222,6 +235,50 @@ static void conn_on_close(channel_t *ch, const char *reason)
     uv_close((uv_handle_t *)&c->idle_timer, conn_timer_closed);
     server_conn_gone(srv, c);
     conn_unref(c);
+}
+
+/*
+ * The connection to drop first when the output held for all clients is over
+ * max_output_total_bytes: the slowest reader. Output that has waited a
+ * second or more marks a client that is not keeping up; among those, and
+ * failing any, among all, the one with the most unsent output frees most.
+ */
+static conn_t *conn_slowest_reader(server_t *srv)
+{
+    conn_t *best = NULL;
+    bool best_old = false;
+    size_t best_bytes = 0;
+    for (conn_t *c = srv->conns; c; c = c->next) {
+        size_t bytes = c->ch.output_counted;
+        if (c->ch.closing || bytes == 0)
+            continue;
+        bool old = channel_output_age_ms(&c->ch) >= 1000;
+        if (best == NULL || (old && !best_old) || (old == best_old && bytes > best_bytes)) {
+            best = c;
+            best_old = old;
+            best_bytes = bytes;
+        }
+    }
+    return best;
+}
+
+/* A connection's unsent output grew: keep the total for all under its cap. */
+static void conn_on_output(channel_t *ch)
+{
+    conn_t *c = ch->data;
+    server_t *srv = c->srv;
+    size_t cap = (size_t)srv->cfg.max_output_total_bytes;
+    while (srv->output_total > cap) {
+        conn_t *victim = conn_slowest_reader(srv);
+        if (victim == NULL)
+            break;
+        log_warn(victim->id,
+                 "dropping %s: %zu bytes unsent for %llu ms; the output held for all clients "
+                 "(%zu bytes) is over max_output_total_bytes (%zu)",
+                 victim->peer, victim->ch.output_counted,
+                 (unsigned long long)channel_output_age_ms(&victim->ch), srv->output_total, cap);
+        conn_close(victim, "output limit for all clients reached");
+    }
 }
 
 void conn_close(conn_t *c, const char *why)

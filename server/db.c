@@ -14,6 +14,7 @@ static int db_statement_count;
 typedef enum {
     DBC_DOWN = 0,   /* no connection; the reconnect timer will try */
     DBC_CONNECTING, /* PQconnectPoll in progress */
+    DBC_SETUP,      /* setting the session's timeouts and logging */
     DBC_PREPARING,  /* preparing registered statements */
     DBC_IDLE,
     DBC_BUSY,
@@ -29,7 +30,16 @@ typedef struct db_job {
     db_done_cb cb;
     void *arg;
     int attempts;
+    bool short_lane;    /* takes no row lock: may use the reserved connections */
+    uint64_t queued_at; /* uv_now() when db_exec queued it */
 } db_job_t;
+
+/* The two lanes (see db.h): FIFO queues of jobs waiting for a connection. */
+enum { DB_LANE_WRITE = 0, DB_LANE_SHORT = 1, DB_LANES = 2 };
+
+typedef struct db_queue {
+    db_job_t *head, *tail;
+} db_queue_t;
 
 typedef struct db_conn {
     db_pool_t *pool;
@@ -39,6 +49,7 @@ typedef struct db_conn {
     uv_poll_t *poll; /* separately allocated: replaced when the socket changes */
     int poll_fd;
     int prepare_next;
+    int setup_step; /* DBC_SETUP: which db_setup_send step is running */
     db_job_t *job;
     PGresult *result; /* the result being collected for job (or a prepare) */
     bool listener;    /* runs LISTEN and delivers notifications; takes no jobs */
@@ -52,10 +63,14 @@ struct db_pool {
     int reconnect_ms;
     int retry_limit;
     db_conn_t *conns;
-    db_job_t *queue_head, *queue_tail;
-    int queued;
+    db_queue_t lanes[DB_LANES];
+    int queued; /* in both lanes */
+    db_limits_t limits;
     uv_timer_t reconnect_timer;
-    bool was_available; /* for logging transitions once */
+    uv_timer_t queue_timer;   /* runs while jobs wait: fails those past queue_timeout_ms */
+    db_log_limit_t error_log; /* unexpected database errors we log */
+    bool quiet_warned;        /* said once that the server will log refusals */
+    bool was_available;       /* for logging transitions once */
     bool closing;
     int open_handles;
     void (*on_closed)(void *);
@@ -105,7 +120,7 @@ static void db_pool_maybe_free(db_pool_t *pool)
 static void db_handle_closed(uv_handle_t *h)
 {
     db_pool_t *pool = h->data;
-    if ((uv_handle_t *)&pool->reconnect_timer != h)
+    if ((uv_handle_t *)&pool->reconnect_timer != h && (uv_handle_t *)&pool->queue_timer != h)
         free(h);
     pool->open_handles--;
     db_pool_maybe_free(pool);
@@ -119,7 +134,7 @@ bool db_pool_available(const db_pool_t *pool)
         if (pool->conns[i].listener)
             continue;
         db_conn_state_t s = pool->conns[i].state;
-        if (s == DBC_IDLE || s == DBC_BUSY || s == DBC_PREPARING)
+        if (s == DBC_IDLE || s == DBC_BUSY || s == DBC_PREPARING || s == DBC_SETUP)
             return true;
     }
     return false;
@@ -142,31 +157,47 @@ static void db_job_unavailable(db_job_t *job, const char *why)
     db_job_finish(job, &r);
 }
 
+static void db_queue_timer_cb(uv_timer_t *t);
+
+/* Queue a job in its lane; `front` for one given back (a retry, a broken send). */
 static void db_queue_push(db_pool_t *pool, db_job_t *job, bool front)
 {
+    db_queue_t *q = &pool->lanes[job->short_lane ? DB_LANE_SHORT : DB_LANE_WRITE];
     if (front) {
-        job->next = pool->queue_head;
-        pool->queue_head = job;
-        if (pool->queue_tail == NULL)
-            pool->queue_tail = job;
+        job->next = q->head;
+        q->head = job;
+        if (q->tail == NULL)
+            q->tail = job;
     } else {
         job->next = NULL;
-        if (pool->queue_tail)
-            pool->queue_tail->next = job;
+        if (q->tail)
+            q->tail->next = job;
         else
-            pool->queue_head = job;
-        pool->queue_tail = job;
+            q->head = job;
+        q->tail = job;
     }
     pool->queued++;
 }
 
-static db_job_t *db_queue_pop(db_pool_t *pool)
+/* The deadline check runs only while something waits (after a dispatch). */
+static void db_queue_watch(db_pool_t *pool)
 {
-    db_job_t *job = pool->queue_head;
+    if (pool->queued == 0 || pool->limits.queue_timeout_ms <= 0 || pool->closing ||
+        uv_is_active((uv_handle_t *)&pool->queue_timer))
+        return;
+    uint64_t tick = (uint64_t)pool->limits.queue_timeout_ms / 4;
+    tick = tick < 20 ? 20 : tick > 1000 ? 1000 : tick;
+    uv_timer_start(&pool->queue_timer, db_queue_timer_cb, tick, tick);
+}
+
+static db_job_t *db_queue_pop(db_pool_t *pool, int lane)
+{
+    db_queue_t *q = &pool->lanes[lane];
+    db_job_t *job = q->head;
     if (job) {
-        pool->queue_head = job->next;
-        if (pool->queue_head == NULL)
-            pool->queue_tail = NULL;
+        q->head = job->next;
+        if (q->head == NULL)
+            q->tail = NULL;
         pool->queued--;
         job->next = NULL;
     }
@@ -176,9 +207,61 @@ static db_job_t *db_queue_pop(db_pool_t *pool)
 /* Fail everything waiting: called when the last connection goes down. */
 static void db_queue_fail_all(db_pool_t *pool, const char *why)
 {
-    db_job_t *job;
-    while ((job = db_queue_pop(pool)) != NULL)
-        db_job_unavailable(job, why);
+    for (int lane = 0; lane < DB_LANES; lane++) {
+        db_job_t *job;
+        while ((job = db_queue_pop(pool, lane)) != NULL)
+            db_job_unavailable(job, why);
+    }
+}
+
+/*
+ * Fail the jobs that have waited queue_timeout_ms for a connection. They
+ * never ran, so the caller may safely retry them. The expired jobs are taken
+ * out first and called back after, since a callback may queue new work.
+ */
+static void db_queue_timer_cb(uv_timer_t *t)
+{
+    db_pool_t *pool = t->data;
+    uint64_t now = uv_now(pool->loop);
+    uint64_t limit = (uint64_t)pool->limits.queue_timeout_ms;
+    db_job_t *expired = NULL, **expired_tail = &expired;
+    for (int lane = 0; lane < DB_LANES; lane++) {
+        db_queue_t *q = &pool->lanes[lane];
+        db_job_t **link = &q->head, *prev = NULL;
+        while (*link) {
+            db_job_t *job = *link;
+            if (now - job->queued_at < limit) {
+                prev = job;
+                link = &job->next;
+                continue;
+            }
+            *link = job->next;
+            if (q->tail == job)
+                q->tail = prev;
+            pool->queued--;
+            job->next = NULL;
+            *expired_tail = job;
+            expired_tail = &job->next;
+        }
+    }
+    if (pool->queued == 0)
+        uv_timer_stop(t);
+    int n = 0;
+    const char *first = expired ? expired->stmt->name : NULL;
+    while (expired) {
+        db_job_t *job = expired;
+        expired = job->next;
+        db_result_t r = {.status = DB_UNAVAILABLE,
+                         .message = "waited too long for a database connection",
+                         .queue_timeout = true};
+        db_job_finish(job, &r);
+        n++;
+    }
+    if (n > 0)
+        log_warn(0,
+                 "%d database job(s) (first %s) waited over %d ms for a connection; answered "
+                 "unavailable",
+                 n, first, pool->limits.queue_timeout_ms);
 }
 
 static void db_note_availability(db_pool_t *pool)
@@ -293,12 +376,9 @@ static void db_send_next_prepare(db_conn_t *c)
     db_pool_dispatch(c->pool);
 }
 
-static void db_conn_connected(db_conn_t *c)
+/* After the session is set up: LISTEN (the listener) or prepare statements. */
+static void db_conn_after_setup(db_conn_t *c)
 {
-    if (PQsetnonblocking(c->pg, 1) != 0) {
-        db_conn_fail(c, PQerrorMessage(c->pg));
-        return;
-    }
     c->state = DBC_PREPARING;
     c->prepare_next = 0;
     if (c->listener) {
@@ -314,6 +394,86 @@ static void db_conn_connected(db_conn_t *c)
         return;
     }
     db_send_next_prepare(c);
+}
+
+/*
+ * Session setup, one statement per step, before anything else runs on the
+ * connection:
+ *   0. lock_timeout and statement_timeout, so that no statement waits
+ *      unbounded for a row another session holds (a failure fails the
+ *      connection: the values are ours and always valid);
+ *   1. with quiet_errors, log_min_messages = log: the errors our functions
+ *      raise are answers to the desk (CR4xx refusals), which PostgreSQL would
+ *      otherwise log with their statement, each time. We log the unexpected
+ *      ones ourselves (db_log_unexpected). Setting it needs
+ *      `GRANT SET ON PARAMETER log_min_messages` (scripts/pg-cluster,
+ *      sql/011): without it we warn once and go on.
+ * Returns true when a step was sent, false when setup is complete.
+ */
+static bool db_setup_send(db_conn_t *c)
+{
+    db_pool_t *pool = c->pool;
+    int rc = 1;
+    if (c->setup_step == 0) {
+        char lock[16], statement[16];
+        snprintf(lock, sizeof(lock), "%d", pool->limits.lock_timeout_ms);
+        snprintf(statement, sizeof(statement), "%d", pool->limits.statement_timeout_ms);
+        const char *values[2] = {lock, statement};
+        rc = PQsendQueryParams(c->pg,
+                               "SELECT set_config('lock_timeout', $1, false),"
+                               "       set_config('statement_timeout', $2, false)",
+                               2, NULL, values, NULL, NULL, 0);
+    } else if (c->setup_step == 1 && pool->limits.quiet_errors) {
+        rc = PQsendQuery(c->pg, "SELECT set_config('log_min_messages', 'log', false)");
+    } else {
+        return false;
+    }
+    int f;
+    if (rc != 1 || (f = PQflush(c->pg)) < 0) {
+        db_conn_fail(c, PQerrorMessage(c->pg));
+        return true;
+    }
+    db_conn_watch(c, UV_READABLE | (f == 1 ? UV_WRITABLE : 0));
+    return true;
+}
+
+/* One setup step is complete: check it and go on to the next. */
+static void db_setup_done(db_conn_t *c, PGresult *res)
+{
+    db_pool_t *pool = c->pool;
+    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok && c->setup_step == 0) {
+        char why[300];
+        snprintf(why, sizeof(why), "cannot set the session's timeouts: %s",
+                 res ? PQresultErrorMessage(res) : "no result");
+        PQclear(res);
+        db_conn_fail(c, why);
+        return;
+    }
+    if (!ok && !pool->quiet_warned) {
+        pool->quiet_warned = true;
+        log_warn(0,
+                 "cannot set log_min_messages on database sessions (%s); PostgreSQL will log "
+                 "every refusal as an ERROR. Grant it once as a superuser: GRANT SET ON "
+                 "PARAMETER log_min_messages TO <carreld's role>",
+                 res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "no result");
+    }
+    PQclear(res);
+    c->setup_step++;
+    if (!db_setup_send(c))
+        db_conn_after_setup(c);
+}
+
+static void db_conn_connected(db_conn_t *c)
+{
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+        db_conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    c->state = DBC_SETUP;
+    c->setup_step = 0;
+    if (!db_setup_send(c))
+        db_conn_after_setup(c);
 }
 
 static void db_conn_connect(db_conn_t *c)
@@ -382,13 +542,90 @@ static void db_conn_send_job(db_conn_t *c, db_job_t *job)
     db_conn_watch(c, UV_READABLE | (f == 1 ? UV_WRITABLE : 0));
 }
 
+int db_write_limit(int usable, int reserved_short)
+{
+    int limit = usable - reserved_short;
+    return limit < 1 ? 1 : limit; /* writes always get at least one */
+}
+
+/*
+ * Give idle connections work: short jobs first (they are quick, and they are
+ * what the reserved connections are for), then writes while fewer than
+ * db_write_limit() connections run one. A write waiting for a row lock thus
+ * never takes the last `reserved_short` connections.
+ */
 static void db_pool_dispatch(db_pool_t *pool)
 {
-    for (int i = 0; i < pool->size && pool->queue_head; i++) {
-        db_conn_t *c = &pool->conns[i];
-        if (c->state == DBC_IDLE && !c->listener)
-            db_conn_send_job(c, db_queue_pop(pool));
+    int usable = 0, writing = 0;
+    for (int i = 0; i < pool->size; i++) {
+        const db_conn_t *c = &pool->conns[i];
+        if (c->listener || (c->state != DBC_IDLE && c->state != DBC_BUSY))
+            continue;
+        usable++;
+        if (c->job && !c->job->short_lane)
+            writing++;
     }
+    int write_limit = db_write_limit(usable, pool->limits.reserved_short);
+    for (int i = 0; i < pool->size && pool->queued > 0; i++) {
+        db_conn_t *c = &pool->conns[i];
+        if (c->state != DBC_IDLE || c->listener)
+            continue;
+        db_job_t *job = db_queue_pop(pool, DB_LANE_SHORT);
+        if (job == NULL && writing < write_limit) {
+            job = db_queue_pop(pool, DB_LANE_WRITE);
+            if (job)
+                writing++;
+        }
+        if (job == NULL)
+            break;
+        db_conn_send_job(c, job);
+    }
+    db_queue_watch(pool);
+}
+
+bool db_sqlstate_is_refusal(const char *sqlstate)
+{
+    return sqlstate && sqlstate[0] == 'C' && sqlstate[1] == 'R';
+}
+
+bool db_log_limit_take(db_log_limit_t *l, uint64_t now_ms, int *report_suppressed)
+{
+    *report_suppressed = 0;
+    if (!l->started || now_ms - l->window_start_ms >= l->window_ms) {
+        *report_suppressed = l->suppressed;
+        l->started = true;
+        l->window_start_ms = now_ms;
+        l->logged = 0;
+        l->suppressed = 0;
+    }
+    if (l->logged >= l->burst) {
+        l->suppressed++;
+        return false;
+    }
+    l->logged++;
+    return true;
+}
+
+/*
+ * Log a database error that is not one of our refusals (CR4xx are answers:
+ * the caller turns them into a reply and nobody needs a log line). Since our
+ * sessions ask PostgreSQL not to log errors (quiet_errors), this is where
+ * the unexpected ones stay visible; rate-limited so a storm cannot fill the
+ * disk.
+ */
+static void db_log_unexpected(db_pool_t *pool, const db_job_t *job, const db_result_t *r)
+{
+    if (db_sqlstate_is_refusal(r->sqlstate))
+        return;
+    int dropped;
+    bool take = db_log_limit_take(&pool->error_log, uv_now(pool->loop), &dropped);
+    if (dropped > 0)
+        log_warn(0, "%d more database errors were not logged", dropped);
+    if (!take)
+        return;
+    log_warn(0, "database error in %s: %s %s%s%s", job->stmt->name, r->sqlstate,
+             r->message ? r->message : "?", r->detail ? " DETAIL: " : "",
+             r->detail ? r->detail : "");
 }
 
 /* A statement's results are complete (PQgetResult returned NULL). */
@@ -398,6 +635,10 @@ static void db_conn_complete(db_conn_t *c)
     PGresult *res = c->result;
     c->result = NULL;
 
+    if (c->state == DBC_SETUP) {
+        db_setup_done(c, res);
+        return;
+    }
     if (c->state == DBC_PREPARING && c->listener) {
         bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
         char why[256];
@@ -461,6 +702,7 @@ static void db_conn_complete(db_conn_t *c)
         };
         if (r.message == NULL)
             r.message = PQerrorMessage(c->pg);
+        db_log_unexpected(pool, job, &r);
         db_job_finish(job, &r);
     } else {
         db_result_t r = {.status = DB_OK, .res = res};
@@ -483,7 +725,7 @@ static void db_conn_read(db_conn_t *c)
             c->pool->on_notify(c->pool->notify_arg, n->extra);
         PQfreemem(n);
     }
-    if (c->state != DBC_BUSY && c->state != DBC_PREPARING) {
+    if (c->state != DBC_BUSY && c->state != DBC_PREPARING && c->state != DBC_SETUP) {
         if (PQstatus(c->pg) != CONNECTION_OK)
             db_conn_fail(c, "connection closed by the server");
         return;
@@ -577,8 +819,17 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_
     }
     uv_timer_init(loop, &pool->reconnect_timer);
     pool->reconnect_timer.data = pool;
-    pool->open_handles = 1;
+    uv_timer_init(loop, &pool->queue_timer);
+    pool->queue_timer.data = pool;
+    pool->open_handles = 2;
+    pool->error_log.burst = 20;
+    pool->error_log.window_ms = 60 * 1000;
     return pool;
+}
+
+void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits)
+{
+    pool->limits = *limits;
 }
 
 void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *, const char *), void *arg)
@@ -618,8 +869,9 @@ void db_pool_start(db_pool_t *pool)
                    (uint64_t)pool->reconnect_ms);
 }
 
-int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *const *values,
-            const int *lengths, const int *formats, db_done_cb cb, void *arg)
+static int db_exec_in(db_pool_t *pool, bool short_lane, const db_stmt_t *stmt, int nparams,
+                      const char *const *values, const int *lengths, const int *formats,
+                      db_done_cb cb, void *arg)
 {
     if (pool->closing)
         return DB_EXEC_CLOSING;
@@ -638,6 +890,8 @@ int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *con
     if (job == NULL)
         return DB_EXEC_OVERLOADED;
     job->stmt = stmt;
+    job->short_lane = short_lane;
+    job->queued_at = uv_now(pool->loop);
     job->nparams = nparams;
     job->cb = cb;
     job->arg = arg;
@@ -661,6 +915,18 @@ int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *con
     return 0;
 }
 
+int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *const *values,
+            const int *lengths, const int *formats, db_done_cb cb, void *arg)
+{
+    return db_exec_in(pool, false, stmt, nparams, values, lengths, formats, cb, arg);
+}
+
+int db_exec_short(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *const *values,
+                  const int *lengths, const int *formats, db_done_cb cb, void *arg)
+{
+    return db_exec_in(pool, true, stmt, nparams, values, lengths, formats, cb, arg);
+}
+
 void db_pool_close(db_pool_t *pool, void (*on_closed)(void *), void *arg)
 {
     pool->closing = true;
@@ -677,6 +943,8 @@ void db_pool_close(db_pool_t *pool, void (*on_closed)(void *), void *arg)
     }
     uv_timer_stop(&pool->reconnect_timer);
     uv_close((uv_handle_t *)&pool->reconnect_timer, db_handle_closed);
+    uv_timer_stop(&pool->queue_timer);
+    uv_close((uv_handle_t *)&pool->queue_timer, db_handle_closed);
 }
 
 /* ---- result accessors ---- */

@@ -11,6 +11,15 @@
  * "unavailable"); a timer keeps reconnecting, and service resumes by itself.
  * A statement that fails with a serialization failure or deadlock is retried
  * up to retry_limit times before its error is reported.
+ *
+ * Every wait is bounded (db_pool_set_limits): each connection runs with a
+ * lock_timeout and a statement_timeout, and a job that waits in the queue
+ * longer than queue_timeout_ms fails as DB_UNAVAILABLE with queue_timeout
+ * set. Jobs go in one of two lanes: short jobs (db_exec_short: reads, and
+ * inserts into log tables, which wait for no row lock) may use every
+ * connection, other jobs (db_exec: writes, which may wait for row locks) at
+ * most all but `reserved_short` of them, so that logins
+ * and reads are served while writes wait for a row locked elsewhere.
  */
 #ifndef CARREL_DB_H
 #define CARREL_DB_H
@@ -34,6 +43,7 @@ typedef struct db_result {
     const char *message;
     const char *detail;
     const char *hint;
+    bool queue_timeout; /* DB_UNAVAILABLE: it waited too long for a connection; never ran */
 } db_result_t;
 
 typedef void (*db_done_cb)(const db_result_t *r, void *arg);
@@ -42,6 +52,14 @@ typedef struct db_stmt {
     const char *name;
     const char *sql;
 } db_stmt_t;
+
+typedef struct db_limits {
+    int lock_timeout_ms;      /* each connection's lock_timeout; 0: none */
+    int statement_timeout_ms; /* each connection's statement_timeout; 0: none */
+    int queue_timeout_ms;     /* longest wait for a connection; 0: none */
+    int reserved_short;       /* connections other jobs may not use */
+    bool quiet_errors;        /* ask PostgreSQL not to log our sessions' errors */
+} db_limits_t;
 
 typedef struct db_pool db_pool_t;
 
@@ -55,6 +73,8 @@ void db_stmt_register(const db_stmt_t *stmt);
 
 db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_queue,
                        int reconnect_ms, int retry_limit);
+/* Set the limits above (before db_pool_start; the defaults are all 0/false). */
+void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits);
 void db_pool_start(db_pool_t *pool);
 /*
  * Dedicate one more connection to LISTEN on `channel` (before db_pool_start):
@@ -76,6 +96,12 @@ bool db_pool_available(const db_pool_t *pool);
 __attribute__((warn_unused_result)) int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams,
                                                 const char *const *values, const int *lengths,
                                                 const int *formats, db_done_cb cb, void *arg);
+/* Like db_exec, in the short lane: for statements that take no row lock
+ * another session may hold (reads, inserts into log tables). */
+__attribute__((warn_unused_result)) int db_exec_short(db_pool_t *pool, const db_stmt_t *stmt,
+                                                      int nparams, const char *const *values,
+                                                      const int *lengths, const int *formats,
+                                                      db_done_cb cb, void *arg);
 /*
  * Close every connection; queued statements fail with DB_UNAVAILABLE.
  * on_closed runs once all handles are closed and the pool is freed.
@@ -89,5 +115,29 @@ int64_t db_int64(const PGresult *res, int r, int c);
 int32_t db_int32(const PGresult *res, int r, int c);
 bool db_bool(const PGresult *res, int r, int c);
 double db_double(const PGresult *res, int r, int c);
+
+/* ---- pure parts, exposed for unit tests ---- */
+
+/* How many connections jobs of the write lane may hold when `usable` are up. */
+int db_write_limit(int usable, int reserved_short);
+/* True for our own refusals (SQLSTATE class CR): answers, not errors. */
+bool db_sqlstate_is_refusal(const char *sqlstate);
+
+/*
+ * A log-line limiter: at most `burst` lines per `window_ms`; the lines
+ * suppressed are counted and reported once the next window opens.
+ */
+typedef struct db_log_limit {
+    bool started;
+    uint64_t window_start_ms;
+    int burst;
+    uint64_t window_ms;
+    int logged;     /* lines logged in the current window */
+    int suppressed; /* lines dropped in the current window */
+} db_log_limit_t;
+
+/* May a line be logged at now_ms? *report_suppressed gets the number dropped
+ * in the window that just ended (to be logged first), else 0. */
+bool db_log_limit_take(db_log_limit_t *l, uint64_t now_ms, int *report_suppressed);
 
 #endif

@@ -245,7 +245,8 @@ static void import_record(import_job_t *job, const Carrel__MarcRecord *rec)
     }
     if (warning[0])
         import_warn(job, rec, warning);
-    /* marc_parse refuses control characters and broken subfields: a per-record error. */
+    /* marc_parse refuses broken structure (marcio replaced control characters in the
+     * text by spaces): a per-record error. */
     if (marc_parse(&a, clean.data, clean.len, &m, err, sizeof(err)) != 0) {
         char msg[360];
         snprintf(msg, sizeof(msg), "%s; not loaded", err);

@@ -99,6 +99,148 @@ static void marcio_flatten_control_subfields(uint8_t *rec, size_t len, char *war
     }
 }
 
+/*
+ * Bytes of the control character that starts at p (n bytes left): C0 other
+ * than the MARC delimiter and terminators, DEL, or C1 (U+0080 to U+009F,
+ * found by decoding UTF-8: never a lone byte, never part of another
+ * character). 0 when p starts anything else. *step is how far to go on: a
+ * whole UTF-8 sequence, or one byte that does not start one.
+ */
+static size_t marcio_control_at(const uint8_t *p, size_t n, size_t *step)
+{
+    uint8_t c = p[0];
+    size_t extra = c >= 0xC2 && c <= 0xDF   ? 1
+                   : (c & 0xF0) == 0xE0     ? 2
+                   : c >= 0xF0 && c <= 0xF4 ? 3
+                                            : 0;
+    *step = 1;
+    if (extra > 0 && extra < n) {
+        bool sequence = true;
+        for (size_t k = 1; k <= extra; k++)
+            sequence = sequence && (p[k] & 0xC0) == 0x80;
+        *step = sequence ? extra + 1 : 1;
+    }
+    if ((c < 0x20 && c != 0x1D && c != 0x1E && c != 0x1F) || c == 0x7F)
+        return 1;
+    return *step == 2 && c == 0xC2 && p[1] <= 0x9F ? 2 : 0;
+}
+
+/*
+ * One field's n bytes (n >= 1, its terminator last) onto `to`, with each
+ * control character in its data replaced by a space: the whole of a control
+ * field (00X); in a data field the subfield values, never the indicators nor
+ * a subfield code. Delimiters and terminators are copied where they are, so
+ * a stray one still makes marc_parse refuse the record. Returns how many
+ * characters were replaced, or -1 when out of memory.
+ */
+static long marcio_copy_field_replacing(struct buf *to, const uint8_t *f, size_t n, bool control)
+{
+    size_t body = n - 1, i = control || body < 2 ? 0 : 2; /* indicators as they are */
+    bool data = control; /* in a data field, only what follows a delimiter and code */
+    long replaced = 0;
+    if (buf_append(to, f, i) != 0)
+        return -1;
+    while (i < body) {
+        size_t step, ctl = marcio_control_at(f + i, body - i, &step);
+        if (!control && f[i] == 0x1F) {
+            step = i + 1 < body ? 2 : 1; /* the delimiter and its code */
+            data = true;
+        } else if (ctl > 0 && data) {
+            if (buf_append(to, " ", 1) != 0)
+                return -1;
+            replaced++;
+            i += ctl;
+            continue;
+        }
+        if (buf_append(to, f + i, step) != 0)
+            return -1;
+        i += step;
+    }
+    return buf_append(to, f + body, 1) != 0 ? -1 : replaced;
+}
+
+/* Add "TAG: N control characters replaced by spaces" for each field to the warning. */
+static void marcio_warn_replaced(const char (*tags)[4], const long *counts, size_t n, size_t more,
+                                 char *warning, size_t wlen)
+{
+    for (size_t i = 0; i < n + (more > 0); i++) {
+        size_t used = strlen(warning);
+        const char *sep = used > 0 ? "; " : "";
+        if (i == n)
+            snprintf(warning + used, wlen - used,
+                     "%s%zu more fields: control characters replaced by spaces", sep, more);
+        else
+            snprintf(warning + used, wlen - used, "%s%.3s: %ld control character%s replaced by %s",
+                     sep, tags[i], counts[i], counts[i] > 1 ? "s" : "",
+                     counts[i] > 1 ? "spaces" : "a space");
+    }
+}
+
+/*
+ * Real files carry stray control characters in their text (a TAB or CR
+ * from a spreadsheet, an ESC left over from MARC-8, C1 from a mistaken
+ * conversion). Mature readers keep such records, and so does the import:
+ * each one in the data of the record libyaz wrote (out->data + at to the
+ * end) is replaced by a space, the directory and leader rewritten (a C1
+ * character is two bytes), and the fields named in the warning. A directory
+ * that cannot be walked is left for marc_parse to refuse. Returns 0, or -1
+ * when out of memory.
+ */
+static int marcio_replace_controls(struct buf *out, size_t at, char *warning, size_t wlen)
+{
+    const uint8_t *rec = out->data + at;
+    size_t len = out->len - at;
+    int base = len > 25 ? marcio_digits(rec + 12, 5) : -1;
+    if (base < 25 || (size_t)base > len || (base - 25) % 12 != 0)
+        return 0;
+    struct buf fixed = BUF_INIT;
+    char tags[4][4];
+    long counts[4], total = 0;
+    size_t ntags = 0, more = 0;
+    if (buf_append(&fixed, rec, (size_t)base) != 0)
+        return -1;
+    for (size_t e = 24; e + 12 < (size_t)base; e += 12) {
+        int flen = marcio_digits(rec + e + 3, 4), start = marcio_digits(rec + e + 7, 5);
+        if (flen < 1 || start < 0 || (size_t)base + (size_t)start + (size_t)flen > len - 1) {
+            buf_free(&fixed);
+            return 0;
+        }
+        size_t from = fixed.len;
+        long n = marcio_copy_field_replacing(&fixed, rec + base + start, (size_t)flen,
+                                             rec[e] == '0' && rec[e + 1] == '0');
+        if (n < 0) {
+            buf_free(&fixed);
+            return -1;
+        }
+        char entry[16]; /* the field only shrank: its length and start still fit */
+        snprintf(entry, sizeof(entry), "%04zu%05zu", fixed.len - from, from - (size_t)base);
+        memcpy(fixed.data + e + 3, entry, 9);
+        size_t k = 0;
+        while (k < ntags && memcmp(tags[k], rec + e, 3) != 0)
+            k++;
+        if (n > 0 && k == ntags && ntags < 4) {
+            memcpy(tags[ntags], rec + e, 3);
+            counts[ntags++] = 0;
+        }
+        if (n > 0 && k < ntags)
+            counts[k] += n;
+        else if (n > 0)
+            more++;
+        total += n;
+    }
+    char rt = 0x1D, num[8];
+    int rc = 0;
+    if (total > 0 && (rc = buf_append(&fixed, &rt, 1)) == 0) {
+        snprintf(num, sizeof(num), "%05zu", fixed.len);
+        memcpy(fixed.data, num, 5);
+        out->len = at;
+        rc = buf_append(out, fixed.data, fixed.len);
+        marcio_warn_replaced((const char(*)[4])tags, counts, ntags, more, warning, wlen);
+    }
+    buf_free(&fixed);
+    return rc;
+}
+
 /* Write the record held by mt as ISO 2709 with leader/09 'a' (UTF-8). */
 static int marcio_write(yaz_marc_t mt, struct buf *out, char *warning, size_t wlen, char *err,
                         size_t elen)
@@ -109,10 +251,12 @@ static int marcio_write(yaz_marc_t mt, struct buf *out, char *warning, size_t wl
     size_t at = out->len;
     if (rc == 0 && buf_append(out, wrbuf_buf(w), wrbuf_len(w)) != 0)
         rc = -1;
+    if (rc == 0) {
+        marcio_flatten_control_subfields(out->data + at, out->len - at, warning, wlen);
+        rc = marcio_replace_controls(out, at, warning, wlen);
+    }
     if (rc != 0)
         snprintf(err, elen, "cannot write the record back out");
-    else
-        marcio_flatten_control_subfields(out->data + at, out->len - at, warning, wlen);
     wrbuf_destroy(w);
     return rc;
 }

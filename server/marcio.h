@@ -2,8 +2,9 @@
  * marcio: turns a MARC record as found in real files into a clean UTF-8
  * ISO 2709 record, using libyaz (ISO 2709 and MARCXML readers, MARC-8 to
  * UTF-8 conversion) and libxml2. Repairs what mature readers repair (a leader
- * length that does not match, MARC-8 without a flag) and says so; refuses
- * what cannot be read, with a reason.
+ * length that does not match, MARC-8 without a flag, control characters in
+ * the text, made spaces) and says so; refuses what cannot be read, with a
+ * reason. Only the import uses it: interactive saves refuse such text.
  *
  * CPU work: call it from the thread pool (catalog import), never the loop.
  * marcio_init() must run once on the main thread before any worker uses it.

@@ -134,6 +134,11 @@ static bool sqlstate_is(const char *s, const char *code)
 
 void request_fail_db(request_t *req, const db_result_t *r)
 {
+    if (r->status == DB_UNAVAILABLE && r->queue_timeout) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded",
+                     "The server is overloaded; try again in a moment.");
+        return;
+    }
     if (r->status == DB_UNAVAILABLE) {
         request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "database",
                      "The database is unavailable; try again in a moment.");
@@ -161,7 +166,15 @@ void request_fail_db(request_t *req, const db_result_t *r)
         }
     }
     conn_t *c = req->conn;
-    if (s && (!strncmp(s, "08", 2) || !strncmp(s, "57", 2))) {
+    /* A lock or statement timeout rolled the statement back: nothing was
+     * done, so a retry with the same request key is safe. db.c has logged it. */
+    if (sqlstate_is(s, "55P03")) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "busy",
+                     "Another desk is changing the same record; try again.");
+    } else if (sqlstate_is(s, "57014")) {
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "busy",
+                     "The database took too long to answer; try again.");
+    } else if (s && (!strncmp(s, "08", 2) || !strncmp(s, "57", 2))) {
         request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "database",
                      "The database is unavailable; try again in a moment.");
     } else if (sqlstate_is(s, "40001") || sqlstate_is(s, "40P01")) {
@@ -179,7 +192,8 @@ void request_fail_db(request_t *req, const db_result_t *r)
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "invalid_value",
                      "A value was not accepted: %s.", msg);
     } else {
-        log_error(c->id, "%s failed: %s %s", req->route ? req->route->name : "?", s ? s : "?", msg);
+        /* db.c logged the statement, SQLSTATE and message (rate-limited). */
+        log_error(c->id, "%s failed: %s", req->route ? req->route->name : "?", s ? s : "?");
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
                      "Internal error; it has been logged.");
     }
@@ -205,7 +219,12 @@ bool request_limit(request_t *req, bool has, int64_t value, int def, int max, co
 void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                 db_done_cb cb)
 {
-    int rc = db_exec(req->srv->db, stmt, nparams, values, NULL, NULL, cb, req);
+    /* A request that changes nothing takes no row lock: it may use the
+     * connections reserved for short jobs, so reads are served while writes
+     * wait for a locked row (db.h). */
+    bool changes = req->route && (req->route->flags & (ROUTE_MUTATING | ROUTE_KEYED));
+    int rc = changes ? db_exec(req->srv->db, stmt, nparams, values, NULL, NULL, cb, req)
+                     : db_exec_short(req->srv->db, stmt, nparams, values, NULL, NULL, cb, req);
     if (rc != 0)
         request_fail_exec(req, rc);
 }

@@ -36,6 +36,7 @@ typedef struct server {
     conn_t *conns; /* all open connections, doubly linked */
     int nconns;
     int nrefused; /* of nconns, refused at accept and still closing */
+    size_t output_total; /* unsent output of all connections (max_output_total_bytes) */
     uint64_t next_conn_id;
     bool draining;
     bool finishing;

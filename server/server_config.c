@@ -32,6 +32,20 @@ const conf_entry_t server_config_table[] = {
      "delay between reconnection attempts while the database is down"},
     {"db_retry_limit", CONF_INT, S(db_retry_limit), "5", 0, 100,
      "times a transaction is retried after a serialization failure or deadlock"},
+    {"db_lock_timeout_ms", CONF_INT, S(db_lock_timeout_ms), "2000", 0, 3600000,
+     "longest wait for a row or table lock before a request is answered 'unavailable' (busy); "
+     "0: no limit"},
+    {"db_statement_timeout_ms", CONF_INT, S(db_statement_timeout_ms), "10000", 0, 3600000,
+     "longest a statement may run before it is cancelled (answered 'unavailable'); 0: no limit"},
+    {"db_queue_timeout_ms", CONF_INT, S(db_queue_timeout_ms), "5000", 0, 3600000,
+     "longest a query waits for a free database connection before its request is answered "
+     "'unavailable' (overloaded); 0: no limit"},
+    {"db_pool_reserved_reads", CONF_INT, S(db_pool_reserved_reads), "2", 0, 255,
+     "database connections kept for logins and reads: changes may use the others only, so a "
+     "row locked elsewhere cannot hold up every desk"},
+    {"db_quiet_refusals", CONF_BOOL, S(db_quiet_refusals), "true", 0, 0,
+     "ask PostgreSQL not to log our sessions' errors (refusals are answers; carreld logs the "
+     "unexpected ones); needs GRANT SET ON PARAMETER log_min_messages"},
     {"sql_dir", CONF_STRING, S(sql_dir), CARREL_SQL_DIR, 0, 0,
      "directory holding the NNN_name.sql migrations"},
     {"max_frame_bytes", CONF_INT, S(max_frame_bytes), "1048576", 1024, 64 * 1024 * 1024,
@@ -55,6 +69,10 @@ const conf_entry_t server_config_table[] = {
      "on SIGTERM, how long to wait for in-flight requests"},
     {"write_high_water", CONF_INT, S(write_high_water), "4194304", 65536, 1073741824,
      "stop reading from a client whose unsent output exceeds this many bytes"},
+    {"max_output_total_bytes", CONF_INT, S(max_output_total_bytes), "268435456", 1048576,
+     68719476736,
+     "unsent output held for all clients together; past it, the clients with the most unsent "
+     "output are dropped first"},
     {"password_time_cost", CONF_INT, S(password_time_cost), "3", 1, 100,
      "Argon2id passes for new password hashes"},
     {"password_memory_kib", CONF_INT, S(password_memory_kib), "65536", 8, 4194304,
@@ -69,9 +87,9 @@ const conf_entry_t server_config_table[] = {
     {"login_throttle_max_s", CONF_INT, S(login_throttle_max_s), "300", 1, 86400,
      "longest lockout after repeated failed logins"},
     {"login_pending_per_user", CONF_INT, S(login_pending_per_user), "3", 1, 1000,
-     "logins for one user name checked at once; more are refused (too_many_requests)"},
+     "logins for one user name checked at once; more wait for their turn"},
     {"login_pending_per_address", CONF_INT, S(login_pending_per_address), "8", 1, 100000,
-     "logins from one peer address checked at once; more are refused (too_many_requests)"},
+     "logins from one peer address checked at once; more wait for their turn"},
     {"password_queue_max", CONF_INT, S(password_queue_max), "16", 1, 10000,
      "password checks queued or running at once; logins beyond are answered unavailable"},
     {"login_throttle_report_s", CONF_INT, S(login_throttle_report_s), "60", 1, 86400,

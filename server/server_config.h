@@ -19,6 +19,11 @@ struct server_config {
     long db_max_queue;
     long db_reconnect_ms;
     long db_retry_limit;
+    long db_lock_timeout_ms;
+    long db_statement_timeout_ms;
+    long db_queue_timeout_ms;
+    long db_pool_reserved_reads;
+    int db_quiet_refusals;
     char *sql_dir;
     long max_frame_bytes;
     long max_frame_bytes_login;
@@ -30,6 +35,7 @@ struct server_config {
     long max_connections_per_address;
     long shutdown_timeout_s;
     long write_high_water;
+    long max_output_total_bytes;
     long password_time_cost;
     long password_memory_kib;
     long password_parallelism;

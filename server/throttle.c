@@ -1,5 +1,7 @@
 #include "throttle.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,4 +169,32 @@ void throttle_report(throttle_t *t, void (*cb)(const throttle_entry_t *e, void *
             e->refused = 0;
         }
     }
+}
+
+void throttle_address_key(const char *address, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN + 8];
+    util_strlcpy(host, address, sizeof(host));
+    char *scope = strchr(host, '%'); /* fe80::1%eth0: the zone is not part of the address */
+    if (scope)
+        *scope = '\0';
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, host, a) != 1) {
+        util_strlcpy(out, address, outlen);
+        return;
+    }
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+        if (inet_ntop(AF_INET, a + 12, text, sizeof(text)) == NULL)
+            util_strlcpy(out, address, outlen);
+        else
+            util_strlcpy(out, text, outlen);
+        return;
+    }
+    memset(a + 8, 0, 8);
+    if (inet_ntop(AF_INET6, a, text, sizeof(text)) == NULL)
+        util_strlcpy(out, address, outlen);
+    else
+        snprintf(out, outlen, "%s/64", text);
 }

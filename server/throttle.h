@@ -78,6 +78,15 @@ int throttle_pending(const throttle_t *t, const char *key);
  */
 int throttle_refused(throttle_t *t, const char *key, const char *user, const char *workstation,
                      const char *peer);
+/*
+ * The key a peer address (without its port) is counted under, for the
+ * per-address throttle and connection limits: an IPv4 address as it is, also
+ * when a dual-stack listener reports it IPv4-mapped ("::ffff:192.0.2.7"); an
+ * IPv6 address by its /64 ("2001:db8:1:2::/64"), since one host or site is
+ * given a whole /64 and could otherwise connect and guess under 2^64
+ * addresses. Anything else is copied as it is.
+ */
+void throttle_address_key(const char *address, char *out, size_t outlen);
 /* Call `cb` for every key with refused attempts since the last report, then reset them. */
 void throttle_report(throttle_t *t, void (*cb)(const throttle_entry_t *e, void *arg), void *arg);
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import stat
+import subprocess
 import sys
 import time
 import unittest
@@ -226,6 +227,55 @@ class Connections(unittest.TestCase):
             s.close()
         d.stop()
 
+    def test_per_address_cap_on_a_dual_stack_listener(self):
+        """Item 10: on a listener for "::", IPv4 peers (reported IPv4-mapped) are
+        counted each under its own address, not together under one IPv6 prefix."""
+        d = env.daemon(listen_host="::", max_connections_per_address=3)
+        idle = [socket.create_connection(("127.0.0.1", d.port), timeout=5,
+                                         source_address=("127.0.0.6", 0)) for _ in range(3)]
+        w = wire_from(d, "127.0.0.7")
+        self.assertEqual(w.hello().status, "ok")
+        self.assertEqual(w.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
+        w.close()
+        # The fourth from 127.0.0.6 is over its address's cap.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10,
+                                     source_address=("127.0.0.6", 0))
+        self.assertEqual(s.recv(100), b"")
+        wait_for(lambda: "refusing ::ffff:127.0.0.6" in d.log_text(), what="the refusal")
+        for x in idle + [s]:
+            x.close()
+        d.stop()
+
+    def test_certificate_without_one_whole_common_name_is_refused(self):
+        """Item 15, the whole class: a verified client certificate whose common name
+        is missing or doubled must not count as no certificate (which lets the
+        client name any workstation), nor stand for the first of its names."""
+        tls = os.path.dirname(env.tls("ca.crt"))
+        subjects = {"nocn": "/O=Carrel tests", "twocn": "/CN=desk-dwn/CN=desk-prk"}
+        for name, subject in subjects.items():
+            key, csr, crt = (os.path.join(tls, name + ext) for ext in (".key", ".csr", ".crt"))
+            env.run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", key)
+            env.run("openssl", "req", "-new", "-key", key, "-subj", subject, "-out", csr)
+            env.run("openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(tls, "ca.crt"),
+                    "-CAkey", os.path.join(tls, "ca.key"), "-CAcreateserial", "-days", "2",
+                    "-sha256", "-out", crt)
+        d = env.daemon()
+        for name in subjects:
+            with self.subTest(name):
+                try:
+                    w = d.wire(cert=name)
+                    r = w.hello()
+                    if r is not None:
+                        r = w.login("desk-dwn", "admin", ADMIN_PASSWORD)
+                except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as e:
+                    r = e
+                self.assertNotEqual(getattr(r, "status", None), "ok", r)
+                w.close()
+        wait_for(lambda: d.log_text().count("has no usable common name") == 2,
+                 what="both refused")
+        d.stop()
+
     def test_idle_handshake_closed_after_deadline(self):
         """Item 10: a connection with no TLS handshake (or no Hello) is closed early."""
         d = env.daemon(handshake_timeout_s=1, login_timeout_s=30)
@@ -317,6 +367,32 @@ class Sessions(unittest.TestCase):
         self.assertTrue(other.closed_by_server(5))
         self.assertEqual(me.call(REQ_WHOAMI).status, "ok")
         me.close()
+
+    def test_concurrent_current_password_guesses_are_counted_before_the_check(self):
+        """Items 9 and 13: wrong current passwords sent at once on one connection
+        (pipelined) get login_throttle_after checks, not one each, and the right
+        one sent right behind them is throttled too."""
+        d = env.daemon(login_throttle_after=3, password_queue_max=100)
+        add_staff("gwen")
+        me = d.logged_in_wire(user="gwen", password=STAFF_PASSWORD)
+        guesses = ["guess-number-%d" % i for i in range(12)] + [STAFF_PASSWORD]
+        sent = [(me, me.send(REQ_STAFF_SET_PASSWORD,
+                             pb_message((1, "gwen"), (2, "a-new-password-1"), (3, g))))
+                for g in guesses]
+        by_id = {}
+        while len(by_id) < len(sent):  # answered in the order the checks end
+            r = me.recv()
+            self.assertIsNotNone(r, by_id)
+            by_id[r.id] = r
+        answers = [by_id[rid] for _, rid in sent]
+        reasons = [r.reason for r in answers[:-1]]
+        self.assertLessEqual(reasons.count("current_password"), 3, reasons)
+        self.assertEqual(reasons.count("current_password") + reasons.count("login_throttled"),
+                         12, reasons)
+        self.assertEqual((answers[-1].status, answers[-1].reason),
+                         ("too_many_requests", "login_throttled"), answers[-1])
+        me.close()
+        d.stop()
 
     def test_client_passwd_asks_for_current(self):
         """Item 13 through the client: carrel passwd with the current password."""
@@ -446,6 +522,44 @@ class Tokens(unittest.TestCase):
                                   "ON s.id = t.staff_id WHERE s.username = 'val'"), "0")
         r = env.carrel(prof, "whoami")
         self.assertEqual((r.code, r.json["reason"]), (3, "account_disabled"), r)
+
+    def test_token_not_issued_across_a_password_change(self):
+        """Item 20: a password change committed while a login with the old password
+        is under way (here: by hand in SQL, still open when the token would be
+        stored) leaves no token of the old password behind."""
+        add_staff("ursa")
+        change = subprocess.Popen(
+            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
+             env.sockdir, "-d", "carrel", "-qAt", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            change.stdin.write("BEGIN;\nUPDATE staff SET password_hash = password_hash || 'x' "
+                               "WHERE username = 'ursa';\nSELECT 'changed';\n")
+            change.stdin.flush()
+            self.assertEqual(change.stdout.readline().strip(), "changed")
+            w = main.wire()
+            w.hello()
+            rid = w.send(REQ_LOGIN, login_body("ursa", STAFF_PASSWORD, want_token=True))
+            # The token's insert waits for the change (or, without the check, does not).
+            try:
+                wait_for(lambda: env.psql("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE wait_event_type = 'Lock'") != "0",
+                         timeout=10, what="the token insert to wait for the change")
+            except AssertionError:
+                pass
+            change.stdin.write("COMMIT;\n")
+            change.stdin.close()
+            self.assertEqual(change.wait(timeout=30), 0, change.stderr.read())
+        finally:
+            if change.poll() is None:
+                change.kill()
+                change.wait()
+        r = collect([(w, rid)])[0][1]
+        self.assertEqual(r.status, "ok", r)
+        self.assertNotIn(4, r.body(RESP_LOGIN), r)  # no session_token
+        self.assertEqual(env.psql("SELECT count(*) FROM staff_session t JOIN staff s "
+                                  "ON s.id = t.staff_id WHERE s.username = 'ursa'"), "0")
+        w.close()
 
     def test_scripts_keep_no_token_by_default(self):
         """keep_session = auto: a password from a file or the environment keeps no token."""

@@ -653,7 +653,12 @@ class Races(unittest.TestCase):
         captured = env.psql("SELECT string_agg(id::text, ',' ORDER BY placed_at, id) FROM hold "
                             "WHERE bib_id = %d AND status IN ('ready', 'in_transit')" % bib)
         captured = captured.split(",") if captured else []
-        self.assertEqual(len(captured), min(14, len(live)))
+        # A copy already sent on its way for a hold that is then cancelled travels on
+        # (it is routed again when it arrives): it cannot be captured for another yet.
+        # Whether a cancel comes before or after its copy's checkin is up to timing.
+        travelling = int(env.psql("SELECT count(*) FROM hold WHERE bib_id = %d AND status ="
+                                  " 'cancelled' AND captured_item_id IS NOT NULL" % bib))
+        self.assertEqual(len(captured), min(14 - travelling, len(live)))
         self.assertEqual(captured, live[:len(captured)])
         # No copy assigned twice; every transit heads for its hold's pickup branch.
         self.assertEqual(env.psql("SELECT count(*) - count(DISTINCT captured_item_id) FROM hold "
@@ -981,6 +986,22 @@ class SettlingHolds(unittest.TestCase):
         self.assertEqual((back["route"], back["hold_id"]), ("hold_shelf", h), back)
         self.assertEqual(status(copy), "on_hold_shelf DWN")
         self.assertEqual(hold_status(h), "ready")
+        assert_consistent(self)
+
+    def test_editing_where_a_shelf_copy_is_requeues_its_hold(self):
+        """Item 23, the whole class: an item edit that says a copy on a hold shelf
+        is now at another branch leaves no ready hold claiming it."""
+        bib = new_bib("Moved Off The Shelf")
+        copy = new_item(bib, "DWN")
+        card, h = on_shelf_for(bib, copy)
+        w = subscribe("DWN")
+        r = carrel("item", "edit", copy, "--at", "PRK", user="libby")
+        self.assertEqual(r.code, 0, r)
+        ev = next_event(w)
+        w.close()
+        self.assertEqual(ev["kind"], "hold_released", ev)
+        self.assertIn("(now at Park Street Branch at the Lyric)", ev["text"])
+        self.assertEqual(hold_status(h), "waiting")
         assert_consistent(self)
 
     def test_copy_captured_at_a_third_branch_ends_its_old_transit(self):

@@ -617,6 +617,120 @@ static void test_missing_code_repair_overlapping_fields(void **state)
     buf_free(&out);
 }
 
+/*
+ * A UTF-8 record (leader/09 'a') from n fields, each a tag and its bytes
+ * without the terminator, into rec (of size cap). Returns its length.
+ */
+static size_t utf8_record(char *rec, size_t cap, const char *const (*fields)[2], size_t n)
+{
+    size_t base = 24 + 12 * n + 1, at = base;
+    char head[64];
+    for (size_t i = 0; i < n; i++) {
+        size_t flen = strlen(fields[i][1]) + 1;
+        assert_true(at + flen + 1 <= cap);
+        snprintf(head, sizeof(head), "%.3s%04zu%05zu", fields[i][0], flen, at - base);
+        memcpy(rec + 24 + 12 * i, head, 12);
+        memcpy(rec + at, fields[i][1], flen - 1);
+        rec[at + flen - 1] = FT;
+        at += flen;
+    }
+    rec[base - 1] = FT;
+    rec[at++] = RT;
+    snprintf(head, sizeof(head), "%05zunam a22%05zu a 4500", at, base);
+    memcpy(rec, head, 24);
+    return at;
+}
+
+/*
+ * Real data is messy: a TAB, an ESC and a C1 character (U+0085 NEXT LINE,
+ * two bytes in UTF-8) in a title do not keep the record out. Each becomes a
+ * space, the warning names the field, and the record reads back. The
+ * delimiters stay where they are; other text (a two-byte é, whose second byte
+ * is no C1 control) is kept.
+ */
+static void test_control_characters_replaced(void **state)
+{
+    arena_t *a = *state;
+    static const char *const fields[][2] = {
+        {"001", "ocm001"},
+        {"245", "10\x1f"
+                "aTab\there,\x1b[2Jesc and\xc2\x85nel caf\xc3\xa9 /\x1f"
+                "cAn author."},
+    };
+    char rec[512];
+    size_t len = utf8_record(rec, sizeof(rec), fields, 2);
+    marc_record_t clean;
+    struct buf out;
+    char *warning = normalize_ok(a, (const uint8_t *)rec, len, false, &clean, &out);
+    assert_string_equal(warning, "245: 3 control characters replaced by spaces");
+    assert_string_equal(marc_subfield(&clean, "245", 'a'),
+                        "Tab here, [2Jesc and nel caf\xc3\xa9 /");
+    assert_string_equal(marc_subfield(&clean, "245", 'c'), "An author.");
+    assert_string_equal(marc_find(&clean, "001")->data, "ocm001");
+    /* The C1 character's two bytes became one: lengths and directory rewritten. */
+    char num[6];
+    snprintf(num, sizeof(num), "%05zu", len - 1);
+    assert_int_equal(out.len, len - 1);
+    assert_memory_equal(out.data, num, 5);
+    buf_free(&out);
+
+    /* MARCXML may carry TAB, CR, DEL and C1 too (as characters or references). */
+    const char *xml = "<record xmlns=\"http://www.loc.gov/MARC21/slim\">"
+                      "<leader>00000nam a2200000 a 4500</leader>"
+                      "<controlfield tag=\"001\">ocm&#9;001</controlfield>"
+                      "<datafield tag=\"245\" ind1=\"1\" ind2=\"0\"><subfield code=\"a\">"
+                      "Tab&#9;CR&#13;DEL\x7f NEL\xc2\x85 title</subfield></datafield></record>";
+    warning = normalize_ok(a, (const uint8_t *)xml, strlen(xml), true, &clean, NULL);
+    assert_string_equal(warning, "001: 1 control character replaced by a space; 245: 4 control "
+                                 "characters replaced by spaces");
+    assert_string_equal(marc_find(&clean, "001")->data, "ocm 001");
+    assert_string_equal(marc_subfield(&clean, "245", 'a'), "Tab CR DEL  NEL  title");
+}
+
+/* An ESC in the control number (001) too: both fields named, the record kept. */
+static void test_control_characters_in_control_field(void **state)
+{
+    arena_t *a = *state;
+    static const char *const fields[][2] = {
+        {"001", "ocm\x1b"
+                "001\r"},
+        {"245", "10\x1f"
+                "aA title\x7f"},
+        {"500", "  \x1f"
+                "aOne\x1f"
+                "bTwo\x0a"},
+        {"500", "  \x1f"
+                "aThree\x01"},
+    };
+    char rec[512];
+    size_t len = utf8_record(rec, sizeof(rec), fields, 4);
+    marc_record_t clean;
+    char *warning = normalize_ok(a, (const uint8_t *)rec, len, false, &clean, NULL);
+    assert_string_equal(warning, "001: 2 control characters replaced by spaces; 245: 1 control "
+                                 "character replaced by a space; 500: 2 control characters "
+                                 "replaced by spaces");
+    assert_string_equal(marc_find(&clean, "001")->data, "ocm 001 ");
+    assert_string_equal(marc_subfield(&clean, "245", 'a'), "A title ");
+    assert_string_equal(marc_subfield(&clean, "500", 'b'), "Two ");
+    marc_summary_t sum;
+    marc_summarize(a, &clean, &sum);
+    assert_string_equal(sum.control_number, "ocm 001");
+
+    /* A delimiter where an indicator belongs is structure, not text: still refused. */
+    static const char *const stray[][2] = {{"245", "\x1f\x1f"
+                                                   "aBroken\t"}};
+    len = utf8_record(rec, sizeof(rec), stray, 1);
+    struct buf out = BUF_INIT;
+    char w[300], err[300], perr[200];
+    assert_int_equal(
+        marcio_normalize((const uint8_t *)rec, len, false, &out, w, sizeof(w), err, sizeof(err)),
+        0);
+    marc_record_t r;
+    assert_int_equal(marc_parse(a, out.data, out.len, &r, perr, sizeof(perr)), -1);
+    assert_non_null(strstr(perr, "field 245: an indicator is not a printable ASCII character"));
+    buf_free(&out);
+}
+
 static void test_marcxml_record_normalizes(void **state)
 {
     arena_t *a = *state;
@@ -787,6 +901,8 @@ int main(void)
         T(test_marcxml_empty_subfield_code),
         T(test_libyaz_overread_padded),
         T(test_missing_code_repair_overlapping_fields),
+        T(test_control_characters_replaced),
+        T(test_control_characters_in_control_field),
         T(test_marcxml_refused),
         T(test_to_marcxml),
         T(test_to_marcxml_escapes),

@@ -343,6 +343,34 @@ static void test_refused_reported_once(void **state)
     throttle_free(&t);
 }
 
+/* Per-address keys: IPv4 as it is, IPv4-mapped IPv6 as IPv4, IPv6 by its /64. */
+static void test_address_key(void **state)
+{
+    (void)state;
+    char k[THROTTLE_KEY_MAX];
+    throttle_address_key("192.0.2.7", k, sizeof(k));
+    assert_string_equal(k, "192.0.2.7");
+    /* A dual-stack listener reports IPv4 peers mapped: the same key. */
+    throttle_address_key("::ffff:192.0.2.7", k, sizeof(k));
+    assert_string_equal(k, "192.0.2.7");
+    /* One host, one /64: every address in it is one key. */
+    throttle_address_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", k, sizeof(k));
+    assert_string_equal(k, "2001:db8:1:2::/64");
+    throttle_address_key("2001:db8:1:2::1", k, sizeof(k));
+    assert_string_equal(k, "2001:db8:1:2::/64");
+    throttle_address_key("2001:DB8:1:2:0:0:0:ffff", k, sizeof(k));
+    assert_string_equal(k, "2001:db8:1:2::/64");
+    throttle_address_key("2001:db8:1:3::1", k, sizeof(k));
+    assert_string_equal(k, "2001:db8:1:3::/64");
+    throttle_address_key("fe80::1%eth0", k, sizeof(k));
+    assert_string_equal(k, "fe80::/64");
+    throttle_address_key("::1", k, sizeof(k));
+    assert_string_equal(k, "::/64");
+    /* Anything else is kept as it is. */
+    throttle_address_key("?", k, sizeof(k));
+    assert_string_equal(k, "?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_pending_bounded),
         cmocka_unit_test(test_pending_never_evicted),
         cmocka_unit_test(test_refused_reported_once),
+        cmocka_unit_test(test_address_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

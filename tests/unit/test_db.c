@@ -1,0 +1,90 @@
+/*
+ * Unit tests for the pure parts of server/db.c: how many connections writes
+ * may hold, which SQLSTATEs are our refusals, and the limiter of the log
+ * lines for unexpected database errors.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "db.h"
+
+static void test_write_limit_leaves_reserved(void **state)
+{
+    (void)state;
+    assert_int_equal(db_write_limit(8, 2), 6);
+    assert_int_equal(db_write_limit(8, 0), 8);
+    assert_int_equal(db_write_limit(4, 3), 1);
+}
+
+static void test_write_limit_never_zero(void **state)
+{
+    (void)state;
+    /* Writes must always be able to run, even with most connections down. */
+    assert_int_equal(db_write_limit(2, 2), 1);
+    assert_int_equal(db_write_limit(1, 5), 1);
+    assert_int_equal(db_write_limit(0, 2), 1);
+}
+
+static void test_refusal_sqlstates(void **state)
+{
+    (void)state;
+    assert_true(db_sqlstate_is_refusal("CR422"));
+    assert_true(db_sqlstate_is_refusal("CR404"));
+    assert_false(db_sqlstate_is_refusal("55P03"));
+    assert_false(db_sqlstate_is_refusal("23505"));
+    assert_false(db_sqlstate_is_refusal("C"));
+    assert_false(db_sqlstate_is_refusal(""));
+    assert_false(db_sqlstate_is_refusal(NULL));
+}
+
+static void test_log_limit_burst_then_report(void **state)
+{
+    (void)state;
+    db_log_limit_t l = {.burst = 3, .window_ms = 1000};
+    int dropped;
+    uint64_t t = 5000;
+    for (int i = 0; i < 3; i++) {
+        assert_true(db_log_limit_take(&l, t + (uint64_t)i, &dropped));
+        assert_int_equal(dropped, 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        assert_false(db_log_limit_take(&l, t + 10, &dropped));
+        assert_int_equal(dropped, 0);
+    }
+    /* The next window opens: the five dropped lines are reported once. */
+    assert_true(db_log_limit_take(&l, t + 1000, &dropped));
+    assert_int_equal(dropped, 5);
+    assert_true(db_log_limit_take(&l, t + 1001, &dropped));
+    assert_int_equal(dropped, 0);
+}
+
+static void test_log_limit_at_time_zero(void **state)
+{
+    (void)state;
+    /* A clock that starts at 0 (uv_now early on) must not reopen the window on every call. */
+    db_log_limit_t l = {.burst = 1, .window_ms = 1000};
+    int dropped;
+    assert_true(db_log_limit_take(&l, 0, &dropped));
+    assert_false(db_log_limit_take(&l, 0, &dropped));
+    assert_false(db_log_limit_take(&l, 500, &dropped));
+    assert_true(db_log_limit_take(&l, 1001, &dropped));
+    assert_int_equal(dropped, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_limit_leaves_reserved),
+        cmocka_unit_test(test_write_limit_never_zero),
+        cmocka_unit_test(test_refusal_sqlstates),
+        cmocka_unit_test(test_log_limit_burst_then_report),
+        cmocka_unit_test(test_log_limit_at_time_zero),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
