@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -99,6 +100,122 @@ void cli_set_request_key(Carrel__Request *req, char key[37])
         exit(EXIT_LOCAL);
     }
     req->request_key = key;
+}
+
+int cli_set_request_key_arg(cli_t *cli, const char *key)
+{
+    if (!util_is_uuid(key))
+        return cli_fail(cli, EXIT_USAGE,
+                        "--request-key takes a UUID (8-4-4-4-12 hexadecimal digits), not \"%s\"",
+                        key);
+    cli->request_key = key;
+    return EXIT_OK;
+}
+
+int cli_next_request_key(cli_t *cli, char key[37])
+{
+    if (cli->request_key == NULL) {
+        if (util_uuid4(cli->generated_key) != 0)
+            return cli_fail(cli, EXIT_LOCAL, "no randomness available for a request key");
+        cli->request_key = cli->generated_key;
+    }
+    unsigned n = cli->keyed_sent++;
+    /* K plus n in the last 12 hex digits (the node field), wrapping there. */
+    for (int i = 0; i < 36; i++)
+        key[i] = (char)tolower((unsigned char)cli->request_key[i]);
+    key[36] = '\0';
+    unsigned long long node = strtoull(key + 24, NULL, 16);
+    node = (node + n) & 0xFFFFFFFFFFFFull;
+    snprintf(key + 24, 13, "%012llx", node);
+    return EXIT_OK;
+}
+
+/* Drop the connection and connect and log in again; an exit code. */
+static int cli_reconnect(cli_t *cli)
+{
+    if (cli->connected || cli->conn.loop_ready)
+        client_close(&cli->conn);
+    cli->connected = false;
+    cli->logged_in = false;
+    if (cli->login_resp) {
+        carrel__response__free_unpacked(cli->login_resp, NULL);
+        cli->login_resp = NULL;
+        cli->login = NULL;
+    }
+    return cli_connect(cli, true);
+}
+
+/* Answers that say the change was not made, or may have been: send it again. */
+static bool cli_status_retryable(Carrel__Status s)
+{
+    return s == CARREL__STATUS__STATUS_UNAVAILABLE || s == CARREL__STATUS__STATUS_TOO_MANY_REQUESTS;
+}
+
+/* The outcome of a change is unknown: say how to finish the command safely. */
+static void cli_print_rerun(const cli_t *cli)
+{
+    fprintf(stderr,
+            "carrel: the outcome is not known: run the same command line again with "
+            "--request-key %s to finish it without applying anything twice\n",
+            cli->request_key);
+}
+
+int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
+{
+    char key[37];
+    int code = cli_next_request_key(cli, key);
+    if (code != EXIT_OK)
+        return code;
+    req->request_key = key;
+    unsigned delay_ms = CLI_KEYED_FIRST_PAUSE_MS;
+    for (int attempt = 1;; attempt++) {
+        bool last = attempt >= CLI_KEYED_ATTEMPTS;
+        Carrel__Response *r = NULL;
+        const char *why = NULL;
+        char reason[400];
+        bool json = cli->json;
+        cli->json = json && last; /* one JSON document: only the final error */
+        code = cli->connected ? EXIT_OK : cli_reconnect(cli);
+        cli->json = json;
+        if (code != EXIT_OK) {
+            if (code != EXIT_NETWORK || last) {
+                cli_print_rerun(cli);
+                return code;
+            }
+            why = "cannot reconnect";
+        } else if (client_call(&cli->conn, req, &r) != 0) {
+            /* Lost, or no answer in time: the change may or may not be made. */
+            snprintf(reason, sizeof(reason), "%s", cli->conn.error);
+            client_abort(&cli->conn, "no answer");
+            client_close(&cli->conn);
+            cli->connected = false;
+            if (last) {
+                code = cli_fail(cli, EXIT_NETWORK, "%s", reason);
+                cli_print_rerun(cli);
+                return code;
+            }
+            why = reason;
+        } else if (cli_status_retryable(r->status) && !last) {
+            snprintf(reason, sizeof(reason), "%s", r->message ? r->message : "unavailable");
+            carrel__response__free_unpacked(r, NULL);
+            why = reason;
+        } else if (r->status != CARREL__STATUS__STATUS_OK) {
+            cli_print_status_error(cli, r);
+            code = cli_status_exit(r->status);
+            if (cli_status_retryable(r->status))
+                cli_print_rerun(cli);
+            carrel__response__free_unpacked(r, NULL);
+            return code;
+        } else {
+            *out = r;
+            return EXIT_OK;
+        }
+        fprintf(stderr,
+                "carrel: %s; sending again with the same request key in %.1f s (%d of %d)\n", why,
+                delay_ms / 1000.0, attempt + 1, CLI_KEYED_ATTEMPTS);
+        uv_sleep(delay_ms);
+        delay_ms = delay_ms * 2 > CLI_KEYED_MAX_PAUSE_MS ? CLI_KEYED_MAX_PAUSE_MS : delay_ms * 2;
+    }
 }
 
 void cli_print_status_error(cli_t *cli, const Carrel__Response *r)

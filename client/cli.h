@@ -23,6 +23,11 @@ enum {
     EXIT_NETWORK = 5, /* cannot reach the server, TLS failure, timeout */
 };
 
+/* Sends of one keyed change at most, and the pauses between them (doubling). */
+#define CLI_KEYED_ATTEMPTS       6
+#define CLI_KEYED_FIRST_PAUSE_MS 500
+#define CLI_KEYED_MAX_PAUSE_MS   8000
+
 typedef struct cli {
     profile_t profile;
     const char *profile_path;
@@ -38,6 +43,12 @@ typedef struct cli {
      * cli_connect keeps the password here (wiped by cli_forget_password). */
     bool keep_password;
     char *password;
+    /* The key of the command's first keyed change, from --request-key or
+     * made up (into generated_key) when the first one is sent; the n-th
+     * further one uses it plus n (cli_next_request_key). */
+    const char *request_key;
+    unsigned keyed_sent;
+    char generated_key[37];
 } cli_t;
 
 typedef struct command {
@@ -96,6 +107,26 @@ bool cli_has_option(int argc, char **argv);
 void cli_print_json(const ProtobufCMessage *msg);
 /* Set a fresh UUID as the request's idempotency key. */
 void cli_set_request_key(Carrel__Request *req, char key[37]);
+/*
+ * The key for the command's next keyed change: K for the first and K plus n
+ * (in its last 12 hex digits) for the n-th after it, K being --request-key
+ * or else a fresh UUID, so that the same command line run again with
+ * --request-key K sends the same keys. Returns EXIT_OK or an exit code
+ * (printed).
+ */
+int cli_next_request_key(cli_t *cli, char key[37]);
+/*
+ * Send a keyed change (PROTOCOL.md, "Request keys") and wait, as cli_call
+ * does, but retry with the same request key, which the server applies at
+ * most once: after a lost connection or no answer in time (connecting and
+ * logging in again) and after UNAVAILABLE or TOO_MANY_REQUESTS, up to
+ * CLI_KEYED_ATTEMPTS sends with a growing pause between them. When the
+ * outcome stays unknown, the key is printed so that the command can be run
+ * again with --request-key.
+ */
+int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out);
+/* Check the form of a --request-key argument. Returns EXIT_OK or EXIT_USAGE (printed). */
+int cli_set_request_key_arg(cli_t *cli, const char *key);
 /* Report a non-OK response (JSON on stdout with --json, a sentence on stderr). */
 void cli_print_status_error(cli_t *cli, const Carrel__Response *r);
 /* Exit code for a non-OK status. */

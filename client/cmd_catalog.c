@@ -19,6 +19,15 @@ static const char *status_label(Carrel__ItemStatus s)
     return json_enum_name(&carrel__item_status__descriptor, s);
 }
 
+/* "checked_out, due 2026-12-21" for a copy on loan; else the status alone. */
+static void catalog_item_status(char *out, size_t n, const Carrel__Item *it)
+{
+    if (it->on_loan && it->due_date && it->due_date[0])
+        snprintf(out, n, "%s, due %s", status_label(it->status), it->due_date);
+    else
+        snprintf(out, n, "%s", status_label(it->status));
+}
+
 static void catalog_print_items(Carrel__Item **items, size_t n)
 {
     static const char *const headers[] = {"Barcode",     "Branch", "Owner", "Location",
@@ -26,9 +35,11 @@ static void catalog_print_items(Carrel__Item **items, size_t n)
     table_t *t = table_new(7, headers);
     for (size_t i = 0; i < n; i++) {
         const Carrel__Item *it = items[i];
-        const char *row[] = {
-            it->barcode,     it->current_branch, it->owning_branch,       it->location,
-            it->call_number, it->item_type,      status_label(it->status)};
+        char status[64];
+        catalog_item_status(status, sizeof(status), it);
+        const char *row[] = {it->barcode,  it->current_branch, it->owning_branch,
+                             it->location, it->call_number,    it->item_type,
+                             status};
         table_add(t, row);
     }
     table_print(t, stdout);
@@ -73,11 +84,15 @@ static void catalog_print_item(const Carrel__Item *it)
            it->version);
     printf("  status: %s at %s (owned by %s)\n", status_label(it->status), it->current_branch,
            it->owning_branch);
+    if (it->on_loan)
+        printf("  on loan, due %s\n", it->due_date && it->due_date[0] ? it->due_date : "?");
     printf("  type: %s; location: %s; call number: %s\n", it->item_type, it->location,
            it->call_number);
-    printf("  price: %lld.%02lld; added %s; circulated %d times%s%s\n",
-           (long long)(it->price_cents / 100), (long long)(it->price_cents % 100), it->date_added,
-           it->circ_count, it->last_circulated[0] ? ", last " : "", it->last_circulated);
+    char price[32], times[32];
+    output_money(price, sizeof(price), it->price_cents);
+    output_count(times, sizeof(times), it->circ_count, "time", "times");
+    printf("  price: %s; added %s; circulated %s%s%s\n", price, it->date_added, times,
+           it->last_circulated[0] ? ", last " : "", it->last_circulated);
 }
 
 /* ---- catalog search ---- */
@@ -87,14 +102,25 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
     Carrel__CatalogSearch s = CARREL__CATALOG_SEARCH__INIT;
     int page = 1;
     static const struct option opts[] = {
-        {"isbn", required_argument, NULL, 'i'},    {"issn", required_argument, NULL, 's'},
-        {"barcode", required_argument, NULL, 'b'}, {"call-number", required_argument, NULL, 'c'},
-        {"branch", required_argument, NULL, 'B'},  {"format", required_argument, NULL, 'f'},
-        {"available", no_argument, NULL, 'a'},     {"page", required_argument, NULL, 'p'},
-        {"limit", required_argument, NULL, 'l'},   {NULL, 0, NULL, 0},
+        {"isbn", required_argument, NULL, 'i'},
+        {"issn", required_argument, NULL, 's'},
+        {"barcode", required_argument, NULL, 'b'},
+        {"call-number", required_argument, NULL, 'c'},
+        {"branch", required_argument, NULL, 'B'},
+        {"format", required_argument, NULL, 'f'},
+        {"available", no_argument, NULL, 'a'},
+        {"page", required_argument, NULL, 'p'},
+        {"limit", required_argument, NULL, 'l'},
+        {"not", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
     };
+    /* Words to leave out: "--not dogs" is the query's "-dogs", which as an
+     * argument of its own would read as an option (unless after "--"). Only
+     * long options, so that such a word is never taken for a short one
+     * ("-apple" as -a -p ple): it gets the hint below instead. */
+    char excluded[512] = "";
     int ch;
-    while ((ch = getopt_long(argc, argv, "i:s:b:c:B:f:ap:l:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'i':
             s.isbn = optarg;
@@ -126,11 +152,21 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
             if (cli_int32_arg(cli, "--limit", optarg, 1, 100, &s.limit) != EXIT_OK)
                 return EXIT_USAGE;
             break;
+        case 'n':
+            if (strlen(excluded) + strlen(optarg) + 3 >= sizeof(excluded))
+                return cli_fail(cli, EXIT_USAGE, "the search is too long");
+            if (optarg[0] == '\0' || strchr(optarg, ' '))
+                return cli_fail(cli, EXIT_USAGE, "--not takes one word");
+            strcat(excluded, " -");
+            strcat(excluded, optarg);
+            break;
         default:
-            return EXIT_USAGE;
+            return cli_fail(cli, EXIT_USAGE,
+                            "to leave a word out, write --not WORD, or put the words after "
+                            "-- (catalog search -- cats -dogs)");
         }
     }
-    /* The remaining words are the query. */
+    /* The remaining words are the query, then the words left out. */
     char query[1024] = "";
     for (int i = optind; i < argc; i++) {
         if (strlen(query) + strlen(argv[i]) + 2 >= sizeof(query))
@@ -138,6 +174,13 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
         if (query[0])
             strcat(query, " ");
         strcat(query, argv[i]);
+    }
+    if (excluded[0]) {
+        if (query[0] == '\0')
+            return cli_fail(cli, EXIT_USAGE, "--not needs words to search for");
+        if (strlen(query) + strlen(excluded) + 1 >= sizeof(query))
+            return cli_fail(cli, EXIT_USAGE, "the search is too long");
+        strcat(query, excluded);
     }
     if (query[0])
         s.query = query;
@@ -996,9 +1039,9 @@ static int cmd_export_marc(cli_t *cli, int argc, char **argv)
 
 const command_t catalog_commands[] = {
     {"catalog search", cmd_catalog_search, true,
-     "[WORDS...] [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] [--branch CODE] "
-     "[--format F] [--available] [--page N] [--limit N]",
-     "search the catalog; copies per branch with how many are available"},
+     "[WORDS...] [--not WORD]... [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] "
+     "[--branch CODE] [--format F] [--available] [--page N] [--limit N] [-- WORDS...]",
+     "search the catalog (words, or filters alone); copies per branch, how many available"},
     {"catalog show", cmd_catalog_show, true, "BIB [--marc]", "a record with its copies"},
     {"catalog add", cmd_catalog_add, true,
      "--title T [--author A] [--isbn X]... [--subject S]... [--publisher P] [--year Y] "

@@ -11,14 +11,15 @@
 #include "cli.h"
 #include "util.h"
 
-static void money(char *out, size_t n, int64_t cents)
+/* Send one keyed change, retried with its key (cli_call_keyed); on success *resp holds the answer.
+ */
+static int circ_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
 {
-    snprintf(out, n, "%s$%lld.%02lld", cents < 0 ? "-" : "", (long long)(llabs(cents) / 100),
-             (long long)(llabs(cents) % 100));
+    return cli_call_keyed(cli, req, resp);
 }
 
-/* Send one keyed change; on success *resp holds the answer. */
-static int circ_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
+/* Send a change that is not keyed (loan rules, calendars): a repeat would repeat it. */
+static int circ_send_once(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
 {
     char key[37];
     cli_set_request_key(req, key);
@@ -260,7 +261,7 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
         cli_print_json(&a->base);
     } else {
         char bal[32];
-        money(bal, sizeof(bal), a->balance_cents);
+        output_money(bal, sizeof(bal), a->balance_cents);
         printf("%s  %s (%s)%s%s\n", a->card, a->name, a->category, a->expired ? "  EXPIRED" : "",
                a->blocked ? "  BLOCKED" : "");
         if (a->desk_alert && a->desk_alert[0])
@@ -288,8 +289,12 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
             table_t *t = table_new(4, headers);
             for (size_t i = 0; i < a->n_holds; i++) {
                 const Carrel__Hold *h = a->holds[i];
-                char title[60], where[96];
-                snprintf(title, sizeof(title), "%s", h->title);
+                char title[96], where[96];
+                if (h->item_barcode && h->item_barcode[0])
+                    snprintf(title, sizeof(title), "%.59s [copy %s only]", h->title,
+                             h->item_barcode);
+                else
+                    snprintf(title, sizeof(title), "%s", h->title);
                 circ_hold_where(where, sizeof(where), h);
                 const char *row[] = {title, h->pickup_branch, h->status, where};
                 table_add(t, row);
@@ -304,7 +309,7 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
             for (size_t i = 0; i < a->n_ledger; i++) {
                 const Carrel__LedgerEntry *e = a->ledger[i];
                 char amount[32], when[20];
-                money(amount, sizeof(amount), e->amount_cents);
+                output_money(amount, sizeof(amount), e->amount_cents);
                 snprintf(when, sizeof(when), "%.10s", e->at);
                 const char *row[] = {when, e->kind, amount, e->barcode, e->note};
                 table_add(t, row);
@@ -358,8 +363,10 @@ static int circ_ledger(cli_t *cli, int argc, char **argv, const char *kind)
     if (cli->json) {
         cli_print_json(&r->ledger_entry->base);
     } else {
+        /* The ledger signs the entry (a payment is negative); the sentence
+         * names the kind, so it says the amount as the clerk typed it. */
         char amount[32];
-        money(amount, sizeof(amount), r->ledger_entry->amount_cents);
+        output_money(amount, sizeof(amount), cents);
         printf("recorded %s of %s\n", kind, amount);
     }
     carrel__response__free_unpacked(r, NULL);
@@ -477,13 +484,13 @@ static int cmd_policy_list(cli_t *cli, int argc, char **argv)
             char id[16], loan[24], ren[8], max[16], maxt[16], fine[24], grace[8];
             snprintf(id, sizeof(id), "%lld", (long long)p->id);
             if (p->loan_hours > 0)
-                snprintf(loan, sizeof(loan), "%d hours", p->loan_hours);
+                output_count(loan, sizeof(loan), p->loan_hours, "hour", "hours");
             else
-                snprintf(loan, sizeof(loan), "%d days", p->loan_days);
+                output_count(loan, sizeof(loan), p->loan_days, "day", "days");
             snprintf(ren, sizeof(ren), "%d", p->renewals);
             circ_print_int(max, sizeof(max), p->has_max_loans, p->max_loans);
             circ_print_int(maxt, sizeof(maxt), p->has_max_loans_of_type, p->max_loans_of_type);
-            money(fine, sizeof(fine), p->fine_cents_per_day);
+            output_money(fine, sizeof(fine), p->fine_cents_per_day);
             snprintf(grace, sizeof(grace), "%d", p->grace_days);
             const char *row[] = {id,
                                  p->patron_category[0] ? p->patron_category : "*",
@@ -608,7 +615,7 @@ static int cmd_policy_set(cli_t *cli, int argc, char **argv)
     req.body_case = CARREL__REQUEST__BODY_POLICY_SAVE;
     req.policy_save = &s;
     Carrel__Response *r = NULL;
-    int code = circ_send(cli, &req, &r);
+    int code = circ_send_once(cli, &req, &r);
     if (code != EXIT_OK)
         return code;
     if (cli->json && r->body_case == CARREL__RESPONSE__BODY_POLICY)
@@ -665,7 +672,7 @@ static int circ_calendar_change(cli_t *cli, Carrel__CalendarSave *s)
     req.body_case = CARREL__REQUEST__BODY_CALENDAR_SAVE;
     req.calendar_save = s;
     Carrel__Response *r = NULL;
-    int code = circ_send(cli, &req, &r);
+    int code = circ_send_once(cli, &req, &r);
     if (code != EXIT_OK)
         return code;
     circ_print_calendar(cli, r->calendar);

@@ -11,12 +11,10 @@
 #include "cli.h"
 #include "util.h"
 
+/* Changes are keyed and retried with their key (cli_call_keyed); reads go once. */
 static int holds_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp, bool keyed)
 {
-    char key[37];
-    if (keyed)
-        cli_set_request_key(req, key);
-    return cli_call(cli, req, resp);
+    return keyed ? cli_call_keyed(cli, req, resp) : cli_call(cli, req, resp);
 }
 
 static void holds_print(const Carrel__Hold *h)
@@ -37,8 +35,12 @@ static void holds_print(const Carrel__Hold *h)
     } else if (!strcmp(h->status, "in_transit")) {
         snprintf(where, sizeof(where), "copy %s on its way", h->captured_barcode);
     }
-    printf("hold %lld  %s  %s  %s  pickup %s  %s  %s\n", (long long)h->id, h->card, h->patron_name,
-           h->title, h->pickup_branch, h->status, where);
+    /* A hold on one copy says so: only that copy can fill it. */
+    char copy[96] = "";
+    if (h->item_barcode && h->item_barcode[0])
+        snprintf(copy, sizeof(copy), " [copy %s only]", h->item_barcode);
+    printf("hold %lld  %s  %s  %s%s  pickup %s  %s  %s\n", (long long)h->id, h->card,
+           h->patron_name, h->title, copy, h->pickup_branch, h->status, where);
 }
 
 static int holds_reply_one(cli_t *cli, Carrel__Response *r)

@@ -144,10 +144,8 @@ static int notices_mark(cli_t *cli, const int64_t *ids, size_t n, size_t *marked
         m.n_ids = k;
         req.body_case = CARREL__REQUEST__BODY_NOTICE_MARK_EXPORTED;
         req.notice_mark_exported = &m;
-        char key[37];
-        cli_set_request_key(&req, key);
         Carrel__Response *r = NULL;
-        int code = cli_call(cli, &req, &r);
+        int code = cli_call_keyed(cli, &req, &r);
         if (code != EXIT_OK) {
             fprintf(stderr,
                     "carrel: %zu notice(s) were written but not marked exported: "

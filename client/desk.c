@@ -61,6 +61,8 @@
 #define DESK_TICK_MS          1000
 #define DESK_KEEPALIVE_S      60
 #define DESK_RECONNECT_MAX_MS 5000
+#define DESK_RESEND_ATTEMPTS  6    /* sends of a change answered unavailable, at most */
+#define DESK_RESEND_FIRST_MS  1000 /* the pause before the first resend, doubling */
 
 typedef enum { DESK_MODE_CHECKOUT, DESK_MODE_CHECKIN } desk_mode_t;
 
@@ -87,6 +89,8 @@ typedef struct desk_pending {
     desk_step_t step; /* DESK_STEP_NONE: nothing in flight */
     uint64_t id;      /* 0: not sent yet on this connection */
     uint64_t sent_ms;
+    int sends;                 /* times sent and answered unavailable (desk_resend_later) */
+    uint64_t resend_ms;        /* not to be sent before this (a pause after unavailable) */
     char key[37];              /* request key of a change; "" for reads */
     char scan[DESK_FIELD_MAX]; /* the barcode or card scanned */
     char card[DESK_FIELD_MAX]; /* the patron a checkout, renewal or account is for */
@@ -277,12 +281,6 @@ static void desk_cut(char *out, size_t outlen, const char *s, size_t max)
     while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
         max--;
     snprintf(out, outlen, "%.*s...", (int)max, s);
-}
-
-static void desk_money(char *out, size_t n, int64_t cents)
-{
-    snprintf(out, n, "%s$%lld.%02lld", cents < 0 ? "-" : "", (long long)(llabs(cents) / 100),
-             (long long)(llabs(cents) % 100));
 }
 
 /*
@@ -610,7 +608,7 @@ static void desk_answer_patron(desk_t *d, Carrel__Response *r)
                 rc |= buf_printf(&line, " (%d overdue)", a->overdue);
             if (a->balance_cents > 0) {
                 char owes[32];
-                desk_money(owes, sizeof(owes), a->balance_cents);
+                output_money(owes, sizeof(owes), a->balance_cents);
                 rc |= buf_printf(&line, " — owes %s", owes);
             }
         }
@@ -755,7 +753,7 @@ static void desk_answer_account(desk_t *d, Carrel__Response *r)
         return;
     }
     char bal[32];
-    desk_money(bal, sizeof(bal), a->balance_cents);
+    output_money(bal, sizeof(bal), a->balance_cents);
     struct buf text = BUF_INIT;
     int rc = buf_printf(&text, "ACCOUNT %s — card %s — %d out, %d overdue — balance %s",
                         desk_str(a->name), desk_str(a->card), a->loans_out, a->overdue, bal);
@@ -784,12 +782,48 @@ static void desk_answer_ping(desk_t *d, Carrel__Response *r)
 }
 
 /*
+ * A change answered UNAVAILABLE (or TOO_MANY_REQUESTS) may have been made
+ * (the database can commit and then drop the connection) or not: keep it in
+ * flight and send it again after a pause with the same request key, which
+ * the server applies at most once, as after a lost connection. Returns true
+ * when it will be sent again; false after the last attempt, so that the
+ * answer is printed as a failure.
+ */
+static bool desk_resend_later(desk_t *d, const Carrel__Response *r)
+{
+    desk_pending_t *p = &d->pend;
+    if (!desk_step_is_change(p->step) || (r->status != CARREL__STATUS__STATUS_UNAVAILABLE &&
+                                          r->status != CARREL__STATUS__STATUS_TOO_MANY_REQUESTS))
+        return false;
+    if (++p->sends >= DESK_RESEND_ATTEMPTS) {
+        desk_notice(d, "unavailable",
+                    "The server stayed unavailable for %d tries. The last scan (%s) may or "
+                    "may not have been recorded: scan it again when the server is back.",
+                    p->sends, p->scan[0] ? p->scan : p->card);
+        return false;
+    }
+    uint64_t pause = (uint64_t)DESK_RESEND_FIRST_MS << (p->sends - 1);
+    p->id = 0;
+    p->resend_ms = desk_now_ms() + pause;
+    desk_notice(d, "resending",
+                "%s Sending the last scan (%s) again in %llu s with the same request key, so "
+                "it cannot be recorded twice.",
+                r->message && r->message[0] ? r->message : "The server is unavailable.",
+                p->scan[0] ? p->scan : p->card, (unsigned long long)(pause / 1000));
+    return true;
+}
+
+/*
  * The answer to the request in flight has come: print it. The request's
  * fields stay readable meanwhile; an answer may start the next step (which
  * replaces them). Frees `r`.
  */
 static void desk_answer(desk_t *d, Carrel__Response *r)
 {
+    if (desk_resend_later(d, r)) {
+        carrel__response__free_unpacked(r, NULL);
+        return;
+    }
     desk_step_t step = d->pend.step;
     d->pend.step = DESK_STEP_NONE;
     switch (step) {
@@ -1472,8 +1506,11 @@ static int desk_loop(desk_t *d)
         uint64_t now = desk_now_ms();
         if (d->pend.step != DESK_STEP_NONE && d->pend.id == 0) {
             /* On failure the connection is closing: the turn of the loop below
-             * finishes that, and the request goes again after the reconnect. */
-            (void)desk_send(d);
+             * finishes that, and the request goes again after the reconnect.
+             * A resend after an unavailable answer waits for its time (the
+             * tick wakes the loop). */
+            if (now >= d->pend.resend_ms)
+                (void)desk_send(d);
         } else if (d->pend.step == DESK_STEP_NONE && now - d->last_send_ms >= d->keepalive_ms) {
             desk_start(d, DESK_STEP_KEEPALIVE, NULL, NULL);
             continue;

@@ -34,6 +34,10 @@ static void usage(FILE *out)
                  "  -c, --profile FILE     connection profile\n"
                  "  -j, --json             machine-readable output (one JSON document)\n"
                  "      --password-file F  read the login password from F\n"
+                 "      --request-key UUID the request key of the command's first change\n"
+                 "                         (the n-th after it: UUID plus n), to run a command\n"
+                 "                         whose outcome is unknown again without applying it\n"
+                 "                         twice; also accepted after the command's name\n"
                  "  -h, --help             this help\n"
                  "  -V, --version          print the version\n"
                  "\n"
@@ -45,6 +49,38 @@ static void usage(FILE *out)
                  "  4  the server refused or failed the request (not found, forbidden,\n"
                  "     conflict, refused by a library rule, unavailable, ...)\n"
                  "  5  network or TLS failure, or no answer in time\n");
+}
+
+/*
+ * Take "--request-key K" (or "--request-key=K") out of a command's arguments,
+ * wherever it stands before a "--", so that every command accepts it after
+ * its name as well as before. Returns EXIT_OK or EXIT_USAGE (printed).
+ */
+static int take_request_key(cli_t *cli, int *argc, char **argv)
+{
+    static const char opt[] = "--request-key";
+    int out = 1;
+    int code = EXIT_OK;
+    bool literal = false;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (!literal && strcmp(a, "--") == 0)
+            literal = true;
+        if (!literal && strcmp(a, opt) == 0) {
+            if (i + 1 >= *argc)
+                return cli_fail(cli, EXIT_USAGE, "--request-key needs a UUID");
+            code = cli_set_request_key_arg(cli, argv[++i]);
+        } else if (!literal && strncmp(a, opt, sizeof(opt) - 1) == 0 && a[sizeof(opt) - 1] == '=') {
+            code = cli_set_request_key_arg(cli, a + sizeof(opt));
+        } else {
+            argv[out++] = argv[i];
+        }
+        if (code != EXIT_OK)
+            return code;
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return EXIT_OK;
 }
 
 /* The command whose words match the most leading arguments. */
@@ -83,11 +119,12 @@ int main(int argc, char **argv)
     memset(&cli, 0, sizeof(cli));
     cli.profile_path = getenv("CARREL_PROFILE");
 
-    enum { O_PWFILE = 256 };
+    enum { O_PWFILE = 256, O_REQUEST_KEY };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},
         {"password-file", required_argument, NULL, O_PWFILE},
+        {"request-key", required_argument, NULL, O_REQUEST_KEY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -103,6 +140,10 @@ int main(int argc, char **argv)
             break;
         case O_PWFILE:
             cli.password_file = optarg;
+            break;
+        case O_REQUEST_KEY:
+            if (cli_set_request_key_arg(&cli, optarg) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case 'h':
             usage(stdout);
@@ -134,15 +175,18 @@ int main(int argc, char **argv)
     /* Text from the server is escaped on a terminal; desk mode draws its own. */
     if (strcmp(cmd->path, "desk") != 0)
         output_guard_terminals();
-    int code = EXIT_OK;
-    if (cmd->needs_login)
+    /* The command sees its own name as argv[0], then its arguments. */
+    int cargc = argc - optind - words + 1;
+    char **cargv = argv + optind + words - 1;
+    int code = take_request_key(&cli, &cargc, cargv);
+    if (code == EXIT_OK && cmd->needs_login)
         code = cli_connect(&cli, true);
     if (code == EXIT_OK) {
-        /* The command sees its own name as argv[0], then its arguments. */
-        int cargc = argc - optind - words + 1;
-        char **cargv = argv + optind + words - 1;
         optind = 0; /* 0, not 1: glibc then resets its whole scanning state */
         code = cmd->run(&cli, cargc, cargv);
+        if (cli.request_key && cli.keyed_sent == 0)
+            fprintf(stderr, "carrel: --request-key was not used: this command sends no keyed "
+                            "change\n");
     }
     if (cli.login_resp)
         carrel__response__free_unpacked(cli.login_resp, NULL);

@@ -121,6 +121,19 @@ void table_free(table_t *t)
     free(t);
 }
 
+void output_money(char *out, size_t n, int64_t cents)
+{
+    /* The magnitude in unsigned arithmetic: -INT64_MIN does not fit an int64. */
+    uint64_t mag = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
+    snprintf(out, n, "%s$%llu.%02llu", cents < 0 ? "-" : "", (unsigned long long)(mag / 100),
+             (unsigned long long)(mag % 100));
+}
+
+void output_count(char *out, size_t n, long long count, const char *one, const char *many)
+{
+    snprintf(out, n, "%lld %s", count, count == 1 ? one : many);
+}
+
 /* Escape s (flags as text_escape) into a malloc'd string; aborts when out of memory. */
 static char *out_escaped(const char *s, unsigned flags)
 {

@@ -33,12 +33,7 @@ static const db_stmt_t stmt_bib_get = {
     "SELECT " BIB_COLUMNS ", CASE WHEN $2::boolean THEN b.marc END FROM bib b WHERE b.id = $1",
 };
 
-#define ITEM_COLUMNS                                                                               \
-    "i.id, i.barcode, i.bib_id, ob.code, cb.code, i.location, i.call_number, i.item_type,"         \
-    " i.price_cents, i.status::text, i.date_added, coalesce(api_time(i.last_circulated), ''),"     \
-    " i.circ_count, i.version, b.title"                                                            \
-    " FROM item i JOIN branch ob ON ob.id = i.owning_branch_id"                                    \
-    " JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"
+#define ITEM_COLUMNS CATALOG_ITEM_COLUMNS
 
 static const db_stmt_t stmt_bib_items = {
     "catalog_bib_items",
@@ -140,6 +135,12 @@ Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row)
     it->has_version = 1;
     it->version = db_int32(res, row, 13);
     it->title = arena_strdup(a, db_text(res, row, 14));
+    it->has_on_loan = 1;
+    it->on_loan = db_bool(res, row, 15);
+    if (it->on_loan) {
+        it->due_at = arena_strdup(a, db_text(res, row, 16));
+        it->due_date = arena_strdup(a, db_text(res, row, 17));
+    }
     return it;
 }
 
@@ -248,9 +249,14 @@ void handle_catalog_search(request_t *req)
     const char *issn = catalog_opt(m->issn);
     const char *barcode = catalog_opt(m->barcode);
     const char *callno = catalog_opt(m->call_number_prefix);
-    if (!query && !isbn && !issn && !barcode && !callno) {
+    const char *branch = catalog_opt(m->branch_code), *format = catalog_opt(m->format);
+    bool available = m->has_available_only && m->available_only;
+    /* Filters alone are a search too ("DVDs on our shelf"): the answer is
+     * paged like any other, so a broad one costs no more than a page. */
+    if (!query && !isbn && !issn && !barcode && !callno && !branch && !format && !available) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:query",
-                     "Give words to search for, an ISBN, an ISSN, a barcode or a call number.");
+                     "Give words to search for, an ISBN, an ISSN, a barcode, a call number, or "
+                     "a filter (branch, format, available).");
         return;
     }
     if (query && strlen(query) > 500) {
@@ -268,11 +274,14 @@ void handle_catalog_search(request_t *req)
                      "%s is not a valid ISSN.", m->issn);
         return;
     }
-    int limit = m->has_limit && m->limit > 0 ? m->limit : 20;
-    int offset = m->has_offset && m->offset > 0 ? m->offset : 0;
-    if (limit > 100 || offset > 100000) {
-        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:limit",
-                     "Ask for at most 100 results at a time, within the first 100000.");
+    int limit;
+    if (!request_limit(req, m->has_limit, m->limit, 20, 100, "field:limit", &limit))
+        return;
+    int offset = m->has_offset ? m->offset : 0;
+    if (offset < 0 || offset > 100000) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:offset",
+                     "Results can be paged through within the first 100000 (offset 0 to "
+                     "100000).");
         return;
     }
     const char *values[10] = {
@@ -281,9 +290,9 @@ void handle_catalog_search(request_t *req)
         issn,
         barcode,
         callno,
-        catalog_opt(m->branch_code),
-        catalog_opt(m->format),
-        m->has_available_only && m->available_only ? "true" : "false",
+        branch,
+        format,
+        available ? "true" : "false",
         pgtext_int(a, offset),
         pgtext_int(a, limit),
     };

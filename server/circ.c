@@ -53,12 +53,7 @@ static const db_stmt_t stmt_in_house = {
 
 static const db_stmt_t stmt_item_by_id = {
     "circ_item_by_id",
-    "SELECT i.id, i.barcode, i.bib_id, ob.code, cb.code, i.location, i.call_number, i.item_type,"
-    "       i.price_cents, i.status::text, i.date_added, coalesce(api_time(i.last_circulated), ''),"
-    "       i.circ_count, i.version, b.title"
-    "  FROM item i JOIN branch ob ON ob.id = i.owning_branch_id"
-    "  JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"
-    " WHERE i.barcode = $1 OR i.id = $2",
+    "SELECT " CATALOG_ITEM_COLUMNS " WHERE i.barcode = $1 OR i.id = $2",
 };
 
 static const db_stmt_t stmt_account = {
@@ -179,6 +174,43 @@ static const char *circ_may(request_t *req, perm_action_t action)
     return perm_check(&who, action, 0) == PERM_OK ? "true" : "false";
 }
 
+/* True when s has something besides blanks. */
+static bool circ_has_text(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+            return true;
+    return false;
+}
+
+/*
+ * The one rule for the `override` flag of every request that has one
+ * (Checkout, Renew; PROTOCOL.md, "Overrides"): only a role with the override
+ * permission may set it, whether or not anything would be refused, and only
+ * with a reason. A clerk's override is answered FORBIDDEN `override` here,
+ * before the database is asked, so that it is never silently ignored nor
+ * honoured. Returns false when req was answered.
+ */
+static bool circ_override_allowed(request_t *req, protobuf_c_boolean has, protobuf_c_boolean set,
+                                  const char *reason)
+{
+    if (!(has && set))
+        return true;
+    perm_subject_t who = request_subject(req);
+    if (perm_check(&who, PERM_CIRC_OVERRIDE, 0) != PERM_OK) {
+        log_info(req->conn->id, "forbidden: %s sent an override", request_session(req)->username);
+        request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "override",
+                     "Only librarians and above may override a refusal.");
+        return false;
+    }
+    if (!circ_has_text(reason)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:override_reason",
+                     "An override needs a reason.");
+        return false;
+    }
+    return true;
+}
+
 static char *circ_str(request_t *req, const PGresult *res, int row, int col)
 {
     return db_null(res, row, col) ? NULL : arena_strdup(&req->arena, db_text(res, row, col));
@@ -224,7 +256,8 @@ void handle_checkout(request_t *req)
 {
     Carrel__Checkout *m = req->msg->checkout;
     if (!circ_required(req, m->card, "field:card", "A library card") ||
-        !circ_required(req, m->barcode, "field:barcode", "An item barcode"))
+        !circ_required(req, m->barcode, "field:barcode", "An item barcode") ||
+        !circ_override_allowed(req, m->has_override, m->override, m->override_reason))
         return;
     const char *staff, *ws, *branch;
     circ_actor(req, &staff, &ws, &branch);
@@ -331,7 +364,8 @@ static void renew_done(const db_result_t *r, void *arg)
 void handle_renew(request_t *req)
 {
     Carrel__Renew *m = req->msg->renew;
-    if (!circ_required(req, m->card, "field:card", "A library card"))
+    if (!circ_required(req, m->card, "field:card", "A library card") ||
+        !circ_override_allowed(req, m->has_override, m->override, m->override_reason))
         return;
     const char *staff, *ws, *branch;
     circ_actor(req, &staff, &ws, &branch);
@@ -433,6 +467,7 @@ void handle_in_house_use(request_t *req)
 typedef struct account_state {
     Carrel__Account *account;
     const char *patron_id;
+    int ledger_limit;
 } account_state_t;
 
 static Carrel__LedgerEntry *circ_ledger_row(request_t *req, const PGresult *res, int i)
@@ -512,11 +547,7 @@ static void account_loans_done(const db_result_t *r, void *arg)
         l->item_type = circ_str(req, r->res, i, 10);
         acc->loans[acc->n_loans++] = l;
     }
-    Carrel__AccountGet *m = req->msg->account_get;
-    int limit = m->has_ledger_limit && m->ledger_limit > 0 && m->ledger_limit <= 1000
-                    ? m->ledger_limit
-                    : 50;
-    const char *values[2] = {st->patron_id, pgtext_int(a, limit)};
+    const char *values[2] = {st->patron_id, pgtext_int(a, st->ledger_limit)};
     request_db(req, &stmt_account_ledger, 2, values, account_ledger_done);
 }
 
@@ -534,8 +565,7 @@ static void account_done(const db_result_t *r, void *arg)
     }
     arena_t *a = &req->arena;
     const PGresult *res = r->res;
-    account_state_t *st = arena_new(a, account_state_t, 1);
-    req->state = st;
+    account_state_t *st = req->state;
     st->patron_id = circ_str(req, res, 0, 0);
     Carrel__Account *acc = st->account = arena_new(a, Carrel__Account, 1);
     carrel__account__init(acc);
@@ -561,6 +591,11 @@ void handle_account_get(request_t *req)
     Carrel__AccountGet *m = req->msg->account_get;
     if (!circ_required(req, m->card, "field:card", "A library card"))
         return;
+    account_state_t *st = arena_new(&req->arena, account_state_t, 1);
+    if (!request_limit(req, m->has_ledger_limit, m->ledger_limit, 50, 1000, "field:ledger_limit",
+                       &st->ledger_limit))
+        return;
+    req->state = st;
     const char *values[1] = {m->card};
     request_db(req, &stmt_account, 1, values, account_done);
 }

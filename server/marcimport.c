@@ -698,9 +698,9 @@ static void export_done(const db_result_t *r, void *arg)
 void handle_marc_export(request_t *req)
 {
     Carrel__MarcExport *m = req->msg->marc_export;
-    int limit = m->has_limit && m->limit > 0 ? m->limit : 200;
-    if (limit > 500)
-        limit = 500; /* keeps a page well under the client's frame limit */
+    int limit; /* at most 500 keeps a page well under the client's frame limit */
+    if (!request_limit(req, m->has_limit, m->limit, 200, 500, "field:limit", &limit))
+        return;
     export_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL) {
         request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "overloaded", "Out of memory.");

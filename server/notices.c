@@ -751,7 +751,6 @@ void handle_notice_list(request_t *req)
     const char *status = m->status && m->status[0] ? m->status : "pending";
     const char *channel = m->channel && m->channel[0] ? m->channel : NULL;
     bool export = m->has_export && m->export;
-    int limit = m->has_limit ? m->limit : NOTICE_LIST_DEFAULT;
     if (!notices_one_of(status, statuses)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:status",
                      "The status is pending, sending, sent, failed or exported.");
@@ -762,11 +761,10 @@ void handle_notice_list(request_t *req)
                      "The channel is email, sms or phone.");
         return;
     }
-    if (limit < 1 || limit > NOTICE_LIST_MAX) {
-        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:limit",
-                     "The limit is 1 to %d notices.", NOTICE_LIST_MAX);
+    int limit;
+    if (!request_limit(req, m->has_limit, m->limit, NOTICE_LIST_DEFAULT, NOTICE_LIST_MAX,
+                       "field:limit", &limit))
         return;
-    }
     const char *limit_text = pgtext_int(&req->arena, limit);
     if (export) {
         if (strcmp(status, "pending") != 0) {

@@ -397,9 +397,10 @@ void handle_patron_find(request_t *req)
                      "A search term is at most %d characters.", PATRON_QUERY_MAX);
         return;
     }
-    int limit = m->has_limit && m->limit > 0 ? m->limit : PATRON_FIND_DEFAULT;
-    if (limit > PATRON_FIND_MAX)
-        limit = PATRON_FIND_MAX;
+    int limit;
+    if (!request_limit(req, m->has_limit, m->limit, PATRON_FIND_DEFAULT, PATRON_FIND_MAX,
+                       "field:limit", &limit))
+        return;
     const char *values[4] = {name, phone, email, pgtext_int(&req->arena, limit)};
     request_db(req, &stmt_patron_find, 4, values, patron_list_done);
 }
@@ -518,9 +519,10 @@ void handle_patron_history(request_t *req)
     Carrel__PatronHistory *m = req->msg->patron_history;
     if (patron_fail_card(req, m->card, "field:card"))
         return;
-    int limit = m->has_limit && m->limit > 0 ? m->limit : PATRON_HISTORY_DEFAULT;
-    if (limit > PATRON_HISTORY_MAX)
-        limit = PATRON_HISTORY_MAX;
+    int limit;
+    if (!request_limit(req, m->has_limit, m->limit, PATRON_HISTORY_DEFAULT, PATRON_HISTORY_MAX,
+                       "field:limit", &limit))
+        return;
     const char *values[2] = {m->card, pgtext_int(&req->arena, limit)};
     request_db(req, &stmt_patron_history, 2, values, patron_history_done);
 }

@@ -199,6 +199,23 @@ void request_fail_db(request_t *req, const db_result_t *r)
     }
 }
 
+bool request_limit(request_t *req, bool has, int64_t value, int def, int max, const char *reason,
+                   int *out)
+{
+    if (!has) {
+        *out = def;
+        return true;
+    }
+    if (value >= 1 && value <= max) {
+        *out = (int)value;
+        return true;
+    }
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, reason,
+                 "Ask for 1 to %d at a time (leave it out for %d), not %lld.", max, def,
+                 (long long)value);
+    return false;
+}
+
 void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                 db_done_cb cb)
 {

@@ -10,6 +10,7 @@
 #ifndef CARREL_REQUEST_H
 #define CARREL_REQUEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -63,6 +64,16 @@ void request_fail_body(request_t *req, Carrel__Status status, const char *reason
 void request_fail_db(request_t *req, const db_result_t *r);
 /* End the request after db_exec() refused to queue (DB_EXEC_*). */
 void request_fail_exec(request_t *req, int exec_rc);
+/*
+ * The size of a list a request asks for, by the one rule of every list
+ * request (docs/PROTOCOL.md, "Limits"): absent means `def`; 1 to `max` is
+ * taken as it is; anything else (0, negative, over `max`) is answered
+ * BAD_REQUEST with `reason` ("field:limit", "field:ledger_limit") and false
+ * is returned, after which req must not be touched.
+ */
+__attribute__((warn_unused_result)) bool request_limit(request_t *req, bool has, int64_t value,
+                                                       int def, int max, const char *reason,
+                                                       int *out);
 /* Run a prepared statement for req; failures to queue end the request. */
 void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                 db_done_cb cb);

@@ -431,6 +431,49 @@ class B_Search(unittest.TestCase):
         self.assertIn("245 ", r.json["marc"])
 
 
+class B_SearchFilters(unittest.TestCase):
+    """Filters alone are a search; words can be left out without clashing with options."""
+
+    def test_filters_alone_are_paged(self):
+        res = carrel("catalog", "search", "--branch", "PRK", "--available", "--limit", "5")
+        self.assertEqual(res.code, 0, res)
+        self.assertEqual(len(res.json["results"]), 5, res)
+        self.assertGreater(res.json["total"], 5)
+        for b in res.json["results"]:
+            self.assertTrue(any(c["branch_code"] == "PRK" and c["available"] > 0
+                                for c in b["copies"]), b)
+        page2 = carrel("catalog", "search", "--branch", "PRK", "--available", "--limit", "5",
+                       "--page", "2").json
+        self.assertFalse({b["id"] for b in res.json["results"]} &
+                         {b["id"] for b in page2["results"]})
+        books = carrel("catalog", "search", "--format", "book")
+        self.assertEqual(books.code, 0, books)
+        self.assertGreater(books.json["total"], 0)
+        self.assertTrue(all(b["format"] == "book" for b in books.json["results"]))
+        r = carrel("catalog", "search", "--available", user="clara")
+        self.assertEqual(r.code, 0, r)
+        r = carrel("catalog", "search", "--limit", "0")
+        self.assertEqual(r.code, 2, r)  # refused here; the server says field:limit
+
+    def test_leaving_words_out(self):
+        def titles(*args):
+            r = carrel("catalog", "search", *args)
+            self.assertEqual(r.code, 0, r)
+            return [b["title"] for b in r.json["results"]]
+        conference = "Proceedings of the Perl Conference 4.0 : July 17-20, 2000, Monterey, " \
+            "California"
+        perl = titles("perl", "--limit", "100")
+        self.assertIn(conference, perl)
+        without = titles("perl", "--not", "conference", "--limit", "100")
+        self.assertNotIn(conference, without)
+        self.assertIn("Programming Perl", without)
+        self.assertTrue(set(without) < set(perl), without)
+        self.assertEqual(titles("--limit", "100", "--", "perl", "-conference"), without)
+        r = carrel("catalog", "search", "perl", "-conference")
+        self.assertEqual(r.code, 2, r)
+        self.assertIn("--not WORD", r.stderr)
+
+
 class C_Edit(unittest.TestCase):
     def test_add_and_edit_bib_keeps_marc_in_step(self):
         r = carrel("catalog", "add", "--title", "Hartford : a city history", "--author",

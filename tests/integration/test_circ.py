@@ -4,9 +4,14 @@ idempotency, privacy, and the database invariants under racing desks."""
 
 import os
 import random
+import select
+import socket
+import ssl
+import struct
 import sys
 import threading
 import time
+import types
 import unittest
 import uuid
 
@@ -371,12 +376,18 @@ class Renewals(unittest.TestCase):
         self.assertEqual(r.code, 0, r)
         self.assertTrue(r.json[0]["renewed"])
         self.assertEqual(r.json[0]["renewals"], 1)
+        # A renewal moves the due date; bring them near again so the next ones can.
+        push_back = ("UPDATE loan SET due_at = now() + interval '1 day' WHERE returned_at IS NULL "
+                     "AND item_id IN (SELECT id FROM item WHERE barcode IN ('%s'))"
+                     % "','".join(items))
+        env.psql(push_back)
         r = carrel("renew", card, "--all")
         self.assertEqual(r.code, 0, r)
         by = {x["barcode"]: x for x in r.json}
         self.assertTrue(by[items[0]]["renewed"])
         self.assertTrue(by[items[1]]["renewed"])
         self.assertTrue(by[items[2]]["renewed"])
+        env.psql(push_back)
         r = carrel("renew", card, "--all")
         self.assertEqual(r.code, 4, r)  # the DVD allows one renewal only
         by = {x["barcode"]: x for x in r.json}
@@ -624,6 +635,344 @@ class Rules(unittest.TestCase):
         self.assertIn("forbidden", r.stderr)
         r = carrel("calendar", "show", "DWN")
         self.assertEqual(len(r.json["hours"]), 6, r)
+
+
+def proxy_profile(proxy, user="clara", ws="desk-dwn"):
+    """A profile that reaches the daemon through `proxy` (FaultProxy), which
+    presents desk-dwn's certificate upstream."""
+    pw = harness.ADMIN_PASSWORD if user == "admin" else PASSWORD
+    return env.profile(types.SimpleNamespace(port=proxy.port), ws, user, pw, cert=False)
+
+
+class FaultProxy:
+    """TLS in front of the daemon, passing frames both ways, that spoils the
+    first `times` OK answers to requests with body field `field` (a change the
+    database has committed): mode "unavailable" answers UNAVAILABLE
+    `database` in its place, mode "drop" closes the client's connection
+    instead. What a database that commits and then fails, or a network that
+    fails after the commit, looks like to a client."""
+
+    def __init__(self, daemon, field, mode, times=1):
+        self.daemon, self.field, self.mode, self.times = daemon, field, mode, times
+        self.spoiled = 0
+        self.connections = 0
+        self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_ctx.load_cert_chain(env.tls("server.crt"), env.tls("server.key"))
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    @staticmethod
+    def _frames(buf):
+        out = []
+        while len(buf) >= 4:
+            (n,) = struct.unpack(">I", buf[:4])
+            if len(buf) < 4 + n:
+                break
+            out.append(buf[:4 + n])
+            buf = buf[4 + n:]
+        return out, buf
+
+    def _serve(self, raw):
+        try:
+            client = self.server_ctx.wrap_socket(raw, server_side=True)
+            upstream = env.client_context("desk-dwn").wrap_socket(
+                socket.create_connection(("127.0.0.1", self.daemon.port)),
+                server_hostname="localhost")
+        except (OSError, ssl.SSLError):
+            raw.close()
+            return
+        with self.lock:
+            self.connections += 1
+        watched = set()
+        bufs = {client: b"", upstream: b""}
+        try:
+            while True:
+                ready = [s for s in (client, upstream) if s.pending()]
+                if not ready:
+                    ready, _, _ = select.select([client, upstream], [], [], 1.0)
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    frames, bufs[s] = self._frames(bufs[s] + data)
+                    for f in frames:
+                        if s is client:
+                            fields = harness.pb_decode(f[4:])
+                            if self.field in fields:
+                                watched.add(fields.get(1, [0])[0])
+                            upstream.sendall(f)
+                            continue
+                        resp = harness.Response(f[4:])
+                        with self.lock:
+                            spoil = resp.id in watched and resp.status == "ok" and \
+                                self.spoiled < self.times
+                            if spoil:
+                                self.spoiled += 1
+                        if not spoil:
+                            client.sendall(f)
+                        elif self.mode == "drop":
+                            return
+                        else:
+                            body = pb_message((1, resp.id), (2, 6), (4, "database"), (
+                                3, "The database is unavailable; try again in a moment."))
+                            client.sendall(struct.pack(">I", len(body)) + body)
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            for s in (client, upstream):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def in_house_uses(item):
+    return env.psql("SELECT in_house_uses FROM item WHERE barcode = '%s'" % item)
+
+
+class Overrides(unittest.TestCase):
+    """One rule for `override`, on every request that has it: only roles with
+    the override permission may send it, refused or not."""
+
+    def assertForbiddenOverride(self, r):
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("forbidden (override)", r.stderr, r)
+
+    def test_clerk_override_forbidden_even_when_nothing_is_refused(self):
+        card, item = new_patron(), new_item()
+        self.assertForbiddenOverride(checkout(card, item, "--override", "just because"))
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
+                         "available")
+        # Without the flag the same clerk lends it; a librarian's flag is ignored
+        # when nothing is refused.
+        self.assertEqual(checkout(card, item).code, 0)
+        carrel("checkin", item)
+        r = checkout(card, item, "--override", "nothing to override", user="libby")
+        self.assertEqual((r.code, r.json[0].get("overridden", [])), (0, []), r)
+        carrel("checkin", item)
+        # Allowed to override, but without a reason: refused the same way on both.
+        w = main.logged_in_wire("desk-dwn", "libby", PASSWORD)
+        for req, body in ((REQ_CHECKOUT, pb_message((1, card), (2, item), (3, True), (4, " "))),
+                          (REQ_RENEW, pb_message((1, card), (3, True)))):
+            r = w.call(req, body, key=str(uuid.uuid4()))
+            self.assertEqual((r.status, r.reason), ("bad_request", "field:override_reason"), r)
+        w.close()
+        self.assertEqual(env.psql("SELECT status FROM item WHERE barcode = '%s'" % item),
+                         "available")
+
+    def test_clerk_override_on_renew_forbidden(self):
+        card, item = new_patron(), new_item()
+        self.assertEqual(checkout(card, item).code, 0)
+        env.psql("UPDATE loan SET due_at = now() + interval '1 day', renewals = 2 "
+                 "WHERE returned_at IS NULL AND item_id = (SELECT id FROM item "
+                 "WHERE barcode = '%s')" % item)
+        # Refused by the limit: a clerk's override must not renew it...
+        self.assertForbiddenOverride(carrel("renew", card, item, "--override", "please"))
+        # ...nor be silently ignored on a renewal that would go through.
+        env.psql("UPDATE loan SET renewals = 0 WHERE returned_at IS NULL AND item_id = "
+                 "(SELECT id FROM item WHERE barcode = '%s')" % item)
+        self.assertForbiddenOverride(carrel("renew", card, item, "--override", "please"))
+        self.assertEqual(env.psql("SELECT renewals FROM loan WHERE returned_at IS NULL AND "
+                                  "item_id = (SELECT id FROM item WHERE barcode = '%s')" % item),
+                         "0")
+        w = main.logged_in_wire("desk-dwn", "clara", PASSWORD)
+        r = w.call(REQ_RENEW, pb_message((1, card), (3, True), (4, "please")),
+                   key=str(uuid.uuid4()))
+        self.assertEqual((r.status, r.reason), ("forbidden", "override"))
+        w.close()
+        r = carrel("renew", card, item, "--override", "homebound", user="libby")
+        self.assertEqual(r.code, 0, r)
+        self.assertTrue(r.json[0]["renewed"], r)
+        carrel("checkin", item)
+
+
+class ListLimits(unittest.TestCase):
+    """Every list request's limit: absent is the default, 1 to the maximum is
+    taken, 0, negative or over the maximum is BAD_REQUEST field:<name>."""
+
+    def test_every_list_limit_follows_one_rule(self):
+        card = new_patron()
+        w = main.logged_in_wire()
+        # (request field, body without the limit, limit field, reason, maximum)
+        cases = [
+            (40, [(1, "test")], 10, "field:limit", 100),           # CatalogSearch
+            # MarcExport, after every record (this module's bibs have no real MARC)
+            (46, [(1, 1 << 40)], 2, "field:limit", 500),
+            (52, [(1, "Test")], 4, "field:limit", 100),            # PatronFind
+            (55, [(1, card)], 2, "field:limit", 500),              # PatronHistory
+            (85, [(1, card)], 2, "field:ledger_limit", 1000),      # AccountGet
+            (129, [], 3, "field:limit", 1000),                     # NoticeList
+        ]
+        for req, body, field, reason, most in cases:
+            for limit in (None, 1, most):
+                r = w.call(req, pb_message(*body, (field, limit)))
+                self.assertEqual(r.status, "ok", (req, limit, r))
+            for limit in (0, -1, most + 1):
+                r = w.call(req, pb_message(*body, (field, limit)))
+                self.assertEqual((r.status, r.reason), ("bad_request", reason), (req, limit, r))
+        w.close()
+
+
+class Protocol(unittest.TestCase):
+    def test_requests_behind_a_pending_login_are_refused_first(self):
+        w = main.wire()
+        self.assertEqual(w.hello().status, "ok")
+        _, login = w.frame(harness.REQ_LOGIN, pb_message((1, "desk-dwn"), (2, "clara"),
+                                                           (3, PASSWORD)))
+        _, whoami = w.frame(harness.REQ_WHOAMI)
+        w.send_raw(login + whoami)
+        first, second = w.recv(), w.recv()
+        self.assertEqual((first.id, first.status, first.reason),
+                         (3, "unauthenticated", "login_required"))
+        self.assertEqual((second.id, second.status), (2, "ok"))
+        w.close()
+
+
+class Desk(unittest.TestCase):
+    def test_item_show_says_on_loan_and_due(self):
+        card, item = new_patron(), new_item()
+        due = checkout(card, item).json[0]
+        r = carrel("item", "show", item)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual((r.json["on_loan"], r.json["due_date"], r.json["due_at"]),
+                         (True, due["due_date"], due["due_at"]), r)
+        text = env.carrel(env.profile(main, "desk-dwn", "clara", PASSWORD), "item", "show", item,
+                          json_out=False)
+        self.assertIn("on loan, due %s" % due["due_date"], text.stdout)
+        self.assertNotIn("Patron", text.stdout)  # the copy, not who has it
+        carrel("checkin", item)
+        r = carrel("item", "show", item)
+        self.assertFalse(r.json["on_loan"])
+        self.assertNotIn("due_date", r.json)
+
+    def test_renewal_that_moves_nothing_is_refused_and_not_counted(self):
+        card, item = new_patron(), new_item()
+        self.assertEqual(checkout(card, item).code, 0)
+        for user, extra in (("clara", ()), ("libby", ("--override", "homebound"))):
+            r = carrel("renew", card, item, *extra, user=user)
+            self.assertEqual(r.code, 4, r)
+            self.assertFalse(r.json[0]["renewed"])
+            self.assertEqual((r.json[0]["reason"], r.json[0]["renewals"]),
+                             ("renewal_no_change", 0), r)
+            self.assertIn("no renewal used", r.json[0]["message"])
+        self.assertEqual(env.psql("SELECT renewals FROM loan WHERE returned_at IS NULL AND "
+                                  "item_id = (SELECT id FROM item WHERE barcode = '%s')" % item),
+                         "0")
+        carrel("checkin", item)
+
+    def test_money_and_plurals(self):
+        card = new_patron()
+        prof = env.profile(main, "desk-dwn", "libby", PASSWORD)
+        r = env.carrel(prof, "charge", card, "12.00", "--note", "card", json_out=False)
+        self.assertEqual(r.stdout.strip(), "recorded charge of $12.00", r)
+        r = env.carrel(prof, "pay", card, "5.00", json_out=False)
+        self.assertEqual(r.stdout.strip(), "recorded payment of $5.00", r)
+        r = env.carrel(prof, "account", card, json_out=False)
+        self.assertIn("balance $7.00", r.stdout)
+        self.assertIn("-$5.00", r.stdout)  # the ledger signs a payment
+        carrel("waive", card, "7.00", "--note", "goodwill", user="libby")
+        r = carrel("policy", "set", "--branch", "ALB", "--type", "reference", "--days", "1",
+                   user="admin")
+        self.assertEqual(r.code, 0, r)
+        text = env.carrel(prof, "policy", "list", json_out=False).stdout
+        carrel("policy", "set", "--remove", str(r.json["id"]), user="admin")
+        self.assertRegex(text, r"\b1 day\b")
+        self.assertNotRegex(text, r"\b1 days")
+        self.assertIn("21 days", text)
+
+
+class RequestKeys(unittest.TestCase):
+    """Keyed commands retry with the same key, and take --request-key."""
+
+    def test_request_key_option_applies_once(self):
+        item = new_item()
+        key = str(uuid.uuid4())
+        for args in (("item", "use", item, "--request-key", key),
+                     ("--request-key", key, "item", "use", item)):
+            r = carrel(*args)
+            self.assertEqual(r.code, 0, r)
+        self.assertEqual(in_house_uses(item), "1")
+        # Several changes in one command: the key, then the key plus one, ...
+        a, b = new_item(), new_item()
+        key = str(uuid.uuid4())
+        for _ in range(2):
+            self.assertEqual(carrel("item", "use", a, b, "--request-key", key.upper()).code, 0)
+        self.assertEqual((in_house_uses(a), in_house_uses(b)), ("1", "1"))
+        r = carrel("item", "use", a, "--request-key", "not-a-key")
+        self.assertEqual(r.code, 2, r)
+
+    def test_unavailable_after_commit_is_retried_with_the_same_key(self):
+        item = new_item()
+        proxy = FaultProxy(main, 84, "unavailable")  # InHouseUse
+        try:
+            r = env.carrel(proxy_profile(proxy), "item", "use", item)
+        finally:
+            proxy.close()
+        self.assertEqual(proxy.spoiled, 1)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("sending again with the same request key", r.stderr)
+        self.assertEqual(in_house_uses(item), "1")
+
+    def test_lost_connection_after_commit_is_retried_with_the_same_key(self):
+        card, item = new_patron(), new_item()
+        proxy = FaultProxy(main, 80, "drop")  # Checkout
+        try:
+            r = env.carrel(proxy_profile(proxy), "checkout", card, item)
+        finally:
+            proxy.close()
+        self.assertEqual(proxy.spoiled, 1)
+        self.assertGreaterEqual(proxy.connections, 2)
+        self.assertEqual(r.code, 0, r)  # not already_checked_out: the first answer again
+        self.assertEqual(r.json[0]["barcode"], item)
+        self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN item i ON i.id = l.item_id "
+                                  "WHERE i.barcode = '%s'" % item), "1")
+        carrel("checkin", item)
+
+    def test_outcome_unknown_prints_the_key(self):
+        item = new_item()
+        proxy = FaultProxy(main, 84, "unavailable", times=1000)  # every answer
+        key = str(uuid.uuid4())
+        try:
+            r = env.carrel(proxy_profile(proxy), "item", "use", item, "--request-key", key)
+        finally:
+            proxy.close()
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("--request-key %s" % key, r.stderr)
+        # Running it again with that key finishes it, applied once.
+        self.assertEqual(carrel("item", "use", item, "--request-key", key).code, 0)
+        self.assertEqual(in_house_uses(item), "1")
+
+    def test_desk_resends_the_same_key_after_unavailable(self):
+        card, item = new_patron(), new_item()
+        proxy = FaultProxy(main, 80, "unavailable")  # the checkout commits, then "unavailable"
+        try:
+            r = env.carrel(proxy_profile(proxy, user="libby"), "desk", json_out=False,
+                           input="%s\n%s\n\n" % (card, item), timeout=120)
+        finally:
+            proxy.close()
+        self.assertEqual(proxy.spoiled, 1)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("again in 1 s with the same request key", r.stdout)
+        self.assertRegex(r.stdout, r"(?m)^OK %s " % item)
+        self.assertNotIn("already_checked_out", r.stdout)
+        self.assertEqual(env.psql("SELECT count(*) FROM loan l JOIN item i ON i.id = l.item_id "
+                                  "WHERE i.barcode = '%s'" % item), "1")
+        carrel("checkin", item)
 
 
 if __name__ == "__main__":

@@ -861,7 +861,6 @@ class CommandLines(unittest.TestCase):
                                    r"until %s$" % until)
 
 
-
 def assert_consistent(test):
     """Neither invariant check reports anything."""
     for check in ("hold_invariants", "circ_invariants"):
@@ -1238,6 +1237,28 @@ class TimesAfterLocks(unittest.TestCase):
                                   " ON t.item_id = h.captured_item_id WHERE h.id = %d" % h), "t")
         assert_consistent(self)
         carrel("transit", "receive", copy, branch="PRK")
+
+
+class HoldListMarksCopyHolds(unittest.TestCase):
+    """`hold list` (and `account`) say which holds are on one copy only."""
+
+    def test_item_holds_are_marked(self):
+        bib = new_bib()
+        copy = new_item(bib, "PRK")
+        new_item(bib, "PRK")
+        card = new_patron()
+        self.assertEqual(place(card, item=copy).code, 0)
+        other = new_bib()
+        new_item(other, "PRK")
+        self.assertEqual(place(card, bib=other).code, 0)
+        prof = env.profile(main, "desk-dwn", "roamer", PASSWORD)
+        text = env.carrel(prof, "hold", "list", card, json_out=False).stdout.splitlines()
+        self.assertEqual(len(text), 2, text)
+        marked = [line for line in text if "[copy %s only]" % copy in line]
+        self.assertEqual(len(marked), 1, text)
+        self.assertNotIn("only]", [line for line in text if line not in marked][0])
+        account = env.carrel(prof, "account", card, json_out=False).stdout
+        self.assertIn("[copy %s only]" % copy, account)
 
 
 if __name__ == "__main__":
