@@ -904,7 +904,7 @@ static void auth_prune(server_t *srv)
     char days[24];
     snprintf(days, sizeof(days), "%ld", srv->cfg.login_event_retention_days);
     const char *values[1] = {days};
-    if (db_exec(srv->db, &stmt_prune, 1, values, NULL, NULL, auth_prune_done, NULL) == 0)
+    if (db_exec_long(srv->db, &stmt_prune, 1, values, NULL, NULL, auth_prune_done, NULL) == 0)
         srv->auth_pruned_at = now; /* else: the database is down; try at the next tick */
 }
 

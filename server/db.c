@@ -31,6 +31,7 @@ typedef struct db_job {
     void *arg;
     int attempts;
     bool short_lane;    /* takes no row lock: may use the reserved connections */
+    bool long_running;  /* runs under long_statement_timeout_ms */
     uint64_t queued_at; /* uv_now() when db_exec queued it */
 } db_job_t;
 
@@ -51,8 +52,10 @@ typedef struct db_conn {
     int prepare_next;
     int setup_step; /* DBC_SETUP: which db_setup_send step is running */
     db_job_t *job;
-    PGresult *result; /* the result being collected for job (or a prepare) */
-    bool listener;    /* runs LISTEN and delivers notifications; takes no jobs */
+    PGresult *result;         /* the result being collected for job (or a prepare) */
+    int statement_timeout_ms; /* the session's statement_timeout now */
+    bool setting_timeout;     /* DBC_BUSY: a set_config for job runs before it */
+    bool listener;            /* runs LISTEN and delivers notifications; takes no jobs */
 } db_conn_t;
 
 struct db_pool {
@@ -472,6 +475,8 @@ static void db_conn_connected(db_conn_t *c)
     }
     c->state = DBC_SETUP;
     c->setup_step = 0;
+    c->statement_timeout_ms = c->pool->limits.statement_timeout_ms; /* set by step 0 */
+    c->setting_timeout = false;
     if (!db_setup_send(c))
         db_conn_after_setup(c);
 }
@@ -520,26 +525,87 @@ static bool db_is_transient(const char *sqlstate)
     return sqlstate && (!strcmp(sqlstate, "40001") || !strcmp(sqlstate, "40P01"));
 }
 
-static void db_conn_send_job(db_conn_t *c, db_job_t *job)
+/* The statement_timeout a job runs under. */
+static int db_job_timeout_ms(const db_pool_t *pool, const db_job_t *job)
 {
-    c->job = job;
-    c->state = DBC_BUSY;
-    job->attempts++;
-    if (PQsendQueryPrepared(c->pg, job->stmt->name, job->nparams, (const char *const *)job->values,
-                            job->lengths, job->formats, 0) != 1) {
-        /* The connection is unusable; give the job to another one. */
-        c->job = NULL;
-        job->attempts--;
-        db_queue_push(c->pool, job, true);
-        db_conn_fail(c, PQerrorMessage(c->pg));
-        return;
-    }
+    return job->long_running ? pool->limits.long_statement_timeout_ms
+                             : pool->limits.statement_timeout_ms;
+}
+
+/* A job could not be sent on c: it never ran, so another connection may take it. */
+static void db_conn_send_failed(db_conn_t *c)
+{
+    db_job_t *job = c->job;
+    c->job = NULL;
+    c->setting_timeout = false;
+    db_queue_push(c->pool, job, true);
+    db_conn_fail(c, PQerrorMessage(c->pg));
+}
+
+/* Flush what was sent and watch for the answer (and for room to write more). */
+static void db_conn_flush_sent(db_conn_t *c)
+{
     int f = PQflush(c->pg);
     if (f < 0) {
         db_conn_fail(c, PQerrorMessage(c->pg));
         return;
     }
     db_conn_watch(c, UV_READABLE | (f == 1 ? UV_WRITABLE : 0));
+}
+
+static void db_conn_send_prepared(db_conn_t *c)
+{
+    db_job_t *job = c->job;
+    job->attempts++;
+    if (PQsendQueryPrepared(c->pg, job->stmt->name, job->nparams, (const char *const *)job->values,
+                            job->lengths, job->formats, 0) != 1) {
+        job->attempts--;
+        db_conn_send_failed(c); /* the connection is unusable */
+        return;
+    }
+    db_conn_flush_sent(c);
+}
+
+/*
+ * Run job on c. The statement_timeout is a session setting read when a
+ * statement starts (a SET inside a function cannot lengthen its own
+ * statement), so a job that needs another one than the session has gets a
+ * set_config first; the session keeps it until a job needs the other.
+ */
+static void db_conn_send_job(db_conn_t *c, db_job_t *job)
+{
+    c->job = job;
+    c->state = DBC_BUSY;
+    int want = db_job_timeout_ms(c->pool, job);
+    if (want == c->statement_timeout_ms) {
+        db_conn_send_prepared(c);
+        return;
+    }
+    char value[16];
+    snprintf(value, sizeof(value), "%d", want);
+    const char *values[1] = {value};
+    c->setting_timeout = true;
+    if (PQsendQueryParams(c->pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL,
+                          values, NULL, NULL, 0) != 1) {
+        db_conn_send_failed(c);
+        return;
+    }
+    db_conn_flush_sent(c);
+}
+
+/* The set_config before c->job is done: run the job, or give it to another connection. */
+static void db_conn_timeout_set(db_conn_t *c, PGresult *res)
+{
+    bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    c->setting_timeout = false;
+    if (!ok) {
+        /* Our own valid value: only a broken session refuses it. */
+        db_conn_send_failed(c);
+        return;
+    }
+    c->statement_timeout_ms = db_job_timeout_ms(c->pool, c->job);
+    db_conn_send_prepared(c);
 }
 
 int db_write_limit(int usable, int reserved_short)
@@ -581,6 +647,14 @@ static void db_pool_dispatch(db_pool_t *pool)
         db_conn_send_job(c, job);
     }
     db_queue_watch(pool);
+}
+
+bool db_prepare_error_is_fatal(const char *sqlstate)
+{
+    /* Class 42 (an undefined table, column or function, a type mismatch, no
+     * privilege): the statement will never prepare on this schema. Anything
+     * else (55P03 lock_timeout, 57014 statement_timeout, 53xxx, 08xxx) passes. */
+    return sqlstate && sqlstate[0] == '4' && sqlstate[1] == '2';
 }
 
 bool db_sqlstate_is_refusal(const char *sqlstate)
@@ -655,13 +729,21 @@ static void db_conn_complete(db_conn_t *c)
     }
     if (c->state == DBC_PREPARING) {
         if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-            /* The code and the schema disagree: serving on would fail requests
-             * one by one, so say so once and let the owner stop. */
             char why[512];
             snprintf(why, sizeof(why), "cannot prepare statement %s: %s",
                      db_statements[c->prepare_next]->name,
                      res ? PQresultErrorMessage(res) : "no result");
+            bool schema =
+                res && db_prepare_error_is_fatal(PQresultErrorField(res, PG_DIAG_SQLSTATE));
             PQclear(res);
+            if (!schema) {
+                /* A table locked elsewhere past lock_timeout, a cancel, a broken
+                 * connection: this connection tries again later. */
+                db_conn_fail(c, why);
+                return;
+            }
+            /* The code and the schema disagree: serving on would fail requests
+             * one by one, so say so once and let the owner stop. */
             bool first = !pool->fatal;
             pool->fatal = true;
             db_conn_fail(c, why);
@@ -675,6 +757,10 @@ static void db_conn_complete(db_conn_t *c)
         return;
     }
 
+    if (c->setting_timeout && c->job) {
+        db_conn_timeout_set(c, res);
+        return;
+    }
     db_job_t *job = c->job;
     c->job = NULL;
     c->state = DBC_IDLE;
@@ -869,9 +955,9 @@ void db_pool_start(db_pool_t *pool)
                    (uint64_t)pool->reconnect_ms);
 }
 
-static int db_exec_in(db_pool_t *pool, bool short_lane, const db_stmt_t *stmt, int nparams,
-                      const char *const *values, const int *lengths, const int *formats,
-                      db_done_cb cb, void *arg)
+static int db_exec_in(db_pool_t *pool, bool short_lane, bool long_running, const db_stmt_t *stmt,
+                      int nparams, const char *const *values, const int *lengths,
+                      const int *formats, db_done_cb cb, void *arg)
 {
     if (pool->closing)
         return DB_EXEC_CLOSING;
@@ -891,6 +977,7 @@ static int db_exec_in(db_pool_t *pool, bool short_lane, const db_stmt_t *stmt, i
         return DB_EXEC_OVERLOADED;
     job->stmt = stmt;
     job->short_lane = short_lane;
+    job->long_running = long_running;
     job->queued_at = uv_now(pool->loop);
     job->nparams = nparams;
     job->cb = cb;
@@ -918,13 +1005,19 @@ static int db_exec_in(db_pool_t *pool, bool short_lane, const db_stmt_t *stmt, i
 int db_exec(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *const *values,
             const int *lengths, const int *formats, db_done_cb cb, void *arg)
 {
-    return db_exec_in(pool, false, stmt, nparams, values, lengths, formats, cb, arg);
+    return db_exec_in(pool, false, false, stmt, nparams, values, lengths, formats, cb, arg);
 }
 
 int db_exec_short(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *const *values,
                   const int *lengths, const int *formats, db_done_cb cb, void *arg)
 {
-    return db_exec_in(pool, true, stmt, nparams, values, lengths, formats, cb, arg);
+    return db_exec_in(pool, true, false, stmt, nparams, values, lengths, formats, cb, arg);
+}
+
+int db_exec_long(db_pool_t *pool, const db_stmt_t *stmt, int nparams, const char *const *values,
+                 const int *lengths, const int *formats, db_done_cb cb, void *arg)
+{
+    return db_exec_in(pool, false, true, stmt, nparams, values, lengths, formats, cb, arg);
 }
 
 void db_pool_close(db_pool_t *pool, void (*on_closed)(void *), void *arg)

@@ -13,7 +13,8 @@
  * up to retry_limit times before its error is reported.
  *
  * Every wait is bounded (db_pool_set_limits): each connection runs with a
- * lock_timeout and a statement_timeout, and a job that waits in the queue
+ * lock_timeout and a statement_timeout (long_statement_timeout_ms for the
+ * bulk and background work of db_exec_long), and a job that waits in the queue
  * longer than queue_timeout_ms fails as DB_UNAVAILABLE with queue_timeout
  * set. Jobs go in one of two lanes: short jobs (db_exec_short: reads, and
  * inserts into log tables, which wait for no row lock) may use every
@@ -54,11 +55,12 @@ typedef struct db_stmt {
 } db_stmt_t;
 
 typedef struct db_limits {
-    int lock_timeout_ms;      /* each connection's lock_timeout; 0: none */
-    int statement_timeout_ms; /* each connection's statement_timeout; 0: none */
-    int queue_timeout_ms;     /* longest wait for a connection; 0: none */
-    int reserved_short;       /* connections other jobs may not use */
-    bool quiet_errors;        /* ask PostgreSQL not to log our sessions' errors */
+    int lock_timeout_ms;           /* each connection's lock_timeout; 0: none */
+    int statement_timeout_ms;      /* each connection's statement_timeout; 0: none */
+    int long_statement_timeout_ms; /* statement_timeout for db_exec_long; 0: none */
+    int queue_timeout_ms;          /* longest wait for a connection; 0: none */
+    int reserved_short;            /* connections other jobs may not use */
+    bool quiet_errors;             /* ask PostgreSQL not to log our sessions' errors */
 } db_limits_t;
 
 typedef struct db_pool db_pool_t;
@@ -103,6 +105,16 @@ __attribute__((warn_unused_result)) int db_exec_short(db_pool_t *pool, const db_
                                                       const int *lengths, const int *formats,
                                                       db_done_cb cb, void *arg);
 /*
+ * Like db_exec, under long_statement_timeout_ms instead of statement_timeout:
+ * for bulk or background work whose time grows with the size of the library
+ * (an import batch, the hourly jobs). It is set on the connection just
+ * before (a SET inside the statement could not lengthen the statement itself).
+ */
+__attribute__((warn_unused_result)) int db_exec_long(db_pool_t *pool, const db_stmt_t *stmt,
+                                                     int nparams, const char *const *values,
+                                                     const int *lengths, const int *formats,
+                                                     db_done_cb cb, void *arg);
+/*
  * Close every connection; queued statements fail with DB_UNAVAILABLE.
  * on_closed runs once all handles are closed and the pool is freed.
  */
@@ -120,6 +132,9 @@ double db_double(const PGresult *res, int r, int c);
 
 /* How many connections jobs of the write lane may hold when `usable` are up. */
 int db_write_limit(int usable, int reserved_short);
+/* True when a statement failed to prepare because the schema does not match
+ * the code (the pool then stops), false for a passing failure (retried). */
+bool db_prepare_error_is_fatal(const char *sqlstate);
 /* True for our own refusals (SQLSTATE class CR): answers, not errors. */
 bool db_sqlstate_is_refusal(const char *sqlstate);
 

@@ -445,8 +445,9 @@ static void import_send(import_job_t *job)
     *p++ = ']';
     *p = '\0';
     job->values[2] = json;
-    int rc =
-        db_exec(req->srv->db, job->stmt, job->nvalues, job->values, NULL, NULL, import_stored, job);
+    /* A batch of up to IMPORT_MAX_RECORDS records, matched, stored and indexed. */
+    int rc = db_exec_long(req->srv->db, job->stmt, job->nvalues, job->values, NULL, NULL,
+                          import_stored, job);
     if (rc != 0) {
         free(job);
         request_fail_exec(req, rc);

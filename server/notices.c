@@ -183,7 +183,10 @@ static int notices_db(notices_t *n, const db_stmt_t *stmt, int nparams, const ch
                       db_done_cb cb)
 {
     n->db_inflight++; /* before: should the callback ever come at once, it finds it counted */
-    int rc = db_exec(n->srv->db, stmt, nparams, values, NULL, NULL, cb, n);
+    /* holds_daily() scans every open loan, hold and notice: its time grows with the library. */
+    int rc = stmt == &stmt_daily
+                 ? db_exec_long(n->srv->db, stmt, nparams, values, NULL, NULL, cb, n)
+                 : db_exec(n->srv->db, stmt, nparams, values, NULL, NULL, cb, n);
     if (rc != 0)
         n->db_inflight--;
     return rc;

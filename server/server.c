@@ -160,6 +160,7 @@ int server_start(server_t *srv)
     db_limits_t limits = {
         .lock_timeout_ms = (int)srv->cfg.db_lock_timeout_ms,
         .statement_timeout_ms = (int)srv->cfg.db_statement_timeout_ms,
+        .long_statement_timeout_ms = (int)srv->cfg.db_long_statement_timeout_ms,
         .queue_timeout_ms = (int)srv->cfg.db_queue_timeout_ms,
         .reserved_short = (int)srv->cfg.db_pool_reserved_reads,
         .quiet_errors = srv->cfg.db_quiet_refusals != 0,

@@ -37,6 +37,10 @@ const conf_entry_t server_config_table[] = {
      "0: no limit"},
     {"db_statement_timeout_ms", CONF_INT, S(db_statement_timeout_ms), "10000", 0, 3600000,
      "longest a statement may run before it is cancelled (answered 'unavailable'); 0: no limit"},
+    {"db_long_statement_timeout_ms", CONF_INT, S(db_long_statement_timeout_ms), "600000", 0,
+     86400000,
+     "longest a bulk or background statement may run (an import batch, the hourly jobs), whose "
+     "time grows with the size of the library; 0: no limit"},
     {"db_queue_timeout_ms", CONF_INT, S(db_queue_timeout_ms), "5000", 0, 3600000,
      "longest a query waits for a free database connection before its request is answered "
      "'unavailable' (overloaded); 0: no limit"},

@@ -21,6 +21,7 @@ struct server_config {
     long db_retry_limit;
     long db_lock_timeout_ms;
     long db_statement_timeout_ms;
+    long db_long_statement_timeout_ms;
     long db_queue_timeout_ms;
     long db_pool_reserved_reads;
     int db_quiet_refusals;

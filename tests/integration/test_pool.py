@@ -5,6 +5,7 @@ deadlines, connections kept for logins and reads); refusals stay out of the
 PostgreSQL server log while unexpected errors reach carreld's; clients that
 stop reading cannot make the daemon hold unbounded output."""
 
+import json
 import os
 import select
 import socket
@@ -232,6 +233,87 @@ class LockedRow(unittest.TestCase):
                 w.close()
         finally:
             d.stop()
+
+
+class LongStatements(unittest.TestCase):
+    """Bulk and background statements (an import batch, the hourly jobs) grow with the
+    library: they run under db_long_statement_timeout_ms, not the desks' statement timeout."""
+
+    def test_import_batch_outlasts_the_statement_timeout(self):
+        # A trigger makes every bib insert or update wait for the test's advisory lock; no
+        # lock timeout, so only a statement timeout can end the wait.
+        env.psql("CREATE FUNCTION test_wait_for_4242() RETURNS trigger LANGUAGE plpgsql AS"
+                 " $$BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END$$;"
+                 " CREATE TRIGGER test_wait_for_4242 BEFORE INSERT OR UPDATE ON bib"
+                 " FOR EACH ROW EXECUTE FUNCTION test_wait_for_4242()")
+        d = env.daemon(db_statement_timeout_ms=1000, db_lock_timeout_ms=0)
+        try:
+            profile = env.profile(d)
+            source = os.path.join(harness.SOURCE, "tests", "data", "marc", "camel-10.mrc")
+            waited = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'carrel'" \
+                     " AND wait_event = 'advisory' AND query LIKE '%bib_import_batch%'" \
+                     " AND now() - query_start > interval '3 s'"
+            with harness.AdvisoryLock(env, 4242):
+                proc = subprocess.Popen(
+                    [harness.CARREL, "-c", profile, "--json", "import", "marc", source,
+                     "--branch", "DWN"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
+                # Three times the statement timeout, or the import gave up (the bug).
+                wait_for("the batch waiting past the statement timeout",
+                         lambda: int(env.psql(waited)) > 0 or proc.poll() is not None)
+                if proc.poll() is not None:
+                    self.fail("the import ended while the lock was held: %s %s"
+                              % proc.communicate())
+            out, err = proc.communicate(timeout=120)
+            self.assertEqual(proc.returncode, 0, err)
+            r = json.loads(out)
+            self.assertEqual(r["failed"], 0, r)
+            self.assertEqual(r["created"] + r["updated"], 10, r)
+            # The desks' statements keep the short bound, on every connection (including
+            # the one the batch used: 4 reads in parallel take all of them).
+            desks = [desk(d) for _ in range(4)]
+            with harness.TableLock(env, "bib"):
+                ids = [w.send(REQ_CATALOG_SEARCH, pb_message((1, "perl"), (10, 5)))
+                       for w in desks]
+                for w, rid in zip(desks, ids):
+                    a = recv_answer(w, rid)
+                    self.assertEqual((a.status, a.reason), ("unavailable", "busy"), a)
+                    self.assertEqual(a.message, "The database took too long to answer; try again.")
+            for w in desks:
+                w.close()
+        finally:
+            d.stop()
+            env.psql("DROP TRIGGER test_wait_for_4242 ON bib; DROP FUNCTION test_wait_for_4242()")
+
+
+class PrepareUnderLock(unittest.TestCase):
+    def test_table_locked_while_connecting_is_not_fatal(self):
+        # Statements are prepared on each new connection; a table locked past lock_timeout
+        # (a DBA's ALTER TABLE or VACUUM FULL) must delay it, not stop the daemon as if the
+        # schema did not match.
+        with harness.TableLock(env, "bib"):
+            d = env.daemon(db_lock_timeout_ms=200)
+            try:
+                wait_for("a prepare timed out", lambda: "cannot prepare statement" in
+                         d.log_text() or d.proc.poll() is not None)
+                self.assertIsNone(d.proc.poll(), d.log_text()[-2000:])
+            except BaseException:
+                d.stop()
+                raise
+        try:
+            w = wait_for("a login once the table is free", lambda: self._login(d))
+            self.assertEqual(w.call(REQ_BRANCH_LIST).status, "ok")
+            w.close()
+            self.assertNotIn("schema mismatch", d.log_text())
+        finally:
+            d.stop()
+
+    @staticmethod
+    def _login(d):
+        try:
+            return desk(d)
+        except AssertionError:  # answered unavailable while connections are prepared
+            return None
 
 
 class QuietRefusals(unittest.TestCase):

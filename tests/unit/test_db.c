@@ -43,6 +43,18 @@ static void test_refusal_sqlstates(void **state)
     assert_false(db_sqlstate_is_refusal(NULL));
 }
 
+/* A table locked elsewhere while a connection prepares must not stop the daemon. */
+static void test_prepare_errors_fatal_only_for_the_schema(void **state)
+{
+    (void)state;
+    assert_true(db_prepare_error_is_fatal("42P01"));  /* undefined table */
+    assert_true(db_prepare_error_is_fatal("42883"));  /* undefined function */
+    assert_false(db_prepare_error_is_fatal("55P03")); /* lock_timeout */
+    assert_false(db_prepare_error_is_fatal("57014")); /* statement_timeout */
+    assert_false(db_prepare_error_is_fatal("53300")); /* too many connections */
+    assert_false(db_prepare_error_is_fatal(NULL));
+}
+
 static void test_log_limit_burst_then_report(void **state)
 {
     (void)state;
@@ -83,6 +95,7 @@ int main(void)
         cmocka_unit_test(test_write_limit_leaves_reserved),
         cmocka_unit_test(test_write_limit_never_zero),
         cmocka_unit_test(test_refusal_sqlstates),
+        cmocka_unit_test(test_prepare_errors_fatal_only_for_the_schema),
         cmocka_unit_test(test_log_limit_burst_then_report),
         cmocka_unit_test(test_log_limit_at_time_zero),
     };
