@@ -48,7 +48,9 @@ def main():
     wires = []
     try:
         env.start()
-        d = env.daemon(max_connections=n + 100, db_pool_size=8)
+        # Every desk here connects from 127.0.0.1.
+        d = env.daemon(max_connections=n + 100, max_connections_per_address=n + 100,
+                       db_pool_size=8)
         pid = d.proc.pid
         # One desk first, so that everything allocated once is in the baseline.
         first = d.logged_in_wire()
