@@ -212,9 +212,39 @@ static void staff_reply_done(const db_result_t *r, void *arg)
     request_ok(req);
 }
 
+/*
+ * New passwords are hashed on the thread pool, in the queue logins' checks
+ * use. One connection may pipeline dozens of StaffAdd requests, so each may
+ * have only ADMIN_HASHES_PER_CONN hashes queued, and password.c bounds all
+ * hashes to half the queue: the rest are answered `password_queue` at once
+ * and logins always keep their share.
+ */
+#define ADMIN_HASHES_PER_CONN 2
+
+/* Queue the hash, or answer the request. */
+static void admin_hash_password(request_t *req, const char *password, password_cb done)
+{
+    conn_t *c = req->conn;
+    int rc = c->hashing >= ADMIN_HASHES_PER_CONN
+                 ? PASSWORD_QUEUE_FULL
+                 : password_hash_async(&req->srv->passwords, &req->srv->password_params, password,
+                                       done, req);
+    if (rc == 0)
+        c->hashing++;
+    else if (rc == PASSWORD_QUEUE_FULL)
+        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
+                     "The server is busy hashing other new passwords (at most %d at once per "
+                     "connection, %d in all); try again in a few seconds.",
+                     ADMIN_HASHES_PER_CONN, req->srv->passwords.max_hash);
+    else
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot hash the password right now.");
+}
+
 static void staff_add_hashed(int ok, const char *hash, void *arg)
 {
     request_t *req = arg;
+    req->conn->hashing--;
     if (ok != 1) {
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
                      "Cannot hash the password; see the server log.");
@@ -286,10 +316,7 @@ void handle_staff_add(request_t *req)
     if (admin_fail_perm(req, perm_check_staff_target(&who, m->role, branches, m->n_branch_codes),
                         PERM_STAFF_MANAGE))
         return;
-    if (password_hash_async(&req->srv->passwords, &req->srv->password_params, m->password,
-                            staff_add_hashed, req) != 0)
-        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
-                     "Cannot hash the password right now.");
+    admin_hash_password(req, m->password, staff_add_hashed);
 }
 
 static void staff_list_done(const db_result_t *r, void *arg)
@@ -359,6 +386,7 @@ static void staff_change_done(const db_result_t *r, void *arg)
 static void staff_password_hashed(int ok, const char *hash, void *arg)
 {
     request_t *req = arg;
+    req->conn->hashing--;
     if (ok != 1) {
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
                      "Cannot hash the password; see the server log.");
@@ -374,10 +402,7 @@ static void staff_password_hashed(int ok, const char *hash, void *arg)
 static void staff_password_hash_new(request_t *req)
 {
     staff_change_t *ch = req->state;
-    if (password_hash_async(&req->srv->passwords, &req->srv->password_params, ch->password,
-                            staff_password_hashed, req) != 0)
-        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
-                     "Cannot hash the password right now.");
+    admin_hash_password(req, ch->password, staff_password_hashed);
 }
 
 static void staff_current_verified(int ok, const char *hash, void *arg)

@@ -31,6 +31,9 @@ void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify)
     q->loop = loop;
     q->pending = 0;
     q->max_verify = max_verify;
+    q->hashes = 0;
+    /* Logins keep at least half of the queue whatever staff are being added. */
+    q->max_hash = max_verify / 2 > 0 ? max_verify / 2 : 1;
     q->on_idle = NULL;
     q->idle_arg = NULL;
 }
@@ -92,6 +95,8 @@ static void password_after_cb(uv_work_t *w, int status)
     password_work_t *pw = w->data;
     password_queue_t *q = pw->queue;
     int ok = status == 0 ? pw->ok : status == UV_ECANCELED ? PASSWORD_CANCELLED : -1;
+    if (!pw->verify)
+        q->hashes--;
     pw->cb(ok, pw->verify || ok != 1 ? NULL : pw->encoded, pw->arg);
     password_work_free(pw);
     /* Only now: the callback may still have used what shutdown would close. */
@@ -109,6 +114,8 @@ static int password_queue(password_queue_t *q, password_work_t *pw)
         return -1;
     }
     q->pending++;
+    if (!pw->verify)
+        q->hashes++;
     return 0;
 }
 
@@ -146,6 +153,8 @@ int password_verify_async(password_queue_t *q, const char *encoded, const char *
 int password_hash_async(password_queue_t *q, const password_params_t *params, const char *password,
                         password_cb cb, void *arg)
 {
+    if (q->hashes >= q->max_hash)
+        return PASSWORD_QUEUE_FULL;
     password_work_t *pw = calloc(1, sizeof(*pw));
     if (pw == NULL)
         return -1;

@@ -6,7 +6,10 @@
  * All work goes through one password_queue_t, which counts the jobs queued or
  * running (so that shutdown can wait for them before it closes the database
  * pool their callbacks use) and bounds the verifications waiting for a
- * thread, so that a crowd of logins cannot fill libuv's thread pool.
+ * thread, so that a crowd of logins cannot fill libuv's thread pool. Hashes
+ * (new passwords set by staff) count in `pending` too, so they have their own
+ * bound, half of the verifications' (at least 1): administrative requests can
+ * never take the whole queue and starve logins.
  */
 #ifndef CARREL_PASSWORD_H
 #define CARREL_PASSWORD_H
@@ -27,6 +30,8 @@ typedef struct password_queue {
     uv_loop_t *loop;
     int pending;                /* jobs queued or running; their callbacks have not run yet */
     int max_verify;             /* verifications allowed in `pending` at once; beyond: refused */
+    int hashes;                 /* hashes among `pending` */
+    int max_hash;               /* hashes allowed at once: max_verify / 2, at least 1 */
     void (*on_idle)(void *arg); /* called after a callback that left pending at 0 */
     void *idle_arg;
 } password_queue_t;
@@ -60,7 +65,10 @@ __attribute__((warn_unused_result)) int password_verify_async(password_queue_t *
                                                               const char *encoded,
                                                               const char *password, password_cb cb,
                                                               void *arg, password_work_t **handle);
-/* Queue a hash (not bounded by max_verify: only logged-in staff ask for one). */
+/*
+ * Queue a hash. Returns 0 (the callback will run exactly once, on the loop),
+ * PASSWORD_QUEUE_FULL when max_hash hashes are queued or running, or -1.
+ */
 __attribute__((warn_unused_result)) int password_hash_async(password_queue_t *q,
                                                             const password_params_t *params,
                                                             const char *password, password_cb cb,

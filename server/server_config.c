@@ -95,7 +95,8 @@ const conf_entry_t server_config_table[] = {
     {"login_pending_per_address", CONF_INT, S(login_pending_per_address), "8", 1, 100000,
      "logins from one peer address checked at once; more wait for their turn"},
     {"password_queue_max", CONF_INT, S(password_queue_max), "16", 1, 10000,
-     "password checks queued or running at once; logins beyond are answered unavailable"},
+     "password checks queued or running at once; logins beyond are answered unavailable "
+     "(new passwords set by staff: at most half of it)"},
     {"login_throttle_report_s", CONF_INT, S(login_throttle_report_s), "60", 1, 86400,
      "logins refused by the throttle are logged and recorded as one summary per key this often"},
     {"login_event_retention_days", CONF_INT, S(login_event_retention_days), "90", 1, 36500,

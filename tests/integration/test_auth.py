@@ -22,7 +22,8 @@ import harness  # noqa: E402
 from harness import (ADMIN_PASSWORD, REQ_LOGIN, REQ_LOGOUT, REQ_WHOAMI,  # noqa: E402
                      pb_message)
 
-REQ_STAFF_SET_PASSWORD = 18
+REQ_STAFF_ADD, REQ_STAFF_SET_PASSWORD = 16, 18
+ROLE_CLERK = 1
 RESP_LOGIN, RESP_WHOAMI = 11, 15
 env = None
 main = None
@@ -162,6 +163,51 @@ class Throttle(unittest.TestCase):
         self.assertLessEqual(len([r for r in answers if r.status == "unauthenticated"]), 8)
         for w in wires:
             w.close()
+        d.stop()
+
+    def test_staff_hashing_leaves_logins_their_share(self):
+        """Item 9: administrators pipelining StaffAdd requests cannot fill the password
+        queue: new passwords are hashed at most 2 per connection and half of
+        password_queue_max in all, the rest answered unavailable, and a login still
+        gets in."""
+        # Slow hashes (64 MiB, 3 passes) stay queued or running while the login is checked.
+        d = env.daemon(password_queue_max=4, password_memory_kib=65536, password_time_cost=3)
+        admins = [d.logged_in_wire(), d.logged_in_wire()]
+        sent = []
+        for a, admin in enumerate(admins):
+            frames = [admin.frame(REQ_STAFF_ADD,
+                                  pb_message((1, "flood%d_%d" % (a, i)), (2, "Flood"),
+                                             (3, ROLE_CLERK), (4, "DWN"), (5, STAFF_PASSWORD)))
+                      for i in range(6)]
+            # A Ping behind them is answered once every StaffAdd was handled (hash queued
+            # or refused); StaffAdd hashes at once, with no database round trip first.
+            frames.append(admin.frame(harness.REQ_PING))
+            admin.send_raw(b"".join(data for _, data in frames))
+            sent.append((admin, [rid for rid, _ in frames], {}))
+
+        def answer(admin, answers, rid):
+            while rid not in answers:
+                r = admin.recv()
+                self.assertIsNotNone(r, "connection closed")
+                answers[r.id] = r
+            return answers[rid]
+
+        for admin, ids, answers in sent:
+            self.assertEqual(answer(admin, answers, ids[-1]).status, "ok")
+        w = d.wire()
+        w.hello()
+        r = w.login("desk-dwn", "admin", ADMIN_PASSWORD)
+        self.assertEqual((r.status, r.reason), ("ok", ""), r)
+        staff_add = [answer(admin, answers, rid) for admin, ids, answers in sent
+                     for rid in ids[:-1]]
+        refused = [r for r in staff_add if r.status != "ok"]
+        self.assertTrue(refused, staff_add)
+        self.assertTrue(len(refused) < len(staff_add), staff_add)
+        self.assertEqual({(r.status, r.reason) for r in refused},
+                         {("unavailable", "password_queue")}, refused)
+        self.assertIn("hashing other new passwords", refused[0].message)
+        for c in admins + [w]:
+            c.close()
         d.stop()
 
     def test_throttled_attempts_make_bounded_rows(self):
