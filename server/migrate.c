@@ -8,55 +8,74 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 
 #include "log.h"
 #include "util.h"
 
 #define MIGRATE_LOCK_KEY "74200001"
 #define MIGRATE_MAX      999
+#define RULES_MAX        256
+#define SQL_FILE_MAX     (16 * 1024 * 1024)
 
-typedef struct migration {
-    int version;
+/* One file of sql/migrations/ or sql/rules/. */
+typedef struct sql_file {
+    int version; /* migrations only */
     char name[128];
-} migration_t;
+} sql_file_t;
 
 static int migration_cmp(const void *a, const void *b)
 {
-    return ((const migration_t *)a)->version - ((const migration_t *)b)->version;
+    return ((const sql_file_t *)a)->version - ((const sql_file_t *)b)->version;
+}
+
+static int rule_cmp(const void *a, const void *b)
+{
+    return strcmp(((const sql_file_t *)a)->name, ((const sql_file_t *)b)->name);
+}
+
+/* Names are "[a-z0-9_]+.sql"; anything else in the directory is ignored. */
+static bool sql_name_ok(const char *file, size_t from)
+{
+    size_t n = strlen(file);
+    if (n <= from + 4 || n >= sizeof(((sql_file_t *)0)->name) || strcmp(file + n - 4, ".sql") != 0)
+        return false;
+    for (size_t i = from; i < n - 4; i++)
+        if (!((file[i] >= 'a' && file[i] <= 'z') || (file[i] >= '0' && file[i] <= '9') ||
+              file[i] == '_'))
+            return false;
+    return true;
 }
 
 /* Parse "NNN_name.sql"; returns the version or -1. */
 static int migrate_parse_name(const char *file)
 {
-    size_t n = strlen(file);
-    if (n < 9 || strcmp(file + n - 4, ".sql") != 0 || file[3] != '_')
+    if (strlen(file) < 9 || file[3] != '_' || !sql_name_ok(file, 4))
         return -1;
     for (int i = 0; i < 3; i++)
         if (file[i] < '0' || file[i] > '9')
             return -1;
-    for (size_t i = 4; i < n - 4; i++)
-        if (!((file[i] >= 'a' && file[i] <= 'z') || (file[i] >= '0' && file[i] <= '9') ||
-              file[i] == '_'))
-            return -1;
     return (file[0] - '0') * 100 + (file[1] - '0') * 10 + (file[2] - '0');
 }
 
-static int migrate_list(const char *dir, migration_t *out, int *count, char *err, size_t errlen)
+/* The .sql files of dir: migrations (numbered) or rules (any valid name). */
+static int sql_list(const char *dir, bool numbered, sql_file_t *out, int max, int *count, char *err,
+                    size_t errlen)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
-        snprintf(err, errlen, "cannot read migrations in %s: %s", dir, strerror(errno));
+        snprintf(err, errlen, "cannot read %s: %s", dir, strerror(errno));
         return -1;
     }
     *count = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        int v = migrate_parse_name(e->d_name);
+        int v = numbered ? migrate_parse_name(e->d_name) : (sql_name_ok(e->d_name, 0) ? 0 : -1);
         if (v < 0)
             continue;
-        if (*count == MIGRATE_MAX) {
+        if (*count == max) {
             closedir(d);
-            snprintf(err, errlen, "too many migrations in %s", dir);
+            snprintf(err, errlen, "too many files in %s", dir);
             return -1;
         }
         out[*count].version = v;
@@ -64,13 +83,36 @@ static int migrate_list(const char *dir, migration_t *out, int *count, char *err
         (*count)++;
     }
     closedir(d);
-    qsort(out, (size_t)*count, sizeof(*out), migration_cmp);
-    for (int i = 1; i < *count; i++)
+    qsort(out, (size_t)*count, sizeof(*out), numbered ? migration_cmp : rule_cmp);
+    for (int i = 1; numbered && i < *count; i++)
         if (out[i].version == out[i - 1].version) {
             snprintf(err, errlen, "two migrations share version %03d: %s and %s", out[i].version,
                      out[i - 1].name, out[i].name);
             return -1;
         }
+    return 0;
+}
+
+/* The file's text (caller frees) or NULL with err set. */
+static char *sql_read(const char *dir, const char *name, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char *sql = util_read_file(path, SQL_FILE_MAX);
+    if (sql == NULL)
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    return sql;
+}
+
+/* SHA-256 of text as 64 hex digits; what schema_migration.checksum holds. */
+static int sql_checksum(const char *text, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL) != 1 || len != 32)
+        return -1;
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
     return 0;
 }
 
@@ -88,54 +130,208 @@ static int migrate_exec(PGconn *pg, const char *sql, const char *what, char *err
     return rc;
 }
 
-static int migrate_apply(PGconn *pg, const char *dir, const migration_t *m, char *err,
+static int migrate_exec_params(PGconn *pg, const char *sql, int n, const char *const *values,
+                               const char *what, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "%s: %s", what, PQresultErrorMessage(r));
+        util_chomp(err);
+        rc = -1;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Roll back after a failure without losing the first error message. */
+static void migrate_rollback(PGconn *pg)
+{
+    char ignored[64];
+    (void)migrate_exec(pg, "ROLLBACK", "rollback", ignored, sizeof(ignored));
+}
+
+static int migrate_apply(PGconn *pg, const char *dir, const sql_file_t *m, char *err,
                          size_t errlen)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, m->name);
-    char *sql = util_read_file(path, 16 * 1024 * 1024);
-    if (sql == NULL) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    char *sql = sql_read(dir, m->name, err, errlen);
+    if (sql == NULL)
         return -1;
-    }
-    int rc = migrate_exec(pg, "BEGIN", "begin", err, errlen);
+    char sum[65];
+    int rc = sql_checksum(sql, sum);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot compute the checksum of %s", m->name);
+    if (rc == 0)
+        rc = migrate_exec(pg, "BEGIN", "begin", err, errlen);
     if (rc == 0)
         rc = migrate_exec(pg, sql, m->name, err, errlen);
     if (rc == 0) {
         char version[16];
         snprintf(version, sizeof(version), "%d", m->version);
-        const char *values[2] = {version, m->name};
-        PGresult *r =
-            PQexecParams(pg, "INSERT INTO schema_migration (version, name) VALUES ($1, $2)", 2,
-                         NULL, values, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            snprintf(err, errlen, "recording %s: %s", m->name, PQresultErrorMessage(r));
-            rc = -1;
-        }
-        PQclear(r);
+        const char *values[3] = {version, m->name, sum};
+        rc = migrate_exec_params(
+            pg, "INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)", 3,
+            values, "recording the migration", err, errlen);
     }
     if (rc == 0)
         rc = migrate_exec(pg, "COMMIT", "commit", err, errlen);
-    else {
-        char ignored[64];
-        (void)migrate_exec(pg, "ROLLBACK", "rollback", ignored, sizeof(ignored));
-    }
+    else
+        migrate_rollback(pg);
     free(sql);
     if (rc == 0)
         log_info(0, "applied migration %s", m->name);
     return rc;
 }
 
-int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t errlen)
+/*
+ * An applied migration must still read as it did when it was applied: the
+ * schema it built is what the rules and the daemon's statements expect, and
+ * an edit would silently differ between old and new databases. Rows recorded
+ * before checksums existed get the file's checksum now.
+ */
+static int migrate_verify(PGconn *pg, const char *dir, const sql_file_t *m, const char *recorded,
+                          char *err, size_t errlen)
 {
-    static migration_t files[MIGRATE_MAX];
-    int count = 0;
-    if (migrate_list(sql_dir, files, &count, err, errlen) != 0)
+    char *sql = sql_read(dir, m->name, err, errlen);
+    if (sql == NULL)
         return -1;
-    if (count == 0) {
-        snprintf(err, errlen, "no migrations found in %s", sql_dir);
+    char sum[65];
+    int rc = sql_checksum(sql, sum);
+    free(sql);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot compute the checksum of %s", m->name);
         return -1;
     }
+    if (recorded == NULL) {
+        char version[16];
+        snprintf(version, sizeof(version), "%d", m->version);
+        const char *values[2] = {sum, version};
+        return migrate_exec_params(
+            pg, "UPDATE schema_migration SET checksum = $1 WHERE version = $2", 2, values,
+            "recording a checksum", err, errlen);
+    }
+    if (strcmp(recorded, sum) != 0) {
+        snprintf(err, errlen,
+                 "migration %s was edited after it was applied (its checksum differs from the "
+                 "one recorded); restore the file and make the change in a new migration",
+                 m->name);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Functions, triggers and views live in sql/rules/, one file per domain, and
+ * are applied again at every start, all in one transaction: a rule change is
+ * an edit of one file, and a daemon never runs against half of a rule set.
+ * Function bodies are checked when called, not when created, so the files
+ * need no particular order among themselves.
+ */
+static int rules_apply(PGconn *pg, const char *dir, char *err, size_t errlen)
+{
+    static sql_file_t files[RULES_MAX];
+    int count = 0;
+    if (sql_list(dir, false, files, RULES_MAX, &count, err, errlen) != 0)
+        return -1;
+    int rc = migrate_exec(pg, "BEGIN", "begin", err, errlen);
+    if (rc == 0)
+        rc = migrate_exec(pg, "SET LOCAL check_function_bodies = off", "settings", err, errlen);
+    for (int i = 0; rc == 0 && i < count; i++) {
+        char *sql = sql_read(dir, files[i].name, err, errlen);
+        if (sql == NULL) {
+            rc = -1;
+            break;
+        }
+        char what[160];
+        snprintf(what, sizeof(what), "rules/%s", files[i].name);
+        rc = migrate_exec(pg, sql, what, err, errlen);
+        free(sql);
+    }
+    if (rc == 0)
+        rc = migrate_exec(pg, "COMMIT", "commit", err, errlen);
+    else
+        migrate_rollback(pg);
+    if (rc == 0)
+        log_info(0, "applied %d rule file%s", count, count == 1 ? "" : "s");
+    return rc;
+}
+
+/* Reads schema_migration: the highest version, which versions are recorded
+ * and their checksums (NULL where none was recorded yet). */
+static PGresult *migrate_recorded(PGconn *pg, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(pg, "SELECT version, checksum FROM schema_migration ORDER BY version");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "reading schema_migration: %s", PQresultErrorMessage(r));
+        util_chomp(err);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int migrate_schema(PGconn *pg, const char *dir, char *err, size_t errlen)
+{
+    static sql_file_t files[MIGRATE_MAX];
+    int count = 0;
+    if (sql_list(dir, true, files, MIGRATE_MAX, &count, err, errlen) != 0)
+        return -1;
+    if (count == 0) {
+        snprintf(err, errlen, "no migrations found in %s", dir);
+        return -1;
+    }
+    PGresult *rec = migrate_recorded(pg, err, errlen);
+    if (rec == NULL)
+        return -1;
+    static int row_of[MIGRATE_MAX + 1];
+    for (int v = 0; v <= MIGRATE_MAX; v++)
+        row_of[v] = -1;
+    int applied = 0;
+    for (int i = 0; i < PQntuples(rec); i++) {
+        int v = atoi(PQgetvalue(rec, i, 0));
+        if (v > applied)
+            applied = v;
+        if (v >= 0 && v <= MIGRATE_MAX)
+            row_of[v] = i;
+    }
+    int rc = 0;
+    int newest = files[count - 1].version;
+    if (applied > newest) {
+        snprintf(err, errlen,
+                 "the database schema is at version %03d, newer than this carreld knows "
+                 "(%03d); run a carreld at least as new as the one that upgraded it",
+                 applied, newest);
+        rc = -1;
+    }
+    /* A file numbered below what is applied but never applied itself was
+     * added out of order; applying it late could be wrong, skipping it is. */
+    for (int i = 0; rc == 0 && i < count; i++) {
+        int row = row_of[files[i].version];
+        if (files[i].version < applied && row < 0) {
+            snprintf(err, errlen,
+                     "migration %s is numbered below the applied version %03d but was never "
+                     "applied; give it a number above %03d",
+                     files[i].name, applied, applied);
+            rc = -1;
+        } else if (row >= 0) {
+            const char *sum = PQgetisnull(rec, row, 1) ? NULL : PQgetvalue(rec, row, 1);
+            rc = migrate_verify(pg, dir, &files[i], sum, err, errlen);
+        }
+    }
+    PQclear(rec);
+    for (int i = 0; rc == 0 && i < count; i++)
+        if (files[i].version > applied)
+            rc = migrate_apply(pg, dir, &files[i], err, errlen);
+    if (rc == 0 && applied == newest)
+        log_info(0, "database schema is current (version %03d)", newest);
+    return rc;
+}
+
+int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t errlen)
+{
+    char migrations[4096], rules[4096];
+    snprintf(migrations, sizeof(migrations), "%s/migrations", sql_dir);
+    snprintf(rules, sizeof(rules), "%s/rules", sql_dir);
     PGconn *pg = PQconnectdb(conninfo);
     if (PQstatus(pg) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to the database: %s", PQerrorMessage(pg));
@@ -144,7 +340,8 @@ int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t err
         return -1;
     }
     int rc = migrate_exec(pg, "SET client_min_messages = warning", "settings", err, errlen);
-    /* Two daemons starting at once must not both migrate. */
+    /* Two daemons starting at once must not both migrate, nor one apply
+     * rules while the other changes the tables under them. */
     if (rc == 0)
         rc = migrate_exec(pg, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "lock", err, errlen);
     if (rc == 0)
@@ -152,50 +349,13 @@ int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t err
                           "CREATE TABLE IF NOT EXISTS schema_migration ("
                           " version integer PRIMARY KEY,"
                           " name text NOT NULL,"
-                          " applied_at timestamptz NOT NULL DEFAULT now())",
+                          " applied_at timestamptz NOT NULL DEFAULT now());"
+                          "ALTER TABLE schema_migration ADD COLUMN IF NOT EXISTS checksum text",
                           "schema_migration", err, errlen);
-    int applied = 0;
-    static bool recorded[MIGRATE_MAX + 1];
-    memset(recorded, 0, sizeof(recorded));
-    if (rc == 0) {
-        PGresult *r = PQexec(pg, "SELECT version FROM schema_migration");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-            for (int i = 0; i < PQntuples(r); i++) {
-                int v = atoi(PQgetvalue(r, i, 0));
-                if (v > applied)
-                    applied = v;
-                if (v >= 0 && v <= MIGRATE_MAX)
-                    recorded[v] = true;
-            }
-        } else {
-            snprintf(err, errlen, "reading schema_migration: %s", PQresultErrorMessage(r));
-            rc = -1;
-        }
-        PQclear(r);
-    }
-    /* A file numbered below what is applied but never applied itself was
-     * added out of order; applying it late could be wrong, skipping it is. */
-    for (int i = 0; rc == 0 && i < count; i++)
-        if (files[i].version < applied && !recorded[files[i].version]) {
-            snprintf(err, errlen,
-                     "migration %s is numbered below the applied version %03d but was never "
-                     "applied; give it a number above %03d",
-                     files[i].name, applied, applied);
-            rc = -1;
-        }
-    int newest = files[count - 1].version;
-    if (rc == 0 && applied > newest) {
-        snprintf(err, errlen,
-                 "the database schema is at version %03d, newer than this carreld knows "
-                 "(%03d); run a carreld at least as new as the one that upgraded it",
-                 applied, newest);
-        rc = -1;
-    }
-    for (int i = 0; rc == 0 && i < count; i++)
-        if (files[i].version > applied)
-            rc = migrate_apply(pg, sql_dir, &files[i], err, errlen);
-    if (rc == 0 && applied == newest)
-        log_info(0, "database schema is current (version %03d)", newest);
+    if (rc == 0)
+        rc = migrate_schema(pg, migrations, err, errlen);
+    if (rc == 0)
+        rc = rules_apply(pg, rules, err, errlen);
     PQfinish(pg); /* also releases the advisory lock */
     return rc;
 }

@@ -1,9 +1,11 @@
 /*
- * migrate: applies sql/NNN_name.sql files in order, each in its own
- * transaction, and records them in schema_migration. Runs once at start,
- * before the event loop, on its own blocking connection (nothing else is
- * being served yet). Refuses a database whose schema is newer than the
- * newest file this daemon knows.
+ * migrate: applies sql/migrations/NNN_name.sql files in order, each in its
+ * own transaction, and records them with their checksums in
+ * schema_migration; then applies every .sql file of sql/rules/ (functions,
+ * triggers, views) again, all in one transaction. Runs once at start, before
+ * the event loop, on its own blocking connection (nothing else is being
+ * served yet). Refuses a database whose schema is newer than the newest file
+ * this daemon knows, and an applied migration whose file was edited.
  */
 #ifndef CARREL_MIGRATE_H
 #define CARREL_MIGRATE_H

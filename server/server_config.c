@@ -51,7 +51,7 @@ const conf_entry_t server_config_table[] = {
      "ask PostgreSQL not to log our sessions' errors (refusals are answers; carreld logs the "
      "unexpected ones); needs GRANT SET ON PARAMETER log_min_messages"},
     {"sql_dir", CONF_STRING, S(sql_dir), CARREL_SQL_DIR, 0, 0,
-     "directory holding the NNN_name.sql migrations"},
+     "directory holding migrations/NNN_name.sql and rules/*.sql"},
     {"max_frame_bytes", CONF_INT, S(max_frame_bytes), "1048576", 1024, 64 * 1024 * 1024,
      "largest frame accepted after login"},
     {"max_frame_bytes_login", CONF_INT, S(max_frame_bytes_login), "16384", 256, 1048576,

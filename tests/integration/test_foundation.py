@@ -2,6 +2,7 @@
 """Foundation: TLS, framing, sessions, permissions, database outages, shutdown."""
 
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -671,20 +672,64 @@ class Database(unittest.TestCase):
 
 
     def test_refuses_migration_numbered_out_of_order(self):
-        sqldir = os.path.join(env.dir, "sql-out-of-order")
-        os.makedirs(sqldir, exist_ok=True)
-        for name in os.listdir(os.path.join(harness.SOURCE, "sql")):
-            if name.endswith(".sql"):
-                with open(os.path.join(harness.SOURCE, "sql", name)) as src, \
-                        open(os.path.join(sqldir, name), "w") as dst:
-                    dst.write(src.read())
-        with open(os.path.join(sqldir, "000_late_addition.sql"), "w") as f:
+        sqldir = copy_sql_dir("sql-out-of-order")
+        with open(os.path.join(sqldir, "migrations", "000_late_addition.sql"), "w") as f:
             f.write("CREATE TABLE late_addition (x int);\n")
         d = harness.Daemon(env, sql_dir=sqldir).start(expect_listen=False)
         d.check_clean(d.wait(), expect_code=1)
         self.assertIn("000_late_addition.sql is numbered below", d.log_text())
         self.assertEqual(env.psql("SELECT count(*) FROM pg_tables "
                                   "WHERE tablename = 'late_addition'"), "0")
+
+    def test_refuses_an_applied_migration_that_was_edited(self):
+        sqldir = copy_sql_dir("sql-edited")
+        with open(os.path.join(sqldir, "migrations", "002_audit.sql"), "a") as f:
+            f.write("-- a comment added after the file was applied\n")
+        d = harness.Daemon(env, sql_dir=sqldir).start(expect_listen=False)
+        d.check_clean(d.wait(), expect_code=1)
+        self.assertIn("migration 002_audit.sql was edited after it was applied", d.log_text())
+
+    def test_records_a_checksum_for_every_applied_migration(self):
+        self.assertEqual(env.psql("SELECT count(*) FROM schema_migration "
+                                  "WHERE checksum !~ '^[0-9a-f]{64}$' OR checksum IS NULL"), "0")
+        # A database migrated before checksums existed gets them at the next start.
+        env.psql("UPDATE schema_migration SET checksum = NULL WHERE version = 1")
+        d = harness.Daemon(env).start()
+        d.stop()
+        self.assertEqual(env.psql("SELECT count(*) FROM schema_migration "
+                                  "WHERE checksum IS NULL"), "0")
+
+    def test_rules_are_applied_again_at_every_start(self):
+        sqldir = copy_sql_dir("sql-rules")
+        with open(os.path.join(sqldir, "rules", "zz_probe.sql"), "w") as f:
+            f.write("CREATE OR REPLACE FUNCTION carrel_probe() RETURNS int "
+                    "LANGUAGE sql AS 'SELECT 42';\n")
+        try:
+            d = harness.Daemon(env, sql_dir=sqldir).start()
+            d.stop()
+            self.assertEqual(env.psql("SELECT carrel_probe()"), "42")
+            with open(os.path.join(sqldir, "rules", "zz_probe.sql"), "w") as f:
+                f.write("CREATE OR REPLACE FUNCTION carrel_probe() RETURNS int "
+                        "LANGUAGE sql AS 'SELECT 43';\n")
+            d = harness.Daemon(env, sql_dir=sqldir).start()
+            d.stop()
+            self.assertEqual(env.psql("SELECT carrel_probe()"), "43")
+        finally:
+            env.psql("DROP FUNCTION IF EXISTS carrel_probe()")
+
+    def test_a_broken_rule_file_stops_the_start_and_changes_no_rule(self):
+        sqldir = copy_sql_dir("sql-broken-rules")
+        with open(os.path.join(sqldir, "rules", "aa_probe.sql"), "w") as f:
+            f.write("CREATE OR REPLACE FUNCTION carrel_probe() RETURNS int "
+                    "LANGUAGE sql AS 'SELECT 1';\n")
+        with open(os.path.join(sqldir, "rules", "zz_broken.sql"), "w") as f:
+            f.write("CREATE OR REPLACE FUNCTION carrel_broken( RETURNS int;\n")
+        d = harness.Daemon(env, sql_dir=sqldir).start(expect_listen=False)
+        d.check_clean(d.wait(), expect_code=1)
+        self.assertIn("rules/zz_broken.sql", d.log_text())
+        # One transaction: the good file before it was rolled back too.
+        self.assertEqual(env.psql("SELECT count(*) FROM pg_proc WHERE proname = 'carrel_probe'"),
+                         "0")
 
     def test_stops_when_statements_do_not_match_the_schema(self):
         env.psql("ALTER TABLE login_event RENAME COLUMN peer TO peer_renamed")
@@ -695,6 +740,14 @@ class Database(unittest.TestCase):
             self.assertIn("cannot prepare statement auth_login_record", d.log_text())
         finally:
             env.psql("ALTER TABLE login_event RENAME COLUMN peer_renamed TO peer")
+
+
+def copy_sql_dir(name):
+    """A copy of the source tree's sql/ (migrations and rules) to edit."""
+    sqldir = os.path.join(env.dir, name)
+    shutil.rmtree(sqldir, ignore_errors=True)
+    shutil.copytree(os.path.join(harness.SOURCE, "sql"), sqldir)
+    return sqldir
 
 
 class Shutdown(unittest.TestCase):

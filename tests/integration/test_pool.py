@@ -367,7 +367,7 @@ class QuietRefusalsSetup(unittest.TestCase):
         env.psql("REVOKE SET ON PARAMETER log_min_messages FROM carrel")
         try:
             self.assertEqual(env.psql(privilege), "f")
-            env.psql_file(os.path.join(harness.SOURCE, "sql", "011_quiet_refusals.sql"))
+            env.psql_file(os.path.join(harness.SOURCE, "sql", "migrations", "011_quiet_refusals.sql"))
             self.assertEqual(env.psql(privilege), "t")
         finally:
             env.psql("GRANT SET ON PARAMETER log_min_messages TO carrel")
