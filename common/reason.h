@@ -32,8 +32,8 @@
 
 #include "check.h"
 
-#define REASON_PARAM         1u
-#define REASON_STATUS_VARIES 2u
+#define REASON_PARAM          1u
+#define REASON_STATUS_VARIES  2u
 #define REASON_EXIT_BY_STATUS (-1)
 
 /* clang-format off */
