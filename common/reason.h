@@ -76,7 +76,7 @@
     X(INTERNAL, "internal", INTERNAL, BY_STATUS, 0, "Internal error; it has been logged.")         \
     X(INFLIGHT_LIMIT, "inflight_limit", TOO_MANY_REQUESTS, BY_STATUS, 0,                           \
       "Too many requests in flight on this connection.")                                           \
-    /* Session and administration */                                                              \
+    /* Session and administration */                                                               \
     X(CURRENT_PASSWORD, "current_password", FORBIDDEN, BY_STATUS, 0,                               \
       "The current password is wrong.")                                                            \
     X(SESSION_ENDED, "session_ended", UNAUTHENTICATED, BY_STATUS, 0,                               \
@@ -156,7 +156,8 @@
       "The patron has the most loans of this item type allowed.")                                  \
     X(ITEM_NOT_CIRCULATING, "item_not_circulating", REFUSED, BY_STATUS, 0,                         \
       "The item does not circulate.")                                                              \
-    X(ITEM_ON_LOAN, "item_on_loan", REFUSED, BY_STATUS, 0, "The item is on loan to another patron.") \
+    X(ITEM_ON_LOAN, "item_on_loan", REFUSED, BY_STATUS, 0,                                         \
+      "The item is on loan to another patron.")                                                    \
     X(ITEM_ON_HOLD, "item_on_hold", REFUSED, BY_STATUS, 0,                                         \
       "The item is set aside for another patron's hold.")                                          \
     X(ITEM_IN_TRANSIT, "item_in_transit", REFUSED, BY_STATUS, 0, "The item is in transit.")        \
