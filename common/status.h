@@ -6,7 +6,7 @@
 #define CARREL_STATUS_H
 
 /*
- * The client's exit codes (README, "Exit codes"); client/cli.h names them
+ * The client's exit codes (docs/CIRCULATION.md lists them); client/cli.h names them
  * EXIT_* with the same values.
  */
 #define CARREL_EXIT_OK      0
