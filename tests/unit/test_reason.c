@@ -531,7 +531,26 @@ static void test_lookup_by_name(void **state)
     assert_true(reason_flags(REASON_FIELD) & REASON_PARAM);
 }
 
-/* The exit codes of the client (README): as they were before the table. */
+/* The sentences request.c sends from the table were its literals before:
+ * clients and docs/PROTOCOL.md quote them. */
+static void test_sentences_the_server_sends(void **state)
+{
+    (void)state;
+    assert_string_equal(reason_sentence(REASON_OVERLOADED),
+                        "The server is overloaded; try again in a moment.");
+    assert_string_equal(reason_sentence(REASON_SHUTTING_DOWN),
+                        "The server is shutting down; try again in a moment.");
+    assert_string_equal(reason_sentence(REASON_DATABASE),
+                        "The database is unavailable; try again in a moment.");
+    assert_string_equal(reason_sentence(REASON_BUSY),
+                        "Another desk is changing the same record; try again.");
+    assert_string_equal(reason_sentence(REASON_CONTENTION),
+                        "Too many desks changed the same records at once; try again.");
+    assert_string_equal(reason_sentence(REASON_DUPLICATE), "That record already exists.");
+    assert_string_equal(reason_sentence(REASON_INTERNAL), "Internal error; it has been logged.");
+}
+
+/* The exit codes of the client (docs/CIRCULATION.md): as they were before the table. */
 static void test_exit_codes(void **state)
 {
     (void)state;
@@ -661,6 +680,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_is_well_formed),
         cmocka_unit_test(test_lookup_by_name),
+        cmocka_unit_test(test_sentences_the_server_sends),
         cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_scanners_find_reasons),
         cmocka_unit_test(test_sql_reasons_are_in_the_table),
