@@ -12,9 +12,12 @@
  *        circ_refuse('<reason>', ...) (REFUSED), <...>reason := '<reason>'
  *        and <...>reasons || '<reason>'::text (reasons returned in rows),
  *        any 'field:<name>' literal;
- *   C    the reason argument of request_fail, request_fail_body and
- *        request_fail_fatal (each string literal in it), `reason = "<r>"`,
- *        any "field:<name>" literal, any REASON_<ENUM> named.
+ *   C    the reason argument of request_fail, request_fail_body,
+ *        request_fail_fatal and any request_fail_* with the same arguments
+ *        (each string literal in it outside nested calls), `reason = "<r>"`,
+ *        any "field:<name>" literal; these must be in the table, with the
+ *        status the call gives. Any REASON_<ENUM> named, and any literal
+ *        that is a reason's name, counts as a use.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -339,34 +342,51 @@ static void c_add_literals(found_t *f, const char *p, const char *end, int statu
     }
 }
 
+/*
+ * Every call of request_fail, request_fail_body, request_fail_fatal (and any
+ * request_fail_* to come with the same arguments: req, status, reason, ...).
+ * request_fail_db, _exec and _reason take no literal reason.
+ */
 static void c_scan_fail_calls(found_t *f, const char *text, const char *where)
 {
-    static const char *const calls[] = {"request_fail(", "request_fail_body(",
-                                        "request_fail_fatal("};
-    for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++) {
-        for (const char *p = strstr(text, calls[i]); p; p = strstr(p + 1, calls[i])) {
-            if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
-                continue;
-            const char *s[8], *e[8];
-            int n = c_call_args(p + strlen(calls[i]) - 1, s, e);
-            if (n < 3)
-                continue; /* a declaration's parameters hold no literal either */
-            char status_text[64];
-            snprintf(status_text, sizeof(status_text), "%.*s", (int)(e[1] - s[1]), s[1]);
-            int status = -1;
-            const char *sx = strstr(status_text, "CARREL__STATUS__STATUS_");
-            if (sx) {
-                char name[48];
-                snprintf(name, sizeof(name), "%s", sx + strlen("CARREL__STATUS__STATUS_"));
-                for (char *c = name; *c; c++)
-                    *c = (char)tolower((unsigned char)*c);
-                for (int st = 0; st < 32; st++)
-                    if (strcmp(status_name(st), name) == 0)
-                        status = st;
-            }
-            c_add_literals(f, s[2], e[2], status, where);
+    static const char stem[] = "request_fail";
+    for (const char *p = strstr(text, stem); p; p = strstr(p + 1, stem)) {
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+            continue;
+        const char *open = p + strlen(stem);
+        while (islower((unsigned char)*open) || *open == '_')
+            open++;
+        if (*open != '(')
+            continue;
+        const char *s[8], *e[8];
+        int n = c_call_args(open, s, e);
+        if (n < 3)
+            continue;
+        char status_text[64];
+        snprintf(status_text, sizeof(status_text), "%.*s", (int)(e[1] - s[1]), s[1]);
+        int status = -1;
+        const char *sx = strstr(status_text, "CARREL__STATUS__STATUS_");
+        if (sx) {
+            char name[48];
+            snprintf(name, sizeof(name), "%s", sx + strlen("CARREL__STATUS__STATUS_"));
+            for (char *c = name; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+            for (int st = 0; st < 32; st++)
+                if (strcmp(status_name(st), name) == 0)
+                    status = st;
         }
+        c_add_literals(f, s[2], e[2], status, where);
     }
+}
+
+/* A literal that is a reason's name counts as a use of it, wherever it is
+ * (a table of field checks, a helper's argument), but proves nothing else. */
+static void use_group(const char *group, void *arg)
+{
+    add_ctx_t *a = arg;
+    reason_t r = reason_from_name(group);
+    if (r != REASON_NONE && a->f->seen[r] == NULL)
+        a->f->seen[r] = a->where;
 }
 
 static void enum_group(const char *group, void *arg)
@@ -387,6 +407,7 @@ static void c_scan_text(found_t *f, char *text, const char *where)
     each_match(text, "reason *= *\"([a-z_:]+)\"", add_group, &any);
     each_match(text, "\"(field:[a-z_]+)\"", add_group, &any);
     each_match(text, "[^A-Za-z_]REASON_([A-Z_]+)", enum_group, &any);
+    each_match(text, "\"([a-z_]+)\"", use_group, &any);
 }
 
 /* ---------------------------------------------------------------- PROTOCOL.md */
@@ -599,14 +620,17 @@ static void test_scanners_find_reasons(void **state)
     assert_non_null(strstr(problems, "without a DETAIL"));
 
     memset(f, 0, sizeof(*f));
-    char c[] = "/* request_fail(req, CARREL__STATUS__STATUS_CONFLICT, \"commented\", \"\"); */\n"
-               "request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,\n"
-               "             strstr(err, \"too long\") ? \"too_long\" : \"marc\", \"%s.\", m);\n"
-               "request_fail_body(req, CARREL__STATUS__STATUS_CONFLICT, \"stale_version\", "
-               "\"x, y\");\n"
-               "request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, \"made_up\", \"x\");\n"
-               "r.reason = \"frame_too_large\"; x(\"field:limit\"); request_fail_reason(req, "
-               "REASON_BUSY);\n";
+    char c[] =
+        "/* request_fail(req, CARREL__STATUS__STATUS_CONFLICT, \"commented\", \"\"); */\n"
+        "request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,\n"
+        "             strstr(err, \"too long\") ? \"too_long\" : \"marc\", \"%s.\", m);\n"
+        "request_fail_body(req, CARREL__STATUS__STATUS_CONFLICT, \"stale_version\", "
+        "\"x, y\");\n"
+        "request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, \"made_up\", \"x\");\n"
+        "r.reason = \"frame_too_large\"; x(\"field:limit\"); request_fail_reason(req, "
+        "REASON_BUSY);\n"
+        "request_fail_later(req, CARREL__STATUS__STATUS_CONFLICT, \"made_up_later\", \"\");\n"
+        "const char *kinds[] = {\"hold\", \"json_key\"};\n";
     c_scan_text(f, c, "t.c");
     assert_non_null(f->seen[REASON_TOO_LONG]);
     assert_non_null(f->seen[REASON_MARC]);
@@ -615,6 +639,9 @@ static void test_scanners_find_reasons(void **state)
     assert_non_null(f->seen[REASON_FIELD]);
     assert_non_null(f->seen[REASON_BUSY]);
     assert_non_null(strstr(f->unknown, "made_up"));
+    assert_non_null(strstr(f->unknown, "made_up_later"));
+    assert_non_null(f->seen[REASON_HOLD]); /* a mere literal: used, not checked */
+    assert_null(strstr(f->unknown, "json_key"));
     assert_null(strstr(f->unknown, "commented"));
     assert_null(strstr(f->unknown, "too long")); /* the literal in strstr() is an argument's */
 }
