@@ -18,16 +18,12 @@
 
 int cli_status_exit(Carrel__Status status)
 {
-    switch (status) {
-    case CARREL__STATUS__STATUS_OK:
-        return EXIT_OK;
-    case CARREL__STATUS__STATUS_UNAUTHENTICATED:
-        return EXIT_AUTH;
-    case CARREL__STATUS__STATUS_UNSUPPORTED_VERSION:
-        return EXIT_NETWORK;
-    default:
-        return EXIT_SERVER;
-    }
+    /* The exit codes come from the status table (common/status.h). */
+    _Static_assert(EXIT_OK == CARREL_EXIT_OK && EXIT_AUTH == CARREL_EXIT_AUTH &&
+                       EXIT_SERVER == CARREL_EXIT_SERVER && EXIT_NETWORK == CARREL_EXIT_NETWORK &&
+                       EXIT_LOCAL == CARREL_EXIT_LOCAL && EXIT_USAGE == CARREL_EXIT_USAGE,
+                   "client/cli.h and common/status.h disagree on exit codes");
+    return status_exit_code(status);
 }
 
 int cli_fail(cli_t *cli, int code, const char *fmt, ...)

@@ -14,6 +14,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "buf.h"
+#include "check.h"
 
 #define FRAME_HEADER_BYTES 4
 
@@ -39,7 +40,8 @@ __attribute__((warn_unused_result)) int frame_decoder_feed(frame_decoder_t *dec,
  * Take the next complete frame. The payload points into the decoder and stays
  * valid until the next call to any frame_decoder function.
  */
-frame_result_t frame_decoder_next(frame_decoder_t *dec, const uint8_t **payload, size_t *len);
+CARREL_MUST_USE frame_result_t frame_decoder_next(frame_decoder_t *dec, const uint8_t **payload,
+                                                  size_t *len);
 /* Bytes buffered but not yet returned as frames. */
 size_t frame_decoder_buffered(const frame_decoder_t *dec);
 void frame_decoder_free(frame_decoder_t *dec);

@@ -8,11 +8,13 @@
 
 #include <stdint.h>
 
+#include "check.h"
+
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 
 void log_set_level(log_level_t level);
 /* Parse "debug", "info", "warn" or "error"; returns -1 for anything else. */
-int log_level_parse(const char *name);
+CARREL_MUST_USE int log_level_parse(const char *name);
 void log_msg(log_level_t level, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "buf.h"
+#include "check.h"
 
 typedef enum {
     TLSIO_OK = 0, /* done / data returned */
@@ -37,27 +38,28 @@ typedef struct tlsio {
  * against it; require_client_cert makes them mandatory.
  * Returns NULL and a sentence in err on failure.
  */
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const char *client_ca,
-                            bool require_client_cert, char *err, size_t errlen);
+CARREL_MUST_USE SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file,
+                                            const char *client_ca, bool require_client_cert,
+                                            char *err, size_t errlen);
 /*
  * A client context that verifies the server against ca_file (and the host
  * name given to tlsio_init). cert/key may be NULL; when set they are offered
  * as the workstation's client certificate.
  */
-SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
-                            char *err, size_t errlen);
+CARREL_MUST_USE SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file,
+                                            const char *key_file, char *err, size_t errlen);
 
 __attribute__((warn_unused_result)) int tlsio_init(tlsio_t *t, SSL_CTX *ctx, bool server,
                                                    const char *verify_host);
 void tlsio_free(tlsio_t *t);
 __attribute__((warn_unused_result)) int tlsio_feed(tlsio_t *t, const void *data, size_t len);
 /* Advance the handshake. TLSIO_OK once it is complete. */
-tlsio_result_t tlsio_handshake(tlsio_t *t);
+CARREL_MUST_USE tlsio_result_t tlsio_handshake(tlsio_t *t);
 bool tlsio_handshake_done(const tlsio_t *t);
 /* Read decrypted bytes; TLSIO_WANT when none are buffered. */
-tlsio_result_t tlsio_read(tlsio_t *t, void *out, size_t cap, size_t *got);
+CARREL_MUST_USE tlsio_result_t tlsio_read(tlsio_t *t, void *out, size_t cap, size_t *got);
 /* Encrypt plaintext into the output BIO. */
-tlsio_result_t tlsio_write(tlsio_t *t, const void *data, size_t len);
+CARREL_MUST_USE tlsio_result_t tlsio_write(tlsio_t *t, const void *data, size_t len);
 /* Start a clean shutdown: queue our close_notify. */
 void tlsio_shutdown(tlsio_t *t);
 /* Move all pending ciphertext to `out`. Returns 0, or -1 when out of memory. */
@@ -74,6 +76,6 @@ const char *tlsio_version(const tlsio_t *t);
  * control character inside, not convertible to UTF-8, or outlen bytes or
  * longer), since a name cut short could be another workstation's.
  */
-int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen);
+CARREL_MUST_USE int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen);
 
 #endif

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
+
 /* Wall-clock milliseconds since the Unix epoch. */
 int64_t util_now_ms(void);
 /* Monotonic nanoseconds, for measuring durations. */
@@ -22,17 +24,17 @@ void *util_xcalloc(size_t n, size_t size);
 /* Copy at most outlen-1 bytes and terminate. */
 void util_strlcpy(char *out, const char *in, size_t outlen);
 /* Read a whole small file (passwords, keys). Returns malloc'd text, or NULL with errno set. */
-char *util_read_file(const char *path, size_t max_bytes);
+CARREL_MUST_USE char *util_read_file(const char *path, size_t max_bytes);
 /*
  * Read a whole file of any size into memory (a NUL follows the data, not
  * counted in *len). Returns malloc'd bytes, or NULL with errno set.
  */
-uint8_t *util_read_all(const char *path, size_t *len);
+CARREL_MUST_USE uint8_t *util_read_all(const char *path, size_t *len);
 /*
  * Parse a whole decimal integer in [min, max]: no trailing text, no leading
  * blanks, no overflow. Returns false (and leaves *out alone) otherwise.
  */
-bool util_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+CARREL_MUST_USE bool util_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Remove trailing newline characters in place. */
 void util_chomp(char *s);
 

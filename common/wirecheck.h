@@ -18,6 +18,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "check.h"
 #include "text.h"
 
 /* Deeper nesting than any Carrel message has is refused as malformed. */
@@ -41,7 +42,8 @@ typedef struct wirecheck_error {
  * Check the serialized message `data` of type `desc`. On WIRECHECK_TEXT, *err
  * names the first offending field (err may be NULL).
  */
-wirecheck_result_t wirecheck_strings(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
-                                     size_t len, wirecheck_error_t *err);
+CARREL_MUST_USE wirecheck_result_t wirecheck_strings(const ProtobufCMessageDescriptor *desc,
+                                                     const uint8_t *data, size_t len,
+                                                     wirecheck_error_t *err);
 
 #endif

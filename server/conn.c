@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "log.h"
 #include "password.h"
 #include "request.h"
@@ -25,13 +26,19 @@ static const channel_ops_t conn_channel_ops = {
 
 void conn_ref(conn_t *c)
 {
+    CHECK(c->refs > 0); /* nobody may take a reference to a freed connection */
     c->refs++;
 }
 
 void conn_unref(conn_t *c)
 {
-    if (--c->refs == 0)
+    CHECK(c->refs > 0);
+    if (--c->refs == 0) {
+        /* Every request holds a reference until it ends, and the channel
+         * one until it has closed: the last one out finds neither. */
+        CHECK(c->inflight == 0 && c->closed);
         free(c);
+    }
 }
 
 static void conn_timer_closed(uv_handle_t *h)

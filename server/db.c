@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "log.h"
 
 #define DB_MAX_STATEMENTS 512
@@ -125,6 +126,7 @@ static void db_handle_closed(uv_handle_t *h)
     db_pool_t *pool = h->data;
     if ((uv_handle_t *)&pool->reconnect_timer != h && (uv_handle_t *)&pool->queue_timer != h)
         free(h);
+    CHECK(pool->open_handles > 0);
     pool->open_handles--;
     db_pool_maybe_free(pool);
 }
@@ -198,6 +200,7 @@ static db_job_t *db_queue_pop(db_pool_t *pool, int lane)
     db_queue_t *q = &pool->lanes[lane];
     db_job_t *job = q->head;
     if (job) {
+        CHECK(pool->queued > 0); /* the count covers both lanes */
         q->head = job->next;
         if (q->head == NULL)
             q->tail = NULL;
@@ -241,6 +244,7 @@ static void db_queue_timer_cb(uv_timer_t *t)
             *link = job->next;
             if (q->tail == job)
                 q->tail = prev;
+            CHECK(pool->queued > 0);
             pool->queued--;
             job->next = NULL;
             *expired_tail = job;
@@ -574,6 +578,8 @@ static void db_conn_send_prepared(db_conn_t *c)
  */
 static void db_conn_send_job(db_conn_t *c, db_job_t *job)
 {
+    /* One job at a time, on a connection that is up and idle; never on the listener. */
+    CHECK(c->state == DBC_IDLE && c->job == NULL && !c->listener);
     c->job = job;
     c->state = DBC_BUSY;
     int want = db_job_timeout_ms(c->pool, job);
@@ -627,10 +633,12 @@ static void db_pool_dispatch(db_pool_t *pool)
         const db_conn_t *c = &pool->conns[i];
         if (c->listener || (c->state != DBC_IDLE && c->state != DBC_BUSY))
             continue;
+        CHECK((c->state == DBC_BUSY) == (c->job != NULL)); /* busy means running a job */
         usable++;
         if (c->job && !c->job->short_lane)
             writing++;
     }
+    CHECK(writing <= usable);
     int write_limit = db_write_limit(usable, pool->limits.reserved_short);
     for (int i = 0; i < pool->size && pool->queued > 0; i++) {
         db_conn_t *c = &pool->conns[i];
@@ -762,6 +770,7 @@ static void db_conn_complete(db_conn_t *c)
         return;
     }
     db_job_t *job = c->job;
+    CHECK(c->state == DBC_BUSY); /* db_conn_read completes nothing else */
     c->job = NULL;
     c->state = DBC_IDLE;
     if (job == NULL) {

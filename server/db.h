@@ -31,6 +31,8 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include "check.h"
+
 typedef enum {
     DB_OK = 0,
     DB_QUERY_ERROR, /* the server reported an error; sqlstate/message say which */
@@ -73,8 +75,8 @@ typedef struct db_pool db_pool_t;
 /* Register a statement to prepare on every connection. Call before db_pool_start. */
 void db_stmt_register(const db_stmt_t *stmt);
 
-db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_queue,
-                       int reconnect_ms, int retry_limit);
+CARREL_MUST_USE db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size,
+                                       int max_queue, int reconnect_ms, int retry_limit);
 /* Set the limits above (before db_pool_start; the defaults are all 0/false). */
 void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits);
 void db_pool_start(db_pool_t *pool);

@@ -17,6 +17,7 @@
 #include "carrel.pb-c.h"
 #include "conn.h"
 #include "db.h"
+#include "reason.h"
 #include "server.h"
 
 typedef struct request request_t;
@@ -34,7 +35,13 @@ typedef struct route {
 #define ROUTE_MUTATING     2u /* changes data: may carry an idempotency key (see PROTOCOL.md) */
 #define ROUTE_KEYED        4u /* changes data and must carry a request key (circulation) */
 
+/* request_t.live: set when a request starts, changed when it ends, so that
+ * ending one twice is caught (CHECK) rather than answered twice. */
+#define REQUEST_LIVE  0x4c495645u /* "LIVE" */
+#define REQUEST_ENDED 0x454e4444u /* "ENDD" */
+
 struct request {
+    uint32_t live; /* REQUEST_LIVE until the request ends */
     conn_t *conn;
     server_t *srv;
     uint64_t id;
@@ -60,7 +67,11 @@ void request_fail(request_t *req, Carrel__Status status, const char *reason, con
  * record with a stale-version conflict, or the look-alikes of a duplicate). */
 void request_fail_body(request_t *req, Carrel__Status status, const char *reason, const char *fmt,
                        ...) __attribute__((format(printf, 4, 5)));
-/* Map a failed database result to a status and message and end the request. */
+/* End the request with a reason's status, name and sentence from the table
+ * (common/reason.h). */
+void request_fail_reason(request_t *req, reason_t reason);
+/* Map a failed database result to a status and message and end the request;
+ * the status of a reason SQL raised comes from the reason table. */
 void request_fail_db(request_t *req, const db_result_t *r);
 /* End the request after db_exec() refused to queue (DB_EXEC_*). */
 void request_fail_exec(request_t *req, int exec_rc);

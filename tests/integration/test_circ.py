@@ -975,5 +975,27 @@ class RequestKeys(unittest.TestCase):
         carrel("checkin", item)
 
 
+class ReasonStatuses(unittest.TestCase):
+    """A reason keeps the status its SQL raised it with, the one the reason
+    table (common/reason.h) gives it; not_on_loan is the one with two."""
+
+    def test_not_on_loan_keeps_its_two_statuses(self):
+        card, item = new_patron(), new_item()
+        r = carrel("renew", card, item)  # Renew: not on loan to this patron
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("not_found (not_on_loan)", r.stderr)
+        r = carrel("item", "mark", item, "claims_returned")  # ItemMark: not checked out
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual((r.json["status"], r.json["reason"]), ("conflict", "not_on_loan"), r)
+
+    def test_refusal_status_comes_with_its_reason(self):
+        card, item = new_patron(), new_item()
+        checkout(card, item)
+        r = carrel("item", "mark", item, "missing")
+        self.assertEqual((r.code, r.json["status"], r.json["reason"]), (4, "conflict", "on_loan"),
+                         r)
+        carrel("checkin", item)
+
+
 if __name__ == "__main__":
     harness.main()
