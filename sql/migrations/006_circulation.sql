@@ -61,40 +61,6 @@ CREATE TABLE request_log (
 );
 CREATE INDEX request_log_created ON request_log (created_at);
 
--- NULL when p_key is new (it is now claimed), else the stored answer.
-CREATE FUNCTION request_claim(p_key uuid, p_staff bigint, p_kind text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-    v request_log;
-BEGIN
-    IF p_key IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'request_key',
-            MESSAGE = 'This request changes data and needs a request key (a UUID).';
-    END IF;
-    INSERT INTO request_log (key, staff_id, kind) VALUES (p_key, p_staff, p_kind)
-    ON CONFLICT (key) DO NOTHING;
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
-    SELECT * INTO v FROM request_log WHERE key = p_key;
-    IF v.kind <> p_kind OR v.staff_id <> p_staff THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'request_key_reused',
-            MESSAGE = 'This request key was already used for a different request.';
-    END IF;
-    RETURN v.result;
-END
-$$;
-
-CREATE FUNCTION request_store(p_key uuid, p_result jsonb) RETURNS void
-LANGUAGE sql AS $$ UPDATE request_log SET result = p_result WHERE key = p_key $$;
-
-CREATE FUNCTION request_log_expire() RETURNS integer
-LANGUAGE sql AS $$
-    WITH gone AS (DELETE FROM request_log WHERE created_at < now() - interval '2 days'
-                  RETURNING 1)
-    SELECT count(*)::integer FROM gone
-$$;
-
 -- ---------------------------------------------------------------- rules
 
 -- Loan rules. A rule applies when each of its keys is NULL or equal to the
