@@ -1109,45 +1109,6 @@ $$;
 
 -- ---------------------------------------------------------------- checks
 
--- What should never happen, as rows (empty when all is well). The tests run
--- it after racing desks; staff can run it any time.
-CREATE FUNCTION circ_invariants() RETURNS TABLE (problem text, detail text)
-LANGUAGE sql STABLE AS $$
-    SELECT 'checked out without a loan', i.barcode FROM item i
-    WHERE i.status = 'checked_out'
-      AND NOT EXISTS (SELECT 1 FROM loan l WHERE l.item_id = i.id AND l.returned_at IS NULL)
-    UNION ALL
-    SELECT 'open loan on an item not checked out', i.barcode || ' is ' || i.status
-    FROM loan l JOIN item i ON i.id = l.item_id
-    WHERE l.returned_at IS NULL AND i.status <> 'checked_out'
-    UNION ALL
-    SELECT 'loan counter differs', pc.patron_id || ': ' || pc.loans_out || ' vs ' ||
-           (SELECT count(*) FROM loan l WHERE l.patron_id = pc.patron_id AND l.returned_at IS NULL)
-    FROM patron_circ pc
-    WHERE pc.loans_out <> (SELECT count(*) FROM loan l
-                           WHERE l.patron_id = pc.patron_id AND l.returned_at IS NULL)
-    UNION ALL
-    SELECT 'type counter differs', t.patron_id || '/' || t.item_type
-    FROM patron_type_loans t
-    WHERE t.loans_out <> (SELECT count(*) FROM loan l WHERE l.patron_id = t.patron_id
-                          AND l.item_type = t.item_type AND l.returned_at IS NULL)
-    UNION ALL
-    SELECT 'balance differs', pc.patron_id::text FROM patron_circ pc
-    WHERE pc.balance_cents <> coalesce((SELECT sum(amount_cents) FROM patron_ledger x
-                                        WHERE x.patron_id = pc.patron_id), 0)
-    UNION ALL
-    SELECT 'checkouts and loans differ',
-           (SELECT count(*) FROM circ_event WHERE action = 'checkout') || ' events, ' ||
-           (SELECT count(*) FROM loan) || ' loans'
-    WHERE (SELECT count(*) FROM circ_event WHERE action = 'checkout')
-          <> (SELECT count(*) FROM loan)
-    UNION ALL
-    SELECT 'in transit without a transit', i.barcode FROM item i
-    WHERE i.status = 'in_transit'
-      AND NOT EXISTS (SELECT 1 FROM transit t WHERE t.item_id = i.id AND t.received_at IS NULL
-                                                AND t.cancelled_at IS NULL)
-$$;
-
 CREATE FUNCTION calendar_save(p_branch text, p_hours_set boolean, p_weekdays integer[],
                               p_opens time[], p_closes time[], p_add_days date[],
                               p_add_reasons text[], p_remove_days date[])
