@@ -25,14 +25,6 @@
 
 -- ---------------------------------------------------------------- settling a hold
 
--- A hold's "ready" notice, or its shelf expiry warning, not sent yet, is no
--- longer true once its copy has left the hold shelf.
-CREATE FUNCTION hold_notices_withdraw(p_hold bigint) RETURNS void
-LANGUAGE sql AS $$
-    DELETE FROM notice WHERE hold_id = p_hold AND status = 'pending'
-                         AND kind IN ('hold_ready', 'hold_expiring')
-$$;
-
 -- The copy set aside for hold p_hold is not where the hold says any more
 -- (marked lost, missing, damaged or withdrawn, edited, moved to another
 -- title, lent by override to another patron): the hold waits again at its
