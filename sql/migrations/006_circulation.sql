@@ -426,10 +426,6 @@ BEGIN
 END
 $$;
 
--- At renewal: does a waiting hold stop it (on the title, or on this copy)?
-CREATE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint, p_item bigint) RETURNS boolean
-LANGUAGE sql STABLE AS $$ SELECT false $$;
-
 -- A lost item is back: its lost charge, if not yet refunded, is refunded.
 CREATE FUNCTION circ_refund_lost(p_item item, p_staff bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$

@@ -163,61 +163,6 @@ BEGIN
 END
 $$;
 
--- Holds that may be served today, in queue order.
-CREATE FUNCTION hold_eligible(h hold) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT h.status = 'waiting'
-       AND (h.suspended_until IS NULL OR h.suspended_until <= library_today())
-       AND (h.not_needed_after IS NULL OR h.not_needed_after >= library_today())
-$$;
-
-CREATE FUNCTION item_can_fill_holds(i item) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT t.circulates FROM item_type t WHERE t.code = i.item_type), false)
-$$;
-
--- Give every eligible waiting hold of a title that has no copy in view one
--- available copy: at the pickup branch first, then by branch_proximity. In
--- queue order, so earlier holds get the nearer copies. Drops targets that no
--- longer make sense (the copy went out, the hold is suspended).
-CREATE FUNCTION hold_retarget(p_bib bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    h hold;
-    v_item bigint;
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_bib AND status = 'waiting') THEN
-        RETURN;
-    END IF;
-    PERFORM 1 FROM bib WHERE id = p_bib FOR UPDATE;
-    UPDATE hold x SET target_item_id = NULL, targeted_at = NULL
-    WHERE x.bib_id = p_bib AND x.status = 'waiting' AND x.target_item_id IS NOT NULL
-      AND (NOT hold_eligible(x)
-           OR NOT EXISTS (SELECT 1 FROM item i WHERE i.id = x.target_item_id
-                                                  AND i.status = 'available'));
-    FOR h IN SELECT * FROM hold x
-             WHERE x.bib_id = p_bib AND x.status = 'waiting' AND x.target_item_id IS NULL
-               AND hold_eligible(x)
-             ORDER BY x.placed_at, x.id
-    LOOP
-        SELECT i.id INTO v_item
-        FROM item i
-        LEFT JOIN branch_proximity bp ON bp.pickup_branch_id = h.pickup_branch_id
-                                      AND bp.branch_id = i.current_branch_id
-        WHERE i.bib_id = p_bib AND i.status = 'available' AND item_can_fill_holds(i)
-          AND (h.item_id IS NULL OR i.id = h.item_id)
-          AND NOT EXISTS (SELECT 1 FROM hold t WHERE t.target_item_id = i.id
-                                                 AND t.status = 'waiting')
-        ORDER BY (i.current_branch_id = h.pickup_branch_id) DESC, coalesce(bp.rank, 1000),
-                 i.current_branch_id, i.id
-        LIMIT 1;
-        IF v_item IS NOT NULL THEN
-            UPDATE hold SET target_item_id = v_item, targeted_at = now() WHERE id = h.id;
-        END IF;
-    END LOOP;
-END
-$$;
-
 -- A copy arrived for hold h at its pickup branch: onto the hold shelf.
 CREATE FUNCTION hold_make_ready(h hold, p_item item, p_staff bigint) RETURNS date
 LANGUAGE plpgsql AS $$
@@ -468,30 +413,6 @@ BEGIN
     END IF;
 END
 $$;
-
-CREATE OR REPLACE FUNCTION circ_renewal_held(p_bib bigint, p_patron bigint, p_item bigint)
-RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM hold x WHERE x.bib_id = p_bib AND x.patron_id <> p_patron
-                                          AND hold_eligible(x)
-                                          AND (x.item_id IS NULL OR x.item_id = p_item))
-$$;
-
--- A new copy, or one that became available outside a checkin (found, edited):
--- waiting holds of its title look at it at once, not after a nightly batch.
-CREATE FUNCTION item_hold_retarget() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.status = 'available'
-       AND (TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM 'available')
-       AND EXISTS (SELECT 1 FROM hold WHERE bib_id = NEW.bib_id AND status = 'waiting') THEN
-        PERFORM hold_retarget(NEW.bib_id);
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER item_hold_retarget AFTER INSERT OR UPDATE OF status ON item
-    FOR EACH ROW EXECUTE FUNCTION item_hold_retarget();
 
 -- ---------------------------------------------------------------- placing and changing holds
 
