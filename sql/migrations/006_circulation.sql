@@ -401,16 +401,6 @@ $$;
 -- with the hold logic (capture at checkin, fill at checkout, holds blocking
 -- renewals). Here they do nothing.
 
--- At checkout: a refusal (reason, message) if the copy is held for someone else.
-CREATE FUNCTION circ_hold_check(p_item item, p_patron patron, OUT reason text, OUT message text)
-LANGUAGE sql STABLE AS $$ SELECT NULL::text, NULL::text $$;
-
--- After a checkout: the hold it filled, if any (p_override: the copy was taken
--- from someone else's hold).
-CREATE FUNCTION circ_hold_after_checkout(p_item item, p_patron patron, p_loan loan,
-                                         p_override boolean) RETURNS bigint
-LANGUAGE sql AS $$ SELECT NULL::bigint $$;
-
 -- At checkin, once any loan is closed: where the copy goes. hold_id, message
 -- and slip are set when a hold took it; otherwise circ_checkin words them.
 CREATE FUNCTION circ_checkin_route(p_item item, p_branch integer, p_staff bigint,
