@@ -308,14 +308,6 @@ BEGIN
 END
 $$;
 
--- "Maria G." : how slips and desk lines name a patron (first or preferred
--- name and initial: enough for the desk, little for anyone reading over a
--- shoulder).
-CREATE FUNCTION patron_short_name(p patron) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(p.preferred_name, p.first_name) || ' ' || left(p.last_name, 1) || '.'
-$$;
-
 CREATE FUNCTION circ_local_text(p_at timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT to_char(p_at AT TIME ZONE library_setting_text('timezone'), 'Dy Mon DD YYYY')
