@@ -142,27 +142,6 @@ CREATE UNIQUE INDEX notice_once ON notice (kind, coalesce(hold_id, 0), coalesce(
                                            coalesce(about_date, '1900-01-01'));
 CREATE INDEX notice_pending ON notice (channel, status) WHERE status IN ('pending', 'sending');
 
--- ---------------------------------------------------------------- helpers
-
--- The date n open days of p_branch after p_from (p_from itself not counted).
-CREATE FUNCTION branch_open_days_after(p_branch integer, p_from date, p_days integer)
-RETURNS date
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v_day date := p_from;
-    v_left integer := p_days;
-BEGIN
-    FOR i IN 1..400 LOOP
-        EXIT WHEN v_left <= 0;
-        v_day := v_day + 1;
-        IF branch_is_open(p_branch, v_day) THEN
-            v_left := v_left - 1;
-        END IF;
-    END LOOP;
-    RETURN v_day;
-END
-$$;
-
 -- ---------------------------------------------------------------- placing and changing holds
 
 -- What staff see of a hold, in the column order server/holds.c reads.
