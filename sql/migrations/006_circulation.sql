@@ -31,19 +31,6 @@ INSERT INTO library_setting (name, value) VALUES
     ('system_number_source',
      'CARREL-' || left(replace(gen_random_uuid()::text, '-', ''), 8));
 
-CREATE FUNCTION library_setting_text(p_name text) RETURNS text
-LANGUAGE sql STABLE AS $$ SELECT value FROM library_setting WHERE name = p_name $$;
-
-CREATE FUNCTION library_today() RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT (now() AT TIME ZONE library_setting_text('timezone'))::date
-$$;
-
-CREATE FUNCTION library_local_date(p_at timestamptz) RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT (p_at AT TIME ZONE library_setting_text('timezone'))::date
-$$;
-
 -- ---------------------------------------------------------------- idempotency
 
 -- One row per request key: claimed at the start of a change, holding the
