@@ -196,21 +196,6 @@ CREATE UNIQUE INDEX transit_one_open ON transit (item_id)
 CREATE INDEX transit_to_open ON transit (to_branch_id) WHERE received_at IS NULL
     AND cancelled_at IS NULL;
 
--- ---------------------------------------------------------------- helpers
-
--- Raise a refusal: CR422 with the reason as DETAIL; overridable ones say so.
-CREATE FUNCTION circ_refuse(p_reason text, p_message text, p_overridable boolean)
-RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_overridable THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR422', DETAIL = p_reason, MESSAGE = p_message,
-            HINT = 'overridable';
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = 'CR422', DETAIL = p_reason, MESSAGE = p_message;
-END
-$$;
-
 -- ---------------------------------------------------------------- hooks for holds
 --
 -- Circulation asks these at fixed points; sql/007_holds.sql replaces them
