@@ -70,7 +70,8 @@ BEGIN
 END
 $$;
 
--- patron_merge calls this for the table's rows (see 005, patron_merge_handler).
+-- patron_merge calls these for their tables' rows (patron_merge_handler,
+-- migrations/005_patrons.sql). A registration, not data: kept with its rule.
 INSERT INTO patron_merge_handler (table_name, handler) VALUES
     ('patron_circ', 'patron_circ_merge'),
     ('patron_type_loans', 'patron_type_loans_merge')
@@ -148,8 +149,10 @@ BEGIN
 END
 $$;
 
--- As in 006, with the loan's times taken after the locks on the copy, its
--- loan and the patron.
+-- Check out p_barcode to p_card: every refusal a library rule makes (the
+-- overridable ones only when p_override and p_may_override), the loan with
+-- its due date, counters, the hold it fills, and the slip. The loan's times
+-- are taken after the locks on the copy, its loan and the patron.
 CREATE OR REPLACE FUNCTION circ_checkout(p_key uuid, p_staff bigint, p_workstation bigint,
                               p_branch integer, p_card text, p_barcode text,
                               p_override boolean, p_override_reason text,
@@ -329,8 +332,10 @@ BEGIN
 END
 $$;
 
--- As in 006, with the return time (when not given) taken after the locks on
--- the copy and its loan.
+-- Check in p_barcode at p_branch: closes its loan (fine, counters), then
+-- routes the copy (circ_checkin_route, transits.sql: a hold, the hold shelf,
+-- a transit home, or the shelf). The return time (when not given) is taken
+-- after the locks on the copy and its loan.
 CREATE OR REPLACE FUNCTION circ_checkin(p_key uuid, p_staff bigint, p_workstation bigint,
                              p_branch integer, p_barcode text, p_returned_at timestamptz)
 RETURNS SETOF checkin_result
@@ -452,11 +457,8 @@ $$;
 
 -- Renew one loan (p_barcode) or all of a patron's loans. Each loan is
 -- renewed or refused on its own; patron-level refusals (expired, blocked,
--- owes) refuse them all unless overridden.
--- XXX later: Renew one loan (p_barcode) or all of a patron's loans. Each loan is
--- XXX later: renewed or refused on its own; patron-level refusals (expired, blocked,
--- XXX later: owes) refuse them all unless overridden; a loan whose due date a renewal
--- XXX later: today would not move is refused (renewal_no_change) even with an override.
+-- owes) refuse them all unless overridden; a loan whose due date a renewal
+-- today would not move is refused (renewal_no_change) even with an override.
 CREATE OR REPLACE FUNCTION circ_renew(p_key uuid, p_staff bigint, p_workstation bigint,
                            p_branch integer, p_card text, p_barcode text, p_override boolean,
                            p_override_reason text, p_may_override boolean)

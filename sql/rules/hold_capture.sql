@@ -25,9 +25,8 @@ END
 $$;
 
 -- After a checkout: the hold it filled, if any (p_override: the copy was taken
--- from someone else's hold).
--- XXX later: As in 007, with the fill's time taken after its locks; a hold whose copy
--- XXX later: is lent to another patron by override is released (hold_release).
+-- from someone else's hold). The fill's time is taken after its locks; a hold
+-- whose copy is lent to another patron by override is released (hold_release).
 CREATE OR REPLACE FUNCTION circ_hold_after_checkout(p_item item, p_patron patron, p_loan loan,
                                                     p_override boolean) RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -78,11 +77,10 @@ BEGIN
 END
 $$;
 
--- A copy arrived for hold h at its pickup branch: onto the hold shelf.
--- XXX later: A copy arrived for hold h at its pickup branch: onto the hold shelf. As in
--- XXX later: 007, and: the trip it was on ends here even when it was headed elsewhere (a
--- XXX later: copy captured at a branch that was not its destination), so the branch it
--- XXX later: was going to no longer expects it.
+-- A copy arrived for hold h at its pickup branch: onto the hold shelf. The
+-- trip it was on ends here even when it was headed elsewhere (a copy captured
+-- at a branch that was not its destination), so the branch it was going to no
+-- longer expects it.
 CREATE OR REPLACE FUNCTION hold_make_ready(h hold, p_item item, p_staff bigint) RETURNS date
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -113,9 +111,9 @@ $$;
 -- Checked in at p_branch and on no loan: does a hold want this copy? Takes
 -- the first eligible hold by the policy (see library_setting hold_policy),
 -- sets the copy aside for it (hold shelf here, or transit to its pickup
--- branch), and returns it.
--- XXX later: As in 007, with the capture's times taken after its locks; a capture for a
--- XXX later: hold picked up here ends the trip the copy was on (hold_make_ready).
+-- branch), and returns it. The capture's times are taken after its locks; a
+-- capture for a hold picked up here ends the trip the copy was on
+-- (hold_make_ready).
 CREATE OR REPLACE FUNCTION hold_capture(p_item item, p_branch integer, p_staff bigint) RETURNS hold
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -69,11 +69,10 @@ BEGIN
 END
 $$;
 
--- (gone since 008: item_hold_settle does its work)
-DROP FUNCTION IF EXISTS item_hold_retarget();
-
--- (gone since 008: item_hold_settle does its work)
+-- Gone: item_hold_settle (below) does its work. Dropped here for databases
+-- made before the rules moved out of the migrations.
 DROP TRIGGER IF EXISTS item_hold_retarget ON item;
+DROP FUNCTION IF EXISTS item_hold_retarget();
 
 -- The copy set aside for hold p_hold is not where the hold says any more
 -- (marked lost, missing, damaged or withdrawn, edited, moved to another
@@ -81,8 +80,8 @@ DROP TRIGGER IF EXISTS item_hold_retarget ON item;
 -- place in the queue, a hold transit the copy is still on becomes an ordinary
 -- one (routed afresh where it arrives), the patron is not told it is ready,
 -- the pickup branch's desks hear of it (hold_released), and the hold looks for
--- another copy. Does nothing when the hold no longer holds that copy.
--- XXX later: As in 008, and: a hold's copy said to be away from its pickup branch.
+-- another copy; also a ready hold's copy said to be away from its pickup
+-- branch. Does nothing when the hold no longer holds that copy.
 CREATE OR REPLACE FUNCTION hold_release(p_hold bigint, p_item bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -119,11 +118,12 @@ BEGIN
 END
 $$;
 
--- After every insert of a copy and every change of its status or title.
--- Replaces 007's item_hold_retarget, which only looked at copies becoming
--- available.
--- XXX later: As in 008, and: a ready hold's copy said to be at another branch than the
--- XXX later: hold's pickup branch is released too.
+-- After every insert of a copy and every change of its status, title or
+-- branch: a copy that stops travelling loses its open transit, the hold of a
+-- copy no longer on its hold shelf (or said to be at another branch than the
+-- hold's pickup branch) or on its way is released (hold_release), and waiting
+-- holds whose target left the shelf ask for another. Checkout settles the
+-- holds of the copy it lends itself (circ_hold_after_checkout).
 CREATE OR REPLACE FUNCTION item_hold_settle() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -60,7 +60,8 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE p_status WHEN 'ready' THEN 2 WHEN 'in_transit' THEN 1 ELSE 0 END
 $$;
 
--- patron_merge calls this for the table's rows (see 005, patron_merge_handler).
+-- patron_merge calls hold_merge for the hold rows (patron_merge_handler,
+-- migrations/005_patrons.sql). A registration, not data: kept with its rule.
 INSERT INTO patron_merge_handler (table_name, handler) VALUES ('hold', 'hold_merge')
 ON CONFLICT (table_name) DO UPDATE SET handler = EXCLUDED.handler;
 
@@ -104,7 +105,10 @@ BEGIN
 END
 $$;
 
--- As in 007, with the time of placing taken after its locks.
+-- Place a hold for p_card on title p_bib (or on the copy p_item_barcode),
+-- picked up at p_pickup: the patron's limits and standing, one live hold per
+-- patron and title, and the queue's first target. The time of placing is
+-- taken after its locks.
 CREATE OR REPLACE FUNCTION hold_place(p_key uuid, p_staff bigint, p_branch integer, p_card text,
                            p_bib bigint, p_item_barcode text, p_pickup text,
                            p_not_after date, p_suspend date)

@@ -2,11 +2,11 @@
 -- breaks a rule of circulation or holds (no rows: all is well). Called by the
 -- integration tests after each test, and by hand.
 
--- What should never happen, as rows (empty when all is well). The tests run
--- it after racing desks; staff can run it any time.
--- XXX later: 006's checks, and: an open transit belongs to a copy in transit (not one
--- XXX later: on a hold shelf, lent or on a shelf), and the loans of one copy never
--- XXX later: overlap in time.
+-- What should never happen in circulation, as rows (empty when all is well):
+-- copies, loans, counters and balances agree; an open transit belongs to a
+-- copy in transit (not one on a hold shelf, lent or on a shelf), and the loans
+-- of one copy never overlap in time. The tests run it after racing desks;
+-- staff can run it any time.
 CREATE OR REPLACE FUNCTION circ_invariants() RETURNS TABLE (problem text, detail text)
 LANGUAGE sql STABLE AS $$
     SELECT 'checked out without a loan', i.barcode FROM item i
@@ -58,10 +58,11 @@ LANGUAGE sql STABLE AS $$
     WHERE o.previous_end > o.checkout_at
 $$;
 
--- 007's checks, and the other direction: a live hold's copy is in the state
--- the hold says (on the hold shelf of its pickup branch, or on a transit), a
--- copy on a hold shelf is on no transit, and a hold is filled after it was
--- placed.
+-- The same for holds, in both directions: a copy set aside is where its
+-- hold says (on the hold shelf of its pickup branch, or on a transit) and a
+-- live hold's copy is in the state the hold says, a copy on a hold shelf is
+-- on no transit, hold transits end at the pickup branch, a filled hold has
+-- its loan, and a hold is filled after it was placed.
 CREATE OR REPLACE FUNCTION hold_invariants() RETURNS TABLE (problem text, detail text)
 LANGUAGE sql STABLE AS $$
     SELECT 'captured copy not set aside', i.barcode || ' is ' || i.status

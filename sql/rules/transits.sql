@@ -47,10 +47,9 @@ $$;
 
 -- At checkin, once any loan is closed: where the copy goes. hold_id, message
 -- and slip are set when a hold took it; otherwise circ_checkin words them.
--- XXX later: As in 007, and: a copy set aside for a hold that turns up away from its
--- XXX later: pickup branch goes there (back to its hold shelf, if it was taken off it);
--- XXX later: "Already on the hold shelf" only at the pickup branch, for a copy that is
--- XXX later: on it.
+-- A copy set aside for a hold that turns up away from its pickup branch goes
+-- there (back to its hold shelf, if it was taken off it); "Already on the
+-- hold shelf" only at the pickup branch, for a copy that is on it.
 CREATE OR REPLACE FUNCTION circ_checkin_route(p_item item, p_branch integer, p_staff bigint,
                                               OUT route text, OUT destination integer,
                                               OUT hold_id bigint, OUT message text,
