@@ -1,7 +1,9 @@
 -- 001: branches, staff, workstations, login and administration audit.
 --
 -- Conventions for every migration:
---   * Business rules are constraints or functions here, never only C checks.
+--   * Business rules are constraints here or functions in sql/rules/ (one
+--     file per domain, applied again at every start), never only C checks.
+--     Migrations hold tables, constraints, indexes, data moves and seed rows.
 --   * Functions called by the daemon report rule violations with our own
 --     SQLSTATEs, which the daemon maps to protocol statuses:
 --       CR400 bad request   CR403 forbidden   CR404 not found

@@ -1,8 +1,9 @@
 -- 005: patrons (library customers): categories, records, blocks, merged cards.
 --
--- Every change is one function below, called by carreld with the acting staff
--- member and workstation first; each checks its rules, makes the change and
--- writes audit_event rows (entity 'patron') in the same transaction.
+-- Every change is one function (sql/rules/patrons.sql), called by carreld
+-- with the acting staff member and workstation first; each checks its rules,
+-- makes the change and writes audit_event rows (entity 'patron') in the same
+-- transaction.
 --
 -- Name search uses pg_trgm on a folded copy of the names (lower case, accents
 -- removed with unaccent): staff type fragments ("smi", "jos garc") in any
@@ -124,7 +125,7 @@ CREATE INDEX patron_card_patron ON patron_card (patron_id);
 
 -- Tables whose rows cannot simply be repointed when two patrons merge (for
 -- example holds unique per patron and title: both records may hold the same
--- title). A later migration that adds such a table registers a function
+-- title). The rules file of such a table registers a function
 -- f(p_keep bigint, p_merge bigint) that moves or resolves that table's rows;
 -- patron_merge calls it instead of the plain UPDATE. Tables without a row
 -- here are repointed column by column.

@@ -1,6 +1,7 @@
 -- 006: circulation: loan rules, branch calendars, loans, checkin routing,
 -- renewals, item marks, the patron's ledger, statistics events, and the
--- idempotency log that makes retried requests safe.
+-- idempotency log that makes retried requests safe. The rules are in
+-- sql/rules/ (circulation.sql, requests.sql, settings.sql, transits.sql).
 --
 -- Invariants held by the database:
 --   * at most one open loan per item (loan_one_open_per_item);
@@ -195,12 +196,6 @@ CREATE UNIQUE INDEX transit_one_open ON transit (item_id)
     WHERE received_at IS NULL AND cancelled_at IS NULL;
 CREATE INDEX transit_to_open ON transit (to_branch_id) WHERE received_at IS NULL
     AND cancelled_at IS NULL;
-
--- ---------------------------------------------------------------- hooks for holds
---
--- Circulation asks these at fixed points; sql/007_holds.sql replaces them
--- with the hold logic (capture at checkin, fill at checkout, holds blocking
--- renewals). Here they do nothing.
 
 -- ---------------------------------------------------------------- checkout
 

@@ -22,12 +22,18 @@
 -- directions. At the end, this migration settles the rows the earlier
 -- functions left inconsistent.
 -- Lock order, unchanged: item, loan, patron_circ, bib, hold.
+-- The rules this describes are in sql/rules/hold_targeting.sql (settling) and
+-- hold_capture.sql (capture, fill, send).
 
 -- ---------------------------------------------------------------- repair
 
 -- What the earlier functions may have left behind: holds whose copy was
 -- marked or edited away go back to waiting, and transits of copies that no
 -- longer travel are closed.
+-- hold_release is a rule (sql/rules/hold_targeting.sql), applied after all
+-- migrations: on a database these files create, the tables are still empty
+-- here and the loop calls nothing; the databases made before the rules left
+-- the migrations ran it with the hold_release of their day.
 DO $$
 DECLARE
     r record;

@@ -9,6 +9,10 @@
 -- the hold first (008), so they never come here.
 
 -- The ready holds whose copy an edit moved away before this migration.
+-- hold_release is a rule (sql/rules/hold_targeting.sql), applied after all
+-- migrations: on a database these files create, the tables are still empty
+-- here and the loop calls nothing; the databases made before the rules left
+-- the migrations ran it with the hold_release of their day.
 DO $$
 DECLARE
     r record;
