@@ -160,7 +160,7 @@ CREATE OR REPLACE FUNCTION circ_checkout(p_key uuid, p_staff bigint, p_workstati
 RETURNS SETOF checkout_result
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_patron patron;
     v_pc patron_circ;
     v_item item;
@@ -177,17 +177,12 @@ DECLARE
     v_now timestamptz;
     r checkout_result;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'checkout');
-    IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkout_result, v_prev);
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'checkout', p_barcode);
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkout_result, v_key.stored);
         RETURN;
     END IF;
-
-    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
-            MESSAGE = format('No item has barcode %s.', p_barcode);
-    END IF;
+    v_item := v_key.item_row;
     SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
@@ -341,7 +336,7 @@ CREATE OR REPLACE FUNCTION circ_checkin(p_key uuid, p_staff bigint, p_workstatio
 RETURNS SETOF checkin_result
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_item item;
     v_loan loan;
     v_patron patron;
@@ -352,20 +347,16 @@ DECLARE
     v_refund bigint := 0;
     r checkin_result;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'checkin');
-    IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkin_result, v_prev);
-        RETURN;
-    END IF;
     IF v_when > now() + interval '1 minute' THEN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:returned_at',
             MESSAGE = 'A return cannot be dated in the future.';
     END IF;
-    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
-            MESSAGE = format('No item has barcode %s.', p_barcode);
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'checkin', p_barcode);
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkin_result, v_key.stored);
+        RETURN;
     END IF;
+    v_item := v_key.item_row;
     SELECT b.title INTO r.title FROM bib b WHERE b.id = v_item.bib_id;
     r.barcode := v_item.barcode;
     r.previous_status := v_item.status::text;
@@ -465,7 +456,7 @@ CREATE OR REPLACE FUNCTION circ_renew(p_key uuid, p_staff bigint, p_workstation 
 RETURNS SETOF renew_result
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_patron patron;
     v_pc patron_circ;
     v_patron_reason text;
@@ -478,9 +469,9 @@ DECLARE
     v_override boolean := coalesce(p_override, false);
     r renew_result;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'renew');
-    IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM jsonb_populate_recordset(NULL::renew_result, v_prev);
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'renew');
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jsonb_populate_recordset(NULL::renew_result, v_key.stored);
         RETURN;
     END IF;
     SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
@@ -577,7 +568,7 @@ CREATE OR REPLACE FUNCTION circ_item_mark(p_key uuid, p_staff bigint, p_workstat
 RETURNS SETOF item_mark_result
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_item item;
     v_loan loan;
     v_rule circ_policy;
@@ -585,21 +576,17 @@ DECLARE
     v_route record;
     r item_mark_result;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'item_mark');
-    IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::item_mark_result, v_prev);
-        RETURN;
-    END IF;
     IF p_mark IS NULL OR p_mark NOT IN ('lost', 'claims_returned', 'damaged', 'missing', 'found')
     THEN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:mark',
             MESSAGE = 'Mark an item lost, claims_returned, damaged, missing or found.';
     END IF;
-    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
-            MESSAGE = format('No item has barcode %s.', p_barcode);
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'item_mark', p_barcode);
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::item_mark_result, v_key.stored);
+        RETURN;
     END IF;
+    v_item := v_key.item_row;
     SELECT * INTO v_loan FROM loan WHERE item_id = v_item.id AND returned_at IS NULL FOR UPDATE;
     r.barcode := v_item.barcode;
     r.charged_cents := 0;
@@ -667,19 +654,15 @@ CREATE OR REPLACE FUNCTION circ_in_house_use(p_key uuid, p_staff bigint, p_branc
                                   p_barcode text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_item item;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'in_house_use');
-    IF v_prev IS NOT NULL THEN
-        RETURN (v_prev ->> 'item_id')::bigint;
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'in_house_use', p_barcode);
+    IF v_key.stored IS NOT NULL THEN
+        RETURN (v_key.stored ->> 'item_id')::bigint;
     END IF;
-    UPDATE item SET in_house_uses = in_house_uses + 1 WHERE barcode = p_barcode
+    UPDATE item SET in_house_uses = in_house_uses + 1 WHERE id = (v_key.item_row).id
     RETURNING * INTO v_item;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
-            MESSAGE = format('No item has barcode %s.', p_barcode);
-    END IF;
     INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id)
     VALUES ('in_house_use', p_branch, v_item.id, v_item.item_type, p_staff);
     PERFORM request_store(p_key, jsonb_build_object('item_id', v_item.id));
@@ -705,13 +688,13 @@ RETURNS TABLE (id bigint, at text, kind text, amount_cents bigint, barcode text,
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_patron bigint;
     v_id bigint;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'ledger_post');
-    IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM circ_ledger_entry((v_prev ->> 'id')::bigint);
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'ledger_post');
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM circ_ledger_entry((v_key.stored ->> 'id')::bigint);
         RETURN;
     END IF;
     IF p_kind IS NULL OR p_kind NOT IN ('payment', 'waiver', 'charge') THEN

@@ -115,7 +115,7 @@ CREATE OR REPLACE FUNCTION hold_place(p_key uuid, p_staff bigint, p_branch integ
 RETURNS SETOF hold_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_patron patron;
     v_item item;
     v_bib bigint := p_bib;
@@ -124,9 +124,9 @@ DECLARE
     v_active integer;
     v_hold hold;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'hold_place');
-    IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM hold_out(ARRAY[(v_prev ->> 'id')::bigint]);
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'hold_place');
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM hold_out(ARRAY[(v_key.stored ->> 'id')::bigint]);
         RETURN;
     END IF;
     SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
@@ -219,12 +219,12 @@ CREATE OR REPLACE FUNCTION hold_change(p_key uuid, p_staff bigint, p_hold bigint
 RETURNS SETOF hold_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     h hold;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'hold_change');
-    IF v_prev IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM hold_out(ARRAY[(v_prev ->> 'id')::bigint]);
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'hold_change');
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM hold_out(ARRAY[(v_key.stored ->> 'id')::bigint]);
         RETURN;
     END IF;
     SELECT * INTO h FROM hold WHERE id = p_hold;
@@ -287,18 +287,14 @@ CREATE OR REPLACE FUNCTION hold_item_not_found(p_key uuid, p_staff bigint, p_bra
                                     p_barcode text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_item item;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'item_not_found');
-    IF v_prev IS NOT NULL THEN
-        RETURN (v_prev ->> 'id')::bigint;
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'item_not_found', p_barcode);
+    IF v_key.stored IS NOT NULL THEN
+        RETURN (v_key.stored ->> 'id')::bigint;
     END IF;
-    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
-            MESSAGE = format('No item has barcode %s.', p_barcode);
-    END IF;
+    v_item := v_key.item_row;
     IF v_item.current_branch_id <> p_branch THEN
         RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_here',
             MESSAGE = format('%s is on the shelves of %s, not this branch.', p_barcode,

@@ -173,12 +173,12 @@ CREATE OR REPLACE FUNCTION notice_mark_exported(p_key uuid, p_staff bigint, p_id
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_marked integer;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'notice_mark_exported');
-    IF v_prev IS NOT NULL THEN
-        RETURN (v_prev ->> 'marked')::integer;
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'notice_mark_exported');
+    IF v_key.stored IS NOT NULL THEN
+        RETURN (v_key.stored ->> 'marked')::integer;
     END IF;
     UPDATE notice SET status = 'exported', sent_at = now()
     WHERE id = ANY (p_ids) AND status = 'pending' AND channel IN ('sms', 'phone');

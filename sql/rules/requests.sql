@@ -1,7 +1,8 @@
 -- Request keys: a keyed change (checkout, checkin, hold place, ...) is done
 -- once per key; a retry with the same key gets the stored answer
--- (request_claim, request_store), and request_log rows expire. Called by the
--- keyed rules of circulation, holds, transits and notices.
+-- (request_claim, request_store), and request_log rows expire. Every keyed
+-- rule (circulation, holds, transits, notices) starts with request_begin.
+-- request_log_expire is called by holds_daily (notices.sql).
 
 -- NULL when p_key is new (it is now claimed), else the stored answer.
 CREATE OR REPLACE FUNCTION request_claim(p_key uuid, p_staff bigint, p_kind text) RETURNS jsonb
@@ -24,6 +25,33 @@ BEGIN
             MESSAGE = 'This request key was already used for a different request.';
     END IF;
     RETURN v.result;
+END
+$$;
+
+-- The start of every keyed change, written once. Claims p_key for this staff
+-- member and kind of change (request_claim). A key used before gives its
+-- stored answer in `stored`: the caller returns it and changes nothing.
+-- Otherwise, when p_barcode is given, the item is locked and returned in
+-- `item_row` (an unknown barcode is refused: item_not_found); the item is the
+-- first lock of every change of a copy (lock order: item, loan, patron_circ,
+-- bib, hold). Use:
+--     SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'checkout', p_barcode);
+--     IF v_key.stored IS NOT NULL THEN <return the stored answer>; END IF;
+--     v_item := v_key.item_row;
+CREATE OR REPLACE FUNCTION request_begin(p_key uuid, p_staff bigint, p_kind text,
+                                         p_barcode text DEFAULT NULL,
+                                         OUT stored jsonb, OUT item_row item)
+LANGUAGE plpgsql AS $$
+BEGIN
+    stored := request_claim(p_key, p_staff, p_kind);
+    IF stored IS NOT NULL OR p_barcode IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT * INTO item_row FROM item i WHERE i.barcode = p_barcode FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+            MESSAGE = format('No item has barcode %s.', p_barcode);
+    END IF;
 END
 $$;
 

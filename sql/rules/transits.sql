@@ -135,19 +135,15 @@ $$;
 CREATE OR REPLACE FUNCTION transit_cancel(p_key uuid, p_staff bigint, p_barcode text) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_prev jsonb;
+    v_key record;
     v_item item;
     v_transit transit;
 BEGIN
-    v_prev := request_claim(p_key, p_staff, 'transit_cancel');
-    IF v_prev IS NOT NULL THEN
-        RETURN (v_prev ->> 'id')::bigint;
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'transit_cancel', p_barcode);
+    IF v_key.stored IS NOT NULL THEN
+        RETURN (v_key.stored ->> 'id')::bigint;
     END IF;
-    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
-            MESSAGE = format('No item has barcode %s.', p_barcode);
-    END IF;
+    v_item := v_key.item_row;
     SELECT * INTO v_transit FROM transit WHERE item_id = v_item.id AND received_at IS NULL
                                            AND cancelled_at IS NULL FOR UPDATE;
     IF NOT FOUND THEN
