@@ -123,6 +123,7 @@ DECLARE
     v_max integer;
     v_active integer;
     v_hold hold;
+    v_standing record;
 BEGIN
     SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'hold_place');
     IF v_key.stored IS NOT NULL THEN
@@ -158,12 +159,12 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:suspended_until',
             MESSAGE = 'Suspend until a date after today.';
     END IF;
-    IF v_patron.expires_on < library_today() THEN
+    SELECT * INTO v_standing FROM patron_standing(v_patron.id);
+    IF v_standing.expired THEN
         PERFORM circ_refuse('patron_expired',
                             format('The card expired on %s.', v_patron.expires_on), false);
     END IF;
-    IF EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = v_patron.id
-                                              AND b.lifted_at IS NULL) THEN
+    IF v_standing.blocked THEN
         PERFORM circ_refuse('patron_blocked', 'The patron is blocked.', false);
     END IF;
     -- One patron's holds: counted under the patron's lock (as loans are).

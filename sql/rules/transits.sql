@@ -1,7 +1,8 @@
 -- Checkin routing and transits: where a copy goes when it is checked in
 -- (its hold's pickup branch, another hold, or home: circ_checkin_route,
--- circ_route) and cancelling a transit. Called by circ_checkin
--- (circulation.sql) and server/holds.c (TransitChange).
+-- circ_route), cancelling a transit, and the transit lists (outgoing,
+-- incoming, overdue). Called by circ_checkin (circulation.sql) and
+-- server/holds.c (TransitList, TransitChange).
 
 -- Where an item goes after it is handled at p_branch: stays ('shelf') or
 -- travels ('transit' to the returned branch). Completes or forwards a transit
@@ -161,4 +162,44 @@ BEGIN
     PERFORM request_store(p_key, jsonb_build_object('id', v_transit.id));
     RETURN v_transit.id;
 END
+$$;
+
+-- A transit is overdue once it has been on its way longer than
+-- transit_overdue_days (library setting) without arriving.
+CREATE OR REPLACE FUNCTION transit_overdue(t transit) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT t.sent_at < now() - make_interval(days =>
+               library_setting_text('transit_overdue_days')::integer)
+$$;
+
+-- Transits as staff see them (TransitList, TransitChange), p_ids in that
+-- order: branch codes, reason, when sent, and whether overdue.
+CREATE OR REPLACE FUNCTION transit_out(p_ids bigint[])
+RETURNS TABLE (id bigint, barcode text, title text, from_branch text, to_branch text,
+               reason text, sent_at text, overdue boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT t.id, i.barcode, b.title, fb.code, tb.code, t.reason, api_time(t.sent_at),
+           transit_overdue(t)
+    FROM unnest(p_ids) WITH ORDINALITY AS x (id, n)
+    JOIN transit t ON t.id = x.id
+    JOIN item i ON i.id = t.item_id JOIN bib b ON b.id = i.bib_id
+    JOIN branch fb ON fb.id = t.from_branch_id JOIN branch tb ON tb.id = t.to_branch_id
+    ORDER BY x.n
+$$;
+
+-- The open transits leaving branch p_branch (p_which 'outgoing'), coming to
+-- it ('incoming'), or, for any other p_which, every overdue one (the
+-- overdue-transit list; p_branch unused), oldest first.
+CREATE OR REPLACE FUNCTION transit_list(p_branch text, p_which text)
+RETURNS TABLE (id bigint, barcode text, title text, from_branch text, to_branch text,
+               reason text, sent_at text, overdue boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM transit_out(ARRAY(
+        SELECT t.id FROM transit t
+        JOIN branch fb ON fb.id = t.from_branch_id JOIN branch tb ON tb.id = t.to_branch_id
+        WHERE t.received_at IS NULL AND t.cancelled_at IS NULL
+          AND CASE p_which WHEN 'outgoing' THEN fb.code = p_branch
+                           WHEN 'incoming' THEN tb.code = p_branch
+                           ELSE transit_overdue(t) END
+        ORDER BY t.sent_at, t.id))
 $$;
