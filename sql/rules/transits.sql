@@ -6,7 +6,7 @@
 
 -- Where an item goes after it is handled at p_branch: stays ('shelf') or
 -- travels ('transit' to the returned branch). Completes or forwards a transit
--- already under way. Holds (a later migration) capture before this runs.
+-- already under way. Holds capture before this runs (circ_checkin_route).
 CREATE OR REPLACE FUNCTION circ_route(p_item item, p_branch integer, p_staff bigint,
                            OUT route text, OUT destination integer)
 LANGUAGE plpgsql AS $$
