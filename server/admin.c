@@ -4,7 +4,7 @@
  * Branch managers manage clerks and librarians of their own branch and
  * register workstations there; administrators manage everything. The checks
  * are in perm.c; the changes and their audit rows are SQL functions in
- * sql/001_foundation.sql, so each is one transaction.
+ * sql/rules/foundation.sql, so each is one transaction.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -349,7 +349,7 @@ void handle_staff_list(request_t *req)
  * needs the current one, checked with Argon2 (and throttled like a login), so
  * that a desk left logged in is not enough to take over the account. Once a
  * change is made, the account's other sessions end (server_end_sessions) and
- * its session tokens are revoked (a trigger in sql/010).
+ * its session tokens are revoked (a trigger in sql/rules/foundation.sql).
  */
 typedef struct staff_change {
     const char *username;

@@ -61,10 +61,11 @@ static const db_stmt_t stmt_login_record_refused = {
  * Only while the account is as the login found it: enabled, with the
  * password hash the password was checked against ($5). A password change or
  * a disable (even by hand in SQL) that commits while the login is being
- * checked deletes the account's tokens in its own transaction (sql/010), so a
- * token inserted after it would outlive it. FOR SHARE waits for such a change
- * still running and then sees its result; one that comes later waits for
- * this insert and deletes the token. No row: no token.
+ * checked deletes the account's tokens in its own transaction (the trigger
+ * staff_session_revoke), so a token inserted after it would outlive it. FOR
+ * SHARE waits for such a change still running and then sees its result; one
+ * that comes later waits for this insert and deletes the token. No row: no
+ * token.
  */
 static const db_stmt_t stmt_session_insert = {
     "auth_session_insert",

@@ -2,7 +2,7 @@
  * catalog: search, bibliographic records and items.
  *
  * The rules (version checks, barcode rules, which statuses an edit may set,
- * the branch an item editor may act for) are in sql/004_catalog.sql; this
+ * the branch an item editor may act for) are in sql/rules/catalog.sql; this
  * file validates the shape of requests, keeps each bib's MARC record in step
  * with edits of its main fields (marc.c), and turns rows into messages.
  */

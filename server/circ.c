@@ -2,7 +2,7 @@
  * circ: checkout, checkin, renewals, item marks, in-house use, the patron's
  * account and ledger, loan rules and branch calendars.
  *
- * Every change is one call of a function in sql/006_circulation.sql, run as
+ * Every change is one call of a function in sql/rules/circulation.sql, run as
  * one statement (one transaction) with the request key, the staff member,
  * the workstation and its branch: the rules, limits, routing and the
  * idempotency record all happen there. This file checks the shape of
@@ -16,7 +16,7 @@
 #include "log.h"
 #include "pgtext.h"
 
-/* Timestamps travel as ISO 8601 in UTC (sql/001_foundation.sql). */
+/* Timestamps travel as ISO 8601 in UTC (api_time, sql/rules/foundation.sql). */
 #define TS(x) "api_time(" x ")"
 
 static const db_stmt_t stmt_checkout = {
@@ -59,13 +59,11 @@ static const db_stmt_t stmt_item_by_id = {
 static const db_stmt_t stmt_account = {
     "circ_account",
     "SELECT p.id, p.card, p.first_name || ' ' || p.last_name, p.category, p.expires_on::text,"
-    "       p.expires_on < library_today(),"
-    "       EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = p.id AND b.lifted_at IS NULL),"
-    "       coalesce(p.desk_alert, ''), coalesce(pc.balance_cents, 0), coalesce(pc.loans_out, 0),"
+    "       s.expired, s.blocked, coalesce(p.desk_alert, ''), s.balance_cents, s.loans_out,"
     "       (SELECT count(*) FROM loan l WHERE l.patron_id = p.id AND l.returned_at IS NULL"
     "                                      AND l.due_at < now()),"
-    "       library_setting_text('block_threshold_cents')::bigint"
-    "  FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id"
+    "       s.block_threshold_cents"
+    "  FROM patron p CROSS JOIN LATERAL patron_standing(p.id) s"
     " WHERE p.id = patron_resolve($1, NULL)",
 };
 

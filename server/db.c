@@ -414,7 +414,7 @@ static void db_conn_after_setup(db_conn_t *c)
  *      otherwise log with their statement, each time. We log the unexpected
  *      ones ourselves (db_log_unexpected). Setting it needs
  *      `GRANT SET ON PARAMETER log_min_messages` (scripts/pg-cluster,
- *      sql/011): without it we warn once and go on.
+ *      sql/migrations/011): without it we warn once and go on.
  * Returns true when a step was sent, false when setup is complete.
  */
 static bool db_setup_send(db_conn_t *c)

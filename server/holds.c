@@ -1,8 +1,10 @@
 /*
  * holds: placing and changing holds, queues, pull lists, hold shelves and
- * their clearing lists, transit lists. The rules (targeting, capture, queue
- * order, limits) are in sql/007_holds.sql; capture itself happens inside
- * checkin (circ.c -> circ_checkin -> circ_checkin_route).
+ * their clearing lists, transit lists. The rules are in sql/rules/: holds.sql
+ * (place, change, list), hold_lists.sql (pull list, hold shelf, clearing
+ * list, queue order), hold_targeting.sql, transits.sql (transit lists);
+ * capture itself happens inside checkin (circ.c -> circ_checkin ->
+ * circ_checkin_route, transits.sql -> hold_capture.sql).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,20 +37,13 @@ static const db_stmt_t stmt_change = {
 
 static const db_stmt_t stmt_queue = {
     "holds_queue",
-    "SELECT " HOLD_COLUMNS " FROM hold_out(ARRAY(SELECT h.id FROM hold h"
-    " WHERE h.bib_id = $1 AND h.status IN ('waiting', 'in_transit', 'ready')"
-    " ORDER BY h.status = 'waiting', h.placed_at, h.id))",
+    "SELECT " HOLD_COLUMNS " FROM bib_hold_queue($1)",
 };
 
 static const db_stmt_t stmt_pull = {
     "holds_pull_list",
-    "SELECT i.barcode, b.title, i.call_number, i.location, h.id, pb.code,"
-    "       api_time(h.placed_at)"
-    "  FROM hold h JOIN item i ON i.id = h.target_item_id JOIN bib b ON b.id = h.bib_id"
-    "  JOIN branch pb ON pb.id = h.pickup_branch_id"
-    "  JOIN branch cb ON cb.id = i.current_branch_id"
-    " WHERE h.status = 'waiting' AND i.status = 'available' AND cb.code = $1"
-    " ORDER BY i.location, i.call_number, i.barcode",
+    "SELECT barcode, title, call_number, location, hold_id, pickup_branch, placed_at"
+    "  FROM pull_list($1)",
 };
 
 static const db_stmt_t stmt_not_found = {
@@ -58,50 +53,27 @@ static const db_stmt_t stmt_not_found = {
 
 static const db_stmt_t stmt_shelf = {
     "holds_shelf",
-    "SELECT i.barcode, b.title, h.id, patron_short_name(p), right(p.card, 4),"
-    "       h.shelf_expires_on::text, h.status"
-    "  FROM hold h JOIN item i ON i.id = h.captured_item_id JOIN bib b ON b.id = h.bib_id"
-    "  JOIN patron p ON p.id = h.patron_id JOIN branch pb ON pb.id = h.pickup_branch_id"
-    " WHERE h.status = 'ready' AND pb.code = $1"
-    " ORDER BY p.last_name, p.first_name, h.id",
+    "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
+    "  FROM hold_shelf($1)",
 };
 
 /* Copies on the hold shelf whose hold is over: pull them and check them in. */
 static const db_stmt_t stmt_clearing = {
     "holds_clearing",
-    "SELECT i.barcode, b.title, h.id, coalesce(patron_short_name(p), ''),"
-    "       coalesce(right(p.card, 4), ''), coalesce(h.shelf_expires_on::text, ''),"
-    "       coalesce(h.status, '')"
-    "  FROM item i JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"
-    "  LEFT JOIN LATERAL (SELECT * FROM hold x WHERE x.captured_item_id = i.id"
-    "                     ORDER BY x.captured_at DESC NULLS LAST, x.id DESC LIMIT 1) h ON true"
-    "  LEFT JOIN patron p ON p.id = h.patron_id"
-    " WHERE i.status = 'on_hold_shelf' AND cb.code = $1"
-    "   AND NOT EXISTS (SELECT 1 FROM hold y WHERE y.captured_item_id = i.id"
-    "                                          AND y.status IN ('ready', 'in_transit'))"
-    " ORDER BY i.call_number, i.barcode",
+    "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
+    "  FROM hold_clearing_list($1)",
 };
 
-#define TRANSIT_COLUMNS                                                                            \
-    "t.id, i.barcode, b.title, fb.code, tb.code, t.reason, api_time(t.sent_at),"                   \
-    " t.sent_at < now() - make_interval(days =>"                                                   \
-    "     library_setting_text('transit_overdue_days')::integer)"                                  \
-    "  FROM transit t JOIN item i ON i.id = t.item_id JOIN bib b ON b.id = i.bib_id"               \
-    "  JOIN branch fb ON fb.id = t.from_branch_id JOIN branch tb ON tb.id = t.to_branch_id"
+#define TRANSIT_COLUMNS "id, barcode, title, from_branch, to_branch, reason, sent_at, overdue"
 
 static const db_stmt_t stmt_transits = {
     "holds_transits",
-    "SELECT " TRANSIT_COLUMNS " WHERE t.received_at IS NULL AND t.cancelled_at IS NULL"
-    "   AND CASE $2 WHEN 'outgoing' THEN fb.code = $1"
-    "               WHEN 'incoming' THEN tb.code = $1"
-    "               ELSE t.sent_at < now() - make_interval(days =>"
-    "                        library_setting_text('transit_overdue_days')::integer) END"
-    " ORDER BY t.sent_at, t.id",
+    "SELECT " TRANSIT_COLUMNS " FROM transit_list($1, $2)",
 };
 
 static const db_stmt_t stmt_transit_cancel = {
     "holds_transit_cancel",
-    "SELECT " TRANSIT_COLUMNS " WHERE t.id = $1",
+    "SELECT " TRANSIT_COLUMNS " FROM transit_out(ARRAY[$1::bigint])",
 };
 
 static const db_stmt_t stmt_transit_cancel_do = {

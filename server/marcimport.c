@@ -5,7 +5,7 @@
  * batch a worker thread (never the loop) normalizes every record with libyaz
  * (marcio.c), reads it (marc.c), extracts the indexed fields and holdings,
  * and writes one JSON document; then one statement, bib_import_batch() in
- * sql/004_catalog.sql, matches, stores and audits the whole batch in one
+ * sql/rules/catalog.sql, matches, stores and audits the whole batch in one
  * transaction. A record that cannot be read is reported with its position
  * and reason; the rest still load. When the batch statement fails as a whole
  * (a constraint one record broke), its records are sent again one by one to

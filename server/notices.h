@@ -1,5 +1,5 @@
 /*
- * notices: the daemon's jobs for the notice queue (sql/007_holds.sql).
+ * notices: the daemon's jobs for the notice queue (sql/rules/notices.sql).
  *
  * Two timers on the loop start runs:
  *   - every jobs_interval_s (first a few seconds after start): the daily work,

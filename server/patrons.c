@@ -4,7 +4,7 @@
  * search, block and unblock, merge two records, read the change history, list
  * the categories.
  *
- * The rules live in sql/005_patrons.sql: every change is one SQL function
+ * The rules live in sql/rules/patrons.sql: every change is one SQL function
  * that validates, writes and records its audit_event rows in one
  * transaction. This file checks what only the daemon knows (the caller's
  * permissions), passes the request on, and turns rows into replies. A save

@@ -7,17 +7,6 @@
 -- cancels or expires a hold (cancel, expiry, merge, release) passes through
 -- this trigger, which runs once the row is locked.
 
-CREATE FUNCTION hold_closed_at() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    -- A fill dates itself after its locks (closed_at = filled_at).
-    IF NEW.status IN ('cancelled', 'expired')
-       AND OLD.status NOT IN ('filled', 'cancelled', 'expired') THEN
-        NEW.closed_at := clock_timestamp();
-    END IF;
-    RETURN NEW;
-END
-$$;
-
-CREATE TRIGGER hold_closed_at BEFORE UPDATE OF status ON hold
-    FOR EACH ROW EXECUTE FUNCTION hold_closed_at();
+-- What this migration made is now in sql/rules/holds.sql.
+-- It keeps one statement: a file without any cannot be applied.
+SELECT 1;

@@ -2,6 +2,7 @@
 """Foundation: TLS, framing, sessions, permissions, database outages, shutdown."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -730,6 +731,43 @@ class Database(unittest.TestCase):
         # One transaction: the good file before it was rolled back too.
         self.assertEqual(env.psql("SELECT count(*) FROM pg_proc WHERE proname = 'carrel_probe'"),
                          "0")
+
+    def test_each_rule_is_defined_once_in_its_rules_file(self):
+        # Migrations keep tables; functions, triggers and views live in
+        # sql/rules, each once. Only functions a table needs when it is
+        # created (generated columns) stay in a migration.
+        created = re.compile(r"^CREATE (?:OR REPLACE )?(FUNCTION|TRIGGER|VIEW) (\w+)", re.M)
+        sql = os.path.join(harness.SOURCE, "sql")
+        in_migrations = set()
+        for name in os.listdir(os.path.join(sql, "migrations")):
+            with open(os.path.join(sql, "migrations", name)) as f:
+                in_migrations |= {m.group(2) for m in created.finditer(f.read())}
+        self.assertEqual(in_migrations, {"bib_words", "patron_fold", "patron_phone_digits"})
+        where = {}
+        for name in sorted(os.listdir(os.path.join(sql, "rules"))):
+            if not name.endswith(".sql"):
+                continue
+            with open(os.path.join(sql, "rules", name)) as f:
+                text = f.read()
+            self.assertTrue(text.startswith("-- "), name + " says first what it holds")
+            for m in created.finditer(text):
+                key = (m.group(1), m.group(2))
+                self.assertNotIn(key, where, "%s %s in %s and %s" % (key + (where.get(key), name)))
+                where[key] = name
+        self.assertEqual(where[("FUNCTION", "hold_capture")], "hold_capture.sql")
+        self.assertEqual(where[("FUNCTION", "pull_list")], "hold_lists.sql")
+        self.assertEqual(where[("FUNCTION", "notice_queue")], "notices.sql")
+        # The database has exactly these functions (plus the extensions'):
+        # none left behind by an older definition, none missing.
+        in_db = set(env.psql(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = 'public' AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+            "   WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')"
+            ).split("\n"))
+        in_files = {n for (kind, n) in where if kind == "FUNCTION"} | in_migrations
+        self.assertEqual(in_db, in_files)
+        triggers = set(env.psql("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").split("\n"))
+        self.assertEqual(triggers, {n for (kind, n) in where if kind == "TRIGGER"})
 
     def test_stops_when_statements_do_not_match_the_schema(self):
         env.psql("ALTER TABLE login_event RENAME COLUMN peer TO peer_renamed")
