@@ -88,17 +88,19 @@ static const reply_stmt_t stmt_bib_marc = {{
     "SELECT marc FROM bib WHERE id = $1",
 }, BIB_MARC_NCOLS};
 
+/* bib_save and item_save answer with the id of the record saved. */
+enum { SAVED_ID, SAVED_NCOLS };
 static const reply_stmt_t stmt_bib_save = {{
     "catalog_bib_save",
     "SELECT bib_save($1, $2, $3, $4, $5, $6, $7, $8::text[], $9::text[], $10::text[], $11, $12,"
     "                $13, $14, $15)",
-}, 1}; /* the bib's id */
+}, SAVED_NCOLS};
 
 static const reply_stmt_t stmt_item_save = {{
     "catalog_item_save",
     "SELECT item_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
     "                 $14::item_status)",
-}, 1}; /* the item's id */
+}, SAVED_NCOLS};
 
 void catalog_register_statements(void)
 {
@@ -413,7 +415,7 @@ typedef struct bib_save_state {
 static void bib_saved(request_t *req, const PGresult *res)
 {
     bib_save_state_t *st = req->state;
-    st->id = db_int64(res, 0, 0);
+    st->id = db_int64(res, 0, SAVED_ID);
     log_info(req->conn->id, "%s saved bib %lld", request_session(req)->username, (long long)st->id);
     const char *values[2] = {pgtext_int(&req->arena, st->id), "false"};
     reply_query(req, &stmt_bib_get, 2, values, bib_get_done);
@@ -654,7 +656,7 @@ void handle_item_get(request_t *req)
 
 static void item_saved(request_t *req, const PGresult *res)
 {
-    catalog_reply_item(req, reply_text(req, res, 0, 0));
+    catalog_reply_item(req, reply_text(req, res, 0, SAVED_ID));
 }
 
 void handle_item_save(request_t *req)
