@@ -23,7 +23,7 @@ static void reply_done(const db_result_t *r, void *arg)
         request_fail_db(req, r);
         return;
     }
-    if (PQnfields(r->res) != call->stmt->ncols) {
+    if (!reply_fits(call->stmt, r->res)) {
         /* The SELECT list and the column enum beside it disagree: the code
          * would read the wrong columns, so nothing is read at all. */
         log_error(req->conn->id, "statement %s returned %d columns; its declaration says %d",
@@ -46,8 +46,9 @@ static void reply_start(request_t *req, const reply_stmt_t *stmt, int nparams,
      * connections reserved for short jobs (request_db, db.h). */
     bool changes = req->route && (req->route->flags & (ROUTE_MUTATING | ROUTE_KEYED));
     db_pool_t *db = req->srv->db;
-    int rc = changes ? db_exec(db, &stmt->db, nparams, values, lengths, formats, reply_done, call)
-                     : db_exec_short(db, &stmt->db, nparams, values, lengths, formats, reply_done, call);
+    int rc =
+        changes ? db_exec(db, &stmt->db, nparams, values, lengths, formats, reply_done, call)
+                : db_exec_short(db, &stmt->db, nparams, values, lengths, formats, reply_done, call);
     if (rc != 0)
         request_fail_exec(req, rc);
 }
@@ -83,6 +84,11 @@ void reply_query_arg(request_t *req, const reply_stmt_t *stmt, int nparams,
     call->fn_arg = fn;
     call->arg = arg;
     reply_start(req, stmt, nparams, values, NULL, NULL, call);
+}
+
+bool reply_fits(const reply_stmt_t *stmt, const PGresult *res)
+{
+    return PQnfields(res) == stmt->ncols;
 }
 
 char *reply_text(request_t *req, const PGresult *res, int row, int col)

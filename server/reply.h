@@ -54,6 +54,9 @@ void reply_query_bin(request_t *req, const reply_stmt_t *stmt, int nparams,
 void reply_query_arg(request_t *req, const reply_stmt_t *stmt, int nparams,
                      const char *const *values, reply_rows_arg_fn fn, void *arg);
 
+/* True when res has the columns stmt declares (reply_query checks every result). */
+bool reply_fits(const reply_stmt_t *stmt, const PGresult *res);
+
 /* A text column: "" for SQL NULL; valid while res is. */
 #define COL(res, row, col) db_text((res), (row), (col))
 /* A text column copied into the request's arena; "" for SQL NULL. */
