@@ -14,9 +14,14 @@
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
+#include "reply.h"
 #include "util.h"
 
-static const db_stmt_t stmt_branch_list = {
+enum {
+    BRANCH_ID, BRANCH_CODE, BRANCH_NAME, BRANCH_ADDRESS, BRANCH_PHONE, BRANCH_OPEN_HOURS,
+    BRANCH_NCOLS
+};
+static const reply_stmt_t stmt_branch_list = {{
     "admin_branch_list",
     "SELECT b.id, b.code, b.name, b.address, b.phone,"
     "       coalesce(string_agg(format('%s %s-%s',"
@@ -25,61 +30,71 @@ static const db_stmt_t stmt_branch_list = {
     "           ORDER BY h.weekday), '')"
     "  FROM branch b LEFT JOIN branch_hours h ON h.branch_id = b.id"
     " GROUP BY b.id ORDER BY b.code",
-};
+}, BRANCH_NCOLS};
 
-static const db_stmt_t stmt_staff_add = {
+/* The columns of a staff account, as admin_staff_from_row reads them. */
+enum {
+    STAFF_ID, STAFF_USERNAME, STAFF_DISPLAY_NAME, STAFF_ROLE, STAFF_BRANCH_CODES, STAFF_DISABLED,
+    STAFF_NCOLS
+};
+static const reply_stmt_t stmt_staff_add = {{
     "admin_staff_add",
     "SELECT id, username, display_name, role::text, branch_codes, disabled"
     "  FROM staff_add($1, $2, $3, $4, $5::staff_role, $6::text[], $7)",
-};
+}, STAFF_NCOLS};
 
-static const db_stmt_t stmt_staff_list = {
+static const reply_stmt_t stmt_staff_list = {{
     "admin_staff_list",
     "SELECT s.id, s.username, s.display_name, s.role::text, staff_branch_codes(s.id), s.disabled"
     "  FROM staff s"
     " WHERE $1::int IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb"
     "                                   WHERE sb.staff_id = s.id AND sb.branch_id = $1)"
     " ORDER BY s.username",
-};
+}, STAFF_NCOLS};
 
-static const db_stmt_t stmt_staff_target = {
+enum {
+    TARGET_ID, TARGET_ROLE, TARGET_BRANCH_IDS, TARGET_PASSWORD_HASH, TARGET_NCOLS
+};
+static const reply_stmt_t stmt_staff_target = {{
     "admin_staff_target",
     "SELECT s.id, s.role::text, array_remove(array_agg(sb.branch_id), NULL), s.password_hash"
     "  FROM staff s LEFT JOIN staff_branch sb ON sb.staff_id = s.id"
     " WHERE s.username = $1 GROUP BY s.id",
-};
+}, TARGET_NCOLS};
 
-static const db_stmt_t stmt_staff_set_password = {
+static const reply_stmt_t stmt_staff_set_password = {{
     "admin_staff_set_password",
     "SELECT staff_set_password($1, $2, $3, $4)",
-};
+}, 1};
 
-static const db_stmt_t stmt_staff_set_disabled = {
+static const reply_stmt_t stmt_staff_set_disabled = {{
     "admin_staff_set_disabled",
     "SELECT staff_set_disabled($1, $2, $3, $4)",
-};
+}, 1};
 
-static const db_stmt_t stmt_workstation_add = {
+/* The columns of a workstation, as admin_workstation_from_row reads them. */
+enum { WORKSTATION_ID, WORKSTATION_NAME, WORKSTATION_BRANCH_CODE, WORKSTATION_NCOLS };
+static const reply_stmt_t stmt_workstation_add = {{
     "admin_workstation_add",
     "SELECT id, name, branch_code FROM workstation_add($1, $2, $3, $4)",
-};
+}, WORKSTATION_NCOLS};
 
-static const db_stmt_t stmt_workstation_list = {
+static const reply_stmt_t stmt_workstation_list = {{
     "admin_workstation_list",
     "SELECT w.id, w.name, b.code FROM workstation w JOIN branch b ON b.id = w.branch_id"
     " WHERE $1::int IS NULL OR w.branch_id = $1 ORDER BY b.code, w.name",
-};
+}, WORKSTATION_NCOLS};
 
 void admin_register_statements(void)
 {
-    db_stmt_register(&stmt_branch_list);
-    db_stmt_register(&stmt_staff_add);
-    db_stmt_register(&stmt_staff_list);
-    db_stmt_register(&stmt_staff_target);
-    db_stmt_register(&stmt_staff_set_password);
-    db_stmt_register(&stmt_staff_set_disabled);
-    db_stmt_register(&stmt_workstation_add);
-    db_stmt_register(&stmt_workstation_list);
+    db_stmt_register(&stmt_branch_list.db);
+    db_stmt_register(&stmt_staff_add.db);
+    db_stmt_register(&stmt_staff_list.db);
+    db_stmt_register(&stmt_staff_target.db);
+    db_stmt_register(&stmt_staff_set_password.db);
+    db_stmt_register(&stmt_staff_set_disabled.db);
+    db_stmt_register(&stmt_workstation_add.db);
+    db_stmt_register(&stmt_workstation_list.db);
 }
 
 /* The session's staff id and workstation id as statement parameters. */
@@ -149,28 +164,23 @@ static Carrel__Staff *admin_staff_from_row(request_t *req, const PGresult *res, 
     Carrel__Staff *s = arena_new(a, Carrel__Staff, 1);
     carrel__staff__init(s);
     s->has_id = 1;
-    s->id = db_int64(res, row, 0);
-    s->username = arena_strdup(a, db_text(res, row, 1));
-    s->display_name = arena_strdup(a, db_text(res, row, 2));
+    s->id = db_int64(res, row, STAFF_ID);
+    s->username = arena_strdup(a, COL(res, row, STAFF_USERNAME));
+    s->display_name = arena_strdup(a, COL(res, row, STAFF_DISPLAY_NAME));
     s->has_role = 1;
-    s->role = role_from_name(db_text(res, row, 3));
-    s->branch_codes = pgtext_array_parse(a, db_text(res, row, 4), &s->n_branch_codes);
+    s->role = role_from_name(COL(res, row, STAFF_ROLE));
+    s->branch_codes = pgtext_array_parse(a, COL(res, row, STAFF_BRANCH_CODES), &s->n_branch_codes);
     s->has_disabled = 1;
-    s->disabled = db_bool(res, row, 5);
+    s->disabled = db_bool(res, row, STAFF_DISABLED);
     return s;
 }
 
 /* ---- branches ---- */
 
-static void branch_list_done(const db_result_t *r, void *arg)
+static void branch_list_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__BranchListReply *reply = arena_new(a, Carrel__BranchListReply, 1);
     carrel__branch_list_reply__init(reply);
     reply->branches = arena_new(a, Carrel__Branch *, n);
@@ -178,12 +188,12 @@ static void branch_list_done(const db_result_t *r, void *arg)
         Carrel__Branch *b = arena_new(a, Carrel__Branch, 1);
         carrel__branch__init(b);
         b->has_id = 1;
-        b->id = db_int32(r->res, i, 0);
-        b->code = arena_strdup(a, db_text(r->res, i, 1));
-        b->name = arena_strdup(a, db_text(r->res, i, 2));
-        b->address = arena_strdup(a, db_text(r->res, i, 3));
-        b->phone = arena_strdup(a, db_text(r->res, i, 4));
-        b->open_hours = arena_strdup(a, db_text(r->res, i, 5));
+        b->id = db_int32(res, i, BRANCH_ID);
+        b->code = arena_strdup(a, COL(res, i, BRANCH_CODE));
+        b->name = arena_strdup(a, COL(res, i, BRANCH_NAME));
+        b->address = arena_strdup(a, COL(res, i, BRANCH_ADDRESS));
+        b->phone = arena_strdup(a, COL(res, i, BRANCH_PHONE));
+        b->open_hours = arena_strdup(a, COL(res, i, BRANCH_OPEN_HOURS));
         reply->branches[reply->n_branches++] = b;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_BRANCHES;
@@ -193,20 +203,15 @@ static void branch_list_done(const db_result_t *r, void *arg)
 
 void handle_branch_list(request_t *req)
 {
-    request_db(req, &stmt_branch_list, 0, NULL, branch_list_done);
+    reply_query(req, &stmt_branch_list, 0, NULL, branch_list_done);
 }
 
 /* ---- staff ---- */
 
-static void staff_reply_done(const db_result_t *r, void *arg)
+static void staff_reply_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     req->resp.body_case = CARREL__RESPONSE__BODY_STAFF;
-    req->resp.staff = admin_staff_from_row(req, r->res, 0);
+    req->resp.staff = admin_staff_from_row(req, res, 0);
     log_info(req->conn->id, "%s added staff account %s", request_session(req)->username,
              req->resp.staff->username);
     request_ok(req);
@@ -262,7 +267,7 @@ static void staff_add_hashed(int ok, const char *hash, void *arg)
         pgtext_array_build(&req->arena, m->branch_codes, m->n_branch_codes),
         hash,
     };
-    request_db(req, &stmt_staff_add, 7, values, staff_reply_done);
+    reply_query(req, &stmt_staff_add, 7, values, staff_reply_done);
 }
 
 static bool staff_valid_username(const char *u)
@@ -319,19 +324,14 @@ void handle_staff_add(request_t *req)
     admin_hash_password(req, m->password, staff_add_hashed);
 }
 
-static void staff_list_done(const db_result_t *r, void *arg)
+static void staff_list_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__StaffListReply *reply = arena_new(&req->arena, Carrel__StaffListReply, 1);
     carrel__staff_list_reply__init(reply);
     reply->staff = arena_new(&req->arena, Carrel__Staff *, n);
     for (int i = 0; i < n; i++)
-        reply->staff[reply->n_staff++] = admin_staff_from_row(req, r->res, i);
+        reply->staff[reply->n_staff++] = admin_staff_from_row(req, res, i);
     req->resp.body_case = CARREL__RESPONSE__BODY_STAFF_LIST;
     req->resp.staff_list = reply;
     request_ok(req);
@@ -340,7 +340,7 @@ static void staff_list_done(const db_result_t *r, void *arg)
 void handle_staff_list(request_t *req)
 {
     const char *values[1] = {admin_branch_filter(req)};
-    request_db(req, &stmt_staff_list, 1, values, staff_list_done);
+    reply_query(req, &stmt_staff_list, 1, values, staff_list_done);
 }
 
 /*
@@ -362,13 +362,9 @@ typedef struct staff_change {
     char user_key[THROTTLE_KEY_MAX];
 } staff_change_t;
 
-static void staff_change_done(const db_result_t *r, void *arg)
+static void staff_change_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
+    (void)res;
     staff_change_t *ch = req->state;
     log_info(req->conn->id, "%s %s for %s", request_session(req)->username,
              ch->set_password ? "set the password"
@@ -396,7 +392,7 @@ static void staff_password_hashed(int ok, const char *hash, void *arg)
     const char *actor, *ws;
     admin_actor(req, &actor, &ws);
     const char *values[4] = {actor, ws, ch->username, hash};
-    request_db(req, &stmt_staff_set_password, 4, values, staff_change_done);
+    reply_query(req, &stmt_staff_set_password, 4, values, staff_change_done);
 }
 
 static void staff_password_hash_new(request_t *req)
@@ -461,21 +457,16 @@ static void staff_password_check_current(request_t *req, const char *stored_hash
                      "Cannot check the password right now.");
 }
 
-static void staff_target_loaded(const db_result_t *r, void *arg)
+static void staff_target_loaded(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
     staff_change_t *ch = req->state;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) == 0) {
+    if (PQntuples(res) == 0) {
         request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "staff",
                      "There is no staff account %s.", ch->username);
         return;
     }
     const session_t *s = request_session(req);
-    ch->staff_id = db_int64(r->res, 0, 0);
+    ch->staff_id = db_int64(res, 0, TARGET_ID);
     ch->self = ch->staff_id == s->staff_id;
     if (ch->self && !ch->set_password) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "self",
@@ -484,18 +475,18 @@ static void staff_target_loaded(const db_result_t *r, void *arg)
     }
     if (!ch->self) {
         size_t n = 0;
-        char **ids = pgtext_array_parse(&req->arena, db_text(r->res, 0, 2), &n);
+        char **ids = pgtext_array_parse(&req->arena, COL(res, 0, TARGET_BRANCH_IDS), &n);
         int *branches = arena_new(&req->arena, int, n + 1);
         for (size_t i = 0; i < n; i++)
             branches[i] = ids[i] ? atoi(ids[i]) : -1;
         perm_subject_t who = request_subject(req);
-        role_t target = role_from_name(db_text(r->res, 0, 1));
+        role_t target = role_from_name(COL(res, 0, TARGET_ROLE));
         if (admin_fail_perm(req, perm_check_staff_target(&who, target, branches, n),
                             PERM_STAFF_MANAGE))
             return;
     }
     if (ch->set_password && ch->self) {
-        staff_password_check_current(req, db_text(r->res, 0, 3));
+        staff_password_check_current(req, COL(res, 0, TARGET_PASSWORD_HASH));
         return;
     }
     if (ch->set_password) {
@@ -505,7 +496,7 @@ static void staff_target_loaded(const db_result_t *r, void *arg)
     const char *actor, *ws;
     admin_actor(req, &actor, &ws);
     const char *values[4] = {actor, ws, ch->username, ch->disabled ? "true" : "false"};
-    request_db(req, &stmt_staff_set_disabled, 4, values, staff_change_done);
+    reply_query(req, &stmt_staff_set_disabled, 4, values, staff_change_done);
 }
 
 static void staff_change_start(request_t *req, staff_change_t *ch)
@@ -517,7 +508,7 @@ static void staff_change_start(request_t *req, staff_change_t *ch)
     }
     req->state = ch;
     const char *values[1] = {ch->username};
-    request_db(req, &stmt_staff_target, 1, values, staff_target_loaded);
+    reply_query(req, &stmt_staff_target, 1, values, staff_target_loaded);
 }
 
 void handle_staff_set_password(request_t *req)
@@ -550,21 +541,16 @@ static Carrel__Workstation *admin_workstation_from_row(request_t *req, const PGr
     Carrel__Workstation *w = arena_new(a, Carrel__Workstation, 1);
     carrel__workstation__init(w);
     w->has_id = 1;
-    w->id = db_int64(res, row, 0);
-    w->name = arena_strdup(a, db_text(res, row, 1));
-    w->branch_code = arena_strdup(a, db_text(res, row, 2));
+    w->id = db_int64(res, row, WORKSTATION_ID);
+    w->name = arena_strdup(a, COL(res, row, WORKSTATION_NAME));
+    w->branch_code = arena_strdup(a, COL(res, row, WORKSTATION_BRANCH_CODE));
     return w;
 }
 
-static void workstation_add_done(const db_result_t *r, void *arg)
+static void workstation_add_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     req->resp.body_case = CARREL__RESPONSE__BODY_WORKSTATION;
-    req->resp.workstation = admin_workstation_from_row(req, r->res, 0);
+    req->resp.workstation = admin_workstation_from_row(req, res, 0);
     log_info(req->conn->id, "%s registered workstation %s at %s", request_session(req)->username,
              req->resp.workstation->name, req->resp.workstation->branch_code);
     request_ok(req);
@@ -591,22 +577,17 @@ void handle_workstation_add(request_t *req)
     const char *actor, *ws;
     admin_actor(req, &actor, &ws);
     const char *values[4] = {actor, ws, m->name, m->branch_code};
-    request_db(req, &stmt_workstation_add, 4, values, workstation_add_done);
+    reply_query(req, &stmt_workstation_add, 4, values, workstation_add_done);
 }
 
-static void workstation_list_done(const db_result_t *r, void *arg)
+static void workstation_list_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__WorkstationListReply *reply = arena_new(&req->arena, Carrel__WorkstationListReply, 1);
     carrel__workstation_list_reply__init(reply);
     reply->workstations = arena_new(&req->arena, Carrel__Workstation *, n);
     for (int i = 0; i < n; i++)
-        reply->workstations[reply->n_workstations++] = admin_workstation_from_row(req, r->res, i);
+        reply->workstations[reply->n_workstations++] = admin_workstation_from_row(req, res, i);
     req->resp.body_case = CARREL__RESPONSE__BODY_WORKSTATIONS;
     req->resp.workstations = reply;
     request_ok(req);
@@ -615,5 +596,5 @@ static void workstation_list_done(const db_result_t *r, void *arg)
 void handle_workstation_list(request_t *req)
 {
     const char *values[1] = {admin_branch_filter(req)};
-    request_db(req, &stmt_workstation_list, 1, values, workstation_list_done);
+    reply_query(req, &stmt_workstation_list, 1, values, workstation_list_done);
 }

@@ -20,6 +20,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
+#include "reply.h"
 #include "util.h"
 
 /*
@@ -28,6 +29,15 @@
  * and, for a login with a session token ($3, the hex SHA-256 of the token),
  * whether that token is live for this staff member at this workstation.
  */
+/* stmt_login_lookup's columns. Login's callbacks keep their own failure
+ * paths (a login holds a place in the password queue until it ends), so
+ * they take the raw db result rather than reply_query's. */
+enum {
+    LOOKUP_STAFF_ID, LOOKUP_USERNAME, LOOKUP_DISPLAY_NAME, LOOKUP_ROLE, LOOKUP_PASSWORD_HASH,
+    LOOKUP_DISABLED, LOOKUP_BRANCH_CODES, LOOKUP_WORKSTATION_ID, LOOKUP_WORKSTATION,
+    LOOKUP_BRANCH_ID, LOOKUP_BRANCH_CODE, LOOKUP_BRANCH_NAME, LOOKUP_ASSIGNED, LOOKUP_TOKEN_OK,
+    LOOKUP_NCOLS
+};
 static const db_stmt_t stmt_login_lookup = {
     "auth_login_lookup",
     "SELECT s.id, s.username, s.display_name, s.role::text, s.password_hash, s.disabled,"
@@ -67,6 +77,7 @@ static const db_stmt_t stmt_login_record_refused = {
  * that comes later waits for this insert and deletes the token. No row: no
  * token.
  */
+enum { SESSION_EXPIRES_MS, SESSION_NCOLS };
 static const db_stmt_t stmt_session_insert = {
     "auth_session_insert",
     "INSERT INTO staff_session (token_hash, staff_id, workstation_id, expires_at)"
@@ -81,6 +92,7 @@ static const db_stmt_t stmt_session_delete = {
     "DELETE FROM staff_session WHERE token_hash = decode($1::text, 'hex')",
 };
 
+enum { PRUNE_DELETED, PRUNE_NCOLS };
 static const db_stmt_t stmt_prune = {
     "auth_prune",
     "SELECT login_event_prune($1::int)",
@@ -360,7 +372,7 @@ static void login_token_stored(const db_result_t *r, void *arg)
         login_reply(req, 0);
         return;
     }
-    login_reply(req, db_int64(r->res, 0, 0));
+    login_reply(req, db_int64(r->res, 0, SESSION_EXPIRES_MS));
 }
 
 /*
@@ -503,7 +515,7 @@ static char *login_codes_csv(arena_t *a, const char *literal)
 static bool login_refuse_workstation(request_t *req, const PGresult *res)
 {
     Carrel__Login *l = req->msg->login;
-    if (db_null(res, 0, 7)) {
+    if (db_null(res, 0, LOOKUP_WORKSTATION_ID)) {
         /* Not a password guess, but guessing workstation names is: it stays
          * counted against the address (not the user, who may simply be
          * misconfigured). */
@@ -564,23 +576,23 @@ static void login_looked_up(const db_result_t *r, void *arg)
     }
     const PGresult *res = r->res;
     arena_t *a = &req->arena;
-    st->user_exists = !db_null(res, 0, 0);
+    st->user_exists = !db_null(res, 0, LOOKUP_STAFF_ID);
     if (login_refuse_workstation(req, res))
         return;
-    st->staff_id = db_int64(res, 0, 0);
-    st->username = arena_strdup(a, db_text(res, 0, 1));
-    st->display_name = arena_strdup(a, db_text(res, 0, 2));
-    st->role = role_from_name(db_text(res, 0, 3));
-    st->disabled = db_bool(res, 0, 5);
-    st->branch_codes = login_codes_csv(a, db_text(res, 0, 6));
-    st->workstation_id = db_int64(res, 0, 7);
-    st->workstation = arena_strdup(a, db_text(res, 0, 8));
-    st->branch_id = db_int32(res, 0, 9);
-    st->branch_code = arena_strdup(a, db_text(res, 0, 10));
-    st->branch_name = arena_strdup(a, db_text(res, 0, 11));
-    st->assigned = db_bool(res, 0, 12);
-    st->token_ok = db_bool(res, 0, 13);
-    st->password_hash = arena_strdup(a, db_text(res, 0, 4));
+    st->staff_id = db_int64(res, 0, LOOKUP_STAFF_ID);
+    st->username = arena_strdup(a, COL(res, 0, LOOKUP_USERNAME));
+    st->display_name = arena_strdup(a, COL(res, 0, LOOKUP_DISPLAY_NAME));
+    st->role = role_from_name(COL(res, 0, LOOKUP_ROLE));
+    st->disabled = db_bool(res, 0, LOOKUP_DISABLED);
+    st->branch_codes = login_codes_csv(a, COL(res, 0, LOOKUP_BRANCH_CODES));
+    st->workstation_id = db_int64(res, 0, LOOKUP_WORKSTATION_ID);
+    st->workstation = arena_strdup(a, COL(res, 0, LOOKUP_WORKSTATION));
+    st->branch_id = db_int32(res, 0, LOOKUP_BRANCH_ID);
+    st->branch_code = arena_strdup(a, COL(res, 0, LOOKUP_BRANCH_CODE));
+    st->branch_name = arena_strdup(a, COL(res, 0, LOOKUP_BRANCH_NAME));
+    st->assigned = db_bool(res, 0, LOOKUP_ASSIGNED);
+    st->token_ok = db_bool(res, 0, LOOKUP_TOKEN_OK);
+    st->password_hash = arena_strdup(a, COL(res, 0, LOOKUP_PASSWORD_HASH));
 
     if (st->by_token) {
         if (!st->user_exists || !st->token_ok) {
@@ -595,7 +607,8 @@ static void login_looked_up(const db_result_t *r, void *arg)
         login_accept(req);
         return;
     }
-    login_check_password(req, st->user_exists ? db_text(res, 0, 4) : req->srv->dummy_hash);
+    login_check_password(req, st->user_exists ? COL(res, 0, LOOKUP_PASSWORD_HASH)
+                                               : req->srv->dummy_hash);
 }
 
 static bool login_field_ok(const char *s, size_t max)
@@ -889,9 +902,9 @@ static void auth_prune_done(const db_result_t *r, void *arg)
     (void)arg;
     if (r->status != DB_OK)
         log_warn(0, "login_event retention: %s", r->message ? r->message : "?");
-    else if (db_int64(r->res, 0, 0) > 0)
+    else if (db_int64(r->res, 0, PRUNE_DELETED) > 0)
         log_info(0, "login_event retention: %lld old row(s) and expired session(s) deleted",
-                 (long long)db_int64(r->res, 0, 0));
+                 (long long)db_int64(r->res, 0, PRUNE_DELETED));
 }
 
 #define AUTH_PRUNE_EVERY_MS (3600 * 1000)

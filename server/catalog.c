@@ -15,62 +15,102 @@
 #include "log.h"
 #include "marc.h"
 #include "pgtext.h"
+#include "reply.h"
 
-static const db_stmt_t stmt_search = {
+enum {
+    SEARCH_ID,
+    SEARCH_TITLE,
+    SEARCH_AUTHOR,
+    SEARCH_PUBLISHER,
+    SEARCH_YEAR,
+    SEARCH_FORMAT,
+    SEARCH_LANGUAGE,
+    SEARCH_CALL_NUMBER,
+    SEARCH_ISBNS,
+    SEARCH_COPIES,
+    SEARCH_TOTAL_COPIES,
+    SEARCH_AVAILABLE_COPIES,
+    SEARCH_TOTAL,
+    SEARCH_NCOLS
+};
+static const reply_stmt_t stmt_search = {{
     "catalog_search",
     "SELECT id, title, author, publisher, pub_year, format, language, call_number, isbns,"
     "       copies, total_copies, available_copies, total"
     "  FROM catalog_search($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::int, $10::int)",
-};
+}, SEARCH_NCOLS};
 
 #define BIB_COLUMNS                                                                                \
     "b.id, b.title, b.author, b.subjects, b.isbns, b.issns, b.publisher, b.pub_year, b.format,"    \
     " b.language, b.call_number, b.control_number, b.control_source, b.version, "                  \
     "api_time(b.updated_at)"
 
-static const db_stmt_t stmt_bib_get = {
+/* BIB_COLUMNS by name, then stmt_bib_get's MARC. */
+enum {
+    BIB_ID,
+    BIB_TITLE,
+    BIB_AUTHOR,
+    BIB_SUBJECTS,
+    BIB_ISBNS,
+    BIB_ISSNS,
+    BIB_PUBLISHER,
+    BIB_YEAR,
+    BIB_FORMAT,
+    BIB_LANGUAGE,
+    BIB_CALL_NUMBER,
+    BIB_CONTROL_NUMBER,
+    BIB_CONTROL_SOURCE,
+    BIB_VERSION,
+    BIB_UPDATED_AT,
+    BIB_MARC,
+    BIB_NCOLS
+};
+static const reply_stmt_t stmt_bib_get = {{
     "catalog_bib_get",
     "SELECT " BIB_COLUMNS ", CASE WHEN $2::boolean THEN b.marc END FROM bib b WHERE b.id = $1",
-};
+}, BIB_NCOLS};
 
 #define ITEM_COLUMNS CATALOG_ITEM_COLUMNS
 
-static const db_stmt_t stmt_bib_items = {
+static const reply_stmt_t stmt_bib_items = {{
     "catalog_bib_items",
     "SELECT " ITEM_COLUMNS " WHERE i.bib_id = $1 ORDER BY cb.code, i.call_number, i.barcode",
-};
+}, CATALOG_ITEM_NCOLS};
 
-static const db_stmt_t stmt_item_get = {
+static const reply_stmt_t stmt_item_get = {{
     "catalog_item_get",
     "SELECT " ITEM_COLUMNS " WHERE i.barcode = $1 OR i.id = $2",
-};
+}, CATALOG_ITEM_NCOLS};
 
-static const db_stmt_t stmt_bib_marc = {
+enum { BIB_MARC_MARC, BIB_MARC_NCOLS };
+static const reply_stmt_t stmt_bib_marc = {{
     "catalog_bib_marc",
     "SELECT marc FROM bib WHERE id = $1",
-};
+}, BIB_MARC_NCOLS};
 
-static const db_stmt_t stmt_bib_save = {
+/* bib_save and item_save answer with the id of the record saved. */
+enum { SAVED_ID, SAVED_NCOLS };
+static const reply_stmt_t stmt_bib_save = {{
     "catalog_bib_save",
     "SELECT bib_save($1, $2, $3, $4, $5, $6, $7, $8::text[], $9::text[], $10::text[], $11, $12,"
     "                $13, $14, $15)",
-};
+}, SAVED_NCOLS};
 
-static const db_stmt_t stmt_item_save = {
+static const reply_stmt_t stmt_item_save = {{
     "catalog_item_save",
     "SELECT item_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
     "                 $14::item_status)",
-};
+}, SAVED_NCOLS};
 
 void catalog_register_statements(void)
 {
-    db_stmt_register(&stmt_search);
-    db_stmt_register(&stmt_bib_get);
-    db_stmt_register(&stmt_bib_items);
-    db_stmt_register(&stmt_item_get);
-    db_stmt_register(&stmt_bib_marc);
-    db_stmt_register(&stmt_bib_save);
-    db_stmt_register(&stmt_item_save);
+    db_stmt_register(&stmt_search.db);
+    db_stmt_register(&stmt_bib_get.db);
+    db_stmt_register(&stmt_bib_items.db);
+    db_stmt_register(&stmt_item_get.db);
+    db_stmt_register(&stmt_bib_marc.db);
+    db_stmt_register(&stmt_bib_save.db);
+    db_stmt_register(&stmt_item_save.db);
 }
 
 /* ---- item statuses: the enum names of proto and SQL correspond ---- */
@@ -115,31 +155,31 @@ Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row)
     Carrel__Item *it = arena_new(a, Carrel__Item, 1);
     carrel__item__init(it);
     it->has_id = 1;
-    it->id = db_int64(res, row, 0);
-    it->barcode = arena_strdup(a, db_text(res, row, 1));
+    it->id = db_int64(res, row, CATALOG_ITEM_ID);
+    it->barcode = arena_strdup(a, COL(res, row, CATALOG_ITEM_BARCODE));
     it->has_bib_id = 1;
-    it->bib_id = db_int64(res, row, 2);
-    it->owning_branch = arena_strdup(a, db_text(res, row, 3));
-    it->current_branch = arena_strdup(a, db_text(res, row, 4));
-    it->location = arena_strdup(a, db_text(res, row, 5));
-    it->call_number = arena_strdup(a, db_text(res, row, 6));
-    it->item_type = arena_strdup(a, db_text(res, row, 7));
+    it->bib_id = db_int64(res, row, CATALOG_ITEM_BIB_ID);
+    it->owning_branch = arena_strdup(a, COL(res, row, CATALOG_ITEM_OWNING_BRANCH));
+    it->current_branch = arena_strdup(a, COL(res, row, CATALOG_ITEM_CURRENT_BRANCH));
+    it->location = arena_strdup(a, COL(res, row, CATALOG_ITEM_LOCATION));
+    it->call_number = arena_strdup(a, COL(res, row, CATALOG_ITEM_CALL_NUMBER));
+    it->item_type = arena_strdup(a, COL(res, row, CATALOG_ITEM_TYPE));
     it->has_price_cents = 1;
-    it->price_cents = db_int64(res, row, 8);
+    it->price_cents = db_int64(res, row, CATALOG_ITEM_PRICE_CENTS);
     it->has_status = 1;
-    it->status = item_status_from_name(db_text(res, row, 9));
-    it->date_added = arena_strdup(a, db_text(res, row, 10));
-    it->last_circulated = arena_strdup(a, db_text(res, row, 11));
+    it->status = item_status_from_name(COL(res, row, CATALOG_ITEM_STATUS));
+    it->date_added = arena_strdup(a, COL(res, row, CATALOG_ITEM_DATE_ADDED));
+    it->last_circulated = arena_strdup(a, COL(res, row, CATALOG_ITEM_LAST_CIRCULATED));
     it->has_circ_count = 1;
-    it->circ_count = db_int32(res, row, 12);
+    it->circ_count = db_int32(res, row, CATALOG_ITEM_CIRC_COUNT);
     it->has_version = 1;
-    it->version = db_int32(res, row, 13);
-    it->title = arena_strdup(a, db_text(res, row, 14));
+    it->version = db_int32(res, row, CATALOG_ITEM_VERSION);
+    it->title = arena_strdup(a, COL(res, row, CATALOG_ITEM_TITLE));
     it->has_on_loan = 1;
-    it->on_loan = db_bool(res, row, 15);
+    it->on_loan = db_bool(res, row, CATALOG_ITEM_ON_LOAN);
     if (it->on_loan) {
-        it->due_at = arena_strdup(a, db_text(res, row, 16));
-        it->due_date = arena_strdup(a, db_text(res, row, 17));
+        it->due_at = arena_strdup(a, COL(res, row, CATALOG_ITEM_DUE_AT));
+        it->due_date = arena_strdup(a, COL(res, row, CATALOG_ITEM_DUE_DATE));
     }
     return it;
 }
@@ -149,22 +189,22 @@ static Carrel__Bib *catalog_bib_from_row(arena_t *a, const PGresult *res, int ro
     Carrel__Bib *b = arena_new(a, Carrel__Bib, 1);
     carrel__bib__init(b);
     b->has_id = 1;
-    b->id = db_int64(res, row, 0);
-    b->title = arena_strdup(a, db_text(res, row, 1));
-    b->author = arena_strdup(a, db_text(res, row, 2));
-    b->subjects = catalog_array(a, res, row, 3, &b->n_subjects);
-    b->isbns = catalog_array(a, res, row, 4, &b->n_isbns);
-    b->issns = catalog_array(a, res, row, 5, &b->n_issns);
-    b->publisher = arena_strdup(a, db_text(res, row, 6));
-    b->year = arena_strdup(a, db_text(res, row, 7));
-    b->format = arena_strdup(a, db_text(res, row, 8));
-    b->language = arena_strdup(a, db_text(res, row, 9));
-    b->call_number = arena_strdup(a, db_text(res, row, 10));
-    b->control_number = arena_strdup(a, db_text(res, row, 11));
-    b->control_source = arena_strdup(a, db_text(res, row, 12));
+    b->id = db_int64(res, row, BIB_ID);
+    b->title = arena_strdup(a, COL(res, row, BIB_TITLE));
+    b->author = arena_strdup(a, COL(res, row, BIB_AUTHOR));
+    b->subjects = catalog_array(a, res, row, BIB_SUBJECTS, &b->n_subjects);
+    b->isbns = catalog_array(a, res, row, BIB_ISBNS, &b->n_isbns);
+    b->issns = catalog_array(a, res, row, BIB_ISSNS, &b->n_issns);
+    b->publisher = arena_strdup(a, COL(res, row, BIB_PUBLISHER));
+    b->year = arena_strdup(a, COL(res, row, BIB_YEAR));
+    b->format = arena_strdup(a, COL(res, row, BIB_FORMAT));
+    b->language = arena_strdup(a, COL(res, row, BIB_LANGUAGE));
+    b->call_number = arena_strdup(a, COL(res, row, BIB_CALL_NUMBER));
+    b->control_number = arena_strdup(a, COL(res, row, BIB_CONTROL_NUMBER));
+    b->control_source = arena_strdup(a, COL(res, row, BIB_CONTROL_SOURCE));
     b->has_version = 1;
-    b->version = db_int32(res, row, 13);
-    b->updated_at = arena_strdup(a, db_text(res, row, 14));
+    b->version = db_int32(res, row, BIB_VERSION);
+    b->updated_at = arena_strdup(a, COL(res, row, BIB_UPDATED_AT));
     return b;
 }
 
@@ -175,17 +215,17 @@ static Carrel__BibSummary *catalog_summary_from_row(arena_t *a, const PGresult *
     Carrel__BibSummary *s = arena_new(a, Carrel__BibSummary, 1);
     carrel__bib_summary__init(s);
     s->has_id = 1;
-    s->id = db_int64(res, row, 0);
-    s->title = arena_strdup(a, db_text(res, row, 1));
-    s->author = arena_strdup(a, db_text(res, row, 2));
-    s->publisher = arena_strdup(a, db_text(res, row, 3));
-    s->year = arena_strdup(a, db_text(res, row, 4));
-    s->format = arena_strdup(a, db_text(res, row, 5));
-    s->language = arena_strdup(a, db_text(res, row, 6));
-    s->call_number = arena_strdup(a, db_text(res, row, 7));
-    s->isbns = catalog_array(a, res, row, 8, &s->n_isbns);
+    s->id = db_int64(res, row, SEARCH_ID);
+    s->title = arena_strdup(a, COL(res, row, SEARCH_TITLE));
+    s->author = arena_strdup(a, COL(res, row, SEARCH_AUTHOR));
+    s->publisher = arena_strdup(a, COL(res, row, SEARCH_PUBLISHER));
+    s->year = arena_strdup(a, COL(res, row, SEARCH_YEAR));
+    s->format = arena_strdup(a, COL(res, row, SEARCH_FORMAT));
+    s->language = arena_strdup(a, COL(res, row, SEARCH_LANGUAGE));
+    s->call_number = arena_strdup(a, COL(res, row, SEARCH_CALL_NUMBER));
+    s->isbns = catalog_array(a, res, row, SEARCH_ISBNS, &s->n_isbns);
     size_t n = 0;
-    char **copies = catalog_array(a, res, row, 9, &n);
+    char **copies = catalog_array(a, res, row, SEARCH_COPIES, &n);
     s->copies = arena_new(a, Carrel__CopyCount *, n + 1);
     for (size_t i = 0; i < n; i++) {
         /* "DWN:3:1": branch, copies there, available there */
@@ -204,27 +244,22 @@ static Carrel__BibSummary *catalog_summary_from_row(arena_t *a, const PGresult *
         s->copies[s->n_copies++] = c;
     }
     s->has_total_copies = s->has_available_copies = 1;
-    s->total_copies = db_int32(res, row, 10);
-    s->available_copies = db_int32(res, row, 11);
+    s->total_copies = db_int32(res, row, SEARCH_TOTAL_COPIES);
+    s->available_copies = db_int32(res, row, SEARCH_AVAILABLE_COPIES);
     return s;
 }
 
-static void search_done(const db_result_t *r, void *arg)
+static void search_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__CatalogSearchReply *reply = arena_new(a, Carrel__CatalogSearchReply, 1);
     carrel__catalog_search_reply__init(reply);
     reply->results = arena_new(a, Carrel__BibSummary *, n + 1);
     for (int i = 0; i < n; i++)
-        reply->results[reply->n_results++] = catalog_summary_from_row(a, r->res, i);
+        reply->results[reply->n_results++] = catalog_summary_from_row(a, res, i);
     reply->has_total = 1;
-    reply->total = n ? db_int32(r->res, 0, 12) : 0;
+    reply->total = n ? db_int32(res, 0, SEARCH_TOTAL) : 0;
     req->resp.body_case = CARREL__RESPONSE__BODY_CATALOG_SEARCH;
     req->resp.catalog_search = reply;
     request_ok(req);
@@ -296,7 +331,7 @@ void handle_catalog_search(request_t *req)
         pgtext_int(a, offset),
         pgtext_int(a, limit),
     };
-    request_db(req, &stmt_search, 10, values, search_done);
+    reply_query(req, &stmt_search, 10, values, search_done);
 }
 
 /* ---- bib show ---- */
@@ -319,31 +354,21 @@ typedef struct bib_get_state {
     Carrel__Bib *bib;
 } bib_get_state_t;
 
-static void bib_items_done(const db_result_t *r, void *arg)
+static void bib_items_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
     bib_get_state_t *st = req->state;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     st->bib->items = arena_new(&req->arena, Carrel__Item *, n + 1);
     for (int i = 0; i < n; i++)
-        st->bib->items[st->bib->n_items++] = catalog_item_from_row(&req->arena, r->res, i);
+        st->bib->items[st->bib->n_items++] = catalog_item_from_row(&req->arena, res, i);
     req->resp.body_case = CARREL__RESPONSE__BODY_BIB;
     req->resp.bib = st->bib;
     request_ok(req);
 }
 
-static void bib_get_done(const db_result_t *r, void *arg)
+static void bib_get_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) == 0) {
+    if (PQntuples(res) == 0) {
         request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "bib",
                      "There is no bibliographic record %lld.", (long long)req->msg->bib_get->id);
         return;
@@ -351,10 +376,10 @@ static void bib_get_done(const db_result_t *r, void *arg)
     arena_t *a = &req->arena;
     bib_get_state_t *st = arena_new(a, bib_get_state_t, 1);
     req->state = st;
-    st->bib = catalog_bib_from_row(a, r->res, 0);
-    if (!db_null(r->res, 0, 15)) {
+    st->bib = catalog_bib_from_row(a, res, 0);
+    if (!db_null(res, 0, BIB_MARC)) {
         size_t len = 0;
-        uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, 0, 15), &len);
+        uint8_t *bytes = pgtext_bytea_decode(a, COL(res, 0, BIB_MARC), &len);
         marc_record_t rec;
         char err[160] = "not stored as bytea";
         if (bytes == NULL || marc_parse(a, bytes, len, &rec, err, sizeof(err)) != 0) {
@@ -364,7 +389,7 @@ static void bib_get_done(const db_result_t *r, void *arg)
         st->bib->marc = marc_to_text(a, &rec);
     }
     const char *values[1] = {pgtext_int(a, st->bib->id)};
-    request_db(req, &stmt_bib_items, 1, values, bib_items_done);
+    reply_query(req, &stmt_bib_items, 1, values, bib_items_done);
 }
 
 void handle_bib_get(request_t *req)
@@ -377,7 +402,7 @@ void handle_bib_get(request_t *req)
     }
     const char *values[2] = {pgtext_int(&req->arena, m->id),
                              m->has_with_marc && m->with_marc ? "true" : "false"};
-    request_db(req, &stmt_bib_get, 2, values, bib_get_done);
+    reply_query(req, &stmt_bib_get, 2, values, bib_get_done);
 }
 
 /* ---- bib save ---- */
@@ -387,18 +412,13 @@ typedef struct bib_save_state {
     int64_t id;
 } bib_save_state_t;
 
-static void bib_saved(const db_result_t *r, void *arg)
+static void bib_saved(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     bib_save_state_t *st = req->state;
-    st->id = db_int64(r->res, 0, 0);
+    st->id = db_int64(res, 0, SAVED_ID);
     log_info(req->conn->id, "%s saved bib %lld", request_session(req)->username, (long long)st->id);
     const char *values[2] = {pgtext_int(&req->arena, st->id), "false"};
-    request_db(req, &stmt_bib_get, 2, values, bib_get_done);
+    reply_query(req, &stmt_bib_get, 2, values, bib_get_done);
 }
 
 /* Store the record: serialize, take the indexed fields back out, call bib_save. */
@@ -443,9 +463,7 @@ static void bib_store(request_t *req, marc_record_t *rec, int64_t id, int32_t ve
         s->language,
         s->call_number,
     };
-    int rc = db_exec(req->srv->db, &stmt_bib_save, 15, values, lengths, formats, bib_saved, req);
-    if (rc != 0)
-        request_fail_exec(req, rc);
+    reply_query_bin(req, &stmt_bib_save, 15, values, lengths, formats, bib_saved);
 }
 
 /* The staff's fields as a summary; validation errors end the request. */
@@ -509,22 +527,17 @@ static bool bib_fields_from_request(request_t *req, const Carrel__Bib *b, marc_s
     return true;
 }
 
-static void bib_marc_loaded(const db_result_t *r, void *arg)
+static void bib_marc_loaded(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     const Carrel__Bib *b = req->msg->bib_save->bib;
-    if (PQntuples(r->res) == 0) {
+    if (PQntuples(res) == 0) {
         request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "bib",
                      "There is no bibliographic record %lld.", (long long)b->id);
         return;
     }
     arena_t *a = &req->arena;
     size_t len = 0;
-    uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, 0, 0), &len);
+    uint8_t *bytes = pgtext_bytea_decode(a, COL(res, 0, BIB_MARC_MARC), &len);
     marc_record_t rec;
     char err[160] = "not stored as bytea";
     if (bytes == NULL || marc_parse(a, bytes, len, &rec, err, sizeof(err)) != 0) {
@@ -586,31 +599,48 @@ void handle_bib_save(request_t *req)
         return;
     }
     const char *values[1] = {pgtext_int(&req->arena, b->id)};
-    request_db(req, &stmt_bib_marc, 1, values, bib_marc_loaded);
+    reply_query(req, &stmt_bib_marc, 1, values, bib_marc_loaded);
 }
 
 /* ---- items ---- */
 
-static void item_get_done(const db_result_t *r, void *arg)
+/* What catalog_item_now hands the item to. */
+struct catalog_item_call {
+    catalog_item_fn fn;
+    void *arg;
+};
+
+static void catalog_item_rows(request_t *req, const PGresult *res, void *arg)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) == 0) {
+    const struct catalog_item_call *call = arg;
+    call->fn(req, PQntuples(res) ? catalog_item_from_row(&req->arena, res, 0) : NULL, call->arg);
+}
+
+void catalog_item_now(request_t *req, const char *barcode, const char *item_id,
+                      catalog_item_fn fn, void *arg)
+{
+    struct catalog_item_call *call = arena_new(&req->arena, struct catalog_item_call, 1);
+    call->fn = fn;
+    call->arg = arg;
+    const char *values[2] = {barcode, item_id};
+    reply_query_arg(req, &stmt_item_get, 2, values, catalog_item_rows, call);
+}
+
+static void item_get_done(request_t *req, Carrel__Item *item, void *arg)
+{
+    (void)arg;
+    if (item == NULL) {
         request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "item", "No item has that barcode.");
         return;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_ITEM;
-    req->resp.item = catalog_item_from_row(&req->arena, r->res, 0);
+    req->resp.item = item;
     request_ok(req);
 }
 
 void catalog_reply_item(request_t *req, const char *item_id)
 {
-    const char *values[2] = {NULL, item_id};
-    request_db(req, &stmt_item_get, 2, values, item_get_done);
+    catalog_item_now(req, NULL, item_id, item_get_done, NULL);
 }
 
 void handle_item_get(request_t *req)
@@ -621,19 +651,12 @@ void handle_item_get(request_t *req)
                      "Scan or type the item's barcode.");
         return;
     }
-    const char *values[2] = {m->barcode, NULL};
-    request_db(req, &stmt_item_get, 2, values, item_get_done);
+    catalog_item_now(req, m->barcode, NULL, item_get_done, NULL);
 }
 
-static void item_saved(const db_result_t *r, void *arg)
+static void item_saved(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    const char *values[2] = {NULL, arena_strdup(&req->arena, db_text(r->res, 0, 0))};
-    request_db(req, &stmt_item_get, 2, values, item_get_done);
+    catalog_reply_item(req, reply_text(req, res, 0, SAVED_ID));
 }
 
 void handle_item_save(request_t *req)
@@ -680,5 +703,5 @@ void handle_item_save(request_t *req)
         it->has_price_cents ? pgtext_int(a, it->price_cents) : NULL,
         status,
     };
-    request_db(req, &stmt_item_save, 14, values, item_saved);
+    reply_query(req, &stmt_item_save, 14, values, item_saved);
 }

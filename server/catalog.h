@@ -8,13 +8,22 @@
 
 #include "arena.h"
 #include "carrel.pb-c.h"
+#include "db.h"
 
 /* "available", "checked_out", ... as in the item_status SQL enum; NULL if unknown. */
 const char *item_status_name(Carrel__ItemStatus s);
 Carrel__ItemStatus item_status_from_name(const char *name);
-/* End req with the item as it is now (body Item), looked up by id (decimal text). */
 struct request;
+/* End req with the item as it is now (body Item), looked up by id (decimal text). */
 void catalog_reply_item(struct request *req, const char *item_id);
+/*
+ * The one way to read "the item as it is now": look it up by barcode or by
+ * id (decimal text; either may be NULL) and hand it to fn, or NULL when no
+ * item matches. Database failures end the request (reply.h); fn never runs.
+ */
+typedef void (*catalog_item_fn)(struct request *req, Carrel__Item *item, void *arg);
+void catalog_item_now(struct request *req, const char *barcode, const char *item_id,
+                      catalog_item_fn fn, void *arg);
 /*
  * The columns (and FROM clause) of an item as catalog_item_from_row reads
  * them; a statement appends its WHERE. An open loan gives on_loan and the due
@@ -28,6 +37,29 @@ void catalog_reply_item(struct request *req, const char *item_id);
     " FROM item i JOIN branch ob ON ob.id = i.owning_branch_id"                                    \
     " JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"                 \
     " LEFT JOIN loan l ON l.item_id = i.id AND l.returned_at IS NULL"
+/* CATALOG_ITEM_COLUMNS by name, in their order (a statement that selects
+ * only them declares CATALOG_ITEM_NCOLS). */
+enum {
+    CATALOG_ITEM_ID,
+    CATALOG_ITEM_BARCODE,
+    CATALOG_ITEM_BIB_ID,
+    CATALOG_ITEM_OWNING_BRANCH,
+    CATALOG_ITEM_CURRENT_BRANCH,
+    CATALOG_ITEM_LOCATION,
+    CATALOG_ITEM_CALL_NUMBER,
+    CATALOG_ITEM_TYPE,
+    CATALOG_ITEM_PRICE_CENTS,
+    CATALOG_ITEM_STATUS,
+    CATALOG_ITEM_DATE_ADDED,
+    CATALOG_ITEM_LAST_CIRCULATED,
+    CATALOG_ITEM_CIRC_COUNT,
+    CATALOG_ITEM_VERSION,
+    CATALOG_ITEM_TITLE,
+    CATALOG_ITEM_ON_LOAN,
+    CATALOG_ITEM_DUE_AT,
+    CATALOG_ITEM_DUE_DATE,
+    CATALOG_ITEM_NCOLS
+};
 /* An Item from a row in the column order of CATALOG_ITEM_COLUMNS. */
 Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row);
 /* End req with INTERNAL "damaged_record": bib's stored MARC is unreadable (why); verb: "shown". */

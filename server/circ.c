@@ -8,6 +8,7 @@
  * idempotency record all happen there. This file checks the shape of
  * requests and turns result rows into messages.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,47 +16,67 @@
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
+#include "reply.h"
 
 /* Timestamps travel as ISO 8601 in UTC (api_time, sql/rules/foundation.sql). */
 #define TS(x) "api_time(" x ")"
 
-static const db_stmt_t stmt_checkout = {
+enum {
+    CHECKOUT_LOAN_ID, CHECKOUT_BARCODE, CHECKOUT_TITLE, CHECKOUT_DUE_AT, CHECKOUT_DUE_DATE,
+    CHECKOUT_PATRON_NAME, CHECKOUT_SLIP, CHECKOUT_OVERRIDDEN, CHECKOUT_LOANS_OUT,
+    CHECKOUT_FILLED_HOLD_ID, CHECKOUT_NCOLS
+};
+static const reply_stmt_t stmt_checkout = {{
     "circ_checkout",
     "SELECT loan_id, barcode, title, " TS(
         "due_at") ", due_date, patron_name, slip, overridden,"
                   "       loans_out, filled_hold_id"
                   "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
-};
+}, CHECKOUT_NCOLS};
 
-static const db_stmt_t stmt_checkin = {
+enum {
+    CHECKIN_BARCODE, CHECKIN_TITLE, CHECKIN_WAS_ON_LOAN, CHECKIN_ROUTE, CHECKIN_DESTINATION_CODE,
+    CHECKIN_DESTINATION_NAME, CHECKIN_FINE_CENTS, CHECKIN_MESSAGE, CHECKIN_SLIP,
+    CHECKIN_PREVIOUS_STATUS, CHECKIN_PATRON_NAME, CHECKIN_HOLD_ID, CHECKIN_NCOLS
+};
+static const reply_stmt_t stmt_checkin = {{
     "circ_checkin",
     "SELECT barcode, title, was_on_loan, route, destination_code, destination_name, fine_cents,"
     "       message, slip, previous_status, patron_name, hold_id"
     "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, $6::timestamptz)",
-};
+}, CHECKIN_NCOLS};
 
-static const db_stmt_t stmt_renew = {
+enum {
+    RENEW_BARCODE, RENEW_TITLE, RENEW_RENEWED, RENEW_DUE_AT, RENEW_DUE_DATE, RENEW_REASON,
+    RENEW_MESSAGE, RENEW_RENEWALS, RENEW_NCOLS
+};
+static const reply_stmt_t stmt_renew = {{
     "circ_renew",
     "SELECT barcode, title, renewed, " TS(
         "due_at") ", due_date, reason, message, renewals"
                   "  FROM circ_renew($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
-};
+}, RENEW_NCOLS};
 
-static const db_stmt_t stmt_item_mark = {
+enum { MARK_BARCODE, MARK_CHARGED_CENTS, MARK_MESSAGE, MARK_NCOLS };
+static const reply_stmt_t stmt_item_mark = {{
     "circ_item_mark",
     "SELECT barcode, charged_cents, message FROM circ_item_mark($1::uuid, $2, $3, $4, $5, $6, $7)",
-};
+}, MARK_NCOLS};
 
-static const db_stmt_t stmt_in_house = {
+enum { IN_HOUSE_ITEM_ID, IN_HOUSE_NCOLS };
+static const reply_stmt_t stmt_in_house = {{
     "circ_in_house_use",
     "SELECT circ_in_house_use($1::uuid, $2, $3, $4)",
-};
+}, IN_HOUSE_NCOLS};
 
-static const db_stmt_t stmt_item_by_id = {
-    "circ_item_by_id",
-    "SELECT " CATALOG_ITEM_COLUMNS " WHERE i.barcode = $1 OR i.id = $2",
+/* The patron row of an account: not prepared on its own, but the first part
+ * of stmt_account_get (ACCOUNT_PATRON_* are its columns). $1: the card. */
+enum {
+    ACCOUNT_PATRON_ID, ACCOUNT_PATRON_CARD, ACCOUNT_PATRON_NAME, ACCOUNT_PATRON_CATEGORY,
+    ACCOUNT_PATRON_EXPIRES_ON, ACCOUNT_PATRON_EXPIRED, ACCOUNT_PATRON_BLOCKED,
+    ACCOUNT_PATRON_DESK_ALERT, ACCOUNT_PATRON_BALANCE_CENTS, ACCOUNT_PATRON_LOANS_OUT,
+    ACCOUNT_PATRON_OVERDUE, ACCOUNT_PATRON_BLOCK_THRESHOLD_CENTS, ACCOUNT_PATRON_NCOLS
 };
-
 static const db_stmt_t stmt_account = {
     "circ_account",
     "SELECT p.id, p.card, p.first_name || ' ' || p.last_name, p.category, p.expires_on::text,"
@@ -67,53 +88,123 @@ static const db_stmt_t stmt_account = {
     " WHERE p.id = patron_resolve($1, NULL)",
 };
 
-static const db_stmt_t stmt_account_loans = {
-    "circ_account_loans",
-    "SELECT l.id, i.barcode, b.title, " TS("l.checkout_at") ", cb.code, " TS(
-        "l.due_at") ","
-                    "       library_local_date(l.due_at)::text, l.due_at < now(), l.renewals,"
-                    "       (circ_rule(l.patron_category, l.item_type, "
-                    "l.checkout_branch_id)).renewals,"
-                    "       l.item_type"
-                    "  FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id"
-                    "  JOIN branch cb ON cb.id = l.checkout_branch_id"
-                    " WHERE l.patron_id = $1 AND l.returned_at IS NULL ORDER BY l.due_at, l.id",
+/* The columns of a ledger entry, as circ_ledger_post returns them too. */
+enum {
+    LEDGER_ID, LEDGER_AT, LEDGER_KIND, LEDGER_AMOUNT_CENTS, LEDGER_BARCODE, LEDGER_NOTE,
+    LEDGER_STAFF, LEDGER_NCOLS
 };
 
-static const db_stmt_t stmt_account_ledger = {
-    "circ_account_ledger",
-    "SELECT x.id, " TS("x.at") ", x.kind, x.amount_cents, coalesce(i.barcode, ''), x.note,"
-                               "       coalesce(s.username, '')"
-                               "  FROM patron_ledger x LEFT JOIN item i ON i.id = x.item_id"
-                               "  LEFT JOIN staff s ON s.id = x.staff_id"
-                               " WHERE x.patron_id = $1 ORDER BY x.at DESC, x.id DESC LIMIT $2",
+/*
+ * AccountGet in one statement, so one snapshot: the patron (stmt_account),
+ * their open loans, the newest ledger entries ($2 of them) and their live
+ * holds, as rows of one result told apart by ACCOUNT_KIND. A row of each
+ * kind carries its columns first, as text, in the order of its enum
+ * (ACCOUNT_PATRON_*, ACCOUNT_LOAN_*, LEDGER_*, HOLD_*), padded with NULLs
+ * to ACCOUNT_WIDTH; ACCOUNT_N keeps each kind's own order. Built at
+ * registration from stmt_account's SQL, so the patron's flags are defined
+ * once. $1: the card.
+ */
+enum {
+    ACCOUNT_LOAN_ID, ACCOUNT_LOAN_BARCODE, ACCOUNT_LOAN_TITLE, ACCOUNT_LOAN_CHECKOUT_AT,
+    ACCOUNT_LOAN_CHECKOUT_BRANCH, ACCOUNT_LOAN_DUE_AT, ACCOUNT_LOAN_DUE_DATE, ACCOUNT_LOAN_OVERDUE,
+    ACCOUNT_LOAN_RENEWALS, ACCOUNT_LOAN_RENEWALS_ALLOWED, ACCOUNT_LOAN_ITEM_TYPE, ACCOUNT_LOAN_NCOLS
 };
+enum { ACCOUNT_WIDTH = HOLD_NCOLS, ACCOUNT_KIND = ACCOUNT_WIDTH, ACCOUNT_N, ACCOUNT_NCOLS };
+_Static_assert(ACCOUNT_PATRON_NCOLS + 5 == ACCOUNT_WIDTH && ACCOUNT_LOAN_NCOLS + 6 == ACCOUNT_WIDTH &&
+                   LEDGER_NCOLS + 10 == ACCOUNT_WIDTH,
+               "each kind of account row is padded to ACCOUNT_WIDTH columns below");
 
-static const db_stmt_t stmt_ledger_post = {
+static char account_get_sql[8192];
+static const reply_stmt_t stmt_account_get = {{"circ_account_get", account_get_sql},
+                                              ACCOUNT_NCOLS};
+
+/* Compose stmt_account_get's SQL around stmt_account's; false if it does not fit. */
+static bool circ_account_get_compose(void)
+{
+    static const char head[] =
+        "WITH a (id, card, name, category, expires_on, expired, blocked, desk_alert,"
+        "        balance_cents, loans_out, overdue, block_threshold_cents) AS (";
+    static const char tail[] =
+        "),"
+        " loans AS (SELECT l.id::text AS id, i.barcode, b.title, " TS("l.checkout_at") " AS at,"
+        "                  cb.code, " TS("l.due_at") " AS due_at,"
+        "                  library_local_date(l.due_at)::text AS due_date,"
+        "                  (l.due_at < now())::text AS overdue, l.renewals::text AS renewals,"
+        "                  (circ_rule(l.patron_category, l.item_type,"
+        "                             l.checkout_branch_id)).renewals::text AS allowed,"
+        "                  l.item_type, row_number() OVER (ORDER BY l.due_at, l.id) AS n"
+        "             FROM a JOIN loan l ON l.patron_id = a.id AND l.returned_at IS NULL"
+        "             JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id"
+        "             JOIN branch cb ON cb.id = l.checkout_branch_id),"
+        " ledger AS (SELECT x.id::text AS id, " TS("x.at") " AS at, x.kind,"
+        "                   x.amount_cents::text AS amount_cents,"
+        "                   coalesce(i.barcode, '') AS barcode, x.note,"
+        "                   coalesce(s.username, '') AS staff,"
+        "                   row_number() OVER (ORDER BY x.at DESC, x.id DESC) AS n"
+        "              FROM a JOIN patron_ledger x ON x.patron_id = a.id"
+        "              LEFT JOIN item i ON i.id = x.item_id LEFT JOIN staff s ON s.id = x.staff_id"
+        "             ORDER BY x.at DESC, x.id DESC LIMIT $2),"
+        " holds AS (SELECT h.*"
+        "             FROM a, hold_out(ARRAY(SELECT y.id FROM hold y WHERE y.patron_id = a.id"
+        "                          AND y.status IN ('waiting', 'in_transit', 'ready')"
+        "                          ORDER BY y.placed_at, y.id)) WITH ORDINALITY AS h)"
+        " SELECT a.id::text, a.card::text, a.name::text, a.category::text, a.expires_on::text,"
+        "        a.expired::text, a.blocked::text, a.desk_alert::text, a.balance_cents::text,"
+        "        a.loans_out::text, a.overdue::text, a.block_threshold_cents::text,"
+        "        NULL, NULL, NULL, NULL, NULL, 'a' AS kind, 0::bigint AS n FROM a"
+        " UNION ALL"
+        " SELECT l.id, l.barcode, l.title, l.at, l.code, l.due_at, l.due_date, l.overdue,"
+        "        l.renewals, l.allowed, l.item_type,"
+        "        NULL, NULL, NULL, NULL, NULL, NULL, 'l', l.n FROM loans l"
+        " UNION ALL"
+        " SELECT g.id, g.at, g.kind, g.amount_cents, g.barcode, g.note, g.staff,"
+        "        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'g', g.n FROM ledger g"
+        " UNION ALL"
+        " SELECT h.id::text, h.card::text, h.patron_name::text, h.bib_id::text, h.title::text,"
+        "        h.item_barcode::text, h.pickup_branch::text, h.placed_at::text,"
+        "        h.not_needed_after::text, h.suspended_until::text, h.status::text,"
+        "        h.queue_position::text, h.captured_barcode::text, h.shelf_expires_on::text,"
+        "        h.target_barcode::text, h.target_branch::text, h.cancel_reason::text,"
+        "        'h', h.ordinality FROM holds h"
+        " ORDER BY kind, n";
+    int n = snprintf(account_get_sql, sizeof(account_get_sql), "%s%s%s", head, stmt_account.sql,
+                     tail);
+    return n > 0 && (size_t)n < sizeof(account_get_sql);
+}
+
+static const reply_stmt_t stmt_ledger_post = {{
     "circ_ledger_post",
     "SELECT * FROM circ_ledger_post($1::uuid, $2, $3, $4, $5, $6, $7)",
-};
+}, LEDGER_NCOLS /* the columns of stmt_account_ledger */};
 
 #define POLICY_COLUMNS                                                                             \
     "p.id, coalesce(p.patron_category, ''), coalesce(p.item_type, ''), coalesce(b.code, ''),"      \
     " p.loan_days, p.loan_hours, p.renewals, p.circulates, p.max_loans, p.max_loans_of_type,"      \
     " p.fine_cents_per_day, p.fine_max_cents, p.grace_days, p.hold_blocks_renewal, p.charge_lost"
 
-static const db_stmt_t stmt_policy_list = {
+/* POLICY_COLUMNS by name, in their order; circ_policy_save returns the same. */
+enum {
+    POLICY_ID, POLICY_PATRON_CATEGORY, POLICY_ITEM_TYPE, POLICY_BRANCH, POLICY_LOAN_DAYS,
+    POLICY_LOAN_HOURS, POLICY_RENEWALS, POLICY_CIRCULATES, POLICY_MAX_LOANS,
+    POLICY_MAX_LOANS_OF_TYPE, POLICY_FINE_CENTS_PER_DAY, POLICY_FINE_MAX_CENTS, POLICY_GRACE_DAYS,
+    POLICY_HOLD_BLOCKS_RENEWAL, POLICY_CHARGE_LOST, POLICY_NCOLS
+};
+static const reply_stmt_t stmt_policy_list = {{
     "circ_policy_list",
     "SELECT " POLICY_COLUMNS " FROM circ_policy p LEFT JOIN branch b ON b.id = p.branch_id"
     " ORDER BY (p.branch_id IS NOT NULL)::int * 4 + (p.patron_category IS NOT NULL)::int * 2"
     "          + (p.item_type IS NOT NULL)::int, b.code NULLS FIRST, p.patron_category NULLS FIRST,"
     "          p.item_type NULLS FIRST",
-};
+}, POLICY_NCOLS};
 
-static const db_stmt_t stmt_policy_save = {
+static const reply_stmt_t stmt_policy_save = {{
     "circ_policy_save",
     "SELECT * FROM circ_policy_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
     "                               $15, $16)",
-};
+}, POLICY_NCOLS};
 
-static const db_stmt_t stmt_calendar_get = {
+enum { CAL_KIND, CAL_WEEKDAY, CAL_OPENS_OR_DAY, CAL_CLOSES, CAL_REASON, CAL_NCOLS };
+static const reply_stmt_t stmt_calendar_get = {{
     "circ_calendar_get",
     "SELECT 'h', h.weekday, to_char(h.opens, 'HH24:MI'), to_char(h.closes, 'HH24:MI'), ''"
     "  FROM branch_hours h JOIN branch b ON b.id = h.branch_id WHERE b.code = $1"
@@ -122,24 +213,27 @@ static const db_stmt_t stmt_calendar_get = {
     "  FROM branch_closed c JOIN branch b ON b.id = c.branch_id"
     " WHERE b.code = $1 AND c.day >= library_today()"
     " ORDER BY 1 DESC, 2, 3",
-};
+}, CAL_NCOLS};
 
-static const db_stmt_t stmt_calendar_save = {
+static const reply_stmt_t stmt_calendar_save = {{
     "circ_calendar_save",
     "SELECT calendar_save($1, $2, $3::int[], $4::time[], $5::time[], $6::date[], $7::text[],"
     "                     $8::date[])",
-};
+}, 1};
 
 void circ_register_statements(void)
 {
-    static const db_stmt_t *const all[] = {
+    static const reply_stmt_t *const all[] = {
         &stmt_checkout,       &stmt_checkin,       &stmt_renew,       &stmt_item_mark,
-        &stmt_in_house,       &stmt_item_by_id,    &stmt_account,     &stmt_account_loans,
-        &stmt_account_ledger, &stmt_ledger_post,   &stmt_policy_list, &stmt_policy_save,
-        &stmt_calendar_get,   &stmt_calendar_save,
+        &stmt_in_house,       &stmt_account_get,   &stmt_ledger_post, &stmt_policy_list,
+        &stmt_policy_save,    &stmt_calendar_get,  &stmt_calendar_save,
     };
+    if (!circ_account_get_compose()) {
+        log_error(0, "the AccountGet statement does not fit its buffer");
+        abort();
+    }
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        db_stmt_register(all[i]);
+        db_stmt_register(&all[i]->db);
 }
 
 /* ---- shared ---- */
@@ -209,38 +303,27 @@ static bool circ_override_allowed(request_t *req, protobuf_c_boolean has, protob
     return true;
 }
 
-static char *circ_str(request_t *req, const PGresult *res, int row, int col)
-{
-    return db_null(res, row, col) ? NULL : arena_strdup(&req->arena, db_text(res, row, col));
-}
-
 /* ---- checkout ---- */
 
-static void checkout_done(const db_result_t *r, void *arg)
+static void checkout_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    const PGresult *res = r->res;
     Carrel__CheckoutReply *c = arena_new(a, Carrel__CheckoutReply, 1);
     carrel__checkout_reply__init(c);
     c->has_loan_id = 1;
-    c->loan_id = db_int64(res, 0, 0);
-    c->barcode = circ_str(req, res, 0, 1);
-    c->title = circ_str(req, res, 0, 2);
-    c->due_at = circ_str(req, res, 0, 3);
-    c->due_date = circ_str(req, res, 0, 4);
-    c->patron_name = circ_str(req, res, 0, 5);
-    c->slip = circ_str(req, res, 0, 6);
-    c->overridden = pgtext_array_parse(a, db_text(res, 0, 7), &c->n_overridden);
+    c->loan_id = db_int64(res, 0, CHECKOUT_LOAN_ID);
+    c->barcode = reply_text_opt(req, res, 0, CHECKOUT_BARCODE);
+    c->title = reply_text_opt(req, res, 0, CHECKOUT_TITLE);
+    c->due_at = reply_text_opt(req, res, 0, CHECKOUT_DUE_AT);
+    c->due_date = reply_text_opt(req, res, 0, CHECKOUT_DUE_DATE);
+    c->patron_name = reply_text_opt(req, res, 0, CHECKOUT_PATRON_NAME);
+    c->slip = reply_text_opt(req, res, 0, CHECKOUT_SLIP);
+    c->overridden = pgtext_array_parse(a, COL(res, 0, CHECKOUT_OVERRIDDEN), &c->n_overridden);
     c->has_loans_out = 1;
-    c->loans_out = db_int32(res, 0, 8);
-    if (!db_null(res, 0, 9)) {
+    c->loans_out = db_int32(res, 0, CHECKOUT_LOANS_OUT);
+    if (!db_null(res, 0, CHECKOUT_FILLED_HOLD_ID)) {
         c->has_filled_hold_id = 1;
-        c->filled_hold_id = db_int64(res, 0, 9);
+        c->filled_hold_id = db_int64(res, 0, CHECKOUT_FILLED_HOLD_ID);
     }
     if (c->n_overridden)
         log_info(req->conn->id, "%s overrode %s for item %s", request_session(req)->username,
@@ -270,37 +353,31 @@ void handle_checkout(request_t *req)
         circ_opt(m->override_reason),
         circ_may(req, PERM_CIRC_OVERRIDE),
     };
-    request_db(req, &stmt_checkout, 9, values, checkout_done);
+    reply_query(req, &stmt_checkout, 9, values, checkout_done);
 }
 
 /* ---- checkin ---- */
 
-static void checkin_done(const db_result_t *r, void *arg)
+static void checkin_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    const PGresult *res = r->res;
     Carrel__CheckinReply *c = arena_new(&req->arena, Carrel__CheckinReply, 1);
     carrel__checkin_reply__init(c);
-    c->barcode = circ_str(req, res, 0, 0);
-    c->title = circ_str(req, res, 0, 1);
+    c->barcode = reply_text_opt(req, res, 0, CHECKIN_BARCODE);
+    c->title = reply_text_opt(req, res, 0, CHECKIN_TITLE);
     c->has_was_on_loan = 1;
-    c->was_on_loan = db_bool(res, 0, 2);
-    c->route = circ_str(req, res, 0, 3);
-    c->destination_branch = circ_str(req, res, 0, 4);
-    c->destination_name = circ_str(req, res, 0, 5);
+    c->was_on_loan = db_bool(res, 0, CHECKIN_WAS_ON_LOAN);
+    c->route = reply_text_opt(req, res, 0, CHECKIN_ROUTE);
+    c->destination_branch = reply_text_opt(req, res, 0, CHECKIN_DESTINATION_CODE);
+    c->destination_name = reply_text_opt(req, res, 0, CHECKIN_DESTINATION_NAME);
     c->has_fine_cents = 1;
-    c->fine_cents = db_int64(res, 0, 6);
-    c->message = circ_str(req, res, 0, 7);
-    c->slip = circ_str(req, res, 0, 8);
-    c->previous_status = circ_str(req, res, 0, 9);
-    c->patron_name = circ_str(req, res, 0, 10);
-    if (!db_null(res, 0, 11)) {
+    c->fine_cents = db_int64(res, 0, CHECKIN_FINE_CENTS);
+    c->message = reply_text_opt(req, res, 0, CHECKIN_MESSAGE);
+    c->slip = reply_text_opt(req, res, 0, CHECKIN_SLIP);
+    c->previous_status = reply_text_opt(req, res, 0, CHECKIN_PREVIOUS_STATUS);
+    c->patron_name = reply_text_opt(req, res, 0, CHECKIN_PATRON_NAME);
+    if (!db_null(res, 0, CHECKIN_HOLD_ID)) {
         c->has_hold_id = 1;
-        c->hold_id = db_int64(res, 0, 11);
+        c->hold_id = db_int64(res, 0, CHECKIN_HOLD_ID);
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_CHECKIN;
     req->resp.checkin = c;
@@ -316,20 +393,14 @@ void handle_checkin(request_t *req)
     circ_actor(req, &staff, &ws, &branch);
     const char *values[6] = {req->msg->request_key,   staff, ws, branch, m->barcode,
                              circ_opt(m->returned_at)};
-    request_db(req, &stmt_checkin, 6, values, checkin_done);
+    reply_query(req, &stmt_checkin, 6, values, checkin_done);
 }
 
 /* ---- renew ---- */
 
-static void renew_done(const db_result_t *r, void *arg)
+static void renew_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    const PGresult *res = r->res;
     int n = PQntuples(res);
     Carrel__RenewReply *reply = arena_new(a, Carrel__RenewReply, 1);
     carrel__renew_reply__init(reply);
@@ -338,16 +409,16 @@ static void renew_done(const db_result_t *r, void *arg)
     for (int i = 0; i < n; i++) {
         Carrel__RenewResult *x = arena_new(a, Carrel__RenewResult, 1);
         carrel__renew_result__init(x);
-        x->barcode = circ_str(req, res, i, 0);
-        x->title = circ_str(req, res, i, 1);
+        x->barcode = reply_text_opt(req, res, i, RENEW_BARCODE);
+        x->title = reply_text_opt(req, res, i, RENEW_TITLE);
         x->has_renewed = 1;
-        x->renewed = db_bool(res, i, 2);
-        x->due_at = circ_str(req, res, i, 3);
-        x->due_date = circ_str(req, res, i, 4);
-        x->reason = circ_str(req, res, i, 5);
-        x->message = circ_str(req, res, i, 6);
+        x->renewed = db_bool(res, i, RENEW_RENEWED);
+        x->due_at = reply_text_opt(req, res, i, RENEW_DUE_AT);
+        x->due_date = reply_text_opt(req, res, i, RENEW_DUE_DATE);
+        x->reason = reply_text_opt(req, res, i, RENEW_REASON);
+        x->message = reply_text_opt(req, res, i, RENEW_MESSAGE);
         x->has_renewals = 1;
-        x->renewals = db_int32(res, i, 7);
+        x->renewals = db_int32(res, i, RENEW_RENEWALS);
         if (x->renewed)
             reply->renewed++;
         else
@@ -378,7 +449,7 @@ void handle_renew(request_t *req)
         circ_opt(m->override_reason),
         circ_may(req, PERM_CIRC_OVERRIDE),
     };
-    request_db(req, &stmt_renew, 9, values, renew_done);
+    reply_query(req, &stmt_renew, 9, values, renew_done);
 }
 
 /* ---- item marks and in-house use: answer with the item as it is now ---- */
@@ -387,15 +458,9 @@ typedef struct mark_state {
     Carrel__ItemMarkReply *reply;
 } mark_state_t;
 
-static void mark_item_loaded(const db_result_t *r, void *arg)
+static void mark_item_loaded(request_t *req, Carrel__Item *item, void *arg)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    Carrel__Item *item = PQntuples(r->res) ? catalog_item_from_row(&req->arena, r->res, 0) : NULL;
-    mark_state_t *st = req->state;
+    mark_state_t *st = arg;
     if (st) {
         st->reply->item = item;
         req->resp.body_case = CARREL__RESPONSE__BODY_ITEM_MARK;
@@ -407,22 +472,15 @@ static void mark_item_loaded(const db_result_t *r, void *arg)
     request_ok(req);
 }
 
-static void mark_done(const db_result_t *r, void *arg)
+static void mark_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     mark_state_t *st = arena_new(&req->arena, mark_state_t, 1);
-    req->state = st;
     st->reply = arena_new(&req->arena, Carrel__ItemMarkReply, 1);
     carrel__item_mark_reply__init(st->reply);
     st->reply->has_charged_cents = 1;
-    st->reply->charged_cents = db_int64(r->res, 0, 1);
-    st->reply->message = circ_str(req, r->res, 0, 2);
-    const char *values[2] = {circ_str(req, r->res, 0, 0), NULL};
-    request_db(req, &stmt_item_by_id, 2, values, mark_item_loaded);
+    st->reply->charged_cents = db_int64(res, 0, MARK_CHARGED_CENTS);
+    st->reply->message = reply_text_opt(req, res, 0, MARK_MESSAGE);
+    catalog_item_now(req, reply_text_opt(req, res, 0, MARK_BARCODE), NULL, mark_item_loaded, st);
 }
 
 void handle_item_mark(request_t *req)
@@ -435,18 +493,13 @@ void handle_item_mark(request_t *req)
     circ_actor(req, &staff, &ws, &branch);
     const char *values[7] = {req->msg->request_key, staff, ws, branch, m->barcode, m->mark,
                              circ_opt(m->note)};
-    request_db(req, &stmt_item_mark, 7, values, mark_done);
+    reply_query(req, &stmt_item_mark, 7, values, mark_done);
 }
 
-static void in_house_done(const db_result_t *r, void *arg)
+static void in_house_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    const char *values[2] = {NULL, circ_str(req, r->res, 0, 0)};
-    request_db(req, &stmt_item_by_id, 2, values, mark_item_loaded);
+    catalog_item_now(req, NULL, reply_text_opt(req, res, 0, IN_HOUSE_ITEM_ID), mark_item_loaded,
+                     NULL);
 }
 
 void handle_in_house_use(request_t *req)
@@ -457,131 +510,100 @@ void handle_in_house_use(request_t *req)
     const char *staff, *ws, *branch;
     circ_actor(req, &staff, &ws, &branch);
     const char *values[4] = {req->msg->request_key, staff, branch, m->barcode};
-    request_db(req, &stmt_in_house, 4, values, in_house_done);
+    reply_query(req, &stmt_in_house, 4, values, in_house_done);
 }
 
-/* ---- account: the patron, their loans, their ledger ---- */
-
-typedef struct account_state {
-    Carrel__Account *account;
-    const char *patron_id;
-    int ledger_limit;
-} account_state_t;
+/* ---- account: the patron, their loans, their ledger, their holds ---- */
 
 static Carrel__LedgerEntry *circ_ledger_row(request_t *req, const PGresult *res, int i)
 {
     Carrel__LedgerEntry *e = arena_new(&req->arena, Carrel__LedgerEntry, 1);
     carrel__ledger_entry__init(e);
     e->has_id = 1;
-    e->id = db_int64(res, i, 0);
-    e->at = circ_str(req, res, i, 1);
-    e->kind = circ_str(req, res, i, 2);
+    e->id = db_int64(res, i, LEDGER_ID);
+    e->at = reply_text_opt(req, res, i, LEDGER_AT);
+    e->kind = reply_text_opt(req, res, i, LEDGER_KIND);
     e->has_amount_cents = 1;
-    e->amount_cents = db_int64(res, i, 3);
-    e->barcode = circ_str(req, res, i, 4);
-    e->note = circ_str(req, res, i, 5);
-    e->staff = circ_str(req, res, i, 6);
+    e->amount_cents = db_int64(res, i, LEDGER_AMOUNT_CENTS);
+    e->barcode = reply_text_opt(req, res, i, LEDGER_BARCODE);
+    e->note = reply_text_opt(req, res, i, LEDGER_NOTE);
+    e->staff = reply_text_opt(req, res, i, LEDGER_STAFF);
     return e;
 }
 
-static void account_holds_done(const db_result_t *r, void *arg)
+static Carrel__Loan *circ_account_loan_row(request_t *req, const PGresult *res, int i)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    account_state_t *st = req->state;
-    st->account->holds = holds_rows(req, r->res, &st->account->n_holds);
-    req->resp.body_case = CARREL__RESPONSE__BODY_ACCOUNT;
-    req->resp.account = st->account;
-    request_ok(req);
+    Carrel__Loan *l = arena_new(&req->arena, Carrel__Loan, 1);
+    carrel__loan__init(l);
+    l->has_id = 1;
+    l->id = db_int64(res, i, ACCOUNT_LOAN_ID);
+    l->barcode = reply_text_opt(req, res, i, ACCOUNT_LOAN_BARCODE);
+    l->title = reply_text_opt(req, res, i, ACCOUNT_LOAN_TITLE);
+    l->checkout_at = reply_text_opt(req, res, i, ACCOUNT_LOAN_CHECKOUT_AT);
+    l->checkout_branch = reply_text_opt(req, res, i, ACCOUNT_LOAN_CHECKOUT_BRANCH);
+    l->due_at = reply_text_opt(req, res, i, ACCOUNT_LOAN_DUE_AT);
+    l->due_date = reply_text_opt(req, res, i, ACCOUNT_LOAN_DUE_DATE);
+    l->has_overdue = 1;
+    l->overdue = db_bool(res, i, ACCOUNT_LOAN_OVERDUE);
+    l->has_renewals = l->has_renewals_allowed = 1;
+    l->renewals = db_int32(res, i, ACCOUNT_LOAN_RENEWALS);
+    l->renewals_allowed = db_int32(res, i, ACCOUNT_LOAN_RENEWALS_ALLOWED);
+    l->item_type = reply_text_opt(req, res, i, ACCOUNT_LOAN_ITEM_TYPE);
+    return l;
 }
 
-static void account_ledger_done(const db_result_t *r, void *arg)
+static void circ_account_patron_row(request_t *req, Carrel__Account *acc, const PGresult *res,
+                                    int i)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    account_state_t *st = req->state;
-    int n = PQntuples(r->res);
-    st->account->ledger = arena_new(&req->arena, Carrel__LedgerEntry *, n + 1);
-    for (int i = 0; i < n; i++)
-        st->account->ledger[st->account->n_ledger++] = circ_ledger_row(req, r->res, i);
-    const char *values[1] = {st->patron_id};
-    request_db(req, holds_of_patron_statement(), 1, values, account_holds_done);
+    acc->card = reply_text_opt(req, res, i, ACCOUNT_PATRON_CARD);
+    acc->name = reply_text_opt(req, res, i, ACCOUNT_PATRON_NAME);
+    acc->category = reply_text_opt(req, res, i, ACCOUNT_PATRON_CATEGORY);
+    acc->expires_on = reply_text_opt(req, res, i, ACCOUNT_PATRON_EXPIRES_ON);
+    acc->has_expired = acc->has_blocked = acc->has_balance_cents = acc->has_loans_out = 1;
+    acc->has_overdue = acc->has_block_threshold_cents = 1;
+    acc->expired = db_bool(res, i, ACCOUNT_PATRON_EXPIRED);
+    acc->blocked = db_bool(res, i, ACCOUNT_PATRON_BLOCKED);
+    acc->desk_alert = reply_text_opt(req, res, i, ACCOUNT_PATRON_DESK_ALERT);
+    acc->balance_cents = db_int64(res, i, ACCOUNT_PATRON_BALANCE_CENTS);
+    acc->loans_out = db_int32(res, i, ACCOUNT_PATRON_LOANS_OUT);
+    acc->overdue = db_int32(res, i, ACCOUNT_PATRON_OVERDUE);
+    acc->block_threshold_cents = db_int64(res, i, ACCOUNT_PATRON_BLOCK_THRESHOLD_CENTS);
 }
 
-static void account_loans_done(const db_result_t *r, void *arg)
+/* The rows of stmt_account_get, sorted by kind: 'a' patron, 'g' ledger, 'h' holds, 'l' loans. */
+static void account_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    account_state_t *st = req->state;
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
-    Carrel__Account *acc = st->account;
-    acc->loans = arena_new(a, Carrel__Loan *, n + 1);
-    for (int i = 0; i < n; i++) {
-        Carrel__Loan *l = arena_new(a, Carrel__Loan, 1);
-        carrel__loan__init(l);
-        l->has_id = 1;
-        l->id = db_int64(r->res, i, 0);
-        l->barcode = circ_str(req, r->res, i, 1);
-        l->title = circ_str(req, r->res, i, 2);
-        l->checkout_at = circ_str(req, r->res, i, 3);
-        l->checkout_branch = circ_str(req, r->res, i, 4);
-        l->due_at = circ_str(req, r->res, i, 5);
-        l->due_date = circ_str(req, r->res, i, 6);
-        l->has_overdue = 1;
-        l->overdue = db_bool(r->res, i, 7);
-        l->has_renewals = l->has_renewals_allowed = 1;
-        l->renewals = db_int32(r->res, i, 8);
-        l->renewals_allowed = db_int32(r->res, i, 9);
-        l->item_type = circ_str(req, r->res, i, 10);
-        acc->loans[acc->n_loans++] = l;
-    }
-    const char *values[2] = {st->patron_id, pgtext_int(a, st->ledger_limit)};
-    request_db(req, &stmt_account_ledger, 2, values, account_ledger_done);
-}
-
-static void account_done(const db_result_t *r, void *arg)
-{
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) == 0) {
+    int n = PQntuples(res);
+    if (n == 0 || COL(res, 0, ACCOUNT_KIND)[0] != 'a') {
         request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "patron_not_found",
                      "No patron has card %s.", req->msg->account_get->card);
         return;
     }
-    arena_t *a = &req->arena;
-    const PGresult *res = r->res;
-    account_state_t *st = req->state;
-    st->patron_id = circ_str(req, res, 0, 0);
-    Carrel__Account *acc = st->account = arena_new(a, Carrel__Account, 1);
+    Carrel__Account *acc = arena_new(a, Carrel__Account, 1);
     carrel__account__init(acc);
-    acc->card = circ_str(req, res, 0, 1);
-    acc->name = circ_str(req, res, 0, 2);
-    acc->category = circ_str(req, res, 0, 3);
-    acc->expires_on = circ_str(req, res, 0, 4);
-    acc->has_expired = acc->has_blocked = acc->has_balance_cents = acc->has_loans_out = 1;
-    acc->has_overdue = acc->has_block_threshold_cents = 1;
-    acc->expired = db_bool(res, 0, 5);
-    acc->blocked = db_bool(res, 0, 6);
-    acc->desk_alert = circ_str(req, res, 0, 7);
-    acc->balance_cents = db_int64(res, 0, 8);
-    acc->loans_out = db_int32(res, 0, 9);
-    acc->overdue = db_int32(res, 0, 10);
-    acc->block_threshold_cents = db_int64(res, 0, 11);
-    const char *values[1] = {st->patron_id};
-    request_db(req, &stmt_account_loans, 1, values, account_loans_done);
+    acc->loans = arena_new(a, Carrel__Loan *, n + 1);
+    acc->ledger = arena_new(a, Carrel__LedgerEntry *, n + 1);
+    acc->holds = arena_new(a, Carrel__Hold *, n + 1);
+    for (int i = 0; i < n; i++) {
+        switch (COL(res, i, ACCOUNT_KIND)[0]) {
+        case 'a':
+            circ_account_patron_row(req, acc, res, i);
+            break;
+        case 'l':
+            acc->loans[acc->n_loans++] = circ_account_loan_row(req, res, i);
+            break;
+        case 'g':
+            acc->ledger[acc->n_ledger++] = circ_ledger_row(req, res, i);
+            break;
+        case 'h':
+            acc->holds[acc->n_holds++] = holds_from_row(req, res, i);
+            break;
+        }
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_ACCOUNT;
+    req->resp.account = acc;
+    request_ok(req);
 }
 
 void handle_account_get(request_t *req)
@@ -589,28 +611,22 @@ void handle_account_get(request_t *req)
     Carrel__AccountGet *m = req->msg->account_get;
     if (!circ_required(req, m->card, "field:card", "A library card"))
         return;
-    account_state_t *st = arena_new(&req->arena, account_state_t, 1);
+    int ledger_limit;
     if (!request_limit(req, m->has_ledger_limit, m->ledger_limit, 50, 1000, "field:ledger_limit",
-                       &st->ledger_limit))
+                       &ledger_limit))
         return;
-    req->state = st;
-    const char *values[1] = {m->card};
-    request_db(req, &stmt_account, 1, values, account_done);
+    const char *values[2] = {m->card, pgtext_int(&req->arena, ledger_limit)};
+    reply_query(req, &stmt_account_get, 2, values, account_done);
 }
 
-static void ledger_post_done(const db_result_t *r, void *arg)
+static void ledger_post_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) != 1) {
+    if (PQntuples(res) != 1) {
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "Nothing was recorded.");
         return;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_LEDGER_ENTRY;
-    req->resp.ledger_entry = circ_ledger_row(req, r->res, 0);
+    req->resp.ledger_entry = circ_ledger_row(req, res, 0);
     log_info(req->conn->id, "%s recorded a %s of %lld cents", request_session(req)->username,
              req->resp.ledger_entry->kind, (long long)req->resp.ledger_entry->amount_cents);
     request_ok(req);
@@ -633,7 +649,7 @@ void handle_ledger_post(request_t *req)
         circ_opt(m->note),
         circ_may(req, PERM_LEDGER_ADJUST),
     };
-    request_db(req, &stmt_ledger_post, 7, values, ledger_post_done);
+    reply_query(req, &stmt_ledger_post, 7, values, ledger_post_done);
 }
 
 /* ---- loan rules ---- */
@@ -643,46 +659,41 @@ static Carrel__Policy *circ_policy_row(request_t *req, const PGresult *res, int 
     Carrel__Policy *p = arena_new(&req->arena, Carrel__Policy, 1);
     carrel__policy__init(p);
     p->has_id = 1;
-    p->id = db_int64(res, i, 0);
-    p->patron_category = circ_str(req, res, i, 1);
-    p->item_type = circ_str(req, res, i, 2);
-    p->branch = circ_str(req, res, i, 3);
+    p->id = db_int64(res, i, POLICY_ID);
+    p->patron_category = reply_text_opt(req, res, i, POLICY_PATRON_CATEGORY);
+    p->item_type = reply_text_opt(req, res, i, POLICY_ITEM_TYPE);
+    p->branch = reply_text_opt(req, res, i, POLICY_BRANCH);
     p->has_loan_days = p->has_loan_hours = p->has_renewals = p->has_circulates = 1;
-    p->loan_days = db_int32(res, i, 4);
-    p->loan_hours = db_int32(res, i, 5);
-    p->renewals = db_int32(res, i, 6);
-    p->circulates = db_bool(res, i, 7);
-    if (!db_null(res, i, 8)) {
+    p->loan_days = db_int32(res, i, POLICY_LOAN_DAYS);
+    p->loan_hours = db_int32(res, i, POLICY_LOAN_HOURS);
+    p->renewals = db_int32(res, i, POLICY_RENEWALS);
+    p->circulates = db_bool(res, i, POLICY_CIRCULATES);
+    if (!db_null(res, i, POLICY_MAX_LOANS)) {
         p->has_max_loans = 1;
-        p->max_loans = db_int32(res, i, 8);
+        p->max_loans = db_int32(res, i, POLICY_MAX_LOANS);
     }
-    if (!db_null(res, i, 9)) {
+    if (!db_null(res, i, POLICY_MAX_LOANS_OF_TYPE)) {
         p->has_max_loans_of_type = 1;
-        p->max_loans_of_type = db_int32(res, i, 9);
+        p->max_loans_of_type = db_int32(res, i, POLICY_MAX_LOANS_OF_TYPE);
     }
     p->has_fine_cents_per_day = p->has_fine_max_cents = p->has_grace_days = 1;
-    p->fine_cents_per_day = db_int64(res, i, 10);
-    p->fine_max_cents = db_int64(res, i, 11);
-    p->grace_days = db_int32(res, i, 12);
+    p->fine_cents_per_day = db_int64(res, i, POLICY_FINE_CENTS_PER_DAY);
+    p->fine_max_cents = db_int64(res, i, POLICY_FINE_MAX_CENTS);
+    p->grace_days = db_int32(res, i, POLICY_GRACE_DAYS);
     p->has_hold_blocks_renewal = p->has_charge_lost = 1;
-    p->hold_blocks_renewal = db_bool(res, i, 13);
-    p->charge_lost = db_bool(res, i, 14);
+    p->hold_blocks_renewal = db_bool(res, i, POLICY_HOLD_BLOCKS_RENEWAL);
+    p->charge_lost = db_bool(res, i, POLICY_CHARGE_LOST);
     return p;
 }
 
-static void policy_list_done(const db_result_t *r, void *arg)
+static void policy_list_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__PolicyListReply *reply = arena_new(&req->arena, Carrel__PolicyListReply, 1);
     carrel__policy_list_reply__init(reply);
     reply->policies = arena_new(&req->arena, Carrel__Policy *, n + 1);
     for (int i = 0; i < n; i++)
-        reply->policies[reply->n_policies++] = circ_policy_row(req, r->res, i);
+        reply->policies[reply->n_policies++] = circ_policy_row(req, res, i);
     req->resp.body_case = CARREL__RESPONSE__BODY_POLICIES;
     req->resp.policies = reply;
     request_ok(req);
@@ -690,16 +701,11 @@ static void policy_list_done(const db_result_t *r, void *arg)
 
 void handle_policy_list(request_t *req)
 {
-    request_db(req, &stmt_policy_list, 0, NULL, policy_list_done);
+    reply_query(req, &stmt_policy_list, 0, NULL, policy_list_done);
 }
 
-static void policy_save_done(const db_result_t *r, void *arg)
+static void policy_save_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     const Carrel__Policy *m = req->msg->policy_save->policy;
     if (m->has_remove && m->remove) {
         log_info(req->conn->id, "%s removed loan rule %lld", request_session(req)->username,
@@ -707,12 +713,12 @@ static void policy_save_done(const db_result_t *r, void *arg)
         request_ok(req);
         return;
     }
-    if (PQntuples(r->res) != 1) {
+    if (PQntuples(res) != 1) {
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "The rule was not saved.");
         return;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_POLICY;
-    req->resp.policy = circ_policy_row(req, r->res, 0);
+    req->resp.policy = circ_policy_row(req, res, 0);
     log_info(req->conn->id, "%s saved loan rule %lld", request_session(req)->username,
              (long long)req->resp.policy->id);
     request_ok(req);
@@ -755,39 +761,34 @@ void handle_policy_save(request_t *req)
         p->has_hold_blocks_renewal && !p->hold_blocks_renewal ? "false" : "true",
         p->has_charge_lost && !p->charge_lost ? "false" : "true",
     };
-    request_db(req, &stmt_policy_save, 16, values, policy_save_done);
+    reply_query(req, &stmt_policy_save, 16, values, policy_save_done);
 }
 
 /* ---- calendars ---- */
 
-static void calendar_done(const db_result_t *r, void *arg)
+static void calendar_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__Calendar *cal = arena_new(a, Carrel__Calendar, 1);
     carrel__calendar__init(cal);
     cal->branch = (char *)req->state;
     cal->hours = arena_new(a, Carrel__OpenHours *, n + 1);
     cal->closed = arena_new(a, Carrel__ClosedDay *, n + 1);
     for (int i = 0; i < n; i++) {
-        if (db_text(r->res, i, 0)[0] == 'h') {
+        if (COL(res, i, CAL_KIND)[0] == 'h') {
             Carrel__OpenHours *h = arena_new(a, Carrel__OpenHours, 1);
             carrel__open_hours__init(h);
             h->has_weekday = 1;
-            h->weekday = db_int32(r->res, i, 1);
-            h->opens = circ_str(req, r->res, i, 2);
-            h->closes = circ_str(req, r->res, i, 3);
+            h->weekday = db_int32(res, i, CAL_WEEKDAY);
+            h->opens = reply_text_opt(req, res, i, CAL_OPENS_OR_DAY);
+            h->closes = reply_text_opt(req, res, i, CAL_CLOSES);
             cal->hours[cal->n_hours++] = h;
         } else {
             Carrel__ClosedDay *c = arena_new(a, Carrel__ClosedDay, 1);
             carrel__closed_day__init(c);
-            c->day = circ_str(req, r->res, i, 2);
-            c->reason = circ_str(req, r->res, i, 4);
+            c->day = reply_text_opt(req, res, i, CAL_OPENS_OR_DAY);
+            c->reason = reply_text_opt(req, res, i, CAL_REASON);
             cal->closed[cal->n_closed++] = c;
         }
     }
@@ -800,7 +801,7 @@ static void calendar_load(request_t *req, const char *branch)
 {
     req->state = arena_strdup(&req->arena, branch);
     const char *values[1] = {branch};
-    request_db(req, &stmt_calendar_get, 1, values, calendar_done);
+    reply_query(req, &stmt_calendar_get, 1, values, calendar_done);
 }
 
 void handle_calendar_get(request_t *req)
@@ -809,13 +810,9 @@ void handle_calendar_get(request_t *req)
     calendar_load(req, branch ? branch : request_session(req)->branch_code);
 }
 
-static void calendar_saved(const db_result_t *r, void *arg)
+static void calendar_saved(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
+    (void)res;
     log_info(req->conn->id, "%s changed the calendar of %s", request_session(req)->username,
              req->msg->calendar_save->branch);
     calendar_load(req, req->msg->calendar_save->branch);
@@ -869,5 +866,5 @@ void handle_calendar_save(request_t *req)
         pgtext_array_build(a, add_reasons, m->n_add_closed),
         pgtext_array_build(a, m->remove_closed, m->n_remove_closed),
     };
-    request_db(req, &stmt_calendar_save, 8, values, calendar_saved);
+    reply_query(req, &stmt_calendar_save, 8, values, calendar_saved);
 }

@@ -208,14 +208,10 @@ static void conn_on_frame_too_large(channel_t *ch, uint32_t declared)
              ch->frames.max_frame);
     log_warn(c->id, "%s: %s Closing.", c->peer, msg);
     Carrel__Response r = CARREL__RESPONSE__INIT;
-    r.has_id = 1;
-    r.id = 0;
-    r.has_status = 1;
     r.status = CARREL__STATUS__STATUS_FRAME_TOO_LARGE;
     r.message = msg;
     r.reason = "frame_too_large";
-    if (channel_send(ch, &r.base) != 0) /* best effort: we close either way */
-        log_debug(c->id, "could not tell the peer before closing");
+    (void)conn_send(c, 0, &r); /* best effort: we close either way */
 }
 
 static void conn_on_close(channel_t *ch, const char *reason)
@@ -298,19 +294,26 @@ void conn_close_after_flush(conn_t *c, const char *why)
     channel_close_after_flush(&c->ch, why);
 }
 
+int conn_send(conn_t *c, uint64_t id, Carrel__Response *r)
+{
+    r->has_id = 1;
+    r->id = id;
+    r->has_status = 1;
+    if (c->closed || channel_send(&c->ch, &r->base) != 0) {
+        log_debug(c->id, "frame for request %llu dropped: connection closing",
+                  (unsigned long long)id);
+        return -1;
+    }
+    return 0;
+}
+
 void conn_push_event(conn_t *c, Carrel__Event *event)
 {
-    if (c->closed)
-        return;
     Carrel__Response r = CARREL__RESPONSE__INIT;
-    r.has_id = 1;
-    r.id = 0;
-    r.has_status = 1;
     r.status = CARREL__STATUS__STATUS_OK;
     r.body_case = CARREL__RESPONSE__BODY_EVENT;
     r.event = event;
-    if (channel_send(&c->ch, &r.base) != 0)
-        log_debug(c->id, "event dropped: connection closing");
+    (void)conn_send(c, 0, &r); /* an event for a desk that is leaving is not missed */
 }
 
 void conn_drain(conn_t *c)

@@ -72,6 +72,14 @@ void conn_unref(conn_t *c);
 void conn_close(conn_t *c, const char *why);
 /* Send what is queued, then close. */
 void conn_close_after_flush(conn_t *c, const char *why);
+/*
+ * Send one Response frame: the one way the server writes to a client (a
+ * request's answer, a pushed event, the answer to a frame too large). Sets
+ * its id (0 for events and answers to no request) and marks its status as
+ * present. A connection that is closed or closing drops the frame (logged at
+ * debug; the caller has nothing to undo) and -1 is returned, else 0.
+ */
+int conn_send(conn_t *c, uint64_t id, Carrel__Response *r);
 /* Push an event frame (Response with id 0) to this connection. */
 void conn_push_event(conn_t *c, Carrel__Event *event);
 /* Stop reading new requests (shutdown); close once nothing is in flight. */

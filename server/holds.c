@@ -13,84 +13,89 @@
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
+#include "reply.h"
 
-#define HOLD_COLUMNS                                                                               \
-    "id, card, patron_name, bib_id, title, item_barcode, pickup_branch, placed_at,"                \
-    " not_needed_after, suspended_until, status, queue_position, captured_barcode,"                \
-    " shelf_expires_on, target_barcode, target_branch, cancel_reason"
-
-static const db_stmt_t stmt_place = {
+static const reply_stmt_t stmt_place = {{
     "holds_place",
     "SELECT " HOLD_COLUMNS
     "  FROM hold_place($1::uuid, $2, $3, $4, $5, $6, $7, $8::date, $9::date)",
-};
+}, HOLD_NCOLS};
 
-static const db_stmt_t stmt_list = {
+static const reply_stmt_t stmt_list = {{
     "holds_list",
     "SELECT " HOLD_COLUMNS " FROM hold_list($1, $2::boolean)",
-};
+}, HOLD_NCOLS};
 
-static const db_stmt_t stmt_change = {
+static const reply_stmt_t stmt_change = {{
     "holds_change",
     "SELECT " HOLD_COLUMNS " FROM hold_change($1::uuid, $2, $3, $4, $5, $6::date, $7)",
-};
+}, HOLD_NCOLS};
 
-static const db_stmt_t stmt_queue = {
+static const reply_stmt_t stmt_queue = {{
     "holds_queue",
     "SELECT " HOLD_COLUMNS " FROM bib_hold_queue($1)",
-};
+}, HOLD_NCOLS};
 
-static const db_stmt_t stmt_pull = {
+enum {
+    PULL_BARCODE, PULL_TITLE, PULL_CALL_NUMBER, PULL_LOCATION, PULL_HOLD_ID, PULL_PICKUP_BRANCH,
+    PULL_PLACED_AT, PULL_NCOLS
+};
+static const reply_stmt_t stmt_pull = {{
     "holds_pull_list",
     "SELECT barcode, title, call_number, location, hold_id, pickup_branch, placed_at"
     "  FROM pull_list($1)",
-};
+}, PULL_NCOLS};
 
-static const db_stmt_t stmt_not_found = {
+enum { NOT_FOUND_ITEM_ID, NOT_FOUND_NCOLS };
+static const reply_stmt_t stmt_not_found = {{
     "holds_item_not_found",
     "SELECT hold_item_not_found($1::uuid, $2, $3, $4)",
-};
+}, NOT_FOUND_NCOLS};
 
-static const db_stmt_t stmt_shelf = {
+/* The columns of the hold shelf and of its clearing list. */
+enum {
+    SHELF_BARCODE, SHELF_TITLE, SHELF_HOLD_ID, SHELF_PATRON_NAME, SHELF_CARD_LAST4,
+    SHELF_EXPIRES_ON, SHELF_STATUS, SHELF_NCOLS
+};
+static const reply_stmt_t stmt_shelf = {{
     "holds_shelf",
     "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
     "  FROM hold_shelf($1)",
-};
+}, SHELF_NCOLS};
 
 /* Copies on the hold shelf whose hold is over: pull them and check them in. */
-static const db_stmt_t stmt_clearing = {
+static const reply_stmt_t stmt_clearing = {{
     "holds_clearing",
     "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
     "  FROM hold_clearing_list($1)",
-};
+}, SHELF_NCOLS};
 
+/* TRANSIT_COLUMNS by name, in their order. */
+enum {
+    TRANSIT_ID, TRANSIT_BARCODE, TRANSIT_TITLE, TRANSIT_FROM, TRANSIT_TO, TRANSIT_REASON,
+    TRANSIT_SENT_AT, TRANSIT_OVERDUE, TRANSIT_NCOLS
+};
 #define TRANSIT_COLUMNS "id, barcode, title, from_branch, to_branch, reason, sent_at, overdue"
 
-static const db_stmt_t stmt_transits = {
+static const reply_stmt_t stmt_transits = {{
     "holds_transits",
     "SELECT " TRANSIT_COLUMNS " FROM transit_list($1, $2)",
-};
+}, TRANSIT_NCOLS};
 
-static const db_stmt_t stmt_transit_cancel = {
+static const reply_stmt_t stmt_transit_cancel = {{
     "holds_transit_cancel",
     "SELECT " TRANSIT_COLUMNS " FROM transit_out(ARRAY[$1::bigint])",
-};
+}, TRANSIT_NCOLS};
 
-static const db_stmt_t stmt_transit_cancel_do = {
+enum { CANCEL_ITEM_ID, CANCEL_NCOLS };
+static const reply_stmt_t stmt_transit_cancel_do = {{
     "holds_transit_cancel_do",
     "SELECT transit_cancel($1::uuid, $2, $3)",
-};
-
-static const db_stmt_t stmt_patron_holds = {
-    "holds_of_patron",
-    "SELECT " HOLD_COLUMNS " FROM hold_out(ARRAY(SELECT h.id FROM hold h"
-    " WHERE h.patron_id = $1 AND h.status IN ('waiting', 'in_transit', 'ready')"
-    " ORDER BY h.placed_at, h.id))",
-};
+}, CANCEL_NCOLS};
 
 void holds_register_statements(void)
 {
-    static const db_stmt_t *const all[] = {
+    static const reply_stmt_t *const all[] = {
         &stmt_place,
         &stmt_list,
         &stmt_change,
@@ -102,84 +107,68 @@ void holds_register_statements(void)
         &stmt_transits,
         &stmt_transit_cancel,
         &stmt_transit_cancel_do,
-        &stmt_patron_holds,
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        db_stmt_register(all[i]);
+        db_stmt_register(&all[i]->db);
 }
 
 /* ---- rows ---- */
 
-static char *holds_str(request_t *req, const PGresult *res, int row, int col)
-{
-    return db_null(res, row, col) ? NULL : arena_strdup(&req->arena, db_text(res, row, col));
-}
-
-static Carrel__Hold *holds_row(request_t *req, const PGresult *res, int i)
+Carrel__Hold *holds_from_row(request_t *req, const PGresult *res, int i)
 {
     Carrel__Hold *h = arena_new(&req->arena, Carrel__Hold, 1);
     carrel__hold__init(h);
     h->has_id = 1;
-    h->id = db_int64(res, i, 0);
-    h->card = holds_str(req, res, i, 1);
-    h->patron_name = holds_str(req, res, i, 2);
+    h->id = db_int64(res, i, HOLD_ID);
+    h->card = reply_text_opt(req, res, i, HOLD_CARD);
+    h->patron_name = reply_text_opt(req, res, i, HOLD_PATRON_NAME);
     h->has_bib_id = 1;
-    h->bib_id = db_int64(res, i, 3);
-    h->title = holds_str(req, res, i, 4);
-    h->item_barcode = holds_str(req, res, i, 5);
-    h->pickup_branch = holds_str(req, res, i, 6);
-    h->placed_at = holds_str(req, res, i, 7);
-    h->not_needed_after = holds_str(req, res, i, 8);
-    h->suspended_until = holds_str(req, res, i, 9);
-    h->status = holds_str(req, res, i, 10);
-    if (!db_null(res, i, 11)) {
+    h->bib_id = db_int64(res, i, HOLD_BIB_ID);
+    h->title = reply_text_opt(req, res, i, HOLD_TITLE);
+    h->item_barcode = reply_text_opt(req, res, i, HOLD_ITEM_BARCODE);
+    h->pickup_branch = reply_text_opt(req, res, i, HOLD_PICKUP_BRANCH);
+    h->placed_at = reply_text_opt(req, res, i, HOLD_PLACED_AT);
+    h->not_needed_after = reply_text_opt(req, res, i, HOLD_NOT_NEEDED_AFTER);
+    h->suspended_until = reply_text_opt(req, res, i, HOLD_SUSPENDED_UNTIL);
+    h->status = reply_text_opt(req, res, i, HOLD_STATUS);
+    if (!db_null(res, i, HOLD_QUEUE_POSITION)) {
         h->has_position = 1;
-        h->position = db_int32(res, i, 11);
+        h->position = db_int32(res, i, HOLD_QUEUE_POSITION);
     }
-    h->captured_barcode = holds_str(req, res, i, 12);
-    h->shelf_expires_on = holds_str(req, res, i, 13);
-    h->target_barcode = holds_str(req, res, i, 14);
-    h->target_branch = holds_str(req, res, i, 15);
-    h->cancel_reason = holds_str(req, res, i, 16);
+    h->captured_barcode = reply_text_opt(req, res, i, HOLD_CAPTURED_BARCODE);
+    h->shelf_expires_on = reply_text_opt(req, res, i, HOLD_SHELF_EXPIRES_ON);
+    h->target_barcode = reply_text_opt(req, res, i, HOLD_TARGET_BARCODE);
+    h->target_branch = reply_text_opt(req, res, i, HOLD_TARGET_BRANCH);
+    h->cancel_reason = reply_text_opt(req, res, i, HOLD_CANCEL_REASON);
     return h;
 }
 
-Carrel__Hold **holds_rows(request_t *req, const PGresult *res, size_t *n)
+static Carrel__Hold **holds_rows(request_t *req, const PGresult *res, size_t *n)
 {
     int rows = PQntuples(res);
     Carrel__Hold **list = arena_new(&req->arena, Carrel__Hold *, rows + 1);
     *n = 0;
     for (int i = 0; i < rows; i++)
-        list[(*n)++] = holds_row(req, res, i);
+        list[(*n)++] = holds_from_row(req, res, i);
     return list;
 }
 
-static void holds_one_done(const db_result_t *r, void *arg)
+static void holds_one_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) != 1) {
+    if (PQntuples(res) != 1) {
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal", "The hold was not found.");
         return;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_HOLD;
-    req->resp.hold = holds_row(req, r->res, 0);
+    req->resp.hold = holds_from_row(req, res, 0);
     request_ok(req);
 }
 
-static void holds_many_done(const db_result_t *r, void *arg)
+static void holds_many_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     Carrel__HoldListReply *reply = arena_new(&req->arena, Carrel__HoldListReply, 1);
     carrel__hold_list_reply__init(reply);
-    reply->holds = holds_rows(req, r->res, &reply->n_holds);
+    reply->holds = holds_rows(req, res, &reply->n_holds);
     req->resp.body_case = CARREL__RESPONSE__BODY_HOLDS;
     req->resp.holds = reply;
     request_ok(req);
@@ -223,7 +212,7 @@ void handle_hold_place(request_t *req)
         holds_opt(m->not_needed_after),
         holds_opt(m->suspended_until),
     };
-    request_db(req, &stmt_place, 9, values, holds_one_done);
+    reply_query(req, &stmt_place, 9, values, holds_one_done);
 }
 
 void handle_hold_list(request_t *req)
@@ -236,7 +225,7 @@ void handle_hold_list(request_t *req)
     }
     const char *values[2] = {m->card,
                              m->has_include_closed && m->include_closed ? "true" : "false"};
-    request_db(req, &stmt_list, 2, values, holds_many_done);
+    reply_query(req, &stmt_list, 2, values, holds_many_done);
 }
 
 void handle_hold_change(request_t *req)
@@ -254,7 +243,7 @@ void handle_hold_change(request_t *req)
         holds_opt(m->reason),        holds_opt(m->until),
         holds_opt(m->pickup_branch),
     };
-    request_db(req, &stmt_change, 7, values, holds_one_done);
+    reply_query(req, &stmt_change, 7, values, holds_one_done);
 }
 
 void handle_hold_queue(request_t *req)
@@ -266,34 +255,29 @@ void handle_hold_queue(request_t *req)
         return;
     }
     const char *values[1] = {pgtext_int(&req->arena, m->bib_id)};
-    request_db(req, &stmt_queue, 1, values, holds_many_done);
+    reply_query(req, &stmt_queue, 1, values, holds_many_done);
 }
 
 /* ---- pull list and not found ---- */
 
-static void pull_done(const db_result_t *r, void *arg)
+static void pull_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__PullListReply *reply = arena_new(a, Carrel__PullListReply, 1);
     carrel__pull_list_reply__init(reply);
     reply->entries = arena_new(a, Carrel__PullEntry *, n + 1);
     for (int i = 0; i < n; i++) {
         Carrel__PullEntry *e = arena_new(a, Carrel__PullEntry, 1);
         carrel__pull_entry__init(e);
-        e->barcode = holds_str(req, r->res, i, 0);
-        e->title = holds_str(req, r->res, i, 1);
-        e->call_number = holds_str(req, r->res, i, 2);
-        e->location = holds_str(req, r->res, i, 3);
+        e->barcode = reply_text_opt(req, res, i, PULL_BARCODE);
+        e->title = reply_text_opt(req, res, i, PULL_TITLE);
+        e->call_number = reply_text_opt(req, res, i, PULL_CALL_NUMBER);
+        e->location = reply_text_opt(req, res, i, PULL_LOCATION);
         e->has_hold_id = 1;
-        e->hold_id = db_int64(r->res, i, 4);
-        e->pickup_branch = holds_str(req, r->res, i, 5);
-        e->placed_at = holds_str(req, r->res, i, 6);
+        e->hold_id = db_int64(res, i, PULL_HOLD_ID);
+        e->pickup_branch = reply_text_opt(req, res, i, PULL_PICKUP_BRANCH);
+        e->placed_at = reply_text_opt(req, res, i, PULL_PLACED_AT);
         reply->entries[reply->n_entries++] = e;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_PULL_LIST;
@@ -304,20 +288,15 @@ static void pull_done(const db_result_t *r, void *arg)
 void handle_pull_list(request_t *req)
 {
     const char *values[1] = {holds_branch(req, req->msg->pull_list->branch)};
-    request_db(req, &stmt_pull, 1, values, pull_done);
+    reply_query(req, &stmt_pull, 1, values, pull_done);
 }
 
-static void not_found_done(const db_result_t *r, void *arg)
+static void not_found_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     log_info(req->conn->id, "%s: %s not found on the shelf; marked missing",
              request_session(req)->username, req->msg->item_not_found->barcode);
     /* The item the function marked: on a repeated key, the first request's. */
-    catalog_reply_item(req, arena_strdup(&req->arena, db_text(r->res, 0, 0)));
+    catalog_reply_item(req, reply_text(req, res, 0, NOT_FOUND_ITEM_ID));
 }
 
 void handle_item_not_found(request_t *req)
@@ -332,36 +311,31 @@ void handle_item_not_found(request_t *req)
     const session_t *s = request_session(req);
     const char *values[4] = {req->msg->request_key, pgtext_int(a, s->staff_id),
                              pgtext_int(a, s->branch_id), m->barcode};
-    request_db(req, &stmt_not_found, 4, values, not_found_done);
+    reply_query(req, &stmt_not_found, 4, values, not_found_done);
 }
 
 /* ---- hold shelf and clearing list ---- */
 
-static void shelf_done(const db_result_t *r, void *arg)
+static void shelf_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__HoldShelfReply *reply = arena_new(a, Carrel__HoldShelfReply, 1);
     carrel__hold_shelf_reply__init(reply);
     reply->entries = arena_new(a, Carrel__ShelfEntry *, n + 1);
     for (int i = 0; i < n; i++) {
         Carrel__ShelfEntry *e = arena_new(a, Carrel__ShelfEntry, 1);
         carrel__shelf_entry__init(e);
-        e->barcode = holds_str(req, r->res, i, 0);
-        e->title = holds_str(req, r->res, i, 1);
-        if (!db_null(r->res, i, 2)) {
+        e->barcode = reply_text_opt(req, res, i, SHELF_BARCODE);
+        e->title = reply_text_opt(req, res, i, SHELF_TITLE);
+        if (!db_null(res, i, SHELF_HOLD_ID)) {
             e->has_hold_id = 1;
-            e->hold_id = db_int64(r->res, i, 2);
+            e->hold_id = db_int64(res, i, SHELF_HOLD_ID);
         }
-        e->patron_name = holds_str(req, r->res, i, 3);
-        e->card_last4 = holds_str(req, r->res, i, 4);
-        e->shelf_expires_on = holds_str(req, r->res, i, 5);
-        e->status = holds_str(req, r->res, i, 6);
+        e->patron_name = reply_text_opt(req, res, i, SHELF_PATRON_NAME);
+        e->card_last4 = reply_text_opt(req, res, i, SHELF_CARD_LAST4);
+        e->shelf_expires_on = reply_text_opt(req, res, i, SHELF_EXPIRES_ON);
+        e->status = reply_text_opt(req, res, i, SHELF_STATUS);
         reply->entries[reply->n_entries++] = e;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_HOLD_SHELF;
@@ -373,8 +347,8 @@ void handle_hold_shelf(request_t *req)
 {
     Carrel__HoldShelf *m = req->msg->hold_shelf;
     const char *values[1] = {holds_branch(req, m->branch)};
-    request_db(req, m->has_clearing && m->clearing ? &stmt_clearing : &stmt_shelf, 1, values,
-               shelf_done);
+    reply_query(req, m->has_clearing && m->clearing ? &stmt_clearing : &stmt_shelf, 1, values,
+                shelf_done);
 }
 
 /* ---- transits ---- */
@@ -384,31 +358,26 @@ static Carrel__Transit *transit_row(request_t *req, const PGresult *res, int i)
     Carrel__Transit *t = arena_new(&req->arena, Carrel__Transit, 1);
     carrel__transit__init(t);
     t->has_id = 1;
-    t->id = db_int64(res, i, 0);
-    t->barcode = holds_str(req, res, i, 1);
-    t->title = holds_str(req, res, i, 2);
-    t->from_branch = holds_str(req, res, i, 3);
-    t->to_branch = holds_str(req, res, i, 4);
-    t->reason = holds_str(req, res, i, 5);
-    t->sent_at = holds_str(req, res, i, 6);
+    t->id = db_int64(res, i, TRANSIT_ID);
+    t->barcode = reply_text_opt(req, res, i, TRANSIT_BARCODE);
+    t->title = reply_text_opt(req, res, i, TRANSIT_TITLE);
+    t->from_branch = reply_text_opt(req, res, i, TRANSIT_FROM);
+    t->to_branch = reply_text_opt(req, res, i, TRANSIT_TO);
+    t->reason = reply_text_opt(req, res, i, TRANSIT_REASON);
+    t->sent_at = reply_text_opt(req, res, i, TRANSIT_SENT_AT);
     t->has_overdue = 1;
-    t->overdue = db_bool(res, i, 7);
+    t->overdue = db_bool(res, i, TRANSIT_OVERDUE);
     return t;
 }
 
-static void transits_done(const db_result_t *r, void *arg)
+static void transits_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__TransitListReply *reply = arena_new(&req->arena, Carrel__TransitListReply, 1);
     carrel__transit_list_reply__init(reply);
     reply->transits = arena_new(&req->arena, Carrel__Transit *, n + 1);
     for (int i = 0; i < n; i++)
-        reply->transits[reply->n_transits++] = transit_row(req, r->res, i);
+        reply->transits[reply->n_transits++] = transit_row(req, res, i);
     req->resp.body_case = CARREL__RESPONSE__BODY_TRANSITS;
     req->resp.transits = reply;
     request_ok(req);
@@ -424,30 +393,20 @@ void handle_transit_list(request_t *req)
         return;
     }
     const char *values[2] = {holds_branch(req, m->branch), which};
-    request_db(req, &stmt_transits, 2, values, transits_done);
+    reply_query(req, &stmt_transits, 2, values, transits_done);
 }
 
-static void transit_cancelled_row(const db_result_t *r, void *arg)
+static void transit_cancelled_row(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     req->resp.body_case = CARREL__RESPONSE__BODY_TRANSIT;
-    req->resp.transit = PQntuples(r->res) ? transit_row(req, r->res, 0) : NULL;
+    req->resp.transit = PQntuples(res) ? transit_row(req, res, 0) : NULL;
     request_ok(req);
 }
 
-static void transit_cancelled(const db_result_t *r, void *arg)
+static void transit_cancelled(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    const char *values[1] = {holds_str(req, r->res, 0, 0)};
-    request_db(req, &stmt_transit_cancel, 1, values, transit_cancelled_row);
+    const char *values[1] = {reply_text_opt(req, res, 0, CANCEL_ITEM_ID)};
+    reply_query(req, &stmt_transit_cancel, 1, values, transit_cancelled_row);
 }
 
 void handle_transit_change(request_t *req)
@@ -460,12 +419,5 @@ void handle_transit_change(request_t *req)
     }
     const char *values[3] = {req->msg->request_key,
                              pgtext_int(&req->arena, request_session(req)->staff_id), m->barcode};
-    request_db(req, &stmt_transit_cancel_do, 3, values, transit_cancelled);
-}
-
-/* ---- for the account view (circ.c) ---- */
-
-const db_stmt_t *holds_of_patron_statement(void)
-{
-    return &stmt_patron_holds;
+    reply_query(req, &stmt_transit_cancel_do, 3, values, transit_cancelled);
 }

@@ -31,6 +31,13 @@
 /* Warnings listed for one record; a record with a thousand odd indicators says so once. */
 #define IMPORT_MAX_RECORD_WARNINGS 10
 
+/* The rows of both import statements. Import and export keep their own
+ * callbacks: an import retries a failed batch record by record, and both
+ * own a job allocated outside the request. */
+enum {
+    IMPORT_POS, IMPORT_BIB_ID, IMPORT_ACTION, IMPORT_ITEMS_CREATED, IMPORT_ITEMS_UPDATED,
+    IMPORT_PROBLEMS, IMPORT_NCOLS
+};
 static const db_stmt_t stmt_import = {
     "marc_import_batch",
     "SELECT pos, bib_id, action, items_created, items_updated, problems"
@@ -43,6 +50,7 @@ static const db_stmt_t stmt_item_import = {
     "  FROM item_import_rows($1, $2, $3::jsonb, $4)",
 };
 
+enum { EXPORT_ID, EXPORT_MARC, EXPORT_SOURCE, EXPORT_NCOLS };
 static const db_stmt_t stmt_export = {
     "marc_export",
     "SELECT id, marc, library_setting_text('system_number_source')"
@@ -346,7 +354,7 @@ static void import_finish(import_job_t *job)
 static void import_count_row(import_job_t *job, const PGresult *res, int i)
 {
     Carrel__MarcImportReply *r = job->reply;
-    const char *action = db_text(res, i, 2);
+    const char *action = db_text(res, i, IMPORT_ACTION);
     bool failed = strcmp(action, "failed") == 0;
     if (failed)
         r->failed++;
@@ -354,12 +362,12 @@ static void import_count_row(import_job_t *job, const PGresult *res, int i)
         r->created++;
     else if (job->count_bibs)
         r->updated++;
-    r->items_created += db_int32(res, i, 3);
-    r->items_updated += db_int32(res, i, 4);
+    r->items_created += db_int32(res, i, IMPORT_ITEMS_CREATED);
+    r->items_updated += db_int32(res, i, IMPORT_ITEMS_UPDATED);
     size_t n = 0;
-    char **problems = pgtext_array_parse(&job->req->arena, db_text(res, i, 5), &n);
+    char **problems = pgtext_array_parse(&job->req->arena, db_text(res, i, IMPORT_PROBLEMS), &n);
     Carrel__MarcRecord where = CARREL__MARC_RECORD__INIT;
-    where.position = db_int64(res, i, 0);
+    where.position = db_int64(res, i, IMPORT_POS);
     const Carrel__MarcRecord *rec = &where;
     if (job->req->msg->body_case == CARREL__REQUEST__BODY_MARC_IMPORT_BATCH) {
         Carrel__MarcImportBatch *m = job->req->msg->marc_import_batch;
@@ -677,13 +685,13 @@ static void export_done(const db_result_t *r, void *arg)
     int n = PQntuples(r->res);
     job->ids = arena_new(a, int64_t, n + 1);
     job->records = arena_new(a, ProtobufCBinaryData, n + 1);
-    job->source = n > 0 ? arena_strdup(a, db_text(r->res, 0, 2)) : "";
+    job->source = n > 0 ? arena_strdup(a, db_text(r->res, 0, EXPORT_SOURCE)) : "";
     for (int i = 0; i < n; i++) {
         size_t len = 0;
-        uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, i, 1), &len);
+        uint8_t *bytes = pgtext_bytea_decode(a, db_text(r->res, i, EXPORT_MARC), &len);
         if (bytes == NULL)
             continue;
-        job->ids[job->n] = db_int64(r->res, i, 0);
+        job->ids[job->n] = db_int64(r->res, i, EXPORT_ID);
         job->records[job->n].data = bytes;
         job->records[job->n].len = len;
         job->n++;

@@ -21,6 +21,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
+#include "reply.h"
 #include "server.h"
 #include "smtp.h"
 #include "util.h"
@@ -35,17 +36,22 @@
 
 #define TS(x) "api_time(" x ")"
 
+/* The jobs' statements: the jobs are not requests, so their callbacks take
+ * the raw db result (the columns are still named here). */
+enum { DAILY_EXPIRED_HOLDS, DAILY_GENERATED, DAILY_NCOLS };
 static const db_stmt_t stmt_daily = {
     "notices_daily",
     "SELECT expired_holds, generated FROM holds_daily()",
 };
 
+enum { PENDING_COUNT, PENDING_NCOLS };
 static const db_stmt_t stmt_pending = {
     "notices_pending_email",
     "SELECT count(*) FROM notice WHERE channel = 'email' AND status = 'pending'",
 };
 
 /* Oldest first: UPDATE ... RETURNING gives no order of its own. */
+enum { CLAIM_ID, CLAIM_ADDRESS, CLAIM_SUBJECT, CLAIM_BODY, CLAIM_NCOLS };
 static const db_stmt_t stmt_claim = {
     "notices_claim_email",
     "SELECT id, address, subject, body FROM notice_claim_email($1) ORDER BY id",
@@ -64,40 +70,47 @@ static const db_stmt_t stmt_release = {
     " WHERE id = ANY($1::bigint[]) AND status = 'sending'",
 };
 
+/* NOTICE_COLUMNS by name, in their order. */
+enum {
+    NOTICE_ID, NOTICE_KIND, NOTICE_CHANNEL, NOTICE_CARD, NOTICE_ADDRESS, NOTICE_SUBJECT,
+    NOTICE_BODY, NOTICE_STATUS, NOTICE_CREATED_AT, NOTICE_SENT_AT, NOTICE_ERROR, NOTICE_NCOLS
+};
 #define NOTICE_COLUMNS(n)                                                                          \
     n ".id, " n ".kind, " n ".channel, p.card, " n ".address, " n ".subject, " n ".body, " n       \
       ".status, " TS(n ".created_at") ", " TS(n ".sent_at") ", " n ".error"
 
-static const db_stmt_t stmt_list = {
+static const reply_stmt_t stmt_list = {{
     "notices_list",
     "SELECT " NOTICE_COLUMNS(
         "n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
              " WHERE n.status = $1 AND ($2::text IS NULL OR n.channel = $2)"
              " ORDER BY CASE WHEN n.status IN ('pending', 'sending') THEN n.id ELSE -n.id END"
              " LIMIT $3",
-};
+}, NOTICE_NCOLS};
 
 /* What an export takes, a page at a time; nothing is marked here: the client
  * marks them (stmt_mark) once its file is written, so a lost answer or a full
  * disk never loses a notice. */
-static const db_stmt_t stmt_export = {
+static const reply_stmt_t stmt_export = {{
     "notices_export",
     "SELECT " NOTICE_COLUMNS("n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
                                   " WHERE n.status = 'pending' AND n.channel IN ('sms', 'phone')"
                                   "   AND NOT notice_moot(n)"
                                   "   AND ($1::text IS NULL OR n.channel = $1) AND n.id > $3"
                                   " ORDER BY n.id LIMIT $2",
-};
+}, NOTICE_NCOLS};
 
-static const db_stmt_t stmt_mark = {
+enum { MARK_COUNT, MARK_NCOLS };
+static const reply_stmt_t stmt_mark = {{
     "notices_mark_exported",
     "SELECT notice_mark_exported($1, $2, $3::bigint[])",
-};
+}, MARK_NCOLS};
 
 void notices_register_statements(void)
 {
-    static const db_stmt_t *const all[] = {&stmt_daily,   &stmt_pending, &stmt_claim,  &stmt_done,
-                                           &stmt_release, &stmt_list,    &stmt_export, &stmt_mark};
+    static const db_stmt_t *const all[] = {&stmt_daily, &stmt_pending, &stmt_claim, &stmt_done,
+                                           &stmt_release, &stmt_list.db, &stmt_export.db,
+                                           &stmt_mark.db};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         db_stmt_register(all[i]);
 }
@@ -287,8 +300,8 @@ static void notices_daily_done(const db_result_t *r, void *arg)
         notices_run_end(n);
         return;
     }
-    n->result.expired_holds = db_int32(r->res, 0, 0);
-    n->result.generated = db_int32(r->res, 0, 1);
+    n->result.expired_holds = db_int32(r->res, 0, DAILY_EXPIRED_HOLDS);
+    n->result.generated = db_int32(r->res, 0, DAILY_GENERATED);
     if (n->result.expired_holds || n->result.generated)
         log_info(0, "notices: daily job: %d hold(s) expired, %d notice(s) queued",
                  n->result.expired_holds, n->result.generated);
@@ -382,7 +395,7 @@ static void notices_pending_done(const db_result_t *r, void *arg)
         return;
     }
     n->db_down = false;
-    n->pending = db_int64(r->res, 0, 0);
+    n->pending = db_int64(r->res, 0, PENDING_COUNT);
     if (n->pending == 0 || n->stopping) {
         notices_run_end(n);
         return;
@@ -443,10 +456,10 @@ static void notices_claim_done(const db_result_t *r, void *arg)
     }
     n->batch = util_xcalloc((size_t)rows, sizeof(*n->batch));
     for (int i = 0; i < rows; i++) {
-        n->batch[i].id = db_int64(r->res, i, 0);
-        n->batch[i].address = notices_strdup(r->res, i, 1);
-        n->batch[i].subject = notices_strdup(r->res, i, 2);
-        n->batch[i].body = notices_strdup(r->res, i, 3);
+        n->batch[i].id = db_int64(r->res, i, CLAIM_ID);
+        n->batch[i].address = notices_strdup(r->res, i, CLAIM_ADDRESS);
+        n->batch[i].subject = notices_strdup(r->res, i, CLAIM_SUBJECT);
+        n->batch[i].body = notices_strdup(r->res, i, CLAIM_BODY);
     }
     n->nbatch = rows;
     n->cur = 0;
@@ -716,15 +729,10 @@ static bool notices_one_of(const char *s, const char *const *allowed)
     return false;
 }
 
-static void notice_list_done(const db_result_t *r, void *arg)
+static void notice_list_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int rows = PQntuples(r->res);
+    int rows = PQntuples(res);
     Carrel__NoticeListReply *reply = arena_new(a, Carrel__NoticeListReply, 1);
     carrel__notice_list_reply__init(reply);
     reply->notices = arena_new(a, Carrel__Notice *, rows + 1);
@@ -732,12 +740,17 @@ static void notice_list_done(const db_result_t *r, void *arg)
         Carrel__Notice *x = arena_new(a, Carrel__Notice, 1);
         carrel__notice__init(x);
         x->has_id = 1;
-        x->id = db_int64(r->res, i, 0);
-        char **text[] = {&x->kind, &x->channel, &x->card,       &x->address, &x->subject,
-                         &x->body, &x->status,  &x->created_at, &x->sent_at, &x->error};
-        for (int c = 0; c < 10; c++)
-            *text[c] =
-                db_null(r->res, i, c + 1) ? NULL : arena_strdup(a, db_text(r->res, i, c + 1));
+        x->id = db_int64(res, i, NOTICE_ID);
+        x->kind = reply_text_opt(req, res, i, NOTICE_KIND);
+        x->channel = reply_text_opt(req, res, i, NOTICE_CHANNEL);
+        x->card = reply_text_opt(req, res, i, NOTICE_CARD);
+        x->address = reply_text_opt(req, res, i, NOTICE_ADDRESS);
+        x->subject = reply_text_opt(req, res, i, NOTICE_SUBJECT);
+        x->body = reply_text_opt(req, res, i, NOTICE_BODY);
+        x->status = reply_text_opt(req, res, i, NOTICE_STATUS);
+        x->created_at = reply_text_opt(req, res, i, NOTICE_CREATED_AT);
+        x->sent_at = reply_text_opt(req, res, i, NOTICE_SENT_AT);
+        x->error = reply_text_opt(req, res, i, NOTICE_ERROR);
         reply->notices[reply->n_notices++] = x;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_NOTICES;
@@ -782,11 +795,11 @@ void handle_notice_list(request_t *req)
         }
         const char *values[3] = {channel, limit_text,
                                  pgtext_int(&req->arena, m->has_after_id ? m->after_id : 0)};
-        request_db(req, &stmt_export, 3, values, notice_list_done);
+        reply_query(req, &stmt_export, 3, values, notice_list_done);
         return;
     }
     const char *values[3] = {status, channel, limit_text};
-    request_db(req, &stmt_list, 3, values, notice_list_done);
+    reply_query(req, &stmt_list, 3, values, notice_list_done);
 }
 
 static void notice_run_done(const notices_result_t *r, void *arg)
@@ -817,18 +830,13 @@ void handle_notice_run(request_t *req)
                      "The server is shutting down.");
 }
 
-static void notice_mark_done(const db_result_t *r, void *arg)
+static void notice_mark_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     Carrel__NoticeMarkExportedReply *reply =
         arena_new(&req->arena, Carrel__NoticeMarkExportedReply, 1);
     carrel__notice_mark_exported_reply__init(reply);
     reply->has_marked = 1;
-    reply->marked = db_int32(r->res, 0, 0);
+    reply->marked = db_int32(res, 0, MARK_COUNT);
     log_info(req->conn->id, "%s marked %d notice(s) exported", request_session(req)->username,
              reply->marked);
     req->resp.body_case = CARREL__RESPONSE__BODY_NOTICE_MARK_EXPORTED;
@@ -850,5 +858,5 @@ void handle_notice_mark_exported(request_t *req)
     const char *values[3] = {req->msg->request_key,
                              pgtext_int(&req->arena, request_session(req)->staff_id),
                              pgtext_array_build(&req->arena, ids, m->n_ids)};
-    request_db(req, &stmt_mark, 3, values, notice_mark_done);
+    reply_query(req, &stmt_mark, 3, values, notice_mark_done);
 }

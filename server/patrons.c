@@ -21,6 +21,7 @@
 #include "json.h"
 #include "log.h"
 #include "pgtext.h"
+#include "reply.h"
 
 /* Every patron reply selects these columns from patron_out, in this order. */
 #define PATRON_COLUMNS                                                                             \
@@ -63,6 +64,7 @@ enum {
     COL_BLOCK_PLACED_AT,
     COL_CATEGORY_NAME,
     COL_HOME_BRANCH_NAME,
+    COL_NCOLS
 };
 
 #define PATRON_FIND_DEFAULT    20
@@ -71,60 +73,59 @@ enum {
 #define PATRON_HISTORY_MAX     500
 #define PATRON_QUERY_MAX       200 /* bytes of a search term or card */
 
-static const db_stmt_t stmt_patron_save = {
+static const reply_stmt_t stmt_patron_save = {{
     "patron_save",
     "SELECT " PATRON_COLUMNS " FROM patron_save($1, $2, $3, $4, $5::jsonb)",
-};
+}, COL_NCOLS};
 
-static const db_stmt_t stmt_patron_get = {
+static const reply_stmt_t stmt_patron_get = {{
     "patron_get",
     "SELECT " PATRON_COLUMNS " FROM patron_out WHERE id = patron_resolve($1, $2)",
-};
+}, COL_NCOLS};
 
-static const db_stmt_t stmt_patron_find = {
+static const reply_stmt_t stmt_patron_find = {{
     "patron_find",
     "SELECT " PATRON_COLUMNS " FROM patron_find($1, $2, $3, $4)",
-};
+}, COL_NCOLS};
 
-static const db_stmt_t stmt_patron_block = {
+static const reply_stmt_t stmt_patron_block = {{
     "patron_block",
     "SELECT " PATRON_COLUMNS " FROM patron_block_set($1, $2, $3, $4, $5, $6)",
-};
+}, COL_NCOLS};
 
-static const db_stmt_t stmt_patron_merge = {
+static const reply_stmt_t stmt_patron_merge = {{
     "patron_merge",
     "SELECT " PATRON_COLUMNS " FROM patron_merge($1, $2, $3, $4)",
-};
+}, COL_NCOLS};
 
-static const db_stmt_t stmt_patron_history = {
+enum {
+    HISTORY_ID, HISTORY_AT, HISTORY_STAFF, HISTORY_WORKSTATION, HISTORY_BRANCH_CODE,
+    HISTORY_ACTION, HISTORY_CARD, HISTORY_FIELDS, HISTORY_BEFORES, HISTORY_AFTERS, HISTORY_NCOLS
+};
+static const reply_stmt_t stmt_patron_history = {{
     "patron_history",
     "SELECT id, at, staff, workstation, branch_code, action, card, fields, befores, afters"
     "  FROM patron_history($1, $2)",
-};
+}, HISTORY_NCOLS};
 
-static const db_stmt_t stmt_patron_categories = {
+enum { CATEGORY_CODE, CATEGORY_NAME, CATEGORY_CARD_YEARS, CATEGORY_NCOLS };
+static const reply_stmt_t stmt_patron_categories = {{
     "patron_categories",
     "SELECT code, name, card_years FROM patron_category ORDER BY code",
-};
+}, CATEGORY_NCOLS};
 
 void patrons_register_statements(void)
 {
-    db_stmt_register(&stmt_patron_save);
-    db_stmt_register(&stmt_patron_get);
-    db_stmt_register(&stmt_patron_find);
-    db_stmt_register(&stmt_patron_block);
-    db_stmt_register(&stmt_patron_merge);
-    db_stmt_register(&stmt_patron_history);
-    db_stmt_register(&stmt_patron_categories);
+    db_stmt_register(&stmt_patron_save.db);
+    db_stmt_register(&stmt_patron_get.db);
+    db_stmt_register(&stmt_patron_find.db);
+    db_stmt_register(&stmt_patron_block.db);
+    db_stmt_register(&stmt_patron_merge.db);
+    db_stmt_register(&stmt_patron_history.db);
+    db_stmt_register(&stmt_patron_categories.db);
 }
 
 /* ---- rows to messages ---- */
-
-/* A text column copied into the arena; NULL (absent in the reply) for SQL NULL. */
-static char *patron_text(request_t *req, const PGresult *res, int row, int col)
-{
-    return db_null(res, row, col) ? NULL : arena_strdup(&req->arena, db_text(res, row, col));
-}
 
 static Carrel__ContactChannel patron_channel_from_name(const char *name)
 {
@@ -144,10 +145,10 @@ static void patron_blocks_from_row(request_t *req, Carrel__Patron *p, const PGre
 {
     arena_t *a = &req->arena;
     size_t n_ids = 0, n_reasons = 0, n_by = 0, n_at = 0;
-    char **ids = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_IDS), &n_ids);
-    char **reasons = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_REASONS), &n_reasons);
-    char **by = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_PLACED_BY), &n_by);
-    char **at = pgtext_array_parse(a, db_text(res, row, COL_BLOCK_PLACED_AT), &n_at);
+    char **ids = pgtext_array_parse(a, COL(res, row, COL_BLOCK_IDS), &n_ids);
+    char **reasons = pgtext_array_parse(a, COL(res, row, COL_BLOCK_REASONS), &n_reasons);
+    char **by = pgtext_array_parse(a, COL(res, row, COL_BLOCK_PLACED_BY), &n_by);
+    char **at = pgtext_array_parse(a, COL(res, row, COL_BLOCK_PLACED_AT), &n_at);
     if (n_ids == 0 || n_reasons != n_ids || n_by != n_ids || n_at != n_ids)
         return;
     p->blocks = arena_new(a, Carrel__PatronBlockInfo *, n_ids);
@@ -171,38 +172,38 @@ static Carrel__Patron *patron_from_row(request_t *req, const PGresult *res, int 
     carrel__patron__init(p);
     p->has_id = 1;
     p->id = db_int64(res, row, COL_ID);
-    p->card = patron_text(req, res, row, COL_CARD);
-    p->first_name = patron_text(req, res, row, COL_FIRST_NAME);
-    p->last_name = patron_text(req, res, row, COL_LAST_NAME);
-    p->preferred_name = patron_text(req, res, row, COL_PREFERRED_NAME);
-    p->birth_date = patron_text(req, res, row, COL_BIRTH_DATE);
-    p->address_line1 = patron_text(req, res, row, COL_ADDRESS_LINE1);
-    p->address_line2 = patron_text(req, res, row, COL_ADDRESS_LINE2);
-    p->city = patron_text(req, res, row, COL_CITY);
-    p->region = patron_text(req, res, row, COL_REGION);
-    p->postal_code = patron_text(req, res, row, COL_POSTAL_CODE);
-    p->phone = patron_text(req, res, row, COL_PHONE);
-    p->email = patron_text(req, res, row, COL_EMAIL);
+    p->card = reply_text_opt(req, res, row, COL_CARD);
+    p->first_name = reply_text_opt(req, res, row, COL_FIRST_NAME);
+    p->last_name = reply_text_opt(req, res, row, COL_LAST_NAME);
+    p->preferred_name = reply_text_opt(req, res, row, COL_PREFERRED_NAME);
+    p->birth_date = reply_text_opt(req, res, row, COL_BIRTH_DATE);
+    p->address_line1 = reply_text_opt(req, res, row, COL_ADDRESS_LINE1);
+    p->address_line2 = reply_text_opt(req, res, row, COL_ADDRESS_LINE2);
+    p->city = reply_text_opt(req, res, row, COL_CITY);
+    p->region = reply_text_opt(req, res, row, COL_REGION);
+    p->postal_code = reply_text_opt(req, res, row, COL_POSTAL_CODE);
+    p->phone = reply_text_opt(req, res, row, COL_PHONE);
+    p->email = reply_text_opt(req, res, row, COL_EMAIL);
     p->has_contact_channel = 1;
-    p->contact_channel = patron_channel_from_name(db_text(res, row, COL_CONTACT_CHANNEL));
-    p->home_branch = patron_text(req, res, row, COL_HOME_BRANCH);
-    p->category = patron_text(req, res, row, COL_CATEGORY);
-    p->expires_on = patron_text(req, res, row, COL_EXPIRES_ON);
-    p->staff_notes = patron_text(req, res, row, COL_STAFF_NOTES);
-    p->desk_alert = patron_text(req, res, row, COL_DESK_ALERT);
+    p->contact_channel = patron_channel_from_name(COL(res, row, COL_CONTACT_CHANNEL));
+    p->home_branch = reply_text_opt(req, res, row, COL_HOME_BRANCH);
+    p->category = reply_text_opt(req, res, row, COL_CATEGORY);
+    p->expires_on = reply_text_opt(req, res, row, COL_EXPIRES_ON);
+    p->staff_notes = reply_text_opt(req, res, row, COL_STAFF_NOTES);
+    p->desk_alert = reply_text_opt(req, res, row, COL_DESK_ALERT);
     p->has_keep_history = 1;
     p->keep_history = db_bool(res, row, COL_KEEP_HISTORY);
     p->has_version = 1;
     p->version = db_int32(res, row, COL_VERSION);
-    p->created_at = patron_text(req, res, row, COL_CREATED_AT);
-    p->updated_at = patron_text(req, res, row, COL_UPDATED_AT);
+    p->created_at = reply_text_opt(req, res, row, COL_CREATED_AT);
+    p->updated_at = reply_text_opt(req, res, row, COL_UPDATED_AT);
     p->former_cards =
-        pgtext_array_parse(a, db_text(res, row, COL_FORMER_CARDS), &p->n_former_cards);
+        pgtext_array_parse(a, COL(res, row, COL_FORMER_CARDS), &p->n_former_cards);
     p->has_expired = 1;
     p->expired = db_bool(res, row, COL_EXPIRED);
     patron_blocks_from_row(req, p, res, row);
-    p->category_name = patron_text(req, res, row, COL_CATEGORY_NAME);
-    p->home_branch_name = patron_text(req, res, row, COL_HOME_BRANCH_NAME);
+    p->category_name = reply_text_opt(req, res, row, COL_CATEGORY_NAME);
+    p->home_branch_name = reply_text_opt(req, res, row, COL_HOME_BRANCH_NAME);
     return p;
 }
 
@@ -244,23 +245,18 @@ static bool patron_fail_card(request_t *req, const char *card, const char *field
 
 /* ---- save ---- */
 
-static void patron_save_done(const db_result_t *r, void *arg)
+static void patron_save_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) == 0) {
+    if (PQntuples(res) == 0) {
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
                      "The patron was not saved; see the server log.");
         log_error(req->conn->id, "patron_save returned no row");
         return;
     }
-    const char *outcome = db_text(r->res, 0, COL_OUTCOME);
+    const char *outcome = COL(res, 0, COL_OUTCOME);
     const char *who = request_session(req)->username;
     if (strcmp(outcome, "stale_version") == 0) {
-        patron_reply_one(req, r->res, 0);
+        patron_reply_one(req, res, 0);
         log_info(req->conn->id, "%s: stale edit of card %s refused", who, req->resp.patron->card);
         request_fail_body(req, CARREL__STATUS__STATUS_CONFLICT, "stale_version",
                           "Card %s was changed at another desk since you read it (it is now at "
@@ -269,7 +265,7 @@ static void patron_save_done(const db_result_t *r, void *arg)
         return;
     }
     if (strcmp(outcome, "possible_duplicate") == 0) {
-        Carrel__PatronFindReply *dups = patron_reply_list(req, r->res);
+        Carrel__PatronFindReply *dups = patron_reply_list(req, res);
         req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_FIND;
         req->resp.patron_find = dups;
         request_fail_body(req, CARREL__STATUS__STATUS_CONFLICT, "possible_duplicate",
@@ -281,7 +277,7 @@ static void patron_save_done(const db_result_t *r, void *arg)
         return;
     }
     bool created = !req->msg->patron_save->patron->has_id;
-    patron_reply_one(req, r->res, 0);
+    patron_reply_one(req, res, 0);
     log_info(req->conn->id, "%s %s patron card %s", who, created ? "created" : "saved",
              req->resp.patron->card);
     request_ok(req);
@@ -319,20 +315,15 @@ void handle_patron_save(request_t *req)
     patron_actor(req, &actor, &ws);
     const char *values[5] = {actor, ws, may_edit_account ? "true" : "false",
                              m->has_allow_duplicate && m->allow_duplicate ? "true" : "false", doc};
-    request_db(req, &stmt_patron_save, 5, values, patron_save_done);
+    reply_query(req, &stmt_patron_save, 5, values, patron_save_done);
 }
 
 /* ---- get ---- */
 
-static void patron_get_done(const db_result_t *r, void *arg)
+static void patron_get_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     Carrel__PatronGet *m = req->msg->patron_get;
-    if (PQntuples(r->res) == 0) {
+    if (PQntuples(res) == 0) {
         if (m->card && m->card[0])
             request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "patron", "No patron has card %s.",
                          m->card);
@@ -341,7 +332,7 @@ static void patron_get_done(const db_result_t *r, void *arg)
                          "There is no patron with id %lld.", (long long)m->id);
         return;
     }
-    patron_reply_one(req, r->res, 0);
+    patron_reply_one(req, res, 0);
     request_ok(req);
 }
 
@@ -358,20 +349,15 @@ void handle_patron_get(request_t *req)
         return;
     const char *values[2] = {by_card ? m->card : NULL,
                              by_card ? NULL : pgtext_int(&req->arena, m->id)};
-    request_db(req, &stmt_patron_get, 2, values, patron_get_done);
+    reply_query(req, &stmt_patron_get, 2, values, patron_get_done);
 }
 
 /* ---- find ---- */
 
-static void patron_list_done(const db_result_t *r, void *arg)
+static void patron_list_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_FIND;
-    req->resp.patron_find = patron_reply_list(req, r->res);
+    req->resp.patron_find = patron_reply_list(req, res);
     request_ok(req);
 }
 
@@ -402,25 +388,20 @@ void handle_patron_find(request_t *req)
                        "field:limit", &limit))
         return;
     const char *values[4] = {name, phone, email, pgtext_int(&req->arena, limit)};
-    request_db(req, &stmt_patron_find, 4, values, patron_list_done);
+    reply_query(req, &stmt_patron_find, 4, values, patron_list_done);
 }
 
 /* ---- block ---- */
 
-static void patron_change_done(const db_result_t *r, void *arg)
+static void patron_change_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
-    if (PQntuples(r->res) == 0) {
+    if (PQntuples(res) == 0) {
         log_error(req->conn->id, "%s returned no row", req->route->name);
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
                      "Internal error; it has been logged.");
         return;
     }
-    patron_reply_one(req, r->res, 0);
+    patron_reply_one(req, res, 0);
     const char *what = req->state;
     log_info(req->conn->id, "%s %s card %s", request_session(req)->username, what,
              req->resp.patron->card);
@@ -449,7 +430,7 @@ void handle_patron_block(request_t *req)
         unblock ? NULL : m->reason,
         unblock && m->has_block_id ? pgtext_int(&req->arena, m->block_id) : NULL,
     };
-    request_db(req, &stmt_patron_block, 6, values, patron_change_done);
+    reply_query(req, &stmt_patron_block, 6, values, patron_change_done);
 }
 
 /* ---- merge ---- */
@@ -464,20 +445,15 @@ void handle_patron_merge(request_t *req)
     const char *actor, *ws;
     patron_actor(req, &actor, &ws);
     const char *values[4] = {actor, ws, m->keep_card, m->merge_card};
-    request_db(req, &stmt_patron_merge, 4, values, patron_change_done);
+    reply_query(req, &stmt_patron_merge, 4, values, patron_change_done);
 }
 
 /* ---- history ---- */
 
-static void patron_history_done(const db_result_t *r, void *arg)
+static void patron_history_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__PatronHistoryReply *reply = arena_new(a, Carrel__PatronHistoryReply, 1);
     carrel__patron_history_reply__init(reply);
     reply->entries = arena_new(a, Carrel__AuditEntry *, n);
@@ -485,17 +461,17 @@ static void patron_history_done(const db_result_t *r, void *arg)
         Carrel__AuditEntry *e = arena_new(a, Carrel__AuditEntry, 1);
         carrel__audit_entry__init(e);
         e->has_id = 1;
-        e->id = db_int64(r->res, i, 0);
-        e->at = patron_text(req, r->res, i, 1);
-        e->staff = patron_text(req, r->res, i, 2);
-        e->workstation = patron_text(req, r->res, i, 3);
-        e->branch_code = patron_text(req, r->res, i, 4);
-        e->action = patron_text(req, r->res, i, 5);
-        e->card = patron_text(req, r->res, i, 6);
+        e->id = db_int64(res, i, HISTORY_ID);
+        e->at = reply_text_opt(req, res, i, HISTORY_AT);
+        e->staff = reply_text_opt(req, res, i, HISTORY_STAFF);
+        e->workstation = reply_text_opt(req, res, i, HISTORY_WORKSTATION);
+        e->branch_code = reply_text_opt(req, res, i, HISTORY_BRANCH_CODE);
+        e->action = reply_text_opt(req, res, i, HISTORY_ACTION);
+        e->card = reply_text_opt(req, res, i, HISTORY_CARD);
         size_t nf = 0, nb = 0, na = 0;
-        char **fields = pgtext_array_parse(a, db_text(r->res, i, 7), &nf);
-        char **befores = pgtext_array_parse(a, db_text(r->res, i, 8), &nb);
-        char **afters = pgtext_array_parse(a, db_text(r->res, i, 9), &na);
+        char **fields = pgtext_array_parse(a, COL(res, i, HISTORY_FIELDS), &nf);
+        char **befores = pgtext_array_parse(a, COL(res, i, HISTORY_BEFORES), &nb);
+        char **afters = pgtext_array_parse(a, COL(res, i, HISTORY_AFTERS), &na);
         if (nf > 0 && nb == nf && na == nf) {
             e->changes = arena_new(a, Carrel__FieldChange *, nf);
             for (size_t k = 0; k < nf; k++) {
@@ -524,30 +500,25 @@ void handle_patron_history(request_t *req)
                        "field:limit", &limit))
         return;
     const char *values[2] = {m->card, pgtext_int(&req->arena, limit)};
-    request_db(req, &stmt_patron_history, 2, values, patron_history_done);
+    reply_query(req, &stmt_patron_history, 2, values, patron_history_done);
 }
 
 /* ---- categories ---- */
 
-static void patron_categories_done(const db_result_t *r, void *arg)
+static void patron_categories_done(request_t *req, const PGresult *res)
 {
-    request_t *req = arg;
-    if (r->status != DB_OK) {
-        request_fail_db(req, r);
-        return;
-    }
     arena_t *a = &req->arena;
-    int n = PQntuples(r->res);
+    int n = PQntuples(res);
     Carrel__PatronCategoryListReply *reply = arena_new(a, Carrel__PatronCategoryListReply, 1);
     carrel__patron_category_list_reply__init(reply);
     reply->categories = arena_new(a, Carrel__PatronCategory *, n);
     for (int i = 0; i < n; i++) {
         Carrel__PatronCategory *c = arena_new(a, Carrel__PatronCategory, 1);
         carrel__patron_category__init(c);
-        c->code = arena_strdup(a, db_text(r->res, i, 0));
-        c->name = arena_strdup(a, db_text(r->res, i, 1));
+        c->code = reply_text(req, res, i, CATEGORY_CODE);
+        c->name = reply_text(req, res, i, CATEGORY_NAME);
         c->has_card_years = 1;
-        c->card_years = db_int32(r->res, i, 2);
+        c->card_years = db_int32(res, i, CATEGORY_CARD_YEARS);
         reply->categories[reply->n_categories++] = c;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_CATEGORIES;
@@ -557,5 +528,5 @@ static void patron_categories_done(const db_result_t *r, void *arg)
 
 void handle_patron_category_list(request_t *req)
 {
-    request_db(req, &stmt_patron_categories, 0, NULL, patron_categories_done);
+    reply_query(req, &stmt_patron_categories, 0, NULL, patron_categories_done);
 }

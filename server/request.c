@@ -43,12 +43,7 @@ static void request_end(request_t *req)
     CHECK(req->live == REQUEST_LIVE); /* a request ends exactly once */
     req->live = REQUEST_ENDED;
     conn_t *c = req->conn;
-    req->resp.has_id = 1;
-    req->resp.id = req->id;
-    req->resp.has_status = 1;
-    if (!c->closed && channel_send(&c->ch, &req->resp.base) != 0)
-        log_debug(c->id, "response to %llu dropped: connection closing",
-                  (unsigned long long)req->id);
+    (void)conn_send(c, req->id, &req->resp); /* a closing connection drops it */
     uint64_t us = (util_mono_ns() - req->started_ns) / 1000;
     log_debug(c->id, "%s id=%llu -> %s (%llu us)", req->route ? req->route->name : "?",
               (unsigned long long)req->id, status_name(req->resp.status), (unsigned long long)us);
