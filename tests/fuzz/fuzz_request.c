@@ -19,7 +19,9 @@
  *   - when wirecheck passes a frame, every string a handler sees is clean text;
  *   - a decision holds what its refusal (or OK) claims, by the rules of
  *     docs/ARCHITECTURE.md ("request.c");
- *   - json_message() of the request is valid JSON and clean text (common/json.c).
+ *   - json_message() of the request is valid JSON and clean text (common/json.c);
+ *     so is that of the same bytes read as a Response, as the client's `--json`
+ *     prints what the server sends (more field types than requests have).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -295,6 +297,9 @@ static bool one_request(const uint8_t *payload, size_t len, admission_facts_t *f
 {
     arena_t a;
     arena_init(&a);
+    Carrel__Response *resp = carrel__response__unpack(&a.pb, len, payload);
+    if (resp != NULL)
+        check_json(&resp->base);
     Carrel__Request *m = carrel__request__unpack(&a.pb, len, payload);
     if (m == NULL) {
         arena_free(&a);
