@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: the client's CSV reader (client/csv.c, `import items`)
- * on any bytes. Every call ends, moves forward and stays inside the text;
- * a text it reads to the end, written out again (every field quoted, quotes
- * doubled, CRLF line ends), reads back to the same rows.
+ * on any bytes. Every call ends, moves forward and stays inside the text; no
+ * row it returns spans a NUL (which would cut a field short); a text it reads
+ * to the end, written out again (every field quoted, quotes doubled, CRLF
+ * line ends), reads back to the same rows.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static void write_row(struct buf *out, const csv_row_t *row)
     CHECK(buf_append(out, "\r\n", 2) == 0);
 }
 
-/* Read all rows of text[0..len); -1 for an unclosed quote. */
+/* Read all rows of text[0..len); -1 for text that is not CSV. */
 static int read_all(const char *text, size_t len, csv_row_t **rows, size_t *nrows)
 {
     size_t pos = 0;
@@ -43,14 +44,17 @@ static int read_all(const char *text, size_t len, csv_row_t **rows, size_t *nrow
         int rc = csv_next_row(text, len, &pos, &row);
         CHECK(pos <= len);
         if (rc == 0) {
-            CHECK(pos == before && before >= len);
+            CHECK(pos >= before && pos >= len);
             return 0;
         }
         if (rc < 0) {
+            CHECK(rc == CSV_UNCLOSED_QUOTE || rc == CSV_NUL);
             CHECK(row.fields == NULL && row.n == 0);
             return -1;
         }
         CHECK(rc == 1 && pos > before && row.n >= 1);
+        /* No byte of a row is lost to a C string's end: a NUL is refused. */
+        CHECK(memchr(text + before, '\0', pos - before) == NULL);
         /* A row takes at least one byte per field but the last. */
         CHECK(row.n - 1 <= pos - before);
         *rows = realloc(*rows, (*nrows + 1) * sizeof(**rows));
