@@ -887,9 +887,11 @@ static int cmd_import_items(cli_t *cli, int argc, char **argv)
         return cli_fail(cli, EXIT_LOCAL, "cannot read %s", argv[optind]);
     size_t pos = 0;
     csv_row_t header;
-    if (csv_next_row((const char *)text, len, &pos, &header) != 1) {
+    int hrc = csv_next_row((const char *)text, len, &pos, &header);
+    if (hrc != 1) {
         free(text);
-        return cli_fail(cli, EXIT_LOCAL, "%s: no header line", argv[optind]);
+        return cli_fail(cli, EXIT_LOCAL, "%s: %s", argv[optind],
+                        hrc < 0 ? csv_problem(hrc) : "no header line");
     }
     static const char *const names[] = {"bib",      "barcode",     "branch",    "current_branch",
                                         "location", "call_number", "item_type", "price"};
@@ -927,8 +929,8 @@ static int cmd_import_items(cli_t *cli, int argc, char **argv)
     }
     int code = EXIT_OK;
     if (rc < 0)
-        code = cli_fail(cli, EXIT_LOCAL, "%s: line %lld: a quote is never closed; nothing loaded",
-                        argv[optind], (long long)line + 1);
+        code = cli_fail(cli, EXIT_LOCAL, "%s: line %lld: %s; nothing loaded", argv[optind],
+                        (long long)line + 1, csv_problem(rc));
     import_totals_t t = {.total = nrows, .started = util_mono_ns()};
     json_t problems;
     json_init(&problems);

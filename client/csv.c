@@ -27,8 +27,14 @@ int csv_next_row(const char *text, size_t len, size_t *pos, csv_row_t *row)
     row->fields = NULL;
     row->n = 0;
     size_t i = *pos;
-    if (i >= len)
+    /* Spreadsheets saving "CSV UTF-8" start the file with a byte order mark;
+     * left in, it would be part of the first column's name. */
+    if (i == 0 && len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        i = 3;
+    if (i >= len) {
+        *pos = i;
         return 0;
+    }
     struct buf field = BUF_INIT;
     int rc = 1;
     for (;;) {
@@ -36,7 +42,7 @@ int csv_next_row(const char *text, size_t len, size_t *pos, csv_row_t *row)
             i++;
             for (;;) {
                 if (i >= len) {
-                    rc = -1;
+                    rc = CSV_UNCLOSED_QUOTE;
                     goto out;
                 }
                 if (text[i] == '"') {
@@ -49,12 +55,20 @@ int csv_next_row(const char *text, size_t len, size_t *pos, csv_row_t *row)
                     i++;
                     break;
                 }
+                if (text[i] == '\0') {
+                    rc = CSV_NUL;
+                    goto out;
+                }
                 if (buf_append(&field, &text[i], 1) != 0)
                     abort();
                 i++;
             }
         }
         while (i < len && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
+            if (text[i] == '\0') {
+                rc = CSV_NUL;
+                goto out;
+            }
             if (buf_append(&field, &text[i], 1) != 0)
                 abort();
             i++;
@@ -76,6 +90,18 @@ out:
     if (rc < 0)
         csv_row_free(row);
     return rc;
+}
+
+const char *csv_problem(int rc)
+{
+    switch (rc) {
+    case CSV_UNCLOSED_QUOTE:
+        return "a quote is never closed";
+    case CSV_NUL:
+        return "a NUL byte (is the file UTF-16? save it as CSV in UTF-8)";
+    default:
+        return "not CSV";
+    }
 }
 
 void csv_row_free(csv_row_t *row)

@@ -36,6 +36,10 @@ void arena_init(arena_t *a)
 
 void *arena_alloc(arena_t *a, size_t size)
 {
+    /* A size no chunk can hold is a caller's bug (a count that overflowed):
+     * rounding it up would wrap to a few bytes the caller then writes past. */
+    if (size > SIZE_MAX - sizeof(arena_chunk_t) - 15)
+        abort();
     size = (size + 15) & ~(size_t)15;
     if (size == 0)
         size = 16;

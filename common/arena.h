@@ -18,7 +18,11 @@ typedef struct arena {
 } arena_t;
 
 void arena_init(arena_t *a);
-/* Zeroed memory, 16-byte aligned; aborts when out of memory (requests are small). */
+/*
+ * Zeroed memory, 16-byte aligned (size 0 gives 16 bytes of its own); aborts
+ * when out of memory (requests are small) or for a size no allocation can
+ * have. A size over a chunk (8 KiB) gets a chunk of its own.
+ */
 void *arena_alloc(arena_t *a, size_t size);
 char *arena_strdup(arena_t *a, const char *s);
 char *arena_strndup(arena_t *a, const char *s, size_t n);

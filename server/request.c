@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "admission.h"
 #include "check.h"
 #include "log.h"
 #include "reason.h"
@@ -246,99 +247,96 @@ void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *
 }
 
 /*
- * Refuse a request whose string fields are not clean text (see text.h):
+ * Answer a request whose string fields are not clean text (see text.h):
  * protobuf-c would hand us "secret\0junk" as "secret", and invalid UTF-8 or
  * escape sequences would reach the database, other desks' screens and our
- * own messages. Checked on the frame's bytes, every string at every depth;
- * bytes fields (MARC records) are not text. False if it was answered.
+ * own messages. admission.c found it on the frame's bytes, every string at
+ * every depth; bytes fields (MARC records) are not text.
  */
-static bool request_text_ok(request_t *req, const uint8_t *payload, size_t len)
+static void request_refuse_text(request_t *req, const wirecheck_error_t *err)
 {
-    wirecheck_error_t err;
-    wirecheck_result_t r = wirecheck_strings(&carrel__request__descriptor, payload, len, &err);
-    if (r == WIRECHECK_OK)
-        return true;
-    if (r == WIRECHECK_MALFORMED) { /* unpack took it, so only nesting too deep */
-        request_fail_fatal(req, CARREL__STATUS__STATUS_BAD_REQUEST, "undecodable",
-                           "The frame does not hold a valid Request message.");
-        return false;
-    }
-    const char *name = err.field->name; /* from our descriptors, never the client's bytes */
-    bool key = err.depth == 0 && err.field->id == 2; /* Request.request_key */
+    const char *name = err->field->name; /* from our descriptors, never the client's bytes */
+    bool key = err->depth == 0 && err->field->id == 2; /* Request.request_key */
     char reason[80];
     snprintf(reason, sizeof(reason), "field:%s", name);
     log_info(req->conn->id, "refused a request: field %s %s", name,
-             text_problem_describe(err.problem));
-    if (err.problem == TEXT_CONTROL)
+             text_problem_describe(err->problem));
+    if (err->problem == TEXT_CONTROL)
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, key ? "request_key" : reason,
                      "The field %s contains the control character U+%04X; text may hold only "
                      "printable characters, tabs and line breaks.",
-                     name, (unsigned)err.cp);
+                     name, (unsigned)err->cp);
     else
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, key ? "request_key" : reason,
                      "The field %s %s; text must be UTF-8 without NUL or control characters.", name,
-                     text_problem_describe(err.problem));
-    return false;
+                     text_problem_describe(err->problem));
 }
 
-/* Checks every request passes before its handler runs; false if it was answered. */
+/*
+ * Checks every request passes before its handler runs: admission.c decides,
+ * this answers a refusal. False if it was answered.
+ */
 static bool request_admit(request_t *req, const uint8_t *payload, size_t len)
 {
     conn_t *c = req->conn;
     /* The actor is fixed now: Logout and Login change only the live session. */
     req->actor = c->session;
     const session_t *s = &req->actor;
-    Carrel__Request__BodyCase body = req->msg->body_case;
-
-    if (!s->hello_done && body != CARREL__REQUEST__BODY_HELLO) {
+    admission_facts_t facts = {
+        .hello_done = s->hello_done,
+        .authenticated = s->authenticated,
+        .subject = request_subject(req),
+        .inflight = c->inflight,
+        .max_inflight = c->srv->cfg.max_inflight,
+    };
+    admission_t a;
+    admission_refusal_t refusal = admission_decide(req->msg, payload, len, &facts, &a);
+    req->route = a.route;
+    switch (refusal) {
+    case ADMISSION_OK:
+        return true;
+    case ADMISSION_HELLO_REQUIRED:
         request_fail_fatal(req, CARREL__STATUS__STATUS_BAD_REQUEST, "hello_required",
                            "The first request on a connection must be Hello.");
-        return false;
-    }
-    if (!request_text_ok(req, payload, len))
-        return false;
-    req->route = dispatch_find(body);
-    if (req->route == NULL) {
+        break;
+    case ADMISSION_UNDECODABLE:
+        request_fail_fatal(req, CARREL__STATUS__STATUS_BAD_REQUEST, "undecodable",
+                           "The frame does not hold a valid Request message.");
+        break;
+    case ADMISSION_TEXT:
+        request_refuse_text(req, &a.text);
+        break;
+    case ADMISSION_UNKNOWN_REQUEST:
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "unknown_request",
                      "This server does not know that kind of request.");
-        return false;
-    }
-    if (c->inflight > c->srv->cfg.max_inflight) {
+        break;
+    case ADMISSION_INFLIGHT_LIMIT:
         request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "inflight_limit",
                      "Too many requests in flight on this connection (limit %ld).",
                      c->srv->cfg.max_inflight);
-        return false;
-    }
-    if (!(req->route->flags & ROUTE_BEFORE_LOGIN) && !s->authenticated) {
+        break;
+    case ADMISSION_LOGIN_REQUIRED:
         request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "login_required",
                      "Log in first.");
-        return false;
+        break;
+    case ADMISSION_ROLE: {
+        char why[200];
+        perm_explain(a.perm, (perm_action_t)req->route->perm, s->role, why, sizeof(why));
+        log_info(c->id, "forbidden: %s tried %s", s->username, req->route->name);
+        request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "role", "%s", why);
+        break;
     }
-    if (req->route->perm >= 0) {
-        perm_subject_t who = request_subject(req);
-        perm_result_t pr = perm_check(&who, (perm_action_t)req->route->perm, 0);
-        if (pr != PERM_OK) {
-            char why[200];
-            perm_explain(pr, (perm_action_t)req->route->perm, s->role, why, sizeof(why));
-            log_info(c->id, "forbidden: %s tried %s", s->username, req->route->name);
-            request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "role", "%s", why);
-            return false;
-        }
-    }
-    if ((req->route->flags & ROUTE_KEYED) &&
-        (req->msg->request_key == NULL || req->msg->request_key[0] == '\0')) {
+    case ADMISSION_KEY_MISSING:
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "request_key",
                      "This request changes data and needs a request key (a UUID), so that a "
                      "retry cannot apply it twice.");
-        return false;
-    }
-    if ((req->route->flags & (ROUTE_MUTATING | ROUTE_KEYED)) && req->msg->request_key &&
-        req->msg->request_key[0] && !util_is_uuid(req->msg->request_key)) {
+        break;
+    case ADMISSION_KEY_NOT_UUID:
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "request_key",
                      "The request key must be a UUID.");
-        return false;
+        break;
     }
-    return true;
+    return false;
 }
 
 void request_start(conn_t *c, const uint8_t *payload, size_t len)

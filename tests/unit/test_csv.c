@@ -152,6 +152,49 @@ static void test_respects_len_and_pos(void **state)
     assert_int_equal(csv_next_row("", 0, &pos, &row), 0);
 }
 
+/* A NUL would cut the field short without a word (a C string ends there): refused. */
+static void test_nul_refused(void **state)
+{
+    (void)state;
+    csv_row_t row;
+    size_t pos = 0;
+    assert_int_equal(csv_next_row(S("a,31234\0" "567\n"), &pos, &row), CSV_NUL);
+    assert_int_equal(row.n, 0);
+    assert_null(row.fields);
+    pos = 0;
+    assert_int_equal(csv_next_row(S("\"quoted \0 too\"\n"), &pos, &row), CSV_NUL);
+    assert_null(row.fields);
+    /* A UTF-16 file: NUL in its first line. */
+    pos = 0;
+    assert_int_equal(csv_next_row(S("b\0i\0b\0,\0"), &pos, &row), CSV_NUL);
+    /* Rows before the NUL are read as they are. */
+    pos = 0;
+    assert_int_equal(csv_next_row(S("x,y\nz\0\n"), &pos, &row), 1);
+    csv_row_free(&row);
+    assert_int_equal(csv_next_row(S("x,y\nz\0\n"), &pos, &row), CSV_NUL);
+    assert_string_equal(csv_problem(CSV_NUL),
+                        "a NUL byte (is the file UTF-16? save it as CSV in UTF-8)");
+    assert_string_equal(csv_problem(CSV_UNCLOSED_QUOTE), "a quote is never closed");
+}
+
+/* "CSV UTF-8" from a spreadsheet starts with a byte order mark: not part of the first name. */
+static void test_byte_order_mark_skipped(void **state)
+{
+    (void)state;
+    expect_rows(S("\xef\xbb\xbf"
+                  "bib,barcode\r\nx,y\r\n"),
+                ROWS(ROW("bib", "barcode"), ROW("x", "y")));
+    expect_rows(S("\xef\xbb\xbf"
+                  "\"bib\"\n"),
+                ROWS(ROW("bib")));
+    expect_rows(S("\xef\xbb\xbf"), (const char *const *const[]){NULL});
+    /* Only at the very start: elsewhere it is text. */
+    expect_rows(S("a\n\xef\xbb\xbf"
+                  "b\n"),
+                ROWS(ROW("a"), ROW("\xef\xbb\xbf"
+                                   "b")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +208,8 @@ int main(void)
         cmocka_unit_test(test_utf8_kept),
         cmocka_unit_test(test_unterminated_quote),
         cmocka_unit_test(test_respects_len_and_pos),
+        cmocka_unit_test(test_nul_refused),
+        cmocka_unit_test(test_byte_order_mark_skipped),
     };
     return cmocka_run_group_tests_name("csv", tests, NULL, NULL);
 }

@@ -1,0 +1,207 @@
+/*
+ * gen_request_seeds: write the seed corpus of fuzz_request (see its header
+ * for the input's layout) into the directory given, one file per case: a few
+ * request types as a client sends them, with the session facts they meet.
+ * Built with -Dfuzz=true; run as
+ *   build-fuzz/tests/fuzz/gen_request_seeds tests/fuzz/corpus/request
+ * The files are kept in the tree; run it again after a change to the schema.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "carrel.pb-c.h"
+#include "frame.h"
+
+#define HELLO_DONE 1u
+#define LOGGED_IN  2u
+#define ROLE(r)    ((unsigned)(r) << 2)
+#define BRANCH(b)  ((unsigned)(b) << 5)
+#define UUID       "0f8e4b1c-9a2d-4c3e-8f71-2b6d5e4a3c10"
+
+static const char *dir;
+
+/* Write facts and the frames of msgs[0..n) to dir/name, in pieces of `piece` bytes. */
+static void seed(const char *name, unsigned facts, unsigned inflight, unsigned piece,
+                 Carrel__Request *const *msgs, size_t n)
+{
+    struct buf out = BUF_INIT;
+    uint8_t head[3] = {(uint8_t)facts, (uint8_t)inflight, (uint8_t)piece};
+    if (buf_append(&out, head, sizeof(head)) != 0)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (frame_encode(&out, &msgs[i]->base) != 0)
+            abort();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(out.data, 1, out.len, f) != out.len || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+    buf_free(&out);
+}
+
+static void seed1(const char *name, unsigned facts, Carrel__Request *m)
+{
+    seed(name, facts, 0, 0, &m, 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen_request_seeds DIR\n");
+        return 2;
+    }
+    dir = argv[1];
+    const unsigned clerk = HELLO_DONE | LOGGED_IN | ROLE(CARREL__ROLE__ROLE_CLERK) | BRANCH(1);
+    const unsigned admin = HELLO_DONE | LOGGED_IN | ROLE(CARREL__ROLE__ROLE_ADMIN);
+
+    Carrel__Hello hello = CARREL__HELLO__INIT;
+    hello.has_protocol_version = 1;
+    hello.protocol_version = 1;
+    hello.client_name = "carrel 0.1.0";
+    Carrel__Request r_hello = CARREL__REQUEST__INIT;
+    r_hello.has_id = 1;
+    r_hello.id = 1;
+    r_hello.body_case = CARREL__REQUEST__BODY_HELLO;
+    r_hello.hello = &hello;
+
+    Carrel__Login login = CARREL__LOGIN__INIT;
+    login.workstation = "MAIN-DESK-1";
+    login.username = "alice";
+    login.password = "correct horse battery staple";
+    login.has_want_session_token = 1;
+    login.want_session_token = 1;
+    Carrel__Request r_login = CARREL__REQUEST__INIT;
+    r_login.has_id = 1;
+    r_login.id = 2;
+    r_login.body_case = CARREL__REQUEST__BODY_LOGIN;
+    r_login.login = &login;
+
+    Carrel__Request *hello_login[] = {&r_hello, &r_login};
+    seed("hello", 0, 0, 0, hello_login, 1);
+    seed("hello-login", 0, 0, 0, hello_login, 2);
+    seed("hello-login-bytewise", 0, 0, 1, hello_login, 2);
+
+    Carrel__Ping ping = CARREL__PING__INIT;
+    ping.payload = "Zoë 📚\tline\nnext";
+    Carrel__Request r_ping = CARREL__REQUEST__INIT;
+    r_ping.has_id = 1;
+    r_ping.id = 3;
+    r_ping.body_case = CARREL__REQUEST__BODY_PING;
+    r_ping.ping = &ping;
+    seed1("ping-before-hello", 0, &r_ping);
+    seed1("ping", HELLO_DONE, &r_ping);
+    ping.payload = "escape \x1b[2J";
+    seed1("ping-escape", HELLO_DONE, &r_ping);
+    ping.payload = "ok";
+
+    Carrel__Checkout co = CARREL__CHECKOUT__INIT;
+    co.card = "21234000012345";
+    co.barcode = "31234000067890";
+    Carrel__Request r_co = CARREL__REQUEST__INIT;
+    r_co.has_id = 1;
+    r_co.id = 4;
+    r_co.request_key = UUID;
+    r_co.body_case = CARREL__REQUEST__BODY_CHECKOUT;
+    r_co.checkout = &co;
+    seed1("checkout", clerk, &r_co);
+    seed1("checkout-not-logged-in", HELLO_DONE, &r_co);
+    seed("checkout-inflight", clerk, 64, 0, (Carrel__Request *[]){&r_co}, 1);
+    r_co.request_key = NULL;
+    seed1("checkout-no-key", clerk, &r_co);
+    r_co.request_key = "not-a-uuid";
+    seed1("checkout-bad-key", clerk, &r_co);
+    r_co.request_key = UUID;
+
+    Carrel__CatalogSearch cs = CARREL__CATALOG_SEARCH__INIT;
+    cs.query = "moby dick";
+    cs.branch_code = "MAIN";
+    cs.has_limit = 1;
+    cs.limit = 20;
+    Carrel__Request r_cs = CARREL__REQUEST__INIT;
+    r_cs.has_id = 1;
+    r_cs.id = 5;
+    r_cs.body_case = CARREL__REQUEST__BODY_CATALOG_SEARCH;
+    r_cs.catalog_search = &cs;
+    Carrel__Request *pipelined[] = {&r_ping, &r_cs, &r_co};
+    seed("pipelined-in-pieces", clerk, 3, 7, pipelined, 3);
+
+    char *branches[] = {"MAIN", "EAST"};
+    Carrel__StaffAdd sa = CARREL__STAFF_ADD__INIT;
+    sa.username = "bob";
+    sa.display_name = "Bob Ng";
+    sa.has_role = 1;
+    sa.role = CARREL__ROLE__ROLE_LIBRARIAN;
+    sa.branch_codes = branches;
+    sa.n_branch_codes = 2;
+    sa.password = "a long enough password";
+    Carrel__Request r_sa = CARREL__REQUEST__INIT;
+    r_sa.has_id = 1;
+    r_sa.id = 6;
+    r_sa.request_key = UUID;
+    r_sa.body_case = CARREL__REQUEST__BODY_STAFF_ADD;
+    r_sa.staff_add = &sa;
+    seed1("staff-add-admin", admin, &r_sa);
+    seed1("staff-add-clerk", clerk, &r_sa);
+
+    Carrel__ItemImportRow rows[2];
+    Carrel__ItemImportRow *prows[2] = {&rows[0], &rows[1]};
+    for (int i = 0; i < 2; i++) {
+        carrel__item_import_row__init(&rows[i]);
+        rows[i].has_line = 1;
+        rows[i].line = i + 2;
+        rows[i].bib = "CARREL-0000abcd";
+        rows[i].barcode = i ? "31234000067891" : "31234000067890";
+        rows[i].call_number = "FIC MEL";
+        rows[i].price = "24.95";
+    }
+    Carrel__ItemImportBatch ib = CARREL__ITEM_IMPORT_BATCH__INIT;
+    ib.rows = prows;
+    ib.n_rows = 2;
+    ib.source = "items.csv";
+    Carrel__Request r_ib = CARREL__REQUEST__INIT;
+    r_ib.has_id = 1;
+    r_ib.id = 7;
+    r_ib.body_case = CARREL__REQUEST__BODY_ITEM_IMPORT_BATCH;
+    r_ib.item_import_batch = &ib;
+    seed1("item-import", admin, &r_ib);
+    rows[1].location = "Stacks\x85"; /* a C1 control, NEL */
+    seed1("item-import-c1", admin, &r_ib);
+
+    Carrel__Patron pa = CARREL__PATRON__INIT;
+    pa.card = "21234000012345";
+    pa.first_name = "Ada";
+    pa.last_name = "Lovelace";
+    Carrel__PatronSave ps = CARREL__PATRON_SAVE__INIT;
+    ps.patron = &pa;
+    Carrel__Request r_ps = CARREL__REQUEST__INIT;
+    r_ps.has_id = 1;
+    r_ps.id = 8;
+    r_ps.body_case = CARREL__REQUEST__BODY_PATRON_SAVE;
+    r_ps.patron_save = &ps;
+    seed1("patron-save", clerk, &r_ps);
+
+    Carrel__HoldPlace hp = CARREL__HOLD_PLACE__INIT;
+    hp.card = "21234000012345";
+    hp.has_bib_id = 1;
+    hp.bib_id = 42;
+    hp.pickup_branch = "EAST";
+    Carrel__Request r_hp = CARREL__REQUEST__INIT;
+    r_hp.has_id = 1;
+    r_hp.id = 9;
+    r_hp.request_key = UUID;
+    r_hp.body_case = CARREL__REQUEST__BODY_HOLD_PLACE;
+    r_hp.hold_place = &hp;
+    seed1("hold-place", clerk, &r_hp);
+
+    Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
+    r_none.has_id = 1;
+    r_none.id = 10;
+    seed1("no-body", clerk, &r_none);
+    r_ping.id = 0;
+    seed1("id-zero", HELLO_DONE, &r_ping);
+    return 0;
+}
