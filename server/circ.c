@@ -69,23 +69,20 @@ static const reply_stmt_t stmt_in_house = {{
     "SELECT circ_in_house_use($1::uuid, $2, $3, $4)",
 }, IN_HOUSE_NCOLS};
 
-/* The patron row of an account: not prepared on its own, but the first part
- * of stmt_account_get (ACCOUNT_PATRON_* are its columns). $1: the card. */
+/*
+ * AccountGet in one statement, so one snapshot: account_get()
+ * (sql/rules/account.sql) returns the patron, their open loans, the newest
+ * ledger entries ($2 of them) and their live holds as rows of one result
+ * told apart by ACCOUNT_KIND. A row of each kind carries its columns first,
+ * as text, in the order of its enum (ACCOUNT_PATRON_*, ACCOUNT_LOAN_*,
+ * LEDGER_*, HOLD_*), padded with NULLs to ACCOUNT_WIDTH; ACCOUNT_N keeps
+ * each kind's own order. $1: the card.
+ */
 enum {
     ACCOUNT_PATRON_ID, ACCOUNT_PATRON_CARD, ACCOUNT_PATRON_NAME, ACCOUNT_PATRON_CATEGORY,
     ACCOUNT_PATRON_EXPIRES_ON, ACCOUNT_PATRON_EXPIRED, ACCOUNT_PATRON_BLOCKED,
     ACCOUNT_PATRON_DESK_ALERT, ACCOUNT_PATRON_BALANCE_CENTS, ACCOUNT_PATRON_LOANS_OUT,
     ACCOUNT_PATRON_OVERDUE, ACCOUNT_PATRON_BLOCK_THRESHOLD_CENTS, ACCOUNT_PATRON_NCOLS
-};
-static const db_stmt_t stmt_account = {
-    "circ_account",
-    "SELECT p.id, p.card, p.first_name || ' ' || p.last_name, p.category, p.expires_on::text,"
-    "       s.expired, s.blocked, coalesce(p.desk_alert, ''), s.balance_cents, s.loans_out,"
-    "       (SELECT count(*) FROM loan l WHERE l.patron_id = p.id AND l.returned_at IS NULL"
-    "                                      AND l.due_at < now()),"
-    "       s.block_threshold_cents"
-    "  FROM patron p CROSS JOIN LATERAL patron_standing(p.id) s"
-    " WHERE p.id = patron_resolve($1, NULL)",
 };
 
 /* The columns of a ledger entry, as circ_ledger_post returns them too. */
@@ -94,16 +91,6 @@ enum {
     LEDGER_STAFF, LEDGER_NCOLS
 };
 
-/*
- * AccountGet in one statement, so one snapshot: the patron (stmt_account),
- * their open loans, the newest ledger entries ($2 of them) and their live
- * holds, as rows of one result told apart by ACCOUNT_KIND. A row of each
- * kind carries its columns first, as text, in the order of its enum
- * (ACCOUNT_PATRON_*, ACCOUNT_LOAN_*, LEDGER_*, HOLD_*), padded with NULLs
- * to ACCOUNT_WIDTH; ACCOUNT_N keeps each kind's own order. Built at
- * registration from stmt_account's SQL, so the patron's flags are defined
- * once. $1: the card.
- */
 enum {
     ACCOUNT_LOAN_ID, ACCOUNT_LOAN_BARCODE, ACCOUNT_LOAN_TITLE, ACCOUNT_LOAN_CHECKOUT_AT,
     ACCOUNT_LOAN_CHECKOUT_BRANCH, ACCOUNT_LOAN_DUE_AT, ACCOUNT_LOAN_DUE_DATE, ACCOUNT_LOAN_OVERDUE,
@@ -112,70 +99,17 @@ enum {
 enum { ACCOUNT_WIDTH = HOLD_NCOLS, ACCOUNT_KIND = ACCOUNT_WIDTH, ACCOUNT_N, ACCOUNT_NCOLS };
 _Static_assert(ACCOUNT_PATRON_NCOLS + 5 == ACCOUNT_WIDTH && ACCOUNT_LOAN_NCOLS + 6 == ACCOUNT_WIDTH &&
                    LEDGER_NCOLS + 10 == ACCOUNT_WIDTH,
-               "each kind of account row is padded to ACCOUNT_WIDTH columns below");
+               "each kind of account row is padded to ACCOUNT_WIDTH columns in account_get()");
 
-static char account_get_sql[8192];
-static const reply_stmt_t stmt_account_get = {{"circ_account_get", account_get_sql},
-                                              ACCOUNT_NCOLS};
-
-/* Compose stmt_account_get's SQL around stmt_account's; false if it does not fit. */
-static bool circ_account_get_compose(void)
-{
-    static const char head[] =
-        "WITH a (id, card, name, category, expires_on, expired, blocked, desk_alert,"
-        "        balance_cents, loans_out, overdue, block_threshold_cents) AS (";
-    static const char tail[] =
-        "),"
-        " loans AS (SELECT l.id::text AS id, i.barcode, b.title, " TS("l.checkout_at") " AS at,"
-        "                  cb.code, " TS("l.due_at") " AS due_at,"
-        "                  library_local_date(l.due_at)::text AS due_date,"
-        "                  (l.due_at < now())::text AS overdue, l.renewals::text AS renewals,"
-        "                  (circ_rule(l.patron_category, l.item_type,"
-        "                             l.checkout_branch_id)).renewals::text AS allowed,"
-        "                  l.item_type, row_number() OVER (ORDER BY l.due_at, l.id) AS n"
-        "             FROM a JOIN loan l ON l.patron_id = a.id AND l.returned_at IS NULL"
-        "             JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id"
-        "             JOIN branch cb ON cb.id = l.checkout_branch_id),"
-        " ledger AS (SELECT x.id::text AS id, " TS("x.at") " AS at, x.kind,"
-        "                   x.amount_cents::text AS amount_cents,"
-        "                   coalesce(i.barcode, '') AS barcode, x.note,"
-        "                   coalesce(s.username, '') AS staff,"
-        "                   row_number() OVER (ORDER BY x.at DESC, x.id DESC) AS n"
-        "              FROM a JOIN patron_ledger x ON x.patron_id = a.id"
-        "              LEFT JOIN item i ON i.id = x.item_id LEFT JOIN staff s ON s.id = x.staff_id"
-        "             ORDER BY x.at DESC, x.id DESC LIMIT $2),"
-        " holds AS (SELECT h.*"
-        "             FROM a, hold_out(ARRAY(SELECT y.id FROM hold y WHERE y.patron_id = a.id"
-        "                          AND y.status IN ('waiting', 'in_transit', 'ready')"
-        "                          ORDER BY y.placed_at, y.id)) WITH ORDINALITY AS h)"
-        " SELECT a.id::text, a.card::text, a.name::text, a.category::text, a.expires_on::text,"
-        "        a.expired::text, a.blocked::text, a.desk_alert::text, a.balance_cents::text,"
-        "        a.loans_out::text, a.overdue::text, a.block_threshold_cents::text,"
-        "        NULL, NULL, NULL, NULL, NULL, 'a' AS kind, 0::bigint AS n FROM a"
-        " UNION ALL"
-        " SELECT l.id, l.barcode, l.title, l.at, l.code, l.due_at, l.due_date, l.overdue,"
-        "        l.renewals, l.allowed, l.item_type,"
-        "        NULL, NULL, NULL, NULL, NULL, NULL, 'l', l.n FROM loans l"
-        " UNION ALL"
-        " SELECT g.id, g.at, g.kind, g.amount_cents, g.barcode, g.note, g.staff,"
-        "        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'g', g.n FROM ledger g"
-        " UNION ALL"
-        " SELECT h.id::text, h.card::text, h.patron_name::text, h.bib_id::text, h.title::text,"
-        "        h.item_barcode::text, h.pickup_branch::text, h.placed_at::text,"
-        "        h.not_needed_after::text, h.suspended_until::text, h.status::text,"
-        "        h.queue_position::text, h.captured_barcode::text, h.shelf_expires_on::text,"
-        "        h.target_barcode::text, h.target_branch::text, h.cancel_reason::text,"
-        "        'h', h.ordinality FROM holds h"
-        " ORDER BY kind, n";
-    int n = snprintf(account_get_sql, sizeof(account_get_sql), "%s%s%s", head, stmt_account.sql,
-                     tail);
-    return n > 0 && (size_t)n < sizeof(account_get_sql);
-}
+static const reply_stmt_t stmt_account_get = {{
+    "circ_account_get",
+    "SELECT * FROM account_get($1, $2::integer)",
+}, ACCOUNT_NCOLS};
 
 static const reply_stmt_t stmt_ledger_post = {{
     "circ_ledger_post",
     "SELECT * FROM circ_ledger_post($1::uuid, $2, $3, $4, $5, $6, $7)",
-}, LEDGER_NCOLS /* the columns of stmt_account_ledger */};
+}, LEDGER_NCOLS /* the ledger columns of account_get() */};
 
 #define POLICY_COLUMNS                                                                             \
     "p.id, coalesce(p.patron_category, ''), coalesce(p.item_type, ''), coalesce(b.code, ''),"      \
@@ -228,10 +162,6 @@ void circ_register_statements(void)
         &stmt_in_house,       &stmt_account_get,   &stmt_ledger_post, &stmt_policy_list,
         &stmt_policy_save,    &stmt_calendar_get,  &stmt_calendar_save,
     };
-    if (!circ_account_get_compose()) {
-        log_error(0, "the AccountGet statement does not fit its buffer");
-        abort();
-    }
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         db_stmt_register(&all[i]->db);
 }
