@@ -12,7 +12,6 @@ import signal
 import socket
 import ssl
 import stat
-import subprocess
 import sys
 import time
 import unittest
@@ -582,15 +581,11 @@ class Tokens(unittest.TestCase):
         is under way (here: by hand in SQL, still open when the token would be
         stored) leaves no token of the old password behind."""
         add_staff("ursa")
-        change = subprocess.Popen(
-            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-qAt", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        change = env.session()
         try:
-            change.stdin.write("BEGIN;\nUPDATE staff SET password_hash = password_hash || 'x' "
-                               "WHERE username = 'ursa';\nSELECT 'changed';\n")
-            change.stdin.flush()
-            self.assertEqual(change.stdout.readline().strip(), "changed")
+            out = change.query("BEGIN; UPDATE staff SET password_hash = password_hash || 'x' "
+                               "WHERE username = 'ursa'; SELECT 'changed'", keep_transaction=True)
+            self.assertEqual(out.splitlines()[-1], "changed")
             w = main.wire()
             w.hello()
             rid = w.send(REQ_LOGIN, login_body("ursa", STAFF_PASSWORD, want_token=True))
@@ -601,13 +596,9 @@ class Tokens(unittest.TestCase):
                          timeout=10, what="the token insert to wait for the change")
             except AssertionError:
                 pass
-            change.stdin.write("COMMIT;\n")
-            change.stdin.close()
-            self.assertEqual(change.wait(timeout=30), 0, change.stderr.read())
+            change.query("COMMIT")
         finally:
-            if change.poll() is None:
-                change.kill()
-                change.wait()
+            change.close()
         r = collect([(w, rid)])[0][1]
         self.assertEqual(r.status, "ok", r)
         self.assertNotIn(4, r.body(RESP_LOGIN), r)  # no session_token

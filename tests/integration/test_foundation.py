@@ -752,30 +752,6 @@ def wait_for(what, condition, timeout=60):
     raise AssertionError("timed out waiting for " + what)
 
 
-class TableLock:
-    """A psql session holding LOCK TABLE until release(): no sleeps, no timers."""
-
-    def __init__(self, table):
-        self.proc = subprocess.Popen(
-            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-At", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.proc.stdin.write("BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n"
-                              % table)
-        self.proc.stdin.flush()
-        for line in self.proc.stdout:  # command tags first, then our answer
-            if line.strip() == "locked":
-                return
-        raise AssertionError("could not lock %s" % table)
-
-    def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
-            self.proc.stdout.close()
-
-
 def raw_login(w, workstation, user, password):
     """Login with raw bytes (harness.Wire.login encodes str)."""
     return w.call(harness.REQ_LOGIN, pb_message((1, workstation), (2, user), (3, password)))
@@ -850,7 +826,7 @@ class Actor(unittest.TestCase):
         self.assertEqual(r.status, "ok", r)
         bib = r.body(RESP_BIB)
         bib_id, version = bib[1][0], bib[14][0]
-        lock = TableLock("bib")
+        lock = harness.TableLock(env, "bib")
         try:
             edit = w.send(REQ_BIB_SAVE, pb_message((1, pb_message(
                 (1, bib_id), (2, "Whose edit is it, then"), (14, version)))))

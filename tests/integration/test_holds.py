@@ -1100,27 +1100,19 @@ class SettlingHolds(unittest.TestCase):
 
 
 class Blocker:
-    """A psql session holding a request key unconfirmed (an INSERT not yet
-    committed): a request sent with that key waits for it, with its
+    """A session of the harness holding a request key unconfirmed (an INSERT not
+    yet committed): a request sent with that key waits for it, with its
     transaction already begun, until release()."""
 
     def __init__(self, key):
-        self.name = "carrel-test-blocker-%s" % key[:8]
-        argv = [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-                env.sockdir, "-d", "carrel", "-At", "-q", "-v", "ON_ERROR_STOP=1"]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, text=True)
-        self.proc.stdin.write("SET application_name = '%s';\nBEGIN;\n"
-                              "INSERT INTO request_log (key, staff_id, kind) "
-                              "SELECT '%s', min(id), 'blocker' FROM staff;\n" % (self.name, key))
-        self.proc.stdin.flush()
-        wait_for(lambda: env.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name"
-                                  " = '%s' AND state = 'idle in transaction'" % self.name) == "1")
+        self.session = env.session()
+        self.session.query("BEGIN; INSERT INTO request_log (key, staff_id, kind) "
+                           "SELECT '%s', min(id), 'blocker' FROM staff" % key,
+                           keep_transaction=True)
 
     def release(self):
-        self.proc.stdin.write("ROLLBACK;\n")
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        self.session.query("ROLLBACK")
+        self.session.close()
 
 
 def wait_for(condition, timeout=60):

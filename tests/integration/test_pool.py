@@ -7,7 +7,6 @@ stop reading cannot make the daemon hold unbounded output."""
 
 import json
 import os
-import select
 import socket
 import ssl
 import struct
@@ -91,27 +90,17 @@ class RowLock:
     """A harness SQL session holding one item row FOR UPDATE in an open transaction."""
 
     def __init__(self, barcode):
-        self.proc = subprocess.Popen(
-            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-qAt", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.proc.stdin.write("BEGIN;\nSELECT 'locked' FROM item WHERE barcode = '%s' FOR UPDATE;\n"
-                              % barcode)
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if line != "locked":
+        self.session = env.session()
+        out = self.session.query("BEGIN; SELECT 'locked' FROM item WHERE barcode = '%s' "
+                                 "FOR UPDATE" % barcode, keep_transaction=True)
+        if out.splitlines()[-1:] != ["locked"]:
             self.release()
-            raise AssertionError("the harness could not lock the row: %r" % line)
+            raise AssertionError("the harness could not lock the row: %r" % out)
 
     def release(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("COMMIT;\n")
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            self.proc.wait(timeout=60)
+        if self.session.conn is not None:
+            self.session.query("COMMIT")
+            self.session.close()
 
 
 def lock_waiters():
