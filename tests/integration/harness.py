@@ -40,6 +40,10 @@ CARREL = os.path.join(BUILD, "client", "carrel")
 SCRIPTS = os.path.join(SOURCE, "scripts")
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+# A workstation at every branch besides desk-dwn (which --init-admin registers): the
+# certificates Env.start makes, for Env.add_workstations.
+BRANCH_DESKS = {"desk-prk": "PRK", "desk-alb": "ALB", "desk-bar": "BAR", "desk-cmp": "CMP",
+                "desk-dwt": "DWT", "desk-rpk": "RPK", "desk-dwn-2": "DWN"}
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: UndefinedBehaviorSanitizer")
 
@@ -235,6 +239,34 @@ class Result:
         return "Result(code=%d, stdout=%r, stderr=%r)" % (self.code, self.stdout[-2000:],
                                                            self.stderr[-2000:])
 
+
+
+
+# ---- shared fixtures: check digits, SQL literals ----
+
+def mod10(stem):
+    """stem completed with the library's Codabar check digit (Luhn), as barcode_mod10_ok
+    in sql/003_barcodes.sql checks it."""
+    total = 0
+    for i, ch in enumerate(reversed(stem)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return stem + str((10 - total % 10) % 10)
+
+
+def sql_literal(value):
+    """value as an SQL literal: NULL, true/false, a number, or a quoted string."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 # ---- SQL sessions kept open: libpq through ctypes ----
@@ -494,6 +526,7 @@ class Env:
         self._local = threading.local()
         self._sessions = []
         self._sessions_lock = threading.Lock()
+        self._fixture_seq = 1000
 
     def tls(self, name):
         return os.path.join(self.dir, "tls", name)
@@ -573,6 +606,69 @@ class Env:
             self.run(os.path.join(SCRIPTS, "pg-cluster"), "psql", self.pgdata,
                      str(self.pgport), self.sockdir, "-d", "carrel", "-q", "-v",
                      "ON_ERROR_STOP=1", stdin=f)
+
+    # ---- shared fixtures: rows made directly in SQL, unique within this cluster ----
+
+    def next_number(self):
+        self._fixture_seq += 1
+        return self._fixture_seq
+
+    def new_bib(self, title=None):
+        """A new bib (MARC left empty); its id."""
+        title = title or "Test title %d" % self.next_number()
+        out = self.psql("INSERT INTO bib (marc, title) VALUES ('\\x00', %s) RETURNING id"
+                        % sql_literal(title))
+        return int(out.splitlines()[0])
+
+    def bib_titled(self, title):
+        """The bib with this title, made the first time it is asked for; its id."""
+        found = self.psql("SELECT min(id) FROM bib WHERE title = %s" % sql_literal(title))
+        return int(found) if found else self.new_bib(title)
+
+    def new_item(self, bib=None, title="Test copy", branch="DWN", item_type="book",
+                 price_cents=2495, status="available", location=""):
+        """A new item of bib (or of the bib titled title) owned by and at branch (a code),
+        with a valid barcode; its barcode."""
+        if bib is None:
+            bib = self.bib_titled(title)
+        barcode = mod10("3123490%06d" % self.next_number())
+        self.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id,"
+                  " item_type, price_cents, status, location) SELECT %s, %d, b.id, b.id, %s, %d,"
+                  " %s, %s FROM branch b WHERE b.code = %s"
+                  % (sql_literal(barcode), bib, sql_literal(item_type), price_cents,
+                     sql_literal(status), sql_literal(location), sql_literal(branch)))
+        return barcode
+
+    def new_patron(self, category="adult", branch="DWN", expires="2099-01-01", first="Test",
+                   last="Patron", **columns):
+        """A new patron of home branch branch (a code) with a valid card; the last name is
+        last followed by a number. columns: more patron columns (email, desk_alert, ...).
+        Its card."""
+        n = self.next_number()
+        card = mod10("2123490%06d" % n)
+        values = dict(card=card, first_name=first, last_name="%s%d" % (last, n),
+                      category=category, expires_on=expires, **columns)
+        self.psql("INSERT INTO patron (%s, home_branch_id) SELECT %s, b.id FROM branch b"
+                  " WHERE b.code = %s" % (", ".join(values),
+                                          ", ".join(sql_literal(v) for v in values.values()),
+                                          sql_literal(branch)))
+        return card
+
+    def add_staff(self, profile, user, role="clerk", branch="DWN", password="staff-password-123",
+                  name=None):
+        """A staff account added by the administrator whose client profile is given."""
+        pw = os.path.join(self.dir, "%s.new.pw" % user)
+        with open(pw, "w") as f:
+            f.write(password + "\n")
+        r = self.carrel(profile, "admin", "staff", "add", user, "--name", name or user.title(),
+                        "--role", role, "--branch", branch, "--new-password-file", pw)
+        assert r.code == 0, r
+
+    def add_workstations(self, profile, workstations):
+        """Workstations registered by the administrator: {name: branch code}."""
+        for ws, branch in workstations.items():
+            r = self.carrel(profile, "admin", "workstation", "add", ws, "--branch", branch)
+            assert r.code == 0, r
 
     def daemon(self, **settings):
         d = Daemon(self, **settings).start()

@@ -36,8 +36,7 @@ def setUpModule():
         env.start()
         main = env.daemon()
         admin = env.profile(main)
-        r = env.carrel(admin, "admin", "workstation", "add", "desk-dwn-2", "--branch", "DWN")
-        assert r.code == 0, r
+        env.add_workstations(admin, {"desk-dwn-2": "DWN"})
     except BaseException:
         env.stop()
         raise
@@ -58,12 +57,7 @@ def wait_for(cond, timeout=30, what="condition"):
 
 
 def add_staff(user, role="clerk", branch="DWN", password=STAFF_PASSWORD):
-    pw = os.path.join(env.dir, user + ".new.pw")
-    with open(pw, "w") as f:
-        f.write(password + "\n")
-    r = env.carrel(env.profile(main), "admin", "staff", "add", user, "--name", user.title(),
-                   "--role", role, "--branch", branch, "--new-password-file", pw)
-    assert r.code == 0, r
+    env.add_staff(env.profile(main), user, role, branch, password)
 
 
 def wire_from(daemon, source="127.0.0.1", timeout=15):

@@ -39,21 +39,14 @@ def setup_staff():
     global main
     main = env.daemon()
     admin = env.profile(main)
-    for ws, branch in [("desk-dwn-2", "DWN"), ("desk-prk", "PRK"), ("desk-alb", "ALB")]:
-        r = env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch)
-        assert r.code == 0, r
-    pw = os.path.join(env.dir, "staff.pw")
-    with open(pw, "w") as f:
-        f.write(STAFF_PASSWORD + "\n")
-    for user, name, role, branches in [
+    env.add_workstations(admin, {"desk-dwn-2": "DWN", "desk-prk": "PRK", "desk-alb": "ALB"})
+    for user, name, role, branch in [
         ("clara", "Clara Clerk", "clerk", "DWN"),
         ("lee", "Lee Librarian", "librarian", "PRK"),
         ("manny", "Manny Manager", "branch_manager", "DWN"),
         ("cora", "Cora Coordinator", "coordinator", "DWN"),
     ]:
-        r = env.carrel(admin, "admin", "staff", "add", user, "--name", name, "--role", role,
-                       "--branch", branches, "--new-password-file", pw)
-        assert r.code == 0, r
+        env.add_staff(admin, user, role, branch, STAFF_PASSWORD, name)
 
 
 def tearDownModule():

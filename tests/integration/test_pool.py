@@ -24,39 +24,13 @@ REQ_BRANCH_LIST, REQ_CATALOG_SEARCH, REQ_CHECKOUT = 15, 40, 80
 RESP_CATALOG_SEARCH = 40
 env = None
 
-_seq = [5000]
-
-
-def mod10(stem):
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
-
 
 def new_item(title="Pool test copy"):
-    _seq[0] += 1
-    barcode = mod10("3123490%06d" % _seq[0])
-    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', '%s' WHERE NOT EXISTS "
-             "(SELECT 1 FROM bib WHERE title = '%s')" % (title, title))
-    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
-             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = '%s'), b.id, b.id,"
-             " 'book', 1000 FROM branch b WHERE b.code = 'DWN'" % (barcode, title))
-    return barcode
+    return env.new_item(title=title, price_cents=1000)
 
 
 def new_patron():
-    _seq[0] += 1
-    card = mod10("2123490%06d" % _seq[0])
-    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
-             " expires_on) SELECT '%s', 'Pool', 'Patron%d', b.id, 'adult', '2099-01-01'"
-             " FROM branch b WHERE b.code = 'DWN'" % (card, _seq[0]))
-    return card
+    return env.new_patron(first="Pool")
 
 
 def wait_for(what, predicate, timeout=60):
