@@ -355,6 +355,11 @@ class Session:
             return False  # finish() reports the broken connection
         return bool(_libpq.PQisBusy(self.conn))
 
+    def alive(self):
+        """True while the connection is open and the server has not closed it."""
+        return (self.conn is not None and bool(_libpq.PQconsumeInput(self.conn))
+                and _libpq.PQstatus(self.conn) == _CONNECTION_OK)
+
     def finish(self, keep_transaction=False):
         """Wait for the results of send()'s SQL; what psql would have printed."""
         sql, self.sent = self.sent, None
