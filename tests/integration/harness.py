@@ -281,6 +281,7 @@ def _load_libpq():
             ("PQntuples", i, [p]), ("PQnfields", i, [p]), ("PQgetvalue", s, [p, i, i]),
             ("PQgetisnull", i, [p, i, i]), ("PQcmdStatus", s, [p]), ("PQclear", None, [p]),
             ("PQtransactionStatus", i, [p]), ("PQconsumeInput", i, [p]), ("PQisBusy", i, [p]),
+            ("PQresultErrorField", s, [p, i]),
             ("PQsetNoticeProcessor", p, [p, _NOTICE_PROCESSOR, p])]:
         f = getattr(lib, name)
         f.restype, f.argtypes = res, args
@@ -295,7 +296,18 @@ _STATUS_PRINTED_WITH_ROWS = (b"INSERT", b"UPDATE", b"DELETE", b"MERGE")
 
 
 class SqlError(AssertionError):
-    """A statement failed (an AssertionError, as a failed psql process was)."""
+    """A statement failed (an AssertionError, as a failed psql process was). sqlstate,
+    message and detail are the error's fields: Carrel's refusals raise SQLSTATE CR4xx with
+    the reason in DETAIL (sql/001_foundation.sql)."""
+
+    def __init__(self, text, sqlstate=None, message=None, detail=None):
+        super().__init__(text)
+        self.sqlstate, self.message, self.detail = sqlstate, message, detail
+
+
+def _error_field(res, code):
+    value = _libpq.PQresultErrorField(res, ord(code))
+    return value.decode(errors="replace") if value is not None else None
 
 
 class Session:
@@ -363,7 +375,7 @@ class Session:
     def finish(self, keep_transaction=False):
         """Wait for the results of send()'s SQL; what psql would have printed."""
         sql, self.sent = self.sent, None
-        out, error = [], None
+        out, error, fields = [], None, {}
         while True:
             res = _libpq.PQgetResult(self.conn)
             if not res:
@@ -376,8 +388,11 @@ class Session:
                         out.append(_libpq.PQcmdStatus(res).decode())
                 elif st == _PGRES_COMMAND_OK:
                     out.append(_libpq.PQcmdStatus(res).decode())
-                elif st != 0:  # not an empty query: an error (or COPY, which we never use)
-                    error = error or _libpq.PQresultErrorMessage(res).decode(errors="replace")
+                elif st != 0 and error is None:  # an error (or COPY, which we never use)
+                    error = _libpq.PQresultErrorMessage(res).decode(errors="replace")
+                    fields = dict(sqlstate=_error_field(res, "C"),
+                                  message=_error_field(res, "M"),
+                                  detail=_error_field(res, "D"))
             finally:
                 _libpq.PQclear(res)
         if _libpq.PQstatus(self.conn) != _CONNECTION_OK:
@@ -386,7 +401,7 @@ class Session:
         elif not keep_transaction and _libpq.PQtransactionStatus(self.conn) != _PQTRANS_IDLE:
             self.query("ROLLBACK")
         if error is not None:
-            raise SqlError("SQL failed: %s\n%s" % (error.strip(), sql[:3000]))
+            raise SqlError("SQL failed: %s\n%s" % (error.strip(), sql[:3000]), **fields)
         return "\n".join(out).strip()
 
     @staticmethod
@@ -618,11 +633,15 @@ class Env:
         self._fixture_seq += 1
         return self._fixture_seq
 
-    def new_bib(self, title=None):
+    def _fixture_sql(self, sql, session):
+        """sql on session (in its open transaction), or committed by psql()."""
+        return session.query(sql, keep_transaction=True) if session else self.psql(sql)
+
+    def new_bib(self, title=None, session=None):
         """A new bib (MARC left empty); its id."""
         title = title or "Test title %d" % self.next_number()
-        out = self.psql("INSERT INTO bib (marc, title) VALUES ('\\x00', %s) RETURNING id"
-                        % sql_literal(title))
+        out = self._fixture_sql("INSERT INTO bib (marc, title) VALUES ('\\x00', %s) RETURNING id"
+                        % sql_literal(title), session)
         return int(out.splitlines()[0])
 
     def bib_titled(self, title):
@@ -631,21 +650,21 @@ class Env:
         return int(found) if found else self.new_bib(title)
 
     def new_item(self, bib=None, title="Test copy", branch="DWN", item_type="book",
-                 price_cents=2495, status="available", location=""):
+                 price_cents=2495, status="available", location="", session=None):
         """A new item of bib (or of the bib titled title) owned by and at branch (a code),
-        with a valid barcode; its barcode."""
+        with a valid barcode; its barcode. session: made in that session's transaction."""
         if bib is None:
             bib = self.bib_titled(title)
         barcode = mod10("3123490%06d" % self.next_number())
-        self.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id,"
+        self._fixture_sql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id,"
                   " item_type, price_cents, status, location) SELECT %s, %d, b.id, b.id, %s, %d,"
                   " %s, %s FROM branch b WHERE b.code = %s"
                   % (sql_literal(barcode), bib, sql_literal(item_type), price_cents,
-                     sql_literal(status), sql_literal(location), sql_literal(branch)))
+                     sql_literal(status), sql_literal(location), sql_literal(branch)), session)
         return barcode
 
     def new_patron(self, category="adult", branch="DWN", expires="2099-01-01", first="Test",
-                   last="Patron", **columns):
+                   last="Patron", session=None, **columns):
         """A new patron of home branch branch (a code) with a valid card; the last name is
         last followed by a number. columns: more patron columns (email, desk_alert, ...).
         Its card."""
@@ -653,10 +672,11 @@ class Env:
         card = mod10("2123490%06d" % n)
         values = dict(card=card, first_name=first, last_name="%s%d" % (last, n),
                       category=category, expires_on=expires, **columns)
-        self.psql("INSERT INTO patron (%s, home_branch_id) SELECT %s, b.id FROM branch b"
-                  " WHERE b.code = %s" % (", ".join(values),
-                                          ", ".join(sql_literal(v) for v in values.values()),
-                                          sql_literal(branch)))
+        self._fixture_sql("INSERT INTO patron (%s, home_branch_id) SELECT %s, b.id FROM branch b"
+                          " WHERE b.code = %s" % (", ".join(values),
+                                                  ", ".join(sql_literal(v)
+                                                            for v in values.values()),
+                                                  sql_literal(branch)), session)
         return card
 
     def add_staff(self, profile, user, role="clerk", branch="DWN", password="staff-password-123",
