@@ -9,10 +9,16 @@ the seven branches, and an administrator. Daemons are started per test group
 with the settings the group needs; each is stopped with SIGTERM and must exit 0
 with no sanitizer report in its log.
 
+SQL goes over database sessions kept open (Session: libpq through ctypes, no
+package beyond the libpq5 that carreld links), one per thread, about a millisecond a
+statement instead of the half second a psql process costs.
+
 Tests wait for conditions, never for a fixed time (wait_until, TableLock,
 AdvisoryLock below): the machine running them may be busy.
 """
 
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -34,6 +40,10 @@ CARREL = os.path.join(BUILD, "client", "carrel")
 SCRIPTS = os.path.join(SOURCE, "scripts")
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+# A workstation at every branch besides desk-dwn (which --init-admin registers): the
+# certificates Env.start makes, for Env.add_workstations.
+BRANCH_DESKS = {"desk-prk": "PRK", "desk-alb": "ALB", "desk-bar": "BAR", "desk-cmp": "CMP",
+                "desk-dwt": "DWT", "desk-rpk": "RPK", "desk-dwn-2": "DWN"}
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "SUMMARY: UndefinedBehaviorSanitizer")
 
@@ -230,6 +240,184 @@ class Result:
                                                            self.stderr[-2000:])
 
 
+
+
+# ---- shared fixtures: check digits, SQL literals ----
+
+def mod10(stem):
+    """stem completed with the library's Codabar check digit (Luhn), as barcode_mod10_ok
+    in sql/003_barcodes.sql checks it."""
+    total = 0
+    for i, ch in enumerate(reversed(stem)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return stem + str((10 - total % 10) % 10)
+
+
+def sql_literal(value):
+    """value as an SQL literal: NULL, true/false, a number, or a quoted string."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# ---- SQL sessions kept open: libpq through ctypes ----
+
+def _load_libpq():
+    lib = ctypes.CDLL(ctypes.util.find_library("pq") or "libpq.so.5")
+    p, i, s = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+    for name, res, args in [
+            ("PQconnectdb", p, [s]), ("PQstatus", i, [p]), ("PQerrorMessage", s, [p]),
+            ("PQfinish", None, [p]), ("PQsendQuery", i, [p, s]), ("PQgetResult", p, [p]),
+            ("PQresultStatus", i, [p]), ("PQresultErrorMessage", s, [p]),
+            ("PQntuples", i, [p]), ("PQnfields", i, [p]), ("PQgetvalue", s, [p, i, i]),
+            ("PQgetisnull", i, [p, i, i]), ("PQcmdStatus", s, [p]), ("PQclear", None, [p]),
+            ("PQtransactionStatus", i, [p]), ("PQconsumeInput", i, [p]), ("PQisBusy", i, [p]),
+            ("PQresultErrorField", s, [p, i]),
+            ("PQsetNoticeProcessor", p, [p, _NOTICE_PROCESSOR, p])]:
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+    return lib
+
+
+_NOTICE_PROCESSOR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+_ignore_notices = _NOTICE_PROCESSOR(lambda arg, message: None)  # psql's went to stderr unread
+_libpq = None
+_CONNECTION_OK, _PGRES_COMMAND_OK, _PGRES_TUPLES_OK, _PQTRANS_IDLE = 0, 1, 2, 0
+_STATUS_PRINTED_WITH_ROWS = (b"INSERT", b"UPDATE", b"DELETE", b"MERGE")
+
+
+class SqlError(AssertionError):
+    """A statement failed (an AssertionError, as a failed psql process was). sqlstate,
+    message and detail are the error's fields: Carrel's refusals raise SQLSTATE CR4xx with
+    the reason in DETAIL (sql/001_foundation.sql)."""
+
+    def __init__(self, text, sqlstate=None, message=None, detail=None):
+        super().__init__(text)
+        self.sqlstate, self.message, self.detail = sqlstate, message, detail
+
+
+def _error_field(res, code):
+    value = _libpq.PQresultErrorField(res, ord(code))
+    return value.decode(errors="replace") if value is not None else None
+
+
+class Session:
+    """One database session as the superuser, kept open.
+
+    query(sql) runs sql as `psql -At -c sql` did and returns what psql printed, stripped:
+    the rows of every result (columns joined by '|', NULL as the empty string), the
+    command tags psql prints (INSERT 0 1, UPDATE 2, BEGIN, ...), and raises SqlError
+    when a statement fails. Several statements in one string run as psql -c ran them:
+    one implicit transaction. After each call an open or failed transaction is rolled
+    back, so a failure (or a forgotten COMMIT) never poisons the next call.
+
+    Not for two threads at once: Env.psql gives each thread its own."""
+
+    def __init__(self, conninfo):
+        global _libpq
+        if _libpq is None:
+            _libpq = _load_libpq()
+        self.conninfo = conninfo
+        self.conn = None
+        self.sent = None  # the SQL sent by send() and not yet finished
+
+    def _connect(self):
+        if self.conn is not None and _libpq.PQstatus(self.conn) == _CONNECTION_OK:
+            return
+        self.close()
+        conn = _libpq.PQconnectdb(self.conninfo.encode())
+        if not conn or _libpq.PQstatus(conn) != _CONNECTION_OK:
+            why = _libpq.PQerrorMessage(conn).decode(errors="replace") if conn else "no memory"
+            if conn:
+                _libpq.PQfinish(conn)
+            raise SqlError("cannot connect (%s): %s" % (self.conninfo, why))
+        _libpq.PQsetNoticeProcessor(conn, _ignore_notices, None)
+        self.conn = conn
+
+    def close(self):
+        if self.conn is not None:
+            _libpq.PQfinish(self.conn)
+            self.conn = None
+            self.sent = None
+
+    def send(self, sql):
+        """Start sql and return at once; finish() waits for its results."""
+        assert self.sent is None, "one statement at a time on a session"
+        self._connect()
+        if not _libpq.PQsendQuery(self.conn, sql.encode()):
+            why = _libpq.PQerrorMessage(self.conn).decode(errors="replace")
+            self.close()
+            raise SqlError("could not send %r: %s" % (sql[:2000], why))
+        self.sent = sql
+
+    def busy(self):
+        """True while the sent statement still runs (e.g. waits for a lock)."""
+        if self.sent is None:
+            return False
+        if not _libpq.PQconsumeInput(self.conn):
+            return False  # finish() reports the broken connection
+        return bool(_libpq.PQisBusy(self.conn))
+
+    def alive(self):
+        """True while the connection is open and the server has not closed it."""
+        return (self.conn is not None and bool(_libpq.PQconsumeInput(self.conn))
+                and _libpq.PQstatus(self.conn) == _CONNECTION_OK)
+
+    def finish(self, keep_transaction=False):
+        """Wait for the results of send()'s SQL; what psql would have printed."""
+        sql, self.sent = self.sent, None
+        out, error, fields = [], None, {}
+        while True:
+            res = _libpq.PQgetResult(self.conn)
+            if not res:
+                break
+            try:
+                st = _libpq.PQresultStatus(res)
+                if st == _PGRES_TUPLES_OK:
+                    out.extend(self._rows(res))
+                    if _libpq.PQcmdStatus(res).startswith(_STATUS_PRINTED_WITH_ROWS):
+                        out.append(_libpq.PQcmdStatus(res).decode())
+                elif st == _PGRES_COMMAND_OK:
+                    out.append(_libpq.PQcmdStatus(res).decode())
+                elif st != 0 and error is None:  # an error (or COPY, which we never use)
+                    error = _libpq.PQresultErrorMessage(res).decode(errors="replace")
+                    fields = dict(sqlstate=_error_field(res, "C"),
+                                  message=_error_field(res, "M"),
+                                  detail=_error_field(res, "D"))
+            finally:
+                _libpq.PQclear(res)
+        if _libpq.PQstatus(self.conn) != _CONNECTION_OK:
+            error = error or _libpq.PQerrorMessage(self.conn).decode(errors="replace")
+            self.close()  # the next call connects again
+        elif not keep_transaction and _libpq.PQtransactionStatus(self.conn) != _PQTRANS_IDLE:
+            self.query("ROLLBACK")
+        if error is not None:
+            raise SqlError("SQL failed: %s\n%s" % (error.strip(), sql[:3000]), **fields)
+        return "\n".join(out).strip()
+
+    @staticmethod
+    def _rows(res):
+        rows, cols = _libpq.PQntuples(res), _libpq.PQnfields(res)
+        for r in range(rows):
+            yield "|".join("" if _libpq.PQgetisnull(res, r, c)
+                           else _libpq.PQgetvalue(res, r, c).decode() for c in range(cols))
+
+    def query(self, sql, keep_transaction=False):
+        """Run sql and return what `psql -At -c sql` printed (see the class comment).
+        keep_transaction leaves a transaction sql opened open (for locks held by tests)."""
+        self.send(sql)
+        return self.finish(keep_transaction)
+
+
 class Daemon:
     def __init__(self, env, **settings):
         self.env = env
@@ -351,6 +539,14 @@ class Env:
                                                                       self.pgport)
         self.daemons = []
         self.profiles = {}
+        # The harness's own SQL: the superuser over the same socket, peer-authenticated
+        # as psql was (scripts/pg-cluster maps the invoking account to role postgres).
+        self.admin_conninfo = ("host=%s port=%d dbname=carrel user=postgres "
+                               "application_name=harness" % (self.sockdir, self.pgport))
+        self._local = threading.local()
+        self._sessions = []
+        self._sessions_lock = threading.Lock()
+        self._fixture_seq = 1000
 
     def tls(self, name):
         return os.path.join(self.dir, "tls", name)
@@ -392,19 +588,112 @@ class Env:
                  self.sockdir, "--fast")
 
     def stop_pg(self):
+        self.close_sessions()
         self.run(os.path.join(SCRIPTS, "pg-cluster"), "stop", self.pgdata)
 
+    def session(self):
+        """A new Session of the harness's own (closed by close_sessions, at the latest
+        by stop()): for a transaction that stays open, such as a held lock."""
+        s = Session(self.admin_conninfo)
+        with self._sessions_lock:
+            self._sessions.append(s)
+        return s
+
+    def close_sessions(self):
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for s in sessions:
+            s.close()
+
     def psql(self, sql):
-        r = self.run(os.path.join(SCRIPTS, "pg-cluster"), "psql", self.pgdata, str(self.pgport),
-                     self.sockdir, "-d", "carrel", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
-        return r.stdout.strip()
+        """Run sql as the superuser and return what `psql -At -c sql` printed (Session.query).
+        Each thread has its own session, kept open: about a millisecond a call."""
+        s = getattr(self._local, "session", None)
+        if s is None or s not in self._sessions:
+            s = self._local.session = self.session()
+        return s.query(sql)
 
     def psql_file(self, path):
+        """Run a file of SQL. Through the session (one transaction) unless it holds psql
+        commands (a line starting with a backslash): then through psql itself."""
+        with open(path) as f:
+            text = f.read()
+        if not any(line.startswith("\\") for line in text.splitlines()):
+            self.psql(text)
+            return
         # On stdin: we open the file, so it may sit where the cluster's owner cannot read.
         with open(path) as f:
             self.run(os.path.join(SCRIPTS, "pg-cluster"), "psql", self.pgdata,
                      str(self.pgport), self.sockdir, "-d", "carrel", "-q", "-v",
                      "ON_ERROR_STOP=1", stdin=f)
+
+    # ---- shared fixtures: rows made directly in SQL, unique within this cluster ----
+
+    def next_number(self):
+        self._fixture_seq += 1
+        return self._fixture_seq
+
+    def _fixture_sql(self, sql, session):
+        """sql on session (in its open transaction), or committed by psql()."""
+        return session.query(sql, keep_transaction=True) if session else self.psql(sql)
+
+    def new_bib(self, title=None, session=None):
+        """A new bib (MARC left empty); its id."""
+        title = title or "Test title %d" % self.next_number()
+        out = self._fixture_sql("INSERT INTO bib (marc, title) VALUES ('\\x00', %s) RETURNING id"
+                        % sql_literal(title), session)
+        return int(out.splitlines()[0])
+
+    def bib_titled(self, title):
+        """The bib with this title, made the first time it is asked for; its id."""
+        found = self.psql("SELECT min(id) FROM bib WHERE title = %s" % sql_literal(title))
+        return int(found) if found else self.new_bib(title)
+
+    def new_item(self, bib=None, title="Test copy", branch="DWN", item_type="book",
+                 price_cents=2495, status="available", location="", session=None):
+        """A new item of bib (or of the bib titled title) owned by and at branch (a code),
+        with a valid barcode; its barcode. session: made in that session's transaction."""
+        if bib is None:
+            bib = self.bib_titled(title)
+        barcode = mod10("3123490%06d" % self.next_number())
+        self._fixture_sql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id,"
+                  " item_type, price_cents, status, location) SELECT %s, %d, b.id, b.id, %s, %d,"
+                  " %s, %s FROM branch b WHERE b.code = %s"
+                  % (sql_literal(barcode), bib, sql_literal(item_type), price_cents,
+                     sql_literal(status), sql_literal(location), sql_literal(branch)), session)
+        return barcode
+
+    def new_patron(self, category="adult", branch="DWN", expires="2099-01-01", first="Test",
+                   last="Patron", session=None, **columns):
+        """A new patron of home branch branch (a code) with a valid card; the last name is
+        last followed by a number. columns: more patron columns (email, desk_alert, ...).
+        Its card."""
+        n = self.next_number()
+        card = mod10("2123490%06d" % n)
+        values = dict(card=card, first_name=first, last_name="%s%d" % (last, n),
+                      category=category, expires_on=expires, **columns)
+        self._fixture_sql("INSERT INTO patron (%s, home_branch_id) SELECT %s, b.id FROM branch b"
+                          " WHERE b.code = %s" % (", ".join(values),
+                                                  ", ".join(sql_literal(v)
+                                                            for v in values.values()),
+                                                  sql_literal(branch)), session)
+        return card
+
+    def add_staff(self, profile, user, role="clerk", branch="DWN", password="staff-password-123",
+                  name=None):
+        """A staff account added by the administrator whose client profile is given."""
+        pw = os.path.join(self.dir, "%s.new.pw" % user)
+        with open(pw, "w") as f:
+            f.write(password + "\n")
+        r = self.carrel(profile, "admin", "staff", "add", user, "--name", name or user.title(),
+                        "--role", role, "--branch", branch, "--new-password-file", pw)
+        assert r.code == 0, r
+
+    def add_workstations(self, profile, workstations):
+        """Workstations registered by the administrator: {name: branch code}."""
+        for ws, branch in workstations.items():
+            r = self.carrel(profile, "admin", "workstation", "add", ws, "--branch", branch)
+            assert r.code == 0, r
 
     def daemon(self, **settings):
         d = Daemon(self, **settings).start()
@@ -510,16 +799,16 @@ class HeldLock:
     def __init__(self, env, lock_sql, where, what, timeout=60):
         self.env = env
         self.where = where  # a condition on pg_locks l selecting this lock
-        self.proc = subprocess.Popen(
-            [os.path.join(SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-q", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.proc.stdin.write("BEGIN;\n%s;\n" % lock_sql)
-        self.proc.stdin.flush()
-        wait_until(lambda: self._count("l.granted") > 0 or self.proc.poll() is not None,
+        self.session = env.session()
+        self.session.send("BEGIN; %s" % lock_sql)
+        # Granted, or failed (finished without the lock): whichever comes first.
+        wait_until(lambda: self._count("l.granted") > 0 or not self.session.busy(),
                    timeout, what)
-        if self.proc.poll() is not None:
-            raise AssertionError("could not take %s: %s" % (what, self.proc.stderr.read()))
+        try:
+            self.session.finish(keep_transaction=True)
+        except AssertionError as e:
+            self.session.close()
+            raise AssertionError("could not take %s: %s" % (what, e))
 
     def _count(self, condition):
         return int(self.env.psql("SELECT count(*) FROM pg_locks l WHERE %s AND %s"
@@ -534,11 +823,11 @@ class HeldLock:
         wait_until(lambda: self.waiting() >= n, timeout, "%d session(s) waiting" % n)
 
     def release(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write("COMMIT;\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=120)
-        self.proc.stderr.close()
+        if self.session.conn is not None:
+            try:
+                self.session.query("COMMIT")
+            finally:
+                self.session.close()
 
     def __enter__(self):
         return self

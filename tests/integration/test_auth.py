@@ -8,11 +8,11 @@ are being checked."""
 
 import hashlib
 import os
+import select
 import signal
 import socket
 import ssl
 import stat
-import subprocess
 import sys
 import time
 import unittest
@@ -37,8 +37,7 @@ def setUpModule():
         env.start()
         main = env.daemon()
         admin = env.profile(main)
-        r = env.carrel(admin, "admin", "workstation", "add", "desk-dwn-2", "--branch", "DWN")
-        assert r.code == 0, r
+        env.add_workstations(admin, {"desk-dwn-2": "DWN"})
     except BaseException:
         env.stop()
         raise
@@ -59,15 +58,10 @@ def wait_for(cond, timeout=30, what="condition"):
 
 
 def add_staff(user, role="clerk", branch="DWN", password=STAFF_PASSWORD):
-    pw = os.path.join(env.dir, user + ".new.pw")
-    with open(pw, "w") as f:
-        f.write(password + "\n")
-    r = env.carrel(env.profile(main), "admin", "staff", "add", user, "--name", user.title(),
-                   "--role", role, "--branch", branch, "--new-password-file", pw)
-    assert r.code == 0, r
+    env.add_staff(env.profile(main), user, role, branch, password)
 
 
-def wire_from(daemon, source="127.0.0.1", timeout=15):
+def wire_from(daemon, source="127.0.0.1", timeout=60):
     """A harness.Wire whose socket comes from a given loopback source address."""
     w = harness.Wire.__new__(harness.Wire)
     sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=timeout,
@@ -214,33 +208,54 @@ class Throttle(unittest.TestCase):
         """Item 11: hammering a throttled address writes summaries, not a row each."""
         d = env.daemon(login_throttle_after_address=2, login_throttle_report_s=1)
         t0 = db_now()
-        w = wire_from(d, "127.0.0.3")
-        w.hello()
-        for i in range(2):
-            self.assertEqual(w.login("desk-dwn", "stranger%d" % i, "guess-guess").status,
-                             "unauthenticated")
-        refused = 0
-        start = time.time()
-        # The lockout lasts 1 s: hammer until it ends (or 400 attempts), however
-        # fast this machine is today.
-        for i in range(400):
-            r = w.login("desk-dwn", "stranger%d" % i, "guess-guess")
-            if r.status == "unauthenticated" and refused > 0:
-                break  # the lockout ran out: this one was checked, and failed
-            self.assertEqual(r.status, "too_many_requests", r)
-            refused += 1
-        elapsed = time.time() - start
-        self.assertGreaterEqual(refused, 20, "too few attempts to judge")
-        where = "peer LIKE '127.0.0.3:%' AND reason = 'throttled'"
+        deadline = time.monotonic() + 120
+        # The lockout lasts 1 s from the second failure. The attempts go in batches
+        # written at once, so the daemon, not the client, decides how many fit in it;
+        # should even that be too slow here (fewer than 20 refused), another address
+        # (a fresh count) tries again.
+        for n in range(3, 256, 10):
+            source = "127.0.0.%d" % n
+            refused, elapsed = self.hammer_throttled(d, source)
+            if refused >= 20:
+                break
+            self.assertLess(time.monotonic(), deadline, "too few attempts to judge")
+        where = "peer LIKE '%s:%%' AND reason = 'throttled'" % source
         wait_for(lambda: event_count(t0, where) == refused, what="throttled summary rows")
         rows = int(env.psql("SELECT count(*) FROM login_event WHERE at >= '%s' AND %s"
                             % (t0, where)))
         self.assertLessEqual(rows, int(elapsed) + 3, rows)
         log = d.log_text()
         self.assertLessEqual(log.count("refused: throttled"), int(elapsed) + 3)
-        self.assertIn("login attempt(s) for addr:127.0.0.3 refused", log)
-        w.close()
+        self.assertIn("login attempt(s) for addr:%s refused" % source, log)
         d.stop()
+
+    def hammer_throttled(self, d, source):
+        """Two failures from source, then batches of logins until the lockout ends (or
+        400 are refused): (attempts refused as throttled, seconds it took)."""
+        w = wire_from(d, source)
+        w.hello()
+        for i in range(2):
+            self.assertEqual(w.login("desk-dwn", "stranger%d" % i, "guess-guess").status,
+                             "unauthenticated")
+        refused = 0
+        start = time.time()
+        while refused < 400:
+            frames = [w.frame(REQ_LOGIN, login_body("stranger%d" % i, "guess-guess"))
+                      for i in range(50)]
+            w.send_raw(b"".join(data for _, data in frames))
+            answers = {}
+            while len(answers) < len(frames):  # a checked login answers after later ones
+                r = w.recv()
+                self.assertIsNotNone(r)
+                answers[r.id] = r
+            # Every refusal counts (a checked login's failure may start a new lockout
+            # that refuses the rest of the batch); a batch with an answer of another kind
+            # (checked, or waiting behind one) saw the lockout end.
+            refused += sum(r.status == "too_many_requests" for r in answers.values())
+            if any(r.status != "too_many_requests" for r in answers.values()):
+                break
+        w.close()
+        return refused, time.time() - start
 
     def test_login_event_retention(self):
         """Item 11: rows older than login_event_retention_days are deleted."""
@@ -355,19 +370,20 @@ class Connections(unittest.TestCase):
         flood = [wire_from(d, "127.0.0.4") for _ in range(40)]
         for w in flood:
             w.hello()
-        sent = [(w, w.send(REQ_LOGIN, login_body("ghost%d" % i, "guess-guess")))
-                for i, w in enumerate(flood)]
         real = wire_from(d, "127.0.0.5")
         real.hello()
-        t0 = time.time()
+        # All connected beforehand: the forty guesses and the real login leave together.
+        sent = [(w, w.send(REQ_LOGIN, login_body("ghost%d" % i, "guess-guess")))
+                for i, w in enumerate(flood)]
         self.assertEqual(real.login("desk-dwn", "admin", ADMIN_PASSWORD).status, "ok")
-        real_s = time.time() - t0
+        # Answers the daemon wrote before the real one are already readable (loopback).
+        ahead = sum(1 for w, _ in sent if w.buffer or w.sock.pending()
+                    or select.select([w.sock], [], [], 0)[0])
         answers = [r for _, r in collect(sent)]
-        flood_s = time.time() - t0
         self.assertEqual([r.status for r in answers], ["unauthenticated"] * 40)
         # The real login waited only for the address's share of the checks
-        # (login_pending_per_address, 8), not for all forty.
-        self.assertLess(real_s, flood_s / 2, (real_s, flood_s))
+        # (login_pending_per_address, 8), not for all forty: counted, not timed.
+        self.assertLessEqual(ahead, 20, ahead)
         for w in flood + [real]:
             w.close()
         d.stop()
@@ -582,15 +598,11 @@ class Tokens(unittest.TestCase):
         is under way (here: by hand in SQL, still open when the token would be
         stored) leaves no token of the old password behind."""
         add_staff("ursa")
-        change = subprocess.Popen(
-            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-qAt", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        change = env.session()
         try:
-            change.stdin.write("BEGIN;\nUPDATE staff SET password_hash = password_hash || 'x' "
-                               "WHERE username = 'ursa';\nSELECT 'changed';\n")
-            change.stdin.flush()
-            self.assertEqual(change.stdout.readline().strip(), "changed")
+            out = change.query("BEGIN; UPDATE staff SET password_hash = password_hash || 'x' "
+                               "WHERE username = 'ursa'; SELECT 'changed'", keep_transaction=True)
+            self.assertEqual(out.splitlines()[-1], "changed")
             w = main.wire()
             w.hello()
             rid = w.send(REQ_LOGIN, login_body("ursa", STAFF_PASSWORD, want_token=True))
@@ -601,13 +613,9 @@ class Tokens(unittest.TestCase):
                          timeout=10, what="the token insert to wait for the change")
             except AssertionError:
                 pass
-            change.stdin.write("COMMIT;\n")
-            change.stdin.close()
-            self.assertEqual(change.wait(timeout=30), 0, change.stderr.read())
+            change.query("COMMIT")
         finally:
-            if change.poll() is None:
-                change.kill()
-                change.wait()
+            change.close()
         r = collect([(w, rid)])[0][1]
         self.assertEqual(r.status, "ok", r)
         self.assertNotIn(4, r.body(RESP_LOGIN), r)  # no session_token

@@ -24,16 +24,10 @@ def setUpModule():
         env.start()
         main = env.daemon()
         admin = env.profile(main)
-        for ws, branch in [("desk-prk", "PRK")]:
-            assert env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch).code == 0
-        pw = os.path.join(env.dir, "staff.pw")
-        with open(pw, "w") as f:
-            f.write(PASSWORD + "\n")
+        env.add_workstations(admin, {"desk-prk": "PRK"})
         for user, role, branch in [("clara", "clerk", "DWN"), ("libby", "librarian", "DWN"),
                                    ("lee", "librarian", "PRK")]:
-            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
-                           "--role", role, "--branch", branch, "--new-password-file", pw)
-            assert r.code == 0, r
+            env.add_staff(admin, user, role, branch, PASSWORD)
     except BaseException:
         env.stop()
         raise
@@ -71,18 +65,6 @@ def iso2709(fields, leader=b"nam a22"):
     return (b"%05d" % total + leader + b"%05d" % base + b" a 4500" + directory + b"\x1e"
             + data + b"\x1d")
 
-
-def mod10(stem):
-    """The library Codabar check digit (Luhn) completing stem."""
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
 
 
 class A_Import(unittest.TestCase):
@@ -539,7 +521,7 @@ class C_Edit(unittest.TestCase):
 
     def test_items_add_edit_and_rules(self):
         bib = carrel("catalog", "add", "--title", "Copies for tests").json["id"]
-        good = mod10("3123400000123")
+        good = harness.mod10("3123400000123")
         r = carrel("item", "add", good, "--bib", str(bib), "--branch", "DWN", "--type", "book",
                    "--location", "Adult Nonfiction", "--price", "24.95")
         self.assertEqual(r.code, 0, r)
@@ -551,7 +533,7 @@ class C_Edit(unittest.TestCase):
         r = carrel("item", "add", good, "--bib", str(bib), "--branch", "DWN")
         self.assertEqual(r.json["reason"], "barcode_taken")
         # A Downtown librarian cannot add Park Street's items; Park Street's can.
-        other = mod10("3123400000124")
+        other = harness.mod10("3123400000124")
         r = carrel("item", "add", other, "--bib", str(bib), "--branch", "PRK")
         self.assertEqual((r.json["status"], r.json["reason"]), ("forbidden", "branch"))
         r = carrel("item", "add", other, "--bib", str(bib), "--branch", "PRK", user="lee",
@@ -564,8 +546,8 @@ class C_Edit(unittest.TestCase):
                          ("withdrawn", "Storage", 2), r)
         r = carrel("item", "edit", good, "--status", "checked_out")
         self.assertEqual(r.json["reason"], "field:status", r)
-        r = carrel("item", "add", mod10("3123400000125"), "--bib", str(bib), "--branch", "DWN",
-                   user="clara")
+        r = carrel("item", "add", harness.mod10("3123400000125"), "--bib", str(bib),
+                   "--branch", "DWN", user="clara")
         self.assertEqual(r.json["status"], "forbidden")
         shown = carrel("item", "show", good).json
         self.assertEqual(shown["title"], "Copies for tests")

@@ -27,42 +27,15 @@ main = None
 BRANCHES = ["ALB", "BAR", "CMP", "DWN", "DWT", "PRK", "RPK"]
 
 
-def mod10(stem):
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
-
-
-_seq = [1000]
-
 
 def new_item(branch="DWN", item_type="book", price="24.95", title="Circulation test copy"):
-    """A fresh bib-less-heavy item: one bib per title, valid Codabar barcode."""
-    _seq[0] += 1
-    barcode = mod10("3123490%06d" % _seq[0])
-    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', '%s' WHERE NOT EXISTS "
-             "(SELECT 1 FROM bib WHERE title = '%s')" % (title, title))
-    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
-             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = '%s'), b.id, b.id,"
-             " '%s', %d FROM branch b WHERE b.code = '%s'"
-             % (barcode, title, item_type, int(float(price) * 100), branch))
-    return barcode
+    """A fresh item with a valid barcode: one bib per title (harness.Env.new_item)."""
+    return env.new_item(title=title, branch=branch, item_type=item_type,
+                        price_cents=int(float(price) * 100))
 
 
 def new_patron(category="adult", branch="DWN", expires="2099-01-01", keep_history=False):
-    _seq[0] += 1
-    card = mod10("2123490%06d" % _seq[0])
-    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
-             " expires_on, keep_history) SELECT '%s', 'Test', 'Patron%d', b.id, '%s', '%s', %s"
-             " FROM branch b WHERE b.code = '%s'"
-             % (card, _seq[0], category, expires, "true" if keep_history else "false", branch))
-    return card
+    return env.new_patron(category, branch, expires, keep_history=keep_history)
 
 
 def setUpModule():
@@ -72,19 +45,10 @@ def setUpModule():
         env.start()
         main = env.daemon(db_pool_size=8, max_inflight=256)
         admin = env.profile(main)
-        for ws, branch in [("desk-prk", "PRK"), ("desk-alb", "ALB"), ("desk-bar", "BAR"),
-                           ("desk-cmp", "CMP"), ("desk-dwt", "DWT"), ("desk-rpk", "RPK"),
-                           ("desk-dwn-2", "DWN")]:
-            assert env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch).code == 0
-        pw = os.path.join(env.dir, "staff.pw")
-        with open(pw, "w") as f:
-            f.write(PASSWORD + "\n")
-        for user, role, branches in [("clara", "clerk", "DWN"), ("libby", "librarian", "DWN"),
-                                     ("pat", "clerk", "PRK"),
-                                     ("roamer", "coordinator", "DWN")]:
-            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
-                           "--role", role, "--branch", branches, "--new-password-file", pw)
-            assert r.code == 0, r
+        env.add_workstations(admin, harness.BRANCH_DESKS)
+        for user, role, branch in [("clara", "clerk", "DWN"), ("libby", "librarian", "DWN"),
+                                   ("pat", "clerk", "PRK"), ("roamer", "coordinator", "DWN")]:
+            env.add_staff(admin, user, role, branch, PASSWORD)
     except BaseException:
         env.stop()
         raise

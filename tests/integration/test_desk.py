@@ -28,42 +28,15 @@ env = None
 main = None
 
 
-def mod10(stem):
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
-
-
-_seq = [5000]
-
 
 def new_item(branch="DWN", item_type="book", price="24.95", title="Desk test copy"):
-    """A fresh item with a valid Codabar barcode; one bib per title."""
-    _seq[0] += 1
-    barcode = mod10("3123490%06d" % _seq[0])
-    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', '%s' WHERE NOT EXISTS "
-             "(SELECT 1 FROM bib WHERE title = '%s')" % (title, title))
-    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
-             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = '%s'), b.id, b.id,"
-             " '%s', %d FROM branch b WHERE b.code = '%s'"
-             % (barcode, title, item_type, int(float(price) * 100), branch))
-    return barcode
+    """A fresh item with a valid barcode: one bib per title (harness.Env.new_item)."""
+    return env.new_item(title=title, branch=branch, item_type=item_type,
+                        price_cents=int(float(price) * 100))
 
 
 def new_patron(category="adult", branch="DWN", expires="2099-01-01", alert=None):
-    _seq[0] += 1
-    card = mod10("2123490%06d" % _seq[0])
-    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
-             " expires_on, desk_alert) SELECT '%s', 'Test', 'Patron%d', b.id, '%s', '%s', %s"
-             " FROM branch b WHERE b.code = '%s'"
-             % (card, _seq[0], category, expires, "'%s'" % alert if alert else "NULL", branch))
-    return card
+    return env.new_patron(category, branch, expires, desk_alert=alert)
 
 
 def item_status(barcode):
@@ -83,15 +56,9 @@ def setUpModule():
         env.start()
         main = env.daemon(db_pool_size=4)
         admin = env.profile(main)
-        assert env.carrel(admin, "admin", "workstation", "add", "desk-prk", "--branch",
-                          "PRK").code == 0
-        pw = os.path.join(env.dir, "staff.pw")
-        with open(pw, "w") as f:
-            f.write(PASSWORD + "\n")
+        env.add_workstations(admin, {"desk-prk": "PRK"})
         for user, role in [("clara", "clerk"), ("libby", "librarian")]:
-            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
-                           "--role", role, "--branch", "DWN", "--new-password-file", pw)
-            assert r.code == 0, r
+            env.add_staff(admin, user, role, "DWN", PASSWORD)
     except BaseException:
         env.stop()
         raise

@@ -26,44 +26,18 @@ WS = {"DWN": "desk-dwn", "PRK": "desk-prk", "ALB": "desk-alb", "BAR": "desk-bar"
       "CMP": "desk-cmp", "DWT": "desk-dwt", "RPK": "desk-rpk"}
 env = None
 main = None
-_seq = [5000]
-
-
-def mod10(stem):
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
-
 
 def new_bib(title=None):
-    _seq[0] += 1
-    title = title or "Hold test title %d" % _seq[0]
-    out = env.psql("INSERT INTO bib (marc, title) VALUES ('\\x00', '%s') RETURNING id" % title)
-    return int(out.splitlines()[0])
+    return env.new_bib(title)
 
 
 def new_item(bib, branch="DWN", item_type="book", status="available", location=""):
-    _seq[0] += 1
-    barcode = mod10("3123480%06d" % _seq[0])
-    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
-             " status, location) SELECT '%s', %d, b.id, b.id, '%s', '%s', '%s' FROM branch b"
-             " WHERE b.code = '%s'" % (barcode, bib, item_type, status, location, branch))
-    return barcode
+    return env.new_item(bib, branch=branch, item_type=item_type, status=status,
+                        location=location)
 
 
 def new_patron(category="adult", branch="DWN", contact="none"):
-    _seq[0] += 1
-    card = mod10("2123480%06d" % _seq[0])
-    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
-             " expires_on) SELECT '%s', 'Holder', 'Number%d', b.id, '%s', '2099-01-01'"
-             " FROM branch b WHERE b.code = '%s'" % (card, _seq[0], category, branch))
-    return card
+    return env.new_patron(category, branch, first="Holder", last="Number")
 
 
 def setUpModule():
@@ -73,17 +47,9 @@ def setUpModule():
         env.start()
         main = env.daemon(db_pool_size=8, max_inflight=256)
         admin = env.profile(main)
-        for ws, branch in [("desk-prk", "PRK"), ("desk-alb", "ALB"), ("desk-bar", "BAR"),
-                           ("desk-cmp", "CMP"), ("desk-dwt", "DWT"), ("desk-rpk", "RPK"),
-                           ("desk-dwn-2", "DWN")]:
-            assert env.carrel(admin, "admin", "workstation", "add", ws, "--branch", branch).code == 0
-        pw = os.path.join(env.dir, "staff.pw")
-        with open(pw, "w") as f:
-            f.write(PASSWORD + "\n")
+        env.add_workstations(admin, harness.BRANCH_DESKS)
         for user, role in [("roamer", "coordinator"), ("clara", "clerk"), ("libby", "librarian")]:
-            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
-                           "--role", role, "--branch", "DWN", "--new-password-file", pw)
-            assert r.code == 0, r
+            env.add_staff(admin, user, role, "DWN", PASSWORD)
         # Branch preference: DWN pulls from PRK before ALB before the rest.
         env.psql("INSERT INTO branch_proximity (pickup_branch_id, branch_id, rank) "
                  "SELECT p.id, b.id, CASE b.code WHEN 'PRK' THEN 1 WHEN 'ALB' THEN 2 ELSE 9 END "
@@ -172,7 +138,7 @@ class Targeting(unittest.TestCase):
         h = carrel("hold", "list", card).json["holds"][0]
         self.assertNotIn("target_barcode", h)
         # A copy added to the catalog is asked for at once, not after a nightly batch.
-        second = mod10("3123481%06d" % random.randint(0, 999999))
+        second = harness.mod10("3123481%06d" % random.randint(0, 999999))
         r = carrel("item", "add", second, "--bib", str(bib), "--branch", "DWN", user="libby")
         self.assertEqual(r.code, 0, r)
         h = carrel("hold", "list", card).json["holds"][0]
@@ -475,7 +441,7 @@ class EdgeCases(unittest.TestCase):
         self.assertEqual(carrel("renew", reader, lent).json[0]["reason"], "renewal_hold")
 
     def test_unknown_card_and_wrong_branch(self):
-        r = carrel("hold", "list", mod10("2999999000001"))
+        r = carrel("hold", "list", harness.mod10("2999999000001"))
         self.assertEqual((r.code, r.json["reason"]), (4, "patron_not_found"), r)
         bib = new_bib()
         copy = new_item(bib, "PRK")
@@ -1100,27 +1066,19 @@ class SettlingHolds(unittest.TestCase):
 
 
 class Blocker:
-    """A psql session holding a request key unconfirmed (an INSERT not yet
-    committed): a request sent with that key waits for it, with its
+    """A session of the harness holding a request key unconfirmed (an INSERT not
+    yet committed): a request sent with that key waits for it, with its
     transaction already begun, until release()."""
 
     def __init__(self, key):
-        self.name = "carrel-test-blocker-%s" % key[:8]
-        argv = [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-                env.sockdir, "-d", "carrel", "-At", "-q", "-v", "ON_ERROR_STOP=1"]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, text=True)
-        self.proc.stdin.write("SET application_name = '%s';\nBEGIN;\n"
-                              "INSERT INTO request_log (key, staff_id, kind) "
-                              "SELECT '%s', min(id), 'blocker' FROM staff;\n" % (self.name, key))
-        self.proc.stdin.flush()
-        wait_for(lambda: env.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name"
-                                  " = '%s' AND state = 'idle in transaction'" % self.name) == "1")
+        self.session = env.session()
+        self.session.query("BEGIN; INSERT INTO request_log (key, staff_id, kind) "
+                           "SELECT '%s', min(id), 'blocker' FROM staff" % key,
+                           keep_transaction=True)
 
     def release(self):
-        self.proc.stdin.write("ROLLBACK;\n")
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        self.session.query("ROLLBACK")
+        self.session.close()
 
 
 def wait_for(condition, timeout=60):

@@ -36,49 +36,24 @@ main = None      # the daemon most tests use: timers off, email to `relay`
 relay = None     # aiosmtpd
 
 
-def mod10(stem):
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
-
-
-_seq = [2000]
-
 
 def sql_text(s):
     return "'" + s.replace("'", "''") + "'"
 
 
 def new_item(branch="DWN", title="Notice test copy"):
-    _seq[0] += 1
-    barcode = mod10("3123490%06d" % _seq[0])
-    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', %s WHERE NOT EXISTS "
-             "(SELECT 1 FROM bib WHERE title = %s)" % (sql_text(title), sql_text(title)))
-    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
-             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = %s), b.id, b.id,"
-             " 'book', 1500 FROM branch b WHERE b.code = '%s'" % (barcode, sql_text(title), branch))
-    return barcode
+    return env.new_item(title=title, branch=branch, price_cents=1500)
 
 
 def new_patron(channel="email", first="Maria", email_addr=None, phone=None):
     """A patron who wants notices by `channel`; returns (card, address)."""
-    _seq[0] += 1
-    card = mod10("2123490%06d" % _seq[0])
+    n = env.next_number()
     if email_addr is None and channel in ("email", "none"):
-        email_addr = "patron%d@example.org" % _seq[0]
+        email_addr = "patron%d@example.org" % n
     if phone is None and channel in ("sms", "phone"):
-        phone = "+1 860 555 %04d" % (_seq[0] % 10000)
-    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
-             " expires_on, email, phone, contact_channel) SELECT '%s', %s, 'Tester%d', b.id,"
-             " 'adult', '2099-01-01', %s, %s, '%s' FROM branch b WHERE b.code = 'DWN'"
-             % (card, sql_text(first), _seq[0], sql_text(email_addr) if email_addr else "NULL",
-                sql_text(phone) if phone else "NULL", channel))
+        phone = "+1 860 555 %04d" % (n % 10000)
+    card = env.new_patron(first=first, last="Tester", email=email_addr, phone=phone,
+                          contact_channel=channel)
     return card, (email_addr if channel in ("email", "none") else phone)
 
 
@@ -326,16 +301,10 @@ def setUpModule():
         main = env.daemon(smtp_host="127.0.0.1", smtp_port=relay.port, smtp_from=FROM,
                           jobs_interval_s=0, notice_send_interval_s=0)
         admin = env.profile(main)
-        r = env.carrel(admin, "admin", "workstation", "add", "desk-prk", "--branch", "PRK")
-        assert r.code == 0, r
-        pw = os.path.join(env.dir, "staff.pw")
-        with open(pw, "w") as f:
-            f.write(PASSWORD + "\n")
+        env.add_workstations(admin, {"desk-prk": "PRK"})
         for user, role, branch in [("clara", "clerk", "DWN"), ("manny", "branch_manager", "DWN"),
                                    ("libby", "librarian", "DWN"), ("pat", "clerk", "PRK")]:
-            r = env.carrel(admin, "admin", "staff", "add", user, "--name", user.title(),
-                           "--role", role, "--branch", branch, "--new-password-file", pw)
-            assert r.code == 0, r
+            env.add_staff(admin, user, role, branch, PASSWORD)
     except BaseException:
         if relay:
             relay.stop()

@@ -7,7 +7,6 @@ stop reading cannot make the daemon hold unbounded output."""
 
 import json
 import os
-import select
 import socket
 import ssl
 import struct
@@ -25,39 +24,13 @@ REQ_BRANCH_LIST, REQ_CATALOG_SEARCH, REQ_CHECKOUT = 15, 40, 80
 RESP_CATALOG_SEARCH = 40
 env = None
 
-_seq = [5000]
-
-
-def mod10(stem):
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
-
 
 def new_item(title="Pool test copy"):
-    _seq[0] += 1
-    barcode = mod10("3123490%06d" % _seq[0])
-    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', '%s' WHERE NOT EXISTS "
-             "(SELECT 1 FROM bib WHERE title = '%s')" % (title, title))
-    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
-             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = '%s'), b.id, b.id,"
-             " 'book', 1000 FROM branch b WHERE b.code = 'DWN'" % (barcode, title))
-    return barcode
+    return env.new_item(title=title, price_cents=1000)
 
 
 def new_patron():
-    _seq[0] += 1
-    card = mod10("2123490%06d" % _seq[0])
-    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
-             " expires_on) SELECT '%s', 'Pool', 'Patron%d', b.id, 'adult', '2099-01-01'"
-             " FROM branch b WHERE b.code = 'DWN'" % (card, _seq[0]))
-    return card
+    return env.new_patron(first="Pool")
 
 
 def wait_for(what, predicate, timeout=60):
@@ -91,27 +64,17 @@ class RowLock:
     """A harness SQL session holding one item row FOR UPDATE in an open transaction."""
 
     def __init__(self, barcode):
-        self.proc = subprocess.Popen(
-            [os.path.join(harness.SCRIPTS, "pg-cluster"), "psql", env.pgdata, str(env.pgport),
-             env.sockdir, "-d", "carrel", "-qAt", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.proc.stdin.write("BEGIN;\nSELECT 'locked' FROM item WHERE barcode = '%s' FOR UPDATE;\n"
-                              % barcode)
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if line != "locked":
+        self.session = env.session()
+        out = self.session.query("BEGIN; SELECT 'locked' FROM item WHERE barcode = '%s' "
+                                 "FOR UPDATE" % barcode, keep_transaction=True)
+        if out.splitlines()[-1:] != ["locked"]:
             self.release()
-            raise AssertionError("the harness could not lock the row: %r" % line)
+            raise AssertionError("the harness could not lock the row: %r" % out)
 
     def release(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("COMMIT;\n")
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            self.proc.wait(timeout=60)
+        if self.session.conn is not None:
+            self.session.query("COMMIT")
+            self.session.close()
 
 
 def lock_waiters():
@@ -173,7 +136,7 @@ class LockedRow(unittest.TestCase):
                 self.assertEqual(lock_waiters(), 4, "reads waited behind the locked row")
                 res = env.carrel(env.profile(d), "branches")
                 self.assertEqual(res.code, 0, res)
-                self.assertIsNone(holder.proc.poll(), "the lock holder went away")
+                self.assertTrue(holder.session.alive(), "the lock holder went away")
                 # Another change (a checkout of another item) is served after one round.
                 r = reader.call(REQ_CHECKOUT, pb_message((1, cards[6]), (2, other)),
                                 key=str(uuid.uuid4()))
@@ -189,7 +152,7 @@ class LockedRow(unittest.TestCase):
                     self.assertEqual((a.status, a.reason), ("unavailable", "busy"), a)
                     self.assertIn(a.message, (lock_msg, slow_msg))
                 self.assertIn(lock_msg, [a.message for a in answers])
-                self.assertIsNone(holder.proc.poll(), "the lock holder went away")
+                self.assertTrue(holder.session.alive(), "the lock holder went away")
             finally:
                 holder.release()
             # Nothing committed: the same key now checks the item out.
