@@ -216,8 +216,8 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
                          b->copies[k]->available, b->copies[k]->total);
                 strncat(where, one, sizeof(where) - strlen(where) - 1);
             }
-            char title[80];
-            snprintf(title, sizeof(title), "%s", b->title);
+            char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+            output_cut(title, sizeof(title), b->title, OUTPUT_TITLE_COLUMNS);
             const char *row[] = {id,        title,          b->author, b->year,
                                  b->format, b->call_number, avail,     where};
             table_add(t, row);

@@ -223,26 +223,6 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
 
 /* ---- account ---- */
 
-/*
- * The last column of an account's holds: the place in the title's queue of a
- * waiting hold, or the last day a ready one stays on the hold shelf.
- */
-static void circ_hold_where(char *out, size_t size, const Carrel__Hold *h)
-{
-    out[0] = '\0';
-    if (!strcmp(h->status, "waiting")) {
-        if (h->has_position)
-            snprintf(out, size, "#%d in queue", h->position);
-        if (h->suspended_until && h->suspended_until[0])
-            snprintf(out + strlen(out), size - strlen(out), "%ssuspended until %s",
-                     out[0] ? ", " : "", h->suspended_until);
-    } else if (!strcmp(h->status, "ready")) {
-        snprintf(out, size, "on the shelf until %s", h->shelf_expires_on);
-    } else if (!strcmp(h->status, "in_transit")) {
-        snprintf(out, size, "on its way");
-    }
-}
-
 static int cmd_account(cli_t *cli, int argc, char **argv)
 {
     if (argc != 2 || cli_has_option(argc, argv))
@@ -272,8 +252,8 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
             table_t *t = table_new(5, headers);
             for (size_t i = 0; i < a->n_loans; i++) {
                 const Carrel__Loan *l = a->loans[i];
-                char title[60], ren[16];
-                snprintf(title, sizeof(title), "%s", l->title);
+                char title[OUTPUT_TITLE_COLUMNS * 4 + 8], ren[16];
+                output_cut(title, sizeof(title), l->title, OUTPUT_TITLE_COLUMNS);
                 snprintf(ren, sizeof(ren), "%d/%d", l->renewals, l->renewals_allowed);
                 const char *row[] = {l->barcode, title, l->due_date, ren,
                                      l->overdue ? "OVERDUE" : ""};
@@ -289,14 +269,15 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
             table_t *t = table_new(4, headers);
             for (size_t i = 0; i < a->n_holds; i++) {
                 const Carrel__Hold *h = a->holds[i];
-                char title[96], where[96];
+                char cut[OUTPUT_TITLE_COLUMNS * 4 + 8], title[sizeof(cut) + 64], where[128];
+                output_cut(cut, sizeof(cut), h->title, OUTPUT_TITLE_COLUMNS);
                 if (h->item_barcode && h->item_barcode[0])
-                    snprintf(title, sizeof(title), "%.59s [copy %s only]", h->title,
-                             h->item_barcode);
+                    snprintf(title, sizeof(title), "%s [copy %s only]", cut, h->item_barcode);
                 else
-                    snprintf(title, sizeof(title), "%s", h->title);
-                circ_hold_where(where, sizeof(where), h);
-                const char *row[] = {title, h->pickup_branch, h->status, where};
+                    snprintf(title, sizeof(title), "%s", cut);
+                output_hold_where(where, sizeof(where), h, false);
+                const char *row[] = {title, h->pickup_branch, output_hold_status(h->status),
+                                     where};
                 table_add(t, row);
             }
             table_print(t, stdout);
@@ -310,7 +291,7 @@ static int cmd_account(cli_t *cli, int argc, char **argv)
                 const Carrel__LedgerEntry *e = a->ledger[i];
                 char amount[32], when[20];
                 output_money(amount, sizeof(amount), e->amount_cents);
-                snprintf(when, sizeof(when), "%.10s", e->at);
+                output_date(when, sizeof(when), e->at);
                 const char *row[] = {when, e->kind, amount, e->barcode, e->note};
                 table_add(t, row);
             }

@@ -19,28 +19,15 @@ static int holds_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp,
 
 static void holds_print(const Carrel__Hold *h)
 {
-    char where[96] = "";
-    if (!strcmp(h->status, "waiting")) {
-        if (h->has_position)
-            snprintf(where, sizeof(where), "#%d in queue", h->position);
-        if (h->suspended_until && h->suspended_until[0])
-            snprintf(where + strlen(where), sizeof(where) - strlen(where), ", suspended to %s",
-                     h->suspended_until);
-        if (h->target_barcode && h->target_barcode[0])
-            snprintf(where + strlen(where), sizeof(where) - strlen(where), ", pull %s at %s",
-                     h->target_barcode, h->target_branch);
-    } else if (!strcmp(h->status, "ready")) {
-        snprintf(where, sizeof(where), "on the shelf until %s (%s)", h->shelf_expires_on,
-                 h->captured_barcode);
-    } else if (!strcmp(h->status, "in_transit")) {
-        snprintf(where, sizeof(where), "copy %s on its way", h->captured_barcode);
-    }
+    char where[160];
+    output_hold_where(where, sizeof(where), h, true);
     /* A hold on one copy says so: only that copy can fill it. */
     char copy[96] = "";
     if (h->item_barcode && h->item_barcode[0])
         snprintf(copy, sizeof(copy), " [copy %s only]", h->item_barcode);
     printf("hold %lld  %s  %s  %s%s  pickup %s  %s  %s\n", (long long)h->id, h->card,
-           h->patron_name, h->title, copy, h->pickup_branch, h->status, where);
+           h->patron_name, h->title, copy, h->pickup_branch, output_hold_status(h->status),
+           where);
 }
 
 static int holds_reply_one(cli_t *cli, Carrel__Response *r)
@@ -268,9 +255,9 @@ static int cmd_pull_list(cli_t *cli, int argc, char **argv)
         table_t *t = table_new(6, headers);
         for (size_t i = 0; i < r->pull_list->n_entries; i++) {
             const Carrel__PullEntry *e = r->pull_list->entries[i];
-            char hold[24], title[60];
+            char hold[24], title[OUTPUT_TITLE_COLUMNS * 4 + 8];
             snprintf(hold, sizeof(hold), "%lld", (long long)e->hold_id);
-            snprintf(title, sizeof(title), "%s", e->title);
+            output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
             const char *row[] = {e->location, e->call_number,   e->barcode,
                                  title,       e->pickup_branch, hold};
             table_add(t, row);
@@ -327,9 +314,9 @@ static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
         table_t *t = table_new(6, headers);
         for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
             const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
-            char title[60], status[24];
-            snprintf(title, sizeof(title), "%s", e->title);
-            snprintf(status, sizeof(status), "%s", e->status);
+            char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+            const char *status = output_hold_status(e->status);
+            output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
             const char *row[] = {e->barcode,          title, e->patron_name, e->card_last4,
                                  e->shelf_expires_on, status};
             table_add(t, row);
@@ -388,9 +375,9 @@ static int cmd_transit_list(cli_t *cli, int argc, char **argv)
         table_t *t = table_new(7, headers);
         for (size_t i = 0; i < r->transits->n_transits; i++) {
             const Carrel__Transit *x = r->transits->transits[i];
-            char title[50], sent[20];
-            snprintf(title, sizeof(title), "%s", x->title);
-            snprintf(sent, sizeof(sent), "%.10s", x->sent_at);
+            char title[OUTPUT_TITLE_COLUMNS * 4 + 8], sent[20];
+            output_cut(title, sizeof(title), x->title, OUTPUT_TITLE_COLUMNS);
+            output_date(sent, sizeof(sent), x->sent_at);
             const char *row[] = {x->barcode,
                                  title,
                                  x->from_branch,

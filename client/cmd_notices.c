@@ -24,15 +24,6 @@ static int notices_limit(cli_t *cli, const char *text, int *out)
     return EXIT_OK;
 }
 
-/* "2026-03-03T14:05:09.123+00:00" -> "2026-03-03 14:05" */
-static void notices_when(char *out, size_t n, const char *iso)
-{
-    snprintf(out, n, "%.16s", iso ? iso : "");
-    char *t = strchr(out, 'T');
-    if (t)
-        *t = ' ';
-}
-
 /* ---- notices ---- */
 
 static int cmd_notices(cli_t *cli, int argc, char **argv)
@@ -87,7 +78,7 @@ static int cmd_notices(cli_t *cli, int argc, char **argv)
             const Carrel__Notice *n = x->notices[i];
             char id[24], created[24];
             snprintf(id, sizeof(id), "%lld", (long long)n->id);
-            notices_when(created, sizeof(created), n->created_at);
+            output_time(created, sizeof(created), n->created_at);
             const char *row[] = {id,         n->kind,    n->channel, n->card,
                                  n->address, n->subject, n->status,  created};
             table_add(t, row);

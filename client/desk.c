@@ -56,7 +56,6 @@
 #define DESK_FIELD_MAX        128  /* a card or barcode (the server takes up to 64) */
 #define DESK_REASON_MAX       512  /* an override reason */
 #define DESK_LINE_MAX         1024 /* the longest line read without libedit */
-#define DESK_TITLE_MAX        60   /* bytes of a title shown on a scan's line */
 #define DESK_HISTORY_KEEP     200
 #define DESK_TICK_MS          1000
 #define DESK_KEEPALIVE_S      60
@@ -269,20 +268,6 @@ static const char *desk_str(const char *s)
     return s ? s : "";
 }
 
-/* `s` cut to at most `max` bytes on a character boundary, with "..." if cut. */
-static void desk_cut(char *out, size_t outlen, const char *s, size_t max)
-{
-    s = desk_str(s);
-    size_t n = strlen(s);
-    if (n <= max) {
-        snprintf(out, outlen, "%s", s);
-        return;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-        max--;
-    snprintf(out, outlen, "%.*s...", (int)max, s);
-}
-
 /*
  * A refusal or failure of the request in flight, on one line:
  *   REFUSED 3123...: <message> [<reason>] — can be overridden: :override REASON
@@ -356,19 +341,6 @@ static void desk_update_prompt(desk_t *d)
         fflush(stdout);
         rl_forced_update_display();
     }
-}
-
-/* "Maria G.", as the server names patrons on slips: preferred or first name, initial. */
-static void desk_short_name(char *out, size_t n, const Carrel__Patron *p)
-{
-    const char *first =
-        p->preferred_name && p->preferred_name[0] ? p->preferred_name : desk_str(p->first_name);
-    const char *last = desk_str(p->last_name);
-    size_t initial = last[0] ? 1 : 0;
-    while (last[initial] && ((unsigned char)last[initial] & 0xC0) == 0x80)
-        initial++; /* the whole first character, not its first byte */
-    snprintf(out, n, "%s%s%.*s%s", first, initial ? " " : "", (int)initial, last,
-             initial ? "." : "");
 }
 
 /* End the current patron's visit: "3 checked out for Maria G." */
@@ -572,7 +544,8 @@ static void desk_answer_patron(desk_t *d, Carrel__Response *r)
         d->patron_checked_out = 0;
         d->refused = false;
         util_strlcpy(d->patron_card, card, sizeof(d->patron_card));
-        desk_short_name(d->patron_name, sizeof(d->patron_name), p);
+        output_short_name(d->patron_name, sizeof(d->patron_name), p->preferred_name,
+                          p->first_name, p->last_name);
     }
 
     if (d->cli->json) {
@@ -660,8 +633,8 @@ static void desk_answer_checkout(desk_t *d, Carrel__Response *r)
         desk_json_body(d, "checkout", &c->base);
         return;
     }
-    char title[DESK_TITLE_MAX + 8];
-    desk_cut(title, sizeof(title), c->title, DESK_TITLE_MAX);
+    char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+    output_cut(title, sizeof(title), c->title, OUTPUT_TITLE_COLUMNS);
     char overridden[256] = "";
     if (c->n_overridden > 0) {
         size_t used = (size_t)snprintf(overridden, sizeof(overridden), " (override recorded:");
@@ -687,8 +660,8 @@ static void desk_answer_checkin(desk_t *d, Carrel__Response *r)
         desk_json_body(d, "checkin", &c->base);
         return;
     }
-    char title[DESK_TITLE_MAX + 8];
-    desk_cut(title, sizeof(title), c->title, DESK_TITLE_MAX);
+    char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+    output_cut(title, sizeof(title), c->title, OUTPUT_TITLE_COLUMNS);
     struct buf text = BUF_INIT;
     int rc = buf_printf(&text, "IN %s %s — %s", desk_str(c->barcode), title, desk_str(c->message));
     if (c->slip && c->slip[0]) {
@@ -722,8 +695,8 @@ static void desk_answer_renew(desk_t *d, Carrel__Response *r)
     int rc = 0;
     for (size_t i = 0; i < x->n_results; i++) {
         const Carrel__RenewResult *e = x->results[i];
-        char title[DESK_TITLE_MAX + 8];
-        desk_cut(title, sizeof(title), e->title, DESK_TITLE_MAX);
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
         if (e->renewed)
             rc |= buf_printf(&text, "RENEWED %s %s — due %s\n", desk_str(e->barcode), title,
                              desk_str(e->due_date));
@@ -759,8 +732,8 @@ static void desk_answer_account(desk_t *d, Carrel__Response *r)
                         desk_str(a->name), desk_str(a->card), a->loans_out, a->overdue, bal);
     for (size_t i = 0; i < a->n_loans; i++) {
         const Carrel__Loan *l = a->loans[i];
-        char title[DESK_TITLE_MAX + 8];
-        desk_cut(title, sizeof(title), l->title, DESK_TITLE_MAX);
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        output_cut(title, sizeof(title), l->title, OUTPUT_TITLE_COLUMNS);
         rc |= buf_printf(&text, "\n    %s %s — due %s%s", desk_str(l->barcode), title,
                          desk_str(l->due_date), l->overdue ? " OVERDUE" : "");
     }
