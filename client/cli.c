@@ -218,6 +218,20 @@ int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
     }
 }
 
+const ProtobufCMessage *cli_response_body(const Carrel__Response *r, const char **name)
+{
+    const ProtobufCFieldDescriptor *f =
+        r->body_case != CARREL__RESPONSE__BODY__NOT_SET
+            ? protobuf_c_message_descriptor_get_field(&carrel__response__descriptor,
+                                                      (unsigned)r->body_case)
+            : NULL;
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return NULL;
+    if (name)
+        *name = f->name;
+    return *(ProtobufCMessage *const *)((const char *)r + f->offset);
+}
+
 void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
 {
     const char *msg = r->message && r->message[0] ? r->message : "(no message)";
@@ -239,18 +253,11 @@ void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
         }
         /* A refusal may carry a body (e.g. the current record of a conflict),
          * under its field name as in an OK response. */
-        const ProtobufCFieldDescriptor *f =
-            r->body_case != CARREL__RESPONSE__BODY__NOT_SET
-                ? protobuf_c_message_descriptor_get_field(&carrel__response__descriptor,
-                                                          (unsigned)r->body_case)
-                : NULL;
-        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            const ProtobufCMessage *body =
-                *(ProtobufCMessage *const *)((const char *)r + f->offset);
-            if (body) {
-                json_key(&j, f->name);
-                json_message(&j, body);
-            }
+        const char *name = NULL;
+        const ProtobufCMessage *body = cli_response_body(r, &name);
+        if (body) {
+            json_key(&j, name);
+            json_message(&j, body);
         }
         json_object_end(&j);
         json_print(&j, stdout);

@@ -149,9 +149,20 @@ static int cmd_branches(cli_t *cli, int argc, char **argv)
 }
 
 const command_t core_commands[] = {
-    {"ping", cmd_ping, false, "[-n COUNT] [--event]",
-     "check the server answers (no login); --event asks for a test event"},
-    {"whoami", cmd_whoami, true, "", "show the logged-in staff member, workstation and branch"},
-    {"branches", cmd_branches, true, "", "list the branches with addresses and hours"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "ping",
+     .run = cmd_ping,
+     .needs_login = false,
+     .usage = "[-n COUNT] [--event]",
+     .summary = "check the server answers (no login); --event asks for a test event"},
+    {.path = "whoami",
+     .run = cmd_whoami,
+     .needs_login = true,
+     .usage = "",
+     .summary = "show the logged-in staff member, workstation and branch"},
+    {.path = "branches",
+     .run = cmd_branches,
+     .needs_login = true,
+     .usage = "",
+     .summary = "list the branches with addresses and hours"},
+    {.path = NULL},
 };

@@ -298,11 +298,20 @@ static int cmd_notices_run(cli_t *cli, int argc, char **argv)
 }
 
 const command_t notices_commands[] = {
-    {"notices", cmd_notices, true, "[--status S] [--channel C] [--limit N]",
-     "the notice queue: pending (default), sending, sent, failed or exported notices"},
-    {"notices export", cmd_notices_export, true, "--channel sms|phone [-o FILE]",
-     "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks them exported"},
-    {"notices run", cmd_notices_run, true, "",
-     "expire holds, queue due notices and send email now (branch managers and up)"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "notices",
+     .run = cmd_notices,
+     .needs_login = true,
+     .usage = "[--status S] [--channel C] [--limit N]",
+     .summary = "the notice queue: pending (default), sending, sent, failed or exported notices"},
+    {.path = "notices export",
+     .run = cmd_notices_export,
+     .needs_login = true,
+     .usage = "--channel sms|phone [-o FILE]",
+     .summary = "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks them exported"},
+    {.path = "notices run",
+     .run = cmd_notices_run,
+     .needs_login = true,
+     .usage = "",
+     .summary = "expire holds, queue due notices and send email now (branch managers and up)"},
+    {.path = NULL},
 };

@@ -1505,6 +1505,14 @@ static int desk_loop(desk_t *d)
     }
 }
 
+/* `carrel desk --help`: what can be typed at the desk, after the usage. */
+static void desk_help_out(FILE *out)
+{
+    fputs("At the desk:\n", out);
+    for (size_t i = 0; i < sizeof(desk_help_lines) / sizeof(desk_help_lines[0]); i++)
+        fprintf(out, "  %s\n", desk_help_lines[i]);
+}
+
 static int desk_usage(cli_t *cli)
 {
     return cli_fail(cli, EXIT_USAGE, "usage: desk [--checkin] [--keepalive SECONDS]");
@@ -1605,7 +1613,11 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
 }
 
 const command_t desk_commands[] = {
-    {"desk", cmd_desk, false, "[--checkin] [--keepalive SECONDS]",
-     "the circulation desk for a barcode scanner: scan a card, then items; :help inside"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "desk",
+     .run = cmd_desk,
+     .needs_login = false,
+     .usage = "[--checkin] [--keepalive SECONDS]",
+     .summary = "the circulation desk for a barcode scanner: scan a card, then items; :help inside",
+     .help = desk_help_out},
+    {.path = NULL},
 };
