@@ -64,6 +64,19 @@ struct command {
 
 /* Zeroed memory of `size` bytes, freed when the call is done; aborts when out of memory. */
 void *cmd_part(cmd_call_t *call, size_t size);
+/*
+ * Set the request's body to a new `field` message (freed with the call),
+ * initialised by init_fn, and yield it:
+ *   Carrel__AccountGet *g = CMD_BODY(call, account_get, ACCOUNT_GET, carrel__account_get__init);
+ */
+#define CMD_BODY(call, field, CASE, init_fn)                                                      \
+    __extension__({                                                                               \
+        (call)->req.body_case = CARREL__REQUEST__BODY_##CASE;                                     \
+        (call)->req.field = cmd_part((call), sizeof(*(call)->req.field));                         \
+        init_fn((call)->req.field);                                                               \
+        (call)->req.field;                                                                        \
+    })
+
 /* "usage: PATH USAGE" as a usage error (EXIT_USAGE, with --json as JSON too). */
 int cmd_usage(cli_t *cli, const cmd_call_t *call);
 /* Run a command: its own run, or build -> send -> print -> free. Returns an exit code. */
