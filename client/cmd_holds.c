@@ -30,32 +30,24 @@ static void holds_print(const Carrel__Hold *h)
            where);
 }
 
-static int holds_reply_one(cli_t *cli, Carrel__Response *r)
+static void print_hold(const cmd_call_t *call, const Carrel__Response *r)
 {
-    if (cli->json)
-        cli_print_json(&r->hold->base);
-    else
-        holds_print(r->hold);
-    carrel__response__free_unpacked(r, NULL);
-    return EXIT_OK;
+    (void)call;
+    holds_print(r->hold);
 }
 
-static int holds_reply_many(cli_t *cli, Carrel__Response *r)
+static void print_holds(const cmd_call_t *call, const Carrel__Response *r)
 {
-    if (cli->json)
-        cli_print_json(&r->holds->base);
-    else if (r->holds->n_holds == 0)
+    (void)call;
+    if (r->holds->n_holds == 0)
         printf("No holds.\n");
-    else
-        for (size_t i = 0; i < r->holds->n_holds; i++)
-            holds_print(r->holds->holds[i]);
-    carrel__response__free_unpacked(r, NULL);
-    return EXIT_OK;
+    for (size_t i = 0; i < r->holds->n_holds; i++)
+        holds_print(r->holds->holds[i]);
 }
 
-static int cmd_hold_place(cli_t *cli, int argc, char **argv)
+static int build_hold_place(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__HoldPlace p = CARREL__HOLD_PLACE__INIT;
+    Carrel__HoldPlace *p = CMD_BODY(call, hold_place, HOLD_PLACE, carrel__hold_place__init);
     static const struct option opts[] = {
         {"bib", required_argument, NULL, 'b'},
         {"item", required_argument, NULL, 'i'},
@@ -68,65 +60,55 @@ static int cmd_hold_place(cli_t *cli, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "b:i:p:n:s:", opts, NULL)) != -1) {
         switch (ch) {
         case 'b':
-            p.has_bib_id = 1;
-            if (cli_int_arg(cli, "--bib", optarg, 1, INT64_MAX, &p.bib_id) != EXIT_OK)
+            p->has_bib_id = 1;
+            if (cli_int_arg(cli, "--bib", optarg, 1, INT64_MAX, &p->bib_id) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'i':
-            p.item_barcode = optarg;
+            p->item_barcode = optarg;
             break;
         case 'p':
-            p.pickup_branch = optarg;
+            p->pickup_branch = optarg;
             break;
         case 'n':
-            p.not_needed_after = optarg;
+            p->not_needed_after = optarg;
             break;
         case 's':
-            p.suspended_until = optarg;
+            p->suspended_until = optarg;
             break;
         default:
             return EXIT_USAGE;
         }
     }
-    if (optind != argc - 1 || (!p.has_bib_id && !p.item_barcode))
+    if (optind != argc - 1 || (!p->has_bib_id && !p->item_barcode))
         return cli_fail(cli, EXIT_USAGE,
                         "usage: hold place CARD (--bib ID | --item BARCODE) [--pickup CODE] "
                         "[--not-after DATE] [--suspend-until DATE]");
-    p.card = argv[optind];
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_PLACE;
-    req.hold_place = &p;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    return code == EXIT_OK ? holds_reply_one(cli, r) : code;
+    p->card = argv[optind];
+    return EXIT_OK;
 }
 
-static int cmd_hold_list(cli_t *cli, int argc, char **argv)
+static int build_hold_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__HoldList l = CARREL__HOLD_LIST__INIT;
+    Carrel__HoldList *l = CMD_BODY(call, hold_list, HOLD_LIST, carrel__hold_list__init);
     static const struct option opts[] = {{"all", no_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "a", opts, NULL)) != -1) {
         if (ch == 'a')
-            l.has_include_closed = l.include_closed = 1;
+            l->has_include_closed = l->include_closed = 1;
         else
             return EXIT_USAGE;
     }
     if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: hold list CARD [--all]");
-    l.card = argv[optind];
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_LIST;
-    req.hold_list = &l;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    return code == EXIT_OK ? holds_reply_many(cli, r) : code;
+    l->card = argv[optind];
+    return EXIT_OK;
 }
 
-static int holds_change(cli_t *cli, int argc, char **argv, const char *action)
+static int holds_change(cli_t *cli, int argc, char **argv, cmd_call_t *call, const char *action)
 {
-    Carrel__HoldChange c = CARREL__HOLD_CHANGE__INIT;
-    c.action = (char *)action;
+    Carrel__HoldChange *c = CMD_BODY(call, hold_change, HOLD_CHANGE, carrel__hold_change__init);
+    c->action = (char *)action;
     static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
                                          {"until", required_argument, NULL, 'u'},
                                          {"pickup", required_argument, NULL, 'p'},
@@ -135,13 +117,13 @@ static int holds_change(cli_t *cli, int argc, char **argv, const char *action)
     while ((ch = getopt_long(argc, argv, "r:u:p:", opts, NULL)) != -1) {
         switch (ch) {
         case 'r':
-            c.reason = optarg;
+            c->reason = optarg;
             break;
         case 'u':
-            c.until = optarg;
+            c->until = optarg;
             break;
         case 'p':
-            c.pickup_branch = optarg;
+            c->pickup_branch = optarg;
             break;
         default:
             return EXIT_USAGE;
@@ -153,57 +135,47 @@ static int holds_change(cli_t *cli, int argc, char **argv, const char *action)
                         : !strcmp(action, "suspend") ? " --until DATE"
                         : !strcmp(action, "pickup")  ? " --pickup CODE"
                                                      : "");
-    c.has_hold_id = 1;
-    if (cli_int_arg(cli, "HOLD_ID", argv[optind], 1, INT64_MAX, &c.hold_id) != EXIT_OK)
+    c->has_hold_id = 1;
+    if (cli_int_arg(cli, "HOLD_ID", argv[optind], 1, INT64_MAX, &c->hold_id) != EXIT_OK)
         return EXIT_USAGE;
     /* Refuse here what the server would refuse anyway, with the usage line. */
-    if ((!strcmp(action, "cancel") && c.reason == NULL) ||
-        (!strcmp(action, "pickup") && c.pickup_branch == NULL))
+    if ((!strcmp(action, "cancel") && c->reason == NULL) ||
+        (!strcmp(action, "pickup") && c->pickup_branch == NULL))
         return cli_fail(cli, EXIT_USAGE, "usage: hold %s HOLD_ID %s", action,
-                        c.reason == NULL && !strcmp(action, "cancel") ? "--reason TEXT"
+                        c->reason == NULL && !strcmp(action, "cancel") ? "--reason TEXT"
                                                                       : "--pickup CODE");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_CHANGE;
-    req.hold_change = &c;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    return code == EXIT_OK ? holds_reply_one(cli, r) : code;
+    return EXIT_OK;
 }
 
-static int cmd_hold_cancel(cli_t *cli, int argc, char **argv)
+static int build_hold_cancel(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "cancel");
+    return holds_change(cli, argc, argv, call, "cancel");
 }
 
-static int cmd_hold_suspend(cli_t *cli, int argc, char **argv)
+static int build_hold_suspend(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "suspend");
+    return holds_change(cli, argc, argv, call, "suspend");
 }
 
-static int cmd_hold_activate(cli_t *cli, int argc, char **argv)
+static int build_hold_activate(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "activate");
+    return holds_change(cli, argc, argv, call, "activate");
 }
 
-static int cmd_hold_pickup(cli_t *cli, int argc, char **argv)
+static int build_hold_pickup(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "pickup");
+    return holds_change(cli, argc, argv, call, "pickup");
 }
 
-static int cmd_holds_queue(cli_t *cli, int argc, char **argv)
+static int build_holds_queue(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2)
         return cli_fail(cli, EXIT_USAGE, "usage: holds queue BIB");
-    Carrel__HoldQueue q = CARREL__HOLD_QUEUE__INIT;
-    q.has_bib_id = 1;
-    if (cli_int_arg(cli, "BIB", argv[1], 1, INT64_MAX, &q.bib_id) != EXIT_OK)
+    Carrel__HoldQueue *q = CMD_BODY(call, hold_queue, HOLD_QUEUE, carrel__hold_queue__init);
+    q->has_bib_id = 1;
+    if (cli_int_arg(cli, "BIB", argv[1], 1, INT64_MAX, &q->bib_id) != EXIT_OK)
         return EXIT_USAGE;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_QUEUE;
-    req.hold_queue = &q;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    return code == EXIT_OK ? holds_reply_many(cli, r) : code;
+    return EXIT_OK;
 }
 
 /*
@@ -234,107 +206,89 @@ static int holds_branch_args(cli_t *cli, int argc, char **argv, const char *usag
     return EXIT_OK;
 }
 
-static int cmd_pull_list(cli_t *cli, int argc, char **argv)
+static int build_pull_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__PullList p = CARREL__PULL_LIST__INIT;
-    if (holds_branch_args(cli, argc, argv, "usage: pull-list [--branch CODE]", &p.branch, NULL) !=
+    Carrel__PullList *p = CMD_BODY(call, pull_list, PULL_LIST, carrel__pull_list__init);
+    if (holds_branch_args(cli, argc, argv, "usage: pull-list [--branch CODE]", &p->branch, NULL) !=
         EXIT_OK)
         return EXIT_USAGE;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_PULL_LIST;
-    req.pull_list = &p;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->pull_list->base);
-    } else {
-        static const char *const headers[] = {"Location", "Call number",   "Barcode",
-                                              "Title",    "For pickup at", "Hold"};
-        table_t *t = table_new(6, headers);
-        for (size_t i = 0; i < r->pull_list->n_entries; i++) {
-            const Carrel__PullEntry *e = r->pull_list->entries[i];
-            char hold[24], title[OUTPUT_TITLE_COLUMNS * 4 + 8];
-            snprintf(hold, sizeof(hold), "%lld", (long long)e->hold_id);
-            output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
-            const char *row[] = {e->location, e->call_number,   e->barcode,
-                                 title,       e->pickup_branch, hold};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
     return EXIT_OK;
 }
 
-static int cmd_item_not_found(cli_t *cli, int argc, char **argv)
+static void print_pull_list(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"Location", "Call number",   "Barcode",
+                                          "Title",    "For pickup at", "Hold"};
+    table_t *t = table_new(6, headers);
+    for (size_t i = 0; i < r->pull_list->n_entries; i++) {
+        const Carrel__PullEntry *e = r->pull_list->entries[i];
+        char hold[24], title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        snprintf(hold, sizeof(hold), "%lld", (long long)e->hold_id);
+        output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
+        const char *row[] = {e->location, e->call_number,   e->barcode,
+                             title,       e->pickup_branch, hold};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
+}
+
+static int build_item_not_found(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: item not-found BARCODE");
-    Carrel__ItemNotFound n = CARREL__ITEM_NOT_FOUND__INIT;
-    n.barcode = argv[1];
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_ITEM_NOT_FOUND;
-    req.item_not_found = &n;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&r->item->base);
-    else
-        printf("%s marked missing; its holds look for another copy\n", argv[1]);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__ItemNotFound *n =
+        CMD_BODY(call, item_not_found, ITEM_NOT_FOUND, carrel__item_not_found__init);
+    n->barcode = argv[1];
+    call->subject = argv[1];
     return EXIT_OK;
 }
 
-static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
+static void print_item_not_found(const cmd_call_t *call, const Carrel__Response *r)
 {
-    Carrel__HoldShelf s = CARREL__HOLD_SHELF__INIT;
+    (void)r;
+    printf("%s marked missing; its holds look for another copy\n", call->subject);
+}
+
+static int build_holds_shelf(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__HoldShelf *s = CMD_BODY(call, hold_shelf, HOLD_SHELF, carrel__hold_shelf__init);
     bool clearing = false;
     if (holds_branch_args(cli, argc, argv, "usage: holds-shelf [--branch CODE] [--clearing]",
-                          &s.branch, &clearing) != EXIT_OK)
+                          &s->branch, &clearing) != EXIT_OK)
         return EXIT_USAGE;
     if (clearing)
-        s.has_clearing = s.clearing = 1;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_SHELF;
-    req.hold_shelf = &s;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->hold_shelf->base);
-    } else {
-        static const char *const headers[] = {"Barcode", "Title", "Patron",
-                                              "Card",    "Until", "Status"};
-        table_t *t = table_new(6, headers);
-        for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
-            const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
-            char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
-            const char *status = output_hold_status(e->status);
-            output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
-            const char *row[] = {e->barcode,          title, e->patron_name, e->card_last4,
-                                 e->shelf_expires_on, status};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-        if (s.clearing && r->hold_shelf->n_entries)
-            printf("Pull these off the hold shelf and check each in.\n");
-    }
-    carrel__response__free_unpacked(r, NULL);
+        s->has_clearing = s->clearing = 1;
+    call->number = clearing;
     return EXIT_OK;
 }
 
-static int cmd_transit_list(cli_t *cli, int argc, char **argv)
+static void print_holds_shelf(const cmd_call_t *call, const Carrel__Response *r)
+{
+    static const char *const headers[] = {"Barcode", "Title", "Patron",
+                                          "Card",    "Until", "Status"};
+    table_t *t = table_new(6, headers);
+    for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
+        const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        const char *status = output_hold_status(e->status);
+        output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
+        const char *row[] = {e->barcode,          title, e->patron_name, e->card_last4,
+                             e->shelf_expires_on, status};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
+    if (call->number && r->hold_shelf->n_entries)
+        printf("Pull these off the hold shelf and check each in.\n");
+}
+
+static int build_transit_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     static const char usage[] =
         "usage: transit list [--incoming|--outgoing|--overdue] [--branch CODE]";
-    Carrel__TransitList l = CARREL__TRANSIT_LIST__INIT;
+    Carrel__TransitList *l = CMD_BODY(call, transit_list, TRANSIT_LIST, carrel__transit_list__init);
     static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
                                          {"incoming", no_argument, NULL, 'i'},
                                          {"outgoing", no_argument, NULL, 'o'},
@@ -344,16 +298,16 @@ static int cmd_transit_list(cli_t *cli, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "b:iov", opts, NULL)) != -1) {
         switch (ch) {
         case 'b':
-            l.branch = optarg;
+            l->branch = optarg;
             break;
         case 'i':
-            l.which = "incoming";
+            l->which = "incoming";
             break;
         case 'o':
-            l.which = "outgoing";
+            l->which = "outgoing";
             break;
         case 'v':
-            l.which = "overdue";
+            l->which = "overdue";
             break;
         default:
             return cli_fail(cli, EXIT_USAGE, "%s", usage);
@@ -361,37 +315,30 @@ static int cmd_transit_list(cli_t *cli, int argc, char **argv)
     }
     if (optind != argc)
         return cli_fail(cli, EXIT_USAGE, "%s", usage);
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_TRANSIT_LIST;
-    req.transit_list = &l;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->transits->base);
-    } else {
-        static const char *const headers[] = {"Barcode", "Title", "From", "To", "Why", "Sent", ""};
-        table_t *t = table_new(7, headers);
-        for (size_t i = 0; i < r->transits->n_transits; i++) {
-            const Carrel__Transit *x = r->transits->transits[i];
-            char title[OUTPUT_TITLE_COLUMNS * 4 + 8], sent[20];
-            output_cut(title, sizeof(title), x->title, OUTPUT_TITLE_COLUMNS);
-            output_date(sent, sizeof(sent), x->sent_at);
-            const char *row[] = {x->barcode,
-                                 title,
-                                 x->from_branch,
-                                 x->to_branch,
-                                 x->reason,
-                                 sent,
-                                 x->overdue ? "OVERDUE" : ""};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
     return EXIT_OK;
+}
+
+static void print_transit_list(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"Barcode", "Title", "From", "To", "Why", "Sent", ""};
+    table_t *t = table_new(7, headers);
+    for (size_t i = 0; i < r->transits->n_transits; i++) {
+        const Carrel__Transit *x = r->transits->transits[i];
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8], sent[20];
+        output_cut(title, sizeof(title), x->title, OUTPUT_TITLE_COLUMNS);
+        output_date(sent, sizeof(sent), x->sent_at);
+        const char *row[] = {x->barcode,
+                             title,
+                             x->from_branch,
+                             x->to_branch,
+                             x->reason,
+                             sent,
+                             x->overdue ? "OVERDUE" : ""};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 static int cmd_transit_receive(cli_t *cli, int argc, char **argv)
@@ -400,28 +347,23 @@ static int cmd_transit_receive(cli_t *cli, int argc, char **argv)
     return cmd_checkin(cli, argc, argv);
 }
 
-static int cmd_transit_cancel(cli_t *cli, int argc, char **argv)
+static int build_transit_cancel(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: transit cancel BARCODE");
-    Carrel__TransitChange c = CARREL__TRANSIT_CHANGE__INIT;
-    c.barcode = argv[1];
-    c.action = "cancel";
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_TRANSIT_CHANGE;
-    req.transit_change = &c;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json && r->transit)
-        cli_print_json(&r->transit->base);
-    else
-        printf("transit of %s cancelled; it is back on the shelf where it was last "
-               "scanned\n",
-               argv[1]);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__TransitChange *c =
+        CMD_BODY(call, transit_change, TRANSIT_CHANGE, carrel__transit_change__init);
+    c->barcode = argv[1];
+    c->action = "cancel";
+    call->subject = argv[1];
     return EXIT_OK;
+}
+
+static void print_transit_cancel(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)r;
+    printf("transit of %s cancelled; it is back on the shelf where it was last scanned\n",
+           call->subject);
 }
 
 /* ---- events ---- */
@@ -631,57 +573,79 @@ static int cmd_events(cli_t *cli, int argc, char **argv)
 
 const command_t holds_commands[] = {
     {.path = "hold place",
-     .run = cmd_hold_place,
+     .build = build_hold_place,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
      .needs_login = true,
      .usage = "CARD (--bib ID | --item BARCODE) [--pickup CODE] [--not-after DATE] " "[--suspend-until DATE]",
      .summary = "place a hold on a title or a copy (pickup: this branch unless given)"},
     {.path = "hold list",
-     .run = cmd_hold_list,
+     .build = build_hold_list,
+     .send = CMD_SEND_READ,
+     .print_text = print_holds,
      .needs_login = true,
      .usage = "CARD [--all]",
      .summary = "a patron's holds with queue position and status"},
     {.path = "hold cancel",
-     .run = cmd_hold_cancel,
+     .build = build_hold_cancel,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
      .needs_login = true,
      .usage = "HOLD_ID --reason TEXT",
      .summary = "cancel a hold"},
     {.path = "hold suspend",
-     .run = cmd_hold_suspend,
+     .build = build_hold_suspend,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
      .needs_login = true,
      .usage = "HOLD_ID --until DATE",
      .summary = "suspend a hold until a date (it keeps its place)"},
     {.path = "hold activate",
-     .run = cmd_hold_activate,
+     .build = build_hold_activate,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
      .needs_login = true,
      .usage = "HOLD_ID",
      .summary = "end a suspension"},
     {.path = "hold pickup",
-     .run = cmd_hold_pickup,
+     .build = build_hold_pickup,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
      .needs_login = true,
      .usage = "HOLD_ID --pickup CODE",
      .summary = "change the pickup branch"},
     {.path = "holds queue",
-     .run = cmd_holds_queue,
+     .build = build_holds_queue,
+     .send = CMD_SEND_READ,
+     .print_text = print_holds,
      .needs_login = true,
      .usage = "BIB",
      .summary = "a title's holds in queue order"},
     {.path = "pull-list",
-     .run = cmd_pull_list,
+     .build = build_pull_list,
+     .send = CMD_SEND_READ,
+     .print_text = print_pull_list,
      .needs_login = true,
      .usage = "[--branch CODE]",
      .summary = "copies to take from the shelves for holds"},
     {.path = "item not-found",
-     .run = cmd_item_not_found,
+     .build = build_item_not_found,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_item_not_found,
      .needs_login = true,
      .usage = "BARCODE",
      .summary = "a pull-list copy was not on the shelf: mark it missing, ask another copy"},
     {.path = "holds-shelf",
-     .run = cmd_holds_shelf,
+     .build = build_holds_shelf,
+     .send = CMD_SEND_READ,
+     .print_text = print_holds_shelf,
      .needs_login = true,
      .usage = "[--branch CODE] [--clearing]",
      .summary = "what is on the hold shelf; --clearing: expired holds to pull off it"},
     {.path = "transit list",
-     .run = cmd_transit_list,
+     .build = build_transit_list,
+     .send = CMD_SEND_READ,
+     .print_text = print_transit_list,
      .needs_login = true,
      .usage = "[--incoming|--outgoing|--overdue] [--branch CODE]",
      .summary = "items travelling to or from a branch"},
@@ -691,7 +655,9 @@ const command_t holds_commands[] = {
      .usage = "ITEM...",
      .summary = "receive items at this branch (a checkin)"},
     {.path = "transit cancel",
-     .run = cmd_transit_cancel,
+     .build = build_transit_cancel,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_transit_cancel,
      .needs_login = true,
      .usage = "BARCODE",
      .summary = "cancel a transit: the item goes on the shelf of the branch that last scanned it"},
