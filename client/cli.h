@@ -50,6 +50,12 @@ typedef struct cli {
     const char *request_key;
     unsigned keyed_sent;
     char generated_key[37];
+    /* A batch command's JSON array (cli_batch_begin): a refusal or failure of
+     * one element is written into it as an element, naming what was acted on
+     * (batch_key: batch_subject), instead of as a document of its own. */
+    json_t *batch;
+    const char *batch_key;
+    const char *batch_subject;
 } cli_t;
 
 /* Connect (and log in unless login is false). Returns an exit code. */
@@ -124,6 +130,16 @@ int cli_set_request_key_arg(cli_t *cli, const char *key);
 void cli_print_status_error(cli_t *cli, const Carrel__Response *r);
 /* The response's body message (its field name in *name when not NULL), or NULL. */
 const ProtobufCMessage *cli_response_body(const Carrel__Response *r, const char **name);
+/*
+ * Batch commands (checkout, checkin, renew, item use) answer --json with one
+ * array whose elements each carry their outcome: the reply, or a refusal
+ * {"ok": false, "status", "reason", "message", KEY: SUBJECT, ...}.
+ * cli_batch_begin starts the array (with --json); cli_batch_element names
+ * the element being sent; cli_batch_end prints the array and frees it.
+ */
+void cli_batch_begin(cli_t *cli, json_t *j);
+void cli_batch_element(cli_t *cli, const char *key, const char *subject);
+void cli_batch_end(cli_t *cli, json_t *j);
 /* Exit code for a non-OK status. */
 int cli_status_exit(Carrel__Status status);
 

@@ -18,12 +18,6 @@ static int circ_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
     return cli_call_keyed(cli, req, resp);
 }
 
-/* Print a refusal as one line (JSON mode already printed it). */
-static void circ_print_json_array_item(json_t *j, const ProtobufCMessage *m)
-{
-    json_message(j, m);
-}
-
 /* ---- checkout ---- */
 
 static int cmd_checkout(cli_t *cli, int argc, char **argv)
@@ -43,8 +37,7 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
     const char *card = argv[optind];
     int worst = EXIT_OK;
     json_t j;
-    json_init(&j);
-    json_array_begin(&j);
+    cli_batch_begin(cli, &j);
     for (int i = optind + 1; i < argc; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
         Carrel__Checkout c = CARREL__CHECKOUT__INIT;
@@ -57,28 +50,23 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_CHECKOUT;
         req.checkout = &c;
         Carrel__Response *r = NULL;
-        bool json = cli->json;
-        cli->json = false; /* errors as lines; the JSON document is ours */
+        cli_batch_element(cli, "barcode", argv[i]); /* a refusal is an element of the array */
         int code = circ_send(cli, &req, &r);
-        cli->json = json;
         if (code != EXIT_OK) {
             worst = code;
             if (code == EXIT_NETWORK)
                 break;
             continue;
         }
-        if (json) {
-            circ_print_json_array_item(&j, &r->checkout->base);
+        if (cli->json) {
+            json_message(&j, &r->checkout->base);
         } else {
             printf("%s  %s  due %s%s\n", r->checkout->barcode, r->checkout->title,
                    r->checkout->due_date, r->checkout->n_overridden ? "  (override recorded)" : "");
         }
         carrel__response__free_unpacked(r, NULL);
     }
-    json_array_end(&j);
-    if (cli->json)
-        json_print(&j, stdout);
-    json_free(&j);
+    cli_batch_end(cli, &j);
     return worst;
 }
 
@@ -104,8 +92,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         return cli_fail(cli, EXIT_USAGE, "usage: checkin ITEM... [--date WHEN] [--slips]");
     int worst = EXIT_OK;
     json_t j;
-    json_init(&j);
-    json_array_begin(&j);
+    cli_batch_begin(cli, &j);
     for (int i = optind; i < argc; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
         Carrel__Checkin c = CARREL__CHECKIN__INIT;
@@ -114,10 +101,8 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_CHECKIN;
         req.checkin = &c;
         Carrel__Response *r = NULL;
-        bool json = cli->json;
-        cli->json = false;
+        cli_batch_element(cli, "barcode", argv[i]);
         int code = circ_send(cli, &req, &r);
-        cli->json = json;
         if (code != EXIT_OK) {
             worst = code;
             if (code == EXIT_NETWORK)
@@ -125,7 +110,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
             continue;
         }
         const Carrel__CheckinReply *x = r->checkin;
-        if (json) {
+        if (cli->json) {
             json_message(&j, &x->base);
         } else {
             printf("%s  %s  %s\n", x->barcode, x->title ? x->title : "", x->message);
@@ -134,10 +119,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         }
         carrel__response__free_unpacked(r, NULL);
     }
-    json_array_end(&j);
-    if (cli->json)
-        json_print(&j, stdout);
-    json_free(&j);
+    cli_batch_end(cli, &j);
     return worst;
 }
 
@@ -165,8 +147,7 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
     const char *card = argv[optind];
     int worst = EXIT_OK;
     json_t j;
-    json_init(&j);
-    json_array_begin(&j);
+    cli_batch_begin(cli, &j);
     int n = all ? 1 : argc - optind - 1;
     for (int i = 0; i < n; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
@@ -180,10 +161,11 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_RENEW;
         req.renew = &rn;
         Carrel__Response *r = NULL;
-        bool json = cli->json;
-        cli->json = false;
+        if (all)
+            cli_batch_element(cli, "card", card);
+        else
+            cli_batch_element(cli, "barcode", rn.barcode);
         int code = circ_send(cli, &req, &r);
-        cli->json = json;
         if (code != EXIT_OK) {
             worst = code;
             if (code == EXIT_NETWORK)
@@ -194,7 +176,7 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
             const Carrel__RenewResult *x = r->renew->results[k];
             if (!x->renewed && worst == EXIT_OK)
                 worst = EXIT_SERVER;
-            if (json)
+            if (cli->json)
                 json_message(&j, &x->base);
             else if (x->renewed)
                 printf("%s  %s  renewed, due %s\n", x->barcode, x->title, x->due_date);
@@ -202,14 +184,11 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
                 printf("%s  %s  NOT renewed (%s): %s\n", x->barcode, x->title, x->reason,
                        x->message);
         }
-        if (!json && all)
+        if (!cli->json && all)
             printf("%d renewed, %d refused\n", r->renew->renewed, r->renew->refused);
         carrel__response__free_unpacked(r, NULL);
     }
-    json_array_end(&j);
-    if (cli->json)
-        json_print(&j, stdout);
-    json_free(&j);
+    cli_batch_end(cli, &j);
     return worst;
 }
 
@@ -388,6 +367,8 @@ static int cmd_item_use(cli_t *cli, int argc, char **argv)
     if (argc < 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: item use BARCODE...");
     int worst = EXIT_OK;
+    json_t j;
+    cli_batch_begin(cli, &j);
     for (int i = 1; i < argc; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
         Carrel__InHouseUse u = CARREL__IN_HOUSE_USE__INIT;
@@ -395,17 +376,19 @@ static int cmd_item_use(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_IN_HOUSE_USE;
         req.in_house_use = &u;
         Carrel__Response *r = NULL;
+        cli_batch_element(cli, "barcode", argv[i]);
         int code = circ_send(cli, &req, &r);
         if (code != EXIT_OK) {
             worst = code;
             continue;
         }
         if (cli->json)
-            cli_print_json(&r->in_house_use->base);
+            json_message(&j, &r->in_house_use->base);
         else
             printf("%s  in-house use counted\n", argv[i]);
         carrel__response__free_unpacked(r, NULL);
     }
+    cli_batch_end(cli, &j);
     return worst;
 }
 

@@ -92,31 +92,15 @@ static int cmd_notices(cli_t *cli, int argc, char **argv)
 
 /* ---- notices export ---- */
 
-/* One RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
-static void notices_csv_field(FILE *out, const char *s, bool last)
-{
-    s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', out);
-        for (; *s; s++) {
-            if (*s == '"')
-                fputc('"', out);
-            fputc(*s, out);
-        }
-        fputc('"', out);
-    } else {
-        fputs(s, out);
-    }
-    fputs(last ? "\r\n" : ",", out);
-}
+static const char *const notices_csv_header[] = {"notice_id", "kind",    "channel", "card",
+                                                  "address",   "subject", "body"};
 
 static void notices_csv_row(FILE *out, const Carrel__Notice *n)
 {
     char id[24];
     snprintf(id, sizeof(id), "%lld", (long long)n->id);
     const char *fields[] = {id, n->kind, n->channel, n->card, n->address, n->subject, n->body};
-    for (size_t i = 0; i < 7; i++)
-        notices_csv_field(out, fields[i], i == 6);
+    output_csv_row(out, fields, 7);
 }
 
 /*
@@ -188,7 +172,7 @@ static int cmd_notices_export(cli_t *cli, int argc, char **argv)
         }
     }
     if (csv)
-        fputs("notice_id,kind,channel,card,address,subject,body\r\n", out);
+        output_csv_row(out, notices_csv_header, 7);
     json_t j;
     json_init(&j);
     json_array_begin(&j);

@@ -272,6 +272,31 @@ void output_hold_where(char *out, size_t n, const struct Carrel__Hold *h, bool d
     }
 }
 
+/* One RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
+static void out_csv_field(FILE *out, const char *s)
+{
+    s = s ? s : "";
+    if (strpbrk(s, ",\"\r\n")) {
+        fputc('"', out);
+        for (; *s; s++) {
+            if (*s == '"')
+                fputc('"', out);
+            fputc(*s, out);
+        }
+        fputc('"', out);
+    } else {
+        fputs(s, out);
+    }
+}
+
+void output_csv_row(FILE *out, const char *const *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out_csv_field(out, fields[i]);
+        fputs(i + 1 == n ? "\r\n" : ",", out);
+    }
+}
+
 /* Escape s (flags as text_escape) into a malloc'd string; aborts when out of memory. */
 static char *out_escaped(const char *s, unsigned flags)
 {

@@ -62,6 +62,13 @@ void output_short_name(char *out, size_t n, const char *preferred, const char *f
 /* A hold's status as a word for people: "waiting", "ready", "in transit", ... */
 const char *output_hold_status(const char *status);
 
+/*
+ * One CSV record (RFC 4180): fields joined by commas, quoted when they hold
+ * a comma, a quote or a line break (quotes doubled), ended by CRLF. NULL
+ * fields are empty. Written as they are: CSV goes to files and programs.
+ */
+void output_csv_row(FILE *out, const char *const *fields, size_t n);
+
 struct Carrel__Hold;
 /*
  * Where a hold stands, after its status: "#2 in queue, suspended until
