@@ -123,7 +123,8 @@ void command_list(FILE *out)
 {
     for (size_t t = 0; t < COMMAND_TABLES; t++)
         for (const command_t *c = command_tables[t]; c->path; c++)
-            fprintf(out, "  %s %s\n      %s\n", c->path, c->usage, c->summary);
+            fprintf(out, "  %s%s%s\n      %s\n", c->path, c->usage[0] ? " " : "", c->usage,
+                    c->summary);
 }
 
 void command_help(FILE *out, const command_t *cmd)
