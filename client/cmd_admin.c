@@ -400,7 +400,9 @@ const command_t admin_commands[] = {
      .run = cmd_logout,
      .needs_login = false,
      .usage = "",
-     .summary = "end the saved session of this profile (keep_session), so the next command asks for " "the password"},
+     .summary =
+         "end the saved session of this profile (keep_session), so the next command asks for "
+         "the password"},
     {.path = "admin staff disable",
      .run = cmd_staff_disable,
      .needs_login = true,

@@ -422,7 +422,8 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
     TAKE(publisher)
     TAKE(year)
     TAKE(format)
-    TAKE(language) TAKE(call_number)
+    TAKE(language)
+    TAKE(call_number)
 #undef TAKE
         if (e.set_isbns)
     {
@@ -1041,8 +1042,11 @@ const command_t catalog_commands[] = {
     {.path = "catalog search",
      .run = cmd_catalog_search,
      .needs_login = true,
-     .usage = "[WORDS...] [--not WORD]... [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] " "[--branch CODE] [--format F] [--available] [--page N] [--limit N] [-- WORDS...]",
-     .summary = "search the catalog (words, or filters alone); copies per branch, how many available"},
+     .usage =
+         "[WORDS...] [--not WORD]... [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] "
+         "[--branch CODE] [--format F] [--available] [--page N] [--limit N] [-- WORDS...]",
+     .summary =
+         "search the catalog (words, or filters alone); copies per branch, how many available"},
     {.path = "catalog show",
      .run = cmd_catalog_show,
      .needs_login = true,
@@ -1051,7 +1055,8 @@ const command_t catalog_commands[] = {
     {.path = "catalog add",
      .run = cmd_catalog_add,
      .needs_login = true,
-     .usage = "--title T [--author A] [--isbn X]... [--subject S]... [--publisher P] [--year Y] " "[--format F] [--language L] [--call-number C]",
+     .usage = "--title T [--author A] [--isbn X]... [--subject S]... [--publisher P] [--year Y] "
+              "[--format F] [--language L] [--call-number C]",
      .summary = "create a bibliographic record (librarians)"},
     {.path = "catalog edit",
      .run = cmd_catalog_edit,
@@ -1066,23 +1071,29 @@ const command_t catalog_commands[] = {
     {.path = "item add",
      .run = cmd_item_add,
      .needs_login = true,
-     .usage = "BARCODE --bib BIB --branch CODE [--type T] [--location L] [--call-number C] [--price P]",
+     .usage =
+         "BARCODE --bib BIB --branch CODE [--type T] [--location L] [--call-number C] [--price P]",
      .summary = "add a copy (librarians, for their branch)"},
     {.path = "item edit",
      .run = cmd_item_edit,
      .needs_login = true,
-     .usage = "BARCODE [--barcode NEW] [--branch CODE] [--at CODE] [--location L] [--call-number C] " "[--type T] [--price P] [--status available|in_processing|damaged|missing|withdrawn]",
+     .usage =
+         "BARCODE [--barcode NEW] [--branch CODE] [--at CODE] [--location L] [--call-number C] "
+         "[--type T] [--price P] [--status available|in_processing|damaged|missing|withdrawn]",
      .summary = "change an item"},
     {.path = "import marc",
      .run = cmd_import_marc,
      .needs_login = true,
      .usage = "FILE [--holdings 852|952|none] [--branch CODE] [--spread] [--batch N]",
-     .summary = "load ISO 2709 or MARCXML records; copies from holdings; exit 4 if any record failed"},
+     .summary =
+         "load ISO 2709 or MARCXML records; copies from holdings; exit 4 if any record failed"},
     {.path = "import items",
      .run = cmd_import_items,
      .needs_login = true,
      .usage = "FILE.csv [--branch CODE]",
-     .summary = "add copies from a CSV (columns bib, barcode, branch, location, call_number, item_type, " "price)"},
+     .summary =
+         "add copies from a CSV (columns bib, barcode, branch, location, call_number, item_type, "
+         "price)"},
     {.path = "export marc",
      .run = cmd_export_marc,
      .needs_login = true,

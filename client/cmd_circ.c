@@ -222,8 +222,7 @@ static void print_account(const cmd_call_t *call, const Carrel__Response *r)
             char title[OUTPUT_TITLE_COLUMNS * 4 + 8], ren[16];
             output_cut(title, sizeof(title), l->title, OUTPUT_TITLE_COLUMNS);
             snprintf(ren, sizeof(ren), "%d/%d", l->renewals, l->renewals_allowed);
-            const char *row[] = {l->barcode, title, l->due_date, ren,
-                                 l->overdue ? "OVERDUE" : ""};
+            const char *row[] = {l->barcode, title, l->due_date, ren, l->overdue ? "OVERDUE" : ""};
             table_add(t, row);
         }
         table_print(t, stdout);
@@ -243,8 +242,7 @@ static void print_account(const cmd_call_t *call, const Carrel__Response *r)
             else
                 snprintf(title, sizeof(title), "%s", cut);
             output_hold_where(where, sizeof(where), h, false);
-            const char *row[] = {title, h->pickup_branch, output_hold_status(h->status),
-                                 where};
+            const char *row[] = {title, h->pickup_branch, output_hold_status(h->status), where};
             table_add(t, row);
         }
         table_print(t, stdout);
@@ -281,8 +279,7 @@ static int64_t circ_amount(const char *s)
  * pay, waive and charge: one LedgerPost of `kind`. The amount goes to the
  * printer as the clerk typed it (call->number).
  */
-static int circ_ledger_build(cli_t *cli, int argc, char **argv, cmd_call_t *call,
-                             const char *kind)
+static int circ_ledger_build(cli_t *cli, int argc, char **argv, cmd_call_t *call, const char *kind)
 {
     const char *note = NULL;
     static const struct option opts[] = {{"note", required_argument, NULL, 'n'},
@@ -726,7 +723,10 @@ const command_t circ_commands[] = {
      .send = CMD_SEND_ONCE,
      .print_text = print_policy_set,
      .needs_login = true,
-     .usage = "[--category C] [--type T] [--branch B] [--days N | --hours N] [--renewals N] [--max N] " "[--max-of-type N] [--fine 0.25] [--fine-max 5.00] [--grace N] [--no-circulate] " "[--holds-allow-renewal] [--no-lost-charge] | --remove ID",
+     .usage =
+         "[--category C] [--type T] [--branch B] [--days N | --hours N] [--renewals N] [--max N] "
+         "[--max-of-type N] [--fine 0.25] [--fine-max 5.00] [--grace N] [--no-circulate] "
+         "[--holds-allow-renewal] [--no-lost-charge] | --remove ID",
      .summary = "add or change a loan rule (administrators)"},
     {.path = "calendar show",
      .build = build_calendar_show,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "listen.h"
 #include "util.h"
 
 /* Changes are keyed and retried with their key (cli_call_keyed); reads go once. */
@@ -26,8 +27,7 @@ static void holds_print(const Carrel__Hold *h)
     if (h->item_barcode && h->item_barcode[0])
         snprintf(copy, sizeof(copy), " [copy %s only]", h->item_barcode);
     printf("hold %lld  %s  %s  %s%s  pickup %s  %s  %s\n", (long long)h->id, h->card,
-           h->patron_name, h->title, copy, h->pickup_branch, output_hold_status(h->status),
-           where);
+           h->patron_name, h->title, copy, h->pickup_branch, output_hold_status(h->status), where);
 }
 
 static void print_hold(const cmd_call_t *call, const Carrel__Response *r)
@@ -143,7 +143,7 @@ static int holds_change(cli_t *cli, int argc, char **argv, cmd_call_t *call, con
         (!strcmp(action, "pickup") && c->pickup_branch == NULL))
         return cli_fail(cli, EXIT_USAGE, "usage: hold %s HOLD_ID %s", action,
                         c->reason == NULL && !strcmp(action, "cancel") ? "--reason TEXT"
-                                                                      : "--pickup CODE");
+                                                                       : "--pickup CODE");
     return EXIT_OK;
 }
 
@@ -266,8 +266,7 @@ static int build_holds_shelf(cli_t *cli, int argc, char **argv, cmd_call_t *call
 
 static void print_holds_shelf(const cmd_call_t *call, const Carrel__Response *r)
 {
-    static const char *const headers[] = {"Barcode", "Title", "Patron",
-                                          "Card",    "Until", "Status"};
+    static const char *const headers[] = {"Barcode", "Title", "Patron", "Card", "Until", "Status"};
     table_t *t = table_new(6, headers);
     for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
         const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
@@ -368,123 +367,17 @@ static void print_transit_cancel(const cmd_call_t *call, const Carrel__Response 
 
 /* ---- events ---- */
 
-#define HOLDS_EVENTS_TICK_MS     1000
-#define HOLDS_EVENTS_KEEPALIVE_S 60
-
 /*
- * `carrel events` listens on the connection's own loop (client_loop). Besides
- * the connection, the loop watches a tick, so that a turn of it ends at least
- * that often even when nothing arrives (the keepalive Ping is due on a quiet
- * connection, which the server would otherwise close after idle_timeout_s),
- * and SIGINT/SIGTERM, which end the listening at once. The handles live here
- * until their close callbacks have run (holds_listener_stop).
+ * `carrel events` listens on the connection's own loop with the listening
+ * loop it shares with desk mode (listen.c): a tick, SIGINT and SIGTERM
+ * (which end the listening at once), and a keepalive Ping on a quiet
+ * connection, whose Pong overdue by the profile's timeout drops it.
  */
 typedef struct holds_listener {
     cli_t *cli;
-    uv_timer_t tick;
-    uv_signal_t sig_int, sig_term;
-    int handles_open;
-    bool stop;
-    uint64_t keepalive_ms;
-    uint64_t ping_id; /* the keepalive Ping whose Pong has not come back, or 0 */
-    uint64_t ping_sent_ms;
+    listen_t listen;
     bool all_branches; /* --all */
 } holds_listener_t;
-
-static uint64_t holds_now_ms(void)
-{
-    return util_mono_ns() / 1000000u;
-}
-
-static void holds_tick_cb(uv_timer_t *t)
-{
-    (void)t; /* ends the turn of the loop, which then checks the keepalive and the signals */
-}
-
-static void holds_signal_cb(uv_signal_t *h, int signum)
-{
-    (void)signum;
-    holds_listener_t *l = h->data;
-    l->stop = true;
-}
-
-static void holds_handle_closed(uv_handle_t *h)
-{
-    holds_listener_t *l = h->data;
-    l->handles_open--;
-}
-
-static void holds_listener_start(holds_listener_t *l)
-{
-    uv_loop_t *loop = client_loop(&l->cli->conn);
-    uv_timer_init(loop, &l->tick);
-    l->tick.data = l;
-    /* Fine enough that a keepalive goes out at most a quarter late. */
-    uint64_t tick =
-        l->keepalive_ms / 4 < HOLDS_EVENTS_TICK_MS ? l->keepalive_ms / 4 : HOLDS_EVENTS_TICK_MS;
-    uv_timer_start(&l->tick, holds_tick_cb, tick, tick);
-    l->handles_open = 1;
-    uv_signal_t *sigs[] = {&l->sig_int, &l->sig_term};
-    int nums[] = {SIGINT, SIGTERM};
-    for (int i = 0; i < 2; i++) {
-        uv_signal_init(loop, sigs[i]);
-        sigs[i]->data = l;
-        uv_signal_start(sigs[i], holds_signal_cb, nums[i]);
-        l->handles_open++;
-    }
-}
-
-/* Close the handles and run the loop until they are closed: *l may go after. */
-static void holds_listener_stop(holds_listener_t *l)
-{
-    uv_handle_t *hs[] = {(uv_handle_t *)&l->tick, (uv_handle_t *)&l->sig_int,
-                         (uv_handle_t *)&l->sig_term};
-    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
-        uv_close(hs[i], holds_handle_closed);
-    while (l->handles_open > 0)
-        client_run_once(&l->cli->conn);
-}
-
-/*
- * Send a keepalive Ping when one is due and none is in flight; take its Pong
- * out of the inbox when it has come (nothing else would). A Pong overdue by
- * the profile's timeout means the connection is dead: drop it.
- */
-static int holds_keepalive(holds_listener_t *l)
-{
-    cli_t *cli = l->cli;
-    client_t *cl = &cli->conn;
-    uint64_t now = holds_now_ms();
-    if (l->ping_id != 0) {
-        Carrel__Response *r = NULL;
-        if (client_poll(cl, l->ping_id, &r) == 1) {
-            l->ping_id = 0;
-            int code = EXIT_OK;
-            if (r->status != CARREL__STATUS__STATUS_OK) {
-                cli_print_status_error(cli, r);
-                code = cli_status_exit(r->status);
-            }
-            carrel__response__free_unpacked(r, NULL);
-            return code;
-        }
-        uint64_t timeout_ms = (uint64_t)(cli->profile.timeout_s > 0 ? cli->profile.timeout_s : 30);
-        timeout_ms *= 1000u;
-        if (!cl->closed && now - l->ping_sent_ms > timeout_ms) {
-            char why[80];
-            snprintf(why, sizeof(why), "no answer to a keepalive within %llu seconds",
-                     (unsigned long long)(timeout_ms / 1000));
-            client_abort(cl, why);
-        }
-    } else if (now - l->ping_sent_ms >= l->keepalive_ms) {
-        Carrel__Request req = CARREL__REQUEST__INIT;
-        Carrel__Ping p = CARREL__PING__INIT;
-        req.body_case = CARREL__REQUEST__BODY_PING;
-        req.ping = &p;
-        l->ping_id = client_send(cl, &req); /* 0: the connection is closing, the loop sees it */
-        l->ping_sent_ms = now;
-    }
-    return EXIT_OK;
-}
 
 static void holds_print_event(const Carrel__Event *ev, void *arg)
 {
@@ -524,14 +417,14 @@ static int holds_listen(holds_listener_t *l)
     if (!cli->json)
         printf("Listening for events; Ctrl-C to stop.\n");
     fflush(stdout);
-    l->ping_sent_ms = holds_now_ms(); /* the Subscribe just now counts as traffic */
-    while (!l->stop && !cli->conn.closed) {
-        code = holds_keepalive(l);
+    l->listen.ping_sent_ms = listen_now_ms(); /* the Subscribe just now counts as traffic */
+    while (!l->listen.stop && !cli->conn.closed) {
+        code = listen_keepalive(&l->listen, cli);
         if (code != EXIT_OK)
             return code;
         client_run_once(&cli->conn);
     }
-    if (l->stop)
+    if (l->listen.stop)
         return EXIT_OK;
     return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
 }
@@ -543,7 +436,8 @@ static int holds_events_usage(cli_t *cli)
 
 static int cmd_events(cli_t *cli, int argc, char **argv)
 {
-    holds_listener_t l = {.cli = cli, .keepalive_ms = HOLDS_EVENTS_KEEPALIVE_S * 1000u};
+    holds_listener_t l = {.cli = cli};
+    uint64_t keepalive_ms = LISTEN_KEEPALIVE_S * 1000u;
     static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
                                          {"keepalive", required_argument, NULL, 'k'},
                                          {NULL, 0, NULL, 0}};
@@ -555,7 +449,7 @@ static int cmd_events(cli_t *cli, int argc, char **argv)
             int64_t seconds;
             if (cli_int_arg(cli, "--keepalive", optarg, 1, 3600, &seconds) != EXIT_OK)
                 return EXIT_USAGE;
-            l.keepalive_ms = (uint64_t)seconds * 1000u;
+            keepalive_ms = (uint64_t)seconds * 1000u;
         } else {
             return holds_events_usage(cli);
         }
@@ -564,9 +458,11 @@ static int cmd_events(cli_t *cli, int argc, char **argv)
         return holds_events_usage(cli);
     /* Signals are watched before anything is printed, so that one sent as soon
      * as "Listening" shows is not missed. */
-    holds_listener_start(&l);
+    static const int signals[] = {SIGINT, SIGTERM};
+    listen_init(&l.listen, cli, keepalive_ms);
+    listen_start(&l.listen, signals, 2);
     int code = holds_listen(&l);
-    holds_listener_stop(&l);
+    listen_stop_wait(&l.listen);
     cli->conn.on_event = NULL;
     return code;
 }
@@ -577,7 +473,8 @@ const command_t holds_commands[] = {
      .send = CMD_SEND_KEYED,
      .print_text = print_hold,
      .needs_login = true,
-     .usage = "CARD (--bib ID | --item BARCODE) [--pickup CODE] [--not-after DATE] " "[--suspend-until DATE]",
+     .usage = "CARD (--bib ID | --item BARCODE) [--pickup CODE] [--not-after DATE] "
+              "[--suspend-until DATE]",
      .summary = "place a hold on a title or a copy (pickup: this branch unless given)"},
     {.path = "hold list",
      .build = build_hold_list,
@@ -665,6 +562,7 @@ const command_t holds_commands[] = {
      .run = cmd_events,
      .needs_login = true,
      .usage = "[--all] [--keepalive SECONDS]",
-     .summary = "print this branch's live events (captures, transits, holds) until Ctrl-C; " "a keepalive Ping every 60 s unless --keepalive says otherwise"},
+     .summary = "print this branch's live events (captures, transits, holds) until Ctrl-C; "
+                "a keepalive Ping every 60 s unless --keepalive says otherwise"},
     {.path = NULL},
 };

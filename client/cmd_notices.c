@@ -93,7 +93,7 @@ static int cmd_notices(cli_t *cli, int argc, char **argv)
 /* ---- notices export ---- */
 
 static const char *const notices_csv_header[] = {"notice_id", "kind",    "channel", "card",
-                                                  "address",   "subject", "body"};
+                                                 "address",   "subject", "body"};
 
 static void notices_csv_row(FILE *out, const Carrel__Notice *n)
 {
@@ -291,7 +291,8 @@ const command_t notices_commands[] = {
      .run = cmd_notices_export,
      .needs_login = true,
      .usage = "--channel sms|phone [-o FILE]",
-     .summary = "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks them exported"},
+     .summary = "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks "
+                "them exported"},
     {.path = "notices run",
      .run = cmd_notices_run,
      .needs_login = true,

@@ -688,7 +688,9 @@ const command_t patron_commands[] = {
      .run = cmd_patron_edit,
      .needs_login = true,
      .usage = "CARD [--card NEW] " PATRON_FIELD_USAGE " [--version N]",
-     .summary = "change a patron's record (an empty value clears a field; --version: only if unchanged " "since that version)"},
+     .summary =
+         "change a patron's record (an empty value clears a field; --version: only if unchanged "
+         "since that version)"},
     {.path = "patron show",
      .run = cmd_patron_show,
      .needs_login = true,

@@ -29,8 +29,7 @@ void *cmd_part(cmd_call_t *call, size_t size)
 int cmd_usage(cli_t *cli, const cmd_call_t *call)
 {
     const command_t *c = call->cmd;
-    return cli_fail(cli, EXIT_USAGE, "usage: %s%s%s", c->path, c->usage[0] ? " " : "",
-                    c->usage);
+    return cli_fail(cli, EXIT_USAGE, "usage: %s%s%s", c->path, c->usage[0] ? " " : "", c->usage);
 }
 
 void cmd_print_body_json(const cmd_call_t *call, const Carrel__Response *r)

@@ -40,8 +40,8 @@ typedef struct cmd_call {
     Carrel__Request req;
     int argc; /* the command line, argv[0] being the command's last word */
     char **argv;
-    int64_t number;      /* a value from the command line that the printer says back */
-    const char *subject; /* likewise: the card, barcode or name acted on */
+    int64_t number;              /* a value from the command line that the printer says back */
+    const char *subject;         /* likewise: the card, barcode or name acted on */
     void *parts[CMD_CALL_PARTS]; /* allocations freed after the call (cmd_part) */
     size_t nparts;
 } cmd_call_t;
@@ -69,12 +69,12 @@ void *cmd_part(cmd_call_t *call, size_t size);
  * initialised by init_fn, and yield it:
  *   Carrel__AccountGet *g = CMD_BODY(call, account_get, ACCOUNT_GET, carrel__account_get__init);
  */
-#define CMD_BODY(call, field, CASE, init_fn)                                                      \
-    __extension__({                                                                               \
-        (call)->req.body_case = CARREL__REQUEST__BODY_##CASE;                                     \
-        (call)->req.field = cmd_part((call), sizeof(*(call)->req.field));                         \
-        init_fn((call)->req.field);                                                               \
-        (call)->req.field;                                                                        \
+#define CMD_BODY(call, field, CASE, init_fn)                                                       \
+    __extension__({                                                                                \
+        (call)->req.body_case = CARREL__REQUEST__BODY_##CASE;                                      \
+        (call)->req.field = cmd_part((call), sizeof(*(call)->req.field));                          \
+        init_fn((call)->req.field);                                                                \
+        (call)->req.field;                                                                         \
     })
 
 /* "usage: PATH USAGE" as a usage error (EXIT_USAGE, with --json as JSON too). */

@@ -54,8 +54,14 @@ static void test_cut_keeps_combining_marks_with_their_base(void **state)
 {
     (void)state;
     char out[64];
-    output_cut(out, sizeof(out), "Caf" "e\xcc\x81" " society", 5);
-    assert_string_equal(out, "Caf" "e\xcc\x81" "\xe2\x80\xa6");
+    output_cut(out, sizeof(out),
+               "Caf"
+               "e\xcc\x81"
+               " society",
+               5);
+    assert_string_equal(out, "Caf"
+                             "e\xcc\x81"
+                             "\xe2\x80\xa6");
     output_cut(out, sizeof(out), "Cafe\xcc\x81", 4); /* four columns: fits whole */
     assert_string_equal(out, "Cafe\xcc\x81");
 }
