@@ -26,7 +26,7 @@ static int notices_limit(cli_t *cli, const char *text, int *out)
 
 /* ---- notices ---- */
 
-static int cmd_notices(cli_t *cli, int argc, char **argv)
+static int build_notices(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     const char *status = NULL, *channel = NULL;
     int limit = 0;
@@ -51,43 +51,38 @@ static int cmd_notices(cli_t *cli, int argc, char **argv)
         return cli_fail(cli, EXIT_USAGE,
                         "usage: notices [--status S] [--channel C] [--limit N] | notices export "
                         "| notices run");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__NoticeList l = CARREL__NOTICE_LIST__INIT;
-    l.status = (char *)status;
-    l.channel = (char *)channel;
+    Carrel__NoticeList *l = CMD_BODY(call, notice_list, NOTICE_LIST, carrel__notice_list__init);
+    l->status = (char *)status;
+    l->channel = (char *)channel;
     if (limit) {
-        l.has_limit = 1;
-        l.limit = limit;
+        l->has_limit = 1;
+        l->limit = limit;
     }
-    req.body_case = CARREL__REQUEST__BODY_NOTICE_LIST;
-    req.notice_list = &l;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__NoticeListReply *x = r->notices;
-    if (cli->json) {
-        cli_print_json(&x->base);
-    } else if (x->n_notices == 0) {
-        printf("No %s notices.\n", status ? status : "pending");
-    } else {
-        static const char *const headers[] = {"Id",      "Kind",    "Channel", "Card",
-                                              "Address", "Subject", "Status",  "Created"};
-        table_t *t = table_new(8, headers);
-        for (size_t i = 0; i < x->n_notices; i++) {
-            const Carrel__Notice *n = x->notices[i];
-            char id[24], created[24];
-            snprintf(id, sizeof(id), "%lld", (long long)n->id);
-            output_time(created, sizeof(created), n->created_at);
-            const char *row[] = {id,         n->kind,    n->channel, n->card,
-                                 n->address, n->subject, n->status,  created};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
+    call->subject = status;
     return EXIT_OK;
+}
+
+static void print_notices(const cmd_call_t *call, const Carrel__Response *r)
+{
+    const Carrel__NoticeListReply *x = r->notices;
+    if (x->n_notices == 0) {
+        printf("No %s notices.\n", call->subject ? call->subject : "pending");
+        return;
+    }
+    static const char *const headers[] = {"Id",      "Kind",    "Channel", "Card",
+                                          "Address", "Subject", "Status",  "Created"};
+    table_t *t = table_new(8, headers);
+    for (size_t i = 0; i < x->n_notices; i++) {
+        const Carrel__Notice *n = x->notices[i];
+        char id[24], created[24];
+        snprintf(id, sizeof(id), "%lld", (long long)n->id);
+        output_time(created, sizeof(created), n->created_at);
+        const char *row[] = {id,         n->kind,    n->channel, n->card,
+                             n->address, n->subject, n->status,  created};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 /* ---- notices export ---- */
@@ -258,32 +253,27 @@ static int cmd_notices_export(cli_t *cli, int argc, char **argv)
 
 /* ---- notices run ---- */
 
-static int cmd_notices_run(cli_t *cli, int argc, char **argv)
+static int build_notices_run(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     (void)argv;
     if (argc > 1)
-        return cli_fail(cli, EXIT_USAGE, "usage: notices run");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__NoticeRun run = CARREL__NOTICE_RUN__INIT;
-    req.body_case = CARREL__REQUEST__BODY_NOTICE_RUN;
-    req.notice_run = &run;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__NoticeRunReply *x = r->notice_run;
-    if (cli->json)
-        cli_print_json(&x->base);
-    else
-        printf("holds expired: %d\nnotices queued: %d\nemail sent: %d\nemail not sent: %d\n",
-               x->expired_holds, x->generated, x->sent, x->failed);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    CMD_BODY(call, notice_run, NOTICE_RUN, carrel__notice_run__init);
     return EXIT_OK;
+}
+
+static void print_notices_run(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    const Carrel__NoticeRunReply *x = r->notice_run;
+    printf("holds expired: %d\nnotices queued: %d\nemail sent: %d\nemail not sent: %d\n",
+           x->expired_holds, x->generated, x->sent, x->failed);
 }
 
 const command_t notices_commands[] = {
     {.path = "notices",
-     .run = cmd_notices,
+     .build = build_notices,
+     .print_text = print_notices,
      .needs_login = true,
      .usage = "[--status S] [--channel C] [--limit N]",
      .summary = "the notice queue: pending (default), sending, sent, failed or exported notices"},
@@ -294,7 +284,8 @@ const command_t notices_commands[] = {
      .summary = "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks "
                 "them exported"},
     {.path = "notices run",
-     .run = cmd_notices_run,
+     .build = build_notices_run,
+     .print_text = print_notices_run,
      .needs_login = true,
      .usage = "",
      .summary = "expire holds, queue due notices and send email now (branch managers and up)"},

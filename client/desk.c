@@ -26,11 +26,10 @@
  *      start a follow-up request (a card lookup asks for the patron's count
  *      of items out; an unknown item is tried as a card).
  *
- * On a terminal, input goes through libedit's callback interface (line
- * editing, history); anything printed while a line is being typed clears
- * that line first and redraws the prompt and the partial input after
- * (desk_emit). Elsewhere (a pipe, a file, a scanner wedge on a serial line)
- * lines are read without libedit.
+ * This file is the desk's state machine. The terminal (libedit or plain
+ * reads, the line queue, the prompt, desk_emit) is desk_term.c; the tick,
+ * the signals, the keepalive timing and the answer deadline are the
+ * listening loop it shares with `carrel events` (listen.c).
  */
 #include <errno.h>
 #include <fcntl.h>
