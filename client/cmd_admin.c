@@ -269,8 +269,7 @@ static int cmd_logout(cli_t *cli, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int admin_set_disabled(cli_t *cli, int argc, char **argv, cmd_call_t *call,
-                              bool disabled)
+static int admin_set_disabled(cli_t *cli, int argc, char **argv, cmd_call_t *call, bool disabled)
 {
     if (argc != 2)
         return cmd_usage(cli, call);
@@ -332,8 +331,7 @@ static int build_workstation_add(cli_t *cli, int argc, char **argv, cmd_call_t *
 static void print_workstation_add(const cmd_call_t *call, const Carrel__Response *r)
 {
     (void)call;
-    printf("registered workstation %s at %s\n", r->workstation->name,
-           r->workstation->branch_code);
+    printf("registered workstation %s at %s\n", r->workstation->name, r->workstation->branch_code);
 }
 
 static int build_workstation_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)

@@ -253,7 +253,7 @@ static int64_t catalog_parse_id(const char *s)
     return *end == '\0' && v > 0 ? v : -1;
 }
 
-static int cmd_catalog_show(cli_t *cli, int argc, char **argv)
+static int build_catalog_show(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     int marc = 0;
     static const struct option opts[] = {{"marc", no_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
@@ -267,16 +267,18 @@ static int cmd_catalog_show(cli_t *cli, int argc, char **argv)
     int64_t id = optind == argc - 1 ? catalog_parse_id(argv[optind]) : -1;
     if (id < 0)
         return cli_fail(cli, EXIT_USAGE, "usage: catalog show BIB [--marc]");
-    Carrel__Response *r = NULL;
-    int code = catalog_get_bib(cli, id, marc, &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&r->bib->base);
-    else
-        catalog_print_bib(r->bib);
-    carrel__response__free_unpacked(r, NULL);
+    Carrel__BibGet *g = CMD_BODY(call, bib_get, BIB_GET, carrel__bib_get__init);
+    g->has_id = 1;
+    g->id = id;
+    g->has_with_marc = marc;
+    g->with_marc = marc;
     return EXIT_OK;
+}
+
+static void print_catalog_show(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    catalog_print_bib(r->bib);
 }
 
 /* ---- catalog add / edit ---- */
@@ -425,8 +427,7 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
     TAKE(language)
     TAKE(call_number)
 #undef TAKE
-        if (e.set_isbns)
-    {
+    if (e.set_isbns) {
         edit.isbns = e.bib.isbns;
         edit.n_isbns = e.bib.n_isbns;
     }
@@ -457,20 +458,19 @@ static int item_get(cli_t *cli, const char *barcode, Carrel__Response **out)
     return cli_call(cli, &req, out);
 }
 
-static int cmd_item_show(cli_t *cli, int argc, char **argv)
+static int build_item_show(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: item show BARCODE");
-    Carrel__Response *r = NULL;
-    int code = item_get(cli, argv[1], &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&r->item->base);
-    else
-        catalog_print_item(r->item);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__ItemGet *g = CMD_BODY(call, item_get, ITEM_GET, carrel__item_get__init);
+    g->barcode = argv[1];
     return EXIT_OK;
+}
+
+static void print_item_show(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    catalog_print_item(r->item);
 }
 
 /* "12.99" -> 1299; -1 when it is not a price. */
@@ -1048,7 +1048,8 @@ const command_t catalog_commands[] = {
      .summary =
          "search the catalog (words, or filters alone); copies per branch, how many available"},
     {.path = "catalog show",
-     .run = cmd_catalog_show,
+     .build = build_catalog_show,
+     .print_text = print_catalog_show,
      .needs_login = true,
      .usage = "BIB [--marc]",
      .summary = "a record with its copies"},
@@ -1064,7 +1065,8 @@ const command_t catalog_commands[] = {
      .usage = "BIB [--title T] [--author A] ... (as add)",
      .summary = "change a record's main fields; its MARC follows"},
     {.path = "item show",
-     .run = cmd_item_show,
+     .build = build_item_show,
+     .print_text = print_item_show,
      .needs_login = true,
      .usage = "BARCODE",
      .summary = "an item's status, branch and details"},

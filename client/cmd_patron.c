@@ -497,7 +497,8 @@ static void print_patron_find(const cmd_call_t *call, const Carrel__Response *r)
                            r->patron_find->n_patrons);
 }
 
-/* block, unblock and merge answer with the patron as it is now, after a line saying what happened. */
+/* block, unblock and merge answer with the patron as it is now, after a line saying what happened.
+ */
 static void print_patron_changed(const cmd_call_t *call, const Carrel__Response *r)
 {
     if (call->subject)
@@ -626,8 +627,7 @@ static int build_patron_categories(cli_t *cli, int argc, char **argv, cmd_call_t
     (void)cli;
     (void)argc;
     (void)argv;
-    CMD_BODY(call, patron_category_list, PATRON_CATEGORY_LIST,
-             carrel__patron_category_list__init);
+    CMD_BODY(call, patron_category_list, PATRON_CATEGORY_LIST, carrel__patron_category_list__init);
     return EXIT_OK;
 }
 
