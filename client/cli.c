@@ -26,6 +26,63 @@ int cli_status_exit(Carrel__Status status)
     return status_exit_code(status);
 }
 
+/*
+ * Start the JSON object of a refusal or failure: an element of the batch's
+ * array when a batch command is sending (naming what the element was), else
+ * a document of its own in `own`. Every one starts with "ok": false.
+ */
+static json_t *cli_json_error_begin(cli_t *cli, json_t *own)
+{
+    json_t *j = cli->batch;
+    if (j == NULL) {
+        json_init(own);
+        j = own;
+    }
+    json_object_begin(j);
+    json_key(j, "ok");
+    json_bool(j, false);
+    if (cli->batch && cli->batch_key && cli->batch_subject) {
+        json_key(j, cli->batch_key);
+        json_string(j, cli->batch_subject);
+    }
+    return j;
+}
+
+/* End it, and print it when it is a document of its own. */
+static void cli_json_error_end(cli_t *cli, json_t *j, json_t *own)
+{
+    (void)cli;
+    json_object_end(j);
+    if (j == own) {
+        json_print(own, stdout);
+        json_free(own);
+    }
+}
+
+void cli_batch_begin(cli_t *cli, json_t *j)
+{
+    json_init(j);
+    json_array_begin(j);
+    if (cli->json)
+        cli->batch = j;
+}
+
+void cli_batch_element(cli_t *cli, const char *key, const char *subject)
+{
+    cli->batch_key = key;
+    cli->batch_subject = subject;
+}
+
+void cli_batch_end(cli_t *cli, json_t *j)
+{
+    json_array_end(j);
+    if (cli->json)
+        json_print(j, stdout);
+    json_free(j);
+    cli->batch = NULL;
+    cli->batch_key = cli->batch_subject = NULL;
+}
+
 int cli_fail(cli_t *cli, int code, const char *fmt, ...)
 {
     char msg[1024];
@@ -34,18 +91,15 @@ int cli_fail(cli_t *cli, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (cli->json) {
-        json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "status");
-        json_string(&j, code == EXIT_NETWORK ? "network_error"
-                        : code == EXIT_USAGE ? "usage_error"
-                                             : "local_error");
-        json_key(&j, "message");
-        json_string(&j, msg);
-        json_object_end(&j);
-        json_print(&j, stdout);
-        json_free(&j);
+        json_t own;
+        json_t *j = cli_json_error_begin(cli, &own);
+        json_key(j, "status");
+        json_string(j, code == EXIT_NETWORK ? "network_error"
+                       : code == EXIT_USAGE ? "usage_error"
+                                            : "local_error");
+        json_key(j, "message");
+        json_string(j, msg);
+        cli_json_error_end(cli, j, &own);
     }
     char *safe = out_safe_line(msg); /* may quote the server, a file or an argument */
     fprintf(stderr, "carrel: %s\n", safe);
@@ -214,43 +268,47 @@ int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
     }
 }
 
+const ProtobufCMessage *cli_response_body(const Carrel__Response *r, const char **name)
+{
+    const ProtobufCFieldDescriptor *f =
+        r->body_case != CARREL__RESPONSE__BODY__NOT_SET
+            ? protobuf_c_message_descriptor_get_field(&carrel__response__descriptor,
+                                                      (unsigned)r->body_case)
+            : NULL;
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return NULL;
+    if (name)
+        *name = f->name;
+    return *(ProtobufCMessage *const *)((const char *)r + f->offset);
+}
+
 void cli_print_status_error(cli_t *cli, const Carrel__Response *r)
 {
     const char *msg = r->message && r->message[0] ? r->message : "(no message)";
     if (cli->json) {
-        json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "status");
-        json_string(&j, status_name(r->status));
+        json_t own;
+        json_t *j = cli_json_error_begin(cli, &own);
+        json_key(j, "status");
+        json_string(j, status_name(r->status));
         if (r->reason && r->reason[0]) {
-            json_key(&j, "reason");
-            json_string(&j, r->reason);
+            json_key(j, "reason");
+            json_string(j, r->reason);
         }
-        json_key(&j, "message");
-        json_string(&j, msg);
+        json_key(j, "message");
+        json_string(j, msg);
         if (r->has_overridable) {
-            json_key(&j, "overridable");
-            json_bool(&j, r->overridable);
+            json_key(j, "overridable");
+            json_bool(j, r->overridable);
         }
         /* A refusal may carry a body (e.g. the current record of a conflict),
          * under its field name as in an OK response. */
-        const ProtobufCFieldDescriptor *f =
-            r->body_case != CARREL__RESPONSE__BODY__NOT_SET
-                ? protobuf_c_message_descriptor_get_field(&carrel__response__descriptor,
-                                                          (unsigned)r->body_case)
-                : NULL;
-        if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            const ProtobufCMessage *body =
-                *(ProtobufCMessage *const *)((const char *)r + f->offset);
-            if (body) {
-                json_key(&j, f->name);
-                json_message(&j, body);
-            }
+        const char *name = NULL;
+        const ProtobufCMessage *body = cli_response_body(r, &name);
+        if (body) {
+            json_key(j, name);
+            json_message(j, body);
         }
-        json_object_end(&j);
-        json_print(&j, stdout);
-        json_free(&j);
+        cli_json_error_end(cli, j, &own);
     }
     /* The server's words, quoting what was stored: escaped, as all text printed. */
     char *safe_msg = out_safe_line(msg);

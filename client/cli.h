@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "carrel.pb-c.h"
+#include "command.h"
 #include "json.h"
 #include "output.h"
 #include "profile.h"
@@ -49,15 +50,13 @@ typedef struct cli {
     const char *request_key;
     unsigned keyed_sent;
     char generated_key[37];
+    /* A batch command's JSON array (cli_batch_begin): a refusal or failure of
+     * one element is written into it as an element, naming what was acted on
+     * (batch_key: batch_subject), instead of as a document of its own. */
+    json_t *batch;
+    const char *batch_key;
+    const char *batch_subject;
 } cli_t;
-
-typedef struct command {
-    const char *path; /* "admin staff add" */
-    int (*run)(cli_t *cli, int argc, char **argv);
-    bool needs_login;
-    const char *usage; /* arguments after the path */
-    const char *summary;
-} command_t;
 
 /* Connect (and log in unless login is false). Returns an exit code. */
 int cli_connect(cli_t *cli, bool login);
@@ -129,18 +128,20 @@ int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out);
 int cli_set_request_key_arg(cli_t *cli, const char *key);
 /* Report a non-OK response (JSON on stdout with --json, a sentence on stderr). */
 void cli_print_status_error(cli_t *cli, const Carrel__Response *r);
+/* The response's body message (its field name in *name when not NULL), or NULL. */
+const ProtobufCMessage *cli_response_body(const Carrel__Response *r, const char **name);
+/*
+ * Batch commands (checkout, checkin, renew, item use) answer --json with one
+ * array whose elements each carry their outcome: the reply, or a refusal
+ * {"ok": false, "status", "reason", "message", KEY: SUBJECT, ...}.
+ * cli_batch_begin starts the array (with --json); cli_batch_element names
+ * the element being sent; cli_batch_end prints the array and frees it.
+ */
+void cli_batch_begin(cli_t *cli, json_t *j);
+void cli_batch_element(cli_t *cli, const char *key, const char *subject);
+void cli_batch_end(cli_t *cli, json_t *j);
 /* Exit code for a non-OK status. */
 int cli_status_exit(Carrel__Status status);
-
-/* Per-module command tables, ended by {NULL}. */
-extern const command_t core_commands[];
-extern const command_t admin_commands[];
-extern const command_t catalog_commands[];
-extern const command_t patron_commands[];
-extern const command_t circ_commands[];
-extern const command_t holds_commands[];
-extern const command_t notices_commands[];
-extern const command_t desk_commands[];
 
 /* Shared between command families. */
 int cmd_checkin(cli_t *cli, int argc, char **argv);

@@ -129,40 +129,34 @@ static int cmd_staff_add(cli_t *cli, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int cmd_staff_list(cli_t *cli, int argc, char **argv)
+static int build_staff_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
+    (void)cli;
     (void)argc;
     (void)argv;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__StaffList list = CARREL__STAFF_LIST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_STAFF_LIST;
-    req.staff_list = &list;
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&resp->staff_list->base);
-    } else {
-        static const char *const headers[] = {"User", "Name", "Role", "Branches", "Status"};
-        table_t *t = table_new(5, headers);
-        for (size_t i = 0; i < resp->staff_list->n_staff; i++) {
-            const Carrel__Staff *s = resp->staff_list->staff[i];
-            char branches[128] = "";
-            for (size_t k = 0; k < s->n_branch_codes; k++) {
-                strncat(branches, k ? "," : "", sizeof(branches) - strlen(branches) - 1);
-                strncat(branches, s->branch_codes[k], sizeof(branches) - strlen(branches) - 1);
-            }
-            const char *row[] = {s->username, s->display_name,
-                                 json_enum_name(&carrel__role__descriptor, s->role), branches,
-                                 s->disabled ? "disabled" : "active"};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(resp, NULL);
+    CMD_BODY(call, staff_list, STAFF_LIST, carrel__staff_list__init);
     return EXIT_OK;
+}
+
+static void print_staff_list(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"User", "Name", "Role", "Branches", "Status"};
+    table_t *t = table_new(5, headers);
+    for (size_t i = 0; i < r->staff_list->n_staff; i++) {
+        const Carrel__Staff *s = r->staff_list->staff[i];
+        char branches[128] = "";
+        for (size_t k = 0; k < s->n_branch_codes; k++) {
+            strncat(branches, k ? "," : "", sizeof(branches) - strlen(branches) - 1);
+            strncat(branches, s->branch_codes[k], sizeof(branches) - strlen(branches) - 1);
+        }
+        const char *row[] = {s->username, s->display_name,
+                             json_enum_name(&carrel__role__descriptor, s->role), branches,
+                             s->disabled ? "disabled" : "active"};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 /* The current password, for changing one's own: from a file, else asked. */
@@ -275,43 +269,45 @@ static int cmd_logout(cli_t *cli, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int admin_set_disabled(cli_t *cli, int argc, char **argv, bool disabled)
+static int admin_set_disabled(cli_t *cli, int argc, char **argv, cmd_call_t *call, bool disabled)
 {
     if (argc != 2)
-        return cli_fail(cli, EXIT_USAGE, "usage: admin staff %s USER",
-                        disabled ? "disable" : "enable");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__StaffSetDisabled m = CARREL__STAFF_SET_DISABLED__INIT;
-    m.username = argv[1];
-    m.has_disabled = 1;
-    m.disabled = disabled;
-    req.body_case = CARREL__REQUEST__BODY_STAFF_SET_DISABLED;
-    req.staff_set_disabled = &m;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    if (!cli->json)
-        printf("%s %s\n", disabled ? "disabled" : "enabled", argv[1]);
-    else
-        printf("{\"status\":\"ok\"}\n");
-    carrel__response__free_unpacked(resp, NULL);
+        return cmd_usage(cli, call);
+    Carrel__StaffSetDisabled *m =
+        CMD_BODY(call, staff_set_disabled, STAFF_SET_DISABLED, carrel__staff_set_disabled__init);
+    m->username = argv[1];
+    m->has_disabled = 1;
+    m->disabled = disabled;
+    call->subject = argv[1];
+    call->number = disabled;
     return EXIT_OK;
 }
 
-static int cmd_staff_disable(cli_t *cli, int argc, char **argv)
+static int build_staff_disable(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return admin_set_disabled(cli, argc, argv, true);
+    return admin_set_disabled(cli, argc, argv, call, true);
 }
 
-static int cmd_staff_enable(cli_t *cli, int argc, char **argv)
+static int build_staff_enable(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return admin_set_disabled(cli, argc, argv, false);
+    return admin_set_disabled(cli, argc, argv, call, false);
 }
 
-static int cmd_workstation_add(cli_t *cli, int argc, char **argv)
+static void print_staff_disabled(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)r;
+    printf("%s %s\n", call->number ? "disabled" : "enabled", call->subject);
+}
+
+/* The answer says nothing a script needs beyond that it went through. */
+static void print_json_ok(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    (void)r;
+    printf("{\"status\":\"ok\"}\n");
+}
+
+static int build_workstation_add(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     const char *branch = NULL;
     static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
@@ -325,73 +321,99 @@ static int cmd_workstation_add(cli_t *cli, int argc, char **argv)
     }
     if (optind != argc - 1 || branch == NULL)
         return cli_fail(cli, EXIT_USAGE, "usage: admin workstation add NAME --branch CODE");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__WorkstationAdd m = CARREL__WORKSTATION_ADD__INIT;
-    m.name = argv[optind];
-    m.branch_code = (char *)branch;
-    req.body_case = CARREL__REQUEST__BODY_WORKSTATION_ADD;
-    req.workstation_add = &m;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&resp->workstation->base);
-    else
-        printf("registered workstation %s at %s\n", resp->workstation->name,
-               resp->workstation->branch_code);
-    carrel__response__free_unpacked(resp, NULL);
+    Carrel__WorkstationAdd *m =
+        CMD_BODY(call, workstation_add, WORKSTATION_ADD, carrel__workstation_add__init);
+    m->name = argv[optind];
+    m->branch_code = (char *)branch;
     return EXIT_OK;
 }
 
-static int cmd_workstation_list(cli_t *cli, int argc, char **argv)
+static void print_workstation_add(const cmd_call_t *call, const Carrel__Response *r)
 {
+    (void)call;
+    printf("registered workstation %s at %s\n", r->workstation->name, r->workstation->branch_code);
+}
+
+static int build_workstation_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    (void)cli;
     (void)argc;
     (void)argv;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__WorkstationList m = CARREL__WORKSTATION_LIST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_WORKSTATION_LIST;
-    req.workstation_list = &m;
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&resp->workstations->base);
-    } else {
-        static const char *const headers[] = {"Workstation", "Branch"};
-        table_t *t = table_new(2, headers);
-        for (size_t i = 0; i < resp->workstations->n_workstations; i++) {
-            const Carrel__Workstation *w = resp->workstations->workstations[i];
-            const char *row[] = {w->name, w->branch_code};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(resp, NULL);
+    CMD_BODY(call, workstation_list, WORKSTATION_LIST, carrel__workstation_list__init);
     return EXIT_OK;
+}
+
+static void print_workstation_list(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"Workstation", "Branch"};
+    table_t *t = table_new(2, headers);
+    for (size_t i = 0; i < r->workstations->n_workstations; i++) {
+        const Carrel__Workstation *w = r->workstations->workstations[i];
+        const char *row[] = {w->name, w->branch_code};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 const command_t admin_commands[] = {
-    {"admin staff add", cmd_staff_add, true,
-     "USER --name NAME --role ROLE --branch CODE[,CODE] [--new-password-file F]",
-     "create a staff account (managers: clerks and librarians of their branch)"},
-    {"admin staff list", cmd_staff_list, true, "", "list staff accounts"},
-    {"admin staff passwd", cmd_staff_passwd, true,
-     "USER [--new-password-file F] [--current-password-file F]",
-     "set a staff member's password (your own: the current one is asked for too)"},
-    {"passwd", cmd_passwd, true, "[--new-password-file F] [--current-password-file F]",
-     "change your own password (asks for the current one)"},
-    {"logout", cmd_logout, false, "",
-     "end the saved session of this profile (keep_session), so the next command asks for "
-     "the password"},
-    {"admin staff disable", cmd_staff_disable, true, "USER", "disable a staff account"},
-    {"admin staff enable", cmd_staff_enable, true, "USER", "enable a staff account"},
-    {"admin workstation add", cmd_workstation_add, true, "NAME --branch CODE",
-     "register a desk workstation at a branch"},
-    {"admin workstation list", cmd_workstation_list, true, "", "list workstations"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "admin staff add",
+     .run = cmd_staff_add,
+     .needs_login = true,
+     .usage = "USER --name NAME --role ROLE --branch CODE[,CODE] [--new-password-file F]",
+     .summary = "create a staff account (managers: clerks and librarians of their branch)"},
+    {.path = "admin staff list",
+     .build = build_staff_list,
+     .print_text = print_staff_list,
+     .needs_login = true,
+     .usage = "",
+     .summary = "list staff accounts"},
+    {.path = "admin staff passwd",
+     .run = cmd_staff_passwd,
+     .needs_login = true,
+     .usage = "USER [--new-password-file F] [--current-password-file F]",
+     .summary = "set a staff member's password (your own: the current one is asked for too)"},
+    {.path = "passwd",
+     .run = cmd_passwd,
+     .needs_login = true,
+     .usage = "[--new-password-file F] [--current-password-file F]",
+     .summary = "change your own password (asks for the current one)"},
+    {.path = "logout",
+     .run = cmd_logout,
+     .needs_login = false,
+     .usage = "",
+     .summary =
+         "end the saved session of this profile (keep_session), so the next command asks for "
+         "the password"},
+    {.path = "admin staff disable",
+     .build = build_staff_disable,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_staff_disabled,
+     .print_json = print_json_ok,
+     .needs_login = true,
+     .usage = "USER",
+     .summary = "disable a staff account"},
+    {.path = "admin staff enable",
+     .build = build_staff_enable,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_staff_disabled,
+     .print_json = print_json_ok,
+     .needs_login = true,
+     .usage = "USER",
+     .summary = "enable a staff account"},
+    {.path = "admin workstation add",
+     .build = build_workstation_add,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_workstation_add,
+     .needs_login = true,
+     .usage = "NAME --branch CODE",
+     .summary = "register a desk workstation at a branch"},
+    {.path = "admin workstation list",
+     .build = build_workstation_list,
+     .print_text = print_workstation_list,
+     .needs_login = true,
+     .usage = "",
+     .summary = "list workstations"},
+    {.path = NULL},
 };

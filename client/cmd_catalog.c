@@ -216,8 +216,8 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
                          b->copies[k]->available, b->copies[k]->total);
                 strncat(where, one, sizeof(where) - strlen(where) - 1);
             }
-            char title[80];
-            snprintf(title, sizeof(title), "%s", b->title);
+            char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+            output_cut(title, sizeof(title), b->title, OUTPUT_TITLE_COLUMNS);
             const char *row[] = {id,        title,          b->author, b->year,
                                  b->format, b->call_number, avail,     where};
             table_add(t, row);
@@ -253,7 +253,7 @@ static int64_t catalog_parse_id(const char *s)
     return *end == '\0' && v > 0 ? v : -1;
 }
 
-static int cmd_catalog_show(cli_t *cli, int argc, char **argv)
+static int build_catalog_show(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     int marc = 0;
     static const struct option opts[] = {{"marc", no_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
@@ -267,16 +267,18 @@ static int cmd_catalog_show(cli_t *cli, int argc, char **argv)
     int64_t id = optind == argc - 1 ? catalog_parse_id(argv[optind]) : -1;
     if (id < 0)
         return cli_fail(cli, EXIT_USAGE, "usage: catalog show BIB [--marc]");
-    Carrel__Response *r = NULL;
-    int code = catalog_get_bib(cli, id, marc, &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&r->bib->base);
-    else
-        catalog_print_bib(r->bib);
-    carrel__response__free_unpacked(r, NULL);
+    Carrel__BibGet *g = CMD_BODY(call, bib_get, BIB_GET, carrel__bib_get__init);
+    g->has_id = 1;
+    g->id = id;
+    g->has_with_marc = marc;
+    g->with_marc = marc;
     return EXIT_OK;
+}
+
+static void print_catalog_show(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    catalog_print_bib(r->bib);
 }
 
 /* ---- catalog add / edit ---- */
@@ -422,10 +424,10 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
     TAKE(publisher)
     TAKE(year)
     TAKE(format)
-    TAKE(language) TAKE(call_number)
+    TAKE(language)
+    TAKE(call_number)
 #undef TAKE
-        if (e.set_isbns)
-    {
+    if (e.set_isbns) {
         edit.isbns = e.bib.isbns;
         edit.n_isbns = e.bib.n_isbns;
     }
@@ -456,20 +458,19 @@ static int item_get(cli_t *cli, const char *barcode, Carrel__Response **out)
     return cli_call(cli, &req, out);
 }
 
-static int cmd_item_show(cli_t *cli, int argc, char **argv)
+static int build_item_show(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: item show BARCODE");
-    Carrel__Response *r = NULL;
-    int code = item_get(cli, argv[1], &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&r->item->base);
-    else
-        catalog_print_item(r->item);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__ItemGet *g = CMD_BODY(call, item_get, ITEM_GET, carrel__item_get__init);
+    g->barcode = argv[1];
     return EXIT_OK;
+}
+
+static void print_item_show(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    catalog_print_item(r->item);
 }
 
 /* "12.99" -> 1299; -1 when it is not a price. */
@@ -1040,31 +1041,67 @@ static int cmd_export_marc(cli_t *cli, int argc, char **argv)
 }
 
 const command_t catalog_commands[] = {
-    {"catalog search", cmd_catalog_search, true,
-     "[WORDS...] [--not WORD]... [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] "
-     "[--branch CODE] [--format F] [--available] [--page N] [--limit N] [-- WORDS...]",
-     "search the catalog (words, or filters alone); copies per branch, how many available"},
-    {"catalog show", cmd_catalog_show, true, "BIB [--marc]", "a record with its copies"},
-    {"catalog add", cmd_catalog_add, true,
-     "--title T [--author A] [--isbn X]... [--subject S]... [--publisher P] [--year Y] "
-     "[--format F] [--language L] [--call-number C]",
-     "create a bibliographic record (librarians)"},
-    {"catalog edit", cmd_catalog_edit, true, "BIB [--title T] [--author A] ... (as add)",
-     "change a record's main fields; its MARC follows"},
-    {"item show", cmd_item_show, true, "BARCODE", "an item's status, branch and details"},
-    {"item add", cmd_item_add, true,
-     "BARCODE --bib BIB --branch CODE [--type T] [--location L] [--call-number C] [--price P]",
-     "add a copy (librarians, for their branch)"},
-    {"item edit", cmd_item_edit, true,
-     "BARCODE [--barcode NEW] [--branch CODE] [--at CODE] [--location L] [--call-number C] "
-     "[--type T] [--price P] [--status available|in_processing|damaged|missing|withdrawn]",
-     "change an item"},
-    {"import marc", cmd_import_marc, true,
-     "FILE [--holdings 852|952|none] [--branch CODE] [--spread] [--batch N]",
-     "load ISO 2709 or MARCXML records; copies from holdings; exit 4 if any record failed"},
-    {"import items", cmd_import_items, true, "FILE.csv [--branch CODE]",
-     "add copies from a CSV (columns bib, barcode, branch, location, call_number, item_type, "
-     "price)"},
-    {"export marc", cmd_export_marc, true, "[-o FILE]", "write every record as ISO 2709 (UTF-8)"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "catalog search",
+     .run = cmd_catalog_search,
+     .needs_login = true,
+     .usage =
+         "[WORDS...] [--not WORD]... [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] "
+         "[--branch CODE] [--format F] [--available] [--page N] [--limit N] [-- WORDS...]",
+     .summary =
+         "search the catalog (words, or filters alone); copies per branch, how many available"},
+    {.path = "catalog show",
+     .build = build_catalog_show,
+     .print_text = print_catalog_show,
+     .needs_login = true,
+     .usage = "BIB [--marc]",
+     .summary = "a record with its copies"},
+    {.path = "catalog add",
+     .run = cmd_catalog_add,
+     .needs_login = true,
+     .usage = "--title T [--author A] [--isbn X]... [--subject S]... [--publisher P] [--year Y] "
+              "[--format F] [--language L] [--call-number C]",
+     .summary = "create a bibliographic record (librarians)"},
+    {.path = "catalog edit",
+     .run = cmd_catalog_edit,
+     .needs_login = true,
+     .usage = "BIB [--title T] [--author A] ... (as add)",
+     .summary = "change a record's main fields; its MARC follows"},
+    {.path = "item show",
+     .build = build_item_show,
+     .print_text = print_item_show,
+     .needs_login = true,
+     .usage = "BARCODE",
+     .summary = "an item's status, branch and details"},
+    {.path = "item add",
+     .run = cmd_item_add,
+     .needs_login = true,
+     .usage =
+         "BARCODE --bib BIB --branch CODE [--type T] [--location L] [--call-number C] [--price P]",
+     .summary = "add a copy (librarians, for their branch)"},
+    {.path = "item edit",
+     .run = cmd_item_edit,
+     .needs_login = true,
+     .usage =
+         "BARCODE [--barcode NEW] [--branch CODE] [--at CODE] [--location L] [--call-number C] "
+         "[--type T] [--price P] [--status available|in_processing|damaged|missing|withdrawn]",
+     .summary = "change an item"},
+    {.path = "import marc",
+     .run = cmd_import_marc,
+     .needs_login = true,
+     .usage = "FILE [--holdings 852|952|none] [--branch CODE] [--spread] [--batch N]",
+     .summary =
+         "load ISO 2709 or MARCXML records; copies from holdings; exit 4 if any record failed"},
+    {.path = "import items",
+     .run = cmd_import_items,
+     .needs_login = true,
+     .usage = "FILE.csv [--branch CODE]",
+     .summary =
+         "add copies from a CSV (columns bib, barcode, branch, location, call_number, item_type, "
+         "price)"},
+    {.path = "export marc",
+     .run = cmd_export_marc,
+     .needs_login = true,
+     .usage = "[-o FILE]",
+     .summary = "write every record as ISO 2709 (UTF-8)"},
+    {.path = NULL},
 };

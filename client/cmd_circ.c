@@ -18,20 +18,6 @@ static int circ_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
     return cli_call_keyed(cli, req, resp);
 }
 
-/* Send a change that is not keyed (loan rules, calendars): a repeat would repeat it. */
-static int circ_send_once(cli_t *cli, Carrel__Request *req, Carrel__Response **resp)
-{
-    char key[37];
-    cli_set_request_key(req, key);
-    return cli_call(cli, req, resp);
-}
-
-/* Print a refusal as one line (JSON mode already printed it). */
-static void circ_print_json_array_item(json_t *j, const ProtobufCMessage *m)
-{
-    json_message(j, m);
-}
-
 /* ---- checkout ---- */
 
 static int cmd_checkout(cli_t *cli, int argc, char **argv)
@@ -51,8 +37,7 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
     const char *card = argv[optind];
     int worst = EXIT_OK;
     json_t j;
-    json_init(&j);
-    json_array_begin(&j);
+    cli_batch_begin(cli, &j);
     for (int i = optind + 1; i < argc; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
         Carrel__Checkout c = CARREL__CHECKOUT__INIT;
@@ -65,28 +50,23 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_CHECKOUT;
         req.checkout = &c;
         Carrel__Response *r = NULL;
-        bool json = cli->json;
-        cli->json = false; /* errors as lines; the JSON document is ours */
+        cli_batch_element(cli, "barcode", argv[i]); /* a refusal is an element of the array */
         int code = circ_send(cli, &req, &r);
-        cli->json = json;
         if (code != EXIT_OK) {
             worst = code;
             if (code == EXIT_NETWORK)
                 break;
             continue;
         }
-        if (json) {
-            circ_print_json_array_item(&j, &r->checkout->base);
+        if (cli->json) {
+            json_message(&j, &r->checkout->base);
         } else {
             printf("%s  %s  due %s%s\n", r->checkout->barcode, r->checkout->title,
                    r->checkout->due_date, r->checkout->n_overridden ? "  (override recorded)" : "");
         }
         carrel__response__free_unpacked(r, NULL);
     }
-    json_array_end(&j);
-    if (cli->json)
-        json_print(&j, stdout);
-    json_free(&j);
+    cli_batch_end(cli, &j);
     return worst;
 }
 
@@ -112,8 +92,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         return cli_fail(cli, EXIT_USAGE, "usage: checkin ITEM... [--date WHEN] [--slips]");
     int worst = EXIT_OK;
     json_t j;
-    json_init(&j);
-    json_array_begin(&j);
+    cli_batch_begin(cli, &j);
     for (int i = optind; i < argc; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
         Carrel__Checkin c = CARREL__CHECKIN__INIT;
@@ -122,10 +101,8 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_CHECKIN;
         req.checkin = &c;
         Carrel__Response *r = NULL;
-        bool json = cli->json;
-        cli->json = false;
+        cli_batch_element(cli, "barcode", argv[i]);
         int code = circ_send(cli, &req, &r);
-        cli->json = json;
         if (code != EXIT_OK) {
             worst = code;
             if (code == EXIT_NETWORK)
@@ -133,7 +110,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
             continue;
         }
         const Carrel__CheckinReply *x = r->checkin;
-        if (json) {
+        if (cli->json) {
             json_message(&j, &x->base);
         } else {
             printf("%s  %s  %s\n", x->barcode, x->title ? x->title : "", x->message);
@@ -142,10 +119,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         }
         carrel__response__free_unpacked(r, NULL);
     }
-    json_array_end(&j);
-    if (cli->json)
-        json_print(&j, stdout);
-    json_free(&j);
+    cli_batch_end(cli, &j);
     return worst;
 }
 
@@ -173,8 +147,7 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
     const char *card = argv[optind];
     int worst = EXIT_OK;
     json_t j;
-    json_init(&j);
-    json_array_begin(&j);
+    cli_batch_begin(cli, &j);
     int n = all ? 1 : argc - optind - 1;
     for (int i = 0; i < n; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
@@ -188,10 +161,11 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_RENEW;
         req.renew = &rn;
         Carrel__Response *r = NULL;
-        bool json = cli->json;
-        cli->json = false;
+        if (all)
+            cli_batch_element(cli, "card", card);
+        else
+            cli_batch_element(cli, "barcode", rn.barcode);
         int code = circ_send(cli, &req, &r);
-        cli->json = json;
         if (code != EXIT_OK) {
             worst = code;
             if (code == EXIT_NETWORK)
@@ -202,7 +176,7 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
             const Carrel__RenewResult *x = r->renew->results[k];
             if (!x->renewed && worst == EXIT_OK)
                 worst = EXIT_SERVER;
-            if (json)
+            if (cli->json)
                 json_message(&j, &x->base);
             else if (x->renewed)
                 printf("%s  %s  renewed, due %s\n", x->barcode, x->title, x->due_date);
@@ -210,116 +184,85 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
                 printf("%s  %s  NOT renewed (%s): %s\n", x->barcode, x->title, x->reason,
                        x->message);
         }
-        if (!json && all)
+        if (!cli->json && all)
             printf("%d renewed, %d refused\n", r->renew->renewed, r->renew->refused);
         carrel__response__free_unpacked(r, NULL);
     }
-    json_array_end(&j);
-    if (cli->json)
-        json_print(&j, stdout);
-    json_free(&j);
+    cli_batch_end(cli, &j);
     return worst;
 }
 
 /* ---- account ---- */
 
-/*
- * The last column of an account's holds: the place in the title's queue of a
- * waiting hold, or the last day a ready one stays on the hold shelf.
- */
-static void circ_hold_where(char *out, size_t size, const Carrel__Hold *h)
-{
-    out[0] = '\0';
-    if (!strcmp(h->status, "waiting")) {
-        if (h->has_position)
-            snprintf(out, size, "#%d in queue", h->position);
-        if (h->suspended_until && h->suspended_until[0])
-            snprintf(out + strlen(out), size - strlen(out), "%ssuspended until %s",
-                     out[0] ? ", " : "", h->suspended_until);
-    } else if (!strcmp(h->status, "ready")) {
-        snprintf(out, size, "on the shelf until %s", h->shelf_expires_on);
-    } else if (!strcmp(h->status, "in_transit")) {
-        snprintf(out, size, "on its way");
-    }
-}
-
-static int cmd_account(cli_t *cli, int argc, char **argv)
+static int build_account(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: account CARD");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__AccountGet g = CARREL__ACCOUNT_GET__INIT;
-    g.card = argv[1];
-    req.body_case = CARREL__REQUEST__BODY_ACCOUNT_GET;
-    req.account_get = &g;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__Account *a = r->account;
-    if (cli->json) {
-        cli_print_json(&a->base);
-    } else {
-        char bal[32];
-        output_money(bal, sizeof(bal), a->balance_cents);
-        printf("%s  %s (%s)%s%s\n", a->card, a->name, a->category, a->expired ? "  EXPIRED" : "",
-               a->blocked ? "  BLOCKED" : "");
-        if (a->desk_alert && a->desk_alert[0])
-            printf("  ALERT: %s\n", a->desk_alert);
-        printf("  %d out, %d overdue; balance %s\n\n", a->loans_out, a->overdue, bal);
-        if (a->n_loans) {
-            static const char *const headers[] = {"Barcode", "Title", "Due", "Renewals", ""};
-            table_t *t = table_new(5, headers);
-            for (size_t i = 0; i < a->n_loans; i++) {
-                const Carrel__Loan *l = a->loans[i];
-                char title[60], ren[16];
-                snprintf(title, sizeof(title), "%s", l->title);
-                snprintf(ren, sizeof(ren), "%d/%d", l->renewals, l->renewals_allowed);
-                const char *row[] = {l->barcode, title, l->due_date, ren,
-                                     l->overdue ? "OVERDUE" : ""};
-                table_add(t, row);
-            }
-            table_print(t, stdout);
-            table_free(t);
-        }
-        if (a->n_holds) {
-            if (a->n_loans)
-                printf("\n");
-            static const char *const headers[] = {"Title", "Pickup", "Status", "Queue / shelf"};
-            table_t *t = table_new(4, headers);
-            for (size_t i = 0; i < a->n_holds; i++) {
-                const Carrel__Hold *h = a->holds[i];
-                char title[96], where[96];
-                if (h->item_barcode && h->item_barcode[0])
-                    snprintf(title, sizeof(title), "%.59s [copy %s only]", h->title,
-                             h->item_barcode);
-                else
-                    snprintf(title, sizeof(title), "%s", h->title);
-                circ_hold_where(where, sizeof(where), h);
-                const char *row[] = {title, h->pickup_branch, h->status, where};
-                table_add(t, row);
-            }
-            table_print(t, stdout);
-            table_free(t);
-        }
-        if (a->n_ledger) {
-            printf("\n");
-            static const char *const headers[] = {"When", "Kind", "Amount", "Item", "Note"};
-            table_t *t = table_new(5, headers);
-            for (size_t i = 0; i < a->n_ledger; i++) {
-                const Carrel__LedgerEntry *e = a->ledger[i];
-                char amount[32], when[20];
-                output_money(amount, sizeof(amount), e->amount_cents);
-                snprintf(when, sizeof(when), "%.10s", e->at);
-                const char *row[] = {when, e->kind, amount, e->barcode, e->note};
-                table_add(t, row);
-            }
-            table_print(t, stdout);
-            table_free(t);
-        }
-    }
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__AccountGet *g = CMD_BODY(call, account_get, ACCOUNT_GET, carrel__account_get__init);
+    g->card = argv[1];
     return EXIT_OK;
+}
+
+static void print_account(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    const Carrel__Account *a = r->account;
+    char bal[32];
+    output_money(bal, sizeof(bal), a->balance_cents);
+    printf("%s  %s (%s)%s%s\n", a->card, a->name, a->category, a->expired ? "  EXPIRED" : "",
+           a->blocked ? "  BLOCKED" : "");
+    if (a->desk_alert && a->desk_alert[0])
+        printf("  ALERT: %s\n", a->desk_alert);
+    printf("  %d out, %d overdue; balance %s\n\n", a->loans_out, a->overdue, bal);
+    if (a->n_loans) {
+        static const char *const headers[] = {"Barcode", "Title", "Due", "Renewals", ""};
+        table_t *t = table_new(5, headers);
+        for (size_t i = 0; i < a->n_loans; i++) {
+            const Carrel__Loan *l = a->loans[i];
+            char title[OUTPUT_TITLE_COLUMNS * 4 + 8], ren[16];
+            output_cut(title, sizeof(title), l->title, OUTPUT_TITLE_COLUMNS);
+            snprintf(ren, sizeof(ren), "%d/%d", l->renewals, l->renewals_allowed);
+            const char *row[] = {l->barcode, title, l->due_date, ren, l->overdue ? "OVERDUE" : ""};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
+    if (a->n_holds) {
+        if (a->n_loans)
+            printf("\n");
+        static const char *const headers[] = {"Title", "Pickup", "Status", "Queue / shelf"};
+        table_t *t = table_new(4, headers);
+        for (size_t i = 0; i < a->n_holds; i++) {
+            const Carrel__Hold *h = a->holds[i];
+            char cut[OUTPUT_TITLE_COLUMNS * 4 + 8], title[sizeof(cut) + 64], where[128];
+            output_cut(cut, sizeof(cut), h->title, OUTPUT_TITLE_COLUMNS);
+            if (h->item_barcode && h->item_barcode[0])
+                snprintf(title, sizeof(title), "%s [copy %s only]", cut, h->item_barcode);
+            else
+                snprintf(title, sizeof(title), "%s", cut);
+            output_hold_where(where, sizeof(where), h, false);
+            const char *row[] = {title, h->pickup_branch, output_hold_status(h->status), where};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
+    if (a->n_ledger) {
+        printf("\n");
+        static const char *const headers[] = {"When", "Kind", "Amount", "Item", "Note"};
+        table_t *t = table_new(5, headers);
+        for (size_t i = 0; i < a->n_ledger; i++) {
+            const Carrel__LedgerEntry *e = a->ledger[i];
+            char amount[32], when[20];
+            output_money(amount, sizeof(amount), e->amount_cents);
+            output_date(when, sizeof(when), e->at);
+            const char *row[] = {when, e->kind, amount, e->barcode, e->note};
+            table_add(t, row);
+        }
+        table_print(t, stdout);
+        table_free(t);
+    }
 }
 
 /* "12.50" -> 1250, or -1. */
@@ -332,7 +275,11 @@ static int64_t circ_amount(const char *s)
     return (int64_t)(v * 100 + 0.5);
 }
 
-static int circ_ledger(cli_t *cli, int argc, char **argv, const char *kind)
+/*
+ * pay, waive and charge: one LedgerPost of `kind`. The amount goes to the
+ * printer as the clerk typed it (call->number).
+ */
+static int circ_ledger_build(cli_t *cli, int argc, char **argv, cmd_call_t *call, const char *kind)
 {
     const char *note = NULL;
     static const struct option opts[] = {{"note", required_argument, NULL, 'n'},
@@ -346,51 +293,46 @@ static int circ_ledger(cli_t *cli, int argc, char **argv, const char *kind)
     }
     int64_t cents = argc - optind == 2 ? circ_amount(argv[optind + 1]) : -1;
     if (cents < 0)
-        return cli_fail(cli, EXIT_USAGE, "usage: %s CARD AMOUNT [--note TEXT]", kind);
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__LedgerPost p = CARREL__LEDGER_POST__INIT;
-    p.card = argv[optind];
-    p.kind = (char *)kind;
-    p.has_amount_cents = 1;
-    p.amount_cents = cents;
-    p.note = (char *)note;
-    req.body_case = CARREL__REQUEST__BODY_LEDGER_POST;
-    req.ledger_post = &p;
-    Carrel__Response *r = NULL;
-    int code = circ_send(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->ledger_entry->base);
-    } else {
-        /* The ledger signs the entry (a payment is negative); the sentence
-         * names the kind, so it says the amount as the clerk typed it. */
-        char amount[32];
-        output_money(amount, sizeof(amount), cents);
-        printf("recorded %s of %s\n", kind, amount);
-    }
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__LedgerPost *p = CMD_BODY(call, ledger_post, LEDGER_POST, carrel__ledger_post__init);
+    p->card = argv[optind];
+    p->kind = (char *)kind;
+    p->has_amount_cents = 1;
+    p->amount_cents = cents;
+    p->note = (char *)note;
+    call->number = cents;
+    call->subject = kind;
     return EXIT_OK;
 }
 
-static int cmd_pay(cli_t *cli, int argc, char **argv)
+static int build_pay(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return circ_ledger(cli, argc, argv, "payment");
+    return circ_ledger_build(cli, argc, argv, call, "payment");
 }
 
-static int cmd_waive(cli_t *cli, int argc, char **argv)
+static int build_waive(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return circ_ledger(cli, argc, argv, "waiver");
+    return circ_ledger_build(cli, argc, argv, call, "waiver");
 }
 
-static int cmd_charge(cli_t *cli, int argc, char **argv)
+static int build_charge(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return circ_ledger(cli, argc, argv, "charge");
+    return circ_ledger_build(cli, argc, argv, call, "charge");
+}
+
+/* The ledger signs the entry (a payment is negative); the sentence names the
+ * kind, so it says the amount as the clerk typed it. */
+static void print_ledger(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)r;
+    char amount[32];
+    output_money(amount, sizeof(amount), call->number);
+    printf("recorded %s of %s\n", call->subject, amount);
 }
 
 /* ---- item marks and in-house use ---- */
 
-static int cmd_item_mark(cli_t *cli, int argc, char **argv)
+static int build_item_mark(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     const char *note = NULL;
     static const struct option opts[] = {{"note", required_argument, NULL, 'n'},
@@ -403,25 +345,18 @@ static int cmd_item_mark(cli_t *cli, int argc, char **argv)
             return EXIT_USAGE;
     }
     if (argc - optind != 2)
-        return cli_fail(cli, EXIT_USAGE,
-                        "usage: item mark BARCODE lost|claims_returned|damaged|missing|found");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__ItemMark m = CARREL__ITEM_MARK__INIT;
-    m.barcode = argv[optind];
-    m.mark = argv[optind + 1];
-    m.note = (char *)note;
-    req.body_case = CARREL__REQUEST__BODY_ITEM_MARK;
-    req.item_mark = &m;
-    Carrel__Response *r = NULL;
-    int code = circ_send(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&r->item_mark->base);
-    else
-        printf("%s  %s\n", m.barcode, r->item_mark->message);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__ItemMark *m = CMD_BODY(call, item_mark, ITEM_MARK, carrel__item_mark__init);
+    m->barcode = argv[optind];
+    m->mark = argv[optind + 1];
+    m->note = (char *)note;
+    call->subject = m->barcode;
     return EXIT_OK;
+}
+
+static void print_item_mark(const cmd_call_t *call, const Carrel__Response *r)
+{
+    printf("%s  %s\n", call->subject, r->item_mark->message);
 }
 
 static int cmd_item_use(cli_t *cli, int argc, char **argv)
@@ -429,6 +364,8 @@ static int cmd_item_use(cli_t *cli, int argc, char **argv)
     if (argc < 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE, "usage: item use BARCODE...");
     int worst = EXIT_OK;
+    json_t j;
+    cli_batch_begin(cli, &j);
     for (int i = 1; i < argc; i++) {
         Carrel__Request req = CARREL__REQUEST__INIT;
         Carrel__InHouseUse u = CARREL__IN_HOUSE_USE__INIT;
@@ -436,17 +373,19 @@ static int cmd_item_use(cli_t *cli, int argc, char **argv)
         req.body_case = CARREL__REQUEST__BODY_IN_HOUSE_USE;
         req.in_house_use = &u;
         Carrel__Response *r = NULL;
+        cli_batch_element(cli, "barcode", argv[i]);
         int code = circ_send(cli, &req, &r);
         if (code != EXIT_OK) {
             worst = code;
             continue;
         }
         if (cli->json)
-            cli_print_json(&r->in_house_use->base);
+            json_message(&j, &r->in_house_use->base);
         else
             printf("%s  in-house use counted\n", argv[i]);
         carrel__response__free_unpacked(r, NULL);
     }
+    cli_batch_end(cli, &j);
     return worst;
 }
 
@@ -460,61 +399,57 @@ static void circ_print_int(char *out, size_t n, protobuf_c_boolean has, int64_t 
         snprintf(out, n, "-");
 }
 
-static int cmd_policy_list(cli_t *cli, int argc, char **argv)
+static int build_policy_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
+    (void)cli;
     (void)argc;
     (void)argv;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__PolicyList l = CARREL__POLICY_LIST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_POLICY_LIST;
-    req.policy_list = &l;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->policies->base);
-    } else {
-        static const char *const headers[] = {"Id",       "Category", "Type",      "Branch",
-                                              "Loan",     "Renew",    "Max",       "Max/type",
-                                              "Fine/day", "Grace",    "Circulates"};
-        table_t *t = table_new(11, headers);
-        for (size_t i = 0; i < r->policies->n_policies; i++) {
-            const Carrel__Policy *p = r->policies->policies[i];
-            char id[16], loan[24], ren[8], max[16], maxt[16], fine[24], grace[8];
-            snprintf(id, sizeof(id), "%lld", (long long)p->id);
-            if (p->loan_hours > 0)
-                output_count(loan, sizeof(loan), p->loan_hours, "hour", "hours");
-            else
-                output_count(loan, sizeof(loan), p->loan_days, "day", "days");
-            snprintf(ren, sizeof(ren), "%d", p->renewals);
-            circ_print_int(max, sizeof(max), p->has_max_loans, p->max_loans);
-            circ_print_int(maxt, sizeof(maxt), p->has_max_loans_of_type, p->max_loans_of_type);
-            output_money(fine, sizeof(fine), p->fine_cents_per_day);
-            snprintf(grace, sizeof(grace), "%d", p->grace_days);
-            const char *row[] = {id,
-                                 p->patron_category[0] ? p->patron_category : "*",
-                                 p->item_type[0] ? p->item_type : "*",
-                                 p->branch[0] ? p->branch : "*",
-                                 loan,
-                                 ren,
-                                 max,
-                                 maxt,
-                                 fine,
-                                 grace,
-                                 p->circulates ? "yes" : "no"};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
+    CMD_BODY(call, policy_list, POLICY_LIST, carrel__policy_list__init);
     return EXIT_OK;
 }
 
-static int cmd_policy_set(cli_t *cli, int argc, char **argv)
+static void print_policy_list(const cmd_call_t *call, const Carrel__Response *r)
 {
-    Carrel__Policy p = CARREL__POLICY__INIT;
+    (void)call;
+    static const char *const headers[] = {"Id",       "Category", "Type",      "Branch",
+                                          "Loan",     "Renew",    "Max",       "Max/type",
+                                          "Fine/day", "Grace",    "Circulates"};
+    table_t *t = table_new(11, headers);
+    for (size_t i = 0; i < r->policies->n_policies; i++) {
+        const Carrel__Policy *p = r->policies->policies[i];
+        char id[16], loan[24], ren[8], max[16], maxt[16], fine[24], grace[8];
+        snprintf(id, sizeof(id), "%lld", (long long)p->id);
+        if (p->loan_hours > 0)
+            output_count(loan, sizeof(loan), p->loan_hours, "hour", "hours");
+        else
+            output_count(loan, sizeof(loan), p->loan_days, "day", "days");
+        snprintf(ren, sizeof(ren), "%d", p->renewals);
+        circ_print_int(max, sizeof(max), p->has_max_loans, p->max_loans);
+        circ_print_int(maxt, sizeof(maxt), p->has_max_loans_of_type, p->max_loans_of_type);
+        output_money(fine, sizeof(fine), p->fine_cents_per_day);
+        snprintf(grace, sizeof(grace), "%d", p->grace_days);
+        const char *row[] = {id,
+                             p->patron_category[0] ? p->patron_category : "*",
+                             p->item_type[0] ? p->item_type : "*",
+                             p->branch[0] ? p->branch : "*",
+                             loan,
+                             ren,
+                             max,
+                             maxt,
+                             fine,
+                             grace,
+                             p->circulates ? "yes" : "no"};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
+}
+
+static int build_policy_set(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__PolicySave *s = CMD_BODY(call, policy_save, POLICY_SAVE, carrel__policy_save__init);
+    Carrel__Policy *p = s->policy = cmd_part(call, sizeof(*p));
+    carrel__policy__init(p);
     static const struct option opts[] = {
         {"category", required_argument, NULL, 'c'},
         {"type", required_argument, NULL, 't'},
@@ -537,68 +472,68 @@ static int cmd_policy_set(cli_t *cli, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "c:t:b:d:H:r:m:M:f:F:g:nRLx:", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
-            p.patron_category = optarg;
+            p->patron_category = optarg;
             break;
         case 't':
-            p.item_type = optarg;
+            p->item_type = optarg;
             break;
         case 'b':
-            p.branch = optarg;
+            p->branch = optarg;
             break;
         case 'd':
-            p.has_loan_days = 1;
-            if (cli_int32_arg(cli, "--days", optarg, 0, 365, &p.loan_days) != EXIT_OK)
+            p->has_loan_days = 1;
+            if (cli_int32_arg(cli, "--days", optarg, 0, 365, &p->loan_days) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'H':
-            p.has_loan_hours = 1;
-            if (cli_int32_arg(cli, "--hours", optarg, 0, 168, &p.loan_hours) != EXIT_OK)
+            p->has_loan_hours = 1;
+            if (cli_int32_arg(cli, "--hours", optarg, 0, 168, &p->loan_hours) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'r':
-            p.has_renewals = 1;
-            if (cli_int32_arg(cli, "--renewals", optarg, 0, 99, &p.renewals) != EXIT_OK)
+            p->has_renewals = 1;
+            if (cli_int32_arg(cli, "--renewals", optarg, 0, 99, &p->renewals) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'm':
-            p.has_max_loans = 1;
-            if (cli_int32_arg(cli, "--max", optarg, 0, 10000, &p.max_loans) != EXIT_OK)
+            p->has_max_loans = 1;
+            if (cli_int32_arg(cli, "--max", optarg, 0, 10000, &p->max_loans) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'M':
-            p.has_max_loans_of_type = 1;
-            if (cli_int32_arg(cli, "--max-of-type", optarg, 0, 10000, &p.max_loans_of_type) !=
+            p->has_max_loans_of_type = 1;
+            if (cli_int32_arg(cli, "--max-of-type", optarg, 0, 10000, &p->max_loans_of_type) !=
                 EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'f':
-            p.has_fine_cents_per_day = 1;
-            p.fine_cents_per_day = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
+            p->has_fine_cents_per_day = 1;
+            p->fine_cents_per_day = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
             break;
         case 'F':
-            p.has_fine_max_cents = 1;
-            p.fine_max_cents = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
+            p->has_fine_max_cents = 1;
+            p->fine_max_cents = circ_amount(optarg) < 0 ? 0 : circ_amount(optarg);
             break;
         case 'g':
-            p.has_grace_days = 1;
-            if (cli_int32_arg(cli, "--grace", optarg, 0, 60, &p.grace_days) != EXIT_OK)
+            p->has_grace_days = 1;
+            if (cli_int32_arg(cli, "--grace", optarg, 0, 60, &p->grace_days) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'n':
-            p.has_circulates = 1;
-            p.circulates = 0;
+            p->has_circulates = 1;
+            p->circulates = 0;
             break;
         case 'R':
-            p.has_hold_blocks_renewal = 1;
-            p.hold_blocks_renewal = 0;
+            p->has_hold_blocks_renewal = 1;
+            p->hold_blocks_renewal = 0;
             break;
         case 'L':
-            p.has_charge_lost = 1;
-            p.charge_lost = 0;
+            p->has_charge_lost = 1;
+            p->charge_lost = 0;
             break;
         case 'x':
-            p.has_id = p.has_remove = p.remove = 1;
-            if (cli_int_arg(cli, "--remove", optarg, 1, INT64_MAX, &p.id) != EXIT_OK)
+            p->has_id = p->has_remove = p->remove = 1;
+            if (cli_int_arg(cli, "--remove", optarg, 1, INT64_MAX, &p->id) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         default:
@@ -609,35 +544,25 @@ static int cmd_policy_set(cli_t *cli, int argc, char **argv)
         return cli_fail(cli, EXIT_USAGE,
                         "usage: policy set [--category C] [--type T] "
                         "[--branch B] --days N ... | policy set --remove ID");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__PolicySave s = CARREL__POLICY_SAVE__INIT;
-    s.policy = &p;
-    req.body_case = CARREL__REQUEST__BODY_POLICY_SAVE;
-    req.policy_save = &s;
-    Carrel__Response *r = NULL;
-    int code = circ_send_once(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json && r->body_case == CARREL__RESPONSE__BODY_POLICY)
-        cli_print_json(&r->policy->base);
-    else if (cli->json)
-        printf("{\"status\":\"ok\"}\n");
-    else if (r->body_case == CARREL__RESPONSE__BODY_POLICY)
+    call->number = p->id;
+    return EXIT_OK;
+}
+
+/* A saved rule comes back; a removed one does not. */
+static void print_policy_set(const cmd_call_t *call, const Carrel__Response *r)
+{
+    if (r->body_case == CARREL__RESPONSE__BODY_POLICY)
         printf("saved rule %lld\n", (long long)r->policy->id);
     else
-        printf("removed rule %lld\n", (long long)p.id);
-    carrel__response__free_unpacked(r, NULL);
-    return EXIT_OK;
+        printf("removed rule %lld\n", (long long)call->number);
 }
 
 /* ---- calendars ---- */
 
-static void circ_print_calendar(cli_t *cli, const Carrel__Calendar *c)
+static void print_calendar(const cmd_call_t *call, const Carrel__Response *r)
 {
-    if (cli->json) {
-        cli_print_json(&c->base);
-        return;
-    }
+    (void)call;
+    const Carrel__Calendar *c = r->calendar;
     static const char *const days[] = {"", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
     printf("%s\n", c->branch);
     for (size_t i = 0; i < c->n_hours; i++)
@@ -648,39 +573,16 @@ static void circ_print_calendar(cli_t *cli, const Carrel__Calendar *c)
                c->closed[i]->reason);
 }
 
-static int cmd_calendar_show(cli_t *cli, int argc, char **argv)
+static int build_calendar_show(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc > 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: calendar show [BRANCH]");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__CalendarGet g = CARREL__CALENDAR_GET__INIT;
-    g.branch = argc == 2 ? argv[1] : NULL;
-    req.body_case = CARREL__REQUEST__BODY_CALENDAR_GET;
-    req.calendar_get = &g;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    circ_print_calendar(cli, r->calendar);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__CalendarGet *g = CMD_BODY(call, calendar_get, CALENDAR_GET, carrel__calendar_get__init);
+    g->branch = argc == 2 ? argv[1] : NULL;
     return EXIT_OK;
 }
 
-static int circ_calendar_change(cli_t *cli, Carrel__CalendarSave *s)
-{
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_CALENDAR_SAVE;
-    req.calendar_save = s;
-    Carrel__Response *r = NULL;
-    int code = circ_send_once(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    circ_print_calendar(cli, r->calendar);
-    carrel__response__free_unpacked(r, NULL);
-    return EXIT_OK;
-}
-
-static int cmd_calendar_close(cli_t *cli, int argc, char **argv)
+static int build_calendar_close(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     const char *reason = "";
     static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
@@ -693,61 +595,54 @@ static int cmd_calendar_close(cli_t *cli, int argc, char **argv)
             return EXIT_USAGE;
     }
     if (argc - optind < 2)
-        return cli_fail(cli, EXIT_USAGE, "usage: calendar close BRANCH DAY... [--reason TEXT]");
-    Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;
-    s.branch = argv[optind];
+        return cmd_usage(cli, call);
+    Carrel__CalendarSave *s =
+        CMD_BODY(call, calendar_save, CALENDAR_SAVE, carrel__calendar_save__init);
+    s->branch = argv[optind];
     size_t n = (size_t)(argc - optind - 1);
-    Carrel__ClosedDay *days = calloc(n, sizeof(*days));
-    Carrel__ClosedDay **ptrs = calloc(n, sizeof(*ptrs));
-    if (days == NULL || ptrs == NULL)
-        abort();
+    Carrel__ClosedDay *days = cmd_part(call, n * sizeof(*days));
+    Carrel__ClosedDay **ptrs = cmd_part(call, n * sizeof(*ptrs));
     for (size_t i = 0; i < n; i++) {
         carrel__closed_day__init(&days[i]);
         days[i].day = argv[optind + 1 + (int)i];
         days[i].reason = (char *)reason;
         ptrs[i] = &days[i];
     }
-    s.add_closed = ptrs;
-    s.n_add_closed = n;
-    int code = circ_calendar_change(cli, &s);
-    free(days);
-    free(ptrs);
-    return code;
+    s->add_closed = ptrs;
+    s->n_add_closed = n;
+    return EXIT_OK;
 }
 
-static int cmd_calendar_open(cli_t *cli, int argc, char **argv)
+static int build_calendar_open(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc < 3 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: calendar open BRANCH DAY...");
-    Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;
-    s.branch = argv[1];
-    s.remove_closed = argv + 2;
-    s.n_remove_closed = (size_t)(argc - 2);
-    return circ_calendar_change(cli, &s);
+        return cmd_usage(cli, call);
+    Carrel__CalendarSave *s =
+        CMD_BODY(call, calendar_save, CALENDAR_SAVE, carrel__calendar_save__init);
+    s->branch = argv[1];
+    s->remove_closed = argv + 2;
+    s->n_remove_closed = (size_t)(argc - 2);
+    return EXIT_OK;
 }
 
 /* "1=10:00-18:00" ... : the whole week; days not named are closed. */
-static int cmd_calendar_hours(cli_t *cli, int argc, char **argv)
+static int build_calendar_hours(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc < 2 || cli_has_option(argc, argv))
         return cli_fail(cli, EXIT_USAGE,
                         "usage: calendar hours BRANCH [DAY=HH:MM-HH:MM ...]  (1 = Monday)");
-    Carrel__CalendarSave s = CARREL__CALENDAR_SAVE__INIT;
-    s.branch = argv[1];
-    s.has_hours_set = s.hours_set = 1;
+    Carrel__CalendarSave *s =
+        CMD_BODY(call, calendar_save, CALENDAR_SAVE, carrel__calendar_save__init);
+    s->branch = argv[1];
+    s->has_hours_set = s->hours_set = 1;
     size_t n = (size_t)(argc - 2);
-    Carrel__OpenHours *hours = calloc(n + 1, sizeof(*hours));
-    Carrel__OpenHours **ptrs = calloc(n + 1, sizeof(*ptrs));
-    char(*texts)[2][8] = calloc(n + 1, sizeof(*texts));
-    if (hours == NULL || ptrs == NULL || texts == NULL)
-        abort();
-    int code = EXIT_OK;
+    Carrel__OpenHours *hours = cmd_part(call, (n + 1) * sizeof(*hours));
+    Carrel__OpenHours **ptrs = cmd_part(call, (n + 1) * sizeof(*ptrs));
+    char(*texts)[2][8] = cmd_part(call, (n + 1) * sizeof(*texts));
     for (size_t i = 0; i < n; i++) {
         int d = 0, h1 = 0, m1 = 0, h2 = 0, m2 = 0;
-        if (sscanf(argv[2 + i], "%d=%d:%d-%d:%d", &d, &h1, &m1, &h2, &m2) != 5) {
-            code = cli_fail(cli, EXIT_USAGE, "'%s' is not DAY=HH:MM-HH:MM", argv[2 + i]);
-            break;
-        }
+        if (sscanf(argv[2 + i], "%d=%d:%d-%d:%d", &d, &h1, &m1, &h2, &m2) != 5)
+            return cli_fail(cli, EXIT_USAGE, "'%s' is not DAY=HH:MM-HH:MM", argv[2 + i]);
         carrel__open_hours__init(&hours[i]);
         hours[i].has_weekday = 1;
         hours[i].weekday = d;
@@ -757,43 +652,108 @@ static int cmd_calendar_hours(cli_t *cli, int argc, char **argv)
         hours[i].closes = texts[i][1];
         ptrs[i] = &hours[i];
     }
-    s.hours = ptrs;
-    s.n_hours = n;
-    if (code == EXIT_OK)
-        code = circ_calendar_change(cli, &s);
-    free(hours);
-    free(ptrs);
-    free(texts);
-    return code;
+    s->hours = ptrs;
+    s->n_hours = n;
+    return EXIT_OK;
 }
 
 const command_t circ_commands[] = {
-    {"checkout", cmd_checkout, true, "CARD ITEM... [--override REASON]",
-     "lend items to a patron at this branch; a refused item says why"},
-    {"checkin", cmd_checkin, true, "ITEM... [--date WHEN] [--slips]",
-     "return items (backdated with --date for the book drop) and say where each goes"},
-    {"renew", cmd_renew, true, "CARD ITEM... | CARD --all [--override REASON]",
-     "renew some or all of a patron's loans; exit 4 if any was refused"},
-    {"account", cmd_account, true, "CARD",
-     "a patron's loans, due dates, holds, charges and payments"},
-    {"pay", cmd_pay, true, "CARD AMOUNT [--note TEXT]", "record a payment"},
-    {"waive", cmd_waive, true, "CARD AMOUNT --note WHY", "waive an amount (librarians)"},
-    {"charge", cmd_charge, true, "CARD AMOUNT [--note TEXT]", "add a charge (librarians)"},
-    {"item mark", cmd_item_mark, true,
-     "BARCODE lost|claims_returned|damaged|missing|found [--note TEXT]",
-     "mark an item; lost bills the patron the item's price where the rules say so"},
-    {"item use", cmd_item_use, true, "BARCODE...", "count in-library use of items"},
-    {"policy list", cmd_policy_list, true, "", "the loan rules"},
-    {"policy set", cmd_policy_set, true,
-     "[--category C] [--type T] [--branch B] [--days N | --hours N] [--renewals N] [--max N] "
-     "[--max-of-type N] [--fine 0.25] [--fine-max 5.00] [--grace N] [--no-circulate] "
-     "[--holds-allow-renewal] [--no-lost-charge] | --remove ID",
-     "add or change a loan rule (administrators)"},
-    {"calendar show", cmd_calendar_show, true, "[BRANCH]", "a branch's hours and closed days"},
-    {"calendar close", cmd_calendar_close, true, "BRANCH DAY... [--reason TEXT]",
-     "close a branch on days (YYYY-MM-DD); due dates skip them"},
-    {"calendar open", cmd_calendar_open, true, "BRANCH DAY...", "remove closed days"},
-    {"calendar hours", cmd_calendar_hours, true, "BRANCH [DAY=HH:MM-HH:MM ...]",
-     "set a branch's weekly hours (1 = Monday); days not named are closed"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "checkout",
+     .run = cmd_checkout,
+     .needs_login = true,
+     .usage = "CARD ITEM... [--override REASON]",
+     .summary = "lend items to a patron at this branch; a refused item says why"},
+    {.path = "checkin",
+     .run = cmd_checkin,
+     .needs_login = true,
+     .usage = "ITEM... [--date WHEN] [--slips]",
+     .summary = "return items (backdated with --date for the book drop) and say where each goes"},
+    {.path = "renew",
+     .run = cmd_renew,
+     .needs_login = true,
+     .usage = "CARD ITEM... | CARD --all [--override REASON]",
+     .summary = "renew some or all of a patron's loans; exit 4 if any was refused"},
+    {.path = "account",
+     .build = build_account,
+     .print_text = print_account,
+     .needs_login = true,
+     .usage = "CARD",
+     .summary = "a patron's loans, due dates, holds, charges and payments"},
+    {.path = "pay",
+     .build = build_pay,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_ledger,
+     .needs_login = true,
+     .usage = "CARD AMOUNT [--note TEXT]",
+     .summary = "record a payment"},
+    {.path = "waive",
+     .build = build_waive,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_ledger,
+     .needs_login = true,
+     .usage = "CARD AMOUNT --note WHY",
+     .summary = "waive an amount (librarians)"},
+    {.path = "charge",
+     .build = build_charge,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_ledger,
+     .needs_login = true,
+     .usage = "CARD AMOUNT [--note TEXT]",
+     .summary = "add a charge (librarians)"},
+    {.path = "item mark",
+     .build = build_item_mark,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_item_mark,
+     .needs_login = true,
+     .usage = "BARCODE lost|claims_returned|damaged|missing|found [--note TEXT]",
+     .summary = "mark an item; lost bills the patron the item's price where the rules say so"},
+    {.path = "item use",
+     .run = cmd_item_use,
+     .needs_login = true,
+     .usage = "BARCODE...",
+     .summary = "count in-library use of items"},
+    {.path = "policy list",
+     .build = build_policy_list,
+     .print_text = print_policy_list,
+     .needs_login = true,
+     .usage = "",
+     .summary = "the loan rules"},
+    {.path = "policy set",
+     .build = build_policy_set,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_policy_set,
+     .needs_login = true,
+     .usage =
+         "[--category C] [--type T] [--branch B] [--days N | --hours N] [--renewals N] [--max N] "
+         "[--max-of-type N] [--fine 0.25] [--fine-max 5.00] [--grace N] [--no-circulate] "
+         "[--holds-allow-renewal] [--no-lost-charge] | --remove ID",
+     .summary = "add or change a loan rule (administrators)"},
+    {.path = "calendar show",
+     .build = build_calendar_show,
+     .print_text = print_calendar,
+     .needs_login = true,
+     .usage = "[BRANCH]",
+     .summary = "a branch's hours and closed days"},
+    {.path = "calendar close",
+     .build = build_calendar_close,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_calendar,
+     .needs_login = true,
+     .usage = "BRANCH DAY... [--reason TEXT]",
+     .summary = "close a branch on days (YYYY-MM-DD); due dates skip them"},
+    {.path = "calendar open",
+     .build = build_calendar_open,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_calendar,
+     .needs_login = true,
+     .usage = "BRANCH DAY...",
+     .summary = "remove closed days"},
+    {.path = "calendar hours",
+     .build = build_calendar_hours,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_calendar,
+     .needs_login = true,
+     .usage = "BRANCH [DAY=HH:MM-HH:MM ...]",
+     .summary = "set a branch's weekly hours (1 = Monday); days not named are closed"},
+    {.path = NULL},
 };

@@ -90,68 +90,69 @@ static int cmd_ping(cli_t *cli, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int cmd_whoami(cli_t *cli, int argc, char **argv)
+static int build_whoami(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
+    (void)cli;
     (void)argc;
     (void)argv;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__WhoAmI w = CARREL__WHO_AM_I__INIT;
-    req.body_case = CARREL__REQUEST__BODY_WHOAMI;
-    req.whoami = &w;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__LoginReply *me = r->whoami;
-    if (cli->json) {
-        cli_print_json(&me->base);
-    } else {
-        printf("%s (%s), %s\n", me->staff->display_name, me->staff->username,
-               json_enum_name(&carrel__role__descriptor, me->staff->role));
-        printf("workstation %s at %s (%s)\n", me->workstation->name, me->branch->name,
-               me->branch->code);
-        printf("assigned to:");
-        for (size_t i = 0; i < me->staff->n_branch_codes; i++)
-            printf(" %s", me->staff->branch_codes[i]);
-        printf("\n");
-    }
-    carrel__response__free_unpacked(r, NULL);
+    CMD_BODY(call, whoami, WHOAMI, carrel__who_am_i__init);
     return EXIT_OK;
 }
 
-static int cmd_branches(cli_t *cli, int argc, char **argv)
+static void print_whoami(const cmd_call_t *call, const Carrel__Response *r)
 {
+    (void)call;
+    const Carrel__LoginReply *me = r->whoami;
+    printf("%s (%s), %s\n", me->staff->display_name, me->staff->username,
+           json_enum_name(&carrel__role__descriptor, me->staff->role));
+    printf("workstation %s at %s (%s)\n", me->workstation->name, me->branch->name,
+           me->branch->code);
+    printf("assigned to:");
+    for (size_t i = 0; i < me->staff->n_branch_codes; i++)
+        printf(" %s", me->staff->branch_codes[i]);
+    printf("\n");
+}
+
+static int build_branches(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    (void)cli;
     (void)argc;
     (void)argv;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__BranchList b = CARREL__BRANCH_LIST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_BRANCH_LIST;
-    req.branch_list = &b;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->branches->base);
-    } else {
-        static const char *const headers[] = {"Code", "Branch", "Address", "Phone", "Hours"};
-        table_t *t = table_new(5, headers);
-        for (size_t i = 0; i < r->branches->n_branches; i++) {
-            const Carrel__Branch *br = r->branches->branches[i];
-            const char *row[] = {br->code, br->name, br->address, br->phone, br->open_hours};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
+    CMD_BODY(call, branch_list, BRANCH_LIST, carrel__branch_list__init);
     return EXIT_OK;
+}
+
+static void print_branches(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"Code", "Branch", "Address", "Phone", "Hours"};
+    table_t *t = table_new(5, headers);
+    for (size_t i = 0; i < r->branches->n_branches; i++) {
+        const Carrel__Branch *br = r->branches->branches[i];
+        const char *row[] = {br->code, br->name, br->address, br->phone, br->open_hours};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 const command_t core_commands[] = {
-    {"ping", cmd_ping, false, "[-n COUNT] [--event]",
-     "check the server answers (no login); --event asks for a test event"},
-    {"whoami", cmd_whoami, true, "", "show the logged-in staff member, workstation and branch"},
-    {"branches", cmd_branches, true, "", "list the branches with addresses and hours"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "ping",
+     .run = cmd_ping,
+     .needs_login = false,
+     .usage = "[-n COUNT] [--event]",
+     .summary = "check the server answers (no login); --event asks for a test event"},
+    {.path = "whoami",
+     .build = build_whoami,
+     .print_text = print_whoami,
+     .needs_login = true,
+     .usage = "",
+     .summary = "show the logged-in staff member, workstation and branch"},
+    {.path = "branches",
+     .build = build_branches,
+     .print_text = print_branches,
+     .needs_login = true,
+     .usage = "",
+     .summary = "list the branches with addresses and hours"},
+    {.path = NULL},
 };

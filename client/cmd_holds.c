@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "listen.h"
 #include "util.h"
 
 /* Changes are keyed and retried with their key (cli_call_keyed); reads go once. */
@@ -19,56 +20,34 @@ static int holds_send(cli_t *cli, Carrel__Request *req, Carrel__Response **resp,
 
 static void holds_print(const Carrel__Hold *h)
 {
-    char where[96] = "";
-    if (!strcmp(h->status, "waiting")) {
-        if (h->has_position)
-            snprintf(where, sizeof(where), "#%d in queue", h->position);
-        if (h->suspended_until && h->suspended_until[0])
-            snprintf(where + strlen(where), sizeof(where) - strlen(where), ", suspended to %s",
-                     h->suspended_until);
-        if (h->target_barcode && h->target_barcode[0])
-            snprintf(where + strlen(where), sizeof(where) - strlen(where), ", pull %s at %s",
-                     h->target_barcode, h->target_branch);
-    } else if (!strcmp(h->status, "ready")) {
-        snprintf(where, sizeof(where), "on the shelf until %s (%s)", h->shelf_expires_on,
-                 h->captured_barcode);
-    } else if (!strcmp(h->status, "in_transit")) {
-        snprintf(where, sizeof(where), "copy %s on its way", h->captured_barcode);
-    }
+    char where[160];
+    output_hold_where(where, sizeof(where), h, true);
     /* A hold on one copy says so: only that copy can fill it. */
     char copy[96] = "";
     if (h->item_barcode && h->item_barcode[0])
         snprintf(copy, sizeof(copy), " [copy %s only]", h->item_barcode);
     printf("hold %lld  %s  %s  %s%s  pickup %s  %s  %s\n", (long long)h->id, h->card,
-           h->patron_name, h->title, copy, h->pickup_branch, h->status, where);
+           h->patron_name, h->title, copy, h->pickup_branch, output_hold_status(h->status), where);
 }
 
-static int holds_reply_one(cli_t *cli, Carrel__Response *r)
+static void print_hold(const cmd_call_t *call, const Carrel__Response *r)
 {
-    if (cli->json)
-        cli_print_json(&r->hold->base);
-    else
-        holds_print(r->hold);
-    carrel__response__free_unpacked(r, NULL);
-    return EXIT_OK;
+    (void)call;
+    holds_print(r->hold);
 }
 
-static int holds_reply_many(cli_t *cli, Carrel__Response *r)
+static void print_holds(const cmd_call_t *call, const Carrel__Response *r)
 {
-    if (cli->json)
-        cli_print_json(&r->holds->base);
-    else if (r->holds->n_holds == 0)
+    (void)call;
+    if (r->holds->n_holds == 0)
         printf("No holds.\n");
-    else
-        for (size_t i = 0; i < r->holds->n_holds; i++)
-            holds_print(r->holds->holds[i]);
-    carrel__response__free_unpacked(r, NULL);
-    return EXIT_OK;
+    for (size_t i = 0; i < r->holds->n_holds; i++)
+        holds_print(r->holds->holds[i]);
 }
 
-static int cmd_hold_place(cli_t *cli, int argc, char **argv)
+static int build_hold_place(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__HoldPlace p = CARREL__HOLD_PLACE__INIT;
+    Carrel__HoldPlace *p = CMD_BODY(call, hold_place, HOLD_PLACE, carrel__hold_place__init);
     static const struct option opts[] = {
         {"bib", required_argument, NULL, 'b'},
         {"item", required_argument, NULL, 'i'},
@@ -81,65 +60,55 @@ static int cmd_hold_place(cli_t *cli, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "b:i:p:n:s:", opts, NULL)) != -1) {
         switch (ch) {
         case 'b':
-            p.has_bib_id = 1;
-            if (cli_int_arg(cli, "--bib", optarg, 1, INT64_MAX, &p.bib_id) != EXIT_OK)
+            p->has_bib_id = 1;
+            if (cli_int_arg(cli, "--bib", optarg, 1, INT64_MAX, &p->bib_id) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'i':
-            p.item_barcode = optarg;
+            p->item_barcode = optarg;
             break;
         case 'p':
-            p.pickup_branch = optarg;
+            p->pickup_branch = optarg;
             break;
         case 'n':
-            p.not_needed_after = optarg;
+            p->not_needed_after = optarg;
             break;
         case 's':
-            p.suspended_until = optarg;
+            p->suspended_until = optarg;
             break;
         default:
             return EXIT_USAGE;
         }
     }
-    if (optind != argc - 1 || (!p.has_bib_id && !p.item_barcode))
+    if (optind != argc - 1 || (!p->has_bib_id && !p->item_barcode))
         return cli_fail(cli, EXIT_USAGE,
                         "usage: hold place CARD (--bib ID | --item BARCODE) [--pickup CODE] "
                         "[--not-after DATE] [--suspend-until DATE]");
-    p.card = argv[optind];
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_PLACE;
-    req.hold_place = &p;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    return code == EXIT_OK ? holds_reply_one(cli, r) : code;
+    p->card = argv[optind];
+    return EXIT_OK;
 }
 
-static int cmd_hold_list(cli_t *cli, int argc, char **argv)
+static int build_hold_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__HoldList l = CARREL__HOLD_LIST__INIT;
+    Carrel__HoldList *l = CMD_BODY(call, hold_list, HOLD_LIST, carrel__hold_list__init);
     static const struct option opts[] = {{"all", no_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "a", opts, NULL)) != -1) {
         if (ch == 'a')
-            l.has_include_closed = l.include_closed = 1;
+            l->has_include_closed = l->include_closed = 1;
         else
             return EXIT_USAGE;
     }
     if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: hold list CARD [--all]");
-    l.card = argv[optind];
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_LIST;
-    req.hold_list = &l;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    return code == EXIT_OK ? holds_reply_many(cli, r) : code;
+    l->card = argv[optind];
+    return EXIT_OK;
 }
 
-static int holds_change(cli_t *cli, int argc, char **argv, const char *action)
+static int holds_change(cli_t *cli, int argc, char **argv, cmd_call_t *call, const char *action)
 {
-    Carrel__HoldChange c = CARREL__HOLD_CHANGE__INIT;
-    c.action = (char *)action;
+    Carrel__HoldChange *c = CMD_BODY(call, hold_change, HOLD_CHANGE, carrel__hold_change__init);
+    c->action = (char *)action;
     static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
                                          {"until", required_argument, NULL, 'u'},
                                          {"pickup", required_argument, NULL, 'p'},
@@ -148,13 +117,13 @@ static int holds_change(cli_t *cli, int argc, char **argv, const char *action)
     while ((ch = getopt_long(argc, argv, "r:u:p:", opts, NULL)) != -1) {
         switch (ch) {
         case 'r':
-            c.reason = optarg;
+            c->reason = optarg;
             break;
         case 'u':
-            c.until = optarg;
+            c->until = optarg;
             break;
         case 'p':
-            c.pickup_branch = optarg;
+            c->pickup_branch = optarg;
             break;
         default:
             return EXIT_USAGE;
@@ -166,57 +135,47 @@ static int holds_change(cli_t *cli, int argc, char **argv, const char *action)
                         : !strcmp(action, "suspend") ? " --until DATE"
                         : !strcmp(action, "pickup")  ? " --pickup CODE"
                                                      : "");
-    c.has_hold_id = 1;
-    if (cli_int_arg(cli, "HOLD_ID", argv[optind], 1, INT64_MAX, &c.hold_id) != EXIT_OK)
+    c->has_hold_id = 1;
+    if (cli_int_arg(cli, "HOLD_ID", argv[optind], 1, INT64_MAX, &c->hold_id) != EXIT_OK)
         return EXIT_USAGE;
     /* Refuse here what the server would refuse anyway, with the usage line. */
-    if ((!strcmp(action, "cancel") && c.reason == NULL) ||
-        (!strcmp(action, "pickup") && c.pickup_branch == NULL))
+    if ((!strcmp(action, "cancel") && c->reason == NULL) ||
+        (!strcmp(action, "pickup") && c->pickup_branch == NULL))
         return cli_fail(cli, EXIT_USAGE, "usage: hold %s HOLD_ID %s", action,
-                        c.reason == NULL && !strcmp(action, "cancel") ? "--reason TEXT"
-                                                                      : "--pickup CODE");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_CHANGE;
-    req.hold_change = &c;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    return code == EXIT_OK ? holds_reply_one(cli, r) : code;
+                        c->reason == NULL && !strcmp(action, "cancel") ? "--reason TEXT"
+                                                                       : "--pickup CODE");
+    return EXIT_OK;
 }
 
-static int cmd_hold_cancel(cli_t *cli, int argc, char **argv)
+static int build_hold_cancel(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "cancel");
+    return holds_change(cli, argc, argv, call, "cancel");
 }
 
-static int cmd_hold_suspend(cli_t *cli, int argc, char **argv)
+static int build_hold_suspend(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "suspend");
+    return holds_change(cli, argc, argv, call, "suspend");
 }
 
-static int cmd_hold_activate(cli_t *cli, int argc, char **argv)
+static int build_hold_activate(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "activate");
+    return holds_change(cli, argc, argv, call, "activate");
 }
 
-static int cmd_hold_pickup(cli_t *cli, int argc, char **argv)
+static int build_hold_pickup(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    return holds_change(cli, argc, argv, "pickup");
+    return holds_change(cli, argc, argv, call, "pickup");
 }
 
-static int cmd_holds_queue(cli_t *cli, int argc, char **argv)
+static int build_holds_queue(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2)
         return cli_fail(cli, EXIT_USAGE, "usage: holds queue BIB");
-    Carrel__HoldQueue q = CARREL__HOLD_QUEUE__INIT;
-    q.has_bib_id = 1;
-    if (cli_int_arg(cli, "BIB", argv[1], 1, INT64_MAX, &q.bib_id) != EXIT_OK)
+    Carrel__HoldQueue *q = CMD_BODY(call, hold_queue, HOLD_QUEUE, carrel__hold_queue__init);
+    q->has_bib_id = 1;
+    if (cli_int_arg(cli, "BIB", argv[1], 1, INT64_MAX, &q->bib_id) != EXIT_OK)
         return EXIT_USAGE;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_QUEUE;
-    req.hold_queue = &q;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    return code == EXIT_OK ? holds_reply_many(cli, r) : code;
+    return EXIT_OK;
 }
 
 /*
@@ -247,107 +206,88 @@ static int holds_branch_args(cli_t *cli, int argc, char **argv, const char *usag
     return EXIT_OK;
 }
 
-static int cmd_pull_list(cli_t *cli, int argc, char **argv)
+static int build_pull_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__PullList p = CARREL__PULL_LIST__INIT;
-    if (holds_branch_args(cli, argc, argv, "usage: pull-list [--branch CODE]", &p.branch, NULL) !=
+    Carrel__PullList *p = CMD_BODY(call, pull_list, PULL_LIST, carrel__pull_list__init);
+    if (holds_branch_args(cli, argc, argv, "usage: pull-list [--branch CODE]", &p->branch, NULL) !=
         EXIT_OK)
         return EXIT_USAGE;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_PULL_LIST;
-    req.pull_list = &p;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->pull_list->base);
-    } else {
-        static const char *const headers[] = {"Location", "Call number",   "Barcode",
-                                              "Title",    "For pickup at", "Hold"};
-        table_t *t = table_new(6, headers);
-        for (size_t i = 0; i < r->pull_list->n_entries; i++) {
-            const Carrel__PullEntry *e = r->pull_list->entries[i];
-            char hold[24], title[60];
-            snprintf(hold, sizeof(hold), "%lld", (long long)e->hold_id);
-            snprintf(title, sizeof(title), "%s", e->title);
-            const char *row[] = {e->location, e->call_number,   e->barcode,
-                                 title,       e->pickup_branch, hold};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
     return EXIT_OK;
 }
 
-static int cmd_item_not_found(cli_t *cli, int argc, char **argv)
+static void print_pull_list(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"Location", "Call number",   "Barcode",
+                                          "Title",    "For pickup at", "Hold"};
+    table_t *t = table_new(6, headers);
+    for (size_t i = 0; i < r->pull_list->n_entries; i++) {
+        const Carrel__PullEntry *e = r->pull_list->entries[i];
+        char hold[24], title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        snprintf(hold, sizeof(hold), "%lld", (long long)e->hold_id);
+        output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
+        const char *row[] = {e->location, e->call_number,   e->barcode,
+                             title,       e->pickup_branch, hold};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
+}
+
+static int build_item_not_found(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: item not-found BARCODE");
-    Carrel__ItemNotFound n = CARREL__ITEM_NOT_FOUND__INIT;
-    n.barcode = argv[1];
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_ITEM_NOT_FOUND;
-    req.item_not_found = &n;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&r->item->base);
-    else
-        printf("%s marked missing; its holds look for another copy\n", argv[1]);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__ItemNotFound *n =
+        CMD_BODY(call, item_not_found, ITEM_NOT_FOUND, carrel__item_not_found__init);
+    n->barcode = argv[1];
+    call->subject = argv[1];
     return EXIT_OK;
 }
 
-static int cmd_holds_shelf(cli_t *cli, int argc, char **argv)
+static void print_item_not_found(const cmd_call_t *call, const Carrel__Response *r)
 {
-    Carrel__HoldShelf s = CARREL__HOLD_SHELF__INIT;
+    (void)r;
+    printf("%s marked missing; its holds look for another copy\n", call->subject);
+}
+
+static int build_holds_shelf(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__HoldShelf *s = CMD_BODY(call, hold_shelf, HOLD_SHELF, carrel__hold_shelf__init);
     bool clearing = false;
     if (holds_branch_args(cli, argc, argv, "usage: holds-shelf [--branch CODE] [--clearing]",
-                          &s.branch, &clearing) != EXIT_OK)
+                          &s->branch, &clearing) != EXIT_OK)
         return EXIT_USAGE;
     if (clearing)
-        s.has_clearing = s.clearing = 1;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_HOLD_SHELF;
-    req.hold_shelf = &s;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->hold_shelf->base);
-    } else {
-        static const char *const headers[] = {"Barcode", "Title", "Patron",
-                                              "Card",    "Until", "Status"};
-        table_t *t = table_new(6, headers);
-        for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
-            const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
-            char title[60], status[24];
-            snprintf(title, sizeof(title), "%s", e->title);
-            snprintf(status, sizeof(status), "%s", e->status);
-            const char *row[] = {e->barcode,          title, e->patron_name, e->card_last4,
-                                 e->shelf_expires_on, status};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-        if (s.clearing && r->hold_shelf->n_entries)
-            printf("Pull these off the hold shelf and check each in.\n");
-    }
-    carrel__response__free_unpacked(r, NULL);
+        s->has_clearing = s->clearing = 1;
+    call->number = clearing;
     return EXIT_OK;
 }
 
-static int cmd_transit_list(cli_t *cli, int argc, char **argv)
+static void print_holds_shelf(const cmd_call_t *call, const Carrel__Response *r)
+{
+    static const char *const headers[] = {"Barcode", "Title", "Patron", "Card", "Until", "Status"};
+    table_t *t = table_new(6, headers);
+    for (size_t i = 0; i < r->hold_shelf->n_entries; i++) {
+        const Carrel__ShelfEntry *e = r->hold_shelf->entries[i];
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        const char *status = output_hold_status(e->status);
+        output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
+        const char *row[] = {e->barcode,          title, e->patron_name, e->card_last4,
+                             e->shelf_expires_on, status};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
+    if (call->number && r->hold_shelf->n_entries)
+        printf("Pull these off the hold shelf and check each in.\n");
+}
+
+static int build_transit_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     static const char usage[] =
         "usage: transit list [--incoming|--outgoing|--overdue] [--branch CODE]";
-    Carrel__TransitList l = CARREL__TRANSIT_LIST__INIT;
+    Carrel__TransitList *l = CMD_BODY(call, transit_list, TRANSIT_LIST, carrel__transit_list__init);
     static const struct option opts[] = {{"branch", required_argument, NULL, 'b'},
                                          {"incoming", no_argument, NULL, 'i'},
                                          {"outgoing", no_argument, NULL, 'o'},
@@ -357,16 +297,16 @@ static int cmd_transit_list(cli_t *cli, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "b:iov", opts, NULL)) != -1) {
         switch (ch) {
         case 'b':
-            l.branch = optarg;
+            l->branch = optarg;
             break;
         case 'i':
-            l.which = "incoming";
+            l->which = "incoming";
             break;
         case 'o':
-            l.which = "outgoing";
+            l->which = "outgoing";
             break;
         case 'v':
-            l.which = "overdue";
+            l->which = "overdue";
             break;
         default:
             return cli_fail(cli, EXIT_USAGE, "%s", usage);
@@ -374,37 +314,30 @@ static int cmd_transit_list(cli_t *cli, int argc, char **argv)
     }
     if (optind != argc)
         return cli_fail(cli, EXIT_USAGE, "%s", usage);
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_TRANSIT_LIST;
-    req.transit_list = &l;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, false);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&r->transits->base);
-    } else {
-        static const char *const headers[] = {"Barcode", "Title", "From", "To", "Why", "Sent", ""};
-        table_t *t = table_new(7, headers);
-        for (size_t i = 0; i < r->transits->n_transits; i++) {
-            const Carrel__Transit *x = r->transits->transits[i];
-            char title[50], sent[20];
-            snprintf(title, sizeof(title), "%s", x->title);
-            snprintf(sent, sizeof(sent), "%.10s", x->sent_at);
-            const char *row[] = {x->barcode,
-                                 title,
-                                 x->from_branch,
-                                 x->to_branch,
-                                 x->reason,
-                                 sent,
-                                 x->overdue ? "OVERDUE" : ""};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
     return EXIT_OK;
+}
+
+static void print_transit_list(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"Barcode", "Title", "From", "To", "Why", "Sent", ""};
+    table_t *t = table_new(7, headers);
+    for (size_t i = 0; i < r->transits->n_transits; i++) {
+        const Carrel__Transit *x = r->transits->transits[i];
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8], sent[20];
+        output_cut(title, sizeof(title), x->title, OUTPUT_TITLE_COLUMNS);
+        output_date(sent, sizeof(sent), x->sent_at);
+        const char *row[] = {x->barcode,
+                             title,
+                             x->from_branch,
+                             x->to_branch,
+                             x->reason,
+                             sent,
+                             x->overdue ? "OVERDUE" : ""};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 static int cmd_transit_receive(cli_t *cli, int argc, char **argv)
@@ -413,149 +346,38 @@ static int cmd_transit_receive(cli_t *cli, int argc, char **argv)
     return cmd_checkin(cli, argc, argv);
 }
 
-static int cmd_transit_cancel(cli_t *cli, int argc, char **argv)
+static int build_transit_cancel(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: transit cancel BARCODE");
-    Carrel__TransitChange c = CARREL__TRANSIT_CHANGE__INIT;
-    c.barcode = argv[1];
-    c.action = "cancel";
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_TRANSIT_CHANGE;
-    req.transit_change = &c;
-    Carrel__Response *r = NULL;
-    int code = holds_send(cli, &req, &r, true);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json && r->transit)
-        cli_print_json(&r->transit->base);
-    else
-        printf("transit of %s cancelled; it is back on the shelf where it was last "
-               "scanned\n",
-               argv[1]);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    Carrel__TransitChange *c =
+        CMD_BODY(call, transit_change, TRANSIT_CHANGE, carrel__transit_change__init);
+    c->barcode = argv[1];
+    c->action = "cancel";
+    call->subject = argv[1];
     return EXIT_OK;
+}
+
+static void print_transit_cancel(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)r;
+    printf("transit of %s cancelled; it is back on the shelf where it was last scanned\n",
+           call->subject);
 }
 
 /* ---- events ---- */
 
-#define HOLDS_EVENTS_TICK_MS     1000
-#define HOLDS_EVENTS_KEEPALIVE_S 60
-
 /*
- * `carrel events` listens on the connection's own loop (client_loop). Besides
- * the connection, the loop watches a tick, so that a turn of it ends at least
- * that often even when nothing arrives (the keepalive Ping is due on a quiet
- * connection, which the server would otherwise close after idle_timeout_s),
- * and SIGINT/SIGTERM, which end the listening at once. The handles live here
- * until their close callbacks have run (holds_listener_stop).
+ * `carrel events` listens on the connection's own loop with the listening
+ * loop it shares with desk mode (listen.c): a tick, SIGINT and SIGTERM
+ * (which end the listening at once), and a keepalive Ping on a quiet
+ * connection, whose Pong overdue by the profile's timeout drops it.
  */
 typedef struct holds_listener {
     cli_t *cli;
-    uv_timer_t tick;
-    uv_signal_t sig_int, sig_term;
-    int handles_open;
-    bool stop;
-    uint64_t keepalive_ms;
-    uint64_t ping_id; /* the keepalive Ping whose Pong has not come back, or 0 */
-    uint64_t ping_sent_ms;
+    listen_t listen;
     bool all_branches; /* --all */
 } holds_listener_t;
-
-static uint64_t holds_now_ms(void)
-{
-    return util_mono_ns() / 1000000u;
-}
-
-static void holds_tick_cb(uv_timer_t *t)
-{
-    (void)t; /* ends the turn of the loop, which then checks the keepalive and the signals */
-}
-
-static void holds_signal_cb(uv_signal_t *h, int signum)
-{
-    (void)signum;
-    holds_listener_t *l = h->data;
-    l->stop = true;
-}
-
-static void holds_handle_closed(uv_handle_t *h)
-{
-    holds_listener_t *l = h->data;
-    l->handles_open--;
-}
-
-static void holds_listener_start(holds_listener_t *l)
-{
-    uv_loop_t *loop = client_loop(&l->cli->conn);
-    uv_timer_init(loop, &l->tick);
-    l->tick.data = l;
-    /* Fine enough that a keepalive goes out at most a quarter late. */
-    uint64_t tick =
-        l->keepalive_ms / 4 < HOLDS_EVENTS_TICK_MS ? l->keepalive_ms / 4 : HOLDS_EVENTS_TICK_MS;
-    uv_timer_start(&l->tick, holds_tick_cb, tick, tick);
-    l->handles_open = 1;
-    uv_signal_t *sigs[] = {&l->sig_int, &l->sig_term};
-    int nums[] = {SIGINT, SIGTERM};
-    for (int i = 0; i < 2; i++) {
-        uv_signal_init(loop, sigs[i]);
-        sigs[i]->data = l;
-        uv_signal_start(sigs[i], holds_signal_cb, nums[i]);
-        l->handles_open++;
-    }
-}
-
-/* Close the handles and run the loop until they are closed: *l may go after. */
-static void holds_listener_stop(holds_listener_t *l)
-{
-    uv_handle_t *hs[] = {(uv_handle_t *)&l->tick, (uv_handle_t *)&l->sig_int,
-                         (uv_handle_t *)&l->sig_term};
-    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
-        uv_close(hs[i], holds_handle_closed);
-    while (l->handles_open > 0)
-        client_run_once(&l->cli->conn);
-}
-
-/*
- * Send a keepalive Ping when one is due and none is in flight; take its Pong
- * out of the inbox when it has come (nothing else would). A Pong overdue by
- * the profile's timeout means the connection is dead: drop it.
- */
-static int holds_keepalive(holds_listener_t *l)
-{
-    cli_t *cli = l->cli;
-    client_t *cl = &cli->conn;
-    uint64_t now = holds_now_ms();
-    if (l->ping_id != 0) {
-        Carrel__Response *r = NULL;
-        if (client_poll(cl, l->ping_id, &r) == 1) {
-            l->ping_id = 0;
-            int code = EXIT_OK;
-            if (r->status != CARREL__STATUS__STATUS_OK) {
-                cli_print_status_error(cli, r);
-                code = cli_status_exit(r->status);
-            }
-            carrel__response__free_unpacked(r, NULL);
-            return code;
-        }
-        uint64_t timeout_ms = (uint64_t)(cli->profile.timeout_s > 0 ? cli->profile.timeout_s : 30);
-        timeout_ms *= 1000u;
-        if (!cl->closed && now - l->ping_sent_ms > timeout_ms) {
-            char why[80];
-            snprintf(why, sizeof(why), "no answer to a keepalive within %llu seconds",
-                     (unsigned long long)(timeout_ms / 1000));
-            client_abort(cl, why);
-        }
-    } else if (now - l->ping_sent_ms >= l->keepalive_ms) {
-        Carrel__Request req = CARREL__REQUEST__INIT;
-        Carrel__Ping p = CARREL__PING__INIT;
-        req.body_case = CARREL__REQUEST__BODY_PING;
-        req.ping = &p;
-        l->ping_id = client_send(cl, &req); /* 0: the connection is closing, the loop sees it */
-        l->ping_sent_ms = now;
-    }
-    return EXIT_OK;
-}
 
 static void holds_print_event(const Carrel__Event *ev, void *arg)
 {
@@ -595,14 +417,14 @@ static int holds_listen(holds_listener_t *l)
     if (!cli->json)
         printf("Listening for events; Ctrl-C to stop.\n");
     fflush(stdout);
-    l->ping_sent_ms = holds_now_ms(); /* the Subscribe just now counts as traffic */
-    while (!l->stop && !cli->conn.closed) {
-        code = holds_keepalive(l);
+    l->listen.ping_sent_ms = listen_now_ms(); /* the Subscribe just now counts as traffic */
+    while (!l->listen.stop && !cli->conn.closed) {
+        code = listen_keepalive(&l->listen, cli);
         if (code != EXIT_OK)
             return code;
         client_run_once(&cli->conn);
     }
-    if (l->stop)
+    if (l->listen.stop)
         return EXIT_OK;
     return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
 }
@@ -614,7 +436,8 @@ static int holds_events_usage(cli_t *cli)
 
 static int cmd_events(cli_t *cli, int argc, char **argv)
 {
-    holds_listener_t l = {.cli = cli, .keepalive_ms = HOLDS_EVENTS_KEEPALIVE_S * 1000u};
+    holds_listener_t l = {.cli = cli};
+    uint64_t keepalive_ms = LISTEN_KEEPALIVE_S * 1000u;
     static const struct option opts[] = {{"all", no_argument, NULL, 'a'},
                                          {"keepalive", required_argument, NULL, 'k'},
                                          {NULL, 0, NULL, 0}};
@@ -626,7 +449,7 @@ static int cmd_events(cli_t *cli, int argc, char **argv)
             int64_t seconds;
             if (cli_int_arg(cli, "--keepalive", optarg, 1, 3600, &seconds) != EXIT_OK)
                 return EXIT_USAGE;
-            l.keepalive_ms = (uint64_t)seconds * 1000u;
+            keepalive_ms = (uint64_t)seconds * 1000u;
         } else {
             return holds_events_usage(cli);
         }
@@ -635,40 +458,111 @@ static int cmd_events(cli_t *cli, int argc, char **argv)
         return holds_events_usage(cli);
     /* Signals are watched before anything is printed, so that one sent as soon
      * as "Listening" shows is not missed. */
-    holds_listener_start(&l);
+    static const int signals[] = {SIGINT, SIGTERM};
+    listen_init(&l.listen, cli, keepalive_ms);
+    listen_start(&l.listen, signals, 2);
     int code = holds_listen(&l);
-    holds_listener_stop(&l);
+    listen_stop_wait(&l.listen);
     cli->conn.on_event = NULL;
     return code;
 }
 
 const command_t holds_commands[] = {
-    {"hold place", cmd_hold_place, true,
-     "CARD (--bib ID | --item BARCODE) [--pickup CODE] [--not-after DATE] "
-     "[--suspend-until DATE]",
-     "place a hold on a title or a copy (pickup: this branch unless given)"},
-    {"hold list", cmd_hold_list, true, "CARD [--all]",
-     "a patron's holds with queue position and status"},
-    {"hold cancel", cmd_hold_cancel, true, "HOLD_ID --reason TEXT", "cancel a hold"},
-    {"hold suspend", cmd_hold_suspend, true, "HOLD_ID --until DATE",
-     "suspend a hold until a date (it keeps its place)"},
-    {"hold activate", cmd_hold_activate, true, "HOLD_ID", "end a suspension"},
-    {"hold pickup", cmd_hold_pickup, true, "HOLD_ID --pickup CODE", "change the pickup branch"},
-    {"holds queue", cmd_holds_queue, true, "BIB", "a title's holds in queue order"},
-    {"pull-list", cmd_pull_list, true, "[--branch CODE]",
-     "copies to take from the shelves for holds"},
-    {"item not-found", cmd_item_not_found, true, "BARCODE",
-     "a pull-list copy was not on the shelf: mark it missing, ask another copy"},
-    {"holds-shelf", cmd_holds_shelf, true, "[--branch CODE] [--clearing]",
-     "what is on the hold shelf; --clearing: expired holds to pull off it"},
-    {"transit list", cmd_transit_list, true, "[--incoming|--outgoing|--overdue] [--branch CODE]",
-     "items travelling to or from a branch"},
-    {"transit receive", cmd_transit_receive, true, "ITEM...",
-     "receive items at this branch (a checkin)"},
-    {"transit cancel", cmd_transit_cancel, true, "BARCODE",
-     "cancel a transit: the item goes on the shelf of the branch that last scanned it"},
-    {"events", cmd_events, true, "[--all] [--keepalive SECONDS]",
-     "print this branch's live events (captures, transits, holds) until Ctrl-C; "
-     "a keepalive Ping every 60 s unless --keepalive says otherwise"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "hold place",
+     .build = build_hold_place,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
+     .needs_login = true,
+     .usage = "CARD (--bib ID | --item BARCODE) [--pickup CODE] [--not-after DATE] "
+              "[--suspend-until DATE]",
+     .summary = "place a hold on a title or a copy (pickup: this branch unless given)"},
+    {.path = "hold list",
+     .build = build_hold_list,
+     .send = CMD_SEND_READ,
+     .print_text = print_holds,
+     .needs_login = true,
+     .usage = "CARD [--all]",
+     .summary = "a patron's holds with queue position and status"},
+    {.path = "hold cancel",
+     .build = build_hold_cancel,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
+     .needs_login = true,
+     .usage = "HOLD_ID --reason TEXT",
+     .summary = "cancel a hold"},
+    {.path = "hold suspend",
+     .build = build_hold_suspend,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
+     .needs_login = true,
+     .usage = "HOLD_ID --until DATE",
+     .summary = "suspend a hold until a date (it keeps its place)"},
+    {.path = "hold activate",
+     .build = build_hold_activate,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
+     .needs_login = true,
+     .usage = "HOLD_ID",
+     .summary = "end a suspension"},
+    {.path = "hold pickup",
+     .build = build_hold_pickup,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_hold,
+     .needs_login = true,
+     .usage = "HOLD_ID --pickup CODE",
+     .summary = "change the pickup branch"},
+    {.path = "holds queue",
+     .build = build_holds_queue,
+     .send = CMD_SEND_READ,
+     .print_text = print_holds,
+     .needs_login = true,
+     .usage = "BIB",
+     .summary = "a title's holds in queue order"},
+    {.path = "pull-list",
+     .build = build_pull_list,
+     .send = CMD_SEND_READ,
+     .print_text = print_pull_list,
+     .needs_login = true,
+     .usage = "[--branch CODE]",
+     .summary = "copies to take from the shelves for holds"},
+    {.path = "item not-found",
+     .build = build_item_not_found,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_item_not_found,
+     .needs_login = true,
+     .usage = "BARCODE",
+     .summary = "a pull-list copy was not on the shelf: mark it missing, ask another copy"},
+    {.path = "holds-shelf",
+     .build = build_holds_shelf,
+     .send = CMD_SEND_READ,
+     .print_text = print_holds_shelf,
+     .needs_login = true,
+     .usage = "[--branch CODE] [--clearing]",
+     .summary = "what is on the hold shelf; --clearing: expired holds to pull off it"},
+    {.path = "transit list",
+     .build = build_transit_list,
+     .send = CMD_SEND_READ,
+     .print_text = print_transit_list,
+     .needs_login = true,
+     .usage = "[--incoming|--outgoing|--overdue] [--branch CODE]",
+     .summary = "items travelling to or from a branch"},
+    {.path = "transit receive",
+     .run = cmd_transit_receive,
+     .needs_login = true,
+     .usage = "ITEM...",
+     .summary = "receive items at this branch (a checkin)"},
+    {.path = "transit cancel",
+     .build = build_transit_cancel,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_transit_cancel,
+     .needs_login = true,
+     .usage = "BARCODE",
+     .summary = "cancel a transit: the item goes on the shelf of the branch that last scanned it"},
+    {.path = "events",
+     .run = cmd_events,
+     .needs_login = true,
+     .usage = "[--all] [--keepalive SECONDS]",
+     .summary = "print this branch's live events (captures, transits, holds) until Ctrl-C; "
+                "a keepalive Ping every 60 s unless --keepalive says otherwise"},
+    {.path = NULL},
 };

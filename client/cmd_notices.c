@@ -24,18 +24,9 @@ static int notices_limit(cli_t *cli, const char *text, int *out)
     return EXIT_OK;
 }
 
-/* "2026-03-03T14:05:09.123+00:00" -> "2026-03-03 14:05" */
-static void notices_when(char *out, size_t n, const char *iso)
-{
-    snprintf(out, n, "%.16s", iso ? iso : "");
-    char *t = strchr(out, 'T');
-    if (t)
-        *t = ' ';
-}
-
 /* ---- notices ---- */
 
-static int cmd_notices(cli_t *cli, int argc, char **argv)
+static int build_notices(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     const char *status = NULL, *channel = NULL;
     int limit = 0;
@@ -60,72 +51,51 @@ static int cmd_notices(cli_t *cli, int argc, char **argv)
         return cli_fail(cli, EXIT_USAGE,
                         "usage: notices [--status S] [--channel C] [--limit N] | notices export "
                         "| notices run");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__NoticeList l = CARREL__NOTICE_LIST__INIT;
-    l.status = (char *)status;
-    l.channel = (char *)channel;
+    Carrel__NoticeList *l = CMD_BODY(call, notice_list, NOTICE_LIST, carrel__notice_list__init);
+    l->status = (char *)status;
+    l->channel = (char *)channel;
     if (limit) {
-        l.has_limit = 1;
-        l.limit = limit;
+        l->has_limit = 1;
+        l->limit = limit;
     }
-    req.body_case = CARREL__REQUEST__BODY_NOTICE_LIST;
-    req.notice_list = &l;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__NoticeListReply *x = r->notices;
-    if (cli->json) {
-        cli_print_json(&x->base);
-    } else if (x->n_notices == 0) {
-        printf("No %s notices.\n", status ? status : "pending");
-    } else {
-        static const char *const headers[] = {"Id",      "Kind",    "Channel", "Card",
-                                              "Address", "Subject", "Status",  "Created"};
-        table_t *t = table_new(8, headers);
-        for (size_t i = 0; i < x->n_notices; i++) {
-            const Carrel__Notice *n = x->notices[i];
-            char id[24], created[24];
-            snprintf(id, sizeof(id), "%lld", (long long)n->id);
-            notices_when(created, sizeof(created), n->created_at);
-            const char *row[] = {id,         n->kind,    n->channel, n->card,
-                                 n->address, n->subject, n->status,  created};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(r, NULL);
+    call->subject = status;
     return EXIT_OK;
+}
+
+static void print_notices(const cmd_call_t *call, const Carrel__Response *r)
+{
+    const Carrel__NoticeListReply *x = r->notices;
+    if (x->n_notices == 0) {
+        printf("No %s notices.\n", call->subject ? call->subject : "pending");
+        return;
+    }
+    static const char *const headers[] = {"Id",      "Kind",    "Channel", "Card",
+                                          "Address", "Subject", "Status",  "Created"};
+    table_t *t = table_new(8, headers);
+    for (size_t i = 0; i < x->n_notices; i++) {
+        const Carrel__Notice *n = x->notices[i];
+        char id[24], created[24];
+        snprintf(id, sizeof(id), "%lld", (long long)n->id);
+        output_time(created, sizeof(created), n->created_at);
+        const char *row[] = {id,         n->kind,    n->channel, n->card,
+                             n->address, n->subject, n->status,  created};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 /* ---- notices export ---- */
 
-/* One RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
-static void notices_csv_field(FILE *out, const char *s, bool last)
-{
-    s = s ? s : "";
-    if (strpbrk(s, ",\"\r\n")) {
-        fputc('"', out);
-        for (; *s; s++) {
-            if (*s == '"')
-                fputc('"', out);
-            fputc(*s, out);
-        }
-        fputc('"', out);
-    } else {
-        fputs(s, out);
-    }
-    fputs(last ? "\r\n" : ",", out);
-}
+static const char *const notices_csv_header[] = {"notice_id", "kind",    "channel", "card",
+                                                 "address",   "subject", "body"};
 
 static void notices_csv_row(FILE *out, const Carrel__Notice *n)
 {
     char id[24];
     snprintf(id, sizeof(id), "%lld", (long long)n->id);
     const char *fields[] = {id, n->kind, n->channel, n->card, n->address, n->subject, n->body};
-    for (size_t i = 0; i < 7; i++)
-        notices_csv_field(out, fields[i], i == 6);
+    output_csv_row(out, fields, 7);
 }
 
 /*
@@ -197,7 +167,7 @@ static int cmd_notices_export(cli_t *cli, int argc, char **argv)
         }
     }
     if (csv)
-        fputs("notice_id,kind,channel,card,address,subject,body\r\n", out);
+        output_csv_row(out, notices_csv_header, 7);
     json_t j;
     json_init(&j);
     json_array_begin(&j);
@@ -283,35 +253,41 @@ static int cmd_notices_export(cli_t *cli, int argc, char **argv)
 
 /* ---- notices run ---- */
 
-static int cmd_notices_run(cli_t *cli, int argc, char **argv)
+static int build_notices_run(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     (void)argv;
     if (argc > 1)
-        return cli_fail(cli, EXIT_USAGE, "usage: notices run");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__NoticeRun run = CARREL__NOTICE_RUN__INIT;
-    req.body_case = CARREL__REQUEST__BODY_NOTICE_RUN;
-    req.notice_run = &run;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__NoticeRunReply *x = r->notice_run;
-    if (cli->json)
-        cli_print_json(&x->base);
-    else
-        printf("holds expired: %d\nnotices queued: %d\nemail sent: %d\nemail not sent: %d\n",
-               x->expired_holds, x->generated, x->sent, x->failed);
-    carrel__response__free_unpacked(r, NULL);
+        return cmd_usage(cli, call);
+    CMD_BODY(call, notice_run, NOTICE_RUN, carrel__notice_run__init);
     return EXIT_OK;
 }
 
+static void print_notices_run(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    const Carrel__NoticeRunReply *x = r->notice_run;
+    printf("holds expired: %d\nnotices queued: %d\nemail sent: %d\nemail not sent: %d\n",
+           x->expired_holds, x->generated, x->sent, x->failed);
+}
+
 const command_t notices_commands[] = {
-    {"notices", cmd_notices, true, "[--status S] [--channel C] [--limit N]",
-     "the notice queue: pending (default), sending, sent, failed or exported notices"},
-    {"notices export", cmd_notices_export, true, "--channel sms|phone [-o FILE]",
-     "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks them exported"},
-    {"notices run", cmd_notices_run, true, "",
-     "expire holds, queue due notices and send email now (branch managers and up)"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "notices",
+     .build = build_notices,
+     .print_text = print_notices,
+     .needs_login = true,
+     .usage = "[--status S] [--channel C] [--limit N]",
+     .summary = "the notice queue: pending (default), sending, sent, failed or exported notices"},
+    {.path = "notices export",
+     .run = cmd_notices_export,
+     .needs_login = true,
+     .usage = "--channel sms|phone [-o FILE]",
+     .summary = "pending SMS or phone notices as CSV for the SMS gateway or the callers; marks "
+                "them exported"},
+    {.path = "notices run",
+     .build = build_notices_run,
+     .print_text = print_notices_run,
+     .needs_login = true,
+     .usage = "",
+     .summary = "expire holds, queue due notices and send email now (branch managers and up)"},
+    {.path = NULL},
 };

@@ -430,25 +430,24 @@ static int cmd_patron_edit(cli_t *cli, int argc, char **argv)
     return code;
 }
 
-static int cmd_patron_show(cli_t *cli, int argc, char **argv)
+static int build_patron_show(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     if (argc != 2 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: patron show CARD");
-    Carrel__Response *resp = NULL;
-    int code = patron_get(cli, argv[1], &resp);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&resp->patron->base);
-    else
-        patron_print(resp->patron, argv[1]);
-    carrel__response__free_unpacked(resp, NULL);
+        return cmd_usage(cli, call);
+    Carrel__PatronGet *g = CMD_BODY(call, patron_get, PATRON_GET, carrel__patron_get__init);
+    g->card = argv[1];
+    call->subject = argv[1];
     return EXIT_OK;
 }
 
-static int cmd_patron_find(cli_t *cli, int argc, char **argv)
+static void print_patron_show(const cmd_call_t *call, const Carrel__Response *r)
 {
-    Carrel__PatronFind find = CARREL__PATRON_FIND__INIT;
+    patron_print(r->patron, call->subject);
+}
+
+static int build_patron_find(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__PatronFind *find = CMD_BODY(call, patron_find, PATRON_FIND, carrel__patron_find__init);
     static const struct option opts[] = {{"phone", required_argument, NULL, 'p'},
                                          {"email", required_argument, NULL, 'e'},
                                          {"limit", required_argument, NULL, 'n'},
@@ -457,14 +456,14 @@ static int cmd_patron_find(cli_t *cli, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "p:e:n:", opts, NULL)) != -1) {
         switch (ch) {
         case 'p':
-            find.phone = optarg;
+            find->phone = optarg;
             break;
         case 'e':
-            find.email = optarg;
+            find->email = optarg;
             break;
         case 'n':
-            find.has_limit = 1;
-            if (cli_int32_arg(cli, "--limit", optarg, 1, 100, &find.limit) != EXIT_OK)
+            find->has_limit = 1;
+            if (cli_int32_arg(cli, "--limit", optarg, 1, 100, &find->limit) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         default:
@@ -472,76 +471,65 @@ static int cmd_patron_find(cli_t *cli, int argc, char **argv)
         }
     }
     /* The remaining words are the name. */
-    char name[512] = "";
+    char *name = cmd_part(call, 512); /* the request points at it until sent */
+    size_t name_size = 512;
     for (int i = optind; i < argc; i++) {
-        if (strlen(name) + strlen(argv[i]) + 2 > sizeof(name))
+        if (strlen(name) + strlen(argv[i]) + 2 > name_size)
             return cli_fail(cli, EXIT_USAGE, "the name to search for is too long");
         if (name[0])
             strcat(name, " ");
         strcat(name, argv[i]);
     }
     if (name[0])
-        find.name = name;
-    if (!find.name && !find.phone && !find.email)
+        find->name = name;
+    if (!find->name && !find->phone && !find->email)
         return cli_fail(cli, EXIT_USAGE, "usage: patron find [NAME ...] [--phone P] [--email E]");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_PATRON_FIND;
-    req.patron_find = &find;
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&resp->patron_find->base);
-    } else if (resp->patron_find->n_patrons == 0) {
+    return EXIT_OK;
+}
+
+static void print_patron_find(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    if (r->patron_find->n_patrons == 0)
         printf("no patrons found\n");
-    } else {
-        patron_print_table((const Carrel__Patron *const *)resp->patron_find->patrons,
-                           resp->patron_find->n_patrons);
-    }
-    carrel__response__free_unpacked(resp, NULL);
-    return EXIT_OK;
+    else
+        patron_print_table((const Carrel__Patron *const *)r->patron_find->patrons,
+                           r->patron_find->n_patrons);
 }
 
-static int patron_block_call(cli_t *cli, Carrel__PatronBlock *m, const char *what)
+/* block, unblock and merge answer with the patron as it is now, after a line saying what happened.
+ */
+static void print_patron_changed(const cmd_call_t *call, const Carrel__Response *r)
 {
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_PATRON_BLOCK;
-    req.patron_block = m;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    patron_print_result(cli, resp->patron, what);
-    carrel__response__free_unpacked(resp, NULL);
-    return EXIT_OK;
+    if (call->subject)
+        printf("%s\n", call->subject);
+    patron_print(r->patron, NULL);
 }
 
-static int cmd_patron_block(cli_t *cli, int argc, char **argv)
+static int build_patron_block(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__PatronBlock m = CARREL__PATRON_BLOCK__INIT;
+    Carrel__PatronBlock *m = CMD_BODY(call, patron_block, PATRON_BLOCK, carrel__patron_block__init);
     static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
                                          {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
         if (ch == 'r')
-            m.reason = optarg;
+            m->reason = optarg;
         else
             return EXIT_USAGE;
     }
-    if (optind != argc - 1 || m.reason == NULL)
+    if (optind != argc - 1 || m->reason == NULL)
         return cli_fail(cli, EXIT_USAGE, "usage: patron block CARD --reason TEXT");
-    m.card = argv[optind];
-    return patron_block_call(cli, &m, "blocked");
+    m->card = argv[optind];
+    call->subject = "blocked";
+    return EXIT_OK;
 }
 
-static int cmd_patron_unblock(cli_t *cli, int argc, char **argv)
+static int build_patron_unblock(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__PatronBlock m = CARREL__PATRON_BLOCK__INIT;
-    m.has_unblock = 1;
-    m.unblock = 1;
+    Carrel__PatronBlock *m = CMD_BODY(call, patron_block, PATRON_BLOCK, carrel__patron_block__init);
+    m->has_unblock = 1;
+    m->unblock = 1;
     static const struct option opts[] = {{"block", required_argument, NULL, 'b'},
                                          {NULL, 0, NULL, 0}};
     int ch;
@@ -549,151 +537,177 @@ static int cmd_patron_unblock(cli_t *cli, int argc, char **argv)
         if (ch != 'b')
             return EXIT_USAGE;
         char *end = NULL;
-        m.has_block_id = 1;
-        m.block_id = strtoll(optarg, &end, 10);
-        if (*optarg == '\0' || *end != '\0' || m.block_id < 1)
+        m->has_block_id = 1;
+        m->block_id = strtoll(optarg, &end, 10);
+        if (*optarg == '\0' || *end != '\0' || m->block_id < 1)
             return cli_fail(cli, EXIT_USAGE, "--block is a block number (see patron show)");
     }
     if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: patron unblock CARD [--block ID]");
-    m.card = argv[optind];
-    return patron_block_call(cli, &m, "block lifted");
-}
-
-static int cmd_patron_merge(cli_t *cli, int argc, char **argv)
-{
-    if (argc != 3 || cli_has_option(argc, argv))
-        return cli_fail(cli, EXIT_USAGE, "usage: patron merge KEEP_CARD MERGE_CARD");
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__PatronMerge m = CARREL__PATRON_MERGE__INIT;
-    m.keep_card = argv[1];
-    m.merge_card = argv[2];
-    req.body_case = CARREL__REQUEST__BODY_PATRON_MERGE;
-    req.patron_merge = &m;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    char what[128];
-    snprintf(what, sizeof(what), "merged card %s into card %s", argv[2], argv[1]);
-    patron_print_result(cli, resp->patron, what);
-    carrel__response__free_unpacked(resp, NULL);
+    m->card = argv[optind];
+    call->subject = "block lifted";
     return EXIT_OK;
 }
 
-static int cmd_patron_history(cli_t *cli, int argc, char **argv)
+static int build_patron_merge(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__PatronHistory m = CARREL__PATRON_HISTORY__INIT;
+    if (argc != 3 || cli_has_option(argc, argv))
+        return cmd_usage(cli, call);
+    Carrel__PatronMerge *m = CMD_BODY(call, patron_merge, PATRON_MERGE, carrel__patron_merge__init);
+    m->keep_card = argv[1];
+    m->merge_card = argv[2];
+    char *what = cmd_part(call, 128);
+    snprintf(what, 128, "merged card %s into card %s", argv[2], argv[1]);
+    call->subject = what;
+    return EXIT_OK;
+}
+
+static int build_patron_history(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__PatronHistory *m =
+        CMD_BODY(call, patron_history, PATRON_HISTORY, carrel__patron_history__init);
     static const struct option opts[] = {{"limit", required_argument, NULL, 'n'},
                                          {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
         if (ch != 'n')
             return EXIT_USAGE;
-        m.has_limit = 1;
-        if (cli_int32_arg(cli, "--limit", optarg, 1, 500, &m.limit) != EXIT_OK)
+        m->has_limit = 1;
+        if (cli_int32_arg(cli, "--limit", optarg, 1, 500, &m->limit) != EXIT_OK)
             return EXIT_USAGE;
     }
     if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: patron history CARD [--limit N]");
-    m.card = argv[optind];
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_PATRON_HISTORY;
-    req.patron_history = &m;
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__PatronHistoryReply *h = resp->patron_history;
-    if (cli->json) {
-        cli_print_json(&h->base);
-    } else if (h->n_entries == 0) {
-        printf("no recorded changes\n");
-    } else {
-        static const char *const headers[] = {"Time",   "Staff",  "Workstation",
-                                              "Branch", "Action", "Change"};
-        table_t *t = table_new(6, headers);
-        for (size_t i = 0; i < h->n_entries; i++) {
-            const Carrel__AuditEntry *e = h->entries[i];
-            char action[128];
-            if (e->card && strcmp(e->card, m.card) != 0)
-                snprintf(action, sizeof(action), "%s (card %s)", or_empty(e->action), e->card);
-            else
-                snprintf(action, sizeof(action), "%s", or_empty(e->action));
-            const char *staff = e->staff ? e->staff : "(system)";
-            for (size_t k = 0; k < e->n_changes || k == 0; k++) {
-                char change[1024] = "";
-                if (k < e->n_changes) {
-                    const Carrel__FieldChange *c = e->changes[k];
-                    snprintf(change, sizeof(change), "%s: %s \u2192 %s", or_empty(c->field),
-                             c->before ? c->before : "\u2014", c->after ? c->after : "\u2014");
-                    /* One line per change: newlines in notes would break the table. */
-                    for (char *q = change; *q; q++)
-                        if (*q == '\n' || *q == '\r' || *q == '\t')
-                            *q = ' ';
-                }
-                const char *row[] = {k == 0 ? e->at : "",          k == 0 ? staff : "",
-                                     k == 0 ? e->workstation : "", k == 0 ? e->branch_code : "",
-                                     k == 0 ? action : "",         change};
-                table_add(t, row);
-            }
-        }
-        table_print(t, stdout);
-        table_free(t);
-    }
-    carrel__response__free_unpacked(resp, NULL);
+    m->card = argv[optind];
+    call->subject = m->card;
     return EXIT_OK;
 }
 
-static int cmd_patron_categories(cli_t *cli, int argc, char **argv)
+static void print_patron_history(const cmd_call_t *call, const Carrel__Response *r)
 {
-    (void)argc;
-    (void)argv;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__PatronCategoryList m = CARREL__PATRON_CATEGORY_LIST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_PATRON_CATEGORY_LIST;
-    req.patron_category_list = &m;
-    Carrel__Response *resp = NULL;
-    int code = cli_call(cli, &req, &resp);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json) {
-        cli_print_json(&resp->patron_categories->base);
-    } else {
-        static const char *const headers[] = {"Category", "Name", "Card years"};
-        table_t *t = table_new(3, headers);
-        for (size_t i = 0; i < resp->patron_categories->n_categories; i++) {
-            const Carrel__PatronCategory *c = resp->patron_categories->categories[i];
-            char years[16];
-            snprintf(years, sizeof(years), "%d", c->card_years);
-            const char *row[] = {c->code, c->name, years};
+    const Carrel__PatronHistoryReply *h = r->patron_history;
+    if (h->n_entries == 0) {
+        printf("no recorded changes\n");
+        return;
+    }
+    static const char *const headers[] = {"Time",   "Staff",  "Workstation",
+                                          "Branch", "Action", "Change"};
+    table_t *t = table_new(6, headers);
+    for (size_t i = 0; i < h->n_entries; i++) {
+        const Carrel__AuditEntry *e = h->entries[i];
+        char action[128];
+        if (e->card && strcmp(e->card, call->subject) != 0)
+            snprintf(action, sizeof(action), "%s (card %s)", or_empty(e->action), e->card);
+        else
+            snprintf(action, sizeof(action), "%s", or_empty(e->action));
+        const char *staff = e->staff ? e->staff : "(system)";
+        for (size_t k = 0; k < e->n_changes || k == 0; k++) {
+            char change[1024] = "";
+            if (k < e->n_changes) {
+                const Carrel__FieldChange *c = e->changes[k];
+                snprintf(change, sizeof(change), "%s: %s \u2192 %s", or_empty(c->field),
+                         c->before ? c->before : "\u2014", c->after ? c->after : "\u2014");
+                /* One line per change: newlines in notes would break the table. */
+                for (char *q = change; *q; q++)
+                    if (*q == '\n' || *q == '\r' || *q == '\t')
+                        *q = ' ';
+            }
+            const char *row[] = {k == 0 ? e->at : "",          k == 0 ? staff : "",
+                                 k == 0 ? e->workstation : "", k == 0 ? e->branch_code : "",
+                                 k == 0 ? action : "",         change};
             table_add(t, row);
         }
-        table_print(t, stdout);
-        table_free(t);
     }
-    carrel__response__free_unpacked(resp, NULL);
+    table_print(t, stdout);
+    table_free(t);
+}
+
+static int build_patron_categories(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    (void)cli;
+    (void)argc;
+    (void)argv;
+    CMD_BODY(call, patron_category_list, PATRON_CATEGORY_LIST, carrel__patron_category_list__init);
     return EXIT_OK;
+}
+
+static void print_patron_categories(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    static const char *const headers[] = {"Category", "Name", "Card years"};
+    table_t *t = table_new(3, headers);
+    for (size_t i = 0; i < r->patron_categories->n_categories; i++) {
+        const Carrel__PatronCategory *c = r->patron_categories->categories[i];
+        char years[16];
+        snprintf(years, sizeof(years), "%d", c->card_years);
+        const char *row[] = {c->code, c->name, years};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
 }
 
 const command_t patron_commands[] = {
-    {"patron add", cmd_patron_add, true,
-     "CARD --first F --last L " PATRON_FIELD_USAGE " [--allow-duplicate]",
-     "register a new patron (home branch: this one; category: adult unless given)"},
-    {"patron edit", cmd_patron_edit, true, "CARD [--card NEW] " PATRON_FIELD_USAGE " [--version N]",
-     "change a patron's record (an empty value clears a field; --version: only if unchanged "
-     "since that version)"},
-    {"patron show", cmd_patron_show, true, "CARD", "show a patron's record"},
-    {"patron find", cmd_patron_find, true, "[NAME ...] [--phone P] [--email E] [--limit N]",
-     "search patrons by name, phone or email"},
-    {"patron block", cmd_patron_block, true, "CARD --reason TEXT", "block a patron"},
-    {"patron unblock", cmd_patron_unblock, true, "CARD [--block ID]", "lift a block"},
-    {"patron merge", cmd_patron_merge, true, "KEEP_CARD MERGE_CARD",
-     "merge a duplicate record into the one to keep"},
-    {"patron history", cmd_patron_history, true, "CARD [--limit N]",
-     "who changed a patron's record, where, when and how"},
-    {"patron categories", cmd_patron_categories, true, "", "list patron categories"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "patron add",
+     .run = cmd_patron_add,
+     .needs_login = true,
+     .usage = "CARD --first F --last L " PATRON_FIELD_USAGE " [--allow-duplicate]",
+     .summary = "register a new patron (home branch: this one; category: adult unless given)"},
+    {.path = "patron edit",
+     .run = cmd_patron_edit,
+     .needs_login = true,
+     .usage = "CARD [--card NEW] " PATRON_FIELD_USAGE " [--version N]",
+     .summary =
+         "change a patron's record (an empty value clears a field; --version: only if unchanged "
+         "since that version)"},
+    {.path = "patron show",
+     .build = build_patron_show,
+     .send = CMD_SEND_READ,
+     .print_text = print_patron_show,
+     .needs_login = true,
+     .usage = "CARD",
+     .summary = "show a patron's record"},
+    {.path = "patron find",
+     .build = build_patron_find,
+     .send = CMD_SEND_READ,
+     .print_text = print_patron_find,
+     .needs_login = true,
+     .usage = "[NAME ...] [--phone P] [--email E] [--limit N]",
+     .summary = "search patrons by name, phone or email"},
+    {.path = "patron block",
+     .build = build_patron_block,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_patron_changed,
+     .needs_login = true,
+     .usage = "CARD --reason TEXT",
+     .summary = "block a patron"},
+    {.path = "patron unblock",
+     .build = build_patron_unblock,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_patron_changed,
+     .needs_login = true,
+     .usage = "CARD [--block ID]",
+     .summary = "lift a block"},
+    {.path = "patron merge",
+     .build = build_patron_merge,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_patron_changed,
+     .needs_login = true,
+     .usage = "KEEP_CARD MERGE_CARD",
+     .summary = "merge a duplicate record into the one to keep"},
+    {.path = "patron history",
+     .build = build_patron_history,
+     .send = CMD_SEND_READ,
+     .print_text = print_patron_history,
+     .needs_login = true,
+     .usage = "CARD [--limit N]",
+     .summary = "who changed a patron's record, where, when and how"},
+    {.path = "patron categories",
+     .build = build_patron_categories,
+     .send = CMD_SEND_READ,
+     .print_text = print_patron_categories,
+     .needs_login = true,
+     .usage = "",
+     .summary = "list patron categories"},
+    {.path = NULL},
 };

@@ -26,11 +26,10 @@
  *      start a follow-up request (a card lookup asks for the patron's count
  *      of items out; an unknown item is tried as a card).
  *
- * On a terminal, input goes through libedit's callback interface (line
- * editing, history); anything printed while a line is being typed clears
- * that line first and redraws the prompt and the partial input after
- * (desk_emit). Elsewhere (a pipe, a file, a scanner wedge on a serial line)
- * lines are read without libedit.
+ * This file is the desk's state machine. The terminal (libedit or plain
+ * reads, the line queue, the prompt, desk_emit) is desk_term.c; the tick,
+ * the signals, the keepalive timing and the answer deadline are the
+ * listening loop it shares with `carrel events` (listen.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,131 +52,14 @@
 #include "text.h"
 #include "util.h"
 
-#define DESK_FIELD_MAX        128  /* a card or barcode (the server takes up to 64) */
-#define DESK_REASON_MAX       512  /* an override reason */
-#define DESK_LINE_MAX         1024 /* the longest line read without libedit */
-#define DESK_TITLE_MAX        60   /* bytes of a title shown on a scan's line */
-#define DESK_HISTORY_KEEP     200
-#define DESK_TICK_MS          1000
-#define DESK_KEEPALIVE_S      60
-#define DESK_RECONNECT_MAX_MS 5000
-#define DESK_RESEND_ATTEMPTS  6    /* sends of a change answered unavailable, at most */
-#define DESK_RESEND_FIRST_MS  1000 /* the pause before the first resend, doubling */
-
-typedef enum { DESK_MODE_CHECKOUT, DESK_MODE_CHECKIN } desk_mode_t;
-
-/* What the request in flight is for: it decides what its answer prints. */
-typedef enum {
-    DESK_STEP_NONE,
-    DESK_STEP_CARD,         /* PatronGet of a scanned card, or :patron CARD */
-    DESK_STEP_ITEM_AS_CARD, /* PatronGet of an item barcode the server did not know */
-    DESK_STEP_PATRON_COUNT, /* AccountGet after a card was found: items out, balance */
-    DESK_STEP_CHECKOUT,
-    DESK_STEP_CHECKIN,
-    DESK_STEP_RENEW,
-    DESK_STEP_ACCOUNT,
-    DESK_STEP_PING,      /* :ping, with a test event */
-    DESK_STEP_KEEPALIVE, /* a silent Ping after a quiet minute */
-} desk_step_t;
-
-/*
- * The one request in flight. It is rebuilt from these fields whenever it is
- * sent, so that after a reconnect it goes again exactly as before, with the
- * same request key.
- */
-typedef struct desk_pending {
-    desk_step_t step; /* DESK_STEP_NONE: nothing in flight */
-    uint64_t id;      /* 0: not sent yet on this connection */
-    uint64_t sent_ms;
-    int sends;                 /* times sent and answered unavailable (desk_resend_later) */
-    uint64_t resend_ms;        /* not to be sent before this (a pause after unavailable) */
-    char key[37];              /* request key of a change; "" for reads */
-    char scan[DESK_FIELD_MAX]; /* the barcode or card scanned */
-    char card[DESK_FIELD_MAX]; /* the patron a checkout, renewal or account is for */
-    bool override;
-    char override_reason[DESK_REASON_MAX];
-    char item_message[300]; /* DESK_STEP_ITEM_AS_CARD: what the checkout answered */
-} desk_pending_t;
-
-typedef struct desk_line {
-    struct desk_line *next;
-    char text[];
-} desk_line_t;
-
-typedef struct desk {
-    cli_t *cli;
-    desk_mode_t mode;
-    uint64_t keepalive_ms;
-    uint64_t timeout_ms;
-    int exit_code;
-
-    /* input */
-    bool tty;        /* stdin is a terminal: libedit */
-    bool rl_active;  /* libedit's callback handler is installed */
-    bool line_done;  /* libedit handed over a line during this read */
-    bool input_eof;  /* no more input will come */
-    bool stdin_sync; /* stdin cannot be polled (a regular file): read it directly */
-    bool stop;       /* a signal asked us to finish */
-    bool quit;       /* :quit, or finished */
-    int stdin_flags; /* fcntl flags of fd 0 at start, restored at the end */
-    int eof_char;    /* the terminal's end-of-file key (Ctrl-D) */
-    char partial[DESK_LINE_MAX];
-    size_t partial_len;
-    bool partial_too_long;
-    desk_line_t *queue_head, *queue_tail;
-    char *history_path;
-    char prompt[300];
-
-    /* handles on the connection's loop, started again after each reconnect */
-    bool handles_started;
-    bool stdin_watched;
-    uv_poll_t stdin_poll;
-    uv_timer_t tick;
-    uv_signal_t sig_int, sig_term, sig_hup;
-
-    /* the request in flight, and the conversation */
-    desk_pending_t pend;
-    uint64_t last_send_ms;
-    bool subscribed;          /* asked for this branch's events on this connection */
-    uint64_t subscribe_id;    /* its answer, not yet taken (0: none outstanding) */
-    Carrel__Response *lookup; /* a PatronGet answer waiting for its AccountGet */
-    bool patron;              /* a patron is being served (checkout mode) */
-    char patron_card[DESK_FIELD_MAX];
-    char patron_name[160]; /* "Maria G.": the summary and the prompt */
-    int patron_checked_out;
-    bool refused; /* the last refused checkout, for :override */
-    char refused_card[DESK_FIELD_MAX];
-    char refused_barcode[DESK_FIELD_MAX];
-} desk_t;
-
-/* libedit's callbacks carry no argument: the one desk of this process. */
-static desk_t *desk_current;
+#include "desk.h"
 
 static uint64_t desk_now_ms(void)
 {
-    return util_mono_ns() / 1000000u;
+    return listen_now_ms();
 }
 
 /* ---- output ---- */
-
-/*
- * Print `text` (one or more lines, no final newline) and a newline. On a
- * terminal with a line being edited, the line is cleared first and the
- * prompt and partial input are drawn again after, so output never lands in
- * the middle of what the clerk is typing.
- */
-static void desk_emit(desk_t *d, const char *text)
-{
-    if (d->rl_active)
-        fputs("\r\033[K", stdout);
-    /* Titles and messages come from the server (and titles from imported
-     * records): control characters would move the cursor or worse. */
-    out_safe(stdout, text);
-    fputc('\n', stdout);
-    fflush(stdout);
-    if (d->rl_active)
-        rl_forced_update_display();
-}
 
 static void desk_say(desk_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -248,10 +130,7 @@ static void desk_json_string(desk_t *d, const char *key, const char *value)
 
 /* A message for the clerk that is not an answer to a scan: a line, or with --json
  * {"status": status, "message": ...}. */
-static void desk_notice(desk_t *d, const char *status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void desk_notice(desk_t *d, const char *status, const char *fmt, ...)
+void desk_notice(desk_t *d, const char *status, const char *fmt, ...)
 {
     char text[1024];
     va_list ap;
@@ -267,20 +146,6 @@ static void desk_notice(desk_t *d, const char *status, const char *fmt, ...)
 static const char *desk_str(const char *s)
 {
     return s ? s : "";
-}
-
-/* `s` cut to at most `max` bytes on a character boundary, with "..." if cut. */
-static void desk_cut(char *out, size_t outlen, const char *s, size_t max)
-{
-    s = desk_str(s);
-    size_t n = strlen(s);
-    if (n <= max) {
-        snprintf(out, outlen, "%s", s);
-        return;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-        max--;
-    snprintf(out, outlen, "%.*s...", (int)max, s);
 }
 
 /*
@@ -337,38 +202,6 @@ static void desk_print_failure(desk_t *d, const char *request, const char *subje
     if (strcmp(request, "checkout") == 0 && rule)
         suffix = overridable ? " — can be overridden: :override REASON" : " — not overridable";
     desk_say(d, "%s%s%s: %s%s%s", tag, subject ? " " : "", desk_str(subject), msg, bracket, suffix);
-}
-
-/* ---- the prompt and the patron being served ---- */
-
-static void desk_update_prompt(desk_t *d)
-{
-    text_sanitize(d->patron_name, false); /* from the server; libedit prints the prompt raw */
-    if (d->mode == DESK_MODE_CHECKIN)
-        snprintf(d->prompt, sizeof(d->prompt), "checkin> ");
-    else if (d->patron)
-        snprintf(d->prompt, sizeof(d->prompt), "checkout %s> ", d->patron_name);
-    else
-        snprintf(d->prompt, sizeof(d->prompt), "checkout> ");
-    if (d->rl_active) {
-        rl_set_prompt(d->prompt);
-        fputs("\r\033[K", stdout); /* libedit redraws from where it thinks it is */
-        fflush(stdout);
-        rl_forced_update_display();
-    }
-}
-
-/* "Maria G.", as the server names patrons on slips: preferred or first name, initial. */
-static void desk_short_name(char *out, size_t n, const Carrel__Patron *p)
-{
-    const char *first =
-        p->preferred_name && p->preferred_name[0] ? p->preferred_name : desk_str(p->first_name);
-    const char *last = desk_str(p->last_name);
-    size_t initial = last[0] ? 1 : 0;
-    while (last[initial] && ((unsigned char)last[initial] & 0xC0) == 0x80)
-        initial++; /* the whole first character, not its first byte */
-    snprintf(out, n, "%s%s%.*s%s", first, initial ? " " : "", (int)initial, last,
-             initial ? "." : "");
 }
 
 /* End the current patron's visit: "3 checked out for Maria G." */
@@ -572,7 +405,8 @@ static void desk_answer_patron(desk_t *d, Carrel__Response *r)
         d->patron_checked_out = 0;
         d->refused = false;
         util_strlcpy(d->patron_card, card, sizeof(d->patron_card));
-        desk_short_name(d->patron_name, sizeof(d->patron_name), p);
+        output_short_name(d->patron_name, sizeof(d->patron_name), p->preferred_name, p->first_name,
+                          p->last_name);
     }
 
     if (d->cli->json) {
@@ -660,8 +494,8 @@ static void desk_answer_checkout(desk_t *d, Carrel__Response *r)
         desk_json_body(d, "checkout", &c->base);
         return;
     }
-    char title[DESK_TITLE_MAX + 8];
-    desk_cut(title, sizeof(title), c->title, DESK_TITLE_MAX);
+    char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+    output_cut(title, sizeof(title), c->title, OUTPUT_TITLE_COLUMNS);
     char overridden[256] = "";
     if (c->n_overridden > 0) {
         size_t used = (size_t)snprintf(overridden, sizeof(overridden), " (override recorded:");
@@ -687,8 +521,8 @@ static void desk_answer_checkin(desk_t *d, Carrel__Response *r)
         desk_json_body(d, "checkin", &c->base);
         return;
     }
-    char title[DESK_TITLE_MAX + 8];
-    desk_cut(title, sizeof(title), c->title, DESK_TITLE_MAX);
+    char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+    output_cut(title, sizeof(title), c->title, OUTPUT_TITLE_COLUMNS);
     struct buf text = BUF_INIT;
     int rc = buf_printf(&text, "IN %s %s — %s", desk_str(c->barcode), title, desk_str(c->message));
     if (c->slip && c->slip[0]) {
@@ -722,8 +556,8 @@ static void desk_answer_renew(desk_t *d, Carrel__Response *r)
     int rc = 0;
     for (size_t i = 0; i < x->n_results; i++) {
         const Carrel__RenewResult *e = x->results[i];
-        char title[DESK_TITLE_MAX + 8];
-        desk_cut(title, sizeof(title), e->title, DESK_TITLE_MAX);
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        output_cut(title, sizeof(title), e->title, OUTPUT_TITLE_COLUMNS);
         if (e->renewed)
             rc |= buf_printf(&text, "RENEWED %s %s — due %s\n", desk_str(e->barcode), title,
                              desk_str(e->due_date));
@@ -759,8 +593,8 @@ static void desk_answer_account(desk_t *d, Carrel__Response *r)
                         desk_str(a->name), desk_str(a->card), a->loans_out, a->overdue, bal);
     for (size_t i = 0; i < a->n_loans; i++) {
         const Carrel__Loan *l = a->loans[i];
-        char title[DESK_TITLE_MAX + 8];
-        desk_cut(title, sizeof(title), l->title, DESK_TITLE_MAX);
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        output_cut(title, sizeof(title), l->title, OUTPUT_TITLE_COLUMNS);
         rc |= buf_printf(&text, "\n    %s %s — due %s%s", desk_str(l->barcode), title,
                          desk_str(l->due_date), l->overdue ? " OVERDUE" : "");
     }
@@ -1000,219 +834,15 @@ static void desk_line(desk_t *d, char *line)
         desk_start(d, DESK_STEP_CARD, s, NULL);
 }
 
-/* ---- input ---- */
-
-static void desk_queue(desk_t *d, const char *text, size_t len)
-{
-    desk_line_t *l = malloc(sizeof(*l) + len + 1);
-    if (l == NULL) {
-        desk_notice(d, "local_error", "Out of memory: a line was dropped.");
-        return;
-    }
-    memcpy(l->text, text, len);
-    l->text[len] = '\0';
-    l->next = NULL;
-    if (d->queue_tail)
-        d->queue_tail->next = l;
-    else
-        d->queue_head = l;
-    d->queue_tail = l;
-}
-
-static desk_line_t *desk_dequeue(desk_t *d)
-{
-    desk_line_t *l = d->queue_head;
-    if (l) {
-        d->queue_head = l->next;
-        if (d->queue_head == NULL)
-            d->queue_tail = NULL;
-    }
-    return l;
-}
-
-/* Bytes read without libedit: split into lines. */
-static void desk_feed(desk_t *d, const char *data, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        char c = data[i];
-        if (c == '\n') {
-            if (d->partial_too_long)
-                desk_notice(d, "usage_error", "A line longer than %d bytes was ignored.",
-                            DESK_LINE_MAX - 1);
-            else
-                desk_queue(d, d->partial, d->partial_len);
-            d->partial_len = 0;
-            d->partial_too_long = false;
-        } else if (d->partial_len < sizeof(d->partial) - 1) {
-            d->partial[d->partial_len++] = c;
-        } else {
-            d->partial_too_long = true;
-        }
-    }
-}
-
-static void desk_input_ended(desk_t *d)
-{
-    if (d->partial_len > 0 && !d->partial_too_long)
-        desk_queue(d, d->partial, d->partial_len); /* a last line without its newline */
-    d->partial_len = 0;
-    d->input_eof = true;
-    if (d->stdin_watched) {
-        uv_poll_stop(&d->stdin_poll);
-    }
-}
-
-/* Read what is there on fd 0 (without libedit). */
-static void desk_read_input(desk_t *d)
-{
-    char data[4096];
-    ssize_t n = read(STDIN_FILENO, data, sizeof(data));
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n <= 0) {
-        desk_input_ended(d);
-        return;
-    }
-    desk_feed(d, data, (size_t)n);
-}
-
-/* One byte from the terminal, waiting for it if need be (fd 0 is non-blocking). */
-static int desk_read_byte(int fd, unsigned char *b)
-{
-    for (;;) {
-        ssize_t n = read(fd, b, 1);
-        if (n == 1)
-            return 1;
-        if (n == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, -1) < 0 && errno != EINTR)
-            return -1;
-    }
-}
-
 /*
- * libedit's getc: one character, UTF-8 decoded (libedit takes what this
- * returns as a wide character). libedit's callback interface ignores the
- * end-of-file key on an empty line, so it is caught here: Ctrl-D on an empty
- * line ends the session like :quit.
+ * SIGINT, SIGTERM, SIGHUP (from the listening loop). Ctrl-C at the prompt
+ * drops the line being typed, as in a shell; otherwise the desk finishes.
  */
-static int desk_getc(FILE *in)
+static void desk_signal(listen_t *l, int signum)
 {
-    desk_t *d = desk_current;
-    int fd = fileno(in);
-    unsigned char b;
-    if (desk_read_byte(fd, &b) != 1) {
-        d->input_eof = true;
-        return EOF;
-    }
-    if (b == d->eof_char && rl_end == 0) {
-        d->input_eof = true;
-        return EOF;
-    }
-    int more = b >= 0xF0 && b < 0xF8   ? 3
-               : b >= 0xE0 && b < 0xF0 ? 2
-               : b >= 0xC0 && b < 0xE0 ? 1
-                                       : 0;
-    if (more == 0)
-        return b;
-    unsigned int cp = b & (0x3Fu >> more);
-    for (int i = 0; i < more; i++) {
-        if (desk_read_byte(fd, &b) != 1) {
-            d->input_eof = true;
-            return EOF;
-        }
-        if ((b & 0xC0) != 0x80)
-            return '?';
-        cp = (cp << 6) | (b & 0x3Fu);
-    }
-    return (int)cp;
-}
-
-/* A whole line from libedit (NULL at end of input). We own `line`. */
-static void desk_rl_line(char *line)
-{
-    desk_t *d = desk_current;
-    d->line_done = true;
-    if (line == NULL) {
-        d->input_eof = true;
+    desk_t *d = l->data;
+    if (signum == SIGINT && desk_term_interrupt(d))
         return;
-    }
-    if (line[0] != '\0' && line[0] != ' ') {
-        /* History holds every line for this session (up arrow); the file keeps only
-         * commands, see desk_history_save. */
-        const HIST_ENTRY *last =
-            history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
-        if (last == NULL || last->line == NULL || strcmp(last->line, line) != 0)
-            add_history(line);
-    }
-    desk_queue(d, line, strlen(line));
-    free(line);
-}
-
-static void desk_rl_start(desk_t *d)
-{
-    rl_callback_handler_install(d->prompt, desk_rl_line);
-    /* A new line is empty; libedit updates these only after the next key. */
-    rl_point = rl_end = 0;
-    d->rl_active = true;
-}
-
-static void desk_rl_stop(desk_t *d)
-{
-    if (!d->rl_active)
-        return;
-    d->rl_active = false;
-    rl_callback_handler_remove();
-}
-
-static void desk_stdin_cb(uv_poll_t *h, int status, int events)
-{
-    desk_t *d = h->data;
-    (void)events;
-    if (status < 0) {
-        desk_input_ended(d);
-        return;
-    }
-    if (!d->tty) {
-        desk_read_input(d);
-        return;
-    }
-    d->line_done = false;
-    rl_callback_read_char();
-    if (d->input_eof) {
-        desk_rl_stop(d);
-        fputc('\n', stdout);
-        fflush(stdout);
-        desk_input_ended(d);
-    } else if (d->line_done) {
-        /* libedit leaves the terminal as it was for the line just ended; start the next
-         * one now, so the prompt shows while the answer is on its way. */
-        desk_rl_stop(d);
-        desk_rl_start(d);
-    }
-}
-
-static void desk_tick_cb(uv_timer_t *t)
-{
-    (void)t; /* wakes the main loop, which then checks its deadlines */
-}
-
-static void desk_signal_cb(uv_signal_t *h, int signum)
-{
-    desk_t *d = h->data;
-    if (signum == SIGINT && d->rl_active) {
-        /* Ctrl-C at the prompt drops the line being typed, as in a shell. */
-        desk_rl_stop(d);
-        fputs("^C\n", stdout);
-        fflush(stdout);
-        desk_rl_start(d);
-        return;
-    }
     d->stop = true;
 }
 
@@ -1230,34 +860,14 @@ static void desk_on_event(const Carrel__Event *ev, void *arg)
 
 static void desk_handles_start(desk_t *d)
 {
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP};
     client_t *cl = &d->cli->conn;
-    uv_loop_t *loop = client_loop(cl);
     cl->on_event = desk_on_event;
     cl->event_arg = d;
-    uv_timer_init(loop, &d->tick);
-    d->tick.data = d;
-    /* Fine enough that a keepalive goes out at most a quarter late. */
-    uint64_t tick = d->keepalive_ms / 4 < DESK_TICK_MS ? d->keepalive_ms / 4 : DESK_TICK_MS;
-    uv_timer_start(&d->tick, desk_tick_cb, tick, tick);
-    uv_signal_t *sigs[] = {&d->sig_int, &d->sig_term, &d->sig_hup};
-    int nums[] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; i++) {
-        uv_signal_init(loop, sigs[i]);
-        sigs[i]->data = d;
-        uv_signal_start(sigs[i], desk_signal_cb, nums[i]);
-    }
-    d->stdin_watched = false;
-    if (!d->input_eof && !d->stdin_sync) {
-        int rc = uv_poll_init(loop, &d->stdin_poll, STDIN_FILENO);
-        if (rc == 0) {
-            d->stdin_poll.data = d;
-            uv_poll_start(&d->stdin_poll, UV_READABLE | UV_DISCONNECT, desk_stdin_cb);
-            d->stdin_watched = true;
-        } else {
-            /* A regular file (or /dev/null) cannot be polled; it never blocks either. */
-            d->stdin_sync = true;
-        }
-    }
+    d->listen.on_signal = desk_signal;
+    d->listen.data = d;
+    listen_start(&d->listen, signals, 3);
+    desk_input_watch(d, client_loop(cl));
     d->handles_started = true;
 }
 
@@ -1266,13 +876,8 @@ static void desk_handles_stop(desk_t *d)
     if (!d->handles_started)
         return;
     d->handles_started = false;
-    uv_handle_t *hs[] = {(uv_handle_t *)&d->tick, (uv_handle_t *)&d->sig_int,
-                         (uv_handle_t *)&d->sig_term, (uv_handle_t *)&d->sig_hup,
-                         d->stdin_watched ? (uv_handle_t *)&d->stdin_poll : NULL};
-    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
-        if (hs[i] && !uv_is_closing(hs[i]))
-            uv_close(hs[i], NULL);
-    d->stdin_watched = false;
+    listen_stop(&d->listen);
+    desk_input_unwatch(d);
     d->cli->conn.on_event = NULL;
 }
 
@@ -1349,7 +954,7 @@ static int desk_reconnect(desk_t *d)
     if (d->pend.step == DESK_STEP_KEEPALIVE)
         d->pend.step = DESK_STEP_NONE;
 
-    uint64_t deadline = desk_now_ms() + d->timeout_ms;
+    uint64_t deadline = desk_now_ms() + d->listen.timeout_ms;
     unsigned int delay_ms = 500;
     for (;;) {
         int code = cli_connect(cli, true);
@@ -1386,61 +991,6 @@ static int desk_reconnect(desk_t *d)
         desk_notice(d, "reconnected", "Reconnected.");
     }
     return EXIT_OK;
-}
-
-/* ---- history file ---- */
-
-/*
- * Only commands go to the history file, never scans, :patron or :override:
- * a file of card numbers next to the items lent to them would be a record of
- * who read what, which the library keeps nowhere (the server forgets returned
- * loans unless the patron asked). The session's history has every line.
- */
-static bool desk_history_keepable(const char *line)
-{
-    return line[0] == ':' && strncasecmp(line, ":patron", 7) != 0 &&
-           strncasecmp(line, ":override", 9) != 0;
-}
-
-static void desk_history_load(desk_t *d)
-{
-    const char *home = getenv("HOME");
-    if (home == NULL || home[0] == '\0')
-        return;
-    if (asprintf(&d->history_path, "%s/.carrel_desk_history", home) < 0) {
-        d->history_path = NULL;
-        return;
-    }
-    stifle_history(DESK_HISTORY_KEEP);
-    (void)read_history(d->history_path); /* none yet is fine */
-}
-
-static void desk_history_save(desk_t *d)
-{
-    if (d->history_path == NULL) {
-        clear_history();
-        return;
-    }
-    int n = history_length;
-    char **keep = calloc((size_t)n + 1, sizeof(*keep));
-    int kept = 0;
-    for (int i = 0; keep && i < n; i++) {
-        const HIST_ENTRY *e = history_get(history_base + i);
-        if (e && e->line && desk_history_keepable(e->line))
-            keep[kept++] = util_xstrdup(e->line);
-    }
-    clear_history();
-    for (int i = 0; i < kept; i++) {
-        add_history(keep[i]);
-        free(keep[i]);
-    }
-    free(keep);
-    mode_t old = umask(077);
-    (void)write_history(d->history_path);
-    umask(old);
-    clear_history();
-    free(d->history_path);
-    d->history_path = NULL;
 }
 
 /* ---- the main loop ---- */
@@ -1511,7 +1061,8 @@ static int desk_loop(desk_t *d)
              * tick wakes the loop). */
             if (now >= d->pend.resend_ms)
                 (void)desk_send(d);
-        } else if (d->pend.step == DESK_STEP_NONE && now - d->last_send_ms >= d->keepalive_ms) {
+        } else if (d->pend.step == DESK_STEP_NONE &&
+                   listen_keepalive_due(&d->listen, d->last_send_ms)) {
             desk_start(d, DESK_STEP_KEEPALIVE, NULL, NULL);
             continue;
         }
@@ -1522,14 +1073,19 @@ static int desk_loop(desk_t *d)
             if (client_poll(cl, d->pend.id, &r) == 1) {
                 d->pend.id = 0;
                 desk_answer(d, r);
-            } else if (!cl->closed && desk_now_ms() - d->pend.sent_ms > d->timeout_ms) {
-                char why[80];
-                snprintf(why, sizeof(why), "no answer within %llu seconds",
-                         (unsigned long long)(d->timeout_ms / 1000));
-                client_abort(cl, why);
+            } else {
+                (void)listen_check_deadline(&d->listen, d->pend.sent_ms, "");
             }
         }
     }
+}
+
+/* `carrel desk --help`: what can be typed at the desk, after the usage. */
+static void desk_help_out(FILE *out)
+{
+    fputs("At the desk:\n", out);
+    for (size_t i = 0; i < sizeof(desk_help_lines) / sizeof(desk_help_lines[0]); i++)
+        fprintf(out, "  %s\n", desk_help_lines[i]);
 }
 
 static int desk_usage(cli_t *cli)
@@ -1544,7 +1100,7 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
         return cli_fail(cli, EXIT_LOCAL, "out of memory");
     d->cli = cli;
     d->mode = DESK_MODE_CHECKOUT;
-    d->keepalive_ms = DESK_KEEPALIVE_S * 1000u;
+    uint64_t keepalive_ms = LISTEN_KEEPALIVE_S * 1000u;
     static const struct option opts[] = {{"checkin", no_argument, NULL, 'i'},
                                          {"keepalive", required_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
@@ -1560,7 +1116,7 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
                 free(d);
                 return cli_fail(cli, EXIT_USAGE, "--keepalive takes 1 to 3600 seconds");
             }
-            d->keepalive_ms = (uint64_t)s * 1000u;
+            keepalive_ms = (uint64_t)s * 1000u;
         } else if (ch == 'h') {
             printf("usage: carrel [-c PROFILE] [--json] desk [--checkin] [--keepalive SECONDS]\n");
             desk_help(d);
@@ -1584,47 +1140,27 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
         free(d);
         return code;
     }
-    d->timeout_ms = (uint64_t)(cli->profile.timeout_s > 0 ? cli->profile.timeout_s : 30) * 1000u;
+    listen_init(&d->listen, cli, keepalive_ms);
     d->last_send_ms = desk_now_ms();
     desk_current = d;
-    d->tty = isatty(STDIN_FILENO) == 1;
-    d->stdin_flags = fcntl(STDIN_FILENO, F_GETFL);
-    d->eof_char = 4;
-    if (d->tty) {
-        struct termios t;
-        if (tcgetattr(STDIN_FILENO, &t) == 0 && t.c_cc[VEOF] != 0)
-            d->eof_char = t.c_cc[VEOF];
-    }
+    desk_term_open(d);
     desk_update_prompt(d);
-    desk_handles_start(d); /* signals first: see desk_signal_cb */
+    desk_handles_start(d); /* signals first: see desk_signal */
     desk_header(d);
-    if (d->tty) {
-        rl_readline_name = "carrel-desk";
-        rl_catch_signals = 0; /* ours (desk_signal_cb) */
-        rl_getc_function = desk_getc;
-        desk_history_load(d);
-        desk_rl_start(d);
-    }
+    desk_term_start(d);
 
     code = desk_loop(d);
 
     if (code == EXIT_OK)
         desk_end_patron(d);
-    if (d->tty) {
-        desk_rl_stop(d);
-        desk_history_save(d);
-    }
+    desk_term_stop(d);
     desk_handles_stop(d);
     /* Close the connection here: the handles above live in *d until the loop lets go. */
     client_close(&cli->conn);
     cli->connected = false;
-    if (d->stdin_flags != -1)
-        (void)fcntl(STDIN_FILENO, F_SETFL, d->stdin_flags);
+    desk_term_close(d);
     if (d->lookup)
         carrel__response__free_unpacked(d->lookup, NULL);
-    desk_line_t *l;
-    while ((l = desk_dequeue(d)) != NULL)
-        free(l);
     cli_forget_password(cli);
     desk_current = NULL;
     free(d);
@@ -1632,7 +1168,11 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
 }
 
 const command_t desk_commands[] = {
-    {"desk", cmd_desk, false, "[--checkin] [--keepalive SECONDS]",
-     "the circulation desk for a barcode scanner: scan a card, then items; :help inside"},
-    {NULL, NULL, false, NULL, NULL},
+    {.path = "desk",
+     .run = cmd_desk,
+     .needs_login = false,
+     .usage = "[--checkin] [--keepalive SECONDS]",
+     .summary = "the circulation desk for a barcode scanner: scan a card, then items; :help inside",
+     .help = desk_help_out},
+    {.path = NULL},
 };

@@ -12,10 +12,6 @@
 
 #define CARREL_VERSION "0.1.0"
 
-static const command_t *const command_tables[] = {
-    core_commands, admin_commands, catalog_commands, patron_commands,
-    circ_commands, holds_commands, notices_commands, desk_commands};
-
 static void usage(FILE *out)
 {
     fprintf(out, "usage: carrel [-c PROFILE] [--json] [--password-file FILE] COMMAND [ARGS]\n"
@@ -25,10 +21,8 @@ static void usage(FILE *out)
                  "for, or read from --password-file, $CARREL_PASSWORD, or the profile's\n"
                  "password_file / password_env.\n"
                  "\n"
-                 "Commands:\n");
-    for (size_t t = 0; t < sizeof(command_tables) / sizeof(command_tables[0]); t++)
-        for (const command_t *c = command_tables[t]; c->path; c++)
-            fprintf(out, "  %s %s\n      %s\n", c->path, c->usage, c->summary);
+                 "Commands (carrel COMMAND --help, or carrel help COMMAND, for one):\n");
+    command_list(out);
     fprintf(out, "\n"
                  "Options:\n"
                  "  -c, --profile FILE     connection profile\n"
@@ -83,32 +77,27 @@ static int take_request_key(cli_t *cli, int *argc, char **argv)
     return EXIT_OK;
 }
 
-/* The command whose words match the most leading arguments. */
-static const command_t *find_command(int argc, char **argv, int *words)
+/*
+ * "carrel help [COMMAND...]": the list, or one command's help. Returns the
+ * exit code.
+ */
+static int help_command(int argc, char **argv)
 {
-    const command_t *best = NULL;
-    int best_words = 0;
-    for (size_t t = 0; t < sizeof(command_tables) / sizeof(command_tables[0]); t++) {
-        for (const command_t *c = command_tables[t]; c->path; c++) {
-            char path[128];
-            snprintf(path, sizeof(path), "%s", c->path);
-            int n = 0;
-            bool match = true;
-            char *save = NULL;
-            for (char *w = strtok_r(path, " ", &save); w; w = strtok_r(NULL, " ", &save), n++) {
-                if (n >= argc || strcmp(argv[n], w) != 0) {
-                    match = false;
-                    break;
-                }
-            }
-            if (match && n > best_words) {
-                best = c;
-                best_words = n;
-            }
-        }
+    if (argc < 2) {
+        usage(stdout);
+        return EXIT_OK;
     }
-    *words = best_words;
-    return best;
+    int words = 0;
+    const command_t *cmd = command_find(argc - 1, argv + 1, &words);
+    if (cmd == NULL || words != argc - 1) {
+        fputs("carrel: no command '", stderr);
+        for (int i = 1; i < argc; i++)
+            fprintf(stderr, "%s%s", i > 1 ? " " : "", argv[i]);
+        fprintf(stderr, "' (see carrel --help)\n");
+        return EXIT_USAGE;
+    }
+    command_help(stdout, cmd);
+    return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -160,11 +149,18 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (strcmp(argv[optind], "help") == 0)
+        return help_command(argc - optind, argv + optind);
     int words = 0;
-    const command_t *cmd = find_command(argc - optind, argv + optind, &words);
+    const command_t *cmd = command_find(argc - optind, argv + optind, &words);
     if (cmd == NULL) {
         fprintf(stderr, "carrel: unknown command '%s' (see carrel --help)\n", argv[optind]);
         return EXIT_USAGE;
+    }
+    /* Help is answered before the profile is read: it needs no server. */
+    if (command_wants_help(argc - optind - words + 1, argv + optind + words - 1)) {
+        command_help(stdout, cmd);
+        return EXIT_OK;
     }
     char err[512];
     if (profile_load(&cli.profile, cli.profile_path, err, sizeof(err)) != 0) {
@@ -183,7 +179,7 @@ int main(int argc, char **argv)
         code = cli_connect(&cli, true);
     if (code == EXIT_OK) {
         optind = 0; /* 0, not 1: glibc then resets its whole scanning state */
-        code = cmd->run(&cli, cargc, cargv);
+        code = command_run(&cli, cmd, cargc, cargv);
         if (cli.request_key && cli.keyed_sent == 0)
             fprintf(stderr, "carrel: --request-key was not used: this command sends no keyed "
                             "change\n");

@@ -1,11 +1,13 @@
 #include "output.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <wchar.h>
 
+#include "carrel.pb-c.h"
 #include "text.h"
 #include "util.h"
 
@@ -132,6 +134,167 @@ void output_money(char *out, size_t n, int64_t cents)
 void output_count(char *out, size_t n, long long count, const char *one, const char *many)
 {
     snprintf(out, n, "%lld %s", count, count == 1 ? one : many);
+}
+
+/*
+ * Display width of the code point cp as wcwidth says in this locale; 1 for
+ * a printable character the locale cannot tell about (as output_width).
+ */
+static int out_cp_width(uint32_t cp)
+{
+    int w = wcwidth((wchar_t)cp);
+    if (w >= 0)
+        return w;
+    return text_is_control(cp) ? 0 : 1;
+}
+
+/* Columns of s as output_cut counts them (UTF-8 decoded here, whatever the locale). */
+static int out_cut_width(const uint8_t *p, size_t len)
+{
+    int width = 0;
+    for (size_t used = 0; used < len;) {
+        uint32_t cp = 0;
+        size_t k = text_utf8_decode(p + used, len - used, &cp);
+        width += k == 0 ? 1 : out_cp_width(cp);
+        used += k == 0 ? 1 : k;
+    }
+    return width;
+}
+
+void output_cut(char *out, size_t n, const char *s, int columns)
+{
+    static const char ellipsis[] = "\xe2\x80\xa6"; /* U+2026, one column */
+    if (n == 0)
+        return;
+    s = s ? s : "";
+    const uint8_t *p = (const uint8_t *)s;
+    size_t len = strlen(s);
+    bool fits = out_cut_width(p, len) <= columns && len < n;
+    /* Room for the text: all of it, or up to columns - 1 and the ellipsis. */
+    int room = fits ? columns : columns - 1;
+    size_t byte_room = fits ? n - 1 : (n > sizeof(ellipsis) ? n - sizeof(ellipsis) : 0);
+    size_t used = 0, keep = 0;
+    int width = 0;
+    while (used < len) {
+        uint32_t cp = 0;
+        size_t k = text_utf8_decode(p + used, len - used, &cp);
+        int w = k == 0 ? 1 : out_cp_width(cp);
+        if (k == 0)
+            k = 1; /* a stray byte: one column, as output_width counts it */
+        /* A combining mark (width 0) stays with its base: it goes or stays with it. */
+        if ((w > 0 && width + w > room) || used + k > byte_room)
+            break;
+        width += w;
+        used += k;
+        keep = used;
+    }
+    memcpy(out, s, keep);
+    out[keep] = '\0';
+    if (keep < len && keep + sizeof(ellipsis) <= n)
+        memcpy(out + keep, ellipsis, sizeof(ellipsis));
+}
+
+void output_date(char *out, size_t n, const char *iso)
+{
+    snprintf(out, n, "%.10s", iso ? iso : "");
+}
+
+void output_time(char *out, size_t n, const char *iso)
+{
+    snprintf(out, n, "%.16s", iso ? iso : "");
+    char *t = strchr(out, 'T');
+    if (t)
+        *t = ' ';
+}
+
+void output_short_name(char *out, size_t n, const char *preferred, const char *first,
+                       const char *last)
+{
+    const char *given = preferred && preferred[0] ? preferred : first ? first : "";
+    last = last ? last : "";
+    size_t initial = last[0] ? 1 : 0;
+    while (last[initial] && ((unsigned char)last[initial] & 0xC0) == 0x80)
+        initial++; /* the whole first character, not its first byte */
+    snprintf(out, n, "%s%s%.*s%s", given, initial ? " " : "", (int)initial, last,
+             initial ? "." : "");
+}
+
+const char *output_hold_status(const char *status)
+{
+    static const struct {
+        const char *name, *word;
+    } words[] = {{"in_transit", "in transit"}};
+    if (status == NULL)
+        return "";
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcmp(status, words[i].name) == 0)
+            return words[i].word;
+    return status; /* "waiting", "ready", "filled", ...: already words */
+}
+
+/* Append printf text to out (size n, holding a string); truncates quietly. */
+static void out_append(char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void out_append(char *out, size_t n, const char *fmt, ...)
+{
+    size_t used = strlen(out);
+    if (used + 1 >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + used, n - used, fmt, ap);
+    va_end(ap);
+}
+
+void output_hold_where(char *out, size_t n, const struct Carrel__Hold *h, bool detail)
+{
+    if (n == 0)
+        return;
+    out[0] = '\0';
+    const char *status = h->status ? h->status : "";
+    if (strcmp(status, "waiting") == 0) {
+        if (h->has_position)
+            out_append(out, n, "#%d in queue", h->position);
+        if (h->suspended_until && h->suspended_until[0])
+            out_append(out, n, "%ssuspended until %s", out[0] ? ", " : "", h->suspended_until);
+        if (detail && h->target_barcode && h->target_barcode[0])
+            out_append(out, n, "%spull %s at %s", out[0] ? ", " : "", h->target_barcode,
+                       h->target_branch ? h->target_branch : "");
+    } else if (strcmp(status, "ready") == 0) {
+        out_append(out, n, "on the shelf until %s", h->shelf_expires_on ? h->shelf_expires_on : "");
+        if (detail && h->captured_barcode && h->captured_barcode[0])
+            out_append(out, n, " (%s)", h->captured_barcode);
+    } else if (strcmp(status, "in_transit") == 0) {
+        if (detail && h->captured_barcode && h->captured_barcode[0])
+            out_append(out, n, "copy %s on its way", h->captured_barcode);
+        else
+            out_append(out, n, "on its way");
+    }
+}
+
+/* One RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
+static void out_csv_field(FILE *out, const char *s)
+{
+    s = s ? s : "";
+    if (strpbrk(s, ",\"\r\n")) {
+        fputc('"', out);
+        for (; *s; s++) {
+            if (*s == '"')
+                fputc('"', out);
+            fputc(*s, out);
+        }
+        fputc('"', out);
+    } else {
+        fputs(s, out);
+    }
+}
+
+void output_csv_row(FILE *out, const char *const *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out_csv_field(out, fields[i]);
+        fputs(i + 1 == n ? "\r\n" : ",", out);
+    }
 }
 
 /* Escape s (flags as text_escape) into a malloc'd string; aborts when out of memory. */

@@ -12,6 +12,7 @@
 #ifndef CARREL_OUTPUT_H
 #define CARREL_OUTPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,50 @@ int output_width(const char *s);
 void output_money(char *out, size_t n, int64_t cents);
 /* "1 day", "2 days", "0 hours": a count and its noun, plural unless 1. */
 void output_count(char *out, size_t n, long long count, const char *one, const char *many);
+
+/*
+ * The formatting of what the client shows people, each in this one place
+ * (text mode; JSON carries the server's values as they are).
+ */
+
+/* Titles in tables and on the desk's lines are cut to this many columns. */
+#define OUTPUT_TITLE_COLUMNS 60
+
+/*
+ * s (NULL prints as empty) cut to at most `columns` display columns: cut at
+ * a character boundary, combining marks kept with their base, and "…" (one
+ * column) in place of what was cut. Bytes that are not UTF-8 count one
+ * column each. Truncates to n bytes on a character boundary too.
+ */
+void output_cut(char *out, size_t n, const char *s, int columns);
+/* The day of an ISO 8601 timestamp: "2026-03-03T14:05:09+00" -> "2026-03-03". */
+void output_date(char *out, size_t n, const char *iso);
+/* Day and minute of an ISO 8601 timestamp: "2026-03-03 14:05". */
+void output_time(char *out, size_t n, const char *iso);
+/*
+ * "Maria G.", as the server names patrons on slips: the preferred name, or
+ * else the first, and the whole first character of the last name.
+ */
+void output_short_name(char *out, size_t n, const char *preferred, const char *first,
+                       const char *last);
+/* A hold's status as a word for people: "waiting", "ready", "in transit", ... */
+const char *output_hold_status(const char *status);
+
+/*
+ * One CSV record (RFC 4180): fields joined by commas, quoted when they hold
+ * a comma, a quote or a line break (quotes doubled), ended by CRLF. NULL
+ * fields are empty. Written as they are: CSV goes to files and programs.
+ */
+void output_csv_row(FILE *out, const char *const *fields, size_t n);
+
+struct Carrel__Hold;
+/*
+ * Where a hold stands, after its status: "#2 in queue, suspended until
+ * 2026-05-01", "on the shelf until 2026-03-10", "on its way". With detail,
+ * also the copy involved: ", pull 3100... at DWN", "(3100...)", "copy 3100...
+ * on its way".
+ */
+void output_hold_where(char *out, size_t n, const struct Carrel__Hold *h, bool detail);
 
 /*
  * Print s with control characters and bytes that are not UTF-8 written as

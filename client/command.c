@@ -1,0 +1,150 @@
+/*
+ * command: running the commands of the tables (see command.h), finding a
+ * command by its words, and every command's own help.
+ */
+#include "command.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const command_t *const command_tables[] = {
+    core_commands, admin_commands, catalog_commands, patron_commands,
+    circ_commands, holds_commands, notices_commands, desk_commands};
+
+#define COMMAND_TABLES (sizeof(command_tables) / sizeof(command_tables[0]))
+
+void *cmd_part(cmd_call_t *call, size_t size)
+{
+    if (call->nparts >= CMD_CALL_PARTS)
+        abort(); /* a builder asking for more parts than a call holds is a bug */
+    void *p = calloc(1, size ? size : 1);
+    if (p == NULL)
+        abort();
+    call->parts[call->nparts++] = p;
+    return p;
+}
+
+int cmd_usage(cli_t *cli, const cmd_call_t *call)
+{
+    const command_t *c = call->cmd;
+    return cli_fail(cli, EXIT_USAGE, "usage: %s%s%s", c->path, c->usage[0] ? " " : "", c->usage);
+}
+
+void cmd_print_body_json(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    const ProtobufCMessage *body = cli_response_body(r, NULL);
+    if (body)
+        cli_print_json(body);
+    else
+        printf("{\"status\":\"ok\"}\n");
+}
+
+/* Send the call's request the way the command says; the answer in *r. */
+static int command_send(cli_t *cli, cmd_call_t *call, Carrel__Response **r)
+{
+    switch (call->cmd->send) {
+    case CMD_SEND_KEYED:
+        return cli_call_keyed(cli, &call->req, r);
+    case CMD_SEND_ONCE: {
+        char key[37];
+        cli_set_request_key(&call->req, key);
+        return cli_call(cli, &call->req, r);
+    }
+    case CMD_SEND_READ:
+    default:
+        return cli_call(cli, &call->req, r);
+    }
+}
+
+int command_run(cli_t *cli, const command_t *cmd, int argc, char **argv)
+{
+    if (cmd->run)
+        return cmd->run(cli, argc, argv);
+    cmd_call_t call;
+    memset(&call, 0, sizeof(call));
+    carrel__request__init(&call.req);
+    call.cmd = cmd;
+    call.argc = argc;
+    call.argv = argv;
+    int code = cmd->build(cli, argc, argv, &call);
+    Carrel__Response *r = NULL;
+    if (code == EXIT_OK)
+        code = command_send(cli, &call, &r);
+    if (code == EXIT_OK) {
+        if (cli->json)
+            (cmd->print_json ? cmd->print_json : cmd_print_body_json)(&call, r);
+        else
+            cmd->print_text(&call, r);
+        carrel__response__free_unpacked(r, NULL);
+    }
+    for (size_t i = 0; i < call.nparts; i++)
+        free(call.parts[i]);
+    return code;
+}
+
+/* True when the words of `path` are the leading arguments; their count in *n. */
+static bool command_matches(const char *path, int argc, char **argv, int *n)
+{
+    *n = 0;
+    const char *p = path;
+    while (*p) {
+        size_t len = strcspn(p, " ");
+        if (*n >= argc || strlen(argv[*n]) != len || strncmp(argv[*n], p, len) != 0)
+            return false;
+        (*n)++;
+        p += len;
+        p += strspn(p, " ");
+    }
+    return true;
+}
+
+const command_t *command_find(int argc, char **argv, int *words)
+{
+    const command_t *best = NULL;
+    int best_words = 0;
+    for (size_t t = 0; t < COMMAND_TABLES; t++) {
+        for (const command_t *c = command_tables[t]; c->path; c++) {
+            int n = 0;
+            if (command_matches(c->path, argc, argv, &n) && n > best_words) {
+                best = c;
+                best_words = n;
+            }
+        }
+    }
+    *words = best_words;
+    return best;
+}
+
+void command_list(FILE *out)
+{
+    for (size_t t = 0; t < COMMAND_TABLES; t++)
+        for (const command_t *c = command_tables[t]; c->path; c++)
+            fprintf(out, "  %s%s%s\n      %s\n", c->path, c->usage[0] ? " " : "", c->usage,
+                    c->summary);
+}
+
+void command_help(FILE *out, const command_t *cmd)
+{
+    fprintf(out, "usage: carrel [-c PROFILE] [--json] %s%s%s\n\n%s\n", cmd->path,
+            cmd->usage[0] ? " " : "", cmd->usage, cmd->summary);
+    if (cmd->needs_login)
+        fprintf(out, "\nLogs in as the profile's user at its workstation.\n");
+    if (cmd->help) {
+        fputc('\n', out);
+        cmd->help(out);
+    }
+}
+
+bool command_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "--help") == 0)
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,105 @@
+/*
+ * command: the client's commands as data. Each command is one table entry:
+ * its words ("hold place"), the arguments it takes (usage, also its flags),
+ * a one-line summary, whether it needs a login, and either
+ *
+ *   - for a command of one request: a request builder (the command line
+ *     into a Request), how it is sent (a read, a keyed change retried with
+ *     its key, or a change sent once), and a printer per output mode (text;
+ *     JSON defaults to the response body as it is), so that build -> call ->
+ *     print -> free is written once, in command_run(); or
+ *   - run: a command with its own flow (batches, exports, desk mode).
+ *
+ * Every command answers `carrel COMMAND --help` and `carrel help COMMAND`
+ * with its own usage, without reading the profile or connecting.
+ */
+#ifndef CARREL_COMMAND_H
+#define CARREL_COMMAND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "carrel.pb-c.h"
+
+typedef struct cli cli_t;
+typedef struct command command_t;
+
+/* How a one-request command sends its request. */
+typedef enum {
+    CMD_SEND_READ = 0, /* a read: sent once (cli_call) */
+    CMD_SEND_KEYED,    /* a keyed change: retried with its key (cli_call_keyed) */
+    CMD_SEND_ONCE,     /* a change that is not keyed: a fresh key, sent once */
+} cmd_send_t;
+
+#define CMD_CALL_PARTS 8
+
+/* One request being built, sent and printed; what the builder leaves for the printer. */
+typedef struct cmd_call {
+    const command_t *cmd;
+    Carrel__Request req;
+    int argc; /* the command line, argv[0] being the command's last word */
+    char **argv;
+    int64_t number;              /* a value from the command line that the printer says back */
+    const char *subject;         /* likewise: the card, barcode or name acted on */
+    void *parts[CMD_CALL_PARTS]; /* allocations freed after the call (cmd_part) */
+    size_t nparts;
+} cmd_call_t;
+
+struct command {
+    const char *path; /* "admin staff add" */
+    int (*run)(cli_t *cli, int argc, char **argv);
+    bool needs_login;
+    const char *usage;   /* arguments after the path */
+    const char *summary; /* one line */
+    /* A command of one request sets these three (and run to NULL). */
+    int (*build)(cli_t *cli, int argc, char **argv, cmd_call_t *call);
+    cmd_send_t send;
+    void (*print_text)(const cmd_call_t *call, const Carrel__Response *r);
+    /* JSON printer when the body as it is will not do (NULL: the body). */
+    void (*print_json)(const cmd_call_t *call, const Carrel__Response *r);
+    /* More help after usage and summary (desk mode's own commands). */
+    void (*help)(FILE *out);
+};
+
+/* Zeroed memory of `size` bytes, freed when the call is done; aborts when out of memory. */
+void *cmd_part(cmd_call_t *call, size_t size);
+/*
+ * Set the request's body to a new `field` message (freed with the call),
+ * initialised by init_fn, and yield it:
+ *   Carrel__AccountGet *g = CMD_BODY(call, account_get, ACCOUNT_GET, carrel__account_get__init);
+ */
+#define CMD_BODY(call, field, CASE, init_fn)                                                       \
+    __extension__({                                                                                \
+        (call)->req.body_case = CARREL__REQUEST__BODY_##CASE;                                      \
+        (call)->req.field = cmd_part((call), sizeof(*(call)->req.field));                          \
+        init_fn((call)->req.field);                                                                \
+        (call)->req.field;                                                                         \
+    })
+
+/* "usage: PATH USAGE" as a usage error (EXIT_USAGE, with --json as JSON too). */
+int cmd_usage(cli_t *cli, const cmd_call_t *call);
+/* Run a command: its own run, or build -> send -> print -> free. Returns an exit code. */
+int command_run(cli_t *cli, const command_t *cmd, int argc, char **argv);
+/* The command whose words match the most leading arguments (their count in *words). */
+const command_t *command_find(int argc, char **argv, int *words);
+/* "  PATH USAGE\n      SUMMARY\n" for every command. */
+void command_list(FILE *out);
+/* A command's own help: usage, summary and any more. */
+void command_help(FILE *out, const command_t *cmd);
+/* True when the command's arguments ask for help ("--help" before any "--"). */
+bool command_wants_help(int argc, char **argv);
+/* The response's body as JSON on stdout (the default JSON printer). */
+void cmd_print_body_json(const cmd_call_t *call, const Carrel__Response *r);
+
+/* Per-module command tables, ended by {NULL}. */
+extern const command_t core_commands[];
+extern const command_t admin_commands[];
+extern const command_t catalog_commands[];
+extern const command_t patron_commands[];
+extern const command_t circ_commands[];
+extern const command_t holds_commands[];
+extern const command_t notices_commands[];
+extern const command_t desk_commands[];
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * listen: the listening loop that `carrel desk` and `carrel events` share.
+ * Both run on the connection's own loop (client_loop, client_run_once,
+ * client_poll; never client_call). Besides the connection, the loop watches
+ *
+ *   - a tick, so that a turn of it ends at least that often even when
+ *     nothing arrives: a keepalive Ping is due on a quiet connection (the
+ *     server closes one after idle_timeout_s), and an answer may be overdue;
+ *   - signals (SIGINT, SIGTERM, and for the desk SIGHUP), which ask the
+ *     listener to stop, or go to the owner's on_signal.
+ *
+ * The keepalive is a Ping once the connection has been quiet keepalive_ms;
+ * the answer deadline is the profile's timeout_s: an answer that late means
+ * the connection is dead, and it is dropped (client_abort) so that the
+ * owner notices it closed. The handles are started again after each
+ * reconnect (client_open makes a new loop).
+ */
+#ifndef CARREL_LISTEN_H
+#define CARREL_LISTEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "session.h"
+
+typedef struct cli cli_t;
+
+#define LISTEN_TICK_MS     1000
+#define LISTEN_KEEPALIVE_S 60
+#define LISTEN_MAX_SIGNALS 3
+
+typedef struct listen listen_t;
+
+struct listen {
+    client_t *conn;
+    uint64_t keepalive_ms;
+    uint64_t timeout_ms; /* the answer deadline (listen_init: the profile's timeout_s) */
+    /* A signal: on_signal when set (data is the owner), else stop is set. */
+    void (*on_signal)(listen_t *l, int signum);
+    void *data;
+    bool stop;
+    /* the handles, while started */
+    bool started;
+    int open; /* handles not yet closed (their close callbacks count down) */
+    uv_timer_t tick;
+    uv_signal_t signals[LISTEN_MAX_SIGNALS];
+    int nsignals;
+    /* listen_keepalive's Ping (for listeners with no request of their own) */
+    uint64_t ping_id; /* sent, its Pong not taken yet; 0: none */
+    uint64_t ping_sent_ms;
+};
+
+/* Milliseconds of a monotonic clock. */
+uint64_t listen_now_ms(void);
+/* Set up l for cli's connection: keepalive_ms (0: LISTEN_KEEPALIVE_S) and the profile's deadline.
+ */
+void listen_init(listen_t *l, cli_t *cli, uint64_t keepalive_ms);
+/* Start the tick and watch `signals` (at most LISTEN_MAX_SIGNALS) on the connection's loop. */
+void listen_start(listen_t *l, const int *signals, int nsignals);
+/* Close the handles (their close callbacks run on a later turn of the loop, or in client_close). */
+void listen_stop(listen_t *l);
+/* Close the handles and turn the loop until they are closed, so that l may go. */
+void listen_stop_wait(listen_t *l);
+/* True when the connection has been quiet (nothing sent since last_send_ms) long enough. */
+bool listen_keepalive_due(const listen_t *l, uint64_t last_send_ms);
+/*
+ * Drop the connection when the answer to a request sent at sent_ms is past
+ * the deadline: "no answer<what> within N seconds" (what: "" or " to a
+ * keepalive"). Returns true when it dropped it.
+ */
+bool listen_check_deadline(listen_t *l, uint64_t sent_ms, const char *what);
+/* Send a Ping (asking for a test event with push_event); its id, or 0 when the connection is
+ * closing. */
+uint64_t listen_send_ping(listen_t *l, bool push_event, const char *payload);
+/*
+ * For listeners with no requests of their own (`carrel events`): send the
+ * keepalive Ping when it is due and none is out, take its Pong when it has
+ * come, and drop the connection when it is overdue. Returns EXIT_OK, or the
+ * exit code of a Ping the server refused (printed).
+ */
+int listen_keepalive(listen_t *l, cli_t *cli);
+
+#endif
