@@ -17,6 +17,14 @@
 #define MIGRATE_MAX      999
 #define RULES_MAX        256
 #define SQL_FILE_MAX     (16 * 1024 * 1024)
+/*
+ * The oldest schema this daemon upgrades. Migrations before it were written
+ * when functions lived in them; their data moves call rules (hold_release)
+ * as they were then, which sql/rules/ no longer defines at that point. A
+ * database those files left below it goes through the last carreld with
+ * them first (its rows have no checksums; ours always do).
+ */
+#define MIGRATE_BASELINE 16
 
 /* One file of sql/migrations/ or sql/rules/. */
 typedef struct sql_file {
@@ -221,31 +229,129 @@ static int migrate_verify(PGconn *pg, const char *dir, const sql_file_t *m, cons
 }
 
 /*
- * Functions, triggers and views live in sql/rules/, one file per domain, and
- * are applied again at every start, all in one transaction: a rule change is
- * an edit of one file, and a daemon never runs against half of a rule set.
- * Function bodies are checked when called, not when created, so the files
- * need no particular order among themselves.
+ * Functions, triggers and views live in sql/rules/, one file per domain.
+ * Like a repeatable migration, the rule set is applied again whenever it
+ * differs from the one last applied (schema_rules.checksum covers every
+ * file's name and text), all in one transaction: a rule change is an edit
+ * of one file, and a daemon never runs against half of a rule set. A start
+ * with unchanged rules takes no locks on the tables their triggers sit on.
  */
+/* Compiles every function of ours (not the extensions'), naming the one
+ * that fails. */
+#define RULES_VALIDATE                                                                             \
+    "DO $$ DECLARE f record; BEGIN"                                                                \
+    " FOR f IN SELECT p.oid, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"    \
+    "           WHERE p.pronamespace = 'public'::regnamespace AND l.lanname IN ('plpgsql', 'sql')"  \
+    "             AND NOT EXISTS (SELECT 1 FROM pg_depend d"                                       \
+    "                              WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"      \
+    "                                AND d.deptype = 'e')"                                         \
+    " LOOP BEGIN"                                                                                  \
+    "   IF f.lanname = 'plpgsql' THEN PERFORM plpgsql_validator(f.oid);"                           \
+    "   ELSE PERFORM fmgr_sql_validator(f.oid); END IF;"                                           \
+    " EXCEPTION WHEN OTHERS THEN"                                                                  \
+    "   RAISE EXCEPTION 'function %: %', f.oid::regprocedure, SQLERRM;"                            \
+    " END; END LOOP; END $$"
+
+/* The rule set's checksum: SHA-256 over each file's name and text, in order. */
+static int rules_checksum(const char *dir, const sql_file_t *files, int count, char out[65],
+                          char *err, size_t errlen)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = (md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) ? 0 : -1;
+    for (int i = 0; rc == 0 && i < count; i++) {
+        char *sql = sql_read(dir, files[i].name, err, errlen);
+        if (sql == NULL) {
+            EVP_MD_CTX_free(md);
+            return -1;
+        }
+        /* The NULs keep "a" + "bc" apart from "ab" + "c". */
+        if (EVP_DigestUpdate(md, files[i].name, strlen(files[i].name) + 1) != 1 ||
+            EVP_DigestUpdate(md, sql, strlen(sql) + 1) != 1)
+            rc = -1;
+        free(sql);
+    }
+    unsigned char sum[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (rc == 0 && (EVP_DigestFinal_ex(md, sum, &len) != 1 || len != 32))
+        rc = -1;
+    EVP_MD_CTX_free(md);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot compute the checksum of the rules in %s", dir);
+        return -1;
+    }
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", sum[i]);
+    return 0;
+}
+
+/* true when schema_rules already holds sum (the rules need not be applied). */
+static int rules_current(PGconn *pg, const char *sum, bool *current, char *err, size_t errlen)
+{
+    const char *values[1] = {sum};
+    PGresult *r = PQexecParams(pg, "SELECT 1 FROM schema_rules WHERE checksum = $1", 1, NULL,
+                               values, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "reading schema_rules: %s", PQresultErrorMessage(r));
+        util_chomp(err);
+        PQclear(r);
+        return -1;
+    }
+    *current = PQntuples(r) > 0;
+    PQclear(r);
+    return 0;
+}
+
+static int rules_run_files(PGconn *pg, const char *dir, const sql_file_t *files, int count,
+                           char *err, size_t errlen)
+{
+    for (int i = 0; i < count; i++) {
+        char *sql = sql_read(dir, files[i].name, err, errlen);
+        if (sql == NULL)
+            return -1;
+        char what[160];
+        snprintf(what, sizeof(what), "rules/%s", files[i].name);
+        int rc = migrate_exec(pg, sql, what, err, errlen);
+        free(sql);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int rules_apply(PGconn *pg, const char *dir, char *err, size_t errlen)
 {
     static sql_file_t files[RULES_MAX];
     int count = 0;
-    if (sql_list(dir, false, files, RULES_MAX, &count, err, errlen) != 0)
+    char sum[65];
+    bool current = false;
+    if (sql_list(dir, false, files, RULES_MAX, &count, err, errlen) != 0 ||
+        rules_checksum(dir, files, count, sum, err, errlen) != 0 ||
+        rules_current(pg, sum, &current, err, errlen) != 0)
         return -1;
+    if (current) {
+        log_info(0, "rules are current (%d file%s)", count, count == 1 ? "" : "s");
+        return 0;
+    }
+    /* Bodies are checked once everything exists (the files come in any
+     * order), before COMMIT: a rule that would fail to compile at a desk
+     * stops the start instead. A table a running daemon keeps busy must not
+     * hold the start forever. */
     int rc = migrate_exec(pg, "BEGIN", "begin", err, errlen);
     if (rc == 0)
-        rc = migrate_exec(pg, "SET LOCAL check_function_bodies = off", "settings", err, errlen);
-    for (int i = 0; rc == 0 && i < count; i++) {
-        char *sql = sql_read(dir, files[i].name, err, errlen);
-        if (sql == NULL) {
-            rc = -1;
-            break;
-        }
-        char what[160];
-        snprintf(what, sizeof(what), "rules/%s", files[i].name);
-        rc = migrate_exec(pg, sql, what, err, errlen);
-        free(sql);
+        rc = migrate_exec(pg,
+                          "SET LOCAL check_function_bodies = off; SET LOCAL lock_timeout = '60s'",
+                          "settings", err, errlen);
+    if (rc == 0)
+        rc = rules_run_files(pg, dir, files, count, err, errlen);
+    if (rc == 0)
+        rc = migrate_exec(pg, "SET LOCAL check_function_bodies = on; " RULES_VALIDATE,
+                          "checking the rules", err, errlen);
+    if (rc == 0) {
+        const char *values[1] = {sum};
+        rc = migrate_exec_params(pg,
+                                 "INSERT INTO schema_rules (id, checksum) VALUES (1, $1)"
+                                 " ON CONFLICT (id) DO UPDATE SET checksum = $1, applied_at = now()",
+                                 1, values, "recording the rules", err, errlen);
     }
     if (rc == 0)
         rc = migrate_exec(pg, "COMMIT", "commit", err, errlen);
@@ -287,8 +393,10 @@ static int migrate_schema(PGconn *pg, const char *dir, char *err, size_t errlen)
     for (int v = 0; v <= MIGRATE_MAX; v++)
         row_of[v] = -1;
     int applied = 0;
+    bool by_old_files = false; /* rows recorded by a carreld without checksums */
     for (int i = 0; i < PQntuples(rec); i++) {
         int v = atoi(PQgetvalue(rec, i, 0));
+        by_old_files = by_old_files || PQgetisnull(rec, i, 1);
         if (v > applied)
             applied = v;
         if (v >= 0 && v <= MIGRATE_MAX)
@@ -296,7 +404,14 @@ static int migrate_schema(PGconn *pg, const char *dir, char *err, size_t errlen)
     }
     int rc = 0;
     int newest = files[count - 1].version;
-    if (applied > newest) {
+    if (by_old_files && applied < MIGRATE_BASELINE) {
+        snprintf(err, errlen,
+                 "the database schema is at version %03d; this carreld upgrades databases from "
+                 "version %03d (or empty ones): first start a carreld from commit 5f0ecc9, which "
+                 "brings it to %03d",
+                 applied, MIGRATE_BASELINE, MIGRATE_BASELINE);
+        rc = -1;
+    } else if (applied > newest) {
         snprintf(err, errlen,
                  "the database schema is at version %03d, newer than this carreld knows "
                  "(%03d); run a carreld at least as new as the one that upgraded it",
@@ -350,7 +465,11 @@ int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t err
                           " version integer PRIMARY KEY,"
                           " name text NOT NULL,"
                           " applied_at timestamptz NOT NULL DEFAULT now());"
-                          "ALTER TABLE schema_migration ADD COLUMN IF NOT EXISTS checksum text",
+                          "ALTER TABLE schema_migration ADD COLUMN IF NOT EXISTS checksum text;"
+                          "CREATE TABLE IF NOT EXISTS schema_rules ("
+                          " id integer PRIMARY KEY CHECK (id = 1),"
+                          " checksum text NOT NULL,"
+                          " applied_at timestamptz NOT NULL DEFAULT now())",
                           "schema_migration", err, errlen);
     if (rc == 0)
         rc = migrate_schema(pg, migrations, err, errlen);

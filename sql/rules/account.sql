@@ -1,6 +1,6 @@
 -- account: what the desk sees of a patron's account, in one statement and so
 -- one snapshot (server/circ.c, AccountGet). The patron's flags come from
--- patron_standing (patrons.sql), the definition checkout uses.
+-- patron_standing (circulation.sql), the definition checkout uses.
 
 -- The rows of one account, told apart by kind: 'a' the patron, 'l' the open
 -- loans (by due date), 'g' the newest p_ledger_limit ledger entries (newest
@@ -9,8 +9,7 @@
 -- the columns of a kind are those of its enum in server/circ.c (patron:
 -- ACCOUNT_PATRON_*, loan: ACCOUNT_LOAN_*, ledger: LEDGER_*, hold: HOLD_*).
 -- No row at all: no patron has that card.
-DROP FUNCTION IF EXISTS account_get(text, integer);
-CREATE FUNCTION account_get(p_card text, p_ledger_limit integer)
+CREATE OR REPLACE FUNCTION account_get(p_card text, p_ledger_limit integer)
 RETURNS TABLE (c0 text, c1 text, c2 text, c3 text, c4 text, c5 text, c6 text, c7 text,
                c8 text, c9 text, c10 text, c11 text, c12 text, c13 text, c14 text, c15 text,
                c16 text, kind text, n bigint)

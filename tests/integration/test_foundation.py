@@ -766,6 +766,38 @@ class Database(unittest.TestCase):
         triggers = set(env.psql("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").split("\n"))
         self.assertEqual(triggers, {n for (kind, n) in where if kind == "TRIGGER"})
 
+    def test_a_rule_whose_body_does_not_compile_stops_the_start(self):
+        sqldir = copy_sql_dir("sql-broken-body")
+        with open(os.path.join(sqldir, "rules", "zz_broken.sql"), "w") as f:
+            f.write("CREATE OR REPLACE FUNCTION carrel_broken_body() RETURNS int\n"
+                    "LANGUAGE plpgsql AS $$ BEGIN RETURN 1 +; END $$;\n")
+        d = harness.Daemon(env, sql_dir=sqldir).start(expect_listen=False)
+        d.check_clean(d.wait(), expect_code=1)
+        self.assertIn("checking the rules", d.log_text())
+        self.assertIn("carrel_broken_body", d.log_text())
+        self.assertEqual(env.psql("SELECT count(*) FROM pg_proc "
+                                  "WHERE proname = 'carrel_broken_body'"), "0")
+
+    def test_unchanged_rules_are_not_applied_again(self):
+        d = harness.Daemon(env).start()
+        d.stop()
+        self.assertIn("rules are current", d.log_text())
+        self.assertNotIn("applied 1", d.log_text())
+
+    def test_refuses_a_database_the_old_files_left_below_the_baseline(self):
+        env.psql("CREATE TABLE schema_migration_saved AS SELECT * FROM schema_migration")
+        try:
+            env.psql("DELETE FROM schema_migration WHERE version > 7; "
+                     "UPDATE schema_migration SET checksum = NULL")
+            d = harness.Daemon(env).start(expect_listen=False)
+            d.check_clean(d.wait(), expect_code=1)
+            self.assertIn("this carreld upgrades databases from version 016", d.log_text())
+            self.assertEqual(env.psql("SELECT max(version) FROM schema_migration"), "7")
+        finally:
+            env.psql("DELETE FROM schema_migration; "
+                     "INSERT INTO schema_migration SELECT * FROM schema_migration_saved; "
+                     "DROP TABLE schema_migration_saved")
+
     def test_stops_when_statements_do_not_match_the_schema(self):
         env.psql("ALTER TABLE login_event RENAME COLUMN peer TO peer_renamed")
         try:
