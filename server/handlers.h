@@ -79,7 +79,7 @@ void handle_item_not_found(request_t *req);
 void handle_hold_shelf(request_t *req);
 void handle_transit_list(request_t *req);
 void handle_transit_change(request_t *req);
-/* The columns of a hold (a hold_row, sql/007_holds.sql) as holds_from_row reads them. */
+/* The columns of a hold (a hold_row: type in sql/migrations/007_holds.sql, hold_out in sql/rules/holds.sql) as holds_from_row reads them. */
 #define HOLD_COLUMNS                                                                               \
     "id, card, patron_name, bib_id, title, item_barcode, pickup_branch, placed_at,"                \
     " not_needed_after, suspended_until, status, queue_position, captured_barcode,"                \

@@ -42,13 +42,7 @@ static void reply_start(request_t *req, const reply_stmt_t *stmt, int nparams,
                         const char *const *values, const int *lengths, const int *formats,
                         reply_call_t *call)
 {
-    /* A request that changes nothing takes no row lock: it may use the
-     * connections reserved for short jobs (request_db, db.h). */
-    bool changes = req->route && (req->route->flags & (ROUTE_MUTATING | ROUTE_KEYED));
-    db_pool_t *db = req->srv->db;
-    int rc =
-        changes ? db_exec(db, &stmt->db, nparams, values, lengths, formats, reply_done, call)
-                : db_exec_short(db, &stmt->db, nparams, values, lengths, formats, reply_done, call);
+    int rc = request_db_exec(req, &stmt->db, nparams, values, lengths, formats, reply_done, call);
     if (rc != 0)
         request_fail_exec(req, rc);
 }

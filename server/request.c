@@ -233,15 +233,21 @@ bool request_limit(request_t *req, bool has, int64_t value, int def, int max, co
     return false;
 }
 
-void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
-                db_done_cb cb)
+int request_db_exec(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
+                    const int *lengths, const int *formats, db_done_cb cb, void *arg)
 {
     /* A request that changes nothing takes no row lock: it may use the
      * connections reserved for short jobs, so reads are served while writes
      * wait for a locked row (db.h). */
     bool changes = req->route && (req->route->flags & (ROUTE_MUTATING | ROUTE_KEYED));
-    int rc = changes ? db_exec(req->srv->db, stmt, nparams, values, NULL, NULL, cb, req)
-                     : db_exec_short(req->srv->db, stmt, nparams, values, NULL, NULL, cb, req);
+    return changes ? db_exec(req->srv->db, stmt, nparams, values, lengths, formats, cb, arg)
+                   : db_exec_short(req->srv->db, stmt, nparams, values, lengths, formats, cb, arg);
+}
+
+void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
+                db_done_cb cb)
+{
+    int rc = request_db_exec(req, stmt, nparams, values, NULL, NULL, cb, req);
     if (rc != 0)
         request_fail_exec(req, rc);
 }

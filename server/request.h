@@ -85,6 +85,12 @@ void request_fail_exec(request_t *req, int exec_rc);
 __attribute__((warn_unused_result)) bool request_limit(request_t *req, bool has, int64_t value,
                                                        int def, int max, const char *reason,
                                                        int *out);
+/* Queue a prepared statement for req on the lane its route calls for: a
+ * request that changes nothing may use the connections reserved for short
+ * jobs (db.h). 0, or db_exec's error (the request is not ended). */
+CARREL_MUST_USE int request_db_exec(request_t *req, const db_stmt_t *stmt, int nparams,
+                                    const char *const *values, const int *lengths,
+                                    const int *formats, db_done_cb cb, void *arg);
 /* Run a prepared statement for req; failures to queue end the request. */
 void request_db(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                 db_done_cb cb);

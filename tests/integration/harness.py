@@ -246,7 +246,7 @@ class Result:
 
 def mod10(stem):
     """stem completed with the library's Codabar check digit (Luhn), as barcode_mod10_ok
-    in sql/003_barcodes.sql checks it."""
+    in sql/rules/barcodes.sql checks it."""
     total = 0
     for i, ch in enumerate(reversed(stem)):
         d = int(ch)
@@ -298,7 +298,7 @@ _STATUS_PRINTED_WITH_ROWS = (b"INSERT", b"UPDATE", b"DELETE", b"MERGE")
 class SqlError(AssertionError):
     """A statement failed (an AssertionError, as a failed psql process was). sqlstate,
     message and detail are the error's fields: Carrel's refusals raise SQLSTATE CR4xx with
-    the reason in DETAIL (sql/001_foundation.sql)."""
+    the reason in DETAIL (sql/rules/foundation.sql)."""
 
     def __init__(self, text, sqlstate=None, message=None, detail=None):
         super().__init__(text)

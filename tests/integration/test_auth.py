@@ -48,13 +48,7 @@ def tearDownModule():
 
 
 def wait_for(cond, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    return harness.wait_until(cond, timeout, what)
 
 
 def add_staff(user, role="clerk", branch="DWN", password=STAFF_PASSWORD):

@@ -864,12 +864,7 @@ RESP_BIB = 41
 
 def wait_for(what, condition, timeout=60):
     """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    return harness.wait_until(condition, timeout, what)
 
 
 def raw_login(w, workstation, user, password):

@@ -1082,11 +1082,7 @@ class Blocker:
 
 
 def wait_for(condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %d s" % timeout)
-        time.sleep(0.05)
+    return harness.wait_until(condition, timeout)
 
 
 def waiting_on_a_lock(function):

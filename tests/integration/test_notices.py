@@ -87,13 +87,7 @@ def queue_direct(card, kind="overdue_1", day="2031-01-01", title="Direct notice"
 
 
 def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
+    return harness.wait_until(predicate, timeout, what, interval=0.1)
 
 
 # ---------------------------------------------------------------- SMTP servers

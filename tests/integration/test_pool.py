@@ -34,13 +34,7 @@ def new_patron():
 
 
 def wait_for(what, predicate, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+    return harness.wait_until(predicate, timeout, what)
 
 
 def desk(daemon):

@@ -6,7 +6,7 @@ No daemon and no client: each test opens one transaction on a harness session, m
 its patrons, bibs and copies in it, calls the rule functions as carreld does
 (SELECT * FROM circ_checkout(...)), checks the rows, and rolls everything back, so a
 test takes milliseconds and sees only its own rows. A refusal is an SQL error with
-SQLSTATE CR4xx and the reason in DETAIL (sql/001_foundation.sql); refused() catches it
+SQLSTATE CR4xx and the reason in DETAIL (sql/rules/foundation.sql); refused() catches it
 inside a savepoint so the test can go on. tearDownModule checks that nothing was left
 behind (every transaction really rolled back).
 """

@@ -6,7 +6,7 @@
  * with the same status; and every entry of the table is documented and
  * used. The source tree is CARREL_SOURCE_ROOT (set by tests/unit/meson.build).
  *
- * What counts as "raised" follows the conventions of sql/001_foundation.sql
+ * What counts as "raised" follows the conventions of sql/rules/foundation.sql
  * and server/request.h:
  *   SQL  RAISE ... ERRCODE = 'CRnnn', DETAIL = '<reason>' (status from nnn),
  *        circ_refuse('<reason>', ...) (REFUSED), <...>reason := '<reason>'
