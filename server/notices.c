@@ -62,12 +62,10 @@ static const db_stmt_t stmt_done = {
     "SELECT notice_done($1, $2, $3)",
 };
 
-/* Claimed but never tried (shutdown, lost connection): back to the queue,
- * and the claim's attempt is given back. */
+/* Claimed but never tried (shutdown, lost connection): back to the queue. */
 static const db_stmt_t stmt_release = {
     "notices_release",
-    "UPDATE notice SET status = 'pending', attempts = greatest(attempts - 1, 0), claimed_at = NULL"
-    " WHERE id = ANY($1::bigint[]) AND status = 'sending'",
+    "SELECT notice_release($1::bigint[])",
 };
 
 /* NOTICE_COLUMNS by name, in their order. */
@@ -88,16 +86,12 @@ static const reply_stmt_t stmt_list = {{
              " LIMIT $3",
 }, NOTICE_NCOLS};
 
-/* What an export takes, a page at a time; nothing is marked here: the client
- * marks them (stmt_mark) once its file is written, so a lost answer or a full
- * disk never loses a notice. */
+/* What an export takes, a page at a time (notice_export_page): nothing is
+ * marked here; the client marks them (stmt_mark) once its file is written. */
 static const reply_stmt_t stmt_export = {{
     "notices_export",
-    "SELECT " NOTICE_COLUMNS("n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
-                                  " WHERE n.status = 'pending' AND n.channel IN ('sms', 'phone')"
-                                  "   AND NOT notice_moot(n)"
-                                  "   AND ($1::text IS NULL OR n.channel = $1) AND n.id > $3"
-                                  " ORDER BY n.id LIMIT $2",
+    "SELECT " NOTICE_COLUMNS("n") " FROM notice_export_page($1, $2, $3) n"
+                                  " JOIN patron p ON p.id = n.patron_id ORDER BY n.id",
 }, NOTICE_NCOLS};
 
 enum { MARK_COUNT, MARK_NCOLS };

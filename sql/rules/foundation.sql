@@ -137,6 +137,18 @@ BEGIN
 END
 $$;
 
+-- A saved session token still logs its staff member in at that workstation:
+-- it was issued to them there and has not expired (a new password or a
+-- disabled account deletes it: staff_session_revoke).
+CREATE OR REPLACE FUNCTION staff_session_valid(p_token_hex text, p_staff bigint,
+                                               p_workstation bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_token_hex IS NOT NULL AND EXISTS (
+        SELECT 1 FROM staff_session t
+         WHERE t.token_hash = decode(p_token_hex, 'hex') AND t.staff_id = p_staff
+           AND t.workstation_id = p_workstation AND t.expires_at > now())
+$$;
+
 CREATE OR REPLACE FUNCTION staff_session_revoke() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -167,6 +167,32 @@ LANGUAGE sql AS $$
     RETURNING n.id, n.address, n.subject, n.body
 $$;
 
+-- Claimed email notices the sender never tried (shutdown, lost relay) go
+-- back to the queue, and their claim's attempt is given back. The number
+-- put back.
+CREATE OR REPLACE FUNCTION notice_release(p_ids bigint[]) RETURNS integer
+LANGUAGE sql AS $$
+    WITH back AS (
+        UPDATE notice SET status = 'pending', attempts = greatest(attempts - 1, 0),
+                          claimed_at = NULL
+         WHERE id = ANY(p_ids) AND status = 'sending'
+        RETURNING 1)
+    SELECT count(*)::integer FROM back
+$$;
+
+-- What an SMS/phone export takes, a page at a time (after p_after, by id):
+-- pending and not moot. Nothing is marked here; the client marks what it
+-- wrote (notice_mark_exported), so a lost answer or a full disk never loses
+-- a notice.
+CREATE OR REPLACE FUNCTION notice_export_page(p_channel text, p_limit integer, p_after bigint)
+RETURNS SETOF notice
+LANGUAGE sql STABLE AS $$
+    SELECT n.* FROM notice n
+     WHERE n.status = 'pending' AND n.channel IN ('sms', 'phone') AND NOT notice_moot(n)
+       AND (p_channel IS NULL OR n.channel = p_channel) AND n.id > p_after
+     ORDER BY n.id LIMIT p_limit
+$$;
+
 -- An export was written: mark its notices. Keyed, so a retry answers as the
 -- first call did.
 CREATE OR REPLACE FUNCTION notice_mark_exported(p_key uuid, p_staff bigint, p_ids bigint[])
