@@ -135,8 +135,9 @@ void cli_print_status_error(cli_t *cli, const Carrel__Response *r);
 const ProtobufCMessage *cli_response_body(const Carrel__Response *r, const char **name);
 /*
  * Batch commands (checkout, checkin, renew, item use) answer --json with one
- * array whose elements each carry their outcome: the reply, or a refusal
- * {"ok": false, "status", "reason", "message", KEY: SUBJECT, ...}.
+ * array whose elements each carry their outcome: the reply with "ok": true
+ * (output_json_element), or a refusal {"ok": false, "status", "reason",
+ * "message", KEY: SUBJECT, ...}.
  * cli_batch_begin starts the array (with --json); cli_batch_element names
  * the element being sent; cli_batch_end prints the array and frees it.
  */

@@ -14,14 +14,7 @@ static void core_print_event(const Carrel__Event *ev, void *arg)
 {
     cli_t *cli = arg;
     if (cli->json) {
-        json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "event");
-        json_message(&j, &ev->base);
-        json_object_end(&j);
-        json_print(&j, stdout);
-        json_free(&j);
+        output_json_event(stdout, ev);
     } else {
         printf("event %s: %s\n", ev->kind ? ev->kind : "?", ev->text ? ev->text : "");
     }
