@@ -2,6 +2,7 @@
 """The client as a whole: every command answers --help on its own, and every
 --json answer has one shape for refusals, single and batch commands alike."""
 
+import json
 import os
 import re
 import subprocess
@@ -218,6 +219,26 @@ class JsonRefusals(unittest.TestCase):
         self.assertEqual(r.code, 2, r)
         self.assertRefusal(r.json, "usage_error")
         self.assertIn("usage: account CARD", r.json["message"])
+
+
+class DeskJson(unittest.TestCase):
+    """The desk's --json lines: an answer says "ok": true, a refusal or failure "ok": false."""
+
+    def test_desk_lines_say_ok(self):
+        card, item = new_patron(), new_item()
+        lines = [card, item, item, ":nonsense", ":quit"]
+        r = env.carrel(env.profile(main, "desk-dwn", "clara", PASSWORD), "desk",
+                       input="\n".join(lines) + "\n")
+        self.assertEqual(r.code, 0, r)
+        docs = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertNotIn("ok", docs[0], docs)  # the desk's own first line is no answer
+        self.assertEqual((docs[1]["ok"], docs[1]["patron"]["card"]), (True, card), docs)
+        self.assertEqual((docs[2]["ok"], docs[2]["checkout"]["barcode"]), (True, item), docs)
+        self.assertEqual((docs[3]["ok"], docs[3]["status"], docs[3]["scan"]),
+                         (False, "conflict", item), docs)  # already checked out
+        self.assertEqual((docs[4]["ok"], docs[4]["status"]), (False, "usage_error"), docs)
+        self.assertNotIn("ok", docs[-1], docs)  # the visit's summary
+        self.assertIn("done", docs[-1], docs)
 
 
 if __name__ == "__main__":
