@@ -640,28 +640,16 @@ int cli_connect(cli_t *cli, bool login)
     return EXIT_OK;
 }
 
-int cli_logout(cli_t *cli)
+bool cli_session_saved(const cli_t *cli)
 {
     char *path = cli_session_path(cli);
     struct stat st;
     bool have = path && stat(path, &st) == 0;
     free(path);
-    if (!have)
-        return EXIT_OK;
-    int code = cli_connect(cli, false);
-    if (code == EXIT_OK && cli_login_saved(cli) == EXIT_OK) {
-        /* Logout ends the session on the server, token included. */
-        Carrel__Request req = CARREL__REQUEST__INIT;
-        Carrel__Logout lo = CARREL__LOGOUT__INIT;
-        req.body_case = CARREL__REQUEST__BODY_LOGOUT;
-        req.logout = &lo;
-        Carrel__Response *r = NULL;
-        code = cli_call(cli, &req, &r);
-        if (code == EXIT_OK) {
-            carrel__response__free_unpacked(r, NULL);
-            cli->logged_in = false;
-        }
-    }
-    cli_session_forget(cli); /* whatever the server said, this copy is gone */
-    return code;
+    return have;
+}
+
+int cli_session_login(cli_t *cli)
+{
+    return cli_login_saved(cli);
 }

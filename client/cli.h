@@ -60,12 +60,15 @@ typedef struct cli {
 
 /* Connect (and log in unless login is false). Returns an exit code. */
 int cli_connect(cli_t *cli, bool login);
+/* True when the profile has a saved session file (keep_session). */
+bool cli_session_saved(const cli_t *cli);
 /*
- * End the saved session (keep_session): log in with it and send Logout, so
- * the server revokes the token, then remove the session file. EXIT_OK also
- * when there was none.
+ * Log in with the saved session (to end it with Logout). Returns EXIT_OK
+ * when logged in, -1 when there is no usable one (or the server says it has
+ * ended: the file is removed), or another exit code after a refusal that
+ * was printed.
  */
-int cli_logout(cli_t *cli);
+int cli_session_login(cli_t *cli);
 /* "<profile>.session" (malloc'd), or NULL without a profile file. */
 char *cli_session_path(const cli_t *cli);
 /* Remove the session file (e.g. after one's own password change revoked it). */
@@ -132,8 +135,9 @@ void cli_print_status_error(cli_t *cli, const Carrel__Response *r);
 const ProtobufCMessage *cli_response_body(const Carrel__Response *r, const char **name);
 /*
  * Batch commands (checkout, checkin, renew, item use) answer --json with one
- * array whose elements each carry their outcome: the reply, or a refusal
- * {"ok": false, "status", "reason", "message", KEY: SUBJECT, ...}.
+ * array whose elements each carry their outcome: the reply with "ok": true
+ * (output_json_element), or a refusal {"ok": false, "status", "reason",
+ * "message", KEY: SUBJECT, ...}.
  * cli_batch_begin starts the array (with --json); cli_batch_element names
  * the element being sent; cli_batch_end prints the array and frees it.
  */

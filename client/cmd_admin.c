@@ -54,9 +54,18 @@ static void admin_print_staff(const Carrel__Staff *s)
     printf("%s\n", s->disabled ? " [disabled]" : "");
 }
 
-static int cmd_staff_add(cli_t *cli, int argc, char **argv)
+static void print_json_ok(const cmd_call_t *call, const Carrel__Response *r);
+
+/* What the builders of staff add and passwd leave for the prompts. */
+typedef struct admin_pw {
+    const char *newfile, *curfile; /* --new-password-file, --current-password-file */
+    bool self;                     /* one's own password: the current one too */
+} admin_pw_t;
+
+static int build_staff_add(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    const char *name = NULL, *role = NULL, *branches = NULL, *pwfile = NULL;
+    const char *name = NULL, *role = NULL, *branches = NULL;
+    admin_pw_t *pw = call->data = cmd_part(call, sizeof(*pw));
     static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
                                          {"role", required_argument, NULL, 'r'},
                                          {"branch", required_argument, NULL, 'b'},
@@ -75,7 +84,7 @@ static int cmd_staff_add(cli_t *cli, int argc, char **argv)
             branches = optarg;
             break;
         case 'f':
-            pwfile = optarg;
+            pw->newfile = optarg;
             break;
         default:
             return EXIT_USAGE;
@@ -88,45 +97,41 @@ static int cmd_staff_add(cli_t *cli, int argc, char **argv)
     if (r == CARREL__ROLE__ROLE_UNSPECIFIED)
         return cli_fail(cli, EXIT_USAGE,
                         "role must be clerk, librarian, branch_manager, coordinator or admin");
-    int code = EXIT_OK;
-    char *pw = admin_new_password(cli, pwfile, &code);
-    if (pw == NULL)
-        return code;
-
-    char *codes = util_xstrdup(branches);
-    char *list[16];
+    Carrel__StaffAdd *add = CMD_BODY(call, staff_add, STAFF_ADD, carrel__staff_add__init);
+    char *codes = cmd_part(call, strlen(branches) + 1);
+    memcpy(codes, branches, strlen(branches) + 1);
+    char **list = cmd_part(call, 16 * sizeof(char *));
     size_t n = 0;
     char *save = NULL;
     for (char *tok = strtok_r(codes, ",", &save); tok && n < 16; tok = strtok_r(NULL, ",", &save))
         list[n++] = tok;
-
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__StaffAdd add = CARREL__STAFF_ADD__INIT;
-    add.username = argv[optind];
-    add.display_name = (char *)name;
-    add.has_role = 1;
-    add.role = r;
-    add.branch_codes = list;
-    add.n_branch_codes = n;
-    add.password = pw;
-    req.body_case = CARREL__REQUEST__BODY_STAFF_ADD;
-    req.staff_add = &add;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *resp = NULL;
-    code = cli_call(cli, &req, &resp);
-    password_free(pw);
-    free(codes);
-    if (code != EXIT_OK)
-        return code;
-    if (cli->json)
-        cli_print_json(&resp->staff->base);
-    else {
-        printf("added ");
-        admin_print_staff(resp->staff);
-    }
-    carrel__response__free_unpacked(resp, NULL);
+    add->username = argv[optind];
+    add->display_name = (char *)name;
+    add->has_role = 1;
+    add->role = r;
+    add->branch_codes = list;
+    add->n_branch_codes = n;
     return EXIT_OK;
+}
+
+/* The new account's password, from its file or asked twice. */
+static int prepare_staff_add(cli_t *cli, cmd_call_t *call)
+{
+    const admin_pw_t *pw = call->data;
+    int code = EXIT_OK;
+    char *password = admin_new_password(cli, pw->newfile, &code);
+    if (password == NULL)
+        return code;
+    cmd_secret(call, password);
+    call->req.staff_add->password = password;
+    return EXIT_OK;
+}
+
+static void print_staff_add(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    printf("added ");
+    admin_print_staff(r->staff);
 }
 
 static int build_staff_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
@@ -177,48 +182,54 @@ static char *admin_current_password(cli_t *cli, const char *file, int *code)
 /*
  * Set `user`'s password. One's own needs the current password too (the
  * server checks it); the change ends one's other sessions and the saved
- * session, so the session file goes as well.
+ * session, so the session file goes as well (finish_passwd).
  */
-static int admin_passwd(cli_t *cli, const char *user, const char *newfile, const char *curfile)
+static int admin_passwd_build(cli_t *cli, cmd_call_t *call, const char *user)
 {
-    bool self = cli->login && cli->login->staff && cli->login->staff->username &&
-                strcmp(cli->login->staff->username, user) == 0;
-    int code = EXIT_OK;
-    char *current = NULL;
-    if (self && (current = admin_current_password(cli, curfile, &code)) == NULL)
-        return code;
-    char *pw = admin_new_password(cli, newfile, &code);
-    if (pw == NULL) {
-        password_free(current);
-        return code;
-    }
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__StaffSetPassword m = CARREL__STAFF_SET_PASSWORD__INIT;
-    m.username = (char *)user;
-    m.password = pw;
-    m.current_password = current;
-    req.body_case = CARREL__REQUEST__BODY_STAFF_SET_PASSWORD;
-    req.staff_set_password = &m;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *resp = NULL;
-    code = cli_call(cli, &req, &resp);
-    password_free(pw);
-    password_free(current);
-    if (code != EXIT_OK)
-        return code;
-    if (self)
-        cli_session_forget(cli);
-    if (!cli->json)
-        printf("password changed for %s\n", user);
-    else
-        printf("{\"status\":\"ok\"}\n");
-    carrel__response__free_unpacked(resp, NULL);
+    admin_pw_t *pw = call->data;
+    pw->self = cli->login && cli->login->staff && cli->login->staff->username &&
+               strcmp(cli->login->staff->username, user) == 0;
+    Carrel__StaffSetPassword *m =
+        CMD_BODY(call, staff_set_password, STAFF_SET_PASSWORD, carrel__staff_set_password__init);
+    m->username = (char *)user;
+    call->subject = user;
     return EXIT_OK;
 }
 
+/* The current password (one's own) and the new one, from their files or asked. */
+static int prepare_passwd(cli_t *cli, cmd_call_t *call)
+{
+    const admin_pw_t *pw = call->data;
+    Carrel__StaffSetPassword *m = call->req.staff_set_password;
+    int code = EXIT_OK;
+    if (pw->self) {
+        if ((m->current_password = admin_current_password(cli, pw->curfile, &code)) == NULL)
+            return code;
+        cmd_secret(call, m->current_password);
+    }
+    if ((m->password = admin_new_password(cli, pw->newfile, &code)) == NULL)
+        return code;
+    cmd_secret(call, m->password);
+    return EXIT_OK;
+}
+
+static void print_passwd(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)r;
+    printf("password changed for %s\n", call->subject);
+}
+
+/* One's own password changed: the saved session has ended with it. */
+static int finish_passwd(cli_t *cli, cmd_call_t *call, int code)
+{
+    const admin_pw_t *pw = call->data;
+    if (code == EXIT_OK && pw->self)
+        cli_session_forget(cli);
+    return code;
+}
+
 /* Options of both passwd commands; returns EXIT_OK or a usage error. */
-static int admin_passwd_options(int argc, char **argv, const char **newfile, const char **curfile)
+static int admin_passwd_options(int argc, char **argv, admin_pw_t *pw)
 {
     static const struct option opts[] = {{"new-password-file", required_argument, NULL, 'f'},
                                          {"current-password-file", required_argument, NULL, 'c'},
@@ -226,47 +237,77 @@ static int admin_passwd_options(int argc, char **argv, const char **newfile, con
     int ch;
     while ((ch = getopt_long(argc, argv, "f:c:", opts, NULL)) != -1) {
         if (ch == 'f')
-            *newfile = optarg;
+            pw->newfile = optarg;
         else if (ch == 'c')
-            *curfile = optarg;
+            pw->curfile = optarg;
         else
             return EXIT_USAGE;
     }
     return EXIT_OK;
 }
 
-static int cmd_staff_passwd(cli_t *cli, int argc, char **argv)
+static int build_staff_passwd(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    const char *newfile = NULL, *curfile = NULL;
-    if (admin_passwd_options(argc, argv, &newfile, &curfile) != EXIT_OK || optind != argc - 1)
+    admin_pw_t *pw = call->data = cmd_part(call, sizeof(*pw));
+    if (admin_passwd_options(argc, argv, pw) != EXIT_OK || optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE,
                         "usage: admin staff passwd USER [--new-password-file F] "
                         "[--current-password-file F]");
-    return admin_passwd(cli, argv[optind], newfile, curfile);
+    return admin_passwd_build(cli, call, argv[optind]);
 }
 
-static int cmd_passwd(cli_t *cli, int argc, char **argv)
+static int build_passwd(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    const char *newfile = NULL, *curfile = NULL;
-    if (admin_passwd_options(argc, argv, &newfile, &curfile) != EXIT_OK || optind != argc)
+    admin_pw_t *pw = call->data = cmd_part(call, sizeof(*pw));
+    if (admin_passwd_options(argc, argv, pw) != EXIT_OK || optind != argc)
         return cli_fail(cli, EXIT_USAGE,
                         "usage: passwd [--new-password-file F] [--current-password-file F]");
-    return admin_passwd(cli, cli->profile.user, newfile, curfile);
+    return admin_passwd_build(cli, call, cli->profile.user);
 }
 
-static int cmd_logout(cli_t *cli, int argc, char **argv)
+static int build_logout(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     (void)argv;
     if (argc != 1)
         return cli_fail(cli, EXIT_USAGE, "usage: logout");
-    int code = cli_logout(cli);
+    CMD_BODY(call, logout, LOGOUT, carrel__logout__init);
+    return EXIT_OK;
+}
+
+/*
+ * Logout ends the saved session on the server, token included: log in with
+ * it first. Without one there is nothing to end; when the server no longer
+ * takes it, it has ended already.
+ */
+static int prepare_logout(cli_t *cli, cmd_call_t *call)
+{
+    if (!cli_session_saved(cli)) {
+        call->nothing_to_send = true;
+        return EXIT_OK;
+    }
+    int code = cli_connect(cli, false);
     if (code != EXIT_OK)
         return code;
-    if (cli->json)
-        printf("{\"status\":\"ok\"}\n");
-    else if (!cli->quiet)
-        printf("logged out\n");
+    if (cli_session_login(cli) != EXIT_OK)
+        call->nothing_to_send = true;
     return EXIT_OK;
+}
+
+static void print_logout(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    (void)r;
+    printf("logged out\n");
+}
+
+/* Whatever the server said, this copy of the session is gone. */
+static int finish_logout(cli_t *cli, cmd_call_t *call, int code)
+{
+    (void)call;
+    if (code == EXIT_OK)
+        cli->logged_in = false;
+    cli_session_forget(cli);
+    return code;
 }
 
 static int admin_set_disabled(cli_t *cli, int argc, char **argv, cmd_call_t *call, bool disabled)
@@ -359,7 +400,10 @@ static void print_workstation_list(const cmd_call_t *call, const Carrel__Respons
 
 const command_t admin_commands[] = {
     {.path = "admin staff add",
-     .run = cmd_staff_add,
+     .build = build_staff_add,
+     .prepare = prepare_staff_add,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_staff_add,
      .needs_login = true,
      .usage = "USER --name NAME --role ROLE --branch CODE[,CODE] [--new-password-file F]",
      .summary = "create a staff account (managers: clerks and librarians of their branch)"},
@@ -370,17 +414,31 @@ const command_t admin_commands[] = {
      .usage = "",
      .summary = "list staff accounts"},
     {.path = "admin staff passwd",
-     .run = cmd_staff_passwd,
+     .build = build_staff_passwd,
+     .prepare = prepare_passwd,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_passwd,
+     .print_json = print_json_ok,
+     .finish = finish_passwd,
      .needs_login = true,
      .usage = "USER [--new-password-file F] [--current-password-file F]",
      .summary = "set a staff member's password (your own: the current one is asked for too)"},
     {.path = "passwd",
-     .run = cmd_passwd,
+     .build = build_passwd,
+     .prepare = prepare_passwd,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_passwd,
+     .print_json = print_json_ok,
+     .finish = finish_passwd,
      .needs_login = true,
      .usage = "[--new-password-file F] [--current-password-file F]",
      .summary = "change your own password (asks for the current one)"},
     {.path = "logout",
-     .run = cmd_logout,
+     .build = build_logout,
+     .prepare = prepare_logout,
+     .print_text = print_logout,
+     .print_json = print_json_ok,
+     .finish = finish_logout,
      .needs_login = false,
      .usage = "",
      .summary =

@@ -97,9 +97,10 @@ static void catalog_print_item(const Carrel__Item *it)
 
 /* ---- catalog search ---- */
 
-static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
+static int build_catalog_search(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__CatalogSearch s = CARREL__CATALOG_SEARCH__INIT;
+    Carrel__CatalogSearch *sp =
+        CMD_BODY(call, catalog_search, CATALOG_SEARCH, carrel__catalog_search__init);
     int page = 1;
     static const struct option opts[] = {
         {"isbn", required_argument, NULL, 'i'},
@@ -123,33 +124,33 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'i':
-            s.isbn = optarg;
+            sp->isbn = optarg;
             break;
         case 's':
-            s.issn = optarg;
+            sp->issn = optarg;
             break;
         case 'b':
-            s.barcode = optarg;
+            sp->barcode = optarg;
             break;
         case 'c':
-            s.call_number_prefix = optarg;
+            sp->call_number_prefix = optarg;
             break;
         case 'B':
-            s.branch_code = optarg;
+            sp->branch_code = optarg;
             break;
         case 'f':
-            s.format = optarg;
+            sp->format = optarg;
             break;
         case 'a':
-            s.has_available_only = s.available_only = 1;
+            sp->has_available_only = sp->available_only = 1;
             break;
         case 'p':
             if (cli_int32_arg(cli, "--page", optarg, 1, 1000000, &page) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'l':
-            s.has_limit = 1;
-            if (cli_int32_arg(cli, "--limit", optarg, 1, 100, &s.limit) != EXIT_OK)
+            sp->has_limit = 1;
+            if (cli_int32_arg(cli, "--limit", optarg, 1, 100, &sp->limit) != EXIT_OK)
                 return EXIT_USAGE;
             break;
         case 'n':
@@ -167,9 +168,10 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
         }
     }
     /* The remaining words are the query, then the words left out. */
-    char query[1024] = "";
+    enum { QUERY_SIZE = 1024 };
+    char *query = cmd_part(call, QUERY_SIZE);
     for (int i = optind; i < argc; i++) {
-        if (strlen(query) + strlen(argv[i]) + 2 >= sizeof(query))
+        if (strlen(query) + strlen(argv[i]) + 2 >= QUERY_SIZE)
             return cli_fail(cli, EXIT_USAGE, "the search is too long");
         if (query[0])
             strcat(query, " ");
@@ -178,57 +180,55 @@ static int cmd_catalog_search(cli_t *cli, int argc, char **argv)
     if (excluded[0]) {
         if (query[0] == '\0')
             return cli_fail(cli, EXIT_USAGE, "--not needs words to search for");
-        if (strlen(query) + strlen(excluded) + 1 >= sizeof(query))
+        if (strlen(query) + strlen(excluded) + 1 >= QUERY_SIZE)
             return cli_fail(cli, EXIT_USAGE, "the search is too long");
         strcat(query, excluded);
     }
     if (query[0])
-        s.query = query;
+        sp->query = query;
     if (page < 1)
         return cli_fail(cli, EXIT_USAGE, "--page starts at 1");
-    int limit = s.has_limit ? s.limit : 20;
-    s.has_offset = 1;
-    s.offset = (page - 1) * limit;
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    req.body_case = CARREL__REQUEST__BODY_CATALOG_SEARCH;
-    req.catalog_search = &s;
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
-    if (code != EXIT_OK)
-        return code;
-    const Carrel__CatalogSearchReply *res = r->catalog_search;
-    if (cli->json) {
-        cli_print_json(&res->base);
-    } else if (res->n_results == 0) {
-        printf("Nothing found.\n");
-    } else {
-        static const char *const headers[] = {"Bib",    "Title",       "Author",    "Year",
-                                              "Format", "Call number", "Available", "Where"};
-        table_t *t = table_new(8, headers);
-        for (size_t i = 0; i < res->n_results; i++) {
-            const Carrel__BibSummary *b = res->results[i];
-            char id[24], avail[32], where[256] = "";
-            snprintf(id, sizeof(id), "%lld", (long long)b->id);
-            snprintf(avail, sizeof(avail), "%d of %d", b->available_copies, b->total_copies);
-            for (size_t k = 0; k < b->n_copies; k++) {
-                char one[48];
-                snprintf(one, sizeof(one), "%s%s %d/%d", k ? ", " : "", b->copies[k]->branch_code,
-                         b->copies[k]->available, b->copies[k]->total);
-                strncat(where, one, sizeof(where) - strlen(where) - 1);
-            }
-            char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
-            output_cut(title, sizeof(title), b->title, OUTPUT_TITLE_COLUMNS);
-            const char *row[] = {id,        title,          b->author, b->year,
-                                 b->format, b->call_number, avail,     where};
-            table_add(t, row);
-        }
-        table_print(t, stdout);
-        table_free(t);
-        int pages = (res->total + limit - 1) / limit;
-        printf("%d found; page %d of %d\n", res->total, page, pages ? pages : 1);
-    }
-    carrel__response__free_unpacked(r, NULL);
+    int limit = sp->has_limit ? sp->limit : 20;
+    sp->has_offset = 1;
+    sp->offset = (page - 1) * limit;
+    call->number = page;
     return EXIT_OK;
+}
+
+static void print_catalog_search(const cmd_call_t *call, const Carrel__Response *r)
+{
+    const Carrel__CatalogSearchReply *res = r->catalog_search;
+    const Carrel__CatalogSearch *s = call->req.catalog_search;
+    int limit = s->has_limit ? s->limit : 20;
+    int page = (int)call->number;
+    if (res->n_results == 0) {
+        printf("Nothing found.\n");
+        return;
+    }
+    static const char *const headers[] = {"Bib",    "Title",       "Author",    "Year",
+                                          "Format", "Call number", "Available", "Where"};
+    table_t *t = table_new(8, headers);
+    for (size_t i = 0; i < res->n_results; i++) {
+        const Carrel__BibSummary *b = res->results[i];
+        char id[24], avail[32], where[256] = "";
+        snprintf(id, sizeof(id), "%lld", (long long)b->id);
+        snprintf(avail, sizeof(avail), "%d of %d", b->available_copies, b->total_copies);
+        for (size_t k = 0; k < b->n_copies; k++) {
+            char one[48];
+            snprintf(one, sizeof(one), "%s%s %d/%d", k ? ", " : "", b->copies[k]->branch_code,
+                     b->copies[k]->available, b->copies[k]->total);
+            strncat(where, one, sizeof(where) - strlen(where) - 1);
+        }
+        char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
+        output_cut(title, sizeof(title), b->title, OUTPUT_TITLE_COLUMNS);
+        const char *row[] = {id,        title,          b->author, b->year,
+                             b->format, b->call_number, avail,     where};
+        table_add(t, row);
+    }
+    table_print(t, stdout);
+    table_free(t);
+    int pages = (res->total + limit - 1) / limit;
+    printf("%d found; page %d of %d\n", res->total, page, pages ? pages : 1);
 }
 
 /* ---- catalog show ---- */
@@ -364,61 +364,61 @@ static int catalog_bib_options(cli_t *cli, int argc, char **argv, bib_edit_t *e)
     return EXIT_OK;
 }
 
-static int catalog_save(cli_t *cli, Carrel__Bib *b)
+/* A BibSave of the fields in e (freed with the call); the answer is the record as saved. */
+static bib_edit_t *catalog_save_build(cmd_call_t *call)
 {
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__BibSave save = CARREL__BIB_SAVE__INIT;
-    save.bib = b;
-    req.body_case = CARREL__REQUEST__BODY_BIB_SAVE;
-    req.bib_save = &save;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
+    bib_edit_t *e = call->data = cmd_part(call, sizeof(*e));
+    carrel__bib__init(&e->bib);
+    Carrel__BibSave *save = CMD_BODY(call, bib_save, BIB_SAVE, carrel__bib_save__init);
+    save->bib = &e->bib;
+    return e;
+}
+
+static void print_catalog_saved(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    catalog_print_bib(r->bib);
+}
+
+static int build_catalog_add(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    bib_edit_t *e = catalog_save_build(call);
+    int code = catalog_bib_options(cli, argc, argv, e);
     if (code != EXIT_OK)
         return code;
-    if (cli->json)
-        cli_print_json(&r->bib->base);
-    else
-        catalog_print_bib(r->bib);
-    carrel__response__free_unpacked(r, NULL);
+    if (optind != argc || e->bib.title == NULL)
+        return cli_fail(cli, EXIT_USAGE, "usage: catalog add --title TITLE [--author A] ...");
     return EXIT_OK;
 }
 
-static int cmd_catalog_add(cli_t *cli, int argc, char **argv)
+static int build_catalog_edit(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    bib_edit_t e;
-    memset(&e, 0, sizeof(e));
-    carrel__bib__init(&e.bib);
-    int code = catalog_bib_options(cli, argc, argv, &e);
-    if (code != EXIT_OK)
-        return code;
-    if (optind != argc || e.bib.title == NULL)
-        return cli_fail(cli, EXIT_USAGE, "usage: catalog add --title TITLE [--author A] ...");
-    return catalog_save(cli, &e.bib);
-}
-
-static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
-{
-    bib_edit_t e;
-    memset(&e, 0, sizeof(e));
-    carrel__bib__init(&e.bib);
-    int code = catalog_bib_options(cli, argc, argv, &e);
+    bib_edit_t *e = catalog_save_build(call);
+    int code = catalog_bib_options(cli, argc, argv, e);
     if (code != EXIT_OK)
         return code;
     int64_t id = optind == argc - 1 ? catalog_parse_id(argv[optind]) : -1;
     if (id < 0)
         return cli_fail(cli, EXIT_USAGE, "usage: catalog edit BIB --title ... (fields to change)");
-    /* Read, change what was given, save with the version read. */
+    call->number = id;
+    return EXIT_OK;
+}
+
+/* Read the record, change what was given, save with the version read. */
+static int prepare_catalog_edit(cli_t *cli, cmd_call_t *call)
+{
+    const bib_edit_t *e = call->data;
     Carrel__Response *cur = NULL;
-    code = catalog_get_bib(cli, id, false, &cur);
+    int code = catalog_get_bib(cli, call->number, false, &cur);
     if (code != EXIT_OK)
         return code;
-    /* Edit a shallow copy: the response keeps owning what it allocated. */
-    Carrel__Bib edit = *cur->bib;
+    cmd_hold(call, cur);
+    /* Edit a shallow copy: the answer held keeps owning what it allocated. */
+    Carrel__Bib *edit = cmd_part(call, sizeof(*edit));
+    *edit = *cur->bib;
 #define TAKE(field)                                                                                \
-    if (e.bib.field)                                                                               \
-        edit.field = e.bib.field;
+    if (e->bib.field)                                                                              \
+        edit->field = e->bib.field;
     TAKE(title)
     TAKE(author)
     TAKE(publisher)
@@ -427,23 +427,22 @@ static int cmd_catalog_edit(cli_t *cli, int argc, char **argv)
     TAKE(language)
     TAKE(call_number)
 #undef TAKE
-    if (e.set_isbns) {
-        edit.isbns = e.bib.isbns;
-        edit.n_isbns = e.bib.n_isbns;
+    if (e->set_isbns) {
+        edit->isbns = e->bib.isbns;
+        edit->n_isbns = e->bib.n_isbns;
     }
-    if (e.set_issns) {
-        edit.issns = e.bib.issns;
-        edit.n_issns = e.bib.n_issns;
+    if (e->set_issns) {
+        edit->issns = e->bib.issns;
+        edit->n_issns = e->bib.n_issns;
     }
-    if (e.set_subjects) {
-        edit.subjects = e.bib.subjects;
-        edit.n_subjects = e.bib.n_subjects;
+    if (e->set_subjects) {
+        edit->subjects = e->bib.subjects;
+        edit->n_subjects = e->bib.n_subjects;
     }
-    edit.n_items = 0; /* items are not part of a bib edit */
-    edit.marc = NULL;
-    code = catalog_save(cli, &edit);
-    carrel__response__free_unpacked(cur, NULL);
-    return code;
+    edit->n_items = 0; /* items are not part of a bib edit */
+    edit->marc = NULL;
+    call->req.bib_save->bib = edit;
+    return EXIT_OK;
 }
 
 /* ---- items ---- */
@@ -546,76 +545,80 @@ static int item_options(cli_t *cli, int argc, char **argv, Carrel__Item *it)
     return EXIT_OK;
 }
 
-static int item_save(cli_t *cli, Carrel__Item *it)
+/* An ItemSave of a new Item (freed with the call); the answer is the item as saved. */
+static Carrel__Item *item_save_build(cmd_call_t *call)
 {
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__ItemSave save = CARREL__ITEM_SAVE__INIT;
-    save.item = it;
-    req.body_case = CARREL__REQUEST__BODY_ITEM_SAVE;
-    req.item_save = &save;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *r = NULL;
-    int code = cli_call(cli, &req, &r);
+    Carrel__Item *it = call->data = cmd_part(call, sizeof(*it));
+    carrel__item__init(it);
+    Carrel__ItemSave *save = CMD_BODY(call, item_save, ITEM_SAVE, carrel__item_save__init);
+    save->item = it;
+    return it;
+}
+
+static void print_item_saved(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    catalog_print_item(r->item);
+}
+
+static int build_item_add(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__Item *it = item_save_build(call);
+    int code = item_options(cli, argc, argv, it);
     if (code != EXIT_OK)
         return code;
-    if (cli->json)
-        cli_print_json(&r->item->base);
-    else
-        catalog_print_item(r->item);
-    carrel__response__free_unpacked(r, NULL);
+    if (optind != argc - 1 || !it->has_bib_id || !it->owning_branch)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: item add BARCODE --bib BIB --branch CODE [--type T] ...");
+    it->barcode = argv[optind];
+    if (it->item_type == NULL)
+        it->item_type = "book";
     return EXIT_OK;
 }
 
-static int cmd_item_add(cli_t *cli, int argc, char **argv)
+static int build_item_edit(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    Carrel__Item it = CARREL__ITEM__INIT;
-    int code = item_options(cli, argc, argv, &it);
-    if (code != EXIT_OK)
-        return code;
-    if (optind != argc - 1 || !it.has_bib_id || !it.owning_branch)
-        return cli_fail(cli, EXIT_USAGE,
-                        "usage: item add BARCODE --bib BIB --branch CODE [--type T] ...");
-    it.barcode = argv[optind];
-    if (it.item_type == NULL)
-        it.item_type = "book";
-    return item_save(cli, &it);
-}
-
-static int cmd_item_edit(cli_t *cli, int argc, char **argv)
-{
-    Carrel__Item changes = CARREL__ITEM__INIT;
-    int code = item_options(cli, argc, argv, &changes);
+    Carrel__Item *changes = item_save_build(call);
+    int code = item_options(cli, argc, argv, changes);
     if (code != EXIT_OK)
         return code;
     if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: item edit BARCODE --location ... (changes)");
+    call->subject = argv[optind];
+    return EXIT_OK;
+}
+
+/* Read the item, change what was given, save with the version read. */
+static int prepare_item_edit(cli_t *cli, cmd_call_t *call)
+{
+    const Carrel__Item *changes = call->data;
     Carrel__Response *cur = NULL;
-    code = item_get(cli, argv[optind], &cur);
+    int code = item_get(cli, call->subject, &cur);
     if (code != EXIT_OK)
         return code;
-    Carrel__Item it = *cur->item;
-    if (changes.barcode)
-        it.barcode = changes.barcode;
-    if (changes.has_bib_id)
-        it.bib_id = changes.bib_id;
-    if (changes.owning_branch)
-        it.owning_branch = changes.owning_branch;
-    if (changes.current_branch)
-        it.current_branch = changes.current_branch;
-    if (changes.location)
-        it.location = changes.location;
-    if (changes.call_number)
-        it.call_number = changes.call_number;
-    if (changes.item_type)
-        it.item_type = changes.item_type;
-    if (changes.has_price_cents)
-        it.price_cents = changes.price_cents;
-    it.has_status = changes.has_status;
-    it.status = changes.status;
-    code = item_save(cli, &it);
-    carrel__response__free_unpacked(cur, NULL);
-    return code;
+    cmd_hold(call, cur);
+    Carrel__Item *it = cmd_part(call, sizeof(*it));
+    *it = *cur->item; /* a shallow copy: the answer held owns its strings */
+    if (changes->barcode)
+        it->barcode = changes->barcode;
+    if (changes->has_bib_id)
+        it->bib_id = changes->bib_id;
+    if (changes->owning_branch)
+        it->owning_branch = changes->owning_branch;
+    if (changes->current_branch)
+        it->current_branch = changes->current_branch;
+    if (changes->location)
+        it->location = changes->location;
+    if (changes->call_number)
+        it->call_number = changes->call_number;
+    if (changes->item_type)
+        it->item_type = changes->item_type;
+    if (changes->has_price_cents)
+        it->price_cents = changes->price_cents;
+    it->has_status = changes->has_status;
+    it->status = changes->status;
+    call->req.item_save->item = it;
+    return EXIT_OK;
 }
 
 /* ---- import ---- */
@@ -1042,7 +1045,8 @@ static int cmd_export_marc(cli_t *cli, int argc, char **argv)
 
 const command_t catalog_commands[] = {
     {.path = "catalog search",
-     .run = cmd_catalog_search,
+     .build = build_catalog_search,
+     .print_text = print_catalog_search,
      .needs_login = true,
      .usage =
          "[WORDS...] [--not WORD]... [--isbn X] [--issn X] [--barcode X] [--call-number PREFIX] "
@@ -1056,13 +1060,18 @@ const command_t catalog_commands[] = {
      .usage = "BIB [--marc]",
      .summary = "a record with its copies"},
     {.path = "catalog add",
-     .run = cmd_catalog_add,
+     .build = build_catalog_add,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_catalog_saved,
      .needs_login = true,
      .usage = "--title T [--author A] [--isbn X]... [--subject S]... [--publisher P] [--year Y] "
               "[--format F] [--language L] [--call-number C]",
      .summary = "create a bibliographic record (librarians)"},
     {.path = "catalog edit",
-     .run = cmd_catalog_edit,
+     .build = build_catalog_edit,
+     .prepare = prepare_catalog_edit,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_catalog_saved,
      .needs_login = true,
      .usage = "BIB [--title T] [--author A] ... (as add)",
      .summary = "change a record's main fields; its MARC follows"},
@@ -1073,13 +1082,18 @@ const command_t catalog_commands[] = {
      .usage = "BARCODE",
      .summary = "an item's status, branch and details"},
     {.path = "item add",
-     .run = cmd_item_add,
+     .build = build_item_add,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_item_saved,
      .needs_login = true,
      .usage =
          "BARCODE --bib BIB --branch CODE [--type T] [--location L] [--call-number C] [--price P]",
      .summary = "add a copy (librarians, for their branch)"},
     {.path = "item edit",
-     .run = cmd_item_edit,
+     .build = build_item_edit,
+     .prepare = prepare_item_edit,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_item_saved,
      .needs_login = true,
      .usage =
          "BARCODE [--barcode NEW] [--branch CODE] [--at CODE] [--location L] [--call-number C] "

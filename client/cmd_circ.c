@@ -59,7 +59,7 @@ static int cmd_checkout(cli_t *cli, int argc, char **argv)
             continue;
         }
         if (cli->json) {
-            json_message(&j, &r->checkout->base);
+            output_json_element(&j, &r->checkout->base, true);
         } else {
             printf("%s  %s  due %s%s\n", r->checkout->barcode, r->checkout->title,
                    r->checkout->due_date, r->checkout->n_overridden ? "  (override recorded)" : "");
@@ -111,7 +111,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         }
         const Carrel__CheckinReply *x = r->checkin;
         if (cli->json) {
-            json_message(&j, &x->base);
+            output_json_element(&j, &x->base, true);
         } else {
             printf("%s  %s  %s\n", x->barcode, x->title ? x->title : "", x->message);
             if (slips && x->slip && x->slip[0])
@@ -177,7 +177,7 @@ static int cmd_renew(cli_t *cli, int argc, char **argv)
             if (!x->renewed && worst == EXIT_OK)
                 worst = EXIT_SERVER;
             if (cli->json)
-                json_message(&j, &x->base);
+                output_json_element(&j, &x->base, x->renewed); /* not renewed: ok false */
             else if (x->renewed)
                 printf("%s  %s  renewed, due %s\n", x->barcode, x->title, x->due_date);
             else
@@ -380,7 +380,7 @@ static int cmd_item_use(cli_t *cli, int argc, char **argv)
             continue;
         }
         if (cli->json)
-            json_message(&j, &r->in_house_use->base);
+            output_json_element(&j, &r->in_house_use->base, true);
         else
             printf("%s  in-house use counted\n", argv[i]);
         carrel__response__free_unpacked(r, NULL);

@@ -2,6 +2,7 @@
  * Core commands: ping, whoami, branches.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,23 +14,23 @@ static void core_print_event(const Carrel__Event *ev, void *arg)
 {
     cli_t *cli = arg;
     if (cli->json) {
-        json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "event");
-        json_message(&j, &ev->base);
-        json_object_end(&j);
-        json_print(&j, stdout);
-        json_free(&j);
+        output_json_event(stdout, ev);
     } else {
         printf("event %s: %s\n", ev->kind ? ev->kind : "?", ev->text ? ev->text : "");
     }
 }
 
-static int cmd_ping(cli_t *cli, int argc, char **argv)
+/* Ping's command line, for its prepare step and printers. */
+typedef struct core_ping {
+    bool event;       /* --event: ask for a test event too */
+    char payload[32]; /* "ping-N" */
+    char server[300]; /* "host:port", for the text line */
+} core_ping_t;
+
+static int build_ping(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     int count = 1;
-    int event = 0;
+    core_ping_t *ping = call->data = cmd_part(call, sizeof(*ping));
     static const struct option opts[] = {{"count", required_argument, NULL, 'n'},
                                          {"event", no_argument, NULL, 'e'},
                                          {NULL, 0, NULL, 0}};
@@ -39,55 +40,64 @@ static int cmd_ping(cli_t *cli, int argc, char **argv)
             if (cli_int32_arg(cli, "--count", optarg, 1, 1000000, &count) != EXIT_OK)
                 return EXIT_USAGE;
         } else if (ch == 'e')
-            event = 1;
+            ping->event = true;
         else
             return EXIT_USAGE;
     }
     if (count < 1 || count > 1000000)
         return cli_fail(cli, EXIT_USAGE, "--count must be 1 to 1000000");
-    int code = cli_connect(cli, false);
-    if (code != EXIT_OK)
-        return code;
-    cli->conn.on_event = core_print_event;
-    cli->conn.event_arg = cli;
-    for (int i = 0; i < count; i++) {
-        Carrel__Request req = CARREL__REQUEST__INIT;
-        Carrel__Ping ping = CARREL__PING__INIT;
-        char payload[32];
-        snprintf(payload, sizeof(payload), "ping-%d", i + 1);
-        ping.payload = payload;
-        if (event) {
-            ping.has_push_event = 1;
-            ping.push_event = 1;
-        }
-        req.body_case = CARREL__REQUEST__BODY_PING;
-        req.ping = &ping;
-        uint64_t t0 = util_mono_ns();
-        Carrel__Response *r = NULL;
-        code = cli_call(cli, &req, &r);
+    call->repeat = count;
+    Carrel__Ping *p = CMD_BODY(call, ping, PING, carrel__ping__init);
+    p->payload = ping->payload;
+    if (ping->event) {
+        p->has_push_event = 1;
+        p->push_event = 1;
+    }
+    snprintf(ping->server, sizeof(ping->server), "%s:%ld", cli->profile.host, cli->profile.port);
+    return EXIT_OK;
+}
+
+/* Before each Ping: the connection (no login) with its event printer, and the round's payload. */
+static int prepare_ping(cli_t *cli, cmd_call_t *call)
+{
+    core_ping_t *ping = call->data;
+    if (call->round == 0) {
+        int code = cli_connect(cli, false);
         if (code != EXIT_OK)
             return code;
-        double ms = (double)(util_mono_ns() - t0) / 1e6;
-        if (cli->json) {
-            json_t j;
-            json_init(&j);
-            json_object_begin(&j);
-            json_key(&j, "payload");
-            json_string(&j, r->pong->payload);
-            json_key(&j, "server_time_ms");
-            json_int(&j, r->pong->server_time_ms);
-            json_key(&j, "round_trip_ms");
-            json_double(&j, ms);
-            json_object_end(&j);
-            json_print(&j, stdout);
-            json_free(&j);
-        } else {
-            printf("pong from %s:%ld: %s in %.2f ms\n", cli->profile.host, cli->profile.port,
-                   r->pong->payload ? r->pong->payload : "", ms);
-        }
-        carrel__response__free_unpacked(r, NULL);
+        cli->conn.on_event = core_print_event;
+        cli->conn.event_arg = cli;
     }
+    snprintf(ping->payload, sizeof(ping->payload), "ping-%d", call->round + 1);
     return EXIT_OK;
+}
+
+static double core_round_trip_ms(const cmd_call_t *call)
+{
+    return (double)(call->answered_ns - call->sent_ns) / 1e6;
+}
+
+static void print_ping(const cmd_call_t *call, const Carrel__Response *r)
+{
+    const core_ping_t *ping = call->data;
+    printf("pong from %s: %s in %.2f ms\n", ping->server, r->pong->payload ? r->pong->payload : "",
+           core_round_trip_ms(call));
+}
+
+static void print_ping_json(const cmd_call_t *call, const Carrel__Response *r)
+{
+    json_t j;
+    json_init(&j);
+    json_object_begin(&j);
+    json_key(&j, "payload");
+    json_string(&j, r->pong->payload);
+    json_key(&j, "server_time_ms");
+    json_int(&j, r->pong->server_time_ms);
+    json_key(&j, "round_trip_ms");
+    json_double(&j, core_round_trip_ms(call));
+    json_object_end(&j);
+    json_print(&j, stdout);
+    json_free(&j);
 }
 
 static int build_whoami(cli_t *cli, int argc, char **argv, cmd_call_t *call)
@@ -138,7 +148,10 @@ static void print_branches(const cmd_call_t *call, const Carrel__Response *r)
 
 const command_t core_commands[] = {
     {.path = "ping",
-     .run = cmd_ping,
+     .build = build_ping,
+     .prepare = prepare_ping,
+     .print_text = print_ping,
+     .print_json = print_ping_json,
      .needs_login = false,
      .usage = "[-n COUNT] [--event]",
      .summary = "check the server answers (no login); --event asks for a test event"},

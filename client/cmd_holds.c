@@ -383,14 +383,7 @@ static void holds_print_event(const Carrel__Event *ev, void *arg)
 {
     cli_t *cli = arg;
     if (cli->json) {
-        json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "event");
-        json_message(&j, &ev->base);
-        json_object_end(&j);
-        json_print(&j, stdout);
-        json_free(&j);
+        output_json_event(stdout, ev);
     } else {
         printf("[%s] %s: %s\n", ev->branch_code ? ev->branch_code : "?", ev->kind,
                ev->text ? ev->text : "");

@@ -269,18 +269,6 @@ static void patron_print_table(const Carrel__Patron *const *patrons, size_t n)
     table_free(t);
 }
 
-/* Print a Patron reply: JSON, or the card with a first line saying what happened. */
-static void patron_print_result(cli_t *cli, const Carrel__Patron *p, const char *what)
-{
-    if (cli->json) {
-        cli_print_json(&p->base);
-        return;
-    }
-    if (what)
-        printf("%s\n", what);
-    patron_print(p, NULL);
-}
-
 /* PatronGet by card; on success *resp holds the patron. */
 static int patron_get(cli_t *cli, const char *card, Carrel__Response **resp)
 {
@@ -292,141 +280,147 @@ static int patron_get(cli_t *cli, const char *card, Carrel__Response **resp)
     return cli_call(cli, &req, resp);
 }
 
-/*
- * Send a PatronSave and print the outcome. A possible duplicate prints the
- * look-alikes, a stale version the current record; both exit EXIT_SERVER.
- */
-static int patron_save(cli_t *cli, Carrel__Patron *p, bool allow_duplicate, const char *what)
+/* A PatronSave of a new Patron (freed with the call). */
+static Carrel__Patron *patron_save_build(cmd_call_t *call)
 {
-    Carrel__Request req = CARREL__REQUEST__INIT;
-    Carrel__PatronSave save = CARREL__PATRON_SAVE__INIT;
-    save.patron = p;
-    if (allow_duplicate) {
-        save.has_allow_duplicate = 1;
-        save.allow_duplicate = 1;
-    }
-    req.body_case = CARREL__REQUEST__BODY_PATRON_SAVE;
-    req.patron_save = &save;
-    char key[37];
-    cli_set_request_key(&req, key);
-    Carrel__Response *resp = NULL;
-    int code = cli_call_keep(cli, &req, &resp);
-    if (resp == NULL)
-        return code;
-    if (code == EXIT_OK) {
-        patron_print_result(cli, resp->patron, what);
-    } else if (!cli->json && resp->body_case == CARREL__RESPONSE__BODY_PATRON_FIND) {
-        printf("Possible duplicates:\n");
-        patron_print_table((const Carrel__Patron *const *)resp->patron_find->patrons,
-                           resp->patron_find->n_patrons);
-        printf("If this is a different person, repeat with --allow-duplicate.\n");
-    } else if (!cli->json && resp->body_case == CARREL__RESPONSE__BODY_PATRON) {
-        printf("The current record:\n");
-        patron_print(resp->patron, NULL);
-    }
-    carrel__response__free_unpacked(resp, NULL);
-    return code;
+    Carrel__Patron *p = cmd_part(call, sizeof(*p));
+    carrel__patron__init(p);
+    Carrel__PatronSave *save = CMD_BODY(call, patron_save, PATRON_SAVE, carrel__patron_save__init);
+    save->patron = p;
+    return p;
 }
 
-static int cmd_patron_add(cli_t *cli, int argc, char **argv)
+/* The saved record with a first line saying what happened (call->subject). */
+static void print_patron_saved(const cmd_call_t *call, const Carrel__Response *r)
 {
-    Carrel__Patron p = CARREL__PATRON__INIT;
-    bool allow_duplicate = false;
+    printf("%s\n", call->subject);
+    patron_print(r->patron, NULL);
+}
+
+/*
+ * A refused PatronSave: a possible duplicate carries the look-alikes, a
+ * stale version the current record (both exit EXIT_SERVER).
+ */
+static void print_patron_save_refused(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    if (r->body_case == CARREL__RESPONSE__BODY_PATRON_FIND) {
+        printf("Possible duplicates:\n");
+        patron_print_table((const Carrel__Patron *const *)r->patron_find->patrons,
+                           r->patron_find->n_patrons);
+        printf("If this is a different person, repeat with --allow-duplicate.\n");
+    } else if (r->body_case == CARREL__RESPONSE__BODY_PATRON) {
+        printf("The current record:\n");
+        patron_print(r->patron, NULL);
+    }
+}
+
+static int build_patron_add(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__Patron *p = patron_save_build(call);
     int ch;
     while ((ch = getopt_long(argc, argv, "", patron_field_options, NULL)) != -1) {
         if (ch == OPT_ALLOW_DUPLICATE) {
-            allow_duplicate = true;
+            call->req.patron_save->has_allow_duplicate = 1;
+            call->req.patron_save->allow_duplicate = 1;
         } else if (ch == OPT_VERSION || ch == OPT_CARD || ch == '?') {
             return cli_fail(cli, EXIT_USAGE, "usage: patron add CARD --first F --last L ...");
         } else {
-            int code = patron_apply_option(cli, &p, ch, optarg);
+            int code = patron_apply_option(cli, p, ch, optarg);
             if (code != EXIT_OK)
                 return code;
         }
     }
     if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: patron add CARD --first F --last L ...");
-    p.card = argv[optind];
+    p->card = argv[optind];
     /* At the desk, a new patron usually belongs to this branch, as an adult. */
-    if (p.home_branch == NULL && cli->login && cli->login->branch)
-        p.home_branch = cli->login->branch->code;
-    if (p.category == NULL)
-        p.category = "adult";
-    return patron_save(cli, &p, allow_duplicate, "added");
+    if (p->home_branch == NULL && cli->login && cli->login->branch)
+        p->home_branch = cli->login->branch->code;
+    if (p->category == NULL)
+        p->category = "adult";
+    call->subject = "added";
+    return EXIT_OK;
 }
 
-static int cmd_patron_edit(cli_t *cli, int argc, char **argv)
-{
+/* patron edit's options, applied in order once the record is read. */
+typedef struct patron_edits {
+    const char *card;
+    size_t n;
+    long version; /* --version, or -1 */
     struct {
         int opt;
         char *arg;
-    } *edits = calloc((size_t)argc + 1, sizeof(*edits));
-    if (edits == NULL)
-        return cli_fail(cli, EXIT_LOCAL, "out of memory");
-    size_t n = 0;
-    long version = -1;
+    } edits[];
+} patron_edits_t;
+
+static int build_patron_edit(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    patron_edits_t *e = call->data =
+        cmd_part(call, sizeof(*e) + ((size_t)argc + 1) * sizeof(e->edits[0]));
+    e->version = -1;
     int ch;
     while ((ch = getopt_long(argc, argv, "", patron_field_options, NULL)) != -1) {
         if (ch == OPT_VERSION) {
             char *end = NULL;
-            version = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || version < 1 || version > 0x7fffffff) {
-                free(edits);
+            e->version = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || e->version < 1 || e->version > 0x7fffffff)
                 return cli_fail(cli, EXIT_USAGE, "--version is a record version (1, 2, ...)");
-            }
         } else if (ch == OPT_ALLOW_DUPLICATE || ch == '?') {
-            free(edits);
             return cli_fail(cli, EXIT_USAGE, "usage: patron edit CARD [--field VALUE ...]");
         } else {
-            edits[n].opt = ch;
-            edits[n].arg = optarg;
-            n++;
+            e->edits[e->n].opt = ch;
+            e->edits[e->n].arg = optarg;
+            e->n++;
         }
     }
-    if (optind != argc - 1) {
-        free(edits);
+    if (optind != argc - 1)
         return cli_fail(cli, EXIT_USAGE, "usage: patron edit CARD [--field VALUE ...]");
-    }
+    patron_save_build(call);
+    e->card = argv[optind];
+    call->subject = "saved";
+    return EXIT_OK;
+}
+
+/* Read the record; the options replace its fields. */
+static int prepare_patron_edit(cli_t *cli, cmd_call_t *call)
+{
+    const patron_edits_t *e = call->data;
     Carrel__Response *got = NULL;
-    int code = patron_get(cli, argv[optind], &got);
-    if (code != EXIT_OK) {
-        free(edits);
+    int code = patron_get(cli, e->card, &got);
+    if (code != EXIT_OK)
         return code;
-    }
-    /* A fresh message pointing at the record as read; the options replace fields. */
+    cmd_hold(call, got);
+    /* The message to save points at the record as read. */
     const Carrel__Patron *cur = got->patron;
-    Carrel__Patron p = CARREL__PATRON__INIT;
-    p.has_id = 1;
-    p.id = cur->id;
-    p.has_version = 1;
-    p.version = version > 0 ? (int32_t)version : cur->version;
-    p.card = cur->card;
-    p.first_name = cur->first_name;
-    p.last_name = cur->last_name;
-    p.preferred_name = cur->preferred_name;
-    p.birth_date = cur->birth_date;
-    p.address_line1 = cur->address_line1;
-    p.address_line2 = cur->address_line2;
-    p.city = cur->city;
-    p.region = cur->region;
-    p.postal_code = cur->postal_code;
-    p.phone = cur->phone;
-    p.email = cur->email;
-    p.has_contact_channel = cur->has_contact_channel;
-    p.contact_channel = cur->contact_channel;
-    p.home_branch = cur->home_branch;
-    p.category = cur->category;
-    p.expires_on = cur->expires_on;
-    p.staff_notes = cur->staff_notes;
-    p.desk_alert = cur->desk_alert;
-    p.has_keep_history = cur->has_keep_history;
-    p.keep_history = cur->keep_history;
-    for (size_t i = 0; i < n && code == EXIT_OK; i++)
-        code = patron_apply_option(cli, &p, edits[i].opt, edits[i].arg);
-    if (code == EXIT_OK)
-        code = patron_save(cli, &p, false, "saved");
-    carrel__response__free_unpacked(got, NULL);
-    free(edits);
+    Carrel__Patron *p = call->req.patron_save->patron;
+    p->has_id = 1;
+    p->id = cur->id;
+    p->has_version = 1;
+    p->version = e->version > 0 ? (int32_t)e->version : cur->version;
+    p->card = cur->card;
+    p->first_name = cur->first_name;
+    p->last_name = cur->last_name;
+    p->preferred_name = cur->preferred_name;
+    p->birth_date = cur->birth_date;
+    p->address_line1 = cur->address_line1;
+    p->address_line2 = cur->address_line2;
+    p->city = cur->city;
+    p->region = cur->region;
+    p->postal_code = cur->postal_code;
+    p->phone = cur->phone;
+    p->email = cur->email;
+    p->has_contact_channel = cur->has_contact_channel;
+    p->contact_channel = cur->contact_channel;
+    p->home_branch = cur->home_branch;
+    p->category = cur->category;
+    p->expires_on = cur->expires_on;
+    p->staff_notes = cur->staff_notes;
+    p->desk_alert = cur->desk_alert;
+    p->has_keep_history = cur->has_keep_history;
+    p->keep_history = cur->keep_history;
+    for (size_t i = 0; i < e->n && code == EXIT_OK; i++)
+        code = patron_apply_option(cli, p, e->edits[i].opt, e->edits[i].arg);
     return code;
 }
 
@@ -649,12 +643,19 @@ static void print_patron_categories(const cmd_call_t *call, const Carrel__Respon
 
 const command_t patron_commands[] = {
     {.path = "patron add",
-     .run = cmd_patron_add,
+     .build = build_patron_add,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_patron_saved,
+     .print_refused = print_patron_save_refused,
      .needs_login = true,
      .usage = "CARD --first F --last L " PATRON_FIELD_USAGE " [--allow-duplicate]",
      .summary = "register a new patron (home branch: this one; category: adult unless given)"},
     {.path = "patron edit",
-     .run = cmd_patron_edit,
+     .build = build_patron_edit,
+     .prepare = prepare_patron_edit,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_patron_saved,
+     .print_refused = print_patron_save_refused,
      .needs_login = true,
      .usage = "CARD [--card NEW] " PATRON_FIELD_USAGE " [--version N]",
      .summary =

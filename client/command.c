@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "password.h"
+#include "util.h"
 
 static const command_t *const command_tables[] = {
     core_commands, admin_commands, catalog_commands, patron_commands,
@@ -26,6 +28,20 @@ void *cmd_part(cmd_call_t *call, size_t size)
     return p;
 }
 
+void cmd_secret(cmd_call_t *call, char *password)
+{
+    if (call->nsecrets >= sizeof(call->secrets) / sizeof(call->secrets[0]))
+        abort(); /* a builder keeping more secrets than a call holds is a bug */
+    call->secrets[call->nsecrets++] = password;
+}
+
+void cmd_hold(cmd_call_t *call, Carrel__Response *r)
+{
+    if (call->nheld >= sizeof(call->held) / sizeof(call->held[0]))
+        abort();
+    call->held[call->nheld++] = r;
+}
+
 int cmd_usage(cli_t *cli, const cmd_call_t *call)
 {
     const command_t *c = call->cmd;
@@ -42,21 +58,56 @@ void cmd_print_body_json(const cmd_call_t *call, const Carrel__Response *r)
         printf("{\"status\":\"ok\"}\n");
 }
 
-/* Send the call's request the way the command says; the answer in *r. */
+/*
+ * Send the call's request the way the command says; the answer in *r. A
+ * command that prints a refusal's body keeps the answer to a refusal too
+ * (*r set, the exit code not EXIT_OK).
+ */
 static int command_send(cli_t *cli, cmd_call_t *call, Carrel__Response **r)
 {
-    switch (call->cmd->send) {
-    case CMD_SEND_KEYED:
+    char key[37];
+    if (call->cmd->send == CMD_SEND_KEYED)
         return cli_call_keyed(cli, &call->req, r);
-    case CMD_SEND_ONCE: {
-        char key[37];
+    if (call->cmd->send == CMD_SEND_ONCE)
         cli_set_request_key(&call->req, key);
-        return cli_call(cli, &call->req, r);
+    if (call->cmd->print_refused)
+        return cli_call_keep(cli, &call->req, r);
+    return cli_call(cli, &call->req, r);
+}
+
+/* Print the answer (NULL when there was nothing to send) in the output mode. */
+static void command_print(cli_t *cli, const cmd_call_t *call, const Carrel__Response *r)
+{
+    if (cli->json)
+        (call->cmd->print_json ? call->cmd->print_json : cmd_print_body_json)(call, r);
+    else
+        call->cmd->print_text(call, r);
+}
+
+/* One round: prepare, send, print. Returns an exit code. */
+static int command_round(cli_t *cli, cmd_call_t *call)
+{
+    const command_t *cmd = call->cmd;
+    int code = cmd->prepare ? cmd->prepare(cli, call) : EXIT_OK;
+    if (code != EXIT_OK)
+        return code;
+    if (call->nothing_to_send) {
+        command_print(cli, call, NULL);
+        return EXIT_OK;
     }
-    case CMD_SEND_READ:
-    default:
-        return cli_call(cli, &call->req, r);
-    }
+    if (!cli->connected && (code = cli_connect(cli, false)) != EXIT_OK)
+        return code;
+    Carrel__Response *r = NULL;
+    call->sent_ns = util_mono_ns();
+    code = command_send(cli, call, &r);
+    call->answered_ns = util_mono_ns();
+    if (code == EXIT_OK)
+        command_print(cli, call, r);
+    else if (r && !cli->json && cmd->print_refused)
+        cmd->print_refused(call, r);
+    if (r)
+        carrel__response__free_unpacked(r, NULL);
+    return code;
 }
 
 int command_run(cli_t *cli, const command_t *cmd, int argc, char **argv)
@@ -70,16 +121,16 @@ int command_run(cli_t *cli, const command_t *cmd, int argc, char **argv)
     call.argc = argc;
     call.argv = argv;
     int code = cmd->build(cli, argc, argv, &call);
-    Carrel__Response *r = NULL;
-    if (code == EXIT_OK)
-        code = command_send(cli, &call, &r);
-    if (code == EXIT_OK) {
-        if (cli->json)
-            (cmd->print_json ? cmd->print_json : cmd_print_body_json)(&call, r);
-        else
-            cmd->print_text(&call, r);
-        carrel__response__free_unpacked(r, NULL);
-    }
+    bool built = code == EXIT_OK;
+    for (call.round = 0; code == EXIT_OK && call.round < (call.repeat > 0 ? call.repeat : 1);
+         call.round++)
+        code = command_round(cli, &call);
+    if (built && cmd->finish)
+        code = cmd->finish(cli, &call, code);
+    for (size_t i = 0; i < call.nsecrets; i++)
+        password_free(call.secrets[i]);
+    for (size_t i = 0; i < call.nheld; i++)
+        carrel__response__free_unpacked(call.held[i], NULL);
     for (size_t i = 0; i < call.nparts; i++)
         free(call.parts[i]);
     return code;

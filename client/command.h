@@ -7,8 +7,14 @@
  *     into a Request), how it is sent (a read, a keyed change retried with
  *     its key, or a change sent once), and a printer per output mode (text;
  *     JSON defaults to the response body as it is), so that build -> call ->
- *     print -> free is written once, in command_run(); or
- *   - run: a command with its own flow (batches, exports, desk mode).
+ *     print -> free is written once, in command_run(). A command whose
+ *     request needs more than its command line adds small steps: prepare
+ *     (a password asked for, the current record read before an edit, the
+ *     connection for a command without login), print_refused (the body a
+ *     refusal carries, for people) and finish (what follows the answer,
+ *     whatever it was: the saved session forgotten); or
+ *   - run: a command with its own flow (several requests: batches, imports
+ *     and exports, events, desk mode).
  *
  * Every command answers `carrel COMMAND --help` and `carrel help COMMAND`
  * with its own usage, without reading the profile or connecting.
@@ -40,10 +46,19 @@ typedef struct cmd_call {
     Carrel__Request req;
     int argc; /* the command line, argv[0] being the command's last word */
     char **argv;
-    int64_t number;              /* a value from the command line that the printer says back */
-    const char *subject;         /* likewise: the card, barcode or name acted on */
-    void *parts[CMD_CALL_PARTS]; /* allocations freed after the call (cmd_part) */
+    int64_t number;                /* a value from the command line that the printer says back */
+    const char *subject;           /* likewise: the card, barcode or name acted on */
+    void *data;                    /* what the builder leaves for prepare (from cmd_part) */
+    int repeat;                    /* sends of the request (0: one); prepare runs before each */
+    int round;                     /* which send this is, from 0 */
+    bool nothing_to_send;          /* set by prepare: done without a request (printed as done) */
+    uint64_t sent_ns, answered_ns; /* monotonic: when the request went out and its answer came */
+    void *parts[CMD_CALL_PARTS];   /* allocations freed after the call (cmd_part) */
     size_t nparts;
+    char *secrets[2]; /* passwords wiped and freed after the call (cmd_secret) */
+    size_t nsecrets;
+    Carrel__Response *held[2]; /* answers the request points into (cmd_hold), freed after */
+    size_t nheld;
 } cmd_call_t;
 
 struct command {
@@ -60,10 +75,27 @@ struct command {
     void (*print_json)(const cmd_call_t *call, const Carrel__Response *r);
     /* More help after usage and summary (desk mode's own commands). */
     void (*help)(FILE *out);
+    /*
+     * Optional steps around the one request. prepare runs after build and
+     * before each send (call->round): what the request needs from the
+     * terminal, a file or the server; it returns EXIT_OK or an exit code
+     * (printed). print_refused prints the body a refusal carries, for people
+     * (the request is then sent with cli_call_keep; JSON has the body in the
+     * refusal already). finish runs once the answer is in, whatever it was,
+     * with the exit code so far, and returns the exit code.
+     */
+    int (*prepare)(cli_t *cli, cmd_call_t *call);
+    void (*print_refused)(const cmd_call_t *call, const Carrel__Response *r);
+    int (*finish)(cli_t *cli, cmd_call_t *call, int code);
 };
 
 /* Zeroed memory of `size` bytes, freed when the call is done; aborts when out of memory. */
 void *cmd_part(cmd_call_t *call, size_t size);
+/* Keep a password until the call is done, then wipe and free it (password_free). */
+void cmd_secret(cmd_call_t *call, char *password);
+/* Keep an answer the request points into (the record read before an edit) until the call is done.
+ */
+void cmd_hold(cmd_call_t *call, Carrel__Response *r);
 /*
  * Set the request's body to a new `field` message (freed with the call),
  * initialised by init_fn, and yield it:
@@ -79,7 +111,11 @@ void *cmd_part(cmd_call_t *call, size_t size);
 
 /* "usage: PATH USAGE" as a usage error (EXIT_USAGE, with --json as JSON too). */
 int cmd_usage(cli_t *cli, const cmd_call_t *call);
-/* Run a command: its own run, or build -> send -> print -> free. Returns an exit code. */
+/*
+ * Run a command: its own run, or build -> [prepare] -> send -> print (or
+ * print_refused) -> [finish] -> free, the middle `repeat` times. Returns an
+ * exit code.
+ */
 int command_run(cli_t *cli, const command_t *cmd, int argc, char **argv);
 /* The command whose words match the most leading arguments (their count in *words). */
 const command_t *command_find(int argc, char **argv, int *words);

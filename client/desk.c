@@ -81,18 +81,26 @@ static void desk_say(desk_t *d, const char *fmt, ...)
 static void desk_emit_json(desk_t *d, json_t *j)
 {
     if (buf_append(&j->out, "", 1) != 0) { /* NUL-terminate */
-        desk_emit(d, "{\"status\":\"local_error\",\"message\":\"out of memory\"}");
+        desk_emit(d, "{\"ok\":false,\"status\":\"local_error\",\"message\":\"out of memory\"}");
         return;
     }
     desk_emit(d, (const char *)j->out.data);
 }
 
-/* {"key": <message>} */
-static void desk_json_body(desk_t *d, const char *key, const ProtobufCMessage *m)
+/*
+ * {"ok": true, "key": <message>} for the answer to a request (a scan, a :
+ * command), as a refusal's line says "ok": false; {"key": <message>} for
+ * what is not an answer (an event pushed by the server).
+ */
+static void desk_json_body(desk_t *d, const char *key, const ProtobufCMessage *m, bool answer)
 {
     json_t j;
     json_init(&j);
     json_object_begin(&j);
+    if (answer) {
+        json_key(&j, "ok");
+        json_bool(&j, true);
+    }
     json_key(&j, key);
     json_message(&j, m);
     json_object_end(&j);
@@ -100,12 +108,30 @@ static void desk_json_body(desk_t *d, const char *key, const ProtobufCMessage *m
     json_free(&j);
 }
 
-/* {"status": status, "message": message}: a local problem or a notice. */
+/* True for a notice that says something failed (not "resending", "reconnected", ...). */
+static bool desk_status_failed(const char *status)
+{
+    static const char *const failures[] = {"local_error", "usage_error", "network_error",
+                                           "unavailable"};
+    for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++)
+        if (strcmp(status, failures[i]) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * {"status": status, "message": message}: a local problem or a notice; a
+ * failure starts with "ok": false, as every command's refusals do.
+ */
 static void desk_json_status(desk_t *d, const char *status, const char *message)
 {
     json_t j;
     json_init(&j);
     json_object_begin(&j);
+    if (desk_status_failed(status)) {
+        json_key(&j, "ok");
+        json_bool(&j, false);
+    }
     json_key(&j, "status");
     json_string(&j, status);
     json_key(&j, "message");
@@ -151,7 +177,8 @@ static const char *desk_str(const char *s)
 /*
  * A refusal or failure of the request in flight, on one line:
  *   REFUSED 3123...: <message> [<reason>] — can be overridden: :override REASON
- * With --json: {"status", "reason", "message", "overridable", "request", "scan"}.
+ * With --json: {"ok": false, "status", "reason", "message", "overridable",
+ * "request", "scan"}.
  */
 static void desk_print_failure(desk_t *d, const char *request, const char *subject,
                                const Carrel__Response *r)
@@ -163,6 +190,8 @@ static void desk_print_failure(desk_t *d, const char *request, const char *subje
         json_t j;
         json_init(&j);
         json_object_begin(&j);
+        json_key(&j, "ok");
+        json_bool(&j, false);
         json_key(&j, "status");
         json_string(&j, status_name(r->status));
         if (reason) {
@@ -350,6 +379,8 @@ static void desk_answer_card(desk_t *d, Carrel__Response *r, bool from_item)
                 json_t j;
                 json_init(&j);
                 json_object_begin(&j);
+                json_key(&j, "ok");
+                json_bool(&j, false);
                 json_key(&j, "status");
                 json_string(&j, "not_found");
                 json_key(&j, "reason");
@@ -413,6 +444,8 @@ static void desk_answer_patron(desk_t *d, Carrel__Response *r)
         json_t j;
         json_init(&j);
         json_object_begin(&j);
+        json_key(&j, "ok");
+        json_bool(&j, true);
         json_key(&j, "patron");
         json_message(&j, &p->base);
         if (a) {
@@ -491,7 +524,7 @@ static void desk_answer_checkout(desk_t *d, Carrel__Response *r)
             util_strlcpy(d->patron_name, c->patron_name, sizeof(d->patron_name));
     }
     if (d->cli->json) {
-        desk_json_body(d, "checkout", &c->base);
+        desk_json_body(d, "checkout", &c->base, true);
         return;
     }
     char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
@@ -518,7 +551,7 @@ static void desk_answer_checkin(desk_t *d, Carrel__Response *r)
     }
     const Carrel__CheckinReply *c = r->checkin;
     if (d->cli->json) {
-        desk_json_body(d, "checkin", &c->base);
+        desk_json_body(d, "checkin", &c->base, true);
         return;
     }
     char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
@@ -549,7 +582,7 @@ static void desk_answer_renew(desk_t *d, Carrel__Response *r)
     }
     const Carrel__RenewReply *x = r->renew;
     if (d->cli->json) {
-        desk_json_body(d, "renew", &x->base);
+        desk_json_body(d, "renew", &x->base, true);
         return;
     }
     struct buf text = BUF_INIT;
@@ -583,7 +616,7 @@ static void desk_answer_account(desk_t *d, Carrel__Response *r)
     }
     const Carrel__Account *a = r->account;
     if (d->cli->json) {
-        desk_json_body(d, "account", &a->base);
+        desk_json_body(d, "account", &a->base, true);
         return;
     }
     char bal[32];
@@ -610,7 +643,7 @@ static void desk_answer_ping(desk_t *d, Carrel__Response *r)
         return;
     }
     if (d->cli->json)
-        desk_json_body(d, "pong", &r->pong->base);
+        desk_json_body(d, "pong", &r->pong->base, true);
     else
         desk_say(d, "PONG in %llu ms", (unsigned long long)(desk_now_ms() - d->pend.sent_ms));
 }
@@ -851,7 +884,7 @@ static void desk_on_event(const Carrel__Event *ev, void *arg)
 {
     desk_t *d = arg;
     if (d->cli->json)
-        desk_json_body(d, "event", &ev->base);
+        desk_json_body(d, "event", &ev->base, false);
     else
         desk_say(d, "[event] %s", ev->text && ev->text[0] ? ev->text : desk_str(ev->kind));
 }

@@ -272,6 +272,27 @@ void output_hold_where(char *out, size_t n, const struct Carrel__Hold *h, bool d
     }
 }
 
+void output_json_element(json_t *j, const ProtobufCMessage *msg, bool ok)
+{
+    json_object_begin(j);
+    json_key(j, "ok");
+    json_bool(j, ok);
+    json_message_fields(j, msg);
+    json_object_end(j);
+}
+
+void output_json_event(FILE *out, const Carrel__Event *ev)
+{
+    json_t j;
+    json_init(&j);
+    json_object_begin(&j);
+    json_key(&j, "event");
+    json_message(&j, &ev->base);
+    json_object_end(&j);
+    json_print(&j, out);
+    json_free(&j);
+}
+
 /* One RFC 4180 field: quoted when it holds a comma, a quote or a line break. */
 static void out_csv_field(FILE *out, const char *s)
 {

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "json.h"
+
 typedef struct table table_t;
 
 table_t *table_new(int ncols, const char *const *headers);
@@ -68,6 +70,18 @@ const char *output_hold_status(const char *status);
  * fields are empty. Written as they are: CSV goes to files and programs.
  */
 void output_csv_row(FILE *out, const char *const *fields, size_t n);
+
+/*
+ * JSON (the server's values as they are, common/json.c): a batch command's
+ * element for one answer, {"ok": ok, the answer's fields...}, as the next
+ * value of the array j, so that a script tests one key whether the element
+ * is an answer or a refusal (cli.c writes those, with "ok": false). ok is
+ * false only for an answer that says it was not done (a loan not renewed).
+ */
+void output_json_element(json_t *j, const ProtobufCMessage *msg, bool ok);
+struct Carrel__Event;
+/* {"event": {...}}: an event the server pushed, one document on a line of `out`. */
+void output_json_event(FILE *out, const struct Carrel__Event *ev);
 
 struct Carrel__Hold;
 /*

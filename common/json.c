@@ -309,9 +309,15 @@ static size_t json_type_size(ProtobufCType t)
 
 void json_message(json_t *j, const ProtobufCMessage *msg)
 {
+    json_object_begin(j);
+    json_message_fields(j, msg);
+    json_object_end(j);
+}
+
+void json_message_fields(json_t *j, const ProtobufCMessage *msg)
+{
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     const char *base = (const char *)msg;
-    json_object_begin(j);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const void *value = base + f->offset;
@@ -339,7 +345,6 @@ void json_message(json_t *j, const ProtobufCMessage *msg)
         json_key(j, f->name);
         json_field_value(j, f, value);
     }
-    json_object_end(j);
 }
 
 void json_print(json_t *j, FILE *out)

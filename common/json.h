@@ -38,6 +38,13 @@ void json_bool(json_t *j, bool v);
 void json_null(json_t *j);
 /* Write a message as a JSON object. */
 void json_message(json_t *j, const ProtobufCMessage *msg);
+/*
+ * Write a message's fields as keys of the object the caller has open, so
+ * that the caller can add keys of its own before or after them (a batch
+ * element's "ok"): json_object_begin, json_key "ok", json_message_fields,
+ * json_object_end.
+ */
+void json_message_fields(json_t *j, const ProtobufCMessage *msg);
 /* Print the document and a newline to `out`. */
 void json_print(json_t *j, FILE *out);
 /* "ROLE_BRANCH_MANAGER" of enum Role -> "branch_manager" (static buffer). */

@@ -2,6 +2,7 @@
 """The client as a whole: every command answers --help on its own, and every
 --json answer has one shape for refusals, single and batch commands alike."""
 
+import json
 import os
 import re
 import subprocess
@@ -169,13 +170,33 @@ class JsonRefusals(unittest.TestCase):
         r = carrel("checkout", card, free, held)
         self.assertEqual(r.code, 4, r)
         self.assertEqual([e.get("barcode") for e in r.json], [free, held], r)
-        self.assertNotIn("ok", r.json[0])  # the loan, as an OK checkout answers
+        self.assertIs(r.json[0]["ok"], True, r)  # the loan, with "ok": true
         self.assertTrue(r.json[0]["due_date"], r)
         self.assertRefusal(r.json[1], "refused", "item_on_loan")
         back = carrel("checkin", free, unknown_barcode())
         self.assertEqual(back.code, 4, back)
         self.assertEqual(back.json[0]["barcode"], free)
+        self.assertIs(back.json[0]["ok"], True, back)
         self.assertRefusal(back.json[1], "not_found", "item_not_found")
+
+    def test_every_batch_element_says_ok(self):
+        """A script tests one key: "ok" is in every element, answer or refusal."""
+        card, item, missing = new_patron(), new_item(), unknown_barcode()
+        r = carrel("checkout", card, item)
+        self.assertEqual(r.code, 0, r)
+        # A renewal answered but not made (today's due date would not change)
+        # says "ok": false, as the refusal of a loan the patron does not have.
+        r = carrel("renew", card, item, missing)
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual([e["ok"] for e in r.json], [False, False], r)
+        self.assertEqual((r.json[0]["renewed"], r.json[0]["reason"]),
+                         (False, "renewal_no_change"), r)
+        self.assertRefusal(r.json[1], "not_found", "not_on_loan")
+        r = carrel("item", "use", new_item(), missing)
+        self.assertEqual([e["ok"] for e in r.json], [True, False], r)
+        r = carrel("transit", "receive", item)
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual([e["ok"] for e in r.json], [True], r)
 
     def test_unknown_barcode(self):
         missing = unknown_barcode()
@@ -198,6 +219,26 @@ class JsonRefusals(unittest.TestCase):
         self.assertEqual(r.code, 2, r)
         self.assertRefusal(r.json, "usage_error")
         self.assertIn("usage: account CARD", r.json["message"])
+
+
+class DeskJson(unittest.TestCase):
+    """The desk's --json lines: an answer says "ok": true, a refusal or failure "ok": false."""
+
+    def test_desk_lines_say_ok(self):
+        card, item = new_patron(), new_item()
+        lines = [card, item, item, ":nonsense", ":quit"]
+        r = env.carrel(env.profile(main, "desk-dwn", "clara", PASSWORD), "desk",
+                       input="\n".join(lines) + "\n")
+        self.assertEqual(r.code, 0, r)
+        docs = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertNotIn("ok", docs[0], docs)  # the desk's own first line is no answer
+        self.assertEqual((docs[1]["ok"], docs[1]["patron"]["card"]), (True, card), docs)
+        self.assertEqual((docs[2]["ok"], docs[2]["checkout"]["barcode"]), (True, item), docs)
+        self.assertEqual((docs[3]["ok"], docs[3]["status"], docs[3]["scan"]),
+                         (False, "conflict", item), docs)  # already checked out
+        self.assertEqual((docs[4]["ok"], docs[4]["status"]), (False, "usage_error"), docs)
+        self.assertNotIn("ok", docs[-1], docs)  # the visit's summary
+        self.assertIn("done", docs[-1], docs)
 
 
 if __name__ == "__main__":

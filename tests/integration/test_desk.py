@@ -195,7 +195,7 @@ class Checkout(unittest.TestCase):
         self.assertEqual(docs[1]["loans_out"], 0)
         self.assertEqual(docs[2]["checkout"]["barcode"], a)
         self.assertEqual(docs[3]["checkout"]["barcode"], prk)
-        self.assertEqual(docs[4], {"status": "refused", "reason": "item_not_circulating",
+        self.assertEqual(docs[4], {"ok": False, "status": "refused", "reason": "item_not_circulating",
                                    "message": "Items of type reference do not circulate.",
                                    "overridable": True, "request": "checkout", "scan": ref})
         self.assertEqual(docs[5]["checkout"]["overridden"], ["item_not_circulating"])

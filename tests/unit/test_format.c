@@ -1,13 +1,15 @@
 /*
  * Unit tests for what the client shows people (client/output.c): titles cut
  * at a character boundary and by display columns with "…", dates, short
- * patron names, hold status words and where a hold stands, and money.
+ * patron names, hold status words and where a hold stands, money, and a
+ * batch command's JSON element.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <locale.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -147,6 +149,31 @@ static void test_money_in_one_place(void **state)
     assert_string_equal(out, "-$0.05");
 }
 
+/* An answer in a batch's array carries "ok" first, then its fields; a loan not renewed says false. */
+static void test_batch_element_says_ok(void **state)
+{
+    (void)state;
+    Carrel__RenewResult done = CARREL__RENEW_RESULT__INIT, refused = CARREL__RENEW_RESULT__INIT;
+    done.barcode = "31";
+    done.has_renewed = 1;
+    done.renewed = 1;
+    refused.barcode = "32";
+    refused.has_renewed = 1;
+    refused.renewed = 0;
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    output_json_element(&j, &done.base, done.renewed);
+    output_json_element(&j, &refused.base, refused.renewed);
+    json_array_end(&j);
+    char *got = strndup((const char *)j.out.data, j.out.len);
+    assert_non_null(got);
+    assert_string_equal(got, "[{\"ok\":true,\"barcode\":\"31\",\"renewed\":true},"
+                             "{\"ok\":false,\"barcode\":\"32\",\"renewed\":false}]");
+    free(got);
+    json_free(&j);
+}
+
 int main(void)
 {
     /* Display widths are the locale's: the tests need a UTF-8 one. */
@@ -162,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_short_name),
         cmocka_unit_test(test_hold_status_and_where),
         cmocka_unit_test(test_money_in_one_place),
+        cmocka_unit_test(test_batch_element_says_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -311,9 +311,46 @@ static void test_bytes_base64(void **state)
     }
 }
 
+/* A message's fields inside an object of one's own, with keys before and after them. */
+static void test_message_fields_in_an_open_object(void **state)
+{
+    (void)state;
+    char *branches[] = {"MAIN"};
+    Carrel__StaffAdd sa = CARREL__STAFF_ADD__INIT;
+    sa.username = "bob";
+    sa.branch_codes = branches;
+    sa.n_branch_codes = 1;
+    json_t j;
+    json_init(&j);
+    json_array_begin(&j);
+    json_object_begin(&j);
+    json_key(&j, "ok");
+    json_bool(&j, true);
+    json_message_fields(&j, &sa.base);
+    json_key(&j, "barcode");
+    json_string(&j, "31");
+    json_object_end(&j);
+    json_object_begin(&j); /* an empty message: only one's own keys */
+    Carrel__Ping empty = CARREL__PING__INIT;
+    json_key(&j, "ok");
+    json_bool(&j, false);
+    json_message_fields(&j, &empty.base);
+    json_object_end(&j);
+    json_object_begin(&j); /* fields first, then a key: the comma still falls right */
+    json_message_fields(&j, &sa.base);
+    json_key(&j, "ok");
+    json_bool(&j, true);
+    json_object_end(&j);
+    json_array_end(&j);
+    expect_doc(&j, "[{\"ok\":true,\"username\":\"bob\",\"branch_codes\":[\"MAIN\"],"
+                   "\"barcode\":\"31\"},{\"ok\":false},"
+                   "{\"username\":\"bob\",\"branch_codes\":[\"MAIN\"],\"ok\":true}]");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_message_fields_in_an_open_object),
         cmocka_unit_test(test_plain_and_required_escapes),
         cmocka_unit_test(test_terminal_controls_escaped),
         cmocka_unit_test(test_invalid_utf8_replaced),
