@@ -11,51 +11,24 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import mod10  # noqa: E402
 
 PASSWORD = "staff-password-123"
 env = None
 main = None
 
 
-def mod10(stem):
-    total = 0
-    for i, ch in enumerate(reversed(stem)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return stem + str((10 - total % 10) % 10)
-
-
-_seq = [5000]
-
-
 def new_item(branch="DWN", title="Client test copy"):
-    _seq[0] += 1
-    barcode = mod10("3123491%06d" % _seq[0])
-    env.psql("INSERT INTO bib (marc, title) SELECT '\\x00', '%s' WHERE NOT EXISTS "
-             "(SELECT 1 FROM bib WHERE title = '%s')" % (title, title))
-    env.psql("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
-             " price_cents) SELECT '%s', (SELECT min(id) FROM bib WHERE title = '%s'), b.id, b.id,"
-             " 'book', 2000 FROM branch b WHERE b.code = '%s'" % (barcode, title, branch))
-    return barcode
+    return env.new_item(title=title, branch=branch, price_cents=2000)
 
 
 def new_patron(branch="DWN"):
-    _seq[0] += 1
-    card = mod10("2123491%06d" % _seq[0])
-    env.psql("INSERT INTO patron (card, first_name, last_name, home_branch_id, category,"
-             " expires_on) SELECT '%s', 'Client', 'Patron%d', b.id, 'adult', '2099-01-01'"
-             " FROM branch b WHERE b.code = '%s'" % (card, _seq[0], branch))
-    return card
+    return env.new_patron(branch=branch, first="Client")
 
 
 def unknown_barcode():
     """A barcode of the right form that no item has."""
-    _seq[0] += 1
-    return mod10("3123499%06d" % _seq[0])
+    return mod10("3123499%06d" % env.next_number())
 
 
 def setUpModule():
