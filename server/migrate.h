@@ -1,8 +1,9 @@
 /*
  * migrate: applies sql/migrations/NNN_name.sql files in order, each in its
  * own transaction, and records them with their checksums in
- * schema_migration; then applies every .sql file of sql/rules/ (functions,
- * triggers, views) again, all in one transaction. Runs once at start, before
+ * schema_migration; then, when they differ from the set last applied,
+ * applies every .sql file of sql/rules/ (functions, triggers, views) again,
+ * all in one transaction, and compiles every function. Runs once at start, before
  * the event loop, on its own blocking connection (nothing else is being
  * served yet). Refuses a database whose schema is newer than the newest file
  * this daemon knows, and an applied migration whose file was edited.
