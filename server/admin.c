@@ -18,72 +18,70 @@
 #include "util.h"
 
 enum {
-    BRANCH_ID, BRANCH_CODE, BRANCH_NAME, BRANCH_ADDRESS, BRANCH_PHONE, BRANCH_OPEN_HOURS,
+    BRANCH_ID,
+    BRANCH_CODE,
+    BRANCH_NAME,
+    BRANCH_ADDRESS,
+    BRANCH_PHONE,
+    BRANCH_OPEN_HOURS,
     BRANCH_NCOLS
 };
-static const reply_stmt_t stmt_branch_list = {{
-    "admin_branch_list",
-    "SELECT b.id, b.code, b.name, b.address, b.phone,"
-    "       coalesce(string_agg(format('%s %s-%s',"
-    "           (ARRAY['Mon','Tue','Wed','Thu','Fri','Sat','Sun'])[h.weekday],"
-    "           to_char(h.opens, 'HH24:MI'), to_char(h.closes, 'HH24:MI')), '; '"
-    "           ORDER BY h.weekday), '')"
-    "  FROM branch b LEFT JOIN branch_hours h ON h.branch_id = b.id"
-    " GROUP BY b.id ORDER BY b.code",
-}, BRANCH_NCOLS};
+static const reply_stmt_t stmt_branch_list =
+    REPLY_STMT("admin_branch_list", BRANCH_NCOLS,
+               "SELECT b.id, b.code, b.name, b.address, b.phone,"
+               "       coalesce(string_agg(format('%s %s-%s',"
+               "           (ARRAY['Mon','Tue','Wed','Thu','Fri','Sat','Sun'])[h.weekday],"
+               "           to_char(h.opens, 'HH24:MI'), to_char(h.closes, 'HH24:MI')), '; '"
+               "           ORDER BY h.weekday), '')"
+               "  FROM branch b LEFT JOIN branch_hours h ON h.branch_id = b.id"
+               " GROUP BY b.id ORDER BY b.code");
 
 /* The columns of a staff account, as admin_staff_from_row reads them. */
 enum {
-    STAFF_ID, STAFF_USERNAME, STAFF_DISPLAY_NAME, STAFF_ROLE, STAFF_BRANCH_CODES, STAFF_DISABLED,
+    STAFF_ID,
+    STAFF_USERNAME,
+    STAFF_DISPLAY_NAME,
+    STAFF_ROLE,
+    STAFF_BRANCH_CODES,
+    STAFF_DISABLED,
     STAFF_NCOLS
 };
-static const reply_stmt_t stmt_staff_add = {{
-    "admin_staff_add",
-    "SELECT id, username, display_name, role::text, branch_codes, disabled"
-    "  FROM staff_add($1, $2, $3, $4, $5::staff_role, $6::text[], $7)",
-}, STAFF_NCOLS};
+static const reply_stmt_t stmt_staff_add =
+    REPLY_STMT("admin_staff_add", STAFF_NCOLS,
+               "SELECT id, username, display_name, role::text, branch_codes, disabled"
+               "  FROM staff_add($1, $2, $3, $4, $5::staff_role, $6::text[], $7)");
 
-static const reply_stmt_t stmt_staff_list = {{
-    "admin_staff_list",
+static const reply_stmt_t stmt_staff_list = REPLY_STMT(
+    "admin_staff_list", STAFF_NCOLS,
     "SELECT s.id, s.username, s.display_name, s.role::text, staff_branch_codes(s.id), s.disabled"
     "  FROM staff s"
     " WHERE $1::int IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb"
     "                                   WHERE sb.staff_id = s.id AND sb.branch_id = $1)"
-    " ORDER BY s.username",
-}, STAFF_NCOLS};
+    " ORDER BY s.username");
 
-enum {
-    TARGET_ID, TARGET_ROLE, TARGET_BRANCH_IDS, TARGET_PASSWORD_HASH, TARGET_NCOLS
-};
-static const reply_stmt_t stmt_staff_target = {{
-    "admin_staff_target",
+enum { TARGET_ID, TARGET_ROLE, TARGET_BRANCH_IDS, TARGET_PASSWORD_HASH, TARGET_NCOLS };
+static const reply_stmt_t stmt_staff_target = REPLY_STMT(
+    "admin_staff_target", TARGET_NCOLS,
     "SELECT s.id, s.role::text, array_remove(array_agg(sb.branch_id), NULL), s.password_hash"
     "  FROM staff s LEFT JOIN staff_branch sb ON sb.staff_id = s.id"
-    " WHERE s.username = $1 GROUP BY s.id",
-}, TARGET_NCOLS};
+    " WHERE s.username = $1 GROUP BY s.id");
 
-static const reply_stmt_t stmt_staff_set_password = {{
-    "admin_staff_set_password",
-    "SELECT staff_set_password($1, $2, $3, $4)",
-}, 1};
+static const reply_stmt_t stmt_staff_set_password =
+    REPLY_STMT("admin_staff_set_password", 1, "SELECT staff_set_password($1, $2, $3, $4)");
 
-static const reply_stmt_t stmt_staff_set_disabled = {{
-    "admin_staff_set_disabled",
-    "SELECT staff_set_disabled($1, $2, $3, $4)",
-}, 1};
+static const reply_stmt_t stmt_staff_set_disabled =
+    REPLY_STMT("admin_staff_set_disabled", 1, "SELECT staff_set_disabled($1, $2, $3, $4)");
 
 /* The columns of a workstation, as admin_workstation_from_row reads them. */
 enum { WORKSTATION_ID, WORKSTATION_NAME, WORKSTATION_BRANCH_CODE, WORKSTATION_NCOLS };
-static const reply_stmt_t stmt_workstation_add = {{
-    "admin_workstation_add",
-    "SELECT id, name, branch_code FROM workstation_add($1, $2, $3, $4)",
-}, WORKSTATION_NCOLS};
+static const reply_stmt_t stmt_workstation_add =
+    REPLY_STMT("admin_workstation_add", WORKSTATION_NCOLS,
+               "SELECT id, name, branch_code FROM workstation_add($1, $2, $3, $4)");
 
-static const reply_stmt_t stmt_workstation_list = {{
-    "admin_workstation_list",
-    "SELECT w.id, w.name, b.code FROM workstation w JOIN branch b ON b.id = w.branch_id"
-    " WHERE $1::int IS NULL OR w.branch_id = $1 ORDER BY b.code, w.name",
-}, WORKSTATION_NCOLS};
+static const reply_stmt_t stmt_workstation_list =
+    REPLY_STMT("admin_workstation_list", WORKSTATION_NCOLS,
+               "SELECT w.id, w.name, b.code FROM workstation w JOIN branch b ON b.id = w.branch_id"
+               " WHERE $1::int IS NULL OR w.branch_id = $1 ORDER BY b.code, w.name");
 
 void admin_register_statements(void)
 {

@@ -33,9 +33,20 @@
  * paths (a login holds a place in the password queue until it ends), so
  * they take the raw db result rather than reply_query's. */
 enum {
-    LOOKUP_STAFF_ID, LOOKUP_USERNAME, LOOKUP_DISPLAY_NAME, LOOKUP_ROLE, LOOKUP_PASSWORD_HASH,
-    LOOKUP_DISABLED, LOOKUP_BRANCH_CODES, LOOKUP_WORKSTATION_ID, LOOKUP_WORKSTATION,
-    LOOKUP_BRANCH_ID, LOOKUP_BRANCH_CODE, LOOKUP_BRANCH_NAME, LOOKUP_ASSIGNED, LOOKUP_TOKEN_OK,
+    LOOKUP_STAFF_ID,
+    LOOKUP_USERNAME,
+    LOOKUP_DISPLAY_NAME,
+    LOOKUP_ROLE,
+    LOOKUP_PASSWORD_HASH,
+    LOOKUP_DISABLED,
+    LOOKUP_BRANCH_CODES,
+    LOOKUP_WORKSTATION_ID,
+    LOOKUP_WORKSTATION,
+    LOOKUP_BRANCH_ID,
+    LOOKUP_BRANCH_CODE,
+    LOOKUP_BRANCH_NAME,
+    LOOKUP_ASSIGNED,
+    LOOKUP_TOKEN_OK,
     LOOKUP_NCOLS
 };
 static const db_stmt_t stmt_login_lookup = {
@@ -605,7 +616,7 @@ static void login_looked_up(const db_result_t *r, void *arg)
         return;
     }
     login_check_password(req, st->user_exists ? COL(res, 0, LOOKUP_PASSWORD_HASH)
-                                               : req->srv->dummy_hash);
+                                              : req->srv->dummy_hash);
 }
 
 static bool login_field_ok(const char *s, size_t max)

@@ -33,12 +33,11 @@ enum {
     SEARCH_TOTAL,
     SEARCH_NCOLS
 };
-static const reply_stmt_t stmt_search = {{
-    "catalog_search",
+static const reply_stmt_t stmt_search = REPLY_STMT(
+    "catalog_search", SEARCH_NCOLS,
     "SELECT id, title, author, publisher, pub_year, format, language, call_number, isbns,"
     "       copies, total_copies, available_copies, total"
-    "  FROM catalog_search($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::int, $10::int)",
-}, SEARCH_NCOLS};
+    "  FROM catalog_search($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::int, $10::int)");
 
 #define BIB_COLUMNS                                                                                \
     "b.id, b.title, b.author, b.subjects, b.isbns, b.issns, b.publisher, b.pub_year, b.format,"    \
@@ -65,42 +64,35 @@ enum {
     BIB_MARC,
     BIB_NCOLS
 };
-static const reply_stmt_t stmt_bib_get = {{
-    "catalog_bib_get",
-    "SELECT " BIB_COLUMNS ", CASE WHEN $2::boolean THEN b.marc END FROM bib b WHERE b.id = $1",
-}, BIB_NCOLS};
+static const reply_stmt_t stmt_bib_get = REPLY_STMT(
+    "catalog_bib_get", BIB_NCOLS,
+    "SELECT " BIB_COLUMNS ", CASE WHEN $2::boolean THEN b.marc END FROM bib b WHERE b.id = $1");
 
 #define ITEM_COLUMNS CATALOG_ITEM_COLUMNS
 
-static const reply_stmt_t stmt_bib_items = {{
-    "catalog_bib_items",
-    "SELECT " ITEM_COLUMNS " WHERE i.bib_id = $1 ORDER BY cb.code, i.call_number, i.barcode",
-}, CATALOG_ITEM_NCOLS};
+static const reply_stmt_t stmt_bib_items = REPLY_STMT(
+    "catalog_bib_items", CATALOG_ITEM_NCOLS,
+    "SELECT " ITEM_COLUMNS " WHERE i.bib_id = $1 ORDER BY cb.code, i.call_number, i.barcode");
 
-static const reply_stmt_t stmt_item_get = {{
-    "catalog_item_get",
-    "SELECT " ITEM_COLUMNS " WHERE i.barcode = $1 OR i.id = $2",
-}, CATALOG_ITEM_NCOLS};
+static const reply_stmt_t stmt_item_get =
+    REPLY_STMT("catalog_item_get", CATALOG_ITEM_NCOLS,
+               "SELECT " ITEM_COLUMNS " WHERE i.barcode = $1 OR i.id = $2");
 
 enum { BIB_MARC_MARC, BIB_MARC_NCOLS };
-static const reply_stmt_t stmt_bib_marc = {{
-    "catalog_bib_marc",
-    "SELECT marc FROM bib WHERE id = $1",
-}, BIB_MARC_NCOLS};
+static const reply_stmt_t stmt_bib_marc =
+    REPLY_STMT("catalog_bib_marc", BIB_MARC_NCOLS, "SELECT marc FROM bib WHERE id = $1");
 
 /* bib_save and item_save answer with the id of the record saved. */
 enum { SAVED_ID, SAVED_NCOLS };
-static const reply_stmt_t stmt_bib_save = {{
-    "catalog_bib_save",
+static const reply_stmt_t stmt_bib_save = REPLY_STMT(
+    "catalog_bib_save", SAVED_NCOLS,
     "SELECT bib_save($1, $2, $3, $4, $5, $6, $7, $8::text[], $9::text[], $10::text[], $11, $12,"
-    "                $13, $14, $15)",
-}, SAVED_NCOLS};
+    "                $13, $14, $15)");
 
-static const reply_stmt_t stmt_item_save = {{
-    "catalog_item_save",
-    "SELECT item_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-    "                 $14::item_status)",
-}, SAVED_NCOLS};
+static const reply_stmt_t stmt_item_save =
+    REPLY_STMT("catalog_item_save", SAVED_NCOLS,
+               "SELECT item_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+               "                 $14::item_status)");
 
 void catalog_register_statements(void)
 {
@@ -616,8 +608,8 @@ static void catalog_item_rows(request_t *req, const PGresult *res, void *arg)
     call->fn(req, PQntuples(res) ? catalog_item_from_row(&req->arena, res, 0) : NULL, call->arg);
 }
 
-void catalog_item_now(request_t *req, const char *barcode, const char *item_id,
-                      catalog_item_fn fn, void *arg)
+void catalog_item_now(request_t *req, const char *barcode, const char *item_id, catalog_item_fn fn,
+                      void *arg)
 {
     struct catalog_item_call *call = arena_new(&req->arena, struct catalog_item_call, 1);
     call->fn = fn;

@@ -22,52 +22,71 @@
 #define TS(x) "api_time(" x ")"
 
 enum {
-    CHECKOUT_LOAN_ID, CHECKOUT_BARCODE, CHECKOUT_TITLE, CHECKOUT_DUE_AT, CHECKOUT_DUE_DATE,
-    CHECKOUT_PATRON_NAME, CHECKOUT_SLIP, CHECKOUT_OVERRIDDEN, CHECKOUT_LOANS_OUT,
-    CHECKOUT_FILLED_HOLD_ID, CHECKOUT_NCOLS
+    CHECKOUT_LOAN_ID,
+    CHECKOUT_BARCODE,
+    CHECKOUT_TITLE,
+    CHECKOUT_DUE_AT,
+    CHECKOUT_DUE_DATE,
+    CHECKOUT_PATRON_NAME,
+    CHECKOUT_SLIP,
+    CHECKOUT_OVERRIDDEN,
+    CHECKOUT_LOANS_OUT,
+    CHECKOUT_FILLED_HOLD_ID,
+    CHECKOUT_NCOLS
 };
-static const reply_stmt_t stmt_checkout = {{
-    "circ_checkout",
-    "SELECT loan_id, barcode, title, " TS(
-        "due_at") ", due_date, patron_name, slip, overridden,"
-                  "       loans_out, filled_hold_id"
-                  "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
-}, CHECKOUT_NCOLS};
+static const reply_stmt_t stmt_checkout =
+    REPLY_STMT("circ_checkout", CHECKOUT_NCOLS,
+               "SELECT loan_id, barcode, title, " TS(
+                   "due_at") ", due_date, patron_name, slip, overridden,"
+                             "       loans_out, filled_hold_id"
+                             "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)");
 
 enum {
-    CHECKIN_BARCODE, CHECKIN_TITLE, CHECKIN_WAS_ON_LOAN, CHECKIN_ROUTE, CHECKIN_DESTINATION_CODE,
-    CHECKIN_DESTINATION_NAME, CHECKIN_FINE_CENTS, CHECKIN_MESSAGE, CHECKIN_SLIP,
-    CHECKIN_PREVIOUS_STATUS, CHECKIN_PATRON_NAME, CHECKIN_HOLD_ID, CHECKIN_NCOLS
+    CHECKIN_BARCODE,
+    CHECKIN_TITLE,
+    CHECKIN_WAS_ON_LOAN,
+    CHECKIN_ROUTE,
+    CHECKIN_DESTINATION_CODE,
+    CHECKIN_DESTINATION_NAME,
+    CHECKIN_FINE_CENTS,
+    CHECKIN_MESSAGE,
+    CHECKIN_SLIP,
+    CHECKIN_PREVIOUS_STATUS,
+    CHECKIN_PATRON_NAME,
+    CHECKIN_HOLD_ID,
+    CHECKIN_NCOLS
 };
-static const reply_stmt_t stmt_checkin = {{
-    "circ_checkin",
+static const reply_stmt_t stmt_checkin = REPLY_STMT(
+    "circ_checkin", CHECKIN_NCOLS,
     "SELECT barcode, title, was_on_loan, route, destination_code, destination_name, fine_cents,"
     "       message, slip, previous_status, patron_name, hold_id"
-    "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, $6::timestamptz)",
-}, CHECKIN_NCOLS};
+    "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, $6::timestamptz)");
 
 enum {
-    RENEW_BARCODE, RENEW_TITLE, RENEW_RENEWED, RENEW_DUE_AT, RENEW_DUE_DATE, RENEW_REASON,
-    RENEW_MESSAGE, RENEW_RENEWALS, RENEW_NCOLS
+    RENEW_BARCODE,
+    RENEW_TITLE,
+    RENEW_RENEWED,
+    RENEW_DUE_AT,
+    RENEW_DUE_DATE,
+    RENEW_REASON,
+    RENEW_MESSAGE,
+    RENEW_RENEWALS,
+    RENEW_NCOLS
 };
-static const reply_stmt_t stmt_renew = {{
-    "circ_renew",
-    "SELECT barcode, title, renewed, " TS(
-        "due_at") ", due_date, reason, message, renewals"
-                  "  FROM circ_renew($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)",
-}, RENEW_NCOLS};
+static const reply_stmt_t stmt_renew =
+    REPLY_STMT("circ_renew", RENEW_NCOLS,
+               "SELECT barcode, title, renewed, " TS(
+                   "due_at") ", due_date, reason, message, renewals"
+                             "  FROM circ_renew($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9)");
 
 enum { MARK_BARCODE, MARK_CHARGED_CENTS, MARK_MESSAGE, MARK_NCOLS };
-static const reply_stmt_t stmt_item_mark = {{
-    "circ_item_mark",
-    "SELECT barcode, charged_cents, message FROM circ_item_mark($1::uuid, $2, $3, $4, $5, $6, $7)",
-}, MARK_NCOLS};
+static const reply_stmt_t stmt_item_mark = REPLY_STMT(
+    "circ_item_mark", MARK_NCOLS,
+    "SELECT barcode, charged_cents, message FROM circ_item_mark($1::uuid, $2, $3, $4, $5, $6, $7)");
 
 enum { IN_HOUSE_ITEM_ID, IN_HOUSE_NCOLS };
-static const reply_stmt_t stmt_in_house = {{
-    "circ_in_house_use",
-    "SELECT circ_in_house_use($1::uuid, $2, $3, $4)",
-}, IN_HOUSE_NCOLS};
+static const reply_stmt_t stmt_in_house = REPLY_STMT(
+    "circ_in_house_use", IN_HOUSE_NCOLS, "SELECT circ_in_house_use($1::uuid, $2, $3, $4)");
 
 /*
  * AccountGet in one statement, so one snapshot: account_get()
@@ -79,37 +98,58 @@ static const reply_stmt_t stmt_in_house = {{
  * each kind's own order. $1: the card.
  */
 enum {
-    ACCOUNT_PATRON_ID, ACCOUNT_PATRON_CARD, ACCOUNT_PATRON_NAME, ACCOUNT_PATRON_CATEGORY,
-    ACCOUNT_PATRON_EXPIRES_ON, ACCOUNT_PATRON_EXPIRED, ACCOUNT_PATRON_BLOCKED,
-    ACCOUNT_PATRON_DESK_ALERT, ACCOUNT_PATRON_BALANCE_CENTS, ACCOUNT_PATRON_LOANS_OUT,
-    ACCOUNT_PATRON_OVERDUE, ACCOUNT_PATRON_BLOCK_THRESHOLD_CENTS, ACCOUNT_PATRON_NCOLS
+    ACCOUNT_PATRON_ID,
+    ACCOUNT_PATRON_CARD,
+    ACCOUNT_PATRON_NAME,
+    ACCOUNT_PATRON_CATEGORY,
+    ACCOUNT_PATRON_EXPIRES_ON,
+    ACCOUNT_PATRON_EXPIRED,
+    ACCOUNT_PATRON_BLOCKED,
+    ACCOUNT_PATRON_DESK_ALERT,
+    ACCOUNT_PATRON_BALANCE_CENTS,
+    ACCOUNT_PATRON_LOANS_OUT,
+    ACCOUNT_PATRON_OVERDUE,
+    ACCOUNT_PATRON_BLOCK_THRESHOLD_CENTS,
+    ACCOUNT_PATRON_NCOLS
 };
 
 /* The columns of a ledger entry, as circ_ledger_post returns them too. */
 enum {
-    LEDGER_ID, LEDGER_AT, LEDGER_KIND, LEDGER_AMOUNT_CENTS, LEDGER_BARCODE, LEDGER_NOTE,
-    LEDGER_STAFF, LEDGER_NCOLS
+    LEDGER_ID,
+    LEDGER_AT,
+    LEDGER_KIND,
+    LEDGER_AMOUNT_CENTS,
+    LEDGER_BARCODE,
+    LEDGER_NOTE,
+    LEDGER_STAFF,
+    LEDGER_NCOLS
 };
 
 enum {
-    ACCOUNT_LOAN_ID, ACCOUNT_LOAN_BARCODE, ACCOUNT_LOAN_TITLE, ACCOUNT_LOAN_CHECKOUT_AT,
-    ACCOUNT_LOAN_CHECKOUT_BRANCH, ACCOUNT_LOAN_DUE_AT, ACCOUNT_LOAN_DUE_DATE, ACCOUNT_LOAN_OVERDUE,
-    ACCOUNT_LOAN_RENEWALS, ACCOUNT_LOAN_RENEWALS_ALLOWED, ACCOUNT_LOAN_ITEM_TYPE, ACCOUNT_LOAN_NCOLS
+    ACCOUNT_LOAN_ID,
+    ACCOUNT_LOAN_BARCODE,
+    ACCOUNT_LOAN_TITLE,
+    ACCOUNT_LOAN_CHECKOUT_AT,
+    ACCOUNT_LOAN_CHECKOUT_BRANCH,
+    ACCOUNT_LOAN_DUE_AT,
+    ACCOUNT_LOAN_DUE_DATE,
+    ACCOUNT_LOAN_OVERDUE,
+    ACCOUNT_LOAN_RENEWALS,
+    ACCOUNT_LOAN_RENEWALS_ALLOWED,
+    ACCOUNT_LOAN_ITEM_TYPE,
+    ACCOUNT_LOAN_NCOLS
 };
 enum { ACCOUNT_WIDTH = HOLD_NCOLS, ACCOUNT_KIND = ACCOUNT_WIDTH, ACCOUNT_N, ACCOUNT_NCOLS };
-_Static_assert(ACCOUNT_PATRON_NCOLS + 5 == ACCOUNT_WIDTH && ACCOUNT_LOAN_NCOLS + 6 == ACCOUNT_WIDTH &&
-                   LEDGER_NCOLS + 10 == ACCOUNT_WIDTH,
+_Static_assert(ACCOUNT_PATRON_NCOLS + 5 == ACCOUNT_WIDTH &&
+                   ACCOUNT_LOAN_NCOLS + 6 == ACCOUNT_WIDTH && LEDGER_NCOLS + 10 == ACCOUNT_WIDTH,
                "each kind of account row is padded to ACCOUNT_WIDTH columns in account_get()");
 
-static const reply_stmt_t stmt_account_get = {{
-    "circ_account_get",
-    "SELECT * FROM account_get($1, $2::integer)",
-}, ACCOUNT_NCOLS};
+static const reply_stmt_t stmt_account_get =
+    REPLY_STMT("circ_account_get", ACCOUNT_NCOLS, "SELECT * FROM account_get($1, $2::integer)");
 
-static const reply_stmt_t stmt_ledger_post = {{
-    "circ_ledger_post",
-    "SELECT * FROM circ_ledger_post($1::uuid, $2, $3, $4, $5, $6, $7)",
-}, LEDGER_NCOLS /* the ledger columns of account_get() */};
+static const reply_stmt_t stmt_ledger_post =
+    REPLY_STMT("circ_ledger_post", LEDGER_NCOLS /* the ledger columns of account_get() */,
+               "SELECT * FROM circ_ledger_post($1::uuid, $2, $3, $4, $5, $6, $7)");
 
 #define POLICY_COLUMNS                                                                             \
     "p.id, coalesce(p.patron_category, ''), coalesce(p.item_type, ''), coalesce(b.code, ''),"      \
@@ -118,49 +158,57 @@ static const reply_stmt_t stmt_ledger_post = {{
 
 /* POLICY_COLUMNS by name, in their order; circ_policy_save returns the same. */
 enum {
-    POLICY_ID, POLICY_PATRON_CATEGORY, POLICY_ITEM_TYPE, POLICY_BRANCH, POLICY_LOAN_DAYS,
-    POLICY_LOAN_HOURS, POLICY_RENEWALS, POLICY_CIRCULATES, POLICY_MAX_LOANS,
-    POLICY_MAX_LOANS_OF_TYPE, POLICY_FINE_CENTS_PER_DAY, POLICY_FINE_MAX_CENTS, POLICY_GRACE_DAYS,
-    POLICY_HOLD_BLOCKS_RENEWAL, POLICY_CHARGE_LOST, POLICY_NCOLS
+    POLICY_ID,
+    POLICY_PATRON_CATEGORY,
+    POLICY_ITEM_TYPE,
+    POLICY_BRANCH,
+    POLICY_LOAN_DAYS,
+    POLICY_LOAN_HOURS,
+    POLICY_RENEWALS,
+    POLICY_CIRCULATES,
+    POLICY_MAX_LOANS,
+    POLICY_MAX_LOANS_OF_TYPE,
+    POLICY_FINE_CENTS_PER_DAY,
+    POLICY_FINE_MAX_CENTS,
+    POLICY_GRACE_DAYS,
+    POLICY_HOLD_BLOCKS_RENEWAL,
+    POLICY_CHARGE_LOST,
+    POLICY_NCOLS
 };
-static const reply_stmt_t stmt_policy_list = {{
-    "circ_policy_list",
+static const reply_stmt_t stmt_policy_list = REPLY_STMT(
+    "circ_policy_list", POLICY_NCOLS,
     "SELECT " POLICY_COLUMNS " FROM circ_policy p LEFT JOIN branch b ON b.id = p.branch_id"
     " ORDER BY (p.branch_id IS NOT NULL)::int * 4 + (p.patron_category IS NOT NULL)::int * 2"
     "          + (p.item_type IS NOT NULL)::int, b.code NULLS FIRST, p.patron_category NULLS FIRST,"
-    "          p.item_type NULLS FIRST",
-}, POLICY_NCOLS};
+    "          p.item_type NULLS FIRST");
 
-static const reply_stmt_t stmt_policy_save = {{
-    "circ_policy_save",
+static const reply_stmt_t stmt_policy_save = REPLY_STMT(
+    "circ_policy_save", POLICY_NCOLS,
     "SELECT * FROM circ_policy_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    "                               $15, $16)",
-}, POLICY_NCOLS};
+    "                               $15, $16)");
 
 enum { CAL_KIND, CAL_WEEKDAY, CAL_OPENS_OR_DAY, CAL_CLOSES, CAL_REASON, CAL_NCOLS };
-static const reply_stmt_t stmt_calendar_get = {{
-    "circ_calendar_get",
+static const reply_stmt_t stmt_calendar_get = REPLY_STMT(
+    "circ_calendar_get", CAL_NCOLS,
     "SELECT 'h', h.weekday, to_char(h.opens, 'HH24:MI'), to_char(h.closes, 'HH24:MI'), ''"
     "  FROM branch_hours h JOIN branch b ON b.id = h.branch_id WHERE b.code = $1"
     " UNION ALL "
     "SELECT 'c', 0, c.day::text, '', c.reason"
     "  FROM branch_closed c JOIN branch b ON b.id = c.branch_id"
     " WHERE b.code = $1 AND c.day >= library_today()"
-    " ORDER BY 1 DESC, 2, 3",
-}, CAL_NCOLS};
+    " ORDER BY 1 DESC, 2, 3");
 
-static const reply_stmt_t stmt_calendar_save = {{
-    "circ_calendar_save",
+static const reply_stmt_t stmt_calendar_save = REPLY_STMT(
+    "circ_calendar_save", 1,
     "SELECT calendar_save($1, $2, $3::int[], $4::time[], $5::time[], $6::date[], $7::text[],"
-    "                     $8::date[])",
-}, 1};
+    "                     $8::date[])");
 
 void circ_register_statements(void)
 {
     static const reply_stmt_t *const all[] = {
-        &stmt_checkout,       &stmt_checkin,       &stmt_renew,       &stmt_item_mark,
-        &stmt_in_house,       &stmt_account_get,   &stmt_ledger_post, &stmt_policy_list,
-        &stmt_policy_save,    &stmt_calendar_get,  &stmt_calendar_save,
+        &stmt_checkout,    &stmt_checkin,      &stmt_renew,         &stmt_item_mark,
+        &stmt_in_house,    &stmt_account_get,  &stmt_ledger_post,   &stmt_policy_list,
+        &stmt_policy_save, &stmt_calendar_get, &stmt_calendar_save,
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         db_stmt_register(&all[i]->db);

@@ -79,16 +79,31 @@ void handle_item_not_found(request_t *req);
 void handle_hold_shelf(request_t *req);
 void handle_transit_list(request_t *req);
 void handle_transit_change(request_t *req);
-/* The columns of a hold (a hold_row: type in sql/migrations/007_holds.sql, hold_out in sql/rules/holds.sql) as holds_from_row reads them. */
+/* The columns of a hold (a hold_row: type in sql/migrations/007_holds.sql, hold_out in
+ * sql/rules/holds.sql) as holds_from_row reads them. */
 #define HOLD_COLUMNS                                                                               \
     "id, card, patron_name, bib_id, title, item_barcode, pickup_branch, placed_at,"                \
     " not_needed_after, suspended_until, status, queue_position, captured_barcode,"                \
     " shelf_expires_on, target_barcode, target_branch, cancel_reason"
 enum {
-    HOLD_ID, HOLD_CARD, HOLD_PATRON_NAME, HOLD_BIB_ID, HOLD_TITLE, HOLD_ITEM_BARCODE,
-    HOLD_PICKUP_BRANCH, HOLD_PLACED_AT, HOLD_NOT_NEEDED_AFTER, HOLD_SUSPENDED_UNTIL, HOLD_STATUS,
-    HOLD_QUEUE_POSITION, HOLD_CAPTURED_BARCODE, HOLD_SHELF_EXPIRES_ON, HOLD_TARGET_BARCODE,
-    HOLD_TARGET_BRANCH, HOLD_CANCEL_REASON, HOLD_NCOLS
+    HOLD_ID,
+    HOLD_CARD,
+    HOLD_PATRON_NAME,
+    HOLD_BIB_ID,
+    HOLD_TITLE,
+    HOLD_ITEM_BARCODE,
+    HOLD_PICKUP_BRANCH,
+    HOLD_PLACED_AT,
+    HOLD_NOT_NEEDED_AFTER,
+    HOLD_SUSPENDED_UNTIL,
+    HOLD_STATUS,
+    HOLD_QUEUE_POSITION,
+    HOLD_CAPTURED_BARCODE,
+    HOLD_SHELF_EXPIRES_ON,
+    HOLD_TARGET_BARCODE,
+    HOLD_TARGET_BRANCH,
+    HOLD_CANCEL_REASON,
+    HOLD_NCOLS
 };
 /* A Hold from row i of a result whose first columns are HOLD_COLUMNS. */
 Carrel__Hold *holds_from_row(request_t *req, const PGresult *res, int i);

@@ -15,83 +15,86 @@
 #include "pgtext.h"
 #include "reply.h"
 
-static const reply_stmt_t stmt_place = {{
-    "holds_place",
-    "SELECT " HOLD_COLUMNS
-    "  FROM hold_place($1::uuid, $2, $3, $4, $5, $6, $7, $8::date, $9::date)",
-}, HOLD_NCOLS};
+static const reply_stmt_t stmt_place =
+    REPLY_STMT("holds_place", HOLD_NCOLS,
+               "SELECT " HOLD_COLUMNS
+               "  FROM hold_place($1::uuid, $2, $3, $4, $5, $6, $7, $8::date, $9::date)");
 
-static const reply_stmt_t stmt_list = {{
-    "holds_list",
-    "SELECT " HOLD_COLUMNS " FROM hold_list($1, $2::boolean)",
-}, HOLD_NCOLS};
+static const reply_stmt_t stmt_list =
+    REPLY_STMT("holds_list", HOLD_NCOLS, "SELECT " HOLD_COLUMNS " FROM hold_list($1, $2::boolean)");
 
-static const reply_stmt_t stmt_change = {{
-    "holds_change",
-    "SELECT " HOLD_COLUMNS " FROM hold_change($1::uuid, $2, $3, $4, $5, $6::date, $7)",
-}, HOLD_NCOLS};
+static const reply_stmt_t stmt_change =
+    REPLY_STMT("holds_change", HOLD_NCOLS,
+               "SELECT " HOLD_COLUMNS " FROM hold_change($1::uuid, $2, $3, $4, $5, $6::date, $7)");
 
-static const reply_stmt_t stmt_queue = {{
-    "holds_queue",
-    "SELECT " HOLD_COLUMNS " FROM bib_hold_queue($1)",
-}, HOLD_NCOLS};
+static const reply_stmt_t stmt_queue =
+    REPLY_STMT("holds_queue", HOLD_NCOLS, "SELECT " HOLD_COLUMNS " FROM bib_hold_queue($1)");
 
 enum {
-    PULL_BARCODE, PULL_TITLE, PULL_CALL_NUMBER, PULL_LOCATION, PULL_HOLD_ID, PULL_PICKUP_BRANCH,
-    PULL_PLACED_AT, PULL_NCOLS
+    PULL_BARCODE,
+    PULL_TITLE,
+    PULL_CALL_NUMBER,
+    PULL_LOCATION,
+    PULL_HOLD_ID,
+    PULL_PICKUP_BRANCH,
+    PULL_PLACED_AT,
+    PULL_NCOLS
 };
-static const reply_stmt_t stmt_pull = {{
-    "holds_pull_list",
-    "SELECT barcode, title, call_number, location, hold_id, pickup_branch, placed_at"
-    "  FROM pull_list($1)",
-}, PULL_NCOLS};
+static const reply_stmt_t stmt_pull =
+    REPLY_STMT("holds_pull_list", PULL_NCOLS,
+               "SELECT barcode, title, call_number, location, hold_id, pickup_branch, placed_at"
+               "  FROM pull_list($1)");
 
 enum { NOT_FOUND_ITEM_ID, NOT_FOUND_NCOLS };
-static const reply_stmt_t stmt_not_found = {{
-    "holds_item_not_found",
-    "SELECT hold_item_not_found($1::uuid, $2, $3, $4)",
-}, NOT_FOUND_NCOLS};
+static const reply_stmt_t stmt_not_found = REPLY_STMT(
+    "holds_item_not_found", NOT_FOUND_NCOLS, "SELECT hold_item_not_found($1::uuid, $2, $3, $4)");
 
 /* The columns of the hold shelf and of its clearing list. */
 enum {
-    SHELF_BARCODE, SHELF_TITLE, SHELF_HOLD_ID, SHELF_PATRON_NAME, SHELF_CARD_LAST4,
-    SHELF_EXPIRES_ON, SHELF_STATUS, SHELF_NCOLS
+    SHELF_BARCODE,
+    SHELF_TITLE,
+    SHELF_HOLD_ID,
+    SHELF_PATRON_NAME,
+    SHELF_CARD_LAST4,
+    SHELF_EXPIRES_ON,
+    SHELF_STATUS,
+    SHELF_NCOLS
 };
-static const reply_stmt_t stmt_shelf = {{
-    "holds_shelf",
-    "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
-    "  FROM hold_shelf($1)",
-}, SHELF_NCOLS};
+static const reply_stmt_t stmt_shelf =
+    REPLY_STMT("holds_shelf", SHELF_NCOLS,
+               "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
+               "  FROM hold_shelf($1)");
 
 /* Copies on the hold shelf whose hold is over: pull them and check them in. */
-static const reply_stmt_t stmt_clearing = {{
-    "holds_clearing",
-    "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
-    "  FROM hold_clearing_list($1)",
-}, SHELF_NCOLS};
+static const reply_stmt_t stmt_clearing =
+    REPLY_STMT("holds_clearing", SHELF_NCOLS,
+               "SELECT barcode, title, hold_id, patron_name, card_end, shelf_expires_on, status"
+               "  FROM hold_clearing_list($1)");
 
 /* TRANSIT_COLUMNS by name, in their order. */
 enum {
-    TRANSIT_ID, TRANSIT_BARCODE, TRANSIT_TITLE, TRANSIT_FROM, TRANSIT_TO, TRANSIT_REASON,
-    TRANSIT_SENT_AT, TRANSIT_OVERDUE, TRANSIT_NCOLS
+    TRANSIT_ID,
+    TRANSIT_BARCODE,
+    TRANSIT_TITLE,
+    TRANSIT_FROM,
+    TRANSIT_TO,
+    TRANSIT_REASON,
+    TRANSIT_SENT_AT,
+    TRANSIT_OVERDUE,
+    TRANSIT_NCOLS
 };
 #define TRANSIT_COLUMNS "id, barcode, title, from_branch, to_branch, reason, sent_at, overdue"
 
-static const reply_stmt_t stmt_transits = {{
-    "holds_transits",
-    "SELECT " TRANSIT_COLUMNS " FROM transit_list($1, $2)",
-}, TRANSIT_NCOLS};
+static const reply_stmt_t stmt_transits = REPLY_STMT(
+    "holds_transits", TRANSIT_NCOLS, "SELECT " TRANSIT_COLUMNS " FROM transit_list($1, $2)");
 
-static const reply_stmt_t stmt_transit_cancel = {{
-    "holds_transit_cancel",
-    "SELECT " TRANSIT_COLUMNS " FROM transit_out(ARRAY[$1::bigint])",
-}, TRANSIT_NCOLS};
+static const reply_stmt_t stmt_transit_cancel =
+    REPLY_STMT("holds_transit_cancel", TRANSIT_NCOLS,
+               "SELECT " TRANSIT_COLUMNS " FROM transit_out(ARRAY[$1::bigint])");
 
 enum { CANCEL_ITEM_ID, CANCEL_NCOLS };
-static const reply_stmt_t stmt_transit_cancel_do = {{
-    "holds_transit_cancel_do",
-    "SELECT transit_cancel($1::uuid, $2, $3)",
-}, CANCEL_NCOLS};
+static const reply_stmt_t stmt_transit_cancel_do =
+    REPLY_STMT("holds_transit_cancel_do", CANCEL_NCOLS, "SELECT transit_cancel($1::uuid, $2, $3)");
 
 void holds_register_statements(void)
 {

@@ -35,8 +35,13 @@
  * callbacks: an import retries a failed batch record by record, and both
  * own a job allocated outside the request. */
 enum {
-    IMPORT_POS, IMPORT_BIB_ID, IMPORT_ACTION, IMPORT_ITEMS_CREATED, IMPORT_ITEMS_UPDATED,
-    IMPORT_PROBLEMS, IMPORT_NCOLS
+    IMPORT_POS,
+    IMPORT_BIB_ID,
+    IMPORT_ACTION,
+    IMPORT_ITEMS_CREATED,
+    IMPORT_ITEMS_UPDATED,
+    IMPORT_PROBLEMS,
+    IMPORT_NCOLS
 };
 static const db_stmt_t stmt_import = {
     "marc_import_batch",

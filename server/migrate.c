@@ -159,8 +159,7 @@ static void migrate_rollback(PGconn *pg)
     (void)migrate_exec(pg, "ROLLBACK", "rollback", ignored, sizeof(ignored));
 }
 
-static int migrate_apply(PGconn *pg, const char *dir, const sql_file_t *m, char *err,
-                         size_t errlen)
+static int migrate_apply(PGconn *pg, const char *dir, const sql_file_t *m, char *err, size_t errlen)
 {
     char *sql = sql_read(dir, m->name, err, errlen);
     if (sql == NULL)
@@ -214,9 +213,9 @@ static int migrate_verify(PGconn *pg, const char *dir, const sql_file_t *m, cons
         char version[16];
         snprintf(version, sizeof(version), "%d", m->version);
         const char *values[2] = {sum, version};
-        return migrate_exec_params(
-            pg, "UPDATE schema_migration SET checksum = $1 WHERE version = $2", 2, values,
-            "recording a checksum", err, errlen);
+        return migrate_exec_params(pg,
+                                   "UPDATE schema_migration SET checksum = $1 WHERE version = $2",
+                                   2, values, "recording a checksum", err, errlen);
     }
     if (strcmp(recorded, sum) != 0) {
         snprintf(err, errlen,
@@ -240,8 +239,8 @@ static int migrate_verify(PGconn *pg, const char *dir, const sql_file_t *m, cons
  * that fails. */
 #define RULES_VALIDATE                                                                             \
     "DO $$ DECLARE f record; BEGIN"                                                                \
-    " FOR f IN SELECT p.oid, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"    \
-    "           WHERE p.pronamespace = 'public'::regnamespace AND l.lanname IN ('plpgsql', 'sql')"  \
+    " FOR f IN SELECT p.oid, l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"     \
+    "           WHERE p.pronamespace = 'public'::regnamespace AND l.lanname IN ('plpgsql', 'sql')" \
     "             AND NOT EXISTS (SELECT 1 FROM pg_depend d"                                       \
     "                              WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid"      \
     "                                AND d.deptype = 'e')"                                         \
@@ -348,10 +347,11 @@ static int rules_apply(PGconn *pg, const char *dir, char *err, size_t errlen)
                           "checking the rules", err, errlen);
     if (rc == 0) {
         const char *values[1] = {sum};
-        rc = migrate_exec_params(pg,
-                                 "INSERT INTO schema_rules (id, checksum) VALUES (1, $1)"
-                                 " ON CONFLICT (id) DO UPDATE SET checksum = $1, applied_at = now()",
-                                 1, values, "recording the rules", err, errlen);
+        rc =
+            migrate_exec_params(pg,
+                                "INSERT INTO schema_rules (id, checksum) VALUES (1, $1)"
+                                " ON CONFLICT (id) DO UPDATE SET checksum = $1, applied_at = now()",
+                                1, values, "recording the rules", err, errlen);
     }
     if (rc == 0)
         rc = migrate_exec(pg, "COMMIT", "commit", err, errlen);

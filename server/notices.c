@@ -70,41 +70,47 @@ static const db_stmt_t stmt_release = {
 
 /* NOTICE_COLUMNS by name, in their order. */
 enum {
-    NOTICE_ID, NOTICE_KIND, NOTICE_CHANNEL, NOTICE_CARD, NOTICE_ADDRESS, NOTICE_SUBJECT,
-    NOTICE_BODY, NOTICE_STATUS, NOTICE_CREATED_AT, NOTICE_SENT_AT, NOTICE_ERROR, NOTICE_NCOLS
+    NOTICE_ID,
+    NOTICE_KIND,
+    NOTICE_CHANNEL,
+    NOTICE_CARD,
+    NOTICE_ADDRESS,
+    NOTICE_SUBJECT,
+    NOTICE_BODY,
+    NOTICE_STATUS,
+    NOTICE_CREATED_AT,
+    NOTICE_SENT_AT,
+    NOTICE_ERROR,
+    NOTICE_NCOLS
 };
 #define NOTICE_COLUMNS(n)                                                                          \
     n ".id, " n ".kind, " n ".channel, p.card, " n ".address, " n ".subject, " n ".body, " n       \
       ".status, " TS(n ".created_at") ", " TS(n ".sent_at") ", " n ".error"
 
-static const reply_stmt_t stmt_list = {{
-    "notices_list",
+static const reply_stmt_t stmt_list = REPLY_STMT(
+    "notices_list", NOTICE_NCOLS,
     "SELECT " NOTICE_COLUMNS(
         "n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
              " WHERE n.status = $1 AND ($2::text IS NULL OR n.channel = $2)"
              " ORDER BY CASE WHEN n.status IN ('pending', 'sending') THEN n.id ELSE -n.id END"
-             " LIMIT $3",
-}, NOTICE_NCOLS};
+             " LIMIT $3");
 
 /* What an export takes, a page at a time (notice_export_page): nothing is
  * marked here; the client marks them (stmt_mark) once its file is written. */
-static const reply_stmt_t stmt_export = {{
-    "notices_export",
-    "SELECT " NOTICE_COLUMNS("n") " FROM notice_export_page($1, $2, $3) n"
-                                  " JOIN patron p ON p.id = n.patron_id ORDER BY n.id",
-}, NOTICE_NCOLS};
+static const reply_stmt_t stmt_export =
+    REPLY_STMT("notices_export", NOTICE_NCOLS,
+               "SELECT " NOTICE_COLUMNS("n") " FROM notice_export_page($1, $2, $3) n"
+                                             " JOIN patron p ON p.id = n.patron_id ORDER BY n.id");
 
 enum { MARK_COUNT, MARK_NCOLS };
-static const reply_stmt_t stmt_mark = {{
-    "notices_mark_exported",
-    "SELECT notice_mark_exported($1, $2, $3::bigint[])",
-}, MARK_NCOLS};
+static const reply_stmt_t stmt_mark = REPLY_STMT(
+    "notices_mark_exported", MARK_NCOLS, "SELECT notice_mark_exported($1, $2, $3::bigint[])");
 
 void notices_register_statements(void)
 {
-    static const db_stmt_t *const all[] = {&stmt_daily, &stmt_pending, &stmt_claim, &stmt_done,
-                                           &stmt_release, &stmt_list.db, &stmt_export.db,
-                                           &stmt_mark.db};
+    static const db_stmt_t *const all[] = {&stmt_daily,     &stmt_pending, &stmt_claim,
+                                           &stmt_done,      &stmt_release, &stmt_list.db,
+                                           &stmt_export.db, &stmt_mark.db};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         db_stmt_register(all[i]);
 }

@@ -73,46 +73,46 @@ enum {
 #define PATRON_HISTORY_MAX     500
 #define PATRON_QUERY_MAX       200 /* bytes of a search term or card */
 
-static const reply_stmt_t stmt_patron_save = {{
-    "patron_save",
-    "SELECT " PATRON_COLUMNS " FROM patron_save($1, $2, $3, $4, $5::jsonb)",
-}, COL_NCOLS};
+static const reply_stmt_t stmt_patron_save =
+    REPLY_STMT("patron_save", COL_NCOLS,
+               "SELECT " PATRON_COLUMNS " FROM patron_save($1, $2, $3, $4, $5::jsonb)");
 
-static const reply_stmt_t stmt_patron_get = {{
-    "patron_get",
-    "SELECT " PATRON_COLUMNS " FROM patron_out WHERE id = patron_resolve($1, $2)",
-}, COL_NCOLS};
+static const reply_stmt_t stmt_patron_get =
+    REPLY_STMT("patron_get", COL_NCOLS,
+               "SELECT " PATRON_COLUMNS " FROM patron_out WHERE id = patron_resolve($1, $2)");
 
-static const reply_stmt_t stmt_patron_find = {{
-    "patron_find",
-    "SELECT " PATRON_COLUMNS " FROM patron_find($1, $2, $3, $4)",
-}, COL_NCOLS};
+static const reply_stmt_t stmt_patron_find = REPLY_STMT(
+    "patron_find", COL_NCOLS, "SELECT " PATRON_COLUMNS " FROM patron_find($1, $2, $3, $4)");
 
-static const reply_stmt_t stmt_patron_block = {{
-    "patron_block",
-    "SELECT " PATRON_COLUMNS " FROM patron_block_set($1, $2, $3, $4, $5, $6)",
-}, COL_NCOLS};
+static const reply_stmt_t stmt_patron_block =
+    REPLY_STMT("patron_block", COL_NCOLS,
+               "SELECT " PATRON_COLUMNS " FROM patron_block_set($1, $2, $3, $4, $5, $6)");
 
-static const reply_stmt_t stmt_patron_merge = {{
-    "patron_merge",
-    "SELECT " PATRON_COLUMNS " FROM patron_merge($1, $2, $3, $4)",
-}, COL_NCOLS};
+static const reply_stmt_t stmt_patron_merge = REPLY_STMT(
+    "patron_merge", COL_NCOLS, "SELECT " PATRON_COLUMNS " FROM patron_merge($1, $2, $3, $4)");
 
 enum {
-    HISTORY_ID, HISTORY_AT, HISTORY_STAFF, HISTORY_WORKSTATION, HISTORY_BRANCH_CODE,
-    HISTORY_ACTION, HISTORY_CARD, HISTORY_FIELDS, HISTORY_BEFORES, HISTORY_AFTERS, HISTORY_NCOLS
+    HISTORY_ID,
+    HISTORY_AT,
+    HISTORY_STAFF,
+    HISTORY_WORKSTATION,
+    HISTORY_BRANCH_CODE,
+    HISTORY_ACTION,
+    HISTORY_CARD,
+    HISTORY_FIELDS,
+    HISTORY_BEFORES,
+    HISTORY_AFTERS,
+    HISTORY_NCOLS
 };
-static const reply_stmt_t stmt_patron_history = {{
-    "patron_history",
+static const reply_stmt_t stmt_patron_history = REPLY_STMT(
+    "patron_history", HISTORY_NCOLS,
     "SELECT id, at, staff, workstation, branch_code, action, card, fields, befores, afters"
-    "  FROM patron_history($1, $2)",
-}, HISTORY_NCOLS};
+    "  FROM patron_history($1, $2)");
 
 enum { CATEGORY_CODE, CATEGORY_NAME, CATEGORY_CARD_YEARS, CATEGORY_NCOLS };
-static const reply_stmt_t stmt_patron_categories = {{
-    "patron_categories",
-    "SELECT code, name, card_years FROM patron_category ORDER BY code",
-}, CATEGORY_NCOLS};
+static const reply_stmt_t stmt_patron_categories =
+    REPLY_STMT("patron_categories", CATEGORY_NCOLS,
+               "SELECT code, name, card_years FROM patron_category ORDER BY code");
 
 void patrons_register_statements(void)
 {
@@ -197,8 +197,7 @@ static Carrel__Patron *patron_from_row(request_t *req, const PGresult *res, int 
     p->version = db_int32(res, row, COL_VERSION);
     p->created_at = reply_text_opt(req, res, row, COL_CREATED_AT);
     p->updated_at = reply_text_opt(req, res, row, COL_UPDATED_AT);
-    p->former_cards =
-        pgtext_array_parse(a, COL(res, row, COL_FORMER_CARDS), &p->n_former_cards);
+    p->former_cards = pgtext_array_parse(a, COL(res, row, COL_FORMER_CARDS), &p->n_former_cards);
     p->has_expired = 1;
     p->expired = db_bool(res, row, COL_EXPIRED);
     patron_blocks_from_row(req, p, res, row);

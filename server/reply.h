@@ -20,8 +20,8 @@
  *    (the one copy of the nullable-column helper).
  *
  *      enum { SHELF_BARCODE, SHELF_TITLE, SHELF_NCOLS };
- *      static const reply_stmt_t stmt_shelf = {
- *          {"shelf", "SELECT barcode, title FROM shelf WHERE branch = $1"}, SHELF_NCOLS};
+ *      static const reply_stmt_t stmt_shelf = REPLY_STMT("shelf", SHELF_NCOLS,
+ *          "SELECT barcode, title FROM shelf WHERE branch = $1");
  *
  *      static void shelf_rows(request_t *req, const PGresult *res) { ... request_ok(req); }
  *      ... reply_query(req, &stmt_shelf, 1, values, shelf_rows);
@@ -36,6 +36,12 @@ typedef struct reply_stmt {
     db_stmt_t db; /* registered with db_stmt_register(&stmt.db) */
     int ncols;
 } reply_stmt_t;
+
+/* A reply_stmt_t: its prepared name, its column count, its SQL. */
+#define REPLY_STMT(name, ncols, sql)                                                               \
+    {                                                                                              \
+        {(name), (sql)}, (ncols)                                                                   \
+    }
 
 /* The rows of a statement that succeeded with its declared columns. It must
  * end the request or start the next statement (which then ends it). */

@@ -182,8 +182,7 @@ void request_fail_db(request_t *req, const db_result_t *r)
                 req->resp.has_overridable = 1;
                 req->resp.overridable = 1;
             }
-            request_fail(req, request_refusal_status(detail, ours[i].status), detail, "%s",
-                         msg);
+            request_fail(req, request_refusal_status(detail, ours[i].status), detail, "%s", msg);
             return;
         }
     }

@@ -158,7 +158,10 @@ static void test_nul_refused(void **state)
     (void)state;
     csv_row_t row;
     size_t pos = 0;
-    assert_int_equal(csv_next_row(S("a,31234\0" "567\n"), &pos, &row), CSV_NUL);
+    assert_int_equal(csv_next_row(S("a,31234\0"
+                                    "567\n"),
+                                  &pos, &row),
+                     CSV_NUL);
     assert_int_equal(row.n, 0);
     assert_null(row.fields);
     pos = 0;

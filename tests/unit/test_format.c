@@ -149,7 +149,8 @@ static void test_money_in_one_place(void **state)
     assert_string_equal(out, "-$0.05");
 }
 
-/* An answer in a batch's array carries "ok" first, then its fields; a loan not renewed says false. */
+/* An answer in a batch's array carries "ok" first, then its fields; a loan not renewed says false.
+ */
 static void test_batch_element_says_ok(void **state)
 {
     (void)state;
