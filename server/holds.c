@@ -1,7 +1,7 @@
 /*
  * holds: placing and changing holds, queues, pull lists, hold shelves and
  * their clearing lists, transit lists. The rules are in sql/rules/: holds.sql
- * (place, change, list), hold_lists.sql (pull list, hold shelf, clearing
+ * (place, change, list), pull_list_and_shelf.sql (pull list, hold shelf, clearing
  * list, queue order), hold_targeting.sql, transits.sql (transit lists);
  * capture itself happens inside checkin (circ.c -> circ_checkin ->
  * circ_checkin_route, transits.sql -> hold_capture.sql).

@@ -1,7 +1,7 @@
 -- 007: holds, their targeting and capture, hold shelves, transits for holds,
 -- floating collections, notices, and the events desks are told about. The
 -- rules are in sql/rules/ (holds.sql, hold_capture.sql, hold_targeting.sql,
--- hold_lists.sql, notices.sql, events.sql).
+-- pull_list_and_shelf.sql, notices.sql, events.sql).
 --
 -- Invariants held by the database:
 --   * a copy is captured for at most one live hold (hold_one_per_copy);

@@ -752,7 +752,7 @@ class Database(unittest.TestCase):
                 self.assertNotIn(key, where, "%s %s in %s and %s" % (key + (where.get(key), name)))
                 where[key] = name
         self.assertEqual(where[("FUNCTION", "hold_capture")], "hold_capture.sql")
-        self.assertEqual(where[("FUNCTION", "pull_list")], "hold_lists.sql")
+        self.assertEqual(where[("FUNCTION", "pull_list")], "pull_list_and_shelf.sql")
         self.assertEqual(where[("FUNCTION", "notice_queue")], "notices.sql")
         # The database has exactly these functions (plus the extensions'):
         # none left behind by an older definition, none missing.
