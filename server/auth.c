@@ -365,6 +365,8 @@ static void login_reply(request_t *req, int64_t token_expires_ms)
 
 static void login_token_stored(const db_result_t *r, void *arg)
 {
+    db_result_t fit;
+    r = db_fit(r, SESSION_NCOLS, &fit);
     request_t *req = arg;
     login_state_t *st = req->state;
     session_t *s = &req->conn->session;
@@ -569,6 +571,8 @@ static void login_check_password(request_t *req, const char *hash)
 
 static void login_looked_up(const db_result_t *r, void *arg)
 {
+    db_result_t fit;
+    r = db_fit(r, LOOKUP_NCOLS, &fit);
     request_t *req = arg;
     login_state_t *st = req->state;
     if (r->status != DB_OK) {
@@ -907,6 +911,8 @@ static void auth_report_refused(server_t *srv)
 
 static void auth_prune_done(const db_result_t *r, void *arg)
 {
+    db_result_t fit;
+    r = db_fit(r, PRUNE_NCOLS, &fit);
     (void)arg;
     if (r->status != DB_OK)
         log_warn(0, "login_event retention: %s", r->message ? r->message : "?");

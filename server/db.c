@@ -93,6 +93,18 @@ static void db_pool_dispatch(db_pool_t *pool);
 static void db_poll_cb(uv_poll_t *handle, int status, int events);
 static void db_reconnect_cb(uv_timer_t *t);
 
+const db_result_t *db_fit(const db_result_t *r, int ncols, db_result_t *scratch)
+{
+    if (r->status != DB_OK || PQnfields(r->res) == ncols)
+        return r;
+    log_error(0, "a result has %d columns where the code reads %d: the SQL and the code disagree",
+              PQnfields(r->res), ncols);
+    *scratch = (db_result_t){.status = DB_QUERY_ERROR,
+                             .sqlstate = "XX000",
+                             .message = "the result does not have the columns the code reads"};
+    return scratch;
+}
+
 void db_stmt_register(const db_stmt_t *stmt)
 {
     for (int i = 0; i < db_statement_count; i++)

@@ -51,6 +51,15 @@ typedef struct db_result {
 
 typedef void (*db_done_cb)(const db_result_t *r, void *arg);
 
+/*
+ * r as it is when it failed or its rows have ncols columns (the count of the
+ * statement's column enum); otherwise *scratch filled as a DB_QUERY_ERROR
+ * that says so (and logged once per call): a statement whose SQL and code
+ * disagree is answered as an error, never read out of line. The callbacks
+ * that do not go through reply.c start with r = db_fit(r, X_NCOLS, &fit).
+ */
+const db_result_t *db_fit(const db_result_t *r, int ncols, db_result_t *scratch);
+
 typedef struct db_stmt {
     const char *name;
     const char *sql;

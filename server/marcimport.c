@@ -386,6 +386,8 @@ static void import_count_row(import_job_t *job, const PGresult *res, int i)
 
 static void import_stored(const db_result_t *res, void *arg)
 {
+    db_result_t fit;
+    res = db_fit(res, IMPORT_NCOLS, &fit);
     import_job_t *job = arg;
     request_t *req = job->req;
     if (res->status == DB_UNAVAILABLE) {
@@ -679,6 +681,8 @@ static void export_after_cb(uv_work_t *w, int status)
 
 static void export_done(const db_result_t *r, void *arg)
 {
+    db_result_t fit;
+    r = db_fit(r, EXPORT_NCOLS, &fit);
     export_job_t *job = arg;
     request_t *req = job->req;
     if (r->status != DB_OK) {

@@ -277,6 +277,8 @@ static void notices_want(notices_t *n, bool daily, bool send)
 
 static void notices_daily_done(const db_result_t *r, void *arg)
 {
+    db_result_t fit;
+    r = db_fit(r, DAILY_NCOLS, &fit);
     notices_t *n = arg;
     if (!notices_db_back(n))
         return;
@@ -386,6 +388,8 @@ static void notices_opened(smtp_client_t *c, bool ok, const char *error, void *a
 
 static void notices_pending_done(const db_result_t *r, void *arg)
 {
+    db_result_t fit;
+    r = db_fit(r, PENDING_NCOLS, &fit);
     notices_t *n = arg;
     if (!notices_db_back(n))
         return;
@@ -440,6 +444,8 @@ static char *notices_strdup(const PGresult *res, int row, int col)
 
 static void notices_claim_done(const db_result_t *r, void *arg)
 {
+    db_result_t fit;
+    r = db_fit(r, CLAIM_NCOLS, &fit);
     notices_t *n = arg;
     if (!notices_db_back(n))
         return;

@@ -89,10 +89,36 @@ static void test_log_limit_at_time_zero(void **state)
     assert_int_equal(dropped, 2);
 }
 
+/* A result whose width is not the code's column count is turned into an
+ * error before any column is read; a failure or a fitting result passes. */
+static void test_fit_refuses_a_result_of_another_width(void **state)
+{
+    (void)state;
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    assert_non_null(res);
+    PGresAttDesc attrs[2];
+    memset(attrs, 0, sizeof(attrs));
+    attrs[0].name = (char *)"id";
+    attrs[1].name = (char *)"title";
+    attrs[0].format = attrs[1].format = 0;
+    assert_int_equal(PQsetResultAttrs(res, 2, attrs), 1);
+    db_result_t ok = {.status = DB_OK, .res = res}, scratch;
+    assert_ptr_equal(db_fit(&ok, 2, &scratch), &ok);
+    const db_result_t *bad = db_fit(&ok, 3, &scratch);
+    assert_ptr_equal(bad, &scratch);
+    assert_int_equal(bad->status, DB_QUERY_ERROR);
+    assert_string_equal(bad->sqlstate, "XX000");
+    assert_non_null(bad->message);
+    db_result_t failed = {.status = DB_UNAVAILABLE};
+    assert_ptr_equal(db_fit(&failed, 3, &scratch), &failed);
+    PQclear(res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_limit_leaves_reserved),
+        cmocka_unit_test(test_fit_refuses_a_result_of_another_width),
         cmocka_unit_test(test_write_limit_never_zero),
         cmocka_unit_test(test_refusal_sqlstates),
         cmocka_unit_test(test_prepare_errors_fatal_only_for_the_schema),
