@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "password.h"
+#include "reason.h"
 #include "status.h"
 #include "util.h"
 
@@ -24,6 +25,13 @@ int cli_status_exit(Carrel__Status status)
                        EXIT_LOCAL == CARREL_EXIT_LOCAL && EXIT_USAGE == CARREL_EXIT_USAGE,
                    "client/cli.h and common/status.h disagree on exit codes");
     return status_exit_code(status);
+}
+
+int cli_response_exit(const Carrel__Response *r)
+{
+    /* The reason table says which reasons have an exit code of their own;
+     * the others (and answers without a reason) go by the status. */
+    return reason_exit_code(reason_from_name(r->reason), (int)r->status);
 }
 
 /*
@@ -251,7 +259,7 @@ int cli_call_keyed(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
             why = reason;
         } else if (r->status != CARREL__STATUS__STATUS_OK) {
             cli_print_status_error(cli, r);
-            code = cli_status_exit(r->status);
+            code = cli_response_exit(r);
             if (cli_status_retryable(r->status))
                 cli_print_rerun(cli);
             carrel__response__free_unpacked(r, NULL);
@@ -330,7 +338,7 @@ int cli_call(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
         return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
     if (r->status != CARREL__STATUS__STATUS_OK) {
         cli_print_status_error(cli, r);
-        int code = cli_status_exit(r->status);
+        int code = cli_response_exit(r);
         carrel__response__free_unpacked(r, NULL);
         return code;
     }
@@ -347,7 +355,7 @@ int cli_call_keep(cli_t *cli, Carrel__Request *req, Carrel__Response **out)
     *out = r;
     if (r->status != CARREL__STATUS__STATUS_OK) {
         cli_print_status_error(cli, r);
-        return cli_status_exit(r->status);
+        return cli_response_exit(r);
     }
     return EXIT_OK;
 }
@@ -579,7 +587,7 @@ static int cli_login_saved(cli_t *cli)
     bool ended = r->status == CARREL__STATUS__STATUS_UNAUTHENTICATED;
     if (!ended) { /* throttled, unavailable, ...: the password would fare no better */
         cli_print_status_error(cli, r);
-        code = cli_status_exit(r->status);
+        code = cli_response_exit(r);
         carrel__response__free_unpacked(r, NULL);
         return code == EXIT_SERVER ? EXIT_AUTH : code;
     }
@@ -630,7 +638,7 @@ int cli_connect(cli_t *cli, bool login)
         return code;
     if (r->status != CARREL__STATUS__STATUS_OK) {
         cli_print_status_error(cli, r);
-        code = cli_status_exit(r->status);
+        code = cli_response_exit(r);
         carrel__response__free_unpacked(r, NULL);
         return code == EXIT_SERVER ? EXIT_AUTH : code; /* a refused login is an auth failure */
     }

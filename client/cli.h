@@ -146,6 +146,8 @@ void cli_batch_element(cli_t *cli, const char *key, const char *subject);
 void cli_batch_end(cli_t *cli, json_t *j);
 /* Exit code for a non-OK status. */
 int cli_status_exit(Carrel__Status status);
+/* The exit code for an answer: its reason's (common/reason.h), else its status's. */
+int cli_response_exit(const Carrel__Response *r);
 
 /* Shared between command families. */
 int cmd_checkin(cli_t *cli, int argc, char **argv);

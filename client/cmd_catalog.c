@@ -837,7 +837,7 @@ static int cmd_import_marc(cli_t *cli, int argc, char **argv)
             if (t.progress)
                 fputc('\n', stderr);
             cli_print_status_error(cli, r);
-            code = cli_status_exit(r->status);
+            code = cli_response_exit(r);
         } else {
             import_add_reply(cli, &t, &problems, r->marc_import, mf.xml ? WHERE_XML : WHERE_MARC);
         }

@@ -116,7 +116,7 @@ int listen_keepalive(listen_t *l, cli_t *cli)
             int code = EXIT_OK;
             if (r->status != CARREL__STATUS__STATUS_OK) {
                 cli_print_status_error(cli, r);
-                code = cli_status_exit(r->status);
+                code = cli_response_exit(r);
             }
             carrel__response__free_unpacked(r, NULL);
             return code;

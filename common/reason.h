@@ -13,7 +13,8 @@
  * - STATUS: the suffix of CARREL__STATUS__STATUS_* the reason is sent with.
  *   request_fail_db() takes the status of a reason raised in SQL from here.
  * - exit code: the client's, when a request ends with this reason; BY_STATUS
- *   means the status's exit code (status.h), as for every reason today.
+ *   means the status's exit code (status.h). A throttled login exits as a
+ *   refused login (3), not as a refused request (4).
  * - flags: REASON_PARAM: sent as "<name>:<parameter>" (only "field", as in
  *   "field:email"); REASON_STATUS_VARIES: more than one status uses this
  *   name, and SQL's SQLSTATE (or the C caller) picks it; STATUS is the
@@ -107,7 +108,7 @@
       "This server speaks protocol version 1.")                                                    \
     X(FRAME_TOO_LARGE, "frame_too_large", FRAME_TOO_LARGE, BY_STATUS, 0,                           \
       "A frame exceeds the size limit.")                                                           \
-    X(LOGIN_THROTTLED, "login_throttled", TOO_MANY_REQUESTS, BY_STATUS, 0,                         \
+    X(LOGIN_THROTTLED, "login_throttled", TOO_MANY_REQUESTS, CARREL_EXIT_AUTH, 0,                  \
       "Too many failed logins; wait a moment.")                                                    \
     /* Catalog and patrons */                                                                      \
     X(TOO_LONG, "too_long", BAD_REQUEST, BY_STATUS, 0,                                             \

@@ -162,6 +162,7 @@ class Login(unittest.TestCase):
         # works (tried again until a generous deadline, not after a guessed time).
         r = env.carrel(profile(user="manny", daemon=d), "whoami")
         while r.json and r.json.get("reason") == "login_throttled" and time.monotonic() < deadline:
+            self.assertEqual(r.code, 3, r)  # a throttled login exits as a refused login
             time.sleep(0.5)
             r = env.carrel(profile(user="manny", daemon=d), "whoami")
         self.assertEqual(r.code, 0, r)

@@ -585,6 +585,8 @@ static void test_exit_codes(void **state)
     assert_int_equal(
         reason_exit_code(REASON_BAD_CREDENTIALS, CARREL__STATUS__STATUS_UNAUTHENTICATED), 3);
     assert_int_equal(reason_exit_code(REASON_NONE, CARREL__STATUS__STATUS_CONFLICT), 4);
+    assert_int_equal(
+        reason_exit_code(REASON_LOGIN_THROTTLED, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS), 3);
     for (int r = REASON_NONE + 1; r < REASON_COUNT; r++) {
         int code = reason_exit_code((reason_t)r, reason_status((reason_t)r));
         assert_true(code >= CARREL_EXIT_AUTH && code <= CARREL_EXIT_NETWORK);
