@@ -109,12 +109,25 @@ CREATE TABLE stat_circ_month (
 );
 
 -- Events not yet folded into the rollups (filled by the statement-level
--- trigger stat_circ_enqueue on circ_event, emptied by stats_rollup_run).
+-- trigger stat_circ_enqueue on circ_event, emptied by stats_rollup_run),
+-- with the columns the rollups count by: a question adds the queued events
+-- to the rollups reading this small table alone, never circ_event.
 CREATE TABLE stat_circ_queue (
-    event_id bigint PRIMARY KEY
+    event_id bigint PRIMARY KEY,
+    at timestamptz NOT NULL,
+    branch_id integer NOT NULL,
+    action text NOT NULL,
+    via text NOT NULL,
+    item_type text NOT NULL,
+    patron_category text NOT NULL,
+    location text NOT NULL
 );
 -- The events already recorded are folded by the first rollup runs.
-INSERT INTO stat_circ_queue (event_id) SELECT id FROM circ_event;
+INSERT INTO stat_circ_queue (event_id, at, branch_id, action, via, item_type, patron_category,
+                             location)
+SELECT id, at, branch_id, action, via, item_type, coalesce(patron_category, ''),
+       coalesce(location, '')
+FROM circ_event;
 
 -- ---------------------------------------------------------------- measures
 

@@ -118,7 +118,11 @@ $$;
 CREATE OR REPLACE FUNCTION stat_circ_enqueue() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO stat_circ_queue (event_id) SELECT id FROM new_events;
+    INSERT INTO stat_circ_queue (event_id, at, branch_id, action, via, item_type,
+                                 patron_category, location)
+    SELECT id, at, branch_id, action, via, item_type, coalesce(patron_category, ''),
+           coalesce(location, '')
+    FROM new_events;
     RETURN NULL;
 END
 $$;
@@ -152,12 +156,11 @@ BEGIN
         DELETE FROM stat_circ_queue
         WHERE event_id IN (SELECT event_id FROM stat_circ_queue ORDER BY event_id
                            LIMIT p_limit)
-        RETURNING event_id
+        RETURNING *
     ), ev AS MATERIALIZED (
-        SELECT (e.at AT TIME ZONE v_tz) AS lt, e.branch_id, e.action, e.via, e.item_type,
-               coalesce(e.patron_category, '') AS patron_category,
-               coalesce(e.location, '') AS location
-        FROM q JOIN circ_event e ON e.id = q.event_id
+        SELECT (q.at AT TIME ZONE v_tz) AS lt, q.branch_id, q.action, q.via, q.item_type,
+               q.patron_category, q.location
+        FROM q
     ), h AS (
         INSERT INTO stat_circ_hour AS r (hour, branch_id, action, via, n)
         SELECT date_trunc('hour', lt), branch_id, action, via, count(*)
@@ -343,12 +346,12 @@ BEGIN
         '      FROM (%2$s AND r.action = ANY ($3) '
         '                AND ($4 IS NULL OR r.branch_id = ANY ($4)) '
         '            UNION ALL '
-        '            SELECT (e.at AT TIME ZONE $6), e.branch_id, e.action, e.via, e.item_type, '
-        '                   coalesce(e.patron_category, ''''), coalesce(e.location, ''''), 1 '
-        '            FROM stat_circ_queue q JOIN circ_event e ON e.id = q.event_id '
-        '            WHERE e.at >= ($1::timestamp AT TIME ZONE $6) '
-        '              AND e.at < (($2 + 1)::timestamp AT TIME ZONE $6) '
-        '              AND e.action = ANY ($3) AND ($4 IS NULL OR e.branch_id = ANY ($4))) y '
+        '            SELECT (q.at AT TIME ZONE $6), q.branch_id, q.action, q.via, q.item_type, '
+        '                   q.patron_category, q.location, 1 '
+        '            FROM stat_circ_queue q '
+        '            WHERE q.at >= ($1::timestamp AT TIME ZONE $6) '
+        '              AND q.at < (($2 + 1)::timestamp AT TIME ZONE $6) '
+        '              AND q.action = ANY ($3) AND ($4 IS NULL OR q.branch_id = ANY ($4))) y '
         '      GROUP BY 1, 2, 3, 4, 5, 6) x '
         'JOIN branch b ON b.id = x.branch_id '
         'GROUP BY x.bucket, 2',
