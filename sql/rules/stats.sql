@@ -221,7 +221,7 @@ DECLARE
 BEGIN
     PERFORM stats_rollup_lock();
     -- Millions of groups: room to hash them in memory (this transaction only).
-    PERFORM set_config('work_mem', '256MB', true);
+    PERFORM set_config('work_mem', '128MB', true);
     TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_branch_day, stat_circ_month,
              stat_circ_dim_day, stat_circ_dim_month;
     RETURN QUERY
