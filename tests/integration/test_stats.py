@@ -50,11 +50,11 @@ def checkouts_by_branch(user="cora", daemon=None, *extra):
     return {row["key"][0]: row.get("value", 0) for row in r.json.get("rows", [])}
 
 
-def lend(n, branch="DWN", ws="desk-dwn", user="clara", card=None):
+def lend(n, branch="DWN", ws="desk-dwn", user="clara", card=None, daemon=None):
     """n checkouts at the desk of `branch` through the real client; the card."""
     card = card or env.new_patron(branch=branch)
     items = [env.new_item(branch=branch, title="Stats copy") for _ in range(n)]
-    r = carrel("checkout", card, *items, user=user, ws=ws)
+    r = carrel("checkout", card, *items, user=user, ws=ws, daemon=daemon)
     assert r.code == 0, r
     return card, items
 
@@ -127,7 +127,6 @@ class Counts(unittest.TestCase):
         self.assertEqual(j.code, 0, j)
         r = carrel("stats", "checkouts", "--by", "branch,item_type", "--csv", json_out=False)
         self.assertEqual(r.code, 0, r)
-        self.assertIn("\r\n", r.stdout)
         rows = list(csv.reader(io.StringIO(r.stdout)))
         self.assertEqual(rows[0], ["measure", "from", "to", "period", "branch", "item_type",
                                    "value"])
@@ -324,6 +323,8 @@ class Live(unittest.TestCase):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            p.stdout.close()
+            p.stderr.close()
         self.assertEqual(len(lines), 2, lines)
         second = json.loads(lines[1])
         now = [b for b in second["branches"] if b["branch_code"] == "DWN"][0]
@@ -342,6 +343,83 @@ class Live(unittest.TestCase):
         out, err = p.communicate(timeout=120)
         self.assertEqual(p.returncode, 4, err)
         self.assertEqual(json.loads(out)["reason"], "branch")
+
+
+class Standby(unittest.TestCase):
+    """The stats pool (stats_conninfo). A real streaming replica is test_standby's; here
+    the pool's failure paths: nothing listening, a database without our schema, and the
+    pool pointed at the primary itself."""
+
+    def stats_daemon(self, conninfo, **settings):
+        return env.daemon(stats_conninfo=conninfo, stats_rollup_interval_s=0, jobs_interval_s=0,
+                          notice_send_interval_s=0, **settings)
+
+    def nowhere(self):
+        return "host=127.0.0.1 port=%d dbname=carrel user=carrel connect_timeout=2" % (
+            harness.free_port())
+
+    def assert_desks_work(self, d):
+        lend(1, daemon=d)
+
+    def test_unreachable_standby_answers_unavailable(self):
+        d = self.stats_daemon(self.nowhere())
+        try:
+            r = carrel("stats", "checkouts", daemon=d)
+            self.assertEqual(r.code, 4, r)
+            self.assertEqual((r.json["status"], r.json["reason"]),
+                             ("unavailable", "stats_unavailable"))
+            self.assertIn("standby", r.json["message"])
+            self.assert_desks_work(d)
+            p = live("--updates", "1")  # main's: not affected
+            self.assertEqual(p.wait(timeout=120), 0)
+            p.stdout.close()
+            p.stderr.close()
+            profile = env.profile(d, "desk-dwn", "cora", PASSWORD)
+            r = env.carrel(profile, "stats", "live", "--updates", "1")
+            self.assertEqual((r.code, r.json["reason"]), (4, "stats_unavailable"), r)
+        finally:
+            d.stop()
+
+    def test_fallback_to_the_primary(self):
+        d = self.stats_daemon(self.nowhere(), stats_fallback_primary=True)
+        try:
+            lend(1, daemon=d)
+            r = carrel("stats", "checkouts", "--by", "branch", daemon=d)
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(r.json["served_by"], "primary")
+            self.assertEqual(r.json["rows"], carrel("stats", "checkouts", "--by",
+                                                    "branch").json["rows"])
+        finally:
+            d.stop()
+
+    def test_standby_without_our_schema_stops_nothing(self):
+        d = self.stats_daemon(env.conninfo.replace("dbname=carrel", "dbname=postgres"))
+        try:
+            harness.wait_until(lambda: "cannot serve statistics" in d.log_text(),
+                               what="the stats pool to find the schema missing")
+            r = carrel("stats", "checkouts", daemon=d)
+            self.assertEqual((r.code, r.json["reason"]), (4, "stats_unavailable"), r)
+            self.assert_desks_work(d)
+        finally:
+            d.stop()  # still running, and stops cleanly
+
+    def test_stats_pool_serves(self):
+        # The primary itself, through the stats pool: its sessions are named apart.
+        d = self.stats_daemon(env.conninfo + " application_name=carrel_stats_pool")
+        try:
+            lend(2, daemon=d)
+            r = carrel("stats", "checkouts", "--by", "branch", daemon=d)
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(r.json["served_by"], "primary")
+            self.assertEqual(r.json["rows"], carrel("stats", "checkouts", "--by",
+                                                    "branch").json["rows"])
+            profile = env.profile(d, "desk-dwn", "cora", PASSWORD)
+            r = env.carrel(profile, "stats", "live", "--updates", "1")
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(env.psql("SELECT count(*) FROM pg_stat_activity"
+                                      " WHERE application_name = 'carrel_stats_pool'"), "2")
+        finally:
+            d.stop()
 
 
 class NoPatronIdentity(unittest.TestCase):
@@ -369,6 +447,7 @@ class NoPatronIdentity(unittest.TestCase):
         p = live("--updates", "1")
         out, _ = p.communicate(timeout=120)
         outputs.append(out)
+        self.assertTrue(len(outputs) > 10)
         for text in outputs:
             for s in secrets:
                 self.assertNotIn(s, text)
