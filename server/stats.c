@@ -24,15 +24,16 @@
 #include "server.h"
 #include "util.h"
 
-#define STATS_ROLLUP_BATCH     10000
-#define STATS_LIVE_TICK_MS     1000
-#define STATS_LIVE_DEFAULT_S   5
-#define STATS_LIVE_MAX_S       5
-#define STATS_POOL_RETRY_MS    60000 /* a standby without our schema: try a new pool this often */
-#define STATS_MAX_BRANCHES     64
-#define STATS_MAX_BY           4
-#define STATS_BUY_MORE_DEFAULT 50
-#define STATS_BUY_MORE_MAX     1000
+#define STATS_ROLLUP_BATCH      10000
+#define STATS_LIVE_TICK_MS      1000
+#define STATS_LIVE_DEFAULT_S    5
+#define STATS_LIVE_MAX_S        5
+#define STATS_POOL_RETRY_MS     60000 /* a standby without our schema: try a new pool this often */
+#define STATS_MAX_BRANCHES      64
+#define STATS_MAX_BY            4
+#define STATS_LIVE_MAX_BRANCHES 20 /* conn_t.stats_branches holds this many codes */
+#define STATS_BUY_MORE_DEFAULT  50
+#define STATS_BUY_MORE_MAX      1000
 
 /* ---------------------------------------------------------------- statements */
 
@@ -1045,6 +1046,11 @@ void handle_stats_live(request_t *req)
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:interval_s",
                      "Live figures come every 1 to %d seconds, not %d.", STATS_LIVE_MAX_S,
                      m->interval_s);
+        return;
+    }
+    if (m->n_branch > STATS_LIVE_MAX_BRANCHES) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                     "Name at most %d branches (or none, for all).", STATS_LIVE_MAX_BRANCHES);
         return;
     }
     const char *codes = NULL; /* checks the scope; the codes are checked against the rows */

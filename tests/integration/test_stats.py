@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import unittest
 import uuid
 
@@ -21,6 +22,8 @@ import harness  # noqa: E402
 
 PASSWORD = "staff-password-123"
 REQ_CHECKOUT = 80
+REQ_PING, RESP_PONG = 13, 14
+REQ_STATS_LIVE = RESP_STATS_LIVE = 162
 
 env = None
 main = None  # rollup timer off: events stay in the queue until a test folds them
@@ -332,6 +335,35 @@ class Live(unittest.TestCase):
             self.assertGreaterEqual(now["circ_this_hour"], dwn["circ_this_hour"] + 1)
         else:  # a new hour began between the two
             self.assertGreaterEqual(now["circ_this_hour"], 1)
+
+    def test_pushes_on_the_wire_and_stop(self):
+        w = main.logged_in_wire(user="cora", password=PASSWORD)
+        try:
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 1)))  # every second
+            self.assertEqual(r.status, "ok", r)
+            self.assertEqual(len(r.body(RESP_STATS_LIVE)[3]), 7)  # every branch
+            push = w.recv()
+            self.assertEqual((push.id, push.status), (0, "ok"))
+            self.assertEqual(len(push.body(RESP_STATS_LIVE)[3]), 7)
+            rid = w.send(REQ_STATS_LIVE, harness.pb_message((1, 1)))  # stop
+            while True:  # pushes sent before the answer may still come first
+                r = w.recv()
+                if r.id == rid:
+                    break
+                self.assertIn(RESP_STATS_LIVE, r.fields)
+            self.assertEqual(r.status, "ok", r)
+            # Nothing more is pushed: for a few ticks, each Ping's Pong is the next frame.
+            until = time.monotonic() + 3
+            while time.monotonic() < until:
+                rid = w.send(REQ_PING, b"")
+                r = w.recv()
+                self.assertEqual((r.id, r.status), (rid, "ok"), r)
+                self.assertIn(RESP_PONG, r.fields)
+                self.assertNotIn(RESP_STATS_LIVE, r.fields)
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 9)))
+            self.assertEqual((r.status, r.reason), ("bad_request", "field:interval_s"))
+        finally:
+            w.close()
 
     def test_clerk_sees_own_branch(self):
         p = live("--updates", "1", user="clara")
