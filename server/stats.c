@@ -34,6 +34,7 @@
 #define STATS_LIVE_MAX_BRANCHES 20 /* conn_t.stats_branches holds this many codes */
 #define STATS_BUY_MORE_DEFAULT  50
 #define STATS_BUY_MORE_MAX      1000
+#define STATS_PRIMARY_WAIT_MAX  200 /* statistics requests waiting for the primary */
 
 /* ---------------------------------------------------------------- statements */
 
@@ -222,6 +223,12 @@ struct stats {
     bool live_running;
     bool live_trouble;
     bool said_down;
+    /* Requests' statistics statements on the primary: at most stats_pool_size at once,
+     * the others wait here, first come first served, so that reports never hold more of
+     * the primary's connections than a standby pool would. */
+    int primary_reports;
+    struct stats_call *wait_head, *wait_tail;
+    int waiting;
 };
 
 static const char *stats_served_by(const PGresult *res, int col)
@@ -337,19 +344,62 @@ typedef struct stats_call {
     const char **values; /* in the arena: a try on the primary may follow one on the standby */
     reply_rows_fn fn;
     bool on_standby;
+    bool on_primary;         /* counted in primary_reports while it runs */
+    struct stats_call *next; /* waiting for its turn on the primary */
 } stats_call_t;
 
 static void stats_call_done(const db_result_t *r, void *arg);
 
 /* Statistics on the primary: always the short lane, so that they never wait behind (or
  * hold up) a desk's change waiting for a row lock. */
-static void stats_call_primary(stats_call_t *call)
+static void stats_call_primary_run(stats_call_t *call)
 {
+    stats_t *s = call->req->srv->stats;
     call->on_standby = false;
     int rc = db_exec_short(call->req->srv->db, &call->stmt->db, call->nparams, call->values, NULL,
                            NULL, stats_call_done, call);
-    if (rc != 0)
+    if (rc != 0) {
         request_fail_exec(call->req, rc);
+        return;
+    }
+    call->on_primary = true;
+    s->primary_reports++;
+}
+
+/* Run it now if fewer than stats_pool_size statistics statements are running on the
+ * primary, else when one ends: however many reports are asked for at once, the desks
+ * keep the rest of the pool. */
+static void stats_call_primary(stats_call_t *call)
+{
+    stats_t *s = call->req->srv->stats;
+    if (s->primary_reports < s->srv->cfg.stats_pool_size) {
+        stats_call_primary_run(call);
+        return;
+    }
+    if (s->waiting >= STATS_PRIMARY_WAIT_MAX) {
+        request_fail_exec(call->req, DB_EXEC_OVERLOADED);
+        return;
+    }
+    call->next = NULL;
+    if (s->wait_tail)
+        s->wait_tail->next = call;
+    else
+        s->wait_head = call;
+    s->wait_tail = call;
+    s->waiting++;
+}
+
+/* A statistics statement on the primary ended: the next waiting one, if any, goes. */
+static void stats_primary_next(stats_t *s)
+{
+    while (s->primary_reports < s->srv->cfg.stats_pool_size && s->wait_head) {
+        stats_call_t *call = s->wait_head;
+        s->wait_head = call->next;
+        if (s->wait_head == NULL)
+            s->wait_tail = NULL;
+        s->waiting--;
+        stats_call_primary_run(call);
+    }
 }
 
 /* The standby cannot answer now: the primary, if the settings allow it, else a clear no. */
@@ -377,6 +427,11 @@ static void stats_call_done(const db_result_t *r, void *arg)
     stats_call_t *call = arg;
     request_t *req = call->req;
     stats_t *s = req->srv->stats;
+    if (call->on_primary) {
+        call->on_primary = false;
+        s->primary_reports--;
+        stats_primary_next(s);
+    }
     if (call->on_standby) {
         s->standby_jobs--;
         /* Lost with its connection, or refused by a standby that is shutting down or
@@ -414,7 +469,7 @@ static void stats_call(request_t *req, const reply_stmt_t *stmt, int nparams,
     call->values = arena_new(&req->arena, const char *, nparams > 0 ? nparams : 1);
     for (int i = 0; i < nparams; i++)
         call->values[i] = values[i] ? arena_strdup(&req->arena, values[i]) : NULL;
-    if (s == NULL || !s->standby) {
+    if (!s->standby) {
         stats_call_primary(call);
         return;
     }
