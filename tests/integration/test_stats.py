@@ -117,6 +117,30 @@ class Counts(unittest.TestCase):
         finally:
             folder.stop()  # exits 0, sanitizers clean: the job stopped cleanly
 
+    def test_checkins_and_time_groupings(self):
+        def checkins():
+            r = carrel("stats", "checkins", "--by", "branch", "--branch", "DWN")
+            self.assertEqual(r.code, 0, r)
+            return sum(row["value"] for row in r.json["rows"])
+        before = checkins()
+        _, items = lend(2)
+        r = carrel("checkin", *items, user="clara")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(checkins(), before + 2)
+        r = carrel("stats", "checkouts", "--time", "hour_of_week", "--by", "via")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["time"], "hour_of_week")
+        for row in r.json["rows"]:
+            self.assertRegex(row["period"], r"^[1-7]-[0-2][0-9]$")
+            self.assertIn(row["key"][0], ("desk", "selfcheck", "auto"))
+        self.assertIn("desk", [row["key"][0] for row in r.json["rows"]])
+        r = carrel("stats", "checkouts", "--time", "week", "--from", "2026-11-01", "--to",
+                   today())
+        self.assertEqual(r.code, 0, r)
+        for row in r.json["rows"]:  # weeks are Mondays
+            self.assertEqual(env.psql("SELECT extract(isodow FROM date '%s')" % row["period"]),
+                             "1")
+
     def test_text_states_the_range(self):
         lend(1)
         r = carrel("stats", "checkouts", "--by", "branch", json_out=False)
