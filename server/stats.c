@@ -44,8 +44,10 @@
  * asked for that no branch has (NULL when all are known), and their ids for
  * the SQL functions (NULL: every branch). $CODES is the text[] of codes.
  * The measure runs only when every code is known: `WHERE s.unknown IS NULL`
- * in its LATERAL subquery refers to the outer row only, so PostgreSQL checks
- * it once, before the function scan.
+ * in its LATERAL subquery refers to the outer row only, and `OFFSET 0` keeps
+ * the subquery from being merged into the join (where the condition would
+ * be a join filter, checked after the function ran), so it is a one-time
+ * filter, checked before the function scan: a refused request costs no scan.
  */
 #define STATS_SCOPE(CODES)                                                                         \
     "(SELECT pg_is_in_recovery() AS rec, library_today() AS today,"                                \
@@ -73,6 +75,7 @@ enum {
     QUERY_PREVIOUS,
     QUERY_NCOLS
 };
+/* clang-format off */
 static const reply_stmt_t stmt_query = REPLY_STMT(
     "stats_query", QUERY_NCOLS,
     "SELECT s.rec, s.unknown, s.today::text, d.f::text, d.t::text,"
@@ -81,19 +84,19 @@ static const reply_stmt_t stmt_query = REPLY_STMT(
     "       (d.t - CASE WHEN $4 = 'week' THEN interval '364 days' ELSE interval '1 year' END)"
     "         ::date::text,"
     "       m.title, m.unit, q.n, q.period, q.keys, q.value, q.previous"
-    "  FROM " STATS_SCOPE(
-        "$6") " CROSS JOIN LATERAL"
-              "       (SELECT coalesce($2::date, s.today) AS f,"
-              "               coalesce($3::date, $2::date, s.today) AS t) d"
-              "  LEFT JOIN (SELECT name, title, unit FROM stats_measures()) m ON m.name = $1"
-              "  LEFT JOIN LATERAL"
-              "       (SELECT * FROM stats_query($1, d.f, d.t, $4, $5::text[], s.ids, $7::boolean,"
-              "                                  $8::integer)"
-              "                 WITH ORDINALITY AS x(period, keys, value, previous, n)"
-              "         WHERE s.unknown IS NULL"
-              "           AND ($9::boolean IS NOT TRUE OR (d.f = s.today AND d.t = s.today))) q ON "
-              "true"
-              " ORDER BY q.n");
+    "  FROM " STATS_SCOPE("$6") " CROSS JOIN LATERAL"
+    "       (SELECT coalesce($2::date, s.today) AS f,"
+    "               coalesce($3::date, $2::date, s.today) AS t) d"
+    "  LEFT JOIN (SELECT name, title, unit FROM stats_measures()) m ON m.name = $1"
+    "  LEFT JOIN LATERAL"
+    "       (SELECT * FROM stats_query($1, d.f, d.t, $4, $5::text[], s.ids, $7::boolean,"
+    "                                  $8::integer)"
+    "                 WITH ORDINALITY AS x(period, keys, value, previous, n)"
+    "         WHERE s.unknown IS NULL"
+    "           AND ($9::boolean IS NOT TRUE OR (d.f = s.today AND d.t = s.today))"
+    "        OFFSET 0) q ON true"
+    " ORDER BY q.n");
+/* clang-format on */
 
 enum {
     MEASURE_REC,
@@ -144,15 +147,16 @@ enum {
     PLS_HOW,
     PLS_NCOLS
 };
+/* clang-format off */
 static const reply_stmt_t stmt_pls = REPLY_STMT(
     "stats_pls_report", PLS_NCOLS,
     "SELECT s.rec, s.unknown, q.n, q.code, q.branch_code, q.value, q.basis, q.how"
-    "  FROM " STATS_SCOPE(
-        "$2") " LEFT JOIN LATERAL"
-              "       (SELECT * FROM pls_report($1::integer, s.ids)"
-              "                 WITH ORDINALITY AS x(code, branch_code, value, basis, how, n)"
-              "         WHERE s.unknown IS NULL) q ON true"
-              " ORDER BY q.n");
+    "  FROM " STATS_SCOPE("$2") " LEFT JOIN LATERAL"
+    "       (SELECT * FROM pls_report($1::integer, s.ids)"
+    "                 WITH ORDINALITY AS x(code, branch_code, value, basis, how, n)"
+    "         WHERE s.unknown IS NULL OFFSET 0) q ON true"
+    " ORDER BY q.n");
+/* clang-format on */
 
 /* StatsBuyMore. $1 branch codes, $2 threshold (NULL: the setting), $3 limit. */
 enum {
@@ -168,21 +172,21 @@ enum {
     BUY_RATIO,
     BUY_NCOLS
 };
+/* clang-format off */
 static const reply_stmt_t stmt_buy_more = REPLY_STMT(
     "stats_buy_more", BUY_NCOLS,
     "SELECT s.rec, s.unknown, t.threshold, q.n, q.bib_id, q.title, q.author, q.holds,"
     "       q.copies, q.ratio"
-    "  FROM " STATS_SCOPE(
-        "$1") " CROSS JOIN LATERAL"
-              "       (SELECT coalesce($2::numeric,"
-              "                        library_setting_text('buy_more_holds_per_copy')::numeric)"
-              "                 AS threshold) t"
-              "  LEFT JOIN LATERAL"
-              "       (SELECT * FROM stats_buy_more(s.ids, t.threshold, $3::integer)"
-              "                 WITH ORDINALITY AS x(bib_id, title, author, holds, copies, ratio, "
-              "n)"
-              "         WHERE s.unknown IS NULL) q ON true"
-              " ORDER BY q.n");
+    "  FROM " STATS_SCOPE("$1") " CROSS JOIN LATERAL"
+    "       (SELECT coalesce($2::numeric,"
+    "                        library_setting_text('buy_more_holds_per_copy')::numeric)"
+    "                 AS threshold) t"
+    "  LEFT JOIN LATERAL"
+    "       (SELECT * FROM stats_buy_more(s.ids, t.threshold, $3::integer)"
+    "                 WITH ORDINALITY AS x(bib_id, title, author, holds, copies, ratio, n)"
+    "         WHERE s.unknown IS NULL OFFSET 0) q ON true"
+    " ORDER BY q.n");
+/* clang-format on */
 
 /* On the primary only: both write. */
 enum { REBUILD_EVENTS, REBUILD_ROWS, REBUILD_NCOLS };
@@ -586,11 +590,13 @@ static void query_rows(request_t *req, const PGresult *res)
         return;
     if (stats_today_only(req) && (strcmp(COL(res, 0, QUERY_FROM), COL(res, 0, QUERY_TODAY)) ||
                                   strcmp(COL(res, 0, QUERY_TO), COL(res, 0, QUERY_TODAY)))) {
+        const char *from = COL(res, 0, QUERY_FROM), *to = COL(res, 0, QUERY_TO);
+        bool one_day = strcmp(from, to) == 0;
         request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "role",
-                     "A %s sees today's statistics (%s) only, not %s to %s; branch managers and "
+                     "A %s sees today's statistics (%s) only, not %s%s%s; branch managers and "
                      "the coordinator see other days.",
-                     role_label(request_session(req)->role), COL(res, 0, QUERY_TODAY),
-                     COL(res, 0, QUERY_FROM), COL(res, 0, QUERY_TO));
+                     role_label(request_session(req)->role), COL(res, 0, QUERY_TODAY), from,
+                     one_day ? "" : " to ", one_day ? "" : to);
         return;
     }
     Carrel__StatsReply *x = arena_new(&req->arena, Carrel__StatsReply, 1);

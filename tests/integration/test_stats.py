@@ -226,6 +226,10 @@ class Permissions(unittest.TestCase):
             self.assertIn("today", r.json["message"])
             r = carrel("stats", "checkouts", "--branch", "PRK", user=user)
             self.refused(r, "forbidden", "branch")
+            # Refused before the measure runs (an unknown one would be field:measure).
+            r = carrel("stats", "no_such_measure", "--from", "2016-01-01", "--to", "2025-12-31",
+                       user=user)
+            self.refused(r, "forbidden", "role")
         r = carrel("stats", "checkouts", "--by", "branch", user="pat", ws="desk-prk")
         self.assertEqual(r.code, 0, r)
         self.assertEqual({row["key"][0] for row in r.json["rows"]}, {"PRK"})
@@ -262,6 +266,9 @@ class Permissions(unittest.TestCase):
         self.refused(carrel("stats", "checkouts", "--time", "fortnight"), "bad_request",
                      "field:time")
         self.refused(carrel("stats", "checkouts", "--branch", "NOPE"), "bad_request",
+                     "field:branch")
+        # An unknown branch is answered before the measure runs (no field:measure).
+        self.refused(carrel("stats", "no_such_measure", "--branch", "NOPE"), "bad_request",
                      "field:branch")
         r = carrel("stats", "no_such_measure", json_out=False)
         self.assertEqual(r.code, 4, r)
