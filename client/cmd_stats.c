@@ -417,7 +417,7 @@ static int cmd_stats_live(cli_t *cli, int argc, char **argv)
     memset(&parts, 0, sizeof(parts));
     int code = EXIT_OK, ch;
     while (code == EXIT_OK && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int64_t n;
+        int64_t n = 0;
         if (ch == OPT_JSON) {
             cli->json = true;
         } else if (ch == OPT_UPDATES) {

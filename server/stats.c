@@ -869,12 +869,13 @@ void handle_stats_rebuild(request_t *req)
 /* ---------------------------------------------------------------- live */
 
 /* Is the branch with this code in the connection's live scope? */
-static bool live_in_scope(const conn_t *c, const char *code)
+/* Is the branch with this code in a live scope: all, or the comma-separated codes? */
+static bool live_in_scope(bool all, const char *branches, const char *code)
 {
-    if (c->stats_all)
+    if (all)
         return true;
     size_t n = strlen(code);
-    for (const char *p = c->stats_branches; *p;) {
+    for (const char *p = branches; *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len == n && memcmp(p, code, n) == 0)
@@ -903,8 +904,8 @@ static int64_t live_workstations(const server_t *srv, int branch_id)
 }
 
 /* A StatsLive for one connection's scope from a stats_live() result, in arena a. */
-static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, const conn_t *c,
-                                     const PGresult *res)
+static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, bool all,
+                                     const char *branches, const PGresult *res)
 {
     int n = PQntuples(res);
     Carrel__StatsLive *x = arena_new(a, Carrel__StatsLive, 1);
@@ -914,7 +915,7 @@ static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, const conn
     x->served_by = (char *)stats_served_by(res, LIVE_REC);
     x->branches = arena_new(a, Carrel__StatsLiveBranch *, n > 0 ? (size_t)n : 1);
     for (int i = 0; i < n; i++) {
-        if (!live_in_scope(c, COL(res, i, LIVE_BRANCH_CODE)))
+        if (!live_in_scope(all, branches, COL(res, i, LIVE_BRANCH_CODE)))
             continue;
         if (x->hour == NULL)
             x->hour = arena_strdup(a, COL(res, i, LIVE_HOUR));
@@ -954,7 +955,7 @@ static void live_push_all(stats_t *s, const PGresult *res)
         Carrel__Response r = CARREL__RESPONSE__INIT;
         r.status = CARREL__STATUS__STATUS_OK;
         r.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
-        r.stats_live = live_build(&a, s->srv, c, res);
+        r.stats_live = live_build(&a, s->srv, c->stats_all, c->stats_branches, res);
         (void)conn_send(c, 0, &r); /* a connection that is leaving misses nothing */
         arena_free(&a);
         c->stats_next_ms = now + (uint64_t)c->stats_interval_ms;
@@ -1065,26 +1066,32 @@ static void live_subscribe_rows(request_t *req, const PGresult *res)
             return;
         }
     }
+    /* The scope: the session's branch for branch-bound roles, else those named or all. */
     const session_t *who = request_session(req);
-    c->stats_all = !perm_role_is_branch_bound(who->role) && m->n_branch == 0;
-    c->stats_branches[0] = '\0';
+    bool all = !perm_role_is_branch_bound(who->role) && m->n_branch == 0;
+    char branches[sizeof(c->stats_branches)] = "";
     if (perm_role_is_branch_bound(who->role)) {
-        util_strlcpy(c->stats_branches, who->branch_code, sizeof(c->stats_branches));
+        util_strlcpy(branches, who->branch_code, sizeof(branches));
     } else {
         for (size_t i = 0; i < m->n_branch; i++) {
-            size_t len = strlen(c->stats_branches);
-            snprintf(c->stats_branches + len, sizeof(c->stats_branches) - len, "%s%s",
-                     len ? "," : "", m->branch[i]);
+            size_t len = strlen(branches);
+            snprintf(branches + len, sizeof(branches) - len, "%s%s", len ? "," : "", m->branch[i]);
         }
     }
-    c->stats_interval_ms = (m->has_interval_s ? m->interval_s : STATS_LIVE_DEFAULT_S) * 1000;
-    c->stats_next_ms = uv_now(req->srv->loop) + (uint64_t)c->stats_interval_ms;
-    c->stats_live = true;
-    stats_t *s = req->srv->stats;
-    if (s && !s->stopping && !uv_is_active((uv_handle_t *)&s->live_timer))
-        uv_timer_start(&s->live_timer, live_tick, STATS_LIVE_TICK_MS, STATS_LIVE_TICK_MS);
+    /* Pipelined behind a Logout and a Login, the connection is someone else's now: they
+     * subscribe for themselves (this answer, which was asked for, still goes out). */
+    if (c->session.authenticated && c->session.staff_id == who->staff_id) {
+        c->stats_all = all;
+        memcpy(c->stats_branches, branches, sizeof(branches));
+        c->stats_interval_ms = (m->has_interval_s ? m->interval_s : STATS_LIVE_DEFAULT_S) * 1000;
+        c->stats_next_ms = uv_now(req->srv->loop) + (uint64_t)c->stats_interval_ms;
+        c->stats_live = true;
+        stats_t *s = req->srv->stats;
+        if (s && !s->stopping && !uv_is_active((uv_handle_t *)&s->live_timer))
+            uv_timer_start(&s->live_timer, live_tick, STATS_LIVE_TICK_MS, STATS_LIVE_TICK_MS);
+    }
     req->resp.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
-    req->resp.stats_live = live_build(&req->arena, req->srv, c, res);
+    req->resp.stats_live = live_build(&req->arena, req->srv, all, branches, res);
     request_ok(req);
 }
 

@@ -24,6 +24,7 @@ PASSWORD = "staff-password-123"
 REQ_CHECKOUT = 80
 REQ_PING, RESP_PONG = 13, 14
 REQ_STATS_LIVE = RESP_STATS_LIVE = 162
+REQ_LOGOUT, REQ_LOGIN = 12, 11
 
 env = None
 main = None  # rollup timer off: events stay in the queue until a test folds them
@@ -393,6 +394,46 @@ class Live(unittest.TestCase):
                 self.assertNotIn(RESP_STATS_LIVE, r.fields)
             r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 9)))
             self.assertEqual((r.status, r.reason), ("bad_request", "field:interval_s"))
+        finally:
+            w.close()
+
+    def call_past_pushes(self, w, field, body=b""):
+        """The answer to a request, past any live push sent before it."""
+        rid = w.send(field, body)
+        while True:
+            r = w.recv()
+            if r.id == rid:
+                return r
+            self.assertEqual(r.id, 0, r)
+            self.assertIn(RESP_STATS_LIVE, r.fields)
+
+    def assert_no_push_for_a_while(self, w):
+        """For a few ticks, each Ping's Pong is the next frame."""
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            rid = w.send(REQ_PING, b"")
+            r = w.recv()
+            self.assertEqual((r.id, r.status), (rid, "ok"), r)
+            self.assertIn(RESP_PONG, r.fields)
+
+    def test_the_next_login_on_a_connection_is_not_subscribed(self):
+        w = main.logged_in_wire(user="cora", password=PASSWORD)
+        try:
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 1)))
+            self.assertEqual(r.status, "ok", r)
+            self.assertEqual(w.recv().id, 0)  # a push
+            self.assertEqual(self.call_past_pushes(w, REQ_LOGOUT).status, "ok")
+            r = self.call_past_pushes(w, REQ_LOGIN, harness.pb_message(
+                (1, "desk-dwn"), (2, "clara"), (3, PASSWORD)))
+            self.assertEqual(r.status, "ok", r)
+            self.assert_no_push_for_a_while(w)  # cora's subscription ended with her session
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 1)))
+            self.assertEqual(r.status, "ok", r)
+            push = w.recv()
+            self.assertEqual(push.id, 0)
+            codes = [harness.pb_decode(b)[1][0].decode()
+                     for b in push.body(RESP_STATS_LIVE)[3]]
+            self.assertEqual(codes, ["DWN"])  # clara's scope, not cora's
         finally:
             w.close()
 
