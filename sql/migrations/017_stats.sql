@@ -69,6 +69,32 @@ CREATE TABLE stat_circ_branch_day (
     PRIMARY KEY (action, day, branch_id, via)
 );
 
+-- By one of the three wide dimensions at a time (dim: item_type,
+-- patron_category or location; value: its code or text): three rows per
+-- event. A split by one of them (with branch or via or not) reads these
+-- instead of the wide rollups, whose rows multiply with every dimension.
+CREATE TABLE stat_circ_dim_day (
+    action text NOT NULL,
+    dim text NOT NULL CHECK (dim IN ('item_type', 'patron_category', 'location')),
+    day date NOT NULL,
+    branch_id integer NOT NULL,
+    via text NOT NULL,
+    value text NOT NULL,
+    n bigint NOT NULL CHECK (n > 0),
+    PRIMARY KEY (action, dim, day, branch_id, via, value)
+);
+
+CREATE TABLE stat_circ_dim_month (
+    action text NOT NULL,
+    dim text NOT NULL CHECK (dim IN ('item_type', 'patron_category', 'location')),
+    month date NOT NULL CHECK (extract(day FROM month) = 1),
+    branch_id integer NOT NULL,
+    via text NOT NULL,
+    value text NOT NULL,
+    n bigint NOT NULL CHECK (n > 0),
+    PRIMARY KEY (action, dim, month, branch_id, via, value)
+);
+
 -- month: the first day of the local calendar month.
 CREATE TABLE stat_circ_month (
     month date NOT NULL CHECK (extract(day FROM month) = 1),

@@ -53,7 +53,9 @@ def tearDownModule():
                         " + (SELECT count(*) FROM stat_circ_hour)"
                         " + (SELECT count(*) FROM stat_circ_day)"
                         " + (SELECT count(*) FROM stat_circ_branch_day)"
-                        " + (SELECT count(*) FROM stat_circ_month)")
+                        " + (SELECT count(*) FROM stat_circ_month)"
+                        " + (SELECT count(*) FROM stat_circ_dim_day)"
+                        " + (SELECT count(*) FROM stat_circ_dim_month)")
         assert left == "0", "a test's rows outlived its transaction: %s" % left
     finally:
         env.stop()
@@ -191,7 +193,8 @@ class StatsTest(unittest.TestCase):
         return {(r["period"],) + tuple(r["keys"]): r["n"] for r in self.rows(sql)}
 
     QUESTIONS = [
-        # (measure, actions, from, to, time, by): each rollup path at least once
+        # (measure, actions, from, to, time, by): each rollup path at least once (hour;
+        # branch-day; one-dimension day and month; wide day and month)
         ("checkouts", ["checkout"], "2024-01-01", "2025-12-31", "month", ("branch",)),
         ("circulation", ["checkout", "renew"], "2024-03-01", "2025-02-28", "year",
          ("item_type", "patron_category")),
@@ -203,6 +206,12 @@ class StatsTest(unittest.TestCase):
         ("circulation", ["checkout", "renew"], "2024-04-10", "2024-09-09", "hour", ("via",)),
         ("checkins", ["checkin"], "2024-01-01", "2024-12-31", "weekday", ()),
         ("circulation", ["checkout", "renew"], "2024-01-01", "2025-12-31", "month", ()),
+        ("checkouts", ["checkout"], "2024-02-10", "2024-08-20", "week", ("item_type", "location")),
+        ("checkins", ["checkin"], "2024-01-01", "2024-12-31", "month",
+         ("branch", "patron_category")),
+        ("checkouts", ["checkout"], "2024-07-04", "2025-07-03", "month", ("via", "item_type")),
+        ("circulation", ["checkout", "renew"], "2024-06-01", "2025-05-31", "none",
+         ("location", "branch", "patron_category")),
     ]
 
     def assert_answers_equal_raw(self):
@@ -225,6 +234,11 @@ class Rollups(StatsTest):
         for table in ("stat_circ_hour", "stat_circ_day", "stat_circ_branch_day",
                       "stat_circ_month"):
             self.assertEqual(self.q("SELECT sum(n) FROM %s" % table), "1500", table)
+        # ... and the one-dimension rollups once per dimension.
+        for table in ("stat_circ_dim_day", "stat_circ_dim_month"):
+            self.assertEqual(self.q("SELECT string_agg(dim || '=' || n, ',' ORDER BY dim) FROM"
+                                    " (SELECT dim, sum(n) AS n FROM %s GROUP BY dim) x" % table),
+                             "item_type=1500,location=1500,patron_category=1500", table)
         self.assert_answers_equal_raw()
 
     def test_answers_with_events_still_queued_equal_the_raw_counts(self):
