@@ -145,7 +145,9 @@ LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(17, 1) $$;
 -- queue rows, in one statement (one snapshot) and one transaction: a reader
 -- sees each event either queued or folded, never both, never neither.
 -- Returns how many were folded; the daemon calls again until it gets fewer
--- than p_limit.
+-- than p_limit. Also keeps the daily snapshot of the patron counts (below,
+-- "patron counts"): the daemon calls this every few seconds on the primary,
+-- which is what a once-a-day write needs.
 CREATE OR REPLACE FUNCTION stats_rollup_run(p_limit integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -156,6 +158,11 @@ BEGIN
         PERFORM stats_refuse('limit', 'Fold at least one event at a time.');
     END IF;
     PERFORM stats_rollup_lock();
+    -- The first run of a local day keeps yesterday's patron counts (one
+    -- index probe on every other run).
+    IF NOT EXISTS (SELECT 1 FROM stat_patron_snapshot s WHERE s.day = library_today() - 1) THEN
+        PERFORM stats_patron_snapshot(library_today() - 1);
+    END IF;
     WITH q AS (
         DELETE FROM stat_circ_queue
         WHERE event_id IN (SELECT event_id FROM stat_circ_queue ORDER BY event_id
@@ -447,23 +454,6 @@ BEGIN
             'NULL::integer AS to_branch_id, 1::numeric AS v FROM patron p '
             'WHERE p.created_at >= $1 AND p.created_at < $2 AND p.merged_into IS NULL '
             'AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
-        WHEN 'active_borrowers' THEN
-            'SELECT NULL::timestamptz AS ts, p.home_branch_id AS branch_id, '
-            'NULL::text AS item_type, p.category AS patron_category, NULL::text AS location, '
-            'NULL::text AS via, NULL::text AS channel, NULL::integer AS from_branch_id, '
-            'NULL::integer AS to_branch_id, 1::numeric AS v '
-            'FROM patron p JOIN patron_circ pc ON pc.patron_id = p.id '
-            'WHERE pc.last_borrowed_on > ($4 - interval ''12 months'')::date '
-            'AND p.merged_into IS NULL AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
-        WHEN 'registered_users' THEN
-            'SELECT NULL::timestamptz AS ts, p.home_branch_id AS branch_id, '
-            'NULL::text AS item_type, p.category AS patron_category, NULL::text AS location, '
-            'NULL::text AS via, NULL::text AS channel, NULL::integer AS from_branch_id, '
-            'NULL::integer AS to_branch_id, 1::numeric AS v '
-            'FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id '
-            'WHERE coalesce(pc.last_activity_on, (p.created_at AT TIME ZONE $7)::date) '
-            '      > ($4 - interval ''3 years'')::date '
-            'AND p.merged_into IS NULL AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
         WHEN 'copies_idle' THEN
             'SELECT NULL::timestamptz AS ts, i.owning_branch_id AS branch_id, i.item_type, '
             'NULL::text AS patron_category, i.location, NULL::text AS via, NULL::text AS channel, '
@@ -530,9 +520,14 @@ BEGIN
 END
 $$;
 
--- Turnover: circulation (checkouts and renewals) in the range per copy held
--- now (copies owned, not withdrawn, lost or missing), by the branch that owns
--- the copies and their item type.
+-- Turnover: circulation (checkouts and renewals) at the branch in the range
+-- divided by the copies the branch owns now (not withdrawn, lost or
+-- missing), matched on branch and item type: the numerator is counted where
+-- the loan was made (the rollups know no owner), the denominator by owning
+-- branch. So a branch lending many copies it does not own shows a high
+-- turnover, and a pair (branch, item type) with circulation but no copy owned
+-- has no row. Without the branch split it is all circulation at the branches
+-- over all copies they own.
 CREATE OR REPLACE FUNCTION stats_src_turnover(p_from date, p_to date, p_time text, p_by text[],
                                               p_branches integer[], p_arg integer,
                                               p_param text)
@@ -550,6 +545,135 @@ BEGIN
         'JOIN held h ON h.keys = c.keys',
         stats_keys_sql(p_by))
     USING p_branches, p_from, p_to, p_time, p_by;
+END
+$$;
+
+-- ---------------------------------------------------------------- patron counts
+
+-- Patron activity counts as of the end of local day p_day, per home branch
+-- and category (branches p_branches, NULL: all), from the activity dates as
+-- they stand now: the records registered by that day's end (merged
+-- duplicates not counted), those used or renewed in the 3 years up to it
+-- (last_activity_on, else the registration day: IMLS registered users), and
+-- those with a checkout or renewal in the 12 months up to it
+-- (last_borrowed_on). A date after p_day counts too (what the record did
+-- before it is not kept): exact for today, for a past day an overcount by the
+-- patrons idle then who came back since; the daily snapshots below keep it
+-- exact for the days they were taken.
+CREATE OR REPLACE FUNCTION stats_patron_count(p_day date, p_branches integer[])
+RETURNS TABLE (branch_id integer, patron_category text, registered_users bigint,
+               active_borrowers bigint, records bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT p.home_branch_id, p.category,
+           count(*) FILTER (WHERE coalesce(pc.last_activity_on, library_local_date(p.created_at))
+                                  > (p_day - interval '3 years')::date),
+           count(*) FILTER (WHERE pc.last_borrowed_on > (p_day - interval '12 months')::date),
+           count(*)
+    FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id
+    WHERE p.merged_into IS NULL
+      AND p.created_at < ((p_day + 1)::timestamp AT TIME ZONE library_setting_text('timezone'))
+      AND (p_branches IS NULL OR p.home_branch_id = ANY (p_branches))
+    GROUP BY 1, 2
+$$;
+
+-- Keeps the counts of the end of local day p_day (stat_patron_day) unless a
+-- snapshot of that day exists. stats_rollup_run calls it for yesterday on the
+-- first run of each day, seconds after midnight while the daemon runs; one
+-- scan of patron and patron_circ. True when it wrote the snapshot.
+CREATE OR REPLACE FUNCTION stats_patron_snapshot(p_day date) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stat_patron_snapshot (day) VALUES (p_day) ON CONFLICT (day) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO stat_patron_day (day, branch_id, patron_category, registered_users,
+                                 active_borrowers, patrons)
+    SELECT p_day, c.branch_id, c.patron_category, c.registered_users, c.active_borrowers,
+           c.records
+    FROM stats_patron_count(p_day, NULL) c;
+    RETURN true;
+END
+$$;
+
+-- Where the patron counts as of the end of local day p_day come from, and a
+-- sentence saying so (pls_report's how):
+--   * p_day today or later: counted now, as of today (asof today);
+--   * a past day: its snapshot, else the first one taken within 31 days
+--     after it (asof that day): a later one would count registrations and
+--     activity of another period (the first snapshot after an upgrade, for
+--     every year before it);
+--   * else counted now from the activity dates as they stand, as of p_day.
+CREATE OR REPLACE FUNCTION stats_patron_basis(p_day date, OUT asof date, OUT snapshot boolean,
+                                              OUT how text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_today date := library_today();
+BEGIN
+    IF p_day >= v_today THEN
+        asof := v_today;
+        snapshot := false;
+        how := format('Counted when the report ran (%s).', v_today);
+        RETURN;
+    END IF;
+    SELECT s.day INTO asof FROM stat_patron_snapshot s
+    WHERE s.day >= p_day AND s.day <= p_day + 31
+    ORDER BY s.day LIMIT 1;
+    snapshot := FOUND;
+    IF snapshot AND asof = p_day THEN
+        how := format('From the counts kept at the end of %s.', p_day);
+    ELSIF snapshot THEN
+        how := format('From the counts kept at the end of %s, the first kept after %s.', asof,
+                      p_day);
+    ELSE
+        asof := p_day;
+        how := format('No counts were kept at the end of %s: counted from the activity dates '
+                      'as they stood when the report ran (%s), so patrons idle then who came '
+                      'back since are counted.', p_day, v_today);
+    END IF;
+END
+$$;
+
+-- The patron counts as of the end of local day p_day (stats_patron_basis
+-- says from where), per home branch and category.
+CREATE OR REPLACE FUNCTION stats_patron_figures(p_day date, p_branches integer[])
+RETURNS TABLE (branch_id integer, patron_category text, registered_users bigint,
+               active_borrowers bigint, records bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_basis record := stats_patron_basis(p_day);
+BEGIN
+    IF v_basis.snapshot THEN
+        RETURN QUERY
+        SELECT d.branch_id, d.patron_category, d.registered_users, d.active_borrowers, d.patrons
+        FROM stat_patron_day d
+        WHERE d.day = v_basis.asof AND (p_branches IS NULL OR d.branch_id = ANY (p_branches));
+    ELSE
+        RETURN QUERY SELECT * FROM stats_patron_count(v_basis.asof, p_branches);
+    END IF;
+END
+$$;
+
+-- registered_users and active_borrowers (p_param, one of them) as of the
+-- range's end, by home branch and category.
+CREATE OR REPLACE FUNCTION stats_src_patrons(p_from date, p_to date, p_time text, p_by text[],
+                                             p_branches integer[], p_arg integer,
+                                             p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_column text := CASE p_param WHEN 'registered_users' THEN 'registered_users'
+                                  WHEN 'active_borrowers' THEN 'active_borrowers' END;
+BEGIN
+    IF v_column IS NULL THEN
+        RAISE EXCEPTION 'stat_measure param % names no patron count', p_param;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT ''''::text, %1$s, sum(x.%2$s)::numeric '
+        'FROM stats_patron_figures($1, $2) x JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 2 HAVING sum(x.%2$s) > 0',
+        stats_keys_sql(p_by), v_column)
+    USING p_to, p_branches;
 END
 $$;
 
@@ -580,8 +704,9 @@ VALUES
      'Checkouts plus renewals: the IMLS PLS physical circulation (PHYSCIR).', 50),
     ('turnover', 'Turnover (circulation per copy held)', 'ratio', 'stats_src_turnover', '',
      '{branch,item_type}', '{none,month,year}', 'range',
-     'Checkouts and renewals in the range divided by the copies held now (not withdrawn, '
-     'lost or missing), by owning branch and item type.', 60),
+     'Circulation at the branch ÷ copies the branch owns: checkouts and renewals made at '
+     'the branch in the range divided by the copies it owns now (not withdrawn, lost or '
+     'missing), matched on branch and item type.', 60),
     ('copies_idle', 'Copies not borrowed', 'count', 'stats_src_facts', 'copies_idle:count',
      '{branch,item_type,location}', '{none}', 'now',
      'Copies held (not withdrawn, lost or missing) that were not checked out in the arg '
@@ -629,14 +754,16 @@ VALUES
      '{branch,patron_category}', '{none,day,week,month,year,hour,weekday,hour_of_week}',
      'range', 'Patron records created, by home branch and category (merged duplicates '
      'not counted).', 300),
-    ('active_borrowers', 'Active borrowers', 'count', 'stats_src_facts',
-     'active_borrowers:count', '{branch,patron_category}', '{none}', 'now',
-     'Patrons whose last checkout or renewal (last_borrowed_on) falls in the 12 months '
-     'before the range''s end, by home branch and category.', 310),
-    ('registered_users', 'Registered users (IMLS)', 'count', 'stats_src_facts',
-     'registered_users:count', '{branch,patron_category}', '{none}', 'now',
-     'Patron records used or renewed (last_activity_on) in the 3 years before the range''s '
-     'end: IMLS PLS REGBOR.', 320),
+    ('active_borrowers', 'Active borrowers', 'count', 'stats_src_patrons',
+     'active_borrowers', '{branch,patron_category}', '{none}', 'now',
+     'Patrons registered by the range''s end with a checkout or renewal in the 12 months up '
+     'to it, by home branch and category; for a past end, the counts kept at the end of '
+     'that day.', 310),
+    ('registered_users', 'Registered users (IMLS)', 'count', 'stats_src_patrons',
+     'registered_users', '{branch,patron_category}', '{none}', 'now',
+     'Patron records registered by the range''s end and used or renewed in the 3 years up '
+     'to it (IMLS PLS REGBOR), by home branch and category; for a past end, the counts kept '
+     'at the end of that day.', 320),
     ('notices_sent', 'Notices sent', 'count', 'stats_src_facts', 'notices_sent:count',
      '{branch,channel}', '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
      'Notices sent by e-mail.', 400),
@@ -710,6 +837,10 @@ BEGIN
         END IF;
     END IF;
     v_shift := CASE WHEN v_time = 'week' THEN interval '364 days' ELSE interval '1 year' END;
+    -- A year later, 29 February is 28 February: its figures join those of
+    -- the 28th (summed, or averaged for hours and ratios). A range that starts
+    -- on 29 February compares with one starting on the 28th, whose day would
+    -- land before the range: by day, that day is left out.
     -- The source comes from our registry, never from the caller. $1 and $2
     -- are the range, $8 and $9 the range a year earlier.
     v_call := 'SELECT s.period, s.keys, s.value FROM ' || m.source::text
@@ -726,7 +857,9 @@ BEGIN
         'prev AS (SELECT stats_period_later($3, p.period) AS period, p.keys, '
         '                CASE WHEN $10 = ''count'' THEN sum(p.value) '
         '                     ELSE round(avg(p.value), 2) END AS value '
-        '         FROM (%s) p GROUP BY 1, 2) '
+        '         FROM (%s) p '
+        '         WHERE $3 <> ''day'' OR stats_period_later($3, p.period)::date >= $1 '
+        '         GROUP BY 1, 2) '
         'SELECT coalesce(c.period, p.period), coalesce(c.keys, p.keys), '
         '       CASE WHEN $10 = ''count'' THEN coalesce(c.value, 0) ELSE c.value END, p.value '
         'FROM cur c FULL JOIN prev p ON p.period = c.period AND p.keys = c.keys '
@@ -858,23 +991,30 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The IMLS Public Libraries Survey lines the ILS can know for p_year, per
--- outlet (branches p_branches, NULL: all) and for the whole (branch_code
--- NULL): counted, from the calendar, from settings, or not recorded (value
--- NULL). docs/STATISTICS.md says how each is made.
+-- outlet (branches p_branches, NULL: all) and for the whole system
+-- (branch_code NULL): counted, from the calendar, from settings, or not
+-- recorded (value NULL). The outlets added up are the whole system only when
+-- every outlet is asked for (p_branches NULL): for some outlets (a branch
+-- manager's report) those rows are left out, and only the lines that are the
+-- system's own (settings, not recorded) have branch_code NULL.
+-- docs/STATISTICS.md says how each is made.
 CREATE OR REPLACE FUNCTION pls_report(p_year integer, p_branches integer[])
 RETURNS TABLE (code text, branch_code text, value numeric, basis text, how text)
 LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     v_from date;
     v_to date;
+    v_patrons record;
     v_kids text[] := string_to_array(replace(coalesce(
                          library_setting_text('pls_child_categories'), ''), ' ', ''), ',');
 BEGIN
     IF p_year IS NULL OR p_year NOT BETWEEN 1990 AND 2199 THEN
-        PERFORM stats_refuse('year', 'Give the report''s year, e.g. 2026.');
+        PERFORM stats_refuse('year', 'Give the report''s year, 1990 to 2199, e.g. 2026.');
     END IF;
     v_from := make_date(p_year, 1, 1);
     v_to := make_date(p_year, 12, 31);
+    -- REGBOR as of the year's end: its snapshot when the year is over.
+    v_patrons := stats_patron_basis(v_to);
     RETURN QUERY
     WITH outlet AS (
         SELECT b.id, b.code FROM branch b
@@ -884,11 +1024,8 @@ BEGIN
         FROM stats_src_circ(v_from, v_to, 'none', '{branch,patron_category}', p_branches,
                             NULL, 'checkout,renew') c
     ), regbor AS (
-        SELECT p.home_branch_id AS id, count(*)::numeric AS n
-        FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id
-        WHERE p.merged_into IS NULL
-          AND coalesce(pc.last_activity_on, library_local_date(p.created_at))
-              > (v_to - interval '3 years')::date
+        SELECT f.branch_id AS id, sum(f.registered_users) AS n
+        FROM stats_patron_figures(v_to, p_branches) f
         GROUP BY 1
     ), per_outlet AS (
         SELECT 1 AS ord, 'PHYSCIR' AS code, o.code AS branch_code,
@@ -907,9 +1044,10 @@ BEGIN
         UNION ALL
         SELECT 3, 'REGBOR', o.code, coalesce((SELECT r.n FROM regbor r WHERE r.id = o.id), 0),
                'counted',
-               format('Patron records of this home branch used or renewed after %s (the last '
-                      'activity date kept on each record; merged duplicates not counted).',
-                      (v_to - interval '3 years')::date)
+               format('Patron records of this home branch registered by %s and used or '
+                      'renewed after %s (merged duplicates not counted). %s',
+                      v_patrons.asof, (v_patrons.asof - interval '3 years')::date,
+                      v_patrons.how)
         FROM outlet o
         UNION ALL
         SELECT 4, 'HOURS', o.code, stats_public_hours(o.id, v_from, v_to), 'calendar',
@@ -929,8 +1067,12 @@ BEGIN
                min(p.basis),
                CASE p.code WHEN 'HOURS' THEN 'The outlets'' public hours added up.'
                            WHEN 'WKS_OPEN' THEN 'Setting pls_weeks_open.'
+                           WHEN 'REGBOR' THEN 'The outlets'' figures added up. '
+                                              || v_patrons.how
                            ELSE 'The outlets'' figures added up.' END
-        FROM per_outlet p GROUP BY p.ord, p.code
+        FROM per_outlet p
+        WHERE p_branches IS NULL
+        GROUP BY p.ord, p.code
         UNION ALL
         SELECT 6, 'ODFINE', NULL,
                CASE WHEN lower(library_setting_text('pls_odfine')) = 'yes' THEN 1 ELSE 0 END,

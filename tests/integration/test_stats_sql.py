@@ -55,7 +55,8 @@ def tearDownModule():
                         " + (SELECT count(*) FROM stat_circ_branch_day)"
                         " + (SELECT count(*) FROM stat_circ_month)"
                         " + (SELECT count(*) FROM stat_circ_dim_day)"
-                        " + (SELECT count(*) FROM stat_circ_dim_month)")
+                        " + (SELECT count(*) FROM stat_circ_dim_month)"
+                        " + (SELECT count(*) FROM stat_patron_snapshot)")
         assert left == "0", "a test's rows outlived its transaction: %s" % left
     finally:
         env.stop()
@@ -311,8 +312,8 @@ class OutOfOrderCommits(unittest.TestCase):
             first.close()
             second.close()
             env.psql("DELETE FROM circ_event WHERE item_id = %d; DELETE FROM item WHERE id = %d;"
-                     " DELETE FROM bib WHERE id = %d; SELECT stats_rollup_rebuild()"
-                     % (item, item, bib))
+                     " DELETE FROM bib WHERE id = %d; SELECT stats_rollup_rebuild();"
+                     " DELETE FROM stat_patron_snapshot" % (item, item, bib))
 
 
     def test_a_rebuild_leaves_events_committed_meanwhile_queued(self):
@@ -339,8 +340,8 @@ class OutOfOrderCommits(unittest.TestCase):
         finally:
             desk.close()
             env.psql("DELETE FROM circ_event WHERE item_id = %d; DELETE FROM item WHERE id = %d;"
-                     " DELETE FROM bib WHERE id = %d; SELECT stats_rollup_rebuild()"
-                     % (item, item, bib))
+                     " DELETE FROM bib WHERE id = %d; SELECT stats_rollup_rebuild();"
+                     " DELETE FROM stat_patron_snapshot" % (item, item, bib))
 
 
 class Registry(StatsTest):
@@ -463,6 +464,21 @@ class Compare(StatsTest):
                          compare=True)
         self.assertEqual(got, {("2025-02", "ALB"): (0.0, 1.0), ("2025-02", "DWN"): (1.0, None)})
 
+    def test_the_leap_day_folds_onto_the_28th(self):
+        for at in ("2024-02-28 10:00", "2024-02-29 10:00", "2024-02-29 11:00",
+                   "2025-02-28 10:00", "2023-02-28 10:00", "2023-03-01 10:00",
+                   "2024-03-01 10:00"):
+            self.event(at)
+        got = self.stats("checkouts", "2025-02-27", "2025-03-01", "day", compare=True)
+        self.assertEqual(got, {("2025-02-28",): (1.0, 3.0), ("2025-03-01",): (0.0, 1.0)})
+        # A range starting on the 29th: a year earlier starts on the 28th, a day that has
+        # no place in the range by day (no row before the range) ...
+        got = self.stats("checkouts", "2024-02-29", "2024-03-01", "day", compare=True)
+        self.assertEqual(got, {("2024-02-29",): (2.0, None), ("2024-03-01",): (1.0, 1.0)})
+        # ... and joins its month.
+        got = self.stats("checkouts", "2024-02-29", "2024-03-01", "month", compare=True)
+        self.assertEqual(got, {("2024-02",): (2.0, 1.0), ("2024-03",): (1.0, 1.0)})
+
 
 class Refusals(StatsTest):
     def test_unknown_measure(self):
@@ -501,6 +517,12 @@ class Refusals(StatsTest):
         self.refused("SELECT * FROM stats_query('copies_idle', NULL, NULL, NULL, NULL, NULL,"
                      " false, 0)", "CR400", "field:arg")
         self.refused("SELECT * FROM pls_report(12, NULL)", "CR400", "field:year")
+        for year in (1989, 2200, None):
+            e = self.refused("SELECT * FROM pls_report(%s, NULL)" % lit(year), "CR400",
+                             "field:year")
+            self.assertIn("1990 to 2199", str(e))
+        for year in (1990, 2199):
+            self.assertEqual(self.q("SELECT count(*) > 0 FROM pls_report(%d, NULL)" % year), "t")
         self.refused("SELECT * FROM stats_buy_more(NULL, -1, NULL)", "CR400", "field:threshold")
 
 
@@ -618,6 +640,106 @@ class Patrons(StatsTest):
         self.assertEqual(self.values("active_borrowers", "2024-05-31", "2024-05-31"),
                          {("",): 2.0})
 
+    def aged_patron(self, branch, created, activity=None, borrowed=None, **kw):
+        """A patron registered at local time created (text) with the activity dates given."""
+        card = env.new_patron(branch=branch, session=db, **kw)
+        self.q("UPDATE patron SET created_at = %s::timestamp AT TIME ZONE"
+               " library_setting_text('timezone') WHERE card = %s" % (lit(created), lit(card)))
+        if activity or borrowed:
+            self.set_activity(card, activity, borrowed)
+        return card
+
+    def regbor(self, year, branches=None):
+        """pls_report's REGBOR lines: {branch_code: (value, how)}."""
+        return {r["branch_code"]: (r["value"], r["how"]) for r in self.rows(
+            "SELECT branch_code, value::float8 AS value, how FROM pls_report(%d, %s)"
+            " WHERE code = 'REGBOR' AND (value > 0 OR branch_code IS NULL)"
+            % (year, "NULL" if branches is None
+               else "ARRAY[%s]" % ", ".join(str(ids[b]) for b in branches)))}
+
+    def test_a_patron_registered_after_the_years_end_is_not_counted_for_it(self):
+        self.aged_patron("RPK", "2025-12-31 23:30", "2025-12-31")   # the year's last evening
+        self.aged_patron("RPK", "2026-01-01 00:30", "2026-01-01")   # local 2026, UTC still
+        self.aged_patron("RPK", "2026-02-01 10:00", "2026-02-01", "2026-02-01")
+        got = self.regbor(2025)
+        self.assertEqual((got["RPK"][0], got[None][0]), (1.0, 1.0), got)
+        self.assertIn("registered by 2025-12-31", got["RPK"][1])
+        asof = ("2025-12-31", "2025-12-31", "none", ("branch",))
+        self.assertEqual(self.values("registered_users", *asof), {("", "RPK"): 1.0})
+        self.assertEqual(self.values("active_borrowers", *asof), {})
+        today = self.q("SELECT library_today()")
+        self.assertEqual(self.values("registered_users", today, today, "none", ("branch",)),
+                         {("", "RPK"): 3.0})
+        self.assertEqual(self.values("active_borrowers", today, today), {("",): 1.0})
+
+    def test_the_counts_kept_at_the_years_end_are_what_later_reports_show(self):
+        regular = self.aged_patron("RPK", "2020-01-01 10:00", "2025-06-01", "2025-06-01")
+        idle = self.aged_patron("RPK", "2020-01-01 10:00", "2021-05-01", "2021-05-01")
+        self.aged_patron("RPK", "2020-01-01 10:00", "2025-12-20", None, category="juvenile")
+        # The first rollup run of 2026-01-01 keeps the counts of 2025-12-31.
+        self.assertEqual(self.q("SELECT stats_patron_snapshot('2025-12-31')"), "t")
+        self.assertEqual(self.q("SELECT stats_patron_snapshot('2025-12-31')"), "f", "once")
+        kept = self.rows("SELECT branch_id, patron_category, registered_users, active_borrowers,"
+                         " patrons FROM stat_patron_day WHERE day = '2025-12-31'"
+                         " ORDER BY patron_category")
+        self.assertEqual(kept, [
+            {"branch_id": ids["RPK"], "patron_category": "adult", "registered_users": 1,
+             "active_borrowers": 1, "patrons": 2},
+            {"branch_id": ids["RPK"], "patron_category": "juvenile", "registered_users": 1,
+             "active_borrowers": 0, "patrons": 1}])
+        # 2026: the idle patron comes back, the regular one borrows again, a new one joins.
+        self.set_activity(idle, "2026-03-01", "2026-03-01")
+        self.set_activity(regular, "2026-03-02", "2026-03-02")
+        self.aged_patron("RPK", "2026-04-01 10:00", "2026-04-01", "2026-04-01")
+        got = self.regbor(2025)
+        self.assertEqual((got["RPK"][0], got[None][0]), (2.0, 2.0), got)
+        self.assertIn("From the counts kept at the end of 2025-12-31.", got["RPK"][1])
+        self.assertIn("kept at the end of 2025-12-31", got[None][1])
+        asof = ("2025-12-31", "2025-12-31", "none", ("patron_category",))
+        self.assertEqual(self.values("registered_users", *asof),
+                         {("", "adult"): 1.0, ("", "juvenile"): 1.0})
+        self.assertEqual(self.values("active_borrowers", *asof), {("", "adult"): 1.0})
+        # Kept a few days late (the daemon was down): the first kept after the year's end.
+        self.q("DELETE FROM stat_patron_snapshot")
+        self.assertEqual(self.q("SELECT stats_patron_snapshot('2026-01-03')"), "t")
+        self.set_activity(idle, "2026-05-01", "2026-05-01")
+        got = self.regbor(2025)
+        self.assertEqual(got["RPK"][0], 3.0)   # as of 2026-01-03: the idle one is back
+        self.assertIn("kept at the end of 2026-01-03, the first kept after 2025-12-31",
+                      got["RPK"][1])
+        # Kept more than a month after: not that year's; counted from the dates as they are.
+        self.q("DELETE FROM stat_patron_snapshot")
+        self.assertEqual(self.q("SELECT stats_patron_snapshot('2026-02-01')"), "t")
+        got = self.regbor(2025)
+        self.assertEqual(got["RPK"][0], 3.0)   # regular, idle (came back: counted), juvenile
+        self.assertIn("No counts were kept at the end of 2025-12-31", got["RPK"][1])
+        self.assertIn("when the report ran (%s)" % self.q("SELECT library_today()"),
+                      got["RPK"][1])
+        # The year in progress is counted when the report runs.
+        year = int(self.q("SELECT extract(year FROM library_today())"))
+        got = self.regbor(year)
+        self.assertEqual(got["RPK"][0], 4.0)
+        self.assertIn("Counted when the report ran", got["RPK"][1])
+
+    def test_the_rollup_run_keeps_yesterdays_counts_once(self):
+        self.aged_patron("RPK", "2020-01-01 10:00", "2025-06-01", "2025-06-01")
+        yesterday = self.q("SELECT library_today() - 1")
+        self.q("DELETE FROM stat_patron_snapshot")
+        self.assertEqual(self.q("SELECT stats_rollup_run(10)"), "0")
+        self.assertEqual(self.q("SELECT string_agg(day::text, ',') FROM stat_patron_snapshot"),
+                         yesterday)
+        counts = ("SELECT string_agg(format('%s', d), ';' ORDER BY d::text)"
+                  " FROM stat_patron_day d WHERE branch_id = " + str(ids["RPK"]))
+        before = self.q(counts)
+        self.assertIn("(%s,%d,adult,1,0,1)" % (yesterday, ids["RPK"]), before)
+        self.aged_patron("RPK", "2020-01-01 10:00", "2025-06-01", "2025-06-01")
+        self.assertEqual(self.q("SELECT stats_rollup_run(10)"), "0")
+        self.assertEqual(self.q(counts), before, "one snapshot a day")
+        self.assertEqual(self.q("SELECT count(*) FROM stat_patron_snapshot"), "1")
+        # Yesterday is in the past: its kept counts answer.
+        self.assertEqual(self.values("registered_users", yesterday, yesterday, "none",
+                                     ("branch",), branches=["RPK"]), {("", "RPK"): 1.0})
+
     def test_registrations(self):
         for branch, category in (("DWN", "adult"), ("DWN", "juvenile"), ("ALB", "adult")):
             card = env.new_patron(branch=branch, category=category, session=db)
@@ -646,9 +768,33 @@ class Pls(StatsTest):
         # 2025: 261 weekdays and 52 Saturdays; 53 Wednesdays.
         self.assertEqual(float(lines[("HOURS", "DWN")]["value"]), 261 * 8 + 52 * 4.5 - 2 * 8)
         self.assertEqual(float(lines[("HOURS", "ALB")]["value"]), (53 - 1) * 8)
-        self.assertEqual(float(lines[("HOURS", None)]["value"]), 2306 + 416)
         self.assertEqual(lines[("HOURS", "DWN")]["basis"], "calendar")
         self.assertNotIn(("HOURS", "PRK"), lines)
+        # Two outlets are not the whole system: no system row for them ...
+        self.assertNotIn(("HOURS", None), lines)
+        # ... which every outlet makes.
+        self.assertEqual(self.q("SELECT value FROM pls_report(2025, NULL) WHERE code = 'HOURS'"
+                                " AND branch_code IS NULL"),
+                         self.q("SELECT sum(value) FROM pls_report(2025, NULL) WHERE code ="
+                                " 'HOURS' AND branch_code IS NOT NULL"))
+
+    def test_an_outlets_report_has_no_system_totals(self):
+        self.event("2025-03-03 10:00", "checkout", "DWN")
+        self.event("2025-03-03 10:00", "checkout", "ALB")
+        own = self.rows("SELECT code, branch_code, value::float8 AS value, basis"
+                        " FROM pls_report(2025, ARRAY[%d])" % ids["DWN"])
+        totals = {r["code"] for r in own if r["branch_code"] is None}
+        # Only the system's own lines (settings, not recorded) are the system's.
+        self.assertEqual(totals, {"ODFINE", "AUTORENEW", "VISITS", "REFERENC", "TOTPRO",
+                                  "TOTATTEN", "KIDPRO", "KIDATTEN", "YAPRO", "YAATTEN"})
+        self.assertTrue(all(r["basis"] in ("setting", "not_recorded") for r in own
+                            if r["branch_code"] is None), own)
+        self.assertEqual({r["branch_code"] for r in own} - {None}, {"DWN"})
+        self.assertIn({"code": "PHYSCIR", "branch_code": "DWN", "value": 1.0,
+                       "basis": "counted"}, own)
+        everything = self.rows("SELECT code, value::float8 AS value FROM pls_report(2025, NULL)"
+                               " WHERE branch_code IS NULL AND code = 'PHYSCIR'")
+        self.assertEqual(everything, [{"code": "PHYSCIR", "value": 2.0}])
 
     def test_circulation_lines_settings_and_lines_not_recorded(self):
         self.event("2025-03-03 10:00", "checkout", "DWN", category="juvenile")
@@ -805,6 +951,17 @@ class OtherMeasures(StatsTest):
         self.event("2025-02-04 10:00", "checkin", "ALB", item_type="dvd")
         self.assertEqual(self.values("turnover", "2025-02-01", "2025-02-28", "none",
                                      ("branch", "item_type")), {("", "ALB", "dvd"): 1.0})
+        # Circulation at the branch over the copies the branch owns: two loans at DWN of
+        # ALB's copies count for DWN, whose own copy makes it 2.0; ALB's stays 1.0.
+        env.new_item(bib, branch="DWN", item_type="dvd", session=db)
+        self.event("2025-02-05 10:00", "checkout", "DWN", item_type="dvd")
+        self.event("2025-02-06 10:00", "checkout", "DWN", item_type="dvd")
+        self.assertEqual(self.values("turnover", "2025-02-01", "2025-02-28", "none",
+                                     ("branch", "item_type")),
+                         {("", "ALB", "dvd"): 1.0, ("", "DWN", "dvd"): 2.0})
+        self.assertIn("Circulation at the branch ÷ copies the branch owns",
+                      self.q("SELECT description FROM stats_measures() WHERE name ="
+                             " 'turnover'"))
         # Copies added long ago: idle unless borrowed in the months before the range's end.
         self.q("UPDATE item SET date_added = '2020-01-01'")
         self.q("UPDATE item SET last_circulated = '2025-01-15 12:00-05' WHERE id = (SELECT"
