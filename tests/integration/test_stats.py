@@ -535,6 +535,16 @@ class Standby(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_a_host_name_is_refused_at_start(self):
+        """libpq would look a name up in DNS on the loop at every reconnect: carreld says
+        so and does not start; with hostaddr (host kept for TLS) it would."""
+        d = harness.Daemon(env, stats_conninfo="host=standby.invalid dbname=carrel"
+                           " user=carrel").start(expect_listen=False)
+        code = d.wait()
+        d.check_clean(code, expect_code=1)
+        self.assertIn("stats_conninfo: the host 'standby.invalid' is a name", d.log_text())
+        self.assertIn("hostaddr=", d.log_text())
+
     def test_fallback_to_the_primary(self):
         d = self.stats_daemon(self.nowhere(), stats_fallback_primary=True)
         try:
