@@ -220,7 +220,10 @@ static void print_stats(const cmd_call_t *call, const Carrel__Response *r)
         return;
     }
     char range[64], previous[64];
-    stats_range(range, sizeof(range), x->from, x->to);
+    if (x->kind && strcmp(x->kind, "now") == 0) /* a state as of a day, not a count over days */
+        snprintf(range, sizeof(range), "as of %s", stats_or(x->to, "?"));
+    else
+        stats_range(range, sizeof(range), x->from, x->to);
     printf("%s (%s, %s): %s", stats_or(x->title, x->measure), x->measure,
            stats_or(x->unit, "count"), range);
     bool timed = x->time && strcmp(x->time, "none") != 0;
@@ -291,11 +294,23 @@ static void print_stats(const cmd_call_t *call, const Carrel__Response *r)
 
 static int build_stats_measures(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    (void)argv;
-    if (argc > 1)
-        return cmd_usage(cli, call);
+    static const struct option opts[] = {{"json", no_argument, NULL, OPT_JSON},
+                                         {"csv", no_argument, NULL, OPT_CSV},
+                                         {NULL, 0, NULL, 0}};
     CMD_BODY(call, stats_measures, STATS_MEASURES, carrel__stats_measure_list__init);
-    return EXIT_OK;
+    bool csv = false, json = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == OPT_JSON)
+            json = true;
+        else if (ch == OPT_CSV)
+            csv = true;
+        else
+            return cmd_usage(cli, call);
+    }
+    if (optind != argc)
+        return cmd_usage(cli, call);
+    return stats_output_mode(cli, call, csv, json);
 }
 
 static void stats_join(char *out, size_t n, char **items, size_t k)
@@ -307,10 +322,35 @@ static void stats_join(char *out, size_t n, char **items, size_t k)
     }
 }
 
+/* The list as CSV: one row per measure, the lists joined with commas inside their field. */
+static void print_stats_measures_csv(const Carrel__StatsMeasureListReply *x)
+{
+    static const char *const h[] = {"name", "title", "unit",       "kind",
+                                    "dims", "times", "description"};
+    output_csv_row(stdout, h, 7);
+    for (size_t i = 0; i < x->n_measures; i++) {
+        const Carrel__StatsMeasure *m = x->measures[i];
+        char dims[256], times[256];
+        stats_join(dims, sizeof(dims), m->dims, m->n_dims);
+        stats_join(times, sizeof(times), m->times, m->n_times);
+        const char *row[] = {m->name,
+                             stats_or(m->title, ""),
+                             stats_or(m->unit, ""),
+                             stats_or(m->kind, ""),
+                             dims,
+                             times,
+                             stats_or(m->description, "")};
+        output_csv_row(stdout, row, 7);
+    }
+}
+
 static void print_stats_measures(const cmd_call_t *call, const Carrel__Response *r)
 {
-    (void)call;
     const Carrel__StatsMeasureListReply *x = r->stats_measures;
+    if (stats_csv(call)) {
+        print_stats_measures_csv(x);
+        return;
+    }
     static const char *const headers[] = {"Measure", "Unit", "Kind", "Split by", "Times", "Title"};
     table_t *t = table_new(6, headers);
     for (size_t i = 0; i < x->n_measures; i++) {
@@ -351,6 +391,14 @@ static void stats_live_text(const Carrel__StatsLive *x, bool redraw)
     struct tm tm;
     if (localtime_r(&now, &tm))
         strftime(when, sizeof(when), "%H:%M:%S", &tm);
+    if (x->unavailable) { /* an update without figures: says why, in place of the table */
+        char *why = out_safe_line(x->unavailable);
+        printf("Live service levels (updated %s)\nunavailable: %s\n", when, why);
+        free(why);
+        if (!redraw)
+            putchar('\n');
+        return;
+    }
     char *hour = out_safe_line(stats_or(x->hour, "?"));
     printf("Live service levels, the hour from %s (updated %s%s)\n", hour, when,
            x->served_by && strcmp(x->served_by, "standby") == 0 ? ", by the standby" : "");
@@ -652,8 +700,9 @@ const command_t stats_commands[] = {
      .build = build_stats_measures,
      .print_text = print_stats_measures,
      .needs_login = true,
-     .usage = "",
-     .summary = "the measures there are: what each can be split by, its time groupings"},
+     .usage = "[--json|--csv]",
+     .summary = "the measures there are: what each can be split by, its time groupings, "
+                "whether it counts over a range or is a state as of a day"},
     {.path = "stats live",
      .run = cmd_stats_live,
      .needs_login = true,

@@ -59,6 +59,7 @@ typedef struct conn {
     int stats_interval_ms;
     uint64_t stats_next_ms; /* uv_now() when the next push is due */
     char stats_branches[200];
+    int stats_calls; /* statistics requests of this connection in flight (stats.c) */
     char peer[64];
     char addr[64]; /* peer without the port: the per-address limits' key */
     /* The Argon2 check of a pending Login, cancelled if the connection closes first. */

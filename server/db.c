@@ -1,5 +1,6 @@
 #include "db.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ typedef struct db_conn {
     int statement_timeout_ms; /* the session's statement_timeout now */
     bool setting_timeout;     /* DBC_BUSY: a set_config for job runs before it */
     bool listener;            /* runs LISTEN and delivers notifications; takes no jobs */
+    uint64_t since;           /* uv_now() when it began connecting, or began its job */
 } db_conn_t;
 
 struct db_pool {
@@ -88,6 +90,8 @@ struct db_pool {
     const db_stmt_t *const *stmts; /* db_pool_set_statements: prepare only these */
     int nstmts;
     const char *label; /* "database", or what db_pool_set_label named the pool */
+    /* With deadline_margin_ms: drops the connections that hang. */
+    uv_timer_t deadline_timer;
 };
 
 static void db_conn_connect(db_conn_t *c);
@@ -139,7 +143,8 @@ static void db_pool_maybe_free(db_pool_t *pool)
 static void db_handle_closed(uv_handle_t *h)
 {
     db_pool_t *pool = h->data;
-    if ((uv_handle_t *)&pool->reconnect_timer != h && (uv_handle_t *)&pool->queue_timer != h)
+    if ((uv_handle_t *)&pool->reconnect_timer != h && (uv_handle_t *)&pool->queue_timer != h &&
+        (uv_handle_t *)&pool->deadline_timer != h)
         free(h);
     CHECK(pool->open_handles > 0);
     pool->open_handles--;
@@ -512,9 +517,36 @@ static void db_conn_connected(db_conn_t *c)
         db_conn_after_setup(c);
 }
 
+/*
+ * Start connecting. With a deadline (a pool whose server may hang), the
+ * connection asks for TCP keepalives and a tcp_user_timeout, so that a cut
+ * network shows as an error rather than silence; they come before the
+ * conninfo (expanded from dbname), so the conninfo's own settings win.
+ */
+static PGconn *db_conn_start(const db_pool_t *pool)
+{
+    if (pool->limits.deadline_margin_ms <= 0)
+        return PQconnectStart(pool->conninfo);
+    char user_timeout[16];
+    snprintf(user_timeout, sizeof(user_timeout), "%d",
+             pool->limits.statement_timeout_ms + pool->limits.deadline_margin_ms);
+    const char *const keys[] = {
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "dbname",
+        NULL,
+    };
+    const char *const values[] = {"1", "10", "5", "3", user_timeout, pool->conninfo, NULL};
+    return PQconnectStartParams(keys, values, 1);
+}
+
 static void db_conn_connect(db_conn_t *c)
 {
-    c->pg = PQconnectStart(c->pool->conninfo);
+    c->since = uv_now(c->pool->loop);
+    c->pg = db_conn_start(c->pool);
     if (c->pg == NULL) {
         c->state = DBC_DOWN;
         return;
@@ -609,6 +641,7 @@ static void db_conn_send_job(db_conn_t *c, db_job_t *job)
     CHECK(c->state == DBC_IDLE && c->job == NULL && !c->listener);
     c->job = job;
     c->state = DBC_BUSY;
+    c->since = uv_now(c->pool->loop);
     int want = db_job_timeout_ms(c->pool, job);
     if (want == c->statement_timeout_ms) {
         db_conn_send_prepared(c);
@@ -913,6 +946,99 @@ static void db_reconnect_cb(uv_timer_t *t)
         uv_timer_stop(t);
 }
 
+/*
+ * With deadline_margin_ms: drop a connection whose server stopped answering.
+ * The server's own statement_timeout ends a statement it is running; this
+ * catches what it cannot: a network cut mid-statement, a host that accepted
+ * the connection and never answers. The job fails DB_UNAVAILABLE (the
+ * connection was lost), so its caller answers at once instead of never, and
+ * the reconnect timer makes the connection again.
+ */
+static void db_deadline_cb(uv_timer_t *t)
+{
+    db_pool_t *pool = t->data;
+    if (pool->closing)
+        return;
+    uint64_t now = uv_now(pool->loop);
+    uint64_t margin = (uint64_t)pool->limits.deadline_margin_ms;
+    for (int i = 0; i < pool->size; i++) {
+        db_conn_t *c = &pool->conns[i];
+        uint64_t limit;
+        if (c->state == DBC_CONNECTING || c->state == DBC_SETUP || c->state == DBC_PREPARING)
+            limit = (uint64_t)pool->limits.statement_timeout_ms + margin;
+        else if (c->state == DBC_BUSY && c->job && db_job_timeout_ms(pool, c->job) > 0)
+            limit = (uint64_t)db_job_timeout_ms(pool, c->job) + margin;
+        else
+            continue; /* idle, down, or a statement allowed to run as long as it takes */
+        if (now - c->since <= limit)
+            continue;
+        char why[128];
+        snprintf(why, sizeof(why), "no answer from the server within %llu ms (%s)",
+                 (unsigned long long)limit,
+                 c->state == DBC_BUSY ? "running a statement" : "connecting");
+        db_conn_fail(c, why);
+    }
+}
+
+bool db_is_recovery_conflict(const char *sqlstate, const char *message)
+{
+    if (sqlstate == NULL)
+        return false;
+    /* A read-only session on a standby takes part in no serializable write: its 40001
+     * is a recovery conflict, whatever the message says. */
+    if (!strcmp(sqlstate, "40001"))
+        return true;
+    return !strcmp(sqlstate, "57014") && message && strstr(message, "conflict with recovery");
+}
+
+/* Is h (one host of a comma-separated list, length n) a name that needs DNS? */
+static bool db_host_is_name(const char *h, size_t n)
+{
+    if (n == 0 || h[0] == '/' || h[0] == '@')
+        return false; /* the default, a Unix socket directory, an abstract socket */
+    char buf[256];
+    if (n >= sizeof(buf))
+        return true;
+    memcpy(buf, h, n);
+    buf[n] = '\0';
+    unsigned char addr[16];
+    return inet_pton(AF_INET, buf, addr) != 1 && inet_pton(AF_INET6, buf, addr) != 1;
+}
+
+bool db_conninfo_needs_dns(const char *conninfo, char *why, size_t whylen)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (opts == NULL)
+        return false;
+    const char *host = NULL, *hostaddr = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!strcmp(o->keyword, "host"))
+            host = o->val;
+        else if (!strcmp(o->keyword, "hostaddr"))
+            hostaddr = o->val;
+    }
+    bool name = false;
+    if (host && !(hostaddr && hostaddr[0])) {
+        for (const char *p = host; !name;) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            if (db_host_is_name(p, n)) {
+                name = true;
+                snprintf(why, whylen,
+                         "the host '%.*s' is a name, which libpq would look up in DNS while "
+                         "the server waits; add hostaddr=<its IP address> (host stays for TLS "
+                         "verification)",
+                         (int)(n > 100 ? 100 : n), p);
+            }
+            if (comma == NULL)
+                break;
+            p = comma + 1;
+        }
+    }
+    PQconninfoFree(opts);
+    return name;
+}
+
 /* ---- public API ---- */
 
 db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_queue,
@@ -943,7 +1069,9 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_
     pool->reconnect_timer.data = pool;
     uv_timer_init(loop, &pool->queue_timer);
     pool->queue_timer.data = pool;
-    pool->open_handles = 2;
+    uv_timer_init(loop, &pool->deadline_timer);
+    pool->deadline_timer.data = pool;
+    pool->open_handles = 3;
     pool->error_log.burst = 20;
     pool->error_log.window_ms = 60 * 1000;
     pool->label = "database";
@@ -1001,6 +1129,8 @@ void db_pool_start(db_pool_t *pool)
         db_conn_connect(&pool->conns[i]);
     uv_timer_start(&pool->reconnect_timer, db_reconnect_cb, (uint64_t)pool->reconnect_ms,
                    (uint64_t)pool->reconnect_ms);
+    if (pool->limits.deadline_margin_ms > 0)
+        uv_timer_start(&pool->deadline_timer, db_deadline_cb, 500, 500);
 }
 
 static int db_exec_in(db_pool_t *pool, bool short_lane, bool long_running, const db_stmt_t *stmt,
@@ -1086,6 +1216,8 @@ void db_pool_close(db_pool_t *pool, void (*on_closed)(void *), void *arg)
     uv_close((uv_handle_t *)&pool->reconnect_timer, db_handle_closed);
     uv_timer_stop(&pool->queue_timer);
     uv_close((uv_handle_t *)&pool->queue_timer, db_handle_closed);
+    uv_timer_stop(&pool->deadline_timer);
+    uv_close((uv_handle_t *)&pool->deadline_timer, db_handle_closed);
 }
 
 /* ---- result accessors ---- */

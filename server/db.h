@@ -26,6 +26,7 @@
 #define CARREL_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -72,6 +73,17 @@ typedef struct db_limits {
     int queue_timeout_ms;          /* longest wait for a connection; 0: none */
     int reserved_short;            /* connections other jobs may not use */
     bool quiet_errors;             /* ask PostgreSQL not to log our sessions' errors */
+    /*
+     * A client-side deadline, for a pool whose server may hang (a standby
+     * behind a cut network, a host that accepts TCP and never answers);
+     * 0: none. A connection still connecting or setting up after
+     * statement_timeout_ms + deadline_margin_ms, or a statement running
+     * that much past its own statement_timeout, is dropped: its job fails
+     * DB_UNAVAILABLE and the connection is made again. With it, the
+     * connections also ask for TCP keepalives and a tcp_user_timeout (the
+     * conninfo's own settings win).
+     */
+    int deadline_margin_ms;
 } db_limits_t;
 
 typedef struct db_pool db_pool_t;
@@ -155,6 +167,21 @@ int db_write_limit(int usable, int reserved_short);
 /* True when a statement failed to prepare because the schema does not match
  * the code (the pool then stops), false for a passing failure (retried). */
 bool db_prepare_error_is_fatal(const char *sqlstate);
+/*
+ * For a read-only session on a hot standby: true when its statement was
+ * cancelled because the standby had to apply changes it conflicted with
+ * (40001, or 57014 with the message "... conflict with recovery"; plain
+ * 57014 is a statement_timeout). Trying again may work.
+ */
+bool db_is_recovery_conflict(const char *sqlstate, const char *message);
+/*
+ * Does connecting with this conninfo need a DNS lookup? libpq resolves host
+ * names inside PQconnectStart, synchronously, on the loop. True (and a
+ * sentence in why) when some host is a name and no hostaddr is given; false
+ * for Unix sockets, numeric addresses, hostaddr set, or a conninfo that does
+ * not parse (libpq says so when connecting).
+ */
+bool db_conninfo_needs_dns(const char *conninfo, char *why, size_t whylen);
 /* True for our own refusals (SQLSTATE class CR): answers, not errors. */
 bool db_sqlstate_is_refusal(const char *sqlstate);
 

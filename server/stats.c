@@ -35,6 +35,14 @@
 #define STATS_BUY_MORE_DEFAULT  50
 #define STATS_BUY_MORE_MAX      1000
 #define STATS_PRIMARY_WAIT_MAX  200 /* statistics requests waiting for the primary */
+#define STATS_PER_CONN_MAX      2   /* statistics requests in flight per connection */
+#define STATS_WAIT_CHECK_MS     500 /* how often waiting requests are checked */
+/* How long past its statement_timeout a statement on the standby may stay unanswered
+ * (a network cut, a hung host) before its connection is dropped and it fails. */
+#define STATS_DEADLINE_MARGIN_MS 5000
+/* PLS report years: what pls_report() accepts. */
+#define STATS_PLS_YEAR_MIN 1990
+#define STATS_PLS_YEAR_MAX 2199
 
 /* ---------------------------------------------------------------- statements */
 
@@ -68,6 +76,7 @@ enum {
     QUERY_PREV_TO,
     QUERY_TITLE,
     QUERY_UNIT,
+    QUERY_KIND,
     QUERY_N,
     QUERY_PERIOD,
     QUERY_KEYS,
@@ -83,11 +92,11 @@ static const reply_stmt_t stmt_query = REPLY_STMT(
     "         ::date::text,"
     "       (d.t - CASE WHEN $4 = 'week' THEN interval '364 days' ELSE interval '1 year' END)"
     "         ::date::text,"
-    "       m.title, m.unit, q.n, q.period, q.keys, q.value, q.previous"
+    "       m.title, m.unit, m.kind, q.n, q.period, q.keys, q.value, q.previous"
     "  FROM " STATS_SCOPE("$6") " CROSS JOIN LATERAL"
     "       (SELECT coalesce($2::date, s.today) AS f,"
     "               coalesce($3::date, $2::date, s.today) AS t) d"
-    "  LEFT JOIN (SELECT name, title, unit FROM stats_measures()) m ON m.name = $1"
+    "  LEFT JOIN (SELECT name, title, unit, kind FROM stats_measures()) m ON m.name = $1"
     "  LEFT JOIN LATERAL"
     "       (SELECT * FROM stats_query($1, d.f, d.t, $4, $5::text[], s.ids, $7::boolean,"
     "                                  $8::integer)"
@@ -216,7 +225,7 @@ struct stats {
     db_pool_t *pool; /* the standby's, or NULL (none configured, or being replaced) */
     bool standby;    /* stats_conninfo is set */
     int pools_open;  /* stats pools not yet closed (one being replaced, the current) */
-    uv_timer_t rollup_timer, live_timer, retry_timer;
+    uv_timer_t rollup_timer, live_timer, retry_timer, wait_timer;
     int open_timers;
     bool stopping, aborted, closing;
     int primary_jobs; /* our jobs on the primary pool: shutdown waits for them */
@@ -280,9 +289,10 @@ static void stats_pool_fatal(void *arg, const char *why);
 static int stats_pool_open(stats_t *s)
 {
     const struct server_config *cfg = &s->srv->cfg;
-    db_pool_t *p =
-        db_pool_new(s->srv->loop, cfg->stats_conninfo, (int)cfg->stats_pool_size,
-                    (int)cfg->db_max_queue, (int)cfg->db_reconnect_ms, (int)cfg->db_retry_limit);
+    /* No retries in the pool: a recovery conflict (40001) is tried once more by
+     * stats_call_done, then answered stats_unavailable. */
+    db_pool_t *p = db_pool_new(s->srv->loop, cfg->stats_conninfo, (int)cfg->stats_pool_size,
+                               (int)cfg->db_max_queue, (int)cfg->db_reconnect_ms, 0);
     if (p == NULL)
         return -1;
     db_limits_t limits = {
@@ -292,6 +302,7 @@ static int stats_pool_open(stats_t *s)
         .queue_timeout_ms = (int)cfg->db_queue_timeout_ms,
         .reserved_short = 0, /* only reads run here */
         .quiet_errors = cfg->db_quiet_refusals != 0,
+        .deadline_margin_ms = STATS_DEADLINE_MARGIN_MS,
     };
     db_pool_set_limits(p, &limits);
     db_pool_set_label(p, "stats standby");
@@ -349,10 +360,23 @@ typedef struct stats_call {
     reply_rows_fn fn;
     bool on_standby;
     bool on_primary;         /* counted in primary_reports while it runs */
+    bool counted;            /* counted in its connection's stats_calls until answered */
+    bool retried;            /* tried again on the standby after a recovery conflict */
+    uint64_t queued_at;      /* uv_now() when it began waiting for the primary */
     struct stats_call *next; /* waiting for its turn on the primary */
 } stats_call_t;
 
 static void stats_call_done(const db_result_t *r, void *arg);
+
+/* The call is about to be answered: it no longer counts against its connection. */
+static void stats_call_end(stats_call_t *call)
+{
+    if (!call->counted)
+        return;
+    call->counted = false;
+    CHECK(call->req->conn->stats_calls > 0);
+    call->req->conn->stats_calls--;
+}
 
 /* Statistics on the primary: always the short lane, so that they never wait behind (or
  * hold up) a desk's change waiting for a row lock. */
@@ -363,12 +387,15 @@ static void stats_call_primary_run(stats_call_t *call)
     int rc = db_exec_short(call->req->srv->db, &call->stmt->db, call->nparams, call->values, NULL,
                            NULL, stats_call_done, call);
     if (rc != 0) {
+        stats_call_end(call);
         request_fail_exec(call->req, rc);
         return;
     }
     call->on_primary = true;
     s->primary_reports++;
 }
+
+static void stats_wait_tick(uv_timer_t *t);
 
 /* Run it now if fewer than stats_pool_size statistics statements are running on the
  * primary, else when one ends: however many reports are asked for at once, the desks
@@ -381,16 +408,44 @@ static void stats_call_primary(stats_call_t *call)
         return;
     }
     if (s->waiting >= STATS_PRIMARY_WAIT_MAX) {
+        stats_call_end(call);
         request_fail_exec(call->req, DB_EXEC_OVERLOADED);
         return;
     }
     call->next = NULL;
+    call->queued_at = uv_now(s->srv->loop);
     if (s->wait_tail)
         s->wait_tail->next = call;
     else
         s->wait_head = call;
     s->wait_tail = call;
     s->waiting++;
+    if (s->srv->cfg.db_queue_timeout_ms > 0 && !uv_is_active((uv_handle_t *)&s->wait_timer))
+        uv_timer_start(&s->wait_timer, stats_wait_tick, STATS_WAIT_CHECK_MS, STATS_WAIT_CHECK_MS);
+}
+
+/* Take call out of the wait queue (prev: the one before it, or NULL for the head). */
+static void stats_wait_unlink(stats_t *s, stats_call_t *prev, stats_call_t *call)
+{
+    if (prev)
+        prev->next = call->next;
+    else
+        s->wait_head = call->next;
+    if (s->wait_tail == call)
+        s->wait_tail = prev;
+    call->next = NULL;
+    s->waiting--;
+}
+
+/* A waiting call whose client has gone: nobody reads its answer, so it never runs (the
+ * request is finished; its answer is dropped with the connection). */
+static bool stats_call_orphan(stats_call_t *call)
+{
+    if (!call->req->conn->closed)
+        return false;
+    stats_call_end(call);
+    request_fail_reason(call->req, REASON_SHUTTING_DOWN);
+    return true;
 }
 
 /* A statistics statement on the primary ended: the next waiting one, if any, goes. */
@@ -398,16 +453,45 @@ static void stats_primary_next(stats_t *s)
 {
     while (s->primary_reports < s->srv->cfg.stats_pool_size && s->wait_head) {
         stats_call_t *call = s->wait_head;
-        s->wait_head = call->next;
-        if (s->wait_head == NULL)
-            s->wait_tail = NULL;
-        s->waiting--;
-        stats_call_primary_run(call);
+        stats_wait_unlink(s, NULL, call);
+        if (!stats_call_orphan(call))
+            stats_call_primary_run(call);
     }
+    if (s->wait_head == NULL)
+        uv_timer_stop(&s->wait_timer);
+}
+
+/* Every STATS_WAIT_CHECK_MS while calls wait: those of closed connections are dropped,
+ * those waiting over db_queue_timeout_ms answered overloaded (as a desk's would be). */
+static void stats_wait_tick(uv_timer_t *t)
+{
+    stats_t *s = t->data;
+    uint64_t now = uv_now(s->srv->loop);
+    uint64_t limit = (uint64_t)s->srv->cfg.db_queue_timeout_ms;
+    stats_call_t *prev = NULL, *call = s->wait_head;
+    while (call) {
+        stats_call_t *next = call->next;
+        if (call->req->conn->closed || now - call->queued_at >= limit) {
+            stats_wait_unlink(s, prev, call);
+            if (!stats_call_orphan(call)) {
+                stats_call_end(call);
+                request_fail(
+                    call->req, CARREL__STATUS__STATUS_UNAVAILABLE, reason_name(REASON_OVERLOADED),
+                    "Statistics take turns on the database (%ld at once) and this one "
+                    "waited over %ld ms for its turn; try again in a moment.",
+                    (long)s->srv->cfg.stats_pool_size, (long)s->srv->cfg.db_queue_timeout_ms);
+            }
+        } else {
+            prev = call;
+        }
+        call = next;
+    }
+    if (s->wait_head == NULL)
+        uv_timer_stop(t);
 }
 
 /* The standby cannot answer now: the primary, if the settings allow it, else a clear no. */
-static void stats_call_standby_down(stats_call_t *call, const char *why)
+static void stats_call_standby_down(stats_call_t *call, const char *why, bool conflict)
 {
     stats_t *s = call->req->srv->stats;
     if (!s->said_down) {
@@ -420,10 +504,49 @@ static void stats_call_standby_down(stats_call_t *call, const char *why)
         stats_call_primary(call);
         return;
     }
+    stats_call_end(call);
+    if (conflict) {
+        request_fail(call->req, CARREL__STATUS__STATUS_UNAVAILABLE, "stats_unavailable",
+                     "The standby database that answers statistics cancelled this one twice "
+                     "to apply the primary's changes (a recovery conflict); the desks are not "
+                     "affected. Try again in a moment; if it keeps happening, ask IT about the "
+                     "standby's max_standby_streaming_delay.");
+        return;
+    }
     request_fail(call->req, CARREL__STATUS__STATUS_UNAVAILABLE, "stats_unavailable",
                  "Statistics are answered by the standby database, which cannot be reached now; "
                  "the desks are not affected. Try again later, or ask IT to check the standby "
                  "(setting stats_conninfo).");
+}
+
+/* The standby's trouble, not the request's: lost with its connection (a deadline
+ * included), or refused by a standby that is shutting down or still starting (57P0x,
+ * 08xxx). A queue timeout is the pool being busy: answered as overloaded. */
+static bool stats_standby_down(const db_result_t *r)
+{
+    if (r->status == DB_UNAVAILABLE)
+        return !r->queue_timeout;
+    return r->status == DB_QUERY_ERROR && r->sqlstate &&
+           (!strncmp(r->sqlstate, "08", 2) || !strncmp(r->sqlstate, "57P", 3));
+}
+
+static bool stats_standby_conflict(const db_result_t *r)
+{
+    return r->status == DB_QUERY_ERROR && db_is_recovery_conflict(r->sqlstate, r->message);
+}
+
+/* Run call on the stats pool: 0, or the DB_EXEC_* error (then nothing was queued). */
+static int stats_call_standby_run(stats_call_t *call)
+{
+    stats_t *s = call->req->srv->stats;
+    call->on_standby = true;
+    int rc = db_exec_short(s->pool, &call->stmt->db, call->nparams, call->values, NULL, NULL,
+                           stats_call_done, call);
+    if (rc == 0)
+        s->standby_jobs++;
+    else
+        call->on_standby = false;
+    return rc;
 }
 
 static void stats_call_done(const db_result_t *r, void *arg)
@@ -437,19 +560,25 @@ static void stats_call_done(const db_result_t *r, void *arg)
         stats_primary_next(s);
     }
     if (call->on_standby) {
+        call->on_standby = false;
         s->standby_jobs--;
-        /* Lost with its connection, or refused by a standby that is shutting down or
-         * still starting (57P0x, 08xxx): the standby's trouble, not the request's. */
-        bool down = r->status == DB_UNAVAILABLE && !r->queue_timeout;
-        down |= r->status == DB_QUERY_ERROR && r->sqlstate &&
-                (!strncmp(r->sqlstate, "08", 2) || !strncmp(r->sqlstate, "57P", 3));
-        if (down && !s->closing) {
-            stats_call_standby_down(call, r->message ? r->message : "connection lost");
+        bool conflict = stats_standby_conflict(r);
+        /* A recovery conflict: once more, on the standby (it may have caught up). */
+        if (conflict && !call->retried && !s->closing && s->pool && !req->conn->closed) {
+            call->retried = true;
+            log_info(req->conn->id, "stats: %s cancelled by a recovery conflict; trying again",
+                     call->stmt->db.name);
+            if (stats_call_standby_run(call) == 0)
+                return;
+        }
+        if ((conflict || stats_standby_down(r)) && !s->closing) {
+            stats_call_standby_down(call, r->message ? r->message : "connection lost", conflict);
             return;
         }
         if (r->status == DB_OK)
             s->said_down = false;
     }
+    stats_call_end(call);
     if (r->status != DB_OK) {
         request_fail_db(req, r);
         return;
@@ -463,35 +592,45 @@ static void stats_call_done(const db_result_t *r, void *arg)
     call->fn(req, r->res);
 }
 
-/* Run a statistics statement for req: the standby when there is one, else the primary. */
+/*
+ * Run a statistics statement for req: the standby when there is one, else the primary.
+ * At most STATS_PER_CONN_MAX per connection at once, so that one client cannot fill the
+ * queue that every desk's statistics wait in.
+ */
 static void stats_call(request_t *req, const reply_stmt_t *stmt, int nparams,
                        const char *const *values, reply_rows_fn fn)
 {
     stats_t *s = req->srv->stats;
+    if (req->conn->stats_calls >= STATS_PER_CONN_MAX) {
+        request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "inflight_limit",
+                     "A connection may have at most %d statistics requests running at once; "
+                     "wait for an answer before asking the next.",
+                     STATS_PER_CONN_MAX);
+        return;
+    }
     stats_call_t *call = arena_new(&req->arena, stats_call_t, 1);
     *call = (stats_call_t){.req = req, .stmt = stmt, .nparams = nparams, .fn = fn};
     call->values = arena_new(&req->arena, const char *, nparams > 0 ? nparams : 1);
     for (int i = 0; i < nparams; i++)
         call->values[i] = values[i] ? arena_strdup(&req->arena, values[i]) : NULL;
+    call->counted = true;
+    req->conn->stats_calls++;
     if (!s->standby) {
         stats_call_primary(call);
         return;
     }
     if (s->pool == NULL) {
-        stats_call_standby_down(call, "its pool is being replaced");
+        stats_call_standby_down(call, "its pool is being replaced", false);
         return;
     }
-    call->on_standby = true;
-    int rc =
-        db_exec_short(s->pool, &stmt->db, nparams, call->values, NULL, NULL, stats_call_done, call);
-    if (rc == 0) {
-        s->standby_jobs++;
+    int rc = stats_call_standby_run(call);
+    if (rc == 0)
         return;
-    }
     if (rc == DB_EXEC_UNAVAILABLE) {
-        stats_call_standby_down(call, "no connection");
+        stats_call_standby_down(call, "no connection", false);
         return;
     }
+    stats_call_end(call);
     request_fail_exec(req, rc);
 }
 
@@ -604,6 +743,7 @@ static void query_rows(request_t *req, const PGresult *res)
     x->measure = arena_strdup(&req->arena, m->measure);
     x->title = reply_text_opt(req, res, 0, QUERY_TITLE);
     x->unit = reply_text_opt(req, res, 0, QUERY_UNIT);
+    x->kind = reply_text_opt(req, res, 0, QUERY_KIND);
     x->from = reply_text(req, res, 0, QUERY_FROM);
     x->to = reply_text(req, res, 0, QUERY_TO);
     bool compare = m->has_compare && m->compare;
@@ -764,9 +904,10 @@ static void pls_rows(request_t *req, const PGresult *res)
 void handle_pls_report(request_t *req)
 {
     const Carrel__PlsReport *m = req->msg->pls_report;
-    if (!m->has_year || m->year < 1900 || m->year > 9998) {
+    if (!m->has_year || m->year < STATS_PLS_YEAR_MIN || m->year > STATS_PLS_YEAR_MAX) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:year",
-                     "Name the report's year, e.g. 2026.");
+                     "Name the report's year, from %d to %d (e.g. 2026).", STATS_PLS_YEAR_MIN,
+                     STATS_PLS_YEAR_MAX);
         return;
     }
     const char *codes = NULL;
@@ -885,22 +1026,57 @@ static bool live_in_scope(bool all, const char *branches, const char *code)
     return false;
 }
 
-/* Workstations logged in at a branch now: distinct workstations of the open sessions. */
-static int64_t live_workstations(const server_t *srv, int branch_id)
+/* A branch's count of workstations logged in, or one open session's (branch, workstation). */
+typedef struct live_ws {
+    int branch_id;
+    int64_t n; /* workstations, or the workstation's id */
+} live_ws_t;
+
+static int live_ws_cmp(const void *a, const void *b)
 {
-    int64_t n = 0;
-    for (const conn_t *c = srv->conns; c; c = c->next) {
-        if (c->closed || !c->session.authenticated || c->session.branch_id != branch_id ||
-            c->session.workstation_id == 0)
-            continue;
-        bool first = true; /* the first open session of its workstation counts it */
-        for (const conn_t *d = srv->conns; d != c && first; d = d->next)
-            if (!d->closed && d->session.authenticated &&
-                d->session.workstation_id == c->session.workstation_id)
-                first = false;
-        n += first;
+    const live_ws_t *x = a, *y = b;
+    if (x->branch_id != y->branch_id)
+        return x->branch_id < y->branch_id ? -1 : 1;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/*
+ * Workstations logged in now, per branch: distinct workstations of the open sessions,
+ * counted once per tick (one pass over the connections, a sort), not once per branch.
+ * *nbranches entries (branch_id, count), in a.
+ */
+static live_ws_t *live_workstations(arena_t *a, const server_t *srv, size_t *nbranches)
+{
+    size_t n = 0;
+    for (const conn_t *c = srv->conns; c; c = c->next)
+        n++;
+    live_ws_t *v = arena_new(a, live_ws_t, n > 0 ? n : 1);
+    size_t k = 0;
+    for (const conn_t *c = srv->conns; c && k < n; c = c->next)
+        if (!c->closed && c->session.authenticated && c->session.workstation_id != 0)
+            v[k++] = (live_ws_t){c->session.branch_id, c->session.workstation_id};
+    qsort(v, k, sizeof(*v), live_ws_cmp);
+    size_t out = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (i > 0 && v[i].branch_id == v[i - 1].branch_id && v[i].n == v[i - 1].n)
+            continue; /* another session of the same workstation */
+        if (out > 0 && v[out - 1].branch_id == v[i].branch_id) {
+            v[out - 1].n++;
+        } else {
+            int branch = v[i].branch_id;
+            v[out++] = (live_ws_t){branch, 1};
+        }
     }
-    return n;
+    *nbranches = out;
+    return v;
+}
+
+static int64_t live_ws_at(const live_ws_t *v, size_t n, int branch_id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].branch_id == branch_id)
+            return v[i].n;
+    return 0;
 }
 
 /* Every branch's live figures from a stats_live() result, in arena a (once per tick). */
@@ -913,6 +1089,8 @@ static Carrel__StatsLive *live_build_all(arena_t *a, const server_t *srv, const 
     x->time_ms = util_now_ms();
     x->served_by = (char *)stats_served_by(res, LIVE_REC);
     x->branches = arena_new(a, Carrel__StatsLiveBranch *, n > 0 ? (size_t)n : 1);
+    size_t nws = 0;
+    const live_ws_t *ws = live_workstations(a, srv, &nws);
     for (int i = 0; i < n; i++) {
         if (x->hour == NULL)
             x->hour = arena_strdup(a, COL(res, i, LIVE_HOUR));
@@ -929,7 +1107,7 @@ static Carrel__StatsLive *live_build_all(arena_t *a, const server_t *srv, const 
         b->holds_waiting = db_int64(res, i, LIVE_HOLDS_WAITING);
         b->transits_overdue = db_int64(res, i, LIVE_TRANSITS_OVERDUE);
         b->notices_failing = db_int64(res, i, LIVE_NOTICES_FAILING);
-        b->workstations_connected = live_workstations(srv, db_int32(res, i, LIVE_BRANCH_ID));
+        b->workstations_connected = live_ws_at(ws, nws, db_int32(res, i, LIVE_BRANCH_ID));
         x->branches[x->n_branches++] = b;
     }
     return x;
@@ -955,6 +1133,24 @@ static bool live_subscriber(const conn_t *c)
     return c->stats_live && !c->closed && c->session.authenticated;
 }
 
+/*
+ * Due: the push cannot wait for the next tick without coming late. Pushing while
+ * now + tick > next, and keeping the schedule anchored (next += interval, not now +
+ * interval), the gap between two pushes stays within the interval, whatever the
+ * query took.
+ */
+static bool live_due(const conn_t *c, uint64_t now)
+{
+    return now + STATS_LIVE_TICK_MS > c->stats_next_ms;
+}
+
+static void live_pushed(conn_t *c, uint64_t now)
+{
+    c->stats_next_ms += (uint64_t)c->stats_interval_ms;
+    if (c->stats_next_ms <= now) /* far behind (a stalled loop): start again from now */
+        c->stats_next_ms = now + (uint64_t)c->stats_interval_ms;
+}
+
 /* One stats_live() result for every subscriber that is due. */
 static void live_push_all(stats_t *s, const PGresult *res)
 {
@@ -963,17 +1159,42 @@ static void live_push_all(stats_t *s, const PGresult *res)
     arena_init(&a);
     const Carrel__StatsLive *every = live_build_all(&a, s->srv, res);
     for (conn_t *c = s->srv->conns; c; c = c->next) {
-        if (!live_subscriber(c) || now + 100 < c->stats_next_ms) /* due within the tick */
+        if (!live_subscriber(c) || !live_due(c, now))
             continue;
         Carrel__Response r = CARREL__RESPONSE__INIT;
         r.status = CARREL__STATUS__STATUS_OK;
         r.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
         r.stats_live = live_for_scope(&a, every, c->stats_all, c->stats_branches);
         (void)conn_send(c, 0, &r); /* a connection that is leaving misses nothing */
-        c->stats_next_ms = now + (uint64_t)c->stats_interval_ms;
+        live_pushed(c, now);
     }
     arena_free(&a);
 }
+
+/* The tick's figures cannot be had: every subscriber that is due hears so, on time,
+ * instead of nothing (a screen that stops changing would look like a quiet hour). */
+static void live_push_unavailable(stats_t *s, const char *why)
+{
+    uint64_t now = uv_now(s->srv->loop);
+    Carrel__StatsLive x = CARREL__STATS_LIVE__INIT;
+    x.has_time_ms = 1;
+    x.time_ms = util_now_ms();
+    x.unavailable = (char *)why;
+    for (conn_t *c = s->srv->conns; c; c = c->next) {
+        if (!live_subscriber(c) || !live_due(c, now))
+            continue;
+        Carrel__Response r = CARREL__RESPONSE__INIT;
+        r.status = CARREL__STATUS__STATUS_OK;
+        r.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
+        r.stats_live = &x;
+        (void)conn_send(c, 0, &r);
+        live_pushed(c, now);
+    }
+}
+
+#define LIVE_STANDBY_DOWN                                                                          \
+    "The live figures come from the standby database, which cannot be reached now; the desks "     \
+    "are not affected. They come back by themselves once it answers."
 
 static void live_done(const db_result_t *r, void *arg)
 {
@@ -986,9 +1207,14 @@ static void live_done(const db_result_t *r, void *arg)
             log_info(0, "stats: the live figures are back");
         s->live_trouble = false;
         live_push_all(s, r->res);
-    } else if (r->status != DB_OK && !s->live_trouble && !s->stopping) {
-        log_warn(0, "stats: live figures not pushed: %s", r->message ? r->message : "?");
+    } else if (r->status != DB_OK && !s->stopping) {
+        if (!s->live_trouble)
+            log_warn(0, "stats: live figures not pushed: %s", r->message ? r->message : "?");
         s->live_trouble = true;
+        live_push_unavailable(s, s->standby && !s->srv->cfg.stats_fallback_primary
+                                     ? LIVE_STANDBY_DOWN
+                                     : "The live figures cannot be had from the database now; "
+                                       "they come back by themselves.");
     }
 }
 
@@ -1002,7 +1228,7 @@ static void live_done_primary(const db_result_t *r, void *arg)
 static void live_done_standby(const db_result_t *r, void *arg)
 {
     stats_t *s = arg;
-    bool down = r->status == DB_UNAVAILABLE && !r->queue_timeout;
+    bool down = stats_standby_down(r) || stats_standby_conflict(r);
     s->standby_jobs--;
     if (down && s->srv->cfg.stats_fallback_primary && !s->stopping) {
         s->primary_jobs++; /* live_running stays set: the tick's query goes on */
@@ -1010,6 +1236,8 @@ static void live_done_standby(const db_result_t *r, void *arg)
             0) {
             s->primary_jobs--;
             s->live_running = false;
+            live_push_unavailable(s, "The live figures cannot be had from the database now; "
+                                     "they come back by themselves.");
         }
         return;
     }
@@ -1028,16 +1256,20 @@ static void live_query(stats_t *s)
         s->standby_jobs--;
         if (!s->srv->cfg.stats_fallback_primary) {
             s->live_running = false;
+            live_push_unavailable(s, LIVE_STANDBY_DOWN);
             return;
         }
     } else if (s->standby && !s->srv->cfg.stats_fallback_primary) {
         s->live_running = false;
+        live_push_unavailable(s, LIVE_STANDBY_DOWN);
         return;
     }
     s->primary_jobs++;
     if (db_exec_short(s->srv->db, &stmt_live.db, 0, NULL, NULL, NULL, live_done_primary, s) != 0) {
         s->primary_jobs--;
         s->live_running = false;
+        live_push_unavailable(s, "The live figures cannot be had from the database now; they "
+                                 "come back by themselves.");
     }
 }
 
@@ -1053,7 +1285,7 @@ static void live_tick(uv_timer_t *t)
         if (!live_subscriber(c))
             continue;
         subscribers++;
-        due |= now + 100 >= c->stats_next_ms;
+        due |= live_due(c, now);
     }
     if (subscribers == 0) {
         uv_timer_stop(t); /* the next subscription starts it again */
@@ -1214,9 +1446,17 @@ int stats_start(server_t *srv)
     uv_timer_init(srv->loop, &s->rollup_timer);
     uv_timer_init(srv->loop, &s->live_timer);
     uv_timer_init(srv->loop, &s->retry_timer);
-    s->rollup_timer.data = s->live_timer.data = s->retry_timer.data = s;
-    s->open_timers = 3;
+    uv_timer_init(srv->loop, &s->wait_timer);
+    s->rollup_timer.data = s->live_timer.data = s->retry_timer.data = s->wait_timer.data = s;
+    s->open_timers = 4;
     s->standby = cfg->stats_conninfo && cfg->stats_conninfo[0];
+    char why[300];
+    if (s->standby && db_conninfo_needs_dns(cfg->stats_conninfo, why, sizeof(why))) {
+        /* libpq would resolve it inside PQconnectStart, on the loop, at every reconnect:
+         * a standby whose DNS hangs would stall every desk. */
+        log_error(0, "stats_conninfo: %s", why);
+        return -1;
+    }
     if (s->standby && stats_pool_open(s) != 0) {
         log_error(0, "stats: cannot create the standby pool");
         return -1;
@@ -1243,6 +1483,7 @@ void stats_stop(stats_t *s)
     uv_timer_stop(&s->rollup_timer);
     uv_timer_stop(&s->live_timer);
     uv_timer_stop(&s->retry_timer);
+    uv_timer_stop(&s->wait_timer);
 }
 
 void stats_abort(stats_t *s)
@@ -1271,6 +1512,7 @@ void stats_close(stats_t *s)
     uv_close((uv_handle_t *)&s->rollup_timer, stats_timer_closed);
     uv_close((uv_handle_t *)&s->live_timer, stats_timer_closed);
     uv_close((uv_handle_t *)&s->retry_timer, stats_timer_closed);
+    uv_close((uv_handle_t *)&s->wait_timer, stats_timer_closed);
     db_pool_t *p = s->pool;
     s->pool = NULL;
     if (p)

@@ -114,6 +114,40 @@ static void test_fit_refuses_a_result_of_another_width(void **state)
     PQclear(res);
 }
 
+static void test_recovery_conflicts(void **state)
+{
+    (void)state;
+    const char *conflict = "canceling statement due to conflict with recovery";
+    assert_true(db_is_recovery_conflict("40001", conflict));
+    assert_true(db_is_recovery_conflict("40001", NULL));
+    assert_true(db_is_recovery_conflict("57014", conflict));
+    /* A plain 57014 is the statement_timeout: not a conflict. */
+    assert_false(db_is_recovery_conflict("57014", "canceling statement due to statement timeout"));
+    assert_false(db_is_recovery_conflict("57014", NULL));
+    assert_false(db_is_recovery_conflict("08006", "conflict with recovery"));
+    assert_false(db_is_recovery_conflict(NULL, NULL));
+}
+
+static void test_conninfo_names_need_dns(void **state)
+{
+    (void)state;
+    char why[256] = "";
+    assert_true(db_conninfo_needs_dns("host=standby.example.org port=5432", why, sizeof(why)));
+    assert_non_null(strstr(why, "standby.example.org"));
+    assert_non_null(strstr(why, "hostaddr"));
+    assert_true(db_conninfo_needs_dns("host=localhost", why, sizeof(why)));
+    assert_true(db_conninfo_needs_dns("host=10.0.0.5,replica dbname=carrel", why, sizeof(why)));
+    assert_true(db_conninfo_needs_dns("postgresql://replica.lan/carrel", why, sizeof(why)));
+    /* Addresses, sockets, hostaddr given, nothing given: no lookup. */
+    assert_false(db_conninfo_needs_dns("host=10.0.0.5 dbname=carrel", why, sizeof(why)));
+    assert_false(db_conninfo_needs_dns("host=::1", why, sizeof(why)));
+    assert_false(db_conninfo_needs_dns("host=/run/postgresql", why, sizeof(why)));
+    assert_false(db_conninfo_needs_dns("host=db.lan hostaddr=10.0.0.5", why, sizeof(why)));
+    assert_false(db_conninfo_needs_dns("dbname=carrel", why, sizeof(why)));
+    assert_false(db_conninfo_needs_dns("host=10.0.0.5,10.0.0.6", why, sizeof(why)));
+    assert_false(db_conninfo_needs_dns("this is not = a conninfo '", why, sizeof(why)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +158,8 @@ int main(void)
         cmocka_unit_test(test_prepare_errors_fatal_only_for_the_schema),
         cmocka_unit_test(test_log_limit_burst_then_report),
         cmocka_unit_test(test_log_limit_at_time_zero),
+        cmocka_unit_test(test_recovery_conflicts),
+        cmocka_unit_test(test_conninfo_names_need_dns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
