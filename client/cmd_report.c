@@ -123,7 +123,9 @@ static int report_parse(cli_t *cli, int argc, char **argv, report_args_t *a)
         return cli_fail(cli, EXIT_USAGE, "--month: a month is YYYY-MM, e.g. 2026-11");
     if (year && !report_year(a, year))
         return cli_fail(cli, EXIT_USAGE, "--year: a year is YYYY, e.g. 2026");
-    for (char *p = a->branch_arg, *save = NULL, *code; (code = strtok_r(p, ",", &save)); p = NULL) {
+    char *save = NULL;
+    for (char *code = a->branch_arg ? strtok_r(a->branch_arg, ",", &save) : NULL; code;
+         code = strtok_r(NULL, ",", &save)) {
         if (a->n_branches == sizeof(a->branches) / sizeof(a->branches[0]))
             return cli_fail(cli, EXIT_USAGE, "--branch: at most %zu branches",
                             sizeof(a->branches) / sizeof(a->branches[0]));
