@@ -137,6 +137,7 @@ extern const command_t circ_commands[];
 extern const command_t holds_commands[];
 extern const command_t notices_commands[];
 extern const command_t desk_commands[];
+extern const command_t stats_commands[];
 extern const command_t report_commands[];
 
 #endif
