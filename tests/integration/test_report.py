@@ -42,6 +42,7 @@ def setUpModule():
         env.add_workstations(admin, harness.BRANCH_DESKS)
         env.add_staff(admin, "cora", "coordinator", "DWN", PASSWORD)
         env.add_staff(admin, "pat", "clerk", "PRK", PASSWORD)
+        env.add_staff(admin, "mona", "branch_manager", "PRK", PASSWORD)
         circulate()
     except BaseException:
         env.stop()
@@ -399,6 +400,40 @@ class Refusals(unittest.TestCase):
         path = os.path.join(env.dir, "no-such-dir", "r.html")
         r = carrel("report", "monthly", "--month", this_month(), "--html", path)
         self.assertEqual(r.code, 1, r)
+
+
+class Scope(unittest.TestCase):
+    """A branch manager's report is their branch's; --branch narrows a coordinator's."""
+
+    def report_branches(self, path, *args, **kw):
+        ok(carrel("report", "monthly", "--month", this_month(), "--html", path, *args, **kw))
+        with open(path, encoding="utf-8") as f:
+            data = data_elements(f.read())
+        bars = {d["branch"] for _, c, d in data.found if c == "bar"}
+        maps = {d["branch"] for _, c, d in data.found if c == "cell"}
+        heads = {d["measure"]: number(d["value"]) for _, c, d in data.found
+                 if "headline" in c.split()}
+        return bars, maps, heads
+
+    def test_branch_manager_sees_own_branch(self):
+        path = os.path.join(env.dir, "manager.html")
+        bars, maps, heads = self.report_branches(path, user="mona", ws="desk-prk")
+        self.assertEqual((bars, maps), ({"PRK"}, {"PRK"}))
+        c, r, i = MADE["PRK"]
+        self.assertEqual(heads["circulation"], c + r)
+        self.assertEqual(heads["checkins"], i)
+        # Asking for another branch is refused, and nothing is written.
+        other = os.path.join(env.dir, "manager-dwn.html")
+        r = carrel("report", "monthly", "--month", this_month(), "--html", other, "--branch",
+                   "DWN", user="mona", ws="desk-prk")
+        self.assertEqual((r.code, r.json["status"]), (4, "forbidden"), r)
+        self.assertFalse(os.path.exists(other))
+
+    def test_branch_option(self):
+        path = os.path.join(env.dir, "dwn.html")
+        bars, maps, heads = self.report_branches(path, "--branch", "DWN")
+        self.assertEqual((bars, maps), ({"DWN"}, {"DWN"}))
+        self.assertEqual(heads["circulation"], sum(MADE["DWN"][:2]))
 
 
 class YearlyReport(unittest.TestCase):
