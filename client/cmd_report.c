@@ -33,8 +33,8 @@ static const char *const report_heat_measures[] = {"circulation", "checkins"};
 #define REPORT_HEAT_MEASURES (sizeof(report_heat_measures) / sizeof(report_heat_measures[0]))
 static const char report_heat_via[] = "desk";
 
-/* Answers kept until the report is drawn (their strings are in it). */
-#define REPORT_ANSWERS (REPORT_HEADLINES + 2 + REPORT_HEAT_MEASURES)
+/* Answers kept until the report is drawn (their strings are in it): the stats and the branches. */
+#define REPORT_ANSWERS (REPORT_HEADLINES + 2 + REPORT_HEAT_MEASURES + 1)
 
 typedef struct report_args {
     char period[24]; /* "2026-11" or "2026" */
@@ -52,6 +52,7 @@ typedef struct report_run {
     Carrel__Response *answers[REPORT_ANSWERS];
     size_t n_answers;
     const char *served_by;
+    const Carrel__BranchListReply *branch_list; /* for the branches' names */
 } report_run_t;
 
 static int days_in_month(int y, int m)
@@ -172,6 +173,37 @@ static int report_ask(report_run_t *run, const char *measure, const char *from, 
     return EXIT_OK;
 }
 
+/* The branches' names, from BranchList (kept in run like the stats answers). */
+static int report_branch_names(report_run_t *run)
+{
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__BranchList l = CARREL__BRANCH_LIST__INIT;
+    req.body_case = CARREL__REQUEST__BODY_BRANCH_LIST;
+    req.branch_list = &l;
+    Carrel__Response *r = NULL;
+    int code = cli_call(run->cli, &req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (r->body_case != CARREL__RESPONSE__BODY_BRANCHES || run->n_answers == REPORT_ANSWERS) {
+        carrel__response__free_unpacked(r, NULL);
+        return cli_fail(run->cli, EXIT_SERVER, "the server's answer was not the branch list");
+    }
+    run->answers[run->n_answers++] = r;
+    run->branch_list = r->branches;
+    return EXIT_OK;
+}
+
+/* The name of the branch with this code, or NULL. */
+static const char *report_branch_name(const report_run_t *run, const char *code)
+{
+    for (size_t i = 0; run->branch_list && i < run->branch_list->n_branches; i++) {
+        const Carrel__Branch *b = run->branch_list->branches[i];
+        if (b->code && strcmp(b->code, code) == 0)
+            return b->name;
+    }
+    return NULL;
+}
+
 static void report_run_free(report_run_t *run)
 {
     for (size_t i = 0; i < run->n_answers; i++)
@@ -223,10 +255,12 @@ static int report_branches(report_run_t *run, report_data_t *d)
         const Carrel__StatsRow *row = x->rows[i];
         if (row->n_key < 1)
             continue;
-        d->branches[d->n_branches++] = (report_branch_value_t){.branch = row->key[0],
-                                                               .value = row->value,
-                                                               .has_previous = row->has_previous,
-                                                               .previous = row->previous};
+        d->branches[d->n_branches++] =
+            (report_branch_value_t){.branch = row->key[0],
+                                    .name = report_branch_name(run, row->key[0]),
+                                    .value = row->value,
+                                    .has_previous = row->has_previous,
+                                    .previous = row->previous};
     }
     return EXIT_OK;
 }
@@ -268,7 +302,8 @@ static int report_months(report_run_t *run, report_data_t *d, char (*labels)[8])
 }
 
 /* The heat map of `code`, added (zeroed) when new; NULL when out of memory. */
-static report_heat_t *report_heat_of(report_data_t *d, size_t *cap, const char *code)
+static report_heat_t *report_heat_of(const report_run_t *run, report_data_t *d, size_t *cap,
+                                     const char *code)
 {
     for (size_t i = 0; i < d->n_heat; i++)
         if (strcmp(d->heat[i].branch, code) == 0)
@@ -284,6 +319,7 @@ static report_heat_t *report_heat_of(report_data_t *d, size_t *cap, const char *
     report_heat_t *h = &d->heat[d->n_heat++];
     memset(h, 0, sizeof(*h));
     h->branch = code;
+    h->name = report_branch_name(run, code);
     return h;
 }
 
@@ -297,7 +333,7 @@ static int report_heat(report_run_t *run, report_data_t *d)
     static const char *const by[] = {"branch", "via"};
     size_t cap = 0;
     for (size_t i = 0; i < d->n_branches; i++)
-        if (report_heat_of(d, &cap, d->branches[i].branch) == NULL)
+        if (report_heat_of(run, d, &cap, d->branches[i].branch) == NULL)
             return cli_fail(run->cli, EXIT_LOCAL, "out of memory");
     for (size_t k = 0; k < REPORT_HEAT_MEASURES; k++) {
         const Carrel__StatsReply *x;
@@ -313,7 +349,7 @@ static int report_heat(report_run_t *run, report_data_t *d)
                 sscanf(row->period, "%d-%d%c", &w, &h, &tail) != 2 || w < 1 ||
                 w > REPORT_WEEKDAYS || h < 0 || h >= REPORT_HOURS)
                 continue;
-            report_heat_t *m = report_heat_of(d, &cap, row->key[0]);
+            report_heat_t *m = report_heat_of(run, d, &cap, row->key[0]);
             if (m == NULL)
                 return cli_fail(run->cli, EXIT_LOCAL, "out of memory");
             m->cells[w - 1][h] += row->value;
@@ -403,7 +439,9 @@ static void report_done(cli_t *cli, const report_data_t *d, const char *path)
 static int report_gather(report_run_t *run, report_data_t *d, report_headline_t *headlines,
                          char (*labels)[8])
 {
-    int code = report_headlines(run, d, headlines);
+    int code = report_branch_names(run);
+    if (code == EXIT_OK)
+        code = report_headlines(run, d, headlines);
     if (code == EXIT_OK)
         code = report_branches(run, d);
     if (code == EXIT_OK)

@@ -315,7 +315,40 @@ static void put_headlines(html_t *h, const report_data_t *d)
     put(h, "</div>\n</section>\n");
 }
 
-/* The largest of the values (and previous values), never below `floor`. */
+/*
+ * A branch for people: its name cut to `max` characters (UTF-8 safe) with its
+ * code after it (when code is not NULL), or the code alone without a name.
+ */
+static void put_branch_label(html_t *h, const char *code, const char *name, size_t max)
+{
+    if (name == NULL || !name[0]) {
+        esc(h, code);
+        return;
+    }
+    size_t chars = 0, len = 0;
+    while (name[len] && chars < max) {
+        len++;
+        while ((name[len] & 0xC0) == 0x80)
+            len++;
+        chars++;
+    }
+    char *cut = strndup(name, len);
+    if (cut == NULL) {
+        h->failed = true;
+        return;
+    }
+    esc(h, cut);
+    free(cut);
+    if (name[len])
+        put(h, "…");
+    if (code) {
+        put(h, " (");
+        esc(h, code);
+        put(h, ")");
+    }
+}
+
+/* The largest of the values and previous values; 1 when there is none above 0. */
 static double branch_max(const report_data_t *d)
 {
     double max = 0;
@@ -329,9 +362,9 @@ static double branch_max(const report_data_t *d)
 }
 
 #define SVG_W       680
-#define BAR_LABEL_W 110
+#define BAR_LABEL_W 160
 #define BAR_X       (BAR_LABEL_W + 10)
-#define BAR_MAX_W   430
+#define BAR_MAX_W   380
 #define BAR_ROW_H   40
 
 static void put_bar(html_t *h, const report_data_t *d, const report_branch_value_t *x,
@@ -385,8 +418,17 @@ static void put_branches(html_t *h, const report_data_t *d)
              "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\" "
              "dominant-baseline=\"middle\" font-weight=\"bold\">",
              BAR_LABEL_W, y + 9);
-        esc(h, x->branch);
+        bool named = x->name && x->name[0];
+        put_branch_label(h, named ? NULL : x->branch, x->name, 22);
         put(h, "</text>\n");
+        if (named) {
+            putf(h,
+                 "<text x=\"%d\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\" "
+                 "dominant-baseline=\"middle\">",
+                 BAR_LABEL_W, y + 23);
+            esc(h, x->branch);
+            put(h, "</text>\n");
+        }
         put_bar(h, d, x, "current", x->value, y, 18, max);
         if (x->has_previous)
             put_bar(h, d, x, "previous", x->previous, y + 21, 9, max);
@@ -597,8 +639,8 @@ static void put_heat_map(html_t *h, const report_data_t *d, const report_heat_t 
     put(h, "<figure class=\"heat\"");
     attr(h, "branch", x->branch);
     put(h, ">\n<h3>");
-    esc(h, x->branch);
-    putf(h, " <small>(%s in all)</small></h3>\n", t);
+    put_branch_label(h, x->branch, x->name, 200);
+    putf(h, " — %s in all</h3>\n", t);
     putf(h,
          "<svg class=\"chart heatmap\" viewBox=\"0 0 %d %d\" "
          "width=\"%d\" height=\"%d\" role=\"img\"",

@@ -32,7 +32,8 @@ typedef struct report_headline {
 
 /* One branch's bar: the period's value and, when known, a year earlier. */
 typedef struct report_branch_value {
-    const char *branch; /* branch code */
+    const char *branch; /* branch code (data-branch) */
+    const char *name;   /* its name for people (NULL: the code alone) */
     double value;
     bool has_previous;
     double previous;
@@ -51,7 +52,8 @@ typedef struct report_month_value {
 
 /* One branch's week: cells[ISO weekday - 1][hour], local time. */
 typedef struct report_heat {
-    const char *branch;
+    const char *branch; /* branch code (data-branch) */
+    const char *name;   /* its name for people (NULL: the code alone) */
     double cells[REPORT_WEEKDAYS][REPORT_HOURS];
 } report_heat_t;
 

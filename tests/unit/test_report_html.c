@@ -107,17 +107,27 @@ static void test_escape(void **state)
 static void test_names_escaped(void **state)
 {
     (void)state;
-    report_branch_value_t branches[] = {{.branch = "<script>&\"x\"", .value = 3}};
-    report_heat_t heat[1];
+    report_branch_value_t branches[] = {
+        {.branch = "<script>&\"x\"", .value = 3},
+        {.branch = "ALB", .name = "Albany <Main> & \"Co\" Library", .value = 2}};
+    report_heat_t heat[2];
     memset(heat, 0, sizeof(heat));
     heat[0].branch = "<script>&\"x\"";
-    report_data_t d = sample(branches, 1, NULL, 0, heat, 1);
+    heat[1].branch = "ALB";
+    heat[1].name = "Albany <Main> & \"Co\" Library";
+    report_data_t d = sample(branches, 2, NULL, 0, heat, 2);
     d.title = "Carrel & <Co> \"report\"";
     char *html = render(&d);
     assert_null(strstr(html, "<script"));
     assert_null(strstr(html, "<Co>"));
     assert_non_null(strstr(html, "Carrel &amp; &lt;Co&gt; &quot;report&quot;"));
     assert_non_null(strstr(html, "data-branch=\"&lt;script&gt;&amp;&quot;x&quot;\""));
+    assert_null(strstr(html, "<Main>"));
+    /* The bar's label: the name (cut) above its code; the heat map's: name (code). */
+    assert_non_null(strstr(html, ">Albany &lt;Main&gt; &amp; &quot;Co&quot; L…</text>"));
+    assert_non_null(strstr(html, ">ALB</text>"));
+    assert_non_null(
+        strstr(html, "<h3>Albany &lt;Main&gt; &amp; &quot;Co&quot; Library (ALB) — 0 in all"));
     free(html);
 }
 
@@ -209,7 +219,7 @@ static void test_bars(void **state)
     /* Labelled for people too. */
     assert_non_null(strstr(html, ">12,345</text>"));
     /* The largest bar is the full width; no bar is wider. */
-    assert_non_null(strstr(html, "width=\"430.00\" height=\"18.0\""));
+    assert_non_null(strstr(html, "width=\"380.00\" height=\"18.0\""));
     free(html);
 }
 
