@@ -34,7 +34,7 @@ static const char *const report_heat_measures[] = {"circulation", "checkins"};
 static const char report_heat_via[] = "desk";
 
 /* Answers kept until the report is drawn (their strings are in it): the stats and the branches. */
-#define REPORT_ANSWERS (REPORT_HEADLINES + 2 + REPORT_HEAT_MEASURES + 1)
+#define REPORT_ANSWERS (REPORT_HEADLINES + 2 + REPORT_HEAT_MEASURES + 2)
 
 typedef struct report_args {
     char period[24]; /* "2026-11" or "2026" */
@@ -53,6 +53,7 @@ typedef struct report_run {
     size_t n_answers;
     const char *served_by;
     const Carrel__BranchListReply *branch_list; /* for the branches' names */
+    const char *today;                          /* the library's today */
 } report_run_t;
 
 static int days_in_month(int y, int m)
@@ -209,6 +210,19 @@ static void report_run_free(report_run_t *run)
     for (size_t i = 0; i < run->n_answers; i++)
         carrel__response__free_unpacked(run->answers[i], NULL);
     run->n_answers = 0;
+}
+
+/*
+ * The library's today, in its own time zone (not this machine's): the range
+ * the server states for a question without dates.
+ */
+static int report_today(report_run_t *run)
+{
+    const Carrel__StatsReply *x;
+    int code = report_ask(run, "checkouts", NULL, NULL, "none", NULL, 0, false, &x);
+    if (code == EXIT_OK)
+        run->today = x->from;
+    return code;
 }
 
 /* Each headline measure over the period, against a year earlier. */
@@ -441,6 +455,8 @@ static int report_gather(report_run_t *run, report_data_t *d, report_headline_t 
 {
     int code = report_branch_names(run);
     if (code == EXIT_OK)
+        code = report_today(run);
+    if (code == EXIT_OK)
         code = report_headlines(run, d, headlines);
     if (code == EXIT_OK)
         code = report_branches(run, d);
@@ -481,6 +497,7 @@ static int cmd_report_monthly(cli_t *cli, int argc, char **argv)
     struct buf doc = BUF_INIT;
     if (code == EXIT_OK) {
         d.served_by = run.served_by;
+        d.today = run.today;
         if (report_html_render(&d, &doc) != 0)
             code = cli_fail(cli, EXIT_LOCAL, "out of memory");
     }

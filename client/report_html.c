@@ -272,6 +272,11 @@ static void put_head(html_t *h, const report_data_t *d)
     put(h, "</h1>\n<p class=\"range\">");
     put_range(h, d->from, d->to);
     put(h, "</p>\n");
+    if (d->today && d->to && strcmp(d->today, d->to) < 0) {
+        put(h, "<p class=\"note\"><strong>So far:</strong> figures up to today, ");
+        put_date(h, d->today);
+        put(h, "; the rest of the period is still to come.</p>\n");
+    }
     if (d->previous_from && d->previous_to) {
         put(h, "<p class=\"note\">Compared with the same days a year earlier: ");
         put_range(h, d->previous_from, d->previous_to);
@@ -466,6 +471,12 @@ static double month_y(double v, double top)
     return LINE_Y1 - drawn(v) / top * (LINE_Y1 - LINE_Y0);
 }
 
+/* True for a month after the library's today: not drawn, shown as still to come. */
+static bool month_pending(const report_data_t *d, const report_month_value_t *m)
+{
+    return d->today && m->period && strncmp(m->period, d->today, 7) > 0;
+}
+
 /* The polyline and points of one series (current or previous). */
 static void put_month_series(html_t *h, const report_data_t *d, bool current, double top)
 {
@@ -474,7 +485,7 @@ static void put_month_series(html_t *h, const report_data_t *d, bool current, do
                      "stroke-dasharray=\"6 4\" points=\"");
     for (size_t i = 0; i < d->n_months; i++) {
         const report_month_value_t *m = &d->months[i];
-        if (!current && !m->has_previous)
+        if ((!current && !m->has_previous) || (current && month_pending(d, m)))
             continue;
         putf(h, "%.2f,%.2f ", month_x(i, d->n_months),
              month_y(current ? m->value : m->previous, top));
@@ -482,7 +493,7 @@ static void put_month_series(html_t *h, const report_data_t *d, bool current, do
     put(h, "\"/>\n");
     for (size_t i = 0; i < d->n_months; i++) {
         const report_month_value_t *m = &d->months[i];
-        if (!current && !m->has_previous)
+        if ((!current && !m->has_previous) || (current && month_pending(d, m)))
             continue;
         double v = current ? m->value : m->previous;
         double x = month_x(i, d->n_months), y = month_y(v, top);
@@ -522,7 +533,7 @@ static void put_months_table(html_t *h, const report_data_t *d)
         value_human(v, m->value);
         put(h, "<tr><td>");
         put_month(h, m->period, false);
-        putf(h, "</td><td>%s</td><td>", v);
+        putf(h, "</td><td>%s</td><td>", month_pending(d, m) ? "still to come" : v);
         if (m->has_previous) {
             value_human(p, m->previous);
             put(h, p);
@@ -530,7 +541,10 @@ static void put_months_table(html_t *h, const report_data_t *d)
             put(h, "—");
         }
         put(h, "</td><td>");
-        put_change(h, m->has_previous, m->previous, m->value);
+        if (month_pending(d, m))
+            put(h, "—");
+        else
+            put_change(h, m->has_previous, m->previous, m->value);
         put(h, "</td></tr>\n");
     }
     put(h, "</tbody>\n</table>\n");
@@ -550,7 +564,8 @@ static void put_months(html_t *h, const report_data_t *d)
     double max = 0;
     bool any_previous = false;
     for (size_t i = 0; i < d->n_months; i++) {
-        max = fmax(max, drawn(d->months[i].value));
+        if (!month_pending(d, &d->months[i]))
+            max = fmax(max, drawn(d->months[i].value));
         if (d->months[i].has_previous) {
             max = fmax(max, drawn(d->months[i].previous));
             any_previous = true;

@@ -65,6 +65,9 @@ typedef struct report_data {
     const char *previous_from; /* a year earlier (NULL: not compared) */
     const char *previous_to;
     const char *generated; /* when it was made, as text (NULL: not stated) */
+    /* The library's today (YYYY-MM-DD; NULL: not known): a period that ends
+     * later is stated as so far, and months after today's are not drawn. */
+    const char *today;
     const char *served_by; /* "primary" / "standby" (NULL: not stated) */
 
     report_headline_t *headlines;

@@ -283,6 +283,40 @@ static void test_months_and_headlines(void **state)
     free(html);
 }
 
+/* A period not over yet: said so, and the months after today's are not drawn as 0. */
+static void test_so_far(void **state)
+{
+    (void)state;
+    report_month_value_t months[12];
+    char periods[12][8];
+    for (int i = 0; i < 12; i++) {
+        snprintf(periods[i], sizeof(periods[i]), "2026-%02d", i + 1);
+        months[i] = (report_month_value_t){
+            .period = periods[i], .value = i < 6 ? 10 + i : 0, .has_previous = true, .previous = 5};
+    }
+    report_data_t d = sample(NULL, 0, months, 12, NULL, 0);
+    d.period = "2026";
+    d.from = d.months_from = "2026-01-01";
+    d.to = d.months_to = "2026-12-31";
+    d.today = "2026-06-15";
+    char *html = render(&d);
+    assert_non_null(strstr(html, "figures up to today, 15 June 2026"));
+    assert_int_equal(count(html, "class=\"point\" cx="), 6);
+    assert_non_null(strstr(html, "data-series=\"current\" data-period=\"2026-06\" "
+                                 "data-value=\"15\""));
+    assert_null(strstr(html, "data-series=\"current\" data-period=\"2026-07\""));
+    /* A year earlier is drawn for every month. */
+    assert_int_equal(count(html, "data-series=\"previous\""), 12);
+    assert_int_equal(count(html, "still to come</td>"), 6);
+    free(html);
+    /* Over: no such note. */
+    d.today = "2027-01-01";
+    html = render(&d);
+    assert_null(strstr(html, "figures up to today"));
+    assert_int_equal(count(html, "class=\"point\" cx="), 12);
+    free(html);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_self_contained), cmocka_unit_test(test_empty),
         cmocka_unit_test(test_zeros),          cmocka_unit_test(test_bars),
         cmocka_unit_test(test_heat),           cmocka_unit_test(test_months_and_headlines),
+        cmocka_unit_test(test_so_far),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
