@@ -10,7 +10,6 @@
  * the same range: nothing is computed here but sums of desk rows.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,13 +62,21 @@ static int days_in_month(int y, int m)
     return m == 2 && leap ? 29 : days[m - 1];
 }
 
+/* True when text has the form of `shape`, where '9' stands for any digit ("9999-99"). */
+static bool report_shaped(const char *text, const char *shape)
+{
+    for (; *shape; text++, shape++)
+        if (*shape == '9' ? (*text < '0' || *text > '9') : *text != *shape)
+            return false;
+    return *text == '\0';
+}
+
 /* --month YYYY-MM: that month, and the twelve months ending with it. */
 static bool report_month(report_args_t *a, const char *text)
 {
     int y, m;
-    char tail;
-    if (strlen(text) != 7 || sscanf(text, "%4d-%2d%c", &y, &m, &tail) != 2 || y < 1900 ||
-        y > 9999 || m < 1 || m > 12)
+    if (!report_shaped(text, "9999-99") || sscanf(text, "%4d-%2d", &y, &m) != 2 || y < 1900 ||
+        m < 1 || m > 12)
         return false;
     snprintf(a->period, sizeof(a->period), "%04d-%02d", y, m);
     snprintf(a->from, sizeof(a->from), "%04d-%02d-01", y, m);
@@ -84,8 +91,7 @@ static bool report_month(report_args_t *a, const char *text)
 static bool report_year(report_args_t *a, const char *text)
 {
     int y;
-    char tail;
-    if (strlen(text) != 4 || sscanf(text, "%4d%c", &y, &tail) != 1 || y < 1900)
+    if (!report_shaped(text, "9999") || sscanf(text, "%4d", &y) != 1 || y < 1900)
         return false;
     snprintf(a->period, sizeof(a->period), "%04d", y);
     snprintf(a->from, sizeof(a->from), "%04d-01-01", y);

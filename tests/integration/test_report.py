@@ -403,6 +403,7 @@ class MonthlyReport(unittest.TestCase):
 class Refusals(unittest.TestCase):
     def test_usage(self):
         for args in (["--html", "x.html"], ["--month", "2026-13", "--html", "x.html"],
+                     ["--month", "2026-+1", "--html", "x.html"], ["--month", "2026-1"],
                      ["--month", "2026-11"], ["--month", "2026-11", "--year", "2026",
                                               "--html", "x.html"], ["--year", "26",
                                                                     "--html", "x.html"]):
