@@ -125,7 +125,7 @@ CREATE OR REPLACE TRIGGER stat_circ_enqueue AFTER INSERT ON circ_event
 CREATE OR REPLACE FUNCTION stats_rollup_lock() RETURNS void
 LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(17, 1) $$;
 
--- Folds up to p_limit queued events into the three rollups and deletes their
+-- Folds up to p_limit queued events into the rollups and deletes their
 -- queue rows, in one statement (one snapshot) and one transaction: a reader
 -- sees each event either queued or folded, never both, never neither.
 -- Returns how many were folded; the daemon calls again until it gets fewer
@@ -163,6 +163,11 @@ BEGIN
         FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
         ON CONFLICT (day, branch_id, action, via, item_type, patron_category, location)
             DO UPDATE SET n = r.n + excluded.n
+    ), bd AS (
+        INSERT INTO stat_circ_branch_day AS r (day, branch_id, action, via, n)
+        SELECT lt::date, branch_id, action, via, count(*)
+        FROM ev GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (day, branch_id, action, via) DO UPDATE SET n = r.n + excluded.n
     ), m AS (
         INSERT INTO stat_circ_month AS r (month, branch_id, action, via, item_type,
                                           patron_category, location, n)
@@ -187,7 +192,7 @@ DECLARE
     v_tz text := library_setting_text('timezone');
 BEGIN
     PERFORM stats_rollup_lock();
-    TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_month;
+    TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_branch_day, stat_circ_month;
     RETURN QUERY
     WITH q AS (
         DELETE FROM stat_circ_queue RETURNING event_id
@@ -210,6 +215,11 @@ BEGIN
                                    location, n)
         SELECT * FROM dayagg
         RETURNING 1
+    ), bd AS (
+        INSERT INTO stat_circ_branch_day (day, branch_id, action, via, n)
+        SELECT day, branch_id, action, via, sum(n)
+        FROM dayagg GROUP BY 1, 2, 3, 4
+        RETURNING 1
     ), m AS (
         INSERT INTO stat_circ_month (month, branch_id, action, via, item_type,
                                      patron_category, location, n)
@@ -219,7 +229,8 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT coalesce(sum(n), 0) FROM dayagg)::bigint,
-           (SELECT count(*) FROM h) + (SELECT count(*) FROM d) + (SELECT count(*) FROM m)
+           (SELECT count(*) FROM h) + (SELECT count(*) FROM d) + (SELECT count(*) FROM bd)
+           + (SELECT count(*) FROM m)
            + 0 * (SELECT count(*) FROM q);
 END
 $$;
@@ -233,8 +244,9 @@ LANGUAGE sql STABLE AS $$ SELECT count(*) FROM stat_circ_queue $$;
 -- Circulation events (actions p_param, comma separated) from the rollups plus
 -- the still-queued events, in one statement (one snapshot, so the sum is the
 -- raw count at that moment). The hour rollup serves hour, weekday and
--- hour_of_week (by branch and via only); the month rollup ranges of whole
--- months grouped by month, year or not at all; the day rollup the rest.
+-- hour_of_week (by branch and via only); the branch-day rollup every other
+-- grain split by branch and via only; the month rollup ranges of whole months
+-- grouped by month, year or not at all; the day rollup the rest.
 CREATE OR REPLACE FUNCTION stats_src_circ(p_from date, p_to date, p_time text, p_by text[],
                                           p_branches integer[], p_arg integer, p_param text)
 RETURNS TABLE (period text, keys text[], value numeric)
@@ -253,6 +265,10 @@ BEGIN
         v_rollup := 'SELECT r.hour AS ts, r.branch_id, r.action, r.via, '''' AS item_type, '
                     ''''' AS patron_category, '''' AS location, r.n FROM stat_circ_hour r '
                     'WHERE r.hour >= $1::timestamp AND r.hour < ($2 + 1)::timestamp';
+    ELSIF coalesce(p_by, '{}') <@ ARRAY['branch', 'via'] THEN
+        v_rollup := 'SELECT r.day::timestamp AS ts, r.branch_id, r.action, r.via, '
+                    ''''' AS item_type, '''' AS patron_category, '''' AS location, r.n '
+                    'FROM stat_circ_branch_day r WHERE r.day >= $1 AND r.day <= $2';
     ELSIF p_time IN ('month', 'year', 'none')
           AND p_from = date_trunc('month', p_from)::date
           AND p_to + 1 = date_trunc('month', p_to + 1)::date THEN
