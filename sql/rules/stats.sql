@@ -7,6 +7,10 @@
 -- the triggers only reads). docs/STATISTICS.md describes every measure.
 --
 -- Counts only: no function here returns a patron's id, card or name.
+-- The functions the daemon calls run with jit off: their range estimates are
+-- rough (bounds computed at run time), and compiling a plan the planner
+-- wrongly thinks expensive costs far more than running it (700 ms against
+-- 10 ms for stats_live).
 -- Dynamic SQL: the only identifiers put into a statement are a measure's
 -- source (a regproc from stat_measure) and fragments chosen from the
 -- whitelists below by CASE; every value is bound (USING).
@@ -103,6 +107,14 @@ BEGIN
 END
 $$;
 
+-- The three rows an event has in the one-dimension rollups.
+CREATE OR REPLACE FUNCTION stats_dims(p_item_type text, p_patron_category text, p_location text)
+RETURNS TABLE (dim text, value text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('item_type', p_item_type), ('patron_category', p_patron_category),
+           ('location', p_location)
+$$;
+
 -- ---------------------------------------------------------------- the queue
 
 -- Every new circ_event is queued for the rollups in its own transaction, one
@@ -110,7 +122,11 @@ $$;
 CREATE OR REPLACE FUNCTION stat_circ_enqueue() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO stat_circ_queue (event_id) SELECT id FROM new_events;
+    INSERT INTO stat_circ_queue (event_id, at, branch_id, action, via, item_type,
+                                 patron_category, location)
+    SELECT id, at, branch_id, action, via, item_type, coalesce(patron_category, ''),
+           coalesce(location, '')
+    FROM new_events;
     RETURN NULL;
 END
 $$;
@@ -144,12 +160,11 @@ BEGIN
         DELETE FROM stat_circ_queue
         WHERE event_id IN (SELECT event_id FROM stat_circ_queue ORDER BY event_id
                            LIMIT p_limit)
-        RETURNING event_id
+        RETURNING *
     ), ev AS MATERIALIZED (
-        SELECT (e.at AT TIME ZONE v_tz) AS lt, e.branch_id, e.action, e.via, e.item_type,
-               coalesce(e.patron_category, '') AS patron_category,
-               coalesce(e.location, '') AS location
-        FROM q JOIN circ_event e ON e.id = q.event_id
+        SELECT (q.at AT TIME ZONE v_tz) AS lt, q.branch_id, q.action, q.via, q.item_type,
+               q.patron_category, q.location
+        FROM q
     ), h AS (
         INSERT INTO stat_circ_hour AS r (hour, branch_id, action, via, n)
         SELECT date_trunc('hour', lt), branch_id, action, via, count(*)
@@ -176,6 +191,19 @@ BEGIN
         FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
         ON CONFLICT (month, branch_id, action, via, item_type, patron_category, location)
             DO UPDATE SET n = r.n + excluded.n
+    ), dd AS (
+        INSERT INTO stat_circ_dim_day AS r (action, dim, day, branch_id, via, value, n)
+        SELECT action, d.dim, lt::date, branch_id, via, d.value, count(*)
+        FROM ev, stats_dims(item_type, patron_category, location) d
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (action, dim, day, branch_id, via, value) DO UPDATE SET n = r.n + excluded.n
+    ), dm AS (
+        INSERT INTO stat_circ_dim_month AS r (action, dim, month, branch_id, via, value, n)
+        SELECT action, d.dim, date_trunc('month', lt)::date, branch_id, via, d.value, count(*)
+        FROM ev, stats_dims(item_type, patron_category, location) d
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (action, dim, month, branch_id, via, value)
+            DO UPDATE SET n = r.n + excluded.n
     )
     SELECT count(*) INTO v_done FROM q;
     RETURN v_done;
@@ -192,7 +220,10 @@ DECLARE
     v_tz text := library_setting_text('timezone');
 BEGIN
     PERFORM stats_rollup_lock();
-    TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_branch_day, stat_circ_month;
+    -- Millions of groups: room to hash them in memory (this transaction only).
+    PERFORM set_config('work_mem', '128MB', true);
+    TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_branch_day, stat_circ_month,
+             stat_circ_dim_day, stat_circ_dim_month;
     RETURN QUERY
     WITH q AS (
         DELETE FROM stat_circ_queue RETURNING event_id
@@ -208,29 +239,42 @@ BEGIN
     ), h AS (
         INSERT INTO stat_circ_hour (hour, branch_id, action, via, n)
         SELECT date_trunc('hour', lt), branch_id, action, via, count(*)
-        FROM ev GROUP BY 1, 2, 3, 4
+        FROM ev GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2, 4
         RETURNING 1
     ), d AS (
         INSERT INTO stat_circ_day (day, branch_id, action, via, item_type, patron_category,
                                    location, n)
-        SELECT * FROM dayagg
+        SELECT * FROM dayagg ORDER BY 3, 1, 2, 4, 5, 6, 7
         RETURNING 1
     ), bd AS (
         INSERT INTO stat_circ_branch_day (day, branch_id, action, via, n)
         SELECT day, branch_id, action, via, sum(n)
-        FROM dayagg GROUP BY 1, 2, 3, 4
+        FROM dayagg GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2, 4
         RETURNING 1
     ), m AS (
         INSERT INTO stat_circ_month (month, branch_id, action, via, item_type,
                                      patron_category, location, n)
         SELECT date_trunc('month', day)::date, branch_id, action, via, item_type,
                patron_category, location, sum(n)
-        FROM dayagg GROUP BY 1, 2, 3, 4, 5, 6, 7
+        FROM dayagg GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 3, 1, 2, 4, 5, 6, 7
+        RETURNING 1
+    ), dimday AS MATERIALIZED (
+        SELECT action, d.dim, day, branch_id, via, d.value, sum(n) AS n
+        FROM dayagg, stats_dims(item_type, patron_category, location) d
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ), dd AS (
+        INSERT INTO stat_circ_dim_day (action, dim, day, branch_id, via, value, n)
+        SELECT * FROM dimday ORDER BY 1, 2, 3, 4, 5, 6
+        RETURNING 1
+    ), dm AS (
+        INSERT INTO stat_circ_dim_month (action, dim, month, branch_id, via, value, n)
+        SELECT action, dim, date_trunc('month', day)::date, branch_id, via, value, sum(n)
+        FROM dimday GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
         RETURNING 1
     )
     SELECT (SELECT coalesce(sum(n), 0) FROM dayagg)::bigint,
            (SELECT count(*) FROM h) + (SELECT count(*) FROM d) + (SELECT count(*) FROM bd)
-           + (SELECT count(*) FROM m)
+           + (SELECT count(*) FROM m) + (SELECT count(*) FROM dd) + (SELECT count(*) FROM dm)
            + 0 * (SELECT count(*) FROM q);
 END
 $$;
@@ -245,8 +289,9 @@ LANGUAGE sql STABLE AS $$ SELECT count(*) FROM stat_circ_queue $$;
 -- the still-queued events, in one statement (one snapshot, so the sum is the
 -- raw count at that moment). The hour rollup serves hour, weekday and
 -- hour_of_week (by branch and via only); the branch-day rollup every other
--- grain split by branch and via only; the month rollup ranges of whole months
--- grouped by month, year or not at all; the day rollup the rest.
+-- grain split by branch and via only; the one-dimension rollups a split by
+-- one of item type, category and location; the wide ones the rest. Month
+-- rollups serve ranges of whole months grouped by month, year or not at all.
 CREATE OR REPLACE FUNCTION stats_src_circ(p_from date, p_to date, p_time text, p_by text[],
                                           p_branches integer[], p_arg integer, p_param text)
 RETURNS TABLE (period text, keys text[], value numeric)
@@ -254,9 +299,17 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_tz text := library_setting_text('timezone');
     v_actions text[] := string_to_array(p_param, ',');
+    v_wide text[] := ARRAY(SELECT d FROM unnest(p_by) d
+                           WHERE d IN ('item_type', 'patron_category', 'location'));
+    -- Whole months grouped by month, year or not at all: the month rollups.
+    v_months boolean := p_time IN ('month', 'year', 'none')
+                        AND p_from = date_trunc('month', p_from)::date
+                        AND p_to + 1 = date_trunc('month', p_to + 1)::date;
+    v_unit text;
     v_rollup text;
     v_sql text;
 BEGIN
+    v_unit := CASE WHEN v_months THEN 'month' ELSE 'day' END;
     IF p_time IN ('hour', 'weekday', 'hour_of_week') THEN
         IF NOT (coalesce(p_by, '{}') <@ ARRAY['branch', 'via']) THEN
             PERFORM stats_refuse('by', 'By hour, weekday or hour of week, circulation can be '
@@ -269,9 +322,19 @@ BEGIN
         v_rollup := 'SELECT r.day::timestamp AS ts, r.branch_id, r.action, r.via, '
                     ''''' AS item_type, '''' AS patron_category, '''' AS location, r.n '
                     'FROM stat_circ_branch_day r WHERE r.day >= $1 AND r.day <= $2';
-    ELSIF p_time IN ('month', 'year', 'none')
-          AND p_from = date_trunc('month', p_from)::date
-          AND p_to + 1 = date_trunc('month', p_to + 1)::date THEN
+    ELSIF cardinality(v_wide) = 1 THEN
+        -- The value goes to its own column; the other two stay empty.
+        v_rollup := format(
+            'SELECT r.%s::timestamp AS ts, r.branch_id, r.action, r.via, %s, r.n '
+            'FROM stat_circ_dim_%s r WHERE r.dim = $7 AND r.%s >= $1 AND r.%s <= $2',
+            v_unit, CASE v_wide[1]
+                WHEN 'item_type' THEN 'r.value AS item_type, '''' AS patron_category, '
+                                      ''''' AS location'
+                WHEN 'patron_category' THEN ''''' AS item_type, r.value AS patron_category, '
+                                            ''''' AS location'
+                ELSE ''''' AS item_type, '''' AS patron_category, r.value AS location' END,
+            v_unit, v_unit, v_unit);
+    ELSIF v_months THEN
         v_rollup := 'SELECT r.month::timestamp AS ts, r.branch_id, r.action, r.via, '
                     'r.item_type, r.patron_category, r.location, r.n FROM stat_circ_month r '
                     'WHERE r.month >= $1 AND r.month <= $2';
@@ -287,17 +350,18 @@ BEGIN
         '      FROM (%2$s AND r.action = ANY ($3) '
         '                AND ($4 IS NULL OR r.branch_id = ANY ($4)) '
         '            UNION ALL '
-        '            SELECT (e.at AT TIME ZONE $6), e.branch_id, e.action, e.via, e.item_type, '
-        '                   coalesce(e.patron_category, ''''), coalesce(e.location, ''''), 1 '
-        '            FROM stat_circ_queue q JOIN circ_event e ON e.id = q.event_id '
-        '            WHERE e.at >= ($1::timestamp AT TIME ZONE $6) '
-        '              AND e.at < (($2 + 1)::timestamp AT TIME ZONE $6) '
-        '              AND e.action = ANY ($3) AND ($4 IS NULL OR e.branch_id = ANY ($4))) y '
+        '            SELECT (q.at AT TIME ZONE $6), q.branch_id, q.action, q.via, q.item_type, '
+        '                   q.patron_category, q.location, 1 '
+        '            FROM stat_circ_queue q '
+        '            WHERE q.at >= ($1::timestamp AT TIME ZONE $6) '
+        '              AND q.at < (($2 + 1)::timestamp AT TIME ZONE $6) '
+        '              AND q.action = ANY ($3) AND ($4 IS NULL OR q.branch_id = ANY ($4))) y '
         '      GROUP BY 1, 2, 3, 4, 5, 6) x '
         'JOIN branch b ON b.id = x.branch_id '
         'GROUP BY x.bucket, 2',
         stats_keys_sql(p_by), v_rollup);
-    RETURN QUERY EXECUTE v_sql USING p_from, p_to, v_actions, p_branches, p_time, v_tz;
+    RETURN QUERY EXECUTE v_sql USING p_from, p_to, v_actions, p_branches, p_time, v_tz,
+                                     v_wide[1];
 END
 $$;
 
@@ -307,7 +371,8 @@ $$;
 -- each yields ts (when, timestamptz), branch_id, item_type, patron_category,
 -- location, via, channel, from_branch_id, to_branch_id and v (the value a
 -- median sums up). Bound: $1 and $2 the range as timestamptz [from, to),
--- $3 the branches (NULL: all), $4 the range's last day, $5 the argument.
+-- $3 the branches (NULL: all), $4 the range's last day, $5 the argument,
+-- $7 the time zone.
 -- "now" facts describe the present and ignore the range.
 CREATE OR REPLACE FUNCTION stats_fact_sql(p_fact text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -396,7 +461,7 @@ BEGIN
             'NULL::text AS via, NULL::text AS channel, NULL::integer AS from_branch_id, '
             'NULL::integer AS to_branch_id, 1::numeric AS v '
             'FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id '
-            'WHERE coalesce(pc.last_activity_on, library_local_date(p.created_at)) '
+            'WHERE coalesce(pc.last_activity_on, (p.created_at AT TIME ZONE $7)::date) '
             '      > ($4 - interval ''3 years'')::date '
             'AND p.merged_into IS NULL AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
         WHEN 'copies_idle' THEN
@@ -406,8 +471,8 @@ BEGIN
             'FROM item i '
             'WHERE i.status NOT IN (''withdrawn'', ''lost'', ''missing'') '
             'AND i.date_added <= ($4 - make_interval(months => $5))::date '
-            'AND (i.last_circulated IS NULL OR library_local_date(i.last_circulated) '
-            '     <= ($4 - make_interval(months => $5))::date) '
+            'AND (i.last_circulated IS NULL OR i.last_circulated '
+            '     < ((($4 - make_interval(months => $5))::date + 1)::timestamp AT TIME ZONE $7)) '
             'AND ($3 IS NULL OR i.owning_branch_id = ANY ($3))'
         WHEN 'notices_sent' THEN
             'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
@@ -604,7 +669,7 @@ CREATE OR REPLACE FUNCTION stats_query(p_measure text, p_from date, p_to date, p
                                        p_by text[], p_branches integer[], p_compare boolean,
                                        p_arg integer)
 RETURNS TABLE (period text, keys text[], value numeric, previous numeric)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     m stat_measure;
     v_time text := coalesce(nullif(p_time, ''), 'none');
@@ -659,7 +724,8 @@ BEGIN
     RETURN QUERY EXECUTE format(
         'WITH cur AS (%s), '
         'prev AS (SELECT stats_period_later($3, p.period) AS period, p.keys, '
-        '                sum(p.value) AS value '
+        '                CASE WHEN $10 = ''count'' THEN sum(p.value) '
+        '                     ELSE round(avg(p.value), 2) END AS value '
         '         FROM (%s) p GROUP BY 1, 2) '
         'SELECT coalesce(c.period, p.period), coalesce(c.keys, p.keys), '
         '       CASE WHEN $10 = ''count'' THEN coalesce(c.value, 0) ELSE c.value END, p.value '
@@ -683,7 +749,7 @@ CREATE OR REPLACE FUNCTION stats_live(p_branches integer[])
 RETURNS TABLE (branch_id integer, branch_code text, branch_name text, hour text,
                circ_this_hour bigint, circ_hour_average numeric, holds_on_shelf bigint,
                holds_waiting bigint, transits_overdue bigint, notices_failing bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET jit = off AS $$
     WITH h AS (SELECT library_setting_text('timezone') AS tz,
                       date_trunc('hour', now() AT TIME ZONE library_setting_text('timezone'))
                           AS local_hour)
@@ -746,7 +812,7 @@ CREATE OR REPLACE FUNCTION stats_buy_more(p_branches integer[], p_threshold nume
                                           p_limit integer)
 RETURNS TABLE (bib_id bigint, title text, author text, holds bigint, copies bigint,
                ratio numeric)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     v_threshold numeric := coalesce(p_threshold,
                                     library_setting_text('buy_more_holds_per_copy')::numeric);
@@ -797,7 +863,7 @@ $$;
 -- NULL). docs/STATISTICS.md says how each is made.
 CREATE OR REPLACE FUNCTION pls_report(p_year integer, p_branches integer[])
 RETURNS TABLE (code text, branch_code text, value numeric, basis text, how text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     v_from date;
     v_to date;
@@ -817,6 +883,13 @@ BEGIN
         SELECT c.keys[1] AS code, c.keys[2] AS category, c.value
         FROM stats_src_circ(v_from, v_to, 'none', '{branch,patron_category}', p_branches,
                             NULL, 'checkout,renew') c
+    ), regbor AS (
+        SELECT p.home_branch_id AS id, count(*)::numeric AS n
+        FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id
+        WHERE p.merged_into IS NULL
+          AND coalesce(pc.last_activity_on, library_local_date(p.created_at))
+              > (v_to - interval '3 years')::date
+        GROUP BY 1
     ), per_outlet AS (
         SELECT 1 AS ord, 'PHYSCIR' AS code, o.code AS branch_code,
                coalesce((SELECT sum(c.value) FROM circ c WHERE c.code = o.code), 0) AS value,
@@ -832,11 +905,7 @@ BEGIN
                       '(setting pls_child_categories).', array_to_string(v_kids, ', '))
         FROM outlet o
         UNION ALL
-        SELECT 3, 'REGBOR', o.code,
-               (SELECT count(*) FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id
-                WHERE p.home_branch_id = o.id AND p.merged_into IS NULL
-                  AND coalesce(pc.last_activity_on, library_local_date(p.created_at))
-                      > (v_to - interval '3 years')::date)::numeric,
+        SELECT 3, 'REGBOR', o.code, coalesce((SELECT r.n FROM regbor r WHERE r.id = o.id), 0),
                'counted',
                format('Patron records of this home branch used or renewed after %s (the last '
                       'activity date kept on each record; merged duplicates not counted).',
