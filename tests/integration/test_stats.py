@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import unittest
 import uuid
 
@@ -21,6 +22,9 @@ import harness  # noqa: E402
 
 PASSWORD = "staff-password-123"
 REQ_CHECKOUT = 80
+REQ_PING, RESP_PONG = 13, 14
+REQ_STATS_LIVE = RESP_STATS_LIVE = 162
+REQ_LOGOUT, REQ_LOGIN = 12, 11
 
 env = None
 main = None  # rollup timer off: events stay in the queue until a test folds them
@@ -114,6 +118,30 @@ class Counts(unittest.TestCase):
         finally:
             folder.stop()  # exits 0, sanitizers clean: the job stopped cleanly
 
+    def test_checkins_and_time_groupings(self):
+        def checkins():
+            r = carrel("stats", "checkins", "--by", "branch", "--branch", "DWN")
+            self.assertEqual(r.code, 0, r)
+            return sum(row["value"] for row in r.json["rows"])
+        before = checkins()
+        _, items = lend(2)
+        r = carrel("checkin", *items, user="clara")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(checkins(), before + 2)
+        r = carrel("stats", "checkouts", "--time", "hour_of_week", "--by", "via")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json["time"], "hour_of_week")
+        for row in r.json["rows"]:
+            self.assertRegex(row["period"], r"^[1-7]-[0-2][0-9]$")
+            self.assertIn(row["key"][0], ("desk", "selfcheck", "auto"))
+        self.assertIn("desk", [row["key"][0] for row in r.json["rows"]])
+        r = carrel("stats", "checkouts", "--time", "week", "--from", "2026-11-01", "--to",
+                   today())
+        self.assertEqual(r.code, 0, r)
+        for row in r.json["rows"]:  # weeks are Mondays
+            self.assertEqual(env.psql("SELECT extract(isodow FROM date '%s')" % row["period"]),
+                             "1")
+
     def test_text_states_the_range(self):
         lend(1)
         r = carrel("stats", "checkouts", "--by", "branch", json_out=False)
@@ -199,6 +227,10 @@ class Permissions(unittest.TestCase):
             self.assertIn("today", r.json["message"])
             r = carrel("stats", "checkouts", "--branch", "PRK", user=user)
             self.refused(r, "forbidden", "branch")
+            # Refused before the measure runs (an unknown one would be field:measure).
+            r = carrel("stats", "no_such_measure", "--from", "2016-01-01", "--to", "2025-12-31",
+                       user=user)
+            self.refused(r, "forbidden", "role")
         r = carrel("stats", "checkouts", "--by", "branch", user="pat", ws="desk-prk")
         self.assertEqual(r.code, 0, r)
         self.assertEqual({row["key"][0] for row in r.json["rows"]}, {"PRK"})
@@ -235,6 +267,9 @@ class Permissions(unittest.TestCase):
         self.refused(carrel("stats", "checkouts", "--time", "fortnight"), "bad_request",
                      "field:time")
         self.refused(carrel("stats", "checkouts", "--branch", "NOPE"), "bad_request",
+                     "field:branch")
+        # An unknown branch is answered before the measure runs (no field:measure).
+        self.refused(carrel("stats", "no_such_measure", "--branch", "NOPE"), "bad_request",
                      "field:branch")
         r = carrel("stats", "no_such_measure", json_out=False)
         self.assertEqual(r.code, 4, r)
@@ -333,6 +368,75 @@ class Live(unittest.TestCase):
         else:  # a new hour began between the two
             self.assertGreaterEqual(now["circ_this_hour"], 1)
 
+    def test_pushes_on_the_wire_and_stop(self):
+        w = main.logged_in_wire(user="cora", password=PASSWORD)
+        try:
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 1)))  # every second
+            self.assertEqual(r.status, "ok", r)
+            self.assertEqual(len(r.body(RESP_STATS_LIVE)[3]), 7)  # every branch
+            push = w.recv()
+            self.assertEqual((push.id, push.status), (0, "ok"))
+            self.assertEqual(len(push.body(RESP_STATS_LIVE)[3]), 7)
+            rid = w.send(REQ_STATS_LIVE, harness.pb_message((1, 1)))  # stop
+            while True:  # pushes sent before the answer may still come first
+                r = w.recv()
+                if r.id == rid:
+                    break
+                self.assertIn(RESP_STATS_LIVE, r.fields)
+            self.assertEqual(r.status, "ok", r)
+            # Nothing more is pushed: for a few ticks, each Ping's Pong is the next frame.
+            until = time.monotonic() + 3
+            while time.monotonic() < until:
+                rid = w.send(REQ_PING, b"")
+                r = w.recv()
+                self.assertEqual((r.id, r.status), (rid, "ok"), r)
+                self.assertIn(RESP_PONG, r.fields)
+                self.assertNotIn(RESP_STATS_LIVE, r.fields)
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 9)))
+            self.assertEqual((r.status, r.reason), ("bad_request", "field:interval_s"))
+        finally:
+            w.close()
+
+    def call_past_pushes(self, w, field, body=b""):
+        """The answer to a request, past any live push sent before it."""
+        rid = w.send(field, body)
+        while True:
+            r = w.recv()
+            if r.id == rid:
+                return r
+            self.assertEqual(r.id, 0, r)
+            self.assertIn(RESP_STATS_LIVE, r.fields)
+
+    def assert_no_push_for_a_while(self, w):
+        """For a few ticks, each Ping's Pong is the next frame."""
+        until = time.monotonic() + 3
+        while time.monotonic() < until:
+            rid = w.send(REQ_PING, b"")
+            r = w.recv()
+            self.assertEqual((r.id, r.status), (rid, "ok"), r)
+            self.assertIn(RESP_PONG, r.fields)
+
+    def test_the_next_login_on_a_connection_is_not_subscribed(self):
+        w = main.logged_in_wire(user="cora", password=PASSWORD)
+        try:
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 1)))
+            self.assertEqual(r.status, "ok", r)
+            self.assertEqual(w.recv().id, 0)  # a push
+            self.assertEqual(self.call_past_pushes(w, REQ_LOGOUT).status, "ok")
+            r = self.call_past_pushes(w, REQ_LOGIN, harness.pb_message(
+                (1, "desk-dwn"), (2, "clara"), (3, PASSWORD)))
+            self.assertEqual(r.status, "ok", r)
+            self.assert_no_push_for_a_while(w)  # cora's subscription ended with her session
+            r = w.call(REQ_STATS_LIVE, harness.pb_message((2, 1)))
+            self.assertEqual(r.status, "ok", r)
+            push = w.recv()
+            self.assertEqual(push.id, 0)
+            codes = [harness.pb_decode(b)[1][0].decode()
+                     for b in push.body(RESP_STATS_LIVE)[3]]
+            self.assertEqual(codes, ["DWN"])  # clara's scope, not cora's
+        finally:
+            w.close()
+
     def test_clerk_sees_own_branch(self):
         p = live("--updates", "1", user="clara")
         out, err = p.communicate(timeout=120)
@@ -419,6 +523,39 @@ class Standby(unittest.TestCase):
             self.assertEqual(env.psql("SELECT count(*) FROM pg_stat_activity"
                                       " WHERE application_name = 'carrel_stats_pool'"), "2")
         finally:
+            d.stop()
+
+
+class PrimaryShare(unittest.TestCase):
+    def test_reports_never_take_the_desks_connections(self):
+        """Without a standby, at most stats_pool_size statistics statements run at once on
+        the primary: six reports stuck behind a lock hold one connection, and a checkout
+        through the same daemon goes through meanwhile."""
+        d = env.daemon(stats_pool_size=1, db_pool_size=4, db_lock_timeout_ms=120000,
+                       db_statement_timeout_ms=120000, stats_rollup_interval_s=0,
+                       jobs_interval_s=0, notice_send_interval_s=0)
+        profile = env.profile(d, "desk-dwn", "cora", PASSWORD)
+        reports = []
+        try:
+            with harness.TableLock(env, "stat_measure") as lock:
+                reports = [subprocess.Popen([harness.CARREL, "-c", profile, "--json", "stats",
+                                             "measures"], stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True)
+                           for _ in range(6)]
+                lock.wait_for_waiters(1)
+                harness.wait_until(lambda: d.log_text().count("login: cora") >= 6,
+                                   what="the six reports to log in")
+                lend(1, daemon=d)  # the desks still have connections
+                self.assertEqual(lock.waiting(), 1)
+            for p in reports:
+                out, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertTrue(json.loads(out)["measures"])
+        finally:
+            for p in reports:
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
             d.stop()
 
 
