@@ -138,5 +138,6 @@ extern const command_t holds_commands[];
 extern const command_t notices_commands[];
 extern const command_t desk_commands[];
 extern const command_t stats_commands[];
+extern const command_t report_commands[];
 
 #endif
