@@ -53,7 +53,9 @@ LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO patron_circ (patron_id) VALUES (p_keep) ON CONFLICT DO NOTHING;
     UPDATE patron_circ k SET loans_out = k.loans_out + m.loans_out,
-                             balance_cents = k.balance_cents + m.balance_cents
+                             balance_cents = k.balance_cents + m.balance_cents,
+                             last_activity_on = greatest(k.last_activity_on, m.last_activity_on),
+                             last_borrowed_on = greatest(k.last_borrowed_on, m.last_borrowed_on)
     FROM patron_circ m WHERE k.patron_id = p_keep AND m.patron_id = p_merge;
     DELETE FROM patron_circ WHERE patron_id = p_merge;
 END
@@ -302,9 +304,9 @@ BEGIN
             -- Overriding "on loan to another patron": that loan ends here first.
             PERFORM circ_end_loan(v_open, v_now, p_branch, 'returned_by_override');
             INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category,
-                                    staff_id)
+                                    staff_id, location)
             VALUES ('checkin', p_branch, v_item.id, v_item.item_type, v_open.patron_category,
-                    p_staff);
+                    p_staff, v_item.location);
         END IF;
     END IF;
 
@@ -320,17 +322,25 @@ BEGIN
     WHERE id = v_item.id;
     UPDATE transit SET cancelled_at = v_now
     WHERE item_id = v_item.id AND received_at IS NULL AND cancelled_at IS NULL;
-    UPDATE patron_circ SET loans_out = loans_out + 1 WHERE patron_id = v_patron.id
+    -- The activity dates (statistics) ride on the write the count needs anyway.
+    UPDATE patron_circ SET loans_out = loans_out + 1,
+        last_activity_on = greatest(last_activity_on, library_local_date(v_now)),
+        last_borrowed_on = greatest(last_borrowed_on, library_local_date(v_now))
+    WHERE patron_id = v_patron.id
     RETURNING * INTO v_pc;
     INSERT INTO patron_type_loans (patron_id, item_type, loans_out)
     VALUES (v_patron.id, v_item.item_type, 1)
     ON CONFLICT (patron_id, item_type)
         DO UPDATE SET loans_out = patron_type_loans.loans_out + 1;
-    INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id)
-    VALUES ('checkout', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff);
+    INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
+                            location)
+    VALUES ('checkout', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff,
+            v_item.location);
     IF cardinality(v_reasons) > 0 THEN
-        INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id)
-        VALUES ('override', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff);
+        INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
+                                location)
+        VALUES ('override', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff,
+                v_item.location);
     END IF;
 
     r.filled_hold_id := circ_hold_after_checkout(v_item, v_patron, v_loan,
@@ -419,12 +429,14 @@ BEGIN
                                     format('%s days late', v_late + v_rule.grace_days));
         END IF;
         PERFORM circ_end_loan(v_loan, v_when, p_branch, 'returned');
-        INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id)
+        INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
+                                location)
         VALUES ('checkin', p_branch, v_item.id, v_item.item_type, v_loan.patron_category,
-                p_staff);
+                p_staff, v_item.location);
     ELSIF v_item.status IN ('checked_out', 'lost', 'missing', 'claimed_returned') THEN
-        INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id)
-        VALUES ('status_fixed', p_branch, v_item.id, v_item.item_type, p_staff);
+        INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id, location)
+        VALUES ('status_fixed', p_branch, v_item.id, v_item.item_type, p_staff,
+                v_item.location);
         IF v_item.status = 'lost' THEN
             v_refund := circ_refund_lost(v_item, p_staff);
         END IF;
@@ -527,7 +539,7 @@ BEGIN
     END IF;
 
     FOR v_loan IN
-        SELECT l.*, i.barcode, i.bib_id, b.title AS bib_title
+        SELECT l.*, i.barcode, i.bib_id, i.location, b.title AS bib_title
         FROM loan l JOIN item i ON i.id = l.item_id JOIN bib b ON b.id = i.bib_id
         WHERE l.patron_id = v_patron.id AND l.returned_at IS NULL
           AND (p_barcode IS NULL OR i.barcode = p_barcode)
@@ -567,9 +579,9 @@ BEGIN
                                        ELSE override_reason END
             WHERE id = v_loan.id;
             INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category,
-                                    staff_id)
+                                    staff_id, location)
             VALUES ('renew', p_branch, v_loan.item_id, v_loan.item_type, v_loan.patron_category,
-                    p_staff);
+                    p_staff, v_loan.location);
             r.renewed := true;
             r.renewals := v_loan.renewals + 1;
             r.due_at := v_due;
@@ -583,6 +595,9 @@ BEGIN
     IF NOT v_found AND p_barcode IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'not_on_loan',
             MESSAGE = format('%s is not checked out to this patron.', p_barcode);
+    END IF;
+    IF v_results @> '[{"renewed": true}]' THEN
+        PERFORM patron_activity_touch(v_patron.id, true);
     END IF;
     PERFORM request_store(p_key, v_results);
 END
@@ -668,8 +683,10 @@ BEGIN
                                                             WHERE b.id = v_route.destination)
                                        ELSE 'Return to shelf.' END;
     END IF;
-    INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id)
-    VALUES (p_mark, p_branch, v_item.id, v_item.item_type, v_loan.patron_category, p_staff);
+    INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
+                            location)
+    VALUES (p_mark, p_branch, v_item.id, v_item.item_type, v_loan.patron_category, p_staff,
+            v_item.location);
     PERFORM request_store(p_key, to_jsonb(r));
     RETURN NEXT r;
 END
@@ -688,8 +705,8 @@ BEGIN
     END IF;
     UPDATE item SET in_house_uses = in_house_uses + 1 WHERE id = (v_key.item_row).id
     RETURNING * INTO v_item;
-    INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id)
-    VALUES ('in_house_use', p_branch, v_item.id, v_item.item_type, p_staff);
+    INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id, location)
+    VALUES ('in_house_use', p_branch, v_item.id, v_item.item_type, p_staff, v_item.location);
     PERFORM request_store(p_key, jsonb_build_object('item_id', v_item.id));
     RETURN v_item.id;
 END

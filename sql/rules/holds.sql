@@ -169,6 +169,8 @@ BEGIN
     END IF;
     -- One patron's holds: counted under the patron's lock (as loans are).
     PERFORM patron_circ_lock(v_patron.id);
+    -- Placing a hold is using the record (statistics: registered users).
+    PERFORM patron_activity_touch(v_patron.id, false);
     SELECT max_holds INTO v_max FROM patron_category WHERE code = v_patron.category;
     SELECT count(*) INTO v_active FROM hold WHERE patron_id = v_patron.id
                                               AND status IN ('waiting', 'in_transit', 'ready');
@@ -308,8 +310,8 @@ BEGIN
     END IF;
     UPDATE item SET status = 'missing', version = version + 1, updated_at = now()
     WHERE id = v_item.id;
-    INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id)
-    VALUES ('missing', p_branch, v_item.id, v_item.item_type, p_staff);
+    INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id, location)
+    VALUES ('missing', p_branch, v_item.id, v_item.item_type, p_staff, v_item.location);
     PERFORM hold_retarget(v_item.bib_id);
     PERFORM request_store(p_key, jsonb_build_object('id', v_item.id));
     RETURN v_item.id;
@@ -323,6 +325,10 @@ BEGIN
     IF NEW.status IN ('cancelled', 'expired')
        AND OLD.status NOT IN ('filled', 'cancelled', 'expired') THEN
         NEW.closed_at := clock_timestamp();
+    END IF;
+    -- When the copy reached the hold shelf (statistics: time to ready).
+    IF NEW.status = 'ready' AND OLD.status <> 'ready' THEN
+        NEW.ready_at := clock_timestamp();
     END IF;
     RETURN NEW;
 END

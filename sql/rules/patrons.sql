@@ -1,6 +1,7 @@
 -- Patron rules: what staff see of a patron (the patron_out view), finding a
 -- patron by card, saving a record, blocks, merging two records, search and
--- reading history. Called by server/patrons.c; patron_resolve and
+-- reading history, and the activity dates statistics count (patron_activity_touch).
+-- Called by server/patrons.c; patron_resolve and
 -- patron_short_name by the circulation and hold rules too.
 
 -- A LIKE pattern matching p_text anywhere, with LIKE's wildcards escaped.
@@ -393,6 +394,7 @@ BEGIN
                 v_new.contact_channel, v_new.home_branch_id, v_new.category, v_new.expires_on,
                 v_new.staff_notes, v_new.desk_alert, v_new.keep_history)
         RETURNING * INTO v_new;
+        PERFORM patron_activity_touch(v_new.id, false);
         PERFORM audit_write(p_staff, p_workstation, 'patron', v_new.id, 'create',
                             audit_diff(NULL, jsonb_strip_nulls(patron_doc(v_new))));
         RETURN QUERY SELECT * FROM patron_out_as('ok', ARRAY[v_new.id]);
@@ -412,6 +414,10 @@ BEGIN
                keep_history = v_new.keep_history, version = version + 1, updated_at = now()
         WHERE id = v_id;
         PERFORM audit_write(p_staff, p_workstation, 'patron', v_id, 'edit', v_changes);
+        -- A card renewed (expiry moved later) is activity (IMLS registered users).
+        IF v_new.expires_on > v_old.expires_on THEN
+            PERFORM patron_activity_touch(v_id, false);
+        END IF;
     END IF;
     RETURN QUERY SELECT * FROM patron_out_as('ok', ARRAY[v_id]);
 END
@@ -675,4 +681,22 @@ $$;
 CREATE OR REPLACE FUNCTION patron_short_name(p patron) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(p.preferred_name, p.first_name) || ' ' || left(p.last_name, 1) || '.'
+$$;
+
+-- The record was used (p_borrowed: to borrow) today: its activity dates on
+-- patron_circ (statistics: registered users, active borrowers) move to today,
+-- written at most once a day per patron (no write when they already say
+-- today). Not an edit of the record: no version, no audit. Checkout sets them
+-- in its own update of patron_circ instead.
+CREATE OR REPLACE FUNCTION patron_activity_touch(p_patron bigint, p_borrowed boolean)
+RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO patron_circ AS pc (patron_id, last_activity_on, last_borrowed_on)
+    VALUES (p_patron, library_today(), CASE WHEN p_borrowed THEN library_today() END)
+    ON CONFLICT (patron_id) DO UPDATE
+        SET last_activity_on = greatest(pc.last_activity_on, excluded.last_activity_on),
+            last_borrowed_on = greatest(pc.last_borrowed_on, excluded.last_borrowed_on)
+        WHERE pc.last_activity_on IS NULL OR pc.last_activity_on < excluded.last_activity_on
+           OR (p_borrowed AND (pc.last_borrowed_on IS NULL
+                               OR pc.last_borrowed_on < excluded.last_borrowed_on))
 $$;

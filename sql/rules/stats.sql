@@ -1,0 +1,880 @@
+-- Statistics: the measure registry and its sources (stats_query,
+-- stats_measures), the circulation rollups (the queue trigger,
+-- stats_rollup_run, stats_rollup_rebuild, stats_rollup_pending), live service
+-- levels (stats_live), "buy more copies" (stats_buy_more) and the IMLS Public
+-- Libraries Survey lines (pls_report). Called by server/stats.c (the stats
+-- pool, which may be a hot standby: everything here but the rollup job and
+-- the triggers only reads). docs/STATISTICS.md describes every measure.
+--
+-- Counts only: no function here returns a patron's id, card or name.
+-- Dynamic SQL: the only identifiers put into a statement are a measure's
+-- source (a regproc from stat_measure) and fragments chosen from the
+-- whitelists below by CASE; every value is bound (USING).
+
+-- ---------------------------------------------------------------- helpers
+
+CREATE OR REPLACE FUNCTION stats_refuse(p_field text, p_message text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:' || p_field, MESSAGE = p_message;
+END
+$$;
+
+-- A local timestamp standing for its bucket of grain p_time: the start of its
+-- day, week, month or year; for hour, weekday and hour_of_week a time in the
+-- week of Monday 2001-01-01 with the same weekday and hour. Grouping on it
+-- is cheap; stats_period turns it into the label.
+CREATE OR REPLACE FUNCTION stats_bucket(p_time text, p_ts timestamp) RETURNS timestamp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_time
+        WHEN 'day' THEN date_trunc('day', p_ts)
+        WHEN 'week' THEN date_trunc('week', p_ts)
+        WHEN 'month' THEN date_trunc('month', p_ts)
+        WHEN 'year' THEN date_trunc('year', p_ts)
+        WHEN 'hour' THEN timestamp '2001-01-01' + (date_trunc('hour', p_ts)
+                                                   - date_trunc('day', p_ts))
+        WHEN 'weekday' THEN timestamp '2001-01-01' + (date_trunc('day', p_ts)
+                                                      - date_trunc('week', p_ts))
+        WHEN 'hour_of_week' THEN timestamp '2001-01-01' + (date_trunc('hour', p_ts)
+                                                           - date_trunc('week', p_ts))
+        ELSE timestamp '2001-01-01' END
+$$;
+
+-- The label of a bucket (stats.proto StatsRow.period): day and week
+-- YYYY-MM-DD (a week by its Monday), month YYYY-MM, year YYYY, hour 00-23,
+-- weekday 1-7 (ISO, Monday 1), hour_of_week "1-09"; '' for none.
+CREATE OR REPLACE FUNCTION stats_period(p_time text, p_bucket timestamp) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE p_time
+        WHEN 'day' THEN to_char(p_bucket, 'YYYY-MM-DD')
+        WHEN 'week' THEN to_char(p_bucket, 'YYYY-MM-DD')
+        WHEN 'month' THEN to_char(p_bucket, 'YYYY-MM')
+        WHEN 'year' THEN to_char(p_bucket, 'YYYY')
+        WHEN 'hour' THEN to_char(p_bucket, 'HH24')
+        WHEN 'weekday' THEN to_char(p_bucket, 'ID')
+        WHEN 'hour_of_week' THEN to_char(p_bucket, 'ID-HH24')
+        ELSE '' END
+$$;
+
+-- The label a bucket of the year-earlier range has in the current range:
+-- dates a year later (weeks 364 days later, so they stay Mondays); hours and
+-- weekdays are the same labels.
+CREATE OR REPLACE FUNCTION stats_period_later(p_time text, p_period text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE p_time
+        WHEN 'day' THEN to_char(p_period::date + interval '1 year', 'YYYY-MM-DD')
+        WHEN 'week' THEN to_char(p_period::date + 364, 'YYYY-MM-DD')
+        WHEN 'month' THEN to_char((p_period || '-01')::date + interval '1 year', 'YYYY-MM')
+        WHEN 'year' THEN (p_period::integer + 1)::text
+        ELSE p_period END
+$$;
+
+-- The label of a dimension value ('' and NULL: "(none)").
+CREATE OR REPLACE FUNCTION stats_label(p_value text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN coalesce(p_value, '') = '' THEN '(none)' ELSE p_value END
+$$;
+
+-- The keys expression of p_by over a relation x (with branch joins b, fb,
+-- tb), from the whitelist of dimensions; raises on anything else. The
+-- measure's own list (stat_measure.dims) has been checked before.
+CREATE OR REPLACE FUNCTION stats_keys_sql(p_by text[]) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_parts text[] := '{}';
+    d text;
+BEGIN
+    FOREACH d IN ARRAY coalesce(p_by, '{}') LOOP
+        v_parts := v_parts || CASE d
+            WHEN 'branch' THEN 'b.code'
+            WHEN 'item_type' THEN 'stats_label(x.item_type)'
+            WHEN 'patron_category' THEN 'stats_label(x.patron_category)'
+            WHEN 'location' THEN 'stats_label(x.location)'
+            WHEN 'via' THEN 'x.via'
+            WHEN 'channel' THEN 'x.channel'
+            WHEN 'from_branch' THEN 'fb.code'
+            WHEN 'to_branch' THEN 'tb.code'
+        END;
+        IF v_parts[cardinality(v_parts)] IS NULL THEN
+            PERFORM stats_refuse('by', format('There is no dimension %s.', d));
+        END IF;
+    END LOOP;
+    RETURN 'ARRAY[' || array_to_string(v_parts, ', ') || ']::text[]';
+END
+$$;
+
+-- ---------------------------------------------------------------- the queue
+
+-- Every new circ_event is queued for the rollups in its own transaction, one
+-- insert per statement (a COPY of millions of events is one statement).
+CREATE OR REPLACE FUNCTION stat_circ_enqueue() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stat_circ_queue (event_id) SELECT id FROM new_events;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER stat_circ_enqueue AFTER INSERT ON circ_event
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION stat_circ_enqueue();
+
+-- ---------------------------------------------------------------- rollup job
+
+-- One rollup writer at a time (the daemon's timer, a rebuild, a test).
+CREATE OR REPLACE FUNCTION stats_rollup_lock() RETURNS void
+LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(17, 1) $$;
+
+-- Folds up to p_limit queued events into the three rollups and deletes their
+-- queue rows, in one statement (one snapshot) and one transaction: a reader
+-- sees each event either queued or folded, never both, never neither.
+-- Returns how many were folded; the daemon calls again until it gets fewer
+-- than p_limit.
+CREATE OR REPLACE FUNCTION stats_rollup_run(p_limit integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_done integer;
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        PERFORM stats_refuse('limit', 'Fold at least one event at a time.');
+    END IF;
+    PERFORM stats_rollup_lock();
+    WITH q AS (
+        DELETE FROM stat_circ_queue
+        WHERE event_id IN (SELECT event_id FROM stat_circ_queue ORDER BY event_id
+                           LIMIT p_limit)
+        RETURNING event_id
+    ), ev AS MATERIALIZED (
+        SELECT (e.at AT TIME ZONE v_tz) AS lt, e.branch_id, e.action, e.via, e.item_type,
+               coalesce(e.patron_category, '') AS patron_category,
+               coalesce(e.location, '') AS location
+        FROM q JOIN circ_event e ON e.id = q.event_id
+    ), h AS (
+        INSERT INTO stat_circ_hour AS r (hour, branch_id, action, via, n)
+        SELECT date_trunc('hour', lt), branch_id, action, via, count(*)
+        FROM ev GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (hour, branch_id, action, via) DO UPDATE SET n = r.n + excluded.n
+    ), d AS (
+        INSERT INTO stat_circ_day AS r (day, branch_id, action, via, item_type,
+                                        patron_category, location, n)
+        SELECT lt::date, branch_id, action, via, item_type, patron_category, location,
+               count(*)
+        FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (day, branch_id, action, via, item_type, patron_category, location)
+            DO UPDATE SET n = r.n + excluded.n
+    ), m AS (
+        INSERT INTO stat_circ_month AS r (month, branch_id, action, via, item_type,
+                                          patron_category, location, n)
+        SELECT date_trunc('month', lt)::date, branch_id, action, via, item_type,
+               patron_category, location, count(*)
+        FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (month, branch_id, action, via, item_type, patron_category, location)
+            DO UPDATE SET n = r.n + excluded.n
+    )
+    SELECT count(*) INTO v_done FROM q;
+    RETURN v_done;
+END
+$$;
+
+-- Rebuilds the rollups from circ_event. The rollups are emptied, then one
+-- statement (one snapshot) empties the queue of what it can see and counts
+-- every event it can see: events committed later keep their queue rows and
+-- are folded by the next run. Readers of the rollups wait for the rebuild.
+CREATE OR REPLACE FUNCTION stats_rollup_rebuild() RETURNS TABLE (events bigint, rows bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+BEGIN
+    PERFORM stats_rollup_lock();
+    TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_month;
+    RETURN QUERY
+    WITH q AS (
+        DELETE FROM stat_circ_queue RETURNING event_id
+    ), ev AS NOT MATERIALIZED (
+        SELECT (e.at AT TIME ZONE v_tz) AS lt, e.branch_id, e.action, e.via, e.item_type,
+               coalesce(e.patron_category, '') AS patron_category,
+               coalesce(e.location, '') AS location
+        FROM circ_event e
+    ), dayagg AS MATERIALIZED (
+        SELECT lt::date AS day, branch_id, action, via, item_type, patron_category, location,
+               count(*) AS n
+        FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7
+    ), h AS (
+        INSERT INTO stat_circ_hour (hour, branch_id, action, via, n)
+        SELECT date_trunc('hour', lt), branch_id, action, via, count(*)
+        FROM ev GROUP BY 1, 2, 3, 4
+        RETURNING 1
+    ), d AS (
+        INSERT INTO stat_circ_day (day, branch_id, action, via, item_type, patron_category,
+                                   location, n)
+        SELECT * FROM dayagg
+        RETURNING 1
+    ), m AS (
+        INSERT INTO stat_circ_month (month, branch_id, action, via, item_type,
+                                     patron_category, location, n)
+        SELECT date_trunc('month', day)::date, branch_id, action, via, item_type,
+               patron_category, location, sum(n)
+        FROM dayagg GROUP BY 1, 2, 3, 4, 5, 6, 7
+        RETURNING 1
+    )
+    SELECT (SELECT coalesce(sum(n), 0) FROM dayagg)::bigint,
+           (SELECT count(*) FROM h) + (SELECT count(*) FROM d) + (SELECT count(*) FROM m)
+           + 0 * (SELECT count(*) FROM q);
+END
+$$;
+
+-- Events not folded yet.
+CREATE OR REPLACE FUNCTION stats_rollup_pending() RETURNS bigint
+LANGUAGE sql STABLE AS $$ SELECT count(*) FROM stat_circ_queue $$;
+
+-- ---------------------------------------------------------------- circulation source
+
+-- Circulation events (actions p_param, comma separated) from the rollups plus
+-- the still-queued events, in one statement (one snapshot, so the sum is the
+-- raw count at that moment). The hour rollup serves hour, weekday and
+-- hour_of_week (by branch and via only); the month rollup ranges of whole
+-- months grouped by month, year or not at all; the day rollup the rest.
+CREATE OR REPLACE FUNCTION stats_src_circ(p_from date, p_to date, p_time text, p_by text[],
+                                          p_branches integer[], p_arg integer, p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_actions text[] := string_to_array(p_param, ',');
+    v_rollup text;
+    v_sql text;
+BEGIN
+    IF p_time IN ('hour', 'weekday', 'hour_of_week') THEN
+        IF NOT (coalesce(p_by, '{}') <@ ARRAY['branch', 'via']) THEN
+            PERFORM stats_refuse('by', 'By hour, weekday or hour of week, circulation can be '
+                                       'split by branch and via only.');
+        END IF;
+        v_rollup := 'SELECT r.hour AS ts, r.branch_id, r.action, r.via, '''' AS item_type, '
+                    ''''' AS patron_category, '''' AS location, r.n FROM stat_circ_hour r '
+                    'WHERE r.hour >= $1::timestamp AND r.hour < ($2 + 1)::timestamp';
+    ELSIF p_time IN ('month', 'year', 'none')
+          AND p_from = date_trunc('month', p_from)::date
+          AND p_to + 1 = date_trunc('month', p_to + 1)::date THEN
+        v_rollup := 'SELECT r.month::timestamp AS ts, r.branch_id, r.action, r.via, '
+                    'r.item_type, r.patron_category, r.location, r.n FROM stat_circ_month r '
+                    'WHERE r.month >= $1 AND r.month <= $2';
+    ELSE
+        v_rollup := 'SELECT r.day::timestamp AS ts, r.branch_id, r.action, r.via, '
+                    'r.item_type, r.patron_category, r.location, r.n FROM stat_circ_day r '
+                    'WHERE r.day >= $1 AND r.day <= $2';
+    END IF;
+    v_sql := format(
+        'SELECT stats_period($5, x.bucket), %1$s, sum(x.n)::numeric '
+        'FROM (SELECT stats_bucket($5, y.ts) AS bucket, y.branch_id, y.via, y.item_type, '
+        '             y.patron_category, y.location, sum(y.n) AS n '
+        '      FROM (%2$s AND r.action = ANY ($3) '
+        '                AND ($4 IS NULL OR r.branch_id = ANY ($4)) '
+        '            UNION ALL '
+        '            SELECT (e.at AT TIME ZONE $6), e.branch_id, e.action, e.via, e.item_type, '
+        '                   coalesce(e.patron_category, ''''), coalesce(e.location, ''''), 1 '
+        '            FROM stat_circ_queue q JOIN circ_event e ON e.id = q.event_id '
+        '            WHERE e.at >= ($1::timestamp AT TIME ZONE $6) '
+        '              AND e.at < (($2 + 1)::timestamp AT TIME ZONE $6) '
+        '              AND e.action = ANY ($3) AND ($4 IS NULL OR e.branch_id = ANY ($4))) y '
+        '      GROUP BY 1, 2, 3, 4, 5, 6) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY x.bucket, 2',
+        stats_keys_sql(p_by), v_rollup);
+    RETURN QUERY EXECUTE v_sql USING p_from, p_to, v_actions, p_branches, p_time, v_tz;
+END
+$$;
+
+-- ---------------------------------------------------------------- facts source
+
+-- The rows ("facts") a measure counts or summarises, from the whitelist:
+-- each yields ts (when, timestamptz), branch_id, item_type, patron_category,
+-- location, via, channel, from_branch_id, to_branch_id and v (the value a
+-- median sums up). Bound: $1 and $2 the range as timestamptz [from, to),
+-- $3 the branches (NULL: all), $4 the range's last day, $5 the argument.
+-- "now" facts describe the present and ignore the range.
+CREATE OR REPLACE FUNCTION stats_fact_sql(p_fact text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_cols text := 'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+                   'NULL::text AS channel, NULL::integer AS from_branch_id, '
+                   'NULL::integer AS to_branch_id';
+    v_hold_type text := '(SELECT i.item_type FROM item i WHERE i.id = coalesce(h.captured_item_id, '
+                        'h.item_id)) AS item_type';
+BEGIN
+    RETURN CASE p_fact
+        WHEN 'holds_placed' THEN
+            'SELECT h.placed_at AS ts, h.pickup_branch_id AS branch_id, ' || v_hold_type
+            || ', ' || v_cols || ', 1::numeric AS v FROM hold h '
+            'WHERE h.placed_at >= $1 AND h.placed_at < $2 '
+            'AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
+        WHEN 'holds_filled' THEN
+            'SELECT h.filled_at AS ts, h.pickup_branch_id AS branch_id, ' || v_hold_type
+            || ', ' || v_cols || ', 1::numeric AS v FROM hold h '
+            'WHERE h.filled_at >= $1 AND h.filled_at < $2 AND h.status = ''filled'' '
+            'AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
+        WHEN 'holds_expired' THEN
+            'SELECT h.closed_at AS ts, h.pickup_branch_id AS branch_id, ' || v_hold_type
+            || ', ' || v_cols || ', 1::numeric AS v FROM hold h '
+            'WHERE h.closed_at >= $1 AND h.closed_at < $2 AND h.status = ''expired'' '
+            'AND h.captured_item_id IS NOT NULL '
+            'AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
+        WHEN 'holds_cancelled' THEN
+            'SELECT h.closed_at AS ts, h.pickup_branch_id AS branch_id, ' || v_hold_type
+            || ', ' || v_cols || ', 1::numeric AS v FROM hold h '
+            'WHERE h.closed_at >= $1 AND h.closed_at < $2 AND h.status = ''cancelled'' '
+            'AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
+        WHEN 'hold_wait' THEN
+            'SELECT h.ready_at AS ts, h.pickup_branch_id AS branch_id, ' || v_hold_type
+            || ', ' || v_cols || ', (extract(epoch FROM h.ready_at - h.placed_at) / 3600)::numeric'
+            ' AS v FROM hold h '
+            'WHERE h.ready_at >= $1 AND h.ready_at < $2 '
+            'AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
+        WHEN 'holds_waiting_now' THEN
+            'SELECT NULL::timestamptz AS ts, h.pickup_branch_id AS branch_id, ' || v_hold_type
+            || ', ' || v_cols || ', 1::numeric AS v FROM hold h '
+            'WHERE h.status = ''waiting'' AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
+        WHEN 'holds_on_shelf_now' THEN
+            'SELECT NULL::timestamptz AS ts, h.pickup_branch_id AS branch_id, ' || v_hold_type
+            || ', ' || v_cols || ', 1::numeric AS v FROM hold h '
+            'WHERE h.status = ''ready'' AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
+        WHEN 'transits_sent' THEN
+            'SELECT t.sent_at AS ts, t.from_branch_id AS branch_id, NULL::text AS item_type, '
+            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+            'NULL::text AS channel, t.from_branch_id, t.to_branch_id, 1::numeric AS v '
+            'FROM transit t WHERE t.sent_at >= $1 AND t.sent_at < $2 '
+            'AND ($3 IS NULL OR t.from_branch_id = ANY ($3) OR t.to_branch_id = ANY ($3))'
+        WHEN 'transit_time' THEN
+            'SELECT t.sent_at AS ts, t.from_branch_id AS branch_id, NULL::text AS item_type, '
+            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+            'NULL::text AS channel, t.from_branch_id, t.to_branch_id, '
+            '(extract(epoch FROM t.received_at - t.sent_at) / 3600)::numeric AS v '
+            'FROM transit t WHERE t.sent_at >= $1 AND t.sent_at < $2 '
+            'AND t.received_at IS NOT NULL '
+            'AND ($3 IS NULL OR t.from_branch_id = ANY ($3) OR t.to_branch_id = ANY ($3))'
+        WHEN 'transits_overdue_now' THEN
+            'SELECT NULL::timestamptz AS ts, t.to_branch_id AS branch_id, NULL::text AS item_type, '
+            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+            'NULL::text AS channel, t.from_branch_id, t.to_branch_id, 1::numeric AS v '
+            'FROM transit t WHERE t.received_at IS NULL AND t.cancelled_at IS NULL '
+            'AND transit_overdue(t) '
+            'AND ($3 IS NULL OR t.from_branch_id = ANY ($3) OR t.to_branch_id = ANY ($3))'
+        WHEN 'registrations' THEN
+            'SELECT p.created_at AS ts, p.home_branch_id AS branch_id, NULL::text AS item_type, '
+            'p.category AS patron_category, NULL::text AS location, NULL::text AS via, '
+            'NULL::text AS channel, NULL::integer AS from_branch_id, '
+            'NULL::integer AS to_branch_id, 1::numeric AS v FROM patron p '
+            'WHERE p.created_at >= $1 AND p.created_at < $2 AND p.merged_into IS NULL '
+            'AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
+        WHEN 'active_borrowers' THEN
+            'SELECT NULL::timestamptz AS ts, p.home_branch_id AS branch_id, '
+            'NULL::text AS item_type, p.category AS patron_category, NULL::text AS location, '
+            'NULL::text AS via, NULL::text AS channel, NULL::integer AS from_branch_id, '
+            'NULL::integer AS to_branch_id, 1::numeric AS v '
+            'FROM patron p JOIN patron_circ pc ON pc.patron_id = p.id '
+            'WHERE pc.last_borrowed_on > ($4 - interval ''12 months'')::date '
+            'AND p.merged_into IS NULL AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
+        WHEN 'registered_users' THEN
+            'SELECT NULL::timestamptz AS ts, p.home_branch_id AS branch_id, '
+            'NULL::text AS item_type, p.category AS patron_category, NULL::text AS location, '
+            'NULL::text AS via, NULL::text AS channel, NULL::integer AS from_branch_id, '
+            'NULL::integer AS to_branch_id, 1::numeric AS v '
+            'FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id '
+            'WHERE coalesce(pc.last_activity_on, library_local_date(p.created_at)) '
+            '      > ($4 - interval ''3 years'')::date '
+            'AND p.merged_into IS NULL AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
+        WHEN 'copies_idle' THEN
+            'SELECT NULL::timestamptz AS ts, i.owning_branch_id AS branch_id, i.item_type, '
+            'NULL::text AS patron_category, i.location, NULL::text AS via, NULL::text AS channel, '
+            'NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, 1::numeric AS v '
+            'FROM item i '
+            'WHERE i.status NOT IN (''withdrawn'', ''lost'', ''missing'') '
+            'AND i.date_added <= ($4 - make_interval(months => $5))::date '
+            'AND (i.last_circulated IS NULL OR library_local_date(i.last_circulated) '
+            '     <= ($4 - make_interval(months => $5))::date) '
+            'AND ($3 IS NULL OR i.owning_branch_id = ANY ($3))'
+        WHEN 'notices_sent' THEN
+            'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
+            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+            'n.channel, NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, '
+            '1::numeric AS v FROM stat_notice_event n '
+            'WHERE n.at >= $1 AND n.at < $2 AND n.outcome = ''sent'' '
+            'AND ($3 IS NULL OR n.branch_id = ANY ($3))'
+        WHEN 'notices_failed' THEN
+            'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
+            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+            'n.channel, NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, '
+            '1::numeric AS v FROM stat_notice_event n '
+            'WHERE n.at >= $1 AND n.at < $2 AND n.outcome = ''failed'' '
+            'AND ($3 IS NULL OR n.branch_id = ANY ($3))'
+        WHEN 'notices_exported' THEN
+            'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
+            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+            'n.channel, NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, '
+            '1::numeric AS v FROM stat_notice_event n '
+            'WHERE n.at >= $1 AND n.at < $2 AND n.outcome = ''exported'' '
+            'AND ($3 IS NULL OR n.branch_id = ANY ($3))'
+    END;
+END
+$$;
+
+-- A measure over facts: p_param is "fact:aggregate" (aggregate count,
+-- median or p90), e.g. 'hold_wait:median'.
+CREATE OR REPLACE FUNCTION stats_src_facts(p_from date, p_to date, p_time text, p_by text[],
+                                           p_branches integer[], p_arg integer, p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_facts text := stats_fact_sql(split_part(p_param, ':', 1));
+    v_agg text := CASE split_part(p_param, ':', 2)
+        WHEN 'count' THEN 'count(*)::numeric'
+        WHEN 'median' THEN 'round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x.v))::numeric, 2)'
+        WHEN 'p90' THEN 'round((percentile_cont(0.9) WITHIN GROUP (ORDER BY x.v))::numeric, 2)'
+        END;
+BEGIN
+    IF v_facts IS NULL OR v_agg IS NULL THEN
+        RAISE EXCEPTION 'stat_measure param % names no fact and aggregate', p_param;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($6, stats_bucket($6, x.ts AT TIME ZONE $7)), %1$s, %2$s '
+        'FROM (%3$s) x '
+        'LEFT JOIN branch b ON b.id = x.branch_id '
+        'LEFT JOIN branch fb ON fb.id = x.from_branch_id '
+        'LEFT JOIN branch tb ON tb.id = x.to_branch_id '
+        'GROUP BY 1, 2',
+        stats_keys_sql(p_by), v_agg, v_facts)
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_to, p_arg, p_time, v_tz;
+END
+$$;
+
+-- Turnover: circulation (checkouts and renewals) in the range per copy held
+-- now (copies owned, not withdrawn, lost or missing), by the branch that owns
+-- the copies and their item type.
+CREATE OR REPLACE FUNCTION stats_src_turnover(p_from date, p_to date, p_time text, p_by text[],
+                                              p_branches integer[], p_arg integer,
+                                              p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'WITH held AS (SELECT %1$s AS keys, count(*) AS copies '
+        '              FROM (SELECT i.owning_branch_id AS branch_id, i.item_type FROM item i '
+        '                    WHERE i.status NOT IN (''withdrawn'', ''lost'', ''missing'') '
+        '                      AND ($1 IS NULL OR i.owning_branch_id = ANY ($1))) x '
+        '              JOIN branch b ON b.id = x.branch_id GROUP BY 1) '
+        'SELECT c.period, c.keys, round(c.value / h.copies, 3) '
+        'FROM stats_src_circ($2, $3, $4, $5, $1, NULL, ''checkout,renew'') c '
+        'JOIN held h ON h.keys = c.keys',
+        stats_keys_sql(p_by))
+    USING p_branches, p_from, p_to, p_time, p_by;
+END
+$$;
+
+-- ---------------------------------------------------------------- the registry
+
+INSERT INTO stat_measure (name, title, unit, source, param, dims, times, kind, description, ord)
+VALUES
+    ('checkouts', 'Checkouts', 'count', 'stats_src_circ', 'checkout',
+     '{branch,item_type,patron_category,location,via}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Loans made (circ_event checkout), at the branch that lent the copy.', 10),
+    ('renewals', 'Renewals', 'count', 'stats_src_circ', 'renew',
+     '{branch,item_type,patron_category,location,via}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Loans renewed (circ_event renew), at the branch that renewed; via tells desk, '
+     'self-check and automatic renewals apart.', 20),
+    ('checkins', 'Checkins', 'count', 'stats_src_circ', 'checkin',
+     '{branch,item_type,patron_category,location,via}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Loans ended by a return (circ_event checkin), at the branch the copy came back to.', 30),
+    ('in_house_uses', 'In-house uses', 'count', 'stats_src_circ', 'in_house_use',
+     '{branch,item_type,location,via}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Copies used in the library and recorded by a scan (circ_event in_house_use).', 40),
+    ('circulation', 'Circulation (checkouts and renewals)', 'count', 'stats_src_circ',
+     'checkout,renew', '{branch,item_type,patron_category,location,via}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Checkouts plus renewals: the IMLS PLS physical circulation (PHYSCIR).', 50),
+    ('turnover', 'Turnover (circulation per copy held)', 'ratio', 'stats_src_turnover', '',
+     '{branch,item_type}', '{none,month,year}', 'range',
+     'Checkouts and renewals in the range divided by the copies held now (not withdrawn, '
+     'lost or missing), by owning branch and item type.', 60),
+    ('copies_idle', 'Copies not borrowed', 'count', 'stats_src_facts', 'copies_idle:count',
+     '{branch,item_type,location}', '{none}', 'now',
+     'Copies held (not withdrawn, lost or missing) that were not checked out in the arg '
+     'months (default: setting stats_idle_months) up to the range''s end, and were added '
+     'before that.', 70),
+    ('holds_placed', 'Holds placed', 'count', 'stats_src_facts', 'holds_placed:count',
+     '{branch}', '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Holds placed, by pickup branch.', 100),
+    ('holds_filled', 'Holds filled', 'count', 'stats_src_facts', 'holds_filled:count',
+     '{branch,item_type}', '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Holds whose copy went out to the patron, by pickup branch and the copy''s item type.',
+     110),
+    ('holds_expired', 'Holds expired on the shelf', 'count', 'stats_src_facts',
+     'holds_expired:count', '{branch,item_type}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Holds whose copy waited on the hold shelf until the shelf time ran out.', 120),
+    ('holds_cancelled', 'Holds cancelled', 'count', 'stats_src_facts', 'holds_cancelled:count',
+     '{branch}', '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Holds cancelled (by staff, a merge or the patron), by pickup branch.', 130),
+    ('hold_wait_median_hours', 'Hold wait, median', 'hours', 'stats_src_facts',
+     'hold_wait:median', '{branch,item_type}', '{none,day,week,month,year}', 'range',
+     'Hours from placing a hold to its copy being on the hold shelf (median), for holds '
+     'that became ready in the range.', 140),
+    ('hold_wait_p90_hours', 'Hold wait, 90th percentile', 'hours', 'stats_src_facts',
+     'hold_wait:p90', '{branch,item_type}', '{none,day,week,month,year}', 'range',
+     'Hours from placing a hold to its copy being on the hold shelf (90th percentile), for '
+     'holds that became ready in the range.', 150),
+    ('holds_waiting_now', 'Holds waiting now', 'count', 'stats_src_facts',
+     'holds_waiting_now:count', '{branch}', '{none}', 'now',
+     'Holds waiting for a copy now, by pickup branch.', 160),
+    ('holds_on_shelf_now', 'Holds on the shelf now', 'count', 'stats_src_facts',
+     'holds_on_shelf_now:count', '{branch,item_type}', '{none}', 'now',
+     'Copies waiting on a hold shelf for their patron now, by pickup branch.', 170),
+    ('transits_sent', 'Transits sent', 'count', 'stats_src_facts', 'transits_sent:count',
+     '{from_branch,to_branch}', '{none,day,week,month,year,hour,weekday,hour_of_week}',
+     'range', 'Copies sent from one branch to another (holds and returns home).', 200),
+    ('transit_median_hours', 'Transit time, median', 'hours', 'stats_src_facts',
+     'transit_time:median', '{from_branch,to_branch}', '{none,day,week,month,year}', 'range',
+     'Hours from sending to receiving (median), for transits sent in the range that arrived.',
+     210),
+    ('transits_overdue_now', 'Transits overdue now', 'count', 'stats_src_facts',
+     'transits_overdue_now:count', '{from_branch,to_branch}', '{none}', 'now',
+     'Copies on their way longer than transit_overdue_days now.', 220),
+    ('registrations', 'Registrations', 'count', 'stats_src_facts', 'registrations:count',
+     '{branch,patron_category}', '{none,day,week,month,year,hour,weekday,hour_of_week}',
+     'range', 'Patron records created, by home branch and category (merged duplicates '
+     'not counted).', 300),
+    ('active_borrowers', 'Active borrowers', 'count', 'stats_src_facts',
+     'active_borrowers:count', '{branch,patron_category}', '{none}', 'now',
+     'Patrons whose last checkout or renewal (last_borrowed_on) falls in the 12 months '
+     'before the range''s end, by home branch and category.', 310),
+    ('registered_users', 'Registered users (IMLS)', 'count', 'stats_src_facts',
+     'registered_users:count', '{branch,patron_category}', '{none}', 'now',
+     'Patron records used or renewed (last_activity_on) in the 3 years before the range''s '
+     'end: IMLS PLS REGBOR.', 320),
+    ('notices_sent', 'Notices sent', 'count', 'stats_src_facts', 'notices_sent:count',
+     '{branch,channel}', '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Notices sent by e-mail.', 400),
+    ('notices_failed', 'Notices failed', 'count', 'stats_src_facts', 'notices_failed:count',
+     '{branch,channel}', '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Notices given up after failed attempts.', 410),
+    ('notices_exported', 'Notices exported', 'count', 'stats_src_facts',
+     'notices_exported:count', '{branch,channel}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Notices exported for sending by text message or phone call.', 420)
+ON CONFLICT (name) DO UPDATE SET title = excluded.title, unit = excluded.unit,
+    source = excluded.source, param = excluded.param, dims = excluded.dims,
+    times = excluded.times, kind = excluded.kind, description = excluded.description,
+    ord = excluded.ord;
+
+-- ---------------------------------------------------------------- stats_query
+
+CREATE OR REPLACE FUNCTION stats_measures()
+RETURNS TABLE (name text, title text, unit text, dims text[], times text[], kind text,
+               description text)
+LANGUAGE sql STABLE AS $$
+    SELECT m.name, m.title, m.unit, m.dims, m.times, m.kind, m.description
+    FROM stat_measure m ORDER BY m.ord, m.name
+$$;
+
+-- One measure over local days p_from..p_to (inclusive), grouped by p_time
+-- and the dimensions p_by, for branches p_branches (NULL: all), with the same
+-- range a year earlier beside it when p_compare. See docs/STATISTICS.md.
+CREATE OR REPLACE FUNCTION stats_query(p_measure text, p_from date, p_to date, p_time text,
+                                       p_by text[], p_branches integer[], p_compare boolean,
+                                       p_arg integer)
+RETURNS TABLE (period text, keys text[], value numeric, previous numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    m stat_measure;
+    v_time text := coalesce(nullif(p_time, ''), 'none');
+    v_by text[] := coalesce(p_by, '{}');
+    v_from date := coalesce(p_from, library_today());
+    v_to date := coalesce(p_to, p_from, library_today());
+    v_arg integer := p_arg;
+    v_shift interval;
+    v_call text;
+BEGIN
+    SELECT * INTO m FROM stat_measure s WHERE s.name = p_measure;
+    IF NOT FOUND THEN
+        PERFORM stats_refuse('measure', format('There is no measure %s; carrel stats measures '
+                                               'lists them.', coalesce(p_measure, '(none)')));
+    END IF;
+    IF NOT v_time = ANY (m.times) THEN
+        PERFORM stats_refuse('time', format('%s can be grouped by %s, not %s.', m.name,
+                                            array_to_string(m.times, ', '), v_time));
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(v_by) d WHERE d IS NULL OR NOT d = ANY (m.dims))
+       OR cardinality(v_by) <> (SELECT count(DISTINCT d) FROM unnest(v_by) d) THEN
+        PERFORM stats_refuse('by', CASE WHEN cardinality(m.dims) = 0
+                                        THEN format('%s cannot be split.', m.name)
+                                        ELSE format('%s can be split by %s (each once).', m.name,
+                                                    array_to_string(m.dims, ', ')) END);
+    END IF;
+    IF v_from > v_to THEN
+        PERFORM stats_refuse('from', format('The range starts (%s) after it ends (%s).',
+                                           v_from, v_to));
+    END IF;
+    IF v_to >= v_from + interval '10 years' THEN
+        PERFORM stats_refuse('from', 'A range may cover at most 10 years.');
+    END IF;
+    IF m.name = 'copies_idle' THEN
+        v_arg := coalesce(v_arg, library_setting_text('stats_idle_months')::integer);
+        IF v_arg NOT BETWEEN 1 AND 600 THEN
+            PERFORM stats_refuse('arg', 'Months without a checkout: 1 to 600.');
+        END IF;
+    END IF;
+    v_shift := CASE WHEN v_time = 'week' THEN interval '364 days' ELSE interval '1 year' END;
+    -- The source comes from our registry, never from the caller. $1 and $2
+    -- are the range, $8 and $9 the range a year earlier.
+    v_call := 'SELECT s.period, s.keys, s.value FROM ' || m.source::text
+              || '(%s, %s, $3, $4, $5, $6, $7) s';
+    IF NOT coalesce(p_compare, false) OR m.kind = 'now' THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT c.period, c.keys, c.value, NULL::numeric FROM (%s) c ORDER BY 1, 2',
+            format(v_call, '$1', '$2'))
+        USING v_from, v_to, v_time, v_by, p_branches, v_arg, m.param;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'WITH cur AS (%s), '
+        'prev AS (SELECT stats_period_later($3, p.period) AS period, p.keys, '
+        '                sum(p.value) AS value '
+        '         FROM (%s) p GROUP BY 1, 2) '
+        'SELECT coalesce(c.period, p.period), coalesce(c.keys, p.keys), '
+        '       CASE WHEN $10 = ''count'' THEN coalesce(c.value, 0) ELSE c.value END, p.value '
+        'FROM cur c FULL JOIN prev p ON p.period = c.period AND p.keys = c.keys '
+        'ORDER BY 1, 2',
+        format(v_call, '$1', '$2'), format(v_call, '$8', '$9'))
+    USING v_from, v_to, v_time, v_by, p_branches, v_arg, m.param,
+          (v_from - v_shift)::date, (v_to - v_shift)::date, m.unit;
+END
+$$;
+
+-- ---------------------------------------------------------------- live
+
+-- Per branch (p_branches, NULL: all), now: circulation (checkouts, renewals,
+-- checkins) this local hour so far, the average of the same hour on the same
+-- weekday over the last four weeks, holds on the shelf and waiting, transits
+-- overdue to the branch, notices failed in the last 24 hours. Index scans
+-- only (circ_event_branch, hold_shelf, hold_waiting_pickup, transit_to_open,
+-- stat_notice_event_failed): the daemon runs it every few seconds.
+CREATE OR REPLACE FUNCTION stats_live(p_branches integer[])
+RETURNS TABLE (branch_id integer, branch_code text, branch_name text, hour text,
+               circ_this_hour bigint, circ_hour_average numeric, holds_on_shelf bigint,
+               holds_waiting bigint, transits_overdue bigint, notices_failing bigint)
+LANGUAGE sql STABLE AS $$
+    WITH h AS (SELECT library_setting_text('timezone') AS tz,
+                      date_trunc('hour', now() AT TIME ZONE library_setting_text('timezone'))
+                          AS local_hour)
+    SELECT b.id, b.code, b.name, to_char(h.local_hour, 'YYYY-MM-DD HH24:00'),
+           (SELECT count(*) FROM circ_event e
+            WHERE e.branch_id = b.id AND e.at >= (h.local_hour AT TIME ZONE h.tz)
+              AND e.at < ((h.local_hour + interval '1 hour') AT TIME ZONE h.tz)
+              AND e.action IN ('checkout', 'renew', 'checkin')),
+           (SELECT round(count(*) / 4.0, 1)
+            FROM generate_series(1, 4) w
+            JOIN circ_event e ON e.branch_id = b.id
+             AND e.at >= ((h.local_hour - make_interval(weeks => w)) AT TIME ZONE h.tz)
+             AND e.at < ((h.local_hour - make_interval(weeks => w) + interval '1 hour')
+                         AT TIME ZONE h.tz)
+             AND e.action IN ('checkout', 'renew', 'checkin')),
+           (SELECT count(*) FROM hold x WHERE x.pickup_branch_id = b.id AND x.status = 'ready'),
+           (SELECT count(*) FROM hold x
+            WHERE x.pickup_branch_id = b.id AND x.status = 'waiting'),
+           (SELECT count(*) FROM transit t
+            WHERE t.to_branch_id = b.id AND t.received_at IS NULL AND t.cancelled_at IS NULL
+              AND transit_overdue(t)),
+           (SELECT count(*) FROM stat_notice_event n
+            WHERE n.branch_id = b.id AND n.outcome = 'failed'
+              AND n.at > now() - interval '24 hours')
+    FROM branch b, h
+    WHERE p_branches IS NULL OR b.id = ANY (p_branches)
+    ORDER BY b.code
+$$;
+
+-- ---------------------------------------------------------------- notices
+
+-- A notice sent, failed or exported is counted here: notices themselves are
+-- deleted once their loan or hold has ended.
+CREATE OR REPLACE FUNCTION stat_notice_count() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stat_notice_event (at, branch_id, channel, kind, outcome)
+    SELECT clock_timestamp(),
+           coalesce((SELECT h.pickup_branch_id FROM hold h WHERE h.id = NEW.hold_id),
+                    (SELECT l.checkout_branch_id FROM loan l WHERE l.id = NEW.loan_id),
+                    (SELECT p.home_branch_id FROM patron p WHERE p.id = NEW.patron_id)),
+           NEW.channel, NEW.kind, NEW.status;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER stat_notice_count AFTER UPDATE OF status ON notice
+    FOR EACH ROW
+    WHEN (NEW.status IN ('sent', 'failed', 'exported') AND OLD.status <> NEW.status)
+    EXECUTE FUNCTION stat_notice_count();
+
+-- ---------------------------------------------------------------- buy more
+
+-- Titles with at least p_threshold live holds (waiting, in transit, on the
+-- shelf; picked up at p_branches, NULL: all) per copy that can serve them
+-- (not withdrawn, lost, missing or damaged; any branch), most per copy first.
+-- A title with no such copy counts as one copy. NULL threshold: the setting
+-- buy_more_holds_per_copy.
+CREATE OR REPLACE FUNCTION stats_buy_more(p_branches integer[], p_threshold numeric,
+                                          p_limit integer)
+RETURNS TABLE (bib_id bigint, title text, author text, holds bigint, copies bigint,
+               ratio numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_threshold numeric := coalesce(p_threshold,
+                                    library_setting_text('buy_more_holds_per_copy')::numeric);
+BEGIN
+    IF v_threshold < 0 THEN
+        PERFORM stats_refuse('threshold', 'The threshold is a number of holds per copy, 0 or '
+                                          'more.');
+    END IF;
+    IF p_limit IS NOT NULL AND p_limit NOT BETWEEN 1 AND 1000 THEN
+        PERFORM stats_refuse('limit', 'List 1 to 1000 titles.');
+    END IF;
+    RETURN QUERY
+    SELECT x.bib_id, b.title, b.author, x.holds, x.copies,
+           round(x.holds::numeric / greatest(x.copies, 1), 2) AS ratio
+    FROM (SELECT h.bib_id, count(*) AS holds,
+                 (SELECT count(*) FROM item i
+                  WHERE i.bib_id = h.bib_id
+                    AND i.status NOT IN ('withdrawn', 'lost', 'missing', 'damaged')) AS copies
+          FROM hold h
+          WHERE h.status IN ('waiting', 'in_transit', 'ready')
+            AND (p_branches IS NULL OR h.pickup_branch_id = ANY (p_branches))
+          GROUP BY h.bib_id) x
+    JOIN bib b ON b.id = x.bib_id
+    WHERE x.holds::numeric / greatest(x.copies, 1) >= v_threshold
+    ORDER BY 6 DESC, x.holds DESC, x.bib_id
+    LIMIT coalesce(p_limit, 50);
+END
+$$;
+
+-- ---------------------------------------------------------------- PLS
+
+-- Public hours of branch p_branch on the days p_from..p_to: its weekly hours
+-- (branch_hours) on every day that is not a closed day (branch_closed).
+CREATE OR REPLACE FUNCTION stats_public_hours(p_branch integer, p_from date, p_to date)
+RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(round(sum(extract(epoch FROM bh.closes - bh.opens) / 3600)::numeric, 2), 0)
+    FROM generate_series(p_from, p_to, interval '1 day') d
+    JOIN branch_hours bh ON bh.branch_id = p_branch
+                        AND bh.weekday = extract(isodow FROM d)
+    WHERE NOT EXISTS (SELECT 1 FROM branch_closed c
+                      WHERE c.branch_id = p_branch AND c.day = d::date)
+$$;
+
+-- The IMLS Public Libraries Survey lines the ILS can know for p_year, per
+-- outlet (branches p_branches, NULL: all) and for the whole (branch_code
+-- NULL): counted, from the calendar, from settings, or not recorded (value
+-- NULL). docs/STATISTICS.md says how each is made.
+CREATE OR REPLACE FUNCTION pls_report(p_year integer, p_branches integer[])
+RETURNS TABLE (code text, branch_code text, value numeric, basis text, how text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_from date;
+    v_to date;
+    v_kids text[] := string_to_array(replace(coalesce(
+                         library_setting_text('pls_child_categories'), ''), ' ', ''), ',');
+BEGIN
+    IF p_year IS NULL OR p_year NOT BETWEEN 1990 AND 2199 THEN
+        PERFORM stats_refuse('year', 'Give the report''s year, e.g. 2026.');
+    END IF;
+    v_from := make_date(p_year, 1, 1);
+    v_to := make_date(p_year, 12, 31);
+    RETURN QUERY
+    WITH outlet AS (
+        SELECT b.id, b.code FROM branch b
+        WHERE p_branches IS NULL OR b.id = ANY (p_branches)
+    ), circ AS (
+        SELECT c.keys[1] AS code, c.keys[2] AS category, c.value
+        FROM stats_src_circ(v_from, v_to, 'none', '{branch,patron_category}', p_branches,
+                            NULL, 'checkout,renew') c
+    ), per_outlet AS (
+        SELECT 1 AS ord, 'PHYSCIR' AS code, o.code AS branch_code,
+               coalesce((SELECT sum(c.value) FROM circ c WHERE c.code = o.code), 0) AS value,
+               'counted' AS basis,
+               'Checkouts and renewals at the outlet in the year (circulation events).' AS how
+        FROM outlet o
+        UNION ALL
+        SELECT 2, 'KIDPHYSCIR', o.code,
+               coalesce((SELECT sum(c.value) FROM circ c
+                         WHERE c.code = o.code AND c.category = ANY (v_kids)), 0),
+               'counted',
+               format('Checkouts and renewals at the outlet for patrons of the categories %s '
+                      '(setting pls_child_categories).', array_to_string(v_kids, ', '))
+        FROM outlet o
+        UNION ALL
+        SELECT 3, 'REGBOR', o.code,
+               (SELECT count(*) FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id
+                WHERE p.home_branch_id = o.id AND p.merged_into IS NULL
+                  AND coalesce(pc.last_activity_on, library_local_date(p.created_at))
+                      > (v_to - interval '3 years')::date)::numeric,
+               'counted',
+               format('Patron records of this home branch used or renewed after %s (the last '
+                      'activity date kept on each record; merged duplicates not counted).',
+                      (v_to - interval '3 years')::date)
+        FROM outlet o
+        UNION ALL
+        SELECT 4, 'HOURS', o.code, stats_public_hours(o.id, v_from, v_to), 'calendar',
+               'The weekly opening hours on every day of the year, closed days subtracted '
+               '(branch calendar).'
+        FROM outlet o
+        UNION ALL
+        SELECT 5, 'WKS_OPEN', o.code, library_setting_text('pls_weeks_open')::numeric,
+               'setting', 'Setting pls_weeks_open.'
+        FROM outlet o
+    )
+    SELECT x.code, x.branch_code, x.value, x.basis, x.how FROM (
+        SELECT p.ord, p.code, p.branch_code, p.value, p.basis, p.how FROM per_outlet p
+        UNION ALL
+        SELECT p.ord, p.code, NULL, CASE WHEN p.code = 'WKS_OPEN' THEN max(p.value)
+                                         ELSE sum(p.value) END,
+               min(p.basis),
+               CASE p.code WHEN 'HOURS' THEN 'The outlets'' public hours added up.'
+                           WHEN 'WKS_OPEN' THEN 'Setting pls_weeks_open.'
+                           ELSE 'The outlets'' figures added up.' END
+        FROM per_outlet p GROUP BY p.ord, p.code
+        UNION ALL
+        SELECT 6, 'ODFINE', NULL,
+               CASE WHEN lower(library_setting_text('pls_odfine')) = 'yes' THEN 1 ELSE 0 END,
+               'setting', format('Setting pls_odfine (%s): 1 when fines are charged for '
+                                 'overdue materials, else 0.',
+                                 library_setting_text('pls_odfine'))
+        UNION ALL
+        SELECT 7, 'AUTORENEW', NULL,
+               CASE WHEN lower(library_setting_text('pls_autorenew')) = 'yes' THEN 1 ELSE 0 END,
+               'setting', format('Setting pls_autorenew (%s): 1 when loans renew '
+                                 'automatically, else 0.',
+                                 library_setting_text('pls_autorenew'))
+        UNION ALL
+        SELECT 10 + n.ord, n.code, NULL, NULL::numeric, 'not_recorded', n.how
+        FROM (VALUES (1, 'VISITS', 'Not recorded yet: will count the door counters'' visits '
+                                   'once visits are recorded.'),
+                     (2, 'REFERENC', 'Not recorded yet: will count reference questions '
+                                     '(directional ones excluded) once inquiries are '
+                                     'recorded.'),
+                     (3, 'TOTPRO', 'Not recorded yet: will count program sessions once '
+                                   'programs are recorded.'),
+                     (4, 'TOTATTEN', 'Not recorded yet: will count program attendance once '
+                                     'programs are recorded.'),
+                     (5, 'KIDPRO', 'Not recorded yet: children''s program sessions.'),
+                     (6, 'KIDATTEN', 'Not recorded yet: children''s program attendance.'),
+                     (7, 'YAPRO', 'Not recorded yet: young adult program sessions.'),
+                     (8, 'YAATTEN', 'Not recorded yet: young adult program attendance.'))
+             AS n (ord, code, how)
+    ) x
+    ORDER BY x.ord, x.branch_code NULLS LAST;
+END
+$$;
