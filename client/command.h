@@ -137,5 +137,6 @@ extern const command_t circ_commands[];
 extern const command_t holds_commands[];
 extern const command_t notices_commands[];
 extern const command_t desk_commands[];
+extern const command_t stats_commands[];
 
 #endif

@@ -168,8 +168,9 @@ int main(int argc, char **argv)
         profile_free(&cli.profile);
         return EXIT_USAGE;
     }
-    /* Text from the server is escaped on a terminal; desk mode draws its own. */
-    if (strcmp(cmd->path, "desk") != 0)
+    /* Text from the server is escaped on a terminal; desk mode and the live view draw
+     * their own (and escape what they print: tables, JSON). */
+    if (strcmp(cmd->path, "desk") != 0 && strcmp(cmd->path, "stats live") != 0)
         output_guard_terminals();
     /* The command sees its own name as argv[0], then its arguments. */
     int cargc = argc - optind - words + 1;

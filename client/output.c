@@ -310,6 +310,24 @@ static void out_csv_field(FILE *out, const char *s)
     }
 }
 
+void output_figure(char *out, size_t n, bool has, double v)
+{
+    if (!has)
+        snprintf(out, n, "%s", "");
+    else if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+        snprintf(out, n, "%lld", (long long)v);
+    else
+        snprintf(out, n, "%.2f", v);
+}
+
+void output_change_pct(char *out, size_t n, bool has, double pct)
+{
+    if (has)
+        snprintf(out, n, "%+.1f%%", pct);
+    else
+        snprintf(out, n, "%s", "");
+}
+
 void output_csv_row(FILE *out, const char *const *fields, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

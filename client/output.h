@@ -65,6 +65,14 @@ void output_short_name(char *out, size_t n, const char *preferred, const char *f
 const char *output_hold_status(const char *status);
 
 /*
+ * A statistic for people: whole numbers as they are ("1234"), others with
+ * two decimals ("3.25"); "" when absent.
+ */
+void output_figure(char *out, size_t n, bool has, double v);
+/* A change in percent: "+12.5%", "-3.0%", "0.0%"; "" when absent. */
+void output_change_pct(char *out, size_t n, bool has, double pct);
+
+/*
  * One CSV record (RFC 4180): fields joined by commas, quoted when they hold
  * a comma, a quote or a line break (quotes doubled), ended by CRLF. NULL
  * fields are empty. Written as they are: CSV goes to files and programs.

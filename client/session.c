@@ -34,6 +34,15 @@ static void client_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
         carrel__response__free_unpacked(resp, NULL);
         return;
     }
+    /* Other pushes (StatsLive) are no answer to a request: never into the inbox, where
+     * an id 0 answer would be taken as the connection's error. */
+    if (resp->id == 0 && resp->status == CARREL__STATUS__STATUS_OK &&
+        resp->body_case != CARREL__RESPONSE__BODY__NOT_SET) {
+        if (cl->on_push)
+            cl->on_push(resp, cl->push_arg);
+        carrel__response__free_unpacked(resp, NULL);
+        return;
+    }
     client_inbox_t *box = malloc(sizeof(*box));
     if (box == NULL) {
         carrel__response__free_unpacked(resp, NULL);

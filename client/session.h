@@ -16,6 +16,8 @@
 #include "channel.h"
 
 typedef void (*client_event_cb)(const Carrel__Event *event, void *arg);
+/* A pushed Response (id 0, status OK) whose body is not an event, e.g. StatsLive. */
+typedef void (*client_push_cb)(const Carrel__Response *push, void *arg);
 
 typedef struct client_inbox client_inbox_t;
 
@@ -34,6 +36,8 @@ typedef struct client {
     client_inbox_t *inbox;
     client_event_cb on_event;
     void *event_arg;
+    client_push_cb on_push; /* NULL: such pushes are dropped */
+    void *push_arg;
     uint64_t timeout_ms;
     uint32_t max_frame;
 } client_t;

@@ -182,7 +182,10 @@
       "A copy is already set aside for the hold.")                                                 \
     X(NOT_HERE, "not_here", CONFLICT, BY_STATUS, 0, "The copy is not at this branch.")             \
     X(NOT_ON_SHELF, "not_on_shelf", CONFLICT, BY_STATUS, 0, "The copy is not on the shelf.")       \
-    X(NOT_IN_TRANSIT, "not_in_transit", CONFLICT, BY_STATUS, 0, "The copy is not in transit.")
+    X(NOT_IN_TRANSIT, "not_in_transit", CONFLICT, BY_STATUS, 0, "The copy is not in transit.")  \
+    /* Statistics */                                                                               \
+    X(STATS_UNAVAILABLE, "stats_unavailable", UNAVAILABLE, BY_STATUS, 0,                           \
+      "The statistics database (the standby) cannot be reached; try again later.")
 /* clang-format on */
 
 typedef enum {

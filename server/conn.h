@@ -52,6 +52,13 @@ typedef struct conn {
     bool refused;    /* over a connection limit at accept: closing, holds no slot */
     bool subscribed; /* wants pushed events: its branch's, or all (all_branches) */
     bool all_branches;
+    /* Live statistics (stats.c): pushed every stats_interval_ms while set, for
+     * stats_all or the branches in stats_branches (codes, comma-separated). */
+    bool stats_live;
+    bool stats_all;
+    int stats_interval_ms;
+    uint64_t stats_next_ms; /* uv_now() when the next push is due */
+    char stats_branches[200];
     char peer[64];
     char addr[64]; /* peer without the port: the per-address limits' key */
     /* The Argon2 check of a pending Login, cancelled if the connection closes first. */

@@ -85,6 +85,9 @@ struct db_pool {
     void (*on_notify)(void *, const char *payload);
     void *notify_arg;
     bool fatal; /* a statement cannot be prepared: the pool refuses all work */
+    const db_stmt_t *const *stmts; /* db_pool_set_statements: prepare only these */
+    int nstmts;
+    const char *label; /* "database", or what db_pool_set_label named the pool */
 };
 
 static void db_conn_connect(db_conn_t *c);
@@ -287,9 +290,10 @@ static void db_note_availability(db_pool_t *pool)
 {
     bool now = db_pool_available(pool);
     if (now && !pool->was_available)
-        log_info(0, "database connection established");
+        log_info(0, "%s connection established", pool->label);
     else if (!now && pool->was_available)
-        log_warn(0, "database unavailable: requests fail with 'unavailable' until it returns");
+        log_warn(0, "%s unavailable: requests fail with 'unavailable' until it returns",
+                 pool->label);
     pool->was_available = now;
 }
 
@@ -361,7 +365,7 @@ static void db_conn_fail(db_conn_t *c, const char *why)
     c->job = NULL;
     bool was_up = c->state != DBC_CONNECTING;
     if (was_up || pool->was_available)
-        log_warn(0, "database connection %d lost: %s", c->index, why);
+        log_warn(0, "%s connection %d lost: %s", pool->label, c->index, why);
     db_conn_reset(c);
     if (job)
         db_job_unavailable(job, "the database connection was lost");
@@ -373,10 +377,21 @@ static void db_conn_fail(db_conn_t *c, const char *why)
                        (uint64_t)pool->reconnect_ms);
 }
 
+/* The statements prepared on the pool's connections: its own, or every registered one. */
+static int db_pool_stmt_count(const db_pool_t *pool)
+{
+    return pool->stmts ? pool->nstmts : db_statement_count;
+}
+
+static const db_stmt_t *db_pool_stmt(const db_pool_t *pool, int i)
+{
+    return pool->stmts ? pool->stmts[i] : db_statements[i];
+}
+
 static void db_send_next_prepare(db_conn_t *c)
 {
-    while (c->prepare_next < db_statement_count) {
-        const db_stmt_t *st = db_statements[c->prepare_next];
+    while (c->prepare_next < db_pool_stmt_count(c->pool)) {
+        const db_stmt_t *st = db_pool_stmt(c->pool, c->prepare_next);
         if (PQsendPrepare(c->pg, st->name, st->sql, 0, NULL) != 1) {
             db_conn_fail(c, PQerrorMessage(c->pg));
             return;
@@ -751,7 +766,7 @@ static void db_conn_complete(db_conn_t *c)
         if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
             char why[512];
             snprintf(why, sizeof(why), "cannot prepare statement %s: %s",
-                     db_statements[c->prepare_next]->name,
+                     db_pool_stmt(pool, c->prepare_next)->name,
                      res ? PQresultErrorMessage(res) : "no result");
             bool schema =
                 res && db_prepare_error_is_fatal(PQresultErrorField(res, PG_DIAG_SQLSTATE));
@@ -931,12 +946,24 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_
     pool->open_handles = 2;
     pool->error_log.burst = 20;
     pool->error_log.window_ms = 60 * 1000;
+    pool->label = "database";
     return pool;
 }
 
 void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits)
 {
     pool->limits = *limits;
+}
+
+void db_pool_set_statements(db_pool_t *pool, const db_stmt_t *const *stmts, int n)
+{
+    pool->stmts = stmts;
+    pool->nstmts = n;
+}
+
+void db_pool_set_label(db_pool_t *pool, const char *label)
+{
+    pool->label = label;
 }
 
 void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *, const char *), void *arg)

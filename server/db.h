@@ -97,6 +97,15 @@ void db_pool_start(db_pool_t *pool);
 __attribute__((warn_unused_result)) int db_pool_listen(db_pool_t *pool, const char *channel,
                                                        void (*cb)(void *arg, const char *payload),
                                                        void *arg);
+/*
+ * Prepare only `stmts` (n of them, registered or not; the array must outlive
+ * the pool) on this pool's connections instead of every registered statement:
+ * for a pool with one purpose, such as the statistics standby (before
+ * db_pool_start).
+ */
+void db_pool_set_statements(db_pool_t *pool, const db_stmt_t *const *stmts, int n);
+/* What the pool's log lines call it ("database" unless set; a constant string). */
+void db_pool_set_label(db_pool_t *pool, const char *label);
 /* Called once if the pool cannot serve at all (a statement fails to prepare). */
 void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *arg, const char *why), void *arg);
 /* True when at least one connection is ready or busy. */

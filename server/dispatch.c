@@ -80,6 +80,13 @@ static const route_t routes[] = {
     R(NOTICE_MARK_EXPORTED, "notice_mark_exported", handle_notice_mark_exported, ROUTE_KEYED,
       PERM_CIRC),
     R(NOTICE_RUN, "notice_run", handle_notice_run, ROUTE_MUTATING, PERM_NOTICE_RUN),
+    /* Statistics: branch and date scope are checked in stats.c. */
+    R(STATS_QUERY, "stats_query", handle_stats_query, 0, PERM_STATS_READ),
+    R(STATS_MEASURES, "stats_measures", handle_stats_measures, 0, PERM_STATS_READ),
+    R(STATS_LIVE, "stats_live", handle_stats_live, 0, PERM_STATS_READ),
+    R(PLS_REPORT, "pls_report", handle_pls_report, 0, PERM_STATS_REPORT),
+    R(STATS_BUY_MORE, "stats_buy_more", handle_stats_buy_more, 0, PERM_STATS_REPORT),
+    R(STATS_REBUILD, "stats_rebuild", handle_stats_rebuild, ROUTE_MUTATING, PERM_STATS_REBUILD),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -101,4 +108,5 @@ void dispatch_register_statements(void)
     circ_register_statements();
     holds_register_statements();
     notices_register_statements();
+    stats_register_statements();
 }

@@ -116,4 +116,13 @@ void handle_notice_list(request_t *req);
 void handle_notice_run(request_t *req);
 void handle_notice_mark_exported(request_t *req);
 
+/* stats.c: statistics, live service levels, reports (the jobs are in stats.h) */
+void stats_register_statements(void);
+void handle_stats_query(request_t *req);
+void handle_stats_measures(request_t *req);
+void handle_stats_live(request_t *req);
+void handle_pls_report(request_t *req);
+void handle_stats_buy_more(request_t *req);
+void handle_stats_rebuild(request_t *req);
+
 #endif

@@ -59,7 +59,11 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_POLICY_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "read loan rules")                           \
     X(PERM_POLICY_EDIT, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "change loan rules")                       \
     X(PERM_CALENDAR_EDIT, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "change branch calendars")       \
-    X(PERM_NOTICE_RUN, ROLES_MANAGER_UP, PERM_SCOPE_SYSTEM, "run the notice jobs")
+    X(PERM_NOTICE_RUN, ROLES_MANAGER_UP, PERM_SCOPE_SYSTEM, "run the notice jobs")              \
+    X(PERM_STATS_READ, ROLES_ALL, PERM_SCOPE_BRANCH, "read statistics")                            \
+    X(PERM_STATS_REPORT, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH,                                      \
+      "run the annual report or the buy-more list")                                                \
+    X(PERM_STATS_REBUILD, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "rebuild the statistics")
 
 typedef enum {
 #define X(action, roles, scope, text) action,

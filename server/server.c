@@ -20,6 +20,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "notices.h"
+#include "stats.h"
 #include "tls.h"
 
 static void server_finish(server_t *srv);
@@ -69,6 +70,7 @@ static void server_on_signal(uv_signal_t *sig, int signum)
             conn_close(c, "forced shutdown");
         if (srv->notices)
             notices_abort(srv->notices);
+        stats_abort(srv->stats);
         return;
     }
     server_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -171,6 +173,8 @@ int server_start(server_t *srv)
     db_pool_start(srv->db);
     if (notices_start(srv) != 0)
         goto fail;
+    if (stats_start(srv) != 0)
+        goto fail;
     auth_jobs_start(srv);
 
     /* A hash of random bytes nobody knows, to verify unknown users against. */
@@ -198,6 +202,7 @@ static void server_drain_timeout(uv_timer_t *t)
         conn_close(c, "shutdown timeout");
     if (srv->notices)
         notices_abort(srv->notices);
+    stats_abort(srv->stats);
 }
 
 void server_drain(server_t *srv, const char *why)
@@ -219,6 +224,7 @@ void server_drain(server_t *srv, const char *why)
                    (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
     if (srv->notices)
         notices_stop(srv->notices);
+    stats_stop(srv->stats);
     auth_jobs_stop(srv);
     server_finish(srv);
 }
@@ -231,18 +237,19 @@ static void server_pool_closed(void *arg)
 }
 
 /* Once draining, with no connection left, no password work whose callback
- * may still use the database (a login records itself), and the notice jobs
- * done with the database, release the remaining handles. */
+ * may still use the database (a login records itself), and the notice and
+ * statistics jobs done with the database, release the remaining handles. */
 static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || srv->finishing || srv->passwords.pending > 0 ||
-        !notices_gone(srv->notices))
+        !notices_gone(srv->notices) || !stats_gone(srv->stats))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    stats_close(srv->stats); /* the standby pool; frees the rest once its handles are closed */
     if (srv->db)
         db_pool_close(srv->db, server_pool_closed, srv);
 }

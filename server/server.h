@@ -21,6 +21,7 @@ struct login_state;
 
 #define SERVER_REVOKED_RING 16
 typedef struct notices notices_t;
+typedef struct stats stats_t;
 
 typedef struct server {
     uv_loop_t *loop;
@@ -60,6 +61,8 @@ typedef struct server {
     char *dummy_hash; /* verified against for unknown users, so timing does not tell */
     /* The notice jobs (notices.c); NULL once they are over. */
     notices_t *notices;
+    /* Statistics (stats.c): the standby pool, the rollup job, the live pushes. */
+    stats_t *stats;
     int exit_code;
 } server_t;
 
@@ -69,7 +72,8 @@ __attribute__((warn_unused_result)) int server_start(server_t *srv);
 void server_drain(server_t *srv, const char *why);
 /* A connection has gone; called by conn.c so draining can finish. */
 void server_conn_gone(server_t *srv, conn_t *c);
-/* The notice jobs no longer need the database; called by notices.c so draining can finish. */
+/* The notice or statistics jobs no longer need the database; called by notices.c and
+ * stats.c so draining can finish. */
 void server_jobs_gone(server_t *srv);
 /*
  * A staff account was disabled or given a new password: close every

@@ -120,5 +120,16 @@ const conf_entry_t server_config_table[] = {
      "this often, the first time 5 s after start; 0: only on request (carrel notices run)"},
     {"notice_send_interval_s", CONF_INT, S(notice_send_interval_s), "60", 0, 86400,
      "send pending email notices this often between daily jobs; 0: only with the daily job"},
+    {"stats_conninfo", CONF_STRING, S(stats_conninfo), NULL, 0, 0,
+     "libpq connection string of a read-only hot standby that answers statistics and reports, "
+     "so that none competes with the desks; unset: they use the primary's read connections"},
+    {"stats_pool_size", CONF_INT, S(stats_pool_size), "2", 1, 64,
+     "database connections to the stats standby (with stats_conninfo)"},
+    {"stats_fallback_primary", CONF_BOOL, S(stats_fallback_primary), "false", 0, 0,
+     "while the stats standby is unreachable, answer statistics from the primary instead of "
+     "'unavailable'"},
+    {"stats_rollup_interval_s", CONF_INT, S(stats_rollup_interval_s), "10", 0, 86400,
+     "fold new circulation events into the statistics rollups this often (on the primary); 0: "
+     "never (reports still count queued events, only more slowly)"},
     CONF_END,
 };

@@ -58,6 +58,10 @@ struct server_config {
     long smtp_timeout_s;
     long jobs_interval_s;        /* 0: no daily timer */
     long notice_send_interval_s; /* 0: no send timer */
+    char *stats_conninfo;         /* NULL or "": statistics use the primary pool */
+    long stats_pool_size;
+    int stats_fallback_primary;
+    long stats_rollup_interval_s; /* 0: no rollup timer */
 };
 
 extern const conf_entry_t server_config_table[];

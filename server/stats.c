@@ -1,0 +1,1190 @@
+/*
+ * stats: statistics requests (StatsQuery, StatsMeasureList, StatsLiveSubscribe,
+ * PlsReport, StatsBuyMore, StatsRebuild), the stats pool, the rollup job and
+ * the live pushes (see stats.h). Every figure comes from a function of
+ * sql/rules/stats.sql; nothing here names or counts a patron.
+ *
+ * Scope, checked here before SQL runs: coordinators and administrators see
+ * every branch; branch-bound roles only their session's branch (asking for
+ * another is FORBIDDEN `branch`); clerks and librarians only today, the
+ * library's local day, which the statement itself checks (library_today())
+ * before the measure runs, answered FORBIDDEN `role`.
+ */
+#include "stats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "log.h"
+#include "pgtext.h"
+#include "reply.h"
+#include "server.h"
+#include "util.h"
+
+#define STATS_ROLLUP_BATCH     10000
+#define STATS_LIVE_TICK_MS     1000
+#define STATS_LIVE_DEFAULT_S   5
+#define STATS_LIVE_MAX_S       5
+#define STATS_POOL_RETRY_MS    60000 /* a standby without our schema: try a new pool this often */
+#define STATS_MAX_BRANCHES     64
+#define STATS_MAX_BY           4
+#define STATS_BUY_MORE_DEFAULT 50
+#define STATS_BUY_MORE_MAX     1000
+
+/* ---------------------------------------------------------------- statements */
+
+/*
+ * The scope every statistics statement starts from, one row: which server
+ * answers (pg_is_in_recovery(): "standby" or "primary"), the branch codes
+ * asked for that no branch has (NULL when all are known), and their ids for
+ * the SQL functions (NULL: every branch). $CODES is the text[] of codes.
+ * The measure runs only when every code is known: `WHERE s.unknown IS NULL`
+ * in its LATERAL subquery refers to the outer row only, so PostgreSQL checks
+ * it once, before the function scan.
+ */
+#define STATS_SCOPE(CODES)                                                                         \
+    "(SELECT pg_is_in_recovery() AS rec, library_today() AS today,"                                \
+    "        (SELECT string_agg(c, ', ') FROM unnest(" CODES "::text[]) c"                         \
+    "          WHERE NOT EXISTS (SELECT 1 FROM branch b WHERE b.code = c)) AS unknown,"            \
+    "        (SELECT array_agg(b.id ORDER BY b.id) FROM branch b"                                  \
+    "          WHERE b.code = ANY (" CODES "::text[])) AS ids) s"
+
+/* StatsQuery. $1 measure, $2 from, $3 to (NULL: today; to NULL: from), $4 time,
+ * $5 by (text[]), $6 branch codes, $7 compare, $8 arg, $9 today only (clerks). */
+enum {
+    QUERY_REC,
+    QUERY_UNKNOWN,
+    QUERY_TODAY,
+    QUERY_FROM,
+    QUERY_TO,
+    QUERY_PREV_FROM,
+    QUERY_PREV_TO,
+    QUERY_TITLE,
+    QUERY_UNIT,
+    QUERY_N,
+    QUERY_PERIOD,
+    QUERY_KEYS,
+    QUERY_VALUE,
+    QUERY_PREVIOUS,
+    QUERY_NCOLS
+};
+static const reply_stmt_t stmt_query = REPLY_STMT(
+    "stats_query", QUERY_NCOLS,
+    "SELECT s.rec, s.unknown, s.today::text, d.f::text, d.t::text,"
+    "       (d.f - CASE WHEN $4 = 'week' THEN interval '364 days' ELSE interval '1 year' END)"
+    "         ::date::text,"
+    "       (d.t - CASE WHEN $4 = 'week' THEN interval '364 days' ELSE interval '1 year' END)"
+    "         ::date::text,"
+    "       m.title, m.unit, q.n, q.period, q.keys, q.value, q.previous"
+    "  FROM " STATS_SCOPE(
+        "$6") " CROSS JOIN LATERAL"
+              "       (SELECT coalesce($2::date, s.today) AS f,"
+              "               coalesce($3::date, $2::date, s.today) AS t) d"
+              "  LEFT JOIN (SELECT name, title, unit FROM stats_measures()) m ON m.name = $1"
+              "  LEFT JOIN LATERAL"
+              "       (SELECT * FROM stats_query($1, d.f, d.t, $4, $5::text[], s.ids, $7::boolean,"
+              "                                  $8::integer)"
+              "                 WITH ORDINALITY AS x(period, keys, value, previous, n)"
+              "         WHERE s.unknown IS NULL"
+              "           AND ($9::boolean IS NOT TRUE OR (d.f = s.today AND d.t = s.today))) q ON "
+              "true"
+              " ORDER BY q.n");
+
+enum {
+    MEASURE_REC,
+    MEASURE_NAME,
+    MEASURE_TITLE,
+    MEASURE_UNIT,
+    MEASURE_DIMS,
+    MEASURE_TIMES,
+    MEASURE_KIND,
+    MEASURE_DESCRIPTION,
+    MEASURE_NCOLS
+};
+static const reply_stmt_t stmt_measures =
+    REPLY_STMT("stats_measures", MEASURE_NCOLS,
+               "SELECT pg_is_in_recovery(), name, title, unit, dims, times, kind, description"
+               "  FROM stats_measures() ORDER BY name");
+
+/* Every branch, once per live tick; the subscribers' scopes are applied here in C. */
+enum {
+    LIVE_REC,
+    LIVE_BRANCH_ID,
+    LIVE_BRANCH_CODE,
+    LIVE_BRANCH_NAME,
+    LIVE_HOUR,
+    LIVE_CIRC_THIS_HOUR,
+    LIVE_CIRC_HOUR_AVERAGE,
+    LIVE_HOLDS_ON_SHELF,
+    LIVE_HOLDS_WAITING,
+    LIVE_TRANSITS_OVERDUE,
+    LIVE_NOTICES_FAILING,
+    LIVE_NCOLS
+};
+static const reply_stmt_t stmt_live = REPLY_STMT(
+    "stats_live", LIVE_NCOLS,
+    "SELECT pg_is_in_recovery(), branch_id, branch_code, branch_name, hour, circ_this_hour,"
+    "       circ_hour_average, holds_on_shelf, holds_waiting, transits_overdue, notices_failing"
+    "  FROM stats_live(NULL) ORDER BY branch_code");
+
+/* PlsReport. $1 year, $2 branch codes. */
+enum {
+    PLS_REC,
+    PLS_UNKNOWN,
+    PLS_N,
+    PLS_CODE,
+    PLS_BRANCH_CODE,
+    PLS_VALUE,
+    PLS_BASIS,
+    PLS_HOW,
+    PLS_NCOLS
+};
+static const reply_stmt_t stmt_pls = REPLY_STMT(
+    "stats_pls_report", PLS_NCOLS,
+    "SELECT s.rec, s.unknown, q.n, q.code, q.branch_code, q.value, q.basis, q.how"
+    "  FROM " STATS_SCOPE(
+        "$2") " LEFT JOIN LATERAL"
+              "       (SELECT * FROM pls_report($1::integer, s.ids)"
+              "                 WITH ORDINALITY AS x(code, branch_code, value, basis, how, n)"
+              "         WHERE s.unknown IS NULL) q ON true"
+              " ORDER BY q.n");
+
+/* StatsBuyMore. $1 branch codes, $2 threshold (NULL: the setting), $3 limit. */
+enum {
+    BUY_REC,
+    BUY_UNKNOWN,
+    BUY_THRESHOLD,
+    BUY_N,
+    BUY_BIB_ID,
+    BUY_TITLE,
+    BUY_AUTHOR,
+    BUY_HOLDS,
+    BUY_COPIES,
+    BUY_RATIO,
+    BUY_NCOLS
+};
+static const reply_stmt_t stmt_buy_more = REPLY_STMT(
+    "stats_buy_more", BUY_NCOLS,
+    "SELECT s.rec, s.unknown, t.threshold, q.n, q.bib_id, q.title, q.author, q.holds,"
+    "       q.copies, q.ratio"
+    "  FROM " STATS_SCOPE(
+        "$1") " CROSS JOIN LATERAL"
+              "       (SELECT coalesce($2::numeric,"
+              "                        library_setting_text('buy_more_holds_per_copy')::numeric)"
+              "                 AS threshold) t"
+              "  LEFT JOIN LATERAL"
+              "       (SELECT * FROM stats_buy_more(s.ids, t.threshold, $3::integer)"
+              "                 WITH ORDINALITY AS x(bib_id, title, author, holds, copies, ratio, "
+              "n)"
+              "         WHERE s.unknown IS NULL) q ON true"
+              " ORDER BY q.n");
+
+/* On the primary only: both write. */
+enum { REBUILD_EVENTS, REBUILD_ROWS, REBUILD_NCOLS };
+static const reply_stmt_t stmt_rebuild =
+    REPLY_STMT("stats_rebuild", REBUILD_NCOLS, "SELECT events, rows FROM stats_rollup_rebuild()");
+
+enum { ROLLUP_FOLDED, ROLLUP_NCOLS };
+static const db_stmt_t stmt_rollup = {"stats_rollup_run", "SELECT stats_rollup_run($1::integer)"};
+
+/* What the stats pool prepares: the reads, never the writes. */
+static const db_stmt_t *const stats_pool_statements[] = {
+    &stmt_query.db, &stmt_measures.db, &stmt_live.db, &stmt_pls.db, &stmt_buy_more.db,
+};
+
+void stats_register_statements(void)
+{
+    for (size_t i = 0; i < sizeof(stats_pool_statements) / sizeof(stats_pool_statements[0]); i++)
+        db_stmt_register(stats_pool_statements[i]);
+    db_stmt_register(&stmt_rebuild.db);
+    db_stmt_register(&stmt_rollup);
+}
+
+/* ---------------------------------------------------------------- state */
+
+struct stats {
+    server_t *srv;
+    db_pool_t *pool; /* the standby's, or NULL (none configured, or being replaced) */
+    bool standby;    /* stats_conninfo is set */
+    int pools_open;  /* stats pools not yet closed (one being replaced, the current) */
+    uv_timer_t rollup_timer, live_timer, retry_timer;
+    int open_timers;
+    bool stopping, aborted, closing;
+    int primary_jobs; /* our jobs on the primary pool: shutdown waits for them */
+    int standby_jobs; /* our jobs on the stats pool */
+    bool rollup_running;
+    int64_t rollup_folded; /* in the current run, for the log */
+    bool rollup_trouble;   /* said once, until a run succeeds */
+    bool live_running;
+    bool live_trouble;
+    bool said_down;
+};
+
+static const char *stats_served_by(const PGresult *res, int col)
+{
+    return PQntuples(res) > 0 && db_bool(res, 0, col) ? "standby" : "primary";
+}
+
+/* Free s once nothing of it is open or running (only from callbacks of handles closing). */
+static void stats_maybe_free(stats_t *s)
+{
+    if (!s->closing || s->open_timers > 0 || s->pools_open > 0 || s->primary_jobs > 0 ||
+        s->standby_jobs > 0)
+        return;
+    s->srv->stats = NULL;
+    free(s);
+}
+
+static void stats_pool_closed(void *arg)
+{
+    stats_t *s = arg;
+    s->pools_open--;
+    stats_maybe_free(s);
+}
+
+static void stats_timer_closed(uv_handle_t *h)
+{
+    stats_t *s = h->data;
+    s->open_timers--;
+    stats_maybe_free(s);
+}
+
+/* A job of ours on the primary is back; at shutdown the last one lets the pool close. */
+static void stats_primary_back(stats_t *s)
+{
+    s->primary_jobs--;
+    if (s->stopping && s->primary_jobs == 0 && !s->aborted && !s->closing)
+        server_jobs_gone(s->srv);
+    stats_maybe_free(s); /* frees nothing before the timers' close callbacks have run */
+}
+
+/* ---------------------------------------------------------------- the stats pool */
+
+static void stats_pool_fatal(void *arg, const char *why);
+
+static int stats_pool_open(stats_t *s)
+{
+    const struct server_config *cfg = &s->srv->cfg;
+    db_pool_t *p =
+        db_pool_new(s->srv->loop, cfg->stats_conninfo, (int)cfg->stats_pool_size,
+                    (int)cfg->db_max_queue, (int)cfg->db_reconnect_ms, (int)cfg->db_retry_limit);
+    if (p == NULL)
+        return -1;
+    db_limits_t limits = {
+        .lock_timeout_ms = (int)cfg->db_lock_timeout_ms,
+        .statement_timeout_ms = (int)cfg->db_statement_timeout_ms,
+        .long_statement_timeout_ms = (int)cfg->db_long_statement_timeout_ms,
+        .queue_timeout_ms = (int)cfg->db_queue_timeout_ms,
+        .reserved_short = 0, /* only reads run here */
+        .quiet_errors = cfg->db_quiet_refusals != 0,
+    };
+    db_pool_set_limits(p, &limits);
+    db_pool_set_label(p, "stats standby");
+    db_pool_set_statements(p, stats_pool_statements,
+                           (int)(sizeof(stats_pool_statements) / sizeof(stats_pool_statements[0])));
+    db_pool_on_fatal(p, stats_pool_fatal, s);
+    db_pool_start(p);
+    s->pool = p;
+    s->pools_open++;
+    return 0;
+}
+
+static void stats_retry_tick(uv_timer_t *t)
+{
+    stats_t *s = t->data;
+    if (s->stopping || s->pool)
+        return;
+    if (stats_pool_open(s) != 0)
+        log_error(0, "stats: cannot make a new pool for the standby; retrying later");
+    else
+        uv_timer_stop(t);
+}
+
+/*
+ * The standby cannot prepare our statements (a schema behind the
+ * primary's, a wrong database): unlike the primary's, this stops nothing.
+ * The pool is closed (its waiting statements fail, and their requests are
+ * answered), and a new one is tried every minute.
+ */
+static void stats_pool_fatal(void *arg, const char *why)
+{
+    stats_t *s = arg;
+    log_error(0,
+              "stats: the standby (stats_conninfo) cannot serve statistics: %s; statistics %s "
+              "until it can (tried again every %d s)",
+              why, s->srv->cfg.stats_fallback_primary ? "use the primary" : "answer unavailable",
+              STATS_POOL_RETRY_MS / 1000);
+    db_pool_t *p = s->pool;
+    s->pool = NULL;
+    if (p)
+        db_pool_close(p, stats_pool_closed, s);
+    if (!s->stopping)
+        uv_timer_start(&s->retry_timer, stats_retry_tick, STATS_POOL_RETRY_MS, STATS_POOL_RETRY_MS);
+}
+
+/* ---------------------------------------------------------------- running a statistics statement
+ */
+
+/* A statement run for a request on the stats pool, or the primary's read lane. */
+typedef struct stats_call {
+    request_t *req;
+    const reply_stmt_t *stmt;
+    int nparams;
+    const char **values; /* in the arena: a try on the primary may follow one on the standby */
+    reply_rows_fn fn;
+    bool on_standby;
+} stats_call_t;
+
+static void stats_call_done(const db_result_t *r, void *arg);
+
+/* Statistics on the primary: always the short lane, so that they never wait behind (or
+ * hold up) a desk's change waiting for a row lock. */
+static void stats_call_primary(stats_call_t *call)
+{
+    call->on_standby = false;
+    int rc = db_exec_short(call->req->srv->db, &call->stmt->db, call->nparams, call->values, NULL,
+                           NULL, stats_call_done, call);
+    if (rc != 0)
+        request_fail_exec(call->req, rc);
+}
+
+/* The standby cannot answer now: the primary, if the settings allow it, else a clear no. */
+static void stats_call_standby_down(stats_call_t *call, const char *why)
+{
+    stats_t *s = call->req->srv->stats;
+    if (!s->said_down) {
+        log_warn(call->req->conn->id, "stats: the standby cannot answer (%s); %s", why,
+                 s->srv->cfg.stats_fallback_primary ? "using the primary"
+                                                    : "answering unavailable");
+        s->said_down = true;
+    }
+    if (s->srv->cfg.stats_fallback_primary) {
+        stats_call_primary(call);
+        return;
+    }
+    request_fail(call->req, CARREL__STATUS__STATUS_UNAVAILABLE, "stats_unavailable",
+                 "Statistics are answered by the standby database, which cannot be reached now; "
+                 "the desks are not affected. Try again later, or ask IT to check the standby "
+                 "(setting stats_conninfo).");
+}
+
+static void stats_call_done(const db_result_t *r, void *arg)
+{
+    stats_call_t *call = arg;
+    request_t *req = call->req;
+    stats_t *s = req->srv->stats;
+    if (call->on_standby) {
+        s->standby_jobs--;
+        /* Lost with its connection, or refused by a standby that is shutting down or
+         * still starting (57P0x, 08xxx): the standby's trouble, not the request's. */
+        bool down = r->status == DB_UNAVAILABLE && !r->queue_timeout;
+        down |= r->status == DB_QUERY_ERROR && r->sqlstate &&
+                (!strncmp(r->sqlstate, "08", 2) || !strncmp(r->sqlstate, "57P", 3));
+        if (down && !s->closing) {
+            stats_call_standby_down(call, r->message ? r->message : "connection lost");
+            return;
+        }
+        if (r->status == DB_OK)
+            s->said_down = false;
+    }
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    if (!reply_fits(call->stmt, r->res)) {
+        log_error(req->conn->id, "statement %s returned %d columns; its declaration says %d",
+                  call->stmt->db.name, PQnfields(r->res), call->stmt->ncols);
+        request_fail_reason(req, REASON_INTERNAL);
+        return;
+    }
+    call->fn(req, r->res);
+}
+
+/* Run a statistics statement for req: the standby when there is one, else the primary. */
+static void stats_call(request_t *req, const reply_stmt_t *stmt, int nparams,
+                       const char *const *values, reply_rows_fn fn)
+{
+    stats_t *s = req->srv->stats;
+    stats_call_t *call = arena_new(&req->arena, stats_call_t, 1);
+    *call = (stats_call_t){.req = req, .stmt = stmt, .nparams = nparams, .fn = fn};
+    call->values = arena_new(&req->arena, const char *, nparams > 0 ? nparams : 1);
+    for (int i = 0; i < nparams; i++)
+        call->values[i] = values[i] ? arena_strdup(&req->arena, values[i]) : NULL;
+    if (s == NULL || !s->standby) {
+        stats_call_primary(call);
+        return;
+    }
+    if (s->pool == NULL) {
+        stats_call_standby_down(call, "its pool is being replaced");
+        return;
+    }
+    call->on_standby = true;
+    int rc =
+        db_exec_short(s->pool, &stmt->db, nparams, call->values, NULL, NULL, stats_call_done, call);
+    if (rc == 0) {
+        s->standby_jobs++;
+        return;
+    }
+    if (rc == DB_EXEC_UNAVAILABLE) {
+        stats_call_standby_down(call, "no connection");
+        return;
+    }
+    request_fail_exec(req, rc);
+}
+
+/* ---------------------------------------------------------------- scope and fields */
+
+/* A date as YYYY-MM-DD that exists (1900-9999): PostgreSQL would take other forms. */
+static bool stats_date_ok(const char *s)
+{
+    if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return false;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return false;
+    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1900 || m < 1 || m > 12 || d < 1)
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= days[m - 1] + (m == 2 && leap ? 1 : 0);
+}
+
+/*
+ * The branches a request covers, as a text[] literal of codes for the
+ * statement (NULL: every branch). A branch-bound role gets its session's
+ * branch; naming another is refused. False when the request was answered.
+ */
+static bool stats_scope(request_t *req, char **codes, size_t n, const char **literal)
+{
+    const session_t *who = request_session(req);
+    if (n > STATS_MAX_BRANCHES) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                     "Name at most %d branches.", STATS_MAX_BRANCHES);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (codes[i] == NULL || codes[i][0] == '\0') {
+            request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                         "A branch code is empty.");
+            return false;
+        }
+    }
+    if (perm_role_is_branch_bound(who->role)) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(codes[i], who->branch_code) != 0) {
+                request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "branch",
+                             "A %s sees the statistics of this workstation's branch (%s) only, "
+                             "not of %s.",
+                             role_label(who->role), who->branch_code, codes[i]);
+                return false;
+            }
+        }
+        char *own = arena_strdup(&req->arena, who->branch_code);
+        *literal = pgtext_array_build(&req->arena, &own, 1);
+        return true;
+    }
+    *literal = n > 0 ? pgtext_array_build(&req->arena, codes, n) : NULL;
+    return true;
+}
+
+/* The scope row said some codes are unknown: answer so. False when it did. */
+static bool stats_codes_known(request_t *req, const PGresult *res, int col)
+{
+    if (PQntuples(res) == 0 || db_null(res, 0, col))
+        return true;
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                 "No branch has the code %s.", COL(res, 0, col));
+    return false;
+}
+
+static bool stats_today_only(const request_t *req)
+{
+    role_t r = request_session(req)->role;
+    return r == CARREL__ROLE__ROLE_CLERK || r == CARREL__ROLE__ROLE_LIBRARIAN;
+}
+
+static void stats_set_double(const PGresult *res, int row, int col, protobuf_c_boolean *has,
+                             double *out)
+{
+    if (db_null(res, row, col))
+        return;
+    *has = 1;
+    *out = db_double(res, row, col);
+}
+
+/* ---------------------------------------------------------------- StatsQuery */
+
+static void query_rows(request_t *req, const PGresult *res)
+{
+    const Carrel__StatsQuery *m = req->msg->stats_query;
+    int n = PQntuples(res);
+    if (n == 0) { /* the scope subquery always gives a row */
+        request_fail_reason(req, REASON_INTERNAL);
+        return;
+    }
+    if (!stats_codes_known(req, res, QUERY_UNKNOWN))
+        return;
+    if (stats_today_only(req) && (strcmp(COL(res, 0, QUERY_FROM), COL(res, 0, QUERY_TODAY)) ||
+                                  strcmp(COL(res, 0, QUERY_TO), COL(res, 0, QUERY_TODAY)))) {
+        request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "role",
+                     "A %s sees today's statistics (%s) only, not %s to %s; branch managers and "
+                     "the coordinator see other days.",
+                     role_label(request_session(req)->role), COL(res, 0, QUERY_TODAY),
+                     COL(res, 0, QUERY_FROM), COL(res, 0, QUERY_TO));
+        return;
+    }
+    Carrel__StatsReply *x = arena_new(&req->arena, Carrel__StatsReply, 1);
+    carrel__stats_reply__init(x);
+    x->measure = arena_strdup(&req->arena, m->measure);
+    x->title = reply_text_opt(req, res, 0, QUERY_TITLE);
+    x->unit = reply_text_opt(req, res, 0, QUERY_UNIT);
+    x->from = reply_text(req, res, 0, QUERY_FROM);
+    x->to = reply_text(req, res, 0, QUERY_TO);
+    bool compare = m->has_compare && m->compare;
+    if (compare) {
+        x->previous_from = reply_text(req, res, 0, QUERY_PREV_FROM);
+        x->previous_to = reply_text(req, res, 0, QUERY_PREV_TO);
+    }
+    x->time = arena_strdup(&req->arena, m->time && m->time[0] ? m->time : "none");
+    x->n_by = m->n_by;
+    x->by = m->by; /* the request's, in the same arena */
+    x->served_by = (char *)stats_served_by(res, QUERY_REC);
+    x->rows = arena_new(&req->arena, Carrel__StatsRow *, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        if (db_null(res, i, QUERY_N)) /* no rows: the scope row alone */
+            continue;
+        Carrel__StatsRow *row = arena_new(&req->arena, Carrel__StatsRow, 1);
+        carrel__stats_row__init(row);
+        row->period = reply_text(req, res, i, QUERY_PERIOD);
+        size_t nk = 0;
+        row->key = pgtext_array_parse(&req->arena, COL(res, i, QUERY_KEYS), &nk);
+        row->n_key = nk;
+        for (size_t k = 0; k < nk; k++)
+            if (row->key[k] == NULL)
+                row->key[k] = "";
+        stats_set_double(res, i, QUERY_VALUE, &row->has_value, &row->value);
+        if (compare)
+            stats_set_double(res, i, QUERY_PREVIOUS, &row->has_previous, &row->previous);
+        if (row->has_value && row->has_previous && row->previous != 0) {
+            row->has_change_pct = 1;
+            row->change_pct = (row->value - row->previous) / fabs(row->previous) * 100.0;
+        }
+        x->rows[x->n_rows++] = row;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_STATS;
+    req->resp.stats = x;
+    request_ok(req);
+}
+
+void handle_stats_query(request_t *req)
+{
+    const Carrel__StatsQuery *m = req->msg->stats_query;
+    if (m->measure == NULL || m->measure[0] == '\0') {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:measure",
+                     "Name a measure; StatsMeasureList (carrel stats measures) lists them.");
+        return;
+    }
+    if (m->from && m->from[0] && !stats_date_ok(m->from)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:from",
+                     "The date '%s' is not a day as YYYY-MM-DD (e.g. 2026-11-30).", m->from);
+        return;
+    }
+    if (m->to && m->to[0] && !stats_date_ok(m->to)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:to",
+                     "The date '%s' is not a day as YYYY-MM-DD (e.g. 2026-11-30).", m->to);
+        return;
+    }
+    if (m->n_by > STATS_MAX_BY) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:by",
+                     "Split a measure by at most %d dimensions.", STATS_MAX_BY);
+        return;
+    }
+    for (size_t i = 0; i < m->n_by; i++) {
+        if (m->by[i] == NULL || m->by[i][0] == '\0') {
+            request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:by",
+                         "A dimension is empty.");
+            return;
+        }
+    }
+    const char *codes = NULL;
+    if (!stats_scope(req, m->branch, m->n_branch, &codes))
+        return;
+    const char *values[9] = {
+        m->measure,
+        m->from && m->from[0] ? m->from : NULL,
+        m->to && m->to[0] ? m->to : NULL,
+        m->time && m->time[0] ? m->time : "none",
+        pgtext_array_build(&req->arena, m->by, m->n_by),
+        codes,
+        m->has_compare && m->compare ? "true" : "false",
+        m->has_arg ? pgtext_int(&req->arena, m->arg) : NULL,
+        stats_today_only(req) ? "true" : "false",
+    };
+    stats_call(req, &stmt_query, 9, values, query_rows);
+}
+
+/* ---------------------------------------------------------------- StatsMeasureList */
+
+static char **stats_array(request_t *req, const PGresult *res, int row, int col, size_t *n)
+{
+    char **a = pgtext_array_parse(&req->arena, COL(res, row, col), n);
+    for (size_t i = 0; i < *n; i++)
+        if (a[i] == NULL)
+            a[i] = "";
+    return a;
+}
+
+static void measures_rows(request_t *req, const PGresult *res)
+{
+    int n = PQntuples(res);
+    Carrel__StatsMeasureListReply *x = arena_new(&req->arena, Carrel__StatsMeasureListReply, 1);
+    carrel__stats_measure_list_reply__init(x);
+    x->measures = arena_new(&req->arena, Carrel__StatsMeasure *, n > 0 ? (size_t)n : 1);
+    for (int i = 0; i < n; i++) {
+        Carrel__StatsMeasure *e = arena_new(&req->arena, Carrel__StatsMeasure, 1);
+        carrel__stats_measure__init(e);
+        e->name = reply_text(req, res, i, MEASURE_NAME);
+        e->title = reply_text_opt(req, res, i, MEASURE_TITLE);
+        e->unit = reply_text_opt(req, res, i, MEASURE_UNIT);
+        e->dims = stats_array(req, res, i, MEASURE_DIMS, &e->n_dims);
+        e->times = stats_array(req, res, i, MEASURE_TIMES, &e->n_times);
+        e->kind = reply_text_opt(req, res, i, MEASURE_KIND);
+        e->description = reply_text_opt(req, res, i, MEASURE_DESCRIPTION);
+        x->measures[x->n_measures++] = e;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_STATS_MEASURES;
+    req->resp.stats_measures = x;
+    request_ok(req);
+}
+
+void handle_stats_measures(request_t *req)
+{
+    stats_call(req, &stmt_measures, 0, NULL, measures_rows);
+}
+
+/* ---------------------------------------------------------------- PlsReport */
+
+static void pls_rows(request_t *req, const PGresult *res)
+{
+    const Carrel__PlsReport *m = req->msg->pls_report;
+    int n = PQntuples(res);
+    if (!stats_codes_known(req, res, PLS_UNKNOWN))
+        return;
+    Carrel__PlsReportReply *x = arena_new(&req->arena, Carrel__PlsReportReply, 1);
+    carrel__pls_report_reply__init(x);
+    x->has_year = 1;
+    x->year = m->year;
+    x->from = arena_printf(&req->arena, "%04d-01-01", m->year);
+    x->to = arena_printf(&req->arena, "%04d-12-31", m->year);
+    x->served_by = (char *)stats_served_by(res, PLS_REC);
+    x->lines = arena_new(&req->arena, Carrel__PlsLine *, n > 0 ? (size_t)n : 1);
+    for (int i = 0; i < n; i++) {
+        if (db_null(res, i, PLS_N))
+            continue;
+        Carrel__PlsLine *l = arena_new(&req->arena, Carrel__PlsLine, 1);
+        carrel__pls_line__init(l);
+        l->code = reply_text(req, res, i, PLS_CODE);
+        l->branch_code = reply_text(req, res, i, PLS_BRANCH_CODE); /* "" for the system */
+        stats_set_double(res, i, PLS_VALUE, &l->has_value, &l->value);
+        l->basis = reply_text_opt(req, res, i, PLS_BASIS);
+        l->how = reply_text_opt(req, res, i, PLS_HOW);
+        x->lines[x->n_lines++] = l;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_PLS_REPORT;
+    req->resp.pls_report = x;
+    request_ok(req);
+}
+
+void handle_pls_report(request_t *req)
+{
+    const Carrel__PlsReport *m = req->msg->pls_report;
+    if (!m->has_year || m->year < 1900 || m->year > 9998) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:year",
+                     "Name the report's year, e.g. 2026.");
+        return;
+    }
+    const char *codes = NULL;
+    if (!stats_scope(req, m->branch, m->n_branch, &codes))
+        return;
+    const char *values[2] = {pgtext_int(&req->arena, m->year), codes};
+    stats_call(req, &stmt_pls, 2, values, pls_rows);
+}
+
+/* ---------------------------------------------------------------- StatsBuyMore */
+
+static void buy_more_rows(request_t *req, const PGresult *res)
+{
+    int n = PQntuples(res);
+    if (!stats_codes_known(req, res, BUY_UNKNOWN))
+        return;
+    Carrel__StatsBuyMoreReply *x = arena_new(&req->arena, Carrel__StatsBuyMoreReply, 1);
+    carrel__stats_buy_more_reply__init(x);
+    if (n > 0)
+        stats_set_double(res, 0, BUY_THRESHOLD, &x->has_threshold, &x->threshold);
+    x->served_by = (char *)stats_served_by(res, BUY_REC);
+    x->titles = arena_new(&req->arena, Carrel__StatsTitle *, n > 0 ? (size_t)n : 1);
+    for (int i = 0; i < n; i++) {
+        if (db_null(res, i, BUY_N))
+            continue;
+        Carrel__StatsTitle *t = arena_new(&req->arena, Carrel__StatsTitle, 1);
+        carrel__stats_title__init(t);
+        t->has_bib_id = t->has_holds = t->has_copies = 1;
+        t->bib_id = db_int64(res, i, BUY_BIB_ID);
+        t->title = reply_text_opt(req, res, i, BUY_TITLE);
+        t->author = reply_text_opt(req, res, i, BUY_AUTHOR);
+        t->holds = db_int64(res, i, BUY_HOLDS);
+        t->copies = db_int64(res, i, BUY_COPIES);
+        stats_set_double(res, i, BUY_RATIO, &t->has_ratio, &t->ratio);
+        x->titles[x->n_titles++] = t;
+    }
+    req->resp.body_case = CARREL__RESPONSE__BODY_STATS_BUY_MORE;
+    req->resp.stats_buy_more = x;
+    request_ok(req);
+}
+
+void handle_stats_buy_more(request_t *req)
+{
+    const Carrel__StatsBuyMore *m = req->msg->stats_buy_more;
+    int limit;
+    if (!request_limit(req, m->has_limit, m->limit, STATS_BUY_MORE_DEFAULT, STATS_BUY_MORE_MAX,
+                       "field:limit", &limit))
+        return;
+    const char *threshold = NULL;
+    if (m->has_threshold) {
+        if (!isfinite(m->threshold) || m->threshold <= 0 || m->threshold > 1e6) {
+            request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:threshold",
+                         "The threshold is holds per copy, a number above 0 (e.g. 4).");
+            return;
+        }
+        threshold = arena_printf(&req->arena, "%.17g", m->threshold);
+    }
+    const char *codes = NULL;
+    if (!stats_scope(req, m->branch, m->n_branch, &codes))
+        return;
+    const char *values[3] = {codes, threshold, pgtext_int(&req->arena, limit)};
+    stats_call(req, &stmt_buy_more, 3, values, buy_more_rows);
+}
+
+/* ---------------------------------------------------------------- StatsRebuild */
+
+/* Rebuilding reads every event: the long statement timeout, on the primary (it writes). */
+static void rebuild_done(const db_result_t *r, void *arg)
+{
+    request_t *req = arg;
+    db_result_t fit;
+    r = db_fit(r, REBUILD_NCOLS, &fit);
+    if (r->status != DB_OK) {
+        request_fail_db(req, r);
+        return;
+    }
+    Carrel__StatsRebuildReply *x = arena_new(&req->arena, Carrel__StatsRebuildReply, 1);
+    carrel__stats_rebuild_reply__init(x);
+    if (PQntuples(r->res) > 0) {
+        x->has_events = x->has_rows = 1;
+        x->events = db_int64(r->res, 0, REBUILD_EVENTS);
+        x->rows = db_int64(r->res, 0, REBUILD_ROWS);
+    }
+    x->has_ms = 1;
+    x->ms = (int64_t)((util_mono_ns() - req->started_ns) / 1000000u);
+    log_info(req->conn->id, "stats: %s rebuilt the rollups from %lld events in %lld ms",
+             request_session(req)->username, (long long)x->events, (long long)x->ms);
+    req->resp.body_case = CARREL__RESPONSE__BODY_STATS_REBUILD;
+    req->resp.stats_rebuild = x;
+    request_ok(req);
+}
+
+void handle_stats_rebuild(request_t *req)
+{
+    int rc = db_exec_long(req->srv->db, &stmt_rebuild.db, 0, NULL, NULL, NULL, rebuild_done, req);
+    if (rc != 0)
+        request_fail_exec(req, rc);
+}
+
+/* ---------------------------------------------------------------- live */
+
+/* Is the branch with this code in the connection's live scope? */
+static bool live_in_scope(const conn_t *c, const char *code)
+{
+    if (c->stats_all)
+        return true;
+    size_t n = strlen(code);
+    for (const char *p = c->stats_branches; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && memcmp(p, code, n) == 0)
+            return true;
+        p = comma ? comma + 1 : p + len;
+    }
+    return false;
+}
+
+/* Workstations logged in at a branch now: distinct workstations of the open sessions. */
+static int64_t live_workstations(const server_t *srv, int branch_id)
+{
+    int64_t n = 0;
+    for (const conn_t *c = srv->conns; c; c = c->next) {
+        if (c->closed || !c->session.authenticated || c->session.branch_id != branch_id ||
+            c->session.workstation_id == 0)
+            continue;
+        bool first = true;
+        for (const conn_t *d = srv->conns; d != c; d = d->next)
+            if (!d->closed && d->session.authenticated &&
+                d->session.workstation_id == c->session.workstation_id)
+                first = false;
+        n += first;
+    }
+    return n;
+}
+
+/* A StatsLive for one connection's scope from a stats_live() result, in arena a. */
+static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, const conn_t *c,
+                                     const PGresult *res)
+{
+    int n = PQntuples(res);
+    Carrel__StatsLive *x = arena_new(a, Carrel__StatsLive, 1);
+    carrel__stats_live__init(x);
+    x->has_time_ms = 1;
+    x->time_ms = util_now_ms();
+    x->served_by = (char *)stats_served_by(res, LIVE_REC);
+    x->branches = arena_new(a, Carrel__StatsLiveBranch *, n > 0 ? (size_t)n : 1);
+    for (int i = 0; i < n; i++) {
+        if (!live_in_scope(c, COL(res, i, LIVE_BRANCH_CODE)))
+            continue;
+        if (x->hour == NULL)
+            x->hour = arena_strdup(a, COL(res, i, LIVE_HOUR));
+        Carrel__StatsLiveBranch *b = arena_new(a, Carrel__StatsLiveBranch, 1);
+        carrel__stats_live_branch__init(b);
+        b->branch_code = arena_strdup(a, COL(res, i, LIVE_BRANCH_CODE));
+        b->branch_name = arena_strdup(a, COL(res, i, LIVE_BRANCH_NAME));
+        b->has_circ_this_hour = b->has_holds_on_shelf = b->has_holds_waiting = 1;
+        b->has_transits_overdue = b->has_workstations_connected = b->has_notices_failing = 1;
+        b->circ_this_hour = db_int64(res, i, LIVE_CIRC_THIS_HOUR);
+        stats_set_double(res, i, LIVE_CIRC_HOUR_AVERAGE, &b->has_circ_hour_average,
+                         &b->circ_hour_average);
+        b->holds_on_shelf = db_int64(res, i, LIVE_HOLDS_ON_SHELF);
+        b->holds_waiting = db_int64(res, i, LIVE_HOLDS_WAITING);
+        b->transits_overdue = db_int64(res, i, LIVE_TRANSITS_OVERDUE);
+        b->notices_failing = db_int64(res, i, LIVE_NOTICES_FAILING);
+        b->workstations_connected = live_workstations(srv, db_int32(res, i, LIVE_BRANCH_ID));
+        x->branches[x->n_branches++] = b;
+    }
+    return x;
+}
+
+static bool live_subscriber(const conn_t *c)
+{
+    return c->stats_live && !c->closed && c->session.authenticated;
+}
+
+/* One stats_live() result for every subscriber that is due. */
+static void live_push_all(stats_t *s, const PGresult *res)
+{
+    uint64_t now = uv_now(s->srv->loop);
+    for (conn_t *c = s->srv->conns; c; c = c->next) {
+        if (!live_subscriber(c) || now + 100 < c->stats_next_ms) /* due within the tick */
+            continue;
+        arena_t a;
+        arena_init(&a);
+        Carrel__Response r = CARREL__RESPONSE__INIT;
+        r.status = CARREL__STATUS__STATUS_OK;
+        r.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
+        r.stats_live = live_build(&a, s->srv, c, res);
+        (void)conn_send(c, 0, &r); /* a connection that is leaving misses nothing */
+        arena_free(&a);
+        c->stats_next_ms = now + (uint64_t)c->stats_interval_ms;
+    }
+}
+
+static void live_done(const db_result_t *r, void *arg)
+{
+    stats_t *s = arg;
+    s->live_running = false;
+    db_result_t fit;
+    r = db_fit(r, LIVE_NCOLS, &fit);
+    if (r->status == DB_OK && !s->stopping) {
+        if (s->live_trouble)
+            log_info(0, "stats: the live figures are back");
+        s->live_trouble = false;
+        live_push_all(s, r->res);
+    } else if (r->status != DB_OK && !s->live_trouble && !s->stopping) {
+        log_warn(0, "stats: live figures not pushed: %s", r->message ? r->message : "?");
+        s->live_trouble = true;
+    }
+}
+
+static void live_done_primary(const db_result_t *r, void *arg)
+{
+    stats_t *s = arg;
+    live_done(r, s);
+    stats_primary_back(s);
+}
+
+static void live_done_standby(const db_result_t *r, void *arg)
+{
+    stats_t *s = arg;
+    bool down = r->status == DB_UNAVAILABLE && !r->queue_timeout;
+    s->standby_jobs--;
+    if (down && s->srv->cfg.stats_fallback_primary && !s->stopping) {
+        s->primary_jobs++; /* live_running stays set: the tick's query goes on */
+        if (db_exec_short(s->srv->db, &stmt_live.db, 0, NULL, NULL, NULL, live_done_primary, s) !=
+            0) {
+            s->primary_jobs--;
+            s->live_running = false;
+        }
+        return;
+    }
+    live_done(r, s);
+    stats_maybe_free(s);
+}
+
+/* Run the one stats_live() query of a tick, where statistics run. */
+static void live_query(stats_t *s)
+{
+    s->live_running = true;
+    if (s->standby && s->pool) {
+        s->standby_jobs++;
+        if (db_exec_short(s->pool, &stmt_live.db, 0, NULL, NULL, NULL, live_done_standby, s) == 0)
+            return;
+        s->standby_jobs--;
+        if (!s->srv->cfg.stats_fallback_primary) {
+            s->live_running = false;
+            return;
+        }
+    } else if (s->standby && !s->srv->cfg.stats_fallback_primary) {
+        s->live_running = false;
+        return;
+    }
+    s->primary_jobs++;
+    if (db_exec_short(s->srv->db, &stmt_live.db, 0, NULL, NULL, NULL, live_done_primary, s) != 0) {
+        s->primary_jobs--;
+        s->live_running = false;
+    }
+}
+
+static void live_tick(uv_timer_t *t)
+{
+    stats_t *s = t->data;
+    if (s->stopping || s->live_running)
+        return;
+    uint64_t now = uv_now(s->srv->loop);
+    int subscribers = 0;
+    bool due = false;
+    for (const conn_t *c = s->srv->conns; c; c = c->next) {
+        if (!live_subscriber(c))
+            continue;
+        subscribers++;
+        due |= now + 100 >= c->stats_next_ms;
+    }
+    if (subscribers == 0) {
+        uv_timer_stop(t); /* the next subscription starts it again */
+        return;
+    }
+    if (due)
+        live_query(s);
+}
+
+/* The answer to a subscription: this connection's first StatsLive, then the pushes. */
+static void live_subscribe_rows(request_t *req, const PGresult *res)
+{
+    const Carrel__StatsLiveSubscribe *m = req->msg->stats_live;
+    conn_t *c = req->conn;
+    /* Every branch named must exist (a subscription that never shows one would puzzle). */
+    for (size_t i = 0; i < m->n_branch; i++) {
+        bool found = false;
+        for (int r = 0; r < PQntuples(res) && !found; r++)
+            found = strcmp(COL(res, r, LIVE_BRANCH_CODE), m->branch[i]) == 0;
+        if (!found) {
+            request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                         "No branch has the code %s.", m->branch[i]);
+            return;
+        }
+    }
+    const session_t *who = request_session(req);
+    c->stats_all = !perm_role_is_branch_bound(who->role) && m->n_branch == 0;
+    c->stats_branches[0] = '\0';
+    if (perm_role_is_branch_bound(who->role)) {
+        util_strlcpy(c->stats_branches, who->branch_code, sizeof(c->stats_branches));
+    } else {
+        for (size_t i = 0; i < m->n_branch; i++) {
+            size_t len = strlen(c->stats_branches);
+            snprintf(c->stats_branches + len, sizeof(c->stats_branches) - len, "%s%s",
+                     len ? "," : "", m->branch[i]);
+        }
+    }
+    c->stats_interval_ms = (m->has_interval_s ? m->interval_s : STATS_LIVE_DEFAULT_S) * 1000;
+    c->stats_next_ms = uv_now(req->srv->loop) + (uint64_t)c->stats_interval_ms;
+    c->stats_live = true;
+    stats_t *s = req->srv->stats;
+    if (s && !s->stopping && !uv_is_active((uv_handle_t *)&s->live_timer))
+        uv_timer_start(&s->live_timer, live_tick, STATS_LIVE_TICK_MS, STATS_LIVE_TICK_MS);
+    req->resp.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
+    req->resp.stats_live = live_build(&req->arena, req->srv, c, res);
+    request_ok(req);
+}
+
+void handle_stats_live(request_t *req)
+{
+    const Carrel__StatsLiveSubscribe *m = req->msg->stats_live;
+    conn_t *c = req->conn;
+    if (m->has_stop && m->stop) {
+        c->stats_live = false;
+        Carrel__StatsLive *x = arena_new(&req->arena, Carrel__StatsLive, 1);
+        carrel__stats_live__init(x);
+        x->has_time_ms = 1;
+        x->time_ms = util_now_ms();
+        req->resp.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
+        req->resp.stats_live = x;
+        request_ok(req);
+        return;
+    }
+    if (m->has_interval_s && (m->interval_s < 1 || m->interval_s > STATS_LIVE_MAX_S)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:interval_s",
+                     "Live figures come every 1 to %d seconds, not %d.", STATS_LIVE_MAX_S,
+                     m->interval_s);
+        return;
+    }
+    const char *codes = NULL; /* checks the scope; the codes are checked against the rows */
+    if (!stats_scope(req, m->branch, m->n_branch, &codes))
+        return;
+    stats_call(req, &stmt_live, 0, NULL, live_subscribe_rows);
+}
+
+/* ---------------------------------------------------------------- the rollup job */
+
+static void rollup_step(stats_t *s);
+
+static void rollup_done(const db_result_t *r, void *arg)
+{
+    stats_t *s = arg;
+    db_result_t fit;
+    r = db_fit(r, ROLLUP_NCOLS, &fit);
+    s->rollup_running = false;
+    bool again = false;
+    if (r->status != DB_OK) {
+        if (!s->rollup_trouble && !s->stopping)
+            log_warn(0, "stats: the rollup job failed: %s (%s); it runs again in %ld s",
+                     r->message ? r->message : "database unavailable",
+                     r->sqlstate ? r->sqlstate : "-", s->srv->cfg.stats_rollup_interval_s);
+        s->rollup_trouble = true;
+    } else {
+        if (s->rollup_trouble)
+            log_info(0, "stats: the rollup job runs again");
+        s->rollup_trouble = false;
+        int64_t folded = PQntuples(r->res) > 0 ? db_int64(r->res, 0, ROLLUP_FOLDED) : 0;
+        s->rollup_folded += folded;
+        again = folded >= STATS_ROLLUP_BATCH && !s->stopping;
+        if (!again && s->rollup_folded >= STATS_ROLLUP_BATCH)
+            log_info(0, "stats: %lld event(s) folded into the rollups",
+                     (long long)s->rollup_folded);
+    }
+    /* A full batch: more wait; the next one is queued now, behind whatever the desks
+     * queued meanwhile (the queue is first come, first served). */
+    if (again)
+        rollup_step(s);
+    stats_primary_back(s);
+}
+
+static void rollup_step(stats_t *s)
+{
+    char batch[16];
+    snprintf(batch, sizeof(batch), "%d", STATS_ROLLUP_BATCH);
+    const char *values[1] = {batch};
+    s->primary_jobs++;
+    int rc = db_exec_long(s->srv->db, &stmt_rollup, 1, values, NULL, NULL, rollup_done, s);
+    if (rc != 0) {
+        s->primary_jobs--;
+        if (!s->rollup_trouble && rc != DB_EXEC_CLOSING)
+            log_warn(0, "stats: the rollup job did not start (%s)",
+                     rc == DB_EXEC_OVERLOADED ? "overloaded" : "database unavailable");
+        s->rollup_trouble = rc != DB_EXEC_CLOSING;
+        return;
+    }
+    s->rollup_running = true;
+}
+
+static void rollup_tick(uv_timer_t *t)
+{
+    stats_t *s = t->data;
+    if (s->stopping || s->rollup_running)
+        return; /* one run at a time */
+    s->rollup_folded = 0;
+    rollup_step(s);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+int stats_start(server_t *srv)
+{
+    const struct server_config *cfg = &srv->cfg;
+    stats_t *s = util_xcalloc(1, sizeof(*s));
+    s->srv = srv;
+    srv->stats = s;
+    uv_timer_init(srv->loop, &s->rollup_timer);
+    uv_timer_init(srv->loop, &s->live_timer);
+    uv_timer_init(srv->loop, &s->retry_timer);
+    s->rollup_timer.data = s->live_timer.data = s->retry_timer.data = s;
+    s->open_timers = 3;
+    s->standby = cfg->stats_conninfo && cfg->stats_conninfo[0];
+    if (s->standby && stats_pool_open(s) != 0) {
+        log_error(0, "stats: cannot create the standby pool");
+        return -1;
+    }
+    if (cfg->stats_rollup_interval_s > 0) {
+        uint64_t every = (uint64_t)cfg->stats_rollup_interval_s * 1000;
+        uv_timer_start(&s->rollup_timer, rollup_tick, every, every);
+    }
+    log_info(0, "stats: %s; rollups folded %s",
+             s->standby ? (cfg->stats_fallback_primary
+                               ? "statistics on the standby (the primary while it is down)"
+                               : "statistics on the standby")
+                        : "statistics on the primary's read connections",
+             cfg->stats_rollup_interval_s > 0 ? "by the timer"
+                                              : "never (stats_rollup_interval_s 0)");
+    return 0;
+}
+
+void stats_stop(stats_t *s)
+{
+    if (s == NULL || s->stopping)
+        return;
+    s->stopping = true;
+    uv_timer_stop(&s->rollup_timer);
+    uv_timer_stop(&s->live_timer);
+    uv_timer_stop(&s->retry_timer);
+}
+
+void stats_abort(stats_t *s)
+{
+    if (s == NULL)
+        return;
+    stats_stop(s);
+    if (s->aborted || s->primary_jobs == 0)
+        return;
+    log_warn(0, "stats: shutdown timeout: not waiting for the rollup job");
+    s->aborted = true;
+    server_jobs_gone(s->srv);
+}
+
+bool stats_gone(const stats_t *s)
+{
+    return s == NULL || (s->stopping && (s->primary_jobs == 0 || s->aborted));
+}
+
+void stats_close(stats_t *s)
+{
+    if (s == NULL || s->closing)
+        return;
+    stats_stop(s);
+    s->closing = true;
+    uv_close((uv_handle_t *)&s->rollup_timer, stats_timer_closed);
+    uv_close((uv_handle_t *)&s->live_timer, stats_timer_closed);
+    uv_close((uv_handle_t *)&s->retry_timer, stats_timer_closed);
+    db_pool_t *p = s->pool;
+    s->pool = NULL;
+    if (p)
+        db_pool_close(p, stats_pool_closed, s);
+}
