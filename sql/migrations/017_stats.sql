@@ -29,7 +29,9 @@ ALTER TABLE circ_event ADD COLUMN location text;
 
 -- ---------------------------------------------------------------- rollups
 
--- Counts of circ_event rows. Local times; '' stands for "none" in
+-- Counts of circ_event rows. Keys start with the action: every question
+-- asks for some actions over a time range, which is then one index range per
+-- action. Local times; '' stands for "none" in
 -- patron_category (events without a patron) and location. No foreign keys:
 -- rollups are derived, and rebuilt from circ_event by stats_rollup_rebuild().
 -- The hour rollup keeps only branch and via, so that an hour-of-week heat map
@@ -40,7 +42,7 @@ CREATE TABLE stat_circ_hour (
     action text NOT NULL,
     via text NOT NULL,
     n bigint NOT NULL CHECK (n > 0),
-    PRIMARY KEY (hour, branch_id, action, via)
+    PRIMARY KEY (action, hour, branch_id, via)
 );
 
 CREATE TABLE stat_circ_day (
@@ -52,7 +54,45 @@ CREATE TABLE stat_circ_day (
     patron_category text NOT NULL,
     location text NOT NULL,
     n bigint NOT NULL CHECK (n > 0),
-    PRIMARY KEY (day, branch_id, action, via, item_type, patron_category, location)
+    PRIMARY KEY (action, day, branch_id, via, item_type, patron_category, location)
+);
+
+-- The same by day without item type, category and location: what most
+-- questions ask (by branch, by day, week, month or year) reads a few
+-- thousand rows of this one instead of the wide day or month rollup.
+CREATE TABLE stat_circ_branch_day (
+    day date NOT NULL,
+    branch_id integer NOT NULL,
+    action text NOT NULL,
+    via text NOT NULL,
+    n bigint NOT NULL CHECK (n > 0),
+    PRIMARY KEY (action, day, branch_id, via)
+);
+
+-- By one of the three wide dimensions at a time (dim: item_type,
+-- patron_category or location; value: its code or text): three rows per
+-- event. A split by one of them (with branch or via or not) reads these
+-- instead of the wide rollups, whose rows multiply with every dimension.
+CREATE TABLE stat_circ_dim_day (
+    action text NOT NULL,
+    dim text NOT NULL CHECK (dim IN ('item_type', 'patron_category', 'location')),
+    day date NOT NULL,
+    branch_id integer NOT NULL,
+    via text NOT NULL,
+    value text NOT NULL,
+    n bigint NOT NULL CHECK (n > 0),
+    PRIMARY KEY (action, dim, day, branch_id, via, value)
+);
+
+CREATE TABLE stat_circ_dim_month (
+    action text NOT NULL,
+    dim text NOT NULL CHECK (dim IN ('item_type', 'patron_category', 'location')),
+    month date NOT NULL CHECK (extract(day FROM month) = 1),
+    branch_id integer NOT NULL,
+    via text NOT NULL,
+    value text NOT NULL,
+    n bigint NOT NULL CHECK (n > 0),
+    PRIMARY KEY (action, dim, month, branch_id, via, value)
 );
 
 -- month: the first day of the local calendar month.
@@ -65,7 +105,7 @@ CREATE TABLE stat_circ_month (
     patron_category text NOT NULL,
     location text NOT NULL,
     n bigint NOT NULL CHECK (n > 0),
-    PRIMARY KEY (month, branch_id, action, via, item_type, patron_category, location)
+    PRIMARY KEY (action, month, branch_id, via, item_type, patron_category, location)
 );
 
 -- Events not yet folded into the rollups (filled by the statement-level

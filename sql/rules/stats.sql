@@ -103,6 +103,14 @@ BEGIN
 END
 $$;
 
+-- The three rows an event has in the one-dimension rollups.
+CREATE OR REPLACE FUNCTION stats_dims(p_item_type text, p_patron_category text, p_location text)
+RETURNS TABLE (dim text, value text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    VALUES ('item_type', p_item_type), ('patron_category', p_patron_category),
+           ('location', p_location)
+$$;
+
 -- ---------------------------------------------------------------- the queue
 
 -- Every new circ_event is queued for the rollups in its own transaction, one
@@ -125,7 +133,7 @@ CREATE OR REPLACE TRIGGER stat_circ_enqueue AFTER INSERT ON circ_event
 CREATE OR REPLACE FUNCTION stats_rollup_lock() RETURNS void
 LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(17, 1) $$;
 
--- Folds up to p_limit queued events into the three rollups and deletes their
+-- Folds up to p_limit queued events into the rollups and deletes their
 -- queue rows, in one statement (one snapshot) and one transaction: a reader
 -- sees each event either queued or folded, never both, never neither.
 -- Returns how many were folded; the daemon calls again until it gets fewer
@@ -163,6 +171,11 @@ BEGIN
         FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
         ON CONFLICT (day, branch_id, action, via, item_type, patron_category, location)
             DO UPDATE SET n = r.n + excluded.n
+    ), bd AS (
+        INSERT INTO stat_circ_branch_day AS r (day, branch_id, action, via, n)
+        SELECT lt::date, branch_id, action, via, count(*)
+        FROM ev GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (day, branch_id, action, via) DO UPDATE SET n = r.n + excluded.n
     ), m AS (
         INSERT INTO stat_circ_month AS r (month, branch_id, action, via, item_type,
                                           patron_category, location, n)
@@ -170,6 +183,19 @@ BEGIN
                patron_category, location, count(*)
         FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
         ON CONFLICT (month, branch_id, action, via, item_type, patron_category, location)
+            DO UPDATE SET n = r.n + excluded.n
+    ), dd AS (
+        INSERT INTO stat_circ_dim_day AS r (action, dim, day, branch_id, via, value, n)
+        SELECT action, d.dim, lt::date, branch_id, via, d.value, count(*)
+        FROM ev, stats_dims(item_type, patron_category, location) d
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (action, dim, day, branch_id, via, value) DO UPDATE SET n = r.n + excluded.n
+    ), dm AS (
+        INSERT INTO stat_circ_dim_month AS r (action, dim, month, branch_id, via, value, n)
+        SELECT action, d.dim, date_trunc('month', lt)::date, branch_id, via, d.value, count(*)
+        FROM ev, stats_dims(item_type, patron_category, location) d
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT (action, dim, month, branch_id, via, value)
             DO UPDATE SET n = r.n + excluded.n
     )
     SELECT count(*) INTO v_done FROM q;
@@ -187,7 +213,10 @@ DECLARE
     v_tz text := library_setting_text('timezone');
 BEGIN
     PERFORM stats_rollup_lock();
-    TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_month;
+    -- Millions of groups: room to hash them in memory (this transaction only).
+    PERFORM set_config('work_mem', '256MB', true);
+    TRUNCATE stat_circ_hour, stat_circ_day, stat_circ_branch_day, stat_circ_month,
+             stat_circ_dim_day, stat_circ_dim_month;
     RETURN QUERY
     WITH q AS (
         DELETE FROM stat_circ_queue RETURNING event_id
@@ -203,23 +232,42 @@ BEGIN
     ), h AS (
         INSERT INTO stat_circ_hour (hour, branch_id, action, via, n)
         SELECT date_trunc('hour', lt), branch_id, action, via, count(*)
-        FROM ev GROUP BY 1, 2, 3, 4
+        FROM ev GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2, 4
         RETURNING 1
     ), d AS (
         INSERT INTO stat_circ_day (day, branch_id, action, via, item_type, patron_category,
                                    location, n)
-        SELECT * FROM dayagg
+        SELECT * FROM dayagg ORDER BY 3, 1, 2, 4, 5, 6, 7
+        RETURNING 1
+    ), bd AS (
+        INSERT INTO stat_circ_branch_day (day, branch_id, action, via, n)
+        SELECT day, branch_id, action, via, sum(n)
+        FROM dayagg GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2, 4
         RETURNING 1
     ), m AS (
         INSERT INTO stat_circ_month (month, branch_id, action, via, item_type,
                                      patron_category, location, n)
         SELECT date_trunc('month', day)::date, branch_id, action, via, item_type,
                patron_category, location, sum(n)
-        FROM dayagg GROUP BY 1, 2, 3, 4, 5, 6, 7
+        FROM dayagg GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 3, 1, 2, 4, 5, 6, 7
+        RETURNING 1
+    ), dimday AS MATERIALIZED (
+        SELECT action, d.dim, day, branch_id, via, d.value, sum(n) AS n
+        FROM dayagg, stats_dims(item_type, patron_category, location) d
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ), dd AS (
+        INSERT INTO stat_circ_dim_day (action, dim, day, branch_id, via, value, n)
+        SELECT * FROM dimday ORDER BY 1, 2, 3, 4, 5, 6
+        RETURNING 1
+    ), dm AS (
+        INSERT INTO stat_circ_dim_month (action, dim, month, branch_id, via, value, n)
+        SELECT action, dim, date_trunc('month', day)::date, branch_id, via, value, sum(n)
+        FROM dimday GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
         RETURNING 1
     )
     SELECT (SELECT coalesce(sum(n), 0) FROM dayagg)::bigint,
-           (SELECT count(*) FROM h) + (SELECT count(*) FROM d) + (SELECT count(*) FROM m)
+           (SELECT count(*) FROM h) + (SELECT count(*) FROM d) + (SELECT count(*) FROM bd)
+           + (SELECT count(*) FROM m) + (SELECT count(*) FROM dd) + (SELECT count(*) FROM dm)
            + 0 * (SELECT count(*) FROM q);
 END
 $$;
@@ -233,8 +281,10 @@ LANGUAGE sql STABLE AS $$ SELECT count(*) FROM stat_circ_queue $$;
 -- Circulation events (actions p_param, comma separated) from the rollups plus
 -- the still-queued events, in one statement (one snapshot, so the sum is the
 -- raw count at that moment). The hour rollup serves hour, weekday and
--- hour_of_week (by branch and via only); the month rollup ranges of whole
--- months grouped by month, year or not at all; the day rollup the rest.
+-- hour_of_week (by branch and via only); the branch-day rollup every other
+-- grain split by branch and via only; the one-dimension rollups a split by
+-- one of item type, category and location; the wide ones the rest. Month
+-- rollups serve ranges of whole months grouped by month, year or not at all.
 CREATE OR REPLACE FUNCTION stats_src_circ(p_from date, p_to date, p_time text, p_by text[],
                                           p_branches integer[], p_arg integer, p_param text)
 RETURNS TABLE (period text, keys text[], value numeric)
@@ -242,9 +292,17 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_tz text := library_setting_text('timezone');
     v_actions text[] := string_to_array(p_param, ',');
+    v_wide text[] := ARRAY(SELECT d FROM unnest(p_by) d
+                           WHERE d IN ('item_type', 'patron_category', 'location'));
+    -- Whole months grouped by month, year or not at all: the month rollups.
+    v_months boolean := p_time IN ('month', 'year', 'none')
+                        AND p_from = date_trunc('month', p_from)::date
+                        AND p_to + 1 = date_trunc('month', p_to + 1)::date;
+    v_unit text;
     v_rollup text;
     v_sql text;
 BEGIN
+    v_unit := CASE WHEN v_months THEN 'month' ELSE 'day' END;
     IF p_time IN ('hour', 'weekday', 'hour_of_week') THEN
         IF NOT (coalesce(p_by, '{}') <@ ARRAY['branch', 'via']) THEN
             PERFORM stats_refuse('by', 'By hour, weekday or hour of week, circulation can be '
@@ -253,9 +311,23 @@ BEGIN
         v_rollup := 'SELECT r.hour AS ts, r.branch_id, r.action, r.via, '''' AS item_type, '
                     ''''' AS patron_category, '''' AS location, r.n FROM stat_circ_hour r '
                     'WHERE r.hour >= $1::timestamp AND r.hour < ($2 + 1)::timestamp';
-    ELSIF p_time IN ('month', 'year', 'none')
-          AND p_from = date_trunc('month', p_from)::date
-          AND p_to + 1 = date_trunc('month', p_to + 1)::date THEN
+    ELSIF coalesce(p_by, '{}') <@ ARRAY['branch', 'via'] THEN
+        v_rollup := 'SELECT r.day::timestamp AS ts, r.branch_id, r.action, r.via, '
+                    ''''' AS item_type, '''' AS patron_category, '''' AS location, r.n '
+                    'FROM stat_circ_branch_day r WHERE r.day >= $1 AND r.day <= $2';
+    ELSIF cardinality(v_wide) = 1 THEN
+        -- The value goes to its own column; the other two stay empty.
+        v_rollup := format(
+            'SELECT r.%s::timestamp AS ts, r.branch_id, r.action, r.via, %s, r.n '
+            'FROM stat_circ_dim_%s r WHERE r.dim = $7 AND r.%s >= $1 AND r.%s <= $2',
+            v_unit, CASE v_wide[1]
+                WHEN 'item_type' THEN 'r.value AS item_type, '''' AS patron_category, '
+                                      ''''' AS location'
+                WHEN 'patron_category' THEN ''''' AS item_type, r.value AS patron_category, '
+                                            ''''' AS location'
+                ELSE ''''' AS item_type, '''' AS patron_category, r.value AS location' END,
+            v_unit, v_unit, v_unit);
+    ELSIF v_months THEN
         v_rollup := 'SELECT r.month::timestamp AS ts, r.branch_id, r.action, r.via, '
                     'r.item_type, r.patron_category, r.location, r.n FROM stat_circ_month r '
                     'WHERE r.month >= $1 AND r.month <= $2';
@@ -281,7 +353,8 @@ BEGIN
         'JOIN branch b ON b.id = x.branch_id '
         'GROUP BY x.bucket, 2',
         stats_keys_sql(p_by), v_rollup);
-    RETURN QUERY EXECUTE v_sql USING p_from, p_to, v_actions, p_branches, p_time, v_tz;
+    RETURN QUERY EXECUTE v_sql USING p_from, p_to, v_actions, p_branches, p_time, v_tz,
+                                     v_wide[1];
 END
 $$;
 
@@ -291,7 +364,8 @@ $$;
 -- each yields ts (when, timestamptz), branch_id, item_type, patron_category,
 -- location, via, channel, from_branch_id, to_branch_id and v (the value a
 -- median sums up). Bound: $1 and $2 the range as timestamptz [from, to),
--- $3 the branches (NULL: all), $4 the range's last day, $5 the argument.
+-- $3 the branches (NULL: all), $4 the range's last day, $5 the argument,
+-- $7 the time zone.
 -- "now" facts describe the present and ignore the range.
 CREATE OR REPLACE FUNCTION stats_fact_sql(p_fact text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -380,7 +454,7 @@ BEGIN
             'NULL::text AS via, NULL::text AS channel, NULL::integer AS from_branch_id, '
             'NULL::integer AS to_branch_id, 1::numeric AS v '
             'FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id '
-            'WHERE coalesce(pc.last_activity_on, library_local_date(p.created_at)) '
+            'WHERE coalesce(pc.last_activity_on, (p.created_at AT TIME ZONE $7)::date) '
             '      > ($4 - interval ''3 years'')::date '
             'AND p.merged_into IS NULL AND ($3 IS NULL OR p.home_branch_id = ANY ($3))'
         WHEN 'copies_idle' THEN
@@ -390,8 +464,8 @@ BEGIN
             'FROM item i '
             'WHERE i.status NOT IN (''withdrawn'', ''lost'', ''missing'') '
             'AND i.date_added <= ($4 - make_interval(months => $5))::date '
-            'AND (i.last_circulated IS NULL OR library_local_date(i.last_circulated) '
-            '     <= ($4 - make_interval(months => $5))::date) '
+            'AND (i.last_circulated IS NULL OR i.last_circulated '
+            '     < ((($4 - make_interval(months => $5))::date + 1)::timestamp AT TIME ZONE $7)) '
             'AND ($3 IS NULL OR i.owning_branch_id = ANY ($3))'
         WHEN 'notices_sent' THEN
             'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
@@ -643,7 +717,8 @@ BEGIN
     RETURN QUERY EXECUTE format(
         'WITH cur AS (%s), '
         'prev AS (SELECT stats_period_later($3, p.period) AS period, p.keys, '
-        '                sum(p.value) AS value '
+        '                CASE WHEN $10 = ''count'' THEN sum(p.value) '
+        '                     ELSE round(avg(p.value), 2) END AS value '
         '         FROM (%s) p GROUP BY 1, 2) '
         'SELECT coalesce(c.period, p.period), coalesce(c.keys, p.keys), '
         '       CASE WHEN $10 = ''count'' THEN coalesce(c.value, 0) ELSE c.value END, p.value '
@@ -801,6 +876,13 @@ BEGIN
         SELECT c.keys[1] AS code, c.keys[2] AS category, c.value
         FROM stats_src_circ(v_from, v_to, 'none', '{branch,patron_category}', p_branches,
                             NULL, 'checkout,renew') c
+    ), regbor AS (
+        SELECT p.home_branch_id AS id, count(*)::numeric AS n
+        FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id
+        WHERE p.merged_into IS NULL
+          AND coalesce(pc.last_activity_on, library_local_date(p.created_at))
+              > (v_to - interval '3 years')::date
+        GROUP BY 1
     ), per_outlet AS (
         SELECT 1 AS ord, 'PHYSCIR' AS code, o.code AS branch_code,
                coalesce((SELECT sum(c.value) FROM circ c WHERE c.code = o.code), 0) AS value,
@@ -816,11 +898,7 @@ BEGIN
                       '(setting pls_child_categories).', array_to_string(v_kids, ', '))
         FROM outlet o
         UNION ALL
-        SELECT 3, 'REGBOR', o.code,
-               (SELECT count(*) FROM patron p LEFT JOIN patron_circ pc ON pc.patron_id = p.id
-                WHERE p.home_branch_id = o.id AND p.merged_into IS NULL
-                  AND coalesce(pc.last_activity_on, library_local_date(p.created_at))
-                      > (v_to - interval '3 years')::date)::numeric,
+        SELECT 3, 'REGBOR', o.code, coalesce((SELECT r.n FROM regbor r WHERE r.id = o.id), 0),
                'counted',
                format('Patron records of this home branch used or renewed after %s (the last '
                       'activity date kept on each record; merged duplicates not counted).',

@@ -1,0 +1,821 @@
+#!/usr/bin/env python3
+"""The statistics rules (sql/rules/stats.sql), called directly in SQL as carreld calls them.
+
+No daemon and no client, as in test_rules.py: each test opens one transaction on a harness
+session, makes its rows in it (circulation events straight into circ_event, or through
+the circulation rules), calls stats_query, stats_rollup_run, pls_report ... and rolls
+everything back. The one test that needs commits from two sessions (events committed out
+of id order) removes its rows and rebuilds the rollups at its end. tearDownModule checks
+that nothing was left behind.
+
+The answers are checked against counts made here from the raw circ_event rows, in the
+library's local time (America/New_York in the seed settings), so a rollup that lost,
+doubled or misplaced an event fails.
+"""
+
+import json
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+env = None
+db = None      # the session every test's transaction runs on
+ids = {}       # branch code -> id; "staff", "workstation": the administrator's
+
+lit = harness.sql_literal
+
+
+def setUpModule():
+    global env, db
+    env = harness.Env()
+    try:
+        env.start()
+        db = env.session()
+        for line in db.query("SELECT code, id FROM branch").splitlines():
+            code, branch_id = line.split("|")
+            ids[code] = int(branch_id)
+        ids["staff"] = int(db.query("SELECT id FROM staff WHERE username = 'admin'"))
+        ids["workstation"] = int(db.query("SELECT id FROM workstation WHERE name = 'desk-dwn'"))
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    try:
+        left = db.query("SELECT (SELECT count(*) FROM circ_event) + (SELECT count(*) FROM loan)"
+                        " + (SELECT count(*) FROM hold) + (SELECT count(*) FROM patron)"
+                        " + (SELECT count(*) FROM stat_circ_queue)"
+                        " + (SELECT count(*) FROM stat_circ_hour)"
+                        " + (SELECT count(*) FROM stat_circ_day)"
+                        " + (SELECT count(*) FROM stat_circ_branch_day)"
+                        " + (SELECT count(*) FROM stat_circ_month)"
+                        " + (SELECT count(*) FROM stat_circ_dim_day)"
+                        " + (SELECT count(*) FROM stat_circ_dim_month)")
+        assert left == "0", "a test's rows outlived its transaction: %s" % left
+    finally:
+        env.stop()
+
+
+ACTIONS = ["checkout", "renew", "checkin", "in_house_use", "lost"]
+ITEM_TYPES = ["book", "dvd", "audiobook"]
+CATEGORIES = ["adult", "juvenile", None]
+LOCATIONS = ["", "adult fiction", "kids", None]
+VIAS = ["desk", "desk", "selfcheck", "auto"]
+BRANCHES = ["DWN", "ALB", "PRK"]
+
+
+class StatsTest(unittest.TestCase):
+    """One transaction per test, rolled back whatever happens."""
+
+    def setUp(self):
+        db.query("BEGIN", keep_transaction=True)
+        self.addCleanup(db.query, "ROLLBACK")
+        self._item = None
+
+    # ---- SQL inside the test's transaction
+
+    def q(self, sql):
+        return db.query(sql, keep_transaction=True)
+
+    def rows(self, sql):
+        return json.loads(self.q("SELECT coalesce(json_agg(r), '[]') FROM (%s) r" % sql))
+
+    def one(self, sql):
+        rows = self.rows(sql)
+        self.assertEqual(len(rows), 1, rows)
+        return rows[0]
+
+    def refused(self, sql, sqlstate, reason):
+        self.q("SAVEPOINT refusal")
+        try:
+            self.q(sql)
+        except harness.SqlError as e:
+            self.q("ROLLBACK TO SAVEPOINT refusal")
+            self.assertEqual((e.sqlstate, e.detail), (sqlstate, reason), str(e))
+            return e
+        self.fail("not refused: %s" % sql)
+
+    # ---- rows made in the transaction
+
+    def item_id(self):
+        """One copy every event of the test may name (circ_event needs an item)."""
+        if self._item is None:
+            barcode = env.new_item(env.new_bib(session=db), session=db)
+            self._item = int(self.q("SELECT id FROM item WHERE barcode = %s" % lit(barcode)))
+        return self._item
+
+    def event(self, at, action="checkout", branch="DWN", item_type="book", category="adult",
+              location="", via="desk"):
+        """A circulation event at local time at (text, 'YYYY-MM-DD HH:MI')."""
+        self.q("INSERT INTO circ_event (at, action, branch_id, item_id, item_type,"
+               " patron_category, location, via) VALUES ((%s::timestamp AT TIME ZONE"
+               " library_setting_text('timezone')), %s, %d, %d, %s, %s, %s, %s)"
+               % (lit(at), lit(action), ids[branch], self.item_id(), lit(item_type),
+                  lit(category), lit(location), lit(via)))
+
+    def random_events(self, n, first="2024-01-01", days=760, seed=10):
+        """n events spread over days local days from first, every dimension varied, in
+        one statement (as a bulk load would)."""
+        rnd = random.Random(seed)
+        values = []
+        for _ in range(n):
+            minute = rnd.randrange(days * 1440)
+            values.append("(%s::timestamp + make_interval(mins => %d), %s, %d, %s, %s, %s, %s)"
+                          % (lit(first), minute, lit(rnd.choice(ACTIONS)),
+                             ids[rnd.choice(BRANCHES)], lit(rnd.choice(ITEM_TYPES)),
+                             lit(rnd.choice(CATEGORIES)), lit(rnd.choice(LOCATIONS)),
+                             lit(rnd.choice(VIAS))))
+        self.q("INSERT INTO circ_event (at, action, branch_id, item_id, item_type,"
+               " patron_category, location, via)"
+               " SELECT v.t AT TIME ZONE library_setting_text('timezone'), v.a, v.b, %d, v.it,"
+               " v.pc, v.loc, v.via FROM (VALUES %s) v (t, a, b, it, pc, loc, via)"
+               % (self.item_id(), ", ".join(values)))
+
+    # ---- the functions
+
+    def stats(self, measure, frm, to, time="none", by=(), branches=None, compare=False,
+              arg=None):
+        """stats_query's rows as {(period, keys...): (value, previous)}, values as floats."""
+        sql = ("SELECT period, keys, value::float8 AS value, previous::float8 AS previous"
+               " FROM stats_query(%s, %s, %s, %s, %s, %s, %s, %s)"
+               % (lit(measure), lit(frm), lit(to), lit(time),
+                  "ARRAY[%s]::text[]" % ", ".join(lit(b) for b in by),
+                  "NULL" if branches is None
+                  else "ARRAY[%s]::integer[]" % ", ".join(str(ids[b]) for b in branches),
+                  lit(compare), "NULL" if arg is None else str(arg)))
+        out = {}
+        for r in self.rows(sql):
+            key = (r["period"],) + tuple(r["keys"])
+            self.assertNotIn(key, out, "one row per bucket and keys")
+            out[key] = (r["value"], r["previous"])
+        return out
+
+    def values(self, *args, **kw):
+        return {k: v[0] for k, v in self.stats(*args, **kw).items()}
+
+    def stats_sql(self, measure, frm, to, time="none", by="{}", compare=False):
+        return ("SELECT * FROM stats_query(%s, %s, %s, %s, %s, NULL, %s, NULL)"
+                % (lit(measure), lit(frm), lit(to), lit(time), lit(by), lit(compare)))
+
+    # ---- raw counts, made here from circ_event
+
+    PERIOD = {
+        "none": "''",
+        "day": "to_char(l, 'YYYY-MM-DD')",
+        "week": "to_char(date_trunc('week', l), 'YYYY-MM-DD')",
+        "month": "to_char(l, 'YYYY-MM')",
+        "year": "to_char(l, 'YYYY')",
+        "hour": "to_char(l, 'HH24')",
+        "weekday": "extract(isodow FROM l)::text",
+        "hour_of_week": "extract(isodow FROM l)::text || '-' || to_char(l, 'HH24')",
+    }
+    KEY = {
+        "branch": "b.code",
+        "item_type": "e.item_type",
+        "patron_category": "coalesce(nullif(e.patron_category, ''), '(none)')",
+        "location": "coalesce(nullif(e.location, ''), '(none)')",
+        "via": "e.via",
+    }
+
+    def raw(self, actions, frm, to, time="none", by=()):
+        keys = ", ".join(self.KEY[d] for d in by)
+        sql = ("SELECT %s AS period, ARRAY[%s]::text[] AS keys, count(*)::float8 AS n"
+               " FROM (SELECT e.*, e.at AT TIME ZONE library_setting_text('timezone') AS l"
+               "       FROM circ_event e) e JOIN branch b ON b.id = e.branch_id"
+               " WHERE e.l >= %s::date AND e.l < %s::date + 1 AND e.action = ANY (%s)"
+               " GROUP BY 1, 2" % (self.PERIOD[time], keys, lit(frm), lit(to),
+                                   lit("{" + ",".join(actions) + "}")))
+        return {(r["period"],) + tuple(r["keys"]): r["n"] for r in self.rows(sql)}
+
+    QUESTIONS = [
+        # (measure, actions, from, to, time, by): each rollup path at least once (hour;
+        # branch-day; one-dimension day and month; wide day and month)
+        ("checkouts", ["checkout"], "2024-01-01", "2025-12-31", "month", ("branch",)),
+        ("circulation", ["checkout", "renew"], "2024-03-01", "2025-02-28", "year",
+         ("item_type", "patron_category")),
+        ("checkins", ["checkin"], "2024-02-03", "2024-11-17", "week", ("via",)),
+        ("checkouts", ["checkout"], "2024-05-01", "2024-06-30", "day", ("branch", "location")),
+        ("in_house_uses", ["in_house_use"], "2024-01-01", "2025-06-30", "none", ("location",)),
+        ("renewals", ["renew"], "2024-01-15", "2025-01-14", "none", ("patron_category", "via")),
+        ("checkouts", ["checkout"], "2024-01-01", "2025-12-31", "hour_of_week", ("branch",)),
+        ("circulation", ["checkout", "renew"], "2024-04-10", "2024-09-09", "hour", ("via",)),
+        ("checkins", ["checkin"], "2024-01-01", "2024-12-31", "weekday", ()),
+        ("circulation", ["checkout", "renew"], "2024-01-01", "2025-12-31", "month", ()),
+        ("checkouts", ["checkout"], "2024-02-10", "2024-08-20", "week", ("item_type", "location")),
+        ("checkins", ["checkin"], "2024-01-01", "2024-12-31", "month",
+         ("branch", "patron_category")),
+        ("checkouts", ["checkout"], "2024-07-04", "2025-07-03", "month", ("via", "item_type")),
+        ("circulation", ["checkout", "renew"], "2024-06-01", "2025-05-31", "none",
+         ("location", "branch", "patron_category")),
+    ]
+
+    def assert_answers_equal_raw(self):
+        for measure, actions, frm, to, time, by in self.QUESTIONS:
+            with self.subTest(measure=measure, time=time, by=by):
+                want = self.raw(actions, frm, to, time, by)
+                self.assertTrue(want, "the question counts some events")
+                self.assertEqual(self.values(measure, frm, to, time, by), want)
+
+
+class Rollups(StatsTest):
+    def test_rollups_rebuilt_from_raw_equal_the_raw_counts(self):
+        self.random_events(1500)
+        self.assertEqual(self.q("SELECT stats_rollup_pending()"), "1500")
+        rebuilt = self.one("SELECT * FROM stats_rollup_rebuild()")
+        self.assertEqual(rebuilt["events"], 1500)
+        self.assertGreater(rebuilt["rows"], 0)
+        self.assertEqual(self.q("SELECT stats_rollup_pending()"), "0")
+        # Every rollup holds every event once.
+        for table in ("stat_circ_hour", "stat_circ_day", "stat_circ_branch_day",
+                      "stat_circ_month"):
+            self.assertEqual(self.q("SELECT sum(n) FROM %s" % table), "1500", table)
+        # ... and the one-dimension rollups once per dimension.
+        for table in ("stat_circ_dim_day", "stat_circ_dim_month"):
+            self.assertEqual(self.q("SELECT string_agg(dim || '=' || n, ',' ORDER BY dim) FROM"
+                                    " (SELECT dim, sum(n) AS n FROM %s GROUP BY dim) x" % table),
+                             "item_type=1500,location=1500,patron_category=1500", table)
+        self.assert_answers_equal_raw()
+
+    def test_answers_with_events_still_queued_equal_the_raw_counts(self):
+        self.random_events(900, seed=11)
+        self.assertEqual(self.q("SELECT stats_rollup_run(400)"), "400")
+        self.assertEqual(self.q("SELECT stats_rollup_pending()"), "500")
+        self.assert_answers_equal_raw()
+        # More events while some are still queued; then everything folded.
+        self.random_events(300, seed=12)
+        self.assert_answers_equal_raw()
+        while int(self.q("SELECT stats_rollup_run(250)")) == 250:
+            pass
+        self.assertEqual(self.q("SELECT stats_rollup_pending()"), "0")
+        self.assert_answers_equal_raw()
+        # A rebuild after folding changes nothing.
+        before = self.q("SELECT string_agg(format('%s', r), ';' ORDER BY r::text)"
+                        " FROM stat_circ_day r")
+        self.q("SELECT stats_rollup_rebuild()")
+        self.assertEqual(self.q("SELECT string_agg(format('%s', r), ';' ORDER BY r::text)"
+                                " FROM stat_circ_day r"), before)
+
+    def test_every_event_of_the_desk_rules_is_queued_with_its_location(self):
+        card = env.new_patron(session=db)
+        barcode = env.new_item(env.new_bib(session=db), location="kids", session=db)
+        self.q("SELECT * FROM circ_checkout(gen_random_uuid(), %d, %d, %d, %s, %s, false, NULL,"
+               " false)" % (ids["staff"], ids["workstation"], ids["DWN"], lit(card),
+                            lit(barcode)))
+        self.q("SELECT * FROM circ_checkin(gen_random_uuid(), %d, %d, %d, %s, NULL)"
+               % (ids["staff"], ids["workstation"], ids["PRK"], lit(barcode)))
+        events = self.rows("SELECT e.action, e.location, e.via, q.event_id IS NOT NULL AS queued"
+                           " FROM circ_event e LEFT JOIN stat_circ_queue q ON q.event_id = e.id"
+                           " ORDER BY e.id")
+        self.assertEqual(events, [
+            {"action": "checkout", "location": "kids", "via": "desk", "queued": True},
+            {"action": "checkin", "location": "kids", "via": "desk", "queued": True}])
+        today = self.q("SELECT library_today()")
+        self.assertEqual(self.values("checkouts", today, today, "none", ("location",)),
+                         {("", "kids"): 1.0})
+        self.assertEqual(self.values("checkins", today, today, "none", ("branch",)),
+                         {("", "PRK"): 1.0})
+
+
+class OutOfOrderCommits(unittest.TestCase):
+    """Two desks: the event with the lower id commits after the rollup job has folded the
+    higher one. A watermark ("everything up to id N is folded") would lose it."""
+
+    def test_events_committed_out_of_id_order_are_all_counted(self):
+        bib = env.new_bib()
+        barcode = env.new_item(bib)
+        item = int(env.psql("SELECT id FROM item WHERE barcode = %s" % lit(barcode)))
+        insert = ("INSERT INTO circ_event (at, action, branch_id, item_id, item_type,"
+                  " patron_category) VALUES ('2025-06-02 15:00-04', 'checkout', %d, %d, 'book',"
+                  " 'adult') RETURNING id" % (ids["DWN"], item))
+        first, second = env.session(), env.session()
+        try:
+            first.query("BEGIN", keep_transaction=True)
+            low = int(first.query(insert, keep_transaction=True).splitlines()[0])
+            high = int(second.query(insert).splitlines()[0])  # committed at once
+            self.assertLess(low, high)
+            self.assertEqual(env.psql("SELECT stats_rollup_run(10000)"), "1")
+            first.query("COMMIT", keep_transaction=True)
+            answer = ("SELECT value FROM stats_query('checkouts', '2025-06-02', '2025-06-02',"
+                      " 'day', '{branch}', NULL, false, NULL)")
+            self.assertEqual(env.psql(answer), "2")  # one folded, one queued
+            self.assertEqual(env.psql("SELECT stats_rollup_run(10000)"), "1")
+            self.assertEqual(env.psql("SELECT stats_rollup_pending()"), "0")
+            self.assertEqual(env.psql(answer), "2")
+            self.assertEqual(env.psql("SELECT sum(n) FROM stat_circ_day"), "2")
+        finally:
+            first.close()
+            second.close()
+            env.psql("DELETE FROM circ_event WHERE item_id = %d; DELETE FROM item WHERE id = %d;"
+                     " DELETE FROM bib WHERE id = %d; SELECT stats_rollup_rebuild()"
+                     % (item, item, bib))
+
+
+class LocalTime(StatsTest):
+    def test_an_event_late_in_the_evening_lands_on_its_local_day(self):
+        # 23:30 in Hartford is 04:30 UTC the next day.
+        self.event("2025-01-15 23:30")
+        self.assertEqual(self.q("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
+                                " FROM circ_event"), "2025-01-16 04:30")
+        for label in ("queued", "folded"):
+            with self.subTest(label):
+                self.assertEqual(self.values("checkouts", "2025-01-15", "2025-01-16", "day"),
+                                 {("2025-01-15",): 1.0})
+                self.assertEqual(self.values("checkouts", "2025-01-15", "2025-01-15", "hour"),
+                                 {("23",): 1.0})
+                self.assertEqual(self.values("checkouts", "2025-01-16", "2025-01-16"), {})
+                self.assertEqual(self.values("checkouts", "2025-01-01", "2025-01-31", "month"),
+                                 {("2025-01",): 1.0})
+                self.q("SELECT stats_rollup_run(100)")
+
+    def test_days_when_the_clocks_change(self):
+        # 2025-03-09: 02:00 EST became 03:00 EDT (a 23-hour day);
+        # 2025-11-02: 02:00 EDT became 01:00 EST (01:00-02:00 twice).
+        self.q("INSERT INTO circ_event (at, action, branch_id, item_id, item_type)"
+               " SELECT t, 'checkout', %d, %d, 'book' FROM unnest(ARRAY["
+               "'2025-03-09 00:30-05', '2025-03-09 01:59-05', '2025-03-09 03:01-04',"
+               "'2025-03-09 23:59-04', '2025-03-10 00:00-04',"
+               "'2025-11-02 01:30-04', '2025-11-02 01:30-05', '2025-11-02 23:30-05',"
+               "'2025-11-03 00:10-05']::timestamptz[]) t" % (ids["DWN"], self.item_id()))
+        for label in ("queued", "folded"):
+            with self.subTest(label):
+                self.assertEqual(self.values("checkouts", "2025-03-08", "2025-03-10", "day"),
+                                 {("2025-03-09",): 4.0, ("2025-03-10",): 1.0})
+                self.assertEqual(self.values("checkouts", "2025-03-09", "2025-03-09", "hour"),
+                                 {("00",): 1.0, ("01",): 1.0, ("03",): 1.0, ("23",): 1.0})
+                self.assertEqual(self.values("checkouts", "2025-11-02", "2025-11-03", "day"),
+                                 {("2025-11-02",): 3.0, ("2025-11-03",): 1.0})
+                self.assertEqual(self.values("checkouts", "2025-11-02", "2025-11-02", "hour"),
+                                 {("01",): 2.0, ("23",): 1.0})
+                self.assertEqual(self.values("checkouts", "2025-03-01", "2025-11-30", "month"),
+                                 {("2025-03",): 5.0, ("2025-11",): 4.0})
+                self.q("SELECT stats_rollup_run(100)")
+
+    def test_hour_of_week_weekday_and_hour_labels(self):
+        self.event("2025-06-02 09:15")   # a Monday
+        self.event("2025-06-08 23:59")   # a Sunday
+        self.event("2025-06-09 09:45")   # the next Monday
+        self.q("SELECT stats_rollup_run(100)")
+        self.assertEqual(self.values("checkouts", "2025-06-01", "2025-06-30", "hour_of_week"),
+                         {("1-09",): 2.0, ("7-23",): 1.0})
+        self.assertEqual(self.values("checkouts", "2025-06-01", "2025-06-30", "weekday"),
+                         {("1",): 2.0, ("7",): 1.0})
+        self.assertEqual(self.values("checkouts", "2025-06-01", "2025-06-30", "hour"),
+                         {("09",): 2.0, ("23",): 1.0})
+        self.assertEqual(self.values("checkouts", "2025-06-01", "2025-06-30", "week"),
+                         {("2025-06-02",): 2.0, ("2025-06-09",): 1.0})
+        self.assertEqual(self.values("checkouts", "2025-06-01", "2025-06-30", "year"),
+                         {("2025",): 3.0})
+
+
+class Compare(StatsTest):
+    def test_the_same_range_a_year_earlier(self):
+        for at in ("2025-05-05 10:00", "2025-05-05 11:00", "2025-05-06 10:00",
+                   "2024-05-05 10:00", "2024-05-07 10:00", "2024-05-07 12:00",
+                   "2024-04-30 10:00"):   # outside the earlier range
+            self.event(at)
+        got = self.stats("checkouts", "2025-05-01", "2025-05-10", "day", compare=True)
+        self.assertEqual(got, {("2025-05-05",): (2.0, 1.0), ("2025-05-06",): (1.0, None),
+                               ("2025-05-07",): (0.0, 2.0)})
+        got = self.stats("checkouts", "2025-05-01", "2025-05-31", "month", compare=True)
+        self.assertEqual(got, {("2025-05",): (3.0, 3.0)})
+        got = self.stats("checkouts", "2025-05-01", "2025-05-10", compare=True)
+        self.assertEqual(got, {("",): (3.0, 3.0)})
+        # Without compare: no previous.
+        self.assertEqual(self.stats("checkouts", "2025-05-01", "2025-05-10"),
+                         {("",): (3.0, None)})
+
+    def test_weeks_compare_with_the_week_364_days_earlier(self):
+        self.event("2025-05-07 10:00")   # Wednesday of the week of Monday 2025-05-05
+        self.event("2024-05-08 10:00")   # Wednesday of the week of Monday 2024-05-06
+        got = self.stats("checkouts", "2025-05-05", "2025-05-11", "week", compare=True)
+        self.assertEqual(got, {("2025-05-05",): (1.0, 1.0)})
+
+    def test_compare_by_branch_matches_each_branch(self):
+        self.event("2025-02-03 10:00", branch="DWN")
+        self.event("2024-02-03 10:00", branch="ALB")
+        got = self.stats("checkouts", "2025-02-01", "2025-02-28", "month", ("branch",),
+                         compare=True)
+        self.assertEqual(got, {("2025-02", "ALB"): (0.0, 1.0), ("2025-02", "DWN"): (1.0, None)})
+
+
+class Refusals(StatsTest):
+    def test_unknown_measure(self):
+        e = self.refused(self.stats_sql("loans_per_moon", "2025-01-01", "2025-01-31"),
+                         "CR400", "field:measure")
+        self.assertIn("loans_per_moon", e.message)
+
+    def test_a_dimension_the_measure_does_not_offer(self):
+        e = self.refused(self.stats_sql("checkouts", "2025-01-01", "2025-01-31", by="{channel}"),
+                         "CR400", "field:by")
+        self.assertIn("branch, item_type, patron_category, location, via", e.message)
+        self.refused(self.stats_sql("holds_placed", "2025-01-01", "2025-01-31",
+                                    by="{patron_category}"), "CR400", "field:by")
+        self.refused(self.stats_sql("checkouts", "2025-01-01", "2025-01-31",
+                                    by="{branch,branch}"), "CR400", "field:by")
+        # Hours come from the hour rollup: branch and via only.
+        e = self.refused(self.stats_sql("checkouts", "2025-01-01", "2025-01-31", "hour_of_week",
+                                        by="{item_type}"), "CR400", "field:by")
+        self.assertIn("branch and via", e.message)
+
+    def test_a_time_grouping_the_measure_does_not_offer(self):
+        e = self.refused(self.stats_sql("holds_waiting_now", "2025-01-01", "2025-01-31", "day"),
+                         "CR400", "field:time")
+        self.assertIn("none", e.message)
+        self.refused(self.stats_sql("checkouts", "2025-01-01", "2025-01-31", "fortnight"),
+                     "CR400", "field:time")
+
+    def test_a_range_that_ends_before_it_starts_or_is_too_long(self):
+        self.refused(self.stats_sql("checkouts", "2025-02-01", "2025-01-31"),
+                     "CR400", "field:from")
+        self.refused(self.stats_sql("checkouts", "2015-01-01", "2025-01-01"),
+                     "CR400", "field:from")
+        self.assertEqual(self.values("checkouts", "2015-01-02", "2025-01-01"), {})
+
+    def test_a_bad_argument(self):
+        self.refused("SELECT * FROM stats_query('copies_idle', NULL, NULL, NULL, NULL, NULL,"
+                     " false, 0)", "CR400", "field:arg")
+        self.refused("SELECT * FROM pls_report(12, NULL)", "CR400", "field:year")
+        self.refused("SELECT * FROM stats_buy_more(NULL, -1, NULL)", "CR400", "field:threshold")
+
+
+class Patrons(StatsTest):
+    def patron_id(self, card):
+        return int(self.q("SELECT id FROM patron WHERE card = %s" % lit(card)))
+
+    def activity(self, card):
+        return self.one("SELECT pc.last_activity_on::text AS activity,"
+                        " pc.last_borrowed_on::text AS borrowed, pc.ctid::text AS ctid"
+                        " FROM patron_circ pc WHERE pc.patron_id = %d" % self.patron_id(card))
+
+    def set_activity(self, card, activity, borrowed):
+        self.q("INSERT INTO patron_circ (patron_id, last_activity_on, last_borrowed_on)"
+               " VALUES (%d, %s, %s) ON CONFLICT (patron_id) DO UPDATE SET"
+               " last_activity_on = excluded.last_activity_on,"
+               " last_borrowed_on = excluded.last_borrowed_on"
+               % (self.patron_id(card), lit(activity), lit(borrowed)))
+
+    def test_checkout_and_renewal_set_both_dates_once_a_day(self):
+        today = self.q("SELECT library_today()")
+        card = env.new_patron(session=db)
+        barcode = env.new_item(env.new_bib(session=db), session=db)
+        self.q("SELECT * FROM circ_checkout(gen_random_uuid(), %d, %d, %d, %s, %s, false, NULL,"
+               " false)" % (ids["staff"], ids["workstation"], ids["DWN"], lit(card),
+                            lit(barcode)))
+        self.assertEqual(self.activity(card)["activity"], today)
+        self.assertEqual(self.activity(card)["borrowed"], today)
+        # Renewed: a loan made a week ago, due today, so a renewal moves its due date.
+        self.set_activity(card, "2024-01-01", "2024-01-01")
+        self.q("UPDATE loan SET checkout_at = now() - interval '7 days', due_at = now()")
+        renew = ("SELECT count(*) FILTER (WHERE renewed) FROM circ_renew(gen_random_uuid(), %d,"
+                 " %d, %d, %s, NULL, %s, 'test', true)")
+        self.assertEqual(self.q(renew % (ids["staff"], ids["workstation"], ids["DWN"],
+                                         lit(card), "false")), "1")
+        after = self.activity(card)
+        self.assertEqual((after["activity"], after["borrowed"]), (today, today))
+        # Renewed again the same day (by override): no second write of the row.
+        self.q("UPDATE loan SET due_at = now()")
+        self.assertEqual(self.q(renew % (ids["staff"], ids["workstation"], ids["DWN"],
+                                         lit(card), "true")), "1")
+        self.assertEqual(self.activity(card), after)
+
+    def test_placing_a_hold_sets_the_activity_date_only(self):
+        today = self.q("SELECT library_today()")
+        card = env.new_patron(session=db)
+        self.set_activity(card, "2024-01-01", "2024-02-02")
+        place = ("SELECT id FROM hold_place(gen_random_uuid(), %d, %d, %s, %d, NULL, NULL, NULL,"
+                 " NULL)")
+        for _ in range(2):
+            bib = env.new_bib(session=db)
+            env.new_item(bib, session=db)
+            self.q(place % (ids["staff"], ids["DWN"], lit(card), bib))
+            if _ == 0:
+                first = self.activity(card)
+                self.assertEqual((first["activity"], first["borrowed"]), (today, "2024-02-02"))
+        self.assertEqual(self.activity(card), first, "written once a day")
+
+    def test_registration_and_card_renewal_set_the_activity_date(self):
+        today = self.q("SELECT library_today()")
+        card = harness.mod10("2123499%06d" % env.next_number())
+        doc = {"card": card, "first_name": "Reg", "last_name": "Istered", "home_branch": "PRK",
+               "category": "adult", "expires_on": "2028-01-01"}
+        save = "SELECT outcome FROM patron_save(%d, %d, true, true, %s::jsonb)"
+        self.assertEqual(self.q(save % (ids["staff"], ids["workstation"], lit(json.dumps(doc)))),
+                         "ok")
+        self.assertEqual(self.activity(card)["activity"], today)
+        self.assertIsNone(self.activity(card)["borrowed"])
+        # An edit that does not extend the card leaves the date alone ...
+        self.set_activity(card, "2024-01-01", None)
+        edit = ("SELECT outcome FROM patron_save(%d, %d, true, true, (SELECT patron_doc(p)"
+                " || jsonb_build_object('id', p.id, 'version', p.version) || %s::jsonb"
+                " FROM patron p WHERE p.card = %s))")
+        self.q(edit % (ids["staff"], ids["workstation"], lit('{"first_name": "Rega"}'),
+                       lit(card)))
+        self.assertEqual(self.activity(card)["activity"], "2024-01-01")
+        # ... a card renewal (expiry later) moves it to today.
+        self.q(edit % (ids["staff"], ids["workstation"], lit('{"expires_on": "2031-01-01"}'),
+                       lit(card)))
+        self.assertEqual(self.activity(card)["activity"], today)
+        # Not an audited edit of the record: the audit has the create and two edits only.
+        self.assertEqual(self.q("SELECT count(*) FROM audit_event WHERE entity = 'patron'"
+                                " AND entity_id = %d" % self.patron_id(card)), "3")
+
+    def test_registered_users_and_active_borrowers_come_from_the_activity_dates(self):
+        def patron(branch, activity, borrowed, created="2020-01-01", **kw):
+            card = env.new_patron(branch=branch, session=db, **kw)
+            self.q("UPDATE patron SET created_at = %s WHERE card = %s" % (lit(created),
+                                                                         lit(card)))
+            if activity or borrowed:
+                self.set_activity(card, activity, borrowed)
+            return card
+        patron("DWN", "2023-06-01", "2023-06-01")            # used within 3 years of 2025-12-31
+        patron("DWN", "2025-12-31", "2025-03-01")
+        patron("DWN", "2022-12-31", "2022-12-31")            # exactly 3 years before: out
+        patron("ALB", "2025-01-10", None, category="juvenile")
+        patron("ALB", None, None, created="2024-05-05")      # no row: registration counts
+        patron("ALB", None, None, created="2019-05-05")      # no row, registered long ago
+        merged = patron("PRK", "2025-05-05", "2025-05-05")
+        keep = patron("PRK", "2025-06-06", None)
+        self.q("UPDATE patron SET merged_into = (SELECT id FROM patron WHERE card = %s)"
+               " WHERE card = %s" % (lit(keep), lit(merged)))
+        pls = {(r["code"], r["branch_code"]): r for r in
+               self.rows("SELECT * FROM pls_report(2025, NULL) WHERE code = 'REGBOR'")}
+        self.assertEqual({k: v["value"] for k, v in pls.items()},
+                         {("REGBOR", "ALB"): 2, ("REGBOR", "BAR"): 0, ("REGBOR", "CMP"): 0,
+                          ("REGBOR", "DWN"): 2, ("REGBOR", "DWT"): 0, ("REGBOR", "PRK"): 1,
+                          ("REGBOR", "RPK"): 0, ("REGBOR", None): 5})
+        self.assertEqual(self.values("registered_users", "2025-12-31", "2025-12-31", "none",
+                                     ("branch",)),
+                         {("", "ALB"): 2.0, ("", "DWN"): 2.0, ("", "PRK"): 1.0})
+        self.assertEqual(self.values("active_borrowers", "2025-12-31", "2025-12-31", "none",
+                                     ("branch", "patron_category")),
+                         {("", "DWN", "adult"): 1.0})
+        self.assertEqual(self.values("active_borrowers", "2024-05-31", "2024-05-31"),
+                         {("",): 2.0})
+
+    def test_registrations(self):
+        for branch, category in (("DWN", "adult"), ("DWN", "juvenile"), ("ALB", "adult")):
+            card = env.new_patron(branch=branch, category=category, session=db)
+            self.q("UPDATE patron SET created_at = '2025-03-03 12:00-05' WHERE card = %s"
+                   % lit(card))
+        self.assertEqual(self.values("registrations", "2025-03-01", "2025-03-31", "month",
+                                     ("branch", "patron_category")),
+                         {("2025-03", "ALB", "adult"): 1.0, ("2025-03", "DWN", "adult"): 1.0,
+                          ("2025-03", "DWN", "juvenile"): 1.0})
+
+
+class Pls(StatsTest):
+    def test_hours_come_from_the_calendar_with_closed_days_subtracted(self):
+        dwn, alb = ids["DWN"], ids["ALB"]
+        self.q("DELETE FROM branch_hours WHERE branch_id IN (%d, %d)" % (dwn, alb))
+        self.q("INSERT INTO branch_hours (branch_id, weekday, opens, closes)"
+               " SELECT %d, d, '09:00'::time, '17:00'::time FROM generate_series(1, 5) d"
+               " UNION ALL SELECT %d, 6, '10:00', '14:30'"
+               " UNION ALL SELECT %d, 3, '12:00', '20:00'" % (dwn, dwn, alb))
+        # Two weekdays and a Sunday (closed anyway) closed in 2025; one in 2024.
+        self.q("INSERT INTO branch_closed (branch_id, day) VALUES (%d, '2025-01-01'),"
+               " (%d, '2025-12-25'), (%d, '2025-12-28'), (%d, '2024-12-25'),"
+               " (%d, '2025-07-02')" % (dwn, dwn, dwn, dwn, alb))
+        lines = {(r["code"], r["branch_code"]): r for r in
+                 self.rows("SELECT * FROM pls_report(2025, ARRAY[%d, %d])" % (dwn, alb))}
+        # 2025: 261 weekdays and 52 Saturdays; 53 Wednesdays.
+        self.assertEqual(float(lines[("HOURS", "DWN")]["value"]), 261 * 8 + 52 * 4.5 - 2 * 8)
+        self.assertEqual(float(lines[("HOURS", "ALB")]["value"]), (53 - 1) * 8)
+        self.assertEqual(float(lines[("HOURS", None)]["value"]), 2306 + 416)
+        self.assertEqual(lines[("HOURS", "DWN")]["basis"], "calendar")
+        self.assertNotIn(("HOURS", "PRK"), lines)
+
+    def test_circulation_lines_settings_and_lines_not_recorded(self):
+        self.event("2025-03-03 10:00", "checkout", "DWN", category="juvenile")
+        self.event("2025-03-03 10:00", "renew", "DWN", category="adult")
+        self.event("2025-03-03 10:00", "renew", "ALB", category="juvenile")
+        self.event("2025-03-03 10:00", "checkin", "ALB", category="juvenile")
+        self.event("2024-12-31 23:30", "checkout", "ALB", category="juvenile")
+        self.q("UPDATE library_setting SET value = 'yes' WHERE name = 'pls_autorenew'")
+        lines = {(r["code"], r["branch_code"]): r
+                 for r in self.rows("SELECT * FROM pls_report(2025, NULL)")}
+        self.assertEqual(float(lines[("PHYSCIR", "DWN")]["value"]), 2)
+        self.assertEqual(float(lines[("PHYSCIR", "ALB")]["value"]), 1)
+        self.assertEqual(float(lines[("PHYSCIR", "PRK")]["value"]), 0)
+        self.assertEqual(float(lines[("PHYSCIR", None)]["value"]), 3)
+        self.assertEqual(float(lines[("KIDPHYSCIR", None)]["value"]), 2)
+        self.assertEqual(float(lines[("WKS_OPEN", None)]["value"]), 52)
+        self.assertEqual(float(lines[("ODFINE", None)]["value"]), 0)
+        self.assertEqual(float(lines[("AUTORENEW", None)]["value"]), 1)
+        for code in ("VISITS", "REFERENC", "TOTPRO", "TOTATTEN"):
+            self.assertIsNone(lines[(code, None)]["value"])
+            self.assertEqual(lines[(code, None)]["basis"], "not_recorded")
+        self.assertTrue(all(r["how"] for r in lines.values()))
+        # Children's categories are a setting.
+        self.q("UPDATE library_setting SET value = 'juvenile, adult' WHERE name ="
+               " 'pls_child_categories'")
+        self.assertEqual(self.q("SELECT value FROM pls_report(2025, NULL) WHERE code ="
+                                " 'KIDPHYSCIR' AND branch_code IS NULL"), "3")
+
+
+class OtherMeasures(StatsTest):
+    def hold(self, bib, pickup="DWN", **columns):
+        card = env.new_patron(session=db)
+        cols = dict(columns)
+        names = ", ".join(["patron_id", "bib_id", "pickup_branch_id"] + list(cols))
+        values = ", ".join(["(SELECT id FROM patron WHERE card = %s)" % lit(card), str(bib),
+                            str(ids[pickup])] + [lit(v) for v in cols.values()])
+        return int(self.q("INSERT INTO hold (%s) VALUES (%s) RETURNING id"
+                          % (names, values)).splitlines()[0])
+
+    def test_holds_and_the_time_to_ready(self):
+        bib = env.new_bib(session=db)
+        copy = int(self.q("SELECT id FROM item WHERE barcode = %s"
+                          % lit(env.new_item(bib, item_type="dvd", session=db))))
+        self.hold(bib, placed_at="2025-04-01 10:00-04")
+        self.hold(bib, placed_at="2025-04-02 10:00-04", status="ready",
+                  captured_item_id=copy, shelf_expires_on="2025-04-20",
+                  ready_at="2025-04-03 12:00-04")
+        self.hold(bib, pickup="ALB", placed_at="2025-04-01 10:00-04",
+                  ready_at="2025-04-01 20:00-04", status="cancelled", cancel_reason="test",
+                  closed_at="2025-04-05 10:00-04")
+        self.assertEqual(self.values("holds_placed", "2025-04-01", "2025-04-30", "day",
+                                     ("branch",)),
+                         {("2025-04-01", "ALB"): 1.0, ("2025-04-01", "DWN"): 1.0,
+                          ("2025-04-02", "DWN"): 1.0})
+        self.assertEqual(self.values("holds_cancelled", "2025-04-01", "2025-04-30"),
+                         {("",): 1.0})
+        self.assertEqual(self.values("hold_wait_median_hours", "2025-04-01", "2025-04-30"),
+                         {("",): 18.0})   # 26 and 10 hours
+        self.assertEqual(self.values("hold_wait_median_hours", "2025-04-01", "2025-04-30",
+                                     "none", ("branch", "item_type")),
+                         {("", "ALB", "(none)"): 10.0, ("", "DWN", "dvd"): 26.0})
+        self.assertEqual(self.values("holds_on_shelf_now", "2025-04-01", "2025-04-30", "none",
+                                     ("branch",)), {("", "DWN"): 1.0})
+        self.assertEqual(self.values("holds_waiting_now", "2025-04-01", "2025-04-30", "none",
+                                     ("branch",)), {("", "DWN"): 1.0})
+
+    def test_a_hold_made_ready_is_dated(self):
+        bib = env.new_bib(session=db)
+        copy = int(self.q("SELECT id FROM item WHERE barcode = %s"
+                          % lit(env.new_item(bib, session=db))))
+        h = self.hold(bib, status="in_transit", captured_item_id=copy)
+        self.assertEqual(self.q("SELECT ready_at IS NULL FROM hold WHERE id = %d" % h), "t")
+        self.q("UPDATE hold SET status = 'ready', shelf_expires_on = '2099-01-01' WHERE id = %d"
+               % h)
+        self.assertEqual(self.q("SELECT ready_at > placed_at FROM hold WHERE id = %d" % h), "t")
+
+    def test_buy_more_lists_titles_with_many_holds_per_copy(self):
+        busy, quiet = env.new_bib("Busy title", session=db), env.new_bib(session=db)
+        env.new_item(busy, session=db)
+        env.new_item(busy, status="withdrawn", session=db)   # does not count as a copy
+        env.new_item(quiet, session=db)
+        for _ in range(5):
+            self.hold(busy)
+        self.hold(quiet)
+        self.hold(busy, pickup="ALB")
+        rows = self.rows("SELECT * FROM stats_buy_more(NULL, NULL, NULL)")
+        self.assertEqual([(r["bib_id"], r["title"], r["holds"], r["copies"], r["ratio"])
+                          for r in rows], [(busy, "Busy title", 6, 1, 6)])
+        self.assertEqual(self.q("SELECT count(*) FROM stats_buy_more(ARRAY[%d], 5.5, 10)"
+                                % ids["DWN"]), "0")
+        self.assertEqual(self.q("SELECT holds FROM stats_buy_more(ARRAY[%d], 5, 10)"
+                                % ids["DWN"]), "5")
+        self.assertEqual(self.q("SELECT count(*) FROM stats_buy_more(NULL, 0, 10)"), "2")
+
+    def test_notices_are_counted_when_sent_failed_or_exported(self):
+        card = env.new_patron(branch="PRK", session=db)
+        notices = []
+        for channel in ("email", "email", "sms", "phone"):
+            notices.append(int(self.q(
+                "INSERT INTO notice (patron_id, kind, channel, address, subject, body, status,"
+                " attempts, about_date) SELECT id, 'courtesy', %s, 'x', 's', 'b', 'sending', %d,"
+                " DATE '2025-01-01' + %d FROM patron WHERE card = %s RETURNING id"
+                % (lit(channel), 5 if not notices else 1, len(notices),
+                   lit(card))).splitlines()[0]))
+        self.q("SELECT notice_done(%d, false, 'bounced')" % notices[0])  # 5th attempt: failed
+        self.q("SELECT notice_done(%d, true, NULL)" % notices[1])
+        self.q("UPDATE notice SET status = 'pending' WHERE id IN (%d, %d)" % tuple(notices[2:]))
+        self.q("SELECT notice_mark_exported(gen_random_uuid(), %d, ARRAY[%d, %d])"
+               % ((ids["staff"],) + tuple(notices[2:])))
+        today = self.q("SELECT library_today()")
+        self.assertEqual(self.values("notices_sent", today, today, "none", ("channel",)),
+                         {("", "email"): 1.0})
+        self.assertEqual(self.values("notices_failed", today, today, "none",
+                                     ("branch", "channel")), {("", "PRK", "email"): 1.0})
+        self.assertEqual(self.values("notices_exported", today, today, "day", ("channel",)),
+                         {(today, "phone"): 1.0, (today, "sms"): 1.0})
+        live = {r["branch_code"]: r for r in self.rows("SELECT * FROM stats_live(NULL)")}
+        self.assertEqual(live["PRK"]["notices_failing"], 1)
+        self.assertEqual(live["DWN"]["notices_failing"], 0)
+
+    def test_transits_between_branches(self):
+        bib = env.new_bib(session=db)
+        copy = int(self.q("SELECT id FROM item WHERE barcode = %s"
+                          % lit(env.new_item(bib, session=db))))
+        for sent, received in (("2025-04-01 10:00-04", "2025-04-02 10:00-04"),
+                               ("2025-04-03 10:00-04", "2025-04-03 16:00-04"),
+                               ("2025-04-05 10:00-04", "2025-04-06 14:00-04")):
+            self.q("INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_at,"
+                   " received_at) VALUES (%d, %d, %d, 'home', %s, %s)"
+                   % (copy, ids["DWN"], ids["ALB"], lit(sent), lit(received)))
+        self.q("INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_at)"
+               " VALUES (%d, %d, %d, 'hold', now() - interval '30 days')"
+               % (copy, ids["ALB"], ids["PRK"]))
+        self.assertEqual(self.values("transits_sent", "2025-04-01", "2025-04-30", "none",
+                                     ("from_branch", "to_branch")),
+                         {("", "DWN", "ALB"): 3.0})
+        self.assertEqual(self.values("transit_median_hours", "2025-04-01", "2025-04-30", "none",
+                                     ("from_branch", "to_branch")),
+                         {("", "DWN", "ALB"): 24.0})
+        self.assertEqual(self.values("transits_overdue_now", "2025-04-01", "2025-04-30", "none",
+                                     ("to_branch",)), {("", "PRK"): 1.0})
+        live = {r["branch_code"]: r for r in self.rows("SELECT * FROM stats_live(NULL)")}
+        self.assertEqual((live["PRK"]["transits_overdue"], live["ALB"]["transits_overdue"]),
+                         (1, 0))
+
+    def test_turnover_and_copies_idle(self):
+        bib = env.new_bib(session=db)
+        for _ in range(4):
+            env.new_item(bib, branch="ALB", item_type="dvd", location="dvd wall", session=db)
+        env.new_item(bib, branch="ALB", item_type="dvd", status="lost", session=db)
+        for at in ("2025-02-01 10:00", "2025-02-02 10:00", "2025-02-03 10:00"):
+            self.event(at, "checkout", "ALB", item_type="dvd")
+        self.event("2025-02-04 10:00", "renew", "ALB", item_type="dvd")
+        self.event("2025-02-04 10:00", "checkin", "ALB", item_type="dvd")
+        self.assertEqual(self.values("turnover", "2025-02-01", "2025-02-28", "none",
+                                     ("branch", "item_type")), {("", "ALB", "dvd"): 1.0})
+        # Copies added long ago: idle unless borrowed in the months before the range's end.
+        self.q("UPDATE item SET date_added = '2020-01-01'")
+        self.q("UPDATE item SET last_circulated = '2025-01-15 12:00-05' WHERE id = (SELECT"
+               " min(id) FROM item WHERE location = 'dvd wall')")
+        idle = ("copies_idle", "2025-12-31", "2025-12-31", "none", ("branch", "location"))
+        self.assertEqual(self.values(*idle, branches=["ALB"]), {("", "ALB", "dvd wall"): 3.0})
+        self.assertEqual(self.values(*idle, branches=["ALB"], arg=6),
+                         {("", "ALB", "dvd wall"): 4.0})
+
+    def test_live_counts_this_hour_against_the_same_hour_of_the_last_four_weeks(self):
+        for weeks, n in ((0, 3), (1, 2), (2, 4), (4, 2), (5, 100)):
+            self.q("INSERT INTO circ_event (at, action, branch_id, item_id, item_type)"
+                   " SELECT date_trunc('hour', now() AT TIME ZONE"
+                   " library_setting_text('timezone')) AT TIME ZONE"
+                   " library_setting_text('timezone') - make_interval(weeks => %d)"
+                   " + interval '1 second', 'checkout', %d, %d, 'book' FROM generate_series(1,"
+                   " %d)" % (weeks, ids["DWT"], self.item_id(), n))
+        live = {r["branch_code"]: r for r in self.rows("SELECT * FROM stats_live(NULL)")}
+        self.assertEqual(len(live), 7)
+        self.assertEqual(live["DWT"]["circ_this_hour"], 3)
+        self.assertEqual(float(live["DWT"]["circ_hour_average"]), 2.0)  # (2 + 4 + 0 + 2) / 4
+        self.assertEqual(live["DWN"]["circ_this_hour"], 0)
+        self.assertRegex(live["DWT"]["hour"], r"^\d{4}-\d\d-\d\d \d\d:00$")
+        only = self.rows("SELECT branch_code FROM stats_live(ARRAY[%d])" % ids["DWT"])
+        self.assertEqual(only, [{"branch_code": "DWT"}])
+
+
+class Privacy(StatsTest):
+    PATRONISH = ("patron_id", "card", "first_name", "last_name", "email", "phone",
+                 "address", "birth_date", "patron")
+
+    def test_no_statistics_function_returns_a_patron_identifier(self):
+        funcs = self.rows(
+            "SELECT p.proname, coalesce(p.proargnames, '{}') AS names,"
+            " coalesce(p.proargmodes::text[], '{}') AS modes FROM pg_proc p"
+            " WHERE p.pronamespace = 'public'::regnamespace"
+            " AND (p.proname LIKE 'stats\\_%' OR p.proname LIKE 'pls\\_%')")
+        names = {f["proname"] for f in funcs}
+        self.assertTrue({"stats_query", "stats_measures", "stats_live", "pls_report",
+                         "stats_buy_more", "stats_rollup_rebuild", "stats_src_circ",
+                         "stats_src_facts"} <= names, names)
+        for f in funcs:
+            out = [n for n, m in zip(f["names"], f["modes"]) if m in ("o", "t", "b")]
+            for column in out:
+                self.assertNotIn(column, self.PATRONISH, f["proname"])
+                self.assertFalse(column.startswith("patron") and column != "patron_category",
+                                 (f["proname"], column))
+
+    def test_every_measure_split_every_way_shows_codes_only(self):
+        card = env.new_patron(branch="ALB", category="juvenile", first="Zelda", last="Secret",
+                              session=db)
+        barcode = env.new_item(env.new_bib(session=db), location="kids", session=db)
+        self.q("SELECT * FROM circ_checkout(gen_random_uuid(), %d, %d, %d, %s, %s, false, NULL,"
+               " false)" % (ids["staff"], ids["workstation"], ids["DWN"], lit(card),
+                            lit(barcode)))
+        allowed = set(ids) | {"(none)", "kids", "desk", "selfcheck", "auto", "email", "sms",
+                              "phone"}
+        allowed |= set(self.q("SELECT string_agg(code, ',') FROM item_type").split(","))
+        allowed |= set(self.q("SELECT string_agg(code, ',') FROM patron_category").split(","))
+        today = self.q("SELECT library_today()")
+        measures = self.rows("SELECT name, dims FROM stats_measures()")
+        self.assertGreaterEqual(len(measures), 24)
+        seen = set()
+        for m in measures:
+            got = self.stats(m["name"], today, today, "none", tuple(m["dims"]))
+            for key in got:
+                self.assertEqual(len(key), 1 + len(m["dims"]))
+                seen |= set(key[1:])
+                self.assertTrue(set(key[1:]) <= allowed, (m["name"], key))
+        self.assertTrue({"DWN", "ALB", "juvenile", "kids"} <= seen, seen)
+        self.assertNotIn(card, seen)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
