@@ -239,13 +239,22 @@ static void print_stats(const cmd_call_t *call, const Carrel__Response *r)
         return;
     }
     int ncols = (timed ? 1 : 0) + (int)x->n_by + 1 + (compare ? 2 : 0);
+    char heads[8][40]; /* "item_type" -> "Item type" */
+    for (size_t i = 0; i < x->n_by && i < 8; i++) {
+        snprintf(heads[i], sizeof(heads[i]), "%s", x->by[i]);
+        for (char *c = heads[i]; *c; c++)
+            if (*c == '_')
+                *c = ' ';
+        if (heads[i][0] >= 'a' && heads[i][0] <= 'z')
+            heads[i][0] = (char)(heads[i][0] - 'a' + 'A');
+    }
     const char **h = util_xcalloc((size_t)ncols, sizeof(char *));
     const char **cells = util_xcalloc((size_t)ncols, sizeof(char *));
     int k = 0;
     if (timed)
         h[k++] = "Period";
     for (size_t i = 0; i < x->n_by; i++)
-        h[k++] = x->by[i];
+        h[k++] = i < 8 ? heads[i] : x->by[i];
     h[k++] = "Value";
     if (compare) {
         h[k++] = "Year before";
@@ -408,7 +417,7 @@ static int cmd_stats_live(cli_t *cli, int argc, char **argv)
     memset(&parts, 0, sizeof(parts));
     int code = EXIT_OK, ch;
     while (code == EXIT_OK && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int64_t n;
+        int64_t n = 0;
         if (ch == OPT_JSON) {
             cli->json = true;
         } else if (ch == OPT_UPDATES) {

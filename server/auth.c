@@ -459,6 +459,7 @@ static void login_accept(request_t *req)
     session_t *s = &req->conn->session;
     /* Events were asked for by whoever was logged in before: not this person. */
     req->conn->subscribed = req->conn->all_branches = false;
+    req->conn->stats_live = false;
     s->authenticated = true;
     s->staff_id = st->staff_id;
     s->role = st->role;
@@ -844,6 +845,7 @@ void handle_logout(request_t *req)
     memset(s, 0, sizeof(*s));
     /* The next person on this connection asks for events for themselves. */
     req->conn->subscribed = req->conn->all_branches = false;
+    req->conn->stats_live = false;
     s->hello_done = hello;
     req->conn->accepted_at = uv_now(req->srv->loop); /* a fresh login deadline */
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes_login);

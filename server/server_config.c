@@ -124,7 +124,9 @@ const conf_entry_t server_config_table[] = {
      "libpq connection string of a read-only hot standby that answers statistics and reports, "
      "so that none competes with the desks; unset: they use the primary's read connections"},
     {"stats_pool_size", CONF_INT, S(stats_pool_size), "2", 1, 64,
-     "database connections to the stats standby (with stats_conninfo)"},
+     "database connections to the stats standby (with stats_conninfo); on the primary, the "
+     "statistics statements that may run at once (the others wait their turn), so that "
+     "reports never take the desks' connections"},
     {"stats_fallback_primary", CONF_BOOL, S(stats_fallback_primary), "false", 0, 0,
      "while the stats standby is unreachable, answer statistics from the primary instead of "
      "'unavailable'"},

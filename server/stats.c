@@ -24,15 +24,17 @@
 #include "server.h"
 #include "util.h"
 
-#define STATS_ROLLUP_BATCH     10000
-#define STATS_LIVE_TICK_MS     1000
-#define STATS_LIVE_DEFAULT_S   5
-#define STATS_LIVE_MAX_S       5
-#define STATS_POOL_RETRY_MS    60000 /* a standby without our schema: try a new pool this often */
-#define STATS_MAX_BRANCHES     64
-#define STATS_MAX_BY           4
-#define STATS_BUY_MORE_DEFAULT 50
-#define STATS_BUY_MORE_MAX     1000
+#define STATS_ROLLUP_BATCH      10000
+#define STATS_LIVE_TICK_MS      1000
+#define STATS_LIVE_DEFAULT_S    5
+#define STATS_LIVE_MAX_S        5
+#define STATS_POOL_RETRY_MS     60000 /* a standby without our schema: try a new pool this often */
+#define STATS_MAX_BRANCHES      64
+#define STATS_MAX_BY            4
+#define STATS_LIVE_MAX_BRANCHES 20 /* conn_t.stats_branches holds this many codes */
+#define STATS_BUY_MORE_DEFAULT  50
+#define STATS_BUY_MORE_MAX      1000
+#define STATS_PRIMARY_WAIT_MAX  200 /* statistics requests waiting for the primary */
 
 /* ---------------------------------------------------------------- statements */
 
@@ -42,8 +44,10 @@
  * asked for that no branch has (NULL when all are known), and their ids for
  * the SQL functions (NULL: every branch). $CODES is the text[] of codes.
  * The measure runs only when every code is known: `WHERE s.unknown IS NULL`
- * in its LATERAL subquery refers to the outer row only, so PostgreSQL checks
- * it once, before the function scan.
+ * in its LATERAL subquery refers to the outer row only, and `OFFSET 0` keeps
+ * the subquery from being merged into the join (where the condition would
+ * be a join filter, checked after the function ran), so it is a one-time
+ * filter, checked before the function scan: a refused request costs no scan.
  */
 #define STATS_SCOPE(CODES)                                                                         \
     "(SELECT pg_is_in_recovery() AS rec, library_today() AS today,"                                \
@@ -71,6 +75,7 @@ enum {
     QUERY_PREVIOUS,
     QUERY_NCOLS
 };
+/* clang-format off */
 static const reply_stmt_t stmt_query = REPLY_STMT(
     "stats_query", QUERY_NCOLS,
     "SELECT s.rec, s.unknown, s.today::text, d.f::text, d.t::text,"
@@ -79,19 +84,19 @@ static const reply_stmt_t stmt_query = REPLY_STMT(
     "       (d.t - CASE WHEN $4 = 'week' THEN interval '364 days' ELSE interval '1 year' END)"
     "         ::date::text,"
     "       m.title, m.unit, q.n, q.period, q.keys, q.value, q.previous"
-    "  FROM " STATS_SCOPE(
-        "$6") " CROSS JOIN LATERAL"
-              "       (SELECT coalesce($2::date, s.today) AS f,"
-              "               coalesce($3::date, $2::date, s.today) AS t) d"
-              "  LEFT JOIN (SELECT name, title, unit FROM stats_measures()) m ON m.name = $1"
-              "  LEFT JOIN LATERAL"
-              "       (SELECT * FROM stats_query($1, d.f, d.t, $4, $5::text[], s.ids, $7::boolean,"
-              "                                  $8::integer)"
-              "                 WITH ORDINALITY AS x(period, keys, value, previous, n)"
-              "         WHERE s.unknown IS NULL"
-              "           AND ($9::boolean IS NOT TRUE OR (d.f = s.today AND d.t = s.today))) q ON "
-              "true"
-              " ORDER BY q.n");
+    "  FROM " STATS_SCOPE("$6") " CROSS JOIN LATERAL"
+    "       (SELECT coalesce($2::date, s.today) AS f,"
+    "               coalesce($3::date, $2::date, s.today) AS t) d"
+    "  LEFT JOIN (SELECT name, title, unit FROM stats_measures()) m ON m.name = $1"
+    "  LEFT JOIN LATERAL"
+    "       (SELECT * FROM stats_query($1, d.f, d.t, $4, $5::text[], s.ids, $7::boolean,"
+    "                                  $8::integer)"
+    "                 WITH ORDINALITY AS x(period, keys, value, previous, n)"
+    "         WHERE s.unknown IS NULL"
+    "           AND ($9::boolean IS NOT TRUE OR (d.f = s.today AND d.t = s.today))"
+    "        OFFSET 0) q ON true"
+    " ORDER BY q.n");
+/* clang-format on */
 
 enum {
     MEASURE_REC,
@@ -142,15 +147,16 @@ enum {
     PLS_HOW,
     PLS_NCOLS
 };
+/* clang-format off */
 static const reply_stmt_t stmt_pls = REPLY_STMT(
     "stats_pls_report", PLS_NCOLS,
     "SELECT s.rec, s.unknown, q.n, q.code, q.branch_code, q.value, q.basis, q.how"
-    "  FROM " STATS_SCOPE(
-        "$2") " LEFT JOIN LATERAL"
-              "       (SELECT * FROM pls_report($1::integer, s.ids)"
-              "                 WITH ORDINALITY AS x(code, branch_code, value, basis, how, n)"
-              "         WHERE s.unknown IS NULL) q ON true"
-              " ORDER BY q.n");
+    "  FROM " STATS_SCOPE("$2") " LEFT JOIN LATERAL"
+    "       (SELECT * FROM pls_report($1::integer, s.ids)"
+    "                 WITH ORDINALITY AS x(code, branch_code, value, basis, how, n)"
+    "         WHERE s.unknown IS NULL OFFSET 0) q ON true"
+    " ORDER BY q.n");
+/* clang-format on */
 
 /* StatsBuyMore. $1 branch codes, $2 threshold (NULL: the setting), $3 limit. */
 enum {
@@ -166,21 +172,21 @@ enum {
     BUY_RATIO,
     BUY_NCOLS
 };
+/* clang-format off */
 static const reply_stmt_t stmt_buy_more = REPLY_STMT(
     "stats_buy_more", BUY_NCOLS,
     "SELECT s.rec, s.unknown, t.threshold, q.n, q.bib_id, q.title, q.author, q.holds,"
     "       q.copies, q.ratio"
-    "  FROM " STATS_SCOPE(
-        "$1") " CROSS JOIN LATERAL"
-              "       (SELECT coalesce($2::numeric,"
-              "                        library_setting_text('buy_more_holds_per_copy')::numeric)"
-              "                 AS threshold) t"
-              "  LEFT JOIN LATERAL"
-              "       (SELECT * FROM stats_buy_more(s.ids, t.threshold, $3::integer)"
-              "                 WITH ORDINALITY AS x(bib_id, title, author, holds, copies, ratio, "
-              "n)"
-              "         WHERE s.unknown IS NULL) q ON true"
-              " ORDER BY q.n");
+    "  FROM " STATS_SCOPE("$1") " CROSS JOIN LATERAL"
+    "       (SELECT coalesce($2::numeric,"
+    "                        library_setting_text('buy_more_holds_per_copy')::numeric)"
+    "                 AS threshold) t"
+    "  LEFT JOIN LATERAL"
+    "       (SELECT * FROM stats_buy_more(s.ids, t.threshold, $3::integer)"
+    "                 WITH ORDINALITY AS x(bib_id, title, author, holds, copies, ratio, n)"
+    "         WHERE s.unknown IS NULL OFFSET 0) q ON true"
+    " ORDER BY q.n");
+/* clang-format on */
 
 /* On the primary only: both write. */
 enum { REBUILD_EVENTS, REBUILD_ROWS, REBUILD_NCOLS };
@@ -221,6 +227,12 @@ struct stats {
     bool live_running;
     bool live_trouble;
     bool said_down;
+    /* Requests' statistics statements on the primary: at most stats_pool_size at once,
+     * the others wait here, first come first served, so that reports never hold more of
+     * the primary's connections than a standby pool would. */
+    int primary_reports;
+    struct stats_call *wait_head, *wait_tail;
+    int waiting;
 };
 
 static const char *stats_served_by(const PGresult *res, int col)
@@ -336,19 +348,62 @@ typedef struct stats_call {
     const char **values; /* in the arena: a try on the primary may follow one on the standby */
     reply_rows_fn fn;
     bool on_standby;
+    bool on_primary;         /* counted in primary_reports while it runs */
+    struct stats_call *next; /* waiting for its turn on the primary */
 } stats_call_t;
 
 static void stats_call_done(const db_result_t *r, void *arg);
 
 /* Statistics on the primary: always the short lane, so that they never wait behind (or
  * hold up) a desk's change waiting for a row lock. */
-static void stats_call_primary(stats_call_t *call)
+static void stats_call_primary_run(stats_call_t *call)
 {
+    stats_t *s = call->req->srv->stats;
     call->on_standby = false;
     int rc = db_exec_short(call->req->srv->db, &call->stmt->db, call->nparams, call->values, NULL,
                            NULL, stats_call_done, call);
-    if (rc != 0)
+    if (rc != 0) {
         request_fail_exec(call->req, rc);
+        return;
+    }
+    call->on_primary = true;
+    s->primary_reports++;
+}
+
+/* Run it now if fewer than stats_pool_size statistics statements are running on the
+ * primary, else when one ends: however many reports are asked for at once, the desks
+ * keep the rest of the pool. */
+static void stats_call_primary(stats_call_t *call)
+{
+    stats_t *s = call->req->srv->stats;
+    if (s->primary_reports < s->srv->cfg.stats_pool_size) {
+        stats_call_primary_run(call);
+        return;
+    }
+    if (s->waiting >= STATS_PRIMARY_WAIT_MAX) {
+        request_fail_exec(call->req, DB_EXEC_OVERLOADED);
+        return;
+    }
+    call->next = NULL;
+    if (s->wait_tail)
+        s->wait_tail->next = call;
+    else
+        s->wait_head = call;
+    s->wait_tail = call;
+    s->waiting++;
+}
+
+/* A statistics statement on the primary ended: the next waiting one, if any, goes. */
+static void stats_primary_next(stats_t *s)
+{
+    while (s->primary_reports < s->srv->cfg.stats_pool_size && s->wait_head) {
+        stats_call_t *call = s->wait_head;
+        s->wait_head = call->next;
+        if (s->wait_head == NULL)
+            s->wait_tail = NULL;
+        s->waiting--;
+        stats_call_primary_run(call);
+    }
 }
 
 /* The standby cannot answer now: the primary, if the settings allow it, else a clear no. */
@@ -376,6 +431,11 @@ static void stats_call_done(const db_result_t *r, void *arg)
     stats_call_t *call = arg;
     request_t *req = call->req;
     stats_t *s = req->srv->stats;
+    if (call->on_primary) {
+        call->on_primary = false;
+        s->primary_reports--;
+        stats_primary_next(s);
+    }
     if (call->on_standby) {
         s->standby_jobs--;
         /* Lost with its connection, or refused by a standby that is shutting down or
@@ -413,7 +473,7 @@ static void stats_call(request_t *req, const reply_stmt_t *stmt, int nparams,
     call->values = arena_new(&req->arena, const char *, nparams > 0 ? nparams : 1);
     for (int i = 0; i < nparams; i++)
         call->values[i] = values[i] ? arena_strdup(&req->arena, values[i]) : NULL;
-    if (s == NULL || !s->standby) {
+    if (!s->standby) {
         stats_call_primary(call);
         return;
     }
@@ -530,11 +590,13 @@ static void query_rows(request_t *req, const PGresult *res)
         return;
     if (stats_today_only(req) && (strcmp(COL(res, 0, QUERY_FROM), COL(res, 0, QUERY_TODAY)) ||
                                   strcmp(COL(res, 0, QUERY_TO), COL(res, 0, QUERY_TODAY)))) {
+        const char *from = COL(res, 0, QUERY_FROM), *to = COL(res, 0, QUERY_TO);
+        bool one_day = strcmp(from, to) == 0;
         request_fail(req, CARREL__STATUS__STATUS_FORBIDDEN, "role",
-                     "A %s sees today's statistics (%s) only, not %s to %s; branch managers and "
+                     "A %s sees today's statistics (%s) only, not %s%s%s; branch managers and "
                      "the coordinator see other days.",
-                     role_label(request_session(req)->role), COL(res, 0, QUERY_TODAY),
-                     COL(res, 0, QUERY_FROM), COL(res, 0, QUERY_TO));
+                     role_label(request_session(req)->role), COL(res, 0, QUERY_TODAY), from,
+                     one_day ? "" : " to ", one_day ? "" : to);
         return;
     }
     Carrel__StatsReply *x = arena_new(&req->arena, Carrel__StatsReply, 1);
@@ -807,12 +869,13 @@ void handle_stats_rebuild(request_t *req)
 /* ---------------------------------------------------------------- live */
 
 /* Is the branch with this code in the connection's live scope? */
-static bool live_in_scope(const conn_t *c, const char *code)
+/* Is the branch with this code in a live scope: all, or the comma-separated codes? */
+static bool live_in_scope(bool all, const char *branches, const char *code)
 {
-    if (c->stats_all)
+    if (all)
         return true;
     size_t n = strlen(code);
-    for (const char *p = c->stats_branches; *p;) {
+    for (const char *p = branches; *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len == n && memcmp(p, code, n) == 0)
@@ -841,8 +904,8 @@ static int64_t live_workstations(const server_t *srv, int branch_id)
 }
 
 /* A StatsLive for one connection's scope from a stats_live() result, in arena a. */
-static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, const conn_t *c,
-                                     const PGresult *res)
+static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, bool all,
+                                     const char *branches, const PGresult *res)
 {
     int n = PQntuples(res);
     Carrel__StatsLive *x = arena_new(a, Carrel__StatsLive, 1);
@@ -852,7 +915,7 @@ static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, const conn
     x->served_by = (char *)stats_served_by(res, LIVE_REC);
     x->branches = arena_new(a, Carrel__StatsLiveBranch *, n > 0 ? (size_t)n : 1);
     for (int i = 0; i < n; i++) {
-        if (!live_in_scope(c, COL(res, i, LIVE_BRANCH_CODE)))
+        if (!live_in_scope(all, branches, COL(res, i, LIVE_BRANCH_CODE)))
             continue;
         if (x->hour == NULL)
             x->hour = arena_strdup(a, COL(res, i, LIVE_HOUR));
@@ -892,7 +955,7 @@ static void live_push_all(stats_t *s, const PGresult *res)
         Carrel__Response r = CARREL__RESPONSE__INIT;
         r.status = CARREL__STATUS__STATUS_OK;
         r.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
-        r.stats_live = live_build(&a, s->srv, c, res);
+        r.stats_live = live_build(&a, s->srv, c->stats_all, c->stats_branches, res);
         (void)conn_send(c, 0, &r); /* a connection that is leaving misses nothing */
         arena_free(&a);
         c->stats_next_ms = now + (uint64_t)c->stats_interval_ms;
@@ -1003,26 +1066,32 @@ static void live_subscribe_rows(request_t *req, const PGresult *res)
             return;
         }
     }
+    /* The scope: the session's branch for branch-bound roles, else those named or all. */
     const session_t *who = request_session(req);
-    c->stats_all = !perm_role_is_branch_bound(who->role) && m->n_branch == 0;
-    c->stats_branches[0] = '\0';
+    bool all = !perm_role_is_branch_bound(who->role) && m->n_branch == 0;
+    char branches[sizeof(c->stats_branches)] = "";
     if (perm_role_is_branch_bound(who->role)) {
-        util_strlcpy(c->stats_branches, who->branch_code, sizeof(c->stats_branches));
+        util_strlcpy(branches, who->branch_code, sizeof(branches));
     } else {
         for (size_t i = 0; i < m->n_branch; i++) {
-            size_t len = strlen(c->stats_branches);
-            snprintf(c->stats_branches + len, sizeof(c->stats_branches) - len, "%s%s",
-                     len ? "," : "", m->branch[i]);
+            size_t len = strlen(branches);
+            snprintf(branches + len, sizeof(branches) - len, "%s%s", len ? "," : "", m->branch[i]);
         }
     }
-    c->stats_interval_ms = (m->has_interval_s ? m->interval_s : STATS_LIVE_DEFAULT_S) * 1000;
-    c->stats_next_ms = uv_now(req->srv->loop) + (uint64_t)c->stats_interval_ms;
-    c->stats_live = true;
-    stats_t *s = req->srv->stats;
-    if (s && !s->stopping && !uv_is_active((uv_handle_t *)&s->live_timer))
-        uv_timer_start(&s->live_timer, live_tick, STATS_LIVE_TICK_MS, STATS_LIVE_TICK_MS);
+    /* Pipelined behind a Logout and a Login, the connection is someone else's now: they
+     * subscribe for themselves (this answer, which was asked for, still goes out). */
+    if (c->session.authenticated && c->session.staff_id == who->staff_id) {
+        c->stats_all = all;
+        memcpy(c->stats_branches, branches, sizeof(branches));
+        c->stats_interval_ms = (m->has_interval_s ? m->interval_s : STATS_LIVE_DEFAULT_S) * 1000;
+        c->stats_next_ms = uv_now(req->srv->loop) + (uint64_t)c->stats_interval_ms;
+        c->stats_live = true;
+        stats_t *s = req->srv->stats;
+        if (s && !s->stopping && !uv_is_active((uv_handle_t *)&s->live_timer))
+            uv_timer_start(&s->live_timer, live_tick, STATS_LIVE_TICK_MS, STATS_LIVE_TICK_MS);
+    }
     req->resp.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
-    req->resp.stats_live = live_build(&req->arena, req->srv, c, res);
+    req->resp.stats_live = live_build(&req->arena, req->srv, all, branches, res);
     request_ok(req);
 }
 
@@ -1045,6 +1114,11 @@ void handle_stats_live(request_t *req)
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:interval_s",
                      "Live figures come every 1 to %d seconds, not %d.", STATS_LIVE_MAX_S,
                      m->interval_s);
+        return;
+    }
+    if (m->n_branch > STATS_LIVE_MAX_BRANCHES) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
+                     "Name at most %d branches (or none, for all).", STATS_LIVE_MAX_BRANCHES);
         return;
     }
     const char *codes = NULL; /* checks the scope; the codes are checked against the rows */
