@@ -336,9 +336,6 @@ BEGIN
                     'r.item_type, r.patron_category, r.location, r.n FROM stat_circ_day r '
                     'WHERE r.day >= $1 AND r.day <= $2';
     END IF;
-    -- Queued events: one primary-key probe each (LATERAL ... OFFSET 0). As a
-    -- join, the planner turned to a range scan of circ_event (seconds at 20M
-    -- events) whenever dead queue pages made it overestimate the queue.
     v_sql := format(
         'SELECT stats_period($5, x.bucket), %1$s, sum(x.n)::numeric '
         'FROM (SELECT stats_bucket($5, y.ts) AS bucket, y.branch_id, y.via, y.item_type, '
@@ -348,8 +345,7 @@ BEGIN
         '            UNION ALL '
         '            SELECT (e.at AT TIME ZONE $6), e.branch_id, e.action, e.via, e.item_type, '
         '                   coalesce(e.patron_category, ''''), coalesce(e.location, ''''), 1 '
-        '            FROM stat_circ_queue q CROSS JOIN LATERAL (SELECT * FROM circ_event e0 '
-        '                WHERE e0.id = q.event_id OFFSET 0) e '
+        '            FROM stat_circ_queue q JOIN circ_event e ON e.id = q.event_id '
         '            WHERE e.at >= ($1::timestamp AT TIME ZONE $6) '
         '              AND e.at < (($2 + 1)::timestamp AT TIME ZONE $6) '
         '              AND e.action = ANY ($3) AND ($4 IS NULL OR e.branch_id = ANY ($4))) y '
@@ -662,13 +658,11 @@ $$;
 -- One measure over local days p_from..p_to (inclusive), grouped by p_time
 -- and the dimensions p_by, for branches p_branches (NULL: all), with the same
 -- range a year earlier beside it when p_compare. See docs/STATISTICS.md.
--- jit off: the queue's row estimate grows with its dead pages between vacuums,
--- and past jit_above_cost the compiling costs 40-300 ms of a 10-100 ms answer.
 CREATE OR REPLACE FUNCTION stats_query(p_measure text, p_from date, p_to date, p_time text,
                                        p_by text[], p_branches integer[], p_compare boolean,
                                        p_arg integer)
 RETURNS TABLE (period text, keys text[], value numeric, previous numeric)
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     m stat_measure;
     v_time text := coalesce(nullif(p_time, ''), 'none');
