@@ -315,6 +315,67 @@ class OutOfOrderCommits(unittest.TestCase):
                      % (item, item, bib))
 
 
+    def test_a_rebuild_leaves_events_committed_meanwhile_queued(self):
+        bib = env.new_bib()
+        barcode = env.new_item(bib)
+        item = int(env.psql("SELECT id FROM item WHERE barcode = %s" % lit(barcode)))
+        insert = ("INSERT INTO circ_event (at, action, branch_id, item_id, item_type)"
+                  " VALUES ('2025-06-03 11:00-04', 'renew', %d, %d, 'dvd')" % (ids["ALB"], item))
+        desk = env.session()
+        try:
+            env.psql(insert)
+            desk.query("BEGIN", keep_transaction=True)
+            desk.query(insert, keep_transaction=True)
+            self.assertEqual(env.psql("SELECT events FROM stats_rollup_rebuild()"), "1")
+            desk.query("COMMIT", keep_transaction=True)
+            self.assertEqual(env.psql("SELECT stats_rollup_pending()"), "1")
+            answer = ("SELECT value FROM stats_query('renewals', '2025-06-01', '2025-06-30',"
+                      " 'month', '{item_type}', NULL, false, NULL)")
+            self.assertEqual(env.psql(answer), "2")
+            self.assertEqual(env.psql("SELECT stats_rollup_run(10)"), "1")
+            self.assertEqual(env.psql(answer), "2")
+            self.assertEqual(env.psql("SELECT sum(n) FROM stat_circ_dim_month"
+                                      " WHERE dim = 'item_type'"), "2")
+        finally:
+            desk.close()
+            env.psql("DELETE FROM circ_event WHERE item_id = %d; DELETE FROM item WHERE id = %d;"
+                     " DELETE FROM bib WHERE id = %d; SELECT stats_rollup_rebuild()"
+                     % (item, item, bib))
+
+
+class Registry(StatsTest):
+    def test_the_measures_of_the_issue_are_registered(self):
+        measures = {m["name"]: m for m in self.rows("SELECT * FROM stats_measures()")}
+        for name in ("checkouts", "renewals", "checkins", "in_house_uses", "circulation",
+                     "turnover", "copies_idle", "holds_placed", "holds_filled", "holds_expired",
+                     "holds_cancelled", "hold_wait_median_hours", "hold_wait_p90_hours",
+                     "holds_waiting_now", "holds_on_shelf_now", "transits_sent",
+                     "transit_median_hours", "transits_overdue_now", "registrations",
+                     "active_borrowers", "registered_users", "notices_sent", "notices_failed",
+                     "notices_exported"):
+            self.assertIn(name, measures)
+            m = measures[name]
+            self.assertIn(m["unit"], ("count", "ratio", "hours"))
+            self.assertIn(m["kind"], ("range", "now"))
+            self.assertTrue(m["title"] and m["description"] and m["times"], name)
+            if m["kind"] == "now":
+                self.assertEqual(m["times"], ["none"], name)
+        self.assertEqual(measures["checkouts"]["dims"],
+                         ["branch", "item_type", "patron_category", "location", "via"])
+        self.assertEqual(measures["transits_sent"]["dims"], ["from_branch", "to_branch"])
+        self.assertEqual(measures["notices_sent"]["dims"], ["branch", "channel"])
+        self.assertEqual(measures["turnover"]["dims"], ["branch", "item_type"])
+
+    def test_a_new_row_plugs_in_a_measure(self):
+        # What a future domain does: a row naming a source; stats_query needs nothing more.
+        self.q("INSERT INTO stat_measure (name, title, unit, source, param, dims, times, kind,"
+               " description) VALUES ('lost_marks', 'Copies marked lost', 'count',"
+               " 'stats_src_circ', 'lost', '{branch}', '{none,month}', 'range', 'test')")
+        self.event("2025-09-09 10:00", "lost", "PRK")
+        self.assertEqual(self.values("lost_marks", "2025-09-01", "2025-09-30", "month",
+                                     ("branch",)), {("2025-09", "PRK"): 1.0})
+
+
 class LocalTime(StatsTest):
     def test_an_event_late_in_the_evening_lands_on_its_local_day(self):
         # 23:30 in Hartford is 04:30 UTC the next day.
