@@ -893,8 +893,8 @@ static int64_t live_workstations(const server_t *srv, int branch_id)
         if (c->closed || !c->session.authenticated || c->session.branch_id != branch_id ||
             c->session.workstation_id == 0)
             continue;
-        bool first = true;
-        for (const conn_t *d = srv->conns; d != c; d = d->next)
+        bool first = true; /* the first open session of its workstation counts it */
+        for (const conn_t *d = srv->conns; d != c && first; d = d->next)
             if (!d->closed && d->session.authenticated &&
                 d->session.workstation_id == c->session.workstation_id)
                 first = false;
@@ -903,9 +903,8 @@ static int64_t live_workstations(const server_t *srv, int branch_id)
     return n;
 }
 
-/* A StatsLive for one connection's scope from a stats_live() result, in arena a. */
-static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, bool all,
-                                     const char *branches, const PGresult *res)
+/* Every branch's live figures from a stats_live() result, in arena a (once per tick). */
+static Carrel__StatsLive *live_build_all(arena_t *a, const server_t *srv, const PGresult *res)
 {
     int n = PQntuples(res);
     Carrel__StatsLive *x = arena_new(a, Carrel__StatsLive, 1);
@@ -915,8 +914,6 @@ static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, bool all,
     x->served_by = (char *)stats_served_by(res, LIVE_REC);
     x->branches = arena_new(a, Carrel__StatsLiveBranch *, n > 0 ? (size_t)n : 1);
     for (int i = 0; i < n; i++) {
-        if (!live_in_scope(all, branches, COL(res, i, LIVE_BRANCH_CODE)))
-            continue;
         if (x->hour == NULL)
             x->hour = arena_strdup(a, COL(res, i, LIVE_HOUR));
         Carrel__StatsLiveBranch *b = arena_new(a, Carrel__StatsLiveBranch, 1);
@@ -938,6 +935,21 @@ static Carrel__StatsLive *live_build(arena_t *a, const server_t *srv, bool all,
     return x;
 }
 
+/* The same for one scope: a copy whose branches are those in scope (shared, not copied). */
+static Carrel__StatsLive *live_for_scope(arena_t *a, const Carrel__StatsLive *every, bool all,
+                                         const char *branches)
+{
+    Carrel__StatsLive *x = arena_new(a, Carrel__StatsLive, 1);
+    *x = *every;
+    x->n_branches = 0;
+    x->branches =
+        arena_new(a, Carrel__StatsLiveBranch *, every->n_branches ? every->n_branches : 1);
+    for (size_t i = 0; i < every->n_branches; i++)
+        if (live_in_scope(all, branches, every->branches[i]->branch_code))
+            x->branches[x->n_branches++] = every->branches[i];
+    return x;
+}
+
 static bool live_subscriber(const conn_t *c)
 {
     return c->stats_live && !c->closed && c->session.authenticated;
@@ -947,19 +959,20 @@ static bool live_subscriber(const conn_t *c)
 static void live_push_all(stats_t *s, const PGresult *res)
 {
     uint64_t now = uv_now(s->srv->loop);
+    arena_t a;
+    arena_init(&a);
+    const Carrel__StatsLive *every = live_build_all(&a, s->srv, res);
     for (conn_t *c = s->srv->conns; c; c = c->next) {
         if (!live_subscriber(c) || now + 100 < c->stats_next_ms) /* due within the tick */
             continue;
-        arena_t a;
-        arena_init(&a);
         Carrel__Response r = CARREL__RESPONSE__INIT;
         r.status = CARREL__STATUS__STATUS_OK;
         r.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
-        r.stats_live = live_build(&a, s->srv, c->stats_all, c->stats_branches, res);
+        r.stats_live = live_for_scope(&a, every, c->stats_all, c->stats_branches);
         (void)conn_send(c, 0, &r); /* a connection that is leaving misses nothing */
-        arena_free(&a);
         c->stats_next_ms = now + (uint64_t)c->stats_interval_ms;
     }
+    arena_free(&a);
 }
 
 static void live_done(const db_result_t *r, void *arg)
@@ -1091,7 +1104,8 @@ static void live_subscribe_rows(request_t *req, const PGresult *res)
             uv_timer_start(&s->live_timer, live_tick, STATS_LIVE_TICK_MS, STATS_LIVE_TICK_MS);
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_STATS_LIVE;
-    req->resp.stats_live = live_build(&req->arena, req->srv, all, branches, res);
+    req->resp.stats_live =
+        live_for_scope(&req->arena, live_build_all(&req->arena, req->srv, res), all, branches);
     request_ok(req);
 }
 

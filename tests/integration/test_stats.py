@@ -526,6 +526,39 @@ class Standby(unittest.TestCase):
             d.stop()
 
 
+class PrimaryShare(unittest.TestCase):
+    def test_reports_never_take_the_desks_connections(self):
+        """Without a standby, at most stats_pool_size statistics statements run at once on
+        the primary: six reports stuck behind a lock hold one connection, and a checkout
+        through the same daemon goes through meanwhile."""
+        d = env.daemon(stats_pool_size=1, db_pool_size=4, db_lock_timeout_ms=120000,
+                       db_statement_timeout_ms=120000, stats_rollup_interval_s=0,
+                       jobs_interval_s=0, notice_send_interval_s=0)
+        profile = env.profile(d, "desk-dwn", "cora", PASSWORD)
+        reports = []
+        try:
+            with harness.TableLock(env, "stat_measure") as lock:
+                reports = [subprocess.Popen([harness.CARREL, "-c", profile, "--json", "stats",
+                                             "measures"], stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True)
+                           for _ in range(6)]
+                lock.wait_for_waiters(1)
+                harness.wait_until(lambda: d.log_text().count("login: cora") >= 6,
+                                   what="the six reports to log in")
+                lend(1, daemon=d)  # the desks still have connections
+                self.assertEqual(lock.waiting(), 1)
+            for p in reports:
+                out, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertTrue(json.loads(out)["measures"])
+        finally:
+            for p in reports:
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
+            d.stop()
+
+
 class NoPatronIdentity(unittest.TestCase):
     def test_no_output_names_a_patron(self):
         first, last = "Zebulon", "Quixotic"

@@ -116,6 +116,29 @@ static void test_guard_stream_may_keep_carriage_returns(void **state)
     free(out);
 }
 
+/* Statistics for people: whole numbers as they are, others with two decimals. */
+static void test_figures_and_changes(void **state)
+{
+    (void)state;
+    char out[40];
+    output_figure(out, sizeof(out), true, 1234);
+    assert_string_equal(out, "1234");
+    output_figure(out, sizeof(out), true, 3.25);
+    assert_string_equal(out, "3.25");
+    output_figure(out, sizeof(out), true, -2);
+    assert_string_equal(out, "-2");
+    output_figure(out, sizeof(out), true, 1e20);
+    assert_string_equal(out, "100000000000000000000.00");
+    output_figure(out, sizeof(out), false, 7);
+    assert_string_equal(out, "");
+    output_change_pct(out, sizeof(out), true, 12.5);
+    assert_string_equal(out, "+12.5%");
+    output_change_pct(out, sizeof(out), true, -3);
+    assert_string_equal(out, "-3.0%");
+    output_change_pct(out, sizeof(out), false, 1);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_out_safe_keeps_lines),
         cmocka_unit_test(test_guard_stream_escapes_and_keeps_characters_whole),
         cmocka_unit_test(test_guard_stream_may_keep_carriage_returns),
+        cmocka_unit_test(test_figures_and_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
