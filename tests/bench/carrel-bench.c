@@ -13,7 +13,10 @@
  * renewall (renew all of BENCH-HEAVY's loans), holds (desk i runs a hold's
  * whole life on title BIB_BASE+i with its one copy BENCH-Q-i: lend it to
  * BENCH-A-i, place a hold for BENCH-B-i, check it in (captured for the hold
- * shelf), lend it to BENCH-B-i (fills the hold), check it in). Circulation
+ * shelf), lend it to BENCH-B-i (fills the hold), check it in), stats (a
+ * StatsQuery per request, from the -s specs in turn: -s
+ * MEASURE,FROM,TO,TIME,BY[+BY...], e.g. -s checkouts,2026-11-01,2026-11-30,none,branch;
+ * the line adds the last answer's rows and served_by). Circulation
  * workloads use depth 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
@@ -31,6 +34,15 @@
 
 typedef struct bench bench_t;
 
+/* The stats workload's questions (-s). */
+#define STATS_MAX_SPECS 8
+#define STATS_MAX_BY    4
+typedef struct stats_spec {
+    char *measure, *from, *to, *time;
+    char *by[STATS_MAX_BY];
+    size_t nby;
+} stats_spec_t;
+
 /* Send times by id; ample slots so out-of-order answers never collide in practice. */
 #define BENCH_SLOTS(b) ((uint64_t)(b)->depth * 64)
 
@@ -45,6 +57,7 @@ typedef struct bench_conn {
     int circ_item; /* circulation workloads: the item in hand (0-9) */
     bool circ_out; /* ... and whether it is checked out */
     int hold_step; /* holds workload: the step sent last (HOLD_*) */
+    int stats_next; /* stats workload: the spec to send next */
 } bench_conn_t;
 
 /* The holds workload's steps, each measured apart as well. */
@@ -74,6 +87,10 @@ struct bench {
     lat_t all;
     lat_t steps[HOLD_STEPS];
     int64_t bib_base; /* holds: the first desk's title */
+    stats_spec_t specs[STATS_MAX_SPECS];
+    int nspecs;
+    size_t stats_rows;      /* rows of the last StatsReply */
+    char served_by[16];     /* ... and who answered it */
     uint64_t errors;
     uv_timer_t timer;
     int failed;
@@ -141,6 +158,47 @@ static void bench_send_hold_step(bench_conn_t *c, Carrel__Request *req)
     bench_request(c, req);
 }
 
+/* Parse "MEASURE,FROM,TO,TIME,BY[+BY...]" (BY may be empty) in place. */
+static int stats_spec_parse(stats_spec_t *sp, char *text)
+{
+    char *f[5];
+    for (int i = 0; i < 5; i++) {
+        f[i] = strsep(&text, ",");
+        if (f[i] == NULL)
+            return -1;
+    }
+    if (text != NULL || f[0][0] == '\0')
+        return -1;
+    sp->measure = f[0];
+    sp->from = f[1];
+    sp->to = f[2];
+    sp->time = f[3];
+    for (char *by; (by = strsep(&f[4], "+")) != NULL;) {
+        if (by[0] == '\0')
+            continue;
+        if (sp->nby == STATS_MAX_BY)
+            return -1;
+        sp->by[sp->nby++] = by;
+    }
+    return 0;
+}
+
+static void bench_send_stats(bench_conn_t *c, Carrel__Request *req)
+{
+    stats_spec_t *sp = &c->b->specs[c->stats_next];
+    c->stats_next = (c->stats_next + 1) % c->b->nspecs;
+    Carrel__StatsQuery q = CARREL__STATS_QUERY__INIT;
+    q.measure = sp->measure;
+    q.from = sp->from;
+    q.to = sp->to;
+    q.time = sp->time;
+    q.n_by = sp->nby;
+    q.by = sp->by;
+    req->body_case = CARREL__REQUEST__BODY_STATS_QUERY;
+    req->stats_query = &q;
+    bench_request(c, req);
+}
+
 static void bench_request(bench_conn_t *c, Carrel__Request *req)
 {
     req->has_id = 1;
@@ -195,6 +253,8 @@ static void bench_send(bench_conn_t *c)
         c->circ_out = !c->circ_out;
     } else if (strcmp(b->workload, "holds") == 0) {
         bench_send_hold_step(c, &req);
+    } else if (strcmp(b->workload, "stats") == 0) {
+        bench_send_stats(c, &req);
     } else if (strcmp(b->workload, "renewall") == 0) {
         char key[37];
         if (util_uuid4(key) != 0)
@@ -275,6 +335,13 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     int status = r->status;
     char msg[200];
     snprintf(msg, sizeof(msg), "%s", r->message ? r->message : "");
+    if (r->body_case == CARREL__RESPONSE__BODY_STATS) {
+        b->stats_rows = r->stats->n_rows;
+        snprintf(b->served_by, sizeof(b->served_by), "%s",
+                 r->stats->served_by ? r->stats->served_by : "?");
+    } else if (status != CARREL__STATUS__STATUS_OK && c->phase == 3 && b->errors < 3) {
+        fprintf(stderr, "connection %d: %s\n", c->index, msg);
+    }
     carrel__response__free_unpacked(r, NULL);
     if (status != CARREL__STATUS__STATUS_OK) {
         if (c->phase < 3) {
@@ -390,8 +457,15 @@ int main(int argc, char **argv)
     bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:")) != -1) {
         switch (ch) {
+        case 's':
+            if (b.nspecs == STATS_MAX_SPECS || stats_spec_parse(&b.specs[b.nspecs++], optarg)) {
+                fprintf(stderr, "bad -s %s (MEASURE,FROM,TO,TIME,BY[+BY...], at most %d)\n",
+                        optarg, STATS_MAX_SPECS);
+                return 2;
+            }
+            break;
         case 'b':
             b.bib_base = atoll(optarg);
             break;
@@ -412,7 +486,7 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
-                            "[-D DEPTH] [-b BIB_BASE] WORKLOAD\n");
+                            "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... WORKLOAD\n");
             return 2;
         }
     }
@@ -422,13 +496,17 @@ int main(int argc, char **argv)
         return 2;
     }
     b.workload = argv[optind];
-    static const char *const workloads[] = {"ping",  "branches", "search", "circ",
-                                            "heavy", "renewall", "holds"};
+    static const char *const workloads[] = {"ping",     "branches", "search", "circ",
+                                            "heavy",    "renewall", "holds",  "stats"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
     if (!known) {
         fprintf(stderr, "unknown workload %s\n", b.workload);
+        return 2;
+    }
+    if ((strcmp(b.workload, "stats") == 0) != (b.nspecs > 0)) {
+        fprintf(stderr, "the stats workload, and only it, needs -s\n");
         return 2;
     }
     char err[512];
@@ -476,10 +554,13 @@ int main(int argc, char **argv)
         lat_t *l = &b.all;
         qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
         printf("workload=%s connections=%d depth=%d seconds=%.1f ops=%zu errors=%llu "
-               "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+               "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f",
                b.workload, b.nconns, b.depth, secs, l->n, (unsigned long long)b.errors,
                (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99),
                l->n ? l->us[l->n - 1] / 1000.0 : 0.0);
+        if (strcmp(b.workload, "stats") == 0)
+            printf(" rows=%zu served_by=%s", b.stats_rows, b.served_by);
+        printf("\n");
         for (int i = 0; i < HOLD_STEPS && strcmp(b.workload, "holds") == 0; i++) {
             l = &b.steps[i];
             qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);

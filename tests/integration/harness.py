@@ -521,6 +521,83 @@ class Daemon:
         return w
 
 
+class Standby:
+    """A hot standby of env's cluster on this machine (Env.start_standby): a copy made by
+    pg_basebackup -R (scripts/pg-cluster standby) streaming from the primary, with its own
+    port and socket directory. stop() and start() take it down and bring it back;
+    wait_replayed() waits until it has replayed everything the primary has written."""
+
+    def __init__(self, env):
+        self.env = env
+        self.n = len(env.standbys) + 1
+        self.pgdata = os.path.join(env.dir, "standby%d" % self.n)
+        self.sockdir = tempfile.mkdtemp(prefix="csb-", dir="/tmp")
+        self.pgport = free_port()
+        self.conninfo = "host=%s port=%d dbname=carrel user=carrel" % (self.sockdir,
+                                                                      self.pgport)
+        self.admin_conninfo = ("host=%s port=%d dbname=carrel user=postgres "
+                               "application_name=harness-standby" % (self.sockdir, self.pgport))
+        self.running = False
+        self._session = None
+        env.run(os.path.join(SCRIPTS, "pg-cluster"), "standby", self.pgdata, env.pgdata,
+                str(env.pgport), env.sockdir)
+
+    def start(self, timeout=120):
+        self.env.run(os.path.join(SCRIPTS, "pg-cluster"), "start", self.pgdata,
+                     str(self.pgport), self.sockdir, "--fast")
+        self.running = True
+        self.wait_replayed(timeout)
+        return self
+
+    def stop(self):
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        self.env.run(os.path.join(SCRIPTS, "pg-cluster"), "stop", self.pgdata)
+        self.running = False
+
+    def psql(self, sql):
+        """sql on the standby as the superuser (read-only, of course)."""
+        if self._session is None:
+            self._session = Session(self.admin_conninfo)
+        return self._session.query(sql)
+
+    def _replayed(self, target):
+        try:
+            return self.psql("SELECT pg_is_in_recovery() AND pg_last_wal_replay_lsn() >= '%s'"
+                             % target) == "t"
+        except SqlError:  # not accepting connections yet
+            if self._session is not None:
+                self._session.close()
+            return False
+
+    def wait_replayed(self, timeout=120):
+        """Wait until the standby accepts read-only connections and has replayed the
+        primary's WAL up to where it was when we asked: everything committed by then.
+
+        The target is the primary's insert position just after a commit of our own
+        (txid_current() makes the transaction write one): the end of a record the
+        standby will replay. pg_current_wal_lsn() (written) would miss commits not yet
+        written (the cluster commits asynchronously, --fast); an insert position taken
+        when nothing happens may sit past a page header (after a segment switch, say)
+        that no replayed record ends at until the next write. If the last record ends
+        on a page boundary all the same, another commit each second moves it on."""
+        self.env.psql("SELECT txid_current()")
+        target = self.env.psql("SELECT pg_current_wal_insert_lsn()")
+        nudge = [time.monotonic() + 1]
+
+        def replayed():
+            if self._replayed(target):
+                return True
+            if time.monotonic() >= nudge[0]:
+                self.env.psql("SELECT txid_current()")
+                nudge[0] = time.monotonic() + 1
+            return False
+
+        wait_until(replayed, timeout,
+                   "the standby to replay the primary's WAL up to %s" % target)
+
+
 class Env:
     """One PostgreSQL cluster, certificates and seed data for a test module."""
 
@@ -538,6 +615,7 @@ class Env:
         self.conninfo = "host=%s port=%d dbname=carrel user=carrel" % (self.sockdir,
                                                                       self.pgport)
         self.daemons = []
+        self.standbys = []
         self.profiles = {}
         # The harness's own SQL: the superuser over the same socket, peer-authenticated
         # as psql was (scripts/pg-cluster maps the invoking account to role postgres).
@@ -590,6 +668,13 @@ class Env:
     def stop_pg(self):
         self.close_sessions()
         self.run(os.path.join(SCRIPTS, "pg-cluster"), "stop", self.pgdata)
+
+    def start_standby(self, timeout=120):
+        """A hot standby of this cluster (Standby), started and caught up; stopped by
+        stop() at the latest."""
+        sb = Standby(self)
+        self.standbys.append(sb)
+        return sb.start(timeout)
 
     def session(self):
         """A new Session of the harness's own (closed by close_sessions, at the latest
@@ -744,6 +829,12 @@ class Env:
                 d.stop()
             except Exception as e:  # report all, stop all
                 errors.append(e)
+        for sb in self.standbys:
+            try:
+                sb.stop()
+            except Exception as e:
+                errors.append(e)
+            shutil.rmtree(sb.sockdir, ignore_errors=True)
         try:
             self.stop_pg()
         finally:
