@@ -143,6 +143,27 @@ static int report_parse(cli_t *cli, int argc, char **argv, report_args_t *a)
 }
 
 /*
+ * Send req and keep the answer in run (freed by report_run_free). *out is the answer, or
+ * NULL when it was not of the body case want (or run holds no more answers).
+ */
+static int report_send(report_run_t *run, Carrel__Request *req, Carrel__Response__BodyCase want,
+                       Carrel__Response **out)
+{
+    *out = NULL;
+    Carrel__Response *r = NULL;
+    int code = cli_call(run->cli, req, &r);
+    if (code != EXIT_OK)
+        return code;
+    if (r->body_case != want || run->n_answers == REPORT_ANSWERS) {
+        carrel__response__free_unpacked(r, NULL);
+        return EXIT_OK;
+    }
+    run->answers[run->n_answers++] = r;
+    *out = r;
+    return EXIT_OK;
+}
+
+/*
  * Ask one StatsQuery; on success the answer is kept in run (freed by
  * report_run_free) and its reply returned in *out.
  */
@@ -165,15 +186,12 @@ static int report_ask(report_run_t *run, const char *measure, const char *from, 
     req.body_case = CARREL__REQUEST__BODY_STATS_QUERY;
     req.stats_query = &q;
     Carrel__Response *r = NULL;
-    int code = cli_call(run->cli, &req, &r);
+    int code = report_send(run, &req, CARREL__RESPONSE__BODY_STATS, &r);
     if (code != EXIT_OK)
         return code;
-    if (r->body_case != CARREL__RESPONSE__BODY_STATS || run->n_answers == REPORT_ANSWERS) {
-        carrel__response__free_unpacked(r, NULL);
+    if (r == NULL)
         return cli_fail(run->cli, EXIT_SERVER, "the server's answer to %s was not statistics",
                         measure);
-    }
-    run->answers[run->n_answers++] = r;
     if (r->stats->served_by)
         run->served_by = r->stats->served_by;
     *out = r->stats;
@@ -188,14 +206,11 @@ static int report_branch_names(report_run_t *run)
     req.body_case = CARREL__REQUEST__BODY_BRANCH_LIST;
     req.branch_list = &l;
     Carrel__Response *r = NULL;
-    int code = cli_call(run->cli, &req, &r);
+    int code = report_send(run, &req, CARREL__RESPONSE__BODY_BRANCHES, &r);
     if (code != EXIT_OK)
         return code;
-    if (r->body_case != CARREL__RESPONSE__BODY_BRANCHES || run->n_answers == REPORT_ANSWERS) {
-        carrel__response__free_unpacked(r, NULL);
+    if (r == NULL)
         return cli_fail(run->cli, EXIT_SERVER, "the server's answer was not the branch list");
-    }
-    run->answers[run->n_answers++] = r;
     run->branch_list = r->branches;
     return EXIT_OK;
 }

@@ -51,6 +51,23 @@ static bool stats_split(cmd_call_t *call, const char *text, char ***out, size_t 
     return true;
 }
 
+/* --branch CODE[,CODE] into the request's list: EXIT_OK, or EXIT_USAGE (said) when malformed. */
+static int stats_branches(cli_t *cli, cmd_call_t *call, const char *text, char ***out, size_t *n)
+{
+    if (stats_split(call, text, out, n))
+        return EXIT_OK;
+    return cli_fail(cli, EXIT_USAGE, "--branch takes branch codes separated by commas");
+}
+
+/* A figure for CSV: every digit a double holds, "" when there is none. */
+static void stats_csv_figure(char *out, size_t n, bool has, double v)
+{
+    if (has)
+        snprintf(out, n, "%.15g", v);
+    else
+        snprintf(out, n, "%s", "");
+}
+
 /* --csv and --json are output modes; both at once is a usage error. */
 static int stats_output_mode(cli_t *cli, cmd_call_t *call, bool csv, bool json)
 {
@@ -125,8 +142,8 @@ static int build_stats(cli_t *cli, int argc, char **argv, cmd_call_t *call)
                 return cli_fail(cli, EXIT_USAGE, "--by takes dimensions separated by commas");
             break;
         case OPT_BRANCH:
-            if (!stats_split(call, optarg, &q->branch, &q->n_branch))
-                return cli_fail(cli, EXIT_USAGE, "--branch takes branch codes separated by commas");
+            if (stats_branches(cli, call, optarg, &q->branch, &q->n_branch) != EXIT_OK)
+                return EXIT_USAGE;
             break;
         case OPT_COMPARE:
             q->has_compare = q->compare = 1;
@@ -184,12 +201,8 @@ static void print_stats_csv(const Carrel__StatsReply *x)
     for (size_t r = 0; r < x->n_rows; r++) {
         const Carrel__StatsRow *row = x->rows[r];
         char value[40], previous[40], change[40];
-        snprintf(value, sizeof(value), "%s", "");
-        if (row->has_value)
-            snprintf(value, sizeof(value), "%.15g", row->value);
-        snprintf(previous, sizeof(previous), "%s", "");
-        if (row->has_previous)
-            snprintf(previous, sizeof(previous), "%.15g", row->previous);
+        stats_csv_figure(value, sizeof(value), row->has_value, row->value);
+        stats_csv_figure(previous, sizeof(previous), row->has_previous, row->previous);
         snprintf(change, sizeof(change), "%s", "");
         if (row->has_change_pct)
             snprintf(change, sizeof(change), "%.1f", row->change_pct);
@@ -531,8 +544,8 @@ static int build_stats_buy_more(cli_t *cli, int argc, char **argv, cmd_call_t *c
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == OPT_BRANCH) {
-            if (!stats_split(call, optarg, &b->branch, &b->n_branch))
-                return cli_fail(cli, EXIT_USAGE, "--branch takes branch codes separated by commas");
+            if (stats_branches(cli, call, optarg, &b->branch, &b->n_branch) != EXIT_OK)
+                return EXIT_USAGE;
         } else if (ch == OPT_LIMIT) {
             if (cli_int32_arg(cli, "--limit", optarg, 1, 1000, &b->limit) != EXIT_OK)
                 return EXIT_USAGE;
@@ -614,8 +627,8 @@ static int build_report_pls(cli_t *cli, int argc, char **argv, cmd_call_t *call)
                 return EXIT_USAGE;
             p->has_year = 1;
         } else if (ch == OPT_BRANCH) {
-            if (!stats_split(call, optarg, &p->branch, &p->n_branch))
-                return cli_fail(cli, EXIT_USAGE, "--branch takes branch codes separated by commas");
+            if (stats_branches(cli, call, optarg, &p->branch, &p->n_branch) != EXIT_OK)
+                return EXIT_USAGE;
         } else if (ch == OPT_JSON) {
             json = true;
         } else if (ch == OPT_CSV) {
@@ -648,9 +661,7 @@ static void print_report_pls(const cmd_call_t *call, const Carrel__Response *r)
         const Carrel__PlsLine *l = x->lines[i];
         char value[40];
         if (t == NULL) {
-            snprintf(value, sizeof(value), "%s", "");
-            if (l->has_value)
-                snprintf(value, sizeof(value), "%.15g", l->value);
+            stats_csv_figure(value, sizeof(value), l->has_value, l->value);
             const char *row[] = {year,           x->from, x->to,    l->code,
                                  l->branch_code, value,   l->basis, l->how};
             output_csv_row(stdout, row, 8);

@@ -194,6 +194,19 @@ static void put_range(html_t *h, const char *from, const char *to)
     put_date(h, to);
 }
 
+/*
+ * A measure's section up to its note's range: "<title (else the measure's name)> <what>" as
+ * the heading; the caller ends the note's sentence.
+ */
+static void put_section_head(html_t *h, const char *id, const char *title, const char *measure,
+                             const char *what, const char *from, const char *to)
+{
+    putf(h, "<section id=\"%s\">\n<h2>", id);
+    esc(h, title ? title : measure);
+    putf(h, " %s</h2>\n<p class=\"note\">", what);
+    put_range(h, from, to);
+}
+
 /* A data-* attribute with an escaped value, preceded by a space. */
 static void attr(html_t *h, const char *name, const char *value)
 {
@@ -397,10 +410,8 @@ static void put_bar(html_t *h, const report_data_t *d, const report_branch_value
 
 static void put_branches(html_t *h, const report_data_t *d)
 {
-    put(h, "<section id=\"branches\">\n<h2>");
-    esc(h, d->branch_title ? d->branch_title : d->branch_measure);
-    put(h, " by branch</h2>\n<p class=\"note\">");
-    put_range(h, d->from, d->to);
+    put_section_head(h, "branches", d->branch_title, d->branch_measure, "by branch", d->from,
+                     d->to);
     put(h, ". Dark bars: this period; light bars: the same days a year earlier.</p>\n");
     if (d->n_branches == 0) {
         put(h, "<p class=\"empty\">No branch had any in this period.</p>\n</section>\n");
@@ -552,10 +563,8 @@ static void put_months_table(html_t *h, const report_data_t *d)
 
 static void put_months(html_t *h, const report_data_t *d)
 {
-    put(h, "<section id=\"months\">\n<h2>");
-    esc(h, d->month_title ? d->month_title : d->month_measure);
-    put(h, " by month</h2>\n<p class=\"note\">");
-    put_range(h, d->months_from, d->months_to);
+    put_section_head(h, "months", d->month_title, d->month_measure, "by month", d->months_from,
+                     d->months_to);
     put(h, ". Solid line and dots: these months; dashed line and squares: a year earlier.</p>\n");
     if (d->n_months == 0) {
         put(h, "<p class=\"empty\">No months to show.</p>\n</section>\n");
@@ -705,10 +714,8 @@ static void put_heat_map(html_t *h, const report_data_t *d, const report_heat_t 
 
 static void put_heat(html_t *h, const report_data_t *d)
 {
-    put(h, "<section id=\"heat\">\n<h2>");
-    esc(h, d->heat_title ? d->heat_title : d->heat_measure);
-    put(h, " by hour and weekday</h2>\n<p class=\"note\">");
-    put_range(h, d->from, d->to);
+    put_section_head(h, "heat", d->heat_title, d->heat_measure, "by hour and weekday", d->from,
+                     d->to);
     put(h, ", local time. ");
     if (d->heat_description) {
         esc(h, d->heat_description);

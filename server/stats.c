@@ -652,6 +652,16 @@ static bool stats_date_ok(const char *s)
     return d <= days[m - 1] + (m == 2 && leap ? 1 : 0);
 }
 
+/* An optional date field (NULL or "": none) must be a day. False when the request was answered. */
+static bool stats_date_field(request_t *req, const char *field, const char *value)
+{
+    if (value == NULL || value[0] == '\0' || stats_date_ok(value))
+        return true;
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, field,
+                 "The date '%s' is not a day as YYYY-MM-DD (e.g. 2026-11-30).", value);
+    return false;
+}
+
 /*
  * The branches a request covers, as a text[] literal of codes for the
  * statement (NULL: every branch). A branch-bound role gets its session's
@@ -704,6 +714,16 @@ static bool stats_today_only(const request_t *req)
 {
     role_t r = request_session(req)->role;
     return r == CARREL__ROLE__ROLE_CLERK || r == CARREL__ROLE__ROLE_LIBRARIAN;
+}
+
+/* A text[] column as strings, a NULL element as "" (protobuf-c cannot send NULL). */
+static char **stats_array(request_t *req, const PGresult *res, int row, int col, size_t *n)
+{
+    char **a = pgtext_array_parse(&req->arena, COL(res, row, col), n);
+    for (size_t i = 0; i < *n; i++)
+        if (a[i] == NULL)
+            a[i] = "";
+    return a;
 }
 
 static void stats_set_double(const PGresult *res, int row, int col, protobuf_c_boolean *has,
@@ -762,12 +782,7 @@ static void query_rows(request_t *req, const PGresult *res)
         Carrel__StatsRow *row = arena_new(&req->arena, Carrel__StatsRow, 1);
         carrel__stats_row__init(row);
         row->period = reply_text(req, res, i, QUERY_PERIOD);
-        size_t nk = 0;
-        row->key = pgtext_array_parse(&req->arena, COL(res, i, QUERY_KEYS), &nk);
-        row->n_key = nk;
-        for (size_t k = 0; k < nk; k++)
-            if (row->key[k] == NULL)
-                row->key[k] = "";
+        row->key = stats_array(req, res, i, QUERY_KEYS, &row->n_key);
         stats_set_double(res, i, QUERY_VALUE, &row->has_value, &row->value);
         if (compare)
             stats_set_double(res, i, QUERY_PREVIOUS, &row->has_previous, &row->previous);
@@ -790,16 +805,8 @@ void handle_stats_query(request_t *req)
                      "Name a measure; StatsMeasureList (carrel stats measures) lists them.");
         return;
     }
-    if (m->from && m->from[0] && !stats_date_ok(m->from)) {
-        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:from",
-                     "The date '%s' is not a day as YYYY-MM-DD (e.g. 2026-11-30).", m->from);
+    if (!stats_date_field(req, "field:from", m->from) || !stats_date_field(req, "field:to", m->to))
         return;
-    }
-    if (m->to && m->to[0] && !stats_date_ok(m->to)) {
-        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:to",
-                     "The date '%s' is not a day as YYYY-MM-DD (e.g. 2026-11-30).", m->to);
-        return;
-    }
     if (m->n_by > STATS_MAX_BY) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:by",
                      "Split a measure by at most %d dimensions.", STATS_MAX_BY);
@@ -830,15 +837,6 @@ void handle_stats_query(request_t *req)
 }
 
 /* ---------------------------------------------------------------- StatsMeasureList */
-
-static char **stats_array(request_t *req, const PGresult *res, int row, int col, size_t *n)
-{
-    char **a = pgtext_array_parse(&req->arena, COL(res, row, col), n);
-    for (size_t i = 0; i < *n; i++)
-        if (a[i] == NULL)
-            a[i] = "";
-    return a;
-}
 
 static void measures_rows(request_t *req, const PGresult *res)
 {

@@ -389,6 +389,19 @@ DECLARE
                    'NULL::integer AS to_branch_id';
     v_hold_type text := '(SELECT i.item_type FROM item i WHERE i.id = coalesce(h.captured_item_id, '
                         'h.item_id)) AS item_type';
+    -- A transit's columns after branch_id (its two branches), and its scope: either end.
+    v_transit_cols text := 'NULL::text AS item_type, NULL::text AS patron_category, '
+                           'NULL::text AS location, NULL::text AS via, NULL::text AS channel, '
+                           't.from_branch_id, t.to_branch_id';
+    v_transit_scope text := 'AND ($3 IS NULL OR t.from_branch_id = ANY ($3) '
+                            'OR t.to_branch_id = ANY ($3))';
+    -- The notices of one outcome (%L).
+    v_notices text := 'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
+                      'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
+                      'n.channel, NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, '
+                      '1::numeric AS v FROM stat_notice_event n '
+                      'WHERE n.at >= $1 AND n.at < $2 AND n.outcome = %L '
+                      'AND ($3 IS NULL OR n.branch_id = ANY ($3))';
 BEGIN
     RETURN CASE p_fact
         WHEN 'holds_placed' THEN
@@ -427,26 +440,19 @@ BEGIN
             || ', ' || v_cols || ', 1::numeric AS v FROM hold h '
             'WHERE h.status = ''ready'' AND ($3 IS NULL OR h.pickup_branch_id = ANY ($3))'
         WHEN 'transits_sent' THEN
-            'SELECT t.sent_at AS ts, t.from_branch_id AS branch_id, NULL::text AS item_type, '
-            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
-            'NULL::text AS channel, t.from_branch_id, t.to_branch_id, 1::numeric AS v '
-            'FROM transit t WHERE t.sent_at >= $1 AND t.sent_at < $2 '
-            'AND ($3 IS NULL OR t.from_branch_id = ANY ($3) OR t.to_branch_id = ANY ($3))'
+            'SELECT t.sent_at AS ts, t.from_branch_id AS branch_id, ' || v_transit_cols
+            || ', 1::numeric AS v FROM transit t WHERE t.sent_at >= $1 AND t.sent_at < $2 '
+            || v_transit_scope
         WHEN 'transit_time' THEN
-            'SELECT t.sent_at AS ts, t.from_branch_id AS branch_id, NULL::text AS item_type, '
-            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
-            'NULL::text AS channel, t.from_branch_id, t.to_branch_id, '
-            '(extract(epoch FROM t.received_at - t.sent_at) / 3600)::numeric AS v '
+            'SELECT t.sent_at AS ts, t.from_branch_id AS branch_id, ' || v_transit_cols
+            || ', (extract(epoch FROM t.received_at - t.sent_at) / 3600)::numeric AS v '
             'FROM transit t WHERE t.sent_at >= $1 AND t.sent_at < $2 '
-            'AND t.received_at IS NOT NULL '
-            'AND ($3 IS NULL OR t.from_branch_id = ANY ($3) OR t.to_branch_id = ANY ($3))'
+            'AND t.received_at IS NOT NULL ' || v_transit_scope
         WHEN 'transits_overdue_now' THEN
-            'SELECT NULL::timestamptz AS ts, t.to_branch_id AS branch_id, NULL::text AS item_type, '
-            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
-            'NULL::text AS channel, t.from_branch_id, t.to_branch_id, 1::numeric AS v '
-            'FROM transit t WHERE t.received_at IS NULL AND t.cancelled_at IS NULL '
-            'AND transit_overdue(t) '
-            'AND ($3 IS NULL OR t.from_branch_id = ANY ($3) OR t.to_branch_id = ANY ($3))'
+            'SELECT NULL::timestamptz AS ts, t.to_branch_id AS branch_id, ' || v_transit_cols
+            || ', 1::numeric AS v FROM transit t '
+            'WHERE t.received_at IS NULL AND t.cancelled_at IS NULL AND transit_overdue(t) '
+            || v_transit_scope
         WHEN 'registrations' THEN
             'SELECT p.created_at AS ts, p.home_branch_id AS branch_id, NULL::text AS item_type, '
             'p.category AS patron_category, NULL::text AS location, NULL::text AS via, '
@@ -464,27 +470,9 @@ BEGIN
             'AND (i.last_circulated IS NULL OR i.last_circulated '
             '     < ((($4 - make_interval(months => $5))::date + 1)::timestamp AT TIME ZONE $7)) '
             'AND ($3 IS NULL OR i.owning_branch_id = ANY ($3))'
-        WHEN 'notices_sent' THEN
-            'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
-            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
-            'n.channel, NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, '
-            '1::numeric AS v FROM stat_notice_event n '
-            'WHERE n.at >= $1 AND n.at < $2 AND n.outcome = ''sent'' '
-            'AND ($3 IS NULL OR n.branch_id = ANY ($3))'
-        WHEN 'notices_failed' THEN
-            'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
-            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
-            'n.channel, NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, '
-            '1::numeric AS v FROM stat_notice_event n '
-            'WHERE n.at >= $1 AND n.at < $2 AND n.outcome = ''failed'' '
-            'AND ($3 IS NULL OR n.branch_id = ANY ($3))'
-        WHEN 'notices_exported' THEN
-            'SELECT n.at AS ts, n.branch_id, NULL::text AS item_type, '
-            'NULL::text AS patron_category, NULL::text AS location, NULL::text AS via, '
-            'n.channel, NULL::integer AS from_branch_id, NULL::integer AS to_branch_id, '
-            '1::numeric AS v FROM stat_notice_event n '
-            'WHERE n.at >= $1 AND n.at < $2 AND n.outcome = ''exported'' '
-            'AND ($3 IS NULL OR n.branch_id = ANY ($3))'
+        WHEN 'notices_sent' THEN format(v_notices, 'sent')
+        WHEN 'notices_failed' THEN format(v_notices, 'failed')
+        WHEN 'notices_exported' THEN format(v_notices, 'exported')
     END;
 END
 $$;

@@ -882,6 +882,53 @@ def wait_until(predicate, timeout=60, what="the condition", interval=0.05):
         time.sleep(interval)
 
 
+def rule_ids(session):
+    """Branch code -> id, and "staff", "workstation": the administrator's and desk-dwn's ids,
+    for the tests that call the SQL rules directly."""
+    ids = {}
+    for line in session.query("SELECT code, id FROM branch").splitlines():
+        code, branch_id = line.split("|")
+        ids[code] = int(branch_id)
+    ids["staff"] = int(session.query("SELECT id FROM staff WHERE username = 'admin'"))
+    ids["workstation"] = int(session.query("SELECT id FROM workstation WHERE name = 'desk-dwn'"))
+    return ids
+
+
+class TransactionTest(unittest.TestCase):
+    """One transaction per test on the session db (the module sets it before the tests
+    run), rolled back whatever happens: a test sees only its own rows."""
+
+    db = None
+
+    def setUp(self):
+        self.db.query("BEGIN", keep_transaction=True)
+        self.addCleanup(self.db.query, "ROLLBACK")
+
+    # ---- SQL inside the test's transaction
+
+    def q(self, sql):
+        return self.db.query(sql, keep_transaction=True)
+
+    def rows(self, sql):
+        """The rows of a query as dicts (by column name)."""
+        return json.loads(self.q("SELECT coalesce(json_agg(r), '[]') FROM (%s) r" % sql))
+
+    def one(self, sql):
+        rows = self.rows(sql)
+        self.assertEqual(len(rows), 1, rows)
+        return rows[0]
+
+    def refused(self, sql, sqlstate, reason):
+        """sql must fail with sqlstate and DETAIL reason; the transaction goes on."""
+        self.q("SAVEPOINT refusal")
+        try:
+            self.q(sql)
+        except SqlError as e:
+            self.q("ROLLBACK TO SAVEPOINT refusal")
+            self.assertEqual((e.sqlstate, e.detail), (sqlstate, reason), str(e))
+            return e
+        self.fail("not refused: %s" % sql)
+
 class HeldLock:
     """A lock held by another session until release(): what needs it waits for as long as
     the test wants, instead of for a guessed number of seconds. Use TableLock or

@@ -11,7 +11,6 @@ inside a savepoint so the test can go on. tearDownModule checks that nothing was
 behind (every transaction really rolled back).
 """
 
-import json
 import os
 import sys
 import unittest
@@ -30,11 +29,8 @@ def setUpModule():
     try:
         env.start()
         db = env.session()
-        for line in db.query("SELECT code, id FROM branch").splitlines():
-            code, branch_id = line.split("|")
-            ids[code] = int(branch_id)
-        ids["staff"] = int(db.query("SELECT id FROM staff WHERE username = 'admin'"))
-        ids["workstation"] = int(db.query("SELECT id FROM workstation WHERE name = 'desk-dwn'"))
+        RuleTest.db = db
+        ids.update(harness.rule_ids(db))
     except BaseException:
         env.stop()
         raise
@@ -52,37 +48,8 @@ def tearDownModule():
 lit = harness.sql_literal
 
 
-class RuleTest(unittest.TestCase):
-    """One transaction per test, rolled back whatever happens."""
-
-    def setUp(self):
-        db.query("BEGIN", keep_transaction=True)
-        self.addCleanup(db.query, "ROLLBACK")
-
-    # ---- SQL inside the test's transaction
-
-    def q(self, sql):
-        return db.query(sql, keep_transaction=True)
-
-    def rows(self, sql):
-        """The rows of a query as dicts (by column name)."""
-        return json.loads(self.q("SELECT coalesce(json_agg(r), '[]') FROM (%s) r" % sql))
-
-    def one(self, sql):
-        rows = self.rows(sql)
-        self.assertEqual(len(rows), 1, rows)
-        return rows[0]
-
-    def refused(self, sql, sqlstate, reason):
-        """sql must fail with sqlstate and DETAIL reason; the transaction goes on."""
-        self.q("SAVEPOINT refusal")
-        try:
-            self.q(sql)
-        except harness.SqlError as e:
-            self.q("ROLLBACK TO SAVEPOINT refusal")
-            self.assertEqual((e.sqlstate, e.detail), (sqlstate, reason), str(e))
-            return e
-        self.fail("not refused: %s" % sql)
+class RuleTest(harness.TransactionTest):
+    """One transaction per test, rolled back whatever happens (harness.TransactionTest)."""
 
     # ---- rows made in the transaction
 

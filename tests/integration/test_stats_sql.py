@@ -35,11 +35,8 @@ def setUpModule():
     try:
         env.start()
         db = env.session()
-        for line in db.query("SELECT code, id FROM branch").splitlines():
-            code, branch_id = line.split("|")
-            ids[code] = int(branch_id)
-        ids["staff"] = int(db.query("SELECT id FROM staff WHERE username = 'admin'"))
-        ids["workstation"] = int(db.query("SELECT id FROM workstation WHERE name = 'desk-dwn'"))
+        StatsTest.db = db
+        ids.update(harness.rule_ids(db))
     except BaseException:
         env.stop()
         raise
@@ -70,36 +67,12 @@ VIAS = ["desk", "desk", "selfcheck", "auto"]
 BRANCHES = ["DWN", "ALB", "PRK"]
 
 
-class StatsTest(unittest.TestCase):
-    """One transaction per test, rolled back whatever happens."""
+class StatsTest(harness.TransactionTest):
+    """One transaction per test, rolled back whatever happens (harness.TransactionTest)."""
 
     def setUp(self):
-        db.query("BEGIN", keep_transaction=True)
-        self.addCleanup(db.query, "ROLLBACK")
+        super().setUp()
         self._item = None
-
-    # ---- SQL inside the test's transaction
-
-    def q(self, sql):
-        return db.query(sql, keep_transaction=True)
-
-    def rows(self, sql):
-        return json.loads(self.q("SELECT coalesce(json_agg(r), '[]') FROM (%s) r" % sql))
-
-    def one(self, sql):
-        rows = self.rows(sql)
-        self.assertEqual(len(rows), 1, rows)
-        return rows[0]
-
-    def refused(self, sql, sqlstate, reason):
-        self.q("SAVEPOINT refusal")
-        try:
-            self.q(sql)
-        except harness.SqlError as e:
-            self.q("ROLLBACK TO SAVEPOINT refusal")
-            self.assertEqual((e.sqlstate, e.detail), (sqlstate, reason), str(e))
-            return e
-        self.fail("not refused: %s" % sql)
 
     # ---- rows made in the transaction
 
