@@ -703,6 +703,44 @@ class FreezableProxy:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Hostile(unittest.TestCase):
+    def test_malformed_statistics_requests_change_nothing(self):
+        """Statistics requests no client would send — thousands of dimensions and branches,
+        quotes and SQL in names, negative and huge numbers, an empty measure, a year of
+        zero, a live subscription for 10,000 branches — each get a clear refusal on the
+        same connection, and the daemon goes on serving it and every other desk."""
+        card, _ = lend(1)
+        before = checkouts_by_branch()
+        w = main.logged_in_wire(user="cora", password=PASSWORD)
+        q = 160  # StatsQuery
+        many = [(5, "branch")] * 5000
+        cases = [
+            (q, [(1, "")], "field:measure"),
+            (q, [(1, "checkouts'; DROP TABLE circ_event; --")], "field:measure"),
+            (q, [(1, "checkouts"), (4, "day' OR '1'='1")], "field:time"),
+            (q, [(1, "checkouts")] + many, "field:by"),
+            (q, [(1, "checkouts"), (5, "branch\\"), (5, "{x,y}")], "field:by"),
+            (q, [(1, "checkouts")] + [(6, "B%05d" % i) for i in range(5000)], "field:branch"),
+            (q, [(1, "checkouts"), (2, "0000-00-00")], "field:from"),
+            (q, [(1, "checkouts"), (2, "2026-01-01"), (3, "9999-12-31")], "field:from"),
+            (q, [(1, "copies_idle"), (8, (1 << 64) - 1)], "field:arg"),  # -1 as int32
+            (163, [(1, 0)], "field:year"),  # PlsReport
+            (164, [(2, (1 << 64) - 5)], "field:limit"),  # StatsBuyMore, limit -5
+            (162, [(3, "B%05d" % i) for i in range(10000)], "field:branch"),
+        ]
+        for body_field, fields, reason in cases:
+            r = w.call(body_field, harness.pb_message(*fields))
+            self.assertIsNotNone(r, "the daemon closed the connection on %r" % (fields[:2],))
+            self.assertEqual((r.status, r.reason), ("bad_request", reason), (fields[:2], r))
+        # The same connection, another desk and the numbers are as they were.
+        self.assertEqual(w.call(REQ_PING).status, "ok")
+        w.close()
+        self.assertEqual(env.psql("SELECT count(*) > 0 FROM circ_event"), "t")
+        self.assertEqual(checkouts_by_branch(), before)
+        lend(1, card=card)
+        self.assertEqual(checkouts_by_branch()["DWN"], before["DWN"] + 1)
+
+
 class HungStandby(unittest.TestCase):
     def test_a_standby_that_stops_answering(self):
         """A standby that stops answering mid-statement (and then accepts connections
