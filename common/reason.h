@@ -111,8 +111,8 @@
     X(LOGIN_THROTTLED, "login_throttled", TOO_MANY_REQUESTS, CARREL_EXIT_AUTH, 0,                  \
       "Too many failed logins; wait a moment.")                                                    \
     /* Catalog and patrons */                                                                      \
-    X(TOO_LONG, "too_long", BAD_REQUEST, BY_STATUS, 0,                                             \
-      "The record would be too long to save as MARC.")                                             \
+    X(TOO_LONG, "too_long", BAD_REQUEST, BY_STATUS, REASON_STATUS_VARIES,                          \
+      "Too long: a record over the MARC size limit, or a booking over the room's longest.")                                             \
     X(MARC, "marc", BAD_REQUEST, BY_STATUS, 0, "The record cannot be saved as MARC.")              \
     X(DAMAGED_RECORD, "damaged_record", INTERNAL, BY_STATUS, 0,                                    \
       "The stored MARC record cannot be read.")                                                    \
@@ -183,6 +183,70 @@
     X(NOT_HERE, "not_here", CONFLICT, BY_STATUS, 0, "The copy is not at this branch.")             \
     X(NOT_ON_SHELF, "not_on_shelf", CONFLICT, BY_STATUS, 0, "The copy is not on the shelf.")       \
     X(NOT_IN_TRANSIT, "not_in_transit", CONFLICT, BY_STATUS, 0, "The copy is not in transit.")  \
+    /* Rooms and programs */                                                                   \
+    X(ROOM, "room", NOT_FOUND, BY_STATUS, 0,                                                       \
+      "No room has that id.")                                                                      \
+    X(ROOM_CATEGORY, "room_category", NOT_FOUND, BY_STATUS, 0,                                     \
+      "No room category has that code.")                                                           \
+    X(BOOKING, "booking", NOT_FOUND, BY_STATUS, 0,                                                 \
+      "No room booking has that id.")                                                              \
+    X(PROGRAM, "program", NOT_FOUND, BY_STATUS, 0,                                                 \
+      "No program has that id.")                                                                   \
+    X(PROGRAM_SESSION, "program_session", NOT_FOUND, BY_STATUS, 0,                                 \
+      "No program session has that id.")                                                           \
+    X(SLOT_TAKEN, "slot_taken", CONFLICT, BY_STATUS, 0,                                            \
+      "The room is already booked then.")                                                          \
+    X(OUTSIDE_HOURS, "outside_hours", REFUSED, BY_STATUS, 0,                                       \
+      "The branch is not open then.")                                                              \
+    X(TOO_SHORT, "too_short", REFUSED, BY_STATUS, 0,                                               \
+      "The booking is shorter than the room allows.")                                              \
+    X(OFF_SLOT, "off_slot", REFUSED, BY_STATUS, 0,                                                 \
+      "Bookings start and end on the room's slot grid.")                                           \
+    X(TOO_FAR_AHEAD, "too_far_ahead", REFUSED, BY_STATUS, 0,                                       \
+      "That is further ahead than bookings may be made.")                                          \
+    X(IN_THE_PAST, "in_the_past", REFUSED, BY_STATUS, 0,                                           \
+      "That time has passed.")                                                                     \
+    X(PATRON_LIMIT, "patron_limit", REFUSED, BY_STATUS, 0,                                         \
+      "The patron has reached a room booking limit.")                                              \
+    X(BOOKING_GAP, "booking_gap", REFUSED, BY_STATUS, 0,                                           \
+      "The patron's bookings need more time between them.")                                        \
+    X(STAFF_ONLY, "staff_only", REFUSED, BY_STATUS, 0,                                             \
+      "Only staff may use that room.")                                                             \
+    X(OVER_CAPACITY, "over_capacity", REFUSED, BY_STATUS, 0,                                       \
+      "More people than the room holds.")                                                          \
+    X(ROOM_INACTIVE, "room_inactive", REFUSED, BY_STATUS, 0,                                       \
+      "The room is not taking bookings.")                                                          \
+    X(BOOKING_CLOSED, "booking_closed", CONFLICT, BY_STATUS, 0,                                    \
+      "The booking is no longer live.")                                                            \
+    X(CHECKIN_WINDOW, "checkin_window", REFUSED, BY_STATUS, 0,                                     \
+      "Check-in opens 15 minutes before the start.")                                               \
+    /* Staff schedules */                                                                      \
+    X(DESK, "desk", NOT_FOUND, BY_STATUS, 0,                                                       \
+      "No service desk has that code at the branch.")                                              \
+    X(SHIFT, "shift", NOT_FOUND, BY_STATUS, 0,                                                     \
+      "No shift has that id.")                                                                     \
+    X(TIME_OFF_ENTRY, "time_off_entry", NOT_FOUND, BY_STATUS, 0,                                   \
+      "No time off has that id.")                                                                  \
+    X(SWAP, "swap", NOT_FOUND, BY_STATUS, 0,                                                       \
+      "No swap request has that id.")                                                              \
+    X(OVERLAPPING_SHIFT, "overlapping_shift", CONFLICT, BY_STATUS, 0,                              \
+      "The person already has a shift then.")                                                      \
+    X(TIME_OFF, "time_off", REFUSED, BY_STATUS, 0,                                                 \
+      "The person has approved time off then.")                                                    \
+    X(NOT_MIC_ELIGIBLE, "not_mic_eligible", REFUSED, BY_STATUS, 0,                                 \
+      "The person may not be the manager in charge.")                                              \
+    X(MAX_HOURS, "max_hours", REFUSED, BY_STATUS, 0,                                               \
+      "The shift would take the person over their weekly hours.")                                  \
+    X(NOT_AT_BRANCH, "not_at_branch", REFUSED, BY_STATUS, 0,                                       \
+      "The person does not work at that branch.")                                                  \
+    X(SHIFT_TAKEN, "shift_taken", CONFLICT, BY_STATUS, 0,                                          \
+      "The shift is not open any more.")                                                           \
+    X(SWAP_DECIDED, "swap_decided", CONFLICT, BY_STATUS, 0,                                        \
+      "The swap was already decided.")                                                             \
+    X(SHIFTS_SCHEDULED, "shifts_scheduled", CONFLICT, BY_STATUS, 0,                                \
+      "The person has shifts then; move them first.")                                              \
+    X(NOT_YOURS, "not_yours", FORBIDDEN, BY_STATUS, 0,                                             \
+      "Only the shift's owner or a manager of its branch may do that.")                            \
     /* Statistics */                                                                               \
     X(STATS_UNAVAILABLE, "stats_unavailable", UNAVAILABLE, BY_STATUS, 0,                           \
       "The statistics database (the standby) cannot be reached; try again later.")
