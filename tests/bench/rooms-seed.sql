@@ -252,7 +252,7 @@ SELECT CASE WHEN pg_temp.rnd(p.tag) < 0.035 THEN NULL
                            ELSE 6 + (p.n * 7 + p.k * 3 + p.pos::int) % 10 END::text, 2, '0')))
        END,
        p.branch_id, p.desk_id, p.during, p.mic,
-       CASE WHEN pg_temp.rnd(p.tag) < 0.035 THEN 'unfilled' END,
+       CASE WHEN pg_temp.rnd(p.tag) < 0.035 THEN 'unfilled' ELSE '' END,
        (SELECT id FROM staff WHERE username = 'bench')
 FROM seed_position p
 -- About 7% of positions are gaps: half of them open shifts, half nothing.
