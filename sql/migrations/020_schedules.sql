@@ -91,3 +91,11 @@ CREATE TABLE shift_swap (
 -- One pending swap per shift.
 CREATE UNIQUE INDEX shift_swap_pending ON shift_swap (shift_id) WHERE status = 'pending';
 CREATE INDEX shift_swap_with ON shift_swap (with_shift_id) WHERE with_shift_id IS NOT NULL;
+
+-- Reply rows of the rules (schedule.sql), in proto field order.
+CREATE TYPE shift_out AS (id bigint, username text, staff_name text, branch_code text,
+                          desk_code text, start text, "end" text, mic boolean, status text,
+                          note text, swap_id bigint);
+CREATE TYPE schedule_gap_row AS (branch_code text, day date, start text, "end" text,
+                                 kind text, desk_code text, needed integer, scheduled integer,
+                                 text text, program_session_id bigint);
