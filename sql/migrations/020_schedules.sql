@@ -99,3 +99,10 @@ CREATE TYPE shift_out AS (id bigint, username text, staff_name text, branch_code
 CREATE TYPE schedule_gap_row AS (branch_code text, day date, start text, "end" text,
                                  kind text, desk_code text, needed integer, scheduled integer,
                                  text text, program_session_id bigint);
+-- schedule_absent's rows (kind, shift_out columns, gap columns), also the
+-- stored answer of a retried sick call.
+CREATE TYPE schedule_absent_row AS (kind text, id bigint, username text, staff_name text,
+    branch_code text, desk_code text, start text, "end" text, mic boolean, status text,
+    note text, swap_id bigint, gap_branch_code text, gap_day date, gap_start text,
+    gap_end text, gap_kind text, gap_desk_code text, gap_needed integer,
+    gap_scheduled integer, gap_text text, gap_program_session_id bigint);

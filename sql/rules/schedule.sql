@@ -729,3 +729,239 @@ BEGIN
     ORDER BY sl.day, sl.k, r.ord, r.rcode;
 END
 $$;
+
+-- --------------------------------------------------------------- time off
+
+CREATE OR REPLACE FUNCTION time_off_rows(p_ids bigint[])
+RETURNS TABLE (id bigint, username text, start text, "end" text, status text, reason text,
+               decided_by text)
+LANGUAGE sql STABLE AS $$
+    SELECT t.id, p.username, local_text(lower(t.during)), local_text(upper(t.during)),
+           t.status, t.reason, d.username
+    FROM time_off t JOIN staff p ON p.id = t.staff_id
+    LEFT JOIN staff d ON d.id = t.decided_by
+    WHERE t.id = ANY (p_ids)
+    ORDER BY lower(t.during), p.username, t.id
+$$;
+
+-- May p_staff act on p_person's time off as a manager: a branch manager or
+-- above whose scope holds a branch the person works at (all when NULL).
+CREATE OR REPLACE FUNCTION time_off_manages(p_staff bigint, p_scope integer, p_person bigint)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT s.role >= 'branch_manager' FROM staff s WHERE s.id = p_staff), false)
+       AND (p_scope IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb
+                                       WHERE sb.staff_id = p_person AND sb.branch_id = p_scope))
+$$;
+
+-- TimeOffSave as jsonb. request (default): anyone for themself, a manager
+-- for people of their branch; approve / deny: managers, requests only;
+-- approving over assigned shifts is refused (shifts_scheduled, naming
+-- them); withdraw: the person (or a manager), requested or approved.
+CREATE OR REPLACE FUNCTION time_off_save(p_staff bigint, p_workstation bigint, p_scope integer,
+                                         p_doc jsonb)
+RETURNS TABLE (id bigint, username text, start text, "end" text, status text, reason text,
+               decided_by text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_doc jsonb := coalesce(p_doc -> 'time_off', '{}');
+    v_action text := coalesce(nullif(p_doc ->> 'action', ''), 'request');
+    v_id bigint := nullif((v_doc ->> 'id')::bigint, 0);
+    v_person staff;
+    v_entry time_off;
+    v_during tstzrange;
+    v_shifts text;
+BEGIN
+    IF v_action = 'request' THEN
+        IF coalesce(v_doc ->> 'username', '') = '' THEN
+            SELECT * INTO v_person FROM staff s WHERE s.id = p_staff FOR UPDATE;
+        ELSE
+            v_person := schedule_person(v_doc ->> 'username', true);
+        END IF;
+        IF v_person.id <> p_staff AND NOT time_off_manages(p_staff, p_scope, v_person.id) THEN
+            PERFORM schedule_refuse('CR403', 'not_yours',
+                format('Only %s or a manager of their branch may ask for their time off.',
+                       v_person.display_name));
+        END IF;
+        v_during := tstzrange(local_ts(v_doc ->> 'start', 'start'), local_ts(v_doc ->> 'end', 'end'));
+        IF isempty(v_during) THEN
+            PERFORM schedule_refuse('CR400', 'field:end', 'Time off ends after it starts.');
+        END IF;
+        IF length(coalesce(v_doc ->> 'reason', '')) > 200 THEN
+            PERFORM schedule_refuse('CR400', 'field:reason', 'A reason is at most 200 characters.');
+        END IF;
+        INSERT INTO time_off (staff_id, during, reason, requested_by)
+        VALUES (v_person.id, v_during, coalesce(v_doc ->> 'reason', ''), p_staff)
+        RETURNING time_off.id INTO v_id;
+    ELSIF v_action IN ('approve', 'deny', 'withdraw') THEN
+        SELECT * INTO v_entry FROM time_off t WHERE t.id = v_id;
+        IF v_entry.id IS NULL THEN
+            PERFORM schedule_refuse('CR404', 'time_off_entry',
+                                    format('No time off has id %s.', coalesce(v_id::text, '(none)')));
+        END IF;
+        -- The person's row first (lock order), then the entry again, current.
+        SELECT * INTO v_person FROM staff s WHERE s.id = v_entry.staff_id FOR UPDATE;
+        SELECT * INTO v_entry FROM time_off t WHERE t.id = v_id FOR UPDATE;
+        IF v_action = 'withdraw' AND v_person.id = p_staff THEN
+            NULL;
+        ELSIF NOT time_off_manages(p_staff, p_scope, v_person.id) THEN
+            PERFORM schedule_refuse('CR403', CASE WHEN v_action = 'withdraw' THEN 'not_yours'
+                                                  ELSE 'branch' END,
+                format('Only a manager of %s''s branch may %s this time off.',
+                       v_person.display_name, v_action));
+        END IF;
+        IF v_entry.status NOT IN ('requested', 'approved')
+           OR (v_action <> 'withdraw' AND v_entry.status <> 'requested') THEN
+            PERFORM schedule_refuse('CR400', 'field:action',
+                format('This time off is %s already; it cannot be %s.', v_entry.status,
+                       CASE v_action WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied'
+                                     ELSE 'withdrawn' END));
+        END IF;
+        IF v_action = 'approve' THEN
+            SELECT string_agg(format('%s %s', b.code, schedule_span(s.during)), ', '
+                              ORDER BY lower(s.during))
+            INTO v_shifts
+            FROM shift s JOIN branch b ON b.id = s.branch_id
+            WHERE s.staff_id = v_person.id AND s.during && v_entry.during;
+            IF v_shifts IS NOT NULL THEN
+                PERFORM schedule_refuse('CR409', 'shifts_scheduled',
+                    format('%s has shifts then (%s); move them first.', v_person.display_name,
+                           v_shifts));
+            END IF;
+        END IF;
+        UPDATE time_off t
+        SET status = CASE v_action WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied'
+                                   ELSE 'withdrawn' END,
+            decided_by = p_staff, decided_at = now()
+        WHERE t.id = v_id;
+    ELSE
+        PERFORM schedule_refuse('CR400', 'field:action',
+                                'action is request, approve, deny or withdraw.');
+    END IF;
+    INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
+    VALUES (p_staff, p_workstation, 'time_off_' || v_action, 'time_off/' || v_id,
+            jsonb_build_object('username', v_person.username));
+    RETURN QUERY SELECT * FROM time_off_rows(ARRAY[v_id]);
+END
+$$;
+
+-- Time off overlapping the local days p_from..p_to (default: today on,
+-- 92 days), of a person or of the people of a branch.
+CREATE OR REPLACE FUNCTION time_off_list(p_branch text, p_username text, p_from text, p_to text,
+                                         p_pending boolean)
+RETURNS TABLE (id bigint, username text, start text, "end" text, status text, reason text,
+               decided_by text)
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+    v_from date := local_day(p_from, 'from', library_today());
+    v_to date := local_day(p_to, 'to', NULL);
+    v_branch integer;
+    v_person bigint;
+BEGIN
+    v_to := coalesce(v_to, v_from + 92);
+    IF v_to < v_from OR v_to - v_from > 366 THEN
+        PERFORM schedule_refuse('CR400', 'field:to', 'to is 0 to 366 days after from.');
+    END IF;
+    IF coalesce(p_branch, '') <> '' THEN
+        v_branch := schedule_branch(p_branch, 'branch');
+    END IF;
+    IF coalesce(p_username, '') <> '' THEN
+        v_person := (schedule_person(p_username, false)).id;
+    END IF;
+    RETURN QUERY SELECT * FROM time_off_rows(ARRAY(
+        SELECT t.id FROM time_off t
+        WHERE t.during && tstzrange(local_at(v_from, '00:00'), local_at(v_to + 1, '00:00'))
+          AND (v_person IS NULL OR t.staff_id = v_person)
+          AND (v_branch IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb
+                                           WHERE sb.staff_id = t.staff_id
+                                             AND sb.branch_id = v_branch))
+          AND (NOT coalesce(p_pending, false) OR t.status = 'requested')));
+END
+$$;
+
+-- ---------------------------------------------------------------- sick call
+
+-- The person's assigned shifts overlapping the local day become open
+-- shifts; each branch concerned gets a schedule_gap desk event with that
+-- day's gaps after it (one line). Keyed: a retry returns the stored rows.
+-- Rows: kind 'opened' (shift columns) then kind 'gap' (gap columns).
+CREATE OR REPLACE FUNCTION schedule_absent(p_key uuid, p_staff bigint, p_workstation bigint,
+                                           p_scope integer, p_username text, p_date text,
+                                           p_reason text)
+RETURNS TABLE (kind text, id bigint, username text, staff_name text, branch_code text,
+               desk_code text, start text, "end" text, mic boolean, status text, note text,
+               swap_id bigint, gap_branch_code text, gap_day date, gap_start text,
+               gap_end text, gap_kind text, gap_desk_code text, gap_needed integer,
+               gap_scheduled integer, gap_text text, gap_program_session_id bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_stored jsonb := request_claim(p_key, p_staff, 'schedule_absent');
+    v_person staff;
+    v_day date;
+    v_ids bigint[];
+    v_branches integer[];
+    v_b integer;
+    v_line text;
+    v_result jsonb;
+BEGIN
+    IF v_stored IS NOT NULL THEN
+        RETURN QUERY SELECT r.* FROM jsonb_populate_recordset(NULL::schedule_absent_row, v_stored) r;
+        RETURN;
+    END IF;
+    v_person := schedule_person(p_username, true);
+    v_day := local_day(p_date, 'date', library_today());
+    IF p_scope IS NOT NULL AND NOT EXISTS (SELECT 1 FROM staff_branch sb
+                                           WHERE sb.staff_id = v_person.id
+                                             AND sb.branch_id = p_scope) THEN
+        PERFORM schedule_refuse('CR403', 'branch',
+            format('%s does not work at your branch.', v_person.display_name));
+    END IF;
+    IF length(coalesce(p_reason, '')) > 200 THEN
+        PERFORM schedule_refuse('CR400', 'field:reason', 'A reason is at most 200 characters.');
+    END IF;
+    WITH opened AS (
+        UPDATE shift s SET staff_id = NULL, offered_at = now(),
+               note = left('sick call: ' || v_person.display_name, 200)
+        WHERE s.staff_id = v_person.id
+          AND s.during && tstzrange(local_at(v_day, '00:00'), local_at(v_day + 1, '00:00'))
+        RETURNING s.id, s.branch_id
+    )
+    SELECT array_agg(o.id), array_agg(DISTINCT o.branch_id) INTO v_ids, v_branches FROM opened o;
+    -- Pending swaps of those shifts have nothing left to swap.
+    UPDATE shift_swap w SET status = 'denied', decided_by = p_staff, decided_at = now()
+    WHERE w.status = 'pending' AND (w.shift_id = ANY (v_ids) OR w.with_shift_id = ANY (v_ids));
+    FOREACH v_b IN ARRAY coalesce(v_branches, '{}') LOOP
+        SELECT string_agg(CASE g.kind WHEN 'under_minimum'
+                              THEN format('%s %s-%s %s of %s', g.desk_code, g.start, g."end",
+                                          g.scheduled, g.needed)
+                              WHEN 'no_mic' THEN format('MIC %s-%s', g.start, g."end")
+                              ELSE g.text END, '; ')
+        INTO v_line FROM schedule_gaps(ARRAY[v_b], v_day, v_day) g;
+        PERFORM desk_event(v_b, 'schedule_gap', NULL, NULL,
+            format('%s: %s after %s''s sick call: %s',
+                   (SELECT b.code FROM branch b WHERE b.id = v_b),
+                   CASE WHEN v_day = library_today() THEN 'gaps today'
+                        ELSE 'gaps on ' || v_day END,
+                   v_person.display_name, coalesce(v_line, 'covered')));
+    END LOOP;
+    INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
+    VALUES (p_staff, p_workstation, 'schedule_absent', v_person.username,
+            jsonb_build_object('day', v_day, 'shifts', v_ids, 'reason', coalesce(p_reason, '')));
+    SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]') INTO v_result FROM (
+        SELECT 'opened' AS kind, r.*, NULL::text AS gap_branch_code, NULL::date AS gap_day,
+               NULL::text AS gap_start, NULL::text AS gap_end, NULL::text AS gap_kind,
+               NULL::text AS gap_desk_code, NULL::integer AS gap_needed,
+               NULL::integer AS gap_scheduled, NULL::text AS gap_text,
+               NULL::bigint AS gap_program_session_id
+        FROM shift_rows(coalesce(v_ids, '{}')) r
+        UNION ALL
+        SELECT 'gap', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, g.*
+        FROM schedule_gaps(v_branches, v_day, v_day) g
+        WHERE cardinality(v_branches) > 0) x;
+    PERFORM request_store(p_key, v_result);
+    RETURN QUERY SELECT r.* FROM jsonb_populate_recordset(NULL::schedule_absent_row, v_result) r;
+END
+$$;
