@@ -125,4 +125,19 @@ void handle_pls_report(request_t *req);
 void handle_stats_buy_more(request_t *req);
 void handle_stats_rebuild(request_t *req);
 
+/* rooms.c: rooms, categories, bookings, programs (the rooms timer is in rooms.h) */
+void rooms_register_statements(void);
+void handle_room_list(request_t *req);
+void handle_room_save(request_t *req);
+void handle_room_category_list(request_t *req);
+void handle_room_category_save(request_t *req);
+void handle_room_free(request_t *req);
+void handle_room_book(request_t *req);
+void handle_room_change(request_t *req);
+void handle_room_bookings(request_t *req);
+void handle_program_save(request_t *req);
+void handle_program_session_save(request_t *req);
+void handle_program_attendance(request_t *req);
+void handle_program_list(request_t *req);
+
 #endif
