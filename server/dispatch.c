@@ -103,6 +103,23 @@ static const route_t routes[] = {
     R(PROGRAM_ATTENDANCE, "program_attendance", handle_program_attendance, ROUTE_MUTATING,
       PERM_PROGRAM_ATTENDANCE),
     R(PROGRAM_LIST, "program_list", handle_program_list, 0, PERM_ROOM_READ),
+    /* Staff schedules: everyone sees them and acts on their own shifts and time
+     * off; managers change them (the target branch is checked in SQL against the
+     * scope schedule.c passes). A sick call and shift changes are keyed. */
+    R(DESK_LIST, "desk_list", handle_desk_list, 0, PERM_SCHEDULE_READ),
+    R(DESK_SAVE, "desk_save", handle_desk_save, ROUTE_MUTATING, PERM_SCHEDULE_MANAGE),
+    R(SHIFT_SAVE, "shift_save", handle_shift_save, ROUTE_MUTATING, PERM_SCHEDULE_MANAGE),
+    R(SHIFT_LIST, "shift_list", handle_shift_list, 0, PERM_SCHEDULE_READ),
+    R(SCHEDULE_WEEK, "schedule_week", handle_schedule_week, 0, PERM_SCHEDULE_READ),
+    R(SCHEDULE_GAPS, "schedule_gaps", handle_schedule_gaps, 0, PERM_SCHEDULE_READ),
+    R(TIME_OFF_SAVE, "time_off_save", handle_time_off_save, ROUTE_MUTATING, PERM_SCHEDULE_SELF),
+    R(TIME_OFF_LIST, "time_off_list", handle_time_off_list, 0, PERM_SCHEDULE_READ),
+    R(SCHEDULE_ABSENT, "schedule_absent", handle_schedule_absent, ROUTE_KEYED,
+      PERM_SCHEDULE_MANAGE),
+    R(SHIFT_CHANGE, "shift_change", handle_shift_change, ROUTE_KEYED, PERM_SCHEDULE_SELF),
+    R(SWAP_LIST, "swap_list", handle_swap_list, 0, PERM_SCHEDULE_READ),
+    R(STAFF_SCHEDULE_SET, "staff_schedule_set", handle_staff_schedule_set, ROUTE_MUTATING,
+      PERM_SCHEDULE_MANAGE),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -126,4 +143,5 @@ void dispatch_register_statements(void)
     notices_register_statements();
     stats_register_statements();
     rooms_register_statements();
+    schedule_register_statements();
 }

@@ -140,4 +140,19 @@ void handle_program_session_save(request_t *req);
 void handle_program_attendance(request_t *req);
 void handle_program_list(request_t *req);
 
+/* schedule.c: staff schedules (desks, shifts, the week, gaps, time off, sick calls, swaps) */
+void schedule_register_statements(void);
+void handle_desk_list(request_t *req);
+void handle_desk_save(request_t *req);
+void handle_shift_save(request_t *req);
+void handle_shift_list(request_t *req);
+void handle_schedule_week(request_t *req);
+void handle_schedule_gaps(request_t *req);
+void handle_time_off_save(request_t *req);
+void handle_time_off_list(request_t *req);
+void handle_schedule_absent(request_t *req);
+void handle_shift_change(request_t *req);
+void handle_swap_list(request_t *req);
+void handle_staff_schedule_set(request_t *req);
+
 #endif

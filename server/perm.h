@@ -73,7 +73,11 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_ROOM_CATEGORY, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change room categories")     \
     X(PERM_PROGRAM_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage programs")               \
     X(PERM_PROGRAM_ATTENDANCE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH,                            \
-      "record program attendance")
+      "record program attendance")                                                \
+    X(PERM_SCHEDULE_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see staff schedules")                     \
+    X(PERM_SCHEDULE_SELF, ROLES_ALL, PERM_SCOPE_SYSTEM,                                            \
+      "ask for time off or offer, claim and swap their own shifts")                                \
+    X(PERM_SCHEDULE_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage staff schedules")
 
 typedef enum {
 #define X(action, roles, scope, text) action,
