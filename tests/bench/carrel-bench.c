@@ -66,7 +66,8 @@ typedef struct bench_conn {
     bool circ_out; /* ... and whether it is checked out */
     int hold_step; /* holds workload: the step sent last (HOLD_*) */
     int stats_next; /* stats workload: the spec to send next */
-    int64_t room_seq; /* room workloads: the slot this desk books next */
+    /* room workloads: the slot this desk books next */
+    int64_t room_seq;
 } bench_conn_t;
 
 /* The room workloads' rooms (-r) and slots: a slot is a one-hour booking at
@@ -108,10 +109,12 @@ struct bench {
     int nspecs;
     size_t stats_rows;      /* rows of the last StatsReply */
     char served_by[16];     /* ... and who answered it */
-    int64_t rooms[ROOM_MAX]; /* room workloads: -r */
+    /* room workloads: the rooms (-r), the first day (-o, YYYY-MM-DD), and
+     * the bookings made and refused slot_taken */
+    int64_t rooms[ROOM_MAX];
     int nrooms;
-    const char *first_day;  /* -o: YYYY-MM-DD */
-    uint64_t made, refused; /* roombook/roomrace: bookings made, refused slot_taken */
+    const char *first_day;
+    uint64_t made, refused;
     uint64_t errors;
     uv_timer_t timer;
     int failed;
@@ -597,8 +600,8 @@ int main(int argc, char **argv)
         case 'r':
             for (char *id, *list = optarg; (id = strsep(&list, ",")) != NULL;) {
                 if (b.nrooms == ROOM_MAX || atoll(id) <= 0) {
-                    fprintf(stderr, "bad -r %s (room ids, comma-separated, at most %d)\n",
-                            optarg, ROOM_MAX);
+                    fprintf(stderr, "bad -r %s (room ids, comma-separated, at most %d)\n", optarg,
+                            ROOM_MAX);
                     return 2;
                 }
                 b.rooms[b.nrooms++] = atoll(id);
@@ -645,9 +648,9 @@ int main(int argc, char **argv)
         return 2;
     }
     b.workload = argv[optind];
-    static const char *const workloads[] = {
-        "ping",  "branches", "search",   "circ",     "heavy", "renewall",
-        "holds", "stats",    "roombook", "roomrace", "roomfree", "gaps"};
+    static const char *const workloads[] = {"ping",     "branches", "search",   "circ",
+                                            "heavy",    "renewall", "holds",    "stats",
+                                            "roombook", "roomrace", "roomfree", "gaps"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
