@@ -51,6 +51,9 @@ typedef struct stats_spec {
     size_t nby;
 } stats_spec_t;
 
+/* Connecting and logging in may take long on a busy machine, but not forever. */
+#define BENCH_SETUP_S 120
+
 /* Send times by id; ample slots so out-of-order answers never collide in practice. */
 #define BENCH_SLOTS(b) ((uint64_t)(b)->depth * 64)
 
@@ -102,6 +105,7 @@ struct bench {
     int closed;
     bool measuring, stopping;
     uint64_t t_start, t_end;
+    uint64_t t_launch; /* connections opened: setup gives up after BENCH_SETUP_S */
     lat_t all;
     lat_t steps[HOLD_STEPS];
     int64_t bib_base; /* holds: the first desk's title */
@@ -548,8 +552,14 @@ static void bench_tick(uv_timer_t *t)
         bench_stop_all(b);
         return;
     }
-    if (b->ready < b->nconns)
+    if (b->ready < b->nconns) {
+        if (now - b->t_launch > (uint64_t)BENCH_SETUP_S * 1000000000u) {
+            fprintf(stderr, "%d of %d connections ready after %d s\n", b->ready, b->nconns,
+                    BENCH_SETUP_S);
+            b->failed = 1;
+        }
         return;
+    }
     if (b->t_start == 0) {
         /* Everybody is logged in: start the load, measure after the warmup. */
         b->t_start = now;
@@ -693,6 +703,7 @@ int main(int argc, char **argv)
     struct sockaddr_in addr;
     uv_ip4_addr(b.prof.host, (int)b.prof.port, &addr);
     b.conns = calloc((size_t)b.nconns, sizeof(bench_conn_t));
+    b.t_launch = util_mono_ns();
     for (int i = 0; i < b.nconns; i++) {
         bench_conn_t *c = &b.conns[i];
         c->b = &b;
