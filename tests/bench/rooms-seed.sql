@@ -32,6 +32,8 @@
 --              position carries the MIC. About 7% of positions are left
 --              unstaffed (half of those as open shifts), so ScheduleGaps has
 --              gaps to find.
+--   programs   story time at each branch on Wednesday mornings (the
+--              responsible librarian not always on shift).
 \set ON_ERROR_STOP 1
 BEGIN;
 
@@ -257,6 +259,20 @@ SELECT CASE WHEN pg_temp.rnd(p.tag) < 0.035 THEN NULL
 FROM seed_position p
 -- About 7% of positions are gaps: half of them open shifts, half nothing.
 WHERE pg_temp.rnd(p.tag) >= 0.035 * 2 OR pg_temp.rnd(p.tag) < 0.035;
+
+-- Programs: story time at every branch on Wednesdays 10:30-11:15, with a
+-- librarian (s02) responsible, who is on shift some Wednesday mornings and
+-- not others (ScheduleGaps reports those sessions as program_unstaffed).
+INSERT INTO program (title, description, audience, venue, branch_id, presenter, staff_id,
+                     category, created_by)
+SELECT 'Story time', 'Stories and songs for the youngest.', '0-5', 'branch', b.id,
+       'Children''s librarian', s.id, 'story_time', (SELECT id FROM staff WHERE username = 'bench')
+FROM branch b JOIN staff s ON s.username = lower(b.code) || '.s02';
+
+INSERT INTO program_session (program_id, during)
+SELECT p.id, tstzrange(local_at(library_today() + d, '10:30'), local_at(library_today() + d, '11:15'))
+FROM program p, generate_series(1, 90) d
+WHERE p.title = 'Story time' AND extract(isodow FROM library_today() + d) = 3;
 
 COMMIT;
 VACUUM ANALYZE;
