@@ -965,3 +965,260 @@ BEGIN
     RETURN QUERY SELECT r.* FROM jsonb_populate_recordset(NULL::schedule_absent_row, v_result) r;
 END
 $$;
+
+-- --------------------------------------------------- open shifts and swaps
+
+-- Swaps as rows of kind 'swap': the swap's shift in the shift columns, then
+-- the swap.
+CREATE OR REPLACE FUNCTION swap_rows(p_ids bigint[]) RETURNS SETOF shift_change_row
+LANGUAGE sql STABLE AS $$
+    SELECT 'swap', r.*, w.id, w.status, t.username, q.username, d.username, w.with_shift_id
+    FROM shift_swap w
+    CROSS JOIN LATERAL shift_rows(ARRAY[w.shift_id]) r
+    JOIN staff t ON t.id = w.to_staff_id
+    JOIN staff q ON q.id = w.requested_by
+    LEFT JOIN staff d ON d.id = w.decided_by
+    WHERE w.id = ANY (p_ids)
+    ORDER BY w.created_at, w.id
+$$;
+
+CREATE OR REPLACE FUNCTION swap_list(p_branch text, p_pending boolean)
+RETURNS SETOF shift_change_row
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_branch integer;
+BEGIN
+    IF coalesce(p_branch, '') <> '' THEN
+        v_branch := schedule_branch(p_branch, 'branch');
+    END IF;
+    RETURN QUERY SELECT * FROM swap_rows(ARRAY(
+        SELECT w.id FROM shift_swap w JOIN shift s ON s.id = w.shift_id
+        WHERE (v_branch IS NULL OR s.branch_id = v_branch)
+          AND (NOT coalesce(p_pending, false) OR w.status = 'pending')));
+END
+$$;
+
+-- Lock staff rows in id order (no deadlock between two swaps), NULLs skipped.
+CREATE OR REPLACE FUNCTION schedule_lock_people(p_ids bigint[]) RETURNS void
+LANGUAGE sql AS $$
+    SELECT count(*) FROM (SELECT 1 FROM staff s WHERE s.id = ANY (p_ids)
+                          ORDER BY s.id FOR UPDATE) x
+$$;
+
+-- A shift by id, locked (after the people: lock order).
+CREATE OR REPLACE FUNCTION schedule_shift(p_id bigint) RETURNS shift
+LANGUAGE plpgsql AS $$
+DECLARE
+    v shift;
+BEGIN
+    SELECT * INTO v FROM shift s WHERE s.id = p_id FOR UPDATE;
+    IF v.id IS NULL THEN
+        PERFORM schedule_refuse('CR404', 'shift', format('No shift has id %s.',
+                                                         coalesce(p_id::text, '(none)')));
+    END IF;
+    RETURN v;
+END
+$$;
+
+-- Approve a pending swap: exchange the people of the two shifts (or give
+-- the one shift), with the no-overlap constraint deferred to the end of
+-- the exchange and every rule checked for both people.
+CREATE OR REPLACE FUNCTION shift_swap_approve(p_swap shift_swap, p_staff bigint)
+RETURNS bigint[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_a shift;
+    v_b shift;
+    v_from staff;
+    v_to staff;
+    v_both bigint[] := ARRAY[p_swap.shift_id, coalesce(p_swap.with_shift_id, 0)];
+BEGIN
+    SELECT * INTO v_a FROM shift s WHERE s.id = p_swap.shift_id;
+    PERFORM schedule_lock_people(ARRAY[v_a.staff_id, p_swap.to_staff_id]);
+    v_a := schedule_shift(p_swap.shift_id);
+    IF p_swap.with_shift_id IS NOT NULL THEN
+        v_b := schedule_shift(p_swap.with_shift_id);
+    END IF;
+    IF v_a.staff_id IS DISTINCT FROM p_swap.requested_by
+       OR (v_b.id IS NOT NULL AND v_b.staff_id IS DISTINCT FROM p_swap.to_staff_id) THEN
+        PERFORM schedule_refuse('CR409', 'shift_taken',
+            'A shift of this swap changed hands since it was proposed; deny it.');
+    END IF;
+    SELECT * INTO v_from FROM staff s WHERE s.id = v_a.staff_id;
+    SELECT * INTO v_to FROM staff s WHERE s.id = p_swap.to_staff_id;
+    PERFORM schedule_eligible(v_to, v_a.branch_id, v_a.mic, v_a.during, v_both, false);
+    IF v_b.id IS NOT NULL THEN
+        PERFORM schedule_eligible(v_from, v_b.branch_id, v_b.mic, v_b.during, v_both, false);
+    END IF;
+    SET CONSTRAINTS shift_staff_no_overlap DEFERRED;
+    UPDATE shift s SET staff_id = v_to.id WHERE s.id = v_a.id;
+    IF v_b.id IS NOT NULL THEN
+        UPDATE shift s SET staff_id = v_from.id WHERE s.id = v_b.id;
+    END IF;
+    BEGIN
+        SET CONSTRAINTS shift_staff_no_overlap IMMEDIATE;
+    EXCEPTION WHEN exclusion_violation THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'overlapping_shift',
+            MESSAGE = 'After the swap one of the two would have two shifts at once.';
+    END;
+    RETURN array_remove(ARRAY[v_a.id, v_b.id], NULL);
+END
+$$;
+
+-- offer, claim, swap, approve_swap, deny_swap (see schedule.proto). Keyed.
+CREATE OR REPLACE FUNCTION shift_change(p_key uuid, p_staff bigint, p_workstation bigint,
+                                        p_scope integer, p_shift bigint, p_action text,
+                                        p_to_username text, p_with_shift bigint, p_swap bigint)
+RETURNS SETOF shift_change_row
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_stored jsonb := request_claim(p_key, p_staff, 'shift_change');
+    v_shift shift;
+    v_with shift;
+    v_swap shift_swap;
+    v_me staff;
+    v_to staff;
+    v_shifts bigint[] := '{}';
+    v_swap_id bigint;
+    v_result jsonb;
+BEGIN
+    IF v_stored IS NOT NULL THEN
+        RETURN QUERY SELECT r.* FROM jsonb_populate_recordset(NULL::shift_change_row, v_stored) r;
+        RETURN;
+    END IF;
+    CASE coalesce(p_action, '')
+    WHEN 'offer' THEN
+        SELECT * INTO v_shift FROM shift s WHERE s.id = p_shift;
+        PERFORM schedule_lock_people(ARRAY[v_shift.staff_id]);
+        v_shift := schedule_shift(p_shift);
+        IF v_shift.staff_id IS NULL THEN
+            PERFORM schedule_refuse('CR409', 'shift_taken', 'The shift is open already.');
+        END IF;
+        IF v_shift.staff_id <> p_staff
+           AND NOT schedule_manages(p_staff, p_scope, v_shift.branch_id) THEN
+            PERFORM schedule_refuse('CR403', 'not_yours',
+                'Only the shift''s owner or a manager of its branch may offer it.');
+        END IF;
+        UPDATE shift s SET staff_id = NULL, offered_at = now() WHERE s.id = v_shift.id;
+        UPDATE shift_swap w SET status = 'denied', decided_by = p_staff, decided_at = now()
+        WHERE w.status = 'pending' AND (w.shift_id = v_shift.id OR w.with_shift_id = v_shift.id);
+        v_shifts := ARRAY[v_shift.id];
+    WHEN 'claim' THEN
+        SELECT * INTO v_me FROM staff s WHERE s.id = p_staff FOR UPDATE;
+        v_shift := schedule_shift(p_shift);
+        IF v_shift.staff_id IS NOT NULL THEN
+            PERFORM schedule_refuse('CR409', 'shift_taken',
+                format('Shift %s is not open any more.', v_shift.id));
+        END IF;
+        PERFORM schedule_eligible(v_me, v_shift.branch_id, v_shift.mic, v_shift.during,
+                                  ARRAY[v_shift.id], false);
+        UPDATE shift s SET staff_id = p_staff, offered_at = NULL WHERE s.id = v_shift.id;
+        v_shifts := ARRAY[v_shift.id];
+    WHEN 'swap' THEN
+        v_shift := schedule_shift(p_shift);
+        IF v_shift.staff_id IS DISTINCT FROM p_staff THEN
+            PERFORM schedule_refuse('CR403', 'not_yours', 'Only the shift''s owner may propose a swap.');
+        END IF;
+        IF coalesce(p_to_username, '') = '' THEN
+            PERFORM schedule_refuse('CR400', 'field:to_username', 'Say who takes the shift.');
+        END IF;
+        v_to := schedule_person(p_to_username, false);
+        IF v_to.id = p_staff THEN
+            PERFORM schedule_refuse('CR400', 'field:to_username', 'A swap is with someone else.');
+        END IF;
+        IF p_with_shift IS NOT NULL AND p_with_shift <> 0 THEN
+            SELECT * INTO v_with FROM shift s WHERE s.id = p_with_shift;
+            IF v_with.id IS NULL THEN
+                PERFORM schedule_refuse('CR404', 'shift', format('No shift has id %s.', p_with_shift));
+            END IF;
+            IF v_with.staff_id IS DISTINCT FROM v_to.id THEN
+                PERFORM schedule_refuse('CR400', 'field:with_shift_id',
+                    format('Shift %s is not %s''s.', p_with_shift, v_to.display_name));
+            END IF;
+        END IF;
+        IF EXISTS (SELECT 1 FROM shift_swap w WHERE w.shift_id = v_shift.id
+                   AND w.status = 'pending') THEN
+            PERFORM schedule_refuse('CR409', 'duplicate', 'This shift already has a pending swap.');
+        END IF;
+        INSERT INTO shift_swap (shift_id, with_shift_id, to_staff_id, requested_by)
+        VALUES (v_shift.id, v_with.id, v_to.id, p_staff)
+        RETURNING id INTO v_swap_id;
+    WHEN 'approve_swap', 'deny_swap' THEN
+        SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap FOR UPDATE;
+        IF v_swap.id IS NULL THEN
+            PERFORM schedule_refuse('CR404', 'swap', format('No swap request has id %s.',
+                                                            coalesce(p_swap::text, '(none)')));
+        END IF;
+        SELECT * INTO v_shift FROM shift s WHERE s.id = v_swap.shift_id;
+        IF (SELECT s.role < 'branch_manager' FROM staff s WHERE s.id = p_staff) THEN
+            PERFORM schedule_refuse('CR403', 'role', 'Managers decide swaps.');
+        END IF;
+        PERFORM schedule_scope_check(p_scope, v_shift.branch_id);
+        IF v_swap.status <> 'pending' THEN
+            PERFORM schedule_refuse('CR409', 'swap_decided',
+                format('Swap %s was already %s.', v_swap.id, v_swap.status));
+        END IF;
+        IF p_action = 'approve_swap' THEN
+            v_shifts := shift_swap_approve(v_swap, p_staff);
+        END IF;
+        UPDATE shift_swap w
+        SET status = CASE p_action WHEN 'approve_swap' THEN 'approved' ELSE 'denied' END,
+            decided_by = p_staff, decided_at = now()
+        WHERE w.id = v_swap.id;
+        v_swap_id := v_swap.id;
+    ELSE
+        PERFORM schedule_refuse('CR400', 'field:action',
+                                'action is offer, claim, swap, approve_swap or deny_swap.');
+    END CASE;
+    INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
+    VALUES (p_staff, p_workstation, 'shift_' || p_action,
+            'shift/' || coalesce(p_shift, v_swap.shift_id),
+            jsonb_build_object('swap', v_swap_id, 'to', p_to_username));
+    SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]') INTO v_result FROM (
+        SELECT 'shift' AS kind, r.*, NULL::bigint AS swap_request_id, NULL::text AS swap_status,
+               NULL::text AS swap_to, NULL::text AS swap_requested_by,
+               NULL::text AS swap_decided_by, NULL::bigint AS swap_with_shift
+        FROM shift_rows(v_shifts) r
+        UNION ALL
+        SELECT * FROM swap_rows(ARRAY[v_swap_id]) WHERE v_swap_id IS NOT NULL) x;
+    PERFORM request_store(p_key, v_result);
+    RETURN QUERY SELECT r.* FROM jsonb_populate_recordset(NULL::shift_change_row, v_result) r;
+END
+$$;
+
+-- ------------------------------------------------------ a person's facts
+
+CREATE OR REPLACE FUNCTION staff_schedule_set(p_staff bigint, p_workstation bigint,
+                                              p_scope integer, p_username text, p_mic boolean,
+                                              p_max integer)
+RETURNS TABLE (username text, display_name text, mic_eligible boolean, max_week_hours integer,
+               branches text[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_person staff := schedule_person(p_username, true);
+BEGIN
+    IF p_scope IS NOT NULL AND NOT EXISTS (SELECT 1 FROM staff_branch sb
+                                           WHERE sb.staff_id = v_person.id
+                                             AND sb.branch_id = p_scope) THEN
+        PERFORM schedule_refuse('CR403', 'branch',
+            format('%s does not work at your branch.', v_person.display_name));
+    END IF;
+    IF p_max IS NOT NULL AND p_max NOT BETWEEN 0 AND 80 THEN
+        PERFORM schedule_refuse('CR400', 'field:max_week_hours',
+                                'Weekly hours are 0 (no limit) to 80.');
+    END IF;
+    IF p_mic IS NOT NULL OR p_max IS NOT NULL THEN
+        UPDATE staff s SET mic_eligible = coalesce(p_mic, s.mic_eligible),
+               max_week_hours = coalesce(p_max, s.max_week_hours), updated_at = now()
+        WHERE s.id = v_person.id;
+        INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
+        VALUES (p_staff, p_workstation, 'staff_schedule_set', v_person.username,
+                jsonb_strip_nulls(jsonb_build_object('mic_eligible', p_mic,
+                                                     'max_week_hours', p_max)));
+    END IF;
+    RETURN QUERY SELECT s.username, s.display_name, s.mic_eligible, s.max_week_hours,
+                        staff_branch_codes(s.id)
+                 FROM staff s WHERE s.id = v_person.id;
+END
+$$;
