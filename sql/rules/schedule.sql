@@ -807,7 +807,9 @@ BEGIN
             NULL;
         ELSIF NOT time_off_manages(p_staff, p_scope, v_person.id) THEN
             PERFORM schedule_refuse('CR403', CASE WHEN v_action = 'withdraw' THEN 'not_yours'
-                                                  ELSE 'branch' END,
+                                                  WHEN (SELECT s.role < 'branch_manager'
+                                                        FROM staff s WHERE s.id = p_staff)
+                                                  THEN 'role' ELSE 'branch' END,
                 format('Only a manager of %s''s branch may %s this time off.',
                        v_person.display_name, v_action));
         END IF;
