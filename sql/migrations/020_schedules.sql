@@ -106,3 +106,8 @@ CREATE TYPE schedule_absent_row AS (kind text, id bigint, username text, staff_n
     note text, swap_id bigint, gap_branch_code text, gap_day date, gap_start text,
     gap_end text, gap_kind text, gap_desk_code text, gap_needed integer,
     gap_scheduled integer, gap_text text, gap_program_session_id bigint);
+-- shift_change's and swap_list's rows (kind, shift_out columns, the swap).
+CREATE TYPE shift_change_row AS (kind text, id bigint, username text, staff_name text,
+    branch_code text, desk_code text, start text, "end" text, mic boolean, status text,
+    note text, swap_id bigint, swap_request_id bigint, swap_status text, swap_to text,
+    swap_requested_by text, swap_decided_by text, swap_with_shift bigint);
