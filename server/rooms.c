@@ -153,11 +153,11 @@ enum { OUT_MADE, OUT_REASON, OUT_MESSAGE, OUT_NCOLS };
 
 /* RoomList: the day first, so that an empty list still says which day it is. */
 enum { LIST_DAY, LIST_ROOM, LIST_NCOLS = LIST_ROOM + ROOM_NCOLS };
-static const reply_stmt_t stmt_room_list = REPLY_STMT(
-    "room_list", LIST_NCOLS,
-    "SELECT d.day::text, r.* FROM (SELECT local_day($2, 'date', "
-    "(now() AT TIME ZONE library_setting_text('timezone'))::date) AS day) d "
-    "LEFT JOIN LATERAL room_list($1, $2, $3) r ON true");
+static const reply_stmt_t stmt_room_list =
+    REPLY_STMT("room_list", LIST_NCOLS,
+               "SELECT d.day::text, r.* FROM (SELECT local_day($2, 'date', "
+               "(now() AT TIME ZONE library_setting_text('timezone'))::date) AS day) d "
+               "LEFT JOIN LATERAL room_list($1, $2, $3) r ON true");
 
 static const reply_stmt_t stmt_room_save =
     REPLY_STMT("room_save", ROOM_NCOLS, "SELECT * FROM room_save($1, $2, $3, $4::jsonb)");
@@ -179,23 +179,22 @@ static const reply_stmt_t stmt_room_free_rooms =
                "SELECT * FROM room_list($1, $2, false) WHERE id = ANY($3::bigint[])");
 
 enum { BOOK_NCOLS = OUT_NCOLS + BK_NCOLS };
-static const reply_stmt_t stmt_room_book = REPLY_STMT(
-    "room_book", BOOK_NCOLS, "SELECT * FROM room_book($1::uuid, $2, $3, $4, $5::jsonb)");
+static const reply_stmt_t stmt_room_book =
+    REPLY_STMT("room_book", BOOK_NCOLS, "SELECT * FROM room_book($1::uuid, $2, $3, $4, $5::jsonb)");
 
 static const reply_stmt_t stmt_room_change = REPLY_STMT(
-    "room_change", BK_NCOLS,
-    "SELECT * FROM room_change($1::uuid, $2, $3, $4, $5, $6, $7, $8)");
+    "room_change", BK_NCOLS, "SELECT * FROM room_change($1::uuid, $2, $3, $4, $5, $6, $7, $8)");
 
 /* RoomBookings: the no-show count first, so that it comes with no bookings too. */
 enum { BKS_NO_SHOWS, BKS_BOOKING, BKS_NCOLS = BKS_BOOKING + BK_NCOLS };
-static const reply_stmt_t stmt_room_bookings = REPLY_STMT(
-    "room_bookings", BKS_NCOLS,
-    "SELECT n.no_shows, b.* FROM (SELECT CASE WHEN coalesce($1, '') <> ''"
-    " THEN room_patron_no_shows($1) END AS no_shows) n"
-    " LEFT JOIN LATERAL room_bookings($1, $2, $3, $4, $5, $6, $7) b ON true");
+static const reply_stmt_t stmt_room_bookings =
+    REPLY_STMT("room_bookings", BKS_NCOLS,
+               "SELECT n.no_shows, b.* FROM (SELECT CASE WHEN coalesce($1, '') <> ''"
+               " THEN room_patron_no_shows($1) END AS no_shows) n"
+               " LEFT JOIN LATERAL room_bookings($1, $2, $3, $4, $5, $6, $7) b ON true");
 
-static const reply_stmt_t stmt_program_save = REPLY_STMT(
-    "program_save", PRG_NCOLS, "SELECT * FROM program_save($1, $2, $3, $4::jsonb)");
+static const reply_stmt_t stmt_program_save =
+    REPLY_STMT("program_save", PRG_NCOLS, "SELECT * FROM program_save($1, $2, $3, $4::jsonb)");
 
 enum { SESSION_SAVE_NCOLS = OUT_NCOLS + SES_NCOLS };
 static const reply_stmt_t stmt_session_save =
@@ -206,7 +205,12 @@ static const reply_stmt_t stmt_attendance = REPLY_STMT(
     "program_attendance", SES_NCOLS, "SELECT * FROM program_attendance($1, $2, $3, $4, $5)");
 
 /* ProgramList: kind ('program' | 'session'), a program_out, a session_out. */
-enum { PL_KIND, PL_PROGRAM, PL_SESSION = PL_PROGRAM + PRG_NCOLS, PL_NCOLS = PL_SESSION + SES_NCOLS };
+enum {
+    PL_KIND,
+    PL_PROGRAM,
+    PL_SESSION = PL_PROGRAM + PRG_NCOLS,
+    PL_NCOLS = PL_SESSION + SES_NCOLS
+};
 static const reply_stmt_t stmt_program_list =
     REPLY_STMT("program_list", PL_NCOLS, "SELECT * FROM program_list($1, $2, $3, $4, $5)");
 
@@ -287,7 +291,8 @@ static bool rooms_fail_text(request_t *req, const char *s, size_t max, const cha
         bad = (unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t';
     if (!bad)
         return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, arena_printf(&req->arena, "field:%s", field),
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                 arena_printf(&req->arena, "field:%s", field),
                  "%s must be at most %zu characters of text.", field, max);
     return true;
 }
@@ -298,7 +303,8 @@ static bool rooms_fail_range(request_t *req, bool has, int64_t v, int64_t min, i
 {
     if (!has || (v >= min && v <= max))
         return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, arena_printf(&req->arena, "field:%s", field),
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                 arena_printf(&req->arena, "field:%s", field),
                  "%s must be from %lld to %lld (not %lld).", field, (long long)min, (long long)max,
                  (long long)v);
     return true;
@@ -618,8 +624,7 @@ void handle_room_save(request_t *req)
 
 static void category_list_rows(request_t *req, const PGresult *res)
 {
-    Carrel__RoomCategoryListReply *reply =
-        arena_new(&req->arena, Carrel__RoomCategoryListReply, 1);
+    Carrel__RoomCategoryListReply *reply = arena_new(&req->arena, Carrel__RoomCategoryListReply, 1);
     carrel__room_category_list_reply__init(reply);
     int n = PQntuples(res);
     reply->categories = arena_new(&req->arena, Carrel__RoomCategory *, n ? n : 1);
@@ -747,8 +752,8 @@ static void room_book_rows(request_t *req, const PGresult *res)
                 refusal_from_row(req, res, i, OUT_NCOLS + BK_START, OUT_NCOLS + BK_END);
     }
     log_info(req->conn->id, "%s booked room %lld: %zu made, %zu refused",
-             request_session(req)->username, (long long)req->msg->room_book->room_id,
-             reply->n_made, reply->n_refused);
+             request_session(req)->username, (long long)req->msg->room_book->room_id, reply->n_made,
+             reply->n_refused);
     req->resp.body_case = CARREL__RESPONSE__BODY_ROOM_BOOK;
     req->resp.room_book = reply;
     request_ok(req);
@@ -765,8 +770,7 @@ void handle_room_book(request_t *req)
         rooms_fail_text(req, m->group_contact, ROOMS_TEXT_MAX, "group_contact") ||
         rooms_fail_text(req, m->purpose, ROOMS_TEXT_MAX, "purpose") ||
         rooms_fail_text(req, m->until, ROOMS_TEXT_MAX, "until") ||
-        rooms_fail_range(req, m->has_attendees, m->attendees, 1, ROOMS_CAPACITY_MAX,
-                         "attendees") ||
+        rooms_fail_range(req, m->has_attendees, m->attendees, 1, ROOMS_CAPACITY_MAX, "attendees") ||
         rooms_fail_staff_only(req, m->has_override && m->override, m->repeat))
         return;
     if (m->start == NULL || m->start[0] == '\0' || m->end == NULL || m->end[0] == '\0') {
@@ -867,13 +871,11 @@ void handle_room_bookings(request_t *req)
                        "field:limit", &limit))
         return;
     arena_t *a = &req->arena;
-    const char *values[7] = {rooms_opt(m->card),
-                             m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
-                             rooms_opt(m->branch),
-                             rooms_opt(m->from),
-                             rooms_opt(m->to),
-                             m->has_all && m->all ? "true" : "false",
-                             pgtext_int(a, limit)};
+    const char *values[7] = {
+        rooms_opt(m->card),   m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
+        rooms_opt(m->branch), rooms_opt(m->from),
+        rooms_opt(m->to),     m->has_all && m->all ? "true" : "false",
+        pgtext_int(a, limit)};
     reply_query(req, &stmt_room_bookings, 7, values, room_bookings_rows);
 }
 
@@ -984,13 +986,12 @@ void handle_program_attendance(request_t *req)
 {
     Carrel__ProgramAttendance *m = req->msg->program_attendance;
     if (rooms_fail_range(req, true, m->session_id, 1, INT64_MAX, "session_id") ||
-        rooms_fail_range(req, true, m->has_attendance ? m->attendance : -1, 0,
-                         ROOMS_ATTENDANCE_MAX, "attendance"))
+        rooms_fail_range(req, true, m->has_attendance ? m->attendance : -1, 0, ROOMS_ATTENDANCE_MAX,
+                         "attendance"))
         return;
     const char *staff, *ws;
     rooms_actor(req, &staff, &ws);
-    const char *values[5] = {staff, ws, rooms_scope(req),
-                             pgtext_int(&req->arena, m->session_id),
+    const char *values[5] = {staff, ws, rooms_scope(req), pgtext_int(&req->arena, m->session_id),
                              pgtext_int(&req->arena, m->attendance)};
     reply_query(req, &stmt_attendance, 5, values, attendance_rows);
 }
