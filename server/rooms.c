@@ -155,9 +155,8 @@ enum { OUT_MADE, OUT_REASON, OUT_MESSAGE, OUT_NCOLS };
 enum { LIST_DAY, LIST_ROOM, LIST_NCOLS = LIST_ROOM + ROOM_NCOLS };
 static const reply_stmt_t stmt_room_list =
     REPLY_STMT("room_list", LIST_NCOLS,
-               "SELECT d.day::text, r.* FROM (SELECT local_day($2, 'date', "
-               "(now() AT TIME ZONE library_setting_text('timezone'))::date) AS day) d "
-               "LEFT JOIN LATERAL room_list($1, $2, $3) r ON true");
+               "SELECT d.day::text, r.* FROM (SELECT local_day($2, 'date', library_today()) AS day)"
+               " d LEFT JOIN LATERAL room_list($1, $2, $3) r ON true");
 
 static const reply_stmt_t stmt_room_save =
     REPLY_STMT("room_save", ROOM_NCOLS, "SELECT * FROM room_save($1, $2, $3, $4::jsonb)");
@@ -169,14 +168,17 @@ static const reply_stmt_t stmt_category_save = REPLY_STMT(
     "room_category_save", CAT_NCOLS, "SELECT * FROM room_category_save($1, $2, $3::jsonb)");
 
 enum { FREE_ROOM_ID, FREE_DAY, FREE_OPENS, FREE_CLOSES, FREE_FREE, FREE_CLOSED, FREE_NCOLS };
+#define FREE_NPARAMS 7
 static const reply_stmt_t stmt_room_free =
     REPLY_STMT("room_free", FREE_NCOLS,
                "SELECT room_id, day::text, opens, closes, free, closed"
                " FROM room_free($1, $2, $3, $4, $5, $6::text[], $7)");
-/* The rooms a RoomFree answer refers to (active ones, with the day's occupancy). */
+/* The rooms a RoomFree answer refers to: room_free's filters, the first day's occupancy
+ * ($3, the number of days, is room_free's only). */
 static const reply_stmt_t stmt_room_free_rooms =
     REPLY_STMT("room_free_rooms", ROOM_NCOLS,
-               "SELECT * FROM room_list($1, $2, false) WHERE id = ANY($3::bigint[])");
+               "SELECT * FROM room_free_rooms($1, $2, $4, $5, $6::text[], $7)"
+               " WHERE $3::integer IS NOT NULL");
 
 enum { BOOK_NCOLS = OUT_NCOLS + BK_NCOLS };
 static const reply_stmt_t stmt_room_book =
@@ -670,6 +672,22 @@ void handle_room_category_save(request_t *req)
 
 /* ---------------------------------------------------------------- RoomFree */
 
+/* room_free's parameters; room_free_rooms takes the same ones but the number of days. */
+static const char **room_free_values(request_t *req)
+{
+    Carrel__RoomFree *m = req->msg->room_free;
+    arena_t *a = &req->arena;
+    const char **v = arena_new(a, const char *, FREE_NPARAMS);
+    v[0] = rooms_opt(m->branch);
+    v[1] = rooms_opt(m->date);
+    v[2] = pgtext_int(a, m->has_days ? m->days : 1);
+    v[3] = m->has_capacity && m->capacity > 0 ? pgtext_int(a, m->capacity) : NULL;
+    v[4] = m->has_room_id ? pgtext_int(a, m->room_id) : NULL;
+    v[5] = m->n_features ? pgtext_array_build(a, m->features, m->n_features) : NULL;
+    v[6] = m->has_staff && m->staff ? "true" : "false";
+    return v;
+}
+
 /* The free days, then the rooms they refer to (a second statement). */
 static void room_free_rooms_rows(request_t *req, const PGresult *res)
 {
@@ -685,14 +703,10 @@ static void room_free_rooms_rows(request_t *req, const PGresult *res)
 
 static void room_free_rows(request_t *req, const PGresult *res)
 {
-    Carrel__RoomFree *m = req->msg->room_free;
     Carrel__RoomFreeReply *reply = arena_new(&req->arena, Carrel__RoomFreeReply, 1);
     carrel__room_free_reply__init(reply);
     int n = PQntuples(res);
     reply->days = arena_new(&req->arena, Carrel__RoomFreeDay *, n ? n : 1);
-    /* The distinct rooms, in the order the days name them (room order, then day). */
-    char **ids = arena_new(&req->arena, char *, n ? n : 1);
-    size_t nids = 0;
     for (int i = 0; i < n; i++) {
         Carrel__RoomFreeDay *d = arena_new(&req->arena, Carrel__RoomFreeDay, 1);
         carrel__room_free_day__init(d);
@@ -703,13 +717,10 @@ static void room_free_rows(request_t *req, const PGresult *res)
         d->free = rooms_texts(req, res, i, FREE_FREE, &d->n_free);
         ROOMS_OPT_BOOL(d, closed, res, i, FREE_CLOSED);
         reply->days[reply->n_days++] = d;
-        if (nids == 0 || strcmp(ids[nids - 1], COL(res, i, FREE_ROOM_ID)) != 0)
-            ids[nids++] = reply_text(req, res, i, FREE_ROOM_ID);
     }
     req->state = reply;
-    const char *values[3] = {rooms_opt(m->branch), rooms_opt(m->date),
-                             pgtext_array_build(&req->arena, ids, nids)};
-    reply_query(req, &stmt_room_free_rooms, 3, values, room_free_rooms_rows);
+    reply_query(req, &stmt_room_free_rooms, FREE_NPARAMS, room_free_values(req),
+                room_free_rooms_rows);
 }
 
 void handle_room_free(request_t *req)
@@ -722,17 +733,7 @@ void handle_room_free(request_t *req)
         rooms_fail_range(req, m->has_room_id, m->room_id, 1, INT64_MAX, "room_id") ||
         rooms_fail_features(req, m->features, m->n_features))
         return;
-    arena_t *a = &req->arena;
-    const char *values[7] = {
-        rooms_opt(m->branch),
-        rooms_opt(m->date),
-        pgtext_int(a, m->has_days ? m->days : 1),
-        m->has_capacity && m->capacity > 0 ? pgtext_int(a, m->capacity) : NULL,
-        m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
-        m->n_features ? pgtext_array_build(a, m->features, m->n_features) : NULL,
-        m->has_staff && m->staff ? "true" : "false",
-    };
-    reply_query(req, &stmt_room_free, 7, values, room_free_rows);
+    reply_query(req, &stmt_room_free, FREE_NPARAMS, room_free_values(req), room_free_rows);
 }
 
 /* ---------------------------------------------------------------- RoomBook */
