@@ -94,7 +94,7 @@ CREATE INDEX program_session_start ON program_session (lower(during));
 
 -- ---------------------------------------------------------------- bookings
 
-CREATE SEQUENCE room_booking_series;
+CREATE SEQUENCE room_series;
 
 CREATE TABLE room_booking (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -158,11 +158,11 @@ INSERT INTO notice_template (kind, subject, body) VALUES
      E'Dear {name},\n\n{room} at {branch} is booked for you on {date}, {time}.\n\n{library}\n'),
     ('room_reminder', 'Reminder: {room}, {date} {time}',
      E'Dear {name},\n\nA reminder of your booking of {room} at {branch} on {date}, {time}. '
-     E'Please check in at the desk when you arrive, or cancel if you no longer need it.\n\n'
-     E'{library}\n'),
+     || E'Please check in at the desk when you arrive, or cancel if you no longer need it.\n\n'
+     || E'{library}\n'),
     ('room_cancelled', 'Booking cancelled: {room}, {date}',
      E'Dear {name},\n\nYour booking of {room} at {branch} on {date}, {time} has been '
-     E'cancelled.\n\n{library}\n');
+     || E'cancelled.\n\n{library}\n');
 
 ALTER TABLE notice ADD COLUMN booking_id bigint REFERENCES room_booking;
 DROP INDEX notice_once;

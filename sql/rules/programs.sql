@@ -320,7 +320,7 @@ BEGIN
                                                v_override, NULL)];
         ELSE
             v_length := (v_end AT TIME ZONE v_tz) - (v_start AT TIME ZONE v_tz);
-            v_series := nextval('room_booking_series');
+            v_series := nextval('room_series');
             FOR v_at IN SELECT * FROM room_occurrences(v_start AT TIME ZONE v_tz,
                                                        p_doc ->> 'repeat',
                                                        local_day(p_doc ->> 'until', 'until', NULL))

@@ -902,7 +902,7 @@ BEGIN
     ELSE
         -- each occurrence at the same local times; its own subtransaction
         v_length := (v_end AT TIME ZONE v_tz) - (v_start AT TIME ZONE v_tz);
-        v_series := nextval('room_booking_series');
+        v_series := nextval('room_series');
         FOR v_at IN SELECT * FROM room_occurrences(v_start AT TIME ZONE v_tz, v_repeat,
                                                    local_day(p_doc ->> 'until', 'until', NULL))
         LOOP
@@ -990,7 +990,8 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM room_refuse('CR404', 'booking', format('There is no room booking %s.', p_booking));
     END IF;
-    SELECT r.branch_id, cat.* INTO v_branch, c
+    SELECT r.branch_id INTO v_branch FROM room r WHERE r.id = k.room_id;
+    SELECT cat.* INTO c
     FROM room r JOIN room_category cat ON cat.code = r.category WHERE r.id = k.room_id;
     PERFORM room_scope_check(p_scope, v_branch);
     v_ids := ARRAY[k.id];

@@ -1142,7 +1142,7 @@ BEGIN
                (36, 'OFFSITEPRO', NULL, 'offsite', false, 'Sessions held elsewhere (offsite)'),
                (37, 'OFFSITEATTEN', NULL, 'offsite', true, 'Attendance at offsite sessions'),
                (38, 'VIRPRO', NULL, 'online', false, 'Live online sessions'),
-               (39, 'VIRATTEN', NULL, 'online', true, 'Attendance at live online sessions (peak concurrent viewers)'))
+               (39, 'VIRATTEN', NULL, 'online', true, 'Attendance at live online sessions (peak concurrent viewers)')
     ), per_outlet AS (
         SELECT 1 AS ord, 'PHYSCIR' AS code, o.code AS branch_code,
                coalesce((SELECT sum(c.value) FROM circ c WHERE c.code = o.code), 0) AS value,
