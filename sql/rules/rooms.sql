@@ -974,6 +974,7 @@ DECLARE
     v_reason text := nullif(btrim(p_reason), '');
     v_early integer := library_setting_text('room_checkin_early_minutes')::integer;
     v_result jsonb;
+    v_until timestamptz;
 BEGIN
     v_stored := request_claim(p_key, p_staff, 'room_change');
     IF v_stored IS NOT NULL THEN
@@ -1017,16 +1018,15 @@ BEGIN
             PERFORM room_refuse('CR409', 'booking_closed',
                                 format('The booking is %s, not confirmed.', k.status));
         END IF;
-        IF now() < lower(k.during) - make_interval(mins => v_early)
-           OR now() >= CASE WHEN c.checkin_minutes > 0
-                            THEN lower(k.during) + make_interval(mins => c.checkin_minutes)
-                            ELSE upper(k.during) END THEN
+        -- until the release (or the end, for a category without check-in)
+        v_until := CASE WHEN c.checkin_minutes > 0
+                        THEN lower(k.during) + make_interval(mins => c.checkin_minutes)
+                        ELSE upper(k.during) END;
+        IF now() < lower(k.during) - make_interval(mins => v_early) OR now() >= v_until THEN
             PERFORM room_refuse('CR422', 'checkin_window', format(
                 'Check-in for this booking is from %s until %s.',
                 local_hhmm(lower(k.during) - make_interval(mins => v_early)),
-                local_hhmm(CASE WHEN c.checkin_minutes > 0
-                                THEN lower(k.during) + make_interval(mins => c.checkin_minutes)
-                                ELSE upper(k.during) END)));
+                local_hhmm(v_until)));
         END IF;
         UPDATE room_booking SET status = 'checked_in', checked_in_at = now() WHERE id = k.id;
     ELSE
