@@ -158,8 +158,9 @@ static const reply_stmt_t stmt_room_list =
                "SELECT d.day::text, r.* FROM (SELECT local_day($2, 'date', library_today()) AS day)"
                " d LEFT JOIN LATERAL room_list($1, $2, $3) r ON true");
 
-static const reply_stmt_t stmt_room_save =
-    REPLY_STMT("room_save", ROOM_NCOLS, "SELECT * FROM room_save($1, $2, $3, $4::jsonb)");
+/* $5: the document's keys to leave out (lists sent empty: "unchanged" on an edit). */
+static const reply_stmt_t stmt_room_save = REPLY_STMT(
+    "room_save", ROOM_NCOLS, "SELECT * FROM room_save($1, $2, $3, $4::jsonb - $5::text[])");
 
 static const reply_stmt_t stmt_category_list =
     REPLY_STMT("room_category_list", CAT_NCOLS, "SELECT * FROM room_category_list()");
@@ -618,8 +619,17 @@ void handle_room_save(request_t *req)
     r->now = NULL;
     const char *staff, *ws;
     rooms_actor(req, &staff, &ws);
-    const char *values[4] = {staff, ws, rooms_scope(req), rooms_doc(req, &r->base)};
-    reply_query(req, &stmt_room_save, 4, values, room_save_rows);
+    /* JSON has every list, empty or not; an edit that leaves features or parts out keeps
+     * them (json_message cannot tell "absent" from "empty" for a repeated field). */
+    char *omit[4] = {"part_names", "whole_names", NULL, NULL};
+    size_t nomit = 2;
+    if (r->n_features == 0)
+        omit[nomit++] = "features";
+    if (r->n_part_ids == 0)
+        omit[nomit++] = "part_ids";
+    const char *values[5] = {staff, ws, rooms_scope(req), rooms_doc(req, &r->base),
+                             pgtext_array_build(&req->arena, omit, nomit)};
+    reply_query(req, &stmt_room_save, 5, values, room_save_rows);
 }
 
 /* ---------------------------------------------------------------- categories */
