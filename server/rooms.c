@@ -153,14 +153,14 @@ enum { OUT_MADE, OUT_REASON, OUT_MESSAGE, OUT_NCOLS };
 
 /* RoomList: the day first, so that an empty list still says which day it is. */
 enum { LIST_DAY, LIST_ROOM, LIST_NCOLS = LIST_ROOM + ROOM_NCOLS };
-static const reply_stmt_t stmt_room_list = REPLY_STMT(
-    "room_list", LIST_NCOLS,
-    "SELECT d.day::text, r.* FROM (SELECT local_day($2, 'date', "
-    "(now() AT TIME ZONE library_setting_text('timezone'))::date) AS day) d "
-    "LEFT JOIN LATERAL room_list($1, $2, $3) r ON true");
+static const reply_stmt_t stmt_room_list =
+    REPLY_STMT("room_list", LIST_NCOLS,
+               "SELECT d.day::text, r.* FROM (SELECT local_day($2, 'date', library_today()) AS day)"
+               " d LEFT JOIN LATERAL room_list($1, $2, $3) r ON true");
 
-static const reply_stmt_t stmt_room_save =
-    REPLY_STMT("room_save", ROOM_NCOLS, "SELECT * FROM room_save($1, $2, $3, $4::jsonb)");
+/* $5: the document's keys to leave out (lists sent empty: "unchanged" on an edit). */
+static const reply_stmt_t stmt_room_save = REPLY_STMT(
+    "room_save", ROOM_NCOLS, "SELECT * FROM room_save($1, $2, $3, $4::jsonb - $5::text[])");
 
 static const reply_stmt_t stmt_category_list =
     REPLY_STMT("room_category_list", CAT_NCOLS, "SELECT * FROM room_category_list()");
@@ -169,33 +169,35 @@ static const reply_stmt_t stmt_category_save = REPLY_STMT(
     "room_category_save", CAT_NCOLS, "SELECT * FROM room_category_save($1, $2, $3::jsonb)");
 
 enum { FREE_ROOM_ID, FREE_DAY, FREE_OPENS, FREE_CLOSES, FREE_FREE, FREE_CLOSED, FREE_NCOLS };
+#define FREE_NPARAMS 7
 static const reply_stmt_t stmt_room_free =
     REPLY_STMT("room_free", FREE_NCOLS,
                "SELECT room_id, day::text, opens, closes, free, closed"
                " FROM room_free($1, $2, $3, $4, $5, $6::text[], $7)");
-/* The rooms a RoomFree answer refers to (active ones, with the day's occupancy). */
+/* The rooms a RoomFree answer refers to: room_free's filters, the first day's occupancy
+ * ($3, the number of days, is room_free's only). */
 static const reply_stmt_t stmt_room_free_rooms =
     REPLY_STMT("room_free_rooms", ROOM_NCOLS,
-               "SELECT * FROM room_list($1, $2, false) WHERE id = ANY($3::bigint[])");
+               "SELECT * FROM room_free_rooms($1, $2, $4, $5, $6::text[], $7)"
+               " WHERE $3::integer IS NOT NULL");
 
 enum { BOOK_NCOLS = OUT_NCOLS + BK_NCOLS };
-static const reply_stmt_t stmt_room_book = REPLY_STMT(
-    "room_book", BOOK_NCOLS, "SELECT * FROM room_book($1::uuid, $2, $3, $4, $5::jsonb)");
+static const reply_stmt_t stmt_room_book =
+    REPLY_STMT("room_book", BOOK_NCOLS, "SELECT * FROM room_book($1::uuid, $2, $3, $4, $5::jsonb)");
 
 static const reply_stmt_t stmt_room_change = REPLY_STMT(
-    "room_change", BK_NCOLS,
-    "SELECT * FROM room_change($1::uuid, $2, $3, $4, $5, $6, $7, $8)");
+    "room_change", BK_NCOLS, "SELECT * FROM room_change($1::uuid, $2, $3, $4, $5, $6, $7, $8)");
 
 /* RoomBookings: the no-show count first, so that it comes with no bookings too. */
 enum { BKS_NO_SHOWS, BKS_BOOKING, BKS_NCOLS = BKS_BOOKING + BK_NCOLS };
-static const reply_stmt_t stmt_room_bookings = REPLY_STMT(
-    "room_bookings", BKS_NCOLS,
-    "SELECT n.no_shows, b.* FROM (SELECT CASE WHEN coalesce($1, '') <> ''"
-    " THEN room_patron_no_shows($1) END AS no_shows) n"
-    " LEFT JOIN LATERAL room_bookings($1, $2, $3, $4, $5, $6, $7) b ON true");
+static const reply_stmt_t stmt_room_bookings =
+    REPLY_STMT("room_bookings", BKS_NCOLS,
+               "SELECT n.no_shows, b.* FROM (SELECT CASE WHEN coalesce($1, '') <> ''"
+               " THEN room_patron_no_shows($1) END AS no_shows) n"
+               " LEFT JOIN LATERAL room_bookings($1, $2, $3, $4, $5, $6, $7) b ON true");
 
-static const reply_stmt_t stmt_program_save = REPLY_STMT(
-    "program_save", PRG_NCOLS, "SELECT * FROM program_save($1, $2, $3, $4::jsonb)");
+static const reply_stmt_t stmt_program_save =
+    REPLY_STMT("program_save", PRG_NCOLS, "SELECT * FROM program_save($1, $2, $3, $4::jsonb)");
 
 enum { SESSION_SAVE_NCOLS = OUT_NCOLS + SES_NCOLS };
 static const reply_stmt_t stmt_session_save =
@@ -206,7 +208,12 @@ static const reply_stmt_t stmt_attendance = REPLY_STMT(
     "program_attendance", SES_NCOLS, "SELECT * FROM program_attendance($1, $2, $3, $4, $5)");
 
 /* ProgramList: kind ('program' | 'session'), a program_out, a session_out. */
-enum { PL_KIND, PL_PROGRAM, PL_SESSION = PL_PROGRAM + PRG_NCOLS, PL_NCOLS = PL_SESSION + SES_NCOLS };
+enum {
+    PL_KIND,
+    PL_PROGRAM,
+    PL_SESSION = PL_PROGRAM + PRG_NCOLS,
+    PL_NCOLS = PL_SESSION + SES_NCOLS
+};
 static const reply_stmt_t stmt_program_list =
     REPLY_STMT("program_list", PL_NCOLS, "SELECT * FROM program_list($1, $2, $3, $4, $5)");
 
@@ -287,7 +294,8 @@ static bool rooms_fail_text(request_t *req, const char *s, size_t max, const cha
         bad = (unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t';
     if (!bad)
         return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, arena_printf(&req->arena, "field:%s", field),
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                 arena_printf(&req->arena, "field:%s", field),
                  "%s must be at most %zu characters of text.", field, max);
     return true;
 }
@@ -298,7 +306,8 @@ static bool rooms_fail_range(request_t *req, bool has, int64_t v, int64_t min, i
 {
     if (!has || (v >= min && v <= max))
         return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, arena_printf(&req->arena, "field:%s", field),
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                 arena_printf(&req->arena, "field:%s", field),
                  "%s must be from %lld to %lld (not %lld).", field, (long long)min, (long long)max,
                  (long long)v);
     return true;
@@ -610,16 +619,24 @@ void handle_room_save(request_t *req)
     r->now = NULL;
     const char *staff, *ws;
     rooms_actor(req, &staff, &ws);
-    const char *values[4] = {staff, ws, rooms_scope(req), rooms_doc(req, &r->base)};
-    reply_query(req, &stmt_room_save, 4, values, room_save_rows);
+    /* JSON has every list, empty or not; an edit that leaves features or parts out keeps
+     * them (json_message cannot tell "absent" from "empty" for a repeated field). */
+    char *omit[4] = {"part_names", "whole_names", NULL, NULL};
+    size_t nomit = 2;
+    if (r->n_features == 0)
+        omit[nomit++] = "features";
+    if (r->n_part_ids == 0)
+        omit[nomit++] = "part_ids";
+    const char *values[5] = {staff, ws, rooms_scope(req), rooms_doc(req, &r->base),
+                             pgtext_array_build(&req->arena, omit, nomit)};
+    reply_query(req, &stmt_room_save, 5, values, room_save_rows);
 }
 
 /* ---------------------------------------------------------------- categories */
 
 static void category_list_rows(request_t *req, const PGresult *res)
 {
-    Carrel__RoomCategoryListReply *reply =
-        arena_new(&req->arena, Carrel__RoomCategoryListReply, 1);
+    Carrel__RoomCategoryListReply *reply = arena_new(&req->arena, Carrel__RoomCategoryListReply, 1);
     carrel__room_category_list_reply__init(reply);
     int n = PQntuples(res);
     reply->categories = arena_new(&req->arena, Carrel__RoomCategory *, n ? n : 1);
@@ -665,6 +682,22 @@ void handle_room_category_save(request_t *req)
 
 /* ---------------------------------------------------------------- RoomFree */
 
+/* room_free's parameters; room_free_rooms takes the same ones but the number of days. */
+static const char **room_free_values(request_t *req)
+{
+    Carrel__RoomFree *m = req->msg->room_free;
+    arena_t *a = &req->arena;
+    const char **v = arena_new(a, const char *, FREE_NPARAMS);
+    v[0] = rooms_opt(m->branch);
+    v[1] = rooms_opt(m->date);
+    v[2] = pgtext_int(a, m->has_days ? m->days : 1);
+    v[3] = m->has_capacity && m->capacity > 0 ? pgtext_int(a, m->capacity) : NULL;
+    v[4] = m->has_room_id ? pgtext_int(a, m->room_id) : NULL;
+    v[5] = m->n_features ? pgtext_array_build(a, m->features, m->n_features) : NULL;
+    v[6] = m->has_staff && m->staff ? "true" : "false";
+    return v;
+}
+
 /* The free days, then the rooms they refer to (a second statement). */
 static void room_free_rooms_rows(request_t *req, const PGresult *res)
 {
@@ -680,14 +713,10 @@ static void room_free_rooms_rows(request_t *req, const PGresult *res)
 
 static void room_free_rows(request_t *req, const PGresult *res)
 {
-    Carrel__RoomFree *m = req->msg->room_free;
     Carrel__RoomFreeReply *reply = arena_new(&req->arena, Carrel__RoomFreeReply, 1);
     carrel__room_free_reply__init(reply);
     int n = PQntuples(res);
     reply->days = arena_new(&req->arena, Carrel__RoomFreeDay *, n ? n : 1);
-    /* The distinct rooms, in the order the days name them (room order, then day). */
-    char **ids = arena_new(&req->arena, char *, n ? n : 1);
-    size_t nids = 0;
     for (int i = 0; i < n; i++) {
         Carrel__RoomFreeDay *d = arena_new(&req->arena, Carrel__RoomFreeDay, 1);
         carrel__room_free_day__init(d);
@@ -698,13 +727,10 @@ static void room_free_rows(request_t *req, const PGresult *res)
         d->free = rooms_texts(req, res, i, FREE_FREE, &d->n_free);
         ROOMS_OPT_BOOL(d, closed, res, i, FREE_CLOSED);
         reply->days[reply->n_days++] = d;
-        if (nids == 0 || strcmp(ids[nids - 1], COL(res, i, FREE_ROOM_ID)) != 0)
-            ids[nids++] = reply_text(req, res, i, FREE_ROOM_ID);
     }
     req->state = reply;
-    const char *values[3] = {rooms_opt(m->branch), rooms_opt(m->date),
-                             pgtext_array_build(&req->arena, ids, nids)};
-    reply_query(req, &stmt_room_free_rooms, 3, values, room_free_rooms_rows);
+    reply_query(req, &stmt_room_free_rooms, FREE_NPARAMS, room_free_values(req),
+                room_free_rooms_rows);
 }
 
 void handle_room_free(request_t *req)
@@ -717,17 +743,7 @@ void handle_room_free(request_t *req)
         rooms_fail_range(req, m->has_room_id, m->room_id, 1, INT64_MAX, "room_id") ||
         rooms_fail_features(req, m->features, m->n_features))
         return;
-    arena_t *a = &req->arena;
-    const char *values[7] = {
-        rooms_opt(m->branch),
-        rooms_opt(m->date),
-        pgtext_int(a, m->has_days ? m->days : 1),
-        m->has_capacity && m->capacity > 0 ? pgtext_int(a, m->capacity) : NULL,
-        m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
-        m->n_features ? pgtext_array_build(a, m->features, m->n_features) : NULL,
-        m->has_staff && m->staff ? "true" : "false",
-    };
-    reply_query(req, &stmt_room_free, 7, values, room_free_rows);
+    reply_query(req, &stmt_room_free, FREE_NPARAMS, room_free_values(req), room_free_rows);
 }
 
 /* ---------------------------------------------------------------- RoomBook */
@@ -747,8 +763,8 @@ static void room_book_rows(request_t *req, const PGresult *res)
                 refusal_from_row(req, res, i, OUT_NCOLS + BK_START, OUT_NCOLS + BK_END);
     }
     log_info(req->conn->id, "%s booked room %lld: %zu made, %zu refused",
-             request_session(req)->username, (long long)req->msg->room_book->room_id,
-             reply->n_made, reply->n_refused);
+             request_session(req)->username, (long long)req->msg->room_book->room_id, reply->n_made,
+             reply->n_refused);
     req->resp.body_case = CARREL__RESPONSE__BODY_ROOM_BOOK;
     req->resp.room_book = reply;
     request_ok(req);
@@ -765,8 +781,7 @@ void handle_room_book(request_t *req)
         rooms_fail_text(req, m->group_contact, ROOMS_TEXT_MAX, "group_contact") ||
         rooms_fail_text(req, m->purpose, ROOMS_TEXT_MAX, "purpose") ||
         rooms_fail_text(req, m->until, ROOMS_TEXT_MAX, "until") ||
-        rooms_fail_range(req, m->has_attendees, m->attendees, 1, ROOMS_CAPACITY_MAX,
-                         "attendees") ||
+        rooms_fail_range(req, m->has_attendees, m->attendees, 1, ROOMS_CAPACITY_MAX, "attendees") ||
         rooms_fail_staff_only(req, m->has_override && m->override, m->repeat))
         return;
     if (m->start == NULL || m->start[0] == '\0' || m->end == NULL || m->end[0] == '\0') {
@@ -867,13 +882,11 @@ void handle_room_bookings(request_t *req)
                        "field:limit", &limit))
         return;
     arena_t *a = &req->arena;
-    const char *values[7] = {rooms_opt(m->card),
-                             m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
-                             rooms_opt(m->branch),
-                             rooms_opt(m->from),
-                             rooms_opt(m->to),
-                             m->has_all && m->all ? "true" : "false",
-                             pgtext_int(a, limit)};
+    const char *values[7] = {
+        rooms_opt(m->card),   m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
+        rooms_opt(m->branch), rooms_opt(m->from),
+        rooms_opt(m->to),     m->has_all && m->all ? "true" : "false",
+        pgtext_int(a, limit)};
     reply_query(req, &stmt_room_bookings, 7, values, room_bookings_rows);
 }
 
@@ -984,13 +997,12 @@ void handle_program_attendance(request_t *req)
 {
     Carrel__ProgramAttendance *m = req->msg->program_attendance;
     if (rooms_fail_range(req, true, m->session_id, 1, INT64_MAX, "session_id") ||
-        rooms_fail_range(req, true, m->has_attendance ? m->attendance : -1, 0,
-                         ROOMS_ATTENDANCE_MAX, "attendance"))
+        rooms_fail_range(req, true, m->has_attendance ? m->attendance : -1, 0, ROOMS_ATTENDANCE_MAX,
+                         "attendance"))
         return;
     const char *staff, *ws;
     rooms_actor(req, &staff, &ws);
-    const char *values[5] = {staff, ws, rooms_scope(req),
-                             pgtext_int(&req->arena, m->session_id),
+    const char *values[5] = {staff, ws, rooms_scope(req), pgtext_int(&req->arena, m->session_id),
                              pgtext_int(&req->arena, m->attendance)};
     reply_query(req, &stmt_attendance, 5, values, attendance_rows);
 }
