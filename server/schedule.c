@@ -508,6 +508,7 @@ void handle_shift_list(request_t *req)
 {
     Carrel__ShiftList *m = req->msg->shift_list;
     bool mine = m->has_mine && m->mine;
+    bool open_only = m->has_open_only && m->open_only;
     if (mine && schedule_opt(m->username) &&
         strcmp(m->username, request_session(req)->username) != 0) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:username",
@@ -516,10 +517,11 @@ void handle_shift_list(request_t *req)
     }
     const char *values[6] = {
         schedule_opt(m->branch),
-        mine ? request_session(req)->username : schedule_opt(m->username),
+        /* Open shifts have nobody's name: "mine" with open_only lists them all. */
+        mine ? (open_only ? NULL : request_session(req)->username) : schedule_opt(m->username),
         schedule_opt(m->from),
         schedule_opt(m->to),
-        schedule_bool(m->has_open_only && m->open_only),
+        schedule_bool(open_only),
         schedule_bool(mine),
     };
     reply_query(req, &stmt_shift_list, 6, values, shift_list_done);
