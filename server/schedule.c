@@ -136,8 +136,8 @@ static const reply_stmt_t stmt_gaps = REPLY_STMT(
     "SELECT r.d_from::text, r.d_to::text, b.unknown, g.branch_code, g.day::text, g.start,"
     "       g.\"end\", g.kind, g.desk_code, g.needed, g.scheduled, g.text, g.program_session_id"
     "  FROM r CROSS JOIN b"
-    "  LEFT JOIN LATERAL (SELECT * FROM schedule_gaps(b.ids, r.d_from, r.d_to)"
-    "                      WHERE b.unknown IS NULL) WITH ORDINALITY"
+    "  LEFT JOIN LATERAL schedule_gaps(CASE WHEN b.unknown IS NULL THEN b.ids ELSE '{}' END,"
+    "                                  r.d_from, r.d_to) WITH ORDINALITY"
     "         AS g(branch_code, day, start, \"end\", kind, desk_code, needed, scheduled, text,"
     "              program_session_id, n) ON true"
     " ORDER BY g.n");

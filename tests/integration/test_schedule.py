@@ -435,7 +435,8 @@ class Hostile(unittest.TestCase):
              "bad_request", "field:end"),
         ]
         for body_field, body, status, reason in cases:
-            r = w.call(body_field, body)
+            keyed = body_field in (REQ_SHIFT_CHANGE, REQ_ABSENT)
+            r = w.call(body_field, body, key=str(uuid.uuid4()) if keyed else None)
             self.assertIsNotNone(r, "the daemon closed the connection on %r" % (body[:40],))
             self.assertEqual((r.status, r.reason), (status, reason), (body[:60], r))
             self.assertTrue(r.message, r)
