@@ -136,8 +136,8 @@ static const reply_stmt_t stmt_gaps = REPLY_STMT(
     "SELECT r.d_from::text, r.d_to::text, b.unknown, g.branch_code, g.day::text, g.start,"
     "       g.\"end\", g.kind, g.desk_code, g.needed, g.scheduled, g.text, g.program_session_id"
     "  FROM r CROSS JOIN b"
-    "  LEFT JOIN LATERAL (SELECT * FROM schedule_gaps(b.ids, r.d_from, r.d_to)"
-    "                      WHERE b.unknown IS NULL) WITH ORDINALITY"
+    "  LEFT JOIN LATERAL schedule_gaps(CASE WHEN b.unknown IS NULL THEN b.ids ELSE '{}' END,"
+    "                                  r.d_from, r.d_to) WITH ORDINALITY"
     "         AS g(branch_code, day, start, \"end\", kind, desk_code, needed, scheduled, text,"
     "              program_session_id, n) ON true"
     " ORDER BY g.n");
@@ -508,6 +508,7 @@ void handle_shift_list(request_t *req)
 {
     Carrel__ShiftList *m = req->msg->shift_list;
     bool mine = m->has_mine && m->mine;
+    bool open_only = m->has_open_only && m->open_only;
     if (mine && schedule_opt(m->username) &&
         strcmp(m->username, request_session(req)->username) != 0) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:username",
@@ -516,10 +517,11 @@ void handle_shift_list(request_t *req)
     }
     const char *values[6] = {
         schedule_opt(m->branch),
-        mine ? request_session(req)->username : schedule_opt(m->username),
+        /* Open shifts have nobody's name: "mine" with open_only lists them all. */
+        mine ? (open_only ? NULL : request_session(req)->username) : schedule_opt(m->username),
         schedule_opt(m->from),
         schedule_opt(m->to),
-        schedule_bool(m->has_open_only && m->open_only),
+        schedule_bool(open_only),
         schedule_bool(mine),
     };
     reply_query(req, &stmt_shift_list, 6, values, shift_list_done);
