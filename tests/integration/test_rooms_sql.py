@@ -246,7 +246,9 @@ class Rooms(RoomsTest):
         self.refused_book("slot_taken", hall, d + " 16:00", d + " 17:00", "CR409", **g)
         self.assertTrue(self.book(a, d + " 16:00", d + " 17:00", **g)[0]["made"])
         free = self.free(hall, d)[d]
-        self.assertEqual(free["free"], ["17:00-20:00"])  # 16:00-17:00 + clean-up to 17:30
+        # before: 10:00 until 11:30 (the hall's set-up) less its own clean-up; after: 17:30
+        # (Hall A's clean-up) plus its set-up
+        self.assertEqual(free["free"], ["10:00-11:00", "18:00-20:00"])
         # parts may not change while bookings are to come
         self.refused("SELECT * FROM room_save(%d, %d, NULL, '{\"id\": %d, \"part_ids\": []}')"
                      % (ids["staff"], ids["workstation"], hall), "CR400", "field:part_ids")
@@ -428,14 +430,14 @@ class Rooms(RoomsTest):
         self.refused_book("field:start", s, "2027-03-14 02:30", "2027-03-14 03:30", "CR400", **g)
         r = self.book(s, "2027-03-14 01:00", "2027-03-14 03:00", **g)[0]
         self.assertEqual((r["start"], r["end"]), ("2027-03-14 01:00", "2027-03-14 03:00"))
-        self.assertEqual(self.q("SELECT extract(epoch FROM upper(during) - lower(during)) / 60"
-                                " FROM room_booking WHERE id = %d" % r["id"]), "60")
+        self.assertEqual(self.q("SELECT (extract(epoch FROM upper(during) - lower(during)) / 60)"
+                                "::int FROM room_booking WHERE id = %d" % r["id"]), "60")
         f = self.free(s, "2027-03-14")["2027-03-14"]
         self.assertEqual(f["free"], ["00:00-01:00", "03:00-23:30"])
         # 2027-11-07: clocks go back at 02:00: 01:00-02:00 lasts two hours
         r = self.book(s, "2027-11-07 00:00", "2027-11-07 02:00", **g)[0]
-        self.assertEqual(self.q("SELECT extract(epoch FROM upper(during) - lower(during)) / 60"
-                                " FROM room_booking WHERE id = %d" % r["id"]), "180")
+        self.assertEqual(self.q("SELECT (extract(epoch FROM upper(during) - lower(during)) / 60)"
+                                "::int FROM room_booking WHERE id = %d" % r["id"]), "180")
         self.assertEqual(self.free(s, "2027-11-07")["2027-11-07"]["free"], ["02:00-23:30"])
         # hours by real duration: 3 real hours count toward the 6 a week
         card = env.new_patron(session=db)
