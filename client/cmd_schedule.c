@@ -99,8 +99,8 @@ static bool sched_bound(const char *arg, bool is_end, char *out, size_t n)
         t += 24 * 3600;
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, n, "%04d-%02d-%02d 00:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-    return true;
+    return snprintf(out, n, "%04d-%02d-%02d 00:00", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday) < (int)n;
 }
 
 /* "HH:MM" plus 30 minutes ("23:30" gives "24:00", the end of the day). */
