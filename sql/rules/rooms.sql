@@ -541,68 +541,113 @@ BEGIN
         SELECT tstzrange((v_from::timestamp) AT TIME ZONE v_tz,
                          ((v_from + v_days)::timestamp) AT TIME ZONE v_tz) AS r
     ), busy AS (
-        -- each block under the local days it touches
-        SELECT u.room_id, d::date AS day, bl.blocked
+        -- each block under the local days it touches (a block is at most a
+        -- day and its buffers long: three days at most)
+        SELECT u.room_id, bd.d + k.k AS day, bd.blocked
         FROM units u JOIN room_block bl ON bl.unit_id = u.unit_id
         CROSS JOIN span
-        CROSS JOIN LATERAL generate_series((lower(bl.blocked) AT TIME ZONE v_tz)::date,
-                                           (upper(bl.blocked) AT TIME ZONE v_tz)::date,
-                                           interval '1 day') d
+        CROSS JOIN LATERAL (SELECT (lower(bl.blocked) AT TIME ZONE v_tz)::date AS d,
+                                   (upper(bl.blocked) AT TIME ZONE v_tz)::date AS d2,
+                                   bl.blocked) bd
+        JOIN (VALUES (0), (1), (2)) k (k) ON bd.d + k.k <= bd.d2
         WHERE bl.blocked && span.r
-    ), busy_day AS (
-        SELECT b.room_id, b.day, range_agg(b.blocked) AS taken
-        FROM busy b GROUP BY b.room_id, b.day
+    ), branch_days AS (
+        -- opening periods per branch and day, converted once; also as minutes
+        -- from local midnight (m0) for the days without a clock change (dst
+        -- false), which are done in integers below
+        SELECT y.*, (extract(epoch FROM y.o - y.m0) / 60)::integer AS o_min,
+               (extract(epoch FROM y.c - y.m0) / 60)::integer AS c_min,
+               ceil(extract(epoch FROM now() - y.m0) / 60)::integer AS now_min
+        FROM (SELECT h.branch_id, d::date AS day, h.opens AS o_time, h.closes AS c_time,
+                     ((d::date + h.opens) AT TIME ZONE v_tz) AS o,
+                     ((d::date + h.closes) AT TIME ZONE v_tz) AS c,
+                     (d::date::timestamp AT TIME ZONE v_tz) AS m0,
+                     ((d::date + 1)::timestamp AT TIME ZONE v_tz)
+                     - (d::date::timestamp AT TIME ZONE v_tz) <> interval '24 hours' AS dst
+              FROM generate_series(v_from, v_from + v_days - 1, interval '1 day') d
+              JOIN branch_hours h ON h.weekday = extract(isodow FROM d)
+                                 AND h.branch_id IN (SELECT r.branch_id FROM rooms r)
+              WHERE NOT EXISTS (SELECT 1 FROM branch_closed bc
+                                WHERE bc.branch_id = h.branch_id AND bc.day = d::date)) y
     ), days AS (
-        SELECT r.*, d::date AS day, h.opens AS o_time, h.closes AS c_time,
-               ((d::date + h.opens) AT TIME ZONE v_tz) AS o,
-               ((d::date + h.closes) AT TIME ZONE v_tz) AS c
+        SELECT r.*, d::date AS day, bdy.o_time, bdy.c_time, bdy.o, bdy.c, bdy.m0, bdy.dst,
+               bdy.o_min, bdy.c_min, bdy.now_min
         FROM rooms r
         CROSS JOIN generate_series(v_from, v_from + v_days - 1, interval '1 day') d
-        LEFT JOIN branch_hours h ON h.branch_id = r.branch_id
-                                AND h.weekday = extract(isodow FROM d)
-                                AND NOT EXISTS (SELECT 1 FROM branch_closed bc
-                                                WHERE bc.branch_id = r.branch_id
-                                                  AND bc.day = d::date)
+        LEFT JOIN branch_days bdy ON bdy.branch_id = r.branch_id AND bdy.day = d::date
+    ), busy_day AS (
+        SELECT b.room_id, b.day,
+               range_agg(b.blocked) FILTER (WHERE x.dst) AS taken,
+               range_agg(int4range(floor(extract(epoch FROM lower(b.blocked) - x.m0) / 60)::integer,
+                                   ceil(extract(epoch FROM upper(b.blocked) - x.m0) / 60)::integer))
+                   FILTER (WHERE NOT x.dst) AS taken_min
+        FROM busy b JOIN days x ON x.id = b.room_id AND x.day = b.day
+        WHERE x.o IS NOT NULL
+        GROUP BY b.room_id, b.day
+    ), fast AS (
+        -- days without a clock change: free periods in minutes from midnight,
+        -- shortened by the buffers where a block borders them, cut at now,
+        -- onto the slot grid (start up, end down), long enough
+        SELECT q.id, q.day, q.ls, q.le
+        FROM (SELECT p.id, p.day, p.min_minutes,
+                     (p.fs + p.slot_minutes - 1) / p.slot_minutes * p.slot_minutes AS ls,
+                     p.fe / p.slot_minutes * p.slot_minutes AS le
+              FROM (SELECT x.id, x.day, x.slot_minutes, x.min_minutes,
+                           greatest(CASE WHEN lower(f.p) > x.o_min
+                                         THEN lower(f.p) + x.setup_minutes
+                                         ELSE lower(f.p) END, x.now_min) AS fs,
+                           CASE WHEN upper(f.p) < x.c_min THEN upper(f.p) - x.cleanup_minutes
+                                ELSE upper(f.p) END AS fe
+                    FROM days x
+                    LEFT JOIN busy_day bd ON bd.room_id = x.id AND bd.day = x.day
+                    CROSS JOIN LATERAL unnest(int4multirange(int4range(x.o_min, x.c_min))
+                                              - coalesce(bd.taken_min, '{}'::int4multirange)) f (p)
+                    WHERE x.o IS NOT NULL AND NOT x.dst) p
+              WHERE p.fe > p.fs) q
+        WHERE q.le - q.ls >= q.min_minutes
     ), periods AS (
-        -- free periods: the opening period minus the blocks, each shortened by
-        -- the buffers where a block borders it, then cut at now
-        SELECT x.id, x.day, f.p,
+        -- the days the clocks change: the same in timestamps, in local time
+        SELECT x.id, x.day, x.slot_minutes, x.min_minutes,
                greatest(CASE WHEN lower(f.p) > x.o
                              THEN lower(f.p) + make_interval(mins => x.setup_minutes)
-                             ELSE lower(f.p) END, now()) AS fs,
+                             ELSE lower(f.p) END, now()) AT TIME ZONE v_tz AS fs,
                CASE WHEN upper(f.p) < x.c
                     THEN upper(f.p) - make_interval(mins => x.cleanup_minutes)
-                    ELSE upper(f.p) END AS fe,
-               x.slot_minutes, x.min_minutes
+                    ELSE upper(f.p) END AT TIME ZONE v_tz AS fe
         FROM days x
         LEFT JOIN busy_day bd ON bd.room_id = x.id AND bd.day = x.day
         CROSS JOIN LATERAL unnest(tstzmultirange(tstzrange(x.o, x.c))
                                   - coalesce(bd.taken, '{}'::tstzmultirange)) f (p)
-        WHERE x.o IS NOT NULL
+        WHERE x.o IS NOT NULL AND x.dst
     ), snapped AS (
-        -- onto the slot grid in local time: start up, end down
-        SELECT s.id, s.day, s.ls, s.le, s.min_minutes
+        SELECT s.id, s.day, s.ls, s.le
         FROM (SELECT p.id, p.day, p.min_minutes,
-                     (date_trunc('day', p.fs AT TIME ZONE v_tz)
-                      + make_interval(mins => (ceil(extract(epoch FROM (p.fs AT TIME ZONE v_tz)
-                                                  - date_trunc('day', p.fs AT TIME ZONE v_tz))
-                                                / 60 / p.slot_minutes) * p.slot_minutes)::integer)
-                     ) AS ls,
-                     (date_trunc('day', p.fe AT TIME ZONE v_tz)
-                      + make_interval(mins => (floor(extract(epoch FROM (p.fe AT TIME ZONE v_tz)
-                                                   - date_trunc('day', p.fe AT TIME ZONE v_tz))
-                                                 / 60 / p.slot_minutes) * p.slot_minutes)::integer)
-                     ) AS le
+                     p.day + make_interval(mins => (ceil(extract(epoch FROM p.fs - p.day)
+                                                         / 60 / p.slot_minutes)
+                                                    * p.slot_minutes)::integer) AS ls,
+                     p.day + make_interval(mins => (floor(extract(epoch FROM p.fe - p.day)
+                                                          / 60 / p.slot_minutes)
+                                                    * p.slot_minutes)::integer) AS le
               FROM periods p WHERE p.fe > p.fs) s
-        WHERE (s.le AT TIME ZONE v_tz) - (s.ls AT TIME ZONE v_tz)
-              >= make_interval(mins => s.min_minutes)
+        WHERE s.le > s.ls
+          AND ((s.le AT TIME ZONE v_tz) - (s.ls AT TIME ZONE v_tz)
+               >= make_interval(mins => s.min_minutes))
+    ), free_day AS (
+        SELECT a.id, a.day, array_agg(a.txt ORDER BY a.ord) AS periods
+        FROM (SELECT f.id, f.day, f.ls AS ord,
+                     lpad((f.ls / 60)::text, 2, '0') || ':' || lpad((f.ls % 60)::text, 2, '0')
+                     || '-' || lpad((f.le / 60)::text, 2, '0') || ':'
+                     || lpad((f.le % 60)::text, 2, '0') AS txt
+              FROM fast f
+              UNION ALL
+              SELECT s.id, s.day, (extract(epoch FROM s.ls - s.day) / 60)::integer,
+                     to_char(s.ls, 'HH24:MI') || '-' || to_char(s.le, 'HH24:MI')
+              FROM snapped s) a
+        GROUP BY a.id, a.day
     )
     SELECT x.id, x.day, to_char(x.o_time, 'HH24:MI'), to_char(x.c_time, 'HH24:MI'),
-           coalesce((SELECT array_agg(to_char(s.ls, 'HH24:MI') || '-' || to_char(s.le, 'HH24:MI')
-                                      ORDER BY s.ls)
-                     FROM snapped s WHERE s.id = x.id AND s.day = x.day), '{}'),
-           x.o IS NULL
-    FROM days x
+           coalesce(fd.periods, '{}'), x.o IS NULL
+    FROM days x LEFT JOIN free_day fd ON fd.id = x.id AND fd.day = x.day
     ORDER BY x.code, x.name, x.day;
 END
 $$;

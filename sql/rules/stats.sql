@@ -1007,6 +1007,8 @@ BEGIN
     SELECT clock_timestamp(),
            coalesce((SELECT h.pickup_branch_id FROM hold h WHERE h.id = NEW.hold_id),
                     (SELECT l.checkout_branch_id FROM loan l WHERE l.id = NEW.loan_id),
+                    (SELECT r.branch_id FROM room_booking k JOIN room r ON r.id = k.room_id
+                     WHERE k.id = NEW.booking_id),
                     (SELECT p.home_branch_id FROM patron p WHERE p.id = NEW.patron_id)),
            NEW.channel, NEW.kind, NEW.status;
     RETURN NULL;

@@ -298,6 +298,12 @@ class Rooms(RoomsTest):
                                     " true)" % lit(d))), 3)
         self.assertEqual(len(self.rows("SELECT * FROM room_free_rooms('DWN', %s, NULL, NULL,"
                                        " NULL, true)" % lit(d))), 3)
+        # today: nothing before now is free (a day the branch is open today or not)
+        today = self.day(0)
+        now = self.q("SELECT local_hhmm(now())")
+        for period in self.free(s, today)[today]["free"]:
+            self.assertGreaterEqual(period[6:], now)
+            self.assertGreaterEqual(period[:5], now[:3] + "00")
         self.refused("SELECT * FROM room_free('DWN', NULL, 91, NULL, NULL, NULL, false)",
                      "CR400", "field:days")
         self.refused("SELECT * FROM room_free('XXX', NULL, 1, NULL, NULL, NULL, false)",
