@@ -1200,7 +1200,17 @@ BEGIN
         VALUES (v_shift.id, v_with.id, v_to.id, p_staff)
         RETURNING id INTO v_swap_id;
     WHEN 'approve_swap', 'deny_swap' THEN
-        SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap FOR UPDATE;
+        -- Lock order: the people, the shifts, then the swap (as offer and the
+        -- sick call, which deny pending swaps, take them).
+        SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap;
+        IF v_swap.id IS NOT NULL THEN
+            PERFORM schedule_lock_people(ARRAY[v_swap.requested_by, v_swap.to_staff_id,
+                                               (SELECT s.staff_id FROM shift s
+                                                WHERE s.id = v_swap.shift_id)]);
+            PERFORM 1 FROM shift s WHERE s.id IN (v_swap.shift_id, v_swap.with_shift_id)
+            ORDER BY s.id FOR UPDATE;
+            SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap FOR UPDATE;
+        END IF;
         IF v_swap.id IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'swap',
                 MESSAGE = format('No swap request has id %s.',
