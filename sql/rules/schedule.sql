@@ -417,6 +417,10 @@ BEGIN
                        (SELECT b.code FROM branch b WHERE b.id = v_branch));
         END IF;
     END IF;
+    IF length(coalesce(v_doc ->> 'note', '')) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:note',
+            MESSAGE = 'A note is at most 200 characters.';
+    END IF;
     v_start := local_ts(v_doc ->> 'start', 'start');
     v_end := local_ts(v_doc ->> 'end', 'end');
     IF v_end <= v_start THEN

@@ -244,6 +244,8 @@ class ScheduleTest(harness.TransactionTest):
                           scope=ids["ALB"])
         self.refuse_shift(ann, MONDAY + " 10:00", MONDAY + " 12:00", "CR400", "field:repeat",
                           repeat="daily")
+        self.refuse_shift(ann, MONDAY + " 10:00", MONDAY + " 12:00", "CR400", "field:note",
+                          note="x" * 201)
         self.refuse_shift(ann, MONDAY + " 10:00", MONDAY + " 12:00", "CR400", "field:until",
                           repeat="weekly", until="2027-12-31")
         self.refuse_shift(ann, MONDAY + " 10:00", MONDAY + " 12:00", "CR403", "override",
