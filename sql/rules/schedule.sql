@@ -417,6 +417,10 @@ BEGIN
                        (SELECT b.code FROM branch b WHERE b.id = v_branch));
         END IF;
     END IF;
+    IF length(coalesce(v_doc ->> 'note', '')) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:note',
+            MESSAGE = 'A note is at most 200 characters.';
+    END IF;
     v_start := local_ts(v_doc ->> 'start', 'start');
     v_end := local_ts(v_doc ->> 'end', 'end');
     IF v_end <= v_start THEN
@@ -536,24 +540,26 @@ CREATE OR REPLACE FUNCTION schedule_slots(p_branches integer[], p_from date, p_t
 RETURNS TABLE (branch_id integer, branch_code text, day date, k integer, l_from timestamp,
                l_to timestamp, slot tstzrange)
 LANGUAGE sql STABLE AS $$
-    WITH tz AS (SELECT library_setting_text('timezone') AS name),
+    WITH tz AS MATERIALIZED (SELECT library_setting_text('timezone') AS name),
     bd AS (
-        SELECT b.id, b.code, d::date AS day, d::date + h.opens AS opens,
-               d::date + h.closes AS closes
+        SELECT b.id, b.code, p_from + i AS day, (p_from + i) + h.opens AS opens,
+               (p_from + i) + h.closes AS closes
         FROM branch b
-        JOIN generate_series(p_from::timestamp, p_to::timestamp, interval '1 day') d ON true
-        JOIN branch_hours h ON h.branch_id = b.id AND h.weekday = extract(isodow FROM d)
+        JOIN generate_series(0, p_to - p_from) i ON true
+        JOIN branch_hours h ON h.branch_id = b.id
+                           AND h.weekday = extract(isodow FROM p_from + i)
         WHERE (coalesce(cardinality(p_branches), 0) = 0 OR b.id = ANY (p_branches))
           AND NOT EXISTS (SELECT 1 FROM branch_closed c
-                          WHERE c.branch_id = b.id AND c.day = d::date)
+                          WHERE c.branch_id = b.id AND c.day = p_from + i)
     )
+    -- At most 48 half hours a day: a constant series the planner counts right.
     SELECT bd.id, bd.code, bd.day, k, bd.opens + k * interval '30 minutes',
            least(bd.opens + (k + 1) * interval '30 minutes', bd.closes),
            tstzrange((bd.opens + k * interval '30 minutes') AT TIME ZONE tz.name,
                      least(bd.opens + (k + 1) * interval '30 minutes', bd.closes)
                          AT TIME ZONE tz.name)
-    FROM bd, tz,
-         generate_series(0, ceil(extract(epoch FROM bd.closes - bd.opens) / 1800)::integer - 1) k
+    FROM bd, tz, generate_series(0, 47) k
+    WHERE bd.opens + k * interval '30 minutes' < bd.closes
 $$;
 
 -- program_unstaffed gaps: live sessions of programs at these branches whose
@@ -593,11 +599,15 @@ $$;
 CREATE OR REPLACE FUNCTION schedule_gaps(p_branches integer[], p_from date, p_to date)
 RETURNS TABLE (branch_code text, day date, start text, "end" text, kind text, desk_code text,
                needed integer, scheduled integer, text text, program_session_id bigint)
-LANGUAGE plpgsql STABLE AS $$
+-- A grid query never repays JIT compilation (seconds when the planner
+-- overestimates the grid; the answer takes milliseconds), and its sorts of
+-- a quarter's half hours (about 80 000 narrow rows) belong in memory.
+LANGUAGE plpgsql STABLE SET jit = off SET work_mem = '32MB' AS $$
 #variable_conflict use_column
 DECLARE
     v_tz text := library_setting_text('timezone');
     v_prog schedule_gap_row[] := '{}';
+    v_range tstzrange := tstzrange(local_at(p_from, '00:00'), local_at(p_to + 1, '00:00'));
 BEGIN
     IF p_from IS NULL OR p_to IS NULL OR p_to < p_from OR p_to - p_from > 92 THEN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
@@ -607,75 +617,105 @@ BEGIN
         v_prog := schedule_program_gaps(p_branches, p_from, p_to);
     END IF;
     RETURN QUERY
+    -- Each half hour gets a number, sid = (day index * 48 + half hour) * 100000
+    -- + branch id: the aggregates below group and sort integers, and
+    -- consecutive half hours of a day have consecutive sid / 100000.
     WITH sl AS MATERIALIZED (
-        SELECT g.*, extract(isodow FROM g.day)::integer AS dow, g.l_from::time AS t
+        SELECT g.branch_id, g.day, g.slot,
+               ((g.day - p_from) * 48 + g.k)::bigint * 100000 + g.branch_id AS sid,
+               extract(isodow FROM g.day)::integer AS dow, g.l_from::time AS t
         FROM schedule_slots(p_branches, p_from, p_to) g
     ),
-    sh AS MATERIALIZED (
-        SELECT s.branch_id, s.desk_id, s.mic, s.during, x.day
-        FROM shift s,
-             LATERAL (SELECT DISTINCT y FROM unnest(ARRAY[
-                          (lower(s.during) AT TIME ZONE v_tz)::date,
-                          (upper(s.during) AT TIME ZONE v_tz)::date]) y) x (day)
+    -- Assigned shifts by the local day they start, and again by the day they
+    -- end when they run past midnight (at most 16 hours: two days at most).
+    sh0 AS MATERIALIZED (
+        SELECT s.branch_id, s.desk_id, s.mic, s.during,
+               (lower(s.during) AT TIME ZONE v_tz)::date AS day,
+               (upper(s.during) AT TIME ZONE v_tz)::date AS last_day
+        FROM shift s
         WHERE s.staff_id IS NOT NULL
-          AND s.during && tstzrange(local_at(p_from, '00:00'), local_at(p_to + 1, '00:00'))
+          AND s.during && v_range
           AND (coalesce(cardinality(p_branches), 0) = 0 OR s.branch_id = ANY (p_branches))
     ),
-    cov AS (
-        SELECT sl.branch_id, sl.day, sl.k, sh.desk_id, sh.mic
+    sh AS (
+        SELECT sh0.branch_id, sh0.desk_id, sh0.mic, sh0.during, sh0.day FROM sh0
+        UNION ALL
+        SELECT sh0.branch_id, sh0.desk_id, sh0.mic, sh0.during, sh0.last_day FROM sh0
+        WHERE sh0.last_day > sh0.day
+    ),
+    -- Who is on which half hour: shifts of the branch that day containing it.
+    cov AS MATERIALIZED (
+        SELECT sl.sid, sh.desk_id, sh.mic
         FROM sl JOIN sh ON sh.branch_id = sl.branch_id AND sh.day = sl.day
                        AND sh.during @> sl.slot
     ),
-    cnt AS (
-        SELECT c.branch_id, c.day, c.k, c.desk_id, count(*)::integer AS n
-        FROM cov c WHERE c.desk_id IS NOT NULL GROUP BY 1, 2, 3, 4
+    -- Needs and people of a desk's half hour in one aggregate (no join of
+    -- two large estimated sets): needed = max of the matching rules.
+    desk_cells AS (
+        SELECT x.sid, x.desk_id, max(x.needed) AS needed, count(x.one)::integer AS scheduled
+        FROM (SELECT sl.sid, d.id AS desk_id, n.staff AS needed, NULL::integer AS one
+              FROM sl
+              JOIN service_desk d ON d.branch_id = sl.branch_id AND d.active
+              JOIN desk_need n ON n.desk_id = d.id
+               AND (coalesce(cardinality(n.weekdays), 0) = 0 OR sl.dow = ANY (n.weekdays))
+               AND (n.from_time IS NULL OR sl.t >= n.from_time)
+               AND (n.to_time IS NULL OR sl.t < n.to_time)
+              UNION ALL
+              SELECT c.sid, c.desk_id, NULL, 1 FROM cov c WHERE c.desk_id IS NOT NULL) x
+        GROUP BY x.sid, x.desk_id
+        HAVING count(x.one) < max(x.needed)
     ),
-    mic AS (SELECT DISTINCT c.branch_id, c.day, c.k FROM cov c WHERE c.mic),
-    need AS (
-        SELECT sl.branch_id, sl.branch_code, sl.day, sl.k, sl.l_from, sl.l_to, d.id AS desk_id,
-               d.code AS dcode, max(n.staff) AS needed
-        FROM sl
-        JOIN service_desk d ON d.branch_id = sl.branch_id AND d.active
-        JOIN desk_need n ON n.desk_id = d.id
-         AND (coalesce(cardinality(n.weekdays), 0) = 0 OR sl.dow = ANY (n.weekdays))
-         AND (n.from_time IS NULL OR sl.t >= n.from_time)
-         AND (n.to_time IS NULL OR sl.t < n.to_time)
-        GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    -- Open half hours without a manager in charge, the same way.
+    mic_cells AS (
+        SELECT x.sid
+        FROM (SELECT sl.sid, false AS m FROM sl
+              UNION ALL
+              SELECT c.sid, true FROM cov c WHERE c.mic) x
+        GROUP BY x.sid
+        HAVING NOT bool_or(x.m)
     ),
     cells AS (
-        SELECT nd.branch_code AS bcode, nd.day AS cday, nd.k AS ck, nd.l_from, nd.l_to,
-               'under_minimum'::text AS ckind, nd.dcode, nd.needed AS cneeded,
-               coalesce(c.n, 0) AS cscheduled
-        FROM need nd
-        LEFT JOIN cnt c ON c.branch_id = nd.branch_id AND c.day = nd.day AND c.k = nd.k
-                       AND c.desk_id = nd.desk_id
-        WHERE coalesce(c.n, 0) < nd.needed
+        SELECT dc.sid, 'under_minimum'::text AS ckind, dc.desk_id, dc.needed AS cneeded,
+               dc.scheduled AS cscheduled
+        FROM desk_cells dc
         UNION ALL
-        SELECT sl.branch_code, sl.day, sl.k, sl.l_from, sl.l_to, 'no_mic', NULL, 1, 0
-        FROM sl
-        WHERE NOT EXISTS (SELECT 1 FROM mic m
-                          WHERE m.branch_id = sl.branch_id AND m.day = sl.day AND m.k = sl.k)
+        SELECT mc.sid, 'no_mic', NULL, 1, 0 FROM mic_cells mc
     ),
+    -- sid decoded: branch, day, half hour of the day.
     runs AS (
-        SELECT c.*, c.ck - row_number() OVER (PARTITION BY c.bcode, c.cday, c.ckind, c.dcode,
-                                                            c.cneeded, c.cscheduled
-                                               ORDER BY c.ck) AS grp
+        SELECT c.*, (c.sid % 100000)::integer AS branch_id,
+               p_from + (c.sid / 100000 / 48)::integer AS cday,
+               (c.sid / 100000 % 48)::integer AS k,
+               c.sid / 100000 - row_number() OVER (
+                   PARTITION BY c.sid % 100000, c.sid / 100000 / 48, c.ckind, c.desk_id,
+                                c.cneeded, c.cscheduled
+                   ORDER BY c.sid) AS grp
         FROM cells c
     ),
     merged AS (
-        SELECT r.bcode, r.cday, r.ckind, r.dcode, r.cneeded, r.cscheduled,
-               to_char(min(r.l_from), 'HH24:MI') AS f, to_char(max(r.l_to), 'HH24:MI') AS t
+        SELECT r.branch_id, r.cday, r.ckind, r.desk_id, r.cneeded, r.cscheduled,
+               min(r.k) AS k1, max(r.k) AS k2
         FROM runs r
-        GROUP BY r.bcode, r.cday, r.ckind, r.dcode, r.cneeded, r.cscheduled, r.grp
+        GROUP BY r.branch_id, r.cday, r.ckind, r.desk_id, r.cneeded, r.cscheduled, r.grp
+    ),
+    timed AS (
+        SELECT m.*, to_char(h.opens + m.k1 * interval '30 minutes', 'HH24:MI') AS f,
+               to_char(least(h.opens + (m.k2 + 1) * interval '30 minutes', h.closes),
+                       'HH24:MI') AS t
+        FROM merged m
+        JOIN branch_hours h ON h.branch_id = m.branch_id
+                           AND h.weekday = extract(isodow FROM m.cday)
     )
-    SELECT m.bcode, m.cday, m.f, m.t, m.ckind, m.dcode, m.cneeded, m.cscheduled,
+    SELECT b.code, m.cday, m.f, m.t, m.ckind, d.code, m.cneeded, m.cscheduled,
            CASE m.ckind
-               WHEN 'under_minimum' THEN format('%s %s-%s: %s of %s', m.dcode, m.f, m.t,
+               WHEN 'under_minimum' THEN format('%s %s-%s: %s of %s', d.code, m.f, m.t,
                                                 m.cscheduled, m.cneeded)
                ELSE format('MIC %s-%s: no manager in charge', m.f, m.t)
            END,
            NULL::bigint
-    FROM merged m
+    FROM timed m
+    JOIN branch b ON b.id = m.branch_id
+    LEFT JOIN service_desk d ON d.id = m.desk_id
     UNION ALL
     SELECT * FROM unnest(v_prog)
     ORDER BY 1, 2, 3, 6 NULLS LAST, 5;
@@ -688,7 +728,7 @@ $$;
 -- names of assigned shifts covering the whole half hour.
 CREATE OR REPLACE FUNCTION schedule_week(p_branch text, p_week text)
 RETURNS TABLE (day date, "time" text, desk_code text, needed integer, names text[])
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     v_branch integer := schedule_branch(p_branch, 'branch');
@@ -1164,7 +1204,17 @@ BEGIN
         VALUES (v_shift.id, v_with.id, v_to.id, p_staff)
         RETURNING id INTO v_swap_id;
     WHEN 'approve_swap', 'deny_swap' THEN
-        SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap FOR UPDATE;
+        -- Lock order: the people, the shifts, then the swap (as offer and the
+        -- sick call, which deny pending swaps, take them).
+        SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap;
+        IF v_swap.id IS NOT NULL THEN
+            PERFORM schedule_lock_people(ARRAY[v_swap.requested_by, v_swap.to_staff_id,
+                                               (SELECT s.staff_id FROM shift s
+                                                WHERE s.id = v_swap.shift_id)]);
+            PERFORM 1 FROM shift s WHERE s.id IN (v_swap.shift_id, v_swap.with_shift_id)
+            ORDER BY s.id FOR UPDATE;
+            SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap FOR UPDATE;
+        END IF;
         IF v_swap.id IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'swap',
                 MESSAGE = format('No swap request has id %s.',
