@@ -42,7 +42,9 @@ def carrel(*args, user="cora", ws="desk-dwn", daemon=None, json_out=True):
 
 
 def q(sql):
-    return env.psql(sql)
+    """The first line psql printed (a value; not the command tag of a WITH ... INSERT)."""
+    out = env.psql(sql)
+    return out.splitlines()[0] if out else out
 
 
 def slot(branch="DWN", nth=0, after_open_min=60, minutes=60):
@@ -62,12 +64,12 @@ def slot(branch="DWN", nth=0, after_open_min=60, minutes=60):
 _room_seq = [0]
 
 
-def new_room(branch="DWN", category="study", capacity=6, user="cora", *extra):
+def new_room(branch="DWN", category="study", capacity=6, user="cora", *extra, ws="desk-dwn"):
     """A room made through `carrel room save`; its id."""
     _room_seq[0] += 1
     name = "Room %s %d" % (category, _room_seq[0])
     r = carrel("room", "save", "--branch", branch, "--name", name, "--capacity", str(capacity),
-               "--category", category, *extra, user=user)
+               "--category", category, *extra, user=user, ws=ws)
     assert r.code == 0, r
     return r.json["id"]
 
@@ -332,7 +334,7 @@ class Permissions(unittest.TestCase):
                    "--category", "study", user="manny")
         self.assertEqual((r.code, r.json["reason"]), (4, "branch"), r)
         mine = new_room("DWN", "study", 4, "manny")
-        prk = new_room("PRK", "study", 4, "parker")
+        prk = new_room("PRK", "study", 4, "parker", ws="desk-prk")
         r = carrel("room", "save", str(prk), "--capacity", "5", user="manny")
         self.assertEqual((r.code, r.json["reason"]), (4, "branch"), r)
         r = carrel("room", "save", str(mine), "--capacity", "5", "--feature", "projector",
@@ -400,7 +402,7 @@ class Hostile(unittest.TestCase):
         w = main.logged_in_wire("desk-dwn", "cora", PASSWORD)
         neg = lambda n: (1 << 64) - n  # noqa: E731 (a negative int32 on the wire)
         card = patron()
-        room_msg = lambda *f: harness.pb_message((1, harness.pb_message(*f)))  # noqa: E731
+        room_msg = lambda *f: harness.pb_message(*f)  # noqa: E731
         cases = [
             (REQ_ROOM_BOOK, [(1, room), (2, "2026-13-45 25:99"), (3, end), (4, card)],
              ("bad_request", "field:start")),
@@ -450,8 +452,8 @@ class Hostile(unittest.TestCase):
             self.assertEqual((r.status, r.reason), want, (body_field, fields[:3], r))
             self.assertTrue(r.message, r)
         # A name with SQL in it is only a name.
-        r = w.call(REQ_ROOM_SAVE, room_msg((2, "DWN"), (3, "Robert'); DROP TABLE room; --"),
-                                           (4, 3), (7, "study")))
+        r = w.call(REQ_ROOM_SAVE, harness.pb_message((1, room_msg(
+            (2, "DWN"), (3, "Robert'); DROP TABLE room; --"), (4, 3), (7, "study")))))
         self.assertEqual(r.status, "ok", r)
         self.assertEqual(w.call(REQ_PING).status, "ok")
         w.close()
