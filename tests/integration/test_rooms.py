@@ -75,7 +75,8 @@ def new_room(branch="DWN", category="study", capacity=6, user="cora", *extra, ws
 
 
 def patron():
-    return env.new_patron(email="patron%d@example.org" % env.next_number())
+    return env.new_patron(email="patron%d@example.org" % env.next_number(),
+                          contact_channel="email")
 
 
 def book(room, start, end, *extra, card=None, user="clara", ws="desk-dwn"):
