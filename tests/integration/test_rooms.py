@@ -144,8 +144,16 @@ class Booking(unittest.TestCase):
         self.assertEqual([x["id"] for x in r.json["rooms"]], [room])
         r = carrel("rooms", "free", "--room", str(room), "--date", start[:10], json_out=False)
         self.assertEqual(r.code, 0, r)
-        self.assertIn("#", r.stdout)
-        self.assertIn(".", r.stdout)
+        # The room's row: one column per half hour from opening; the booked hour is "##".
+        row = [line for line in r.stdout.splitlines() if line.rstrip().endswith(".")
+               and "(6)" in line]
+        self.assertEqual(len(row), 1, r.stdout)
+        cells = row[0].split()[-1]
+        opens = q("SELECT local_hhmm(lower(branch_open_range(b.id, '%s'::date)))"
+                  " FROM branch b WHERE b.code = 'DWN'" % start[:10])
+        to_min = lambda hhmm: int(hhmm[:2]) * 60 + int(hhmm[3:5])  # noqa: E731
+        at = (to_min(start[11:]) - to_min(opens)) // 30
+        self.assertEqual(cells, "." * at + "##" + "." * (len(cells) - at - 2), r.stdout)
 
         # The room list shows it.
         r = carrel("rooms", "--branch", "DWN")
@@ -390,6 +398,19 @@ class Programs(unittest.TestCase):
                    json_out=False, user="clara")
         self.assertEqual(r.code, 0, r)
         self.assertIn("Story time", r.stdout)
+
+        # A second session, cancelled: its room booking goes and the room is free again.
+        start2, end2 = slot(nth=3, after_open_min=300, minutes=60)
+        r = carrel("program", "session", "add", str(pid), "--start", start2, "--end", end2,
+                   "--room", str(room), user="manny")
+        self.assertEqual(r.code, 0, r)
+        ses2 = r.json["made"][0]
+        r = carrel("program", "session", "cancel", str(ses2["id"]), user="manny")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(q("SELECT status FROM room_booking WHERE id = %d"
+                           % ses2["booking_id"]), "cancelled")
+        r = book(room, start2, end2)
+        self.assertEqual(r.code, 0, r)
 
 
 class Hostile(unittest.TestCase):
