@@ -464,6 +464,10 @@ class Hostile(unittest.TestCase):
             (REQ_ROOM_BOOKINGS, [(1, "no such card")], ("not_found", "patron")),
             (REQ_PROGRAM_ATTENDANCE, [(1, 999999999), (2, 5)], ("not_found", "program_session")),
             (REQ_PROGRAM_ATTENDANCE, [(1, 1), (2, neg(7))], ("bad_request", "field:attendance")),
+            (REQ_PROGRAM_ATTENDANCE, [(1, 1)], ("bad_request", "field:attendance")),
+            (REQ_ROOM_BOOK, [(2, start), (3, end), (4, card)], ("bad_request", "field:room_id")),
+            (REQ_ROOM_BOOK, [(1, room), (2, start), (3, end), (4, card), (11, "daily"),
+                             (12, "2099-01-01")], ("bad_request", "field:repeat")),
             (REQ_PROGRAM_LIST, [(4, "'; DELETE FROM program; --")],
              ("bad_request", "field:audience")),
         ]
