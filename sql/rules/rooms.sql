@@ -782,6 +782,11 @@ BEGIN
     VALUES (p_room.id, v_status, v_during, v_blocked, p_patron, p_group, p_contact, p_session,
             coalesce(p_purpose, ''), p_attendees, p_series, p_override, p_staff)
     RETURNING id INTO v_id;
+    -- Concurrent inserts into room_block that conflict would wait for each
+    -- other (an exclusion constraint deadlocks then): one booking of a unit
+    -- at a time, units in id order, taken last (after the patron's lock).
+    PERFORM pg_advisory_xact_lock(19, u::integer)
+    FROM unnest(room_units(p_room.id)) u ORDER BY u;
     BEGIN
         INSERT INTO room_block (booking_id, unit_id, blocked)
         SELECT v_id, u, v_blocked FROM unnest(room_units(p_room.id)) u;
