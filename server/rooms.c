@@ -349,13 +349,19 @@ static const char *rooms_doc(request_t *req, const ProtobufCMessage *m)
     return doc;
 }
 
-/* A text[] column as an arena list. */
+/* A text[] column as an arena list (NULL elements left out). */
 static char **rooms_texts(request_t *req, const PGresult *res, int row, int col, size_t *n)
 {
     *n = 0;
     if (db_null(res, row, col))
         return NULL;
-    return pgtext_array_parse(&req->arena, COL(res, row, col), n);
+    size_t k = 0;
+    char **items = pgtext_array_parse(&req->arena, COL(res, row, col), &k);
+    /* A repeated string of the reply cannot hold a NULL element: leave them out. */
+    for (size_t i = 0; i < k; i++)
+        if (items[i])
+            items[(*n)++] = items[i];
+    return items;
 }
 
 /* A bigint[] column as an arena list. */
