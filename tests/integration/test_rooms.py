@@ -350,6 +350,10 @@ class Permissions(unittest.TestCase):
                    user="manny")
         self.assertEqual(r.code, 0, r)
         self.assertEqual((r.json["capacity"], r.json["features"]), (5, ["projector"]))
+        # An edit that names no features keeps them.
+        r = carrel("room", "save", str(mine), "--capacity", "6", user="manny")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual((r.json["capacity"], r.json["features"]), (6, ["projector"]))
         # The coordinator changes categories.
         r = carrel("room", "category", "save", "quiet", "--name", "Quiet rooms", "--min", "30",
                    "--max", "120", "--slot", "30", "--days-ahead", "7", "--max-bookings", "1",
