@@ -424,7 +424,7 @@ static int build_room_book(cli_t *cli, int argc, char **argv, cmd_call_t *call)
     }
     if (optind != argc - 1 || !b->start || !b->end || (b->repeat && !b->until))
         return cmd_usage(cli, call);
-    return rooms_id(cli, "ROOM_ID", argv[optind], NULL, &b->room_id);
+    return rooms_id(cli, "ROOM_ID", argv[optind], &b->has_room_id, &b->room_id);
 }
 
 static void print_room_book(const cmd_call_t *call, const Carrel__Response *r)
@@ -473,7 +473,7 @@ static int build_room_change(cli_t *cli, int argc, char **argv, cmd_call_t *call
     bool needs_reason = strcmp(c->action, "cancel") == 0 || strcmp(c->action, "deny") == 0;
     if (optind != argc - 1 || (needs_reason && !c->reason))
         return cmd_usage(cli, call);
-    return rooms_id(cli, "BOOKING_ID", argv[optind], NULL, &c->booking_id);
+    return rooms_id(cli, "BOOKING_ID", argv[optind], &c->has_booking_id, &c->booking_id);
 }
 
 static void print_room_change(const cmd_call_t *call, const Carrel__Response *r)

@@ -306,10 +306,15 @@ static bool rooms_fail_range(request_t *req, bool has, int64_t v, int64_t min, i
 {
     if (!has || (v >= min && v <= max))
         return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
-                 arena_printf(&req->arena, "field:%s", field),
-                 "%s must be from %lld to %lld (not %lld).", field, (long long)min, (long long)max,
-                 (long long)v);
+    const char *reason = arena_printf(&req->arena, "field:%s", field);
+    if (max == INT64_MAX)
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, reason,
+                     "%s must be an id of %lld or more (not %lld).", field, (long long)min,
+                     (long long)v);
+    else
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, reason,
+                     "%s must be from %lld to %lld (not %lld).", field, (long long)min,
+                     (long long)max, (long long)v);
     return true;
 }
 
@@ -344,13 +349,19 @@ static const char *rooms_doc(request_t *req, const ProtobufCMessage *m)
     return doc;
 }
 
-/* A text[] column as an arena list. */
+/* A text[] column as an arena list (NULL elements left out). */
 static char **rooms_texts(request_t *req, const PGresult *res, int row, int col, size_t *n)
 {
     *n = 0;
     if (db_null(res, row, col))
         return NULL;
-    return pgtext_array_parse(&req->arena, COL(res, row, col), n);
+    size_t k = 0;
+    char **items = pgtext_array_parse(&req->arena, COL(res, row, col), &k);
+    /* A repeated string of the reply cannot hold a NULL element: leave them out. */
+    for (size_t i = 0; i < k; i++)
+        if (items[i])
+            items[(*n)++] = items[i];
+    return items;
 }
 
 /* A bigint[] column as an arena list. */
@@ -996,9 +1007,13 @@ static void attendance_rows(request_t *req, const PGresult *res)
 void handle_program_attendance(request_t *req)
 {
     Carrel__ProgramAttendance *m = req->msg->program_attendance;
+    if (!m->has_attendance) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:attendance",
+                     "The attendance (a number of people) is missing.");
+        return;
+    }
     if (rooms_fail_range(req, true, m->session_id, 1, INT64_MAX, "session_id") ||
-        rooms_fail_range(req, true, m->has_attendance ? m->attendance : -1, 0, ROOMS_ATTENDANCE_MAX,
-                         "attendance"))
+        rooms_fail_range(req, true, m->attendance, 0, ROOMS_ATTENDANCE_MAX, "attendance"))
         return;
     const char *staff, *ws;
     rooms_actor(req, &staff, &ws);

@@ -42,7 +42,9 @@ def carrel(*args, user="cora", ws="desk-dwn", daemon=None, json_out=True):
 
 
 def q(sql):
-    return env.psql(sql)
+    """The first line psql printed (a value; not the command tag of a WITH ... INSERT)."""
+    out = env.psql(sql)
+    return out.splitlines()[0] if out else out
 
 
 def slot(branch="DWN", nth=0, after_open_min=60, minutes=60):
@@ -62,18 +64,19 @@ def slot(branch="DWN", nth=0, after_open_min=60, minutes=60):
 _room_seq = [0]
 
 
-def new_room(branch="DWN", category="study", capacity=6, user="cora", *extra):
+def new_room(branch="DWN", category="study", capacity=6, user="cora", *extra, ws="desk-dwn"):
     """A room made through `carrel room save`; its id."""
     _room_seq[0] += 1
     name = "Room %s %d" % (category, _room_seq[0])
     r = carrel("room", "save", "--branch", branch, "--name", name, "--capacity", str(capacity),
-               "--category", category, *extra, user=user)
+               "--category", category, *extra, user=user, ws=ws)
     assert r.code == 0, r
     return r.json["id"]
 
 
 def patron():
-    return env.new_patron(email="patron%d@example.org" % env.next_number())
+    return env.new_patron(email="patron%d@example.org" % env.next_number(),
+                          contact_channel="email")
 
 
 def book(room, start, end, *extra, card=None, user="clara", ws="desk-dwn"):
@@ -141,8 +144,16 @@ class Booking(unittest.TestCase):
         self.assertEqual([x["id"] for x in r.json["rooms"]], [room])
         r = carrel("rooms", "free", "--room", str(room), "--date", start[:10], json_out=False)
         self.assertEqual(r.code, 0, r)
-        self.assertIn("#", r.stdout)
-        self.assertIn(".", r.stdout)
+        # The room's row: one column per half hour from opening; the booked hour is "##".
+        row = [line for line in r.stdout.splitlines() if line.rstrip().endswith(".")
+               and "(6)" in line]
+        self.assertEqual(len(row), 1, r.stdout)
+        cells = row[0].split()[-1]
+        opens = q("SELECT local_hhmm(lower(branch_open_range(b.id, '%s'::date)))"
+                  " FROM branch b WHERE b.code = 'DWN'" % start[:10])
+        to_min = lambda hhmm: int(hhmm[:2]) * 60 + int(hhmm[3:5])  # noqa: E731
+        at = (to_min(start[11:]) - to_min(opens)) // 30
+        self.assertEqual(cells, "." * at + "##" + "." * (len(cells) - at - 2), r.stdout)
 
         # The room list shows it.
         r = carrel("rooms", "--branch", "DWN")
@@ -332,13 +343,17 @@ class Permissions(unittest.TestCase):
                    "--category", "study", user="manny")
         self.assertEqual((r.code, r.json["reason"]), (4, "branch"), r)
         mine = new_room("DWN", "study", 4, "manny")
-        prk = new_room("PRK", "study", 4, "parker")
+        prk = new_room("PRK", "study", 4, "parker", ws="desk-prk")
         r = carrel("room", "save", str(prk), "--capacity", "5", user="manny")
         self.assertEqual((r.code, r.json["reason"]), (4, "branch"), r)
         r = carrel("room", "save", str(mine), "--capacity", "5", "--feature", "projector",
                    user="manny")
         self.assertEqual(r.code, 0, r)
         self.assertEqual((r.json["capacity"], r.json["features"]), (5, ["projector"]))
+        # An edit that names no features keeps them.
+        r = carrel("room", "save", str(mine), "--capacity", "6", user="manny")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual((r.json["capacity"], r.json["features"]), (6, ["projector"]))
         # The coordinator changes categories.
         r = carrel("room", "category", "save", "quiet", "--name", "Quiet rooms", "--min", "30",
                    "--max", "120", "--slot", "30", "--days-ahead", "7", "--max-bookings", "1",
@@ -388,6 +403,19 @@ class Programs(unittest.TestCase):
         self.assertEqual(r.code, 0, r)
         self.assertIn("Story time", r.stdout)
 
+        # A second session, cancelled: its room booking goes and the room is free again.
+        start2, end2 = slot(nth=3, after_open_min=300, minutes=60)
+        r = carrel("program", "session", "add", str(pid), "--start", start2, "--end", end2,
+                   "--room", str(room), user="manny")
+        self.assertEqual(r.code, 0, r)
+        ses2 = r.json["made"][0]
+        r = carrel("program", "session", "cancel", str(ses2["id"]), user="manny")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(q("SELECT status FROM room_booking WHERE id = %d"
+                           % ses2["booking_id"]), "cancelled")
+        r = book(room, start2, end2)
+        self.assertEqual(r.code, 0, r)
+
 
 class Hostile(unittest.TestCase):
     def test_hostile_requests_refused_on_the_same_connection(self):
@@ -400,7 +428,7 @@ class Hostile(unittest.TestCase):
         w = main.logged_in_wire("desk-dwn", "cora", PASSWORD)
         neg = lambda n: (1 << 64) - n  # noqa: E731 (a negative int32 on the wire)
         card = patron()
-        room_msg = lambda *f: harness.pb_message((1, harness.pb_message(*f)))  # noqa: E731
+        room_msg = lambda *f: harness.pb_message(*f)  # noqa: E731
         cases = [
             (REQ_ROOM_BOOK, [(1, room), (2, "2026-13-45 25:99"), (3, end), (4, card)],
              ("bad_request", "field:start")),
@@ -440,6 +468,10 @@ class Hostile(unittest.TestCase):
             (REQ_ROOM_BOOKINGS, [(1, "no such card")], ("not_found", "patron")),
             (REQ_PROGRAM_ATTENDANCE, [(1, 999999999), (2, 5)], ("not_found", "program_session")),
             (REQ_PROGRAM_ATTENDANCE, [(1, 1), (2, neg(7))], ("bad_request", "field:attendance")),
+            (REQ_PROGRAM_ATTENDANCE, [(1, 1)], ("bad_request", "field:attendance")),
+            (REQ_ROOM_BOOK, [(2, start), (3, end), (4, card)], ("bad_request", "field:room_id")),
+            (REQ_ROOM_BOOK, [(1, room), (2, start), (3, end), (4, card), (11, "daily"),
+                             (12, "2099-01-01")], ("bad_request", "field:repeat")),
             (REQ_PROGRAM_LIST, [(4, "'; DELETE FROM program; --")],
              ("bad_request", "field:audience")),
         ]
@@ -450,8 +482,8 @@ class Hostile(unittest.TestCase):
             self.assertEqual((r.status, r.reason), want, (body_field, fields[:3], r))
             self.assertTrue(r.message, r)
         # A name with SQL in it is only a name.
-        r = w.call(REQ_ROOM_SAVE, room_msg((2, "DWN"), (3, "Robert'); DROP TABLE room; --"),
-                                           (4, 3), (7, "study")))
+        r = w.call(REQ_ROOM_SAVE, harness.pb_message((1, room_msg(
+            (2, "DWN"), (3, "Robert'); DROP TABLE room; --"), (4, 3), (7, "study")))))
         self.assertEqual(r.status, "ok", r)
         self.assertEqual(w.call(REQ_PING).status, "ok")
         w.close()
