@@ -7,15 +7,6 @@
 
 -- ---------------------------------------------------------------- helpers
 
--- Refuse with our convention (foundation.sql): one line per call site.
-CREATE OR REPLACE FUNCTION schedule_refuse(p_code text, p_reason text, p_message text)
-RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = p_code, DETAIL = p_reason, MESSAGE = p_message;
-END
-$$;
-
 -- p_scope NULL: every branch; else only that one (CR403 branch).
 CREATE OR REPLACE FUNCTION schedule_scope_check(p_scope integer, p_branch integer) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -240,13 +231,14 @@ BEGIN
     IF v_id IS NOT NULL THEN
         SELECT * INTO v_old FROM service_desk d WHERE d.id = v_id FOR UPDATE;
         IF v_old.id IS NULL THEN
-            PERFORM schedule_refuse('CR404', 'desk', format('No service desk has id %s.', v_id));
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'desk',
+                MESSAGE = format('No service desk has id %s.', v_id);
         END IF;
         v_branch := v_old.branch_id;
         IF coalesce(v_doc ->> 'branch_code', '') <> ''
            AND schedule_branch(v_doc ->> 'branch_code', 'branch_code') <> v_branch THEN
-            PERFORM schedule_refuse('CR400', 'field:branch_code',
-                                    'A desk cannot move to another branch; make a new one.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:branch_code',
+                MESSAGE = 'A desk cannot move to another branch; make a new one.';
         END IF;
         v_code := coalesce(nullif(v_code, ''), v_old.code);
         v_name := coalesce(nullif(v_name, ''), v_old.name);
@@ -255,16 +247,17 @@ BEGIN
     END IF;
     PERFORM schedule_scope_check(p_scope, v_branch);
     IF v_code IS NULL OR v_code !~ '^[a-z][a-z0-9_]{1,31}$' THEN
-        PERFORM schedule_refuse('CR400', 'field:code',
-            'A desk code is 2-32 lower-case letters, digits or _, starting with a letter.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:code',
+            MESSAGE = 'A desk code is 2-32 lower-case letters, digits or _, starting with a letter.';
     END IF;
     IF v_name IS NULL OR length(v_name) NOT BETWEEN 1 AND 100 THEN
-        PERFORM schedule_refuse('CR400', 'field:name', 'A desk needs a name (1-100 characters).');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:name',
+            MESSAGE = 'A desk needs a name (1-100 characters).';
     END IF;
     IF EXISTS (SELECT 1 FROM service_desk d WHERE d.branch_id = v_branch AND d.code = v_code
                AND d.id IS DISTINCT FROM v_id) THEN
-        PERFORM schedule_refuse('CR409', 'duplicate',
-            format('The branch already has a desk with code %s.', v_code));
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'duplicate',
+            MESSAGE = format('The branch already has a desk with code %s.', v_code);
     END IF;
     IF v_id IS NULL THEN
         INSERT INTO service_desk (branch_id, code, name, active)
@@ -283,22 +276,23 @@ BEGIN
                             ORDER BY 1);
             v_n := (v_need ->> 'staff')::integer;
         EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range THEN
-            PERFORM schedule_refuse('CR400', 'field:needs', 'A need''s weekdays and staff are numbers.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:needs',
+                MESSAGE = 'A need''s weekdays and staff are numbers.';
         END;
         IF EXISTS (SELECT 1 FROM unnest(v_days) x WHERE x NOT BETWEEN 1 AND 7) THEN
-            PERFORM schedule_refuse('CR400', 'field:needs',
-                                    'Weekdays are 1 (Monday) to 7 (Sunday).');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:needs',
+                MESSAGE = 'Weekdays are 1 (Monday) to 7 (Sunday).';
         END IF;
         IF v_n IS NULL OR v_n NOT BETWEEN 0 AND 50 THEN
-            PERFORM schedule_refuse('CR400', 'field:needs',
-                                    'A need is 0 to 50 staff.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:needs',
+                MESSAGE = 'A need is 0 to 50 staff.';
         END IF;
         v_from := desk_need_time(v_need ->> 'from');
         v_to := desk_need_time(v_need ->> 'to');
         IF v_from >= v_to THEN
-            PERFORM schedule_refuse('CR400', 'field:needs',
-                format('A need from %s to %s ends before it starts.', v_need ->> 'from',
-                       v_need ->> 'to'));
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:needs',
+                MESSAGE = format('A need from %s to %s ends before it starts.', v_need ->> 'from',
+                       v_need ->> 'to');
         END IF;
         INSERT INTO desk_need (desk_id, weekdays, from_time, to_time, staff)
         VALUES (v_id, nullif(v_days, '{}'), v_from, v_to, v_n);
@@ -324,8 +318,8 @@ DECLARE
     v_id bigint := p_id;
 BEGIN
     IF upper(p_during) - lower(p_during) NOT BETWEEN interval '15 minutes' AND interval '16 hours' THEN
-        PERFORM schedule_refuse('CR400', 'field:end',
-                                'A shift is 15 minutes to 16 hours long.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:end',
+            MESSAGE = 'A shift is 15 minutes to 16 hours long.';
     END IF;
     IF coalesce(p_person, '') <> '' THEN
         v_person := schedule_person(p_person, true);
@@ -384,18 +378,21 @@ DECLARE
     v_msg text;
 BEGIN
     IF v_override AND NOT coalesce(p_override_ok, false) THEN
-        PERFORM schedule_refuse('CR403', 'override', 'You may not override weekly hours.');
+        RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'override',
+            MESSAGE = 'You may not override weekly hours.';
     END IF;
     IF v_id IS NOT NULL THEN
         SELECT * INTO v_old FROM shift s WHERE s.id = v_id;
         IF v_old.id IS NULL THEN
-            PERFORM schedule_refuse('CR404', 'shift', format('No shift has id %s.', v_id));
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'shift',
+                MESSAGE = format('No shift has id %s.', v_id);
         END IF;
         PERFORM schedule_scope_check(p_scope, v_old.branch_id);
     END IF;
     IF coalesce((p_doc ->> 'remove')::boolean, false) THEN
         IF v_id IS NULL THEN
-            PERFORM schedule_refuse('CR400', 'field:id', 'Say which shift to remove (its id).');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:id',
+                MESSAGE = 'Say which shift to remove (its id).';
         END IF;
         RETURN QUERY SELECT true, NULL::text, NULL::text, r.* FROM shift_rows(ARRAY[v_id]) r;
         DELETE FROM shift s WHERE s.id = v_id;
@@ -415,33 +412,35 @@ BEGIN
         SELECT d.id INTO v_desk FROM service_desk d
         WHERE d.branch_id = v_branch AND d.code = v_doc ->> 'desk_code';
         IF v_desk IS NULL THEN
-            PERFORM schedule_refuse('CR404', 'desk',
-                format('No service desk has code %s at %s.', v_doc ->> 'desk_code',
-                       (SELECT b.code FROM branch b WHERE b.id = v_branch)));
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'desk',
+                MESSAGE = format('No service desk has code %s at %s.', v_doc ->> 'desk_code',
+                       (SELECT b.code FROM branch b WHERE b.id = v_branch));
         END IF;
     END IF;
     v_start := local_ts(v_doc ->> 'start', 'start');
     v_end := local_ts(v_doc ->> 'end', 'end');
     IF v_end <= v_start THEN
-        PERFORM schedule_refuse('CR400', 'field:end', 'A shift ends after it starts.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:end',
+            MESSAGE = 'A shift ends after it starts.';
     END IF;
     IF v_repeat NOT IN ('', 'none', 'weekly') THEN
-        PERFORM schedule_refuse('CR400', 'field:repeat', 'repeat is weekly or nothing.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:repeat',
+            MESSAGE = 'repeat is weekly or nothing.';
     END IF;
     IF v_repeat = 'weekly' THEN
         IF v_id IS NOT NULL THEN
-            PERFORM schedule_refuse('CR400', 'field:repeat',
-                                    'Only a new shift can be repeated.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:repeat',
+                MESSAGE = 'Only a new shift can be repeated.';
         END IF;
         v_until := local_day(p_doc ->> 'until', 'until', NULL);
         IF v_until IS NULL OR v_until < library_local_date(v_start) THEN
-            PERFORM schedule_refuse('CR400', 'field:until',
-                                    'A weekly shift needs an until date on or after its first day.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:until',
+                MESSAGE = 'A weekly shift needs an until date on or after its first day.';
         END IF;
         v_n := (v_until - library_local_date(v_start)) / 7 + 1;
         IF v_n > 26 THEN
-            PERFORM schedule_refuse('CR400', 'field:until',
-                                    'A weekly series has at most 26 shifts.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:until',
+                MESSAGE = 'A weekly series has at most 26 shifts.';
         END IF;
     ELSE
         v_n := 1;
@@ -496,7 +495,8 @@ DECLARE
 BEGIN
     v_to := coalesce(v_to, v_from + 6);
     IF v_to < v_from OR v_to - v_from > 92 THEN
-        PERFORM schedule_refuse('CR400', 'field:to', 'to is 0 to 92 days after from.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
+            MESSAGE = 'to is 0 to 92 days after from.';
     END IF;
     IF coalesce(p_branch, '') <> '' THEN
         v_branch := schedule_branch(p_branch, 'branch');
@@ -600,7 +600,8 @@ DECLARE
     v_prog schedule_gap_row[] := '{}';
 BEGIN
     IF p_from IS NULL OR p_to IS NULL OR p_to < p_from OR p_to - p_from > 92 THEN
-        PERFORM schedule_refuse('CR400', 'field:to', 'Gaps are shown for 1 to 93 days.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
+            MESSAGE = 'Gaps are shown for 1 to 93 days.';
     END IF;
     IF to_regclass('program_session') IS NOT NULL THEN
         v_prog := schedule_program_gaps(p_branches, p_from, p_to);
@@ -772,6 +773,7 @@ DECLARE
     v_entry time_off;
     v_during tstzrange;
     v_shifts text;
+    v_msg text;
 BEGIN
     IF v_action = 'request' THEN
         IF coalesce(v_doc ->> 'username', '') = '' THEN
@@ -780,16 +782,18 @@ BEGIN
             v_person := schedule_person(v_doc ->> 'username', true);
         END IF;
         IF v_person.id <> p_staff AND NOT time_off_manages(p_staff, p_scope, v_person.id) THEN
-            PERFORM schedule_refuse('CR403', 'not_yours',
-                format('Only %s or a manager of their branch may ask for their time off.',
-                       v_person.display_name));
+            RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'not_yours',
+                MESSAGE = format('Only %s or a manager of their branch may ask for their time off.',
+                       v_person.display_name);
         END IF;
         v_during := tstzrange(local_ts(v_doc ->> 'start', 'start'), local_ts(v_doc ->> 'end', 'end'));
         IF isempty(v_during) THEN
-            PERFORM schedule_refuse('CR400', 'field:end', 'Time off ends after it starts.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:end',
+                MESSAGE = 'Time off ends after it starts.';
         END IF;
         IF length(coalesce(v_doc ->> 'reason', '')) > 200 THEN
-            PERFORM schedule_refuse('CR400', 'field:reason', 'A reason is at most 200 characters.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reason',
+                MESSAGE = 'A reason is at most 200 characters.';
         END IF;
         INSERT INTO time_off (staff_id, during, reason, requested_by)
         VALUES (v_person.id, v_during, coalesce(v_doc ->> 'reason', ''), p_staff)
@@ -797,8 +801,8 @@ BEGIN
     ELSIF v_action IN ('approve', 'deny', 'withdraw') THEN
         SELECT * INTO v_entry FROM time_off t WHERE t.id = v_id;
         IF v_entry.id IS NULL THEN
-            PERFORM schedule_refuse('CR404', 'time_off_entry',
-                                    format('No time off has id %s.', coalesce(v_id::text, '(none)')));
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'time_off_entry',
+                MESSAGE = format('No time off has id %s.', coalesce(v_id::text, '(none)'));
         END IF;
         -- The person's row first (lock order), then the entry again, current.
         SELECT * INTO v_person FROM staff s WHERE s.id = v_entry.staff_id FOR UPDATE;
@@ -806,17 +810,24 @@ BEGIN
         IF v_action = 'withdraw' AND v_person.id = p_staff THEN
             NULL;
         ELSIF NOT time_off_manages(p_staff, p_scope, v_person.id) THEN
-            PERFORM schedule_refuse('CR403', CASE WHEN v_action = 'withdraw' THEN 'not_yours'
-                                                  ELSE 'branch' END,
-                format('Only a manager of %s''s branch may %s this time off.',
-                       v_person.display_name, v_action));
+            v_msg := format('Only a manager of %s''s branch may %s this time off.',
+                            v_person.display_name, v_action);
+            IF v_action = 'withdraw' THEN
+                RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'not_yours',
+                    MESSAGE = v_msg;
+            ELSIF (SELECT s.role < 'branch_manager' FROM staff s WHERE s.id = p_staff) THEN
+                RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'role',
+                    MESSAGE = v_msg;
+            END IF;
+            RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'branch',
+                MESSAGE = v_msg;
         END IF;
         IF v_entry.status NOT IN ('requested', 'approved')
            OR (v_action <> 'withdraw' AND v_entry.status <> 'requested') THEN
-            PERFORM schedule_refuse('CR400', 'field:action',
-                format('This time off is %s already; it cannot be %s.', v_entry.status,
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:action',
+                MESSAGE = format('This time off is %s already; it cannot be %s.', v_entry.status,
                        CASE v_action WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied'
-                                     ELSE 'withdrawn' END));
+                                     ELSE 'withdrawn' END);
         END IF;
         IF v_action = 'approve' THEN
             SELECT string_agg(format('%s %s', b.code, schedule_span(s.during)), ', '
@@ -825,9 +836,9 @@ BEGIN
             FROM shift s JOIN branch b ON b.id = s.branch_id
             WHERE s.staff_id = v_person.id AND s.during && v_entry.during;
             IF v_shifts IS NOT NULL THEN
-                PERFORM schedule_refuse('CR409', 'shifts_scheduled',
-                    format('%s has shifts then (%s); move them first.', v_person.display_name,
-                           v_shifts));
+                RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'shifts_scheduled',
+                    MESSAGE = format('%s has shifts then (%s); move them first.', v_person.display_name,
+                           v_shifts);
             END IF;
         END IF;
         UPDATE time_off t
@@ -836,8 +847,8 @@ BEGIN
             decided_by = p_staff, decided_at = now()
         WHERE t.id = v_id;
     ELSE
-        PERFORM schedule_refuse('CR400', 'field:action',
-                                'action is request, approve, deny or withdraw.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:action',
+            MESSAGE = 'action is request, approve, deny or withdraw.';
     END IF;
     INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
     VALUES (p_staff, p_workstation, 'time_off_' || v_action, 'time_off/' || v_id,
@@ -862,7 +873,8 @@ DECLARE
 BEGIN
     v_to := coalesce(v_to, v_from + 92);
     IF v_to < v_from OR v_to - v_from > 366 THEN
-        PERFORM schedule_refuse('CR400', 'field:to', 'to is 0 to 366 days after from.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
+            MESSAGE = 'to is 0 to 366 days after from.';
     END IF;
     IF coalesce(p_branch, '') <> '' THEN
         v_branch := schedule_branch(p_branch, 'branch');
@@ -916,11 +928,12 @@ BEGIN
     IF p_scope IS NOT NULL AND NOT EXISTS (SELECT 1 FROM staff_branch sb
                                            WHERE sb.staff_id = v_person.id
                                              AND sb.branch_id = p_scope) THEN
-        PERFORM schedule_refuse('CR403', 'branch',
-            format('%s does not work at your branch.', v_person.display_name));
+        RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'branch',
+            MESSAGE = format('%s does not work at your branch.', v_person.display_name);
     END IF;
     IF length(coalesce(p_reason, '')) > 200 THEN
-        PERFORM schedule_refuse('CR400', 'field:reason', 'A reason is at most 200 characters.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reason',
+            MESSAGE = 'A reason is at most 200 characters.';
     END IF;
     WITH opened AS (
         UPDATE shift s SET staff_id = NULL, offered_at = now(),
@@ -1013,8 +1026,9 @@ DECLARE
 BEGIN
     SELECT * INTO v FROM shift s WHERE s.id = p_id FOR UPDATE;
     IF v.id IS NULL THEN
-        PERFORM schedule_refuse('CR404', 'shift', format('No shift has id %s.',
-                                                         coalesce(p_id::text, '(none)')));
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'shift',
+            MESSAGE = format('No shift has id %s.',
+                                                         coalesce(p_id::text, '(none)'));
     END IF;
     RETURN v;
 END
@@ -1041,8 +1055,8 @@ BEGIN
     END IF;
     IF v_a.staff_id IS DISTINCT FROM p_swap.requested_by
        OR (v_b.id IS NOT NULL AND v_b.staff_id IS DISTINCT FROM p_swap.to_staff_id) THEN
-        PERFORM schedule_refuse('CR409', 'shift_taken',
-            'A shift of this swap changed hands since it was proposed; deny it.');
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'shift_taken',
+            MESSAGE = 'A shift of this swap changed hands since it was proposed; deny it.';
     END IF;
     SELECT * INTO v_from FROM staff s WHERE s.id = v_a.staff_id;
     SELECT * INTO v_to FROM staff s WHERE s.id = p_swap.to_staff_id;
@@ -1092,12 +1106,13 @@ BEGIN
         PERFORM schedule_lock_people(ARRAY[v_shift.staff_id]);
         v_shift := schedule_shift(p_shift);
         IF v_shift.staff_id IS NULL THEN
-            PERFORM schedule_refuse('CR409', 'shift_taken', 'The shift is open already.');
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'shift_taken',
+                MESSAGE = 'The shift is open already.';
         END IF;
         IF v_shift.staff_id <> p_staff
            AND NOT schedule_manages(p_staff, p_scope, v_shift.branch_id) THEN
-            PERFORM schedule_refuse('CR403', 'not_yours',
-                'Only the shift''s owner or a manager of its branch may offer it.');
+            RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'not_yours',
+                MESSAGE = 'Only the shift''s owner or a manager of its branch may offer it.';
         END IF;
         UPDATE shift s SET staff_id = NULL, offered_at = now() WHERE s.id = v_shift.id;
         UPDATE shift_swap w SET status = 'denied', decided_by = p_staff, decided_at = now()
@@ -1107,8 +1122,8 @@ BEGIN
         SELECT * INTO v_me FROM staff s WHERE s.id = p_staff FOR UPDATE;
         v_shift := schedule_shift(p_shift);
         IF v_shift.staff_id IS NOT NULL THEN
-            PERFORM schedule_refuse('CR409', 'shift_taken',
-                format('Shift %s is not open any more.', v_shift.id));
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'shift_taken',
+                MESSAGE = format('Shift %s is not open any more.', v_shift.id);
         END IF;
         PERFORM schedule_eligible(v_me, v_shift.branch_id, v_shift.mic, v_shift.during,
                                   ARRAY[v_shift.id], false);
@@ -1117,28 +1132,33 @@ BEGIN
     WHEN 'swap' THEN
         v_shift := schedule_shift(p_shift);
         IF v_shift.staff_id IS DISTINCT FROM p_staff THEN
-            PERFORM schedule_refuse('CR403', 'not_yours', 'Only the shift''s owner may propose a swap.');
+            RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'not_yours',
+                MESSAGE = 'Only the shift''s owner may propose a swap.';
         END IF;
         IF coalesce(p_to_username, '') = '' THEN
-            PERFORM schedule_refuse('CR400', 'field:to_username', 'Say who takes the shift.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to_username',
+                MESSAGE = 'Say who takes the shift.';
         END IF;
         v_to := schedule_person(p_to_username, false);
         IF v_to.id = p_staff THEN
-            PERFORM schedule_refuse('CR400', 'field:to_username', 'A swap is with someone else.');
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to_username',
+                MESSAGE = 'A swap is with someone else.';
         END IF;
         IF p_with_shift IS NOT NULL AND p_with_shift <> 0 THEN
             SELECT * INTO v_with FROM shift s WHERE s.id = p_with_shift;
             IF v_with.id IS NULL THEN
-                PERFORM schedule_refuse('CR404', 'shift', format('No shift has id %s.', p_with_shift));
+                RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'shift',
+                    MESSAGE = format('No shift has id %s.', p_with_shift);
             END IF;
             IF v_with.staff_id IS DISTINCT FROM v_to.id THEN
-                PERFORM schedule_refuse('CR400', 'field:with_shift_id',
-                    format('Shift %s is not %s''s.', p_with_shift, v_to.display_name));
+                RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:with_shift_id',
+                    MESSAGE = format('Shift %s is not %s''s.', p_with_shift, v_to.display_name);
             END IF;
         END IF;
         IF EXISTS (SELECT 1 FROM shift_swap w WHERE w.shift_id = v_shift.id
                    AND w.status = 'pending') THEN
-            PERFORM schedule_refuse('CR409', 'duplicate', 'This shift already has a pending swap.');
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'duplicate',
+                MESSAGE = 'This shift already has a pending swap.';
         END IF;
         INSERT INTO shift_swap (shift_id, with_shift_id, to_staff_id, requested_by)
         VALUES (v_shift.id, v_with.id, v_to.id, p_staff)
@@ -1146,17 +1166,19 @@ BEGIN
     WHEN 'approve_swap', 'deny_swap' THEN
         SELECT * INTO v_swap FROM shift_swap w WHERE w.id = p_swap FOR UPDATE;
         IF v_swap.id IS NULL THEN
-            PERFORM schedule_refuse('CR404', 'swap', format('No swap request has id %s.',
-                                                            coalesce(p_swap::text, '(none)')));
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'swap',
+                MESSAGE = format('No swap request has id %s.',
+                                                            coalesce(p_swap::text, '(none)'));
         END IF;
         SELECT * INTO v_shift FROM shift s WHERE s.id = v_swap.shift_id;
         IF (SELECT s.role < 'branch_manager' FROM staff s WHERE s.id = p_staff) THEN
-            PERFORM schedule_refuse('CR403', 'role', 'Managers decide swaps.');
+            RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'role',
+                MESSAGE = 'Managers decide swaps.';
         END IF;
         PERFORM schedule_scope_check(p_scope, v_shift.branch_id);
         IF v_swap.status <> 'pending' THEN
-            PERFORM schedule_refuse('CR409', 'swap_decided',
-                format('Swap %s was already %s.', v_swap.id, v_swap.status));
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'swap_decided',
+                MESSAGE = format('Swap %s was already %s.', v_swap.id, v_swap.status);
         END IF;
         IF p_action = 'approve_swap' THEN
             v_shifts := shift_swap_approve(v_swap, p_staff);
@@ -1167,8 +1189,8 @@ BEGIN
         WHERE w.id = v_swap.id;
         v_swap_id := v_swap.id;
     ELSE
-        PERFORM schedule_refuse('CR400', 'field:action',
-                                'action is offer, claim, swap, approve_swap or deny_swap.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:action',
+            MESSAGE = 'action is offer, claim, swap, approve_swap or deny_swap.';
     END CASE;
     INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
     VALUES (p_staff, p_workstation, 'shift_' || p_action,
@@ -1201,12 +1223,12 @@ BEGIN
     IF p_scope IS NOT NULL AND NOT EXISTS (SELECT 1 FROM staff_branch sb
                                            WHERE sb.staff_id = v_person.id
                                              AND sb.branch_id = p_scope) THEN
-        PERFORM schedule_refuse('CR403', 'branch',
-            format('%s does not work at your branch.', v_person.display_name));
+        RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'branch',
+            MESSAGE = format('%s does not work at your branch.', v_person.display_name);
     END IF;
     IF p_max IS NOT NULL AND p_max NOT BETWEEN 0 AND 80 THEN
-        PERFORM schedule_refuse('CR400', 'field:max_week_hours',
-                                'Weekly hours are 0 (no limit) to 80.');
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:max_week_hours',
+            MESSAGE = 'Weekly hours are 0 (no limit) to 80.';
     END IF;
     IF p_mic IS NOT NULL OR p_max IS NOT NULL THEN
         UPDATE staff s SET mic_eligible = coalesce(p_mic, s.mic_eligible),
