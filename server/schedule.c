@@ -550,14 +550,19 @@ static void week_add_desk(request_t *req, Carrel__ScheduleWeekReply *reply, cons
     reply->desks[reply->n_desks++] = d;
 }
 
+/* The branch of a ScheduleWeek: the one named, else the session's. */
+static const char *week_branch(request_t *req)
+{
+    const char *branch = schedule_opt(req->msg->schedule_week->branch);
+    return branch ? branch : request_session(req)->branch_code;
+}
+
 static void week_done(request_t *req, const PGresult *res)
 {
     int rows = PQntuples(res);
     if (rows == 0) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
-                     "No branch has the code %s.",
-                     req->msg->schedule_week->branch ? req->msg->schedule_week->branch
-                                                     : request_session(req)->branch_code);
+                     "No branch has the code %s.", week_branch(req));
         return;
     }
     Carrel__ScheduleWeekReply *reply = arena_new(&req->arena, Carrel__ScheduleWeekReply, 1);
@@ -586,10 +591,7 @@ static void week_done(request_t *req, const PGresult *res)
 
 void handle_schedule_week(request_t *req)
 {
-    Carrel__ScheduleWeek *m = req->msg->schedule_week;
-    const char *branch = schedule_opt(m->branch);
-    const char *values[2] = {branch ? branch : request_session(req)->branch_code,
-                             schedule_opt(m->week)};
+    const char *values[2] = {week_branch(req), schedule_opt(req->msg->schedule_week->week)};
     reply_query(req, &stmt_week, 2, values, week_done);
 }
 
