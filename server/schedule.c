@@ -121,7 +121,8 @@ static const reply_stmt_t stmt_week = REPLY_STMT(
     " ORDER BY w.n");
 
 /* The range (a week, or from/to), the first code that is no branch, then
- * the gaps (none: one row whose gap columns are NULL). */
+ * the gaps (none: one row whose gap columns are NULL). With an unknown code
+ * schedule_gaps is not called at all (a one-time filter). */
 enum { GAPS_FROM, GAPS_TO, GAPS_UNKNOWN, GAPS_GAP, GAPS_NCOLS = GAPS_GAP + GAP_NCOLS };
 static const reply_stmt_t stmt_gaps = REPLY_STMT(
     "schedule_gaps", GAPS_NCOLS,
@@ -136,10 +137,10 @@ static const reply_stmt_t stmt_gaps = REPLY_STMT(
     "SELECT r.d_from::text, r.d_to::text, b.unknown, g.branch_code, g.day::text, g.start,"
     "       g.\"end\", g.kind, g.desk_code, g.needed, g.scheduled, g.text, g.program_session_id"
     "  FROM r CROSS JOIN b"
-    "  LEFT JOIN LATERAL schedule_gaps(CASE WHEN b.unknown IS NULL THEN b.ids ELSE '{}' END,"
-    "                                  r.d_from, r.d_to) WITH ORDINALITY"
-    "         AS g(branch_code, day, start, \"end\", kind, desk_code, needed, scheduled, text,"
-    "              program_session_id, n) ON true"
+    "  LEFT JOIN LATERAL (SELECT x.* FROM schedule_gaps(b.ids, r.d_from, r.d_to) WITH ORDINALITY"
+    "                      AS x(branch_code, day, start, \"end\", kind, desk_code, needed,"
+    "                           scheduled, text, program_session_id, n)"
+    "                     WHERE b.unknown IS NULL) g ON true"
     " ORDER BY g.n");
 
 /* time_off_save / time_off_list: TimeOff in proto order. */
