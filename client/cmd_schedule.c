@@ -134,7 +134,7 @@ static const char *const shift_headers[] = {"Shift", "Who", "Branch", "Desk", "S
 
 static void sched_shift_row(table_t *t, const Carrel__Shift *s)
 {
-    char id[24], who[256], status[64];
+    char id[24], who[512], status[64];
     snprintf(id, sizeof(id), "%lld", (long long)s->id);
     sched_who(who, sizeof(who), s);
     if (s->has_swap_id && s->swap_id)
@@ -265,7 +265,7 @@ static void print_week(const cmd_call_t *call, const Carrel__Response *r)
         printf("The branch is closed all week (no open half hours).\n");
         return;
     }
-    enum { CELL = 512 };
+    enum { CELL = 2048 };
     size_t ncols = w->n_desks + 1;
     const char **headers = util_xcalloc(ncols, sizeof(char *));
     char **now = util_xcalloc(w->n_desks, sizeof(char *)),
@@ -916,7 +916,7 @@ static const char *const swap_headers[] = {"Swap",      "Shift",  "When",     "O
 
 static void sched_swap_row(table_t *t, const Carrel__SwapRequest *w)
 {
-    char id[24], shift[24] = "", when[64] = "", owner[256] = "", with[24] = "";
+    char id[24], shift[24] = "", when[64] = "", owner[512] = "", with[24] = "";
     snprintf(id, sizeof(id), "%lld", (long long)w->id);
     if (w->shift) {
         snprintf(shift, sizeof(shift), "%lld", (long long)w->shift->id);

@@ -121,7 +121,8 @@ static const reply_stmt_t stmt_week = REPLY_STMT(
     " ORDER BY w.n");
 
 /* The range (a week, or from/to), the first code that is no branch, then
- * the gaps (none: one row whose gap columns are NULL). */
+ * the gaps (none: one row whose gap columns are NULL). With an unknown code
+ * schedule_gaps is not called at all (a one-time filter). */
 enum { GAPS_FROM, GAPS_TO, GAPS_UNKNOWN, GAPS_GAP, GAPS_NCOLS = GAPS_GAP + GAP_NCOLS };
 static const reply_stmt_t stmt_gaps = REPLY_STMT(
     "schedule_gaps", GAPS_NCOLS,
@@ -136,10 +137,10 @@ static const reply_stmt_t stmt_gaps = REPLY_STMT(
     "SELECT r.d_from::text, r.d_to::text, b.unknown, g.branch_code, g.day::text, g.start,"
     "       g.\"end\", g.kind, g.desk_code, g.needed, g.scheduled, g.text, g.program_session_id"
     "  FROM r CROSS JOIN b"
-    "  LEFT JOIN LATERAL schedule_gaps(CASE WHEN b.unknown IS NULL THEN b.ids ELSE '{}' END,"
-    "                                  r.d_from, r.d_to) WITH ORDINALITY"
-    "         AS g(branch_code, day, start, \"end\", kind, desk_code, needed, scheduled, text,"
-    "              program_session_id, n) ON true"
+    "  LEFT JOIN LATERAL (SELECT x.* FROM schedule_gaps(b.ids, r.d_from, r.d_to) WITH ORDINALITY"
+    "                      AS x(branch_code, day, start, \"end\", kind, desk_code, needed,"
+    "                           scheduled, text, program_session_id, n)"
+    "                     WHERE b.unknown IS NULL) g ON true"
     " ORDER BY g.n");
 
 /* time_off_save / time_off_list: TimeOff in proto order. */
@@ -550,14 +551,19 @@ static void week_add_desk(request_t *req, Carrel__ScheduleWeekReply *reply, cons
     reply->desks[reply->n_desks++] = d;
 }
 
+/* The branch of a ScheduleWeek: the one named, else the session's. */
+static const char *week_branch(request_t *req)
+{
+    const char *branch = schedule_opt(req->msg->schedule_week->branch);
+    return branch ? branch : request_session(req)->branch_code;
+}
+
 static void week_done(request_t *req, const PGresult *res)
 {
     int rows = PQntuples(res);
     if (rows == 0) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:branch",
-                     "No branch has the code %s.",
-                     req->msg->schedule_week->branch ? req->msg->schedule_week->branch
-                                                     : request_session(req)->branch_code);
+                     "No branch has the code %s.", week_branch(req));
         return;
     }
     Carrel__ScheduleWeekReply *reply = arena_new(&req->arena, Carrel__ScheduleWeekReply, 1);
@@ -586,10 +592,7 @@ static void week_done(request_t *req, const PGresult *res)
 
 void handle_schedule_week(request_t *req)
 {
-    Carrel__ScheduleWeek *m = req->msg->schedule_week;
-    const char *branch = schedule_opt(m->branch);
-    const char *values[2] = {branch ? branch : request_session(req)->branch_code,
-                             schedule_opt(m->week)};
+    const char *values[2] = {week_branch(req), schedule_opt(req->msg->schedule_week->week)};
     reply_query(req, &stmt_week, 2, values, week_done);
 }
 

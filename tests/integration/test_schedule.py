@@ -201,6 +201,18 @@ class WeekGrid(unittest.TestCase):
         self.assertEqual(len(r["shifts"]), 3)
         self.assertEqual([(x["start"], x["reason"]) for x in r["refused"]],
                          [(day(mon, 14) + " 09:00", "overlapping_shift")])
+        # Every occurrence refused: the answer lists them and the command exits with the
+        # first refusal's code.
+        again = add_shift("mara", "libby", "DWN", mon + " 10:00", mon + " 11:00",
+                          "--repeat", "weekly", "--until", day(mon, 7))
+        self.assertEqual(again.code, 4, again)
+        self.assertEqual(again.json.get("shifts", []), [])
+        self.assertEqual([x["reason"] for x in again.json["refused"]], ["overlapping_shift"] * 2)
+        text = carrel("mara", "schedule", "shift", "add", "libby", "--branch", "DWN", "--start",
+                      mon + " 10:00", "--end", "11:00", "--repeat", "weekly", "--until",
+                      day(mon, 7), json_out=False)
+        self.assertEqual(text.code, 4, text)
+        self.assertIn("refused %s 10:00-%s 11:00" % (mon, mon), text.stdout)
 
 
 class Gaps(unittest.TestCase):
@@ -281,6 +293,26 @@ class SickCall(unittest.TestCase):
         self.assertEqual([x for x in elsewhere.lines.queue if x and "schedule_gap" in x], [])
         # A clerk may not call someone in sick.
         refused(carrel("clara", "schedule", "absent", "carl", "--date", mon), "role")
+
+    def test_a_retried_sick_call_answers_the_same(self):
+        """Sent again with the same request key (a lost answer), a sick call gives the
+        first answer again and opens nothing more."""
+        mon = new_week()
+        ok(add_shift("mara", "libby", "DWN", mon + " 10:00", mon + " 14:00"))
+        w = main.logged_in_wire(user="mara", password=PASSWORD)
+        key = str(uuid.uuid4())
+        body = harness.pb_message((1, "libby"), (2, mon))
+        first = w.call(REQ_ABSENT, body, key=key)
+        self.assertEqual(first.status, "ok", first)
+        # Libby is scheduled again that day; the retry must not open the new shift.
+        ok(add_shift("mara", "libby", "DWN", mon + " 15:00", mon + " 17:00"))
+        second = w.call(REQ_ABSENT, body, key=key)
+        self.assertEqual(second.status, "ok", second)
+        self.assertEqual(first.body(REQ_ABSENT), second.body(REQ_ABSENT))
+        w.close()
+        mine = ok(carrel("mara", "schedule", "shifts", "--user", "libby", "--from", mon,
+                         "--to", mon))
+        self.assertEqual([s["start"] for s in mine["shifts"]], [mon + " 15:00"])
 
 
 class OffersAndSwaps(unittest.TestCase):
