@@ -139,5 +139,7 @@ extern const command_t notices_commands[];
 extern const command_t desk_commands[];
 extern const command_t stats_commands[];
 extern const command_t report_commands[];
+extern const command_t rooms_commands[];
+extern const command_t schedule_commands[];
 
 #endif

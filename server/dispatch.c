@@ -87,6 +87,39 @@ static const route_t routes[] = {
     R(PLS_REPORT, "pls_report", handle_pls_report, 0, PERM_STATS_REPORT),
     R(STATS_BUY_MORE, "stats_buy_more", handle_stats_buy_more, 0, PERM_STATS_REPORT),
     R(STATS_REBUILD, "stats_rebuild", handle_stats_rebuild, ROUTE_MUTATING, PERM_STATS_REBUILD),
+    /* Rooms and programs: branch scope is passed to SQL (rooms.c); bookings are keyed. */
+    R(ROOM_LIST, "room_list", handle_room_list, 0, PERM_ROOM_READ),
+    R(ROOM_SAVE, "room_save", handle_room_save, ROUTE_MUTATING, PERM_ROOM_MANAGE),
+    R(ROOM_CATEGORY_LIST, "room_category_list", handle_room_category_list, 0, PERM_ROOM_READ),
+    R(ROOM_CATEGORY_SAVE, "room_category_save", handle_room_category_save, ROUTE_MUTATING,
+      PERM_ROOM_CATEGORY),
+    R(ROOM_FREE, "room_free", handle_room_free, 0, PERM_ROOM_READ),
+    R(ROOM_BOOK, "room_book", handle_room_book, ROUTE_KEYED, PERM_ROOM_BOOK),
+    R(ROOM_CHANGE, "room_change", handle_room_change, ROUTE_KEYED, PERM_ROOM_BOOK),
+    R(ROOM_BOOKINGS, "room_bookings", handle_room_bookings, 0, PERM_ROOM_READ),
+    R(PROGRAM_SAVE, "program_save", handle_program_save, ROUTE_MUTATING, PERM_PROGRAM_MANAGE),
+    R(PROGRAM_SESSION_SAVE, "program_session_save", handle_program_session_save, ROUTE_KEYED,
+      PERM_PROGRAM_MANAGE),
+    R(PROGRAM_ATTENDANCE, "program_attendance", handle_program_attendance, ROUTE_MUTATING,
+      PERM_PROGRAM_ATTENDANCE),
+    R(PROGRAM_LIST, "program_list", handle_program_list, 0, PERM_ROOM_READ),
+    /* Staff schedules: everyone sees them and acts on their own shifts and time
+     * off; managers change them (the target branch is checked in SQL against the
+     * scope schedule.c passes). A sick call and shift changes are keyed. */
+    R(DESK_LIST, "desk_list", handle_desk_list, 0, PERM_SCHEDULE_READ),
+    R(DESK_SAVE, "desk_save", handle_desk_save, ROUTE_MUTATING, PERM_SCHEDULE_MANAGE),
+    R(SHIFT_SAVE, "shift_save", handle_shift_save, ROUTE_MUTATING, PERM_SCHEDULE_MANAGE),
+    R(SHIFT_LIST, "shift_list", handle_shift_list, 0, PERM_SCHEDULE_READ),
+    R(SCHEDULE_WEEK, "schedule_week", handle_schedule_week, 0, PERM_SCHEDULE_READ),
+    R(SCHEDULE_GAPS, "schedule_gaps", handle_schedule_gaps, 0, PERM_SCHEDULE_READ),
+    R(TIME_OFF_SAVE, "time_off_save", handle_time_off_save, ROUTE_MUTATING, PERM_SCHEDULE_SELF),
+    R(TIME_OFF_LIST, "time_off_list", handle_time_off_list, 0, PERM_SCHEDULE_READ),
+    R(SCHEDULE_ABSENT, "schedule_absent", handle_schedule_absent, ROUTE_KEYED,
+      PERM_SCHEDULE_MANAGE),
+    R(SHIFT_CHANGE, "shift_change", handle_shift_change, ROUTE_KEYED, PERM_SCHEDULE_SELF),
+    R(SWAP_LIST, "swap_list", handle_swap_list, 0, PERM_SCHEDULE_READ),
+    R(STAFF_SCHEDULE_SET, "staff_schedule_set", handle_staff_schedule_set, ROUTE_MUTATING,
+      PERM_SCHEDULE_MANAGE),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -109,4 +142,6 @@ void dispatch_register_statements(void)
     holds_register_statements();
     notices_register_statements();
     stats_register_statements();
+    rooms_register_statements();
+    schedule_register_statements();
 }

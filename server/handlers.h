@@ -125,4 +125,34 @@ void handle_pls_report(request_t *req);
 void handle_stats_buy_more(request_t *req);
 void handle_stats_rebuild(request_t *req);
 
+/* rooms.c: rooms, categories, bookings, programs (the rooms timer is in rooms.h) */
+void rooms_register_statements(void);
+void handle_room_list(request_t *req);
+void handle_room_save(request_t *req);
+void handle_room_category_list(request_t *req);
+void handle_room_category_save(request_t *req);
+void handle_room_free(request_t *req);
+void handle_room_book(request_t *req);
+void handle_room_change(request_t *req);
+void handle_room_bookings(request_t *req);
+void handle_program_save(request_t *req);
+void handle_program_session_save(request_t *req);
+void handle_program_attendance(request_t *req);
+void handle_program_list(request_t *req);
+
+/* schedule.c: staff schedules (desks, shifts, the week, gaps, time off, sick calls, swaps) */
+void schedule_register_statements(void);
+void handle_desk_list(request_t *req);
+void handle_desk_save(request_t *req);
+void handle_shift_save(request_t *req);
+void handle_shift_list(request_t *req);
+void handle_schedule_week(request_t *req);
+void handle_schedule_gaps(request_t *req);
+void handle_time_off_save(request_t *req);
+void handle_time_off_list(request_t *req);
+void handle_schedule_absent(request_t *req);
+void handle_shift_change(request_t *req);
+void handle_swap_list(request_t *req);
+void handle_staff_schedule_set(request_t *req);
+
 #endif

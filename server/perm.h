@@ -63,7 +63,21 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_STATS_READ, ROLES_ALL, PERM_SCOPE_BRANCH, "read statistics")                            \
     X(PERM_STATS_REPORT, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH,                                      \
       "run the annual report or the buy-more list")                                                \
-    X(PERM_STATS_REBUILD, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "rebuild the statistics")
+    X(PERM_STATS_REBUILD, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "rebuild the statistics")             \
+    X(PERM_ROOM_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "list rooms, bookings and programs")         \
+    X(PERM_ROOM_BOOK, ROLES_ALL, PERM_SCOPE_SYSTEM, "book rooms")                                \
+    X(PERM_ROOM_OVERRIDE, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM,                                 \
+      "book rooms beyond the rules or recurring")                                                \
+    X(PERM_ROOM_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH,                                     \
+      "manage rooms or approve bookings")                                                        \
+    X(PERM_ROOM_CATEGORY, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change room categories")     \
+    X(PERM_PROGRAM_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage programs")               \
+    X(PERM_PROGRAM_ATTENDANCE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH,                            \
+      "record program attendance")                                                \
+    X(PERM_SCHEDULE_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see staff schedules")                     \
+    X(PERM_SCHEDULE_SELF, ROLES_ALL, PERM_SCOPE_SYSTEM,                                            \
+      "ask for time off or offer, claim and swap their own shifts")                                \
+    X(PERM_SCHEDULE_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage staff schedules")
 
 typedef enum {
 #define X(action, roles, scope, text) action,

@@ -20,6 +20,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "notices.h"
+#include "rooms.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -71,6 +72,7 @@ static void server_on_signal(uv_signal_t *sig, int signum)
         if (srv->notices)
             notices_abort(srv->notices);
         stats_abort(srv->stats);
+        rooms_abort(srv->rooms);
         return;
     }
     server_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -176,6 +178,7 @@ int server_start(server_t *srv)
     if (stats_start(srv) != 0)
         goto fail;
     auth_jobs_start(srv);
+    rooms_start(srv);
 
     /* A hash of random bytes nobody knows, to verify unknown users against. */
     unsigned char secret[24];
@@ -203,6 +206,7 @@ static void server_drain_timeout(uv_timer_t *t)
     if (srv->notices)
         notices_abort(srv->notices);
     stats_abort(srv->stats);
+    rooms_abort(srv->rooms);
 }
 
 void server_drain(server_t *srv, const char *why)
@@ -225,6 +229,7 @@ void server_drain(server_t *srv, const char *why)
     if (srv->notices)
         notices_stop(srv->notices);
     stats_stop(srv->stats);
+    rooms_stop(srv->rooms);
     auth_jobs_stop(srv);
     server_finish(srv);
 }
@@ -242,7 +247,8 @@ static void server_pool_closed(void *arg)
 static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || srv->finishing || srv->passwords.pending > 0 ||
-        !notices_gone(srv->notices) || !stats_gone(srv->stats))
+        !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
+        !rooms_gone(srv->rooms))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
@@ -250,6 +256,7 @@ static void server_finish(server_t *srv)
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     stats_close(srv->stats); /* the standby pool; frees the rest once its handles are closed */
+    rooms_close(srv->rooms);
     if (srv->db)
         db_pool_close(srv->db, server_pool_closed, srv);
 }

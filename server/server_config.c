@@ -133,5 +133,8 @@ const conf_entry_t server_config_table[] = {
     {"stats_rollup_interval_s", CONF_INT, S(stats_rollup_interval_s), "10", 0, 86400,
      "fold new circulation events into the statistics rollups this often (on the primary); 0: "
      "never (reports still count queued events, only more slowly)"},
+    {"rooms_tick_interval_s", CONF_INT, S(rooms_tick_interval_s), "60", 0, 86400,
+     "release room bookings not checked in (no-shows), complete ended ones, queue reminders "
+     "and anonymise old bookings this often (on the primary); 0: never"},
     CONF_END,
 };

@@ -62,6 +62,7 @@ struct server_config {
     long stats_pool_size;
     int stats_fallback_primary;
     long stats_rollup_interval_s; /* 0: no rollup timer */
+    long rooms_tick_interval_s;   /* 0: no rooms timer */
 };
 
 extern const conf_entry_t server_config_table[];

@@ -54,6 +54,7 @@ BEGIN
     INSERT INTO patron_circ (patron_id) VALUES (p_keep) ON CONFLICT DO NOTHING;
     UPDATE patron_circ k SET loans_out = k.loans_out + m.loans_out,
                              balance_cents = k.balance_cents + m.balance_cents,
+                             room_no_shows = k.room_no_shows + m.room_no_shows,
                              last_activity_on = greatest(k.last_activity_on, m.last_activity_on),
                              last_borrowed_on = greatest(k.last_borrowed_on, m.last_borrowed_on)
     FROM patron_circ m WHERE k.patron_id = p_keep AND m.patron_id = p_merge;

@@ -15,7 +15,7 @@ DECLARE
     v_name text;
 BEGIN
     LOOP
-        v_at := regexp_instr(v_rest, '\{(name|title|branch|date|library)\}');
+        v_at := regexp_instr(v_rest, '\{(name|title|branch|date|library|room|time)\}');
         EXIT WHEN v_at = 0;
         v_name := substring(v_rest FROM v_at + 1 FOR position('}' IN substring(v_rest FROM v_at)) - 2);
         v_out := v_out || left(v_rest, v_at - 1) || coalesce(p_values ->> v_name, '');
@@ -27,9 +27,12 @@ $$;
 
 -- Queue one notice for a patron by their chosen channel; nothing when the
 -- patron asked for none or has no address for it. Idempotent. Returns 1 when
--- a notice was queued, 0 otherwise.
+-- a notice was queued, 0 otherwise. A room booking's notice (p_booking) also
+-- fills {room} and {time} (its local start and end) from the booking.
+DROP FUNCTION IF EXISTS notice_queue(bigint, text, bigint, bigint, date, text, integer);
 CREATE OR REPLACE FUNCTION notice_queue(p_patron bigint, p_kind text, p_hold bigint, p_loan bigint,
-                             p_date date, p_title text, p_branch integer) RETURNS integer
+                             p_date date, p_title text, p_branch integer,
+                             p_booking bigint DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     p patron;
@@ -37,7 +40,14 @@ DECLARE
     v_address text;
     v_values jsonb;
     v_rows integer;
+    v_room text := '';
+    v_time text := '';
 BEGIN
+    IF p_booking IS NOT NULL THEN
+        SELECT r.name, local_hhmm(lower(k.during)) || '-' || local_hhmm(upper(k.during))
+        INTO v_room, v_time
+        FROM room_booking k JOIN room r ON r.id = k.room_id WHERE k.id = p_booking;
+    END IF;
     SELECT * INTO p FROM patron WHERE id = p_patron;
     v_address := CASE p.contact_channel WHEN 'email' THEN p.email
                                         WHEN 'sms' THEN p.phone WHEN 'phone' THEN p.phone END;
@@ -50,11 +60,12 @@ BEGIN
         'title', coalesce(p_title, ''),
         'branch', coalesce((SELECT name FROM branch WHERE id = p_branch), ''),
         'date', coalesce(to_char(p_date, 'FMDay, FMMonth FMDD'), ''),
-        'library', library_setting_text('library_name'));
+        'library', library_setting_text('library_name'),
+        'room', coalesce(v_room, ''), 'time', coalesce(v_time, ''));
     INSERT INTO notice (patron_id, kind, channel, address, hold_id, loan_id, about_date, subject,
-                        body)
+                        body, booking_id)
     VALUES (p_patron, p_kind, p.contact_channel, v_address, p_hold, p_loan, p_date,
-            notice_render(t.subject, v_values), notice_render(t.body, v_values))
+            notice_render(t.subject, v_values), notice_render(t.body, v_values), p_booking)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN v_rows;

@@ -98,6 +98,11 @@ BEGIN
             WHEN 'channel' THEN 'x.channel'
             WHEN 'from_branch' THEN 'fb.code'
             WHEN 'to_branch' THEN 'tb.code'
+            WHEN 'room' THEN 'x.room'
+            WHEN 'category' THEN 'x.category'
+            WHEN 'status' THEN 'x.status'
+            WHEN 'audience' THEN 'x.audience'
+            WHEN 'venue' THEN 'x.venue'
         END;
         IF v_parts[cardinality(v_parts)] IS NULL THEN
             PERFORM stats_refuse('by', format('There is no dimension %s.', d));
@@ -665,6 +670,77 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------- rooms and programs
+
+-- Room bookings by the local day they start: p_param 'bookings' (count, by
+-- status: all of them, cancelled and no-shows too), 'hours' (booked hours
+-- of the bookings that were used or are to come: tentative, confirmed,
+-- checked in, completed), 'no_shows' (count). A hall's booking counts once,
+-- on the hall. No patron is named: the rows read room, category and status.
+CREATE OR REPLACE FUNCTION stats_src_rooms(p_from date, p_to date, p_time text, p_by text[],
+                                           p_branches integer[], p_arg integer, p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_value text := CASE p_param
+        WHEN 'bookings' THEN 'count(*)::numeric'
+        WHEN 'no_shows' THEN 'count(*)::numeric'
+        WHEN 'hours' THEN 'round(sum(extract(epoch FROM upper(x.during) - lower(x.during)))'
+                          '::numeric / 3600, 2)' END;
+    v_where text := CASE p_param
+        WHEN 'bookings' THEN 'true'
+        WHEN 'no_shows' THEN 'k.status = ''no_show'''
+        WHEN 'hours' THEN 'k.status NOT IN (''cancelled'', ''no_show'')' END;
+BEGIN
+    IF v_value IS NULL THEN
+        RAISE EXCEPTION 'stat_measure param % names no room count', p_param;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($4, stats_bucket($4, lower(x.during) AT TIME ZONE $5)), %1$s, %2$s '
+        'FROM (SELECT k.during, k.status, r.branch_id, r.name AS room, r.category '
+        '      FROM room_booking k JOIN room r ON r.id = k.room_id '
+        '      WHERE lower(k.during) >= $1 AND lower(k.during) < $2 '
+        '        AND ($3 IS NULL OR r.branch_id = ANY ($3)) AND %3$s) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 1, 2',
+        stats_keys_sql(p_by), v_value, v_where)
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_time, v_tz;
+END
+$$;
+
+-- Program sessions held (not cancelled) by the local day they start, by the
+-- program's branch, audience and venue: p_param 'sessions' (count) or
+-- 'attendance' (sum; a session without attendance recorded counts 0).
+CREATE OR REPLACE FUNCTION stats_src_programs(p_from date, p_to date, p_time text, p_by text[],
+                                              p_branches integer[], p_arg integer,
+                                              p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_value text := CASE p_param
+        WHEN 'sessions' THEN 'count(*)::numeric'
+        WHEN 'attendance' THEN 'coalesce(sum(x.attendance), 0)::numeric' END;
+BEGIN
+    IF v_value IS NULL THEN
+        RAISE EXCEPTION 'stat_measure param % names no program count', p_param;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($4, stats_bucket($4, lower(x.during) AT TIME ZONE $5)), %1$s, %2$s '
+        'FROM (SELECT s.during, s.attendance, g.branch_id, g.audience, g.venue '
+        '      FROM program_session s JOIN program g ON g.id = s.program_id '
+        '      WHERE lower(s.during) >= $1 AND lower(s.during) < $2 AND NOT s.cancelled '
+        '        AND ($3 IS NULL OR g.branch_id = ANY ($3))) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 1, 2',
+        stats_keys_sql(p_by), v_value)
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_time, v_tz;
+END
+$$;
+
 -- ---------------------------------------------------------------- the registry
 
 INSERT INTO stat_measure (name, title, unit, source, param, dims, times, kind, description, ord)
@@ -761,7 +837,27 @@ VALUES
     ('notices_exported', 'Notices exported', 'count', 'stats_src_facts',
      'notices_exported:count', '{branch,channel}',
      '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
-     'Notices exported for sending by text message or phone call.', 420)
+     'Notices exported for sending by text message or phone call.', 420),
+    ('room_bookings', 'Room bookings', 'count', 'stats_src_rooms', 'bookings',
+     '{branch,room,category,status}', '{none,day,week,month,year,hour,weekday,hour_of_week}',
+     'range', 'Room bookings by the day they start, whatever became of them (status tells '
+     'tentative, confirmed, checked in, completed, cancelled and no-show apart).', 500),
+    ('room_hours', 'Room hours booked', 'hours', 'stats_src_rooms', 'hours',
+     '{branch,room,category}', '{none,day,week,month,year,weekday}', 'range',
+     'Hours of room bookings that were used or are to come (cancelled and no-show ones not '
+     'counted), by the day they start; real hours, so a booking over a clock change counts '
+     'what it lasted.', 510),
+    ('room_no_shows', 'Room no-shows', 'count', 'stats_src_rooms', 'no_shows',
+     '{branch,room,category}', '{none,day,week,month,year,weekday}', 'range',
+     'Room bookings released because nobody checked in.', 520),
+    ('program_sessions', 'Program sessions', 'count', 'stats_src_programs', 'sessions',
+     '{branch,audience,venue}', '{none,day,week,month,year,weekday}', 'range',
+     'Program sessions held (not cancelled), by the program''s branch, audience and venue.',
+     530),
+    ('program_attendance', 'Program attendance', 'count', 'stats_src_programs', 'attendance',
+     '{branch,audience,venue}', '{none,day,week,month,year,weekday}', 'range',
+     'People at program sessions (online: peak concurrent viewers); a session without '
+     'attendance recorded counts 0.', 540)
 ON CONFLICT (name) DO UPDATE SET title = excluded.title, unit = excluded.unit,
     source = excluded.source, param = excluded.param, dims = excluded.dims,
     times = excluded.times, kind = excluded.kind, description = excluded.description,
@@ -911,6 +1007,8 @@ BEGIN
     SELECT clock_timestamp(),
            coalesce((SELECT h.pickup_branch_id FROM hold h WHERE h.id = NEW.hold_id),
                     (SELECT l.checkout_branch_id FROM loan l WHERE l.id = NEW.loan_id),
+                    (SELECT r.branch_id FROM room_booking k JOIN room r ON r.id = k.room_id
+                     WHERE k.id = NEW.booking_id),
                     (SELECT p.home_branch_id FROM patron p WHERE p.id = NEW.patron_id)),
            NEW.channel, NEW.kind, NEW.status;
     RETURN NULL;
@@ -1015,6 +1113,38 @@ BEGIN
         SELECT f.branch_id AS id, sum(f.registered_users) AS n
         FROM stats_patron_figures(v_to, p_branches) f
         GROUP BY 1
+    ), prog AS (
+        -- program sessions held in the year (cancelled ones not), per outlet
+        SELECT g.branch_id AS id, g.audience, g.venue, count(*) AS n,
+               coalesce(sum(s.attendance), 0) AS att,
+               count(*) FILTER (WHERE s.attendance IS NULL) AS unrecorded
+        FROM program_session s JOIN program g ON g.id = s.program_id
+        WHERE lower(s.during) >= (v_from::timestamp AT TIME ZONE library_setting_text('timezone'))
+          AND lower(s.during) < ((v_to + 1)::timestamp
+                                 AT TIME ZONE library_setting_text('timezone'))
+          AND NOT s.cancelled AND (p_branches IS NULL OR g.branch_id = ANY (p_branches))
+        GROUP BY 1, 2, 3
+    ), prog_line (ord, code, audiences, venue, attendance, what) AS (
+        VALUES (20, 'TOTPRO', NULL::text[], NULL::text, false, 'All program sessions'),
+               (21, 'TOTATTEN', NULL, NULL, true, 'Attendance at all program sessions'),
+               (22, 'KIDPRO', '{0-5,6-11}', NULL, false, 'Sessions for children 0-11'),
+               (23, 'KIDATTEN', '{0-5,6-11}', NULL, true, 'Attendance at sessions for children 0-11'),
+               (24, 'K0_5PRO', '{0-5}', NULL, false, 'Sessions for children 0-5'),
+               (25, 'K0_5ATTEN', '{0-5}', NULL, true, 'Attendance at sessions for children 0-5'),
+               (26, 'K6_11PRO', '{6-11}', NULL, false, 'Sessions for children 6-11'),
+               (27, 'K6_11ATTEN', '{6-11}', NULL, true, 'Attendance at sessions for children 6-11'),
+               (28, 'YAPRO', '{12-18}', NULL, false, 'Sessions for young adults 12-18'),
+               (29, 'YAATTEN', '{12-18}', NULL, true, 'Attendance at sessions for young adults 12-18'),
+               (30, 'ADULTPRO', '{19+}', NULL, false, 'Sessions for adults 19+'),
+               (31, 'ADULTATTEN', '{19+}', NULL, true, 'Attendance at sessions for adults 19+'),
+               (32, 'GENPRO', '{general}', NULL, false, 'Sessions for a general audience'),
+               (33, 'GENATTEN', '{general}', NULL, true, 'Attendance at sessions for a general audience'),
+               (34, 'ONSITEPRO', NULL, 'branch', false, 'Sessions held at the library'),
+               (35, 'ONSITEATTEN', NULL, 'branch', true, 'Attendance at sessions held at the library'),
+               (36, 'OFFSITEPRO', NULL, 'offsite', false, 'Sessions held elsewhere (offsite)'),
+               (37, 'OFFSITEATTEN', NULL, 'offsite', true, 'Attendance at offsite sessions'),
+               (38, 'VIRPRO', NULL, 'online', false, 'Live online sessions'),
+               (39, 'VIRATTEN', NULL, 'online', true, 'Attendance at live online sessions (peak concurrent viewers)')
     ), per_outlet AS (
         SELECT 1 AS ord, 'PHYSCIR' AS code, o.code AS branch_code,
                coalesce((SELECT sum(c.value) FROM circ c WHERE c.code = o.code), 0) AS value,
@@ -1046,6 +1176,22 @@ BEGIN
         SELECT 5, 'WKS_OPEN', o.code, library_setting_text('pls_weeks_open')::numeric,
                'setting', 'Setting pls_weeks_open.'
         FROM outlet o
+        UNION ALL
+        SELECT l.ord, l.code, o.code,
+               coalesce((SELECT sum(CASE WHEN l.attendance THEN g.att ELSE g.n END) FROM prog g
+                         WHERE g.id = o.id AND (l.audiences IS NULL OR g.audience = ANY (l.audiences))
+                           AND (l.venue IS NULL OR g.venue = l.venue)), 0),
+               'counted',
+               l.what || ' of the outlet''s programs held in the year (program sessions, '
+               'cancelled ones not counted).'
+               || CASE WHEN l.attendance THEN format(
+                      ' A session without attendance recorded counts 0 (%s such sessions).',
+                      coalesce((SELECT sum(g.unrecorded) FROM prog g
+                                WHERE g.id = o.id
+                                  AND (l.audiences IS NULL OR g.audience = ANY (l.audiences))
+                                  AND (l.venue IS NULL OR g.venue = l.venue)), 0))
+                       ELSE '' END
+        FROM outlet o CROSS JOIN prog_line l
     )
     SELECT x.code, x.branch_code, x.value, x.basis, x.how FROM (
         SELECT p.ord, p.code, p.branch_code, p.value, p.basis, p.how FROM per_outlet p
@@ -1079,15 +1225,7 @@ BEGIN
                                    'once visits are recorded.'),
                      (2, 'REFERENC', 'Not recorded yet: will count reference questions '
                                      '(directional ones excluded) once inquiries are '
-                                     'recorded.'),
-                     (3, 'TOTPRO', 'Not recorded yet: will count program sessions once '
-                                   'programs are recorded.'),
-                     (4, 'TOTATTEN', 'Not recorded yet: will count program attendance once '
-                                     'programs are recorded.'),
-                     (5, 'KIDPRO', 'Not recorded yet: children''s program sessions.'),
-                     (6, 'KIDATTEN', 'Not recorded yet: children''s program attendance.'),
-                     (7, 'YAPRO', 'Not recorded yet: young adult program sessions.'),
-                     (8, 'YAATTEN', 'Not recorded yet: young adult program attendance.'))
+                                     'recorded.'))
              AS n (ord, code, how)
     ) x
     ORDER BY x.ord, x.branch_code NULLS LAST;

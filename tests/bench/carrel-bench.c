@@ -16,8 +16,15 @@
  * shelf), lend it to BENCH-B-i (fills the hold), check it in), stats (a
  * StatsQuery per request, from the -s specs in turn: -s
  * MEASURE,FROM,TO,TIME,BY[+BY...], e.g. -s checkouts,2026-11-01,2026-11-30,none,branch;
- * the line adds the last answer's rows and served_by). Circulation
- * workloads use depth 1: a desk scans one item at a time.
+ * the line adds the last answer's rows and served_by), roombook (desk i books
+ * one-hour slots, one after another, in room -r[i % rooms] from day -o on,
+ * keyed, with override and a card ROOM-P-*: no two desks aim at the same
+ * slot), roomrace (the contended variant: every desk walks the same slots of
+ * the first three -r rooms, so one desk makes each booking and the others are
+ * refused slot_taken; the line counts made and refused), roomfree (RoomFree of
+ * every branch for 90 days from -o, staff rooms included; the line adds the
+ * days), gaps (ScheduleGaps of every branch from -o for 91 days; the line adds
+ * the gaps). Circulation workloads use depth 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
 #include <getopt.h>
@@ -25,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "carrel.pb-c.h"
 #include "channel.h"
@@ -43,6 +51,9 @@ typedef struct stats_spec {
     size_t nby;
 } stats_spec_t;
 
+/* Connecting and logging in may take long on a busy machine, but not forever. */
+#define BENCH_SETUP_S 120
+
 /* Send times by id; ample slots so out-of-order answers never collide in practice. */
 #define BENCH_SLOTS(b) ((uint64_t)(b)->depth * 64)
 
@@ -58,7 +69,17 @@ typedef struct bench_conn {
     bool circ_out; /* ... and whether it is checked out */
     int hold_step; /* holds workload: the step sent last (HOLD_*) */
     int stats_next; /* stats workload: the spec to send next */
+    /* room workloads: the slot this desk books next */
+    int64_t room_seq;
 } bench_conn_t;
+
+/* The room workloads' rooms (-r) and slots: a slot is a one-hour booking at
+ * 06:00, 08:00 .. 22:00 local (two hours apart, so no set-up or clean-up of
+ * one booking meets the next; 02:00 never, the hour DST may skip). */
+#define ROOM_MAX        256
+#define ROOM_DAY_SLOTS  9
+#define ROOM_RACE_ROOMS 3
+#define ROOM_BAND_DAYS  2000 /* desks sharing a room book days this far apart */
 
 /* The holds workload's steps, each measured apart as well. */
 enum { HOLD_LEND, HOLD_PLACE, HOLD_CAPTURE, HOLD_FILL, HOLD_RETURN, HOLD_STEPS };
@@ -84,6 +105,7 @@ struct bench {
     int closed;
     bool measuring, stopping;
     uint64_t t_start, t_end;
+    uint64_t t_launch; /* connections opened: setup gives up after BENCH_SETUP_S */
     lat_t all;
     lat_t steps[HOLD_STEPS];
     int64_t bib_base; /* holds: the first desk's title */
@@ -91,6 +113,12 @@ struct bench {
     int nspecs;
     size_t stats_rows;      /* rows of the last StatsReply */
     char served_by[16];     /* ... and who answered it */
+    /* room workloads: the rooms (-r), the first day (-o, YYYY-MM-DD), and
+     * the bookings made and refused slot_taken */
+    int64_t rooms[ROOM_MAX];
+    int nrooms;
+    const char *first_day;
+    uint64_t made, refused;
     uint64_t errors;
     uv_timer_t timer;
     int failed;
@@ -98,6 +126,11 @@ struct bench {
 
 static void bench_send(bench_conn_t *c);
 static void bench_request(bench_conn_t *c, Carrel__Request *req);
+
+static bool bench_is(const bench_t *b, const char *w)
+{
+    return strcmp(b->workload, w) == 0;
+}
 
 static void lat_add(lat_t *l, uint64_t ns)
 {
@@ -199,6 +232,89 @@ static void bench_send_stats(bench_conn_t *c, Carrel__Request *req)
     bench_request(c, req);
 }
 
+/* "YYYY-MM-DD" plus n days, in out (11 bytes). Calendar arithmetic in UTC:
+ * only the date matters. */
+static int day_add(const char *day, int64_t n, char *out, size_t outlen)
+{
+    struct tm tm = {0};
+    if (strptime(day, "%Y-%m-%d", &tm) == NULL)
+        return -1;
+    tm.tm_hour = 12;
+    time_t t = timegm(&tm) + (time_t)n * 86400;
+    if (gmtime_r(&t, &tm) == NULL)
+        return -1;
+    return strftime(out, outlen, "%Y-%m-%d", &tm) == 0 ? -1 : 0;
+}
+
+/* roombook / roomrace: book the desk's next slot (see the top). */
+static void bench_send_room_book(bench_conn_t *c, Carrel__Request *req)
+{
+    bench_t *b = c->b;
+    bool race = strcmp(b->workload, "roomrace") == 0;
+    int nrooms = race && b->nrooms > ROOM_RACE_ROOMS ? ROOM_RACE_ROOMS : b->nrooms;
+    int64_t seq = c->room_seq++;
+    int64_t room, day_n;
+    if (race) { /* every desk the same sequence: slot seq in the few rooms */
+        room = b->rooms[seq % nrooms];
+        seq /= nrooms;
+        day_n = seq / ROOM_DAY_SLOTS;
+    } else { /* a room of its own, or a band of days of its own in a shared one */
+        room = b->rooms[c->index % nrooms];
+        day_n = (int64_t)(c->index / nrooms) * ROOM_BAND_DAYS + seq / ROOM_DAY_SLOTS;
+    }
+    int hour = 6 + 2 * (int)(seq % ROOM_DAY_SLOTS);
+    char day[16], start[32], end[32], card[32], key[37];
+    if (day_add(b->first_day, day_n, day, sizeof(day)) != 0 || util_uuid4(key) != 0)
+        abort();
+    snprintf(start, sizeof(start), "%s %02d:00", day, hour);
+    snprintf(end, sizeof(end), "%s %02d:00", day, hour + 1);
+    snprintf(card, sizeof(card), "ROOM-P-%05d", c->index % 500);
+    Carrel__RoomBook rb = CARREL__ROOM_BOOK__INIT;
+    rb.has_room_id = 1;
+    rb.room_id = room;
+    rb.start = start;
+    rb.end = end;
+    rb.card = card;
+    rb.purpose = "bench";
+    rb.has_attendees = 1;
+    rb.attendees = 1;
+    /* Beyond days ahead and the patron's limits: the desk books day after day. */
+    rb.has_override = 1;
+    rb.override = 1;
+    req->request_key = key;
+    req->body_case = CARREL__REQUEST__BODY_ROOM_BOOK;
+    req->room_book = &rb;
+    bench_request(c, req);
+}
+
+static void bench_send_room_free(bench_conn_t *c, Carrel__Request *req)
+{
+    Carrel__RoomFree rf = CARREL__ROOM_FREE__INIT;
+    rf.branch = "";
+    rf.date = (char *)c->b->first_day;
+    rf.has_days = 1;
+    rf.days = 90;
+    rf.has_staff = 1;
+    rf.staff = 1;
+    req->body_case = CARREL__REQUEST__BODY_ROOM_FREE;
+    req->room_free = &rf;
+    bench_request(c, req);
+}
+
+/* ScheduleGaps of a quarter: 91 days from -o (the request allows 92). */
+static void bench_send_gaps(bench_conn_t *c, Carrel__Request *req)
+{
+    char to[16];
+    if (day_add(c->b->first_day, 90, to, sizeof(to)) != 0)
+        abort();
+    Carrel__ScheduleGaps g = CARREL__SCHEDULE_GAPS__INIT;
+    g.from = (char *)c->b->first_day;
+    g.to = to;
+    req->body_case = CARREL__REQUEST__BODY_SCHEDULE_GAPS;
+    req->schedule_gaps = &g;
+    bench_request(c, req);
+}
+
 static void bench_request(bench_conn_t *c, Carrel__Request *req)
 {
     req->has_id = 1;
@@ -255,6 +371,12 @@ static void bench_send(bench_conn_t *c)
         bench_send_hold_step(c, &req);
     } else if (strcmp(b->workload, "stats") == 0) {
         bench_send_stats(c, &req);
+    } else if (bench_is(b, "roombook") || bench_is(b, "roomrace")) {
+        bench_send_room_book(c, &req);
+    } else if (bench_is(b, "roomfree")) {
+        bench_send_room_free(c, &req);
+    } else if (bench_is(b, "gaps")) {
+        bench_send_gaps(c, &req);
     } else if (strcmp(b->workload, "renewall") == 0) {
         char key[37];
         if (util_uuid4(key) != 0)
@@ -314,6 +436,19 @@ static void bench_ready(bench_conn_t *c)
         fprintf(stderr, "all %d connections ready\n", b->nconns);
 }
 
+/* Made and refused bookings, and the size of the room and gap answers. */
+static void bench_count_rooms(bench_t *b, const Carrel__Response *r)
+{
+    if (r->body_case == CARREL__RESPONSE__BODY_ROOM_BOOK)
+        b->made += r->room_book->n_made;
+    else if (r->reason != NULL && strcmp(r->reason, "slot_taken") == 0)
+        b->refused++;
+    else if (r->body_case == CARREL__RESPONSE__BODY_ROOM_FREE)
+        b->stats_rows = r->room_free->n_days;
+    else if (r->body_case == CARREL__RESPONSE__BODY_SCHEDULE_GAPS)
+        b->stats_rows = r->schedule_gaps->n_gaps;
+}
+
 static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
 {
     bench_conn_t *c = ch->data;
@@ -335,11 +470,15 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     int status = r->status;
     char msg[200];
     snprintf(msg, sizeof(msg), "%s", r->message ? r->message : "");
+    bool slot_taken = r->reason != NULL && strcmp(r->reason, "slot_taken") == 0;
+    if (c->phase == 3 && b->measuring)
+        bench_count_rooms(b, r);
     if (r->body_case == CARREL__RESPONSE__BODY_STATS) {
         b->stats_rows = r->stats->n_rows;
         snprintf(b->served_by, sizeof(b->served_by), "%s",
                  r->stats->served_by ? r->stats->served_by : "?");
-    } else if (status != CARREL__STATUS__STATUS_OK && c->phase == 3 && b->errors < 3) {
+    } else if (status != CARREL__STATUS__STATUS_OK && c->phase == 3 && b->errors < 3 &&
+               !(slot_taken && bench_is(b, "roomrace"))) {
         fprintf(stderr, "connection %d: %s\n", c->index, msg);
     }
     carrel__response__free_unpacked(r, NULL);
@@ -350,7 +489,9 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
             channel_close(ch, "setup failed");
             return;
         }
-        b->errors++;
+        /* The contended variant expects most desks to lose the slot. */
+        if (!(slot_taken && bench_is(b, "roomrace") && c->phase == 3))
+            b->errors++;
     }
     if (c->phase == 1) {
         if (!bench_needs_login(b)) {
@@ -411,8 +552,14 @@ static void bench_tick(uv_timer_t *t)
         bench_stop_all(b);
         return;
     }
-    if (b->ready < b->nconns)
+    if (b->ready < b->nconns) {
+        if (now - b->t_launch > (uint64_t)BENCH_SETUP_S * 1000000000u) {
+            fprintf(stderr, "%d of %d connections ready after %d s\n", b->ready, b->nconns,
+                    BENCH_SETUP_S);
+            b->failed = 1;
+        }
         return;
+    }
     if (b->t_start == 0) {
         /* Everybody is logged in: start the load, measure after the warmup. */
         b->t_start = now;
@@ -429,6 +576,7 @@ static void bench_tick(uv_timer_t *t)
         for (int i = 0; i < HOLD_STEPS; i++)
             b->steps[i].n = 0;
         b->errors = 0;
+        b->made = b->refused = 0;
         return;
     }
     if (b->measuring && elapsed >= b->duration_s) {
@@ -457,8 +605,21 @@ int main(int argc, char **argv)
     bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:")) != -1) {
         switch (ch) {
+        case 'r':
+            for (char *id, *list = optarg; (id = strsep(&list, ",")) != NULL;) {
+                if (b.nrooms == ROOM_MAX || atoll(id) <= 0) {
+                    fprintf(stderr, "bad -r %s (room ids, comma-separated, at most %d)\n", optarg,
+                            ROOM_MAX);
+                    return 2;
+                }
+                b.rooms[b.nrooms++] = atoll(id);
+            }
+            break;
+        case 'o':
+            b.first_day = optarg;
+            break;
         case 's':
             if (b.nspecs == STATS_MAX_SPECS || stats_spec_parse(&b.specs[b.nspecs++], optarg)) {
                 fprintf(stderr, "bad -s %s (MEASURE,FROM,TO,TIME,BY[+BY...], at most %d)\n",
@@ -486,7 +647,8 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
-                            "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... WORKLOAD\n");
+                            "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r ROOM_IDS] "
+                            "[-o FIRST_DAY] WORKLOAD\n");
             return 2;
         }
     }
@@ -496,8 +658,9 @@ int main(int argc, char **argv)
         return 2;
     }
     b.workload = argv[optind];
-    static const char *const workloads[] = {"ping",     "branches", "search", "circ",
-                                            "heavy",    "renewall", "holds",  "stats"};
+    static const char *const workloads[] = {"ping",     "branches", "search",   "circ",
+                                            "heavy",    "renewall", "holds",    "stats",
+                                            "roombook", "roomrace", "roomfree", "gaps"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
@@ -507,6 +670,17 @@ int main(int argc, char **argv)
     }
     if ((strcmp(b.workload, "stats") == 0) != (b.nspecs > 0)) {
         fprintf(stderr, "the stats workload, and only it, needs -s\n");
+        return 2;
+    }
+    bool rooms = bench_is(&b, "roombook") || bench_is(&b, "roomrace");
+    char probe[16];
+    if ((rooms || bench_is(&b, "roomfree") || bench_is(&b, "gaps")) &&
+        (b.first_day == NULL || day_add(b.first_day, 0, probe, sizeof(probe)) != 0)) {
+        fprintf(stderr, "the room and gaps workloads need -o YYYY-MM-DD (the first day)\n");
+        return 2;
+    }
+    if (rooms && b.nrooms == 0) {
+        fprintf(stderr, "roombook and roomrace need -r ROOM_ID[,ROOM_ID...]\n");
         return 2;
     }
     char err[512];
@@ -529,6 +703,7 @@ int main(int argc, char **argv)
     struct sockaddr_in addr;
     uv_ip4_addr(b.prof.host, (int)b.prof.port, &addr);
     b.conns = calloc((size_t)b.nconns, sizeof(bench_conn_t));
+    b.t_launch = util_mono_ns();
     for (int i = 0; i < b.nconns; i++) {
         bench_conn_t *c = &b.conns[i];
         c->b = &b;
@@ -560,6 +735,15 @@ int main(int argc, char **argv)
                l->n ? l->us[l->n - 1] / 1000.0 : 0.0);
         if (strcmp(b.workload, "stats") == 0)
             printf(" rows=%zu served_by=%s", b.stats_rows, b.served_by);
+        if (bench_is(&b, "roombook") || bench_is(&b, "roomrace"))
+            printf(" rooms=%d made=%llu refused_slot_taken=%llu",
+                   bench_is(&b, "roomrace") && b.nrooms > ROOM_RACE_ROOMS ? ROOM_RACE_ROOMS
+                                                                          : b.nrooms,
+                   (unsigned long long)b.made, (unsigned long long)b.refused);
+        if (bench_is(&b, "roomfree"))
+            printf(" days=%zu", b.stats_rows);
+        if (bench_is(&b, "gaps"))
+            printf(" gaps=%zu", b.stats_rows);
         printf("\n");
         for (int i = 0; i < HOLD_STEPS && strcmp(b.workload, "holds") == 0; i++) {
             l = &b.steps[i];

@@ -281,11 +281,16 @@ def _load_libpq():
             ("PQntuples", i, [p]), ("PQnfields", i, [p]), ("PQgetvalue", s, [p, i, i]),
             ("PQgetisnull", i, [p, i, i]), ("PQcmdStatus", s, [p]), ("PQclear", None, [p]),
             ("PQtransactionStatus", i, [p]), ("PQconsumeInput", i, [p]), ("PQisBusy", i, [p]),
-            ("PQresultErrorField", s, [p, i]),
+            ("PQresultErrorField", s, [p, i]), ("PQnotifies", p, [p]), ("PQfreemem", None, [p]),
             ("PQsetNoticeProcessor", p, [p, _NOTICE_PROCESSOR, p])]:
         f = getattr(lib, name)
         f.restype, f.argtypes = res, args
     return lib
+
+
+class _PGnotify(ctypes.Structure):  # libpq-fe.h's PGnotify, its public part
+    _fields_ = [("relname", ctypes.c_char_p), ("be_pid", ctypes.c_int),
+                ("extra", ctypes.c_char_p)]
 
 
 _NOTICE_PROCESSOR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
@@ -371,6 +376,20 @@ class Session:
         """True while the connection is open and the server has not closed it."""
         return (self.conn is not None and bool(_libpq.PQconsumeInput(self.conn))
                 and _libpq.PQstatus(self.conn) == _CONNECTION_OK)
+
+    def notifications(self):
+        """The NOTIFYs received so far (after LISTEN on this session) as (channel, payload)
+        pairs, each returned once."""
+        got = []
+        if self.conn is None or not _libpq.PQconsumeInput(self.conn):
+            return got
+        while True:
+            n = _libpq.PQnotifies(self.conn)
+            if not n:
+                return got
+            note = ctypes.cast(n, ctypes.POINTER(_PGnotify)).contents
+            got.append((note.relname.decode(), note.extra.decode()))
+            _libpq.PQfreemem(n)
 
     def finish(self, keep_transaction=False):
         """Wait for the results of send()'s SQL; what psql would have printed."""

@@ -758,8 +758,7 @@ class Pls(StatsTest):
                         " FROM pls_report(2025, ARRAY[%d])" % ids["DWN"])
         totals = {r["code"] for r in own if r["branch_code"] is None}
         # Only the system's own lines (settings, not recorded) are the system's.
-        self.assertEqual(totals, {"ODFINE", "AUTORENEW", "VISITS", "REFERENC", "TOTPRO",
-                                  "TOTATTEN", "KIDPRO", "KIDATTEN", "YAPRO", "YAATTEN"})
+        self.assertEqual(totals, {"ODFINE", "AUTORENEW", "VISITS", "REFERENC"})
         self.assertTrue(all(r["basis"] in ("setting", "not_recorded") for r in own
                             if r["branch_code"] is None), own)
         self.assertEqual({r["branch_code"] for r in own} - {None}, {"DWN"})
@@ -786,7 +785,7 @@ class Pls(StatsTest):
         self.assertEqual(float(lines[("WKS_OPEN", None)]["value"]), 52)
         self.assertEqual(float(lines[("ODFINE", None)]["value"]), 0)
         self.assertEqual(float(lines[("AUTORENEW", None)]["value"]), 1)
-        for code in ("VISITS", "REFERENC", "TOTPRO", "TOTATTEN"):
+        for code in ("VISITS", "REFERENC"):
             self.assertIsNone(lines[(code, None)]["value"])
             self.assertEqual(lines[(code, None)]["basis"], "not_recorded")
         self.assertTrue(all(r["how"] for r in lines.values()))

@@ -210,7 +210,10 @@ static void sql_scan_text(found_t *f, char *text, const char *where, char *probl
     sql_strip_comments(text);
     sql_scan_raises(f, text, where, problems, cap);
     add_ctx_t refused = {f, CARREL__STATUS__STATUS_REFUSED, where};
+    add_ctx_t any_room = {f, -1, where};
     each_match(text, "circ_refuse\\( *'([a-z_]+)'", add_group, &refused);
+    /* rooms.sql, programs.sql: room_refuse('CRnnn', '<reason>', message) */
+    each_match(text, "room_refuse\\( *'CR[0-9]+', *'([a-z_]+)'", add_group, &any_room);
     add_ctx_t any = {f, -1, where};
     each_match(text, "reason *:= *'([a-z_:]+)'", add_group, &any);
     each_match(text, "reasons *\\|\\| *'([a-z_:]+)'", add_group, &any);

@@ -1,0 +1,574 @@
+#!/usr/bin/env python3
+"""The room and program rules (sql/rules/rooms.sql, programs.sql), called directly in SQL.
+
+As test_stats_sql.py: each test runs in one transaction on a harness session and rolls it
+back (harness.TransactionTest), except the seven-session race, which commits and removes
+its rows. Times are the library's local time (America/New_York in the seed settings);
+tests that need the past insert bookings directly (now() is the transaction's start).
+"""
+
+import os
+import sys
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+env = None
+db = None
+ids = {}
+lit = harness.sql_literal
+
+
+def setUpModule():
+    global env, db
+    env = harness.Env()
+    try:
+        env.start()
+        db = env.session()
+        RoomsTest.db = db
+        ids.update(harness.rule_ids(db))
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    try:
+        left = db.query("SELECT (SELECT count(*) FROM room) + (SELECT count(*) FROM room_booking)"
+                        " + (SELECT count(*) FROM program)")
+        assert left == "0", "a test's rows outlived its transaction: %s" % left
+    finally:
+        env.stop()
+
+
+def key():
+    return lit(str(uuid.uuid4()))
+
+
+class RoomsTest(harness.TransactionTest):
+
+    # ---- fixtures in the transaction
+
+    def day(self, n):
+        """Local date n days from today, as text."""
+        return self.q("SELECT to_char(library_today() + %d, 'YYYY-MM-DD')" % n)
+
+    def weekday_ahead(self, isodow, at_least=1):
+        """The first local date at least at_least days ahead with that ISO weekday."""
+        return self.q("SELECT to_char(d, 'YYYY-MM-DD') FROM generate_series(library_today() + %d,"
+                      " library_today() + %d + 7, '1 day') d WHERE extract(isodow FROM d) = %d"
+                      " LIMIT 1" % (at_least, at_least, isodow))
+
+    def room(self, name, category="study", branch="DWN", capacity=6, parts=None, **more):
+        doc = dict(branch_code=branch, name=name, capacity=capacity, category=category, **more)
+        if parts is not None:
+            doc["part_ids"] = parts
+        return int(self.q("SELECT id FROM room_save(%d, %d, NULL, %s)"
+                          % (ids["staff"], ids["workstation"], lit(harness.json.dumps(doc)))))
+
+    def patron(self, **columns):
+        return env.new_patron(session=db, **columns) if not columns else \
+            env.new_patron(session=db, **columns)
+
+    def book(self, room, start, end, override_ok=False, **doc):
+        doc.update(room_id=room, start=start, end=end)
+        return self.rows("SELECT * FROM room_book(%s, %d, %d, %s, %s)"
+                         % (key(), ids["staff"], ids["workstation"],
+                            "true" if override_ok else "false", lit(harness.json.dumps(doc))))
+
+    def book_sql(self, room, start, end, override_ok=False, **doc):
+        doc.update(room_id=room, start=start, end=end)
+        return ("SELECT * FROM room_book(%s, %d, %d, %s, %s)"
+                % (key(), ids["staff"], ids["workstation"], "true" if override_ok else "false",
+                   lit(harness.json.dumps(doc))))
+
+    def refused_book(self, reason, room, start, end, state="CR422", **doc):
+        return self.refused(self.book_sql(room, start, end, **doc), state, reason)
+
+    def change(self, booking, action, reason=None, series=False, scope=None):
+        return self.rows("SELECT * FROM room_change(%s, %d, %d, %s, %d, %s, %s, %s)"
+                         % (key(), ids["staff"], ids["workstation"],
+                            "NULL" if scope is None else scope, booking, lit(action),
+                            "NULL" if reason is None else lit(reason),
+                            "true" if series else "false"))
+
+    def change_sql(self, booking, action, reason=None, scope=None):
+        return ("SELECT * FROM room_change(%s, %d, %d, %s, %d, %s, %s, false)"
+                % (key(), ids["staff"], ids["workstation"], "NULL" if scope is None else scope,
+                   booking, lit(action), "NULL" if reason is None else lit(reason)))
+
+    def free(self, room, day, days=1, staff=True):
+        return {r["day"]: r for r in self.rows(
+            "SELECT * FROM room_free(NULL, %s, %d, NULL, %d, NULL, %s)"
+            % (lit(day), days, room, "true" if staff else "false"))}
+
+    def past_booking(self, room, start_sql, minutes, status="confirmed", patron=None,
+                     blocks=True):
+        """A booking inserted directly (the rules refuse the past); start_sql is SQL."""
+        pid = ("(SELECT id FROM patron WHERE card = %s)" % lit(patron)) if patron else "NULL"
+        bid = int(self.q(
+            "WITH ins AS (INSERT INTO room_booking (room_id, status, during, blocked, patron_id, group_name,"
+            " group_contact) SELECT %d, %s, tstzrange(s, s + make_interval(mins => %d)),"
+            " tstzrange(s, s + make_interval(mins => %d)), %s, %s, %s FROM (SELECT %s AS s) x"
+            " RETURNING id) SELECT id FROM ins" % (room, lit(status), minutes, minutes, pid,
+                               "NULL" if patron else "'club'", "NULL" if patron else "'c@x'",
+                               start_sql)))
+        if blocks:
+            self.q("INSERT INTO room_block (booking_id, unit_id, blocked) SELECT id, unnest("
+                   "room_units(room_id)), blocked FROM room_booking WHERE id = %d" % bid)
+        return bid
+
+
+class Rooms(RoomsTest):
+
+    def test_every_refusal_reason(self):
+        study = self.room("Study 1", capacity=4)
+        staff_room = self.room("Work room", bookable_by="staff")
+        inactive = self.room("Old room", active=False)
+        card = env.new_patron(session=db)
+        d = self.weekday_ahead(2)
+        self.refused_book("room", 999999999, d + " 10:00", d + " 11:00", "CR404", card=card)
+        self.refused_book("room_inactive", inactive, d + " 10:00", d + " 11:00", card=card)
+        self.refused_book("field:card", study, d + " 10:00", d + " 11:00", "CR400", card=card,
+                          group_name="x", group_contact="y")
+        self.refused_book("field:card", study, d + " 10:00", d + " 11:00", "CR400")
+        expired = env.new_patron(session=db, expires="2020-01-01")
+        self.refused_book("patron_expired", study, d + " 10:00", d + " 11:00", card=expired)
+        self.refused_book("staff_only", staff_room, d + " 10:00", d + " 11:00", card=card)
+        self.refused_book("over_capacity", study, d + " 10:00", d + " 11:00", card=card,
+                          attendees=5)
+        self.refused_book("field:end", study, d + " 10:00", d + " 10:00", "CR400", card=card)
+        self.refused_book("off_slot", study, d + " 10:15", d + " 11:15", card=card)
+        self.refused_book("too_long", study, d + " 10:00", d + " 14:00", card=card)
+        self.refused_book("in_the_past", study, self.day(-1) + " 10:00",
+                          self.day(-1) + " 11:00", card=card)
+        self.refused_book("too_far_ahead", study, self.day(30) + " 10:00",
+                          self.day(30) + " 11:00", card=card)
+        self.refused_book("outside_hours", study, d + " 08:00", d + " 09:00", card=card)
+        self.refused_book("override", study, d + " 08:00", d + " 09:00", "CR403", card=card,
+                          override=True)
+        self.refused_book("field:start", study, d + " 25:00", d + " 26:00", "CR400", card=card)
+        self.q("UPDATE room_category SET min_minutes = 60 WHERE code = 'study'")
+        self.refused_book("too_short", study, d + " 10:00", d + " 10:30", card=card)
+        # patron_blocked
+        self.q("INSERT INTO patron_block (patron_id, reason) SELECT id, 'test' FROM patron"
+               " WHERE card = %s" % lit(card))
+        self.refused_book("patron_blocked", study, d + " 10:00", d + " 11:00", card=card)
+        self.q("UPDATE patron_block SET lifted_at = now()")
+        made = self.book(study, d + " 10:00", d + " 11:00", card=card)
+        self.assertTrue(made[0]["made"])
+        self.refused_book("slot_taken", study, d + " 10:30", d + " 11:30", "CR409",
+                          group_name="Club", group_contact="c@x")
+        bid = made[0]["id"]
+        self.refused(self.change_sql(bid, "cancel"), "CR400", "field:reason")
+        self.refused(self.change_sql(bid, "fly"), "CR400", "field:action")
+        self.refused(self.change_sql(bid, "approve"), "CR409", "booking_closed")
+        self.refused(self.change_sql(bid, "checkin"), "CR422", "checkin_window")
+        self.refused(self.change_sql(999999999, "cancel", "x"), "CR404", "booking")
+        self.refused(self.change_sql(bid, "cancel", "x", scope=ids["ALB"]), "CR403", "branch")
+        self.change(bid, "cancel", "no longer needed")
+        self.refused(self.change_sql(bid, "cancel", "again"), "CR409", "booking_closed")
+        # the room is free again
+        self.assertTrue(self.book(study, d + " 10:00", d + " 11:00", card=card)[0]["made"])
+        self.refused("SELECT * FROM room_save(1, 1, NULL, '{\"branch_code\": \"DWN\","
+                     " \"name\": \"X\", \"capacity\": 2, \"category\": \"nope\"}')",
+                     "CR404", "room_category")
+        self.refused("SELECT * FROM program_attendance(1, 1, NULL, 999999999, 3)", "CR404",
+                     "program_session")
+        self.refused("SELECT * FROM program_save(1, 1, NULL, '{\"id\": 999999999}')", "CR404",
+                     "program")
+
+    def test_patron_limits_and_gap(self):
+        self.q("UPDATE room_category SET days_ahead = 60 WHERE code IN ('study', 'meeting')")
+        a = self.room("Study A")
+        b = self.room("Study B")
+        card = env.new_patron(session=db)
+        mon = self.weekday_ahead(1, 8)
+        tue = self.q("SELECT to_char(%s::date + 1, 'YYYY-MM-DD')" % lit(mon))
+        # max_bookings 2 live from now on
+        self.book(a, mon + " 10:00", mon + " 13:00", card=card)
+        self.book(b, tue + " 10:00", tue + " 12:00", card=card)
+        self.refused_book("patron_limit", a, tue + " 14:00", tue + " 15:00", card=card)
+        # with override it is made, and marked
+        r = self.book(a, tue + " 14:00", tue + " 15:00", override_ok=True, card=card,
+                      override=True)
+        self.assertTrue(r[0]["overridden"])
+        # hours per week: 6 (3 + 2 + 1 = 6 so far); another patron's hours do not count
+        self.q("UPDATE room_category SET max_bookings = 0 WHERE code = 'study'")
+        self.refused_book("patron_limit", a, tue + " 16:00", tue + " 16:30", card=card)
+        other = env.new_patron(session=db)
+        self.book(a, tue + " 16:00", tue + " 16:30", card=other)
+        # hours per month
+        self.q("UPDATE room_category SET max_hours_week = 0, max_hours_month = 6"
+               " WHERE code = 'study'")
+        wed = self.q("SELECT to_char(%s::date + 9, 'YYYY-MM-DD')" % lit(mon))
+        if wed[:7] == mon[:7]:
+            self.refused_book("patron_limit", b, wed + " 10:00", wed + " 10:30", card=card)
+        # the gap between one patron's meeting room bookings
+        m = self.room("Meeting 1", "meeting", capacity=10)
+        m2 = self.room("Meeting 2", "meeting", capacity=10)
+        self.book(m, tue + " 10:00", tue + " 11:00", card=other)
+        self.refused_book("booking_gap", m2, tue + " 11:00", tue + " 12:00", card=other)
+        self.assertTrue(self.book(m2, tue + " 11:30", tue + " 12:30", card=other)[0]["made"])
+
+    def test_open_hours_and_closed_day(self):
+        r = self.room("Study 1")
+        card = env.new_patron(session=db)
+        sun = self.weekday_ahead(7)
+        sat = self.weekday_ahead(6)
+        self.refused_book("outside_hours", r, sun + " 10:00", sun + " 11:00", card=card)
+        self.refused_book("outside_hours", r, sat + " 16:30", sat + " 17:30", card=card)
+        self.assertTrue(self.book(r, sat + " 16:00", sat + " 17:00", card=card)[0]["made"])
+        free = self.free(r, sun, 1)
+        self.assertTrue(free[sun]["closed"])
+        self.assertEqual(free[sun]["free"], [])
+        # a closed day in the calendar
+        mon = self.weekday_ahead(1)
+        self.q("INSERT INTO branch_closed (branch_id, day) VALUES (%d, %s)" % (ids["DWN"], lit(mon)))
+        self.refused_book("outside_hours", r, mon + " 10:00", mon + " 11:00", card=card)
+        self.assertTrue(self.free(r, mon)[mon]["closed"])
+
+    def test_split_rooms_block_each_other(self):
+        self.q("UPDATE room_category SET needs_approval = false WHERE code = 'hall'")
+        a = self.room("Hall A", "hall", capacity=40)
+        b = self.room("Hall B", "hall", capacity=40)
+        hall = self.room("Hall", "hall", capacity=80, parts=[a, b])
+        d = self.weekday_ahead(2)
+        g = dict(group_name="Club", group_contact="c@x")
+        self.book(hall, d + " 12:00", d + " 14:00", **g)
+        # each half is taken (with the buffers)
+        self.refused_book("slot_taken", a, d + " 14:00", d + " 15:00", "CR409", **g)
+        self.refused_book("slot_taken", b, d + " 11:00", d + " 12:00", "CR409", **g)
+        self.assertTrue(self.book(b, d + " 15:00", d + " 16:00", **g)[0]["made"])
+        # the other way round: a half's booking blocks the hall, not the other half
+        self.refused_book("slot_taken", hall, d + " 16:00", d + " 17:00", "CR409", **g)
+        self.assertTrue(self.book(a, d + " 16:00", d + " 17:00", **g)[0]["made"])
+        free = self.free(hall, d)[d]
+        # before: 10:00 until 11:30 (the hall's set-up) less its own clean-up; after: 17:30
+        # (Hall A's clean-up) plus its set-up
+        self.assertEqual(free["free"], ["10:00-11:00", "18:00-20:00"])
+        # parts may not change while bookings are to come
+        self.refused("SELECT * FROM room_save(%d, %d, NULL, '{\"id\": %d, \"part_ids\": []}')"
+                     % (ids["staff"], ids["workstation"], hall), "CR400", "field:part_ids")
+        room = self.one("SELECT * FROM room_list('DWN', NULL, false) WHERE id = %d" % a)
+        self.assertEqual(room["whole_names"], ["Hall"])
+
+    def test_buffers_block_but_are_not_shown(self):
+        m = self.room("Meeting 1", "meeting", capacity=10)
+        d = self.weekday_ahead(2)
+        g = dict(group_name="Club", group_contact="c@x")
+        r = self.book(m, d + " 12:00", d + " 13:00", **g)[0]
+        self.assertEqual((r["start"][-5:], r["end"][-5:]), ("12:00", "13:00"))
+        self.assertEqual((r["blocked_from"][-5:], r["blocked_to"][-5:]), ("11:45", "13:15"))
+        # the next booking's set-up may not overlap this one's clean-up
+        self.refused_book("slot_taken", m, d + " 13:00", d + " 14:00", "CR409", **g)
+        self.refused_book("slot_taken", m, d + " 11:00", d + " 12:00", "CR409", **g)
+        self.assertTrue(self.book(m, d + " 13:30", d + " 14:30", **g)[0]["made"])
+        # free time: where a booking can start/end with its buffers
+        self.assertEqual(self.free(m, d)[d]["free"], ["10:00-11:30", "15:00-20:00"])
+
+    def test_room_free_hand_checked(self):
+        s = self.room("Study 1")
+        d = self.weekday_ahead(3)  # Wednesday: 10:00-20:00 downtown
+        self.assertEqual(self.free(s, d)[d]["free"], ["10:00-20:00"])
+        g = dict(group_name="Club", group_contact="c@x")
+        self.book(s, d + " 10:00", d + " 10:30", **g)
+        self.book(s, d + " 11:00", d + " 12:00", **g)
+        self.book(s, d + " 19:30", d + " 20:00", **g)
+        f = self.free(s, d, 2)
+        self.assertEqual(f[d]["free"], ["10:30-11:00", "12:00-19:30"])
+        self.assertEqual((f[d]["opens"], f[d]["closes"]), ("10:00", "20:00"))
+        self.assertEqual(len(f), 2)
+        # shorter than min_minutes: dropped
+        self.q("UPDATE room_category SET min_minutes = 60 WHERE code = 'study'")
+        self.assertEqual(self.free(s, d)[d]["free"], ["12:00-19:30"])
+        # filters: capacity, features, staff rooms
+        self.room("Big", capacity=30, features=["projector"])
+        self.room("Staff", bookable_by="staff")
+        ids_of = lambda sql: {r["room_id"] for r in self.rows(sql)}  # noqa: E731
+        self.assertEqual(len(ids_of("SELECT * FROM room_free('DWN', %s, 1, 10, NULL, NULL, false)"
+                                    % lit(d))), 1)
+        self.assertEqual(len(ids_of("SELECT * FROM room_free('DWN', %s, 1, NULL, NULL,"
+                                    " '{projector}', false)" % lit(d))), 1)
+        self.assertEqual(len(ids_of("SELECT * FROM room_free('DWN', %s, 1, NULL, NULL, NULL,"
+                                    " false)" % lit(d))), 2)
+        self.assertEqual(len(ids_of("SELECT * FROM room_free('DWN', %s, 1, NULL, NULL, NULL,"
+                                    " true)" % lit(d))), 3)
+        self.assertEqual(len(self.rows("SELECT * FROM room_free_rooms('DWN', %s, NULL, NULL,"
+                                       " NULL, true)" % lit(d))), 3)
+        # today: nothing before now is free (a day the branch is open today or not)
+        today = self.day(0)
+        now = self.q("SELECT local_hhmm(now())")
+        for period in self.free(s, today)[today]["free"]:
+            self.assertGreaterEqual(period[6:], now)
+            self.assertGreaterEqual(period[:5], now[:3] + "00")
+        self.refused("SELECT * FROM room_free('DWN', NULL, 91, NULL, NULL, NULL, false)",
+                     "CR400", "field:days")
+        self.refused("SELECT * FROM room_free('XXX', NULL, 1, NULL, NULL, NULL, false)",
+                     "CR400", "field:branch")
+
+    def test_recurring_weekly_and_monthly_with_conflicts(self):
+        self.q("UPDATE room_category SET days_ahead = 400 WHERE code = 'meeting'")
+        m = self.room("Meeting 1", "meeting", capacity=10)
+        g = dict(group_name="Club", group_contact="c@x")
+        tue = self.weekday_ahead(2)
+        third = self.q("SELECT to_char(%s::date + 14, 'YYYY-MM-DD')" % lit(tue))
+        self.book(m, third + " 18:00", third + " 19:00", group_name="Other", group_contact="o@x")
+        until = self.q("SELECT to_char(%s::date + 35, 'YYYY-MM-DD')" % lit(tue))
+        rows = self.book(m, tue + " 18:00", tue + " 19:00", override_ok=True, repeat="weekly",
+                         until=until, **g)
+        self.assertEqual(len(rows), 6)
+        refused = [r for r in rows if not r["made"]]
+        self.assertEqual([(r["start"], r["reason"]) for r in refused],
+                         [(third + " 18:00", "slot_taken")])
+        self.assertEqual(len({r["series_id"] for r in rows if r["made"]}), 1)
+        # cancelling the series from the 4th on
+        fourth = [r for r in rows if r["made"]][2]
+        changed = self.change(fourth["id"], "cancel", "club closed", series=True)
+        self.assertEqual(len(changed), 3)
+        # monthly: the 2nd Tuesday; a 5th-weekday series skips months without one
+        start = self.q("SELECT to_char(d, 'YYYY-MM-DD') FROM generate_series(library_today()"
+                       " + 1, library_today() + 60, '1 day') d WHERE extract(isodow FROM d) = 2"
+                       " AND extract(day FROM d) BETWEEN 8 AND 14 LIMIT 1")
+        until = self.q("SELECT to_char(%s::date + 150, 'YYYY-MM-DD')" % lit(start))
+        rows = self.book(m, start + " 12:00", start + " 13:00", override_ok=True,
+                         repeat="monthly", until=until, **g)
+        for r in rows:
+            dd = self.q("SELECT extract(isodow FROM %s::date) || '/' || ((extract(day FROM"
+                        " %s::date)::int - 1) / 7 + 1)" % (lit(r["start"][:10]),
+                                                          lit(r["start"][:10])))
+            self.assertEqual(dd, "2/2")
+        self.assertIn(len(rows), (5, 6))
+        fifth = self.q("SELECT occ FROM (SELECT count(*) AS occ FROM room_occurrences("
+                       "'2027-01-29 10:00'::timestamp, 'monthly', '2027-12-31')) x")
+        # Friday 29 January 2027 is the 5th Friday: only months with a 5th Friday
+        self.assertEqual(fifth, self.q("SELECT count(*) FROM generate_series('2027-01-01'::date,"
+                                       " '2027-12-01', '1 month') m WHERE (SELECT count(*) FROM"
+                                       " generate_series(m, m + interval '1 month' - interval"
+                                       " '1 day', '1 day') d WHERE extract(isodow FROM d) = 5)"
+                                       " = 5"))
+        self.refused(self.book_sql(m, tue + " 18:00", tue + " 19:00", repeat="weekly",
+                                   until=self.day(2000), **g), "CR400", "field:until")
+
+    def test_tick_no_show_completed_reminders_anonymise(self):
+        s = self.room("Study 1")
+        hall = self.room("Hall", "hall", capacity=50)
+        card = env.new_patron(session=db, contact_channel="email", email="p@example.org")
+        # started 20 minutes ago, never checked in: released (check-in 15 minutes)
+        late = self.past_booking(s, "date_trunc('minute', now()) - interval '20 minutes'", 60,
+                                 patron=card)
+        # a study booking that ended an hour ago, checked in: completed
+        done = self.past_booking(s, "now() - interval '3 hours'", 60, status="checked_in",
+                                 patron=card)
+        # a tentative hall booking past its start: cancelled
+        tent = self.past_booking(hall, "now() - interval '1 hour'", 60, status="tentative")
+        # ended 40 days ago: anonymised
+        old = self.past_booking(s, "now() - interval '40 days'", 60, status="completed",
+                                patron=card, blocks=False)
+        # one starting in 3 hours: reminded once
+        soon = self.past_booking(s, "date_trunc('hour', now()) + interval '3 hours'", 60,
+                                 patron=card)
+        t = self.one("SELECT * FROM rooms_tick()")
+        self.assertEqual(t, {"released": 1, "completed": 1, "reminded": 1, "anonymised": 1})
+        st = {r["id"]: r for r in self.rows("SELECT id, status, patron_id, anonymised,"
+                                            " released_at IS NOT NULL AS rel FROM room_booking")}
+        self.assertEqual(st[late]["status"], "no_show")
+        self.assertTrue(st[late]["rel"])
+        self.assertEqual(st[done]["status"], "completed")
+        self.assertEqual(st[tent]["status"], "cancelled")
+        self.assertIsNone(st[old]["patron_id"])
+        self.assertTrue(st[old]["anonymised"])
+        self.assertEqual(self.q("SELECT count(*) FROM room_block WHERE booking_id IN (%d, %d)"
+                                % (late, tent)), "0")
+        self.assertEqual(self.q("SELECT room_patron_no_shows(%s)" % lit(card)), "1")
+        self.assertEqual(self.q("SELECT count(*) FROM notice WHERE kind = 'room_reminder'"
+                                " AND booking_id = %d" % soon), "1")
+        # idempotent: nothing more
+        self.assertEqual(self.one("SELECT * FROM rooms_tick()"),
+                         {"released": 0, "completed": 0, "reminded": 0, "anonymised": 0})
+        # counts kept after anonymising
+        day = self.q("SELECT library_local_date(lower(during)) FROM room_booking WHERE id = %d"
+                     % old)
+        self.assertEqual(self.q("SELECT value FROM stats_query('room_bookings', %s, %s, 'none',"
+                                " '{}', NULL, false, NULL)" % (lit(day), lit(day))), "1")
+        self.assertEqual(self.q("SELECT sum(value) FROM stats_query('room_no_shows',"
+                                " library_today() - 1, library_today(), 'none', '{}', NULL,"
+                                " false, NULL)"), "1")
+
+    def test_checkin_confirm_notice_and_approval(self):
+        card = env.new_patron(session=db, contact_channel="email", email="p@example.org")
+        s = self.room("Study 1")
+        bid = self.past_booking(s, "date_trunc('minute', now()) + interval '10 minutes'", 60,
+                                patron=card)
+        r = self.change(bid, "checkin")
+        self.assertEqual(r[0]["status"], "checked_in")
+        self.q("UPDATE room_category SET needs_approval = true, days_ahead = 60 WHERE code = 'study'")
+        d = self.weekday_ahead(2)
+        made = self.book(s, d + " 10:00", d + " 11:00", card=card)[0]
+        self.assertEqual(made["status"], "tentative")
+        self.assertEqual(self.q("SELECT count(*) FROM notice WHERE booking_id = %d" % made["id"]),
+                         "0")
+        self.refused(self.change_sql(made["id"], "approve", scope=ids["ALB"]), "CR403", "branch")
+        self.assertEqual(self.change(made["id"], "approve", scope=ids["DWN"])[0]["status"],
+                         "confirmed")
+        self.assertEqual(self.q("SELECT kind FROM notice WHERE booking_id = %d" % made["id"]),
+                         "room_confirmed")
+        self.change(made["id"], "cancel", "ill")
+        self.assertEqual(self.q("SELECT string_agg(kind, ',' ORDER BY kind) FROM notice"
+                                " WHERE booking_id = %d" % made["id"]), "room_cancelled")
+        # a repeated key gives the stored answer and books nothing more
+        k = key()
+        doc = lit(harness.json.dumps(dict(room_id=s, start=d + " 12:00", end=d + " 13:00",
+                                          card=card)))
+        sql = "SELECT id FROM room_book(%s, %d, %d, false, %s)" % (k, ids["staff"],
+                                                                    ids["workstation"], doc)
+        self.assertEqual(self.q(sql), self.q(sql))
+
+    def test_daylight_saving(self):
+        self.q("UPDATE room_category SET days_ahead = 700 WHERE code = 'study'")
+        self.q("INSERT INTO branch_hours (branch_id, weekday, opens, closes) VALUES"
+               " (%d, 7, '00:00', '23:30')" % ids["DWN"])
+        s = self.room("Study 1")
+        g = dict(group_name="Club", group_contact="c@x")
+        # 2027-03-14: clocks go forward at 02:00
+        self.refused_book("field:start", s, "2027-03-14 02:30", "2027-03-14 03:30", "CR400", **g)
+        r = self.book(s, "2027-03-14 01:00", "2027-03-14 03:00", **g)[0]
+        self.assertEqual((r["start"], r["end"]), ("2027-03-14 01:00", "2027-03-14 03:00"))
+        self.assertEqual(self.q("SELECT (extract(epoch FROM upper(during) - lower(during)) / 60)"
+                                "::int FROM room_booking WHERE id = %d" % r["id"]), "60")
+        f = self.free(s, "2027-03-14")["2027-03-14"]
+        self.assertEqual(f["free"], ["00:00-01:00", "03:00-23:30"])
+        # 2027-11-07: clocks go back at 02:00: 01:00-02:00 lasts two hours
+        r = self.book(s, "2027-11-07 00:00", "2027-11-07 02:00", **g)[0]
+        self.assertEqual(self.q("SELECT (extract(epoch FROM upper(during) - lower(during)) / 60)"
+                                "::int FROM room_booking WHERE id = %d" % r["id"]), "180")
+        self.assertEqual(self.free(s, "2027-11-07")["2027-11-07"]["free"], ["02:00-23:30"])
+        # hours by real duration: 3 real hours count toward the 6 a week
+        card = env.new_patron(session=db)
+        self.q("UPDATE room_category SET max_bookings = 0, max_hours_week = 3 WHERE code = 'study'")
+        self.book(s, "2027-11-07 03:00", "2027-11-07 05:00", card=card)  # 2 hours
+        self.refused_book("patron_limit", s, "2027-11-07 00:30", "2027-11-07 01:30", card=card)
+
+    def test_programs_sessions_attendance_and_pls(self):
+        hall = self.room("Hall", "hall", capacity=50)
+        sid = ids["staff"]
+        p = self.one("SELECT * FROM program_save(%d, %d, NULL, '{\"title\": \"Story time\","
+                     " \"audience\": \"0-5\", \"branch_code\": \"DWN\", \"staff_username\":"
+                     " \"admin\"}')" % (sid, ids["workstation"]))
+        self.refused("SELECT * FROM program_save(%d, %d, %d, '{\"title\": \"X\", \"audience\":"
+                     " \"0-5\", \"branch_code\": \"DWN\"}')" % (sid, ids["workstation"],
+                                                                  ids["ALB"]), "CR403", "branch")
+        self.refused("SELECT * FROM program_save(%d, %d, NULL, '{\"title\": \"X\", \"audience\":"
+                     " \"kids\", \"branch_code\": \"DWN\"}')" % (sid, ids["workstation"]),
+                     "CR400", "field:audience")
+        d = self.weekday_ahead(2)
+        doc = {"session": {"program_id": p["id"], "start": d + " 11:00", "end": d + " 12:00",
+                           "room_id": hall}}
+        rows = self.rows("SELECT * FROM program_session_save(%s, %d, %d, NULL, true, %s)"
+                         % (key(), sid, ids["workstation"], lit(harness.json.dumps(doc))))
+        self.assertTrue(rows[0]["made"])
+        self.assertEqual(rows[0]["room_name"], "Hall")
+        self.assertEqual(rows[0]["staff_username"], "admin")
+        b = self.one("SELECT * FROM room_booking WHERE id = %d" % rows[0]["booking_id"])
+        self.assertEqual(b["program_session_id"], rows[0]["id"])
+        self.assertIsNone(b["patron_id"])
+        self.refused("SELECT * FROM program_attendance(%d, %d, NULL, %d, 12)"
+                     % (sid, ids["workstation"], rows[0]["id"]), "CR400", "field:session_id")
+        self.refused("SELECT * FROM program_attendance(%d, %d, NULL, %d, -1)"
+                     % (sid, ids["workstation"], rows[0]["id"]), "CR400", "field:attendance")
+        listed = self.rows("SELECT kind, id, session_id FROM program_list('DWN', NULL, NULL,"
+                           " NULL, NULL)")
+        self.assertEqual([r["kind"] for r in listed], ["program", "session"])
+        # past sessions for the PLS lines: inserted directly (sessions in the past)
+        teen = self.one("SELECT * FROM program_save(%d, %d, NULL, '{\"title\": \"Teens\","
+                        " \"audience\": \"12-18\", \"venue\": \"online\", \"branch_code\":"
+                        " \"ALB\"}')" % (sid, ids["workstation"]))
+        for pid, day, att, cancelled in ((p["id"], "2025-03-04 10:00", 12, False),
+                                         (p["id"], "2025-03-11 10:00", None, False),
+                                         (p["id"], "2025-03-18 10:00", 40, True),
+                                         (teen["id"], "2025-05-01 18:00", 30, False)):
+            self.q("INSERT INTO program_session (program_id, during, attendance, cancelled)"
+                   " VALUES (%d, tstzrange(local_ts(%s, 's'), local_ts(%s, 's') + interval"
+                   " '1 hour'), %s, %s)" % (pid, lit(day), lit(day),
+                                            "NULL" if att is None else att, cancelled))
+        sess = self.rows("SELECT id FROM program_session WHERE attendance = 12")
+        self.assertEqual(self.one("SELECT attendance FROM program_attendance(%d, %d, NULL, %d,"
+                                  " 15)" % (sid, ids["workstation"], sess[0]["id"]))
+                         ["attendance"], 15)
+        lines = {(r["code"], r["branch_code"]): r
+                 for r in self.rows("SELECT * FROM pls_report(2025, NULL)")}
+        v = lambda c, b=None: float(lines[(c, b)]["value"])  # noqa: E731
+        self.assertEqual(v("TOTPRO"), 3)
+        self.assertEqual(v("TOTATTEN"), 45)
+        self.assertEqual(v("KIDPRO"), 2)
+        self.assertEqual(v("K0_5PRO"), 2)
+        self.assertEqual(v("K0_5ATTEN"), 15)
+        self.assertEqual(v("K6_11PRO"), 0)
+        self.assertEqual(v("YAPRO"), 1)
+        self.assertEqual(v("YAATTEN"), 30)
+        self.assertEqual(v("VIRPRO"), 1)
+        self.assertEqual(v("ONSITEPRO"), 2)
+        self.assertEqual(v("OFFSITEPRO"), 0)
+        self.assertEqual(v("TOTPRO", "DWN"), 2)
+        self.assertEqual(v("TOTPRO", "ALB"), 1)
+        self.assertEqual(lines[("TOTPRO", None)]["basis"], "counted")
+        self.assertIn("1 such sessions", lines[("K0_5ATTEN", "DWN")]["how"])
+        # the measures
+        by = {tuple(r["keys"]): float(r["value"]) for r in self.rows(
+            "SELECT keys, value FROM stats_query('program_attendance', '2025-01-01',"
+            " '2025-12-31', 'none', '{audience,venue}', NULL, false, NULL)")}
+        self.assertEqual(by, {("0-5", "branch"): 15.0, ("12-18", "online"): 30.0})
+        self.assertEqual(self.q("SELECT value FROM stats_query('program_sessions', '2025-01-01',"
+                                " '2025-12-31', 'none', '{}', NULL, false, NULL)"), "3")
+
+
+class Race(unittest.TestCase):
+
+    def test_seven_sessions_one_slot(self):
+        """Seven sessions book the same slot at once: one booking, six slot_taken."""
+        room = int(db.query("SELECT id FROM room_save(%d, %d, NULL, '{\"branch_code\": \"DWN\","
+                            " \"name\": \"Race room\", \"capacity\": 4, \"category\":"
+                            " \"study\"}')" % (ids["staff"], ids["workstation"])))
+        try:
+            d = db.query("SELECT to_char(d, 'YYYY-MM-DD') FROM generate_series(library_today()"
+                         " + 1, library_today() + 8, '1 day') d WHERE extract(isodow FROM d)"
+                         " = 3 LIMIT 1")
+            sessions = [env.session() for _ in range(7)]
+            lock = env.session()
+            # hold the room's row so that all seven are in flight before any commits
+            lock.query("BEGIN; SELECT 1 FROM room WHERE id = %d FOR UPDATE" % room,
+                       keep_transaction=True)
+            for n, s in enumerate(sessions):
+                doc = harness.json.dumps(dict(room_id=room, start=d + " 14:00",
+                                              end=d + " 15:00", group_name="Desk %d" % n,
+                                              group_contact="d@x"))
+                s.send("SELECT made FROM room_book(%s, %d, %d, false, %s)"
+                       % (key(), ids["staff"], ids["workstation"], lit(doc)))
+            harness.wait_until(lambda: int(env.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) >= 7,
+                60, "all seven sessions waiting")
+            lock.query("COMMIT")
+            made, errors = 0, []
+            for s in sessions:
+                try:
+                    s.finish()
+                    made += 1
+                except harness.SqlError as e:
+                    errors.append((e.sqlstate, e.detail))
+            self.assertEqual(made, 1)
+            self.assertEqual(errors, [("CR409", "slot_taken")] * 6)
+            self.assertEqual(db.query("SELECT count(*) FROM room_booking WHERE room_id = %d"
+                                      % room), "1")
+        finally:
+            db.query("DELETE FROM notice WHERE booking_id IN (SELECT id FROM room_booking"
+                     " WHERE room_id = %d); DELETE FROM room_block WHERE unit_id = %d;"
+                     " DELETE FROM room_booking WHERE room_id = %d;"
+                     " DELETE FROM request_log WHERE kind = 'room_book';"
+                     " DELETE FROM admin_audit WHERE action = 'room_add';"
+                     " DELETE FROM room WHERE id = %d" % (room, room, room, room))
+
+
+if __name__ == "__main__":
+    unittest.main()
