@@ -179,7 +179,7 @@ CREATE TYPE room_out AS (
 -- The rooms p_ids with their occupancy on local day p_day (now: only today),
 -- in branch code, name order.
 CREATE OR REPLACE FUNCTION room_rows(p_ids bigint[], p_day date) RETURNS SETOF room_out
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     -- computed once: inside the query they would be evaluated per row
     v_day tstzrange := tstzrange(local_at(p_day, '00:00'), local_at(p_day + 1, '00:00'));
@@ -516,12 +516,13 @@ $$;
 -- clean-up after where another booking's block is next to it, at least
 -- min_minutes long, not in the past). One set-based query: the blocks of
 -- all rooms' units over the whole range are read once through the gist
--- index and grouped per room and day.
+-- index and grouped per room and day. Planned for each call's values (a
+-- generic plan, chosen after five calls, was five times slower).
 CREATE OR REPLACE FUNCTION room_free(p_branch text, p_date text, p_days integer,
                                      p_capacity integer, p_room bigint, p_features text[],
                                      p_staff_rooms boolean)
 RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 DECLARE
     v_branch integer := room_branch_id(p_branch, 'branch');
