@@ -179,10 +179,16 @@ CREATE TYPE room_out AS (
 -- The rooms p_ids with their occupancy on local day p_day (now: only today),
 -- in branch code, name order.
 CREATE OR REPLACE FUNCTION room_rows(p_ids bigint[], p_day date) RETURNS SETOF room_out
-LANGUAGE sql STABLE AS $$
-    WITH r AS (
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    -- computed once: inside the query they would be evaluated per row
+    v_day tstzrange := tstzrange(local_at(p_day, '00:00'), local_at(p_day + 1, '00:00'));
+    v_today date := library_today();
+BEGIN
+    RETURN QUERY
+    WITH r AS MATERIALIZED (
         SELECT r.*, b.code, c.slot_minutes, branch_open_range(r.branch_id, p_day) AS open,
-               tstzrange(local_at(p_day, '00:00'), local_at(p_day + 1, '00:00')) AS whole_day
+               v_day AS whole_day, room_units(r.id) AS units
         FROM room r JOIN branch b ON b.id = r.branch_id
         JOIN room_category c ON c.code = r.category
         WHERE r.id = ANY (p_ids)
@@ -198,7 +204,7 @@ LANGUAGE sql STABLE AS $$
            t.n::integer, t.minutes::integer,
            coalesce((extract(epoch FROM upper(r.open) - lower(r.open)) / 60)::integer, 0),
            CASE WHEN r.open IS NULL THEN 'closed'
-                WHEN p_day <> library_today() THEN ''
+                WHEN p_day <> v_today THEN ''
                 WHEN u.until IS NOT NULL THEN format('in use until %s (%s)', local_hhmm(u.until),
                                                      u.who)
                 WHEN nx.at IS NOT NULL THEN format('booked from %s', local_hhmm(nx.at))
@@ -213,6 +219,8 @@ LANGUAGE sql STABLE AS $$
                                            - lower(k.during * r.whole_day)) / 60), 0) AS minutes
         FROM room_booking k
         WHERE k.room_id = r.id AND k.during && r.whole_day
+          AND lower(k.during) >= lower(r.whole_day) - interval '2 days'
+          AND lower(k.during) < upper(r.whole_day)
           AND k.status NOT IN ('cancelled', 'no_show')) t
     LEFT JOIN LATERAL (
         SELECT upper(k.during) AS until,
@@ -221,14 +229,15 @@ LANGUAGE sql STABLE AS $$
                         (SELECT g.title FROM program_session s JOIN program g ON g.id = s.program_id
                          WHERE s.id = k.program_session_id), 'staff') AS who
         FROM room_block bl JOIN room_booking k ON k.id = bl.booking_id
-        WHERE bl.unit_id = ANY (room_units(r.id)) AND k.during @> now()
+        WHERE bl.unit_id = ANY (r.units) AND bl.blocked @> now() AND k.during @> now()
         ORDER BY upper(k.during) DESC LIMIT 1) u ON true
     LEFT JOIN LATERAL (
         SELECT min(lower(k.during)) AS at
         FROM room_block bl JOIN room_booking k ON k.id = bl.booking_id
-        WHERE bl.unit_id = ANY (room_units(r.id)) AND lower(k.during) > now()
-          AND lower(k.during) < upper(r.whole_day)) nx ON true
-    ORDER BY r.code, r.name
+        WHERE bl.unit_id = ANY (r.units) AND bl.blocked && tstzrange(now(), upper(r.whole_day))
+          AND lower(k.during) > now() AND lower(k.during) < upper(r.whole_day)) nx ON true
+    ORDER BY r.code, r.name;
+END
 $$;
 
 -- Rooms of a branch (NULL/'': all) with their occupancy on p_date (default today).
@@ -507,12 +516,13 @@ $$;
 -- clean-up after where another booking's block is next to it, at least
 -- min_minutes long, not in the past). One set-based query: the blocks of
 -- all rooms' units over the whole range are read once through the gist
--- index and grouped per room and day.
+-- index and grouped per room and day. Planned for each call's values (a
+-- generic plan, chosen after five calls, was five times slower).
 CREATE OR REPLACE FUNCTION room_free(p_branch text, p_date text, p_days integer,
                                      p_capacity integer, p_room bigint, p_features text[],
                                      p_staff_rooms boolean)
 RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 DECLARE
     v_branch integer := room_branch_id(p_branch, 'branch');

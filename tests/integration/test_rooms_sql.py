@@ -524,6 +524,70 @@ class Rooms(RoomsTest):
                                 " '2025-12-31', 'none', '{}', NULL, false, NULL)"), "3")
 
 
+class Saves(RoomsTest):
+
+    def test_categories_rooms_parts_and_session_changes(self):
+        cat = self.one("SELECT * FROM room_category_save(%d, %d, '{\"code\": \"lab\", \"name\":"
+                       " \"Lab\", \"slot_minutes\": 15, \"min_minutes\": 15, \"max_minutes\":"
+                       " 90}')" % (ids["staff"], ids["workstation"]))
+        self.assertEqual((cat["slot_minutes"], cat["days_ahead"]), (15, 14))
+        self.refused("SELECT * FROM room_category_save(1, 1, '{\"code\": \"lab\","
+                     " \"min_minutes\": 20}')", "CR400", "field:min_minutes")
+        self.refused("SELECT * FROM room_category_save(1, 1, '{\"code\": \"Lab!\"}')",
+                     "CR400", "field:code")
+        self.assertEqual(self.q("SELECT count(*) FROM admin_audit WHERE action ="
+                                " 'room_category_save' AND target = 'lab'"), "1")
+        a = self.room("A", "lab")
+        b = self.room("B", "lab")
+        other = self.room("Far", "lab", branch="ALB")
+        self.refused("SELECT * FROM room_save(1, 1, NULL, '{\"branch_code\": \"DWN\","
+                     " \"name\": \"A\", \"capacity\": 2}')", "CR400", "field:name")
+        self.refused("SELECT * FROM room_save(1, 1, NULL, '{\"branch_code\": \"DWN\","
+                     " \"name\": \"AB\", \"capacity\": 2, \"part_ids\": [%d, %d]}')"
+                     % (a, other), "CR400", "field:part_ids")
+        self.refused("SELECT * FROM room_save(1, 1, %d, '{\"branch_code\": \"DWN\","
+                     " \"name\": \"Z\", \"capacity\": 2}')" % ids["ALB"], "CR403", "branch")
+        ab = self.room("AB", "lab", parts=[a, b])
+        # a part is not split itself; a whole is not a part
+        self.refused("SELECT * FROM room_save(1, 1, NULL, '{\"id\": %d, \"part_ids\": [%d, %d]}')"
+                     % (a, b, ab), "CR400", "field:part_ids")
+        self.assertEqual(self.one("SELECT part_names FROM room_list('DWN', NULL, false)"
+                                  " WHERE id = %d" % ab)["part_names"], ["A", "B"])
+        # unsplit again (no bookings)
+        self.q("SELECT * FROM room_save(1, 1, NULL, '{\"id\": %d, \"part_ids\": []}')" % ab)
+        self.assertEqual(self.q("SELECT room_units(%d)" % ab), "{%d}" % ab)
+
+        # a patron's confirmation names the room and the time
+        card = env.new_patron(session=db, contact_channel="email", email="p@example.org")
+        d = self.weekday_ahead(4)
+        bid = self.book(a, d + " 10:15", d + " 11:00", card=card)[0]["id"]
+        body = self.q("SELECT body FROM notice WHERE booking_id = %d" % bid)
+        self.assertIn("A at Downtown Library", body)
+        self.assertIn("10:15-11:00", body)
+
+        # a session moved to another time takes its booking along; cancelled, frees it
+        p = self.one("SELECT * FROM program_save(1, 1, NULL, '{\"title\": \"Code club\","
+                     " \"audience\": \"12-18\", \"branch_code\": \"DWN\"}')")
+        doc = {"session": {"program_id": p["id"], "start": d + " 15:00", "end": d + " 16:00",
+                           "room_id": b}}
+        s1 = self.rows("SELECT * FROM program_session_save(%s, 1, 1, NULL, false, %s)"
+                       % (key(), lit(harness.json.dumps(doc))))[0]
+        moved = self.rows("SELECT * FROM program_session_save(%s, 1, 1, NULL, false, %s)"
+                          % (key(), lit(harness.json.dumps(
+                              {"session": {"id": s1["id"], "start": d + " 16:00",
+                                           "end": d + " 17:00"}}))))[0]
+        self.assertEqual((moved["start"][-5:], moved["room_id"]), ("16:00", b))
+        self.assertNotEqual(moved["booking_id"], s1["booking_id"])
+        self.assertEqual(self.q("SELECT status FROM room_booking WHERE id = %d"
+                                % s1["booking_id"]), "cancelled")
+        self.rows("SELECT * FROM program_session_save(%s, 1, 1, NULL, false, %s)"
+                  % (key(), lit(harness.json.dumps({"session": {"id": s1["id"]},
+                                                    "cancel": True}))))
+        self.assertEqual(self.q("SELECT status FROM room_booking WHERE id = %d"
+                                % moved["booking_id"]), "cancelled")
+        self.assertEqual(self.free(b, d)[d]["free"], ["10:00-20:00"])
+
+
 class Race(unittest.TestCase):
 
     def test_seven_sessions_one_slot(self):
