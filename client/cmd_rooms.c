@@ -370,13 +370,17 @@ static int build_room_book(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     Carrel__RoomBook *b = CMD_BODY(call, room_book, ROOM_BOOK, carrel__room_book__init);
     call->data = cmd_part(call, sizeof(rooms_outcome_t));
-    static const struct option opts[] = {
-        {"start", required_argument, NULL, 's'},   {"end", required_argument, NULL, 'e'},
-        {"card", required_argument, NULL, 'c'},    {"group", required_argument, NULL, 'g'},
-        {"contact", required_argument, NULL, 'k'}, {"purpose", required_argument, NULL, 'u'},
-        {"attendees", required_argument, NULL, 'a'},
-        {"override", no_argument, NULL, 'o'},      {"repeat", required_argument, NULL, 'r'},
-        {"until", required_argument, NULL, 't'},   {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"start", required_argument, NULL, 's'},
+                                         {"end", required_argument, NULL, 'e'},
+                                         {"card", required_argument, NULL, 'c'},
+                                         {"group", required_argument, NULL, 'g'},
+                                         {"contact", required_argument, NULL, 'k'},
+                                         {"purpose", required_argument, NULL, 'u'},
+                                         {"attendees", required_argument, NULL, 'a'},
+                                         {"override", no_argument, NULL, 'o'},
+                                         {"repeat", required_argument, NULL, 'r'},
+                                         {"until", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "s:e:c:g:k:u:a:or:t:", opts, NULL)) != -1) {
         int code = EXIT_OK;
@@ -913,14 +917,11 @@ static int build_session_add(cli_t *cli, int argc, char **argv, cmd_call_t *call
     carrel__program_session__init(ses);
     s->session = ses;
     call->data = cmd_part(call, sizeof(rooms_outcome_t));
-    static const struct option opts[] = {{"start", required_argument, NULL, 's'},
-                                         {"end", required_argument, NULL, 'e'},
-                                         {"room", required_argument, NULL, 'r'},
-                                         {"staff", required_argument, NULL, 'u'},
-                                         {"repeat", required_argument, NULL, 'R'},
-                                         {"until", required_argument, NULL, 't'},
-                                         {"override", no_argument, NULL, 'o'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"start", required_argument, NULL, 's'},  {"end", required_argument, NULL, 'e'},
+        {"room", required_argument, NULL, 'r'},   {"staff", required_argument, NULL, 'u'},
+        {"repeat", required_argument, NULL, 'R'}, {"until", required_argument, NULL, 't'},
+        {"override", no_argument, NULL, 'o'},     {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "s:e:r:u:R:t:o", opts, NULL)) != -1) {
         int code = EXIT_OK;

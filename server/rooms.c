@@ -614,7 +614,8 @@ void handle_room_save(request_t *req)
     bool clear_parts = m->has_clear_parts && m->clear_parts;
     if ((clear_features && r->n_features > 0) || (clear_parts && r->n_part_ids > 0)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
-                     clear_parts && r->n_part_ids > 0 ? "field:clear_parts" : "field:clear_features",
+                     clear_parts && r->n_part_ids > 0 ? "field:clear_parts"
+                                                      : "field:clear_features",
                      "Clear a list or give it, not both.");
         return;
     }
