@@ -370,15 +370,19 @@ static int build_room_book(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     Carrel__RoomBook *b = CMD_BODY(call, room_book, ROOM_BOOK, carrel__room_book__init);
     call->data = cmd_part(call, sizeof(rooms_outcome_t));
-    static const struct option opts[] = {
-        {"start", required_argument, NULL, 's'},   {"end", required_argument, NULL, 'e'},
-        {"card", required_argument, NULL, 'c'},    {"group", required_argument, NULL, 'g'},
-        {"contact", required_argument, NULL, 'k'}, {"session", required_argument, NULL, 'p'},
-        {"purpose", required_argument, NULL, 'u'}, {"attendees", required_argument, NULL, 'a'},
-        {"override", no_argument, NULL, 'o'},      {"repeat", required_argument, NULL, 'r'},
-        {"until", required_argument, NULL, 't'},   {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"start", required_argument, NULL, 's'},
+                                         {"end", required_argument, NULL, 'e'},
+                                         {"card", required_argument, NULL, 'c'},
+                                         {"group", required_argument, NULL, 'g'},
+                                         {"contact", required_argument, NULL, 'k'},
+                                         {"purpose", required_argument, NULL, 'u'},
+                                         {"attendees", required_argument, NULL, 'a'},
+                                         {"override", no_argument, NULL, 'o'},
+                                         {"repeat", required_argument, NULL, 'r'},
+                                         {"until", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:e:c:g:k:p:u:a:or:t:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:e:c:g:k:u:a:or:t:", opts, NULL)) != -1) {
         int code = EXIT_OK;
         switch (ch) {
         case 's':
@@ -395,10 +399,6 @@ static int build_room_book(cli_t *cli, int argc, char **argv, cmd_call_t *call)
             break;
         case 'k':
             b->group_contact = optarg;
-            break;
-        case 'p':
-            code = rooms_id(cli, "--session", optarg, &b->has_program_session_id,
-                            &b->program_session_id);
             break;
         case 'u':
             b->purpose = optarg;
@@ -691,10 +691,12 @@ static int build_room_save(cli_t *cli, int argc, char **argv, cmd_call_t *call)
                                          {"public", no_argument, NULL, 'P'},
                                          {"inactive", no_argument, NULL, 'i'},
                                          {"active", no_argument, NULL, 'a'},
+                                         {"clear-features", no_argument, NULL, 'F'},
+                                         {"clear-parts", no_argument, NULL, 'C'},
                                          {NULL, 0, NULL, 0}};
     int64_t *parts = NULL;
     int ch;
-    while ((ch = getopt_long(argc, argv, "b:n:c:k:f:p:sPia", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "b:n:c:k:f:p:sPiaFC", opts, NULL)) != -1) {
         int code = EXIT_OK;
         switch (ch) {
         case 'b':
@@ -729,6 +731,12 @@ static int build_room_save(cli_t *cli, int argc, char **argv, cmd_call_t *call)
         case 'a':
             r->has_active = 1;
             r->active = ch == 'a';
+            break;
+        case 'F':
+            s->has_clear_features = s->clear_features = 1;
+            break;
+        case 'C':
+            s->has_clear_parts = s->clear_parts = 1;
             break;
         default:
             return EXIT_USAGE;
@@ -909,15 +917,13 @@ static int build_session_add(cli_t *cli, int argc, char **argv, cmd_call_t *call
     carrel__program_session__init(ses);
     s->session = ses;
     call->data = cmd_part(call, sizeof(rooms_outcome_t));
-    static const struct option opts[] = {{"start", required_argument, NULL, 's'},
-                                         {"end", required_argument, NULL, 'e'},
-                                         {"room", required_argument, NULL, 'r'},
-                                         {"staff", required_argument, NULL, 'u'},
-                                         {"repeat", required_argument, NULL, 'R'},
-                                         {"until", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"start", required_argument, NULL, 's'},  {"end", required_argument, NULL, 'e'},
+        {"room", required_argument, NULL, 'r'},   {"staff", required_argument, NULL, 'u'},
+        {"repeat", required_argument, NULL, 'R'}, {"until", required_argument, NULL, 't'},
+        {"override", no_argument, NULL, 'o'},     {NULL, 0, NULL, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "s:e:r:u:R:t:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "s:e:r:u:R:t:o", opts, NULL)) != -1) {
         int code = EXIT_OK;
         switch (ch) {
         case 's':
@@ -938,6 +944,9 @@ static int build_session_add(cli_t *cli, int argc, char **argv, cmd_call_t *call
         case 't':
             s->until = optarg;
             break;
+        case 'o':
+            s->has_override = s->override = 1;
+            break;
         default:
             return EXIT_USAGE;
         }
@@ -947,6 +956,47 @@ static int build_session_add(cli_t *cli, int argc, char **argv, cmd_call_t *call
     if (optind != argc - 1 || !ses->start || !ses->end || (s->repeat && !s->until))
         return cmd_usage(cli, call);
     return rooms_id(cli, "PROGRAM_ID", argv[optind], &ses->has_program_id, &ses->program_id);
+}
+
+/* Move a session to another time (and room): its booking is cancelled and made anew
+ * under the room rules; without --room it stays in its room. */
+static int build_session_move(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__ProgramSessionSave *s = CMD_BODY(call, program_session_save, PROGRAM_SESSION_SAVE,
+                                             carrel__program_session_save__init);
+    Carrel__ProgramSession *ses = cmd_part(call, sizeof(*ses));
+    carrel__program_session__init(ses);
+    s->session = ses;
+    static const struct option opts[] = {{"start", required_argument, NULL, 's'},
+                                         {"end", required_argument, NULL, 'e'},
+                                         {"room", required_argument, NULL, 'r'},
+                                         {"override", no_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "s:e:r:o", opts, NULL)) != -1) {
+        int code = EXIT_OK;
+        switch (ch) {
+        case 's':
+            ses->start = optarg;
+            break;
+        case 'e':
+            ses->end = optarg;
+            break;
+        case 'r':
+            code = rooms_id(cli, "--room", optarg, &ses->has_room_id, &ses->room_id);
+            break;
+        case 'o':
+            s->has_override = s->override = 1;
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+        if (code != EXIT_OK)
+            return code;
+    }
+    if (optind != argc - 1 || !ses->start || !ses->end)
+        return cmd_usage(cli, call);
+    return rooms_id(cli, "SESSION_ID", argv[optind], &ses->has_id, &ses->id);
 }
 
 static int build_session_cancel(cli_t *cli, int argc, char **argv, cmd_call_t *call)
@@ -1026,9 +1076,10 @@ const command_t rooms_commands[] = {
      .finish = rooms_finish,
      .needs_login = true,
      .usage = "ROOM_ID --start \"YYYY-MM-DD HH:MM\" --end \"YYYY-MM-DD HH:MM\" (--card CARD | "
-              "--group NAME --contact TEXT | --session ID) [--purpose TEXT] [--attendees N] "
+              "--group NAME --contact TEXT) [--purpose TEXT] [--attendees N] "
               "[--override] [--repeat weekly|monthly --until YYYY-MM-DD]",
-     .summary = "book a room for a patron, a group, a program session or staff use "
+     .summary = "book a room for a patron, a group or staff use (a program session's room: "
+                "program session add) "
                 "(recurring: librarians and up)"},
     ROOM_CHANGE_CMD("cancel", "BOOKING_ID --reason TEXT [--series]",
                     "cancel a booking (--series: and every later one of its series)"),
@@ -1067,8 +1118,8 @@ const command_t rooms_commands[] = {
      .print_text = print_room,
      .needs_login = true,
      .usage = "[ROOM_ID] [--branch CODE] [--name TEXT] [--capacity N] [--category CODE] "
-              "[--feature WORD]... [--part ROOM_ID]... [--staff-only|--public] "
-              "[--active|--inactive]",
+              "[--feature WORD]... [--part ROOM_ID]... [--clear-features] [--clear-parts] "
+              "[--staff-only|--public] [--active|--inactive]",
      .summary = "create a room, or change one (branch managers: their branch)"},
     {.path = "programs",
      .build = build_programs,
@@ -1110,8 +1161,16 @@ const command_t rooms_commands[] = {
      .finish = rooms_finish,
      .needs_login = true,
      .usage = "PROGRAM_ID --start \"YYYY-MM-DD HH:MM\" --end \"YYYY-MM-DD HH:MM\" [--room ID] "
-              "[--staff USER] [--repeat weekly|monthly --until YYYY-MM-DD]",
+              "[--staff USER] [--repeat weekly|monthly --until YYYY-MM-DD] [--override]",
      .summary = "add sessions to a program, booking the room for each"},
+    {.path = "program session move",
+     .build = build_session_move,
+     .send = CMD_SEND_KEYED,
+     .print_text = print_sessions,
+     .needs_login = true,
+     .usage = "SESSION_ID --start \"YYYY-MM-DD HH:MM\" --end \"YYYY-MM-DD HH:MM\" [--room ID] "
+              "[--override]",
+     .summary = "move a session to another time (and room), booking the room anew"},
     {.path = "program session cancel",
      .build = build_session_cancel,
      .send = CMD_SEND_KEYED,

@@ -604,9 +604,19 @@ static void room_save_rows(request_t *req, const PGresult *res)
 
 void handle_room_save(request_t *req)
 {
-    Carrel__Room *r = req->msg->room_save->room;
+    Carrel__RoomSave *m = req->msg->room_save;
+    Carrel__Room *r = m->room;
     if (r == NULL) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:room", "The room is missing.");
+        return;
+    }
+    bool clear_features = m->has_clear_features && m->clear_features;
+    bool clear_parts = m->has_clear_parts && m->clear_parts;
+    if ((clear_features && r->n_features > 0) || (clear_parts && r->n_part_ids > 0)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                     clear_parts && r->n_part_ids > 0 ? "field:clear_parts"
+                                                      : "field:clear_features",
+                     "Clear a list or give it, not both.");
         return;
     }
     if (rooms_fail_text(req, r->name, ROOMS_TEXT_MAX, "name") ||
@@ -631,12 +641,13 @@ void handle_room_save(request_t *req)
     const char *staff, *ws;
     rooms_actor(req, &staff, &ws);
     /* JSON has every list, empty or not; an edit that leaves features or parts out keeps
-     * them (json_message cannot tell "absent" from "empty" for a repeated field). */
+     * them (json_message cannot tell "absent" from "empty" for a repeated field), unless
+     * clear_features / clear_parts say the empty list is meant. */
     char *omit[4] = {"part_names", "whole_names", NULL, NULL};
     size_t nomit = 2;
-    if (r->n_features == 0)
+    if (r->n_features == 0 && !clear_features)
         omit[nomit++] = "features";
-    if (r->n_part_ids == 0)
+    if (r->n_part_ids == 0 && !clear_parts)
         omit[nomit++] = "part_ids";
     const char *values[5] = {staff, ws, rooms_scope(req), rooms_doc(req, &r->base),
                              pgtext_array_build(&req->arena, omit, nomit)};
@@ -976,7 +987,7 @@ void handle_program_session_save(request_t *req)
         rooms_fail_text(req, m->until, ROOMS_TEXT_MAX, "until") ||
         rooms_fail_range(req, s->has_id, s->id, 0, INT64_MAX, "id") ||
         rooms_fail_range(req, s->has_room_id, s->room_id, 0, INT64_MAX, "room_id") ||
-        rooms_fail_staff_only(req, false, m->repeat))
+        rooms_fail_staff_only(req, m->has_override && m->override, m->repeat))
         return;
     /* What the server fills in is not the client's to send. */
     s->has_booking_id = s->has_attendance = s->has_staff_scheduled = 0;

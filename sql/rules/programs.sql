@@ -174,6 +174,29 @@ BEGIN
 END
 $$;
 
+-- The room p_room for a session of program p: it exists, is at the
+-- program's branch and takes bookings (new sessions and moved ones alike).
+CREATE OR REPLACE FUNCTION program_session_room(p program, p_room bigint) RETURNS room
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_room room;
+BEGIN
+    SELECT * INTO v_room FROM room WHERE id = p_room;
+    IF NOT FOUND THEN
+        PERFORM room_refuse('CR404', 'room', format('There is no room %s.', p_room));
+    END IF;
+    IF v_room.branch_id <> p.branch_id THEN
+        PERFORM room_refuse('CR400', 'field:room_id',
+                            format('%s is not at the program''s branch.', v_room.name));
+    END IF;
+    IF NOT v_room.active THEN
+        PERFORM room_refuse('CR422', 'room_inactive',
+                            format('%s is not taking bookings.', v_room.name));
+    END IF;
+    RETURN v_room;
+END
+$$;
+
 -- Make one session of program p at [p_start, p_end), booking p_room (NULL:
 -- none) through the room rules; raises the first refusal.
 CREATE OR REPLACE FUNCTION program_session_one(p_staff bigint, p program, p_room bigint,
@@ -192,18 +215,7 @@ BEGIN
     INSERT INTO program_session (program_id, during, staff_id)
     VALUES (p.id, tstzrange(p_start, p_end), p_person) RETURNING id INTO v_id;
     IF p_room IS NOT NULL THEN
-        SELECT * INTO v_room FROM room WHERE id = p_room;
-        IF NOT FOUND THEN
-            PERFORM room_refuse('CR404', 'room', format('There is no room %s.', p_room));
-        END IF;
-        IF v_room.branch_id <> p.branch_id THEN
-            PERFORM room_refuse('CR400', 'field:room_id',
-                                format('%s is not at the program''s branch.', v_room.name));
-        END IF;
-        IF NOT v_room.active THEN
-            PERFORM room_refuse('CR422', 'room_inactive',
-                                format('%s is not taking bookings.', v_room.name));
-        END IF;
+        v_room := program_session_room(p, p_room);
         v_booking := room_book_one(p_staff, v_room, p_start, p_end, NULL, NULL, NULL, v_id,
                                    left(p.title, 200), NULL, p_override, p_series);
         UPDATE program_session SET booking_id = v_booking WHERE id = v_id;
@@ -215,7 +227,8 @@ $$;
 -- Add sessions to a program (with their room bookings), change one, or
 -- cancel one (ProgramSessionSave document), once per request key.
 -- p_override_ok: the caller may book beyond the public room rules (days
--- ahead, hours, length); sessions use it whenever allowed.
+-- ahead, hours, length); the document's override asks for it (refused
+-- without p_override_ok, as in room_book).
 CREATE OR REPLACE FUNCTION program_session_save(p_key uuid, p_staff bigint, p_workstation bigint,
                                                 p_scope integer, p_override_ok boolean,
                                                 p_doc jsonb)
@@ -241,12 +254,15 @@ DECLARE
     v_reason text;
     v_message text;
     v_result jsonb;
-    v_override boolean := coalesce(p_override_ok, false);
+    v_override boolean := coalesce((p_doc ->> 'override')::boolean, false);
 BEGIN
     v_stored := request_claim(p_key, p_staff, 'program_session_save');
     IF v_stored IS NOT NULL THEN
         RETURN QUERY SELECT * FROM jsonb_populate_recordset(NULL::program_session_row, v_stored);
         RETURN;
+    END IF;
+    IF v_override AND NOT coalesce(p_override_ok, false) THEN
+        PERFORM room_refuse('CR403', 'override', 'Your role may not book beyond the rules.');
     END IF;
     IF v_sid IS NOT NULL THEN
         SELECT * INTO v_session FROM program_session WHERE id = v_sid FOR UPDATE;
@@ -300,7 +316,7 @@ BEGIN
             WHERE id = v_sid;
             IF v_room IS NOT NULL THEN
                 UPDATE program_session SET booking_id = room_book_one(
-                    p_staff, (SELECT r FROM room r WHERE r.id = v_room), v_start, v_end, NULL,
+                    p_staff, program_session_room(p, v_room), v_start, v_end, NULL,
                     NULL, NULL, v_sid, left(p.title, 200), NULL, v_override, NULL)
                 WHERE id = v_sid;
             END IF;

@@ -840,7 +840,10 @@ BEGIN
     -- Concurrent inserts into room_block that conflict would wait for each
     -- other (an exclusion constraint deadlocks then): one booking of a unit
     -- at a time, units in id order, taken last (after the patron's lock).
-    PERFORM pg_advisory_xact_lock(19, u::integer)
+    -- The key is the unit's id negated: the negative keys of the one-bigint
+    -- advisory lock space are room units' (other users take positive keys
+    -- or the two-integer space), and every bigint id fits.
+    PERFORM pg_advisory_xact_lock(-u)
     FROM unnest(room_units(p_room.id)) u ORDER BY u;
     BEGIN
         INSERT INTO room_block (booking_id, unit_id, blocked)
@@ -923,10 +926,11 @@ BEGIN
             'Say who %s is for: a patron''s card, a group or a program session (staff use is '
             'for staff rooms, or with override).', v_room.name));
     END IF;
-    IF v_session IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM program_session WHERE id = v_session) THEN
-        PERFORM room_refuse('CR404', 'program_session',
-                            format('There is no program session %s.', v_session));
+    -- A session's room is booked with its session (program_session_save:
+    -- the program's branch, the scope, the session's booking_id).
+    IF v_session IS NOT NULL THEN
+        PERFORM room_refuse('CR400', 'field:program_session_id',
+                            'Book a program session''s room with program session add.');
     END IF;
     IF v_card IS NOT NULL THEN
         v_patron := patron_resolve_strict(v_card);
@@ -1163,7 +1167,8 @@ $$;
 --   reminded: room_reminder queued once for confirmed patron bookings
 --     starting within room_reminder_hours;
 --   anonymised: bookings ended more than room_booking_retention_days ago lose
---     the patron and the group's contact (the counts stay).
+--     the patron and the group's contact (the counts stay); their notices
+--     and room blocks are deleted.
 CREATE OR REPLACE FUNCTION rooms_tick(OUT released integer, OUT completed integer,
                                       OUT reminded integer, OUT anonymised integer)
 RETURNS record
@@ -1219,7 +1224,14 @@ BEGIN
         WHERE NOT k.anonymised AND NOT room_live(k.status)
           AND upper(k.during) < now() - make_interval(
                   days => library_setting_text('room_booking_retention_days')::integer)
-        RETURNING 1)
-    SELECT count(*) INTO anonymised FROM anon;
+        RETURNING k.id)
+    SELECT coalesce(array_agg(id), '{}') INTO v_ids FROM anon;
+    anonymised := cardinality(v_ids);
+    IF anonymised > 0 THEN
+        -- Their notices (long sent) tie the patron to the room and the day;
+        -- their blocks (completed bookings keep them) are past.
+        DELETE FROM notice WHERE booking_id = ANY (v_ids);
+        DELETE FROM room_block WHERE booking_id = ANY (v_ids);
+    END IF;
 END
 $$;

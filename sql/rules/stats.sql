@@ -677,6 +677,7 @@ $$;
 -- of the bookings that were used or are to come: tentative, confirmed,
 -- checked in, completed), 'no_shows' (count). A hall's booking counts once,
 -- on the hall. No patron is named: the rows read room, category and status.
+-- A room is labelled BRANCH/name: two branches may each have a "Study 1".
 CREATE OR REPLACE FUNCTION stats_src_rooms(p_from date, p_to date, p_time text, p_by text[],
                                            p_branches integer[], p_arg integer, p_param text)
 RETURNS TABLE (period text, keys text[], value numeric)
@@ -698,8 +699,10 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE format(
         'SELECT stats_period($4, stats_bucket($4, lower(x.during) AT TIME ZONE $5)), %1$s, %2$s '
-        'FROM (SELECT k.during, k.status, r.branch_id, r.name AS room, r.category '
+        'FROM (SELECT k.during, k.status, r.branch_id, rb.code || ''/'' || r.name AS room, '
+        '             r.category '
         '      FROM room_booking k JOIN room r ON r.id = k.room_id '
+        '      JOIN branch rb ON rb.id = r.branch_id '
         '      WHERE lower(k.during) >= $1 AND lower(k.during) < $2 '
         '        AND ($3 IS NULL OR r.branch_id = ANY ($3)) AND %3$s) x '
         'JOIN branch b ON b.id = x.branch_id '
@@ -710,7 +713,7 @@ BEGIN
 END
 $$;
 
--- Program sessions held (not cancelled) by the local day they start, by the
+-- Program sessions held (started, not cancelled) by the local day they start, by the
 -- program's branch, audience and venue: p_param 'sessions' (count) or
 -- 'attendance' (sum; a session without attendance recorded counts 0).
 CREATE OR REPLACE FUNCTION stats_src_programs(p_from date, p_to date, p_time text, p_by text[],
@@ -732,6 +735,7 @@ BEGIN
         'FROM (SELECT s.during, s.attendance, g.branch_id, g.audience, g.venue '
         '      FROM program_session s JOIN program g ON g.id = s.program_id '
         '      WHERE lower(s.during) >= $1 AND lower(s.during) < $2 AND NOT s.cancelled '
+        '        AND lower(s.during) <= now() '
         '        AND ($3 IS NULL OR g.branch_id = ANY ($3))) x '
         'JOIN branch b ON b.id = x.branch_id '
         'GROUP BY 1, 2',
@@ -852,7 +856,8 @@ VALUES
      'Room bookings released because nobody checked in.', 520),
     ('program_sessions', 'Program sessions', 'count', 'stats_src_programs', 'sessions',
      '{branch,audience,venue}', '{none,day,week,month,year,weekday}', 'range',
-     'Program sessions held (not cancelled), by the program''s branch, audience and venue.',
+     'Program sessions held (started, not cancelled), by the program''s branch, audience and '
+     'venue.',
      530),
     ('program_attendance', 'Program attendance', 'count', 'stats_src_programs', 'attendance',
      '{branch,audience,venue}', '{none,day,week,month,year,weekday}', 'range',
@@ -1114,7 +1119,8 @@ BEGIN
         FROM stats_patron_figures(v_to, p_branches) f
         GROUP BY 1
     ), prog AS (
-        -- program sessions held in the year (cancelled ones not), per outlet
+        -- program sessions held in the year (cancelled ones and those still to
+        -- start not), per outlet
         SELECT g.branch_id AS id, g.audience, g.venue, count(*) AS n,
                coalesce(sum(s.attendance), 0) AS att,
                count(*) FILTER (WHERE s.attendance IS NULL) AS unrecorded
@@ -1122,6 +1128,7 @@ BEGIN
         WHERE lower(s.during) >= (v_from::timestamp AT TIME ZONE library_setting_text('timezone'))
           AND lower(s.during) < ((v_to + 1)::timestamp
                                  AT TIME ZONE library_setting_text('timezone'))
+          AND lower(s.during) <= now()
           AND NOT s.cancelled AND (p_branches IS NULL OR g.branch_id = ANY (p_branches))
         GROUP BY 1, 2, 3
     ), prog_line (ord, code, audiences, venue, attendance, what) AS (

@@ -354,6 +354,22 @@ class Permissions(unittest.TestCase):
         r = carrel("room", "save", str(mine), "--capacity", "6", user="manny")
         self.assertEqual(r.code, 0, r)
         self.assertEqual((r.json["capacity"], r.json["features"]), (6, ["projector"]))
+        # Clearing the features, and un-splitting a room, say so.
+        r = carrel("room", "save", str(mine), "--clear-features", user="manny")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json.get("features", []), [], r)
+        r = carrel("room", "save", str(mine), "--clear-features", "--feature", "tv",
+                   user="manny")
+        self.assertEqual((r.code, r.json["reason"]), (4, "field:clear_features"), r)
+        other = new_room("DWN", "study", 4, "manny")
+        whole = new_room("DWN", "study", 8, "manny", "--part", str(mine), "--part", str(other))
+        self.assertEqual(q("SELECT count(*) FROM room_part WHERE whole_id = %d" % whole), "2")
+        r = carrel("room", "save", str(whole), "--capacity", "9", user="manny")
+        self.assertEqual(q("SELECT count(*) FROM room_part WHERE whole_id = %d" % whole), "2")
+        r = carrel("room", "save", str(whole), "--clear-parts", user="manny")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(r.json.get("part_ids", r.json.get("partIds", [])), [], r)
+        self.assertEqual(q("SELECT count(*) FROM room_part WHERE whole_id = %d" % whole), "0")
         # The coordinator changes categories.
         r = carrel("room", "category", "save", "quiet", "--name", "Quiet rooms", "--min", "30",
                    "--max", "120", "--slot", "30", "--days-ahead", "7", "--max-bookings", "1",
@@ -416,6 +432,40 @@ class Programs(unittest.TestCase):
         r = book(room, start2, end2)
         self.assertEqual(r.code, 0, r)
 
+    def test_session_override_only_when_asked_and_moved_with_room_checks(self):
+        """A manager's session is booked under the public rules unless --override is given;
+        `program session move` moves it (and its booking) under the same room checks."""
+        room = new_room("DWN", "study", 6, "manny")
+        far = new_room("PRK", "study", 6, "parker", ws="desk-prk")
+        r = carrel("program", "add", "--title", "Long read", "--audience", "19+", "--venue",
+                   "branch", "--branch", "DWN", user="manny")
+        self.assertEqual(r.code, 0, r)
+        pid = r.json["id"]
+        start, end = slot(nth=4, after_open_min=0, minutes=600)  # longer than study allows
+        r = carrel("program", "session", "add", str(pid), "--start", start, "--end", end,
+                   "--room", str(room), user="manny")
+        self.assertEqual((r.code, r.json["reason"]), (4, "too_long"), r)
+        r = carrel("program", "session", "add", str(pid), "--start", start, "--end", end,
+                   "--room", str(room), "--override", user="manny")
+        self.assertEqual(r.code, 0, r)
+        ses = r.json["made"][0]
+        self.assertEqual(q("SELECT overridden FROM room_booking WHERE id = %d"
+                           % ses["booking_id"]), "t")
+        # moved: to another branch's room refused; in time, its room comes along
+        start2, end2 = slot(nth=5, after_open_min=60, minutes=60)
+        r = carrel("program", "session", "move", str(ses["id"]), "--start", start2, "--end",
+                   end2, "--room", str(far), user="manny")
+        self.assertEqual((r.code, r.json["reason"]), (4, "field:room_id"), r)
+        r = carrel("program", "session", "move", str(ses["id"]), "--start", start2, "--end",
+                   end2, user="manny", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn(start2, r.stdout)
+        self.assertEqual(q("SELECT status FROM room_booking WHERE id = %d" % ses["booking_id"]),
+                         "cancelled")
+        self.assertEqual(q("SELECT k.room_id || ' ' || local_text(lower(k.during)) FROM"
+                           " program_session s JOIN room_booking k ON k.id = s.booking_id"
+                           " WHERE s.id = %d" % ses["id"]), "%d %s" % (room, start2))
+
 
 class Hostile(unittest.TestCase):
     def test_hostile_requests_refused_on_the_same_connection(self):
@@ -474,6 +524,9 @@ class Hostile(unittest.TestCase):
                              (12, "2099-01-01")], ("bad_request", "field:repeat")),
             (REQ_PROGRAM_LIST, [(4, "'; DELETE FROM program; --")],
              ("bad_request", "field:audience")),
+            # a session's room is booked with the session (ProgramSessionSave)
+            (REQ_ROOM_BOOK, [(1, room), (2, start), (3, end), (7, 1)],
+             ("bad_request", "field:program_session_id")),
         ]
         for body_field, fields, want in cases:
             key = str(uuid.uuid4()) if body_field in (REQ_ROOM_BOOK, REQ_ROOM_CHANGE) else None
