@@ -310,8 +310,14 @@ static void print_week(const cmd_call_t *call, const Carrel__Response *r)
                 last = t2;
                 k = e;
             }
+            /* The period ends where its last half hour does: the server
+             * says (the closing time may be 17:45); older servers do not. */
             char until[8], when[24];
-            sched_half_hour_after(last, until, sizeof(until));
+            const char *cell_end = w->cells[k - 1]->end;
+            if (cell_end && cell_end[0])
+                snprintf(until, sizeof(until), "%s", cell_end);
+            else
+                sched_half_hour_after(last, until, sizeof(until));
             snprintf(when, sizeof(when), "%s-%s", from, until);
             row[0] = when;
             for (size_t d = 0; d < w->n_desks; d++)
@@ -981,21 +987,22 @@ static void print_swaps(const cmd_call_t *call, const Carrel__Response *r)
 
 /* ---------------------------------------------------------------- time off */
 
-static const char *const time_off_headers[] = {"Id",     "Who",    "From",      "To",
-                                               "Status", "Reason", "Decided by"};
+static const char *const time_off_headers[] = {"Id",     "Who",    "From",       "To",
+                                               "Status", "Reason", "Decided by", "Why"};
 
 static void sched_time_off_row(table_t *t, const Carrel__TimeOff *x)
 {
     char id[24];
     snprintf(id, sizeof(id), "%lld", (long long)x->id);
-    const char *row[] = {id, x->username, x->start, x->end, x->status, x->reason, x->decided_by};
+    const char *row[] = {id,        x->username, x->start,      x->end,
+                         x->status, x->reason,   x->decided_by, x->decision_reason};
     table_add(t, row);
 }
 
 static void print_time_off(const cmd_call_t *call, const Carrel__Response *r)
 {
     (void)call;
-    table_t *t = table_new(7, time_off_headers);
+    table_t *t = table_new(8, time_off_headers);
     sched_time_off_row(t, r->time_off);
     table_print(t, stdout);
     table_free(t);
@@ -1008,7 +1015,7 @@ static void print_time_off_list(const cmd_call_t *call, const Carrel__Response *
         printf("No time off.\n");
         return;
     }
-    table_t *t = table_new(7, time_off_headers);
+    table_t *t = table_new(8, time_off_headers);
     for (size_t i = 0; i < r->time_off_list->n_entries; i++)
         sched_time_off_row(t, r->time_off_list->entries[i]);
     table_print(t, stdout);
@@ -1279,7 +1286,8 @@ const command_t schedule_commands[] = {
      .summary = "create or change a service desk and its minimums (managers)"},
     {.path = "schedule shift add",
      .build = build_shift_add,
-     .send = CMD_SEND_ONCE,
+     /* Retried with its key: the server saves a keyed ShiftSave once. */
+     .send = CMD_SEND_KEYED,
      .print_text = print_shift_save,
      .print_json = print_shift_save_json,
      .finish = sched_finish,

@@ -232,6 +232,22 @@ bool request_limit(request_t *req, bool has, int64_t value, int def, int max, co
     return false;
 }
 
+bool request_fail_text(request_t *req, const char *s, size_t max, const char *field)
+{
+    if (s == NULL)
+        return false;
+    size_t n = strlen(s);
+    bool bad = n > max;
+    for (size_t i = 0; i < n && !bad; i++)
+        bad = (unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t';
+    if (!bad)
+        return false;
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                 arena_printf(&req->arena, "field:%s", field),
+                 "%s must be at most %zu characters of text.", field, max);
+    return true;
+}
+
 int request_db_exec(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                     const int *lengths, const int *formats, db_done_cb cb, void *arg)
 {

@@ -85,6 +85,14 @@ void request_fail_exec(request_t *req, int exec_rc);
 __attribute__((warn_unused_result)) bool request_limit(request_t *req, bool has, int64_t value,
                                                        int def, int max, const char *reason,
                                                        int *out);
+/*
+ * Bound a text field before it reaches SQL: absent (NULL) passes; more than
+ * `max` bytes, or a control character other than newline and tab, is
+ * answered BAD_REQUEST `field:<field>` and true is returned, after which req
+ * must not be touched.
+ */
+__attribute__((warn_unused_result)) bool request_fail_text(request_t *req, const char *s,
+                                                           size_t max, const char *field);
 /* Queue a prepared statement for req on the lane its route calls for: a
  * request that changes nothing may use the connections reserved for short
  * jobs (db.h). 0, or db_exec's error (the request is not ended). */

@@ -27,6 +27,12 @@
 #define SCHEDULE_MAX_BRANCHES 64
 /* A branch code longer than this is no branch (codes are short). */
 #define SCHEDULE_CODE_MAX 32
+/* Bounds of text fields before SQL (request_fail_text), in bytes: user
+ * names, codes, dates and actions are short; names, notes and reasons
+ * (SQL: at most 100 / 200 characters) may be four bytes a character. */
+#define SCHEDULE_SHORT_MAX 64
+#define SCHEDULE_NAME_MAX  400
+#define SCHEDULE_NOTE_MAX  800
 
 /* shift_out, in proto order: the columns of a Shift, from an offset. */
 enum {
@@ -79,9 +85,9 @@ static const reply_stmt_t stmt_desk_save = REPLY_STMT(
 
 /* shift_save: made (or refused: reason and message), then the shift. */
 enum { SAVE_MADE, SAVE_REASON, SAVE_MESSAGE, SAVE_SHIFT, SAVE_NCOLS = SAVE_SHIFT + SHIFT_NCOLS };
-static const reply_stmt_t stmt_shift_save =
-    REPLY_STMT("schedule_shift_save", SAVE_NCOLS,
-               "SELECT * FROM shift_save($1, $2, $3::integer, $4::boolean, $5::jsonb)");
+static const reply_stmt_t stmt_shift_save = REPLY_STMT(
+    "schedule_shift_save", SAVE_NCOLS,
+    "SELECT * FROM shift_save($1::uuid, $2, $3, $4::integer, $5::boolean, $6::jsonb)");
 
 /* shift_list, and each shift's length in hours for the reply's total. The
  * "mine" list looks 14 days ahead unless told ($6). */
@@ -107,15 +113,16 @@ enum {
     WEEK_NEEDED,
     WEEK_NAMES,
     WEEK_DESK_NAME,
+    WEEK_END,
     WEEK_NCOLS
 };
 static const reply_stmt_t stmt_week = REPLY_STMT(
     "schedule_week", WEEK_NCOLS,
     "SELECT b.code, schedule_week_start($2)::text, w.day::text, w.\"time\", w.desk_code, w.needed,"
-    "       w.names, d.name"
+    "       w.names, d.name, w.\"end\""
     "  FROM branch b"
     "  LEFT JOIN LATERAL schedule_week(b.code, $2) WITH ORDINALITY"
-    "         AS w(day, \"time\", desk_code, needed, names, n) ON true"
+    "         AS w(day, \"time\", desk_code, needed, names, \"end\", n) ON true"
     "  LEFT JOIN service_desk d ON d.branch_id = b.id AND d.code = w.desk_code"
     " WHERE b.code = $1"
     " ORDER BY w.n");
@@ -152,6 +159,7 @@ enum {
     TIME_OFF_STATUS,
     TIME_OFF_REASON,
     TIME_OFF_DECIDED_BY,
+    TIME_OFF_DECISION_REASON,
     TIME_OFF_NCOLS
 };
 static const reply_stmt_t stmt_time_off_save =
@@ -262,6 +270,26 @@ static void schedule_fail_manage(request_t *req, const char *what)
                  "administrators may.",
                  role_label(request_session(req)->role), what);
 }
+
+/* Text fields of a request and their bounds (schedule_fail_texts). */
+typedef struct schedule_text {
+    const char *s;
+    size_t max;
+    const char *field;
+} schedule_text_t;
+
+/* True when a field is too long or not text (answered field:<name>). */
+static bool schedule_fail_texts(request_t *req, const schedule_text_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (request_fail_text(req, t[i].s, t[i].max, t[i].field))
+            return true;
+    return false;
+}
+
+#define SCHEDULE_TEXTS(req, ...)                                                                   \
+    schedule_fail_texts((req), (const schedule_text_t[]){__VA_ARGS__},                            \
+                        sizeof((const schedule_text_t[]){__VA_ARGS__}) / sizeof(schedule_text_t))
 
 /* A message as a jsonb document for SQL, in the arena. */
 static char *schedule_json(request_t *req, const ProtobufCMessage *msg)
@@ -405,6 +433,8 @@ static void desk_list_done(request_t *req, const PGresult *res)
 
 void handle_desk_list(request_t *req)
 {
+    if (SCHEDULE_TEXTS(req, {req->msg->desk_list->branch, SCHEDULE_SHORT_MAX, "branch"}))
+        return;
     const char *values[1] = {schedule_opt(req->msg->desk_list->branch)};
     reply_query(req, &stmt_desk_list, 1, values, desk_list_done);
 }
@@ -432,6 +462,14 @@ void handle_desk_save(request_t *req)
                      "The desk to save is missing.");
         return;
     }
+    Carrel__ServiceDesk *d = m->desk;
+    if (SCHEDULE_TEXTS(req, {d->branch_code, SCHEDULE_SHORT_MAX, "branch_code"},
+                       {d->code, SCHEDULE_SHORT_MAX, "code"}, {d->name, SCHEDULE_NAME_MAX, "name"}))
+        return;
+    for (size_t i = 0; i < d->n_needs; i++)
+        if (d->needs[i] && SCHEDULE_TEXTS(req, {d->needs[i]->from, SCHEDULE_SHORT_MAX, "needs"},
+                                          {d->needs[i]->to, SCHEDULE_SHORT_MAX, "needs"}))
+            return;
     const char *staff, *ws;
     schedule_actor(req, &staff, &ws);
     const char *values[4] = {staff, ws, schedule_scope(req), schedule_json(req, &m->desk->base)};
@@ -475,16 +513,30 @@ void handle_shift_save(request_t *req)
                      "The shift to save is missing.");
         return;
     }
+    Carrel__Shift *sh = m->shift;
+    if (SCHEDULE_TEXTS(req, {sh->username, SCHEDULE_SHORT_MAX, "username"},
+                       {sh->branch_code, SCHEDULE_SHORT_MAX, "branch_code"},
+                       {sh->desk_code, SCHEDULE_SHORT_MAX, "desk_code"},
+                       {sh->start, SCHEDULE_SHORT_MAX, "start"},
+                       {sh->end, SCHEDULE_SHORT_MAX, "end"}, {sh->note, SCHEDULE_NOTE_MAX, "note"},
+                       {m->repeat, SCHEDULE_SHORT_MAX, "repeat"},
+                       {m->until, SCHEDULE_SHORT_MAX, "until"}))
+        return;
     /* What the server fills in is not the client's to send. */
     m->shift->staff_name = m->shift->status = NULL;
     m->shift->has_swap_id = 0;
     const char *staff, *ws;
     schedule_actor(req, &staff, &ws);
     /* Whoever may save shifts (the route: managers) may go beyond weekly
-     * hours when the save says `override`; SQL refuses it otherwise. */
-    const char *values[5] = {staff, ws, schedule_scope(req), schedule_bool(true),
+     * hours when the save says `override`. The request key, when sent,
+     * makes the save once-only (a retried add makes no second shift). */
+    const char *values[6] = {schedule_opt(req->msg->request_key),
+                             staff,
+                             ws,
+                             schedule_scope(req),
+                             schedule_bool(schedule_may_manage(req)),
                              schedule_json(req, &m->base)};
-    reply_query(req, &stmt_shift_save, 5, values, shift_save_done);
+    reply_query(req, &stmt_shift_save, 6, values, shift_save_done);
 }
 
 static void shift_list_done(request_t *req, const PGresult *res)
@@ -516,6 +568,10 @@ void handle_shift_list(request_t *req)
                      "Ask for your own shifts (mine) or for someone's (username), not both.");
         return;
     }
+    if (SCHEDULE_TEXTS(req, {m->branch, SCHEDULE_SHORT_MAX, "branch"},
+                       {m->username, SCHEDULE_SHORT_MAX, "username"},
+                       {m->from, SCHEDULE_SHORT_MAX, "from"}, {m->to, SCHEDULE_SHORT_MAX, "to"}))
+        return;
     const char *values[6] = {
         schedule_opt(m->branch),
         /* Open shifts have nobody's name: "mine" with open_only lists them all. */
@@ -583,6 +639,7 @@ static void week_done(request_t *req, const PGresult *res)
         c->desk_code = reply_text(req, res, i, WEEK_DESK);
         schedule_int32(res, i, WEEK_NEEDED, &c->has_needed, &c->needed);
         c->names = schedule_array(req, res, i, WEEK_NAMES, &c->n_names);
+        c->end = reply_text_opt(req, res, i, WEEK_END);
         reply->cells[reply->n_cells++] = c;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_SCHEDULE_WEEK;
@@ -592,6 +649,10 @@ static void week_done(request_t *req, const PGresult *res)
 
 void handle_schedule_week(request_t *req)
 {
+    Carrel__ScheduleWeek *m = req->msg->schedule_week;
+    if (SCHEDULE_TEXTS(req, {m->branch, SCHEDULE_SHORT_MAX, "branch"},
+                       {m->week, SCHEDULE_SHORT_MAX, "week"}))
+        return;
     const char *values[2] = {week_branch(req), schedule_opt(req->msg->schedule_week->week)};
     reply_query(req, &stmt_week, 2, values, week_done);
 }
@@ -654,6 +715,9 @@ static bool gaps_branches(request_t *req, char **codes, size_t n, const char **l
 void handle_schedule_gaps(request_t *req)
 {
     Carrel__ScheduleGaps *m = req->msg->schedule_gaps;
+    if (SCHEDULE_TEXTS(req, {m->week, SCHEDULE_SHORT_MAX, "week"},
+                       {m->from, SCHEDULE_SHORT_MAX, "from"}, {m->to, SCHEDULE_SHORT_MAX, "to"}))
+        return;
     if (schedule_opt(m->week) && (schedule_opt(m->from) || schedule_opt(m->to))) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:week",
                      "Give a week or a range of dates (from, to), not both.");
@@ -685,6 +749,7 @@ static Carrel__TimeOff *time_off_row(request_t *req, const PGresult *res, int i)
     t->status = reply_text_opt(req, res, i, TIME_OFF_STATUS);
     t->reason = reply_text_opt(req, res, i, TIME_OFF_REASON);
     t->decided_by = reply_text_opt(req, res, i, TIME_OFF_DECIDED_BY);
+    t->decision_reason = reply_text_opt(req, res, i, TIME_OFF_DECISION_REASON);
     return t;
 }
 
@@ -715,6 +780,12 @@ void handle_time_off_save(request_t *req)
                      "The time off is missing.");
         return;
     }
+    if (SCHEDULE_TEXTS(req, {m->action, SCHEDULE_SHORT_MAX, "action"},
+                       {m->time_off->username, SCHEDULE_SHORT_MAX, "username"},
+                       {m->time_off->start, SCHEDULE_SHORT_MAX, "start"},
+                       {m->time_off->end, SCHEDULE_SHORT_MAX, "end"},
+                       {m->time_off->reason, SCHEDULE_NOTE_MAX, "reason"}))
+        return;
     const char *action = schedule_opt(m->action) ? m->action : "request";
     const char *self = request_session(req)->username;
     bool for_other =
@@ -725,7 +796,7 @@ void handle_time_off_save(request_t *req)
                                           : "ask for time off for someone else");
         return;
     }
-    m->time_off->status = m->time_off->decided_by = NULL;
+    m->time_off->status = m->time_off->decided_by = m->time_off->decision_reason = NULL;
     if (!schedule_opt(m->time_off->username) && strcmp(action, "request") == 0)
         m->time_off->username = (char *)self;
     const char *staff, *ws;
@@ -740,8 +811,15 @@ static void time_off_list_done(request_t *req, const PGresult *res)
     Carrel__TimeOffListReply *reply = arena_new(&req->arena, Carrel__TimeOffListReply, 1);
     carrel__time_off_list_reply__init(reply);
     reply->entries = SCHEDULE_LIST(req, Carrel__TimeOff, rows);
-    for (int i = 0; i < rows; i++)
-        reply->entries[reply->n_entries++] = time_off_row(req, res, i);
+    /* Why someone is away is theirs and their managers' to read. */
+    bool manager = schedule_may_manage(req);
+    const char *self = request_session(req)->username;
+    for (int i = 0; i < rows; i++) {
+        Carrel__TimeOff *t = time_off_row(req, res, i);
+        if (!manager && (t->username == NULL || strcmp(t->username, self) != 0))
+            t->reason = t->decision_reason = NULL;
+        reply->entries[reply->n_entries++] = t;
+    }
     req->resp.body_case = CARREL__RESPONSE__BODY_TIME_OFF_LIST;
     req->resp.time_off_list = reply;
     request_ok(req);
@@ -750,6 +828,10 @@ static void time_off_list_done(request_t *req, const PGresult *res)
 void handle_time_off_list(request_t *req)
 {
     Carrel__TimeOffList *m = req->msg->time_off_list;
+    if (SCHEDULE_TEXTS(req, {m->branch, SCHEDULE_SHORT_MAX, "branch"},
+                       {m->username, SCHEDULE_SHORT_MAX, "username"},
+                       {m->from, SCHEDULE_SHORT_MAX, "from"}, {m->to, SCHEDULE_SHORT_MAX, "to"}))
+        return;
     const char *values[5] = {schedule_opt(m->branch), schedule_opt(m->username),
                              schedule_opt(m->from), schedule_opt(m->to),
                              schedule_bool(m->has_pending && m->pending)};
@@ -788,6 +870,10 @@ void handle_schedule_absent(request_t *req)
                      "Name the staff member who is absent.");
         return;
     }
+    if (SCHEDULE_TEXTS(req, {m->username, SCHEDULE_SHORT_MAX, "username"},
+                       {m->date, SCHEDULE_SHORT_MAX, "date"},
+                       {m->reason, SCHEDULE_NOTE_MAX, "reason"}))
+        return;
     const char *staff, *ws;
     schedule_actor(req, &staff, &ws);
     const char *values[7] = {req->msg->request_key,  staff,       ws,
@@ -854,6 +940,9 @@ static const char *const shift_actions[] = {"offer", "claim", "swap", "approve_s
 void handle_shift_change(request_t *req)
 {
     Carrel__ShiftChange *m = req->msg->shift_change;
+    if (SCHEDULE_TEXTS(req, {m->action, SCHEDULE_SHORT_MAX, "action"},
+                       {m->to_username, SCHEDULE_SHORT_MAX, "to_username"}))
+        return;
     bool known = false;
     for (size_t i = 0; m->action && i < sizeof(shift_actions) / sizeof(shift_actions[0]); i++)
         known = known || strcmp(m->action, shift_actions[i]) == 0;
@@ -915,6 +1004,8 @@ static void swap_list_done(request_t *req, const PGresult *res)
 void handle_swap_list(request_t *req)
 {
     Carrel__SwapList *m = req->msg->swap_list;
+    if (SCHEDULE_TEXTS(req, {m->branch, SCHEDULE_SHORT_MAX, "branch"}))
+        return;
     const char *values[2] = {schedule_opt(m->branch), schedule_bool(m->has_pending && m->pending)};
     reply_query(req, &stmt_swap_list, 2, values, swap_list_done);
 }
@@ -950,6 +1041,8 @@ void handle_staff_schedule_set(request_t *req)
                      "Name the staff member.");
         return;
     }
+    if (SCHEDULE_TEXTS(req, {m->username, SCHEDULE_SHORT_MAX, "username"}))
+        return;
     arena_t *a = &req->arena;
     const char *staff, *ws;
     schedule_actor(req, &staff, &ws);

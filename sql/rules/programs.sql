@@ -31,18 +31,23 @@ CREATE TYPE program_session_row AS (
     room_name text, attendance integer, cancelled boolean, staff_username text,
     staff_scheduled boolean);
 
--- Whether p_staff has a shift covering p_during: schedule_covers of the
--- staff schedules (schedule.sql) when it exists, else NULL (not known).
-CREATE OR REPLACE FUNCTION program_staff_scheduled(p_staff bigint, p_during tstzrange)
+-- Whether p_staff has a shift covering p_during at p_branch (NULL: any
+-- branch, for programs offsite or online): schedule_covers of the staff
+-- schedules (schedule.sql, the same rule as the gap report) when it
+-- exists, else NULL (not known).
+DROP FUNCTION IF EXISTS program_staff_scheduled(bigint, tstzrange);
+CREATE OR REPLACE FUNCTION program_staff_scheduled(p_staff bigint, p_during tstzrange,
+                                                   p_branch integer)
 RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v boolean;
 BEGIN
-    IF p_staff IS NULL OR to_regprocedure('schedule_covers(bigint,tstzrange)') IS NULL THEN
+    IF p_staff IS NULL
+       OR to_regprocedure('schedule_covers(bigint,tstzrange,integer)') IS NULL THEN
         RETURN NULL;
     END IF;
-    EXECUTE 'SELECT schedule_covers($1, $2)' INTO v USING p_staff, p_during;
+    EXECUTE 'SELECT schedule_covers($1, $2, $3)' INTO v USING p_staff, p_during, p_branch;
     RETURN v;
 END
 $$;
@@ -60,7 +65,8 @@ CREATE OR REPLACE FUNCTION program_session_rows(p_ids bigint[]) RETURNS SETOF se
 LANGUAGE sql STABLE AS $$
     SELECT s.id, s.program_id, local_text(lower(s.during)), local_text(upper(s.during)),
            k.room_id, s.booking_id, r.name, s.attendance, s.cancelled, st.username,
-           program_staff_scheduled(coalesce(s.staff_id, g.staff_id), s.during)
+           program_staff_scheduled(coalesce(s.staff_id, g.staff_id), s.during,
+                                   CASE WHEN g.venue = 'branch' THEN g.branch_id END)
     FROM program_session s JOIN program g ON g.id = s.program_id
     LEFT JOIN room_booking k ON k.id = s.booking_id
     LEFT JOIN room r ON r.id = k.room_id

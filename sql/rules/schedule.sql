@@ -155,7 +155,8 @@ CREATE OR REPLACE FUNCTION shift_rows(p_ids bigint[]) RETURNS SETOF shift_out
 LANGUAGE sql STABLE AS $$
     SELECT s.id, p.username, p.display_name, b.code, d.code, local_text(lower(s.during)),
            local_text(upper(s.during)), s.mic,
-           CASE WHEN s.staff_id IS NULL THEN 'open' ELSE 'assigned' END, s.note,
+           CASE WHEN s.staff_id IS NULL THEN 'open'
+                WHEN s.offered_at IS NOT NULL THEN 'offered' ELSE 'assigned' END, s.note,
            (SELECT w.id FROM shift_swap w WHERE w.status = 'pending'
               AND (w.shift_id = s.id OR w.with_shift_id = s.id) ORDER BY w.id LIMIT 1)
     FROM shift s
@@ -332,8 +333,11 @@ BEGIN
             VALUES (v_person.id, p_branch, p_desk, p_during, p_mic, coalesce(p_note, ''), p_staff)
             RETURNING id INTO v_id;
         ELSE
+            -- Another person (or nobody) takes it: an offer of the old one ends.
             UPDATE shift SET staff_id = v_person.id, desk_id = p_desk, during = p_during,
-                   mic = p_mic, note = coalesce(p_note, note)
+                   mic = p_mic, note = coalesce(p_note, note),
+                   offered_at = CASE WHEN staff_id IS NOT DISTINCT FROM v_person.id
+                                     THEN offered_at END
             WHERE id = v_id;
         END IF;
     EXCEPTION WHEN exclusion_violation THEN
@@ -486,6 +490,45 @@ BEGIN
 END
 $$;
 
+-- ShiftSave with the request's key (server/schedule.c): the save above,
+-- done once per key (request_claim / request_store, as the keyed changes),
+-- so a retried `shift add` of an open shift makes no second one. The key is
+-- optional (ShiftSave is a mutating route): without one it is the save.
+CREATE OR REPLACE FUNCTION shift_save(p_key uuid, p_staff bigint, p_workstation bigint,
+                                      p_scope integer, p_override_ok boolean, p_doc jsonb)
+RETURNS TABLE (made boolean, reason text, message text, id bigint, username text,
+               staff_name text, branch_code text, desk_code text, start text, "end" text,
+               mic boolean, status text, note text, swap_id bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_stored jsonb;
+BEGIN
+    IF p_key IS NULL THEN
+        RETURN QUERY SELECT * FROM shift_save(p_staff, p_workstation, p_scope, p_override_ok,
+                                              p_doc);
+        RETURN;
+    END IF;
+    v_stored := request_claim(p_key, p_staff, 'shift_save');
+    IF v_stored IS NULL THEN
+        SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.n), '[]') INTO v_stored
+        FROM shift_save(p_staff, p_workstation, p_scope, p_override_ok, p_doc)
+             WITH ORDINALITY AS r(made, reason, message, id, username, staff_name,
+                                  branch_code, desk_code, start, "end", mic, status, note,
+                                  swap_id, n);
+        PERFORM request_store(p_key, v_stored);
+    END IF;
+    RETURN QUERY SELECT x.made, x.reason, x.message, x.id, x.username, x.staff_name,
+                        x.branch_code, x.desk_code, x.start, x."end", x.mic, x.status,
+                        x.note, x.swap_id
+                 FROM jsonb_to_recordset(v_stored)
+                      AS x(made boolean, reason text, message text, id bigint,
+                           username text, staff_name text, branch_code text, desk_code text,
+                           start text, "end" text, mic boolean, status text, note text,
+                           swap_id bigint);
+END
+$$;
+
 -- Shifts overlapping the local days p_from..p_to (default today .. +6).
 CREATE OR REPLACE FUNCTION shift_list(p_branch text, p_username text, p_from text, p_to text,
                                       p_open_only boolean)
@@ -513,15 +556,23 @@ BEGIN
         WHERE s.during && tstzrange(local_at(v_from, '00:00'), local_at(v_to + 1, '00:00'))
           AND (v_branch IS NULL OR s.branch_id = v_branch)
           AND (v_person IS NULL OR s.staff_id = v_person)
-          AND (NOT coalesce(p_open_only, false) OR s.staff_id IS NULL)));
+          AND (NOT coalesce(p_open_only, false) OR s.staff_id IS NULL
+               OR s.offered_at IS NOT NULL)));
 END
 $$;
 
--- Whether an assigned shift of p_staff (any branch, any desk or off desk)
--- covers the whole of p_during. For programs.sql (staff_scheduled).
-CREATE OR REPLACE FUNCTION schedule_covers(p_staff bigint, p_during tstzrange) RETURNS boolean
+-- THE rule of "scheduled" for a program session, used by programs.sql
+-- (session_out.staff_scheduled) and by the gap report (program_unstaffed):
+-- an assigned shift of p_staff (any desk or off desk) covering the whole of
+-- p_during at p_branch, the program's branch; p_branch NULL (a program
+-- offsite or online) = a shift at any branch. An offered shift still
+-- counts: it stays its owner's until someone claims it.
+DROP FUNCTION IF EXISTS schedule_covers(bigint, tstzrange);
+CREATE OR REPLACE FUNCTION schedule_covers(p_staff bigint, p_during tstzrange, p_branch integer)
+RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM shift s WHERE s.staff_id = p_staff AND s.during @> p_during)
+    SELECT EXISTS (SELECT 1 FROM shift s WHERE s.staff_id = p_staff AND s.during @> p_during
+                   AND (p_branch IS NULL OR s.branch_id = p_branch))
 $$;
 
 -- ------------------------------------------------------- week grid and gaps
@@ -563,8 +614,9 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- program_unstaffed gaps: live sessions of programs at these branches whose
--- responsible staff member (the session's, else the program's) has no
--- shift at that branch covering the session. Reads part A's tables; called
+-- responsible staff member (the session's, else the program's) is not
+-- scheduled by schedule_covers (a shift at the program's branch, or any
+-- branch for a program offsite or online). Reads part A's tables; called
 -- only when they exist (schedule_gaps checks). Sessions with nobody
 -- responsible (an outside presenter) are not gaps.
 CREATE OR REPLACE FUNCTION schedule_program_gaps(p_branches integer[], p_from date, p_to date)
@@ -585,9 +637,8 @@ BEGIN
         WHERE NOT ps.cancelled AND NOT p.cancelled
           AND (coalesce(cardinality(p_branches), 0) = 0 OR p.branch_id = ANY (p_branches))
           AND ps.during && tstzrange(local_at(p_from, '00:00'), local_at(p_to + 1, '00:00'))
-          AND NOT EXISTS (SELECT 1 FROM shift s
-                          WHERE s.staff_id = st.id AND s.branch_id = p.branch_id
-                            AND s.during @> ps.during));
+          AND NOT schedule_covers(st.id, ps.during,
+                                  CASE WHEN p.venue = 'branch' THEN p.branch_id END));
 END
 $$;
 
@@ -725,9 +776,13 @@ $$;
 -- Desks x half hours of one branch and week, with who is on each: one row
 -- per open half hour per desk (code order), then 'MIC' (needed 1), then ''
 -- (off-desk work) when anyone works off desk that week. names: display
--- names of assigned shifts covering the whole half hour.
+-- names of assigned shifts covering the whole half hour. A MIC shift
+-- without a desk is on the MIC row only (being in charge is its work).
+-- "end": where the half hour ends, the closing time for the last one.
+DROP FUNCTION IF EXISTS schedule_week(text, text);
 CREATE OR REPLACE FUNCTION schedule_week(p_branch text, p_week text)
-RETURNS TABLE (day date, "time" text, desk_code text, needed integer, names text[])
+RETURNS TABLE (day date, "time" text, desk_code text, needed integer, names text[],
+               "end" text)
 LANGUAGE plpgsql STABLE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
@@ -750,7 +805,8 @@ BEGIN
         WHERE d.branch_id = v_branch
           AND (d.active OR EXISTS (SELECT 1 FROM sh WHERE sh.desk_id = d.id))
         UNION ALL SELECT NULL, 'MIC', 1
-        UNION ALL SELECT NULL, '', 2 WHERE EXISTS (SELECT 1 FROM sh WHERE sh.desk_id IS NULL)
+        UNION ALL SELECT NULL, '', 2 WHERE EXISTS (SELECT 1 FROM sh
+                                                   WHERE sh.desk_id IS NULL AND NOT sh.mic)
     )
     SELECT sl.day, to_char(sl.l_from, 'HH24:MI'), r.rcode,
            CASE r.ord
@@ -764,8 +820,10 @@ BEGIN
            ARRAY(SELECT sh.display_name FROM sh
                  WHERE sh.during @> sl.slot
                    AND CASE r.ord WHEN 0 THEN sh.desk_id = r.desk_id
-                                  WHEN 1 THEN sh.mic ELSE sh.desk_id IS NULL END
-                 ORDER BY sh.display_name)
+                                  WHEN 1 THEN sh.mic
+                                  ELSE sh.desk_id IS NULL AND NOT sh.mic END
+                 ORDER BY sh.display_name),
+           to_char(sl.l_to, 'HH24:MI')
     FROM sl CROSS JOIN rowsdef r
     ORDER BY sl.day, sl.k, r.ord, r.rcode;
 END
@@ -773,12 +831,17 @@ $$;
 
 -- --------------------------------------------------------------- time off
 
+-- decision_reason (023) came after TimeOff's first seven fields: a new
+-- last column, so the three functions are made again.
+DROP FUNCTION IF EXISTS time_off_save(bigint, bigint, integer, jsonb);
+DROP FUNCTION IF EXISTS time_off_list(text, text, text, text, boolean);
+DROP FUNCTION IF EXISTS time_off_rows(bigint[]);
 CREATE OR REPLACE FUNCTION time_off_rows(p_ids bigint[])
 RETURNS TABLE (id bigint, username text, start text, "end" text, status text, reason text,
-               decided_by text)
+               decided_by text, decision_reason text)
 LANGUAGE sql STABLE AS $$
     SELECT t.id, p.username, local_text(lower(t.during)), local_text(upper(t.during)),
-           t.status, t.reason, d.username
+           t.status, t.reason, d.username, t.decision_reason
     FROM time_off t JOIN staff p ON p.id = t.staff_id
     LEFT JOIN staff d ON d.id = t.decided_by
     WHERE t.id = ANY (p_ids)
@@ -798,11 +861,13 @@ $$;
 -- TimeOffSave as jsonb. request (default): anyone for themself, a manager
 -- for people of their branch; approve / deny: managers, requests only;
 -- approving over assigned shifts is refused (shifts_scheduled, naming
--- them); withdraw: the person (or a manager), requested or approved.
+-- them); withdraw: the person (or a manager), requested or approved. A
+-- decision's reason (the document's reason) is kept as decision_reason.
+-- Nobody below coordinator decides their own time off (not_yours).
 CREATE OR REPLACE FUNCTION time_off_save(p_staff bigint, p_workstation bigint, p_scope integer,
                                          p_doc jsonb)
 RETURNS TABLE (id bigint, username text, start text, "end" text, status text, reason text,
-               decided_by text)
+               decided_by text, decision_reason text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -862,6 +927,15 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'branch',
                 MESSAGE = v_msg;
         END IF;
+        IF v_action IN ('approve', 'deny') AND v_person.id = p_staff
+           AND (SELECT s.role < 'coordinator' FROM staff s WHERE s.id = p_staff) THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'not_yours',
+                MESSAGE = 'Your own time off is decided by another manager or the coordinator.';
+        END IF;
+        IF length(coalesce(v_doc ->> 'reason', '')) > 200 THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reason',
+                MESSAGE = 'A reason is at most 200 characters.';
+        END IF;
         IF v_entry.status NOT IN ('requested', 'approved')
            OR (v_action <> 'withdraw' AND v_entry.status <> 'requested') THEN
             RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:action',
@@ -884,7 +958,8 @@ BEGIN
         UPDATE time_off t
         SET status = CASE v_action WHEN 'approve' THEN 'approved' WHEN 'deny' THEN 'denied'
                                    ELSE 'withdrawn' END,
-            decided_by = p_staff, decided_at = now()
+            decided_by = p_staff, decided_at = now(),
+            decision_reason = coalesce(v_doc ->> 'reason', '')
         WHERE t.id = v_id;
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:action',
@@ -902,7 +977,7 @@ $$;
 CREATE OR REPLACE FUNCTION time_off_list(p_branch text, p_username text, p_from text, p_to text,
                                          p_pending boolean)
 RETURNS TABLE (id bigint, username text, start text, "end" text, status text, reason text,
-               decided_by text)
+               decided_by text, decision_reason text)
 LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
 DECLARE
@@ -939,6 +1014,12 @@ $$;
 -- shifts; each branch concerned gets a schedule_gap desk event with that
 -- day's gaps after it (one line). Keyed: a retry returns the stored rows.
 -- Rows: kind 'opened' (shift columns) then kind 'gap' (gap columns).
+-- What was worked stays as it was: shifts already ended are left alone, and
+-- a shift under way is split at the current minute, the worked part staying
+-- the person's and the rest becoming a new open shift. A shift is 15
+-- minutes at least, so one started less than 15 minutes ago opens whole and
+-- one ending within 15 minutes is left to its owner. A branch manager
+-- (p_scope) opens only the shifts of their branch; the coordinator all.
 CREATE OR REPLACE FUNCTION schedule_absent(p_key uuid, p_staff bigint, p_workstation bigint,
                                            p_scope integer, p_username text, p_date text,
                                            p_reason text)
@@ -958,6 +1039,11 @@ DECLARE
     v_b integer;
     v_line text;
     v_result jsonb;
+    v_cut timestamptz := date_trunc('minute', now());
+    v_s shift;
+    v_new bigint;
+    v_split bigint[] := '{}';
+    v_note text;
 BEGIN
     IF v_stored IS NOT NULL THEN
         RETURN QUERY SELECT r.* FROM jsonb_populate_recordset(NULL::schedule_absent_row, v_stored) r;
@@ -975,17 +1061,38 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reason',
             MESSAGE = 'A reason is at most 200 characters.';
     END IF;
-    WITH opened AS (
-        UPDATE shift s SET staff_id = NULL, offered_at = now(),
-               note = left('sick call: ' || v_person.display_name, 200)
-        WHERE s.staff_id = v_person.id
-          AND s.during && tstzrange(local_at(v_day, '00:00'), local_at(v_day + 1, '00:00'))
-        RETURNING s.id, s.branch_id
-    )
-    SELECT array_agg(o.id), array_agg(DISTINCT o.branch_id) INTO v_ids, v_branches FROM opened o;
-    -- Pending swaps of those shifts have nothing left to swap.
+    v_note := left('sick call: ' || v_person.display_name, 200);
+    FOR v_s IN SELECT * FROM shift s
+               WHERE s.staff_id = v_person.id
+                 AND s.during && tstzrange(local_at(v_day, '00:00'), local_at(v_day + 1, '00:00'))
+                 AND upper(s.during) > v_cut
+                 AND (p_scope IS NULL OR s.branch_id = p_scope)
+               ORDER BY lower(s.during), s.id FOR UPDATE LOOP
+        IF lower(v_s.during) > v_cut - interval '15 minutes' THEN
+            UPDATE shift s SET staff_id = NULL, offered_at = now(), note = v_note
+            WHERE s.id = v_s.id;
+            v_new := v_s.id;
+        ELSIF upper(v_s.during) - v_cut < interval '15 minutes' THEN
+            CONTINUE;
+        ELSE
+            UPDATE shift s SET during = tstzrange(lower(v_s.during), v_cut) WHERE s.id = v_s.id;
+            INSERT INTO shift (staff_id, branch_id, desk_id, during, mic, note, created_by,
+                               offered_at)
+            VALUES (NULL, v_s.branch_id, v_s.desk_id, tstzrange(v_cut, upper(v_s.during)),
+                    v_s.mic, v_note, p_staff, now())
+            RETURNING shift.id INTO v_new;
+            v_split := v_split || v_s.id;
+        END IF;
+        v_ids := coalesce(v_ids, '{}') || v_new;
+        IF NOT v_s.branch_id = ANY (coalesce(v_branches, '{}')) THEN
+            v_branches := coalesce(v_branches, '{}') || v_s.branch_id;
+        END IF;
+    END LOOP;
+    v_branches := ARRAY(SELECT DISTINCT x FROM unnest(v_branches) x ORDER BY 1);
+    -- Pending swaps of those shifts (and of the split ones) have nothing left to swap.
     UPDATE shift_swap w SET status = 'denied', decided_by = p_staff, decided_at = now()
-    WHERE w.status = 'pending' AND (w.shift_id = ANY (v_ids) OR w.with_shift_id = ANY (v_ids));
+    WHERE w.status = 'pending'
+      AND (w.shift_id = ANY (v_ids || v_split) OR w.with_shift_id = ANY (v_ids || v_split));
     FOREACH v_b IN ARRAY coalesce(v_branches, '{}') LOOP
         SELECT string_agg(CASE g.kind WHEN 'under_minimum'
                               THEN format('%s %s-%s %s of %s', g.desk_code, g.start, g."end",
@@ -1002,7 +1109,8 @@ BEGIN
     END LOOP;
     INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
     VALUES (p_staff, p_workstation, 'schedule_absent', v_person.username,
-            jsonb_build_object('day', v_day, 'shifts', v_ids, 'reason', coalesce(p_reason, '')));
+            jsonb_build_object('day', v_day, 'shifts', v_ids, 'split', v_split,
+                               'reason', coalesce(p_reason, '')));
     SELECT coalesce(jsonb_agg(to_jsonb(x)), '[]') INTO v_result FROM (
         SELECT 'opened' AS kind, r.*, NULL::text AS gap_branch_code, NULL::date AS gap_day,
                NULL::text AS gap_start, NULL::text AS gap_end, NULL::text AS gap_kind,
@@ -1074,6 +1182,28 @@ BEGIN
 END
 $$;
 
+-- A shift locked after its owner and p_people (lock order: people, then the
+-- shift). The owner is read before the locks, so the shift may change hands
+-- in between: then the new owner is locked too and the shift read again.
+CREATE OR REPLACE FUNCTION schedule_lock_shift(p_id bigint, p_people bigint[]) RETURNS shift
+LANGUAGE plpgsql AS $$
+DECLARE
+    v shift;
+    v_owner bigint;
+BEGIN
+    FOR i IN 1 .. 5 LOOP
+        SELECT s.staff_id INTO v_owner FROM shift s WHERE s.id = p_id;
+        PERFORM schedule_lock_people(p_people || v_owner);
+        v := schedule_shift(p_id);
+        IF v.staff_id IS NOT DISTINCT FROM v_owner THEN
+            RETURN v;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'shift_taken',
+        MESSAGE = format('Shift %s keeps changing hands; try again.', p_id);
+END
+$$;
+
 -- Approve a pending swap: exchange the people of the two shifts (or give
 -- the one shift), with the no-overlap constraint deferred to the end of
 -- the exchange and every rule checked for both people.
@@ -1105,9 +1235,9 @@ BEGIN
         PERFORM schedule_eligible(v_from, v_b.branch_id, v_b.mic, v_b.during, v_both, false);
     END IF;
     SET CONSTRAINTS shift_staff_no_overlap DEFERRED;
-    UPDATE shift s SET staff_id = v_to.id WHERE s.id = v_a.id;
+    UPDATE shift s SET staff_id = v_to.id, offered_at = NULL WHERE s.id = v_a.id;
     IF v_b.id IS NOT NULL THEN
-        UPDATE shift s SET staff_id = v_from.id WHERE s.id = v_b.id;
+        UPDATE shift s SET staff_id = v_from.id, offered_at = NULL WHERE s.id = v_b.id;
     END IF;
     BEGIN
         SET CONSTRAINTS shift_staff_no_overlap IMMEDIATE;
@@ -1120,6 +1250,10 @@ END
 $$;
 
 -- offer, claim, swap, approve_swap, deny_swap (see schedule.proto). Keyed.
+-- An owner's offer keeps the shift theirs (status offered) until someone
+-- claims it, so an offer never leaves a desk short; a manager of the branch
+-- offering someone else's shift opens it outright. The owner claiming their
+-- own offered shift takes the offer back.
 CREATE OR REPLACE FUNCTION shift_change(p_key uuid, p_staff bigint, p_workstation bigint,
                                         p_scope integer, p_shift bigint, p_action text,
                                         p_to_username text, p_with_shift bigint, p_swap bigint)
@@ -1142,9 +1276,7 @@ BEGIN
     END IF;
     CASE coalesce(p_action, '')
     WHEN 'offer' THEN
-        SELECT * INTO v_shift FROM shift s WHERE s.id = p_shift;
-        PERFORM schedule_lock_people(ARRAY[v_shift.staff_id]);
-        v_shift := schedule_shift(p_shift);
+        v_shift := schedule_lock_shift(p_shift, '{}');
         IF v_shift.staff_id IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'shift_taken',
                 MESSAGE = 'The shift is open already.';
@@ -1154,19 +1286,33 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'not_yours',
                 MESSAGE = 'Only the shift''s owner or a manager of its branch may offer it.';
         END IF;
-        UPDATE shift s SET staff_id = NULL, offered_at = now() WHERE s.id = v_shift.id;
+        IF v_shift.staff_id = p_staff AND v_shift.offered_at IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'duplicate',
+                MESSAGE = format('Shift %s is offered already.', v_shift.id);
+        END IF;
+        IF v_shift.staff_id = p_staff THEN
+            UPDATE shift s SET offered_at = now() WHERE s.id = v_shift.id;
+        ELSE
+            UPDATE shift s SET staff_id = NULL, offered_at = now() WHERE s.id = v_shift.id;
+        END IF;
         UPDATE shift_swap w SET status = 'denied', decided_by = p_staff, decided_at = now()
         WHERE w.status = 'pending' AND (w.shift_id = v_shift.id OR w.with_shift_id = v_shift.id);
         v_shifts := ARRAY[v_shift.id];
     WHEN 'claim' THEN
-        SELECT * INTO v_me FROM staff s WHERE s.id = p_staff FOR UPDATE;
-        v_shift := schedule_shift(p_shift);
-        IF v_shift.staff_id IS NOT NULL THEN
+        -- The claimant and an offering owner, then the shift.
+        v_shift := schedule_lock_shift(p_shift, ARRAY[p_staff]);
+        SELECT * INTO v_me FROM staff s WHERE s.id = p_staff;
+        IF v_shift.staff_id IS NOT NULL AND v_shift.offered_at IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'shift_taken',
                 MESSAGE = format('Shift %s is not open any more.', v_shift.id);
         END IF;
-        PERFORM schedule_eligible(v_me, v_shift.branch_id, v_shift.mic, v_shift.during,
-                                  ARRAY[v_shift.id], false);
+        IF v_shift.staff_id IS DISTINCT FROM p_staff THEN
+            PERFORM schedule_eligible(v_me, v_shift.branch_id, v_shift.mic, v_shift.during,
+                                      ARRAY[v_shift.id], false);
+            -- The offering owner's pending swaps of it are theirs no more.
+            UPDATE shift_swap w SET status = 'denied', decided_by = p_staff, decided_at = now()
+            WHERE w.status = 'pending' AND (w.shift_id = v_shift.id OR w.with_shift_id = v_shift.id);
+        END IF;
         UPDATE shift s SET staff_id = p_staff, offered_at = NULL WHERE s.id = v_shift.id;
         v_shifts := ARRAY[v_shift.id];
     WHEN 'swap' THEN
@@ -1200,9 +1346,16 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'duplicate',
                 MESSAGE = 'This shift already has a pending swap.';
         END IF;
-        INSERT INTO shift_swap (shift_id, with_shift_id, to_staff_id, requested_by)
-        VALUES (v_shift.id, v_with.id, v_to.id, p_staff)
-        RETURNING id INTO v_swap_id;
+        BEGIN
+            INSERT INTO shift_swap (shift_id, with_shift_id, to_staff_id, requested_by)
+            VALUES (v_shift.id, v_with.id, v_to.id, p_staff)
+            RETURNING id INTO v_swap_id;
+        EXCEPTION WHEN unique_violation THEN
+            -- shift_swap_pending: a concurrent request won (the check above
+            -- ran before its commit).
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'duplicate',
+                MESSAGE = 'This shift already has a pending swap.';
+        END;
     WHEN 'approve_swap', 'deny_swap' THEN
         -- Lock order: the people, the shifts, then the swap (as offer and the
         -- sick call, which deny pending swaps, take them).
@@ -1226,6 +1379,12 @@ BEGIN
                 MESSAGE = 'Managers decide swaps.';
         END IF;
         PERFORM schedule_scope_check(p_scope, v_shift.branch_id);
+        -- Approving changes hands at both shifts' branches: a branch manager
+        -- approves only a swap within their branch (denying changes nothing).
+        IF p_action = 'approve_swap' AND v_swap.with_shift_id IS NOT NULL THEN
+            PERFORM schedule_scope_check(p_scope, (SELECT s.branch_id FROM shift s
+                                                   WHERE s.id = v_swap.with_shift_id));
+        END IF;
         IF v_swap.status <> 'pending' THEN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'swap_decided',
                 MESSAGE = format('Swap %s was already %s.', v_swap.id, v_swap.status);

@@ -24,6 +24,7 @@ PASSWORD = "staff-password-123"
 REQ_PING = 13
 REQ_DESK_SAVE, REQ_SHIFT_SAVE, REQ_SHIFT_LIST, REQ_WEEK = 231, 232, 233, 234
 REQ_GAPS, REQ_TIME_OFF_SAVE, REQ_ABSENT, REQ_SHIFT_CHANGE = 235, 236, 238, 239
+REQ_TIME_OFF_LIST, REQ_SWAP_LIST, REQ_DESK_LIST = 237, 240, 230
 REQ_STAFF_SET = 241
 
 env = None
@@ -182,6 +183,38 @@ class WeekGrid(unittest.TestCase):
         self.assertEqual([s["start"] for s in mine["shifts"]], [mon + " 10:00"])
         self.assertEqual(mine["hours"], 4.0)
 
+    def test_shift_add_retried_with_its_key_makes_one(self):
+        """Review 11 #22: `shift add` is keyed: the same key again (a retry after a lost
+        answer) gets the first answer and makes no second open shift."""
+        mon = new_week()
+        key = str(uuid.uuid4())
+        args = ("--request-key", key, "schedule", "shift", "add", "--branch", "DWN",
+                "--start", day(mon, 1) + " 10:00", "--end", day(mon, 1) + " 12:00")
+        first = ok(carrel("mara", *args))
+        again = ok(carrel("mara", *args))
+        self.assertEqual([s["id"] for s in again["shifts"]], [s["id"] for s in first["shifts"]])
+        self.assertEqual(env.psql("SELECT count(*) FROM shift WHERE staff_id IS NULL"
+                                  " AND lower(during) = local_ts('%s 10:00', 's')"
+                                  % day(mon, 1)), "1")
+
+    def test_last_period_ends_at_closing(self):
+        """Review 11 #26: a branch closing at 13:45 shows its last period ending 13:45."""
+        mon = new_week()
+        env.psql("UPDATE branch_hours SET closes = '13:45' WHERE weekday = 6 AND branch_id ="
+                 " (SELECT id FROM branch WHERE code = 'PRK')")
+        try:
+            week = ok(carrel("pia", "schedule", "week", "--week", mon))
+            sat = [c for c in week["cells"] if c["date"] == day(mon, 5)]
+            self.assertEqual((sat[-1]["time"], sat[-1]["end"]), ("13:30", "13:45"))
+            text = carrel("pia", "schedule", "week", "--week", mon, json_out=False)
+            self.assertEqual(text.code, 0, text)
+            block = text.stdout.split("Saturday " + day(mon, 5))[1]
+            self.assertIn("-13:45", block)
+            self.assertNotIn("-14:00", block)
+        finally:
+            env.psql("UPDATE branch_hours SET closes = '14:00' WHERE weekday = 6 AND branch_id"
+                     " = (SELECT id FROM branch WHERE code = 'PRK')")
+
     def test_refusals_name_their_reason(self):
         mon = new_week()
         ok(add_shift("mara", "clara", "DWN", mon + " 10:00", mon + " 14:00", "--desk", "circ"))
@@ -325,9 +358,9 @@ class OffersAndSwaps(unittest.TestCase):
         got = ok(carrel("clara", "schedule", "claim", sid))["shifts"][0]
         self.assertEqual((got["username"], got["status"]), ("clara", "assigned"))
         refused(carrel("carl", "schedule", "claim", sid), "shift_taken")
-        # She offers it back, and he takes it.
-        self.assertEqual(ok(carrel("clara", "schedule", "offer", sid))["shifts"][0]["status"],
-                         "open")
+        # She offers it: it stays hers (offered) until he takes it (review 11 #6).
+        offered = ok(carrel("clara", "schedule", "offer", sid))["shifts"][0]
+        self.assertEqual((offered["username"], offered["status"]), ("clara", "offered"))
         self.assertEqual(ok(carrel("carl", "schedule", "claim", sid))["shifts"][0]["username"],
                          "carl")
         # Only the owner or a manager offers it.
@@ -373,7 +406,9 @@ class TimeOff(unittest.TestCase):
         self.assertEqual(ok(carrel("mara", "schedule", "timeoff", "approve", str(t["id"])))
                          ["status"], "approved")
         refused(add_shift("mara", "libby", "DWN", wed + " 10:00", wed + " 14:00"), "time_off")
-        listed = ok(carrel("clara", "schedule", "timeoff", "list", "--user", "libby"))
+        # From that week: tests take weeks ever further ahead, past the default 92 days.
+        listed = ok(carrel("clara", "schedule", "timeoff", "list", "--user", "libby", "--from",
+                           mon))
         self.assertIn(t["id"], [e["id"] for e in listed["entries"]])
         # Approving time off over a shift is refused, naming it.
         ok(add_shift("mara", "libby", "DWN", day(mon, 4) + " 10:00", day(mon, 4) + " 14:00"))
@@ -383,6 +418,33 @@ class TimeOff(unittest.TestCase):
                 "shifts_scheduled")
         self.assertEqual(ok(carrel("libby", "schedule", "timeoff", "withdraw", str(t2["id"])))
                          ["status"], "withdrawn")
+
+    def test_denial_reason_kept_and_reasons_private(self):
+        """Review 11 #9: `timeoff deny ID --reason` keeps the reason; #25: the reasons
+        are shown to managers and to the person, not to other staff; #10: a manager does
+        not decide their own time off."""
+        mon = new_week()
+        thu = day(mon, 3)
+        t = ok(carrel("libby", "schedule", "timeoff", "request", "--from", thu, "--to", thu,
+                      "--reason", "surgery"))
+        d = ok(carrel("mara", "schedule", "timeoff", "deny", str(t["id"]), "--reason",
+                      "inventory that day"))
+        self.assertEqual((d["status"], d["reason"], d["decision_reason"]),
+                         ("denied", "surgery", "inventory that day"))
+
+        def entry(user):
+            listed = ok(carrel(user, "schedule", "timeoff", "list", "--user", "libby",
+                               "--from", mon))
+            return [e for e in listed["entries"] if e["id"] == t["id"]][0]
+        self.assertEqual(entry("libby").get("decision_reason"), "inventory that day")
+        self.assertEqual(entry("mara").get("reason"), "surgery")
+        clerk_view = entry("clara")
+        self.assertEqual((clerk_view.get("reason"), clerk_view.get("decision_reason"),
+                          clerk_view["status"]), (None, None, "denied"))
+        own = ok(carrel("mara", "schedule", "timeoff", "request", "--from", thu, "--to", thu))
+        refused(carrel("mara", "schedule", "timeoff", "approve", str(own["id"])), "not_yours")
+        self.assertEqual(ok(carrel("cora", "schedule", "timeoff", "approve", str(own["id"])))
+                         ["status"], "approved")
 
 
 class Permissions(unittest.TestCase):
@@ -465,6 +527,35 @@ class Hostile(unittest.TestCase):
             (REQ_SHIFT_LIST, pb((4, mon), (5, "2126-01-01")), "bad_request", "field:to"),
             (REQ_TIME_OFF_SAVE, pb((1, pb((3, mon + " 10:00"), (4, "tomorrow"))), (2, "request")),
              "bad_request", "field:end"),
+            # Review 11 #12: every text field is bounded before SQL (field:<name>).
+            (REQ_ABSENT, pb((1, "x" * 10000), (2, mon)), "bad_request", "field:username"),
+            (REQ_ABSENT, pb((1, "clara"), (2, mon), (3, "flu\x01")), "bad_request",
+             "field:reason"),
+            (REQ_SHIFT_SAVE, pb((1, shift(**dict(ok_shift, desk_code="d" * 5000)))),
+             "bad_request", "field:desk_code"),
+            (REQ_SHIFT_SAVE, pb((1, shift(**dict(ok_shift, username="clara\x1b[2J")))),
+             "bad_request", "field:username"),
+            (REQ_SHIFT_SAVE, pb((1, pb((2, "clara"), (4, "DWN"), (6, mon + " 10:00"),
+                                       (7, mon + " 12:00"), (10, "n" * 5000)))),
+             "bad_request", "field:note"),
+            # Review 11 #23: a note over 200 characters is field:note (SQL) too.
+            (REQ_SHIFT_SAVE, pb((1, pb((2, "clara"), (4, "DWN"), (6, mon + " 10:00"),
+                                       (7, mon + " 12:00"), (10, "n" * 201)))),
+             "bad_request", "field:note"),
+            (REQ_SHIFT_CHANGE, pb((1, 1), (2, "swap"), (3, "u" * 10000)), "bad_request",
+             "field:to_username"),
+            (REQ_WEEK, pb((1, "DWN"), (2, "w" * 10000)), "bad_request", "field:week"),
+            (REQ_GAPS, pb((3, "f" * 10000)), "bad_request", "field:from"),
+            (REQ_SHIFT_LIST, pb((2, "u" * 10000)), "bad_request", "field:username"),
+            (REQ_TIME_OFF_LIST, pb((1, "b" * 10000)), "bad_request", "field:branch"),
+            (REQ_TIME_OFF_SAVE, pb((1, pb((3, mon + " 10:00"), (4, mon + " 12:00"),
+                                          (6, "r" * 10000))), (2, "request")),
+             "bad_request", "field:reason"),
+            (REQ_DESK_SAVE, pb((1, pb((2, "DWN"), (3, "ref"), (4, "Ref\x00desk")))),
+             "bad_request", "field:name"),
+            (REQ_DESK_LIST, pb((1, "b" * 10000)), "bad_request", "field:branch"),
+            (REQ_SWAP_LIST, pb((1, "b" * 10000)), "bad_request", "field:branch"),
+            (REQ_STAFF_SET, pb((1, "u" * 10000), (3, 10)), "bad_request", "field:username"),
         ]
         for body_field, body, status, reason in cases:
             keyed = body_field in (REQ_SHIFT_CHANGE, REQ_ABSENT)

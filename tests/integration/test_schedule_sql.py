@@ -554,11 +554,14 @@ class ScheduleTest(harness.TransactionTest):
         self.refused(change_sql(alb_mgr_id, "offer", shift=plain["id"], scope=ids["ALB"]),
                      "CR403", "not_yours")
         rows = self.rows(change_sql(bob_id, "offer", shift=plain["id"], scope=ids["DWN"]))
-        self.assertEqual(rows[0]["status"], "open")
-        self.refused(change_sql(bob_id, "offer", shift=plain["id"]), "CR409", "shift_taken")
-        self.rows(change_sql(bob_id, "claim", shift=plain["id"]))
+        self.assertEqual((rows[0]["status"], rows[0]["username"]), ("offered", bob))
+        self.refused(change_sql(bob_id, "offer", shift=plain["id"]), "CR409", "duplicate")
+        self.rows(change_sql(bob_id, "claim", shift=plain["id"]))  # takes the offer back
+        self.assertEqual(self.one("SELECT * FROM shift_rows(ARRAY[%d])" % plain["id"])
+                         ["status"], "assigned")
         rows = self.rows(change_sql(mgr_id, "offer", shift=plain["id"], scope=ids["DWN"]))
         self.assertEqual(rows[0]["status"], "open")
+        self.refused(change_sql(bob_id, "offer", shift=plain["id"]), "CR409", "shift_taken")
         self.refused(change_sql(bob_id, "dance", shift=plain["id"]), "CR400", "field:action")
         self.refused(change_sql(bob_id, "claim", shift=987654321), "CR404", "shift")
 
@@ -632,6 +635,155 @@ class ScheduleTest(harness.TransactionTest):
         self.refused(change_sql(bob_id, "claim", shift=s["id"], key=key), "CR409",
                      "request_key_reused")
 
+    def test_swap_across_branches_needs_both(self):
+        """Review 11 #2: approving a swap changes hands at both shifts' branches, so a
+        branch manager approves only when both are theirs; denying stays theirs."""
+        dwn_mgr, _ = self.person(role="branch_manager")
+        ann_id, ann = self.person(branches=("DWN", "ALB"))
+        bob_id, bob = self.person(branches=("DWN", "ALB"))
+        a = self.shift(ann, MONDAY + " 10:00", MONDAY + " 14:00")
+        b = self.shift(bob, "2027-03-02 10:00", "2027-03-02 14:00", branch="ALB")
+        swap = self.swap_row(self.rows(change_sql(ann_id, "swap", shift=a["id"], to=bob,
+                                                  with_shift=b["id"])))
+        self.refused(change_sql(dwn_mgr, "approve_swap", swap=swap["swap_request_id"],
+                                scope=ids["DWN"]), "CR403", "branch")
+        self.assertEqual(self.q("SELECT staff_id FROM shift WHERE id = %d" % b["id"]),
+                         str(bob_id))
+        # The coordinator (no scope) approves it.
+        rows = self.rows(change_sql(ids["staff"], "approve_swap",
+                                    swap=swap["swap_request_id"]))
+        self.assertEqual({r["id"]: r["username"] for r in rows if r["kind"] == "shift"},
+                         {a["id"]: bob, b["id"]: ann})
+        # Denying is the manager of the swap's shift's branch.
+        c = self.shift(ann, "2027-03-03 10:00", "2027-03-03 14:00")
+        d = self.shift(bob, "2027-03-04 10:00", "2027-03-04 14:00", branch="ALB")
+        swap = self.swap_row(self.rows(change_sql(ann_id, "swap", shift=c["id"], to=bob,
+                                                  with_shift=d["id"])))
+        rows = self.rows(change_sql(dwn_mgr, "deny_swap", swap=swap["swap_request_id"],
+                                    scope=ids["DWN"]))
+        self.assertEqual(self.swap_row(rows)["swap_status"], "denied")
+
+    def test_sick_call_keeps_worked_time(self):
+        """Review 11 #3: a sick call today leaves a shift already ended as it was, splits
+        one under way at the current minute (the worked part stays the person's, the rest
+        is a new open shift), and a branch manager opens only their branch's shifts."""
+        ann_id, ann = self.person(branches=("DWN", "ALB"), name="Ann Early")
+        cut = self.q("SELECT date_trunc('minute', now())")
+        ins = ("INSERT INTO shift (staff_id, branch_id, during, mic, note) VALUES"
+               " (%d, %d, tstzrange(%s::timestamptz + interval '%d minutes',"
+               " %s::timestamptz + interval '%d minutes'), false, 'early') RETURNING id")
+        ended = int(self.q(ins % (ann_id, ids["DWN"], lit(cut), -50, lit(cut), -35))
+                    .splitlines()[0])
+        under_way = int(self.q(ins % (ann_id, ids["DWN"], lit(cut), -30, lit(cut), 60))
+                        .splitlines()[0])
+        at_alb = int(self.q(ins % (ann_id, ids["ALB"], lit(cut), 70, lit(cut), 130))
+                     .splitlines()[0])
+        mgr_id, _ = self.person(role="branch_manager")
+        rows = self.rows("SELECT * FROM schedule_absent(%s::uuid, %d, %d, %d, %s, NULL, 'flu')"
+                         % (lit(str(uuid.uuid4())), mgr_id, ids["workstation"], ids["DWN"],
+                            lit(ann)))
+        opened = [r for r in rows if r["kind"] == "opened"]
+        self.assertEqual(len(opened), 1, rows)
+        self.assertNotIn(opened[0]["id"], (ended, under_way, at_alb))
+        self.assertEqual((opened[0]["status"], opened[0]["note"], opened[0]["branch_code"]),
+                         ("open", "sick call: Ann Early", "DWN"))
+        self.assertEqual(self.q("SELECT lower(during) = %s::timestamptz"
+                                " AND upper(during) = %s::timestamptz + interval '60 minutes'"
+                                " FROM shift WHERE id = %d"
+                                % (lit(cut), lit(cut), opened[0]["id"])), "t")
+        # The worked half hour stays Ann's; the ended shift and the ALB one untouched.
+        self.assertEqual(self.q("SELECT staff_id = %d AND upper(during) = %s::timestamptz"
+                                " AND note = 'early' FROM shift WHERE id = %d"
+                                % (ann_id, lit(cut), under_way)), "t")
+        self.assertEqual(self.q("SELECT staff_id = %d AND note = 'early' FROM shift"
+                                " WHERE id = %d" % (ann_id, ended)), "t")
+        self.assertEqual(self.q("SELECT staff_id FROM shift WHERE id = %d" % at_alb),
+                         str(ann_id))
+
+    def test_offered_shift_stays_covered_until_claimed(self):
+        """Review 11 #6: an owner's offer keeps the shift (and the desk's coverage) theirs
+        until someone claims it; open_only lists it."""
+        self.desk("DWN", "circ", [{"staff": 1}])
+        ann_id, ann = self.person(mic=True)
+        bob_id, bob = self.person()
+        s = self.shift(ann, MONDAY + " 10:00", MONDAY + " 20:00", desk="circ", mic=True)
+        self.assertEqual(self.gaps(["DWN"]), [])
+        self.rows(change_sql(ann_id, "offer", shift=s["id"]))
+        self.assertEqual(self.gaps(["DWN"]), [])
+        listed = self.rows("SELECT * FROM shift_list('DWN', NULL, %s, %s, true)"
+                           % (lit(MONDAY), lit(MONDAY)))
+        self.assertEqual([(r["id"], r["username"], r["status"]) for r in listed],
+                         [(s["id"], ann, "offered")])
+        # bob may not be in charge: refused, and the shift stays ann's.
+        self.refused(change_sql(bob_id, "claim", shift=s["id"]), "CR422", "not_mic_eligible")
+        self.q("UPDATE staff SET mic_eligible = true WHERE id = %d" % bob_id)
+        rows = self.rows(change_sql(bob_id, "claim", shift=s["id"]))
+        self.assertEqual((rows[0]["username"], rows[0]["status"]), (bob, "assigned"))
+        self.refused(change_sql(ann_id, "claim", shift=s["id"]), "CR409", "shift_taken")
+
+    def test_time_off_decision_reason_and_no_self_decision(self):
+        """Review 11 #9, #10: a denial keeps its reason; a manager does not decide their own
+        time off (the coordinator may)."""
+        ann_id, ann = self.person()
+        mgr_id, mgr = self.person(role="branch_manager")
+        t = self.one(time_off_sql({"time_off": {"start": "2027-03-02 00:00",
+                                                "end": "2027-03-03 00:00", "reason": "trip"}},
+                                  staff=ann_id, scope=ids["DWN"]))
+        d = self.one(time_off_sql({"time_off": {"id": t["id"], "reason": "inventory week"},
+                                   "action": "deny"}, staff=mgr_id, scope=ids["DWN"]))
+        self.assertEqual((d["status"], d["reason"], d["decision_reason"]),
+                         ("denied", "trip", "inventory week"))
+        listed = self.one("SELECT * FROM time_off_list(NULL, %s, '2027-03-01', '2027-03-31',"
+                          " false)" % lit(ann))
+        self.assertEqual(listed["decision_reason"], "inventory week")
+        own = self.one(time_off_sql({"time_off": {"start": "2027-03-04 00:00",
+                                                  "end": "2027-03-05 00:00"}},
+                                    staff=mgr_id, scope=ids["DWN"]))
+        for action in ("approve", "deny"):
+            self.refused(time_off_sql({"time_off": {"id": own["id"]}, "action": action},
+                                      staff=mgr_id, scope=ids["DWN"]), "CR403", "not_yours")
+        ok = self.one(time_off_sql({"time_off": {"id": own["id"]}, "action": "approve"}))
+        self.assertEqual(ok["status"], "approved")
+
+    def test_keyed_shift_save_retry(self):
+        """Review 11 #22: ShiftSave with a request key is done once; a retry of an open
+        shift returns the first answer and makes no second shift."""
+        key = str(uuid.uuid4())
+        doc = shift_doc(None, MONDAY + " 10:00", MONDAY + " 14:00")
+        sql = ("SELECT * FROM shift_save(%s::uuid, %d, %d, NULL, true, %s::jsonb)"
+               % (lit(key), ids["staff"], ids["workstation"], lit(json.dumps(doc))))
+        first = self.rows(sql)
+        self.assertEqual([r["status"] for r in first], ["open"])
+        self.assertEqual(self.rows(sql), first)
+        self.assertEqual(self.q("SELECT count(*) FROM shift WHERE staff_id IS NULL"
+                                " AND lower(during) = local_ts(%s, 's')"
+                                % lit(MONDAY + " 10:00")), "1")
+        other, _ = self.person(role="branch_manager")
+        self.refused("SELECT * FROM shift_save(%s::uuid, %d, %d, NULL, true, %s::jsonb)"
+                     % (lit(key), other, ids["workstation"], lit(json.dumps(doc))),
+                     "CR409", "request_key_reused")
+        # Without a key it is the plain save: a second open shift.
+        self.rows("SELECT * FROM shift_save(NULL::uuid, %d, %d, NULL, true, %s::jsonb)"
+                  % (ids["staff"], ids["workstation"], lit(json.dumps(doc))))
+        self.assertEqual(self.q("SELECT count(*) FROM shift WHERE staff_id IS NULL"
+                                " AND lower(during) = local_ts(%s, 's')"
+                                % lit(MONDAY + " 10:00")), "2")
+
+    def test_week_grid_mic_without_desk_once(self):
+        """Review 11 #29: a MIC shift with no desk is on the MIC row only; #26: each cell
+        says where it ends (the closing time for the last)."""
+        _, ann = self.person(name="Ann", mic=True)
+        self.shift(ann, MONDAY + " 10:00", MONDAY + " 12:00", mic=True)
+        cells = self.week()
+        at_10 = {c["desk_code"]: c["names"] for c in cells
+                 if c["day"] == MONDAY and c["time"] == "10:00"}
+        self.assertEqual(at_10, {"MIC": ["Ann"]})
+        self.q("UPDATE branch_hours SET closes = '17:45' WHERE branch_id = %d AND weekday = 6"
+               % ids["DWN"])
+        sat = [c for c in self.week() if c["day"] == SATURDAY]
+        self.assertEqual((sat[-1]["time"], sat[-1]["end"]), ("17:30", "17:45"))
+        self.assertEqual(sat[0]["end"], "10:30")
+
     # ---- daylight saving
 
     def test_dst_sundays_have_their_half_hours(self):
@@ -687,6 +839,7 @@ class ScheduleTest(harness.TransactionTest):
             self.assertEqual(self.gaps(["DWN"], kind="program_unstaffed"), [])
             self.q("CREATE TABLE program (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
                    " title text NOT NULL, branch_id integer, staff_id bigint,"
+                   " venue text NOT NULL DEFAULT 'branch',"
                    " cancelled boolean NOT NULL DEFAULT false)")
             self.q("CREATE TABLE program_session (id bigint GENERATED ALWAYS AS IDENTITY"
                    " PRIMARY KEY, program_id bigint NOT NULL, during tstzrange NOT NULL,"
@@ -709,20 +862,34 @@ class ScheduleTest(harness.TransactionTest):
                           for g in gaps],
                          [("11:00", "12:00", s1, "program Story time 11:00-12:00: Ann not"
                            " scheduled")])
-        self.assertEqual(self.q("SELECT schedule_covers(%d, tstzrange(local_ts(%s, 's'),"
-                                " local_ts(%s, 'e')))" % (ann_id, lit(MONDAY + " 11:00"),
-                                                          lit(MONDAY + " 12:00"))), "f")
+        covers = ("SELECT schedule_covers(%d, tstzrange(local_ts(%s, 's'), local_ts(%s, 'e')),"
+                  " %%s)" % (ann_id, lit(MONDAY + " 11:00"), lit(MONDAY + " 12:00")))
+        self.assertEqual(self.q(covers % ids["DWN"]), "f")
         # A shift elsewhere does not count; at the branch, off desk, it does.
         # ann works at DWN only; she works at ALB too now.
         self.q("INSERT INTO staff_branch VALUES (%d, %d)" % (ann_id, ids["ALB"]))
         self.shift(ann, MONDAY + " 10:30", MONDAY + " 12:30", branch="ALB")
         self.assertEqual(len(self.gaps(["DWN"], kind="program_unstaffed")), 1)
-        self.assertEqual(self.q("SELECT schedule_covers(%d, tstzrange(local_ts(%s, 's'),"
-                                " local_ts(%s, 'e')))" % (ann_id, lit(MONDAY + " 11:00"),
-                                                          lit(MONDAY + " 12:00"))), "t")
+        # One rule for the gap report and the session's staff_scheduled: at the
+        # program's branch; any branch only for a program offsite or online.
+        self.assertEqual(self.q(covers % ids["DWN"]), "f")
+        self.assertEqual(self.q(covers % "NULL"), "t")
+        if self.q("SELECT to_regprocedure('program_session_rows(bigint[])') IS NOT NULL") == "t":
+            self.assertEqual(self.q("SELECT staff_scheduled FROM program_session_rows("
+                                    "ARRAY[%d])" % s1), "f")
+            self.q("UPDATE program SET venue = 'offsite' WHERE id = %d" % pid)
+            self.assertEqual(self.q("SELECT staff_scheduled FROM program_session_rows("
+                                    "ARRAY[%d])" % s1), "t")
+        else:
+            self.q("UPDATE program SET venue = 'offsite' WHERE id = %d" % pid)
+        self.assertEqual(self.gaps(["DWN"], kind="program_unstaffed"), [])
+        self.q("UPDATE program SET venue = 'branch' WHERE id = %d" % pid)
         self.q("DELETE FROM shift WHERE staff_id = %d" % ann_id)
         self.shift(ann, MONDAY + " 10:30", MONDAY + " 12:30")
         self.assertEqual(self.gaps(["DWN"], kind="program_unstaffed"), [])
+        if self.q("SELECT to_regprocedure('program_session_rows(bigint[])') IS NOT NULL") == "t":
+            self.assertEqual(self.q("SELECT staff_scheduled FROM program_session_rows("
+                                    "ARRAY[%d])" % s1), "t")
         # Cancelled sessions are no gaps.
         self.q("DELETE FROM shift WHERE staff_id = %d" % ann_id)
         self.q("UPDATE program_session SET cancelled = true WHERE id = %d" % s1)
@@ -883,6 +1050,36 @@ class CommittedTest(unittest.TestCase):
                                                           key=str))
         owner = env.psql("SELECT staff_id FROM shift WHERE id = %d" % shift_id)
         self.assertIn(owner, (str(ann_id), str(bob_id)))
+
+    def test_two_swap_requests_race_for_one_shift(self):
+        """Review 11 #15: two sessions propose a swap of one shift at once: one is made,
+        the other refused duplicate (never an internal unique_violation)."""
+        ann_id, ann = self.person()
+        bob_id, bob = self.person()
+        cy_id, cy = self.person()
+        shift_id = int(env.psql("INSERT INTO shift (staff_id, branch_id, during) VALUES"
+                                " (%d, %d, tstzrange('2027-05-06 10:00-04',"
+                                " '2027-05-06 14:00-04')) RETURNING id"
+                                % (ann_id, ids["DWN"])).splitlines()[0])
+        holder = env.session()
+        holder.query("BEGIN; SELECT 1 FROM shift WHERE id = %d FOR UPDATE" % shift_id,
+                     keep_transaction=True)
+        a, b = env.session(), env.session()
+        a.send(change_sql(ann_id, "swap", shift=shift_id, to=bob))
+        b.send(change_sql(ann_id, "swap", shift=shift_id, to=cy))
+        self.waiting("%shift_change%", 2)
+        holder.query("COMMIT")
+        results = []
+        for s in (a, b):
+            try:
+                s.finish()
+                results.append("made")
+            except harness.SqlError as e:
+                results.append((e.sqlstate, e.detail))
+        self.assertEqual(sorted(results, key=str), sorted(["made", ("CR409", "duplicate")],
+                                                          key=str))
+        self.assertEqual(env.psql("SELECT count(*) FROM shift_swap WHERE shift_id = %d"
+                                  " AND status = 'pending'" % shift_id), "1")
 
     def test_sick_call_notifies_the_branch(self):
         """The sick call's desk_event reaches a LISTENer on carrel_events (as carreld
