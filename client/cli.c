@@ -39,8 +39,7 @@ cli_outcome_t *cli_outcome_new(cmd_call_t *call)
     return cmd_part(call, sizeof(cli_outcome_t)); /* zeroed: EXIT_OK */
 }
 
-void cli_outcome_note(const cmd_call_t *call, size_t made, size_t refused,
-                      const char *first_reason)
+void cli_outcome_note(const cmd_call_t *call, size_t made, size_t refused, const char *first_reason)
 {
     cli_outcome_t *o = call->data;
     if (o == NULL)

@@ -433,8 +433,7 @@ static void print_room_book(const cmd_call_t *call, const Carrel__Response *r)
 
 static void print_room_book_json(const cmd_call_t *call, const Carrel__Response *r)
 {
-    rooms_note_outcome(call, r->room_book->n_made, r->room_book->refused,
-                       r->room_book->n_refused);
+    rooms_note_outcome(call, r->room_book->n_made, r->room_book->refused, r->room_book->n_refused);
     cmd_print_body_json(call, r);
 }
 

@@ -232,8 +232,8 @@ struct stats {
     bool stopping, aborted, closing;
     int primary_jobs; /* our jobs on the primary pool: shutdown waits for them */
     int standby_jobs; /* our jobs on the stats pool */
-    char rollup_batch[16]; /* stats_rollup_run's parameter */
     const char *rollup_values[1];
+    char rollup_batch[16]; /* stats_rollup_run's parameter */
     int64_t rollup_folded; /* in the current run, for the log */
     bool live_running;
     bool live_trouble;

@@ -211,8 +211,7 @@ static void sql_scan_room_refuses(found_t *f, const char *text, const char *wher
                                   size_t cap)
 {
     regex_t re;
-    assert_int_equal(regcomp(&re,
-                             "room_refuse\\([[:space:]]*'(CR[0-9]+)',[[:space:]]*'([a-z_:]+)'",
+    assert_int_equal(regcomp(&re, "room_refuse\\([[:space:]]*'(CR[0-9]+)',[[:space:]]*'([a-z_:]+)'",
                              REG_EXTENDED),
                      0);
     regmatch_t m[3];
