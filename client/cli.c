@@ -34,6 +34,31 @@ int cli_response_exit(const Carrel__Response *r)
     return reason_exit_code(reason_from_name(r->reason), (int)r->status);
 }
 
+cli_outcome_t *cli_outcome_new(cmd_call_t *call)
+{
+    return cmd_part(call, sizeof(cli_outcome_t)); /* zeroed: EXIT_OK */
+}
+
+void cli_outcome_note(const cmd_call_t *call, size_t made, size_t refused, const char *first_reason)
+{
+    cli_outcome_t *o = call->data;
+    if (o == NULL)
+        return;
+    if (made > 0 || refused == 0) {
+        o->code = EXIT_OK;
+        return;
+    }
+    reason_t reason = reason_from_name(first_reason);
+    o->code = reason_exit_code(reason, reason_status(reason));
+}
+
+int cli_outcome_finish(cli_t *cli, cmd_call_t *call, int code)
+{
+    (void)cli;
+    const cli_outcome_t *o = call->data;
+    return code == EXIT_OK && o ? o->code : code;
+}
+
 /*
  * Start the JSON object of a refusal or failure: an element of the batch's
  * array when a batch command is sending (naming what the element was), else

@@ -148,6 +148,21 @@ void cli_batch_end(cli_t *cli, json_t *j);
 int cli_status_exit(Carrel__Status status);
 /* The exit code for an answer: its reason's (common/reason.h), else its status's. */
 int cli_response_exit(const Carrel__Response *r);
+/*
+ * A recurring change (a booking or session series, weekly shifts) answers
+ * with the occurrences made and refused: its exit code is 0 when at least
+ * one was made, else the first refusal's (common/reason.h). The builder
+ * sets call->data = cli_outcome_new(call), the printers (text and JSON)
+ * call cli_outcome_note with the answer, and the command's finish is
+ * cli_outcome_finish.
+ */
+typedef struct cli_outcome {
+    int code; /* EXIT_OK until an answer with nothing made */
+} cli_outcome_t;
+cli_outcome_t *cli_outcome_new(cmd_call_t *call);
+void cli_outcome_note(const cmd_call_t *call, size_t made, size_t refused,
+                      const char *first_reason);
+int cli_outcome_finish(cli_t *cli, cmd_call_t *call, int code);
 
 /* Shared between command families. */
 int cmd_checkin(cli_t *cli, int argc, char **argv);

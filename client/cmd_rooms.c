@@ -20,11 +20,6 @@
 #define ROOMS_GRID_COLS   96 /* half hours in a day */
 #define ROOMS_GRID_MINUTE 30 /* minutes per grid column */
 
-/* What a recurring command's printer leaves for finish: did anything get made? */
-typedef struct rooms_outcome {
-    bool recurring_all_refused;
-} rooms_outcome_t;
-
 /* An int32 option in [min, max]: EXIT_OK or EXIT_USAGE (said). */
 static int rooms_int(cli_t *cli, const char *what, const char *text, int64_t min, int64_t max,
                      protobuf_c_boolean *has, int32_t *out)
@@ -125,19 +120,11 @@ static void rooms_print_refusals(Carrel__RoomBookRefusal *const *list, size_t n)
                rooms_str(list[i]->reason), rooms_str(list[i]->message));
 }
 
-/* Remember a recurring answer with nothing made, for finish's exit code. */
-static void rooms_note_outcome(const cmd_call_t *call, size_t made, size_t refused)
+/* Remember a recurring answer with nothing made, for the exit code (cli_outcome_finish). */
+static void rooms_note_outcome(const cmd_call_t *call, size_t made,
+                               Carrel__RoomBookRefusal *const *refused, size_t n_refused)
 {
-    rooms_outcome_t *o = call->data;
-    if (o)
-        o->recurring_all_refused = made == 0 && refused > 0;
-}
-
-static int rooms_finish(cli_t *cli, cmd_call_t *call, int code)
-{
-    (void)cli;
-    rooms_outcome_t *o = call->data;
-    return code == EXIT_OK && o && o->recurring_all_refused ? EXIT_SERVER : code;
+    cli_outcome_note(call, made, n_refused, n_refused > 0 ? refused[0]->reason : NULL);
 }
 
 /* ---------------------------------------------------------------- rooms */
@@ -369,7 +356,7 @@ static void print_rooms_free(const cmd_call_t *call, const Carrel__Response *r)
 static int build_room_book(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     Carrel__RoomBook *b = CMD_BODY(call, room_book, ROOM_BOOK, carrel__room_book__init);
-    call->data = cmd_part(call, sizeof(rooms_outcome_t));
+    call->data = cli_outcome_new(call);
     static const struct option opts[] = {{"start", required_argument, NULL, 's'},
                                          {"end", required_argument, NULL, 'e'},
                                          {"card", required_argument, NULL, 'c'},
@@ -430,7 +417,7 @@ static int build_room_book(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 static void print_room_book(const cmd_call_t *call, const Carrel__Response *r)
 {
     const Carrel__RoomBookReply *b = r->room_book;
-    rooms_note_outcome(call, b->n_made, b->n_refused);
+    rooms_note_outcome(call, b->n_made, b->refused, b->n_refused);
     for (size_t i = 0; i < b->n_made; i++) {
         const Carrel__RoomBooking *k = b->made[i];
         char who[300];
@@ -446,7 +433,7 @@ static void print_room_book(const cmd_call_t *call, const Carrel__Response *r)
 
 static void print_room_book_json(const cmd_call_t *call, const Carrel__Response *r)
 {
-    rooms_note_outcome(call, r->room_book->n_made, r->room_book->n_refused);
+    rooms_note_outcome(call, r->room_book->n_made, r->room_book->refused, r->room_book->n_refused);
     cmd_print_body_json(call, r);
 }
 
@@ -916,7 +903,7 @@ static int build_session_add(cli_t *cli, int argc, char **argv, cmd_call_t *call
     Carrel__ProgramSession *ses = cmd_part(call, sizeof(*ses));
     carrel__program_session__init(ses);
     s->session = ses;
-    call->data = cmd_part(call, sizeof(rooms_outcome_t));
+    call->data = cli_outcome_new(call);
     static const struct option opts[] = {
         {"start", required_argument, NULL, 's'},  {"end", required_argument, NULL, 'e'},
         {"room", required_argument, NULL, 'r'},   {"staff", required_argument, NULL, 'u'},
@@ -1015,7 +1002,7 @@ static int build_session_cancel(cli_t *cli, int argc, char **argv, cmd_call_t *c
 static void print_sessions(const cmd_call_t *call, const Carrel__Response *r)
 {
     const Carrel__ProgramSessionReply *s = r->program_sessions;
-    rooms_note_outcome(call, s->n_made, s->n_refused);
+    rooms_note_outcome(call, s->n_made, s->refused, s->n_refused);
     for (size_t i = 0; i < s->n_made; i++)
         rooms_print_session(s->made[i]);
     rooms_print_refusals(s->refused, s->n_refused);
@@ -1025,7 +1012,8 @@ static void print_sessions(const cmd_call_t *call, const Carrel__Response *r)
 
 static void print_sessions_json(const cmd_call_t *call, const Carrel__Response *r)
 {
-    rooms_note_outcome(call, r->program_sessions->n_made, r->program_sessions->n_refused);
+    rooms_note_outcome(call, r->program_sessions->n_made, r->program_sessions->refused,
+                       r->program_sessions->n_refused);
     cmd_print_body_json(call, r);
 }
 
@@ -1073,7 +1061,7 @@ const command_t rooms_commands[] = {
      .send = CMD_SEND_KEYED,
      .print_text = print_room_book,
      .print_json = print_room_book_json,
-     .finish = rooms_finish,
+     .finish = cli_outcome_finish,
      .needs_login = true,
      .usage = "ROOM_ID --start \"YYYY-MM-DD HH:MM\" --end \"YYYY-MM-DD HH:MM\" (--card CARD | "
               "--group NAME --contact TEXT) [--purpose TEXT] [--attendees N] "
@@ -1158,7 +1146,7 @@ const command_t rooms_commands[] = {
      .send = CMD_SEND_KEYED,
      .print_text = print_sessions,
      .print_json = print_sessions_json,
-     .finish = rooms_finish,
+     .finish = cli_outcome_finish,
      .needs_login = true,
      .usage = "PROGRAM_ID --start \"YYYY-MM-DD HH:MM\" --end \"YYYY-MM-DD HH:MM\" [--room ID] "
               "[--staff USER] [--repeat weekly|monthly --until YYYY-MM-DD] [--override]",

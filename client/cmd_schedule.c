@@ -189,22 +189,6 @@ static void sched_print_gaps(Carrel__ScheduleGap *const *gaps, size_t n)
     table_free(t);
 }
 
-/*
- * The exit code of an answer that lists refusals (a weekly shift): 0 when
- * something was made, else the first refusal's (common/reason.h), as the
- * printer saw it; `finish` returns it.
- */
-typedef struct sched_outcome {
-    int code;
-} sched_outcome_t;
-
-static int sched_finish(cli_t *cli, cmd_call_t *call, int code)
-{
-    (void)cli;
-    const sched_outcome_t *o = call->data;
-    return code == EXIT_OK && o ? o->code : code;
-}
-
 /* ---------------------------------------------------------------- week */
 
 static int build_week(cli_t *cli, int argc, char **argv, cmd_call_t *call)
@@ -785,8 +769,7 @@ static int build_shift_add(cli_t *cli, int argc, char **argv, cmd_call_t *call)
         snprintf(end_text, 24, "%.11s%s", sh->start, sh->end);
         sh->end = end_text;
     }
-    sched_outcome_t *o = cmd_part(call, sizeof(*o));
-    call->data = o;
+    call->data = cli_outcome_new(call); /* weekly: 0 when one was made (cli_outcome_finish) */
     return EXIT_OK;
 }
 
@@ -808,11 +791,8 @@ static int build_shift_remove(cli_t *cli, int argc, char **argv, cmd_call_t *cal
 /* Made shifts and refused occurrences; the outcome for the exit code. */
 static void sched_shift_save_outcome(const cmd_call_t *call, const Carrel__ShiftSaveReply *s)
 {
-    sched_outcome_t *o = call->data;
-    if (o == NULL || s->n_shifts > 0 || s->n_refused == 0)
-        return;
-    reason_t reason = reason_from_name(s->refused[0]->reason);
-    o->code = reason_exit_code(reason, reason_status(reason));
+    cli_outcome_note(call, s->n_shifts, s->n_refused,
+                     s->n_refused > 0 ? s->refused[0]->reason : NULL);
 }
 
 static void print_shift_save(const cmd_call_t *call, const Carrel__Response *r)
@@ -1290,7 +1270,7 @@ const command_t schedule_commands[] = {
      .send = CMD_SEND_KEYED,
      .print_text = print_shift_save,
      .print_json = print_shift_save_json,
-     .finish = sched_finish,
+     .finish = cli_outcome_finish,
      .help = help_shift_add,
      .needs_login = true,
      .usage = "[USER] --branch CODE --start TIME --end TIME [--desk CODE] [--mic] [--note TEXT] "

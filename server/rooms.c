@@ -17,9 +17,8 @@
  *
  * The rooms timer runs rooms_tick() on the primary every
  * rooms_tick_interval_s: no-shows released, ended bookings completed,
- * reminders queued, old bookings anonymised. One run at a time; shutdown as
- * the statistics rollup timer (rooms_stop, rooms_abort, rooms_gone,
- * rooms_close).
+ * reminders queued, old bookings anonymised: a jobtimer (one run at a
+ * time; the server stops and closes it as the other jobs).
  */
 #include "rooms.h"
 
@@ -1075,130 +1074,36 @@ void handle_program_list(request_t *req)
 
 /* ---------------------------------------------------------------- the rooms timer */
 
-struct rooms_jobs {
-    server_t *srv;
-    uv_timer_t timer;
-    bool running;  /* a rooms_tick() is out (one at a time) */
-    bool stopping; /* no new run */
-    bool aborted;  /* shutdown no longer waits for the run out */
-    bool closing;  /* the timer is closing; free once closed and no run is out */
-    bool timer_open;
-    bool trouble; /* a failure said once, until a run succeeds */
-};
-
-static void rooms_maybe_free(rooms_jobs_t *s)
+static bool rooms_tick_done(void *arg, const PGresult *res)
 {
-    if (!s->closing || s->timer_open || s->running)
-        return;
-    s->srv->rooms = NULL;
-    free(s);
-}
-
-static void rooms_timer_closed(uv_handle_t *h)
-{
-    rooms_jobs_t *s = h->data;
-    s->timer_open = false;
-    rooms_maybe_free(s);
-}
-
-static void rooms_tick_done(const db_result_t *r, void *arg)
-{
-    rooms_jobs_t *s = arg;
-    db_result_t fit;
-    r = db_fit(r, TICK_NCOLS, &fit);
-    s->running = false;
-    if (r->status != DB_OK) {
-        if (!s->trouble && !s->stopping)
-            log_warn(0, "rooms: the rooms job failed: %s (%s); it runs again in %ld s",
-                     r->message ? r->message : "database unavailable",
-                     r->sqlstate ? r->sqlstate : "-", s->srv->cfg.rooms_tick_interval_s);
-        s->trouble = true;
-    } else {
-        if (s->trouble)
-            log_info(0, "rooms: the rooms job runs again");
-        s->trouble = false;
-        if (PQntuples(r->res) > 0) {
-            int64_t released = db_int64(r->res, 0, TICK_RELEASED);
-            int64_t completed = db_int64(r->res, 0, TICK_COMPLETED);
-            int64_t reminded = db_int64(r->res, 0, TICK_REMINDED);
-            int64_t anonymised = db_int64(r->res, 0, TICK_ANONYMISED);
-            if (released || completed || reminded || anonymised)
-                log_info(0,
-                         "rooms: %lld no-show(s) released, %lld booking(s) completed, %lld "
-                         "reminder(s) queued, %lld anonymised",
-                         (long long)released, (long long)completed, (long long)reminded,
-                         (long long)anonymised);
-        }
+    (void)arg;
+    if (PQntuples(res) > 0) {
+        int64_t released = db_int64(res, 0, TICK_RELEASED);
+        int64_t completed = db_int64(res, 0, TICK_COMPLETED);
+        int64_t reminded = db_int64(res, 0, TICK_REMINDED);
+        int64_t anonymised = db_int64(res, 0, TICK_ANONYMISED);
+        if (released || completed || reminded || anonymised)
+            log_info(0,
+                     "rooms: %lld no-show(s) released, %lld booking(s) completed, %lld "
+                     "reminder(s) queued, %lld anonymised",
+                     (long long)released, (long long)completed, (long long)reminded,
+                     (long long)anonymised);
     }
-    if (s->stopping && !s->aborted && !s->closing)
-        server_jobs_gone(s->srv);
-    rooms_maybe_free(s);
-}
-
-static void rooms_tick_run(uv_timer_t *t)
-{
-    rooms_jobs_t *s = t->data;
-    if (s->stopping || s->running)
-        return; /* one run at a time */
-    int rc = db_exec(s->srv->db, &stmt_tick, 0, NULL, NULL, NULL, rooms_tick_done, s);
-    if (rc != 0) {
-        if (!s->trouble && rc != DB_EXEC_CLOSING)
-            log_warn(0, "rooms: the rooms job did not start (%s)",
-                     rc == DB_EXEC_OVERLOADED ? "overloaded" : "database unavailable");
-        s->trouble = rc != DB_EXEC_CLOSING;
-        return;
-    }
-    s->running = true;
+    return false;
 }
 
 void rooms_start(server_t *srv)
 {
-    rooms_jobs_t *s = util_xcalloc(1, sizeof(*s));
-    s->srv = srv;
-    srv->rooms = s;
-    uv_timer_init(srv->loop, &s->timer);
-    s->timer.data = s;
-    s->timer_open = true;
     long every_s = srv->cfg.rooms_tick_interval_s;
-    if (every_s > 0) {
-        uint64_t every = (uint64_t)every_s * 1000;
-        uv_timer_start(&s->timer, rooms_tick_run, every, every);
+    const jobtimer_def_t def = {.module = "rooms",
+                                .job = "the rooms job",
+                                .stmt = &stmt_tick,
+                                .ncols = TICK_NCOLS,
+                                .interval_s = every_s,
+                                .done = rooms_tick_done};
+    srv->rooms = jobtimer_start(srv, &def);
+    if (every_s > 0)
         log_info(0, "rooms: no-shows released and reminders queued every %ld s", every_s);
-    } else {
+    else
         log_info(0, "rooms: the rooms job is off (rooms_tick_interval_s 0)");
-    }
-}
-
-void rooms_stop(rooms_jobs_t *s)
-{
-    if (s == NULL || s->stopping)
-        return;
-    s->stopping = true;
-    uv_timer_stop(&s->timer);
-}
-
-void rooms_abort(rooms_jobs_t *s)
-{
-    if (s == NULL)
-        return;
-    rooms_stop(s);
-    if (s->aborted || !s->running)
-        return;
-    log_warn(0, "rooms: shutdown timeout: not waiting for the rooms job");
-    s->aborted = true;
-    server_jobs_gone(s->srv);
-}
-
-bool rooms_gone(const rooms_jobs_t *s)
-{
-    return s == NULL || (s->stopping && (!s->running || s->aborted));
-}
-
-void rooms_close(rooms_jobs_t *s)
-{
-    if (s == NULL || s->closing)
-        return;
-    rooms_stop(s);
-    s->closing = true;
-    uv_close((uv_handle_t *)&s->timer, rooms_timer_closed);
 }

@@ -72,7 +72,7 @@ static void server_on_signal(uv_signal_t *sig, int signum)
         if (srv->notices)
             notices_abort(srv->notices);
         stats_abort(srv->stats);
-        rooms_abort(srv->rooms);
+        jobtimer_abort(srv->rooms);
         return;
     }
     server_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -206,7 +206,7 @@ static void server_drain_timeout(uv_timer_t *t)
     if (srv->notices)
         notices_abort(srv->notices);
     stats_abort(srv->stats);
-    rooms_abort(srv->rooms);
+    jobtimer_abort(srv->rooms);
 }
 
 void server_drain(server_t *srv, const char *why)
@@ -229,7 +229,7 @@ void server_drain(server_t *srv, const char *why)
     if (srv->notices)
         notices_stop(srv->notices);
     stats_stop(srv->stats);
-    rooms_stop(srv->rooms);
+    jobtimer_stop(srv->rooms);
     auth_jobs_stop(srv);
     server_finish(srv);
 }
@@ -248,7 +248,7 @@ static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || srv->finishing || srv->passwords.pending > 0 ||
         !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
-        !rooms_gone(srv->rooms))
+        !jobtimer_gone(srv->rooms))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
@@ -256,7 +256,8 @@ static void server_finish(server_t *srv)
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     stats_close(srv->stats); /* the standby pool; frees the rest once its handles are closed */
-    rooms_close(srv->rooms);
+    jobtimer_close(srv->rooms, NULL, NULL);
+    srv->rooms = NULL;
     if (srv->db)
         db_pool_close(srv->db, server_pool_closed, srv);
 }

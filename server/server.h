@@ -22,7 +22,7 @@ struct login_state;
 #define SERVER_REVOKED_RING 16
 typedef struct notices notices_t;
 typedef struct stats stats_t;
-typedef struct rooms_jobs rooms_jobs_t;
+typedef struct jobtimer jobtimer_t;
 
 typedef struct server {
     uv_loop_t *loop;
@@ -65,7 +65,7 @@ typedef struct server {
     /* Statistics (stats.c): the standby pool, the rollup job, the live pushes. */
     stats_t *stats;
     /* The rooms timer (rooms.c): no-shows, reminders, anonymising. */
-    rooms_jobs_t *rooms;
+    jobtimer_t *rooms;
     int exit_code;
 } server_t;
 

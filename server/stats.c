@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "jobtimer.h"
 #include "log.h"
 #include "pgtext.h"
 #include "reply.h"
@@ -225,14 +226,15 @@ struct stats {
     db_pool_t *pool; /* the standby's, or NULL (none configured, or being replaced) */
     bool standby;    /* stats_conninfo is set */
     int pools_open;  /* stats pools not yet closed (one being replaced, the current) */
-    uv_timer_t rollup_timer, live_timer, retry_timer, wait_timer;
-    int open_timers;
+    uv_timer_t live_timer, retry_timer, wait_timer;
+    jobtimer_t *rollup;
+    int open_timers; /* the three timers and the rollup job */
     bool stopping, aborted, closing;
     int primary_jobs; /* our jobs on the primary pool: shutdown waits for them */
     int standby_jobs; /* our jobs on the stats pool */
-    bool rollup_running;
+    const char *rollup_values[1];
+    char rollup_batch[16]; /* stats_rollup_run's parameter */
     int64_t rollup_folded; /* in the current run, for the log */
-    bool rollup_trouble;   /* said once, until a run succeeds */
     bool live_running;
     bool live_trouble;
     bool said_down;
@@ -269,6 +271,13 @@ static void stats_pool_closed(void *arg)
 static void stats_timer_closed(uv_handle_t *h)
 {
     stats_t *s = h->data;
+    s->open_timers--;
+    stats_maybe_free(s);
+}
+
+static void stats_rollup_closed(void *arg)
+{
+    stats_t *s = arg;
     s->open_timers--;
     stats_maybe_free(s);
 }
@@ -1373,64 +1382,41 @@ void handle_stats_live(request_t *req)
 
 /* ---------------------------------------------------------------- the rollup job */
 
-static void rollup_step(stats_t *s);
-
-static void rollup_done(const db_result_t *r, void *arg)
+/* A timer tick starts a run: it may take several batches. */
+static void rollup_tick(void *arg)
 {
     stats_t *s = arg;
-    db_result_t fit;
-    r = db_fit(r, ROLLUP_NCOLS, &fit);
-    s->rollup_running = false;
-    bool again = false;
-    if (r->status != DB_OK) {
-        if (!s->rollup_trouble && !s->stopping)
-            log_warn(0, "stats: the rollup job failed: %s (%s); it runs again in %ld s",
-                     r->message ? r->message : "database unavailable",
-                     r->sqlstate ? r->sqlstate : "-", s->srv->cfg.stats_rollup_interval_s);
-        s->rollup_trouble = true;
-    } else {
-        if (s->rollup_trouble)
-            log_info(0, "stats: the rollup job runs again");
-        s->rollup_trouble = false;
-        int64_t folded = PQntuples(r->res) > 0 ? db_int64(r->res, 0, ROLLUP_FOLDED) : 0;
-        s->rollup_folded += folded;
-        again = folded >= STATS_ROLLUP_BATCH && !s->stopping;
-        if (!again && s->rollup_folded >= STATS_ROLLUP_BATCH)
-            log_info(0, "stats: %lld event(s) folded into the rollups",
-                     (long long)s->rollup_folded);
-    }
-    /* A full batch: more wait; the next one is queued now, behind whatever the desks
-     * queued meanwhile (the queue is first come, first served). */
-    if (again)
-        rollup_step(s);
-    stats_primary_back(s);
-}
-
-static void rollup_step(stats_t *s)
-{
-    char batch[16];
-    snprintf(batch, sizeof(batch), "%d", STATS_ROLLUP_BATCH);
-    const char *values[1] = {batch};
-    s->primary_jobs++;
-    int rc = db_exec_long(s->srv->db, &stmt_rollup, 1, values, NULL, NULL, rollup_done, s);
-    if (rc != 0) {
-        s->primary_jobs--;
-        if (!s->rollup_trouble && rc != DB_EXEC_CLOSING)
-            log_warn(0, "stats: the rollup job did not start (%s)",
-                     rc == DB_EXEC_OVERLOADED ? "overloaded" : "database unavailable");
-        s->rollup_trouble = rc != DB_EXEC_CLOSING;
-        return;
-    }
-    s->rollup_running = true;
-}
-
-static void rollup_tick(uv_timer_t *t)
-{
-    stats_t *s = t->data;
-    if (s->stopping || s->rollup_running)
-        return; /* one run at a time */
     s->rollup_folded = 0;
-    rollup_step(s);
+}
+
+/* A full batch: more wait, run again at once (the jobtimer queues it behind the desks). */
+static bool rollup_done(void *arg, const PGresult *res)
+{
+    stats_t *s = arg;
+    int64_t folded = PQntuples(res) > 0 ? db_int64(res, 0, ROLLUP_FOLDED) : 0;
+    s->rollup_folded += folded;
+    bool again = folded >= STATS_ROLLUP_BATCH && !s->stopping;
+    if (!again && s->rollup_folded >= STATS_ROLLUP_BATCH)
+        log_info(0, "stats: %lld event(s) folded into the rollups", (long long)s->rollup_folded);
+    return again;
+}
+
+static jobtimer_t *rollup_start(stats_t *s)
+{
+    snprintf(s->rollup_batch, sizeof(s->rollup_batch), "%d", STATS_ROLLUP_BATCH);
+    s->rollup_values[0] = s->rollup_batch;
+    const jobtimer_def_t def = {.module = "stats",
+                                .job = "the rollup job",
+                                .stmt = &stmt_rollup,
+                                .nparams = 1,
+                                .values = s->rollup_values,
+                                .ncols = ROLLUP_NCOLS,
+                                .long_statement = true,
+                                .interval_s = s->srv->cfg.stats_rollup_interval_s,
+                                .tick = rollup_tick,
+                                .done = rollup_done,
+                                .arg = s};
+    return jobtimer_start(s->srv, &def);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -1441,11 +1427,11 @@ int stats_start(server_t *srv)
     stats_t *s = util_xcalloc(1, sizeof(*s));
     s->srv = srv;
     srv->stats = s;
-    uv_timer_init(srv->loop, &s->rollup_timer);
     uv_timer_init(srv->loop, &s->live_timer);
     uv_timer_init(srv->loop, &s->retry_timer);
     uv_timer_init(srv->loop, &s->wait_timer);
-    s->rollup_timer.data = s->live_timer.data = s->retry_timer.data = s->wait_timer.data = s;
+    s->live_timer.data = s->retry_timer.data = s->wait_timer.data = s;
+    s->rollup = rollup_start(s); /* by the timer every stats_rollup_interval_s (0: never) */
     s->open_timers = 4;
     s->standby = cfg->stats_conninfo && cfg->stats_conninfo[0];
     char why[300];
@@ -1458,10 +1444,6 @@ int stats_start(server_t *srv)
     if (s->standby && stats_pool_open(s) != 0) {
         log_error(0, "stats: cannot create the standby pool");
         return -1;
-    }
-    if (cfg->stats_rollup_interval_s > 0) {
-        uint64_t every = (uint64_t)cfg->stats_rollup_interval_s * 1000;
-        uv_timer_start(&s->rollup_timer, rollup_tick, every, every);
     }
     log_info(0, "stats: %s; rollups folded %s",
              s->standby ? (cfg->stats_fallback_primary
@@ -1478,7 +1460,7 @@ void stats_stop(stats_t *s)
     if (s == NULL || s->stopping)
         return;
     s->stopping = true;
-    uv_timer_stop(&s->rollup_timer);
+    jobtimer_stop(s->rollup);
     uv_timer_stop(&s->live_timer);
     uv_timer_stop(&s->retry_timer);
     uv_timer_stop(&s->wait_timer);
@@ -1489,16 +1471,19 @@ void stats_abort(stats_t *s)
     if (s == NULL)
         return;
     stats_stop(s);
+    bool said = jobtimer_abort(s->rollup); /* a rollup run out: it says so itself */
     if (s->aborted || s->primary_jobs == 0)
         return;
-    log_warn(0, "stats: shutdown timeout: not waiting for the rollup job");
+    if (!said)
+        log_warn(0, "stats: shutdown timeout: not waiting for the rollup job");
     s->aborted = true;
     server_jobs_gone(s->srv);
 }
 
 bool stats_gone(const stats_t *s)
 {
-    return s == NULL || (s->stopping && (s->primary_jobs == 0 || s->aborted));
+    return s == NULL ||
+           (s->stopping && (s->primary_jobs == 0 || s->aborted) && jobtimer_gone(s->rollup));
 }
 
 void stats_close(stats_t *s)
@@ -1507,7 +1492,8 @@ void stats_close(stats_t *s)
         return;
     stats_stop(s);
     s->closing = true;
-    uv_close((uv_handle_t *)&s->rollup_timer, stats_timer_closed);
+    jobtimer_close(s->rollup, stats_rollup_closed, s);
+    s->rollup = NULL;
     uv_close((uv_handle_t *)&s->live_timer, stats_timer_closed);
     uv_close((uv_handle_t *)&s->retry_timer, stats_timer_closed);
     uv_close((uv_handle_t *)&s->wait_timer, stats_timer_closed);

@@ -9,7 +9,8 @@
  * What counts as "raised" follows the conventions of sql/rules/foundation.sql
  * and server/request.h:
  *   SQL  RAISE ... ERRCODE = 'CRnnn', DETAIL = '<reason>' (status from nnn),
- *        circ_refuse('<reason>', ...) (REFUSED), <...>reason := '<reason>'
+ *        circ_refuse('<reason>', ...) (REFUSED), room_refuse('CRnnn',
+ *        '<reason>', ...) (status from nnn), <...>reason := '<reason>'
  *        and <...>reasons || '<reason>'::text (reasons returned in rows),
  *        any 'field:<name>' literal;
  *   C    the reason argument of request_fail, request_fail_body,
@@ -205,15 +206,41 @@ static void sql_scan_raises(found_t *f, const char *text, const char *where, cha
     regfree(&re);
 }
 
+/* rooms.sql, programs.sql: room_refuse('CRnnn', '<reason>', message), the status from CRnnn. */
+static void sql_scan_room_refuses(found_t *f, const char *text, const char *where, char *problems,
+                                  size_t cap)
+{
+    regex_t re;
+    assert_int_equal(regcomp(&re, "room_refuse\\([[:space:]]*'(CR[0-9]+)',[[:space:]]*'([a-z_:]+)'",
+                             REG_EXTENDED),
+                     0);
+    regmatch_t m[3];
+    const char *p = text;
+    while (regexec(&re, p, 3, m, 0) == 0) {
+        char code[16], name[128];
+        snprintf(code, sizeof(code), "%.*s", (int)(m[1].rm_eo - m[1].rm_so), p + m[1].rm_so);
+        int n = (int)(m[2].rm_eo - m[2].rm_so);
+        snprintf(name, sizeof(name), "%.*s", n < 127 ? n : 127, p + m[2].rm_so);
+        int status = status_of_sqlstate(code);
+        if (status == -2) {
+            size_t used = strlen(problems);
+            snprintf(problems + used, cap - used, "%s: SQLSTATE %s is not one of CR400..CR422; ",
+                     where, code);
+        } else {
+            found_add(f, name, status, where);
+        }
+        p += m[0].rm_eo;
+    }
+    regfree(&re);
+}
+
 static void sql_scan_text(found_t *f, char *text, const char *where, char *problems, size_t cap)
 {
     sql_strip_comments(text);
     sql_scan_raises(f, text, where, problems, cap);
     add_ctx_t refused = {f, CARREL__STATUS__STATUS_REFUSED, where};
-    add_ctx_t any_room = {f, -1, where};
     each_match(text, "circ_refuse\\( *'([a-z_]+)'", add_group, &refused);
-    /* rooms.sql, programs.sql: room_refuse('CRnnn', '<reason>', message) */
-    each_match(text, "room_refuse\\( *'CR[0-9]+', *'([a-z_]+)'", add_group, &any_room);
+    sql_scan_room_refuses(f, text, where, problems, cap);
     add_ctx_t any = {f, -1, where};
     each_match(text, "reason *:= *'([a-z_:]+)'", add_group, &any);
     each_match(text, "reasons *\\|\\| *'([a-z_:]+)'", add_group, &any);
@@ -613,7 +640,10 @@ static void test_scanners_find_reasons(void **state)
                  "r.reason := 'renewal_hold';\n"
                  "RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'made_up_reason';\n"
                  "RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'hold_closed';\n"
-                 "RAISE EXCEPTION USING ERRCODE = 'CR404', MESSAGE = 'no detail';\n";
+                 "RAISE EXCEPTION USING ERRCODE = 'CR404', MESSAGE = 'no detail';\n"
+                 "PERFORM room_refuse('CR409', 'slot_taken', 'm');\n"
+                 "PERFORM room_refuse('CR404',\n    'booking_gap', 'm');\n"
+                 "PERFORM room_refuse('CR499', 'room', 'm');\n";
     sql_scan_text(f, sql, "t.sql", problems, sizeof(problems));
     assert_non_null(f->seen[REASON_HOLD_CLOSED]);
     assert_non_null(f->seen[REASON_FIELD]);
@@ -624,6 +654,10 @@ static void test_scanners_find_reasons(void **state)
     assert_null(strstr(f->unknown, "in_a_comment"));
     assert_non_null(strstr(f->mismatch, "hold_closed: not_found")); /* CR404, table: CONFLICT */
     assert_non_null(strstr(problems, "without a DETAIL"));
+    assert_non_null(f->seen[REASON_SLOT_TAKEN]);
+    assert_null(strstr(f->mismatch, "slot_taken"));
+    assert_non_null(strstr(f->mismatch, "booking_gap: not_found")); /* CR404, table: REFUSED */
+    assert_non_null(strstr(problems, "SQLSTATE CR499"));
 
     memset(f, 0, sizeof(*f));
     char c[] =
