@@ -23,24 +23,14 @@ lit = harness.sql_literal
 
 def setUpModule():
     global env, db
-    env = harness.Env()
-    try:
-        env.start()
-        db = env.session()
-        RoomsTest.db = db
-        ids.update(harness.rule_ids(db))
-    except BaseException:
-        env.stop()
-        raise
+    env, db = harness.start_rule_session(RoomsTest, ids)
 
 
 def tearDownModule():
-    try:
-        left = db.query("SELECT (SELECT count(*) FROM room) + (SELECT count(*) FROM room_booking)"
-                        " + (SELECT count(*) FROM program)")
-        assert left == "0", "a test's rows outlived its transaction: %s" % left
-    finally:
-        env.stop()
+    harness.stop_rule_session(env, db,
+                              "SELECT (SELECT count(*) FROM room)"
+                              " + (SELECT count(*) FROM room_booking)"
+                              " + (SELECT count(*) FROM program)")
 
 
 def key():

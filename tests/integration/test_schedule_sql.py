@@ -37,26 +37,16 @@ SATURDAY = "2027-03-06"
 
 def setUpModule():
     global env, db
-    env = harness.Env()
-    try:
-        env.start()
-        db = env.session()
-        ScheduleTest.db = db
-        ids.update(harness.rule_ids(db))
-    except BaseException:
-        env.stop()
-        raise
+    env, db = harness.start_rule_session(ScheduleTest, ids)
 
 
 def tearDownModule():
-    try:
-        left = db.query("SELECT (SELECT count(*) FROM shift) + (SELECT count(*) FROM time_off)"
-                        " + (SELECT count(*) FROM shift_swap)"
-                        " + (SELECT count(*) FROM service_desk)"
-                        " + (SELECT count(*) FROM desk_need)")
-        assert left == "0", "a test's rows outlived it: %s" % left
-    finally:
-        env.stop()
+    harness.stop_rule_session(env, db,
+                              "SELECT (SELECT count(*) FROM shift)"
+                              " + (SELECT count(*) FROM time_off)"
+                              " + (SELECT count(*) FROM shift_swap)"
+                              " + (SELECT count(*) FROM service_desk)"
+                              " + (SELECT count(*) FROM desk_need)")
 
 
 def unique_name(prefix="s"):
