@@ -951,6 +951,19 @@ def start_rule_session(test_class, ids):
     return env, session
 
 
+def finish_each(sessions):
+    """Wait for each session's statement (sent with send): "made" for one that succeeded,
+    (sqlstate, detail) for one refused. For the race tests, which all read them so."""
+    results = []
+    for s in sessions:
+        try:
+            s.finish()
+            results.append("made")
+        except SqlError as e:
+            results.append((e.sqlstate, e.detail))
+    return results
+
+
 def stop_rule_session(env, session, count_sql):
     """tearDownModule of a test of the SQL rules: count_sql counts the rows a test's
     transaction should have rolled back (must be 0); the environment stops anyway."""
