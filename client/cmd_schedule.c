@@ -19,6 +19,7 @@
 
 /* Needs a desk save carries at most (a desk has a few rules). */
 #define SCHED_MAX_NEEDS 16
+#define SCHED_MAX_BRANCHES 64 /* --branch codes of schedule gaps (the server takes 64) */
 
 enum {
     OPT_BRANCH = 256,
@@ -324,30 +325,6 @@ static void print_week(const cmd_call_t *call, const Carrel__Response *r)
 
 /* ---------------------------------------------------------------- gaps */
 
-/* "a,b,c" into a list kept with the call; false when an item is empty or there are too many. */
-static bool sched_split(cmd_call_t *call, const char *text, char ***out, size_t *n)
-{
-    enum { MAX_ITEMS = 64 };
-    char *copy = cmd_part(call, strlen(text) + 1);
-    memcpy(copy, text, strlen(text) + 1);
-    char **items = cmd_part(call, MAX_ITEMS * sizeof(char *));
-    size_t k = 0;
-    for (char *p = copy;;) {
-        char *comma = strchr(p, ',');
-        if (comma)
-            *comma = '\0';
-        if (*p == '\0' || k == MAX_ITEMS)
-            return false;
-        items[k++] = p;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    *out = items;
-    *n = k;
-    return true;
-}
-
 static int build_gaps(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     Carrel__ScheduleGaps *g =
@@ -362,7 +339,7 @@ static int build_gaps(cli_t *cli, int argc, char **argv, cmd_call_t *call)
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case OPT_BRANCH:
-            if (branches || !sched_split(call, optarg, &g->branch, &g->n_branch))
+            if (branches || !cmd_split(call, optarg, SCHED_MAX_BRANCHES, &g->branch, &g->n_branch))
                 return cli_fail(cli, EXIT_USAGE,
                                 "--branch takes branch codes separated by commas, once");
             branches = true;

@@ -26,35 +26,10 @@ typedef struct stats_opts {
     bool csv;
 } stats_opts_t;
 
-/* "a,b,c" split into a list kept with the call; false when it has too many or empty items. */
-static bool stats_split(cmd_call_t *call, const char *text, char ***out, size_t *n)
-{
-    if (call->nparts + 2 > CMD_CALL_PARTS) /* the option given again and again */
-        return false;
-    char *copy = cmd_part(call, strlen(text) + 1);
-    memcpy(copy, text, strlen(text) + 1);
-    char **items = cmd_part(call, STATS_MAX_LIST * sizeof(char *));
-    size_t k = 0;
-    for (char *p = copy;;) {
-        char *comma = strchr(p, ',');
-        if (comma)
-            *comma = '\0';
-        if (*p == '\0' || k == STATS_MAX_LIST)
-            return false;
-        items[k++] = p;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    *out = items;
-    *n = k;
-    return true;
-}
-
 /* --branch CODE[,CODE] into the request's list: EXIT_OK, or EXIT_USAGE (said) when malformed. */
 static int stats_branches(cli_t *cli, cmd_call_t *call, const char *text, char ***out, size_t *n)
 {
-    if (stats_split(call, text, out, n))
+    if (cmd_split(call, text, STATS_MAX_LIST, out, n))
         return EXIT_OK;
     return cli_fail(cli, EXIT_USAGE, "--branch takes branch codes separated by commas");
 }
@@ -138,7 +113,7 @@ static int build_stats(cli_t *cli, int argc, char **argv, cmd_call_t *call)
             q->time = optarg;
             break;
         case OPT_BY:
-            if (!stats_split(call, optarg, &q->by, &q->n_by))
+            if (!cmd_split(call, optarg, STATS_MAX_LIST, &q->by, &q->n_by))
                 return cli_fail(cli, EXIT_USAGE, "--by takes dimensions separated by commas");
             break;
         case OPT_BRANCH:
@@ -488,7 +463,7 @@ static int cmd_stats_live(cli_t *cli, int argc, char **argv)
             code = cli_int32_arg(cli, "--interval", optarg, 1, 5, &s.interval_s);
             s.has_interval_s = 1;
         } else if (ch == OPT_BRANCH) {
-            if (!stats_split(&parts, optarg, &s.branch, &s.n_branch))
+            if (!cmd_split(&parts, optarg, STATS_MAX_LIST, &s.branch, &s.n_branch))
                 code = stats_live_usage(cli);
         } else {
             code = stats_live_usage(cli);

@@ -30,6 +30,30 @@ void *cmd_part(cmd_call_t *call, size_t size)
     return p;
 }
 
+bool cmd_split(cmd_call_t *call, const char *text, size_t max, char ***out, size_t *n)
+{
+    if (call->nparts + 2 > CMD_CALL_PARTS)
+        return false;
+    char *copy = cmd_part(call, strlen(text) + 1);
+    memcpy(copy, text, strlen(text) + 1);
+    char **items = cmd_part(call, max * sizeof(char *));
+    size_t k = 0;
+    for (char *p = copy;;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        if (*p == '\0' || k == max)
+            return false;
+        items[k++] = p;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *out = items;
+    *n = k;
+    return true;
+}
+
 void cmd_secret(cmd_call_t *call, char *password)
 {
     if (call->nsecrets >= sizeof(call->secrets) / sizeof(call->secrets[0]))

@@ -91,6 +91,10 @@ struct command {
 
 /* Zeroed memory of `size` bytes, freed when the call is done; aborts when out of memory. */
 void *cmd_part(cmd_call_t *call, size_t size);
+/* "a,b,c" into a list of at most `max` items kept with the call (a --branch or --by
+ * option); false when an item is empty, there are too many, or the call has no part
+ * left for it (the option given again and again). One copy for every command. */
+bool cmd_split(cmd_call_t *call, const char *text, size_t max, char ***out, size_t *n);
 /* Keep a password until the call is done, then wipe and free it (password_free). */
 void cmd_secret(cmd_call_t *call, char *password);
 /* Keep an answer the request points into (the record read before an edit) until the call is done.

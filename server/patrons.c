@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "handlers.h"
-#include "json.h"
 #include "log.h"
 #include "pgtext.h"
 #include "reply.h"
@@ -223,14 +222,6 @@ static Carrel__PatronFindReply *patron_reply_list(request_t *req, const PGresult
     return reply;
 }
 
-/* The session's staff id and workstation id as statement parameters. */
-static void patron_actor(request_t *req, const char **staff, const char **workstation)
-{
-    const session_t *s = request_session(req);
-    *staff = pgtext_int(&req->arena, s->staff_id);
-    *workstation = pgtext_int(&req->arena, s->workstation_id);
-}
-
 /* A required card number of sane length, or a BAD_REQUEST; true if answered. */
 static bool patron_fail_card(request_t *req, const char *card, const char *field)
 {
@@ -302,16 +293,12 @@ void handle_patron_save(request_t *req)
     p->created_at = p->updated_at = p->category_name = p->home_branch_name = NULL;
     p->has_expired = 0;
 
-    json_t j;
-    json_init(&j);
-    json_message(&j, &p->base);
-    char *doc = arena_strndup(&req->arena, (const char *)j.out.data, j.out.len);
-    json_free(&j);
+    char *doc = reply_json(req, &p->base);
 
     perm_subject_t who = request_subject(req);
     bool may_edit_account = perm_check(&who, PERM_PATRON_EDIT_ACCOUNT, 0) == PERM_OK;
     const char *actor, *ws;
-    patron_actor(req, &actor, &ws);
+    reply_actor(req, &actor, &ws);
     const char *values[5] = {actor, ws, may_edit_account ? "true" : "false",
                              m->has_allow_duplicate && m->allow_duplicate ? "true" : "false", doc};
     reply_query(req, &stmt_patron_save, 5, values, patron_save_done);
@@ -360,17 +347,11 @@ static void patron_list_done(request_t *req, const PGresult *res)
     request_ok(req);
 }
 
-/* A search term: NULL when absent or empty. */
-static const char *patron_term(const char *s)
-{
-    return s && s[0] ? s : NULL;
-}
-
 void handle_patron_find(request_t *req)
 {
     Carrel__PatronFind *m = req->msg->patron_find;
-    const char *name = patron_term(m->name), *phone = patron_term(m->phone),
-               *email = patron_term(m->email);
+    const char *name = reply_opt(m->name), *phone = reply_opt(m->phone),
+               *email = reply_opt(m->email);
     if (name == NULL && phone == NULL && email == NULL) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:name",
                      "Give a name, phone number or email address to search for.");
@@ -420,7 +401,7 @@ void handle_patron_block(request_t *req)
     }
     req->state = unblock ? "lifted a block on" : "blocked";
     const char *actor, *ws;
-    patron_actor(req, &actor, &ws);
+    reply_actor(req, &actor, &ws);
     const char *values[6] = {
         actor,
         ws,
@@ -442,7 +423,7 @@ void handle_patron_merge(request_t *req)
         return;
     req->state = arena_printf(&req->arena, "merged card %s into", m->merge_card);
     const char *actor, *ws;
-    patron_actor(req, &actor, &ws);
+    reply_actor(req, &actor, &ws);
     const char *values[4] = {actor, ws, m->keep_card, m->merge_card};
     reply_query(req, &stmt_patron_merge, 4, values, patron_change_done);
 }

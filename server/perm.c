@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pgtext.h"
+
 static const struct {
     unsigned roles;
     perm_scope_t scope;
@@ -56,6 +58,11 @@ bool perm_role_is_branch_bound(role_t role)
 {
     return role == CARREL__ROLE__ROLE_CLERK || role == CARREL__ROLE__ROLE_LIBRARIAN ||
            role == CARREL__ROLE__ROLE_BRANCH_MANAGER;
+}
+
+const char *perm_scope_param(arena_t *a, const perm_subject_t *who)
+{
+    return perm_role_is_branch_bound(who->role) ? pgtext_int(a, who->branch_id) : NULL;
 }
 
 perm_result_t perm_check(const perm_subject_t *who, perm_action_t action, int target_branch)

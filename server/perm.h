@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "arena.h"
 #include "carrel.pb-c.h"
 
 typedef Carrel__Role role_t;
@@ -103,6 +104,10 @@ perm_result_t perm_check(const perm_subject_t *who, perm_action_t action, int ta
 void perm_explain(perm_result_t r, perm_action_t action, role_t role, char *out, size_t outlen);
 /* True for roles whose authority is limited to their session branch. */
 bool perm_role_is_branch_bound(role_t role);
+/* The p_scope parameter of SQL functions that check a target's branch:
+ * NULL (every branch) for system-wide roles, else who's branch id as text in
+ * the arena. One copy, so the rule lives next to perm_role_is_branch_bound. */
+const char *perm_scope_param(arena_t *a, const perm_subject_t *who);
 /*
  * Staff management: may `who` create or change an account with target_role
  * assigned to the given branches? Branch managers manage clerks and

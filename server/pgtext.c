@@ -43,6 +43,15 @@ char **pgtext_array_parse(arena_t *a, const char *s, size_t *n)
     return *n ? items : NULL;
 }
 
+char **pgtext_array_strings(arena_t *a, const char *literal, size_t *n)
+{
+    char **items = pgtext_array_parse(a, literal, n);
+    for (size_t i = 0; i < *n; i++)
+        if (items[i] == NULL)
+            items[i] = "";
+    return items;
+}
+
 char *pgtext_array_build(arena_t *a, char *const *items, size_t n)
 {
     size_t len = 3;

@@ -16,6 +16,12 @@
  * and its length in *n.
  */
 char **pgtext_array_parse(arena_t *a, const char *literal, size_t *n);
+/*
+ * The same for a text[] column becoming a repeated string field: a NULL
+ * element becomes "" (protobuf-c cannot send NULL; positions are kept, so
+ * parallel arrays stay aligned). The one copy every handler uses.
+ */
+char **pgtext_array_strings(arena_t *a, const char *literal, size_t *n);
 /* Build an array literal from strings, quoting every element. */
 char *pgtext_array_build(arena_t *a, char *const *items, size_t n);
 /* Decode bytea's text form ("\\x4142...") into arena bytes; NULL if malformed. */

@@ -4,7 +4,9 @@
  */
 #include "reply.h"
 
+#include "json.h"
 #include "log.h"
+#include "pgtext.h"
 
 /* What a queued statement will hand its rows to; in the request's arena. */
 typedef struct reply_call {
@@ -93,4 +95,50 @@ char *reply_text(request_t *req, const PGresult *res, int row, int col)
 char *reply_text_opt(request_t *req, const PGresult *res, int row, int col)
 {
     return db_null(res, row, col) ? NULL : arena_strdup(&req->arena, db_text(res, row, col));
+}
+
+void reply_int32_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, int32_t *out)
+{
+    if (db_null(res, row, col))
+        return;
+    *has = 1;
+    *out = db_int32(res, row, col);
+}
+
+void reply_int64_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, int64_t *out)
+{
+    if (db_null(res, row, col))
+        return;
+    *has = 1;
+    *out = db_int64(res, row, col);
+}
+
+void reply_double_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, double *out)
+{
+    if (db_null(res, row, col))
+        return;
+    *has = 1;
+    *out = db_double(res, row, col);
+}
+
+const char *reply_opt(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
+
+char *reply_json(request_t *req, const ProtobufCMessage *msg)
+{
+    json_t j;
+    json_init(&j);
+    json_message(&j, msg);
+    char *doc = arena_strndup(&req->arena, (const char *)j.out.data, j.out.len);
+    json_free(&j);
+    return doc;
+}
+
+void reply_actor(request_t *req, const char **staff, const char **workstation)
+{
+    const session_t *s = request_session(req);
+    *staff = pgtext_int(&req->arena, s->staff_id);
+    *workstation = pgtext_int(&req->arena, s->workstation_id);
 }

@@ -70,5 +70,18 @@ char *reply_text(request_t *req, const PGresult *res, int row, int col);
 /* A text column copied into the request's arena; NULL (absent from the
  * reply) for SQL NULL. */
 char *reply_text_opt(request_t *req, const PGresult *res, int row, int col);
+/* Optional integer columns: *has set and *out read unless SQL NULL, so the
+ * field stays absent from the reply for NULL (one copy for every handler). */
+void reply_int32_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, int32_t *out);
+void reply_int64_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, int64_t *out);
+void reply_double_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, double *out);
+
+/* Parameters handlers share, so each is written once:
+ * an optional text field: NULL (SQL NULL) when absent or empty; */
+const char *reply_opt(const char *s);
+/* a message as the jsonb document a save function takes (json_message), in the arena; */
+char *reply_json(request_t *req, const ProtobufCMessage *msg);
+/* the acting staff id and workstation id, as text, in the arena. */
+void reply_actor(request_t *req, const char **staff, const char **workstation);
 
 #endif

@@ -26,7 +26,6 @@
 #include <string.h>
 
 #include "handlers.h"
-#include "json.h"
 #include "log.h"
 #include "pgtext.h"
 #include "reply.h"
@@ -240,21 +239,6 @@ void rooms_register_statements(void)
 
 /* ---------------------------------------------------------------- shared helpers */
 
-/* The session's staff id and workstation id as statement parameters. */
-static void rooms_actor(request_t *req, const char **staff, const char **workstation)
-{
-    const session_t *s = request_session(req);
-    *staff = pgtext_int(&req->arena, s->staff_id);
-    *workstation = pgtext_int(&req->arena, s->workstation_id);
-}
-
-/* p_scope: NULL (every branch) for system-wide roles, else the session's branch id. */
-static const char *rooms_scope(request_t *req)
-{
-    const session_t *s = request_session(req);
-    return perm_role_is_branch_bound(s->role) ? pgtext_int(&req->arena, s->branch_id) : NULL;
-}
-
 /* May the caller do `action` at all? Else FORBIDDEN with perm.c's sentence; true if answered. */
 static bool rooms_fail_perm(request_t *req, perm_action_t action, const char *what)
 {
@@ -273,30 +257,6 @@ static bool rooms_may(request_t *req, perm_action_t action)
 {
     perm_subject_t who = request_subject(req);
     return perm_check(&who, action, 0) == PERM_OK;
-}
-
-/* A text field's parameter: NULL (SQL NULL) when absent or empty. */
-static const char *rooms_opt(const char *s)
-{
-    return s && s[0] ? s : NULL;
-}
-
-/* A text field longer than `max` bytes, or with a control character: BAD_REQUEST
- * field:<name>; true if answered. SQL checks the contents; this bounds what reaches it. */
-static bool rooms_fail_text(request_t *req, const char *s, size_t max, const char *field)
-{
-    if (s == NULL)
-        return false;
-    size_t n = strlen(s);
-    bool bad = n > max;
-    for (size_t i = 0; i < n && !bad; i++)
-        bad = (unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\t';
-    if (!bad)
-        return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
-                 arena_printf(&req->arena, "field:%s", field),
-                 "%s must be at most %zu characters of text.", field, max);
-    return true;
 }
 
 /* A count that must lie in [min, max] when present; true if answered. */
@@ -331,43 +291,17 @@ static bool rooms_fail_features(request_t *req, char **features, size_t n)
                          "A feature may not be empty.");
             return true;
         }
-        if (rooms_fail_text(req, features[i], ROOMS_FEATURE_LEN, "features"))
+        if (request_fail_text(req, features[i], ROOMS_FEATURE_LEN, "features"))
             return true;
     }
     return false;
-}
-
-/* The message as the JSON document a save function takes. */
-static const char *rooms_doc(request_t *req, const ProtobufCMessage *m)
-{
-    json_t j;
-    json_init(&j);
-    json_message(&j, m);
-    char *doc = arena_strndup(&req->arena, (const char *)j.out.data, j.out.len);
-    json_free(&j);
-    return doc;
-}
-
-/* A text[] column as an arena list (NULL elements left out). */
-static char **rooms_texts(request_t *req, const PGresult *res, int row, int col, size_t *n)
-{
-    *n = 0;
-    if (db_null(res, row, col))
-        return NULL;
-    size_t k = 0;
-    char **items = pgtext_array_parse(&req->arena, COL(res, row, col), &k);
-    /* A repeated string of the reply cannot hold a NULL element: leave them out. */
-    for (size_t i = 0; i < k; i++)
-        if (items[i])
-            items[(*n)++] = items[i];
-    return items;
 }
 
 /* A bigint[] column as an arena list. */
 static int64_t *rooms_ids(request_t *req, const PGresult *res, int row, int col, size_t *n)
 {
     size_t k = 0;
-    char **items = rooms_texts(req, res, row, col, &k);
+    char **items = pgtext_array_parse(&req->arena, COL(res, row, col), &k);
     int64_t *ids = k ? arena_new(&req->arena, int64_t, k) : NULL;
     *n = 0;
     for (size_t i = 0; i < k; i++)
@@ -376,21 +310,7 @@ static int64_t *rooms_ids(request_t *req, const PGresult *res, int row, int col,
     return ids;
 }
 
-/* Optional integer and boolean columns: absent from the reply for SQL NULL. */
-#define ROOMS_OPT_INT(msg, field, res, row, col)                                                   \
-    do {                                                                                           \
-        if (!db_null((res), (row), (col))) {                                                       \
-            (msg)->has_##field = 1;                                                                \
-            (msg)->field = db_int32((res), (row), (col));                                          \
-        }                                                                                          \
-    } while (0)
-#define ROOMS_OPT_ID(msg, field, res, row, col)                                                    \
-    do {                                                                                           \
-        if (!db_null((res), (row), (col))) {                                                       \
-            (msg)->has_##field = 1;                                                                \
-            (msg)->field = db_int64((res), (row), (col));                                          \
-        }                                                                                          \
-    } while (0)
+/* An optional boolean column: absent from the reply for SQL NULL. */
 #define ROOMS_OPT_BOOL(msg, field, res, row, col)                                                  \
     do {                                                                                           \
         if (!db_null((res), (row), (col))) {                                                       \
@@ -404,22 +324,27 @@ static Carrel__Room *room_from_row(request_t *req, const PGresult *res, int i, i
 {
     Carrel__Room *r = arena_new(&req->arena, Carrel__Room, 1);
     carrel__room__init(r);
-    ROOMS_OPT_ID(r, id, res, i, c0 + ROOM_ID);
+    reply_int64_opt(res, i, c0 + ROOM_ID, &r->has_id, &r->id);
     r->branch_code = reply_text_opt(req, res, i, c0 + ROOM_BRANCH_CODE);
     r->name = reply_text_opt(req, res, i, c0 + ROOM_NAME);
-    ROOMS_OPT_INT(r, capacity, res, i, c0 + ROOM_CAPACITY);
-    r->features = rooms_texts(req, res, i, c0 + ROOM_FEATURES, &r->n_features);
+    reply_int32_opt(res, i, c0 + ROOM_CAPACITY, &r->has_capacity, &r->capacity);
+    r->features =
+        pgtext_array_strings(&req->arena, COL(res, i, c0 + ROOM_FEATURES), &r->n_features);
     r->bookable_by = reply_text_opt(req, res, i, c0 + ROOM_BOOKABLE_BY);
     r->category = reply_text_opt(req, res, i, c0 + ROOM_CATEGORY);
     r->part_ids = rooms_ids(req, res, i, c0 + ROOM_PART_IDS, &r->n_part_ids);
     ROOMS_OPT_BOOL(r, active, res, i, c0 + ROOM_ACTIVE);
-    r->part_names = rooms_texts(req, res, i, c0 + ROOM_PART_NAMES, &r->n_part_names);
-    r->whole_names = rooms_texts(req, res, i, c0 + ROOM_WHOLE_NAMES, &r->n_whole_names);
-    ROOMS_OPT_INT(r, bookings_today, res, i, c0 + ROOM_BOOKINGS_TODAY);
-    ROOMS_OPT_INT(r, booked_minutes_today, res, i, c0 + ROOM_BOOKED_MINUTES_TODAY);
-    ROOMS_OPT_INT(r, open_minutes_today, res, i, c0 + ROOM_OPEN_MINUTES_TODAY);
+    r->part_names =
+        pgtext_array_strings(&req->arena, COL(res, i, c0 + ROOM_PART_NAMES), &r->n_part_names);
+    r->whole_names =
+        pgtext_array_strings(&req->arena, COL(res, i, c0 + ROOM_WHOLE_NAMES), &r->n_whole_names);
+    reply_int32_opt(res, i, c0 + ROOM_BOOKINGS_TODAY, &r->has_bookings_today, &r->bookings_today);
+    reply_int32_opt(res, i, c0 + ROOM_BOOKED_MINUTES_TODAY, &r->has_booked_minutes_today,
+                    &r->booked_minutes_today);
+    reply_int32_opt(res, i, c0 + ROOM_OPEN_MINUTES_TODAY, &r->has_open_minutes_today,
+                    &r->open_minutes_today);
     r->now = reply_text_opt(req, res, i, c0 + ROOM_NOW);
-    ROOMS_OPT_INT(r, slot_minutes, res, i, c0 + ROOM_SLOT_MINUTES);
+    reply_int32_opt(res, i, c0 + ROOM_SLOT_MINUTES, &r->has_slot_minutes, &r->slot_minutes);
     return r;
 }
 
@@ -428,8 +353,8 @@ static Carrel__RoomBooking *booking_from_row(request_t *req, const PGresult *res
 {
     Carrel__RoomBooking *b = arena_new(&req->arena, Carrel__RoomBooking, 1);
     carrel__room_booking__init(b);
-    ROOMS_OPT_ID(b, id, res, i, c0 + BK_ID);
-    ROOMS_OPT_ID(b, room_id, res, i, c0 + BK_ROOM_ID);
+    reply_int64_opt(res, i, c0 + BK_ID, &b->has_id, &b->id);
+    reply_int64_opt(res, i, c0 + BK_ROOM_ID, &b->has_room_id, &b->room_id);
     b->room_name = reply_text_opt(req, res, i, c0 + BK_ROOM_NAME);
     b->branch_code = reply_text_opt(req, res, i, c0 + BK_BRANCH_CODE);
     b->start = reply_text_opt(req, res, i, c0 + BK_START);
@@ -439,14 +364,15 @@ static Carrel__RoomBooking *booking_from_row(request_t *req, const PGresult *res
     b->patron_name = reply_text_opt(req, res, i, c0 + BK_PATRON_NAME);
     b->group_name = reply_text_opt(req, res, i, c0 + BK_GROUP_NAME);
     b->group_contact = reply_text_opt(req, res, i, c0 + BK_GROUP_CONTACT);
-    ROOMS_OPT_ID(b, program_session_id, res, i, c0 + BK_PROGRAM_SESSION_ID);
+    reply_int64_opt(res, i, c0 + BK_PROGRAM_SESSION_ID, &b->has_program_session_id,
+                    &b->program_session_id);
     b->program_title = reply_text_opt(req, res, i, c0 + BK_PROGRAM_TITLE);
     b->purpose = reply_text_opt(req, res, i, c0 + BK_PURPOSE);
-    ROOMS_OPT_INT(b, attendees, res, i, c0 + BK_ATTENDEES);
+    reply_int32_opt(res, i, c0 + BK_ATTENDEES, &b->has_attendees, &b->attendees);
     b->blocked_from = reply_text_opt(req, res, i, c0 + BK_BLOCKED_FROM);
     b->blocked_to = reply_text_opt(req, res, i, c0 + BK_BLOCKED_TO);
     b->cancel_reason = reply_text_opt(req, res, i, c0 + BK_CANCEL_REASON);
-    ROOMS_OPT_ID(b, series_id, res, i, c0 + BK_SERIES_ID);
+    reply_int64_opt(res, i, c0 + BK_SERIES_ID, &b->has_series_id, &b->series_id);
     b->checked_in_at = reply_text_opt(req, res, i, c0 + BK_CHECKED_IN_AT);
     b->created_at = reply_text_opt(req, res, i, c0 + BK_CREATED_AT);
     b->created_by = reply_text_opt(req, res, i, c0 + BK_CREATED_BY);
@@ -460,18 +386,18 @@ static Carrel__RoomCategory *category_from_row(request_t *req, const PGresult *r
     carrel__room_category__init(c);
     c->code = reply_text_opt(req, res, i, CAT_CODE);
     c->name = reply_text_opt(req, res, i, CAT_NAME);
-    ROOMS_OPT_INT(c, min_minutes, res, i, CAT_MIN_MINUTES);
-    ROOMS_OPT_INT(c, max_minutes, res, i, CAT_MAX_MINUTES);
-    ROOMS_OPT_INT(c, slot_minutes, res, i, CAT_SLOT_MINUTES);
-    ROOMS_OPT_INT(c, days_ahead, res, i, CAT_DAYS_AHEAD);
-    ROOMS_OPT_INT(c, max_bookings, res, i, CAT_MAX_BOOKINGS);
-    ROOMS_OPT_INT(c, max_hours_week, res, i, CAT_MAX_HOURS_WEEK);
-    ROOMS_OPT_INT(c, max_hours_month, res, i, CAT_MAX_HOURS_MONTH);
-    ROOMS_OPT_INT(c, gap_minutes, res, i, CAT_GAP_MINUTES);
-    ROOMS_OPT_INT(c, setup_minutes, res, i, CAT_SETUP_MINUTES);
-    ROOMS_OPT_INT(c, cleanup_minutes, res, i, CAT_CLEANUP_MINUTES);
+    reply_int32_opt(res, i, CAT_MIN_MINUTES, &c->has_min_minutes, &c->min_minutes);
+    reply_int32_opt(res, i, CAT_MAX_MINUTES, &c->has_max_minutes, &c->max_minutes);
+    reply_int32_opt(res, i, CAT_SLOT_MINUTES, &c->has_slot_minutes, &c->slot_minutes);
+    reply_int32_opt(res, i, CAT_DAYS_AHEAD, &c->has_days_ahead, &c->days_ahead);
+    reply_int32_opt(res, i, CAT_MAX_BOOKINGS, &c->has_max_bookings, &c->max_bookings);
+    reply_int32_opt(res, i, CAT_MAX_HOURS_WEEK, &c->has_max_hours_week, &c->max_hours_week);
+    reply_int32_opt(res, i, CAT_MAX_HOURS_MONTH, &c->has_max_hours_month, &c->max_hours_month);
+    reply_int32_opt(res, i, CAT_GAP_MINUTES, &c->has_gap_minutes, &c->gap_minutes);
+    reply_int32_opt(res, i, CAT_SETUP_MINUTES, &c->has_setup_minutes, &c->setup_minutes);
+    reply_int32_opt(res, i, CAT_CLEANUP_MINUTES, &c->has_cleanup_minutes, &c->cleanup_minutes);
     ROOMS_OPT_BOOL(c, needs_approval, res, i, CAT_NEEDS_APPROVAL);
-    ROOMS_OPT_INT(c, checkin_minutes, res, i, CAT_CHECKIN_MINUTES);
+    reply_int32_opt(res, i, CAT_CHECKIN_MINUTES, &c->has_checkin_minutes, &c->checkin_minutes);
     return c;
 }
 
@@ -480,7 +406,7 @@ static Carrel__Program *program_from_row(request_t *req, const PGresult *res, in
 {
     Carrel__Program *p = arena_new(&req->arena, Carrel__Program, 1);
     carrel__program__init(p);
-    ROOMS_OPT_ID(p, id, res, i, c0 + PRG_ID);
+    reply_int64_opt(res, i, c0 + PRG_ID, &p->has_id, &p->id);
     p->title = reply_text_opt(req, res, i, c0 + PRG_TITLE);
     p->description = reply_text_opt(req, res, i, c0 + PRG_DESCRIPTION);
     p->audience = reply_text_opt(req, res, i, c0 + PRG_AUDIENCE);
@@ -499,14 +425,14 @@ static Carrel__ProgramSession *session_from_row(request_t *req, const PGresult *
 {
     Carrel__ProgramSession *s = arena_new(&req->arena, Carrel__ProgramSession, 1);
     carrel__program_session__init(s);
-    ROOMS_OPT_ID(s, id, res, i, c0 + SES_ID);
-    ROOMS_OPT_ID(s, program_id, res, i, c0 + SES_PROGRAM_ID);
+    reply_int64_opt(res, i, c0 + SES_ID, &s->has_id, &s->id);
+    reply_int64_opt(res, i, c0 + SES_PROGRAM_ID, &s->has_program_id, &s->program_id);
     s->start = reply_text_opt(req, res, i, c0 + SES_START);
     s->end = reply_text_opt(req, res, i, c0 + SES_END);
-    ROOMS_OPT_ID(s, room_id, res, i, c0 + SES_ROOM_ID);
-    ROOMS_OPT_ID(s, booking_id, res, i, c0 + SES_BOOKING_ID);
+    reply_int64_opt(res, i, c0 + SES_ROOM_ID, &s->has_room_id, &s->room_id);
+    reply_int64_opt(res, i, c0 + SES_BOOKING_ID, &s->has_booking_id, &s->booking_id);
     s->room_name = reply_text_opt(req, res, i, c0 + SES_ROOM_NAME);
-    ROOMS_OPT_INT(s, attendance, res, i, c0 + SES_ATTENDANCE);
+    reply_int32_opt(res, i, c0 + SES_ATTENDANCE, &s->has_attendance, &s->attendance);
     ROOMS_OPT_BOOL(s, cancelled, res, i, c0 + SES_CANCELLED);
     s->staff_username = reply_text_opt(req, res, i, c0 + SES_STAFF_USERNAME);
     ROOMS_OPT_BOOL(s, staff_scheduled, res, i, c0 + SES_STAFF_SCHEDULED);
@@ -582,10 +508,10 @@ static void room_list_rows(request_t *req, const PGresult *res)
 void handle_room_list(request_t *req)
 {
     Carrel__RoomList *m = req->msg->room_list;
-    if (rooms_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
-        rooms_fail_text(req, m->date, ROOMS_TEXT_MAX, "date"))
+    if (request_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
+        request_fail_text(req, m->date, ROOMS_TEXT_MAX, "date"))
         return;
-    const char *values[3] = {rooms_opt(m->branch), rooms_opt(m->date),
+    const char *values[3] = {reply_opt(m->branch), reply_opt(m->date),
                              m->has_include_inactive && m->include_inactive ? "true" : "false"};
     reply_query(req, &stmt_room_list, 3, values, room_list_rows);
 }
@@ -618,10 +544,10 @@ void handle_room_save(request_t *req)
                      "Clear a list or give it, not both.");
         return;
     }
-    if (rooms_fail_text(req, r->name, ROOMS_TEXT_MAX, "name") ||
-        rooms_fail_text(req, r->branch_code, ROOMS_TEXT_MAX, "branch_code") ||
-        rooms_fail_text(req, r->category, ROOMS_TEXT_MAX, "category") ||
-        rooms_fail_text(req, r->bookable_by, ROOMS_TEXT_MAX, "bookable_by") ||
+    if (request_fail_text(req, r->name, ROOMS_TEXT_MAX, "name") ||
+        request_fail_text(req, r->branch_code, ROOMS_TEXT_MAX, "branch_code") ||
+        request_fail_text(req, r->category, ROOMS_TEXT_MAX, "category") ||
+        request_fail_text(req, r->bookable_by, ROOMS_TEXT_MAX, "bookable_by") ||
         rooms_fail_range(req, r->has_capacity, r->capacity, 1, ROOMS_CAPACITY_MAX, "capacity") ||
         rooms_fail_range(req, r->has_id, r->id, 0, INT64_MAX, "id") ||
         rooms_fail_features(req, r->features, r->n_features))
@@ -637,8 +563,9 @@ void handle_room_save(request_t *req)
     r->has_bookings_today = r->has_booked_minutes_today = r->has_open_minutes_today = 0;
     r->has_slot_minutes = 0;
     r->now = NULL;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    rooms_actor(req, &staff, &ws);
+    reply_actor(req, &staff, &ws);
     /* JSON has every list, empty or not; an edit that leaves features or parts out keeps
      * them (json_message cannot tell "absent" from "empty" for a repeated field), unless
      * clear_features / clear_parts say the empty list is meant. */
@@ -648,7 +575,8 @@ void handle_room_save(request_t *req)
         omit[nomit++] = "features";
     if (r->n_part_ids == 0 && !clear_parts)
         omit[nomit++] = "part_ids";
-    const char *values[5] = {staff, ws, rooms_scope(req), rooms_doc(req, &r->base),
+    const char *values[5] = {staff, ws, perm_scope_param(&req->arena, &who),
+                             reply_json(req, &r->base),
                              pgtext_array_build(&req->arena, omit, nomit)};
     reply_query(req, &stmt_room_save, 5, values, room_save_rows);
 }
@@ -692,12 +620,12 @@ void handle_room_category_save(request_t *req)
                      "A room category needs its code.");
         return;
     }
-    if (rooms_fail_text(req, c->code, ROOMS_TEXT_MAX, "code") ||
-        rooms_fail_text(req, c->name, ROOMS_TEXT_MAX, "name"))
+    if (request_fail_text(req, c->code, ROOMS_TEXT_MAX, "code") ||
+        request_fail_text(req, c->name, ROOMS_TEXT_MAX, "name"))
         return;
     const char *staff, *ws;
-    rooms_actor(req, &staff, &ws);
-    const char *values[3] = {staff, ws, rooms_doc(req, &c->base)};
+    reply_actor(req, &staff, &ws);
+    const char *values[3] = {staff, ws, reply_json(req, &c->base)};
     reply_query(req, &stmt_category_save, 3, values, category_save_rows);
 }
 
@@ -709,8 +637,8 @@ static const char **room_free_values(request_t *req)
     Carrel__RoomFree *m = req->msg->room_free;
     arena_t *a = &req->arena;
     const char **v = arena_new(a, const char *, FREE_NPARAMS);
-    v[0] = rooms_opt(m->branch);
-    v[1] = rooms_opt(m->date);
+    v[0] = reply_opt(m->branch);
+    v[1] = reply_opt(m->date);
     v[2] = pgtext_int(a, m->has_days ? m->days : 1);
     v[3] = m->has_capacity && m->capacity > 0 ? pgtext_int(a, m->capacity) : NULL;
     v[4] = m->has_room_id ? pgtext_int(a, m->room_id) : NULL;
@@ -741,11 +669,11 @@ static void room_free_rows(request_t *req, const PGresult *res)
     for (int i = 0; i < n; i++) {
         Carrel__RoomFreeDay *d = arena_new(&req->arena, Carrel__RoomFreeDay, 1);
         carrel__room_free_day__init(d);
-        ROOMS_OPT_ID(d, room_id, res, i, FREE_ROOM_ID);
+        reply_int64_opt(res, i, FREE_ROOM_ID, &d->has_room_id, &d->room_id);
         d->date = reply_text_opt(req, res, i, FREE_DAY);
         d->opens = reply_text_opt(req, res, i, FREE_OPENS);
         d->closes = reply_text_opt(req, res, i, FREE_CLOSES);
-        d->free = rooms_texts(req, res, i, FREE_FREE, &d->n_free);
+        d->free = pgtext_array_strings(&req->arena, COL(res, i, FREE_FREE), &d->n_free);
         ROOMS_OPT_BOOL(d, closed, res, i, FREE_CLOSED);
         reply->days[reply->n_days++] = d;
     }
@@ -757,8 +685,8 @@ static void room_free_rows(request_t *req, const PGresult *res)
 void handle_room_free(request_t *req)
 {
     Carrel__RoomFree *m = req->msg->room_free;
-    if (rooms_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
-        rooms_fail_text(req, m->date, ROOMS_TEXT_MAX, "date") ||
+    if (request_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
+        request_fail_text(req, m->date, ROOMS_TEXT_MAX, "date") ||
         rooms_fail_range(req, m->has_days, m->days, 1, ROOMS_DAYS_MAX, "days") ||
         rooms_fail_range(req, m->has_capacity, m->capacity, 0, ROOMS_CAPACITY_MAX, "capacity") ||
         rooms_fail_range(req, m->has_room_id, m->room_id, 1, INT64_MAX, "room_id") ||
@@ -795,13 +723,13 @@ void handle_room_book(request_t *req)
 {
     Carrel__RoomBook *m = req->msg->room_book;
     if (rooms_fail_range(req, true, m->room_id, 1, INT64_MAX, "room_id") ||
-        rooms_fail_text(req, m->start, ROOMS_TEXT_MAX, "start") ||
-        rooms_fail_text(req, m->end, ROOMS_TEXT_MAX, "end") ||
-        rooms_fail_text(req, m->card, ROOMS_TEXT_MAX, "card") ||
-        rooms_fail_text(req, m->group_name, ROOMS_TEXT_MAX, "group_name") ||
-        rooms_fail_text(req, m->group_contact, ROOMS_TEXT_MAX, "group_contact") ||
-        rooms_fail_text(req, m->purpose, ROOMS_TEXT_MAX, "purpose") ||
-        rooms_fail_text(req, m->until, ROOMS_TEXT_MAX, "until") ||
+        request_fail_text(req, m->start, ROOMS_TEXT_MAX, "start") ||
+        request_fail_text(req, m->end, ROOMS_TEXT_MAX, "end") ||
+        request_fail_text(req, m->card, ROOMS_TEXT_MAX, "card") ||
+        request_fail_text(req, m->group_name, ROOMS_TEXT_MAX, "group_name") ||
+        request_fail_text(req, m->group_contact, ROOMS_TEXT_MAX, "group_contact") ||
+        request_fail_text(req, m->purpose, ROOMS_TEXT_MAX, "purpose") ||
+        request_fail_text(req, m->until, ROOMS_TEXT_MAX, "until") ||
         rooms_fail_range(req, m->has_attendees, m->attendees, 1, ROOMS_CAPACITY_MAX, "attendees") ||
         rooms_fail_staff_only(req, m->has_override && m->override, m->repeat))
         return;
@@ -812,10 +740,10 @@ void handle_room_book(request_t *req)
         return;
     }
     const char *staff, *ws;
-    rooms_actor(req, &staff, &ws);
+    reply_actor(req, &staff, &ws);
     const char *values[5] = {req->msg->request_key, staff, ws,
                              rooms_may(req, PERM_ROOM_OVERRIDE) ? "true" : "false",
-                             rooms_doc(req, &m->base)};
+                             reply_json(req, &m->base)};
     reply_query(req, &stmt_room_book, 5, values, room_book_rows);
 }
 
@@ -851,22 +779,23 @@ void handle_room_change(request_t *req)
         return;
     }
     if (rooms_fail_range(req, true, m->booking_id, 1, INT64_MAX, "booking_id") ||
-        rooms_fail_text(req, m->reason, ROOMS_TEXT_MAX, "reason"))
+        request_fail_text(req, m->reason, ROOMS_TEXT_MAX, "reason"))
         return;
     /* Desks cancel and check in bookings at any branch; approving and denying is the
      * managers' of the room's branch (p_scope, checked in SQL against the room). */
     bool decide = strcmp(m->action, "approve") == 0 || strcmp(m->action, "deny") == 0;
     if (decide && rooms_fail_perm(req, PERM_ROOM_MANAGE, "role"))
         return;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    rooms_actor(req, &staff, &ws);
+    reply_actor(req, &staff, &ws);
     const char *values[8] = {req->msg->request_key,
                              staff,
                              ws,
-                             decide ? rooms_scope(req) : NULL,
+                             decide ? perm_scope_param(&req->arena, &who) : NULL,
                              pgtext_int(&req->arena, m->booking_id),
                              m->action,
-                             rooms_opt(m->reason),
+                             reply_opt(m->reason),
                              m->has_series && m->series ? "true" : "false"};
     reply_query(req, &stmt_room_change, 8, values, room_change_rows);
 }
@@ -881,7 +810,7 @@ static void room_bookings_rows(request_t *req, const PGresult *res)
     reply->bookings = arena_new(&req->arena, Carrel__RoomBooking *, n ? n : 1);
     for (int i = 0; i < n; i++) {
         if (i == 0)
-            ROOMS_OPT_INT(reply, no_shows, res, 0, BKS_NO_SHOWS);
+            reply_int32_opt(res, 0, BKS_NO_SHOWS, &reply->has_no_shows, &reply->no_shows);
         if (!db_null(res, i, BKS_BOOKING + BK_ID))
             reply->bookings[reply->n_bookings++] = booking_from_row(req, res, i, BKS_BOOKING);
     }
@@ -894,19 +823,19 @@ void handle_room_bookings(request_t *req)
 {
     Carrel__RoomBookings *m = req->msg->room_bookings;
     int limit;
-    if (rooms_fail_text(req, m->card, ROOMS_TEXT_MAX, "card") ||
-        rooms_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
-        rooms_fail_text(req, m->from, ROOMS_TEXT_MAX, "from") ||
-        rooms_fail_text(req, m->to, ROOMS_TEXT_MAX, "to") ||
+    if (request_fail_text(req, m->card, ROOMS_TEXT_MAX, "card") ||
+        request_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
+        request_fail_text(req, m->from, ROOMS_TEXT_MAX, "from") ||
+        request_fail_text(req, m->to, ROOMS_TEXT_MAX, "to") ||
         rooms_fail_range(req, m->has_room_id, m->room_id, 1, INT64_MAX, "room_id") ||
         !request_limit(req, m->has_limit, m->limit, ROOMS_BOOKINGS_DEFAULT, ROOMS_BOOKINGS_MAX,
                        "field:limit", &limit))
         return;
     arena_t *a = &req->arena;
     const char *values[7] = {
-        rooms_opt(m->card),   m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
-        rooms_opt(m->branch), rooms_opt(m->from),
-        rooms_opt(m->to),     m->has_all && m->all ? "true" : "false",
+        reply_opt(m->card),   m->has_room_id ? pgtext_int(a, m->room_id) : NULL,
+        reply_opt(m->branch), reply_opt(m->from),
+        reply_opt(m->to),     m->has_all && m->all ? "true" : "false",
         pgtext_int(a, limit)};
     reply_query(req, &stmt_room_bookings, 7, values, room_bookings_rows);
 }
@@ -932,21 +861,23 @@ void handle_program_save(request_t *req)
                      "The program is missing.");
         return;
     }
-    if (rooms_fail_text(req, p->title, ROOMS_TEXT_MAX, "title") ||
-        rooms_fail_text(req, p->description, ROOMS_DESCRIPTION_MAX, "description") ||
-        rooms_fail_text(req, p->audience, ROOMS_TEXT_MAX, "audience") ||
-        rooms_fail_text(req, p->venue, ROOMS_TEXT_MAX, "venue") ||
-        rooms_fail_text(req, p->branch_code, ROOMS_TEXT_MAX, "branch_code") ||
-        rooms_fail_text(req, p->location, ROOMS_TEXT_MAX, "location") ||
-        rooms_fail_text(req, p->presenter, ROOMS_TEXT_MAX, "presenter") ||
-        rooms_fail_text(req, p->staff_username, ROOMS_TEXT_MAX, "staff_username") ||
-        rooms_fail_text(req, p->category, ROOMS_TEXT_MAX, "category") ||
+    if (request_fail_text(req, p->title, ROOMS_TEXT_MAX, "title") ||
+        request_fail_text(req, p->description, ROOMS_DESCRIPTION_MAX, "description") ||
+        request_fail_text(req, p->audience, ROOMS_TEXT_MAX, "audience") ||
+        request_fail_text(req, p->venue, ROOMS_TEXT_MAX, "venue") ||
+        request_fail_text(req, p->branch_code, ROOMS_TEXT_MAX, "branch_code") ||
+        request_fail_text(req, p->location, ROOMS_TEXT_MAX, "location") ||
+        request_fail_text(req, p->presenter, ROOMS_TEXT_MAX, "presenter") ||
+        request_fail_text(req, p->staff_username, ROOMS_TEXT_MAX, "staff_username") ||
+        request_fail_text(req, p->category, ROOMS_TEXT_MAX, "category") ||
         rooms_fail_range(req, p->has_id, p->id, 0, INT64_MAX, "id"))
         return;
     p->n_sessions = 0; /* sessions are ProgramSessionSave's */
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    rooms_actor(req, &staff, &ws);
-    const char *values[4] = {staff, ws, rooms_scope(req), rooms_doc(req, &p->base)};
+    reply_actor(req, &staff, &ws);
+    const char *values[4] = {staff, ws, perm_scope_param(&req->arena, &who),
+                             reply_json(req, &p->base)};
     reply_query(req, &stmt_program_save, 4, values, program_save_rows);
 }
 
@@ -980,10 +911,10 @@ void handle_program_session_save(request_t *req)
                      "The session is missing.");
         return;
     }
-    if (rooms_fail_text(req, s->start, ROOMS_TEXT_MAX, "start") ||
-        rooms_fail_text(req, s->end, ROOMS_TEXT_MAX, "end") ||
-        rooms_fail_text(req, s->staff_username, ROOMS_TEXT_MAX, "staff_username") ||
-        rooms_fail_text(req, m->until, ROOMS_TEXT_MAX, "until") ||
+    if (request_fail_text(req, s->start, ROOMS_TEXT_MAX, "start") ||
+        request_fail_text(req, s->end, ROOMS_TEXT_MAX, "end") ||
+        request_fail_text(req, s->staff_username, ROOMS_TEXT_MAX, "staff_username") ||
+        request_fail_text(req, m->until, ROOMS_TEXT_MAX, "until") ||
         rooms_fail_range(req, s->has_id, s->id, 0, INT64_MAX, "id") ||
         rooms_fail_range(req, s->has_room_id, s->room_id, 0, INT64_MAX, "room_id") ||
         rooms_fail_staff_only(req, m->has_override && m->override, m->repeat))
@@ -991,14 +922,15 @@ void handle_program_session_save(request_t *req)
     /* What the server fills in is not the client's to send. */
     s->has_booking_id = s->has_attendance = s->has_staff_scheduled = 0;
     s->room_name = NULL;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    rooms_actor(req, &staff, &ws);
+    reply_actor(req, &staff, &ws);
     const char *values[6] = {req->msg->request_key,
                              staff,
                              ws,
-                             rooms_scope(req),
+                             perm_scope_param(&req->arena, &who),
                              rooms_may(req, PERM_ROOM_OVERRIDE) ? "true" : "false",
-                             rooms_doc(req, &m->base)};
+                             reply_json(req, &m->base)};
     reply_query(req, &stmt_session_save, 6, values, session_save_rows);
 }
 
@@ -1025,9 +957,11 @@ void handle_program_attendance(request_t *req)
     if (rooms_fail_range(req, true, m->session_id, 1, INT64_MAX, "session_id") ||
         rooms_fail_range(req, true, m->attendance, 0, ROOMS_ATTENDANCE_MAX, "attendance"))
         return;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    rooms_actor(req, &staff, &ws);
-    const char *values[5] = {staff, ws, rooms_scope(req), pgtext_int(&req->arena, m->session_id),
+    reply_actor(req, &staff, &ws);
+    const char *values[5] = {staff, ws, perm_scope_param(&req->arena, &who),
+                             pgtext_int(&req->arena, m->session_id),
                              pgtext_int(&req->arena, m->attendance)};
     reply_query(req, &stmt_attendance, 5, values, attendance_rows);
 }
@@ -1060,14 +994,14 @@ static void program_list_rows(request_t *req, const PGresult *res)
 void handle_program_list(request_t *req)
 {
     Carrel__ProgramList *m = req->msg->program_list;
-    if (rooms_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
-        rooms_fail_text(req, m->from, ROOMS_TEXT_MAX, "from") ||
-        rooms_fail_text(req, m->to, ROOMS_TEXT_MAX, "to") ||
-        rooms_fail_text(req, m->audience, ROOMS_TEXT_MAX, "audience") ||
+    if (request_fail_text(req, m->branch, ROOMS_TEXT_MAX, "branch") ||
+        request_fail_text(req, m->from, ROOMS_TEXT_MAX, "from") ||
+        request_fail_text(req, m->to, ROOMS_TEXT_MAX, "to") ||
+        request_fail_text(req, m->audience, ROOMS_TEXT_MAX, "audience") ||
         rooms_fail_range(req, m->has_id, m->id, 1, INT64_MAX, "id"))
         return;
-    const char *values[5] = {rooms_opt(m->branch), rooms_opt(m->from), rooms_opt(m->to),
-                             rooms_opt(m->audience),
+    const char *values[5] = {reply_opt(m->branch), reply_opt(m->from), reply_opt(m->to),
+                             reply_opt(m->audience),
                              m->has_id ? pgtext_int(&req->arena, m->id) : NULL};
     reply_query(req, &stmt_program_list, 5, values, program_list_rows);
 }

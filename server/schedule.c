@@ -6,7 +6,7 @@
  * statement. Saves hand their message to SQL as jsonb (json_message, field
  * names as in the .proto). Changes that act on a branch get the caller's
  * scope: NULL for coordinators and admins (every branch), else the session
- * branch (schedule_scope). The sick call's events reach the desks through
+ * branch (perm_scope_param). The sick call's events reach the desks through
  * desk_event in SQL and events.c, like every other desk event.
  *
  * SQL functions return their columns in proto order and are read by
@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "handlers.h"
-#include "json.h"
 #include "log.h"
 #include "perm.h"
 #include "pgtext.h"
@@ -226,33 +225,9 @@ void schedule_register_statements(void)
 
 /* ---------------------------------------------------------------- shared */
 
-/* A string field as a parameter: NULL (SQL NULL) when absent or empty. */
-static const char *schedule_opt(const char *s)
-{
-    return s && s[0] ? s : NULL;
-}
-
 static const char *schedule_bool(bool v)
 {
     return v ? "true" : "false";
-}
-
-/* The acting staff member and workstation, as parameters. */
-static void schedule_actor(request_t *req, const char **staff, const char **workstation)
-{
-    const session_t *s = request_session(req);
-    *staff = pgtext_int(&req->arena, s->staff_id);
-    *workstation = pgtext_int(&req->arena, s->workstation_id);
-}
-
-/* The branches a change may touch (SPEC "Scope"): NULL for system-wide
- * roles, else the session branch, which SQL compares with the target. */
-static const char *schedule_scope(request_t *req)
-{
-    const session_t *s = request_session(req);
-    if (!perm_role_is_branch_bound(s->role))
-        return NULL;
-    return pgtext_int(&req->arena, s->branch_id);
 }
 
 /* May the caller manage schedules (of their branch, for branch managers)? */
@@ -291,54 +266,12 @@ static bool schedule_fail_texts(request_t *req, const schedule_text_t *t, size_t
     schedule_fail_texts((req), (const schedule_text_t[]){__VA_ARGS__},                            \
                         sizeof((const schedule_text_t[]){__VA_ARGS__}) / sizeof(schedule_text_t))
 
-/* A message as a jsonb document for SQL, in the arena. */
-static char *schedule_json(request_t *req, const ProtobufCMessage *msg)
-{
-    json_t j;
-    json_init(&j);
-    json_message(&j, msg);
-    char *doc = arena_strndup(&req->arena, (const char *)j.out.data, j.out.len);
-    json_free(&j);
-    return doc;
-}
-
-/* A text[] column as strings; NULL elements as "" (protobuf-c sends no NULL). */
-static char **schedule_array(request_t *req, const PGresult *res, int row, int col, size_t *n)
-{
-    *n = 0;
-    if (db_null(res, row, col))
-        return NULL;
-    char **a = pgtext_array_parse(&req->arena, COL(res, row, col), n);
-    for (size_t i = 0; i < *n; i++)
-        if (a[i] == NULL)
-            a[i] = "";
-    return a;
-}
-
-static void schedule_int32(const PGresult *res, int row, int col, protobuf_c_boolean *has,
-                           int32_t *out)
-{
-    if (db_null(res, row, col))
-        return;
-    *has = 1;
-    *out = db_int32(res, row, col);
-}
-
-static void schedule_int64(const PGresult *res, int row, int col, protobuf_c_boolean *has,
-                           int64_t *out)
-{
-    if (db_null(res, row, col))
-        return;
-    *has = 1;
-    *out = db_int64(res, row, col);
-}
-
 /* The Shift whose SHIFT_NCOLS columns start at column `at` of row i. */
 static Carrel__Shift *schedule_shift(request_t *req, const PGresult *res, int i, int at)
 {
     Carrel__Shift *s = arena_new(&req->arena, Carrel__Shift, 1);
     carrel__shift__init(s);
-    schedule_int64(res, i, at + SHIFT_ID, &s->has_id, &s->id);
+    reply_int64_opt(res, i, at + SHIFT_ID, &s->has_id, &s->id);
     s->username = reply_text_opt(req, res, i, at + SHIFT_USERNAME);
     s->staff_name = reply_text_opt(req, res, i, at + SHIFT_STAFF_NAME);
     s->branch_code = reply_text_opt(req, res, i, at + SHIFT_BRANCH);
@@ -351,7 +284,7 @@ static Carrel__Shift *schedule_shift(request_t *req, const PGresult *res, int i,
     }
     s->status = reply_text_opt(req, res, i, at + SHIFT_STATUS);
     s->note = reply_text_opt(req, res, i, at + SHIFT_NOTE);
-    schedule_int64(res, i, at + SHIFT_SWAP_ID, &s->has_swap_id, &s->swap_id);
+    reply_int64_opt(res, i, at + SHIFT_SWAP_ID, &s->has_swap_id, &s->swap_id);
     return s;
 }
 
@@ -366,10 +299,10 @@ static Carrel__ScheduleGap *schedule_gap(request_t *req, const PGresult *res, in
     g->end = reply_text_opt(req, res, i, at + GAP_END);
     g->kind = reply_text_opt(req, res, i, at + GAP_KIND);
     g->desk_code = reply_text_opt(req, res, i, at + GAP_DESK);
-    schedule_int32(res, i, at + GAP_NEEDED, &g->has_needed, &g->needed);
-    schedule_int32(res, i, at + GAP_SCHEDULED, &g->has_scheduled, &g->scheduled);
+    reply_int32_opt(res, i, at + GAP_NEEDED, &g->has_needed, &g->needed);
+    reply_int32_opt(res, i, at + GAP_SCHEDULED, &g->has_scheduled, &g->scheduled);
     g->text = reply_text_opt(req, res, i, at + GAP_TEXT);
-    schedule_int64(res, i, at + GAP_SESSION, &g->has_program_session_id, &g->program_session_id);
+    reply_int64_opt(res, i, at + GAP_SESSION, &g->has_program_session_id, &g->program_session_id);
     return g;
 }
 
@@ -383,13 +316,13 @@ static Carrel__DeskNeed *desk_need(request_t *req, const PGresult *res, int i)
     Carrel__DeskNeed *n = arena_new(&req->arena, Carrel__DeskNeed, 1);
     carrel__desk_need__init(n);
     size_t nd = 0;
-    char **days = schedule_array(req, res, i, DESK_NEED_WEEKDAYS, &nd);
+    char **days = pgtext_array_strings(&req->arena, COL(res, i, DESK_NEED_WEEKDAYS), &nd);
     n->weekdays = arena_new(&req->arena, int32_t, nd + 1);
     for (size_t k = 0; k < nd; k++)
         n->weekdays[n->n_weekdays++] = (int32_t)strtol(days[k], NULL, 10);
     n->from = reply_text_opt(req, res, i, DESK_NEED_FROM);
     n->to = reply_text_opt(req, res, i, DESK_NEED_TO);
-    schedule_int32(res, i, DESK_NEED_STAFF, &n->has_staff, &n->staff);
+    reply_int32_opt(res, i, DESK_NEED_STAFF, &n->has_staff, &n->staff);
     return n;
 }
 
@@ -435,7 +368,7 @@ void handle_desk_list(request_t *req)
 {
     if (SCHEDULE_TEXTS(req, {req->msg->desk_list->branch, SCHEDULE_SHORT_MAX, "branch"}))
         return;
-    const char *values[1] = {schedule_opt(req->msg->desk_list->branch)};
+    const char *values[1] = {reply_opt(req->msg->desk_list->branch)};
     reply_query(req, &stmt_desk_list, 1, values, desk_list_done);
 }
 
@@ -470,9 +403,11 @@ void handle_desk_save(request_t *req)
         if (d->needs[i] && SCHEDULE_TEXTS(req, {d->needs[i]->from, SCHEDULE_SHORT_MAX, "needs"},
                                           {d->needs[i]->to, SCHEDULE_SHORT_MAX, "needs"}))
             return;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    schedule_actor(req, &staff, &ws);
-    const char *values[4] = {staff, ws, schedule_scope(req), schedule_json(req, &m->desk->base)};
+    reply_actor(req, &staff, &ws);
+    const char *values[4] = {staff, ws, perm_scope_param(&req->arena, &who),
+                             reply_json(req, &m->desk->base)};
     reply_query(req, &stmt_desk_save, 4, values, desk_save_done);
 }
 
@@ -525,17 +460,18 @@ void handle_shift_save(request_t *req)
     /* What the server fills in is not the client's to send. */
     m->shift->staff_name = m->shift->status = NULL;
     m->shift->has_swap_id = 0;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    schedule_actor(req, &staff, &ws);
+    reply_actor(req, &staff, &ws);
     /* Whoever may save shifts (the route: managers) may go beyond weekly
      * hours when the save says `override`. The request key, when sent,
      * makes the save once-only (a retried add makes no second shift). */
-    const char *values[6] = {schedule_opt(req->msg->request_key),
+    const char *values[6] = {reply_opt(req->msg->request_key),
                              staff,
                              ws,
-                             schedule_scope(req),
+                             perm_scope_param(&req->arena, &who),
                              schedule_bool(schedule_may_manage(req)),
-                             schedule_json(req, &m->base)};
+                             reply_json(req, &m->base)};
     reply_query(req, &stmt_shift_save, 6, values, shift_save_done);
 }
 
@@ -562,7 +498,7 @@ void handle_shift_list(request_t *req)
     Carrel__ShiftList *m = req->msg->shift_list;
     bool mine = m->has_mine && m->mine;
     bool open_only = m->has_open_only && m->open_only;
-    if (mine && schedule_opt(m->username) &&
+    if (mine && reply_opt(m->username) &&
         strcmp(m->username, request_session(req)->username) != 0) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:username",
                      "Ask for your own shifts (mine) or for someone's (username), not both.");
@@ -573,11 +509,11 @@ void handle_shift_list(request_t *req)
                        {m->from, SCHEDULE_SHORT_MAX, "from"}, {m->to, SCHEDULE_SHORT_MAX, "to"}))
         return;
     const char *values[6] = {
-        schedule_opt(m->branch),
+        reply_opt(m->branch),
         /* Open shifts have nobody's name: "mine" with open_only lists them all. */
-        mine ? (open_only ? NULL : request_session(req)->username) : schedule_opt(m->username),
-        schedule_opt(m->from),
-        schedule_opt(m->to),
+        mine ? (open_only ? NULL : request_session(req)->username) : reply_opt(m->username),
+        reply_opt(m->from),
+        reply_opt(m->to),
         schedule_bool(open_only),
         schedule_bool(mine),
     };
@@ -610,7 +546,7 @@ static void week_add_desk(request_t *req, Carrel__ScheduleWeekReply *reply, cons
 /* The branch of a ScheduleWeek: the one named, else the session's. */
 static const char *week_branch(request_t *req)
 {
-    const char *branch = schedule_opt(req->msg->schedule_week->branch);
+    const char *branch = reply_opt(req->msg->schedule_week->branch);
     return branch ? branch : request_session(req)->branch_code;
 }
 
@@ -637,8 +573,8 @@ static void week_done(request_t *req, const PGresult *res)
         c->date = reply_text(req, res, i, WEEK_DAY);
         c->time = reply_text(req, res, i, WEEK_TIME);
         c->desk_code = reply_text(req, res, i, WEEK_DESK);
-        schedule_int32(res, i, WEEK_NEEDED, &c->has_needed, &c->needed);
-        c->names = schedule_array(req, res, i, WEEK_NAMES, &c->n_names);
+        reply_int32_opt(res, i, WEEK_NEEDED, &c->has_needed, &c->needed);
+        c->names = pgtext_array_strings(&req->arena, COL(res, i, WEEK_NAMES), &c->n_names);
         c->end = reply_text_opt(req, res, i, WEEK_END);
         reply->cells[reply->n_cells++] = c;
     }
@@ -653,7 +589,7 @@ void handle_schedule_week(request_t *req)
     if (SCHEDULE_TEXTS(req, {m->branch, SCHEDULE_SHORT_MAX, "branch"},
                        {m->week, SCHEDULE_SHORT_MAX, "week"}))
         return;
-    const char *values[2] = {week_branch(req), schedule_opt(req->msg->schedule_week->week)};
+    const char *values[2] = {week_branch(req), reply_opt(req->msg->schedule_week->week)};
     reply_query(req, &stmt_week, 2, values, week_done);
 }
 
@@ -718,12 +654,12 @@ void handle_schedule_gaps(request_t *req)
     if (SCHEDULE_TEXTS(req, {m->week, SCHEDULE_SHORT_MAX, "week"},
                        {m->from, SCHEDULE_SHORT_MAX, "from"}, {m->to, SCHEDULE_SHORT_MAX, "to"}))
         return;
-    if (schedule_opt(m->week) && (schedule_opt(m->from) || schedule_opt(m->to))) {
+    if (reply_opt(m->week) && (reply_opt(m->from) || reply_opt(m->to))) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:week",
                      "Give a week or a range of dates (from, to), not both.");
         return;
     }
-    if (schedule_opt(m->to) && !schedule_opt(m->from)) {
+    if (reply_opt(m->to) && !reply_opt(m->from)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:from",
                      "A range of dates needs its first day (from).");
         return;
@@ -731,8 +667,7 @@ void handle_schedule_gaps(request_t *req)
     const char *codes = NULL;
     if (!gaps_branches(req, m->branch, m->n_branch, &codes))
         return;
-    const char *values[4] = {codes, schedule_opt(m->week), schedule_opt(m->from),
-                             schedule_opt(m->to)};
+    const char *values[4] = {codes, reply_opt(m->week), reply_opt(m->from), reply_opt(m->to)};
     reply_query(req, &stmt_gaps, 4, values, gaps_done);
 }
 
@@ -742,7 +677,7 @@ static Carrel__TimeOff *time_off_row(request_t *req, const PGresult *res, int i)
 {
     Carrel__TimeOff *t = arena_new(&req->arena, Carrel__TimeOff, 1);
     carrel__time_off__init(t);
-    schedule_int64(res, i, TIME_OFF_ID, &t->has_id, &t->id);
+    reply_int64_opt(res, i, TIME_OFF_ID, &t->has_id, &t->id);
     t->username = reply_text_opt(req, res, i, TIME_OFF_USERNAME);
     t->start = reply_text_opt(req, res, i, TIME_OFF_START);
     t->end = reply_text_opt(req, res, i, TIME_OFF_END);
@@ -786,10 +721,9 @@ void handle_time_off_save(request_t *req)
                        {m->time_off->end, SCHEDULE_SHORT_MAX, "end"},
                        {m->time_off->reason, SCHEDULE_NOTE_MAX, "reason"}))
         return;
-    const char *action = schedule_opt(m->action) ? m->action : "request";
+    const char *action = reply_opt(m->action) ? m->action : "request";
     const char *self = request_session(req)->username;
-    bool for_other =
-        schedule_opt(m->time_off->username) && strcmp(m->time_off->username, self) != 0;
+    bool for_other = reply_opt(m->time_off->username) && strcmp(m->time_off->username, self) != 0;
     bool decides = strcmp(action, "approve") == 0 || strcmp(action, "deny") == 0;
     if ((for_other || decides) && !schedule_may_manage(req)) {
         schedule_fail_manage(req, decides ? "approve or deny time off"
@@ -797,11 +731,13 @@ void handle_time_off_save(request_t *req)
         return;
     }
     m->time_off->status = m->time_off->decided_by = m->time_off->decision_reason = NULL;
-    if (!schedule_opt(m->time_off->username) && strcmp(action, "request") == 0)
+    if (!reply_opt(m->time_off->username) && strcmp(action, "request") == 0)
         m->time_off->username = (char *)self;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    schedule_actor(req, &staff, &ws);
-    const char *values[4] = {staff, ws, schedule_scope(req), schedule_json(req, &m->base)};
+    reply_actor(req, &staff, &ws);
+    const char *values[4] = {staff, ws, perm_scope_param(&req->arena, &who),
+                             reply_json(req, &m->base)};
     reply_query(req, &stmt_time_off_save, 4, values, time_off_save_done);
 }
 
@@ -832,9 +768,8 @@ void handle_time_off_list(request_t *req)
                        {m->username, SCHEDULE_SHORT_MAX, "username"},
                        {m->from, SCHEDULE_SHORT_MAX, "from"}, {m->to, SCHEDULE_SHORT_MAX, "to"}))
         return;
-    const char *values[5] = {schedule_opt(m->branch), schedule_opt(m->username),
-                             schedule_opt(m->from), schedule_opt(m->to),
-                             schedule_bool(m->has_pending && m->pending)};
+    const char *values[5] = {reply_opt(m->branch), reply_opt(m->username), reply_opt(m->from),
+                             reply_opt(m->to), schedule_bool(m->has_pending && m->pending)};
     reply_query(req, &stmt_time_off_list, 5, values, time_off_list_done);
 }
 
@@ -865,7 +800,7 @@ static void absent_done(request_t *req, const PGresult *res)
 void handle_schedule_absent(request_t *req)
 {
     Carrel__ScheduleAbsent *m = req->msg->schedule_absent;
-    if (!schedule_opt(m->username)) {
+    if (!reply_opt(m->username)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:username",
                      "Name the staff member who is absent.");
         return;
@@ -874,11 +809,16 @@ void handle_schedule_absent(request_t *req)
                        {m->date, SCHEDULE_SHORT_MAX, "date"},
                        {m->reason, SCHEDULE_NOTE_MAX, "reason"}))
         return;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    schedule_actor(req, &staff, &ws);
-    const char *values[7] = {req->msg->request_key,  staff,       ws,
-                             schedule_scope(req),    m->username, schedule_opt(m->date),
-                             schedule_opt(m->reason)};
+    reply_actor(req, &staff, &ws);
+    const char *values[7] = {req->msg->request_key,
+                             staff,
+                             ws,
+                             perm_scope_param(&req->arena, &who),
+                             m->username,
+                             reply_opt(m->date),
+                             reply_opt(m->reason)};
     reply_query(req, &stmt_absent, 7, values, absent_done);
 }
 
@@ -889,7 +829,7 @@ static Carrel__SwapRequest *swap_row(request_t *req, const PGresult *res, int i)
 {
     Carrel__SwapRequest *w = arena_new(&req->arena, Carrel__SwapRequest, 1);
     carrel__swap_request__init(w);
-    schedule_int64(res, i, SWAP_ID, &w->has_id, &w->id);
+    reply_int64_opt(res, i, SWAP_ID, &w->has_id, &w->id);
     if (!db_null(res, i, SWAP_SHIFT + SHIFT_ID))
         w->shift = schedule_shift(req, res, i, SWAP_SHIFT);
     if (!db_null(res, i, SWAP_WITH_SHIFT)) {
@@ -962,7 +902,7 @@ void handle_shift_change(request_t *req)
                      "Name the shift to %s.", m->action);
         return;
     }
-    if (strcmp(m->action, "swap") == 0 && !schedule_opt(m->to_username)) {
+    if (strcmp(m->action, "swap") == 0 && !reply_opt(m->to_username)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:to_username",
                      "Name the person to swap the shift with.");
         return;
@@ -972,16 +912,17 @@ void handle_shift_change(request_t *req)
         return;
     }
     arena_t *a = &req->arena;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    schedule_actor(req, &staff, &ws);
+    reply_actor(req, &staff, &ws);
     const char *values[9] = {
         req->msg->request_key,
         staff,
         ws,
-        schedule_scope(req),
+        perm_scope_param(&req->arena, &who),
         m->has_shift_id ? pgtext_int(a, m->shift_id) : NULL,
         m->action,
-        schedule_opt(m->to_username),
+        reply_opt(m->to_username),
         m->has_with_shift_id ? pgtext_int(a, m->with_shift_id) : NULL,
         m->has_swap_id ? pgtext_int(a, m->swap_id) : NULL,
     };
@@ -1006,7 +947,7 @@ void handle_swap_list(request_t *req)
     Carrel__SwapList *m = req->msg->swap_list;
     if (SCHEDULE_TEXTS(req, {m->branch, SCHEDULE_SHORT_MAX, "branch"}))
         return;
-    const char *values[2] = {schedule_opt(m->branch), schedule_bool(m->has_pending && m->pending)};
+    const char *values[2] = {reply_opt(m->branch), schedule_bool(m->has_pending && m->pending)};
     reply_query(req, &stmt_swap_list, 2, values, swap_list_done);
 }
 
@@ -1024,8 +965,8 @@ static void staff_set_done(request_t *req, const PGresult *res)
     s->display_name = reply_text_opt(req, res, 0, STAFF_DISPLAY_NAME);
     s->has_mic_eligible = 1;
     s->mic_eligible = db_bool(res, 0, STAFF_MIC);
-    schedule_int32(res, 0, STAFF_MAX_HOURS, &s->has_max_week_hours, &s->max_week_hours);
-    s->branches = schedule_array(req, res, 0, STAFF_BRANCHES, &s->n_branches);
+    reply_int32_opt(res, 0, STAFF_MAX_HOURS, &s->has_max_week_hours, &s->max_week_hours);
+    s->branches = pgtext_array_strings(&req->arena, COL(res, 0, STAFF_BRANCHES), &s->n_branches);
     log_info(req->conn->id, "%s set %s: MIC %s, %d hours a week", request_session(req)->username,
              s->username, s->mic_eligible ? "yes" : "no", s->max_week_hours);
     req->resp.body_case = CARREL__RESPONSE__BODY_STAFF_SCHEDULE;
@@ -1036,7 +977,7 @@ static void staff_set_done(request_t *req, const PGresult *res)
 void handle_staff_schedule_set(request_t *req)
 {
     Carrel__StaffScheduleSet *m = req->msg->staff_schedule_set;
-    if (!schedule_opt(m->username)) {
+    if (!reply_opt(m->username)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:username",
                      "Name the staff member.");
         return;
@@ -1044,12 +985,13 @@ void handle_staff_schedule_set(request_t *req)
     if (SCHEDULE_TEXTS(req, {m->username, SCHEDULE_SHORT_MAX, "username"}))
         return;
     arena_t *a = &req->arena;
+    perm_subject_t who = request_subject(req);
     const char *staff, *ws;
-    schedule_actor(req, &staff, &ws);
+    reply_actor(req, &staff, &ws);
     const char *values[6] = {
         staff,
         ws,
-        schedule_scope(req),
+        perm_scope_param(&req->arena, &who),
         m->username,
         m->has_mic_eligible ? schedule_bool(m->mic_eligible) : NULL,
         m->has_max_week_hours ? pgtext_int(a, m->max_week_hours) : NULL,

@@ -725,25 +725,6 @@ static bool stats_today_only(const request_t *req)
     return r == CARREL__ROLE__ROLE_CLERK || r == CARREL__ROLE__ROLE_LIBRARIAN;
 }
 
-/* A text[] column as strings, a NULL element as "" (protobuf-c cannot send NULL). */
-static char **stats_array(request_t *req, const PGresult *res, int row, int col, size_t *n)
-{
-    char **a = pgtext_array_parse(&req->arena, COL(res, row, col), n);
-    for (size_t i = 0; i < *n; i++)
-        if (a[i] == NULL)
-            a[i] = "";
-    return a;
-}
-
-static void stats_set_double(const PGresult *res, int row, int col, protobuf_c_boolean *has,
-                             double *out)
-{
-    if (db_null(res, row, col))
-        return;
-    *has = 1;
-    *out = db_double(res, row, col);
-}
-
 /* ---------------------------------------------------------------- StatsQuery */
 
 static void query_rows(request_t *req, const PGresult *res)
@@ -791,10 +772,10 @@ static void query_rows(request_t *req, const PGresult *res)
         Carrel__StatsRow *row = arena_new(&req->arena, Carrel__StatsRow, 1);
         carrel__stats_row__init(row);
         row->period = reply_text(req, res, i, QUERY_PERIOD);
-        row->key = stats_array(req, res, i, QUERY_KEYS, &row->n_key);
-        stats_set_double(res, i, QUERY_VALUE, &row->has_value, &row->value);
+        row->key = pgtext_array_strings(&req->arena, COL(res, i, QUERY_KEYS), &row->n_key);
+        reply_double_opt(res, i, QUERY_VALUE, &row->has_value, &row->value);
         if (compare)
-            stats_set_double(res, i, QUERY_PREVIOUS, &row->has_previous, &row->previous);
+            reply_double_opt(res, i, QUERY_PREVIOUS, &row->has_previous, &row->previous);
         if (row->has_value && row->has_previous && row->previous != 0) {
             row->has_change_pct = 1;
             row->change_pct = (row->value - row->previous) / fabs(row->previous) * 100.0;
@@ -859,8 +840,8 @@ static void measures_rows(request_t *req, const PGresult *res)
         e->name = reply_text(req, res, i, MEASURE_NAME);
         e->title = reply_text_opt(req, res, i, MEASURE_TITLE);
         e->unit = reply_text_opt(req, res, i, MEASURE_UNIT);
-        e->dims = stats_array(req, res, i, MEASURE_DIMS, &e->n_dims);
-        e->times = stats_array(req, res, i, MEASURE_TIMES, &e->n_times);
+        e->dims = pgtext_array_strings(&req->arena, COL(res, i, MEASURE_DIMS), &e->n_dims);
+        e->times = pgtext_array_strings(&req->arena, COL(res, i, MEASURE_TIMES), &e->n_times);
         e->kind = reply_text_opt(req, res, i, MEASURE_KIND);
         e->description = reply_text_opt(req, res, i, MEASURE_DESCRIPTION);
         x->measures[x->n_measures++] = e;
@@ -898,7 +879,7 @@ static void pls_rows(request_t *req, const PGresult *res)
         carrel__pls_line__init(l);
         l->code = reply_text(req, res, i, PLS_CODE);
         l->branch_code = reply_text(req, res, i, PLS_BRANCH_CODE); /* "" for the system */
-        stats_set_double(res, i, PLS_VALUE, &l->has_value, &l->value);
+        reply_double_opt(res, i, PLS_VALUE, &l->has_value, &l->value);
         l->basis = reply_text_opt(req, res, i, PLS_BASIS);
         l->how = reply_text_opt(req, res, i, PLS_HOW);
         x->lines[x->n_lines++] = l;
@@ -934,7 +915,7 @@ static void buy_more_rows(request_t *req, const PGresult *res)
     Carrel__StatsBuyMoreReply *x = arena_new(&req->arena, Carrel__StatsBuyMoreReply, 1);
     carrel__stats_buy_more_reply__init(x);
     if (n > 0)
-        stats_set_double(res, 0, BUY_THRESHOLD, &x->has_threshold, &x->threshold);
+        reply_double_opt(res, 0, BUY_THRESHOLD, &x->has_threshold, &x->threshold);
     x->served_by = (char *)stats_served_by(res, BUY_REC);
     x->titles = arena_new(&req->arena, Carrel__StatsTitle *, n > 0 ? (size_t)n : 1);
     for (int i = 0; i < n; i++) {
@@ -948,7 +929,7 @@ static void buy_more_rows(request_t *req, const PGresult *res)
         t->author = reply_text_opt(req, res, i, BUY_AUTHOR);
         t->holds = db_int64(res, i, BUY_HOLDS);
         t->copies = db_int64(res, i, BUY_COPIES);
-        stats_set_double(res, i, BUY_RATIO, &t->has_ratio, &t->ratio);
+        reply_double_opt(res, i, BUY_RATIO, &t->has_ratio, &t->ratio);
         x->titles[x->n_titles++] = t;
     }
     req->resp.body_case = CARREL__RESPONSE__BODY_STATS_BUY_MORE;
@@ -1108,7 +1089,7 @@ static Carrel__StatsLive *live_build_all(arena_t *a, const server_t *srv, const 
         b->has_circ_this_hour = b->has_holds_on_shelf = b->has_holds_waiting = 1;
         b->has_transits_overdue = b->has_workstations_connected = b->has_notices_failing = 1;
         b->circ_this_hour = db_int64(res, i, LIVE_CIRC_THIS_HOUR);
-        stats_set_double(res, i, LIVE_CIRC_HOUR_AVERAGE, &b->has_circ_hour_average,
+        reply_double_opt(res, i, LIVE_CIRC_HOUR_AVERAGE, &b->has_circ_hour_average,
                          &b->circ_hour_average);
         b->holds_on_shelf = db_int64(res, i, LIVE_HOLDS_ON_SHELF);
         b->holds_waiting = db_int64(res, i, LIVE_HOLDS_WAITING);

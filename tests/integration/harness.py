@@ -935,6 +935,45 @@ def rule_ids(session):
     return ids
 
 
+def start_rule_session(test_class, ids):
+    """setUpModule of a test of the SQL rules: start the environment, give test_class
+    (a TransactionTest) its session and fill ids (rule_ids). Returns (env, session).
+    One copy for every such module."""
+    env = Env()
+    try:
+        env.start()
+        session = env.session()
+        test_class.db = session
+        ids.update(rule_ids(session))
+    except BaseException:
+        env.stop()
+        raise
+    return env, session
+
+
+def finish_each(sessions):
+    """Wait for each session's statement (sent with send): "made" for one that succeeded,
+    (sqlstate, detail) for one refused. For the race tests, which all read them so."""
+    results = []
+    for s in sessions:
+        try:
+            s.finish()
+            results.append("made")
+        except SqlError as e:
+            results.append((e.sqlstate, e.detail))
+    return results
+
+
+def stop_rule_session(env, session, count_sql):
+    """tearDownModule of a test of the SQL rules: count_sql counts the rows a test's
+    transaction should have rolled back (must be 0); the environment stops anyway."""
+    try:
+        left = session.query(count_sql)
+        assert left == "0", "a test's rows outlived its transaction: %s" % left
+    finally:
+        env.stop()
+
+
 class TransactionTest(unittest.TestCase):
     """One transaction per test on the session db (the module sets it before the tests
     run), rolled back whatever happens: a test sees only its own rows."""

@@ -23,24 +23,14 @@ lit = harness.sql_literal
 
 def setUpModule():
     global env, db
-    env = harness.Env()
-    try:
-        env.start()
-        db = env.session()
-        RoomsTest.db = db
-        ids.update(harness.rule_ids(db))
-    except BaseException:
-        env.stop()
-        raise
+    env, db = harness.start_rule_session(RoomsTest, ids)
 
 
 def tearDownModule():
-    try:
-        left = db.query("SELECT (SELECT count(*) FROM room) + (SELECT count(*) FROM room_booking)"
-                        " + (SELECT count(*) FROM program)")
-        assert left == "0", "a test's rows outlived its transaction: %s" % left
-    finally:
-        env.stop()
+    harness.stop_rule_session(env, db,
+                              "SELECT (SELECT count(*) FROM room)"
+                              " + (SELECT count(*) FROM room_booking)"
+                              " + (SELECT count(*) FROM program)")
 
 
 def key():
@@ -744,15 +734,9 @@ class Race(unittest.TestCase):
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) >= 7,
                 60, "all seven sessions waiting")
             lock.query("COMMIT")
-            made, errors = 0, []
-            for s in sessions:
-                try:
-                    s.finish()
-                    made += 1
-                except harness.SqlError as e:
-                    errors.append((e.sqlstate, e.detail))
-            self.assertEqual(made, 1)
-            self.assertEqual(errors, [("CR409", "slot_taken")] * 6)
+            results = harness.finish_each(sessions)
+            self.assertEqual(results.count("made"), 1)
+            self.assertEqual([r for r in results if r != "made"], [("CR409", "slot_taken")] * 6)
             self.assertEqual(db.query("SELECT count(*) FROM room_booking WHERE room_id = %d"
                                       % room), "1")
         finally:

@@ -25,24 +25,13 @@ ids = {}       # branch code -> id; "staff", "workstation": the administrator's
 
 def setUpModule():
     global env, db
-    env = harness.Env()
-    try:
-        env.start()
-        db = env.session()
-        RuleTest.db = db
-        ids.update(harness.rule_ids(db))
-    except BaseException:
-        env.stop()
-        raise
+    env, db = harness.start_rule_session(RuleTest, ids)
 
 
 def tearDownModule():
-    try:
-        left = db.query("SELECT (SELECT count(*) FROM loan) + (SELECT count(*) FROM hold)"
-                        " + (SELECT count(*) FROM transit) + (SELECT count(*) FROM patron)")
-        assert left == "0", "a test's rows outlived its transaction: %s" % left
-    finally:
-        env.stop()
+    harness.stop_rule_session(env, db,
+                              "SELECT (SELECT count(*) FROM loan) + (SELECT count(*) FROM hold)"
+                              " + (SELECT count(*) FROM transit) + (SELECT count(*) FROM patron)")
 
 
 lit = harness.sql_literal

@@ -37,26 +37,16 @@ SATURDAY = "2027-03-06"
 
 def setUpModule():
     global env, db
-    env = harness.Env()
-    try:
-        env.start()
-        db = env.session()
-        ScheduleTest.db = db
-        ids.update(harness.rule_ids(db))
-    except BaseException:
-        env.stop()
-        raise
+    env, db = harness.start_rule_session(ScheduleTest, ids)
 
 
 def tearDownModule():
-    try:
-        left = db.query("SELECT (SELECT count(*) FROM shift) + (SELECT count(*) FROM time_off)"
-                        " + (SELECT count(*) FROM shift_swap)"
-                        " + (SELECT count(*) FROM service_desk)"
-                        " + (SELECT count(*) FROM desk_need)")
-        assert left == "0", "a test's rows outlived it: %s" % left
-    finally:
-        env.stop()
+    harness.stop_rule_session(env, db,
+                              "SELECT (SELECT count(*) FROM shift)"
+                              " + (SELECT count(*) FROM time_off)"
+                              " + (SELECT count(*) FROM shift_swap)"
+                              " + (SELECT count(*) FROM service_desk)"
+                              " + (SELECT count(*) FROM desk_need)")
 
 
 def unique_name(prefix="s"):
@@ -1025,29 +1015,29 @@ class CommittedTest(unittest.TestCase):
         self.assertIn("23P01", failed)
         self.assertEqual(env.psql("SELECT count(*) FROM shift WHERE staff_id = %d" % pid), "2")
 
+    def race_for_shift(self, shift_id, first, second):
+        """Send two shift_change statements from two sessions while a third holds the
+        shift's row; release it once both wait. What each did, sorted: "made" or
+        (sqlstate, detail). (The two race tests share it.)"""
+        holder = env.session()
+        holder.query("BEGIN; SELECT 1 FROM shift WHERE id = %d FOR UPDATE" % shift_id,
+                     keep_transaction=True)
+        a, b = env.session(), env.session()
+        a.send(first)
+        b.send(second)
+        self.waiting("%shift_change%", 2)
+        holder.query("COMMIT")
+        return sorted(harness.finish_each((a, b)), key=str)
+
     def test_two_claims_race_for_one_open_shift(self):
         ann_id, _ = self.person()
         bob_id, _ = self.person()
         shift_id = int(env.psql("INSERT INTO shift (branch_id, during) VALUES (%d,"
                                 " tstzrange('2027-05-05 10:00-04', '2027-05-05 14:00-04'))"
                                 " RETURNING id" % ids["DWN"]).splitlines()[0])
-        holder = env.session()
-        holder.query("BEGIN; SELECT 1 FROM shift WHERE id = %d FOR UPDATE" % shift_id,
-                     keep_transaction=True)
-        a, b = env.session(), env.session()
-        a.send(change_sql(ann_id, "claim", shift=shift_id))
-        b.send(change_sql(bob_id, "claim", shift=shift_id))
-        self.waiting("%shift_change%", 2)
-        holder.query("COMMIT")
-        results = []
-        for s in (a, b):
-            try:
-                s.finish()
-                results.append("made")
-            except harness.SqlError as e:
-                results.append((e.sqlstate, e.detail))
-        self.assertEqual(sorted(results, key=str), sorted(["made", ("CR409", "shift_taken")],
-                                                          key=str))
+        results = self.race_for_shift(shift_id, change_sql(ann_id, "claim", shift=shift_id),
+                                      change_sql(bob_id, "claim", shift=shift_id))
+        self.assertEqual(results, sorted(["made", ("CR409", "shift_taken")], key=str))
         owner = env.psql("SELECT staff_id FROM shift WHERE id = %d" % shift_id)
         self.assertIn(owner, (str(ann_id), str(bob_id)))
 
@@ -1061,23 +1051,10 @@ class CommittedTest(unittest.TestCase):
                                 " (%d, %d, tstzrange('2027-05-06 10:00-04',"
                                 " '2027-05-06 14:00-04')) RETURNING id"
                                 % (ann_id, ids["DWN"])).splitlines()[0])
-        holder = env.session()
-        holder.query("BEGIN; SELECT 1 FROM shift WHERE id = %d FOR UPDATE" % shift_id,
-                     keep_transaction=True)
-        a, b = env.session(), env.session()
-        a.send(change_sql(ann_id, "swap", shift=shift_id, to=bob))
-        b.send(change_sql(ann_id, "swap", shift=shift_id, to=cy))
-        self.waiting("%shift_change%", 2)
-        holder.query("COMMIT")
-        results = []
-        for s in (a, b):
-            try:
-                s.finish()
-                results.append("made")
-            except harness.SqlError as e:
-                results.append((e.sqlstate, e.detail))
-        self.assertEqual(sorted(results, key=str), sorted(["made", ("CR409", "duplicate")],
-                                                          key=str))
+        results = self.race_for_shift(shift_id,
+                                      change_sql(ann_id, "swap", shift=shift_id, to=bob),
+                                      change_sql(ann_id, "swap", shift=shift_id, to=cy))
+        self.assertEqual(results, sorted(["made", ("CR409", "duplicate")], key=str))
         self.assertEqual(env.psql("SELECT count(*) FROM shift_swap WHERE shift_id = %d"
                                   " AND status = 'pending'" % shift_id), "1")
 

@@ -31,32 +31,22 @@ lit = harness.sql_literal
 
 def setUpModule():
     global env, db
-    env = harness.Env()
-    try:
-        env.start()
-        db = env.session()
-        StatsTest.db = db
-        ids.update(harness.rule_ids(db))
-    except BaseException:
-        env.stop()
-        raise
+    env, db = harness.start_rule_session(StatsTest, ids)
 
 
 def tearDownModule():
-    try:
-        left = db.query("SELECT (SELECT count(*) FROM circ_event) + (SELECT count(*) FROM loan)"
-                        " + (SELECT count(*) FROM hold) + (SELECT count(*) FROM patron)"
-                        " + (SELECT count(*) FROM stat_circ_queue)"
-                        " + (SELECT count(*) FROM stat_circ_hour)"
-                        " + (SELECT count(*) FROM stat_circ_day)"
-                        " + (SELECT count(*) FROM stat_circ_branch_day)"
-                        " + (SELECT count(*) FROM stat_circ_month)"
-                        " + (SELECT count(*) FROM stat_circ_dim_day)"
-                        " + (SELECT count(*) FROM stat_circ_dim_month)"
-                        " + (SELECT count(*) FROM stat_patron_snapshot)")
-        assert left == "0", "a test's rows outlived its transaction: %s" % left
-    finally:
-        env.stop()
+    harness.stop_rule_session(env, db,
+                              "SELECT (SELECT count(*) FROM circ_event)"
+                              " + (SELECT count(*) FROM loan)"
+                              " + (SELECT count(*) FROM hold) + (SELECT count(*) FROM patron)"
+                              " + (SELECT count(*) FROM stat_circ_queue)"
+                              " + (SELECT count(*) FROM stat_circ_hour)"
+                              " + (SELECT count(*) FROM stat_circ_day)"
+                              " + (SELECT count(*) FROM stat_circ_branch_day)"
+                              " + (SELECT count(*) FROM stat_circ_month)"
+                              " + (SELECT count(*) FROM stat_circ_dim_day)"
+                              " + (SELECT count(*) FROM stat_circ_dim_month)"
+                              " + (SELECT count(*) FROM stat_patron_snapshot)")
 
 
 ACTIONS = ["checkout", "renew", "checkin", "in_house_use", "lost"]

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -147,6 +148,25 @@ static void test_branch_bound_roles(void **state)
     assert_false(perm_role_is_branch_bound(COORDINATOR));
     assert_false(perm_role_is_branch_bound(ADMIN));
     assert_false(perm_role_is_branch_bound(UNSPECIFIED));
+}
+
+/* p_scope: NULL for system-wide roles, else the session branch as text. */
+static void test_scope_param(void **state)
+{
+    (void)state;
+    arena_t a;
+    arena_init(&a);
+    perm_subject_t clerk = {.role = CLERK, .branch_id = OWN_BRANCH};
+    perm_subject_t manager = {.role = MANAGER, .branch_id = 12};
+    perm_subject_t coordinator = {.role = COORDINATOR, .branch_id = OWN_BRANCH};
+    perm_subject_t admin = {.role = ADMIN, .branch_id = OWN_BRANCH};
+    char own[16];
+    snprintf(own, sizeof(own), "%d", OWN_BRANCH);
+    assert_string_equal(perm_scope_param(&a, &clerk), own);
+    assert_string_equal(perm_scope_param(&a, &manager), "12");
+    assert_null(perm_scope_param(&a, &coordinator));
+    assert_null(perm_scope_param(&a, &admin));
+    arena_free(&a);
 }
 
 static perm_result_t staff_target(role_t who_role, role_t target, const int *branches, size_t n)
@@ -306,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_named_rules),
         cmocka_unit_test(test_invalid_action),
         cmocka_unit_test(test_branch_bound_roles),
+        cmocka_unit_test(test_scope_param),
         cmocka_unit_test(test_staff_target_manager),
         cmocka_unit_test(test_staff_target_admin),
         cmocka_unit_test(test_staff_target_others_refused),

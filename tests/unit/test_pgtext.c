@@ -199,6 +199,20 @@ static void test_build_long_escaped(void **state)
     assert_string_equal(back[1], big);
 }
 
+/* For a repeated string field: NULL elements become "" in place, so positions are kept. */
+static void test_strings_null_as_empty(void **state)
+{
+    size_t n = 0;
+    char **v = pgtext_array_strings(*state, "{a,NULL,\"NULL\",b}", &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(v[0], "a");
+    assert_string_equal(v[1], "");
+    assert_string_equal(v[2], "NULL");
+    assert_string_equal(v[3], "b");
+    assert_null(pgtext_array_strings(*state, "", &n)); /* SQL NULL as COL gives it */
+    assert_int_equal(n, 0);
+}
+
 static void test_int(void **state)
 {
     assert_string_equal(pgtext_int(*state, 0), "0");
@@ -226,6 +240,7 @@ int main(void)
         PGTEXT_TEST(test_build),
         PGTEXT_TEST(test_build_parse_round_trip),
         PGTEXT_TEST(test_build_long_escaped),
+        PGTEXT_TEST(test_strings_null_as_empty),
         PGTEXT_TEST(test_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
