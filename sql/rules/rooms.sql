@@ -168,6 +168,7 @@ DROP FUNCTION IF EXISTS room_list(text, text, boolean);
 DROP FUNCTION IF EXISTS room_save(bigint, bigint, integer, jsonb);
 DROP FUNCTION IF EXISTS room_free_rooms(text, text, integer, bigint, text[], boolean);
 DROP FUNCTION IF EXISTS room_rows(bigint[], date);
+DROP FUNCTION IF EXISTS room_free_calc(bigint[], date, integer, timestamptz);
 DROP TYPE IF EXISTS room_out;
 -- A room as RoomList and RoomSave reply (proto Room field order).
 CREATE TYPE room_out AS (
@@ -266,12 +267,7 @@ DECLARE
     v_day date := local_day(p_date, 'date', library_today());
 BEGIN
     RETURN QUERY SELECT * FROM room_rows(
-        ARRAY(SELECT r.id FROM room r
-              WHERE r.active AND (v_branch IS NULL OR r.branch_id = v_branch)
-                AND (p_room IS NULL OR p_room = 0 OR r.id = p_room)
-                AND r.capacity >= coalesce(p_capacity, 0)
-                AND r.features @> coalesce(p_features, '{}')
-                AND (r.bookable_by = 'public' OR coalesce(p_staff_rooms, false))), v_day);
+        room_free_ids(v_branch, p_capacity, p_room, p_features, p_staff_rooms), v_day);
 END
 $$;
 
@@ -510,40 +506,37 @@ $$;
 
 -- ---------------------------------------------------------------- free time
 
--- One row per room per local day from p_date: the branch's opening period
--- and the free periods in it where a booking can start and end (on the
--- room's slot grid, leaving room for the category's set-up before and
--- clean-up after where another booking's block is next to it, at least
--- min_minutes long, not in the past). One set-based query: the blocks of
--- all rooms' units over the whole range are read once through the gist
--- index and grouped per room and day. Planned for each call's values (a
--- generic plan, chosen after five calls, was five times slower).
-CREATE OR REPLACE FUNCTION room_free(p_branch text, p_date text, p_days integer,
-                                     p_capacity integer, p_room bigint, p_features text[],
-                                     p_staff_rooms boolean)
-RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
+-- The free time computed from scratch: one row per room p_rooms (active or
+-- not) per local day p_from .. p_from + p_days - 1 (none when p_days is 0),
+-- in no order: the branch's opening period and the free periods in it where
+-- a booking can start and end (on the room's slot grid, leaving room for
+-- the category's set-up before and clean-up after where another booking's
+-- block is next to it, at least min_minutes long, and none of it before
+-- p_now; p_now NULL: nothing cut). free_from/free_to: each period in
+-- minutes from local midnight (wall clock on the days the clocks change).
+-- One set-based query: the blocks of all rooms' units over the whole range
+-- are read once through the gist index and grouped per room and day.
+-- Planned for each call's values (a generic plan, chosen after five calls,
+-- was five times slower). room_free reads most days from room_day_free,
+-- which room_free_refresh and room_free_span_move keep with this.
+CREATE OR REPLACE FUNCTION room_free_calc(p_rooms bigint[], p_from date, p_days integer,
+                                          p_now timestamptz)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
+               free_from integer[], free_to integer[])
 LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 DECLARE
-    v_branch integer := room_branch_id(p_branch, 'branch');
-    v_from date := local_day(p_date, 'date', library_today());
-    v_days integer := coalesce(nullif(p_days, 0), 1);
+    v_from date := p_from;
+    v_days integer := p_days;
     v_tz text := library_setting_text('timezone');
 BEGIN
-    IF v_days NOT BETWEEN 1 AND 90 THEN
-        PERFORM room_refuse('CR400', 'field:days', 'days is 1 to 90.');
-    END IF;
     RETURN QUERY
     WITH rooms AS (
         SELECT r.id, r.branch_id, b.code, r.name, c.slot_minutes, c.min_minutes,
                c.setup_minutes, c.cleanup_minutes
         FROM room r JOIN branch b ON b.id = r.branch_id
         JOIN room_category c ON c.code = r.category
-        WHERE r.active AND (v_branch IS NULL OR r.branch_id = v_branch)
-          AND (p_room IS NULL OR p_room = 0 OR r.id = p_room)
-          AND r.capacity >= coalesce(p_capacity, 0)
-          AND r.features @> coalesce(p_features, '{}')
-          AND (r.bookable_by = 'public' OR coalesce(p_staff_rooms, false))
+        WHERE r.id = ANY (p_rooms)
     ), units AS (
         SELECT r.id AS room_id, coalesce(p.part_id, r.id) AS unit_id
         FROM rooms r LEFT JOIN room_part p ON p.whole_id = r.id
@@ -567,7 +560,7 @@ BEGIN
         -- false), which are done in integers below
         SELECT y.*, (extract(epoch FROM y.o - y.m0) / 60)::integer AS o_min,
                (extract(epoch FROM y.c - y.m0) / 60)::integer AS c_min,
-               ceil(extract(epoch FROM now() - y.m0) / 60)::integer AS now_min
+               ceil(extract(epoch FROM p_now - y.m0) / 60)::integer AS now_min
         FROM (SELECT h.branch_id, d::date AS day, h.opens AS o_time, h.closes AS c_time,
                      ((d::date + h.opens) AT TIME ZONE v_tz) AS o,
                      ((d::date + h.closes) AT TIME ZONE v_tz) AS c,
@@ -620,7 +613,7 @@ BEGIN
         SELECT x.id, x.day, x.slot_minutes, x.min_minutes,
                greatest(CASE WHEN lower(f.p) > x.o
                              THEN lower(f.p) + make_interval(mins => x.setup_minutes)
-                             ELSE lower(f.p) END, now()) AT TIME ZONE v_tz AS fs,
+                             ELSE lower(f.p) END, p_now) AT TIME ZONE v_tz AS fs,
                CASE WHEN upper(f.p) < x.c
                     THEN upper(f.p) - make_interval(mins => x.cleanup_minutes)
                     ELSE upper(f.p) END AT TIME ZONE v_tz AS fe
@@ -643,22 +636,396 @@ BEGIN
           AND ((s.le AT TIME ZONE v_tz) - (s.ls AT TIME ZONE v_tz)
                >= make_interval(mins => s.min_minutes))
     ), free_day AS (
-        SELECT a.id, a.day, array_agg(a.txt ORDER BY a.ord) AS periods
-        FROM (SELECT f.id, f.day, f.ls AS ord,
+        SELECT a.id, a.day, array_agg(a.txt ORDER BY a.ord) AS periods,
+               array_agg(a.ord ORDER BY a.ord) AS starts, array_agg(a.til ORDER BY a.ord) AS ends
+        FROM (SELECT f.id, f.day, f.ls AS ord, f.le AS til,
                      lpad((f.ls / 60)::text, 2, '0') || ':' || lpad((f.ls % 60)::text, 2, '0')
                      || '-' || lpad((f.le / 60)::text, 2, '0') || ':'
                      || lpad((f.le % 60)::text, 2, '0') AS txt
               FROM fast f
               UNION ALL
               SELECT s.id, s.day, (extract(epoch FROM s.ls - s.day) / 60)::integer,
+                     (extract(epoch FROM s.le - s.day) / 60)::integer,
                      to_char(s.ls, 'HH24:MI') || '-' || to_char(s.le, 'HH24:MI')
               FROM snapped s) a
         GROUP BY a.id, a.day
     )
     SELECT x.id, x.day, to_char(x.o_time, 'HH24:MI'), to_char(x.c_time, 'HH24:MI'),
-           coalesce(fd.periods, '{}'), x.o IS NULL
-    FROM days x LEFT JOIN free_day fd ON fd.id = x.id AND fd.day = x.day
-    ORDER BY x.code, x.name, x.day;
+           coalesce(fd.periods, '{}'), x.o IS NULL, coalesce(fd.starts, '{}'),
+           coalesce(fd.ends, '{}')
+    FROM days x LEFT JOIN free_day fd ON fd.id = x.id AND fd.day = x.day;
+END
+$$;
+
+-- 'HH:MM' of minutes from local midnight (as room_free_calc renders them).
+CREATE OR REPLACE FUNCTION room_hhmm(p_minutes integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT lpad((p_minutes / 60)::text, 2, '0') || ':' || lpad((p_minutes % 60)::text, 2, '0')
+$$;
+
+-- The rooms room_free and room_free_rooms report on: active, and the filters.
+CREATE OR REPLACE FUNCTION room_free_ids(p_branch integer, p_capacity integer, p_room bigint,
+                                         p_features text[], p_staff_rooms boolean)
+RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(r.id), '{}') FROM room r
+    WHERE r.active AND (p_branch IS NULL OR r.branch_id = p_branch)
+      AND (p_room IS NULL OR p_room = 0 OR r.id = p_room)
+      AND r.capacity >= coalesce(p_capacity, 0)
+      AND r.features @> coalesce(p_features, '{}')
+      AND (r.bookable_by = 'public' OR coalesce(p_staff_rooms, false))
+$$;
+
+-- room_free computed from scratch for every day (what room_free answered
+-- before room_day_free; the tests compare the two).
+CREATE OR REPLACE FUNCTION room_free_compute(p_branch text, p_date text, p_days integer,
+                                             p_capacity integer, p_room bigint,
+                                             p_features text[], p_staff_rooms boolean)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+    v_branch integer := room_branch_id(p_branch, 'branch');
+    v_from date := local_day(p_date, 'date', library_today());
+    v_days integer := coalesce(nullif(p_days, 0), 1);
+BEGIN
+    IF v_days NOT BETWEEN 1 AND 90 THEN
+        PERFORM room_refuse('CR400', 'field:days', 'days is 1 to 90.');
+    END IF;
+    RETURN QUERY
+    SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed
+    FROM room_free_calc(room_free_ids(v_branch, p_capacity, p_room, p_features, p_staff_rooms),
+                        v_from, v_days, now()) c
+    JOIN room r ON r.id = c.room_id JOIN branch b ON b.id = r.branch_id
+    ORDER BY b.code, r.name, c.day;
+END
+$$;
+
+-- One row per room per local day from p_date (room order: branch code, room
+-- name; then day): the branch's opening period and the free periods in it
+-- where a booking can start and end (see room_free_calc). The days of
+-- room_free_span are read from room_day_free, today's cut at now (a period's
+-- start moves up to the first slot not begun; too short then: dropped, as
+-- room_free_calc does); the others (past days, days beyond the span, today
+-- when the clocks change today, everything while the span is in another
+-- time zone or not filled yet) are computed by room_free_calc.
+CREATE OR REPLACE FUNCTION room_free(p_branch text, p_date text, p_days integer,
+                                     p_capacity integer, p_room bigint, p_features text[],
+                                     p_staff_rooms boolean)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
+#variable_conflict use_column
+DECLARE
+    v_branch integer := room_branch_id(p_branch, 'branch');
+    v_today date := library_today();
+    v_from date := local_day(p_date, 'date', v_today);
+    v_days integer := coalesce(nullif(p_days, 0), 1);
+    v_last date := v_from + v_days - 1;
+    v_ids bigint[];
+    v_span room_free_span;
+    v_lo date;          -- the days read from room_day_free: v_lo .. v_hi
+    v_hi date;
+    v_now_min integer;  -- now in minutes from today's local midnight, rounded up
+BEGIN
+    IF v_days NOT BETWEEN 1 AND 90 THEN
+        PERFORM room_refuse('CR400', 'field:days', 'days is 1 to 90.');
+    END IF;
+    v_ids := room_free_ids(v_branch, p_capacity, p_room, p_features, p_staff_rooms);
+    SELECT * INTO v_span FROM room_free_span;
+    v_lo := greatest(v_from, v_today, v_span.first_day);
+    v_hi := least(v_last, v_span.last_day);
+    -- today's cut at now is done in minutes: not on a day the clocks change
+    IF v_lo = v_today AND local_at(v_today + 1, '00:00') - local_at(v_today, '00:00')
+                          <> interval '24 hours' THEN
+        v_lo := v_lo + 1;
+    END IF;
+    IF v_span.tz IS DISTINCT FROM library_setting_text('timezone') OR v_lo > v_hi THEN
+        v_lo := v_last + 1;  -- nothing stored to use: all computed
+        v_hi := v_last;
+    END IF;
+    v_now_min := ceil(extract(epoch FROM now() - local_at(v_today, '00:00')) / 60);
+    RETURN QUERY
+    WITH r AS MATERIALIZED (
+        SELECT r.id, b.code, r.name, c.slot_minutes, c.min_minutes
+        FROM room r JOIN branch b ON b.id = r.branch_id
+        JOIN room_category c ON c.code = r.category
+        WHERE r.id = ANY (v_ids)
+    ), answer AS (
+        SELECT f.room_id, f.day, f.opens, f.closes,
+               CASE WHEN f.day > v_today THEN f.free
+                    ELSE coalesce((SELECT array_agg(room_hhmm(greatest(a.s, n.n)) || '-'
+                                                    || room_hhmm(a.e) ORDER BY a.s)
+                                   FROM unnest(f.free_from, f.free_to) a (s, e)
+                                   CROSS JOIN (SELECT (v_now_min + r.slot_minutes - 1)
+                                                      / r.slot_minutes * r.slot_minutes AS n) n
+                                   WHERE a.e - greatest(a.s, n.n) >= r.min_minutes), '{}')
+               END AS free,
+               f.closed, r.code, r.name
+        FROM r JOIN room_day_free f ON f.room_id = r.id AND f.day BETWEEN v_lo AND v_hi
+        UNION ALL
+        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.code, r.name
+        FROM room_free_calc(v_ids, v_from, v_lo - v_from, now()) c JOIN r ON r.id = c.room_id
+        WHERE v_lo > v_from
+        UNION ALL
+        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.code, r.name
+        FROM room_free_calc(v_ids, v_hi + 1, v_last - v_hi, now()) c JOIN r ON r.id = c.room_id
+        WHERE v_hi < v_last
+    )
+    SELECT a.room_id, a.day, a.opens, a.closes, a.free, a.closed
+    FROM answer a
+    ORDER BY a.code, a.name, a.day;
+END
+$$;
+
+-- ------------------------------------------------- room_day_free kept by the writers
+
+-- Recompute the stored days of rooms p_rooms: the days p_days (pairs with
+-- p_rooms), or every stored day when p_days is NULL. Called by the triggers
+-- below in the writer's transaction. The span row is locked FOR KEY SHARE
+-- (rooms_tick moves the span only when no writer holds it), then the rows in
+-- (room, day) order, and only then, in a statement of its own (a snapshot
+-- taken after the waits), the free time is computed: a writer that waited
+-- for another's rows sees what that one committed.
+CREATE OR REPLACE FUNCTION room_free_refresh(p_rooms bigint[], p_days date[]) RETURNS void
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    v_span room_free_span;
+    v_r bigint[];
+    v_d date[];
+    v_first date;
+    v_last date;
+BEGIN
+    SELECT * INTO v_span FROM room_free_span FOR KEY SHARE;
+    IF v_span.tz IS DISTINCT FROM library_setting_text('timezone') THEN
+        RETURN;  -- nothing kept (room_free computes it all)
+    END IF;
+    SELECT array_agg(x.r ORDER BY x.r, x.d), array_agg(x.d ORDER BY x.r, x.d),
+           min(x.d), max(x.d)
+    INTO v_r, v_d, v_first, v_last
+    FROM (SELECT DISTINCT y.r, y.d
+          FROM (SELECT u.r, u.d FROM unnest(p_rooms, p_days) u (r, d)
+                WHERE p_days IS NOT NULL
+                UNION ALL
+                SELECT u.r, g::date FROM unnest(p_rooms) u (r),
+                       generate_series(v_span.first_day, v_span.last_day, interval '1 day') g
+                WHERE p_days IS NULL) y
+          WHERE y.r IS NOT NULL AND y.d BETWEEN v_span.first_day AND v_span.last_day) x;
+    IF v_r IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM room_day_free f JOIN unnest(v_r, v_d) u (r, d)
+                                   ON f.room_id = u.r AND f.day = u.d
+    ORDER BY f.room_id, f.day FOR UPDATE OF f;
+    INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from, free_to)
+    SELECT c.room_id, c.day, c.opens, c.closes, c.closed, c.free, c.free_from, c.free_to
+    FROM room_free_calc(ARRAY(SELECT DISTINCT unnest(v_r)), v_first, v_last - v_first + 1,
+                        NULL) c
+    JOIN unnest(v_r, v_d) u (r, d) ON u.r = c.room_id AND u.d = c.day
+    ON CONFLICT (room_id, day) DO UPDATE
+    SET opens = excluded.opens, closes = excluded.closes, closed = excluded.closed,
+        free = excluded.free, free_from = excluded.free_from, free_to = excluded.free_to
+    WHERE (f.opens, f.closes, f.closed, f.free, f.free_from, f.free_to)
+          IS DISTINCT FROM (excluded.opens, excluded.closes, excluded.closed, excluded.free,
+                            excluded.free_from, excluded.free_to);
+END
+$$;
+
+-- Blocks added or removed: the rooms holding the unit (the unit itself, and
+-- the whole it is a part of) on each local day the block touches.
+CREATE OR REPLACE FUNCTION room_free_blocks_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_r bigint[] := '{}';
+    v_d date[] := '{}';
+    v_r2 bigint[];
+    v_d2 date[];
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT array_agg(w.room_id), array_agg(g::date) INTO v_r, v_d
+        FROM new_rows b
+        CROSS JOIN LATERAL (SELECT b.unit_id AS room_id
+                            UNION SELECT p.whole_id FROM room_part p
+                                  WHERE p.part_id = b.unit_id) w
+        CROSS JOIN LATERAL generate_series((lower(b.blocked) AT TIME ZONE v_tz)::date,
+                                           (upper(b.blocked) AT TIME ZONE v_tz)::date,
+                                           interval '1 day') g;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        SELECT array_agg(w.room_id), array_agg(g::date) INTO v_r2, v_d2
+        FROM old_rows b
+        CROSS JOIN LATERAL (SELECT b.unit_id AS room_id
+                            UNION SELECT p.whole_id FROM room_part p
+                                  WHERE p.part_id = b.unit_id) w
+        CROSS JOIN LATERAL generate_series((lower(b.blocked) AT TIME ZONE v_tz)::date,
+                                           (upper(b.blocked) AT TIME ZONE v_tz)::date,
+                                           interval '1 day') g;
+        v_r := coalesce(v_r, '{}') || coalesce(v_r2, '{}');
+        v_d := coalesce(v_d, '{}') || coalesce(v_d2, '{}');
+    END IF;
+    PERFORM room_free_refresh(coalesce(v_r, '{}'), coalesce(v_d, '{}'));
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_block_free_insert AFTER INSERT ON room_block
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_blocks_changed();
+CREATE OR REPLACE TRIGGER room_block_free_delete AFTER DELETE ON room_block
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_blocks_changed();
+CREATE OR REPLACE TRIGGER room_block_free_update AFTER UPDATE ON room_block
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION room_free_blocks_changed();
+
+-- New rooms: all their days.
+CREATE OR REPLACE FUNCTION room_free_rooms_added() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM room_free_refresh(ARRAY(SELECT n.id FROM new_rows n), NULL);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_free_room_insert AFTER INSERT ON room
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_rooms_added();
+
+-- A room moved to another category or branch; the parts of a whole changed
+-- (its units); a category's grid, minimum or buffers changed: all the days
+-- of the rooms concerned.
+CREATE OR REPLACE FUNCTION room_free_rooms_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'room' THEN
+        PERFORM room_free_refresh(ARRAY[NEW.id], NULL);
+    ELSIF TG_TABLE_NAME = 'room_category' THEN
+        PERFORM room_free_refresh(ARRAY(SELECT r.id FROM room r WHERE r.category = NEW.code),
+                                  NULL);
+    ELSIF TG_OP = 'INSERT' THEN  -- room_part
+        PERFORM room_free_refresh(ARRAY(SELECT DISTINCT n.whole_id FROM new_rows n), NULL);
+    ELSE
+        PERFORM room_free_refresh(ARRAY(SELECT DISTINCT o.whole_id FROM old_rows o), NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_free_room_update AFTER UPDATE ON room FOR EACH ROW
+WHEN (OLD.category IS DISTINCT FROM NEW.category OR OLD.branch_id IS DISTINCT FROM NEW.branch_id)
+EXECUTE FUNCTION room_free_rooms_changed();
+CREATE OR REPLACE TRIGGER room_free_category_update AFTER UPDATE ON room_category FOR EACH ROW
+WHEN ((OLD.slot_minutes, OLD.min_minutes, OLD.setup_minutes, OLD.cleanup_minutes)
+      IS DISTINCT FROM (NEW.slot_minutes, NEW.min_minutes, NEW.setup_minutes,
+                        NEW.cleanup_minutes))
+EXECUTE FUNCTION room_free_rooms_changed();
+CREATE OR REPLACE TRIGGER room_free_part_insert AFTER INSERT ON room_part
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_rooms_changed();
+CREATE OR REPLACE TRIGGER room_free_part_delete AFTER DELETE ON room_part
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_rooms_changed();
+
+-- Opening hours changed: every day of the branches' rooms. A closed day
+-- added or removed: that day of the branch's rooms.
+CREATE OR REPLACE FUNCTION room_free_branch_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_b integer[] := '{}';
+    v_d date[] := '{}';
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        IF TG_TABLE_NAME = 'branch_hours' THEN
+            SELECT v_b || array_agg(n.branch_id) INTO v_b FROM new_rows n;
+        ELSE
+            SELECT v_b || array_agg(n.branch_id), v_d || array_agg(n.day) INTO v_b, v_d
+            FROM new_rows n;
+        END IF;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        IF TG_TABLE_NAME = 'branch_hours' THEN
+            SELECT coalesce(v_b, '{}') || array_agg(o.branch_id) INTO v_b FROM old_rows o;
+        ELSE
+            SELECT coalesce(v_b, '{}') || array_agg(o.branch_id),
+                   coalesce(v_d, '{}') || array_agg(o.day)
+            INTO v_b, v_d FROM old_rows o;
+        END IF;
+    END IF;
+    IF TG_TABLE_NAME = 'branch_hours' THEN
+        PERFORM room_free_refresh(ARRAY(SELECT r.id FROM room r
+                                        WHERE r.branch_id = ANY (coalesce(v_b, '{}'))), NULL);
+    ELSE
+        PERFORM room_free_refresh(coalesce(array_agg(r.id), '{}'), coalesce(array_agg(x.d), '{}'))
+        FROM unnest(v_b, v_d) x (b, d) JOIN room r ON r.branch_id = x.b;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_free_hours_insert AFTER INSERT ON branch_hours
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_hours_delete AFTER DELETE ON branch_hours
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_hours_update AFTER UPDATE ON branch_hours
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_closed_insert AFTER INSERT ON branch_closed
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_closed_delete AFTER DELETE ON branch_closed
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_closed_update AFTER UPDATE ON branch_closed
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+
+-- The daily step (rooms_tick; tests call it with p_wait): the span becomes
+-- today .. today + the longest days_ahead of any category (at most 400
+-- days), in the library's time zone: past days dropped, new days computed
+-- for every room; a new time zone or the first fill computes all. Takes the
+-- span row FOR UPDATE, so no writer is between its lock and its commit;
+-- without p_wait it gives up at once when one is (the next tick tries
+-- again; room_free meanwhile computes the days not kept). Returns whether
+-- it moved the span.
+CREATE OR REPLACE FUNCTION room_free_span_move(p_wait boolean) RETURNS boolean
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    v_today date := library_today();
+    v_last date := library_today() + least(400, coalesce((SELECT max(c.days_ahead)
+                                                          FROM room_category c), 0));
+    v_tz text := library_setting_text('timezone');
+    v_span room_free_span;
+    v_from date;
+BEGIN
+    SELECT * INTO v_span FROM room_free_span;
+    IF v_span.first_day = v_today AND v_span.last_day = v_last AND v_span.tz = v_tz THEN
+        RETURN false;
+    END IF;
+    IF p_wait THEN
+        SELECT * INTO v_span FROM room_free_span FOR UPDATE;
+    ELSE
+        BEGIN
+            SELECT * INTO v_span FROM room_free_span FOR UPDATE NOWAIT;
+        EXCEPTION WHEN lock_not_available THEN
+            RETURN false;
+        END;
+    END IF;
+    IF v_span.tz IS DISTINCT FROM v_tz THEN
+        DELETE FROM room_day_free;
+        v_from := v_today;
+    ELSE
+        DELETE FROM room_day_free WHERE day < v_today OR day > v_last;
+        -- the days kept already stay; the ones missing are computed
+        v_from := CASE WHEN v_span.last_day < v_today OR v_span.first_day > v_today
+                       THEN v_today ELSE v_span.last_day + 1 END;
+        IF v_span.first_day > v_today THEN
+            DELETE FROM room_day_free;
+        END IF;
+    END IF;
+    UPDATE room_free_span SET first_day = v_today, last_day = v_last, tz = v_tz;
+    IF v_from <= v_last THEN
+        INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from,
+                                        free_to)
+        SELECT c.room_id, c.day, c.opens, c.closes, c.closed, c.free, c.free_from, c.free_to
+        FROM room_free_calc(ARRAY(SELECT r.id FROM room r), v_from, v_last - v_from + 1, NULL) c
+        ON CONFLICT (room_id, day) DO UPDATE
+        SET opens = excluded.opens, closes = excluded.closes, closed = excluded.closed,
+            free = excluded.free, free_from = excluded.free_from, free_to = excluded.free_to;
+    END IF;
+    RETURN true;
 END
 $$;
 
@@ -1221,5 +1588,9 @@ BEGIN
                   days => library_setting_text('room_booking_retention_days')::integer)
         RETURNING 1)
     SELECT count(*) INTO anonymised FROM anon;
+
+    -- once a day: room_day_free moves on (last: the span lock is taken with
+    -- nothing else to wait for after it)
+    PERFORM room_free_span_move(false);
 END
 $$;
