@@ -180,18 +180,31 @@ CREATE TYPE room_out AS (
 -- The rooms p_ids with their occupancy on local day p_day (now: only today),
 -- in branch code, name order.
 CREATE OR REPLACE FUNCTION room_rows(p_ids bigint[], p_day date) RETURNS SETOF room_out
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     -- computed once: inside the query they would be evaluated per row
     v_day tstzrange := tstzrange(local_at(p_day, '00:00'), local_at(p_day + 1, '00:00'));
     v_today date := library_today();
+    v_tz text := library_setting_text('timezone');
 BEGIN
     RETURN QUERY
+    -- open: branch_open_range and units: room_units, written out (calling
+    -- them for each room cost more than all the rest: RoomFree sends every room)
     WITH r AS MATERIALIZED (
-        SELECT r.*, b.code, c.slot_minutes, branch_open_range(r.branch_id, p_day) AS open,
-               v_day AS whole_day, room_units(r.id) AS units
+        SELECT r.*, b.code, c.slot_minutes,
+               CASE WHEN h.opens IS NOT NULL
+                    THEN tstzrange((p_day + h.opens) AT TIME ZONE v_tz,
+                                   (p_day + h.closes) AT TIME ZONE v_tz) END AS open,
+               v_day AS whole_day,
+               coalesce((SELECT array_agg(p.part_id ORDER BY p.part_id) FROM room_part p
+                         WHERE p.whole_id = r.id), ARRAY[r.id]) AS units
         FROM room r JOIN branch b ON b.id = r.branch_id
         JOIN room_category c ON c.code = r.category
+        LEFT JOIN branch_hours h ON h.branch_id = r.branch_id
+                                AND h.weekday = extract(isodow FROM p_day)
+                                AND NOT EXISTS (SELECT 1 FROM branch_closed bc
+                                                WHERE bc.branch_id = r.branch_id
+                                                  AND bc.day = p_day)
         WHERE r.id = ANY (p_ids)
     )
     SELECT r.id, r.code, r.name, r.capacity, r.features, r.bookable_by, r.category,
@@ -231,12 +244,14 @@ BEGIN
                          WHERE s.id = k.program_session_id), 'staff') AS who
         FROM room_block bl JOIN room_booking k ON k.id = bl.booking_id
         WHERE bl.unit_id = ANY (r.units) AND bl.blocked @> now() AND k.during @> now()
+          AND p_day = v_today
         ORDER BY upper(k.during) DESC LIMIT 1) u ON true
     LEFT JOIN LATERAL (
         SELECT min(lower(k.during)) AS at
         FROM room_block bl JOIN room_booking k ON k.id = bl.booking_id
         WHERE bl.unit_id = ANY (r.units) AND bl.blocked && tstzrange(now(), upper(r.whole_day))
-          AND lower(k.during) > now() AND lower(k.during) < upper(r.whole_day)) nx ON true
+          AND lower(k.during) > now() AND lower(k.during) < upper(r.whole_day)
+          AND p_day = v_today) nx ON true
     ORDER BY r.code, r.name;
 END
 $$;
@@ -713,7 +728,7 @@ CREATE OR REPLACE FUNCTION room_free(p_branch text, p_date text, p_days integer,
                                      p_capacity integer, p_room bigint, p_features text[],
                                      p_staff_rooms boolean)
 RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
-LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     v_branch integer := room_branch_id(p_branch, 'branch');
@@ -745,8 +760,11 @@ BEGIN
     END IF;
     v_now_min := ceil(extract(epoch FROM now() - local_at(v_today, '00:00')) / 60);
     RETURN QUERY
+    -- ord: the rooms' order, so the rows are sorted on integers (sorting
+    -- thousands of rows on the collated names cost more than the rest)
     WITH r AS MATERIALIZED (
-        SELECT r.id, b.code, r.name, c.slot_minutes, c.min_minutes
+        SELECT r.id, row_number() OVER (ORDER BY b.code, r.name) AS ord, c.slot_minutes,
+               c.min_minutes
         FROM room r JOIN branch b ON b.id = r.branch_id
         JOIN room_category c ON c.code = r.category
         WHERE r.id = ANY (v_ids)
@@ -760,20 +778,20 @@ BEGIN
                                                       / r.slot_minutes * r.slot_minutes AS n) n
                                    WHERE a.e - greatest(a.s, n.n) >= r.min_minutes), '{}')
                END AS free,
-               f.closed, r.code, r.name
+               f.closed, r.ord
         FROM r JOIN room_day_free f ON f.room_id = r.id AND f.day BETWEEN v_lo AND v_hi
         UNION ALL
-        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.code, r.name
+        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.ord
         FROM room_free_calc(v_ids, v_from, v_lo - v_from, now()) c JOIN r ON r.id = c.room_id
         WHERE v_lo > v_from
         UNION ALL
-        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.code, r.name
+        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.ord
         FROM room_free_calc(v_ids, v_hi + 1, v_last - v_hi, now()) c JOIN r ON r.id = c.room_id
         WHERE v_hi < v_last
     )
     SELECT a.room_id, a.day, a.opens, a.closes, a.free, a.closed
     FROM answer a
-    ORDER BY a.code, a.name, a.day;
+    ORDER BY a.ord, a.day;
 END
 $$;
 
