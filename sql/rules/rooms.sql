@@ -1,8 +1,9 @@
 -- Rooms and room bookings: rooms and categories (room_list, room_save,
 -- room_category_list, room_category_save), free time (room_free,
--- room_free_rooms), booking (room_book, room_change, room_bookings,
--- room_patron_no_shows) and the periodic job (rooms_tick: no-shows,
--- completion, reminders, anonymisation). Called by server/rooms.c; the
+-- room_free_rooms; the kept grid room_day_free and the triggers keeping it),
+-- booking (room_book, room_change, room_bookings, room_patron_no_shows) and
+-- the periodic job (rooms_tick: no-shows, completion, reminders,
+-- anonymisation, room_day_free's daily step). Called by server/rooms.c; the
 -- booking code (room_book_one) by programs.sql too. docs/ROOMS.md.
 --
 -- Times enter and leave as the library's local "YYYY-MM-DD HH:MM"
