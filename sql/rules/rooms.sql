@@ -532,14 +532,16 @@ $$;
 -- minutes from local midnight (wall clock on the days the clocks change).
 -- One set-based query: the blocks of all rooms' units over the whole range
 -- are read once through the gist index and grouped per room and day.
--- Planned for each call's values (a generic plan, chosen after five calls,
--- was five times slower). room_free reads most days from room_day_free,
--- which room_free_refresh and room_free_span_move keep with this.
+-- Called through room_free_calc_planned (planned for each call's values:
+-- many rooms or days; a generic plan was once five times slower there) or
+-- room_free_calc_kept (one generic plan: a booking's few room-days, where
+-- planning this query cost five times its run). room_free reads most days from room_day_free, which
+-- room_free_refresh and room_free_span_move keep with this.
 CREATE OR REPLACE FUNCTION room_free_calc(p_rooms bigint[], p_from date, p_days integer,
                                           p_now timestamptz)
 RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
                free_from integer[], free_to integer[])
-LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
     v_from date := p_from;
@@ -673,6 +675,24 @@ BEGIN
 END
 $$;
 
+-- room_free_calc planned for the call's values (many rooms or days).
+CREATE OR REPLACE FUNCTION room_free_calc_planned(p_rooms bigint[], p_from date,
+                                                  p_days integer, p_now timestamptz)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
+               free_from integer[], free_to integer[])
+LANGUAGE sql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
+    SELECT * FROM room_free_calc(p_rooms, p_from, p_days, p_now)
+$$;
+
+-- room_free_calc with one generic plan kept (a writer's few room-days).
+CREATE OR REPLACE FUNCTION room_free_calc_kept(p_rooms bigint[], p_from date,
+                                               p_days integer, p_now timestamptz)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
+               free_from integer[], free_to integer[])
+LANGUAGE sql STABLE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+    SELECT * FROM room_free_calc(p_rooms, p_from, p_days, p_now)
+$$;
+
 -- 'HH:MM' of minutes from local midnight (as room_free_calc renders them).
 CREATE OR REPLACE FUNCTION room_hhmm(p_minutes integer) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -710,8 +730,8 @@ BEGIN
     END IF;
     RETURN QUERY
     SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed
-    FROM room_free_calc(room_free_ids(v_branch, p_capacity, p_room, p_features, p_staff_rooms),
-                        v_from, v_days, now()) c
+    FROM room_free_calc_planned(room_free_ids(v_branch, p_capacity, p_room, p_features,
+                                              p_staff_rooms), v_from, v_days, now()) c
     JOIN room r ON r.id = c.room_id JOIN branch b ON b.id = r.branch_id
     ORDER BY b.code, r.name, c.day;
 END
@@ -783,11 +803,13 @@ BEGIN
         FROM r JOIN room_day_free f ON f.room_id = r.id AND f.day BETWEEN v_lo AND v_hi
         UNION ALL
         SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.ord
-        FROM room_free_calc(v_ids, v_from, v_lo - v_from, now()) c JOIN r ON r.id = c.room_id
+        FROM room_free_calc_planned(v_ids, v_from, v_lo - v_from, now()) c
+        JOIN r ON r.id = c.room_id
         WHERE v_lo > v_from
         UNION ALL
         SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed, r.ord
-        FROM room_free_calc(v_ids, v_hi + 1, v_last - v_hi, now()) c JOIN r ON r.id = c.room_id
+        FROM room_free_calc_planned(v_ids, v_hi + 1, v_last - v_hi, now()) c
+        JOIN r ON r.id = c.room_id
         WHERE v_hi < v_last
     )
     SELECT a.room_id, a.day, a.opens, a.closes, a.free, a.closed
@@ -813,6 +835,7 @@ DECLARE
     v_d date[];
     v_first date;
     v_last date;
+    v_small boolean;
 BEGIN
     SELECT * INTO v_span FROM room_free_span FOR KEY SHARE;
     IF v_span.tz IS DISTINCT FROM library_setting_text('timezone') THEN
@@ -835,10 +858,17 @@ BEGIN
     PERFORM 1 FROM room_day_free f JOIN unnest(v_r, v_d) u (r, d)
                                    ON f.room_id = u.r AND f.day = u.d
     ORDER BY f.room_id, f.day FOR UPDATE OF f;
+    -- a booking's few room-days: the kept plan; a bulk change: planned for it
+    v_small := cardinality(v_r) <= 16;
     INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from, free_to)
     SELECT c.room_id, c.day, c.opens, c.closes, c.closed, c.free, c.free_from, c.free_to
-    FROM room_free_calc(ARRAY(SELECT DISTINCT unnest(v_r)), v_first, v_last - v_first + 1,
-                        NULL) c
+    FROM (SELECT * FROM room_free_calc_kept(ARRAY(SELECT DISTINCT unnest(v_r)), v_first,
+                                            v_last - v_first + 1, NULL)
+          WHERE v_small
+          UNION ALL
+          SELECT * FROM room_free_calc_planned(ARRAY(SELECT DISTINCT unnest(v_r)), v_first,
+                                               v_last - v_first + 1, NULL)
+          WHERE NOT v_small) c
     JOIN unnest(v_r, v_d) u (r, d) ON u.r = c.room_id AND u.d = c.day
     ON CONFLICT (room_id, day) DO UPDATE
     SET opens = excluded.opens, closes = excluded.closes, closed = excluded.closed,
@@ -1039,7 +1069,8 @@ BEGIN
         INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from,
                                         free_to)
         SELECT c.room_id, c.day, c.opens, c.closes, c.closed, c.free, c.free_from, c.free_to
-        FROM room_free_calc(ARRAY(SELECT r.id FROM room r), v_from, v_last - v_from + 1, NULL) c
+        FROM room_free_calc_planned(ARRAY(SELECT r.id FROM room r), v_from,
+                                    v_last - v_from + 1, NULL) c
         ON CONFLICT (room_id, day) DO UPDATE
         SET opens = excluded.opens, closes = excluded.closes, closed = excluded.closed,
             free = excluded.free, free_from = excluded.free_from, free_to = excluded.free_to;
