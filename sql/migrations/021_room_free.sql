@@ -21,8 +21,9 @@ CREATE TABLE room_day_free (
 
 -- The days room_day_free holds for every room (all rooms, active or not),
 -- and the time zone they were computed in; tz NULL: none yet (the first
--- rooms_tick fills them). Always exactly one row: writers lock it FOR KEY
--- SHARE while they change room_day_free, rooms_tick FOR UPDATE to move it.
+-- rooms_tick fills them). Always exactly one row (rooms.sql: writers hold
+-- advisory lock (21, 0) shared while they change room_day_free, rooms_tick
+-- exclusively to move the span).
 CREATE TABLE room_free_span (
     one boolean PRIMARY KEY DEFAULT true CHECK (one),
     first_day date NOT NULL,
