@@ -189,17 +189,32 @@ DECLARE
     v_tz text := library_setting_text('timezone');
 BEGIN
     RETURN QUERY
-    -- open: branch_open_range and units: room_units, written out (calling
-    -- them for each room cost more than all the rest: RoomFree sends every room)
-    WITH r AS MATERIALIZED (
+    -- open: branch_open_range and units: room_units, written out, and the
+    -- parts and wholes of all rooms aggregated once (calling them or a
+    -- subquery for each room cost more than all the rest: RoomFree sends
+    -- every room)
+    WITH pw AS (
+        SELECT p.whole_id, array_agg(p.part_id ORDER BY q.name) AS part_ids,
+               array_agg(q.name ORDER BY q.name) AS part_names,
+               array_agg(p.part_id ORDER BY p.part_id) AS units
+        FROM room_part p JOIN room q ON q.id = p.part_id
+        GROUP BY p.whole_id
+    ), wp AS (
+        SELECT p.part_id, array_agg(q.name ORDER BY q.name) AS whole_names
+        FROM room_part p JOIN room q ON q.id = p.whole_id
+        GROUP BY p.part_id
+    ), r AS MATERIALIZED (
         SELECT r.*, b.code, c.slot_minutes,
                CASE WHEN h.opens IS NOT NULL
                     THEN tstzrange((p_day + h.opens) AT TIME ZONE v_tz,
                                    (p_day + h.closes) AT TIME ZONE v_tz) END AS open,
                v_day AS whole_day,
-               coalesce((SELECT array_agg(p.part_id ORDER BY p.part_id) FROM room_part p
-                         WHERE p.whole_id = r.id), ARRAY[r.id]) AS units
+               coalesce(pw.units, ARRAY[r.id]) AS units,
+               coalesce(pw.part_ids, '{}') AS part_ids, coalesce(pw.part_names, '{}') AS part_names,
+               coalesce(wp.whole_names, '{}') AS whole_names
         FROM room r JOIN branch b ON b.id = r.branch_id
+        LEFT JOIN pw ON pw.whole_id = r.id
+        LEFT JOIN wp ON wp.part_id = r.id
         JOIN room_category c ON c.code = r.category
         LEFT JOIN branch_hours h ON h.branch_id = r.branch_id
                                 AND h.weekday = extract(isodow FROM p_day)
@@ -209,13 +224,7 @@ BEGIN
         WHERE r.id = ANY (p_ids)
     )
     SELECT r.id, r.code, r.name, r.capacity, r.features, r.bookable_by, r.category,
-           coalesce((SELECT array_agg(p.part_id ORDER BY q.name) FROM room_part p
-                     JOIN room q ON q.id = p.part_id WHERE p.whole_id = r.id), '{}'),
-           r.active,
-           coalesce((SELECT array_agg(q.name ORDER BY q.name) FROM room_part p
-                     JOIN room q ON q.id = p.part_id WHERE p.whole_id = r.id), '{}'),
-           coalesce((SELECT array_agg(q.name ORDER BY q.name) FROM room_part p
-                     JOIN room q ON q.id = p.whole_id WHERE p.part_id = r.id), '{}'),
+           r.part_ids, r.active, r.part_names, r.whole_names,
            t.n::integer, t.minutes::integer,
            coalesce((extract(epoch FROM upper(r.open) - lower(r.open)) / 60)::integer, 0),
            CASE WHEN r.open IS NULL THEN 'closed'
