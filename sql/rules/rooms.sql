@@ -690,7 +690,7 @@ CREATE OR REPLACE FUNCTION room_free_calc_planned(p_rooms bigint[], p_from date,
 RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
                free_from integer[], free_to integer[])
 LANGUAGE sql STABLE SET jit = off SET plan_cache_mode = force_custom_plan
-SET enable_bitmapscan = on AS $$
+SET enable_bitmapscan = on SET enable_seqscan = on AS $$
     SELECT * FROM room_free_calc(p_rooms, p_from, p_days, p_now)
 $$;
 
@@ -700,7 +700,7 @@ CREATE OR REPLACE FUNCTION room_free_calc_kept(p_rooms bigint[], p_from date,
 RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
                free_from integer[], free_to integer[])
 LANGUAGE sql STABLE SET jit = off SET plan_cache_mode = force_generic_plan
-SET enable_bitmapscan = on AS $$
+SET enable_bitmapscan = on SET enable_seqscan = on AS $$
     SELECT * FROM room_free_calc(p_rooms, p_from, p_days, p_now)
 $$;
 
@@ -762,9 +762,12 @@ CREATE OR REPLACE FUNCTION room_free_grid(p_branch text, p_date text, p_days int
                                           p_features text[], p_staff_rooms boolean)
 RETURNS TABLE (room_id bigint, days date[], opens text[], closes text[], free text[],
                closed boolean[])
--- bitmap scans off: each room's days are then read in index (day) order,
--- without a sort (the calc wrappers turn them on again)
-LANGUAGE plpgsql STABLE SET jit = off SET enable_bitmapscan = off AS $$
+-- bitmap and sequential scans off: each room's days are then read in index
+-- (day) order, without a sort (a scan of the whole table per room, which the
+-- planner costed the same as the index, took five times as long); the calc
+-- wrappers turn them on again
+LANGUAGE plpgsql STABLE SET jit = off SET enable_bitmapscan = off SET enable_seqscan = off
+AS $$
 #variable_conflict use_column
 DECLARE
     v_branch integer := room_branch_id(p_branch, 'branch');
