@@ -13,7 +13,8 @@ CREATE TABLE room_day_free (
     opens text,                       -- 'HH:MM', NULL when closed
     closes text,
     closed boolean NOT NULL,
-    free text[] NOT NULL,             -- the periods 'HH:MM-HH:MM', as room_free returns them
+    free text NOT NULL,               -- the periods 'HH:MM-HH:MM' as room_free returns them,
+                                      -- joined by ';' ('' for none), as room_free_grid sends them
     free_from integer[] NOT NULL,     -- each period's start and end in minutes from local
     free_to integer[] NOT NULL,       -- midnight (what today's cut at now works on)
     PRIMARY KEY (room_id, day)

@@ -816,7 +816,7 @@ BEGIN
                    array_agg(f.closes) AS closes, array_agg(f.free) AS free,
                    array_agg(f.closed) AS closed
             FROM (SELECT f.day, f.opens, f.closes, f.closed,
-                         CASE WHEN f.day > v_today THEN array_to_string(f.free, ';')
+                         CASE WHEN f.day > v_today THEN f.free
                               ELSE coalesce((SELECT string_agg(room_hhmm(greatest(a.s, n.n))
                                                                || '-' || room_hhmm(a.e), ';'
                                                                ORDER BY a.s)
@@ -844,22 +844,22 @@ BEGIN
     ), answer AS (
         SELECT f.room_id, f.day, f.opens, f.closes,
                CASE WHEN f.day > v_today THEN f.free
-                    ELSE coalesce((SELECT array_agg(room_hhmm(greatest(a.s, n.n)) || '-'
-                                                    || room_hhmm(a.e) ORDER BY a.s)
+                    ELSE coalesce((SELECT string_agg(room_hhmm(greatest(a.s, n.n)) || '-'
+                                                     || room_hhmm(a.e), ';' ORDER BY a.s)
                                    FROM unnest(f.free_from, f.free_to) a (s, e)
                                    CROSS JOIN (SELECT (v_now_min + r.slot_minutes - 1)
                                                       / r.slot_minutes * r.slot_minutes AS n) n
-                                   WHERE a.e - greatest(a.s, n.n) >= r.min_minutes), '{}')
+                                   WHERE a.e - greatest(a.s, n.n) >= r.min_minutes), '')
                END AS free,
                f.closed
         FROM r JOIN room_day_free f ON f.room_id = r.id AND f.day BETWEEN v_lo AND v_hi
         UNION ALL
-        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed
+        SELECT c.room_id, c.day, c.opens, c.closes, array_to_string(c.free, ';'), c.closed
         FROM room_free_calc_planned(v_ids, v_from, v_lo - v_from, now()) c
         JOIN r ON r.id = c.room_id
         WHERE v_lo > v_from
         UNION ALL
-        SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed
+        SELECT c.room_id, c.day, c.opens, c.closes, array_to_string(c.free, ';'), c.closed
         FROM room_free_calc_planned(v_ids, v_hi + 1, v_last - v_hi, now()) c
         JOIN r ON r.id = c.room_id
         WHERE v_hi < v_last
@@ -867,7 +867,7 @@ BEGIN
     -- the aggregates take the rows in the order sorted below (one sort;
     -- an ORDER BY in each aggregate sorted each room five times over)
     SELECT min(x.id), array_agg(x.day), array_agg(x.opens), array_agg(x.closes),
-           array_agg(array_to_string(x.free, ';')), array_agg(x.closed)
+           array_agg(x.free), array_agg(x.closed)
     FROM (SELECT r.id, r.ord, a.day, a.opens, a.closes, a.free, a.closed
           FROM answer a JOIN r ON r.id = a.room_id
           ORDER BY r.ord, a.day) x
@@ -942,7 +942,8 @@ BEGIN
     -- a booking's few room-days: the kept plan; a bulk change: planned for it
     v_small := cardinality(v_r) <= 16;
     INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from, free_to)
-    SELECT c.room_id, c.day, c.opens, c.closes, c.closed, c.free, c.free_from, c.free_to
+    SELECT c.room_id, c.day, c.opens, c.closes, c.closed, array_to_string(c.free, ';'),
+           c.free_from, c.free_to
     FROM (SELECT * FROM room_free_calc_kept(ARRAY(SELECT DISTINCT unnest(v_r)), v_first,
                                             v_last - v_first + 1, NULL)
           WHERE v_small
@@ -1148,7 +1149,8 @@ BEGIN
     IF v_from <= v_last THEN
         INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from,
                                         free_to)
-        SELECT c.room_id, c.day, c.opens, c.closes, c.closed, c.free, c.free_from, c.free_to
+        SELECT c.room_id, c.day, c.opens, c.closes, c.closed, array_to_string(c.free, ';'),
+               c.free_from, c.free_to
         FROM room_free_calc_planned(ARRAY(SELECT r.id FROM room r), v_from,
                                     v_last - v_from + 1, NULL) c
         ON CONFLICT (room_id, day) DO UPDATE
