@@ -1,8 +1,9 @@
 -- Rooms and room bookings: rooms and categories (room_list, room_save,
 -- room_category_list, room_category_save), free time (room_free,
--- room_free_rooms), booking (room_book, room_change, room_bookings,
--- room_patron_no_shows) and the periodic job (rooms_tick: no-shows,
--- completion, reminders, anonymisation). Called by server/rooms.c; the
+-- room_free_rooms; the kept grid room_day_free and the triggers keeping it),
+-- booking (room_book, room_change, room_bookings, room_patron_no_shows) and
+-- the periodic job (rooms_tick: no-shows, completion, reminders,
+-- anonymisation, room_day_free's daily step). Called by server/rooms.c; the
 -- booking code (room_book_one) by programs.sql too. docs/ROOMS.md.
 --
 -- Times enter and leave as the library's local "YYYY-MM-DD HH:MM"
@@ -168,6 +169,7 @@ DROP FUNCTION IF EXISTS room_list(text, text, boolean);
 DROP FUNCTION IF EXISTS room_save(bigint, bigint, integer, jsonb);
 DROP FUNCTION IF EXISTS room_free_rooms(text, text, integer, bigint, text[], boolean);
 DROP FUNCTION IF EXISTS room_rows(bigint[], date);
+DROP FUNCTION IF EXISTS room_free_calc(bigint[], date, integer, timestamptz);
 DROP TYPE IF EXISTS room_out;
 -- A room as RoomList and RoomSave reply (proto Room field order).
 CREATE TYPE room_out AS (
@@ -179,28 +181,50 @@ CREATE TYPE room_out AS (
 -- The rooms p_ids with their occupancy on local day p_day (now: only today),
 -- in branch code, name order.
 CREATE OR REPLACE FUNCTION room_rows(p_ids bigint[], p_day date) RETURNS SETOF room_out
-LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     -- computed once: inside the query they would be evaluated per row
     v_day tstzrange := tstzrange(local_at(p_day, '00:00'), local_at(p_day + 1, '00:00'));
     v_today date := library_today();
+    v_tz text := library_setting_text('timezone');
 BEGIN
     RETURN QUERY
-    WITH r AS MATERIALIZED (
-        SELECT r.*, b.code, c.slot_minutes, branch_open_range(r.branch_id, p_day) AS open,
-               v_day AS whole_day, room_units(r.id) AS units
+    -- open: branch_open_range and units: room_units, written out, and the
+    -- parts and wholes of all rooms aggregated once (calling them or a
+    -- subquery for each room cost more than all the rest: RoomFree sends
+    -- every room)
+    WITH pw AS (
+        SELECT p.whole_id, array_agg(p.part_id ORDER BY q.name) AS part_ids,
+               array_agg(q.name ORDER BY q.name) AS part_names,
+               array_agg(p.part_id ORDER BY p.part_id) AS units
+        FROM room_part p JOIN room q ON q.id = p.part_id
+        GROUP BY p.whole_id
+    ), wp AS (
+        SELECT p.part_id, array_agg(q.name ORDER BY q.name) AS whole_names
+        FROM room_part p JOIN room q ON q.id = p.whole_id
+        GROUP BY p.part_id
+    ), r AS MATERIALIZED (
+        SELECT r.*, b.code, c.slot_minutes,
+               CASE WHEN h.opens IS NOT NULL
+                    THEN tstzrange((p_day + h.opens) AT TIME ZONE v_tz,
+                                   (p_day + h.closes) AT TIME ZONE v_tz) END AS open,
+               v_day AS whole_day,
+               coalesce(pw.units, ARRAY[r.id]) AS units,
+               coalesce(pw.part_ids, '{}') AS part_ids, coalesce(pw.part_names, '{}') AS part_names,
+               coalesce(wp.whole_names, '{}') AS whole_names
         FROM room r JOIN branch b ON b.id = r.branch_id
+        LEFT JOIN pw ON pw.whole_id = r.id
+        LEFT JOIN wp ON wp.part_id = r.id
         JOIN room_category c ON c.code = r.category
+        LEFT JOIN branch_hours h ON h.branch_id = r.branch_id
+                                AND h.weekday = extract(isodow FROM p_day)
+                                AND NOT EXISTS (SELECT 1 FROM branch_closed bc
+                                                WHERE bc.branch_id = r.branch_id
+                                                  AND bc.day = p_day)
         WHERE r.id = ANY (p_ids)
     )
     SELECT r.id, r.code, r.name, r.capacity, r.features, r.bookable_by, r.category,
-           coalesce((SELECT array_agg(p.part_id ORDER BY q.name) FROM room_part p
-                     JOIN room q ON q.id = p.part_id WHERE p.whole_id = r.id), '{}'),
-           r.active,
-           coalesce((SELECT array_agg(q.name ORDER BY q.name) FROM room_part p
-                     JOIN room q ON q.id = p.part_id WHERE p.whole_id = r.id), '{}'),
-           coalesce((SELECT array_agg(q.name ORDER BY q.name) FROM room_part p
-                     JOIN room q ON q.id = p.whole_id WHERE p.part_id = r.id), '{}'),
+           r.part_ids, r.active, r.part_names, r.whole_names,
            t.n::integer, t.minutes::integer,
            coalesce((extract(epoch FROM upper(r.open) - lower(r.open)) / 60)::integer, 0),
            CASE WHEN r.open IS NULL THEN 'closed'
@@ -230,12 +254,14 @@ BEGIN
                          WHERE s.id = k.program_session_id), 'staff') AS who
         FROM room_block bl JOIN room_booking k ON k.id = bl.booking_id
         WHERE bl.unit_id = ANY (r.units) AND bl.blocked @> now() AND k.during @> now()
+          AND p_day = v_today
         ORDER BY upper(k.during) DESC LIMIT 1) u ON true
     LEFT JOIN LATERAL (
         SELECT min(lower(k.during)) AS at
         FROM room_block bl JOIN room_booking k ON k.id = bl.booking_id
         WHERE bl.unit_id = ANY (r.units) AND bl.blocked && tstzrange(now(), upper(r.whole_day))
-          AND lower(k.during) > now() AND lower(k.during) < upper(r.whole_day)) nx ON true
+          AND lower(k.during) > now() AND lower(k.during) < upper(r.whole_day)
+          AND p_day = v_today) nx ON true
     ORDER BY r.code, r.name;
 END
 $$;
@@ -266,12 +292,7 @@ DECLARE
     v_day date := local_day(p_date, 'date', library_today());
 BEGIN
     RETURN QUERY SELECT * FROM room_rows(
-        ARRAY(SELECT r.id FROM room r
-              WHERE r.active AND (v_branch IS NULL OR r.branch_id = v_branch)
-                AND (p_room IS NULL OR p_room = 0 OR r.id = p_room)
-                AND r.capacity >= coalesce(p_capacity, 0)
-                AND r.features @> coalesce(p_features, '{}')
-                AND (r.bookable_by = 'public' OR coalesce(p_staff_rooms, false))), v_day);
+        room_free_ids(v_branch, p_capacity, p_room, p_features, p_staff_rooms), v_day);
 END
 $$;
 
@@ -510,40 +531,39 @@ $$;
 
 -- ---------------------------------------------------------------- free time
 
--- One row per room per local day from p_date: the branch's opening period
--- and the free periods in it where a booking can start and end (on the
--- room's slot grid, leaving room for the category's set-up before and
--- clean-up after where another booking's block is next to it, at least
--- min_minutes long, not in the past). One set-based query: the blocks of
--- all rooms' units over the whole range are read once through the gist
--- index and grouped per room and day. Planned for each call's values (a
--- generic plan, chosen after five calls, was five times slower).
-CREATE OR REPLACE FUNCTION room_free(p_branch text, p_date text, p_days integer,
-                                     p_capacity integer, p_room bigint, p_features text[],
-                                     p_staff_rooms boolean)
-RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
-LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
+-- The free time computed from scratch: one row per room p_rooms (active or
+-- not) per local day p_from .. p_from + p_days - 1 (none when p_days is 0),
+-- in no order: the branch's opening period and the free periods in it where
+-- a booking can start and end (on the room's slot grid, leaving room for
+-- the category's set-up before and clean-up after where another booking's
+-- block is next to it, at least min_minutes long, and none of it before
+-- p_now; p_now NULL: nothing cut). free_from/free_to: each period in
+-- minutes from local midnight (wall clock on the days the clocks change).
+-- One set-based query: the blocks of all rooms' units over the whole range
+-- are read once through the gist index and grouped per room and day.
+-- Called through room_free_calc_planned (planned for each call's values:
+-- many rooms or days; a generic plan was once five times slower there) or
+-- room_free_calc_kept (one generic plan: a booking's few room-days, where
+-- planning this query cost five times its run). room_free reads most days from room_day_free, which
+-- room_free_refresh and room_free_span_move keep with this.
+CREATE OR REPLACE FUNCTION room_free_calc(p_rooms bigint[], p_from date, p_days integer,
+                                          p_now timestamptz)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
+               free_from integer[], free_to integer[])
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
-    v_branch integer := room_branch_id(p_branch, 'branch');
-    v_from date := local_day(p_date, 'date', library_today());
-    v_days integer := coalesce(nullif(p_days, 0), 1);
+    v_from date := p_from;
+    v_days integer := p_days;
     v_tz text := library_setting_text('timezone');
 BEGIN
-    IF v_days NOT BETWEEN 1 AND 90 THEN
-        PERFORM room_refuse('CR400', 'field:days', 'days is 1 to 90.');
-    END IF;
     RETURN QUERY
     WITH rooms AS (
         SELECT r.id, r.branch_id, b.code, r.name, c.slot_minutes, c.min_minutes,
                c.setup_minutes, c.cleanup_minutes
         FROM room r JOIN branch b ON b.id = r.branch_id
         JOIN room_category c ON c.code = r.category
-        WHERE r.active AND (v_branch IS NULL OR r.branch_id = v_branch)
-          AND (p_room IS NULL OR p_room = 0 OR r.id = p_room)
-          AND r.capacity >= coalesce(p_capacity, 0)
-          AND r.features @> coalesce(p_features, '{}')
-          AND (r.bookable_by = 'public' OR coalesce(p_staff_rooms, false))
+        WHERE r.id = ANY (p_rooms)
     ), units AS (
         SELECT r.id AS room_id, coalesce(p.part_id, r.id) AS unit_id
         FROM rooms r LEFT JOIN room_part p ON p.whole_id = r.id
@@ -567,7 +587,7 @@ BEGIN
         -- false), which are done in integers below
         SELECT y.*, (extract(epoch FROM y.o - y.m0) / 60)::integer AS o_min,
                (extract(epoch FROM y.c - y.m0) / 60)::integer AS c_min,
-               ceil(extract(epoch FROM now() - y.m0) / 60)::integer AS now_min
+               ceil(extract(epoch FROM p_now - y.m0) / 60)::integer AS now_min
         FROM (SELECT h.branch_id, d::date AS day, h.opens AS o_time, h.closes AS c_time,
                      ((d::date + h.opens) AT TIME ZONE v_tz) AS o,
                      ((d::date + h.closes) AT TIME ZONE v_tz) AS c,
@@ -620,7 +640,7 @@ BEGIN
         SELECT x.id, x.day, x.slot_minutes, x.min_minutes,
                greatest(CASE WHEN lower(f.p) > x.o
                              THEN lower(f.p) + make_interval(mins => x.setup_minutes)
-                             ELSE lower(f.p) END, now()) AT TIME ZONE v_tz AS fs,
+                             ELSE lower(f.p) END, p_now) AT TIME ZONE v_tz AS fs,
                CASE WHEN upper(f.p) < x.c
                     THEN upper(f.p) - make_interval(mins => x.cleanup_minutes)
                     ELSE upper(f.p) END AT TIME ZONE v_tz AS fe
@@ -643,22 +663,501 @@ BEGIN
           AND ((s.le AT TIME ZONE v_tz) - (s.ls AT TIME ZONE v_tz)
                >= make_interval(mins => s.min_minutes))
     ), free_day AS (
-        SELECT a.id, a.day, array_agg(a.txt ORDER BY a.ord) AS periods
-        FROM (SELECT f.id, f.day, f.ls AS ord,
+        SELECT a.id, a.day, array_agg(a.txt ORDER BY a.ord) AS periods,
+               array_agg(a.ord ORDER BY a.ord) AS starts, array_agg(a.til ORDER BY a.ord) AS ends
+        FROM (SELECT f.id, f.day, f.ls AS ord, f.le AS til,
                      lpad((f.ls / 60)::text, 2, '0') || ':' || lpad((f.ls % 60)::text, 2, '0')
                      || '-' || lpad((f.le / 60)::text, 2, '0') || ':'
                      || lpad((f.le % 60)::text, 2, '0') AS txt
               FROM fast f
               UNION ALL
               SELECT s.id, s.day, (extract(epoch FROM s.ls - s.day) / 60)::integer,
+                     (extract(epoch FROM s.le - s.day) / 60)::integer,
                      to_char(s.ls, 'HH24:MI') || '-' || to_char(s.le, 'HH24:MI')
               FROM snapped s) a
         GROUP BY a.id, a.day
     )
     SELECT x.id, x.day, to_char(x.o_time, 'HH24:MI'), to_char(x.c_time, 'HH24:MI'),
-           coalesce(fd.periods, '{}'), x.o IS NULL
-    FROM days x LEFT JOIN free_day fd ON fd.id = x.id AND fd.day = x.day
-    ORDER BY x.code, x.name, x.day;
+           coalesce(fd.periods, '{}'), x.o IS NULL, coalesce(fd.starts, '{}'),
+           coalesce(fd.ends, '{}')
+    FROM days x LEFT JOIN free_day fd ON fd.id = x.id AND fd.day = x.day;
+END
+$$;
+
+-- room_free_calc planned for the call's values (many rooms or days).
+CREATE OR REPLACE FUNCTION room_free_calc_planned(p_rooms bigint[], p_from date,
+                                                  p_days integer, p_now timestamptz)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
+               free_from integer[], free_to integer[])
+LANGUAGE sql STABLE SET jit = off SET plan_cache_mode = force_custom_plan
+SET enable_bitmapscan = on SET enable_seqscan = on AS $$
+    SELECT * FROM room_free_calc(p_rooms, p_from, p_days, p_now)
+$$;
+
+-- room_free_calc with one generic plan kept (a writer's few room-days).
+CREATE OR REPLACE FUNCTION room_free_calc_kept(p_rooms bigint[], p_from date,
+                                               p_days integer, p_now timestamptz)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean,
+               free_from integer[], free_to integer[])
+LANGUAGE sql STABLE SET jit = off SET plan_cache_mode = force_generic_plan
+SET enable_bitmapscan = on SET enable_seqscan = on AS $$
+    SELECT * FROM room_free_calc(p_rooms, p_from, p_days, p_now)
+$$;
+
+-- 'HH:MM' of minutes from local midnight (as room_free_calc renders them).
+CREATE OR REPLACE FUNCTION room_hhmm(p_minutes integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT lpad((p_minutes / 60)::text, 2, '0') || ':' || lpad((p_minutes % 60)::text, 2, '0')
+$$;
+
+-- The rooms room_free and room_free_rooms report on: active, and the filters.
+CREATE OR REPLACE FUNCTION room_free_ids(p_branch integer, p_capacity integer, p_room bigint,
+                                         p_features text[], p_staff_rooms boolean)
+RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(r.id), '{}') FROM room r
+    WHERE r.active AND (p_branch IS NULL OR r.branch_id = p_branch)
+      AND (p_room IS NULL OR p_room = 0 OR r.id = p_room)
+      AND r.capacity >= coalesce(p_capacity, 0)
+      AND r.features @> coalesce(p_features, '{}')
+      AND (r.bookable_by = 'public' OR coalesce(p_staff_rooms, false))
+$$;
+
+-- room_free computed from scratch for every day (what room_free answered
+-- before room_day_free; the tests compare the two).
+CREATE OR REPLACE FUNCTION room_free_compute(p_branch text, p_date text, p_days integer,
+                                             p_capacity integer, p_room bigint,
+                                             p_features text[], p_staff_rooms boolean)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+    v_branch integer := room_branch_id(p_branch, 'branch');
+    v_from date := local_day(p_date, 'date', library_today());
+    v_days integer := coalesce(nullif(p_days, 0), 1);
+BEGIN
+    IF v_days NOT BETWEEN 1 AND 90 THEN
+        PERFORM room_refuse('CR400', 'field:days', 'days is 1 to 90.');
+    END IF;
+    RETURN QUERY
+    SELECT c.room_id, c.day, c.opens, c.closes, c.free, c.closed
+    FROM room_free_calc_planned(room_free_ids(v_branch, p_capacity, p_room, p_features,
+                                              p_staff_rooms), v_from, v_days, now()) c
+    JOIN room r ON r.id = c.room_id JOIN branch b ON b.id = r.branch_id
+    ORDER BY b.code, r.name, c.day;
+END
+$$;
+
+-- room_free's answer as one row per room (room order: branch code, room
+-- name), each day of it an element of the arrays (in day order): free holds
+-- the day's periods joined by ';' ('' for none). RoomFree reads this: 30
+-- rows cost the database and carreld much less than 2,700. The days of
+-- room_free_span are read from room_day_free, today's cut at now (a period's
+-- start moves up to the first slot not begun; too short then: dropped, as
+-- room_free_calc does); the others (past days, days beyond the span, today
+-- when the clocks change today, everything while the span is in another
+-- time zone or not filled yet) are computed by room_free_calc.
+CREATE OR REPLACE FUNCTION room_free_grid(p_branch text, p_date text, p_days integer,
+                                          p_capacity integer, p_room bigint,
+                                          p_features text[], p_staff_rooms boolean)
+RETURNS TABLE (room_id bigint, days date[], opens text[], closes text[], free text[],
+               closed boolean[])
+-- bitmap and sequential scans off: each room's days are then read in index
+-- (day) order, without a sort (a scan of the whole table per room, which the
+-- planner costed the same as the index, took five times as long); the calc
+-- wrappers turn them on again
+LANGUAGE plpgsql STABLE SET jit = off SET enable_bitmapscan = off SET enable_seqscan = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_branch integer := room_branch_id(p_branch, 'branch');
+    v_today date := library_today();
+    v_from date := local_day(p_date, 'date', v_today);
+    v_days integer := coalesce(nullif(p_days, 0), 1);
+    v_last date := v_from + v_days - 1;
+    v_ids bigint[];
+    v_span room_free_span;
+    v_lo date;          -- the days read from room_day_free: v_lo .. v_hi
+    v_hi date;
+    v_now_min integer;  -- now in minutes from today's local midnight, rounded up
+BEGIN
+    IF v_days NOT BETWEEN 1 AND 90 THEN
+        PERFORM room_refuse('CR400', 'field:days', 'days is 1 to 90.');
+    END IF;
+    v_ids := room_free_ids(v_branch, p_capacity, p_room, p_features, p_staff_rooms);
+    SELECT * INTO v_span FROM room_free_span;
+    v_lo := greatest(v_from, v_today, v_span.first_day);
+    v_hi := least(v_last, v_span.last_day);
+    -- today's cut at now is done in minutes: not on a day the clocks change
+    IF v_lo = v_today AND local_at(v_today + 1, '00:00') - local_at(v_today, '00:00')
+                          <> interval '24 hours' THEN
+        v_lo := v_lo + 1;
+    END IF;
+    IF v_span.tz IS DISTINCT FROM library_setting_text('timezone') OR v_lo > v_hi THEN
+        v_lo := v_last + 1;  -- nothing stored to use: all computed
+        v_hi := v_last;
+    END IF;
+    v_now_min := ceil(extract(epoch FROM now() - local_at(v_today, '00:00')) / 60);
+    IF v_lo = v_from AND v_hi = v_last THEN
+        -- all kept (the usual case): each room's days in index order, aggregated
+        -- in that order, no sort of the days
+        RETURN QUERY
+        WITH r AS MATERIALIZED (
+            SELECT r.id, row_number() OVER (ORDER BY b.code, r.name) AS ord, c.slot_minutes,
+                   c.min_minutes
+            FROM room r JOIN branch b ON b.id = r.branch_id
+            JOIN room_category c ON c.code = r.category
+            WHERE r.id = ANY (v_ids)
+        )
+        SELECT r.id, g.days, g.opens, g.closes, g.free, g.closed
+        FROM r
+        CROSS JOIN LATERAL (
+            SELECT array_agg(f.day) AS days, array_agg(f.opens) AS opens,
+                   array_agg(f.closes) AS closes, array_agg(f.free) AS free,
+                   array_agg(f.closed) AS closed
+            FROM (SELECT f.day, f.opens, f.closes, f.closed,
+                         CASE WHEN f.day > v_today THEN f.free
+                              ELSE coalesce((SELECT string_agg(room_hhmm(greatest(a.s, n.n))
+                                                               || '-' || room_hhmm(a.e), ';'
+                                                               ORDER BY a.s)
+                                             FROM unnest(f.free_from, f.free_to) a (s, e)
+                                             CROSS JOIN (SELECT (v_now_min + r.slot_minutes - 1)
+                                                                / r.slot_minutes
+                                                                * r.slot_minutes AS n) n
+                                             WHERE a.e - greatest(a.s, n.n) >= r.min_minutes),
+                                            '') END AS free
+                  FROM room_day_free f
+                  WHERE f.room_id = r.id AND f.day BETWEEN v_lo AND v_hi
+                  ORDER BY f.day) f) g
+        ORDER BY r.ord;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    -- ord: the rooms' order, so the rows are sorted on integers (sorting
+    -- thousands of rows on the collated names cost more than the rest)
+    WITH r AS MATERIALIZED (
+        SELECT r.id, row_number() OVER (ORDER BY b.code, r.name) AS ord, c.slot_minutes,
+               c.min_minutes
+        FROM room r JOIN branch b ON b.id = r.branch_id
+        JOIN room_category c ON c.code = r.category
+        WHERE r.id = ANY (v_ids)
+    ), answer AS (
+        SELECT f.room_id, f.day, f.opens, f.closes,
+               CASE WHEN f.day > v_today THEN f.free
+                    ELSE coalesce((SELECT string_agg(room_hhmm(greatest(a.s, n.n)) || '-'
+                                                     || room_hhmm(a.e), ';' ORDER BY a.s)
+                                   FROM unnest(f.free_from, f.free_to) a (s, e)
+                                   CROSS JOIN (SELECT (v_now_min + r.slot_minutes - 1)
+                                                      / r.slot_minutes * r.slot_minutes AS n) n
+                                   WHERE a.e - greatest(a.s, n.n) >= r.min_minutes), '')
+               END AS free,
+               f.closed
+        FROM r JOIN room_day_free f ON f.room_id = r.id AND f.day BETWEEN v_lo AND v_hi
+        UNION ALL
+        SELECT c.room_id, c.day, c.opens, c.closes, array_to_string(c.free, ';'), c.closed
+        FROM room_free_calc_planned(v_ids, v_from, v_lo - v_from, now()) c
+        JOIN r ON r.id = c.room_id
+        WHERE v_lo > v_from
+        UNION ALL
+        SELECT c.room_id, c.day, c.opens, c.closes, array_to_string(c.free, ';'), c.closed
+        FROM room_free_calc_planned(v_ids, v_hi + 1, v_last - v_hi, now()) c
+        JOIN r ON r.id = c.room_id
+        WHERE v_hi < v_last
+    )
+    -- the aggregates take the rows in the order sorted below (one sort;
+    -- an ORDER BY in each aggregate sorted each room five times over)
+    SELECT min(x.id), array_agg(x.day), array_agg(x.opens), array_agg(x.closes),
+           array_agg(x.free), array_agg(x.closed)
+    FROM (SELECT r.id, r.ord, a.day, a.opens, a.closes, a.free, a.closed
+          FROM answer a JOIN r ON r.id = a.room_id
+          ORDER BY r.ord, a.day) x
+    GROUP BY x.ord
+    ORDER BY x.ord;
+END
+$$;
+
+-- One row per room per local day from p_date (room order: branch code, room
+-- name; then day): the branch's opening period and the free periods in it
+-- where a booking can start and end (see room_free_calc and room_free_grid,
+-- whose rows this spells out).
+CREATE OR REPLACE FUNCTION room_free(p_branch text, p_date text, p_days integer,
+                                     p_capacity integer, p_room bigint, p_features text[],
+                                     p_staff_rooms boolean)
+RETURNS TABLE (room_id bigint, day date, opens text, closes text, free text[], closed boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT g.room_id, u.day, u.opens, u.closes,
+           CASE WHEN u.free = '' THEN '{}'::text[] ELSE string_to_array(u.free, ';') END,
+           u.closed
+    FROM room_free_grid(p_branch, p_date, p_days, p_capacity, p_room, p_features,
+                        p_staff_rooms) WITH ORDINALITY g (room_id, days, opens, closes, free,
+                                                           closed, n)
+    CROSS JOIN LATERAL unnest(g.days, g.opens, g.closes, g.free, g.closed)
+        WITH ORDINALITY u (day, opens, closes, free, closed, k)
+    ORDER BY g.n, u.k
+$$;
+
+-- ------------------------------------------------- room_day_free kept by the writers
+
+-- Recompute the stored days of rooms p_rooms: the days p_days (pairs with
+-- p_rooms), or every stored day when p_days is NULL. Called by the triggers
+-- below in the writer's transaction. The span is locked shared (advisory
+-- lock (21, 0): rooms_tick moves the span only when no writer holds it; a
+-- row lock FOR KEY SHARE here made every booking write a MultiXact on the
+-- one span row, a third of the throughput at 32 desks), then the rows in
+-- (room, day) order, and only then, in a statement of its own (a snapshot
+-- taken after the waits), the free time is computed: a writer that waited
+-- for another's rows sees what that one committed.
+CREATE OR REPLACE FUNCTION room_free_refresh(p_rooms bigint[], p_days date[]) RETURNS void
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    v_span room_free_span;
+    v_r bigint[];
+    v_d date[];
+    v_first date;
+    v_last date;
+    v_small boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(21, 0);
+    SELECT * INTO v_span FROM room_free_span;
+    IF v_span.tz IS DISTINCT FROM library_setting_text('timezone') THEN
+        RETURN;  -- nothing kept (room_free computes it all)
+    END IF;
+    SELECT array_agg(x.r ORDER BY x.r, x.d), array_agg(x.d ORDER BY x.r, x.d),
+           min(x.d), max(x.d)
+    INTO v_r, v_d, v_first, v_last
+    FROM (SELECT DISTINCT y.r, y.d
+          FROM (SELECT u.r, u.d FROM unnest(p_rooms, p_days) u (r, d)
+                WHERE p_days IS NOT NULL
+                UNION ALL
+                SELECT u.r, g::date FROM unnest(p_rooms) u (r),
+                       generate_series(v_span.first_day, v_span.last_day, interval '1 day') g
+                WHERE p_days IS NULL) y
+          WHERE y.r IS NOT NULL AND y.d BETWEEN v_span.first_day AND v_span.last_day) x;
+    IF v_r IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM room_day_free f JOIN unnest(v_r, v_d) u (r, d)
+                                   ON f.room_id = u.r AND f.day = u.d
+    ORDER BY f.room_id, f.day FOR UPDATE OF f;
+    -- a booking's few room-days: the kept plan; a bulk change: planned for it
+    v_small := cardinality(v_r) <= 16;
+    INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from, free_to)
+    SELECT c.room_id, c.day, c.opens, c.closes, c.closed, array_to_string(c.free, ';'),
+           c.free_from, c.free_to
+    FROM (SELECT * FROM room_free_calc_kept(ARRAY(SELECT DISTINCT unnest(v_r)), v_first,
+                                            v_last - v_first + 1, NULL)
+          WHERE v_small
+          UNION ALL
+          SELECT * FROM room_free_calc_planned(ARRAY(SELECT DISTINCT unnest(v_r)), v_first,
+                                               v_last - v_first + 1, NULL)
+          WHERE NOT v_small) c
+    JOIN unnest(v_r, v_d) u (r, d) ON u.r = c.room_id AND u.d = c.day
+    ON CONFLICT (room_id, day) DO UPDATE
+    SET opens = excluded.opens, closes = excluded.closes, closed = excluded.closed,
+        free = excluded.free, free_from = excluded.free_from, free_to = excluded.free_to
+    WHERE (f.opens, f.closes, f.closed, f.free, f.free_from, f.free_to)
+          IS DISTINCT FROM (excluded.opens, excluded.closes, excluded.closed, excluded.free,
+                            excluded.free_from, excluded.free_to);
+END
+$$;
+
+-- Blocks added or removed: the rooms holding the unit (the unit itself, and
+-- the whole it is a part of) on each local day the block touches.
+CREATE OR REPLACE FUNCTION room_free_blocks_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_r bigint[] := '{}';
+    v_d date[] := '{}';
+    v_r2 bigint[];
+    v_d2 date[];
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT array_agg(w.room_id), array_agg(g::date) INTO v_r, v_d
+        FROM new_rows b
+        CROSS JOIN LATERAL (SELECT b.unit_id AS room_id
+                            UNION SELECT p.whole_id FROM room_part p
+                                  WHERE p.part_id = b.unit_id) w
+        CROSS JOIN LATERAL generate_series((lower(b.blocked) AT TIME ZONE v_tz)::date,
+                                           (upper(b.blocked) AT TIME ZONE v_tz)::date,
+                                           interval '1 day') g;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        SELECT array_agg(w.room_id), array_agg(g::date) INTO v_r2, v_d2
+        FROM old_rows b
+        CROSS JOIN LATERAL (SELECT b.unit_id AS room_id
+                            UNION SELECT p.whole_id FROM room_part p
+                                  WHERE p.part_id = b.unit_id) w
+        CROSS JOIN LATERAL generate_series((lower(b.blocked) AT TIME ZONE v_tz)::date,
+                                           (upper(b.blocked) AT TIME ZONE v_tz)::date,
+                                           interval '1 day') g;
+        v_r := coalesce(v_r, '{}') || coalesce(v_r2, '{}');
+        v_d := coalesce(v_d, '{}') || coalesce(v_d2, '{}');
+    END IF;
+    PERFORM room_free_refresh(coalesce(v_r, '{}'), coalesce(v_d, '{}'));
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_block_free_insert AFTER INSERT ON room_block
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_blocks_changed();
+CREATE OR REPLACE TRIGGER room_block_free_delete AFTER DELETE ON room_block
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_blocks_changed();
+CREATE OR REPLACE TRIGGER room_block_free_update AFTER UPDATE ON room_block
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION room_free_blocks_changed();
+
+-- New rooms: all their days.
+CREATE OR REPLACE FUNCTION room_free_rooms_added() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM room_free_refresh(ARRAY(SELECT n.id FROM new_rows n), NULL);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_free_room_insert AFTER INSERT ON room
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_rooms_added();
+
+-- A room moved to another category or branch; the parts of a whole changed
+-- (its units); a category's grid, minimum or buffers changed: all the days
+-- of the rooms concerned.
+CREATE OR REPLACE FUNCTION room_free_rooms_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'room' THEN
+        PERFORM room_free_refresh(ARRAY[NEW.id], NULL);
+    ELSIF TG_TABLE_NAME = 'room_category' THEN
+        PERFORM room_free_refresh(ARRAY(SELECT r.id FROM room r WHERE r.category = NEW.code),
+                                  NULL);
+    ELSIF TG_OP = 'INSERT' THEN  -- room_part
+        PERFORM room_free_refresh(ARRAY(SELECT DISTINCT n.whole_id FROM new_rows n), NULL);
+    ELSE
+        PERFORM room_free_refresh(ARRAY(SELECT DISTINCT o.whole_id FROM old_rows o), NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_free_room_update AFTER UPDATE ON room FOR EACH ROW
+WHEN (OLD.category IS DISTINCT FROM NEW.category OR OLD.branch_id IS DISTINCT FROM NEW.branch_id)
+EXECUTE FUNCTION room_free_rooms_changed();
+CREATE OR REPLACE TRIGGER room_free_category_update AFTER UPDATE ON room_category FOR EACH ROW
+WHEN ((OLD.slot_minutes, OLD.min_minutes, OLD.setup_minutes, OLD.cleanup_minutes)
+      IS DISTINCT FROM (NEW.slot_minutes, NEW.min_minutes, NEW.setup_minutes,
+                        NEW.cleanup_minutes))
+EXECUTE FUNCTION room_free_rooms_changed();
+CREATE OR REPLACE TRIGGER room_free_part_insert AFTER INSERT ON room_part
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_rooms_changed();
+CREATE OR REPLACE TRIGGER room_free_part_delete AFTER DELETE ON room_part
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_rooms_changed();
+
+-- Opening hours changed: every day of the branches' rooms. A closed day
+-- added or removed: that day of the branch's rooms.
+CREATE OR REPLACE FUNCTION room_free_branch_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_b integer[] := '{}';
+    v_d date[] := '{}';
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        IF TG_TABLE_NAME = 'branch_hours' THEN
+            SELECT v_b || array_agg(n.branch_id) INTO v_b FROM new_rows n;
+        ELSE
+            SELECT v_b || array_agg(n.branch_id), v_d || array_agg(n.day) INTO v_b, v_d
+            FROM new_rows n;
+        END IF;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        IF TG_TABLE_NAME = 'branch_hours' THEN
+            SELECT coalesce(v_b, '{}') || array_agg(o.branch_id) INTO v_b FROM old_rows o;
+        ELSE
+            SELECT coalesce(v_b, '{}') || array_agg(o.branch_id),
+                   coalesce(v_d, '{}') || array_agg(o.day)
+            INTO v_b, v_d FROM old_rows o;
+        END IF;
+    END IF;
+    IF TG_TABLE_NAME = 'branch_hours' THEN
+        PERFORM room_free_refresh(ARRAY(SELECT r.id FROM room r
+                                        WHERE r.branch_id = ANY (coalesce(v_b, '{}'))), NULL);
+    ELSE
+        PERFORM room_free_refresh(coalesce(array_agg(r.id), '{}'), coalesce(array_agg(x.d), '{}'))
+        FROM unnest(v_b, v_d) x (b, d) JOIN room r ON r.branch_id = x.b;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER room_free_hours_insert AFTER INSERT ON branch_hours
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_hours_delete AFTER DELETE ON branch_hours
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_hours_update AFTER UPDATE ON branch_hours
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_closed_insert AFTER INSERT ON branch_closed
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_closed_delete AFTER DELETE ON branch_closed
+REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+CREATE OR REPLACE TRIGGER room_free_closed_update AFTER UPDATE ON branch_closed
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION room_free_branch_changed();
+
+-- The daily step (rooms_tick; tests call it with p_wait): the span becomes
+-- today .. today + the longest days_ahead of any category (at most 400
+-- days), in the library's time zone: past days dropped, new days computed
+-- for every room; a new time zone or the first fill computes all. Takes the
+-- span's advisory lock (21, 0) exclusively, so no writer is between its
+-- shared lock and its commit;
+-- without p_wait it gives up at once when one is (the next tick tries
+-- again; room_free meanwhile computes the days not kept). Returns whether
+-- it moved the span.
+CREATE OR REPLACE FUNCTION room_free_span_move(p_wait boolean) RETURNS boolean
+LANGUAGE plpgsql SET jit = off AS $$
+DECLARE
+    v_today date := library_today();
+    v_last date := library_today() + least(400, coalesce((SELECT max(c.days_ahead)
+                                                          FROM room_category c), 0));
+    v_tz text := library_setting_text('timezone');
+    v_span room_free_span;
+    v_from date;
+BEGIN
+    SELECT * INTO v_span FROM room_free_span;
+    IF v_span.first_day = v_today AND v_span.last_day = v_last AND v_span.tz = v_tz THEN
+        RETURN false;
+    END IF;
+    IF p_wait THEN
+        PERFORM pg_advisory_xact_lock(21, 0);
+    ELSIF NOT pg_try_advisory_xact_lock(21, 0) THEN
+        RETURN false;
+    END IF;
+    -- read again after the wait (a statement of its own: a fresh snapshot)
+    SELECT * INTO v_span FROM room_free_span;
+    IF v_span.tz IS DISTINCT FROM v_tz THEN
+        DELETE FROM room_day_free;
+        v_from := v_today;
+    ELSE
+        DELETE FROM room_day_free WHERE day < v_today OR day > v_last;
+        -- the days kept already stay; the ones missing are computed
+        v_from := CASE WHEN v_span.last_day < v_today OR v_span.first_day > v_today
+                       THEN v_today ELSE v_span.last_day + 1 END;
+        IF v_span.first_day > v_today THEN
+            DELETE FROM room_day_free;
+        END IF;
+    END IF;
+    UPDATE room_free_span SET first_day = v_today, last_day = v_last, tz = v_tz;
+    IF v_from <= v_last THEN
+        INSERT INTO room_day_free AS f (room_id, day, opens, closes, closed, free, free_from,
+                                        free_to)
+        SELECT c.room_id, c.day, c.opens, c.closes, c.closed, array_to_string(c.free, ';'),
+               c.free_from, c.free_to
+        FROM room_free_calc_planned(ARRAY(SELECT r.id FROM room r), v_from,
+                                    v_last - v_from + 1, NULL) c
+        ON CONFLICT (room_id, day) DO UPDATE
+        SET opens = excluded.opens, closes = excluded.closes, closed = excluded.closed,
+            free = excluded.free, free_from = excluded.free_from, free_to = excluded.free_to;
+    END IF;
+    RETURN true;
 END
 $$;
 
@@ -1233,5 +1732,9 @@ BEGIN
         DELETE FROM notice WHERE booking_id = ANY (v_ids);
         DELETE FROM room_block WHERE booking_id = ANY (v_ids);
     END IF;
+
+    -- once a day: room_day_free moves on (last: the span lock is taken with
+    -- nothing else to wait for after it)
+    PERFORM room_free_span_move(false);
 END
 $$;

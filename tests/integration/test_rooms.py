@@ -248,6 +248,37 @@ class Booking(unittest.TestCase):
         self.assertIn("slot_taken", r.stdout)
 
 
+class FreeGrid(unittest.TestCase):
+    def test_free_grid_is_room_free(self):
+        """RoomFree through carreld (room_free_grid, one row per room) gives the rooms and
+        days of room_free, from the kept grid and from the days computed beyond it."""
+        a = new_room()
+        new_room(category="meeting", capacity=10)
+        new_room(branch="PRK", capacity=4, ws="desk-prk", user="parker")
+        start, end = slot(nth=2, after_open_min=90)
+        self.assertEqual(book(a, start, end).code, 0)
+        q("SELECT room_free_span_move(true)")
+        for date, days in ((None, 30), (q("SELECT library_today() + 170"), 20)):
+            args = ["rooms", "free", "--days", str(days)] + (["--date", date] if date else [])
+            r = carrel(*args)
+            self.assertEqual(r.code, 0, r)
+            got = [(d.get("roomId", d.get("room_id")), d["date"], d.get("opens"),
+                    d.get("closes"), d.get("free", []), d.get("closed", False))
+                   for d in r.json["days"]]
+            want = [tuple(x) for x in harness.json.loads(q(
+                "SELECT json_agg(json_build_array(room_id, day, opens, closes, free, closed))"
+                " FROM room_free(NULL, %s, %d, NULL, NULL, NULL, false)"
+                % ("NULL" if date is None else "'%s'" % date, days)))]
+            self.assertEqual(len(got), len(want))
+            self.assertEqual(got, want)
+            self.assertEqual([x["id"] for x in r.json["rooms"]],
+                             [int(i) for i in q("SELECT string_agg(id::text, ',') FROM"
+                                                " room_free_rooms(NULL, %s, NULL, NULL, NULL,"
+                                                " false)" % ("NULL" if date is None
+                                                             else "'%s'" % date)).split(",")])
+            self.assertIn(a, {g[0] for g in got})
+
+
 class Race(unittest.TestCase):
     def test_seven_desks_one_slot(self):
         """Seven desks at seven branches book the same room and slot at once, over the

@@ -514,6 +514,209 @@ class Rooms(RoomsTest):
                                 " '2025-12-31', 'none', '{}', NULL, false, NULL)"), "3")
 
 
+class FreeKept(RoomsTest):
+    """room_day_free (migrations/021_room_free.sql): what room_free reads is what
+    room_free_compute computes from scratch, after every kind of change."""
+
+    def setUp(self):
+        super().setUp()
+        # the span is today's, in the library's zone (as rooms_tick leaves it)
+        self.q("SELECT room_free_span_move(true)")
+
+    def none_left(self, sql):
+        if self.q("SELECT count(*) FROM (%s) x" % sql) != "0":
+            self.fail("rows differ: %s" % self.rows("SELECT * FROM (%s) x LIMIT 3" % sql))
+
+    def kept(self):
+        """Every kept row equals room_free_calc over the span, both ways; returns the count."""
+        calc = ("SELECT c.room_id, c.day, c.opens, c.closes, c.closed,"
+                " array_to_string(c.free, ';'), c.free_from, c.free_to FROM room_free_span s, room_free_calc(ARRAY(SELECT id FROM room),"
+                " s.first_day, s.last_day - s.first_day + 1, NULL) c")
+        kept = ("SELECT room_id, day, opens, closes, closed, free, free_from, free_to"
+                " FROM room_day_free")
+        for a, b in ((calc, kept), (kept, calc)):
+            self.none_left("(%s) EXCEPT ALL (%s)" % (a, b))
+        n = int(self.q("SELECT count(*) FROM room_day_free"))
+        self.assertEqual(n, int(self.q("SELECT count(*) * (SELECT last_day - first_day + 1"
+                                       " FROM room_free_span) FROM room")))
+        return n
+
+    def same(self, date=None, days=90, branch=None):
+        """room_free and room_free_compute give the same rows in the same order."""
+        args = "%s, %s, %d, NULL, NULL, NULL, true" % (
+            "NULL" if branch is None else lit(branch), "NULL" if date is None else lit(date), days)
+        kept = "SELECT * FROM room_free(%s)" % args
+        scratch = "SELECT * FROM room_free_compute(%s)" % args
+        for a, b in ((kept, scratch), (scratch, kept)):
+            self.none_left("(%s) EXCEPT (%s)" % (a, b))
+        got = self.rows(kept)
+        self.assertEqual(got, self.rows(scratch))
+        return got
+
+    def check(self, *dates):
+        self.kept()
+        self.same()
+        for d in dates:
+            self.same(d, 3)
+
+    def rooms(self):
+        self.q("UPDATE room_category SET needs_approval = false WHERE code = 'hall'")
+        s = self.room("Study 1")
+        m = self.room("Meeting 1", "meeting", capacity=10)
+        a = self.room("Hall A", "hall", capacity=40)
+        b = self.room("Hall B", "hall", capacity=40)
+        hall = self.room("Hall", "hall", capacity=80, parts=[a, b])
+        self.room("Branch study", branch="ALB")
+        return s, m, a, b, hall
+
+    def test_kept_after_bookings_cancels_and_halls(self):
+        s, m, a, b, hall = self.rooms()
+        self.assertGreater(self.kept(), 5 * 60)
+        d = self.weekday_ahead(2)
+        e = self.weekday_ahead(4, 8)
+        g = dict(group_name="Club", group_contact="c@x")
+        card = env.new_patron(session=db)
+        mine = self.book(s, d + " 10:30", d + " 12:00", card=card)[0]["id"]
+        self.book(m, d + " 12:00", d + " 13:00", **g)
+        self.book(hall, d + " 14:00", d + " 16:00", **g)  # both halves change
+        self.book(a, e + " 10:00", e + " 12:00", **g)     # the hall changes
+        self.check(d, e)
+        self.assertNotEqual(self.free(hall, d)[d]["free"], ["10:00-20:00"])
+        self.change(mine, "cancel", reason="ill")
+        self.check(d)
+        self.assertEqual(self.free(s, d)[d]["free"], ["10:00-20:00"])
+        # a recurring series, then one occurrence cancelled
+        made = self.book(m, d + " 17:00", d + " 18:00", repeat="weekly",
+                         until=self.day(40), **g)
+        self.assertGreater(len(made), 3)
+        self.change(made[1]["id"], "cancel", reason="moved")
+        self.check(d, made[1]["start"][:10])
+
+    def test_kept_after_no_show_release(self):
+        # open all day today, so the bookings around now are inside the hours
+        self.q("INSERT INTO branch_hours (branch_id, weekday, opens, closes) VALUES"
+               " (%d, extract(isodow FROM library_today()), '00:00', '23:59')"
+               " ON CONFLICT (branch_id, weekday) DO UPDATE SET opens = '00:00', closes = '23:59'"
+               % ids["DWN"])
+        s, m, a, b, hall = self.rooms()
+        card = env.new_patron(session=db)
+        # started 20 minutes ago, never checked in; and one later today
+        late = self.past_booking(s, "date_trunc('minute', now()) - interval '20 minutes'", 120,
+                                 patron=card)
+        self.past_booking(a, "date_trunc('hour', now()) + interval '2 hours'", 60)
+        self.check(self.day(0))
+        self.assertEqual(self.one("SELECT * FROM rooms_tick()")["released"], 1)
+        self.assertEqual(self.q("SELECT count(*) FROM room_block WHERE booking_id = %d" % late),
+                         "0")
+        self.check(self.day(0))
+
+    def test_kept_after_hours_closed_days_categories_parts(self):
+        s, m, a, b, hall = self.rooms()
+        d = self.weekday_ahead(3)
+        g = dict(group_name="Club", group_contact="c@x")
+        self.book(m, d + " 12:00", d + " 13:00", **g)
+        self.q("UPDATE branch_hours SET opens = '09:00', closes = '18:00'"
+               " WHERE branch_id = %d AND weekday = 3" % ids["DWN"])
+        self.check(d)
+        self.assertEqual(self.free(s, d)[d]["opens"], "09:00")
+        self.q("INSERT INTO branch_hours (branch_id, weekday, opens, closes) VALUES"
+               " (%d, 7, '12:00', '16:00')" % ids["DWN"])
+        self.check()
+        self.q("DELETE FROM branch_hours WHERE branch_id = %d AND weekday = 7" % ids["DWN"])
+        self.check()
+        self.q("INSERT INTO branch_closed (branch_id, day) VALUES (%d, %s)" % (ids["DWN"], lit(d)))
+        self.check(d)
+        self.assertTrue(self.free(s, d)[d]["closed"])
+        self.q("DELETE FROM branch_closed WHERE branch_id = %d AND day = %s"
+               % (ids["DWN"], lit(d)))
+        self.check(d)
+        self.q("UPDATE room_category SET setup_minutes = 30, cleanup_minutes = 45"
+               " WHERE code = 'meeting'")
+        self.check(d)
+        self.q("UPDATE room_category SET slot_minutes = 60, min_minutes = 120 WHERE code = 'study'")
+        self.check(d)
+        self.q("UPDATE room SET category = 'meeting' WHERE id = %d" % s)
+        self.check(d)
+        # a whole without bookings to come loses a part, then gets it back
+        self.q("DELETE FROM room_part WHERE whole_id = %d AND part_id = %d" % (hall, b))
+        self.check(d)
+        self.q("INSERT INTO room_part (whole_id, part_id) VALUES (%d, %d)" % (hall, b))
+        self.check(d)
+        # a later days_ahead widens the span; rooms_tick's step fills the new days
+        self.q("UPDATE room_category SET days_ahead = 300 WHERE code = 'hall'")
+        self.assertEqual(self.q("SELECT room_free_span_move(true)"), "t")
+        self.assertEqual(self.q("SELECT last_day - first_day FROM room_free_span"), "300")
+        self.check(d)
+
+    def test_kept_on_daylight_saving_days(self):
+        # open through the night on Sundays, when the clocks change (2027-03-14 and
+        # 2027-11-07 in New York); a span of 400 days holds both
+        self.q("UPDATE room_category SET days_ahead = 700 WHERE code IN ('study', 'meeting')")
+        self.q("INSERT INTO branch_hours (branch_id, weekday, opens, closes) VALUES"
+               " (%d, 7, '00:00', '23:30')" % ids["DWN"])
+        s, m, a, b, hall = self.rooms()
+        self.q("SELECT room_free_span_move(true)")
+        g = dict(group_name="Club", group_contact="c@x")
+        self.book(s, "2027-03-14 01:00", "2027-03-14 03:00", **g)
+        self.book(m, "2027-03-14 04:00", "2027-03-14 05:00", **g)
+        self.book(s, "2027-11-07 01:00", "2027-11-07 02:00", **g)
+        self.book(m, "2027-11-07 00:30", "2027-11-07 01:30", **g)
+        n = self.kept()
+        self.assertEqual(n, 6 * 401)
+        for day in ("2027-03-12", "2027-11-05"):
+            rows = self.same(day, 4)
+            self.assertEqual(len(rows), 6 * 4)
+        fwd = {r["day"]: r for r in self.rows("SELECT * FROM room_free(NULL, '2027-03-14', 1,"
+                                              " NULL, %d, NULL, true)" % s)}
+        self.assertEqual(fwd["2027-03-14"]["free"], ["00:00-01:00", "03:00-23:30"])
+        # a new time zone: computed until the step refills the span in it
+        self.q("UPDATE library_setting SET value = 'Europe/London' WHERE name = 'timezone'")
+        self.same(days=30)
+        self.same("2027-03-26", 5)
+        self.q("SELECT room_free_span_move(true)")
+        self.assertEqual(self.q("SELECT tz FROM room_free_span"), "Europe/London")
+        self.kept()
+        self.same("2027-03-26", 5)
+
+    def test_today_cut_at_now(self):
+        # open all day today: the kept row has the whole day, the answer only what is to come
+        self.q("INSERT INTO branch_hours (branch_id, weekday, opens, closes) VALUES"
+               " (%d, extract(isodow FROM library_today()), '00:00', '23:59')"
+               " ON CONFLICT (branch_id, weekday) DO UPDATE SET opens = '00:00', closes = '23:59'"
+               % ids["DWN"])
+        s, m, a, b, hall = self.rooms()
+        today = self.day(0)
+        self.past_booking(m, "date_trunc('hour', now()) + interval '90 minutes'", 60)
+        self.check(today)
+        kept = self.q("SELECT free FROM room_day_free WHERE room_id = %d AND day = %s"
+                      % (s, lit(today)))
+        self.assertEqual(kept, "00:00-23:30")
+        now = self.q("SELECT local_hhmm(now())")
+        shown = self.free(s, today)[today]["free"]
+        if now > "00:00" and now < "23:00":
+            self.assertEqual(len(shown), 1)
+            self.assertGreaterEqual(shown[0][:5], now)
+            self.assertLess(shown[0][:5], "23:00")
+        for row in self.rows("SELECT * FROM room_free(NULL, NULL, 1, NULL, NULL, NULL, true)"):
+            for period in row["free"]:
+                self.assertGreaterEqual(period[6:], now)
+
+    def test_first_fill_and_computed_days(self):
+        # nothing kept yet: everything computed; the step fills it
+        self.q("UPDATE room_free_span SET tz = NULL; DELETE FROM room_day_free")
+        s, m, a, b, hall = self.rooms()
+        d = self.weekday_ahead(2)
+        self.book(hall, d + " 14:00", d + " 16:00", group_name="Club", group_contact="c@x")
+        self.assertEqual(self.q("SELECT count(*) FROM room_day_free"), "0")
+        self.same()
+        self.same(d, 3)
+        self.assertEqual(self.q("SELECT room_free_span_move(true)"), "t")
+        self.check(d)
+        # days before today and after the span: computed, joined to the kept ones
+        self.same(self.day(-5), 10)
+        self.same(self.day(150), 90)
+
+
 class Saves(RoomsTest):
 
     def test_categories_rooms_parts_and_session_changes(self):
