@@ -1237,6 +1237,20 @@ BEGIN
     IF p_end <= p_start THEN
         PERFORM room_refuse('CR400', 'field:end', 'The end must be after the start.');
     END IF;
+    IF p_session IS NOT NULL THEN
+        -- A program keeps its own times; its room is held on the room's grid
+        -- around them (a 10:30-11:15 story time holds a 30-minute room
+        -- 10:30-11:30), so staff need not round a session by hand.
+        v_ls := v_ls - make_interval(mins => (extract(hour FROM v_ls) * 60
+                                              + extract(minute FROM v_ls))::integer
+                                             % c.slot_minutes);
+        v_le := v_le + make_interval(mins => (c.slot_minutes
+                                              - (extract(hour FROM v_le) * 60
+                                                 + extract(minute FROM v_le))::integer
+                                                % c.slot_minutes) % c.slot_minutes);
+        p_start := v_ls AT TIME ZONE v_tz;
+        p_end := v_le AT TIME ZONE v_tz;
+    END IF;
     v_during := tstzrange(p_start, p_end);
     IF (extract(hour FROM v_ls) * 60 + extract(minute FROM v_ls))::integer % c.slot_minutes <> 0
        OR (extract(hour FROM v_le) * 60 + extract(minute FROM v_le))::integer

@@ -830,6 +830,22 @@ class ReviewFixes(RoomsTest):
         self.assertEqual(self.q("SELECT overridden FROM room_booking WHERE id = %d"
                                 % made["booking_id"]), "t")
 
+    def test_a_session_off_the_grid_holds_the_room_on_it(self):
+        """A 10:40-11:15 session in a 30-minute room holds it 10:30-11:30; the session
+        keeps its own times."""
+        study = self.room("Study 1")
+        d = self.weekday_ahead(2)
+        made = self.rows(self.session_sql({"session": {
+            "program_id": self.program(), "start": d + " 10:40", "end": d + " 11:15",
+            "room_id": study}}))[0]
+        self.assertTrue(made["made"])
+        self.assertEqual(self.q("SELECT local_text(lower(during)) || ' ' || local_text(upper(during))"
+                                " FROM room_booking WHERE id = %d" % made["booking_id"]),
+                         "%s 10:30 %s 11:30" % (d, d))
+        self.assertEqual(self.q("SELECT local_text(lower(during)) || ' ' || local_text(upper(during))"
+                                " FROM program_session WHERE id = %d" % made["id"]),
+                         "%s 10:40 %s 11:15" % (d, d))
+
     def test_room_book_refuses_a_program_session(self):
         """Finding 16: a session's room is booked with its session, not with room_book."""
         study = self.room("Study 1")
