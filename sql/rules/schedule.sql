@@ -354,8 +354,9 @@ $$;
 -- A single shift is refused by raising; in a series each occurrence is
 -- placed on its own (a savepoint each) and refusals come back as rows with
 -- made = false.
-CREATE OR REPLACE FUNCTION shift_save(p_staff bigint, p_workstation bigint, p_scope integer,
-                                      p_override_ok boolean, p_doc jsonb)
+DROP FUNCTION IF EXISTS shift_save(bigint, bigint, integer, boolean, jsonb);
+CREATE OR REPLACE FUNCTION shift_save_doc(p_staff bigint, p_workstation bigint, p_scope integer,
+                                          p_override_ok boolean, p_doc jsonb)
 RETURNS TABLE (made boolean, reason text, message text, id bigint, username text,
                staff_name text, branch_code text, desk_code text, start text, "end" text,
                mic boolean, status text, note text, swap_id bigint)
@@ -490,7 +491,7 @@ BEGIN
 END
 $$;
 
--- ShiftSave with the request's key (server/schedule.c): the save above,
+-- ShiftSave with the request's key (server/schedule.c): shift_save_doc,
 -- done once per key (request_claim / request_store, as the keyed changes),
 -- so a retried `shift add` of an open shift makes no second one. The key is
 -- optional (ShiftSave is a mutating route): without one it is the save.
@@ -505,14 +506,14 @@ DECLARE
     v_stored jsonb;
 BEGIN
     IF p_key IS NULL THEN
-        RETURN QUERY SELECT * FROM shift_save(p_staff, p_workstation, p_scope, p_override_ok,
-                                              p_doc);
+        RETURN QUERY SELECT * FROM shift_save_doc(p_staff, p_workstation, p_scope,
+                                                  p_override_ok, p_doc);
         RETURN;
     END IF;
     v_stored := request_claim(p_key, p_staff, 'shift_save');
     IF v_stored IS NULL THEN
         SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.n), '[]') INTO v_stored
-        FROM shift_save(p_staff, p_workstation, p_scope, p_override_ok, p_doc)
+        FROM shift_save_doc(p_staff, p_workstation, p_scope, p_override_ok, p_doc)
              WITH ORDINALITY AS r(made, reason, message, id, username, staff_name,
                                   branch_code, desk_code, start, "end", mic, status, note,
                                   swap_id, n);

@@ -48,6 +48,15 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    "SUMMARY: UndefinedBehaviorSanitizer")
 
 
+def write_atomically(path, text):
+    """Replace a file whole: tests call carrel from several threads at once, and a
+    profile or password file rewritten in place can be read empty half way."""
+    tmp = "%s.%d.%d.tmp" % (path, os.getpid(), threading.get_ident())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -832,8 +841,7 @@ class Env:
         name = "%d-%s-%s" % (daemon.port, workstation, user)
         path = os.path.join(self.dir, name + ".profile")
         pwfile = os.path.join(self.dir, name + ".pw")
-        with open(pwfile, "w") as f:
-            f.write(password + "\n")
+        write_atomically(pwfile, password + "\n")
         lines = [
             "host = 127.0.0.1",
             "port = %d" % daemon.port,
@@ -846,8 +854,7 @@ class Env:
         if cert:
             lines += ["cert_file = %s" % self.tls(workstation + ".crt"),
                       "key_file = %s" % self.tls(workstation + ".key")]
-        with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        write_atomically(path, "\n".join(lines) + "\n")
         return path
 
     def carrel(self, profile, *args, json_out=True, input=None, timeout=120, env=None):

@@ -76,7 +76,7 @@ def shift_doc(user, start, end, branch="DWN", desk=None, mic=False, **extra):
 
 
 def save_sql(doc, scope=None, override_ok=True, staff=None):
-    return ("SELECT * FROM shift_save(%d, %d, %s, %s, %s::jsonb)"
+    return ("SELECT * FROM shift_save(NULL::uuid, %d, %d, %s, %s, %s::jsonb)"
             % (staff or ids["staff"], ids["workstation"], lit(scope), lit(override_ok),
                lit(json.dumps(doc))))
 
