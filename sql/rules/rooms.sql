@@ -72,31 +72,33 @@ LANGUAGE sql STABLE AS $$
                    'Dy YYYY-MM-DD HH24:MI') || '-' || local_hhmm(upper(p_during))
 $$;
 
--- An integer of a document, or CR400 for p_field when it is not one.
-CREATE OR REPLACE FUNCTION room_doc_int(p_doc jsonb, p_key text) RETURNS integer
+-- The text of a number in a document, NULL when absent or null; CR400 "<key> must be <p_what>."
+-- when it is not a number matching p_pattern. One check behind room_doc_int and room_doc_bigint,
+-- so the two readers refuse alike and differ only in range and wording.
+CREATE OR REPLACE FUNCTION room_doc_number(p_doc jsonb, p_key text, p_pattern text, p_what text)
+RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF p_doc -> p_key IS NULL OR jsonb_typeof(p_doc -> p_key) = 'null' THEN
         RETURN NULL;
     END IF;
-    IF jsonb_typeof(p_doc -> p_key) <> 'number' OR (p_doc ->> p_key) !~ '^-?\d{1,9}$' THEN
-        PERFORM room_refuse('CR400', 'field:' || p_key, format('%s must be a whole number.', p_key));
+    IF jsonb_typeof(p_doc -> p_key) <> 'number' OR (p_doc ->> p_key) !~ p_pattern THEN
+        PERFORM room_refuse('CR400', 'field:' || p_key, format('%s must be %s.', p_key, p_what));
     END IF;
-    RETURN (p_doc ->> p_key)::integer;
+    RETURN p_doc ->> p_key;
 END
 $$;
 
+-- An integer of a document, or CR400 for p_field when it is not one.
+CREATE OR REPLACE FUNCTION room_doc_int(p_doc jsonb, p_key text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT room_doc_number(p_doc, p_key, '^-?\d{1,9}$', 'a whole number')::integer
+$$;
+
+-- An id of a document (non-negative, fits a bigint), or CR400 for p_field when it is not one.
 CREATE OR REPLACE FUNCTION room_doc_bigint(p_doc jsonb, p_key text) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-    IF p_doc -> p_key IS NULL OR jsonb_typeof(p_doc -> p_key) = 'null' THEN
-        RETURN NULL;
-    END IF;
-    IF jsonb_typeof(p_doc -> p_key) <> 'number' OR (p_doc ->> p_key) !~ '^\d{1,18}$' THEN
-        PERFORM room_refuse('CR400', 'field:' || p_key, format('%s must be an id.', p_key));
-    END IF;
-    RETURN (p_doc ->> p_key)::bigint;
-END
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT room_doc_number(p_doc, p_key, '^\d{1,18}$', 'an id')::bigint
 $$;
 
 -- A text of a document: NULL when absent or empty; longer than p_max → CR400.
