@@ -564,16 +564,13 @@ RETURNS SETOF shift_out
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     a record := schedule_list_args(p_branch, p_username, p_from, p_to, 6, 92);
-    v_from date := a.from_day;
-    v_to date := a.to_day;
-    v_branch integer := a.branch_id;
-    v_person bigint := a.person_id;
 BEGIN
     RETURN QUERY SELECT * FROM shift_rows(ARRAY(
         SELECT s.id FROM shift s
-        WHERE s.during && tstzrange(local_at(v_from, '00:00'), local_at(v_to + 1, '00:00'))
-          AND (v_branch IS NULL OR s.branch_id = v_branch)
-          AND (v_person IS NULL OR s.staff_id = v_person)
+        WHERE s.during && tstzrange(local_at(a.from_day, '00:00'),
+                                    local_at(a.to_day + 1, '00:00'))
+          AND (a.branch_id IS NULL OR s.branch_id = a.branch_id)
+          AND (a.person_id IS NULL OR s.staff_id = a.person_id)
           AND (NOT coalesce(p_open_only, false) OR s.staff_id IS NULL
                OR s.offered_at IS NOT NULL)));
 END
@@ -1000,18 +997,15 @@ LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
 DECLARE
     a record := schedule_list_args(p_branch, p_username, p_from, p_to, 92, 366);
-    v_from date := a.from_day;
-    v_to date := a.to_day;
-    v_branch integer := a.branch_id;
-    v_person bigint := a.person_id;
 BEGIN
     RETURN QUERY SELECT * FROM time_off_rows(ARRAY(
         SELECT t.id FROM time_off t
-        WHERE t.during && tstzrange(local_at(v_from, '00:00'), local_at(v_to + 1, '00:00'))
-          AND (v_person IS NULL OR t.staff_id = v_person)
-          AND (v_branch IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb
-                                           WHERE sb.staff_id = t.staff_id
-                                             AND sb.branch_id = v_branch))
+        WHERE t.during && tstzrange(local_at(a.from_day, '00:00'),
+                                    local_at(a.to_day + 1, '00:00'))
+          AND (a.person_id IS NULL OR t.staff_id = a.person_id)
+          AND (a.branch_id IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb
+                                              WHERE sb.staff_id = t.staff_id
+                                                AND sb.branch_id = a.branch_id))
           AND (NOT coalesce(p_pending, false) OR t.status = 'requested')));
 END
 $$;
