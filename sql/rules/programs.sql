@@ -256,7 +256,6 @@ DECLARE
     v_series bigint;
     v_ids bigint[] := '{}';
     v_refused program_session_row[] := '{}';
-    v_row program_session_row;
     v_reason text;
     v_message text;
     v_result jsonb;
@@ -355,13 +354,9 @@ BEGIN
                 EXCEPTION WHEN SQLSTATE 'CR409' OR SQLSTATE 'CR422' OR SQLSTATE 'CR400' THEN
                     GET STACKED DIAGNOSTICS v_reason = PG_EXCEPTION_DETAIL,
                                             v_message = MESSAGE_TEXT;
-                    v_row := NULL;
-                    v_row.made := false;
-                    v_row.reason := v_reason;
-                    v_row.message := v_message;
-                    v_row.start := to_char(v_at, 'YYYY-MM-DD HH24:MI');
-                    v_row."end" := to_char(v_at + v_length, 'YYYY-MM-DD HH24:MI');
-                    v_refused := v_refused || v_row;
+                    v_refused := v_refused || room_refused_row(NULL::program_session_row,
+                                                               v_reason, v_message, v_at,
+                                                               v_length);
                 END;
             END LOOP;
         END IF;

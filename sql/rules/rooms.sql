@@ -72,31 +72,33 @@ LANGUAGE sql STABLE AS $$
                    'Dy YYYY-MM-DD HH24:MI') || '-' || local_hhmm(upper(p_during))
 $$;
 
--- An integer of a document, or CR400 for p_field when it is not one.
-CREATE OR REPLACE FUNCTION room_doc_int(p_doc jsonb, p_key text) RETURNS integer
+-- The text of a number in a document, NULL when absent or null; CR400 "<key> must be <p_what>."
+-- when it is not a number matching p_pattern. One check behind room_doc_int and room_doc_bigint,
+-- so the two readers refuse alike and differ only in range and wording.
+CREATE OR REPLACE FUNCTION room_doc_number(p_doc jsonb, p_key text, p_pattern text, p_what text)
+RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF p_doc -> p_key IS NULL OR jsonb_typeof(p_doc -> p_key) = 'null' THEN
         RETURN NULL;
     END IF;
-    IF jsonb_typeof(p_doc -> p_key) <> 'number' OR (p_doc ->> p_key) !~ '^-?\d{1,9}$' THEN
-        PERFORM room_refuse('CR400', 'field:' || p_key, format('%s must be a whole number.', p_key));
+    IF jsonb_typeof(p_doc -> p_key) <> 'number' OR (p_doc ->> p_key) !~ p_pattern THEN
+        PERFORM room_refuse('CR400', 'field:' || p_key, format('%s must be %s.', p_key, p_what));
     END IF;
-    RETURN (p_doc ->> p_key)::integer;
+    RETURN p_doc ->> p_key;
 END
 $$;
 
+-- An integer of a document, or CR400 for p_field when it is not one.
+CREATE OR REPLACE FUNCTION room_doc_int(p_doc jsonb, p_key text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT room_doc_number(p_doc, p_key, '^-?\d{1,9}$', 'a whole number')::integer
+$$;
+
+-- An id of a document (non-negative, fits a bigint), or CR400 for p_field when it is not one.
 CREATE OR REPLACE FUNCTION room_doc_bigint(p_doc jsonb, p_key text) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-    IF p_doc -> p_key IS NULL OR jsonb_typeof(p_doc -> p_key) = 'null' THEN
-        RETURN NULL;
-    END IF;
-    IF jsonb_typeof(p_doc -> p_key) <> 'number' OR (p_doc ->> p_key) !~ '^\d{1,18}$' THEN
-        PERFORM room_refuse('CR400', 'field:' || p_key, format('%s must be an id.', p_key));
-    END IF;
-    RETURN (p_doc ->> p_key)::bigint;
-END
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT room_doc_number(p_doc, p_key, '^\d{1,18}$', 'an id')::bigint
 $$;
 
 -- A text of a document: NULL when absent or empty; longer than p_max → CR400.
@@ -1374,6 +1376,20 @@ BEGIN
 END
 $$;
 
+-- The row reporting one refused occurrence of a recurring booking or program session: made
+-- false, the refusal's reason and message, the occurrence's local start and end, the other
+-- columns NULL. p_type (a NULL of room_book_row or program_session_row) picks the row type, so
+-- room_book and program_session_save report a refusal alike.
+CREATE OR REPLACE FUNCTION room_refused_row(p_type anyelement, p_reason text, p_message text,
+                                            p_at timestamp, p_length interval)
+RETURNS anyelement
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_populate_record(p_type, jsonb_build_object(
+        'made', false, 'reason', p_reason, 'message', p_message,
+        'start', to_char(p_at, 'YYYY-MM-DD HH24:MI'),
+        'end', to_char(p_at + p_length, 'YYYY-MM-DD HH24:MI')))
+$$;
+
 -- Book a room (RoomBook document), once per request key. One row per
 -- occurrence. A single booking that is refused raises; a recurring one
 -- reports each refused occurrence and makes the others.
@@ -1402,7 +1418,6 @@ DECLARE
     v_at timestamp;
     v_ids bigint[] := '{}';
     v_refused room_book_row[] := '{}';
-    v_row room_book_row;
     v_reason text;
     v_message text;
     v_result jsonb;
@@ -1492,13 +1507,8 @@ BEGIN
             EXCEPTION WHEN SQLSTATE 'CR409' OR SQLSTATE 'CR422' OR SQLSTATE 'CR400' THEN
                 GET STACKED DIAGNOSTICS v_reason = PG_EXCEPTION_DETAIL,
                                         v_message = MESSAGE_TEXT;
-                v_row := NULL;
-                v_row.made := false;
-                v_row.reason := v_reason;
-                v_row.message := v_message;
-                v_row.start := to_char(v_at, 'YYYY-MM-DD HH24:MI');
-                v_row."end" := to_char(v_at + v_length, 'YYYY-MM-DD HH24:MI');
-                v_refused := v_refused || v_row;
+                v_refused := v_refused || room_refused_row(NULL::room_book_row, v_reason,
+                                                           v_message, v_at, v_length);
             END;
         END LOOP;
     END IF;

@@ -530,33 +530,47 @@ BEGIN
 END
 $$;
 
+-- The arguments shared by shift_list and time_off_list, checked in one place so both refuse
+-- alike: the local days p_from..p_to (from defaults to today, to to from + p_default_days; CR400
+-- field:to unless to is 0 to p_max_days after from), the branch (NULL when not given) and the
+-- person (NULL when not given).
+CREATE OR REPLACE FUNCTION schedule_list_args(p_branch text, p_username text, p_from text,
+                                              p_to text, p_default_days integer,
+                                              p_max_days integer, OUT from_day date,
+                                              OUT to_day date, OUT branch_id integer,
+                                              OUT person_id bigint)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    from_day := local_day(p_from, 'from', library_today());
+    to_day := local_day(p_to, 'to', NULL);
+    to_day := coalesce(to_day, from_day + p_default_days);
+    IF to_day < from_day OR to_day - from_day > p_max_days THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
+            MESSAGE = format('to is 0 to %s days after from.', p_max_days);
+    END IF;
+    IF coalesce(p_branch, '') <> '' THEN
+        branch_id := schedule_branch(p_branch, 'branch');
+    END IF;
+    IF coalesce(p_username, '') <> '' THEN
+        person_id := (schedule_person(p_username, false)).id;
+    END IF;
+END
+$$;
+
 -- Shifts overlapping the local days p_from..p_to (default today .. +6).
 CREATE OR REPLACE FUNCTION shift_list(p_branch text, p_username text, p_from text, p_to text,
                                       p_open_only boolean)
 RETURNS SETOF shift_out
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_from date := local_day(p_from, 'from', library_today());
-    v_to date := local_day(p_to, 'to', NULL);
-    v_branch integer;
-    v_person bigint;
+    a record := schedule_list_args(p_branch, p_username, p_from, p_to, 6, 92);
 BEGIN
-    v_to := coalesce(v_to, v_from + 6);
-    IF v_to < v_from OR v_to - v_from > 92 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
-            MESSAGE = 'to is 0 to 92 days after from.';
-    END IF;
-    IF coalesce(p_branch, '') <> '' THEN
-        v_branch := schedule_branch(p_branch, 'branch');
-    END IF;
-    IF coalesce(p_username, '') <> '' THEN
-        v_person := (schedule_person(p_username, false)).id;
-    END IF;
     RETURN QUERY SELECT * FROM shift_rows(ARRAY(
         SELECT s.id FROM shift s
-        WHERE s.during && tstzrange(local_at(v_from, '00:00'), local_at(v_to + 1, '00:00'))
-          AND (v_branch IS NULL OR s.branch_id = v_branch)
-          AND (v_person IS NULL OR s.staff_id = v_person)
+        WHERE s.during && tstzrange(local_at(a.from_day, '00:00'),
+                                    local_at(a.to_day + 1, '00:00'))
+          AND (a.branch_id IS NULL OR s.branch_id = a.branch_id)
+          AND (a.person_id IS NULL OR s.staff_id = a.person_id)
           AND (NOT coalesce(p_open_only, false) OR s.staff_id IS NULL
                OR s.offered_at IS NOT NULL)));
 END
@@ -982,29 +996,16 @@ RETURNS TABLE (id bigint, username text, start text, "end" text, status text, re
 LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
 DECLARE
-    v_from date := local_day(p_from, 'from', library_today());
-    v_to date := local_day(p_to, 'to', NULL);
-    v_branch integer;
-    v_person bigint;
+    a record := schedule_list_args(p_branch, p_username, p_from, p_to, 92, 366);
 BEGIN
-    v_to := coalesce(v_to, v_from + 92);
-    IF v_to < v_from OR v_to - v_from > 366 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
-            MESSAGE = 'to is 0 to 366 days after from.';
-    END IF;
-    IF coalesce(p_branch, '') <> '' THEN
-        v_branch := schedule_branch(p_branch, 'branch');
-    END IF;
-    IF coalesce(p_username, '') <> '' THEN
-        v_person := (schedule_person(p_username, false)).id;
-    END IF;
     RETURN QUERY SELECT * FROM time_off_rows(ARRAY(
         SELECT t.id FROM time_off t
-        WHERE t.during && tstzrange(local_at(v_from, '00:00'), local_at(v_to + 1, '00:00'))
-          AND (v_person IS NULL OR t.staff_id = v_person)
-          AND (v_branch IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb
-                                           WHERE sb.staff_id = t.staff_id
-                                             AND sb.branch_id = v_branch))
+        WHERE t.during && tstzrange(local_at(a.from_day, '00:00'),
+                                    local_at(a.to_day + 1, '00:00'))
+          AND (a.person_id IS NULL OR t.staff_id = a.person_id)
+          AND (a.branch_id IS NULL OR EXISTS (SELECT 1 FROM staff_branch sb
+                                              WHERE sb.staff_id = t.staff_id
+                                                AND sb.branch_id = a.branch_id))
           AND (NOT coalesce(p_pending, false) OR t.status = 'requested')));
 END
 $$;
