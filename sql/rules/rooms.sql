@@ -1210,6 +1210,17 @@ $$;
 
 -- ---------------------------------------------------------------- booking
 
+-- Hours of a patron's bookings in a category starting within p_range
+-- (cancelled ones and no-shows not counted): the weekly and monthly limits.
+CREATE OR REPLACE FUNCTION room_patron_hours(p_patron bigint, p_category text,
+                                             p_range tstzrange) RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(extract(epoch FROM upper(k.during) - lower(k.during))), 0) / 3600
+    FROM room_booking k JOIN room r ON r.id = k.room_id
+    WHERE k.patron_id = p_patron AND r.category = p_category
+      AND k.status NOT IN ('cancelled', 'no_show') AND p_range @> lower(k.during)
+$$;
+
 -- Book one occurrence [p_start, p_end) of room p_room, every rule in order,
 -- raising the first refusal; returns the booking's id. The party: a patron
 -- (p_patron), a group (p_group), a program session, or none (staff use;
@@ -1307,11 +1318,7 @@ BEGIN
             v_month := tstzrange(date_trunc('month', v_ls) AT TIME ZONE v_tz,
                                  (date_trunc('month', v_ls) + interval '1 month') AT TIME ZONE v_tz);
             IF c.max_hours_week > 0 THEN
-                SELECT coalesce(sum(extract(epoch FROM upper(k.during) - lower(k.during))), 0)
-                       / 3600 + v_minutes / 60 INTO v_hours
-                FROM room_booking k JOIN room r ON r.id = k.room_id
-                WHERE k.patron_id = p_patron AND r.category = c.code
-                  AND k.status NOT IN ('cancelled', 'no_show') AND v_week @> lower(k.during);
+                v_hours := room_patron_hours(p_patron, c.code, v_week) + v_minutes / 60;
                 IF v_hours > c.max_hours_week THEN
                     PERFORM room_refuse('CR422', 'patron_limit', format(
                         'That would make %s hours of %s rooms in the week; at most %s.',
@@ -1319,11 +1326,7 @@ BEGIN
                 END IF;
             END IF;
             IF c.max_hours_month > 0 THEN
-                SELECT coalesce(sum(extract(epoch FROM upper(k.during) - lower(k.during))), 0)
-                       / 3600 + v_minutes / 60 INTO v_hours
-                FROM room_booking k JOIN room r ON r.id = k.room_id
-                WHERE k.patron_id = p_patron AND r.category = c.code
-                  AND k.status NOT IN ('cancelled', 'no_show') AND v_month @> lower(k.during);
+                v_hours := room_patron_hours(p_patron, c.code, v_month) + v_minutes / 60;
                 IF v_hours > c.max_hours_month THEN
                     PERFORM room_refuse('CR422', 'patron_limit', format(
                         'That would make %s hours of %s rooms in the month; at most %s.',
