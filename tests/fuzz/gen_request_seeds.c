@@ -197,6 +197,40 @@ int main(int argc, char **argv)
     r_hp.hold_place = &hp;
     seed1("hold-place", clerk, &r_hp);
 
+    Carrel__RoomBook rb = CARREL__ROOM_BOOK__INIT; /* a recurring booking */
+    rb.has_room_id = 1;
+    rb.room_id = 3;
+    rb.start = "2026-12-08 14:00";
+    rb.end = "2026-12-08 15:30";
+    rb.group_name = "Friends of the Library";
+    rb.group_contact = "friends@example.org";
+    rb.repeat = "weekly";
+    rb.until = "2027-02-23";
+    Carrel__Request r_rb = CARREL__REQUEST__INIT;
+    r_rb.has_id = 1;
+    r_rb.id = 11;
+    r_rb.request_key = UUID;
+    r_rb.body_case = CARREL__REQUEST__BODY_ROOM_BOOK;
+    r_rb.room_book = &rb;
+    seed1("room-book", clerk, &r_rb);
+
+    Carrel__Shift sh = CARREL__SHIFT__INIT; /* strings one message down */
+    sh.username = "clara";
+    sh.branch_code = "DWN";
+    sh.desk_code = "circ";
+    sh.start = "2026-12-08 10:00";
+    sh.end = "2026-12-08 14:00";
+    sh.note = "covers the story time";
+    Carrel__ShiftSave ss = CARREL__SHIFT_SAVE__INIT;
+    ss.shift = &sh;
+    Carrel__Request r_ss = CARREL__REQUEST__INIT;
+    r_ss.has_id = 1;
+    r_ss.id = 12;
+    r_ss.request_key = UUID;
+    r_ss.body_case = CARREL__REQUEST__BODY_SHIFT_SAVE;
+    r_ss.shift_save = &ss;
+    seed1("shift-save", admin, &r_ss);
+
     Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
     r_none.has_id = 1;
     r_none.id = 10;
