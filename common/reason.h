@@ -246,7 +246,31 @@
     X(SHIFTS_SCHEDULED, "shifts_scheduled", CONFLICT, BY_STATUS, 0,                                \
       "The person has shifts then; move them first.")                                              \
     X(NOT_YOURS, "not_yours", FORBIDDEN, BY_STATUS, 0,                                             \
-      "Only the shift's owner or a manager of its branch may do that.")                            \
+      "Only its owner (of the shift, the tally) or a manager of its branch may do that.")                            \
+    /* Public service: inquiries, counts, sweeps */                                                \
+    X(SERVICE_CODE, "service_code", NOT_FOUND, BY_STATUS, 0,                                       \
+      "That code is not in the list (inquiry kinds, floor areas, floor activities).")              \
+    X(INQUIRY, "inquiry", NOT_FOUND, BY_STATUS, 0,                                                 \
+      "No inquiry has that id.")                                                                   \
+    X(SAME_DAY, "same_day", REFUSED, BY_STATUS, 0,                                                 \
+      "Tallies and counts can be backdated or taken back only on the same day.")                  \
+    X(SWEEP_INCOMPLETE, "sweep_incomplete", REFUSED, BY_STATUS, 0,                                 \
+      "A sweep counts every area of the branch, zeros included.")                                  \
+    X(COUNT_OVERLAP, "count_overlap", CONFLICT, BY_STATUS, 0,                                      \
+      "Those counts overlap counts already recorded for the counter.")                             \
+    /* Tickets */                                                                                  \
+    X(TICKET, "ticket", NOT_FOUND, BY_STATUS, 0,                                                   \
+      "No ticket has that id.")                                                                    \
+    X(TICKET_QUEUE, "ticket_queue", NOT_FOUND, BY_STATUS, 0,                                       \
+      "No ticket queue has that code.")                                                            \
+    X(NOT_QUEUE_STAFF, "not_queue_staff", FORBIDDEN, BY_STATUS, 0,                                 \
+      "Only the staff of the ticket's queue may do that.")                                         \
+    X(TICKET_CLOSED, "ticket_closed", CONFLICT, BY_STATUS, 0,                                      \
+      "The ticket is closed; reopen it first.")                                                    \
+    X(TICKET_OWNED, "ticket_owned", CONFLICT, BY_STATUS, 0,                                        \
+      "Someone else has claimed the ticket; assign it to take it over.")                          \
+    X(NO_REPLY_ADDRESS, "no_reply_address", REFUSED, BY_STATUS, 0,                                 \
+      "The ticket has no email address or phone number to reply to.")                              \
     /* Statistics */                                                                               \
     X(STATS_UNAVAILABLE, "stats_unavailable", UNAVAILABLE, BY_STATUS, 0,                           \
       "The statistics database (the standby) cannot be reached; try again later.")
