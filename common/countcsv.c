@@ -8,9 +8,19 @@
 #include "csv.h"
 
 /* The columns a file may have, found by name in its header. */
-enum { COL_DATE, COL_TIME, COL_COUNT, COL_IN, COL_OUT, COL_COUNTER, COL_SESSIONS, COL_MINUTES, NCOL };
-static const char *const col_names[NCOL] = {"date",    "time",     "count",   "in",
-                                            "out",     "counter",  "sessions", "minutes"};
+enum {
+    COL_DATE,
+    COL_TIME,
+    COL_COUNT,
+    COL_IN,
+    COL_OUT,
+    COL_COUNTER,
+    COL_SESSIONS,
+    COL_MINUTES,
+    NCOL
+};
+static const char *const col_names[NCOL] = {"date", "time",    "count",    "in",
+                                            "out",  "counter", "sessions", "minutes"};
 
 /* A value longer than this is no date, time, number or counter. */
 #define COUNTCSV_VALUE_MAX 64
@@ -64,9 +74,10 @@ bool countcsv_day(const char *s, char *out)
             return false;
     } else if (s1 != NULL) {
         const char *s2 = strchr(s1 + 1, '/');
-        if (s2 == NULL || !digits(s, (size_t)(s1 - s), &m) || s1 - s > 2 ||
-            !digits(s1 + 1, (size_t)(s2 - s1 - 1), &d) || s2 - s1 - 1 > 2 ||
-            strlen(s2 + 1) != 4 || !digits(s2 + 1, 4, &y))
+        /* Lengths first: digits() would overflow on a long run of them. */
+        if (s2 == NULL || s1 - s > 2 || s2 - s1 - 1 > 2 || strlen(s2 + 1) != 4 ||
+            !digits(s, (size_t)(s1 - s), &m) || !digits(s1 + 1, (size_t)(s2 - s1 - 1), &d) ||
+            !digits(s2 + 1, 4, &y))
             return false;
     } else {
         return false;
@@ -204,11 +215,11 @@ static bool read_header(reader_t *r, const csv_row_t *row, int line)
     const char *need = r->kind == COUNTCSV_GATE ? "date, count (or in and out), optionally time "
                                                   "and counter"
                                                 : "date, sessions, optionally minutes";
-    add_bad(r, line, strcmp(missing, "date") == 0    ? "field:date"
-                     : strcmp(missing, "count") == 0 ? "field:count"
-                                                     : "field:sessions",
-            arena_printf(r->a,
-                         "The header line has no %s column%s; a %s file's columns are %s.",
+    add_bad(r, line,
+            strcmp(missing, "date") == 0    ? "field:date"
+            : strcmp(missing, "count") == 0 ? "field:count"
+                                            : "field:sessions",
+            arena_printf(r->a, "The header line has no %s column%s; a %s file's columns are %s.",
                          missing, strcmp(missing, "count") == 0 ? " (nor in and out)" : "",
                          r->kind == COUNTCSV_GATE ? "gate counter" : "computer sessions", need));
     r->out->header_bad = true;
@@ -226,8 +237,8 @@ static bool read_int(reader_t *r, const csv_row_t *row, int line, int c, int64_t
         add_bad(r, line, reason, arena_printf(r->a, "The %s is missing.", col_names[c]));
     else
         add_bad(r, line, reason,
-                arena_printf(r->a, "The %s %s is not a whole number from 0 to %lld.",
-                             col_names[c], shown(r, v), (long long)max));
+                arena_printf(r->a, "The %s %s is not a whole number from 0 to %lld.", col_names[c],
+                             shown(r, v), (long long)max));
     return false;
 }
 
@@ -251,8 +262,7 @@ static void read_row(reader_t *r, const csv_row_t *row, int line)
     const char *v = value(r, row, COL_DATE);
     if (!countcsv_day(v, x.day)) {
         add_bad(r, line, "field:date",
-                v[0] ? arena_printf(r->a,
-                                    "The date %s is not a day (YYYY-MM-DD or MM/DD/YYYY).",
+                v[0] ? arena_printf(r->a, "The date %s is not a day (YYYY-MM-DD or MM/DD/YYYY).",
                                     shown(r, v))
                      : "The date is missing.");
         return;
@@ -311,8 +321,8 @@ static int count_lines(const char *text, size_t from, size_t to)
     return n;
 }
 
-void countcsv_parse(arena_t *a, countcsv_kind_t kind, const char *text, size_t len,
-                    size_t max_bad, countcsv_t *out)
+void countcsv_parse(arena_t *a, countcsv_kind_t kind, const char *text, size_t len, size_t max_bad,
+                    countcsv_t *out)
 {
     memset(out, 0, sizeof(*out));
     reader_t r = {.a = a, .kind = kind, .max_bad = max_bad ? max_bad : 1, .out = out};
@@ -329,8 +339,8 @@ void countcsv_parse(arena_t *a, countcsv_kind_t kind, const char *text, size_t l
             /* Nothing after a broken quote or a NUL can be read as rows. */
             out->lines += header;
             add_bad(&r, line, header ? "field:line" : "field:header",
-                    arena_printf(a, "Line %d cannot be read: %s; nothing after it was read.",
-                                 line, csv_problem(rc)));
+                    arena_printf(a, "Line %d cannot be read: %s; nothing after it was read.", line,
+                                 csv_problem(rc)));
             if (!header)
                 out->header_bad = true;
             return;

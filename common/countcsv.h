@@ -66,8 +66,8 @@ typedef struct countcsv {
  * (all are counted). Never fails: problems are bad lines. The result's
  * arrays are in `a`.
  */
-void countcsv_parse(arena_t *a, countcsv_kind_t kind, const char *text, size_t len,
-                    size_t max_bad, countcsv_t *out);
+void countcsv_parse(arena_t *a, countcsv_kind_t kind, const char *text, size_t len, size_t max_bad,
+                    countcsv_t *out);
 
 /* "2026-03-01" from "2026-03-01" or "03/01/2026" (out: 11 bytes); false if no such day. */
 bool countcsv_day(const char *s, char *out);

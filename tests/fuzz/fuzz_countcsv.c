@@ -28,12 +28,12 @@ static void check_row(const countcsv_row_t *r, countcsv_kind_t kind)
 {
     char d[11], t[6];
     CHECK(strlen(r->day) == 10 && countcsv_day(r->day, d) && strcmp(d, r->day) == 0);
-    CHECK(r->time[0] == '\0' || (strlen(r->time) == 5 && countcsv_time(r->time, t) &&
-                                 strcmp(t, r->time) == 0));
+    CHECK(r->time[0] == '\0' ||
+          (strlen(r->time) == 5 && countcsv_time(r->time, t) && strcmp(t, r->time) == 0));
     for (const char *p = r->counter; *p; p++)
         CHECK((*p >= 'a' && *p <= 'z') || digit(*p) || *p == '_' || *p == '-');
-    CHECK(r->count >= 0 && r->count <= (kind == COUNTCSV_GATE ? 2 * COUNTCSV_COUNT_MAX
-                                                               : COUNTCSV_SESSIONS_MAX));
+    CHECK(r->count >= 0 &&
+          r->count <= (kind == COUNTCSV_GATE ? 2 * COUNTCSV_COUNT_MAX : COUNTCSV_SESSIONS_MAX));
     CHECK(kind == COUNTCSV_COMPUTERS || !r->has_minutes);
     CHECK(!r->has_minutes || (r->minutes >= 0 && r->minutes <= COUNTCSV_MINUTES_MAX));
 }

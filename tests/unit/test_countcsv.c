@@ -220,6 +220,9 @@ static void test_value_helpers(void **state)
     assert_string_equal(d, "2026-12-31");
     assert_false(countcsv_day("31/12/2026", d)); /* day first is not this format */
     assert_false(countcsv_day("1/2/26", d));
+    /* Found by fuzz_countcsv: a long run of digits is refused, not overflowed. */
+    assert_false(countcsv_day("1/29999999999999999999/2026", d));
+    assert_false(countcsv_day("29999999999999999999/1/2026", d));
     assert_true(countcsv_time("0:05", t));
     assert_string_equal(t, "00:05");
     assert_false(countcsv_time("24:00", t));
