@@ -120,6 +120,24 @@ static const route_t routes[] = {
     R(SWAP_LIST, "swap_list", handle_swap_list, 0, PERM_SCHEDULE_READ),
     R(STAFF_SCHEDULE_SET, "staff_schedule_set", handle_staff_schedule_set, ROUTE_MUTATING,
       PERM_SCHEDULE_MANAGE),
+    /* Public service: branch-bound roles record for their session branch (SQL checks the
+     * scope service.c passes); tallies and sweeps are keyed. */
+    R(SERVICE_CODE_LIST, "service_code_list", handle_service_code_list, 0,
+      PERM_INQUIRY_RECORD),
+    R(SERVICE_CODE_SAVE, "service_code_save", handle_service_code_save, ROUTE_MUTATING,
+      PERM_INQUIRY_MANAGE),
+    R(INQUIRY_ADD, "inquiry_add", handle_inquiry_add, ROUTE_KEYED, PERM_INQUIRY_RECORD),
+    R(INQUIRY_REMOVE, "inquiry_remove", handle_inquiry_remove, ROUTE_MUTATING,
+      PERM_INQUIRY_RECORD),
+    R(INQUIRY_LIST, "inquiry_list", handle_inquiry_list, 0, PERM_INQUIRY_RECORD),
+    R(GATE_COUNT_ADD, "gate_count_add", handle_gate_count_add, ROUTE_MUTATING,
+      PERM_INQUIRY_RECORD),
+    R(COUNT_IMPORT, "count_import", handle_count_import, ROUTE_MUTATING, PERM_INQUIRY_RECORD),
+    R(COMPUTER_SESSIONS_SET, "computer_sessions_set", handle_computer_sessions_set,
+      ROUTE_MUTATING, PERM_INQUIRY_RECORD),
+    R(SWEEP_SAVE, "sweep_save", handle_sweep_save, ROUTE_KEYED, PERM_INQUIRY_RECORD),
+    R(SWEEP_LIST, "sweep_list", handle_sweep_list, 0, PERM_INQUIRY_RECORD),
+    R(SERVICE_LEVELS, "service_levels", handle_service_levels, 0, PERM_SERVICE_LEVELS),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -144,4 +162,5 @@ void dispatch_register_statements(void)
     stats_register_statements();
     rooms_register_statements();
     schedule_register_statements();
+    service_register_statements();
 }
