@@ -120,6 +120,16 @@ static const route_t routes[] = {
     R(SWAP_LIST, "swap_list", handle_swap_list, 0, PERM_SCHEDULE_READ),
     R(STAFF_SCHEDULE_SET, "staff_schedule_set", handle_staff_schedule_set, ROUTE_MUTATING,
       PERM_SCHEDULE_MANAGE),
+    /* Tickets: anyone opens one; SQL lets only a queue's staff work it (p_all for the
+     * coordinator and admins, tickets.c); opening, changes and posts are keyed. */
+    R(TICKET_QUEUE_LIST, "ticket_queue_list", handle_ticket_queue_list, 0, PERM_TICKET_WORK),
+    R(TICKET_QUEUE_SAVE, "ticket_queue_save", handle_ticket_queue_save, ROUTE_MUTATING,
+      PERM_TICKET_QUEUES),
+    R(TICKET_OPEN, "ticket_open", handle_ticket_open, ROUTE_KEYED, PERM_TICKET_WORK),
+    R(TICKET_LIST, "ticket_list", handle_ticket_list, 0, PERM_TICKET_WORK),
+    R(TICKET_SHOW, "ticket_show", handle_ticket_show, 0, PERM_TICKET_WORK),
+    R(TICKET_CHANGE, "ticket_change", handle_ticket_change, ROUTE_KEYED, PERM_TICKET_WORK),
+    R(TICKET_POST, "ticket_post", handle_ticket_post, ROUTE_KEYED, PERM_TICKET_WORK),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -144,4 +154,5 @@ void dispatch_register_statements(void)
     stats_register_statements();
     rooms_register_statements();
     schedule_register_statements();
+    tickets_register_statements();
 }
