@@ -138,6 +138,16 @@ static const route_t routes[] = {
     R(SWEEP_SAVE, "sweep_save", handle_sweep_save, ROUTE_KEYED, PERM_INQUIRY_RECORD),
     R(SWEEP_LIST, "sweep_list", handle_sweep_list, 0, PERM_INQUIRY_RECORD),
     R(SERVICE_LEVELS, "service_levels", handle_service_levels, 0, PERM_SERVICE_LEVELS),
+    /* Tickets: anyone opens one; SQL lets only a queue's staff work it (p_all for the
+     * coordinator and admins, tickets.c); opening, changes and posts are keyed. */
+    R(TICKET_QUEUE_LIST, "ticket_queue_list", handle_ticket_queue_list, 0, PERM_TICKET_WORK),
+    R(TICKET_QUEUE_SAVE, "ticket_queue_save", handle_ticket_queue_save, ROUTE_MUTATING,
+      PERM_TICKET_QUEUES),
+    R(TICKET_OPEN, "ticket_open", handle_ticket_open, ROUTE_KEYED, PERM_TICKET_WORK),
+    R(TICKET_LIST, "ticket_list", handle_ticket_list, 0, PERM_TICKET_WORK),
+    R(TICKET_SHOW, "ticket_show", handle_ticket_show, 0, PERM_TICKET_WORK),
+    R(TICKET_CHANGE, "ticket_change", handle_ticket_change, ROUTE_KEYED, PERM_TICKET_WORK),
+    R(TICKET_POST, "ticket_post", handle_ticket_post, ROUTE_KEYED, PERM_TICKET_WORK),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -163,4 +173,5 @@ void dispatch_register_statements(void)
     rooms_register_statements();
     schedule_register_statements();
     service_register_statements();
+    tickets_register_statements();
 }

@@ -136,5 +136,8 @@ const conf_entry_t server_config_table[] = {
     {"rooms_tick_interval_s", CONF_INT, S(rooms_tick_interval_s), "60", 0, 86400,
      "release room bookings not checked in (no-shows), complete ended ones, queue reminders "
      "and anonymise old bookings this often (on the primary); 0: never"},
+    {"tickets_tick_interval_s", CONF_INT, S(tickets_tick_interval_s), "60", 0, 86400,
+     "flag and escalate tickets against their queue's target and anonymise old closed ones "
+     "this often (on the primary); 0: never"},
     CONF_END,
 };

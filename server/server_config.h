@@ -63,6 +63,7 @@ struct server_config {
     int stats_fallback_primary;
     long stats_rollup_interval_s; /* 0: no rollup timer */
     long rooms_tick_interval_s;   /* 0: no rooms timer */
+    long tickets_tick_interval_s; /* 0: no tickets timer */
 };
 
 extern const conf_entry_t server_config_table[];
