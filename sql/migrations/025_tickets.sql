@@ -71,7 +71,8 @@ CREATE TABLE ticket (
     owner_id bigint REFERENCES staff,
     patron_id bigint REFERENCES patron,
     contact_email text CHECK (length(contact_email) <= 254 AND contact_email = lower(contact_email)
-                              AND contact_email ~ '^[^@[:space:]]+@[^@[:space:].]+(\.[^@[:space:].]+)+$'),
+                              AND contact_email
+                                  ~ '^[^@[:space:]]+@[^@[:space:].]+(\.[^@[:space:].]+)+$'),
     contact_phone text CHECK (contact_phone ~ '^\+?[0-9 ().-]{7,30}$'),
     reply_channel text NOT NULL DEFAULT 'none' CHECK (reply_channel IN ('email', 'sms', 'none')),
     -- how it was asked (as inquiry.channel)
@@ -157,3 +158,10 @@ INSERT INTO notice_template (kind, subject, body) VALUES
     ('ticket_reply', '[{library}] Re: {subject} (ticket {ticket})',
      E'{text}\n\n-- \n{staff}\n{queue}, {library}\n'
      || E'To answer, reply to this message and keep "ticket {ticket}" in the subject.\n');
+
+-- ---------------------------------------------------------------- inquiries
+
+-- A tally that needed follow-up and the ticket it became (both ways: the
+-- inquiry list shows the ticket, the ticket its tally).
+ALTER TABLE ticket ADD FOREIGN KEY (inquiry_id) REFERENCES inquiry;
+ALTER TABLE inquiry ADD FOREIGN KEY (ticket_id) REFERENCES ticket;
