@@ -330,17 +330,19 @@ class Sweeps(unittest.TestCase):
     def test_sweep_with_a_zero_and_an_incomplete_one(self):
         areas = [c["code"] for c in ok(carrel("clara", "codes", "floor_area"))["codes"]]
         self.assertIn("quiet_study", areas)
-        counts = ["%s=%d" % (a, 0 if i == 0 else 3) for i, a in enumerate(areas)]
-        counts.append("%s=2/reading" % areas[1])
+        # The first area is empty (a zero), the second split by activity.
+        counts = ["%s=%d" % (a, 0 if i == 0 else 3) for i, a in enumerate(areas) if i != 1]
+        counts += ["%s=2/reading" % areas[1], "%s=1/computers" % areas[1]]
         key = str(uuid.uuid4())
         sweep = ok(carrel("clara", "--request-key", key, "sweep", "add", *counts))
         again = ok(carrel("clara", "--request-key", key, "sweep", "add", *counts))
         self.assertEqual(sweep["id"], again["id"])
-        self.assertEqual(sweep["total"], 3 * (len(areas) - 1) + 2)
+        self.assertEqual(sweep["total"], 3 * (len(areas) - 2) + 3)
         zero = [c for c in sweep["counts"] if c["area"] == areas[0]]
         self.assertEqual(zero[0].get("headcount", 0), 0)  # recorded, not skipped
         self.assertEqual(env.psql("SELECT count(*) FROM sweep WHERE id = %d" % sweep["id"]), "1")
         missing = [c for c in counts if not c.startswith("quiet_study=")]
+        self.assertNotEqual(areas[1], "quiet_study")
         r = refused(carrel("clara", "sweep", "add", *missing), "sweep_incomplete")
         self.assertIn("quiet_study", r["message"])
         listed = ok(carrel("clara", "sweep", "list"))["sweeps"]
@@ -368,7 +370,7 @@ class ServiceLevels(unittest.TestCase):
         text = carrel("cora", "service-levels", json_out=False)
         self.assertIn("activity per staff", text.stdout)
         self.assertIn("PRK", text.stdout.splitlines()[1])
-        refused(carrel("libby", "service-levels", "--branch", "NOPE"), "field:branch")
+        refused(carrel("cora", "service-levels", "--branch", "NOPE"), "field:branch")
 
 
 class Permissions(unittest.TestCase):
@@ -456,13 +458,15 @@ class HostileWire(unittest.TestCase):
             self.assertIsNotNone(r, "the daemon closed the connection on %r" % (body[:40],))
             self.assertEqual((r.status, r.reason), (status, reason), (body[:60], r))
             self.assertTrue(r.message, r)
-        # Wrong wire types: a string where a number goes, a number where a message goes.
+        # Wrong wire types (a string where a number goes, a number where a message goes)
+        # are not a Request at all: answered undecodable, and that connection alone closes.
         for body_field, body in [(REQ_INQUIRY_ADD, pb((1, pb((6, "two"))))),
                                  (REQ_INQUIRY_ADD, pb((1, 7))),
                                  (REQ_IMPORT, pb((4, "sixty")))]:
-            r = w.call(body_field, body, key=str(uuid.uuid4()))
-            self.assertIsNotNone(r)
-            self.assertEqual(r.status, "bad_request", r)
+            bad = main.logged_in_wire(user="clara", password=PASSWORD)
+            r = bad.call(body_field, body, key=str(uuid.uuid4()))
+            self.assertEqual((r.status, r.reason), ("bad_request", "undecodable"), r)
+            self.assertTrue(bad.closed_by_server())
         # A keyed change without its key, then a key that is no UUID.
         r = w.call(REQ_INQUIRY_ADD, inquiry(**good))
         self.assertEqual((r.status, r.reason), ("bad_request", "request_key"), r)
