@@ -960,3 +960,128 @@ BEGIN
           AND w.taken_at < local_at(v_to + 1, '00:00')));
 END
 $$;
+
+-- ---------------------------------------------------------------- service levels
+
+-- Per open half hour of a week (schedule_slots; p_week any day of it) at
+-- branches p_branches (NULL or empty: all), by branch code, day and time:
+-- staff_on_desk (assigned shifts at a desk of the branch covering the whole
+-- half hour), staff_needed (the sum over the branch's active desks of their
+-- need, desk_need_applies as schedule_gaps), circulation (checkouts,
+-- renewals, checkins, in-house uses at the branch), inquiries, headcount
+-- (the total of the latest sweep taken in the half hour; NULL: none),
+-- per_staff ((circulation + inquiries) / staff_on_desk, NULL with nobody on
+-- desk) and heavy (among the top tenth of the branch's half hours of the
+-- week by circulation + inquiries, ties included, and busy at all).
+-- Set-based: each source read once over the week and put in its half hour
+-- by a binary search of the branch's half-hour bounds (width_bucket).
+CREATE OR REPLACE FUNCTION service_levels(p_branches integer[], p_week text)
+RETURNS TABLE (week date, branch_code text, day date, "time" text, staff_on_desk integer,
+               staff_needed integer, circulation integer, inquiries integer, headcount integer,
+               per_staff double precision, heavy boolean)
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+    v_monday date := schedule_week_start(p_week);
+    v_tz text := library_setting_text('timezone');
+    v_from timestamptz := local_at(v_monday, '00:00');
+    v_to timestamptz := local_at(v_monday + 7, '00:00');
+    v_all boolean := coalesce(cardinality(p_branches), 0) = 0;
+BEGIN
+    RETURN QUERY
+    WITH sl AS MATERIALIZED (
+        SELECT g.branch_id, g.branch_code, g.day, g.k, g.l_from, g.slot,
+               extract(isodow FROM g.day)::integer AS dow, g.l_from::time AS t
+        FROM schedule_slots(p_branches, v_monday, v_monday + 6) g
+    ),
+    -- Each branch's half-hour boundaries of the week in order (starts and
+    -- closing times): width_bucket puts a time in its half hour by binary
+    -- search, with no time zone arithmetic per event. A time between a
+    -- closing and the next opening lands on a closing bound, which starts
+    -- no half hour, and drops out of the join.
+    bounds AS MATERIALIZED (
+        SELECT x.branch_id, array_agg(x.b ORDER BY x.b) AS b
+        FROM (SELECT sl.branch_id, lower(sl.slot) AS b FROM sl
+              UNION
+              SELECT sl.branch_id, upper(sl.slot) FROM sl) x
+        GROUP BY x.branch_id
+    ),
+    -- Public activity of the week: circulation and tallies.
+    ev AS (
+        SELECT e.branch_id, e.at, 1 AS circ, 0 AS inq
+        FROM circ_event e
+        WHERE e.at >= v_from AND e.at < v_to
+          AND e.action IN ('checkout', 'renew', 'checkin', 'in_house_use')
+          AND (v_all OR e.branch_id = ANY (p_branches))
+        UNION ALL
+        SELECT q.branch_id, q.asked_at, 0, 1
+        FROM inquiry q
+        WHERE q.asked_at >= v_from AND q.asked_at < v_to
+          AND (v_all OR q.branch_id = ANY (p_branches))
+    ),
+    act AS (
+        SELECT y.branch_id, bounds.b[y.i] AS start, y.circ, y.inq
+        FROM (SELECT ev.branch_id, width_bucket(ev.at, bounds.b) AS i,
+                     sum(ev.circ) AS circ, sum(ev.inq) AS inq
+              FROM ev JOIN bounds ON bounds.branch_id = ev.branch_id
+              GROUP BY 1, 2) y
+        JOIN bounds ON bounds.branch_id = y.branch_id
+        WHERE y.i > 0
+    ),
+    -- The latest sweep of each half hour, and its total.
+    sw AS (
+        SELECT DISTINCT ON (y.branch_id, y.i) y.branch_id, y.b[y.i] AS start, y.id
+        FROM (SELECT w.branch_id, w.id, w.taken_at, bounds.b,
+                     width_bucket(w.taken_at, bounds.b) AS i
+              FROM sweep w JOIN bounds ON bounds.branch_id = w.branch_id
+              WHERE w.taken_at >= v_from AND w.taken_at < v_to) y
+        WHERE y.i > 0
+        ORDER BY y.branch_id, y.i, y.taken_at DESC, y.id DESC
+    ),
+    swt AS (
+        SELECT sw.branch_id, sw.start, sum(c.headcount) AS total
+        FROM sw JOIN sweep_count c ON c.sweep_id = sw.id
+        GROUP BY 1, 2
+    ),
+    -- People at a desk of the branch for the whole half hour.
+    cov AS (
+        SELECT sl.branch_id, sl.day, sl.k, count(*) AS n
+        FROM sl JOIN shift s ON s.branch_id = sl.branch_id AND s.during @> sl.slot
+        WHERE s.staff_id IS NOT NULL AND s.desk_id IS NOT NULL
+          AND s.during && tstzrange(v_from, v_to)
+        GROUP BY 1, 2, 3
+    ),
+    -- Each active desk's need (the highest rule that applies), summed.
+    need AS (
+        SELECT x.branch_id, x.day, x.k, sum(x.need) AS n
+        FROM (SELECT sl.branch_id, sl.day, sl.k, d.id, max(n.staff) AS need
+              FROM sl
+              JOIN service_desk d ON d.branch_id = sl.branch_id AND d.active
+              JOIN desk_need n ON n.desk_id = d.id
+               AND desk_need_applies(n.weekdays, n.from_time, n.to_time, sl.dow, sl.t)
+              GROUP BY sl.branch_id, sl.day, sl.k, d.id) x
+        GROUP BY 1, 2, 3
+    ),
+    grid AS (
+        SELECT sl.branch_id, sl.branch_code, sl.day, sl.k, sl.l_from,
+               coalesce(cov.n, 0)::integer AS on_desk, coalesce(need.n, 0)::integer AS needed,
+               coalesce(act.circ, 0)::integer AS circ, coalesce(act.inq, 0)::integer AS inq,
+               swt.total::integer AS total
+        FROM sl
+        LEFT JOIN act ON act.branch_id = sl.branch_id AND act.start = lower(sl.slot)
+        LEFT JOIN swt ON swt.branch_id = sl.branch_id AND swt.start = lower(sl.slot)
+        LEFT JOIN cov ON cov.branch_id = sl.branch_id AND cov.day = sl.day AND cov.k = sl.k
+        LEFT JOIN need ON need.branch_id = sl.branch_id AND need.day = sl.day
+                      AND need.k = sl.k
+    )
+    SELECT v_monday, g.branch_code, g.day, to_char(g.l_from, 'HH24:MI'), g.on_desk, g.needed,
+           g.circ, g.inq, g.total,
+           CASE WHEN g.on_desk > 0
+                THEN round((g.circ + g.inq)::numeric / g.on_desk, 2)::double precision END,
+           g.circ + g.inq > 0
+           AND rank() OVER (PARTITION BY g.branch_id ORDER BY g.circ + g.inq DESC)
+               <= ceil(count(*) OVER (PARTITION BY g.branch_id) / 10.0)
+    FROM grid g
+    ORDER BY g.branch_code, g.day, g.k;
+END
+$$;
