@@ -371,6 +371,31 @@ class ServiceLevels(unittest.TestCase):
         self.assertIn("activity per staff", text.stdout)
         self.assertIn("PRK", text.stdout.splitlines()[1])
         refused(carrel("cora", "service-levels", "--branch", "NOPE"), "field:branch")
+        # Today's half hours count today's tallies made while the branch was open.
+        today = env.psql("SELECT library_today()::text")
+        counted = sum(row.get("inquiries", 0) for row in one["rows"] if row["day"] == today)
+        self.assertEqual(counted, int(env.psql(
+            "SELECT count(*) FROM inquiry i JOIN branch b ON b.id = i.branch_id"
+            " JOIN schedule_slots(ARRAY[b.id], library_today(), library_today()) s"
+            "   ON s.slot @> i.asked_at WHERE b.code = 'DWN'")))
+
+    def test_inquiry_stats_and_visits(self):
+        """`inquiry stats` and `visits` are the statistics measures inquiries and visits."""
+        ok(carrel("libby", "inquiry", "add", "readers_advisory", "3"))
+        stats = ok(carrel("libby", "inquiry", "stats", "--by", "kind"))
+        self.assertEqual(stats["measure"], "inquiries")
+        by_kind = dict((row["key"][0], row.get("value", 0)) for row in stats.get("rows", []))
+        self.assertGreaterEqual(by_kind.get("readers_advisory", 0), 1, stats)
+        text = carrel("libby", "inquiry", "stats", "--by", "kind,read_level", json_out=False)
+        self.assertEqual(text.code, 0, text)
+        self.assertIn("inquiries", text.stdout)
+        ok(carrel("libby", "visits", "add", "--crossings", "31", "--counter", "stats",
+                  "--day", days_ago(1)))
+        # Other days are a branch manager's (librarians see today's statistics only).
+        visits = ok(carrel("mara", "visits", "--from", days_ago(1), "--to", days_ago(1),
+                           "--by", "counter"))
+        self.assertEqual(visits["measure"], "visits")
+        self.assertIn("stats", [row["key"][0] for row in visits.get("rows", [])], visits)
 
 
 class Permissions(unittest.TestCase):
