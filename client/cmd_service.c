@@ -531,8 +531,9 @@ static void print_import(const cmd_call_t *call, const Carrel__Response *r)
         const Carrel__CountImportLine *l = x->bad[i];
         printf("line %d: %s: %s\n", l->line, svc_or(l->reason, "?"), svc_or(l->message, ""));
     }
-    printf("%s: %d lines read, %zu bad%s. ", svc_or(call->subject, "?"), x->lines, x->n_bad,
-           x->n_bad >= 1000 ? " (the first 1000 shown)" : "");
+    /* The server lists at most 1000 bad lines. */
+    printf("%s: %d lines read, %s%zu bad. ", svc_or(call->subject, "?"), x->lines,
+           x->n_bad >= 1000 ? "at least " : "", x->n_bad);
     if (x->applied)
         printf("Imported: %d added, %d replaced, %d unchanged.\n", x->imported, x->replaced,
                x->unchanged);
