@@ -370,6 +370,11 @@ class ServiceLevels(unittest.TestCase):
         text = carrel("cora", "service-levels", json_out=False)
         self.assertIn("activity per staff", text.stdout)
         self.assertIn("PRK", text.stdout.splitlines()[1])
+        # One row per half hour in time order, though branches open at different hours.
+        slots = [tuple(line.split()[:2]) for line in text.stdout.splitlines()[3:]
+                 if line[:4].isdigit()]
+        self.assertEqual(slots, sorted(set(slots)))
+        self.assertEqual(len(slots), len({(r["day"], r["time"]) for r in every["rows"]}))
         refused(carrel("cora", "service-levels", "--branch", "NOPE"), "field:branch")
         # Today's half hours count today's tallies made while the branch was open.
         today = env.psql("SELECT library_today()::text")
