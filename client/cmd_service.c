@@ -531,8 +531,9 @@ static void print_import(const cmd_call_t *call, const Carrel__Response *r)
         const Carrel__CountImportLine *l = x->bad[i];
         printf("line %d: %s: %s\n", l->line, svc_or(l->reason, "?"), svc_or(l->message, ""));
     }
-    printf("%s: %d lines read, %zu bad%s. ", svc_or(call->subject, "?"), x->lines, x->n_bad,
-           x->n_bad >= 1000 ? " (the first 1000 shown)" : "");
+    /* The server lists at most 1000 bad lines. */
+    printf("%s: %d lines read, %s%zu bad. ", svc_or(call->subject, "?"), x->lines,
+           x->n_bad >= 1000 ? "at least " : "", x->n_bad);
     if (x->applied)
         printf("Imported: %d added, %d replaced, %d unchanged.\n", x->imported, x->replaced,
                x->unchanged);
@@ -754,6 +755,15 @@ static void levels_one_branch(const Carrel__ServiceLevelsReply *l)
     table_free(t);
 }
 
+/* Rows by day and time (branches open at different hours: slots interleave). */
+static int level_slot_cmp(const void *a, const void *b)
+{
+    const Carrel__ServiceLevelRow *x = *(Carrel__ServiceLevelRow *const *)a;
+    const Carrel__ServiceLevelRow *y = *(Carrel__ServiceLevelRow *const *)b;
+    int c = strcmp(svc_or(x->day, ""), svc_or(y->day, ""));
+    return c ? c : strcmp(svc_or(x->time, ""), svc_or(y->time, ""));
+}
+
 /* Every branch side by side: a row per day and half hour, a column per branch. */
 static void levels_all_branches(const Carrel__ServiceLevelsReply *l)
 {
@@ -766,46 +776,43 @@ static void levels_all_branches(const Carrel__ServiceLevelsReply *l)
         if (b == nb)
             branches[nb++] = l->rows[i]->branch_code;
     }
-    const char **headers = util_xcalloc(nb + 2, sizeof(char *));
+    /* The rows in slot order (a copy: the reply is the caller's). */
+    const Carrel__ServiceLevelRow **rows = util_xcalloc(l->n_rows + 1, sizeof(*rows));
+    memcpy(rows, l->rows, l->n_rows * sizeof(*rows));
+    qsort(rows, l->n_rows, sizeof(*rows), level_slot_cmp);
+    size_t ncells = nb + 2;
+    const char **headers = util_xcalloc(ncells, sizeof(char *));
     headers[0] = "Day";
     headers[1] = "Time";
     for (size_t b = 0; b < nb; b++)
         headers[b + 2] = branches[b];
-    /* Slots: the distinct (day, time) pairs, in order of first appearance per day and time. */
-    size_t ncells = nb + 2;
     char(*cells)[40] = util_xcalloc(ncells, sizeof(*cells));
     const char **row = util_xcalloc(ncells, sizeof(char *));
     table_t *t = table_new((int)ncells, headers);
-    bool *done = util_xcalloc(l->n_rows + 1, sizeof(bool));
-    for (size_t i = 0; i < l->n_rows; i++) {
-        if (done[i])
-            continue;
-        const char *day = l->rows[i]->day, *time = l->rows[i]->time;
+    size_t i = 0;
+    while (i < l->n_rows) {
         for (size_t c = 0; c < ncells; c++)
             cells[c][0] = '\0';
-        for (size_t k = i; k < l->n_rows; k++) {
-            const Carrel__ServiceLevelRow *x = l->rows[k];
-            if (done[k] || strcmp(x->day, day) != 0 || strcmp(x->time, time) != 0)
-                continue;
-            done[k] = true;
+        size_t k = i;
+        for (; k < l->n_rows && level_slot_cmp(&rows[i], &rows[k]) == 0; k++)
             for (size_t b = 0; b < nb; b++)
-                if (strcmp(branches[b], x->branch_code) == 0)
-                    level_cell(cells[b + 2], sizeof(cells[b + 2]), x);
-        }
-        row[0] = day;
-        row[1] = time;
+                if (strcmp(branches[b], rows[k]->branch_code) == 0)
+                    level_cell(cells[b + 2], sizeof(cells[b + 2]), rows[k]);
+        row[0] = rows[i]->day;
+        row[1] = rows[i]->time;
         for (size_t b = 0; b < nb; b++)
             row[b + 2] = cells[b + 2];
         table_add(t, row);
+        i = k;
     }
     table_print(t, stdout);
     table_free(t);
     printf("Each cell: activity (circulation + inquiries) / staff on desk, activity per staff "
            "member; * marks the branch's heaviest half hours of the week.\n");
-    free(done);
     free(row);
     free(cells);
     free(headers);
+    free(rows);
     free(branches);
 }
 
