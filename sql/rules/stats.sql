@@ -1014,7 +1014,18 @@ BEGIN
                     (SELECT l.checkout_branch_id FROM loan l WHERE l.id = NEW.loan_id),
                     (SELECT r.branch_id FROM room_booking k JOIN room r ON r.id = k.room_id
                      WHERE k.id = NEW.booking_id),
-                    (SELECT p.home_branch_id FROM patron p WHERE p.id = NEW.patron_id)),
+                    -- a ticket's reply: its queue's branch, else the hours it
+                    -- keeps, else the replying staff member's first branch
+                    (SELECT coalesce(q.branch_id, q.hours_branch_id,
+                                     (SELECT min(sb.branch_id) FROM staff_branch sb
+                                      WHERE sb.staff_id = m.staff_id))
+                     FROM ticket_message m JOIN ticket t ON t.id = m.ticket_id
+                     JOIN ticket_queue q ON q.id = t.queue_id
+                     WHERE m.id = NEW.ticket_message_id),
+                    (SELECT p.home_branch_id FROM patron p WHERE p.id = NEW.patron_id),
+                    -- no branch at all (a patron-less reply by a staff member
+                    -- of no branch): the first branch, so it is still counted
+                    (SELECT min(b.id) FROM branch b)),
            NEW.channel, NEW.kind, NEW.status;
     RETURN NULL;
 END
