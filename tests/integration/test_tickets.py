@@ -323,8 +323,19 @@ class Permissions(unittest.TestCase):
         refused(carrel("clara", "ticket", "assign", str(tid), "nobody"), "staff")
         # A named member at another branch works it.
         ok(carrel("cora", "ticket", "queue", "save", q, "--members", "paul"))
-        r = ok(carrel("clara", "ticket", "assign", str(tid), "paul"))
-        self.assertEqual(r["ticket"]["owner"], "paul")
+        assignee, bystander = Listener("paul"), Listener("pia")
+        try:
+            for listener in (assignee, bystander):
+                listener.expect("Listening for events")
+            r = ok(carrel("clara", "ticket", "assign", str(tid), "paul"))
+            self.assertEqual(r["ticket"]["owner"], "paul")
+            # The assignee hears of it at his own branch (PRK), the queue's branch named.
+            line = assignee.expect("ticket_assigned ticket %d" % tid)
+            self.assertTrue(line.startswith("[DWN] ticket_assigned ticket %d: " % tid), line)
+        finally:
+            for listener in (assignee, bystander):
+                listener.close()
+        self.assertEqual([x for x in bystander.seen if "ticket" in x], [])
         ok(carrel("paul", "ticket", "note", str(tid), "On it"))
         # The coordinator sees every queue.
         self.assertIn(tid, [t["id"] for t in ok(carrel("cora", "tickets", "--queue", q))
