@@ -363,6 +363,7 @@ static int build_ticket_show(cli_t *cli, int argc, char **argv, cmd_call_t *call
     Carrel__TicketShow *s = CMD_BODY(call, ticket_show, TICKET_SHOW, carrel__ticket_show__init);
     if (argc != 2 || cli_has_option(argc, argv))
         return cmd_usage(cli, call);
+    s->has_id = 1;
     return tix_id(cli, argv[1], &s->id);
 }
 
@@ -392,6 +393,7 @@ static int tix_build_post(cli_t *cli, int argc, char **argv, cmd_call_t *call, c
     int rest = argc - optind;
     if (rest < 1 || rest > 2)
         return cmd_usage(cli, call);
+    p->has_id = 1;
     if (tix_id(cli, argv[optind], &p->id) != EXIT_OK)
         return EXIT_USAGE;
     if (rest == 2 && strcmp(argv[optind + 1], "-") != 0)
@@ -452,6 +454,7 @@ static int tix_build_change(cli_t *cli, int argc, char **argv, cmd_call_t *call,
     }
     if (argc - optind != (arg ? 2 : 1))
         return cmd_usage(cli, call);
+    c->has_id = 1;
     if (tix_id(cli, argv[optind], &c->id) != EXIT_OK)
         return EXIT_USAGE;
     call->number = c->id;

@@ -55,6 +55,10 @@ struct server_config {
     long smtp_port;
     char *smtp_from;
     char *smtp_helo;
+    char *smtp_tls;           /* starttls | tls | none */
+    char *smtp_user;          /* NULL: no AUTH */
+    char *smtp_password_file; /* with smtp_user */
+    char *smtp_ca_file;       /* NULL: the system's store */
     long smtp_timeout_s;
     long jobs_interval_s;        /* 0: no daily timer */
     long notice_send_interval_s; /* 0: no send timer */

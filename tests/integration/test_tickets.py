@@ -142,6 +142,8 @@ class Listener:
             self.proc.terminate()
         self.proc.wait(timeout=60)
         self.reader.join(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         while not self.lines.empty():
             line = self.lines.get()
             if line is not None:
@@ -321,8 +323,19 @@ class Permissions(unittest.TestCase):
         refused(carrel("clara", "ticket", "assign", str(tid), "nobody"), "staff")
         # A named member at another branch works it.
         ok(carrel("cora", "ticket", "queue", "save", q, "--members", "paul"))
-        r = ok(carrel("clara", "ticket", "assign", str(tid), "paul"))
-        self.assertEqual(r["ticket"]["owner"], "paul")
+        assignee, bystander = Listener("paul"), Listener("pia")
+        try:
+            for listener in (assignee, bystander):
+                listener.expect("Listening for events")
+            r = ok(carrel("clara", "ticket", "assign", str(tid), "paul"))
+            self.assertEqual(r["ticket"]["owner"], "paul")
+            # The assignee hears of it at his own branch (PRK), the queue's branch named.
+            line = assignee.expect("ticket_assigned ticket %d" % tid)
+            self.assertTrue(line.startswith("[DWN] ticket_assigned ticket %d: " % tid), line)
+        finally:
+            for listener in (assignee, bystander):
+                listener.close()
+        self.assertEqual([x for x in bystander.seen if "ticket" in x], [])
         ok(carrel("paul", "ticket", "note", str(tid), "On it"))
         # The coordinator sees every queue.
         self.assertIn(tid, [t["id"] for t in ok(carrel("cora", "tickets", "--queue", q))
@@ -377,12 +390,12 @@ class Escalation(unittest.TestCase):
                 member.expect("ticket_escalated ticket %d" % tid)
                 branch_staff.expect("ticket_escalated ticket %d" % tid)
                 coordinator.expect("ticket_escalated ticket %d" % tid)
+                over = ok(carrel("cora", "tickets", "--overdue"))["tickets"]
+                self.assertEqual(over[0]["id"], tid)  # escalated first
+                self.assertTrue(over[0]["escalated"])
+                self.assertGreaterEqual(over[0]["used_pct"], 100)
             finally:
                 set_clock(0)
-            over = ok(carrel("cora", "tickets", "--overdue"))["tickets"]
-            self.assertEqual(over[0]["id"], tid)  # escalated first
-            self.assertTrue(over[0]["escalated"])
-            self.assertGreaterEqual(over[0]["used_pct"], 100)
             shown = ok(carrel("clara", "ticket", "show", str(tid)))
             timer = [text for kind, user, text in history(shown) if kind == "event" and not user]
             self.assertEqual(len(timer), 2, history(shown))
