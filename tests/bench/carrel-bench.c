@@ -896,7 +896,7 @@ int main(int argc, char **argv)
         if (bench_is(&b, "gaps"))
             printf(" gaps=%zu", b.stats_rows);
         if (bench_is(&b, "tally"))
-            printf(" desks=%d today_branch=%lld", b.ndesks, (long long)b.today_branch);
+            printf(" today_branch=%lld", (long long)b.today_branch);
         if (bench_is(&b, "ticketlist"))
             printf(" filter=%s tickets=%zu", b.ticket_filter, b.answer_items);
         if (bench_is(&b, "ticketshow"))
