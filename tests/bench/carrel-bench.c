@@ -700,7 +700,7 @@ static int bench_split(char *list, char **out, int max)
     return n;
 }
 
-/* -r: positive ids; -L: USER@WORKSTATION items. 0 or -1 (said why). */
+/* -r: positive ids. 0, or -1 (said why). */
 static int bench_parse_ids(bench_t *b, char *list)
 {
     char *items[BENCH_MAX_IDS];
@@ -716,6 +716,7 @@ static int bench_parse_ids(bench_t *b, char *list)
     return 0;
 }
 
+/* -L: USER@WORKSTATION items, split at the '@' in place. 0, or -1 (said why). */
 static int bench_parse_logins(bench_t *b, char *list)
 {
     int n = bench_split(list, b->login_users, BENCH_MAX_LIST);
