@@ -385,8 +385,14 @@ static void holds_print_event(const Carrel__Event *ev, void *arg)
     if (cli->json) {
         output_json_event(stdout, ev);
     } else {
-        printf("[%s] %s: %s\n", ev->branch_code ? ev->branch_code : "?", ev->kind,
-               ev->text ? ev->text : "");
+        /* A ticket's event names the ticket; a system-wide queue's has no branch. */
+        const char *branch = ev->branch_code && ev->branch_code[0] ? ev->branch_code : "-";
+        if (ev->has_ticket_id)
+            printf("[%s] %s ticket %lld: %s\n", branch, ev->kind, (long long)ev->ticket_id,
+                   ev->text ? ev->text : "");
+        else
+            printf("[%s] %s: %s\n", ev->branch_code ? ev->branch_code : "?", ev->kind,
+                   ev->text ? ev->text : "");
     }
     fflush(stdout);
 }
@@ -555,7 +561,8 @@ const command_t holds_commands[] = {
      .run = cmd_events,
      .needs_login = true,
      .usage = "[--all] [--keepalive SECONDS]",
-     .summary = "print this branch's live events (captures, transits, holds) until Ctrl-C; "
+     .summary = "print this branch's live events (captures, transits, holds; tickets flagged "
+                "or escalated in one's queues, with the ticket number) until Ctrl-C; "
                 "a keepalive Ping every 60 s unless --keepalive says otherwise"},
     {.path = NULL},
 };

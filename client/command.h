@@ -145,5 +145,7 @@ extern const command_t stats_commands[];
 extern const command_t report_commands[];
 extern const command_t rooms_commands[];
 extern const command_t schedule_commands[];
+extern const command_t service_commands[];
+extern const command_t tickets_commands[];
 
 #endif

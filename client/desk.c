@@ -6,7 +6,8 @@
  * items lent to that patron, and an empty line ends the patron's visit. An
  * item barcode the server does not know is tried as a card, so scanning the
  * next patron's card moves on to them. In checkin mode every scan is a
- * return. Lines starting with ':' are commands (:help lists them).
+ * return. Lines starting with ':' are commands (:help lists them); :q
+ * tallies a question answered (an inquiry) in one line, as fast as a scan.
  *
  * The loop. Everything runs on the connection's own libuv loop (session.c),
  * and nothing here calls client_call, which runs that loop itself and must
@@ -43,6 +44,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
@@ -283,7 +285,8 @@ static void desk_set_mode(desk_t *d, desk_mode_t mode)
 /* Requests that change data carry a request key. */
 static bool desk_step_is_change(desk_step_t step)
 {
-    return step == DESK_STEP_CHECKOUT || step == DESK_STEP_CHECKIN || step == DESK_STEP_RENEW;
+    return step == DESK_STEP_CHECKOUT || step == DESK_STEP_CHECKIN || step == DESK_STEP_RENEW ||
+           step == DESK_STEP_TALLY;
 }
 
 /* Start a request; it is sent by the main loop. Changes get a fresh request key. */
@@ -313,6 +316,9 @@ static int desk_send(desk_t *d)
     Carrel__Checkin ci = CARREL__CHECKIN__INIT;
     Carrel__Renew rn = CARREL__RENEW__INIT;
     Carrel__Ping ping = CARREL__PING__INIT;
+    Carrel__ServiceCodeList kinds = CARREL__SERVICE_CODE_LIST__INIT;
+    Carrel__InquiryAdd add = CARREL__INQUIRY_ADD__INIT;
+    Carrel__Inquiry tally = CARREL__INQUIRY__INIT;
     switch (p->step) {
     case DESK_STEP_CARD:
     case DESK_STEP_ITEM_AS_CARD:
@@ -354,6 +360,22 @@ static int desk_send(desk_t *d)
         ping.push_event = p->step == DESK_STEP_PING;
         req.body_case = CARREL__REQUEST__BODY_PING;
         req.ping = &ping;
+        break;
+    case DESK_STEP_KINDS:
+        kinds.list = "inquiry_kind";
+        req.body_case = CARREL__REQUEST__BODY_SERVICE_CODE_LIST;
+        req.service_code_list = &kinds;
+        break;
+    case DESK_STEP_TALLY:
+        tally.kind = p->kind;
+        tally.has_read_level = 1;
+        tally.read_level = p->read_level;
+        tally.channel = p->channel;
+        tally.desk_code = (char *)d->service_desk;
+        tally.at = p->at[0] ? p->at : NULL;
+        add.inquiry = &tally;
+        req.body_case = CARREL__REQUEST__BODY_INQUIRY_ADD;
+        req.inquiry_add = &add;
         break;
     case DESK_STEP_NONE:
         return 0;
@@ -648,6 +670,193 @@ static void desk_answer_ping(desk_t *d, Carrel__Response *r)
         desk_say(d, "PONG in %llu ms", (unsigned long long)(desk_now_ms() - d->pend.sent_ms));
 }
 
+/* ---- inquiry tallies (:q) ---- */
+
+static const char *const desk_channels[] = {"in_person", "phone", "email", "chat", "text"};
+
+/* The inquiry kinds as :q? shows them: numbered, code and name. */
+static void desk_print_kinds(desk_t *d)
+{
+    const Carrel__ServiceCodeListReply *k = d->kinds->service_codes;
+    if (d->cli->json) {
+        desk_json_body(d, "service_codes", &k->base, true);
+        return;
+    }
+    struct buf text = BUF_INIT;
+    int rc = buf_printf(&text, "Inquiry kinds (:q KIND READ, KIND by code, prefix or number):");
+    for (size_t i = 0; i < k->n_codes; i++)
+        rc |= buf_printf(&text, "\n  %2zu  %-18s %s", i + 1, desk_str(k->codes[i]->code),
+                         desk_str(k->codes[i]->name));
+    if (rc == 0 && buf_append(&text, "", 1) == 0)
+        desk_emit(d, (const char *)text.data);
+    buf_free(&text);
+}
+
+/* A kind typed at :q: its code, a unique prefix of one, or its number in :q?. NULL if none. */
+static const char *desk_kind_find(desk_t *d, const char *word)
+{
+    const Carrel__ServiceCodeListReply *k = d->kinds->service_codes;
+    char *end;
+    long n = strtol(word, &end, 10);
+    if (*end == '\0' && end != word)
+        return n >= 1 && (size_t)n <= k->n_codes ? k->codes[n - 1]->code : NULL;
+    const char *found = NULL;
+    size_t len = strlen(word);
+    for (size_t i = 0; i < k->n_codes; i++) {
+        const char *code = desk_str(k->codes[i]->code);
+        if (strcmp(code, word) == 0)
+            return code;
+        if (strncmp(code, word, len) == 0) {
+            if (found)
+                return NULL; /* two kinds start so: not unique */
+            found = code;
+        }
+    }
+    return found;
+}
+
+static const char *desk_channel_find(const char *word)
+{
+    if (strcmp(word, "in-person") == 0 || strcmp(word, "person") == 0)
+        return "in_person";
+    for (size_t i = 0; i < sizeof(desk_channels) / sizeof(desk_channels[0]); i++)
+        if (strcmp(word, desk_channels[i]) == 0)
+            return desk_channels[i];
+    return NULL;
+}
+
+/* "@HH:MM" as today's local time "YYYY-MM-DD HH:MM" (out: 20 bytes); false if not a time. */
+static bool desk_tally_at(const char *word, char *out)
+{
+    int h, m;
+    char tail;
+    if (strlen(word) != 6 || word[3] != ':' || sscanf(word + 1, "%2d:%2d%c", &h, &m, &tail) != 2 ||
+        h < 0 || h > 23 || m < 0 || m > 59)
+        return false;
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char day[12];
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    snprintf(out, 20, "%.10s %02d:%02d", day, h % 24, m % 60);
+    return true;
+}
+
+/*
+ * :q [KIND] [READ] [CHANNEL] [@HH:MM], the kinds known: KIND is the first
+ * word that is not a channel or a time (a number is a kind's number), READ a
+ * later digit 1-6. What is left out is the last tally's (the channel: in
+ * person); the time is now unless given. Starts the tally, or says why not.
+ */
+static void desk_tally(desk_t *d, char *args)
+{
+    const char *kind = NULL, *channel = NULL;
+    int read = 0;
+    char at[20] = "";
+    char *save = NULL;
+    for (char *w = strtok_r(args, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+        if (w[0] == '@') {
+            if (!desk_tally_at(w, at)) {
+                desk_notice(d, "usage_error", "%s is not a time today: @HH:MM (e.g. @14:30).", w);
+                return;
+            }
+        } else if (desk_channel_find(w)) {
+            channel = desk_channel_find(w);
+        } else if (kind && strlen(w) == 1 && w[0] >= '1' && w[0] <= '6') {
+            read = w[0] - '0';
+        } else if (kind == NULL) {
+            if ((kind = desk_kind_find(d, w)) == NULL) {
+                desk_notice(d, "usage_error",
+                            "No inquiry kind is %s (or more than one starts so); :q? lists them.",
+                            w);
+                return;
+            }
+        } else {
+            desk_notice(d, "usage_error",
+                        "Usage: :q KIND READ [CHANNEL] [@HH:MM] (READ is 1 to 6; %s is extra).", w);
+            return;
+        }
+    }
+    kind = kind ? kind : (d->last_kind[0] ? d->last_kind : NULL);
+    read = read ? read : d->last_read;
+    channel = channel ? channel : (d->last_channel[0] ? d->last_channel : "in_person");
+    if (kind == NULL || read == 0) {
+        desk_notice(d, "usage_error",
+                    "Usage: :q KIND READ [CHANNEL] [@HH:MM], e.g. :q reference 2 (:q? lists the "
+                    "kinds; then :q alone repeats the last tally).");
+        return;
+    }
+    char copy[DESK_FIELD_MAX];
+    util_strlcpy(copy, kind, sizeof(copy)); /* kind may be last_kind itself */
+    util_strlcpy(d->last_kind, copy, sizeof(d->last_kind));
+    d->last_read = read;
+    util_strlcpy(d->last_channel, channel, sizeof(d->last_channel));
+    desk_start(d, DESK_STEP_TALLY, "tally", NULL);
+    util_strlcpy(d->pend.kind, copy, sizeof(d->pend.kind));
+    d->pend.read_level = read;
+    util_strlcpy(d->pend.channel, channel, sizeof(d->pend.channel));
+    util_strlcpy(d->pend.at, at, sizeof(d->pend.at));
+}
+
+/* :q and :q? need the kinds: asked for once, then the waiting line goes on. */
+static void desk_tally_command(desk_t *d, const char *word, char *arg)
+{
+    bool list = strcmp(word, "q?") == 0;
+    if (d->kinds == NULL) {
+        d->tally_waiting = true;
+        snprintf(d->tally_wait, sizeof(d->tally_wait), "%s", list ? "?" : arg);
+        desk_start(d, DESK_STEP_KINDS, NULL, NULL);
+    } else if (list) {
+        desk_print_kinds(d);
+    } else {
+        desk_tally(d, arg);
+    }
+}
+
+/* The kinds have come: kept for the session; the waiting :q or :q? goes on. Keeps or frees r. */
+static void desk_answer_kinds(desk_t *d, Carrel__Response *r)
+{
+    bool waiting = d->tally_waiting;
+    d->tally_waiting = false;
+    if (r->status != CARREL__STATUS__STATUS_OK ||
+        r->body_case != CARREL__RESPONSE__BODY_SERVICE_CODES) {
+        desk_print_failure(d, "service_code_list", NULL, r);
+        carrel__response__free_unpacked(r, NULL);
+        return;
+    }
+    d->kinds = r;
+    if (!waiting)
+        return;
+    if (strcmp(d->tally_wait, "?") == 0)
+        desk_print_kinds(d);
+    else
+        desk_tally(d, d->tally_wait);
+}
+
+/* "TALLY reference READ 2 in person — 14 today at DWN, 5 at this desk" */
+static void desk_answer_tally(desk_t *d, Carrel__Response *r)
+{
+    if (r->status != CARREL__STATUS__STATUS_OK ||
+        r->body_case != CARREL__RESPONSE__BODY_INQUIRY_ADD || r->inquiry_add->inquiry == NULL) {
+        desk_print_failure(d, "inquiry_add", d->pend.kind, r);
+        return;
+    }
+    if (d->cli->json) {
+        desk_json_body(d, "inquiry_add", &r->inquiry_add->base, true);
+        return;
+    }
+    const Carrel__InquiryAddReply *a = r->inquiry_add;
+    const Carrel__Inquiry *q = a->inquiry;
+    const char *channel = desk_str(q->channel);
+    char desk[80] = "";
+    if (q->desk_code && q->desk_code[0])
+        snprintf(desk, sizeof(desk), ", %lld at %s", (long long)a->today_desk, q->desk_code);
+    const char *at = q->at && strlen(q->at) == 16 ? q->at + 11 : desk_str(q->at);
+    desk_say(d, "TALLY %s READ %d %s at %s — %lld today at %s%s", desk_str(q->kind), q->read_level,
+             strcmp(channel, "in_person") == 0 ? "in person" : channel, at,
+             (long long)a->today_branch, desk_str(q->branch_code), desk);
+}
+
 /*
  * A change answered UNAVAILABLE (or TOO_MANY_REQUESTS) may have been made
  * (the database can commit and then drop the connection) or not: keep it in
@@ -694,6 +903,12 @@ static void desk_answer(desk_t *d, Carrel__Response *r)
     desk_step_t step = d->pend.step;
     d->pend.step = DESK_STEP_NONE;
     switch (step) {
+    case DESK_STEP_KINDS:
+        desk_answer_kinds(d, r); /* keeps or frees r */
+        return;
+    case DESK_STEP_TALLY:
+        desk_answer_tally(d, r);
+        break;
     case DESK_STEP_CARD:
     case DESK_STEP_ITEM_AS_CARD:
         desk_answer_card(d, r, step == DESK_STEP_ITEM_AS_CARD); /* keeps or frees r */
@@ -735,8 +950,13 @@ static const char *const desk_help_lines[] = {
     ":account           the current patron's items and balance",
     ":done              finish with this patron (same as an empty line)",
     ":ping              check the connection (the server answers with a test event)",
+    ":q KIND READ [CHANNEL] [@HH:MM]",
+    "                   tally a question answered: KIND by code, prefix or number (:q?),",
+    "                   READ 1-6, CHANNEL in_person (default), phone, email, chat or text;",
+    "                   @HH:MM backdates it within the day; :q alone repeats the last tally",
+    ":q?                the inquiry kinds and their numbers",
     ":help              this list",
-    ":quit              leave (also Ctrl-D)",
+    ":quit              leave (also :exit, Ctrl-D)",
 };
 
 static void desk_help(desk_t *d)
@@ -782,9 +1002,10 @@ static void desk_command(desk_t *d, char *line)
         *arg++ = '\0';
         arg += strspn(arg, " \t");
     }
-    if (strcasecmp(word, "quit") == 0 || strcasecmp(word, "q") == 0 ||
-        strcasecmp(word, "exit") == 0) {
+    if (strcasecmp(word, "quit") == 0 || strcasecmp(word, "exit") == 0) {
         d->quit = true;
+    } else if (strcmp(word, "q") == 0 || strcmp(word, "q?") == 0) {
+        desk_tally_command(d, word, arg);
     } else if (strcasecmp(word, "help") == 0 || strcmp(word, "?") == 0) {
         desk_help(d);
     } else if (strcasecmp(word, "checkout") == 0) {
@@ -1123,7 +1344,8 @@ static void desk_help_out(FILE *out)
 
 static int desk_usage(cli_t *cli)
 {
-    return cli_fail(cli, EXIT_USAGE, "usage: desk [--checkin] [--keepalive SECONDS]");
+    return cli_fail(cli, EXIT_USAGE,
+                    "usage: desk [--checkin] [--keepalive SECONDS] [--service-desk CODE]");
 }
 
 static int cmd_desk(cli_t *cli, int argc, char **argv)
@@ -1134,14 +1356,18 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
     d->cli = cli;
     d->mode = DESK_MODE_CHECKOUT;
     uint64_t keepalive_ms = LISTEN_KEEPALIVE_S * 1000u;
+    d->service_desk = cli->profile.service_desk;
     static const struct option opts[] = {{"checkin", no_argument, NULL, 'i'},
                                          {"keepalive", required_argument, NULL, 'k'},
+                                         {"service-desk", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int ch;
-    while ((ch = getopt_long(argc, argv, "ik:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "ik:s:h", opts, NULL)) != -1) {
         if (ch == 'i') {
             d->mode = DESK_MODE_CHECKIN;
+        } else if (ch == 's') {
+            d->service_desk = optarg;
         } else if (ch == 'k') {
             char *end;
             long s = strtol(optarg, &end, 10);
@@ -1151,7 +1377,8 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
             }
             keepalive_ms = (uint64_t)s * 1000u;
         } else if (ch == 'h') {
-            printf("usage: carrel [-c PROFILE] [--json] desk [--checkin] [--keepalive SECONDS]\n");
+            printf("usage: carrel [-c PROFILE] [--json] desk [--checkin] [--keepalive SECONDS] "
+                   "[--service-desk CODE]\n");
             desk_help(d);
             free(d);
             return EXIT_OK;
@@ -1194,6 +1421,8 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
     desk_term_close(d);
     if (d->lookup)
         carrel__response__free_unpacked(d->lookup, NULL);
+    if (d->kinds)
+        carrel__response__free_unpacked(d->kinds, NULL);
     cli_forget_password(cli);
     desk_current = NULL;
     free(d);
@@ -1204,8 +1433,9 @@ const command_t desk_commands[] = {
     {.path = "desk",
      .run = cmd_desk,
      .needs_login = false,
-     .usage = "[--checkin] [--keepalive SECONDS]",
-     .summary = "the circulation desk for a barcode scanner: scan a card, then items; :help inside",
+     .usage = "[--checkin] [--keepalive SECONDS] [--service-desk CODE]",
+     .summary = "the circulation desk for a barcode scanner: scan a card, then items; :q tallies "
+                "a question; :help inside",
      .help = desk_help_out},
     {.path = NULL},
 };

@@ -38,6 +38,8 @@ typedef enum {
     DESK_STEP_ACCOUNT,
     DESK_STEP_PING,      /* :ping, with a test event */
     DESK_STEP_KEEPALIVE, /* a silent Ping after a quiet minute */
+    DESK_STEP_KINDS,     /* ServiceCodeList of the inquiry kinds, for :q and :q? */
+    DESK_STEP_TALLY,     /* InquiryAdd: one question answered (:q) */
 } desk_step_t;
 
 /*
@@ -57,6 +59,11 @@ typedef struct desk_pending {
     bool override;
     char override_reason[DESK_REASON_MAX];
     char item_message[300]; /* DESK_STEP_ITEM_AS_CARD: what the checkout answered */
+    /* DESK_STEP_TALLY: the tally */
+    char kind[DESK_FIELD_MAX];
+    int read_level;
+    char channel[16];
+    char at[20]; /* "YYYY-MM-DD HH:MM" when backdated, else "" (now) */
 } desk_pending_t;
 
 typedef struct desk_line {
@@ -106,6 +113,16 @@ typedef struct desk {
     bool refused; /* the last refused checkout, for :override */
     char refused_card[DESK_FIELD_MAX];
     char refused_barcode[DESK_FIELD_MAX];
+
+    /* inquiry tallies (:q): the kinds, asked for once; a :q waiting for them; what the last
+     * tally was (a bare :q repeats it); the service desk tallies go to */
+    Carrel__Response *kinds;
+    bool tally_waiting;
+    char tally_wait[DESK_LINE_MAX];
+    char last_kind[DESK_FIELD_MAX];
+    int last_read;
+    char last_channel[16];
+    const char *service_desk;
 } desk_t;
 
 /* libedit's callbacks carry no argument: the one desk of this process. */

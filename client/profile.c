@@ -26,6 +26,8 @@ const conf_entry_t profile_table[] = {
     {"keep_session", CONF_STRING, P(keep_session), "auto", 0, 0,
      "keep a session token in PROFILE.session (mode 0600) so that the next commands need no "
      "password: yes, no, or auto (yes when the password is asked for on the terminal)"},
+    {"service_desk", CONF_STRING, P(service_desk), NULL, 0, 0,
+     "desk mode: the service desk (its code) the inquiry tallies typed with :q go to"},
     CONF_END,
 };
 

@@ -20,6 +20,7 @@ typedef struct profile {
     char *password_env;  /* for scripts: name of an environment variable holding it */
     long timeout_s;
     char *keep_session; /* "yes", "no" or "auto" (yes when the password comes from the prompt) */
+    char *service_desk; /* desk mode: the service desk inquiry tallies (:q) go to */
 } profile_t;
 
 extern const conf_entry_t profile_table[];

@@ -120,6 +120,31 @@ static const route_t routes[] = {
     R(SWAP_LIST, "swap_list", handle_swap_list, 0, PERM_SCHEDULE_READ),
     R(STAFF_SCHEDULE_SET, "staff_schedule_set", handle_staff_schedule_set, ROUTE_MUTATING,
       PERM_SCHEDULE_MANAGE),
+    /* Public service: branch-bound roles record for their session branch (SQL checks the
+     * scope service.c passes); tallies and sweeps are keyed. */
+    R(SERVICE_CODE_LIST, "service_code_list", handle_service_code_list, 0, PERM_INQUIRY_RECORD),
+    R(SERVICE_CODE_SAVE, "service_code_save", handle_service_code_save, ROUTE_MUTATING,
+      PERM_INQUIRY_MANAGE),
+    R(INQUIRY_ADD, "inquiry_add", handle_inquiry_add, ROUTE_KEYED, PERM_INQUIRY_RECORD),
+    R(INQUIRY_REMOVE, "inquiry_remove", handle_inquiry_remove, ROUTE_MUTATING, PERM_INQUIRY_RECORD),
+    R(INQUIRY_LIST, "inquiry_list", handle_inquiry_list, 0, PERM_INQUIRY_RECORD),
+    R(GATE_COUNT_ADD, "gate_count_add", handle_gate_count_add, ROUTE_MUTATING, PERM_INQUIRY_RECORD),
+    R(COUNT_IMPORT, "count_import", handle_count_import, ROUTE_MUTATING, PERM_INQUIRY_RECORD),
+    R(COMPUTER_SESSIONS_SET, "computer_sessions_set", handle_computer_sessions_set, ROUTE_MUTATING,
+      PERM_INQUIRY_RECORD),
+    R(SWEEP_SAVE, "sweep_save", handle_sweep_save, ROUTE_KEYED, PERM_INQUIRY_RECORD),
+    R(SWEEP_LIST, "sweep_list", handle_sweep_list, 0, PERM_INQUIRY_RECORD),
+    R(SERVICE_LEVELS, "service_levels", handle_service_levels, 0, PERM_SERVICE_LEVELS),
+    /* Tickets: anyone opens one; SQL lets only a queue's staff work it (p_all for the
+     * coordinator and admins, tickets.c); opening, changes and posts are keyed. */
+    R(TICKET_QUEUE_LIST, "ticket_queue_list", handle_ticket_queue_list, 0, PERM_TICKET_WORK),
+    R(TICKET_QUEUE_SAVE, "ticket_queue_save", handle_ticket_queue_save, ROUTE_MUTATING,
+      PERM_TICKET_QUEUES),
+    R(TICKET_OPEN, "ticket_open", handle_ticket_open, ROUTE_KEYED, PERM_TICKET_WORK),
+    R(TICKET_LIST, "ticket_list", handle_ticket_list, 0, PERM_TICKET_WORK),
+    R(TICKET_SHOW, "ticket_show", handle_ticket_show, 0, PERM_TICKET_WORK),
+    R(TICKET_CHANGE, "ticket_change", handle_ticket_change, ROUTE_KEYED, PERM_TICKET_WORK),
+    R(TICKET_POST, "ticket_post", handle_ticket_post, ROUTE_KEYED, PERM_TICKET_WORK),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -144,4 +169,6 @@ void dispatch_register_statements(void)
     stats_register_statements();
     rooms_register_statements();
     schedule_register_statements();
+    service_register_statements();
+    tickets_register_statements();
 }

@@ -14,6 +14,39 @@
 
 #define EVENTS_CHANNEL "carrel_events"
 
+/* At most this many user names an event is addressed to (desk_event_to). */
+#define EVENTS_USERNAMES_MAX 100
+
+/*
+ * One carrel_events payload, split in place: tab-separated branch code,
+ * kind, item barcode, bib id, text (desk_event), and optionally two more
+ * fields (desk_event_to): the ticket id and the user names it is addressed
+ * to, comma-separated. Empty fields are NULL here (branch code and kind
+ * are "" when empty). Pointers point into the parsed buffer.
+ */
+typedef struct events_payload {
+    char *branch_code;
+    char *kind;
+    char *item_barcode; /* NULL: none */
+    bool has_bib_id;
+    int64_t bib_id;
+    char *text;
+    bool has_ticket_id;
+    int64_t ticket_id;
+    size_t n_usernames; /* 0: routed by branch */
+    char *usernames[EVENTS_USERNAMES_MAX];
+} events_payload_t;
+
+/*
+ * Parse a payload (modified in place: tabs and commas become NULs). Pure.
+ * False when it is malformed: fewer than five fields, more than seven, a
+ * bib or ticket id that is not a positive number, more than
+ * EVENTS_USERNAMES_MAX user names, or an empty one.
+ */
+bool events_payload_parse(char *payload, events_payload_t *out);
+/* True when the event is addressed to `username` (always when to no one). */
+bool events_payload_for(const events_payload_t *p, const char *username);
+
 /* The pool's notification callback (arg is the server). */
 void events_on_notify(void *arg, const char *payload);
 

@@ -155,4 +155,27 @@ void handle_shift_change(request_t *req);
 void handle_swap_list(request_t *req);
 void handle_staff_schedule_set(request_t *req);
 
+/* service.c: public service (inquiry tallies, door counts, computer sessions, sweeps, levels) */
+void service_register_statements(void);
+void handle_service_code_list(request_t *req);
+void handle_service_code_save(request_t *req);
+void handle_inquiry_add(request_t *req);
+void handle_inquiry_remove(request_t *req);
+void handle_inquiry_list(request_t *req);
+void handle_gate_count_add(request_t *req);
+void handle_count_import(request_t *req);
+void handle_computer_sessions_set(request_t *req);
+void handle_sweep_save(request_t *req);
+void handle_sweep_list(request_t *req);
+void handle_service_levels(request_t *req);
+/* tickets.c: follow-up tickets and their queues (the tickets timer is in tickets.h) */
+void tickets_register_statements(void);
+void handle_ticket_queue_list(request_t *req);
+void handle_ticket_queue_save(request_t *req);
+void handle_ticket_open(request_t *req);
+void handle_ticket_list(request_t *req);
+void handle_ticket_show(request_t *req);
+void handle_ticket_change(request_t *req);
+void handle_ticket_post(request_t *req);
+
 #endif

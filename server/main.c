@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
@@ -331,6 +332,13 @@ int main(int argc, char **argv)
 
     dispatch_register_statements();
     marcio_init(); /* libxml2 must be set up before worker threads use it */
+    /* libcurl (email notices, server/smtp.c) is set up once, before any thread starts. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error(0, "libcurl cannot start");
+        marcio_cleanup();
+        rc = 1;
+        goto out;
+    }
     /*
      * Password hashing and MARC conversion share libuv's pool; four threads
      * let two big imports delay every login. The pool starts on first use,
@@ -349,6 +357,7 @@ int main(int argc, char **argv)
     if (srv.tls)
         SSL_CTX_free(srv.tls);
     marcio_cleanup();
+    curl_global_cleanup();
     throttle_free(&srv.throttle_users);
     throttle_free(&srv.throttle_addresses);
     free(srv.dummy_hash);

@@ -10,13 +10,20 @@
  *                                                          └───────── batch was full ◄──────────┘
  *   ... ─► (stopping or connection lost: put the unsent rest back) ─► QUIT ─► answer waiters
  *
+ * smtp_open starts the mail thread only; the first message connects. When
+ * the relay cannot be reached (SMTP_UNREACHED: no connection, TLS or login
+ * failed), the message in hand goes back with the rest: an outage costs no
+ * notice an attempt.
+ *
  * Every step checks `aborted` first: after notices_abort() callbacks only
  * unwind, and the struct is freed once the last of them has come back.
  */
 #include "notices.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "handlers.h"
 #include "log.h"
@@ -141,6 +148,7 @@ struct notices {
     int db_inflight;
     int holds;           /* > 0 while a function of ours is on the stack and needs n */
     smtp_client_t *smtp; /* open or closing */
+    char *smtp_password; /* read from smtp_password_file at start */
 
     /* The run in progress. */
     bool running;
@@ -189,6 +197,9 @@ static void notices_maybe_free(notices_t *n)
         return;
     notices_free_batch(n);
     n->srv->notices = NULL;
+    if (n->smtp_password)
+        memset(n->smtp_password, 0, strlen(n->smtp_password));
+    free(n->smtp_password);
     free(n);
 }
 
@@ -367,23 +378,11 @@ static void notices_smtp_closed(void *arg)
     notices_run_end(n);
 }
 
-static void notices_opened(smtp_client_t *c, bool ok, const char *error, void *arg)
+static smtp_tls_t notices_tls(const char *name)
 {
-    notices_t *n = arg;
-    (void)c;
-    if (!ok) {
-        if (!n->relay_down)
-            log_warn(0, "notices: %lld email notice(s) wait: %s", (long long)n->pending, error);
-        n->relay_down = true;
-        n->result.failed += (int)(n->pending > 1000000 ? 1000000 : n->pending);
-        smtp_close(n->smtp, false, notices_smtp_closed, n);
-        return;
-    }
-    if (n->relay_down)
-        log_info(0, "notices: the SMTP relay %s:%ld answers again", n->srv->cfg.smtp_host,
-                 n->srv->cfg.smtp_port);
-    n->relay_down = false;
-    notices_claim(n);
+    return strcmp(name, "tls") == 0    ? SMTP_TLS_IMPLICIT
+           : strcmp(name, "none") == 0 ? SMTP_TLS_NONE
+                                       : SMTP_TLS_STARTTLS;
 }
 
 static void notices_pending_done(const db_result_t *r, void *arg)
@@ -407,14 +406,21 @@ static void notices_pending_done(const db_result_t *r, void *arg)
     const struct server_config *cfg = &n->srv->cfg;
     smtp_settings_t s = {.host = cfg->smtp_host,
                          .port = (int)cfg->smtp_port,
+                         .tls = notices_tls(cfg->smtp_tls),
+                         .user = cfg->smtp_user,
+                         .password = n->smtp_password,
+                         .ca_file = cfg->smtp_ca_file,
                          .helo = cfg->smtp_helo,
                          .from = cfg->smtp_from,
                          .timeout_ms = (unsigned)cfg->smtp_timeout_s * 1000u};
-    n->smtp = smtp_open(n->srv->loop, &s, notices_opened, n);
+    char err[300];
+    n->smtp = smtp_open(n->srv->loop, &s, err, sizeof(err));
     if (n->smtp == NULL) {
-        log_error(0, "notices: out of memory opening the SMTP connection");
+        log_error(0, "notices: cannot start sending email: %s", err);
         notices_run_end(n);
+        return;
     }
+    notices_claim(n);
 }
 
 static void notices_step_send(notices_t *n)
@@ -527,10 +533,26 @@ static void notices_record(notices_t *n, bool ok, const char *error)
     }
 }
 
+static void notices_release_rest(notices_t *n);
+
 static void notices_sent(smtp_client_t *c, smtp_outcome_t outcome, const char *error, void *arg)
 {
     (void)c;
     notices_t *n = arg;
+    if (outcome == SMTP_UNREACHED) {
+        /* The relay never saw it: the whole batch, this one too, goes back untried. */
+        if (!n->relay_down)
+            log_warn(0, "notices: %lld email notice(s) wait: %s", (long long)n->pending, error);
+        n->relay_down = true;
+        int64_t waiting = n->tried == 0 ? n->pending : n->nbatch - n->cur;
+        n->result.failed += (int)(waiting > 1000000 ? 1000000 : waiting);
+        notices_release_rest(n);
+        return;
+    }
+    if (n->relay_down)
+        log_info(0, "notices: the SMTP relay %s:%ld answers again", n->srv->cfg.smtp_host,
+                 n->srv->cfg.smtp_port);
+    n->relay_down = false;
     notices_record(n, outcome == SMTP_SENT, error);
 }
 
@@ -632,6 +654,60 @@ static bool notices_helo_ok(const char *s)
     return true;
 }
 
+/*
+ * The relay password: the first line of smtp_password_file, read once here
+ * (before the loop runs). A file others may read is a leak waiting to
+ * happen: said, not refused, as the operator may have reasons (a group).
+ */
+static int notices_read_password(const struct server_config *cfg, char **out)
+{
+    *out = NULL;
+    bool user = cfg->smtp_user && cfg->smtp_user[0];
+    bool file = cfg->smtp_password_file && cfg->smtp_password_file[0];
+    if (user != file) {
+        log_error(0, "smtp_user and smtp_password_file go together: set both or neither");
+        return -1;
+    }
+    if (!file)
+        return 0;
+    struct stat st;
+    if (stat(cfg->smtp_password_file, &st) != 0) {
+        log_error(0, "smtp_password_file %s: %s", cfg->smtp_password_file, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        log_warn(0, "smtp_password_file %s can be read by others (mode %03o): chmod 600 it",
+                 cfg->smtp_password_file, (unsigned)(st.st_mode & 0777));
+    char *pw = util_read_file(cfg->smtp_password_file, 4096);
+    if (pw == NULL) {
+        log_error(0, "cannot read smtp_password_file %s", cfg->smtp_password_file);
+        return -1;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    if (pw[0] == '\0') {
+        log_error(0, "smtp_password_file %s is empty", cfg->smtp_password_file);
+        free(pw);
+        return -1;
+    }
+    *out = pw;
+    return 0;
+}
+
+static int notices_check_tls(const struct server_config *cfg)
+{
+    const char *tls = cfg->smtp_tls;
+    if (strcmp(tls, "starttls") != 0 && strcmp(tls, "tls") != 0 && strcmp(tls, "none") != 0) {
+        log_error(0, "smtp_tls '%s' must be starttls, tls or none", tls);
+        return -1;
+    }
+    if (strcmp(tls, "none") == 0)
+        log_warn(0, "smtp_tls = none: email notices%s go to %s in clear; only for a relay on "
+                    "this machine",
+                 cfg->smtp_user && cfg->smtp_user[0] ? " and the relay password" : "",
+                 cfg->smtp_host);
+    return 0;
+}
+
 int notices_start(server_t *srv)
 {
     const struct server_config *cfg = &srv->cfg;
@@ -644,8 +720,12 @@ int notices_start(server_t *srv)
         log_error(0, "smtp_helo '%s' must be a host name (no spaces)", cfg->smtp_helo);
         return -1;
     }
+    char *password = NULL;
+    if (email && (notices_check_tls(cfg) != 0 || notices_read_password(cfg, &password) != 0))
+        return -1;
     notices_t *n = util_xcalloc(1, sizeof(*n));
     n->srv = srv;
+    n->smtp_password = password;
     srv->notices = n;
     uv_timer_init(srv->loop, &n->daily_timer);
     uv_timer_init(srv->loop, &n->send_timer);
@@ -667,8 +747,10 @@ int notices_start(server_t *srv)
              cfg->notice_send_interval_s > 0 ? "every %ld s" : "with the daily job only",
              cfg->notice_send_interval_s);
     if (email)
-        log_info(0, "notices: daily job %s; email %s through %s:%ld", every_daily, every_send,
-                 cfg->smtp_host, cfg->smtp_port);
+        log_info(0, "notices: daily job %s; email %s through %s:%ld (%s%s%s)", every_daily,
+                 every_send, cfg->smtp_host, cfg->smtp_port, cfg->smtp_tls,
+                 cfg->smtp_user && cfg->smtp_user[0] ? ", login as " : "",
+                 cfg->smtp_user && cfg->smtp_user[0] ? cfg->smtp_user : "");
     else
         log_info(0, "notices: daily job %s; no email (smtp_host is not set)", every_daily);
     return 0;

@@ -78,7 +78,17 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_SCHEDULE_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see staff schedules")                     \
     X(PERM_SCHEDULE_SELF, ROLES_ALL, PERM_SCOPE_SYSTEM,                                            \
       "ask for time off or offer, claim and swap their own shifts")                                \
-    X(PERM_SCHEDULE_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage staff schedules")
+    X(PERM_SCHEDULE_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage staff schedules")         \
+    X(PERM_INQUIRY_RECORD, ROLES_ALL, PERM_SCOPE_BRANCH,                                           \
+      "record inquiries, door counts and sweeps")                                                  \
+    X(PERM_INQUIRY_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH,                                    \
+      "take back others' tallies or change floor areas")                                           \
+    X(PERM_SERVICE_CONFIG, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM,                                \
+      "change inquiry kinds and floor activities")                                                 \
+    X(PERM_SERVICE_LEVELS, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "see service levels")            \
+    X(PERM_TICKET_WORK, ROLES_ALL, PERM_SCOPE_SYSTEM, "open and work tickets")                     \
+    X(PERM_TICKET_ALL, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "see every ticket queue")          \
+    X(PERM_TICKET_QUEUES, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change ticket queues")
 
 typedef enum {
 #define X(action, roles, scope, text) action,

@@ -1,5 +1,6 @@
 #include "pgtext.h"
 
+#include <stdio.h>
 #include <string.h>
 
 char **pgtext_array_parse(arena_t *a, const char *s, size_t *n)
@@ -73,6 +74,27 @@ char *pgtext_array_build(arena_t *a, char *const *items, size_t n)
     }
     *q++ = '}';
     *q = '\0';
+    return out;
+}
+
+char *pgtext_int_array(arena_t *a, const int64_t *v, const bool *has, size_t n)
+{
+    /* At most 20 characters and a comma an element ("-9223372036854775808"). */
+    char *out = arena_alloc(a, 3 + 21 * n);
+    size_t len = 0;
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[len++] = ',';
+        if (has && !has[i]) {
+            memcpy(out + len, "NULL", 4);
+            len += 4;
+        } else {
+            len += (size_t)snprintf(out + len, 21, "%lld", (long long)v[i]);
+        }
+    }
+    out[len++] = '}';
+    out[len] = '\0';
     return out;
 }
 

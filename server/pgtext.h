@@ -5,6 +5,7 @@
 #ifndef CARREL_PGTEXT_H
 #define CARREL_PGTEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,9 @@ char **pgtext_array_parse(arena_t *a, const char *literal, size_t *n);
 char **pgtext_array_strings(arena_t *a, const char *literal, size_t *n);
 /* Build an array literal from strings, quoting every element. */
 char *pgtext_array_build(arena_t *a, char *const *items, size_t n);
+/* An integer array literal {1,NULL,3}: element i is NULL when has is given and has[i] is
+ * false. */
+char *pgtext_int_array(arena_t *a, const int64_t *v, const bool *has, size_t n);
 /* Decode bytea's text form ("\\x4142...") into arena bytes; NULL if malformed. */
 uint8_t *pgtext_bytea_decode(arena_t *a, const char *text, size_t *len);
 /* Decimal text of an integer, in the arena. */

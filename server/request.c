@@ -248,6 +248,14 @@ bool request_fail_text(request_t *req, const char *s, size_t max, const char *fi
     return true;
 }
 
+bool request_fail_texts(request_t *req, const request_text_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (request_fail_text(req, t[i].s, t[i].max, t[i].field))
+            return true;
+    return false;
+}
+
 int request_db_exec(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                     const int *lengths, const int *formats, db_done_cb cb, void *arg)
 {

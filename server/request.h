@@ -93,6 +93,19 @@ __attribute__((warn_unused_result)) bool request_limit(request_t *req, bool has,
  */
 __attribute__((warn_unused_result)) bool request_fail_text(request_t *req, const char *s,
                                                            size_t max, const char *field);
+/* Text fields of a request and their bounds, for request_fail_texts. */
+typedef struct request_text {
+    const char *s;
+    size_t max;
+    const char *field;
+} request_text_t;
+/* request_fail_text for each field in turn: true when one was answered. */
+__attribute__((warn_unused_result)) bool request_fail_texts(request_t *req, const request_text_t *t,
+                                                            size_t n);
+/* REQUEST_TEXTS(req, {m->branch, 64, "branch"}, {m->note, 800, "note"}) */
+#define REQUEST_TEXTS(req, ...)                                                                    \
+    request_fail_texts((req), (const request_text_t[]){__VA_ARGS__},                               \
+                       sizeof((const request_text_t[]){__VA_ARGS__}) / sizeof(request_text_t))
 /* Queue a prepared statement for req on the lane its route calls for: a
  * request that changes nothing may use the connections reserved for short
  * jobs (db.h). 0, or db_exec's error (the request is not ended). */

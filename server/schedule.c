@@ -246,25 +246,8 @@ static void schedule_fail_manage(request_t *req, const char *what)
                  role_label(request_session(req)->role), what);
 }
 
-/* Text fields of a request and their bounds (schedule_fail_texts). */
-typedef struct schedule_text {
-    const char *s;
-    size_t max;
-    const char *field;
-} schedule_text_t;
-
-/* True when a field is too long or not text (answered field:<name>). */
-static bool schedule_fail_texts(request_t *req, const schedule_text_t *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (request_fail_text(req, t[i].s, t[i].max, t[i].field))
-            return true;
-    return false;
-}
-
-#define SCHEDULE_TEXTS(req, ...)                                                                   \
-    schedule_fail_texts((req), (const schedule_text_t[]){__VA_ARGS__},                            \
-                        sizeof((const schedule_text_t[]){__VA_ARGS__}) / sizeof(schedule_text_t))
+/* Text fields and their bounds, checked at once (request.h). */
+#define SCHEDULE_TEXTS(req, ...) REQUEST_TEXTS(req, __VA_ARGS__)
 
 /* The Shift whose SHIFT_NCOLS columns start at column `at` of row i. */
 static Carrel__Shift *schedule_shift(request_t *req, const PGresult *res, int i, int at)

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "notices.h"
 #include "rooms.h"
+#include "tickets.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -73,6 +74,7 @@ static void server_on_signal(uv_signal_t *sig, int signum)
             notices_abort(srv->notices);
         stats_abort(srv->stats);
         jobtimer_abort(srv->rooms);
+        jobtimer_abort(srv->tickets);
         return;
     }
     server_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -179,6 +181,7 @@ int server_start(server_t *srv)
         goto fail;
     auth_jobs_start(srv);
     rooms_start(srv);
+    tickets_start(srv);
 
     /* A hash of random bytes nobody knows, to verify unknown users against. */
     unsigned char secret[24];
@@ -207,6 +210,7 @@ static void server_drain_timeout(uv_timer_t *t)
         notices_abort(srv->notices);
     stats_abort(srv->stats);
     jobtimer_abort(srv->rooms);
+    jobtimer_abort(srv->tickets);
 }
 
 void server_drain(server_t *srv, const char *why)
@@ -230,6 +234,7 @@ void server_drain(server_t *srv, const char *why)
         notices_stop(srv->notices);
     stats_stop(srv->stats);
     jobtimer_stop(srv->rooms);
+    jobtimer_stop(srv->tickets);
     auth_jobs_stop(srv);
     server_finish(srv);
 }
@@ -248,7 +253,7 @@ static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || srv->finishing || srv->passwords.pending > 0 ||
         !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
-        !jobtimer_gone(srv->rooms))
+        !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
@@ -258,6 +263,8 @@ static void server_finish(server_t *srv)
     stats_close(srv->stats); /* the standby pool; frees the rest once its handles are closed */
     jobtimer_close(srv->rooms, NULL, NULL);
     srv->rooms = NULL;
+    jobtimer_close(srv->tickets, NULL, NULL);
+    srv->tickets = NULL;
     if (srv->db)
         db_pool_close(srv->db, server_pool_closed, srv);
 }

@@ -66,6 +66,8 @@ typedef struct server {
     stats_t *stats;
     /* The rooms timer (rooms.c): no-shows, reminders, anonymising. */
     jobtimer_t *rooms;
+    /* The tickets timer (tickets.c): flagging, escalation, anonymising. */
+    jobtimer_t *tickets;
     int exit_code;
 } server_t;
 

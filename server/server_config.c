@@ -106,9 +106,20 @@ const conf_entry_t server_config_table[] = {
     {"log_level", CONF_STRING, S(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"server_name", CONF_STRING, S(server_name), "carreld", 0, 0, "name sent in HelloReply"},
     {"smtp_host", CONF_STRING, S(smtp_host), NULL, 0, 0,
-     "SMTP relay for email notices, on localhost or a trusted network (plain SMTP, no TLS or "
-     "AUTH); unset: email notices stay pending"},
-    {"smtp_port", CONF_INT, S(smtp_port), "25", 1, 65535, "the SMTP relay's port"},
+     "SMTP relay (submission server) for email notices; unset: email notices stay pending"},
+    {"smtp_port", CONF_INT, S(smtp_port), "587", 1, 65535,
+     "the SMTP relay's port (587 for STARTTLS, 465 for smtp_tls = tls)"},
+    {"smtp_tls", CONF_STRING, S(smtp_tls), "starttls", 0, 0,
+     "starttls (required: no mail goes in clear), tls (implicit TLS, smtps) or none (plain "
+     "SMTP to a relay on localhost; logged as a warning at start)"},
+    {"smtp_user", CONF_STRING, S(smtp_user), NULL, 0, 0,
+     "user name for AUTH at the relay; unset: no login"},
+    {"smtp_password_file", CONF_STRING, S(smtp_password_file), NULL, 0, 0,
+     "file holding the relay password (first line), read at start; must not be readable by "
+     "others"},
+    {"smtp_ca_file", CONF_STRING, S(smtp_ca_file), NULL, 0, 0,
+     "CA certificates (PEM) that the relay's certificate must chain to; unset: the system's "
+     "store"},
     {"smtp_from", CONF_STRING, S(smtp_from), "library@localhost", 0, 0,
      "sender address of email notices (envelope and From:)"},
     {"smtp_helo", CONF_STRING, S(smtp_helo), "carreld", 0, 0,
@@ -136,5 +147,8 @@ const conf_entry_t server_config_table[] = {
     {"rooms_tick_interval_s", CONF_INT, S(rooms_tick_interval_s), "60", 0, 86400,
      "release room bookings not checked in (no-shows), complete ended ones, queue reminders "
      "and anonymise old bookings this often (on the primary); 0: never"},
+    {"tickets_tick_interval_s", CONF_INT, S(tickets_tick_interval_s), "60", 0, 86400,
+     "flag and escalate tickets against their queue's target and anonymise old closed ones "
+     "this often (on the primary); 0: never"},
     CONF_END,
 };

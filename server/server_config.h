@@ -55,6 +55,10 @@ struct server_config {
     long smtp_port;
     char *smtp_from;
     char *smtp_helo;
+    char *smtp_tls;           /* starttls | tls | none */
+    char *smtp_user;          /* NULL: no AUTH */
+    char *smtp_password_file; /* with smtp_user */
+    char *smtp_ca_file;       /* NULL: the system's store */
     long smtp_timeout_s;
     long jobs_interval_s;        /* 0: no daily timer */
     long notice_send_interval_s; /* 0: no send timer */
@@ -63,6 +67,7 @@ struct server_config {
     int stats_fallback_primary;
     long stats_rollup_interval_s; /* 0: no rollup timer */
     long rooms_tick_interval_s;   /* 0: no rooms timer */
+    long tickets_tick_interval_s; /* 0: no tickets timer */
 };
 
 extern const conf_entry_t server_config_table[];

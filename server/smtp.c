@@ -1,121 +1,26 @@
 /*
- * smtp: see smtp.h. The first half is pure (replies, message text); the
- * second is the client, a small state machine driven by the loop: one
- * command, one reply, the next command. At most one callback (open or send)
- * waits at a time; a failure anywhere calls it with the reason and leaves the
- * client broken, to be closed by its owner.
+ * smtp: see smtp.h. Three parts: the message text (pure), how a libcurl
+ * result becomes an outcome (pure), and the client: the daemon's loop side
+ * (smtp_open/send/close, a uv_async for answers) and the mail thread (its own
+ * uv loop driving one CURLM through the multi socket interface).
+ *
+ * Between the two sides, under `lock`: the message handed over (`submitted`),
+ * the one finished (`finished`), the close request, the thread's end, and the
+ * sockets libcurl opened (so a close that cannot wait shuts them down, which
+ * ends any wait of libcurl's at once). Everything else belongs to one side.
  */
 #include "smtp.h"
 
 #include <ctype.h>
-#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-
-/* ---------------------------------------------------------------- replies */
-
-void smtp_reply_init(smtp_reply_t *r)
-{
-    r->code = 0;
-    r->text[0] = '\0';
-    r->text_len = 0;
-    r->lines = 0;
-    r->done = false;
-    r->line_len = 0;
-}
-
-/* One complete line (without its line end). */
-static int smtp_reply_line(smtp_reply_t *r, const char *line, size_t n)
-{
-    if (n < 3 || line[0] < '2' || line[0] > '5' || !isdigit((unsigned char)line[1]) ||
-        !isdigit((unsigned char)line[2]))
-        return SMTP_REPLY_BAD;
-    char sep = n > 3 ? line[3] : ' ';
-    if (sep != ' ' && sep != '-')
-        return SMTP_REPLY_BAD;
-    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    if (r->lines > 0 && code != r->code)
-        return SMTP_REPLY_BAD;
-    if (++r->lines > SMTP_LINES_MAX)
-        return SMTP_REPLY_BAD;
-    r->code = code;
-    const char *text = n > 4 ? line + 4 : "";
-    size_t tlen = n > 4 ? n - 4 : 0;
-    size_t room = sizeof(r->text) - 1 - r->text_len;
-    if (r->lines > 1 && room > 0) {
-        r->text[r->text_len++] = '\n';
-        room--;
-    }
-    if (tlen > room)
-        tlen = room;
-    memcpy(r->text + r->text_len, text, tlen);
-    r->text_len += tlen;
-    r->text[r->text_len] = '\0';
-    return sep == '-' ? SMTP_REPLY_MORE : SMTP_REPLY_DONE;
-}
-
-int smtp_reply_feed(smtp_reply_t *r, const char *data, size_t len, size_t *used)
-{
-    if (r->done)
-        smtp_reply_init(r);
-    for (size_t i = 0; i < len; i++) {
-        char ch = data[i];
-        if (ch != '\n') {
-            if (r->line_len >= sizeof(r->line)) {
-                *used = i + 1;
-                return SMTP_REPLY_BAD;
-            }
-            r->line[r->line_len++] = ch;
-            continue;
-        }
-        size_t n = r->line_len;
-        if (n > 0 && r->line[n - 1] == '\r')
-            n--;
-        r->line_len = 0;
-        int rc = smtp_reply_line(r, r->line, n);
-        if (rc != SMTP_REPLY_MORE) {
-            *used = i + 1;
-            r->done = rc == SMTP_REPLY_DONE;
-            return rc;
-        }
-    }
-    *used = len;
-    return SMTP_REPLY_MORE;
-}
-
-bool smtp_reply_has_extension(const smtp_reply_t *r, const char *keyword)
-{
-    size_t klen = strlen(keyword);
-    const char *line = strchr(r->text, '\n'); /* the first line is the server's name */
-    while (line) {
-        line++;
-        size_t n = strcspn(line, " \n");
-        if (n == klen && strncasecmp(line, keyword, klen) == 0)
-            return true;
-        line = strchr(line, '\n');
-    }
-    return false;
-}
-
-void smtp_reply_describe(const smtp_reply_t *r, char *out, size_t outlen)
-{
-    if (outlen == 0)
-        return;
-    int n = snprintf(out, outlen, "%03d", r->code);
-    size_t o = n < 0 ? 0 : (size_t)n >= outlen ? outlen - 1 : (size_t)n;
-    if (r->text_len > 0 && o + 1 < outlen)
-        out[o++] = ' ';
-    for (size_t i = 0; i < r->text_len && o + 1 < outlen; i++) {
-        unsigned char ch = (unsigned char)r->text[i];
-        out[o++] = ch == '\n' ? ' ' : (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
-    }
-    out[o] = '\0';
-}
+#include "util.h"
 
 /* ---------------------------------------------------------------- the message */
 
@@ -275,14 +180,13 @@ int smtp_body_append(struct buf *out, const char *body)
         size_t eol = pos;
         while (eol < len && s[eol] != '\r' && s[eol] != '\n')
             eol++;
-        /* The line [pos, eol), in pieces of at most 998 bytes with the stuffed dot. */
+        /* The line [pos, eol), in pieces of at most 998 bytes with the dot libcurl adds. */
         size_t p = pos;
         do {
             bool dot = p < eol && s[p] == '.';
             size_t max = 998 - (dot ? 1 : 0);
             size_t end = eol - p > max ? smtp_char_boundary(s, p, p + max, eol) : eol;
-            if ((dot && buf_append(out, ".", 1) != 0) || buf_append(out, s + p, end - p) != 0 ||
-                buf_append(out, "\r\n", 2) != 0)
+            if (buf_append(out, s + p, end - p) != 0 || buf_append(out, "\r\n", 2) != 0)
                 return -1;
             p = end;
         } while (p < eol);
@@ -319,526 +223,723 @@ int smtp_message_build(struct buf *out, const char *from, const smtp_message_t *
                    "Content-Transfer-Encoding: 8bit\r\n"
                    "\r\n",
                    date, id) != 0 ||
-        smtp_body_append(out, m->body ? m->body : "") != 0 || buf_append(out, ".\r\n", 3) != 0)
+        smtp_body_append(out, m->body ? m->body : "") != 0)
         return -1;
     return 0;
 }
 
+/* ---------------------------------------------------------------- outcomes */
+
+/* Printable ASCII of at most outlen - 1 bytes, line ends dropped. */
+static void smtp_printable(char *out, size_t outlen, const char *data, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < size && o + 1 < outlen; i++) {
+        unsigned char ch = (unsigned char)data[i];
+        if (ch == '\r' || ch == '\n')
+            continue;
+        out[o++] = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
+    }
+    out[o] = '\0';
+}
+
+/* The command a line sends, by its first word(s); NULL for anything else. */
+static const char *smtp_command_verb(const char *data, size_t size)
+{
+    static const char *const verbs[] = {"MAIL FROM", "RCPT TO", "EHLO", "HELO", "STARTTLS", "AUTH",
+                                        "DATA",      "QUIT",    "RSET", "NOOP", NULL};
+    for (int i = 0; verbs[i]; i++) {
+        size_t n = strlen(verbs[i]);
+        if (size >= n && strncasecmp(data, verbs[i], n) == 0 &&
+            (size == n || data[n] == ' ' || data[n] == ':' || data[n] == '\r'))
+            return verbs[i];
+    }
+    return NULL;
+}
+
+void smtp_trace_feed(smtp_trace_t *t, curl_infotype type, const char *data, size_t size)
+{
+    switch (type) {
+    case CURLINFO_TEXT:
+        /* libcurl's own words; only these two matter here. */
+        if ((size >= 13 && strncmp(data, "Connected to ", 13) == 0) ||
+            (size >= 26 && strncmp(data, "Re-using existing connecti", 26) == 0))
+            t->connected = true;
+        if (size >= 26 && strncmp(data, "Re-using existing connecti", 26) == 0)
+            t->greeted = true;
+        break;
+    case CURLINFO_HEADER_IN: /* one reply line */
+        if (size >= 3 && isdigit((unsigned char)data[0]) && isdigit((unsigned char)data[1]) &&
+            isdigit((unsigned char)data[2])) {
+            t->code = (data[0] - '0') * 100 + (data[1] - '0') * 10 + (data[2] - '0');
+        }
+        smtp_printable(t->reply, sizeof(t->reply), data, size);
+        t->connected = t->greeted = t->answered = true;
+        break;
+    case CURLINFO_HEADER_OUT: { /* one command line; AUTH's arguments are secrets */
+        const char *verb = smtp_command_verb(data, size);
+        if (verb == NULL)
+            verb = "AUTH"; /* an AUTH continuation: the user name or password in base64 */
+        snprintf(t->verb, sizeof(t->verb), "%s", verb);
+        if (strcmp(verb, "MAIL FROM") == 0)
+            t->offered = true;
+        t->answered = false;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void smtp_trace_uploaded(smtp_trace_t *t)
+{
+    t->upload_done = true;
+    t->answered = false;
+}
+
+/* What a timeout or a closed connection interrupted. */
+static const char *smtp_waiting_for(const smtp_trace_t *t, char *buf, size_t buflen)
+{
+    if (t->upload_done)
+        return "the relay to take the message";
+    if (!t->connected)
+        return "the connection";
+    if (t->verb[0] == '\0')
+        return "the greeting";
+    snprintf(buf, buflen, "the answer to %s", t->verb);
+    return buf;
+}
+
+static bool smtp_is_tls_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+smtp_outcome_t smtp_judge(CURLcode rc, const smtp_trace_t *t, const char *curl_error,
+                          const smtp_where_t *w, char *out, size_t outlen)
+{
+    const char *why = curl_error && curl_error[0] ? curl_error : curl_easy_strerror(rc);
+    char waiting[48];
+    const char *tail = t->upload_done ? "; the relay did not confirm the message" : "";
+    smtp_outcome_t lost = t->offered ? SMTP_BROKEN : SMTP_UNREACHED;
+    if (rc == CURLE_OK) {
+        snprintf(out, outlen, "sent");
+        return SMTP_SENT;
+    }
+    if (t->expired)
+        rc = CURLE_OPERATION_TIMEDOUT; /* our watchdog cut the connection */
+    /* A reply of refusal to the message's own commands: this message only. */
+    if (t->offered && t->answered && t->code >= 400 && t->code <= 599 &&
+        (rc == CURLE_SEND_ERROR || rc == CURLE_WEIRD_SERVER_REPLY || rc == CURLE_RECV_ERROR ||
+         rc == CURLE_UPLOAD_FAILED)) {
+        if (t->upload_done)
+            snprintf(out, outlen, "The message was refused: %s", t->reply);
+        else
+            snprintf(out, outlen, "%s refused: %s", t->verb, t->reply);
+        return SMTP_REFUSED;
+    }
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+        snprintf(out, outlen, "cannot resolve the relay's name %s: %s", w->host, why);
+        return SMTP_UNREACHED;
+    case CURLE_COULDNT_CONNECT:
+        snprintf(out, outlen, "cannot connect to the relay %s:%d: %s", w->host, w->port, why);
+        return SMTP_UNREACHED;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(out, outlen, "no answer from the relay %s:%d within %u s (waiting for %s)%s",
+                 w->host, w->port, w->timeout_s, smtp_waiting_for(t, waiting, sizeof(waiting)),
+                 tail);
+        return lost;
+    case CURLE_LOGIN_DENIED:
+        snprintf(out, outlen, "the relay %s:%d refused the login of %s: %s", w->host, w->port,
+                 w->user ? w->user : "(no user)", t->answered ? t->reply : why);
+        return SMTP_UNREACHED;
+    case CURLE_USE_SSL_FAILED:
+        if (strcmp(t->verb, "STARTTLS") == 0 && t->answered)
+            snprintf(out, outlen, "the relay %s:%d refused STARTTLS: %s", w->host, w->port,
+                     t->reply);
+        else
+            snprintf(out, outlen,
+                     "the relay %s:%d does not offer STARTTLS; smtp_tls = %s: nothing is sent in "
+                     "clear",
+                     w->host, w->port, w->tls);
+        return SMTP_UNREACHED;
+    case CURLE_REMOTE_ACCESS_DENIED:
+        snprintf(out, outlen, "the relay %s:%d does not take mail from us: %s", w->host, w->port,
+                 t->answered ? t->reply : why);
+        return SMTP_UNREACHED;
+    case CURLE_ABORTED_BY_CALLBACK:
+        snprintf(out, outlen, "the SMTP connection was dropped (shutting down)");
+        return lost;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        if (!t->answered || t->upload_done) {
+            snprintf(out, outlen, "the relay closed the connection (waiting for %s)%s",
+                     smtp_waiting_for(t, waiting, sizeof(waiting)), tail);
+            return lost;
+        }
+        break;
+    default:
+        if (smtp_is_tls_error(rc)) {
+            snprintf(out, outlen, "TLS with the relay %s:%d failed: %s", w->host, w->port, why);
+            return SMTP_UNREACHED;
+        }
+        break;
+    }
+    if (t->answered && t->code >= 400)
+        snprintf(out, outlen, "%s: %s (the relay said: %s)", curl_easy_strerror(rc), why, t->reply);
+    else
+        snprintf(out, outlen, "%s: %s%s", curl_easy_strerror(rc), why, tail);
+    return lost;
+}
+
 /* ---------------------------------------------------------------- the client */
 
-typedef enum {
-    S_RESOLVING,
-    S_CONNECTING,
-    S_GREETING,
-    S_EHLO,
-    S_HELO,
-    S_READY,
-    S_RSET,
-    S_MAIL,
-    S_RCPT,
-    S_DATA,
-    S_CONTENT,
-    S_QUIT,
-} smtp_state_t;
+#define SMTP_MAX_SOCKETS 8 /* sockets libcurl holds at once: one connection, a few tries */
 
-/* What we wait for in each state, for the timeout message. */
-static const char *const smtp_waiting_for[] = {
-    [S_RESOLVING] = "the relay's address",
-    [S_CONNECTING] = "the connection",
-    [S_GREETING] = "the greeting",
-    [S_EHLO] = "the answer to EHLO",
-    [S_HELO] = "the answer to HELO",
-    [S_READY] = "nothing",
-    [S_RSET] = "the answer to RSET",
-    [S_MAIL] = "the answer to MAIL FROM",
-    [S_RCPT] = "the answer to RCPT TO",
-    [S_DATA] = "the answer to DATA",
-    [S_CONTENT] = "the relay to take the message",
-    [S_QUIT] = "the answer to QUIT",
-};
+typedef struct smtp_job {
+    char *from; /* "<address>" */
+    char *rcpt; /* "<address>" */
+    struct buf text;
+    size_t sent; /* bytes of text handed to libcurl */
+    CURL *easy;
+    struct curl_slist *rcpts;
+    smtp_trace_t trace;
+    struct smtp_client *client;
+    char curl_error[CURL_ERROR_SIZE];
+    smtp_outcome_t outcome;
+    char error[600];
+} smtp_job_t;
 
 struct smtp_client {
+    /* Set at open, read by both sides. */
+    smtp_settings_t s; /* strings owned */
+    char *url;
+    smtp_where_t where;
+    atomic_bool abort; /* libcurl's progress callback ends any transfer */
+
+    /* Under lock. */
+    uv_mutex_t lock;
+    smtp_job_t *submitted;
+    smtp_job_t *finished;
+    bool quit_polite, quit_now;
+    bool thread_done;
+    curl_socket_t fds[SMTP_MAX_SOCKETS];
+    int nfds;
+
+    /* The daemon's loop. */
     uv_loop_t *loop;
-    char *host;
-    char *helo;
-    char *from;
-    int port;
-    unsigned timeout_ms;
-    smtp_state_t state;
-
-    uv_getaddrinfo_t resolver;
-    bool resolving;
-    struct addrinfo *addrs; /* from the resolver; next_addr is the one to try next */
-    struct addrinfo *next_addr;
-    struct sockaddr_storage literal; /* host was an address: no resolver */
-    bool literal_tried;
-    char connect_error[128];
-
-    uv_tcp_t tcp;
-    bool tcp_open; /* initialised, uv_close not yet called */
-    uv_connect_t connect_req;
-    uv_timer_t timer;
-    bool timer_open;
-    int closing_handles; /* uv_close called, callback not yet run */
-    char deferred_error[256];
-
-    smtp_reply_t reply;
-    char rbuf[4096];
-    bool broken;
-    bool closing;
-    bool used; /* a message was started: RSET before the next */
-    bool ext_8bitmime;
-    bool ext_smtputf8;
-
-    smtp_open_cb open_cb;
+    uv_async_t answer; /* the mail thread → the loop */
+    uv_thread_t thread;
+    bool busy, broken, closing;
     smtp_send_cb send_cb;
-    void *arg;
-    struct buf content; /* the message being sent, ready for DATA */
-    char *rcpt;
-    bool utf8;
-
+    void *send_arg;
     smtp_closed_cb closed_cb;
     void *closed_arg;
+
+    /* The mail thread. */
+    uv_loop_t mloop;
+    uv_async_t wake; /* the loop → the mail thread */
+    uv_timer_t timer;
+    uv_timer_t watchdog; /* the message in hand: no sign of the relay for timeout_ms */
+    CURLM *multi;
+    smtp_job_t *active;
+    bool winding_down;
 };
 
-typedef struct smtp_write {
-    uv_write_t req;
-    smtp_client_t *c;
-    size_t len;
-    char data[];
-} smtp_write_t;
-
-static void smtp_shutdown(smtp_client_t *c);
-static void smtp_connect_next(smtp_client_t *c);
-
-static void smtp_maybe_free(smtp_client_t *c)
+static void smtp_job_free(smtp_job_t *j)
 {
-    if (!c->closing || c->closing_handles > 0 || c->resolving || c->tcp_open || c->timer_open)
+    if (j == NULL)
         return;
-    if (c->addrs)
-        uv_freeaddrinfo(c->addrs);
-    buf_free(&c->content);
-    smtp_closed_cb cb = c->closed_cb;
-    void *arg = c->closed_arg;
-    free(c->rcpt);
-    free(c->host);
-    free(c->helo);
-    free(c->from);
-    free(c);
-    if (cb)
-        cb(arg);
+    if (j->easy)
+        curl_easy_cleanup(j->easy);
+    curl_slist_free_all(j->rcpts);
+    buf_free(&j->text);
+    free(j->from);
+    free(j->rcpt);
+    free(j);
 }
 
-static void smtp_handle_closed(uv_handle_t *h)
+/* ---- the mail thread: libcurl's callbacks ---- */
+
+static size_t smtp_read(char *out, size_t size, size_t nitems, void *arg)
 {
-    smtp_client_t *c = h->data;
-    c->closing_handles--;
-    smtp_maybe_free(c);
+    smtp_job_t *j = arg;
+    size_t room = size * nitems, left = j->text.len - j->sent;
+    size_t n = left < room ? left : room;
+    memcpy(out, j->text.data + j->sent, n);
+    j->sent += n;
+    if (n == 0)
+        smtp_trace_uploaded(&j->trace);
+    return n;
 }
 
-/* A failure that ends the connection's usefulness: tell whoever waits. */
-static void smtp_fail(smtp_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void smtp_fail(smtp_client_t *c, const char *fmt, ...)
+/* Any sign of life puts the watchdog back (see smtp_on_watchdog). */
+static void smtp_watch(smtp_client_t *c);
+
+static int smtp_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
 {
-    if (c->closing || c->broken)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    c->broken = true;
-    if (c->timer_open)
-        uv_timer_stop(&c->timer);
-    if (c->tcp_open)
-        uv_read_stop((uv_stream_t *)&c->tcp);
-    bool after_data = c->state == S_CONTENT;
-    smtp_open_cb ocb = c->open_cb;
-    smtp_send_cb scb = c->send_cb;
-    c->open_cb = NULL;
-    c->send_cb = NULL;
-    if (ocb)
-        ocb(c, false, msg, c->arg);
-    else if (scb) {
-        if (after_data) {
-            char more[600];
-            snprintf(more, sizeof(more), "%s; the relay did not confirm the message", msg);
-            scb(c, SMTP_BROKEN, more, c->arg);
-        } else {
-            scb(c, SMTP_BROKEN, msg, c->arg);
+    (void)easy;
+    smtp_job_t *j = arg;
+    smtp_trace_feed(&j->trace, type, data, size);
+    smtp_watch(j->client);
+    return 0;
+}
+
+static int smtp_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    smtp_client_t *c = arg;
+    return atomic_load(&c->abort) ? 1 : 0;
+}
+
+/* Sockets are opened and closed here so that a hasty close can shut them down. */
+static curl_socket_t smtp_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    smtp_client_t *c = arg;
+    (void)purpose;
+    uv_mutex_lock(&c->lock);
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (c->nfds < SMTP_MAX_SOCKETS && !atomic_load(&c->abort)) {
+        fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+        if (fd >= 0)
+            c->fds[c->nfds++] = fd;
+        else
+            fd = CURL_SOCKET_BAD;
+    }
+    uv_mutex_unlock(&c->lock);
+    return fd;
+}
+
+static int smtp_close_socket(void *arg, curl_socket_t fd)
+{
+    smtp_client_t *c = arg;
+    uv_mutex_lock(&c->lock);
+    for (int i = 0; i < c->nfds; i++)
+        if (c->fds[i] == fd) {
+            c->fds[i] = c->fds[--c->nfds];
+            break;
         }
-    }
+    int rc = close(fd); /* under the lock: the number cannot be shut down once reused */
+    uv_mutex_unlock(&c->lock);
+    return rc;
 }
 
-static void smtp_timer_restart(smtp_client_t *c);
-
-static void smtp_on_written(uv_write_t *req, int status)
+static void smtp_poll_closed(uv_handle_t *h)
 {
-    smtp_write_t *w = (smtp_write_t *)req;
-    smtp_client_t *c = w->c;
-    free(w);
-    if (status < 0 && status != UV_ECANCELED)
-        smtp_fail(c, "cannot write to the relay: %s", uv_strerror(status));
+    free(h);
 }
 
-static void smtp_write(smtp_client_t *c, const void *data, size_t len)
+static void smtp_check_done(smtp_client_t *c);
+
+static void smtp_on_poll(uv_poll_t *p, int status, int events)
 {
-    smtp_write_t *w = malloc(sizeof(*w) + len);
-    if (w == NULL) {
-        smtp_fail(c, "out of memory");
+    smtp_client_t *c = p->data;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running;
+    uv_os_sock_t fd;
+    if (uv_fileno((uv_handle_t *)p, (uv_os_fd_t *)&fd) != 0)
         return;
-    }
-    w->c = c;
-    w->len = len;
-    memcpy(w->data, data, len);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, smtp_on_written);
-    if (rc < 0) {
-        free(w);
-        smtp_fail(c, "cannot write to the relay: %s", uv_strerror(rc));
-        return;
-    }
-    smtp_timer_restart(c);
+    curl_multi_socket_action(c->multi, fd, flags, &running);
+    smtp_check_done(c);
 }
 
-static void smtp_command(smtp_client_t *c, smtp_state_t next, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void smtp_command(smtp_client_t *c, smtp_state_t next, const char *fmt, ...)
+/* CURLMOPT_SOCKETFUNCTION: watch a socket as libcurl asks, with a uv_poll of its own. */
+static int smtp_socket_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
 {
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(line) - 2) {
-        smtp_fail(c, "command too long");
-        return;
-    }
-    line[n++] = '\r';
-    line[n++] = '\n';
-    c->state = next;
-    smtp_write(c, line, (size_t)n);
-}
-
-/* The message in hand was refused; the connection goes on. */
-static void smtp_refuse(smtp_client_t *c, const char *what)
-{
-    char desc[SMTP_TEXT_MAX + 8], msg[SMTP_TEXT_MAX + 64];
-    smtp_reply_describe(&c->reply, desc, sizeof(desc));
-    snprintf(msg, sizeof(msg), "%s refused: %s", what, desc);
-    c->state = S_READY;
-    uv_timer_stop(&c->timer);
-    buf_reset(&c->content);
-    smtp_send_cb cb = c->send_cb;
-    c->send_cb = NULL;
-    if (cb)
-        cb(c, SMTP_REFUSED, msg, c->arg);
-}
-
-static void smtp_mail_from(smtp_client_t *c)
-{
-    smtp_command(c, S_MAIL, "MAIL FROM:<%s>%s%s", c->from, c->ext_8bitmime ? " BODY=8BITMIME" : "",
-                 c->utf8 ? " SMTPUTF8" : "");
-}
-
-static void smtp_opened(smtp_client_t *c)
-{
-    c->state = S_READY;
-    uv_timer_stop(&c->timer);
-    smtp_open_cb cb = c->open_cb;
-    c->open_cb = NULL;
-    if (cb)
-        cb(c, true, NULL, c->arg);
-}
-
-static void smtp_on_reply(smtp_client_t *c)
-{
-    int code = c->reply.code;
-    char desc[SMTP_TEXT_MAX + 8];
-    smtp_reply_describe(&c->reply, desc, sizeof(desc));
-    if (code == 421 && c->state != S_QUIT) {
-        smtp_fail(c, "the relay is closing the connection: %s", desc);
-        return;
-    }
-    switch (c->state) {
-    case S_GREETING:
-        if (code == 220)
-            smtp_command(c, S_EHLO, "EHLO %s", c->helo);
-        else
-            smtp_fail(c, "the relay does not take mail from us: %s", desc);
-        return;
-    case S_EHLO:
-        if (code == 250) {
-            c->ext_8bitmime = smtp_reply_has_extension(&c->reply, "8BITMIME");
-            c->ext_smtputf8 = smtp_reply_has_extension(&c->reply, "SMTPUTF8");
-            smtp_opened(c);
-        } else if (code >= 500) {
-            smtp_command(c, S_HELO, "HELO %s", c->helo); /* an old server */
-        } else {
-            smtp_fail(c, "EHLO refused: %s", desc);
+    (void)easy;
+    smtp_client_t *c = arg;
+    uv_poll_t *p = sockp;
+    if (what == CURL_POLL_REMOVE) {
+        if (p) {
+            uv_poll_stop(p);
+            uv_close((uv_handle_t *)p, smtp_poll_closed);
+            curl_multi_assign(c->multi, fd, NULL);
         }
-        return;
-    case S_HELO:
-        if (code == 250)
-            smtp_opened(c);
-        else
-            smtp_fail(c, "HELO refused: %s", desc);
-        return;
-    case S_RSET:
-        if (code == 250)
-            smtp_mail_from(c);
-        else
-            smtp_fail(c, "RSET refused: %s", desc);
-        return;
-    case S_MAIL:
-        if (code / 100 == 2)
-            smtp_command(c, S_RCPT, "RCPT TO:<%s>", c->rcpt);
-        else
-            smtp_refuse(c, "MAIL FROM");
-        return;
-    case S_RCPT:
-        if (code / 100 == 2)
-            smtp_command(c, S_DATA, "DATA");
-        else
-            smtp_refuse(c, "RCPT TO");
-        return;
-    case S_DATA:
-        if (code == 354) {
-            c->state = S_CONTENT;
-            smtp_write(c, c->content.data, c->content.len);
-        } else {
-            smtp_refuse(c, "DATA");
-        }
-        return;
-    case S_CONTENT:
-        if (code / 100 == 2) {
-            c->state = S_READY;
-            uv_timer_stop(&c->timer);
-            buf_reset(&c->content);
-            smtp_send_cb cb = c->send_cb;
-            c->send_cb = NULL;
-            if (cb)
-                cb(c, SMTP_SENT, NULL, c->arg);
-        } else {
-            smtp_refuse(c, "The message was");
-        }
-        return;
-    case S_QUIT:
-        smtp_shutdown(c);
-        return;
-    default:
-        smtp_fail(c, "unexpected reply from the relay: %s", desc);
-        return;
+        return 0;
     }
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            return -1;
+        if (uv_poll_init_socket(&c->mloop, p, fd) != 0) {
+            free(p);
+            return -1;
+        }
+        p->data = c;
+        curl_multi_assign(c->multi, fd, p);
+    }
+    int events = (what == CURL_POLL_IN || what == CURL_POLL_INOUT ? UV_READABLE : 0) |
+                 (what == CURL_POLL_OUT || what == CURL_POLL_INOUT ? UV_WRITABLE : 0);
+    return uv_poll_start(p, events, smtp_on_poll) == 0 ? 0 : -1;
 }
 
-static void smtp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+/* Shut down every socket of libcurl's: whatever it waits for ends at once. */
+static void smtp_cut(smtp_client_t *c)
 {
-    (void)suggested;
-    smtp_client_t *c = h->data;
-    *b = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+    uv_mutex_lock(&c->lock);
+    for (int i = 0; i < c->nfds; i++)
+        shutdown(c->fds[i], SHUT_RDWR);
+    uv_mutex_unlock(&c->lock);
 }
 
-static void smtp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+/*
+ * libcurl bounds each answer (CURLOPT_SERVER_RESPONSE_TIMEOUT) only in its
+ * blocking waits; on the multi interface nothing wakes it while it waits for
+ * an answer to MAIL FROM or RCPT TO. So the mail thread watches: timeout_ms
+ * without a byte or a line either way, and the connection is cut; the judge
+ * then says which wait ran out.
+ */
+static void smtp_on_watchdog(uv_timer_t *t)
 {
-    smtp_client_t *c = s->data;
-    if (c->closing || c->broken)
+    smtp_client_t *c = t->data;
+    if (c->active == NULL)
         return;
-    if (nread < 0) {
-        if (c->state == S_QUIT)
-            smtp_shutdown(c);
-        else if (nread == UV_EOF)
-            smtp_fail(c, "the relay closed the connection (waiting for %s)",
-                      smtp_waiting_for[c->state]);
-        else
-            smtp_fail(c, "reading from the relay: %s", uv_strerror((int)nread));
-        return;
-    }
-    size_t pos = 0, len = (size_t)nread;
-    while (pos < len && !c->closing && !c->broken) {
-        size_t used = 0;
-        int rc = smtp_reply_feed(&c->reply, b->base + pos, len - pos, &used);
-        pos += used;
-        if (rc == SMTP_REPLY_BAD) {
-            smtp_fail(c, "the relay's answer is not SMTP");
-            return;
-        }
-        if (rc == SMTP_REPLY_DONE)
-            smtp_on_reply(c);
-    }
+    c->active->trace.expired = true;
+    smtp_cut(c);
+}
+
+static void smtp_watch(smtp_client_t *c)
+{
+    if (c->active && !c->winding_down)
+        uv_timer_start(&c->watchdog, smtp_on_watchdog, c->s.timeout_ms, 0);
 }
 
 static void smtp_on_timeout(uv_timer_t *t)
 {
     smtp_client_t *c = t->data;
-    if (c->deferred_error[0]) {
-        smtp_fail(c, "%s", c->deferred_error);
-        return;
-    }
-    if (c->state == S_QUIT) {
-        smtp_shutdown(c);
-        return;
-    }
-    smtp_fail(c, "no answer from the relay %s:%d within %u s (waiting for %s)", c->host, c->port,
-              c->timeout_ms / 1000, smtp_waiting_for[c->state]);
+    int running;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    smtp_check_done(c);
 }
 
-static void smtp_timer_restart(smtp_client_t *c)
+/* CURLMOPT_TIMERFUNCTION. Not socket_action from here (libcurl forbids it): a 0 ms timer. */
+static int smtp_timer_cb(CURLM *multi, long timeout_ms, void *arg)
 {
-    if (c->timer_open)
-        uv_timer_start(&c->timer, smtp_on_timeout, c->timeout_ms, 0);
-}
-
-/* Fail from the loop, not from inside smtp_open (whose caller has no client yet). */
-static void smtp_fail_later(smtp_client_t *c, const char *msg)
-{
-    snprintf(c->deferred_error, sizeof(c->deferred_error), "%s", msg);
-    uv_timer_start(&c->timer, smtp_on_timeout, 0, 0);
-}
-
-static void smtp_retry_closed(uv_handle_t *h);
-
-static void smtp_on_connect(uv_connect_t *req, int status)
-{
-    smtp_client_t *c = req->data;
-    if (c->closing || c->broken)
-        return;
-    if (status < 0) {
-        /* The handle is reused once closed: the next address is tried from there. */
-        snprintf(c->connect_error, sizeof(c->connect_error), "%s", uv_strerror(status));
+    (void)multi;
+    smtp_client_t *c = arg;
+    if (timeout_ms < 0)
         uv_timer_stop(&c->timer);
-        c->tcp_open = false;
-        c->closing_handles++;
-        uv_close((uv_handle_t *)&c->tcp, smtp_retry_closed);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    int rc = uv_read_start((uv_stream_t *)&c->tcp, smtp_alloc, smtp_on_read);
-    if (rc < 0) {
-        smtp_fail(c, "cannot read from the relay: %s", uv_strerror(rc));
-        return;
-    }
-    c->state = S_GREETING;
-    smtp_timer_restart(c);
+    else
+        uv_timer_start(&c->timer, smtp_on_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
 }
 
-/* Try the next address; once none is left, fail with the last error. */
-static void smtp_connect_next(smtp_client_t *c)
+/* ---- the mail thread: messages ---- */
+
+static void smtp_hand_back(smtp_client_t *c, smtp_job_t *j)
 {
-    const struct sockaddr *addr = NULL;
-    if (c->addrs) {
-        while (c->next_addr && c->next_addr->ai_socktype != SOCK_STREAM)
-            c->next_addr = c->next_addr->ai_next;
-        if (c->next_addr) {
-            addr = c->next_addr->ai_addr;
-            c->next_addr = c->next_addr->ai_next;
-        }
-    } else if (!c->literal_tried) {
-        c->literal_tried = true;
-        addr = (const struct sockaddr *)&c->literal;
-    }
-    if (addr == NULL) {
-        smtp_fail(c, "cannot connect to the relay %s:%d: %s", c->host, c->port,
-                  c->connect_error[0] ? c->connect_error : "no address");
-        return;
-    }
-    uv_tcp_init(c->loop, &c->tcp);
-    c->tcp.data = c;
-    c->tcp_open = true;
-    c->connect_req.data = c;
-    c->state = S_CONNECTING;
-    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, smtp_on_connect);
-    if (rc < 0) {
-        snprintf(c->connect_error, sizeof(c->connect_error), "%s", uv_strerror(rc));
-        c->tcp_open = false;
-        c->closing_handles++;
-        uv_close((uv_handle_t *)&c->tcp, smtp_retry_closed);
-        return;
-    }
-    smtp_timer_restart(c);
+    uv_mutex_lock(&c->lock);
+    c->finished = j;
+    uv_mutex_unlock(&c->lock);
+    uv_async_send(&c->answer);
 }
 
-static void smtp_retry_closed(uv_handle_t *h)
+static int smtp_easy_setup(smtp_client_t *c, smtp_job_t *j)
+{
+    const smtp_settings_t *s = &c->s;
+    CURL *e = j->easy = curl_easy_init();
+    j->rcpts = curl_slist_append(NULL, j->rcpt);
+    if (e == NULL || j->rcpts == NULL)
+        return -1;
+    long timeout_s = (long)(s->timeout_ms + 999) / 1000;
+    /* The whole transfer: a bound for a relay that takes the text ever so slowly. */
+    curl_off_t total_ms = (curl_off_t)s->timeout_ms * 10;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+    SET(CURLOPT_URL, c->url);
+    SET(CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_ERRORBUFFER, j->curl_error);
+    SET(CURLOPT_USE_SSL, s->tls == SMTP_TLS_NONE ? (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+    if (s->ca_file)
+        SET(CURLOPT_CAINFO, s->ca_file);
+    if (s->user) {
+        SET(CURLOPT_USERNAME, s->user);
+        SET(CURLOPT_PASSWORD, s->password ? s->password : "");
+    }
+    SET(CURLOPT_MAIL_FROM, j->from);
+    SET(CURLOPT_MAIL_RCPT, j->rcpts);
+    SET(CURLOPT_UPLOAD, 1L);
+    SET(CURLOPT_READFUNCTION, smtp_read);
+    SET(CURLOPT_READDATA, j);
+    SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)j->text.len);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)s->timeout_ms);
+    SET(CURLOPT_SERVER_RESPONSE_TIMEOUT, timeout_s);
+    SET(CURLOPT_TIMEOUT_MS, (long)total_ms);
+    SET(CURLOPT_VERBOSE, 1L); /* for the debug callback: the dialogue, never printed */
+    SET(CURLOPT_DEBUGFUNCTION, smtp_debug);
+    SET(CURLOPT_DEBUGDATA, j);
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, smtp_progress);
+    SET(CURLOPT_XFERINFODATA, c);
+    SET(CURLOPT_OPENSOCKETFUNCTION, smtp_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, c);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, smtp_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, c);
+#undef SET
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+static void smtp_start(smtp_client_t *c, smtp_job_t *j)
+{
+    if (smtp_easy_setup(c, j) != 0 || curl_multi_add_handle(c->multi, j->easy) != CURLM_OK) {
+        j->outcome = SMTP_UNREACHED;
+        snprintf(j->error, sizeof(j->error), "libcurl cannot set up the message: %s",
+                 j->curl_error[0] ? j->curl_error : "out of memory");
+        smtp_hand_back(c, j);
+        return;
+    }
+    c->active = j;
+    smtp_watch(c);
+}
+
+static void smtp_wind_down(smtp_client_t *c);
+
+static void smtp_close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, h->type == UV_POLL ? smtp_poll_closed : NULL);
+}
+
+/*
+ * The end of the mail thread: drop the message in hand (not polite), let
+ * libcurl close its connections (QUIT, on this thread; at once when the
+ * sockets were shut down), then close every handle so that uv_run returns.
+ */
+static void smtp_wind_down(smtp_client_t *c)
+{
+    if (c->winding_down)
+        return;
+    c->winding_down = true;
+    if (c->active) {
+        curl_multi_remove_handle(c->multi, c->active->easy);
+        smtp_job_free(c->active);
+        c->active = NULL;
+    }
+    curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    uv_walk(&c->mloop, smtp_close_walk, NULL);
+}
+
+static void smtp_check_done(smtp_client_t *c)
+{
+    CURLMsg *msg;
+    int left;
+    while (c->multi && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE || c->active == NULL || msg->easy_handle != c->active->easy)
+            continue;
+        smtp_job_t *j = c->active;
+        c->active = NULL;
+        uv_timer_stop(&c->watchdog);
+        j->outcome = smtp_judge(msg->data.result, &j->trace, j->curl_error, &c->where, j->error,
+                                sizeof(j->error));
+        curl_multi_remove_handle(c->multi, j->easy);
+        curl_easy_cleanup(j->easy);
+        j->easy = NULL;
+        smtp_hand_back(c, j);
+    }
+    uv_mutex_lock(&c->lock);
+    bool quit = c->quit_now || (c->quit_polite && c->active == NULL && c->submitted == NULL);
+    uv_mutex_unlock(&c->lock);
+    if (quit)
+        smtp_wind_down(c);
+}
+
+static void smtp_on_wake(uv_async_t *a)
+{
+    smtp_client_t *c = a->data;
+    if (c->winding_down)
+        return;
+    uv_mutex_lock(&c->lock);
+    smtp_job_t *j = c->submitted;
+    c->submitted = NULL;
+    bool now = c->quit_now;
+    uv_mutex_unlock(&c->lock);
+    if (j && now)
+        smtp_job_free(j);
+    else if (j)
+        smtp_start(c, j);
+    smtp_check_done(c); /* libcurl starts a new transfer from its timer */
+}
+
+static void smtp_thread(void *arg)
+{
+    smtp_client_t *c = arg;
+    uv_run(&c->mloop, UV_RUN_DEFAULT);
+    uv_loop_close(&c->mloop);
+    uv_mutex_lock(&c->lock);
+    c->thread_done = true;
+    uv_mutex_unlock(&c->lock);
+    uv_async_send(&c->answer);
+}
+
+/* ---- the daemon's loop ---- */
+
+static void smtp_free(smtp_client_t *c)
+{
+    smtp_job_free(c->submitted);
+    smtp_job_free(c->finished);
+    free((char *)c->s.host);
+    free((char *)c->s.user);
+    free((char *)c->s.password);
+    free((char *)c->s.ca_file);
+    free((char *)c->s.helo);
+    free((char *)c->s.from);
+    free(c->url);
+    uv_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static void smtp_answer_closed(uv_handle_t *h)
 {
     smtp_client_t *c = h->data;
-    c->closing_handles--;
-    if (c->closing)
-        smtp_maybe_free(c);
-    else
-        smtp_connect_next(c);
+    smtp_closed_cb cb = c->closed_cb;
+    void *arg = c->closed_arg;
+    smtp_free(c);
+    if (cb)
+        cb(arg);
 }
 
-static void smtp_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void smtp_on_answer(uv_async_t *a)
 {
-    smtp_client_t *c = req->data;
-    c->resolving = false;
-    if (c->closing || c->broken) {
-        if (res)
-            uv_freeaddrinfo(res);
-        smtp_maybe_free(c);
-        return;
+    smtp_client_t *c = a->data;
+    uv_mutex_lock(&c->lock);
+    smtp_job_t *j = c->finished;
+    c->finished = NULL;
+    bool done = c->thread_done;
+    uv_mutex_unlock(&c->lock);
+    if (j) {
+        c->busy = false;
+        if (j->outcome == SMTP_BROKEN || j->outcome == SMTP_UNREACHED)
+            c->broken = true;
+        if (!c->closing && c->send_cb)
+            c->send_cb(c, j->outcome, j->error, c->send_arg);
+        smtp_job_free(j);
     }
-    if (status < 0) {
-        smtp_fail(c, "cannot resolve the relay's name %s: %s", c->host, uv_strerror(status));
-        return;
+    if (done && !uv_is_closing((uv_handle_t *)&c->answer)) {
+        uv_thread_join(&c->thread);
+        uv_close((uv_handle_t *)&c->answer, smtp_answer_closed);
     }
-    c->addrs = c->next_addr = res;
-    smtp_connect_next(c);
 }
 
-smtp_client_t *smtp_open(uv_loop_t *loop, const smtp_settings_t *s, smtp_open_cb cb, void *arg)
+static char *smtp_dup(const char *s)
 {
-    smtp_client_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    return s ? util_xstrdup(s) : NULL;
+}
+
+/* smtp[s]://host:port/helo: the path is the name libcurl gives in EHLO. */
+static char *smtp_url(const smtp_settings_t *s)
+{
+    char *helo = curl_easy_escape(NULL, s->helo ? s->helo : "carreld", 0);
+    if (helo == NULL)
         return NULL;
-    c->host = strdup(s->host);
-    c->helo = strdup(s->helo);
-    c->from = strdup(s->from);
-    if (c->host == NULL || c->helo == NULL || c->from == NULL) {
-        free(c->host);
-        free(c->helo);
-        free(c->from);
+    bool v6 = strchr(s->host, ':') != NULL;
+    size_t n = strlen(s->host) + strlen(helo) + 40;
+    char *url = util_xcalloc(n, 1);
+    snprintf(url, n, "%s://%s%s%s:%d/%s", s->tls == SMTP_TLS_IMPLICIT ? "smtps" : "smtp",
+             v6 ? "[" : "", s->host, v6 ? "]" : "", s->port, helo);
+    curl_free(helo);
+    return url;
+}
+
+static const char *smtp_tls_name(smtp_tls_t t)
+{
+    return t == SMTP_TLS_IMPLICIT ? "tls" : t == SMTP_TLS_NONE ? "none" : "starttls";
+}
+
+smtp_client_t *smtp_open(uv_loop_t *loop, const smtp_settings_t *s, char *err, size_t errlen)
+{
+    smtp_client_t *c = util_xcalloc(1, sizeof(*c));
+    c->s = *s;
+    c->s.host = smtp_dup(s->host);
+    c->s.user = s->user && s->user[0] ? smtp_dup(s->user) : NULL;
+    c->s.password = smtp_dup(s->password);
+    c->s.ca_file = s->ca_file && s->ca_file[0] ? smtp_dup(s->ca_file) : NULL;
+    c->s.helo = smtp_dup(s->helo);
+    c->s.from = smtp_dup(s->from);
+    c->where = (smtp_where_t){.host = c->s.host,
+                              .port = s->port,
+                              .timeout_s = (s->timeout_ms + 999) / 1000,
+                              .user = c->s.user,
+                              .tls = smtp_tls_name(s->tls)};
+    c->loop = loop;
+    atomic_init(&c->abort, false);
+    if (uv_mutex_init(&c->lock) != 0) {
+        snprintf(err, errlen, "cannot make a mutex");
         free(c);
         return NULL;
     }
-    c->loop = loop;
-    c->port = s->port;
-    c->timeout_ms = s->timeout_ms;
-    c->open_cb = cb;
-    c->arg = arg;
-    smtp_reply_init(&c->reply);
-    uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
-    c->timer_open = true;
-
-    /* An address needs no resolver (and no thread that a shutdown must wait for). */
-    if (uv_ip4_addr(c->host, c->port, (struct sockaddr_in *)&c->literal) == 0 ||
-        uv_ip6_addr(c->host, c->port, (struct sockaddr_in6 *)&c->literal) == 0) {
-        smtp_connect_next(c);
-        return c;
+    c->url = smtp_url(&c->s);
+    c->multi = curl_multi_init();
+    if (c->url == NULL || c->multi == NULL || uv_loop_init(&c->mloop) != 0) {
+        snprintf(err, errlen, "libcurl cannot start (out of memory)");
+        if (c->multi)
+            curl_multi_cleanup(c->multi);
+        smtp_free(c);
+        return NULL;
     }
-    char port[16];
-    snprintf(port, sizeof(port), "%d", c->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    c->resolver.data = c;
-    c->state = S_RESOLVING;
-    int rc = uv_getaddrinfo(loop, &c->resolver, smtp_on_resolved, c->host, port, &hints);
-    if (rc < 0) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "cannot resolve the relay's name %s: %s", c->host,
-                 uv_strerror(rc));
-        smtp_fail_later(c, msg);
-        return c;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, smtp_socket_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, smtp_timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, 1L); /* one relay, one connection */
+    uv_async_init(&c->mloop, &c->wake, smtp_on_wake);
+    uv_timer_init(&c->mloop, &c->timer);
+    uv_timer_init(&c->mloop, &c->watchdog);
+    c->wake.data = c->timer.data = c->watchdog.data = c;
+    uv_async_init(loop, &c->answer, smtp_on_answer);
+    c->answer.data = c;
+    int rc = uv_thread_create(&c->thread, smtp_thread, c);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the mail thread: %s", uv_strerror(rc));
+        curl_multi_cleanup(c->multi);
+        c->multi = NULL;
+        uv_walk(&c->mloop, smtp_close_walk, NULL);
+        uv_run(&c->mloop, UV_RUN_DEFAULT);
+        uv_loop_close(&c->mloop);
+        c->closed_cb = NULL;
+        uv_close((uv_handle_t *)&c->answer, smtp_answer_closed);
+        return NULL;
     }
-    c->resolving = true;
-    smtp_timer_restart(c);
     return c;
 }
 
 int smtp_send(smtp_client_t *c, const smtp_message_t *m, smtp_send_cb cb, void *arg, char *err,
               size_t errlen)
 {
-    if (c->closing || c->broken || c->state != S_READY) {
+    if (c->closing || c->busy || c->broken) {
         snprintf(err, errlen, "the connection to the relay is not ready");
         return -1;
     }
@@ -846,75 +947,47 @@ int smtp_send(smtp_client_t *c, const smtp_message_t *m, smtp_send_cb cb, void *
         snprintf(err, errlen, "'%s' is not an email address the relay can take", m->to);
         return -1;
     }
-    c->utf8 = !smtp_is_ascii(m->to) || !smtp_is_ascii(c->from);
-    if (c->utf8 && !c->ext_smtputf8) {
-        snprintf(err, errlen,
-                 "the relay does not take international addresses (it offers no SMTPUTF8)");
-        return -1;
-    }
-    buf_reset(&c->content);
-    char *rcpt = strdup(m->to);
-    if (rcpt == NULL || smtp_message_build(&c->content, c->from, m, time(NULL)) != 0) {
-        free(rcpt);
-        buf_reset(&c->content);
+    smtp_job_t *j = util_xcalloc(1, sizeof(*j));
+    j->client = c;
+    size_t nf = strlen(c->s.from) + 3, nt = strlen(m->to) + 3;
+    j->from = util_xcalloc(nf, 1);
+    j->rcpt = util_xcalloc(nt, 1);
+    snprintf(j->from, nf, "<%s>", c->s.from);
+    snprintf(j->rcpt, nt, "<%s>", m->to);
+    if (smtp_message_build(&j->text, c->s.from, m, time(NULL)) != 0) {
+        smtp_job_free(j);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    free(c->rcpt);
-    c->rcpt = rcpt;
+    c->busy = true;
     c->send_cb = cb;
-    c->arg = arg;
-    if (c->used)
-        smtp_command(c, S_RSET, "RSET");
-    else
-        smtp_mail_from(c);
-    c->used = true;
+    c->send_arg = arg;
+    uv_mutex_lock(&c->lock);
+    c->submitted = j;
+    uv_mutex_unlock(&c->lock);
+    uv_async_send(&c->wake);
     return 0;
 }
 
 bool smtp_broken(const smtp_client_t *c)
 {
-    return c->broken || c->closing;
-}
-
-static void smtp_shutdown(smtp_client_t *c)
-{
-    if (c->closing)
-        return;
-    c->closing = true;
-    c->open_cb = NULL;
-    c->send_cb = NULL;
-    if (c->resolving)
-        uv_cancel((uv_req_t *)&c->resolver); /* its callback still runs, with an error */
-    if (c->tcp_open) {
-        c->tcp_open = false;
-        c->closing_handles++;
-        uv_close((uv_handle_t *)&c->tcp, smtp_handle_closed);
-    }
-    if (c->timer_open) {
-        c->timer_open = false;
-        c->closing_handles++;
-        uv_close((uv_handle_t *)&c->timer, smtp_handle_closed);
-    }
+    return c->broken;
 }
 
 void smtp_close(smtp_client_t *c, bool polite, smtp_closed_cb cb, void *arg)
 {
+    c->closing = true;
     c->closed_cb = cb;
     c->closed_arg = arg;
-    c->open_cb = NULL;
-    c->send_cb = NULL;
-    if (c->closing)
-        return;
-    if (c->state == S_QUIT && !c->broken) {
-        if (!polite)
-            smtp_shutdown(c); /* cut the wait for the answer to QUIT short */
-        return;
+    uv_mutex_lock(&c->lock);
+    if (polite) {
+        c->quit_polite = true;
+    } else {
+        c->quit_now = true;
+        atomic_store(&c->abort, true);
     }
-    if (polite && !c->broken && c->state == S_READY && c->tcp_open) {
-        smtp_command(c, S_QUIT, "QUIT");
-        if (!c->broken)
-            return;
-    }
-    smtp_shutdown(c);
+    uv_mutex_unlock(&c->lock);
+    if (!polite)
+        smtp_cut(c); /* ends whatever libcurl waits for, even inside its blocking waits */
+    uv_async_send(&c->wake);
 }

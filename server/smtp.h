@@ -1,20 +1,30 @@
 /*
- * smtp: an asynchronous SMTP client on the daemon's loop, for notices.
+ * smtp: email to one relay through libcurl's SMTP, for notices.
  *
- * It speaks plain SMTP (RFC 5321) to one relay: a mail server on localhost or
- * on the library's trusted network that accepts mail from carreld and sends
- * it on (with TLS, retries and bounces: that is the relay's trade). There is
- * no STARTTLS and no AUTH: the notice text travels in clear between carreld
- * and the relay, so the relay must not be across an untrusted network.
+ * The relay may be anywhere: carreld speaks SMTP submission to it with TLS
+ * (STARTTLS on port 587, or implicit TLS, "smtps", on 465), checks its
+ * certificate (smtp_ca_file, else the system's store) and logs in (AUTH, as
+ * smtp_user) when it asks. The relay sends the mail on.
  *
- * Dialogue: connect (every address the host name resolves to, in turn), the
- * 220 greeting, EHLO (HELO when EHLO is refused with 5xx), then per message
- * [RSET] MAIL FROM, RCPT TO, DATA, the message, and at the end QUIT. Nothing
- * here blocks: the socket is a uv_tcp_t, names are resolved with
- * uv_getaddrinfo, and one uv_timer bounds every wait for the relay.
+ * libcurl does the dialogue: EHLO (HELO for an old server without TLS),
+ * STARTTLS, AUTH, MAIL FROM, RCPT TO, DATA, the dot-stuffing of the text and
+ * the final ".", QUIT. One easy handle carries one message; the multi
+ * handle keeps the connection between messages, so a batch goes over one
+ * connection (libcurl opens a new one after a refusal or an error).
  *
- * The pure parts (reply parsing, the message text) are exposed for the unit
- * tests in tests/unit/test_smtp.c.
+ * Threads: libcurl's SMTP blocks in two places whatever interface is used
+ * (curl issue #8555): after the data it waits for the relay's "250" inside
+ * the transfer's end, and closing a connection sends QUIT and waits for the
+ * answer. Neither may happen on the daemon's loop, so the multi handle lives
+ * on a thread of its own, driven by a libuv loop of its own through the
+ * multi socket interface (CURLMOPT_SOCKETFUNCTION → uv_poll per socket,
+ * CURLMOPT_TIMERFUNCTION → uv_timer, curl_multi_socket_action). The daemon's
+ * loop hands it one message at a time and hears back through a uv_async.
+ * Names are resolved by libcurl's threaded resolver.
+ *
+ * The pure parts (addresses, headers, the message text, and how a libcurl
+ * result becomes an outcome and a sentence) are exposed for the unit tests
+ * in tests/unit/test_smtp.c.
  */
 #ifndef CARREL_SMTP_H
 #define CARREL_SMTP_H
@@ -23,42 +33,10 @@
 #include <stddef.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <uv.h>
 
 #include "buf.h"
-
-/* ---- replies ---- */
-
-#define SMTP_LINE_MAX  2048 /* longest reply line accepted (RFC 5321 says 512) */
-#define SMTP_LINES_MAX 100  /* most lines in one reply */
-#define SMTP_TEXT_MAX  1024 /* text kept of one reply; the rest is dropped */
-
-typedef struct smtp_reply {
-    int code;                 /* of the complete reply */
-    char text[SMTP_TEXT_MAX]; /* each line's text after the code, joined by '\n' */
-    size_t text_len;
-    int lines;
-    bool done; /* a complete reply is here; the next feed starts another */
-    char line[SMTP_LINE_MAX];
-    size_t line_len;
-} smtp_reply_t;
-
-#define SMTP_REPLY_BAD  (-1) /* not an SMTP reply: the connection cannot go on */
-#define SMTP_REPLY_MORE 0    /* every byte consumed, the reply is not complete yet */
-#define SMTP_REPLY_DONE 1    /* a reply is complete; *used bytes were consumed */
-
-void smtp_reply_init(smtp_reply_t *r);
-/*
- * Feed bytes from the relay. Lines end with LF (CR before it is dropped);
- * each is "NNN-text" (more follow) or "NNN text" / "NNN" (the last); every
- * line of a reply must carry the same code. After SMTP_REPLY_DONE, r->code
- * and r->text hold the reply and the bytes after *used belong to the next.
- */
-int smtp_reply_feed(smtp_reply_t *r, const char *data, size_t len, size_t *used);
-/* Does an EHLO reply announce this extension keyword (case-insensitive)? */
-bool smtp_reply_has_extension(const smtp_reply_t *r, const char *keyword);
-/* "550 No such user" on one line, printable ASCII only: for logs and notice.error. */
-void smtp_reply_describe(const smtp_reply_t *r, char *out, size_t outlen);
 
 /* ---- the message ---- */
 
@@ -75,7 +53,7 @@ bool smtp_is_ascii(const char *s);
  * Can this address go into MAIL FROM:<...> or RCPT TO:<...>? One '@' with
  * something on each side, at most 254 bytes, no spaces, control characters,
  * angle brackets or quotes. Non-ASCII (an international address) passes;
- * the relay must then announce SMTPUTF8.
+ * libcurl then asks for SMTPUTF8 when the relay offers it.
  */
 bool smtp_address_ok(const char *addr);
 /* RFC 5322 date in UTC: "Tue, 03 Mar 2026 14:05:09 +0000". Returns 0 or -1. */
@@ -90,67 +68,112 @@ int smtp_format_date(char *out, size_t outlen, time_t t);
 __attribute__((warn_unused_result)) int smtp_header_append(struct buf *out, const char *name,
                                                            const char *value);
 /*
- * Append the body for DATA: every line end becomes CRLF, a line starting
- * with '.' gets another '.' (dot-stuffing), a line longer than 998 bytes is
- * broken (between UTF-8 characters), and the text ends with CRLF. The
- * terminating ".\r\n" is not added.
+ * Append the body: every line end becomes CRLF, a line longer than 998 bytes
+ * is broken (between UTF-8 characters; a line starting with '.' at 997, as
+ * the dot libcurl adds on the wire counts), and the text ends with CRLF.
+ * No dot-stuffing: libcurl's upload does it (a "\r\n." becomes "\r\n..").
  */
 __attribute__((warn_unused_result)) int smtp_body_append(struct buf *out, const char *body);
 /*
- * The whole DATA content: From, To, Subject, Date, Message-ID, MIME-Version,
- * Content-Type text/plain; charset=UTF-8, Content-Transfer-Encoding 8bit, a
- * blank line, the body, and the terminating ".\r\n".
+ * The whole message as libcurl uploads it: From, To, Subject, Date,
+ * Message-ID, Auto-Submitted, MIME-Version, Content-Type text/plain;
+ * charset=UTF-8, Content-Transfer-Encoding 8bit, a blank line and the body.
+ * Not dot-stuffed and without the final ".\r\n" (libcurl adds both).
  */
 __attribute__((warn_unused_result)) int smtp_message_build(struct buf *out, const char *from,
                                                            const smtp_message_t *m, time_t now);
+
+/* ---- outcomes ---- */
+
+typedef enum {
+    SMTP_SENT,      /* the relay took the message (2xx after the data) */
+    SMTP_REFUSED,   /* the relay refused this message (4xx/5xx to MAIL FROM, RCPT TO, DATA
+                       or the data); another message may still go */
+    SMTP_BROKEN,    /* the connection failed once the message was offered (MAIL FROM sent);
+                       if it failed after the data, the message may or may not have been
+                       taken */
+    SMTP_UNREACHED, /* the relay never saw the message: no connection, no greeting, TLS
+                       or login failed. Nothing more goes on this client. */
+} smtp_outcome_t;
+
+/*
+ * What the dialogue of one message showed, gathered from libcurl's debug
+ * callback (smtp_trace_feed); smtp_judge turns it and libcurl's result into
+ * an outcome and a sentence for logs and notice.error.
+ */
+typedef struct smtp_trace {
+    bool connected;   /* a connection (new or reused) */
+    bool greeted;     /* the relay has said something */
+    bool offered;     /* MAIL FROM was sent: the relay knows of the message */
+    bool answered;    /* a reply came after the last command */
+    bool upload_done; /* the whole text was handed over: waiting for the final answer */
+    bool expired;     /* no sign of the relay for the timeout: the connection was cut */
+    char verb[16];    /* the last command: "MAIL FROM", "RCPT TO", "AUTH", ... */
+    int code;         /* of the last reply line */
+    char reply[256];  /* the last reply line, printable ASCII */
+} smtp_trace_t;
+
+/* Feed one call of CURLOPT_DEBUGFUNCTION (AUTH arguments are never kept). */
+void smtp_trace_feed(smtp_trace_t *t, curl_infotype type, const char *data, size_t size);
+/* The text of the message is all out; the relay's answer is awaited. */
+void smtp_trace_uploaded(smtp_trace_t *t);
+
+typedef struct smtp_where {
+    const char *host;
+    int port;
+    unsigned timeout_s;
+    const char *user; /* NULL: no login */
+    const char *tls;  /* "starttls", "tls" or "none" */
+} smtp_where_t;
+
+smtp_outcome_t smtp_judge(CURLcode rc, const smtp_trace_t *t, const char *curl_error,
+                          const smtp_where_t *w, char *out, size_t outlen);
 
 /* ---- the client ---- */
 
 typedef struct smtp_client smtp_client_t;
 
+typedef enum { SMTP_TLS_STARTTLS, SMTP_TLS_IMPLICIT, SMTP_TLS_NONE } smtp_tls_t;
+
 typedef struct smtp_settings {
     const char *host; /* name or address of the relay */
     int port;
-    const char *helo; /* our name in EHLO/HELO */
-    const char *from; /* envelope sender and From: */
-    unsigned timeout_ms;
+    smtp_tls_t tls;
+    const char *user;     /* NULL: no AUTH */
+    const char *password; /* with user */
+    const char *ca_file;  /* NULL: the system's store */
+    const char *helo;     /* our name in EHLO/HELO */
+    const char *from;     /* envelope sender and From: */
+    unsigned timeout_ms;  /* each wait for the relay (connect, every answer) */
 } smtp_settings_t;
 
-typedef enum {
-    SMTP_SENT,    /* the relay took the message (2xx after the data) */
-    SMTP_REFUSED, /* the relay refused this message; the connection can send another */
-    SMTP_BROKEN,  /* the connection failed; if it failed after the data was sent, the
-                     message may or may not have been taken */
-} smtp_outcome_t;
-
-typedef void (*smtp_open_cb)(smtp_client_t *c, bool ok, const char *error, void *arg);
 typedef void (*smtp_send_cb)(smtp_client_t *c, smtp_outcome_t outcome, const char *error,
                              void *arg);
 typedef void (*smtp_closed_cb)(void *arg);
 
 /*
- * Connect and greet. The settings are copied. Returns the client and later
- * calls cb once: ok, or not with a sentence saying why (the caller then
- * closes the client). NULL when out of memory (no callback).
+ * Start the mail thread (nothing is connected yet: the first message
+ * connects). The settings are copied. NULL with a sentence in err when the
+ * thread or libcurl cannot start. curl_global_init must have run.
  */
-smtp_client_t *smtp_open(uv_loop_t *loop, const smtp_settings_t *s, smtp_open_cb cb, void *arg);
+smtp_client_t *smtp_open(uv_loop_t *loop, const smtp_settings_t *s, char *err, size_t errlen);
 /*
- * Send one message on an open client (RSET first unless it is the first).
- * Returns 0 and later calls cb once; or -1 with a sentence in err when the
- * message cannot be sent here (a bad address, an international address the
- * relay cannot take, a broken connection) and no callback is made.
+ * Send one message. Returns 0 and later calls cb once, on the loop; or -1
+ * with a sentence in err when the message cannot be sent here (a bad
+ * address, a client that is busy, broken or closing) and no callback is made.
  */
 __attribute__((warn_unused_result)) int smtp_send(smtp_client_t *c, const smtp_message_t *m,
                                                   smtp_send_cb cb, void *arg, char *err,
                                                   size_t errlen);
-/* True once the connection cannot carry another message. */
+/* True once the client should carry no more messages (after BROKEN or UNREACHED). */
 bool smtp_broken(const smtp_client_t *c);
 /*
- * Close. polite: say QUIT and wait (bounded by the timeout) for the answer
- * when the connection is healthy and idle; otherwise close at once. No open
- * or send callback is made after this. May be called again, with polite
- * false, to cut a polite close short; the last cb given is the one called.
- * cb runs once every handle is closed, from the loop; then c is gone.
+ * Close. polite: let the message in hand finish, then say QUIT (on the mail
+ * thread) and close. Not polite: drop the message in hand and every
+ * connection at once (their sockets are shut down, so no wait of libcurl's
+ * can last). No send callback is made after this. May be called again, with
+ * polite false, to cut a polite close short; the last cb given is the one
+ * called. cb runs once the thread has ended, from the loop; then c is gone.
  */
 void smtp_close(smtp_client_t *c, bool polite, smtp_closed_cb cb, void *arg);
 

@@ -92,3 +92,85 @@ LANGUAGE sql STABLE AS $$
       AND NOT EXISTS (SELECT 1 FROM branch_closed c
                       WHERE c.branch_id = p_branch AND c.day = p_day)
 $$;
+
+-- ---------------------------------------------------------------- open hours
+
+-- When a branch is open between two local days (inclusive), as one
+-- multirange: every open period of its weekly hours, less its closed days,
+-- with daylight saving applied. p_branch NULL: while any branch is open (the
+-- union of every branch's periods). Set-based over the days; the ticket clock
+-- (tickets.sql) counts in these.
+CREATE OR REPLACE FUNCTION open_periods(p_branch integer, p_from date, p_to date)
+RETURNS tstzmultirange
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v tstzmultirange;
+BEGIN
+    SELECT coalesce(range_agg(tstzrange((g.d + h.opens) AT TIME ZONE v_tz,
+                                        (g.d + h.closes) AT TIME ZONE v_tz)),
+                    '{}'::tstzmultirange)
+    INTO v
+    FROM (SELECT p_from + i AS d FROM generate_series(0, p_to - p_from) i) g
+    JOIN branch_hours h ON h.weekday = extract(isodow FROM g.d)
+                       AND (p_branch IS NULL OR h.branch_id = p_branch)
+    WHERE NOT EXISTS (SELECT 1 FROM branch_closed c
+                      WHERE c.branch_id = h.branch_id AND c.day = g.d);
+    RETURN v;
+END
+$$;
+
+-- The seconds a multirange of times covers (NULL bounds count as nothing).
+CREATE OR REPLACE FUNCTION period_seconds(p_periods tstzmultirange) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(sum(extract(epoch FROM upper(r)) - extract(epoch FROM lower(r))), 0)::bigint
+    FROM unnest(p_periods) r
+$$;
+
+-- Seconds the branch (NULL: any branch) is open in [p_from, p_to); 0 when
+-- p_to is not after p_from.
+CREATE OR REPLACE FUNCTION open_seconds(p_branch integer, p_from timestamptz,
+                                        p_to timestamptz) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_to > p_from
+                THEN period_seconds(open_periods(p_branch, library_local_date(p_from),
+                                                 library_local_date(p_to))
+                                    * tstzmultirange(tstzrange(p_from, p_to)))
+                ELSE 0 END
+$$;
+
+-- The moment p_seconds of open time (of the branch; NULL: any branch) have
+-- passed from p_from: p_from itself for 0 seconds or fewer, NULL when the
+-- branch is not open that long within a year. Looks two weeks ahead first
+-- (nearly every answer), then the year.
+CREATE OR REPLACE FUNCTION open_add(p_branch integer, p_from timestamptz, p_seconds bigint)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_day date := library_local_date(p_from);
+    v_days integer;
+    v_at timestamptz;
+BEGIN
+    IF p_seconds IS NULL OR p_from IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF p_seconds <= 0 THEN
+        RETURN p_from;
+    END IF;
+    FOREACH v_days IN ARRAY ARRAY[14, 366] LOOP
+        -- the running total of open seconds at the end of each period: the
+        -- answer lies in the first period whose total reaches p_seconds
+        SELECT upper(x.r) - make_interval(secs => x.total - p_seconds) INTO v_at
+        FROM (SELECT r, sum(extract(epoch FROM upper(r)) - extract(epoch FROM lower(r)))
+                            OVER (ORDER BY lower(r)) AS total
+              FROM unnest(open_periods(p_branch, v_day, v_day + v_days)
+                          * tstzmultirange(tstzrange(p_from, NULL))) r) x
+        WHERE x.total >= p_seconds
+        ORDER BY lower(x.r) LIMIT 1;
+        IF v_at IS NOT NULL THEN
+            RETURN v_at;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;

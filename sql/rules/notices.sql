@@ -1,8 +1,15 @@
 -- Notice rules: templates rendered (notice_render), notices queued for a
--- patron (notice_queue) and withdrawn when moot, claimed for e-mail, marked
--- sent or exported, and the daily work (holds_daily: expiries, courtesy and
--- overdue notices, clean-up). Called by server/notices.c; notice_queue by the
--- hold rules too.
+-- patron (notice_queue) or as a ticket's reply (notice_queue_reply) and
+-- withdrawn when moot, claimed for e-mail, marked sent or exported, and the
+-- daily work (holds_daily: expiries, courtesy and overdue notices, clean-up).
+-- Called by server/notices.c; notice_queue by the hold and room rules,
+-- notice_queue_reply by the ticket rules.
+--
+-- A ticket's reply may have no patron (an e-mail address or phone number
+-- given for the ticket alone): every query here reads notice.patron_id as
+-- possibly NULL (none joins patron), and ticket replies are kept as long as
+-- their ticket keeps its text (tickets_tick removes them when it anonymises
+-- the ticket), not by notice_keep_days.
 
 -- Fill a template's placeholders in one pass: a value is never scanned
 -- again, so a title such as "The {date} Book" stays as it is.
@@ -15,7 +22,8 @@ DECLARE
     v_name text;
 BEGIN
     LOOP
-        v_at := regexp_instr(v_rest, '\{(name|title|branch|date|library|room|time)\}');
+        v_at := regexp_instr(v_rest, '\{(name|title|branch|date|library|room|time'
+                                     '|subject|ticket|text|staff|queue)\}');
         EXIT WHEN v_at = 0;
         v_name := substring(v_rest FROM v_at + 1 FOR position('}' IN substring(v_rest FROM v_at)) - 2);
         v_out := v_out || left(v_rest, v_at - 1) || coalesce(p_values ->> v_name, '');
@@ -69,6 +77,36 @@ BEGIN
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN v_rows;
+END
+$$;
+
+-- Queue a ticket's reply (ticket_message p_message) to p_address by p_channel
+-- ('email', or 'sms' for the SMS export), for the patron p_patron if there
+-- is one. p_values fills the ticket_reply template ({subject} {ticket}
+-- {text} {staff} {queue}; {library} and {name} are added here). Idempotent
+-- per message (notice_once). Returns the notice's id.
+CREATE OR REPLACE FUNCTION notice_queue_reply(p_message bigint, p_patron bigint, p_channel text,
+                                              p_address text, p_values jsonb) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    t notice_template;
+    v_values jsonb;
+    v_id bigint;
+BEGIN
+    SELECT * INTO t FROM notice_template WHERE kind = 'ticket_reply';
+    v_values := p_values || jsonb_build_object(
+        'library', library_setting_text('library_name'),
+        'name', coalesce((SELECT coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name
+                          FROM patron p WHERE p.id = p_patron), ''));
+    INSERT INTO notice (patron_id, kind, channel, address, ticket_message_id, subject, body)
+    VALUES (p_patron, 'ticket_reply', p_channel, p_address, p_message,
+            notice_render(t.subject, v_values), notice_render(t.body, v_values))
+    ON CONFLICT DO NOTHING
+    RETURNING id INTO v_id;
+    IF v_id IS NULL THEN
+        SELECT n.id INTO v_id FROM notice n WHERE n.ticket_message_id = p_message;
+    END IF;
+    RETURN v_id;
 END
 $$;
 
@@ -141,13 +179,17 @@ BEGIN
     DELETE FROM notice n WHERE n.status <> 'sending' AND notice_moot(n);
     -- Older than notice_keep_days: the text and address go. The row stays while
     -- its loan or hold is open, so the same notice is never generated twice;
-    -- one about neither goes entirely.
+    -- one about neither goes entirely. A ticket's reply stays with its ticket
+    -- (the ticket shows its address and delivery) until tickets_tick
+    -- anonymises the ticket (ticket_retention_days after closing).
     DELETE FROM notice
     WHERE status IN ('sent', 'exported', 'failed') AND loan_id IS NULL AND hold_id IS NULL
+      AND ticket_message_id IS NULL
       AND coalesce(sent_at, created_at)
           < now() - make_interval(days => library_setting_text('notice_keep_days')::integer);
     UPDATE notice SET subject = '', body = '', address = '', error = NULL
     WHERE status IN ('sent', 'exported', 'failed') AND subject <> ''
+      AND ticket_message_id IS NULL
       AND coalesce(sent_at, created_at)
           < now() - make_interval(days => library_setting_text('notice_keep_days')::integer);
     PERFORM request_log_expire();

@@ -4,7 +4,12 @@
  * keeps `depth` requests in flight per connection for the given duration and
  * reports throughput and latency percentiles.
  *
- *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH] WORKLOAD
+ *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH]
+ *                [-L USER@WORKSTATION[,...]] [-k DESK[,...]] [-T FILTER] WORKLOAD
+ *
+ * Every connection logs in as the profile's user at its workstation, or with
+ * -L as the list's entry i % count (connection i), with the profile's
+ * password.
  *
  * Workloads: ping (no database), branches (one prepared statement per request),
  * search (catalog full-text search for one or two words of tests/bench/words.h),
@@ -24,7 +29,14 @@
  * refused slot_taken; the line counts made and refused), roomfree (RoomFree of
  * every branch for 90 days from -o, staff rooms included; the line adds the
  * days), gaps (ScheduleGaps of every branch from -o for 91 days; the line adds
- * the gaps). Circulation workloads use depth 1: a desk scans one item at a time.
+ * the gaps), tally (InquiryAdd, keyed, a fresh key per tally: the tallies of
+ * tally.h at desk -k[i % count] of the connection's session branch; the line
+ * adds the last answer's tallies today at the branch), ticketlist
+ * (TicketList: -T default (every live ticket of the queues the user works),
+ * mine, overdue or flagged; the line adds the tickets of the last answer),
+ * ticketshow (TicketShow of the -r ticket ids in turn, each connection
+ * starting elsewhere; the line adds the messages of the last answer).
+ * Circulation workloads use depth 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
 #include <getopt.h>
@@ -37,6 +49,7 @@
 #include "carrel.pb-c.h"
 #include "channel.h"
 #include "profile.h"
+#include "tally.h"
 #include "util.h"
 #include "words.h"
 
@@ -51,8 +64,9 @@ typedef struct stats_spec {
     size_t nby;
 } stats_spec_t;
 
-/* Connecting and logging in may take long on a busy machine, but not forever. */
-#define BENCH_SETUP_S 120
+/* Connecting and logging in may take long on a busy machine (32 Argon2
+ * checks on two shared cores), but not forever. */
+#define BENCH_SETUP_S 300
 
 /* Send times by id; ample slots so out-of-order answers never collide in practice. */
 #define BENCH_SLOTS(b) ((uint64_t)(b)->depth * 64)
@@ -69,14 +83,16 @@ typedef struct bench_conn {
     bool circ_out; /* ... and whether it is checked out */
     int hold_step; /* holds workload: the step sent last (HOLD_*) */
     int stats_next; /* stats workload: the spec to send next */
-    /* room workloads: the slot this desk books next */
-    int64_t room_seq;
+    /* room workloads: the slot this desk books next; tally, ticketshow:
+     * the tally or ticket next */
+    int64_t seq;
 } bench_conn_t;
 
 /* The room workloads' rooms (-r) and slots: a slot is a one-hour booking at
  * 06:00, 08:00 .. 22:00 local (two hours apart, so no set-up or clean-up of
  * one booking meets the next; 02:00 never, the hour DST may skip). */
-#define ROOM_MAX        256
+#define BENCH_MAX_IDS   256 /* -r: rooms or tickets */
+#define BENCH_MAX_LIST  64  /* -L logins, -k desks */
 #define ROOM_DAY_SLOTS  9
 #define ROOM_RACE_ROOMS 3
 #define ROOM_BAND_DAYS  2000 /* desks sharing a room book days this far apart */
@@ -114,11 +130,19 @@ struct bench {
     size_t stats_rows;      /* rows of the last StatsReply */
     char served_by[16];     /* ... and who answered it */
     /* room workloads: the rooms (-r), the first day (-o, YYYY-MM-DD), and
-     * the bookings made and refused slot_taken */
-    int64_t rooms[ROOM_MAX];
-    int nrooms;
+     * the bookings made and refused slot_taken; ticketshow: the tickets (-r) */
+    int64_t ids[BENCH_MAX_IDS];
+    int nids;
     const char *first_day;
     uint64_t made, refused;
+    /* -L: who logs in where (user@workstation, split in place); -k: desks */
+    char *login_users[BENCH_MAX_LIST], *login_workstations[BENCH_MAX_LIST];
+    int nlogins;
+    char *desks[BENCH_MAX_LIST];
+    int ndesks;
+    const char *ticket_filter; /* -T */
+    int64_t today_branch;      /* tally: the last answer's today_branch */
+    size_t answer_items;       /* ticketlist, ticketshow: the last answer's tickets, messages */
     uint64_t errors;
     uv_timer_t timer;
     int failed;
@@ -251,15 +275,15 @@ static void bench_send_room_book(bench_conn_t *c, Carrel__Request *req)
 {
     bench_t *b = c->b;
     bool race = strcmp(b->workload, "roomrace") == 0;
-    int nrooms = race && b->nrooms > ROOM_RACE_ROOMS ? ROOM_RACE_ROOMS : b->nrooms;
-    int64_t seq = c->room_seq++;
+    int nrooms = race && b->nids > ROOM_RACE_ROOMS ? ROOM_RACE_ROOMS : b->nids;
+    int64_t seq = c->seq++;
     int64_t room, day_n;
     if (race) { /* every desk the same sequence: slot seq in the few rooms */
-        room = b->rooms[seq % nrooms];
+        room = b->ids[seq % nrooms];
         seq /= nrooms;
         day_n = seq / ROOM_DAY_SLOTS;
     } else { /* a room of its own, or a band of days of its own in a shared one */
-        room = b->rooms[c->index % nrooms];
+        room = b->ids[c->index % nrooms];
         day_n = (int64_t)(c->index / nrooms) * ROOM_BAND_DAYS + seq / ROOM_DAY_SLOTS;
     }
     int hour = 6 + 2 * (int)(seq % ROOM_DAY_SLOTS);
@@ -312,6 +336,52 @@ static void bench_send_gaps(bench_conn_t *c, Carrel__Request *req)
     g.to = to;
     req->body_case = CARREL__REQUEST__BODY_SCHEDULE_GAPS;
     req->schedule_gaps = &g;
+    bench_request(c, req);
+}
+
+/* tally: the desk's next tally, at the session's branch (the server fills
+ * it in), at its -k desk. */
+static void bench_send_tally(bench_conn_t *c, Carrel__Request *req)
+{
+    bench_t *b = c->b;
+    const tally_shape_t *t = tally_shape(c->index, (uint64_t)c->seq++);
+    char key[37];
+    if (util_uuid4(key) != 0)
+        abort();
+    Carrel__Inquiry q = CARREL__INQUIRY__INIT;
+    q.desk_code = b->ndesks ? b->desks[c->index % b->ndesks] : NULL;
+    q.channel = (char *)t->channel;
+    q.kind = (char *)t->kind;
+    q.has_read_level = 1;
+    q.read_level = t->read_level;
+    Carrel__InquiryAdd add = CARREL__INQUIRY_ADD__INIT;
+    add.inquiry = &q;
+    req->request_key = key;
+    req->body_case = CARREL__REQUEST__BODY_INQUIRY_ADD;
+    req->inquiry_add = &add;
+    bench_request(c, req);
+}
+
+static void bench_send_ticket_list(bench_conn_t *c, Carrel__Request *req)
+{
+    const char *f = c->b->ticket_filter;
+    Carrel__TicketList tl = CARREL__TICKET_LIST__INIT;
+    tl.has_mine = tl.mine = strcmp(f, "mine") == 0;
+    tl.has_overdue = tl.overdue = strcmp(f, "overdue") == 0;
+    tl.has_flagged = tl.flagged = strcmp(f, "flagged") == 0;
+    req->body_case = CARREL__REQUEST__BODY_TICKET_LIST;
+    req->ticket_list = &tl;
+    bench_request(c, req);
+}
+
+static void bench_send_ticket_show(bench_conn_t *c, Carrel__Request *req)
+{
+    bench_t *b = c->b;
+    Carrel__TicketShow ts = CARREL__TICKET_SHOW__INIT;
+    ts.has_id = 1;
+    ts.id = b->ids[(c->index * 37 + c->seq++) % b->nids];
+    req->body_case = CARREL__REQUEST__BODY_TICKET_SHOW;
+    req->ticket_show = &ts;
     bench_request(c, req);
 }
 
@@ -377,6 +447,12 @@ static void bench_send(bench_conn_t *c)
         bench_send_room_free(c, &req);
     } else if (bench_is(b, "gaps")) {
         bench_send_gaps(c, &req);
+    } else if (bench_is(b, "tally")) {
+        bench_send_tally(c, &req);
+    } else if (bench_is(b, "ticketlist")) {
+        bench_send_ticket_list(c, &req);
+    } else if (bench_is(b, "ticketshow")) {
+        bench_send_ticket_show(c, &req);
     } else if (strcmp(b->workload, "renewall") == 0) {
         char key[37];
         if (util_uuid4(key) != 0)
@@ -436,8 +512,9 @@ static void bench_ready(bench_conn_t *c)
         fprintf(stderr, "all %d connections ready\n", b->nconns);
 }
 
-/* Made and refused bookings, and the size of the room and gap answers. */
-static void bench_count_rooms(bench_t *b, const Carrel__Response *r)
+/* Made and refused bookings, and the size of the room, gap, tally and
+ * ticket answers. */
+static void bench_count_answer(bench_t *b, const Carrel__Response *r)
 {
     if (r->body_case == CARREL__RESPONSE__BODY_ROOM_BOOK)
         b->made += r->room_book->n_made;
@@ -447,6 +524,12 @@ static void bench_count_rooms(bench_t *b, const Carrel__Response *r)
         b->stats_rows = r->room_free->n_days;
     else if (r->body_case == CARREL__RESPONSE__BODY_SCHEDULE_GAPS)
         b->stats_rows = r->schedule_gaps->n_gaps;
+    else if (r->body_case == CARREL__RESPONSE__BODY_INQUIRY_ADD)
+        b->today_branch = r->inquiry_add->today_branch;
+    else if (r->body_case == CARREL__RESPONSE__BODY_TICKETS)
+        b->answer_items = r->tickets->n_tickets;
+    else if (r->body_case == CARREL__RESPONSE__BODY_TICKET)
+        b->answer_items = r->ticket->n_messages;
 }
 
 static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
@@ -472,7 +555,7 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     snprintf(msg, sizeof(msg), "%s", r->message ? r->message : "");
     bool slot_taken = r->reason != NULL && strcmp(r->reason, "slot_taken") == 0;
     if (c->phase == 3 && b->measuring)
-        bench_count_rooms(b, r);
+        bench_count_answer(b, r);
     if (r->body_case == CARREL__RESPONSE__BODY_STATS) {
         b->stats_rows = r->stats->n_rows;
         snprintf(b->served_by, sizeof(b->served_by), "%s",
@@ -501,6 +584,10 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
             Carrel__Login l = CARREL__LOGIN__INIT;
             l.workstation = b->prof.workstation;
             l.username = b->prof.user;
+            if (b->nlogins > 0) {
+                l.workstation = b->login_workstations[c->index % b->nlogins];
+                l.username = b->login_users[c->index % b->nlogins];
+            }
             l.password = b->password;
             req.body_case = CARREL__REQUEST__BODY_LOGIN;
             req.login = &l;
@@ -600,22 +687,80 @@ static double pct(const uint32_t *v, size_t n, double p)
     return v[i] / 1000.0;
 }
 
+/* Split a comma-separated option value in place: its items, or -1 when
+ * there are more than max or one is empty. */
+static int bench_split(char *list, char **out, int max)
+{
+    int n = 0;
+    for (char *item; (item = strsep(&list, ",")) != NULL;) {
+        if (n == max || item[0] == '\0')
+            return -1;
+        out[n++] = item;
+    }
+    return n;
+}
+
+/* -r: positive ids. 0, or -1 (said why). */
+static int bench_parse_ids(bench_t *b, char *list)
+{
+    char *items[BENCH_MAX_IDS];
+    int n = bench_split(list, items, BENCH_MAX_IDS);
+    for (int i = 0; i < n; i++)
+        if ((b->ids[i] = atoll(items[i])) <= 0)
+            n = -1;
+    if (n <= 0) {
+        fprintf(stderr, "bad -r (ids, comma-separated, at most %d)\n", BENCH_MAX_IDS);
+        return -1;
+    }
+    b->nids = n;
+    return 0;
+}
+
+/* -L: USER@WORKSTATION items, split at the '@' in place. 0, or -1 (said why). */
+static int bench_parse_logins(bench_t *b, char *list)
+{
+    int n = bench_split(list, b->login_users, BENCH_MAX_LIST);
+    for (int i = 0; i < n; i++) {
+        char *at = strchr(b->login_users[i], '@');
+        if (at == NULL || at == b->login_users[i] || at[1] == '\0') {
+            n = -1;
+            break;
+        }
+        *at = '\0';
+        b->login_workstations[i] = at + 1;
+    }
+    if (n <= 0) {
+        fprintf(stderr, "bad -L (USER@WORKSTATION, comma-separated, at most %d)\n", BENCH_MAX_LIST);
+        return -1;
+    }
+    b->nlogins = n;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:")) != -1) {
         switch (ch) {
         case 'r':
-            for (char *id, *list = optarg; (id = strsep(&list, ",")) != NULL;) {
-                if (b.nrooms == ROOM_MAX || atoll(id) <= 0) {
-                    fprintf(stderr, "bad -r %s (room ids, comma-separated, at most %d)\n", optarg,
-                            ROOM_MAX);
-                    return 2;
-                }
-                b.rooms[b.nrooms++] = atoll(id);
+            if (bench_parse_ids(&b, optarg) != 0)
+                return 2;
+            break;
+        case 'L':
+            if (bench_parse_logins(&b, optarg) != 0)
+                return 2;
+            break;
+        case 'k':
+            if ((b.ndesks = bench_split(optarg, b.desks, BENCH_MAX_LIST)) <= 0) {
+                fprintf(stderr, "bad -k (desk codes, comma-separated, at most %d)\n",
+                        BENCH_MAX_LIST);
+                return 2;
             }
+            break;
+        case 'T':
+            b.ticket_filter = optarg;
             break;
         case 'o':
             b.first_day = optarg;
@@ -647,8 +792,8 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
-                            "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r ROOM_IDS] "
-                            "[-o FIRST_DAY] WORKLOAD\n");
+                            "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
+                            "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] WORKLOAD\n");
             return 2;
         }
     }
@@ -658,9 +803,9 @@ int main(int argc, char **argv)
         return 2;
     }
     b.workload = argv[optind];
-    static const char *const workloads[] = {"ping",     "branches", "search",   "circ",
-                                            "heavy",    "renewall", "holds",    "stats",
-                                            "roombook", "roomrace", "roomfree", "gaps"};
+    static const char *const workloads[] = {
+        "ping",     "branches", "search",   "circ", "heavy", "renewall",   "holds",     "stats",
+        "roombook", "roomrace", "roomfree", "gaps", "tally", "ticketlist", "ticketshow"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
@@ -679,8 +824,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "the room and gaps workloads need -o YYYY-MM-DD (the first day)\n");
         return 2;
     }
-    if (rooms && b.nrooms == 0) {
-        fprintf(stderr, "roombook and roomrace need -r ROOM_ID[,ROOM_ID...]\n");
+    if ((rooms || bench_is(&b, "ticketshow")) && b.nids == 0) {
+        fprintf(stderr, "roombook, roomrace and ticketshow need -r ID[,ID...]\n");
+        return 2;
+    }
+    static const char *const filters[] = {"default", "mine", "overdue", "flagged"};
+    bool filter_ok = false;
+    for (size_t i = 0; b.ticket_filter && i < sizeof(filters) / sizeof(filters[0]); i++)
+        filter_ok = filter_ok || strcmp(b.ticket_filter, filters[i]) == 0;
+    if (bench_is(&b, "ticketlist") != filter_ok) {
+        fprintf(stderr, "the ticketlist workload, and only it, needs -T "
+                        "default|mine|overdue|flagged\n");
         return 2;
     }
     char err[512];
@@ -737,13 +891,18 @@ int main(int argc, char **argv)
             printf(" rows=%zu served_by=%s", b.stats_rows, b.served_by);
         if (bench_is(&b, "roombook") || bench_is(&b, "roomrace"))
             printf(" rooms=%d made=%llu refused_slot_taken=%llu",
-                   bench_is(&b, "roomrace") && b.nrooms > ROOM_RACE_ROOMS ? ROOM_RACE_ROOMS
-                                                                          : b.nrooms,
+                   bench_is(&b, "roomrace") && b.nids > ROOM_RACE_ROOMS ? ROOM_RACE_ROOMS : b.nids,
                    (unsigned long long)b.made, (unsigned long long)b.refused);
         if (bench_is(&b, "roomfree"))
             printf(" days=%zu", b.stats_rows);
         if (bench_is(&b, "gaps"))
             printf(" gaps=%zu", b.stats_rows);
+        if (bench_is(&b, "tally"))
+            printf(" today_branch=%lld", (long long)b.today_branch);
+        if (bench_is(&b, "ticketlist"))
+            printf(" filter=%s tickets=%zu", b.ticket_filter, b.answer_items);
+        if (bench_is(&b, "ticketshow"))
+            printf(" tickets=%d messages=%zu", b.nids, b.answer_items);
         printf("\n");
         for (int i = 0; i < HOLD_STEPS && strcmp(b.workload, "holds") == 0; i++) {
             l = &b.steps[i];

@@ -231,6 +231,36 @@ int main(int argc, char **argv)
     r_ss.shift_save = &ss;
     seed1("shift-save", admin, &r_ss);
 
+    Carrel__Inquiry iq = CARREL__INQUIRY__INIT; /* a tally, keyed */
+    iq.kind = "reference";
+    iq.has_read_level = 1;
+    iq.read_level = 2;
+    iq.channel = "phone";
+    iq.at = "2026-12-08 10:15";
+    iq.question = "Where are the tax forms?";
+    Carrel__InquiryAdd ia = CARREL__INQUIRY_ADD__INIT;
+    ia.inquiry = &iq;
+    Carrel__Request r_ia = CARREL__REQUEST__INIT;
+    r_ia.has_id = 1;
+    r_ia.id = 13;
+    r_ia.request_key = UUID;
+    r_ia.body_case = CARREL__REQUEST__BODY_INQUIRY_ADD;
+    r_ia.inquiry_add = &ia;
+    seed1("inquiry-add", clerk, &r_ia);
+
+    Carrel__CountImport ci = CARREL__COUNT_IMPORT__INIT; /* a counter's CSV export */
+    ci.kind = "gate";
+    ci.counter = "main";
+    ci.has_period_minutes = 1;
+    ci.period_minutes = 15;
+    ci.csv = "Date,Time,In,Out\n12/01/2026,09:00,4,3\n12/01/2026,09:15:00,6,5\n";
+    Carrel__Request r_ci = CARREL__REQUEST__INIT;
+    r_ci.has_id = 1;
+    r_ci.id = 14;
+    r_ci.body_case = CARREL__REQUEST__BODY_COUNT_IMPORT;
+    r_ci.count_import = &ci;
+    seed1("count-import", clerk, &r_ci);
+
     Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
     r_none.has_id = 1;
     r_none.id = 10;

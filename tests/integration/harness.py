@@ -914,6 +914,114 @@ def run_parallel(fn, args_list):
     return results
 
 
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, where python3-aiosmtpd lives
+SMTP_USER = "carreld"
+SMTP_PASSWORD = "relay-password-123"
+
+
+class SmtpRelay:
+    """The test mail relay: python3-aiosmtpd in a subprocess (smtp_relay.py), storing
+    what it takes in a Maildir. By default it is what a real relay should be: STARTTLS
+    required (the harness CA's server certificate, for 127.0.0.1) and AUTH required
+    (SMTP_USER / SMTP_PASSWORD). `daemon_settings()` is what a carreld config needs to
+    send through it: `env.daemon(**relay.daemon_settings(), ...)`.
+
+    tls=False: no STARTTLS offered (and no AUTH); cert/key: another certificate;
+    auth=False: no AUTH; password: the one the relay accepts."""
+
+    def __init__(self, env, port=None, tls=True, auth=True, smtputf8=True, cert=None, key=None,
+                 password=SMTP_PASSWORD):
+        self.env = env
+        self.port = port or free_port()
+        self.tls, self.auth = tls, auth
+        self.dir = os.path.join(env.dir, "maildir-%d" % self.port)
+        self.count_path = os.path.join(env.dir, "%d.connections" % self.port)
+        self.log = open(os.path.join(env.dir, "relay-%d.log" % self.port), "w")
+        argv = [SYSTEM_PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                            "smtp_relay.py"), str(self.port), self.dir]
+        if tls:
+            argv += ["--cert", cert or env.tls("server.crt"),
+                     "--key", key or env.tls("server.key")]
+        if tls and auth:
+            relay_pw = os.path.join(env.dir, "relay-%d.pw" % self.port)
+            write_atomically(relay_pw, password + "\n")
+            argv += ["--user", SMTP_USER, "--password-file", relay_pw]
+        if not smtputf8:
+            argv.append("--no-smtputf8")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("the SMTP relay exited: see %s" % self.log.name)
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                    return s.recv(100).startswith(b"220")
+            except OSError:
+                return False
+        wait_until(up, what="the SMTP relay on port %d" % self.port, interval=0.1)
+        self.reset_connections()  # the probe above was one
+
+    def daemon_settings(self, password=SMTP_PASSWORD, **overrides):
+        """carreld settings for this relay (a password file of its own, mode 0600)."""
+        s = {"smtp_host": "127.0.0.1", "smtp_port": self.port,
+             "smtp_tls": "starttls" if self.tls else "none"}
+        if self.tls:
+            s["smtp_ca_file"] = self.env.tls("ca.crt")
+        if self.tls and self.auth:
+            pw = os.path.join(self.env.dir, "smtp-%d-%d.pw" % (self.port, self.env.next_number()))
+            fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(password + "\n")
+            s.update(smtp_user=SMTP_USER, smtp_password_file=pw)
+        s.update(overrides)
+        return s
+
+    def connections(self):
+        """How many TCP connections the relay accepted since the last reset."""
+        try:
+            with open(self.count_path) as f:
+                return len(f.read().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    def reset_connections(self):
+        # The probe's line is written when aiosmtpd's factory runs, just after accept.
+        wait_until(lambda: self.connections() >= 1 or self.proc.poll() is not None,
+                   what="the relay to count a connection", interval=0.05)
+        with open(self.count_path, "w"):
+            pass
+
+    def messages(self, to=None):
+        """Parsed messages (policy default: headers decoded) in order of arrival,
+        optionally only those to one address (X-RcptTo, added by aiosmtpd)."""
+        import email
+        import email.policy
+        import mailbox
+        if not os.path.isdir(os.path.join(self.dir, "new")):
+            return []
+        md = mailbox.Maildir(self.dir, factory=None, create=False)
+
+        def arrival(key):  # "seconds.M<microseconds>P<pid>Q<n>.host": not zero-padded
+            seconds, rest = key.split(".", 1)
+            return int(seconds), int(rest[1:rest.index("P")])
+        out = []
+        for key in sorted(md.keys(), key=arrival):
+            msg = email.message_from_bytes(md.get_bytes(key), policy=email.policy.default)
+            if to is None or msg["X-RcptTo"] == to:
+                out.append(msg)
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
 def wait_until(predicate, timeout=60, what="the condition", interval=0.05):
     """Call predicate() until it returns a true value, and return that value.
 

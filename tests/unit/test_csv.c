@@ -1,5 +1,5 @@
 /*
- * Unit tests for client/csv.c: RFC 4180 rows as staff export them from
+ * Unit tests for common/csv.c: RFC 4180 rows as staff export them from
  * spreadsheets (quoted fields, doubled quotes, line breaks inside quotes,
  * CRLF or LF), read one row at a time.
  */

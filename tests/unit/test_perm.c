@@ -29,7 +29,7 @@
 #define BR   PERM_DENIED_BRANCH
 
 /* The matrix below has one column per action; a new action must be added to it. */
-_Static_assert(PERM_COUNT == 35, "add the new action to the expectations in test_perm.c");
+_Static_assert(PERM_COUNT == 42, "add the new action to the expectations in test_perm.c");
 
 static const char *const action_names[PERM_COUNT] = {
 #define X(action, roles, scope, text) [action] = #action,
@@ -52,7 +52,9 @@ static const char *const action_texts[PERM_COUNT] = {
  * POLICY_EDIT, CALENDAR_EDIT | NOTICE_RUN | STATS_READ, STATS_REPORT, STATS_REBUILD |
  * ROOM_READ, ROOM_BOOK, ROOM_OVERRIDE, ROOM_MANAGE, ROOM_CATEGORY, PROGRAM_MANAGE,
  * PROGRAM_ATTENDANCE,
- * SCHEDULE_READ, SCHEDULE_SELF, SCHEDULE_MANAGE.
+ * SCHEDULE_READ, SCHEDULE_SELF, SCHEDULE_MANAGE |
+ * INQUIRY_RECORD, INQUIRY_MANAGE, SERVICE_CONFIG, SERVICE_LEVELS,
+ * TICKET_WORK, TICKET_ALL, TICKET_QUEUES.
  */
 #define R ROLE
 static const struct {
@@ -61,26 +63,26 @@ static const struct {
     perm_result_t other[PERM_COUNT];
 } expected[] = {
     {CLERK,
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R},
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R}},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R, OK, R, R, R, OK, R, R},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R, BR, R, R, R, OK, R, R}},
     {LIBRARIAN,
-     {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R},
-     {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R}},
+     {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R, OK, R, R, OK, OK, R, R},
+     {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R, BR, R, R, BR, OK, R, R}},
     {MANAGER,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK},
-     {OK, BR, BR, BR, BR, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR}},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, R, R},
+     {OK, BR, BR, BR, BR, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR, BR, BR, R, BR, OK, R, R}},
     {COORDINATOR,
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
+     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
+     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
     {ADMIN,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
     {UNSPECIFIED,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
     {(role_t)99,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
 };
 #undef R
 

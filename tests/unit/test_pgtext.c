@@ -222,6 +222,15 @@ static void test_int(void **state)
     assert_string_equal(pgtext_int(*state, INT64_MIN), "-9223372036854775808");
 }
 
+static void test_int_array(void **state)
+{
+    const int64_t v[] = {1, -2, INT64_MIN, 7};
+    const bool has[] = {true, false, true, true};
+    assert_string_equal(pgtext_int_array(*state, v, NULL, 0), "{}");
+    assert_string_equal(pgtext_int_array(*state, v, NULL, 2), "{1,-2}");
+    assert_string_equal(pgtext_int_array(*state, v, has, 4), "{1,NULL,-9223372036854775808,7}");
+}
+
 #define PGTEXT_TEST(f) cmocka_unit_test_setup_teardown(f, arena_setup, arena_teardown)
 
 int main(void)
@@ -242,6 +251,7 @@ int main(void)
         PGTEXT_TEST(test_build_long_escaped),
         PGTEXT_TEST(test_strings_null_as_empty),
         PGTEXT_TEST(test_int),
+        PGTEXT_TEST(test_int_array),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

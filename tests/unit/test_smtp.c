@@ -1,8 +1,9 @@
 /*
- * Unit tests for the pure parts of server/smtp.c: reply parsing (one line,
- * several, split anywhere, malformed), EHLO extensions, addresses, the Date
- * header, header encoding (RFC 2047 words and folding), the body for DATA
- * (CRLF, dot-stuffing, long lines) and the whole message.
+ * Unit tests for the pure parts of server/smtp.c: addresses, the Date
+ * header, header encoding (RFC 2047 words and folding), the body (CRLF, no
+ * dot-stuffing: libcurl does it, long lines), the whole message, and how
+ * libcurl's result and the dialogue seen by its debug callback become an
+ * outcome and a sentence (smtp_trace_feed, smtp_judge).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,167 +95,6 @@ static void assert_lines_at_most(const char *s, size_t max)
                      (int)(eol - line), line);
         line = eol + 2;
     }
-}
-
-/* ---- replies ---- */
-
-static int feed_all(smtp_reply_t *r, const char *text, size_t *used)
-{
-    return smtp_reply_feed(r, text, strlen(text), used);
-}
-
-static void test_reply_one_line(void **state)
-{
-    (void)state;
-    smtp_reply_t r;
-    smtp_reply_init(&r);
-    size_t used = 0;
-    assert_int_equal(feed_all(&r, "220 mail.example.org ESMTP ready\r\n", &used), SMTP_REPLY_DONE);
-    assert_int_equal(used, 34);
-    assert_int_equal(r.code, 220);
-    assert_string_equal(r.text, "mail.example.org ESMTP ready");
-    /* A bare code, and a bare LF line end. */
-    assert_int_equal(feed_all(&r, "250\n", &used), SMTP_REPLY_DONE);
-    assert_int_equal(r.code, 250);
-    assert_string_equal(r.text, "");
-}
-
-static void test_reply_multi_line(void **state)
-{
-    (void)state;
-    smtp_reply_t r;
-    smtp_reply_init(&r);
-    size_t used = 0;
-    const char *ehlo = "250-relay.example.org Hello\r\n"
-                       "250-SIZE 33554432\r\n"
-                       "250-8BITMIME\r\n"
-                       "250-smtputf8\r\n"
-                       "250 HELP\r\n";
-    assert_int_equal(feed_all(&r, ehlo, &used), SMTP_REPLY_DONE);
-    assert_int_equal(used, strlen(ehlo));
-    assert_int_equal(r.code, 250);
-    assert_int_equal(r.lines, 5);
-    assert_string_equal(r.text, "relay.example.org Hello\nSIZE 33554432\n8BITMIME\nsmtputf8\nHELP");
-    assert_true(smtp_reply_has_extension(&r, "8BITMIME"));
-    assert_true(smtp_reply_has_extension(&r, "SMTPUTF8"));
-    assert_true(smtp_reply_has_extension(&r, "size"));
-    assert_false(smtp_reply_has_extension(&r, "STARTTLS"));
-    assert_false(smtp_reply_has_extension(&r, "8BIT"));
-    /* The first line is the server's name, not an extension. */
-    assert_false(smtp_reply_has_extension(&r, "relay.example.org"));
-    char desc[200];
-    smtp_reply_describe(&r, desc, sizeof(desc));
-    assert_string_equal(desc, "250 relay.example.org Hello SIZE 33554432 8BITMIME smtputf8 HELP");
-}
-
-/* Bytes may arrive one at a time; the reply is the same. */
-static void test_reply_split_anywhere(void **state)
-{
-    (void)state;
-    const char *text = "550-5.1.1 The email account that you tried to reach\r\n"
-                       "550 5.1.1 does not exist.\r\n";
-    smtp_reply_t r;
-    smtp_reply_init(&r);
-    size_t n = strlen(text);
-    for (size_t i = 0; i < n; i++) {
-        size_t used = 0;
-        int rc = smtp_reply_feed(&r, text + i, 1, &used);
-        assert_int_equal(used, 1);
-        assert_int_equal(rc, i + 1 == n ? SMTP_REPLY_DONE : SMTP_REPLY_MORE);
-    }
-    assert_int_equal(r.code, 550);
-    char desc[200];
-    smtp_reply_describe(&r, desc, sizeof(desc));
-    assert_string_equal(
-        desc, "550 5.1.1 The email account that you tried to reach 5.1.1 does not exist.");
-}
-
-/* Two replies in one read: the first stops where it ends, the next starts over. */
-static void test_reply_two_in_one_read(void **state)
-{
-    (void)state;
-    const char *text = "250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n";
-    smtp_reply_t r;
-    smtp_reply_init(&r);
-    size_t used = 0;
-    assert_int_equal(feed_all(&r, text, &used), SMTP_REPLY_DONE);
-    assert_int_equal(r.code, 250);
-    assert_int_equal(used, 14);
-    size_t used2 = 0;
-    assert_int_equal(smtp_reply_feed(&r, text + used, strlen(text) - used, &used2),
-                     SMTP_REPLY_DONE);
-    assert_int_equal(r.code, 221);
-    assert_string_equal(r.text, "2.0.0 Bye");
-    assert_int_equal(used + used2, strlen(text));
-}
-
-static void test_reply_malformed(void **state)
-{
-    (void)state;
-    static const char *const bad[] = {
-        "HTTP/1.1 400 Bad Request\r\n", /* not SMTP at all */
-        "25\r\n",                       /* too short */
-        "2x0 what\r\n",                 /* not digits */
-        "650 no such class\r\n",        /* codes are 2xx to 5xx */
-        "250_ok\r\n",                   /* neither space nor dash */
-        "250-first\r\n354 second\r\n",  /* codes differ within a reply */
-        "\r\n",                         /* empty line */
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        smtp_reply_t r;
-        smtp_reply_init(&r);
-        size_t used = 0;
-        if (feed_all(&r, bad[i], &used) != SMTP_REPLY_BAD)
-            fail_msg("accepted: %s", bad[i]);
-    }
-}
-
-static void test_reply_limits(void **state)
-{
-    (void)state;
-    /* A line past SMTP_LINE_MAX is refused before it ends. */
-    size_t n = SMTP_LINE_MAX + 10;
-    char *line = malloc(n);
-    memset(line, 'a', n);
-    memcpy(line, "250 ", 4);
-    smtp_reply_t r;
-    smtp_reply_init(&r);
-    size_t used = 0;
-    assert_int_equal(smtp_reply_feed(&r, line, n, &used), SMTP_REPLY_BAD);
-    free(line);
-    /* Too many lines. */
-    smtp_reply_init(&r);
-    int rc = SMTP_REPLY_MORE;
-    for (int i = 0; i <= SMTP_LINES_MAX && rc == SMTP_REPLY_MORE; i++)
-        rc = feed_all(&r, "250-x\r\n", &used);
-    assert_int_equal(rc, SMTP_REPLY_BAD);
-    /* Long text is kept up to SMTP_TEXT_MAX and the reply still parses. */
-    smtp_reply_init(&r);
-    for (int i = 0; i < 20; i++) {
-        char l[200];
-        snprintf(l, sizeof(l), "250-%0150d\r\n", i);
-        assert_int_equal(feed_all(&r, l, &used), SMTP_REPLY_MORE);
-    }
-    assert_int_equal(feed_all(&r, "250 end\r\n", &used), SMTP_REPLY_DONE);
-    assert_int_equal(r.text_len, SMTP_TEXT_MAX - 1);
-    assert_int_equal(strlen(r.text), SMTP_TEXT_MAX - 1);
-}
-
-/* Control bytes and non-ASCII from a relay never reach a log line or the database as such. */
-static void test_reply_describe_sanitizes(void **state)
-{
-    (void)state;
-    smtp_reply_t r;
-    smtp_reply_init(&r);
-    size_t used = 0;
-    assert_int_equal(feed_all(&r, "554 bad\x01\x1b[31m \xc3\xa9t\xc3\xa9\r\n", &used),
-                     SMTP_REPLY_DONE);
-    char desc[64];
-    smtp_reply_describe(&r, desc, sizeof(desc));
-    assert_string_equal(desc, "554 bad??[31m ??t??");
-    char tiny[6];
-    smtp_reply_describe(&r, tiny, sizeof(tiny));
-    assert_string_equal(tiny, "554 b");
 }
 
 /* ---- addresses and dates ---- */
@@ -393,15 +233,16 @@ static void test_body_line_ends(void **state)
     free(b);
 }
 
-static void test_body_dot_stuffing(void **state)
+static void test_body_dots_left_to_libcurl(void **state)
 {
     (void)state;
+    /* libcurl's upload turns "\r\n." into "\r\n.."; doing it here too would double it. */
     char *b = body(".\n..\n.hidden\nnot.at.start\n. \n");
-    assert_string_equal(b, "..\r\n...\r\n..hidden\r\nnot.at.start\r\n.. \r\n");
+    assert_string_equal(b, ".\r\n..\r\n.hidden\r\nnot.at.start\r\n. \r\n");
     free(b);
-    /* A lone dot line can never end the DATA early. */
+    /* Every line ends in CRLF, which is what libcurl's escaping looks for. */
     b = body("first\n.\nlast");
-    assert_null(strstr(b, "\r\n.\r\n"));
+    assert_string_equal(b, "first\r\n.\r\nlast\r\n");
     free(b);
 }
 
@@ -428,10 +269,10 @@ static void test_body_long_lines(void **state)
     }
     assert_int_equal(total, n);
     free(b);
-    /* A long line starting with a dot: the stuffed dot counts toward the limit. */
+    /* A long line starting with a dot: the dot libcurl adds counts toward the limit. */
     memset(text, '.', n);
     b = body(text);
-    assert_lines_at_most(b, 998);
+    assert_lines_at_most(b, 997);
     free(b);
     free(text);
 }
@@ -458,12 +299,12 @@ static void test_message(void **state)
     assert_non_null(strstr(s, "\r\nMIME-Version: 1.0\r\n"));
     assert_non_null(strstr(s, "\r\nContent-Type: text/plain; charset=UTF-8\r\n"));
     assert_non_null(strstr(s, "\r\nContent-Transfer-Encoding: 8bit\r\n"));
-    const char *want_tail = "\r\n\r\nDear Maria,\r\n\r\n\"Caf\xc3\xa9\" is waiting.\r\n..\r\n.\r\n";
+    /* Not stuffed, no end-of-data mark: libcurl adds both. */
+    const char *want_tail = "\r\n\r\nDear Maria,\r\n\r\n\"Caf\xc3\xa9\" is waiting.\r\n.\r\n";
     size_t n = strlen(s), t = strlen(want_tail);
     assert_true(n > t);
     assert_string_equal(s + n - t, want_tail);
-    /* Exactly one end-of-data mark, at the end. */
-    assert_ptr_equal(strstr(s, "\r\n.\r\n"), s + n - 5);
+    assert_null(strstr(s, "\r\n..\r\n"));
     free(s);
 
     /* No Message-ID given: one is made with the sender's domain. */
@@ -479,16 +320,168 @@ static void test_message(void **state)
     free(s);
 }
 
+/* ---- outcomes ---- */
+
+static void feed(smtp_trace_t *t, curl_infotype type, const char *line)
+{
+    smtp_trace_feed(t, type, line, strlen(line));
+}
+
+/* The dialogue of a message that reached RCPT TO on a new connection. */
+static void dialogue_to_rcpt(smtp_trace_t *t, const char *rcpt_reply)
+{
+    memset(t, 0, sizeof(*t));
+    feed(t, CURLINFO_TEXT, "Connected to 127.0.0.1 (127.0.0.1) port 587 (#0)\n");
+    feed(t, CURLINFO_HEADER_IN, "220 relay.example.org ESMTP\r\n");
+    feed(t, CURLINFO_HEADER_OUT, "EHLO carreld\r\n");
+    feed(t, CURLINFO_HEADER_IN, "250-relay.example.org\r\n");
+    feed(t, CURLINFO_HEADER_IN, "250 STARTTLS\r\n");
+    feed(t, CURLINFO_HEADER_OUT, "MAIL FROM:<library@example.org>\r\n");
+    feed(t, CURLINFO_HEADER_IN, "250 2.1.0 Ok\r\n");
+    feed(t, CURLINFO_HEADER_OUT, "RCPT TO:<maria@example.org>\r\n");
+    if (rcpt_reply)
+        feed(t, CURLINFO_HEADER_IN, rcpt_reply);
+}
+
+static const smtp_where_t where = {
+    .host = "127.0.0.1", .port = 587, .timeout_s = 30, .user = "carreld", .tls = "starttls"};
+
+static void test_trace_dialogue(void **state)
+{
+    (void)state;
+    smtp_trace_t t;
+    dialogue_to_rcpt(&t, "550 5.1.1 <maria@example.org>: Recipient address rejected\r\n");
+    assert_true(t.connected && t.greeted && t.offered && t.answered);
+    assert_false(t.upload_done);
+    assert_string_equal(t.verb, "RCPT TO");
+    assert_int_equal(t.code, 550);
+    assert_string_equal(t.reply, "550 5.1.1 <maria@example.org>: Recipient address rejected");
+    /* Not printable bytes in a reply are masked. */
+    feed(&t, CURLINFO_HEADER_IN, "451 bad\x01\xff\r\n");
+    assert_string_equal(t.reply, "451 bad??");
+    smtp_trace_uploaded(&t);
+    assert_true(t.upload_done);
+    assert_false(t.answered);
+}
+
+static void test_trace_keeps_no_secret(void **state)
+{
+    (void)state;
+    smtp_trace_t t;
+    memset(&t, 0, sizeof(t));
+    feed(&t, CURLINFO_HEADER_OUT, "AUTH LOGIN\r\n");
+    feed(&t, CURLINFO_HEADER_IN, "334 VXNlcm5hbWU6\r\n");
+    feed(&t, CURLINFO_HEADER_OUT, "c2VjcmV0LXBhc3N3b3Jk\r\n");
+    assert_string_equal(t.verb, "AUTH");
+    assert_null(strstr(t.reply, "c2VjcmV0"));
+    assert_false(t.offered);
+}
+
+static void test_judge_sent_and_refused(void **state)
+{
+    (void)state;
+    smtp_trace_t t;
+    char out[600];
+    dialogue_to_rcpt(&t, "250 2.1.5 Ok\r\n");
+    assert_int_equal(smtp_judge(CURLE_OK, &t, "", &where, out, sizeof(out)), SMTP_SENT);
+
+    dialogue_to_rcpt(&t, "550 5.1.1 <maria@example.org>: Recipient address rejected\r\n");
+    assert_int_equal(smtp_judge(CURLE_SEND_ERROR, &t, "RCPT failed: 550", &where, out,
+                                sizeof(out)),
+                     SMTP_REFUSED);
+    assert_string_equal(out, "RCPT TO refused: 550 5.1.1 <maria@example.org>: Recipient "
+                             "address rejected");
+
+    /* Refused after the data: "The message was refused". */
+    dialogue_to_rcpt(&t, "250 2.1.5 Ok\r\n");
+    feed(&t, CURLINFO_HEADER_OUT, "DATA\r\n");
+    feed(&t, CURLINFO_HEADER_IN, "354 go ahead\r\n");
+    smtp_trace_uploaded(&t);
+    feed(&t, CURLINFO_HEADER_IN, "554 5.7.1 Message rejected as spam\r\n");
+    assert_int_equal(smtp_judge(CURLE_WEIRD_SERVER_REPLY, &t, "", &where, out, sizeof(out)),
+                     SMTP_REFUSED);
+    assert_string_equal(out, "The message was refused: 554 5.7.1 Message rejected as spam");
+}
+
+static void test_judge_unreached(void **state)
+{
+    (void)state;
+    smtp_trace_t t;
+    char out[600];
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(smtp_judge(CURLE_COULDNT_CONNECT, &t, "Failed to connect", &where, out,
+                                sizeof(out)),
+                     SMTP_UNREACHED);
+    assert_string_equal(out, "cannot connect to the relay 127.0.0.1:587: Failed to connect");
+
+    /* A wrong password: the relay's own answer is named. */
+    feed(&t, CURLINFO_TEXT, "Connected to 127.0.0.1 (127.0.0.1) port 587 (#0)\n");
+    feed(&t, CURLINFO_HEADER_IN, "220 hi\r\n");
+    feed(&t, CURLINFO_HEADER_OUT, "AUTH PLAIN AGNhcnJlbGQAd3Jvbmc=\r\n");
+    feed(&t, CURLINFO_HEADER_IN, "535 5.7.8 Authentication credentials invalid\r\n");
+    assert_int_equal(smtp_judge(CURLE_LOGIN_DENIED, &t, "", &where, out, sizeof(out)),
+                     SMTP_UNREACHED);
+    assert_string_equal(out, "the relay 127.0.0.1:587 refused the login of carreld: 535 5.7.8 "
+                             "Authentication credentials invalid");
+
+    /* No STARTTLS offered while smtp_tls = starttls. */
+    memset(&t, 0, sizeof(t));
+    feed(&t, CURLINFO_HEADER_IN, "220 hi\r\n");
+    feed(&t, CURLINFO_HEADER_OUT, "EHLO carreld\r\n");
+    feed(&t, CURLINFO_HEADER_IN, "250 relay\r\n");
+    assert_int_equal(smtp_judge(CURLE_USE_SSL_FAILED, &t, "STARTTLS not supported.", &where,
+                                out, sizeof(out)),
+                     SMTP_UNREACHED);
+    assert_non_null(strstr(out, "does not offer STARTTLS"));
+
+    /* A certificate that does not chain to smtp_ca_file. */
+    assert_int_equal(smtp_judge(CURLE_PEER_FAILED_VERIFICATION, &t,
+                                "SSL certificate problem: self-signed certificate", &where, out,
+                                sizeof(out)),
+                     SMTP_UNREACHED);
+    assert_string_equal(out, "TLS with the relay 127.0.0.1:587 failed: SSL certificate problem: "
+                             "self-signed certificate");
+
+    /* Silence before the greeting, cut by the watchdog. */
+    memset(&t, 0, sizeof(t));
+    feed(&t, CURLINFO_TEXT, "Connected to 127.0.0.1 (127.0.0.1) port 587 (#0)\n");
+    t.expired = true;
+    assert_int_equal(smtp_judge(CURLE_RECV_ERROR, &t, "", &where, out, sizeof(out)),
+                     SMTP_UNREACHED);
+    assert_string_equal(out, "no answer from the relay 127.0.0.1:587 within 30 s (waiting for "
+                             "the greeting)");
+}
+
+static void test_judge_broken(void **state)
+{
+    (void)state;
+    smtp_trace_t t;
+    char out[600];
+    /* The connection closed while the answer to MAIL FROM was awaited. */
+    memset(&t, 0, sizeof(t));
+    feed(&t, CURLINFO_TEXT, "Re-using existing connection #0 with host 127.0.0.1\n");
+    feed(&t, CURLINFO_HEADER_OUT, "MAIL FROM:<library@example.org>\r\n");
+    assert_int_equal(smtp_judge(CURLE_RECV_ERROR, &t, "response reading failed", &where, out,
+                                sizeof(out)),
+                     SMTP_BROKEN);
+    assert_string_equal(out, "the relay closed the connection (waiting for the answer to MAIL "
+                             "FROM)");
+
+    /* No answer after the data: the message may or may not have been taken. */
+    dialogue_to_rcpt(&t, "250 2.1.5 Ok\r\n");
+    feed(&t, CURLINFO_HEADER_OUT, "DATA\r\n");
+    feed(&t, CURLINFO_HEADER_IN, "354 go ahead\r\n");
+    smtp_trace_uploaded(&t);
+    assert_int_equal(smtp_judge(CURLE_OPERATION_TIMEDOUT, &t, "", &where, out, sizeof(out)),
+                     SMTP_BROKEN);
+    assert_string_equal(out, "no answer from the relay 127.0.0.1:587 within 30 s (waiting for "
+                             "the relay to take the message); the relay did not confirm the "
+                             "message");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reply_one_line),
-        cmocka_unit_test(test_reply_multi_line),
-        cmocka_unit_test(test_reply_split_anywhere),
-        cmocka_unit_test(test_reply_two_in_one_read),
-        cmocka_unit_test(test_reply_malformed),
-        cmocka_unit_test(test_reply_limits),
-        cmocka_unit_test(test_reply_describe_sanitizes),
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_date),
         cmocka_unit_test(test_header_ascii),
@@ -496,9 +489,14 @@ int main(void)
         cmocka_unit_test(test_header_encoded_words),
         cmocka_unit_test(test_header_lookalike),
         cmocka_unit_test(test_body_line_ends),
-        cmocka_unit_test(test_body_dot_stuffing),
+        cmocka_unit_test(test_body_dots_left_to_libcurl),
         cmocka_unit_test(test_body_long_lines),
         cmocka_unit_test(test_message),
+        cmocka_unit_test(test_trace_dialogue),
+        cmocka_unit_test(test_trace_keeps_no_secret),
+        cmocka_unit_test(test_judge_sent_and_refused),
+        cmocka_unit_test(test_judge_unreached),
+        cmocka_unit_test(test_judge_broken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
