@@ -185,6 +185,19 @@ class DeskTallies(unittest.TestCase):
         self.assertEqual(len(bad), 1, out)
         self.assertFalse(bad[0]["ok"])
 
+    def test_service_desk_from_the_profile(self):
+        """The profile's service_desk names the desk tallies go to, as --service-desk does."""
+        with open(profile("libby")) as f:
+            text = f.read()
+        path = write("libby-ref.profile", text + "service_desk = ref\n")
+        r = env.carrel(path, "desk", json_out=True, input=":q reference 2\n", env=TZ)
+        self.assertEqual(r.code, 0, r)
+        add = [json.loads(line) for line in r.stdout.splitlines() if "inquiry_add" in line][0]
+        self.assertEqual(add["inquiry_add"]["inquiry"]["desk_code"], "ref")
+        self.assertGreaterEqual(add["inquiry_add"]["today_desk"], 1)
+        out = desk("libby", [":q reference 2"], "--service-desk", "nodesk")
+        self.assertRegex("\n".join(out), r"NOT FOUND reference: .*\[desk\]")
+
     def test_help_names_q(self):
         out = desk("clara", [":help"])
         self.assertIn(":q KIND READ", "\n".join(out))
