@@ -185,6 +185,19 @@ class DeskTallies(unittest.TestCase):
         self.assertEqual(len(bad), 1, out)
         self.assertFalse(bad[0]["ok"])
 
+    def test_service_desk_from_the_profile(self):
+        """The profile's service_desk names the desk tallies go to, as --service-desk does."""
+        with open(profile("libby")) as f:
+            text = f.read()
+        path = write("libby-ref.profile", text + "service_desk = ref\n")
+        r = env.carrel(path, "desk", json_out=True, input=":q reference 2\n", env=TZ)
+        self.assertEqual(r.code, 0, r)
+        add = [json.loads(line) for line in r.stdout.splitlines() if "inquiry_add" in line][0]
+        self.assertEqual(add["inquiry_add"]["inquiry"]["desk_code"], "ref")
+        self.assertGreaterEqual(add["inquiry_add"]["today_desk"], 1)
+        out = desk("libby", [":q reference 2"], "--service-desk", "nodesk")
+        self.assertRegex("\n".join(out), r"NOT FOUND reference: .*\[desk\]")
+
     def test_help_names_q(self):
         out = desk("clara", [":help"])
         self.assertIn(":q KIND READ", "\n".join(out))
@@ -288,6 +301,23 @@ class Counts(unittest.TestCase):
         res = refused_import(carrel("clara", "visits", "import", headless, "--counter", "x1"))
         self.assertEqual([(b["line"], b["reason"]) for b in res["bad"]], [(1, "field:count")])
 
+    def test_gate_import_in_the_hour_the_clocks_skip(self):
+        """Rows in the hour the clocks go forward are bad lines (field:time), not a failed
+        import: 02:30 and 02:45 of the spring-forward Sunday (02:45 + 15 minutes ends at
+        03:00, before its start once converted)."""
+        day = env.psql("SELECT max(d)::date::text FROM generate_series(library_today() - 400,"
+                       " library_today(), interval '1 day') d WHERE extract(month FROM d) = 3"
+                       " AND extract(isodow FROM d) = 7 AND extract(day FROM d) BETWEEN 8 AND 14")
+        f = write("dst.csv", "date,time,count\n%s,01:45,3\n%s,02:30,4\n%s,02:45,5\n"
+                  "%s,03:00,6\n" % (day, day, day, day))
+        res = refused_import(carrel("clara", "visits", "import", f, "--counter", "dst",
+                                    "--period", "15"))
+        self.assertEqual([(b["line"], b["reason"]) for b in res["bad"]],
+                         [(3, "field:time"), (4, "field:time")], res)
+        res = ok(carrel("clara", "visits", "import", f, "--counter", "dst", "--period", "15",
+                        "--skip-bad"))
+        self.assertEqual(res["imported"], 2)
+
     def test_computer_sessions(self):
         d1 = days_ago(3)
         f = write("pcs.csv", "Date,Sessions,Minutes\n%s,40,1200\n" % us_date(d1))
@@ -321,8 +351,8 @@ class Counts(unittest.TestCase):
 
 def refused_import(r):
     """An import with nothing applied: exit 4 and the reply with its bad lines."""
-    assert r.code == 4, r
-    assert r.json and r.json.get("applied") in (False, None), r
+    assert r.code == 4 and r.json and "bad" in r.json, r
+    assert r.json.get("applied") in (False, None), r
     return r.json
 
 
