@@ -97,7 +97,7 @@ enum {
 static const reply_stmt_t stmt_list = REPLY_STMT(
     "notices_list", NOTICE_NCOLS,
     "SELECT " NOTICE_COLUMNS(
-        "n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
+        "n") " FROM notice n LEFT JOIN patron p ON p.id = n.patron_id"
              " WHERE n.status = $1 AND ($2::text IS NULL OR n.channel = $2)"
              " ORDER BY CASE WHEN n.status IN ('pending', 'sending') THEN n.id ELSE -n.id END"
              " LIMIT $3");
@@ -107,7 +107,7 @@ static const reply_stmt_t stmt_list = REPLY_STMT(
 static const reply_stmt_t stmt_export =
     REPLY_STMT("notices_export", NOTICE_NCOLS,
                "SELECT " NOTICE_COLUMNS("n") " FROM notice_export_page($1, $2, $3) n"
-                                             " JOIN patron p ON p.id = n.patron_id ORDER BY n.id");
+                                             " LEFT JOIN patron p ON p.id = n.patron_id ORDER BY n.id");
 
 enum { MARK_COUNT, MARK_NCOLS };
 static const reply_stmt_t stmt_mark = REPLY_STMT(
