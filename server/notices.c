@@ -107,7 +107,8 @@ static const reply_stmt_t stmt_list = REPLY_STMT(
 static const reply_stmt_t stmt_export =
     REPLY_STMT("notices_export", NOTICE_NCOLS,
                "SELECT " NOTICE_COLUMNS("n") " FROM notice_export_page($1, $2, $3) n"
-                                             " LEFT JOIN patron p ON p.id = n.patron_id ORDER BY n.id");
+                                             " LEFT JOIN patron p ON p.id = n.patron_id"
+                                             " ORDER BY n.id");
 
 enum { MARK_COUNT, MARK_NCOLS };
 static const reply_stmt_t stmt_mark = REPLY_STMT(
