@@ -94,6 +94,7 @@ enum {
     n ".id, " n ".kind, " n ".channel, p.card, " n ".address, " n ".subject, " n ".body, " n       \
       ".status, " TS(n ".created_at") ", " TS(n ".sent_at") ", " n ".error"
 
+/* A ticket reply may have no patron (only a contact address): its card is NULL. */
 static const reply_stmt_t stmt_list = REPLY_STMT(
     "notices_list", NOTICE_NCOLS,
     "SELECT " NOTICE_COLUMNS(
