@@ -297,6 +297,18 @@ class Life(unittest.TestCase):
         self.assertEqual(first.status, "ok", first)
         again = w.call(REQ_POST, body, key=key)
         self.assertEqual(again.status, "ok", again)
+        # Opening twice with one key makes one ticket, and answers with it both times.
+        key = str(uuid.uuid4())
+        doc = harness.pb_message((1, harness.pb_message((2, q), (5, "Once"), (6, "Only once"))))
+        opened = [w.call(REQ_OPEN, doc, key=key) for _ in range(2)]
+        ids = [harness.pb_decode(r.body(REQ_OPEN)[1][0])[1][0] for r in opened]
+        self.assertEqual(ids[0], ids[1], opened)
+        self.assertEqual(env.psql("SELECT count(*) FROM ticket WHERE subject = 'Once'"
+                                  " AND queue_id = (SELECT id FROM ticket_queue"
+                                  " WHERE code = '%s')" % q), "1")
+        # The same key for another request is refused.
+        r = w.call(REQ_POST, harness.pb_message((1, tid), (2, "note"), (3, "x")), key=key)
+        self.assertEqual((r.status, r.reason), ("conflict", "request_key_reused"), r)
         w.close()
         self.assertEqual(env.psql("SELECT count(*) FROM ticket_message WHERE ticket_id = %d"
                                   " AND kind = 'reply'" % tid), "1")
@@ -344,6 +356,9 @@ class Permissions(unittest.TestCase):
         ok(carrel("cora", "ticket", "show", str(tid)))
         # Only coordinators and admins change queues.
         refused(carrel("libby", "ticket", "queue", "save", q, "--target-hours", "2"), "role")
+        out = carrel("pia", "ticket", "queues", json_out=False)
+        self.assertEqual(out.code, 0, out)
+        self.assertIn(q, out.stdout)
         queues = ok(carrel("pia", "ticket", "queues"))["queues"]
         mine = [x for x in queues if x["code"] == q][0]
         self.assertEqual((mine["members"], mine["open_count"]), (["paul"], 1))
