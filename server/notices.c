@@ -68,7 +68,8 @@ static const db_stmt_t stmt_release = {
     "SELECT notice_release($1::bigint[])",
 };
 
-/* NOTICE_COLUMNS by name, in their order. */
+/* NOTICE_COLUMNS by name, in their order. A ticket's reply may have no
+ * patron (only an address): the card is then NULL, hence the LEFT JOINs. */
 enum {
     NOTICE_ID,
     NOTICE_KIND,
@@ -90,7 +91,7 @@ enum {
 static const reply_stmt_t stmt_list = REPLY_STMT(
     "notices_list", NOTICE_NCOLS,
     "SELECT " NOTICE_COLUMNS(
-        "n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
+        "n") " FROM notice n LEFT JOIN patron p ON p.id = n.patron_id"
              " WHERE n.status = $1 AND ($2::text IS NULL OR n.channel = $2)"
              " ORDER BY CASE WHEN n.status IN ('pending', 'sending') THEN n.id ELSE -n.id END"
              " LIMIT $3");
@@ -100,7 +101,8 @@ static const reply_stmt_t stmt_list = REPLY_STMT(
 static const reply_stmt_t stmt_export =
     REPLY_STMT("notices_export", NOTICE_NCOLS,
                "SELECT " NOTICE_COLUMNS("n") " FROM notice_export_page($1, $2, $3) n"
-                                             " JOIN patron p ON p.id = n.patron_id ORDER BY n.id");
+                                             " LEFT JOIN patron p ON p.id = n.patron_id"
+                                             " ORDER BY n.id");
 
 enum { MARK_COUNT, MARK_NCOLS };
 static const reply_stmt_t stmt_mark = REPLY_STMT(
