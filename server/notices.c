@@ -75,7 +75,8 @@ static const db_stmt_t stmt_release = {
     "SELECT notice_release($1::bigint[])",
 };
 
-/* NOTICE_COLUMNS by name, in their order. */
+/* NOTICE_COLUMNS by name, in their order. A ticket's reply may have no
+ * patron (only an address): the card is then NULL, hence the LEFT JOINs. */
 enum {
     NOTICE_ID,
     NOTICE_KIND,
