@@ -259,6 +259,8 @@ static const char *smtp_command_verb(const char *data, size_t size)
 
 void smtp_trace_feed(smtp_trace_t *t, curl_infotype type, const char *data, size_t size)
 {
+    if (t->quit)
+        return;
     switch (type) {
     case CURLINFO_TEXT:
         /* libcurl's own words; only these two matter here. */
@@ -280,6 +282,10 @@ void smtp_trace_feed(smtp_trace_t *t, curl_infotype type, const char *data, size
         const char *verb = smtp_command_verb(data, size);
         if (verb == NULL)
             verb = "AUTH"; /* an AUTH continuation: the user name or password in base64 */
+        if (strcmp(verb, "QUIT") == 0) {
+            t->quit = true; /* what failed is what the judge must name, not the goodbye */
+            break;
+        }
         snprintf(t->verb, sizeof(t->verb), "%s", verb);
         if (strcmp(verb, "MAIL FROM") == 0)
             t->offered = true;
@@ -488,7 +494,8 @@ static size_t smtp_read(char *out, size_t size, size_t nitems, void *arg)
     size_t n = left < room ? left : room;
     memcpy(out, j->text.data + j->sent, n);
     j->sent += n;
-    if (n == 0)
+    /* libcurl knows the size (CURLOPT_INFILESIZE) and may never ask past the end. */
+    if (j->sent == j->text.len && !j->trace.upload_done)
         smtp_trace_uploaded(&j->trace);
     return n;
 }
