@@ -448,6 +448,7 @@ struct smtp_client {
     smtp_job_t *submitted;
     smtp_job_t *finished;
     bool quit_polite, quit_now;
+    bool wake_closed; /* the mail thread is ending: `wake` may be gone */
     bool thread_done;
     curl_socket_t fds[SMTP_MAX_SOCKETS];
     int nfds;
@@ -757,6 +758,9 @@ static void smtp_wind_down(smtp_client_t *c)
     }
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
+    uv_mutex_lock(&c->lock);
+    c->wake_closed = true;
+    uv_mutex_unlock(&c->lock);
     uv_walk(&c->mloop, smtp_close_walk, NULL);
 }
 
@@ -813,6 +817,13 @@ static void smtp_thread(void *arg)
 }
 
 /* ---- the daemon's loop ---- */
+
+/* Call with the lock held: `wake` lives on the mail thread's loop, which may be ending. */
+static void smtp_wake_locked(smtp_client_t *c)
+{
+    if (!c->wake_closed)
+        uv_async_send(&c->wake);
+}
 
 static void smtp_free(smtp_client_t *c)
 {
@@ -971,8 +982,8 @@ int smtp_send(smtp_client_t *c, const smtp_message_t *m, smtp_send_cb cb, void *
     c->send_arg = arg;
     uv_mutex_lock(&c->lock);
     c->submitted = j;
+    smtp_wake_locked(c);
     uv_mutex_unlock(&c->lock);
-    uv_async_send(&c->wake);
     return 0;
 }
 
@@ -993,8 +1004,8 @@ void smtp_close(smtp_client_t *c, bool polite, smtp_closed_cb cb, void *arg)
         c->quit_now = true;
         atomic_store(&c->abort, true);
     }
+    smtp_wake_locked(c);
     uv_mutex_unlock(&c->lock);
     if (!polite)
         smtp_cut(c); /* ends whatever libcurl waits for, even inside its blocking waits */
-    uv_async_send(&c->wake);
 }
