@@ -351,6 +351,19 @@ smtp_outcome_t smtp_judge(CURLcode rc, const smtp_trace_t *t, const char *curl_e
     }
     if (t->expired)
         rc = CURLE_OPERATION_TIMEDOUT; /* our watchdog cut the connection */
+    /* 421: the relay is closing the session, whatever the command was. */
+    if (t->answered && t->code == 421) {
+        snprintf(out, outlen, "the relay %s:%d is closing the connection: %s", w->host, w->port,
+                 t->reply);
+        return lost;
+    }
+    /* 530 to MAIL FROM: the relay wants a login (libcurl skips AUTH when the relay does
+       not offer it, even with a user set): not this message's fault. */
+    if (t->answered && t->code == 530 && strcmp(t->verb, "MAIL FROM") == 0) {
+        snprintf(out, outlen, "the relay %s:%d wants a login (%s): %s", w->host, w->port,
+                 w->user ? "it offered no AUTH we could use" : "smtp_user is not set", t->reply);
+        return SMTP_UNREACHED;
+    }
     /* A reply of refusal to the message's own commands: this message only. */
     if (t->offered && t->answered && t->code >= 400 && t->code <= 599 &&
         (rc == CURLE_SEND_ERROR || rc == CURLE_WEIRD_SERVER_REPLY || rc == CURLE_RECV_ERROR ||
@@ -997,15 +1010,21 @@ void smtp_close(smtp_client_t *c, bool polite, smtp_closed_cb cb, void *arg)
     c->closing = true;
     c->closed_cb = cb;
     c->closed_arg = arg;
-    uv_mutex_lock(&c->lock);
-    if (polite) {
-        c->quit_polite = true;
-    } else {
-        c->quit_now = true;
+    if (!polite) {
+        /*
+         * First the sockets: that ends whatever libcurl waits for, even inside its
+         * blocking waits, and it must come before the thread removes a transfer in
+         * the middle of its text, when libcurl would write the final "." of a
+         * message cut short (curl issue #4015) on a socket still open.
+         */
         atomic_store(&c->abort, true);
+        smtp_cut(c);
     }
+    uv_mutex_lock(&c->lock);
+    if (polite)
+        c->quit_polite = true;
+    else
+        c->quit_now = true;
     smtp_wake_locked(c);
     uv_mutex_unlock(&c->lock);
-    if (!polite)
-        smtp_cut(c); /* ends whatever libcurl waits for, even inside its blocking waits */
 }

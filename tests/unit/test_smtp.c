@@ -391,6 +391,22 @@ static void test_judge_sent_and_refused(void **state)
     assert_string_equal(out, "RCPT TO refused: 550 5.1.1 <maria@example.org>: Recipient "
                              "address rejected");
 
+    /* A 421 ends the session: not this message's fault, and no other goes on it. */
+    dialogue_to_rcpt(&t, "421 4.3.2 Shutting down\r\n");
+    assert_int_equal(smtp_judge(CURLE_SEND_ERROR, &t, "", &where, out, sizeof(out)), SMTP_BROKEN);
+    assert_string_equal(out, "the relay 127.0.0.1:587 is closing the connection: 421 4.3.2 "
+                             "Shutting down");
+
+    /* A relay that wants a login and offered none: the relay's fault, no attempt spent. */
+    memset(&t, 0, sizeof(t));
+    feed(&t, CURLINFO_HEADER_IN, "220 hi\r\n");
+    feed(&t, CURLINFO_HEADER_OUT, "MAIL FROM:<library@example.org>\r\n");
+    feed(&t, CURLINFO_HEADER_IN, "530 5.7.0 Authentication required\r\n");
+    assert_int_equal(smtp_judge(CURLE_SEND_ERROR, &t, "", &where, out, sizeof(out)),
+                     SMTP_UNREACHED);
+    assert_string_equal(out, "the relay 127.0.0.1:587 wants a login (it offered no AUTH we could "
+                             "use): 530 5.7.0 Authentication required");
+
     /* Refused after the data: "The message was refused". */
     dialogue_to_rcpt(&t, "250 2.1.5 Ok\r\n");
     feed(&t, CURLINFO_HEADER_OUT, "DATA\r\n");
