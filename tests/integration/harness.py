@@ -15,6 +15,10 @@ statement instead of the half second a psql process costs.
 
 Tests wait for conditions, never for a fixed time (wait_until, TableLock,
 AdvisoryLock below): the machine running them may be busy.
+
+Email: SmtpRelay runs Debian's python3-aiosmtpd (smtp_relay.py) as a relay that
+requires STARTTLS (the harness CA's certificate) and AUTH; relay.daemon_settings()
+are the smtp_* settings of a daemon that sends through it.
 """
 
 import ctypes
