@@ -704,8 +704,9 @@ static int notices_check_tls(const struct server_config *cfg)
         return -1;
     }
     if (strcmp(tls, "none") == 0)
-        log_warn(0, "smtp_tls = none: email notices%s go to %s in clear; only for a relay on "
-                    "this machine",
+        log_warn(0,
+                 "smtp_tls = none: email notices%s go to %s in clear; only for a relay on "
+                 "this machine",
                  cfg->smtp_user && cfg->smtp_user[0] ? " and the relay password" : "",
                  cfg->smtp_host);
     return 0;
