@@ -365,6 +365,18 @@ class Permissions(unittest.TestCase):
         self.assertIn("ref-prk", [x["code"] for x in queues])
         refused(carrel("clara", "ticket", "transfer", str(tid), "no-such-queue"), "ticket_queue")
         refused(carrel("clara", "ticket", "show", "999999999"), "ticket")
+        # A save without --members keeps them; --no-members clears them (not both).
+
+        def queue_row():
+            return [x for x in ok(carrel("pia", "ticket", "queues"))["queues"]
+                    if x["code"] == q][0]
+        ok(carrel("cora", "ticket", "queue", "save", q, "--target-hours", "20"))
+        self.assertEqual((queue_row()["members"], queue_row()["target_hours"]), (["paul"], 20))
+        self.assertEqual(carrel("cora", "ticket", "queue", "save", q, "--no-members",
+                                "--members", "paul").code, 2)
+        ok(carrel("cora", "ticket", "queue", "save", q, "--no-members"))
+        self.assertEqual(queue_row().get("members", []), [])
+        refused(carrel("paul", "ticket", "show", str(tid)), "not_queue_staff")
 
 
 # ---------------------------------------------------------------- escalation
@@ -540,6 +552,8 @@ class Hostile(unittest.TestCase):
         w = main.logged_in_wire(user="cora", password=PASSWORD)
         r = w.call(REQ_QUEUE_SAVE, pb((1, pb((2, "big"), *[(8, "u%d" % i) for i in range(501)]))))
         self.assertEqual((r.status, r.reason), ("bad_request", "field:members"), r)
+        r = w.call(REQ_QUEUE_SAVE, pb((1, pb((2, q), (8, "paul"))), (2, 1)))
+        self.assertEqual((r.status, r.reason), ("bad_request", "field:clear_members"), r)
         r = w.call(REQ_QUEUE_SAVE, pb((1, pb((2, "x'; DROP TABLE ticket; --"), (3, "X")))))
         self.assertEqual((r.status, r.reason), ("bad_request", "field:code"), r)
         w.close()
