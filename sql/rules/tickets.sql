@@ -234,7 +234,7 @@ $$;
 -- each running clock intersected with it.
 CREATE OR REPLACE FUNCTION ticket_rows(p_ids bigint[]) RETURNS SETOF ticket_out
 LANGUAGE sql STABLE AS $$
-    WITH n AS (SELECT ticket_now() AS now),
+    WITH n AS (SELECT ticket_now() AS now, library_setting_text('timezone') AS tz),
     t AS (SELECT t.*, u.ord, q.code AS q_code, q.branch_id AS q_branch,
                  q.hours_branch_id AS q_hours, q.target_hours
           FROM unnest(p_ids) WITH ORDINALITY u (id, ord)
@@ -248,14 +248,15 @@ LANGUAGE sql STABLE AS $$
            CASE WHEN p.id IS NOT NULL
                 THEN coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name END,
            t.contact_email, t.contact_phone, t.reply_channel, t.channel,
-           local_text(t.created_at), local_text(t.updated_at), local_text(t.due_at),
+           local_text_in(t.created_at, n.tz), local_text_in(t.updated_at, n.tz),
+           local_text_in(t.due_at, n.tz),
            (100 * (t.clock_used_s
                    + coalesce(period_seconds(h.periods * tstzmultirange(
                          tstzrange(t.clock_since, greatest(t.clock_since, n.now)))), 0))
             / (t.target_hours::bigint * 3600))::integer,
            ticket_past(t.flagged_at, t.flag_at, n.now),
            ticket_past(t.escalated_at, t.due_at, n.now),
-           t.kb, local_text(t.closed_at), t.inquiry_id, t.anonymised_at IS NOT NULL,
+           t.kb, local_text_in(t.closed_at, n.tz), t.inquiry_id, t.anonymised_at IS NOT NULL,
            c.username
     FROM t CROSS JOIN n
     LEFT JOIN hours h ON t.clock_since IS NOT NULL AND h.branch_id IS NOT DISTINCT FROM t.q_hours
