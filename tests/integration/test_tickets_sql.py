@@ -943,7 +943,10 @@ class Events(unittest.TestCase):
             env.psql("SELECT * FROM ticket_change(%s, %d, NULL, true, %s)"
                      % (key(), staff, js(dict(id=made[0], action="assign",
                                               to_username="eve"))))
-            listener.notifications()
+            got = heard(1, "the assignment event")
+            self.assertEqual(got[0][1].split("\t"),
+                             ["TEV", "ticket_assigned", "", "",
+                              "Ticket %d assigned to you: first" % made[0], str(made[0]), "eve"])
             env.psql("UPDATE library_setting SET value = '460'"
                      " WHERE name = 'ticket_clock_offset_minutes'")
             self.assertEqual(env.psql("SELECT flagged, escalated FROM tickets_tick()"), "2|0")
