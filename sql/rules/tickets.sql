@@ -654,26 +654,27 @@ BEGIN
         INTO v_ids
         FROM (SELECT u.* FROM (
                   SELECT t.id, t.due_at, ticket_past(t.escalated_at, t.due_at, v_now) AS escalated,
-                         true AS flagged, t.queue_id, t.owner_id, t.status
+                         true AS flagged
                   FROM ticket t WHERE t.status <> 'closed' AND t.flagged_at IS NOT NULL
+                    AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status, v_queues,
+                                      p_staff, p_mine, v_status, p_before)
                   UNION
-                  SELECT t.id, t.due_at, coalesce(t.due_at <= v_now, false), true, t.queue_id,
-                         t.owner_id, t.status
+                  SELECT t.id, t.due_at, coalesce(t.due_at <= v_now, false), true
                   FROM ticket t WHERE t.flagged_at IS NULL AND t.flag_at IS NOT NULL
                                   AND t.flag_at <= v_now
+                                  AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status,
+                                                    v_queues, p_staff, p_mine, v_status,
+                                                    p_before)
                   UNION
                   (SELECT t.id, t.due_at, ticket_past(t.escalated_at, t.due_at, v_now),
-                          ticket_past(t.flagged_at, t.flag_at, v_now), t.queue_id, t.owner_id,
-                          t.status
+                          ticket_past(t.flagged_at, t.flag_at, v_now)
                    FROM ticket t
                    WHERE t.status <> 'closed'
                      AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status, v_queues,
                                        p_staff, p_mine, v_status, p_before)
                    ORDER BY t.due_at, t.id
                    LIMIT v_limit)) u
-              WHERE ticket_listed(u.id, u.queue_id, u.owner_id, u.status, v_queues, p_staff,
-                                  p_mine, v_status, p_before)
-                AND (u.escalated OR NOT coalesce(p_overdue, false))
+              WHERE (u.escalated OR NOT coalesce(p_overdue, false))
                 AND (u.flagged OR NOT coalesce(p_flagged, false))
               ORDER BY u.escalated DESC, u.flagged DESC, u.due_at, u.id
               LIMIT v_limit) x;
