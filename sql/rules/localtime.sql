@@ -67,7 +67,15 @@ $$;
 -- How a time leaves in replies of these domains: local "YYYY-MM-DD HH:MM".
 CREATE OR REPLACE FUNCTION local_text(p_at timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT to_char(p_at AT TIME ZONE library_setting_text('timezone'), 'YYYY-MM-DD HH24:MI')
+    SELECT local_text_in(p_at, library_setting_text('timezone'))
+$$;
+
+-- local_text in a time zone read once by the caller: a list of many rows
+-- looks the setting up once, not once per time. STABLE as to_char is, so that
+-- it is inlined.
+CREATE OR REPLACE FUNCTION local_text_in(p_at timestamptz, p_tz text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(p_at AT TIME ZONE p_tz, 'YYYY-MM-DD HH24:MI')
 $$;
 
 -- Local "HH:MM" of a time.

@@ -599,6 +599,20 @@ LANGUAGE sql STABLE AS $$
     FROM local_day(p_week, 'week', library_today()) d
 $$;
 
+-- THE rule of a desk's minimum: whether a desk_need rule (its weekdays,
+-- from_time, to_time) applies to the half hour starting at local time p_t on
+-- ISO weekday p_dow. A desk's need is the highest of the rules that apply.
+-- Used by schedule_gaps, schedule_week and service_levels (service.sql);
+-- inlined by the planner (one expression).
+CREATE OR REPLACE FUNCTION desk_need_applies(p_weekdays smallint[], p_from time, p_to time,
+                                             p_dow integer, p_t time)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (coalesce(cardinality(p_weekdays), 0) = 0 OR p_dow = ANY (p_weekdays))
+       AND (p_from IS NULL OR p_t >= p_from)
+       AND (p_to IS NULL OR p_t < p_to)
+$$;
+
 -- The open half hours of branches over local days: one row per half hour,
 -- made in local time (so a day the clocks change still has its half hours
 -- from opening to closing) and converted once. Closed days have none.
@@ -723,9 +737,7 @@ BEGIN
               FROM sl
               JOIN service_desk d ON d.branch_id = sl.branch_id AND d.active
               JOIN desk_need n ON n.desk_id = d.id
-               AND (coalesce(cardinality(n.weekdays), 0) = 0 OR sl.dow = ANY (n.weekdays))
-               AND (n.from_time IS NULL OR sl.t >= n.from_time)
-               AND (n.to_time IS NULL OR sl.t < n.to_time)
+               AND desk_need_applies(n.weekdays, n.from_time, n.to_time, sl.dow, sl.t)
               UNION ALL
               SELECT c.sid, c.desk_id, NULL, 1 FROM cov c WHERE c.desk_id IS NOT NULL) x
         GROUP BY x.sid, x.desk_id
@@ -827,10 +839,8 @@ BEGIN
            CASE r.ord
                WHEN 0 THEN coalesce((SELECT max(n.staff) FROM desk_need n
                                      WHERE n.desk_id = r.desk_id
-                                       AND (coalesce(cardinality(n.weekdays), 0) = 0
-                                            OR sl.dow = ANY (n.weekdays))
-                                       AND (n.from_time IS NULL OR sl.t >= n.from_time)
-                                       AND (n.to_time IS NULL OR sl.t < n.to_time)), 0)
+                                       AND desk_need_applies(n.weekdays, n.from_time,
+                                                             n.to_time, sl.dow, sl.t)), 0)
                WHEN 1 THEN 1 ELSE 0 END,
            ARRAY(SELECT sh.display_name FROM sh
                  WHERE sh.during @> sl.slot

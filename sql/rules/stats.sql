@@ -103,6 +103,12 @@ BEGIN
             WHEN 'status' THEN 'x.status'
             WHEN 'audience' THEN 'x.audience'
             WHEN 'venue' THEN 'x.venue'
+            WHEN 'desk' THEN 'stats_label(x.desk)'
+            WHEN 'kind' THEN 'x.kind'
+            WHEN 'read_level' THEN 'x.read_level'
+            WHEN 'counter' THEN 'x.counter'
+            WHEN 'area' THEN 'x.area'
+            WHEN 'activity' THEN 'stats_label(x.activity)'
         END;
         IF v_parts[cardinality(v_parts)] IS NULL THEN
             PERFORM stats_refuse('by', format('There is no dimension %s.', d));
@@ -745,6 +751,129 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------- public service
+
+-- Inquiries (desk tallies) by the local time they were asked: p_param
+-- 'count' (all of them), 'reference' (those whose kind counts as reference:
+-- service_code.reference as it is now, so every kind but directional
+-- unless a coordinator changed that) or 'hours' (time spent, minutes / 60).
+-- By branch, desk, channel, kind and READ level; never by who asked.
+CREATE OR REPLACE FUNCTION stats_src_inquiries(p_from date, p_to date, p_time text,
+                                               p_by text[], p_branches integer[], p_arg integer,
+                                               p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_value text := CASE p_param
+        WHEN 'count' THEN 'count(*)::numeric'
+        WHEN 'reference' THEN 'count(*)::numeric'
+        WHEN 'hours' THEN 'round(sum(x.minutes)::numeric / 60, 2)' END;
+    v_where text := CASE p_param
+        WHEN 'count' THEN 'true'
+        WHEN 'reference' THEN 'k.reference'
+        WHEN 'hours' THEN 'true' END;
+BEGIN
+    IF v_value IS NULL THEN
+        RAISE EXCEPTION 'stat_measure param % names no inquiry count', p_param;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($4, stats_bucket($4, x.asked_at AT TIME ZONE $5)), %1$s, %2$s '
+        'FROM (SELECT q.asked_at, q.branch_id, q.channel, q.minutes, '
+        '             q.read_level::text AS read_level, k.code AS kind, d.code AS desk '
+        '      FROM inquiry q JOIN service_code k ON k.id = q.kind_id '
+        '      LEFT JOIN service_desk d ON d.id = q.desk_id '
+        '      WHERE q.asked_at >= $1 AND q.asked_at < $2 '
+        '        AND ($3 IS NULL OR q.branch_id = ANY ($3)) AND %3$s) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 1, 2',
+        stats_keys_sql(p_by), v_value, v_where)
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_time, v_tz;
+END
+$$;
+
+-- Visits: door counter crossings over the setting visits_divisor, rounded
+-- down, each period counted on the local day (and hour) it starts.
+CREATE OR REPLACE FUNCTION stats_src_visits(p_from date, p_to date, p_time text, p_by text[],
+                                            p_branches integer[], p_arg integer, p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($4, stats_bucket($4, lower(x.period) AT TIME ZONE $5)), %1$s, '
+        '       floor(sum(x.crossings) / $6)::numeric '
+        'FROM (SELECT g.period, g.branch_id, g.counter, g.crossings FROM gate_count g '
+        '      WHERE lower(g.period) >= $1 AND lower(g.period) < $2 '
+        '        AND ($3 IS NULL OR g.branch_id = ANY ($3))) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 1, 2',
+        stats_keys_sql(p_by))
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_time, v_tz, service_visits_divisor();
+END
+$$;
+
+-- Headcount: the average number of people per sweep, by the local time the
+-- sweeps were taken: the people counted (in the area and activity split
+-- by) over the number of sweeps (of the branch, when split by branch) in
+-- the period. Every sweep counts every area, so an area's zeros lower its
+-- average; an activity not counted in a sweep counts 0 in it.
+CREATE OR REPLACE FUNCTION stats_src_headcount(p_from date, p_to date, p_time text,
+                                               p_by text[], p_branches integer[], p_arg integer,
+                                               p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+    v_bk text := CASE WHEN 'branch' = ANY (p_by) THEN 'b.code' ELSE '''''' END;
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'WITH w AS MATERIALIZED ('
+        '    SELECT w.id, stats_bucket($4, w.taken_at AT TIME ZONE $5) AS bucket, w.branch_id '
+        '    FROM sweep w WHERE w.taken_at >= $1 AND w.taken_at < $2 '
+        '      AND ($3 IS NULL OR w.branch_id = ANY ($3))), '
+        'sums AS ('
+        '    SELECT w.bucket, %1$s AS keys, %2$s AS bk, sum(x.headcount) AS n '
+        '    FROM w JOIN (SELECT c.sweep_id, c.headcount, a.code AS area, v.code AS activity '
+        '                 FROM sweep_count c JOIN service_code a ON a.id = c.area_id '
+        '                 LEFT JOIN service_code v ON v.id = c.activity_id) x '
+        '      ON x.sweep_id = w.id '
+        '    JOIN branch b ON b.id = w.branch_id '
+        '    GROUP BY 1, 2, 3), '
+        'sweeps AS ('
+        '    SELECT w.bucket, %2$s AS bk, count(*) AS n '
+        '    FROM w JOIN branch b ON b.id = w.branch_id GROUP BY 1, 2) '
+        'SELECT stats_period($4, s.bucket), s.keys, round(s.n::numeric / c.n, 1) '
+        'FROM sums s JOIN sweeps c ON c.bucket = s.bucket AND c.bk = s.bk',
+        stats_keys_sql(p_by), v_bk)
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_time, v_tz;
+END
+$$;
+
+-- Public computer sessions by local day (computer_use).
+CREATE OR REPLACE FUNCTION stats_src_computers(p_from date, p_to date, p_time text,
+                                               p_by text[], p_branches integer[], p_arg integer,
+                                               p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($4, stats_bucket($4, x.day::timestamp)), %1$s, '
+        '       sum(x.sessions)::numeric '
+        'FROM (SELECT u.day, u.branch_id, u.sessions FROM computer_use u '
+        '      WHERE u.day >= $1 AND u.day <= $2 '
+        '        AND ($3 IS NULL OR u.branch_id = ANY ($3))) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 1, 2',
+        stats_keys_sql(p_by))
+    USING p_from, p_to, p_branches, p_time;
+END
+$$;
+
 -- ---------------------------------------------------------------- the registry
 
 INSERT INTO stat_measure (name, title, unit, source, param, dims, times, kind, description, ord)
@@ -862,7 +991,31 @@ VALUES
     ('program_attendance', 'Program attendance', 'count', 'stats_src_programs', 'attendance',
      '{branch,audience,venue}', '{none,day,week,month,year,weekday}', 'range',
      'People at program sessions (online: peak concurrent viewers); a session without '
-     'attendance recorded counts 0.', 540)
+     'attendance recorded counts 0.', 540),
+    ('inquiries', 'Inquiries (desk tallies)', 'count', 'stats_src_inquiries', 'count',
+     '{branch,desk,channel,kind,read_level}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Questions answered at the desks (tallies), by the local time they were asked.', 600),
+    ('reference_transactions', 'Reference transactions', 'count', 'stats_src_inquiries',
+     'reference', '{branch,desk,channel,kind,read_level}',
+     '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Inquiries whose kind counts as reference (IMLS PLS REFERENC): every kind but '
+     'directional, unless a coordinator changed a kind''s reference flag.', 610),
+    ('inquiry_minutes', 'Time spent on inquiries', 'hours', 'stats_src_inquiries', 'hours',
+     '{branch,desk,channel,kind,read_level}', '{none,day,week,month,year,weekday}', 'range',
+     'Hours staff spent answering inquiries (the minutes of each tally).', 620),
+    ('visits', 'Visits (door counts)', 'count', 'stats_src_visits', '',
+     '{branch,counter}', '{none,day,week,month,year,hour,weekday,hour_of_week}', 'range',
+     'Door counter crossings divided by the setting visits_divisor (rounded down), each '
+     'counted period on the local day and hour it starts.', 630),
+    ('headcount', 'Headcount per sweep (average)', 'ratio', 'stats_src_headcount', '',
+     '{branch,area,activity}', '{none,day,week,month,year,hour,weekday,hour_of_week}',
+     'range', 'People counted by floor sweeps: the average per sweep of the period (zeros '
+     'included), in the areas and activities split by.', 640),
+    ('computer_sessions', 'Public computer sessions', 'count', 'stats_src_computers', '',
+     '{branch}', '{none,day,week,month,year,weekday}', 'range',
+     'Public computer sessions entered or imported per branch and day (IMLS PLS PITUSR).',
+     650)
 ON CONFLICT (name) DO UPDATE SET title = excluded.title, unit = excluded.unit,
     source = excluded.source, param = excluded.param, dims = excluded.dims,
     times = excluded.times, kind = excluded.kind, description = excluded.description,
@@ -1094,11 +1247,12 @@ $$;
 
 -- The IMLS Public Libraries Survey lines the ILS can know for p_year, per
 -- outlet (branches p_branches, NULL: all) and for the whole system
--- (branch_code NULL): counted, from the calendar, from settings, or not
--- recorded (value NULL). The outlets added up are the whole system only when
--- every outlet is asked for (p_branches NULL): for some outlets (a branch
--- manager's report) those rows are left out, and only the lines that are the
--- system's own (settings, not recorded) have branch_code NULL.
+-- (branch_code NULL): counted, from the calendar or from settings. The
+-- outlets added up are the whole system only when every outlet is asked for
+-- (p_branches NULL): for some outlets (a branch manager's report) those rows
+-- are left out, and only the lines that are the system's own (settings)
+-- have branch_code NULL. VISITS, REFERENC and PITUSR come from the public
+-- service tables (service.sql).
 -- docs/STATISTICS.md says how each is made.
 CREATE OR REPLACE FUNCTION pls_report(p_year integer, p_branches integer[])
 RETURNS TABLE (code text, branch_code text, value numeric, basis text, how text)
@@ -1163,6 +1317,43 @@ BEGIN
                (37, 'OFFSITEATTEN', NULL, 'offsite', true, 'Attendance at offsite sessions'),
                (38, 'VIRPRO', NULL, 'online', false, 'Live online sessions'),
                (39, 'VIRATTEN', NULL, 'online', true, 'Attendance at live online sessions (peak concurrent viewers)')
+    ), open_day AS (
+        -- the days of the year each outlet was open, up to today
+        SELECT o.id, d::date AS day
+        FROM outlet o
+        JOIN generate_series(v_from, least(v_to, library_today()), interval '1 day') d ON true
+        JOIN branch_hours bh ON bh.branch_id = o.id AND bh.weekday = extract(isodow FROM d)
+        WHERE NOT EXISTS (SELECT 1 FROM branch_closed c
+                          WHERE c.branch_id = o.id AND c.day = d::date)
+    ), visit AS (
+        -- door counter periods starting in the year, and the open days no
+        -- counted period covers
+        SELECT o.id,
+               (SELECT floor(coalesce(sum(g.crossings), 0) / service_visits_divisor())
+                FROM gate_count g
+                WHERE g.branch_id = o.id AND lower(g.period) >= local_at(v_from, '00:00')
+                  AND lower(g.period) < local_at(v_to + 1, '00:00')) AS n,
+               (SELECT count(*) FROM open_day od
+                WHERE od.id = o.id
+                  AND NOT EXISTS (SELECT 1 FROM gate_count g
+                                  WHERE g.branch_id = o.id
+                                    AND g.period && service_day_range(od.day))) AS uncounted
+        FROM outlet o
+    ), refq AS (
+        SELECT q.branch_id AS id, count(*) AS n
+        FROM inquiry q JOIN service_code k ON k.id = q.kind_id AND k.reference
+        WHERE q.asked_at >= local_at(v_from, '00:00') AND q.asked_at < local_at(v_to + 1, '00:00')
+          AND (p_branches IS NULL OR q.branch_id = ANY (p_branches))
+        GROUP BY 1
+    ), pc AS (
+        SELECT o.id,
+               (SELECT coalesce(sum(u.sessions), 0) FROM computer_use u
+                WHERE u.branch_id = o.id AND u.day BETWEEN v_from AND v_to) AS n,
+               (SELECT count(*) FROM open_day od
+                WHERE od.id = o.id
+                  AND NOT EXISTS (SELECT 1 FROM computer_use u
+                                  WHERE u.branch_id = o.id AND u.day = od.day)) AS uncounted
+        FROM outlet o
     ), per_outlet AS (
         SELECT 1 AS ord, 'PHYSCIR' AS code, o.code AS branch_code,
                coalesce((SELECT sum(c.value) FROM circ c WHERE c.code = o.code), 0) AS value,
@@ -1210,6 +1401,28 @@ BEGIN
                                   AND (l.venue IS NULL OR g.venue = l.venue)), 0))
                        ELSE '' END
         FROM outlet o CROSS JOIN prog_line l
+        UNION ALL
+        SELECT 11, 'VISITS', o.code, v.n, 'counted',
+               format('Door counter crossings at the outlet in the year (periods starting in '
+                      'it) divided by %s (setting visits_divisor: crossings per visit), '
+                      'rounded down. Open days no count covers: %s.',
+                      service_visits_divisor(), v.uncounted)
+        FROM outlet o JOIN visit v ON v.id = o.id
+        UNION ALL
+        SELECT 12, 'REFERENC', o.code, coalesce((SELECT r.n FROM refq r WHERE r.id = o.id), 0),
+               'counted',
+               format('Inquiries tallied at the outlet in the year whose kind counts as '
+                      'reference; not counted: %s.',
+                      coalesce((SELECT string_agg(k.code, ', ' ORDER BY k.ord, k.code)
+                                FROM service_code k
+                                WHERE k.list = 'inquiry_kind' AND NOT k.reference),
+                               'no kind'))
+        FROM outlet o
+        UNION ALL
+        SELECT 13, 'PITUSR', o.code, p.n, 'counted',
+               format('Public computer sessions entered or imported for the outlet in the '
+                      'year. Open days without a figure: %s.', p.uncounted)
+        FROM outlet o JOIN pc p ON p.id = o.id
     )
     SELECT x.code, x.branch_code, x.value, x.basis, x.how FROM (
         SELECT p.ord, p.code, p.branch_code, p.value, p.basis, p.how FROM per_outlet p
@@ -1237,14 +1450,6 @@ BEGIN
                'setting', format('Setting pls_autorenew (%s): 1 when loans renew '
                                  'automatically, else 0.',
                                  library_setting_text('pls_autorenew'))
-        UNION ALL
-        SELECT 10 + n.ord, n.code, NULL, NULL::numeric, 'not_recorded', n.how
-        FROM (VALUES (1, 'VISITS', 'Not recorded yet: will count the door counters'' visits '
-                                   'once visits are recorded.'),
-                     (2, 'REFERENC', 'Not recorded yet: will count reference questions '
-                                     '(directional ones excluded) once inquiries are '
-                                     'recorded.'))
-             AS n (ord, code, how)
     ) x
     ORDER BY x.ord, x.branch_code NULLS LAST;
 END

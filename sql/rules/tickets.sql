@@ -234,7 +234,7 @@ $$;
 -- each running clock intersected with it.
 CREATE OR REPLACE FUNCTION ticket_rows(p_ids bigint[]) RETURNS SETOF ticket_out
 LANGUAGE sql STABLE AS $$
-    WITH n AS (SELECT ticket_now() AS now),
+    WITH n AS (SELECT ticket_now() AS now, library_setting_text('timezone') AS tz),
     t AS (SELECT t.*, u.ord, q.code AS q_code, q.branch_id AS q_branch,
                  q.hours_branch_id AS q_hours, q.target_hours
           FROM unnest(p_ids) WITH ORDINALITY u (id, ord)
@@ -248,14 +248,15 @@ LANGUAGE sql STABLE AS $$
            CASE WHEN p.id IS NOT NULL
                 THEN coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name END,
            t.contact_email, t.contact_phone, t.reply_channel, t.channel,
-           local_text(t.created_at), local_text(t.updated_at), local_text(t.due_at),
+           local_text_in(t.created_at, n.tz), local_text_in(t.updated_at, n.tz),
+           local_text_in(t.due_at, n.tz),
            (100 * (t.clock_used_s
                    + coalesce(period_seconds(h.periods * tstzmultirange(
                          tstzrange(t.clock_since, greatest(t.clock_since, n.now)))), 0))
             / (t.target_hours::bigint * 3600))::integer,
            ticket_past(t.flagged_at, t.flag_at, n.now),
            ticket_past(t.escalated_at, t.due_at, n.now),
-           t.kb, local_text(t.closed_at), t.inquiry_id, t.anonymised_at IS NOT NULL,
+           t.kb, local_text_in(t.closed_at, n.tz), t.inquiry_id, t.anonymised_at IS NOT NULL,
            c.username
     FROM t CROSS JOIN n
     LEFT JOIN hours h ON t.clock_since IS NOT NULL AND h.branch_id IS NOT DISTINCT FROM t.q_hours
@@ -653,26 +654,27 @@ BEGIN
         INTO v_ids
         FROM (SELECT u.* FROM (
                   SELECT t.id, t.due_at, ticket_past(t.escalated_at, t.due_at, v_now) AS escalated,
-                         true AS flagged, t.queue_id, t.owner_id, t.status
+                         true AS flagged
                   FROM ticket t WHERE t.status <> 'closed' AND t.flagged_at IS NOT NULL
+                    AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status, v_queues,
+                                      p_staff, p_mine, v_status, p_before)
                   UNION
-                  SELECT t.id, t.due_at, coalesce(t.due_at <= v_now, false), true, t.queue_id,
-                         t.owner_id, t.status
+                  SELECT t.id, t.due_at, coalesce(t.due_at <= v_now, false), true
                   FROM ticket t WHERE t.flagged_at IS NULL AND t.flag_at IS NOT NULL
                                   AND t.flag_at <= v_now
+                                  AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status,
+                                                    v_queues, p_staff, p_mine, v_status,
+                                                    p_before)
                   UNION
                   (SELECT t.id, t.due_at, ticket_past(t.escalated_at, t.due_at, v_now),
-                          ticket_past(t.flagged_at, t.flag_at, v_now), t.queue_id, t.owner_id,
-                          t.status
+                          ticket_past(t.flagged_at, t.flag_at, v_now)
                    FROM ticket t
                    WHERE t.status <> 'closed'
                      AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status, v_queues,
                                        p_staff, p_mine, v_status, p_before)
                    ORDER BY t.due_at, t.id
                    LIMIT v_limit)) u
-              WHERE ticket_listed(u.id, u.queue_id, u.owner_id, u.status, v_queues, p_staff,
-                                  p_mine, v_status, p_before)
-                AND (u.escalated OR NOT coalesce(p_overdue, false))
+              WHERE (u.escalated OR NOT coalesce(p_overdue, false))
                 AND (u.flagged OR NOT coalesce(p_flagged, false))
               ORDER BY u.escalated DESC, u.flagged DESC, u.due_at, u.id
               LIMIT v_limit) x;
