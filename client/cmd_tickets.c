@@ -46,6 +46,7 @@ enum {
     OPT_MEMBERS,
     OPT_ACTIVE,
     OPT_INACTIVE,
+    OPT_NO_MEMBERS,
 };
 
 static const char *tix_or(const char *s, const char *otherwise)
@@ -550,8 +551,9 @@ static void print_queues(const cmd_call_t *call, const Carrel__Response *r)
     tix_print_queues(r->ticket_queues->queues, r->ticket_queues->n_queues);
 }
 
-static int tix_queue_option(cli_t *cli, cmd_call_t *call, int ch, Carrel__TicketQueue *q)
+static int tix_queue_option(cli_t *cli, cmd_call_t *call, int ch, Carrel__TicketQueueSave *s)
 {
+    Carrel__TicketQueue *q = s->queue;
     switch (ch) {
     case OPT_NAME:
         q->name = optarg;
@@ -570,6 +572,9 @@ static int tix_queue_option(cli_t *cli, cmd_call_t *call, int ch, Carrel__Ticket
             !cmd_split(call, optarg, TICKET_MEMBERS_MAX, &q->members, &q->n_members))
             return cli_fail(cli, EXIT_USAGE,
                             "--members takes user names separated by commas, once");
+        return EXIT_OK;
+    case OPT_NO_MEMBERS:
+        s->has_clear_members = s->clear_members = 1;
         return EXIT_OK;
     case OPT_ACTIVE:
     case OPT_INACTIVE:
@@ -596,14 +601,15 @@ static int build_queue_save(cli_t *cli, int argc, char **argv, cmd_call_t *call)
         {"members", required_argument, NULL, OPT_MEMBERS},
         {"active", no_argument, NULL, OPT_ACTIVE},
         {"inactive", no_argument, NULL, OPT_INACTIVE},
+        {"no-members", no_argument, NULL, OPT_NO_MEMBERS},
         {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int code = tix_queue_option(cli, call, ch, q);
+        int code = tix_queue_option(cli, call, ch, s);
         if (code != EXIT_OK)
             return code;
     }
-    if (argc - optind != 1)
+    if (argc - optind != 1 || (s->clear_members && q->n_members))
         return cmd_usage(cli, call);
     q->code = argv[optind];
     return EXIT_OK;
@@ -687,7 +693,7 @@ const command_t tickets_commands[] = {
      .print_text = print_queue_saved,
      .needs_login = true,
      .usage = "CODE [--name N] [--branch B] [--hours-branch B] [--target-hours N] "
-              "[--members a,b] [--active|--inactive]",
+              "[--members a,b | --no-members] [--active|--inactive]",
      .summary = "create or change a ticket queue (coordinators; --members replaces the list)"},
     {.path = NULL},
 };

@@ -75,7 +75,8 @@ static const db_stmt_t stmt_release = {
     "SELECT notice_release($1::bigint[])",
 };
 
-/* NOTICE_COLUMNS by name, in their order. */
+/* NOTICE_COLUMNS by name, in their order. A ticket's reply may have no
+ * patron (only an address): the card is then NULL, hence the LEFT JOINs. */
 enum {
     NOTICE_ID,
     NOTICE_KIND,
@@ -94,10 +95,11 @@ enum {
     n ".id, " n ".kind, " n ".channel, p.card, " n ".address, " n ".subject, " n ".body, " n       \
       ".status, " TS(n ".created_at") ", " TS(n ".sent_at") ", " n ".error"
 
+/* A ticket reply may have no patron (only a contact address): its card is NULL. */
 static const reply_stmt_t stmt_list = REPLY_STMT(
     "notices_list", NOTICE_NCOLS,
     "SELECT " NOTICE_COLUMNS(
-        "n") " FROM notice n JOIN patron p ON p.id = n.patron_id"
+        "n") " FROM notice n LEFT JOIN patron p ON p.id = n.patron_id"
              " WHERE n.status = $1 AND ($2::text IS NULL OR n.channel = $2)"
              " ORDER BY CASE WHEN n.status IN ('pending', 'sending') THEN n.id ELSE -n.id END"
              " LIMIT $3");
@@ -107,7 +109,8 @@ static const reply_stmt_t stmt_list = REPLY_STMT(
 static const reply_stmt_t stmt_export =
     REPLY_STMT("notices_export", NOTICE_NCOLS,
                "SELECT " NOTICE_COLUMNS("n") " FROM notice_export_page($1, $2, $3) n"
-                                             " JOIN patron p ON p.id = n.patron_id ORDER BY n.id");
+                                             " LEFT JOIN patron p ON p.id = n.patron_id"
+                                             " ORDER BY n.id");
 
 enum { MARK_COUNT, MARK_NCOLS };
 static const reply_stmt_t stmt_mark = REPLY_STMT(
@@ -701,8 +704,9 @@ static int notices_check_tls(const struct server_config *cfg)
         return -1;
     }
     if (strcmp(tls, "none") == 0)
-        log_warn(0, "smtp_tls = none: email notices%s go to %s in clear; only for a relay on "
-                    "this machine",
+        log_warn(0,
+                 "smtp_tls = none: email notices%s go to %s in clear; only for a relay on "
+                 "this machine",
                  cfg->smtp_user && cfg->smtp_user[0] ? " and the relay password" : "",
                  cfg->smtp_host);
     return 0;

@@ -259,6 +259,8 @@ static const char *smtp_command_verb(const char *data, size_t size)
 
 void smtp_trace_feed(smtp_trace_t *t, curl_infotype type, const char *data, size_t size)
 {
+    if (t->quit)
+        return;
     switch (type) {
     case CURLINFO_TEXT:
         /* libcurl's own words; only these two matter here. */
@@ -280,6 +282,10 @@ void smtp_trace_feed(smtp_trace_t *t, curl_infotype type, const char *data, size
         const char *verb = smtp_command_verb(data, size);
         if (verb == NULL)
             verb = "AUTH"; /* an AUTH continuation: the user name or password in base64 */
+        if (strcmp(verb, "QUIT") == 0) {
+            t->quit = true; /* what failed is what the judge must name, not the goodbye */
+            break;
+        }
         snprintf(t->verb, sizeof(t->verb), "%s", verb);
         if (strcmp(verb, "MAIL FROM") == 0)
             t->offered = true;
@@ -345,6 +351,19 @@ smtp_outcome_t smtp_judge(CURLcode rc, const smtp_trace_t *t, const char *curl_e
     }
     if (t->expired)
         rc = CURLE_OPERATION_TIMEDOUT; /* our watchdog cut the connection */
+    /* 421: the relay is closing the session, whatever the command was. */
+    if (t->answered && t->code == 421) {
+        snprintf(out, outlen, "the relay %s:%d is closing the connection: %s", w->host, w->port,
+                 t->reply);
+        return lost;
+    }
+    /* 530 to MAIL FROM: the relay wants a login (libcurl skips AUTH when the relay does
+       not offer it, even with a user set): not this message's fault. */
+    if (t->answered && t->code == 530 && strcmp(t->verb, "MAIL FROM") == 0) {
+        snprintf(out, outlen, "the relay %s:%d wants a login (%s): %s", w->host, w->port,
+                 w->user ? "it offered no AUTH we could use" : "smtp_user is not set", t->reply);
+        return SMTP_UNREACHED;
+    }
     /* A reply of refusal to the message's own commands: this message only. */
     if (t->offered && t->answered && t->code >= 400 && t->code <= 599 &&
         (rc == CURLE_SEND_ERROR || rc == CURLE_WEIRD_SERVER_REPLY || rc == CURLE_RECV_ERROR ||
@@ -442,6 +461,7 @@ struct smtp_client {
     smtp_job_t *submitted;
     smtp_job_t *finished;
     bool quit_polite, quit_now;
+    bool wake_closed; /* the mail thread is ending: `wake` may be gone */
     bool thread_done;
     curl_socket_t fds[SMTP_MAX_SOCKETS];
     int nfds;
@@ -488,7 +508,8 @@ static size_t smtp_read(char *out, size_t size, size_t nitems, void *arg)
     size_t n = left < room ? left : room;
     memcpy(out, j->text.data + j->sent, n);
     j->sent += n;
-    if (n == 0)
+    /* libcurl knows the size (CURLOPT_INFILESIZE) and may never ask past the end. */
+    if (j->sent == j->text.len && !j->trace.upload_done)
         smtp_trace_uploaded(&j->trace);
     return n;
 }
@@ -750,6 +771,9 @@ static void smtp_wind_down(smtp_client_t *c)
     }
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
+    uv_mutex_lock(&c->lock);
+    c->wake_closed = true;
+    uv_mutex_unlock(&c->lock);
     uv_walk(&c->mloop, smtp_close_walk, NULL);
 }
 
@@ -806,6 +830,13 @@ static void smtp_thread(void *arg)
 }
 
 /* ---- the daemon's loop ---- */
+
+/* Call with the lock held: `wake` lives on the mail thread's loop, which may be ending. */
+static void smtp_wake_locked(smtp_client_t *c)
+{
+    if (!c->wake_closed)
+        uv_async_send(&c->wake);
+}
 
 static void smtp_free(smtp_client_t *c)
 {
@@ -964,8 +995,8 @@ int smtp_send(smtp_client_t *c, const smtp_message_t *m, smtp_send_cb cb, void *
     c->send_arg = arg;
     uv_mutex_lock(&c->lock);
     c->submitted = j;
+    smtp_wake_locked(c);
     uv_mutex_unlock(&c->lock);
-    uv_async_send(&c->wake);
     return 0;
 }
 
@@ -979,15 +1010,21 @@ void smtp_close(smtp_client_t *c, bool polite, smtp_closed_cb cb, void *arg)
     c->closing = true;
     c->closed_cb = cb;
     c->closed_arg = arg;
-    uv_mutex_lock(&c->lock);
-    if (polite) {
-        c->quit_polite = true;
-    } else {
-        c->quit_now = true;
+    if (!polite) {
+        /*
+         * First the sockets: that ends whatever libcurl waits for, even inside its
+         * blocking waits, and it must come before the thread removes a transfer in
+         * the middle of its text, when libcurl would write the final "." of a
+         * message cut short (curl issue #4015) on a socket still open.
+         */
         atomic_store(&c->abort, true);
+        smtp_cut(c);
     }
+    uv_mutex_lock(&c->lock);
+    if (polite)
+        c->quit_polite = true;
+    else
+        c->quit_now = true;
+    smtp_wake_locked(c);
     uv_mutex_unlock(&c->lock);
-    if (!polite)
-        smtp_cut(c); /* ends whatever libcurl waits for, even inside its blocking waits */
-    uv_async_send(&c->wake);
 }

@@ -108,6 +108,7 @@ typedef struct smtp_trace {
     bool answered;    /* a reply came after the last command */
     bool upload_done; /* the whole text was handed over: waiting for the final answer */
     bool expired;     /* no sign of the relay for the timeout: the connection was cut */
+    bool quit;        /* libcurl said QUIT (closing after an error): the rest is not ours */
     char verb[16];    /* the last command: "MAIL FROM", "RCPT TO", "AUTH", ... */
     int code;         /* of the last reply line */
     char reply[256];  /* the last reply line, printable ASCII */

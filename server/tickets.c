@@ -345,7 +345,9 @@ static void queue_save_done(request_t *req, const PGresult *res)
 
 void handle_ticket_queue_save(request_t *req)
 {
-    Carrel__TicketQueue *q = req->msg->ticket_queue_save->queue;
+    Carrel__TicketQueueSave *m = req->msg->ticket_queue_save;
+    Carrel__TicketQueue *q = m->queue;
+    bool clear = m->has_clear_members && m->clear_members;
     if (tickets_fail_missing(req, q && reply_opt(q->code), "code",
                              "A ticket queue needs its code."))
         return;
@@ -354,6 +356,11 @@ void handle_ticket_queue_save(request_t *req)
                       {q->branch_code, TICKETS_SHORT_MAX, "branch_code"},
                       {q->hours_branch_code, TICKETS_SHORT_MAX, "hours_branch_code"}))
         return;
+    if (clear && q->n_members > 0) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:clear_members",
+                     "Clear the members or name them, not both.");
+        return;
+    }
     if (q->n_members > TICKETS_MEMBERS_MAX) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:members",
                      "A queue has at most %d named members (not %zu).", TICKETS_MEMBERS_MAX,
@@ -370,10 +377,12 @@ void handle_ticket_queue_save(request_t *req)
     const char *staff, *ws;
     reply_actor(req, &staff, &ws);
     /* JSON has every list, empty or not: a save without members keeps them
-     * (json_message cannot tell "absent" from "empty" for a repeated field). */
+     * (json_message cannot tell "absent" from "empty" for a repeated field),
+     * unless clear_members says the empty list is meant. */
     char *omit[1] = {"members"};
+    bool keep = q->n_members == 0 && !clear;
     const char *values[4] = {staff, ws, reply_json(req, &q->base),
-                             pgtext_array_build(&req->arena, omit, q->n_members ? 0 : 1)};
+                             pgtext_array_build(&req->arena, omit, keep ? 1 : 0)};
     reply_query(req, &stmt_queue_save, 4, values, queue_save_done);
 }
 

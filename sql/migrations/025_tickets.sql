@@ -100,13 +100,25 @@ CREATE TABLE ticket (
     CHECK ((clock_since IS NOT NULL) = (status IN ('new', 'open'))),
     CHECK (clock_since IS NOT NULL OR (flag_at IS NULL AND due_at IS NULL)),
     CHECK ((closed_at IS NOT NULL) = (status = 'closed')),
-    CHECK (anonymised_at IS NOT NULL OR (length(subject) >= 1 AND length(question) >= 1))
+    CHECK (anonymised_at IS NOT NULL OR (length(subject) >= 1 AND length(question) >= 1)),
+    -- escalation raises the flag too
+    CHECK (escalated_at IS NULL OR flagged_at IS NOT NULL)
 );
 -- Live tickets are few among many closed ones: the lists, the counts and the
--- timer read only these partial indexes.
+-- timer read only these partial indexes. ticket_list takes the marked
+-- tickets (flagged, or past the flag time) and the first by due time, each
+-- from an index holding what it filters and sorts by (index-only scans).
 CREATE INDEX ticket_live_queue ON ticket (queue_id) WHERE status <> 'closed';
 CREATE INDEX ticket_live_owner ON ticket (owner_id) WHERE status <> 'closed';
-CREATE INDEX ticket_flag_due ON ticket (flag_at) WHERE flagged_at IS NULL AND flag_at IS NOT NULL;
+CREATE INDEX ticket_live_due ON ticket (due_at, id)
+    INCLUDE (queue_id, owner_id, status, flag_at, flagged_at, escalated_at)
+    WHERE status <> 'closed';
+CREATE INDEX ticket_live_flagged ON ticket (id)
+    INCLUDE (queue_id, owner_id, status, due_at, escalated_at)
+    WHERE status <> 'closed' AND flagged_at IS NOT NULL;
+CREATE INDEX ticket_flag_due ON ticket (flag_at)
+    INCLUDE (id, queue_id, owner_id, status, due_at)
+    WHERE flagged_at IS NULL AND flag_at IS NOT NULL;
 CREATE INDEX ticket_escalation_due ON ticket (due_at)
     WHERE escalated_at IS NULL AND due_at IS NOT NULL;
 CREATE INDEX ticket_to_anonymise ON ticket (closed_at)

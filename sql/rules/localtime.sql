@@ -67,7 +67,15 @@ $$;
 -- How a time leaves in replies of these domains: local "YYYY-MM-DD HH:MM".
 CREATE OR REPLACE FUNCTION local_text(p_at timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT to_char(p_at AT TIME ZONE library_setting_text('timezone'), 'YYYY-MM-DD HH24:MI')
+    SELECT local_text_in(p_at, library_setting_text('timezone'))
+$$;
+
+-- local_text in a time zone read once by the caller: a list of many rows
+-- looks the setting up once, not once per time. STABLE as to_char is, so that
+-- it is inlined.
+CREATE OR REPLACE FUNCTION local_text_in(p_at timestamptz, p_tz text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(p_at AT TIME ZONE p_tz, 'YYYY-MM-DD HH24:MI')
 $$;
 
 -- Local "HH:MM" of a time.
@@ -95,28 +103,45 @@ $$;
 
 -- ---------------------------------------------------------------- open hours
 
--- When a branch is open between two local days (inclusive), as one
--- multirange: every open period of its weekly hours, less its closed days,
--- with daylight saving applied. p_branch NULL: while any branch is open (the
--- union of every branch's periods). Set-based over the days; the ticket clock
--- (tickets.sql) counts in these.
+-- When branches are open between two local days (inclusive): one row per
+-- branch of p_branches with every open period of its weekly hours, less its
+-- closed days, as one multirange (daylight saving applied). A NULL element
+-- stands for "any branch": the union of every branch's periods. Set-based
+-- over the days and branches; the ticket clock (tickets.sql) counts in these.
+CREATE OR REPLACE FUNCTION open_periods_of(p_branches integer[], p_from date, p_to date)
+RETURNS TABLE (branch_id integer, periods tstzmultirange)
+LANGUAGE plpgsql STABLE ROWS 8
+-- Kept out of its callers' plans (plpgsql is never inlined): inlined, its
+-- generic estimate (a thousand days of every branch) made callers costly
+-- enough to be JIT-compiled, a second per call; jit off for the same reason.
+SET jit = off AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+BEGIN
+    RETURN QUERY
+    SELECT w.b, coalesce(range_agg(tstzrange((d.day + h.opens) AT TIME ZONE v_tz,
+                                             (d.day + h.closes) AT TIME ZONE v_tz))
+                         FILTER (WHERE h.branch_id IS NOT NULL), '{}'::tstzmultirange)
+    FROM (SELECT DISTINCT b FROM unnest(p_branches) b) w
+    CROSS JOIN (SELECT p_from + i AS day FROM generate_series(0, p_to - p_from) i) d
+    LEFT JOIN branch_hours h ON h.weekday = extract(isodow FROM d.day)
+                            AND (w.b IS NULL OR h.branch_id = w.b)
+                            AND NOT EXISTS (SELECT 1 FROM branch_closed c
+                                            WHERE c.branch_id = h.branch_id AND c.day = d.day)
+    GROUP BY w.b;
+END
+$$;
+
+-- open_periods_of for one branch (NULL: any branch). plpgsql, so that its
+-- plan is kept for the session.
 CREATE OR REPLACE FUNCTION open_periods(p_branch integer, p_from date, p_to date)
 RETURNS tstzmultirange
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_tz text := library_setting_text('timezone');
     v tstzmultirange;
 BEGIN
-    SELECT coalesce(range_agg(tstzrange((g.d + h.opens) AT TIME ZONE v_tz,
-                                        (g.d + h.closes) AT TIME ZONE v_tz)),
-                    '{}'::tstzmultirange)
-    INTO v
-    FROM (SELECT p_from + i AS d FROM generate_series(0, p_to - p_from) i) g
-    JOIN branch_hours h ON h.weekday = extract(isodow FROM g.d)
-                       AND (p_branch IS NULL OR h.branch_id = p_branch)
-    WHERE NOT EXISTS (SELECT 1 FROM branch_closed c
-                      WHERE c.branch_id = h.branch_id AND c.day = g.d);
-    RETURN v;
+    SELECT o.periods INTO v FROM open_periods_of(ARRAY[p_branch], p_from, p_to) o;
+    RETURN coalesce(v, '{}');
 END
 $$;
 

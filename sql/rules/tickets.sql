@@ -166,7 +166,7 @@ $$;
 -- owner first). Coordinators get every event anyway ("all branches").
 CREATE OR REPLACE FUNCTION ticket_recipients(p_ticket bigint) RETURNS text[]
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(x.username ORDER BY x.first, x.username), '{}')
+    SELECT coalesce(array_agg(x.username ORDER BY x.first DESC, x.username), '{}')
     FROM (SELECT s.username, bool_or(w.first) AS first
           FROM ticket t JOIN ticket_queue q ON q.id = t.queue_id
           CROSS JOIN LATERAL (SELECT t.owner_id, true
@@ -234,28 +234,29 @@ $$;
 -- each running clock intersected with it.
 CREATE OR REPLACE FUNCTION ticket_rows(p_ids bigint[]) RETURNS SETOF ticket_out
 LANGUAGE sql STABLE AS $$
-    WITH n AS (SELECT ticket_now() AS now),
+    WITH n AS (SELECT ticket_now() AS now, library_setting_text('timezone') AS tz),
     t AS (SELECT t.*, u.ord, q.code AS q_code, q.branch_id AS q_branch,
                  q.hours_branch_id AS q_hours, q.target_hours
           FROM unnest(p_ids) WITH ORDINALITY u (id, ord)
           JOIN ticket t ON t.id = u.id JOIN ticket_queue q ON q.id = t.queue_id),
-    hours AS (SELECT t.q_hours AS branch_id,
-                     open_periods(t.q_hours, library_local_date(min(t.clock_since)),
-                                  library_local_date(max(n.now))) AS periods
-              FROM t CROSS JOIN n WHERE t.clock_since IS NOT NULL
-              GROUP BY t.q_hours)
+    running AS (SELECT array_agg(DISTINCT t.q_hours) AS branches,
+                       library_local_date(min(t.clock_since)) AS since
+                FROM t WHERE t.clock_since IS NOT NULL),
+    hours AS (SELECT o.* FROM running r CROSS JOIN n
+              CROSS JOIN LATERAL open_periods_of(r.branches, r.since, library_local_date(n.now)) o)
     SELECT t.id, t.q_code, b.code, t.status, t.subject, t.question, o.username, p.card,
            CASE WHEN p.id IS NOT NULL
                 THEN coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name END,
            t.contact_email, t.contact_phone, t.reply_channel, t.channel,
-           local_text(t.created_at), local_text(t.updated_at), local_text(t.due_at),
+           local_text_in(t.created_at, n.tz), local_text_in(t.updated_at, n.tz),
+           local_text_in(t.due_at, n.tz),
            (100 * (t.clock_used_s
                    + coalesce(period_seconds(h.periods * tstzmultirange(
                          tstzrange(t.clock_since, greatest(t.clock_since, n.now)))), 0))
             / (t.target_hours::bigint * 3600))::integer,
            ticket_past(t.flagged_at, t.flag_at, n.now),
            ticket_past(t.escalated_at, t.due_at, n.now),
-           t.kb, local_text(t.closed_at), t.inquiry_id, t.anonymised_at IS NOT NULL,
+           t.kb, local_text_in(t.closed_at, n.tz), t.inquiry_id, t.anonymised_at IS NOT NULL,
            c.username
     FROM t CROSS JOIN n
     LEFT JOIN hours h ON t.clock_since IS NOT NULL AND h.branch_id IS NOT DISTINCT FROM t.q_hours
@@ -577,6 +578,20 @@ BEGIN
 END
 $$;
 
+-- Whether a ticket passes ticket_list's filters: in p_queues (NULL: any),
+-- owned by p_staff when p_mine, of p_status ('live': not closed; 'all'),
+-- below p_before. Inlined into each of the list's scans.
+CREATE OR REPLACE FUNCTION ticket_listed(p_id bigint, p_queue bigint, p_owner bigint,
+                                         p_status text, p_queues bigint[], p_staff bigint,
+                                         p_mine boolean, p_want text, p_before bigint)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (p_queues IS NULL OR p_queue = ANY (p_queues))
+       AND (NOT coalesce(p_mine, false) OR p_owner = p_staff)
+       AND (p_want IN ('live', 'all') OR p_status = p_want)
+       AND (p_before IS NULL OR p_id < p_before)
+$$;
+
 -- The tickets of the queues the caller works (p_all: every queue), most
 -- urgent first: escalated, flagged, by due time, then by id; waiting tickets
 -- (no due time) after the running ones. p_status: NULL or '' every live
@@ -632,22 +647,36 @@ BEGIN
     END IF;
 
     IF v_status <> 'closed' THEN
+        -- the marked tickets (flagged by the timer, or past their flag time) and
+        -- the first v_limit by due time: the most urgent v_limit are among them
         SELECT coalesce(array_agg(x.id ORDER BY x.escalated DESC, x.flagged DESC, x.due_at,
                                   x.id), '{}')
         INTO v_ids
-        FROM (SELECT t.id, t.due_at, ticket_past(t.escalated_at, t.due_at, v_now) AS escalated,
-                     ticket_past(t.flagged_at, t.flag_at, v_now) AS flagged
-              FROM ticket t
-              WHERE t.status <> 'closed'
-                AND (v_queues IS NULL OR t.queue_id = ANY (v_queues))
-                AND (v_status IN ('live', 'all') OR t.status = v_status)
-                AND (NOT coalesce(p_mine, false) OR t.owner_id = p_staff)
-                AND (NOT coalesce(p_overdue, false)
-                     OR ticket_past(t.escalated_at, t.due_at, v_now))
-                AND (NOT coalesce(p_flagged, false)
-                     OR ticket_past(t.flagged_at, t.flag_at, v_now))
-                AND (p_before IS NULL OR t.id < p_before)
-              ORDER BY escalated DESC, flagged DESC, t.due_at, t.id
+        FROM (SELECT u.* FROM (
+                  SELECT t.id, t.due_at, ticket_past(t.escalated_at, t.due_at, v_now) AS escalated,
+                         true AS flagged
+                  FROM ticket t WHERE t.status <> 'closed' AND t.flagged_at IS NOT NULL
+                    AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status, v_queues,
+                                      p_staff, p_mine, v_status, p_before)
+                  UNION
+                  SELECT t.id, t.due_at, coalesce(t.due_at <= v_now, false), true
+                  FROM ticket t WHERE t.flagged_at IS NULL AND t.flag_at IS NOT NULL
+                                  AND t.flag_at <= v_now
+                                  AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status,
+                                                    v_queues, p_staff, p_mine, v_status,
+                                                    p_before)
+                  UNION
+                  (SELECT t.id, t.due_at, ticket_past(t.escalated_at, t.due_at, v_now),
+                          ticket_past(t.flagged_at, t.flag_at, v_now)
+                   FROM ticket t
+                   WHERE t.status <> 'closed'
+                     AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status, v_queues,
+                                       p_staff, p_mine, v_status, p_before)
+                   ORDER BY t.due_at, t.id
+                   LIMIT v_limit)) u
+              WHERE (u.escalated OR NOT coalesce(p_overdue, false))
+                AND (u.flagged OR NOT coalesce(p_flagged, false))
+              ORDER BY u.escalated DESC, u.flagged DESC, u.due_at, u.id
               LIMIT v_limit) x;
     ELSE
         v_ids := '{}';
@@ -656,11 +685,10 @@ BEGIN
         SELECT coalesce(array_agg(x.id ORDER BY x.id DESC), '{}') INTO v_more
         FROM (SELECT t.id FROM ticket t
               WHERE t.status = 'closed'
-                AND (v_queues IS NULL OR t.queue_id = ANY (v_queues))
-                AND (NOT coalesce(p_mine, false) OR t.owner_id = p_staff)
+                AND ticket_listed(t.id, t.queue_id, t.owner_id, t.status, v_queues, p_staff,
+                                  p_mine, 'closed', p_before)
                 AND (NOT coalesce(p_overdue, false) OR t.escalated_at IS NOT NULL)
                 AND (NOT coalesce(p_flagged, false) OR t.flagged_at IS NOT NULL)
-                AND (p_before IS NULL OR t.id < p_before)
               ORDER BY t.id DESC
               LIMIT v_limit - cardinality(v_ids)) x;
         v_ids := v_ids || v_more;

@@ -261,6 +261,38 @@ int main(int argc, char **argv)
     r_ci.count_import = &ci;
     seed1("count-import", clerk, &r_ci);
 
+    Carrel__Ticket tk = CARREL__TICKET__INIT; /* strings one message down, a request key */
+    tk.queue = "ref-dwn";
+    tk.subject = "Census records 1901";
+    tk.question = "Where are the 1901 census records?\nOn microfilm?";
+    tk.contact_email = "ann@example.org";
+    tk.reply_channel = "email";
+    tk.has_inquiry_id = 1;
+    tk.inquiry_id = 812;
+    Carrel__TicketOpen to = CARREL__TICKET_OPEN__INIT;
+    to.ticket = &tk;
+    Carrel__Request r_to = CARREL__REQUEST__INIT;
+    r_to.has_id = 1;
+    r_to.id = 15;
+    r_to.request_key = UUID;
+    r_to.body_case = CARREL__REQUEST__BODY_TICKET_OPEN;
+    r_to.ticket_open = &to;
+    seed1("ticket-open", clerk, &r_to);
+
+    Carrel__TicketChange tc = CARREL__TICKET_CHANGE__INIT;
+    tc.has_id = 1;
+    tc.id = 17;
+    tc.action = "transfer";
+    tc.to_queue = "ill";
+    tc.note = "needs a loan from another library";
+    Carrel__Request r_tc = CARREL__REQUEST__INIT;
+    r_tc.has_id = 1;
+    r_tc.id = 16;
+    r_tc.request_key = UUID;
+    r_tc.body_case = CARREL__REQUEST__BODY_TICKET_CHANGE;
+    r_tc.ticket_change = &tc;
+    seed1("ticket-change", clerk, &r_tc);
+
     Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
     r_none.has_id = 1;
     r_none.id = 10;

@@ -15,6 +15,10 @@ statement instead of the half second a psql process costs.
 
 Tests wait for conditions, never for a fixed time (wait_until, TableLock,
 AdvisoryLock below): the machine running them may be busy.
+
+Email: SmtpRelay runs Debian's python3-aiosmtpd (smtp_relay.py) as a relay that
+requires STARTTLS (the harness CA's certificate) and AUTH; relay.daemon_settings()
+are the smtp_* settings of a daemon that sends through it.
 """
 
 import ctypes
@@ -919,6 +923,23 @@ SMTP_USER = "carreld"
 SMTP_PASSWORD = "relay-password-123"
 
 
+def smtp_settings(env, port, tls=True, auth=True, password=SMTP_PASSWORD, **overrides):
+    """carreld's smtp_* settings for a relay on 127.0.0.1:port as SmtpRelay runs it (it
+    need not be up yet): STARTTLS with the harness CA, and AUTH with a password file of
+    its own, mode 0600."""
+    s = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "starttls" if tls else "none"}
+    if tls:
+        s["smtp_ca_file"] = env.tls("ca.crt")
+    if tls and auth:
+        pw = os.path.join(env.dir, "smtp-%d-%d.pw" % (port, env.next_number()))
+        fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        s.update(smtp_user=SMTP_USER, smtp_password_file=pw)
+    s.update(overrides)
+    return s
+
+
 class SmtpRelay:
     """The test mail relay: python3-aiosmtpd in a subprocess (smtp_relay.py), storing
     what it takes in a Maildir. By default it is what a real relay should be: STARTTLS
@@ -926,14 +947,15 @@ class SmtpRelay:
     (SMTP_USER / SMTP_PASSWORD). `daemon_settings()` is what a carreld config needs to
     send through it: `env.daemon(**relay.daemon_settings(), ...)`.
 
-    tls=False: no STARTTLS offered (and no AUTH); cert/key: another certificate;
-    auth=False: no AUTH; password: the one the relay accepts."""
+    tls=False: no STARTTLS offered (and no AUTH); implicit=True: TLS from the first
+    byte (smtps) instead of STARTTLS; cert/key: another certificate; auth=False: no
+    AUTH; password: the one the relay accepts."""
 
     def __init__(self, env, port=None, tls=True, auth=True, smtputf8=True, cert=None, key=None,
-                 password=SMTP_PASSWORD):
+                 password=SMTP_PASSWORD, implicit=False):
         self.env = env
         self.port = port or free_port()
-        self.tls, self.auth = tls, auth
+        self.tls, self.auth, self.implicit = tls, auth, implicit
         self.dir = os.path.join(env.dir, "maildir-%d" % self.port)
         self.count_path = os.path.join(env.dir, "%d.connections" % self.port)
         self.log = open(os.path.join(env.dir, "relay-%d.log" % self.port), "w")
@@ -941,7 +963,7 @@ class SmtpRelay:
                                             "smtp_relay.py"), str(self.port), self.dir]
         if tls:
             argv += ["--cert", cert or env.tls("server.crt"),
-                     "--key", key or env.tls("server.key")]
+                     "--key", key or env.tls("server.key")] + (["--implicit"] if implicit else [])
         if tls and auth:
             relay_pw = os.path.join(env.dir, "relay-%d.pw" % self.port)
             write_atomically(relay_pw, password + "\n")
@@ -955,26 +977,26 @@ class SmtpRelay:
                 raise AssertionError("the SMTP relay exited: see %s" % self.log.name)
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-                    return s.recv(100).startswith(b"220")
+                    if not implicit:
+                        return s.recv(100).startswith(b"220")
+                    ctx = ssl.create_default_context(cafile=env.tls("ca.crt"))
+                    with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                        return t.recv(100).startswith(b"220")
             except OSError:
                 return False
         wait_until(up, what="the SMTP relay on port %d" % self.port, interval=0.1)
-        self.reset_connections()  # the probe above was one
+        # The probe above was one: its line is written when aiosmtpd's factory runs, just
+        # after the accept.
+        wait_until(lambda: self.connections() >= 1 or self.proc.poll() is not None,
+                   what="the relay to count a connection", interval=0.05)
+        self.reset_connections()
 
     def daemon_settings(self, password=SMTP_PASSWORD, **overrides):
         """carreld settings for this relay (a password file of its own, mode 0600)."""
-        s = {"smtp_host": "127.0.0.1", "smtp_port": self.port,
-             "smtp_tls": "starttls" if self.tls else "none"}
-        if self.tls:
-            s["smtp_ca_file"] = self.env.tls("ca.crt")
-        if self.tls and self.auth:
-            pw = os.path.join(self.env.dir, "smtp-%d-%d.pw" % (self.port, self.env.next_number()))
-            fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(password + "\n")
-            s.update(smtp_user=SMTP_USER, smtp_password_file=pw)
-        s.update(overrides)
-        return s
+        if self.implicit:
+            overrides.setdefault("smtp_tls", "tls")
+        return smtp_settings(self.env, self.port, tls=self.tls, auth=self.auth,
+                             password=password, **overrides)
 
     def connections(self):
         """How many TCP connections the relay accepted since the last reset."""
@@ -985,9 +1007,6 @@ class SmtpRelay:
             return 0
 
     def reset_connections(self):
-        # The probe's line is written when aiosmtpd's factory runs, just after accept.
-        wait_until(lambda: self.connections() >= 1 or self.proc.poll() is not None,
-                   what="the relay to count a connection", interval=0.05)
         with open(self.count_path, "w"):
             pass
 

@@ -2,11 +2,11 @@
 """The test SMTP relay: Debian's python3-aiosmtpd (1.4.3) storing what it takes
 in a Maildir, as harness.SmtpRelay runs it (with Debian's /usr/bin/python3).
 
-    smtp_relay.py PORT MAILDIR [--cert CRT --key KEY] [--user U --password-file F]
-                  [--no-smtputf8]
+    smtp_relay.py PORT MAILDIR [--cert CRT --key KEY [--implicit]]
+                  [--user U --password-file F] [--no-smtputf8]
 
 With a certificate the relay offers STARTTLS and requires it before anything
-else; with a user it requires AUTH (PLAIN or LOGIN, only after STARTTLS) and
+else (--implicit: TLS from the first byte instead, "smtps"); with a user it requires AUTH (PLAIN or LOGIN, only after STARTTLS) and
 refuses MAIL FROM before it. Every TCP connection it accepts adds a line to
 MAILDIR/../<port>.connections, so a test can count them. It runs until killed.
 """
@@ -43,6 +43,7 @@ def main():
     p.add_argument("--key")
     p.add_argument("--user")
     p.add_argument("--password-file")
+    p.add_argument("--implicit", action="store_true")
     p.add_argument("--no-smtputf8", action="store_true")
     a = p.parse_args()
 
@@ -50,7 +51,10 @@ def main():
     if a.cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.cert, a.key)
-        kw.update(tls_context=ctx, require_starttls=True)
+        if a.implicit:
+            kw.update(ssl_context=ctx)
+        else:
+            kw.update(tls_context=ctx, require_starttls=True)
     if a.user:
         with open(a.password_file, "rb") as f:
             password = f.read().strip()
@@ -63,6 +67,10 @@ def main():
             # would then say nothing and the client wait forever.
             return AuthResult(success=ok, handled=False, auth_data=auth_data)
         kw.update(auth_required=True, authenticator=authenticator)
+        if a.implicit:
+            # aiosmtpd 1.4.3 counts only STARTTLS as TLS for AUTH: over implicit TLS it
+            # would offer no AUTH at all.
+            kw.update(auth_require_tls=False)
 
     count_path = os.path.join(os.path.dirname(os.path.abspath(a.maildir)),
                               "%d.connections" % a.port)

@@ -10,6 +10,7 @@ each event reaching a queue member's `carrel events` and a coordinator's
 coordinator sees all); retried keyed requests; and hostile requests over the wire,
 each refused with its reason on the same connection while the daemon serves on."""
 
+import csv
 import os
 import queue
 import subprocess
@@ -296,6 +297,18 @@ class Life(unittest.TestCase):
         self.assertEqual(first.status, "ok", first)
         again = w.call(REQ_POST, body, key=key)
         self.assertEqual(again.status, "ok", again)
+        # Opening twice with one key makes one ticket, and answers with it both times.
+        key = str(uuid.uuid4())
+        doc = harness.pb_message((1, harness.pb_message((2, q), (5, "Once"), (6, "Only once"))))
+        opened = [w.call(REQ_OPEN, doc, key=key) for _ in range(2)]
+        ids = [harness.pb_decode(r.body(REQ_OPEN)[1][0])[1][0] for r in opened]
+        self.assertEqual(ids[0], ids[1], opened)
+        self.assertEqual(env.psql("SELECT count(*) FROM ticket WHERE subject = 'Once'"
+                                  " AND queue_id = (SELECT id FROM ticket_queue"
+                                  " WHERE code = '%s')" % q), "1")
+        # The same key for another request is refused.
+        r = w.call(REQ_POST, harness.pb_message((1, tid), (2, "note"), (3, "x")), key=key)
+        self.assertEqual((r.status, r.reason), ("conflict", "request_key_reused"), r)
         w.close()
         self.assertEqual(env.psql("SELECT count(*) FROM ticket_message WHERE ticket_id = %d"
                                   " AND kind = 'reply'" % tid), "1")
@@ -343,12 +356,27 @@ class Permissions(unittest.TestCase):
         ok(carrel("cora", "ticket", "show", str(tid)))
         # Only coordinators and admins change queues.
         refused(carrel("libby", "ticket", "queue", "save", q, "--target-hours", "2"), "role")
+        out = carrel("pia", "ticket", "queues", json_out=False)
+        self.assertEqual(out.code, 0, out)
+        self.assertIn(q, out.stdout)
         queues = ok(carrel("pia", "ticket", "queues"))["queues"]
         mine = [x for x in queues if x["code"] == q][0]
         self.assertEqual((mine["members"], mine["open_count"]), (["paul"], 1))
         self.assertIn("ref-prk", [x["code"] for x in queues])
         refused(carrel("clara", "ticket", "transfer", str(tid), "no-such-queue"), "ticket_queue")
         refused(carrel("clara", "ticket", "show", "999999999"), "ticket")
+        # A save without --members keeps them; --no-members clears them (not both).
+
+        def queue_row():
+            return [x for x in ok(carrel("pia", "ticket", "queues"))["queues"]
+                    if x["code"] == q][0]
+        ok(carrel("cora", "ticket", "queue", "save", q, "--target-hours", "20"))
+        self.assertEqual((queue_row()["members"], queue_row()["target_hours"]), (["paul"], 20))
+        self.assertEqual(carrel("cora", "ticket", "queue", "save", q, "--no-members",
+                                "--members", "paul").code, 2)
+        ok(carrel("cora", "ticket", "queue", "save", q, "--no-members"))
+        self.assertEqual(queue_row().get("members", []), [])
+        refused(carrel("paul", "ticket", "show", str(tid)), "not_queue_staff")
 
 
 # ---------------------------------------------------------------- escalation
@@ -524,11 +552,106 @@ class Hostile(unittest.TestCase):
         w = main.logged_in_wire(user="cora", password=PASSWORD)
         r = w.call(REQ_QUEUE_SAVE, pb((1, pb((2, "big"), *[(8, "u%d" % i) for i in range(501)]))))
         self.assertEqual((r.status, r.reason), ("bad_request", "field:members"), r)
+        r = w.call(REQ_QUEUE_SAVE, pb((1, pb((2, q), (8, "paul"))), (2, 1)))
+        self.assertEqual((r.status, r.reason), ("bad_request", "field:clear_members"), r)
         r = w.call(REQ_QUEUE_SAVE, pb((1, pb((2, "x'; DROP TABLE ticket; --"), (3, "X")))))
         self.assertEqual((r.status, r.reason), ("bad_request", "field:code"), r)
         w.close()
         # Another desk is served as before.
         open_ticket("clara", q)
+
+
+# ---------------------------------------------------------------- replies to patrons
+
+
+class Replies(unittest.TestCase):
+    def test_a_reply_goes_to_the_patrons_own_email(self):
+        addr = "patron%d@example.org" % env.next_number()
+        card = env.new_patron(email=addr, contact_channel="email")
+        tid, r = open_ticket("clara", "ref-dwn", "--card", card, subject="Large print")
+        t = r["ticket"]
+        self.assertEqual((t["card"], t["reply_channel"]), (card, "email"))
+        self.assertTrue(t["patron_name"])
+        self.assertNotIn("contact_email", t)
+        r = ok(carrel("libby", "ticket", "reply", str(tid), "We have it in large print.",
+                      "--keep-open"))
+        self.assertEqual(r["ticket"]["status"], "open")  # kept open: new -> open
+        self.assertEqual(r["messages"][-1]["sent_to"], addr)
+        ok(carrel("cora", "notices", "run"))
+        got = harness.wait_until(lambda: relay.messages(addr), what="the reply at the relay")
+        self.assertIn("ticket %d" % tid, got[0]["Subject"])
+        self.assertIn("We have it in large print.", got[0].get_content())
+
+    def test_an_sms_reply_goes_to_the_export(self):
+        phone = "+1 555 %07d" % env.next_number()
+        tid, r = open_ticket("clara", "ref-dwn", "--phone", phone, subject="Opening hours")
+        self.assertEqual(r["ticket"]["reply_channel"], "sms")
+        ok(carrel("libby", "ticket", "reply", str(tid), "We open at nine on Sundays."))
+        # A notice without a patron is listed (no card) and exported like the others.
+        listed = ok(carrel("cora", "notices", "--channel", "sms"))["notices"]
+        self.assertIn(phone, [n["address"] for n in listed if "card" not in n])
+        out = carrel("cora", "notices", "--channel", "sms", json_out=False)
+        self.assertEqual(out.code, 0, out)
+        self.assertIn("ticket_reply", out.stdout)
+        path = os.path.join(env.dir, "tickets-sms-%d.csv" % tid)
+        ok(carrel("cora", "notices", "export", "--channel", "sms", "-o", path))
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        mine = [row for row in rows if row["address"] == phone]
+        self.assertEqual(len(mine), 1, rows)
+        self.assertEqual((mine[0]["kind"], mine[0]["card"]), ("ticket_reply", ""))
+        self.assertIn("We open at nine on Sundays.", mine[0]["body"])
+        shown = ok(carrel("libby", "ticket", "show", str(tid)))
+        self.assertEqual(shown["messages"][-1].get("delivery"), "exported")
+
+
+# ---------------------------------------------------------------- retention
+
+
+class Retention(unittest.TestCase):
+    def test_closed_tickets_lose_the_patron_after_the_retention_period(self):
+        """With ticket_retention_days 0, the tickets timer anonymises closed tickets at
+        its next run: contact details, replies and notes go; the question stays only for
+        the knowledge base; the history's event lines stay."""
+        q = new_queue()
+        plain, _ = open_ticket("clara", q, "--email", "forget.me@example.org",
+                               subject="Private matter", question="About my fines")
+        kept, _ = open_ticket("clara", q, "--email", "keep.q@example.org",
+                              subject="Local history", question="Who built the mill?")
+        for tid in (plain, kept):
+            ok(carrel("clara", "ticket", "note", str(tid), "Internal remark"))
+            ok(carrel("clara", "ticket", "reply", str(tid), "Our answer"))
+        ok(carrel("clara", "ticket", "close", str(plain)))
+        ok(carrel("clara", "ticket", "close", str(kept), "--kb"))
+        env.psql("UPDATE library_setting SET value = '0' WHERE name = 'ticket_retention_days'")
+        try:
+            harness.wait_until(lambda: env.psql(
+                "SELECT count(*) FROM ticket WHERE id IN (%d, %d) AND anonymised_at IS NOT NULL"
+                % (plain, kept)) == "2", what="the tickets anonymised")
+        finally:
+            env.psql("UPDATE library_setting SET value = '90'"
+                     " WHERE name = 'ticket_retention_days'")
+        a = ok(carrel("clara", "ticket", "show", str(plain)))
+        b = ok(carrel("clara", "ticket", "show", str(kept)))
+        for shown in (a, b):
+            t = shown["ticket"]
+            self.assertTrue(t["anonymised"], t)
+            self.assertNotIn("contact_email", t)
+            texts = [m.get("text") for m in shown["messages"] if m["kind"] in ("reply", "note")]
+            self.assertEqual(texts, [None, None], shown["messages"])
+            self.assertTrue([m for m in shown["messages"] if m["kind"] == "event"])
+        self.assertEqual((a["ticket"].get("subject", ""), a["ticket"].get("question", "")),
+                         ("", ""))
+        self.assertEqual((b["ticket"]["subject"], b["ticket"]["question"]),
+                         ("Local history", "Who built the mill?"))
+        self.assertEqual(env.psql("SELECT count(*) FROM notice n JOIN ticket_message m"
+                                  " ON m.id = n.ticket_message_id WHERE m.ticket_id IN (%d, %d)"
+                                  % (plain, kept)), "0")
+        # Reopened, an anonymised ticket has nobody to reply to.
+        ok(carrel("clara", "ticket", "reopen", str(kept)))
+        refused(carrel("clara", "ticket", "reply", str(kept), "Hello again"), "no_reply_address")
+        out = carrel("clara", "ticket", "show", str(kept), json_out=False)
+        self.assertIn("(anonymised)", out.stdout)
 
 
 if __name__ == "__main__":

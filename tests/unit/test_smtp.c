@@ -386,11 +386,26 @@ static void test_judge_sent_and_refused(void **state)
     assert_int_equal(smtp_judge(CURLE_OK, &t, "", &where, out, sizeof(out)), SMTP_SENT);
 
     dialogue_to_rcpt(&t, "550 5.1.1 <maria@example.org>: Recipient address rejected\r\n");
-    assert_int_equal(smtp_judge(CURLE_SEND_ERROR, &t, "RCPT failed: 550", &where, out,
-                                sizeof(out)),
+    assert_int_equal(smtp_judge(CURLE_SEND_ERROR, &t, "RCPT failed: 550", &where, out, sizeof(out)),
                      SMTP_REFUSED);
     assert_string_equal(out, "RCPT TO refused: 550 5.1.1 <maria@example.org>: Recipient "
                              "address rejected");
+
+    /* A 421 ends the session: not this message's fault, and no other goes on it. */
+    dialogue_to_rcpt(&t, "421 4.3.2 Shutting down\r\n");
+    assert_int_equal(smtp_judge(CURLE_SEND_ERROR, &t, "", &where, out, sizeof(out)), SMTP_BROKEN);
+    assert_string_equal(out, "the relay 127.0.0.1:587 is closing the connection: 421 4.3.2 "
+                             "Shutting down");
+
+    /* A relay that wants a login and offered none: the relay's fault, no attempt spent. */
+    memset(&t, 0, sizeof(t));
+    feed(&t, CURLINFO_HEADER_IN, "220 hi\r\n");
+    feed(&t, CURLINFO_HEADER_OUT, "MAIL FROM:<library@example.org>\r\n");
+    feed(&t, CURLINFO_HEADER_IN, "530 5.7.0 Authentication required\r\n");
+    assert_int_equal(smtp_judge(CURLE_SEND_ERROR, &t, "", &where, out, sizeof(out)),
+                     SMTP_UNREACHED);
+    assert_string_equal(out, "the relay 127.0.0.1:587 wants a login (it offered no AUTH we could "
+                             "use): 530 5.7.0 Authentication required");
 
     /* Refused after the data: "The message was refused". */
     dialogue_to_rcpt(&t, "250 2.1.5 Ok\r\n");
@@ -409,9 +424,9 @@ static void test_judge_unreached(void **state)
     smtp_trace_t t;
     char out[600];
     memset(&t, 0, sizeof(t));
-    assert_int_equal(smtp_judge(CURLE_COULDNT_CONNECT, &t, "Failed to connect", &where, out,
-                                sizeof(out)),
-                     SMTP_UNREACHED);
+    assert_int_equal(
+        smtp_judge(CURLE_COULDNT_CONNECT, &t, "Failed to connect", &where, out, sizeof(out)),
+        SMTP_UNREACHED);
     assert_string_equal(out, "cannot connect to the relay 127.0.0.1:587: Failed to connect");
 
     /* A wrong password: the relay's own answer is named. */
@@ -429,9 +444,9 @@ static void test_judge_unreached(void **state)
     feed(&t, CURLINFO_HEADER_IN, "220 hi\r\n");
     feed(&t, CURLINFO_HEADER_OUT, "EHLO carreld\r\n");
     feed(&t, CURLINFO_HEADER_IN, "250 relay\r\n");
-    assert_int_equal(smtp_judge(CURLE_USE_SSL_FAILED, &t, "STARTTLS not supported.", &where,
-                                out, sizeof(out)),
-                     SMTP_UNREACHED);
+    assert_int_equal(
+        smtp_judge(CURLE_USE_SSL_FAILED, &t, "STARTTLS not supported.", &where, out, sizeof(out)),
+        SMTP_UNREACHED);
     assert_non_null(strstr(out, "does not offer STARTTLS"));
 
     /* A certificate that does not chain to smtp_ca_file. */
@@ -461,9 +476,9 @@ static void test_judge_broken(void **state)
     memset(&t, 0, sizeof(t));
     feed(&t, CURLINFO_TEXT, "Re-using existing connection #0 with host 127.0.0.1\n");
     feed(&t, CURLINFO_HEADER_OUT, "MAIL FROM:<library@example.org>\r\n");
-    assert_int_equal(smtp_judge(CURLE_RECV_ERROR, &t, "response reading failed", &where, out,
-                                sizeof(out)),
-                     SMTP_BROKEN);
+    assert_int_equal(
+        smtp_judge(CURLE_RECV_ERROR, &t, "response reading failed", &where, out, sizeof(out)),
+        SMTP_BROKEN);
     assert_string_equal(out, "the relay closed the connection (waiting for the answer to MAIL "
                              "FROM)");
 
