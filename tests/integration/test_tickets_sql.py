@@ -871,8 +871,8 @@ class Performance(unittest.TestCase):
             t0 = time.monotonic()
             env.psql("SELECT count(*) FROM generate_series(1, 1000000)")
             calibration = (time.monotonic() - t0) * 1000
-            print("\ncalibration: counting 10^6 rows took %.0f ms (an idle machine: ~60)"
-                  % calibration, file=sys.stderr)
+            print("\ncalibration: counting 10^6 rows took %.0f ms (the test machine at rest:"
+                  " ~250)" % calibration, file=sys.stderr)
             worst = 0.0
             for name, args in cases:
                 out = env.psql(
@@ -889,9 +889,10 @@ class Performance(unittest.TestCase):
                 p50, p99 = (float(v) for v in out.splitlines()[-1].split("|"))
                 print("ticket_list %-22s p50 %.1f ms, p99 %.1f ms" % (name, p50, p99),
                       file=sys.stderr)
-                worst = max(worst, p99 * 60.0 / max(calibration, 60.0))
-            # p99 scaled to an idle machine: 20 ms wanted, asserted loosely.
-            self.assertLess(worst, 40, "ticket_list p99, scaled to an idle machine")
+                worst = max(worst, p99 * 250.0 / max(calibration, 250.0))
+            # p99 scaled to the machine at rest (measured there: 5-14 ms): 20 ms wanted,
+            # asserted loosely.
+            self.assertLess(worst, 40, "ticket_list p99, scaled to the machine at rest")
             # The timer with nothing due.
             env.psql("SELECT * FROM tickets_tick()")
             plan = env.psql("EXPLAIN ANALYZE SELECT * FROM tickets_tick()")
