@@ -84,7 +84,9 @@ bool countcsv_day(const char *s, char *out)
     }
     if (!day_exists(y, m, d))
         return false;
-    snprintf(out, 11, "%04d-%02d-%02d", y, m, d);
+    /* The ranges were checked; the modulos tell the compiler so. */
+    snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u,
+             (unsigned)d % 100u);
     return true;
 }
 
@@ -107,7 +109,7 @@ bool countcsv_time(const char *s, char *out)
     }
     if (h > 23 || m > 59 || sec > 59)
         return false;
-    snprintf(out, 6, "%02d:%02d", h, m);
+    snprintf(out, 6, "%02u:%02u", (unsigned)h % 100u, (unsigned)m % 100u);
     return true;
 }
 
