@@ -623,7 +623,11 @@ CREATE OR REPLACE FUNCTION count_import(p_staff bigint, p_workstation bigint, p_
                                         p_counts bigint[], p_minutes integer[])
 RETURNS TABLE (kind text, line integer, reason text, message text, lines integer,
                imported integer, replaced integer, unchanged integer, applied boolean)
-LANGUAGE plpgsql SET jit = off AS $$
+-- The lines meet the recorded counts through the counter index (gist), a
+-- probe per line: never a scan of gate_count per line, which a planner that
+-- believes the table small (rows added since its last analyse, as when a
+-- file is imported twice in a row) would otherwise choose.
+LANGUAGE plpgsql SET jit = off SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
     v_branch integer;
@@ -739,14 +743,40 @@ BEGIN
         FROM (SELECT DISTINCT r.counter FROM count_import_row r
               WHERE r.reason IS DISTINCT FROM 'field:counter') c
         ORDER BY hashtext(v_branch || '/' || c.counter);
-        UPDATE count_import_row r SET old_id = g.id, old_count = g.crossings,
-               reason = CASE WHEN g.period <> r.period THEN 'count_overlap' END,
-               message = CASE WHEN g.period <> r.period THEN format(
+        -- The recorded counts of the file's counters over the file's span (one
+        -- index range scan); a line of exactly a recorded period is matched by
+        -- hashing, and only the other lines are probed for an overlap, one
+        -- index probe each, when anything is recorded in the span at all.
+        IF to_regclass('pg_temp.count_import_old') IS NULL THEN
+            CREATE TEMP TABLE count_import_old (id bigint, counter text, period tstzrange,
+                                                crossings bigint) ON COMMIT DROP;
+        ELSE
+            TRUNCATE count_import_old;
+        END IF;
+        INSERT INTO count_import_old
+        SELECT g.id, g.counter, g.period, g.crossings FROM gate_count g
+        WHERE g.branch_id = v_branch
+          AND g.counter = ANY (ARRAY(SELECT DISTINCT r.counter FROM count_import_row r
+                                     WHERE r.reason IS NULL))
+          AND g.period && (SELECT tstzrange(min(lower(r.period)), max(upper(r.period)))
+                           FROM count_import_row r WHERE r.reason IS NULL);
+        IF FOUND THEN
+            ANALYZE count_import_old;
+            UPDATE count_import_row r SET old_id = o.id, old_count = o.crossings
+            FROM count_import_old o
+            WHERE r.reason IS NULL AND o.counter = r.counter AND o.period = r.period;
+            UPDATE count_import_row r SET reason = 'count_overlap', message = format(
                    'The period %s overlaps counts already recorded for counter %s (%s).',
-                   service_span(r.period), r.counter, service_span(g.period)) END
-        FROM gate_count g
-        WHERE r.reason IS NULL AND g.branch_id = v_branch AND g.counter = r.counter
-          AND g.period && r.period;
+                   service_span(r.period), r.counter, service_span(m.gp))
+            FROM (SELECT c.n, g.period AS gp
+                  FROM count_import_row c
+                  CROSS JOIN LATERAL (SELECT g.period FROM gate_count g
+                                      WHERE g.branch_id = v_branch AND g.counter = c.counter
+                                        AND g.period && c.period
+                                      LIMIT 1) g
+                  WHERE c.reason IS NULL AND c.old_id IS NULL) m
+            WHERE m.n = r.n;
+        END IF;
         -- Lines of the file overlapping an earlier one of the same counter.
         UPDATE count_import_row r SET reason = 'count_overlap',
                message = format('The period %s overlaps that of line %s.',
