@@ -360,7 +360,10 @@ class Inquiries(ServiceTest):
         old = self.inquiry_at(self.today(-1) + " 12:00")
         self.refused(remove(ids["staff"], None, True, old), "CR422", "same_day")
         ticketed = self.add(kind="reference", read_level=5)
-        self.q("UPDATE inquiry SET ticket_id = 42 WHERE id = %d" % ticketed["id"])
+        self.q("SELECT count(*) FROM ticket_open(gen_random_uuid(), %d, %d, '{\"queue\": "
+               "\"reference\", \"subject\": \"Census\", \"question\": \"Census 1901?\", "
+               "\"reply_channel\": \"none\"}', %d)"
+               % (ids["staff"], ids["workstation"], ticketed["id"]))
         self.refused(remove(ids["staff"], None, True, ticketed["id"]), "CR400", "field:id")
 
     def test_list(self):
