@@ -678,6 +678,32 @@ $$;
 
 -- ---------------------------------------------------------------- rooms and programs
 
+-- The one shape of the range sources below: the rows p_rows (a SELECT over
+-- our own tables giving branch_id and what p_at, p_value and the keys
+-- read), where $1 and $2 are the local midnights starting p_from and ending
+-- p_to, $3 the branches (NULL: all), $5 the time zone, $6 p_extra, $7 and
+-- $8 p_from and p_to themselves (rows kept by day); each row counted in the
+-- period of p_at (a local timestamp over x), p_value (an aggregate over x)
+-- per period and keys of p_by. Only our own SQL text goes in.
+CREATE OR REPLACE FUNCTION stats_grouped(p_rows text, p_at text, p_value text, p_from date,
+                                         p_to date, p_time text, p_by text[],
+                                         p_branches integer[], p_extra numeric DEFAULT NULL)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($4, stats_bucket($4, %1$s)), %2$s, %3$s '
+        'FROM (%4$s) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 1, 2',
+        p_at, stats_keys_sql(p_by), p_value, p_rows)
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_time, v_tz, p_extra, p_from, p_to;
+END
+$$;
+
 -- Room bookings by the local day they start: p_param 'bookings' (count, by
 -- status: all of them, cancelled and no-shows too), 'hours' (booked hours
 -- of the bookings that were used or are to come: tentative, confirmed,
@@ -689,7 +715,6 @@ CREATE OR REPLACE FUNCTION stats_src_rooms(p_from date, p_to date, p_time text, 
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_tz text := library_setting_text('timezone');
     v_value text := CASE p_param
         WHEN 'bookings' THEN 'count(*)::numeric'
         WHEN 'no_shows' THEN 'count(*)::numeric'
@@ -703,19 +728,14 @@ BEGIN
     IF v_value IS NULL THEN
         RAISE EXCEPTION 'stat_measure param % names no room count', p_param;
     END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, lower(x.during) AT TIME ZONE $5)), %1$s, %2$s '
-        'FROM (SELECT k.during, k.status, r.branch_id, rb.code || ''/'' || r.name AS room, '
-        '             r.category '
-        '      FROM room_booking k JOIN room r ON r.id = k.room_id '
-        '      JOIN branch rb ON rb.id = r.branch_id '
-        '      WHERE lower(k.during) >= $1 AND lower(k.during) < $2 '
-        '        AND ($3 IS NULL OR r.branch_id = ANY ($3)) AND %3$s) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by), v_value, v_where)
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        format('SELECT k.during, k.status, r.branch_id, rb.code || ''/'' || r.name AS room, '
+               '       r.category '
+               'FROM room_booking k JOIN room r ON r.id = k.room_id '
+               'JOIN branch rb ON rb.id = r.branch_id '
+               'WHERE lower(k.during) >= $1 AND lower(k.during) < $2 '
+               '  AND ($3 IS NULL OR r.branch_id = ANY ($3)) AND %s', v_where),
+        'lower(x.during) AT TIME ZONE $5', v_value, p_from, p_to, p_time, p_by, p_branches);
 END
 $$;
 
@@ -728,7 +748,6 @@ CREATE OR REPLACE FUNCTION stats_src_programs(p_from date, p_to date, p_time tex
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_tz text := library_setting_text('timezone');
     v_value text := CASE p_param
         WHEN 'sessions' THEN 'count(*)::numeric'
         WHEN 'attendance' THEN 'coalesce(sum(x.attendance), 0)::numeric' END;
@@ -736,18 +755,13 @@ BEGIN
     IF v_value IS NULL THEN
         RAISE EXCEPTION 'stat_measure param % names no program count', p_param;
     END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, lower(x.during) AT TIME ZONE $5)), %1$s, %2$s '
-        'FROM (SELECT s.during, s.attendance, g.branch_id, g.audience, g.venue '
-        '      FROM program_session s JOIN program g ON g.id = s.program_id '
-        '      WHERE lower(s.during) >= $1 AND lower(s.during) < $2 AND NOT s.cancelled '
-        '        AND lower(s.during) <= now() '
-        '        AND ($3 IS NULL OR g.branch_id = ANY ($3))) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by), v_value)
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        'SELECT s.during, s.attendance, g.branch_id, g.audience, g.venue '
+        'FROM program_session s JOIN program g ON g.id = s.program_id '
+        'WHERE lower(s.during) >= $1 AND lower(s.during) < $2 AND NOT s.cancelled '
+        '  AND lower(s.during) <= now() '
+        '  AND ($3 IS NULL OR g.branch_id = ANY ($3))',
+        'lower(x.during) AT TIME ZONE $5', v_value, p_from, p_to, p_time, p_by, p_branches);
 END
 $$;
 
@@ -764,7 +778,6 @@ CREATE OR REPLACE FUNCTION stats_src_inquiries(p_from date, p_to date, p_time te
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_tz text := library_setting_text('timezone');
     v_value text := CASE p_param
         WHEN 'count' THEN 'count(*)::numeric'
         WHEN 'reference' THEN 'count(*)::numeric'
@@ -777,19 +790,14 @@ BEGIN
     IF v_value IS NULL THEN
         RAISE EXCEPTION 'stat_measure param % names no inquiry count', p_param;
     END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, x.asked_at AT TIME ZONE $5)), %1$s, %2$s '
-        'FROM (SELECT q.asked_at, q.branch_id, q.channel, q.minutes, '
-        '             q.read_level::text AS read_level, k.code AS kind, d.code AS desk '
-        '      FROM inquiry q JOIN service_code k ON k.id = q.kind_id '
-        '      LEFT JOIN service_desk d ON d.id = q.desk_id '
-        '      WHERE q.asked_at >= $1 AND q.asked_at < $2 '
-        '        AND ($3 IS NULL OR q.branch_id = ANY ($3)) AND %3$s) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by), v_value, v_where)
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        format('SELECT q.asked_at, q.branch_id, q.channel, q.minutes, '
+               '       q.read_level::text AS read_level, k.code AS kind, d.code AS desk '
+               'FROM inquiry q JOIN service_code k ON k.id = q.kind_id '
+               'LEFT JOIN service_desk d ON d.id = q.desk_id '
+               'WHERE q.asked_at >= $1 AND q.asked_at < $2 '
+               '  AND ($3 IS NULL OR q.branch_id = ANY ($3)) AND %s', v_where),
+        'x.asked_at AT TIME ZONE $5', v_value, p_from, p_to, p_time, p_by, p_branches);
 END
 $$;
 
@@ -799,20 +807,13 @@ CREATE OR REPLACE FUNCTION stats_src_visits(p_from date, p_to date, p_time text,
                                             p_branches integer[], p_arg integer, p_param text)
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v_tz text := library_setting_text('timezone');
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, lower(x.period) AT TIME ZONE $5)), %1$s, '
-        '       floor(sum(x.crossings) / $6)::numeric '
-        'FROM (SELECT g.period, g.branch_id, g.counter, g.crossings FROM gate_count g '
-        '      WHERE lower(g.period) >= $1 AND lower(g.period) < $2 '
-        '        AND ($3 IS NULL OR g.branch_id = ANY ($3))) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by))
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz, service_visits_divisor();
+    RETURN QUERY SELECT * FROM stats_grouped(
+        'SELECT g.period, g.branch_id, g.counter, g.crossings FROM gate_count g '
+        'WHERE lower(g.period) >= $1 AND lower(g.period) < $2 '
+        '  AND ($3 IS NULL OR g.branch_id = ANY ($3))',
+        'lower(x.period) AT TIME ZONE $5', 'floor(sum(x.crossings) / $6)::numeric',
+        p_from, p_to, p_time, p_by, p_branches, service_visits_divisor());
 END
 $$;
 
@@ -861,16 +862,12 @@ CREATE OR REPLACE FUNCTION stats_src_computers(p_from date, p_to date, p_time te
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, x.day::timestamp)), %1$s, '
-        '       sum(x.sessions)::numeric '
-        'FROM (SELECT u.day, u.branch_id, u.sessions FROM computer_use u '
-        '      WHERE u.day >= $1 AND u.day <= $2 '
-        '        AND ($3 IS NULL OR u.branch_id = ANY ($3))) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by))
-    USING p_from, p_to, p_branches, p_time;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        'SELECT u.day, u.branch_id, u.sessions FROM computer_use u '
+        'WHERE u.day >= $7 AND u.day <= $8 '
+        '  AND ($3 IS NULL OR u.branch_id = ANY ($3))',
+        'x.day::timestamp', 'sum(x.sessions)::numeric', p_from, p_to, p_time, p_by,
+        p_branches);
 END
 $$;
 

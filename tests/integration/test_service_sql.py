@@ -360,7 +360,13 @@ class Inquiries(ServiceTest):
         old = self.inquiry_at(self.today(-1) + " 12:00")
         self.refused(remove(ids["staff"], None, True, old), "CR422", "same_day")
         ticketed = self.add(kind="reference", read_level=5)
-        self.q("UPDATE inquiry SET ticket_id = 42 WHERE id = %d" % ticketed["id"])
+        ticket = self.q(
+            "WITH q AS (INSERT INTO ticket_queue (code, name) VALUES ('svc_test', 'Test') "
+            "           RETURNING id) "
+            "INSERT INTO ticket (queue_id, status, subject, question, closed_at) "
+            "SELECT q.id, 'closed', 'A follow-up', 'A question', now() FROM q RETURNING id"
+        ).split()[0]
+        self.q("UPDATE inquiry SET ticket_id = %s WHERE id = %d" % (ticket, ticketed["id"]))
         self.refused(remove(ids["staff"], None, True, ticketed["id"]), "CR400", "field:id")
 
     def test_list(self):
