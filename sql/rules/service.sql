@@ -14,15 +14,7 @@
 
 -- p_scope NULL: every branch; else only that one (CR403 branch).
 CREATE OR REPLACE FUNCTION service_scope_check(p_scope integer, p_branch integer) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF p_scope IS NOT NULL AND p_scope IS DISTINCT FROM p_branch THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'branch',
-            MESSAGE = format('You may record public service for branch %s only.',
-                             (SELECT code FROM branch WHERE id = p_scope));
-    END IF;
-END
-$$;
+LANGUAGE sql AS $$ SELECT branch_scope_check(p_scope, p_branch, 'record public service for') $$;
 
 -- A branch by code for a change: CR400 field:<p_field> when unknown, CR403
 -- branch when outside p_scope.
