@@ -17,13 +17,6 @@
 
 -- ---------------------------------------------------------------- helpers
 
-CREATE OR REPLACE FUNCTION stats_refuse(p_field text, p_message text) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:' || p_field, MESSAGE = p_message;
-END
-$$;
-
 -- A local timestamp standing for its bucket of grain p_time: the start of its
 -- day, week, month or year; for hour, weekday and hour_of_week a time in the
 -- week of Monday 2001-01-01 with the same weekday and hour. Grouping on it
@@ -111,7 +104,7 @@ BEGIN
             WHEN 'activity' THEN 'stats_label(x.activity)'
         END;
         IF v_parts[cardinality(v_parts)] IS NULL THEN
-            PERFORM stats_refuse('by', format('There is no dimension %s.', d));
+            PERFORM field_refuse('by', format('There is no dimension %s.', d));
         END IF;
     END LOOP;
     RETURN 'ARRAY[' || array_to_string(v_parts, ', ') || ']::text[]';
@@ -166,7 +159,7 @@ DECLARE
     v_done integer;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 THEN
-        PERFORM stats_refuse('limit', 'Fold at least one event at a time.');
+        PERFORM field_refuse('limit', 'Fold at least one event at a time.');
     END IF;
     PERFORM stats_rollup_lock();
     -- The first run of a local day keeps yesterday's patron counts (one
@@ -330,7 +323,7 @@ BEGIN
     v_unit := CASE WHEN v_months THEN 'month' ELSE 'day' END;
     IF p_time IN ('hour', 'weekday', 'hour_of_week') THEN
         IF NOT (coalesce(p_by, '{}') <@ ARRAY['branch', 'via']) THEN
-            PERFORM stats_refuse('by', 'By hour, weekday or hour of week, circulation can be '
+            PERFORM field_refuse('by', 'By hour, weekday or hour of week, circulation can be '
                                        'split by branch and via only.');
         END IF;
         v_rollup := 'SELECT r.hour AS ts, r.branch_id, r.action, r.via, '''' AS item_type, '
@@ -1048,31 +1041,31 @@ DECLARE
 BEGIN
     SELECT * INTO m FROM stat_measure s WHERE s.name = p_measure;
     IF NOT FOUND THEN
-        PERFORM stats_refuse('measure', format('There is no measure %s; carrel stats measures '
+        PERFORM field_refuse('measure', format('There is no measure %s; carrel stats measures '
                                                'lists them.', coalesce(p_measure, '(none)')));
     END IF;
     IF NOT v_time = ANY (m.times) THEN
-        PERFORM stats_refuse('time', format('%s can be grouped by %s, not %s.', m.name,
+        PERFORM field_refuse('time', format('%s can be grouped by %s, not %s.', m.name,
                                             array_to_string(m.times, ', '), v_time));
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(v_by) d WHERE d IS NULL OR NOT d = ANY (m.dims))
        OR cardinality(v_by) <> (SELECT count(DISTINCT d) FROM unnest(v_by) d) THEN
-        PERFORM stats_refuse('by', CASE WHEN cardinality(m.dims) = 0
+        PERFORM field_refuse('by', CASE WHEN cardinality(m.dims) = 0
                                         THEN format('%s cannot be split.', m.name)
                                         ELSE format('%s can be split by %s (each once).', m.name,
                                                     array_to_string(m.dims, ', ')) END);
     END IF;
     IF v_from > v_to THEN
-        PERFORM stats_refuse('from', format('The range starts (%s) after it ends (%s).',
+        PERFORM field_refuse('from', format('The range starts (%s) after it ends (%s).',
                                            v_from, v_to));
     END IF;
     IF v_to >= v_from + interval '10 years' THEN
-        PERFORM stats_refuse('from', 'A range may cover at most 10 years.');
+        PERFORM field_refuse('from', 'A range may cover at most 10 years.');
     END IF;
     IF m.name = 'copies_idle' THEN
         v_arg := coalesce(v_arg, library_setting_text('stats_idle_months')::integer);
         IF v_arg NOT BETWEEN 1 AND 600 THEN
-            PERFORM stats_refuse('arg', 'Months without a checkout: 1 to 600.');
+            PERFORM field_refuse('arg', 'Months without a checkout: 1 to 600.');
         END IF;
     END IF;
     v_shift := CASE WHEN v_time = 'week' THEN interval '364 days' ELSE interval '1 year' END;
@@ -1203,11 +1196,11 @@ DECLARE
                                     library_setting_text('buy_more_holds_per_copy')::numeric);
 BEGIN
     IF v_threshold < 0 THEN
-        PERFORM stats_refuse('threshold', 'The threshold is a number of holds per copy, 0 or '
+        PERFORM field_refuse('threshold', 'The threshold is a number of holds per copy, 0 or '
                                           'more.');
     END IF;
     IF p_limit IS NOT NULL AND p_limit NOT BETWEEN 1 AND 1000 THEN
-        PERFORM stats_refuse('limit', 'List 1 to 1000 titles.');
+        PERFORM field_refuse('limit', 'List 1 to 1000 titles.');
     END IF;
     RETURN QUERY
     SELECT x.bib_id, b.title, b.author, x.holds, x.copies,
@@ -1262,7 +1255,7 @@ DECLARE
                          library_setting_text('pls_child_categories'), ''), ' ', ''), ',');
 BEGIN
     IF p_year IS NULL OR p_year NOT BETWEEN 1990 AND 2199 THEN
-        PERFORM stats_refuse('year', 'Give the report''s year, 1990 to 2199, e.g. 2026.');
+        PERFORM field_refuse('year', 'Give the report''s year, 1990 to 2199, e.g. 2026.');
     END IF;
     v_from := make_date(p_year, 1, 1);
     v_to := make_date(p_year, 12, 31);
