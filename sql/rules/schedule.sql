@@ -7,17 +7,23 @@
 
 -- ---------------------------------------------------------------- helpers
 
--- p_scope NULL: every branch; else only that one (CR403 branch).
-CREATE OR REPLACE FUNCTION schedule_scope_check(p_scope integer, p_branch integer) RETURNS void
+-- p_scope NULL: every branch; else only that one (CR403 branch: "You may
+-- <p_doing> branch <code> only."). The one scope rule of schedules and
+-- public service (service_scope_check).
+CREATE OR REPLACE FUNCTION branch_scope_check(p_scope integer, p_branch integer, p_doing text)
+RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     IF p_scope IS NOT NULL AND p_scope IS DISTINCT FROM p_branch THEN
         RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'branch',
-            MESSAGE = format('You may change schedules of branch %s only.',
+            MESSAGE = format('You may %s branch %s only.', p_doing,
                              (SELECT code FROM branch WHERE id = p_scope));
     END IF;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION schedule_scope_check(p_scope integer, p_branch integer) RETURNS void
+LANGUAGE sql AS $$ SELECT branch_scope_check(p_scope, p_branch, 'change schedules of') $$;
 
 -- Whether p_staff manages p_branch's schedule: a branch manager (or above)
 -- whose scope covers it. Self-service requests (offer, withdraw) use it to

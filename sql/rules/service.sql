@@ -12,17 +12,18 @@
 
 -- ---------------------------------------------------------------- helpers
 
--- p_scope NULL: every branch; else only that one (CR403 branch).
-CREATE OR REPLACE FUNCTION service_scope_check(p_scope integer, p_branch integer) RETURNS void
+-- A bad field: CR400 field:<p_field>. The one such refusal of public
+-- service and of statistics (stats.sql).
+CREATE OR REPLACE FUNCTION field_refuse(p_field text, p_message text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_scope IS NOT NULL AND p_scope IS DISTINCT FROM p_branch THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR403', DETAIL = 'branch',
-            MESSAGE = format('You may record public service for branch %s only.',
-                             (SELECT code FROM branch WHERE id = p_scope));
-    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:' || p_field, MESSAGE = p_message;
 END
 $$;
+
+-- p_scope NULL: every branch; else only that one (CR403 branch).
+CREATE OR REPLACE FUNCTION service_scope_check(p_scope integer, p_branch integer) RETURNS void
+LANGUAGE sql AS $$ SELECT branch_scope_check(p_scope, p_branch, 'record public service for') $$;
 
 -- A branch by code for a change: CR400 field:<p_field> when unknown, CR403
 -- branch when outside p_scope.
@@ -130,9 +131,9 @@ CREATE OR REPLACE FUNCTION service_list_check(p_list text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF p_list IS NULL OR p_list NOT IN ('inquiry_kind', 'floor_area', 'floor_activity') THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:list',
-            MESSAGE = format('There is no list %s: inquiry_kind, floor_area or floor_activity.',
-                             coalesce(p_list, '(none)'));
+        PERFORM field_refuse('list',
+            format('There is no list %s: inquiry_kind, floor_area or floor_activity.',
+                   coalesce(p_list, '(none)')));
     END IF;
 END
 $$;
@@ -189,16 +190,14 @@ BEGIN
         v_branch := service_branch(nullif(v_doc ->> 'branch_code', ''), 'branch_code', p_scope);
     END IF;
     IF v_code IS NULL OR v_code !~ '^[a-z][a-z0-9_]{1,31}$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:code',
-            MESSAGE = 'A code is 2-32 lower-case letters, digits or _, starting with a letter.';
+        PERFORM field_refuse('code',
+            'A code is 2-32 lower-case letters, digits or _, starting with a letter.');
     END IF;
     IF length(v_name) > 100 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:name',
-            MESSAGE = 'A name is 1-100 characters.';
+        PERFORM field_refuse('name', 'A name is 1-100 characters.');
     END IF;
     IF v_ord IS NOT NULL AND v_ord NOT BETWEEN -1000000 AND 1000000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:ord',
-            MESSAGE = 'ord is a display position, -1000000 to 1000000.';
+        PERFORM field_refuse('ord', 'ord is a display position, -1000000 to 1000000.');
     END IF;
     -- The list's row lock: two saves of one entry do not both insert it.
     PERFORM pg_advisory_xact_lock(24, hashtext(v_list || '/' || coalesce(v_branch, 0)));
@@ -207,8 +206,8 @@ BEGIN
     FOR UPDATE;
     IF v_id IS NULL THEN
         IF v_name IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:name',
-                MESSAGE = format('A new entry %s needs a name (1-100 characters).', v_code);
+            PERFORM field_refuse('name',
+                format('A new entry %s needs a name (1-100 characters).', v_code));
         END IF;
         INSERT INTO service_code (list, branch_id, code, name, reference, active, ord)
         VALUES (v_list, v_branch, v_code, v_name,
@@ -320,23 +319,21 @@ BEGIN
         v_branch := service_branch(nullif(v_doc ->> 'branch_code', ''), 'branch_code',
                                    p_scope);
         IF coalesce(v_doc ->> 'kind', '') = '' THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:kind',
-                MESSAGE = 'Which kind of question was it? (carrel codes inquiry_kind)';
+            PERFORM field_refuse('kind',
+                'Which kind of question was it? (carrel codes inquiry_kind)');
         END IF;
         v_kind := service_code_id('inquiry_kind', NULL, v_doc ->> 'kind');
         v_read := service_int(v_doc, 'read_level', 'read_level');
         IF v_read IS NULL OR v_read NOT BETWEEN 1 AND 6 THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:read_level',
-                MESSAGE = 'The READ level is 1 to 6.';
+            PERFORM field_refuse('read_level', 'The READ level is 1 to 6.');
         END IF;
         IF v_channel NOT IN ('in_person', 'phone', 'email', 'chat', 'text') THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:channel',
-                MESSAGE = 'The channel is in_person, phone, email, chat or text.';
+            PERFORM field_refuse('channel',
+                'The channel is in_person, phone, email, chat or text.');
         END IF;
         v_minutes := coalesce(service_int(v_doc, 'minutes', 'minutes'), 1);
         IF v_minutes NOT BETWEEN 0 AND 480 THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:minutes',
-                MESSAGE = 'Minutes spent: 0 to 480.';
+            PERFORM field_refuse('minutes', 'Minutes spent: 0 to 480.');
         END IF;
         IF coalesce(v_doc ->> 'desk_code', '') <> '' THEN
             v_desk := service_desk_id(v_branch, v_doc ->> 'desk_code');
@@ -398,9 +395,9 @@ BEGIN
                              'day only.', v.id, library_local_date(v.asked_at));
     END IF;
     IF v.ticket_id IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:id',
-            MESSAGE = format('Inquiry %s became ticket %s; it cannot be taken back.', v.id,
-                             v.ticket_id);
+        PERFORM field_refuse('id',
+            format('Inquiry %s became ticket %s; it cannot be taken back.', v.id,
+                   v.ticket_id));
     END IF;
     SELECT * INTO v_row FROM inquiry_rows(ARRAY[v.id]);
     DELETE FROM inquiry q WHERE q.id = v.id;
@@ -425,8 +422,7 @@ DECLARE
     v_limit integer := coalesce(nullif(p_limit, 0), 50);
 BEGIN
     IF v_limit NOT BETWEEN 1 AND 1000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:limit',
-            MESSAGE = 'List 1 to 1000 tallies.';
+        PERFORM field_refuse('limit', 'List 1 to 1000 tallies.');
     END IF;
     IF coalesce(p_desk, '') <> '' THEN
         v_desk := service_desk_id(v_branch, p_desk);
@@ -459,8 +455,8 @@ CREATE OR REPLACE FUNCTION service_counter_check(p_counter text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF p_counter IS NULL OR p_counter !~ '^[a-z0-9][a-z0-9_-]{0,31}$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:counter',
-            MESSAGE = 'A counter''s name is 1-32 lower-case letters, digits, _ or -.';
+        PERFORM field_refuse('counter',
+            'A counter''s name is 1-32 lower-case letters, digits, _ or -.');
     END IF;
 END
 $$;
@@ -538,14 +534,13 @@ DECLARE
 BEGIN
     PERFORM service_counter_check(v_counter);
     IF (v_reading IS NULL) = (v_crossings IS NULL) THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reading',
-            MESSAGE = 'Give either the counter''s reading or the crossings of a day.';
+        PERFORM field_refuse('reading',
+            'Give either the counter''s reading or the crossings of a day.');
     END IF;
     PERFORM service_counter_lock(v_branch, v_counter);
     IF v_reading IS NOT NULL THEN
         IF v_reading < 0 THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:reading',
-                MESSAGE = 'A counter''s reading is 0 or more.';
+            PERFORM field_refuse('reading', 'A counter''s reading is 0 or more.');
         END IF;
         v_at := service_at(v_doc ->> 'at', 'at');
         SELECT * INTO v_last FROM gate_counter c
@@ -557,9 +552,9 @@ BEGIN
             v_crossings := 0;
         ELSE
             IF v_at <= v_last.read_at THEN
-                RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:at',
-                    MESSAGE = format('Counter %s was last read at %s; a reading comes after it.',
-                                     v_counter, local_text(v_last.read_at));
+                PERFORM field_refuse('at',
+                    format('Counter %s was last read at %s; a reading comes after it.',
+                           v_counter, local_text(v_last.read_at)));
             END IF;
             v_crossings := CASE WHEN v_reading >= v_last.reading
                                 THEN v_reading - v_last.reading ELSE v_reading END;
@@ -571,13 +566,12 @@ BEGIN
         END IF;
     ELSE
         IF v_crossings < 0 THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:crossings',
-                MESSAGE = 'Crossings are 0 or more.';
+            PERFORM field_refuse('crossings', 'Crossings are 0 or more.');
         END IF;
         v_day := local_day(v_doc ->> 'day', 'day', library_today());
         IF v_day > library_today() OR v_day < library_today() - interval '1 year' THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:day',
-                MESSAGE = 'A day''s crossings are entered for today or a day of the past year.';
+            PERFORM field_refuse('day',
+                'A day''s crossings are entered for today or a day of the past year.');
         END IF;
         v_period := service_day_range(v_day);
         PERFORM gate_count_put(v_branch, v_counter, v_period, v_crossings, NULL, p_staff);
@@ -645,15 +639,14 @@ DECLARE
     v_unchanged integer := 0;
 BEGIN
     IF p_kind IS NULL OR p_kind NOT IN ('gate', 'computers') THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:kind',
-            MESSAGE = 'Import gate (door counter) or computers (sessions) counts.';
+        PERFORM field_refuse('kind',
+            'Import gate (door counter) or computers (sessions) counts.');
     END IF;
     v_branch := service_branch(nullif(p_branch, ''), 'branch_code', p_scope);
     IF v_gate THEN
         PERFORM service_counter_check(v_counter);
         IF v_minutes NOT BETWEEN 5 AND 1440 THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:period_minutes',
-                MESSAGE = 'A counter''s period is 5 to 1440 minutes.';
+            PERFORM field_refuse('period_minutes', 'A counter''s period is 5 to 1440 minutes.');
         END IF;
     END IF;
     IF v_n > 1000000 OR coalesce(cardinality(p_days), 0) <> v_n
@@ -661,8 +654,8 @@ BEGIN
        OR coalesce(cardinality(p_counters), v_n) <> v_n
        OR coalesce(cardinality(p_times), v_n) <> v_n
        OR coalesce(cardinality(p_minutes), v_n) <> v_n THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:csv',
-            MESSAGE = 'The lines of an import come as arrays of one length (at most 1000000).';
+        PERFORM field_refuse('csv',
+            'The lines of an import come as arrays of one length (at most 1000000).');
     END IF;
     IF to_regclass('pg_temp.count_import_row') IS NULL THEN
         CREATE TEMP TABLE count_import_row (
@@ -858,16 +851,13 @@ DECLARE
     v_day date := local_day(p_day, 'day', library_today());
 BEGIN
     IF v_day > library_today() OR v_day < library_today() - interval '1 year' THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:day',
-            MESSAGE = 'Sessions are entered for today or a day of the past year.';
+        PERFORM field_refuse('day', 'Sessions are entered for today or a day of the past year.');
     END IF;
     IF p_sessions IS NULL OR p_sessions NOT BETWEEN 0 AND 100000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:sessions',
-            MESSAGE = 'Sessions are 0 to 100000.';
+        PERFORM field_refuse('sessions', 'Sessions are 0 to 100000.');
     END IF;
     IF p_minutes IS NOT NULL AND p_minutes NOT BETWEEN 0 AND 144000000 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:minutes',
-            MESSAGE = 'Minutes are 0 or more.';
+        PERFORM field_refuse('minutes', 'Minutes are 0 or more.');
     END IF;
     INSERT INTO computer_use AS u (branch_id, day, sessions, minutes, source, staff_id)
     VALUES (v_branch, v_day, p_sessions, p_minutes, 'desk', p_staff)
@@ -927,14 +917,13 @@ BEGIN
         v_at := service_at(v_doc ->> 'at', 'at');
         FOR v_c IN SELECT * FROM jsonb_array_elements(coalesce(v_doc -> 'counts', '[]')) LOOP
             IF coalesce(v_c ->> 'area', '') = '' THEN
-                RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:counts',
-                    MESSAGE = 'Every count names its floor area.';
+                PERFORM field_refuse('counts', 'Every count names its floor area.');
             END IF;
             v_head := service_int(v_c, 'headcount', 'headcount');
             IF v_head IS NULL OR v_head NOT BETWEEN 0 AND 10000 THEN
-                RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:headcount',
-                    MESSAGE = format('The headcount of %s is 0 to 10000 (0 for nobody).',
-                                     v_c ->> 'area');
+                PERFORM field_refuse('headcount',
+                    format('The headcount of %s is 0 to 10000 (0 for nobody).',
+                           v_c ->> 'area'));
             END IF;
             v_areas := v_areas || service_code_id('floor_area', v_branch, v_c ->> 'area');
             v_acts := v_acts || CASE WHEN coalesce(v_c ->> 'activity', '') <> ''
@@ -950,9 +939,9 @@ BEGIN
                          HAVING count(*) > count(DISTINCT coalesce(y.act, 0))
                              OR bool_or(y.act IS NULL) AND count(*) > 1);
         IF v_missing IS NOT NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:counts',
-                MESSAGE = format('Count each area once, or once per activity (not both): %s.',
-                                 v_missing);
+            PERFORM field_refuse('counts',
+                format('Count each area once, or once per activity (not both): %s.',
+                       v_missing));
         END IF;
         SELECT string_agg(a.code, ', ' ORDER BY a.ord, a.code) INTO v_missing
         FROM service_code a
@@ -964,9 +953,9 @@ BEGIN
                                  v_missing);
         END IF;
         IF cardinality(v_areas) = 0 THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:counts',
-                MESSAGE = format('%s has no floor areas to count.',
-                                 (SELECT code FROM branch WHERE branch.id = v_branch));
+            PERFORM field_refuse('counts',
+                format('%s has no floor areas to count.',
+                       (SELECT code FROM branch WHERE branch.id = v_branch)));
         END IF;
         INSERT INTO sweep (branch_id, taken_at, staff_id, workstation_id)
         VALUES (v_branch, v_at, p_staff, p_workstation)
@@ -994,8 +983,7 @@ DECLARE
     v_to date := local_day(p_to, 'to', v_from);
 BEGIN
     IF v_to < v_from OR v_to - v_from > 91 THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:to',
-            MESSAGE = 'Sweeps are listed for 1 to 92 days (to on or after from).';
+        PERFORM field_refuse('to', 'Sweeps are listed for 1 to 92 days (to on or after from).');
     END IF;
     RETURN QUERY SELECT * FROM sweep_rows(ARRAY(
         SELECT w.id FROM sweep w

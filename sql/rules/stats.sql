@@ -17,13 +17,6 @@
 
 -- ---------------------------------------------------------------- helpers
 
-CREATE OR REPLACE FUNCTION stats_refuse(p_field text, p_message text) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:' || p_field, MESSAGE = p_message;
-END
-$$;
-
 -- A local timestamp standing for its bucket of grain p_time: the start of its
 -- day, week, month or year; for hour, weekday and hour_of_week a time in the
 -- week of Monday 2001-01-01 with the same weekday and hour. Grouping on it
@@ -111,7 +104,7 @@ BEGIN
             WHEN 'activity' THEN 'stats_label(x.activity)'
         END;
         IF v_parts[cardinality(v_parts)] IS NULL THEN
-            PERFORM stats_refuse('by', format('There is no dimension %s.', d));
+            PERFORM field_refuse('by', format('There is no dimension %s.', d));
         END IF;
     END LOOP;
     RETURN 'ARRAY[' || array_to_string(v_parts, ', ') || ']::text[]';
@@ -166,7 +159,7 @@ DECLARE
     v_done integer;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 THEN
-        PERFORM stats_refuse('limit', 'Fold at least one event at a time.');
+        PERFORM field_refuse('limit', 'Fold at least one event at a time.');
     END IF;
     PERFORM stats_rollup_lock();
     -- The first run of a local day keeps yesterday's patron counts (one
@@ -330,7 +323,7 @@ BEGIN
     v_unit := CASE WHEN v_months THEN 'month' ELSE 'day' END;
     IF p_time IN ('hour', 'weekday', 'hour_of_week') THEN
         IF NOT (coalesce(p_by, '{}') <@ ARRAY['branch', 'via']) THEN
-            PERFORM stats_refuse('by', 'By hour, weekday or hour of week, circulation can be '
+            PERFORM field_refuse('by', 'By hour, weekday or hour of week, circulation can be '
                                        'split by branch and via only.');
         END IF;
         v_rollup := 'SELECT r.hour AS ts, r.branch_id, r.action, r.via, '''' AS item_type, '
@@ -678,6 +671,32 @@ $$;
 
 -- ---------------------------------------------------------------- rooms and programs
 
+-- The one shape of the range sources below: the rows p_rows (a SELECT over
+-- our own tables giving branch_id and what p_at, p_value and the keys
+-- read), where $1 and $2 are the local midnights starting p_from and ending
+-- p_to, $3 the branches (NULL: all), $5 the time zone, $6 p_extra, $7 and
+-- $8 p_from and p_to themselves (rows kept by day); each row counted in the
+-- period of p_at (a local timestamp over x), p_value (an aggregate over x)
+-- per period and keys of p_by. Only our own SQL text goes in.
+CREATE OR REPLACE FUNCTION stats_grouped(p_rows text, p_at text, p_value text, p_from date,
+                                         p_to date, p_time text, p_by text[],
+                                         p_branches integer[], p_extra numeric DEFAULT NULL)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_tz text := library_setting_text('timezone');
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT stats_period($4, stats_bucket($4, %1$s)), %2$s, %3$s '
+        'FROM (%4$s) x '
+        'JOIN branch b ON b.id = x.branch_id '
+        'GROUP BY 1, 2',
+        p_at, stats_keys_sql(p_by), p_value, p_rows)
+    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
+          p_branches, p_time, v_tz, p_extra, p_from, p_to;
+END
+$$;
+
 -- Room bookings by the local day they start: p_param 'bookings' (count, by
 -- status: all of them, cancelled and no-shows too), 'hours' (booked hours
 -- of the bookings that were used or are to come: tentative, confirmed,
@@ -689,7 +708,6 @@ CREATE OR REPLACE FUNCTION stats_src_rooms(p_from date, p_to date, p_time text, 
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_tz text := library_setting_text('timezone');
     v_value text := CASE p_param
         WHEN 'bookings' THEN 'count(*)::numeric'
         WHEN 'no_shows' THEN 'count(*)::numeric'
@@ -703,19 +721,14 @@ BEGIN
     IF v_value IS NULL THEN
         RAISE EXCEPTION 'stat_measure param % names no room count', p_param;
     END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, lower(x.during) AT TIME ZONE $5)), %1$s, %2$s '
-        'FROM (SELECT k.during, k.status, r.branch_id, rb.code || ''/'' || r.name AS room, '
-        '             r.category '
-        '      FROM room_booking k JOIN room r ON r.id = k.room_id '
-        '      JOIN branch rb ON rb.id = r.branch_id '
-        '      WHERE lower(k.during) >= $1 AND lower(k.during) < $2 '
-        '        AND ($3 IS NULL OR r.branch_id = ANY ($3)) AND %3$s) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by), v_value, v_where)
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        format('SELECT k.during, k.status, r.branch_id, rb.code || ''/'' || r.name AS room, '
+               '       r.category '
+               'FROM room_booking k JOIN room r ON r.id = k.room_id '
+               'JOIN branch rb ON rb.id = r.branch_id '
+               'WHERE lower(k.during) >= $1 AND lower(k.during) < $2 '
+               '  AND ($3 IS NULL OR r.branch_id = ANY ($3)) AND %s', v_where),
+        'lower(x.during) AT TIME ZONE $5', v_value, p_from, p_to, p_time, p_by, p_branches);
 END
 $$;
 
@@ -728,7 +741,6 @@ CREATE OR REPLACE FUNCTION stats_src_programs(p_from date, p_to date, p_time tex
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_tz text := library_setting_text('timezone');
     v_value text := CASE p_param
         WHEN 'sessions' THEN 'count(*)::numeric'
         WHEN 'attendance' THEN 'coalesce(sum(x.attendance), 0)::numeric' END;
@@ -736,18 +748,13 @@ BEGIN
     IF v_value IS NULL THEN
         RAISE EXCEPTION 'stat_measure param % names no program count', p_param;
     END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, lower(x.during) AT TIME ZONE $5)), %1$s, %2$s '
-        'FROM (SELECT s.during, s.attendance, g.branch_id, g.audience, g.venue '
-        '      FROM program_session s JOIN program g ON g.id = s.program_id '
-        '      WHERE lower(s.during) >= $1 AND lower(s.during) < $2 AND NOT s.cancelled '
-        '        AND lower(s.during) <= now() '
-        '        AND ($3 IS NULL OR g.branch_id = ANY ($3))) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by), v_value)
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        'SELECT s.during, s.attendance, g.branch_id, g.audience, g.venue '
+        'FROM program_session s JOIN program g ON g.id = s.program_id '
+        'WHERE lower(s.during) >= $1 AND lower(s.during) < $2 AND NOT s.cancelled '
+        '  AND lower(s.during) <= now() '
+        '  AND ($3 IS NULL OR g.branch_id = ANY ($3))',
+        'lower(x.during) AT TIME ZONE $5', v_value, p_from, p_to, p_time, p_by, p_branches);
 END
 $$;
 
@@ -764,7 +771,6 @@ CREATE OR REPLACE FUNCTION stats_src_inquiries(p_from date, p_to date, p_time te
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_tz text := library_setting_text('timezone');
     v_value text := CASE p_param
         WHEN 'count' THEN 'count(*)::numeric'
         WHEN 'reference' THEN 'count(*)::numeric'
@@ -777,19 +783,14 @@ BEGIN
     IF v_value IS NULL THEN
         RAISE EXCEPTION 'stat_measure param % names no inquiry count', p_param;
     END IF;
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, x.asked_at AT TIME ZONE $5)), %1$s, %2$s '
-        'FROM (SELECT q.asked_at, q.branch_id, q.channel, q.minutes, '
-        '             q.read_level::text AS read_level, k.code AS kind, d.code AS desk '
-        '      FROM inquiry q JOIN service_code k ON k.id = q.kind_id '
-        '      LEFT JOIN service_desk d ON d.id = q.desk_id '
-        '      WHERE q.asked_at >= $1 AND q.asked_at < $2 '
-        '        AND ($3 IS NULL OR q.branch_id = ANY ($3)) AND %3$s) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by), v_value, v_where)
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        format('SELECT q.asked_at, q.branch_id, q.channel, q.minutes, '
+               '       q.read_level::text AS read_level, k.code AS kind, d.code AS desk '
+               'FROM inquiry q JOIN service_code k ON k.id = q.kind_id '
+               'LEFT JOIN service_desk d ON d.id = q.desk_id '
+               'WHERE q.asked_at >= $1 AND q.asked_at < $2 '
+               '  AND ($3 IS NULL OR q.branch_id = ANY ($3)) AND %s', v_where),
+        'x.asked_at AT TIME ZONE $5', v_value, p_from, p_to, p_time, p_by, p_branches);
 END
 $$;
 
@@ -799,20 +800,13 @@ CREATE OR REPLACE FUNCTION stats_src_visits(p_from date, p_to date, p_time text,
                                             p_branches integer[], p_arg integer, p_param text)
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v_tz text := library_setting_text('timezone');
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, lower(x.period) AT TIME ZONE $5)), %1$s, '
-        '       floor(sum(x.crossings) / $6)::numeric '
-        'FROM (SELECT g.period, g.branch_id, g.counter, g.crossings FROM gate_count g '
-        '      WHERE lower(g.period) >= $1 AND lower(g.period) < $2 '
-        '        AND ($3 IS NULL OR g.branch_id = ANY ($3))) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by))
-    USING (p_from::timestamp AT TIME ZONE v_tz), ((p_to + 1)::timestamp AT TIME ZONE v_tz),
-          p_branches, p_time, v_tz, service_visits_divisor();
+    RETURN QUERY SELECT * FROM stats_grouped(
+        'SELECT g.period, g.branch_id, g.counter, g.crossings FROM gate_count g '
+        'WHERE lower(g.period) >= $1 AND lower(g.period) < $2 '
+        '  AND ($3 IS NULL OR g.branch_id = ANY ($3))',
+        'lower(x.period) AT TIME ZONE $5', 'floor(sum(x.crossings) / $6)::numeric',
+        p_from, p_to, p_time, p_by, p_branches, service_visits_divisor());
 END
 $$;
 
@@ -861,16 +855,12 @@ CREATE OR REPLACE FUNCTION stats_src_computers(p_from date, p_to date, p_time te
 RETURNS TABLE (period text, keys text[], value numeric)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN QUERY EXECUTE format(
-        'SELECT stats_period($4, stats_bucket($4, x.day::timestamp)), %1$s, '
-        '       sum(x.sessions)::numeric '
-        'FROM (SELECT u.day, u.branch_id, u.sessions FROM computer_use u '
-        '      WHERE u.day >= $1 AND u.day <= $2 '
-        '        AND ($3 IS NULL OR u.branch_id = ANY ($3))) x '
-        'JOIN branch b ON b.id = x.branch_id '
-        'GROUP BY 1, 2',
-        stats_keys_sql(p_by))
-    USING p_from, p_to, p_branches, p_time;
+    RETURN QUERY SELECT * FROM stats_grouped(
+        'SELECT u.day, u.branch_id, u.sessions FROM computer_use u '
+        'WHERE u.day >= $7 AND u.day <= $8 '
+        '  AND ($3 IS NULL OR u.branch_id = ANY ($3))',
+        'x.day::timestamp', 'sum(x.sessions)::numeric', p_from, p_to, p_time, p_by,
+        p_branches);
 END
 $$;
 
@@ -1051,31 +1041,31 @@ DECLARE
 BEGIN
     SELECT * INTO m FROM stat_measure s WHERE s.name = p_measure;
     IF NOT FOUND THEN
-        PERFORM stats_refuse('measure', format('There is no measure %s; carrel stats measures '
+        PERFORM field_refuse('measure', format('There is no measure %s; carrel stats measures '
                                                'lists them.', coalesce(p_measure, '(none)')));
     END IF;
     IF NOT v_time = ANY (m.times) THEN
-        PERFORM stats_refuse('time', format('%s can be grouped by %s, not %s.', m.name,
+        PERFORM field_refuse('time', format('%s can be grouped by %s, not %s.', m.name,
                                             array_to_string(m.times, ', '), v_time));
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(v_by) d WHERE d IS NULL OR NOT d = ANY (m.dims))
        OR cardinality(v_by) <> (SELECT count(DISTINCT d) FROM unnest(v_by) d) THEN
-        PERFORM stats_refuse('by', CASE WHEN cardinality(m.dims) = 0
+        PERFORM field_refuse('by', CASE WHEN cardinality(m.dims) = 0
                                         THEN format('%s cannot be split.', m.name)
                                         ELSE format('%s can be split by %s (each once).', m.name,
                                                     array_to_string(m.dims, ', ')) END);
     END IF;
     IF v_from > v_to THEN
-        PERFORM stats_refuse('from', format('The range starts (%s) after it ends (%s).',
+        PERFORM field_refuse('from', format('The range starts (%s) after it ends (%s).',
                                            v_from, v_to));
     END IF;
     IF v_to >= v_from + interval '10 years' THEN
-        PERFORM stats_refuse('from', 'A range may cover at most 10 years.');
+        PERFORM field_refuse('from', 'A range may cover at most 10 years.');
     END IF;
     IF m.name = 'copies_idle' THEN
         v_arg := coalesce(v_arg, library_setting_text('stats_idle_months')::integer);
         IF v_arg NOT BETWEEN 1 AND 600 THEN
-            PERFORM stats_refuse('arg', 'Months without a checkout: 1 to 600.');
+            PERFORM field_refuse('arg', 'Months without a checkout: 1 to 600.');
         END IF;
     END IF;
     v_shift := CASE WHEN v_time = 'week' THEN interval '364 days' ELSE interval '1 year' END;
@@ -1206,11 +1196,11 @@ DECLARE
                                     library_setting_text('buy_more_holds_per_copy')::numeric);
 BEGIN
     IF v_threshold < 0 THEN
-        PERFORM stats_refuse('threshold', 'The threshold is a number of holds per copy, 0 or '
+        PERFORM field_refuse('threshold', 'The threshold is a number of holds per copy, 0 or '
                                           'more.');
     END IF;
     IF p_limit IS NOT NULL AND p_limit NOT BETWEEN 1 AND 1000 THEN
-        PERFORM stats_refuse('limit', 'List 1 to 1000 titles.');
+        PERFORM field_refuse('limit', 'List 1 to 1000 titles.');
     END IF;
     RETURN QUERY
     SELECT x.bib_id, b.title, b.author, x.holds, x.copies,
@@ -1265,7 +1255,7 @@ DECLARE
                          library_setting_text('pls_child_categories'), ''), ' ', ''), ',');
 BEGIN
     IF p_year IS NULL OR p_year NOT BETWEEN 1990 AND 2199 THEN
-        PERFORM stats_refuse('year', 'Give the report''s year, 1990 to 2199, e.g. 2026.');
+        PERFORM field_refuse('year', 'Give the report''s year, 1990 to 2199, e.g. 2026.');
     END IF;
     v_from := make_date(p_year, 1, 1);
     v_to := make_date(p_year, 12, 31);
