@@ -111,7 +111,7 @@ static const reply_stmt_t stmt_queue_save =
                "SELECT * FROM ticket_queue_save($1, $2, $3::jsonb - $4::text[])");
 
 static const reply_stmt_t stmt_open = REPLY_STMT(
-    "ticket_open", SHOW_NCOLS, "SELECT * FROM ticket_open($1::uuid, $2, $3, $4::jsonb, $5)");
+    "ticket_open", SHOW_NCOLS, "SELECT * FROM ticket_open($1::uuid, $2, $3, $4::jsonb, $5, $6::integer)");
 
 static const reply_stmt_t stmt_list =
     REPLY_STMT("ticket_list", TK_NCOLS,
@@ -410,9 +410,13 @@ void handle_ticket_open(request_t *req)
     t->created_at = t->updated_at = t->due_at = t->closed_at = t->created_by = NULL;
     const char *staff, *ws;
     reply_actor(req, &staff, &ws);
-    const char *values[5] = {req->msg->request_key, staff, ws, reply_json(req, &t->base),
-                             t->has_inquiry_id ? pgtext_int(&req->arena, t->inquiry_id) : NULL};
-    reply_query(req, &stmt_open, 5, values, open_done);
+    /* The branches whose tallies the caller may link: its own (branch-bound
+     * roles), or every branch (NULL: coordinators and admins). */
+    perm_subject_t who = request_subject(req);
+    const char *values[6] = {req->msg->request_key, staff, ws, reply_json(req, &t->base),
+                             t->has_inquiry_id ? pgtext_int(&req->arena, t->inquiry_id) : NULL,
+                             perm_scope_param(&req->arena, &who)};
+    reply_query(req, &stmt_open, 6, values, open_done);
 }
 
 /* ---------------------------------------------------------------- TicketList */
