@@ -938,7 +938,9 @@ $$;
 --   anonymised: tickets closed more than ticket_retention_days ago lose the
 --     patron, the contact details, their reply notices, the text of their
 --     replies and notes, and (unless kept for the knowledge base) subject
---     and question; the event lines (who did what, when) and the counts stay.
+--     and question; the inquiry they came from loses its answer and (unless
+--     kept) its question; the event lines (who did what, when) and the
+--     counts stay.
 CREATE OR REPLACE FUNCTION tickets_tick(OUT flagged integer, OUT escalated integer,
                                         OUT anonymised integer)
 RETURNS record
@@ -995,6 +997,11 @@ BEGIN
         WHERE m.ticket_id = ANY (v_ids) AND n.ticket_message_id = m.id;
         UPDATE ticket_message SET text = NULL
         WHERE ticket_id = ANY (v_ids) AND kind IN ('reply', 'note') AND text IS NOT NULL;
+        -- the tally the ticket came from holds the question and the answer too
+        -- (inquiry list shows them to every recorder): kept only as the ticket is
+        UPDATE inquiry i SET question = CASE WHEN t.kb THEN i.question END, answer = NULL
+        FROM ticket t
+        WHERE t.id = ANY (v_ids) AND i.ticket_id = t.id;
     END IF;
 END
 $$;

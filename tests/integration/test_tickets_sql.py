@@ -134,6 +134,15 @@ class TicketsTest(harness.TransactionTest):
                             lit(overdue), lit(flagged), lit(status), lit(branch), lit(limit),
                             lit(before)))
 
+    def inquiry(self, branch="DWN", question=None, answer=None):
+        """A tally (reference, by phone) at a branch, as the desk records it."""
+        return int(self.q("INSERT INTO inquiry (branch_id, channel, kind_id, read_level,"
+                          " asked_at, staff_id, question, answer) SELECT %d, 'phone', id, 3,"
+                          " now(), %d, %s, %s FROM service_code WHERE list = 'inquiry_kind'"
+                          " AND code = 'reference' RETURNING id"
+                          % (ids[branch], ids["staff"], lit(question), lit(answer))
+                          ).splitlines()[0])
+
     def row(self, tid):
         return self.one("SELECT * FROM ticket WHERE id = %d" % tid)
 
@@ -685,9 +694,13 @@ class Retention(TicketsTest):
 
     def test_closed_tickets_are_anonymised(self):
         card = env.new_patron(session=db, email="pat@example.org", contact_channel="email")
+        # Both came from tallies whose question and answer name the patron's business.
+        plain_inq = self.inquiry(question="Why do I owe $3?", answer="Mrs. Example: see fines")
+        kept_inq = self.inquiry(question="When did the mill close?", answer="Ask Mrs. Example")
         plain = self.open(card=card, subject="My fines", question="Why do I owe $3?",
-                          contact_phone="860 555 0101")["id"]
-        kept = self.open(card=card, subject="Local history", question="When did the mill close?")["id"]
+                          contact_phone="860 555 0101", inquiry=plain_inq)["id"]
+        kept = self.open(card=card, subject="Local history", question="When did the mill close?",
+                         inquiry=kept_inq)["id"]
         live = self.open(card=card, subject="Still open")["id"]
         for tid in (plain, kept):
             self.post(tid, "note", "Patron is Mrs. Example")
@@ -699,6 +712,8 @@ class Retention(TicketsTest):
         self.q("UPDATE ticket SET closed_at = now() - interval '89 days' WHERE id IN (%d, %d)"
                % (plain, kept))
         self.assertEqual(self.tick()["anonymised"], 0)
+        tally = "SELECT question, answer FROM inquiry WHERE id = %d"
+        self.assertEqual(self.one(tally % plain_inq)["answer"], "Mrs. Example: see fines")
         self.q("UPDATE ticket SET closed_at = now() - interval '91 days' WHERE id IN (%d, %d)"
                % (plain, kept))
         self.assertEqual(self.tick()["anonymised"], 2)
@@ -721,6 +736,10 @@ class Retention(TicketsTest):
                          ("", ""))
         self.assertEqual((self.ticket(kept)["subject"], self.ticket(kept)["question"]),
                          ("Local history", "When did the mill close?"))
+        # The tallies keep the question only as the ticket does, and never the answer.
+        self.assertEqual(self.one(tally % plain_inq), {"question": None, "answer": None})
+        self.assertEqual(self.one(tally % kept_inq),
+                         {"question": "When did the mill close?", "answer": None})
         self.assertEqual(self.q("SELECT count(*) FROM notice n JOIN ticket_message m ON"
                                 " m.id = n.ticket_message_id WHERE m.ticket_id IN (%d, %d)"
                                 % (plain, kept)), "0")
