@@ -162,24 +162,26 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The usernames a ticket's events go to: the owner, the queue's members and
--- (a branch's queue) the branch's staff; enabled accounts, at most 100 (the
--- owner first). Coordinators get every event anyway ("all branches").
+-- (a branch's queue) the branch's staff; enabled accounts, at most 100,
+-- ranked so a cut drops the branch's staff first: the owner, then the named
+-- members, then the rest. Coordinators get every event anyway ("all
+-- branches").
 CREATE OR REPLACE FUNCTION ticket_recipients(p_ticket bigint) RETURNS text[]
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(x.username ORDER BY x.first DESC, x.username), '{}')
-    FROM (SELECT s.username, bool_or(w.first) AS first
+    SELECT coalesce(array_agg(x.username ORDER BY x.rank, x.username), '{}')
+    FROM (SELECT s.username, min(w.rank) AS rank
           FROM ticket t JOIN ticket_queue q ON q.id = t.queue_id
-          CROSS JOIN LATERAL (SELECT t.owner_id, true
+          CROSS JOIN LATERAL (SELECT t.owner_id, 0
                               UNION ALL
-                              SELECT m.staff_id, false FROM ticket_queue_member m
+                              SELECT m.staff_id, 1 FROM ticket_queue_member m
                               WHERE m.queue_id = q.id
                               UNION ALL
-                              SELECT sb.staff_id, false FROM staff_branch sb
-                              WHERE sb.branch_id = q.branch_id) w (staff_id, first)
+                              SELECT sb.staff_id, 2 FROM staff_branch sb
+                              WHERE sb.branch_id = q.branch_id) w (staff_id, rank)
           JOIN staff s ON s.id = w.staff_id AND NOT s.disabled
           WHERE t.id = p_ticket
           GROUP BY s.username
-          ORDER BY bool_or(w.first) DESC, s.username
+          ORDER BY min(w.rank), s.username
           LIMIT 100) x
 $$;
 

@@ -469,6 +469,23 @@ class Rules(TicketsTest):
         self.assertEqual(sorted(x["id"] for x in self.list(every=True)), sorted([t["id"],
                                                                                 s["id"]]))
 
+    def test_recipients_cut_keeps_owner_and_members(self):
+        # 120 staff at the branch sort before the queue's named members by name; the cut
+        # at 100 drops branch staff, never the owner or a member.
+        self.q("WITH s AS (INSERT INTO staff (username, display_name, role, password_hash)"
+               " SELECT 'a' || lpad(g::text, 3, '0'), 'A' || g, 'librarian', '$argon2id$x'"
+               " FROM generate_series(1, 120) g RETURNING id)"
+               " INSERT INTO staff_branch SELECT id, %d FROM s" % ids["DWN"])
+        self.staff("zoe", branches=())
+        self.staff("zed", branches=())
+        self.staff("zack")
+        self.queue("t-crowd", members=["zoe", "zed"], branch_code="DWN")
+        tid = self.open(queue="t-crowd")["id"]
+        self.change(tid, "assign", to_username="zack")
+        got = self.q("SELECT array_to_string(ticket_recipients(%d), ',')" % tid).split(",")
+        self.assertEqual(len(got), 100)
+        self.assertEqual(got[:4], ["zack", "zed", "zoe", "a001"])
+
     def test_claim_assign_transfer(self):
         ann = self.staff("ann")
         cat = self.staff("cat")
