@@ -23,6 +23,7 @@ DROP FUNCTION IF EXISTS ticket_message_rows(bigint);
 DROP FUNCTION IF EXISTS ticket_show_rows(bigint);
 DROP FUNCTION IF EXISTS ticket_show(bigint, boolean, bigint);
 DROP FUNCTION IF EXISTS ticket_open(uuid, bigint, bigint, jsonb, bigint);
+DROP FUNCTION IF EXISTS ticket_open(uuid, bigint, bigint, jsonb, bigint, integer);
 DROP FUNCTION IF EXISTS ticket_list(bigint, boolean, text, boolean, boolean, boolean, text, text,
                                     integer, bigint);
 DROP FUNCTION IF EXISTS ticket_change(uuid, bigint, bigint, boolean, jsonb);
@@ -480,9 +481,12 @@ $$;
 -- queue. The reply channel defaults to the patron's (email or sms), else
 -- email with a contact address, sms with a contact phone, else none; a
 -- channel without an address is refused. p_inquiry (or inquiry_id): the
--- tally it came from, linked both ways.
+-- tally it came from, linked both ways; p_scope (the caller's branch when
+-- branch-bound, NULL: any) refuses another branch's tally (CR403 branch), as
+-- linking locks it against its recorder.
 CREATE OR REPLACE FUNCTION ticket_open(p_key uuid, p_staff bigint, p_workstation bigint,
-                                       p_doc jsonb, p_inquiry bigint)
+                                       p_doc jsonb, p_inquiry bigint,
+                                       p_scope integer DEFAULT NULL)
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -500,6 +504,7 @@ DECLARE
     p patron;
     v_inquiry_channel text;
     v_inquiry_ticket bigint;
+    v_inquiry_branch integer;
     v_since timestamptz := ticket_now();
     v_flag timestamptz;
     v_due timestamptz;
@@ -546,11 +551,13 @@ BEGIN
                             'the patron''s).');
     END IF;
     IF v_inquiry IS NOT NULL THEN
-        SELECT i.channel, i.ticket_id INTO v_inquiry_channel, v_inquiry_ticket FROM inquiry i
+        SELECT i.channel, i.ticket_id, i.branch_id
+        INTO v_inquiry_channel, v_inquiry_ticket, v_inquiry_branch FROM inquiry i
         WHERE i.id = v_inquiry FOR UPDATE;
         IF NOT FOUND THEN
             PERFORM room_refuse('CR404', 'inquiry', format('There is no inquiry %s.', v_inquiry));
         END IF;
+        PERFORM room_scope_check(p_scope, v_inquiry_branch);
         IF v_inquiry_ticket IS NOT NULL THEN
             PERFORM room_refuse('CR400', 'field:inquiry_id', format(
                 'Inquiry %s already became ticket %s.', v_inquiry, v_inquiry_ticket));

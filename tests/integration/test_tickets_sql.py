@@ -437,6 +437,22 @@ class Rules(TicketsTest):
         self.assertEqual(self.q("SELECT ticket_id FROM inquiry WHERE id = %d" % inq),
                          str(t["id"]))
         self.refused(self.open_sql(inquiry=inq), "CR400", "field:inquiry_id")
+        # Another branch's tally is refused to someone bound to a branch (the scope, last);
+        # within the scope, or with none (coordinators), it links.
+        alb = self.inquiry(branch="ALB")
+        self.refused("SELECT * FROM ticket_open(%s, %d, %d, %s, %d, %d)"
+                     % (key(), ids["staff"], ids["workstation"],
+                        js(dict(queue="ref-dwn", subject="s", question="q")), alb, ids["DWN"]),
+                     "CR403", "branch")
+        self.assertEqual(self.q("SELECT ticket_id IS NULL FROM inquiry WHERE id = %d" % alb),
+                         "t")
+        self.assertEqual(self.open(inquiry=alb)["inquiry_id"], alb)
+        dwn = self.inquiry()
+        self.assertEqual(self.one("SELECT inquiry_id FROM ticket_open(%s, %d, %d, %s, %d, %d)"
+                                  " WHERE kind = 'ticket'"
+                                  % (key(), ids["staff"], ids["workstation"],
+                                     js(dict(queue="ref-dwn", subject="s", question="q")),
+                                     dwn, ids["DWN"]))["inquiry_id"], dwn)
         self.assertIn(("event", "opened in ref-dwn by Administrator (from inquiry %d)" % inq),
                       self.history(t["id"]))
 
