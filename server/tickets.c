@@ -110,8 +110,9 @@ static const reply_stmt_t stmt_queue_save =
     REPLY_STMT("ticket_queue_save", Q_NCOLS,
                "SELECT * FROM ticket_queue_save($1, $2, $3::jsonb - $4::text[])");
 
-static const reply_stmt_t stmt_open = REPLY_STMT(
-    "ticket_open", SHOW_NCOLS, "SELECT * FROM ticket_open($1::uuid, $2, $3, $4::jsonb, $5, $6::integer)");
+static const reply_stmt_t stmt_open =
+    REPLY_STMT("ticket_open", SHOW_NCOLS,
+               "SELECT * FROM ticket_open($1::uuid, $2, $3, $4::jsonb, $5, $6::integer)");
 
 static const reply_stmt_t stmt_list =
     REPLY_STMT("ticket_list", TK_NCOLS,
@@ -172,15 +173,6 @@ static bool tickets_fail_id(request_t *req, int64_t id)
     return true;
 }
 
-/* An optional boolean column: absent from the reply for SQL NULL. */
-#define TICKETS_OPT_BOOL(msg, field, res, row, col)                                                \
-    do {                                                                                           \
-        if (!db_null((res), (row), (col))) {                                                       \
-            (msg)->has_##field = 1;                                                                \
-            (msg)->field = db_bool((res), (row), (col));                                           \
-        }                                                                                          \
-    } while (0)
-
 /* A Ticket from the ticket_out columns starting at column c0. */
 static Carrel__Ticket *ticket_from_row(request_t *req, const PGresult *res, int i, int c0)
 {
@@ -203,12 +195,12 @@ static Carrel__Ticket *ticket_from_row(request_t *req, const PGresult *res, int 
     t->updated_at = reply_text_opt(req, res, i, c0 + TK_UPDATED_AT);
     t->due_at = reply_text_opt(req, res, i, c0 + TK_DUE_AT);
     reply_int32_opt(res, i, c0 + TK_USED_PCT, &t->has_used_pct, &t->used_pct);
-    TICKETS_OPT_BOOL(t, flagged, res, i, c0 + TK_FLAGGED);
-    TICKETS_OPT_BOOL(t, escalated, res, i, c0 + TK_ESCALATED);
-    TICKETS_OPT_BOOL(t, kb, res, i, c0 + TK_KB);
+    reply_bool_opt(res, i, c0 + TK_FLAGGED, &t->has_flagged, &t->flagged);
+    reply_bool_opt(res, i, c0 + TK_ESCALATED, &t->has_escalated, &t->escalated);
+    reply_bool_opt(res, i, c0 + TK_KB, &t->has_kb, &t->kb);
     t->closed_at = reply_text_opt(req, res, i, c0 + TK_CLOSED_AT);
     reply_int64_opt(res, i, c0 + TK_INQUIRY_ID, &t->has_inquiry_id, &t->inquiry_id);
-    TICKETS_OPT_BOOL(t, anonymised, res, i, c0 + TK_ANONYMISED);
+    reply_bool_opt(res, i, c0 + TK_ANONYMISED, &t->has_anonymised, &t->anonymised);
     t->created_by = reply_text_opt(req, res, i, c0 + TK_CREATED_BY);
     return t;
 }
@@ -238,7 +230,7 @@ static Carrel__TicketQueue *queue_from_row(request_t *req, const PGresult *res, 
     q->branch_code = reply_text_opt(req, res, i, Q_BRANCH_CODE);
     q->hours_branch_code = reply_text_opt(req, res, i, Q_HOURS_BRANCH_CODE);
     reply_int32_opt(res, i, Q_TARGET_HOURS, &q->has_target_hours, &q->target_hours);
-    TICKETS_OPT_BOOL(q, active, res, i, Q_ACTIVE);
+    reply_bool_opt(res, i, Q_ACTIVE, &q->has_active, &q->active);
     q->members = pgtext_array_strings(&req->arena, COL(res, i, Q_MEMBERS), &q->n_members);
     reply_int32_opt(res, i, Q_OPEN_COUNT, &q->has_open_count, &q->open_count);
     reply_int32_opt(res, i, Q_OVERDUE_COUNT, &q->has_overdue_count, &q->overdue_count);
