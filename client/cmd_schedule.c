@@ -196,21 +196,7 @@ static int build_week(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     Carrel__ScheduleWeek *w =
         CMD_BODY(call, schedule_week, SCHEDULE_WEEK, carrel__schedule_week__init);
-    static const struct option opts[] = {{"branch", required_argument, NULL, OPT_BRANCH},
-                                         {"week", required_argument, NULL, OPT_WEEK},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == OPT_BRANCH)
-            w->branch = optarg;
-        else if (ch == OPT_WEEK)
-            w->week = optarg;
-        else
-            return cmd_usage(cli, call);
-    }
-    if (optind != argc)
-        return cmd_usage(cli, call);
-    return EXIT_OK;
+    return cmd_branch_week(cli, argc, argv, call, &w->branch, &w->week);
 }
 
 /* The text of one grid cell: the names, and "(1 of 2)" when under the minimum. */

@@ -42,7 +42,6 @@ enum {
     OPT_SKIP_BAD,
     OPT_FROM,
     OPT_TO,
-    OPT_WEEK,
 };
 
 static const char *svc_or(const char *s, const char *otherwise)
@@ -703,19 +702,7 @@ static int build_levels(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
     Carrel__ServiceLevels *l =
         CMD_BODY(call, service_levels, SERVICE_LEVELS, carrel__service_levels__init);
-    static const struct option opts[] = {{"branch", required_argument, NULL, OPT_BRANCH},
-                                         {"week", required_argument, NULL, OPT_WEEK},
-                                         {NULL, 0, NULL, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == OPT_BRANCH)
-            l->branch = optarg;
-        else if (ch == OPT_WEEK)
-            l->week = optarg;
-        else
-            return cmd_usage(cli, call);
-    }
-    return optind == argc ? EXIT_OK : cmd_usage(cli, call);
+    return cmd_branch_week(cli, argc, argv, call, &l->branch, &l->week);
 }
 
 /* "12/2 (6.0)*": activity of the half hour, staff on desk, per staff, heavy marked. */

@@ -638,7 +638,8 @@ const command_t tickets_commands[] = {
      .needs_login = true,
      .usage = "[--queue Q] [--mine] [--overdue] [--flagged] [--status S|all] [--branch B] "
               "[--limit N] [--before ID]",
-     .summary = "the tickets of the queues one works, most urgent first"},
+     .summary = "the tickets of the queues one works, most urgent first (--before ID pages the "
+                "closed list only, --status closed: the tickets numbered below ID)"},
     {.path = "ticket open",
      .build = build_ticket_open,
      .prepare = prepare_stdin,

@@ -4,6 +4,7 @@
  */
 #include "command.h"
 
+#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,25 @@ int cmd_usage(cli_t *cli, const cmd_call_t *call)
 {
     const command_t *c = call->cmd;
     return cli_fail(cli, EXIT_USAGE, "usage: %s%s%s", c->path, c->usage[0] ? " " : "", c->usage);
+}
+
+int cmd_branch_week(cli_t *cli, int argc, char **argv, const cmd_call_t *call, char **branch,
+                    char **week)
+{
+    enum { OPT_BRANCH = 256, OPT_WEEK };
+    static const struct option opts[] = {{"branch", required_argument, NULL, OPT_BRANCH},
+                                         {"week", required_argument, NULL, OPT_WEEK},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == OPT_BRANCH)
+            *branch = optarg;
+        else if (ch == OPT_WEEK)
+            *week = optarg;
+        else
+            return cmd_usage(cli, call);
+    }
+    return optind == argc ? EXIT_OK : cmd_usage(cli, call);
 }
 
 void cmd_print_body_json(const cmd_call_t *call, const Carrel__Response *r)

@@ -116,6 +116,13 @@ void cmd_hold(cmd_call_t *call, Carrel__Response *r);
 /* "usage: PATH USAGE" as a usage error (EXIT_USAGE, with --json as JSON too). */
 int cmd_usage(cli_t *cli, const cmd_call_t *call);
 /*
+ * The arguments of a command that takes [--branch B] [--week W] and nothing
+ * else (a week grid): each into its field, left alone when not given.
+ * EXIT_OK, or cmd_usage's exit code.
+ */
+int cmd_branch_week(cli_t *cli, int argc, char **argv, const cmd_call_t *call, char **branch,
+                    char **week);
+/*
  * Run a command: its own run, or build -> [prepare] -> send -> print (or
  * print_refused) -> [finish] -> free, the middle `repeat` times. Returns an
  * exit code.

@@ -725,7 +725,11 @@ static const char *desk_channel_find(const char *word)
     return NULL;
 }
 
-/* "@HH:MM" as today's local time "YYYY-MM-DD HH:MM" (out: 20 bytes); false if not a time. */
+/*
+ * "@HH:MM" as the bare "HH:MM" (out: 6 bytes or more); false if not a time.
+ * The server takes it as today in the library's time zone (service_at), so a
+ * workstation's own clock and zone never pick the day.
+ */
 static bool desk_tally_at(const char *word, char *out)
 {
     int h, m;
@@ -733,12 +737,7 @@ static bool desk_tally_at(const char *word, char *out)
     if (strlen(word) != 6 || word[3] != ':' || sscanf(word + 1, "%2d:%2d%c", &h, &m, &tail) != 2 ||
         h < 0 || h > 23 || m < 0 || m > 59)
         return false;
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    char day[12];
-    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-    snprintf(out, 20, "%.10s %02d:%02d", day, h % 24, m % 60);
+    snprintf(out, 6, "%02d:%02d", h, m);
     return true;
 }
 

@@ -1,5 +1,6 @@
 #include "csv.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,16 @@ static void csv_push(csv_row_t *row, struct buf *field)
     copy[field->len] = '\0';
     row->fields[row->n++] = copy;
     field->len = 0;
+}
+
+/* One byte of a field, quoted or not; false for a NUL byte (not text: CSV_NUL). */
+static bool csv_take(struct buf *field, char c)
+{
+    if (c == '\0')
+        return false;
+    if (buf_append(field, &c, 1) != 0)
+        abort();
+    return true;
 }
 
 int csv_next_row(const char *text, size_t len, size_t *pos, csv_row_t *row)
@@ -55,22 +66,18 @@ int csv_next_row(const char *text, size_t len, size_t *pos, csv_row_t *row)
                     i++;
                     break;
                 }
-                if (text[i] == '\0') {
+                if (!csv_take(&field, text[i])) {
                     rc = CSV_NUL;
                     goto out;
                 }
-                if (buf_append(&field, &text[i], 1) != 0)
-                    abort();
                 i++;
             }
         }
         while (i < len && text[i] != ',' && text[i] != '\n' && text[i] != '\r') {
-            if (text[i] == '\0') {
+            if (!csv_take(&field, text[i])) {
                 rc = CSV_NUL;
                 goto out;
             }
-            if (buf_append(&field, &text[i], 1) != 0)
-                abort();
             i++;
         }
         csv_push(row, &field);

@@ -82,12 +82,21 @@ bool events_payload_for(const events_payload_t *p, const char *username)
     return false;
 }
 
+bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool all_branches)
+{
+    if (p->n_usernames)
+        return all_branches || s->role == CARREL__ROLE__ROLE_COORDINATOR ||
+               s->role == CARREL__ROLE__ROLE_ADMIN ||
+               events_payload_for(p, s->username);
+    return all_branches || strcmp(s->branch_code, p->branch_code) == 0;
+}
+
 /*
  * Push one payload to the subscribed, logged-in connections it is for: by
  * branch (the connection's session branch, or every branch for
  * all_branches); an event addressed to user names (a ticket's staff) goes to
- * their connections wherever they are logged in, and to every all-branches
- * subscriber (the coordinator), not to the rest of the branch.
+ * their connections wherever they are logged in, and to every coordinator
+ * and administrator (events_payload_reaches), not to the rest of the branch.
  */
 void events_on_notify(void *arg, const char *payload)
 {
@@ -115,9 +124,7 @@ void events_on_notify(void *arg, const char *payload)
     for (conn_t *c = srv->conns; c; c = c->next) {
         if (!c->subscribed || !c->session.authenticated || c->closed)
             continue;
-        if (!c->all_branches &&
-            (p->n_usernames ? !events_payload_for(p, c->session.username)
-                            : strcmp(c->session.branch_code, ev.branch_code) != 0))
+        if (!events_payload_reaches(p, &c->session, c->all_branches))
             continue;
         conn_push_event(c, &ev);
         sent++;

@@ -10,6 +10,7 @@
 #ifndef CARREL_EVENTS_H
 #define CARREL_EVENTS_H
 
+#include "conn.h"
 #include "server.h"
 
 #define EVENTS_CHANNEL "carrel_events"
@@ -46,6 +47,16 @@ typedef struct events_payload {
 bool events_payload_parse(char *payload, events_payload_t *out);
 /* True when the event is addressed to `username` (always when to no one). */
 bool events_payload_for(const events_payload_t *p, const char *username);
+
+/*
+ * Whether a subscribed connection hears the event. Pure. An event addressed
+ * to user names reaches those users wherever they are logged in, and every
+ * coordinator or administrator (whose work is every branch: they hear
+ * flags and escalations at `carrel desk` or plain `carrel events` too),
+ * never the rest of a branch. Any other event reaches its branch's
+ * connections, and all-branches subscribers.
+ */
+bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool all_branches);
 
 /* The pool's notification callback (arg is the server). */
 void events_on_notify(void *arg, const char *payload);

@@ -813,14 +813,6 @@ bool notices_gone(const notices_t *n)
 
 /* ---------------------------------------------------------------- requests */
 
-static bool notices_one_of(const char *s, const char *const *allowed)
-{
-    for (; *allowed; allowed++)
-        if (strcmp(s, *allowed) == 0)
-            return true;
-    return false;
-}
-
 static void notice_list_done(request_t *req, const PGresult *res)
 {
     arena_t *a = &req->arena;
@@ -859,12 +851,12 @@ void handle_notice_list(request_t *req)
     const char *status = m->status && m->status[0] ? m->status : "pending";
     const char *channel = m->channel && m->channel[0] ? m->channel : NULL;
     bool export = m->has_export && m->export;
-    if (!notices_one_of(status, statuses)) {
+    if (!request_one_of(status, statuses)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:status",
                      "The status is pending, sending, sent, failed or exported.");
         return;
     }
-    if (channel && !notices_one_of(channel, channels)) {
+    if (channel && !request_one_of(channel, channels)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:channel",
                      "The channel is email, sms or phone.");
         return;

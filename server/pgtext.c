@@ -132,3 +132,8 @@ char *pgtext_int(arena_t *a, int64_t v)
 {
     return arena_printf(a, "%lld", (long long)v);
 }
+
+const char *pgtext_bool(bool v)
+{
+    return v ? "true" : "false";
+}

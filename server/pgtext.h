@@ -30,6 +30,8 @@ char *pgtext_array_build(arena_t *a, char *const *items, size_t n);
 char *pgtext_int_array(arena_t *a, const int64_t *v, const bool *has, size_t n);
 /* Decode bytea's text form ("\\x4142...") into arena bytes; NULL if malformed. */
 uint8_t *pgtext_bytea_decode(arena_t *a, const char *text, size_t *len);
+/* The text form of a boolean parameter: "true" or "false" (static strings). */
+const char *pgtext_bool(bool v);
 /* Decimal text of an integer, in the arena. */
 char *pgtext_int(arena_t *a, int64_t v);
 

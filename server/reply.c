@@ -113,6 +113,15 @@ void reply_int64_opt(const PGresult *res, int row, int col, protobuf_c_boolean *
     *out = db_int64(res, row, col);
 }
 
+void reply_bool_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has,
+                    protobuf_c_boolean *out)
+{
+    if (db_null(res, row, col))
+        return;
+    *has = 1;
+    *out = db_bool(res, row, col);
+}
+
 void reply_double_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, double *out)
 {
     if (db_null(res, row, col))

@@ -75,6 +75,9 @@ char *reply_text_opt(request_t *req, const PGresult *res, int row, int col);
 void reply_int32_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, int32_t *out);
 void reply_int64_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, int64_t *out);
 void reply_double_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has, double *out);
+/* The same for an optional boolean column. */
+void reply_bool_opt(const PGresult *res, int row, int col, protobuf_c_boolean *has,
+                    protobuf_c_boolean *out);
 
 /* Parameters handlers share, so each is written once:
  * an optional text field: NULL (SQL NULL) when absent or empty; */

@@ -256,6 +256,14 @@ bool request_fail_texts(request_t *req, const request_text_t *t, size_t n)
     return false;
 }
 
+bool request_one_of(const char *s, const char *const *words)
+{
+    for (size_t i = 0; s && words[i]; i++)
+        if (strcmp(s, words[i]) == 0)
+            return true;
+    return false;
+}
+
 int request_db_exec(request_t *req, const db_stmt_t *stmt, int nparams, const char *const *values,
                     const int *lengths, const int *formats, db_done_cb cb, void *arg)
 {

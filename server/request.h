@@ -106,6 +106,8 @@ __attribute__((warn_unused_result)) bool request_fail_texts(request_t *req, cons
 #define REQUEST_TEXTS(req, ...)                                                                    \
     request_fail_texts((req), (const request_text_t[]){__VA_ARGS__},                               \
                        sizeof((const request_text_t[]){__VA_ARGS__}) / sizeof(request_text_t))
+/* True when s is one of the words of a NULL-terminated list; false for NULL s. */
+bool request_one_of(const char *s, const char *const *words);
 /* Queue a prepared statement for req on the lane its route calls for: a
  * request that changes nothing may use the connections reserved for short
  * jobs (db.h). 0, or db_exec's error (the request is not ended). */

@@ -309,15 +309,6 @@ static int64_t *rooms_ids(request_t *req, const PGresult *res, int row, int col,
     return ids;
 }
 
-/* An optional boolean column: absent from the reply for SQL NULL. */
-#define ROOMS_OPT_BOOL(msg, field, res, row, col)                                                  \
-    do {                                                                                           \
-        if (!db_null((res), (row), (col))) {                                                       \
-            (msg)->has_##field = 1;                                                                \
-            (msg)->field = db_bool((res), (row), (col));                                           \
-        }                                                                                          \
-    } while (0)
-
 /* A Room from the room_out columns starting at column c0. */
 static Carrel__Room *room_from_row(request_t *req, const PGresult *res, int i, int c0)
 {
@@ -332,7 +323,7 @@ static Carrel__Room *room_from_row(request_t *req, const PGresult *res, int i, i
     r->bookable_by = reply_text_opt(req, res, i, c0 + ROOM_BOOKABLE_BY);
     r->category = reply_text_opt(req, res, i, c0 + ROOM_CATEGORY);
     r->part_ids = rooms_ids(req, res, i, c0 + ROOM_PART_IDS, &r->n_part_ids);
-    ROOMS_OPT_BOOL(r, active, res, i, c0 + ROOM_ACTIVE);
+    reply_bool_opt(res, i, c0 + ROOM_ACTIVE, &r->has_active, &r->active);
     r->part_names =
         pgtext_array_strings(&req->arena, COL(res, i, c0 + ROOM_PART_NAMES), &r->n_part_names);
     r->whole_names =
@@ -375,7 +366,7 @@ static Carrel__RoomBooking *booking_from_row(request_t *req, const PGresult *res
     b->checked_in_at = reply_text_opt(req, res, i, c0 + BK_CHECKED_IN_AT);
     b->created_at = reply_text_opt(req, res, i, c0 + BK_CREATED_AT);
     b->created_by = reply_text_opt(req, res, i, c0 + BK_CREATED_BY);
-    ROOMS_OPT_BOOL(b, overridden, res, i, c0 + BK_OVERRIDDEN);
+    reply_bool_opt(res, i, c0 + BK_OVERRIDDEN, &b->has_overridden, &b->overridden);
     return b;
 }
 
@@ -395,7 +386,7 @@ static Carrel__RoomCategory *category_from_row(request_t *req, const PGresult *r
     reply_int32_opt(res, i, CAT_GAP_MINUTES, &c->has_gap_minutes, &c->gap_minutes);
     reply_int32_opt(res, i, CAT_SETUP_MINUTES, &c->has_setup_minutes, &c->setup_minutes);
     reply_int32_opt(res, i, CAT_CLEANUP_MINUTES, &c->has_cleanup_minutes, &c->cleanup_minutes);
-    ROOMS_OPT_BOOL(c, needs_approval, res, i, CAT_NEEDS_APPROVAL);
+    reply_bool_opt(res, i, CAT_NEEDS_APPROVAL, &c->has_needs_approval, &c->needs_approval);
     reply_int32_opt(res, i, CAT_CHECKIN_MINUTES, &c->has_checkin_minutes, &c->checkin_minutes);
     return c;
 }
@@ -415,7 +406,7 @@ static Carrel__Program *program_from_row(request_t *req, const PGresult *res, in
     p->presenter = reply_text_opt(req, res, i, c0 + PRG_PRESENTER);
     p->staff_username = reply_text_opt(req, res, i, c0 + PRG_STAFF_USERNAME);
     p->category = reply_text_opt(req, res, i, c0 + PRG_CATEGORY);
-    ROOMS_OPT_BOOL(p, cancelled, res, i, c0 + PRG_CANCELLED);
+    reply_bool_opt(res, i, c0 + PRG_CANCELLED, &p->has_cancelled, &p->cancelled);
     return p;
 }
 
@@ -432,9 +423,10 @@ static Carrel__ProgramSession *session_from_row(request_t *req, const PGresult *
     reply_int64_opt(res, i, c0 + SES_BOOKING_ID, &s->has_booking_id, &s->booking_id);
     s->room_name = reply_text_opt(req, res, i, c0 + SES_ROOM_NAME);
     reply_int32_opt(res, i, c0 + SES_ATTENDANCE, &s->has_attendance, &s->attendance);
-    ROOMS_OPT_BOOL(s, cancelled, res, i, c0 + SES_CANCELLED);
+    reply_bool_opt(res, i, c0 + SES_CANCELLED, &s->has_cancelled, &s->cancelled);
     s->staff_username = reply_text_opt(req, res, i, c0 + SES_STAFF_USERNAME);
-    ROOMS_OPT_BOOL(s, staff_scheduled, res, i, c0 + SES_STAFF_SCHEDULED);
+    reply_bool_opt(res, i, c0 + SES_STAFF_SCHEDULED, &s->has_staff_scheduled,
+                   &s->staff_scheduled);
     return s;
 }
 

@@ -178,11 +178,6 @@ void service_register_statements(void)
 
 /* ---------------------------------------------------------------- shared */
 
-static const char *service_bool(bool v)
-{
-    return v ? "true" : "false";
-}
-
 /* The branch a request names, or the session's when it names none. */
 static char *service_branch(request_t *req, char *code)
 {
@@ -273,7 +268,7 @@ void handle_service_code_list(request_t *req)
     const char *branch =
         service_is_floor_area(m->list) ? service_branch(req, m->branch) : reply_opt(m->branch);
     const char *values[3] = {m->list, branch,
-                             service_bool(m->has_include_inactive && m->include_inactive)};
+                             pgtext_bool(m->has_include_inactive && m->include_inactive)};
     reply_query(req, &stmt_code_list, 3, values, code_list_done);
 }
 
@@ -417,7 +412,7 @@ void handle_inquiry_remove(request_t *req)
     }
     const char *values[5];
     service_actor(req, values);
-    values[3] = service_bool(service_may(req, PERM_INQUIRY_MANAGE));
+    values[3] = pgtext_bool(service_may(req, PERM_INQUIRY_MANAGE));
     values[4] = pgtext_int(&req->arena, m->id);
     reply_query(req, &stmt_inquiry_remove, 5, values, inquiry_remove_done);
 }
@@ -630,8 +625,8 @@ void handle_count_import(request_t *req)
     values[5] = gate ? (reply_opt(m->counter) ? m->counter : "main") : NULL;
     values[6] =
         gate ? pgtext_int(&req->arena, m->has_period_minutes ? m->period_minutes : 60) : NULL;
-    values[7] = service_bool(skip_bad);
-    values[8] = service_bool(st->apply);
+    values[7] = pgtext_bool(skip_bad);
+    values[8] = pgtext_bool(st->apply);
     import_arrays(req, &st->csv, values);
     reply_query(req, &stmt_import, 15, values, import_done);
 }

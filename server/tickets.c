@@ -110,8 +110,9 @@ static const reply_stmt_t stmt_queue_save =
     REPLY_STMT("ticket_queue_save", Q_NCOLS,
                "SELECT * FROM ticket_queue_save($1, $2, $3::jsonb - $4::text[])");
 
-static const reply_stmt_t stmt_open = REPLY_STMT(
-    "ticket_open", SHOW_NCOLS, "SELECT * FROM ticket_open($1::uuid, $2, $3, $4::jsonb, $5)");
+static const reply_stmt_t stmt_open =
+    REPLY_STMT("ticket_open", SHOW_NCOLS,
+               "SELECT * FROM ticket_open($1::uuid, $2, $3, $4::jsonb, $5, $6::integer)");
 
 static const reply_stmt_t stmt_list =
     REPLY_STMT("ticket_list", TK_NCOLS,
@@ -145,37 +146,12 @@ void tickets_register_statements(void)
 
 /* ---------------------------------------------------------------- shared */
 
-static const char *tickets_bool(bool v)
-{
-    return v ? "true" : "false";
-}
-
 /* p_all: may the caller see every queue (coordinators and admins)? */
 static const char *tickets_all(const request_t *req)
 {
     perm_subject_t who = request_subject(req);
-    return tickets_bool(perm_check(&who, PERM_TICKET_ALL, 0) == PERM_OK);
+    return pgtext_bool(perm_check(&who, PERM_TICKET_ALL, 0) == PERM_OK);
 }
-
-/* Text fields of a request and their bounds (tickets_fail_texts). */
-typedef struct tickets_text {
-    const char *s;
-    size_t max;
-    const char *field;
-} tickets_text_t;
-
-/* True when a field is too long or not text (answered field:<name>). */
-static bool tickets_fail_texts(request_t *req, const tickets_text_t *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (request_fail_text(req, t[i].s, t[i].max, t[i].field))
-            return true;
-    return false;
-}
-
-#define TICKETS_TEXTS(req, ...)                                                                    \
-    tickets_fail_texts((req), (const tickets_text_t[]){__VA_ARGS__},                               \
-                       sizeof((const tickets_text_t[]){__VA_ARGS__}) / sizeof(tickets_text_t))
 
 /* A field that must be there: BAD_REQUEST field:<name> with `why`; true if answered. */
 static bool tickets_fail_missing(request_t *req, bool present, const char *field, const char *why)
@@ -196,24 +172,6 @@ static bool tickets_fail_id(request_t *req, int64_t id)
                  "Name the ticket by its number (1 or more, not %lld).", (long long)id);
     return true;
 }
-
-/* True when s is one of the words (NULL-terminated list). */
-static bool tickets_one_of(const char *s, const char *const *words)
-{
-    for (size_t i = 0; s && words[i]; i++)
-        if (strcmp(s, words[i]) == 0)
-            return true;
-    return false;
-}
-
-/* An optional boolean column: absent from the reply for SQL NULL. */
-#define TICKETS_OPT_BOOL(msg, field, res, row, col)                                                \
-    do {                                                                                           \
-        if (!db_null((res), (row), (col))) {                                                       \
-            (msg)->has_##field = 1;                                                                \
-            (msg)->field = db_bool((res), (row), (col));                                           \
-        }                                                                                          \
-    } while (0)
 
 /* A Ticket from the ticket_out columns starting at column c0. */
 static Carrel__Ticket *ticket_from_row(request_t *req, const PGresult *res, int i, int c0)
@@ -237,12 +195,12 @@ static Carrel__Ticket *ticket_from_row(request_t *req, const PGresult *res, int 
     t->updated_at = reply_text_opt(req, res, i, c0 + TK_UPDATED_AT);
     t->due_at = reply_text_opt(req, res, i, c0 + TK_DUE_AT);
     reply_int32_opt(res, i, c0 + TK_USED_PCT, &t->has_used_pct, &t->used_pct);
-    TICKETS_OPT_BOOL(t, flagged, res, i, c0 + TK_FLAGGED);
-    TICKETS_OPT_BOOL(t, escalated, res, i, c0 + TK_ESCALATED);
-    TICKETS_OPT_BOOL(t, kb, res, i, c0 + TK_KB);
+    reply_bool_opt(res, i, c0 + TK_FLAGGED, &t->has_flagged, &t->flagged);
+    reply_bool_opt(res, i, c0 + TK_ESCALATED, &t->has_escalated, &t->escalated);
+    reply_bool_opt(res, i, c0 + TK_KB, &t->has_kb, &t->kb);
     t->closed_at = reply_text_opt(req, res, i, c0 + TK_CLOSED_AT);
     reply_int64_opt(res, i, c0 + TK_INQUIRY_ID, &t->has_inquiry_id, &t->inquiry_id);
-    TICKETS_OPT_BOOL(t, anonymised, res, i, c0 + TK_ANONYMISED);
+    reply_bool_opt(res, i, c0 + TK_ANONYMISED, &t->has_anonymised, &t->anonymised);
     t->created_by = reply_text_opt(req, res, i, c0 + TK_CREATED_BY);
     return t;
 }
@@ -272,7 +230,7 @@ static Carrel__TicketQueue *queue_from_row(request_t *req, const PGresult *res, 
     q->branch_code = reply_text_opt(req, res, i, Q_BRANCH_CODE);
     q->hours_branch_code = reply_text_opt(req, res, i, Q_HOURS_BRANCH_CODE);
     reply_int32_opt(res, i, Q_TARGET_HOURS, &q->has_target_hours, &q->target_hours);
-    TICKETS_OPT_BOOL(q, active, res, i, Q_ACTIVE);
+    reply_bool_opt(res, i, Q_ACTIVE, &q->has_active, &q->active);
     q->members = pgtext_array_strings(&req->arena, COL(res, i, Q_MEMBERS), &q->n_members);
     reply_int32_opt(res, i, Q_OPEN_COUNT, &q->has_open_count, &q->open_count);
     reply_int32_opt(res, i, Q_OVERDUE_COUNT, &q->has_overdue_count, &q->overdue_count);
@@ -351,7 +309,7 @@ void handle_ticket_queue_save(request_t *req)
     if (tickets_fail_missing(req, q && reply_opt(q->code), "code",
                              "A ticket queue needs its code."))
         return;
-    if (TICKETS_TEXTS(req, {q->code, TICKETS_SHORT_MAX, "code"},
+    if (REQUEST_TEXTS(req, {q->code, TICKETS_SHORT_MAX, "code"},
                       {q->name, TICKETS_NAME_MAX, "name"},
                       {q->branch_code, TICKETS_SHORT_MAX, "branch_code"},
                       {q->hours_branch_code, TICKETS_SHORT_MAX, "hours_branch_code"}))
@@ -414,7 +372,7 @@ void handle_ticket_open(request_t *req)
         tickets_fail_missing(req, reply_opt(t->question) != NULL, "question",
                              "A ticket needs the question (1 to 8000 characters)."))
         return;
-    if (TICKETS_TEXTS(req, {t->queue, TICKETS_SHORT_MAX, "queue"},
+    if (REQUEST_TEXTS(req, {t->queue, TICKETS_SHORT_MAX, "queue"},
                       {t->subject, TICKETS_SUBJECT_MAX, "subject"},
                       {t->question, TICKETS_TEXT_MAX, "question"},
                       {t->card, TICKETS_SHORT_MAX, "card"},
@@ -423,12 +381,12 @@ void handle_ticket_open(request_t *req)
                       {t->reply_channel, TICKETS_SHORT_MAX, "reply_channel"},
                       {t->channel, TICKETS_SHORT_MAX, "channel"}))
         return;
-    if (reply_opt(t->reply_channel) && !tickets_one_of(t->reply_channel, reply_channels)) {
+    if (reply_opt(t->reply_channel) && !request_one_of(t->reply_channel, reply_channels)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:reply_channel",
                      "Replies go by email, sms or none.");
         return;
     }
-    if (reply_opt(t->channel) && !tickets_one_of(t->channel, asked_channels)) {
+    if (reply_opt(t->channel) && !request_one_of(t->channel, asked_channels)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:channel",
                      "The channel is in_person, phone, email, chat or text.");
         return;
@@ -444,9 +402,13 @@ void handle_ticket_open(request_t *req)
     t->created_at = t->updated_at = t->due_at = t->closed_at = t->created_by = NULL;
     const char *staff, *ws;
     reply_actor(req, &staff, &ws);
-    const char *values[5] = {req->msg->request_key, staff, ws, reply_json(req, &t->base),
-                             t->has_inquiry_id ? pgtext_int(&req->arena, t->inquiry_id) : NULL};
-    reply_query(req, &stmt_open, 5, values, open_done);
+    /* The branches whose tallies the caller may link: its own (branch-bound
+     * roles), or every branch (NULL: coordinators and admins). */
+    perm_subject_t who = request_subject(req);
+    const char *values[6] = {req->msg->request_key, staff, ws, reply_json(req, &t->base),
+                             t->has_inquiry_id ? pgtext_int(&req->arena, t->inquiry_id) : NULL,
+                             perm_scope_param(&req->arena, &who)};
+    reply_query(req, &stmt_open, 6, values, open_done);
 }
 
 /* ---------------------------------------------------------------- TicketList */
@@ -470,13 +432,13 @@ void handle_ticket_list(request_t *req)
 {
     Carrel__TicketList *m = req->msg->ticket_list;
     int limit;
-    if (TICKETS_TEXTS(req, {m->queue, TICKETS_SHORT_MAX, "queue"},
+    if (REQUEST_TEXTS(req, {m->queue, TICKETS_SHORT_MAX, "queue"},
                       {m->status, TICKETS_SHORT_MAX, "status"},
                       {m->branch, TICKETS_SHORT_MAX, "branch"}) ||
         !request_limit(req, m->has_limit, m->limit, TICKETS_LIST_DEFAULT, TICKETS_LIST_MAX,
                        "field:limit", &limit))
         return;
-    if (reply_opt(m->status) && !tickets_one_of(m->status, list_statuses)) {
+    if (reply_opt(m->status) && !request_one_of(m->status, list_statuses)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:status",
                      "The status is new, open, waiting, closed or all.");
         return;
@@ -492,9 +454,9 @@ void handle_ticket_list(request_t *req)
     const char *values[10] = {staff,
                               tickets_all(req),
                               reply_opt(m->queue),
-                              tickets_bool(m->has_mine && m->mine),
-                              tickets_bool(m->has_overdue && m->overdue),
-                              tickets_bool(m->has_flagged && m->flagged),
+                              pgtext_bool(m->has_mine && m->mine),
+                              pgtext_bool(m->has_overdue && m->overdue),
+                              pgtext_bool(m->has_flagged && m->flagged),
                               reply_opt(m->status),
                               reply_opt(m->branch),
                               pgtext_int(a, limit),
@@ -554,7 +516,7 @@ static bool change_fail_arguments(request_t *req, const Carrel__TicketChange *m)
         return tickets_fail_missing(req, reply_opt(m->to_queue) != NULL, "to_queue",
                                     "Name the queue to transfer the ticket to.");
     if (strcmp(m->action, "status") == 0)
-        return tickets_fail_missing(req, tickets_one_of(m->status, change_statuses), "status",
+        return tickets_fail_missing(req, request_one_of(m->status, change_statuses), "status",
                                     "The status is open or waiting (new only by opening, "
                                     "closed by closing).");
     if (strcmp(m->action, "kb") == 0)
@@ -567,13 +529,13 @@ void handle_ticket_change(request_t *req)
 {
     Carrel__TicketChange *m = req->msg->ticket_change;
     if (tickets_fail_id(req, m->id) ||
-        TICKETS_TEXTS(req, {m->action, TICKETS_SHORT_MAX, "action"},
+        REQUEST_TEXTS(req, {m->action, TICKETS_SHORT_MAX, "action"},
                       {m->to_username, TICKETS_SHORT_MAX, "to_username"},
                       {m->to_queue, TICKETS_SHORT_MAX, "to_queue"},
                       {m->status, TICKETS_SHORT_MAX, "status"},
                       {m->note, TICKETS_TEXT_MAX, "note"}))
         return;
-    if (!tickets_one_of(m->action, change_actions)) {
+    if (!request_one_of(m->action, change_actions)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:action",
                      "The action is claim, assign, transfer, status, close, reopen or kb.");
         return;
@@ -607,10 +569,10 @@ static const char *const post_kinds[] = {"reply", "note", NULL};
 void handle_ticket_post(request_t *req)
 {
     Carrel__TicketPost *m = req->msg->ticket_post;
-    if (tickets_fail_id(req, m->id) || TICKETS_TEXTS(req, {m->kind, TICKETS_SHORT_MAX, "kind"},
+    if (tickets_fail_id(req, m->id) || REQUEST_TEXTS(req, {m->kind, TICKETS_SHORT_MAX, "kind"},
                                                      {m->text, TICKETS_TEXT_MAX, "text"}))
         return;
-    if (!tickets_one_of(m->kind, post_kinds)) {
+    if (!request_one_of(m->kind, post_kinds)) {
         request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:kind",
                      "A post is a reply (sent to the patron) or a note (internal).");
         return;
@@ -627,7 +589,7 @@ void handle_ticket_post(request_t *req)
                              pgtext_int(&req->arena, m->id),
                              m->kind,
                              m->text,
-                             tickets_bool(m->has_keep_open && m->keep_open)};
+                             pgtext_bool(m->has_keep_open && m->keep_open)};
     reply_query(req, &stmt_post, 8, values, post_done);
 }
 

@@ -23,6 +23,7 @@ DROP FUNCTION IF EXISTS ticket_message_rows(bigint);
 DROP FUNCTION IF EXISTS ticket_show_rows(bigint);
 DROP FUNCTION IF EXISTS ticket_show(bigint, boolean, bigint);
 DROP FUNCTION IF EXISTS ticket_open(uuid, bigint, bigint, jsonb, bigint);
+DROP FUNCTION IF EXISTS ticket_open(uuid, bigint, bigint, jsonb, bigint, integer);
 DROP FUNCTION IF EXISTS ticket_list(bigint, boolean, text, boolean, boolean, boolean, text, text,
                                     integer, bigint);
 DROP FUNCTION IF EXISTS ticket_change(uuid, bigint, bigint, boolean, jsonb);
@@ -162,24 +163,26 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The usernames a ticket's events go to: the owner, the queue's members and
--- (a branch's queue) the branch's staff; enabled accounts, at most 100 (the
--- owner first). Coordinators get every event anyway ("all branches").
+-- (a branch's queue) the branch's staff; enabled accounts, at most 100,
+-- ranked so a cut drops the branch's staff first: the owner, then the named
+-- members, then the rest. Coordinators get every event anyway ("all
+-- branches").
 CREATE OR REPLACE FUNCTION ticket_recipients(p_ticket bigint) RETURNS text[]
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(x.username ORDER BY x.first DESC, x.username), '{}')
-    FROM (SELECT s.username, bool_or(w.first) AS first
+    SELECT coalesce(array_agg(x.username ORDER BY x.rank, x.username), '{}')
+    FROM (SELECT s.username, min(w.rank) AS rank
           FROM ticket t JOIN ticket_queue q ON q.id = t.queue_id
-          CROSS JOIN LATERAL (SELECT t.owner_id, true
+          CROSS JOIN LATERAL (SELECT t.owner_id, 0
                               UNION ALL
-                              SELECT m.staff_id, false FROM ticket_queue_member m
+                              SELECT m.staff_id, 1 FROM ticket_queue_member m
                               WHERE m.queue_id = q.id
                               UNION ALL
-                              SELECT sb.staff_id, false FROM staff_branch sb
-                              WHERE sb.branch_id = q.branch_id) w (staff_id, first)
+                              SELECT sb.staff_id, 2 FROM staff_branch sb
+                              WHERE sb.branch_id = q.branch_id) w (staff_id, rank)
           JOIN staff s ON s.id = w.staff_id AND NOT s.disabled
           WHERE t.id = p_ticket
           GROUP BY s.username
-          ORDER BY bool_or(w.first) DESC, s.username
+          ORDER BY min(w.rank), s.username
           LIMIT 100) x
 $$;
 
@@ -478,9 +481,12 @@ $$;
 -- queue. The reply channel defaults to the patron's (email or sms), else
 -- email with a contact address, sms with a contact phone, else none; a
 -- channel without an address is refused. p_inquiry (or inquiry_id): the
--- tally it came from, linked both ways.
+-- tally it came from, linked both ways; p_scope (the caller's branch when
+-- branch-bound, NULL: any) refuses another branch's tally (CR403 branch), as
+-- linking locks it against its recorder.
 CREATE OR REPLACE FUNCTION ticket_open(p_key uuid, p_staff bigint, p_workstation bigint,
-                                       p_doc jsonb, p_inquiry bigint)
+                                       p_doc jsonb, p_inquiry bigint,
+                                       p_scope integer DEFAULT NULL)
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -498,6 +504,7 @@ DECLARE
     p patron;
     v_inquiry_channel text;
     v_inquiry_ticket bigint;
+    v_inquiry_branch integer;
     v_since timestamptz := ticket_now();
     v_flag timestamptz;
     v_due timestamptz;
@@ -544,11 +551,13 @@ BEGIN
                             'the patron''s).');
     END IF;
     IF v_inquiry IS NOT NULL THEN
-        SELECT i.channel, i.ticket_id INTO v_inquiry_channel, v_inquiry_ticket FROM inquiry i
+        SELECT i.channel, i.ticket_id, i.branch_id
+        INTO v_inquiry_channel, v_inquiry_ticket, v_inquiry_branch FROM inquiry i
         WHERE i.id = v_inquiry FOR UPDATE;
         IF NOT FOUND THEN
             PERFORM room_refuse('CR404', 'inquiry', format('There is no inquiry %s.', v_inquiry));
         END IF;
+        PERFORM room_scope_check(p_scope, v_inquiry_branch);
         IF v_inquiry_ticket IS NOT NULL THEN
             PERFORM room_refuse('CR400', 'field:inquiry_id', format(
                 'Inquiry %s already became ticket %s.', v_inquiry, v_inquiry_ticket));
@@ -938,7 +947,9 @@ $$;
 --   anonymised: tickets closed more than ticket_retention_days ago lose the
 --     patron, the contact details, their reply notices, the text of their
 --     replies and notes, and (unless kept for the knowledge base) subject
---     and question; the event lines (who did what, when) and the counts stay.
+--     and question; the inquiry they came from loses its answer and (unless
+--     kept) its question; the event lines (who did what, when) and the
+--     counts stay.
 CREATE OR REPLACE FUNCTION tickets_tick(OUT flagged integer, OUT escalated integer,
                                         OUT anonymised integer)
 RETURNS record
@@ -995,6 +1006,11 @@ BEGIN
         WHERE m.ticket_id = ANY (v_ids) AND n.ticket_message_id = m.id;
         UPDATE ticket_message SET text = NULL
         WHERE ticket_id = ANY (v_ids) AND kind IN ('reply', 'note') AND text IS NOT NULL;
+        -- the tally the ticket came from holds the question and the answer too
+        -- (inquiry list shows them to every recorder): kept only as the ticket is
+        UPDATE inquiry i SET question = CASE WHEN t.kb THEN i.question END, answer = NULL
+        FROM ticket t
+        WHERE t.id = ANY (v_ids) AND i.ticket_id = t.id;
     END IF;
 END
 $$;

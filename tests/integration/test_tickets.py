@@ -5,8 +5,8 @@ arriving at the harness's real SMTP relay with the ticket number in its subject 
 waiting for the patron, reopened, transferred, closed for the knowledge base);
 escalation with the tickets timer at 1 s and the SLA clock moved by the
 `ticket_clock_offset_minutes` setting (never by sleeping): flagged, then escalated,
-each event reaching a queue member's `carrel events` and a coordinator's
-`carrel events --all` but no one else; who works which queue (`not_queue_staff`, the
+each event reaching a queue member's `carrel events` and the coordinators' (with or
+without `--all`) but no one else; who works which queue (`not_queue_staff`, the
 coordinator sees all); retried keyed requests; and hostile requests over the wire,
 each refused with its reason on the same connection while the daemon serves on."""
 
@@ -35,7 +35,8 @@ relay = None
 
 # (user, role, branch); display names are user.title().
 STAFF = [("clara", "clerk", "DWN"), ("libby", "librarian", "DWN"), ("dora", "clerk", "DWN"),
-         ("pia", "clerk", "PRK"), ("paul", "librarian", "PRK"), ("cora", "coordinator", "DWN")]
+         ("pia", "clerk", "PRK"), ("paul", "librarian", "PRK"), ("cora", "coordinator", "DWN"),
+         ("cole", "coordinator", "PRK")]
 WS = {"DWN": "desk-dwn", "PRK": "desk-prk"}
 
 
@@ -65,24 +66,15 @@ def set_clock(minutes):
              % minutes)
 
 
-def relay_has_starttls():
-    """The daemon speaks STARTTLS and AUTH once fix12/mail's client is in: it then knows
-    smtp_tls. Until then the test relay is the plain one (no STARTTLS, no AUTH)."""
-    out = subprocess.run([harness.CARRELD, "--help"], capture_output=True, text=True)
-    return "smtp_tls" in out.stdout + out.stderr
-
-
 def setUpModule():
     global env, main, relay
     env = harness.Env()
     try:
         env.start()
-        starttls = relay_has_starttls()
-        relay = harness.SmtpRelay(env, tls=starttls, auth=starttls)
-        smtp = relay.daemon_settings() if starttls else {"smtp_host": "127.0.0.1",
-                                                         "smtp_port": relay.port}
+        # A real relay: STARTTLS and AUTH required.
+        relay = harness.SmtpRelay(env)
         main = env.daemon(jobs_interval_s=0, notice_send_interval_s=0, smtp_from=FROM,
-                          tickets_tick_interval_s=1, **smtp)
+                          tickets_tick_interval_s=1, **relay.daemon_settings())
         admin = env.profile(main)
         env.add_workstations(admin, {"desk-prk": "PRK"})
         for user, role, branch in STAFF:
@@ -392,8 +384,11 @@ class Escalation(unittest.TestCase):
         member = Listener("pia", "--keepalive", "5")      # a named member at PRK
         branch_staff = Listener("dora")                   # works the DWN queue by branch
         coordinator = Listener("cora", "--all")
+        # A coordinator at another branch, not subscribed for every branch: hears the
+        # queue's events all the same (whatever the branch, as at `carrel desk`).
+        plain_coordinator = Listener("cole")
         elsewhere = Listener("paul")                      # PRK, not a member
-        listeners = (member, branch_staff, coordinator, elsewhere)
+        listeners = (member, branch_staff, coordinator, plain_coordinator, elsewhere)
         try:
             for listener in listeners:
                 listener.expect("Listening for events")
@@ -411,6 +406,7 @@ class Escalation(unittest.TestCase):
                 self.assertTrue(line.startswith("[DWN] ticket_flagged ticket %d: " % tid), line)
                 branch_staff.expect("ticket_flagged ticket %d" % tid)
                 coordinator.expect("ticket_flagged ticket %d" % tid)
+                plain_coordinator.expect("ticket_flagged ticket %d" % tid)
                 t = ok(carrel("clara", "tickets", "--queue", q, "--flagged"))["tickets"]
                 self.assertEqual([(x["id"], x.get("flagged"), x.get("escalated", False))
                                   for x in t], [(tid, True, False)])
@@ -418,6 +414,7 @@ class Escalation(unittest.TestCase):
                 member.expect("ticket_escalated ticket %d" % tid)
                 branch_staff.expect("ticket_escalated ticket %d" % tid)
                 coordinator.expect("ticket_escalated ticket %d" % tid)
+                plain_coordinator.expect("ticket_escalated ticket %d" % tid)
                 over = ok(carrel("cora", "tickets", "--overdue"))["tickets"]
                 self.assertEqual(over[0]["id"], tid)  # escalated first
                 self.assertTrue(over[0]["escalated"])
@@ -436,6 +433,10 @@ class Escalation(unittest.TestCase):
         # Once each, and never to a PRK clerk outside the queue.
         self.assertEqual(len([x for x in member.seen if "ticket_flagged ticket %d" % tid in x]),
                          1, member.seen)
+        for kind in ("ticket_flagged", "ticket_escalated"):
+            self.assertEqual(len([x for x in plain_coordinator.seen
+                                  if "%s ticket %d" % (kind, tid) in x]), 1,
+                             plain_coordinator.seen)
         self.assertEqual([x for x in elsewhere.seen if "ticket" in x], [])
         self.assertRegex(main.log_text(), r"tickets: \d+ flagged, \d+ escalated")
 

@@ -134,6 +134,15 @@ class TicketsTest(harness.TransactionTest):
                             lit(overdue), lit(flagged), lit(status), lit(branch), lit(limit),
                             lit(before)))
 
+    def inquiry(self, branch="DWN", question=None, answer=None):
+        """A tally (reference, by phone) at a branch, as the desk records it."""
+        return int(self.q("INSERT INTO inquiry (branch_id, channel, kind_id, read_level,"
+                          " asked_at, staff_id, question, answer) SELECT %d, 'phone', id, 3,"
+                          " now(), %d, %s, %s FROM service_code WHERE list = 'inquiry_kind'"
+                          " AND code = 'reference' RETURNING id"
+                          % (ids[branch], ids["staff"], lit(question), lit(answer))
+                          ).splitlines()[0])
+
     def row(self, tid):
         return self.one("SELECT * FROM ticket WHERE id = %d" % tid)
 
@@ -428,6 +437,22 @@ class Rules(TicketsTest):
         self.assertEqual(self.q("SELECT ticket_id FROM inquiry WHERE id = %d" % inq),
                          str(t["id"]))
         self.refused(self.open_sql(inquiry=inq), "CR400", "field:inquiry_id")
+        # Another branch's tally is refused to someone bound to a branch (the scope, last);
+        # within the scope, or with none (coordinators), it links.
+        alb = self.inquiry(branch="ALB")
+        self.refused("SELECT * FROM ticket_open(%s, %d, %d, %s, %d, %d)"
+                     % (key(), ids["staff"], ids["workstation"],
+                        js(dict(queue="ref-dwn", subject="s", question="q")), alb, ids["DWN"]),
+                     "CR403", "branch")
+        self.assertEqual(self.q("SELECT ticket_id IS NULL FROM inquiry WHERE id = %d" % alb),
+                         "t")
+        self.assertEqual(self.open(inquiry=alb)["inquiry_id"], alb)
+        dwn = self.inquiry()
+        self.assertEqual(self.one("SELECT inquiry_id FROM ticket_open(%s, %d, %d, %s, %d, %d)"
+                                  " WHERE kind = 'ticket'"
+                                  % (key(), ids["staff"], ids["workstation"],
+                                     js(dict(queue="ref-dwn", subject="s", question="q")),
+                                     dwn, ids["DWN"]))["inquiry_id"], dwn)
         self.assertIn(("event", "opened in ref-dwn by Administrator (from inquiry %d)" % inq),
                       self.history(t["id"]))
 
@@ -459,6 +484,23 @@ class Rules(TicketsTest):
                                    self.row(s["id"])["queue_id"])), "f|t")
         self.assertEqual(sorted(x["id"] for x in self.list(every=True)), sorted([t["id"],
                                                                                 s["id"]]))
+
+    def test_recipients_cut_keeps_owner_and_members(self):
+        # 120 staff at the branch sort before the queue's named members by name; the cut
+        # at 100 drops branch staff, never the owner or a member.
+        self.q("WITH s AS (INSERT INTO staff (username, display_name, role, password_hash)"
+               " SELECT 'a' || lpad(g::text, 3, '0'), 'A' || g, 'librarian', '$argon2id$x'"
+               " FROM generate_series(1, 120) g RETURNING id)"
+               " INSERT INTO staff_branch SELECT id, %d FROM s" % ids["DWN"])
+        self.staff("zoe", branches=())
+        self.staff("zed", branches=())
+        self.staff("zack")
+        self.queue("t-crowd", members=["zoe", "zed"], branch_code="DWN")
+        tid = self.open(queue="t-crowd")["id"]
+        self.change(tid, "assign", to_username="zack")
+        got = self.q("SELECT array_to_string(ticket_recipients(%d), ',')" % tid).split(",")
+        self.assertEqual(len(got), 100)
+        self.assertEqual(got[:4], ["zack", "zed", "zoe", "a001"])
 
     def test_claim_assign_transfer(self):
         ann = self.staff("ann")
@@ -685,9 +727,13 @@ class Retention(TicketsTest):
 
     def test_closed_tickets_are_anonymised(self):
         card = env.new_patron(session=db, email="pat@example.org", contact_channel="email")
+        # Both came from tallies whose question and answer name the patron's business.
+        plain_inq = self.inquiry(question="Why do I owe $3?", answer="Mrs. Example: see fines")
+        kept_inq = self.inquiry(question="When did the mill close?", answer="Ask Mrs. Example")
         plain = self.open(card=card, subject="My fines", question="Why do I owe $3?",
-                          contact_phone="860 555 0101")["id"]
-        kept = self.open(card=card, subject="Local history", question="When did the mill close?")["id"]
+                          contact_phone="860 555 0101", inquiry=plain_inq)["id"]
+        kept = self.open(card=card, subject="Local history", question="When did the mill close?",
+                         inquiry=kept_inq)["id"]
         live = self.open(card=card, subject="Still open")["id"]
         for tid in (plain, kept):
             self.post(tid, "note", "Patron is Mrs. Example")
@@ -699,6 +745,8 @@ class Retention(TicketsTest):
         self.q("UPDATE ticket SET closed_at = now() - interval '89 days' WHERE id IN (%d, %d)"
                % (plain, kept))
         self.assertEqual(self.tick()["anonymised"], 0)
+        tally = "SELECT question, answer FROM inquiry WHERE id = %d"
+        self.assertEqual(self.one(tally % plain_inq)["answer"], "Mrs. Example: see fines")
         self.q("UPDATE ticket SET closed_at = now() - interval '91 days' WHERE id IN (%d, %d)"
                % (plain, kept))
         self.assertEqual(self.tick()["anonymised"], 2)
@@ -721,6 +769,10 @@ class Retention(TicketsTest):
                          ("", ""))
         self.assertEqual((self.ticket(kept)["subject"], self.ticket(kept)["question"]),
                          ("Local history", "When did the mill close?"))
+        # The tallies keep the question only as the ticket does, and never the answer.
+        self.assertEqual(self.one(tally % plain_inq), {"question": None, "answer": None})
+        self.assertEqual(self.one(tally % kept_inq),
+                         {"question": "When did the mill close?", "answer": None})
         self.assertEqual(self.q("SELECT count(*) FROM notice n JOIN ticket_message m ON"
                                 " m.id = n.ticket_message_id WHERE m.ticket_id IN (%d, %d)"
                                 % (plain, kept)), "0")

@@ -96,6 +96,41 @@ static void test_ticket_without_usernames_routes_by_branch(void **state)
     free(buf);
 }
 
+/* A session of role r at branch DWN, named `name`. */
+static session_t session_of(role_t r, const char *name)
+{
+    session_t s = {.authenticated = true, .role = r};
+    snprintf(s.username, sizeof(s.username), "%s", name);
+    snprintf(s.branch_code, sizeof(s.branch_code), "DWN");
+    return s;
+}
+
+static void test_addressed_event_reaches_named_and_coordinators(void **state)
+{
+    (void)state;
+    events_payload_t p;
+    char *buf;
+    assert_true(parse("DWN\tticket_flagged\t\t\tFlagged\t17\tann", &p, &buf));
+    session_t ann = session_of(CARREL__ROLE__ROLE_CLERK, "ann");
+    session_t bob = session_of(CARREL__ROLE__ROLE_LIBRARIAN, "bob");
+    session_t coord = session_of(CARREL__ROLE__ROLE_COORDINATOR, "cora");
+    session_t admin = session_of(CARREL__ROLE__ROLE_ADMIN, "ada");
+    assert_true(events_payload_reaches(&p, &ann, false));
+    /* The rest of the branch does not hear it. */
+    assert_false(events_payload_reaches(&p, &bob, false));
+    /* Coordinators and administrators do, subscribed for every branch or not. */
+    assert_true(events_payload_reaches(&p, &coord, false));
+    assert_true(events_payload_reaches(&p, &coord, true));
+    assert_true(events_payload_reaches(&p, &admin, false));
+    free(buf);
+    /* A branch event: its branch only, unless subscribed for every branch. */
+    assert_true(parse("PRK\thold_captured\t31234000000017\t42\tShelf", &p, &buf));
+    assert_false(events_payload_reaches(&p, &coord, false));
+    assert_false(events_payload_reaches(&p, &ann, false));
+    assert_true(events_payload_reaches(&p, &coord, true));
+    free(buf);
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -147,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_old_payload_empty_fields),
         cmocka_unit_test(test_ticket_payload),
         cmocka_unit_test(test_ticket_without_usernames_routes_by_branch),
+        cmocka_unit_test(test_addressed_event_reaches_named_and_coordinators),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_usernames_bounded),
     };

@@ -231,6 +231,13 @@ static void test_int_array(void **state)
     assert_string_equal(pgtext_int_array(*state, v, has, 4), "{1,NULL,-9223372036854775808,7}");
 }
 
+static void test_bool(void **state)
+{
+    (void)state;
+    assert_string_equal(pgtext_bool(true), "true");
+    assert_string_equal(pgtext_bool(false), "false");
+}
+
 #define PGTEXT_TEST(f) cmocka_unit_test_setup_teardown(f, arena_setup, arena_teardown)
 
 int main(void)
@@ -252,6 +259,7 @@ int main(void)
         PGTEXT_TEST(test_strings_null_as_empty),
         PGTEXT_TEST(test_int),
         PGTEXT_TEST(test_int_array),
+        PGTEXT_TEST(test_bool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
