@@ -605,7 +605,8 @@ $$;
 -- urgent first: escalated, flagged, by due time, then by id; waiting tickets
 -- (no due time) after the running ones. p_status: NULL or '' every live
 -- status, 'all', or one status; closed tickets come after the live ones,
--- newest first, so paging by p_before (ids below it) is exact for them.
+-- newest first. p_before (ids below it) pages the closed list only, the one
+-- ordered by id (refused with any other status: field:before_id).
 -- Reads only the live tickets' partial index (or, for closed ones, by id
 -- downwards); the used share is computed for the returned rows only.
 CREATE OR REPLACE FUNCTION ticket_list(p_staff bigint, p_all boolean, p_queue text,
@@ -630,6 +631,14 @@ BEGIN
     IF v_status NOT IN ('live', 'all', 'new', 'open', 'waiting', 'closed') THEN
         PERFORM room_refuse('CR400', 'field:status',
                             'The status is new, open, waiting, closed or all.');
+    END IF;
+    -- live tickets come by urgency, not by number: "below the last number" would
+    -- skip some and repeat others, so only the closed list (by number) pages
+    IF p_before IS NOT NULL AND v_status <> 'closed' THEN
+        PERFORM room_refuse('CR400', 'field:before_id', 'Only the closed list (status closed) '
+                            'pages by number; live tickets come most urgent first: narrow the '
+                            'list (queue, mine, overdue, flagged, status) or raise the limit '
+                            '(up to 500).');
     END IF;
     IF coalesce(p_queue, '') <> '' THEN
         SELECT * INTO v_queue FROM ticket_queue WHERE code = p_queue;

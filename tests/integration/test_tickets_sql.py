@@ -853,8 +853,13 @@ class List(TicketsTest):
         self.assertEqual([t["id"] for t in self.list(queue="t-clock", status="all")],
                          [a, b, c, d, w, x])
         self.assertEqual([t["id"] for t in self.list(queue="t-clock", limit=2)], [a, b])
-        # Paging by id: those below c (d was opened before c).
-        self.assertEqual([t["id"] for t in self.list(queue="t-clock", before=c)], [a, b, d])
+        # Paging by number is for the closed list only (live ones come by urgency).
+        for status in (None, "all", "open", "waiting"):
+            self.refused("SELECT * FROM ticket_list(1, true, 't-clock', false, false, false,"
+                         " %s, NULL, NULL, %d)" % (lit(status), c), "CR400", "field:before_id")
+        self.assertEqual([t["id"] for t in self.list(queue="t-clock", status="closed",
+                                                     before=x + 1)], [x])
+        self.assertEqual(self.list(queue="t-clock", status="closed", before=x), [])
         self.assertEqual([t["id"] for t in self.list(branch="DWN")], [other])
         self.assertEqual(self.list(branch="ALB"), [])
         self.assertEqual(self.list(queue="t-clock", branch="DWN"), [])
@@ -869,6 +874,22 @@ class List(TicketsTest):
                      " 'ZZZ', NULL, NULL)", "CR400", "field:branch")
         q = self.one("SELECT * FROM ticket_queue_list(1, true) WHERE code = 't-clock'")
         self.assertEqual((q["open_count"], q["overdue_count"]), (5, 1))
+
+
+    def test_closed_list_pages_by_number(self):
+        # 150 closed tickets, closed in an order other than their numbers': two pages of
+        # 100 by before_id show each exactly once, newest number first.
+        self.clock_queue()
+        made = [self.open(queue="t-clock", subject="p%d" % i)["id"] for i in range(150)]
+        self.q("UPDATE ticket SET status = 'closed', clock_since = NULL, flag_at = NULL,"
+               " due_at = NULL, closed_at = now() - make_interval(mins => (id * 37) %% 150)"
+               " WHERE id IN (%s)" % ",".join(map(str, made)))
+        first = [t["id"] for t in self.list(queue="t-clock", status="closed")]
+        second = [t["id"] for t in self.list(queue="t-clock", status="closed",
+                                             before=first[-1])]
+        self.assertEqual((len(first), len(second)), (100, 50))
+        self.assertEqual(first + second, sorted(made, reverse=True))
+        self.assertEqual(self.list(queue="t-clock", status="closed", before=second[-1]), [])
 
 
 # ---------------------------------------------------------------- performance
