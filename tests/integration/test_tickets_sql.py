@@ -882,7 +882,7 @@ class List(TicketsTest):
         self.clock_queue()
         made = [self.open(queue="t-clock", subject="p%d" % i)["id"] for i in range(150)]
         self.q("UPDATE ticket SET status = 'closed', clock_since = NULL, flag_at = NULL,"
-               " due_at = NULL, closed_at = now() - make_interval(mins => (id * 37) %% 150)"
+               " due_at = NULL, closed_at = now() - make_interval(mins => ((id * 37) %% 150)::integer)"
                " WHERE id IN (%s)" % ",".join(map(str, made)))
         first = [t["id"] for t in self.list(queue="t-clock", status="closed")]
         second = [t["id"] for t in self.list(queue="t-clock", status="closed",
