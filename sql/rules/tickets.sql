@@ -231,10 +231,28 @@ $$;
 
 -- ---------------------------------------------------------------- rows out
 
+-- Open seconds from the start of a span of open periods up to p_at: the
+-- periods' lower and upper bounds (lo, hi, sorted, not overlapping) and the
+-- open seconds before each (before). A binary search (width_bucket), so a
+-- long span costs each ticket nothing more; exact (numeric seconds), so
+-- f(b) - f(a) is the seconds of the periods within [a, b) to the microsecond.
+CREATE OR REPLACE FUNCTION ticket_open_upto(p_lo timestamptz[], p_hi timestamptz[],
+                                            p_before numeric[], p_at timestamptz)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN i = 0 THEN 0
+                ELSE p_before[i] + extract(epoch FROM least(p_at, p_hi[i]))
+                     - extract(epoch FROM p_lo[i]) END
+    FROM width_bucket(p_at, p_lo) i
+$$;
+
 -- The tickets p_ids as replies show them, in the order of the array. The
 -- share of the target used is computed here only, for these rows: one span
--- of open periods per hours branch (from its earliest running clock to now),
--- each running clock intersected with it.
+-- of open periods per hours branch, from that branch's own earliest running
+-- clock to now (not the earliest of all: one old clock in one queue would
+-- make every branch's span as long), as sorted arrays with the running total
+-- of open seconds, so that each running clock's open seconds are two binary
+-- searches (ticket_open_upto) instead of an intersection with the whole span.
 CREATE OR REPLACE FUNCTION ticket_rows(p_ids bigint[]) RETURNS SETOF ticket_out
 LANGUAGE sql STABLE AS $$
     WITH n AS (SELECT ticket_now() AS now, library_setting_text('timezone') AS tz),
@@ -242,11 +260,20 @@ LANGUAGE sql STABLE AS $$
                  q.hours_branch_id AS q_hours, q.target_hours
           FROM unnest(p_ids) WITH ORDINALITY u (id, ord)
           JOIN ticket t ON t.id = u.id JOIN ticket_queue q ON q.id = t.queue_id),
-    running AS (SELECT array_agg(DISTINCT t.q_hours) AS branches,
-                       library_local_date(min(t.clock_since)) AS since
-                FROM t WHERE t.clock_since IS NOT NULL),
-    hours AS (SELECT o.* FROM running r CROSS JOIN n
-              CROSS JOIN LATERAL open_periods_of(r.branches, r.since, library_local_date(n.now)) o)
+    running AS (SELECT t.q_hours, library_local_date(min(t.clock_since)) AS since
+                FROM t WHERE t.clock_since IS NOT NULL GROUP BY t.q_hours),
+    periods AS (SELECT o.branch_id, lower(r) AS lo, upper(r) AS hi,
+                       coalesce(sum(extract(epoch FROM upper(r)) - extract(epoch FROM lower(r)))
+                                    OVER (PARTITION BY o.branch_id ORDER BY lower(r)
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                                0) AS before
+                FROM running x CROSS JOIN n
+                CROSS JOIN LATERAL open_periods_of(ARRAY[x.q_hours], x.since,
+                                                   library_local_date(n.now)) o
+                CROSS JOIN LATERAL unnest(o.periods) r),
+    hours AS (SELECT branch_id, array_agg(lo ORDER BY lo) AS lo, array_agg(hi ORDER BY lo) AS hi,
+                     array_agg(before ORDER BY lo) AS before
+              FROM periods GROUP BY branch_id)
     SELECT t.id, t.q_code, b.code, t.status, t.subject, t.question, o.username, p.card,
            CASE WHEN p.id IS NOT NULL
                 THEN coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name END,
@@ -254,8 +281,10 @@ LANGUAGE sql STABLE AS $$
            local_text_in(t.created_at, n.tz), local_text_in(t.updated_at, n.tz),
            local_text_in(t.due_at, n.tz),
            (100 * (t.clock_used_s
-                   + coalesce(period_seconds(h.periods * tstzmultirange(
-                         tstzrange(t.clock_since, greatest(t.clock_since, n.now)))), 0))
+                   + coalesce((ticket_open_upto(h.lo, h.hi, h.before,
+                                                greatest(t.clock_since, n.now))
+                               - ticket_open_upto(h.lo, h.hi, h.before, t.clock_since))::bigint,
+                              0))
             / (t.target_hours::bigint * 3600))::integer,
            ticket_past(t.flagged_at, t.flag_at, n.now),
            ticket_past(t.escalated_at, t.due_at, n.now),
