@@ -199,6 +199,16 @@ BEGIN
 END
 $$;
 
+-- Refuse a ticket number no ticket has (CR404 ticket): ticket_lock and
+-- ticket_show, which read the ticket with and without a lock.
+CREATE OR REPLACE FUNCTION ticket_missing(p_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM room_refuse('CR404', 'ticket', format('There is no ticket %s.',
+                                                  coalesce(p_id::text, '(none)')));
+END
+$$;
+
 -- The ticket p_id, locked, or CR404 ticket.
 CREATE OR REPLACE FUNCTION ticket_lock(p_id bigint) RETURNS ticket
 LANGUAGE plpgsql AS $$
@@ -207,8 +217,7 @@ DECLARE
 BEGIN
     SELECT * INTO t FROM ticket WHERE id = p_id FOR UPDATE;
     IF NOT FOUND THEN
-        PERFORM room_refuse('CR404', 'ticket', format('There is no ticket %s.',
-                                                      coalesce(p_id::text, '(none)')));
+        PERFORM ticket_missing(p_id);
     END IF;
     RETURN t;
 END
@@ -472,8 +481,7 @@ DECLARE
 BEGIN
     SELECT * INTO t FROM ticket WHERE id = p_id;
     IF NOT FOUND THEN
-        PERFORM room_refuse('CR404', 'ticket', format('There is no ticket %s.',
-                                                      coalesce(p_id::text, '(none)')));
+        PERFORM ticket_missing(p_id);
     END IF;
     PERFORM ticket_check_works(p_staff, p_all, t);
     RETURN QUERY SELECT * FROM ticket_show_rows(p_id);
