@@ -32,6 +32,7 @@ DROP FUNCTION IF EXISTS ticket_queue_rows(bigint[]);
 DROP FUNCTION IF EXISTS ticket_queue_list(bigint, boolean);
 DROP FUNCTION IF EXISTS ticket_queue_save(bigint, bigint, jsonb);
 DROP FUNCTION IF EXISTS ticket_keyed(uuid, jsonb, bigint);
+DROP FUNCTION IF EXISTS ticket_replay(uuid, bigint, text);
 DROP TYPE IF EXISTS ticket_show_row;
 DROP TYPE IF EXISTS ticket_out;
 DROP TYPE IF EXISTS ticket_message_out;
@@ -344,6 +345,22 @@ BEGIN
 END
 $$;
 
+-- The start of a keyed change (ticket_open, ticket_change, ticket_post):
+-- claims the key (request_claim); a retry gets the stored answer back as
+-- rows (never none: a stored answer holds the ticket), a new key nothing, and
+-- the caller goes on.
+CREATE OR REPLACE FUNCTION ticket_replay(p_key uuid, p_staff bigint, p_kind text)
+RETURNS SETOF ticket_show_row
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_stored jsonb := request_claim(p_key, p_staff, p_kind);
+BEGIN
+    IF v_stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
+    END IF;
+END
+$$;
+
 -- ---------------------------------------------------------------- queues
 
 CREATE OR REPLACE FUNCTION ticket_queue_rows(p_ids bigint[]) RETURNS SETOF ticket_queue_out
@@ -527,7 +544,6 @@ CREATE OR REPLACE FUNCTION ticket_open(p_key uuid, p_staff bigint, p_workstation
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_stored jsonb;
     q ticket_queue;
     v_queue text := room_doc_text(p_doc, 'queue', 32);
     v_subject text := room_doc_text(p_doc, 'subject', 200);
@@ -547,10 +563,9 @@ DECLARE
     v_due timestamptz;
     v_id bigint;
 BEGIN
-    v_stored := request_claim(p_key, p_staff, 'ticket_open');
-    IF v_stored IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
-        RETURN;
+    RETURN QUERY SELECT * FROM ticket_replay(p_key, p_staff, 'ticket_open');
+    IF FOUND THEN
+        RETURN;  -- a retry: the stored answer
     END IF;
     IF v_queue IS NULL THEN
         PERFORM room_refuse('CR400', 'field:queue', 'Say which queue the ticket goes to.');
@@ -761,7 +776,6 @@ CREATE OR REPLACE FUNCTION ticket_change(p_key uuid, p_staff bigint, p_workstati
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_stored jsonb;
     v_action text := room_doc_text(p_doc, 'action', 20);
     v_note text := room_doc_text(p_doc, 'note', 8000);
     t ticket;
@@ -770,10 +784,9 @@ DECLARE
     v_event text;
     v_status text;
 BEGIN
-    v_stored := request_claim(p_key, p_staff, 'ticket_change');
-    IF v_stored IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
-        RETURN;
+    RETURN QUERY SELECT * FROM ticket_replay(p_key, p_staff, 'ticket_change');
+    IF FOUND THEN
+        RETURN;  -- a retry: the stored answer
     END IF;
     IF v_action IS NULL OR v_action NOT IN ('claim', 'assign', 'transfer', 'status', 'close',
                                             'reopen', 'kb') THEN
@@ -916,7 +929,6 @@ CREATE OR REPLACE FUNCTION ticket_post(p_key uuid, p_staff bigint, p_workstation
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_stored jsonb;
     v_text text := nullif(btrim(p_text, E' \t\r\n'), '');
     t ticket;
     q ticket_queue;
@@ -925,10 +937,9 @@ DECLARE
     v_message bigint;
     v_notice bigint;
 BEGIN
-    v_stored := request_claim(p_key, p_staff, 'ticket_post');
-    IF v_stored IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
-        RETURN;
+    RETURN QUERY SELECT * FROM ticket_replay(p_key, p_staff, 'ticket_post');
+    IF FOUND THEN
+        RETURN;  -- a retry: the stored answer
     END IF;
     IF p_kind IS NULL OR p_kind NOT IN ('reply', 'note') THEN
         PERFORM room_refuse('CR400', 'field:kind', 'Post a reply or a note.');
