@@ -993,6 +993,17 @@ $$;
 
 -- ---------------------------------------------------------------- the periodic job
 
+-- A mark the timer raised (p_kind ticket_flagged or ticket_escalated): the
+-- history's event line p_note, and one event p_text to the queue's staff.
+CREATE OR REPLACE FUNCTION ticket_mark_told(p_ticket bigint, p_branch integer, p_kind text,
+                                            p_note text, p_text text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticket_note(p_ticket, 'event', NULL, p_note);
+    PERFORM desk_event_to(p_branch, p_kind, p_ticket, ticket_recipients(p_ticket), p_text);
+END
+$$;
+
 -- Run by the daemon's tickets timer; idempotent, and cheap when nothing is
 -- due (each step reads one small partial index):
 --   escalated: running tickets whose due_at has passed (ticket_now()) get
@@ -1023,11 +1034,10 @@ BEGIN
                AND t.due_at <= v_now
              RETURNING t.id, t.subject, q.code, q.branch_id, q.target_hours
     LOOP
-        PERFORM ticket_note(r.id, 'event', NULL,
-                            format('escalated: %s open hours passed', r.target_hours));
-        PERFORM desk_event_to(r.branch_id, 'ticket_escalated', r.id, ticket_recipients(r.id),
-                              format('Ticket %s (%s) is past its %s open hours: %s', r.id, r.code,
-                                     r.target_hours, r.subject));
+        PERFORM ticket_mark_told(r.id, r.branch_id, 'ticket_escalated',
+                                 format('escalated: %s open hours passed', r.target_hours),
+                                 format('Ticket %s (%s) is past its %s open hours: %s', r.id,
+                                        r.code, r.target_hours, r.subject));
         escalated := escalated + 1;
     END LOOP;
 
@@ -1038,11 +1048,11 @@ BEGIN
                AND t.flag_at <= v_now
              RETURNING t.id, t.subject, q.code, q.branch_id, q.target_hours
     LOOP
-        PERFORM ticket_note(r.id, 'event', NULL,
-                            format('flagged: 75%% of the %s open hours used', r.target_hours));
-        PERFORM desk_event_to(r.branch_id, 'ticket_flagged', r.id, ticket_recipients(r.id),
-                              format('Ticket %s (%s) has used 75%% of its %s open hours: %s',
-                                     r.id, r.code, r.target_hours, r.subject));
+        PERFORM ticket_mark_told(r.id, r.branch_id, 'ticket_flagged',
+                                 format('flagged: 75%% of the %s open hours used',
+                                        r.target_hours),
+                                 format('Ticket %s (%s) has used 75%% of its %s open hours: %s',
+                                        r.id, r.code, r.target_hours, r.subject));
         flagged := flagged + 1;
     END LOOP;
 
