@@ -32,6 +32,7 @@ DROP FUNCTION IF EXISTS ticket_queue_rows(bigint[]);
 DROP FUNCTION IF EXISTS ticket_queue_list(bigint, boolean);
 DROP FUNCTION IF EXISTS ticket_queue_save(bigint, bigint, jsonb);
 DROP FUNCTION IF EXISTS ticket_keyed(uuid, jsonb, bigint);
+DROP FUNCTION IF EXISTS ticket_replay(uuid, bigint, text);
 DROP TYPE IF EXISTS ticket_show_row;
 DROP TYPE IF EXISTS ticket_out;
 DROP TYPE IF EXISTS ticket_message_out;
@@ -199,6 +200,16 @@ BEGIN
 END
 $$;
 
+-- Refuse a ticket number no ticket has (CR404 ticket): ticket_lock and
+-- ticket_show, which read the ticket with and without a lock.
+CREATE OR REPLACE FUNCTION ticket_missing(p_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM room_refuse('CR404', 'ticket', format('There is no ticket %s.',
+                                                  coalesce(p_id::text, '(none)')));
+END
+$$;
+
 -- The ticket p_id, locked, or CR404 ticket.
 CREATE OR REPLACE FUNCTION ticket_lock(p_id bigint) RETURNS ticket
 LANGUAGE plpgsql AS $$
@@ -207,8 +218,7 @@ DECLARE
 BEGIN
     SELECT * INTO t FROM ticket WHERE id = p_id FOR UPDATE;
     IF NOT FOUND THEN
-        PERFORM room_refuse('CR404', 'ticket', format('There is no ticket %s.',
-                                                      coalesce(p_id::text, '(none)')));
+        PERFORM ticket_missing(p_id);
     END IF;
     RETURN t;
 END
@@ -231,10 +241,27 @@ $$;
 
 -- ---------------------------------------------------------------- rows out
 
+-- Open seconds from the start of a span of open periods up to p_at: the
+-- periods' lower and upper bounds (lo, hi, sorted, not overlapping) and the
+-- open seconds before each (before). A binary search (width_bucket), so a
+-- long span costs each ticket nothing more; exact (numeric seconds), so
+-- f(b) - f(a) is the seconds of the periods within [a, b) to the microsecond.
+CREATE OR REPLACE FUNCTION ticket_open_upto(p_lo timestamptz[], p_hi timestamptz[],
+                                            p_before numeric[], p_at timestamptz)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN i = 0 THEN 0
+                ELSE p_before[i] + extract(epoch FROM least(p_at, p_hi[i]))
+                     - extract(epoch FROM p_lo[i]) END
+    FROM width_bucket(p_at, p_lo) i
+$$;
+
 -- The tickets p_ids as replies show them, in the order of the array. The
 -- share of the target used is computed here only, for these rows: one span
--- of open periods per hours branch (from its earliest running clock to now),
--- each running clock intersected with it.
+-- of open periods per hours branch (one open_periods_of call, from the
+-- earliest running clock to now), as sorted arrays with the running total of
+-- open seconds, so that each running clock's open seconds are two binary
+-- searches (ticket_open_upto), not an intersection with the whole span.
 CREATE OR REPLACE FUNCTION ticket_rows(p_ids bigint[]) RETURNS SETOF ticket_out
 LANGUAGE sql STABLE AS $$
     WITH n AS (SELECT ticket_now() AS now, library_setting_text('timezone') AS tz),
@@ -245,8 +272,18 @@ LANGUAGE sql STABLE AS $$
     running AS (SELECT array_agg(DISTINCT t.q_hours) AS branches,
                        library_local_date(min(t.clock_since)) AS since
                 FROM t WHERE t.clock_since IS NOT NULL),
-    hours AS (SELECT o.* FROM running r CROSS JOIN n
-              CROSS JOIN LATERAL open_periods_of(r.branches, r.since, library_local_date(n.now)) o)
+    periods AS (SELECT o.branch_id, lower(r) AS lo, upper(r) AS hi,
+                       coalesce(sum(extract(epoch FROM upper(r)) - extract(epoch FROM lower(r)))
+                                    OVER (PARTITION BY o.branch_id ORDER BY lower(r)
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                                0) AS before
+                FROM running x CROSS JOIN n
+                CROSS JOIN LATERAL open_periods_of(x.branches, x.since,
+                                                   library_local_date(n.now)) o
+                CROSS JOIN LATERAL unnest(o.periods) r),
+    hours AS (SELECT branch_id, array_agg(lo ORDER BY lo) AS lo, array_agg(hi ORDER BY lo) AS hi,
+                     array_agg(before ORDER BY lo) AS before
+              FROM periods GROUP BY branch_id)
     SELECT t.id, t.q_code, b.code, t.status, t.subject, t.question, o.username, p.card,
            CASE WHEN p.id IS NOT NULL
                 THEN coalesce(p.preferred_name, p.first_name) || ' ' || p.last_name END,
@@ -254,8 +291,10 @@ LANGUAGE sql STABLE AS $$
            local_text_in(t.created_at, n.tz), local_text_in(t.updated_at, n.tz),
            local_text_in(t.due_at, n.tz),
            (100 * (t.clock_used_s
-                   + coalesce(period_seconds(h.periods * tstzmultirange(
-                         tstzrange(t.clock_since, greatest(t.clock_since, n.now)))), 0))
+                   + coalesce((ticket_open_upto(h.lo, h.hi, h.before,
+                                                greatest(t.clock_since, n.now))
+                               - ticket_open_upto(h.lo, h.hi, h.before, t.clock_since))::bigint,
+                              0))
             / (t.target_hours::bigint * 3600))::integer,
            ticket_past(t.flagged_at, t.flag_at, n.now),
            ticket_past(t.escalated_at, t.due_at, n.now),
@@ -303,6 +342,22 @@ BEGIN
         PERFORM request_store(p_key, v);
     END IF;
     RETURN QUERY SELECT * FROM jsonb_populate_recordset(NULL::ticket_show_row, v);
+END
+$$;
+
+-- The start of a keyed change (ticket_open, ticket_change, ticket_post):
+-- claims the key (request_claim); a retry gets the stored answer back as
+-- rows (never none: a stored answer holds the ticket), a new key nothing, and
+-- the caller goes on.
+CREATE OR REPLACE FUNCTION ticket_replay(p_key uuid, p_staff bigint, p_kind text)
+RETURNS SETOF ticket_show_row
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_stored jsonb := request_claim(p_key, p_staff, p_kind);
+BEGIN
+    IF v_stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
+    END IF;
 END
 $$;
 
@@ -443,8 +498,7 @@ DECLARE
 BEGIN
     SELECT * INTO t FROM ticket WHERE id = p_id;
     IF NOT FOUND THEN
-        PERFORM room_refuse('CR404', 'ticket', format('There is no ticket %s.',
-                                                      coalesce(p_id::text, '(none)')));
+        PERFORM ticket_missing(p_id);
     END IF;
     PERFORM ticket_check_works(p_staff, p_all, t);
     RETURN QUERY SELECT * FROM ticket_show_rows(p_id);
@@ -490,7 +544,6 @@ CREATE OR REPLACE FUNCTION ticket_open(p_key uuid, p_staff bigint, p_workstation
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_stored jsonb;
     q ticket_queue;
     v_queue text := room_doc_text(p_doc, 'queue', 32);
     v_subject text := room_doc_text(p_doc, 'subject', 200);
@@ -510,10 +563,9 @@ DECLARE
     v_due timestamptz;
     v_id bigint;
 BEGIN
-    v_stored := request_claim(p_key, p_staff, 'ticket_open');
-    IF v_stored IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
-        RETURN;
+    RETURN QUERY SELECT * FROM ticket_replay(p_key, p_staff, 'ticket_open');
+    IF FOUND THEN
+        RETURN;  -- a retry: the stored answer
     END IF;
     IF v_queue IS NULL THEN
         PERFORM room_refuse('CR400', 'field:queue', 'Say which queue the ticket goes to.');
@@ -605,7 +657,8 @@ $$;
 -- urgent first: escalated, flagged, by due time, then by id; waiting tickets
 -- (no due time) after the running ones. p_status: NULL or '' every live
 -- status, 'all', or one status; closed tickets come after the live ones,
--- newest first, so paging by p_before (ids below it) is exact for them.
+-- newest first. p_before (ids below it) pages the closed list only, the one
+-- ordered by id (refused with any other status: field:before_id).
 -- Reads only the live tickets' partial index (or, for closed ones, by id
 -- downwards); the used share is computed for the returned rows only.
 CREATE OR REPLACE FUNCTION ticket_list(p_staff bigint, p_all boolean, p_queue text,
@@ -630,6 +683,14 @@ BEGIN
     IF v_status NOT IN ('live', 'all', 'new', 'open', 'waiting', 'closed') THEN
         PERFORM room_refuse('CR400', 'field:status',
                             'The status is new, open, waiting, closed or all.');
+    END IF;
+    -- live tickets come by urgency, not by number: "below the last number" would
+    -- skip some and repeat others, so only the closed list (by number) pages
+    IF p_before IS NOT NULL AND v_status <> 'closed' THEN
+        PERFORM room_refuse('CR400', 'field:before_id', 'Only the closed list (status closed) '
+                            'pages by number; live tickets come most urgent first: narrow the '
+                            'list (queue, mine, overdue, flagged, status) or raise the limit '
+                            '(up to 500).');
     END IF;
     IF coalesce(p_queue, '') <> '' THEN
         SELECT * INTO v_queue FROM ticket_queue WHERE code = p_queue;
@@ -715,7 +776,6 @@ CREATE OR REPLACE FUNCTION ticket_change(p_key uuid, p_staff bigint, p_workstati
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_stored jsonb;
     v_action text := room_doc_text(p_doc, 'action', 20);
     v_note text := room_doc_text(p_doc, 'note', 8000);
     t ticket;
@@ -724,10 +784,9 @@ DECLARE
     v_event text;
     v_status text;
 BEGIN
-    v_stored := request_claim(p_key, p_staff, 'ticket_change');
-    IF v_stored IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
-        RETURN;
+    RETURN QUERY SELECT * FROM ticket_replay(p_key, p_staff, 'ticket_change');
+    IF FOUND THEN
+        RETURN;  -- a retry: the stored answer
     END IF;
     IF v_action IS NULL OR v_action NOT IN ('claim', 'assign', 'transfer', 'status', 'close',
                                             'reopen', 'kb') THEN
@@ -870,7 +929,6 @@ CREATE OR REPLACE FUNCTION ticket_post(p_key uuid, p_staff bigint, p_workstation
 RETURNS SETOF ticket_show_row
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_stored jsonb;
     v_text text := nullif(btrim(p_text, E' \t\r\n'), '');
     t ticket;
     q ticket_queue;
@@ -879,10 +937,9 @@ DECLARE
     v_message bigint;
     v_notice bigint;
 BEGIN
-    v_stored := request_claim(p_key, p_staff, 'ticket_post');
-    IF v_stored IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM ticket_keyed(p_key, v_stored, NULL);
-        RETURN;
+    RETURN QUERY SELECT * FROM ticket_replay(p_key, p_staff, 'ticket_post');
+    IF FOUND THEN
+        RETURN;  -- a retry: the stored answer
     END IF;
     IF p_kind IS NULL OR p_kind NOT IN ('reply', 'note') THEN
         PERFORM room_refuse('CR400', 'field:kind', 'Post a reply or a note.');
@@ -936,6 +993,17 @@ $$;
 
 -- ---------------------------------------------------------------- the periodic job
 
+-- A mark the timer raised (p_kind ticket_flagged or ticket_escalated): the
+-- history's event line p_note, and one event p_text to the queue's staff.
+CREATE OR REPLACE FUNCTION ticket_mark_told(p_ticket bigint, p_branch integer, p_kind text,
+                                            p_note text, p_text text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ticket_note(p_ticket, 'event', NULL, p_note);
+    PERFORM desk_event_to(p_branch, p_kind, p_ticket, ticket_recipients(p_ticket), p_text);
+END
+$$;
+
 -- Run by the daemon's tickets timer; idempotent, and cheap when nothing is
 -- due (each step reads one small partial index):
 --   escalated: running tickets whose due_at has passed (ticket_now()) get
@@ -966,11 +1034,10 @@ BEGIN
                AND t.due_at <= v_now
              RETURNING t.id, t.subject, q.code, q.branch_id, q.target_hours
     LOOP
-        PERFORM ticket_note(r.id, 'event', NULL,
-                            format('escalated: %s open hours passed', r.target_hours));
-        PERFORM desk_event_to(r.branch_id, 'ticket_escalated', r.id, ticket_recipients(r.id),
-                              format('Ticket %s (%s) is past its %s open hours: %s', r.id, r.code,
-                                     r.target_hours, r.subject));
+        PERFORM ticket_mark_told(r.id, r.branch_id, 'ticket_escalated',
+                                 format('escalated: %s open hours passed', r.target_hours),
+                                 format('Ticket %s (%s) is past its %s open hours: %s', r.id,
+                                        r.code, r.target_hours, r.subject));
         escalated := escalated + 1;
     END LOOP;
 
@@ -981,11 +1048,11 @@ BEGIN
                AND t.flag_at <= v_now
              RETURNING t.id, t.subject, q.code, q.branch_id, q.target_hours
     LOOP
-        PERFORM ticket_note(r.id, 'event', NULL,
-                            format('flagged: 75%% of the %s open hours used', r.target_hours));
-        PERFORM desk_event_to(r.branch_id, 'ticket_flagged', r.id, ticket_recipients(r.id),
-                              format('Ticket %s (%s) has used 75%% of its %s open hours: %s',
-                                     r.id, r.code, r.target_hours, r.subject));
+        PERFORM ticket_mark_told(r.id, r.branch_id, 'ticket_flagged',
+                                 format('flagged: 75%% of the %s open hours used',
+                                        r.target_hours),
+                                 format('Ticket %s (%s) has used 75%% of its %s open hours: %s',
+                                        r.id, r.code, r.target_hours, r.subject));
         flagged := flagged + 1;
     END LOOP;
 

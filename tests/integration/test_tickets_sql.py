@@ -853,8 +853,13 @@ class List(TicketsTest):
         self.assertEqual([t["id"] for t in self.list(queue="t-clock", status="all")],
                          [a, b, c, d, w, x])
         self.assertEqual([t["id"] for t in self.list(queue="t-clock", limit=2)], [a, b])
-        # Paging by id: those below c (d was opened before c).
-        self.assertEqual([t["id"] for t in self.list(queue="t-clock", before=c)], [a, b, d])
+        # Paging by number is for the closed list only (live ones come by urgency).
+        for status in (None, "all", "open", "waiting"):
+            self.refused("SELECT * FROM ticket_list(1, true, 't-clock', false, false, false,"
+                         " %s, NULL, NULL, %d)" % (lit(status), c), "CR400", "field:before_id")
+        self.assertEqual([t["id"] for t in self.list(queue="t-clock", status="closed",
+                                                     before=x + 1)], [x])
+        self.assertEqual(self.list(queue="t-clock", status="closed", before=x), [])
         self.assertEqual([t["id"] for t in self.list(branch="DWN")], [other])
         self.assertEqual(self.list(branch="ALB"), [])
         self.assertEqual(self.list(queue="t-clock", branch="DWN"), [])
@@ -871,15 +876,54 @@ class List(TicketsTest):
         self.assertEqual((q["open_count"], q["overdue_count"]), (5, 1))
 
 
+    def test_closed_list_pages_by_number(self):
+        # 150 closed tickets, closed in an order other than their numbers': two pages of
+        # 100 by before_id show each exactly once, newest number first.
+        self.clock_queue()
+        made = [self.open(queue="t-clock", subject="p%d" % i)["id"] for i in range(150)]
+        self.q("UPDATE ticket SET status = 'closed', clock_since = NULL, flag_at = NULL,"
+               " due_at = NULL, closed_at = now() - make_interval(mins => ((id * 37) %% 150)::integer)"
+               " WHERE id IN (%s)" % ",".join(map(str, made)))
+        first = [t["id"] for t in self.list(queue="t-clock", status="closed")]
+        second = [t["id"] for t in self.list(queue="t-clock", status="closed",
+                                             before=first[-1])]
+        self.assertEqual((len(first), len(second)), (100, 50))
+        self.assertEqual(first + second, sorted(made, reverse=True))
+        self.assertEqual(self.list(queue="t-clock", status="closed", before=second[-1]), [])
+
+
 # ---------------------------------------------------------------- performance
 
 class Performance(unittest.TestCase):
     """100,000 tickets, 95% closed, over the eleven queues, committed and vacuumed as a
     live database would be (index-only scans need the visibility map); removed at the
-    end. Each list is timed 50 times inside the server (clock_timestamp around the
-    call, on one session as the daemon's pooled connections are) and its p50/p99 are
-    printed, with a calibration (counting a million rows) to judge the machine's load;
-    the bound asserted is loose, as the test machine is shared."""
+    end. The running clocks started up to 30 days ago (the used share is counted in
+    the open hours since). Each list is timed 50 times inside the server
+    (clock_timestamp around the call, on one session as the daemon's pooled
+    connections are) and its p50/p99 are printed, with a calibration (counting a
+    million rows) taken just before, to judge the machine's load. The p99, scaled to
+    the machine at rest, must be under the issue's 20 ms: of up to three rounds, the
+    best (the test machine is shared; a real slowdown shows in every round)."""
+
+    def timed(self, args):
+        """(calibration, p50, p99) in ms: counting 10^6 rows (the machine's speed just
+        now), then ticket_list(args) 60 times inside the server, the first 10 dropped."""
+        t0 = time.monotonic()
+        env.psql("SELECT count(*) FROM generate_series(1, 1000000)")
+        calibration = (time.monotonic() - t0) * 1000
+        out = env.psql(
+            "DO $$ DECLARE t0 timestamptz; ms float8[] := '{}'; n int; BEGIN"
+            " FOR i IN 1..60 LOOP t0 := clock_timestamp();"
+            " SELECT count(*) INTO n FROM ticket_list(%s);"
+            " ms := ms || extract(epoch FROM clock_timestamp() - t0) * 1000; END LOOP;"
+            " IF n <> 100 THEN RAISE EXCEPTION 'listed %%', n; END IF;"
+            " CREATE TEMP TABLE IF NOT EXISTS perf_ms (ms float8[]);"
+            " DELETE FROM perf_ms; INSERT INTO perf_ms VALUES (ms[11:]); END $$;"
+            " SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x),"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY x)"
+            " FROM perf_ms, unnest(ms) x" % args)
+        p50, p99 = (float(v) for v in out.splitlines()[-1].split("|"))
+        return calibration, p50, p99
 
     def test_list_with_100k_tickets(self):
         staff = int(env.psql("SELECT id FROM staff WHERE username = 'admin'"))
@@ -890,7 +934,8 @@ class Performance(unittest.TestCase):
                      " SELECT q.id, s.status, 'Perf ' || g, 'Question ' || g, 'none', %d,"
                      "  now() - make_interval(hours => g %% 5000),"
                      "  CASE WHEN s.status = 'closed' THEN now() - make_interval(hours => g %% 2000)"
-                     "  END, 3600, CASE WHEN s.status IN ('new', 'open') THEN now() END,"
+                     "  END, 3600, CASE WHEN s.status IN ('new', 'open')"
+                     "             THEN now() - make_interval(hours => g %% 720) END,"
                      "  CASE WHEN s.status IN ('new', 'open')"
                      "       THEN now() + make_interval(mins => 1 + g %% 900) END,"
                      "  CASE WHEN s.status IN ('new', 'open')"
@@ -920,31 +965,24 @@ class Performance(unittest.TestCase):
                 ("one queue, all", "%d, false, 'ref-dwn', false, false, false, 'all', NULL,"
                  " 100, NULL" % clerk),
             ]
-            t0 = time.monotonic()
-            env.psql("SELECT count(*) FROM generate_series(1, 1000000)")
-            calibration = (time.monotonic() - t0) * 1000
-            print("\ncalibration: counting 10^6 rows took %.0f ms (the test machine at rest:"
-                  " ~250)" % calibration, file=sys.stderr)
-            worst = 0.0
+            worst = {}
             for name, args in cases:
-                out = env.psql(
-                    "DO $$ DECLARE t0 timestamptz; ms float8[] := '{}'; n int; BEGIN"
-                    " FOR i IN 1..60 LOOP t0 := clock_timestamp();"
-                    " SELECT count(*) INTO n FROM ticket_list(%s);"
-                    " ms := ms || extract(epoch FROM clock_timestamp() - t0) * 1000; END LOOP;"
-                    " IF n <> 100 THEN RAISE EXCEPTION 'listed %%', n; END IF;"
-                    " CREATE TEMP TABLE IF NOT EXISTS perf_ms (ms float8[]);"
-                    " DELETE FROM perf_ms; INSERT INTO perf_ms VALUES (ms[11:]); END $$;"
-                    " SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x),"
-                    " percentile_cont(0.99) WITHIN GROUP (ORDER BY x)"
-                    " FROM perf_ms, unnest(ms) x" % args)
-                p50, p99 = (float(v) for v in out.splitlines()[-1].split("|"))
-                print("ticket_list %-22s p50 %.1f ms, p99 %.1f ms" % (name, p50, p99),
-                      file=sys.stderr)
-                worst = max(worst, p99 * 250.0 / max(calibration, 250.0))
-            # p99 scaled to the machine at rest (measured there: 5-14 ms): 20 ms wanted,
-            # asserted loosely.
-            self.assertLess(worst, 40, "ticket_list p99, scaled to the machine at rest")
+                # Up to three rounds, each with its own calibration; the best round counts.
+                # A slower rule is slower in every round, while a burst of load from the
+                # other work on the machine rarely spans three.
+                for _ in range(3):
+                    calibration, p50, p99 = self.timed(args)
+                    # p99 scaled to the machine at rest (counting 10^6 rows: ~150 ms there)
+                    scaled = p99 * 150.0 / max(calibration, 150.0)
+                    print("ticket_list %-22s p50 %.1f ms, p99 %.1f ms (calibration %.0f ms:"
+                          " %.1f ms at rest)" % (name, p50, p99, calibration, scaled),
+                          file=sys.stderr)
+                    worst[name] = min(worst.get(name, scaled), scaled)
+                    if worst[name] < 20:
+                        break
+            # The issue's target: p99 under 20 ms with 100,000 tickets.
+            self.assertLess(max(worst.values()), 20,
+                            "ticket_list p99, scaled to the machine at rest: %s" % worst)
             # The timer with nothing due.
             env.psql("SELECT * FROM tickets_tick()")
             plan = env.psql("EXPLAIN ANALYZE SELECT * FROM tickets_tick()")
