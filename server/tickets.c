@@ -405,7 +405,10 @@ void handle_ticket_open(request_t *req)
     /* The branches whose tallies the caller may link: its own (branch-bound
      * roles), or every branch (NULL: coordinators and admins). */
     perm_subject_t who = request_subject(req);
-    const char *values[6] = {req->msg->request_key, staff, ws, reply_json(req, &t->base),
+    const char *values[6] = {req->msg->request_key,
+                             staff,
+                             ws,
+                             reply_json(req, &t->base),
                              t->has_inquiry_id ? pgtext_int(&req->arena, t->inquiry_id) : NULL,
                              perm_scope_param(&req->arena, &who)};
     reply_query(req, &stmt_open, 6, values, open_done);
