@@ -271,6 +271,21 @@
       "Someone else has claimed the ticket; assign it to take it over.")                          \
     X(NO_REPLY_ADDRESS, "no_reply_address", REFUSED, BY_STATUS, 0,                                 \
       "The ticket has no email address or phone number to reply to.")                              \
+    /* Collections: weeding and displays */                                                        \
+    X(CREW_RULE, "crew_rule", NOT_FOUND, BY_STATUS, 0,                                             \
+      "No CREW rule has that collection code.")                                                    \
+    X(DISPLAY, "display", NOT_FOUND, BY_STATUS, 0,                                                 \
+      "No display has that id.")                                                                   \
+    X(DISPLAY_ENDED, "display_ended", CONFLICT, BY_STATUS, 0,                                      \
+      "The display has ended; copies can no longer be added or taken off.")                        \
+    X(ON_DISPLAY, "on_display", CONFLICT, BY_STATUS, 0,                                            \
+      "The copy is already on another running display.")                                           \
+    X(NOT_OWNED_HERE, "not_owned_here", CONFLICT, BY_STATUS, 0,                                    \
+      "The copy belongs to another branch.")                                                       \
+    X(HOLDS_WAITING, "holds_waiting", CONFLICT, BY_STATUS, 0,                                      \
+      "Holds are waiting for this title; fill them before taking a copy away.")                    \
+    X(LAST_COPY, "last_copy", CONFLICT, BY_STATUS, 0,                                              \
+      "This is the last copy of the title in the system; confirm to withdraw it.")                 \
     /* Statistics */                                                                               \
     X(STATS_UNAVAILABLE, "stats_unavailable", UNAVAILABLE, BY_STATUS, 0,                           \
       "The statistics database (the standby) cannot be reached; try again later.")

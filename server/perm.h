@@ -88,7 +88,14 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_SERVICE_LEVELS, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "see service levels")            \
     X(PERM_TICKET_WORK, ROLES_ALL, PERM_SCOPE_SYSTEM, "open and work tickets")                     \
     X(PERM_TICKET_ALL, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "see every ticket queue")          \
-    X(PERM_TICKET_QUEUES, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change ticket queues")
+    X(PERM_TICKET_QUEUES, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change ticket queues")         \
+    X(PERM_WEEDING_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see weeding lists and collection health")  \
+    X(PERM_WEEDING_DECIDE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "record weeding decisions")      \
+    X(PERM_CREW_RULES, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "change CREW weeding rules")           \
+    X(PERM_WEEDING_SETTINGS, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change weeding settings")   \
+    X(PERM_DISPLAY_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see displays and their reports")           \
+    X(PERM_DISPLAY_ITEMS, ROLES_ALL, PERM_SCOPE_BRANCH, "scan copies onto displays")               \
+    X(PERM_DISPLAY_MANAGE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "set up and end displays")
 
 typedef enum {
 #define X(action, roles, scope, text) action,

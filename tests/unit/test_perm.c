@@ -29,7 +29,7 @@
 #define BR   PERM_DENIED_BRANCH
 
 /* The matrix below has one column per action; a new action must be added to it. */
-_Static_assert(PERM_COUNT == 42, "add the new action to the expectations in test_perm.c");
+_Static_assert(PERM_COUNT == 49, "add the new action to the expectations in test_perm.c");
 
 static const char *const action_names[PERM_COUNT] = {
 #define X(action, roles, scope, text) [action] = #action,
@@ -54,7 +54,9 @@ static const char *const action_texts[PERM_COUNT] = {
  * PROGRAM_ATTENDANCE,
  * SCHEDULE_READ, SCHEDULE_SELF, SCHEDULE_MANAGE |
  * INQUIRY_RECORD, INQUIRY_MANAGE, SERVICE_CONFIG, SERVICE_LEVELS,
- * TICKET_WORK, TICKET_ALL, TICKET_QUEUES.
+ * TICKET_WORK, TICKET_ALL, TICKET_QUEUES |
+ * WEEDING_READ, WEEDING_DECIDE, CREW_RULES, WEEDING_SETTINGS, DISPLAY_READ,
+ * DISPLAY_ITEMS, DISPLAY_MANAGE.
  */
 #define R ROLE
 static const struct {
@@ -63,26 +65,26 @@ static const struct {
     perm_result_t other[PERM_COUNT];
 } expected[] = {
     {CLERK,
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R, OK, R, R, R, OK, R, R},
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R, BR, R, R, R, OK, R, R}},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R, OK, R, R, R, OK, R, R, OK, R, R, R, OK, OK, R},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R, BR, R, R, R, OK, R, R, OK, R, R, R, OK, BR, R}},
     {LIBRARIAN,
-     {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R, OK, R, R, OK, OK, R, R},
-     {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R, BR, R, R, BR, OK, R, R}},
+     {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R, OK, R, R, OK, OK, R, R, OK, OK, R, R, OK, OK, OK},
+     {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R, BR, R, R, BR, OK, R, R, OK, BR, R, R, OK, BR, BR}},
     {MANAGER,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, R, R},
-     {OK, BR, BR, BR, BR, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR, BR, BR, R, BR, OK, R, R}},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK},
+     {OK, BR, BR, BR, BR, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR, BR, BR, R, BR, OK, R, R, OK, BR, BR, R, OK, BR, BR}},
     {COORDINATOR,
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
+     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
+     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
     {ADMIN,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
     {UNSPECIFIED,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
     {(role_t)99,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
 };
 #undef R
 
