@@ -10,10 +10,10 @@
 -- The Dewey number a call number starts with, after the usual prefixes
 -- (J, JUV, E, EASY, YA, TEEN, REF, LP, ...): "641.5 SMI" 641.5, "J 599.75 ROB"
 -- 599.75, "REF 030 ENC" 30. NULL when there is none ("FIC SMITH", "B LINCOLN",
--- "QA76.73 .P98"). Inlined by the planner (one regular expression).
+-- "QA76.73 .P98"). Inlined by the planner; one regular expression, the
+-- short one for a call number that starts with its number.
 CREATE OR REPLACE FUNCTION dewey_of(p_call_number text) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    -- A call number that starts with its number (most) takes the short way.
     SELECT (CASE WHEN left(ltrim(p_call_number), 1) BETWEEN '0' AND '9'
                  THEN substring(ltrim(p_call_number) FROM '^([0-9]{1,3}(?:\.[0-9]+)?)(?:[^0-9]|$)')
                  WHEN left(ltrim(p_call_number), 1) BETWEEN 'A' AND 'z'
@@ -80,8 +80,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The collection the rules in effect at p_branch give a copy with this Dewey
--- number (dewey_of), shelving location, audience (bib.audience or
--- item_audience: 'juvenile', 'young_adult', 'adult', '') and literary form
+-- number (dewey_of), shelving location, audience ('juvenile', 'young_adult',
+-- 'adult', ''; the lists pass item_audience(bib.audience, call number), which
+-- reads a J or E prefix when the bib says nothing) and literary form
 -- ('fiction', 'nonfiction', ''): the first rule by ord (then collection code)
 -- it fits. NULL: no rule fits.
 CREATE OR REPLACE FUNCTION item_collection(p_branch integer, p_dewey numeric, p_location text,
@@ -117,8 +118,8 @@ LANGUAGE sql STABLE AS $$
            CASE WHEN r.branch_id IS NULL THEN 'system' ELSE 'branch' END
 $$;
 
--- The rules in effect at a branch (code; NULL or '' with p_system_only, or
--- p_system_only: the system table), in matching order.
+-- The rules in effect at a branch (code; unknown: CR400 field:branch_code),
+-- or with p_system_only the system table itself, in matching order.
 CREATE OR REPLACE FUNCTION crew_rule_list(p_branch text, p_system_only boolean)
 RETURNS TABLE (id bigint, branch_code text, collection text, name text, dewey_from text,
                dewey_to text, location text, audience text, fiction text,
