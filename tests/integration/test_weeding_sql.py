@@ -183,6 +183,28 @@ class Rules(WeedingTest):
         self.assertEqual(self.collection(None, location="Picture books", audience="juvenile"),
                          "picture_books")
 
+    def test_item_collections_of_a_branch_agree_with_item_collection(self):
+        self.rule_save({"branch_code": "WED", "collection": "cookery", "name": "Cookery",
+                        "dewey_from": "641", "dewey_to": "641.999", "ord": 5})
+        made = {}
+        for call, loc, aud in [("641.5 COO", "", ""), ("J 599 ANI", "", ""),
+                               ("FIC NOV", "", ""), ("E CAR", "Picture books", ""),
+                               ("616 MED", "", "juvenile"), ("", "", "")]:
+            made[self.copy(self.bib("T " + call, 2000, call, audience=aud), call,
+                           location=loc)] = call
+        got = {r["barcode"]: r["collection"] for r in self.rows(
+            "SELECT i.barcode, c.collection FROM item_collections(%d) c"
+            " JOIN item i ON i.id = c.item_id" % self.wed)}
+        self.assertEqual(got, {b: c for b, c in zip(made, [
+            "cookery", "j_nonfiction", "fiction", "picture_books", "j_nonfiction", "fiction"])})
+        for barcode, collection in got.items():
+            one = self.q("SELECT coalesce(item_collection(%d, dewey_of(coalesce(nullif("
+                         "i.call_number, ''), b.call_number)), i.location, item_audience("
+                         "b.audience, coalesce(nullif(i.call_number, ''), b.call_number)),"
+                         " b.literary_form), '') FROM item i JOIN bib b ON b.id = i.bib_id"
+                         " WHERE i.barcode = %s" % (self.wed, lit(barcode)))
+            self.assertEqual(one, collection, made[barcode])
+
     def test_a_branch_override_applies_at_that_branch_only(self):
         row = self.rule_save({"branch_code": "WED", "collection": "nf_600", "max_age_years": 20,
                               "max_idle_years": 5})
