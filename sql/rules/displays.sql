@@ -279,10 +279,8 @@ BEGIN
     END IF;
     INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
     VALUES (p_staff, p_workstation, v_action, 'display/' || v_new.id,
-            audit_diff(CASE WHEN v_old.id IS NULL THEN NULL
-                            ELSE to_jsonb(v_old) - 'ended_at' END,
-                       to_jsonb(v_new) - 'ended_at',
-                       '{version,updated_at,created_at,created_by,id}'));
+            audit_diff(CASE WHEN v_old.id IS NOT NULL THEN to_jsonb(v_old) END,
+                       to_jsonb(v_new), '{version,updated_at,created_at,created_by,id}'));
     RETURN QUERY SELECT * FROM display_out(v_new);
 END
 $$;
