@@ -169,7 +169,8 @@ class Save(DisplayTest):
         e = self.save(id=d["id"], version=1, end_now=True)
         self.assertEqual((e["status"], e["ends_on"], e["copies"]), ("ended", self.today(), 1))
         audit = self.one("SELECT action, target, detail FROM admin_audit ORDER BY id DESC LIMIT 1")
-        self.assertEqual((audit["action"], audit["target"]), ("display_end", "display/%d" % d["id"]))
+        self.assertEqual((audit["action"], audit["target"]),
+                         ("display_end", "display/%d" % d["id"]))
         self.assertEqual(sorted(audit["detail"]), ["ended_at", "ends_on"])
         self.assertEqual(self.display_text(barcode), "-")
         self.refused(self.save_sql(id=d["id"], version=2, theme="Again"), "CR409",
