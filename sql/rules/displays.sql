@@ -147,7 +147,8 @@ $$;
 -- DisplaySave as jsonb ({"display": {...}} or the Display itself). Without
 -- id: a new display (branch_code, place, theme, starts_on, ends_on needed;
 -- curator: a staff user name, default p_staff). With id: an edit of the
--- fields given, at the version read (stale_version otherwise); a display
+-- fields given, at the version read (stale_version otherwise; p_end_now
+-- alone needs no version, and checks one given); a display
 -- does not move to another branch, and one ended early is not edited
 -- (display_ended). p_end_now ends it now: ends_on today (a planned one: its
 -- first day) and ended_at set, so its copies are no longer on display (their
@@ -236,7 +237,9 @@ BEGIN
                 MESSAGE = format('Display %s (%s) was ended on %s; it can no longer be changed.',
                                  v_old.id, v_old.theme, library_local_date(v_old.ended_at));
         END IF;
-        IF v_doc ->> 'version' IS NULL OR (v_doc ->> 'version') !~ '^[0-9]{1,9}$' THEN
+        -- Ending it needs no version (nothing read is overwritten); an edit does.
+        IF v_doc ->> 'version' IS NULL AND NOT coalesce(p_end_now, false)
+           OR (v_doc ->> 'version') !~ '^[0-9]{1,9}$' THEN
             PERFORM field_refuse('version', 'An edit needs the version of the display you read.');
         END IF;
         IF (v_doc ->> 'version')::integer <> v_old.version THEN

@@ -177,6 +177,13 @@ class Save(DisplayTest):
                      "display_ended")
         self.refused(self.scan_sql(d["id"], barcode, remove=True), "CR409", "display_ended")
 
+    def test_end_now_needs_no_version_but_checks_one_given(self):
+        d = self.make()
+        self.save(id=d["id"], version=1, note="changed")
+        self.refused(self.save_sql(id=d["id"], version=1, end_now=True), "CR409",
+                     "stale_version")
+        self.assertEqual(self.save(id=d["id"], end_now=True)["status"], "ended")
+
     def test_end_now_of_a_planned_display(self):
         d = self.make(start=5, end=9)
         e = self.save(id=d["id"], version=1, end_now=True)
