@@ -562,5 +562,42 @@ class Report(DisplayTest):
         self.assertIn("Planned", p["report_note"])
         self.refused("SELECT * FROM display_report(987654321)", "CR404", "display")
 
+# ---------------------------------------------------------------- a race
+
+class Race(unittest.TestCase):
+
+    def test_one_copy_scanned_onto_two_displays_at_once(self):
+        """Two desks scan the same copy onto two displays of the same days: the second waits
+        for the first (the copy's lock) and is then refused on_display. Committed, then
+        removed."""
+        made = []
+        try:
+            for theme in ("Race one", "Race two"):
+                made.append(int(db.query(
+                    "SELECT id FROM display_save(%d, %d, NULL, %s, false)"
+                    % (ids["staff"], ids["workstation"],
+                       jdoc({"theme": theme, "place": "hall", "branch_code": "DWN",
+                             "starts_on": db.query("SELECT library_today()"),
+                             "ends_on": db.query("SELECT library_today() + 3")})))))
+            barcode = env.new_item(title="Race copy")
+            sql = ("SELECT message FROM display_item_add(gen_random_uuid(), %d, %d, NULL, %%d,"
+                   " %s, false)" % (ids["staff"], ids["workstation"], lit(barcode)))
+            first, second = env.session(), env.session()
+            first.query("BEGIN; " + sql % made[0], keep_transaction=True)
+            second.send(sql % made[1])
+            harness.wait_until(lambda: int(env.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")) >= 1,
+                60, "the second scan waiting")
+            first.query("COMMIT")
+            self.assertEqual(harness.finish_each([second]), [("CR409", "on_display")])
+            self.assertEqual(db.query("SELECT count(*) FROM display_item WHERE display_id IN"
+                                      " (%d, %d)" % tuple(made)), "1")
+        finally:
+            if made:
+                ids_sql = ", ".join(str(m) for m in made)
+                db.query("DELETE FROM display_item WHERE display_id IN (%s);"
+                         " DELETE FROM display WHERE id IN (%s)" % (ids_sql, ids_sql))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
