@@ -635,6 +635,7 @@ DECLARE
     v_lo timestamptz := local_at(d.starts_on, '00:00');
     v_hi timestamptz;
     s record;
+    v_new integer;
     v_notes text[] := '{}';
 BEGIN
     v_shift := make_interval(days => v_days);
@@ -675,6 +676,14 @@ BEGIN
     END IF;
     IF v_days > 0 AND s.before = 0 THEN
         v_notes := v_notes || 'The copies had no uses before: no lift against before.'::text;
+    END IF;
+    -- A copy new to the shelves had no "before" to be used in.
+    SELECT count(DISTINCT i.id) INTO v_new FROM display_item di JOIN item i ON i.id = di.item_id
+    WHERE di.display_id = d.id AND i.date_added > d.starts_on - v_days;
+    IF v_days > 0 AND v_new > 0 THEN
+        v_notes := v_notes || format('%s of the copies were added to the collection after the '
+                                     'period before began: their lift against before is '
+                                     'overstated.', v_new);
     END IF;
 
     RETURN QUERY

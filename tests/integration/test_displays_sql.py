@@ -532,6 +532,10 @@ class Report(DisplayTest):
         r = self.report(d["id"])
         self.assertEqual((r["shown_copies"], r["uses_during"], r["uses_before"]), (1, 1, 1))
         self.assertAlmostEqual(r["lift_vs_before"], 1.0)
+        self.assertNotIn("added to the collection", r["report_note"])
+        self.q("UPDATE item SET date_added = library_today() - 25 WHERE barcode = %s" % lit(a))
+        self.assertIn("1 of the copies were added to the collection",
+                      self.report(d["id"])["report_note"])
 
     def test_strata_by_collection_and_age(self):
         d = self.make(start=-20, end=-11)
