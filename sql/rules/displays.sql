@@ -556,13 +556,15 @@ BEGIN
         WHERE k.coll IN (SELECT t.coll FROM strata t)
     ), control AS MATERIALIZED (
         SELECT y.id, y.coll, y.band FROM (
-            SELECT c.id, k.coll, c.band,
-                   row_number() OVER (PARTITION BY k.coll, c.band
-                                      ORDER BY hashint8(c.id), c.id) AS n
-            FROM kinds k
-            JOIN cand c ON c.dewey = k.dewey AND c.location = k.location
-                       AND c.audience = k.audience AND c.literary_form = k.literary_form
-            JOIN strata t ON t.coll = k.coll AND t.band = c.band) y
+            SELECT ck.id, ck.coll, ck.band,
+                   row_number() OVER (PARTITION BY ck.coll, ck.band
+                                      ORDER BY hashint8(ck.id), ck.id) AS n
+            FROM (SELECT c.id, k.coll, c.band FROM kinds k
+                  JOIN cand c ON c.dewey = k.dewey AND c.location = k.location
+                             AND c.audience = k.audience
+                             AND c.literary_form = k.literary_form
+                  OFFSET 0) ck  -- the copies of the kinds first: few, once matched
+            JOIN strata t ON t.coll = ck.coll AND t.band = ck.band) y
         WHERE y.n <= 2000
     ), ev AS MATERIALIZED (
         SELECT u.item_id, u.at FROM display_uses(
