@@ -493,7 +493,9 @@ $$;
 -- Control: copies owned by the branch since before the before period, not
 -- withdrawn, lost or missing, on no display in either period, of the strata
 -- of the displayed copies (collection by item_collection with dewey_of and
--- item_audience, weeding.sql), at most 2,000 per stratum in a fixed
+-- item_audience of the copy's call number, else the bib's, as weeding.sql's
+-- item_collections does; item_collection once per kind of copy, and only
+-- for the age bands of the displayed copies), at most 2,000 per stratum in a fixed
 -- pseudo-random order (hashint8 of the id: the same sample on every run).
 -- Events read once (display_uses). PL/pgSQL so that the rules load before
 -- weeding.sql's functions exist.
@@ -526,17 +528,21 @@ BEGIN
         WHERE x.w_to > x.w_from
     ), shown AS MATERIALIZED (
         SELECT i.id,
-               coalesce(item_collection(d.branch_id, dewey_of(i.call_number), i.location,
-                                        item_audience(b.audience, i.call_number),
+               coalesce(item_collection(d.branch_id, dewey_of(k.call_number), i.location,
+                                        item_audience(b.audience, k.call_number),
                                         b.literary_form), '') AS coll,
                display_age_band(b.pub_year, d.starts_on) AS band
         FROM item i JOIN bib b ON b.id = i.bib_id
+        CROSS JOIN LATERAL (SELECT coalesce(nullif(i.call_number, ''), b.call_number)
+                            AS call_number) k
         WHERE i.id IN (SELECT r.item_id FROM shown_rows r)
     ), cand AS MATERIALIZED (
-        SELECT i.id, coalesce(dewey_of(i.call_number), -1) AS dewey, i.location,
-               item_audience(b.audience, i.call_number) AS audience, b.literary_form,
+        SELECT i.id, coalesce(dewey_of(k.call_number), -1) AS dewey, i.location,
+               item_audience(b.audience, k.call_number) AS audience, b.literary_form,
                display_age_band(b.pub_year, d.starts_on) AS band
         FROM item i JOIN bib b ON b.id = i.bib_id
+        CROSS JOIN LATERAL (SELECT coalesce(nullif(i.call_number, ''), b.call_number)
+                            AS call_number) k
         WHERE i.owning_branch_id = d.branch_id
           AND i.status NOT IN ('withdrawn', 'lost', 'missing')
           AND i.date_added <= v_since

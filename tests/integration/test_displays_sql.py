@@ -550,6 +550,21 @@ class Report(DisplayTest):
         self.assertIsNone(r["lift_vs_before"])
         self.assertIn("no control copies", r["report_note"])
 
+    def test_a_copy_without_a_call_number_has_its_bibs(self):
+        d = self.make(start=-20, end=-11)
+        year = self.recent()
+        shown = self.kind(year, call="")
+        self.q("UPDATE bib SET call_number = '641.5 SMITH' FROM item i WHERE i.barcode = %s"
+               " AND bib.id = i.bib_id" % lit(shown))
+        self.on(d["id"], shown)
+        self.kind(year, call="641.59 JONES")    # the same collection: a control copy
+        self.kind(year, call="FIC ADAMS")       # another: not
+        r = self.report(d["id"])
+        cooking = self.q("SELECT item_collection(%d, dewey_of('641.5'), '',"
+                         " item_audience('', '641.5'), '')" % ids["DWN"])
+        self.assertEqual(r["strata"], [{"collection": cooking, "age_band": "0-2",
+                                        "copies": 1, "control_copies": 1}])
+
     def test_running_and_planned(self):
         running = self.make(start=-4, end=5)
         a = self.kind(self.recent())
