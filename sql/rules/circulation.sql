@@ -558,7 +558,9 @@ BEGIN
         WHERE l.patron_id = v_patron.id AND l.returned_at IS NULL
           AND (p_barcode IS NULL OR i.barcode = p_barcode)
         ORDER BY l.due_at, l.id
-        FOR UPDATE OF l
+        -- The copy first, as every change of a copy locks it (checkin: item,
+        -- then loan): a renewal writes the copy's last use.
+        FOR NO KEY UPDATE OF i FOR UPDATE OF l
     LOOP
         v_found := true;
         r := NULL;

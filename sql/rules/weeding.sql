@@ -10,10 +10,10 @@
 -- The Dewey number a call number starts with, after the usual prefixes
 -- (J, JUV, E, EASY, YA, TEEN, REF, LP, ...): "641.5 SMI" 641.5, "J 599.75 ROB"
 -- 599.75, "REF 030 ENC" 30. NULL when there is none ("FIC SMITH", "B LINCOLN",
--- "QA76.73 .P98"). Inlined by the planner (one regular expression).
+-- "QA76.73 .P98"). Inlined by the planner; one regular expression, the
+-- short one for a call number that starts with its number.
 CREATE OR REPLACE FUNCTION dewey_of(p_call_number text) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    -- A call number that starts with its number (most) takes the short way.
     SELECT (CASE WHEN left(ltrim(p_call_number), 1) BETWEEN '0' AND '9'
                  THEN substring(ltrim(p_call_number) FROM '^([0-9]{1,3}(?:\.[0-9]+)?)(?:[^0-9]|$)')
                  WHEN left(ltrim(p_call_number), 1) BETWEEN 'A' AND 'z'
@@ -80,8 +80,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- The collection the rules in effect at p_branch give a copy with this Dewey
--- number (dewey_of), shelving location, audience (bib.audience or
--- item_audience: 'juvenile', 'young_adult', 'adult', '') and literary form
+-- number (dewey_of), shelving location, audience ('juvenile', 'young_adult',
+-- 'adult', ''; the lists pass item_audience(bib.audience, call number), which
+-- reads a J or E prefix when the bib says nothing) and literary form
 -- ('fiction', 'nonfiction', ''): the first rule by ord (then collection code)
 -- it fits. NULL: no rule fits.
 CREATE OR REPLACE FUNCTION item_collection(p_branch integer, p_dewey numeric, p_location text,
@@ -92,6 +93,33 @@ LANGUAGE sql STABLE AS $$
                     p_dewey, p_location, p_audience, p_fiction)
     ORDER BY r.ord, r.collection
     LIMIT 1
+$$;
+
+-- The collection of every copy a branch owns (any status), in one pass:
+-- the same answer as item_collection per copy, with the rules read once and
+-- the Dewey number and audience worked out once per copy (the display
+-- report's strata use it for a branch's whole stock). '' : no rule fits.
+CREATE OR REPLACE FUNCTION item_collections(p_branch integer)
+RETURNS TABLE (item_id bigint, collection text)
+LANGUAGE sql STABLE AS $$
+    WITH rules AS MATERIALIZED (
+        SELECT r.collection, r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
+               r.ord
+        FROM crew_rules_in_effect(p_branch) r)
+    SELECT i.id, coalesce(m.collection, '')
+    FROM item i
+    JOIN bib b ON b.id = i.bib_id
+    CROSS JOIN LATERAL (
+        SELECT dewey_of(coalesce(nullif(i.call_number, ''), b.call_number)) AS dewey,
+               item_audience(b.audience, coalesce(nullif(i.call_number, ''),
+                                                  b.call_number)) AS audience
+        OFFSET 0) k
+    LEFT JOIN LATERAL (
+        SELECT r.collection FROM rules r
+        WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
+                        k.dewey, i.location, k.audience, b.literary_form)
+        ORDER BY r.ord, r.collection LIMIT 1) m ON true
+    WHERE i.owning_branch_id = p_branch
 $$;
 
 -- Whether some rule in effect at the branch (code; NULL: the system table)
@@ -117,8 +145,8 @@ LANGUAGE sql STABLE AS $$
            CASE WHEN r.branch_id IS NULL THEN 'system' ELSE 'branch' END
 $$;
 
--- The rules in effect at a branch (code; NULL or '' with p_system_only, or
--- p_system_only: the system table), in matching order.
+-- The rules in effect at a branch (code; unknown: CR400 field:branch_code),
+-- or with p_system_only the system table itself, in matching order.
 CREATE OR REPLACE FUNCTION crew_rule_list(p_branch text, p_system_only boolean)
 RETURNS TABLE (id bigint, branch_code text, collection text, name text, dewey_from text,
                dewey_to text, location text, audience text, fiction text,
@@ -409,6 +437,11 @@ DECLARE
     v_dead boolean := coalesce(p_include_dead, false);
     c record;
     v_year integer := extract(year FROM library_today())::integer;
+    v_left integer := p_limit;
+    v_chunk integer := least(greatest(p_limit, 250) * 2, 10000);
+    v_end_key text;
+    v_end_barcode text;
+    v_got integer;
 BEGIN
     IF v_coll IS NOT NULL AND NOT EXISTS (SELECT 1 FROM crew_rules_in_effect(v_branch) r
                                           WHERE r.collection = v_coll) THEN
@@ -420,113 +453,139 @@ BEGIN
         PERFORM field_refuse('limit', 'The limit is at least 1.');
     END IF;
     SELECT * INTO c FROM weeding_cutoffs();
-    RETURN QUERY
-    WITH rules AS MATERIALIZED (
-        SELECT r.collection, r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
-               r.max_age_years, r.max_idle_years, r.ord
-        FROM crew_rules_in_effect(v_branch) r),
-    page AS (
-        SELECT i.id, i.barcode, i.bib_id, b.title, b.author,
-               coalesce(nullif(i.call_number, ''), b.call_number) AS cn, b.pub_year,
-               i.last_used_at, i.date_added, i.circ_count, i.in_house_uses, i.location,
-               i.item_type, i.status, t.wear_uses, m.collection, m.max_age_years AS x,
-               m.max_idle_years AS y, f.past_x, f.past_y, f.dead, f.worn,
-               call_number_shelf_key(i.call_number) || E'\x01' || i.barcode AS key
-        FROM item i
-        JOIN bib b ON b.id = i.bib_id
-        JOIN item_type t ON t.code = i.item_type
-        -- Once per copy (OFFSET 0 keeps them out of the rule loop below, so
-        -- that crew_fits, given plain values, is inlined).
-        CROSS JOIN LATERAL (
-            SELECT dewey_of(coalesce(nullif(i.call_number, ''), b.call_number)) AS dewey,
-                   item_audience(b.audience, coalesce(nullif(i.call_number, ''),
-                                                      b.call_number)) AS audience
-            OFFSET 0) k
-        LEFT JOIN LATERAL (
-            SELECT r.collection, r.max_age_years, r.max_idle_years FROM rules r
-            WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
-                            k.dewey, i.location, k.audience, b.literary_form)
-            ORDER BY r.ord, r.collection LIMIT 1) m ON true
-        CROSS JOIN LATERAL (
-            SELECT (m.max_age_years IS NOT NULL AND b.pub_year <> ''
-                    AND v_year - b.pub_year::integer > m.max_age_years) AS past_x,
-                   (m.max_idle_years IS NOT NULL
-                    AND CASE WHEN i.last_used_at IS NOT NULL
-                             THEN i.last_used_at < now() - make_interval(years => m.max_idle_years)
-                             ELSE i.date_added < c.today - make_interval(years => m.max_idle_years)
-                        END) AS past_y,
-                   CASE WHEN i.last_used_at IS NOT NULL THEN i.last_used_at < c.dead_at
-                        ELSE i.date_added < c.dead_on END AS dead,
-                   (t.wear_uses > 0 AND i.circ_count > t.wear_uses) AS worn) f
-        WHERE i.owning_branch_id = v_branch AND i.status = 'available'
-          AND (call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C")
-              > (v_after_key COLLATE "C", v_after_barcode COLLATE "C")
-          AND i.current_branch_id = v_branch
-          AND (v_coll IS NULL OR m.collection = v_coll)
-          AND (f.past_x OR f.past_y OR f.worn OR (v_dead AND f.dead))
-          AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.bib_id = i.bib_id
-                                                 AND h.status = 'waiting')
-          AND NOT EXISTS (SELECT 1 FROM weeding_decision d
-                          WHERE d.item_id = i.id AND d.decision = 'keep'
-                            AND d.decided_at > c.keep_at)
-        ORDER BY call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C"
-        LIMIT p_limit),
-    judged AS MATERIALIZED (
-        SELECT g.*,
-               NOT EXISTS (SELECT 1 FROM item o
-                           WHERE o.bib_id = g.bib_id AND o.id <> g.id
-                             AND o.status NOT IN ('withdrawn', 'lost', 'missing'))
-                   AS is_last,
-               dm.code AS demand_code
-        FROM page g
-        LEFT JOIN LATERAL (
-            SELECT ob.code
-            FROM item o JOIN branch ob ON ob.id = o.owning_branch_id
-            WHERE o.bib_id = g.bib_id AND o.owning_branch_id <> v_branch
-              AND o.status NOT IN ('withdrawn', 'lost', 'missing')
-              AND (g.past_y OR g.dead) AND NOT g.worn
-            GROUP BY ob.code
-            HAVING max(o.last_used_at) >= c.dead_at
-                OR sum(o.circ_count + o.in_house_uses)::numeric / count(*)
-                   > g.circ_count + g.in_house_uses
-            ORDER BY sum(o.circ_count + o.in_house_uses)::numeric / count(*) DESC,
-                     max(o.last_used_at) DESC NULLS LAST, ob.code
-            LIMIT 1) dm ON true)
-    SELECT j.id, j.barcode, j.title, j.author, j.cn, j.pub_year,
-           coalesce(to_char(j.last_used_at AT TIME ZONE c.tz, 'YYYY-MM-DD'), ''),
-           j.circ_count + j.in_house_uses, coalesce(j.collection, ''),
-           CASE WHEN j.demand_code IS NOT NULL THEN 'transfer'
-                WHEN j.is_last THEN 'review'
-                WHEN j.worn THEN 'replace'
-                WHEN j.past_x OR j.past_y THEN 'withdraw'
-                ELSE 'review' END,
-           weeding_sentence(concat_ws('; ',
-               CASE WHEN j.past_x THEN format('published %s, over %s years ago', j.pub_year,
-                                              j.x) END,
-               CASE WHEN j.past_y AND j.last_used_at IS NULL
-                    THEN format('never used since added %s, over %s years', j.date_added, j.y)
-                    WHEN j.past_y
-                    THEN format('last used %s, over %s years ago',
-                                to_char(j.last_used_at AT TIME ZONE c.tz, 'YYYY-MM-DD'), j.y)
-                    END,
-               CASE WHEN j.dead AND NOT j.past_y
-                    THEN format('no use in %s days', c.dead_days) END,
-               CASE WHEN j.worn THEN format('worn: %s checkouts (a %s wears out at %s)',
-                                            j.circ_count, j.item_type, j.wear_uses) END,
-               CASE WHEN j.demand_code IS NOT NULL
-                    THEN format('in demand at %s: transfer it there', j.demand_code) END,
-               CASE WHEN j.is_last
-                    THEN 'the last copy in the system: review before discarding' END)),
-           array_remove(ARRAY[CASE WHEN j.past_x THEN 'age' END,
-                              CASE WHEN j.past_y THEN 'idle' END,
-                              CASE WHEN j.dead THEN 'dead' END,
-                              CASE WHEN j.worn THEN 'worn' END,
-                              CASE WHEN j.is_last THEN 'last_copy' END,
-                              CASE WHEN j.demand_code IS NOT NULL THEN 'demand_elsewhere' END],
-                        NULL),
-           j.demand_code, j.is_last, j.location, j.item_type, j.status::text, j.key
-    FROM judged j
-    ORDER BY j.key COLLATE "C";
+    -- The shelf is read in chunks of copies in shelf order (a plain index
+    -- range: its plan cannot turn into "judge every copy, then sort"), each
+    -- chunk's candidates returned in order, until the page is full.
+    LOOP
+        SELECT x.k, x.b INTO v_end_key, v_end_barcode
+        FROM (SELECT call_number_shelf_key(i.call_number) COLLATE "C" AS k,
+                     i.barcode COLLATE "C" AS b
+              FROM item i
+              WHERE i.owning_branch_id = v_branch AND i.status = 'available'
+                AND (call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C")
+                    > (v_after_key COLLATE "C", v_after_barcode COLLATE "C")
+              ORDER BY call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C"
+              LIMIT v_chunk) x
+        ORDER BY x.k DESC, x.b DESC
+        LIMIT 1;
+        EXIT WHEN v_end_key IS NULL;
+        RETURN QUERY
+        WITH rules AS MATERIALIZED (
+            SELECT r.collection, r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
+                   r.max_age_years, r.max_idle_years, r.ord
+            FROM crew_rules_in_effect(v_branch) r),
+        page AS (
+            SELECT i.id, i.barcode, i.bib_id, b.title, b.author,
+                   coalesce(nullif(i.call_number, ''), b.call_number) AS cn, b.pub_year,
+                   i.last_used_at, i.date_added, i.circ_count, i.in_house_uses, i.location,
+                   i.item_type, i.status, t.wear_uses, m.collection, m.max_age_years AS x,
+                   m.max_idle_years AS y, f.past_x, f.past_y, f.dead, f.worn,
+                   call_number_shelf_key(i.call_number) || E'\x01' || i.barcode AS key
+            FROM item i
+            JOIN bib b ON b.id = i.bib_id
+            JOIN item_type t ON t.code = i.item_type
+            -- Once per copy (OFFSET 0 keeps them out of the rule loop below, so
+            -- that crew_fits, given plain values, is inlined).
+            CROSS JOIN LATERAL (
+                SELECT dewey_of(coalesce(nullif(i.call_number, ''), b.call_number)) AS dewey,
+                       item_audience(b.audience, coalesce(nullif(i.call_number, ''),
+                                                          b.call_number)) AS audience
+                OFFSET 0) k
+            LEFT JOIN LATERAL (
+                SELECT r.collection, r.max_age_years, r.max_idle_years FROM rules r
+                WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
+                                k.dewey, i.location, k.audience, b.literary_form)
+                ORDER BY r.ord, r.collection LIMIT 1) m ON true
+            CROSS JOIN LATERAL (
+                SELECT (m.max_age_years IS NOT NULL AND b.pub_year <> ''
+                        AND v_year - b.pub_year::integer > m.max_age_years) AS past_x,
+                       (m.max_idle_years IS NOT NULL
+                        AND CASE WHEN i.last_used_at IS NOT NULL
+                                 THEN i.last_used_at
+                                      < now() - make_interval(years => m.max_idle_years)
+                                 ELSE i.date_added
+                                      < c.today - make_interval(years => m.max_idle_years)
+                            END) AS past_y,
+                       CASE WHEN i.last_used_at IS NOT NULL THEN i.last_used_at < c.dead_at
+                            ELSE i.date_added < c.dead_on END AS dead,
+                       (t.wear_uses > 0 AND i.circ_count > t.wear_uses) AS worn) f
+            WHERE i.owning_branch_id = v_branch AND i.status = 'available'
+              AND (call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C")
+                  > (v_after_key COLLATE "C", v_after_barcode COLLATE "C")
+              AND (call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C")
+                  <= (v_end_key COLLATE "C", v_end_barcode COLLATE "C")
+              AND i.current_branch_id = v_branch
+              AND (v_coll IS NULL OR m.collection = v_coll)
+              AND (f.past_x OR f.past_y OR f.worn OR (v_dead AND f.dead))
+              AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.bib_id = i.bib_id
+                                                     AND h.status = 'waiting')
+              AND NOT EXISTS (SELECT 1 FROM weeding_decision d
+                              WHERE d.item_id = i.id AND d.decision = 'keep'
+                                AND d.decided_at > c.keep_at)
+            ORDER BY call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C"
+            LIMIT v_left),
+        judged AS MATERIALIZED (
+            SELECT g.*,
+                   NOT EXISTS (SELECT 1 FROM item o
+                               WHERE o.bib_id = g.bib_id AND o.id <> g.id
+                                 AND o.status NOT IN ('withdrawn', 'lost', 'missing'))
+                       AS is_last,
+                   dm.code AS demand_code
+            FROM page g
+            LEFT JOIN LATERAL (
+                SELECT ob.code
+                FROM item o JOIN branch ob ON ob.id = o.owning_branch_id
+                WHERE o.bib_id = g.bib_id AND o.owning_branch_id <> v_branch
+                  AND o.status NOT IN ('withdrawn', 'lost', 'missing')
+                  AND (g.past_y OR g.dead) AND NOT g.worn
+                GROUP BY ob.code
+                HAVING max(o.last_used_at) >= c.dead_at
+                    OR sum(o.circ_count + o.in_house_uses)::numeric / count(*)
+                       > g.circ_count + g.in_house_uses
+                ORDER BY sum(o.circ_count + o.in_house_uses)::numeric / count(*) DESC,
+                         max(o.last_used_at) DESC NULLS LAST, ob.code
+                LIMIT 1) dm ON true)
+        SELECT j.id, j.barcode, j.title, j.author, j.cn, j.pub_year,
+               coalesce(to_char(j.last_used_at AT TIME ZONE c.tz, 'YYYY-MM-DD'), ''),
+               j.circ_count + j.in_house_uses, coalesce(j.collection, ''),
+               CASE WHEN j.demand_code IS NOT NULL THEN 'transfer'
+                    WHEN j.is_last THEN 'review'
+                    WHEN j.worn THEN 'replace'
+                    WHEN j.past_x OR j.past_y THEN 'withdraw'
+                    ELSE 'review' END,
+               weeding_sentence(concat_ws('; ',
+                   CASE WHEN j.past_x THEN format('published %s, over %s years ago', j.pub_year,
+                                                  j.x) END,
+                   CASE WHEN j.past_y AND j.last_used_at IS NULL
+                        THEN format('never used since added %s, over %s years', j.date_added, j.y)
+                        WHEN j.past_y
+                        THEN format('last used %s, over %s years ago',
+                                    to_char(j.last_used_at AT TIME ZONE c.tz, 'YYYY-MM-DD'), j.y)
+                        END,
+                   CASE WHEN j.dead AND NOT j.past_y
+                        THEN format('no use in %s days', c.dead_days) END,
+                   CASE WHEN j.worn THEN format('worn: %s checkouts (a %s wears out at %s)',
+                                                j.circ_count, j.item_type, j.wear_uses) END,
+                   CASE WHEN j.demand_code IS NOT NULL
+                        THEN format('in demand at %s: transfer it there', j.demand_code) END,
+                   CASE WHEN j.is_last
+                        THEN 'the last copy in the system: review before discarding' END)),
+               array_remove(ARRAY[CASE WHEN j.past_x THEN 'age' END,
+                                  CASE WHEN j.past_y THEN 'idle' END,
+                                  CASE WHEN j.dead THEN 'dead' END,
+                                  CASE WHEN j.worn THEN 'worn' END,
+                                  CASE WHEN j.is_last THEN 'last_copy' END,
+                                  CASE WHEN j.demand_code IS NOT NULL THEN 'demand_elsewhere' END],
+                            NULL),
+               j.demand_code, j.is_last, j.location, j.item_type, j.status::text, j.key
+        FROM judged j
+        ORDER BY j.key COLLATE "C";
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        v_left := v_left - v_got;
+        EXIT WHEN v_left <= 0;
+        v_after_key := v_end_key;
+        v_after_barcode := v_end_barcode;
+    END LOOP;
 END
 $$;
 
