@@ -290,6 +290,23 @@ class Routing(unittest.TestCase):
         self.assertEqual(env.psql("SELECT count(*) FROM circ_invariants()"), "0",
                          env.psql("SELECT * FROM circ_invariants()"))
 
+    def test_checkin_of_a_display_copy_names_the_display(self):
+        """CheckinReply.display and route display (docs/DISPLAYS.md), through the daemon."""
+        card, item = new_patron(), new_item()
+        env.psql("WITH d AS (INSERT INTO display (branch_id, place, theme, curator_id, starts_on,"
+                 " ends_on) SELECT b.id, 'by the stairs', 'Rivers', s.id, library_today() - 1,"
+                 " library_today() + 1 FROM branch b, staff s WHERE b.code = 'DWN'"
+                 " AND s.username = 'admin' RETURNING id)"
+                 " INSERT INTO display_item (display_id, item_id) SELECT d.id, i.id FROM d, item i"
+                 " WHERE i.barcode = '%s'" % item)
+        self.assertEqual(checkout(card, item).code, 0)
+        back = carrel("checkin", item).json[0]
+        self.assertEqual((back["route"], back["display"]), ("display", "Rivers (by the stairs)"))
+        self.assertIn("Put back on the display: Rivers (by the stairs)", back["message"])
+        plain = carrel("checkin", new_item()).json[0]
+        self.assertEqual(plain["route"], "shelf")
+        self.assertNotIn("display", plain)
+
 
 class Fines(unittest.TestCase):
     def test_backdated_checkin_and_fines(self):
