@@ -229,6 +229,27 @@ class TheList(unittest.TestCase):
         # The client fetches every page itself.
         self.assertEqual(barcodes(listing("clara", coll)), made)
 
+    def test_the_client_reads_every_page(self):
+        """More copies than the client's page (1000): every one, once, in shelf order."""
+        coll, loc = shelf()
+        bib = new_title(year=1975)
+        n = 1203
+        q("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
+          " location, call_number, last_used_at)"
+          " SELECT 'WP%d-' || lpad(g::text, 5, '0'), %d, b.id, b.id, 'book', %s,"
+          " (100 + g %% 700)::text || '.' || (g %% 10)::text || ' P', now() - interval '9 years'"
+          " FROM branch b, generate_series(1, %d) g WHERE b.code = 'DWN'"
+          % (bib, bib, harness.sql_literal(loc), n))
+        r = carrel("clara", "weeding", "--collection", coll, "--csv", "-", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        rows = list(csv.reader(io.StringIO(r.stdout)))[1:]
+        self.assertEqual(len(rows), n)
+        self.assertEqual(len({row[0] for row in rows}), n)
+        keys = [(float(row[1].split()[0]), row[0]) for row in rows]
+        self.assertEqual(keys, sorted(keys))
+        doc = listing("clara", coll)
+        self.assertEqual(barcodes(doc), [row[0] for row in rows])
+
     def test_recommendations_and_guards(self):
         coll, loc = shelf()
         # The last copy in the system: listed for review, saying so.
