@@ -339,7 +339,7 @@ static void print_summary(const cmd_call_t *call, const Carrel__Response *r)
         weed_int(worn, sizeof(worn), h->has_worn, h->worn);
         weed_int(age, sizeof(age), h->has_median_age_years, h->median_age_years);
         const char *row[] = {weed_or(h->branch_code, ""),
-                             weed_or(h->collection, ""),
+                             weed_or(h->collection, "(none)"),
                              name,
                              copies,
                              dead,
