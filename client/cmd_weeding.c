@@ -90,17 +90,20 @@ static void weed_csv_row(FILE *out, const Carrel__WeedingCandidate *c)
 
 static void weed_table_row(table_t *t, const Carrel__WeedingCandidate *c)
 {
-    char title[256], uses[16], reason[256];
+    char title[256], uses[16], reason[256], what[96];
     output_cut(title, sizeof(title), weed_or(c->title, ""), 40);
     output_cut(reason, sizeof(reason), weed_or(c->reason, ""), OUTPUT_TITLE_COLUMNS);
     snprintf(uses, sizeof(uses), "%d", c->uses);
+    /* "transfer to PRK": where the copy goes, in the column people scan. */
+    snprintf(what, sizeof(what), "%s%s%s", weed_or(c->recommendation, ""),
+             c->transfer_to && c->transfer_to[0] ? " to " : "", weed_or(c->transfer_to, ""));
     const char *row[] = {weed_or(c->call_number, ""),
                          weed_or(c->barcode, ""),
                          title,
                          weed_or(c->year, "?"),
                          weed_or(c->last_used, "never"),
                          uses,
-                         weed_or(c->recommendation, ""),
+                         what,
                          reason};
     table_add(t, row);
 }
