@@ -202,6 +202,11 @@ class TheList(unittest.TestCase):
         self.assertEqual([row[0] for row in rows[1:]], [b2, b1])
         self.assertEqual(rows[2][3], title)
         self.assertEqual(rows[2][5], "1985")
+        # With --json, the file is still CSV and what was written is one document.
+        done = ok(carrel("libby", "weeding", "--collection", coll, "--csv", path + ".2"))
+        self.assertEqual((done["copies"], done["file"]), (2, path + ".2"))
+        with open(path + ".2", newline="") as f:
+            self.assertEqual(list(csv.reader(f)), rows)
         # To standard output with -.
         r = carrel("libby", "weeding", "--collection", coll, "--csv", "-", json_out=False)
         self.assertEqual(r.code, 0, r)
