@@ -175,7 +175,8 @@ Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row)
     }
     if (!db_null(res, row, CATALOG_ITEM_DISPLAY))
         it->display = arena_strdup(a, COL(res, row, CATALOG_ITEM_DISPLAY));
-    it->last_used = arena_strdup(a, COL(res, row, CATALOG_ITEM_LAST_USED));
+    if (COL(res, row, CATALOG_ITEM_LAST_USED)[0] != '\0') /* never used: absent */
+        it->last_used = arena_strdup(a, COL(res, row, CATALOG_ITEM_LAST_USED));
     return it;
 }
 
