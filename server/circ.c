@@ -54,12 +54,13 @@ enum {
     CHECKIN_PREVIOUS_STATUS,
     CHECKIN_PATRON_NAME,
     CHECKIN_HOLD_ID,
+    CHECKIN_DISPLAY,
     CHECKIN_NCOLS
 };
 static const reply_stmt_t stmt_checkin = REPLY_STMT(
     "circ_checkin", CHECKIN_NCOLS,
     "SELECT barcode, title, was_on_loan, route, destination_code, destination_name, fine_cents,"
-    "       message, slip, previous_status, patron_name, hold_id"
+    "       message, slip, previous_status, patron_name, hold_id, display"
     "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, $6::timestamptz)");
 
 enum {
@@ -357,6 +358,7 @@ static void checkin_done(request_t *req, const PGresult *res)
         c->has_hold_id = 1;
         c->hold_id = db_int64(res, 0, CHECKIN_HOLD_ID);
     }
+    c->display = reply_text_opt(req, res, 0, CHECKIN_DISPLAY);
     req->resp.body_case = CARREL__RESPONSE__BODY_CHECKIN;
     req->resp.checkin = c;
     request_ok(req);

@@ -367,7 +367,8 @@ $$;
 
 -- Check in p_barcode at p_branch: closes its loan (fine, counters), then
 -- routes the copy (circ_checkin_route, transits.sql: a hold, the hold shelf,
--- a transit home, or the shelf). The return time (when not given) is taken
+-- a transit home, or the shelf; a copy for the shelf that is on a display
+-- running here goes back on it: route display). The return time (when not given) is taken
 -- after the locks on the copy and its loan.
 CREATE OR REPLACE FUNCTION circ_checkin(p_key uuid, p_staff bigint, p_workstation bigint,
                              p_branch integer, p_barcode text, p_returned_at timestamptz)
@@ -382,6 +383,7 @@ DECLARE
     v_when timestamptz := coalesce(p_returned_at, now());
     v_late integer;
     v_route record;
+    v_message text;
     v_refund bigint := 0;
     r checkin_result;
 BEGIN
@@ -454,6 +456,17 @@ BEGIN
     SELECT * INTO v_route FROM circ_checkin_route(v_item, p_branch, p_staff);
     r.route := v_route.route;
     r.hold_id := v_route.hold_id;
+    v_message := v_route.message;
+    -- Going to the shelf here (no hold took it): back on the display running
+    -- here that it is on, if any. One probe of display_item_open, only on
+    -- this path (displays.sql).
+    IF r.route = 'shelf' AND v_route.destination = p_branch THEN
+        r.display := display_checkin_text(v_item.id, p_branch);
+        IF r.display IS NOT NULL THEN
+            r.route := 'display';
+            v_message := 'Put back on the display: ' || r.display;
+        END IF;
+    END IF;
     SELECT b.code, b.name INTO r.destination_code, r.destination_name
     FROM branch b WHERE b.id = v_route.destination;
     r.message := CASE
@@ -468,7 +481,7 @@ BEGIN
         WHEN NOT r.was_on_loan AND r.previous_status NOT IN ('in_transit')
             THEN 'Was not checked out. '
         ELSE '' END
-        || coalesce(v_route.message,
+        || coalesce(v_message,
                     CASE WHEN r.route = 'transit' THEN 'ROUTE TO ' || r.destination_name
                          ELSE 'Return to shelf' END)
         || CASE WHEN r.fine_cents > 0

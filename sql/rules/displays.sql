@@ -1,0 +1,666 @@
+-- Displays: copies on a theme at a place in a branch for a while (issue 13).
+-- Saving and listing displays, scanning copies on and off, what a copy's
+-- location says while it is on one (item_display_text: item rows of
+-- server/catalog.c, catalog_search), and the lift report (display_report).
+-- Called by server/displays.c (requests 335-339); the checkin route
+-- "display" is in transits.sql (circ_checkin_route, through
+-- display_checkin_text). docs/DISPLAYS.md.
+--
+-- A display is planned before starts_on, running from starts_on to ends_on
+-- (library local days, inclusive) and ended after ends_on, or from the
+-- moment staff end it early (ended_at). Copies: display_item rows, open
+-- (removed_at NULL) while the copy is on it. No patron identity anywhere.
+
+-- ---------------------------------------------------------------- helpers
+
+-- planned | running | ended, on the library's day p_today.
+CREATE OR REPLACE FUNCTION display_status(d display, p_today date) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN d.ended_at IS NOT NULL OR d.ends_on < p_today THEN 'ended'
+                WHEN d.starts_on > p_today THEN 'planned'
+                ELSE 'running' END
+$$;
+
+-- "on display: THEME (place)" while copy p_item is on a display running
+-- today; NULL otherwise. One probe of display_item_open (nearly every copy
+-- has no open row, and the display row is read only for one that has):
+-- item rows (G) and search results (D) call it per row.
+CREATE OR REPLACE FUNCTION item_display_text(p_item bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT 'on display: ' || d.theme || ' (' || d.place || ')'
+    FROM display_item di
+    JOIN display d ON d.id = di.display_id
+    WHERE di.item_id = p_item AND di.removed_at IS NULL
+      AND d.ended_at IS NULL AND d.starts_on <= library_today() AND d.ends_on >= library_today()
+    ORDER BY d.starts_on DESC, d.id DESC
+    LIMIT 1
+$$;
+
+-- At checkin: "THEME (place)" of the display running today at p_branch
+-- that copy p_item is on; NULL otherwise (the common case: one probe of
+-- display_item_open that finds nothing). A display at another branch does
+-- not count: the copy goes home first.
+CREATE OR REPLACE FUNCTION display_checkin_text(p_item bigint, p_branch integer) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT d.theme || ' (' || d.place || ')'
+    FROM display_item di
+    JOIN display d ON d.id = di.display_id
+    WHERE di.item_id = p_item AND di.removed_at IS NULL AND d.branch_id = p_branch
+      AND d.ended_at IS NULL AND d.starts_on <= library_today() AND d.ends_on >= library_today()
+    ORDER BY d.starts_on DESC, d.id DESC
+    LIMIT 1
+$$;
+
+-- A display as its Display message, column order of display_get.
+CREATE OR REPLACE FUNCTION display_out(d display)
+RETURNS TABLE (id bigint, branch_code text, place text, theme text, curator text,
+               starts_on text, ends_on text, status text, copies integer, note text,
+               version integer)
+LANGUAGE sql STABLE AS $$
+    SELECT d.id, (SELECT b.code FROM branch b WHERE b.id = d.branch_id), d.place, d.theme,
+           (SELECT s.username FROM staff s WHERE s.id = d.curator_id),
+           to_char(d.starts_on, 'YYYY-MM-DD'), to_char(d.ends_on, 'YYYY-MM-DD'),
+           display_status(d, library_today()),
+           (SELECT count(*)::integer FROM display_item di
+            WHERE di.display_id = d.id AND di.removed_at IS NULL),
+           d.note, d.version
+$$;
+
+-- The display p_id, locked when p_lock; CR404 display when there is none.
+CREATE OR REPLACE FUNCTION display_find(p_id bigint, p_lock boolean) RETURNS display
+LANGUAGE plpgsql AS $$
+DECLARE
+    d display;
+BEGIN
+    IF p_lock THEN
+        SELECT * INTO d FROM display x WHERE x.id = p_id FOR UPDATE;
+    ELSE
+        SELECT * INTO d FROM display x WHERE x.id = p_id;
+    END IF;
+    IF d.id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'display',
+            MESSAGE = format('There is no display %s.', coalesce(p_id::text, '(none)'));
+    END IF;
+    RETURN d;
+END
+$$;
+
+-- The display's last moment counted: the end of ends_on (local), or when
+-- staff ended it early.
+CREATE OR REPLACE FUNCTION display_end_at(d display) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT least(local_at(d.ends_on + 1, '00:00'), coalesce(d.ended_at, 'infinity'))
+$$;
+
+-- Checkouts and in-house uses of copies p_items at branch p_branch in
+-- [p_from, p_to), per copy. Read through circ_event_branch (branch_id, at):
+-- circ_event has no index by item and gets none (the circulation path must
+-- not get slower). A display is about the branch's shelves, so only the
+-- branch's own events count (a hold filled elsewhere is not a display's use).
+CREATE OR REPLACE FUNCTION display_uses(p_branch integer, p_items bigint[], p_from timestamptz,
+                                        p_to timestamptz)
+RETURNS TABLE (item_id bigint, action text, at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT e.item_id, e.action, e.at FROM circ_event e
+    WHERE e.branch_id = p_branch AND e.at >= p_from AND e.at < p_to
+      AND e.action IN ('checkout', 'in_house_use') AND e.item_id = ANY (p_items)
+$$;
+
+-- The copies of display d, present and past, as DisplayItem rows in shelf
+-- order (on it first); p_item: that copy's rows only. checkouts: during the
+-- display so far, each copy counted while it was on it.
+CREATE OR REPLACE FUNCTION display_item_rows(d display, p_item bigint)
+RETURNS TABLE (barcode text, title text, call_number text, added_on text, removed_on text,
+               status text, checkouts integer)
+LANGUAGE sql STABLE AS $$
+    WITH r AS (
+        SELECT di.*, greatest(di.added_at, local_at(d.starts_on, '00:00')) AS w_from,
+               least(coalesce(di.removed_at, 'infinity'), display_end_at(d), now()) AS w_to
+        FROM display_item di
+        WHERE di.display_id = d.id AND (p_item IS NULL OR di.item_id = p_item)
+    ), ev AS (
+        SELECT u.item_id, u.action, u.at FROM display_uses(
+            d.branch_id, ARRAY(SELECT DISTINCT r.item_id FROM r),
+            (SELECT min(r.w_from) FROM r), (SELECT max(r.w_to) FROM r)) u
+    )
+    SELECT i.barcode, b.title, i.call_number, to_char(library_local_date(r.added_at), 'YYYY-MM-DD'),
+           coalesce(to_char(library_local_date(r.removed_at), 'YYYY-MM-DD'), ''),
+           i.status::text,
+           (SELECT count(*)::integer FROM ev e
+            WHERE e.item_id = r.item_id AND e.action = 'checkout' AND e.at >= r.w_from
+              AND e.at < r.w_to)
+    FROM r JOIN item i ON i.id = r.item_id JOIN bib b ON b.id = i.bib_id
+    ORDER BY r.removed_at IS NOT NULL, lower(i.call_number), i.barcode, r.added_at
+$$;
+
+-- ---------------------------------------------------------------- displays
+
+-- DisplaySave as jsonb ({"display": {...}} or the Display itself). Without
+-- id: a new display (branch_code, place, theme, starts_on, ends_on needed;
+-- curator: a staff user name, default p_staff). With id: an edit of the
+-- fields given, at the version read (stale_version otherwise); a display
+-- does not move to another branch, and one ended early is not edited
+-- (display_ended). p_end_now ends it now: ends_on today (a planned one: its
+-- first day) and ended_at set, so its copies are no longer on display (their
+-- rows stay open: the record of what was on it at its end). One admin_audit
+-- row per save.
+CREATE OR REPLACE FUNCTION display_save(p_staff bigint, p_workstation bigint, p_scope integer,
+                                        p_doc jsonb, p_end_now boolean)
+RETURNS TABLE (id bigint, branch_code text, place text, theme text, curator text,
+               starts_on text, ends_on text, status text, copies integer, note text,
+               version integer)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_doc jsonb := CASE WHEN jsonb_typeof(p_doc -> 'display') = 'object' THEN p_doc -> 'display'
+                        ELSE p_doc END;
+    v_id bigint := nullif(v_doc ->> 'id', '')::bigint;
+    v_branch integer;
+    v_curator bigint;
+    v_today date := library_today();
+    v_old display;
+    v_new display;
+    v_action text;
+BEGIN
+    IF nullif(v_doc ->> 'branch_code', '') IS NOT NULL THEN
+        SELECT b.id INTO v_branch FROM branch b WHERE b.code = upper(v_doc ->> 'branch_code');
+        IF v_branch IS NULL THEN
+            PERFORM field_refuse('branch_code',
+                format('There is no branch with code %s.', v_doc ->> 'branch_code'));
+        END IF;
+    END IF;
+    IF nullif(v_doc ->> 'curator', '') IS NOT NULL THEN
+        SELECT s.id INTO v_curator FROM staff s WHERE s.username = lower(v_doc ->> 'curator');
+        IF v_curator IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'staff',
+                MESSAGE = format('No staff account has user name %s (the curator).',
+                                 v_doc ->> 'curator');
+        END IF;
+    END IF;
+    IF length(v_doc ->> 'place') NOT BETWEEN 1 AND 100 THEN
+        PERFORM field_refuse('place', 'A place is 1-100 characters, e.g. "front window".');
+    END IF;
+    IF length(v_doc ->> 'theme') NOT BETWEEN 1 AND 100 THEN
+        PERFORM field_refuse('theme', 'A theme is 1-100 characters.');
+    END IF;
+    IF length(v_doc ->> 'note') > 500 THEN
+        PERFORM field_refuse('note', 'A note is at most 500 characters.');
+    END IF;
+
+    IF v_id IS NULL THEN
+        IF coalesce(p_end_now, false) THEN
+            PERFORM field_refuse('id', 'Only a saved display can be ended: give its id.');
+        END IF;
+        IF v_branch IS NULL THEN
+            PERFORM field_refuse('branch_code', 'A new display needs its branch.');
+        END IF;
+        PERFORM branch_scope_check(p_scope, v_branch, 'make displays at');
+        IF coalesce(v_doc ->> 'place', '') = '' THEN
+            PERFORM field_refuse('place', 'A new display needs its place, e.g. "front window".');
+        END IF;
+        IF coalesce(v_doc ->> 'theme', '') = '' THEN
+            PERFORM field_refuse('theme', 'A new display needs a theme.');
+        END IF;
+        IF coalesce(v_doc ->> 'starts_on', '') = '' THEN
+            PERFORM field_refuse('starts_on', 'A new display needs its first day (starts_on).');
+        END IF;
+        IF coalesce(v_doc ->> 'ends_on', '') = '' THEN
+            PERFORM field_refuse('ends_on', 'A new display needs its last day (ends_on).');
+        END IF;
+        v_new.branch_id := v_branch;
+        v_new.place := v_doc ->> 'place';
+        v_new.theme := v_doc ->> 'theme';
+        v_new.curator_id := coalesce(v_curator, p_staff);
+        v_new.starts_on := local_day(v_doc ->> 'starts_on', 'starts_on', NULL);
+        v_new.ends_on := local_day(v_doc ->> 'ends_on', 'ends_on', NULL);
+        v_new.note := coalesce(v_doc ->> 'note', '');
+        v_action := 'display_create';
+    ELSE
+        v_old := display_find(v_id, true);
+        PERFORM branch_scope_check(p_scope, v_old.branch_id, 'change displays of');
+        IF v_branch IS NOT NULL AND v_branch <> v_old.branch_id THEN
+            PERFORM field_refuse('branch_code',
+                'A display stays at its branch; end it and make one at the other branch.');
+        END IF;
+        IF v_old.ended_at IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'display_ended',
+                MESSAGE = format('Display %s (%s) was ended on %s; it can no longer be changed.',
+                                 v_old.id, v_old.theme, library_local_date(v_old.ended_at));
+        END IF;
+        IF v_doc ->> 'version' IS NULL OR (v_doc ->> 'version') !~ '^[0-9]{1,9}$' THEN
+            PERFORM field_refuse('version', 'An edit needs the version of the display you read.');
+        END IF;
+        IF (v_doc ->> 'version')::integer <> v_old.version THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'stale_version',
+                MESSAGE = format('Someone else changed display %s since you read it; look at it again.',
+                                 v_old.id);
+        END IF;
+        v_new := v_old;
+        v_new.place := coalesce(nullif(v_doc ->> 'place', ''), v_old.place);
+        v_new.theme := coalesce(nullif(v_doc ->> 'theme', ''), v_old.theme);
+        v_new.curator_id := coalesce(v_curator, v_old.curator_id);
+        v_new.starts_on := local_day(v_doc ->> 'starts_on', 'starts_on', v_old.starts_on);
+        v_new.ends_on := local_day(v_doc ->> 'ends_on', 'ends_on', v_old.ends_on);
+        v_new.note := coalesce(v_doc ->> 'note', v_old.note);
+        v_action := 'display_edit';
+        IF coalesce(p_end_now, false) THEN
+            v_new.ends_on := CASE WHEN v_new.starts_on > v_today THEN v_new.starts_on
+                                  ELSE least(v_new.ends_on, v_today) END;
+            v_new.ended_at := now();
+            v_action := 'display_end';
+        END IF;
+    END IF;
+    IF v_new.ends_on < v_new.starts_on THEN
+        PERFORM field_refuse('ends_on', format('The last day (%s) is before the first (%s).',
+                                               v_new.ends_on, v_new.starts_on));
+    END IF;
+
+    IF v_id IS NULL THEN
+        INSERT INTO display (branch_id, place, theme, curator_id, starts_on, ends_on, note,
+                             created_by)
+        VALUES (v_new.branch_id, v_new.place, v_new.theme, v_new.curator_id, v_new.starts_on,
+                v_new.ends_on, v_new.note, p_staff)
+        RETURNING * INTO v_new;
+    ELSE
+        UPDATE display x SET place = v_new.place, theme = v_new.theme,
+               curator_id = v_new.curator_id, starts_on = v_new.starts_on,
+               ends_on = v_new.ends_on, note = v_new.note, ended_at = v_new.ended_at,
+               version = x.version + 1, updated_at = now()
+        WHERE x.id = v_id
+        RETURNING * INTO v_new;
+    END IF;
+    INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
+    VALUES (p_staff, p_workstation, v_action, 'display/' || v_new.id,
+            audit_diff(CASE WHEN v_old.id IS NULL THEN NULL
+                            ELSE to_jsonb(v_old) - 'ended_at' END,
+                       to_jsonb(v_new) - 'ended_at',
+                       '{version,updated_at,created_at,created_by,id}'));
+    RETURN QUERY SELECT * FROM display_out(v_new);
+END
+$$;
+
+-- The displays of branch p_branch (NULL: every branch), running and planned
+-- first (running: the soonest to end first; planned: the soonest to start),
+-- then, with p_include_ended, the ended ones, the latest first.
+CREATE OR REPLACE FUNCTION display_list(p_branch text, p_include_ended boolean)
+RETURNS TABLE (id bigint, branch_code text, place text, theme text, curator text,
+               starts_on text, ends_on text, status text, copies integer, note text,
+               version integer)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_branch integer;
+    v_today date := library_today();
+BEGIN
+    IF p_branch IS NOT NULL THEN
+        SELECT b.id INTO v_branch FROM branch b WHERE b.code = upper(p_branch);
+        IF v_branch IS NULL THEN
+            PERFORM field_refuse('branch_code', format('There is no branch with code %s.',
+                                                       p_branch));
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT o.* FROM display d
+    CROSS JOIN LATERAL display_out(d) o
+    WHERE (v_branch IS NULL OR d.branch_id = v_branch)
+      AND (coalesce(p_include_ended, false) OR display_status(d, v_today) <> 'ended')
+    ORDER BY CASE display_status(d, v_today) WHEN 'running' THEN 0 WHEN 'planned' THEN 1
+                                             ELSE 2 END,
+             CASE WHEN display_status(d, v_today) = 'running' THEN d.ends_on END,
+             CASE WHEN display_status(d, v_today) = 'planned' THEN d.starts_on END,
+             CASE WHEN display_status(d, v_today) = 'ended' THEN d.ends_on END DESC,
+             d.id;
+END
+$$;
+
+-- One display (DisplayShow), CR404 display when there is none.
+CREATE OR REPLACE FUNCTION display_get(p_id bigint)
+RETURNS TABLE (id bigint, branch_code text, place text, theme text, curator text,
+               starts_on text, ends_on text, status text, copies integer, note text,
+               version integer)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM display_out(display_find(p_id, false))
+$$;
+
+-- The copies of display p_id (DisplayShow), present and past, shelf order.
+CREATE OR REPLACE FUNCTION display_items(p_id bigint)
+RETURNS TABLE (barcode text, title text, call_number text, added_on text, removed_on text,
+               status text, checkouts integer)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM display_item_rows(display_find(p_id, false), NULL)
+$$;
+
+-- ---------------------------------------------------------------- copies
+
+-- Scan copy p_barcode onto display p_display (or, p_remove, off it). Keyed
+-- (p_key: a retry returns the stored answer). Refused: no such display
+-- (display), another branch's display outside p_scope (branch), an ended
+-- display (display_ended), no such copy (item_not_found), a copy owned by
+-- another branch (not_owned_here), a copy on another display whose days
+-- overlap this one's (on_display). A copy already on this display, or not on
+-- it for a removal, changes nothing and says so. A copy's open rows on ended
+-- displays are closed when it goes on a new one. Lock order: display, then
+-- the copy. The change is audited on the item (display_add, display_remove).
+-- One row: display_id, the DisplayItem columns, copies on it now, message.
+CREATE OR REPLACE FUNCTION display_item_add(p_key uuid, p_staff bigint, p_workstation bigint,
+                                            p_scope integer, p_display bigint,
+                                            p_barcode text, p_remove boolean)
+RETURNS TABLE (display_id bigint, barcode text, title text, call_number text, added_on text,
+               removed_on text, status text, checkouts integer, copies integer, message text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_stored jsonb;
+    d display;
+    v_item item;
+    v_today date := library_today();
+    v_open display_item;
+    v_other record;
+    v_message text;
+    v_row jsonb;
+    v_label text;
+BEGIN
+    v_stored := request_claim(p_key, p_staff, 'display_item');
+    IF v_stored IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM jsonb_to_record(v_stored) AS x (
+                 display_id bigint, barcode text, title text, call_number text, added_on text,
+                 removed_on text, status text, checkouts integer, copies integer, message text);
+        RETURN;
+    END IF;
+    d := display_find(p_display, true);
+    PERFORM branch_scope_check(p_scope, d.branch_id, 'change displays of');
+    v_label := d.theme || ' (' || d.place || ')';
+    IF display_status(d, v_today) = 'ended' THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'display_ended',
+            MESSAGE = format('Display %s, %s, has ended; copies can no longer be added or taken off.',
+                             d.id, v_label);
+    END IF;
+    SELECT * INTO v_item FROM item i WHERE i.barcode = p_barcode FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'item_not_found',
+            MESSAGE = format('No item has barcode %s.', coalesce(p_barcode, '(none)'));
+    END IF;
+    SELECT * INTO v_open FROM display_item di
+    WHERE di.display_id = d.id AND di.item_id = v_item.id AND di.removed_at IS NULL;
+
+    IF coalesce(p_remove, false) THEN
+        IF v_open.id IS NULL THEN
+            v_message := format('%s was not on %s: nothing changed.', v_item.barcode, v_label);
+        ELSE
+            UPDATE display_item x SET removed_at = greatest(now(), x.added_at),
+                   removed_by = p_staff
+            WHERE x.id = v_open.id;
+            PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'display_remove',
+                                jsonb_build_object('display', jsonb_build_object(
+                                    'before', d.id, 'after', NULL)));
+            v_message := format('Taken off %s.', v_label);
+        END IF;
+    ELSIF v_open.id IS NOT NULL THEN
+        v_message := format('%s is already on %s: nothing changed.', v_item.barcode, v_label);
+    ELSE
+        IF v_item.owning_branch_id <> d.branch_id THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_owned_here',
+                MESSAGE = format('%s belongs to %s, not to %s: only the branch''s own copies go on its displays.',
+                                 v_item.barcode,
+                                 (SELECT b.code FROM branch b WHERE b.id = v_item.owning_branch_id),
+                                 (SELECT b.code FROM branch b WHERE b.id = d.branch_id));
+        END IF;
+        SELECT o.id, o.theme, o.place INTO v_other
+        FROM display_item di JOIN display o ON o.id = di.display_id
+        WHERE di.item_id = v_item.id AND di.removed_at IS NULL AND o.id <> d.id
+          AND display_status(o, v_today) <> 'ended'
+          AND o.starts_on <= d.ends_on AND o.ends_on >= d.starts_on
+        LIMIT 1;
+        IF v_other.id IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'on_display',
+                MESSAGE = format('%s is on display %s, %s (%s), over the same days; take it off that one first.',
+                                 v_item.barcode, v_other.id, v_other.theme, v_other.place);
+        END IF;
+        -- Its rows of ended displays are history now: closed at their end,
+        -- so that the copy's open rows (the checkin probe) stay few.
+        UPDATE display_item x
+        SET removed_at = greatest(x.added_at, least(now(), display_end_at(o))),
+            removed_by = p_staff
+        FROM display o
+        WHERE x.item_id = v_item.id AND x.removed_at IS NULL AND o.id = x.display_id
+          AND display_status(o, v_today) = 'ended';
+        INSERT INTO display_item (display_id, item_id, added_by)
+        VALUES (d.id, v_item.id, p_staff);
+        PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'display_add',
+                            jsonb_build_object('display', jsonb_build_object(
+                                'before', NULL, 'after', d.id)));
+        v_message := format('On %s.', v_label);
+    END IF;
+
+    SELECT to_jsonb(x) INTO v_row FROM (
+        SELECT d.id AS display_id, r.*,
+               (SELECT count(*)::integer FROM display_item di
+                WHERE di.display_id = d.id AND di.removed_at IS NULL) AS copies,
+               v_message AS message
+        FROM display_item_rows(d, v_item.id) r
+        ORDER BY r.removed_on = '' DESC, r.removed_on DESC
+        LIMIT 1) x;
+    IF v_row IS NULL THEN
+        -- Never on this display (a removal that changed nothing).
+        v_row := jsonb_build_object(
+            'display_id', d.id, 'barcode', v_item.barcode,
+            'title', (SELECT b.title FROM bib b WHERE b.id = v_item.bib_id),
+            'call_number', v_item.call_number, 'added_on', '', 'removed_on', '',
+            'status', v_item.status, 'checkouts', 0,
+            'copies', (SELECT count(*)::integer FROM display_item di
+                       WHERE di.display_id = d.id AND di.removed_at IS NULL),
+            'message', v_message);
+    END IF;
+    PERFORM request_store(p_key, v_row);
+    RETURN QUERY SELECT * FROM jsonb_to_record(v_row) AS x (
+                 display_id bigint, barcode text, title text, call_number text, added_on text,
+                 removed_on text, status text, checkouts integer, copies integer, message text);
+END
+$$;
+
+-- ---------------------------------------------------------------- the report
+
+-- The age band of a copy published in p_pub_year ('YYYY' or '') on day
+-- p_on: 0-2, 3-5, 6-10, 11-20, 21+ years, or unknown.
+CREATE OR REPLACE FUNCTION display_age_band(p_pub_year text, p_on date) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN coalesce(p_pub_year, '') !~ '^[0-9]{4}$' THEN 'unknown'
+                ELSE CASE WHEN extract(year FROM p_on)::integer - p_pub_year::integer <= 2
+                               THEN '0-2'
+                          WHEN extract(year FROM p_on)::integer - p_pub_year::integer <= 5
+                               THEN '3-5'
+                          WHEN extract(year FROM p_on)::integer - p_pub_year::integer <= 10
+                               THEN '6-10'
+                          WHEN extract(year FROM p_on)::integer - p_pub_year::integer <= 20
+                               THEN '11-20'
+                          ELSE '21+' END END
+$$;
+
+-- The report's figures per stratum (collection, age band) of display d:
+-- during [p_lo, p_hi), before: the same span p_shift earlier. Displayed
+-- copies: each row of display_item counted while the copy was on it
+-- (exposure in copy-days), and before over that same stretch shifted back.
+-- Control: copies owned by the branch since before the before period, not
+-- withdrawn, lost or missing, on no display in either period, of the strata
+-- of the displayed copies (collection by item_collection, weeding.sql), at
+-- most 2,000 per stratum in a fixed pseudo-random order (hashint8 of the id:
+-- the same sample on every run). Events read once (display_uses). PL/pgSQL
+-- so that the rules load before weeding.sql's functions exist.
+CREATE OR REPLACE FUNCTION display_strata(d display, p_lo timestamptz, p_hi timestamptz,
+                                          p_shift interval)
+RETURNS TABLE (collection text, age_band text, copies integer, exposure_days double precision,
+               uses_during integer, uses_before integer, control_copies integer,
+               control_during integer, control_before integer)
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH shown_rows AS MATERIALIZED (
+        SELECT x.item_id, x.w_from, x.w_to FROM (
+            SELECT di.item_id, greatest(di.added_at, p_lo) AS w_from,
+                   least(coalesce(di.removed_at, 'infinity'), p_hi) AS w_to
+            FROM display_item di WHERE di.display_id = d.id) x
+        WHERE x.w_to > x.w_from
+    ), shown AS MATERIALIZED (
+        SELECT i.id,
+               coalesce(item_collection(d.branch_id, dewey_of(i.call_number), i.location,
+                                        b.audience, b.literary_form), '') AS coll,
+               display_age_band(b.pub_year, d.starts_on) AS band
+        FROM item i JOIN bib b ON b.id = i.bib_id
+        WHERE i.id IN (SELECT r.item_id FROM shown_rows r)
+    ), busy AS MATERIALIZED (
+        SELECT DISTINCT x.item_id FROM display o JOIN display_item x ON x.display_id = o.id
+        WHERE o.starts_on <= library_local_date(p_hi)
+          AND o.ends_on >= library_local_date(p_lo - p_shift)
+          AND x.added_at < p_hi AND coalesce(x.removed_at, 'infinity') > p_lo - p_shift
+    ), cand AS MATERIALIZED (
+        SELECT i.id, coalesce(dewey_of(i.call_number), -1) AS dewey, i.location,
+               b.audience, b.literary_form, display_age_band(b.pub_year, d.starts_on) AS band
+        FROM item i JOIN bib b ON b.id = i.bib_id
+        WHERE i.owning_branch_id = d.branch_id
+          AND i.status NOT IN ('withdrawn', 'lost', 'missing')
+          AND i.date_added <= library_local_date(p_lo - p_shift)
+          AND display_age_band(b.pub_year, d.starts_on) IN (SELECT s.band FROM shown s)
+          AND NOT EXISTS (SELECT 1 FROM busy WHERE busy.item_id = i.id)
+    ), kinds AS MATERIALIZED (
+        -- item_collection once per kind of copy, not once per copy.
+        SELECT k.*, coalesce(item_collection(d.branch_id, nullif(k.dewey, -1), k.location,
+                                             k.audience, k.literary_form), '') AS coll
+        FROM (SELECT DISTINCT c.dewey, c.location, c.audience, c.literary_form FROM cand c) k
+    ), control AS MATERIALIZED (
+        SELECT y.id, y.coll, y.band FROM (
+            SELECT c.id, k.coll, c.band,
+                   row_number() OVER (PARTITION BY k.coll, c.band
+                                      ORDER BY hashint8(c.id), c.id) AS n
+            FROM cand c
+            JOIN kinds k ON k.dewey = c.dewey AND k.location = c.location
+                        AND k.audience = c.audience AND k.literary_form = c.literary_form
+            WHERE (k.coll, c.band) IN (SELECT s.coll, s.band FROM shown s)) y
+        WHERE y.n <= 2000
+    ), ev AS MATERIALIZED (
+        SELECT u.item_id, u.at FROM display_uses(
+            d.branch_id,
+            ARRAY(SELECT s.id FROM shown s UNION ALL SELECT c.id FROM control c),
+            p_lo - p_shift, p_hi) u
+    ), shown_figures AS (
+        SELECT s.coll, s.band, count(DISTINCT s.id)::integer AS copies,
+               sum(extract(epoch FROM r.w_to - r.w_from) / 86400.0)::double precision AS exposure,
+               sum((SELECT count(*) FROM ev e WHERE e.item_id = r.item_id
+                      AND e.at >= r.w_from AND e.at < r.w_to))::integer AS during,
+               sum((SELECT count(*) FROM ev e WHERE e.item_id = r.item_id
+                      AND e.at >= r.w_from - p_shift AND e.at < r.w_to - p_shift))::integer
+                   AS before
+        FROM shown_rows r JOIN shown s ON s.id = r.item_id
+        GROUP BY s.coll, s.band
+    ), control_figures AS (
+        SELECT c.coll, c.band, count(*)::integer AS copies,
+               coalesce(sum(u.during), 0)::integer AS during,
+               coalesce(sum(u.before), 0)::integer AS before
+        FROM control c
+        LEFT JOIN (SELECT e.item_id,
+                          count(*) FILTER (WHERE e.at >= p_lo) AS during,
+                          count(*) FILTER (WHERE e.at < p_hi - p_shift) AS before
+                   FROM ev e GROUP BY e.item_id) u ON u.item_id = c.id
+        GROUP BY c.coll, c.band
+    )
+    SELECT f.coll, f.band, f.copies, f.exposure, f.during, f.before,
+           coalesce(c.copies, 0), coalesce(c.during, 0), coalesce(c.before, 0)
+    FROM shown_figures f
+    LEFT JOIN control_figures c ON c.coll = f.coll AND c.band = f.band
+    ORDER BY f.coll, f.band;
+END
+$$;
+
+-- The lift of display p_id (DisplayReport): one row, the display's columns
+-- (display_get), then during_from, during_to (ends_on, or today while it
+-- runs), before_from, before_to (the same number of days just before; the
+-- last three NULL for a display not started),
+-- days, copies, uses_during, uses_before, control_copies, control_during,
+-- control_before, the ratios (NULL when the denominator is 0), strata
+-- ([{collection, age_band, copies, control_copies}]) and a note for a person.
+-- Uses: checkouts and in-house uses at the branch (display_strata).
+--   lift_vs_before  = uses_during / uses_before (the same copies, the same
+--                     stretch of days before);
+--   lift_vs_control = uses_during / what the control's rate per copy-day,
+--                     stratum by stratum, predicts for the displayed copies'
+--                     copy-days (strata without control copies left out of
+--                     both);
+--   control_change  = control_during / control_before (below 1: the display
+--                     drew uses away from the rest of the shelves);
+--   net_lift        = lift_vs_before / control_change.
+CREATE OR REPLACE FUNCTION display_report(p_id bigint)
+RETURNS TABLE (id bigint, branch_code text, place text, theme text, curator text,
+               starts_on text, ends_on text, status text, copies integer, note text,
+               version integer, during_from text, during_to text, before_from text,
+               before_to text, days integer, shown_copies integer, uses_during integer,
+               uses_before integer, control_copies integer, control_during integer,
+               control_before integer, lift_vs_before double precision,
+               lift_vs_control double precision, control_change double precision,
+               net_lift double precision, strata jsonb, report_note text)
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+    d display := display_find(p_id, false);
+    v_today date := library_today();
+    v_to date := least(d.ends_on, v_today);
+    v_days integer := greatest(least(d.ends_on, v_today) - d.starts_on + 1, 0);
+    v_shift interval;
+    v_lo timestamptz := local_at(d.starts_on, '00:00');
+    v_hi timestamptz;
+    s record;
+    v_notes text[] := '{}';
+BEGIN
+    v_shift := make_interval(days => v_days);
+    v_hi := least(local_at(v_to + 1, '00:00'), display_end_at(d), now());
+    IF v_days = 0 THEN
+        v_hi := v_lo;
+    END IF;
+    SELECT coalesce(sum(f.copies), 0)::integer AS copies,
+           coalesce(sum(f.uses_during), 0)::integer AS during,
+           coalesce(sum(f.uses_before), 0)::integer AS before,
+           coalesce(sum(f.control_copies), 0)::integer AS c_copies,
+           coalesce(sum(f.control_during), 0)::integer AS c_during,
+           coalesce(sum(f.control_before), 0)::integer AS c_before,
+           sum(f.uses_during) FILTER (WHERE f.control_copies > 0) AS observed,
+           sum(f.exposure_days * f.control_during / (f.control_copies * v_days))
+               FILTER (WHERE f.control_copies > 0) AS expected,
+           coalesce(jsonb_agg(jsonb_build_object(
+               'collection', f.collection, 'age_band', f.age_band, 'copies', f.copies,
+               'control_copies', f.control_copies) ORDER BY f.collection, f.age_band)
+               FILTER (WHERE f.collection IS NOT NULL), '[]') AS strata,
+           count(*) FILTER (WHERE f.control_copies = 0) AS bare
+    INTO s
+    FROM display_strata(d, v_lo, v_hi, v_shift) f
+    WHERE v_days > 0;
+
+    IF display_status(d, v_today) = 'planned' THEN
+        v_notes := v_notes || format('Planned: it starts on %s; nothing to measure yet.',
+                                     d.starts_on);
+    ELSIF display_status(d, v_today) = 'running' THEN
+        v_notes := v_notes || 'Still running: the figures are to today.';
+    END IF;
+    IF v_days > 0 AND s.copies < 10 THEN
+        v_notes := v_notes || format('Only %s copies: read the lift with care.', s.copies);
+    END IF;
+    IF s.bare > 0 THEN
+        v_notes := v_notes || format('%s of the strata have no control copies; they are left out of the lift against the control.',
+                                     s.bare);
+    END IF;
+    IF v_days > 0 AND s.before = 0 THEN
+        v_notes := v_notes || 'The copies had no uses before: no lift against before.';
+    END IF;
+
+    RETURN QUERY
+    SELECT o.*, to_char(d.starts_on, 'YYYY-MM-DD'),
+           CASE WHEN v_days > 0 THEN to_char(v_to, 'YYYY-MM-DD') END,
+           CASE WHEN v_days > 0 THEN to_char(d.starts_on - v_days, 'YYYY-MM-DD') END,
+           CASE WHEN v_days > 0 THEN to_char(d.starts_on - 1, 'YYYY-MM-DD') END,
+           v_days, s.copies, s.during, s.before, s.c_copies, s.c_during, s.c_before,
+           s.during::double precision / nullif(s.before, 0),
+           s.observed::double precision / nullif(s.expected, 0),
+           s.c_during::double precision / nullif(s.c_before, 0),
+           (s.during::double precision / nullif(s.before, 0))
+               / nullif(s.c_during::double precision / nullif(s.c_before, 0), 0),
+           s.strata, array_to_string(v_notes, ' ')
+    FROM display_out(d) o;
+END
+$$;

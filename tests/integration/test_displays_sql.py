@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""The display rules (sql/rules/displays.sql) and the checkin route "display"
+(circ_checkin, circulation.sql), called directly in SQL as carreld calls them.
+
+No daemon and no client, as in test_rules.py and test_service_sql.py: each test opens one
+transaction on a harness session, makes its bibs, copies and displays in it, calls
+display_save, display_item_add, circ_checkin, display_report ... and rolls everything back.
+tearDownModule checks that nothing was left.
+
+Uses for the report are circ_event rows inserted with the times the test needs (the rules
+read the events, whoever wrote them); the days are the library's (America/New_York).
+"""
+
+import json
+import os
+import sys
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+env = None
+db = None      # the session every test's transaction runs on
+ids = {}       # branch code -> id; "staff", "workstation": the administrator's
+
+lit = harness.sql_literal
+
+DISPLAY_COLS = ["id", "branch_code", "place", "theme", "curator", "starts_on", "ends_on",
+                "status", "copies", "note", "version"]
+
+
+def setUpModule():
+    global env, db
+    env, db = harness.start_rule_session(DisplayTest, ids)
+
+
+def tearDownModule():
+    harness.stop_rule_session(env, db,
+                              "SELECT (SELECT count(*) FROM display)"
+                              " + (SELECT count(*) FROM display_item)"
+                              " + (SELECT count(*) FROM loan)")
+
+
+def key():
+    return str(uuid.uuid4())
+
+
+def jdoc(doc):
+    return lit(json.dumps(doc)) + "::jsonb"
+
+
+class DisplayTest(harness.TransactionTest):
+    """One transaction per test, rolled back whatever happens (harness.TransactionTest)."""
+
+    # ---- rows made in the transaction
+
+    def today(self, days=0):
+        return self.q("SELECT to_char(library_today() + %d, 'YYYY-MM-DD')" % days)
+
+    def bib(self, title=None, year=""):
+        bib = env.new_bib(title, session=db)
+        if year:
+            self.q("UPDATE bib SET pub_year = %s WHERE id = %d" % (lit(year), bib))
+        return bib
+
+    def copy(self, bib=None, branch="DWN", **kw):
+        return env.new_item(bib if bib is not None else self.bib(), branch=branch, session=db,
+                            **kw)
+
+    def patron(self):
+        return env.new_patron("adult", "DWN", session=db)
+
+    def item_id(self, barcode):
+        return int(self.q("SELECT id FROM item WHERE barcode = %s" % lit(barcode)))
+
+    # ---- the rule functions, as carreld calls them
+
+    def save_sql(self, scope=None, end_now=False, staff=None, **display):
+        return ("SELECT * FROM display_save(%d, %d, %s, %s, %s)"
+                % (staff or ids["staff"], ids["workstation"], lit(scope),
+                   jdoc({"display": display}), lit(end_now)))
+
+    def save(self, **kw):
+        return self.one(self.save_sql(**kw))
+
+    def make(self, theme="Winter reads", place="front window", branch="DWN", start=0, end=13,
+             **kw):
+        return self.save(theme=theme, place=place, branch_code=branch,
+                         starts_on=self.today(start), ends_on=self.today(end), **kw)
+
+    def scan_sql(self, display, barcode, remove=False, scope=None, k=None):
+        return ("SELECT * FROM display_item_add(%s::uuid, %d, %d, %s, %s, %s, %s)"
+                % (lit(k or key()), ids["staff"], ids["workstation"], lit(scope), lit(display),
+                   lit(barcode), lit(remove)))
+
+    def scan(self, display, barcode, **kw):
+        return self.one(self.scan_sql(display, barcode, **kw))
+
+    def checkin(self, barcode, branch="DWN"):
+        return self.one("SELECT * FROM circ_checkin(gen_random_uuid(), %d, %d, %d, %s, NULL)"
+                        % (ids["staff"], ids["workstation"], ids[branch], lit(barcode)))
+
+    def checkout(self, card, barcode, branch="DWN"):
+        return self.one("SELECT * FROM circ_checkout(gen_random_uuid(), %d, %d, %d, %s, %s,"
+                        " false, NULL, false)"
+                        % (ids["staff"], ids["workstation"], ids[branch], lit(card),
+                           lit(barcode)))
+
+    def display_text(self, barcode):
+        return self.q("SELECT coalesce(item_display_text(id), '-') FROM item WHERE barcode = %s"
+                      % lit(barcode))
+
+
+class Save(DisplayTest):
+    def test_a_new_display_is_running_today(self):
+        d = self.make(note="Cosy books")
+        self.assertEqual(list(d), DISPLAY_COLS)
+        self.assertEqual((d["branch_code"], d["place"], d["theme"], d["curator"], d["status"],
+                          d["copies"], d["note"], d["version"]),
+                         ("DWN", "front window", "Winter reads", "admin", "running", 0,
+                          "Cosy books", 1))
+        self.assertEqual((d["starts_on"], d["ends_on"]), (self.today(), self.today(13)))
+        self.assertEqual(self.q("SELECT action FROM admin_audit ORDER BY id DESC LIMIT 1"),
+                         "display_create")
+
+    def test_planned_and_ended_by_their_days(self):
+        self.assertEqual(self.make(start=3, end=5)["status"], "planned")
+        self.assertEqual(self.make(start=-9, end=-2)["status"], "ended")
+
+    def test_the_days_and_fields_are_checked(self):
+        base = dict(theme="T", place="P", branch_code="DWN", starts_on=self.today(),
+                    ends_on=self.today(3))
+        self.refused(self.save_sql(**dict(base, ends_on=self.today(-1))), "CR400",
+                     "field:ends_on")
+        self.refused(self.save_sql(**dict(base, starts_on="2026-13-01")), "CR400",
+                     "field:starts_on")
+        self.refused(self.save_sql(**dict(base, theme="")), "CR400", "field:theme")
+        self.refused(self.save_sql(**dict(base, place="x" * 101)), "CR400", "field:place")
+        self.refused(self.save_sql(**dict(base, branch_code="NOPE")), "CR400",
+                     "field:branch_code")
+        self.refused(self.save_sql(**dict(base, note="n" * 501)), "CR400", "field:note")
+        self.refused(self.save_sql(**dict(base, curator="nobody-here")), "CR404", "staff")
+
+    def test_an_edit_needs_the_version_read(self):
+        d = self.make()
+        e = self.save(id=d["id"], version=1, theme="Snow", curator="admin")
+        self.assertEqual((e["theme"], e["place"], e["version"]), ("Snow", "front window", 2))
+        self.refused(self.save_sql(id=d["id"], version=1, theme="Ice"), "CR409",
+                     "stale_version")
+        self.refused(self.save_sql(id=d["id"], theme="Ice"), "CR400", "field:version")
+        self.refused(self.save_sql(id=d["id"], version=2, branch_code="ALB"), "CR400",
+                     "field:branch_code")
+        self.refused(self.save_sql(id=987654321, version=1), "CR404", "display")
+
+    def test_only_the_scope_branch(self):
+        self.refused(self.save_sql(scope=ids["ALB"], theme="T", place="P", branch_code="DWN",
+                                   starts_on=self.today(), ends_on=self.today()),
+                     "CR403", "branch")
+        d = self.make()
+        self.refused(self.save_sql(scope=ids["ALB"], id=d["id"], version=1, theme="X"),
+                     "CR403", "branch")
+
+    def test_end_now_takes_the_copies_off_display(self):
+        d = self.make()
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        self.assertNotEqual(self.display_text(barcode), "-")
+        e = self.save(id=d["id"], version=1, end_now=True)
+        self.assertEqual((e["status"], e["ends_on"], e["copies"]), ("ended", self.today(), 1))
+        self.assertEqual(self.display_text(barcode), "-")
+        self.refused(self.save_sql(id=d["id"], version=2, theme="Again"), "CR409",
+                     "display_ended")
+        self.refused(self.scan_sql(d["id"], barcode, remove=True), "CR409", "display_ended")
+
+    def test_end_now_of_a_planned_display(self):
+        d = self.make(start=5, end=9)
+        e = self.save(id=d["id"], version=1, end_now=True)
+        self.assertEqual((e["status"], e["starts_on"], e["ends_on"]),
+                         ("ended", self.today(5), self.today(5)))
+
+
+class List(DisplayTest):
+    def test_running_then_planned_then_ended(self):
+        later = self.make(theme="Later", start=4, end=8)
+        soon = self.make(theme="Soon", start=1, end=8)
+        long_ = self.make(theme="Long", start=-3, end=30)
+        short = self.make(theme="Short", start=-3, end=2)
+        old = self.make(theme="Old", start=-30, end=-20)
+        older = self.make(theme="Older", start=-60, end=-50)
+        self.make(theme="Elsewhere", branch="ALB")
+        mine = [d["theme"] for d in self.rows("SELECT * FROM display_list('DWN', false)")
+                if d["id"] >= later["id"]]
+        self.assertEqual(mine, ["Short", "Long", "Soon", "Later"])
+        mine = [d["theme"] for d in self.rows("SELECT * FROM display_list('dwn', true)")
+                if d["id"] >= later["id"]]
+        self.assertEqual(mine, ["Short", "Long", "Soon", "Later", "Old", "Older"])
+        every = [d["theme"] for d in self.rows("SELECT * FROM display_list(NULL, false)")]
+        self.assertIn("Elsewhere", every)
+        self.refused("SELECT * FROM display_list('NOPE', false)", "CR400", "field:branch_code")
+        del long_, short, old, older, soon
+
+    def test_get_and_items(self):
+        d = self.make()
+        a = self.copy(self.bib("Alpha"))
+        b = self.copy(self.bib("Beta"))
+        self.q("UPDATE item SET call_number = 'FIC B' WHERE barcode = %s" % lit(a))
+        self.q("UPDATE item SET call_number = 'FIC A' WHERE barcode = %s" % lit(b))
+        self.scan(d["id"], a)
+        self.scan(d["id"], b)
+        self.scan(d["id"], b, remove=True)
+        got = self.one("SELECT * FROM display_get(%d)" % d["id"])
+        self.assertEqual((got["copies"], got["status"]), (1, "running"))
+        items = self.rows("SELECT * FROM display_items(%d)" % d["id"])
+        self.assertEqual([list(r) for r in items][0],
+                         ["barcode", "title", "call_number", "added_on", "removed_on", "status",
+                          "checkouts"])
+        # on it first, then the copies taken off
+        self.assertEqual([(r["barcode"], r["removed_on"]) for r in items],
+                         [(a, ""), (b, self.today())])
+        self.refused("SELECT * FROM display_get(987654321)", "CR404", "display")
+
+
+class Scan(DisplayTest):
+    def test_a_copy_goes_on_and_its_location_says_so(self):
+        d = self.make(theme="Winter reads", place="front window")
+        barcode = self.copy(self.bib("Snow Falling"))
+        self.assertEqual(self.display_text(barcode), "-")
+        r = self.scan(d["id"], barcode)
+        self.assertEqual((r["display_id"], r["barcode"], r["title"], r["added_on"],
+                          r["removed_on"], r["status"], r["checkouts"], r["copies"]),
+                         (d["id"], barcode, "Snow Falling", self.today(), "", "available", 0, 1))
+        self.assertEqual(r["message"], "On Winter reads (front window).")
+        self.assertEqual(self.display_text(barcode), "on display: Winter reads (front window)")
+        audit = self.one("SELECT action, changes FROM audit_event WHERE entity = 'item'"
+                         " AND entity_id = %d ORDER BY id DESC LIMIT 1" % self.item_id(barcode))
+        self.assertEqual(audit["action"], "display_add")
+        self.assertEqual(audit["changes"]["display"]["after"], d["id"])
+
+    def test_twice_changes_nothing_and_says_so(self):
+        d = self.make()
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        r = self.scan(d["id"], barcode)
+        self.assertIn("already on", r["message"])
+        self.assertEqual(r["copies"], 1)
+        self.assertEqual(self.q("SELECT count(*) FROM display_item WHERE display_id = %d"
+                                % d["id"]), "1")
+
+    def test_taken_off(self):
+        d = self.make()
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        r = self.scan(d["id"], barcode, remove=True)
+        self.assertEqual((r["removed_on"], r["copies"]), (self.today(), 0))
+        self.assertEqual(self.display_text(barcode), "-")
+        again = self.scan(d["id"], barcode, remove=True)
+        self.assertIn("was not on", again["message"])
+        other = self.copy()
+        never = self.scan(d["id"], other, remove=True)
+        self.assertEqual((never["barcode"], never["added_on"], never["copies"]), (other, "", 0))
+
+    def test_a_retry_with_the_key_applies_once(self):
+        d = self.make()
+        barcode = self.copy()
+        k = key()
+        first = self.scan(d["id"], barcode, k=k)
+        self.scan(d["id"], barcode, remove=True)
+        retry = self.scan(d["id"], barcode, k=k)
+        self.assertEqual(retry, first)
+        self.assertEqual(self.display_text(barcode), "-")
+
+    def test_planned_display_shows_nothing_yet(self):
+        d = self.make(start=2, end=9)
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        self.assertEqual(self.display_text(barcode), "-")
+
+    def test_refusals(self):
+        d = self.make()
+        self.refused(self.scan_sql(987654321, self.copy()), "CR404", "display")
+        self.refused(self.scan_sql(d["id"], "no-such-copy"), "CR404", "item_not_found")
+        self.refused(self.scan_sql(d["id"], self.copy(branch="ALB")), "CR409", "not_owned_here")
+        self.refused(self.scan_sql(d["id"], self.copy(), scope=ids["ALB"]), "CR403", "branch")
+        ended = self.make(start=-9, end=-1)
+        self.refused(self.scan_sql(ended["id"], self.copy()), "CR409", "display_ended")
+
+    def test_not_on_two_displays_at_once(self):
+        d = self.make(theme="One", end=10)
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        overlapping = self.make(theme="Two", start=5, end=20)
+        e = self.refused(self.scan_sql(overlapping["id"], barcode), "CR409", "on_display")
+        self.assertIn("One", str(e))
+        later = self.make(theme="Three", start=11, end=20)
+        self.assertEqual(self.scan(later["id"], barcode)["copies"], 1)
+
+    def test_a_new_display_closes_the_rows_of_ended_ones(self):
+        old = self.make(theme="Old", start=-20, end=-10)
+        barcode = self.copy()
+        self.q("INSERT INTO display_item (display_id, item_id, added_at) VALUES (%d, %d,"
+               " now() - interval '15 days')" % (old["id"], self.item_id(barcode)))
+        d = self.make()
+        self.scan(d["id"], barcode)
+        self.assertEqual(self.q("SELECT count(*) FROM display_item WHERE item_id = %d"
+                                " AND removed_at IS NULL" % self.item_id(barcode)), "1")
+        closed = self.q("SELECT removed_at <= local_at(library_today() - 9, '00:00')"
+                        " FROM display_item WHERE display_id = %d" % old["id"])
+        self.assertEqual(closed, "t")
+
+
+class Checkin(DisplayTest):
+    def test_back_on_the_display_at_its_branch(self):
+        d = self.make(theme="Winter reads", place="front window")
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        self.checkout(self.patron(), barcode)
+        r = self.checkin(barcode)
+        self.assertEqual((r["route"], r["display"], r["destination_code"]),
+                         ("display", "Winter reads (front window)", "DWN"))
+        self.assertEqual(r["message"], "Put back on the display: Winter reads (front window)")
+        self.assertEqual(self.q("SELECT status FROM item WHERE barcode = %s" % lit(barcode)),
+                         "available")
+
+    def test_a_copy_not_on_loan_says_so_too(self):
+        d = self.make()
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        r = self.checkin(barcode)
+        self.assertEqual(r["route"], "display")
+        self.assertTrue(r["message"].startswith("Was not checked out. Put back on the display"),
+                        r["message"])
+
+    def test_at_another_branch_it_goes_home(self):
+        d = self.make()
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        self.checkout(self.patron(), barcode)
+        r = self.checkin(barcode, branch="ALB")
+        self.assertEqual((r["route"], r["display"], r["destination_code"]),
+                         ("transit", None, "DWN"))
+        # arriving home: back on the display
+        arrived = self.checkin(barcode)
+        self.assertEqual((arrived["route"], arrived["display"]),
+                         ("display", "Winter reads (front window)"))
+
+    def test_a_hold_always_wins(self):
+        d = self.make()
+        bib = self.bib()
+        barcode = self.copy(bib)
+        self.scan(d["id"], barcode)
+        self.checkout(self.patron(), barcode)
+        waiting = self.patron()
+        self.one("SELECT * FROM hold_place(gen_random_uuid(), %d, %d, %s, %d, NULL, 'DWN',"
+                 " NULL, NULL)" % (ids["staff"], ids["DWN"], lit(waiting), bib))
+        r = self.checkin(barcode)
+        self.assertEqual((r["route"], r["display"]), ("hold_shelf", None))
+
+    def test_not_on_a_display_or_not_running_the_shelf(self):
+        plain = self.copy()
+        self.assertEqual((self.checkin(plain)["route"], self.checkin(plain)["display"]),
+                         ("shelf", None))
+        planned = self.make(start=3, end=9)
+        later = self.copy()
+        self.scan(planned["id"], later)
+        self.assertEqual(self.checkin(later)["route"], "shelf")
+        ended = self.make()
+        gone = self.copy()
+        self.scan(ended["id"], gone)
+        self.save(id=ended["id"], version=1, end_now=True)
+        self.assertEqual(self.checkin(gone)["route"], "shelf")
+
+    def test_a_withdrawn_copy_is_still_set_aside(self):
+        d = self.make()
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        self.q("UPDATE item SET status = 'withdrawn' WHERE barcode = %s" % lit(barcode))
+        self.assertEqual(self.checkin(barcode)["route"], "keep")
+
+    def test_the_stored_answer_keeps_the_display(self):
+        d = self.make()
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        k = key()
+        sql = ("SELECT * FROM circ_checkin(%s::uuid, %d, %d, %d, %s, NULL)"
+               % (lit(k), ids["staff"], ids["workstation"], ids["DWN"], lit(barcode)))
+        first = self.one(sql)
+        self.save(id=d["id"], version=1, end_now=True)
+        self.assertEqual(self.one(sql), first)
+
+    def test_the_probe_has_its_index(self):
+        """The shelf path's query (display_checkin_text) is one probe of the open-rows
+        index, among thousands of rows of copies that were on displays."""
+        d = self.make(start=-30, end=-1)
+        bib = self.bib()
+        self.q("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id,"
+               " item_type) SELECT 'probe-' || n, %d, %d, %d, 'book'"
+               " FROM generate_series(1, 3000) n" % (bib, ids["DWN"], ids["DWN"]))
+        self.q("INSERT INTO display_item (display_id, item_id, added_at, removed_at)"
+               " SELECT %d, i.id, now() - interval '20 days',"
+               " CASE WHEN i.id %% 10 <> 0 THEN now() - interval '10 days' END"
+               " FROM item i WHERE i.barcode LIKE 'probe-%%'" % d["id"])
+        self.q("ANALYZE display_item")
+        probe = self.item_id("probe-7")
+        plan = self.q("EXPLAIN (COSTS OFF) SELECT d.theme FROM display_item di"
+                      " JOIN display d ON d.id = di.display_id"
+                      " WHERE di.item_id = %d AND di.removed_at IS NULL AND d.branch_id = %d"
+                      % (probe, ids["DWN"]))
+        self.assertIn("display_item_open", plan)
+        self.assertNotIn("Seq Scan on display_item", plan)
+        self.assertEqual(self.q("SELECT coalesce(display_checkin_text(%d, %d), '-')"
+                                % (probe, ids["DWN"])), "-")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
