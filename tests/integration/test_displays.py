@@ -109,9 +109,12 @@ class Lifecycle(unittest.TestCase):
         r = ok(carrel("clara", "display", "scan", str(did), copies[0], copies[1]))
         self.assertEqual([x["item"]["barcode"] for x in r], copies[:2])
         self.assertEqual(r[-1]["copies"], 2)
-        r = ok(carrel("clara", "display", "scan", str(did), input="\n  %s \r\n\n" % copies[2]))
-        self.assertEqual(len(r), 1)
-        self.assertEqual(r[0]["copies"], 3)
+        out = carrel("clara", "display", "scan", str(did), input="\n  %s \r\n\n" % copies[2],
+                     json_out=False)
+        self.assertEqual(out.code, 0, out)
+        self.assertEqual(len(out.stdout.splitlines()), 1, out)
+        self.assertIn("%s (front window)" % theme, out.stdout)
+        self.assertIn("(3 on display %d)" % did, out.stdout)
         listed = ok(carrel("clara", "display", "show", str(did)))
         self.assertEqual(sorted(i["barcode"] for i in listed["items"]), sorted(copies))
         self.assertEqual(listed["display"]["copies"], 3)
@@ -120,6 +123,9 @@ class Lifecycle(unittest.TestCase):
                                                        "DWN"))["displays"]])
         self.assertNotIn(did, [x["id"] for x in ok(carrel("pia", "display", "list", "--branch",
                                                           "PRK"))["displays"]])
+        out = carrel("pia", "display", "list", json_out=False)
+        self.assertEqual(out.code, 0, out)
+        self.assertIn(theme, out.stdout)
         # Every desk (another branch's too) sees where the copy is; the shelf stays.
         label = "on display: %s (front window)" % theme
         for user in ("clara", "pia"):
@@ -157,6 +163,10 @@ class Lifecycle(unittest.TestCase):
         self.assertEqual(item(barcode)["last_used"], day(0))
         out = carrel("clara", "item", "show", barcode, json_out=False)
         self.assertIn("last used: %s" % day(0), out.stdout)
+        # An in-house use is a use too.
+        other = env.new_item()
+        ok(carrel("clara", "item", "use", other))
+        self.assertEqual(item(other)["last_used"], day(0))
 
     def test_checkin_at_the_branch_says_put_it_back(self):
         did, theme = new_display(place="hall")
