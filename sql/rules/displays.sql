@@ -481,10 +481,11 @@ $$;
 -- (exposure in copy-days), and before over that same stretch shifted back.
 -- Control: copies owned by the branch since before the before period, not
 -- withdrawn, lost or missing, on no display in either period, of the strata
--- of the displayed copies (collection by item_collection, weeding.sql), at
--- most 2,000 per stratum in a fixed pseudo-random order (hashint8 of the id:
--- the same sample on every run). Events read once (display_uses). PL/pgSQL
--- so that the rules load before weeding.sql's functions exist.
+-- of the displayed copies (collection by item_collection with dewey_of and
+-- item_audience, weeding.sql), at most 2,000 per stratum in a fixed
+-- pseudo-random order (hashint8 of the id: the same sample on every run).
+-- Events read once (display_uses). PL/pgSQL so that the rules load before
+-- weeding.sql's functions exist.
 CREATE OR REPLACE FUNCTION display_strata(d display, p_lo timestamptz, p_hi timestamptz,
                                           p_shift interval)
 RETURNS TABLE (collection text, age_band text, copies integer, exposure_days double precision,
@@ -503,7 +504,8 @@ BEGIN
     ), shown AS MATERIALIZED (
         SELECT i.id,
                coalesce(item_collection(d.branch_id, dewey_of(i.call_number), i.location,
-                                        b.audience, b.literary_form), '') AS coll,
+                                        item_audience(b.audience, i.call_number),
+                                        b.literary_form), '') AS coll,
                display_age_band(b.pub_year, d.starts_on) AS band
         FROM item i JOIN bib b ON b.id = i.bib_id
         WHERE i.id IN (SELECT r.item_id FROM shown_rows r)
@@ -514,7 +516,8 @@ BEGIN
           AND x.added_at < p_hi AND coalesce(x.removed_at, 'infinity') > p_lo - p_shift
     ), cand AS MATERIALIZED (
         SELECT i.id, coalesce(dewey_of(i.call_number), -1) AS dewey, i.location,
-               b.audience, b.literary_form, display_age_band(b.pub_year, d.starts_on) AS band
+               item_audience(b.audience, i.call_number) AS audience, b.literary_form,
+               display_age_band(b.pub_year, d.starts_on) AS band
         FROM item i JOIN bib b ON b.id = i.bib_id
         WHERE i.owning_branch_id = d.branch_id
           AND i.status NOT IN ('withdrawn', 'lost', 'missing')
@@ -636,7 +639,7 @@ BEGIN
         v_notes := v_notes || format('Planned: it starts on %s; nothing to measure yet.',
                                      d.starts_on);
     ELSIF display_status(d, v_today) = 'running' THEN
-        v_notes := v_notes || 'Still running: the figures are to today.';
+        v_notes := v_notes || 'Still running: the figures are to today.'::text;
     END IF;
     IF v_days > 0 AND s.copies < 10 THEN
         v_notes := v_notes || format('Only %s copies: read the lift with care.', s.copies);
@@ -646,7 +649,7 @@ BEGIN
                                      s.bare);
     END IF;
     IF v_days > 0 AND s.before = 0 THEN
-        v_notes := v_notes || 'The copies had no uses before: no lift against before.';
+        v_notes := v_notes || 'The copies had no uses before: no lift against before.'::text;
     END IF;
 
     RETURN QUERY
