@@ -41,8 +41,9 @@ static void catalog_print_items(Carrel__Item **items, size_t n)
         snprintf(location, sizeof(location), "%s%s%s", it->location,
                  it->display && it->display[0] ? (it->location[0] ? "; " : "") : "",
                  it->display ? it->display : "");
-        const char *row[] = {it->barcode, it->current_branch, it->owning_branch, location,
-                             it->call_number, it->item_type, status};
+        const char *row[] = {it->barcode, it->current_branch, it->owning_branch,
+                             location,    it->call_number,    it->item_type,
+                             status};
         table_add(t, row);
     }
     table_print(t, stdout);
