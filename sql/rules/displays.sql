@@ -39,16 +39,21 @@ $$;
 -- At checkin: "THEME (place)" of the display running today at p_branch
 -- that copy p_item is on; NULL otherwise (the common case: one probe of
 -- display_item_open that finds nothing). A display at another branch does
--- not count: the copy goes home first.
+-- not count: the copy goes home first. PL/pgSQL: its plan is kept for the
+-- session, not made again at every checkin.
 CREATE OR REPLACE FUNCTION display_checkin_text(p_item bigint, p_branch integer) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT d.theme || ' (' || d.place || ')'
-    FROM display_item di
-    JOIN display d ON d.id = di.display_id
-    WHERE di.item_id = p_item AND di.removed_at IS NULL AND d.branch_id = p_branch
-      AND d.ended_at IS NULL AND d.starts_on <= library_today() AND d.ends_on >= library_today()
-    ORDER BY d.starts_on DESC, d.id DESC
-    LIMIT 1
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_today date := library_today();
+BEGIN
+    RETURN (SELECT d.theme || ' (' || d.place || ')'
+            FROM display_item di
+            JOIN display d ON d.id = di.display_id
+            WHERE di.item_id = p_item AND di.removed_at IS NULL AND d.branch_id = p_branch
+              AND d.ended_at IS NULL AND d.starts_on <= v_today AND d.ends_on >= v_today
+            ORDER BY d.starts_on DESC, d.id DESC
+            LIMIT 1);
+END
 $$;
 
 -- A display as its Display message, column order of display_get.
@@ -97,13 +102,16 @@ $$;
 -- circ_event has no index by item and gets none (the circulation path must
 -- not get slower). A display is about the branch's shelves, so only the
 -- branch's own events count (a hold filled elsewhere is not a display's use).
+-- The copies are joined (hashed), not searched with = ANY: a control group
+-- has thousands of copies.
 CREATE OR REPLACE FUNCTION display_uses(p_branch integer, p_items bigint[], p_from timestamptz,
                                         p_to timestamptz)
 RETURNS TABLE (item_id bigint, action text, at timestamptz)
 LANGUAGE sql STABLE AS $$
     SELECT e.item_id, e.action, e.at FROM circ_event e
     WHERE e.branch_id = p_branch AND e.at >= p_from AND e.at < p_to
-      AND e.action IN ('checkout', 'in_house_use') AND e.item_id = ANY (p_items)
+      AND e.action IN ('checkout', 'in_house_use')
+      AND e.item_id IN (SELECT x.id FROM unnest(p_items) AS x (id))
 $$;
 
 -- The copies of display d, present and past, as DisplayItem rows in shelf
@@ -493,7 +501,19 @@ RETURNS TABLE (collection text, age_band text, copies integer, exposure_days dou
                control_during integer, control_before integer)
 LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
+DECLARE
+    -- Constants of the query, worked out once (not once per copy looked at).
+    v_since date := library_local_date(p_lo - p_shift);
+    v_bands text[];
+    v_busy bigint[];
 BEGIN
+    SELECT array_agg(DISTINCT display_age_band(b.pub_year, d.starts_on)) INTO v_bands
+    FROM display_item di JOIN item i ON i.id = di.item_id JOIN bib b ON b.id = i.bib_id
+    WHERE di.display_id = d.id;
+    SELECT coalesce(array_agg(DISTINCT x.item_id), '{}') INTO v_busy
+    FROM display o JOIN display_item x ON x.display_id = o.id
+    WHERE o.starts_on <= library_local_date(p_hi) AND o.ends_on >= v_since
+      AND x.added_at < p_hi AND coalesce(x.removed_at, 'infinity') > p_lo - p_shift;
     RETURN QUERY
     WITH shown_rows AS MATERIALIZED (
         SELECT x.item_id, x.w_from, x.w_to FROM (
@@ -509,11 +529,6 @@ BEGIN
                display_age_band(b.pub_year, d.starts_on) AS band
         FROM item i JOIN bib b ON b.id = i.bib_id
         WHERE i.id IN (SELECT r.item_id FROM shown_rows r)
-    ), busy AS MATERIALIZED (
-        SELECT DISTINCT x.item_id FROM display o JOIN display_item x ON x.display_id = o.id
-        WHERE o.starts_on <= library_local_date(p_hi)
-          AND o.ends_on >= library_local_date(p_lo - p_shift)
-          AND x.added_at < p_hi AND coalesce(x.removed_at, 'infinity') > p_lo - p_shift
     ), cand AS MATERIALIZED (
         SELECT i.id, coalesce(dewey_of(i.call_number), -1) AS dewey, i.location,
                item_audience(b.audience, i.call_number) AS audience, b.literary_form,
@@ -521,23 +536,30 @@ BEGIN
         FROM item i JOIN bib b ON b.id = i.bib_id
         WHERE i.owning_branch_id = d.branch_id
           AND i.status NOT IN ('withdrawn', 'lost', 'missing')
-          AND i.date_added <= library_local_date(p_lo - p_shift)
-          AND display_age_band(b.pub_year, d.starts_on) IN (SELECT s.band FROM shown s)
-          AND NOT EXISTS (SELECT 1 FROM busy WHERE busy.item_id = i.id)
+          AND i.date_added <= v_since
+          AND display_age_band(b.pub_year, d.starts_on) = ANY (v_bands)
+          AND i.id NOT IN (SELECT x.id FROM unnest(v_busy) AS x (id))
+    ), strata AS MATERIALIZED (
+        SELECT DISTINCT s.coll, s.band FROM shown s
     ), kinds AS MATERIALIZED (
-        -- item_collection once per kind of copy, not once per copy.
-        SELECT k.*, coalesce(item_collection(d.branch_id, nullif(k.dewey, -1), k.location,
-                                             k.audience, k.literary_form), '') AS coll
-        FROM (SELECT DISTINCT c.dewey, c.location, c.audience, c.literary_form FROM cand c) k
+        -- item_collection once per kind of copy, not once per copy; only the
+        -- kinds in a collection of the displayed copies.
+        SELECT k.* FROM (
+            SELECT k0.*, coalesce(item_collection(d.branch_id, nullif(k0.dewey, -1),
+                                                  k0.location, k0.audience,
+                                                  k0.literary_form), '') AS coll
+            FROM (SELECT DISTINCT c.dewey, c.location, c.audience, c.literary_form
+                  FROM cand c) k0) k
+        WHERE k.coll IN (SELECT t.coll FROM strata t)
     ), control AS MATERIALIZED (
         SELECT y.id, y.coll, y.band FROM (
             SELECT c.id, k.coll, c.band,
                    row_number() OVER (PARTITION BY k.coll, c.band
                                       ORDER BY hashint8(c.id), c.id) AS n
-            FROM cand c
-            JOIN kinds k ON k.dewey = c.dewey AND k.location = c.location
-                        AND k.audience = c.audience AND k.literary_form = c.literary_form
-            WHERE (k.coll, c.band) IN (SELECT s.coll, s.band FROM shown s)) y
+            FROM kinds k
+            JOIN cand c ON c.dewey = k.dewey AND c.location = k.location
+                       AND c.audience = k.audience AND c.literary_form = k.literary_form
+            JOIN strata t ON t.coll = k.coll AND t.band = c.band) y
         WHERE y.n <= 2000
     ), ev AS MATERIALIZED (
         SELECT u.item_id, u.at FROM display_uses(
