@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "util.h"
@@ -496,6 +497,9 @@ static int dsp_run_scan(cli_t *cli, int argc, char **argv, bool remove)
     json_t j;
     cli_batch_begin(cli, &j);
     if (argc == 2) {
+        if (isatty(STDIN_FILENO) && !cli->quiet)
+            fprintf(stderr, "Scan copies onto display %lld, one a line; Ctrl-D ends.\n",
+                    (long long)id);
         worst = dsp_scan_stdin(cli, &j, id, remove);
     } else {
         for (int i = 2; i < argc; i++) {
