@@ -3,8 +3,8 @@
 -- location says while it is on one (item_display_text: item rows of
 -- server/catalog.c, catalog_search), and the lift report (display_report).
 -- Called by server/displays.c (requests 335-339); the checkin route
--- "display" is in transits.sql (circ_checkin_route, through
--- display_checkin_text). docs/DISPLAYS.md.
+-- "display" is decided in circ_checkin (circulation.sql) through
+-- display_checkin_text. docs/DISPLAYS.md.
 --
 -- A display is planned before starts_on, running from starts_on to ends_on
 -- (library local days, inclusive) and ended after ends_on, or from the
@@ -131,7 +131,8 @@ LANGUAGE sql STABLE AS $$
             d.branch_id, ARRAY(SELECT DISTINCT r.item_id FROM r),
             (SELECT min(r.w_from) FROM r), (SELECT max(r.w_to) FROM r)) u
     )
-    SELECT i.barcode, b.title, i.call_number, to_char(library_local_date(r.added_at), 'YYYY-MM-DD'),
+    SELECT i.barcode, b.title, i.call_number,
+           to_char(library_local_date(r.added_at), 'YYYY-MM-DD'),
            coalesce(to_char(library_local_date(r.removed_at), 'YYYY-MM-DD'), ''),
            i.status::text,
            (SELECT count(*)::integer FROM ev e
@@ -240,8 +241,8 @@ BEGIN
         END IF;
         IF (v_doc ->> 'version')::integer <> v_old.version THEN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'stale_version',
-                MESSAGE = format('Someone else changed display %s since you read it; look at it again.',
-                                 v_old.id);
+                MESSAGE = format('Someone else changed display %s since you read it; '
+                                 'look at it again.', v_old.id);
         END IF;
         v_new := v_old;
         v_new.place := coalesce(nullif(v_doc ->> 'place', ''), v_old.place);
@@ -279,10 +280,8 @@ BEGIN
     END IF;
     INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
     VALUES (p_staff, p_workstation, v_action, 'display/' || v_new.id,
-            audit_diff(CASE WHEN v_old.id IS NULL THEN NULL
-                            ELSE to_jsonb(v_old) - 'ended_at' END,
-                       to_jsonb(v_new) - 'ended_at',
-                       '{version,updated_at,created_at,created_by,id}'));
+            audit_diff(CASE WHEN v_old.id IS NOT NULL THEN to_jsonb(v_old) END,
+                       to_jsonb(v_new), '{version,updated_at,created_at,created_by,id}'));
     RETURN QUERY SELECT * FROM display_out(v_new);
 END
 $$;
@@ -379,8 +378,8 @@ BEGIN
     v_label := d.theme || ' (' || d.place || ')';
     IF display_status(d, v_today) = 'ended' THEN
         RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'display_ended',
-            MESSAGE = format('Display %s, %s, has ended; copies can no longer be added or taken off.',
-                             d.id, v_label);
+            MESSAGE = format('Display %s, %s, has ended; copies can no longer be added '
+                             'or taken off.', d.id, v_label);
     END IF;
     SELECT * INTO v_item FROM item i WHERE i.barcode = p_barcode FOR UPDATE;
     IF NOT FOUND THEN
@@ -407,8 +406,8 @@ BEGIN
     ELSE
         IF v_item.owning_branch_id <> d.branch_id THEN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_owned_here',
-                MESSAGE = format('%s belongs to %s, not to %s: only the branch''s own copies go on its displays.',
-                                 v_item.barcode,
+                MESSAGE = format('%s belongs to %s, not to %s: only the branch''s own '
+                                 'copies go on its displays.', v_item.barcode,
                                  (SELECT b.code FROM branch b WHERE b.id = v_item.owning_branch_id),
                                  (SELECT b.code FROM branch b WHERE b.id = d.branch_id));
         END IF;
@@ -420,7 +419,8 @@ BEGIN
         LIMIT 1;
         IF v_other.id IS NOT NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'on_display',
-                MESSAGE = format('%s is on display %s, %s (%s), over the same days; take it off that one first.',
+                MESSAGE = format('%s is on display %s, %s (%s), over the same days; '
+                                 'take it off that one first.',
                                  v_item.barcode, v_other.id, v_other.theme, v_other.place);
         END IF;
         -- Its rows of ended displays are history now: closed at their end,
@@ -667,8 +667,8 @@ BEGIN
         v_notes := v_notes || format('Only %s copies: read the lift with care.', s.copies);
     END IF;
     IF s.bare > 0 THEN
-        v_notes := v_notes || format('%s of the strata have no control copies; they are left out of the lift against the control.',
-                                     s.bare);
+        v_notes := v_notes || format('%s of the strata have no control copies; they are '
+                                     'left out of the lift against the control.', s.bare);
     END IF;
     IF v_days > 0 AND s.before = 0 THEN
         v_notes := v_notes || 'The copies had no uses before: no lift against before.'::text;

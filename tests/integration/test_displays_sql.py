@@ -168,6 +168,10 @@ class Save(DisplayTest):
         self.assertNotEqual(self.display_text(barcode), "-")
         e = self.save(id=d["id"], version=1, end_now=True)
         self.assertEqual((e["status"], e["ends_on"], e["copies"]), ("ended", self.today(), 1))
+        audit = self.one("SELECT action, target, detail FROM admin_audit ORDER BY id DESC LIMIT 1")
+        self.assertEqual((audit["action"], audit["target"]),
+                         ("display_end", "display/%d" % d["id"]))
+        self.assertEqual(sorted(audit["detail"]), ["ended_at", "ends_on"])
         self.assertEqual(self.display_text(barcode), "-")
         self.refused(self.save_sql(id=d["id"], version=2, theme="Again"), "CR409",
                      "display_ended")
@@ -425,13 +429,6 @@ class Report(DisplayTest):
     the first tests ran from 20 days ago to 11 days ago (10 days); before: 30 to 21 days
     ago. Every copy has been in the collection for a year; events are at noon."""
 
-    def setUp(self):
-        super().setUp()
-        # The strata need the CREW collections (sql/rules/weeding.sql, fix13/sqlweed).
-        if self.q("SELECT to_regprocedure('item_collection(integer, numeric, text, text,"
-                  " text)') IS NULL") == "t":
-            self.skipTest("item_collection (weeding.sql) is not there yet")
-
     def kind(self, year, call="FIC ADAMS", branch="DWN", status="available", location=""):
         barcode = self.copy(self.bib(year=str(year)), branch=branch, status=status,
                             location=location)
@@ -476,7 +473,10 @@ class Report(DisplayTest):
         self.use(controls[0], -19, times=2)
         self.use(controls[1], -22, times=3)
         self.use(controls[2], -30)
-        # not in the control: another age band, withdrawn, another branch's, on a display
+        # not in the control: another collection, another age band, withdrawn, another
+        # branch's, on a display
+        cooking = self.kind(year, call="641.5 SMITH")
+        self.use(cooking, -15, times=9)
         old = self.kind(1990)
         self.use(old, -15, times=9)
         gone = self.kind(year, status="withdrawn")
@@ -504,6 +504,10 @@ class Report(DisplayTest):
         self.assertAlmostEqual(r["net_lift"], 6.0)
         collection = self.q("SELECT coalesce(item_collection(%d, dewey_of('FIC ADAMS'), '',"
                             " item_audience('', 'FIC ADAMS'), ''), '')" % ids["DWN"])
+        self.assertNotEqual(collection, "")
+        self.assertNotEqual(collection, self.q(
+            "SELECT item_collection(%d, dewey_of('641.5 SMITH'), '',"
+            " item_audience('', '641.5 SMITH'), '')" % ids["DWN"]))
         self.assertEqual(r["strata"], [{"collection": collection, "age_band": "0-2",
                                         "copies": 2, "control_copies": 4}])
         self.assertIn("Only 2 copies", r["report_note"])
