@@ -35,10 +35,14 @@ static void catalog_print_items(Carrel__Item **items, size_t n)
     table_t *t = table_new(7, headers);
     for (size_t i = 0; i < n; i++) {
         const Carrel__Item *it = items[i];
-        char status[64];
+        char status[64], location[600];
         catalog_item_status(status, sizeof(status), it);
-        const char *row[] = {it->barcode,  it->current_branch, it->owning_branch,
-                             it->location, it->call_number,    it->item_type,
+        /* A copy on a running display is found there, not on its shelf. */
+        snprintf(location, sizeof(location), "%s%s%s", it->location,
+                 it->display && it->display[0] ? (it->location[0] ? "; " : "") : "",
+                 it->display ? it->display : "");
+        const char *row[] = {it->barcode, it->current_branch, it->owning_branch,
+                             location,    it->call_number,    it->item_type,
                              status};
         table_add(t, row);
     }
@@ -86,13 +90,15 @@ static void catalog_print_item(const Carrel__Item *it)
            it->owning_branch);
     if (it->on_loan)
         printf("  on loan, due %s\n", it->due_date && it->due_date[0] ? it->due_date : "?");
-    printf("  type: %s; location: %s; call number: %s\n", it->item_type, it->location,
+    printf("  type: %s; location: %s%s%s; call number: %s\n", it->item_type, it->location,
+           it->display && it->display[0] ? "; " : "", it->display ? it->display : "",
            it->call_number);
     char price[32], times[32];
     output_money(price, sizeof(price), it->price_cents);
     output_count(times, sizeof(times), it->circ_count, "time", "times");
     printf("  price: %s; added %s; circulated %s%s%s\n", price, it->date_added, times,
            it->last_circulated[0] ? ", last " : "", it->last_circulated);
+    printf("  last used: %s\n", it->last_used && it->last_used[0] ? it->last_used : "never");
 }
 
 /* ---- catalog search ---- */

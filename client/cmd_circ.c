@@ -113,7 +113,9 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         if (cli->json) {
             output_json_element(&j, &x->base, true);
         } else {
-            printf("%s  %s  %s\n", x->barcode, x->title ? x->title : "", x->message);
+            char said[1024];
+            printf("%s  %s  %s\n", x->barcode, x->title ? x->title : "",
+                   display_checkin_text(said, sizeof(said), x));
             if (slips && x->slip && x->slip[0])
                 printf("%s\n", x->slip);
         }

@@ -155,5 +155,6 @@ extern const command_t schedule_commands[];
 extern const command_t service_commands[];
 extern const command_t tickets_commands[];
 extern const command_t weeding_commands[];
+extern const command_t displays_commands[];
 
 #endif

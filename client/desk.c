@@ -579,7 +579,9 @@ static void desk_answer_checkin(desk_t *d, Carrel__Response *r)
     char title[OUTPUT_TITLE_COLUMNS * 4 + 8];
     output_cut(title, sizeof(title), c->title, OUTPUT_TITLE_COLUMNS);
     struct buf text = BUF_INIT;
-    int rc = buf_printf(&text, "IN %s %s — %s", desk_str(c->barcode), title, desk_str(c->message));
+    char said[1024];
+    int rc = buf_printf(&text, "IN %s %s — %s", desk_str(c->barcode), title,
+                        display_checkin_text(said, sizeof(said), c));
     if (c->slip && c->slip[0]) {
         /* The slip, indented under the line; no blank lines, no trailing newline. */
         const char *s = c->slip;

@@ -282,9 +282,9 @@
       "The copy is already on another running display.")                                           \
     X(NOT_OWNED_HERE, "not_owned_here", CONFLICT, BY_STATUS, 0,                                    \
       "The copy belongs to another branch.")                                                       \
-    X(HOLDS_WAITING, "holds_waiting", CONFLICT, BY_STATUS, 0,                                      \
+    X(HOLDS_WAITING, "holds_waiting", REFUSED, BY_STATUS, 0,                                       \
       "Holds are waiting for this title; fill them before taking a copy away.")                    \
-    X(LAST_COPY, "last_copy", CONFLICT, BY_STATUS, 0,                                              \
+    X(LAST_COPY, "last_copy", REFUSED, BY_STATUS, 0,                                               \
       "This is the last copy of the title in the system; confirm to withdraw it.")                 \
     /* Statistics */                                                                               \
     X(STATS_UNAVAILABLE, "stats_unavailable", UNAVAILABLE, BY_STATUS, 0,                           \

@@ -173,6 +173,10 @@ Carrel__Item *catalog_item_from_row(arena_t *a, const PGresult *res, int row)
         it->due_at = arena_strdup(a, COL(res, row, CATALOG_ITEM_DUE_AT));
         it->due_date = arena_strdup(a, COL(res, row, CATALOG_ITEM_DUE_DATE));
     }
+    if (!db_null(res, row, CATALOG_ITEM_DISPLAY))
+        it->display = arena_strdup(a, COL(res, row, CATALOG_ITEM_DISPLAY));
+    if (COL(res, row, CATALOG_ITEM_LAST_USED)[0] != '\0') /* never used: absent */
+        it->last_used = arena_strdup(a, COL(res, row, CATALOG_ITEM_LAST_USED));
     return it;
 }
 

@@ -27,13 +27,16 @@ void catalog_item_now(struct request *req, const char *barcode, const char *item
 /*
  * The columns (and FROM clause) of an item as catalog_item_from_row reads
  * them; a statement appends its WHERE. An open loan gives on_loan and the due
- * time, never the borrower.
+ * time, never the borrower. display is "on display: THEME (place)" while the
+ * copy is on a running display (NULL otherwise: one index probe a row), and
+ * last_used the library's day of its last checkout or in-house use.
  */
 #define CATALOG_ITEM_COLUMNS                                                                       \
     "i.id, i.barcode, i.bib_id, ob.code, cb.code, i.location, i.call_number, i.item_type,"         \
     " i.price_cents, i.status::text, i.date_added, coalesce(api_time(i.last_circulated), ''),"     \
     " i.circ_count, i.version, b.title, l.id IS NOT NULL, api_time(l.due_at),"                     \
-    " library_local_date(l.due_at)::text"                                                          \
+    " library_local_date(l.due_at)::text,"                                                         \
+    " item_display_text(i.id), coalesce(library_local_date(i.last_used_at)::text, '')"             \
     " FROM item i JOIN branch ob ON ob.id = i.owning_branch_id"                                    \
     " JOIN branch cb ON cb.id = i.current_branch_id JOIN bib b ON b.id = i.bib_id"                 \
     " LEFT JOIN loan l ON l.item_id = i.id AND l.returned_at IS NULL"
@@ -58,6 +61,8 @@ enum {
     CATALOG_ITEM_ON_LOAN,
     CATALOG_ITEM_DUE_AT,
     CATALOG_ITEM_DUE_DATE,
+    CATALOG_ITEM_DISPLAY,
+    CATALOG_ITEM_LAST_USED,
     CATALOG_ITEM_NCOLS
 };
 /* An Item from a row in the column order of CATALOG_ITEM_COLUMNS. */

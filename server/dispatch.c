@@ -37,6 +37,14 @@ static const route_t routes[] = {
     R(MARC_EXPORT, "marc_export", handle_marc_export, 0, PERM_CATALOG_IMPORT),
     R(ITEM_IMPORT_BATCH, "item_import_batch", handle_item_import_batch, ROUTE_MUTATING,
       PERM_CATALOG_IMPORT),
+    /* Displays: anyone sees them; librarians set them up and anyone at the branch scans
+     * copies on and off (keyed); the branch is checked in SQL by the scope displays.c passes. */
+    R(DISPLAY_SAVE, "display_save", handle_display_save, ROUTE_MUTATING, PERM_DISPLAY_MANAGE),
+    R(DISPLAY_LIST, "display_list", handle_display_list, 0, PERM_DISPLAY_READ),
+    R(DISPLAY_ITEM_ADD, "display_item_add", handle_display_item_add, ROUTE_KEYED,
+      PERM_DISPLAY_ITEMS),
+    R(DISPLAY_SHOW, "display_show", handle_display_show, 0, PERM_DISPLAY_READ),
+    R(DISPLAY_REPORT, "display_report", handle_display_report, 0, PERM_DISPLAY_READ),
 
     /* Patrons: every route needs login (patron data is for staff only). Which
      * fields a save may change is decided in patron_save by the account
@@ -175,6 +183,7 @@ void dispatch_register_statements(void)
     admin_register_statements();
     catalog_register_statements();
     marcimport_register_statements();
+    displays_register_statements();
 
     patrons_register_statements();
     circ_register_statements();

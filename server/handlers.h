@@ -43,6 +43,13 @@ void marcimport_register_statements(void);
 void handle_marc_import_batch(request_t *req);
 void handle_marc_export(request_t *req);
 void handle_item_import_batch(request_t *req);
+/* displays.c: displays (copies on a theme for a while) and their reports */
+void displays_register_statements(void);
+void handle_display_save(request_t *req);
+void handle_display_list(request_t *req);
+void handle_display_item_add(request_t *req);
+void handle_display_show(request_t *req);
+void handle_display_report(request_t *req);
 
 /* patrons.c: patron records, search, blocks, merge, history, categories */
 void patrons_register_statements(void);
