@@ -137,11 +137,15 @@ END
 $$;
 
 -- Staff edits of a bib's main fields; the daemon passes the updated MARC
--- record with the fields it extracted from it. p_id NULL creates.
+-- record with the fields it extracted from it (audience and literary form
+-- from 008/22 and 008/33). p_id NULL creates.
+DROP FUNCTION IF EXISTS bib_save(bigint, bigint, bigint, integer, bytea, text, text, text[], text[],
+                                 text[], text, text, text, text, text);
 CREATE OR REPLACE FUNCTION bib_save(p_staff bigint, p_workstation bigint, p_id bigint, p_version integer,
                          p_marc bytea, p_title text, p_author text, p_subjects text[],
                          p_isbns text[], p_issns text[], p_publisher text, p_year text,
-                         p_format text, p_language text, p_call_number text)
+                         p_format text, p_language text, p_call_number text,
+                         p_audience text DEFAULT '', p_literary_form text DEFAULT '')
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -163,9 +167,10 @@ BEGIN
     END IF;
     IF p_id IS NULL THEN
         INSERT INTO bib (marc, title, author, subjects, isbns, issns, publisher, pub_year,
-                         format, language, call_number)
+                         format, language, call_number, audience, literary_form)
         VALUES (p_marc, p_title, p_author, p_subjects, p_isbns, p_issns, p_publisher, p_year,
-                p_format, p_language, p_call_number)
+                p_format, p_language, p_call_number, coalesce(p_audience, ''),
+                coalesce(p_literary_form, ''))
         RETURNING * INTO v_new;
         PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'create',
                             audit_diff(NULL, bib_audit_json(v_new)));
@@ -183,6 +188,7 @@ BEGIN
     UPDATE bib SET marc = p_marc, title = p_title, author = p_author, subjects = p_subjects,
         isbns = p_isbns, issns = p_issns, publisher = p_publisher, pub_year = p_year,
         format = p_format, language = p_language, call_number = p_call_number,
+        audience = coalesce(p_audience, ''), literary_form = coalesce(p_literary_form, ''),
         version = version + 1, updated_at = now()
     WHERE id = p_id RETURNING * INTO v_new;
     PERFORM audit_write(p_staff, p_workstation, 'bib', p_id, 'edit',
