@@ -207,8 +207,6 @@ DECLARE
     v_wsb integer := (SELECT w.branch_id FROM workstation w WHERE w.id = p_workstation);
     v_code text[]; -- branch code by branch id, for the audit rows
     v_max integer;
-    v_barcodes text[];
-    v_ids bigint[];
     b record;
 BEGIN
     FOR b IN SELECT id, code FROM branch LOOP
@@ -216,23 +214,27 @@ BEGIN
     END LOOP;
     SELECT max(iw) INTO v_max FROM import_hold WHERE wave = p_wave AND result IS NULL;
     FOR v_iw IN 1 .. coalesce(v_max, 0) LOOP
-        v_barcodes := ARRAY(SELECT barcode FROM import_hold
-                            WHERE wave = p_wave AND iw = v_iw AND result IS NULL);
-        -- The copies these barcodes already name, locked, as they are now;
-        -- the others are made.
+        -- The copies these barcodes already name, locked, as they are now.
+        -- Each barcode is looked up by its index; the answers are matched back
+        -- by the scratch table's key. (Joining the scratch table, whose size
+        -- the planner cannot know, to a set of unknown size made it nest one
+        -- in the other: quadratic in a batch of re-imported copies.)
+        WITH x AS MATERIALIZED (
+            SELECT h.ord, h.n, i.id, i.bib_id,
+                   import_item_json(i.barcode, i.bib_id, v_code[i.owning_branch_id],
+                                    v_code[i.current_branch_id], i.location, i.call_number,
+                                    i.item_type, i.price_cents, i.status) AS j
+            FROM import_hold h
+            JOIN item i ON i.barcode = h.barcode
+            WHERE h.wave = p_wave AND h.iw = v_iw AND h.result IS NULL
+            FOR UPDATE OF i)
         UPDATE import_hold h SET item_id = x.id, old = x.j,
             result = CASE WHEN x.bib_id = h.bib_id THEN 'update' ELSE 'problem' END,
             problem = CASE WHEN x.bib_id <> h.bib_id
                            THEN format('barcode %s already belongs to another title (bib %s); '
                                        'item skipped', h.barcode, x.bib_id) END
-        FROM (SELECT i.id, i.bib_id, i.barcode,
-                     import_item_json(i.barcode, i.bib_id, v_code[i.owning_branch_id],
-                                      v_code[i.current_branch_id], i.location, i.call_number,
-                                      i.item_type, i.price_cents, i.status) AS j
-              FROM item i
-              WHERE i.barcode = ANY (v_barcodes)
-              FOR UPDATE OF i) x
-        WHERE h.wave = p_wave AND h.iw = v_iw AND h.result IS NULL AND h.barcode = x.barcode;
+        FROM x
+        WHERE h.ord = x.ord AND h.n = x.n;
         UPDATE import_hold SET result = 'create'
         WHERE wave = p_wave AND iw = v_iw AND result IS NULL;
 
@@ -254,9 +256,8 @@ BEGIN
                                    ins.call_number, ins.item_type, ins.price_cents, ins.status)
         FROM ins;
 
-        v_ids := ARRAY(SELECT item_id FROM import_hold
-                       WHERE wave = p_wave AND iw = v_iw AND result = 'update');
-        CONTINUE WHEN cardinality(v_ids) = 0;
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM import_hold
+                                  WHERE wave = p_wave AND iw = v_iw AND result = 'update');
         WITH upd AS (
             UPDATE item i
             SET location = left(coalesce(nullif(h.location, ''), i.location), 100),
@@ -267,7 +268,7 @@ BEGIN
                                    ELSE i.price_cents END,
                 version = i.version + 1, updated_at = now()
             FROM import_hold h
-            WHERE i.id = ANY (v_ids) AND h.item_id = i.id AND h.wave = p_wave
+            WHERE h.item_id = i.id AND h.wave = p_wave
               AND h.iw = v_iw AND h.result = 'update'
             RETURNING i.id, h.old,
                       import_item_json(i.barcode, i.bib_id, v_code[i.owning_branch_id],
@@ -317,12 +318,6 @@ BEGIN
                 MESSAGE = format('There is no branch with code %s.', p_default_branch);
         END IF;
     END IF;
-    -- Imports of the same titles must not interleave their matching. A client
-    -- keeps several batches in flight: they queue here for as long as the
-    -- statement may run, not for the desks' lock_timeout.
-    PERFORM set_config('lock_timeout', '0', true);
-    PERFORM pg_advisory_xact_lock(74200002);
-    PERFORM set_config('lock_timeout', v_lock_timeout, true);
     PERFORM import_scratch();
 
     INSERT INTO import_rec (ord, pos, marc, title, author, subjects, isbns, issns, publisher,
@@ -343,6 +338,15 @@ BEGIN
            coalesce(e.r -> 'holdings', '[]') || coalesce(e.r -> 'items', '[]')
     FROM jsonb_array_elements(p_batch) WITH ORDINALITY e(r, n);
     PERFORM import_holdings_load(v_default, p_spread, true);
+
+    -- Imports of the same titles must not interleave their matching. Reading
+    -- the batch into the scratch tables (above) needs no lock, so it overlaps
+    -- with the batch before, which a client keeps in flight; the batches
+    -- queue here for as long as the statement may run, not for the desks'
+    -- lock_timeout.
+    PERFORM set_config('lock_timeout', '0', true);
+    PERFORM pg_advisory_xact_lock(74200002);
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
 
     WHILE EXISTS (SELECT 1 FROM import_rec r WHERE r.wave IS NULL) LOOP
         v_wave := v_wave + 1;
@@ -385,8 +389,10 @@ BEGIN
         v_ids := ARRAY(SELECT r.bib_id FROM import_rec r
                        WHERE r.wave = v_wave AND r.action = 'updated');
         IF cardinality(v_ids) > 0 THEN
-            UPDATE import_rec r SET old = bib_audit_json(x.b)
-            FROM (SELECT b, b.id FROM bib b WHERE b.id = ANY (v_ids) FOR UPDATE) x
+            WITH x AS MATERIALIZED (
+                SELECT b.id, bib_audit_json(b) AS j FROM bib b WHERE b.id = ANY (v_ids) FOR UPDATE)
+            UPDATE import_rec r SET old = x.j
+            FROM x
             WHERE r.wave = v_wave AND r.action = 'updated' AND r.bib_id = x.id;
             WITH upd AS (
                 UPDATE bib b SET marc = r.marc, title = r.title, author = r.author,
@@ -397,7 +403,7 @@ BEGIN
                     literary_form = r.literary_form, version = b.version + 1,
                     updated_at = now()
                 FROM import_rec r
-                WHERE b.id = ANY (v_ids) AND r.bib_id = b.id AND r.wave = v_wave
+                WHERE r.bib_id = b.id AND r.wave = v_wave
                   AND r.action = 'updated'
                 RETURNING b.id, r.old, bib_audit_json(b) AS new)
             INSERT INTO audit_event (staff_id, workstation_id, branch_id, entity, entity_id,
