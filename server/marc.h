@@ -63,8 +63,8 @@ typedef struct marc_summary {
                      score, computer_file, kit, visual */
     char *language;
     char *call_number;
-    char *audience;      /* 008/22: juvenile, young_adult, adult, or "" (not said) */
-    char *literary_form; /* 008/33 of books: fiction, nonfiction, or "" (not said) */
+    char *audience;       /* 008/22: juvenile, young_adult, adult, or "" (not said) */
+    char *literary_form;  /* 008/33 of books: fiction, nonfiction, or "" (not said) */
     char *control_number; /* 001 */
     char *control_source; /* 003 */
     /* Carrel system numbers, 035 $a "(CARREL-xxxxxxxx)n" with n > 0, as written

@@ -755,8 +755,8 @@ static void test_summary_copyright_year(void **state)
     marc_init(&r, NULL);
     marc_add_control(a, &r, "008", make_008_dates(a, 't', "2016", "2014"));
     add(a, &r, "264", ' ', '1', 'c', "2016.", 0);
-    add(a, &r, "264", ' ', '4', 'c', "\xc2\xa9" "2015", 0);
-    add(a, &r, "264", ' ', '4', 'c', "\xe2\x84\x97" "2012", 0);
+    add(a, &r, "264", ' ', '4', 'c', "\302\2512015", 0);
+    add(a, &r, "264", ' ', '4', 'c', "\342\204\2272012", 0);
     marc_summarize(a, &r, &s);
     assert_string_equal(s.year, "2015");
 
@@ -837,7 +837,7 @@ static void test_apply_summary_year_over_copyright(void **state)
     marc_add_control(a, &r, "008", make_008_dates(a, 't', "2010", "2008"));
     add(a, &r, "245", '0', '0', 'a', "Dogs", 0);
     add(a, &r, "264", ' ', '1', 'b', "Pub", 'c', "2010.", 0);
-    add(a, &r, "264", ' ', '4', 'c', "\xc2\xa9" "2008", 0);
+    add(a, &r, "264", ' ', '4', 'c', "\302\2512008", 0);
     marc_summary_t s;
     marc_summarize(a, &r, &s);
     assert_string_equal(s.year, "2008");
