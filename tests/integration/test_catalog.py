@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Catalog: MARC import (real and malformed files), export, search, bib and item edits."""
 
+import json
 import os
+import subprocess
 import time
 import sys
 import unittest
@@ -700,6 +702,34 @@ class D_ImportSetBased(unittest.TestCase):
         self.assertEqual(count("SELECT count(*) FROM audit_event a JOIN item i ON "
                                "a.entity = 'item' AND a.entity_id = i.id "
                                "WHERE i.barcode LIKE '%s-%%'" % tag), 4)
+
+    def test_batches_in_flight_wait_their_turn(self):
+        """The client keeps several batches in flight; they queue on the import lock for
+        as long as a statement may run, not for the desks' lock timeout (before, each
+        one failed after it and so did its records one by one)."""
+        d = env.daemon(db_lock_timeout_ms=100)
+        try:
+            prof = env.profile(d)
+            waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = 'carrel'"
+                       " AND wait_event = 'advisory' AND query LIKE '%bib_import_batch%'"
+                       " AND now() - query_start > interval '1 s'")
+            with harness.AdvisoryLock(env, 74200002):
+                proc = subprocess.Popen(
+                    [harness.CARREL, "-c", prof, "--json", "import", "marc",
+                     marc("camel-10.mrc"), "--branch", "DWN", "--batch", "2"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                harness.wait_until(lambda: int(env.psql(waiting)) >= 2 or proc.poll() is not None,
+                                   60, "two batches waiting on the import lock")
+                if proc.poll() is not None:
+                    self.fail("the import ended while the lock was held: %s %s"
+                              % proc.communicate())
+            out, err = proc.communicate(timeout=120)
+            self.assertEqual(proc.returncode, 0, err)
+            r = json.loads(out)
+            self.assertEqual(r["failed"], 0, r)
+            self.assertEqual(r["created"] + r["updated"], 10, r)
+        finally:
+            d.stop()
 
     def test_audience_literary_form_and_copyright_year(self):
         tag = "J%d" % time.time_ns()
