@@ -42,7 +42,7 @@ static const reply_stmt_t stmt_search = REPLY_STMT(
 #define BIB_COLUMNS                                                                                \
     "b.id, b.title, b.author, b.subjects, b.isbns, b.issns, b.publisher, b.pub_year, b.format,"    \
     " b.language, b.call_number, b.control_number, b.control_source, b.version, "                  \
-    "api_time(b.updated_at)"
+    "api_time(b.updated_at), b.audience, b.literary_form"
 
 /* BIB_COLUMNS by name, then stmt_bib_get's MARC. */
 enum {
@@ -61,6 +61,8 @@ enum {
     BIB_CONTROL_SOURCE,
     BIB_VERSION,
     BIB_UPDATED_AT,
+    BIB_AUDIENCE,
+    BIB_LITERARY_FORM,
     BIB_MARC,
     BIB_NCOLS
 };
@@ -87,7 +89,7 @@ enum { SAVED_ID, SAVED_NCOLS };
 static const reply_stmt_t stmt_bib_save = REPLY_STMT(
     "catalog_bib_save", SAVED_NCOLS,
     "SELECT bib_save($1, $2, $3, $4, $5, $6, $7, $8::text[], $9::text[], $10::text[], $11, $12,"
-    "                $13, $14, $15)");
+    "                $13, $14, $15, $16, $17)");
 
 static const reply_stmt_t stmt_item_save =
     REPLY_STMT("catalog_item_save", SAVED_NCOLS,
@@ -201,6 +203,8 @@ static Carrel__Bib *catalog_bib_from_row(arena_t *a, const PGresult *res, int ro
     b->has_version = 1;
     b->version = db_int32(res, row, BIB_VERSION);
     b->updated_at = arena_strdup(a, COL(res, row, BIB_UPDATED_AT));
+    b->audience = arena_strdup(a, COL(res, row, BIB_AUDIENCE));
+    b->literary_form = arena_strdup(a, COL(res, row, BIB_LITERARY_FORM));
     return b;
 }
 
@@ -436,13 +440,13 @@ static void bib_store(request_t *req, marc_record_t *rec, int64_t id, int32_t ve
     req->state = st;
     marc_summary_t *s = &st->summary;
     marc_summarize(a, rec, s);
-    static const int formats[15] = {0, 0, 0, 0, 1};
-    int lengths[15] = {0};
+    static const int formats[17] = {0, 0, 0, 0, 1};
+    int lengths[17] = {0};
     lengths[4] = (int)iso.len;
     char *marc = arena_strndup(a, (const char *)iso.data, iso.len);
     buf_free(&iso);
     const session_t *se = request_session(req);
-    const char *values[15] = {
+    const char *values[17] = {
         pgtext_int(a, se->staff_id),
         pgtext_int(a, se->workstation_id),
         id ? pgtext_int(a, id) : NULL,
@@ -458,8 +462,10 @@ static void bib_store(request_t *req, marc_record_t *rec, int64_t id, int32_t ve
         s->format,
         s->language,
         s->call_number,
+        s->audience,
+        s->literary_form,
     };
-    reply_query_bin(req, &stmt_bib_save, 15, values, lengths, formats, bib_saved);
+    reply_query_bin(req, &stmt_bib_save, 17, values, lengths, formats, bib_saved);
 }
 
 /* The staff's fields as a summary; validation errors end the request. */

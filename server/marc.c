@@ -720,21 +720,131 @@ static const marc_field_t *marc_publication(const marc_record_t *r)
     return f ? f : marc_find(r, "264");
 }
 
+/* The first four digits in a row in v (a 264 $c like "(c)2015" or "c1998."), or -1. */
+static int marc_first_year(const char *v)
+{
+    for (const char *p = v; p && *p; p++)
+        if (isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
+            isdigit((unsigned char)p[2]) && isdigit((unsigned char)p[3]))
+            return (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+    return -1;
+}
+
+/* 008 positions `at`..`at`+3 as a year, or -1 (blanks, "uuuu", "19uu", a short 008). */
+static int marc_008_year(const char *d008, size_t at)
+{
+    if (d008 == NULL || strlen(d008) < at + 4)
+        return -1;
+    const char *y = d008 + at;
+    for (int i = 0; i < 4; i++)
+        if (!isdigit((unsigned char)y[i]))
+            return -1;
+    return marc_first_year(y);
+}
+
+/*
+ * The latest copyright year: date 2 of an 008 whose type of date (06) is
+ * 't' (publication and copyright date), and every 264 with second indicator
+ * 4 (copyright notice, "(c)2015"); the latest of them. Without one, the
+ * publication year: 008 date 1, then the publication field's $c. Weeding's
+ * age ("years since the latest copyright", CREW) counts from it.
+ */
 static char *marc_year(arena_t *a, const marc_record_t *r)
 {
     const marc_field_t *f008 = marc_find(r, "008");
-    if (f008 && f008->data && strlen(f008->data) >= 11) {
-        const char *y = f008->data + 7;
-        if (isdigit((unsigned char)y[0]) && isdigit((unsigned char)y[1]) &&
-            isdigit((unsigned char)y[2]) && isdigit((unsigned char)y[3]))
-            return arena_strndup(a, y, 4);
+    const char *d008 = f008 && f008->data ? f008->data : "";
+    int latest = strlen(d008) > 6 && d008[6] == 't' ? marc_008_year(d008, 11) : -1;
+    for (size_t i = 0; i < r->nfields; i++) {
+        const marc_field_t *f = &r->fields[i];
+        if (strcmp(f->tag, "264") != 0 || f->ind2 != '4')
+            continue;
+        int y = marc_first_year(marc_field_subfield(f, 'c'));
+        if (y > latest)
+            latest = y;
     }
-    const char *c = marc_field_subfield(marc_publication(r), 'c');
-    for (const char *p = c; p && *p; p++)
-        if (isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
-            isdigit((unsigned char)p[2]) && isdigit((unsigned char)p[3]))
-            return arena_strndup(a, p, 4);
-    return arena_strdup(a, "");
+    if (latest < 0)
+        latest = marc_008_year(d008, 7);
+    if (latest < 0)
+        latest = marc_first_year(marc_field_subfield(marc_publication(r), 'c'));
+    return latest < 0 ? arena_strdup(a, "") : arena_printf(a, "%04d", latest);
+}
+
+/* Leader 06 of a record whose 008/22 is its target audience: books (not
+ * continuing resources), music and sound, visual materials, computer files. */
+static bool marc_has_audience(const marc_record_t *r)
+{
+    char type = r->leader[6], level = r->leader[7];
+    switch (type) {
+    case 'a':
+    case 't':
+        return level != 's' && level != 'b' && level != 'i';
+    case 'c':
+    case 'd':
+    case 'i':
+    case 'j':
+    case 'g':
+    case 'k':
+    case 'o':
+    case 'r':
+    case 'm':
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* 008/22: a-c and j (preschool to pre-adolescent, juvenile) are juvenile, d
+ * (adolescent) young adult, e-g (adult, specialized, general) adult. */
+static const char *marc_audience(const marc_record_t *r)
+{
+    const marc_field_t *f008 = marc_find(r, "008");
+    const char *d = f008 && f008->data ? f008->data : "";
+    if (strlen(d) <= 22 || !marc_has_audience(r))
+        return "";
+    switch (d[22]) {
+    case 'a':
+    case 'b':
+    case 'c':
+    case 'j':
+        return "juvenile";
+    case 'd':
+        return "young_adult";
+    case 'e':
+    case 'f':
+    case 'g':
+        return "adult";
+    default:
+        return "";
+    }
+}
+
+/* 008/33 of a book: 1 (fiction), f (novels) and j (short stories) are fiction;
+ * 0 (not fiction), d (dramas), e (essays), i (letters), p (poetry) and s
+ * (speeches) are shelved by subject, nonfiction; h (humor), m (mixed), u and
+ * blank say neither. */
+static const char *marc_literary_form(const marc_record_t *r)
+{
+    char type = r->leader[6], level = r->leader[7];
+    const marc_field_t *f008 = marc_find(r, "008");
+    const char *d = f008 && f008->data ? f008->data : "";
+    if (strlen(d) <= 33 || (type != 'a' && type != 't') || level == 's' || level == 'b' ||
+        level == 'i')
+        return "";
+    switch (d[33]) {
+    case '1':
+    case 'f':
+    case 'j':
+        return "fiction";
+    case '0':
+    case 'd':
+    case 'e':
+    case 'i':
+    case 'p':
+    case 's':
+        return "nonfiction";
+    default:
+        return "";
+    }
 }
 
 static const char *marc_format(const marc_record_t *r)
@@ -890,6 +1000,8 @@ void marc_summarize(arena_t *a, const marc_record_t *r, marc_summary_t *s)
     s->format = arena_strdup(a, marc_format(r));
     s->language = marc_language(a, r);
     s->call_number = marc_call_number(a, r);
+    s->audience = arena_strdup(a, marc_audience(r));
+    s->literary_form = arena_strdup(a, marc_literary_form(r));
     const marc_field_t *f001 = marc_find(r, "001");
     const marc_field_t *f003 = marc_find(r, "003");
     s->control_number = marc_trim_spaces(a, f001 && f001->data ? f001->data : "");
@@ -915,7 +1027,8 @@ marc_holding_t *marc_holdings(arena_t *a, const marc_record_t *r, const char *ta
 
 /* ---- edits ---- */
 
-/* Keep 008's date 1 (07-10) and language (35-37) in step with an edit. */
+/* Keep 008's date 1 (07-10; date 2, 11-14, too when 06 is 't') and language (35-37) in
+ * step with an edit. */
 static void marc_set_008(arena_t *a, marc_record_t *r, const char *year, const char *lang)
 {
     marc_field_t *f = NULL;
@@ -938,6 +1051,10 @@ static void marc_set_008(arena_t *a, marc_record_t *r, const char *year, const c
         memcpy(d + 35, strlen(lang) == 3 ? lang : "   ", 3);
     if (year)
         memcpy(d + 7, strlen(year) == 4 ? year : "    ", 4);
+    /* The year is the copyright date when 06 says 't': keep date 2 with it,
+     * or the edited year would not read back. */
+    if (year && d[6] == 't')
+        memcpy(d + 11, strlen(year) == 4 ? year : "    ", 4);
     if (have > 40)
         d = arena_printf(a, "%s%s", d, f->data + 40);
     f->data = d;

@@ -56,11 +56,15 @@ typedef struct marc_summary {
     char **issns; /* NNNN-NNNC */
     size_t nissns;
     char *publisher;
-    char *year;   /* four digits, or "" */
+    char *year;   /* four digits, or "": the latest copyright year (008/06 't' date 2,
+                     264 second indicator 4 "(c)2015"), else the publication year (008
+                     date 1, 264 $c, 260 $c), the X of the CREW weeding rules */
     char *format; /* book, large_print, ebook, serial, dvd, video, audiobook, music, map,
                      score, computer_file, kit, visual */
     char *language;
     char *call_number;
+    char *audience;       /* 008/22: juvenile, young_adult, adult, or "" (not said) */
+    char *literary_form;  /* 008/33 of books: fiction, nonfiction, or "" (not said) */
     char *control_number; /* 001 */
     char *control_source; /* 003 */
     /* Carrel system numbers, 035 $a "(CARREL-xxxxxxxx)n" with n > 0, as written

@@ -5,8 +5,8 @@
  * batch a worker thread (never the loop) normalizes every record with libyaz
  * (marcio.c), reads it (marc.c), extracts the indexed fields and holdings,
  * and writes one JSON document; then one statement, bib_import_batch() in
- * sql/rules/catalog.sql, matches, stores and audits the whole batch in one
- * transaction. A record that cannot be read is reported with its position
+ * sql/rules/import.sql, matches, stores and audits the whole batch in one
+ * transaction, set-based. A record that cannot be read is reported with its position
  * and reason; the rest still load. When the batch statement fails as a whole
  * (a constraint one record broke), its records are sent again one by one to
  * find the culprit; a refusal of the request itself (CRxxx) is not retried.
@@ -305,6 +305,10 @@ static void import_record(import_job_t *job, const Carrel__MarcRecord *rec)
     json_string(j, s.language);
     json_key(j, "call_number");
     json_string(j, s.call_number);
+    json_key(j, "audience");
+    json_string(j, s.audience);
+    json_key(j, "literary_form");
+    json_string(j, s.literary_form);
     json_key(j, "cn");
     json_string(j, s.control_number);
     json_key(j, "cs");

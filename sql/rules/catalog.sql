@@ -1,7 +1,7 @@
--- Catalog rules: saving bibs and items (bib_save, item_save), MARC and CSV
--- imports (bib_import_batch, item_import_rows), the catalog search, and how
--- imported values become branches, item types and prices. Called by
--- server/catalog.c and server/marcimport.c.
+-- Catalog rules: saving bibs and items (bib_save, item_save), the catalog
+-- search, and how imported values become branches, item types and prices
+-- (the imports themselves are in import.sql). Called by server/catalog.c and
+-- server/marcimport.c.
 
 -- The item type a copy gets from its bib's format when its holdings do not say.
 CREATE OR REPLACE FUNCTION item_type_for_format(p_format text) RETURNS text
@@ -49,215 +49,6 @@ LANGUAGE sql STABLE AS $$
                               'location', i.location, 'call_number', i.call_number,
                               'item_type', i.item_type, 'price_cents', i.price_cents,
                               'status', i.status)
-$$;
-
--- Items from one record's holdings and CSV rows. p_rec is the record's JSON
--- (see bib_import_batch); returns (created, updated, problems).
-CREATE OR REPLACE FUNCTION bib_import_items(p_staff bigint, p_workstation bigint, p_bib bigint,
-                                 p_rec jsonb, p_default_branch integer, p_spread boolean,
-                                 OUT created integer, OUT updated integer, OUT problems text[])
-LANGUAGE plpgsql AS $$
-DECLARE
-    h jsonb;
-    v jsonb;
-    n integer := 0;
-    v_barcode text;
-    v_owning integer;
-    v_current integer;
-    v_type text;
-    v_callno text;
-    v_item item;
-    v_new_item item;
-    v_format text;
-BEGIN
-    created := 0;
-    updated := 0;
-    problems := '{}';
-    SELECT format INTO v_format FROM bib WHERE id = p_bib;
-    FOR h IN
-        SELECT x FROM jsonb_array_elements(coalesce(p_rec -> 'holdings', '[]')) x
-        UNION ALL
-        SELECT x FROM jsonb_array_elements(coalesce(p_rec -> 'items', '[]')) x
-    LOOP
-        n := n + 1;
-        -- Holdings arrive as {"tag": "852", "sf": [["p", "3100..."], ...]}; map them.
-        IF h ? 'sf' THEN
-            SELECT jsonb_object_agg(target, value) INTO v FROM (
-                SELECT DISTINCT ON (m.target) m.target, sf ->> 1 AS value
-                FROM jsonb_array_elements(h -> 'sf') sf
-                JOIN holdings_map m ON m.tag = h ->> 'tag' AND m.subfield = sf ->> 0
-                WHERE trim(sf ->> 1) <> ''
-                ORDER BY m.target, m.priority) mapped;
-            v := coalesce(v, '{}');
-        ELSE
-            v := h; -- CSV rows come already named
-        END IF;
-        v_barcode := trim(v ->> 'barcode');
-        IF v_barcode IS NULL OR v_barcode = '' THEN
-            problems := problems || format('holding %s has no barcode; no item made', n);
-            CONTINUE;
-        END IF;
-        IF v_barcode !~ '^[[:graph:]]{1,32}$' THEN
-            problems := problems || format('barcode %s is not 1-32 printable characters; skipped',
-                                           v_barcode);
-            CONTINUE;
-        END IF;
-        v_owning := branch_resolve(v ->> 'owning_branch');
-        IF v_owning IS NULL THEN
-            v_owning := CASE WHEN p_spread
-                             THEN (SELECT id FROM branch ORDER BY id
-                                   OFFSET (abs(hashtext(v_barcode)) % (SELECT count(*) FROM branch))
-                                   LIMIT 1)
-                             ELSE p_default_branch END;
-        END IF;
-        IF v_owning IS NULL THEN
-            problems := problems || format('item %s: branch %s is unknown and no default branch '
-                                           'was given; skipped', v_barcode,
-                                           coalesce(v ->> 'owning_branch', '(none)'));
-            CONTINUE;
-        END IF;
-        v_current := coalesce(branch_resolve(v ->> 'current_branch'), v_owning);
-        v_type := coalesce(item_type_resolve(v ->> 'item_type'), item_type_for_format(v_format));
-        v_callno := trim(concat_ws(' ', v ->> 'call_number', v ->> 'call_number_suffix'));
-        SELECT * INTO v_item FROM item WHERE barcode = v_barcode FOR UPDATE;
-        IF NOT FOUND THEN
-            INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, location,
-                              call_number, item_type, price_cents)
-            VALUES (v_barcode, p_bib, v_owning, v_current, left(coalesce(v ->> 'location', ''), 100),
-                    left(v_callno, 100), v_type, price_cents_from_text(v ->> 'price'))
-            RETURNING * INTO v_item;
-            created := created + 1;
-            PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'import',
-                                audit_diff(NULL, item_audit_json(v_item)));
-        ELSIF v_item.bib_id <> p_bib THEN
-            problems := problems || format('barcode %s already belongs to another title '
-                                           '(bib %s); item skipped', v_barcode, v_item.bib_id);
-        ELSE
-            -- Re-import: refresh descriptive data; status and circulation stay, and
-            -- what the new record does not say (a price, a location) is kept.
-            UPDATE item SET location = left(coalesce(nullif(v ->> 'location', ''), location), 100),
-                            call_number = coalesce(nullif(left(v_callno, 100), ''), call_number),
-                            item_type = v_type,
-                            price_cents = CASE WHEN v ? 'price' AND v ->> 'price' <> ''
-                                               THEN price_cents_from_text(v ->> 'price')
-                                               ELSE price_cents END,
-                            version = version + 1, updated_at = now()
-            WHERE id = v_item.id
-            RETURNING * INTO v_new_item;
-            IF item_audit_json(v_item) IS DISTINCT FROM item_audit_json(v_new_item) THEN
-                PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'reimport',
-                                    audit_diff(item_audit_json(v_item),
-                                               item_audit_json(v_new_item)));
-            END IF;
-            updated := updated + 1;
-        END IF;
-    END LOOP;
-END
-$$;
-
--- Load one batch of records. p_batch is a JSON array built by the daemon:
---   [{"pos": 1, "off": 0, "marc": "<UTF-8 ISO 2709>", "title": ..., "author": ...,
---     "subjects": [...], "isbns": [...], "issns": [...], "publisher": ..., "year": ...,
---     "format": ..., "language": ..., "call_number": ..., "cn": 001, "cs": 003,
---     "sids": ["(CARREL-1a2b3c4d)42", ...],
---     "holdings": [{"tag": "852", "sf": [["p", "..."], ...]}], "items": [{...}]}]
--- A record matches an existing bib on our system number (035
--- "(CARREL-xxxx)id", written by our export), then on 001+003, then on any ISBN; it then
--- replaces that bib's record instead of adding a second. Expected problems
--- (a barcode on another title, a holding without barcode) are reported per
--- record; an unexpected error fails the whole batch, and the daemon then loads
--- its records one per transaction to find and report the bad one. (A
--- subtransaction per record would be simpler, but every foreign-key check in
--- one would share-lock the same branch and staff rows, and PostgreSQL then
--- builds ever longer multixacts: the batch slows quadratically.)
-CREATE OR REPLACE FUNCTION bib_import_batch(p_staff bigint, p_workstation bigint, p_batch jsonb,
-                                 p_default_branch text, p_spread boolean)
-RETURNS TABLE (pos bigint, bib_id bigint, action text, items_created integer,
-               items_updated integer, problems text[])
-LANGUAGE plpgsql AS $$
-DECLARE
-    r jsonb;
-    v_id bigint;
-    v_old bib;
-    v_new bib;
-    v_default integer;
-    v_items record;
-    v_isbns text[];
-    v_source text := library_setting_text('system_number_source');
-BEGIN
-    IF p_default_branch IS NOT NULL AND p_default_branch <> '' THEN
-        v_default := branch_resolve(p_default_branch);
-        IF v_default IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:branch',
-                MESSAGE = format('There is no branch with code %s.', p_default_branch);
-        END IF;
-    END IF;
-    -- Imports of the same titles must not interleave their matching.
-    PERFORM pg_advisory_xact_lock(74200002);
-    FOR r IN SELECT x FROM jsonb_array_elements(p_batch) x LOOP
-        pos := (r ->> 'pos')::bigint;
-        items_created := 0;
-        items_updated := 0;
-        problems := '{}';
-        v_isbns := ARRAY(SELECT jsonb_array_elements_text(coalesce(r -> 'isbns', '[]')));
-        v_id := NULL;
-        -- Our own exports carry the bib id (035 "(CARREL-xxxx)n"): that match is
-        -- exact. Another installation's number is only an identifier.
-        IF r ? 'sids' THEN
-            SELECT b.id INTO v_id FROM bib b
-            WHERE b.id = (SELECT substring(x FROM '\)(\d+)$')::bigint
-                          FROM jsonb_array_elements_text(r -> 'sids') x
-                          WHERE starts_with(x, '(' || v_source || ')') LIMIT 1);
-        END IF;
-        IF v_id IS NULL AND coalesce(r ->> 'cn', '') <> '' THEN
-            -- min() over a fenced subquery: "ORDER BY id LIMIT 1" tempts the planner
-            -- to walk the primary key looking for a match that usually is not there.
-            SELECT min(m.id) INTO v_id FROM (
-                SELECT b.id FROM bib b
-                WHERE b.control_number = r ->> 'cn' AND b.control_source = coalesce(r ->> 'cs', '')
-                OFFSET 0) m;
-        END IF;
-        IF v_id IS NULL AND cardinality(v_isbns) > 0 THEN
-            SELECT min(m.id) INTO v_id FROM (
-                SELECT b.id FROM bib b WHERE b.isbns && v_isbns OFFSET 0) m;
-        END IF;
-        IF v_id IS NULL THEN
-            INSERT INTO bib (marc, title, author, subjects, isbns, issns, publisher, pub_year,
-                             format, language, call_number, control_number, control_source)
-            VALUES (convert_to(r ->> 'marc', 'UTF8'), r ->> 'title', r ->> 'author',
-                    ARRAY(SELECT jsonb_array_elements_text(r -> 'subjects')), v_isbns,
-                    ARRAY(SELECT jsonb_array_elements_text(r -> 'issns')),
-                    r ->> 'publisher', r ->> 'year', r ->> 'format', r ->> 'language',
-                    r ->> 'call_number', coalesce(r ->> 'cn', ''), coalesce(r ->> 'cs', ''))
-            RETURNING * INTO v_new;
-            action := 'created';
-            PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'import',
-                                audit_diff(NULL, bib_audit_json(v_new)));
-        ELSE
-            SELECT * INTO v_old FROM bib b WHERE b.id = v_id FOR UPDATE;
-            UPDATE bib b SET marc = convert_to(r ->> 'marc', 'UTF8'), title = r ->> 'title',
-                author = r ->> 'author',
-                subjects = ARRAY(SELECT jsonb_array_elements_text(r -> 'subjects')),
-                isbns = v_isbns, issns = ARRAY(SELECT jsonb_array_elements_text(r -> 'issns')),
-                publisher = r ->> 'publisher', pub_year = r ->> 'year', format = r ->> 'format',
-                language = r ->> 'language', call_number = r ->> 'call_number',
-                control_number = coalesce(r ->> 'cn', ''),
-                control_source = coalesce(r ->> 'cs', ''),
-                version = b.version + 1, updated_at = now()
-            WHERE b.id = v_id RETURNING * INTO v_new;
-            action := 'updated';
-            PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'reimport',
-                                audit_diff(bib_audit_json(v_old), bib_audit_json(v_new)));
-        END IF;
-        bib_id := v_new.id;
-        SELECT * INTO v_items FROM bib_import_items(p_staff, p_workstation, v_new.id, r,
-                                                    v_default, p_spread);
-        items_created := v_items.created;
-        items_updated := v_items.updated;
-        problems := v_items.problems;
-        RETURN NEXT;
-    END LOOP;
-END
 $$;
 
 -- Search. Builds the query from fixed fragments for the criteria given (so
@@ -346,11 +137,15 @@ END
 $$;
 
 -- Staff edits of a bib's main fields; the daemon passes the updated MARC
--- record with the fields it extracted from it. p_id NULL creates.
+-- record with the fields it extracted from it (audience and literary form
+-- from 008/22 and 008/33). p_id NULL creates.
+DROP FUNCTION IF EXISTS bib_save(bigint, bigint, bigint, integer, bytea, text, text, text[], text[],
+                                 text[], text, text, text, text, text);
 CREATE OR REPLACE FUNCTION bib_save(p_staff bigint, p_workstation bigint, p_id bigint, p_version integer,
                          p_marc bytea, p_title text, p_author text, p_subjects text[],
                          p_isbns text[], p_issns text[], p_publisher text, p_year text,
-                         p_format text, p_language text, p_call_number text)
+                         p_format text, p_language text, p_call_number text,
+                         p_audience text DEFAULT '', p_literary_form text DEFAULT '')
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -372,9 +167,10 @@ BEGIN
     END IF;
     IF p_id IS NULL THEN
         INSERT INTO bib (marc, title, author, subjects, isbns, issns, publisher, pub_year,
-                         format, language, call_number)
+                         format, language, call_number, audience, literary_form)
         VALUES (p_marc, p_title, p_author, p_subjects, p_isbns, p_issns, p_publisher, p_year,
-                p_format, p_language, p_call_number)
+                p_format, p_language, p_call_number, coalesce(p_audience, ''),
+                coalesce(p_literary_form, ''))
         RETURNING * INTO v_new;
         PERFORM audit_write(p_staff, p_workstation, 'bib', v_new.id, 'create',
                             audit_diff(NULL, bib_audit_json(v_new)));
@@ -392,6 +188,7 @@ BEGIN
     UPDATE bib SET marc = p_marc, title = p_title, author = p_author, subjects = p_subjects,
         isbns = p_isbns, issns = p_issns, publisher = p_publisher, pub_year = p_year,
         format = p_format, language = p_language, call_number = p_call_number,
+        audience = coalesce(p_audience, ''), literary_form = coalesce(p_literary_form, ''),
         version = version + 1, updated_at = now()
     WHERE id = p_id RETURNING * INTO v_new;
     PERFORM audit_write(p_staff, p_workstation, 'bib', p_id, 'edit',
@@ -491,64 +288,5 @@ BEGIN
     PERFORM audit_write(p_staff, p_workstation, 'item', p_id, 'edit',
                         audit_diff(item_audit_json(v_old), item_audit_json(v_new)));
     RETURN p_id;
-END
-$$;
-
--- Copies from a CSV (ItemImportBatch). p_rows: [{"line": 2, "bib": "9780...",
--- "isbn": "978..." (normalized by the daemon when the key is an ISBN),
--- "barcode": ..., "owning_branch": ..., ...}]. Answers per row like
--- bib_import_batch, with pos = the CSV line.
-CREATE OR REPLACE FUNCTION item_import_rows(p_staff bigint, p_workstation bigint, p_rows jsonb,
-                                 p_default_branch text)
-RETURNS TABLE (pos bigint, bib_id bigint, action text, items_created integer,
-               items_updated integer, problems text[])
-LANGUAGE plpgsql AS $$
-DECLARE
-    r jsonb;
-    v_default integer;
-    v_items record;
-    v_key text;
-BEGIN
-    IF p_default_branch IS NOT NULL AND p_default_branch <> '' THEN
-        v_default := branch_resolve(p_default_branch);
-        IF v_default IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:branch',
-                MESSAGE = format('There is no branch with code %s.', p_default_branch);
-        END IF;
-    END IF;
-    FOR r IN SELECT x FROM jsonb_array_elements(p_rows) x LOOP
-        pos := (r ->> 'line')::bigint;
-        items_created := 0;
-        items_updated := 0;
-        problems := '{}';
-        v_key := trim(coalesce(r ->> 'bib', ''));
-        bib_id := CASE
-            WHEN v_key ~ '^#[0-9]{1,18}$' THEN
-                (SELECT b.id FROM bib b WHERE b.id = substr(v_key, 2)::bigint)
-            WHEN r ->> 'isbn' IS NOT NULL THEN
-                (SELECT min(m.id) FROM (SELECT b.id FROM bib b
-                                        WHERE b.isbns @> ARRAY[r ->> 'isbn'] OFFSET 0) m)
-            ELSE
-                (SELECT min(m.id) FROM (SELECT b.id FROM bib b
-                                        WHERE b.control_number = v_key AND v_key <> ''
-                                        OFFSET 0) m) END;
-        IF bib_id IS NULL THEN
-            action := 'failed';
-            problems := ARRAY[format('no title matches %s', CASE WHEN v_key = '' THEN '(empty)'
-                                                               ELSE v_key END)];
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        SELECT * INTO v_items FROM bib_import_items(p_staff, p_workstation, bib_id,
-                                                    jsonb_build_object('items',
-                                                                       jsonb_build_array(r)),
-                                                    v_default, false);
-        items_created := v_items.created;
-        items_updated := v_items.updated;
-        problems := v_items.problems;
-        action := CASE WHEN v_items.created + v_items.updated > 0 THEN 'updated'
-                       ELSE 'failed' END;
-        RETURN NEXT;
-    END LOOP;
 END
 $$;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Catalog: MARC import (real and malformed files), export, search, bib and item edits."""
 
+import json
 import os
+import subprocess
 import time
 import sys
 import unittest
@@ -569,6 +571,210 @@ class C_Edit(unittest.TestCase):
         row = env.psql("SELECT i.location, b.code, i.price_cents FROM item i "
                        "JOIN branch b ON b.id = i.owning_branch_id WHERE barcode = 'CSV-0001'")
         self.assertEqual(row, "Adult, Fiction|DWT|1250")
+
+
+def control(tag, value):
+    return (tag, value.encode())
+
+
+def data(tag, ind, *subfields):
+    """A data field: indicators, then (code, value) pairs."""
+    body = ind.encode()
+    for code, value in subfields:
+        body += b"\x1f" + code.encode() + value.encode()
+    return (tag, body)
+
+
+def write_records(name, records):
+    path = os.path.join(env.dir, name)
+    with open(path, "wb") as f:
+        f.write(b"".join(iso2709(r) for r in records))
+    return path
+
+
+class D_ImportSetBased(unittest.TestCase):
+    """The set-based import answers as loading the records one after the other would:
+    matches within a batch in file order, one audit row per bib and item, every problem
+    line, and the one-by-one retry that finds a record breaking its batch."""
+
+    def test_matches_within_a_batch_in_file_order(self):
+        tag = "W%d" % time.time_ns()
+        isbn = "9780306406157"  # used by no other record of this suite's files
+        env.psql("DELETE FROM audit_event WHERE entity = 'bib' AND entity_id IN "
+                 "(SELECT id FROM bib WHERE isbns @> ARRAY['%s']);"
+                 "UPDATE bib SET isbns = '{}' WHERE isbns @> ARRAY['%s']" % (isbn, isbn))
+        path = write_records("waves.mrc", [
+            # 1 creates a bib with 001/003 and the ISBN, and copy -1.
+            [control(b"001", tag), control(b"003", "TST"), data(b"020", "  ", ("a", isbn)),
+             data(b"245", "10", ("a", tag + " one")),
+             data(b"852", "  ", ("a", "DWN"), ("p", tag + "-1"))],
+            # 2 matches 1 by 001/003 and replaces it: the ISBN is gone; copy -2.
+            [control(b"001", tag), control(b"003", "TST"),
+             data(b"245", "10", ("a", tag + " two")),
+             data(b"852", "  ", ("a", "DWN"), ("p", tag + "-2"))],
+            # 3 has 1's ISBN, which 2 took away: a new bib; copy -1 is 1's (a problem).
+            [data(b"020", "  ", ("a", isbn)), data(b"245", "10", ("a", tag + " three")),
+             data(b"852", "  ", ("a", "DWN"), ("p", tag + "-1"))],
+            # 4 names copy -4 twice: made, then refreshed (the second call number wins).
+            [data(b"245", "10", ("a", tag + " four")),
+             data(b"852", "  ", ("a", "DWN"), ("p", tag + "-4"), ("h", "FIC A")),
+             data(b"852", "  ", ("a", "DWN"), ("p", tag + "-4"), ("h", "FIC B"))],
+            # 5: the problems a holding can have.
+            [data(b"245", "10", ("a", tag + " five")),
+             data(b"852", "  ", ("a", "DWN"), ("h", "no barcode")),
+             data(b"852", "  ", ("a", "DWN"), ("p", "two words")),
+             data(b"852", "  ", ("a", "NOWHERE"), ("p", tag + "-5"))],
+        ])
+        r = carrel("import", "marc", path, "--holdings", "852")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual((r.json["created"], r.json["updated"], r.json["failed"]), (4, 1, 0),
+                         r.json)
+        self.assertEqual((r.json["items_created"], r.json["items_updated"]), (3, 1), r.json)
+        one = count("SELECT id FROM bib WHERE control_number = '%s'" % tag)
+        # In file order, as the records and their holdings come.
+        problems = [(p["position"], p["message"]) for p in r.json["problems"]]
+        self.assertEqual(problems, [
+            (3, "barcode %s-1 already belongs to another title (bib %d); item skipped"
+             % (tag, one)),
+            (5, "holding 1 has no barcode; no item made"),
+            (5, "barcode two words is not 1-32 printable characters; skipped"),
+            (5, "item %s-5: branch NOWHERE is unknown and no default branch was given; "
+                "skipped" % tag)], r.json)
+        self.assertEqual(env.psql("SELECT title || '|' || cardinality(isbns) FROM bib "
+                                  "WHERE id = %d" % one), tag + " two|0")
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE title = '%s three' "
+                               "AND isbns = ARRAY['%s']" % (tag, isbn)), 1)
+        self.assertEqual(env.psql("SELECT string_agg(barcode || ':' || bib_id || ':' "
+                                  "|| call_number, ',' ORDER BY barcode) FROM item "
+                                  "WHERE barcode LIKE '%s-%%'" % tag),
+                         "%s-1:%d:,%s-2:%d:,%s-4:%d:FIC B"
+                         % (tag, one, tag, one, tag,
+                            count("SELECT id FROM bib WHERE title = '%s four'" % tag)))
+        # One audit row per bib created or replaced, per copy made or changed.
+        audits = env.psql("SELECT string_agg(a.action, ',' ORDER BY a.id) FROM audit_event a "
+                          "WHERE a.entity = 'bib' AND a.entity_id = %d" % one)
+        self.assertEqual(audits, "import,reimport")
+        self.assertEqual(count("SELECT count(*) FROM audit_event a JOIN bib b ON "
+                               "a.entity = 'bib' AND a.entity_id = b.id "
+                               "WHERE b.title LIKE '%s %%'" % tag), 5)
+        audits = env.psql("SELECT string_agg(i.barcode || ':' || a.action, ',' "
+                          "ORDER BY i.barcode, a.id) FROM audit_event a JOIN item i ON "
+                          "a.entity = 'item' AND a.entity_id = i.id "
+                          "WHERE i.barcode LIKE '%s-%%'" % tag)
+        self.assertEqual(audits, "%s-1:import,%s-2:import,%s-4:import,%s-4:reimport"
+                         % (tag, tag, tag, tag))
+        # The reimport says what changed; the imports say what was made, as
+        # audit_diff(NULL, ...) of the row would.
+        self.assertEqual(env.psql(
+            "SELECT a.changes FROM audit_event a JOIN item i ON a.entity = 'item' "
+            "AND a.entity_id = i.id WHERE i.barcode = '%s-4' AND a.action = 'reimport'" % tag),
+            '{"call_number": {"after": "FIC B", "before": "FIC A"}}')
+        self.assertEqual(count(
+            "SELECT count(*) FROM audit_event a JOIN item i ON a.entity = 'item' "
+            "AND a.entity_id = i.id AND a.action = 'import' WHERE i.barcode LIKE '%s-%%' "
+            "AND i.version = 1 AND a.changes = audit_diff(NULL, item_audit_json(i))" % tag), 2)
+        self.assertEqual(count(
+            "SELECT count(*) FROM audit_event a JOIN bib b ON a.entity = 'bib' "
+            "AND a.entity_id = b.id AND a.action = 'import' WHERE b.title LIKE '%s %%' "
+            "AND b.version = 1 AND a.changes = audit_diff(NULL, bib_audit_json(b))" % tag), 3)
+        self.assertEqual(count("SELECT count(*) FROM audit_event WHERE workstation_id IS NULL "
+                               "OR branch_id IS NULL OR staff_id IS NULL"), 0)
+
+    def test_a_record_breaking_its_batch_is_found(self):
+        """A copy priced past the item table's limit fails the statement of the whole
+        batch; the daemon loads the records one by one, so only that record fails, named
+        by its position, and the others load once (one audit row each)."""
+        tag = "F%d" % time.time_ns()
+        records = [[data(b"245", "10", ("a", "%s %d" % (tag, n))),
+                    data(b"852", "  ", ("a", "DWN"), ("p", "%s-%d" % (tag, n)),
+                         ("9", "9999999.00" if n == 3 else "5.00"))] for n in range(1, 6)]
+        r = carrel("import", "marc", write_records("breaks.mrc", records))
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual((r.json["created"], r.json["failed"], r.json["items_created"]),
+                         (4, 1, 4), r.json)
+        fatal = [p for p in r.json["problems"] if p["fatal"]]
+        self.assertEqual([p["position"] for p in fatal], [3], r.json)
+        self.assertIn("price_cents", fatal[0]["message"])
+        self.assertEqual(count("SELECT count(*) FROM bib WHERE title = '%s 3'" % tag), 0)
+        self.assertEqual(count("SELECT count(*) FROM audit_event a JOIN bib b ON "
+                               "a.entity = 'bib' AND a.entity_id = b.id "
+                               "WHERE b.title LIKE '%s %%'" % tag), 4)
+        self.assertEqual(count("SELECT count(*) FROM audit_event a JOIN item i ON "
+                               "a.entity = 'item' AND a.entity_id = i.id "
+                               "WHERE i.barcode LIKE '%s-%%'" % tag), 4)
+
+    def test_batches_in_flight_wait_their_turn(self):
+        """The client keeps several batches in flight; they queue on the import lock for
+        as long as a statement may run, not for the desks' lock timeout (before, each
+        one failed after it and so did its records one by one)."""
+        d = env.daemon(db_lock_timeout_ms=100)
+        try:
+            prof = env.profile(d)
+            waiting = ("SELECT count(*) FROM pg_stat_activity WHERE datname = 'carrel'"
+                       " AND wait_event = 'advisory' AND query LIKE '%bib_import_batch%'"
+                       " AND now() - query_start > interval '1 s'")
+            with harness.AdvisoryLock(env, 74200002):
+                proc = subprocess.Popen(
+                    [harness.CARREL, "-c", prof, "--json", "import", "marc",
+                     marc("camel-10.mrc"), "--branch", "DWN", "--batch", "2"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                harness.wait_until(lambda: int(env.psql(waiting)) >= 2 or proc.poll() is not None,
+                                   60, "two batches waiting on the import lock")
+                if proc.poll() is not None:
+                    self.fail("the import ended while the lock was held: %s %s"
+                              % proc.communicate())
+            out, err = proc.communicate(timeout=120)
+            self.assertEqual(proc.returncode, 0, err)
+            r = json.loads(out)
+            self.assertEqual(r["failed"], 0, r)
+            self.assertEqual(r["created"] + r["updated"], 10, r)
+        finally:
+            d.stop()
+
+    def test_audience_literary_form_and_copyright_year(self):
+        tag = "J%d" % time.time_ns()
+        f008 = list("000107t20102008nyu" + " " * 22)
+        f008[22], f008[33] = "j", "1"
+        path = write_records("juvenile.mrc", [
+            [control(b"008", "".join(f008)), data(b"245", "10", ("a", tag)),
+             data(b"264", " 1", ("c", "2010")), data(b"264", " 4", ("c", "\u00a92009"))]])
+        r = carrel("import", "marc", path, "--holdings", "none")
+        self.assertEqual(r.json["created"], 1, r)
+        row = env.psql("SELECT id || '|' || audience || '|' || literary_form || '|' || pub_year "
+                       "FROM bib WHERE title = '%s'" % tag)
+        bib, audience, form, year = row.split("|")
+        self.assertEqual((audience, form, year), ("juvenile", "fiction", "2009"))
+        shown = carrel("catalog", "show", bib).json
+        self.assertEqual((shown["audience"], shown["literary_form"]), ("juvenile", "fiction"),
+                         shown)
+        # An edit keeps them (bib_save takes them from the record), and the year edited
+        # reads back although the record's year was its copyright date.
+        r = carrel("catalog", "edit", bib, "--year", "2021")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual(env.psql("SELECT audience || '|' || literary_form || '|' || pub_year "
+                                  "FROM bib WHERE id = %s" % bib), "juvenile|fiction|2021")
+
+    def test_csv_rows_in_file_order(self):
+        tag = "C%d" % time.time_ns()
+        a = carrel("catalog", "add", "--title", tag + " a").json["id"]
+        b = carrel("catalog", "add", "--title", tag + " b").json["id"]
+        csv = os.path.join(env.dir, "order.csv")
+        with open(csv, "w") as f:
+            f.write("bib,barcode,branch,call_number\n")
+            f.write("#%d,%s-1,DWN,F ONE\n" % (a, tag))
+            f.write("#%d,%s-1,DWN,F TWO\n" % (a, tag))   # the same copy: refreshed
+            f.write("#%d,%s-1,DWN,F THREE\n" % (b, tag))  # another title's copy: refused
+            f.write("#%d,,DWN,\n" % b)
+        r = carrel("import", "items", csv)
+        self.assertEqual(r.code, 4, r)
+        self.assertEqual((r.json["items_created"], r.json["items_updated"], r.json["failed"]),
+                         (1, 1, 2), r.json)
+        self.assertEqual([(p["line"], p["message"]) for p in r.json["problems"]], [
+            (4, "barcode %s-1 already belongs to another title (bib %d); item skipped"
+             % (tag, a)),
+            (5, "holding 1 has no barcode; no item made")])
+        self.assertEqual(env.psql("SELECT call_number FROM item WHERE barcode = '%s-1'" % tag),
+                         "F TWO")
 
 
 if __name__ == "__main__":

@@ -727,6 +727,128 @@ static void test_summary_year(void **state)
     assert_string_equal(s.year, "");
 }
 
+/* An 008 of `type_of_date` with date 1 and date 2 (each four characters). */
+static const char *make_008_dates(arena_t *a, char type_of_date, const char *d1, const char *d2)
+{
+    char *d = arena_strdup(a, make_008(a, d1, ' ', "eng"));
+    d[6] = type_of_date;
+    memcpy(d + 11, d2, 4);
+    return d;
+}
+
+/* The year is the latest copyright year (CREW's "X" counts from it). */
+static void test_summary_copyright_year(void **state)
+{
+    arena_t *a = *state;
+    marc_record_t r;
+    marc_summary_t s;
+
+    /* 008/06 't': date 2 is the copyright date. */
+    marc_init(&r, NULL);
+    marc_add_control(a, &r, "008", make_008_dates(a, 't', "2010", "2008"));
+    add(a, &r, "264", ' ', '1', 'c', "2010.", 0);
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.year, "2008");
+
+    /* A 264 copyright notice (second indicator 4); the latest of several, beside a
+     * date 2 of 't'. */
+    marc_init(&r, NULL);
+    marc_add_control(a, &r, "008", make_008_dates(a, 't', "2016", "2014"));
+    add(a, &r, "264", ' ', '1', 'c', "2016.", 0);
+    add(a, &r, "264", ' ', '4', 'c', "\302\2512015", 0);
+    add(a, &r, "264", ' ', '4', 'c', "\342\204\2272012", 0);
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.year, "2015");
+
+    /* Date type s: date 2 is not a copyright date; date 1 is the year. */
+    marc_init(&r, NULL);
+    marc_add_control(a, &r, "008", make_008_dates(a, 's', "2011", "2003"));
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.year, "2011");
+
+    /* 't' without a date 2 ("    ", "uuuu"): the publication year. */
+    marc_init(&r, NULL);
+    marc_add_control(a, &r, "008", make_008_dates(a, 't', "1999", "uuuu"));
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.year, "1999");
+
+    /* A copyright notice without any 008. */
+    marc_init(&r, NULL);
+    add(a, &r, "264", ' ', '1', 'c', "[2019]", 0);
+    add(a, &r, "264", ' ', '4', 'c', "c2017", 0);
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.year, "2017");
+}
+
+/* The audience (008/22) and literary form (008/33) of a record with this leader/06-07. */
+static void expect_audience(arena_t *a, char type, char level, char c22, char c33,
+                            const char *audience, const char *form)
+{
+    marc_record_t r;
+    char leader[] = "00000nam a2200000 a 4500";
+    leader[6] = type;
+    leader[7] = level;
+    marc_init(&r, leader);
+    char *d = arena_strdup(a, make_008(a, "2000", ' ', "eng"));
+    d[22] = c22;
+    d[33] = c33;
+    marc_add_control(a, &r, "008", d);
+    marc_summary_t s;
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.audience, audience);
+    assert_string_equal(s.literary_form, form);
+}
+
+static void test_summary_audience_literary_form(void **state)
+{
+    arena_t *a = *state;
+    expect_audience(a, 'a', 'm', 'j', '1', "juvenile", "fiction");
+    expect_audience(a, 'a', 'm', 'a', 'f', "juvenile", "fiction");
+    expect_audience(a, 'a', 'm', 'c', 'j', "juvenile", "fiction");
+    expect_audience(a, 'a', 'm', 'd', '0', "young_adult", "nonfiction");
+    expect_audience(a, 'a', 'm', 'e', 'p', "adult", "nonfiction");
+    expect_audience(a, 'a', 'm', 'g', 'd', "adult", "nonfiction");
+    expect_audience(a, 'a', 'm', ' ', ' ', "", "");
+    expect_audience(a, 'a', 'm', '|', 'u', "", "");
+    expect_audience(a, 'a', 'm', 'e', 'h', "adult", ""); /* humor: either */
+    /* A serial's 008/22 and 33 mean other things. */
+    expect_audience(a, 'a', 's', 'j', '1', "", "");
+    /* A video has an audience but no literary form at 33. */
+    expect_audience(a, 'g', 'm', 'j', '1', "juvenile", "");
+    /* A map's 22 is its projection. */
+    expect_audience(a, 'e', 'm', 'a', '1', "", "");
+
+    /* A short 008 says nothing. */
+    marc_record_t r;
+    marc_init(&r, NULL);
+    marc_add_control(a, &r, "008", "000107s2000");
+    marc_summary_t s;
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.audience, "");
+    assert_string_equal(s.literary_form, "");
+}
+
+/* An edited year reads back from a record whose year was its copyright date. */
+static void test_apply_summary_year_over_copyright(void **state)
+{
+    arena_t *a = *state;
+    marc_record_t r;
+    marc_init(&r, NULL);
+    marc_add_control(a, &r, "008", make_008_dates(a, 't', "2010", "2008"));
+    add(a, &r, "245", '0', '0', 'a', "Dogs", 0);
+    add(a, &r, "264", ' ', '1', 'b', "Pub", 'c', "2010.", 0);
+    add(a, &r, "264", ' ', '4', 'c', "\302\2512008", 0);
+    marc_summary_t s;
+    marc_summarize(a, &r, &s);
+    assert_string_equal(s.year, "2008");
+    s.year = "2021";
+    marc_apply_summary(a, &r, &s);
+    marc_summary_t got;
+    marc_summarize(a, &r, &got);
+    assert_string_equal(got.year, "2021");
+    assert_string_equal(got.publisher, "Pub");
+}
+
 /* The format of a record with this leader/06-07, 008/23 and 007. */
 static const char *format_of(arena_t *a, char type, char level, char form, const char *f007)
 {
@@ -1478,6 +1600,9 @@ int main(void)
         T(test_summary_identifiers),
         T(test_summary_publisher),
         T(test_summary_year),
+        T(test_summary_copyright_year),
+        T(test_summary_audience_literary_form),
+        T(test_apply_summary_year_over_copyright),
         T(test_summary_format),
         T(test_summary_language),
         T(test_summary_call_number_preference),
