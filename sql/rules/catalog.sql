@@ -263,20 +263,37 @@ $$;
 -- Search. Builds the query from fixed fragments for the criteria given (so
 -- each runs with the right index) and binds every value; never concatenates
 -- user input. Results: exact title matches first, then by relevance.
-CREATE OR REPLACE FUNCTION catalog_search(p_query text, p_isbn text, p_issn text, p_barcode text,
+--
+-- Words are ranked over a bounded candidate set (migration 029): at most
+-- v_cap + 1 matches are read, best first: the exact title, then titles holding
+-- the words (weight A in bib.search, so the same GIN index finds them and the
+-- weights are rechecked on the row), then the other matches; each tier stops
+-- as soon as the set is full, so a broad word costs about v_cap rows, never
+-- the whole catalog. v_cap is catalog_rank_limit, or the end of the asked page
+-- when that is further. Fewer matches than v_cap: they are all ranked and the
+-- total is exact; more: the total is v_cap and total_capped is true. Searches
+-- without words (filters, ISBN, barcode ...) take matches in id order, so the
+-- same cap bounds their count. Copies, availability and displays are looked
+-- up for the page's rows only.
+DROP FUNCTION IF EXISTS catalog_search(text, text, text, text, text, text, text, boolean, integer,
+                                       integer);
+CREATE FUNCTION catalog_search(p_query text, p_isbn text, p_issn text, p_barcode text,
                                p_call_number text, p_branch text, p_format text,
                                p_available boolean, p_offset integer, p_limit integer)
 RETURNS TABLE (id bigint, title text, author text, publisher text, pub_year text, format text,
                language text, call_number text, isbns text[], copies text[],
-               total_copies integer, available_copies integer, total bigint)
+               total_copies integer, available_copies integer, total bigint,
+               total_capped boolean, on_display text[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_branch integer;
     v_tsq tsquery;
-    v_where text := '';
-    v_rank text := '0::real';
-    v_exact text := 'false';
+    v_tsq_title tsquery;
+    v_filters text := '';
+    v_cand text;
     v_prefix text;
+    v_title_like text;
+    v_cap integer;
 BEGIN
     IF p_branch IS NOT NULL THEN
         v_branch := (SELECT b.id FROM branch b WHERE b.code = upper(p_branch));
@@ -285,52 +302,75 @@ BEGIN
                 MESSAGE = format('There is no branch with code %s.', p_branch);
         END IF;
     END IF;
-    IF p_query IS NOT NULL THEN
-        v_tsq := websearch_to_tsquery('carrel_english', p_query);
-        IF numnode(v_tsq) > 0 THEN
-            v_where := v_where || ' AND b.search @@ $1';
-            v_rank := 'ts_rank(b.search, $1)';
-        ELSE
-            -- Only stop words ("The The"): match titles instead.
-            v_where := v_where || ' AND lower(b.title) LIKE lower($11) || ''%''';
-        END IF;
-        v_exact := 'lower(b.title) = lower($11)';
-    END IF;
+    v_cap := greatest(coalesce(library_setting_text('catalog_rank_limit')::integer, 1000),
+                      p_offset + p_limit);
     IF p_isbn IS NOT NULL THEN
-        v_where := v_where || ' AND b.isbns @> ARRAY[$2]';
+        v_filters := v_filters || ' AND b.isbns @> ARRAY[$2]';
     END IF;
     IF p_issn IS NOT NULL THEN
-        v_where := v_where || ' AND b.issns @> ARRAY[$3]';
+        v_filters := v_filters || ' AND b.issns @> ARRAY[$3]';
     END IF;
     IF p_barcode IS NOT NULL THEN
-        v_where := v_where || ' AND b.id IN (SELECT i.bib_id FROM item i WHERE i.barcode = $4)';
+        v_filters := v_filters || ' AND b.id IN (SELECT i.bib_id FROM item i WHERE i.barcode = $4)';
     END IF;
     IF p_call_number IS NOT NULL THEN
         v_prefix := replace(replace(replace(lower(p_call_number), '\', '\\'), '%', '\%'), '_', '\_')
                     || '%';
-        v_where := v_where || ' AND (lower(b.call_number) LIKE $5 OR b.id IN '
+        v_filters := v_filters || ' AND (lower(b.call_number) LIKE $5 OR b.id IN '
                            || '(SELECT i.bib_id FROM item i WHERE lower(i.call_number) LIKE $5))';
     END IF;
     IF p_format IS NOT NULL THEN
-        v_where := v_where || ' AND b.format = $6';
+        v_filters := v_filters || ' AND b.format = $6';
     END IF;
     IF v_branch IS NOT NULL OR p_available THEN
-        v_where := v_where || ' AND EXISTS (SELECT 1 FROM item i WHERE i.bib_id = b.id'
+        v_filters := v_filters || ' AND EXISTS (SELECT 1 FROM item i WHERE i.bib_id = b.id'
                            || CASE WHEN v_branch IS NOT NULL THEN ' AND i.current_branch_id = $7'
                                    ELSE '' END
                            || CASE WHEN p_available THEN ' AND i.status = ''available'''
                                    ELSE '' END
                            || ')';
     END IF;
+    IF p_query IS NOT NULL THEN
+        v_tsq := websearch_to_tsquery('carrel_english', p_query);
+    END IF;
+    IF p_query IS NULL THEN
+        v_cand := 'SELECT b.id, false AS exact, 0::real AS rank FROM bib b WHERE true'
+                  || v_filters || ' ORDER BY b.id LIMIT $12 + 1';
+    ELSIF numnode(v_tsq) > 0 THEN
+        -- The same words restricted to titles: every lexeme gets weight A.
+        v_tsq_title := regexp_replace(v_tsq::text, '(''(?:[^'']|'''')*'')', '\1:A', 'g')::tsquery;
+        v_cand := '(SELECT b.id, true AS exact, ts_rank(b.search, $1) AS rank FROM bib b'
+               || ' WHERE lower(b.title) = lower($11) AND b.search @@ $1' || v_filters || ')'
+               || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
+               || ' WHERE b.search @@ $1 AND b.search @@ $13 AND lower(b.title) <> lower($11)'
+               || v_filters || ' LIMIT $12 + 1)'
+               || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
+               || ' WHERE b.search @@ $1 AND NOT b.search @@ $13'
+               || ' AND lower(b.title) <> lower($11)' || v_filters || ' LIMIT $12 + 1)'
+               || ' LIMIT $12 + 1';
+    ELSE
+        -- Only stop words ("The The"): titles starting with them, exact first.
+        v_title_like := replace(replace(replace(lower(p_query), '\', '\\'), '%', '\%'), '_', '\_')
+                        || '%';
+        v_cand := '(SELECT b.id, true AS exact, 0::real AS rank FROM bib b'
+               || ' WHERE lower(b.title) = lower($11)' || v_filters || ')'
+               || ' UNION ALL (SELECT b.id, false, 0::real FROM bib b'
+               || ' WHERE lower(b.title) LIKE $14 AND lower(b.title) <> lower($11)'
+               || v_filters || ' ORDER BY b.id LIMIT $12 + 1)'
+               || ' LIMIT $12 + 1';
+    END IF;
     RETURN QUERY EXECUTE
-        'WITH m AS (SELECT b.id, ' || v_rank || ' AS rank, ' || v_exact || ' AS exact'
-        || ' FROM bib b WHERE true' || v_where || '),'
-        || ' page AS (SELECT m.*, count(*) OVER () AS total FROM m'
+        'WITH m AS MATERIALIZED (' || v_cand || '),'
+        || ' page AS (SELECT m.*, count(*) OVER () AS n FROM m'
         || '          ORDER BY m.exact DESC, m.rank DESC, m.id LIMIT $8 OFFSET $9)'
         || ' SELECT b.id, b.title, b.author, b.publisher, b.pub_year, b.format, b.language,'
         || '        b.call_number, b.isbns,'
         || '        coalesce(c.copies, ''{}''), coalesce(c.total, 0)::int,'
-        || '        coalesce(c.available, 0)::int, page.total'
+        || '        coalesce(c.available, 0)::int, least(page.n, $12), page.n > $12,'
+        || '        ARRAY(SELECT DISTINCT br.code || '': '' || d.t'
+        || '              FROM item i JOIN branch br ON br.id = i.current_branch_id,'
+        || '                   LATERAL (SELECT item_display_text(i.id) AS t) d'
+        || '              WHERE i.bib_id = b.id AND d.t IS NOT NULL ORDER BY 1)'
         || ' FROM page JOIN bib b ON b.id = page.id'
         || ' LEFT JOIN LATERAL (SELECT array_agg(br.code || '':'' || x.n || '':'' || x.a'
         || '                                     ORDER BY br.code) AS copies,'
@@ -341,7 +381,7 @@ BEGIN
         || '                    JOIN branch br ON br.id = x.current_branch_id) c ON true'
         || ' ORDER BY page.exact DESC, page.rank DESC, page.id'
     USING v_tsq, p_isbn, p_issn, p_barcode, v_prefix, p_format, v_branch,
-          p_limit, p_offset, p_available, p_query;
+          p_limit, p_offset, p_available, p_query, v_cap, v_tsq_title, v_title_like;
 END
 $$;
 
