@@ -294,6 +294,8 @@ DECLARE
     v_prefix text;
     v_title_like text;
     v_cap integer;
+    v_n bigint;
+    v_page bigint[];
 BEGIN
     IF p_branch IS NOT NULL THEN
         v_branch := (SELECT b.id FROM branch b WHERE b.code = upper(p_branch));
@@ -339,11 +341,14 @@ BEGIN
     ELSIF numnode(v_tsq) > 0 THEN
         -- The same words restricted to titles: every lexeme gets weight A.
         v_tsq_title := regexp_replace(v_tsq::text, '(''(?:[^'']|'''')*'')', '\1:A', 'g')::tsquery;
+        -- Without a "-word" the title query implies the whole one: one GIN key,
+        -- not two (the posting lists of a broad word are the cost).
         v_cand := '(SELECT b.id, true AS exact, ts_rank(b.search, $1) AS rank FROM bib b'
                || ' WHERE lower(b.title) = lower($11) AND b.search @@ $1' || v_filters || ')'
                || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
-               || ' WHERE b.search @@ $1 AND b.search @@ $13 AND lower(b.title) <> lower($11)'
-               || v_filters || ' LIMIT $12 + 1)'
+               || ' WHERE b.search @@ $13'
+               || CASE WHEN strpos(v_tsq::text, '!') > 0 THEN ' AND b.search @@ $1' ELSE '' END
+               || ' AND lower(b.title) <> lower($11)' || v_filters || ' LIMIT $12 + 1)'
                || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
                || ' WHERE b.search @@ $1 AND NOT b.search @@ $13'
                || ' AND lower(b.title) <> lower($11)' || v_filters || ' LIMIT $12 + 1)'
@@ -359,29 +364,40 @@ BEGIN
                || v_filters || ' ORDER BY b.id LIMIT $12 + 1)'
                || ' LIMIT $12 + 1';
     END IF;
-    RETURN QUERY EXECUTE
-        'WITH m AS MATERIALIZED (' || v_cand || '),'
-        || ' page AS (SELECT m.*, count(*) OVER () AS n FROM m'
-        || '          ORDER BY m.exact DESC, m.rank DESC, m.id LIMIT $8 OFFSET $9)'
-        || ' SELECT b.id, b.title, b.author, b.publisher, b.pub_year, b.format, b.language,'
-        || '        b.call_number, b.isbns,'
-        || '        coalesce(c.copies, ''{}''), coalesce(c.total, 0)::int,'
-        || '        coalesce(c.available, 0)::int, least(page.n, $12), page.n > $12,'
-        || '        ARRAY(SELECT DISTINCT br.code || '': '' || d.t'
-        || '              FROM item i JOIN branch br ON br.id = i.current_branch_id,'
-        || '                   LATERAL (SELECT item_display_text(i.id) AS t) d'
-        || '              WHERE i.bib_id = b.id AND d.t IS NOT NULL ORDER BY 1)'
-        || ' FROM page JOIN bib b ON b.id = page.id'
-        || ' LEFT JOIN LATERAL (SELECT array_agg(br.code || '':'' || x.n || '':'' || x.a'
-        || '                                     ORDER BY br.code) AS copies,'
-        || '                           sum(x.n) AS total, sum(x.a) AS available'
-        || '                    FROM (SELECT i.current_branch_id, count(*) AS n,'
-        || '                                 count(*) FILTER (WHERE i.status = ''available'') AS a'
-        || '                          FROM item i WHERE i.bib_id = b.id GROUP BY 1) x'
-        || '                    JOIN branch br ON br.id = x.current_branch_id) c ON true'
-        || ' ORDER BY page.exact DESC, page.rank DESC, page.id'
+    -- The ranked set gives the page's ids and its size; the page's rows are
+    -- a static statement (its plan cached for the session): planning the
+    -- whole search as one dynamic statement cost as much as running it.
+    EXECUTE 'WITH m AS MATERIALIZED (' || v_cand || ')'
+        || ' SELECT (SELECT count(*) FROM m),'
+        || '        ARRAY(SELECT m.id FROM m ORDER BY m.exact DESC, m.rank DESC, m.id'
+        || '              LIMIT $8 OFFSET $9)'
+    INTO v_n, v_page
     USING v_tsq, p_isbn, p_issn, p_barcode, v_prefix, p_format, v_branch,
           p_limit, p_offset, p_available, p_query, v_cap, v_tsq_title, v_title_like;
+    RETURN QUERY
+    SELECT b.id, b.title, b.author, b.publisher, b.pub_year, b.format, b.language,
+           b.call_number, b.isbns, coalesce(c.copies, '{}'), coalesce(c.total, 0)::int,
+           coalesce(c.available, 0)::int, least(v_n, v_cap), v_n > v_cap,
+           -- Copies on a display: the open display_item rows (an index probe,
+           -- none for nearly every copy), then B's text for those only.
+           ARRAY(SELECT DISTINCT br.code || ': ' || d.t
+                 FROM item i JOIN branch br ON br.id = i.current_branch_id,
+                      LATERAL (SELECT item_display_text(i.id) AS t) d
+                 WHERE i.bib_id = b.id
+                   AND EXISTS (SELECT 1 FROM display_item di
+                               WHERE di.item_id = i.id AND di.removed_at IS NULL)
+                   AND d.t IS NOT NULL
+                 ORDER BY 1)
+    FROM unnest(v_page) WITH ORDINALITY AS pg(bib, ord)
+    JOIN bib b ON b.id = pg.bib
+    LEFT JOIN LATERAL (SELECT array_agg(br.code || ':' || x.n || ':' || x.a
+                                        ORDER BY br.code) AS copies,
+                              sum(x.n) AS total, sum(x.a) AS available
+                       FROM (SELECT i.current_branch_id, count(*) AS n,
+                                    count(*) FILTER (WHERE i.status = 'available') AS a
+                             FROM item i WHERE i.bib_id = b.id GROUP BY 1) x
+                       JOIN branch br ON br.id = x.current_branch_id) c ON true
+    ORDER BY pg.ord;
 END
 $$;
 
