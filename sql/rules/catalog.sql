@@ -294,6 +294,7 @@ DECLARE
     v_prefix text;
     v_title_like text;
     v_cap integer;
+    v_negated boolean;
     v_n bigint;
     v_page bigint[];
 BEGIN
@@ -341,13 +342,14 @@ BEGIN
     ELSIF numnode(v_tsq) > 0 THEN
         -- The same words restricted to titles: every lexeme gets weight A.
         v_tsq_title := regexp_replace(v_tsq::text, '(''(?:[^'']|'''')*'')', '\1:A', 'g')::tsquery;
+        v_negated := strpos(v_tsq::text, '!') > 0;
         -- Without a "-word" the title query implies the whole one: one GIN key,
         -- not two (the posting lists of a broad word are the cost).
         v_cand := '(SELECT b.id, true AS exact, ts_rank(b.search, $1) AS rank FROM bib b'
                || ' WHERE lower(b.title) = lower($11) AND b.search @@ $1' || v_filters || ')'
                || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
                || ' WHERE b.search @@ $13'
-               || CASE WHEN strpos(v_tsq::text, '!') > 0 THEN ' AND b.search @@ $1' ELSE '' END
+               || CASE WHEN v_negated THEN ' AND b.search @@ $1' ELSE '' END
                || ' AND lower(b.title) <> lower($11)' || v_filters || ' LIMIT $12 + 1)'
                || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
                || ' WHERE b.search @@ $1 AND NOT b.search @@ $13'
@@ -367,13 +369,37 @@ BEGIN
     -- The ranked set gives the page's ids and its size; the page's rows are
     -- a static statement (its plan cached for the session): planning the
     -- whole search as one dynamic statement cost as much as running it.
-    EXECUTE 'WITH m AS MATERIALIZED (' || v_cand || ')'
-        || ' SELECT (SELECT count(*) FROM m),'
-        || '        ARRAY(SELECT m.id FROM m ORDER BY m.exact DESC, m.rank DESC, m.id'
-        || '              LIMIT $8 OFFSET $9)'
-    INTO v_n, v_page
-    USING v_tsq, p_isbn, p_issn, p_barcode, v_prefix, p_format, v_branch,
-          p_limit, p_offset, p_available, p_query, v_cap, v_tsq_title, v_title_like;
+    IF v_filters = '' AND v_tsq_title IS NOT NULL THEN
+        -- Words alone, the common search: the same tiers as v_cand, static so
+        -- that its plan is cached too (a "-word" is then a filter, not a key).
+        WITH m AS MATERIALIZED (
+            (SELECT b.id, true AS exact, ts_rank(b.search, v_tsq) AS rank FROM bib b
+             WHERE lower(b.title) = lower(p_query) AND b.search @@ v_tsq)
+            UNION ALL
+            (SELECT b.id, false, ts_rank(b.search, v_tsq) FROM bib b
+             WHERE b.search @@ v_tsq_title
+               AND (NOT v_negated OR b.search @@ v_tsq)
+               AND lower(b.title) <> lower(p_query)
+             LIMIT v_cap + 1)
+            UNION ALL
+            (SELECT b.id, false, ts_rank(b.search, v_tsq) FROM bib b
+             WHERE b.search @@ v_tsq AND NOT b.search @@ v_tsq_title
+               AND lower(b.title) <> lower(p_query)
+             LIMIT v_cap + 1)
+            LIMIT v_cap + 1)
+        SELECT (SELECT count(*) FROM m),
+               ARRAY(SELECT m.id FROM m ORDER BY m.exact DESC, m.rank DESC, m.id
+                     LIMIT p_limit OFFSET p_offset)
+        INTO v_n, v_page;
+    ELSE
+        EXECUTE 'WITH m AS MATERIALIZED (' || v_cand || ')'
+            || ' SELECT (SELECT count(*) FROM m),'
+            || '        ARRAY(SELECT m.id FROM m ORDER BY m.exact DESC, m.rank DESC, m.id'
+            || '              LIMIT $8 OFFSET $9)'
+        INTO v_n, v_page
+        USING v_tsq, p_isbn, p_issn, p_barcode, v_prefix, p_format, v_branch,
+              p_limit, p_offset, p_available, p_query, v_cap, v_tsq_title, v_title_like;
+    END IF;
     RETURN QUERY
     SELECT b.id, b.title, b.author, b.publisher, b.pub_year, b.format, b.language,
            b.call_number, b.isbns, coalesce(c.copies, '{}'), coalesce(c.total, 0)::int,
