@@ -266,10 +266,12 @@ $$;
 --
 -- Words are ranked over a bounded candidate set (migration 029): at most
 -- v_cap + 1 matches are read, best first: the exact title, then titles holding
--- the words (weight A in bib.search, so the same GIN index finds them and the
--- weights are rechecked on the row), then the other matches; each tier stops
--- as soon as the set is full, so a broad word costs about v_cap rows, never
--- the whole catalog. v_cap is catalog_rank_limit, or the end of the asked page
+-- the words (bib_title_words, a GIN index of the title alone: a broad word's
+-- title posting list is half its list in bib.search, and needs no recheck of
+-- weights), then the other matches (weight A in bib.search tells the titles
+-- apart on the row: the same test, as title words are bib.search's A part);
+-- each tier stops as soon as the set is full, so a broad word costs about
+-- v_cap rows, never the whole catalog. v_cap is catalog_rank_limit, or the end of the asked page
 -- when that is further. Fewer matches than v_cap: they are all ranked and the
 -- total is exact; more: the total is v_cap and total_capped is true. Searches
 -- without words (filters, ISBN, barcode ...) take matches in id order, so the
@@ -345,10 +347,11 @@ BEGIN
         v_negated := strpos(v_tsq::text, '!') > 0;
         -- Without a "-word" the title query implies the whole one: one GIN key,
         -- not two (the posting lists of a broad word are the cost).
+        -- to_tsvector('carrel_english', b.title) is bib_title_words' expression.
         v_cand := '(SELECT b.id, true AS exact, ts_rank(b.search, $1) AS rank FROM bib b'
                || ' WHERE lower(b.title) = lower($11) AND b.search @@ $1' || v_filters || ')'
                || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
-               || ' WHERE b.search @@ $13'
+               || ' WHERE to_tsvector(''carrel_english'', b.title) @@ $1'
                || CASE WHEN v_negated THEN ' AND b.search @@ $1' ELSE '' END
                || ' AND lower(b.title) <> lower($11)' || v_filters || ' LIMIT $12 + 1)'
                || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
@@ -377,7 +380,7 @@ BEGIN
              WHERE lower(b.title) = lower(p_query) AND b.search @@ v_tsq)
             UNION ALL
             (SELECT b.id, false, ts_rank(b.search, v_tsq) FROM bib b
-             WHERE b.search @@ v_tsq_title
+             WHERE to_tsvector('carrel_english', b.title) @@ v_tsq
                AND (NOT v_negated OR b.search @@ v_tsq)
                AND lower(b.title) <> lower(p_query)
              LIMIT v_cap + 1)
