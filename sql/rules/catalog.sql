@@ -342,11 +342,12 @@ BEGIN
         v_cand := 'SELECT b.id, false AS exact, 0::real AS rank FROM bib b WHERE true'
                   || v_filters || ' ORDER BY b.id LIMIT $12 + 1';
     ELSIF numnode(v_tsq) > 0 THEN
-        -- The same words restricted to titles: every lexeme gets weight A.
+        -- The same words restricted to titles (every lexeme weight A): the
+        -- third tier leaves out what the second read.
         v_tsq_title := regexp_replace(v_tsq::text, '(''(?:[^'']|'''')*'')', '\1:A', 'g')::tsquery;
         v_negated := strpos(v_tsq::text, '!') > 0;
-        -- Without a "-word" the title query implies the whole one: one GIN key,
-        -- not two (the posting lists of a broad word are the cost).
+        -- Without a "-word" a title match is a match: one GIN key, not two
+        -- (the posting lists of a broad word are the cost).
         -- to_tsvector('carrel_english', b.title) is bib_title_words' expression.
         v_cand := '(SELECT b.id, true AS exact, ts_rank(b.search, $1) AS rank FROM bib b'
                || ' WHERE lower(b.title) = lower($11) AND b.search @@ $1' || v_filters || ')'
