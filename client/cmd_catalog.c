@@ -201,6 +201,33 @@ static int build_catalog_search(cli_t *cli, int argc, char **argv, cmd_call_t *c
     return EXIT_OK;
 }
 
+/* "1,000": a count people read at a glance. */
+static void search_group_digits(char *out, size_t n, int v)
+{
+    char digits[16];
+    snprintf(digits, sizeof(digits), "%d", v < 0 ? 0 : v);
+    size_t len = strlen(digits), o = 0;
+    for (size_t i = 0; i < len && o + 2 < n; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+}
+
+/* Copies off their usual shelf, under the table: "Bib 12  DWN: on display: THEME (place)". */
+static void print_search_displays(const Carrel__CatalogSearchReply *res)
+{
+    for (size_t i = 0; i < res->n_results; i++) {
+        const Carrel__BibSummary *b = res->results[i];
+        for (size_t k = 0; k < b->n_on_display; k++) {
+            printf("Bib %lld  ", (long long)b->id);
+            out_safe(stdout, b->on_display[k]);
+            putchar('\n');
+        }
+    }
+}
+
 static void print_catalog_search(const cmd_call_t *call, const Carrel__Response *r)
 {
     const Carrel__CatalogSearchReply *res = r->catalog_search;
@@ -233,7 +260,16 @@ static void print_catalog_search(const cmd_call_t *call, const Carrel__Response 
     }
     table_print(t, stdout);
     table_free(t);
+    print_search_displays(res);
     int pages = (res->total + limit - 1) / limit;
+    if (res->total_capped) {
+        /* The server ranked only the best matches of broad words. */
+        char total[32];
+        search_group_digits(total, sizeof(total), res->total);
+        printf("%s+ matches; page %d of %d or more (add words to narrow the search)\n", total,
+               page, pages ? pages : 1);
+        return;
+    }
     printf("%d found; page %d of %d\n", res->total, page, pages ? pages : 1);
 }
 

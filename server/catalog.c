@@ -31,12 +31,14 @@ enum {
     SEARCH_TOTAL_COPIES,
     SEARCH_AVAILABLE_COPIES,
     SEARCH_TOTAL,
+    SEARCH_TOTAL_CAPPED,
+    SEARCH_ON_DISPLAY,
     SEARCH_NCOLS
 };
 static const reply_stmt_t stmt_search = REPLY_STMT(
     "catalog_search", SEARCH_NCOLS,
     "SELECT id, title, author, publisher, pub_year, format, language, call_number, isbns,"
-    "       copies, total_copies, available_copies, total"
+    "       copies, total_copies, available_copies, total, total_capped, on_display"
     "  FROM catalog_search($1, $2, $3, $4, $5, $6, $7, $8::boolean, $9::int, $10::int)");
 
 #define BIB_COLUMNS                                                                                \
@@ -246,6 +248,8 @@ static Carrel__BibSummary *catalog_summary_from_row(arena_t *a, const PGresult *
     s->has_total_copies = s->has_available_copies = 1;
     s->total_copies = db_int32(res, row, SEARCH_TOTAL_COPIES);
     s->available_copies = db_int32(res, row, SEARCH_AVAILABLE_COPIES);
+    /* "DWN: on display: THEME (place)", one per display, page rows only */
+    s->on_display = catalog_array(a, res, row, SEARCH_ON_DISPLAY, &s->n_on_display);
     return s;
 }
 
@@ -260,6 +264,9 @@ static void search_done(request_t *req, const PGresult *res)
         reply->results[reply->n_results++] = catalog_summary_from_row(a, res, i);
     reply->has_total = 1;
     reply->total = n ? db_int32(res, 0, SEARCH_TOTAL) : 0;
+    /* Broad words: total is the size of the ranked set, a lower bound. */
+    reply->has_total_capped = 1;
+    reply->total_capped = n && db_bool(res, 0, SEARCH_TOTAL_CAPPED);
     req->resp.body_case = CARREL__RESPONSE__BODY_CATALOG_SEARCH;
     req->resp.catalog_search = reply;
     request_ok(req);

@@ -54,20 +54,42 @@ $$;
 -- Search. Builds the query from fixed fragments for the criteria given (so
 -- each runs with the right index) and binds every value; never concatenates
 -- user input. Results: exact title matches first, then by relevance.
-CREATE OR REPLACE FUNCTION catalog_search(p_query text, p_isbn text, p_issn text, p_barcode text,
+--
+-- Words are ranked over a bounded candidate set (migration 029): at most
+-- v_cap + 1 matches are read, best first: the exact title, then titles holding
+-- the words (bib_title_words, a GIN index of the title alone: a broad word's
+-- title posting list is half its list in bib.search, and needs no recheck of
+-- weights), then the other matches (weight A in bib.search tells the titles
+-- apart on the row: the same test, as title words are bib.search's A part);
+-- each tier stops as soon as the set is full, so a broad word costs about
+-- v_cap rows, never the whole catalog. v_cap is catalog_rank_limit, or the end of the asked page
+-- when that is further. Fewer matches than v_cap: they are all ranked and the
+-- total is exact; more: the total is v_cap and total_capped is true. Searches
+-- without words (filters, ISBN, barcode ...) take matches in id order, so the
+-- same cap bounds their count. Copies, availability and displays are looked
+-- up for the page's rows only.
+DROP FUNCTION IF EXISTS catalog_search(text, text, text, text, text, text, text, boolean, integer,
+                                       integer);
+CREATE FUNCTION catalog_search(p_query text, p_isbn text, p_issn text, p_barcode text,
                                p_call_number text, p_branch text, p_format text,
                                p_available boolean, p_offset integer, p_limit integer)
 RETURNS TABLE (id bigint, title text, author text, publisher text, pub_year text, format text,
                language text, call_number text, isbns text[], copies text[],
-               total_copies integer, available_copies integer, total bigint)
+               total_copies integer, available_copies integer, total bigint,
+               total_capped boolean, on_display text[])
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_branch integer;
     v_tsq tsquery;
-    v_where text := '';
-    v_rank text := '0::real';
-    v_exact text := 'false';
+    v_tsq_title tsquery;
+    v_filters text := '';
+    v_cand text;
     v_prefix text;
+    v_title_like text;
+    v_cap integer;
+    v_negated boolean;
+    v_n bigint;
+    v_page bigint[];
 BEGIN
     IF p_branch IS NOT NULL THEN
         v_branch := (SELECT b.id FROM branch b WHERE b.code = upper(p_branch));
@@ -76,63 +98,127 @@ BEGIN
                 MESSAGE = format('There is no branch with code %s.', p_branch);
         END IF;
     END IF;
-    IF p_query IS NOT NULL THEN
-        v_tsq := websearch_to_tsquery('carrel_english', p_query);
-        IF numnode(v_tsq) > 0 THEN
-            v_where := v_where || ' AND b.search @@ $1';
-            v_rank := 'ts_rank(b.search, $1)';
-        ELSE
-            -- Only stop words ("The The"): match titles instead.
-            v_where := v_where || ' AND lower(b.title) LIKE lower($11) || ''%''';
-        END IF;
-        v_exact := 'lower(b.title) = lower($11)';
-    END IF;
+    v_cap := greatest(coalesce(library_setting_text('catalog_rank_limit')::integer, 1000),
+                      p_offset + p_limit);
     IF p_isbn IS NOT NULL THEN
-        v_where := v_where || ' AND b.isbns @> ARRAY[$2]';
+        v_filters := v_filters || ' AND b.isbns @> ARRAY[$2]';
     END IF;
     IF p_issn IS NOT NULL THEN
-        v_where := v_where || ' AND b.issns @> ARRAY[$3]';
+        v_filters := v_filters || ' AND b.issns @> ARRAY[$3]';
     END IF;
     IF p_barcode IS NOT NULL THEN
-        v_where := v_where || ' AND b.id IN (SELECT i.bib_id FROM item i WHERE i.barcode = $4)';
+        v_filters := v_filters || ' AND b.id IN (SELECT i.bib_id FROM item i WHERE i.barcode = $4)';
     END IF;
     IF p_call_number IS NOT NULL THEN
         v_prefix := replace(replace(replace(lower(p_call_number), '\', '\\'), '%', '\%'), '_', '\_')
                     || '%';
-        v_where := v_where || ' AND (lower(b.call_number) LIKE $5 OR b.id IN '
+        v_filters := v_filters || ' AND (lower(b.call_number) LIKE $5 OR b.id IN '
                            || '(SELECT i.bib_id FROM item i WHERE lower(i.call_number) LIKE $5))';
     END IF;
     IF p_format IS NOT NULL THEN
-        v_where := v_where || ' AND b.format = $6';
+        v_filters := v_filters || ' AND b.format = $6';
     END IF;
     IF v_branch IS NOT NULL OR p_available THEN
-        v_where := v_where || ' AND EXISTS (SELECT 1 FROM item i WHERE i.bib_id = b.id'
+        v_filters := v_filters || ' AND EXISTS (SELECT 1 FROM item i WHERE i.bib_id = b.id'
                            || CASE WHEN v_branch IS NOT NULL THEN ' AND i.current_branch_id = $7'
                                    ELSE '' END
                            || CASE WHEN p_available THEN ' AND i.status = ''available'''
                                    ELSE '' END
                            || ')';
     END IF;
-    RETURN QUERY EXECUTE
-        'WITH m AS (SELECT b.id, ' || v_rank || ' AS rank, ' || v_exact || ' AS exact'
-        || ' FROM bib b WHERE true' || v_where || '),'
-        || ' page AS (SELECT m.*, count(*) OVER () AS total FROM m'
-        || '          ORDER BY m.exact DESC, m.rank DESC, m.id LIMIT $8 OFFSET $9)'
-        || ' SELECT b.id, b.title, b.author, b.publisher, b.pub_year, b.format, b.language,'
-        || '        b.call_number, b.isbns,'
-        || '        coalesce(c.copies, ''{}''), coalesce(c.total, 0)::int,'
-        || '        coalesce(c.available, 0)::int, page.total'
-        || ' FROM page JOIN bib b ON b.id = page.id'
-        || ' LEFT JOIN LATERAL (SELECT array_agg(br.code || '':'' || x.n || '':'' || x.a'
-        || '                                     ORDER BY br.code) AS copies,'
-        || '                           sum(x.n) AS total, sum(x.a) AS available'
-        || '                    FROM (SELECT i.current_branch_id, count(*) AS n,'
-        || '                                 count(*) FILTER (WHERE i.status = ''available'') AS a'
-        || '                          FROM item i WHERE i.bib_id = b.id GROUP BY 1) x'
-        || '                    JOIN branch br ON br.id = x.current_branch_id) c ON true'
-        || ' ORDER BY page.exact DESC, page.rank DESC, page.id'
-    USING v_tsq, p_isbn, p_issn, p_barcode, v_prefix, p_format, v_branch,
-          p_limit, p_offset, p_available, p_query;
+    IF p_query IS NOT NULL THEN
+        v_tsq := websearch_to_tsquery('carrel_english', p_query);
+    END IF;
+    IF p_query IS NULL THEN
+        v_cand := 'SELECT b.id, false AS exact, 0::real AS rank FROM bib b WHERE true'
+                  || v_filters || ' ORDER BY b.id LIMIT $12 + 1';
+    ELSIF numnode(v_tsq) > 0 THEN
+        -- The same words restricted to titles (every lexeme weight A): the
+        -- third tier leaves out what the second read.
+        v_tsq_title := regexp_replace(v_tsq::text, '(''(?:[^'']|'''')*'')', '\1:A', 'g')::tsquery;
+        v_negated := strpos(v_tsq::text, '!') > 0;
+        -- Without a "-word" a title match is a match: one GIN key, not two
+        -- (the posting lists of a broad word are the cost).
+        -- to_tsvector('carrel_english', b.title) is bib_title_words' expression.
+        v_cand := '(SELECT b.id, true AS exact, ts_rank(b.search, $1) AS rank FROM bib b'
+               || ' WHERE lower(b.title) = lower($11) AND b.search @@ $1' || v_filters || ')'
+               || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
+               || ' WHERE to_tsvector(''carrel_english'', b.title) @@ $1'
+               || CASE WHEN v_negated THEN ' AND b.search @@ $1' ELSE '' END
+               || ' AND lower(b.title) <> lower($11)' || v_filters || ' LIMIT $12 + 1)'
+               || ' UNION ALL (SELECT b.id, false, ts_rank(b.search, $1) FROM bib b'
+               || ' WHERE b.search @@ $1 AND NOT b.search @@ $13'
+               || ' AND lower(b.title) <> lower($11)' || v_filters || ' LIMIT $12 + 1)'
+               || ' LIMIT $12 + 1';
+    ELSE
+        -- Only stop words ("The The"): titles starting with them, exact first.
+        v_title_like := replace(replace(replace(lower(p_query), '\', '\\'), '%', '\%'), '_', '\_')
+                        || '%';
+        v_cand := '(SELECT b.id, true AS exact, 0::real AS rank FROM bib b'
+               || ' WHERE lower(b.title) = lower($11)' || v_filters || ')'
+               || ' UNION ALL (SELECT b.id, false, 0::real FROM bib b'
+               || ' WHERE lower(b.title) LIKE $14 AND lower(b.title) <> lower($11)'
+               || v_filters || ' ORDER BY b.id LIMIT $12 + 1)'
+               || ' LIMIT $12 + 1';
+    END IF;
+    -- The ranked set gives the page's ids and its size; the page's rows are
+    -- a static statement (its plan cached for the session): planning the
+    -- whole search as one dynamic statement cost as much as running it.
+    IF v_filters = '' AND v_tsq_title IS NOT NULL THEN
+        -- Words alone, the common search: the same tiers as v_cand, static so
+        -- that its plan is cached too (a "-word" is then a filter, not a key).
+        WITH m AS MATERIALIZED (
+            (SELECT b.id, true AS exact, ts_rank(b.search, v_tsq) AS rank FROM bib b
+             WHERE lower(b.title) = lower(p_query) AND b.search @@ v_tsq)
+            UNION ALL
+            (SELECT b.id, false, ts_rank(b.search, v_tsq) FROM bib b
+             WHERE to_tsvector('carrel_english', b.title) @@ v_tsq
+               AND (NOT v_negated OR b.search @@ v_tsq)
+               AND lower(b.title) <> lower(p_query)
+             LIMIT v_cap + 1)
+            UNION ALL
+            (SELECT b.id, false, ts_rank(b.search, v_tsq) FROM bib b
+             WHERE b.search @@ v_tsq AND NOT b.search @@ v_tsq_title
+               AND lower(b.title) <> lower(p_query)
+             LIMIT v_cap + 1)
+            LIMIT v_cap + 1)
+        SELECT (SELECT count(*) FROM m),
+               ARRAY(SELECT m.id FROM m ORDER BY m.exact DESC, m.rank DESC, m.id
+                     LIMIT p_limit OFFSET p_offset)
+        INTO v_n, v_page;
+    ELSE
+        EXECUTE 'WITH m AS MATERIALIZED (' || v_cand || ')'
+            || ' SELECT (SELECT count(*) FROM m),'
+            || '        ARRAY(SELECT m.id FROM m ORDER BY m.exact DESC, m.rank DESC, m.id'
+            || '              LIMIT $8 OFFSET $9)'
+        INTO v_n, v_page
+        USING v_tsq, p_isbn, p_issn, p_barcode, v_prefix, p_format, v_branch,
+              p_limit, p_offset, p_available, p_query, v_cap, v_tsq_title, v_title_like;
+    END IF;
+    RETURN QUERY
+    SELECT b.id, b.title, b.author, b.publisher, b.pub_year, b.format, b.language,
+           b.call_number, b.isbns, coalesce(c.copies, '{}'), coalesce(c.total, 0)::int,
+           coalesce(c.available, 0)::int, least(v_n, v_cap), v_n > v_cap,
+           -- Copies on a display: the open display_item rows (an index probe,
+           -- none for nearly every copy), then B's text for those only.
+           ARRAY(SELECT DISTINCT br.code || ': ' || d.t
+                 FROM item i JOIN branch br ON br.id = i.current_branch_id,
+                      LATERAL (SELECT item_display_text(i.id) AS t) d
+                 WHERE i.bib_id = b.id
+                   AND EXISTS (SELECT 1 FROM display_item di
+                               WHERE di.item_id = i.id AND di.removed_at IS NULL)
+                   AND d.t IS NOT NULL
+                 ORDER BY 1)
+    FROM unnest(v_page) WITH ORDINALITY AS pg(bib, ord)
+    JOIN bib b ON b.id = pg.bib
+    LEFT JOIN LATERAL (SELECT array_agg(br.code || ':' || x.n || ':' || x.a
+                                        ORDER BY br.code) AS copies,
+                              sum(x.n) AS total, sum(x.a) AS available
+                       FROM (SELECT i.current_branch_id, count(*) AS n,
+                                    count(*) FILTER (WHERE i.status = 'available') AS a
+                             FROM item i WHERE i.bib_id = b.id GROUP BY 1) x
+                       JOIN branch br ON br.id = x.current_branch_id) c ON true
+    ORDER BY pg.ord;
 END
 $$;
 

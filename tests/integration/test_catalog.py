@@ -415,6 +415,97 @@ class B_Search(unittest.TestCase):
         self.assertIn("245 ", r.json["marc"])
 
 
+class B_SearchBroad(unittest.TestCase):
+    """Broad words rank a bounded set of the best candidates (catalog_rank_limit)."""
+
+    def search(self, *args):
+        r = carrel("catalog", "search", *args)
+        self.assertEqual(r.code, 0, r)
+        return r.json
+
+    def set_rank_limit(self, n):
+        env.psql("UPDATE library_setting SET value = '%d' WHERE name = 'catalog_rank_limit'" % n)
+        self.addCleanup(env.psql, "UPDATE library_setting SET value = '1000' "
+                        "WHERE name = 'catalog_rank_limit'")
+
+    def test_best_candidates_first_when_capped(self):
+        # Made in the worst order for a set taken by id: subject-only matches
+        # first, then title matches, the exact title last.
+        for n in ("one", "two", "three"):
+            r = carrel("catalog", "add", "--title", "Field notes " + n, "--subject", "Wombatology")
+            self.assertEqual(r.code, 0, r)
+        for t in ("Wombatology for beginners", "Advanced wombatology", "Wombatology today",
+                  "Wombatology"):
+            self.assertEqual(carrel("catalog", "add", "--title", t).code, 0)
+        everything = self.search("wombatology")
+        self.assertEqual(everything["total"], 7)
+        self.assertFalse(everything.get("total_capped", False))
+        self.set_rank_limit(3)
+        res = self.search("wombatology", "--limit", "2")
+        self.assertEqual(res["results"][0]["title"], "Wombatology")
+        self.assertIn("ombatology", res["results"][1]["title"])
+        self.assertNotIn("Field notes", res["results"][1]["title"])
+        self.assertEqual((res["total"], res.get("total_capped")), (3, True))
+        # A page beyond the limit widens the ranked set: still capped, never empty.
+        deeper = self.search("wombatology", "--limit", "2", "--page", "3")
+        self.assertEqual(len(deeper["results"]), 2)
+        self.assertEqual(deeper["total"], 6)
+        self.assertTrue(deeper.get("total_capped"))
+
+    def test_capped_total_in_text(self):
+        env.psql("INSERT INTO bib (marc, title) SELECT '\\x00'::bytea, 'Capybara census ' || n "
+                 "FROM generate_series(1, 1001) n")
+        self.addCleanup(env.psql, "DELETE FROM bib WHERE title LIKE 'Capybara census %'")
+        res = self.search("capybara")
+        self.assertEqual((res["total"], res.get("total_capped")), (1000, True))
+        r = env.carrel(profile(), "catalog", "search", "capybara", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn("1,000+ matches; page 1 of 50 or more", r.stdout)
+        narrower = self.search("capybara", "1001")
+        self.assertEqual(narrower["results"][0]["title"], "Capybara census 1001")
+
+    def test_selective_results_ranked_in_full(self):
+        self.set_rank_limit(5)
+        res = self.search("perl", "--limit", "100")
+        expected = env.psql(
+            "SELECT string_agg(id::text, ',' ORDER BY lower(title) = 'perl' DESC, r DESC, id) "
+            "FROM (SELECT id, title, ts_rank(search, q) r FROM bib, "
+            "websearch_to_tsquery('carrel_english', 'perl') q WHERE search @@ q) m")
+        ids = [str(b["id"]) for b in res["results"]]
+        self.assertGreater(len(ids), 5)
+        self.assertEqual(ids, expected.split(","))
+        self.assertEqual(res["total"], len(ids))
+        self.assertFalse(res.get("total_capped", False))
+
+    def test_stop_words_match_titles(self):
+        bib = carrel("catalog", "add", "--title", "The Which").json
+        res = self.search("the", "which")
+        self.assertEqual(res["results"][0]["id"], bib["id"])
+
+    def test_copies_on_display_are_named(self):
+        barcode = "3CPL000018270-"
+        bib = self.search("--barcode", barcode)["results"][0]
+        self.assertEqual(bib.get("on_display", []), [])
+        env.psql(
+            "WITH d AS (INSERT INTO display (branch_id, place, theme, curator_id, starts_on, "
+            "ends_on) SELECT b.id, 'front window', 'Camels and code', s.id, "
+            "library_today() - 1, library_today() + 1 FROM branch b, staff s "
+            "WHERE b.code = 'PRK' AND s.username = 'lee' RETURNING id) "
+            "INSERT INTO display_item (display_id, item_id) "
+            "SELECT d.id, i.id FROM d, item i WHERE i.barcode = '%s'" % barcode)
+        self.addCleanup(env.psql, "UPDATE display_item SET removed_at = now() "
+                        "WHERE removed_at IS NULL")
+        bib = self.search("--barcode", barcode)["results"][0]
+        self.assertEqual(bib["on_display"], ["PRK: on display: Camels and code (front window)"])
+        r = env.carrel(profile(), "catalog", "search", "--barcode", barcode, json_out=False)
+        self.assertIn("Bib %d  PRK: on display: Camels and code (front window)" % bib["id"],
+                      r.stdout)
+        env.psql("UPDATE display SET ends_on = library_today() - 1, "
+                 "starts_on = library_today() - 2 WHERE theme = 'Camels and code'")
+        bib = self.search("--barcode", barcode)["results"][0]
+        self.assertEqual(bib.get("on_display", []), [])
+
+
 class B_SearchFilters(unittest.TestCase):
     """Filters alone are a search; words can be left out without clashing with options."""
 
