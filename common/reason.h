@@ -279,7 +279,7 @@
     X(DISPLAY_ENDED, "display_ended", CONFLICT, BY_STATUS, 0,                                      \
       "The display has ended; copies can no longer be added or taken off.")                        \
     X(ON_DISPLAY, "on_display", CONFLICT, BY_STATUS, 0,                                            \
-      "The copy is already on another running display.")                                           \
+      "The copy is already on another display over the same days.")                                \
     X(NOT_OWNED_HERE, "not_owned_here", CONFLICT, BY_STATUS, 0,                                    \
       "The copy belongs to another branch.")                                                       \
     X(HOLDS_WAITING, "holds_waiting", REFUSED, BY_STATUS, 0,                                       \
