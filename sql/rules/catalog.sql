@@ -38,7 +38,8 @@ LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object('title', b.title, 'author', b.author, 'subjects', b.subjects,
                               'isbns', b.isbns, 'issns', b.issns, 'publisher', b.publisher,
                               'year', b.pub_year, 'format', b.format, 'language', b.language,
-                              'call_number', b.call_number)
+                              'call_number', b.call_number, 'audience', b.audience,
+                              'literary_form', b.literary_form)
 $$;
 
 CREATE OR REPLACE FUNCTION item_audit_json(i item) RETURNS jsonb

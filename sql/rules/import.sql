@@ -20,6 +20,9 @@
 -- one.
 
 DROP FUNCTION IF EXISTS bib_import_items(bigint, bigint, bigint, jsonb, integer, boolean);
+-- Before audience and literary form were audited.
+DROP FUNCTION IF EXISTS import_bib_created(text, text, text[], text[], text[], text, text, text,
+                                          text, text);
 
 -- The scratch tables, made once per session. ON COMMIT DELETE ROWS empties
 -- them at every commit (a truncation: temporary tables are never vacuumed,
@@ -90,7 +93,8 @@ $$;
 CREATE OR REPLACE FUNCTION import_bib_created(p_title text, p_author text, p_subjects text[],
                                               p_isbns text[], p_issns text[], p_publisher text,
                                               p_year text, p_format text, p_language text,
-                                              p_call_number text)
+                                              p_call_number text, p_audience text,
+                                              p_literary_form text)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
@@ -103,7 +107,9 @@ LANGUAGE sql STABLE AS $$
         'year', jsonb_build_object('before', NULL::jsonb, 'after', p_year),
         'format', jsonb_build_object('before', NULL::jsonb, 'after', p_format),
         'language', jsonb_build_object('before', NULL::jsonb, 'after', p_language),
-        'call_number', jsonb_build_object('before', NULL::jsonb, 'after', p_call_number))
+        'call_number', jsonb_build_object('before', NULL::jsonb, 'after', p_call_number),
+        'audience', jsonb_build_object('before', NULL::jsonb, 'after', p_audience),
+        'literary_form', jsonb_build_object('before', NULL::jsonb, 'after', p_literary_form))
 $$;
 
 -- Holdings of import_rec (852/952 as {"tag", "sf": [[code, value], ...]}
@@ -425,7 +431,7 @@ BEGIN
             ORDER BY r.ord
             RETURNING b.id, import_bib_created(b.title, b.author, b.subjects, b.isbns, b.issns,
                                                b.publisher, b.pub_year, b.format, b.language,
-                                               b.call_number) AS new)
+                                               b.call_number, b.audience, b.literary_form) AS new)
         INSERT INTO audit_event (staff_id, workstation_id, branch_id, entity, entity_id, action,
                                  changes)
         SELECT p_staff, p_workstation, v_wsb, 'bib', ins.id, 'import',
