@@ -154,5 +154,6 @@ extern const command_t rooms_commands[];
 extern const command_t schedule_commands[];
 extern const command_t service_commands[];
 extern const command_t tickets_commands[];
+extern const command_t weeding_commands[];
 
 #endif

@@ -145,6 +145,20 @@ static const route_t routes[] = {
     R(TICKET_SHOW, "ticket_show", handle_ticket_show, 0, PERM_TICKET_WORK),
     R(TICKET_CHANGE, "ticket_change", handle_ticket_change, ROUTE_KEYED, PERM_TICKET_WORK),
     R(TICKET_POST, "ticket_post", handle_ticket_post, ROUTE_KEYED, PERM_TICKET_WORK),
+    /* Weeding: anyone reads lists and rules of any branch; decisions are keyed and scoped
+     * to the caller's branch in SQL (weeding.c passes the scope); the system CREW table is
+     * the coordinator's (p_system_ok). */
+    R(CREW_RULE_LIST, "crew_rule_list", handle_crew_rule_list, 0, PERM_WEEDING_READ),
+    R(CREW_RULE_SAVE, "crew_rule_save", handle_crew_rule_save, ROUTE_MUTATING, PERM_CREW_RULES),
+    R(WEEDING_SETTINGS_GET, "weeding_settings_get", handle_weeding_settings_get, 0,
+      PERM_WEEDING_READ),
+    R(WEEDING_SETTINGS_SAVE, "weeding_settings_save", handle_weeding_settings_save,
+      ROUTE_MUTATING, PERM_WEEDING_SETTINGS),
+    R(WEEDING_LIST, "weeding_list", handle_weeding_list, 0, PERM_WEEDING_READ),
+    R(WEEDING_SUMMARY, "weeding_summary", handle_weeding_summary, 0, PERM_WEEDING_READ),
+    R(WEEDING_DECIDE, "weeding_decide", handle_weeding_decide, ROUTE_KEYED, PERM_WEEDING_DECIDE),
+    R(WEEDING_DECISION_LIST, "weeding_decision_list", handle_weeding_decision_list, 0,
+      PERM_WEEDING_READ),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -171,4 +185,5 @@ void dispatch_register_statements(void)
     schedule_register_statements();
     service_register_statements();
     tickets_register_statements();
+    weeding_register_statements();
 }

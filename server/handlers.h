@@ -177,5 +177,15 @@ void handle_ticket_list(request_t *req);
 void handle_ticket_show(request_t *req);
 void handle_ticket_change(request_t *req);
 void handle_ticket_post(request_t *req);
+/* weeding.c: CREW rules, weeding settings, the weeding list, collection health, decisions */
+void weeding_register_statements(void);
+void handle_crew_rule_list(request_t *req);
+void handle_crew_rule_save(request_t *req);
+void handle_weeding_settings_get(request_t *req);
+void handle_weeding_settings_save(request_t *req);
+void handle_weeding_list(request_t *req);
+void handle_weeding_summary(request_t *req);
+void handle_weeding_decide(request_t *req);
+void handle_weeding_decision_list(request_t *req);
 
 #endif
