@@ -45,7 +45,9 @@
  * shelf_key of the one before, until no more; one op is the whole report,
  * its latency from the first page asked to the last answered; the line adds
  * the pages and candidates of the last report), weedsummary (WeedingSummary
- * of branch -B; the line adds the collections of the last answer).
+ * of branch -B; the line adds the collections of the last answer),
+ * displayreport (DisplayReport of the -r displays in turn; the line adds the
+ * copies and control copies of the last answer).
  * Circulation workloads use depth 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
@@ -556,6 +558,13 @@ static void bench_send(bench_conn_t *c)
         bench_send_query(c, &req);
     } else if (bench_is(b, "weedlist")) {
         bench_send_weeding_page(c, &req);
+    } else if (bench_is(b, "displayreport")) {
+        Carrel__DisplayReport dr = CARREL__DISPLAY_REPORT__INIT;
+        dr.has_id = 1;
+        dr.id = b->ids[(c->index + c->seq++) % b->nids];
+        req.body_case = CARREL__REQUEST__BODY_DISPLAY_REPORT;
+        req.display_report = &dr;
+        bench_request(c, &req);
     } else if (bench_is(b, "weedsummary")) {
         Carrel__WeedingSummary ws = CARREL__WEEDING_SUMMARY__INIT;
         ws.branch_code = (char *)b->branch;
@@ -633,8 +642,12 @@ static void bench_count_answer(bench_t *b, const Carrel__Response *r)
         b->answers++;
         b->total_sum += (uint64_t)r->catalog_search->total;
         b->capped += r->catalog_search->total_capped;
-    } else if (r->body_case == CARREL__RESPONSE__BODY_WEEDING_SUMMARY)
+    } else if (r->body_case == CARREL__RESPONSE__BODY_WEEDING_SUMMARY) {
         b->report_rows = r->weeding_summary->n_collections;
+    } else if (r->body_case == CARREL__RESPONSE__BODY_DISPLAY_REPORT) {
+        b->report_rows = (size_t)r->display_report->copies;
+        b->answer_items = (size_t)r->display_report->control_copies;
+    }
 }
 
 static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
@@ -966,7 +979,7 @@ int main(int argc, char **argv)
     static const char *const workloads[] = {
         "ping",     "branches", "search",   "circ", "heavy", "renewall",   "holds",     "stats",
         "roombook", "roomrace", "roomfree", "gaps", "tally", "ticketlist", "ticketshow",
-        "weedlist", "weedsummary"};
+        "weedlist", "weedsummary", "displayreport"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
@@ -985,8 +998,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "the room and gaps workloads need -o YYYY-MM-DD (the first day)\n");
         return 2;
     }
-    if ((rooms || bench_is(&b, "ticketshow")) && b.nids == 0) {
-        fprintf(stderr, "roombook, roomrace and ticketshow need -r ID[,ID...]\n");
+    if ((rooms || bench_is(&b, "ticketshow") || bench_is(&b, "displayreport")) && b.nids == 0) {
+        fprintf(stderr, "roombook, roomrace, ticketshow and displayreport need -r ID[,ID...]\n");
         return 2;
     }
     static const char *const filters[] = {"default", "mine", "overdue", "flagged"};
@@ -1079,6 +1092,9 @@ int main(int argc, char **argv)
         if (bench_is(&b, "weedlist"))
             printf(" branch=%s page_limit=%d pages=%d candidates=%zu",
                    b.branch ? b.branch : "session", b.page_limit, b.report_pages, b.report_rows);
+        if (bench_is(&b, "displayreport"))
+            printf(" displays=%d copies=%zu control_copies=%zu", b.nids, b.report_rows,
+                   b.answer_items);
         if (bench_is(&b, "weedsummary"))
             printf(" branch=%s collections=%zu", b.branch ? b.branch : "session", b.report_rows);
         printf("\n");
