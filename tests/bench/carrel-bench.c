@@ -44,7 +44,8 @@
  * WeedingList pages of -l (default 500) candidates, each asked with the last
  * shelf_key of the one before, until no more; one op is the whole report,
  * its latency from the first page asked to the last answered; the line adds
- * the pages and candidates of the last report), weedsummary (WeedingSummary
+ * the pages and candidates of the last report and the pages' own p50/p99),
+ * weedsummary (WeedingSummary
  * of branch -B; the line adds the collections of the last answer),
  * displayreport (DisplayReport of the -r displays in turn; the line adds the
  * copies and control copies of the last answer).
@@ -171,6 +172,7 @@ struct bench {
     int page_limit;
     int report_pages;
     size_t report_rows;
+    lat_t pages; /* weedlist: each page's latency */
     uint64_t errors;
     uv_timer_t timer;
     int failed;
@@ -451,7 +453,8 @@ static void bench_send_weeding_page(bench_conn_t *c, Carrel__Request *req)
 /* weedlist: a page answered. True when the report has more pages (the next
  * one is asked at once and the op is not over); the report's latency is
  * recorded when its last page arrives. */
-static bool bench_weeding_page_done(bench_conn_t *c, const Carrel__Response *r, uint64_t now)
+static bool bench_weeding_page_done(bench_conn_t *c, const Carrel__Response *r, uint64_t sent,
+                                    uint64_t now)
 {
     bench_t *b = c->b;
     const Carrel__WeedingListReply *w =
@@ -462,8 +465,17 @@ static bool bench_weeding_page_done(bench_conn_t *c, const Carrel__Response *r, 
         return false; /* an error: counted; the next report starts over */
     c->report_pages++;
     c->report_rows += w->n_candidates;
-    if (w->more && w->n_candidates > 0 && w->candidates[w->n_candidates - 1]->shelf_key) {
-        c->after = strdup(w->candidates[w->n_candidates - 1]->shelf_key);
+    if (b->measuring)
+        lat_add(&b->pages, now - sent);
+    const char *key = w->n_candidates > 0 ? w->candidates[w->n_candidates - 1]->shelf_key : NULL;
+    if (w->more && (key == NULL || key[0] == '\0')) {
+        fprintf(stderr, "connection %d: a page with more but no shelf_key to go on from\n",
+                c->index);
+        b->errors++;
+        return false;
+    }
+    if (w->more) {
+        c->after = strdup(key);
         if (c->after == NULL)
             abort();
         return true;
@@ -675,7 +687,8 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     if (c->phase == 3 && b->measuring)
         bench_count_answer(b, r);
     /* weedlist: a report's pages are one op (see the top). */
-    bool next_page = c->phase == 3 && bench_is(b, "weedlist") && bench_weeding_page_done(c, r, now);
+    bool next_page =
+        c->phase == 3 && bench_is(b, "weedlist") && bench_weeding_page_done(c, r, sent, now);
     if (r->body_case == CARREL__RESPONSE__BODY_STATS) {
         b->stats_rows = r->stats->n_rows;
         snprintf(b->served_by, sizeof(b->served_by), "%s",
@@ -790,6 +803,7 @@ static void bench_tick(uv_timer_t *t)
             b->steps[i].n = 0;
         b->errors = 0;
         b->made = b->refused = 0;
+        b->pages.n = 0;
         return;
     }
     if (b->measuring && elapsed >= b->duration_s) {
@@ -965,8 +979,8 @@ int main(int argc, char **argv)
         default:
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
                             "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
-                            "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] [-q QUERY_FILE] "
-                            "[-B BRANCH] [-l LIMIT] WORKLOAD\n");
+                            "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
+                            "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] WORKLOAD\n");
             return 2;
         }
     }
@@ -1089,9 +1103,13 @@ int main(int argc, char **argv)
             printf(" queries=%zu mean_total=%.0f capped=%llu", b.nqueries,
                    b.answers ? (double)b.total_sum / (double)b.answers : 0.0,
                    (unsigned long long)b.capped);
-        if (bench_is(&b, "weedlist"))
-            printf(" branch=%s page_limit=%d pages=%d candidates=%zu",
-                   b.branch ? b.branch : "session", b.page_limit, b.report_pages, b.report_rows);
+        if (bench_is(&b, "weedlist")) {
+            qsort(b.pages.us, b.pages.n, sizeof(uint32_t), cmp_u32);
+            printf(" branch=%s page_limit=%d pages=%d candidates=%zu page_p50_ms=%.3f "
+                   "page_p99_ms=%.3f",
+                   b.branch ? b.branch : "session", b.page_limit, b.report_pages, b.report_rows,
+                   pct(b.pages.us, b.pages.n, 0.50), pct(b.pages.us, b.pages.n, 0.99));
+        }
         if (bench_is(&b, "displayreport"))
             printf(" displays=%d copies=%zu control_copies=%zu", b.nids, b.report_rows,
                    b.answer_items);
@@ -1114,6 +1132,7 @@ int main(int argc, char **argv)
     free(b.queries);
     free(b.conns);
     free(b.all.us);
+    free(b.pages.us);
     for (int i = 0; i < HOLD_STEPS; i++)
         free(b.steps[i].us);
     free(b.password);

@@ -61,11 +61,10 @@ static void gen_shelf(gen_shelf_t *sh, const char *surname)
     if (fiction && sh->audience == 'j' && decimal % 2)
         snprintf(sh->callno, sizeof(sh->callno), "E %.3s", surname); /* picture books */
     else if (fiction)
-        snprintf(sh->callno, sizeof(sh->callno), "%sFIC %.3s",
-                 sh->audience == 'd' ? "YA " : prefix, surname);
-    else
-        snprintf(sh->callno, sizeof(sh->callno), "%s%03u.%u %.3s", prefix, dewey, decimal,
+        snprintf(sh->callno, sizeof(sh->callno), "%sFIC %.3s", sh->audience == 'd' ? "YA " : prefix,
                  surname);
+    else
+        snprintf(sh->callno, sizeof(sh->callno), "%s%03u.%u %.3s", prefix, dewey, decimal, surname);
 }
 
 static void gen_isbn13(char out[14], long n)

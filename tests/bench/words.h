@@ -39,9 +39,9 @@ static const char *const bench_surnames[] = {
  * searches. The syllables end in a, o, u or n, endings the English stemmer
  * leaves alone, so a word is its own search term. */
 static const char *const bench_syllables[32] = {
-    "ba", "bo", "da", "do", "ga", "gu", "ka", "ko", "la", "lo", "ma", "mu", "na", "nu", "pa", "po",
-    "ra", "ro", "ta", "tu", "va", "vo", "za", "zu", "bar", "dun", "kan", "lom", "mor", "ran",
-    "tam", "vun",
+    "ba", "bo", "da",  "do",  "ga",  "gu",  "ka",  "ko",  "la",  "lo",  "ma",
+    "mu", "na", "nu",  "pa",  "po",  "ra",  "ro",  "ta",  "tu",  "va",  "vo",
+    "za", "zu", "bar", "dun", "kan", "lom", "mor", "ran", "tam", "vun",
 };
 #define BENCH_RARE_BITS 15
 #define BENCH_NRARE     (1u << BENCH_RARE_BITS)
