@@ -28,9 +28,41 @@ FROM (SELECT it.id, greatest(it.last_circulated, e.at) AS at
       WHERE it.last_circulated IS NOT NULL OR e.at IS NOT NULL) u
 WHERE u.id = i.id;
 
--- The branch report reads the copies a branch owns that are on its shelves:
--- (owner, status) narrows 500k copies to the branch's available ones.
+-- The branch summary reads the copies a branch owns, whatever their status.
 CREATE INDEX item_owner_status ON item (owning_branch_id, status);
+
+-- A key that sorts call numbers in shelf order with COLLATE "C": the call
+-- number upper-cased, its first number (after any leading words: "J 599.75",
+-- "FIC SMITH 2", "QA76") with the integer part padded to 9 digits, so that
+-- numbers sort by value and before words, and decimals as Dewey decimals:
+-- "92" < "641.5" < "641.5 SMI" < "641.59" < "641.6" < "FIC ADAMS" <
+-- "FIC SMITH" < "FIC SMITH J" < "J 599". Only plain string functions (no
+-- regular expression): it is computed for every copy written, for the index
+-- below. Here, not in sql/rules, because the index is built on it: a changed
+-- key needs a new migration that rebuilds the index.
+CREATE FUNCTION call_number_shelf_key(p_call_number text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    s text := btrim(upper(coalesce(p_call_number, '')));
+    -- the leading words: letters, spaces and the punctuation between them
+    p integer := length(s) - length(ltrim(s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ .,:;/-'));
+    rest text := substr(s, p + 1);
+    q integer := length(rest) - length(ltrim(rest, '0123456789'));
+BEGIN
+    IF q BETWEEN 1 AND 8 THEN
+        RETURN left(s, p) || lpad(left(rest, q), 9, '0') || substr(rest, q + 1);
+    END IF;
+    RETURN s;
+END
+$$;
+
+-- The weeding list of a branch, in shelf order: a page is read in index
+-- order from the previous page's last key, so a page costs the rows it
+-- reads, not the branch's whole shelf.
+CREATE INDEX item_shelf ON item (owning_branch_id,
+                                 call_number_shelf_key(call_number) COLLATE "C",
+                                 barcode COLLATE "C")
+    WHERE status = 'available';
 
 -- ---------------------------------------------------------------- bib
 

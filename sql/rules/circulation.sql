@@ -318,8 +318,8 @@ BEGIN
             CASE WHEN cardinality(v_reasons) > 0 THEN p_override_reason END)
     RETURNING * INTO v_loan;
     UPDATE item SET status = 'checked_out', current_branch_id = p_branch,
-        last_circulated = v_now, circ_count = circ_count + 1, version = version + 1,
-        updated_at = v_now
+        last_circulated = v_now, last_used_at = v_now, circ_count = circ_count + 1,
+        version = version + 1, updated_at = v_now
     WHERE id = v_item.id;
     UPDATE transit SET cancelled_at = v_now
     WHERE item_id = v_item.id AND received_at IS NULL AND cancelled_at IS NULL;
@@ -575,10 +575,15 @@ BEGIN
                                 'was not renewed (no renewal used).',
                                 circ_local_text(v_loan.due_at));
         ELSE
-            UPDATE loan SET due_at = v_due, renewals = renewals + 1,
-                override_reason = CASE WHEN v_override THEN p_override_reason
-                                       ELSE override_reason END
-            WHERE id = v_loan.id;
+            -- The copy's last use (weeding) rides on the loan's update: one
+            -- statement, as before.
+            WITH l AS (
+                UPDATE loan SET due_at = v_due, renewals = renewals + 1,
+                    override_reason = CASE WHEN v_override THEN p_override_reason
+                                           ELSE override_reason END
+                WHERE id = v_loan.id
+                RETURNING item_id)
+            UPDATE item SET last_used_at = now() FROM l WHERE item.id = l.item_id;
             INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category,
                                     staff_id, location)
             VALUES ('renew', p_branch, v_loan.item_id, v_loan.item_type, v_loan.patron_category,
@@ -704,7 +709,8 @@ BEGIN
     IF v_key.stored IS NOT NULL THEN
         RETURN (v_key.stored ->> 'item_id')::bigint;
     END IF;
-    UPDATE item SET in_house_uses = in_house_uses + 1 WHERE id = (v_key.item_row).id
+    UPDATE item SET in_house_uses = in_house_uses + 1, last_used_at = now()
+    WHERE id = (v_key.item_row).id
     RETURNING * INTO v_item;
     INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id, location)
     VALUES ('in_house_use', p_branch, v_item.id, v_item.item_type, p_staff, v_item.location);

@@ -740,7 +740,8 @@ class Database(unittest.TestCase):
         for name in os.listdir(os.path.join(sql, "migrations")):
             with open(os.path.join(sql, "migrations", name)) as f:
                 in_migrations |= {m.group(2) for m in created.finditer(f.read())}
-        self.assertEqual(in_migrations, {"bib_words", "patron_fold", "patron_phone_digits"})
+        self.assertEqual(in_migrations, {"bib_words", "patron_fold", "patron_phone_digits",
+                                         "call_number_shelf_key"})
         where = {}
         for name in sorted(os.listdir(os.path.join(sql, "rules"))):
             if not name.endswith(".sql"):
