@@ -9,10 +9,11 @@
  * average, ITEMS_PER_BIB_X10/10 holdings with unique barcodes. A title is
  * three common words (70 of them: broad searches) and one rare word, drawn
  * Zipf-like from 32,768 (selective searches). Like a public library's
- * shelves: publication years lean recent (half within about 12 years, a few
- * 70 years old); 008/22 audience 20% juvenile, 10% young adult, else adult;
- * 008/33 40% fiction; call numbers FIC / J FIC / E / YA FIC + author for
- * fiction, Dewey (J before it for juvenile) otherwise.
+ * shelves: publication years mostly recent (65% under 5 years old, 5%
+ * 20-60, counted from 2026 so that the file stays the same); 008/22 audience
+ * 20% juvenile, 10% young adult, else adult; 008/33 40% fiction; call
+ * numbers FIC / J FIC / E / YA FIC + author for fiction, Dewey (J before it
+ * for juvenile) otherwise.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,18 @@ static void gen_rare_word(char *out, size_t outlen)
     unsigned tier = gen_rand() % BENCH_RARE_BITS;
     unsigned k = (1u << tier) - 1 + gen_rand() % (1u << tier);
     bench_rare_word(k, out, outlen);
+}
+
+/* Years since publication, as on a kept public library's shelves: 65%
+ * under 5, 20% 5-9, 10% 10-19, 5% 20-60. */
+static unsigned gen_age(void)
+{
+    unsigned r = gen_rand() % 100;
+    if (r < 65)
+        return gen_rand() % 5;
+    if (r < 85)
+        return 5 + gen_rand() % 5;
+    return r < 95 ? 10 + gen_rand() % 10 : 20 + gen_rand() % 41;
 }
 
 /* The shelf: audience (008/22), literary form (008/33), call number. */
@@ -98,9 +111,7 @@ int main(int argc, char **argv)
         snprintf(id, sizeof(id), "bench%08ld", i);
         marc_add_control(&a, &r, "001", id);
         marc_add_control(&a, &r, "003", "CarrelBench");
-        /* Age 0-75 years, the product of two uniform draws: leans recent. */
-        unsigned age = (gen_rand() % 76) * (gen_rand() % 76) / 75;
-        snprintf(year, sizeof(year), "%u", 2025 - age);
+        snprintf(year, sizeof(year), "%u", 2026 - gen_age());
         gen_shelf_t sh;
         gen_shelf(&sh, bench_surnames[i % BENCH_NSURNAMES]);
         const char *callno = sh.callno;

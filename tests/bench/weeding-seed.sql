@@ -6,16 +6,18 @@
 -- bib: audience and literary form from the call number where the import left
 -- them empty (an import that reads 008/22 and 008/33 fills them from the same
 -- draw: gen-marc writes both): FIC/E/J FIC fiction, J and E juvenile, YA
--- young adult. pub_year stays as imported (gen-marc leans recent).
+-- young adult. pub_year stays as imported (gen-marc: 65% under 5 years old).
 --
--- item, by its title's age A (years since pub_year) and three draws u1-u3:
---   12% never used: no checkout, no in-house use, last_used_at NULL;
---   the rest last used u2^2 * 365 * min(A + 1, 12) days ago (recent titles
---     busy, old ones idle for years), checkouts u3^3 * 150 / (1 + A / 10) + 1
---     (a few popular copies worn past the book threshold), in-house uses
---     u1 * u3 * 10;
---   date_added: half a year after publication (not before 1990), and
---   before the first use we know of.
+-- item, by its title's age A (whole years since pub_year) and three draws
+-- u1-u3, a collection that circulates but was never weeded:
+--   10% never used (no checkout, no in-house use, last_used_at NULL), most
+--     of them added lately (u2^2 * 2,000 days ago at most);
+--   the rest last used within a year (70%), one to two years ago (15%) or
+--     two to two + min(A, 8) years ago (15%), never before publication;
+--   checkouts 1 + 12 u3 + 80 u3^10 (median 7; about 5% past 60, worn books);
+--   in-house uses 10 u1 u3;
+--   date_added half a year after publication (not before 1990) and before
+--   the last use.
 \set ON_ERROR_STOP on
 
 UPDATE bib b
@@ -40,9 +42,13 @@ WITH draw AS (
     FROM item i JOIN bib b ON b.id = i.bib_id
 ),
 life AS (
-    SELECT d.id, d.u1 < 0.12 AS never,
-           floor(d.u2 * d.u2 * 365 * least(d.age + 1, 12))::int AS idle_days,
-           floor(d.u3 * d.u3 * d.u3 * 150 / (1 + d.age / 10.0))::int + 1 AS checkouts,
+    SELECT d.id, d.u1 < 0.10 AS never,
+           least(CASE WHEN d.u2 < 0.70 THEN d.u2 / 0.70 * 365
+                      WHEN d.u2 < 0.85 THEN 365 + (d.u2 - 0.70) / 0.15 * 365
+                      ELSE 730 + (d.u2 - 0.85) / 0.15 * 365 * least(d.age, 8) END,
+                 greatest(d.age * 365 + 182, 0))::int AS idle_days,
+           floor(d.u2 * d.u2 * 2000)::int AS new_days,
+           (1 + floor(12 * d.u3 + 80 * d.u3 ^ 10))::int AS checkouts,
            floor(d.u1 * d.u3 * 10)::int AS in_house,
            greatest(make_date(d.year, 1, 1) + 182, date '1990-01-01') AS added
     FROM draw d
@@ -53,7 +59,7 @@ SET last_used_at = CASE WHEN l.never THEN NULL ELSE now() - make_interval(days =
                            ELSE now() - make_interval(days => l.idle_days) END,
     circ_count = CASE WHEN l.never THEN 0 ELSE l.checkouts END,
     in_house_uses = CASE WHEN l.never THEN 0 ELSE l.in_house END,
-    date_added = least(l.added, library_today() - CASE WHEN l.never THEN 30
+    date_added = least(l.added, library_today() - CASE WHEN l.never THEN l.new_days
                                                        ELSE l.idle_days + 1 END)
 FROM life l
 WHERE l.id = i.id;
