@@ -36,10 +36,12 @@ CREATE INDEX item_owner_status ON item (owning_branch_id, status);
 -- "FIC SMITH 2", "QA76") with the integer part padded to 9 digits, so that
 -- numbers sort by value and before words, and decimals as Dewey decimals:
 -- "92" < "641.5" < "641.5 SMI" < "641.59" < "641.6" < "FIC ADAMS" <
--- "FIC SMITH" < "FIC SMITH J" < "J 599". Only plain string functions (no
--- regular expression): it is computed for every copy written, for the index
--- below. Here, not in sql/rules, because the index is built on it: a changed
--- key needs a new migration that rebuilds the index.
+-- "FIC SMITH" < "FIC SMITH 2" < "FIC SMITH 10" < "FIC SMITH J" < "J 599".
+-- Only plain string functions (no regular expression): it is computed for
+-- every copy written, for the index below. Here, not in sql/rules, because
+-- the index is built on it: a changed key needs a new migration that
+-- rebuilds the index (test_foundation lists it with the generated-column
+-- helpers).
 CREATE FUNCTION call_number_shelf_key(p_call_number text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE

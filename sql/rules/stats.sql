@@ -102,6 +102,8 @@ BEGIN
             WHEN 'counter' THEN 'x.counter'
             WHEN 'area' THEN 'x.area'
             WHEN 'activity' THEN 'stats_label(x.activity)'
+            WHEN 'decision' THEN 'x.decision'
+            WHEN 'collection' THEN 'stats_label(x.collection)'
         END;
         IF v_parts[cardinality(v_parts)] IS NULL THEN
             PERFORM field_refuse('by', format('There is no dimension %s.', d));
@@ -848,6 +850,23 @@ BEGIN
 END
 $$;
 
+-- Weeding decisions (weeding_decision) by the local time they were made, by
+-- the copy's branch when decided, the decision and the copy's collection
+-- then. No staff member and no patron in the rows.
+CREATE OR REPLACE FUNCTION stats_src_weeding(p_from date, p_to date, p_time text, p_by text[],
+                                             p_branches integer[], p_arg integer, p_param text)
+RETURNS TABLE (period text, keys text[], value numeric)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM stats_grouped(
+        'SELECT d.decided_at, d.branch_id, d.decision, d.collection FROM weeding_decision d '
+        'WHERE d.decided_at >= $1 AND d.decided_at < $2 '
+        '  AND ($3 IS NULL OR d.branch_id = ANY ($3))',
+        'x.decided_at AT TIME ZONE $5', 'count(*)::numeric', p_from, p_to, p_time, p_by,
+        p_branches);
+END
+$$;
+
 -- Public computer sessions by local day (computer_use).
 CREATE OR REPLACE FUNCTION stats_src_computers(p_from date, p_to date, p_time text,
                                                p_by text[], p_branches integer[], p_arg integer,
@@ -1005,7 +1024,11 @@ VALUES
     ('computer_sessions', 'Public computer sessions', 'count', 'stats_src_computers', '',
      '{branch}', '{none,day,week,month,year,weekday}', 'range',
      'Public computer sessions entered or imported per branch and day (IMLS PLS PITUSR).',
-     650)
+     650),
+    ('weeding_decisions', 'Weeding decisions', 'count', 'stats_src_weeding', '',
+     '{branch,decision,collection}', '{none,day,week,month,year,weekday}', 'range',
+     'Decisions recorded about copies on the weeding list (withdraw, keep, mend, replace, '
+     'transfer), by the copy''s branch and CREW collection when decided.', 700)
 ON CONFLICT (name) DO UPDATE SET title = excluded.title, unit = excluded.unit,
     source = excluded.source, param = excluded.param, dims = excluded.dims,
     times = excluded.times, kind = excluded.kind, description = excluded.description,

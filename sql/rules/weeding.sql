@@ -13,10 +13,14 @@
 -- "QA76.73 .P98"). Inlined by the planner (one regular expression).
 CREATE OR REPLACE FUNCTION dewey_of(p_call_number text) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT substring(upper(p_call_number) FROM
+    -- A call number that starts with its number (most) takes the short way.
+    SELECT (CASE WHEN left(ltrim(p_call_number), 1) BETWEEN '0' AND '9'
+                 THEN substring(ltrim(p_call_number) FROM '^([0-9]{1,3}(?:\.[0-9]+)?)(?:[^0-9]|$)')
+                 WHEN left(ltrim(p_call_number), 1) BETWEEN 'A' AND 'z'
+                 THEN substring(upper(p_call_number) FROM
         '^[[:space:]]*(?:(?:J|JUV|JUVENILE|E|EASY|YA|TEEN|REF|REFERENCE|LP|LARGE[[:space:]]+PRINT'
-        '|NF|OS|OVERSIZE|PRO|PROF|LOCAL|PB|CD|DVD|AB|AUDIO)[[:space:]./:-]+)*'
-        '([0-9]{1,3}(?:\.[0-9]+)?)(?:[^0-9]|$)')::numeric
+        '|NF|OS|OVERSIZE|PRO|PROF|LOCAL|PB|CD|DVD|AB|AUDIO)[[:space:]./:-]+)+'
+        '([0-9]{1,3}(?:\.[0-9]+)?)(?:[^0-9]|$)') END)::numeric
 $$;
 
 -- call_number_shelf_key (the shelf order of call numbers) is in migration
@@ -27,11 +31,14 @@ $$;
 -- else '' (unknown).
 CREATE OR REPLACE FUNCTION item_audience(p_bib_audience text, p_call_number text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    -- The call number's first word, without a regular expression (once per
+    -- copy in the lists).
     SELECT CASE
         WHEN coalesce(p_bib_audience, '') <> '' THEN p_bib_audience
-        WHEN upper(p_call_number) ~ '^[[:space:]]*(J|JUV|JUVENILE|E|EASY)([^[:alnum:]]|$)'
-            THEN 'juvenile'
-        WHEN upper(p_call_number) ~ '^[[:space:]]*(YA|TEEN)([^[:alnum:]]|$)' THEN 'young_adult'
+        WHEN upper(split_part(rtrim(split_part(btrim(p_call_number), ' ', 1), '.:/-'), '.', 1))
+             IN ('J', 'JUV', 'JUVENILE', 'E', 'EASY') THEN 'juvenile'
+        WHEN upper(split_part(rtrim(split_part(btrim(p_call_number), ' ', 1), '.:/-'), '.', 1))
+             IN ('YA', 'TEEN') THEN 'young_adult'
         ELSE '' END
 $$;
 
@@ -526,3 +533,285 @@ $$;
 -- A reason as a sentence: its first letter upper-cased.
 CREATE OR REPLACE FUNCTION weeding_sentence(p_text text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT upper(left(p_text, 1)) || substr(p_text, 2) $$;
+
+-- ---------------------------------------------------------------- the summary
+
+-- Evidence per collection at a branch (code), or at every branch (p_all):
+-- copies owned (not withdrawn or lost), dead ones (on the shelf, no use in
+-- dead_days) and their share of the copies against the collection's target,
+-- candidates (on the shelf, past X or Y, not held for, not kept: as the
+-- list), worn copies, the median age of those with a known year. Copies no
+-- rule fits are one row with collection ''. Rows by branch code, then rule
+-- order.
+CREATE OR REPLACE FUNCTION weeding_summary(p_branch text, p_all boolean)
+RETURNS TABLE (branch_code text, collection text, name text, copies integer, dead integer,
+               dead_pct double precision, target_pct integer, over_target boolean,
+               candidates integer, worn integer, median_age_years integer)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_branch branch;
+    v_one integer;
+    c record;
+    v_year integer := extract(year FROM library_today())::integer;
+BEGIN
+    IF NOT coalesce(p_all, false) THEN
+        v_one := schedule_branch(upper(p_branch), 'branch_code');
+    END IF;
+    SELECT * INTO c FROM weeding_cutoffs();
+    FOR v_branch IN
+        SELECT * FROM branch b WHERE v_one IS NULL OR b.id = v_one ORDER BY b.code
+    LOOP
+        RETURN QUERY
+        WITH rules AS MATERIALIZED (
+            SELECT r.collection, r.name, r.dewey_from, r.dewey_to, r.location, r.audience,
+                   r.fiction, r.max_age_years, r.max_idle_years, r.dead_target_pct, r.ord
+            FROM crew_rules_in_effect(v_branch.id) r),
+        copies AS (
+            SELECT m.collection,
+                   (i.status = 'available' AND i.current_branch_id = v_branch.id) AS shelf,
+                   CASE WHEN i.last_used_at IS NOT NULL THEN i.last_used_at < c.dead_at
+                        ELSE i.date_added < c.dead_on END AS is_dead,
+                   (m.max_age_years IS NOT NULL AND b.pub_year <> ''
+                    AND v_year - b.pub_year::integer > m.max_age_years)
+                   OR (m.max_idle_years IS NOT NULL
+                       AND CASE WHEN i.last_used_at IS NOT NULL
+                                THEN i.last_used_at < now()
+                                                      - make_interval(years => m.max_idle_years)
+                                ELSE i.date_added < c.today
+                                                    - make_interval(years => m.max_idle_years)
+                           END) AS past,
+                   (t.wear_uses > 0 AND i.circ_count > t.wear_uses) AS is_worn,
+                   CASE WHEN b.pub_year <> '' THEN v_year - b.pub_year::integer END AS age,
+                   i.id, i.bib_id
+            FROM item i
+            JOIN bib b ON b.id = i.bib_id
+            JOIN item_type t ON t.code = i.item_type
+            CROSS JOIN LATERAL (
+                SELECT dewey_of(coalesce(nullif(i.call_number, ''), b.call_number)) AS dewey,
+                       item_audience(b.audience, coalesce(nullif(i.call_number, ''),
+                                                          b.call_number)) AS audience
+                OFFSET 0) k
+            LEFT JOIN LATERAL (
+                SELECT r.collection, r.max_age_years, r.max_idle_years FROM rules r
+                WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
+                                k.dewey, i.location, k.audience, b.literary_form)
+                ORDER BY r.ord, r.collection LIMIT 1) m ON true
+            WHERE i.owning_branch_id = v_branch.id
+              AND i.status NOT IN ('withdrawn', 'lost')),
+        held AS MATERIALIZED (SELECT DISTINCT h.bib_id FROM hold h WHERE h.status = 'waiting'),
+        kept AS MATERIALIZED (
+            SELECT DISTINCT d.item_id FROM weeding_decision d
+            WHERE d.decision = 'keep' AND d.decided_at > c.keep_at
+              AND d.branch_id = v_branch.id),
+        sums AS (
+            SELECT p.collection, count(*) AS n,
+                   count(*) FILTER (WHERE p.shelf AND p.is_dead) AS n_dead,
+                   count(*) FILTER (WHERE p.shelf AND p.past
+                                      AND p.bib_id NOT IN (SELECT bib_id FROM held)
+                                      AND p.id NOT IN (SELECT item_id FROM kept)) AS n_cand,
+                   count(*) FILTER (WHERE p.is_worn) AS n_worn,
+                   percentile_disc(0.5) WITHIN GROUP (ORDER BY p.age) AS med
+            FROM copies p GROUP BY p.collection)
+        SELECT v_branch.code, coalesce(s.collection, ''),
+               coalesce(r.name, 'In no CREW collection'), s.n::integer, s.n_dead::integer,
+               round(100.0 * s.n_dead / s.n, 1)::double precision,
+               coalesce(r.dead_target_pct, 20)::integer,
+               r.collection IS NOT NULL AND 100.0 * s.n_dead / s.n > r.dead_target_pct,
+               s.n_cand::integer, s.n_worn::integer, s.med
+        FROM sums s LEFT JOIN rules r ON r.collection = s.collection
+        ORDER BY r.ord NULLS LAST, s.collection;
+    END LOOP;
+END
+$$;
+
+-- ---------------------------------------------------------------- decisions
+
+-- A decision about one copy, keyed (a retry returns the stored answer):
+-- withdraw and replace withdraw the copy (refused while its title has holds
+-- waiting: CR422 holds_waiting; the last copy in the system only with
+-- p_last_copy_ok: CR422 last_copy); mend puts it in processing; keep leaves it
+-- as it is (and off the list for keep_months); transfer makes transfer_to
+-- its owning branch and sends it there (a transit, reason 'transfer'; status
+-- in transit). A copy on loan, in transit or on the hold shelf: CR409
+-- circulating. The copy must be owned by the scope's branch (CR403 branch).
+-- Audited on the item; one weeding_decision row (the statistics count them).
+CREATE OR REPLACE FUNCTION weeding_decide(p_key uuid, p_staff bigint, p_workstation bigint,
+                                          p_scope integer, p_barcode text, p_decision text,
+                                          p_transfer_to text, p_note text,
+                                          p_last_copy_ok boolean)
+RETURNS TABLE (barcode text, title text, decision text, status text, transfer_to text,
+               last_copy boolean, message text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key record;
+    v_item item;
+    v_new item;
+    v_bib bib;
+    v_to integer;
+    v_to_code text;
+    v_last boolean;
+    v_coll text;
+    v_note text := coalesce(btrim(p_note), '');
+    v_message text;
+    r record;
+BEGIN
+    IF p_decision IS NULL OR p_decision NOT IN ('withdraw', 'keep', 'mend', 'replace',
+                                                'transfer') THEN
+        PERFORM field_refuse('decision', 'A decision is withdraw, keep, mend, replace or '
+                                         'transfer.');
+    END IF;
+    IF length(v_note) > 500 THEN
+        PERFORM field_refuse('note', 'A note is at most 500 characters.');
+    END IF;
+    IF p_decision = 'transfer' THEN
+        IF coalesce(p_transfer_to, '') = '' THEN
+            PERFORM field_refuse('transfer_to', 'A transfer needs the branch to send it to.');
+        END IF;
+        v_to := schedule_branch(upper(p_transfer_to), 'transfer_to');
+        v_to_code := upper(p_transfer_to);
+    END IF;
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'weeding_decide', p_barcode);
+    IF v_key.stored IS NOT NULL THEN
+        RETURN QUERY SELECT x.* FROM jsonb_to_record(v_key.stored)
+            AS x(barcode text, title text, decision text, status text, transfer_to text,
+                 last_copy boolean, message text);
+        RETURN;
+    END IF;
+    v_item := v_key.item_row;
+    PERFORM branch_scope_check(p_scope, v_item.owning_branch_id, 'weed the copies of');
+    IF v_item.status IN ('checked_out', 'in_transit', 'on_hold_shelf') THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'circulating',
+            MESSAGE = format('%s is %s: decide about it once it is back on the shelf.',
+                             v_item.barcode, replace(v_item.status::text, '_', ' '));
+    END IF;
+    IF v_to IS NOT NULL AND v_to = v_item.owning_branch_id THEN
+        PERFORM field_refuse('transfer_to', format('%s already belongs to %s.', v_item.barcode,
+                                                   v_to_code));
+    END IF;
+    SELECT * INTO v_bib FROM bib b WHERE b.id = v_item.bib_id;
+    v_last := NOT EXISTS (SELECT 1 FROM item o
+                          WHERE o.bib_id = v_item.bib_id AND o.id <> v_item.id
+                            AND o.status NOT IN ('withdrawn', 'lost', 'missing'));
+    IF p_decision IN ('withdraw', 'replace') THEN
+        IF EXISTS (SELECT 1 FROM hold h WHERE h.bib_id = v_item.bib_id
+                                          AND h.status = 'waiting') THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR422', DETAIL = 'holds_waiting',
+                MESSAGE = format('"%s" has holds waiting: %s stays.', v_bib.title,
+                                 v_item.barcode);
+        END IF;
+        IF v_last AND NOT coalesce(p_last_copy_ok, false) THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR422', DETAIL = 'last_copy',
+                MESSAGE = format('%s is the last copy of "%s" in the system; confirm to %s it.',
+                                 v_item.barcode, v_bib.title, p_decision);
+        END IF;
+    END IF;
+    v_coll := coalesce(item_collection(v_item.owning_branch_id,
+                                       dewey_of(coalesce(nullif(v_item.call_number, ''),
+                                                         v_bib.call_number)),
+                                       v_item.location,
+                                       item_audience(v_bib.audience,
+                                                     coalesce(nullif(v_item.call_number, ''),
+                                                              v_bib.call_number)),
+                                       v_bib.literary_form), '');
+
+    IF p_decision IN ('withdraw', 'replace', 'mend') THEN
+        UPDATE item i SET status = CASE WHEN p_decision = 'mend' THEN 'in_processing'
+                                        ELSE 'withdrawn' END::item_status,
+            version = i.version + 1, updated_at = now()
+        WHERE i.id = v_item.id RETURNING * INTO v_new;
+    ELSIF p_decision = 'transfer' THEN
+        IF v_item.current_branch_id <> v_to THEN
+            UPDATE transit t SET cancelled_at = now()
+            WHERE t.item_id = v_item.id AND t.received_at IS NULL AND t.cancelled_at IS NULL;
+            INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_by)
+            VALUES (v_item.id, v_item.current_branch_id, v_to, 'transfer', p_staff);
+        END IF;
+        UPDATE item i SET owning_branch_id = v_to,
+            status = CASE WHEN i.current_branch_id <> v_to THEN 'in_transit'
+                          ELSE i.status END::item_status,
+            version = i.version + 1, updated_at = now()
+        WHERE i.id = v_item.id RETURNING * INTO v_new;
+    ELSE
+        v_new := v_item;
+    END IF;
+    PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'weeding_' || p_decision,
+                        audit_diff(item_audit_json(v_item), item_audit_json(v_new))
+                        || jsonb_build_object('decision', jsonb_build_object(
+                               'before', NULL, 'after', p_decision)));
+    INSERT INTO weeding_decision (item_id, branch_id, decision, transfer_to, collection, note,
+                                  staff_id, workstation_id)
+    VALUES (v_item.id, v_item.owning_branch_id, p_decision, v_to, v_coll, v_note, p_staff,
+            p_workstation);
+
+    v_message := CASE p_decision
+        WHEN 'withdraw' THEN 'Withdrawn: take it off the shelf and mark it discarded.'
+        WHEN 'replace' THEN 'Withdrawn for replacement: order a new copy of this title.'
+        WHEN 'mend' THEN 'To mending: in processing until it is edited back to available.'
+        WHEN 'keep' THEN format('Kept: off the weeding list until %s.',
+                                to_char(library_today()
+                                        + make_interval(months => (SELECT k.keep_months
+                                                                   FROM weeding_cutoffs() k)),
+                                        'YYYY-MM-DD'))
+        ELSE CASE WHEN v_new.status = 'in_transit'
+                  THEN format('Transferred to %s: send it there.', v_to_code)
+                  ELSE format('Transferred to %s, where it already is.', v_to_code) END
+        END;
+    IF v_last AND p_decision IN ('withdraw', 'replace') THEN
+        v_message := v_message || ' It was the last copy in the system.';
+    END IF;
+    SELECT v_item.barcode AS barcode, v_bib.title AS title, p_decision AS decision,
+           v_new.status::text AS status, coalesce(v_to_code, '') AS transfer_to,
+           v_last AS last_copy, v_message AS message INTO r;
+    PERFORM request_store(p_key, to_jsonb(r));
+    RETURN QUERY SELECT r.barcode, r.title, r.decision, r.status, r.transfer_to, r.last_copy,
+                        r.message;
+END
+$$;
+
+-- Decisions of a branch (code; NULL: every branch) between two local days
+-- (default the last 30 days), one kind or all, newest first, at most p_limit
+-- (default 200, 1-1000).
+CREATE OR REPLACE FUNCTION weeding_decision_list(p_branch text, p_decision text, p_from text,
+                                                 p_to text, p_limit integer)
+RETURNS TABLE (barcode text, title text, call_number text, decision text, at text,
+               username text, transfer_to text, note text, collection text,
+               branch_code text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_branch integer;
+    v_to date := local_day(p_to, 'to', library_today());
+    v_from date := local_day(p_from, 'from', v_to - 30);
+    v_tz text := library_setting_text('timezone');
+BEGIN
+    IF coalesce(p_branch, '') <> '' THEN
+        v_branch := schedule_branch(upper(p_branch), 'branch_code');
+    END IF;
+    IF coalesce(p_decision, '') <> ''
+       AND p_decision NOT IN ('withdraw', 'keep', 'mend', 'replace', 'transfer') THEN
+        PERFORM field_refuse('decision', 'A decision is withdraw, keep, mend, replace or '
+                                         'transfer.');
+    END IF;
+    IF v_from > v_to THEN
+        PERFORM field_refuse('from', 'The first day comes after the last.');
+    END IF;
+    IF p_limit IS NOT NULL AND p_limit NOT BETWEEN 1 AND 1000 THEN
+        PERFORM field_refuse('limit', 'The limit is 1 to 1000.');
+    END IF;
+    RETURN QUERY
+    SELECT i.barcode, b.title, coalesce(nullif(i.call_number, ''), b.call_number), d.decision,
+           local_text_in(d.decided_at, v_tz), coalesce(s.username, ''),
+           coalesce(tb.code, ''), d.note, d.collection, db.code
+    FROM weeding_decision d
+    JOIN item i ON i.id = d.item_id
+    JOIN bib b ON b.id = i.bib_id
+    JOIN branch db ON db.id = d.branch_id
+    LEFT JOIN branch tb ON tb.id = d.transfer_to
+    LEFT JOIN staff s ON s.id = d.staff_id
+    WHERE (v_branch IS NULL OR d.branch_id = v_branch)
+      AND (coalesce(p_decision, '') = '' OR d.decision = p_decision)
+      AND d.decided_at >= (v_from::timestamp AT TIME ZONE v_tz)
+      AND d.decided_at < ((v_to + 1)::timestamp AT TIME ZONE v_tz)
+    ORDER BY d.decided_at DESC, d.id DESC
+    LIMIT coalesce(p_limit, 200);
+END
+$$;
