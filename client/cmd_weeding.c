@@ -90,17 +90,20 @@ static void weed_csv_row(FILE *out, const Carrel__WeedingCandidate *c)
 
 static void weed_table_row(table_t *t, const Carrel__WeedingCandidate *c)
 {
-    char title[256], uses[16], reason[256];
+    char title[256], uses[16], reason[256], what[96];
     output_cut(title, sizeof(title), weed_or(c->title, ""), 40);
     output_cut(reason, sizeof(reason), weed_or(c->reason, ""), OUTPUT_TITLE_COLUMNS);
     snprintf(uses, sizeof(uses), "%d", c->uses);
+    /* "transfer to PRK": where the copy goes, in the column people scan. */
+    snprintf(what, sizeof(what), "%s%s%s", weed_or(c->recommendation, ""),
+             c->transfer_to && c->transfer_to[0] ? " to " : "", weed_or(c->transfer_to, ""));
     const char *row[] = {weed_or(c->call_number, ""),
                          weed_or(c->barcode, ""),
                          title,
                          weed_or(c->year, "?"),
                          weed_or(c->last_used, "never"),
                          uses,
-                         weed_or(c->recommendation, ""),
+                         what,
                          reason};
     table_add(t, row);
 }
@@ -218,6 +221,31 @@ static void weed_out_finish(cli_t *cli, weed_out_t *o, const Carrel__WeedingList
         printf("%s", unreviewed_note);
 }
 
+/* What a list written to a file says: on standard error, or one JSON document. */
+static void weed_file_written(cli_t *cli, const weed_out_t *o, const char *path)
+{
+    if (cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "copies");
+        json_uint(&j, o->copies);
+        json_key(&j, "file");
+        json_string(&j, path);
+        json_key(&j, "rules_unreviewed");
+        json_bool(&j, o->unreviewed);
+        json_object_end(&j);
+        json_print(&j, stdout);
+        json_free(&j);
+        return;
+    }
+    if (cli->quiet)
+        return;
+    fprintf(stderr, "wrote %zu %s to %s\n", o->copies, o->copies == 1 ? "copy" : "copies", path);
+    if (o->unreviewed)
+        fprintf(stderr, "%s", unreviewed_note);
+}
+
 /*
  * carrel weeding [--branch B] [--collection C] [--dead] [--csv FILE|-]: the
  * whole list. A CSV file is written to FILE.partial and renamed, so a file
@@ -269,11 +297,8 @@ static int cmd_weeding(cli_t *cli, int argc, char **argv)
             code = cli_fail(cli, EXIT_LOCAL, "cannot write %s: %s", path, strerror(errno));
         if (code != EXIT_OK)
             unlink(tmp);
-        else if (!cli->quiet)
-            fprintf(stderr, "wrote %zu %s to %s\n", o.copies, o.copies == 1 ? "copy" : "copies",
-                    path);
-        if (code == EXIT_OK && o.unreviewed && !cli->quiet)
-            fprintf(stderr, "%s", unreviewed_note);
+        else
+            weed_file_written(cli, &o, path);
     } else if (o.csv) {
         if (fflush(stdout) != 0 && code == EXIT_OK)
             code = cli_fail(cli, EXIT_LOCAL, "cannot write the list: %s", strerror(errno));
@@ -339,7 +364,7 @@ static void print_summary(const cmd_call_t *call, const Carrel__Response *r)
         weed_int(worn, sizeof(worn), h->has_worn, h->worn);
         weed_int(age, sizeof(age), h->has_median_age_years, h->median_age_years);
         const char *row[] = {weed_or(h->branch_code, ""),
-                             weed_or(h->collection, ""),
+                             weed_or(h->collection, "(none)"),
                              name,
                              copies,
                              dead,

@@ -430,6 +430,57 @@ void handle_weeding_settings_save(request_t *req)
 
 /* ---------------------------------------------------------------- the weeding list */
 
+/*
+ * shelf_key on the wire. SQL's key joins the call number's sort key and the
+ * barcode with a control character (and a call number may hold one), but
+ * the protocol carries only printable text (tabs and line breaks aside), so
+ * the key travels percent-encoded: control characters, DEL and '%' as %XX.
+ * It is opaque to clients, who send it back as `after`.
+ */
+static char *weeding_key_out(request_t *req, const char *key)
+{
+    size_t n = strlen(key);
+    char *out = arena_alloc(&req->arena, 3 * n + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '%')
+            o += snprintf(o, 4, "%%%02X", *p);
+        else
+            *o++ = (char)*p;
+    }
+    *o = '\0';
+    return out;
+}
+
+static int weeding_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* `after` back as SQL's key; NULL when it is no key we sent (not %XX, or %00). */
+static char *weeding_key_in(request_t *req, const char *text)
+{
+    char *out = arena_alloc(&req->arena, strlen(text) + 1), *o = out;
+    for (const char *p = text; *p; p++) {
+        if (*p != '%') {
+            *o++ = *p;
+            continue;
+        }
+        int hi = weeding_hex(p[1]), lo = hi < 0 ? -1 : weeding_hex(p[2]);
+        if (lo < 0 || (hi == 0 && lo == 0))
+            return NULL;
+        *o++ = (char)(hi * 16 + lo);
+        p += 2;
+    }
+    *o = '\0';
+    return out;
+}
+
 static Carrel__WeedingCandidate *candidate_from_row(request_t *req, const PGresult *res, int i,
                                                     int c0)
 {
@@ -454,7 +505,8 @@ static Carrel__WeedingCandidate *candidate_from_row(request_t *req, const PGresu
     c->location = reply_text_opt(req, res, i, c0 + CAND_LOCATION);
     c->item_type = reply_text_opt(req, res, i, c0 + CAND_ITEM_TYPE);
     c->status = reply_text_opt(req, res, i, c0 + CAND_STATUS);
-    c->shelf_key = reply_text_opt(req, res, i, c0 + CAND_SHELF_KEY);
+    if (!db_null(res, i, c0 + CAND_SHELF_KEY))
+        c->shelf_key = weeding_key_out(req, COL(res, i, c0 + CAND_SHELF_KEY));
     return c;
 }
 
@@ -500,8 +552,13 @@ void handle_weeding_list(request_t *req)
         !request_limit(req, m->has_limit, m->limit, WEEDING_LIST_DEF, WEEDING_LIST_MAX,
                        "field:limit", &st->limit))
         return;
-    const char *values[5] = {weeding_branch(req, m->branch_code), reply_opt(m->collection),
-                             reply_opt(m->after), pgtext_int(&req->arena, st->limit + 1),
+    const char *after = reply_opt(m->after) ? weeding_key_in(req, m->after) : NULL;
+    if (weeding_fail_field(req, reply_opt(m->after) && after == NULL, "after",
+                           "after is the shelf_key of the last copy of the previous page, as "
+                           "sent."))
+        return;
+    const char *values[5] = {weeding_branch(req, m->branch_code), reply_opt(m->collection), after,
+                             pgtext_int(&req->arena, st->limit + 1),
                              pgtext_bool(m->has_include_dead && m->include_dead)};
     reply_query(req, &stmt_list, 5, values, list_done);
 }

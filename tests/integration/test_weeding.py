@@ -99,9 +99,10 @@ def shelf(x=5, y=3, branch="DWN", user="cora", **more):
 
 def new_title(title=None, year=None, author="Author, Test"):
     title = title or "Weeding title %d" % env.next_number()
-    return int(q("INSERT INTO bib (marc, title, author, pub_year) VALUES ('\\x00', %s, %s, %s)"
-                 " RETURNING id" % (harness.sql_literal(title), harness.sql_literal(author),
-                                    harness.sql_literal(str(year) if year else ""))))
+    out = q("INSERT INTO bib (marc, title, author, pub_year) VALUES ('\\x00', %s, %s, %s)"
+            " RETURNING id" % (harness.sql_literal(title), harness.sql_literal(author),
+                               harness.sql_literal(str(year) if year else "")))
+    return int(out.splitlines()[0])
 
 
 def copy(bib, loc, call="", branch="DWN", used_days_ago=None, uses=0, status="available",
@@ -201,6 +202,11 @@ class TheList(unittest.TestCase):
         self.assertEqual([row[0] for row in rows[1:]], [b2, b1])
         self.assertEqual(rows[2][3], title)
         self.assertEqual(rows[2][5], "1985")
+        # With --json, the file is still CSV and what was written is one document.
+        done = ok(carrel("libby", "weeding", "--collection", coll, "--csv", path + ".2"))
+        self.assertEqual((done["copies"], done["file"]), (2, path + ".2"))
+        with open(path + ".2", newline="") as f:
+            self.assertEqual(list(csv.reader(f)), rows)
         # To standard output with -.
         r = carrel("libby", "weeding", "--collection", coll, "--csv", "-", json_out=False)
         self.assertEqual(r.code, 0, r)
@@ -227,6 +233,27 @@ class TheList(unittest.TestCase):
         self.assertEqual(seen, made)
         # The client fetches every page itself.
         self.assertEqual(barcodes(listing("clara", coll)), made)
+
+    def test_the_client_reads_every_page(self):
+        """More copies than the client's page (1000): every one, once, in shelf order."""
+        coll, loc = shelf()
+        bib = new_title(year=1975)
+        n = 1203
+        q("INSERT INTO item (barcode, bib_id, owning_branch_id, current_branch_id, item_type,"
+          " location, call_number, last_used_at)"
+          " SELECT 'WP%d-' || lpad(g::text, 5, '0'), %d, b.id, b.id, 'book', %s,"
+          " (100 + g %% 700)::text || '.' || (g %% 10)::text || ' P', now() - interval '9 years'"
+          " FROM branch b, generate_series(1, %d) g WHERE b.code = 'DWN'"
+          % (bib, bib, harness.sql_literal(loc), n))
+        r = carrel("clara", "weeding", "--collection", coll, "--csv", "-", json_out=False)
+        self.assertEqual(r.code, 0, r)
+        rows = list(csv.reader(io.StringIO(r.stdout)))[1:]
+        self.assertEqual(len(rows), n)
+        self.assertEqual(len({row[0] for row in rows}), n)
+        keys = [(float(row[1].split()[0]), row[0]) for row in rows]
+        self.assertEqual(keys, sorted(keys))
+        doc = listing("clara", coll)
+        self.assertEqual(barcodes(doc), [row[0] for row in rows])
 
     def test_recommendations_and_guards(self):
         coll, loc = shelf()
@@ -260,6 +287,9 @@ class TheList(unittest.TestCase):
         self.assertEqual(by[worn]["recommendation"], "replace")
         self.assertIn("worn", by[worn]["reasons"])
         self.assertGreaterEqual(by[worn]["uses"], 90000)
+        out = carrel("clara", "weeding", "--collection", coll, json_out=False)
+        self.assertEqual(out.code, 0, out)
+        self.assertIn("transfer to PRK", out.stdout)
         with_dead = barcodes(listing("clara", coll, "--dead"))
         self.assertIn(dead, with_dead)
         self.assertNotIn(held, with_dead)
@@ -277,7 +307,7 @@ class TheList(unittest.TestCase):
         mine = [h for h in s["collections"] if h["collection"] == coll]
         self.assertEqual(len(mine), 1, s)
         self.assertEqual((mine[0]["branch_code"], mine[0]["copies"], mine[0]["candidates"]),
-                         ("PRK", 2, 1))
+                         ("PRK", 1, 1))
         # Every branch at once: coordinators only.
         refused(carrel("paul", "weeding", "summary", "--all"), "role")
         every = ok(carrel("cora", "weeding", "summary", "--all"))
@@ -510,8 +540,8 @@ class Malformed(unittest.TestCase):
              "field:transfer_to"),
             (REQ_DECIDE, pb((1, b), (2, "keep"), (4, "n" * 3000)), "bad_request", "field:note"),
             (REQ_DECIDE, pb((1, "B" * 100), (2, "keep")), "bad_request", "field:barcode"),
-            (REQ_CREW_SAVE, pb((1, pb((4, "No code")))), "bad_request", "field:collection"),
-            (REQ_CREW_SAVE, pb(), "bad_request", "field:collection"),
+            (REQ_LIST, pb((3, "100 PAGE%zz")), "bad_request", "field:after"),
+            (REQ_LIST, pb((3, "100 PAGE%00")), "bad_request", "field:after"),
             (REQ_CREW_SAVE, pb((1, pb((3, "x'; DROP TABLE crew_rule; --")))), "forbidden",
              "role"),
             (REQ_SETTINGS_SAVE, pb((1, pb((1, 10)))), "forbidden", "role"),
@@ -530,9 +560,11 @@ class Malformed(unittest.TestCase):
         w.close()
         self.assertEqual(q("SELECT count(*) FROM weeding_decision"), before)
         self.assertEqual(item(b)[0], "available")
-        # The coordinator's malformed rules and settings, refused in SQL by field.
+        # The coordinator's malformed rules and settings, refused by field.
         w = main.logged_in_wire(user="cora", password=PASSWORD)
         for body_field, body, reason in [
+                (REQ_CREW_SAVE, pb((1, pb((4, "No code")))), "field:collection"),
+                (REQ_CREW_SAVE, pb(), "field:collection"),
                 (REQ_CREW_SAVE, pb((1, pb((3, "x'; DROP TABLE crew_rule; --"), (4, "X")))),
                  "field:collection"),
                 (REQ_CREW_SAVE, pb((1, pb((3, "tbad"), (4, "X"), (10, 0)))),
