@@ -6,7 +6,10 @@
  *
  *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH]
  *                [-L USER@WORKSTATION[,...]] [-k DESK[,...]] [-T FILTER]
- *                [-q QUERY_FILE] [-B BRANCH] [-l LIMIT] WORKLOAD
+ *                [-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] WORKLOAD
+ *
+ * With -m, the measured run goes on past its seconds until MIN_OPS ops are
+ * done (at most ten times as long): slow reports still get a p50 and p99.
  *
  * Every connection logs in as the profile's user at its workstation, or with
  * -L as the list's entry i % count (connection i), with the profile's
@@ -135,6 +138,7 @@ struct bench {
     int nconns;
     int depth;
     double duration_s, warmup_s;
+    size_t min_ops; /* -m */
     bench_conn_t *conns;
     int ready;
     int closed;
@@ -806,7 +810,8 @@ static void bench_tick(uv_timer_t *t)
         b->pages.n = 0;
         return;
     }
-    if (b->measuring && elapsed >= b->duration_s) {
+    if (b->measuring && elapsed >= b->duration_s &&
+        (b->all.n >= b->min_ops || elapsed >= 10 * b->duration_s)) {
         b->measuring = false;
         b->t_end = now;
         bench_stop_all(b);
@@ -918,7 +923,7 @@ int main(int argc, char **argv)
     bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2, .page_limit = 500};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:")) != -1) {
         switch (ch) {
         case 'r':
             if (bench_parse_ids(&b, optarg) != 0)
@@ -947,6 +952,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             b.page_limit = atoi(optarg);
+            break;
+        case 'm':
+            b.min_ops = (size_t)atol(optarg);
             break;
         case 'o':
             b.first_day = optarg;
@@ -980,7 +988,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
                             "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
                             "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
-                            "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] WORKLOAD\n");
+                            "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] WORKLOAD\n");
             return 2;
         }
     }
@@ -991,9 +999,9 @@ int main(int argc, char **argv)
     }
     b.workload = argv[optind];
     static const char *const workloads[] = {
-        "ping",     "branches", "search",   "circ", "heavy", "renewall",   "holds",     "stats",
-        "roombook", "roomrace", "roomfree", "gaps", "tally", "ticketlist", "ticketshow",
-        "weedlist", "weedsummary", "displayreport"};
+        "ping",  "branches",   "search",     "circ",     "heavy",       "renewall",
+        "holds", "stats",      "roombook",   "roomrace", "roomfree",    "gaps",
+        "tally", "ticketlist", "ticketshow", "weedlist", "weedsummary", "displayreport"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
