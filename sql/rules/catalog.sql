@@ -98,7 +98,7 @@ BEGIN
                 MESSAGE = format('There is no branch with code %s.', p_branch);
         END IF;
     END IF;
-    v_cap := greatest(coalesce(library_setting_text('catalog_rank_limit')::integer, 1000),
+    v_cap := greatest(coalesce(library_setting_text('catalog_rank_limit')::integer, 200),
                       p_offset + p_limit);
     IF p_isbn IS NOT NULL THEN
         v_filters := v_filters || ' AND b.isbns @> ARRAY[$2]';
