@@ -425,7 +425,7 @@ class B_SearchBroad(unittest.TestCase):
 
     def set_rank_limit(self, n):
         env.psql("UPDATE library_setting SET value = '%d' WHERE name = 'catalog_rank_limit'" % n)
-        self.addCleanup(env.psql, "UPDATE library_setting SET value = '1000' "
+        self.addCleanup(env.psql, "UPDATE library_setting SET value = '200' "
                         "WHERE name = 'catalog_rank_limit'")
 
     def test_best_candidates_first_when_capped(self):
@@ -453,16 +453,17 @@ class B_SearchBroad(unittest.TestCase):
         self.assertTrue(deeper.get("total_capped"))
 
     def test_capped_total_in_text(self):
+        # The default limit (migration 030) is 200 candidates.
         env.psql("INSERT INTO bib (marc, title) SELECT '\\x00'::bytea, 'Capybara census ' || n "
-                 "FROM generate_series(1, 1001) n")
+                 "FROM generate_series(1, 201) n")
         self.addCleanup(env.psql, "DELETE FROM bib WHERE title LIKE 'Capybara census %'")
         res = self.search("capybara")
-        self.assertEqual((res["total"], res.get("total_capped")), (1000, True))
+        self.assertEqual((res["total"], res.get("total_capped")), (200, True))
         r = env.carrel(profile(), "catalog", "search", "capybara", json_out=False)
         self.assertEqual(r.code, 0, r)
-        self.assertIn("1,000+ matches; page 1 of 50 or more", r.stdout)
-        narrower = self.search("capybara", "1001")
-        self.assertEqual(narrower["results"][0]["title"], "Capybara census 1001")
+        self.assertIn("200+ matches; page 1 of 10 or more", r.stdout)
+        narrower = self.search("capybara", "201")
+        self.assertEqual(narrower["results"][0]["title"], "Capybara census 201")
 
     def test_selective_results_ranked_in_full(self):
         self.set_rank_limit(5)
