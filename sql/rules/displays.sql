@@ -26,20 +26,33 @@ $$;
 -- branch. A copy checked out, in transit, withdrawn, lost or missing keeps
 -- its open row (checkout does not take it off; checkin puts it back) but is
 -- not on the display, so it does not read so. NULL otherwise. One probe of
--- display_item_open (nearly every copy has no open row; the display and
--- item rows are read only for one that has): item rows (G), search results
--- (D) and the pull list call it per row.
+-- display_item_open (nearly every copy has no open row); the display row,
+-- then the item row (by its key) are read only for one that has. Two
+-- statements, in that order: in one join the planner starts from the item
+-- and scans the branch's displays. Item rows (G), search results (D) and
+-- the pull list call it per row; PL/pgSQL keeps its plans for the session.
 CREATE OR REPLACE FUNCTION item_display_text(p_item bigint) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT 'on display: ' || d.theme || ' (' || d.place || ')'
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_today date := library_today();
+    v_text text;
+    v_branch integer;
+BEGIN
+    SELECT 'on display: ' || d.theme || ' (' || d.place || ')', d.branch_id
+    INTO v_text, v_branch
     FROM display_item di
     JOIN display d ON d.id = di.display_id
-    JOIN item i ON i.id = di.item_id
     WHERE di.item_id = p_item AND di.removed_at IS NULL
-      AND i.status = 'available' AND i.current_branch_id = d.branch_id
-      AND d.ended_at IS NULL AND d.starts_on <= library_today() AND d.ends_on >= library_today()
+      AND d.ended_at IS NULL AND d.starts_on <= v_today AND d.ends_on >= v_today
     ORDER BY d.starts_on DESC, d.id DESC
-    LIMIT 1
+    LIMIT 1;
+    IF v_text IS NULL OR NOT EXISTS (SELECT 1 FROM item i
+                                     WHERE i.id = p_item AND i.status = 'available'
+                                       AND i.current_branch_id = v_branch) THEN
+        RETURN NULL;
+    END IF;
+    RETURN v_text;
+END
 $$;
 
 -- At checkin: "THEME (place)" of the display running today at p_branch

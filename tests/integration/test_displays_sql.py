@@ -489,6 +489,15 @@ class Checkin(DisplayTest):
                       % (probe, ids["DWN"]))
         self.assertIn("display_item_open", plan)
         self.assertNotIn("Seq Scan on display_item", plan)
+        # item_display_text's first query (it reads the item only for an open row).
+        plan = self.q("EXPLAIN (COSTS OFF) SELECT d.theme, d.branch_id FROM display_item di"
+                      " JOIN display d ON d.id = di.display_id"
+                      " WHERE di.item_id = %d AND di.removed_at IS NULL AND d.ended_at IS NULL"
+                      " AND d.starts_on <= library_today() AND d.ends_on >= library_today()"
+                      " ORDER BY d.starts_on DESC, d.id DESC LIMIT 1" % probe)
+        self.assertIn("display_item_open", plan)
+        self.assertNotIn("Seq Scan", plan)
+        self.assertEqual(self.q("SELECT coalesce(item_display_text(%d), '-')" % probe), "-")
         self.assertEqual(self.q("SELECT coalesce(display_checkin_text(%d, %d), '-')"
                                 % (probe, ids["DWN"])), "-")
 
