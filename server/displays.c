@@ -131,8 +131,8 @@ void displays_register_statements(void)
 /* A display's id: 1 or more; true if answered (BAD_REQUEST field:<field>). */
 static bool display_fail_id(request_t *req, bool has, int64_t id, const char *field)
 {
-    return request_fail_field(req, !has || id < 1, field,
-                              "Name the display by its number (1 or more).");
+    return request_bad_field(req, !has || id < 1, field,
+                             "Name the display by its number (1 or more).");
 }
 
 /* A Display from the columns starting at c0. */

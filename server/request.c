@@ -248,7 +248,7 @@ bool request_fail_text(request_t *req, const char *s, size_t max, const char *fi
     return true;
 }
 
-bool request_fail_field(request_t *req, bool bad, const char *field, const char *why)
+bool request_bad_field(request_t *req, bool bad, const char *field, const char *why)
 {
     if (!bad)
         return false;

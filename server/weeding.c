@@ -306,8 +306,8 @@ void handle_crew_rule_save(request_t *req)
 {
     Carrel__CrewRuleSave *m = req->msg->crew_rule_save;
     Carrel__CrewRule *r = m->rule;
-    if (request_fail_field(req, r == NULL || !reply_opt(r->collection), "collection",
-                           "Name the collection of the rule (e.g. nf_600)."))
+    if (request_bad_field(req, r == NULL || !reply_opt(r->collection), "collection",
+                          "Name the collection of the rule (e.g. nf_600)."))
         return;
     if (REQUEST_TEXTS(
             req, {r->branch_code, WEEDING_SHORT_MAX, "branch_code"},
@@ -396,15 +396,15 @@ void handle_weeding_settings_get(request_t *req)
 void handle_weeding_settings_save(request_t *req)
 {
     Carrel__WeedingSettings *s = req->msg->weeding_settings_save->settings;
-    if (request_fail_field(req, s == NULL, "settings", "The settings are missing."))
+    if (request_bad_field(req, s == NULL, "settings", "The settings are missing."))
         return;
-    if (request_fail_field(req, s->n_wear > WEEDING_WEAR_MAX, "wear",
-                           "At most 200 wear thresholds, one per item type."))
+    if (request_bad_field(req, s->n_wear > WEEDING_WEAR_MAX, "wear",
+                          "At most 200 wear thresholds, one per item type."))
         return;
     for (size_t i = 0; i < s->n_wear; i++) {
         const Carrel__WearThreshold *w = s->wear[i];
-        if (request_fail_field(req, w == NULL || !reply_opt(w->item_type) || !w->has_max_uses,
-                               "wear", "Each wear threshold names an item type and its uses."))
+        if (request_bad_field(req, w == NULL || !reply_opt(w->item_type) || !w->has_max_uses,
+                              "wear", "Each wear threshold names an item type and its uses."))
             return;
         if (REQUEST_TEXTS(req, {w->item_type, WEEDING_SHORT_MAX, "wear"}))
             return;
@@ -540,9 +540,9 @@ void handle_weeding_list(request_t *req)
                        "field:limit", &st->limit))
         return;
     const char *after = reply_opt(m->after) ? weeding_key_in(req, m->after) : NULL;
-    if (request_fail_field(req, reply_opt(m->after) && after == NULL, "after",
-                           "after is the shelf_key of the last copy of the previous page, as "
-                           "sent."))
+    if (request_bad_field(req, reply_opt(m->after) && after == NULL, "after",
+                          "after is the shelf_key of the last copy of the previous page, as "
+                          "sent."))
         return;
     const char *values[5] = {weeding_branch(req, m->branch_code), reply_opt(m->collection), after,
                              pgtext_int(&req->arena, st->limit + 1),
@@ -641,20 +641,20 @@ static void decide_done(request_t *req, const PGresult *res)
 void handle_weeding_decide(request_t *req)
 {
     Carrel__WeedingDecide *m = req->msg->weeding_decide;
-    if (request_fail_field(req, !reply_opt(m->barcode), "barcode",
-                           "Scan or type the barcode of the copy.") ||
+    if (request_bad_field(req, !reply_opt(m->barcode), "barcode",
+                          "Scan or type the barcode of the copy.") ||
         REQUEST_TEXTS(req, {m->barcode, WEEDING_SHORT_MAX, "barcode"},
                       {m->decision, WEEDING_SHORT_MAX, "decision"},
                       {m->transfer_to, WEEDING_SHORT_MAX, "transfer_to"},
                       {m->note, WEEDING_TEXT_MAX, "note"}) ||
-        request_fail_field(req, !request_one_of(m->decision, decisions), "decision",
-                           "The decision is withdraw, keep, mend, replace or transfer."))
+        request_bad_field(req, !request_one_of(m->decision, decisions), "decision",
+                          "The decision is withdraw, keep, mend, replace or transfer."))
         return;
     bool transfer = strcmp(m->decision, "transfer") == 0;
-    if (request_fail_field(req, transfer && !reply_opt(m->transfer_to), "transfer_to",
-                           "Name the branch the copy is transferred to.") ||
-        request_fail_field(req, !transfer && reply_opt(m->transfer_to), "transfer_to",
-                           "Only a transfer names a branch to send the copy to."))
+    if (request_bad_field(req, transfer && !reply_opt(m->transfer_to), "transfer_to",
+                          "Name the branch the copy is transferred to.") ||
+        request_bad_field(req, !transfer && reply_opt(m->transfer_to), "transfer_to",
+                          "Only a transfer names a branch to send the copy to."))
         return;
     perm_subject_t who = request_subject(req);
     const char *values[9];
@@ -711,9 +711,8 @@ void handle_weeding_decision_list(request_t *req)
         !request_limit(req, m->has_limit, m->limit, WEEDING_DECIDE_DEF, WEEDING_DECIDE_MAX,
                        "field:limit", &limit))
         return;
-    if (request_fail_field(req, reply_opt(m->decision) && !request_one_of(m->decision, decisions),
-                           "decision",
-                           "The decision is withdraw, keep, mend, replace or transfer."))
+    if (request_bad_field(req, reply_opt(m->decision) && !request_one_of(m->decision, decisions),
+                          "decision", "The decision is withdraw, keep, mend, replace or transfer."))
         return;
     const char *values[5] = {weeding_branch(req, m->branch_code), reply_opt(m->decision),
                              reply_opt(m->from), reply_opt(m->to), pgtext_int(&req->arena, limit)};
