@@ -5,14 +5,21 @@
  * reports throughput and latency percentiles.
  *
  *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH]
- *                [-L USER@WORKSTATION[,...]] [-k DESK[,...]] [-T FILTER] WORKLOAD
+ *                [-L USER@WORKSTATION[,...]] [-k DESK[,...]] [-T FILTER]
+ *                [-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] WORKLOAD
+ *
+ * With -m, the measured run goes on past its seconds until MIN_OPS ops are
+ * done (at most ten times as long): slow reports still get a p50 and p99.
  *
  * Every connection logs in as the profile's user at its workstation, or with
  * -L as the list's entry i % count (connection i), with the profile's
  * password.
  *
  * Workloads: ping (no database), branches (one prepared statement per request),
- * search (catalog full-text search for one or two words of tests/bench/words.h),
+ * search (catalog full-text search for one or two words of tests/bench/words.h,
+ * or with -q the queries of a file in turn, one a line, each connection
+ * starting elsewhere; a line "isbn:N" searches by ISBN; the line adds the
+ * mean total of the answers and how many were total_capped),
  * circ (desk i checks out and in its own items BENCH-I-i-00..09 for patron
  * BENCH-P-i), heavy (the same for patron BENCH-HEAVY, who holds 500 loans),
  * renewall (renew all of BENCH-HEAVY's loans), holds (desk i runs a hold's
@@ -35,7 +42,16 @@
  * (TicketList: -T default (every live ticket of the queues the user works),
  * mine, overdue or flagged; the line adds the tickets of the last answer),
  * ticketshow (TicketShow of the -r ticket ids in turn, each connection
- * starting elsewhere; the line adds the messages of the last answer).
+ * starting elsewhere; the line adds the messages of the last answer),
+ * weedlist (the whole weeding report of branch -B, default the session's:
+ * WeedingList pages of -l (default 500) candidates, each asked with the last
+ * shelf_key of the one before, until no more; one op is the whole report,
+ * its latency from the first page asked to the last answered; the line adds
+ * the pages and candidates of the last report and the pages' own p50/p99),
+ * weedsummary (WeedingSummary
+ * of branch -B; the line adds the collections of the last answer),
+ * displayreport (DisplayReport of the -r displays in turn; the line adds the
+ * copies and control copies of the last answer).
  * Circulation workloads use depth 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
@@ -83,9 +99,15 @@ typedef struct bench_conn {
     bool circ_out; /* ... and whether it is checked out */
     int hold_step; /* holds workload: the step sent last (HOLD_*) */
     int stats_next; /* stats workload: the spec to send next */
-    /* room workloads: the slot this desk books next; tally, ticketshow:
-     * the tally or ticket next */
+    /* room workloads: the slot this desk books next; tally, ticketshow,
+     * search -q: the tally, ticket or query next */
     int64_t seq;
+    /* weedlist: when the report began, its pages and candidates so far,
+     * and the shelf_key to ask after (NULL: the first page) */
+    uint64_t report_start;
+    int report_pages;
+    size_t report_rows;
+    char *after;
 } bench_conn_t;
 
 /* The room workloads' rooms (-r) and slots: a slot is a one-hour booking at
@@ -116,6 +138,7 @@ struct bench {
     int nconns;
     int depth;
     double duration_s, warmup_s;
+    size_t min_ops; /* -m */
     bench_conn_t *conns;
     int ready;
     int closed;
@@ -143,6 +166,17 @@ struct bench {
     const char *ticket_filter; /* -T */
     int64_t today_branch;      /* tally: the last answer's today_branch */
     size_t answer_items;       /* ticketlist, ticketshow: the last answer's tickets, messages */
+    /* search -q: the queries; their answers' totals and how many were capped */
+    char **queries;
+    size_t nqueries;
+    uint64_t answers, total_sum, capped;
+    /* weedlist, weedsummary: the branch (-B) and page size (-l); the last
+     * report's pages and candidates, or the summary's collections */
+    const char *branch;
+    int page_limit;
+    int report_pages;
+    size_t report_rows;
+    lat_t pages; /* weedlist: each page's latency */
     uint64_t errors;
     uv_timer_t timer;
     int failed;
@@ -385,6 +419,79 @@ static void bench_send_ticket_show(bench_conn_t *c, Carrel__Request *req)
     bench_request(c, req);
 }
 
+/* search -q: the connection's next query of the file ("isbn:N": by ISBN). */
+static void bench_send_query(bench_conn_t *c, Carrel__Request *req)
+{
+    bench_t *b = c->b;
+    char *q = b->queries[((uint64_t)c->index * 37 + (uint64_t)c->seq++) % b->nqueries];
+    Carrel__CatalogSearch s = CARREL__CATALOG_SEARCH__INIT;
+    if (strncmp(q, "isbn:", 5) == 0)
+        s.isbn = q + 5;
+    else
+        s.query = q;
+    req->body_case = CARREL__REQUEST__BODY_CATALOG_SEARCH;
+    req->catalog_search = &s;
+    bench_request(c, req);
+}
+
+/* weedlist: the next page of the connection's report (the first when
+ * c->after is NULL). */
+static void bench_send_weeding_page(bench_conn_t *c, Carrel__Request *req)
+{
+    bench_t *b = c->b;
+    if (c->after == NULL) {
+        c->report_start = util_mono_ns();
+        c->report_pages = 0;
+        c->report_rows = 0;
+    }
+    Carrel__WeedingList wl = CARREL__WEEDING_LIST__INIT;
+    wl.branch_code = (char *)b->branch;
+    wl.after = c->after;
+    wl.has_limit = 1;
+    wl.limit = b->page_limit;
+    req->body_case = CARREL__REQUEST__BODY_WEEDING_LIST;
+    req->weeding_list = &wl;
+    bench_request(c, req);
+}
+
+/* weedlist: a page answered. True when the report has more pages (the next
+ * one is asked at once and the op is not over); the report's latency is
+ * recorded when its last page arrives. */
+static bool bench_weeding_page_done(bench_conn_t *c, const Carrel__Response *r, uint64_t sent,
+                                    uint64_t now)
+{
+    bench_t *b = c->b;
+    const Carrel__WeedingListReply *w =
+        r->body_case == CARREL__RESPONSE__BODY_WEEDING ? r->weeding : NULL;
+    free(c->after);
+    c->after = NULL;
+    if (w == NULL)
+        return false; /* an error: counted; the next report starts over */
+    c->report_pages++;
+    c->report_rows += w->n_candidates;
+    if (b->measuring)
+        lat_add(&b->pages, now - sent);
+    const char *key = w->n_candidates > 0 ? w->candidates[w->n_candidates - 1]->shelf_key : NULL;
+    if (w->more && (key == NULL || key[0] == '\0')) {
+        fprintf(stderr, "connection %d: a page with more but no shelf_key to go on from\n",
+                c->index);
+        b->errors++;
+        return false;
+    }
+    if (w->more) {
+        c->after = strdup(key);
+        if (c->after == NULL)
+            abort();
+        return true;
+    }
+    if (b->measuring) {
+        lat_add(&b->all, now - c->report_start);
+        b->report_pages = c->report_pages;
+        b->report_rows = c->report_rows;
+    }
+    return false;
+}
+
 static void bench_request(bench_conn_t *c, Carrel__Request *req)
 {
     req->has_id = 1;
@@ -463,6 +570,23 @@ static void bench_send(bench_conn_t *c)
         req.body_case = CARREL__REQUEST__BODY_RENEW;
         req.renew = &rn;
         bench_request(c, &req);
+    } else if (strcmp(b->workload, "search") == 0 && b->nqueries > 0) {
+        bench_send_query(c, &req);
+    } else if (bench_is(b, "weedlist")) {
+        bench_send_weeding_page(c, &req);
+    } else if (bench_is(b, "displayreport")) {
+        Carrel__DisplayReport dr = CARREL__DISPLAY_REPORT__INIT;
+        dr.has_id = 1;
+        dr.id = b->ids[(c->index + c->seq++) % b->nids];
+        req.body_case = CARREL__REQUEST__BODY_DISPLAY_REPORT;
+        req.display_report = &dr;
+        bench_request(c, &req);
+    } else if (bench_is(b, "weedsummary")) {
+        Carrel__WeedingSummary ws = CARREL__WEEDING_SUMMARY__INIT;
+        ws.branch_code = (char *)b->branch;
+        req.body_case = CARREL__REQUEST__BODY_WEEDING_SUMMARY;
+        req.weeding_summary = &ws;
+        bench_request(c, &req);
     } else if (strcmp(b->workload, "search") == 0) {
         /* One or two words of the generated catalog's vocabulary. */
         char query[64];
@@ -530,6 +654,16 @@ static void bench_count_answer(bench_t *b, const Carrel__Response *r)
         b->answer_items = r->tickets->n_tickets;
     else if (r->body_case == CARREL__RESPONSE__BODY_TICKET)
         b->answer_items = r->ticket->n_messages;
+    else if (r->body_case == CARREL__RESPONSE__BODY_CATALOG_SEARCH) {
+        b->answers++;
+        b->total_sum += (uint64_t)r->catalog_search->total;
+        b->capped += r->catalog_search->total_capped;
+    } else if (r->body_case == CARREL__RESPONSE__BODY_WEEDING_SUMMARY) {
+        b->report_rows = r->weeding_summary->n_collections;
+    } else if (r->body_case == CARREL__RESPONSE__BODY_DISPLAY_REPORT) {
+        b->report_rows = (size_t)r->display_report->copies;
+        b->answer_items = (size_t)r->display_report->control_copies;
+    }
 }
 
 static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
@@ -556,6 +690,9 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     bool slot_taken = r->reason != NULL && strcmp(r->reason, "slot_taken") == 0;
     if (c->phase == 3 && b->measuring)
         bench_count_answer(b, r);
+    /* weedlist: a report's pages are one op (see the top). */
+    bool next_page =
+        c->phase == 3 && bench_is(b, "weedlist") && bench_weeding_page_done(c, r, sent, now);
     if (r->body_case == CARREL__RESPONSE__BODY_STATS) {
         b->stats_rows = r->stats->n_rows;
         snprintf(b->served_by, sizeof(b->served_by), "%s",
@@ -597,7 +734,13 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
         }
     } else if (c->phase == 2) {
         bench_ready(c);
-    } else {
+    } else if (next_page) {
+        /* The report's next page (a report cut off by the end of the run
+         * is not counted). */
+        if (!b->stopping)
+            bench_send(c);
+        return;
+    } else if (!bench_is(b, "weedlist")) {
         bench_record(b, c, now - sent);
     }
     if (b->stopping || b->ready < b->nconns)
@@ -664,9 +807,11 @@ static void bench_tick(uv_timer_t *t)
             b->steps[i].n = 0;
         b->errors = 0;
         b->made = b->refused = 0;
+        b->pages.n = 0;
         return;
     }
-    if (b->measuring && elapsed >= b->duration_s) {
+    if (b->measuring && elapsed >= b->duration_s &&
+        (b->all.n >= b->min_ops || elapsed >= 10 * b->duration_s)) {
         b->measuring = false;
         b->t_end = now;
         bench_stop_all(b);
@@ -737,12 +882,48 @@ static int bench_parse_logins(bench_t *b, char *list)
     return 0;
 }
 
+/* -q: the queries, one a line (empty lines skipped). 0, or -1 (said why). */
+static int bench_read_queries(bench_t *b, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0, have = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) != -1) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (b->nqueries == have) {
+            have = have ? have * 2 : 256;
+            char **grown = realloc(b->queries, have * sizeof(char *));
+            if (grown == NULL)
+                abort();
+            b->queries = grown;
+        }
+        if ((b->queries[b->nqueries++] = strdup(line)) == NULL)
+            abort();
+    }
+    free(line);
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad || b->nqueries == 0) {
+        fprintf(stderr, "%s: no queries\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2};
+    bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2, .page_limit = 500};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:")) != -1) {
         switch (ch) {
         case 'r':
             if (bench_parse_ids(&b, optarg) != 0)
@@ -761,6 +942,19 @@ int main(int argc, char **argv)
             break;
         case 'T':
             b.ticket_filter = optarg;
+            break;
+        case 'q':
+            if (bench_read_queries(&b, optarg) != 0)
+                return 2;
+            break;
+        case 'B':
+            b.branch = optarg;
+            break;
+        case 'l':
+            b.page_limit = atoi(optarg);
+            break;
+        case 'm':
+            b.min_ops = (size_t)atol(optarg);
             break;
         case 'o':
             b.first_day = optarg;
@@ -793,7 +987,8 @@ int main(int argc, char **argv)
         default:
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
                             "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
-                            "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] WORKLOAD\n");
+                            "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
+                            "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] WORKLOAD\n");
             return 2;
         }
     }
@@ -804,8 +999,9 @@ int main(int argc, char **argv)
     }
     b.workload = argv[optind];
     static const char *const workloads[] = {
-        "ping",     "branches", "search",   "circ", "heavy", "renewall",   "holds",     "stats",
-        "roombook", "roomrace", "roomfree", "gaps", "tally", "ticketlist", "ticketshow"};
+        "ping",  "branches",   "search",     "circ",     "heavy",       "renewall",
+        "holds", "stats",      "roombook",   "roomrace", "roomfree",    "gaps",
+        "tally", "ticketlist", "ticketshow", "weedlist", "weedsummary", "displayreport"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
@@ -824,8 +1020,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "the room and gaps workloads need -o YYYY-MM-DD (the first day)\n");
         return 2;
     }
-    if ((rooms || bench_is(&b, "ticketshow")) && b.nids == 0) {
-        fprintf(stderr, "roombook, roomrace and ticketshow need -r ID[,ID...]\n");
+    if ((rooms || bench_is(&b, "ticketshow") || bench_is(&b, "displayreport")) && b.nids == 0) {
+        fprintf(stderr, "roombook, roomrace, ticketshow and displayreport need -r ID[,ID...]\n");
         return 2;
     }
     static const char *const filters[] = {"default", "mine", "overdue", "flagged"};
@@ -835,6 +1031,14 @@ int main(int argc, char **argv)
     if (bench_is(&b, "ticketlist") != filter_ok) {
         fprintf(stderr, "the ticketlist workload, and only it, needs -T "
                         "default|mine|overdue|flagged\n");
+        return 2;
+    }
+    if (b.page_limit < 1 || b.page_limit > 5000) {
+        fprintf(stderr, "-l: 1-5000 candidates a page\n");
+        return 2;
+    }
+    if (b.nqueries > 0 && !bench_is(&b, "search")) {
+        fprintf(stderr, "-q is for the search workload\n");
         return 2;
     }
     char err[512];
@@ -903,6 +1107,22 @@ int main(int argc, char **argv)
             printf(" filter=%s tickets=%zu", b.ticket_filter, b.answer_items);
         if (bench_is(&b, "ticketshow"))
             printf(" tickets=%d messages=%zu", b.nids, b.answer_items);
+        if (bench_is(&b, "search"))
+            printf(" queries=%zu mean_total=%.0f capped=%llu", b.nqueries,
+                   b.answers ? (double)b.total_sum / (double)b.answers : 0.0,
+                   (unsigned long long)b.capped);
+        if (bench_is(&b, "weedlist")) {
+            qsort(b.pages.us, b.pages.n, sizeof(uint32_t), cmp_u32);
+            printf(" branch=%s page_limit=%d pages=%d candidates=%zu page_p50_ms=%.3f "
+                   "page_p99_ms=%.3f",
+                   b.branch ? b.branch : "session", b.page_limit, b.report_pages, b.report_rows,
+                   pct(b.pages.us, b.pages.n, 0.50), pct(b.pages.us, b.pages.n, 0.99));
+        }
+        if (bench_is(&b, "displayreport"))
+            printf(" displays=%d copies=%zu control_copies=%zu", b.nids, b.report_rows,
+                   b.answer_items);
+        if (bench_is(&b, "weedsummary"))
+            printf(" branch=%s collections=%zu", b.branch ? b.branch : "session", b.report_rows);
         printf("\n");
         for (int i = 0; i < HOLD_STEPS && strcmp(b.workload, "holds") == 0; i++) {
             l = &b.steps[i];
@@ -911,10 +1131,16 @@ int main(int argc, char **argv)
                    l->n, (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99));
         }
     }
-    for (int i = 0; i < b.nconns; i++)
+    for (int i = 0; i < b.nconns; i++) {
         free(b.conns[i].sent_at);
+        free(b.conns[i].after);
+    }
+    for (size_t i = 0; i < b.nqueries; i++)
+        free(b.queries[i]);
+    free(b.queries);
     free(b.conns);
     free(b.all.us);
+    free(b.pages.us);
     for (int i = 0; i < HOLD_STEPS; i++)
         free(b.steps[i].us);
     free(b.password);
