@@ -826,7 +826,11 @@ static void crew_apply(Carrel__CrewRule *r, const crew_changes_t *c)
     const Carrel__CrewRule *ch = &c->rule;
     if (ch->name)
         r->name = ch->name;
-    if (ch->dewey_from || c->clear_dewey) {
+    if (c->clear_dewey) {
+        /* Empty, not absent: an absent range keeps the one saved (crew_rule_save). */
+        r->dewey_from = "";
+        r->dewey_to = "";
+    } else if (ch->dewey_from) {
         r->dewey_from = ch->dewey_from;
         r->dewey_to = ch->dewey_to;
     }

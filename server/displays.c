@@ -128,18 +128,11 @@ void displays_register_statements(void)
 
 /* ---------------------------------------------------------------- shared */
 
-/* An arena array for up to n pointers (one more, so n may be 0). */
-#define DISPLAY_LIST(req, T, n) arena_new(&(req)->arena, T *, (size_t)(n) + 1)
-
 /* A display's id: 1 or more; true if answered (BAD_REQUEST field:<field>). */
 static bool display_fail_id(request_t *req, bool has, int64_t id, const char *field)
 {
-    if (has && id >= 1)
-        return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
-                 arena_printf(&req->arena, "field:%s", field),
-                 "Name the display by its number (1 or more).");
-    return true;
+    return request_bad_field(req, !has || id < 1, field,
+                             "Name the display by its number (1 or more).");
 }
 
 /* A Display from the columns starting at c0. */
@@ -255,7 +248,7 @@ static void list_done(request_t *req, const PGresult *res)
     int rows = PQntuples(res);
     Carrel__DisplayListReply *reply = arena_new(&req->arena, Carrel__DisplayListReply, 1);
     carrel__display_list_reply__init(reply);
-    reply->displays = DISPLAY_LIST(req, Carrel__Display, rows);
+    reply->displays = REQUEST_LIST(req, Carrel__Display, rows);
     for (int i = 0; i < rows; i++)
         reply->displays[reply->n_displays++] = display_from_row(req, res, i, 0);
     req->resp.body_case = CARREL__RESPONSE__BODY_DISPLAYS;
@@ -337,7 +330,7 @@ static void show_done(request_t *req, const PGresult *res)
     Carrel__DisplayShowReply *reply = arena_new(&req->arena, Carrel__DisplayShowReply, 1);
     carrel__display_show_reply__init(reply);
     reply->display = display_from_row(req, res, 0, SHOW_DISPLAY);
-    reply->items = DISPLAY_LIST(req, Carrel__DisplayItem, rows);
+    reply->items = REQUEST_LIST(req, Carrel__DisplayItem, rows);
     for (int i = 0; i < rows; i++)
         if (!db_null(res, i, SHOW_ITEM + DI_BARCODE))
             reply->items[reply->n_items++] = display_item_from_row(req, res, i, SHOW_ITEM);
@@ -383,7 +376,7 @@ static void report_done(request_t *req, const PGresult *res)
     reply_double_opt(res, 0, REP_CONTROL_CHANGE, &r->has_control_change, &r->control_change);
     reply_double_opt(res, 0, REP_NET_LIFT, &r->has_net_lift, &r->net_lift);
     r->note = reply_text_opt(req, res, 0, REP_NOTE);
-    r->strata = DISPLAY_LIST(req, Carrel__DisplayStratum, rows);
+    r->strata = REQUEST_LIST(req, Carrel__DisplayStratum, rows);
     for (int i = 0; i < rows; i++) {
         if (db_null(res, i, REP_S_AGE_BAND) && db_null(res, i, REP_S_COLLECTION) &&
             db_null(res, i, REP_S_COPIES))

@@ -248,6 +248,15 @@ bool request_fail_text(request_t *req, const char *s, size_t max, const char *fi
     return true;
 }
 
+bool request_bad_field(request_t *req, bool bad, const char *field, const char *why)
+{
+    if (!bad)
+        return false;
+    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
+                 arena_printf(&req->arena, "field:%s", field), "%s", why);
+    return true;
+}
+
 bool request_fail_texts(request_t *req, const request_text_t *t, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -93,6 +93,15 @@ __attribute__((warn_unused_result)) bool request_limit(request_t *req, bool has,
  */
 __attribute__((warn_unused_result)) bool request_fail_text(request_t *req, const char *s,
                                                            size_t max, const char *field);
+/*
+ * When `bad`: answer BAD_REQUEST `field:<field>` with the message `why` and
+ * return true, after which req must not be touched; else false.
+ */
+__attribute__((warn_unused_result)) bool request_bad_field(request_t *req, bool bad,
+                                                           const char *field, const char *why);
+/* An arena array for up to n pointers of a reply's repeated field (one more,
+ * so that n may be 0). */
+#define REQUEST_LIST(req, T, n) arena_new(&(req)->arena, T *, (size_t)(n) + 1)
 /* Text fields of a request and their bounds, for request_fail_texts. */
 typedef struct request_text {
     const char *s;

@@ -221,19 +221,6 @@ static bool weeding_system_wide(const request_t *req)
     return !perm_role_is_branch_bound(request_session(req)->role);
 }
 
-/* BAD_REQUEST field:<field> with `why`; true if answered. */
-static bool weeding_fail_field(request_t *req, bool bad, const char *field, const char *why)
-{
-    if (!bad)
-        return false;
-    request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST,
-                 arena_printf(&req->arena, "field:%s", field), "%s", why);
-    return true;
-}
-
-/* An arena array for up to n pointers (one more, so n may be 0). */
-#define WEEDING_LIST(req, T, n) arena_new(&(req)->arena, T *, (size_t)(n) + 1)
-
 static const char *const decisions[] = {"withdraw", "keep", "mend", "replace", "transfer", NULL};
 
 /* ---------------------------------------------------------------- CREW rules */
@@ -267,7 +254,7 @@ static void crew_list_done(request_t *req, const PGresult *res)
     int rows = PQntuples(res);
     Carrel__CrewRuleListReply *reply = arena_new(&req->arena, Carrel__CrewRuleListReply, 1);
     carrel__crew_rule_list_reply__init(reply);
-    reply->rules = WEEDING_LIST(req, Carrel__CrewRule, rows);
+    reply->rules = REQUEST_LIST(req, Carrel__CrewRule, rows);
     for (int i = 0; i < rows; i++) {
         if (i == 0)
             reply_bool_opt(res, i, CLIST_UNREVIEWED, &reply->has_unreviewed, &reply->unreviewed);
@@ -319,8 +306,8 @@ void handle_crew_rule_save(request_t *req)
 {
     Carrel__CrewRuleSave *m = req->msg->crew_rule_save;
     Carrel__CrewRule *r = m->rule;
-    if (weeding_fail_field(req, r == NULL || !reply_opt(r->collection), "collection",
-                           "Name the collection of the rule (e.g. nf_600)."))
+    if (request_bad_field(req, r == NULL || !reply_opt(r->collection), "collection",
+                          "Name the collection of the rule (e.g. nf_600)."))
         return;
     if (REQUEST_TEXTS(
             req, {r->branch_code, WEEDING_SHORT_MAX, "branch_code"},
@@ -364,7 +351,7 @@ static Carrel__WeedingSettings *settings_from_row(request_t *req, const PGresult
         request_fail_reason(req, REASON_INTERNAL);
         return NULL;
     }
-    s->wear = WEEDING_LIST(req, Carrel__WearThreshold, ntypes);
+    s->wear = REQUEST_LIST(req, Carrel__WearThreshold, ntypes);
     for (size_t i = 0; i < ntypes; i++) {
         Carrel__WearThreshold *w = arena_new(&req->arena, Carrel__WearThreshold, 1);
         carrel__wear_threshold__init(w);
@@ -409,15 +396,15 @@ void handle_weeding_settings_get(request_t *req)
 void handle_weeding_settings_save(request_t *req)
 {
     Carrel__WeedingSettings *s = req->msg->weeding_settings_save->settings;
-    if (weeding_fail_field(req, s == NULL, "settings", "The settings are missing."))
+    if (request_bad_field(req, s == NULL, "settings", "The settings are missing."))
         return;
-    if (weeding_fail_field(req, s->n_wear > WEEDING_WEAR_MAX, "wear",
-                           "At most 200 wear thresholds, one per item type."))
+    if (request_bad_field(req, s->n_wear > WEEDING_WEAR_MAX, "wear",
+                          "At most 200 wear thresholds, one per item type."))
         return;
     for (size_t i = 0; i < s->n_wear; i++) {
         const Carrel__WearThreshold *w = s->wear[i];
-        if (weeding_fail_field(req, w == NULL || !reply_opt(w->item_type) || !w->has_max_uses,
-                               "wear", "Each wear threshold names an item type and its uses."))
+        if (request_bad_field(req, w == NULL || !reply_opt(w->item_type) || !w->has_max_uses,
+                              "wear", "Each wear threshold names an item type and its uses."))
             return;
         if (REQUEST_TEXTS(req, {w->item_type, WEEDING_SHORT_MAX, "wear"}))
             return;
@@ -521,7 +508,7 @@ static void list_done(request_t *req, const PGresult *res)
     int rows = PQntuples(res);
     Carrel__WeedingListReply *reply = arena_new(&req->arena, Carrel__WeedingListReply, 1);
     carrel__weeding_list_reply__init(reply);
-    reply->candidates = WEEDING_LIST(req, Carrel__WeedingCandidate, rows);
+    reply->candidates = REQUEST_LIST(req, Carrel__WeedingCandidate, rows);
     reply->has_more = 1;
     for (int i = 0; i < rows; i++) {
         if (i == 0)
@@ -553,9 +540,9 @@ void handle_weeding_list(request_t *req)
                        "field:limit", &st->limit))
         return;
     const char *after = reply_opt(m->after) ? weeding_key_in(req, m->after) : NULL;
-    if (weeding_fail_field(req, reply_opt(m->after) && after == NULL, "after",
-                           "after is the shelf_key of the last copy of the previous page, as "
-                           "sent."))
+    if (request_bad_field(req, reply_opt(m->after) && after == NULL, "after",
+                          "after is the shelf_key of the last copy of the previous page, as "
+                          "sent."))
         return;
     const char *values[5] = {weeding_branch(req, m->branch_code), reply_opt(m->collection), after,
                              pgtext_int(&req->arena, st->limit + 1),
@@ -588,7 +575,7 @@ static void summary_done(request_t *req, const PGresult *res)
     int rows = PQntuples(res);
     Carrel__WeedingSummaryReply *reply = arena_new(&req->arena, Carrel__WeedingSummaryReply, 1);
     carrel__weeding_summary_reply__init(reply);
-    reply->collections = WEEDING_LIST(req, Carrel__CollectionHealth, rows);
+    reply->collections = REQUEST_LIST(req, Carrel__CollectionHealth, rows);
     for (int i = 0; i < rows; i++) {
         if (i == 0)
             reply_int32_opt(res, i, SUM_SETTINGS + SET_DEAD_DAYS, &reply->has_dead_days,
@@ -654,20 +641,20 @@ static void decide_done(request_t *req, const PGresult *res)
 void handle_weeding_decide(request_t *req)
 {
     Carrel__WeedingDecide *m = req->msg->weeding_decide;
-    if (weeding_fail_field(req, !reply_opt(m->barcode), "barcode",
-                           "Scan or type the barcode of the copy.") ||
+    if (request_bad_field(req, !reply_opt(m->barcode), "barcode",
+                          "Scan or type the barcode of the copy.") ||
         REQUEST_TEXTS(req, {m->barcode, WEEDING_SHORT_MAX, "barcode"},
                       {m->decision, WEEDING_SHORT_MAX, "decision"},
                       {m->transfer_to, WEEDING_SHORT_MAX, "transfer_to"},
                       {m->note, WEEDING_TEXT_MAX, "note"}) ||
-        weeding_fail_field(req, !request_one_of(m->decision, decisions), "decision",
-                           "The decision is withdraw, keep, mend, replace or transfer."))
+        request_bad_field(req, !request_one_of(m->decision, decisions), "decision",
+                          "The decision is withdraw, keep, mend, replace or transfer."))
         return;
     bool transfer = strcmp(m->decision, "transfer") == 0;
-    if (weeding_fail_field(req, transfer && !reply_opt(m->transfer_to), "transfer_to",
-                           "Name the branch the copy is transferred to.") ||
-        weeding_fail_field(req, !transfer && reply_opt(m->transfer_to), "transfer_to",
-                           "Only a transfer names a branch to send the copy to."))
+    if (request_bad_field(req, transfer && !reply_opt(m->transfer_to), "transfer_to",
+                          "Name the branch the copy is transferred to.") ||
+        request_bad_field(req, !transfer && reply_opt(m->transfer_to), "transfer_to",
+                          "Only a transfer names a branch to send the copy to."))
         return;
     perm_subject_t who = request_subject(req);
     const char *values[9];
@@ -705,7 +692,7 @@ static void decisions_done(request_t *req, const PGresult *res)
     Carrel__WeedingDecisionListReply *reply =
         arena_new(&req->arena, Carrel__WeedingDecisionListReply, 1);
     carrel__weeding_decision_list_reply__init(reply);
-    reply->decisions = WEEDING_LIST(req, Carrel__WeedingDecision, rows);
+    reply->decisions = REQUEST_LIST(req, Carrel__WeedingDecision, rows);
     for (int i = 0; i < rows; i++)
         reply->decisions[reply->n_decisions++] = decision_from_row(req, res, i);
     req->resp.body_case = CARREL__RESPONSE__BODY_WEEDING_DECISIONS;
@@ -724,9 +711,8 @@ void handle_weeding_decision_list(request_t *req)
         !request_limit(req, m->has_limit, m->limit, WEEDING_DECIDE_DEF, WEEDING_DECIDE_MAX,
                        "field:limit", &limit))
         return;
-    if (weeding_fail_field(req, reply_opt(m->decision) && !request_one_of(m->decision, decisions),
-                           "decision",
-                           "The decision is withdraw, keep, mend, replace or transfer."))
+    if (request_bad_field(req, reply_opt(m->decision) && !request_one_of(m->decision, decisions),
+                          "decision", "The decision is withdraw, keep, mend, replace or transfer."))
         return;
     const char *values[5] = {weeding_branch(req, m->branch_code), reply_opt(m->decision),
                              reply_opt(m->from), reply_opt(m->to), pgtext_int(&req->arena, limit)};

@@ -9,18 +9,26 @@
 
 -- The Dewey number a call number starts with, after the usual prefixes
 -- (J, JUV, E, EASY, YA, TEEN, REF, LP, ...): "641.5 SMI" 641.5, "J 599.75 ROB"
--- 599.75, "REF 030 ENC" 30. NULL when there is none ("FIC SMITH", "B LINCOLN",
--- "QA76.73 .P98"). Inlined by the planner; one regular expression, the
--- short one for a call number that starts with its number.
+-- 599.75, "REF 030 ENC" 30. The biography short forms "92 LINCOLN",
+-- "B LINCOLN", "BIO LINCOLN" (also after a prefix: "J B LINCOLN") are 920,
+-- biography, so that they fall in the 920s' rule (and count as
+-- nonfiction). NULL when there is none ("FIC SMITH", "QA76.73 .P98": Library
+-- of Congress numbers have no Dewey number, docs/WEEDING.md). Inlined by the
+-- planner; one regular expression, the short one for a call number that
+-- starts with its number; the short forms are mapped on the captured text
+-- ('|92|' -> '|920|': plain string work, no second expression).
 CREATE OR REPLACE FUNCTION dewey_of(p_call_number text) RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (CASE WHEN left(ltrim(p_call_number), 1) BETWEEN '0' AND '9'
+    SELECT btrim(replace(replace(replace(replace(replace(
+        '|' || CASE WHEN left(ltrim(p_call_number), 1) BETWEEN '0' AND '9'
                  THEN substring(ltrim(p_call_number) FROM '^([0-9]{1,3}(?:\.[0-9]+)?)(?:[^0-9]|$)')
                  WHEN left(ltrim(p_call_number), 1) BETWEEN 'A' AND 'z'
                  THEN substring(upper(p_call_number) FROM
         '^[[:space:]]*(?:(?:J|JUV|JUVENILE|E|EASY|YA|TEEN|REF|REFERENCE|LP|LARGE[[:space:]]+PRINT'
-        '|NF|OS|OVERSIZE|PRO|PROF|LOCAL|PB|CD|DVD|AB|AUDIO)[[:space:]./:-]+)+'
-        '([0-9]{1,3}(?:\.[0-9]+)?)(?:[^0-9]|$)') END)::numeric
+        '|NF|OS|OVERSIZE|PRO|PROF|LOCAL|PB|CD|DVD|AB|AUDIO)[[:space:]./:-]+)*'
+        '([0-9]{1,3}(?:\.[0-9]+)?(?=[^0-9]|$)|(?:BIOGRAPHY|BIOG|BIO|B)(?=[^0-9A-Z]|$))') END
+        || '|', '|92|', '|920|'), '|B|', '|920|'), '|BIO|', '|920|'), '|BIOG|', '|920|'),
+        '|BIOGRAPHY|', '|920|'), '|')::numeric
 $$;
 
 -- call_number_shelf_key (the shelf order of call numbers) is in migration
@@ -40,6 +48,31 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         WHEN upper(split_part(rtrim(split_part(btrim(p_call_number), ' ', 1), '.:/-'), '.', 1))
              IN ('YA', 'TEEN') THEN 'young_adult'
         ELSE '' END
+$$;
+
+-- The kind of a copy as every CREW match reads it (weeding_list,
+-- weeding_summary, item_collections, weeding_decide: one definition, so they
+-- cannot drift apart): its call number (its own, else its bib's), that
+-- number's Dewey number and the copy's audience. Inlined as a subquery that
+-- OFFSET 0 keeps whole: worked out once per copy, not once per rule tried.
+CREATE OR REPLACE FUNCTION copy_kind(p_item_call text, p_bib_call text, p_bib_audience text)
+RETURNS TABLE (call_number text, dewey numeric, audience text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT k.cn, dewey_of(k.cn), item_audience(p_bib_audience, k.cn)
+    FROM (SELECT coalesce(nullif(p_item_call, ''), p_bib_call) AS cn) k
+    OFFSET 0
+$$;
+
+-- Whether a copy is kept (a keep decision at p_branch after p_keep_at, that
+-- is within keep_months): the list leaves it out and the summary does not
+-- count it as a candidate (one predicate for both). A keep binds the branch
+-- that decided it: after a transfer the new owner judges the copy afresh.
+CREATE OR REPLACE FUNCTION weeding_kept(p_item bigint, p_branch integer,
+                                        p_keep_at timestamptz) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT EXISTS (SELECT 1 FROM weeding_decision d
+                   WHERE d.item_id = p_item AND d.decision = 'keep'
+                     AND d.decided_at > p_keep_at AND d.branch_id = p_branch)
 $$;
 
 -- ---------------------------------------------------------------- CREW rules
@@ -109,11 +142,7 @@ LANGUAGE sql STABLE AS $$
     SELECT i.id, coalesce(m.collection, '')
     FROM item i
     JOIN bib b ON b.id = i.bib_id
-    CROSS JOIN LATERAL (
-        SELECT dewey_of(coalesce(nullif(i.call_number, ''), b.call_number)) AS dewey,
-               item_audience(b.audience, coalesce(nullif(i.call_number, ''),
-                                                  b.call_number)) AS audience
-        OFFSET 0) k
+    CROSS JOIN LATERAL copy_kind(i.call_number, b.call_number, b.audience) k
     LEFT JOIN LATERAL (
         SELECT r.collection FROM rules r
         WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
@@ -495,7 +524,7 @@ BEGIN
         -- them for its own rule too, and is not classified at all.
         copies AS MATERIALIZED (
             SELECT i.id, i.barcode, i.bib_id, b.title, b.author,
-                   coalesce(nullif(i.call_number, ''), b.call_number) AS cn, b.pub_year,
+                   i.call_number AS item_call, b.call_number AS bib_call, b.pub_year,
                    b.audience AS bib_audience, b.literary_form,
                    i.last_used_at, i.date_added, i.circ_count, i.in_house_uses, i.location,
                    i.item_type, i.status, t.wear_uses,
@@ -527,15 +556,14 @@ BEGIN
         -- form. Every copy of a class fits the same rules (crew_fits reads
         -- nothing else), so the rules are tried once per class, not per copy.
         kinds AS MATERIALIZED (
-            SELECT p.*, k.dewey, k.audience,
+            SELECT p.*, k.call_number AS cn, k.dewey, k.audience,
                    k.dewey IS NULL AS k_none,
                    coalesce(width_bucket(k.dewey, v_froms), -1) AS k_from,
                    coalesce(width_bucket(-k.dewey, v_tos), -1) AS k_to,
                    lower(p.location) AS k_loc, k.audience = 'juvenile' AS k_juv
             FROM copies p
-            CROSS JOIN LATERAL (
-                SELECT dewey_of(p.cn) AS dewey, item_audience(p.bib_audience, p.cn) AS audience
-                OFFSET 0) k),
+            -- copy_kind's OFFSET 0: worked out once per copy.
+            CROSS JOIN LATERAL copy_kind(p.item_call, p.bib_call, p.bib_audience) k),
         classes AS MATERIALIZED (
             SELECT s.k_none, s.k_from, s.k_to, s.k_loc, s.k_juv, s.literary_form,
                    m.collection, m.max_age_years, m.max_idle_years
@@ -575,9 +603,7 @@ BEGIN
               AND (f.past_x OR f.past_y OR f.worn OR (v_dead AND f.dead))
               AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.bib_id = g.bib_id
                                                      AND h.status = 'waiting')
-              AND NOT EXISTS (SELECT 1 FROM weeding_decision d
-                              WHERE d.item_id = g.id AND d.decision = 'keep'
-                                AND d.decided_at > c.keep_at)
+              AND NOT weeding_kept(g.id, v_branch, c.keep_at)
             ORDER BY g.key COLLATE "C"
             LIMIT v_left),
         judged AS MATERIALIZED (
@@ -701,11 +727,7 @@ BEGIN
             FROM item i
             JOIN bib b ON b.id = i.bib_id
             JOIN item_type t ON t.code = i.item_type
-            CROSS JOIN LATERAL (
-                SELECT dewey_of(coalesce(nullif(i.call_number, ''), b.call_number)) AS dewey,
-                       item_audience(b.audience, coalesce(nullif(i.call_number, ''),
-                                                          b.call_number)) AS audience
-                OFFSET 0) k
+            CROSS JOIN LATERAL copy_kind(i.call_number, b.call_number, b.audience) k
             LEFT JOIN LATERAL (
                 SELECT r.collection, r.max_age_years, r.max_idle_years FROM rules r
                 WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
@@ -714,16 +736,13 @@ BEGIN
             WHERE i.owning_branch_id = v_branch.id
               AND i.status NOT IN ('withdrawn', 'lost')),
         held AS MATERIALIZED (SELECT DISTINCT h.bib_id FROM hold h WHERE h.status = 'waiting'),
-        kept AS MATERIALIZED (
-            SELECT DISTINCT d.item_id FROM weeding_decision d
-            WHERE d.decision = 'keep' AND d.decided_at > c.keep_at
-              AND d.branch_id = v_branch.id),
         sums AS (
             SELECT p.collection, count(*) AS n,
                    count(*) FILTER (WHERE p.shelf AND p.is_dead) AS n_dead,
                    count(*) FILTER (WHERE p.shelf AND p.past
                                       AND p.bib_id NOT IN (SELECT bib_id FROM held)
-                                      AND p.id NOT IN (SELECT item_id FROM kept)) AS n_cand,
+                                      AND NOT weeding_kept(p.id, v_branch.id, c.keep_at))
+                       AS n_cand,
                    count(*) FILTER (WHERE p.is_worn) AS n_worn,
                    percentile_disc(0.5) WITHIN GROUP (ORDER BY p.age) AS med
             FROM copies p GROUP BY p.collection)
@@ -748,8 +767,16 @@ $$;
 -- as it is (and off the list for keep_months); transfer makes transfer_to
 -- its owning branch and sends it there (a transit, reason 'transfer'; status
 -- in transit). A copy on loan, in transit or on the hold shelf: CR409
--- circulating. The copy must be owned by the scope's branch (CR403 branch).
--- Audited on the item; one weeding_decision row (the statistics count them).
+-- circulating; one already withdrawn, lost or missing: CR422 item_status
+-- (nothing to decide, and a second withdrawal would count twice in the
+-- statistics). The copy must be owned by the scope's branch (CR403 branch).
+-- withdraw, replace and transfer take the copy off any display it is on
+-- (its open display_item rows closed, audited display_remove), so that it
+-- no longer reads "on display". Withdraw and replace lock the title's bib
+-- row before counting its other copies: two staff withdrawing the last two
+-- copies at once are served one after the other, and the second one sees
+-- the last copy. Audited on the item; one weeding_decision row (the
+-- statistics count them).
 CREATE OR REPLACE FUNCTION weeding_decide(p_key uuid, p_staff bigint, p_workstation bigint,
                                           p_scope integer, p_barcode text, p_decision text,
                                           p_transfer_to text, p_note text,
@@ -768,6 +795,8 @@ DECLARE
     v_coll text;
     v_note text := coalesce(btrim(p_note), '');
     v_message text;
+    v_kind record;
+    v_display bigint;
     r record;
 BEGIN
     IF p_decision IS NULL OR p_decision NOT IN ('withdraw', 'keep', 'mend', 'replace',
@@ -799,11 +828,21 @@ BEGIN
             MESSAGE = format('%s is %s: decide about it once it is back on the shelf.',
                              v_item.barcode, replace(v_item.status::text, '_', ' '));
     END IF;
+    IF v_item.status IN ('withdrawn', 'lost', 'missing') THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR422', DETAIL = 'item_status',
+            MESSAGE = format('%s is already %s: there is nothing to decide about it.',
+                             v_item.barcode, v_item.status);
+    END IF;
     IF v_to IS NOT NULL AND v_to = v_item.owning_branch_id THEN
         PERFORM field_refuse('transfer_to', format('%s already belongs to %s.', v_item.barcode,
                                                    v_to_code));
     END IF;
-    SELECT * INTO v_bib FROM bib b WHERE b.id = v_item.bib_id;
+    IF p_decision IN ('withdraw', 'replace') THEN
+        -- The title's lock orders the decisions that may take its last copy.
+        SELECT * INTO v_bib FROM bib b WHERE b.id = v_item.bib_id FOR NO KEY UPDATE;
+    ELSE
+        SELECT * INTO v_bib FROM bib b WHERE b.id = v_item.bib_id;
+    END IF;
     v_last := NOT EXISTS (SELECT 1 FROM item o
                           WHERE o.bib_id = v_item.bib_id AND o.id <> v_item.id
                             AND o.status NOT IN ('withdrawn', 'lost', 'missing'));
@@ -820,14 +859,9 @@ BEGIN
                                  v_item.barcode, v_bib.title, p_decision);
         END IF;
     END IF;
-    v_coll := coalesce(item_collection(v_item.owning_branch_id,
-                                       dewey_of(coalesce(nullif(v_item.call_number, ''),
-                                                         v_bib.call_number)),
-                                       v_item.location,
-                                       item_audience(v_bib.audience,
-                                                     coalesce(nullif(v_item.call_number, ''),
-                                                              v_bib.call_number)),
-                                       v_bib.literary_form), '');
+    SELECT * INTO v_kind FROM copy_kind(v_item.call_number, v_bib.call_number, v_bib.audience);
+    v_coll := coalesce(item_collection(v_item.owning_branch_id, v_kind.dewey, v_item.location,
+                                       v_kind.audience, v_bib.literary_form), '');
 
     IF p_decision IN ('withdraw', 'replace', 'mend') THEN
         UPDATE item i SET status = CASE WHEN p_decision = 'mend' THEN 'in_processing'
@@ -848,6 +882,23 @@ BEGIN
         WHERE i.id = v_item.id RETURNING * INTO v_new;
     ELSE
         v_new := v_item;
+    END IF;
+    IF p_decision IN ('withdraw', 'replace', 'transfer') THEN
+        -- Off its displays: a running one's row closes now, an ended one's
+        -- (history not yet closed) at the display's end, as display_item_add
+        -- closes them.
+        FOR v_display IN
+            UPDATE display_item x
+            SET removed_at = greatest(x.added_at, least(now(), display_end_at(o))),
+                removed_by = p_staff
+            FROM display o
+            WHERE x.item_id = v_item.id AND x.removed_at IS NULL AND o.id = x.display_id
+            RETURNING x.display_id
+        LOOP
+            PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'display_remove',
+                                jsonb_build_object('display', jsonb_build_object(
+                                    'before', v_display, 'after', NULL)));
+        END LOOP;
     END IF;
     PERFORM audit_write(p_staff, p_workstation, 'item', v_item.id, 'weeding_' || p_decision,
                         audit_diff(item_audit_json(v_item), item_audit_json(v_new))

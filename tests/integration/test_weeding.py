@@ -494,6 +494,20 @@ class Rules(unittest.TestCase):
         self.assertEqual(out.code, 0, out)
         self.assertIn(coll, out.stdout)
 
+    def test_dewey_none_clears_the_range(self):
+        n = env.next_number()
+        coll = "tdew%d" % n
+        r = ok(carrel("cora", "crew", "save", coll, "--branch", "DWN", "--name", "Dewey shelf",
+                      "--dewey", "700-799.999", "--x", "10"))
+        self.assertEqual((r["dewey_from"], r["dewey_to"]), ("700", "799.999"))
+        r = ok(carrel("cora", "crew", "save", coll, "--branch", "DWN", "--dewey", "none"))
+        self.assertEqual((r.get("dewey_from", ""), r.get("dewey_to", "")), ("", ""), r)
+        self.assertEqual((r["name"], r["max_age_years"]), ("Dewey shelf", 10))
+        rules = ok(carrel("cora", "crew", "list", "--branch", "DWN"))["rules"]
+        mine = [x for x in rules if x["collection"] == coll]
+        self.assertEqual([x.get("dewey_from", "") for x in mine], [""])
+        ok(carrel("cora", "crew", "remove", coll, "--branch", "DWN"))
+
     def test_an_unknown_collection(self):
         refused(carrel("clara", "weeding", "--collection", "no_such_collection"), "crew_rule")
 
