@@ -167,6 +167,6 @@ int cli_outcome_finish(cli_t *cli, cmd_call_t *call, int code);
 /* Shared between command families. */
 int cmd_checkin(cli_t *cli, int argc, char **argv);
 /* A checkin's line for people (cmd_displays.c): route "display" says PUT BACK ON DISPLAY. */
-const char *display_checkin_text(char *out, size_t n, const Carrel__CheckinReply *c);
+const char *checkin_display_line(char *out, size_t n, const Carrel__CheckinReply *c);
 
 #endif

@@ -115,7 +115,7 @@ int cmd_checkin(cli_t *cli, int argc, char **argv)
         } else {
             char said[1024];
             printf("%s  %s  %s\n", x->barcode, x->title ? x->title : "",
-                   display_checkin_text(said, sizeof(said), x));
+                   checkin_display_line(said, sizeof(said), x));
             if (slips && x->slip && x->slip[0])
                 printf("%s\n", x->slip);
         }

@@ -8,7 +8,7 @@
  * one array, as checkin does).
  *
  * Also here, for checkin and desk mode: the line that tells the desk to put
- * a returned copy back on its display (display_checkin_text).
+ * a returned copy back on its display (checkin_display_line).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -52,7 +52,7 @@ static int dsp_id(cli_t *cli, const char *text, int64_t *out)
  * DISPLAY: THEME (place)"), keeping whatever else it says (a fine, a status
  * corrected); any other route: the message as it is. The result is in out.
  */
-const char *display_checkin_text(char *out, size_t n, const Carrel__CheckinReply *c)
+const char *checkin_display_line(char *out, size_t n, const Carrel__CheckinReply *c)
 {
     const char *message = dsp_or(c->message, "");
     if (c->route == NULL || strcmp(c->route, "display") != 0 || !c->display || !c->display[0]) {
@@ -388,7 +388,7 @@ static void print_display_report(const cmd_call_t *call, const Carrel__Response 
     char a[32], b[32], c[32], d[32];
     printf("\nLift against before:    %s\n",
            dsp_ratio(a, sizeof(a), p->has_lift_vs_before, p->lift_vs_before));
-    printf("Lift against control:   %s (uses per copy during)\n",
+    printf("Lift against control:   %s (against what similar copies predict)\n",
            dsp_ratio(b, sizeof(b), p->has_lift_vs_control, p->lift_vs_control));
     printf("Control change:         %s (below 1: displacement)\n",
            dsp_ratio(c, sizeof(c), p->has_control_change, p->control_change));

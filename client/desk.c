@@ -581,7 +581,7 @@ static void desk_answer_checkin(desk_t *d, Carrel__Response *r)
     struct buf text = BUF_INIT;
     char said[1024];
     int rc = buf_printf(&text, "IN %s %s — %s", desk_str(c->barcode), title,
-                        display_checkin_text(said, sizeof(said), c));
+                        checkin_display_line(said, sizeof(said), c));
     if (c->slip && c->slip[0]) {
         /* The slip, indented under the line; no blank lines, no trailing newline. */
         const char *s = c->slip;

@@ -22,18 +22,37 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- "on display: THEME (place)" while copy p_item is on a display running
--- today; NULL otherwise. One probe of display_item_open (nearly every copy
--- has no open row, and the display row is read only for one that has):
--- item rows (G) and search results (D) call it per row.
+-- today and is there to be found: on the shelf (available) at the display's
+-- branch. A copy checked out, in transit, withdrawn, lost or missing keeps
+-- its open row (checkout does not take it off; checkin puts it back) but is
+-- not on the display, so it does not read so. NULL otherwise. One probe of
+-- display_item_open (nearly every copy has no open row); the display row,
+-- then the item row (by its key) are read only for one that has. Two
+-- statements, in that order: in one join the planner starts from the item
+-- and scans the branch's displays. Item rows (G), search results (D) and
+-- the pull list call it per row; PL/pgSQL keeps its plans for the session.
 CREATE OR REPLACE FUNCTION item_display_text(p_item bigint) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT 'on display: ' || d.theme || ' (' || d.place || ')'
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_today date := library_today();
+    v_text text;
+    v_branch integer;
+BEGIN
+    SELECT 'on display: ' || d.theme || ' (' || d.place || ')', d.branch_id
+    INTO v_text, v_branch
     FROM display_item di
     JOIN display d ON d.id = di.display_id
     WHERE di.item_id = p_item AND di.removed_at IS NULL
-      AND d.ended_at IS NULL AND d.starts_on <= library_today() AND d.ends_on >= library_today()
+      AND d.ended_at IS NULL AND d.starts_on <= v_today AND d.ends_on >= v_today
     ORDER BY d.starts_on DESC, d.id DESC
-    LIMIT 1
+    LIMIT 1;
+    IF v_text IS NULL OR NOT EXISTS (SELECT 1 FROM item i
+                                     WHERE i.id = p_item AND i.status = 'available'
+                                       AND i.current_branch_id = v_branch) THEN
+        RETURN NULL;
+    END IF;
+    RETURN v_text;
+END
 $$;
 
 -- At checkin: "THEME (place)" of the display running today at p_branch
@@ -143,6 +162,34 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- ---------------------------------------------------------------- displays
+
+-- CR409 on_display when a copy on display d (open row) is also open on
+-- another display, not ended, whose days overlap d's: the check of
+-- display_item_add, for a date change of display_save.
+CREATE OR REPLACE FUNCTION display_days_check(d display, p_today date) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v record;
+BEGIN
+    SELECT i.barcode, o.id, o.theme, o.place INTO v
+    FROM display_item di
+    JOIN display_item x ON x.item_id = di.item_id AND x.removed_at IS NULL
+                       AND x.display_id <> d.id
+    JOIN display o ON o.id = x.display_id
+    JOIN item i ON i.id = di.item_id
+    WHERE di.display_id = d.id AND di.removed_at IS NULL
+      AND display_status(o, p_today) <> 'ended'
+      AND o.starts_on <= d.ends_on AND o.ends_on >= d.starts_on
+    ORDER BY i.barcode
+    LIMIT 1;
+    IF v.id IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'on_display',
+            MESSAGE = format('On those days %s would be on two displays: it is also on '
+                             'display %s, %s (%s); take it off one first.',
+                             v.barcode, v.id, v.theme, v.place);
+    END IF;
+END
+$$;
 
 -- DisplaySave as jsonb ({"display": {...}} or the Display itself). Without
 -- id: a new display (branch_code, place, theme, starts_on, ends_on needed;
@@ -265,6 +312,13 @@ BEGIN
     IF v_new.ends_on < v_new.starts_on THEN
         PERFORM field_refuse('ends_on', format('The last day (%s) is before the first (%s).',
                                                v_new.ends_on, v_new.starts_on));
+    END IF;
+    -- New days must not put one of its copies on two displays at once (the
+    -- rule display_item_add keeps when a copy is scanned on).
+    -- (Ending it only shortens its days: no new overlap.)
+    IF v_id IS NOT NULL AND NOT coalesce(p_end_now, false)
+       AND (v_new.starts_on, v_new.ends_on) IS DISTINCT FROM (v_old.starts_on, v_old.ends_on) THEN
+        PERFORM display_days_check(v_new, v_today);
     END IF;
 
     IF v_id IS NULL THEN
@@ -407,6 +461,12 @@ BEGIN
     ELSIF v_open.id IS NOT NULL THEN
         v_message := format('%s is already on %s: nothing changed.', v_item.barcode, v_label);
     ELSE
+        -- A copy that is gone from the collection cannot be shelved on one.
+        IF v_item.status IN ('withdrawn', 'lost', 'missing') THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR422', DETAIL = 'item_status',
+                MESSAGE = format('%s is %s: it cannot go on a display.', v_item.barcode,
+                                 v_item.status);
+        END IF;
         IF v_item.owning_branch_id <> d.branch_id THEN
             RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'not_owned_here',
                 MESSAGE = format('%s belongs to %s, not to %s: only the branch''s own '
@@ -667,15 +727,21 @@ DECLARE
     v_shift interval;
     v_lo timestamptz := local_at(d.starts_on, '00:00');
     v_hi timestamptz;
+    v_window double precision;
     s record;
     v_new integer;
     v_notes text[] := '{}';
 BEGIN
     v_shift := make_interval(days => v_days);
-    v_hi := least(local_at(v_to + 1, '00:00'), display_end_at(d), now());
+    -- The during window [v_lo, v_hi): to now while it runs, to ended_at when
+    -- ended early; never negative (a planned display ended early).
+    v_hi := greatest(least(local_at(v_to + 1, '00:00'), display_end_at(d), now()), v_lo);
     IF v_days = 0 THEN
         v_hi := v_lo;
     END IF;
+    -- Its length in days: the control's rate per copy-day is over this, as
+    -- the displayed copies' exposure is (whole days would overstate it).
+    v_window := extract(epoch FROM v_hi - v_lo) / 86400.0;
     SELECT coalesce(sum(f.copies), 0)::integer AS copies,
            coalesce(sum(f.uses_during), 0)::integer AS during,
            coalesce(sum(f.uses_before), 0)::integer AS before,
@@ -683,8 +749,8 @@ BEGIN
            coalesce(sum(f.control_during), 0)::integer AS c_during,
            coalesce(sum(f.control_before), 0)::integer AS c_before,
            sum(f.uses_during) FILTER (WHERE f.control_copies > 0) AS observed,
-           sum(f.exposure_days * f.control_during / (f.control_copies * v_days))
-               FILTER (WHERE f.control_copies > 0) AS expected,
+           sum(f.exposure_days * f.control_during / (f.control_copies * v_window))
+               FILTER (WHERE f.control_copies > 0 AND v_window > 0) AS expected,
            coalesce(jsonb_agg(jsonb_build_object(
                'collection', f.collection, 'age_band', f.age_band, 'copies', f.copies,
                'control_copies', f.control_copies) ORDER BY f.collection, f.age_band)

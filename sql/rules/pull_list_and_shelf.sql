@@ -6,17 +6,23 @@
 
 -- The pull list of branch p_branch (its code): the copies on its shelves
 -- that a waiting hold asks for (hold_retarget, hold_targeting.sql), in shelf
--- order: location, call number, barcode.
+-- order: location, call number, barcode. A copy on a display running there
+-- has "on display: THEME (place)" as its location (item_display_text), so
+-- staff look for it on the display, not on its usual shelf; those sort
+-- together, by display.
 CREATE OR REPLACE FUNCTION pull_list(p_branch text)
 RETURNS TABLE (barcode text, title text, call_number text, location text, hold_id bigint,
                pickup_branch text, placed_at text)
 LANGUAGE sql STABLE AS $$
-    SELECT i.barcode, b.title, i.call_number, i.location, h.id, pb.code, api_time(h.placed_at)
-    FROM hold h JOIN item i ON i.id = h.target_item_id JOIN bib b ON b.id = h.bib_id
-    JOIN branch pb ON pb.id = h.pickup_branch_id
-    JOIN branch cb ON cb.id = i.current_branch_id
-    WHERE h.status = 'waiting' AND i.status = 'available' AND cb.code = p_branch
-    ORDER BY i.location, i.call_number, i.barcode
+    SELECT p.barcode, p.title, p.call_number, p.location, p.id, p.code, p.placed_at
+    FROM (SELECT i.barcode, b.title, i.call_number,
+                 coalesce(item_display_text(i.id), i.location) AS location, h.id, pb.code,
+                 api_time(h.placed_at) AS placed_at
+          FROM hold h JOIN item i ON i.id = h.target_item_id JOIN bib b ON b.id = h.bib_id
+          JOIN branch pb ON pb.id = h.pickup_branch_id
+          JOIN branch cb ON cb.id = i.current_branch_id
+          WHERE h.status = 'waiting' AND i.status = 'available' AND cb.code = p_branch) p
+    ORDER BY p.location, p.call_number, p.barcode
 $$;
 
 -- The hold shelf of pickup branch p_branch: the ready holds and their

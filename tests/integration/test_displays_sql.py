@@ -177,6 +177,31 @@ class Save(DisplayTest):
                      "display_ended")
         self.refused(self.scan_sql(d["id"], barcode, remove=True), "CR409", "display_ended")
 
+    def test_new_days_may_not_put_a_copy_on_two_displays(self):
+        """display_item_add keeps a copy off two displays over the same days; an edit of
+        the days must not get round that."""
+        first = self.make(theme="One", start=0, end=10)
+        later = self.make(theme="Two", start=11, end=20)
+        barcode = self.copy()
+        self.scan(first["id"], barcode)
+        self.scan(later["id"], barcode)
+        e = self.refused(self.save_sql(id=later["id"], version=later["version"],
+                                       starts_on=self.today(5)), "CR409", "on_display")
+        self.assertIn(barcode, str(e))
+        self.assertIn("One", str(e))
+        e = self.refused(self.save_sql(id=first["id"], version=first["version"],
+                                       ends_on=self.today(15)), "CR409", "on_display")
+        self.assertIn("Two", str(e))
+        # Days that stay apart are fine; so is an edit that leaves the days alone, and
+        # a copy taken off the other display no longer counts.
+        self.assertEqual(self.save(id=later["id"], version=later["version"],
+                                   starts_on=self.today(12))["starts_on"], self.today(12))
+        self.assertEqual(self.save(id=first["id"], version=first["version"],
+                                   theme="One again")["theme"], "One again")
+        self.scan(later["id"], barcode, remove=True)
+        self.assertEqual(self.save(id=first["id"], version=first["version"] + 1,
+                                   ends_on=self.today(15))["ends_on"], self.today(15))
+
     def test_end_now_needs_no_version_but_checks_one_given(self):
         d = self.make()
         self.save(id=d["id"], version=1, note="changed")
@@ -295,6 +320,51 @@ class Scan(DisplayTest):
         self.refused(self.scan_sql(d["id"], self.copy(), scope=ids["ALB"]), "CR403", "branch")
         ended = self.make(start=-9, end=-1)
         self.refused(self.scan_sql(ended["id"], self.copy()), "CR409", "display_ended")
+
+    def test_a_copy_gone_from_the_collection_is_refused(self):
+        d = self.make()
+        for status in ("withdrawn", "lost", "missing"):
+            barcode = self.copy(status=status)
+            e = self.refused(self.scan_sql(d["id"], barcode), "CR422", "item_status")
+            self.assertIn(status, str(e))
+        self.assertEqual(self.q("SELECT count(*) FROM display_item WHERE display_id = %d"
+                                % d["id"]), "0")
+
+    def test_on_display_only_while_on_the_shelf_there(self):
+        """A copy keeps its open row when it is checked out (checkin puts it back), but
+        reads "on display" only while it is on the shelf at the display's branch."""
+        d = self.make(theme="Winter reads", place="front window")
+        barcode = self.copy()
+        self.scan(d["id"], barcode)
+        shown = "on display: Winter reads (front window)"
+        self.assertEqual(self.display_text(barcode), shown)
+        self.checkout(self.patron(), barcode)
+        self.assertEqual(self.display_text(barcode), "-")
+        self.checkin(barcode)
+        self.assertEqual(self.display_text(barcode), shown)
+        self.q("UPDATE item SET current_branch_id = %d WHERE barcode = %s"
+               % (ids["ALB"], lit(barcode)))
+        self.assertEqual(self.display_text(barcode), "-")
+        self.q("UPDATE item SET current_branch_id = %d WHERE barcode = %s"
+               % (ids["DWN"], lit(barcode)))
+        for status in ("withdrawn", "lost", "missing", "in_transit"):
+            self.q("UPDATE item SET status = %s WHERE barcode = %s" % (lit(status), lit(barcode)))
+            self.assertEqual(self.display_text(barcode), "-", status)
+
+    def test_the_pull_list_says_on_display(self):
+        d = self.make(theme="Winter reads", place="front window")
+        bib = self.bib()
+        barcode = self.copy(bib, location="Fiction")
+        self.scan(d["id"], barcode)
+        h = self.one("SELECT * FROM hold_place(gen_random_uuid(), %d, %d, %s, %d, NULL, 'DWN',"
+                     " NULL, NULL)" % (ids["staff"], ids["DWN"], lit(self.patron()), bib))
+        self.assertEqual(h["status"], "waiting")
+        rows = self.rows("SELECT * FROM pull_list('DWN') WHERE barcode = %s" % lit(barcode))
+        self.assertEqual([r["location"] for r in rows],
+                         ["on display: Winter reads (front window)"])
+        self.scan(d["id"], barcode, remove=True)
+        rows = self.rows("SELECT * FROM pull_list('DWN') WHERE barcode = %s" % lit(barcode))
+        self.assertEqual([r["location"] for r in rows], ["Fiction"])
 
     def test_not_on_two_displays_at_once(self):
         d = self.make(theme="One", end=10)
@@ -419,6 +489,15 @@ class Checkin(DisplayTest):
                       % (probe, ids["DWN"]))
         self.assertIn("display_item_open", plan)
         self.assertNotIn("Seq Scan on display_item", plan)
+        # item_display_text's first query (it reads the item only for an open row).
+        plan = self.q("EXPLAIN (COSTS OFF) SELECT d.theme, d.branch_id FROM display_item di"
+                      " JOIN display d ON d.id = di.display_id"
+                      " WHERE di.item_id = %d AND di.removed_at IS NULL AND d.ended_at IS NULL"
+                      " AND d.starts_on <= library_today() AND d.ends_on >= library_today()"
+                      " ORDER BY d.starts_on DESC, d.id DESC LIMIT 1" % probe)
+        self.assertIn("display_item_open", plan)
+        self.assertNotIn("Seq Scan", plan)
+        self.assertEqual(self.q("SELECT coalesce(item_display_text(%d), '-')" % probe), "-")
         self.assertEqual(self.q("SELECT coalesce(display_checkin_text(%d, %d), '-')"
                                 % (probe, ids["DWN"])), "-")
 
@@ -564,6 +643,35 @@ class Report(DisplayTest):
                          " item_audience('', '641.5'), '')" % ids["DWN"])
         self.assertEqual(r["strata"], [{"collection": cooking, "age_band": "0-2",
                                         "copies": 1, "control_copies": 1}])
+
+    def test_lift_against_the_control_while_running(self):
+        """Running for 4 days and today so far: the control's rate per copy-day is over
+        that window, as the displayed copy's exposure is, not over 5 whole days (which
+        inflated the lift on every running display, most in the morning)."""
+        d = self.make(start=-4, end=5)
+        year = self.recent()
+        a = self.kind(year)
+        self.q("INSERT INTO display_item (display_id, item_id, added_at) VALUES"
+               " (%d, %d, local_at(library_today() - 4, '00:00'))"
+               % (d["id"], self.item_id(a)))
+        self.use(a, -2, times=2)
+        controls = [self.kind(year) for _ in range(2)]
+        self.use(controls[0], -3)
+        r = self.report(d["id"])
+        self.assertEqual((r["status"], r["days"], r["uses_during"], r["control_copies"],
+                          r["control_during"]), ("running", 5, 2, 2, 1))
+        # The control: 1 use in 2 copies x the window; the copy: the window. 2 / (1/2).
+        self.assertAlmostEqual(r["lift_vs_control"], 4.0, places=6)
+
+    def test_a_planned_display_ended_early_measures_nothing(self):
+        d = self.make(start=2, end=9)
+        a = self.kind(self.recent())
+        self.scan(d["id"], a)
+        self.kind(self.recent())
+        ended = self.save(id=d["id"], end_now=True)
+        self.assertEqual(ended["status"], "ended")
+        r = self.report(d["id"])
+        self.assertEqual((r["days"], r["uses_during"], r["lift_vs_control"]), (0, 0, None))
 
     def test_running_and_planned(self):
         running = self.make(start=-4, end=5)
