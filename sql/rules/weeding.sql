@@ -699,8 +699,6 @@ DECLARE
     v_one integer;
     c record;
     v_year integer := extract(year FROM library_today())::integer;
-    v_froms numeric[];
-    v_tos numeric[];
 BEGIN
     IF NOT coalesce(p_all, false) THEN
         v_one := schedule_branch(upper(p_branch), 'branch_code');
@@ -709,67 +707,39 @@ BEGIN
     FOR v_branch IN
         SELECT * FROM branch b WHERE v_one IS NULL OR b.id = v_one ORDER BY b.code
     LOOP
-        -- The ends of the rules' Dewey ranges, sorted (as weeding_list).
-        SELECT coalesce(array_agg(r.dewey_from ORDER BY r.dewey_from)
-                            FILTER (WHERE r.dewey_from IS NOT NULL), '{}'),
-               coalesce(array_agg(-r.dewey_to ORDER BY -r.dewey_to)
-                            FILTER (WHERE r.dewey_to IS NOT NULL), '{}')
-        INTO v_froms, v_tos
-        FROM crew_rules_in_effect(v_branch.id) r;
         RETURN QUERY
         WITH rules AS MATERIALIZED (
             SELECT r.collection, r.name, r.dewey_from, r.dewey_to, r.location, r.audience,
                    r.fiction, r.max_age_years, r.max_idle_years, r.dead_target_pct, r.ord
             FROM crew_rules_in_effect(v_branch.id) r),
-        -- Each copy's kind once, and its class (as weeding_list: copies of a
-        -- class fit the same rules), so the rules are tried once per class.
-        base AS MATERIALIZED (
-            SELECT i.id, i.bib_id, i.status, i.current_branch_id, i.last_used_at,
-                   i.date_added, i.circ_count, t.wear_uses, b.pub_year, b.literary_form,
-                   i.location, k.dewey, k.audience, k.dewey IS NULL AS k_none,
-                   coalesce(width_bucket(k.dewey, v_froms), -1) AS k_from,
-                   coalesce(width_bucket(-k.dewey, v_tos), -1) AS k_to,
-                   lower(i.location) AS k_loc, k.audience = 'juvenile' AS k_juv
+        copies AS (
+            SELECT m.collection,
+                   (i.status = 'available' AND i.current_branch_id = v_branch.id) AS shelf,
+                   CASE WHEN i.last_used_at IS NOT NULL THEN i.last_used_at < c.dead_at
+                        ELSE i.date_added < c.dead_on END AS is_dead,
+                   (m.max_age_years IS NOT NULL AND b.pub_year <> ''
+                    AND v_year - b.pub_year::integer > m.max_age_years)
+                   OR (m.max_idle_years IS NOT NULL
+                       AND CASE WHEN i.last_used_at IS NOT NULL
+                                THEN i.last_used_at < now()
+                                                      - make_interval(years => m.max_idle_years)
+                                ELSE i.date_added < c.today
+                                                    - make_interval(years => m.max_idle_years)
+                           END) AS past,
+                   (t.wear_uses > 0 AND i.circ_count > t.wear_uses) AS is_worn,
+                   CASE WHEN b.pub_year <> '' THEN v_year - b.pub_year::integer END AS age,
+                   i.id, i.bib_id
             FROM item i
             JOIN bib b ON b.id = i.bib_id
             JOIN item_type t ON t.code = i.item_type
             CROSS JOIN LATERAL copy_kind(i.call_number, b.call_number, b.audience) k
-            WHERE i.owning_branch_id = v_branch.id
-              AND i.status NOT IN ('withdrawn', 'lost')),
-        classes AS MATERIALIZED (
-            SELECT s.k_none, s.k_from, s.k_to, s.k_loc, s.k_juv, s.literary_form,
-                   m.collection, m.max_age_years, m.max_idle_years
-            FROM (SELECT g.k_none, g.k_from, g.k_to, g.k_loc, g.k_juv, g.literary_form,
-                         min(g.dewey) AS dewey, min(g.location) AS location,
-                         min(g.audience) AS audience
-                  FROM base g
-                  GROUP BY g.k_none, g.k_from, g.k_to, g.k_loc, g.k_juv, g.literary_form) s
             LEFT JOIN LATERAL (
                 SELECT r.collection, r.max_age_years, r.max_idle_years FROM rules r
                 WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
-                                s.dewey, s.location, s.audience, s.literary_form)
-                ORDER BY r.ord, r.collection LIMIT 1) m ON true),
-        copies AS (
-            SELECT m.collection,
-                   (g.status = 'available' AND g.current_branch_id = v_branch.id) AS shelf,
-                   CASE WHEN g.last_used_at IS NOT NULL THEN g.last_used_at < c.dead_at
-                        ELSE g.date_added < c.dead_on END AS is_dead,
-                   (m.max_age_years IS NOT NULL AND g.pub_year <> ''
-                    AND v_year - g.pub_year::integer > m.max_age_years)
-                   OR (m.max_idle_years IS NOT NULL
-                       AND CASE WHEN g.last_used_at IS NOT NULL
-                                THEN g.last_used_at < now()
-                                                      - make_interval(years => m.max_idle_years)
-                                ELSE g.date_added < c.today
-                                                    - make_interval(years => m.max_idle_years)
-                           END) AS past,
-                   (g.wear_uses > 0 AND g.circ_count > g.wear_uses) AS is_worn,
-                   CASE WHEN g.pub_year <> '' THEN v_year - g.pub_year::integer END AS age,
-                   g.id, g.bib_id
-            FROM base g
-            JOIN classes m ON m.k_none = g.k_none AND m.k_from = g.k_from
-                          AND m.k_to = g.k_to AND m.k_loc = g.k_loc AND m.k_juv = g.k_juv
-                          AND m.literary_form = g.literary_form),
+                                k.dewey, i.location, k.audience, b.literary_form)
+                ORDER BY r.ord, r.collection LIMIT 1) m ON true
+            WHERE i.owning_branch_id = v_branch.id
+              AND i.status NOT IN ('withdrawn', 'lost')),
         held AS MATERIALIZED (SELECT DISTINCT h.bib_id FROM hold h WHERE h.status = 'waiting'),
         sums AS (
             SELECT p.collection, count(*) AS n,
