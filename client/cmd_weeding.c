@@ -18,7 +18,7 @@
 #include "util.h"
 
 /* A page of the weeding list; the server takes up to 5000. */
-#define WEED_PAGE 1000
+#define WEED_PAGE 5000
 /* Pages of one list at most: 2,000,000 copies, far beyond any branch. */
 #define WEED_PAGES_MAX 2000
 /* --wear options of one settings command. */

@@ -571,7 +571,19 @@ DECLARE
     v_since date := library_local_date(p_lo - p_shift);
     v_bands text[];
     v_busy bigint[];
+    v_froms numeric[];
+    v_tos numeric[];
 BEGIN
+    -- The ends of the Dewey ranges of the rules in effect, sorted (dewey_to
+    -- negated: width_bucket counts the bounds <= its operand): copies with
+    -- the same count of dewey_from <= their number and of dewey_to >= it fit
+    -- the same ranges (the control's classes below).
+    SELECT coalesce(array_agg(r.dewey_from ORDER BY r.dewey_from)
+                        FILTER (WHERE r.dewey_from IS NOT NULL), '{}'),
+           coalesce(array_agg(-r.dewey_to ORDER BY -r.dewey_to)
+                        FILTER (WHERE r.dewey_to IS NOT NULL), '{}')
+    INTO v_froms, v_tos
+    FROM crew_rules_in_effect(d.branch_id) r;
     SELECT array_agg(DISTINCT display_age_band(b.pub_year, d.starts_on)) INTO v_bands
     FROM display_item di JOIN item i ON i.id = di.item_id JOIN bib b ON b.id = i.bib_id
     WHERE di.display_id = d.id;
@@ -597,6 +609,11 @@ BEGIN
                             AS call_number) k
         WHERE i.id IN (SELECT r.item_id FROM shown_rows r)
     ), cand AS MATERIALIZED (
+        SELECT c0.*, c0.dewey = -1 AS k_none,
+               coalesce(width_bucket(c0.dewey, v_froms), -1) AS k_from,
+               coalesce(width_bucket(-c0.dewey, v_tos), -1) AS k_to,
+               lower(c0.location) AS k_loc, c0.audience = 'juvenile' AS k_juv
+        FROM (
         SELECT i.id, coalesce(dewey_of(k.call_number), -1) AS dewey, i.location,
                item_audience(b.audience, k.call_number) AS audience, b.literary_form,
                display_age_band(b.pub_year, d.starts_on) AS band
@@ -608,17 +625,25 @@ BEGIN
           AND i.date_added <= v_since
           AND display_age_band(b.pub_year, d.starts_on) = ANY (v_bands)
           AND i.id NOT IN (SELECT x.id FROM unnest(v_busy) AS x (id))
+        OFFSET 0) c0
     ), strata AS MATERIALIZED (
         SELECT DISTINCT s.coll, s.band FROM shown s
     ), kinds AS MATERIALIZED (
-        -- item_collection once per kind of copy, not once per copy; only the
-        -- kinds in a collection of the displayed copies.
+        -- item_collection once per class of copy (the Dewey number's place
+        -- among the rules' range ends, location, juvenile or not, literary
+        -- form: every copy of a class fits the same rules, crew_fits reads
+        -- nothing else), not once per copy or Dewey number; only the classes
+        -- in a collection of the displayed copies.
         SELECT k.* FROM (
             SELECT k0.*, coalesce(item_collection(d.branch_id, nullif(k0.dewey, -1),
                                                   k0.location, k0.audience,
                                                   k0.literary_form), '') AS coll
-            FROM (SELECT DISTINCT c.dewey, c.location, c.audience, c.literary_form
-                  FROM cand c) k0) k
+            FROM (SELECT c.k_none, c.k_from, c.k_to, c.k_loc, c.k_juv, c.literary_form,
+                         min(c.dewey) AS dewey, min(c.location) AS location,
+                         min(c.audience) AS audience
+                  FROM cand c
+                  GROUP BY c.k_none, c.k_from, c.k_to, c.k_loc, c.k_juv,
+                           c.literary_form) k0) k
         WHERE k.coll IN (SELECT t.coll FROM strata t)
     ), control AS MATERIALIZED (
         SELECT y.id, y.coll, y.band FROM (
@@ -626,9 +651,9 @@ BEGIN
                    row_number() OVER (PARTITION BY ck.coll, ck.band
                                       ORDER BY hashint8(ck.id), ck.id) AS n
             FROM (SELECT c.id, k.coll, c.band FROM kinds k
-                  JOIN cand c ON c.dewey = k.dewey AND c.location = k.location
-                             AND c.audience = k.audience
-                             AND c.literary_form = k.literary_form
+                  JOIN cand c ON c.k_none = k.k_none AND c.k_from = k.k_from
+                             AND c.k_to = k.k_to AND c.k_loc = k.k_loc
+                             AND c.k_juv = k.k_juv AND c.literary_form = k.literary_form
                   OFFSET 0) ck  -- the copies of the kinds first: few, once matched
             JOIN strata t ON t.coll = ck.coll AND t.band = ck.band) y
         WHERE y.n <= 2000

@@ -443,13 +443,18 @@ $$;
 -- one more to know whether another page follows). p_collection: one
 -- collection (CR404 crew_rule when no rule in effect at the branch has it).
 --
--- Speed (p99 under 1 s for 70,000 copies on a branch's shelves): the copies
--- are read in index order (item_shelf) from p_after and the scan stops at
--- p_limit candidates, so a page costs the rows it reads and all pages
--- together one pass over the shelf. Per row: its bib by key, its collection
--- against the rules held in memory, the holds and keep probes by index; the
--- last-copy and demand lookups only for the page's rows. circ_event is never
--- read: last_used_at is kept on the item by circulation.
+-- Speed (target: a whole branch's list, 70,000 copies on its shelves, well
+-- under 1 s): the copies are read in index order (item_shelf, on the stored
+-- item.shelf_key, migration 030) from p_after and the scan stops at p_limit
+-- candidates, so a page costs the rows it reads and all pages together one
+-- pass over the shelf. Per row: its bib by key, the bounds every rule shares
+-- (smallest X and Y, worn, dead) before anything else, then its kind
+-- (copy_kind) and its class; the rules are tried once per class of the
+-- chunk, not per copy. The holds and keep probes by index; the last-copy and
+-- demand lookups only for the page's rows. circ_event is never read:
+-- last_used_at is kept on the item by circulation. What is left per copy is
+-- the bib probe and copy_kind's regular expression (about 3 s of CPU for a
+-- whole 71k-copy branch on the loaded 2-core machine, issue 13's bench).
 CREATE OR REPLACE FUNCTION weeding_list(p_branch text, p_collection text, p_after text,
                                         p_limit integer, p_include_dead boolean)
 RETURNS TABLE (item_id bigint, barcode text, title text, author text, call_number text,
@@ -471,6 +476,10 @@ DECLARE
     v_end_key text;
     v_end_barcode text;
     v_got integer;
+    v_min_x integer;
+    v_min_y integer;
+    v_froms numeric[];
+    v_tos numeric[];
 BEGIN
     IF v_coll IS NOT NULL AND NOT EXISTS (SELECT 1 FROM crew_rules_in_effect(v_branch) r
                                           WHERE r.collection = v_coll) THEN
@@ -482,18 +491,29 @@ BEGIN
         PERFORM field_refuse('limit', 'The limit is at least 1.');
     END IF;
     SELECT * INTO c FROM weeding_cutoffs();
+    -- What the rules in effect share: the smallest X and Y (a copy within
+    -- both, not worn and not dead is no candidate whatever its rule), and
+    -- the ends of their Dewey ranges, sorted (dewey_to negated: width_bucket
+    -- counts the bounds <= its operand).
+    SELECT min(r.max_age_years), min(r.max_idle_years),
+           coalesce(array_agg(r.dewey_from ORDER BY r.dewey_from)
+                        FILTER (WHERE r.dewey_from IS NOT NULL), '{}'),
+           coalesce(array_agg(-r.dewey_to ORDER BY -r.dewey_to)
+                        FILTER (WHERE r.dewey_to IS NOT NULL), '{}')
+    INTO v_min_x, v_min_y, v_froms, v_tos
+    FROM crew_rules_in_effect(v_branch) r;
     -- The shelf is read in chunks of copies in shelf order (a plain index
     -- range: its plan cannot turn into "judge every copy, then sort"), each
     -- chunk's candidates returned in order, until the page is full.
     LOOP
         SELECT x.k, x.b INTO v_end_key, v_end_barcode
-        FROM (SELECT call_number_shelf_key(i.call_number) COLLATE "C" AS k,
+        FROM (SELECT i.shelf_key AS k,
                      i.barcode COLLATE "C" AS b
               FROM item i
               WHERE i.owning_branch_id = v_branch AND i.status = 'available'
-                AND (call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C")
+                AND (i.shelf_key, i.barcode COLLATE "C")
                     > (v_after_key COLLATE "C", v_after_barcode COLLATE "C")
-              ORDER BY call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C"
+              ORDER BY i.shelf_key, i.barcode COLLATE "C"
               LIMIT v_chunk) x
         ORDER BY x.k DESC, x.b DESC
         LIMIT 1;
@@ -503,49 +523,93 @@ BEGIN
             SELECT r.collection, r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
                    r.max_age_years, r.max_idle_years, r.ord
             FROM crew_rules_in_effect(v_branch) r),
-        page AS (
+        -- The chunk's copies that could be candidates under some rule in
+        -- effect (older than the smallest X, idle longer than the smallest Y,
+        -- worn, or dead when asked): a copy failing all four bounds fails
+        -- them for its own rule too, and is not classified at all.
+        copies AS MATERIALIZED (
             SELECT i.id, i.barcode, i.bib_id, b.title, b.author,
-                   k.call_number AS cn, b.pub_year,
+                   i.call_number AS item_call, b.call_number AS bib_call, b.pub_year,
+                   b.audience AS bib_audience, b.literary_form,
                    i.last_used_at, i.date_added, i.circ_count, i.in_house_uses, i.location,
-                   i.item_type, i.status, t.wear_uses, m.collection, m.max_age_years AS x,
-                   m.max_idle_years AS y, f.past_x, f.past_y, f.dead, f.worn,
-                   call_number_shelf_key(i.call_number) || E'\x01' || i.barcode AS key
+                   i.item_type, i.status, t.wear_uses,
+                   i.shelf_key || E'\x01' || i.barcode AS key
             FROM item i
             JOIN bib b ON b.id = i.bib_id
             JOIN item_type t ON t.code = i.item_type
-            -- Once per copy (copy_kind's OFFSET 0 keeps it out of the rule loop
-            -- below, so that crew_fits, given plain values, is inlined).
-            CROSS JOIN LATERAL copy_kind(i.call_number, b.call_number, b.audience) k
+            WHERE i.owning_branch_id = v_branch AND i.status = 'available'
+              AND (i.shelf_key, i.barcode COLLATE "C")
+                  > (v_after_key COLLATE "C", v_after_barcode COLLATE "C")
+              AND (i.shelf_key, i.barcode COLLATE "C")
+                  <= (v_end_key COLLATE "C", v_end_barcode COLLATE "C")
+              AND i.current_branch_id = v_branch
+              AND ((v_min_x IS NOT NULL AND b.pub_year <> ''
+                    AND v_year - b.pub_year::integer > v_min_x)
+                   OR (v_min_y IS NOT NULL
+                       AND CASE WHEN i.last_used_at IS NOT NULL
+                                THEN i.last_used_at < now() - make_interval(years => v_min_y)
+                                ELSE i.date_added < c.today - make_interval(years => v_min_y)
+                           END)
+                   OR (t.wear_uses > 0 AND i.circ_count > t.wear_uses)
+                   OR (v_dead AND CASE WHEN i.last_used_at IS NOT NULL
+                                       THEN i.last_used_at < c.dead_at
+                                       ELSE i.date_added < c.dead_on END))),
+        -- Each copy's kind once (Dewey number, audience), and its class: the
+        -- Dewey number's place among the rules' range ends (how many
+        -- dewey_from are <= it, how many dewey_to are >= it: copies alike in
+        -- both fit the same ranges), its location, juvenile or not, literary
+        -- form. Every copy of a class fits the same rules (crew_fits reads
+        -- nothing else), so the rules are tried once per class, not per copy.
+        kinds AS MATERIALIZED (
+            SELECT p.*, k.call_number AS cn, k.dewey, k.audience,
+                   k.dewey IS NULL AS k_none,
+                   coalesce(width_bucket(k.dewey, v_froms), -1) AS k_from,
+                   coalesce(width_bucket(-k.dewey, v_tos), -1) AS k_to,
+                   lower(p.location) AS k_loc, k.audience = 'juvenile' AS k_juv
+            FROM copies p
+            -- copy_kind's OFFSET 0: worked out once per copy.
+            CROSS JOIN LATERAL copy_kind(p.item_call, p.bib_call, p.bib_audience) k),
+        classes AS MATERIALIZED (
+            SELECT s.k_none, s.k_from, s.k_to, s.k_loc, s.k_juv, s.literary_form,
+                   m.collection, m.max_age_years, m.max_idle_years
+            FROM (SELECT g.k_none, g.k_from, g.k_to, g.k_loc, g.k_juv, g.literary_form,
+                         min(g.dewey) AS dewey, min(g.location) AS location,
+                         min(g.audience) AS audience
+                  FROM kinds g
+                  GROUP BY g.k_none, g.k_from, g.k_to, g.k_loc, g.k_juv, g.literary_form) s
             LEFT JOIN LATERAL (
                 SELECT r.collection, r.max_age_years, r.max_idle_years FROM rules r
                 WHERE crew_fits(r.dewey_from, r.dewey_to, r.location, r.audience, r.fiction,
-                                k.dewey, i.location, k.audience, b.literary_form)
-                ORDER BY r.ord, r.collection LIMIT 1) m ON true
+                                s.dewey, s.location, s.audience, s.literary_form)
+                ORDER BY r.ord, r.collection LIMIT 1) m ON true),
+        page AS (
+            SELECT g.id, g.barcode, g.bib_id, g.title, g.author, g.cn, g.pub_year,
+                   g.last_used_at, g.date_added, g.circ_count, g.in_house_uses, g.location,
+                   g.item_type, g.status, g.wear_uses, m.collection, m.max_age_years AS x,
+                   m.max_idle_years AS y, f.past_x, f.past_y, f.dead, f.worn, g.key
+            FROM kinds g
+            JOIN classes m ON m.k_none = g.k_none AND m.k_from = g.k_from
+                          AND m.k_to = g.k_to AND m.k_loc = g.k_loc AND m.k_juv = g.k_juv
+                          AND m.literary_form = g.literary_form
             CROSS JOIN LATERAL (
-                SELECT (m.max_age_years IS NOT NULL AND b.pub_year <> ''
-                        AND v_year - b.pub_year::integer > m.max_age_years) AS past_x,
+                SELECT (m.max_age_years IS NOT NULL AND g.pub_year <> ''
+                        AND v_year - g.pub_year::integer > m.max_age_years) AS past_x,
                        (m.max_idle_years IS NOT NULL
-                        AND CASE WHEN i.last_used_at IS NOT NULL
-                                 THEN i.last_used_at
+                        AND CASE WHEN g.last_used_at IS NOT NULL
+                                 THEN g.last_used_at
                                       < now() - make_interval(years => m.max_idle_years)
-                                 ELSE i.date_added
+                                 ELSE g.date_added
                                       < c.today - make_interval(years => m.max_idle_years)
                             END) AS past_y,
-                       CASE WHEN i.last_used_at IS NOT NULL THEN i.last_used_at < c.dead_at
-                            ELSE i.date_added < c.dead_on END AS dead,
-                       (t.wear_uses > 0 AND i.circ_count > t.wear_uses) AS worn) f
-            WHERE i.owning_branch_id = v_branch AND i.status = 'available'
-              AND (call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C")
-                  > (v_after_key COLLATE "C", v_after_barcode COLLATE "C")
-              AND (call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C")
-                  <= (v_end_key COLLATE "C", v_end_barcode COLLATE "C")
-              AND i.current_branch_id = v_branch
-              AND (v_coll IS NULL OR m.collection = v_coll)
+                       CASE WHEN g.last_used_at IS NOT NULL THEN g.last_used_at < c.dead_at
+                            ELSE g.date_added < c.dead_on END AS dead,
+                       (g.wear_uses > 0 AND g.circ_count > g.wear_uses) AS worn) f
+            WHERE (v_coll IS NULL OR m.collection = v_coll)
               AND (f.past_x OR f.past_y OR f.worn OR (v_dead AND f.dead))
-              AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.bib_id = i.bib_id
+              AND NOT EXISTS (SELECT 1 FROM hold h WHERE h.bib_id = g.bib_id
                                                      AND h.status = 'waiting')
-              AND NOT weeding_kept(i.id, v_branch, c.keep_at)
-            ORDER BY call_number_shelf_key(i.call_number) COLLATE "C", i.barcode COLLATE "C"
+              AND NOT weeding_kept(g.id, v_branch, c.keep_at)
+            ORDER BY g.key COLLATE "C"
             LIMIT v_left),
         judged AS MATERIALIZED (
             SELECT g.*,
