@@ -57,6 +57,8 @@ int main(int argc, char **argv)
     dir = argv[1];
     const unsigned clerk = HELLO_DONE | LOGGED_IN | ROLE(CARREL__ROLE__ROLE_CLERK) | BRANCH(1);
     const unsigned admin = HELLO_DONE | LOGGED_IN | ROLE(CARREL__ROLE__ROLE_ADMIN);
+    const unsigned librarian =
+        HELLO_DONE | LOGGED_IN | ROLE(CARREL__ROLE__ROLE_LIBRARIAN) | BRANCH(1);
 
     Carrel__Hello hello = CARREL__HELLO__INIT;
     hello.has_protocol_version = 1;
@@ -292,6 +294,44 @@ int main(int argc, char **argv)
     r_tc.body_case = CARREL__REQUEST__BODY_TICKET_CHANGE;
     r_tc.ticket_change = &tc;
     seed1("ticket-change", clerk, &r_tc);
+
+    Carrel__WeedingDecide wd = CARREL__WEEDING_DECIDE__INIT; /* keyed, a librarian's scope */
+    wd.barcode = "31234000012345";
+    wd.decision = "transfer";
+    wd.transfer_to = "PRK";
+    wd.note = "in demand at Park";
+    Carrel__Request r_wd = CARREL__REQUEST__INIT;
+    r_wd.has_id = 1;
+    r_wd.id = 17;
+    r_wd.request_key = UUID;
+    r_wd.body_case = CARREL__REQUEST__BODY_WEEDING_DECIDE;
+    r_wd.weeding_decide = &wd;
+    seed1("weeding-decide", librarian, &r_wd);
+
+    Carrel__WeedingList wl = CARREL__WEEDING_LIST__INIT; /* a paging key, percent-encoded */
+    wl.branch_code = "DWN";
+    wl.collection = "nf_600";
+    wl.after = "0641.5%01SMI%0131234000012345";
+    wl.has_limit = 1;
+    wl.limit = 500;
+    Carrel__Request r_wl = CARREL__REQUEST__INIT;
+    r_wl.has_id = 1;
+    r_wl.id = 18;
+    r_wl.body_case = CARREL__REQUEST__BODY_WEEDING_LIST;
+    r_wl.weeding_list = &wl;
+    seed1("weeding-list", clerk, &r_wl);
+
+    Carrel__DisplayItemAdd da = CARREL__DISPLAY_ITEM_ADD__INIT; /* keyed scan onto a display */
+    da.has_display_id = 1;
+    da.display_id = 4;
+    da.barcode = "31234000012345";
+    Carrel__Request r_da = CARREL__REQUEST__INIT;
+    r_da.has_id = 1;
+    r_da.id = 19;
+    r_da.request_key = UUID;
+    r_da.body_case = CARREL__REQUEST__BODY_DISPLAY_ITEM_ADD;
+    r_da.display_item_add = &da;
+    seed1("display-scan", clerk, &r_da);
 
     Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
     r_none.has_id = 1;
