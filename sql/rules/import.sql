@@ -24,6 +24,25 @@ DROP FUNCTION IF EXISTS bib_import_items(bigint, bigint, bigint, jsonb, integer,
 DROP FUNCTION IF EXISTS import_bib_created(text, text, text[], text[], text[], text, text, text,
                                           text, text);
 
+-- The import's default branch for copies whose holdings name none: NULL when
+-- none is given; an unknown code refuses the whole request (field:branch).
+CREATE OR REPLACE FUNCTION import_default_branch(p_code text) RETURNS integer
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_id integer;
+BEGIN
+    IF p_code IS NULL OR p_code = '' THEN
+        RETURN NULL;
+    END IF;
+    v_id := branch_resolve(p_code);
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:branch',
+            MESSAGE = format('There is no branch with code %s.', p_code);
+    END IF;
+    RETURN v_id;
+END
+$$;
+
 -- The scratch tables, made once per session. ON COMMIT DELETE ROWS empties
 -- them at every commit (a truncation: temporary tables are never vacuumed,
 -- so deleting rows would leave them to grow).
@@ -317,13 +336,7 @@ DECLARE
     v_wave integer := 0;
     v_ids bigint[];
 BEGIN
-    IF p_default_branch IS NOT NULL AND p_default_branch <> '' THEN
-        v_default := branch_resolve(p_default_branch);
-        IF v_default IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:branch',
-                MESSAGE = format('There is no branch with code %s.', p_default_branch);
-        END IF;
-    END IF;
+    v_default := import_default_branch(p_default_branch);
     PERFORM import_scratch();
 
     INSERT INTO import_rec (ord, pos, marc, title, author, subjects, isbns, issns, publisher,
@@ -474,13 +487,7 @@ SET jit = off AS $$
 DECLARE
     v_default integer;
 BEGIN
-    IF p_default_branch IS NOT NULL AND p_default_branch <> '' THEN
-        v_default := branch_resolve(p_default_branch);
-        IF v_default IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:branch',
-                MESSAGE = format('There is no branch with code %s.', p_default_branch);
-        END IF;
-    END IF;
+    v_default := import_default_branch(p_default_branch);
     PERFORM import_scratch();
     INSERT INTO import_rec (ord, pos, cn, isbns, holdings)
     SELECT e.n, (e.r ->> 'line')::bigint, trim(coalesce(e.r ->> 'bib', '')),

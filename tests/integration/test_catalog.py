@@ -72,6 +72,16 @@ def iso2709(fields, leader=b"nam a22"):
 class A_Import(unittest.TestCase):
     """Runs first (alphabetical order): later classes search what it loaded."""
 
+    def test_0_an_unknown_default_branch_loads_nothing(self):
+        bibs = count("SELECT count(*) FROM bib")
+        audits = count("SELECT count(*) FROM audit_event")
+        r = carrel("import", "marc", marc("camel-10.mrc"), "--branch", "NOPE")
+        self.assertEqual(r.code, 4, r)
+        self.assertIn("field:branch", r.stderr + r.stdout)
+        self.assertIn("no branch with code NOPE", r.stderr + r.stdout)
+        self.assertEqual(count("SELECT count(*) FROM bib"), bibs)
+        self.assertEqual(count("SELECT count(*) FROM audit_event"), audits)
+
     def test_1_camel_loads_and_reimport_updates(self):
         r = carrel("import", "marc", marc("camel-10.mrc"), "--branch", "DWN")
         self.assertEqual(r.code, 0, r)
