@@ -93,6 +93,19 @@ void channel_close(channel_t *ch, const char *reason);
 /* Stop reading, send what is queued and a TLS close_notify, then close. */
 void channel_close_after_flush(channel_t *ch, const char *reason);
 void channel_set_max_frame(channel_t *ch, size_t max_frame);
+/*
+ * Line mode (SIP2): carry lines ended by `terminator` ('\r') instead of
+ * length-prefixed frames. Each line, without its terminator and without LFs
+ * around it, goes to ops->on_frame; a line longer than max_frame is dropped
+ * up to its terminator and reported with ops->on_frame_too_large(ch, bytes
+ * seen), and the channel stays open. Call right after accept or connect.
+ * A channel accepted or connected with ctx == NULL is plain TCP (no TLS):
+ * on_open comes once the TCP connection is up.
+ */
+void channel_set_lines(channel_t *ch, char terminator);
+/* Queue bytes as they are (a line mode answer, terminator included). 0 or -1 as channel_send. */
+__attribute__((warn_unused_result)) int channel_send_raw(channel_t *ch, const void *bytes,
+                                                         size_t len);
 size_t channel_queued_output(const channel_t *ch);
 /* Count this channel's unsent output in *total (until it closes). */
 void channel_set_output_total(channel_t *ch, size_t *total);

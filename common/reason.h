@@ -286,6 +286,17 @@
       "Holds are waiting for this title; fill them before taking a copy away.")                    \
     X(LAST_COPY, "last_copy", REFUSED, BY_STATUS, 0,                                               \
       "This is the last copy of the title in the system; confirm to withdraw it.")                 \
+    /* Self-check (SIP2) and offline circulation */                                                \
+    X(SELFCHECK_ACCOUNT, "selfcheck_account", FORBIDDEN, BY_STATUS, 0,                             \
+      "A self-check account logs in only through the SIP2 port.")                                  \
+    X(SIP_LOGIN, "sip_login", NOT_FOUND, BY_STATUS, 0,                                             \
+      "No SIP2 login has that name.")                                                              \
+    X(NOT_SELFCHECK, "not_selfcheck", CONFLICT, BY_STATUS, 0,                                      \
+      "Only a staff account of role selfcheck can be a SIP2 login.")                               \
+    X(CHANGED_AFTER, "changed_after", CONFLICT, BY_STATUS, 0,                                      \
+      "The item changed after the offline transaction; it was not applied.")                       \
+    X(OFFLINE_EXCEPTION, "offline_exception", NOT_FOUND, BY_STATUS, 0,                             \
+      "No offline exception has that id.")                                                         \
     /* Statistics */                                                                               \
     X(STATS_UNAVAILABLE, "stats_unavailable", UNAVAILABLE, BY_STATUS, 0,                           \
       "The statistics database (the standby) cannot be reached; try again later.")

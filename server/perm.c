@@ -21,6 +21,7 @@ static const char *const role_names[] = {
     [CARREL__ROLE__ROLE_BRANCH_MANAGER] = "branch_manager",
     [CARREL__ROLE__ROLE_COORDINATOR] = "coordinator",
     [CARREL__ROLE__ROLE_ADMIN] = "admin",
+    [CARREL__ROLE__ROLE_SELFCHECK] = "selfcheck",
 };
 
 static const char *const role_labels[] = {
@@ -29,11 +30,12 @@ static const char *const role_labels[] = {
     [CARREL__ROLE__ROLE_BRANCH_MANAGER] = "branch manager",
     [CARREL__ROLE__ROLE_COORDINATOR] = "coordinator",
     [CARREL__ROLE__ROLE_ADMIN] = "administrator",
+    [CARREL__ROLE__ROLE_SELFCHECK] = "self-check machine",
 };
 
 static bool role_valid(role_t role)
 {
-    return role >= CARREL__ROLE__ROLE_CLERK && role <= CARREL__ROLE__ROLE_ADMIN;
+    return role >= CARREL__ROLE__ROLE_CLERK && role <= CARREL__ROLE__ROLE_SELFCHECK;
 }
 
 const char *role_name(role_t role)
@@ -48,7 +50,7 @@ const char *role_label(role_t role)
 
 role_t role_from_name(const char *name)
 {
-    for (int r = CARREL__ROLE__ROLE_CLERK; r <= CARREL__ROLE__ROLE_ADMIN; r++)
+    for (int r = CARREL__ROLE__ROLE_CLERK; r <= CARREL__ROLE__ROLE_SELFCHECK; r++)
         if (name && strcmp(name, role_names[r]) == 0)
             return (role_t)r;
     return CARREL__ROLE__ROLE_UNSPECIFIED;
@@ -57,7 +59,7 @@ role_t role_from_name(const char *name)
 bool perm_role_is_branch_bound(role_t role)
 {
     return role == CARREL__ROLE__ROLE_CLERK || role == CARREL__ROLE__ROLE_LIBRARIAN ||
-           role == CARREL__ROLE__ROLE_BRANCH_MANAGER;
+           role == CARREL__ROLE__ROLE_BRANCH_MANAGER || role == CARREL__ROLE__ROLE_SELFCHECK;
 }
 
 const char *perm_scope_param(arena_t *a, const perm_subject_t *who)

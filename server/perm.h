@@ -5,6 +5,9 @@
  * Roles rank clerk < librarian < branch_manager < coordinator < admin.
  * Clerks, librarians and branch managers act for the branch of the
  * workstation they logged in at; coordinators and admins act system-wide.
+ * A selfcheck account is a kiosk, outside the ranking: it has only
+ * PERM_SELFCHECK, at its workstation's branch, and logs in only through the
+ * SIP2 port.
  */
 #ifndef CARREL_PERM_H
 #define CARREL_PERM_H
@@ -95,7 +98,14 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_WEEDING_SETTINGS, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change weeding settings")   \
     X(PERM_DISPLAY_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see displays and their reports")           \
     X(PERM_DISPLAY_ITEMS, ROLES_ALL, PERM_SCOPE_BRANCH, "scan copies onto displays")               \
-    X(PERM_DISPLAY_MANAGE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "set up and end displays")
+    X(PERM_DISPLAY_MANAGE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "set up and end displays")                     \
+    X(PERM_SELFCHECK, ROLE_BIT(CARREL__ROLE__ROLE_SELFCHECK), PERM_SCOPE_BRANCH,                   \
+      "use a self-check machine")                                                                  \
+    X(PERM_SIP_LOGINS, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "manage self-check logins")                 \
+    X(PERM_PATRON_PIN, ROLES_ALL, PERM_SCOPE_SYSTEM, "set patron PINs")                            \
+    X(PERM_OFFLINE_CIRC, ROLES_ALL, PERM_SCOPE_BRANCH, "circulate offline")                        \
+    X(PERM_OFFLINE_EXCEPTIONS, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH,                                \
+      "see and resolve offline exceptions")
 
 typedef enum {
 #define X(action, roles, scope, text) action,

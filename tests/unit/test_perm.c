@@ -19,6 +19,7 @@
 #define MANAGER     CARREL__ROLE__ROLE_BRANCH_MANAGER
 #define COORDINATOR CARREL__ROLE__ROLE_COORDINATOR
 #define ADMIN       CARREL__ROLE__ROLE_ADMIN
+#define SELFCHECK   CARREL__ROLE__ROLE_SELFCHECK
 #define UNSPECIFIED CARREL__ROLE__ROLE_UNSPECIFIED
 
 #define OWN_BRANCH   3
@@ -29,7 +30,7 @@
 #define BR   PERM_DENIED_BRANCH
 
 /* The matrix below has one column per action; a new action must be added to it. */
-_Static_assert(PERM_COUNT == 49, "add the new action to the expectations in test_perm.c");
+_Static_assert(PERM_COUNT == 54, "add the new action to the expectations in test_perm.c");
 
 static const char *const action_names[PERM_COUNT] = {
 #define X(action, roles, scope, text) [action] = #action,
@@ -56,7 +57,8 @@ static const char *const action_texts[PERM_COUNT] = {
  * INQUIRY_RECORD, INQUIRY_MANAGE, SERVICE_CONFIG, SERVICE_LEVELS,
  * TICKET_WORK, TICKET_ALL, TICKET_QUEUES |
  * WEEDING_READ, WEEDING_DECIDE, CREW_RULES, WEEDING_SETTINGS, DISPLAY_READ,
- * DISPLAY_ITEMS, DISPLAY_MANAGE.
+ * DISPLAY_ITEMS, DISPLAY_MANAGE | SELFCHECK, SIP_LOGINS, PATRON_PIN, OFFLINE_CIRC,
+ * OFFLINE_EXCEPTIONS.
  */
 #define R ROLE
 static const struct {
@@ -65,26 +67,29 @@ static const struct {
     perm_result_t other[PERM_COUNT];
 } expected[] = {
     {CLERK,
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R, OK, R, R, R, OK, R, R, OK, R, R, R, OK, OK, R},
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R, BR, R, R, R, OK, R, R, OK, R, R, R, OK, BR, R}},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R, OK, R, R, R, OK, R, R, OK, R, R, R, OK, OK, R, R, R, OK, OK, R},
+     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R, BR, R, R, R, OK, R, R, OK, R, R, R, OK, BR, R, R, R, OK, BR, R}},
     {LIBRARIAN,
-     {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R, OK, R, R, OK, OK, R, R, OK, OK, R, R, OK, OK, OK},
-     {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R, BR, R, R, BR, OK, R, R, OK, BR, R, R, OK, BR, BR}},
+     {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R, OK, R, R, OK, OK, R, R, OK, OK, R, R, OK, OK, OK, R, R, OK, OK, R},
+     {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R, BR, R, R, BR, OK, R, R, OK, BR, R, R, OK, BR, BR, R, R, OK, BR, R}},
     {MANAGER,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK},
-     {OK, BR, BR, BR, BR, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR, BR, BR, R, BR, OK, R, R, OK, BR, BR, R, OK, BR, BR}},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, R, R, OK, OK, OK},
+     {OK, BR, BR, BR, BR, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR, BR, BR, R, BR, OK, R, R, OK, BR, BR, R, OK, BR, BR, R, R, OK, BR, BR}},
     {COORDINATOR,
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
+     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK},
+     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK}},
     {ADMIN,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK},
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK}},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK}},
+    {SELFCHECK,
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, OK, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, BR, R, R, R, R}},
     {UNSPECIFIED,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
     {(role_t)99,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
 };
 #undef R
 
@@ -129,9 +134,13 @@ static void test_named_rules(void **state)
     /* A coordinator reads staff system-wide but cannot manage them. */
     check_perm(COORDINATOR, PERM_STAFF_READ, OTHER_BRANCH, PERM_OK);
     check_perm(COORDINATOR, PERM_STAFF_MANAGE, OWN_BRANCH, PERM_DENIED_ROLE);
-    /* An admin can do everything, everywhere. */
+    /* An admin can do everything, everywhere, except be a self-check machine. */
     for (int a = 0; a < PERM_COUNT; a++)
-        check_perm(ADMIN, (perm_action_t)a, 999, PERM_OK);
+        check_perm(ADMIN, (perm_action_t)a, 999, a == PERM_SELFCHECK ? PERM_DENIED_ROLE : PERM_OK);
+    /* A self-check machine may do that, and only that, at its own branch. */
+    for (int a = 0; a < PERM_COUNT; a++)
+        check_perm(SELFCHECK, (perm_action_t)a, OWN_BRANCH,
+                   a == PERM_SELFCHECK ? PERM_OK : PERM_DENIED_ROLE);
 }
 
 static void test_invalid_action(void **state)
@@ -152,6 +161,8 @@ static void test_branch_bound_roles(void **state)
     assert_false(perm_role_is_branch_bound(COORDINATOR));
     assert_false(perm_role_is_branch_bound(ADMIN));
     assert_false(perm_role_is_branch_bound(UNSPECIFIED));
+    /* A kiosk acts for its workstation's branch only. */
+    assert_true(perm_role_is_branch_bound(SELFCHECK));
 }
 
 /* p_scope: NULL for system-wide roles, else the session branch as text. */
@@ -259,7 +270,8 @@ static void test_role_unknown_names(void **state)
     assert_int_equal(role_from_name("admin "), UNSPECIFIED);
     assert_int_equal(role_from_name("administrator"), UNSPECIFIED);
     assert_string_equal(role_name(UNSPECIFIED), "unknown");
-    assert_string_equal(role_name((role_t)6), "unknown");
+    assert_string_equal(role_name(SELFCHECK), "selfcheck");
+    assert_string_equal(role_name((role_t)7), "unknown");
     assert_string_equal(role_name((role_t)-1), "unknown");
     assert_string_equal(role_label(UNSPECIFIED), "unknown role");
     assert_string_equal(role_label((role_t)1000), "unknown role");
