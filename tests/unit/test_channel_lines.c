@@ -29,6 +29,7 @@ typedef struct {
     char answers[4][64]; /* lines the client got */
     int nanswers;
     bool pause_on_first;      /* the server pauses after its first line */
+    bool answer_at_once;      /* pause, answer and resume inside on_frame, as the gateway may */
     int lines_when_resumed;   /* how many lines it had when the timer resumed it */
     const char *send_on_open; /* what the client sends once connected */
     size_t send_len;
@@ -43,6 +44,20 @@ static void server_on_open(channel_t *ch)
 static void server_on_line(channel_t *ch, const uint8_t *line, size_t len)
 {
     fixture_t *f = ch->data;
+    if (f->answer_at_once) {
+        /* The payload must stay valid after a resume inside on_frame (ASan
+         * would see a freed or moved buffer when it is copied below). */
+        channel_pause(ch);
+        char answer[80];
+        int n = snprintf(answer, sizeof(answer), "ok %.*s\r", (int)len, (const char *)line);
+        assert_int_equal(channel_send_raw(ch, answer, (size_t)n), 0);
+        channel_resume(ch);
+        assert_true(f->nlines < 16 && len < 64);
+        memcpy(f->lines[f->nlines], line, len);
+        f->lines[f->nlines][len] = '\0';
+        f->nlines++;
+        return;
+    }
     assert_true(f->nlines < 16 && len < 64);
     memcpy(f->lines[f->nlines], line, len);
     f->lines[f->nlines][len] = '\0';
@@ -204,12 +219,27 @@ static void test_paused_channel_keeps_its_lines(void **state)
     assert_string_equal(f.answers[2], "ok three");
 }
 
+static void test_resume_inside_on_frame(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    f.answer_at_once = true;
+    f.send_on_open = "first\rsecond\rthird\r";
+    f.send_len = strlen(f.send_on_open);
+    run(&f);
+    assert_int_equal(f.nlines, 3);
+    assert_string_equal(f.lines[0], "first");
+    assert_string_equal(f.lines[2], "third");
+    assert_string_equal(f.answers[1], "ok second");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_both_ways),
         cmocka_unit_test(test_overlong_line_keeps_channel_open),
         cmocka_unit_test(test_paused_channel_keeps_its_lines),
+        cmocka_unit_test(test_resume_inside_on_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
