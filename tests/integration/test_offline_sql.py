@@ -62,6 +62,12 @@ def key():
 class OfflineTest(harness.TransactionTest):
     """One transaction per test, rolled back whatever happens (harness.TransactionTest)."""
 
+    def tearDown(self):
+        # Whatever a test replayed, the database's invariants hold (before the rollback).
+        self.assertEqual(self.rows("SELECT * FROM circ_invariants() UNION ALL"
+                                   " SELECT * FROM hold_invariants()"), [])
+        super().tearDown()
+
     # ---- fixtures
 
     def patron(self, **kw):
@@ -218,8 +224,17 @@ class OfflineTest(harness.TransactionTest):
         self.assertEqual(self.checkin_online(copy)["route"], "transit")
         r = self.replay("checkout", card, copy, at="now() - interval '1 hour'")
         self.assert_outcome(r, "skipped", "changed_after")
-        # A transit sent after, even with no change of status, counts too.
+        # A copy in transit for days, sent on again (a new transit) after the offline time:
+        # its status did not change, its trip did.
         other = self.item(branch="PRK")
+        self.q("UPDATE item SET status = 'in_transit', current_branch_id = %d,"
+               " status_changed_at = now() - interval '2 days' WHERE barcode = %s"
+               % (ids["DWN"], lit(other)))
+        self.q("INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_at)"
+               " SELECT id, %d, %d, 'home', now() - interval '2 days' FROM item"
+               " WHERE barcode = %s" % (ids["DWN"], ids["PRK"], lit(other)))
+        self.q("UPDATE transit SET cancelled_at = now() WHERE item_id = (SELECT id FROM item"
+               " WHERE barcode = %s)" % lit(other))
         self.q("INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason)"
                " SELECT id, %d, %d, 'home' FROM item WHERE barcode = %s"
                % (ids["DWN"], ids["PRK"], lit(other)))
@@ -271,8 +286,8 @@ class OfflineTest(harness.TransactionTest):
         self.assert_outcome(self.replay("checkout", expired, self.item()), "warning",
                             "patron_expired")
         owing = self.patron()
-        self.q("INSERT INTO patron_circ (patron_id, balance_cents) SELECT id, 5000 FROM patron"
-               " WHERE card = %s" % lit(owing))
+        self.q("SELECT circ_ledger_add(id, 'charge', 5000, NULL, NULL, %d, 'test') FROM patron"
+               " WHERE card = %s" % (ids["staff"], lit(owing)))
         self.assert_outcome(self.replay("checkout", owing, self.item()), "warning",
                             "patron_owes")
 
@@ -456,8 +471,8 @@ class OfflineTest(harness.TransactionTest):
                " WHERE card = %s" % lit(blocked))
         self.q("UPDATE patron SET expires_on = library_today() - 1 WHERE card = %s"
                % lit(expired))
-        self.q("INSERT INTO patron_circ (patron_id, balance_cents) SELECT id, 1000 FROM patron"
-               " WHERE card = %s" % lit(owing))
+        self.q("SELECT circ_ledger_add(id, 'charge', 1000, NULL, NULL, %d, 'test') FROM patron"
+               " WHERE card = %s" % (ids["staff"], lit(owing)))
         self.q("INSERT INTO patron_card (card, patron_id) SELECT 'OLDCARD-1', id FROM patron"
                " WHERE card = %s" % lit(blocked))
         merged = self.patron()
