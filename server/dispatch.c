@@ -71,6 +71,14 @@ static const route_t routes[] = {
     R(POLICY_SAVE, "policy_save", handle_policy_save, ROUTE_MUTATING, PERM_POLICY_EDIT),
     R(CALENDAR_GET, "calendar_get", handle_calendar_get, 0, PERM_POLICY_READ),
     R(CALENDAR_SAVE, "calendar_save", handle_calendar_save, ROUTE_MUTATING, PERM_CALENDAR_EDIT),
+    /* Offline circulation: a desk replays its journal at its own branch (keyed: the journal
+     * entry's key); the exceptions report is the branch manager's (scope checked in SQL). */
+    R(OFFLINE_CACHE_GET, "offline_cache_get", handle_offline_cache_get, 0, PERM_OFFLINE_CIRC),
+    R(OFFLINE_REPLAY, "offline_replay", handle_offline_replay, ROUTE_KEYED, PERM_OFFLINE_CIRC),
+    R(OFFLINE_EXCEPTION_LIST, "offline_exception_list", handle_offline_exception_list, 0,
+      PERM_OFFLINE_EXCEPTIONS),
+    R(OFFLINE_EXCEPTION_RESOLVE, "offline_exception_resolve", handle_offline_exception_resolve,
+      ROUTE_MUTATING, PERM_OFFLINE_EXCEPTIONS),
 
     R(HOLD_PLACE, "hold_place", handle_hold_place, ROUTE_KEYED, PERM_CIRC),
     R(HOLD_LIST, "hold_list", handle_hold_list, 0, PERM_PATRON_READ),
@@ -187,6 +195,7 @@ void dispatch_register_statements(void)
 
     patrons_register_statements();
     circ_register_statements();
+    offline_register_statements();
     holds_register_statements();
     notices_register_statements();
     stats_register_statements();

@@ -74,6 +74,12 @@ void handle_policy_list(request_t *req);
 void handle_policy_save(request_t *req);
 void handle_calendar_get(request_t *req);
 void handle_calendar_save(request_t *req);
+/* offline.c: offline circulation: the desk's cache, the journal's replay, the exceptions report */
+void offline_register_statements(void);
+void handle_offline_cache_get(request_t *req);
+void handle_offline_replay(request_t *req);
+void handle_offline_exception_list(request_t *req);
+void handle_offline_exception_resolve(request_t *req);
 
 /* holds.c: holds, pull lists, hold shelves, transits */
 void holds_register_statements(void);

@@ -333,6 +333,24 @@ int main(int argc, char **argv)
     r_da.display_item_add = &da;
     seed1("display-scan", clerk, &r_da);
 
+    Carrel__OfflineReplay orp = CARREL__OFFLINE_REPLAY__INIT; /* keyed journal entry */
+    orp.op = "checkout";
+    orp.card = "21234000012345";
+    orp.barcode = "31234000012345";
+    orp.has_at_ms = orp.has_workstation_ms = orp.has_offset_ms = 1;
+    orp.at_ms = 1796554800000;
+    orp.workstation_ms = 1796554798000;
+    orp.offset_ms = 2000;
+    orp.due = "2026-12-28";
+    orp.clerk = "clara";
+    Carrel__Request r_orp = CARREL__REQUEST__INIT;
+    r_orp.has_id = 1;
+    r_orp.id = 20;
+    r_orp.request_key = UUID;
+    r_orp.body_case = CARREL__REQUEST__BODY_OFFLINE_REPLAY;
+    r_orp.offline_replay = &orp;
+    seed1("offline-replay", clerk, &r_orp);
+
     Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
     r_none.has_id = 1;
     r_none.id = 10;
