@@ -782,6 +782,8 @@ static void sip_on_frame_too_large(channel_t *ch, uint32_t bytes)
 static void sip_on_open(channel_t *ch)
 {
     sip_conn_t *c = ch->data;
+    if (!c->peer[0]) /* a plain channel opens inside channel_accept */
+        channel_peer_name(&c->ch, c->peer, sizeof(c->peer));
     log_info(c->id, "SIP2 connection from %s%s", c->peer, c->sv->tls ? " (TLS)" : "");
 }
 
