@@ -17,7 +17,7 @@ from sip2client import build, checksum, parse, sip_date  # noqa: E402
 
 env = None
 main = None   # plain TCP, the usual login deadline
-secure = None  # sip_tls, a 2 s login deadline
+secure = None  # sip_tls, a 2 s login deadline, closed after 3 s idle
 admin = None
 KIOSK = "kiosk-dwn"
 KIOSK_PW = None
@@ -32,7 +32,7 @@ def setUpModule():
         env.start()
         # Every test here connects from 127.0.0.1: the address throttle is not under test.
         main = env.daemon(sip=True, login_throttle_after_address=1000)
-        secure = env.daemon(sip=True, sip_tls=True, sip_login_timeout_s=2,
+        secure = env.daemon(sip=True, sip_tls=True, sip_login_timeout_s=2, sip_idle_timeout_s=3,
                             login_throttle_after_address=1000)
         admin = env.profile(main)
         KIOSK_PW = env.add_selfcheck(admin, KIOSK, "sc-dwn-1")
@@ -300,6 +300,12 @@ class Tls(unittest.TestCase):
             self.assertTrue(c.closed_by_server(60))
         harness.wait_until(lambda: "no login within 2 s" in secure.log_text(),
                            what="the deadline's log line")
+
+    def test_idle_timeout_closes_a_logged_in_connection(self):
+        with logged_in(secure) as c:
+            self.assertTrue(c.closed_by_server(60))
+        harness.wait_until(lambda: "closing idle SIP2 connection" in secure.log_text(),
+                           what="the idle timeout's log line")
 
     def test_plain_tcp_on_the_tls_port_is_refused(self):
         with secure.sip(tls=False) as c:
