@@ -289,6 +289,32 @@ class Framing(unittest.TestCase):
             self.assertEqual((st.code, st.get("AN")), ("98", "sc-dwn-1"))
 
 
+class Lifetime(unittest.TestCase):
+    def test_a_kiosk_gone_before_its_login_is_answered(self):
+        """The lookup and the Argon2 check answer a closed connection: dropped, recorded."""
+        user = "kiosk-gone"
+        pw = env.add_selfcheck(admin, user, "sc-gone")
+        for _ in range(5):
+            c = main.sip()
+            c.send_raw(build("9300CN%s|CO%s|" % (user, pw), 0) + build(sip2client.SC_STATUS, 1))
+            c.close()
+        harness.wait_until(lambda: env.psql(
+            "SELECT count(*) FROM login_event WHERE username = '%s'" % user) == "5",
+            what="the five logins recorded")
+        with logged_in(user=user, password=pw) as c:
+            self.assertEqual(c.status().code, "98")
+
+    def test_shutdown_closes_kiosks_and_exits_cleanly(self):
+        d = env.daemon(sip=True)
+        c = logged_in(d)
+        idle = d.sip()
+        d.stop()  # exit 0, no sanitizer report
+        self.assertTrue(c.closed_by_server(60))
+        self.assertTrue(idle.closed_by_server(60))
+        c.close()
+        idle.close()
+
+
 class Tls(unittest.TestCase):
     def test_login_and_status_over_tls(self):
         with logged_in(secure) as c:
