@@ -304,6 +304,21 @@ class Lifetime(unittest.TestCase):
         with logged_in(user=user, password=pw) as c:
             self.assertEqual(c.status().code, "98")
 
+    def test_kiosks_sharing_a_login_all_get_in_at_once(self):
+        """More logins at once than login_pending_per_user (3): the rest wait, none is
+        refused as if throttled."""
+        user = "kiosk-shared"
+        pw = env.add_selfcheck(admin, user, "sc-shared")
+        clients = [main.sip() for _ in range(8)]
+        try:
+            for c in clients:
+                c.send_raw(build("9300CN%s|CO%s|" % (user, pw), 0))
+            answers = [parse(c.read_line()) for c in clients]
+            self.assertEqual([(m.code, m.fixed) for m in answers], [("94", "1")] * 8)
+        finally:
+            for c in clients:
+                c.close()
+
     def test_shutdown_closes_kiosks_and_exits_cleanly(self):
         d = env.daemon(sip=True)
         c = logged_in(d)
