@@ -796,6 +796,16 @@ static bool sip_line_is_text(const char *line, size_t len)
     return memchr(line, '\t', len) == NULL && memchr(line, '\n', len) == NULL;
 }
 
+/* The AY digit of a line ending "AYnAZxxxx" (a bad checksum is found before the
+ * codec reads AY), so that its 96 carries it; -1 when there is none. */
+static int sip_trailer_seq(const char *line, size_t len)
+{
+    if (len >= 9 && line[len - 9] == 'A' && line[len - 8] == 'Y' && line[len - 7] >= '0' &&
+        line[len - 7] <= '9' && line[len - 6] == 'A' && line[len - 5] == 'Z')
+        return line[len - 7] - '0';
+    return -1;
+}
+
 /* A line that is not a message: 96, and after too many in a row, goodbye. */
 static void sip_bad_line(sip_conn_t *c, const char *what, int seq)
 {
@@ -878,7 +888,7 @@ static void sip_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
     sip_conn_ref(c);
     sip2_status_t st = sip2_parse(r->line, len, &r->msg);
     if (st != SIP2_OK) {
-        int seq = r->msg.seq;
+        int seq = r->msg.seq >= 0 ? r->msg.seq : sip_trailer_seq(line, len);
         sip_req_free(r);
         if (st == SIP2_EMPTY)
             return;

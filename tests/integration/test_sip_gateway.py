@@ -218,7 +218,8 @@ class BadInput(unittest.TestCase):
             good = line[-5:-1]
             bad = "%04X" % ((int(good, 16) + 1) & 0xFFFF)
             c.send_raw((line[:-5] + bad + "\r").encode())
-            self.assertEqual(parse(c.read_line()).code, "96")
+            m = parse(c.read_line())
+            self.assertEqual((m.code, m.seq, m.checksum_ok), ("96", 1, True))
             self.assertEqual(status(c, seq=2).code, "98")
 
     def test_lowercase_checksum_is_accepted(self):
