@@ -220,6 +220,11 @@ sip2_status_t sip2_parse(const char *line, size_t len, sip2_msg_t *m)
             m->nfields--;
         }
     }
+    /* AY and AZ are the trailer: met among the fields, something follows
+     * them ("...AY1AZxxxxAOX|"), and the checksum covered none of it. */
+    for (size_t i = 0; i < m->nfields; i++)
+        if (strcmp(m->fields[i].id, "AY") == 0 || strcmp(m->fields[i].id, "AZ") == 0)
+            return SIP2_MALFORMED;
     return SIP2_OK;
 }
 

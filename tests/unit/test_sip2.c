@@ -335,6 +335,14 @@ static void test_malformed(void **state)
     assert_int_equal(parse("9900302.00|", &m), SIP2_MALFORMED);
     /* Bytes after the checksum. */
     assert_int_equal(parse("941AY3AZFDFA ", &m), SIP2_MALFORMED);
+    /* A field after a valid AY/AZ trailer: the checksum did not cover it. */
+    char line[128];
+    int n = snprintf(line, sizeof(line), "9900302.00AY1AZ");
+    snprintf(line + n, sizeof(line) - (size_t)n, "%04XAOX|", sip2_checksum(line, (size_t)n));
+    assert_int_equal(parse(line, &m), SIP2_MALFORMED);
+    /* AY with more than a digit, or AZ, among the fields. */
+    assert_int_equal(parse("9900302.00AY12|AOX|", &m), SIP2_MALFORMED);
+    assert_int_equal(parse("9900302.00AOX|AZ1234|AY1", &m), SIP2_MALFORMED);
 }
 
 static void test_unknown_code(void **state)
