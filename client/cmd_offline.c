@@ -1,0 +1,2 @@
+#include "cli.h"
+const command_t offline_commands[] = {{.path = NULL}};
