@@ -167,6 +167,14 @@ static const route_t routes[] = {
     R(WEEDING_DECIDE, "weeding_decide", handle_weeding_decide, ROUTE_KEYED, PERM_WEEDING_DECIDE),
     R(WEEDING_DECISION_LIST, "weeding_decision_list", handle_weeding_decision_list, 0,
       PERM_WEEDING_READ),
+    /* Offline circulation: a desk replays its journal at its own branch (keyed: the journal
+     * entry's key); the exceptions report is the branch manager's (scope checked in SQL). */
+    R(OFFLINE_CACHE_GET, "offline_cache_get", handle_offline_cache_get, 0, PERM_OFFLINE_CIRC),
+    R(OFFLINE_REPLAY, "offline_replay", handle_offline_replay, ROUTE_KEYED, PERM_OFFLINE_CIRC),
+    R(OFFLINE_EXCEPTION_LIST, "offline_exception_list", handle_offline_exception_list, 0,
+      PERM_OFFLINE_EXCEPTIONS),
+    R(OFFLINE_EXCEPTION_RESOLVE, "offline_exception_resolve", handle_offline_exception_resolve,
+      ROUTE_MUTATING, PERM_OFFLINE_EXCEPTIONS),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -195,4 +203,5 @@ void dispatch_register_statements(void)
     service_register_statements();
     tickets_register_statements();
     weeding_register_statements();
+    offline_register_statements();
 }

@@ -194,5 +194,11 @@ void handle_weeding_list(request_t *req);
 void handle_weeding_summary(request_t *req);
 void handle_weeding_decide(request_t *req);
 void handle_weeding_decision_list(request_t *req);
+/* offline.c: offline circulation: the desk's cache, the journal's replay, the exceptions report */
+void offline_register_statements(void);
+void handle_offline_cache_get(request_t *req);
+void handle_offline_replay(request_t *req);
+void handle_offline_exception_list(request_t *req);
+void handle_offline_exception_resolve(request_t *req);
 
 #endif

@@ -177,6 +177,84 @@ LANGUAGE sql STABLE AS $$
     WHERE p.id = p_patron
 $$;
 
+-- Why a checkout of p_item to p_patron (p_pc locked, p_open the copy's open
+-- loan or NULL, p_rule its loan rule at p_branch) goes against the library's
+-- rules, patron first: reasons and their sentences, empty when none. Defined
+-- once, for circ_checkout (which refuses unless overridden) and
+-- offline_replay (offline.sql: a copy lent offline has left the building, so
+-- these become warnings).
+CREATE OR REPLACE FUNCTION circ_checkout_refusals(p_patron patron, p_pc patron_circ, p_item item,
+                                                  p_open loan, p_rule circ_policy,
+                                                  p_branch integer, OUT reasons text[],
+                                                  OUT messages text[])
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_standing record;
+    v_type_out integer;
+    v_reasons text[] := '{}';
+    v_messages text[] := '{}';
+    v_held record;
+    v_cap integer;
+BEGIN
+    SELECT * INTO v_standing FROM patron_standing(p_patron.id);
+    IF v_standing.expired THEN
+        v_reasons := v_reasons || 'patron_expired'::text;
+        v_messages := v_messages || format('The card expired on %s.', p_patron.expires_on);
+    END IF;
+    IF v_standing.blocked THEN
+        v_reasons := v_reasons || 'patron_blocked'::text;
+        v_messages := v_messages || 'The patron is blocked: see the record for the reason.'::text;
+    END IF;
+    IF v_standing.owes THEN
+        v_reasons := v_reasons || 'patron_owes'::text;
+        v_messages := v_messages || format('The patron owes $%s.',
+                                           to_char(v_standing.balance_cents / 100.0,
+                                                   'FM999990.00'));
+    END IF;
+    -- The overall cap comes from the rule that ignores item type: a DVD rule
+    -- that says nothing about totals must not lift the patron's limit.
+    v_cap := (circ_rule(p_patron.category, NULL, p_branch)).max_loans;
+    IF v_cap IS NOT NULL AND p_pc.loans_out >= v_cap THEN
+        v_reasons := v_reasons || 'loan_limit'::text;
+        v_messages := v_messages || format('The patron has %s items out, the limit.',
+                                           p_pc.loans_out);
+    END IF;
+    IF p_rule.max_loans_of_type IS NOT NULL THEN
+        SELECT loans_out INTO v_type_out FROM patron_type_loans
+        WHERE patron_id = p_patron.id AND item_type = p_item.item_type;
+        IF coalesce(v_type_out, 0) >= p_rule.max_loans_of_type THEN
+            v_reasons := v_reasons || 'item_type_limit'::text;
+            v_messages := v_messages || format('The patron has %s items of type %s out, the limit.',
+                                               coalesce(v_type_out, 0), p_item.item_type);
+        END IF;
+    END IF;
+    IF NOT p_rule.circulates OR NOT (SELECT t.circulates FROM item_type t
+                                     WHERE t.code = p_item.item_type) THEN
+        v_reasons := v_reasons || 'item_not_circulating'::text;
+        v_messages := v_messages || format('Items of type %s do not circulate.', p_item.item_type);
+    END IF;
+    SELECT * INTO v_held FROM circ_hold_check(p_item, p_patron);
+    IF p_open.id IS NOT NULL THEN
+        v_reasons := v_reasons || 'item_on_loan'::text;
+        v_messages := v_messages || format('%s is checked out to another patron.', p_item.barcode);
+    ELSIF v_held.reason IS NOT NULL THEN
+        v_reasons := v_reasons || v_held.reason;
+        v_messages := v_messages || v_held.message;
+    ELSIF p_item.status = 'on_hold_shelf' THEN
+        NULL; -- its hold is no more (expired, cancelled): it may go out
+    ELSIF p_item.status = 'in_transit' THEN
+        v_reasons := v_reasons || 'item_in_transit'::text;
+        v_messages := v_messages || format('%s is in transit.', p_item.barcode);
+    ELSIF p_item.status NOT IN ('available', 'checked_out') THEN
+        v_reasons := v_reasons || 'item_status'::text;
+        v_messages := v_messages || format('%s is marked %s.', p_item.barcode,
+                                           replace(p_item.status::text, '_', ' '));
+    END IF;
+    reasons := v_reasons;
+    messages := v_messages;
+END
+$$;
+
 -- Check out p_barcode to p_card: every refusal a library rule makes (the
 -- overridable ones only when p_override and p_may_override), the loan with
 -- its due date, counters, the hold it fills, and the slip. The loan's times
@@ -191,18 +269,15 @@ DECLARE
     v_key record;
     v_patron patron;
     v_pc patron_circ;
-    v_standing record;
     v_item item;
     v_open loan;
     v_rule circ_policy;
-    v_type_out integer;
-    v_reasons text[] := '{}';
-    v_messages text[] := '{}';
+    v_refusals record;
+    v_reasons text[];
+    v_messages text[];
     v_loan loan;
     v_title text;
     v_branch_name text;
-    v_held record;
-    v_cap integer;
     v_now timestamptz;
     r checkout_result;
 BEGIN
@@ -231,60 +306,10 @@ BEGIN
     v_rule := circ_rule(v_patron.category, v_item.item_type, p_branch);
 
     -- Refusals, patron first; all of these may be overridden.
-    SELECT * INTO v_standing FROM patron_standing(v_patron.id);
-    IF v_standing.expired THEN
-        v_reasons := v_reasons || 'patron_expired'::text;
-        v_messages := v_messages || format('The card expired on %s.', v_patron.expires_on);
-    END IF;
-    IF v_standing.blocked THEN
-        v_reasons := v_reasons || 'patron_blocked'::text;
-        v_messages := v_messages || 'The patron is blocked: see the record for the reason.'::text;
-    END IF;
-    IF v_standing.owes THEN
-        v_reasons := v_reasons || 'patron_owes'::text;
-        v_messages := v_messages || format('The patron owes $%s.',
-                                           to_char(v_standing.balance_cents / 100.0,
-                                                   'FM999990.00'));
-    END IF;
-    -- The overall cap comes from the rule that ignores item type: a DVD rule
-    -- that says nothing about totals must not lift the patron's limit.
-    v_cap := (circ_rule(v_patron.category, NULL, p_branch)).max_loans;
-    IF v_cap IS NOT NULL AND v_pc.loans_out >= v_cap THEN
-        v_reasons := v_reasons || 'loan_limit'::text;
-        v_messages := v_messages || format('The patron has %s items out, the limit.',
-                                           v_pc.loans_out);
-    END IF;
-    IF v_rule.max_loans_of_type IS NOT NULL THEN
-        SELECT loans_out INTO v_type_out FROM patron_type_loans
-        WHERE patron_id = v_patron.id AND item_type = v_item.item_type;
-        IF coalesce(v_type_out, 0) >= v_rule.max_loans_of_type THEN
-            v_reasons := v_reasons || 'item_type_limit'::text;
-            v_messages := v_messages || format('The patron has %s items of type %s out, the limit.',
-                                               coalesce(v_type_out, 0), v_item.item_type);
-        END IF;
-    END IF;
-    IF NOT v_rule.circulates OR NOT (SELECT t.circulates FROM item_type t
-                                     WHERE t.code = v_item.item_type) THEN
-        v_reasons := v_reasons || 'item_not_circulating'::text;
-        v_messages := v_messages || format('Items of type %s do not circulate.', v_item.item_type);
-    END IF;
-    SELECT * INTO v_held FROM circ_hold_check(v_item, v_patron);
-    IF v_open.id IS NOT NULL THEN
-        v_reasons := v_reasons || 'item_on_loan'::text;
-        v_messages := v_messages || format('%s is checked out to another patron.', p_barcode);
-    ELSIF v_held.reason IS NOT NULL THEN
-        v_reasons := v_reasons || v_held.reason;
-        v_messages := v_messages || v_held.message;
-    ELSIF v_item.status = 'on_hold_shelf' THEN
-        NULL; -- its hold is no more (expired, cancelled): it may go out
-    ELSIF v_item.status = 'in_transit' THEN
-        v_reasons := v_reasons || 'item_in_transit'::text;
-        v_messages := v_messages || format('%s is in transit.', p_barcode);
-    ELSIF v_item.status NOT IN ('available', 'checked_out') THEN
-        v_reasons := v_reasons || 'item_status'::text;
-        v_messages := v_messages || format('%s is marked %s.', p_barcode,
-                                           replace(v_item.status::text, '_', ' '));
-    END IF;
+    SELECT * INTO v_refusals FROM circ_checkout_refusals(v_patron, v_pc, v_item, v_open, v_rule,
+                                                         p_branch);
+    v_reasons := v_refusals.reasons;
+    v_messages := v_refusals.messages;
 
     IF cardinality(v_reasons) > 0 THEN
         IF NOT coalesce(p_override, false) THEN
@@ -365,6 +390,33 @@ BEGIN
 END
 $$;
 
+-- The fine for p_loan returned at p_when, by the library's days, after the
+-- grace period, up to the maximum, posted to the patron's ledger; 0 when
+-- none. For circ_checkin and offline_replay (offline.sql), which end a loan
+-- as of the time the copy came back.
+CREATE OR REPLACE FUNCTION circ_loan_fine(p_loan loan, p_item bigint, p_when timestamptz,
+                                          p_staff bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_rule circ_policy := circ_rule(p_loan.patron_category, p_loan.item_type,
+                                    p_loan.checkout_branch_id);
+    v_late integer := library_local_date(p_when) - library_local_date(p_loan.due_at)
+                      - v_rule.grace_days;
+    v_fine bigint;
+BEGIN
+    IF v_late <= 0 OR v_rule.fine_cents_per_day <= 0 THEN
+        RETURN 0;
+    END IF;
+    v_fine := v_late::bigint * v_rule.fine_cents_per_day;
+    IF v_rule.fine_max_cents > 0 THEN
+        v_fine := least(v_fine, v_rule.fine_max_cents);
+    END IF;
+    PERFORM circ_ledger_add(p_loan.patron_id, 'fine', v_fine, p_item, p_loan.id, p_staff,
+                            format('%s days late', v_late + v_rule.grace_days));
+    RETURN v_fine;
+END
+$$;
+
 -- Check in p_barcode at p_branch: closes its loan (fine, counters), then
 -- routes the copy (circ_checkin_route, transits.sql: a hold, the hold shelf,
 -- a transit home, or the shelf; a copy for the shelf that is on a display
@@ -379,9 +431,7 @@ DECLARE
     v_item item;
     v_loan loan;
     v_patron patron;
-    v_rule circ_policy;
     v_when timestamptz := coalesce(p_returned_at, now());
-    v_late integer;
     v_route record;
     v_message text;
     v_refund bigint := 0;
@@ -418,19 +468,7 @@ BEGIN
         END IF;
         SELECT * INTO v_patron FROM patron WHERE id = v_loan.patron_id;
         r.patron_name := patron_short_name(v_patron);
-        v_rule := circ_rule(v_loan.patron_category, v_loan.item_type, v_loan.checkout_branch_id);
-        -- Fines, by the library's days, after the grace period, up to the maximum.
-        v_late := library_local_date(v_when) - library_local_date(v_loan.due_at)
-                  - v_rule.grace_days;
-        IF v_late > 0 AND v_rule.fine_cents_per_day > 0 THEN
-            r.fine_cents := v_late::bigint * v_rule.fine_cents_per_day;
-            IF v_rule.fine_max_cents > 0 THEN
-                r.fine_cents := least(r.fine_cents, v_rule.fine_max_cents);
-            END IF;
-            PERFORM circ_ledger_add(v_loan.patron_id, 'fine', r.fine_cents, v_item.id,
-                                    v_loan.id, p_staff,
-                                    format('%s days late', v_late + v_rule.grace_days));
-        END IF;
+        r.fine_cents := circ_loan_fine(v_loan, v_item.id, v_when, p_staff);
         PERFORM circ_end_loan(v_loan, v_when, p_branch, 'returned');
         INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
                                 location)

@@ -193,6 +193,7 @@ BEGIN
       AND coalesce(sent_at, created_at)
           < now() - make_interval(days => library_setting_text('notice_keep_days')::integer);
     PERFORM request_log_expire();
+    PERFORM offline_exception_expire();
 END
 $$;
 
