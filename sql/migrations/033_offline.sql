@@ -8,7 +8,8 @@
 --     status (trigger item_status_stamp, offline.sql); NULL for copies whose
 --     status has not changed since this migration (not known: older);
 --   * one offline_exception row per journal entry at most (key UNIQUE): a
---     resent upload writes no second row;
+--     resent upload writes no second row, and gets the row's answer even
+--     once the request key's log row has expired;
 --   * a resolved row goes 90 days after its resolution
 --     (offline_exception_expire, run daily by holds_daily): it ties a card
 --     to a copy.
@@ -39,6 +40,8 @@ CREATE TABLE offline_exception (
     outcome text NOT NULL CHECK (outcome IN ('warning', 'skipped')),
     reason text NOT NULL CHECK (length(reason) BETWEEN 1 AND 40),
     message text NOT NULL CHECK (length(message) BETWEEN 1 AND 1000),
+    -- A checkin's route as answered (hold, transit: check it in again).
+    route text CHECK (length(route) <= 20),
     resolved_at timestamptz,
     resolved_by bigint REFERENCES staff,
     resolution text CHECK (length(resolution) BETWEEN 1 AND 500),

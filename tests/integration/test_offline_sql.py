@@ -405,8 +405,8 @@ class OfflineTest(harness.TransactionTest):
         card, copy = self.patron(), self.item()
         k = key()
         first = self.replay("checkout", "29999999999999", copy, k=k)
-        again = self.replay("checkout", "29999999999999", copy, k=k)
-        self.assertEqual(first, again)
+        again_skipped = self.replay("checkout", "29999999999999", copy, k=k)
+        self.assertEqual(first, again_skipped)
         self.assertEqual(len(self.exceptions(k)), 1)
         k2 = key()
         first = self.replay("checkout", card, copy, k=k2)
@@ -419,6 +419,20 @@ class OfflineTest(harness.TransactionTest):
         self.refused("SELECT * FROM circ_checkin(%s::uuid, %d, %d, %d, %s, NULL)"
                      % (lit(k2), ids["staff"], ids["workstation"], ids["DWN"], lit(copy)),
                      "CR409", "request_key_reused")
+        # Resent by whoever logs in next at the desk: the same answer.
+        other = int(self.q("SELECT id FROM staff WHERE username = 'olga'"))
+        by_other = self.one(self.replay_sql("checkout", card, copy, k=k2).replace(
+            "uuid, %d," % ids["staff"], "uuid, %d," % other))
+        self.assertEqual(by_other, first)
+        # Two days on, the key's log row is gone; an entry of the report still answers
+        # from its row, and is not listed twice.
+        self.q("DELETE FROM request_log WHERE key IN (%s, %s)" % (lit(k), lit(k2)))
+        first = self.replay("checkout", "29999999999999", copy, k=k)
+        self.assertEqual(first, again_skipped)
+        self.assertEqual(len(self.exceptions(k)), 1)
+        # An applied one replayed again finds the loan it made: nothing twice.
+        self.assert_outcome(self.replay("checkout", card, copy, k=k2), "applied")
+        self.assertEqual(len(self.loans(copy)), 1)
 
     def test_malformed_entries_are_refused(self):
         card, copy = self.patron(), self.item()
@@ -444,6 +458,8 @@ class OfflineTest(harness.TransactionTest):
                % lit(expired))
         self.q("INSERT INTO patron_circ (patron_id, balance_cents) SELECT id, 1000 FROM patron"
                " WHERE card = %s" % lit(owing))
+        self.q("INSERT INTO patron_card (card, patron_id) SELECT 'OLDCARD-1', id FROM patron"
+               " WHERE card = %s" % lit(blocked))
         merged = self.patron()
         self.q("UPDATE patron SET merged_into = (SELECT id FROM patron WHERE card = %s)"
                " WHERE card = %s" % (lit(fine), lit(merged)))
@@ -458,13 +474,24 @@ class OfflineTest(harness.TransactionTest):
         self.assertLess(abs(head["ms"] - int(self.q(
             "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"))), 60000)
         why = {r["a"]: r["b"] for r in c["blocked"]}
-        self.assertEqual([why.get(x) for x in (fine, blocked, expired, owing, merged)],
-                         [None, "blocked", "expired", "fines", "merged"])
+        self.assertEqual([why.get(x) for x in (fine, blocked, expired, owing, merged,
+                                               "OLDCARD-1")],
+                         [None, "blocked", "expired", "fines", "merged", "blocked"])
         rules = {(r["a"], r["b"]): r["n"] for r in c["rule"]}
         self.assertEqual(rules[("adult", "dvd")], 7)
         self.assertEqual(rules[("adult", "book")], 21)
         self.assertEqual(len(rules), int(self.q(
             "SELECT (SELECT count(*) FROM patron_category) * (SELECT count(*) FROM item_type)")))
+        # The same patrons as patron_standing, the definition checkout uses.
+        self.assertEqual(self.q(
+            "SELECT count(*) FROM patron p, patron_standing(p.id) s WHERE p.merged_into IS NULL"
+            " AND (s.expired OR s.blocked OR s.owes) AND NOT EXISTS (SELECT 1 FROM"
+            " offline_cache(%d) c WHERE c.kind = 'blocked' AND c.a = p.card)" % ids["DWN"]), "0")
+        self.assertEqual(self.q(
+            "SELECT count(*) FROM offline_cache(%d) c JOIN patron p ON p.card = c.a"
+            " CROSS JOIN LATERAL patron_standing(p.id) s WHERE c.kind = 'blocked'"
+            " AND p.merged_into IS NULL AND NOT (s.expired OR s.blocked OR s.owes)"
+            % ids["DWN"]), "0")
         closed = [r["a"] for r in c["closed"]]
         self.assertIn(self.q("SELECT (library_today() + 10)::text"), closed)
         self.assertNotIn(self.q("SELECT (library_today() + 120)::text"), closed)
