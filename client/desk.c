@@ -1711,6 +1711,7 @@ static void desk_offline_init(desk_t *d)
         return;
     }
     d->journal_ready = true;
+    (void)offline_prune_done(d->offline_dir, cli->profile.workstation);
     if (d->journal.torn || d->journal.bad)
         desk_notice(d, "offline_journal",
                     "The journal %s had %zu torn and %zu unreadable lines; they were left out "

@@ -4,6 +4,7 @@
  */
 #include "offline.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -48,6 +49,35 @@ char *offline_cache_path(const char *dir, const char *workstation)
     if (asprintf(&path, "%s/%s.cache", dir, workstation) < 0)
         return NULL;
     return path;
+}
+
+int offline_prune_done(const char *dir, const char *workstation)
+{
+    DIR *dh = opendir(dir);
+    if (dh == NULL)
+        return 0;
+    char prefix[300];
+    snprintf(prefix, sizeof(prefix), "%s.journal.", workstation);
+    size_t plen = strlen(prefix);
+    time_t before = time(NULL) - (time_t)OFFLINE_DONE_KEEP_DAYS * 86400;
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n <= plen + 5 || strncmp(de->d_name, prefix, plen) != 0 ||
+            strcmp(de->d_name + n - 5, ".done") != 0)
+            continue;
+        char *path = NULL;
+        struct stat st;
+        if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
+            break;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < before &&
+            unlink(path) == 0)
+            removed++;
+        free(path);
+    }
+    closedir(dh);
+    return removed;
 }
 
 /* ---- the cache file ---- */

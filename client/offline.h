@@ -35,6 +35,7 @@ typedef struct cli cli_t;
 
 #define OFFLINE_CACHE_REFRESH_MS (15u * 60u * 1000u) /* while online */
 #define OFFLINE_OFFSET_FIELD     1000                /* the offset's field in the cache file */
+#define OFFLINE_DONE_KEEP_DAYS   7 /* uploaded journals kept this long, then removed */
 
 /*
  * The offline directory for this profile (malloc'd), or NULL with *off set
@@ -44,6 +45,14 @@ typedef struct cli cli_t;
 char *offline_dir(const cli_t *cli, bool *off);
 /* "<dir>/<workstation>.cache" (malloc'd). */
 char *offline_cache_path(const char *dir, const char *workstation);
+
+/*
+ * Remove this workstation's uploaded journals (<workstation>.journal.*.done)
+ * older than OFFLINE_DONE_KEEP_DAYS: they tie cards to copies, which the
+ * library keeps nowhere once a loan ends (the server's report has what is
+ * needed to settle an exception). Returns how many were removed.
+ */
+int offline_prune_done(const char *dir, const char *workstation);
 
 /* Write the cache and the offset atomically (temp file, fsync, rename, fsync dir). */
 CARREL_MUST_USE int offline_cache_save(const char *path, const Carrel__OfflineCache *c,

@@ -4,7 +4,8 @@
  * append), done markers surviving a reopen so an upload resumes, the upload
  * order (at_ms, then seq), a failed fsync refusing the scan and leaving
  * nothing behind, the rename when every entry is done; and client/offline.c's
- * pure parts (the cache file with its offset, due dates past closed days).
+ * pure parts (the cache file with its offset, due dates past closed days,
+ * uploaded journals removed after a week).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,6 +341,41 @@ static void test_cache_file_keeps_the_offset(void **state)
     assert_int_equal(offline_offset(10500, 1000, 2000), 9000);
 }
 
+static void touch(const char *name, time_t age_s)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    struct timeval tv[2] = {{.tv_sec = time(NULL) - age_s}, {.tv_sec = time(NULL) - age_s}};
+    assert_int_equal(utimes(path, tv), 0);
+}
+
+static bool exists(const char *name)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void test_old_uploaded_journals_are_removed(void **state)
+{
+    (void)state;
+    char err[300];
+    assert_int_equal(journal_dir_make(dir, err, sizeof(err)), 0);
+    time_t old = (OFFLINE_DONE_KEEP_DAYS + 1) * 86400;
+    touch("desk-dwn.journal.20261101T100000.done", old);
+    touch("desk-dwn.journal.20261206T100000.done", 3600);
+    touch("desk-prk.journal.20261101T100000.done", old); /* another workstation's */
+    touch("desk-dwn.journal", old);                      /* not uploaded yet */
+    assert_int_equal(offline_prune_done(dir, "desk-dwn"), 1);
+    assert_false(exists("desk-dwn.journal.20261101T100000.done"));
+    assert_true(exists("desk-dwn.journal.20261206T100000.done"));
+    assert_true(exists("desk-prk.journal.20261101T100000.done"));
+    assert_true(exists("desk-dwn.journal"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsync_error_refuses_the_scan, setup, teardown),
         cmocka_unit_test(test_lines_not_ours_are_skipped),
         cmocka_unit_test_setup_teardown(test_cache_file_keeps_the_offset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_uploaded_journals_are_removed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
