@@ -51,6 +51,7 @@
 
 #include "cli.h"
 #include "offline.h"
+#include "password.h"
 #include "status.h"
 #include "text.h"
 #include "util.h"
@@ -1687,6 +1688,24 @@ static void desk_offline_leaving(desk_t *d)
                     journal_pending(&d->journal), d->journal.path);
 }
 
+/*
+ * A desk that starts offline has not logged in, and the password it will
+ * need when the server is back would be asked for on the terminal then, in
+ * the middle of scans: ask now, when the only source is the terminal.
+ */
+static void desk_offline_password(desk_t *d)
+{
+    cli_t *cli = d->cli;
+    if (cli->password || cli->password_file || cli->profile.password_file ||
+        (cli->profile.password_env && getenv(cli->profile.password_env)) ||
+        getenv("CARREL_PASSWORD") || cli_session_saved(cli) || !isatty(STDIN_FILENO))
+        return;
+    char prompt[160];
+    snprintf(prompt, sizeof(prompt), "Password for %s (for when the server is back): ",
+             cli->profile.user ? cli->profile.user : "?");
+    cli->password = password_prompt(prompt);
+}
+
 /* Offline mode for this desk: the directory, the cache, the journal. */
 static void desk_offline_init(desk_t *d)
 {
@@ -1975,6 +1994,7 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
     if (start_offline) {
         client_close(&cli->conn);
         cli->connected = false;
+        desk_offline_password(d);
     } else if (cli->login && cli->login->staff && cli->login->staff->username) {
         util_strlcpy(d->clerk, cli->login->staff->username, sizeof(d->clerk));
     }
