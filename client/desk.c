@@ -1307,7 +1307,7 @@ static void desk_offline_said(desk_t *d, const journal_entry_t *e)
     char due[40] = "";
     if (e->due[0])
         snprintf(due, sizeof(due), " — due %s", e->due);
-    const char *tag = strcmp(e->op, "checkin") == 0   ? "IN"
+    const char *tag = strcmp(e->op, "checkin") == 0 ? "IN"
                       : strcmp(e->op, "renew") == 0 ? "RENEWED"
                                                     : "OK";
     desk_say(d, "OFFLINE %s %s%s (journaled; uploaded when the server is back)", tag, e->barcode,
@@ -1464,7 +1464,9 @@ static bool desk_offline_command(desk_t *d, const char *word, char *arg)
     static const char *const online_only[] = {"override", "account", "ping", "q", "q?"};
     for (size_t i = 0; i < sizeof(online_only) / sizeof(online_only[0]); i++) {
         if (strcasecmp(word, online_only[i]) == 0) {
-            desk_notice(d, "offline", "OFFLINE: :%s needs the server; it is back soon.", word);
+            desk_notice(d, "offline",
+                        "OFFLINE: :%s needs the server; try it again once the desk is back online.",
+                        word);
             return true;
         }
     }
@@ -1569,8 +1571,8 @@ static void desk_upload_entry(void *arg, const journal_entry_t *e,
         json_free(&j);
         return;
     }
-    desk_say(d, "%s %s %s: %s [%s]", strcmp(outcome, "warning") == 0 ? "WARNING" : "SKIPPED",
-             e->op, e->barcode, desk_str(r->message), desk_str(r->reason));
+    desk_say(d, "%s %s %s: %s [%s]", strcmp(outcome, "warning") == 0 ? "WARNING" : "SKIPPED", e->op,
+             e->barcode, desk_str(r->message), desk_str(r->reason));
 }
 
 /*
@@ -1660,8 +1662,8 @@ static int desk_probe(desk_t *d)
         }
         if (!desk_idle_start(d))
             return EXIT_LOCAL;
-        d->probe_delay_ms = d->probe_delay_ms * 2 > DESK_PROBE_MAX_MS ? DESK_PROBE_MAX_MS
-                                                                      : d->probe_delay_ms * 2;
+        d->probe_delay_ms =
+            d->probe_delay_ms * 2 > DESK_PROBE_MAX_MS ? DESK_PROBE_MAX_MS : d->probe_delay_ms * 2;
         d->probe_ms = desk_now_ms() + d->probe_delay_ms;
         return EXIT_OK;
     }
@@ -1719,9 +1721,8 @@ static void desk_offline_init(desk_t *d)
         return;
     d->cache_path = offline_cache_path(d->offline_dir, cli->profile.workstation);
     char err[300];
-    if (d->cache_path == NULL ||
-        journal_open(&d->journal, d->offline_dir, cli->profile.workstation, err, sizeof(err)) !=
-            0) {
+    if (d->cache_path == NULL || journal_open(&d->journal, d->offline_dir, cli->profile.workstation,
+                                              err, sizeof(err)) != 0) {
         desk_notice(d, "offline_unavailable", "This desk cannot work offline: %s",
                     d->cache_path ? err : "out of memory");
         free(d->offline_dir);

@@ -24,9 +24,10 @@
 #define DESK_RECONNECT_MAX_MS 5000
 #define DESK_RESEND_ATTEMPTS  6    /* sends of a change answered unavailable, at most */
 #define DESK_RESEND_FIRST_MS  1000 /* the pause before the first resend, doubling */
-#define DESK_PROBE_FIRST_MS   1000  /* offline: the first reconnect attempt after this, doubling */
-#define DESK_PROBE_MAX_MS     30000 /* offline: ... up to this, for as long as it takes */
-#define DESK_PROBE_TIMEOUT_S  10    /* offline: a reconnect attempt waits this long at most */
+
+#define DESK_PROBE_FIRST_MS  1000  /* offline: the first reconnect attempt after this, doubling */
+#define DESK_PROBE_MAX_MS    30000 /* offline: ... up to this, for as long as it takes */
+#define DESK_PROBE_TIMEOUT_S 10    /* offline: a reconnect attempt waits this long at most */
 
 typedef enum { DESK_MODE_CHECKOUT, DESK_MODE_CHECKIN } desk_mode_t;
 
@@ -68,7 +69,8 @@ typedef struct desk_pending {
     int read_level;
     char channel[16];
     char at[20]; /* "YYYY-MM-DD HH:MM" when backdated, else "" (now) */
-    int64_t wall_ms; /* the workstation's clock when it was scanned (journaled if offline) */
+    /* the workstation's clock when it was scanned (journaled if offline) */
+    int64_t wall_ms;
 } desk_pending_t;
 
 typedef struct desk_line {

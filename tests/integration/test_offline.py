@@ -9,8 +9,10 @@ The replay rules themselves are test_offline_sql.py's."""
 
 import json
 import os
+import pty
 import queue
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -346,6 +348,58 @@ class StartOffline(unittest.TestCase):
         self.assertEqual(r.code, 0, r)
         self.assertEqual(r.json["left"], 0)
         d.stop()
+
+    def test_offline_prompt_on_a_terminal(self):
+        d = env.daemon()
+        prof = profile(d)
+        card = env.new_patron()
+        s = desk_with_cache(d, prof)
+        self.assertEqual(s.finish(), 0)
+        d.stop()
+        home = os.path.join(env.dir, "home-offline-tty")
+        os.makedirs(home, exist_ok=True)
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["HOME"] = home
+            os.environ.pop("CARREL_PASSWORD", None)
+            try:
+                os.execv(harness.CARREL, [harness.CARREL, "-c", prof, "desk"])
+            finally:
+                os._exit(127)
+        seen = b""
+
+        def until(marker, timeout=60):
+            nonlocal seen
+            deadline = time.time() + timeout
+            while marker.encode() not in seen:
+                self.assertLess(time.time(), deadline, "no %r on the terminal: %r"
+                                % (marker, seen))
+                r, _, _ = select.select([fd], [], [], 0.2)
+                if r:
+                    try:
+                        chunk = os.read(fd, 4096)
+                    except OSError:
+                        chunk = b""
+                    self.assertTrue(chunk, "terminal closed before %r: %r" % (marker, seen))
+                    seen += chunk
+
+        try:
+            until("Carrel desk — OFFLINE — clara at desk-dwn")
+            until("OFFLINE checkout> ")
+            os.write(fd, (card + "\r").encode())
+            until("OFFLINE checkout card %s> " % card)
+            os.write(fd, b":checkin\r")
+            until("OFFLINE checkin> ")
+            os.write(fd, b":quit\r")
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        finally:
+            os.close(fd)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
     def test_no_cache_no_offline(self):
         d = env.daemon()
