@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,26 @@ int journal_dir_make(const char *dir, char *err, size_t errlen)
     }
     free(parent);
     return rc;
+}
+
+/*
+ * One writer a journal: a desk keeps its journal locked while it runs, so
+ * that `carrel offline upload` beside it (or a second desk of the same
+ * workstation) cannot rename the file under it; the lock goes with the file
+ * descriptor.
+ */
+static int journal_lock(journal_t *j, char *err, size_t errlen)
+{
+    if (flock(j->fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK)
+        snprintf(err, errlen,
+                 "the journal %s is in use (a desk of this workstation is running; it uploads "
+                 "by itself)",
+                 j->path);
+    else
+        snprintf(err, errlen, "cannot lock %s: %s", j->path, strerror(errno));
+    return -1;
 }
 
 /* ---- reading ---- */
@@ -371,8 +392,9 @@ int journal_open(journal_t *j, const char *dir, const char *name, char *err, siz
     }
     bool existed = access(j->path, F_OK) == 0;
     j->fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (j->fd < 0) {
-        snprintf(err, errlen, "cannot open %s: %s", j->path, strerror(errno));
+    if (j->fd < 0 || journal_lock(j, err, errlen) != 0) {
+        if (j->fd < 0)
+            snprintf(err, errlen, "cannot open %s: %s", j->path, strerror(errno));
         journal_close(j);
         return -1;
     }
@@ -409,6 +431,11 @@ static int journal_write_line(journal_t *j, json_t *line, char *err, size_t errl
         j->fd = open(j->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (j->fd < 0 || journal_dir_sync(j->dir) != 0) {
             snprintf(err, errlen, "cannot open %s: %s", j->path, strerror(errno));
+            return -1;
+        }
+        if (journal_lock(j, err, errlen) != 0) {
+            close(j->fd);
+            j->fd = -1;
             return -1;
         }
     }

@@ -77,9 +77,10 @@ CARREL_MUST_USE int journal_dir_make(const char *dir, char *err, size_t errlen);
 CARREL_MUST_USE int journal_dir_sync(const char *dir);
 
 /*
- * Open (creating it, mode 0600) <dir>/<name>.journal and read what is in it.
- * A torn last line is cut off (the scan it held was never answered). Returns
- * 0, or -1 with err set (j is then closed).
+ * Open (creating it, mode 0600) <dir>/<name>.journal, lock it (flock: one
+ * writer, a running desk or an upload; another is refused) and read what is
+ * in it. A torn last line is cut off (the scan it held was never answered).
+ * Returns 0, or -1 with err set (j is then closed).
  */
 CARREL_MUST_USE int journal_open(journal_t *j, const char *dir, const char *name, char *err,
                                  size_t errlen);

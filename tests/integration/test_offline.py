@@ -316,6 +316,10 @@ class StartOffline(unittest.TestCase):
         s.expect(lambda o: o.get("status") == "offline" and ":account" in o["message"])
         s.send(":checkin")
         s.scan_offline(out, "checkin")
+        # The running desk holds its journal: an upload beside it is refused.
+        r = env.carrel(prof, "offline", "upload")
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("in use", r.json["message"])
         self.assertEqual(s.finish(), 0)  # leaves with the journal kept
         self.assertTrue(any("not uploaded yet" in line for line in s.seen), s.seen)
 

@@ -115,6 +115,21 @@ static void test_append_and_read_back(void **state)
     journal_close(&r);
 }
 
+static void test_one_writer_at_a_time(void **state)
+{
+    (void)state;
+    journal_t j, other;
+    char err[300];
+    assert_int_equal(journal_open(&j, dir, "desk-dwn", err, sizeof(err)), 0);
+    assert_int_equal(journal_open(&other, dir, "desk-dwn", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "in use"));
+    assert_int_equal(journal_open(&other, dir, "desk-prk", err, sizeof(err)), 0);
+    journal_close(&other);
+    journal_close(&j);
+    assert_int_equal(journal_open(&other, dir, "desk-dwn", err, sizeof(err)), 0);
+    journal_close(&other);
+}
+
 static void test_torn_last_line_is_ignored_and_cut(void **state)
 {
     (void)state;
@@ -380,6 +395,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_and_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_writer_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_last_line_is_ignored_and_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_markers_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_order_is_time_then_seq, setup, teardown),
