@@ -17,7 +17,8 @@ static const command_t *const command_tables[] = {
     circ_commands, holds_commands, notices_commands, desk_commands, stats_commands,
     report_commands,
     rooms_commands, schedule_commands, service_commands,
-    tickets_commands, weeding_commands, displays_commands};
+    tickets_commands, weeding_commands, displays_commands,
+    offline_commands};
 
 #define COMMAND_TABLES (sizeof(command_tables) / sizeof(command_tables[0]))
 

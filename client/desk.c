@@ -50,6 +50,8 @@
 #include <editline/readline.h>
 
 #include "cli.h"
+#include "offline.h"
+#include "password.h"
 #include "status.h"
 #include "text.h"
 #include "util.h"
@@ -296,6 +298,7 @@ static void desk_start(desk_t *d, desk_step_t step, const char *scan, const char
     d->pend.step = step;
     util_strlcpy(d->pend.scan, desk_str(scan), sizeof(d->pend.scan));
     util_strlcpy(d->pend.card, desk_str(card), sizeof(d->pend.card));
+    d->pend.wall_ms = util_now_ms();
     if (desk_step_is_change(step) && util_uuid4(d->pend.key) != 0) {
         desk_notice(d, "local_error", "No randomness available for a request key.");
         memset(&d->pend, 0, sizeof(d->pend));
@@ -995,6 +998,10 @@ static bool desk_need_patron(desk_t *d)
     return false;
 }
 
+/* Offline mode (below) answers scans and some commands itself. */
+static bool desk_offline_command(desk_t *d, const char *word, char *arg);
+static void desk_offline_scan(desk_t *d, const char *s);
+
 static void desk_command(desk_t *d, char *line)
 {
     char *word = line + 1;
@@ -1003,6 +1010,8 @@ static void desk_command(desk_t *d, char *line)
         *arg++ = '\0';
         arg += strspn(arg, " \t");
     }
+    if (d->offline && desk_offline_command(d, word, arg))
+        return;
     if (strcasecmp(word, "quit") == 0 || strcasecmp(word, "exit") == 0) {
         d->quit = true;
     } else if (strcmp(word, "q") == 0 || strcmp(word, "q?") == 0) {
@@ -1081,7 +1090,9 @@ static void desk_line(desk_t *d, char *line)
         desk_notice(d, "usage_error", "That scan is too long to be a barcode (%zu bytes).", n);
         return;
     }
-    if (d->mode == DESK_MODE_CHECKIN)
+    if (d->offline)
+        desk_offline_scan(d, s);
+    else if (d->mode == DESK_MODE_CHECKIN)
         desk_start(d, DESK_STEP_CHECKIN, s, NULL);
     else if (d->patron)
         desk_start(d, DESK_STEP_CHECKOUT, s, d->patron_card);
@@ -1152,23 +1163,32 @@ static void desk_header(desk_t *d)
         json_key(&j, "desk");
         json_object_begin(&j);
         json_key(&j, "staff");
-        json_string(&j, s ? desk_str(s->username) : "");
+        json_string(&j, s ? desk_str(s->username) : d->clerk);
         json_key(&j, "name");
         json_string(&j, s ? desk_str(s->display_name) : "");
         json_key(&j, "role");
         json_string(&j, s ? json_enum_name(&carrel__role__descriptor, s->role) : "");
         json_key(&j, "workstation");
-        json_string(&j, w ? desk_str(w->name) : "");
+        json_string(&j, w ? desk_str(w->name) : desk_str(d->cli->profile.workstation));
         json_key(&j, "branch");
         json_string(&j, b ? desk_str(b->code) : "");
         json_key(&j, "branch_name");
         json_string(&j, b ? desk_str(b->name) : "");
         json_key(&j, "mode");
         json_string(&j, mode);
+        json_key(&j, "status");
+        json_string(&j, d->offline ? "offline" : "online");
         json_object_end(&j);
         json_object_end(&j);
         desk_emit_json(d, &j);
         json_free(&j);
+        return;
+    }
+    if (d->offline) {
+        desk_say(d, "Carrel desk — OFFLINE — %s at %s\nMode: %s. %s", d->clerk,
+                 desk_str(d->cli->profile.workstation), mode,
+                 d->mode == DESK_MODE_CHECKIN ? "Scan items to return them, or type :help"
+                                              : "Scan a library card to start, or type :help");
         return;
     }
     desk_say(d,
@@ -1180,6 +1200,554 @@ static void desk_header(desk_t *d)
              mode,
              d->mode == DESK_MODE_CHECKIN ? "Scan items to return them, or type :help"
                                           : "Scan a library card to start, or type :help");
+}
+
+/* ---- offline mode ---- */
+
+/*
+ * While the daemon is unreachable the desk answers every scan itself: a
+ * card is checked against the cached blocked list, an item is written to
+ * the journal (one write and fsync) before its line is printed, and the
+ * daemon is tried again with a growing pause. The handles run on a loop
+ * with no connection (client_idle). Back online, the journal is uploaded
+ * (offline_upload) before the next line is taken.
+ */
+
+/* The cache as last saved (and its offset), replacing the one held. */
+static void desk_cache_load(desk_t *d)
+{
+    if (d->cache_path == NULL)
+        return;
+    char err[300];
+    int64_t offset = 0;
+    Carrel__OfflineCache *c = offline_cache_load(d->cache_path, &offset, err, sizeof(err));
+    if (c == NULL) {
+        if (errno != ENOENT)
+            desk_notice(d, "offline_cache", "The offline cache is unreadable: %s", err);
+        return;
+    }
+    if (d->cache)
+        carrel__offline_cache__free_unpacked(d->cache, NULL);
+    d->cache = c;
+    d->offset_ms = offset;
+}
+
+/* Ask for a fresh cache beside the request in flight (at each new connection, then every 15
+ * minutes); its answer is taken by desk_cache_answer. */
+static void desk_cache_refresh(desk_t *d)
+{
+    if (d->offline_dir == NULL || d->cache_id != 0 || desk_now_ms() < d->cache_next_ms)
+        return;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__OfflineCacheGet get = CARREL__OFFLINE_CACHE_GET__INIT;
+    req.body_case = CARREL__REQUEST__BODY_OFFLINE_CACHE_GET;
+    req.offline_cache_get = &get;
+    d->cache_sent_ms = util_now_ms();
+    d->cache_id = client_send(&d->cli->conn, &req);
+    d->cache_next_ms = desk_now_ms() + OFFLINE_CACHE_REFRESH_MS;
+}
+
+static void desk_cache_answer(desk_t *d)
+{
+    Carrel__Response *r = NULL;
+    if (d->cache_id == 0 || client_poll(&d->cli->conn, d->cache_id, &r) != 1)
+        return;
+    d->cache_id = 0;
+    int64_t received = util_now_ms();
+    if (r->status != CARREL__STATUS__STATUS_OK ||
+        r->body_case != CARREL__RESPONSE__BODY_OFFLINE_CACHE) {
+        desk_notice(d, "offline_unavailable",
+                    "No offline cache from the server (%s): this desk cannot work offline "
+                    "with a fresh one.",
+                    r->message && r->message[0] ? r->message : status_name(r->status));
+        carrel__response__free_unpacked(r, NULL);
+        return;
+    }
+    int64_t offset = offline_offset(r->offline_cache->server_time_ms, d->cache_sent_ms, received);
+    char err[300];
+    if (offline_cache_save(d->cache_path, r->offline_cache, offset, err, sizeof(err)) != 0)
+        desk_notice(d, "offline_cache", "The offline cache could not be saved: %s", err);
+    carrel__response__free_unpacked(r, NULL);
+    desk_cache_load(d);
+}
+
+/* {"ok": true, "offline": {...}} or a line, for a scan taken offline. */
+static void desk_offline_said(desk_t *d, const journal_entry_t *e)
+{
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "ok");
+        json_bool(&j, true);
+        json_key(&j, "offline");
+        json_object_begin(&j);
+        json_key(&j, "op");
+        json_string(&j, e->op);
+        if (e->card[0]) {
+            json_key(&j, "card");
+            json_string(&j, e->card);
+        }
+        json_key(&j, "barcode");
+        json_string(&j, e->barcode);
+        if (e->due[0]) {
+            json_key(&j, "due");
+            json_string(&j, e->due);
+        }
+        json_key(&j, "key");
+        json_string(&j, e->key);
+        json_key(&j, "seq");
+        json_int(&j, e->seq);
+        json_object_end(&j);
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+        return;
+    }
+    char due[40] = "";
+    if (e->due[0])
+        snprintf(due, sizeof(due), " — due %s", e->due);
+    const char *tag = strcmp(e->op, "checkin") == 0 ? "IN"
+                      : strcmp(e->op, "renew") == 0 ? "RENEWED"
+                                                    : "OK";
+    desk_say(d, "OFFLINE %s %s%s (journaled; uploaded when the server is back)", tag, e->barcode,
+             due);
+}
+
+/*
+ * Journal one scan (op checkout, checkin or renew). wall_ms: when it was
+ * scanned on this workstation's clock (0: now). Only once it is on disk is
+ * it answered; a failed write refuses it. Returns true when journaled.
+ */
+static bool desk_offline_journal(desk_t *d, const char *op, const char *card, const char *barcode,
+                                 int64_t wall_ms, bool quiet)
+{
+    journal_entry_t e;
+    memset(&e, 0, sizeof(e));
+    char err[300];
+    if (!d->journal_ready) {
+        desk_notice(d, "local_error", "NOT RECORDED %s: there is no offline journal.", barcode);
+        return false;
+    }
+    if (util_uuid4(e.key) != 0) {
+        desk_notice(d, "local_error", "NOT RECORDED %s: no randomness for a key.", barcode);
+        return false;
+    }
+    util_strlcpy(e.op, op, sizeof(e.op));
+    util_strlcpy(e.card, card, sizeof(e.card));
+    util_strlcpy(e.barcode, barcode, sizeof(e.barcode));
+    e.ws_ms = wall_ms ? wall_ms : util_now_ms();
+    e.offset_ms = d->offset_ms;
+    e.at_ms = e.ws_ms + e.offset_ms;
+    if (strcmp(op, "checkin") != 0)
+        (void)offline_due_date(d->cache, e.at_ms, e.due); /* none: the rule's, at upload */
+    util_strlcpy(e.clerk, d->clerk, sizeof(e.clerk));
+    if (journal_append(&d->journal, &e, err, sizeof(err)) != 0) {
+        desk_notice(d, "local_error",
+                    "NOT RECORDED %s: %s. Keep the item aside and write the scan down.", barcode,
+                    err);
+        return false;
+    }
+    if (strcmp(op, "checkout") == 0 && d->patron && strcmp(d->patron_card, card) == 0)
+        d->patron_checked_out++;
+    if (!quiet)
+        desk_offline_said(d, &e);
+    return true;
+}
+
+/* Offline a card starts a patron's visit, unless it is on the blocked list. */
+static void desk_offline_card(desk_t *d, const char *card)
+{
+    const char *blocked = offline_blocked(d->cache, card);
+    if (blocked) {
+        desk_end_patron(d);
+        if (d->cli->json) {
+            json_t j;
+            json_init(&j);
+            json_object_begin(&j);
+            json_key(&j, "ok");
+            json_bool(&j, false);
+            json_key(&j, "status");
+            json_string(&j, "refused");
+            json_key(&j, "reason");
+            json_string(&j, "offline_blocked");
+            json_key(&j, "blocked");
+            json_string(&j, blocked);
+            json_key(&j, "message");
+            json_string(&j, "This card is on the blocked list: nothing is lent to it offline.");
+            json_key(&j, "request");
+            json_string(&j, "patron_get");
+            json_key(&j, "scan");
+            json_string(&j, card);
+            json_object_end(&j);
+            desk_emit_json(d, &j);
+            json_free(&j);
+        } else {
+            desk_say(d,
+                     "REFUSED %s: this card is on the blocked list (%s): nothing is lent to it "
+                     "offline. [offline_blocked]",
+                     card, blocked);
+        }
+        return;
+    }
+    if (!(d->patron && strcmp(d->patron_card, card) == 0)) {
+        desk_end_patron(d);
+        d->patron = true;
+        d->patron_checked_out = 0;
+        d->refused = false;
+        util_strlcpy(d->patron_card, card, sizeof(d->patron_card));
+        snprintf(d->patron_name, sizeof(d->patron_name), "card %s", card);
+    }
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "ok");
+        json_bool(&j, true);
+        json_key(&j, "offline");
+        json_object_begin(&j);
+        json_key(&j, "patron");
+        json_string(&j, card);
+        json_object_end(&j);
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+    } else {
+        desk_say(d, "OFFLINE PATRON card %s — not on the blocked list of %s; scan the items", card,
+                 d->cache && d->cache->generated_at ? d->cache->generated_at : "the cache");
+    }
+    desk_update_prompt(d);
+}
+
+/*
+ * Offline a scan cannot be looked up: a barcode of 14 digits starting with
+ * 2 is taken as a library card (the usual numbering: 2 patrons, 3 items),
+ * so that the next patron's card starts their visit as it does online.
+ */
+static bool desk_offline_looks_like_card(const char *scan)
+{
+    return strlen(scan) == 14 && scan[0] == '2' && strspn(scan, "0123456789") == 14;
+}
+
+static void desk_offline_scan(desk_t *d, const char *s)
+{
+    if (d->mode == DESK_MODE_CHECKIN)
+        (void)desk_offline_journal(d, "checkin", "", s, 0, false);
+    else if (desk_offline_looks_like_card(s) || !d->patron)
+        desk_offline_card(d, s);
+    else
+        (void)desk_offline_journal(d, "checkout", d->patron_card, s, 0, false);
+}
+
+/* Commands that need the server, offline: said so. Returns true when `word` was one of them. */
+static bool desk_offline_command(desk_t *d, const char *word, char *arg)
+{
+    if (strcasecmp(word, "patron") == 0) {
+        if (!*arg || strlen(arg) >= DESK_FIELD_MAX) {
+            desk_notice(d, "usage_error", "Usage: :patron CARD");
+            return true;
+        }
+        if (d->mode != DESK_MODE_CHECKOUT)
+            desk_set_mode(d, DESK_MODE_CHECKOUT);
+        desk_offline_card(d, arg);
+        return true;
+    }
+    if (strcasecmp(word, "renew") == 0) {
+        if (!*arg || strlen(arg) >= DESK_FIELD_MAX)
+            desk_notice(d, "usage_error",
+                        "Offline, renew one item at a time: :renew BARCODE (the patron's list "
+                        "is on the server).");
+        else if (desk_need_patron(d))
+            (void)desk_offline_journal(d, "renew", d->patron_card, arg, 0, false);
+        return true;
+    }
+    static const char *const online_only[] = {"override", "account", "ping", "q", "q?"};
+    for (size_t i = 0; i < sizeof(online_only) / sizeof(online_only[0]); i++) {
+        if (strcasecmp(word, online_only[i]) == 0) {
+            desk_notice(d, "offline",
+                        "OFFLINE: :%s needs the server; try it again once the desk is back online.",
+                        word);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The request in flight when the connection dropped: journaled with a key of its own (the
+ * server may have applied it; the replay then says so), or said to be lost. */
+static void desk_offline_take_pending(desk_t *d)
+{
+    desk_pending_t p = d->pend;
+    memset(&d->pend, 0, sizeof(d->pend));
+    switch (p.step) {
+    case DESK_STEP_CHECKOUT:
+    case DESK_STEP_CHECKIN:
+        if (desk_offline_journal(d, p.step == DESK_STEP_CHECKIN ? "checkin" : "checkout", p.card,
+                                 p.scan, p.wall_ms, false))
+            desk_notice(d, "offline",
+                        "The scan in flight (%s) is journaled: if the server recorded it "
+                        "already, the upload says so and records nothing twice.",
+                        p.scan);
+        break;
+    case DESK_STEP_CARD:
+    case DESK_STEP_ITEM_AS_CARD:
+        desk_offline_card(d, p.scan);
+        break;
+    case DESK_STEP_PATRON_COUNT:
+        if (d->lookup == NULL)
+            break;
+        util_strlcpy(d->pend.card, p.card, sizeof(d->pend.card));
+        desk_answer_patron(d, NULL); /* the patron found, without the count */
+        memset(&d->pend, 0, sizeof(d->pend));
+        break;
+    case DESK_STEP_RENEW:
+        desk_notice(d, "offline",
+                    "The renewal of everything %s has may not have been made: offline, renew "
+                    "item by item (:renew BARCODE).",
+                    p.card);
+        break;
+    case DESK_STEP_TALLY:
+        desk_notice(d, "offline", "The tally was not recorded: :q again when back online.");
+        break;
+    default:
+        break;
+    }
+}
+
+/* Handles on a loop without a connection; false when even that failed (then we leave). */
+static bool desk_idle_start(desk_t *d)
+{
+    if (client_idle(&d->cli->conn) != 0) {
+        desk_notice(d, "local_error", "%s", d->cli->conn.error);
+        return false;
+    }
+    desk_handles_start(d);
+    return true;
+}
+
+/* Go offline (the connection is closed and the handles stopped). */
+static int desk_go_offline(desk_t *d, const char *why)
+{
+    if (!desk_idle_start(d))
+        return EXIT_LOCAL;
+    d->offline = true;
+    d->cache_id = 0;
+    d->probe_delay_ms = DESK_PROBE_FIRST_MS;
+    d->probe_ms = desk_now_ms() + d->probe_delay_ms;
+    desk_notice(d, "offline",
+                "OFFLINE: the server cannot be reached (%s). Scans go to the journal %s and are "
+                "uploaded when it is back; cards on the blocked list of %s are refused.",
+                why, d->journal.path ? d->journal.path : "(none)",
+                d->cache && d->cache->generated_at ? d->cache->generated_at : "the cache");
+    desk_update_prompt(d);
+    desk_offline_take_pending(d);
+    return EXIT_OK;
+}
+
+static void desk_upload_entry(void *arg, const journal_entry_t *e,
+                              const Carrel__OfflineReplayReply *r)
+{
+    desk_t *d = arg;
+    const char *outcome = r->outcome ? r->outcome : "applied";
+    if (strcmp(outcome, "warning") != 0 && strcmp(outcome, "skipped") != 0)
+        return; /* applied: as the clerk was told */
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "offline_replay");
+        json_object_begin(&j);
+        json_key(&j, "op");
+        json_string(&j, e->op);
+        json_key(&j, "barcode");
+        json_string(&j, e->barcode);
+        json_key(&j, "key");
+        json_string(&j, e->key);
+        json_key(&j, "reply");
+        json_message(&j, &r->base);
+        json_object_end(&j);
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+        return;
+    }
+    desk_say(d, "%s %s %s: %s [%s]", strcmp(outcome, "warning") == 0 ? "WARNING" : "SKIPPED", e->op,
+             e->barcode, desk_str(r->message), desk_str(r->reason));
+}
+
+/*
+ * Upload the journal on the connection now open and logged in, and say how
+ * it went: "UPLOADED 5 offline scans: 3 applied, 1 warning, 1 skipped — see
+ * carrel offline exceptions", with --json {"offline_upload": {...}}.
+ */
+static void desk_upload(desk_t *d)
+{
+    if (!d->journal_ready || journal_pending(&d->journal) == 0)
+        return;
+    desk_notice(d, "uploading", "Uploading %zu offline scans...", journal_pending(&d->journal));
+    offline_summary_t s;
+    int rc = offline_upload(d->cli, &d->journal, &s, desk_upload_entry, d);
+    int done = s.applied + s.warnings + s.skipped;
+    if (d->cli->json) {
+        json_t j;
+        json_init(&j);
+        json_object_begin(&j);
+        json_key(&j, "offline_upload");
+        json_object_begin(&j);
+        json_key(&j, "applied");
+        json_int(&j, s.applied);
+        json_key(&j, "warnings");
+        json_int(&j, s.warnings);
+        json_key(&j, "skipped");
+        json_int(&j, s.skipped);
+        json_key(&j, "left");
+        json_int(&j, (int64_t)journal_pending(&d->journal));
+        json_key(&j, "complete");
+        json_bool(&j, rc == 0 && !s.stopped);
+        if (s.why[0]) {
+            json_key(&j, "message");
+            json_string(&j, s.why);
+        }
+        json_object_end(&j);
+        json_object_end(&j);
+        desk_emit_json(d, &j);
+        json_free(&j);
+    } else {
+        desk_say(d, "UPLOADED %d offline scans: %d applied, %d warnings, %d skipped%s", done,
+                 s.applied, s.warnings, s.skipped,
+                 s.warnings + s.skipped ? " — see carrel offline exceptions" : "");
+        if (s.stopped || rc != 0)
+            desk_say(d, "The upload stopped with %zu scans left (%s); they go with the next one.",
+                     journal_pending(&d->journal), s.why);
+    }
+}
+
+/*
+ * Offline: try the daemon again. The TLS connection is tried quietly (no
+ * error line every attempt); once it is up the login is as at the start.
+ * Returns EXIT_OK (online again or still offline), or an exit code to
+ * leave with (a login refused: the journal stays for the next desk or
+ * `carrel offline upload`).
+ */
+static int desk_probe(desk_t *d)
+{
+    cli_t *cli = d->cli;
+    desk_handles_stop(d);
+    client_close(&cli->conn);
+    client_target_t t = {
+        .host = cli->profile.host,
+        .port = (int)cli->profile.port,
+        .server_name = cli->profile.server_name,
+        .ca_file = cli->profile.ca_file,
+        .cert_file = cli->profile.cert_file,
+        .key_file = cli->profile.key_file,
+        .timeout_s = cli->profile.timeout_s < DESK_PROBE_TIMEOUT_S ? (int)cli->profile.timeout_s
+                                                                   : DESK_PROBE_TIMEOUT_S,
+    };
+    int code = EXIT_NETWORK;
+    if (client_open(&cli->conn, &t) == 0) {
+        cli->connected = true;
+        cli->conn.timeout_ms = (uint64_t)cli->profile.timeout_s * 1000u;
+        code = cli_connect(cli, true);
+    }
+    if (code != EXIT_OK) {
+        client_close(&cli->conn);
+        cli->connected = false;
+        if (code != EXIT_NETWORK) {
+            desk_notice(d, "offline",
+                        "The server is back but refused this desk's login; the journal (%zu "
+                        "scans) stays for carrel offline upload.",
+                        journal_pending(&d->journal));
+            return code;
+        }
+        if (!desk_idle_start(d))
+            return EXIT_LOCAL;
+        d->probe_delay_ms =
+            d->probe_delay_ms * 2 > DESK_PROBE_MAX_MS ? DESK_PROBE_MAX_MS : d->probe_delay_ms * 2;
+        d->probe_ms = desk_now_ms() + d->probe_delay_ms;
+        return EXIT_OK;
+    }
+    /* Online again. */
+    d->offline = false;
+    if (cli->login && cli->login->staff && cli->login->staff->username)
+        util_strlcpy(d->clerk, cli->login->staff->username, sizeof(d->clerk));
+    desk_handles_start(d);
+    d->last_send_ms = desk_now_ms();
+    d->cache_next_ms = 0;
+    desk_notice(d, "reconnected", "Back online.");
+    desk_update_prompt(d);
+    desk_upload(d);
+    return EXIT_OK;
+}
+
+/* On leaving offline (or with scans not uploaded): where they are. */
+static void desk_offline_leaving(desk_t *d)
+{
+    if (d->journal_ready && journal_pending(&d->journal) > 0)
+        desk_notice(d, "offline",
+                    "%zu scans are in the journal %s, not uploaded yet: the next desk at this "
+                    "workstation uploads them (or carrel offline upload).",
+                    journal_pending(&d->journal), d->journal.path);
+}
+
+/*
+ * A desk that starts offline has not logged in, and the password it will
+ * need when the server is back would be asked for on the terminal then, in
+ * the middle of scans: ask now, when the only source is the terminal.
+ */
+static void desk_offline_password(desk_t *d)
+{
+    cli_t *cli = d->cli;
+    if (cli->password || cli->password_file || cli->profile.password_file ||
+        (cli->profile.password_env && getenv(cli->profile.password_env)) ||
+        getenv("CARREL_PASSWORD") || cli_session_saved(cli) || !isatty(STDIN_FILENO))
+        return;
+    char prompt[160];
+    snprintf(prompt, sizeof(prompt), "Password for %s (for when the server is back): ",
+             cli->profile.user ? cli->profile.user : "?");
+    cli->password = password_prompt(prompt);
+}
+
+/* Offline mode for this desk: the directory, the cache, the journal. */
+static void desk_offline_init(desk_t *d)
+{
+    cli_t *cli = d->cli;
+    bool off = false;
+    util_strlcpy(d->clerk, cli->profile.user ? cli->profile.user : "", sizeof(d->clerk));
+    if (cli->profile.workstation == NULL)
+        return;
+    d->offline_dir = offline_dir(cli, &off);
+    if (d->offline_dir == NULL)
+        return;
+    d->cache_path = offline_cache_path(d->offline_dir, cli->profile.workstation);
+    char err[300];
+    if (d->cache_path == NULL || journal_open(&d->journal, d->offline_dir, cli->profile.workstation,
+                                              err, sizeof(err)) != 0) {
+        desk_notice(d, "offline_unavailable", "This desk cannot work offline: %s",
+                    d->cache_path ? err : "out of memory");
+        free(d->offline_dir);
+        free(d->cache_path);
+        d->offline_dir = d->cache_path = NULL;
+        return;
+    }
+    d->journal_ready = true;
+    (void)offline_prune_done(d->offline_dir, cli->profile.workstation);
+    if (d->journal.torn || d->journal.bad)
+        desk_notice(d, "offline_journal",
+                    "The journal %s had %zu torn and %zu unreadable lines; they were left out "
+                    "(a torn last line is a scan that was never answered).",
+                    d->journal.path, d->journal.torn, d->journal.bad);
+    desk_cache_load(d);
+}
+
+static void desk_offline_free(desk_t *d)
+{
+    if (d->journal_ready)
+        journal_close(&d->journal);
+    if (d->cache)
+        carrel__offline_cache__free_unpacked(d->cache, NULL);
+    free(d->offline_dir);
+    free(d->cache_path);
 }
 
 /*
@@ -1208,8 +1776,11 @@ static int desk_reconnect(desk_t *d)
     }
     if (d->pend.step == DESK_STEP_KEEPALIVE)
         d->pend.step = DESK_STEP_NONE;
+    d->cache_id = 0;
 
-    uint64_t deadline = desk_now_ms() + d->listen.timeout_ms;
+    /* With a cache to work from, one attempt, then offline: the desk keeps lending. */
+    bool can_go_offline = d->cache != NULL && d->journal_ready;
+    uint64_t deadline = desk_now_ms() + (can_go_offline ? 0 : d->listen.timeout_ms);
     unsigned int delay_ms = 500;
     for (;;) {
         int code = cli_connect(cli, true);
@@ -1218,6 +1789,8 @@ static int desk_reconnect(desk_t *d)
         if (cli->connected || cli->conn.loop_ready)
             client_close(&cli->conn);
         cli->connected = false;
+        if (code == EXIT_NETWORK && can_go_offline && !d->stop)
+            return desk_go_offline(d, why);
         if (code != EXIT_NETWORK || desk_now_ms() + delay_ms > deadline || d->stop) {
             if (desk_step_is_change(d->pend.step))
                 desk_notice(d, "network_error",
@@ -1300,6 +1873,17 @@ static int desk_loop(desk_t *d)
             return d->exit_code;
         if (d->pend.step == DESK_STEP_NONE && (d->stop || (d->input_eof && d->queue_head == NULL)))
             return d->exit_code;
+        if (d->offline) {
+            /* Lines were answered from the journal above; try the server when it is time. */
+            if (desk_now_ms() >= d->probe_ms) {
+                int code = desk_probe(d);
+                if (code != EXIT_OK)
+                    return code;
+                continue;
+            }
+            client_run_once(cl);
+            continue;
+        }
         if (cl->closed) {
             int code = desk_reconnect(d);
             if (code != EXIT_OK)
@@ -1308,6 +1892,7 @@ static int desk_loop(desk_t *d)
         }
         if (!d->subscribed)
             desk_subscribe(d);
+        desk_cache_refresh(d);
         uint64_t now = desk_now_ms();
         if (d->pend.step != DESK_STEP_NONE && d->pend.id == 0) {
             /* On failure the connection is closing: the turn of the loop below
@@ -1323,6 +1908,7 @@ static int desk_loop(desk_t *d)
         }
         client_run_once(cl);
         desk_subscribe_answer(d);
+        desk_cache_answer(d);
         if (d->pend.step != DESK_STEP_NONE && d->pend.id != 0) {
             Carrel__Response *r = NULL;
             if (client_poll(cl, d->pend.id, &r) == 1) {
@@ -1395,25 +1981,48 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
 
     /* Logged in once, and again after a lost connection with the same password. */
     cli->keep_password = true;
+    desk_offline_init(d);
     int code = cli_connect(cli, true);
-    if (code != EXIT_OK) {
+    bool start_offline = code == EXIT_NETWORK && d->cache != NULL && d->journal_ready;
+    if (code != EXIT_OK && !start_offline) {
+        client_close(&cli->conn);
+        cli->connected = false;
         cli_forget_password(cli);
+        desk_offline_free(d);
         free(d);
         return code;
+    }
+    if (start_offline) {
+        client_close(&cli->conn);
+        cli->connected = false;
+        desk_offline_password(d);
+    } else if (cli->login && cli->login->staff && cli->login->staff->username) {
+        util_strlcpy(d->clerk, cli->login->staff->username, sizeof(d->clerk));
     }
     listen_init(&d->listen, cli, keepalive_ms);
     d->last_send_ms = desk_now_ms();
     desk_current = d;
     desk_term_open(d);
     desk_update_prompt(d);
-    desk_handles_start(d); /* signals first: see desk_signal */
-    desk_header(d);
+    if (start_offline) {
+        char why[300];
+        util_strlcpy(why, cli->conn.error[0] ? cli->conn.error : "unreachable", sizeof(why));
+        d->offline = true; /* the header says so */
+        desk_header(d);
+        code = desk_go_offline(d, why); /* handles started there */
+    } else {
+        desk_handles_start(d); /* signals first: see desk_signal */
+        desk_header(d);
+        desk_upload(d); /* what an earlier desk left in the journal */
+    }
     desk_term_start(d);
 
-    code = desk_loop(d);
+    if (code == EXIT_OK)
+        code = desk_loop(d);
 
     if (code == EXIT_OK)
         desk_end_patron(d);
+    desk_offline_leaving(d);
     desk_term_stop(d);
     desk_handles_stop(d);
     /* Close the connection here: the handles above live in *d until the loop lets go. */
@@ -1424,6 +2033,7 @@ static int cmd_desk(cli_t *cli, int argc, char **argv)
         carrel__response__free_unpacked(d->lookup, NULL);
     if (d->kinds)
         carrel__response__free_unpacked(d->kinds, NULL);
+    desk_offline_free(d);
     cli_forget_password(cli);
     desk_current = NULL;
     free(d);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "journal.h"
 #include "listen.h"
 
 #define DESK_FIELD_MAX        128  /* a card or barcode (the server takes up to 64) */
@@ -23,6 +24,10 @@
 #define DESK_RECONNECT_MAX_MS 5000
 #define DESK_RESEND_ATTEMPTS  6    /* sends of a change answered unavailable, at most */
 #define DESK_RESEND_FIRST_MS  1000 /* the pause before the first resend, doubling */
+
+#define DESK_PROBE_FIRST_MS  1000  /* offline: the first reconnect attempt after this, doubling */
+#define DESK_PROBE_MAX_MS    30000 /* offline: ... up to this, for as long as it takes */
+#define DESK_PROBE_TIMEOUT_S 10    /* offline: a reconnect attempt waits this long at most */
 
 typedef enum { DESK_MODE_CHECKOUT, DESK_MODE_CHECKIN } desk_mode_t;
 
@@ -64,6 +69,8 @@ typedef struct desk_pending {
     int read_level;
     char channel[16];
     char at[20]; /* "YYYY-MM-DD HH:MM" when backdated, else "" (now) */
+    /* the workstation's clock when it was scanned (journaled if offline) */
+    int64_t wall_ms;
 } desk_pending_t;
 
 typedef struct desk_line {
@@ -123,6 +130,21 @@ typedef struct desk {
     int last_read;
     char last_channel[16];
     const char *service_desk;
+
+    /* offline mode (offline.h; docs/OFFLINE.md "At the desk") */
+    bool offline;                /* the daemon is unreachable: scans go to the journal */
+    char *offline_dir;           /* NULL: no offline mode (offline_dir = off, or no HOME) */
+    char *cache_path;            /* <offline_dir>/<workstation>.cache */
+    Carrel__OfflineCache *cache; /* the last cache saved, NULL if none */
+    int64_t offset_ms;           /* the server's clock minus ours, measured with the cache */
+    journal_t journal;           /* open when offline_dir is */
+    bool journal_ready;
+    uint64_t cache_id;      /* OfflineCacheGet in flight (0: none) */
+    int64_t cache_sent_ms;  /* wall clock, for the offset */
+    uint64_t cache_next_ms; /* monotonic: the next refresh while online */
+    uint64_t probe_ms;      /* monotonic: the next reconnect attempt while offline */
+    unsigned probe_delay_ms;
+    char clerk[JOURNAL_CLERK_MAX]; /* who is at the desk (the username), for the journal */
 } desk_t;
 
 /* libedit's callbacks carry no argument: the one desk of this process. */

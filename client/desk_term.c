@@ -51,12 +51,13 @@ void desk_emit(desk_t *d, const char *text)
 void desk_update_prompt(desk_t *d)
 {
     text_sanitize(d->patron_name, false); /* from the server; libedit prints the prompt raw */
+    const char *offline = d->offline ? "OFFLINE " : ""; /* unmistakable: scans are journaled */
     if (d->mode == DESK_MODE_CHECKIN)
-        snprintf(d->prompt, sizeof(d->prompt), "checkin> ");
+        snprintf(d->prompt, sizeof(d->prompt), "%scheckin> ", offline);
     else if (d->patron)
-        snprintf(d->prompt, sizeof(d->prompt), "checkout %s> ", d->patron_name);
+        snprintf(d->prompt, sizeof(d->prompt), "%scheckout %s> ", offline, d->patron_name);
     else
-        snprintf(d->prompt, sizeof(d->prompt), "checkout> ");
+        snprintf(d->prompt, sizeof(d->prompt), "%scheckout> ", offline);
     if (d->rl_active) {
         rl_set_prompt(d->prompt);
         fputs("\r\033[K", stdout); /* libedit redraws from where it thinks it is */

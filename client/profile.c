@@ -28,6 +28,9 @@ const conf_entry_t profile_table[] = {
      "password: yes, no, or auto (yes when the password is asked for on the terminal)"},
     {"service_desk", CONF_STRING, P(service_desk), NULL, 0, 0,
      "desk mode: the service desk (its code) the inquiry tallies typed with :q go to"},
+    {"offline_dir", CONF_STRING, P(offline_dir), NULL, 0, 0,
+     "desk mode: the directory of the offline journal and cache (default "
+     "$XDG_STATE_HOME/carrel, else ~/.local/state/carrel); off: no offline mode"},
     CONF_END,
 };
 
@@ -70,7 +73,9 @@ int profile_load(profile_t *p, const char *path, char *err, size_t errlen)
         return -1;
     }
     if (profile_resolve(&p->ca_file, path) != 0 || profile_resolve(&p->cert_file, path) != 0 ||
-        profile_resolve(&p->key_file, path) != 0 || profile_resolve(&p->password_file, path) != 0) {
+        profile_resolve(&p->key_file, path) != 0 || profile_resolve(&p->password_file, path) != 0 ||
+        (p->offline_dir && strcmp(p->offline_dir, "off") != 0 &&
+         profile_resolve(&p->offline_dir, path) != 0)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -21,6 +21,7 @@ typedef struct profile {
     long timeout_s;
     char *keep_session; /* "yes", "no" or "auto" (yes when the password comes from the prompt) */
     char *service_desk; /* desk mode: the service desk inquiry tallies (:q) go to */
+    char *offline_dir;  /* desk mode: the offline journal and cache (offline.h); "off": none */
 } profile_t;
 
 extern const conf_entry_t profile_table[];

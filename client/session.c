@@ -180,6 +180,21 @@ int client_open(client_t *cl, const client_target_t *t)
     return ok ? 0 : -1;
 }
 
+int client_idle(client_t *cl)
+{
+    memset(cl, 0, sizeof(*cl));
+    if (uv_loop_init(&cl->loop) != 0) {
+        snprintf(cl->error, sizeof(cl->error), "cannot create an event loop");
+        return -1;
+    }
+    cl->loop_ready = true;
+    uv_timer_init(&cl->loop, &cl->timer);
+    cl->timer.data = cl;
+    cl->closed = true;
+    snprintf(cl->error, sizeof(cl->error), "offline");
+    return 0;
+}
+
 uint64_t client_send(client_t *cl, Carrel__Request *req)
 {
     if (!cl->open) {

@@ -55,6 +55,12 @@ typedef struct client_target {
 /* Connect, complete TLS and exchange Hello. Returns 0, or -1 with cl->error set. */
 __attribute__((warn_unused_result)) int client_open(client_t *cl, const client_target_t *t);
 /*
+ * A loop with no connection (closed, error "offline"), so that desk mode can
+ * watch the keyboard, a tick and signals while the daemon is unreachable;
+ * client_close ends it. Returns 0, or -1 with cl->error set.
+ */
+__attribute__((warn_unused_result)) int client_idle(client_t *cl);
+/*
  * Send `req` (its id is assigned here) and wait for the answer. Returns 0 and
  * the response (free with carrel__response__free_unpacked), or -1 with
  * cl->error set when the connection failed or timed out.

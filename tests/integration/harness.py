@@ -889,6 +889,9 @@ class Env:
             "user = %s" % user,
             "password_file = %s" % pwfile,
             "timeout_s = 60",
+            # The desk's offline journal and cache: one directory per profile, in the
+            # test's own directory (never the user's ~/.local/state).
+            "offline_dir = %s" % os.path.join(self.dir, "offline", name),
         ]
         if cert:
             lines += ["cert_file = %s" % self.tls(workstation + ".crt"),

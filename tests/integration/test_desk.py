@@ -77,6 +77,13 @@ def profile(user="libby", daemon=None, ws="desk-dwn"):
     return env.profile(daemon or main, ws, user, pw)
 
 
+def no_offline(prof):
+    """The profile with offline mode off (offline_dir = off): the desk as before issue 14."""
+    with open(prof, "a") as f:
+        f.write("offline_dir = off\n")
+    return prof
+
+
 def desk(lines, user="libby", json_out=False, args=(), daemon=None):
     """Run a whole desk session from a pipe; returns (Result, stdout lines)."""
     text = "".join(line + "\n" for line in lines)
@@ -425,7 +432,7 @@ class Connection(unittest.TestCase):
                  "FOR EACH ROW EXECUTE FUNCTION desk_slow()")
         lock = harness.AdvisoryLock(env, 8201)
         try:
-            s = Session(profile("libby", d))
+            s = Session(no_offline(profile("libby", d)))  # reconnecting, not offline
             s.send(card)
             s.expect("^PATRON ")
             s.send(item)
@@ -458,6 +465,7 @@ class Connection(unittest.TestCase):
             text = f.read().replace("timeout_s = 60", "timeout_s = 2")
         with open(prof, "w") as f:
             f.write(text)
+        no_offline(prof)  # with a cache it would go offline (test_offline.py)
         s = Session(prof, json_out=True)
         s.expect('"desk"')
         d.stop()
