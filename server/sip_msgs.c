@@ -788,6 +788,7 @@ static void checkin_done(sip_req_t *r, const db_result_t *res)
     checkin_answer_t a = {0};
     const char *why = sip_failed(w, &res, CHECKIN_NCOLS, &fit);
     if (why || PQntuples(res->res) == 0) {
+        a.alert = true; /* not checked in: a person must look at it */
         a.af = why ? why : SIP_UNAVAILABLE;
         checkin_send(w, &a);
         return;
@@ -849,7 +850,7 @@ static void checkin_held_done(sip_req_t *r, const db_result_t *res)
     db_result_t fit;
     const char *why = sip_failed(w, &res, 1, &fit);
     if (why || PQntuples(res->res) != 1) {
-        checkin_answer_t a = {.af = why ? why : SIP_UNAVAILABLE};
+        checkin_answer_t a = {.alert = true, .af = why ? why : SIP_UNAVAILABLE};
         checkin_send(w, &a);
         return;
     }
@@ -866,7 +867,7 @@ static void handle_checkin(sip_req_t *r)
 {
     sip_work_t *w = sip_work_new(r);
     if (!w->barcode[0]) {
-        checkin_answer_t a = {.af = SIP_NO_ITEM};
+        checkin_answer_t a = {.alert = true, .af = SIP_NO_ITEM};
         checkin_send(w, &a);
         return;
     }
