@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "log.h"
 #include "password.h"
 #include "pgtext.h"
@@ -261,8 +263,10 @@ static const char *sip_text(const char *s)
     return s ? s : "";
 }
 
+/* Start the answer; the PIN the message carried is no longer needed (sip.c wipes the line). */
 static void sip_begin(sip_work_t *w, const char *code)
 {
+    OPENSSL_cleanse(w->ad, sizeof(w->ad));
     sip2_out_begin(&w->r->out, code, w->r->session.opts.hide_fields);
 }
 
@@ -327,6 +331,7 @@ static void pin_verified(int ok, const char *hash, void *arg)
 {
     (void)hash;
     sip_work_t *w = arg;
+    OPENSSL_cleanse(w->ad, sizeof(w->ad)); /* password.c wipes its own copy */
     if (ok == PASSWORD_MATCH) {
         w->pin = PIN_OK;
         if (w->pin_failures > 0) { /* a right PIN resets the count; else no write */
@@ -375,6 +380,7 @@ static void pin_check(sip_work_t *w, const char *hash, bool locked, int failures
             return;
         w->pin = PIN_BUSY;
     }
+    OPENSSL_cleanse(w->ad, sizeof(w->ad));
     w->after_pin(w);
 }
 
@@ -407,6 +413,7 @@ static void pin_then(sip_work_t *w, sip_step_fn next)
 {
     w->after_pin = next;
     if (!w->r->session.opts.pin_required && !w->has_ad) {
+        OPENSSL_cleanse(w->ad, sizeof(w->ad));
         w->pin = PIN_NOT_ASKED;
         next(w);
         return;
