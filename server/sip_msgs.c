@@ -204,7 +204,6 @@ typedef struct sip_work {
     int pin_failures;
     sip_step_fn after_pin;
     /* 23/63: the patron row, copied out of its result */
-    bool found;
     char *p[PATRON_NCOLS];
 } sip_work_t;
 
