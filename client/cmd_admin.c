@@ -96,7 +96,8 @@ static int build_staff_add(cli_t *cli, int argc, char **argv, cmd_call_t *call)
     Carrel__Role r = admin_parse_role(role);
     if (r == CARREL__ROLE__ROLE_UNSPECIFIED)
         return cli_fail(cli, EXIT_USAGE,
-                        "role must be clerk, librarian, branch_manager, coordinator or admin");
+                        "role must be clerk, librarian, branch_manager, coordinator, admin or "
+                        "selfcheck");
     Carrel__StaffAdd *add = CMD_BODY(call, staff_add, STAFF_ADD, carrel__staff_add__init);
     char *codes = cmd_part(call, strlen(branches) + 1);
     memcpy(codes, branches, strlen(branches) + 1);
@@ -398,6 +399,140 @@ static void print_workstation_list(const cmd_call_t *call, const Carrel__Respons
     table_free(t);
 }
 
+/* ---- SIP2 logins (self-check machines, docs/SIP2.md) ---- */
+
+/* Options not given stay absent: an existing login keeps those settings. */
+static int build_sip_save(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    enum {
+        O_WS = 1,
+        O_INST,
+        O_HIDE,
+        O_CT,
+        O_NO_CT,
+        O_CV,
+        O_NO_CV,
+        O_HELD,
+        O_NO_HELD,
+        O_PIN,
+        O_NO_PIN
+    };
+    static const struct option opts[] = {{"workstation", required_argument, NULL, O_WS},
+                                         {"institution", required_argument, NULL, O_INST},
+                                         {"hide", required_argument, NULL, O_HIDE},
+                                         {"always-ct", no_argument, NULL, O_CT},
+                                         {"no-always-ct", no_argument, NULL, O_NO_CT},
+                                         {"cv-00", no_argument, NULL, O_CV},
+                                         {"no-cv-00", no_argument, NULL, O_NO_CV},
+                                         {"held-checkin-blocked", no_argument, NULL, O_HELD},
+                                         {"no-held-checkin-blocked", no_argument, NULL, O_NO_HELD},
+                                         {"pin", no_argument, NULL, O_PIN},
+                                         {"no-pin", no_argument, NULL, O_NO_PIN},
+                                         {NULL, 0, NULL, 0}};
+    Carrel__SipLoginSave *m =
+        CMD_BODY(call, sip_login_save, SIP_LOGIN_SAVE, carrel__sip_login_save__init);
+    Carrel__SipLogin *l = cmd_part(call, sizeof(*l));
+    carrel__sip_login__init(l);
+    m->login = l;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case O_WS:
+            l->workstation = optarg;
+            break;
+        case O_INST:
+            l->institution = optarg;
+            break;
+        case O_HIDE:
+            l->hide_fields = optarg;
+            break;
+        case O_CT:
+        case O_NO_CT:
+            l->has_always_send_ct = 1;
+            l->always_send_ct = ch == O_CT;
+            break;
+        case O_CV:
+        case O_NO_CV:
+            l->has_cv_00_on_success = 1;
+            l->cv_00_on_success = ch == O_CV;
+            break;
+        case O_HELD:
+        case O_NO_HELD:
+            l->has_held_checkin_blocked = 1;
+            l->held_checkin_blocked = ch == O_HELD;
+            break;
+        case O_PIN:
+        case O_NO_PIN:
+            l->has_pin_required = 1;
+            l->pin_required = ch == O_PIN;
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1)
+        return cli_fail(cli, EXIT_USAGE,
+                        "usage: admin sip save USER --workstation WS [--institution X] "
+                        "[--always-ct] [--cv-00] [--hide AV,BK] [--held-checkin-blocked] "
+                        "[--no-pin]");
+    l->username = argv[optind];
+    return EXIT_OK;
+}
+
+static void print_sip_login(const Carrel__SipLogin *l)
+{
+    printf("%s at %s (%s)%s: institution %s, pin %s, always CT %s, CV 00 %s, held checkin %s, "
+           "hidden fields %s, last login %s\n",
+           l->username, l->workstation, l->branch_code, l->disabled ? " [disabled]" : "",
+           l->institution ? l->institution : l->branch_code,
+           l->pin_required ? "required" : "not required", l->always_send_ct ? "yes" : "no",
+           l->cv_00_on_success ? "yes" : "no", l->held_checkin_blocked ? "blocked" : "allowed",
+           l->hide_fields && l->hide_fields[0] ? l->hide_fields : "none",
+           l->last_login_at ? l->last_login_at : "never");
+}
+
+static void print_sip_save(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    printf("saved SIP2 login ");
+    print_sip_login(r->sip_login);
+}
+
+static int build_sip_list(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    if (argc > 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: admin sip list");
+    (void)argv;
+    CMD_BODY(call, sip_login_list, SIP_LOGIN_LIST, carrel__sip_login_list__init);
+    return EXIT_OK;
+}
+
+static void print_sip_list(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    if (r->sip_logins->n_logins == 0)
+        printf("no SIP2 logins\n");
+    for (size_t i = 0; i < r->sip_logins->n_logins; i++)
+        print_sip_login(r->sip_logins->logins[i]);
+}
+
+static int build_sip_remove(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    if (argc != 2)
+        return cli_fail(cli, EXIT_USAGE, "usage: admin sip remove USER");
+    Carrel__SipLoginRemove *m =
+        CMD_BODY(call, sip_login_remove, SIP_LOGIN_REMOVE, carrel__sip_login_remove__init);
+    m->username = argv[1];
+    return EXIT_OK;
+}
+
+static void print_sip_remove(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    printf("removed the SIP2 login of %s (the staff account stays)\n",
+           r->sip_login_removed->username);
+}
+
 const command_t admin_commands[] = {
     {.path = "admin staff add",
      .build = build_staff_add,
@@ -473,5 +608,26 @@ const command_t admin_commands[] = {
      .needs_login = true,
      .usage = "",
      .summary = "list workstations"},
+    {.path = "admin sip save",
+     .build = build_sip_save,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_sip_save,
+     .needs_login = true,
+     .usage = "USER --workstation WS [--institution X] [--always-ct] [--cv-00] [--hide AV,BK] "
+              "[--held-checkin-blocked] [--no-pin]",
+     .summary = "create or change the SIP2 login of a selfcheck account (administrators)"},
+    {.path = "admin sip list",
+     .build = build_sip_list,
+     .print_text = print_sip_list,
+     .needs_login = true,
+     .usage = "",
+     .summary = "list the SIP2 logins of self-check machines"},
+    {.path = "admin sip remove",
+     .build = build_sip_remove,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_sip_remove,
+     .needs_login = true,
+     .usage = "USER",
+     .summary = "remove a SIP2 login (the staff account stays)"},
     {.path = NULL},
 };

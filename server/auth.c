@@ -438,6 +438,13 @@ static bool login_refuse_account(request_t *req)
                      st->username);
         return true;
     }
+    if (st->role == CARREL__ROLE__ROLE_SELFCHECK) {
+        /* A kiosk's account, right password and all: it logs in only on the SIP2 port. */
+        login_record(req, false, "selfcheck_account");
+        login_end(req, false, false);
+        request_fail_reason(req, REASON_SELFCHECK_ACCOUNT);
+        return true;
+    }
     if (perm_role_is_branch_bound(st->role) && !st->assigned) {
         login_record(req, false, "not_assigned");
         login_end(req, false, false);

@@ -5,6 +5,7 @@
  * themselves).
  */
 #include "handlers.h"
+#include "sip.h"
 
 #define R(body, name, fn, flags, perm)                                                             \
     {                                                                                              \
@@ -167,6 +168,11 @@ static const route_t routes[] = {
     R(WEEDING_DECIDE, "weeding_decide", handle_weeding_decide, ROUTE_KEYED, PERM_WEEDING_DECIDE),
     R(WEEDING_DECISION_LIST, "weeding_decision_list", handle_weeding_decision_list, 0,
       PERM_WEEDING_READ),
+    /* SIP2 logins: the administrator's (sip_admin.c). */
+    R(SIP_LOGIN_SAVE, "sip_login_save", handle_sip_login_save, ROUTE_MUTATING, PERM_SIP_LOGINS),
+    R(SIP_LOGIN_LIST, "sip_login_list", handle_sip_login_list, 0, PERM_SIP_LOGINS),
+    R(SIP_LOGIN_REMOVE, "sip_login_remove", handle_sip_login_remove, ROUTE_MUTATING,
+      PERM_SIP_LOGINS),
 };
 
 const route_t *dispatch_find(Carrel__Request__BodyCase body)
@@ -181,6 +187,9 @@ void dispatch_register_statements(void)
 {
     auth_register_statements();
     admin_register_statements();
+    sip_register_statements();
+    sip_msgs_register_statements();
+    sip_admin_register_statements();
     catalog_register_statements();
     marcimport_register_statements();
     displays_register_statements();

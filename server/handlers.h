@@ -194,5 +194,10 @@ void handle_weeding_list(request_t *req);
 void handle_weeding_summary(request_t *req);
 void handle_weeding_decide(request_t *req);
 void handle_weeding_decision_list(request_t *req);
+/* sip_admin.c: the SIP2 logins (the gateway itself is sip.c) */
+void sip_admin_register_statements(void);
+void handle_sip_login_save(request_t *req);
+void handle_sip_login_list(request_t *req);
+void handle_sip_login_remove(request_t *req);
 
 #endif

@@ -18,6 +18,7 @@
 #include "perm.h"
 #include "request.h"
 #include "server.h"
+#include "sip.h"
 #include "util.h"
 
 #define CARRELD_VERSION "0.1.0"
@@ -356,6 +357,7 @@ int main(int argc, char **argv)
         rc = srv.exit_code;
     if (srv.tls)
         SSL_CTX_free(srv.tls);
+    sip_free(&srv);
     marcio_cleanup();
     curl_global_cleanup();
     throttle_free(&srv.throttle_users);

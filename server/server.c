@@ -21,6 +21,7 @@
 #include "log.h"
 #include "notices.h"
 #include "rooms.h"
+#include "sip.h"
 #include "tickets.h"
 #include "stats.h"
 #include "tls.h"
@@ -57,7 +58,8 @@ static void server_dummy_hash_done(int ok, const char *hash, void *arg)
         server_drain(srv, "startup failure");
         return;
     }
-    if (server_listen(srv) != 0) {
+    /* The SIP2 port after the desks' (its login needs the dummy hash too). */
+    if (server_listen(srv) != 0 || sip_start(srv) != 0) {
         srv->exit_code = 1;
         server_drain(srv, "startup failure");
     }
@@ -70,6 +72,7 @@ static void server_on_signal(uv_signal_t *sig, int signum)
         log_warn(0, "second signal: closing all connections now");
         for (conn_t *c = srv->conns; c; c = c->next)
             conn_close(c, "forced shutdown");
+        sip_abort(srv);
         if (srv->notices)
             notices_abort(srv->notices);
         stats_abort(srv->stats);
@@ -206,6 +209,7 @@ static void server_drain_timeout(uv_timer_t *t)
              srv->nconns);
     for (conn_t *c = srv->conns; c; c = c->next)
         conn_close(c, "shutdown timeout");
+    sip_abort(srv);
     if (srv->notices)
         notices_abort(srv->notices);
     stats_abort(srv->stats);
@@ -228,6 +232,7 @@ void server_drain(server_t *srv, const char *why)
         next = c->next; /* conn_drain may close c synchronously in the future */
         conn_drain(c);
     }
+    sip_stop(srv);
     uv_timer_start(&srv->drain_timer, server_drain_timeout,
                    (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
     if (srv->notices)
@@ -251,7 +256,8 @@ static void server_pool_closed(void *arg)
  * statistics jobs done with the database, release the remaining handles. */
 static void server_finish(server_t *srv)
 {
-    if (!srv->draining || srv->nconns > 0 || srv->finishing || srv->passwords.pending > 0 ||
+    if (!srv->draining || srv->nconns > 0 || !sip_gone(srv) || srv->finishing ||
+        srv->passwords.pending > 0 ||
         !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
         !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets))
         return;

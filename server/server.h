@@ -68,6 +68,8 @@ typedef struct server {
     jobtimer_t *rooms;
     /* The tickets timer (tickets.c): flagging, escalation, anonymising. */
     jobtimer_t *tickets;
+    /* The SIP2 gateway (sip.c); NULL when sip_listen_port is 0. */
+    struct sip_server *sip;
     int exit_code;
 } server_t;
 

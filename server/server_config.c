@@ -150,5 +150,19 @@ const conf_entry_t server_config_table[] = {
     {"tickets_tick_interval_s", CONF_INT, S(tickets_tick_interval_s), "60", 0, 86400,
      "flag and escalate tickets against their queue's target and anonymise old closed ones "
      "this often (on the primary); 0: never"},
+    {"sip_listen_host", CONF_STRING, S(sip_listen_host), "127.0.0.1", 0, 0,
+     "address of the SIP2 port for self-check machines (docs/SIP2.md)"},
+    {"sip_listen_port", CONF_INT, S(sip_listen_port), "0", 0, 65535,
+     "TCP port of the SIP2 gateway; 0: no SIP2 port"},
+    {"sip_tls", CONF_BOOL, S(sip_tls), "false", 0, 0,
+     "SIP2 over TLS with the daemon's certificate (no client certificates); false: plain TCP, "
+     "as most self-check machines speak (keep it on a trusted network)"},
+    {"sip_max_connections", CONF_INT, S(sip_max_connections), "256", 1, 100000,
+     "SIP2 connections served at once; more are closed at accept"},
+    {"sip_login_timeout_s", CONF_INT, S(sip_login_timeout_s), "30", 1, 3600,
+     "close a SIP2 connection that has not logged in (93) this long after connecting"},
+    {"sip_idle_timeout_s", CONF_INT, S(sip_idle_timeout_s), "0", 0, 86400,
+     "close a SIP2 connection that sent nothing this long; 0: never (kiosks keep one "
+     "connection all day)"},
     CONF_END,
 };

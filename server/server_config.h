@@ -68,6 +68,12 @@ struct server_config {
     long stats_rollup_interval_s; /* 0: no rollup timer */
     long rooms_tick_interval_s;   /* 0: no rooms timer */
     long tickets_tick_interval_s; /* 0: no tickets timer */
+    char *sip_listen_host;        /* the SIP2 gateway (sip.c) */
+    long sip_listen_port;         /* 0: no SIP2 port */
+    int sip_tls;
+    long sip_max_connections;
+    long sip_login_timeout_s;
+    long sip_idle_timeout_s; /* 0: never */
 };
 
 extern const conf_entry_t server_config_table[];

@@ -39,6 +39,8 @@ typedef struct sip_session {
     char branch_code[32];
     char username[64];
     sip_options_t opts;
+    char branch_name[128]; /* AM in 98 */
+    char workstation[72];  /* AN in 98; the workstation of the sip_login row */
 } sip_session_t;
 
 typedef struct sip_conn sip_conn_t;
@@ -59,15 +61,25 @@ typedef struct sip_req {
 typedef void (*sip_handler_fn)(sip_req_t *r);
 typedef void (*sip_db_cb)(sip_req_t *r, const db_result_t *res);
 
-/* Start and stop the listener (no-op when sip_listen is not configured). */
+/* Start and stop the listener (no-op when sip_listen_port is 0). sip_stop
+ * (draining) closes each connection once its message in flight is answered. */
 int sip_start(server_t *srv);
 void sip_stop(server_t *srv);
+/* Close every SIP2 connection now (shutdown timeout, second signal). */
+void sip_abort(server_t *srv);
+/* True when no SIP2 connection is left (draining may finish). */
+bool sip_gone(const server_t *srv);
+/* Release the listener's memory once the loop has run out (main.c). */
+void sip_free(server_t *srv);
+/* The bound SIP2 port, 0 when off. */
+int sip_port(const server_t *srv);
 
 /* Finish r->out (AY, AZ, CR), send it, keep it as the connection's last
  * answer (for 97), resume reading, and free r. Exactly once per message. */
 void sip_send(sip_req_t *r);
 /* Run a statement for r on the pool; cb gets every outcome (a failure to queue
- * arrives as DB_UNAVAILABLE), so a handler has one path to answer from. */
+ * arrives as DB_UNAVAILABLE, before sip_db returns: touch nothing of r after
+ * calling it), so a handler has one path to answer from. */
 void sip_db(sip_req_t *r, const db_stmt_t *stmt, int nparams, const char *const *values,
             sip_db_cb cb);
 /*

@@ -451,9 +451,13 @@ class Session:
 
 
 class Daemon:
-    def __init__(self, env, **settings):
+    """A carreld. sip=True also opens the SIP2 port (plain TCP; sip_tls=True in settings for
+    TLS) on a free port, self.sip_port; then start() waits for the SIP2 listener too."""
+
+    def __init__(self, env, sip=False, **settings):
         self.env = env
         self.port = free_port()
+        self.sip_port = free_port() if sip else None
         self.settings = {
             "listen_port": self.port,
             "tls_cert": env.tls("server.crt"),
@@ -470,7 +474,10 @@ class Daemon:
             "db_reconnect_ms": 200,
             "log_level": "info",
         }
+        if sip:
+            self.settings["sip_listen_port"] = self.sip_port
         self.settings.update(settings)
+        self.sip_port = self.settings.get("sip_listen_port") or None
         self.proc = None
         self.name = "carreld-%d" % self.port
         self.config = os.path.join(env.dir, self.name + ".conf")
@@ -498,6 +505,8 @@ class Daemon:
                     raise
                 self.env.daemons.remove(self)
                 self.move_to_port(free_port())
+                if self.sip_port:
+                    self.sip_port = self.settings["sip_listen_port"] = free_port()
         return self.start_once(expect_listen)
 
     def move_to_port(self, port):
@@ -517,8 +526,9 @@ class Daemon:
         if not expect_listen:
             return self
         deadline = time.time() + 120
+        mark = "SIP2 listening on" if self.sip_port else "listening on"
         while time.time() < deadline:
-            if "listening on" in self.log_text():
+            if mark in self.log_text():
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError("carreld exited at start:\n" + self.log_text())
@@ -565,6 +575,15 @@ class Daemon:
 
     def wire(self, cert=None, **kw):
         return Wire(self.env, self.port, cert=cert, **kw)
+
+    def sip(self, tls=None, timeout=60):
+        """A SipClient (tests/integration/sip2client.py) on this daemon's SIP2 port; TLS
+        (verified against the harness CA) when the daemon has sip_tls, or tls=True."""
+        from sip2client import SipClient
+        if tls is None:
+            tls = bool(self.settings.get("sip_tls"))
+        return SipClient("127.0.0.1", self.sip_port, tls=tls, timeout=timeout,
+                         context=self.env.client_context() if tls else None)
 
     def logged_in_wire(self, workstation="desk-dwn", user="admin", password=ADMIN_PASSWORD):
         w = self.wire()
@@ -828,14 +847,30 @@ class Env:
                         "--role", role, "--branch", branch, "--new-password-file", pw)
         assert r.code == 0, r
 
+    def add_selfcheck(self, profile, user, workstation, branch="DWN",
+                      password="kiosk-password-123", options=()):
+        """A self-check machine's login, made by the administrator whose profile is given,
+        through the real client: a staff account of role selfcheck (carrel admin staff add
+        --role selfcheck), a workstation at branch if none has that name, and its SIP2 login
+        (carrel admin sip save USER --workstation WS, plus options such as "--no-pin",
+        "--always-ct", "--hide", "AV,BK"). Returns the password."""
+        self.add_staff(profile, user, role="selfcheck", branch=branch, password=password,
+                       name="Kiosk %s" % user)
+        if not self.psql("SELECT 1 FROM workstation WHERE name = %s" % sql_literal(workstation)):
+            self.add_workstations(profile, {workstation: branch})
+        r = self.carrel(profile, "admin", "sip", "save", user, "--workstation", workstation,
+                        *options)
+        assert r.code == 0, r
+        return password
+
     def add_workstations(self, profile, workstations):
         """Workstations registered by the administrator: {name: branch code}."""
         for ws, branch in workstations.items():
             r = self.carrel(profile, "admin", "workstation", "add", ws, "--branch", branch)
             assert r.code == 0, r
 
-    def daemon(self, **settings):
-        d = Daemon(self, **settings).start()
+    def daemon(self, sip=False, **settings):
+        d = Daemon(self, sip=sip, **settings).start()
         self.daemons.append(d)
         return d
 
