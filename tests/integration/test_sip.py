@@ -26,14 +26,15 @@ main = None
 SIP_PORT = None
 IDS = {}
 
-# The SIP2 logins of these tests: name -> options (sip_login_save's).
+# The SIP2 logins of these tests, all at workstation kiosk-dwn (Downtown): name -> the
+# options of `carrel admin sip save` (pin_required is on unless --no-pin).
 LOGINS = {
-    "kiosk-pin": dict(pin=True),
-    "kiosk-open": dict(),
-    "kiosk-ct": dict(ct=True),
-    "kiosk-cv": dict(cv=True),
-    "kiosk-hide": dict(hide="AJ,AQ"),
-    "kiosk-held": dict(held=True),
+    "kiosk-pin": [],
+    "kiosk-open": ["--no-pin"],
+    "kiosk-ct": ["--no-pin", "--always-ct"],
+    "kiosk-cv": ["--no-pin", "--cv-00"],
+    "kiosk-hide": ["--no-pin", "--hide", "AJ,AQ"],
+    "kiosk-held": ["--no-pin", "--held-checkin-blocked"],
 }
 
 
@@ -41,28 +42,19 @@ def q(sql):
     return env.psql(sql)
 
 
-def save_login(user, pin=False, ct=False, cv=False, hide="", held=False):
-    """The sip_login row of user at workstation kiosk-dwn, through the SQL function the
-    SipLoginSave handler calls (as the administrator at desk-dwn)."""
-    q("SELECT 1 FROM sip_login_save(%d, %d, %s, 'kiosk-dwn', NULL, %s, %s, %s, %s, %s, NULL)"
-      % (IDS["admin"], IDS["desk"], lit(user), ct, cv, lit(hide), held, pin))
-
-
 def setUpModule():
     global env, main, SIP_PORT
     env = harness.Env()
     try:
         env.start()
-        SIP_PORT = harness.free_port()
-        main = env.daemon(db_pool_size=8, sip_listen_port=SIP_PORT, sip_login_timeout_s=60)
+        main = env.daemon(sip=True, db_pool_size=8, sip_login_timeout_s=60)
+        SIP_PORT = main.sip_port
         admin = env.profile(main)
-        env.add_workstations(admin, {"kiosk-dwn": "DWN"})
         IDS["admin"] = int(q("SELECT id FROM staff WHERE username = 'admin'"))
         IDS["desk"] = int(q("SELECT id FROM workstation WHERE name = 'desk-dwn'"))
         IDS["dwn"] = int(q("SELECT id FROM branch WHERE code = 'DWN'"))
-        for user, opts in LOGINS.items():
-            env.add_staff(admin, user, "selfcheck", "DWN", PASSWORD)
-            save_login(user, **opts)
+        for user, options in LOGINS.items():
+            env.add_selfcheck(admin, user, "kiosk-dwn", password=PASSWORD, options=options)
         # A selfcheck account without a sip_login row, and a clerk.
         env.add_staff(admin, "kiosk-norow", "selfcheck", "DWN", PASSWORD)
         env.add_staff(admin, "clerk-sip", "clerk", "DWN", PASSWORD)
@@ -231,7 +223,7 @@ def counts(m64):
 
 
 def kiosk(user="kiosk-open", password=PASSWORD):
-    k = sip2client.SipClient("127.0.0.1", SIP_PORT, timeout=120)
+    k = main.sip(timeout=120)
     assert k.login(user, password), "%s could not log in" % user
     return k
 
@@ -248,7 +240,7 @@ def assert_good(test, m):
 
 class T01Login(unittest.TestCase):
     def test_status_before_login_answers_98(self):
-        with sip2client.SipClient("127.0.0.1", SIP_PORT) as k:
+        with main.sip() as k:
             m = k.send(sc_status(), seq=1)
             self.assertEqual(m.code, "98", m)
             assert_good(self, m)
@@ -259,7 +251,7 @@ class T01Login(unittest.TestCase):
     def test_login_refusals_answer_940(self):
         for user, pw in [("kiosk-open", "wrong-password"), ("nobody-here", PASSWORD),
                          ("clerk-sip", PASSWORD), ("kiosk-norow", PASSWORD)]:
-            with sip2client.SipClient("127.0.0.1", SIP_PORT) as k:
+            with main.sip() as k:
                 m = k.send("9300CN%s|CO%s|CP|" % (user, pw))
                 self.assertEqual((m.code, m.fixed), ("94", "0"), (user, m))
                 assert_good(self, m)
@@ -276,7 +268,7 @@ class T01Login(unittest.TestCase):
 
     def test_checkout_before_login_is_refused_and_lends_nothing(self):
         card, item = new_patron(), new_item()
-        with sip2client.SipClient("127.0.0.1", SIP_PORT) as k:
+        with main.sip() as k:
             m = k.send(co(card, item))
             self.assertEqual(m.code, "12", m)
             self.assertEqual(ok(m), "0", m)
@@ -494,7 +486,7 @@ class T03Checkout(unittest.TestCase):
         self.assertEqual(events(item, "checkout"), 1)
 
     def test_97_right_after_login_repeats_94(self):
-        with sip2client.SipClient("127.0.0.1", SIP_PORT) as k:
+        with main.sip() as k:
             login = k.send("9300CNkiosk-open|CO%s|CP|" % PASSWORD, seq=6)
             self.assertEqual(login.fixed, "1")
             k.send_raw(b"97\r")
