@@ -1,14 +1,18 @@
 /*
  * Patron commands: add, edit, show, find, block, unblock, merge, history,
- * categories. People get a readable card or a table; --json prints the reply
+ * categories, pin. People get a readable card or a table; --json prints the reply
  * message (or, for a refusal with a body, the error with the body).
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "cli.h"
+#include "password.h"
 
 /* Long options shared by `patron add` and `patron edit`. */
 enum {
@@ -641,6 +645,76 @@ static void print_patron_categories(const cmd_call_t *call, const Carrel__Respon
     table_free(t);
 }
 
+/* ---- pin ---- */
+
+static int build_patron_pin(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    Carrel__PatronPinSet *m =
+        CMD_BODY(call, patron_pin_set, PATRON_PIN_SET, carrel__patron_pin_set__init);
+    static const struct option opts[] = {{"clear", no_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch != 'c')
+            return cmd_usage(cli, call);
+        m->has_clear = 1;
+        m->clear = 1;
+    }
+    if (optind != argc - 1)
+        return cmd_usage(cli, call);
+    m->card = argv[optind];
+    call->subject = m->card;
+    return EXIT_OK;
+}
+
+/* The first line of stdin (a PIN piped in by a script), malloc'd; NULL if none. */
+static char *patron_pin_from_stdin(void)
+{
+    char line[128];
+    if (fgets(line, sizeof(line), stdin) == NULL)
+        return NULL;
+    line[strcspn(line, "\r\n")] = '\0';
+    char *pin = strdup(line);
+    OPENSSL_cleanse(line, sizeof(line));
+    return pin;
+}
+
+/*
+ * The new PIN: asked twice on the terminal without echo, as passwords are
+ * (client/password.c), or read from stdin when stdin is not a terminal. It
+ * never appears on the command line (where ps and shell history would show it).
+ */
+static int prepare_patron_pin(cli_t *cli, cmd_call_t *call)
+{
+    Carrel__PatronPinSet *m = call->req.patron_pin_set;
+    if (m->clear)
+        return EXIT_OK;
+    char *pin = NULL;
+    if (!isatty(STDIN_FILENO)) {
+        if ((pin = patron_pin_from_stdin()) == NULL)
+            return cli_fail(cli, EXIT_USAGE, "no PIN on standard input");
+    } else {
+        if ((pin = password_prompt("New PIN: ")) == NULL)
+            return cli_fail(cli, EXIT_USAGE, "no terminal to ask the PIN on");
+        char *again = password_prompt("Repeat it: ");
+        bool same = again && strcmp(pin, again) == 0;
+        password_free(again);
+        if (!same) {
+            password_free(pin);
+            return cli_fail(cli, EXIT_USAGE, "the PINs differ");
+        }
+    }
+    cmd_secret(call, pin);
+    m->pin = pin;
+    return EXIT_OK;
+}
+
+static void print_patron_pin(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    printf("%s for card %s\n", r->patron_pin->has_pin ? "PIN set" : "no PIN",
+           r->patron_pin->card);
+}
+
 const command_t patron_commands[] = {
     {.path = "patron add",
      .build = build_patron_add,
@@ -710,5 +784,14 @@ const command_t patron_commands[] = {
      .needs_login = true,
      .usage = "",
      .summary = "list patron categories"},
+    {.path = "patron pin",
+     .build = build_patron_pin,
+     .prepare = prepare_patron_pin,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_patron_pin,
+     .needs_login = true,
+     .usage = "CARD [--clear]",
+     .summary = "set a patron's self-check PIN (4-12 digits, asked without echo, or read from "
+                "stdin), or clear it"},
     {.path = NULL},
 };

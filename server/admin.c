@@ -225,7 +225,7 @@ static void staff_reply_done(request_t *req, const PGresult *res)
 #define ADMIN_HASHES_PER_CONN 2
 
 /* Queue the hash, or answer the request. */
-static void admin_hash_password(request_t *req, const char *password, password_cb done)
+void admin_hash_password(request_t *req, const char *password, password_cb done)
 {
     conn_t *c = req->conn;
     int rc = c->hashing >= ADMIN_HASHES_PER_CONN

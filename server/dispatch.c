@@ -58,6 +58,7 @@ static const route_t routes[] = {
     R(PATRON_HISTORY, "patron_history", handle_patron_history, 0, PERM_PATRON_HISTORY),
     R(PATRON_CATEGORY_LIST, "patron_category_list", handle_patron_category_list, 0,
       PERM_PATRON_READ),
+    R(PATRON_PIN_SET, "patron_pin_set", handle_patron_pin_set, ROUTE_MUTATING, PERM_PATRON_PIN),
 
     /* Circulation: changes need a request key, so that retries never apply twice.
      * Overrides, waivers and charges are checked in SQL against the caller's role. */

@@ -29,6 +29,10 @@ void handle_staff_set_password(request_t *req);
 void handle_staff_set_disabled(request_t *req);
 void handle_workstation_add(request_t *req);
 void handle_workstation_list(request_t *req);
+/* Hash a new secret (a password, a patron PIN) on the password queue, at most
+ * two at once per connection; done(ok, hash, req) runs on the loop. A full
+ * queue or a failure to queue ends the request. */
+void admin_hash_password(request_t *req, const char *password, password_cb done);
 
 /* catalog.c: search, bibs, items */
 void catalog_register_statements(void);
@@ -60,6 +64,7 @@ void handle_patron_merge(request_t *req);
 void handle_patron_block(request_t *req);
 void handle_patron_history(request_t *req);
 void handle_patron_category_list(request_t *req);
+void handle_patron_pin_set(request_t *req);
 
 /* circ.c: circulation */
 void circ_register_statements(void);

@@ -113,8 +113,15 @@ static const reply_stmt_t stmt_patron_categories =
     REPLY_STMT("patron_categories", CATEGORY_NCOLS,
                "SELECT code, name, card_years FROM patron_category ORDER BY code");
 
+/* A patron's PIN for self-check machines (sql/rules/sip.sql): $4 the hash, NULL to clear. */
+enum { PIN_CARD, PIN_HAS_PIN, PIN_NCOLS };
+static const reply_stmt_t stmt_patron_pin_set =
+    REPLY_STMT("patron_pin_set", PIN_NCOLS,
+               "SELECT card, has_pin FROM patron_pin_set($1, $2, $3, $4)");
+
 void patrons_register_statements(void)
 {
+    db_stmt_register(&stmt_patron_pin_set.db);
     db_stmt_register(&stmt_patron_save.db);
     db_stmt_register(&stmt_patron_get.db);
     db_stmt_register(&stmt_patron_find.db);
@@ -509,4 +516,88 @@ static void patron_categories_done(request_t *req, const PGresult *res)
 void handle_patron_category_list(request_t *req)
 {
     reply_query(req, &stmt_patron_categories, 0, NULL, patron_categories_done);
+}
+
+/* ---- PIN ---- */
+
+/* A PIN a patron types at a self-check: 4 to 12 digits. */
+static bool patron_pin_valid(const char *pin)
+{
+    size_t n = pin ? strlen(pin) : 0;
+    if (n < 4 || n > 12)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (pin[i] < '0' || pin[i] > '9')
+            return false;
+    return true;
+}
+
+static void patron_pin_done(request_t *req, const PGresult *res)
+{
+    if (PQntuples(res) != 1) {
+        log_error(req->conn->id, "patron_pin_set returned %d rows", PQntuples(res));
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Internal error; it has been logged.");
+        return;
+    }
+    Carrel__PatronPinSetReply *reply = arena_new(&req->arena, Carrel__PatronPinSetReply, 1);
+    carrel__patron_pin_set_reply__init(reply);
+    reply->card = reply_text(req, res, 0, PIN_CARD);
+    reply->has_has_pin = 1;
+    reply->has_pin = db_bool(res, 0, PIN_HAS_PIN);
+    log_info(req->conn->id, "%s %s the PIN of card %s", request_session(req)->username,
+             reply->has_pin ? "set" : "cleared", reply->card);
+    req->resp.body_case = CARREL__RESPONSE__BODY_PATRON_PIN;
+    req->resp.patron_pin = reply;
+    request_ok(req);
+}
+
+static void patron_pin_run(request_t *req, const char *hash)
+{
+    const char *actor, *ws;
+    reply_actor(req, &actor, &ws);
+    const char *values[4] = {actor, ws, req->msg->patron_pin_set->card, hash};
+    reply_query(req, &stmt_patron_pin_set, 4, values, patron_pin_done);
+}
+
+static void patron_pin_hashed(int ok, const char *hash, void *arg)
+{
+    request_t *req = arg;
+    req->conn->hashing--;
+    if (ok != 1) {
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Cannot hash the PIN; see the server log.");
+        return;
+    }
+    patron_pin_run(req, hash);
+}
+
+/*
+ * Set or clear a patron's PIN. The PIN is hashed (Argon2id) on the password
+ * queue like a staff password, and only the hash reaches SQL, which records
+ * on the patron's audit trail that a PIN was set or cleared (never the PIN).
+ * The request's copy of the PIN is wiped when it ends (request.c).
+ */
+void handle_patron_pin_set(request_t *req)
+{
+    Carrel__PatronPinSet *m = req->msg->patron_pin_set;
+    if (patron_fail_card(req, m->card, "field:card"))
+        return;
+    bool clear = m->has_clear && m->clear;
+    bool has_pin = m->pin && m->pin[0];
+    if (clear && has_pin) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:pin",
+                     "Give a new PIN or clear the PIN, not both.");
+        return;
+    }
+    if (clear) {
+        patron_pin_run(req, NULL);
+        return;
+    }
+    if (!patron_pin_valid(m->pin)) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:pin",
+                     "A PIN is 4 to 12 digits.");
+        return;
+    }
+    admin_hash_password(req, m->pin, patron_pin_hashed);
 }

@@ -31,6 +31,8 @@ static void request_wipe_secrets(request_t *req)
     } else if (m->body_case == CARREL__REQUEST__BODY_STAFF_SET_PASSWORD && m->staff_set_password) {
         secret = m->staff_set_password->password;
         secret2 = m->staff_set_password->current_password;
+    } else if (m->body_case == CARREL__REQUEST__BODY_PATRON_PIN_SET && m->patron_pin_set) {
+        secret = m->patron_pin_set->pin;
     }
     if (secret)
         OPENSSL_cleanse((void *)secret, strlen(secret));

@@ -69,7 +69,8 @@ struct sip_conn {
     uint64_t last_active_at;
     bool stuck_seen;
     int bad_lines;
-    char *last; /* the last answer sent, AY/AZ and CR included (for 97) */
+    int owed_96; /* bad lines seen while a message was being answered: their 96s follow it */
+    char *last;  /* the last answer sent, AY/AZ and CR included (for 97) */
     size_t last_len;
     password_work_t *login_work; /* cancelled if the connection closes first */
     sip_conn_t *prev, *next;
@@ -276,6 +277,8 @@ static void sip_answer_96(sip_conn_t *c, int seq)
 static void sip_req_free(sip_req_t *r)
 {
     sip_conn_t *c = r->conn;
+    if (r->line) /* a 93's password is in it */
+        OPENSSL_cleanse(r->line, strlen(r->line));
     arena_free(&r->arena);
     OPENSSL_cleanse(r, sizeof(*r)); /* a 93's password was in its line */
     free(r);
@@ -288,6 +291,8 @@ static void sip_conn_done(sip_conn_t *c)
     c->busy = false;
     if (c->closed)
         return;
+    for (; c->owed_96 > 0; c->owed_96--)
+        sip_answer_96(c, -1);
     if (c->sv->stopping)
         sip_conn_close_after_flush(c, "server shutting down");
     else
@@ -419,7 +424,8 @@ static void sip_answer_end_session(sip_req_t *r)
     sip_send(r);
 }
 
-/* The response with ok=0 of a circulation message sent before login, or NULL. */
+/* Answer a circulation message sent before login with its response, ok=0 (nothing is
+ * done); false for any other message. */
 static bool sip_answer_not_logged_in(sip_req_t *r)
 {
     static const struct {
@@ -669,7 +675,10 @@ static void sip_bad_line(sip_conn_t *c, const char *what, int seq)
 {
     c->bad_lines++;
     log_info(c->id, "SIP2 %s: %s (%d in a row)", c->peer, what, c->bad_lines);
-    sip_answer_96(c, seq);
+    if (c->busy) /* answers go out in the order of the lines */
+        c->owed_96++;
+    else
+        sip_answer_96(c, seq);
     if (c->bad_lines > SIP_MAX_BAD_LINES) {
         log_warn(c->id, "closing SIP2 %s: %d bad lines in a row", c->peer, c->bad_lines);
         sip_conn_close_after_flush(c, "too many bad lines");
@@ -773,6 +782,8 @@ static void sip_on_frame_too_large(channel_t *ch, uint32_t bytes)
 static void sip_on_open(channel_t *ch)
 {
     sip_conn_t *c = ch->data;
+    if (!c->peer[0]) /* a plain channel opens inside channel_accept */
+        channel_peer_name(&c->ch, c->peer, sizeof(c->peer));
     log_info(c->id, "SIP2 connection from %s%s", c->peer, c->sv->tls ? " (TLS)" : "");
 }
 

@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""The SIP2 gateway (server/sip.c, docs/SIP2.md) without the library messages: login (93)
+and its refusals and throttle, status (99), end session (35), resend (97), what is answered
+before login, the standard's 96 for bad checksums, garbage and overlong lines (and the daemon
+serving everyone else meanwhile), split and pipelined input, the login deadline, TLS, the
+selfcheck role refused at the Carrel protocol's Login, and the SIP2 logins' admin commands."""
+
+import os
+import socket
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import sip2client  # noqa: E402
+from sip2client import build, checksum, parse, sip_date  # noqa: E402
+
+env = None
+main = None   # plain TCP, the usual login deadline
+secure = None  # sip_tls, a 2 s login deadline
+admin = None
+KIOSK = "kiosk-dwn"
+KIOSK_PW = None
+BX_ORDER = ["23", "11", "09", "01", "99", "97", "93", "63", "35", "37", "17", "19", "25", "15",
+            "29", "65"]
+
+
+def setUpModule():
+    global env, main, secure, admin, KIOSK_PW
+    env = harness.Env()
+    try:
+        env.start()
+        # Every test here connects from 127.0.0.1: the address throttle is not under test.
+        main = env.daemon(sip=True, login_throttle_after_address=1000)
+        secure = env.daemon(sip=True, sip_tls=True, sip_login_timeout_s=2,
+                            login_throttle_after_address=1000)
+        admin = env.profile(main)
+        KIOSK_PW = env.add_selfcheck(admin, KIOSK, "sc-dwn-1")
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    env.stop()
+
+
+def logged_in(daemon=None, user=KIOSK, password=None):
+    c = (daemon or main).sip()
+    if not c.login(user, password or KIOSK_PW):
+        c.close()
+        raise AssertionError("SIP2 login of %s failed" % user)
+    return c
+
+
+def status(c, seq=0):
+    return c.send("990302.00", seq=seq)
+
+
+class Login(unittest.TestCase):
+    def test_login_opens_the_session_and_records_it(self):
+        with main.sip() as c:
+            m = c.send("9300CN%s|CO%s|CPsomewhere|" % (KIOSK, KIOSK_PW), seq=3)
+            self.assertEqual((m.code, m.fixed), ("94", "1"), m)
+            self.assertEqual(m.seq, 3)
+            self.assertIs(m.checksum_ok, True)
+        harness.wait_until(lambda: env.psql(
+            "SELECT l.last_login_at IS NOT NULL FROM sip_login l JOIN staff s ON s.id = l.staff_id"
+            " WHERE s.username = '%s'" % KIOSK) == "t", what="last_login_at")
+        self.assertEqual(env.psql("SELECT success, workstation FROM login_event WHERE username = "
+                                  "'%s' AND reason = 'ok_sip2' LIMIT 1" % KIOSK), "t|sc-dwn-1")
+
+    def refused(self, user, password, reason):
+        with main.sip() as c:
+            self.assertFalse(c.login(user, password))
+            # still usable: status answers, before login
+            self.assertEqual(status(c).code, "98")
+        harness.wait_until(lambda: env.psql(
+            "SELECT count(*) FROM login_event WHERE username = '%s' AND reason = '%s'"
+            % (user, reason)) != "0", what="login_event %s" % reason)
+
+    def test_wrong_password_is_940(self):
+        user = "kiosk-wrongpw"
+        env.add_selfcheck(admin, user, "sc-wrongpw")
+        self.refused(user, "not-the-password", "wrong_password")
+
+    def test_unknown_user_is_940(self):
+        self.refused("nobody-here", "whatever-password", "unknown_user")
+
+    def test_disabled_account_is_940(self):
+        user = "kiosk-disabled"
+        pw = env.add_selfcheck(admin, user, "sc-disabled")
+        self.assertEqual(env.carrel(admin, "admin", "staff", "disable", user).code, 0)
+        self.refused(user, pw, "disabled")
+
+    def test_staff_of_another_role_is_940(self):
+        env.add_staff(admin, "clerk-sip", role="clerk", password="clerk-password-123")
+        self.refused("clerk-sip", "clerk-password-123", "not_selfcheck")
+
+    def test_selfcheck_without_sip_login_is_940(self):
+        env.add_staff(admin, "kiosk-nologin", role="selfcheck", password="kiosk-password-123")
+        self.refused("kiosk-nologin", "kiosk-password-123", "sip_login")
+
+    def test_login_without_password_is_940(self):
+        with main.sip() as c:
+            m = c.send("9300CN%s|" % KIOSK)
+            self.assertEqual((m.code, m.fixed), ("94", "0"))
+
+    def test_failed_login_again_logs_the_connection_out(self):
+        with logged_in() as c:
+            self.assertFalse(c.login(KIOSK, "wrong-password-here"))
+            m = c.send("11YN%s%sAOx|AAcard|ABitem|" % (sip_date(), " " * 18))
+            self.assertEqual((m.code, m.fixed[0]), ("12", "0"), m)
+        # the failure counted; a right password clears it for the next tests
+        with logged_in():
+            pass
+
+    def test_throttle_after_failed_logins(self):
+        user = "kiosk-throttled"
+        pw = env.add_selfcheck(admin, user, "sc-throttled")
+        with main.sip() as c:
+            for _ in range(3):  # login_throttle_after
+                self.assertFalse(c.login(user, "guess-password"))
+            self.assertFalse(c.login(user, pw), "the right password is refused while throttled")
+        harness.wait_until(lambda: "SIP2 login for %s from" % user in main.log_text()
+                           and "throttled" in main.log_text(), what="the throttle's log line")
+
+
+class Status(unittest.TestCase):
+    def test_status_after_login(self):
+        with logged_in() as c:
+            m = status(c, seq=5)
+            self.assertEqual(m.code, "98")
+            self.assertEqual(m.fixed[:12], "YYYYNN030003", m)
+            self.assertEqual(len(m.fixed), 34)
+            self.assertEqual(m.fixed[30:], "2.00")
+            self.assertEqual(m.get("AO"), "DWN")
+            self.assertEqual(m.get("AM"), env.psql("SELECT name FROM branch WHERE code = 'DWN'"))
+            self.assertEqual(m.get("AN"), "sc-dwn-1")
+            bx = m.get("BX")
+            self.assertEqual(len(bx), 16, bx)
+            for code in ("99", "97", "93", "35"):
+                self.assertEqual(bx[BX_ORDER.index(code)], "Y", bx)
+            self.assertEqual(bx[BX_ORDER.index("25")], "N", bx)
+            self.assertEqual((m.seq, m.checksum_ok), (5, True))
+
+    def test_institution_option(self):
+        user = "kiosk-inst"
+        pw = env.add_selfcheck(admin, user, "sc-inst", options=("--institution", "CARREL"))
+        with logged_in(user=user, password=pw) as c:
+            self.assertEqual(status(c).get("AO"), "CARREL")
+
+    def test_end_session_keeps_the_connection(self):
+        with logged_in() as c:
+            m = c.send("35%sAODWN|AA21234000|" % sip_date())
+            self.assertEqual((m.code, m.fixed[0], m.get("AA")), ("36", "Y", "21234000"), m)
+            self.assertEqual(status(c).code, "98")
+
+    def test_unsupported_message_is_96(self):
+        with logged_in() as c:
+            m = c.send("25%sAODWN|AA21234000|" % sip_date())  # patron enable
+            self.assertEqual(m.code, "96")
+            self.assertEqual(status(c).code, "98")
+
+
+class BeforeLogin(unittest.TestCase):
+    def test_status_and_end_session_are_answered(self):
+        with main.sip() as c:
+            m = status(c)
+            self.assertEqual((m.code, m.fixed[:6]), ("98", "YYYYNN"))
+            self.assertEqual(len(m.get("BX")), 16)
+            self.assertIsNone(m.get("AN"))
+            self.assertEqual(c.send("35%sAA1|" % sip_date()).code, "36")
+
+    def test_circulation_is_answered_not_ok_and_nothing_is_done(self):
+        with main.sip() as c:
+            m = c.send("11YN%s%sAODWN|AAcard|ABitem|AC|" % (sip_date(), " " * 18))
+            self.assertEqual((m.code, m.fixed[0]), ("12", "0"), m)
+            self.assertEqual((m.get("AA"), m.get("AB")), ("card", "item"))
+            self.assertTrue(m.get("AF"))
+            m = c.send("09N%s%sAPx|AODWN|ABitem|" % (sip_date(), sip_date()))
+            self.assertEqual((m.code, m.fixed[0]), ("10", "0"), m)
+            m = c.send("37%s0100USDBV1.00|AODWN|AAcard|" % sip_date())
+            self.assertEqual((m.code, m.fixed[0]), ("38", "N"), m)
+            # still open, and the login works afterwards
+            self.assertTrue(c.login(KIOSK, KIOSK_PW))
+
+    def test_patron_information_before_login_closes(self):
+        with main.sip() as c:
+            c.send_raw(build("63001%s          AODWN|AAcard|" % sip_date(), 0))
+            self.assertTrue(c.closed_by_server(60))
+
+
+class Resend(unittest.TestCase):
+    def test_97_repeats_the_last_answer_byte_for_byte(self):
+        with logged_in() as c:
+            first = status(c, seq=7)
+            again = c.send("97", seq=None)
+            self.assertEqual(again.raw, first.raw)
+            again = c.send("97AZ" + checksum("97AZ"), seq=None)
+            self.assertEqual(again.raw, first.raw)
+
+    def test_97_after_end_session(self):
+        with logged_in() as c:
+            end = c.send("35%sAA42|" % sip_date(), seq=2)
+            self.assertEqual(c.send("97", seq=None).raw, end.raw)
+
+    def test_97_with_no_last_answer_is_96(self):
+        with main.sip() as c:
+            self.assertEqual(c.send("97", seq=None).code, "96")
+
+
+class BadInput(unittest.TestCase):
+    def test_bad_checksum_is_96_and_the_next_message_works(self):
+        with logged_in() as c:
+            line = build("990302.00", 1).decode()
+            good = line[-5:-1]
+            bad = "%04X" % ((int(good, 16) + 1) & 0xFFFF)
+            c.send_raw((line[:-5] + bad + "\r").encode())
+            self.assertEqual(parse(c.read_line()).code, "96")
+            self.assertEqual(status(c, seq=2).code, "98")
+
+    def test_lowercase_checksum_is_accepted(self):
+        with logged_in() as c:
+            line = build("990302.00", 1).decode()
+            c.send_raw((line[:-5] + line[-5:-1].lower() + "\r").encode())
+            self.assertEqual(parse(c.read_line()).code, "98")
+
+    def test_garbage_and_overlong_lines_get_96_and_everyone_is_still_served(self):
+        with logged_in() as c:
+            for junk in (b"\x00\xff\xfe\x01garbage", b"hello", b"9", b"99\x07x",
+                         b"\xc3\x28 not utf-8", b"X" * (5000), b"11" + b"Y" * 9000):
+                c.send_raw(junk + b"\r")
+                m = parse(c.read_line())
+                self.assertEqual(m.code, "96", junk[:20])
+            self.assertEqual(status(c).code, "98")
+            with logged_in() as other:
+                self.assertEqual(status(other).code, "98")
+            w = main.logged_in_wire()
+            self.assertEqual(w.call(harness.REQ_WHOAMI).status, "ok")
+            w.close()
+
+    def test_empty_lines_are_ignored(self):
+        with logged_in() as c:
+            c.send_raw(b"\r\n\r   \r")
+            self.assertEqual(status(c).code, "98")
+
+    def test_lf_around_the_line_is_tolerated(self):
+        with logged_in() as c:
+            c.send_raw(b"\n" + build("990302.00", 4) + b"\n")
+            m = parse(c.read_line())
+            self.assertEqual((m.code, m.seq), ("98", 4))
+
+    def test_many_bad_lines_in_a_row_close_the_connection(self):
+        with logged_in() as c:
+            c.send_raw(b"garbage\r" * 25)
+            answers = 0
+            while c.read_line() is not None:
+                answers += 1
+            self.assertEqual(answers, 21)  # 96 for each, up to the 21st, then goodbye
+
+
+class Framing(unittest.TestCase):
+    def test_a_message_split_over_many_writes(self):
+        with logged_in() as c:
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for b in build("990302.00", 6):
+                c.send_raw(bytes([b]))
+            m = parse(c.read_line())
+            self.assertEqual((m.code, m.seq), ("98", 6))
+
+    def test_several_messages_in_one_write_are_answered_in_order(self):
+        with logged_in() as c:
+            c.send_raw(build("990302.00", 1) + build("35%sAAfirst|" % sip_date(), 2)
+                       + build("97") + build("35%sAAsecond|" % sip_date(), 3)
+                       + build("990302.00", 4))
+            got = [parse(c.read_line()) for _ in range(5)]
+            self.assertEqual([m.code for m in got], ["98", "36", "36", "36", "98"])
+            self.assertEqual(got[2].raw, got[1].raw)
+            self.assertEqual([got[1].get("AA"), got[3].get("AA")], ["first", "second"])
+            self.assertEqual([m.seq for m in got], [1, 2, 2, 3, 4])
+
+    def test_login_and_status_in_one_write(self):
+        with main.sip() as c:
+            c.send_raw(build("9300CN%s|CO%s|" % (KIOSK, KIOSK_PW), 0) + build("990302.00", 1))
+            login, st = parse(c.read_line()), parse(c.read_line())
+            self.assertEqual((login.code, login.fixed), ("94", "1"))
+            self.assertEqual((st.code, st.get("AN")), ("98", "sc-dwn-1"))
+
+
+class Tls(unittest.TestCase):
+    def test_login_and_status_over_tls(self):
+        with logged_in(secure) as c:
+            m = status(c)
+            self.assertEqual((m.code, m.get("AN")), ("98", "sc-dwn-1"))
+
+    def test_login_deadline_closes(self):
+        with secure.sip() as c:
+            self.assertTrue(c.closed_by_server(60))
+        harness.wait_until(lambda: "no login within 2 s" in secure.log_text(),
+                           what="the deadline's log line")
+
+    def test_plain_tcp_on_the_tls_port_is_refused(self):
+        with secure.sip(tls=False) as c:
+            c.send_raw(build("990302.00", 0))
+            self.assertTrue(c.closed_by_server(60))
+
+
+class CarrelLogin(unittest.TestCase):
+    def test_selfcheck_account_cannot_log_in_at_a_desk(self):
+        w = main.wire()
+        self.assertEqual(w.hello().status, "ok")
+        r = w.login("desk-dwn", KIOSK, KIOSK_PW)
+        self.assertEqual((r.status, r.reason), ("forbidden", "selfcheck_account"), r)
+        w.close()
+
+    def test_wrong_password_says_nothing_about_the_role(self):
+        w = main.wire()
+        self.assertEqual(w.hello().status, "ok")
+        r = w.login("desk-dwn", KIOSK, "not-the-kiosk-password")
+        self.assertEqual((r.status, r.reason), ("unauthenticated", "bad_credentials"), r)
+        w.close()
+        with logged_in():  # clear the user's failure count for the other tests
+            pass
+
+
+class AdminCommands(unittest.TestCase):
+    def test_save_list_change_remove(self):
+        user = "kiosk-admin"
+        pw = env.add_selfcheck(admin, user, "sc-admin",
+                               options=("--always-ct", "--hide", "AV,BK", "--no-pin"))
+        r = env.carrel(admin, "admin", "sip", "list")
+        self.assertEqual(r.code, 0, r)
+        row = [x for x in r.json["logins"] if x["username"] == user][0]
+        self.assertEqual((row["workstation"], row["branch_code"], row["hide_fields"]),
+                         ("sc-admin", "DWN", "AV,BK"))
+        self.assertIs(row["always_send_ct"], True)
+        self.assertIs(row["pin_required"], False)
+        self.assertIs(row.get("cv_00_on_success", False), False)
+        version = row["version"]
+        # a change keeps what it does not name
+        r = env.carrel(admin, "admin", "sip", "save", user, "--cv-00", "--held-checkin-blocked")
+        self.assertEqual(r.code, 0, r)
+        self.assertIs(r.json["always_send_ct"], True)
+        self.assertIs(r.json["cv_00_on_success"], True)
+        self.assertIs(r.json["held_checkin_blocked"], True)
+        self.assertEqual(r.json["version"], version + 1)
+        self.assertEqual(env.psql("SELECT count(*) FROM admin_audit WHERE action = "
+                                  "'sip_login_save' AND target = '%s'" % user), "2")
+        r = env.carrel(admin, "admin", "sip", "save", user, "--hide", "A;B")
+        self.assertNotEqual(r.code, 0, r)
+        self.assertEqual(r.json["reason"], "field:hide_fields", r)
+        # removed: the login is refused, the account stays
+        r = env.carrel(admin, "admin", "sip", "remove", user)
+        self.assertEqual((r.code, r.json["username"]), (0, user), r)
+        with main.sip() as c:
+            self.assertFalse(c.login(user, pw))
+        self.assertEqual(env.psql("SELECT count(*) FROM staff WHERE username = '%s'" % user), "1")
+        r = env.carrel(admin, "admin", "sip", "remove", user)
+        self.assertEqual((r.code, r.json["status"], r.json["reason"]),
+                         (r.code, "not_found", "sip_login"), r)
+        self.assertNotEqual(r.code, 0)
+
+    def test_only_selfcheck_accounts(self):
+        env.add_staff(admin, "clerk-nosip", role="clerk")
+        r = env.carrel(admin, "admin", "sip", "save", "clerk-nosip", "--workstation", "desk-dwn")
+        self.assertNotEqual(r.code, 0)
+        self.assertEqual((r.json["status"], r.json["reason"]), ("conflict", "not_selfcheck"), r)
+
+    def test_unknown_staff_and_workstation(self):
+        r = env.carrel(admin, "admin", "sip", "save", "no-such-user", "--workstation", "desk-dwn")
+        self.assertEqual((r.json["status"], r.json["reason"]), ("not_found", "staff"), r)
+        env.add_staff(admin, "kiosk-nows", role="selfcheck")
+        r = env.carrel(admin, "admin", "sip", "save", "kiosk-nows", "--workstation", "no-such-ws")
+        self.assertEqual((r.json["status"], r.json["reason"]),
+                         ("bad_request", "field:workstation"), r)
+        r = env.carrel(admin, "admin", "sip", "save", "kiosk-nows")
+        self.assertEqual(r.json["reason"], "field:workstation", r)
+
+    def test_stale_version_in_sql(self):
+        user = "kiosk-stale"
+        env.add_selfcheck(admin, user, "sc-stale")
+        with self.assertRaises(harness.SqlError) as e:
+            env.psql("SELECT * FROM sip_login_save(NULL, NULL, '%s', NULL, NULL, NULL, NULL,"
+                     " NULL, NULL, NULL, 99)" % user)
+        self.assertIn("stale_version", str(e.exception.detail))
+
+    def test_not_for_other_roles(self):
+        env.add_staff(admin, "manager-sip", role="branch_manager",
+                      password="manager-password-123")
+        prof = env.profile(main, user="manager-sip", password="manager-password-123")
+        for args in (("list",), ("remove", KIOSK), ("save", KIOSK, "--cv-00")):
+            r = env.carrel(prof, "admin", "sip", *args)
+            self.assertNotEqual(r.code, 0)
+            self.assertEqual(r.json["status"], "forbidden", r)
+
+    def test_a_manager_cannot_create_a_selfcheck_account(self):
+        prof = env.profile(main, user="manager-sip2", password="manager-password-123")
+        env.add_staff(admin, "manager-sip2", role="branch_manager",
+                      password="manager-password-123")
+        pwfile = os.path.join(env.dir, "mk.pw")
+        with open(pwfile, "w") as f:
+            f.write("kiosk-password-123\n")
+        r = env.carrel(prof, "admin", "staff", "add", "kiosk-bymanager", "--name", "K",
+                       "--role", "selfcheck", "--branch", "DWN", "--new-password-file", pwfile)
+        self.assertEqual(r.json["status"], "forbidden", r)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
