@@ -39,8 +39,10 @@ static void channel_count_output(channel_t *ch)
 static void channel_closed_cb(uv_handle_t *handle)
 {
     channel_t *ch = handle->data;
-    tlsio_free(&ch->tls);
+    if (!ch->plain)
+        tlsio_free(&ch->tls);
     frame_decoder_free(&ch->frames);
+    line_decoder_free(&ch->line_input);
     buf_free(&ch->out_pending);
     buf_free(&ch->out_writing);
     if (ch->ops->on_close)
@@ -142,13 +144,14 @@ static void channel_start_write(channel_t *ch)
     ch->writing = true;
 }
 
-/* Move ciphertext from the TLS engine to the socket. */
+/* Move ciphertext from the TLS engine to the socket (plain: out_pending has
+ * the bytes already). */
 static void channel_flush(channel_t *ch)
 {
     if (ch->closing)
         return;
     size_t before = ch->output_counted;
-    if (tlsio_take_output(&ch->tls, &ch->out_pending) != 0) {
+    if (!ch->plain && tlsio_take_output(&ch->tls, &ch->out_pending) != 0) {
         channel_close(ch, "out of memory");
         return;
     }
@@ -164,11 +167,56 @@ static void channel_flush(channel_t *ch)
         ch->ops->on_output(ch); /* last: it may close this channel */
 }
 
+/* The input decoder of either mode. */
+static int channel_input_feed(channel_t *ch, const void *data, size_t len)
+{
+    if (ch->lines)
+        return line_decoder_feed(&ch->line_input, data, len);
+    return frame_decoder_feed(&ch->frames, data, len);
+}
+
+static void channel_input_release(channel_t *ch)
+{
+    if (ch->lines) {
+        if (line_decoder_buffered(&ch->line_input) == 0)
+            line_decoder_free(&ch->line_input);
+    } else if (frame_decoder_buffered(&ch->frames) == 0) {
+        frame_decoder_free(&ch->frames);
+    }
+}
+
+/*
+ * Hand complete lines to the owner. An overlong line was dropped by the
+ * decoder; the owner hears of it and the channel stays open (a SIP2 terminal
+ * is told to resend, it is not cut off).
+ */
+static void channel_process_lines(channel_t *ch)
+{
+    while (!ch->closing && !ch->close_when_flushed && !ch->paused_by_owner) {
+        const char *line;
+        size_t len;
+        line_result_t r = line_decoder_next(&ch->line_input, &line, &len);
+        if (r == LINE_NEED_MORE)
+            break;
+        if (r == LINE_TOO_LONG) {
+            if (ch->ops->on_frame_too_large)
+                ch->ops->on_frame_too_large(ch, ch->line_input.too_long);
+            continue;
+        }
+        ch->ops->on_frame(ch, (const uint8_t *)line, len);
+    }
+}
+
 static void channel_process_frames(channel_t *ch)
 {
     if (ch->in_frames)
         return;
     ch->in_frames = true;
+    if (ch->lines) {
+        channel_process_lines(ch);
+        ch->in_frames = false;
+        return;
+    }
     while (!ch->closing && !ch->close_when_flushed && !ch->paused_by_owner) {
         const uint8_t *payload;
         size_t len;
@@ -190,6 +238,13 @@ static void channel_process_frames(channel_t *ch)
 /* Decrypt everything available and hand complete frames to the owner. */
 static void channel_pump_input(channel_t *ch)
 {
+    if (ch->plain) {
+        /* The read callback fed the decoder; nothing waits in a TLS engine. */
+        channel_process_frames(ch);
+        if (!ch->closing)
+            channel_input_release(ch);
+        return;
+    }
     if (!ch->tls_ready) {
         tlsio_result_t r = tlsio_handshake(&ch->tls);
         channel_flush(ch);
@@ -223,7 +278,7 @@ static void channel_pump_input(channel_t *ch)
             channel_close(ch, tlsio_error(&ch->tls));
             return;
         }
-        if (frame_decoder_feed(&ch->frames, plain, got) != 0) {
+        if (channel_input_feed(ch, plain, got) != 0) {
             channel_close(ch, "out of memory");
             return;
         }
@@ -236,8 +291,7 @@ static void channel_pump_input(channel_t *ch)
             break; /* the rest stays in the TLS engine until channel_resume() */
     }
     /* Between frames an idle connection keeps no input buffer. */
-    if (frame_decoder_buffered(&ch->frames) == 0)
-        frame_decoder_free(&ch->frames);
+    channel_input_release(ch);
     channel_flush(ch); /* TLS may have produced output (session tickets, alerts) */
     if (!ch->closing)
         tlsio_release_buffers(&ch->tls);
@@ -254,7 +308,9 @@ static void channel_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
     }
     if (ch->close_when_flushed)
         return;
-    if (tlsio_feed(&ch->tls, b->base, (size_t)nread) != 0) {
+    int rc = ch->plain ? channel_input_feed(ch, b->base, (size_t)nread)
+                       : tlsio_feed(&ch->tls, b->base, (size_t)nread);
+    if (rc != 0) {
         channel_close(ch, "out of memory");
         return;
     }
@@ -275,9 +331,19 @@ static int channel_setup(channel_t *ch, uv_loop_t *loop, SSL_CTX *ctx, bool serv
         return rc;
     ch->tcp.data = ch;
     ch->tcp_ready = true;
-    if (tlsio_init(&ch->tls, ctx, server, verify_host) != 0)
+    ch->plain = ctx == NULL;
+    if (!ch->plain && tlsio_init(&ch->tls, ctx, server, verify_host) != 0)
         return UV_ENOMEM;
     return 0;
+}
+
+/* A plain channel is open as soon as its TCP connection is: tls_ready then
+ * means "open", as it does once a handshake completes. */
+static void channel_open_plain(channel_t *ch)
+{
+    ch->tls_ready = true;
+    if (ch->ops->on_open)
+        ch->ops->on_open(ch);
 }
 
 int channel_accept(channel_t *ch, uv_loop_t *loop, uv_stream_t *listener, SSL_CTX *ctx,
@@ -290,9 +356,13 @@ int channel_accept(channel_t *ch, uv_loop_t *loop, uv_stream_t *listener, SSL_CT
         uv_tcp_nodelay(&ch->tcp, 1);
         rc = uv_read_start((uv_stream_t *)&ch->tcp, channel_alloc_cb, channel_read_cb);
     }
-    if (rc < 0)
+    if (rc < 0) {
         channel_close(ch, uv_strerror(rc));
-    return rc;
+        return rc;
+    }
+    if (ch->plain)
+        channel_open_plain(ch);
+    return 0;
 }
 
 static void channel_connect_cb(uv_connect_t *req, int status)
@@ -312,6 +382,10 @@ static void channel_connect_cb(uv_connect_t *req, int status)
         channel_close(ch, uv_strerror(rc));
         return;
     }
+    if (ch->plain) {
+        channel_open_plain(ch);
+        return;
+    }
     channel_pump_input(ch); /* sends the ClientHello */
 }
 
@@ -329,6 +403,29 @@ int channel_connect(channel_t *ch, uv_loop_t *loop, const struct sockaddr *addr,
     return rc;
 }
 
+/* Queue bytes for the peer: through the TLS engine, or as they are on a
+ * plain channel. Returns 0, or -1 when the channel had to close. */
+static int channel_queue_output(channel_t *ch, const void *bytes, size_t len)
+{
+    if (ch->plain) {
+        if (buf_append(&ch->out_pending, bytes, len) != 0) {
+            channel_close(ch, "out of memory");
+            return -1;
+        }
+        channel_flush(ch);
+        return 0;
+    }
+    tlsio_result_t r = tlsio_write(&ch->tls, bytes, len);
+    if (r != TLSIO_OK) {
+        channel_close(ch, tlsio_error(&ch->tls));
+        return -1;
+    }
+    channel_flush(ch);
+    if (!ch->closing)
+        tlsio_release_buffers(&ch->tls); /* the ciphertext has moved to out_pending */
+    return 0;
+}
+
 int channel_send(channel_t *ch, const ProtobufCMessage *msg)
 {
     if (ch->closing || ch->close_when_flushed || !ch->tls_ready)
@@ -340,16 +437,16 @@ int channel_send(channel_t *ch, const ProtobufCMessage *msg)
         buf_free(&frame);
         return -1;
     }
-    tlsio_result_t r = tlsio_write(&ch->tls, frame.data, frame.len);
+    int rc = channel_queue_output(ch, frame.data, frame.len);
     buf_free(&frame);
-    if (r != TLSIO_OK) {
-        channel_close(ch, tlsio_error(&ch->tls));
+    return rc;
+}
+
+int channel_send_raw(channel_t *ch, const void *bytes, size_t len)
+{
+    if (ch->closing || ch->close_when_flushed || !ch->tls_ready)
         return -1;
-    }
-    channel_flush(ch);
-    if (!ch->closing)
-        tlsio_release_buffers(&ch->tls); /* the ciphertext has moved to out_pending */
-    return 0;
+    return channel_queue_output(ch, bytes, len);
 }
 
 void channel_pause(channel_t *ch)
@@ -374,7 +471,8 @@ void channel_close_after_flush(channel_t *ch, const char *reason)
     if (ch->closing || ch->close_when_flushed)
         return;
     snprintf(ch->close_reason, sizeof(ch->close_reason), "%s", reason);
-    tlsio_shutdown(&ch->tls);
+    if (!ch->plain)
+        tlsio_shutdown(&ch->tls);
     channel_flush(ch);
     if (ch->closing)
         return;
@@ -387,6 +485,22 @@ void channel_close_after_flush(channel_t *ch, const char *reason)
 void channel_set_max_frame(channel_t *ch, size_t max_frame)
 {
     frame_decoder_set_max(&ch->frames, max_frame);
+    line_decoder_set_max(&ch->line_input, max_frame);
+}
+
+/* Bytes the frame decoder already holds move to the line decoder, so the
+ * switch loses nothing even when it comes late. */
+void channel_set_lines(channel_t *ch, char terminator)
+{
+    if (ch->lines)
+        return;
+    line_decoder_init(&ch->line_input, ch->frames.max_frame, terminator);
+    ch->lines = true;
+    size_t held = frame_decoder_buffered(&ch->frames);
+    if (held > 0 &&
+        line_decoder_feed(&ch->line_input, ch->frames.in.data + ch->frames.start, held) != 0)
+        channel_close(ch, "out of memory");
+    frame_decoder_free(&ch->frames);
 }
 
 void channel_peer_name(channel_t *ch, char *out, size_t outlen)

@@ -31,6 +31,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "linedec.h"
 #include "tls.h"
 
 typedef struct channel channel_t;
@@ -66,6 +67,9 @@ struct channel {
     bool paused_by_owner;
     bool paused_by_backpressure;
     bool in_frames; /* re-entrancy guard for channel_process_frames */
+    bool plain;     /* accepted or connected with ctx == NULL: no TLS engine at all */
+    bool lines;     /* line mode (channel_set_lines): `line_input` replaces `frames` */
+    line_decoder_t line_input;
     char close_reason[200];
 };
 
@@ -99,8 +103,13 @@ void channel_set_max_frame(channel_t *ch, size_t max_frame);
  * around it, goes to ops->on_frame; a line longer than max_frame is dropped
  * up to its terminator and reported with ops->on_frame_too_large(ch, bytes
  * seen), and the channel stays open. Call right after accept or connect.
+ * The line is reported when its terminator arrives. Lines left empty are
+ * skipped. Pause, resume and backpressure work as for frames: a paused
+ * channel keeps the lines it has and hands them over on resume.
  * A channel accepted or connected with ctx == NULL is plain TCP (no TLS):
- * on_open comes once the TCP connection is up.
+ * on_open comes once the TCP connection is up: for channel_accept from
+ * inside the call (after reading has started), for channel_connect from the
+ * connect callback. `tls` is unused on such a channel.
  */
 void channel_set_lines(channel_t *ch, char terminator);
 /* Queue bytes as they are (a line mode answer, terminator included). 0 or -1 as channel_send. */

@@ -1,0 +1,215 @@
+/*
+ * Unit tests for common/channel.c in line mode over plain TCP (ctx NULL),
+ * as the SIP2 gateway uses it: both ends are channels on one libuv loop,
+ * connected over the loopback interface. No TLS context exists in this
+ * program, so a plain channel that touched the TLS engine would crash.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "channel.h"
+
+typedef struct {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_timer_t timer;
+    channel_t server, client;
+    int server_opened, client_opened, server_closed, client_closed;
+    char lines[16][64]; /* lines the server got */
+    int nlines;
+    uint32_t too_long[4];
+    int ntoo_long;
+    char answers[4][64]; /* lines the client got */
+    int nanswers;
+    bool pause_on_first;      /* the server pauses after its first line */
+    int lines_when_resumed;   /* how many lines it had when the timer resumed it */
+    const char *send_on_open; /* what the client sends once connected */
+    size_t send_len;
+} fixture_t;
+
+static void server_on_open(channel_t *ch)
+{
+    fixture_t *f = ch->data;
+    f->server_opened++;
+}
+
+static void server_on_line(channel_t *ch, const uint8_t *line, size_t len)
+{
+    fixture_t *f = ch->data;
+    assert_true(f->nlines < 16 && len < 64);
+    memcpy(f->lines[f->nlines], line, len);
+    f->lines[f->nlines][len] = '\0';
+    f->nlines++;
+    if (f->pause_on_first && f->nlines == 1)
+        channel_pause(ch);
+    /* Answer each line, as the gateway does. */
+    char answer[80];
+    int n = snprintf(answer, sizeof(answer), "ok %.*s\r\n", (int)len, (const char *)line);
+    assert_int_equal(channel_send_raw(ch, answer, (size_t)n), 0);
+}
+
+static void server_on_too_large(channel_t *ch, uint32_t bytes)
+{
+    fixture_t *f = ch->data;
+    assert_true(f->ntoo_long < 4);
+    f->too_long[f->ntoo_long++] = bytes;
+}
+
+static void server_on_close(channel_t *ch, const char *reason)
+{
+    fixture_t *f = ch->data;
+    (void)reason;
+    f->server_closed++;
+}
+
+static const channel_ops_t server_ops = {
+    .on_open = server_on_open,
+    .on_frame = server_on_line,
+    .on_frame_too_large = server_on_too_large,
+    .on_close = server_on_close,
+};
+
+static void client_on_open(channel_t *ch)
+{
+    fixture_t *f = ch->data;
+    f->client_opened++;
+    assert_int_equal(channel_send_raw(ch, f->send_on_open, f->send_len), 0);
+}
+
+/* The client closes once it has heard as many answers as the server got lines. */
+static void client_on_line(channel_t *ch, const uint8_t *line, size_t len)
+{
+    fixture_t *f = ch->data;
+    assert_true(f->nanswers < 4 && len < 64);
+    memcpy(f->answers[f->nanswers], line, len);
+    f->answers[f->nanswers][len] = '\0';
+    f->nanswers++;
+    if (f->nanswers == 3)
+        channel_close(ch, "done");
+}
+
+static void client_on_close(channel_t *ch, const char *reason)
+{
+    fixture_t *f = ch->data;
+    (void)reason;
+    f->client_closed++;
+    uv_close((uv_handle_t *)&f->listener, NULL);
+}
+
+static const channel_ops_t client_ops = {
+    .on_open = client_on_open,
+    .on_frame = client_on_line,
+    .on_close = client_on_close,
+};
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    fixture_t *f = listener->data;
+    assert_int_equal(status, 0);
+    assert_int_equal(
+        channel_accept(&f->server, &f->loop, listener, NULL, &server_ops, 16, 64 * 1024, f), 0);
+    channel_set_lines(&f->server, '\r');
+    assert_int_equal(f->server_opened, 1); /* plain: open as soon as accepted */
+}
+
+static void resume_cb(uv_timer_t *t)
+{
+    fixture_t *f = t->data;
+    f->lines_when_resumed = f->nlines;
+    uv_close((uv_handle_t *)t, NULL);
+    channel_resume(&f->server);
+}
+
+/* The server's end closes when the client's does (EOF); then the loop ends. */
+static void run(fixture_t *f)
+{
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(uv_tcp_init(&f->loop, &f->listener), 0);
+    f->listener.data = f;
+    struct sockaddr_in addr;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+    assert_int_equal(uv_tcp_bind(&f->listener, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->listener, 8, on_connection), 0);
+    int len = sizeof(addr);
+    assert_int_equal(uv_tcp_getsockname(&f->listener, (struct sockaddr *)&addr, &len), 0);
+    assert_int_equal(uv_timer_init(&f->loop, &f->timer), 0);
+    f->timer.data = f;
+    if (f->pause_on_first)
+        uv_timer_start(&f->timer, resume_cb, 50, 0);
+    else
+        uv_close((uv_handle_t *)&f->timer, NULL);
+    assert_int_equal(channel_connect(&f->client, &f->loop, (const struct sockaddr *)&addr, NULL,
+                                     NULL, &client_ops, 64, 64 * 1024, f),
+                     0);
+    channel_set_lines(&f->client, '\r');
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(f->client_opened, 1);
+    assert_int_equal(f->client_closed, 1);
+    assert_int_equal(f->server_closed, 1);
+}
+
+static void test_lines_both_ways(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    f.send_on_open = "\n9900302.00\r\n2300\n\r\r\r1700x\r";
+    f.send_len = strlen(f.send_on_open);
+    run(&f);
+    assert_int_equal(f.nlines, 3);
+    assert_string_equal(f.lines[0], "9900302.00");
+    assert_string_equal(f.lines[1], "2300");
+    assert_string_equal(f.lines[2], "1700x");
+    assert_int_equal(f.nanswers, 3);
+    assert_string_equal(f.answers[0], "ok 9900302.00");
+    assert_string_equal(f.answers[2], "ok 1700x");
+    assert_int_equal(f.ntoo_long, 0);
+}
+
+static void test_overlong_line_keeps_channel_open(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    f.send_on_open = "a\r0123456789abcdefghijklmnopqrstuvwxyz\rb\rc\r";
+    f.send_len = strlen(f.send_on_open);
+    run(&f);
+    assert_int_equal(f.ntoo_long, 1);
+    assert_int_equal(f.too_long[0], 36);
+    assert_int_equal(f.nlines, 3);
+    assert_string_equal(f.lines[0], "a");
+    assert_string_equal(f.lines[1], "b");
+    assert_string_equal(f.lines[2], "c");
+    assert_int_equal(f.nanswers, 3);
+}
+
+static void test_paused_channel_keeps_its_lines(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    f.pause_on_first = true;
+    f.send_on_open = "one\rtwo\rthree\r";
+    f.send_len = strlen(f.send_on_open);
+    run(&f);
+    assert_int_equal(f.lines_when_resumed, 1); /* nothing while paused */
+    assert_int_equal(f.nlines, 3);
+    assert_string_equal(f.lines[1], "two");
+    assert_string_equal(f.lines[2], "three");
+    assert_string_equal(f.answers[2], "ok three");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lines_both_ways),
+        cmocka_unit_test(test_overlong_line_keeps_channel_open),
+        cmocka_unit_test(test_paused_channel_keeps_its_lines),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
