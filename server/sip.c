@@ -730,7 +730,7 @@ static void sip_dispatch(sip_req_t *r)
 static void sip_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
 {
     sip_conn_t *c = ch->data;
-    if (c->closed)
+    if (c->closed || ch->closing || ch->close_when_flushed) /* lines already read: dropped */
         return;
     c->last_active_at = uv_now(c->srv->loop);
     const char *line = (const char *)payload;

@@ -694,7 +694,7 @@ static void checkout_after_pin(sip_work_t *w)
         return;
     }
     sip_req_t *r = w->r;
-    const char *values[6] = {r->key,
+    const char *values[6] = {sip_key(r),
                              pgtext_int(&r->arena, r->session.staff_id),
                              pgtext_int(&r->arena, r->session.workstation_id),
                              pgtext_int(&r->arena, r->session.branch_id),
@@ -834,7 +834,7 @@ static void checkin_run(sip_work_t *w)
     /* The return date of a "no block" checkin (the kiosk took it back offline). */
     const char *no_block = sip_fixed(w, 0, 1);
     const char *returned = strcmp(no_block, "Y") == 0 ? sip_fixed(w, 19, 18) : NULL;
-    const char *values[6] = {r->key,
+    const char *values[6] = {sip_key(r),
                              pgtext_int(&r->arena, r->session.staff_id),
                              pgtext_int(&r->arena, r->session.workstation_id),
                              pgtext_int(&r->arena, r->session.branch_id),
@@ -923,7 +923,7 @@ static void renew_after_pin(sip_work_t *w)
         return;
     }
     sip_req_t *r = w->r;
-    const char *values[6] = {r->key,
+    const char *values[6] = {sip_key(r),
                              pgtext_int(&r->arena, r->session.staff_id),
                              pgtext_int(&r->arena, r->session.workstation_id),
                              pgtext_int(&r->arena, r->session.branch_id),
@@ -991,7 +991,7 @@ static void renew_all_after_pin(sip_work_t *w)
         return;
     }
     sip_req_t *r = w->r;
-    const char *values[5] = {r->key, pgtext_int(&r->arena, r->session.staff_id),
+    const char *values[5] = {sip_key(r), pgtext_int(&r->arena, r->session.staff_id),
                              pgtext_int(&r->arena, r->session.workstation_id),
                              pgtext_int(&r->arena, r->session.branch_id), w->card};
     sip_db(r, &stmt_renew_all, 5, values, renew_all_done);
@@ -1133,7 +1133,7 @@ static void fee_after_pin(sip_work_t *w)
         has_bk ? arena_printf(&r->arena, "Self-check payment (payment type %s, transaction %s)",
                               type, bk)
                : arena_printf(&r->arena, "Self-check payment (payment type %s)", type);
-    const char *values[5] = {r->key, pgtext_int(&r->arena, r->session.staff_id), w->card,
+    const char *values[5] = {sip_key(r), pgtext_int(&r->arena, r->session.staff_id), w->card,
                              pgtext_int(&r->arena, cents), note};
     sip_db(r, &stmt_fee_paid, 5, values, fee_done);
 }

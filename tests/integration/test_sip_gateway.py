@@ -67,8 +67,9 @@ class Login(unittest.TestCase):
         harness.wait_until(lambda: env.psql(
             "SELECT l.last_login_at IS NOT NULL FROM sip_login l JOIN staff s ON s.id = l.staff_id"
             " WHERE s.username = '%s'" % KIOSK) == "t", what="last_login_at")
-        self.assertEqual(env.psql("SELECT success, workstation FROM login_event WHERE username = "
-                                  "'%s' AND reason = 'ok_sip2' LIMIT 1" % KIOSK), "t|sc-dwn-1")
+        harness.wait_until(lambda: env.psql(
+            "SELECT success, workstation FROM login_event WHERE username = '%s'"
+            " AND reason = 'ok_sip2' LIMIT 1" % KIOSK) == "t|sc-dwn-1", what="login_event")
 
     def refused(self, user, password, reason):
         with main.sip() as c:
