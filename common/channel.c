@@ -461,6 +461,11 @@ void channel_resume(channel_t *ch)
         return;
     ch->paused_by_owner = false;
     channel_update_reading(ch);
+    /* Called from inside on_frame (an answer sent at once): the delivery loop
+     * below us goes on by itself, and pumping input here could move or free
+     * the buffer the owner's payload still points into. */
+    if (ch->in_frames)
+        return;
     channel_process_frames(ch);
     if (!ch->closing && !ch->paused_by_owner)
         channel_pump_input(ch);

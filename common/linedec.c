@@ -38,7 +38,7 @@ int line_decoder_feed(line_decoder_t *dec, const void *data, size_t len)
         buf_consume(&dec->in, dec->start);
         dec->start = 0;
     }
-    if (dec->skipping && dec->in.len == 0) {
+    if (dec->skipping && dec->in.len == 0 && len > 0) {
         const char *t = memchr(data, dec->terminator, len);
         size_t skip = t ? (size_t)(t - (const char *)data) : len;
         line_decoder_add_dropped(dec, skip);
@@ -79,6 +79,8 @@ line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *
 {
     for (;;) {
         size_t avail = dec->in.len - dec->start;
+        if (avail == 0)
+            return LINE_NEED_MORE; /* (and in.data may be NULL) */
         const char *p = (const char *)dec->in.data + dec->start;
         /* LFs before a line belong to the previous terminator (CR LF). */
         if (!dec->skipping && dec->scanned == 0 && dec->terminator != '\n') {
@@ -90,8 +92,6 @@ line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *
                 continue;
             }
         }
-        if (avail == 0)
-            return LINE_NEED_MORE;
         const char *t = memchr(p + dec->scanned, dec->terminator, avail - dec->scanned);
         if (t == NULL) {
             if (dec->skipping) {
@@ -118,7 +118,9 @@ line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *
         }
         size_t n = line_strip_trailing_lfs(p, end, dec->terminator);
         line_decoder_consume(dec, end + 1);
-        if (n > dec->max_line)
+        /* The same test as for a line still arriving, so where the reads
+         * happened to cut the stream never changes the outcome. */
+        if (n > dec->max_line || end > dec->max_line + LINE_LF_SLACK)
             return line_report_too_long(dec, end);
         if (n == 0)
             continue; /* an empty line (a lone CR, CR LF CR LF): nothing to hand over */

@@ -1,8 +1,10 @@
 /*
  * Unit tests for common/channel.c in line mode over plain TCP (ctx NULL),
  * as the SIP2 gateway uses it: both ends are channels on one libuv loop,
- * connected over the loopback interface. No TLS context exists in this
- * program, so a plain channel that touched the TLS engine would crash.
+ * connected over the loopback interface. No TLS context exists for the
+ * plain tests, so a plain channel that touched the TLS engine would crash.
+ * One test runs line mode over TLS (sip_tls), with a self-signed
+ * certificate for "localhost" made here.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "channel.h"
 
@@ -28,9 +35,11 @@ typedef struct {
     int ntoo_long;
     char answers[4][64]; /* lines the client got */
     int nanswers;
-    bool pause_on_first;      /* the server pauses after its first line */
-    int lines_when_resumed;   /* how many lines it had when the timer resumed it */
-    const char *send_on_open; /* what the client sends once connected */
+    bool pause_on_first;    /* the server pauses after its first line */
+    bool answer_at_once;    /* pause, answer and resume inside on_frame, as the gateway may */
+    int lines_when_resumed; /* how many lines it had when the timer resumed it */
+    SSL_CTX *server_tls, *client_tls; /* NULL: plain TCP */
+    const char *send_on_open;         /* what the client sends once connected */
     size_t send_len;
 } fixture_t;
 
@@ -43,6 +52,20 @@ static void server_on_open(channel_t *ch)
 static void server_on_line(channel_t *ch, const uint8_t *line, size_t len)
 {
     fixture_t *f = ch->data;
+    if (f->answer_at_once) {
+        /* The payload must stay valid after a resume inside on_frame (ASan
+         * would see a freed or moved buffer when it is copied below). */
+        channel_pause(ch);
+        char answer[80];
+        int n = snprintf(answer, sizeof(answer), "ok %.*s\r", (int)len, (const char *)line);
+        assert_int_equal(channel_send_raw(ch, answer, (size_t)n), 0);
+        channel_resume(ch);
+        assert_true(f->nlines < 16 && len < 64);
+        memcpy(f->lines[f->nlines], line, len);
+        f->lines[f->nlines][len] = '\0';
+        f->nlines++;
+        return;
+    }
     assert_true(f->nlines < 16 && len < 64);
     memcpy(f->lines[f->nlines], line, len);
     f->lines[f->nlines][len] = '\0';
@@ -113,10 +136,12 @@ static void on_connection(uv_stream_t *listener, int status)
 {
     fixture_t *f = listener->data;
     assert_int_equal(status, 0);
-    assert_int_equal(
-        channel_accept(&f->server, &f->loop, listener, NULL, &server_ops, 16, 64 * 1024, f), 0);
+    assert_int_equal(channel_accept(&f->server, &f->loop, listener, f->server_tls, &server_ops, 16,
+                                    64 * 1024, f),
+                     0);
     channel_set_lines(&f->server, '\r');
-    assert_int_equal(f->server_opened, 1); /* plain: open as soon as accepted */
+    /* Plain: open as soon as accepted; TLS: once the handshake is done. */
+    assert_int_equal(f->server_opened, f->server_tls ? 0 : 1);
 }
 
 static void resume_cb(uv_timer_t *t)
@@ -145,13 +170,15 @@ static void run(fixture_t *f)
         uv_timer_start(&f->timer, resume_cb, 50, 0);
     else
         uv_close((uv_handle_t *)&f->timer, NULL);
-    assert_int_equal(channel_connect(&f->client, &f->loop, (const struct sockaddr *)&addr, NULL,
-                                     NULL, &client_ops, 64, 64 * 1024, f),
+    assert_int_equal(channel_connect(&f->client, &f->loop, (const struct sockaddr *)&addr,
+                                     f->client_tls, f->client_tls ? "localhost" : NULL, &client_ops,
+                                     64, 64 * 1024, f),
                      0);
     channel_set_lines(&f->client, '\r');
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     assert_int_equal(f->client_opened, 1);
+    assert_int_equal(f->server_opened, 1);
     assert_int_equal(f->client_closed, 1);
     assert_int_equal(f->server_closed, 1);
 }
@@ -204,12 +231,100 @@ static void test_paused_channel_keeps_its_lines(void **state)
     assert_string_equal(f.answers[2], "ok three");
 }
 
+static void test_resume_inside_on_frame(void **state)
+{
+    (void)state;
+    fixture_t f = {0};
+    f.answer_at_once = true;
+    f.send_on_open = "first\rsecond\rthird\r";
+    f.send_len = strlen(f.send_on_open);
+    run(&f);
+    assert_int_equal(f.nlines, 3);
+    assert_string_equal(f.lines[0], "first");
+    assert_string_equal(f.lines[2], "third");
+    assert_string_equal(f.answers[1], "ok second");
+}
+
+/* A self-signed certificate for "localhost" and its key, as PEM files in dir. */
+static void make_certificate(const char *dir, char *cert_path, char *key_path, size_t n)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    assert_non_null(key);
+    X509 *x = X509_new();
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 1), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    assert_int_equal(X509_set_pubkey(x, key), 1);
+    X509_NAME *name = X509_get_subject_name(x);
+    assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"localhost", -1, -1, 0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(x, name), 1);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    const char *exts[][2] = {{"basicConstraints", "critical,CA:TRUE"},
+                             {"subjectAltName", "DNS:localhost"}};
+    for (size_t i = 0; i < 2; i++) {
+        X509_EXTENSION *e = X509V3_EXT_conf(NULL, &v3, exts[i][0], exts[i][1]);
+        assert_non_null(e);
+        assert_int_equal(X509_add_ext(x, e, -1), 1);
+        X509_EXTENSION_free(e);
+    }
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    snprintf(cert_path, n, "%s/cert.pem", dir);
+    snprintf(key_path, n, "%s/key.pem", dir);
+    FILE *fc = fopen(cert_path, "w"), *fk = fopen(key_path, "w");
+    assert_non_null(fc);
+    assert_non_null(fk);
+    assert_int_equal(PEM_write_X509(fc, x), 1);
+    assert_int_equal(PEM_write_PrivateKey(fk, key, NULL, NULL, 0, NULL, NULL), 1);
+    assert_int_equal(fclose(fc), 0);
+    assert_int_equal(fclose(fk), 0);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+static void test_lines_over_tls(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/carrel-test-channel-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cert[256], key[256], err[256];
+    make_certificate(dir, cert, key, sizeof(cert));
+    fixture_t f = {0};
+    f.server_tls = tls_server_ctx_new(cert, key, NULL, false, err, sizeof(err));
+    assert_non_null(f.server_tls);
+    f.client_tls = tls_client_ctx_new(cert, NULL, NULL, err, sizeof(err));
+    assert_non_null(f.client_tls);
+    f.send_on_open = "9900302.00\r\n"
+                     "0123456789abcdefghij\r"
+                     "2300\r1700x\r";
+    f.send_len = strlen(f.send_on_open);
+    run(&f);
+    assert_int_equal(f.nlines, 3);
+    assert_string_equal(f.lines[0], "9900302.00");
+    assert_string_equal(f.lines[1], "2300");
+    assert_string_equal(f.lines[2], "1700x");
+    assert_int_equal(f.ntoo_long, 1);
+    assert_int_equal(f.too_long[0], 20);
+    assert_string_equal(f.answers[2], "ok 1700x");
+    SSL_CTX_free(f.server_tls);
+    SSL_CTX_free(f.client_tls);
+    assert_int_equal(unlink(cert), 0);
+    assert_int_equal(unlink(key), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lines_both_ways),
         cmocka_unit_test(test_overlong_line_keeps_channel_open),
         cmocka_unit_test(test_paused_channel_keeps_its_lines),
+        cmocka_unit_test(test_resume_inside_on_frame),
+        cmocka_unit_test(test_lines_over_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -754,6 +754,44 @@ static void test_lines_endless_lfs_are_bounded(void **state)
     line_decoder_free(&dec);
 }
 
+static void test_lines_empty_decoder(void **state)
+{
+    (void)state;
+    line_decoder_t dec;
+    line_decoder_init(&dec, 8, '\r');
+    const char *line;
+    size_t len;
+    /* Nothing fed yet: no buffer at all (the fuzzer found this one). */
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_NEED_MORE);
+    assert_int_equal(line_decoder_feed(&dec, "", 0), 0);
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_NEED_MORE);
+    line_decoder_free(&dec);
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_NEED_MORE);
+}
+
+/* Whether the LFs arrive with the CR or before it, the outcome is the same. */
+static void test_lines_lf_slack_same_either_way(void **state)
+{
+    (void)state;
+    char text[64];
+    memcpy(text, "abcd", 4);
+    memset(text + 4, '\n', 20);
+    text[24] = '\r';
+    line_decoder_t dec;
+    line_decoder_init(&dec, 4, '\r');
+    collected_t whole = {0}, pieces = {0};
+    feed_lines(&dec, text, 25, &whole);
+    line_decoder_free(&dec);
+    line_decoder_init(&dec, 4, '\r');
+    feed_lines(&dec, text, 24, &pieces);
+    feed_lines(&dec, text + 24, 1, &pieces);
+    line_decoder_free(&dec);
+    assert_int_equal(whole.ntoo_long, 1);
+    assert_int_equal(pieces.ntoo_long, 1);
+    assert_int_equal(whole.too_long[0], pieces.too_long[0]);
+    assert_int_equal(whole.n + pieces.n, 0);
+}
+
 static void test_lines_lf_terminator(void **state)
 {
     (void)state;
@@ -802,6 +840,8 @@ int main(void)
         cmocka_unit_test(test_lines_at_max_and_over),
         cmocka_unit_test(test_lines_overlong_never_buffered),
         cmocka_unit_test(test_lines_endless_lfs_are_bounded),
+        cmocka_unit_test(test_lines_empty_decoder),
+        cmocka_unit_test(test_lines_lf_slack_same_either_way),
         cmocka_unit_test(test_lines_lf_terminator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
