@@ -57,7 +57,8 @@
  * port -P of the profile's host, logs in (93) as -U's entry i % count with
  * the profile's password, then does what circ does: checks out (11)
  * BENCH-I-i-00..09 for BENCH-P-i and back in (09), one message at a time;
- * an answer with ok 0 or a bad checksum counts as an error).
+ * an answer with ok 0 or a bad checksum counts as an error; a refused 93 is
+ * sent again with a backoff, as a kiosk does, and counted: login_retries).
  * circ and sip add the checkouts alone: checkouts, checkouts_per_s,
  * checkout_p50_ms, checkout_p99_ms (scripts/bench sip compares the two).
  * Circulation workloads use depth 1: a desk scans one item at a time.
@@ -99,7 +100,9 @@ typedef struct bench_conn {
     channel_t ch;
     bench_t *b;
     int index;
-    int phase; /* 0 connecting, 1 hello sent, 2 login sent, 3 running */
+    /* 0 connecting, 1 hello sent, 2 login sent, 3 running, 4 (sip) 93 refused: again at
+     * sip_retry_at */
+    int phase;
     uint64_t next_id;
     uint64_t *sent_at; /* indexed by id % BENCH_SLOTS */
     int inflight;
@@ -125,10 +128,17 @@ typedef struct bench_conn {
     uint64_t sip_sent_at;
     uint64_t sip_messages;
     bool sip_checkout; /* the message in flight is a checkout */
+    int sip_logins;        /* 93s sent */
+    uint64_t sip_retry_at; /* phase 4: when to send the next 93 */
 } bench_conn_t;
 
 /* sip: an answer longer than this (the gateway's limit) is an error. */
 #define SIP_LINE_MAX 4096
+/* sip: a refused 93 is sent again (phase 4), as a kiosk would, this many
+ * times at most: the gateway's login throttle counts logins still being
+ * checked, so many kiosks logging in at once from one address are refused
+ * until the first ones are through. */
+#define SIP_LOGIN_TRIES 30
 
 /* The room workloads' rooms (-r) and slots: a slot is a one-hour booking at
  * 06:00, 08:00 .. 22:00 local (two hours apart, so no set-up or clean-up of
@@ -201,6 +211,7 @@ struct bench {
     int sip_port;    /* -P */
     char *sip_users[BENCH_MAX_LIST]; /* -U */
     int nsip_users;
+    uint64_t sip_login_retries;
     uint64_t errors;
     uv_timer_t timer;
     int failed;
@@ -781,8 +792,17 @@ static void sip_on_line(bench_conn_t *c, const char *line, size_t n)
     c->inflight--;
     bool ok = sip_checksum_ok(line, n) && n > 2;
     if (c->phase == 2) {
+        if (ok && memcmp(line, "940", 3) == 0 && c->sip_logins < SIP_LOGIN_TRIES) {
+            /* Refused: again a little later (see SIP_LOGIN_TRIES), backing off. */
+            int step = c->sip_logins < 8 ? c->sip_logins : 8;
+            c->phase = 4;
+            c->sip_retry_at = now + (uint64_t)step * 250000000u;
+            b->sip_login_retries++;
+            return;
+        }
         if (!ok || memcmp(line, "941", 3) != 0) {
-            fprintf(stderr, "kiosk %d: login refused: %.*s\n", c->index, (int)n, line);
+            fprintf(stderr, "kiosk %d: login refused %d times: %.*s\n", c->index, c->sip_logins,
+                    (int)n, line);
             b->failed = 1;
             return;
         }
@@ -828,8 +848,7 @@ static void sip_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     bench_t *b = c->b;
     if (nread < 0) {
         if (!b->stopping) {
-            fprintf(stderr, "kiosk %d: connection closed: %s\n", c->index,
-                    uv_strerror((int)nread));
+            fprintf(stderr, "kiosk %d: connection closed: %s\n", c->index, uv_strerror((int)nread));
             b->failed = 1;
         }
         sip_close(c);
@@ -854,7 +873,27 @@ static void sip_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-/* Connected: log in (93) as -U's entry for this kiosk. */
+/* Log in (93) as -U's entry for this kiosk. */
+static void sip_login(bench_conn_t *c)
+{
+    bench_t *b = c->b;
+    char body[512];
+    snprintf(body, sizeof(body), "9300CN%s|CO%s|CPbench|", b->sip_users[c->index % b->nsip_users],
+             b->password ? b->password : "");
+    c->phase = 2;
+    c->sip_logins++;
+    sip_write(c, body, 0);
+}
+
+/* Kiosks whose 93 was refused and whose wait is over log in again. */
+static void sip_login_retry(bench_t *b, uint64_t now)
+{
+    for (int i = 0; i < b->nconns; i++)
+        if (b->conns[i].phase == 4 && b->conns[i].sip_retry_at <= now)
+            sip_login(&b->conns[i]);
+}
+
+/* Connected: log in. */
 static void sip_on_connect(uv_connect_t *req, int status)
 {
     bench_conn_t *c = req->data;
@@ -871,11 +910,7 @@ static void sip_on_connect(uv_connect_t *req, int status)
         b->failed = 1;
         return;
     }
-    char body[512];
-    snprintf(body, sizeof(body), "9300CN%s|CO%s|CPbench|", b->sip_users[c->index % b->nsip_users],
-             b->password ? b->password : "");
-    c->phase = 2;
-    sip_write(c, body, 0);
+    sip_login(c);
 }
 
 static int sip_connect(bench_conn_t *c, const struct sockaddr *addr)
@@ -1043,6 +1078,8 @@ static void bench_tick(uv_timer_t *t)
         return;
     }
     if (b->ready < b->nconns) {
+        if (bench_is(b, "sip"))
+            sip_login_retry(b, now);
         if (now - b->t_launch > (uint64_t)BENCH_SETUP_S * 1000000000u) {
             fprintf(stderr, "%d of %d connections ready after %d s\n", b->ready, b->nconns,
                     BENCH_SETUP_S);
@@ -1351,8 +1388,8 @@ int main(int argc, char **argv)
             if (sip_connect(c, (struct sockaddr *)&sip_addr) != 0)
                 b.failed = 1;
         } else if (channel_connect(&c->ch, b.loop, (struct sockaddr *)&addr, b.tls,
-                            b.prof.server_name ? b.prof.server_name : b.prof.host, &bench_ops,
-                            16u << 20, 64u << 20, c) != 0)
+                                   b.prof.server_name ? b.prof.server_name : b.prof.host,
+                                   &bench_ops, 16u << 20, 64u << 20, c) != 0)
             b.failed = 1;
     }
     uv_timer_init(b.loop, &b.timer);
@@ -1405,6 +1442,8 @@ int main(int argc, char **argv)
                    b.answer_items);
         if (bench_is(&b, "weedsummary"))
             printf(" branch=%s collections=%zu", b.branch ? b.branch : "session", b.report_rows);
+        if (bench_is(&b, "sip"))
+            printf(" login_retries=%llu", (unsigned long long)b.sip_login_retries);
         if (bench_is(&b, "circ") || bench_is(&b, "sip")) {
             l = &b.checkouts;
             qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
