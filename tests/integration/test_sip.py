@@ -247,6 +247,24 @@ class T01Login(unittest.TestCase):
             self.assertEqual(m.seq, 1)
             self.assertEqual(m.fixed[0], "Y")
             self.assertEqual(len(m.get("BX", "")), 16, m)
+            # Not logged in: no branch or workstation to name.
+            self.assertNotIn("AM", m.fields)
+            self.assertNotIn("AN", m.fields)
+
+    def test_patron_question_before_login_closes_the_connection(self):
+        with main.sip() as k:
+            k.send_raw(build(patron_status(new_patron()), 0))
+            self.assertTrue(k.closed_by_server(timeout=60))
+
+    def test_failed_login_logs_the_connection_out(self):
+        card, item = new_patron(), new_item()
+        with kiosk() as k:
+            m = k.send("9300CNkiosk-open|COnot-the-password|CP|")
+            self.assertEqual((m.code, m.fixed), ("94", "0"), m)
+            m = k.send(co(card, item))
+            self.assertEqual((m.code, ok(m)), ("12", "0"), m)
+            self.assertTrue(m.get("AF"), m)
+        self.assertEqual(loans(item), 0)
 
     def test_login_refusals_answer_940(self):
         for user, pw in [("kiosk-open", "wrong-password"), ("nobody-here", PASSWORD),
@@ -263,8 +281,10 @@ class T01Login(unittest.TestCase):
           " (SELECT id FROM staff WHERE username = 'kiosk-cv')")
         with kiosk("kiosk-cv"):
             pass
-        self.assertEqual(q("SELECT last_login_at IS NOT NULL FROM sip_login WHERE staff_id ="
-                           " (SELECT id FROM staff WHERE username = 'kiosk-cv')"), "t")
+        # Recorded beside the answer (941 does not wait for it).
+        wait_until(lambda: q("SELECT last_login_at IS NOT NULL FROM sip_login WHERE staff_id ="
+                             " (SELECT id FROM staff WHERE username = 'kiosk-cv')") == "t",
+                   what="last_login_at")
 
     def test_checkout_before_login_is_refused_and_lends_nothing(self):
         card, item = new_patron(), new_item()
@@ -710,6 +730,7 @@ class T06Checkin(unittest.TestCase):
         self.assertEqual(m.fixed[3], "Y", m)  # alert
         self.assertEqual(m.get("CL"), "2", m)
         self.assertEqual(m.get("CV"), "01", m)
+        self.assertNotIn("CT", m.fields)  # it stays here
         self.assertEqual(m.get("CY"), holder, m)
         self.assertEqual(m.get("DA"), patron_name(holder), m)
         self.assertEqual(open_loans(item), 0)
@@ -747,6 +768,19 @@ class T06Checkin(unittest.TestCase):
         self.assertEqual(m.get("AQ"), "PRK")
         self.assertNotIn("CY", m.fields)
         self.assertEqual(item_status(item), "in_transit")
+
+    def test_no_block_checkin_ends_the_loan_at_its_return_date(self):
+        card, item = new_patron(), new_item()
+        lend(card, item)
+        q("UPDATE loan SET checkout_at = now() - interval '10 days' WHERE returned_at IS NULL"
+          " AND item_id = (SELECT id FROM item WHERE barcode = %s)" % lit(item))
+        back = datetime.datetime.now() - datetime.timedelta(days=3)
+        m = self.k.send(ci(item, no_block="Y", returned=sip_date(back)))
+        self.assertEqual((m.code, ok(m)), ("10", "1"), m)
+        self.assertEqual(q("SELECT to_char(l.returned_at AT TIME ZONE"
+                           " library_setting_text('timezone'), 'YYYYMMDD') FROM loan l"
+                           " JOIN item i ON i.id = l.item_id WHERE i.barcode = %s" % lit(item)),
+                         back.strftime("%Y%m%d"))
 
     def test_unknown_item_is_refused(self):
         m = self.k.send(ci("39999999999999"))
