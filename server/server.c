@@ -257,8 +257,7 @@ static void server_pool_closed(void *arg)
 static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || !sip_gone(srv) || srv->finishing ||
-        srv->passwords.pending > 0 ||
-        !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
+        srv->passwords.pending > 0 || !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
         !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets))
         return;
     srv->finishing = true;

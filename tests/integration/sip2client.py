@@ -12,6 +12,7 @@ standard, so a test that passes checks both sides against it, not against themse
         .send(body, seq=0)  -> Msg: one message (with AY/AZ unless seq=None), one answer
         .send_raw(bytes)    .read_line() -> str (without the CR; None when closed)
         .login(user, password, location="") -> bool (94's ok flag)
+        .status(seq=0)      -> Msg: 99 (SC_STATUS) and its 98
         .closed_by_server(timeout) -> bool    .close()
 
 Fixed-field lengths per response code (from the standard) let parse() split the fixed
@@ -35,6 +36,10 @@ FIXED = {
     "30": 1 + 1 + 1 + 1 + 18, "66": 1 + 4 + 4 + 18, "18": 2 + 2 + 2 + 18, "38": 1 + 18,
     "36": 1 + 18, "96": 0, "16": 1 + 1 + 18, "20": 1 + 18, "26": 14 + 3 + 18,
 }
+
+
+# 99: status code 0 (ok), max print width 030, protocol version 2.00.
+SC_STATUS = "99" + "0" + "030" + "2.00"
 
 
 def checksum(text):
@@ -164,6 +169,10 @@ class SipClient:
         """93 with CN/CO (and CP); True when 94 says ok."""
         m = self.send("9300CN%s|CO%s|CP%s|" % (user, password, location), seq=seq)
         return m.code == "94" and m.fixed == "1"
+
+    def status(self, seq=0):
+        """99 and its answer (98)."""
+        return self.send(SC_STATUS, seq=seq)
 
     def closed_by_server(self, timeout=60):
         """True when the server closes the connection within timeout (lines read are dropped)."""

@@ -17,7 +17,7 @@ from sip2client import build, checksum, parse, sip_date  # noqa: E402
 
 env = None
 main = None   # plain TCP, the usual login deadline
-secure = None  # sip_tls, a 2 s login deadline
+secure = None  # sip_tls, a 2 s login deadline, closed after 3 s idle
 admin = None
 KIOSK = "kiosk-dwn"
 KIOSK_PW = None
@@ -32,7 +32,7 @@ def setUpModule():
         env.start()
         # Every test here connects from 127.0.0.1: the address throttle is not under test.
         main = env.daemon(sip=True, login_throttle_after_address=1000)
-        secure = env.daemon(sip=True, sip_tls=True, sip_login_timeout_s=2,
+        secure = env.daemon(sip=True, sip_tls=True, sip_login_timeout_s=2, sip_idle_timeout_s=3,
                             login_throttle_after_address=1000)
         admin = env.profile(main)
         KIOSK_PW = env.add_selfcheck(admin, KIOSK, "sc-dwn-1")
@@ -54,7 +54,7 @@ def logged_in(daemon=None, user=KIOSK, password=None):
 
 
 def status(c, seq=0):
-    return c.send("990302.00", seq=seq)
+    return c.send("9900302.00", seq=seq)
 
 
 class Login(unittest.TestCase):
@@ -214,7 +214,7 @@ class Resend(unittest.TestCase):
 class BadInput(unittest.TestCase):
     def test_bad_checksum_is_96_and_the_next_message_works(self):
         with logged_in() as c:
-            line = build("990302.00", 1).decode()
+            line = build("9900302.00", 1).decode()
             good = line[-5:-1]
             bad = "%04X" % ((int(good, 16) + 1) & 0xFFFF)
             c.send_raw((line[:-5] + bad + "\r").encode())
@@ -223,7 +223,7 @@ class BadInput(unittest.TestCase):
 
     def test_lowercase_checksum_is_accepted(self):
         with logged_in() as c:
-            line = build("990302.00", 1).decode()
+            line = build("9900302.00", 1).decode()
             c.send_raw((line[:-5] + line[-5:-1].lower() + "\r").encode())
             self.assertEqual(parse(c.read_line()).code, "98")
 
@@ -248,7 +248,7 @@ class BadInput(unittest.TestCase):
 
     def test_lf_around_the_line_is_tolerated(self):
         with logged_in() as c:
-            c.send_raw(b"\n" + build("990302.00", 4) + b"\n")
+            c.send_raw(b"\n" + build("9900302.00", 4) + b"\n")
             m = parse(c.read_line())
             self.assertEqual((m.code, m.seq), ("98", 4))
 
@@ -265,16 +265,16 @@ class Framing(unittest.TestCase):
     def test_a_message_split_over_many_writes(self):
         with logged_in() as c:
             c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for b in build("990302.00", 6):
+            for b in build("9900302.00", 6):
                 c.send_raw(bytes([b]))
             m = parse(c.read_line())
             self.assertEqual((m.code, m.seq), ("98", 6))
 
     def test_several_messages_in_one_write_are_answered_in_order(self):
         with logged_in() as c:
-            c.send_raw(build("990302.00", 1) + build("35%sAAfirst|" % sip_date(), 2)
+            c.send_raw(build("9900302.00", 1) + build("35%sAAfirst|" % sip_date(), 2)
                        + build("97") + build("35%sAAsecond|" % sip_date(), 3)
-                       + build("990302.00", 4))
+                       + build("9900302.00", 4))
             got = [parse(c.read_line()) for _ in range(5)]
             self.assertEqual([m.code for m in got], ["98", "36", "36", "36", "98"])
             self.assertEqual(got[2].raw, got[1].raw)
@@ -283,7 +283,7 @@ class Framing(unittest.TestCase):
 
     def test_login_and_status_in_one_write(self):
         with main.sip() as c:
-            c.send_raw(build("9300CN%s|CO%s|" % (KIOSK, KIOSK_PW), 0) + build("990302.00", 1))
+            c.send_raw(build("9300CN%s|CO%s|" % (KIOSK, KIOSK_PW), 0) + build("9900302.00", 1))
             login, st = parse(c.read_line()), parse(c.read_line())
             self.assertEqual((login.code, login.fixed), ("94", "1"))
             self.assertEqual((st.code, st.get("AN")), ("98", "sc-dwn-1"))
@@ -301,9 +301,15 @@ class Tls(unittest.TestCase):
         harness.wait_until(lambda: "no login within 2 s" in secure.log_text(),
                            what="the deadline's log line")
 
+    def test_idle_timeout_closes_a_logged_in_connection(self):
+        with logged_in(secure) as c:
+            self.assertTrue(c.closed_by_server(60))
+        harness.wait_until(lambda: "closing idle SIP2 connection" in secure.log_text(),
+                           what="the idle timeout's log line")
+
     def test_plain_tcp_on_the_tls_port_is_refused(self):
         with secure.sip(tls=False) as c:
-            c.send_raw(build("990302.00", 0))
+            c.send_raw(build("9900302.00", 0))
             self.assertTrue(c.closed_by_server(60))
 
 
