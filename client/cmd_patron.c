@@ -711,8 +711,7 @@ static int prepare_patron_pin(cli_t *cli, cmd_call_t *call)
 static void print_patron_pin(const cmd_call_t *call, const Carrel__Response *r)
 {
     (void)call;
-    printf("%s for card %s\n", r->patron_pin->has_pin ? "PIN set" : "no PIN",
-           r->patron_pin->card);
+    printf("%s for card %s\n", r->patron_pin->has_pin ? "PIN set" : "no PIN", r->patron_pin->card);
 }
 
 const command_t patron_commands[] = {

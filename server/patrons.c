@@ -115,9 +115,8 @@ static const reply_stmt_t stmt_patron_categories =
 
 /* A patron's PIN for self-check machines (sql/rules/sip.sql): $4 the hash, NULL to clear. */
 enum { PIN_CARD, PIN_HAS_PIN, PIN_NCOLS };
-static const reply_stmt_t stmt_patron_pin_set =
-    REPLY_STMT("patron_pin_set", PIN_NCOLS,
-               "SELECT card, has_pin FROM patron_pin_set($1, $2, $3, $4)");
+static const reply_stmt_t stmt_patron_pin_set = REPLY_STMT(
+    "patron_pin_set", PIN_NCOLS, "SELECT card, has_pin FROM patron_pin_set($1, $2, $3, $4)");
 
 void patrons_register_statements(void)
 {

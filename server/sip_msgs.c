@@ -23,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "log.h"
 #include "password.h"
 #include "pgtext.h"
@@ -84,31 +86,23 @@ static const db_stmt_t stmt_patron = {
     "  FROM sip_patron($1, $2)"};
 
 enum { ITEMS_VALUE, ITEMS_NCOLS };
-static const db_stmt_t stmt_patron_items = {
-    "sip_patron_items", "SELECT value FROM sip_patron_items($1, $2, $3, $4)"};
+static const db_stmt_t stmt_patron_items = {"sip_patron_items",
+                                            "SELECT value FROM sip_patron_items($1, $2, $3, $4)"};
 
-enum {
-    CHECKOUT_TITLE,
-    CHECKOUT_DUE,
-    CHECKOUT_MEDIA,
-    CHECKOUT_NCOLS
-};
+enum { CHECKOUT_TITLE, CHECKOUT_DUE, CHECKOUT_MEDIA, CHECKOUT_NCOLS };
 static const db_stmt_t stmt_checkout = {
-    "sip_checkout",
-    "SELECT c.title, sip_date(c.due_at), sip_media_type(i.item_type)"
-    "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, false, NULL, false) c"
-    "  LEFT JOIN item i ON i.barcode = c.barcode"};
+    "sip_checkout", "SELECT c.title, sip_date(c.due_at), sip_media_type(i.item_type)"
+                    "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, false, NULL, false) c"
+                    "  LEFT JOIN item i ON i.barcode = c.barcode"};
 
 /* The loan a resent checkout finds (already_checked_out): the same columns. */
 static const db_stmt_t stmt_checkout_same = {
-    "sip_checkout_same",
-    "SELECT b.title, sip_date(l.due_at), sip_media_type(i.item_type)"
-    "  FROM item i JOIN bib b ON b.id = i.bib_id"
-    "  JOIN loan l ON l.item_id = i.id AND l.returned_at IS NULL"
-    " WHERE i.barcode = $1 AND l.patron_id = patron_resolve($2, NULL)"};
+    "sip_checkout_same", "SELECT b.title, sip_date(l.due_at), sip_media_type(i.item_type)"
+                         "  FROM item i JOIN bib b ON b.id = i.bib_id"
+                         "  JOIN loan l ON l.item_id = i.id AND l.returned_at IS NULL"
+                         " WHERE i.barcode = $1 AND l.patron_id = patron_resolve($2, NULL)"};
 
-static const db_stmt_t stmt_checkin_held = {"sip_checkin_held",
-                                            "SELECT sip_checkin_held($1, $2)"};
+static const db_stmt_t stmt_checkin_held = {"sip_checkin_held", "SELECT sip_checkin_held($1, $2)"};
 
 enum {
     CHECKIN_TITLE,
@@ -269,8 +263,10 @@ static const char *sip_text(const char *s)
     return s ? s : "";
 }
 
+/* Start the answer; the PIN the message carried is no longer needed (sip.c wipes the line). */
 static void sip_begin(sip_work_t *w, const char *code)
 {
+    OPENSSL_cleanse(w->ad, sizeof(w->ad));
     sip2_out_begin(&w->r->out, code, w->r->session.opts.hide_fields);
 }
 
@@ -335,6 +331,7 @@ static void pin_verified(int ok, const char *hash, void *arg)
 {
     (void)hash;
     sip_work_t *w = arg;
+    OPENSSL_cleanse(w->ad, sizeof(w->ad)); /* password.c wipes its own copy */
     if (ok == PASSWORD_MATCH) {
         w->pin = PIN_OK;
         if (w->pin_failures > 0) { /* a right PIN resets the count; else no write */
@@ -349,8 +346,8 @@ static void pin_verified(int ok, const char *hash, void *arg)
         pin_record(w, false);
         return;
     }
-    log_warn(0, "sip: the PIN of patron %lld could not be checked (%d)",
-             (long long)w->patron_id, ok);
+    log_warn(0, "sip: the PIN of patron %lld could not be checked (%d)", (long long)w->patron_id,
+             ok);
     w->pin = PIN_BUSY;
     w->after_pin(w);
 }
@@ -383,6 +380,7 @@ static void pin_check(sip_work_t *w, const char *hash, bool locked, int failures
             return;
         w->pin = PIN_BUSY;
     }
+    OPENSSL_cleanse(w->ad, sizeof(w->ad));
     w->after_pin(w);
 }
 
@@ -415,6 +413,7 @@ static void pin_then(sip_work_t *w, sip_step_fn next)
 {
     w->after_pin = next;
     if (!w->r->session.opts.pin_required && !w->has_ad) {
+        OPENSSL_cleanse(w->ad, sizeof(w->ad));
         w->pin = PIN_NOT_ASKED;
         next(w);
         return;
@@ -518,8 +517,8 @@ static int info_summary(sip_work_t *w)
     return -1;
 }
 
-static const char *const info_kinds[6] = {"hold",   "overdue", "charged",
-                                          "fine",   "recall",  "unavailable"};
+static const char *const info_kinds[6] = {"hold", "overdue", "charged",
+                                          "fine", "recall",  "unavailable"};
 static const char *const info_ids[6] = {"AS", "AT", "AU", "AV", "BU", "CD"};
 
 /* 64's fixed part and fields; `list` (may be NULL) the rows of the asked list. */
@@ -611,10 +610,9 @@ static void patron_row(sip_req_t *r, const db_result_t *res)
         w->p[c] = db_null(res->res, 0, c) ? NULL : arena_strdup(&r->arena, db_text(res->res, 0, c));
     w->patron_id = db_int64(res->res, 0, PATRON_ID);
     w->after_pin = info ? patron_info_after_pin : patron_status_answer;
-    pin_check(w, w->p[PATRON_PIN_HASH], db_bool(res->res, 0, PATRON_PIN_LOCKED),
-              db_null(res->res, 0, PATRON_PIN_FAILURES)
-                  ? 0
-                  : db_int32(res->res, 0, PATRON_PIN_FAILURES));
+    pin_check(
+        w, w->p[PATRON_PIN_HASH], db_bool(res->res, 0, PATRON_PIN_LOCKED),
+        db_null(res->res, 0, PATRON_PIN_FAILURES) ? 0 : db_int32(res->res, 0, PATRON_PIN_FAILURES));
 }
 
 static void handle_patron(sip_req_t *r)
@@ -713,8 +711,7 @@ static void handle_checkout(sip_req_t *r)
 {
     sip_work_t *w = sip_work_new(r);
     if (!w->card[0] || !w->barcode[0]) {
-        checkout_answer(w, false, NULL, NULL, NULL,
-                        w->card[0] ? SIP_NO_ITEM : SIP_NO_CARD);
+        checkout_answer(w, false, NULL, NULL, NULL, w->card[0] ? SIP_NO_ITEM : SIP_NO_CARD);
         return;
     }
     pin_then(w, checkout_after_pin);
@@ -788,6 +785,7 @@ static void checkin_done(sip_req_t *r, const db_result_t *res)
     checkin_answer_t a = {0};
     const char *why = sip_failed(w, &res, CHECKIN_NCOLS, &fit);
     if (why || PQntuples(res->res) == 0) {
+        a.alert = true; /* not checked in: a person must look at it */
         a.af = why ? why : SIP_UNAVAILABLE;
         checkin_send(w, &a);
         return;
@@ -849,7 +847,7 @@ static void checkin_held_done(sip_req_t *r, const db_result_t *res)
     db_result_t fit;
     const char *why = sip_failed(w, &res, 1, &fit);
     if (why || PQntuples(res->res) != 1) {
-        checkin_answer_t a = {.af = why ? why : SIP_UNAVAILABLE};
+        checkin_answer_t a = {.alert = true, .af = why ? why : SIP_UNAVAILABLE};
         checkin_send(w, &a);
         return;
     }
@@ -866,7 +864,7 @@ static void handle_checkin(sip_req_t *r)
 {
     sip_work_t *w = sip_work_new(r);
     if (!w->barcode[0]) {
-        checkin_answer_t a = {.af = SIP_NO_ITEM};
+        checkin_answer_t a = {.alert = true, .af = SIP_NO_ITEM};
         checkin_send(w, &a);
         return;
     }
@@ -955,8 +953,7 @@ static void renew_all_answer(sip_work_t *w, bool ok, const PGresult *rows, const
     sip_begin(w, "66");
     sip2_out_fixed(o, ok ? "1" : "0");
     sip2_out_fixed(o, arena_printf(&w->r->arena, "%04d", renewed > 9999 ? 9999 : renewed));
-    sip2_out_fixed(o, arena_printf(&w->r->arena, "%04d",
-                                   n - renewed > 9999 ? 9999 : n - renewed));
+    sip2_out_fixed(o, arena_printf(&w->r->arena, "%04d", n - renewed > 9999 ? 9999 : n - renewed));
     sip2_out_fixed(o, w->date);
     sip2_out_field(o, "AO", sip_institution(w->r));
     for (int i = 0; i < n; i++)
@@ -1154,9 +1151,9 @@ static const struct {
     const char *code;
     sip_handler_fn fn;
 } sip_handlers[] = {
-    {"23", handle_patron},   {"63", handle_patron},    {"11", handle_checkout},
-    {"09", handle_checkin},  {"29", handle_renew},     {"65", handle_renew_all},
-    {"17", handle_item},     {"37", handle_fee_paid},
+    {"23", handle_patron},  {"63", handle_patron},   {"11", handle_checkout},
+    {"09", handle_checkin}, {"29", handle_renew},    {"65", handle_renew_all},
+    {"17", handle_item},    {"37", handle_fee_paid},
 };
 
 sip_handler_fn sip_handler_find(const char *code)

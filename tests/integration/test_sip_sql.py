@@ -36,6 +36,7 @@ def setUpModule():
     env, db = harness.start_rule_session(SipSqlTest, ids)
     try:
         main = env.daemon()
+        env.add_staff(env.profile(main), "pin-clerk", "clerk", "DWN", "clerk-password-123")
     except BaseException:
         env.stop()
         raise
@@ -420,10 +421,13 @@ class Pins(SipSqlTest):
         self.set_pin(merge)
         self.q("SELECT patron_pin_merge(%d, %d)" % (self.patron_id(keep), self.patron_id(merge)))
         self.assertEqual(self.pin(keep)["pin_hash"], FAKE_HASH)
+        # Through patron_merge itself (its handler is registered): both have a PIN.
         other = self.patron()
         self.set_pin(other, FAKE_HASH + "x")
-        self.q("SELECT patron_pin_merge(%d, %d)" % (self.patron_id(keep), self.patron_id(other)))
+        self.q("SELECT count(*) FROM patron_merge(%d, %d, %s, %s)"
+               % (ids["staff"], ids["workstation"], lit(keep), lit(other)))
         self.assertEqual(self.pin(keep)["pin_hash"], FAKE_HASH)
+        self.assertEqual(self.pin(other)["pin_hash"], FAKE_HASH)  # the merged card finds keep
         self.assertEqual(self.q("SELECT count(*) FROM patron_pin WHERE patron_id = %d"
                                 % self.patron_id(other)), "0")
 
@@ -521,6 +525,12 @@ class PinThroughTheClient(unittest.TestCase):
         r = self.carrel("patron", "history", card)
         self.assertEqual(r.code, 0, r)
         self.assertIn("pin_set", json.dumps(r.json))
+
+    def test_a_clerk_sets_a_pin(self):
+        card = env.new_patron("adult", "DWN")
+        r = env.carrel(env.profile(main, user="pin-clerk", password="clerk-password-123"),
+                       "patron", "pin", card, input="2468\n")
+        self.assertEqual((r.code, r.json), (0, {"card": card, "has_pin": True}), r)
 
     def test_unknown_card_and_usage(self):
         r = self.carrel("patron", "pin", "29999999999999", input="1234\n")
