@@ -785,6 +785,7 @@ class T06Checkin(unittest.TestCase):
     def test_unknown_item_is_refused(self):
         m = self.k.send(ci("39999999999999"))
         self.assertEqual((m.code, ok(m)), ("10", "0"), m)
+        self.assertEqual(m.fixed[3], "Y", m)  # alert: to the desk
         self.assertTrue(m.get("AF"), m)
 
 
