@@ -463,8 +463,8 @@ class T03Checkout(unittest.TestCase):
         raw = build(co(card, item), 7)
         lost = kiosk()
         lost.send_raw(raw)
-        lost.close()
         wait_until(lambda: loans(item) == 1, what="the first checkout")
+        lost.close()  # its answer never read
         self.k.send_raw(raw)
         again = self.k.read()
         self.assertEqual(ok(again), "1", again)
