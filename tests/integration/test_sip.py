@@ -11,6 +11,7 @@ split input, garbage between good messages)."""
 import datetime
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,6 +21,7 @@ from harness import pb_message, sql_literal as lit, wait_until  # noqa: E402
 from sip2client import build, sip_date  # noqa: E402
 
 PASSWORD = "kiosk-password-123"
+UNAVAILABLE = "The library system is unavailable; please see the desk."
 REQ_PATRON_PIN_SET = 353
 env = None
 main = None
@@ -1082,6 +1084,51 @@ class T11Framing(unittest.TestCase):
         self.assertEqual(m.code, "24", m)
         assert_good(self, m)
         self.assertNotIn("|Name", m.raw)
+
+
+
+# ---------------------------------------------------------------- the database away (last: it stops PostgreSQL)
+
+
+class T12DatabaseAway(unittest.TestCase):
+    def test_every_message_is_answered_while_the_database_is_away(self):
+        card, item, later = new_patron(), new_item(), new_item()
+        k = kiosk()
+        try:
+            env.stop_pg()
+            try:
+                # The pool notices the dead sockets within moments; meanwhile every answer
+                # is already a refusal (nothing can be lent without the database).
+                deadline = time.monotonic() + 60
+                while True:
+                    m = k.send(co(card, item))
+                    self.assertEqual((m.code, ok(m)), ("12", "0"), m)
+                    if "unavailable" in m.get("AF", "") or time.monotonic() > deadline:
+                        break
+                self.assertEqual(m.get("AF"), UNAVAILABLE, m)
+                assert_good(self, m)
+                m = k.send(ci(item))
+                self.assertEqual((m.code, ok(m), m.get("AF")), ("10", "0", UNAVAILABLE), m)
+                m = k.send(item_info(item))
+                self.assertEqual((m.code, m.fixed[:2], m.get("AF")), ("18", "01", UNAVAILABLE), m)
+                m = k.send(patron_status(card))
+                self.assertEqual((m.code, m.get("AF")), ("24", UNAVAILABLE), m)
+                self.assertNotIn("BL", m.fields)  # the card may well be valid
+                m = k.send(fee_paid(card, "1.00"))
+                self.assertEqual((m.code, ok(m), m.get("AF")), ("38", "N", UNAVAILABLE), m)
+                self.assertEqual(k.send(sc_status()).code, "98")
+            finally:
+                env.start_pg()
+
+            def lent():
+                m = k.send(co(card, later))
+                return m if ok(m) == "1" else None
+            wait_until(lent, timeout=120, what="the pool to reconnect", interval=0.2)
+        finally:
+            k.close()
+        self.assertEqual(loans(item), 0)
+        self.assertEqual(open_loans(later), 1)
+        self.assertEqual(events(later, "checkout"), 1)
 
 
 if __name__ == "__main__":
