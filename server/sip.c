@@ -50,6 +50,8 @@ typedef struct sip_server {
     SSL_CTX *tls; /* sip_tls: the daemon's certificate, no client certificates; else NULL */
     sip_conn_t *conns;
     int nconns;
+    struct sip_login *waiting; /* logins waiting for admission, oldest first */
+    bool admitting, admit_again;
 } sip_server_t;
 
 struct sip_conn {
@@ -145,6 +147,9 @@ __attribute__((weak)) void sip_supported_messages(char out[17])
     out[16] = '\0';
 }
 
+struct sip_login;
+static void sip_admit_waiting(sip_server_t *sv);
+
 /* ---- connection lifetime ---- */
 
 static void sip_conn_ref(sip_conn_t *c)
@@ -185,6 +190,8 @@ static void sip_on_close(channel_t *ch, const char *reason)
     c->closed = true;
     if (c->login_work)
         password_cancel(c->login_work);
+    if (c->login_pending && sv->waiting) /* a waiting login ends with its connection */
+        sip_admit_waiting(sv);
     log_info(c->id, "SIP2 connection closed (%s%s%s): %s", c->peer,
              c->session.logged_in ? ", login " : "",
              c->session.logged_in ? c->session.username : "", reason);
@@ -220,6 +227,12 @@ static void sip_tick(uv_timer_t *t)
         return;
     }
     c->stuck_seen = stuck;
+    /* A login may wait on a key whose pending logins were the desks' (auth.c), which do
+     * not wake it: look again now and then. */
+    if (c->sv->waiting && !c->sv->admitting)
+        sip_admit_waiting(c->sv);
+    if (c->closed)
+        return;
     if (!c->session.logged_in && !c->login_pending &&
         now - c->accepted_at >= (uint64_t)cfg->sip_login_timeout_s * 1000) {
         log_info(c->id, "closing SIP2 %s: no login within %ld s", c->peer,
@@ -463,8 +476,11 @@ typedef struct sip_login {
     char user_key[THROTTLE_KEY_MAX];
     char addr_key[THROTTLE_KEY_MAX];
     bool counted; /* a failure counted ahead on both keys */
+    bool pending; /* holds a pending slot on both keys */
     bool exists, disabled, selfcheck, has_login;
     sip_session_t next; /* the session it opens */
+    sip_req_t *r;
+    struct sip_login *next_waiting; /* in sv->waiting */
 } sip_login_t;
 
 static void sip_record_done(const db_result_t *res, void *arg)
@@ -506,16 +522,33 @@ static void sip_login_answer(sip_req_t *r, bool ok)
     sip_send(r);
 }
 
-/* The attempt is over: a guess keeps the failures counted ahead, anything else gives them back. */
-static void sip_login_fail(sip_req_t *r, const char *reason, bool guess)
+/*
+ * The attempt is over: its pending slots go back, a guess keeps the failures
+ * counted ahead and anything else gives them back, and the logins waiting for
+ * a slot or a verdict may go.
+ */
+static void sip_login_end(sip_req_t *r, bool guess)
 {
     sip_login_t *l = r->state;
     server_t *srv = r->srv;
+    if (l->pending) {
+        throttle_pending_done(&srv->throttle_users, l->user_key);
+        throttle_pending_done(&srv->throttle_addresses, l->addr_key);
+    }
     if (l->counted && !guess) {
         throttle_unfail(&srv->throttle_users, l->user_key);
         throttle_unfail(&srv->throttle_addresses, l->addr_key);
     }
-    l->counted = false;
+    bool freed = l->pending;
+    l->pending = l->counted = false;
+    if (freed && r->conn->sv->waiting)
+        sip_admit_waiting(r->conn->sv);
+}
+
+static void sip_login_fail(sip_req_t *r, const char *reason, bool guess)
+{
+    sip_login_t *l = r->state;
+    sip_login_end(r, guess);
     log_warn(r->conn->id, "SIP2 login for %s from %s refused (%s)", l->user, r->conn->peer, reason);
     sip_login_record(r, false, reason);
     sip_login_answer(r, false);
@@ -560,10 +593,8 @@ static void sip_login_verified(int ok, const char *hash, void *arg)
         return;
     }
     server_t *srv = r->srv;
-    throttle_unfail(&srv->throttle_users, l->user_key);
-    throttle_unfail(&srv->throttle_addresses, l->addr_key);
     throttle_success(&srv->throttle_users, l->user_key);
-    l->counted = false;
+    sip_login_end(r, false);
     l->next.logged_in = true;
     const char *values[1] = {pgtext_int(&r->arena, l->next.staff_id)};
     if (db_exec(srv->db, &stmt_sip_touch, 1, values, NULL, NULL, sip_touch_done, NULL) != 0)
@@ -624,12 +655,124 @@ static void sip_login_looked_up(const db_result_t *res, void *arg)
     }
 }
 
+/*
+ * Admission, as Login's (auth.c) on the same throttle tables: refused at once
+ * when a key is locked out by failures that are all known; waiting while it
+ * is locked out only by failures counted ahead (logins still being checked)
+ * or has no free pending slot, since their answers decide; else admitted,
+ * holding a pending slot and counted as a failure ahead on both keys. So the
+ * kiosks of a branch that share one login and start at once all get in, a
+ * few at a time, while a burst of guesses gets login_throttle_after checks.
+ */
+typedef enum { SIP_ADMIT_GO, SIP_ADMIT_WAIT, SIP_ADMIT_REFUSED } sip_admit_t;
+
+static sip_admit_t sip_login_admit(sip_req_t *r)
+{
+    sip_login_t *l = r->state;
+    server_t *srv = r->srv;
+    sip_conn_t *c = r->conn;
+    int64_t now = util_now_ms();
+    int64_t wait1 = throttle_wait_ms(&srv->throttle_users, l->user_key, now);
+    int64_t wait2 = throttle_wait_ms(&srv->throttle_addresses, l->addr_key, now);
+    int pend1 = throttle_pending(&srv->throttle_users, l->user_key);
+    int pend2 = throttle_pending(&srv->throttle_addresses, l->addr_key);
+    if ((wait1 > 0 && pend1 == 0) || (wait2 > 0 && pend2 == 0)) {
+        bool by_user = wait1 > 0 && pend1 == 0;
+        if (throttle_refused(by_user ? &srv->throttle_users : &srv->throttle_addresses,
+                             by_user ? l->user_key : l->addr_key, l->user, "(sip2)", c->peer) == 1)
+            log_warn(c->id, "SIP2 login for %s from %s refused: throttled", l->user, c->peer);
+        return SIP_ADMIT_REFUSED;
+    }
+    if (wait1 > 0 || wait2 > 0 || pend1 >= srv->cfg.login_pending_per_user ||
+        pend2 >= srv->cfg.login_pending_per_address)
+        return SIP_ADMIT_WAIT;
+    bool p1 = throttle_pending_add(&srv->throttle_users, l->user_key,
+                                   (int)srv->cfg.login_pending_per_user);
+    bool p2 = p1 && throttle_pending_add(&srv->throttle_addresses, l->addr_key,
+                                         (int)srv->cfg.login_pending_per_address);
+    if (!p2) { /* no room left in a table */
+        if (p1)
+            throttle_pending_done(&srv->throttle_users, l->user_key);
+        log_warn(c->id, "SIP2 login for %s from %s refused: throttle tables full", l->user,
+                 c->peer);
+        return SIP_ADMIT_REFUSED;
+    }
+    l->pending = true;
+    throttle_fail(&srv->throttle_users, l->user_key, now);
+    throttle_fail(&srv->throttle_addresses, l->addr_key, now);
+    l->counted = true;
+    return SIP_ADMIT_GO;
+}
+
+static void sip_login_lookup(sip_req_t *r)
+{
+    sip_login_t *l = r->state;
+    const char *values[1] = {l->user};
+    if (db_exec_short(r->srv->db, &stmt_sip_auth, 1, values, NULL, NULL, sip_login_looked_up, r) !=
+        0)
+        sip_login_fail(r, "database", false);
+}
+
+static void sip_login_wait(sip_req_t *r)
+{
+    sip_login_t *l = r->state;
+    sip_login_t **p = &r->conn->sv->waiting;
+    while (*p)
+        p = &(*p)->next_waiting;
+    l->next_waiting = NULL;
+    *p = l;
+}
+
+/* Admit, wait, or answer 940. */
+static void sip_login_try(sip_req_t *r)
+{
+    switch (sip_login_admit(r)) {
+    case SIP_ADMIT_GO:
+        sip_login_lookup(r);
+        break;
+    case SIP_ADMIT_WAIT:
+        sip_login_wait(r);
+        break;
+    case SIP_ADMIT_REFUSED:
+        sip_login_answer(r, false);
+        break;
+    }
+}
+
+/*
+ * Try the waiting logins again, oldest first (a login ended: a slot or a
+ * verdict may have come free); those of closed connections end. Re-entered
+ * from the failure paths of the logins it starts, so a flag makes the outer
+ * call go round again instead.
+ */
+static void sip_admit_waiting(sip_server_t *sv)
+{
+    if (sv->admitting) {
+        sv->admit_again = true;
+        return;
+    }
+    sv->admitting = true;
+    do {
+        sv->admit_again = false;
+        sip_login_t *list = sv->waiting, *next;
+        sv->waiting = NULL;
+        for (sip_login_t *l = list; l; l = next) {
+            next = l->next_waiting;
+            if (l->r->conn->closed)
+                sip_login_answer(l->r, false); /* dropped: frees it */
+            else
+                sip_login_try(l->r);
+        }
+    } while (sv->admit_again);
+    sv->admitting = false;
+}
+
 static void sip_login_start(sip_req_t *r)
 {
-    server_t *srv = r->srv;
     sip_conn_t *c = r->conn;
     sip_login_t *l = arena_new(&r->arena, sip_login_t, 1);
     memset(l, 0, sizeof(*l));
+    l->r = r;
     r->state = l;
     bool has_user = sip2_field_copy(&r->msg, "CN", l->user, sizeof(l->user));
     bool has_pw = sip2_field_copy(&r->msg, "CO", l->password, sizeof(l->password));
@@ -640,25 +783,8 @@ static void sip_login_start(sip_req_t *r)
     }
     snprintf(l->user_key, sizeof(l->user_key), "user:%s", l->user);
     snprintf(l->addr_key, sizeof(l->addr_key), "addr:%s", c->addr);
-    int64_t now = util_now_ms();
-    if (throttle_wait_ms(&srv->throttle_users, l->user_key, now) > 0 ||
-        throttle_wait_ms(&srv->throttle_addresses, l->addr_key, now) > 0) {
-        bool by_user = throttle_wait_ms(&srv->throttle_users, l->user_key, now) > 0;
-        if (throttle_refused(by_user ? &srv->throttle_users : &srv->throttle_addresses,
-                             by_user ? l->user_key : l->addr_key, l->user, "(sip2)", c->peer) == 1)
-            log_warn(c->id, "SIP2 login for %s from %s refused: throttled", l->user, c->peer);
-        sip_login_answer(r, false);
-        return;
-    }
-    /* Counted as a failure before anything slow, so logins sent at once cannot
-     * all reach the password check; taken back unless it was a guess. */
-    throttle_fail(&srv->throttle_users, l->user_key, now);
-    throttle_fail(&srv->throttle_addresses, l->addr_key, now);
-    l->counted = true;
-    c->login_pending = true;
-    const char *values[1] = {l->user};
-    if (db_exec_short(srv->db, &stmt_sip_auth, 1, values, NULL, NULL, sip_login_looked_up, r) != 0)
-        sip_login_fail(r, "database", false);
+    c->login_pending = true; /* no login deadline while it is checked or waits */
+    sip_login_try(r);
 }
 
 /* ---- one line ---- */

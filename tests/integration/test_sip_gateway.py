@@ -289,6 +289,47 @@ class Framing(unittest.TestCase):
             self.assertEqual((st.code, st.get("AN")), ("98", "sc-dwn-1"))
 
 
+class Lifetime(unittest.TestCase):
+    def test_a_kiosk_gone_before_its_login_is_answered(self):
+        """The lookup and the Argon2 check answer a closed connection: dropped, recorded."""
+        user = "kiosk-gone"
+        pw = env.add_selfcheck(admin, user, "sc-gone")
+        for _ in range(5):
+            c = main.sip()
+            c.send_raw(build("9300CN%s|CO%s|" % (user, pw), 0) + build(sip2client.SC_STATUS, 1))
+            c.close()
+        harness.wait_until(lambda: env.psql(
+            "SELECT count(*) FROM login_event WHERE username = '%s'" % user) == "5",
+            what="the five logins recorded")
+        with logged_in(user=user, password=pw) as c:
+            self.assertEqual(c.status().code, "98")
+
+    def test_kiosks_sharing_a_login_all_get_in_at_once(self):
+        """More logins at once than login_pending_per_user (3): the rest wait, none is
+        refused as if throttled."""
+        user = "kiosk-shared"
+        pw = env.add_selfcheck(admin, user, "sc-shared")
+        clients = [main.sip() for _ in range(8)]
+        try:
+            for c in clients:
+                c.send_raw(build("9300CN%s|CO%s|" % (user, pw), 0))
+            answers = [parse(c.read_line()) for c in clients]
+            self.assertEqual([(m.code, m.fixed) for m in answers], [("94", "1")] * 8)
+        finally:
+            for c in clients:
+                c.close()
+
+    def test_shutdown_closes_kiosks_and_exits_cleanly(self):
+        d = env.daemon(sip=True)
+        c = logged_in(d)
+        idle = d.sip()
+        d.stop()  # exit 0, no sanitizer report
+        self.assertTrue(c.closed_by_server(60))
+        self.assertTrue(idle.closed_by_server(60))
+        c.close()
+        idle.close()
+
+
 class Tls(unittest.TestCase):
     def test_login_and_status_over_tls(self):
         with logged_in(secure) as c:
