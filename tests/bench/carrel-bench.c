@@ -6,7 +6,8 @@
  *
  *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH]
  *                [-L USER@WORKSTATION[,...]] [-k DESK[,...]] [-T FILTER]
- *                [-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] WORKLOAD
+ *                [-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS]
+ *                [-P SIP_PORT -U SIP_USER[,...]] WORKLOAD
  *
  * With -m, the measured run goes on past its seconds until MIN_OPS ops are
  * done (at most ten times as long): slow reports still get a p50 and p99.
@@ -51,7 +52,15 @@
  * weedsummary (WeedingSummary
  * of branch -B; the line adds the collections of the last answer),
  * displayreport (DisplayReport of the -r displays in turn; the line adds the
- * copies and control copies of the last answer).
+ * copies and control copies of the last answer),
+ * sip (self-check kiosks: kiosk i opens its own plain-TCP SIP2 connection to
+ * port -P of the profile's host, logs in (93) as -U's entry i % count with
+ * the profile's password, then does what circ does: checks out (11)
+ * BENCH-I-i-00..09 for BENCH-P-i and back in (09), one message at a time;
+ * an answer with ok 0 or a bad checksum counts as an error; a refused 93 is
+ * sent again with a backoff, as a kiosk does, and counted: login_retries).
+ * circ and sip add the checkouts alone: checkouts, checkouts_per_s,
+ * checkout_p50_ms, checkout_p99_ms (scripts/bench sip compares the two).
  * Circulation workloads use depth 1: a desk scans one item at a time.
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
@@ -91,7 +100,9 @@ typedef struct bench_conn {
     channel_t ch;
     bench_t *b;
     int index;
-    int phase; /* 0 connecting, 1 hello sent, 2 login sent, 3 running */
+    /* 0 connecting, 1 hello sent, 2 login sent, 3 running, 4 (sip) 93 refused: again at
+     * sip_retry_at */
+    int phase;
     uint64_t next_id;
     uint64_t *sent_at; /* indexed by id % BENCH_SLOTS */
     int inflight;
@@ -108,7 +119,26 @@ typedef struct bench_conn {
     int report_pages;
     size_t report_rows;
     char *after;
+    /* sip: the kiosk's own TCP connection (no channel: SIP2 is plain lines),
+     * what it has read of the next answer, and when its message went out */
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    char *sip_in;
+    size_t sip_len;
+    uint64_t sip_sent_at;
+    uint64_t sip_messages;
+    bool sip_checkout; /* the message in flight is a checkout */
+    int sip_logins;        /* 93s sent */
+    uint64_t sip_retry_at; /* phase 4: when to send the next 93 */
 } bench_conn_t;
+
+/* sip: an answer longer than this (the gateway's limit) is an error. */
+#define SIP_LINE_MAX 4096
+/* sip: a refused 93 is sent again (phase 4), as a kiosk would, this many
+ * times at most: the gateway's login throttle counts logins still being
+ * checked, so many kiosks logging in at once from one address are refused
+ * until the first ones are through. */
+#define SIP_LOGIN_TRIES 30
 
 /* The room workloads' rooms (-r) and slots: a slot is a one-hour booking at
  * 06:00, 08:00 .. 22:00 local (two hours apart, so no set-up or clean-up of
@@ -177,12 +207,18 @@ struct bench {
     int report_pages;
     size_t report_rows;
     lat_t pages; /* weedlist: each page's latency */
+    lat_t checkouts; /* circ, sip: the checkouts alone */
+    int sip_port;    /* -P */
+    char *sip_users[BENCH_MAX_LIST]; /* -U */
+    int nsip_users;
+    uint64_t sip_login_retries;
     uint64_t errors;
     uv_timer_t timer;
     int failed;
 };
 
 static void bench_send(bench_conn_t *c);
+static void sip_send_next(bench_conn_t *c);
 static void bench_request(bench_conn_t *c, Carrel__Request *req);
 
 static bool bench_is(const bench_t *b, const char *w)
@@ -206,6 +242,9 @@ static void bench_record(bench_t *b, const bench_conn_t *c, uint64_t ns)
     if (!b->measuring)
         return;
     lat_add(&b->all, ns);
+    /* circ: circ_out is true once a checkout has been sent (and not yet its checkin). */
+    if ((bench_is(b, "circ") && c->circ_out) || (bench_is(b, "sip") && c->sip_checkout))
+        lat_add(&b->checkouts, ns);
     if (strcmp(b->workload, "holds") == 0)
         lat_add(&b->steps[c->hold_step], ns);
 }
@@ -509,7 +548,9 @@ static void bench_send(bench_conn_t *c)
 {
     bench_t *b = c->b;
     Carrel__Request req = CARREL__REQUEST__INIT;
-    if (strcmp(b->workload, "ping") == 0) {
+    if (bench_is(b, "sip")) {
+        sip_send_next(c);
+    } else if (strcmp(b->workload, "ping") == 0) {
         Carrel__Ping ping = CARREL__PING__INIT;
         ping.payload = "bench";
         req.body_case = CARREL__REQUEST__BODY_PING;
@@ -634,6 +675,256 @@ static void bench_ready(bench_conn_t *c)
     bench_t *b = c->b;
     if (++b->ready == b->nconns)
         fprintf(stderr, "all %d connections ready\n", b->nconns);
+}
+
+/* ---- sip: self-check kiosks over SIP2 (see the top) ---- */
+
+/* The SIP2 checksum: the byte sum negated, low 16 bits (the standard's AZ). */
+static unsigned sip_checksum(const char *s, size_t n)
+{
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (unsigned char)s[i];
+    return (0x10000u - (sum & 0xFFFFu)) & 0xFFFFu;
+}
+
+/* "YYYYMMDDZZZZHHMMSS", local time with four spaces for the zone, into out[19]. */
+static void sip_date_now(char out[19])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    if (localtime_r(&t, &tm) == NULL || strftime(out, 19, "%Y%m%d    %H%M%S", &tm) != 18)
+        abort();
+}
+
+typedef struct sip_write {
+    uv_write_t req;
+    char data[]; /* the message, CR included */
+} sip_write_t;
+
+static void sip_on_write(uv_write_t *req, int status)
+{
+    bench_conn_t *c = req->data;
+    if (status < 0 && !c->b->stopping) {
+        fprintf(stderr, "kiosk %d: write failed: %s\n", c->index, uv_strerror(status));
+        c->b->failed = 1;
+    }
+    free(req);
+}
+
+/* Send body with AY seq and AZ, then CR. */
+static void sip_write(bench_conn_t *c, const char *body, int seq)
+{
+    char text[SIP_LINE_MAX + 16];
+    int n = snprintf(text, sizeof(text), "%sAY%dAZ", body, seq);
+    if (n < 0 || (size_t)n + 6 > sizeof(text))
+        abort();
+    n += snprintf(text + n, sizeof(text) - (size_t)n, "%04X\r", sip_checksum(text, (size_t)n));
+    sip_write_t *w = malloc(sizeof(*w) + (size_t)n);
+    if (w == NULL)
+        abort();
+    memcpy(w->data, text, (size_t)n);
+    w->req.data = c;
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)n);
+    c->sip_sent_at = util_mono_ns();
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, sip_on_write);
+    if (rc != 0) {
+        fprintf(stderr, "kiosk %d: write failed: %s\n", c->index, uv_strerror(rc));
+        c->b->failed = 1;
+        free(w);
+        return;
+    }
+    c->inflight++;
+}
+
+/*
+ * The kiosk's next message: a checkout of the item in hand, or its checkin
+ * (then the next item), as circ. The transaction date is the second the
+ * message is sent, and the gateway derives the request key from it and AY:
+ * AY is the kiosk's pass over its ten items (mod 10), so the same item's
+ * checkout in the same second, the only way two keys could meet, would
+ * need ten passes (200 messages) in one second.
+ */
+static void sip_send_next(bench_conn_t *c)
+{
+    char card[32], item[32], date[19], body[512];
+    const char *inst = c->b->branch ? c->b->branch : ""; /* AO: -B */
+    snprintf(card, sizeof(card), "BENCH-P-%05d", c->index);
+    snprintf(item, sizeof(item), "BENCH-I-%05d-%02d", c->index, c->circ_item);
+    sip_date_now(date);
+    int seq = (int)((c->sip_messages++ / 20) % 10);
+    c->sip_checkout = !c->circ_out;
+    if (c->sip_checkout)
+        snprintf(body, sizeof(body), "11NN%s%18sAO%s|AA%s|AB%s|AC|", date, "", inst, card, item);
+    else
+        snprintf(body, sizeof(body), "09N%s%sAPbench|AO%s|AB%s|AC|", date, date, inst, item);
+    if (c->circ_out)
+        c->circ_item = (c->circ_item + 1) % 10;
+    c->circ_out = !c->circ_out;
+    sip_write(c, body, seq);
+}
+
+/* True when line ends with a right "AZxxxx". */
+static bool sip_checksum_ok(const char *line, size_t n)
+{
+    if (n < 6 || memcmp(line + n - 6, "AZ", 2) != 0)
+        return false;
+    char want[5];
+    snprintf(want, sizeof(want), "%04X", sip_checksum(line, n - 4));
+    return strncasecmp(want, line + n - 4, 4) == 0;
+}
+
+/* An answer's screen message (AF), for the first errors' reports. */
+static void sip_report(bench_conn_t *c, const char *line, size_t n)
+{
+    if (c->b->errors >= 3)
+        return;
+    const char *af = memmem(line, n, "|AF", 3);
+    int len = af ? (int)strcspn(af + 3, "|") : 0;
+    fprintf(stderr, "kiosk %d: %.*s%s%.*s\n", c->index, (int)(n < 40 ? n : 40), line,
+            af ? " AF: " : "", len, af ? af + 3 : "");
+}
+
+static void sip_on_line(bench_conn_t *c, const char *line, size_t n)
+{
+    bench_t *b = c->b;
+    uint64_t now = util_mono_ns();
+    c->inflight--;
+    bool ok = sip_checksum_ok(line, n) && n > 2;
+    if (c->phase == 2) {
+        if (ok && memcmp(line, "940", 3) == 0 && c->sip_logins < SIP_LOGIN_TRIES) {
+            /* Refused: again a little later (see SIP_LOGIN_TRIES), backing off. */
+            int step = c->sip_logins < 8 ? c->sip_logins : 8;
+            c->phase = 4;
+            c->sip_retry_at = now + (uint64_t)step * 250000000u;
+            b->sip_login_retries++;
+            return;
+        }
+        if (!ok || memcmp(line, "941", 3) != 0) {
+            fprintf(stderr, "kiosk %d: login refused %d times: %.*s\n", c->index, c->sip_logins,
+                    (int)n, line);
+            b->failed = 1;
+            return;
+        }
+        bench_ready(c);
+    } else {
+        const char *want = c->sip_checkout ? "121" : "101";
+        if (!ok || n < 3 || memcmp(line, want, 3) != 0) {
+            sip_report(c, line, n);
+            b->errors++;
+        }
+        bench_record(b, c, now - c->sip_sent_at);
+    }
+    if (b->stopping || b->ready < b->nconns)
+        return;
+    while (c->inflight < b->depth)
+        bench_send(c);
+}
+
+static void sip_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    bench_conn_t *c = h->data;
+    *buf = uv_buf_init(c->sip_in + c->sip_len, (unsigned)(2 * SIP_LINE_MAX - c->sip_len));
+}
+
+static void sip_on_close(uv_handle_t *h)
+{
+    bench_conn_t *c = h->data;
+    c->b->closed++;
+}
+
+static void sip_close(bench_conn_t *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, sip_on_close);
+}
+
+/* Cut what arrived into lines at CR (LFs around them dropped). */
+static void sip_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    bench_conn_t *c = s->data;
+    bench_t *b = c->b;
+    if (nread < 0) {
+        if (!b->stopping) {
+            fprintf(stderr, "kiosk %d: connection closed: %s\n", c->index, uv_strerror((int)nread));
+            b->failed = 1;
+        }
+        sip_close(c);
+        return;
+    }
+    c->sip_len += (size_t)nread;
+    char *start = c->sip_in, *end = c->sip_in + c->sip_len, *cr;
+    while ((cr = memchr(start, '\r', (size_t)(end - start))) != NULL) {
+        char *line = start;
+        while (line < cr && *line == '\n')
+            line++;
+        if (line < cr)
+            sip_on_line(c, line, (size_t)(cr - line));
+        start = cr + 1;
+    }
+    c->sip_len = (size_t)(end - start);
+    memmove(c->sip_in, start, c->sip_len);
+    if (c->sip_len >= 2 * SIP_LINE_MAX) {
+        fprintf(stderr, "kiosk %d: an answer without its CR\n", c->index);
+        b->failed = 1;
+        sip_close(c);
+    }
+}
+
+/* Log in (93) as -U's entry for this kiosk. */
+static void sip_login(bench_conn_t *c)
+{
+    bench_t *b = c->b;
+    char body[512];
+    snprintf(body, sizeof(body), "9300CN%s|CO%s|CPbench|", b->sip_users[c->index % b->nsip_users],
+             b->password ? b->password : "");
+    c->phase = 2;
+    c->sip_logins++;
+    sip_write(c, body, 0);
+}
+
+/* Kiosks whose 93 was refused and whose wait is over log in again. */
+static void sip_login_retry(bench_t *b, uint64_t now)
+{
+    for (int i = 0; i < b->nconns; i++)
+        if (b->conns[i].phase == 4 && b->conns[i].sip_retry_at <= now)
+            sip_login(&b->conns[i]);
+}
+
+/* Connected: log in. */
+static void sip_on_connect(uv_connect_t *req, int status)
+{
+    bench_conn_t *c = req->data;
+    bench_t *b = c->b;
+    if (status < 0) {
+        fprintf(stderr, "kiosk %d: connect: %s\n", c->index, uv_strerror(status));
+        b->failed = 1;
+        sip_close(c);
+        return;
+    }
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, sip_on_alloc, sip_on_read);
+    if (rc != 0) {
+        fprintf(stderr, "kiosk %d: read: %s\n", c->index, uv_strerror(rc));
+        b->failed = 1;
+        return;
+    }
+    sip_login(c);
+}
+
+static int sip_connect(bench_conn_t *c, const struct sockaddr *addr)
+{
+    bench_t *b = c->b;
+    c->sip_in = malloc(2 * SIP_LINE_MAX);
+    if (c->sip_in == NULL)
+        abort();
+    if (uv_tcp_init(b->loop, &c->tcp) != 0)
+        abort(); /* only fails on a bad loop: sip_close could not close it */
+    c->tcp.data = c;
+    c->connect_req.data = c;
+    uv_tcp_nodelay(&c->tcp, 1);
+    return uv_tcp_connect(&c->connect_req, &c->tcp, addr, sip_on_connect) == 0 ? 0 : -1;
 }
 
 /* Made and refused bookings, and the size of the room, gap, tally and
@@ -769,8 +1060,12 @@ static const channel_ops_t bench_ops = {
 static void bench_stop_all(bench_t *b)
 {
     b->stopping = true;
-    for (int i = 0; i < b->nconns; i++)
-        channel_close(&b->conns[i].ch, "done");
+    for (int i = 0; i < b->nconns; i++) {
+        if (bench_is(b, "sip"))
+            sip_close(&b->conns[i]);
+        else
+            channel_close(&b->conns[i].ch, "done");
+    }
     uv_close((uv_handle_t *)&b->timer, NULL);
 }
 
@@ -783,6 +1078,8 @@ static void bench_tick(uv_timer_t *t)
         return;
     }
     if (b->ready < b->nconns) {
+        if (bench_is(b, "sip"))
+            sip_login_retry(b, now);
         if (now - b->t_launch > (uint64_t)BENCH_SETUP_S * 1000000000u) {
             fprintf(stderr, "%d of %d connections ready after %d s\n", b->ready, b->nconns,
                     BENCH_SETUP_S);
@@ -808,6 +1105,7 @@ static void bench_tick(uv_timer_t *t)
         b->errors = 0;
         b->made = b->refused = 0;
         b->pages.n = 0;
+        b->checkouts.n = 0;
         return;
     }
     if (b->measuring && elapsed >= b->duration_s &&
@@ -923,7 +1221,7 @@ int main(int argc, char **argv)
     bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2, .page_limit = 500};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:P:U:")) != -1) {
         switch (ch) {
         case 'r':
             if (bench_parse_ids(&b, optarg) != 0)
@@ -955,6 +1253,16 @@ int main(int argc, char **argv)
             break;
         case 'm':
             b.min_ops = (size_t)atol(optarg);
+            break;
+        case 'P':
+            b.sip_port = atoi(optarg);
+            break;
+        case 'U':
+            if ((b.nsip_users = bench_split(optarg, b.sip_users, BENCH_MAX_LIST)) <= 0) {
+                fprintf(stderr, "bad -U (SIP2 logins, comma-separated, at most %d)\n",
+                        BENCH_MAX_LIST);
+                return 2;
+            }
             break;
         case 'o':
             b.first_day = optarg;
@@ -988,7 +1296,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
                             "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
                             "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
-                            "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] WORKLOAD\n");
+                            "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] "
+                            "[-P SIP_PORT -U SIP_USER,...] WORKLOAD\n");
             return 2;
         }
     }
@@ -1001,7 +1310,8 @@ int main(int argc, char **argv)
     static const char *const workloads[] = {
         "ping",  "branches",   "search",     "circ",     "heavy",       "renewall",
         "holds", "stats",      "roombook",   "roomrace", "roomfree",    "gaps",
-        "tally", "ticketlist", "ticketshow", "weedlist", "weedsummary", "displayreport"};
+        "tally", "ticketlist", "ticketshow", "weedlist", "weedsummary", "displayreport",
+        "sip"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
@@ -1037,6 +1347,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "-l: 1-5000 candidates a page\n");
         return 2;
     }
+    if (bench_is(&b, "sip") != (b.sip_port > 0 && b.nsip_users > 0)) {
+        fprintf(stderr, "the sip workload, and only it, needs -P SIP_PORT and -U SIP_USER,...\n");
+        return 2;
+    }
     if (b.nqueries > 0 && !bench_is(&b, "search")) {
         fprintf(stderr, "-q is for the search workload\n");
         return 2;
@@ -1068,9 +1382,14 @@ int main(int argc, char **argv)
         c->index = i;
         c->hold_step = HOLD_RETURN; /* so that the first step is HOLD_LEND */
         c->sent_at = calloc(BENCH_SLOTS(&b), sizeof(uint64_t));
-        if (channel_connect(&c->ch, b.loop, (struct sockaddr *)&addr, b.tls,
-                            b.prof.server_name ? b.prof.server_name : b.prof.host, &bench_ops,
-                            16u << 20, 64u << 20, c) != 0)
+        if (bench_is(&b, "sip")) {
+            struct sockaddr_in sip_addr;
+            uv_ip4_addr(b.prof.host, b.sip_port, &sip_addr);
+            if (sip_connect(c, (struct sockaddr *)&sip_addr) != 0)
+                b.failed = 1;
+        } else if (channel_connect(&c->ch, b.loop, (struct sockaddr *)&addr, b.tls,
+                                   b.prof.server_name ? b.prof.server_name : b.prof.host,
+                                   &bench_ops, 16u << 20, 64u << 20, c) != 0)
             b.failed = 1;
     }
     uv_timer_init(b.loop, &b.timer);
@@ -1123,6 +1442,14 @@ int main(int argc, char **argv)
                    b.answer_items);
         if (bench_is(&b, "weedsummary"))
             printf(" branch=%s collections=%zu", b.branch ? b.branch : "session", b.report_rows);
+        if (bench_is(&b, "sip"))
+            printf(" login_retries=%llu", (unsigned long long)b.sip_login_retries);
+        if (bench_is(&b, "circ") || bench_is(&b, "sip")) {
+            l = &b.checkouts;
+            qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
+            printf(" checkouts=%zu checkouts_per_s=%.0f checkout_p50_ms=%.3f checkout_p99_ms=%.3f",
+                   l->n, (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99));
+        }
         printf("\n");
         for (int i = 0; i < HOLD_STEPS && strcmp(b.workload, "holds") == 0; i++) {
             l = &b.steps[i];
@@ -1134,6 +1461,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < b.nconns; i++) {
         free(b.conns[i].sent_at);
         free(b.conns[i].after);
+        free(b.conns[i].sip_in);
     }
     for (size_t i = 0; i < b.nqueries; i++)
         free(b.queries[i]);
@@ -1141,6 +1469,7 @@ int main(int argc, char **argv)
     free(b.conns);
     free(b.all.us);
     free(b.pages.us);
+    free(b.checkouts.us);
     for (int i = 0; i < HOLD_STEPS; i++)
         free(b.steps[i].us);
     free(b.password);
