@@ -376,7 +376,8 @@ const char *sip_key(sip_req_t *r)
 
 /* ---- 99, 35, and circulation before login ---- */
 
-#define SIP_OFFSET_MAX_AGE_MS (5 * 60 * 1000) /* a change of daylight saving time shows within it */
+#define SIP_OFFSET_MAX_AGE_MS (5 * 60 * 1000) /* a change of daylight saving time shows within it  \
+                                               */
 
 static void sip_offset_done(const db_result_t *res, void *arg)
 {
@@ -416,7 +417,6 @@ void sip_date_now(server_t *srv, char out[19])
     else
         sip2_date(out, now); /* the daemon's zone until the database has answered once */
 }
-
 
 static void sip_answer_status(sip_req_t *r)
 {
