@@ -396,6 +396,14 @@ void sip2_date(char out[19], time_t t)
         memcpy(out, "19700101    000000", 19);
 }
 
+void sip2_date_utc(char out[19], time_t t, long utc_offset_s)
+{
+    struct tm tm;
+    time_t local = t + (time_t)utc_offset_s;
+    if (gmtime_r(&local, &tm) == NULL || strftime(out, 19, "%Y%m%d    %H%M%S", &tm) != 18)
+        memcpy(out, "19700101    000000", 19);
+}
+
 /* The number n digits at s make, or -1 when one is not a digit. */
 static int sip2_digits(const char *s, size_t n)
 {

@@ -79,6 +79,8 @@ void sip2_out_end(sip2_out_t *o, int seq);
 
 /* "YYYYMMDDZZZZHHMMSS" in local time (ZZZZ four spaces), into out[19]. */
 void sip2_date(char out[19], time_t t);
+/* The same at a fixed offset from UTC (the library's zone, which need not be the process's). */
+void sip2_date_utc(char out[19], time_t t, long utc_offset_s);
 /* Parse that form (any zone text is taken as local); false when malformed. */
 bool sip2_parse_date(const char *s, size_t n, time_t *out);
 

@@ -50,6 +50,12 @@ typedef struct sip_server {
     SSL_CTX *tls; /* sip_tls: the daemon's certificate, no client certificates; else NULL */
     sip_conn_t *conns;
     int nconns;
+    /* The library's offset from UTC (setting `timezone`), for the dates of
+     * answers: asked of the database now and then (sip_date_now), since the
+     * daemon's own zone need not be the library's. */
+    long utc_offset_s;
+    uint64_t offset_at_ms; /* uv_now() when the database last answered it */
+    bool offset_known, offset_asking;
     struct sip_login *waiting; /* logins waiting for admission, oldest first */
     bool admitting, admit_again;
 } sip_server_t;
@@ -113,38 +119,15 @@ static const db_stmt_t stmt_sip_record = {
     " VALUES ($1, $2, $3, $4, $5)",
 };
 
+enum { OFFSET_S, OFFSET_NCOLS };
+static const db_stmt_t stmt_sip_offset = {"sip_utc_offset", "SELECT sip_utc_offset_s()"};
+
 void sip_register_statements(void)
 {
+    db_stmt_register(&stmt_sip_offset);
     db_stmt_register(&stmt_sip_auth);
     db_stmt_register(&stmt_sip_touch);
     db_stmt_register(&stmt_sip_record);
-}
-
-/* ---- defaults until sip_msgs.c (part B2) defines the library messages ----
- * Weak, so that sip_msgs.c's definitions win; carreld links the server
- * library whole (server/meson.build) so that they are always seen. */
-
-__attribute__((weak)) sip_handler_fn sip_handler_find(const char *code)
-{
-    (void)code;
-    return NULL;
-}
-
-__attribute__((weak)) void sip_msgs_register_statements(void)
-{
-}
-
-/* BX: 23, 11, 09, 01, 99, 97, 93, 63, 35, 37, 17, 19, 25, 15, 29, 65 (the standard's order). */
-__attribute__((weak)) void sip_supported_messages(char out[17])
-{
-    static const char *const codes[16] = {"23", "11", "09", "01", "99", "97", "93", "63",
-                                          "35", "37", "17", "19", "25", "15", "29", "65"};
-    for (int i = 0; i < 16; i++) {
-        bool own = strcmp(codes[i], "99") == 0 || strcmp(codes[i], "97") == 0 ||
-                   strcmp(codes[i], "93") == 0 || strcmp(codes[i], "35") == 0;
-        out[i] = own || sip_handler_find(codes[i]) ? 'Y' : 'N';
-    }
-    out[16] = '\0';
 }
 
 struct sip_login;
@@ -393,16 +376,53 @@ const char *sip_key(sip_req_t *r)
 
 /* ---- 99, 35, and circulation before login ---- */
 
-static void sip_now(char date[19])
+#define SIP_OFFSET_MAX_AGE_MS (5 * 60 * 1000) /* a change of daylight saving time shows within it  \
+                                               */
+
+static void sip_offset_done(const db_result_t *res, void *arg)
 {
-    sip2_date(date, time(NULL));
+    sip_server_t *sv = arg;
+    db_result_t fit;
+    res = db_fit(res, OFFSET_NCOLS, &fit);
+    sv->offset_asking = false;
+    if (res->status != DB_OK || PQntuples(res->res) != 1 || db_null(res->res, 0, OFFSET_S))
+        return; /* keep the last one; asked again next time */
+    sv->utc_offset_s = db_int32(res->res, 0, OFFSET_S);
+    sv->offset_known = true;
+    sv->offset_at_ms = uv_now(sv->srv->loop);
+}
+
+/* Ask the database for the library's offset when it is unknown or old. */
+static void sip_offset_refresh(sip_server_t *sv)
+{
+    uint64_t now = uv_now(sv->srv->loop);
+    if (sv->offset_asking || sv->stopping ||
+        (sv->offset_known && now - sv->offset_at_ms < SIP_OFFSET_MAX_AGE_MS))
+        return;
+    if (db_exec_short(sv->srv->db, &stmt_sip_offset, 0, NULL, NULL, NULL, sip_offset_done, sv) == 0)
+        sv->offset_asking = true;
+}
+
+void sip_date_now(server_t *srv, char out[19])
+{
+    sip_server_t *sv = srv->sip;
+    time_t now = time(NULL);
+    if (sv == NULL) {
+        sip2_date(out, now);
+        return;
+    }
+    sip_offset_refresh(sv);
+    if (sv->offset_known)
+        sip2_date_utc(out, now, sv->utc_offset_s);
+    else
+        sip2_date(out, now); /* the daemon's zone until the database has answered once */
 }
 
 static void sip_answer_status(sip_req_t *r)
 {
     sip_session_t *s = &r->session;
     char date[19], bx[17];
-    sip_now(date);
+    sip_date_now(r->srv, date);
     sip_supported_messages(bx);
     sip2_out_t *o = &r->out;
     sip2_out_begin(o, "98", s->opts.hide_fields);
@@ -425,7 +445,7 @@ static void sip_answer_status(sip_req_t *r)
 static void sip_answer_end_session(sip_req_t *r)
 {
     char date[19], aa[SIP2_MAX_VALUE + 1];
-    sip_now(date);
+    sip_date_now(r->srv, date);
     if (!sip2_field_copy(&r->msg, "AA", aa, sizeof(aa)))
         aa[0] = '\0';
     sip2_out_t *o = &r->out;
@@ -452,7 +472,7 @@ static bool sip_answer_not_logged_in(sip_req_t *r)
         if (strcmp(r->msg.code, table[i].code) != 0)
             continue;
         char date[19], value[SIP2_MAX_VALUE + 1];
-        sip_now(date);
+        sip_date_now(r->srv, date);
         sip2_out_t *o = &r->out;
         sip2_out_begin(o, table[i].answer, NULL);
         sip2_out_fixed(o, table[i].fixed);
@@ -1060,7 +1080,10 @@ int sip_start(server_t *srv)
                  "clear",
                  srv->cfg.sip_listen_host);
     }
-    return sip_listen(sv);
+    int rc = sip_listen(sv);
+    if (rc == 0)
+        sip_offset_refresh(sv);
+    return rc;
 }
 
 static void sip_listener_closed(uv_handle_t *h)

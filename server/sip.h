@@ -90,6 +90,10 @@ void sip_db(sip_req_t *r, const db_stmt_t *stmt, int nparams, const char *const 
  */
 const char *sip_key(sip_req_t *r);
 
+/* The transaction date of an answer, "YYYYMMDDZZZZHHMMSS", in the library's
+ * time zone (setting `timezone`, asked of the database every few minutes). */
+void sip_date_now(server_t *srv, char out[19]);
+
 /* sip_msgs.c: the handler of a library message, or NULL (sip.c answers the rest). */
 sip_handler_fn sip_handler_find(const char *code);
 void sip_msgs_register_statements(void);

@@ -236,7 +236,7 @@ static sip_work_t *sip_work_new(sip_req_t *r)
     memset(w, 0, sizeof(*w));
     w->r = r;
     r->state = w;
-    sip2_date(w->date, time(NULL));
+    sip_date_now(r->srv, w->date);
     w->has_ad = sip2_field_copy(&r->msg, "AD", w->ad, sizeof(w->ad)) && w->ad[0] != '\0';
     sip2_field_copy(&r->msg, "AA", w->card, sizeof(w->card));
     sip2_field_copy(&r->msg, "AB", w->barcode, sizeof(w->barcode));

@@ -140,3 +140,12 @@ RETURNS void
 LANGUAGE sql AS $$
     UPDATE sip_login SET last_login_at = now() WHERE staff_id = p_staff;
 $$;
+
+-- The library's offset from UTC now, in seconds (setting `timezone`): the
+-- SIP2 gateway dates its answers with it (sip_date_now), whatever the
+-- daemon's own zone is.
+CREATE OR REPLACE FUNCTION sip_utc_offset_s() RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT extract(epoch FROM (now() AT TIME ZONE library_setting_text('timezone'))
+                              - (now() AT TIME ZONE 'UTC'))::integer
+$$;

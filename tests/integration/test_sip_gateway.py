@@ -5,6 +5,7 @@ before login, the standard's 96 for bad checksums, garbage and overlong lines (a
 serving everyone else meanwhile), split and pipelined input, the login deadline, TLS, the
 selfcheck role refused at the Carrel protocol's Login, and the SIP2 logins' admin commands."""
 
+import datetime
 import os
 import socket
 import sys
@@ -144,6 +145,20 @@ class Status(unittest.TestCase):
                 self.assertEqual(bx[BX_ORDER.index(code)], "Y", bx)
             self.assertEqual(bx[BX_ORDER.index("25")], "N", bx)
             self.assertEqual((m.seq, m.checksum_ok), (5, True))
+
+    def test_dates_are_in_the_library_time_zone(self):
+        # The daemon runs in whatever zone its host has; answers are dated in the
+        # library's (setting timezone), as its due dates are.
+        with logged_in() as c:
+            m = status(c)
+            lib = env.psql("SELECT to_char(now() AT TIME ZONE library_setting_text('timezone'), "
+                           "'YYYYMMDD HH24MISS')")
+            got = m.fixed[12:20] + " " + m.fixed[24:30]
+            fmt = "%Y%m%d %H%M%S"
+            delta = abs((datetime.datetime.strptime(got, fmt)
+                         - datetime.datetime.strptime(lib, fmt)).total_seconds())
+            self.assertLess(delta, 600, (got, lib))
+            self.assertEqual(m.fixed[20:24], "    ")
 
     def test_institution_option(self):
         user = "kiosk-inst"

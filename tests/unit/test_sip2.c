@@ -595,6 +595,19 @@ static void test_builder_round_trip(void **state)
     assert_memory_equal(o.buf, "96AY0AZ", 7);
 }
 
+static void test_dates_at_an_offset(void **state)
+{
+    (void)state;
+    /* 2026-12-07 12:00:00 UTC in New York (-5 h) and in Auckland (+13 h), whatever TZ is. */
+    setenv("TZ", "Asia/Tokyo", 1);
+    tzset();
+    char d[19];
+    sip2_date_utc(d, (time_t)1796644800, -5 * 3600);
+    assert_string_equal(d, "20261207    070000");
+    sip2_date_utc(d, (time_t)1796644800, 13 * 3600);
+    assert_string_equal(d, "20261208    010000");
+}
+
 static void test_dates(void **state)
 {
     (void)state;
@@ -844,6 +857,7 @@ int main(void)
         cmocka_unit_test(test_builder_overflow_drops_whole_fields),
         cmocka_unit_test(test_builder_round_trip),
         cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_dates_at_an_offset),
         cmocka_unit_test(test_lines_split_anywhere),
         cmocka_unit_test(test_lines_at_max_and_over),
         cmocka_unit_test(test_lines_overlong_never_buffered),
