@@ -351,6 +351,32 @@ int main(int argc, char **argv)
     r_orp.offline_replay = &orp;
     seed1("offline-replay", clerk, &r_orp);
 
+    Carrel__SipLogin sl = CARREL__SIP_LOGIN__INIT; /* a kiosk's SIP2 login, with options */
+    sl.username = "kiosk-dwn";
+    sl.workstation = "kiosk-dwn-1";
+    sl.hide_fields = "AV,BK";
+    sl.has_always_send_ct = sl.has_pin_required = 1;
+    sl.always_send_ct = 1;
+    sl.pin_required = 0;
+    Carrel__SipLoginSave sls = CARREL__SIP_LOGIN_SAVE__INIT;
+    sls.login = &sl;
+    Carrel__Request r_sls = CARREL__REQUEST__INIT;
+    r_sls.has_id = 1;
+    r_sls.id = 21;
+    r_sls.body_case = CARREL__REQUEST__BODY_SIP_LOGIN_SAVE;
+    r_sls.sip_login_save = &sls;
+    seed1("sip-login-save", admin, &r_sls);
+
+    Carrel__PatronPinSet pp = CARREL__PATRON_PIN_SET__INIT; /* a patron's self-check PIN */
+    pp.card = "21234000012345";
+    pp.pin = "4821";
+    Carrel__Request r_pp = CARREL__REQUEST__INIT;
+    r_pp.has_id = 1;
+    r_pp.id = 22;
+    r_pp.body_case = CARREL__REQUEST__BODY_PATRON_PIN_SET;
+    r_pp.patron_pin_set = &pp;
+    seed1("patron-pin-set", clerk, &r_pp);
+
     Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
     r_none.has_id = 1;
     r_none.id = 10;
