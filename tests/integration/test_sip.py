@@ -39,6 +39,7 @@ LOGINS = {
     "kiosk-cv": ["--no-pin", "--cv-00"],
     "kiosk-hide": ["--no-pin", "--hide", "AJ,AQ"],
     "kiosk-held": ["--no-pin", "--held-checkin-blocked"],
+    "kiosk-screen": ["--no-pin", "--hide", "CY,DA"],
 }
 
 
@@ -784,6 +785,27 @@ class T06Checkin(unittest.TestCase):
         m = self.k.send(ci(item, date=sip_date(later)))
         self.assertEqual((m.code, m.get("CL"), m.get("AF")), ("10", "2", RETURN_HOLD), m)
 
+    def test_no_screen_line_names_the_holder(self):
+        """Checkout, renew and item information of a copy another patron holds: the
+        refusals and sentences speak of "another patron", never of who."""
+        card, holder, item = new_patron(), new_patron(), new_item()
+        lend(card, item)
+        place_hold(holder, item)
+        name = patron_name(holder)
+        m = self.k.send(renew(card, item))
+        self.assertEqual((m.code, ok(m)), ("30", "0"), m)
+        self.assertNotIn(name, m.raw)
+        self.k.send(ci(item))  # to the hold shelf
+        self.assertEqual(item_status(item), "on_hold_shelf")
+        m = self.k.send(co(new_patron(), item))
+        self.assertEqual((m.code, ok(m)), ("12", "0"), m)
+        self.assertTrue(m.get("AF"), m)
+        self.assertNotIn(name, m.raw)
+        m = self.k.send(item_info(item))
+        self.assertEqual((m.code, m.fixed[:2]), ("18", "08"), m)
+        self.assertNotIn(name, m.raw)
+        self.assertNotIn(holder, m.raw)
+
     def test_hold_for_another_branch_goes_in_transit(self):
         card, holder, item = new_patron(), new_patron(), new_item()
         lend(card, item)
@@ -1000,6 +1022,19 @@ class T10Options(unittest.TestCase):
         # Something to sort: the alert type, not 00.
         m, _ = self.checkin_after_loan("kiosk-cv", new_item(branch="PRK"))
         self.assertEqual(m.get("CV"), "04", m)
+
+    def test_hold_patron_fields_can_be_hidden(self):
+        """A machine with a screen the next patron reads: CY/DA hidden, AF anonymous."""
+        card, holder, item = new_patron(), new_patron(), new_item()
+        lend(card, item)
+        place_hold(holder, item)
+        with kiosk("kiosk-screen") as k:
+            m = k.send(ci(item))
+        self.assertEqual((m.code, ok(m), m.get("CL")), ("10", "1", "2"), m)
+        self.assertNotIn("CY", m.fields)
+        self.assertNotIn("DA", m.fields)
+        self.assertNotIn(holder, m.raw)
+        self.assertNotIn(patron_name(holder), m.raw)
 
     def test_hidden_fields(self):
         card, item = new_patron(), new_item(title="Hidden title")
