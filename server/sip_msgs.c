@@ -2,7 +2,9 @@
  * sip_msgs: the library messages of the SIP2 gateway (docs/SIP2.md):
  * patron status (23/24), patron information (63/64), checkout (11/12),
  * checkin (09/10), renew (29/30), renew all (65/66), item information
- * (17/18) and fee paid (37/38).
+ * (17/18), fee paid (37/38), block patron (01, answered 24), and the
+ * three the gateway refuses with their own responses: hold (15/16), item
+ * status update (19/20) and patron enable (25/26).
  *
  * sip.c hands each message of a logged-in kiosk to its handler here; the
  * handler runs the desk's own SQL functions (circ_checkout, circ_checkin,
@@ -39,6 +41,18 @@
 #define SIP_PIN_NOT_SET "No PIN is set for this card; please see the desk."
 #define SIP_PIN_LOCKED  "Too many wrong PINs: try again in 15 minutes, or see the desk."
 #define SIP_HELD_DESK   "Please take this item to the desk."
+/* Checkin screen lines: the kiosk's screen is public, so they never name the
+ * patron a copy is held for (the desk's message does; CY/DA are for sorters). */
+#define SIP_RETURNED "Thank you: this item is returned."
+#define SIP_RETURN_HOLD                                                                            \
+    "Thank you. Please leave this item in the return; it is wanted by another reader."
+#define SIP_RETURN_AWAY                                                                            \
+    "Thank you. Please leave this item in the return; it goes back to its own library."
+#define SIP_RETURN_KEEP                                                                            \
+    "Thank you. Please leave this item in the return; library staff will look at it."
+#define SIP_BLOCKED_NOW "This card is blocked; please see the desk."
+#define SIP_NO_HOLDS    "Holds are placed at the desk or in the online catalogue."
+#define SIP_NO_UPDATE   "Item properties cannot be changed from a self-check."
 
 /* The longest card, barcode or PIN read from a message (longer ones are cut, then not found). */
 #define SIP_ID_MAX 64
@@ -75,15 +89,21 @@ enum {
     PATRON_PIN_HASH,
     PATRON_PIN_LOCKED,
     PATRON_PIN_FAILURES,
+    PATRON_SHORT_NAME, /* what AE shows without a verified PIN */
     PATRON_NCOLS
 };
 static const db_stmt_t stmt_patron = {
     "sip_patron",
-    "SELECT patron_id, card, name, status, hold_items, overdue_items, charged_items, fine_items,"
-    "       recall_items, unavailable_holds, sip_money(balance_cents), sip_money(fee_limit_cents),"
-    "       hold_limit, charged_limit, email, phone, address, message, pin_hash, pin_locked,"
-    "       pin_failures"
-    "  FROM sip_patron($1, $2)"};
+    "SELECT s.patron_id, s.card, s.name, s.status, s.hold_items, s.overdue_items,"
+    "       s.charged_items, s.fine_items, s.recall_items, s.unavailable_holds,"
+    "       sip_money(s.balance_cents), sip_money(s.fee_limit_cents), s.hold_limit,"
+    "       s.charged_limit, s.email, s.phone, s.address, s.message, s.pin_hash, s.pin_locked,"
+    "       s.pin_failures, patron_short_name(p)"
+    "  FROM sip_patron($1, $2) s LEFT JOIN patron p ON p.id = s.patron_id"};
+
+/* 01: the block (sip_block_patron), then the patron's row as for 23. */
+static const db_stmt_t stmt_block = {"sip_block_patron",
+                                     "SELECT sip_block_patron($1::uuid, $2, $3, $4, $5, $6)"};
 
 enum { ITEMS_VALUE, ITEMS_NCOLS };
 static const db_stmt_t stmt_patron_items = {"sip_patron_items",
@@ -108,7 +128,6 @@ enum {
     CHECKIN_TITLE,
     CHECKIN_ROUTE,
     CHECKIN_DESTINATION,
-    CHECKIN_MESSAGE,
     CHECKIN_HOLD_ID,
     CHECKIN_HOME,
     CHECKIN_MEDIA,
@@ -118,7 +137,7 @@ enum {
 };
 static const db_stmt_t stmt_checkin = {
     "sip_checkin",
-    "SELECT c.title, c.route, c.destination_code, c.message, c.hold_id, ob.code,"
+    "SELECT c.title, c.route, c.destination_code, c.hold_id, ob.code,"
     "       sip_media_type(i.item_type), hp.card, patron_short_name(hp)"
     "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, least(sip_parse_date($6), now())) c"
     "  LEFT JOIN item i ON i.barcode = c.barcode"
@@ -173,6 +192,7 @@ void sip_msgs_register_statements(void)
     db_stmt_register(&stmt_renew_all);
     db_stmt_register(&stmt_item);
     db_stmt_register(&stmt_fee_paid);
+    db_stmt_register(&stmt_block);
 }
 
 /* ---- one message's work ---- */
@@ -203,8 +223,9 @@ typedef struct sip_work {
     int64_t patron_id; /* 0: unknown card */
     int pin_failures;
     sip_step_fn after_pin;
-    /* 23/63: the patron row, copied out of its result */
+    /* 23/63/01/25: the patron row, copied out of its result */
     char *p[PATRON_NCOLS];
+    const char *af; /* 01: the screen line, instead of the patron's standing */
 } sip_work_t;
 
 static bool pin_allows(pin_state_t s)
@@ -423,9 +444,13 @@ static void pin_then(sip_work_t *w, sip_step_fn next)
 
 /* ---- 23/24 patron status and 63/64 patron information ---- */
 
-/* The language of 23 and 63 (first fixed field), echoed; "000" (unknown) when absent. */
+/* The language of 23 and 63 (first fixed field), echoed; "000" (unknown) when absent
+ * and for 01 and 25, which carry none. */
 static const char *patron_language(sip_work_t *w)
 {
+    const char *code = w->r->msg.code;
+    if (strcmp(code, "23") != 0 && strcmp(code, "63") != 0)
+        return "000";
     const char *lang = sip_fixed(w, 0, 3);
     for (size_t i = 0; i < 3; i++)
         if (!isdigit((unsigned char)lang[i]))
@@ -463,13 +488,32 @@ static void patron_unknown(sip_work_t *w, const char *code, bool info, bool know
     sip_send(w->r);
 }
 
+/*
+ * AE, the patron's name: whole only after a verified PIN; on a login that
+ * needs no PIN, a bare card number shows the short name ("Maria G.") that
+ * the kiosk greets with, and nothing more personal (no address, e-mail or
+ * phone in 64: patron_personal). Nothing when the PIN was refused.
+ */
+static const char *patron_name(sip_work_t *w, bool details)
+{
+    if (w->pin == PIN_OK)
+        return sip_text(w->p[PATRON_NAME]);
+    return details ? sip_text(w->p[PATRON_SHORT_NAME]) : "";
+}
+
+/* BD, BE, BF (address, e-mail, phone): only to a patron whose PIN was verified. */
+static bool patron_personal(const sip_work_t *w)
+{
+    return w->pin == PIN_OK;
+}
+
 /* The fields 24 and 64 share after their fixed part, up to and including BV/CC. */
 static void patron_common(sip_work_t *w, bool details, bool info)
 {
     sip2_out_t *o = &w->r->out;
     sip2_out_field(o, "AO", sip_institution(w->r));
     sip2_out_field(o, "AA", w->card);
-    sip2_out_field(o, "AE", details ? w->p[PATRON_NAME] : "");
+    sip2_out_field(o, "AE", patron_name(w, details));
     if (info) {
         int limits[] = {PATRON_HOLD_LIMIT, PATRON_CHARGED_LIMIT};
         const char *ids[] = {"BZ", "CB"};
@@ -486,9 +530,11 @@ static void patron_common(sip_work_t *w, bool details, bool info)
         sip2_out_field(o, "CC", w->p[PATRON_FEE_LIMIT]);
 }
 
-/* The screen message: the PIN's problem first, else the patron's standing. */
+/* The screen message: 01's own line, else the PIN's problem, else the patron's standing. */
 static const char *patron_af(sip_work_t *w)
 {
+    if (w->af)
+        return w->af;
     const char *pin = pin_sentence(w->pin);
     return pin ? pin : w->p[PATRON_MESSAGE];
 }
@@ -539,7 +585,7 @@ static void patron_info_answer(sip_work_t *w, const PGresult *list)
     if (list && kind >= 0)
         for (int i = 0; i < PQntuples(list); i++)
             sip2_out_field(o, info_ids[kind], db_text(list, i, ITEMS_VALUE));
-    if (details) {
+    if (patron_personal(w)) {
         sip2_out_field(o, "BD", w->p[PATRON_ADDRESS]);
         sip2_out_field(o, "BE", w->p[PATRON_EMAIL]);
         sip2_out_field(o, "BF", w->p[PATRON_PHONE]);
@@ -590,25 +636,69 @@ static void patron_info_after_pin(sip_work_t *w)
     sip_db(w->r, &stmt_patron_items, 4, values, info_items_done);
 }
 
-/* The patron's row for 23 and 63: copied, then the PIN, then the answer. */
+/*
+ * 25 Patron Enable: the standard lets a kiosk re-enable a card it (or the
+ * ACS) blocked; here only the desk lifts a block (a person decides), so 26
+ * tells the patron's status as it is and nothing changes.
+ */
+static void patron_enable_answer(sip_work_t *w)
+{
+    sip2_out_t *o = &w->r->out;
+    bool details = pin_allows(w->pin);
+    sip_begin(w, "26");
+    sip2_out_fixed(o, w->p[PATRON_STATUS]);
+    sip2_out_fixed(o, patron_language(w));
+    sip2_out_fixed(o, w->date);
+    sip2_out_field(o, "AO", sip_institution(w->r));
+    sip2_out_field(o, "AA", w->card);
+    sip2_out_field(o, "AE", patron_name(w, details));
+    sip2_out_field(o, "BL", "Y");
+    sip2_out_field(o, "CQ", details ? "Y" : "N");
+    const char *af = patron_af(w);
+    sip2_out_field(o, "AF", af ? af : "Your card may be used.");
+    sip_send(w->r);
+}
+
+/* The answer a patron-describing message gets: 64 for 63, 26 for 25, else 24 (23 and 01). */
+static const char *patron_answer_code(const sip_req_t *r)
+{
+    if (strcmp(r->msg.code, "63") == 0)
+        return "64";
+    if (strcmp(r->msg.code, "25") == 0)
+        return "26";
+    return "24";
+}
+
+/* The patron's row for 23, 63, 25 and 01: copied, then the PIN, then the answer. */
 static void patron_row(sip_req_t *r, const db_result_t *res)
 {
     sip_work_t *w = r->state;
     bool info = strcmp(r->msg.code, "63") == 0;
+    const char *answer = patron_answer_code(r);
     db_result_t fit;
     const char *why = sip_failed(w, &res, PATRON_NCOLS, &fit);
     if (why) {
-        patron_unknown(w, info ? "64" : "24", info, false, why);
+        patron_unknown(w, answer, info, false, why);
         return;
     }
     if (PQntuples(res->res) == 0) {
-        patron_unknown(w, info ? "64" : "24", info, true, SIP_NO_CARD);
+        patron_unknown(w, answer, info, true, SIP_NO_CARD);
         return;
     }
     for (int c = 0; c < PATRON_NCOLS; c++)
         w->p[c] = db_null(res->res, 0, c) ? NULL : arena_strdup(&r->arena, db_text(res->res, 0, c));
     w->patron_id = db_int64(res->res, 0, PATRON_ID);
-    w->after_pin = info ? patron_info_after_pin : patron_status_answer;
+    if (strcmp(r->msg.code, "01") == 0) {
+        /* 01 carries no PIN, and whoever stands at the kiosk may not be the
+         * card's owner: the status only, nothing personal (as a refused PIN). */
+        w->pin = PIN_MISSING;
+        w->af = SIP_BLOCKED_NOW;
+        patron_status_answer(w);
+        return;
+    }
+    w->after_pin = info                             ? patron_info_after_pin
+                   : strcmp(r->msg.code, "25") == 0 ? patron_enable_answer
+                                                    : patron_status_answer;
     pin_check(
         w, w->p[PATRON_PIN_HASH], db_bool(res->res, 0, PATRON_PIN_LOCKED),
         db_null(res->res, 0, PATRON_PIN_FAILURES) ? 0 : db_int32(res->res, 0, PATRON_PIN_FAILURES));
@@ -621,17 +711,93 @@ static void handle_patron(sip_req_t *r)
     sip_db(r, &stmt_patron, 2, values, patron_row);
 }
 
+/* ---- 01 block patron (answered 24) ---- */
+
+static void block_done(sip_req_t *r, const db_result_t *res)
+{
+    sip_work_t *w = r->state;
+    db_result_t fit;
+    res = db_fit(res, 1, &fit);
+    if (res->status != DB_OK || PQntuples(res->res) != 1) {
+        bool unknown = res->status == DB_QUERY_ERROR && res->detail &&
+                       strcmp(res->detail, "patron_not_found") == 0;
+        patron_unknown(w, "24", false, unknown,
+                       res->status == DB_OK ? SIP_UNAVAILABLE : sip_db_sentence(w, res));
+        return;
+    }
+    const char *values[2] = {w->card, pgtext_int(&r->arena, r->session.branch_id)};
+    sip_db(r, &stmt_patron, 2, values, patron_row);
+}
+
+/*
+ * Block Patron: the standard has the ACS block the card and answer with a
+ * Patron Status Response. The block is a desk block (sip_block_patron:
+ * patron_block_set, audited) with AL, the kiosk's reason, in its note.
+ */
+static void handle_block(sip_req_t *r)
+{
+    sip_work_t *w = sip_work_new(r);
+    if (!w->card[0]) {
+        patron_unknown(w, "24", false, true, SIP_NO_CARD);
+        return;
+    }
+    char al[SIP2_MAX_VALUE + 1] = "";
+    sip2_field_copy(&r->msg, "AL", al, sizeof(al));
+    bool retained = strcmp(sip_fixed(w, 0, 1), "Y") == 0;
+    const char *values[6] = {sip_key(r),
+                             pgtext_int(&r->arena, r->session.staff_id),
+                             pgtext_int(&r->arena, r->session.workstation_id),
+                             w->card,
+                             arena_strdup(&r->arena, al),
+                             retained ? "true" : "false"};
+    sip_db(r, &stmt_block, 6, values, block_done);
+}
+
+/* ---- 15/16 hold and 19/20 item status update: refused with their own answers ---- */
+
+/* Hold: ok 0, available N; holds are placed at the desk or online, where
+ * the patron chooses the pickup branch and sees the queue. */
+static void handle_hold(sip_req_t *r)
+{
+    sip_work_t *w = sip_work_new(r);
+    sip2_out_t *o = &r->out;
+    sip_begin(w, "16");
+    sip2_out_fixed(o, "0");
+    sip2_out_flag(o, false);
+    sip2_out_fixed(o, w->date);
+    sip2_out_field(o, "AO", sip_institution(r));
+    sip2_out_field(o, "AA", w->card);
+    if (w->barcode[0])
+        sip2_out_field(o, "AB", w->barcode);
+    sip2_out_field(o, "AF", SIP_NO_HOLDS);
+    sip_send(r);
+}
+
+/* Item Status Update: item properties ok 0; a kiosk changes no catalogue data. */
+static void handle_item_update(sip_req_t *r)
+{
+    sip_work_t *w = sip_work_new(r);
+    sip2_out_t *o = &r->out;
+    sip_begin(w, "20");
+    sip2_out_fixed(o, "0");
+    sip2_out_fixed(o, w->date);
+    sip2_out_field(o, "AB", w->barcode);
+    sip2_out_field(o, "AF", SIP_NO_UPDATE);
+    sip_send(r);
+}
+
 /* ---- 11/12 checkout ---- */
 
-static void checkout_answer(sip_work_t *w, bool ok, const char *title, const char *due,
-                            const char *media, const char *af)
+/* `renewal`: the patron already had the item (the standard's "renewal ok" Y). */
+static void checkout_answer(sip_work_t *w, bool ok, bool renewal, const char *title,
+                            const char *due, const char *media, const char *af)
 {
     sip2_out_t *o = &w->r->out;
     sip_begin(w, "12");
     sip2_out_fixed(o, ok ? "1" : "0");
-    sip2_out_flag(o, false); /* renewal ok: a checkout is never a renewal here */
-    sip2_out_fixed(o, "U");  /* magnetic media: not recorded */
-    sip2_out_flag(o, ok);    /* desensitize */
+    sip2_out_flag(o, renewal);
+    sip2_out_fixed(o, "U"); /* magnetic media: not recorded */
+    sip2_out_flag(o, ok);   /* desensitize */
     sip2_out_fixed(o, w->date);
     sip2_out_field(o, "AO", sip_institution(w->r));
     sip2_out_field(o, "AA", w->card);
@@ -651,11 +817,11 @@ static void checkout_same_done(sip_req_t *r, const db_result_t *res)
     const char *why = sip_failed(w, &res, CHECKOUT_NCOLS, &fit);
     if (why || PQntuples(res->res) == 0) {
         /* Returned meanwhile (or no database): nothing was lent by this message. */
-        checkout_answer(w, false, NULL, NULL, NULL, why ? why : SIP_HELD_DESK);
+        checkout_answer(w, false, false, NULL, NULL, NULL, why ? why : SIP_HELD_DESK);
         return;
     }
     const PGresult *pg = res->res;
-    checkout_answer(w, true, db_text(pg, 0, CHECKOUT_TITLE), db_text(pg, 0, CHECKOUT_DUE),
+    checkout_answer(w, true, true, db_text(pg, 0, CHECKOUT_TITLE), db_text(pg, 0, CHECKOUT_DUE),
                     db_text(pg, 0, CHECKOUT_MEDIA), "This item is already checked out to you.");
 }
 
@@ -676,18 +842,18 @@ static void checkout_done(sip_req_t *r, const db_result_t *res)
     db_result_t fit;
     const char *why = sip_failed(w, &res, CHECKOUT_NCOLS, &fit);
     if (why || PQntuples(res->res) == 0) {
-        checkout_answer(w, false, NULL, NULL, NULL, why ? why : SIP_UNAVAILABLE);
+        checkout_answer(w, false, false, NULL, NULL, NULL, why ? why : SIP_UNAVAILABLE);
         return;
     }
     const PGresult *pg = res->res;
-    checkout_answer(w, true, db_text(pg, 0, CHECKOUT_TITLE), db_text(pg, 0, CHECKOUT_DUE),
+    checkout_answer(w, true, false, db_text(pg, 0, CHECKOUT_TITLE), db_text(pg, 0, CHECKOUT_DUE),
                     db_text(pg, 0, CHECKOUT_MEDIA), NULL);
 }
 
 static void checkout_after_pin(sip_work_t *w)
 {
     if (!pin_allows(w->pin)) {
-        checkout_answer(w, false, NULL, NULL, NULL, pin_sentence(w->pin));
+        checkout_answer(w, false, false, NULL, NULL, NULL, pin_sentence(w->pin));
         return;
     }
     sip_req_t *r = w->r;
@@ -710,7 +876,7 @@ static void handle_checkout(sip_req_t *r)
 {
     sip_work_t *w = sip_work_new(r);
     if (!w->card[0] || !w->barcode[0]) {
-        checkout_answer(w, false, NULL, NULL, NULL, w->card[0] ? SIP_NO_ITEM : SIP_NO_CARD);
+        checkout_answer(w, false, false, NULL, NULL, NULL, w->card[0] ? SIP_NO_ITEM : SIP_NO_CARD);
         return;
     }
     pin_then(w, checkout_after_pin);
@@ -796,7 +962,8 @@ static void checkin_done(sip_req_t *r, const db_result_t *res)
     a.title = db_text(pg, 0, CHECKIN_TITLE);
     a.home = db_text(pg, 0, CHECKIN_HOME);
     a.media = db_text(pg, 0, CHECKIN_MEDIA);
-    a.af = db_text(pg, 0, CHECKIN_MESSAGE);
+    /* Not c.message: the desk's line names the patron a hold is for. */
+    a.af = held ? SIP_RETURN_HOLD : SIP_RETURNED;
     if (held) {
         a.hold_card = db_text(pg, 0, CHECKIN_HOLD_CARD);
         a.hold_name = db_text(pg, 0, CHECKIN_HOLD_NAME);
@@ -810,6 +977,8 @@ static void checkin_done(sip_req_t *r, const db_result_t *res)
         a.alert = true;
         a.alert_type = held ? "02" : "04";
         a.destination = db_text(pg, 0, CHECKIN_DESTINATION);
+        if (!held)
+            a.af = SIP_RETURN_AWAY;
     } else if (strcmp(route, "display") == 0) {
         a.sort_bin = "4";
         a.resensitize = true;
@@ -818,6 +987,7 @@ static void checkin_done(sip_req_t *r, const db_result_t *res)
         a.alert = true;
         a.alert_type = "99";
         a.resensitize = true;
+        a.af = SIP_RETURN_KEEP;
     } else {
         a.sort_bin = "1";
         a.resensitize = true;
@@ -1150,9 +1320,10 @@ static const struct {
     const char *code;
     sip_handler_fn fn;
 } sip_handlers[] = {
-    {"23", handle_patron},  {"63", handle_patron},   {"11", handle_checkout},
-    {"09", handle_checkin}, {"29", handle_renew},    {"65", handle_renew_all},
-    {"17", handle_item},    {"37", handle_fee_paid},
+    {"23", handle_patron},  {"63", handle_patron},      {"11", handle_checkout},
+    {"09", handle_checkin}, {"29", handle_renew},       {"65", handle_renew_all},
+    {"17", handle_item},    {"37", handle_fee_paid},    {"01", handle_block},
+    {"15", handle_hold},    {"19", handle_item_update}, {"25", handle_patron},
 };
 
 sip_handler_fn sip_handler_find(const char *code)
@@ -1167,9 +1338,11 @@ sip_handler_fn sip_handler_find(const char *code)
  * BX of 98, in the standard's order: patron status, checkout, checkin,
  * block patron, SC/ACS status, resend, login, patron information, end
  * patron session, fee paid, item information, item status update, patron
- * enable, hold, renew, renew all.
+ * enable, hold, renew, renew all. Item status update, patron enable and
+ * hold are answered (20, 26, 16) but only to refuse: N, so a kiosk does
+ * not offer them.
  */
 void sip_supported_messages(char out[17])
 {
-    memcpy(out, "YYYNYYYYYYYNNNYY", 17);
+    memcpy(out, "YYYYYYYYYYYNNNYY", 17);
 }

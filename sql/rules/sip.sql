@@ -425,3 +425,47 @@ BEGIN
     PERFORM request_store(p_key, v_results);
 END
 $$;
+
+-- ---------------------------------------------------------------- block patron
+
+-- Message 01 (Block Patron): the kiosk asks the library to block the card
+-- p_card names (a card left in the machine, a card it believes stolen).
+-- The block goes through patron_block_set, so it is audited like a desk's,
+-- placed by the kiosk's staff account, with the reason "Blocked by
+-- self-check: " and the kiosk's message (AL), and "(card retained)" when
+-- the kiosk kept the card. The message's key makes a resent 01 place one
+-- block; a second 01 with the same reason while that block is still active
+-- places none. True when a block was placed by this call (or by the first
+-- of the resends). Refused (CR404 patron_not_found) for an unknown card.
+CREATE OR REPLACE FUNCTION sip_block_patron(p_key uuid, p_staff bigint, p_workstation bigint,
+                                            p_card text, p_message text, p_retained boolean)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key record;
+    v_patron bigint;
+    v_reason text;
+    v_placed boolean := false;
+BEGIN
+    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'sip_block_patron');
+    IF v_key.stored IS NOT NULL THEN
+        RETURN (v_key.stored ->> 'placed')::boolean;
+    END IF;
+    v_patron := patron_resolve(p_card, NULL);
+    IF v_patron IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
+            MESSAGE = format('No patron has card %s.', p_card);
+    END IF;
+    v_reason := 'Blocked by self-check: '
+                || coalesce(nullif(left(btrim(p_message), 400), ''), 'no reason given')
+                || CASE WHEN p_retained THEN ' (card retained)' ELSE '' END;
+    IF NOT EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = v_patron
+                                                   AND b.lifted_at IS NULL
+                                                   AND b.reason = v_reason) THEN
+        PERFORM 1 FROM patron_block_set(p_staff, p_workstation, p_card, false, v_reason, NULL);
+        v_placed := true;
+    END IF;
+    PERFORM request_store(p_key, jsonb_build_object('placed', v_placed));
+    RETURN v_placed;
+END
+$$;

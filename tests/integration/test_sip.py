@@ -22,6 +22,8 @@ from sip2client import build, sip_date  # noqa: E402
 
 PASSWORD = "kiosk-password-123"
 UNAVAILABLE = "The library system is unavailable; please see the desk."
+RETURN_HOLD = "Thank you. Please leave this item in the return; it is wanted by another reader."
+BLOCKED_NOW = "This card is blocked; please see the desk."
 REQ_PATRON_PIN_SET = 353
 env = None
 main = None
@@ -37,6 +39,7 @@ LOGINS = {
     "kiosk-cv": ["--no-pin", "--cv-00"],
     "kiosk-hide": ["--no-pin", "--hide", "AJ,AQ"],
     "kiosk-held": ["--no-pin", "--held-checkin-blocked"],
+    "kiosk-screen": ["--no-pin", "--hide", "CY,DA"],
 }
 
 
@@ -309,10 +312,13 @@ class T01Login(unittest.TestCase):
             self.assertEqual(m.get("AM"), q("SELECT name FROM branch WHERE code = 'DWN'"))
             self.assertEqual(m.get("AN"), "kiosk-dwn")
             bx = m.get("BX")
-            # patron status, checkout, checkin, (block patron), status, resend, login,
+            # patron status, checkout, checkin, block patron, status, resend, login,
             # patron information, end session, fee paid, item information, ..., renew, renew all
-            for pos in (0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 14, 15):
+            for pos in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15):
                 self.assertEqual(bx[pos], "Y", (pos, bx))
+            # item status update, patron enable, hold: answered only to refuse
+            for pos in (11, 12, 13):
+                self.assertEqual(bx[pos], "N", (pos, bx))
 
 
 # ---------------------------------------------------------------- patron status and information
@@ -374,7 +380,6 @@ class T02Patron(unittest.TestCase):
         self.assertEqual((holds, overdue, charged, recalls, unavailable), (1, 1, 3, 0, 1), m)
         self.assertGreaterEqual(fines, 1)
         self.assertEqual(m.get("BV"), "3.50")
-        self.assertEqual(m.get("BE"), "reader@example.org")
         for fid in ("AS", "AT", "AU", "AV", "BU", "CD"):
             self.assertNotIn(fid, m.fields, "no list asked, %s sent: %r" % (fid, m))
 
@@ -392,6 +397,36 @@ class T02Patron(unittest.TestCase):
         self.assertEqual(len(m.fields.get("CD", [])), 1, m)
         m = self.k.send(patron_info(self.card, "recalls"))
         self.assertNotIn("BU", m.fields)
+
+    def test_bare_card_gets_no_personal_details(self):
+        """A login without PINs, a card number and no AD: the short name the kiosk greets
+        with, the counts, and no address, e-mail or phone."""
+        m = self.k.send(patron_info(self.card))
+        self.assertEqual(m.code, "64", m)
+        for fid in ("BD", "BE", "BF"):
+            self.assertNotIn(fid, m.fields, m)
+        self.assertEqual(m.get("AE"), patron_name(self.card), m)
+        self.assertNotIn("reader@example.org", m.raw)
+        m = self.k.send(patron_status(self.card))
+        self.assertEqual(m.get("AE"), patron_name(self.card), m)
+
+    def test_verified_pin_gets_the_details(self):
+        card = new_patron(email="pinned@example.org", phone="555-0100", first="Verity",
+                          address_line1="1 Main St")
+        set_pin(card, "7315")
+        m = self.k.send(patron_info(card, pin="7315"))
+        self.assertEqual((m.code, m.get("CQ")), ("64", "Y"), m)
+        self.assertEqual(m.get("BE"), "pinned@example.org", m)
+        self.assertEqual(m.get("BF"), "555-0100", m)
+        self.assertIn("1 Main St", m.get("BD", ""), m)
+        self.assertTrue(m.get("AE", "").startswith("Verity "), m)
+        self.assertNotEqual(m.get("AE"), patron_name(card), m)
+        # A wrong one: nothing personal, no name.
+        m = self.k.send(patron_info(card, pin="0000"))
+        self.assertEqual(m.get("CQ"), "N", m)
+        for fid in ("BD", "BE", "BF"):
+            self.assertNotIn(fid, m.fields, m)
+        self.assertEqual(m.get("AE"), "", m)
 
     def test_ranges(self):
         whole = self.k.send(patron_info(self.card, "charged")).fields["AU"]
@@ -426,6 +461,7 @@ class T03Checkout(unittest.TestCase):
         assert_good(self, m)
         self.assertEqual(m.seq, 2)
         self.assertEqual(ok(m), "1", m)
+        self.assertEqual(m.fixed[1], "N", m)  # renewal ok: a new loan
         self.assertEqual(m.fixed[3], "Y", m)  # desensitize
         self.assertEqual(m.get("AA"), card)
         self.assertEqual(m.get("AB"), item)
@@ -489,6 +525,7 @@ class T03Checkout(unittest.TestCase):
         lend(card, item)
         m = self.k.send(co(card, item))
         self.assertEqual(ok(m), "1", m)
+        self.assertEqual(m.fixed[1], "Y", m)  # renewal ok: the patron already has it
         self.assertEqual(len(m.get("AH", "")), 18, m)
         self.assertEqual(loans(item), 1)
         self.assertEqual(events(item, "checkout"), 1)
@@ -735,11 +772,39 @@ class T06Checkin(unittest.TestCase):
         self.assertNotIn("CT", m.fields)  # it stays here
         self.assertEqual(m.get("CY"), holder, m)
         self.assertEqual(m.get("DA"), patron_name(holder), m)
+        # The screen line is public: it never names the patron the copy is held for.
+        self.assertEqual(m.get("AF"), RETURN_HOLD, m)
+        self.assertNotIn(patron_name(holder), m.get("AF"), m)
         self.assertEqual(open_loans(item), 0)
         self.assertEqual(q("SELECT status || ' ' || (captured_item_id = (SELECT id FROM item"
                            " WHERE barcode = %s)) FROM hold WHERE id = %d" % (lit(item), hold)),
                          "ready true")
         self.assertEqual(item_status(item), "on_hold_shelf")
+        # Scanned again ("Already on the hold shelf for ..." at the desk): still anonymous.
+        later = datetime.datetime.now() + datetime.timedelta(seconds=2)
+        m = self.k.send(ci(item, date=sip_date(later)))
+        self.assertEqual((m.code, m.get("CL"), m.get("AF")), ("10", "2", RETURN_HOLD), m)
+
+    def test_no_screen_line_names_the_holder(self):
+        """Checkout, renew and item information of a copy another patron holds: the
+        refusals and sentences speak of "another patron", never of who."""
+        card, holder, item = new_patron(), new_patron(), new_item()
+        lend(card, item)
+        place_hold(holder, item)
+        name = patron_name(holder)
+        m = self.k.send(renew(card, item))
+        self.assertEqual((m.code, ok(m)), ("30", "0"), m)
+        self.assertNotIn(name, m.raw)
+        self.k.send(ci(item))  # to the hold shelf
+        self.assertEqual(item_status(item), "on_hold_shelf")
+        m = self.k.send(co(new_patron(), item))
+        self.assertEqual((m.code, ok(m)), ("12", "0"), m)
+        self.assertTrue(m.get("AF"), m)
+        self.assertNotIn(name, m.raw)
+        m = self.k.send(item_info(item))
+        self.assertEqual((m.code, m.fixed[:2]), ("18", "08"), m)
+        self.assertNotIn(name, m.raw)
+        self.assertNotIn(holder, m.raw)
 
     def test_hold_for_another_branch_goes_in_transit(self):
         card, holder, item = new_patron(), new_patron(), new_item()
@@ -752,6 +817,7 @@ class T06Checkin(unittest.TestCase):
         self.assertEqual(m.get("CV"), "02", m)
         self.assertEqual(m.get("CT"), "PRK", m)
         self.assertEqual(m.get("CY"), holder, m)
+        self.assertEqual(m.get("AF"), RETURN_HOLD, m)
         self.assertEqual(q("SELECT status FROM hold WHERE id = %d" % hold), "in_transit")
         self.assertEqual(item_status(item), "in_transit")
         self.assertEqual(q("SELECT b.code FROM transit t JOIN item i ON i.id = t.item_id"
@@ -957,6 +1023,19 @@ class T10Options(unittest.TestCase):
         m, _ = self.checkin_after_loan("kiosk-cv", new_item(branch="PRK"))
         self.assertEqual(m.get("CV"), "04", m)
 
+    def test_hold_patron_fields_can_be_hidden(self):
+        """A machine with a screen the next patron reads: CY/DA hidden, AF anonymous."""
+        card, holder, item = new_patron(), new_patron(), new_item()
+        lend(card, item)
+        place_hold(holder, item)
+        with kiosk("kiosk-screen") as k:
+            m = k.send(ci(item))
+        self.assertEqual((m.code, ok(m), m.get("CL")), ("10", "1", "2"), m)
+        self.assertNotIn("CY", m.fields)
+        self.assertNotIn("DA", m.fields)
+        self.assertNotIn(holder, m.raw)
+        self.assertNotIn(patron_name(holder), m.raw)
+
     def test_hidden_fields(self):
         card, item = new_patron(), new_item(title="Hidden title")
         with kiosk("kiosk-hide") as k:
@@ -1060,12 +1139,10 @@ class T11Framing(unittest.TestCase):
         self.assertEqual(self.k.read().code, "96")
         self.assertEqual(self.k.send(sc_status()).code, "98")
 
-    def test_unsupported_message_answers_96_and_blocks_nobody(self):
-        card = new_patron()
-        m = self.k.send("01N%sAODWN|ALcard retained|AA%s|AC|" % (sip_date(), card))
+    def test_message_without_a_handler_answers_96(self):
+        # A response code sent to the ACS: well formed, but nothing a kiosk asks.
+        m = self.k.send("941")
         self.assertEqual(m.code, "96", m)
-        self.assertEqual(q("SELECT count(*) FROM patron_block b JOIN patron p"
-                           " ON p.id = b.patron_id WHERE p.card = %s" % lit(card)), "0")
         self.assertEqual(self.k.send(sc_status()).code, "98")
 
     def test_field_after_the_checksum_is_malformed(self):
@@ -1085,6 +1162,112 @@ class T11Framing(unittest.TestCase):
         assert_good(self, m)
         self.assertNotIn("|Name", m.raw)
 
+
+
+# ---------------------------------------------------------------- 01, 15, 19, 25
+
+
+def blocks(card):
+    """The active blocks of card: [(reason, placed_by username)]."""
+    rows = q("SELECT b.reason || '|' || s.username FROM patron_block b JOIN patron p"
+             " ON p.id = b.patron_id JOIN staff s ON s.id = b.placed_by WHERE p.card = %s"
+             " AND b.lifted_at IS NULL ORDER BY b.id" % lit(card))
+    return [tuple(r.split("|")) for r in rows.splitlines() if r]
+
+
+def block_patron(card, note="card left in the machine", retained="N", date=None):
+    return "01%s%sAODWN|AL%s|AA%s|AC|" % (retained, date or sip_date(), note, card)
+
+
+class T11PatronBlockAndRefusals(unittest.TestCase):
+    def setUp(self):
+        self.k = kiosk()
+
+    def tearDown(self):
+        self.k.close()
+
+    def test_block_patron_blocks_the_card_and_answers_24(self):
+        card, item = new_patron(), new_item()
+        raw = build(block_patron(card), 3)
+        self.k.send_raw(raw)
+        m = self.k.read()
+        self.assertEqual((m.code, m.seq), ("24", 3), m)
+        assert_good(self, m)
+        self.assertEqual(len(m.fixed), 14 + 3 + 18, m)
+        self.assertEqual(m.fixed[:4], "YYYY", m)  # charge, renew, recall, hold denied
+        self.assertEqual(m.fixed[14:17], "000", m)  # 01 carries no language
+        self.assertEqual((m.get("AA"), m.get("BL"), m.get("CQ")), (card, "Y", "N"), m)
+        self.assertEqual(m.get("AE"), "", m)  # nothing personal
+        self.assertNotIn("BV", m.fields)
+        self.assertEqual(m.get("AF"), BLOCKED_NOW, m)
+        self.assertEqual(blocks(card),
+                         [("Blocked by self-check: card left in the machine", "kiosk-open")])
+        self.assertEqual(q("SELECT count(*) FROM audit_event a JOIN patron p ON p.id = a.entity_id"
+                           " WHERE a.entity = 'patron' AND a.action = 'block' AND p.card = %s"
+                           " AND a.staff_id = (SELECT id FROM staff WHERE username = 'kiosk-open')"
+                           % lit(card)), "1")
+        # Resent (same line, then a new date with the same note): still one block.
+        self.k.send_raw(raw)
+        self.assertEqual(self.k.read().code, "24")
+        later = datetime.datetime.now() + datetime.timedelta(seconds=2)
+        self.assertEqual(self.k.send(block_patron(card, date=sip_date(later))).code, "24")
+        self.assertEqual(len(blocks(card)), 1)
+        # The card is blocked for the desk's rules too.
+        m = self.k.send(co(card, item))
+        self.assertEqual(ok(m), "0", m)
+        self.assertEqual(loans(item), 0)
+
+    def test_card_retained_is_in_the_note(self):
+        card = new_patron()
+        m = self.k.send(block_patron(card, note="reported stolen", retained="Y"))
+        self.assertEqual(m.code, "24", m)
+        self.assertEqual(blocks(card),
+                         [("Blocked by self-check: reported stolen (card retained)", "kiosk-open")])
+
+    def test_block_of_an_unknown_card(self):
+        m = self.k.send(block_patron("29999999999998"))
+        self.assertEqual((m.code, m.get("BL")), ("24", "N"), m)
+
+    def test_hold_is_refused_with_16(self):
+        card, item = new_patron(), new_item()
+        m = self.k.send("15+%sAODWN|AA%s|AB%s|AC|" % (sip_date(), card, item))
+        self.assertEqual(m.code, "16", m)
+        assert_good(self, m)
+        self.assertEqual(m.fixed[:2], "0N", m)
+        self.assertEqual(len(m.fixed), 20, m)
+        self.assertEqual((m.get("AA"), m.get("AB")), (card, item), m)
+        self.assertIn("desk", m.get("AF"), m)
+        self.assertEqual(q("SELECT count(*) FROM hold h JOIN patron p ON p.id = h.patron_id"
+                           " WHERE p.card = %s" % lit(card)), "0")
+
+    def test_item_status_update_is_refused_with_20(self):
+        item = new_item()
+        before = q("SELECT version FROM item WHERE barcode = %s" % lit(item))
+        m = self.k.send("19%sAODWN|AB%s|AC|CHnew properties|" % (sip_date(), item))
+        self.assertEqual(m.code, "20", m)
+        assert_good(self, m)
+        self.assertEqual((m.fixed[:1], len(m.fixed)), ("0", 19), m)
+        self.assertEqual(m.get("AB"), item, m)
+        self.assertTrue(m.get("AF"), m)
+        self.assertEqual(q("SELECT version FROM item WHERE barcode = %s" % lit(item)), before)
+
+    def test_patron_enable_tells_the_status_and_enables_nothing(self):
+        card = new_patron()
+        block(card)
+        m = self.k.send("25%sAODWN|AA%s|AC|" % (sip_date(), card))
+        self.assertEqual(m.code, "26", m)
+        assert_good(self, m)
+        self.assertEqual(len(m.fixed), 35, m)
+        self.assertEqual(m.fixed[:4], "YYYY", m)
+        self.assertEqual(m.fixed[14:17], "000", m)
+        self.assertEqual((m.get("AA"), m.get("BL")), (card, "Y"), m)
+        self.assertEqual(len(blocks(card)), 1)  # still blocked
+        # A card in good standing: its status, all privileges.
+        good = new_patron()
+        m = self.k.send("25%sAODWN|AA%s|AC|" % (sip_date(), good))
+        self.assertEqual((m.code, m.fixed[:4], m.get("BL")), ("26", "    ", "Y"), m)
+        m = self.k.send("25%sAODWN|AA%s|AC|" % (sip_date(), "29999999999997"))
+        self.assertEqual((m.code, m.get("BL")), ("26", "N"), m)
 
 
 # ---------------------------------------------------------------- the database away (last: it stops PostgreSQL)

@@ -4,7 +4,7 @@ sip_patron (the 14 status flags, counts, the sentence), sip_patron_items (the li
 message 63 and their ranges), sip_item (circulation status codes), sip_renew_all (each loan
 through circ_renew, a resent message applied once), the PIN count and lock
 (sip_pin_record), patron_pin_set and its audit row, and the hold-capture probe of logins
-with held_checkin_blocked (sip_checkin_held).
+with held_checkin_blocked (sip_checkin_held), and message 01's block (sip_block_patron).
 
 As test_displays_sql.py: one transaction per test on a harness session, rolled back. The
 last class sets PINs through the real client and daemon (PatronPinSet), which commit.
@@ -463,6 +463,37 @@ class HoldProbe(SipSqlTest):
         self.assertFalse(self.held(ref))
         self.assertFalse(self.held(withdrawn))
         self.assertFalse(self.held("39999999999999"))
+
+
+class BlockPatron(SipSqlTest):
+    def block(self, card, k, note="left in the machine", retained=False):
+        return self.q("SELECT sip_block_patron(%s, %d, %d, %s, %s, %s)"
+                      % (lit(k), ids["staff"], ids["workstation"], lit(card), lit(note),
+                         lit(retained))) == "t"
+
+    def active(self, card):
+        return self.q("SELECT string_agg(reason, ';' ORDER BY id) FROM patron_block"
+                      " WHERE patron_id = %d AND lifted_at IS NULL" % self.patron_id(card))
+
+    def test_blocks_once_audited(self):
+        card, k = self.patron(), key()
+        self.assertTrue(self.block(card, k))
+        self.assertTrue(self.block(card, k))  # resent: the stored answer, no second block
+        self.assertFalse(self.block(card, key()))  # same reason, still active: none
+        self.assertEqual(self.active(card), "Blocked by self-check: left in the machine")
+        self.assertTrue(flags(self.sip_patron(card)["status"], 0, 1, 2, 3))
+        self.assertEqual(self.q("SELECT count(*) FROM audit_event WHERE entity = 'patron'"
+                                " AND action = 'block' AND entity_id = %d" % self.patron_id(card)),
+                         "1")
+
+    def test_retained_and_empty_note(self):
+        card = self.patron()
+        self.assertTrue(self.block(card, key(), note="  ", retained=True))
+        self.assertEqual(self.active(card), "Blocked by self-check: no reason given (card retained)")
+
+    def test_unknown_card(self):
+        self.refused("SELECT sip_block_patron(%s, %d, %d, '29999999999996', 'x', false)"
+                     % (lit(key()), ids["staff"], ids["workstation"]), "CR404", "patron_not_found")
 
 
 class Dates(SipSqlTest):
