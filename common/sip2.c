@@ -194,6 +194,13 @@ sip2_status_t sip2_parse(const char *line, size_t len, sip2_msg_t *m)
         return SIP2_EMPTY;
     size_t end = len;
     sip2_status_t st = sip2_take_checksum(line, &end, m);
+    if (st == SIP2_BAD_CHECKSUM) {
+        /* The AY before the bad "AZxxxx" still says which try this was, so
+         * that the 96 asking for it again carries the same number. */
+        end = len - 6;
+        sip2_take_sequence(line, &end, m);
+        return st;
+    }
     if (st != SIP2_OK)
         return st;
     sip2_take_sequence(line, &end, m);

@@ -32,7 +32,7 @@ typedef struct sip2_msg {
     size_t fixed_len;  /* as the standard defines for the code; 0 for an unknown code */
     sip2_field_t fields[SIP2_MAX_FIELDS];
     size_t nfields;
-    int seq;          /* AY, 0-9; -1 when absent */
+    int seq;          /* AY, 0-9; -1 when absent (also set on SIP2_BAD_CHECKSUM) */
     bool checksummed; /* AZ was present (and matched: else SIP2_BAD_CHECKSUM) */
     bool known;       /* the code is one sip2 knows the layout of */
 } sip2_msg_t;

@@ -77,7 +77,6 @@ struct sip_conn {
     uint64_t last_active_at;
     bool stuck_seen;
     int bad_lines;
-    int owed_96; /* bad lines seen while a message was being answered: their 96s follow it */
     char *last;  /* the last answer sent, AY/AZ and CR included (for 97) */
     size_t last_len;
     password_work_t *login_work; /* cancelled if the connection closes first */
@@ -287,8 +286,6 @@ static void sip_conn_done(sip_conn_t *c)
     c->busy = false;
     if (c->closed)
         return;
-    for (; c->owed_96 > 0; c->owed_96--)
-        sip_answer_96(c, -1);
     if (c->sv->stopping)
         sip_conn_close_after_flush(c, "server shutting down");
     else
@@ -498,7 +495,8 @@ typedef struct sip_login {
     bool counted; /* a failure counted ahead on both keys */
     bool pending; /* holds a pending slot on both keys */
     bool exists, disabled, selfcheck, has_login;
-    sip_session_t next; /* the session it opens */
+    uint64_t revoked_seq; /* srv->revoked_seq when the account was looked up */
+    sip_session_t next;   /* the session it opens */
     sip_req_t *r;
     struct sip_login *next_waiting; /* in sv->waiting */
 } sip_login_t;
@@ -587,8 +585,10 @@ static void sip_login_verified(int ok, const char *hash, void *arg)
     sip_req_t *r = arg;
     sip_login_t *l = r->state;
     r->conn->login_work = NULL;
+    /* Gone before its answer: nobody learns the verdict, so no guess was
+     * made (kiosks sharing a login and rebooting must not lock each other out). */
     if (ok == PASSWORD_CANCELLED || r->conn->closed) {
-        sip_login_fail(r, "abandoned", true);
+        sip_login_fail(r, "abandoned", false);
         return;
     }
     if (ok != PASSWORD_MATCH || !l->exists) {
@@ -600,7 +600,9 @@ static void sip_login_verified(int ok, const char *hash, void *arg)
         return;
     }
     /* The password is right: what follows is not a guess, and is told apart only in the log. */
-    if (l->disabled) {
+    /* Disabled (or its password changed) since it was looked up: as disabled. */
+    if (l->disabled ||
+        server_sessions_ended_since(r->srv, l->next.staff_id, l->revoked_seq)) {
         sip_login_fail(r, "disabled", false);
         return;
     }
@@ -661,7 +663,7 @@ static void sip_login_looked_up(const db_result_t *res, void *arg)
         return;
     }
     if (r->conn->closed) {
-        sip_login_fail(r, "abandoned", true);
+        sip_login_fail(r, "abandoned", false);
         return;
     }
     sip_login_fill(l, res->res);
@@ -728,6 +730,7 @@ static void sip_login_lookup(sip_req_t *r)
 {
     sip_login_t *l = r->state;
     const char *values[1] = {l->user};
+    l->revoked_seq = r->srv->revoked_seq;
     if (db_exec_short(r->srv->db, &stmt_sip_auth, 1, values, NULL, NULL, sip_login_looked_up, r) !=
         0)
         sip_login_fail(r, "database", false);
@@ -816,25 +819,13 @@ static bool sip_line_is_text(const char *line, size_t len)
     return memchr(line, '\t', len) == NULL && memchr(line, '\n', len) == NULL;
 }
 
-/* The AY digit of a line ending "AYnAZxxxx" (a bad checksum is found before the
- * codec reads AY), so that its 96 carries it; -1 when there is none. */
-static int sip_trailer_seq(const char *line, size_t len)
-{
-    if (len >= 9 && line[len - 9] == 'A' && line[len - 8] == 'Y' && line[len - 7] >= '0' &&
-        line[len - 7] <= '9' && line[len - 6] == 'A' && line[len - 5] == 'Z')
-        return line[len - 7] - '0';
-    return -1;
-}
-
-/* A line that is not a message: 96, and after too many in a row, goodbye. */
+/* A line that is not a message: 96, and after too many in a row, goodbye.
+ * (No line arrives while a message is answered: the channel is paused.) */
 static void sip_bad_line(sip_conn_t *c, const char *what, int seq)
 {
     c->bad_lines++;
     log_info(c->id, "SIP2 %s: %s (%d in a row)", c->peer, what, c->bad_lines);
-    if (c->busy) /* answers go out in the order of the lines */
-        c->owed_96++;
-    else
-        sip_answer_96(c, seq);
+    sip_answer_96(c, seq);
     if (c->bad_lines > SIP_MAX_BAD_LINES) {
         log_warn(c->id, "closing SIP2 %s: %d bad lines in a row", c->peer, c->bad_lines);
         sip_conn_close_after_flush(c, "too many bad lines");
@@ -908,7 +899,7 @@ static void sip_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
     sip_conn_ref(c);
     sip2_status_t st = sip2_parse(r->line, len, &r->msg);
     if (st != SIP2_OK) {
-        int seq = r->msg.seq >= 0 ? r->msg.seq : sip_trailer_seq(line, len);
+        int seq = r->msg.seq; /* sip2_parse reads AY even when the checksum is bad */
         sip_req_free(r);
         if (st == SIP2_EMPTY)
             return;
@@ -1118,6 +1109,39 @@ void sip_abort(server_t *srv)
     for (sip_conn_t *c = sv->conns; c; c = next) {
         next = c->next;
         sip_conn_close(c, "forced shutdown");
+    }
+}
+
+/* Close c once its queued answers are out, for `why`. */
+static void sip_end_session(sip_conn_t *c, const char *why)
+{
+    log_info(c->id, "ending the SIP2 session of %s on %s: %s", c->session.username, c->peer, why);
+    sip_conn_close_after_flush(c, why);
+}
+
+void sip_end_sessions(server_t *srv, int64_t staff_id, const char *why)
+{
+    sip_server_t *sv = srv->sip;
+    if (sv == NULL)
+        return;
+    sip_conn_t *next;
+    for (sip_conn_t *c = sv->conns; c; c = next) {
+        next = c->next;
+        if (!c->closed && c->session.logged_in && c->session.staff_id == staff_id)
+            sip_end_session(c, why);
+    }
+}
+
+void sip_end_sessions_named(server_t *srv, const char *username, const char *why)
+{
+    sip_server_t *sv = srv->sip;
+    if (sv == NULL || username == NULL)
+        return;
+    sip_conn_t *next;
+    for (sip_conn_t *c = sv->conns; c; c = next) {
+        next = c->next;
+        if (!c->closed && c->session.logged_in && strcmp(c->session.username, username) == 0)
+            sip_end_session(c, why);
     }
 }
 

@@ -73,6 +73,12 @@ bool sip_gone(const server_t *srv);
 void sip_free(server_t *srv);
 /* The bound SIP2 port, 0 when off. */
 int sip_port(const server_t *srv);
+/* Close (after what is queued is sent) the SIP2 connections logged in as
+ * staff_id, or as the SIP2 login `username` (its options are copied at 93,
+ * so a change to them takes a new login): an account disabled, a password
+ * changed, a SIP2 login changed or removed. */
+void sip_end_sessions(server_t *srv, int64_t staff_id, const char *why);
+void sip_end_sessions_named(server_t *srv, const char *username, const char *why);
 
 /* Finish r->out (AY, AZ, CR), send it, keep it as the connection's last
  * answer (for 97), resume reading, and free r. Exactly once per message. */

@@ -303,6 +303,12 @@ static void test_bad_checksum(void **state)
     assert_int_equal(parse("941AY3AZ FDF", &m), SIP2_BAD_CHECKSUM);
     /* The sequence number is under the checksum too. */
     assert_int_equal(parse("941AY4AZFDFA", &m), SIP2_BAD_CHECKSUM);
+    /* ... and is still reported, for the 96 that asks for the line again. */
+    assert_int_equal(m.seq, 4);
+    assert_int_equal(parse("941AY3AZFDFG", &m), SIP2_BAD_CHECKSUM);
+    assert_int_equal(m.seq, 3);
+    assert_int_equal(parse("941AZFDFG", &m), SIP2_BAD_CHECKSUM);
+    assert_int_equal(m.seq, -1);
 }
 
 static void test_lowercase_hex_accepted(void **state)
