@@ -50,10 +50,11 @@ int line_decoder_feed(line_decoder_t *dec, const void *data, size_t len)
 {
     line_decoder_wipe_given(dec);
     if (dec->start > 0) {
-        /* What the move leaves behind the new end is a copy of bytes that
-         * are still to come; only consumed bytes need zeroing first. */
+        /* The move leaves a stale copy of its tail behind the new end. */
+        size_t old_len = dec->in.len;
         memset(dec->in.data, 0, dec->start);
         buf_consume(&dec->in, dec->start);
+        memset(dec->in.data + dec->in.len, 0, old_len - dec->in.len);
         dec->start = 0;
     }
     if (dec->skipping && dec->in.len == 0 && len > 0) {

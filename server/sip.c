@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -76,6 +77,7 @@ struct sip_conn {
     uint64_t accepted_at;
     uint64_t last_active_at;
     bool stuck_seen;
+    bool warned_date; /* a transaction date not to be trusted for keys was logged */
     int bad_lines;
     char *last;  /* the last answer sent, AY/AZ and CR included (for 97) */
     size_t last_len;
@@ -204,7 +206,8 @@ static void sip_tick(uv_timer_t *t)
     uint64_t now = uv_now(c->srv->loop);
     bool stuck = c->ch.paused_by_backpressure || (c->ch.close_when_flushed && c->ch.writing);
     if (stuck && c->stuck_seen) {
-        log_warn(c->id, "SIP2 %s is not reading what we send; dropping it", c->peer);
+        log_warn(c->id, "SIP2 %s is not reading what we send (%zu bytes waiting); dropping it",
+                 c->peer, channel_queued_output(&c->ch));
         sip_conn_close(c, "client not reading");
         return;
     }
@@ -333,28 +336,103 @@ static size_t sip_key_part(char *buf, size_t at, const char *s, size_t n)
     return at + n + 1;
 }
 
+#define SIP_KEY_DATE_SLACK_S 3600 /* a kiosk's clock this far off is still believed */
+
+/* Where the transaction date is in the fixed part of the messages that derive
+ * keys; -1 for the others. */
+static int sip_key_date_at(const char *code)
+{
+    static const struct {
+        const char *code;
+        int at;
+    } table[] = {{"11", 2}, {"09", 1}, {"29", 2}, {"65", 0}, {"37", 0}};
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(code, table[i].code) == 0)
+            return table[i].at;
+    return -1;
+}
+
+/* The library's offset from UTC now: the database's answer, else the daemon's zone. */
+static long sip_library_offset(const server_t *srv, time_t now)
+{
+    if (srv && srv->sip && srv->sip->offset_known)
+        return srv->sip->utc_offset_s;
+    struct tm tm;
+    return localtime_r(&now, &tm) ? tm.tm_gmtoff : 0;
+}
+
+/* True when the message's transaction date is a date within SIP_KEY_DATE_SLACK_S of
+ * now (a blank or constant one makes every transaction of a barcode look alike). */
+static bool sip_key_date_trusted(const sip_req_t *r, time_t now)
+{
+    int at = sip_key_date_at(r->msg.code);
+    if (at < 0)
+        return true;
+    if (r->msg.fixed == NULL || r->msg.fixed_len < (size_t)at + 18)
+        return false;
+    const char *d = r->msg.fixed + at;
+    time_t when;
+    if (!sip2_parse_date_civil(d, 18, &when))
+        return false;
+    /* ZZZZ "   Z" is UTC; anything else is the library's local time. */
+    long offset = memchr(d + 8, 'Z', 4) ? 0 : sip_library_offset(r->srv, now);
+    long long diff = (long long)when - ((long long)now + offset);
+    return diff >= -SIP_KEY_DATE_SLACK_S && diff <= SIP_KEY_DATE_SLACK_S;
+}
+
+/*
+ * The key hashes the login, the code, AA, AB, the fixed part (its transaction
+ * date and flags, sent unchanged with a resend) and AY; for 37 also BK, the
+ * kiosk's transaction id. A date that cannot be trusted adds the minute the
+ * message arrived: two real returns of a barcode from a sorter that sends a
+ * constant date then differ unless they come within the same minute (a resend
+ * does), instead of the second getting the first's answer for two days.
+ */
 const char *sip_key(sip_req_t *r)
+{
+    return sip_key_at(r, time(NULL));
+}
+
+const char *sip_key_at(sip_req_t *r, time_t now)
 {
     char staff[24];
     int n = snprintf(staff, sizeof(staff), "%lld", (long long)r->session.staff_id);
-    size_t aa_len = 0, ab_len = 0;
+    size_t aa_len = 0, ab_len = 0, bk_len = 0;
     const char *aa = sip2_field(&r->msg, "AA", &aa_len);
     const char *ab = sip2_field(&r->msg, "AB", &ab_len);
+    bool fee = strcmp(r->msg.code, "37") == 0;
+    const char *bk = fee ? sip2_field(&r->msg, "BK", &bk_len) : NULL;
     char seq[12];
     int sn = snprintf(seq, sizeof(seq), "%d", r->msg.seq);
+    char minute[24] = "";
+    int mn = 0;
+    if (!sip_key_date_trusted(r, now)) {
+        mn = snprintf(minute, sizeof(minute), "%lld", (long long)(now / 60));
+        if (r->conn && !r->conn->warned_date) {
+            r->conn->warned_date = true;
+            log_warn(r->conn->id,
+                     "SIP2 %s: message %s has a transaction date that is not a date within an "
+                     "hour of now; its request key includes the minute it arrived (a resend "
+                     "after that minute is done again)",
+                     r->conn->peer, r->msg.code);
+        }
+    }
     size_t fixed_len = r->msg.fixed ? r->msg.fixed_len : 0;
     /* Every part comes from the line (at most SIP2_MAX_MESSAGE bytes) or is short. */
-    char *buf = arena_alloc(&r->arena, 64 + (size_t)n + aa_len + ab_len + fixed_len + (size_t)sn);
+    char *buf = arena_alloc(&r->arena, 96 + (size_t)n + aa_len + ab_len + bk_len + fixed_len +
+                                           (size_t)sn + (size_t)mn);
     size_t at = 0;
     at = sip_key_part(buf, at, "carrel-sip2-key-1", 17);
     at = sip_key_part(buf, at, staff, (size_t)n);
     at = sip_key_part(buf, at, r->msg.code, 2);
     at = sip_key_part(buf, at, aa ? aa : "", aa ? aa_len : 0);
     at = sip_key_part(buf, at, ab ? ab : "", ab ? ab_len : 0);
-    /* The fixed part holds the transaction date (and the message's flags, sent again
-     * unchanged with a resend). */
     at = sip_key_part(buf, at, fixed_len ? r->msg.fixed : "", fixed_len);
     at = sip_key_part(buf, at, seq, (size_t)sn);
+    if (fee)
+        at = sip_key_part(buf, at, bk ? bk : "", bk ? bk_len : 0);
+    if (mn > 0)
+        at = sip_key_part(buf, at, minute, (size_t)mn);
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)buf, at, d);
     d[6] = (unsigned char)((d[6] & 0x0f) | 0x80); /* version 8: custom */
@@ -423,8 +501,10 @@ static void sip_answer_status(sip_req_t *r)
     sip_supported_messages(bx);
     sip2_out_t *o = &r->out;
     sip2_out_begin(o, "98", s->opts.hide_fields);
-    /* on-line, checkin ok, checkout ok, ACS renewal policy, status update ok, offline ok */
-    sip2_out_fixed(o, "YYYYNN");
+    /* on-line, checkin ok, checkout ok, ACS renewal policy, status update ok, offline ok.
+     * Off-line while no database connection is up: every message would be refused. */
+    sip2_out_fixed(o, db_pool_available(r->srv->db) ? "Y" : "N");
+    sip2_out_fixed(o, "YYYNN");
     sip2_out_fixed(o, "030003"); /* timeout period, retries allowed */
     sip2_out_fixed(o, date);
     sip2_out_fixed(o, "2.00");
@@ -959,6 +1039,16 @@ static void sip_peer_address(sip_conn_t *c)
     throttle_address_key(host, c->addr, sizeof(c->addr));
 }
 
+/* Open connections from c's address (c included). */
+static long sip_count_address(const sip_server_t *sv, const sip_conn_t *c)
+{
+    long n = 0;
+    for (const sip_conn_t *o = sv->conns; o; o = o->next)
+        if (!o->closed && !o->ch.closing && strcmp(o->addr, c->addr) == 0)
+            n++;
+    return n;
+}
+
 static void sip_accept(sip_server_t *sv)
 {
     server_t *srv = sv->srv;
@@ -995,6 +1085,13 @@ static void sip_accept(sip_server_t *sv)
         log_warn(c->id, "refusing SIP2 %s: %ld connections is the limit", c->peer,
                  srv->cfg.sip_max_connections);
         sip_conn_close(c, "connection limit reached");
+        return;
+    }
+    /* One host must not hold every slot (pre-login ones live sip_login_timeout_s). */
+    if (sip_count_address(sv, c) > srv->cfg.max_connections_per_address) {
+        log_warn(c->id, "refusing SIP2 %s: %ld connections from one address is the limit", c->peer,
+                 srv->cfg.max_connections_per_address);
+        sip_conn_close(c, "too many connections from this address");
         return;
     }
     uint64_t tick = sip_tick_ms(&srv->cfg);

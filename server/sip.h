@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "arena.h"
 #include "db.h"
@@ -90,11 +91,15 @@ void sip_db(sip_req_t *r, const db_stmt_t *stmt, int nparams, const char *const 
             sip_db_cb cb);
 /*
  * The request key of a circulation message: a UUID derived from the login,
- * the code, the patron (AA), the item (AB), the transaction date and AY. A
- * self-check that resends a message after a timeout sends the same fields,
- * so circ_checkout finds the key and answers what it did the first time.
+ * the code, the patron (AA), the item (AB), the transaction date and AY (for
+ * 37 also BK). A self-check that resends a message after a timeout sends the
+ * same fields, so circ_checkout finds the key and answers what it did the
+ * first time. A transaction date that is not a date within an hour of now
+ * adds the minute of arrival (logged once per connection). sip_key_at: the
+ * same with `now` given (unit tests).
  */
 const char *sip_key(sip_req_t *r);
+const char *sip_key_at(sip_req_t *r, time_t now);
 
 /* The transaction date of an answer, "YYYYMMDDZZZZHHMMSS", in the library's
  * time zone (setting `timezone`, asked of the database every few minutes). */
