@@ -534,16 +534,22 @@ static void sip_answer_end_session(sip_req_t *r)
     sip_send(r);
 }
 
-/* Answer a circulation message sent before login with its response, ok=0 (nothing is
- * done); false for any other message. */
+/*
+ * Answer a circulation message sent before login with its response, ok=0 (nothing is
+ * done); false for any other message. Each answer has the standard's required fields, in
+ * its order (AO and AA/AB echoed from the request, the item's title, due date or
+ * permanent location empty); the logged-in answers are sip_msgs.c's.
+ */
 static bool sip_answer_not_logged_in(sip_req_t *r)
 {
     static const struct {
-        const char *code, *answer, *fixed, *echo[3];
+        const char *code, *answer, *fixed, *fields[5];
     } table[] = {
-        {"11", "12", "0NUN", {"AA", "AB", NULL}}, {"09", "10", "0NUN", {"AB", NULL, NULL}},
-        {"29", "30", "0NUN", {"AA", "AB", NULL}}, {"65", "66", "000000000", {"AA", NULL, NULL}},
-        {"37", "38", "N", {"AA", NULL, NULL}},
+        {"11", "12", "0NUN", {"AO", "AA", "AB", "AJ", "AH"}},
+        {"09", "10", "0NUN", {"AO", "AB", "AQ", NULL, NULL}},
+        {"29", "30", "0NUN", {"AO", "AA", "AB", "AJ", "AH"}},
+        {"65", "66", "000000000", {"AO", NULL, NULL, NULL, NULL}},
+        {"37", "38", "N", {"AO", "AA", NULL, NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         if (strcmp(r->msg.code, table[i].code) != 0)
@@ -554,10 +560,11 @@ static bool sip_answer_not_logged_in(sip_req_t *r)
         sip2_out_begin(o, table[i].answer, NULL);
         sip2_out_fixed(o, table[i].fixed);
         sip2_out_fixed(o, date);
-        sip2_out_field(o, "AO", "");
-        for (int k = 0; k < 3 && table[i].echo[k]; k++)
-            if (sip2_field_copy(&r->msg, table[i].echo[k], value, sizeof(value)))
-                sip2_out_field(o, table[i].echo[k], value);
+        for (int k = 0; k < 5 && table[i].fields[k]; k++) {
+            if (!sip2_field_copy(&r->msg, table[i].fields[k], value, sizeof(value)))
+                value[0] = '\0';
+            sip2_out_field(o, table[i].fields[k], value);
+        }
         sip2_out_field(o, "AF", "This self-check is not logged in; please see the desk.");
         sip_send(r);
         return true;
