@@ -648,5 +648,24 @@ class AdminCommands(unittest.TestCase):
         self.assertEqual(r.json["status"], "forbidden", r)
 
 
+class ZDatabaseAway(unittest.TestCase):
+    """Last (it stops PostgreSQL): 98 says off-line while the pool has no connection."""
+
+    def test_status_says_offline_without_the_database(self):
+        with logged_in() as c:
+            self.assertEqual(status(c).fixed[0], "Y")
+            env.stop_pg()
+            try:
+                def offline():
+                    # a checkin makes the pool use (and find dead) its connections
+                    c.send("09N%s%sAPx|AODWN|ABnothing|" % (sip_date(), sip_date()))
+                    return status(c).fixed[0] == "N"
+                harness.wait_until(offline, what="98 on-line N", interval=0.2)
+            finally:
+                env.start_pg()
+            harness.wait_until(lambda: status(c).fixed[0] == "Y", timeout=120,
+                               what="98 on-line Y again", interval=0.2)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
