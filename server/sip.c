@@ -688,8 +688,7 @@ static void sip_login_verified(int ok, const char *hash, void *arg)
     }
     /* The password is right: what follows is not a guess, and is told apart only in the log. */
     /* Disabled (or its password changed) since it was looked up: as disabled. */
-    if (l->disabled ||
-        server_sessions_ended_since(r->srv, l->next.staff_id, l->revoked_seq)) {
+    if (l->disabled || server_sessions_ended_since(r->srv, l->next.staff_id, l->revoked_seq)) {
         sip_login_fail(r, "disabled", false);
         return;
     }

@@ -324,8 +324,8 @@ static void test_lines_over_tls(void **state)
  * and go on when the output drains, so the queue never holds more than the
  * mark plus one answer, and every line is still answered in the end.
  */
-#define FLOOD_LINES 3000
-#define ANSWER_LEN 4096
+#define FLOOD_LINES      3000
+#define ANSWER_LEN       4096
 #define FLOOD_HIGH_WATER (64 * 1024)
 
 typedef struct {
