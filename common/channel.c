@@ -9,6 +9,7 @@ static char channel_read_buffer[64 * 1024];
 
 static void channel_start_write(channel_t *ch);
 static void channel_process_frames(channel_t *ch);
+static void channel_pump_input(channel_t *ch);
 static void channel_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b);
 
 static void channel_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *out)
@@ -120,6 +121,14 @@ static void channel_write_cb(uv_write_t *req, int status)
     if (ch->paused_by_backpressure && channel_queued_output(ch) <= ch->high_water / 2) {
         ch->paused_by_backpressure = false;
         channel_update_reading(ch);
+        /* Line mode stopped delivering at the high water mark: hand over
+         * what the decoder and the TLS engine still hold. */
+        if (ch->lines && !ch->paused_by_owner && !ch->in_frames) {
+            channel_process_frames(ch);
+            if (!ch->closing && !ch->close_when_flushed && !ch->paused_by_owner &&
+                !ch->paused_by_backpressure)
+                channel_pump_input(ch);
+        }
     }
 }
 
@@ -188,11 +197,16 @@ static void channel_input_release(channel_t *ch)
 /*
  * Hand complete lines to the owner. An overlong line was dropped by the
  * decoder; the owner hears of it and the channel stays open (a SIP2 terminal
- * is told to resend, it is not cut off).
+ * is told to resend, it is not cut off). Line owners answer synchronously,
+ * so delivery stops while the output is over the high water mark: otherwise
+ * one read of short lines from a peer that never reads would queue an answer
+ * each, without bound. The rest waits in the decoder (reading has stopped)
+ * until channel_write_cb sees the output drain.
  */
 static void channel_process_lines(channel_t *ch)
 {
-    while (!ch->closing && !ch->close_when_flushed && !ch->paused_by_owner) {
+    while (!ch->closing && !ch->close_when_flushed && !ch->paused_by_owner &&
+           !ch->paused_by_backpressure) {
         const char *line;
         size_t len;
         line_result_t r = line_decoder_next(&ch->line_input, &line, &len);
@@ -278,7 +292,10 @@ static void channel_pump_input(channel_t *ch)
             channel_close(ch, tlsio_error(&ch->tls));
             return;
         }
-        if (channel_input_feed(ch, plain, got) != 0) {
+        int fed = channel_input_feed(ch, plain, got);
+        if (ch->lines)
+            memset(plain, 0, got); /* SIP2 lines carry PINs and passwords */
+        if (fed != 0) {
             channel_close(ch, "out of memory");
             return;
         }
@@ -289,6 +306,8 @@ static void channel_pump_input(channel_t *ch)
             return;
         if (ch->paused_by_owner)
             break; /* the rest stays in the TLS engine until channel_resume() */
+        if (ch->lines && ch->paused_by_backpressure)
+            break; /* ... or until the output drains (channel_write_cb) */
     }
     /* Between frames an idle connection keeps no input buffer. */
     channel_input_release(ch);
@@ -310,6 +329,8 @@ static void channel_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
         return;
     int rc = ch->plain ? channel_input_feed(ch, b->base, (size_t)nread)
                        : tlsio_feed(&ch->tls, b->base, (size_t)nread);
+    if (ch->plain && ch->lines)
+        memset(b->base, 0, (size_t)nread); /* copied: leave no PIN behind */
     if (rc != 0) {
         channel_close(ch, "out of memory");
         return;

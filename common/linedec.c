@@ -28,14 +28,33 @@ static void line_decoder_add_dropped(line_decoder_t *dec, size_t n)
     dec->dropped = dec->dropped + n < dec->dropped ? UINT64_MAX : dec->dropped + n;
 }
 
+/* Zero the line handed out last: its caller is done with it by now. */
+static void line_decoder_wipe_given(line_decoder_t *dec)
+{
+    if (dec->given_len > 0)
+        memset(dec->in.data + dec->given_off, 0, dec->given_len);
+    dec->given_len = 0;
+}
+
+/* Zero n bytes at p, consumed without being handed out (overlong lines). */
+static void line_wipe(const char *p, size_t n)
+{
+    memset((char *)p, 0, n);
+}
+
 /*
  * Compact lazily, as the frame decoder does. While an overlong line is being
  * dropped, bytes before its terminator are never buffered at all.
  */
 int line_decoder_feed(line_decoder_t *dec, const void *data, size_t len)
 {
+    line_decoder_wipe_given(dec);
     if (dec->start > 0) {
+        /* The move leaves a stale copy of its tail behind the new end. */
+        size_t old_len = dec->in.len;
+        memset(dec->in.data, 0, dec->start);
         buf_consume(&dec->in, dec->start);
+        memset(dec->in.data + dec->in.len, 0, old_len - dec->in.len);
         dec->start = 0;
     }
     if (dec->skipping && dec->in.len == 0 && len > 0) {
@@ -77,6 +96,7 @@ static line_result_t line_report_too_long(line_decoder_t *dec, uint64_t bytes)
 
 line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *len)
 {
+    line_decoder_wipe_given(dec);
     for (;;) {
         size_t avail = dec->in.len - dec->start;
         if (avail == 0)
@@ -96,6 +116,7 @@ line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *
         if (t == NULL) {
             if (dec->skipping) {
                 line_decoder_add_dropped(dec, avail);
+                line_wipe(p, avail);
                 line_decoder_consume(dec, avail);
                 return LINE_NEED_MORE;
             }
@@ -104,6 +125,7 @@ line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *
                 dec->skipping = true;
                 dec->dropped = 0;
                 line_decoder_add_dropped(dec, avail);
+                line_wipe(p, avail);
                 line_decoder_consume(dec, avail);
                 return LINE_NEED_MORE;
             }
@@ -113,17 +135,23 @@ line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *
         size_t end = (size_t)(t - p);
         if (dec->skipping) {
             uint64_t total = dec->dropped + end;
+            line_wipe(p, end + 1);
             line_decoder_consume(dec, end + 1);
             return line_report_too_long(dec, total < dec->dropped ? UINT64_MAX : total);
         }
         size_t n = line_strip_trailing_lfs(p, end, dec->terminator);
+        size_t off = (size_t)(p - (const char *)dec->in.data);
         line_decoder_consume(dec, end + 1);
         /* The same test as for a line still arriving, so where the reads
          * happened to cut the stream never changes the outcome. */
-        if (n > dec->max_line || end > dec->max_line + LINE_LF_SLACK)
+        if (n > dec->max_line || end > dec->max_line + LINE_LF_SLACK) {
+            line_wipe(p, end + 1);
             return line_report_too_long(dec, end);
+        }
         if (n == 0)
             continue; /* an empty line (a lone CR, CR LF CR LF): nothing to hand over */
+        dec->given_off = off;
+        dec->given_len = end + 1;
         *line = p;
         *len = n;
         return LINE_READY;
@@ -132,6 +160,9 @@ line_result_t line_decoder_next(line_decoder_t *dec, const char **line, size_t *
 
 void line_decoder_free(line_decoder_t *dec)
 {
+    line_decoder_wipe_given(dec);
+    if (dec->in.data != NULL)
+        memset(dec->in.data, 0, dec->in.cap);
     buf_free(&dec->in);
     dec->start = 0;
     dec->scanned = 0;

@@ -5,7 +5,9 @@
  * (terminals that send CR LF, or LF CR), and a line left empty is skipped.
  * A line longer than the limit is never buffered whole: its bytes are
  * dropped as they come, up to its terminator, and then reported once as
- * LINE_TOO_LONG with the number of bytes it had. Pure, so it is unit-tested
+ * LINE_TOO_LONG with the number of bytes it had. Bytes consumed are
+ * zeroed before the buffer is reused or freed (SIP2 lines carry PINs and
+ * passwords). Pure, so it is unit-tested
  * and fuzzed on its own (tests/unit/test_sip2.c, tests/fuzz/fuzz_sip2.c).
  */
 #ifndef CARREL_LINEDEC_H
@@ -33,6 +35,8 @@ typedef struct line_decoder {
     bool skipping;     /* inside an overlong line, dropping up to its terminator */
     uint64_t dropped;  /* bytes of that line dropped so far */
     uint32_t too_long; /* length of the last overlong line (capped at UINT32_MAX) */
+    size_t given_off;  /* the line last handed out (with its terminator), */
+    size_t given_len;  /* wiped at the next call: lines carry PINs and passwords */
 } line_decoder_t;
 
 void line_decoder_init(line_decoder_t *dec, size_t max_line, char terminator);

@@ -194,6 +194,13 @@ sip2_status_t sip2_parse(const char *line, size_t len, sip2_msg_t *m)
         return SIP2_EMPTY;
     size_t end = len;
     sip2_status_t st = sip2_take_checksum(line, &end, m);
+    if (st == SIP2_BAD_CHECKSUM) {
+        /* The AY before the bad "AZxxxx" still says which try this was, so
+         * that the 96 asking for it again carries the same number. */
+        end = len - 6;
+        sip2_take_sequence(line, &end, m);
+        return st;
+    }
     if (st != SIP2_OK)
         return st;
     sip2_take_sequence(line, &end, m);
@@ -416,7 +423,8 @@ static int sip2_digits(const char *s, size_t n)
     return v;
 }
 
-bool sip2_parse_date(const char *s, size_t n, time_t *out)
+/* The fields of a YYYYMMDDZZZZHHMMSS date in tm; false when it is not one. */
+static bool sip2_date_fields(const char *s, size_t n, struct tm *tm)
 {
     if (n != 18)
         return false;
@@ -425,17 +433,39 @@ bool sip2_parse_date(const char *s, size_t n, time_t *out)
     if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 ||
         min < 0 || min > 59 || sec < 0 || sec > 59)
         return false;
-    struct tm tm = {0};
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    tm.tm_isdst = -1;
+    memset(tm, 0, sizeof(*tm));
+    tm->tm_year = year - 1900;
+    tm->tm_mon = mon - 1;
+    tm->tm_mday = day;
+    tm->tm_hour = hour;
+    tm->tm_min = min;
+    tm->tm_sec = sec;
+    tm->tm_isdst = -1;
+    return true;
+}
+
+bool sip2_parse_date(const char *s, size_t n, time_t *out)
+{
+    struct tm tm;
+    if (!sip2_date_fields(s, n, &tm))
+        return false;
+    int day = tm.tm_mday, mon = tm.tm_mon;
     time_t t = mktime(&tm);
     /* mktime moves 30 February to March: such a date is malformed. */
-    if (t == (time_t)-1 || tm.tm_mday != day || tm.tm_mon != mon - 1)
+    if (t == (time_t)-1 || tm.tm_mday != day || tm.tm_mon != mon)
+        return false;
+    *out = t;
+    return true;
+}
+
+bool sip2_parse_date_civil(const char *s, size_t n, time_t *out)
+{
+    struct tm tm;
+    if (!sip2_date_fields(s, n, &tm))
+        return false;
+    int day = tm.tm_mday, mon = tm.tm_mon;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != day || tm.tm_mon != mon)
         return false;
     *out = t;
     return true;

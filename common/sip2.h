@@ -32,7 +32,7 @@ typedef struct sip2_msg {
     size_t fixed_len;  /* as the standard defines for the code; 0 for an unknown code */
     sip2_field_t fields[SIP2_MAX_FIELDS];
     size_t nfields;
-    int seq;          /* AY, 0-9; -1 when absent */
+    int seq;          /* AY, 0-9; -1 when absent (also set on SIP2_BAD_CHECKSUM) */
     bool checksummed; /* AZ was present (and matched: else SIP2_BAD_CHECKSUM) */
     bool known;       /* the code is one sip2 knows the layout of */
 } sip2_msg_t;
@@ -83,5 +83,8 @@ void sip2_date(char out[19], time_t t);
 void sip2_date_utc(char out[19], time_t t, long utc_offset_s);
 /* Parse that form (any zone text is taken as local); false when malformed. */
 bool sip2_parse_date(const char *s, size_t n, time_t *out);
+/* The same date's wall-clock time counted as if it were UTC (no zone applied: the
+ * caller compares it with a wall clock of its own, e.g. the library's). */
+bool sip2_parse_date_civil(const char *s, size_t n, time_t *out);
 
 #endif

@@ -307,6 +307,7 @@ void server_end_sessions(server_t *srv, int64_t staff_id, const conn_t *except, 
         log_info(c->id, "ending the session of %s on %s: %s", c->session.username, c->peer, why);
         conn_close_after_flush(c, why);
     }
+    sip_end_sessions(srv, staff_id, why); /* a self-check account's kiosks */
 }
 
 bool server_sessions_ended_since(const server_t *srv, int64_t staff_id, uint64_t since)

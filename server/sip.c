@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -76,8 +77,8 @@ struct sip_conn {
     uint64_t accepted_at;
     uint64_t last_active_at;
     bool stuck_seen;
+    bool warned_date; /* a transaction date not to be trusted for keys was logged */
     int bad_lines;
-    int owed_96; /* bad lines seen while a message was being answered: their 96s follow it */
     char *last;  /* the last answer sent, AY/AZ and CR included (for 97) */
     size_t last_len;
     password_work_t *login_work; /* cancelled if the connection closes first */
@@ -205,7 +206,8 @@ static void sip_tick(uv_timer_t *t)
     uint64_t now = uv_now(c->srv->loop);
     bool stuck = c->ch.paused_by_backpressure || (c->ch.close_when_flushed && c->ch.writing);
     if (stuck && c->stuck_seen) {
-        log_warn(c->id, "SIP2 %s is not reading what we send; dropping it", c->peer);
+        log_warn(c->id, "SIP2 %s is not reading what we send (%zu bytes waiting); dropping it",
+                 c->peer, channel_queued_output(&c->ch));
         sip_conn_close(c, "client not reading");
         return;
     }
@@ -287,8 +289,6 @@ static void sip_conn_done(sip_conn_t *c)
     c->busy = false;
     if (c->closed)
         return;
-    for (; c->owed_96 > 0; c->owed_96--)
-        sip_answer_96(c, -1);
     if (c->sv->stopping)
         sip_conn_close_after_flush(c, "server shutting down");
     else
@@ -336,28 +336,103 @@ static size_t sip_key_part(char *buf, size_t at, const char *s, size_t n)
     return at + n + 1;
 }
 
+#define SIP_KEY_DATE_SLACK_S 3600 /* a kiosk's clock this far off is still believed */
+
+/* Where the transaction date is in the fixed part of the messages that derive
+ * keys; -1 for the others. */
+static int sip_key_date_at(const char *code)
+{
+    static const struct {
+        const char *code;
+        int at;
+    } table[] = {{"11", 2}, {"09", 1}, {"29", 2}, {"65", 0}, {"37", 0}};
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        if (strcmp(code, table[i].code) == 0)
+            return table[i].at;
+    return -1;
+}
+
+/* The library's offset from UTC now: the database's answer, else the daemon's zone. */
+static long sip_library_offset(const server_t *srv, time_t now)
+{
+    if (srv && srv->sip && srv->sip->offset_known)
+        return srv->sip->utc_offset_s;
+    struct tm tm;
+    return localtime_r(&now, &tm) ? tm.tm_gmtoff : 0;
+}
+
+/* True when the message's transaction date is a date within SIP_KEY_DATE_SLACK_S of
+ * now (a blank or constant one makes every transaction of a barcode look alike). */
+static bool sip_key_date_trusted(const sip_req_t *r, time_t now)
+{
+    int at = sip_key_date_at(r->msg.code);
+    if (at < 0)
+        return true;
+    if (r->msg.fixed == NULL || r->msg.fixed_len < (size_t)at + 18)
+        return false;
+    const char *d = r->msg.fixed + at;
+    time_t when;
+    if (!sip2_parse_date_civil(d, 18, &when))
+        return false;
+    /* ZZZZ "   Z" is UTC; anything else is the library's local time. */
+    long offset = memchr(d + 8, 'Z', 4) ? 0 : sip_library_offset(r->srv, now);
+    long long diff = (long long)when - ((long long)now + offset);
+    return diff >= -SIP_KEY_DATE_SLACK_S && diff <= SIP_KEY_DATE_SLACK_S;
+}
+
+/*
+ * The key hashes the login, the code, AA, AB, the fixed part (its transaction
+ * date and flags, sent unchanged with a resend) and AY; for 37 also BK, the
+ * kiosk's transaction id. A date that cannot be trusted adds the minute the
+ * message arrived: two real returns of a barcode from a sorter that sends a
+ * constant date then differ unless they come within the same minute (a resend
+ * does), instead of the second getting the first's answer for two days.
+ */
 const char *sip_key(sip_req_t *r)
+{
+    return sip_key_at(r, time(NULL));
+}
+
+const char *sip_key_at(sip_req_t *r, time_t now)
 {
     char staff[24];
     int n = snprintf(staff, sizeof(staff), "%lld", (long long)r->session.staff_id);
-    size_t aa_len = 0, ab_len = 0;
+    size_t aa_len = 0, ab_len = 0, bk_len = 0;
     const char *aa = sip2_field(&r->msg, "AA", &aa_len);
     const char *ab = sip2_field(&r->msg, "AB", &ab_len);
+    bool fee = strcmp(r->msg.code, "37") == 0;
+    const char *bk = fee ? sip2_field(&r->msg, "BK", &bk_len) : NULL;
     char seq[12];
     int sn = snprintf(seq, sizeof(seq), "%d", r->msg.seq);
+    char minute[24] = "";
+    int mn = 0;
+    if (!sip_key_date_trusted(r, now)) {
+        mn = snprintf(minute, sizeof(minute), "%lld", (long long)(now / 60));
+        if (r->conn && !r->conn->warned_date) {
+            r->conn->warned_date = true;
+            log_warn(r->conn->id,
+                     "SIP2 %s: message %s has a transaction date that is not a date within an "
+                     "hour of now; its request key includes the minute it arrived (a resend "
+                     "after that minute is done again)",
+                     r->conn->peer, r->msg.code);
+        }
+    }
     size_t fixed_len = r->msg.fixed ? r->msg.fixed_len : 0;
     /* Every part comes from the line (at most SIP2_MAX_MESSAGE bytes) or is short. */
-    char *buf = arena_alloc(&r->arena, 64 + (size_t)n + aa_len + ab_len + fixed_len + (size_t)sn);
+    char *buf = arena_alloc(&r->arena, 96 + (size_t)n + aa_len + ab_len + bk_len + fixed_len +
+                                           (size_t)sn + (size_t)mn);
     size_t at = 0;
     at = sip_key_part(buf, at, "carrel-sip2-key-1", 17);
     at = sip_key_part(buf, at, staff, (size_t)n);
     at = sip_key_part(buf, at, r->msg.code, 2);
     at = sip_key_part(buf, at, aa ? aa : "", aa ? aa_len : 0);
     at = sip_key_part(buf, at, ab ? ab : "", ab ? ab_len : 0);
-    /* The fixed part holds the transaction date (and the message's flags, sent again
-     * unchanged with a resend). */
     at = sip_key_part(buf, at, fixed_len ? r->msg.fixed : "", fixed_len);
     at = sip_key_part(buf, at, seq, (size_t)sn);
+    if (fee)
+        at = sip_key_part(buf, at, bk ? bk : "", bk ? bk_len : 0);
+    if (mn > 0)
+        at = sip_key_part(buf, at, minute, (size_t)mn);
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)buf, at, d);
     d[6] = (unsigned char)((d[6] & 0x0f) | 0x80); /* version 8: custom */
@@ -426,8 +501,10 @@ static void sip_answer_status(sip_req_t *r)
     sip_supported_messages(bx);
     sip2_out_t *o = &r->out;
     sip2_out_begin(o, "98", s->opts.hide_fields);
-    /* on-line, checkin ok, checkout ok, ACS renewal policy, status update ok, offline ok */
-    sip2_out_fixed(o, "YYYYNN");
+    /* on-line, checkin ok, checkout ok, ACS renewal policy, status update ok, offline ok.
+     * Off-line while no database connection is up: every message would be refused. */
+    sip2_out_fixed(o, db_pool_available(r->srv->db) ? "Y" : "N");
+    sip2_out_fixed(o, "YYYNN");
     sip2_out_fixed(o, "030003"); /* timeout period, retries allowed */
     sip2_out_fixed(o, date);
     sip2_out_fixed(o, "2.00");
@@ -457,16 +534,22 @@ static void sip_answer_end_session(sip_req_t *r)
     sip_send(r);
 }
 
-/* Answer a circulation message sent before login with its response, ok=0 (nothing is
- * done); false for any other message. */
+/*
+ * Answer a circulation message sent before login with its response, ok=0 (nothing is
+ * done); false for any other message. Each answer has the standard's required fields, in
+ * its order (AO and AA/AB echoed from the request, the item's title, due date or
+ * permanent location empty); the logged-in answers are sip_msgs.c's.
+ */
 static bool sip_answer_not_logged_in(sip_req_t *r)
 {
     static const struct {
-        const char *code, *answer, *fixed, *echo[3];
+        const char *code, *answer, *fixed, *fields[5];
     } table[] = {
-        {"11", "12", "0NUN", {"AA", "AB", NULL}}, {"09", "10", "0NUN", {"AB", NULL, NULL}},
-        {"29", "30", "0NUN", {"AA", "AB", NULL}}, {"65", "66", "000000000", {"AA", NULL, NULL}},
-        {"37", "38", "N", {"AA", NULL, NULL}},
+        {"11", "12", "0NUN", {"AO", "AA", "AB", "AJ", "AH"}},
+        {"09", "10", "0NUN", {"AO", "AB", "AQ", NULL, NULL}},
+        {"29", "30", "0NUN", {"AO", "AA", "AB", "AJ", "AH"}},
+        {"65", "66", "000000000", {"AO", NULL, NULL, NULL, NULL}},
+        {"37", "38", "N", {"AO", "AA", NULL, NULL, NULL}},
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         if (strcmp(r->msg.code, table[i].code) != 0)
@@ -477,10 +560,11 @@ static bool sip_answer_not_logged_in(sip_req_t *r)
         sip2_out_begin(o, table[i].answer, NULL);
         sip2_out_fixed(o, table[i].fixed);
         sip2_out_fixed(o, date);
-        sip2_out_field(o, "AO", "");
-        for (int k = 0; k < 3 && table[i].echo[k]; k++)
-            if (sip2_field_copy(&r->msg, table[i].echo[k], value, sizeof(value)))
-                sip2_out_field(o, table[i].echo[k], value);
+        for (int k = 0; k < 5 && table[i].fields[k]; k++) {
+            if (!sip2_field_copy(&r->msg, table[i].fields[k], value, sizeof(value)))
+                value[0] = '\0';
+            sip2_out_field(o, table[i].fields[k], value);
+        }
         sip2_out_field(o, "AF", "This self-check is not logged in; please see the desk.");
         sip_send(r);
         return true;
@@ -498,7 +582,8 @@ typedef struct sip_login {
     bool counted; /* a failure counted ahead on both keys */
     bool pending; /* holds a pending slot on both keys */
     bool exists, disabled, selfcheck, has_login;
-    sip_session_t next; /* the session it opens */
+    uint64_t revoked_seq; /* srv->revoked_seq when the account was looked up */
+    sip_session_t next;   /* the session it opens */
     sip_req_t *r;
     struct sip_login *next_waiting; /* in sv->waiting */
 } sip_login_t;
@@ -587,8 +672,10 @@ static void sip_login_verified(int ok, const char *hash, void *arg)
     sip_req_t *r = arg;
     sip_login_t *l = r->state;
     r->conn->login_work = NULL;
+    /* Gone before its answer: nobody learns the verdict, so no guess was
+     * made (kiosks sharing a login and rebooting must not lock each other out). */
     if (ok == PASSWORD_CANCELLED || r->conn->closed) {
-        sip_login_fail(r, "abandoned", true);
+        sip_login_fail(r, "abandoned", false);
         return;
     }
     if (ok != PASSWORD_MATCH || !l->exists) {
@@ -600,7 +687,8 @@ static void sip_login_verified(int ok, const char *hash, void *arg)
         return;
     }
     /* The password is right: what follows is not a guess, and is told apart only in the log. */
-    if (l->disabled) {
+    /* Disabled (or its password changed) since it was looked up: as disabled. */
+    if (l->disabled || server_sessions_ended_since(r->srv, l->next.staff_id, l->revoked_seq)) {
         sip_login_fail(r, "disabled", false);
         return;
     }
@@ -661,7 +749,7 @@ static void sip_login_looked_up(const db_result_t *res, void *arg)
         return;
     }
     if (r->conn->closed) {
-        sip_login_fail(r, "abandoned", true);
+        sip_login_fail(r, "abandoned", false);
         return;
     }
     sip_login_fill(l, res->res);
@@ -728,6 +816,7 @@ static void sip_login_lookup(sip_req_t *r)
 {
     sip_login_t *l = r->state;
     const char *values[1] = {l->user};
+    l->revoked_seq = r->srv->revoked_seq;
     if (db_exec_short(r->srv->db, &stmt_sip_auth, 1, values, NULL, NULL, sip_login_looked_up, r) !=
         0)
         sip_login_fail(r, "database", false);
@@ -816,25 +905,13 @@ static bool sip_line_is_text(const char *line, size_t len)
     return memchr(line, '\t', len) == NULL && memchr(line, '\n', len) == NULL;
 }
 
-/* The AY digit of a line ending "AYnAZxxxx" (a bad checksum is found before the
- * codec reads AY), so that its 96 carries it; -1 when there is none. */
-static int sip_trailer_seq(const char *line, size_t len)
-{
-    if (len >= 9 && line[len - 9] == 'A' && line[len - 8] == 'Y' && line[len - 7] >= '0' &&
-        line[len - 7] <= '9' && line[len - 6] == 'A' && line[len - 5] == 'Z')
-        return line[len - 7] - '0';
-    return -1;
-}
-
-/* A line that is not a message: 96, and after too many in a row, goodbye. */
+/* A line that is not a message: 96, and after too many in a row, goodbye.
+ * (No line arrives while a message is answered: the channel is paused.) */
 static void sip_bad_line(sip_conn_t *c, const char *what, int seq)
 {
     c->bad_lines++;
     log_info(c->id, "SIP2 %s: %s (%d in a row)", c->peer, what, c->bad_lines);
-    if (c->busy) /* answers go out in the order of the lines */
-        c->owed_96++;
-    else
-        sip_answer_96(c, seq);
+    sip_answer_96(c, seq);
     if (c->bad_lines > SIP_MAX_BAD_LINES) {
         log_warn(c->id, "closing SIP2 %s: %d bad lines in a row", c->peer, c->bad_lines);
         sip_conn_close_after_flush(c, "too many bad lines");
@@ -908,7 +985,7 @@ static void sip_on_frame(channel_t *ch, const uint8_t *payload, size_t len)
     sip_conn_ref(c);
     sip2_status_t st = sip2_parse(r->line, len, &r->msg);
     if (st != SIP2_OK) {
-        int seq = r->msg.seq >= 0 ? r->msg.seq : sip_trailer_seq(line, len);
+        int seq = r->msg.seq; /* sip2_parse reads AY even when the checksum is bad */
         sip_req_free(r);
         if (st == SIP2_EMPTY)
             return;
@@ -968,6 +1045,16 @@ static void sip_peer_address(sip_conn_t *c)
     throttle_address_key(host, c->addr, sizeof(c->addr));
 }
 
+/* Open connections from c's address (c included). */
+static long sip_count_address(const sip_server_t *sv, const sip_conn_t *c)
+{
+    long n = 0;
+    for (const sip_conn_t *o = sv->conns; o; o = o->next)
+        if (!o->closed && !o->ch.closing && strcmp(o->addr, c->addr) == 0)
+            n++;
+    return n;
+}
+
 static void sip_accept(sip_server_t *sv)
 {
     server_t *srv = sv->srv;
@@ -1004,6 +1091,13 @@ static void sip_accept(sip_server_t *sv)
         log_warn(c->id, "refusing SIP2 %s: %ld connections is the limit", c->peer,
                  srv->cfg.sip_max_connections);
         sip_conn_close(c, "connection limit reached");
+        return;
+    }
+    /* One host must not hold every slot (pre-login ones live sip_login_timeout_s). */
+    if (sip_count_address(sv, c) > srv->cfg.max_connections_per_address) {
+        log_warn(c->id, "refusing SIP2 %s: %ld connections from one address is the limit", c->peer,
+                 srv->cfg.max_connections_per_address);
+        sip_conn_close(c, "too many connections from this address");
         return;
     }
     uint64_t tick = sip_tick_ms(&srv->cfg);
@@ -1118,6 +1212,39 @@ void sip_abort(server_t *srv)
     for (sip_conn_t *c = sv->conns; c; c = next) {
         next = c->next;
         sip_conn_close(c, "forced shutdown");
+    }
+}
+
+/* Close c once its queued answers are out, for `why`. */
+static void sip_end_session(sip_conn_t *c, const char *why)
+{
+    log_info(c->id, "ending the SIP2 session of %s on %s: %s", c->session.username, c->peer, why);
+    sip_conn_close_after_flush(c, why);
+}
+
+void sip_end_sessions(server_t *srv, int64_t staff_id, const char *why)
+{
+    sip_server_t *sv = srv->sip;
+    if (sv == NULL)
+        return;
+    sip_conn_t *next;
+    for (sip_conn_t *c = sv->conns; c; c = next) {
+        next = c->next;
+        if (!c->closed && c->session.logged_in && c->session.staff_id == staff_id)
+            sip_end_session(c, why);
+    }
+}
+
+void sip_end_sessions_named(server_t *srv, const char *username, const char *why)
+{
+    sip_server_t *sv = srv->sip;
+    if (sv == NULL || username == NULL)
+        return;
+    sip_conn_t *next;
+    for (sip_conn_t *c = sv->conns; c; c = next) {
+        next = c->next;
+        if (!c->closed && c->session.logged_in && strcmp(c->session.username, username) == 0)
+            sip_end_session(c, why);
     }
 }
 

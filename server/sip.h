@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "arena.h"
 #include "db.h"
@@ -73,6 +74,12 @@ bool sip_gone(const server_t *srv);
 void sip_free(server_t *srv);
 /* The bound SIP2 port, 0 when off. */
 int sip_port(const server_t *srv);
+/* Close (after what is queued is sent) the SIP2 connections logged in as
+ * staff_id, or as the SIP2 login `username` (its options are copied at 93,
+ * so a change to them takes a new login): an account disabled, a password
+ * changed, a SIP2 login changed or removed. */
+void sip_end_sessions(server_t *srv, int64_t staff_id, const char *why);
+void sip_end_sessions_named(server_t *srv, const char *username, const char *why);
 
 /* Finish r->out (AY, AZ, CR), send it, keep it as the connection's last
  * answer (for 97), resume reading, and free r. Exactly once per message. */
@@ -84,11 +91,15 @@ void sip_db(sip_req_t *r, const db_stmt_t *stmt, int nparams, const char *const 
             sip_db_cb cb);
 /*
  * The request key of a circulation message: a UUID derived from the login,
- * the code, the patron (AA), the item (AB), the transaction date and AY. A
- * self-check that resends a message after a timeout sends the same fields,
- * so circ_checkout finds the key and answers what it did the first time.
+ * the code, the patron (AA), the item (AB), the transaction date and AY (for
+ * 37 also BK). A self-check that resends a message after a timeout sends the
+ * same fields, so circ_checkout finds the key and answers what it did the
+ * first time. A transaction date that is not a date within an hour of now
+ * adds the minute of arrival (logged once per connection). sip_key_at: the
+ * same with `now` given (unit tests).
  */
 const char *sip_key(sip_req_t *r);
+const char *sip_key_at(sip_req_t *r, time_t now);
 
 /* The transaction date of an answer, "YYYYMMDDZZZZHHMMSS", in the library's
  * time zone (setting `timezone`, asked of the database every few minutes). */

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "pgtext.h"
 #include "reply.h"
+#include "sip.h"
 
 /* The columns of sip_login_list() and sip_login_save(). */
 enum {
@@ -107,6 +108,8 @@ static void sip_login_saved(request_t *req, const PGresult *res)
     log_info(req->conn->id, "%s saved the SIP2 login %s (workstation %s)",
              request_session(req)->username, req->resp.sip_login->username,
              req->resp.sip_login->workstation);
+    /* A kiosk's options are copied at its 93: it logs in again to see these. */
+    sip_end_sessions_named(req->srv, req->resp.sip_login->username, "SIP2 login changed");
     request_ok(req);
 }
 
@@ -165,6 +168,7 @@ static void sip_login_removed(request_t *req, const PGresult *res)
     reply->username = reply_text(req, res, 0, 0);
     log_info(req->conn->id, "%s removed the SIP2 login %s", request_session(req)->username,
              reply->username);
+    sip_end_sessions_named(req->srv, reply->username, "SIP2 login removed");
     req->resp.body_case = CARREL__RESPONSE__BODY_SIP_LOGIN_REMOVED;
     req->resp.sip_login_removed = reply;
     request_ok(req);

@@ -7,6 +7,7 @@ selfcheck role refused at the Carrel protocol's Login, and the SIP2 logins' admi
 
 import datetime
 import os
+import re
 import socket
 import sys
 import unittest
@@ -22,6 +23,7 @@ secure = None  # sip_tls, a 2 s login deadline, closed after 3 s idle
 admin = None
 KIOSK = "kiosk-dwn"
 KIOSK_PW = None
+REQ_PATRON_PIN_SET = 353
 BX_ORDER = ["23", "11", "09", "01", "99", "97", "93", "63", "35", "37", "17", "19", "25", "15",
             "29", "65"]
 
@@ -201,6 +203,23 @@ class BeforeLogin(unittest.TestCase):
             # still open, and the login works afterwards
             self.assertTrue(c.login(KIOSK, KIOSK_PW))
 
+    def test_answers_before_login_have_the_required_fields(self):
+        """12/30: AO AA AB AJ AH; 10: AO AB AQ; 38: AO AA; 66: AO (empty when unknown)."""
+        with main.sip() as c:
+            m = c.send("11YN%s%sAODWN|AAcard|ABitem|" % (sip_date(), " " * 18))
+            self.assertEqual(list(m.fields)[:5], ["AO", "AA", "AB", "AJ", "AH"], m)
+            self.assertEqual((m.get("AO"), m.get("AJ"), m.get("AH")), ("DWN", "", ""))
+            m = c.send("29YN%s%sAODWN|AAcard|ABitem|" % (sip_date(), " " * 18))
+            self.assertEqual(list(m.fields)[:5], ["AO", "AA", "AB", "AJ", "AH"], m)
+            m = c.send("09N%s%sAPx|AODWN|ABitem|" % (sip_date(), sip_date()))
+            self.assertEqual(list(m.fields)[:3], ["AO", "AB", "AQ"], m)
+            self.assertEqual(m.get("AQ"), "")
+            m = c.send("37%s0100USDBV1.00|AAcard|" % sip_date())  # no AO: sent empty
+            self.assertEqual(list(m.fields)[:2], ["AO", "AA"], m)
+            self.assertEqual((m.get("AO"), m.get("AA")), ("", "card"))
+            m = c.send("65%sAODWN|AAcard|" % sip_date())
+            self.assertEqual((m.code, list(m.fields)[0]), ("66", "AO"), m)
+
     def test_patron_information_before_login_closes(self):
         with main.sip() as c:
             c.send_raw(build("63001%s          AODWN|AAcard|" % sip_date(), 0))
@@ -346,6 +365,165 @@ class Lifetime(unittest.TestCase):
         idle.close()
 
 
+class InFlight(unittest.TestCase):
+    """A kiosk that goes away while its message is being answered: the database goes on
+    with it, the answer is dropped, the daemon stays up and exits clean (ASan)."""
+
+    def test_kiosk_gone_with_a_checkout_held_in_the_database_and_a_pin_check(self):
+        d = env.daemon(sip=True, login_throttle_after_address=1000)
+        open_user, pin_user = "kiosk-gone-open", "kiosk-gone-pin"
+        open_pw = env.add_selfcheck(admin, open_user, "sc-gone-open", options=("--no-pin",))
+        pin_pw = env.add_selfcheck(admin, pin_user, "sc-gone-pin")
+        card = env.new_patron()
+        slow = env.new_item(title="Slow SIP copy")
+        quick = env.new_item()
+        w = main.logged_in_wire()
+        try:
+            r = w.call(REQ_PATRON_PIN_SET, harness.pb_message((1, card), (2, "4321")))
+            self.assertEqual(r.status, "ok", r)
+        finally:
+            w.close()
+
+        def loans(barcode):
+            return env.psql("SELECT count(*) FROM loan l JOIN item i ON i.id = l.item_id"
+                            " WHERE i.barcode = '%s'" % barcode)
+
+        # A checkout of this title waits for an advisory lock the test holds.
+        env.psql("CREATE FUNCTION sip_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                 "IF (SELECT b.title FROM item i JOIN bib b ON b.id = i.bib_id "
+                 "WHERE i.id = NEW.item_id) = 'Slow SIP copy' THEN "
+                 "PERFORM pg_advisory_xact_lock(8402); END IF; "
+                 "RETURN NEW; END $$; CREATE TRIGGER sip_slow BEFORE INSERT ON loan "
+                 "FOR EACH ROW EXECUTE FUNCTION sip_slow()")
+        self.addCleanup(env.psql, "DROP TRIGGER sip_slow ON loan; DROP FUNCTION sip_slow()")
+        lock = harness.AdvisoryLock(env, 8402)
+        self.addCleanup(lock.release)
+        c = logged_in(d, user=open_user, password=open_pw)
+        c.send_raw(build("11YN%s%sAODWN|AA%s|AB%s|AC|" % (sip_date(), " " * 18, card, slow), 1))
+        lock.wait_for_waiters(1)
+        c.close()  # gone while the checkout waits in the database
+        # the PIN check (Argon2) starts, and the kiosk is gone before it ends
+        p = logged_in(d, user=pin_user, password=pin_pw)
+        p.send_raw(build("11YN%s%sAODWN|AA%s|AB%s|AC|AD4321|" % (sip_date(), " " * 18, card,
+                                                                 quick), 2))
+        p.close()
+        lock.release()
+        harness.wait_until(lambda: loans(slow) == "1", what="the held checkout to commit")
+        harness.wait_until(lambda: loans(quick) == "1", what="the checkout after the PIN")
+        with logged_in(d, user=open_user, password=open_pw) as again:  # still serving
+            self.assertEqual(status(again).code, "98")
+        d.stop()  # exit 0, no sanitizer report
+        self.assertEqual((loans(slow), loans(quick)), ("1", "1"))
+
+
+class Sessions(unittest.TestCase):
+    """A kiosk's session ends when its account or its SIP2 login changes (sip_end_sessions)."""
+
+    def test_disabling_the_account_closes_its_kiosks(self):
+        user = "kiosk-disable-live"
+        pw = env.add_selfcheck(admin, user, "sc-disable-live")
+        c = logged_in(user=user, password=pw)
+        other = logged_in()  # another login's kiosk stays
+        try:
+            self.assertEqual(env.carrel(admin, "admin", "staff", "disable", user).code, 0)
+            self.assertTrue(c.closed_by_server(60))
+            with main.sip() as again:
+                self.assertFalse(again.login(user, pw))
+            self.assertEqual(status(other).code, "98")
+        finally:
+            c.close()
+            other.close()
+        harness.wait_until(lambda: "ending the SIP2 session of %s" % user in main.log_text(),
+                           what="the session end's log line")
+
+    def test_removing_the_sip_login_closes_its_kiosks(self):
+        user = "kiosk-remove-live"
+        pw = env.add_selfcheck(admin, user, "sc-remove-live")
+        with logged_in(user=user, password=pw) as c:
+            self.assertEqual(env.carrel(admin, "admin", "sip", "remove", user).code, 0)
+            self.assertTrue(c.closed_by_server(60))
+        with main.sip() as again:
+            self.assertFalse(again.login(user, pw))
+
+    def test_changing_the_sip_login_closes_its_kiosks(self):
+        """Options are copied at 93: the kiosk logs in again and gets the new ones."""
+        user = "kiosk-change-live"
+        pw = env.add_selfcheck(admin, user, "sc-change-live")
+        with logged_in(user=user, password=pw) as c:
+            self.assertEqual(env.carrel(admin, "admin", "sip", "save", user, "--institution",
+                                        "NEWINST").code, 0)
+            self.assertTrue(c.closed_by_server(60))
+        with logged_in(user=user, password=pw) as c:
+            self.assertEqual(status(c).get("AO"), "NEWINST")
+
+
+class Limits(unittest.TestCase):
+    def test_a_kiosk_that_floods_and_never_reads(self):
+        """97 after a long answer, sent thousands of times in one write by a kiosk that
+        never reads: the daemon stops taking lines once write_high_water is queued, drops
+        the kiosk as stuck, and serves everyone else meanwhile."""
+        high_water = 65536
+        d = env.daemon(sip=True, write_high_water=high_water, login_throttle_after_address=1000)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
+        sock.settimeout(60)
+        sock.connect(("127.0.0.1", d.sip_port))
+        c = sip2client.SipClient.__new__(sip2client.SipClient)
+        c.sock, c.buffer, c.seq = sock, b"", 0
+        try:
+            self.assertTrue(c.login(KIOSK, KIOSK_PW))
+            long_answer = c.send("35%sAA%s|" % (sip_date(), "x" * 255), seq=1)
+            self.assertEqual(long_answer.code, "36")
+            sock.settimeout(5)
+            flood = b"97\r" * 65536
+            sent = 0
+            try:
+                while sent < 4 * len(flood):  # until the daemon stops reading, or 768 KB
+                    sent += sock.send(flood)
+            except (socket.timeout, TimeoutError):
+                pass
+            self.assertGreater(sent, 65536)
+            with logged_in(d) as other:  # everyone else is served meanwhile
+                self.assertEqual(status(other).code, "98")
+            harness.wait_until(lambda: "is not reading what we send" in d.log_text(),
+                               what="the flooding kiosk dropped as stuck")
+            waiting = int(re.search(r"is not reading what we send \((\d+) bytes waiting\)",
+                                    d.log_text()).group(1))
+            # at most the high water mark and one answer, not an answer per line read
+            self.assertLessEqual(waiting, high_water + 4097)
+            self.assertTrue(c.closed_by_server(60))
+            with logged_in(d) as other:
+                self.assertEqual(status(other).code, "98")
+        finally:
+            c.close()
+        d.stop()  # exit 0, no sanitizer report
+
+    def test_one_address_cannot_take_every_slot(self):
+        d = env.daemon(sip=True, max_connections_per_address=3,
+                       login_throttle_after_address=1000)
+        kiosks = [d.sip() for _ in range(3)]
+        try:
+            for k in kiosks:
+                self.assertEqual(status(k).code, "98")
+            with d.sip() as fourth:
+                self.assertTrue(fourth.closed_by_server(60))
+            harness.wait_until(lambda: "connections from one address is the limit"
+                               in d.log_text(), what="the per-address refusal")
+            kiosks.pop().close()
+
+            def served():
+                try:
+                    with d.sip() as k:
+                        return status(k).code == "98"
+                except (ConnectionError, OSError):
+                    return False
+            harness.wait_until(served, what="a slot free again")
+        finally:
+            for k in kiosks:
+                k.close()
+        d.stop()
+
+
 class Tls(unittest.TestCase):
     def test_login_and_status_over_tls(self):
         with logged_in(secure) as c:
@@ -468,6 +646,25 @@ class AdminCommands(unittest.TestCase):
         r = env.carrel(prof, "admin", "staff", "add", "kiosk-bymanager", "--name", "K",
                        "--role", "selfcheck", "--branch", "DWN", "--new-password-file", pwfile)
         self.assertEqual(r.json["status"], "forbidden", r)
+
+
+class ZDatabaseAway(unittest.TestCase):
+    """Last (it stops PostgreSQL): 98 says off-line while the pool has no connection."""
+
+    def test_status_says_offline_without_the_database(self):
+        with logged_in() as c:
+            self.assertEqual(status(c).fixed[0], "Y")
+            env.stop_pg()
+            try:
+                def offline():
+                    # a checkin makes the pool use (and find dead) its connections
+                    c.send("09N%s%sAPx|AODWN|ABnothing|" % (sip_date(), sip_date()))
+                    return status(c).fixed[0] == "N"
+                harness.wait_until(offline, what="98 on-line N", interval=0.2)
+            finally:
+                env.start_pg()
+            harness.wait_until(lambda: status(c).fixed[0] == "Y", timeout=120,
+                               what="98 on-line Y again", interval=0.2)
 
 
 if __name__ == "__main__":

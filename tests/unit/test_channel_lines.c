@@ -317,6 +317,172 @@ static void test_lines_over_tls(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * Backpressure in line mode: a peer sends many short lines at once and does
+ * not read, and the owner answers each line at once with ANSWER_LEN bytes.
+ * Delivery must stop at the high water mark (the rest waits in the decoder)
+ * and go on when the output drains, so the queue never holds more than the
+ * mark plus one answer, and every line is still answered in the end.
+ */
+#define FLOOD_LINES      3000
+#define ANSWER_LEN       4096
+#define FLOOD_HIGH_WATER (64 * 1024)
+
+typedef struct {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_timer_t timer;
+    channel_t server, client;
+    SSL_CTX *server_tls, *client_tls;
+    int lines, answers, server_closed, client_closed;
+    size_t max_queued;
+    char flood[FLOOD_LINES * 3];
+    char answer[ANSWER_LEN];
+} flood_t;
+
+static void flood_server_line(channel_t *ch, const uint8_t *line, size_t len)
+{
+    flood_t *f = ch->data;
+    assert_int_equal(len, 2);
+    assert_memory_equal(line, "97", 2);
+    f->lines++;
+    assert_int_equal(channel_send_raw(ch, f->answer, sizeof(f->answer)), 0);
+    size_t q = channel_queued_output(ch);
+    if (q > f->max_queued)
+        f->max_queued = q;
+}
+
+static void flood_server_close(channel_t *ch, const char *reason)
+{
+    flood_t *f = ch->data;
+    (void)reason;
+    f->server_closed++;
+}
+
+static const channel_ops_t flood_server_ops = {
+    .on_frame = flood_server_line,
+    .on_close = flood_server_close,
+};
+
+/* The client does not read at first (paused); the timer lets it. */
+static void flood_client_open(channel_t *ch)
+{
+    flood_t *f = ch->data;
+    assert_int_equal(channel_send_raw(ch, f->flood, sizeof(f->flood)), 0);
+    channel_pause(ch);
+}
+
+static void flood_client_line(channel_t *ch, const uint8_t *line, size_t len)
+{
+    (void)ch;
+    (void)line;
+    (void)len;
+    fail_msg("the answers are longer than the client's line limit");
+}
+
+static void flood_client_answer(channel_t *ch, uint32_t bytes)
+{
+    flood_t *f = ch->data;
+    assert_int_equal(bytes, ANSWER_LEN - 1);
+    if (++f->answers == FLOOD_LINES)
+        channel_close(ch, "done");
+}
+
+static void flood_client_close(channel_t *ch, const char *reason)
+{
+    flood_t *f = ch->data;
+    (void)reason;
+    f->client_closed++;
+    uv_close((uv_handle_t *)&f->listener, NULL);
+}
+
+static const channel_ops_t flood_client_ops = {
+    .on_open = flood_client_open,
+    .on_frame = flood_client_line,
+    .on_frame_too_large = flood_client_answer,
+    .on_close = flood_client_close,
+};
+
+static void flood_connection(uv_stream_t *listener, int status)
+{
+    flood_t *f = listener->data;
+    assert_int_equal(status, 0);
+    assert_int_equal(channel_accept(&f->server, &f->loop, listener, f->server_tls,
+                                    &flood_server_ops, 16, FLOOD_HIGH_WATER, f),
+                     0);
+    channel_set_lines(&f->server, '\r');
+}
+
+static void flood_read_now(uv_timer_t *t)
+{
+    flood_t *f = t->data;
+    uv_close((uv_handle_t *)t, NULL);
+    channel_resume(&f->client);
+}
+
+static void run_flood(flood_t *f)
+{
+    for (size_t i = 0; i < FLOOD_LINES; i++)
+        memcpy(f->flood + 3 * i, "97\r", 3);
+    memset(f->answer, 'x', sizeof(f->answer) - 1);
+    f->answer[sizeof(f->answer) - 1] = '\r';
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(uv_tcp_init(&f->loop, &f->listener), 0);
+    f->listener.data = f;
+    struct sockaddr_in addr;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &addr), 0);
+    assert_int_equal(uv_tcp_bind(&f->listener, (const struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&f->listener, 8, flood_connection), 0);
+    int len = sizeof(addr);
+    assert_int_equal(uv_tcp_getsockname(&f->listener, (struct sockaddr *)&addr, &len), 0);
+    assert_int_equal(uv_timer_init(&f->loop, &f->timer), 0);
+    f->timer.data = f;
+    uv_timer_start(&f->timer, flood_read_now, 200, 0);
+    assert_int_equal(channel_connect(&f->client, &f->loop, (const struct sockaddr *)&addr,
+                                     f->client_tls, f->client_tls ? "localhost" : NULL,
+                                     &flood_client_ops, 64, 1024 * 1024, f),
+                     0);
+    channel_set_lines(&f->client, '\r');
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(f->lines, FLOOD_LINES);
+    assert_int_equal(f->answers, FLOOD_LINES);
+    assert_int_equal(f->client_closed, 1);
+    assert_int_equal(f->server_closed, 1);
+    assert_true(f->max_queued <= FLOOD_HIGH_WATER + ANSWER_LEN);
+}
+
+static void test_lines_stop_at_high_water(void **state)
+{
+    (void)state;
+    flood_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    run_flood(f);
+    free(f);
+}
+
+static void test_lines_stop_at_high_water_tls(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/carrel-test-channel-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cert[256], key[256], err[256];
+    make_certificate(dir, cert, key, sizeof(cert));
+    flood_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->server_tls = tls_server_ctx_new(cert, key, NULL, false, err, sizeof(err));
+    assert_non_null(f->server_tls);
+    f->client_tls = tls_client_ctx_new(cert, NULL, NULL, err, sizeof(err));
+    assert_non_null(f->client_tls);
+    run_flood(f);
+    SSL_CTX_free(f->server_tls);
+    SSL_CTX_free(f->client_tls);
+    free(f);
+    assert_int_equal(unlink(cert), 0);
+    assert_int_equal(unlink(key), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +491,8 @@ int main(void)
         cmocka_unit_test(test_paused_channel_keeps_its_lines),
         cmocka_unit_test(test_resume_inside_on_frame),
         cmocka_unit_test(test_lines_over_tls),
+        cmocka_unit_test(test_lines_stop_at_high_water),
+        cmocka_unit_test(test_lines_stop_at_high_water_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

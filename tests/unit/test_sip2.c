@@ -303,6 +303,12 @@ static void test_bad_checksum(void **state)
     assert_int_equal(parse("941AY3AZ FDF", &m), SIP2_BAD_CHECKSUM);
     /* The sequence number is under the checksum too. */
     assert_int_equal(parse("941AY4AZFDFA", &m), SIP2_BAD_CHECKSUM);
+    /* ... and is still reported, for the 96 that asks for the line again. */
+    assert_int_equal(m.seq, 4);
+    assert_int_equal(parse("941AY3AZFDFG", &m), SIP2_BAD_CHECKSUM);
+    assert_int_equal(m.seq, 3);
+    assert_int_equal(parse("941AZFDFG", &m), SIP2_BAD_CHECKSUM);
+    assert_int_equal(m.seq, -1);
 }
 
 static void test_lowercase_hex_accepted(void **state)
@@ -790,6 +796,37 @@ static void test_lines_empty_decoder(void **state)
     assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_NEED_MORE);
 }
 
+/* A line's bytes (a 93's password, a patron's PIN) are zeroed once the caller is
+ * done with it, and so is an overlong line dropped. */
+static void test_lines_wiped_once_used(void **state)
+{
+    (void)state;
+    line_decoder_t dec;
+    line_decoder_init(&dec, 40, '\r');
+    const char *in = "9300CNkiosk|COsecret-pw|AY0AZF00F\r99";
+    assert_int_equal(line_decoder_feed(&dec, in, strlen(in)), 0);
+    const char *line;
+    size_t len;
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_READY);
+    assert_non_null(memmem(line, len, "secret-pw", 9)); /* valid until the next call */
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_NEED_MORE);
+    assert_null(memmem(dec.in.data, dec.in.cap, "secret-pw", 9));
+    /* the rest of the stream is kept */
+    assert_int_equal(line_decoder_feed(&dec, "00302.00\r", 9), 0);
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_READY);
+    assert_int_equal(len, 10);
+    assert_memory_equal(line, "9900302.00", 10);
+    /* feeding after a line wipes it too */
+    const char *more = "23PIN-1234\r1234567890123456789012345678901234567890PIN-5678\r";
+    assert_int_equal(line_decoder_feed(&dec, more, strlen(more)), 0);
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_READY);
+    assert_int_equal(line_decoder_feed(&dec, "x", 1), 0);
+    assert_null(memmem(dec.in.data, dec.in.cap, "PIN-1234", 8));
+    assert_int_equal(line_decoder_next(&dec, &line, &len), LINE_TOO_LONG);
+    assert_null(memmem(dec.in.data, dec.in.cap, "PIN-5678", 8));
+    line_decoder_free(&dec);
+}
+
 /* Whether the LFs arrive with the CR or before it, the outcome is the same. */
 static void test_lines_lf_slack_same_either_way(void **state)
 {
@@ -863,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_lines_overlong_never_buffered),
         cmocka_unit_test(test_lines_endless_lfs_are_bounded),
         cmocka_unit_test(test_lines_empty_decoder),
+        cmocka_unit_test(test_lines_wiped_once_used),
         cmocka_unit_test(test_lines_lf_slack_same_either_way),
         cmocka_unit_test(test_lines_lf_terminator),
     };
