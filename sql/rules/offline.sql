@@ -360,11 +360,22 @@ $$;
 -- A time more than 5 minutes ahead of the server is taken as now (warning
 -- too_far_ahead unless another warning is given); one more than 30 days old
 -- is skipped (in_the_past): the report lists it for staff to settle by hand.
+-- p_session_at: when the uploading session logged in (NULL: not checked). An
+-- entry dated after it is skipped (while_online): the uploader was online
+-- then, so it is no offline transaction, and a replay is no way around the
+-- online rules (an override is librarian's work).
+-- p_bad: why the entry can never be applied (a barcode or card longer than
+-- any, a clock before 2001), said by server/offline.c: skipped (bad_entry)
+-- and listed, so that the rest of the journal goes on; p_at may then be NULL
+-- (the report dates it at the upload).
+DROP FUNCTION IF EXISTS offline_replay(uuid, bigint, bigint, integer, text, text, text,
+                                       timestamptz, timestamptz, bigint, date, text);
 CREATE OR REPLACE FUNCTION offline_replay(p_key uuid, p_staff bigint, p_ws bigint,
                                           p_branch integer, p_op text, p_card text,
                                           p_barcode text, p_at timestamptz,
                                           p_ws_at timestamptz, p_offset_ms bigint, p_due date,
-                                          p_clerk text)
+                                          p_clerk text, p_session_at timestamptz DEFAULT NULL,
+                                          p_bad text DEFAULT NULL)
 RETURNS TABLE (outcome text, reason text, message text, route text, exception_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -384,7 +395,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:op',
             MESSAGE = 'An offline transaction is a checkout, a checkin or a renew.';
     END IF;
-    IF p_at IS NULL THEN
+    IF p_at IS NULL AND p_bad IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:at_ms',
             MESSAGE = 'An offline transaction needs its time.';
     END IF;
@@ -419,16 +430,33 @@ BEGIN
                                exception_id bigint);
         RETURN;
     END IF;
-    IF p_op <> 'checkin' THEN
+    IF p_bad IS NOT NULL THEN
+        v_at := coalesce(p_at, now());
+        v_ahead := false;
+        v_outcome := 'skipped';
+        v_reason := 'bad_entry';
+        v_message := format('Not applied: %s; settle it by hand.', p_bad);
+    ELSIF p_op <> 'checkin' THEN
         SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
     END IF;
     -- The copy first, as every change of a copy locks it (lock order: item,
     -- loan, patron_circ, bib, hold).
-    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    IF p_bad IS NULL THEN
+        SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    END IF;
     IF v_ahead THEN
         v_at := clock_timestamp();
     END IF;
-    IF p_at < now() - interval '30 days' THEN
+    IF p_bad IS NOT NULL THEN
+        NULL; -- said above
+    ELSIF p_at > p_session_at THEN
+        v_outcome := 'skipped';
+        v_reason := 'while_online';
+        v_message := format('Not applied: dated %s, after this upload''s session logged in (%s);'
+                            ' an offline transaction cannot happen while the desk is online.'
+                            ' Check the workstation''s clock; settle it by hand.',
+                            offline_local_text(p_at), offline_local_text(p_session_at));
+    ELSIF p_at < now() - interval '30 days' THEN
         v_outcome := 'skipped';
         v_reason := 'in_the_past';
         v_message := format('Not applied: more than 30 days old (%s); settle it by hand.',
