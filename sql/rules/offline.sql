@@ -513,7 +513,8 @@ $$;
 --   blocked: a = card, b = why (merged, blocked, expired, fines): every card
 --            a checkout would refuse for the patron's standing (as
 --            patron_standing decides it), old cards of merged records that find such
---            a patron included, and cards of records merged into another;
+--            a patron included, and cards of records merged into another; but
+--            no card of a patron expired more than 3 years ago;
 --   rule:    a = patron category, b = item type, n = loan days here (0: an
 --            hourly loan, due the same day);
 --   closed:  a = YYYY-MM-DD, a day of the next 90 the branch is closed.
@@ -542,6 +543,10 @@ LANGUAGE sql STABLE AS $$
         LEFT JOIN patron_circ pc ON pc.patron_id = p.id
         LEFT JOIN blocks k ON k.patron_id = p.id
         WHERE p.merged_into IS NULL
+          -- Privacy and size: a card expired more than 3 years ago is not
+          -- sent (it would list every card ever expired); the replay still
+          -- warns of it (patron_expired).
+          AND p.expires_on >= (library_today() - interval '3 years')::date
           AND (k.patron_id IS NOT NULL OR p.expires_on < library_today()
                OR coalesce(pc.balance_cents, 0)
                   >= library_setting_text('block_threshold_cents')::bigint))

@@ -466,9 +466,13 @@ class OfflineTest(harness.TransactionTest):
                                                                  "closed")}
 
     def test_cache_lists_blocked_cards_rules_and_closed_days(self):
-        fine, blocked, expired, owing = (self.patron() for _ in range(4))
-        self.q("INSERT INTO patron_block (patron_id, reason) SELECT id, 'Test' FROM patron"
-               " WHERE card = %s" % lit(blocked))
+        fine, blocked, expired, owing, long_gone = (self.patron() for _ in range(5))
+        for card in (blocked, long_gone):
+            self.q("INSERT INTO patron_block (patron_id, reason) SELECT id, 'Test' FROM patron"
+                   " WHERE card = %s" % lit(card))
+        # Expired more than 3 years ago: not in the cache, blocked or not.
+        self.q("UPDATE patron SET expires_on = library_today() - 1100 WHERE card = %s"
+               % lit(long_gone))
         self.q("UPDATE patron SET expires_on = library_today() - 1 WHERE card = %s"
                % lit(expired))
         self.q("SELECT circ_ledger_add(id, 'charge', 1000, NULL, NULL, %d, 'test') FROM patron"
@@ -490,8 +494,8 @@ class OfflineTest(harness.TransactionTest):
             "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"))), 60000)
         why = {r["a"]: r["b"] for r in c["blocked"]}
         self.assertEqual([why.get(x) for x in (fine, blocked, expired, owing, merged,
-                                               "OLDCARD-1")],
-                         [None, "blocked", "expired", "fines", "merged", "blocked"])
+                                               "OLDCARD-1", long_gone)],
+                         [None, "blocked", "expired", "fines", "merged", "blocked", None])
         rules = {(r["a"], r["b"]): r["n"] for r in c["rule"]}
         self.assertEqual(rules[("adult", "dvd")], 7)
         self.assertEqual(rules[("adult", "book")], 21)
@@ -500,6 +504,7 @@ class OfflineTest(harness.TransactionTest):
         # The same patrons as patron_standing, the definition checkout uses.
         self.assertEqual(self.q(
             "SELECT count(*) FROM patron p, patron_standing(p.id) s WHERE p.merged_into IS NULL"
+            " AND p.expires_on >= library_today() - 1095"
             " AND (s.expired OR s.blocked OR s.owes) AND NOT EXISTS (SELECT 1 FROM"
             " offline_cache(%d) c WHERE c.kind = 'blocked' AND c.a = p.card)" % ids["DWN"]), "0")
         self.assertEqual(self.q(
