@@ -17,9 +17,10 @@
  *     days from the scan's date, moved past the branch's closed days;
  *   - the upload: the journal's pending entries in the order scanned (seq),
  *     each dated at_ms clamped non-decreasing (a clock stepped back does not
- *     reorder a checkout and its checkin), one OfflineReplay each, keyed with the entry's own UUID, each
- *     answer marked done in the journal before the next is sent, so that an
- *     interrupted upload resumes and a resent one applies nothing twice.
+ *     reorder a checkout and its checkin), one OfflineReplay each, keyed
+ *     with the entry's own UUID, each answer marked done in the journal
+ *     before the next is sent, so that an interrupted upload resumes and a
+ *     resent one applies nothing twice.
  */
 #ifndef CARREL_OFFLINE_H
 #define CARREL_OFFLINE_H

@@ -23,11 +23,11 @@
 #include "pgtext.h"
 #include "reply.h"
 
-#define OFFLINE_CODE_MAX  64   /* cards, barcodes, branch codes */
+#define OFFLINE_CODE_MAX 64 /* cards, barcodes, branch codes */
 /* A journaled card or barcode up to this long is answered skipped (bad_entry)
  * when over OFFLINE_CODE_MAX (a desk journals up to 127 bytes); longer is no
  * journal entry at all, refused. */
-#define OFFLINE_SCAN_MAX 256
+#define OFFLINE_SCAN_MAX  256
 #define OFFLINE_CLERK_MAX 100  /* a username as the desk journaled it */
 #define OFFLINE_NOTE_MAX  2000 /* 500 characters, each up to four bytes */
 #define OFFLINE_LIST_DEF  200
@@ -202,7 +202,8 @@ static const char *const offline_ops[] = {"checkout", "checkin", "renew", NULL};
 static const char *replay_bad_entry(request_t *req, const Carrel__OfflineReplay *m)
 {
     if (m->barcode && strlen(m->barcode) > OFFLINE_CODE_MAX)
-        return arena_printf(&req->arena, "the barcode scanned is %zu bytes long, more than any (%d)",
+        return arena_printf(&req->arena,
+                            "the barcode scanned is %zu bytes long, more than any (%d)",
                             strlen(m->barcode), OFFLINE_CODE_MAX);
     if (m->card && strlen(m->card) > OFFLINE_CODE_MAX)
         return arena_printf(&req->arena, "the card scanned is %zu bytes long, more than any (%d)",
