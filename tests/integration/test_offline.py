@@ -405,6 +405,39 @@ class StartOffline(unittest.TestCase):
             except (ProcessLookupError, ChildProcessError):
                 pass
 
+    def test_probing_a_server_that_never_answers_keeps_the_desk_responsive(self):
+        # The daemon's port taken by a listener that never speaks: each
+        # reconnect attempt connects and then waits for TLS. Scans made
+        # meanwhile wait for the attempt, so it must give up soon (2 s).
+        import socket
+        d = env.daemon()
+        prof = profile(d)
+        s = desk_with_cache(d, prof)
+        self.assertEqual(s.finish(), 0)
+        d.stop()
+        s = Desk(prof)
+        s.expect(offline_notice)
+        mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        mute.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        mute.bind(("127.0.0.1", d.port))
+        mute.listen(64)  # never accepted: the kernel completes the handshakes
+        try:
+            s.send(":checkin")
+            worst = 0.0
+            end = time.time() + 9  # probes at about 1, 3 and 7 s
+            n = 0
+            while time.time() < end:
+                n += 1
+                scan = "3999%010d" % n
+                t = time.time()
+                s.scan_offline(scan, "checkin")
+                worst = max(worst, time.time() - t)
+                time.sleep(0.2)
+            self.assertLess(worst, 4.5, "a scan waited %.1f s" % worst)
+            self.assertEqual(s.finish(), 0)
+        finally:
+            mute.close()
+
     def test_no_cache_no_offline(self):
         d = env.daemon()
         prof = profile(d)
