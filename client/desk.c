@@ -1315,6 +1315,23 @@ static void desk_offline_said(desk_t *d, const journal_entry_t *e)
 }
 
 /*
+ * A scan longer than any card or barcode the server applies (a mis-scan, a
+ * QR code) is refused now, while the clerk is there to scan again: journaled,
+ * it could only end in the report. True when refused.
+ */
+static bool desk_offline_too_long(desk_t *d, const char *scan)
+{
+    size_t n = strlen(scan);
+    if (n <= OFFLINE_SCAN_MAX)
+        return false;
+    desk_notice(d, "usage_error",
+                "NOT RECORDED %.20s...: a scan of %zu characters is longer than any card or "
+                "barcode (%d at most); scan it again or key it in.",
+                scan, n, OFFLINE_SCAN_MAX);
+    return true;
+}
+
+/*
  * Journal one scan (op checkout, checkin or renew). wall_ms: when it was
  * scanned on this workstation's clock (0: now). Only once it is on disk is
  * it answered; a failed write refuses it. Returns true when journaled.
@@ -1325,6 +1342,8 @@ static bool desk_offline_journal(desk_t *d, const char *op, const char *card, co
     journal_entry_t e;
     memset(&e, 0, sizeof(e));
     char err[300];
+    if (desk_offline_too_long(d, card) || desk_offline_too_long(d, barcode))
+        return false;
     if (!d->journal_ready) {
         desk_notice(d, "local_error", "NOT RECORDED %s: there is no offline journal.", barcode);
         return false;
@@ -1358,6 +1377,8 @@ static bool desk_offline_journal(desk_t *d, const char *op, const char *card, co
 /* Offline a card starts a patron's visit, unless it is on the blocked list. */
 static void desk_offline_card(desk_t *d, const char *card)
 {
+    if (desk_offline_too_long(d, card))
+        return;
     const char *blocked = offline_blocked(d->cache, card);
     if (blocked) {
         desk_end_patron(d);

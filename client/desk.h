@@ -27,7 +27,9 @@
 
 #define DESK_PROBE_FIRST_MS  1000  /* offline: the first reconnect attempt after this, doubling */
 #define DESK_PROBE_MAX_MS    30000 /* offline: ... up to this, for as long as it takes */
-#define DESK_PROBE_TIMEOUT_S 10    /* offline: a reconnect attempt waits this long at most */
+/* offline: a reconnect attempt (connect + TLS) waits this long at most; the keyboard waits
+ * with it (review M6), so short */
+#define DESK_PROBE_TIMEOUT_S 2
 
 typedef enum { DESK_MODE_CHECKOUT, DESK_MODE_CHECKIN } desk_mode_t;
 

@@ -548,24 +548,32 @@ size_t journal_pending(const journal_t *j)
 
 static const journal_entry_t *journal_sort_base;
 
-static int journal_order_cmp(const void *a, const void *b)
+static int journal_seq_cmp(const void *a, const void *b)
 {
     const journal_entry_t *x = &journal_sort_base[*(const size_t *)a];
     const journal_entry_t *y = &journal_sort_base[*(const size_t *)b];
-    if (x->at_ms != y->at_ms)
-        return x->at_ms < y->at_ms ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-size_t *journal_upload_order(const journal_t *j, size_t *n)
+size_t *journal_upload_order(journal_t *j, size_t *n)
 {
     size_t *order = util_xcalloc(j->n ? j->n : 1, sizeof(*order));
-    size_t k = 0;
     for (size_t i = 0; i < j->n; i++)
-        if (!j->entries[i].done)
-            order[k++] = i;
+        order[i] = i;
     journal_sort_base = j->entries; /* qsort takes no argument; the client is one thread */
-    qsort(order, k, sizeof(*order), journal_order_cmp);
+    qsort(order, j->n, sizeof(*order), journal_seq_cmp);
+    /* Within one journal seq is the order things happened; a clock stepped
+     * back (NTP) must not put a checkin before its checkout. Done entries
+     * count too, so that a resumed upload clamps as the first one did. */
+    int64_t floor = INT64_MIN;
+    size_t k = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        journal_entry_t *e = &j->entries[order[i]];
+        e->upload_at_ms = e->at_ms > floor ? e->at_ms : floor;
+        floor = e->upload_at_ms;
+        if (!e->done)
+            order[k++] = order[i];
+    }
     *n = k;
     return order;
 }

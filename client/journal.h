@@ -45,6 +45,9 @@ typedef struct journal_entry {
     int64_t at_ms;     /* ws_ms + offset_ms: the scan on the server's clock */
     char due[11];      /* the due date the patron was told, or "" */
     char clerk[JOURNAL_CLERK_MAX];
+    /* at_ms, or the greatest at_ms of the entries before it (by seq) when a
+     * clock stepped back: what the upload sends (journal_upload_order sets it) */
+    int64_t upload_at_ms;
     /* from a done line */
     bool done;
     char outcome[16];
@@ -102,10 +105,12 @@ CARREL_MUST_USE int journal_mark_done(journal_t *j, const char *key, const char 
 /* Entries not done yet. */
 size_t journal_pending(const journal_t *j);
 /*
- * The entries not done, in upload order: by at_ms, then seq. Returns a
- * malloc'd array of indexes into j->entries (free it), their count in *n.
+ * The entries not done, in upload order: by seq (the order they were
+ * scanned), each entry's upload_at_ms set (at_ms clamped non-decreasing in
+ * seq order). Returns a malloc'd array of indexes into j->entries (free it),
+ * their count in *n.
  */
-size_t *journal_upload_order(const journal_t *j, size_t *n);
+size_t *journal_upload_order(journal_t *j, size_t *n);
 /*
  * When every entry is done (and there is at least one): close the file and
  * rename it <path>.<stamp>.done, stamp "YYYYmmddTHHMMSS" (the directory is

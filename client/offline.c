@@ -255,9 +255,21 @@ const char *offline_blocked(const Carrel__OfflineCache *c, const char *card)
 
 /* ---- upload ---- */
 
-/* Send one entry's replay and wait; the answer (free it), or NULL with why set. */
-static Carrel__Response *offline_replay_one(cli_t *cli, const journal_entry_t *e, char *why,
-                                            size_t whylen)
+/* A refusal the same entry would get again, whoever sent it: not worth keeping. */
+static bool offline_refusal_permanent(const Carrel__Response *r)
+{
+    return r->status == CARREL__STATUS__STATUS_BAD_REQUEST ||
+           (r->status == CARREL__STATUS__STATUS_CONFLICT && r->reason &&
+            strcmp(r->reason, "request_key_reused") == 0);
+}
+
+/*
+ * Send one entry's replay and wait. The answer (free it), with *refused set
+ * when it is a permanent refusal (offline_refusal_permanent); or NULL with
+ * why set (the connection lost, or a refusal that may pass later).
+ */
+static Carrel__Response *offline_replay_one(cli_t *cli, const journal_entry_t *e, bool *refused,
+                                            char *why, size_t whylen)
 {
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__OfflineReplay rp = CARREL__OFFLINE_REPLAY__INIT;
@@ -265,7 +277,7 @@ static Carrel__Response *offline_replay_one(cli_t *cli, const journal_entry_t *e
     rp.card = e->card[0] ? (char *)e->card : NULL;
     rp.barcode = e->barcode[0] ? (char *)e->barcode : NULL;
     rp.has_at_ms = rp.has_workstation_ms = rp.has_offset_ms = 1;
-    rp.at_ms = e->at_ms;
+    rp.at_ms = e->upload_at_ms;
     rp.workstation_ms = e->ws_ms;
     rp.offset_ms = e->offset_ms;
     rp.due = e->due[0] ? (char *)e->due : NULL;
@@ -274,20 +286,24 @@ static Carrel__Response *offline_replay_one(cli_t *cli, const journal_entry_t *e
     req.offline_replay = &rp;
     req.request_key = (char *)e->key;
     Carrel__Response *r = NULL;
+    *refused = false;
     if (client_call(&cli->conn, &req, &r) != 0) {
         snprintf(why, whylen, "%s", cli->conn.error[0] ? cli->conn.error : "connection lost");
         return NULL;
     }
-    if (r->status != CARREL__STATUS__STATUS_OK ||
-        r->body_case != CARREL__RESPONSE__BODY_OFFLINE_REPLAYED) {
-        snprintf(why, whylen, "the server refused the replay of %s [%s]: %s",
-                 e->barcode[0] ? e->barcode : e->card,
-                 r->reason && r->reason[0] ? r->reason : status_name(r->status),
-                 r->message && r->message[0] ? r->message : "(no message)");
-        carrel__response__free_unpacked(r, NULL);
-        return NULL;
+    if (r->status == CARREL__STATUS__STATUS_OK &&
+        r->body_case == CARREL__RESPONSE__BODY_OFFLINE_REPLAYED)
+        return r;
+    if (offline_refusal_permanent(r)) {
+        *refused = true;
+        return r;
     }
-    return r;
+    snprintf(why, whylen, "the server refused the replay of %s [%s]: %s",
+             e->barcode[0] ? e->barcode : e->card,
+             r->reason && r->reason[0] ? r->reason : status_name(r->status),
+             r->message && r->message[0] ? r->message : "(no message)");
+    carrel__response__free_unpacked(r, NULL);
+    return NULL;
 }
 
 int offline_upload(cli_t *cli, journal_t *j, offline_summary_t *s,
@@ -301,13 +317,22 @@ int offline_upload(cli_t *cli, journal_t *j, offline_summary_t *s,
     int rc = 0;
     for (size_t k = 0; k < n; k++) {
         const journal_entry_t *e = &j->entries[order[k]];
-        Carrel__Response *r = offline_replay_one(cli, e, s->why, sizeof(s->why));
+        bool refused;
+        Carrel__Response *r = offline_replay_one(cli, e, &refused, s->why, sizeof(s->why));
         if (r == NULL) {
             s->stopped = true;
             s->left = (int)(n - k);
             break;
         }
-        const Carrel__OfflineReplayReply *x = r->offline_replayed;
+        /* A permanent refusal goes on as a skipped entry with the server's
+         * reason: kept pending it would stop every later upload here. */
+        Carrel__OfflineReplayReply said = CARREL__OFFLINE_REPLAY_REPLY__INIT;
+        if (refused) {
+            said.outcome = "skipped";
+            said.reason = r->reason && r->reason[0] ? r->reason : "bad_request";
+            said.message = r->message;
+        }
+        const Carrel__OfflineReplayReply *x = refused ? &said : r->offline_replayed;
         const char *outcome = x->outcome && x->outcome[0] ? x->outcome : "applied";
         if (strcmp(outcome, "warning") == 0)
             s->warnings++;

@@ -15,10 +15,12 @@
  *     read on the workstation's wall clock around the OfflineCacheGet;
  *   - the provisional due date told to the patron: the branch's default loan
  *     days from the scan's date, moved past the branch's closed days;
- *   - the upload: the journal's pending entries in time order (at_ms, then
- *     seq), one OfflineReplay each, keyed with the entry's own UUID, each
- *     answer marked done in the journal before the next is sent, so that an
- *     interrupted upload resumes and a resent one applies nothing twice.
+ *   - the upload: the journal's pending entries in the order scanned (seq),
+ *     each dated at_ms clamped non-decreasing (a clock stepped back does not
+ *     reorder a checkout and its checkin), one OfflineReplay each, keyed
+ *     with the entry's own UUID, each answer marked done in the journal
+ *     before the next is sent, so that an interrupted upload resumes and a
+ *     resent one applies nothing twice.
  */
 #ifndef CARREL_OFFLINE_H
 #define CARREL_OFFLINE_H
@@ -36,6 +38,9 @@ typedef struct cli cli_t;
 #define OFFLINE_CACHE_REFRESH_MS (15u * 60u * 1000u) /* while online */
 #define OFFLINE_OFFSET_FIELD     1000                /* the offset's field in the cache file */
 #define OFFLINE_DONE_KEEP_DAYS   7 /* uploaded journals kept this long, then removed */
+/* The longest card or barcode the server applies (server/offline.c): a longer
+ * scan (a mis-scan, a QR code) is refused at the desk, not journaled. */
+#define OFFLINE_SCAN_MAX 64
 
 /*
  * The offline directory for this profile (malloc'd), or NULL with *off set
@@ -85,9 +90,12 @@ typedef struct offline_summary {
 
 /*
  * Upload the journal's pending entries on cli's connection (logged in), in
- * time order, with synchronous calls (not from inside a loop callback). An
- * answer that is not OK (the connection lost, unavailable, refused) stops
- * the upload with the entry still pending and the reason in s->why. When
+ * journal order, with synchronous calls (not from inside a loop callback). A
+ * permanent refusal (BAD_REQUEST, CONFLICT request_key_reused: the same
+ * entry would be refused again) is told to on_entry as skipped with the
+ * server's reason, marked done and passed over; anything else not OK (the
+ * connection lost, unavailable, forbidden) stops the upload with the entry
+ * still pending, for the next upload, and the reason in s->why. When
  * every entry is done the journal is renamed. on_entry (optional) is told
  * each answer. Returns 0 (see s->stopped), or -1 when the journal could not
  * be written (s->why).

@@ -297,6 +297,10 @@
       "The item changed after the offline transaction; it was not applied.")                       \
     X(OFFLINE_EXCEPTION, "offline_exception", NOT_FOUND, BY_STATUS, 0,                             \
       "No offline exception has that id.")                                                         \
+    X(BAD_ENTRY, "bad_entry", BAD_REQUEST, BY_STATUS, 0,                                           \
+      "The offline transaction can never be applied as journaled; it was not applied.")            \
+    X(WHILE_ONLINE, "while_online", CONFLICT, BY_STATUS, 0,                                        \
+      "The offline transaction is dated after the upload's login; it was not applied.")            \
     /* Statistics */                                                                               \
     X(STATS_UNAVAILABLE, "stats_unavailable", UNAVAILABLE, BY_STATUS, 0,                           \
       "The statistics database (the standby) cannot be reached; try again later.")

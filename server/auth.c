@@ -472,6 +472,7 @@ static void login_accept(request_t *req)
     s->role = st->role;
     s->branch_id = st->branch_id;
     s->workstation_id = st->workstation_id;
+    s->login_ms = util_now_ms(); /* an offline replay is dated before it */
     util_strlcpy(s->username, st->username, sizeof(s->username));
     util_strlcpy(s->display_name, st->display_name, sizeof(s->display_name));
     util_strlcpy(s->branch_code, st->branch_code, sizeof(s->branch_code));

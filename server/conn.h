@@ -35,6 +35,7 @@ typedef struct session {
     char branch_name[404];
     int64_t workstation_id;
     char workstation[72];
+    int64_t login_ms;       /* when this login was accepted (ms since the epoch) */
     char branch_codes[200]; /* assigned branches, comma-separated (16 x 8 + commas) */
     bool has_token;         /* logged in with, or given, a session token: */
     char token_hash[SESSION_TOKEN_HASH_HEX + 1]; /* its SHA-256, revoked at Logout */

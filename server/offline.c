@@ -23,7 +23,11 @@
 #include "pgtext.h"
 #include "reply.h"
 
-#define OFFLINE_CODE_MAX  64   /* cards, barcodes, branch codes */
+#define OFFLINE_CODE_MAX 64 /* cards, barcodes, branch codes */
+/* A journaled card or barcode up to this long is answered skipped (bad_entry)
+ * when over OFFLINE_CODE_MAX (a desk journals up to 127 bytes); longer is no
+ * journal entry at all, refused. */
+#define OFFLINE_SCAN_MAX  256
 #define OFFLINE_CLERK_MAX 100  /* a username as the desk journaled it */
 #define OFFLINE_NOTE_MAX  2000 /* 500 characters, each up to four bytes */
 #define OFFLINE_LIST_DEF  200
@@ -52,7 +56,8 @@ static const reply_stmt_t stmt_replay = REPLY_STMT(
     "offline_replay", REPLAY_NCOLS,
     "SELECT outcome, reason, message, route, exception_id FROM offline_replay($1::uuid,"
     " $2::bigint, $3::bigint, $4::integer, $5, $6, $7, to_timestamp($8::bigint / 1000.0),"
-    " to_timestamp($9::bigint / 1000.0), $10::bigint, $11::date, $12)");
+    " to_timestamp($9::bigint / 1000.0), $10::bigint, $11::date, $12,"
+    " to_timestamp($13::bigint / 1000.0), $14)");
 
 /* OfflineException in proto order (offline_exception_out). */
 enum {
@@ -188,10 +193,32 @@ static void replay_done(request_t *req, const PGresult *res)
 static const char *const offline_ops[] = {"checkout", "checkin", "renew", NULL};
 
 /*
+ * Why a well-formed journal entry can never be applied (a card or barcode
+ * longer than any, a clock before 2001 or after 2099), as words for the
+ * report; NULL when it can. Such an entry is answered skipped (bad_entry) and
+ * listed, never refused: a refusal would leave it first in the journal, ahead
+ * of every later scan, for ever.
+ */
+static const char *replay_bad_entry(request_t *req, const Carrel__OfflineReplay *m)
+{
+    if (m->barcode && strlen(m->barcode) > OFFLINE_CODE_MAX)
+        return arena_printf(&req->arena,
+                            "the barcode scanned is %zu bytes long, more than any (%d)",
+                            strlen(m->barcode), OFFLINE_CODE_MAX);
+    if (m->card && strlen(m->card) > OFFLINE_CODE_MAX)
+        return arena_printf(&req->arena, "the card scanned is %zu bytes long, more than any (%d)",
+                            strlen(m->card), OFFLINE_CODE_MAX);
+    if (!offline_ms_ok(m->at_ms))
+        return "the workstation's clock was wrong (a time before 2001 or after 2099)";
+    return NULL;
+}
+
+/*
  * One journaled transaction, at the session's branch, as the session's staff
  * and workstation (the clerk who scanned it is kept as the desk wrote it).
  * Keyed (ROUTE_KEYED): the journal entry's key, so a resent upload gets the
- * stored answer. A refusal here is a malformed entry; what the library's
+ * stored answer. A refusal here is a malformed request (an entry that can never
+ * be applied is answered skipped, bad_entry: replay_bad_entry); what the library's
  * rules say comes back as the outcome (applied, warning, skipped).
  */
 void handle_offline_replay(request_t *req)
@@ -202,28 +229,35 @@ void handle_offline_replay(request_t *req)
         request_bad_field(req, !reply_opt(m->barcode), "barcode", "The item barcode is needed.") ||
         request_bad_field(req, strcmp(m->op, "checkin") != 0 && !reply_opt(m->card), "card",
                           "A checkout or renewal needs the patron's card.") ||
-        REQUEST_TEXTS(req, {m->barcode, OFFLINE_CODE_MAX, "barcode"},
-                      {m->card, OFFLINE_CODE_MAX, "card"}, {m->clerk, OFFLINE_CLERK_MAX, "clerk"},
+        REQUEST_TEXTS(req, {m->barcode, OFFLINE_SCAN_MAX, "barcode"},
+                      {m->card, OFFLINE_SCAN_MAX, "card"}, {m->clerk, OFFLINE_CLERK_MAX, "clerk"},
                       {m->due, OFFLINE_CODE_MAX, "due"}) ||
-        request_bad_field(req, !m->has_at_ms || !offline_ms_ok(m->at_ms), "at_ms",
+        request_bad_field(req, !m->has_at_ms, "at_ms",
                           "The time of the transaction (ms since the epoch) is needed.") ||
-        request_bad_field(req, m->has_workstation_ms && !offline_ms_ok(m->workstation_ms),
-                          "workstation_ms", "The workstation's time is out of range.") ||
         request_bad_field(req, !offline_date_ok(m->due), "due", "The due date is YYYY-MM-DD."))
         return;
-    const char *values[12];
+    const char *bad = replay_bad_entry(req, m);
+    const session_t *s = request_session(req);
+    const char *values[14];
     values[0] = req->msg->request_key;
     reply_actor(req, &values[1], &values[2]);
     values[3] = pgtext_int(&req->arena, request_session(req)->branch_id);
     values[4] = m->op;
     values[5] = reply_opt(m->card);
     values[6] = m->barcode;
-    values[7] = pgtext_int(&req->arena, m->at_ms);
-    values[8] = m->has_workstation_ms ? pgtext_int(&req->arena, m->workstation_ms) : NULL;
+    /* A time out of range is not bound (to_timestamp would fail on it). The
+     * workstation's own reading is for the report only: dropped when wrong. */
+    values[7] = offline_ms_ok(m->at_ms) ? pgtext_int(&req->arena, m->at_ms) : NULL;
+    values[8] = m->has_workstation_ms && offline_ms_ok(m->workstation_ms)
+                    ? pgtext_int(&req->arena, m->workstation_ms)
+                    : NULL;
     values[9] = m->has_offset_ms ? pgtext_int(&req->arena, m->offset_ms) : NULL;
     values[10] = reply_opt(m->due);
     values[11] = reply_opt(m->clerk);
-    reply_query(req, &stmt_replay, 12, values, replay_done);
+    /* Entries dated after this session logged in are refused (while_online). */
+    values[12] = s->login_ms > 0 ? pgtext_int(&req->arena, s->login_ms) : NULL;
+    values[13] = bad;
+    reply_query(req, &stmt_replay, 14, values, replay_done);
 }
 
 /* ---------------------------------------------------------------- report */

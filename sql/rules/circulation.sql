@@ -255,6 +255,51 @@ BEGIN
 END
 $$;
 
+-- The loan of p_item (locked, its open loan ended) to p_patron (patron_circ
+-- locked) as of p_at at p_branch by p_staff, due p_due, with p_note as its
+-- override reason (NULL: none): the loan row, the copy checked out (its
+-- status stamped p_at, so that an offline journal's next entry does not find
+-- it changed after), its open transit cancelled, the patron's counters and
+-- activity dates, and the checkout counted in the statistics at p_at. Defined
+-- once, for circ_checkout and offline_checkout (offline.sql); each then fills
+-- or releases holds (circ_hold_after_checkout).
+CREATE OR REPLACE FUNCTION circ_make_loan(p_item item, p_patron patron, p_at timestamptz,
+                                          p_branch integer, p_staff bigint, p_due timestamptz,
+                                          p_note text) RETURNS loan
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_loan loan;
+BEGIN
+    INSERT INTO loan (item_id, patron_id, patron_category, item_type, checkout_at,
+                      checkout_branch_id, checkout_staff_id, due_at, override_reason)
+    VALUES (p_item.id, p_patron.id, p_patron.category, p_item.item_type, p_at, p_branch,
+            p_staff, p_due, p_note)
+    RETURNING * INTO v_loan;
+    UPDATE item SET status = 'checked_out', status_changed_at = p_at,
+        current_branch_id = p_branch, last_circulated = p_at,
+        last_used_at = greatest(last_used_at, p_at), circ_count = circ_count + 1,
+        version = version + 1, updated_at = clock_timestamp()
+    WHERE id = p_item.id;
+    UPDATE transit SET cancelled_at = clock_timestamp()
+    WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+    -- The activity dates (statistics) ride on the write the count needs anyway.
+    UPDATE patron_circ SET loans_out = loans_out + 1,
+        last_activity_on = greatest(last_activity_on, library_local_date(p_at)),
+        last_borrowed_on = greatest(last_borrowed_on, library_local_date(p_at))
+    WHERE patron_id = p_patron.id;
+    INSERT INTO patron_type_loans (patron_id, item_type, loans_out)
+    VALUES (p_patron.id, p_item.item_type, 1)
+    ON CONFLICT (patron_id, item_type)
+        DO UPDATE SET loans_out = patron_type_loans.loans_out + 1;
+    -- Statistics at the time of the loan: the day and hour it happened.
+    INSERT INTO circ_event (at, action, branch_id, item_id, item_type, patron_category,
+                            staff_id, location)
+    VALUES (p_at, 'checkout', p_branch, p_item.id, p_item.item_type, p_patron.category, p_staff,
+            p_item.location);
+    RETURN v_loan;
+END
+$$;
+
 -- Check out p_barcode to p_card: every refusal a library rule makes (the
 -- overridable ones only when p_override and p_may_override), the loan with
 -- its due date, counters, the hold it fills, and the slip. The loan's times
@@ -336,32 +381,10 @@ BEGIN
         END IF;
     END IF;
 
-    INSERT INTO loan (item_id, patron_id, patron_category, item_type, checkout_at,
-                      checkout_branch_id, checkout_staff_id, due_at, override_reason)
-    VALUES (v_item.id, v_patron.id, v_patron.category, v_item.item_type, v_now, p_branch,
-            p_staff, circ_due(p_branch, v_now, v_rule),
-            CASE WHEN cardinality(v_reasons) > 0 THEN p_override_reason END)
-    RETURNING * INTO v_loan;
-    UPDATE item SET status = 'checked_out', current_branch_id = p_branch,
-        last_circulated = v_now, last_used_at = v_now, circ_count = circ_count + 1,
-        version = version + 1, updated_at = v_now
-    WHERE id = v_item.id;
-    UPDATE transit SET cancelled_at = v_now
-    WHERE item_id = v_item.id AND received_at IS NULL AND cancelled_at IS NULL;
-    -- The activity dates (statistics) ride on the write the count needs anyway.
-    UPDATE patron_circ SET loans_out = loans_out + 1,
-        last_activity_on = greatest(last_activity_on, library_local_date(v_now)),
-        last_borrowed_on = greatest(last_borrowed_on, library_local_date(v_now))
-    WHERE patron_id = v_patron.id
-    RETURNING * INTO v_pc;
-    INSERT INTO patron_type_loans (patron_id, item_type, loans_out)
-    VALUES (v_patron.id, v_item.item_type, 1)
-    ON CONFLICT (patron_id, item_type)
-        DO UPDATE SET loans_out = patron_type_loans.loans_out + 1;
-    INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
-                            location)
-    VALUES ('checkout', p_branch, v_item.id, v_item.item_type, v_patron.category, p_staff,
-            v_item.location);
+    v_loan := circ_make_loan(v_item, v_patron, v_now, p_branch, p_staff,
+                             circ_due(p_branch, v_now, v_rule),
+                             CASE WHEN cardinality(v_reasons) > 0 THEN p_override_reason END);
+    SELECT * INTO v_pc FROM patron_circ WHERE patron_id = v_patron.id;
     IF cardinality(v_reasons) > 0 THEN
         INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
                                 location)
@@ -537,6 +560,58 @@ BEGIN
 END
 $$;
 
+-- Why a renewal of a loan of p_patron (p_renewals renewals so far, of copy
+-- p_item of title p_bib, under p_rule) goes against the library's rules, in
+-- the order the desk refuses by: the patron's standing (expired, blocked,
+-- owes), the renewal limit, another patron waiting for the title. Reasons and
+-- their sentences, empty when none; only the first when p_first_only (the
+-- hold is then not looked for when there is one already). Defined once, for
+-- circ_renew (which refuses by the first unless overridden) and
+-- offline_renew (offline.sql: the patron was told the new date, so these are
+-- warnings).
+CREATE OR REPLACE FUNCTION circ_renew_refusals(p_patron patron, p_rule circ_policy,
+                                               p_renewals integer, p_item bigint, p_bib bigint,
+                                               p_first_only boolean, OUT reasons text[],
+                                               OUT messages text[])
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_standing record;
+BEGIN
+    reasons := '{}';
+    messages := '{}';
+    SELECT * INTO v_standing FROM patron_standing(p_patron.id);
+    IF v_standing.expired THEN
+        reasons := reasons || 'patron_expired'::text;
+        messages := messages || format('The card expired on %s.', p_patron.expires_on);
+    END IF;
+    IF v_standing.blocked THEN
+        reasons := reasons || 'patron_blocked'::text;
+        messages := messages || 'The patron is blocked: see the record for the reason.'::text;
+    END IF;
+    IF v_standing.owes THEN
+        reasons := reasons || 'patron_owes'::text;
+        messages := messages || format('The patron owes $%s.',
+                                       to_char(v_standing.balance_cents / 100.0, 'FM999990.00'));
+    END IF;
+    IF p_first_only AND cardinality(reasons) > 0 THEN
+        reasons := reasons[1:1];
+        messages := messages[1:1];
+        RETURN;
+    END IF;
+    IF p_renewals >= p_rule.renewals THEN
+        reasons := reasons || 'renewal_limit'::text;
+        messages := messages || format('Renewed %s times already, the most allowed.', p_renewals);
+        IF p_first_only THEN
+            RETURN;
+        END IF;
+    END IF;
+    IF p_rule.hold_blocks_renewal AND circ_renewal_held(p_bib, p_patron.id, p_item) THEN
+        reasons := reasons || 'renewal_hold'::text;
+        messages := messages || 'Another patron is waiting for this title.'::text;
+    END IF;
+END
+$$;
+
 -- Renew one loan (p_barcode) or all of a patron's loans. Each loan is
 -- renewed or refused on its own; patron-level refusals (expired, blocked,
 -- owes) refuse them all unless overridden; a loan whose due date a renewal
@@ -549,9 +624,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_key record;
     v_patron patron;
-    v_standing record;
-    v_patron_reason text;
-    v_patron_message text;
+    v_reasons text[];
+    v_messages text[];
     v_loan record;
     v_rule circ_policy;
     v_due timestamptz;
@@ -577,18 +651,6 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:override_reason',
             MESSAGE = 'An override needs a reason.';
     END IF;
-    SELECT * INTO v_standing FROM patron_standing(v_patron.id);
-    IF v_standing.expired THEN
-        v_patron_reason := 'patron_expired';
-        v_patron_message := format('The card expired on %s.', v_patron.expires_on);
-    ELSIF v_standing.blocked THEN
-        v_patron_reason := 'patron_blocked';
-        v_patron_message := 'The patron is blocked: see the record for the reason.';
-    ELSIF v_standing.owes THEN
-        v_patron_reason := 'patron_owes';
-        v_patron_message := format('The patron owes $%s.',
-                                   to_char(v_standing.balance_cents / 100.0, 'FM999990.00'));
-    END IF;
 
     FOR v_loan IN
         SELECT l.*, i.barcode, i.bib_id, i.location, b.title AS bib_title
@@ -609,16 +671,15 @@ BEGIN
         r.due_date := library_local_date(v_loan.due_at);
         v_rule := circ_rule(v_loan.patron_category, v_loan.item_type, v_loan.checkout_branch_id);
         v_due := circ_due(v_loan.checkout_branch_id, now(), v_rule);
-        IF v_patron_reason IS NOT NULL AND NOT v_override THEN
-            r.reason := v_patron_reason;
-            r.message := v_patron_message;
-        ELSIF v_loan.renewals >= v_rule.renewals AND NOT v_override THEN
-            r.reason := 'renewal_limit';
-            r.message := format('Renewed %s times already, the most allowed.', v_loan.renewals);
-        ELSIF v_rule.hold_blocks_renewal AND NOT v_override
-              AND circ_renewal_held(v_loan.bib_id, v_patron.id, v_loan.item_id) THEN
-            r.reason := 'renewal_hold';
-            r.message := 'Another patron is waiting for this title.';
+        v_reasons := '{}';
+        IF NOT v_override THEN
+            SELECT f.reasons, f.messages INTO v_reasons, v_messages
+            FROM circ_renew_refusals(v_patron, v_rule, v_loan.renewals, v_loan.item_id,
+                                     v_loan.bib_id, true) f;
+        END IF;
+        IF cardinality(v_reasons) > 0 THEN
+            r.reason := v_reasons[1];
+            r.message := v_messages[1];
         ELSIF v_due <= v_loan.due_at THEN
             -- A renewal today would not move the due date (renewed on the
             -- checkout day, or again the same day): refused, and no renewal

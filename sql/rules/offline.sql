@@ -5,7 +5,8 @@
 -- (offline_exception_list, offline_exception_resolve) and its daily purge
 -- (offline_exception_expire, from holds_daily in notices.sql). Called by
 -- server/offline.c. The loan rules themselves are circulation.sql's
--- (circ_checkout_refusals, circ_loan_fine, circ_end_loan, circ_due, circ_rule).
+-- (circ_checkout_refusals, circ_make_loan, circ_renew_refusals, circ_loan_fine,
+-- circ_end_loan, circ_due, circ_rule).
 
 -- ---------------------------------------------------------------- status time
 
@@ -148,33 +149,11 @@ BEGIN
     v_reasons := v_reasons || v_refusals.reasons;
     v_messages := v_messages || v_refusals.messages;
 
-    INSERT INTO loan (item_id, patron_id, patron_category, item_type, checkout_at,
-                      checkout_branch_id, checkout_staff_id, due_at, override_reason)
-    VALUES (p_item.id, p_patron.id, p_patron.category, p_item.item_type, p_at, p_branch,
-            p_staff, offline_due(p_branch, p_at, v_rule, p_due),
-            CASE WHEN cardinality(v_reasons) > 0
-                 THEN 'Lent offline: ' || array_to_string(v_reasons, ', ') END)
-    RETURNING * INTO v_loan;
-    UPDATE item SET status = 'checked_out', status_changed_at = p_at,
-        current_branch_id = p_branch, last_circulated = p_at,
-        last_used_at = greatest(last_used_at, p_at), circ_count = circ_count + 1,
-        version = version + 1, updated_at = now()
-    WHERE id = p_item.id;
-    UPDATE transit SET cancelled_at = now()
-    WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
-    UPDATE patron_circ SET loans_out = loans_out + 1,
-        last_activity_on = greatest(last_activity_on, library_local_date(p_at)),
-        last_borrowed_on = greatest(last_borrowed_on, library_local_date(p_at))
-    WHERE patron_id = p_patron.id;
-    INSERT INTO patron_type_loans (patron_id, item_type, loans_out)
-    VALUES (p_patron.id, p_item.item_type, 1)
-    ON CONFLICT (patron_id, item_type)
-        DO UPDATE SET loans_out = patron_type_loans.loans_out + 1;
-    -- Statistics at the time of the loan: the day and hour it happened.
-    INSERT INTO circ_event (at, action, branch_id, item_id, item_type, patron_category,
-                            staff_id, location)
-    VALUES (p_at, 'checkout', p_branch, p_item.id, p_item.item_type, p_patron.category, p_staff,
-            p_item.location);
+    -- The loan as a desk checkout makes it (circulation.sql), as of p_at.
+    v_loan := circ_make_loan(p_item, p_patron, p_at, p_branch, p_staff,
+                             offline_due(p_branch, p_at, v_rule, p_due),
+                             CASE WHEN cardinality(v_reasons) > 0
+                                  THEN 'Lent offline: ' || array_to_string(v_reasons, ', ') END);
     -- The patron's own hold on the title is filled; a copy taken from another
     -- patron's hold sends that hold back to waiting (hold_release).
     PERFORM circ_hold_after_checkout(p_item, p_patron, v_loan, cardinality(v_reasons) > 0);
@@ -278,9 +257,8 @@ DECLARE
     v_loan loan;
     v_rule circ_policy;
     v_due timestamptz;
-    v_standing record;
-    v_reasons text[] := '{}';
-    v_messages text[] := '{}';
+    v_reasons text[];
+    v_messages text[];
 BEGIN
     IF v_changed IS NOT NULL THEN
         outcome := 'skipped';
@@ -304,31 +282,10 @@ BEGIN
                           circ_local_text(v_loan.due_at));
         RETURN;
     END IF;
-    SELECT * INTO v_standing FROM patron_standing(p_patron.id);
-    IF v_standing.expired THEN
-        v_reasons := v_reasons || 'patron_expired'::text;
-        v_messages := v_messages || format('The card expired on %s.', p_patron.expires_on);
-    END IF;
-    IF v_standing.blocked THEN
-        v_reasons := v_reasons || 'patron_blocked'::text;
-        v_messages := v_messages || 'The patron is blocked.'::text;
-    END IF;
-    IF v_standing.owes THEN
-        v_reasons := v_reasons || 'patron_owes'::text;
-        v_messages := v_messages || format('The patron owes $%s.',
-                                           to_char(v_standing.balance_cents / 100.0,
-                                                   'FM999990.00'));
-    END IF;
-    IF v_loan.renewals >= v_rule.renewals THEN
-        v_reasons := v_reasons || 'renewal_limit'::text;
-        v_messages := v_messages || format('It had been renewed %s times, the most allowed.',
-                                           v_loan.renewals);
-    END IF;
-    IF v_rule.hold_blocks_renewal
-       AND circ_renewal_held(p_item.bib_id, p_patron.id, p_item.id) THEN
-        v_reasons := v_reasons || 'renewal_hold'::text;
-        v_messages := v_messages || 'Another patron is waiting for this title.'::text;
-    END IF;
+    -- The rules a renewal at the desk refuses by (circulation.sql), all of them.
+    SELECT f.reasons, f.messages INTO v_reasons, v_messages
+    FROM circ_renew_refusals(p_patron, v_rule, v_loan.renewals, p_item.id, p_item.bib_id,
+                             false) f;
     UPDATE loan SET due_at = v_due, renewals = renewals + 1,
         override_reason = CASE WHEN cardinality(v_reasons) > 0
                                THEN 'Renewed offline: ' || array_to_string(v_reasons, ', ')
@@ -360,11 +317,22 @@ $$;
 -- A time more than 5 minutes ahead of the server is taken as now (warning
 -- too_far_ahead unless another warning is given); one more than 30 days old
 -- is skipped (in_the_past): the report lists it for staff to settle by hand.
+-- p_session_at: when the uploading session logged in (NULL: not checked). An
+-- entry dated after it is skipped (while_online): the uploader was online
+-- then, so it is no offline transaction, and a replay is no way around the
+-- online rules (an override is librarian's work).
+-- p_bad: why the entry can never be applied (a barcode or card longer than
+-- any, a clock before 2001), said by server/offline.c: skipped (bad_entry)
+-- and listed, so that the rest of the journal goes on; p_at may then be NULL
+-- (the report dates it at the upload).
+DROP FUNCTION IF EXISTS offline_replay(uuid, bigint, bigint, integer, text, text, text,
+                                       timestamptz, timestamptz, bigint, date, text);
 CREATE OR REPLACE FUNCTION offline_replay(p_key uuid, p_staff bigint, p_ws bigint,
                                           p_branch integer, p_op text, p_card text,
                                           p_barcode text, p_at timestamptz,
                                           p_ws_at timestamptz, p_offset_ms bigint, p_due date,
-                                          p_clerk text)
+                                          p_clerk text, p_session_at timestamptz DEFAULT NULL,
+                                          p_bad text DEFAULT NULL)
 RETURNS TABLE (outcome text, reason text, message text, route text, exception_id bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -384,7 +352,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:op',
             MESSAGE = 'An offline transaction is a checkout, a checkin or a renew.';
     END IF;
-    IF p_at IS NULL THEN
+    IF p_at IS NULL AND p_bad IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:at_ms',
             MESSAGE = 'An offline transaction needs its time.';
     END IF;
@@ -419,16 +387,33 @@ BEGIN
                                exception_id bigint);
         RETURN;
     END IF;
-    IF p_op <> 'checkin' THEN
+    IF p_bad IS NOT NULL THEN
+        v_at := coalesce(p_at, now());
+        v_ahead := false;
+        v_outcome := 'skipped';
+        v_reason := 'bad_entry';
+        v_message := format('Not applied: %s; settle it by hand.', p_bad);
+    ELSIF p_op <> 'checkin' THEN
         SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
     END IF;
     -- The copy first, as every change of a copy locks it (lock order: item,
     -- loan, patron_circ, bib, hold).
-    SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    IF p_bad IS NULL THEN
+        SELECT * INTO v_item FROM item WHERE barcode = p_barcode FOR UPDATE;
+    END IF;
     IF v_ahead THEN
         v_at := clock_timestamp();
     END IF;
-    IF p_at < now() - interval '30 days' THEN
+    IF p_bad IS NOT NULL THEN
+        NULL; -- said above
+    ELSIF p_at > p_session_at THEN
+        v_outcome := 'skipped';
+        v_reason := 'while_online';
+        v_message := format('Not applied: dated %s, after this upload''s session logged in (%s);'
+                            ' an offline transaction cannot happen while the desk is online.'
+                            ' Check the workstation''s clock; settle it by hand.',
+                            offline_local_text(p_at), offline_local_text(p_session_at));
+    ELSIF p_at < now() - interval '30 days' THEN
         v_outcome := 'skipped';
         v_reason := 'in_the_past';
         v_message := format('Not applied: more than 30 days old (%s); settle it by hand.',
@@ -485,7 +470,8 @@ $$;
 --   blocked: a = card, b = why (merged, blocked, expired, fines): every card
 --            a checkout would refuse for the patron's standing (as
 --            patron_standing decides it), old cards of merged records that find such
---            a patron included, and cards of records merged into another;
+--            a patron included, and cards of records merged into another; but
+--            no card of a patron expired more than 3 years ago;
 --   rule:    a = patron category, b = item type, n = loan days here (0: an
 --            hourly loan, due the same day);
 --   closed:  a = YYYY-MM-DD, a day of the next 90 the branch is closed.
@@ -514,6 +500,10 @@ LANGUAGE sql STABLE AS $$
         LEFT JOIN patron_circ pc ON pc.patron_id = p.id
         LEFT JOIN blocks k ON k.patron_id = p.id
         WHERE p.merged_into IS NULL
+          -- Privacy and size: a card expired more than 3 years ago is not
+          -- sent (it would list every card ever expired); the replay still
+          -- warns of it (patron_expired).
+          AND p.expires_on >= (library_today() - interval '3 years')::date
           AND (k.patron_id IS NOT NULL OR p.expires_on < library_today()
                OR coalesce(pc.balance_cents, 0)
                   >= library_setting_text('block_threshold_cents')::bigint))

@@ -405,6 +405,39 @@ class StartOffline(unittest.TestCase):
             except (ProcessLookupError, ChildProcessError):
                 pass
 
+    def test_probing_a_server_that_never_answers_keeps_the_desk_responsive(self):
+        # The daemon's port taken by a listener that never speaks: each
+        # reconnect attempt connects and then waits for TLS. Scans made
+        # meanwhile wait for the attempt, so it must give up soon (2 s).
+        import socket
+        d = env.daemon()
+        prof = profile(d)
+        s = desk_with_cache(d, prof)
+        self.assertEqual(s.finish(), 0)
+        d.stop()
+        s = Desk(prof)
+        s.expect(offline_notice)
+        mute = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        mute.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        mute.bind(("127.0.0.1", d.port))
+        mute.listen(64)  # never accepted: the kernel completes the handshakes
+        try:
+            s.send(":checkin")
+            worst = 0.0
+            end = time.time() + 9  # probes at about 1, 3 and 7 s
+            n = 0
+            while time.time() < end:
+                n += 1
+                scan = "3999%010d" % n
+                t = time.time()
+                s.scan_offline(scan, "checkin")
+                worst = max(worst, time.time() - t)
+                time.sleep(0.2)
+            self.assertLess(worst, 4.5, "a scan waited %.1f s" % worst)
+            self.assertEqual(s.finish(), 0)
+        finally:
+            mute.close()
+
     def test_no_cache_no_offline(self):
         d = env.daemon()
         prof = profile(d)
@@ -415,16 +448,76 @@ class StartOffline(unittest.TestCase):
 
 class Exceptions(unittest.TestCase):
     def write_journal(self, prof, entries):
-        """A journal written as a desk writes it: (op, card, barcode) each."""
+        """A journal written as a desk writes it: (op, card, barcode) each, or
+        (op, card, barcode, {field: value}) to write some fields otherwise."""
         path = os.path.join(offline_dir(prof), "desk-dwn.journal")
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) - 60000
         with open(path, "a") as f:
-            for n, (op, card, barcode) in enumerate(entries, 1):
-                f.write(json.dumps({"v": 1, "seq": n, "key": str(uuid.uuid4()), "op": op,
-                                    "card": card, "barcode": barcode, "ws_ms": now + n,
-                                    "offset_ms": 0, "at_ms": now + n, "due": "",
-                                    "clerk": "clara"}) + "\n")
+            for n, (op, card, barcode, *other) in enumerate(entries, 1):
+                line = {"v": 1, "seq": n, "key": str(uuid.uuid4()), "op": op, "card": card,
+                        "barcode": barcode, "ws_ms": now + n, "offset_ms": 0, "at_ms": now + n,
+                        "due": "", "clerk": "clara"}
+                line.update(other[0] if other else {})
+                f.write(json.dumps(line) + "\n")
+        return path
+
+    def test_entries_never_applicable_do_not_block_the_rest(self):
+        # Between good scans: a 70-byte mis-scan, a scan from a desk whose clock
+        # read 1970, an entry the server refuses outright (a due date that is
+        # no date), and one dated after the upload's login (no offline scan).
+        clerk = profile(main, "clara")
+        card = env.new_patron()
+        good = [env.new_item() for _ in range(3)]
+        long_scan = "3" * 70
+        ahead = int(time.time() * 1000) + 3600 * 1000
+        dead_clock = env.new_item()
+        # (The 1970 one first: later in the journal its time would be raised
+        # to the one before it, as after a clock stepped back.)
+        path = self.write_journal(clerk, [
+            ("checkin", "", dead_clock, {"at_ms": 5, "ws_ms": 5}),
+            ("checkout", card, good[0]),
+            ("checkout", card, long_scan),
+            ("checkout", card, good[1]),
+            ("checkout", card, env.new_item(), {"due": "soon"}),
+            ("checkout", card, good[2], {"at_ms": ahead, "ws_ms": ahead}),
+        ])
+        r = env.carrel(clerk, "offline", "upload")
+        self.assertEqual(r.code, 0, r)
+        self.assertEqual((r.json["applied"], r.json["skipped"], r.json["complete"]),
+                         (2, 4, True), r)
+        self.assertEqual([loans(g) for g in good], [(1, 1), (1, 1), (0, 0)])
+        self.assertFalse(os.path.exists(path))  # every entry done: renamed
+        self.assertEqual(exceptions_of(long_scan[:64]), [("checkout", "skipped", "bad_entry")])
+        self.assertEqual(exceptions_of(dead_clock), [("checkin", "skipped", "bad_entry")])
+        self.assertEqual(exceptions_of(good[2]), [("checkout", "skipped", "while_online")])
+        r = env.carrel(profile(main, "manny"), "offline", "exceptions")
+        listed = dict((x.get("barcode"), x["reason"]) for x in r.json["exceptions"])
+        self.assertEqual(listed.get(long_scan[:64]), "bad_entry", r)
+        self.assertEqual(listed.get(good[2]), "while_online", r)
+        r = env.carrel(clerk, "offline", "upload")
+        self.assertEqual((r.code, r.json["left"]), (0, 0), r)
+
+    def test_desk_refuses_a_scan_longer_than_any_barcode(self):
+        d = env.daemon()
+        prof = profile(d)
+        card = env.new_patron()
+        s = desk_with_cache(d, prof)
+        self.assertEqual(s.finish(), 0)
+        d.stop()
+        scans = env.carrel(prof, "offline", "status").json["journal"]["scans"]
+        s = Desk(prof)
+        s.expect(offline_notice)
+        s.send(card)
+        s.expect(lambda o: o.get("offline", {}).get("patron") == card)
+        s.send("3" * 70)
+        s.expect(lambda o: "NOT RECORDED" in o.get("message", "")
+                 and "70 characters" in o["message"])
+        s.send(":checkin", "4" * 65)
+        s.expect(lambda o: "65 characters" in o.get("message", ""))
+        self.assertEqual(s.finish(), 0)
+        r = env.carrel(prof, "offline", "status")
+        self.assertEqual((r.code, r.json["journal"]["scans"]), (0, scans), r)
 
     def test_manager_lists_and_resolves_clerk_may_not(self):
         d = main

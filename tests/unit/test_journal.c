@@ -2,7 +2,7 @@
  * Unit tests for client/journal.c, the offline desk's journal: entries read
  * back as written, a torn last line ignored (and cut off before the next
  * append), done markers surviving a reopen so an upload resumes, the upload
- * order (at_ms, then seq), a failed fsync refusing the scan and leaving
+ * order (seq, at_ms clamped non-decreasing), a failed fsync refusing the scan and leaving
  * nothing behind, the rename when every entry is done; and client/offline.c's
  * pure parts (the cache file with its offset, due dates past closed days,
  * uploaded journals removed after a week).
@@ -221,26 +221,41 @@ static void test_done_markers_and_resume(void **state)
     journal_close(&j);
 }
 
-static void test_upload_order_is_time_then_seq(void **state)
+static void test_upload_order_is_seq_with_time_clamped(void **state)
 {
     (void)state;
     journal_t j;
     char err[300];
     assert_int_equal(journal_open(&j, dir, "desk-dwn", err, sizeof(err)), 0);
-    /* Written out of time order (the request in flight journaled late), two at one ms. */
-    int64_t at[] = {3000, 1000, 2000, 1000};
+    /* A checkout at 3000, then the clock stepped back (NTP) before the checkin
+     * of the same copy at "1000", another scan at "2000", and one at 4000. */
+    const char *op[] = {"checkout", "checkin", "checkin", "checkout"};
+    int64_t at[] = {3000, 1000, 2000, 4000};
     journal_entry_t e[4];
     for (int i = 0; i < 4; i++) {
-        e[i] = entry("checkin", "", "31234900000015", at[i]);
+        e[i] = entry(op[i], i == 1 || i == 2 ? "" : "21234900000017", "31234900000015", at[i]);
         append_ok(&j, &e[i]);
     }
     size_t n = 0;
     size_t *order = journal_upload_order(&j, &n);
     assert_int_equal(n, 4);
+    /* As scanned: the checkin after its checkout, dated no earlier than it. */
+    int64_t sent[] = {3000, 3000, 3000, 4000};
+    for (size_t k = 0; k < 4; k++) {
+        assert_int_equal(j.entries[order[k]].seq, (int64_t)k + 1);
+        assert_int_equal(j.entries[order[k]].upload_at_ms, sent[k]);
+        assert_int_equal(j.entries[order[k]].at_ms, at[k]); /* the journal keeps what it read */
+    }
+    free(order);
+    /* A resumed upload (the checkout done) clamps the rest as the first did. */
+    assert_int_equal(journal_mark_done(&j, e[0].key, "applied", NULL, err, sizeof(err)), 0);
+    journal_close(&j);
+    assert_int_equal(journal_open(&j, dir, "desk-dwn", err, sizeof(err)), 0);
+    order = journal_upload_order(&j, &n);
+    assert_int_equal(n, 3);
     assert_int_equal(j.entries[order[0]].seq, 2);
-    assert_int_equal(j.entries[order[1]].seq, 4);
-    assert_int_equal(j.entries[order[2]].seq, 3);
-    assert_int_equal(j.entries[order[3]].seq, 1);
+    assert_int_equal(j.entries[order[0]].upload_at_ms, 3000);
+    assert_int_equal(j.entries[order[2]].upload_at_ms, 4000);
     free(order);
     journal_close(&j);
 }
@@ -398,7 +413,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_writer_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_last_line_is_ignored_and_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_markers_and_resume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_order_is_time_then_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_order_is_seq_with_time_clamped, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_fsync_error_refuses_the_scan, setup, teardown),
         cmocka_unit_test(test_lines_not_ours_are_skipped),
         cmocka_unit_test_setup_teardown(test_cache_file_keeps_the_offset, setup, teardown),
