@@ -621,20 +621,25 @@ static int cli_login_saved(cli_t *cli)
     return -1;
 }
 
+client_target_t cli_target(const cli_t *cli)
+{
+    return (client_target_t){
+        .host = cli->profile.host,
+        .port = (int)cli->profile.port,
+        .server_name = cli->profile.server_name,
+        .ca_file = cli->profile.ca_file,
+        .cert_file = cli->profile.cert_file,
+        .key_file = cli->profile.key_file,
+        .timeout_s = (int)cli->profile.timeout_s,
+    };
+}
+
 int cli_connect(cli_t *cli, bool login)
 {
     if (!cli->connected) {
         if (cli->profile.ca_file == NULL)
             return cli_fail(cli, EXIT_USAGE, "the profile names no ca_file (use -c PROFILE)");
-        client_target_t t = {
-            .host = cli->profile.host,
-            .port = (int)cli->profile.port,
-            .server_name = cli->profile.server_name,
-            .ca_file = cli->profile.ca_file,
-            .cert_file = cli->profile.cert_file,
-            .key_file = cli->profile.key_file,
-            .timeout_s = (int)cli->profile.timeout_s,
-        };
+        client_target_t t = cli_target(cli);
         if (client_open(&cli->conn, &t) != 0)
             return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
         cli->connected = true;

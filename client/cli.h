@@ -60,6 +60,8 @@ typedef struct cli {
 
 /* Connect (and log in unless login is false). Returns an exit code. */
 int cli_connect(cli_t *cli, bool login);
+/* Where the profile says to connect, with its TLS files and timeout. */
+client_target_t cli_target(const cli_t *cli);
 /* True when the profile has a saved session file (keep_session). */
 bool cli_session_saved(const cli_t *cli);
 /*

@@ -91,6 +91,34 @@ static void desk_emit_json(desk_t *d, json_t *j)
     desk_emit(d, (const char *)j->out.data);
 }
 
+/* Prints the object a desk_json_* builder filled, and frees it. */
+static void desk_json_done(desk_t *d, json_t *j)
+{
+    json_object_end(j);
+    desk_emit_json(d, j);
+    json_free(j);
+}
+
+/* Starts {"ok": true, "key": {  (answer) or {"key": {  (not an answer); the
+ * caller adds the inner fields and closes with desk_json_nested_done. */
+static void desk_json_nested_begin(json_t *j, bool answer, const char *key)
+{
+    json_init(j);
+    json_object_begin(j);
+    if (answer) {
+        json_key(j, "ok");
+        json_bool(j, true);
+    }
+    json_key(j, key);
+    json_object_begin(j);
+}
+
+static void desk_json_nested_done(desk_t *d, json_t *j)
+{
+    json_object_end(j);
+    desk_json_done(d, j);
+}
+
 /*
  * {"ok": true, "key": <message>} for the answer to a request (a scan, a :
  * command), as a refusal's line says "ok": false; {"key": <message>} for
@@ -107,9 +135,7 @@ static void desk_json_body(desk_t *d, const char *key, const ProtobufCMessage *m
     }
     json_key(&j, key);
     json_message(&j, m);
-    json_object_end(&j);
-    desk_emit_json(d, &j);
-    json_free(&j);
+    desk_json_done(d, &j);
 }
 
 /* True for a notice that says something failed (not "resending", "reconnected", ...). */
@@ -140,9 +166,7 @@ static void desk_json_status(desk_t *d, const char *status, const char *message)
     json_string(&j, status);
     json_key(&j, "message");
     json_string(&j, message);
-    json_object_end(&j);
-    desk_emit_json(d, &j);
-    json_free(&j);
+    desk_json_done(d, &j);
 }
 
 /* {"key": "value"} */
@@ -153,9 +177,7 @@ static void desk_json_string(desk_t *d, const char *key, const char *value)
     json_object_begin(&j);
     json_key(&j, key);
     json_string(&j, value);
-    json_object_end(&j);
-    desk_emit_json(d, &j);
-    json_free(&j);
+    desk_json_done(d, &j);
 }
 
 /* A message for the clerk that is not an answer to a scan: a line, or with --json
@@ -178,6 +200,41 @@ static const char *desk_str(const char *s)
     return s ? s : "";
 }
 
+/* A refusal as JSON; a NULL field (overridable < 0) is left out. */
+typedef struct {
+    const char *status, *reason, *blocked, *message, *request, *scan;
+    int overridable;
+} desk_failure_t;
+
+/* {"ok": false, "status", "reason", "blocked", "message", "overridable", "request", "scan"} */
+static void desk_json_failure(desk_t *d, const desk_failure_t *f)
+{
+    const char *const keys[] = {"status", "reason", "blocked", "message"};
+    const char *const values[] = {f->status, f->reason, f->blocked, f->message};
+    json_t j;
+    json_init(&j);
+    json_object_begin(&j);
+    json_key(&j, "ok");
+    json_bool(&j, false);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (values[i]) {
+            json_key(&j, keys[i]);
+            json_string(&j, values[i]);
+        }
+    }
+    if (f->overridable >= 0) {
+        json_key(&j, "overridable");
+        json_bool(&j, f->overridable > 0);
+    }
+    json_key(&j, "request");
+    json_string(&j, f->request);
+    if (f->scan) {
+        json_key(&j, "scan");
+        json_string(&j, f->scan);
+    }
+    desk_json_done(d, &j);
+}
+
 /*
  * A refusal or failure of the request in flight, on one line:
  *   REFUSED 3123...: <message> [<reason>] — can be overridden: :override REASON
@@ -191,32 +248,12 @@ static void desk_print_failure(desk_t *d, const char *request, const char *subje
     const char *reason = r->reason && r->reason[0] ? r->reason : NULL;
     bool overridable = r->has_overridable && r->overridable;
     if (d->cli->json) {
-        json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "ok");
-        json_bool(&j, false);
-        json_key(&j, "status");
-        json_string(&j, status_name(r->status));
-        if (reason) {
-            json_key(&j, "reason");
-            json_string(&j, reason);
-        }
-        json_key(&j, "message");
-        json_string(&j, msg);
-        if (r->has_overridable) {
-            json_key(&j, "overridable");
-            json_bool(&j, overridable);
-        }
-        json_key(&j, "request");
-        json_string(&j, request);
-        if (subject) {
-            json_key(&j, "scan");
-            json_string(&j, subject);
-        }
-        json_object_end(&j);
-        desk_emit_json(d, &j);
-        json_free(&j);
+        desk_json_failure(d, &(desk_failure_t){.status = status_name(r->status),
+                                               .reason = reason,
+                                               .message = msg,
+                                               .overridable = r->has_overridable ? overridable : -1,
+                                               .request = request,
+                                               .scan = subject});
         return;
     }
     bool rule =
@@ -401,24 +438,12 @@ static void desk_answer_card(desk_t *d, Carrel__Response *r, bool from_item)
         if (from_item && r->status == CARREL__STATUS__STATUS_NOT_FOUND) {
             /* Neither an item nor a card: say what the checkout said. */
             if (d->cli->json) {
-                json_t j;
-                json_init(&j);
-                json_object_begin(&j);
-                json_key(&j, "ok");
-                json_bool(&j, false);
-                json_key(&j, "status");
-                json_string(&j, "not_found");
-                json_key(&j, "reason");
-                json_string(&j, "item_not_found");
-                json_key(&j, "message");
-                json_string(&j, d->pend.item_message);
-                json_key(&j, "request");
-                json_string(&j, "checkout");
-                json_key(&j, "scan");
-                json_string(&j, d->pend.scan);
-                json_object_end(&j);
-                desk_emit_json(d, &j);
-                json_free(&j);
+                desk_json_failure(d, &(desk_failure_t){.status = "not_found",
+                                                       .reason = "item_not_found",
+                                                       .message = d->pend.item_message,
+                                                       .overridable = -1,
+                                                       .request = "checkout",
+                                                       .scan = d->pend.scan});
             } else {
                 desk_say(d, "NOT FOUND %s: %s (not a library card either)", d->pend.scan,
                          d->pend.item_message);
@@ -1276,12 +1301,7 @@ static void desk_offline_said(desk_t *d, const journal_entry_t *e)
 {
     if (d->cli->json) {
         json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "ok");
-        json_bool(&j, true);
-        json_key(&j, "offline");
-        json_object_begin(&j);
+        desk_json_nested_begin(&j, true, "offline");
         json_key(&j, "op");
         json_string(&j, e->op);
         if (e->card[0]) {
@@ -1298,10 +1318,7 @@ static void desk_offline_said(desk_t *d, const journal_entry_t *e)
         json_string(&j, e->key);
         json_key(&j, "seq");
         json_int(&j, e->seq);
-        json_object_end(&j);
-        json_object_end(&j);
-        desk_emit_json(d, &j);
-        json_free(&j);
+        desk_json_nested_done(d, &j);
         return;
     }
     char due[40] = "";
@@ -1383,26 +1400,16 @@ static void desk_offline_card(desk_t *d, const char *card)
     if (blocked) {
         desk_end_patron(d);
         if (d->cli->json) {
-            json_t j;
-            json_init(&j);
-            json_object_begin(&j);
-            json_key(&j, "ok");
-            json_bool(&j, false);
-            json_key(&j, "status");
-            json_string(&j, "refused");
-            json_key(&j, "reason");
-            json_string(&j, "offline_blocked");
-            json_key(&j, "blocked");
-            json_string(&j, blocked);
-            json_key(&j, "message");
-            json_string(&j, "This card is on the blocked list: nothing is lent to it offline.");
-            json_key(&j, "request");
-            json_string(&j, "patron_get");
-            json_key(&j, "scan");
-            json_string(&j, card);
-            json_object_end(&j);
-            desk_emit_json(d, &j);
-            json_free(&j);
+            desk_json_failure(
+                d,
+                &(desk_failure_t){
+                    .status = "refused",
+                    .reason = "offline_blocked",
+                    .blocked = blocked,
+                    .message = "This card is on the blocked list: nothing is lent to it offline.",
+                    .overridable = -1,
+                    .request = "patron_get",
+                    .scan = card});
         } else {
             desk_say(d,
                      "REFUSED %s: this card is on the blocked list (%s): nothing is lent to it "
@@ -1421,18 +1428,10 @@ static void desk_offline_card(desk_t *d, const char *card)
     }
     if (d->cli->json) {
         json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "ok");
-        json_bool(&j, true);
-        json_key(&j, "offline");
-        json_object_begin(&j);
+        desk_json_nested_begin(&j, true, "offline");
         json_key(&j, "patron");
         json_string(&j, card);
-        json_object_end(&j);
-        json_object_end(&j);
-        desk_emit_json(d, &j);
-        json_free(&j);
+        desk_json_nested_done(d, &j);
     } else {
         desk_say(d, "OFFLINE PATRON card %s — not on the blocked list of %s; scan the items", card,
                  d->cache && d->cache->generated_at ? d->cache->generated_at : "the cache");
@@ -1574,10 +1573,7 @@ static void desk_upload_entry(void *arg, const journal_entry_t *e,
         return; /* applied: as the clerk was told */
     if (d->cli->json) {
         json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "offline_replay");
-        json_object_begin(&j);
+        desk_json_nested_begin(&j, false, "offline_replay");
         json_key(&j, "op");
         json_string(&j, e->op);
         json_key(&j, "barcode");
@@ -1586,10 +1582,7 @@ static void desk_upload_entry(void *arg, const journal_entry_t *e,
         json_string(&j, e->key);
         json_key(&j, "reply");
         json_message(&j, &r->base);
-        json_object_end(&j);
-        json_object_end(&j);
-        desk_emit_json(d, &j);
-        json_free(&j);
+        desk_json_nested_done(d, &j);
         return;
     }
     desk_say(d, "%s %s %s: %s [%s]", strcmp(outcome, "warning") == 0 ? "WARNING" : "SKIPPED", e->op,
@@ -1611,10 +1604,7 @@ static void desk_upload(desk_t *d)
     int done = s.applied + s.warnings + s.skipped;
     if (d->cli->json) {
         json_t j;
-        json_init(&j);
-        json_object_begin(&j);
-        json_key(&j, "offline_upload");
-        json_object_begin(&j);
+        desk_json_nested_begin(&j, false, "offline_upload");
         json_key(&j, "applied");
         json_int(&j, s.applied);
         json_key(&j, "warnings");
@@ -1629,10 +1619,7 @@ static void desk_upload(desk_t *d)
             json_key(&j, "message");
             json_string(&j, s.why);
         }
-        json_object_end(&j);
-        json_object_end(&j);
-        desk_emit_json(d, &j);
-        json_free(&j);
+        desk_json_nested_done(d, &j);
     } else {
         desk_say(d, "UPLOADED %d offline scans: %d applied, %d warnings, %d skipped%s", done,
                  s.applied, s.warnings, s.skipped,
@@ -1655,16 +1642,9 @@ static int desk_probe(desk_t *d)
     cli_t *cli = d->cli;
     desk_handles_stop(d);
     client_close(&cli->conn);
-    client_target_t t = {
-        .host = cli->profile.host,
-        .port = (int)cli->profile.port,
-        .server_name = cli->profile.server_name,
-        .ca_file = cli->profile.ca_file,
-        .cert_file = cli->profile.cert_file,
-        .key_file = cli->profile.key_file,
-        .timeout_s = cli->profile.timeout_s < DESK_PROBE_TIMEOUT_S ? (int)cli->profile.timeout_s
-                                                                   : DESK_PROBE_TIMEOUT_S,
-    };
+    client_target_t t = cli_target(cli);
+    if (cli->profile.timeout_s >= DESK_PROBE_TIMEOUT_S)
+        t.timeout_s = DESK_PROBE_TIMEOUT_S;
     int code = EXIT_NETWORK;
     if (client_open(&cli->conn, &t) == 0) {
         cli->connected = true;

@@ -27,6 +27,7 @@
 
 #include <openssl/crypto.h>
 
+#include "check.h"
 #include "log.h"
 #include "password.h"
 #include "pgtext.h"
@@ -262,6 +263,27 @@ static sip_work_t *sip_work_new(sip_req_t *r)
     sip2_field_copy(&r->msg, "AA", w->card, sizeof(w->card));
     sip2_field_copy(&r->msg, "AB", w->barcode, sizeof(w->barcode));
     return w;
+}
+
+/* $1-$4 of every circulation statement, and the most values that follow them. */
+#define SIP_CIRC_NPARAMS  4
+#define SIP_CIRC_MORE_MAX 2
+
+/*
+ * Run a circulation statement: $1 the request key, $2-$4 the session's
+ * staff, workstation and branch, then the `n` values of `more`.
+ */
+static void sip_db_circ(sip_req_t *r, const db_stmt_t *stmt, const char *const *more, int n,
+                        sip_db_cb cb)
+{
+    const char *values[SIP_CIRC_NPARAMS + SIP_CIRC_MORE_MAX] = {
+        sip_key(r), pgtext_int(&r->arena, r->session.staff_id),
+        pgtext_int(&r->arena, r->session.workstation_id),
+        pgtext_int(&r->arena, r->session.branch_id)};
+    CHECK(n >= 0 && n <= SIP_CIRC_MORE_MAX);
+    for (int i = 0; i < n; i++)
+        values[SIP_CIRC_NPARAMS + i] = more[i];
+    sip_db(r, stmt, SIP_CIRC_NPARAMS + n, values, cb);
 }
 
 /* The fixed field at `off` of `len` bytes, or "" when the message is shorter. */
@@ -788,12 +810,16 @@ static void handle_item_update(sip_req_t *r)
 
 /* ---- 11/12 checkout ---- */
 
-/* `renewal`: the patron already had the item (the standard's "renewal ok" Y). */
-static void checkout_answer(sip_work_t *w, bool ok, bool renewal, const char *title,
-                            const char *due, const char *media, const char *af)
+/*
+ * A Checkout Response (12) or a Renew Response (30): the same layout.
+ * `renewal`: the standard's "renewal ok" (for 12: the patron already had
+ * the item). Desensitize is Y when the item goes (or stays) out.
+ */
+static void loan_answer(sip_work_t *w, const char *code, bool ok, bool renewal, const char *title,
+                        const char *due, const char *media, const char *af)
 {
     sip2_out_t *o = &w->r->out;
-    sip_begin(w, "12");
+    sip_begin(w, code);
     sip2_out_fixed(o, ok ? "1" : "0");
     sip2_out_flag(o, renewal);
     sip2_out_fixed(o, "U"); /* magnetic media: not recorded */
@@ -808,6 +834,13 @@ static void checkout_answer(sip_work_t *w, bool ok, bool renewal, const char *ti
         sip2_out_field(o, "CK", media);
     sip2_out_field(o, "AF", af);
     sip_send(w->r);
+}
+
+/* `renewal`: the patron already had the item. */
+static void checkout_answer(sip_work_t *w, bool ok, bool renewal, const char *title,
+                            const char *due, const char *media, const char *af)
+{
+    loan_answer(w, "12", ok, renewal, title, due, media, af);
 }
 
 static void checkout_same_done(sip_req_t *r, const db_result_t *res)
@@ -856,14 +889,8 @@ static void checkout_after_pin(sip_work_t *w)
         checkout_answer(w, false, false, NULL, NULL, NULL, pin_sentence(w->pin));
         return;
     }
-    sip_req_t *r = w->r;
-    const char *values[6] = {sip_key(r),
-                             pgtext_int(&r->arena, r->session.staff_id),
-                             pgtext_int(&r->arena, r->session.workstation_id),
-                             pgtext_int(&r->arena, r->session.branch_id),
-                             w->card,
-                             w->barcode};
-    sip_db(r, &stmt_checkout, 6, values, checkout_done);
+    const char *more[] = {w->card, w->barcode};
+    sip_db_circ(w->r, &stmt_checkout, more, 2, checkout_done);
 }
 
 /*
@@ -997,17 +1024,11 @@ static void checkin_done(sip_req_t *r, const db_result_t *res)
 
 static void checkin_run(sip_work_t *w)
 {
-    sip_req_t *r = w->r;
     /* The return date of a "no block" checkin (the kiosk took it back offline). */
     const char *no_block = sip_fixed(w, 0, 1);
     const char *returned = strcmp(no_block, "Y") == 0 ? sip_fixed(w, 19, 18) : NULL;
-    const char *values[6] = {sip_key(r),
-                             pgtext_int(&r->arena, r->session.staff_id),
-                             pgtext_int(&r->arena, r->session.workstation_id),
-                             pgtext_int(&r->arena, r->session.branch_id),
-                             w->barcode,
-                             returned && returned[0] ? returned : NULL};
-    sip_db(r, &stmt_checkin, 6, values, checkin_done);
+    const char *more[] = {w->barcode, returned && returned[0] ? returned : NULL};
+    sip_db_circ(w->r, &stmt_checkin, more, 2, checkin_done);
 }
 
 static void checkin_held_done(sip_req_t *r, const db_result_t *res)
@@ -1050,22 +1071,7 @@ static void handle_checkin(sip_req_t *r)
 static void renew_answer(sip_work_t *w, bool ok, const char *title, const char *due,
                          const char *media, const char *af)
 {
-    sip2_out_t *o = &w->r->out;
-    sip_begin(w, "30");
-    sip2_out_fixed(o, ok ? "1" : "0");
-    sip2_out_flag(o, ok);   /* renewal ok */
-    sip2_out_fixed(o, "U"); /* magnetic media: not recorded */
-    sip2_out_flag(o, ok);   /* desensitize: it stays out */
-    sip2_out_fixed(o, w->date);
-    sip2_out_field(o, "AO", sip_institution(w->r));
-    sip2_out_field(o, "AA", w->card);
-    sip2_out_field(o, "AB", w->barcode);
-    sip2_out_field(o, "AJ", sip_text(title));
-    sip2_out_field(o, "AH", ok ? sip_text(due) : "");
-    if (media && media[0])
-        sip2_out_field(o, "CK", media);
-    sip2_out_field(o, "AF", af);
-    sip_send(w->r);
+    loan_answer(w, "30", ok, ok, title, due, media, af);
 }
 
 static void renew_done(sip_req_t *r, const db_result_t *res)
@@ -1089,14 +1095,8 @@ static void renew_after_pin(sip_work_t *w)
         renew_answer(w, false, NULL, NULL, NULL, pin_sentence(w->pin));
         return;
     }
-    sip_req_t *r = w->r;
-    const char *values[6] = {sip_key(r),
-                             pgtext_int(&r->arena, r->session.staff_id),
-                             pgtext_int(&r->arena, r->session.workstation_id),
-                             pgtext_int(&r->arena, r->session.branch_id),
-                             w->card,
-                             w->barcode};
-    sip_db(r, &stmt_renew, 6, values, renew_done);
+    const char *more[] = {w->card, w->barcode};
+    sip_db_circ(w->r, &stmt_renew, more, 2, renew_done);
 }
 
 /* Renew one item (AB; a renewal by title, AJ alone, is not supported). */
@@ -1156,11 +1156,8 @@ static void renew_all_after_pin(sip_work_t *w)
         renew_all_answer(w, false, NULL, pin_sentence(w->pin));
         return;
     }
-    sip_req_t *r = w->r;
-    const char *values[5] = {sip_key(r), pgtext_int(&r->arena, r->session.staff_id),
-                             pgtext_int(&r->arena, r->session.workstation_id),
-                             pgtext_int(&r->arena, r->session.branch_id), w->card};
-    sip_db(r, &stmt_renew_all, 5, values, renew_all_done);
+    const char *more[] = {w->card};
+    sip_db_circ(w->r, &stmt_renew_all, more, 1, renew_all_done);
 }
 
 static void handle_renew_all(sip_req_t *r)

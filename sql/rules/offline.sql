@@ -99,6 +99,20 @@ END
 $$;
 
 -- An offline checkout of p_item to p_patron at p_at (p_item locked).
+-- How a checkout or renewal replayed in spite of the rules in p_reasons
+-- ended: a warning with p_message, p_although (' Lent although: ') and what
+-- the rules said, or applied with p_message alone.
+CREATE OR REPLACE FUNCTION offline_outcome(p_message text, p_although text, p_reasons text[],
+                                           p_messages text[], OUT outcome text,
+                                           OUT reason text, OUT message text)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN cardinality(p_reasons) > 0 THEN 'warning' ELSE 'applied' END,
+           p_reasons[1],
+           CASE WHEN cardinality(p_reasons) > 0
+                THEN p_message || p_although || array_to_string(p_messages, ' ')
+                ELSE p_message END
+$$;
+
 CREATE OR REPLACE FUNCTION offline_checkout(p_staff bigint, p_branch integer, p_item item,
                                             p_patron patron, p_at timestamptz, p_due date,
                                             OUT outcome text, OUT reason text,
@@ -158,15 +172,10 @@ BEGIN
     -- patron's hold sends that hold back to waiting (hold_release).
     PERFORM circ_hold_after_checkout(p_item, p_patron, v_loan, cardinality(v_reasons) > 0);
 
-    message := format('Checked out as of %s, due %s.', offline_local_text(p_at),
-                      circ_local_text(v_loan.due_at));
-    IF cardinality(v_reasons) > 0 THEN
-        outcome := 'warning';
-        reason := v_reasons[1];
-        message := message || ' Lent although: ' || array_to_string(v_messages, ' ');
-    ELSE
-        outcome := 'applied';
-    END IF;
+    SELECT o.outcome, o.reason, o.message INTO outcome, reason, message
+    FROM offline_outcome(format('Checked out as of %s, due %s.', offline_local_text(p_at),
+                                circ_local_text(v_loan.due_at)),
+                         ' Lent although: ', v_reasons, v_messages) o;
 END
 $$;
 
@@ -297,15 +306,10 @@ BEGIN
     VALUES (p_at, 'renew', p_branch, p_item.id, v_loan.item_type, v_loan.patron_category,
             p_staff, p_item.location);
     PERFORM patron_activity_touch(p_patron.id, true);
-    message := format('Renewed as of %s; due %s.', offline_local_text(p_at),
-                      circ_local_text(v_due));
-    IF cardinality(v_reasons) > 0 THEN
-        outcome := 'warning';
-        reason := v_reasons[1];
-        message := message || ' Renewed although: ' || array_to_string(v_messages, ' ');
-    ELSE
-        outcome := 'applied';
-    END IF;
+    SELECT o.outcome, o.reason, o.message INTO outcome, reason, message
+    FROM offline_outcome(format('Renewed as of %s; due %s.', offline_local_text(p_at),
+                                circ_local_text(v_due)),
+                         ' Renewed although: ', v_reasons, v_messages) o;
 END
 $$;
 
