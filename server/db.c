@@ -273,8 +273,16 @@ static void db_queue_timer_cb(uv_timer_t *t)
     }
     if (pool->queued == 0)
         uv_timer_stop(t);
+    /* Logged before the answers go out, so the log already says why when a desk
+     * hears "overloaded". */
     int n = 0;
-    const char *first = expired ? expired->stmt->name : NULL;
+    for (db_job_t *job = expired; job; job = job->next)
+        n++;
+    if (n > 0)
+        log_warn(0,
+                 "%d database job(s) (first %s) waited over %d ms for a connection; answered "
+                 "unavailable",
+                 n, expired->stmt->name, pool->limits.queue_timeout_ms);
     while (expired) {
         db_job_t *job = expired;
         expired = job->next;
@@ -282,13 +290,7 @@ static void db_queue_timer_cb(uv_timer_t *t)
                          .message = "waited too long for a database connection",
                          .queue_timeout = true};
         db_job_finish(job, &r);
-        n++;
     }
-    if (n > 0)
-        log_warn(0,
-                 "%d database job(s) (first %s) waited over %d ms for a connection; answered "
-                 "unavailable",
-                 n, first, pool->limits.queue_timeout_ms);
 }
 
 static void db_note_availability(db_pool_t *pool)

@@ -178,7 +178,8 @@ class LockedRow(unittest.TestCase):
                 a = recv_answer(desks[1], second)
                 self.assertEqual((a.status, a.reason), ("unavailable", "overloaded"), a)
                 self.assertEqual(lock_waiters(), 1, "the first one should still be waiting")
-                self.assertIn("waited over 500 ms for a connection", d.log_text())
+                wait_for("the queue deadline logged",
+                         lambda: "waited over 500 ms for a connection" in d.log_text())
             finally:
                 holder.release()
             a = recv_answer(desks[0], first)
