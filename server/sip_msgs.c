@@ -140,7 +140,7 @@ static const db_stmt_t stmt_checkin = {
     "sip_checkin",
     "SELECT c.title, c.route, c.destination_code, c.hold_id, ob.code,"
     "       sip_media_type(i.item_type), hp.card, patron_short_name(hp)"
-    "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, least(sip_parse_date($6), now())) c"
+    "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, sip_return_date($6)) c"
     "  LEFT JOIN item i ON i.barcode = c.barcode"
     "  LEFT JOIN branch ob ON ob.id = i.owning_branch_id"
     "  LEFT JOIN hold h ON h.id = c.hold_id"

@@ -298,13 +298,25 @@ BEGIN
     IF p_text IS NULL OR p_text !~ '^[0-9]{8}.{4}[0-9]{6}$' THEN
         RETURN NULL;
     END IF;
-    v_local := to_timestamp(substr(p_text, 1, 8) || substr(p_text, 13, 6),
-                            'YYYYMMDDHH24MISS')::timestamp;
+    -- Only a date of the right shape enters the block with a handler (each
+    -- entry is a subtransaction).
+    BEGIN
+        v_local := to_timestamp(substr(p_text, 1, 8) || substr(p_text, 13, 6),
+                                'YYYYMMDDHH24MISS')::timestamp;
+    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+        RETURN NULL;
+    END;
     RETURN v_local AT TIME ZONE CASE WHEN substr(p_text, 12, 1) = 'Z' THEN 'UTC'
                                      ELSE library_setting_text('timezone') END;
-EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
-    RETURN NULL;
 END
+$$;
+
+-- The return date a "no block" checkin gives (09's third fixed field), never
+-- after now; NULL when there is none or it is no date, so that circ_checkin
+-- takes the moment the copy and its loan are locked, as at the desk.
+CREATE OR REPLACE FUNCTION sip_return_date(p_text text) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN d IS NULL THEN NULL ELSE least(d, now()) END FROM sip_parse_date(p_text) d
 $$;
 
 -- ---------------------------------------------------------------- items

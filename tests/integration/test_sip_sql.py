@@ -507,6 +507,18 @@ class Dates(SipSqlTest):
         for bad in ("", "2027", "20271345    101010", "abcdefgh    ijklmn"):
             self.assertEqual(self.q("SELECT sip_parse_date(%s) IS NULL" % lit(bad)), "t", bad)
 
+    def test_return_date_is_null_without_a_date(self):
+        # No date (a checkin that is not "no block"), or no date at all: NULL, so that
+        # circ_checkin takes the moment it locks the copy, as at the desk; a date in the
+        # future is now; a past one stays.
+        for text in (None, "", "20271345    101010"):
+            self.assertEqual(self.q("SELECT sip_return_date(%s) IS NULL"
+                                    % ("NULL" if text is None else lit(text))), "t", text)
+        self.assertEqual(self.q("SELECT sip_return_date('20990101    000000') = now()"), "t")
+        self.assertEqual(self.q("SELECT sip_return_date('20261101   Z045959')"
+                                " = TIMESTAMPTZ '2026-11-01 04:59:59+00'"), "t")
+        self.assertEqual(self.q("SELECT sip_parse_date('20260230    101010') IS NULL"), "t")
+
     def test_media_types_and_money(self):
         self.assertEqual(self.q("SELECT string_agg(sip_media_type(t), ',') FROM unnest("
                                 "ARRAY['book','periodical','video','dvd','kit']) t"),
