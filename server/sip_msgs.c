@@ -110,11 +110,15 @@ enum { ITEMS_VALUE, ITEMS_NCOLS };
 static const db_stmt_t stmt_patron_items = {"sip_patron_items",
                                             "SELECT value FROM sip_patron_items($1, $2, $3, $4)"};
 
+/* The circulation functions return SETOF (planned as 1000 rows): what is read
+ * beside their row is looked up per row (LATERAL), never by a join the planner
+ * could make a scan of the table. */
 enum { CHECKOUT_TITLE, CHECKOUT_DUE, CHECKOUT_MEDIA, CHECKOUT_NCOLS };
 static const db_stmt_t stmt_checkout = {
     "sip_checkout", "SELECT c.title, sip_date(c.due_at), sip_media_type(i.item_type)"
                     "  FROM circ_checkout($1::uuid, $2, $3, $4, $5, $6, false, NULL, false) c"
-                    "  LEFT JOIN item i ON i.barcode = c.barcode"};
+                    "  LEFT JOIN LATERAL (SELECT item_type FROM item WHERE barcode = c.barcode) i"
+                    "    ON true"};
 
 /* The loan a resent checkout finds (already_checked_out): the same columns. */
 static const db_stmt_t stmt_checkout_same = {
@@ -141,17 +145,18 @@ static const db_stmt_t stmt_checkin = {
     "SELECT c.title, c.route, c.destination_code, c.hold_id, ob.code,"
     "       sip_media_type(i.item_type), hp.card, patron_short_name(hp)"
     "  FROM circ_checkin($1::uuid, $2, $3, $4, $5, sip_return_date($6)) c"
-    "  LEFT JOIN item i ON i.barcode = c.barcode"
-    "  LEFT JOIN branch ob ON ob.id = i.owning_branch_id"
-    "  LEFT JOIN hold h ON h.id = c.hold_id"
-    "  LEFT JOIN patron hp ON hp.id = h.patron_id"};
+    "  LEFT JOIN LATERAL (SELECT item_type, owning_branch_id FROM item"
+    "                      WHERE barcode = c.barcode) i ON true"
+    "  LEFT JOIN LATERAL (SELECT code FROM branch WHERE id = i.owning_branch_id) ob ON true"
+    "  LEFT JOIN LATERAL (SELECT p.* FROM hold h JOIN patron p ON p.id = h.patron_id"
+    "                      WHERE h.id = c.hold_id) hp ON true"};
 
 enum { RENEW_TITLE, RENEW_RENEWED, RENEW_DUE, RENEW_MESSAGE, RENEW_MEDIA, RENEW_NCOLS };
 static const db_stmt_t stmt_renew = {
     "sip_renew",
     "SELECT c.title, c.renewed, sip_date(c.due_at), c.message, sip_media_type(i.item_type)"
     "  FROM circ_renew($1::uuid, $2, $3, $4, $5, $6, false, NULL, false) c"
-    "  LEFT JOIN item i ON i.barcode = c.barcode"};
+    "  LEFT JOIN LATERAL (SELECT item_type FROM item WHERE barcode = c.barcode) i ON true"};
 
 enum { RENEW_ALL_BARCODE, RENEW_ALL_RENEWED, RENEW_ALL_MESSAGE, RENEW_ALL_NCOLS };
 static const db_stmt_t stmt_renew_all = {
