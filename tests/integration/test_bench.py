@@ -7,6 +7,7 @@ PostgreSQL's CPU per operation (-C), the open loop (-R), desks sharing a session
 rounds (password, then session token)."""
 
 import os
+import resource
 import sys
 import unittest
 
@@ -37,7 +38,8 @@ SELECT format('BENCH-I-%s-%s', lpad(d::text, 5, '0'), lpad(k::text, 2, '0')),
        (SELECT id FROM bib WHERE title = 'Bench title'), 1, 1, 'book'
 FROM generate_series(0, 33) d, generate_series(0, 9) k;
 """)
-        daemon = env.daemon()
+        # OpenFiles opens a few hundred desks from 127.0.0.1.
+        daemon = env.daemon(max_connections_per_address=1000)
         profile = env.profile(daemon, cert=False)
     except BaseException:
         env.stop()
@@ -195,6 +197,40 @@ class Logins(unittest.TestCase):
             self.assertGreater(int(f["login_retries"]), 0, line)
         finally:
             d.stop()
+
+
+class OpenFiles(unittest.TestCase):
+    """A thousand desks are a thousand sockets: carreld and carrel-bench raise their
+    open-file soft limit to the hard limit at start."""
+
+    LOW = 200
+
+    def low_soft_limit(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard <= self.LOW * 2:
+            self.skipTest("the hard limit (%d) is too low to tell" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.LOW, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        return hard
+
+    def test_carreld_raises_its_soft_limit(self):
+        hard = self.low_soft_limit()
+        d = env.daemon()  # inherits the low soft limit
+        try:
+            with open("/proc/%d/limits" % d.proc.pid) as f:
+                line = [l for l in f if l.startswith("Max open files")][0]
+            soft_now = line.split()[3]
+            self.assertEqual(soft_now, "unlimited" if hard == resource.RLIM_INFINITY
+                             else str(hard), line)
+        finally:
+            d.stop()
+
+    def test_carrel_bench_opens_more_desks_than_the_soft_limit(self):
+        self.low_soft_limit()
+        [line] = bench("-n", str(self.LOW + 50), "-d", "0.5", "-w", "0", "ping")
+        f = fields(line)
+        self.assertEqual(f["connections"], str(self.LOW + 50), line)
+        self.assertEqual(f["errors"], "0", line)
 
 
 if __name__ == "__main__":
