@@ -7,14 +7,46 @@
  *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH]
  *                [-L USER@WORKSTATION[,...]] [-k DESK[,...]] [-T FILTER]
  *                [-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS]
- *                [-P SIP_PORT -U SIP_USER[,...]] WORKLOAD
+ *                [-P SIP_PORT -U SIP_USER[,...]] [-C PG_DATADIR|PID] [-R RATE] [-S]
+ *                WORKLOAD
  *
  * With -m, the measured run goes on past its seconds until MIN_OPS ops are
  * done (at most ten times as long): slow reports still get a p50 and p99.
  *
  * Every connection logs in as the profile's user at its workstation, or with
  * -L as the list's entry i % count (connection i), with the profile's
- * password.
+ * password. A Login answered UNAVAILABLE "try later" (retry_after_ms, or
+ * password_queue/overloaded without it) is sent again after retry_after_ms
+ * or an exponential backoff with jitter, and a connection the daemon drops
+ * before it has logged in (its handshake or login deadline) is made again,
+ * as a desk would (BENCH_LOGIN_TRIES); the line counts both: login_retries,
+ * reconnects. With -S only desk 0 logs in with the password, asking for a
+ * session token, and the others, connected once it has one, log in with that
+ * token (no Argon2: a thousand desks in seconds).
+ *
+ * -C: the line adds pg_cpu_ms (PostgreSQL's CPU over the measured window:
+ * every child of the postmaster, from /proc; tests/bench/pgcpu.h) and
+ * pg_cpu_ms_per_op, and for circ and heavy pg_cpu_ms_per_pair (a checkout
+ * and its checkin). PG_DATADIR is the cluster's data directory (the pid is
+ * the first line of its postmaster.pid), or give the pid itself.
+ *
+ * -R RATE: the open loop. Instead of each desk sending its next request as
+ * soon as the last is answered, desks scan at RATE operations a second over
+ * all of them, each at its share with exponential (Poisson) gaps. A scan's
+ * latency counts from when it was due: a desk still waiting for its
+ * previous answer sends the next scan when that answer comes, its clock
+ * already running (no coordinated omission); such a scan is late. The line
+ * adds rate and late. One request at a time (-D 1). libuv's timers count
+ * whole milliseconds: a scan goes out up to a millisecond (more when the
+ * loop is busy) after it is due, and that counts in its latency too.
+ *
+ * login: the login storm. N desks connect and log in at once with the
+ * password (asking for a session token), retrying as above; once all are in,
+ * all disconnect, then connect and log in again with their tokens. Two
+ * lines, round=password and round=token: all_logged_in_s (from the first
+ * connect to the last LoginReply), each desk's time from its connect to its
+ * LoginReply (login_p50_ms, login_p99_ms, login_max_ms), retries and
+ * reconnects. -d and -w do not apply.
  *
  * Workloads: ping (no database), branches (one prepared statement per request),
  * search (catalog full-text search for one or two words of tests/bench/words.h,
@@ -65,14 +97,17 @@
  * Output: one line per run, "key=value" pairs, easy to grep.
  */
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "carrel.pb-c.h"
 #include "channel.h"
+#include "pgcpu.h"
 #include "profile.h"
 #include "tally.h"
 #include "util.h"
@@ -89,9 +124,18 @@ typedef struct stats_spec {
     size_t nby;
 } stats_spec_t;
 
-/* Connecting and logging in may take long on a busy machine (32 Argon2
- * checks on two shared cores), but not forever. */
-#define BENCH_SETUP_S 300
+/* Connecting and logging in may take long on a busy machine (256 Argon2
+ * checks on two shared cores took over three minutes), but not forever. */
+#define BENCH_SETUP_S 600
+/* A Login refused "try later" (UNAVAILABLE password_queue or overloaded) is
+ * sent again after the answer's retry_after_ms, or without one after an
+ * exponential backoff with jitter (BENCH_BACKOFF_MS doubling up to
+ * BENCH_BACKOFF_MAX_MS), as a desk does; a connection dropped before it
+ * logged in (the daemon's login or handshake deadline) connects again after
+ * the same backoff. At most this many times each. */
+#define BENCH_LOGIN_TRIES    60
+#define BENCH_BACKOFF_MS     250
+#define BENCH_BACKOFF_MAX_MS 8000
 
 /* Send times by id; ample slots so out-of-order answers never collide in practice. */
 #define BENCH_SLOTS(b) ((uint64_t)(b)->depth * 64)
@@ -101,8 +145,19 @@ typedef struct bench_conn {
     bench_t *b;
     int index;
     /* 0 connecting, 1 hello sent, 2 login sent, 3 running, 4 (sip) 93 refused: again at
-     * sip_retry_at */
+     * sip_retry_at, 5 login refused "try later": again when timer fires, 6 dropped
+     * before it was logged in: connects again when timer fires */
     int phase;
+    uv_timer_t timer;     /* login retries, reconnects, the open loop's scans */
+    uint64_t setup_ns;    /* login workload: when this desk's round began (its connect) */
+    int login_tries;      /* Logins sent since the connection opened */
+    int reconnects;       /* connections dropped before logging in, this round */
+    char *token;          /* login workload: the session token of the first round */
+    uint64_t due_ns;      /* open loop: when the next scan is due (its latency counts from then) */
+    uint64_t sent_due;    /* ... of the scan being sent (0: not the open loop) */
+    uint64_t answered_ns; /* open loop: when the last answer came */
+    uint64_t rng;         /* open loop: the desk's own random gaps */
+    bool open;            /* its channel is connecting or connected (not closed) */
     uint64_t next_id;
     uint64_t *sent_at; /* indexed by id % BENCH_SLOTS */
     int inflight;
@@ -215,11 +270,34 @@ struct bench {
     uint64_t errors;
     uv_timer_t timer;
     int failed;
+    struct sockaddr_in addr; /* the daemon's */
+    uint64_t login_retries;  /* Logins sent again after a "try later" */
+    uint64_t reconnects;     /* connections dropped before logging in and made again */
+    /* -S: desk 0 logs in with the password and asks for a session token; the
+     * other desks connect once it has one and log in with it (no Argon2) */
+    bool share_token;
+    char *shared_token;
+    /* -C: PostgreSQL's CPU over the measured window (pgcpu.h), in ms; -1 unknown */
+    pgcpu_t cpu;
+    double cpu_ms;
+    /* -R: the open loop's rate (ops/s over all desks) and the scans sent late
+     * because the desk was still waiting for its previous answer */
+    double rate;
+    uint64_t late;
+    /* login workload: the round (1 password, 2 session token), its start,
+     * each desk's time from its connect to its LoginReply, and the rounds' lines */
+    int round;
+    uint64_t round_start;
+    lat_t logins;
+    uint64_t last_login_ns; /* the round's last LoginReply */
+    char round_lines[2][512];
 };
 
 static void bench_send(bench_conn_t *c);
 static void sip_send_next(bench_conn_t *c);
 static void bench_request(bench_conn_t *c, Carrel__Request *req);
+static const channel_ops_t bench_ops;
+static void bench_connect(bench_conn_t *c);
 
 static bool bench_is(const bench_t *b, const char *w)
 {
@@ -235,6 +313,20 @@ static void lat_add(lat_t *l, uint64_t ns)
             abort();
     }
     l->us[l->n++] = (uint32_t)(ns / 1000);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const uint32_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i] / 1000.0;
 }
 
 static void bench_record(bench_t *b, const bench_conn_t *c, uint64_t ns)
@@ -535,7 +627,9 @@ static void bench_request(bench_conn_t *c, Carrel__Request *req)
 {
     req->has_id = 1;
     req->id = ++c->next_id;
-    c->sent_at[req->id % BENCH_SLOTS(c->b)] = util_mono_ns();
+    /* The open loop counts a scan's latency from when it was due, not from
+     * when a desk still waiting for its previous answer could send it. */
+    c->sent_at[req->id % BENCH_SLOTS(c->b)] = c->sent_due ? c->sent_due : util_mono_ns();
     if (channel_send(&c->ch, &req->base) != 0) {
         fprintf(stderr, "connection %d: send failed\n", c->index);
         c->b->failed = 1;
@@ -675,6 +769,186 @@ static void bench_ready(bench_conn_t *c)
     bench_t *b = c->b;
     if (++b->ready == b->nconns)
         fprintf(stderr, "all %d connections ready\n", b->nconns);
+    if (!b->share_token || c->index != 0 || b->nconns == 1)
+        return;
+    /* -S: the other desks log in with desk 0's token. */
+    if (b->shared_token == NULL) {
+        fprintf(stderr, "-S: no session token in the LoginReply\n");
+        b->failed = 1;
+        return;
+    }
+    uint64_t now = util_mono_ns();
+    for (int i = 1; i < b->nconns; i++) {
+        b->conns[i].setup_ns = now;
+        bench_connect(&b->conns[i]);
+    }
+}
+
+/* ---- logging in, again when told to try later (see BENCH_LOGIN_TRIES) ---- */
+
+static bool bench_login_round_token(const bench_t *b)
+{
+    return bench_is(b, "login") && b->round == 2;
+}
+
+static void bench_send_login(bench_conn_t *c)
+{
+    bench_t *b = c->b;
+    Carrel__Request req = CARREL__REQUEST__INIT;
+    Carrel__Login l = CARREL__LOGIN__INIT;
+    l.workstation = b->prof.workstation;
+    l.username = b->prof.user;
+    if (b->nlogins > 0) {
+        l.workstation = b->login_workstations[c->index % b->nlogins];
+        l.username = b->login_users[c->index % b->nlogins];
+    }
+    if (bench_login_round_token(b)) {
+        l.session_token = c->token;
+    } else if (b->share_token && c->index > 0) {
+        l.session_token = b->shared_token;
+    } else {
+        l.password = b->password;
+        /* The login workload's second round and -S's other desks use the token. */
+        l.has_want_session_token = l.want_session_token =
+            bench_is(b, "login") || (b->share_token && c->index == 0);
+    }
+    req.body_case = CARREL__REQUEST__BODY_LOGIN;
+    req.login = &l;
+    c->phase = 2;
+    c->login_tries++;
+    bench_request(c, &req);
+}
+
+/* The wait before try `tries` + 1: BENCH_BACKOFF_MS doubling, capped, half
+ * of it random (so desks refused together do not come back together). */
+static uint64_t bench_backoff_ms(int tries)
+{
+    uint64_t cap = BENCH_BACKOFF_MS;
+    for (int i = 1; i < tries && cap < BENCH_BACKOFF_MAX_MS; i++)
+        cap *= 2;
+    if (cap > BENCH_BACKOFF_MAX_MS)
+        cap = BENCH_BACKOFF_MAX_MS;
+    return cap / 2 + (uint64_t)rand() % (cap / 2 + 1);
+}
+
+static void bench_conn_timer(uv_timer_t *t);
+
+/* A "try later" refusal of a Login: the answer's retry_after_ms, or any
+ * UNAVAILABLE password_queue/overloaded without it. */
+static bool bench_login_retryable(const Carrel__Response *r)
+{
+    if (r->status != CARREL__STATUS__STATUS_UNAVAILABLE)
+        return false;
+    return r->has_retry_after_ms || (r->reason && (!strcmp(r->reason, "password_queue") ||
+                                                   !strcmp(r->reason, "overloaded")));
+}
+
+/*
+ * The answer to a Login (phase 2). True when it is dealt with here (sent
+ * again later, or the bench failed); false to go on as before (an OK, or a
+ * refusal that fails the setup).
+ */
+static bool bench_login_answer(bench_conn_t *c, const Carrel__Response *r, uint64_t now)
+{
+    bench_t *b = c->b;
+    if (r->status == CARREL__STATUS__STATUS_OK) {
+        const char *token = r->body_case == CARREL__RESPONSE__BODY_LOGIN && r->login->session_token
+                                ? r->login->session_token
+                                : NULL;
+        if (bench_is(b, "login") && b->round == 1) {
+            free(c->token);
+            c->token = token ? strdup(token) : NULL;
+        } else if (b->share_token && c->index == 0 && b->shared_token == NULL && token) {
+            b->shared_token = strdup(token);
+        }
+        if (bench_is(b, "login")) {
+            lat_add(&b->logins, now - c->setup_ns);
+            b->last_login_ns = now;
+        }
+        return false;
+    }
+    if (!bench_login_retryable(r))
+        return false;
+    if (c->login_tries >= BENCH_LOGIN_TRIES) {
+        fprintf(stderr, "connection %d: login refused %d times: %s\n", c->index, c->login_tries,
+                r->reason ? r->reason : "?");
+        b->failed = 1;
+        return true;
+    }
+    uint64_t wait = r->has_retry_after_ms ? r->retry_after_ms : bench_backoff_ms(c->login_tries);
+    b->login_retries++;
+    c->phase = 5;
+    uv_timer_start(&c->timer, bench_conn_timer, wait, 0);
+    return true;
+}
+
+/* Open (again) desk c's connection to the daemon. */
+static void bench_connect(bench_conn_t *c)
+{
+    bench_t *b = c->b;
+    c->phase = 0;
+    c->inflight = 0;
+    c->login_tries = 0;
+    c->open = true;
+    if (channel_connect(&c->ch, b->loop, (struct sockaddr *)&b->addr, b->tls,
+                        b->prof.server_name ? b->prof.server_name : b->prof.host, &bench_ops,
+                        16u << 20, 64u << 20, c) != 0)
+        b->failed = 1;
+}
+
+/* ---- the open loop (-R): each desk scans at its share of the rate ---- */
+
+/* The desk's next gap: exponential (Poisson arrivals) with a mean of
+ * desks / rate seconds; xorshift64, the desk's own stream. */
+static uint64_t open_loop_gap_ns(bench_conn_t *c)
+{
+    uint64_t x = c->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c->rng = x;
+    double u = ((double)(x >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
+    return (uint64_t)(-log(u) * 1e9 * (double)c->b->nconns / c->b->rate);
+}
+
+/*
+ * Send the desk's scan once it is due and its previous answer is in; the
+ * scan's clock starts when it is due, so a slow answer delays the next scan
+ * but not its latency's start (no coordinated omission). A scan sent after
+ * its time because the answer before it came after that time is late.
+ */
+static void open_loop_pump(bench_conn_t *c)
+{
+    bench_t *b = c->b;
+    if (b->stopping || c->inflight > 0)
+        return; /* the answer pumps again */
+    uint64_t now = util_mono_ns();
+    if (c->due_ns <= now) {
+        if (b->measuring && c->answered_ns > c->due_ns)
+            b->late++;
+        c->sent_due = c->due_ns;
+        bench_send(c);
+        c->sent_due = 0;
+        c->due_ns += open_loop_gap_ns(c);
+        if (c->due_ns <= now)
+            return; /* due already: sent when this answer comes */
+    }
+    /* libuv timers count whole ms: wake at or just after the due time. */
+    uv_timer_start(&c->timer, bench_conn_timer, (c->due_ns - now + 999999) / 1000000, 0);
+}
+
+/* A desk's timer: a Login to send again, a connection to make again, or a scan due. */
+static void bench_conn_timer(uv_timer_t *t)
+{
+    bench_conn_t *c = t->data;
+    if (c->b->stopping || c->b->failed)
+        return;
+    if (c->phase == 5)
+        bench_send_login(c);
+    else if (c->phase == 6)
+        bench_connect(c);
+    else if (c->phase == 3 && c->b->rate > 0)
+        open_loop_pump(c);
 }
 
 /* ---- sip: self-check kiosks over SIP2 (see the top) ---- */
@@ -978,6 +1252,10 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     int status = r->status;
     char msg[200];
     snprintf(msg, sizeof(msg), "%s", r->message ? r->message : "");
+    if (c->phase == 2 && bench_login_answer(c, r, now)) {
+        carrel__response__free_unpacked(r, NULL);
+        return;
+    }
     bool slot_taken = r->reason != NULL && strcmp(r->reason, "slot_taken") == 0;
     if (c->phase == 3 && b->measuring)
         bench_count_answer(b, r);
@@ -1008,19 +1286,7 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
         if (!bench_needs_login(b)) {
             bench_ready(c);
         } else {
-            Carrel__Request req = CARREL__REQUEST__INIT;
-            Carrel__Login l = CARREL__LOGIN__INIT;
-            l.workstation = b->prof.workstation;
-            l.username = b->prof.user;
-            if (b->nlogins > 0) {
-                l.workstation = b->login_workstations[c->index % b->nlogins];
-                l.username = b->login_users[c->index % b->nlogins];
-            }
-            l.password = b->password;
-            req.body_case = CARREL__REQUEST__BODY_LOGIN;
-            req.login = &l;
-            c->phase = 2;
-            bench_request(c, &req);
+            bench_send_login(c);
             return;
         }
     } else if (c->phase == 2) {
@@ -1034,8 +1300,13 @@ static void bench_on_frame(channel_t *ch, const uint8_t *p, size_t n)
     } else if (!bench_is(b, "weedlist")) {
         bench_record(b, c, now - sent);
     }
-    if (b->stopping || b->ready < b->nconns)
+    if (b->stopping || b->ready < b->nconns || b->t_start == 0)
         return;
+    if (b->rate > 0) {
+        c->answered_ns = now;
+        open_loop_pump(c);
+        return;
+    }
     while (c->inflight < b->depth)
         bench_send(c);
 }
@@ -1044,10 +1315,22 @@ static void bench_on_close(channel_t *ch, const char *reason)
 {
     bench_conn_t *c = ch->data;
     bench_t *b = c->b;
-    if (!b->stopping) {
-        fprintf(stderr, "connection %d closed: %s\n", c->index, reason);
-        b->failed = 1;
+    c->open = false;
+    if (b->stopping || b->failed) {
+        b->closed++;
+        return;
     }
+    if (c->phase != 3 && c->reconnects < BENCH_LOGIN_TRIES) {
+        /* Dropped before it logged in (the daemon's handshake or login
+         * deadline on a busy machine): connect again, as a desk would. */
+        c->reconnects++;
+        b->reconnects++;
+        c->phase = 6;
+        uv_timer_start(&c->timer, bench_conn_timer, bench_backoff_ms(c->reconnects), 0);
+        return;
+    }
+    fprintf(stderr, "connection %d closed: %s\n", c->index, reason);
+    b->failed = 1;
     b->closed++;
 }
 
@@ -1063,10 +1346,61 @@ static void bench_stop_all(bench_t *b)
     for (int i = 0; i < b->nconns; i++) {
         if (bench_is(b, "sip"))
             sip_close(&b->conns[i]);
-        else
+        else if (b->conns[i].open)
             channel_close(&b->conns[i].ch, "done");
+        if (!uv_is_closing((uv_handle_t *)&b->conns[i].timer))
+            uv_close((uv_handle_t *)&b->conns[i].timer, NULL);
     }
     uv_close((uv_handle_t *)&b->timer, NULL);
+}
+
+/* login workload: a round is over (every desk logged in): its line; then
+ * the second round, or the end. */
+static void login_round_done(bench_t *b, uint64_t now)
+{
+    lat_t *l = &b->logins;
+    qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
+    snprintf(b->round_lines[b->round - 1], sizeof(b->round_lines[0]),
+             "workload=login round=%s desks=%d all_logged_in_s=%.2f errors=%llu logins=%zu "
+             "login_p50_ms=%.3f login_p99_ms=%.3f login_max_ms=%.3f retries=%llu reconnects=%llu",
+             b->round == 1 ? "password" : "token", b->nconns,
+             (double)(b->last_login_ns - b->round_start) / 1e9, (unsigned long long)b->errors, l->n,
+             pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99), l->n ? l->us[l->n - 1] / 1000.0 : 0.0,
+             (unsigned long long)b->login_retries, (unsigned long long)b->reconnects);
+    l->n = 0;
+    b->login_retries = b->reconnects = 0;
+    if (b->round == 2) {
+        b->t_start = b->round_start;
+        b->t_end = now;
+        bench_stop_all(b);
+        return;
+    }
+    /* Every desk goes away, then comes back with its session token. */
+    b->stopping = true;
+    b->closed = 0;
+    for (int i = 0; i < b->nconns; i++)
+        if (b->conns[i].open)
+            channel_close(&b->conns[i].ch, "round over");
+}
+
+/* login workload: the second round starts once every connection of the first is closed. */
+static void login_round_two(bench_t *b, uint64_t now)
+{
+    b->stopping = false;
+    b->ready = 0;
+    b->round = 2;
+    b->t_launch = b->round_start = now;
+    for (int i = 0; i < b->nconns; i++) {
+        bench_conn_t *c = &b->conns[i];
+        if (c->token == NULL) {
+            fprintf(stderr, "connection %d: no session token in its LoginReply\n", i);
+            b->failed = 1;
+            return;
+        }
+        c->reconnects = 0;
+        c->setup_ns = now;
+        bench_connect(c);
+    }
 }
 
 static void bench_tick(uv_timer_t *t)
@@ -1075,6 +1409,11 @@ static void bench_tick(uv_timer_t *t)
     uint64_t now = util_mono_ns();
     if (b->failed) {
         bench_stop_all(b);
+        return;
+    }
+    if (bench_is(b, "login") && b->stopping) {
+        if (b->closed == b->nconns)
+            login_round_two(b, now);
         return;
     }
     if (b->ready < b->nconns) {
@@ -1087,12 +1426,22 @@ static void bench_tick(uv_timer_t *t)
         }
         return;
     }
+    if (bench_is(b, "login")) {
+        login_round_done(b, now);
+        return;
+    }
     if (b->t_start == 0) {
         /* Everybody is logged in: start the load, measure after the warmup. */
         b->t_start = now;
-        for (int i = 0; i < b->nconns; i++)
-            while (b->conns[i].inflight < b->depth)
-                bench_send(&b->conns[i]);
+        for (int i = 0; i < b->nconns; i++) {
+            bench_conn_t *c = &b->conns[i];
+            if (b->rate > 0) { /* the first scan a random gap from now */
+                c->due_ns = now + open_loop_gap_ns(c);
+                open_loop_pump(c);
+            }
+            while (b->rate <= 0 && c->inflight < b->depth)
+                bench_send(c);
+        }
         return;
     }
     double elapsed = (double)(now - b->t_start) / 1e9;
@@ -1106,28 +1455,18 @@ static void bench_tick(uv_timer_t *t)
         b->made = b->refused = 0;
         b->pages.n = 0;
         b->checkouts.n = 0;
+        b->late = 0;
+        if (pgcpu_start(&b->cpu) != 0)
+            b->failed = 1;
         return;
     }
     if (b->measuring && elapsed >= b->duration_s &&
         (b->all.n >= b->min_ops || elapsed >= 10 * b->duration_s)) {
         b->measuring = false;
         b->t_end = now;
+        b->cpu_ms = pgcpu_end_ms(&b->cpu);
         bench_stop_all(b);
     }
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const uint32_t *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i] / 1000.0;
 }
 
 /* Split a comma-separated option value in place: its items, or -1 when
@@ -1216,13 +1555,44 @@ static int bench_read_queries(bench_t *b, const char *path)
     return 0;
 }
 
+/* A thousand desks are a thousand sockets: the soft limit on open files up
+ * to the hard one (an error only said: fewer desks may still run). */
+static void bench_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        perror("setrlimit(RLIMIT_NOFILE)");
+}
+
 int main(int argc, char **argv)
 {
-    bench_t b = {.nconns = 1, .depth = 1, .duration_s = 10, .warmup_s = 2, .page_limit = 500};
+    bench_t b = {.nconns = 1,
+                 .depth = 1,
+                 .duration_s = 10,
+                 .warmup_s = 2,
+                 .page_limit = 500,
+                 .cpu_ms = -1,
+                 .round = 1};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:P:U:")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:P:U:C:R:S")) != -1) {
         switch (ch) {
+        case 'C':
+            if ((b.cpu.postmaster = pgcpu_postmaster(optarg)) <= 0)
+                return 2;
+            break;
+        case 'R':
+            if ((b.rate = atof(optarg)) <= 0) {
+                fprintf(stderr, "bad -R (operations a second over all desks, > 0)\n");
+                return 2;
+            }
+            break;
+        case 'S':
+            b.share_token = true;
+            break;
         case 'r':
             if (bench_parse_ids(&b, optarg) != 0)
                 return 2;
@@ -1297,7 +1667,8 @@ int main(int argc, char **argv)
                             "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
                             "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
                             "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] "
-                            "[-P SIP_PORT -U SIP_USER,...] WORKLOAD\n");
+                            "[-P SIP_PORT -U SIP_USER,...] [-C PG_DATADIR|PID] [-R RATE] [-S] "
+                            "WORKLOAD\n");
             return 2;
         }
     }
@@ -1308,10 +1679,9 @@ int main(int argc, char **argv)
     }
     b.workload = argv[optind];
     static const char *const workloads[] = {
-        "ping",  "branches",   "search",     "circ",     "heavy",       "renewall",
-        "holds", "stats",      "roombook",   "roomrace", "roomfree",    "gaps",
-        "tally", "ticketlist", "ticketshow", "weedlist", "weedsummary", "displayreport",
-        "sip"};
+        "ping",       "branches", "search",      "circ",          "heavy", "renewall", "holds",
+        "stats",      "roombook", "roomrace",    "roomfree",      "gaps",  "tally",    "ticketlist",
+        "ticketshow", "weedlist", "weedsummary", "displayreport", "sip",   "login"};
     bool known = false;
     for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
         known = known || strcmp(b.workload, workloads[i]) == 0;
@@ -1355,6 +1725,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "-q is for the search workload\n");
         return 2;
     }
+    if (b.rate > 0 && (b.depth != 1 || bench_is(&b, "sip") || bench_is(&b, "weedlist") ||
+                       bench_is(&b, "login"))) {
+        fprintf(stderr, "-R: one request at a time (-D 1), not for sip, weedlist or login\n");
+        return 2;
+    }
+    if (b.share_token && (bench_is(&b, "sip") || bench_is(&b, "login") || bench_is(&b, "ping"))) {
+        fprintf(stderr, "-S is for workloads that log in over the Carrel protocol (not login)\n");
+        return 2;
+    }
     char err[512];
     if (profile_load(&b.prof, profile, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
@@ -1372,25 +1751,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    struct sockaddr_in addr;
-    uv_ip4_addr(b.prof.host, (int)b.prof.port, &addr);
+    if (uv_ip4_addr(b.prof.host, (int)b.prof.port, &b.addr) != 0) {
+        fprintf(stderr, "host %s: an IPv4 address, please\n", b.prof.host);
+        return 2;
+    }
+    bench_raise_nofile();
     b.conns = calloc((size_t)b.nconns, sizeof(bench_conn_t));
-    b.t_launch = util_mono_ns();
+    if (b.conns == NULL)
+        abort();
+    b.t_launch = b.round_start = util_mono_ns();
     for (int i = 0; i < b.nconns; i++) {
         bench_conn_t *c = &b.conns[i];
         c->b = &b;
         c->index = i;
         c->hold_step = HOLD_RETURN; /* so that the first step is HOLD_LEND */
         c->sent_at = calloc(BENCH_SLOTS(&b), sizeof(uint64_t));
+        c->setup_ns = b.t_launch;
+        c->rng =
+            0x9E3779B97F4A7C15ull * (uint64_t)(i + 1) | 1; /* never 0: xorshift's fixed point */
+        uv_timer_init(b.loop, &c->timer);
+        c->timer.data = c;
         if (bench_is(&b, "sip")) {
             struct sockaddr_in sip_addr;
             uv_ip4_addr(b.prof.host, b.sip_port, &sip_addr);
             if (sip_connect(c, (struct sockaddr *)&sip_addr) != 0)
                 b.failed = 1;
-        } else if (channel_connect(&c->ch, b.loop, (struct sockaddr *)&addr, b.tls,
-                                   b.prof.server_name ? b.prof.server_name : b.prof.host,
-                                   &bench_ops, 16u << 20, 64u << 20, c) != 0)
-            b.failed = 1;
+        } else if (!b.share_token || i == 0) { /* -S: the others once desk 0 has a token */
+            bench_connect(c);
+        }
     }
     uv_timer_init(b.loop, &b.timer);
     b.timer.data = &b;
@@ -1398,9 +1786,16 @@ int main(int argc, char **argv)
     uv_run(b.loop, UV_RUN_DEFAULT);
 
     int rc = 0;
+    if (!b.failed && b.t_end != 0 && b.cpu.postmaster > 0 && b.cpu_ms < 0 &&
+        !bench_is(&b, "login")) {
+        fprintf(stderr, "PostgreSQL's CPU could not be measured\n");
+        b.failed = 1;
+    }
     if (b.failed || b.t_end == 0) {
         fprintf(stderr, "benchmark failed\n");
         rc = 1;
+    } else if (bench_is(&b, "login")) {
+        printf("%s\n%s\n", b.round_lines[0], b.round_lines[1]);
     } else {
         double secs = (double)(b.t_end - b.t_start) / 1e9;
         lat_t *l = &b.all;
@@ -1444,6 +1839,17 @@ int main(int argc, char **argv)
             printf(" branch=%s collections=%zu", b.branch ? b.branch : "session", b.report_rows);
         if (bench_is(&b, "sip"))
             printf(" login_retries=%llu", (unsigned long long)b.sip_login_retries);
+        if (!bench_is(&b, "sip"))
+            printf(" login_retries=%llu reconnects=%llu", (unsigned long long)b.login_retries,
+                   (unsigned long long)b.reconnects);
+        if (b.rate > 0)
+            printf(" rate=%.0f late=%llu", b.rate, (unsigned long long)b.late);
+        if (b.cpu.postmaster > 0 && l->n > 0) {
+            printf(" pg_cpu_ms=%.0f pg_cpu_ms_per_op=%.3f", b.cpu_ms, b.cpu_ms / (double)l->n);
+            /* circ alternates checkout and checkin: a pair is two ops */
+            if (bench_is(&b, "circ") || bench_is(&b, "heavy"))
+                printf(" pg_cpu_ms_per_pair=%.3f", 2 * b.cpu_ms / (double)l->n);
+        }
         if (bench_is(&b, "circ") || bench_is(&b, "sip")) {
             l = &b.checkouts;
             qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
@@ -1460,6 +1866,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < b.nconns; i++) {
         free(b.conns[i].sent_at);
+        free(b.conns[i].token);
         free(b.conns[i].after);
         free(b.conns[i].sip_in);
     }
@@ -1470,6 +1877,9 @@ int main(int argc, char **argv)
     free(b.all.us);
     free(b.pages.us);
     free(b.checkouts.us);
+    free(b.logins.us);
+    free(b.shared_token);
+    pgcpu_free(&b.cpu);
     for (int i = 0; i < HOLD_STEPS; i++)
         free(b.steps[i].us);
     free(b.password);

@@ -5,8 +5,9 @@
  * that carrel-bench's figures can be set against the cost of the database
  * alone.
  *
- *   raw-desk CONNINFO CONNECTIONS SECONDS WARMUP circ STAFF_ID WORKSTATION_ID BRANCH_ID
- *   raw-desk CONNINFO CONNECTIONS SECONDS WARMUP tally DESK [DESK...]
+ *   raw-desk [-C PG_DATADIR|PID] CONNINFO CONNECTIONS SECONDS WARMUP circ STAFF_ID
+ *            WORKSTATION_ID BRANCH_ID
+ *   raw-desk [-C PG_DATADIR|PID] CONNINFO CONNECTIONS SECONDS WARMUP tally DESK [DESK...]
  *
  * circ: desk i checks out and in (circ_checkout, circ_checkin) patron
  * BENCH-P-(i+32)'s items BENCH-I-(i+32)-00..09 (scripts/bench creates them;
@@ -15,8 +16,13 @@
  * the tallies of tally.h, as DESK[i % count], each
  * STAFF_ID:WORKSTATION_ID:SCOPE:BRANCH_CODE:DESK_CODE (SCOPE empty: every
  * branch) -- what carreld passes for a desk logged in there.
- * Prints one line like carrel-bench's.
+ * Prints one line like carrel-bench's. With -C (the cluster's data directory,
+ * or its postmaster's pid), the line adds pg_cpu_ms_per_op: the CPU all of
+ * PostgreSQL's processes spent in the measured window (tests/bench/pgcpu.h)
+ * over the operations done, and for circ pg_cpu_ms_per_pair (a checkout and
+ * its checkin).
  */
+#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +30,7 @@
 
 #include <libpq-fe.h>
 
+#include "pgcpu.h"
 #include "tally.h"
 #include "util.h"
 
@@ -160,14 +167,24 @@ static int cmp_u32(const void *a, const void *b)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: raw-desk CONNINFO CONNECTIONS SECONDS WARMUP circ STAFF WS BRANCH\n"
-                    "       raw-desk CONNINFO CONNECTIONS SECONDS WARMUP tally "
-                    "STAFF:WS:SCOPE:BRANCH:DESK...\n");
+    fprintf(stderr, "usage: raw-desk [-C PG_DATADIR|PID] CONNINFO CONNECTIONS SECONDS WARMUP "
+                    "circ STAFF WS BRANCH\n"
+                    "       raw-desk [-C PG_DATADIR|PID] CONNINFO CONNECTIONS SECONDS WARMUP "
+                    "tally STAFF:WS:SCOPE:BRANCH:DESK...\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
+    pgcpu_t cpu = {0};
+    int opt;
+    while ((opt = getopt(argc, argv, "+C:")) != -1) {
+        if (opt != 'C' || (cpu.postmaster = pgcpu_postmaster(optarg)) <= 0)
+            return usage();
+    }
+    /* The positional arguments as before: argv[1] is CONNINFO. */
+    argc -= optind - 1;
+    argv += optind - 1;
     if (argc < 7)
         return usage();
     const char *workload = argv[5];
@@ -197,12 +214,16 @@ int main(int argc, char **argv)
     }
     struct timespec w = {(time_t)warm, (long)((warm - (time_t)warm) * 1e9)};
     nanosleep(&w, NULL);
+    /* Every desk's connection is open by now (or has failed) and stays open
+     * until raw_stop: both CPU samples see the backends doing the work. */
+    int cpu_failed = pgcpu_start(&cpu);
     raw_measuring = 1;
     uint64_t t0 = util_mono_ns();
     struct timespec s = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
     nanosleep(&s, NULL);
     raw_measuring = 0;
     uint64_t t1 = util_mono_ns();
+    double cpu_ms = cpu_failed ? -1 : pgcpu_end_ms(&cpu);
     raw_stop = 1;
     size_t total = 0;
     uint64_t errors = 0;
@@ -223,11 +244,21 @@ int main(int argc, char **argv)
     qsort(all, total, sizeof(uint32_t), cmp_u32);
     double elapsed = (double)(t1 - t0) / 1e9;
     printf("workload=raw-%s connections=%d depth=1 seconds=%.1f ops=%zu errors=%llu "
-           "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+           "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f",
            workload, n, elapsed, total, (unsigned long long)errors, (double)total / elapsed,
            total ? all[(size_t)(0.50 * (double)(total - 1) + 0.5)] / 1000.0 : 0.0,
            total ? all[(size_t)(0.99 * (double)(total - 1) + 0.5)] / 1000.0 : 0.0,
            total ? all[total - 1] / 1000.0 : 0.0);
+    if (cpu.postmaster > 0 && cpu_ms >= 0 && total > 0) {
+        printf(" pg_cpu_ms=%.0f pg_cpu_ms_per_op=%.3f", cpu_ms, cpu_ms / (double)total);
+        if (circ)
+            printf(" pg_cpu_ms_per_pair=%.3f", 2 * cpu_ms / (double)total);
+    } else if (cpu.postmaster > 0) {
+        fprintf(stderr, "raw-desk: PostgreSQL's CPU could not be measured\n");
+        failed = 1;
+    }
+    printf("\n");
+    pgcpu_free(&cpu);
     free(all);
     free(desks);
     return failed ? 1 : 0;
