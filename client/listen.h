@@ -33,6 +33,22 @@ typedef struct cli cli_t;
 
 typedef struct listen listen_t;
 
+/*
+ * The stored events a desk has shown (Event.id): the highest, sent again as
+ * Subscribe.since_event_id after a reconnect, and the last LISTEN_SEEN_IDS
+ * ids, so that one replayed again or pushed live and replayed is shown once.
+ */
+#define LISTEN_SEEN_IDS 1024
+typedef struct listen_seen {
+    int64_t highest; /* 0: none yet */
+    int64_t ids[LISTEN_SEEN_IDS];
+    size_t next, n;
+} listen_seen_t;
+
+/* True the first time id is offered (and remembers it); false for one already
+ * seen. An event without an id (0) is always new. */
+bool listen_seen_new(listen_seen_t *s, int64_t id);
+
 struct listen {
     client_t *conn;
     uint64_t keepalive_ms;
