@@ -1851,9 +1851,10 @@ static void desk_subscribe(desk_t *d)
 {
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__Subscribe sub = CARREL__SUBSCRIBE__INIT;
-    if (d->events_seen.highest > 0) {
+    int64_t since = listen_seen_replay(&d->events_seen);
+    if (since > 0) {
         sub.has_since_event_id = 1;
-        sub.since_event_id = d->events_seen.highest;
+        sub.since_event_id = since;
     }
     req.body_case = CARREL__REQUEST__BODY_SUBSCRIBE;
     req.subscribe = &sub;

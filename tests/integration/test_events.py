@@ -63,16 +63,29 @@ def stored_id(text):
                         % harness.sql_literal(text)))
 
 
-def subscribe(daemon, ws="desk-dwn", user="libby", since=None):
+def subscribe(daemon, ws="desk-dwn", user="libby"):
     w = daemon.logged_in_wire(ws, user, PASSWORD)
-    body = pb_message((2, since)) if since is not None else b""
-    r = w.call(REQ_SUBSCRIBE, body)
+    r = w.call(REQ_SUBSCRIBE)
     assert r.status == "ok", r
     return w
 
 
+def subscribe_since(w, since, all_branches=None):
+    """Subscribe on w with since_event_id; the events pushed before the answer."""
+    rid = w.send(REQ_SUBSCRIBE, pb_message((1, all_branches), (2, since)))
+    got = []
+    while True:
+        r = w.recv()
+        assert r is not None, "connection closed"
+        if r.id == rid:
+            assert r.status == "ok", r
+            return got
+        if r.id == 0 and RESP_EVENT in r.fields:
+            got.append(event_of(r))
+
+
 def event_of(r):
-    ev = harness.pb_decode(r.body(RESP_EVENT))
+    ev = r.body(RESP_EVENT)
     return {"id": ev.get(8, [0])[0], "kind": ev[1][0].decode(), "branch": ev[2][0].decode(),
             "text": ev.get(3, [b""])[0].decode(), "time_ms": ev.get(4, [0])[0]}
 
@@ -245,6 +258,7 @@ class Connections(unittest.TestCase):
 
 class Replay(unittest.TestCase):
     def test_resubscribing_with_since_gets_exactly_the_missed_ones_of_its_branch(self):
+        control = subscribe(main)  # stays: tells when the daemon has seen the events
         w = subscribe(main)
         seen_text = unique("Seen")
         emit(seen_text)
@@ -260,14 +274,15 @@ class Replay(unittest.TestCase):
         env.psql("SELECT desk_event_to(%s, 'ticket_assigned', 1, ARRAY['libby'], %s)"
                  % (branch_id("PRK"), harness.sql_literal(missed[0] + " for libby")))
         missed.append(missed[0] + " for libby")
-        w = subscribe(main, since=seen["id"])
-        marker = unique("Replay marker")
-        emit(marker)
-        got = events_until(w, marker)
+        events_until(control, missed[-1])  # all pushed live (to the desks still there)
+        control.close()
+        w = main.logged_in_wire("desk-dwn", "libby", PASSWORD)
+        got = subscribe_since(w, seen["id"])
         ids = [e["id"] for e in got]
         self.assertEqual(len(ids), len(set(ids)), got)
-        after = [e["text"] for e in got if e["id"] > seen["id"] and e["text"] != marker]
-        self.assertEqual(after, missed)  # oldest first; not PRK's, not Paula's
+        self.assertEqual(ids, sorted(ids))  # oldest first
+        after = [e["text"] for e in got if e["id"] > seen["id"]]
+        self.assertEqual(after, missed)  # not PRK's, not Paula's
         # Below since_event_id only the window of ids a late commit may have, all DWN's
         # (or libby's): the desk drops those it showed.
         below = [e for e in got if e["id"] <= seen["id"]]
@@ -275,6 +290,10 @@ class Replay(unittest.TestCase):
         self.assertTrue(all(e["id"] > seen["id"] - 256 for e in below), below)
         self.assertTrue(all(e["branch"] == "DWN" for e in below
                             if not e["text"].endswith("for libby")), below)
+        # Nothing more: none of them again, live.
+        marker = unique("Replay marker")
+        emit(marker)
+        self.assertEqual([e["text"] for e in events_until(w, marker)], [marker])
         w.close()
         # Without since_event_id, nothing is replayed.
         w = subscribe(main)
@@ -284,19 +303,24 @@ class Replay(unittest.TestCase):
         w.close()
 
     def test_coordinator_replay_hears_every_branch_with_all_branches(self):
+        control = main.logged_in_wire("desk-dwn", "admin", harness.ADMIN_PASSWORD)
+        self.assertEqual(subscribe_since(control, 2**62, True), [])
         emit(unique("Before"), "PRK")
         since = int(env.psql("SELECT max(id) FROM desk_event"))
         texts = [unique("All %s" % b) for b in ("DWN", "PRK", "ALB")]
         for t, b in zip(texts, ("DWN", "PRK", "ALB")):
             emit(t, b)
+        events_until(control, texts[-1])
         w = main.logged_in_wire("desk-dwn", "admin", harness.ADMIN_PASSWORD)
-        r = w.call(REQ_SUBSCRIBE, pb_message((1, True), (2, since)))
-        self.assertEqual(r.status, "ok", r)
-        marker = unique("All marker")
-        emit(marker, "RPK")
-        got = [e["text"] for e in events_until(w, marker) if e["id"] > since]
-        self.assertEqual(got, texts + [marker])
+        got = [e["text"] for e in subscribe_since(w, since, True) if e["id"] > since]
+        self.assertEqual(got, texts)
+        # A branch's desk (no all_branches) replays its branch's only.
+        w2 = main.logged_in_wire("desk-prk", "paula", PASSWORD)
+        got = [e["text"] for e in subscribe_since(w2, since) if e["id"] > since]
+        self.assertEqual(got, [texts[1]])
         w.close()
+        w2.close()
+        control.close()
 
 
 class Desk:
