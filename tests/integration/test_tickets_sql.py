@@ -996,8 +996,8 @@ class Events(unittest.TestCase):
         made = []
 
         def heard(n, what):
-            got = [("carrel_events", line) for line in env.psql(
-                "SELECT concat_ws(E'\\t', branch_code, kind, coalesce(item_barcode, ''),"
+            got = [("carrel_events", line[1:]) for line in env.psql(  # '|': kept by strip()
+                "SELECT '|' || concat_ws(E'\\t', branch_code, kind, coalesce(item_barcode, ''),"
                 " coalesce(bib_id::text, ''), text, coalesce(ticket_id::text, ''),"
                 " array_to_string(usernames, ',')) FROM desk_event WHERE id > %s ORDER BY id"
                 % mark[0]).splitlines()]
