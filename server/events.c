@@ -88,15 +88,14 @@ bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool 
 {
     if (p->n_usernames)
         return all_branches || s->role == CARREL__ROLE__ROLE_COORDINATOR ||
-               s->role == CARREL__ROLE__ROLE_ADMIN ||
-               events_payload_for(p, s->username);
+               s->role == CARREL__ROLE__ROLE_ADMIN || events_payload_for(p, s->username);
     return all_branches || strcmp(s->branch_code, p->branch_code) == 0;
 }
 
 /* A stored event as the tab-separated payload events_payload_parse reads: seven fields. */
-#define EVENTS_PAYLOAD_SQL                                                                    \
-    "concat_ws(E'\\t', e.branch_code, e.kind, coalesce(e.item_barcode, ''),"                  \
-    " coalesce(e.bib_id::text, ''), e.text, coalesce(e.ticket_id::text, ''),"                 \
+#define EVENTS_PAYLOAD_SQL                                                                         \
+    "concat_ws(E'\\t', e.branch_code, e.kind, coalesce(e.item_barcode, ''),"                       \
+    " coalesce(e.bib_id::text, ''), e.text, coalesce(e.ticket_id::text, ''),"                      \
     " array_to_string(e.usernames, ','))"
 #define EVENTS_AT_MS_SQL "(extract(epoch FROM e.at) * 1000)::bigint"
 
@@ -134,10 +133,10 @@ bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool 
  * nothing; the next one starts from the same snapshot, however long the
  * database was away.
  */
-#define EVENTS_POLL_SQL(on)                                                                  \
-    "SELECT s.xip::text, s.xmax::text, e.id, " EVENTS_AT_MS_SQL ", " EVENTS_PAYLOAD_SQL        \
-    " FROM (SELECT ARRAY(SELECT pg_snapshot_xip(c.snap)) AS xip, pg_snapshot_xmax(c.snap) AS"   \
-    " xmax FROM (SELECT pg_current_snapshot() AS snap) c) s LEFT JOIN desk_event e ON " on      \
+#define EVENTS_POLL_SQL(on)                                                                        \
+    "SELECT s.xip::text, s.xmax::text, e.id, " EVENTS_AT_MS_SQL ", " EVENTS_PAYLOAD_SQL            \
+    " FROM (SELECT ARRAY(SELECT pg_snapshot_xip(c.snap)) AS xip, pg_snapshot_xmax(c.snap) AS"      \
+    " xmax FROM (SELECT pg_current_snapshot() AS snap) c) s LEFT JOIN desk_event e ON " on         \
     " ORDER BY e.id"
 static const db_stmt_t stmt_poll = {
     "events_poll", EVENTS_POLL_SQL("e.xid >= $2::xid8 OR e.xid = ANY($1::xid8[])")};
@@ -155,8 +154,9 @@ enum { POLL_XIP, POLL_XMAX, POLL_ID, POLL_AT_MS, POLL_PAYLOAD, POLL_NCOLS };
  */
 static const db_stmt_t stmt_replay = {
     "events_replay",
-    "SELECT r.id, r.at_ms, r.payload FROM (SELECT e.id, " EVENTS_AT_MS_SQL " AS at_ms, "
-    EVENTS_PAYLOAD_SQL " AS payload FROM desk_event e WHERE e.id > $1::bigint AND CASE WHEN"
+    "SELECT r.id, r.at_ms, r.payload FROM (SELECT e.id, " EVENTS_AT_MS_SQL
+    " AS at_ms, " EVENTS_PAYLOAD_SQL
+    " AS payload FROM desk_event e WHERE e.id > $1::bigint AND CASE WHEN"
     " cardinality(e.usernames) > 0 THEN $2::boolean OR $4::boolean OR $5::text = ANY(e.usernames)"
     " ELSE $2::boolean OR e.branch_code = $3::text END ORDER BY e.id DESC LIMIT $6::integer) r"
     " ORDER BY r.id"};
@@ -330,8 +330,8 @@ static void events_poll(events_t *e)
         snprintf(uptime, sizeof(uptime), "%.3f",
                  (double)(uv_now(e->srv->loop) - e->started_ms) / 1000.0 + 1.0);
         const char *values[1] = {uptime};
-        rc = db_exec_short(e->srv->db, &stmt_poll_first, 1, values, NULL, NULL, events_poll_done,
-                           e);
+        rc =
+            db_exec_short(e->srv->db, &stmt_poll_first, 1, values, NULL, NULL, events_poll_done, e);
     }
     if (rc != 0) {
         /* The database is away or the queue full: the timer tries again. */
@@ -509,15 +509,16 @@ void handle_subscribe(request_t *req)
     st->req = req;
     st->since = m->since_event_id;
     char from[24], limit[16];
-    int64_t low = m->since_event_id > EVENTS_REPLAY_WINDOW
-                      ? m->since_event_id - EVENTS_REPLAY_WINDOW : 0;
+    int64_t low =
+        m->since_event_id > EVENTS_REPLAY_WINDOW ? m->since_event_id - EVENTS_REPLAY_WINDOW : 0;
     snprintf(from, sizeof(from), "%lld", (long long)low);
     snprintf(limit, sizeof(limit), "%d", EVENTS_REPLAY_MAX);
-    bool staff_all = s->role == CARREL__ROLE__ROLE_COORDINATOR || s->role == CARREL__ROLE__ROLE_ADMIN;
-    const char *values[6] = {from, all ? "t" : "f", s->branch_code, staff_all ? "t" : "f",
-                             s->username, limit};
-    int rc = db_exec_short(req->srv->db, &stmt_replay, 6, values, NULL, NULL, events_replay_done,
-                           st);
+    bool staff_all =
+        s->role == CARREL__ROLE__ROLE_COORDINATOR || s->role == CARREL__ROLE__ROLE_ADMIN;
+    const char *values[6] = {
+        from, all ? "t" : "f", s->branch_code, staff_all ? "t" : "f", s->username, limit};
+    int rc =
+        db_exec_short(req->srv->db, &stmt_replay, 6, values, NULL, NULL, events_replay_done, st);
     if (rc != 0)
         request_fail_exec(req, rc);
 }
