@@ -209,7 +209,7 @@ class Ordering(unittest.TestCase):
     def test_an_event_held_open_is_delivered_when_it_commits(self):
         self.check_held(False)
 
-    def test_an_older_xid_with_a_newer_id_is_not_lost(self):
+    def test_a_newer_xid_with_an_older_id_is_not_lost(self):
         self.check_held(True)
 
     def test_many_concurrent_commits_each_once(self):
