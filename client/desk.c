@@ -1141,6 +1141,8 @@ static void desk_signal(listen_t *l, int signum)
 static void desk_on_event(const Carrel__Event *ev, void *arg)
 {
     desk_t *d = arg;
+    if (!listen_seen_new(&d->events_seen, ev->has_id ? ev->id : 0))
+        return; /* replayed after a reconnect, and shown already */
     if (d->cli->json)
         desk_json_body(d, "event", &ev->base, false);
     else
@@ -1840,13 +1842,20 @@ static void desk_take_lines(desk_t *d)
 
 /*
  * Ask for this branch's events (holds ready, items in transit to us) on each
- * new connection. It runs beside the request in flight: its answer only
- * matters when the server says no.
+ * new connection, and, after a reconnect, for the ones stored since the last
+ * shown (the server replays them; desk_on_event drops any shown already).
+ * It runs beside the request in flight: its answer only matters when the
+ * server says no.
  */
 static void desk_subscribe(desk_t *d)
 {
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__Subscribe sub = CARREL__SUBSCRIBE__INIT;
+    int64_t since = listen_seen_replay(&d->events_seen);
+    if (since > 0) {
+        sub.has_since_event_id = 1;
+        sub.since_event_id = since;
+    }
     req.body_case = CARREL__REQUEST__BODY_SUBSCRIBE;
     req.subscribe = &sub;
     d->subscribe_id = client_send(&d->cli->conn, &req);
@@ -1859,7 +1868,12 @@ static void desk_subscribe_answer(desk_t *d)
     if (d->subscribe_id == 0 || client_poll(&d->cli->conn, d->subscribe_id, &r) != 1)
         return;
     d->subscribe_id = 0;
-    if (r->status != CARREL__STATUS__STATUS_OK)
+    if (r->status == CARREL__STATUS__STATUS_UNAVAILABLE && d->events_seen.highest > 0)
+        /* Subscribed, but the replay failed: live events still come. */
+        desk_notice(d, "events_unavailable",
+                    "Branch events sent while this desk was away could not be fetched: %s",
+                    r->message ? r->message : "unavailable");
+    else if (r->status != CARREL__STATUS__STATUS_OK)
         desk_notice(d, "events_unavailable", "This desk will not show branch events: %s",
                     r->message ? r->message : "refused");
     carrel__response__free_unpacked(r, NULL);

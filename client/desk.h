@@ -114,6 +114,7 @@ typedef struct desk {
     uint64_t last_send_ms;
     bool subscribed;          /* asked for this branch's events on this connection */
     uint64_t subscribe_id;    /* its answer, not yet taken (0: none outstanding) */
+    listen_seen_t events_seen; /* the events shown: the replay starts after the highest */
     Carrel__Response *lookup; /* a PatronGet answer waiting for its AccountGet */
     bool patron;              /* a patron is being served (checkout mode) */
     char patron_card[DESK_FIELD_MAX];

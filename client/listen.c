@@ -9,6 +9,33 @@
 #include "cli.h"
 #include "util.h"
 
+bool listen_seen_new(listen_seen_t *s, int64_t id)
+{
+    if (id <= 0)
+        return true;
+    if (id < s->floor)
+        return false;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->ids[i] == id)
+            return false;
+    s->ids[s->next] = id;
+    s->next = (s->next + 1) % LISTEN_SEEN_IDS;
+    if (s->n < LISTEN_SEEN_IDS)
+        s->n++;
+    if (id > s->highest)
+        s->highest = id;
+    if (s->first == 0)
+        s->first = id;
+    return true;
+}
+
+int64_t listen_seen_replay(listen_seen_t *s)
+{
+    if (s->highest > 0)
+        s->floor = s->first;
+    return s->highest;
+}
+
 uint64_t listen_now_ms(void)
 {
     return util_mono_ns() / 1000000u;

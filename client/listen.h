@@ -33,6 +33,29 @@ typedef struct cli cli_t;
 
 typedef struct listen listen_t;
 
+/*
+ * The stored events a desk has shown (Event.id): the highest, sent again as
+ * Subscribe.since_event_id after a reconnect, and the last LISTEN_SEEN_IDS
+ * ids, so that one replayed again or pushed live and replayed is shown once.
+ * The replay also re-sends the ids just below since_event_id (one may have
+ * committed late); those below the first id this desk showed were there
+ * before it started and are dropped once it has asked for a replay (floor).
+ */
+#define LISTEN_SEEN_IDS 1024
+typedef struct listen_seen {
+    int64_t highest; /* 0: none yet */
+    int64_t first;   /* the first id shown, 0: none yet */
+    int64_t floor;   /* ids below it are not shown (listen_seen_replay), 0: none */
+    int64_t ids[LISTEN_SEEN_IDS];
+    size_t next, n;
+} listen_seen_t;
+
+/* True the first time id is offered (and remembers it); false for one already
+ * seen or below the floor. An event without an id (0) is always new. */
+bool listen_seen_new(listen_seen_t *s, int64_t id);
+/* The since_event_id to subscribe with (0: none, nothing to replay after); sets the floor. */
+int64_t listen_seen_replay(listen_seen_t *s);
+
 struct listen {
     client_t *conn;
     uint64_t keepalive_ms;

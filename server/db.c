@@ -57,7 +57,6 @@ typedef struct db_conn {
     PGresult *result;         /* the result being collected for job (or a prepare) */
     int statement_timeout_ms; /* the session's statement_timeout now */
     bool setting_timeout;     /* DBC_BUSY: a set_config for job runs before it */
-    bool listener;            /* runs LISTEN and delivers notifications; takes no jobs */
     uint64_t since;           /* uv_now() when it began connecting, or began its job */
 } db_conn_t;
 
@@ -83,9 +82,8 @@ struct db_pool {
     void *on_closed_arg;
     void (*on_fatal)(void *, const char *);
     void *on_fatal_arg;
-    char *listen_channel;
-    void (*on_notify)(void *, const char *payload);
-    void *notify_arg;
+    void (*on_write_done)(void *); /* db_pool_on_write_done */
+    void *write_done_arg;
     bool fatal; /* a statement cannot be prepared: the pool refuses all work */
     const db_stmt_t *const *stmts; /* db_pool_set_statements: prepare only these */
     int nstmts;
@@ -132,7 +130,6 @@ static void db_pool_maybe_free(db_pool_t *pool)
         return;
     void (*cb)(void *) = pool->on_closed;
     void *arg = pool->on_closed_arg;
-    free(pool->listen_channel);
     free(pool->conns);
     free(pool->conninfo);
     free(pool);
@@ -156,8 +153,6 @@ bool db_pool_available(const db_pool_t *pool)
     if (pool->fatal)
         return false;
     for (int i = 0; i < pool->size; i++) {
-        if (pool->conns[i].listener)
-            continue;
         db_conn_state_t s = pool->conns[i].state;
         if (s == DBC_IDLE || s == DBC_BUSY || s == DBC_PREPARING || s == DBC_SETUP)
             return true;
@@ -417,23 +412,11 @@ static void db_send_next_prepare(db_conn_t *c)
     db_pool_dispatch(c->pool);
 }
 
-/* After the session is set up: LISTEN (the listener) or prepare statements. */
+/* After the session is set up: prepare statements. */
 static void db_conn_after_setup(db_conn_t *c)
 {
     c->state = DBC_PREPARING;
     c->prepare_next = 0;
-    if (c->listener) {
-        /* The channel name is ours (a constant), never a request's. */
-        char sql[96];
-        snprintf(sql, sizeof(sql), "LISTEN %s", c->pool->listen_channel);
-        int f;
-        if (PQsendQuery(c->pg, sql) != 1 || (f = PQflush(c->pg)) < 0) {
-            db_conn_fail(c, PQerrorMessage(c->pg));
-            return;
-        }
-        db_conn_watch(c, UV_READABLE | (f == 1 ? UV_WRITABLE : 0));
-        return;
-    }
     db_send_next_prepare(c);
 }
 
@@ -639,8 +622,8 @@ static void db_conn_send_prepared(db_conn_t *c)
  */
 static void db_conn_send_job(db_conn_t *c, db_job_t *job)
 {
-    /* One job at a time, on a connection that is up and idle; never on the listener. */
-    CHECK(c->state == DBC_IDLE && c->job == NULL && !c->listener);
+    /* One job at a time, on a connection that is up and idle. */
+    CHECK(c->state == DBC_IDLE && c->job == NULL);
     c->job = job;
     c->state = DBC_BUSY;
     c->since = uv_now(c->pool->loop);
@@ -693,7 +676,7 @@ static void db_pool_dispatch(db_pool_t *pool)
     int usable = 0, writing = 0;
     for (int i = 0; i < pool->size; i++) {
         const db_conn_t *c = &pool->conns[i];
-        if (c->listener || (c->state != DBC_IDLE && c->state != DBC_BUSY))
+        if (c->state != DBC_IDLE && c->state != DBC_BUSY)
             continue;
         CHECK((c->state == DBC_BUSY) == (c->job != NULL)); /* busy means running a job */
         usable++;
@@ -704,7 +687,7 @@ static void db_pool_dispatch(db_pool_t *pool)
     int write_limit = db_write_limit(usable, pool->limits.reserved_short);
     for (int i = 0; i < pool->size && pool->queued > 0; i++) {
         db_conn_t *c = &pool->conns[i];
-        if (c->state != DBC_IDLE || c->listener)
+        if (c->state != DBC_IDLE)
             continue;
         db_job_t *job = db_queue_pop(pool, DB_LANE_SHORT);
         if (job == NULL && writing < write_limit) {
@@ -783,20 +766,6 @@ static void db_conn_complete(db_conn_t *c)
         db_setup_done(c, res);
         return;
     }
-    if (c->state == DBC_PREPARING && c->listener) {
-        bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
-        char why[256];
-        snprintf(why, sizeof(why), "LISTEN failed: %s", res ? PQresultErrorMessage(res) : "?");
-        PQclear(res);
-        if (!ok) {
-            db_conn_fail(c, why);
-            return;
-        }
-        c->state = DBC_IDLE;
-        db_conn_watch(c, UV_READABLE);
-        log_info(0, "listening for database events on %s", pool->listen_channel);
-        return;
-    }
     if (c->state == DBC_PREPARING) {
         if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
             char why[512];
@@ -862,8 +831,11 @@ static void db_conn_complete(db_conn_t *c)
         db_log_unexpected(pool, job, &r);
         db_job_finish(job, &r);
     } else {
+        bool write = !job->short_lane;
         db_result_t r = {.status = DB_OK, .res = res};
         db_job_finish(job, &r);
+        if (write && pool->on_write_done)
+            pool->on_write_done(pool->write_done_arg);
     }
     PQclear(res);
     db_pool_dispatch(pool);
@@ -877,11 +849,8 @@ static void db_conn_read(db_conn_t *c)
         return;
     }
     PGnotify *n;
-    while ((n = PQnotifies(c->pg)) != NULL) {
-        if (c->listener && c->pool->on_notify)
-            c->pool->on_notify(c->pool->notify_arg, n->extra);
+    while ((n = PQnotifies(c->pg)) != NULL) /* none is asked for; freed if one comes */
         PQfreemem(n);
-    }
     if (c->state != DBC_BUSY && c->state != DBC_PREPARING && c->state != DBC_SETUP) {
         if (PQstatus(c->pg) != CONNECTION_OK)
             db_conn_fail(c, "connection closed by the server");
@@ -1102,26 +1071,10 @@ void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *, const char *), void *a
     pool->on_fatal_arg = arg;
 }
 
-int db_pool_listen(db_pool_t *pool, const char *channel, void (*cb)(void *, const char *),
-                   void *arg)
+void db_pool_on_write_done(db_pool_t *pool, void (*cb)(void *arg), void *arg)
 {
-    db_conn_t *conns = realloc(pool->conns, (size_t)(pool->size + 1) * sizeof(db_conn_t));
-    if (conns == NULL)
-        return -1;
-    pool->conns = conns;
-    for (int i = 0; i < pool->size; i++) /* the array moved */
-        pool->conns[i].pool = pool;
-    db_conn_t *c = &pool->conns[pool->size];
-    memset(c, 0, sizeof(*c));
-    c->pool = pool;
-    c->index = pool->size;
-    c->poll_fd = -1;
-    c->listener = true;
-    pool->size++;
-    pool->listen_channel = strdup(channel);
-    pool->on_notify = cb;
-    pool->notify_arg = arg;
-    return pool->listen_channel ? 0 : -1;
+    pool->on_write_done = cb;
+    pool->write_done_arg = arg;
 }
 
 void db_pool_start(db_pool_t *pool)

@@ -102,13 +102,11 @@ CARREL_MUST_USE db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, in
 void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits);
 void db_pool_start(db_pool_t *pool);
 /*
- * Dedicate one more connection to LISTEN on `channel` (before db_pool_start):
- * cb gets each notification's payload. Notifications sent while that
- * connection is down are lost; it listens again once reconnected.
+ * cb(arg) after every job of the write lane (db_exec, db_exec_long) that
+ * succeeded, once its own callback has run: the desk events poll (events.c)
+ * looks for what the change stored.
  */
-__attribute__((warn_unused_result)) int db_pool_listen(db_pool_t *pool, const char *channel,
-                                                       void (*cb)(void *arg, const char *payload),
-                                                       void *arg);
+void db_pool_on_write_done(db_pool_t *pool, void (*cb)(void *arg), void *arg);
 /*
  * Prepare only `stmts` (n of them, registered or not; the array must outlive
  * the pool) on this pool's connections instead of every registered statement:

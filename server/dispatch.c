@@ -4,6 +4,7 @@
  * checked before the handler runs (handlers check branch-specific targets
  * themselves).
  */
+#include "events.h"
 #include "handlers.h"
 #include "sip.h"
 
@@ -214,4 +215,5 @@ void dispatch_register_statements(void)
     service_register_statements();
     tickets_register_statements();
     weeding_register_statements();
+    events_register_statements();
 }

@@ -1,11 +1,13 @@
 #include "events.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
 #include "handlers.h"
 #include "log.h"
+#include "request.h"
 #include "util.h"
 
 /* The next tab-separated field of *p (NULL once there is none). */
@@ -86,54 +88,442 @@ bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool 
 {
     if (p->n_usernames)
         return all_branches || s->role == CARREL__ROLE__ROLE_COORDINATOR ||
-               s->role == CARREL__ROLE__ROLE_ADMIN ||
-               events_payload_for(p, s->username);
+               s->role == CARREL__ROLE__ROLE_ADMIN || events_payload_for(p, s->username);
     return all_branches || strcmp(s->branch_code, p->branch_code) == 0;
 }
 
+/* A stored event as the tab-separated payload events_payload_parse reads: seven fields. */
+#define EVENTS_PAYLOAD_SQL                                                                         \
+    "concat_ws(E'\\t', e.branch_code, e.kind, coalesce(e.item_barcode, ''),"                       \
+    " coalesce(e.bib_id::text, ''), e.text, coalesce(e.ticket_id::text, ''),"                      \
+    " array_to_string(e.usernames, ','))"
+#define EVENTS_AT_MS_SQL "(extract(epoch FROM e.at) * 1000)::bigint"
+
 /*
- * Push one payload to the subscribed, logged-in connections it is for: by
- * branch (the connection's session branch, or every branch for
+ * The poll. Its snapshot S_k (the statement's: a plain SELECT has one, and
+ * pg_current_snapshot() returns it) gives xip_k (the transactions running
+ * then, below xmax_k) and xmax_k; it returns the rows visible in S_k whose
+ * xid is >= xmax_{k-1} or in xip_{k-1}, the previous poll's snapshot.
+ *
+ * Proof that every committed row is delivered exactly once. A row R of
+ * transaction T (xid x, T's top-level id: pg_current_xact_id()) becomes
+ * visible in the first snapshot taken after T commits, and stays visible.
+ * Let S_k be the first poll snapshot in which R is visible (polls run one at
+ * a time, so S_{k-1} was taken before S_k). In S_{k-1} R was invisible while
+ * T, which commits, was not aborted: T was running or had no xid yet. A
+ * snapshot counts as running exactly the xids in its xip and every xid >=
+ * its xmax (xids >= xmax are not listed in xip); an xid assigned after the
+ * snapshot is >= its xmax. So x is in xip_{k-1} or x >= xmax_{k-1}: poll k
+ * returns R. Poll k+1 does not: R visible in S_k means T had committed,
+ * so x < xmax_k and x is not in xip_k. No later poll does either (xmax only
+ * grows, and a finished transaction is never running again).
+ *
+ * Why not `id > max_seen OR xid = ANY(xip_prev)`, although ids are drawn
+ * after xids: a snapshot's xmax is the latest *completed* xid + 1, not the
+ * next xid to assign, and its xip lists only the running xids below xmax.
+ * T' gets xid 100, T gets 101; T draws id 5, T' draws id 6 and commits. A
+ * snapshot now has xmax 101 and an empty xip: it sees id 6, and T (id 5 < 6,
+ * xid 101 not in xip) would be missed when it commits. xid >= xmax finds it.
+ *
+ * The first poll (xip and xmax NULL) takes the snapshot to start from and
+ * delivers the rows of transactions that began since the daemon started
+ * (at >= now() - its uptime + 1 s, on the database's clock): a daemon that
+ * starts replays no history, and an event committed before its first poll
+ * (a checkin just after start) is not lost. A poll that fails changes
+ * nothing; the next one starts from the same snapshot, however long the
+ * database was away.
+ */
+#define EVENTS_POLL_SQL(on)                                                                        \
+    "SELECT s.xip::text, s.xmax::text, e.id, " EVENTS_AT_MS_SQL ", " EVENTS_PAYLOAD_SQL            \
+    " FROM (SELECT ARRAY(SELECT pg_snapshot_xip(c.snap)) AS xip, pg_snapshot_xmax(c.snap) AS"      \
+    " xmax FROM (SELECT pg_current_snapshot() AS snap) c) s LEFT JOIN desk_event e ON " on         \
+    " ORDER BY e.id"
+static const db_stmt_t stmt_poll = {
+    "events_poll", EVENTS_POLL_SQL("e.xid >= $2::xid8 OR e.xid = ANY($1::xid8[])")};
+static const db_stmt_t stmt_poll_first = {
+    "events_poll_first",
+    EVENTS_POLL_SQL("e.at >= now() - make_interval(secs => $1::double precision)")};
+enum { POLL_XIP, POLL_XMAX, POLL_ID, POLL_AT_MS, POLL_PAYLOAD, POLL_NCOLS };
+
+/*
+ * The replay of Subscribe.since_event_id: the stored events after $1 that
+ * the connection hears (the rule of events_payload_reaches: addressed ones
+ * to their users, coordinators and administrators; the rest to their
+ * branch; all to an all-branches subscriber), the newest EVENTS_REPLAY_MAX,
+ * oldest first.
+ */
+static const db_stmt_t stmt_replay = {
+    "events_replay",
+    "SELECT r.id, r.at_ms, r.payload FROM (SELECT e.id, " EVENTS_AT_MS_SQL
+    " AS at_ms, " EVENTS_PAYLOAD_SQL
+    " AS payload FROM desk_event e WHERE e.id > $1::bigint AND CASE WHEN"
+    " cardinality(e.usernames) > 0 THEN $2::boolean OR $4::boolean OR $5::text = ANY(e.usernames)"
+    " ELSE $2::boolean OR e.branch_code = $3::text END ORDER BY e.id DESC LIMIT $6::integer) r"
+    " ORDER BY r.id"};
+enum { REPLAY_ID, REPLAY_AT_MS, REPLAY_PAYLOAD, REPLAY_NCOLS };
+
+static const db_stmt_t stmt_prune = {"events_prune", "SELECT desk_event_prune($1::integer)"};
+enum { PRUNE_DELETED, PRUNE_NCOLS };
+
+void events_register_statements(void)
+{
+    db_stmt_register(&stmt_poll);
+    db_stmt_register(&stmt_poll_first);
+    db_stmt_register(&stmt_replay);
+    db_stmt_register(&stmt_prune);
+}
+
+/* Fill ev from a parsed payload (pointers into p). */
+static void events_fill(Carrel__Event *ev, const events_payload_t *p, int64_t id, int64_t at_ms)
+{
+    ev->branch_code = p->branch_code;
+    ev->kind = p->kind;
+    ev->item_barcode = p->item_barcode;
+    ev->has_bib_id = p->has_bib_id;
+    ev->bib_id = p->bib_id;
+    ev->text = p->text;
+    ev->has_ticket_id = p->has_ticket_id;
+    ev->ticket_id = p->ticket_id;
+    ev->has_time_ms = 1;
+    ev->time_ms = at_ms;
+    ev->has_id = 1;
+    ev->id = id;
+}
+
+/* True when c is subscribed, logged in, open and hears p. */
+static bool events_conn_hears(const conn_t *c, const events_payload_t *p)
+{
+    return c->subscribed && c->session.authenticated && !c->closed &&
+           events_payload_reaches(p, &c->session, c->all_branches);
+}
+
+/*
+ * Push one stored event to the subscribed, logged-in connections it is for:
+ * by branch (the connection's session branch, or every branch for
  * all_branches); an event addressed to user names (a ticket's staff) goes to
  * their connections wherever they are logged in, and to every coordinator
  * and administrator (events_payload_reaches), not to the rest of the branch.
  */
-void events_on_notify(void *arg, const char *payload)
+void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payload)
 {
-    server_t *srv = arg;
     char *copy = util_xstrdup(payload);
     events_payload_t *p = util_xcalloc(1, sizeof(*p));
     if (!events_payload_parse(copy, p)) {
-        log_warn(0, "malformed desk event ignored");
+        log_warn(0, "malformed desk event %lld ignored", (long long)id);
         free(p);
         free(copy);
         return;
     }
     Carrel__Event ev = CARREL__EVENT__INIT;
-    ev.branch_code = p->branch_code;
-    ev.kind = p->kind;
-    ev.item_barcode = p->item_barcode;
-    ev.has_bib_id = p->has_bib_id;
-    ev.bib_id = p->bib_id;
-    ev.text = p->text;
-    ev.has_ticket_id = p->has_ticket_id;
-    ev.ticket_id = p->ticket_id;
-    ev.has_time_ms = 1;
-    ev.time_ms = util_now_ms();
+    events_fill(&ev, p, id, at_ms);
     int sent = 0;
     for (conn_t *c = srv->conns; c; c = c->next) {
-        if (!c->subscribed || !c->session.authenticated || c->closed)
-            continue;
-        if (!events_payload_reaches(p, &c->session, c->all_branches))
+        if (!events_conn_hears(c, p))
             continue;
         conn_push_event(c, &ev);
         sent++;
     }
-    log_debug(0, "event %s for %s to %d desk(s)", ev.kind, ev.branch_code, sent);
+    log_debug(0, "event %lld %s for %s to %d desk(s)", (long long)id, ev.kind, ev.branch_code,
+              sent);
     free(p);
     free(copy);
 }
 
+/* ---- the poller ---- */
+
+#define EVENTS_PRUNE_EVERY_MS (3600 * 1000)
+/*
+ * A poll woken by a write starts at least this long after the previous one
+ * started: under load (1,800 writes a second) polls stay at most 200 a
+ * second, each a few index probes, while an event still reaches its desks
+ * within a few milliseconds of its commit.
+ */
+#define EVENTS_WAKE_SPACING_MS 5
+
+struct events {
+    server_t *srv;
+    uv_timer_t timer; /* every event_poll_ms: polls, and the hourly retention */
+    uv_timer_t soon;  /* a woken poll held back by EVENTS_WAKE_SPACING_MS */
+    int handles_open;
+    bool soon_armed;
+    uint64_t polled_at; /* uv_now() when the last poll was sent */
+    bool polling;       /* a poll is out (one at a time) */
+    bool again;         /* woken while polling: one more poll after it */
+    bool pruning;       /* a retention run is out */
+    bool stopping;      /* draining: no new statement */
+    bool aborted;       /* shutdown no longer waits for what is out */
+    bool closing;       /* free once the timer is closed and nothing is out */
+    bool trouble;       /* a poll failure said once, until one succeeds */
+    /* The previous poll's snapshot (its xip as a text array, its xmax);
+     * based false until the first poll took one. */
+    bool based;
+    char *xip;
+    char xmax[24];
+    uint64_t pruned_at;  /* uv_now() of the last retention run started, 0: never */
+    uint64_t started_ms; /* uv_now() at start: the first poll looks back this far */
+};
+
+bool events_prune_due(uint64_t last_ms, uint64_t now_ms)
+{
+    return last_ms == 0 || now_ms - last_ms >= EVENTS_PRUNE_EVERY_MS;
+}
+
+static void events_maybe_free(events_t *e)
+{
+    if (!e->closing || e->handles_open > 0 || e->polling || e->pruning)
+        return;
+    free(e->xip);
+    free(e);
+}
+
+/* Something out came back: a drain waiting for it may finish. */
+static void events_came_back(events_t *e)
+{
+    if (e->stopping && !e->aborted && !e->polling && !e->pruning && !e->closing)
+        server_jobs_gone(e->srv);
+    events_maybe_free(e);
+}
+
+static void events_poll(events_t *e);
+
+/* Keep the poll's snapshot for the next one (every row carries it). */
+static void events_keep_snapshot(events_t *e, const PGresult *res)
+{
+    free(e->xip);
+    e->xip = util_xstrdup(db_text(res, 0, POLL_XIP));
+    util_strlcpy(e->xmax, db_text(res, 0, POLL_XMAX), sizeof(e->xmax));
+    e->based = true;
+}
+
+static void events_poll_done(const db_result_t *r, void *arg)
+{
+    events_t *e = arg;
+    db_result_t fit;
+    r = db_fit(r, POLL_NCOLS, &fit);
+    e->polling = false;
+    if (r->status != DB_OK) {
+        if (!e->trouble && !e->stopping)
+            log_warn(0, "events: the poll failed: %s; it runs again (no event is lost)",
+                     r->message ? r->message : "database unavailable");
+        e->trouble = true;
+    } else if (!e->closing && PQntuples(r->res) > 0) {
+        if (e->trouble)
+            log_info(0, "events: the poll runs again");
+        e->trouble = false;
+        for (int i = 0; i < PQntuples(r->res); i++)
+            if (!db_null(r->res, i, POLL_ID))
+                events_deliver(e->srv, db_int64(r->res, i, POLL_ID),
+                               db_int64(r->res, i, POLL_AT_MS), db_text(r->res, i, POLL_PAYLOAD));
+        events_keep_snapshot(e, r->res);
+    }
+    if (e->again && !e->stopping && r->status == DB_OK) {
+        e->again = false;
+        events_wake(e);
+    }
+    events_came_back(e);
+}
+
+static void events_poll(events_t *e)
+{
+    if (e->stopping || e->closing)
+        return;
+    if (e->polling) {
+        e->again = true;
+        return;
+    }
+    int rc;
+    if (e->based) {
+        const char *values[2] = {e->xip, e->xmax};
+        rc = db_exec_short(e->srv->db, &stmt_poll, 2, values, NULL, NULL, events_poll_done, e);
+    } else {
+        char uptime[32];
+        snprintf(uptime, sizeof(uptime), "%.3f",
+                 (double)(uv_now(e->srv->loop) - e->started_ms) / 1000.0 + 1.0);
+        const char *values[1] = {uptime};
+        rc =
+            db_exec_short(e->srv->db, &stmt_poll_first, 1, values, NULL, NULL, events_poll_done, e);
+    }
+    if (rc != 0) {
+        /* The database is away or the queue full: the timer tries again. */
+        e->again = false;
+        return;
+    }
+    e->polling = true;
+    e->polled_at = uv_now(e->srv->loop);
+}
+
+static void events_soon_cb(uv_timer_t *t)
+{
+    events_t *e = t->data;
+    e->soon_armed = false;
+    events_poll(e);
+}
+
+void events_wake(void *events)
+{
+    events_t *e = events;
+    if (e->stopping || e->closing || e->soon_armed)
+        return;
+    if (e->polling) {
+        e->again = true;
+        return;
+    }
+    uint64_t since = uv_now(e->srv->loop) - e->polled_at;
+    if (since >= EVENTS_WAKE_SPACING_MS) {
+        events_poll(e);
+        return;
+    }
+    uv_timer_start(&e->soon, events_soon_cb, EVENTS_WAKE_SPACING_MS - since, 0);
+    e->soon_armed = true;
+}
+
+static void events_prune_done(const db_result_t *r, void *arg)
+{
+    events_t *e = arg;
+    db_result_t fit;
+    r = db_fit(r, PRUNE_NCOLS, &fit);
+    e->pruning = false;
+    if (r->status != DB_OK)
+        log_warn(0, "desk_event retention: %s", r->message ? r->message : "?");
+    else if (db_int64(r->res, 0, PRUNE_DELETED) > 0)
+        log_info(0, "desk_event retention: %lld old event(s) deleted",
+                 (long long)db_int64(r->res, 0, PRUNE_DELETED));
+    events_came_back(e);
+}
+
+/* Deletes stored events past event_retention_hours, once an hour. */
+static void events_prune(events_t *e)
+{
+    uint64_t now = uv_now(e->srv->loop);
+    if (e->pruning || !events_prune_due(e->pruned_at, now))
+        return;
+    char hours[24];
+    snprintf(hours, sizeof(hours), "%ld", e->srv->cfg.event_retention_hours);
+    const char *values[1] = {hours};
+    if (db_exec_long(e->srv->db, &stmt_prune, 1, values, NULL, NULL, events_prune_done, e) != 0)
+        return; /* the database is down; try at the next tick */
+    e->pruning = true;
+    e->pruned_at = now;
+}
+
+static void events_tick(uv_timer_t *t)
+{
+    events_t *e = t->data;
+    if (e->stopping)
+        return;
+    events_poll(e);
+    events_prune(e);
+}
+
+events_t *events_start(server_t *srv)
+{
+    events_t *e = util_xcalloc(1, sizeof(*e));
+    e->srv = srv;
+    e->started_ms = uv_now(srv->loop);
+    uv_timer_init(srv->loop, &e->timer);
+    e->timer.data = e;
+    uv_timer_init(srv->loop, &e->soon);
+    e->soon.data = e;
+    e->handles_open = 2;
+    uint64_t every = (uint64_t)srv->cfg.event_poll_ms;
+    uv_timer_start(&e->timer, events_tick, every, every);
+    events_poll(e); /* the snapshot to start from (fails quietly while the pool connects) */
+    return e;
+}
+
+void events_stop(events_t *e)
+{
+    if (e == NULL || e->stopping)
+        return;
+    e->stopping = true;
+    e->again = false;
+    uv_timer_stop(&e->timer);
+    uv_timer_stop(&e->soon);
+    e->soon_armed = false;
+}
+
+bool events_gone(const events_t *e)
+{
+    return e == NULL || (e->stopping && (e->aborted || (!e->polling && !e->pruning)));
+}
+
+void events_abort(events_t *e)
+{
+    if (e == NULL)
+        return;
+    events_stop(e);
+    if (e->aborted || (!e->polling && !e->pruning))
+        return;
+    log_warn(0, "events: shutdown timeout: not waiting for the poll");
+    e->aborted = true;
+    server_jobs_gone(e->srv);
+}
+
+static void events_timer_closed(uv_handle_t *h)
+{
+    events_t *e = h->data;
+    e->handles_open--;
+    events_maybe_free(e);
+}
+
+void events_close(events_t *e)
+{
+    if (e == NULL || e->closing)
+        return;
+    events_stop(e);
+    e->closing = true;
+    uv_close((uv_handle_t *)&e->timer, events_timer_closed);
+    uv_close((uv_handle_t *)&e->soon, events_timer_closed);
+}
+
+/* ---- Subscribe ---- */
+
+typedef struct events_replay {
+    request_t *req;
+    int64_t since;
+} events_replay_t;
+
+/* Push the replayed rows the connection (still) hears, then answer. */
+static void events_replay_done(const db_result_t *r, void *arg)
+{
+    events_replay_t *st = arg;
+    request_t *req = st->req;
+    conn_t *c = req->conn;
+    db_result_t fit;
+    r = db_fit(r, REPLAY_NCOLS, &fit);
+    if (r->status != DB_OK) {
+        /* Still subscribed: live events keep coming; the desk is told what it may have missed. */
+        request_fail_db(req, r);
+        return;
+    }
+    int sent = 0;
+    for (int i = 0; i < PQntuples(r->res); i++) {
+        char *copy = util_xstrdup(db_text(r->res, i, REPLAY_PAYLOAD));
+        events_payload_t *p = util_xcalloc(1, sizeof(*p));
+        if (events_payload_parse(copy, p) && events_conn_hears(c, p)) {
+            Carrel__Event ev = CARREL__EVENT__INIT;
+            events_fill(&ev, p, db_int64(r->res, i, REPLAY_ID), db_int64(r->res, i, REPLAY_AT_MS));
+            conn_push_event(c, &ev);
+            sent++;
+        }
+        free(p);
+        free(copy);
+    }
+    log_debug(c->id, "replayed %d stored event(s) after %lld", sent, (long long)st->since);
+    request_ok(req);
+}
+
+/*
+ * Subscribe: the connection hears events from now on (set first, so that an
+ * event committed while the replay runs is pushed live: one the replay's
+ * snapshot missed is first seen by a poll that ends after this point). With
+ * since_event_id, the stored events after it are replayed first, and the
+ * EVENTS_REPLAY_WINDOW ids below it too: events are pushed in the order
+ * their transactions commit, not in id order, so one with a smaller id than
+ * the highest a desk saw may have committed after it left. The desk drops
+ * the ids it already showed (PROTOCOL.md, "Events"). An event live and
+ * replayed at once may come twice; Event.id tells.
+ */
 void handle_subscribe(request_t *req)
 {
     Carrel__Subscribe *m = req->msg->subscribe;
@@ -146,5 +536,25 @@ void handle_subscribe(request_t *req)
     }
     c->subscribed = true;
     c->all_branches = all;
-    request_ok(req);
+    if (!m->has_since_event_id || m->since_event_id < 0) {
+        request_ok(req);
+        return;
+    }
+    const session_t *s = request_session(req);
+    events_replay_t *st = arena_alloc(&req->arena, sizeof(*st));
+    st->req = req;
+    st->since = m->since_event_id;
+    char from[24], limit[16];
+    int64_t low =
+        m->since_event_id > EVENTS_REPLAY_WINDOW ? m->since_event_id - EVENTS_REPLAY_WINDOW : 0;
+    snprintf(from, sizeof(from), "%lld", (long long)low);
+    snprintf(limit, sizeof(limit), "%d", EVENTS_REPLAY_MAX);
+    bool staff_all =
+        s->role == CARREL__ROLE__ROLE_COORDINATOR || s->role == CARREL__ROLE__ROLE_ADMIN;
+    const char *values[6] = {
+        from, all ? "t" : "f", s->branch_code, staff_all ? "t" : "f", s->username, limit};
+    int rc =
+        db_exec_short(req->srv->db, &stmt_replay, 6, values, NULL, NULL, events_replay_done, st);
+    if (rc != 0)
+        request_fail_exec(req, rc);
 }

@@ -3,9 +3,13 @@
  * its hold shelf, a transit sent to it, a hold placed on a title it has on
  * its shelves), pushed to the desks of that branch that subscribed.
  *
- * SQL functions call desk_event(), which NOTIFYs on the channel
- * carrel_events when their transaction commits; the pool's listening
- * connection (db_pool_listen) hands each payload here.
+ * SQL functions call desk_event(), which stores a row in desk_event
+ * (migration 034). The daemon polls the table (one poll at a time, on the
+ * pool's short lane) after every change that went through the write lane,
+ * and every event_poll_ms for changes made elsewhere, and pushes each new
+ * row once (events.c has the proof that none is missed). A desk that
+ * reconnects asks for the rows after the last it saw (Subscribe
+ * since_event_id). Rows older than event_retention_hours go hourly.
  */
 #ifndef CARREL_EVENTS_H
 #define CARREL_EVENTS_H
@@ -13,13 +17,17 @@
 #include "conn.h"
 #include "server.h"
 
-#define EVENTS_CHANNEL "carrel_events"
+/* A replay re-sends this many ids below since_event_id (see handle_subscribe). */
+#define EVENTS_REPLAY_WINDOW 256
+/* At most this many stored events are replayed (the newest, oldest first). */
+#define EVENTS_REPLAY_MAX 1000
 
 /* At most this many user names an event is addressed to (desk_event_to). */
 #define EVENTS_USERNAMES_MAX 100
 
 /*
- * One carrel_events payload, split in place: tab-separated branch code,
+ * One stored event as the poll and the replay read it (one text column,
+ * events_payload_sql), split in place: tab-separated branch code,
  * kind, item barcode, bib id, text (desk_event), and optionally two more
  * fields (desk_event_to): the ticket id and the user names it is addressed
  * to, comma-separated. Empty fields are NULL here (branch code and kind
@@ -58,7 +66,35 @@ bool events_payload_for(const events_payload_t *p, const char *username);
  */
 bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool all_branches);
 
-/* The pool's notification callback (arg is the server). */
-void events_on_notify(void *arg, const char *payload);
+/*
+ * Push one stored event (its id, its time, its payload) to every subscribed,
+ * logged-in connection it reaches. Malformed: logged and dropped.
+ */
+void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payload);
+
+/*
+ * The poller's state, which outlives database connections (a dropped one
+ * loses no event: the next poll starts from the same snapshot).
+ */
+typedef struct events events_t;
+
+void events_register_statements(void);
+/* Start polling (after db_pool_start): a first poll takes the snapshot to start from. */
+events_t *events_start(server_t *srv);
+/* Ask for a poll: now, or once the one running is back (coalesced). */
+void events_wake(void *events);
+/* On drain: no new poll or prune. */
+void events_stop(events_t *e);
+/* True once stopped and nothing is out (or aborted); true for NULL. */
+bool events_gone(const events_t *e);
+/* Stop waiting for a statement out (shutdown timeout). */
+void events_abort(events_t *e);
+/* After events_stop: close the timer and free e once nothing is out. */
+void events_close(events_t *e);
+
+/* ---- pure parts, exposed for unit tests ---- */
+
+/* Is the hourly retention due at now_ms (last: 0 never)? */
+bool events_prune_due(uint64_t last_ms, uint64_t now_ms);
 
 #endif

@@ -78,6 +78,7 @@ static void server_on_signal(uv_signal_t *sig, int signum)
         stats_abort(srv->stats);
         jobtimer_abort(srv->rooms);
         jobtimer_abort(srv->tickets);
+        events_abort(srv->events);
         return;
     }
     server_drain(srv, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -175,9 +176,10 @@ int server_start(server_t *srv)
         .quiet_errors = srv->cfg.db_quiet_refusals != 0,
     };
     db_pool_set_limits(srv->db, &limits);
-    if (db_pool_listen(srv->db, EVENTS_CHANNEL, events_on_notify, srv) != 0)
-        goto fail;
     db_pool_start(srv->db);
+    /* Every change through the write lane may have stored a desk event: poll. */
+    srv->events = events_start(srv);
+    db_pool_on_write_done(srv->db, events_wake, srv->events);
     if (notices_start(srv) != 0)
         goto fail;
     if (stats_start(srv) != 0)
@@ -215,6 +217,7 @@ static void server_drain_timeout(uv_timer_t *t)
     stats_abort(srv->stats);
     jobtimer_abort(srv->rooms);
     jobtimer_abort(srv->tickets);
+    events_abort(srv->events);
 }
 
 void server_drain(server_t *srv, const char *why)
@@ -240,6 +243,7 @@ void server_drain(server_t *srv, const char *why)
     stats_stop(srv->stats);
     jobtimer_stop(srv->rooms);
     jobtimer_stop(srv->tickets);
+    events_stop(srv->events);
     auth_jobs_stop(srv);
     server_finish(srv);
 }
@@ -258,7 +262,7 @@ static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || !sip_gone(srv) || srv->finishing ||
         srv->passwords.pending > 0 || !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
-        !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets))
+        !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets) || !events_gone(srv->events))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
@@ -270,6 +274,8 @@ static void server_finish(server_t *srv)
     srv->rooms = NULL;
     jobtimer_close(srv->tickets, NULL, NULL);
     srv->tickets = NULL;
+    events_close(srv->events);
+    srv->events = NULL;
     if (srv->db)
         db_pool_close(srv->db, server_pool_closed, srv);
 }

@@ -23,6 +23,7 @@ struct login_state;
 typedef struct notices notices_t;
 typedef struct stats stats_t;
 typedef struct jobtimer jobtimer_t;
+typedef struct events events_t;
 
 typedef struct server {
     uv_loop_t *loop;
@@ -68,6 +69,8 @@ typedef struct server {
     jobtimer_t *rooms;
     /* The tickets timer (tickets.c): flagging, escalation, anonymising. */
     jobtimer_t *tickets;
+    /* The desk event poller (events.c). */
+    events_t *events;
     /* The SIP2 gateway (sip.c); NULL when sip_listen_port is 0. */
     struct sip_server *sip;
     int exit_code;

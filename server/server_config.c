@@ -101,6 +101,12 @@ const conf_entry_t server_config_table[] = {
      "logins refused by the throttle are logged and recorded as one summary per key this often"},
     {"login_event_retention_days", CONF_INT, S(login_event_retention_days), "90", 1, 36500,
      "login_event rows older than this are deleted (hourly)"},
+    {"event_poll_ms", CONF_INT, S(event_poll_ms), "1000", 10, 3600000,
+     "look for desk events stored by changes made outside carreld (psql, other tools) this "
+     "often; carreld's own changes are looked for as soon as they commit"},
+    {"event_retention_hours", CONF_INT, S(event_retention_hours), "48", 1, 87600,
+     "stored desk events older than this are deleted (hourly); a desk that reconnects is "
+     "sent the ones it missed from those kept"},
     {"session_token_ttl_s", CONF_INT, S(session_token_ttl_s), "28800", 60, 2592000,
      "a session token (a client's saved login) is valid this long after the login that made it"},
     {"log_level", CONF_STRING, S(log_level), "info", 0, 0, "debug, info, warn or error"},

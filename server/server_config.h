@@ -48,6 +48,8 @@ struct server_config {
     long password_queue_max;
     long login_throttle_report_s;
     long login_event_retention_days;
+    long event_poll_ms;
+    long event_retention_hours;
     long session_token_ttl_s;
     char *log_level;
     char *server_name;

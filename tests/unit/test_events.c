@@ -175,6 +175,14 @@ static void test_usernames_bounded(void **state)
     free(buf);
 }
 
+static void test_prune_hourly(void **state)
+{
+    (void)state;
+    assert_true(events_prune_due(0, 5));  /* never ran: at the first tick */
+    assert_false(events_prune_due(1000, 1000 + 3599999));
+    assert_true(events_prune_due(1000, 1000 + 3600000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_addressed_event_reaches_named_and_coordinators),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_usernames_bounded),
+        cmocka_unit_test(test_prune_hourly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
