@@ -1589,6 +1589,19 @@ static int bench_read_keys(bench_t *b, const char *path)
     return 0;
 }
 
+static void bench_free_keys(bench_t *b)
+{
+    for (size_t i = 0; i < b->nkeys; i++) {
+        free(b->key_users[i]);
+        free(b->key_workstations[i]);
+        free(b->key_tokens[i]);
+    }
+    free(b->key_users);
+    free(b->key_workstations);
+    free(b->key_tokens);
+    b->nkeys = 0;
+}
+
 /* -q: the queries, one a line (empty lines skipped). 0, or -1 (said why). */
 static int bench_read_queries(bench_t *b, const char *path)
 {
@@ -1796,10 +1809,12 @@ int main(int argc, char **argv)
         (bench_is(&b, "sip") || bench_is(&b, "login") || bench_is(&b, "ping"))) {
         fprintf(stderr, "-S and -K are for workloads that log in over the Carrel protocol "
                         "(not login)\n");
+        bench_free_keys(&b);
         return 2;
     }
     if (b.nkeys > 0 && (b.share_token || b.nlogins > 0)) {
         fprintf(stderr, "-K gives each desk its user, workstation and token: not with -S or -L\n");
+        bench_free_keys(&b);
         return 2;
     }
     char err[512];
@@ -1953,14 +1968,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < b.nqueries; i++)
         free(b.queries[i]);
     free(b.queries);
-    for (size_t i = 0; i < b.nkeys; i++) {
-        free(b.key_users[i]);
-        free(b.key_workstations[i]);
-        free(b.key_tokens[i]);
-    }
-    free(b.key_users);
-    free(b.key_workstations);
-    free(b.key_tokens);
+    bench_free_keys(&b);
     free(b.conns);
     free(b.all.us);
     free(b.pages.us);

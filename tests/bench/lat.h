@@ -33,7 +33,8 @@ static inline int lat_cmp_u32(const void *a, const void *b)
 
 static inline void lat_sort(lat_t *l)
 {
-    qsort(l->us, l->n, sizeof(uint32_t), lat_cmp_u32);
+    if (l->n > 0) /* us may be NULL then, which qsort must not be given */
+        qsort(l->us, l->n, sizeof(uint32_t), lat_cmp_u32);
 }
 
 /* The p-quantile (0..1) of sorted v, nearest rank, in ms; 0 when empty. */
