@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -151,4 +152,17 @@ bool util_parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
         return false;
     *out = v;
     return true;
+}
+
+int util_raise_nofile(unsigned long long *limit)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (limit != NULL)
+        *limit = (unsigned long long)rl.rlim_max;
+    if (rl.rlim_cur == rl.rlim_max)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    return setrlimit(RLIMIT_NOFILE, &rl);
 }

@@ -37,5 +37,11 @@ CARREL_MUST_USE uint8_t *util_read_all(const char *path, size_t *len);
 CARREL_MUST_USE bool util_parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Remove trailing newline characters in place. */
 void util_chomp(char *s);
+/*
+ * Raise the soft limit on open files to the hard one (a thousand desks are a
+ * thousand sockets; carreld and carrel-bench both call it at start). 0, or -1
+ * with errno set; *limit (may be NULL) gets the hard limit tried.
+ */
+CARREL_MUST_USE int util_raise_nofile(unsigned long long *limit);
 
 #endif

@@ -1,12 +1,12 @@
 /*
  * carreld: the Carrel daemon. See `carreld --help` and docs/ARCHITECTURE.md.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include <curl/curl.h>
 #include <libpq-fe.h>
@@ -224,19 +224,6 @@ done:
     return rc;
 }
 
-/* Each desk is a socket: a library of a thousand desks needs more than the
- * usual soft limit of 1,024 open files. Raised to the hard limit (IT sets
- * that); a failure is only logged, since fewer desks still work. */
-static void raise_nofile_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
-        return;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        log_warn(0, "cannot raise the open-file limit to %llu", (unsigned long long)rl.rlim_max);
-}
-
 static int parse_options(options_t *opt, int argc, char **argv)
 {
     enum { O_CHECK = 256, O_DUMP, O_MIGRATE, O_INIT, O_PWFILE, O_BRANCH, O_WS, O_NAME };
@@ -362,7 +349,12 @@ int main(int argc, char **argv)
     setenv("UV_THREADPOOL_SIZE", "8", 0);
     srv.loop = uv_default_loop();
     log_info(0, "carreld %s starting", CARRELD_VERSION);
-    raise_nofile_limit();
+    /* Each desk is a socket: a library of a thousand desks needs more than
+     * the usual soft limit of 1,024 open files. Raised to the hard limit (IT
+     * sets that); a failure is only logged, since fewer desks still work. */
+    unsigned long long nofile = 0;
+    if (util_raise_nofile(&nofile) != 0)
+        log_warn(0, "cannot raise the open-file limit to %llu: %s", nofile, strerror(errno));
     if (server_start(&srv) != 0)
         rc = 1;
     uv_run(srv.loop, UV_RUN_DEFAULT);

@@ -7,8 +7,8 @@
  *   carrel-bench -c PROFILE [-n CONNECTIONS] [-d SECONDS] [-w WARMUP] [-D DEPTH]
  *                [-L USER@WORKSTATION[,...]] [-k DESK[,...]] [-T FILTER]
  *                [-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS]
- *                [-P SIP_PORT -U SIP_USER[,...]] [-C PG_DATADIR|PID] [-R RATE] [-S]
- *                WORKLOAD
+ *                [-P SIP_PORT -U SIP_USER[,...]] [-C PG_DATADIR|PID] [-R RATE]
+ *                [-S | -K KEYS] WORKLOAD
  *
  * With -m, the measured run goes on past its seconds until MIN_OPS ops are
  * done (at most ten times as long): slow reports still get a p50 and p99.
@@ -22,7 +22,13 @@
  * as a desk would (BENCH_LOGIN_TRIES); the line counts both: login_retries,
  * reconnects. With -S only desk 0 logs in with the password, asking for a
  * session token, and the others, connected once it has one, log in with that
- * token (no Argon2: a thousand desks in seconds).
+ * token (no Argon2: a thousand desks in seconds), all in one session of one
+ * user at one workstation. -K KEYS gives each desk a session of its own: KEYS
+ * has lines "USER WORKSTATION TOKEN" (session tokens the caller stored, e.g.
+ * scripts/bench openloop, one per workstation), and desk i logs in with line
+ * i % count's token: no Argon2 either, and the daemon's per-session and
+ * per-workstation state (request keys, desk rows, event subscriptions) is
+ * that of as many desks as lines.
  *
  * -C: the line adds pg_cpu_ms (PostgreSQL's CPU over the measured window:
  * every child of the postmaster, from /proc; tests/bench/pgcpu.h) and
@@ -38,7 +44,16 @@
  * already running (no coordinated omission); such a scan is late. The line
  * adds rate and late. One request at a time (-D 1). libuv's timers count
  * whole milliseconds: a scan goes out up to a millisecond (more when the
- * loop is busy) after it is due, and that counts in its latency too.
+ * loop is busy) after it is due, and that counts in its latency too; so
+ * that a reader can tell the bench's lag from the daemon's, the line adds
+ * send_lag_p50_ms and send_lag_p99_ms: for the scans whose desk was idle
+ * when they fell due, the time from due to sent (timer slack and the
+ * bench's loop busy with other desks). When the window ends, the scans due
+ * in it and not yet answered (in flight, or waiting behind the one in
+ * flight) count in the percentiles with their latency so far (end - due, a
+ * lower bound), so a daemon that stalls at the end shows in p99 and max;
+ * unanswered says how many, and ops (and ops_per_s, pg_cpu_ms_per_op) count
+ * only the answered.
  *
  * login: the login storm. N desks connect and log in at once with the
  * password (asking for a session token), retrying as above; once all are in,
@@ -102,11 +117,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "carrel.pb-c.h"
 #include "channel.h"
+#include "lat.h"
 #include "pgcpu.h"
 #include "profile.h"
 #include "tally.h"
@@ -209,11 +224,6 @@ enum { HOLD_LEND, HOLD_PLACE, HOLD_CAPTURE, HOLD_FILL, HOLD_RETURN, HOLD_STEPS }
 static const char *const hold_step_names[HOLD_STEPS] = {"lend", "place", "capture", "fill",
                                                         "return"};
 
-typedef struct lat {
-    uint32_t *us;
-    size_t n, cap;
-} lat_t;
-
 struct bench {
     uv_loop_t *loop;
     SSL_CTX *tls;
@@ -280,10 +290,19 @@ struct bench {
     /* -C: PostgreSQL's CPU over the measured window (pgcpu.h), in ms; -1 unknown */
     pgcpu_t cpu;
     double cpu_ms;
-    /* -R: the open loop's rate (ops/s over all desks) and the scans sent late
-     * because the desk was still waiting for its previous answer */
+    /* -R: the open loop's rate (ops/s over all desks), the scans sent late
+     * because the desk was still waiting for its previous answer, the scans
+     * due in the window but not answered by its end (their latencies, up to
+     * the end, are in all: see open_loop_censor), and each idle desk's send
+     * lag (the bench's own lateness: see open_loop_pump) */
     double rate;
     uint64_t late;
+    uint64_t unanswered, unanswered_checkouts;
+    lat_t send_lag;
+    /* -K: each desk's own session, "USER WORKSTATION TOKEN" lines (desk i
+     * logs in with line i % count's token: no Argon2, no shared session) */
+    char **key_users, **key_workstations, **key_tokens;
+    size_t nkeys;
     /* login workload: the round (1 password, 2 session token), its start,
      * each desk's time from its connect to its LoginReply, and the rounds' lines */
     int round;
@@ -302,31 +321,6 @@ static void bench_connect(bench_conn_t *c);
 static bool bench_is(const bench_t *b, const char *w)
 {
     return strcmp(b->workload, w) == 0;
-}
-
-static void lat_add(lat_t *l, uint64_t ns)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 1 << 16;
-        l->us = realloc(l->us, l->cap * sizeof(uint32_t));
-        if (l->us == NULL)
-            abort();
-    }
-    l->us[l->n++] = (uint32_t)(ns / 1000);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const uint32_t *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i] / 1000.0;
 }
 
 static void bench_record(bench_t *b, const bench_conn_t *c, uint64_t ns)
@@ -802,7 +796,12 @@ static void bench_send_login(bench_conn_t *c)
         l.workstation = b->login_workstations[c->index % b->nlogins];
         l.username = b->login_users[c->index % b->nlogins];
     }
-    if (bench_login_round_token(b)) {
+    if (b->nkeys > 0) {
+        size_t k = (size_t)c->index % b->nkeys;
+        l.username = b->key_users[k];
+        l.workstation = b->key_workstations[k];
+        l.session_token = b->key_tokens[k];
+    } else if (bench_login_round_token(b)) {
         l.session_token = c->token;
     } else if (b->share_token && c->index > 0) {
         l.session_token = b->shared_token;
@@ -926,6 +925,8 @@ static void open_loop_pump(bench_conn_t *c)
     if (c->due_ns <= now) {
         if (b->measuring && c->answered_ns > c->due_ns)
             b->late++;
+        else if (b->measuring) /* idle when due: the time since is the bench's own lag */
+            lat_add(&b->send_lag, now - c->due_ns);
         c->sent_due = c->due_ns;
         bench_send(c);
         c->sent_due = 0;
@@ -935,6 +936,39 @@ static void open_loop_pump(bench_conn_t *c)
     }
     /* libuv timers count whole ms: wake at or just after the due time. */
     uv_timer_start(&c->timer, bench_conn_timer, (c->due_ns - now + 999999) / 1000000, 0);
+}
+
+/*
+ * The window ends: every scan due in it but not answered counts, with its
+ * latency so far (end - due), a lower bound: the scan in flight, and those
+ * due since and not sent because it was (the tail a stalled daemon makes;
+ * dropping them would hide it). Counted in unanswered as well, not in ops.
+ * A circ checkout among them counts in the checkouts too (the desk's scans
+ * alternate); the holds workload's steps get only those answered.
+ */
+static void open_loop_censor(bench_t *b, uint64_t end)
+{
+    for (int i = 0; i < b->nconns; i++) {
+        bench_conn_t *c = &b->conns[i];
+        if (c->phase != 3)
+            continue;
+        if (c->inflight > 0) {
+            uint64_t due = c->sent_at[c->next_id % BENCH_SLOTS(b)];
+            bench_record(b, c, end > due ? end - due : 0);
+            b->unanswered++;
+            b->unanswered_checkouts += bench_is(b, "circ") && c->circ_out;
+        }
+        bool checkout = !c->circ_out; /* the next scan's */
+        for (uint64_t due = c->due_ns; due <= end; due += open_loop_gap_ns(c)) {
+            lat_add(&b->all, end - due);
+            if (bench_is(b, "circ") && checkout) {
+                lat_add(&b->checkouts, end - due);
+                b->unanswered_checkouts++;
+            }
+            checkout = !checkout;
+            b->unanswered++;
+        }
+    }
 }
 
 /* A desk's timer: a Login to send again, a connection to make again, or a scan due. */
@@ -1359,13 +1393,13 @@ static void bench_stop_all(bench_t *b)
 static void login_round_done(bench_t *b, uint64_t now)
 {
     lat_t *l = &b->logins;
-    qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
+    lat_sort(l);
     snprintf(b->round_lines[b->round - 1], sizeof(b->round_lines[0]),
              "workload=login round=%s desks=%d all_logged_in_s=%.2f errors=%llu logins=%zu "
              "login_p50_ms=%.3f login_p99_ms=%.3f login_max_ms=%.3f retries=%llu reconnects=%llu",
              b->round == 1 ? "password" : "token", b->nconns,
              (double)(b->last_login_ns - b->round_start) / 1e9, (unsigned long long)b->errors, l->n,
-             pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99), l->n ? l->us[l->n - 1] / 1000.0 : 0.0,
+             lat_pct(l->us, l->n, 0.50), lat_pct(l->us, l->n, 0.99), lat_max(l->us, l->n),
              (unsigned long long)b->login_retries, (unsigned long long)b->reconnects);
     l->n = 0;
     b->login_retries = b->reconnects = 0;
@@ -1455,13 +1489,16 @@ static void bench_tick(uv_timer_t *t)
         b->made = b->refused = 0;
         b->pages.n = 0;
         b->checkouts.n = 0;
-        b->late = 0;
+        b->late = b->unanswered = b->unanswered_checkouts = 0;
+        b->send_lag.n = 0;
         if (pgcpu_start(&b->cpu) != 0)
             b->failed = 1;
         return;
     }
     if (b->measuring && elapsed >= b->duration_s &&
         (b->all.n >= b->min_ops || elapsed >= 10 * b->duration_s)) {
+        if (b->rate > 0)
+            open_loop_censor(b, now);
         b->measuring = false;
         b->t_end = now;
         b->cpu_ms = pgcpu_end_ms(&b->cpu);
@@ -1519,6 +1556,52 @@ static int bench_parse_logins(bench_t *b, char *list)
     return 0;
 }
 
+/* -K: "USER WORKSTATION TOKEN" lines (empty lines skipped). 0, or -1 (said why). */
+static int bench_read_keys(bench_t *b, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    char user[64], ws[128], token[128];
+    size_t have = 0;
+    int n, bad = 0;
+    while ((n = fscanf(f, "%63s %127s %127s", user, ws, token)) == 3) {
+        if (b->nkeys == have) {
+            have = have ? have * 2 : 256;
+            b->key_users = realloc(b->key_users, have * sizeof(char *));
+            b->key_workstations = realloc(b->key_workstations, have * sizeof(char *));
+            b->key_tokens = realloc(b->key_tokens, have * sizeof(char *));
+            if (!b->key_users || !b->key_workstations || !b->key_tokens)
+                abort();
+        }
+        b->key_users[b->nkeys] = util_xstrdup(user);
+        b->key_workstations[b->nkeys] = util_xstrdup(ws);
+        b->key_tokens[b->nkeys++] = util_xstrdup(token);
+    }
+    bad = n != EOF || ferror(f);
+    fclose(f);
+    if (bad || b->nkeys == 0) {
+        fprintf(stderr, "%s: want lines of USER WORKSTATION TOKEN\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void bench_free_keys(bench_t *b)
+{
+    for (size_t i = 0; i < b->nkeys; i++) {
+        free(b->key_users[i]);
+        free(b->key_workstations[i]);
+        free(b->key_tokens[i]);
+    }
+    free(b->key_users);
+    free(b->key_workstations);
+    free(b->key_tokens);
+    b->nkeys = 0;
+}
+
 /* -q: the queries, one a line (empty lines skipped). 0, or -1 (said why). */
 static int bench_read_queries(bench_t *b, const char *path)
 {
@@ -1555,18 +1638,6 @@ static int bench_read_queries(bench_t *b, const char *path)
     return 0;
 }
 
-/* A thousand desks are a thousand sockets: the soft limit on open files up
- * to the hard one (an error only said: fewer desks may still run). */
-static void bench_raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
-        return;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        perror("setrlimit(RLIMIT_NOFILE)");
-}
-
 int main(int argc, char **argv)
 {
     bench_t b = {.nconns = 1,
@@ -1578,7 +1649,7 @@ int main(int argc, char **argv)
                  .round = 1};
     const char *profile = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:P:U:C:R:S")) != -1) {
+    while ((ch = getopt(argc, argv, "c:n:d:w:D:b:s:r:o:L:k:T:q:B:l:m:P:U:C:R:SK:")) != -1) {
         switch (ch) {
         case 'C':
             if ((b.cpu.postmaster = pgcpu_postmaster(optarg)) <= 0)
@@ -1592,6 +1663,10 @@ int main(int argc, char **argv)
             break;
         case 'S':
             b.share_token = true;
+            break;
+        case 'K':
+            if (bench_read_keys(&b, optarg) != 0)
+                return 2;
             break;
         case 'r':
             if (bench_parse_ids(&b, optarg) != 0)
@@ -1667,7 +1742,7 @@ int main(int argc, char **argv)
                             "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
                             "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
                             "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] "
-                            "[-P SIP_PORT -U SIP_USER,...] [-C PG_DATADIR|PID] [-R RATE] [-S] "
+                            "[-P SIP_PORT -U SIP_USER,...] [-C PG_DATADIR|PID] [-R RATE] [-S | -K KEYS] "
                             "WORKLOAD\n");
             return 2;
         }
@@ -1730,8 +1805,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "-R: one request at a time (-D 1), not for sip, weedlist or login\n");
         return 2;
     }
-    if (b.share_token && (bench_is(&b, "sip") || bench_is(&b, "login") || bench_is(&b, "ping"))) {
-        fprintf(stderr, "-S is for workloads that log in over the Carrel protocol (not login)\n");
+    if ((b.share_token || b.nkeys > 0) &&
+        (bench_is(&b, "sip") || bench_is(&b, "login") || bench_is(&b, "ping"))) {
+        fprintf(stderr, "-S and -K are for workloads that log in over the Carrel protocol "
+                        "(not login)\n");
+        bench_free_keys(&b);
+        return 2;
+    }
+    if (b.nkeys > 0 && (b.share_token || b.nlogins > 0)) {
+        fprintf(stderr, "-K gives each desk its user, workstation and token: not with -S or -L\n");
+        bench_free_keys(&b);
         return 2;
     }
     char err[512];
@@ -1755,7 +1838,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "host %s: an IPv4 address, please\n", b.prof.host);
         return 2;
     }
-    bench_raise_nofile();
+    /* A thousand desks are a thousand sockets (an error only said: fewer desks may still run). */
+    if (util_raise_nofile(NULL) != 0)
+        perror("setrlimit(RLIMIT_NOFILE)");
     b.conns = calloc((size_t)b.nconns, sizeof(bench_conn_t));
     if (b.conns == NULL)
         abort();
@@ -1799,12 +1884,14 @@ int main(int argc, char **argv)
     } else {
         double secs = (double)(b.t_end - b.t_start) / 1e9;
         lat_t *l = &b.all;
-        qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
+        lat_sort(l);
+        /* The percentiles include the open loop's unanswered scans; ops does not. */
+        size_t ops = l->n - (size_t)b.unanswered;
         printf("workload=%s connections=%d depth=%d seconds=%.1f ops=%zu errors=%llu "
                "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f",
-               b.workload, b.nconns, b.depth, secs, l->n, (unsigned long long)b.errors,
-               (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99),
-               l->n ? l->us[l->n - 1] / 1000.0 : 0.0);
+               b.workload, b.nconns, b.depth, secs, ops, (unsigned long long)b.errors,
+               (double)ops / secs, lat_pct(l->us, l->n, 0.50), lat_pct(l->us, l->n, 0.99),
+               lat_max(l->us, l->n));
         if (strcmp(b.workload, "stats") == 0)
             printf(" rows=%zu served_by=%s", b.stats_rows, b.served_by);
         if (bench_is(&b, "roombook") || bench_is(&b, "roomrace"))
@@ -1826,11 +1913,11 @@ int main(int argc, char **argv)
                    b.answers ? (double)b.total_sum / (double)b.answers : 0.0,
                    (unsigned long long)b.capped);
         if (bench_is(&b, "weedlist")) {
-            qsort(b.pages.us, b.pages.n, sizeof(uint32_t), cmp_u32);
+            lat_sort(&b.pages);
             printf(" branch=%s page_limit=%d pages=%d candidates=%zu page_p50_ms=%.3f "
                    "page_p99_ms=%.3f",
                    b.branch ? b.branch : "session", b.page_limit, b.report_pages, b.report_rows,
-                   pct(b.pages.us, b.pages.n, 0.50), pct(b.pages.us, b.pages.n, 0.99));
+                   lat_pct(b.pages.us, b.pages.n, 0.50), lat_pct(b.pages.us, b.pages.n, 0.99));
         }
         if (bench_is(&b, "displayreport"))
             printf(" displays=%d copies=%zu control_copies=%zu", b.nids, b.report_rows,
@@ -1842,26 +1929,34 @@ int main(int argc, char **argv)
         if (!bench_is(&b, "sip"))
             printf(" login_retries=%llu reconnects=%llu", (unsigned long long)b.login_retries,
                    (unsigned long long)b.reconnects);
-        if (b.rate > 0)
-            printf(" rate=%.0f late=%llu", b.rate, (unsigned long long)b.late);
-        if (b.cpu.postmaster > 0 && l->n > 0) {
-            printf(" pg_cpu_ms=%.0f pg_cpu_ms_per_op=%.3f", b.cpu_ms, b.cpu_ms / (double)l->n);
+        if (b.rate > 0) {
+            lat_sort(&b.send_lag);
+            printf(" rate=%.0f late=%llu unanswered=%llu send_lag_p50_ms=%.3f "
+                   "send_lag_p99_ms=%.3f",
+                   b.rate, (unsigned long long)b.late, (unsigned long long)b.unanswered,
+                   lat_pct(b.send_lag.us, b.send_lag.n, 0.50),
+                   lat_pct(b.send_lag.us, b.send_lag.n, 0.99));
+        }
+        if (b.cpu.postmaster > 0 && ops > 0) {
+            printf(" pg_cpu_ms=%.0f pg_cpu_ms_per_op=%.3f", b.cpu_ms, b.cpu_ms / (double)ops);
             /* circ alternates checkout and checkin: a pair is two ops */
             if (bench_is(&b, "circ") || bench_is(&b, "heavy"))
-                printf(" pg_cpu_ms_per_pair=%.3f", 2 * b.cpu_ms / (double)l->n);
+                printf(" pg_cpu_ms_per_pair=%.3f", 2 * b.cpu_ms / (double)ops);
         }
         if (bench_is(&b, "circ") || bench_is(&b, "sip")) {
             l = &b.checkouts;
-            qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
+            lat_sort(l);
+            size_t done = l->n - (size_t)b.unanswered_checkouts;
             printf(" checkouts=%zu checkouts_per_s=%.0f checkout_p50_ms=%.3f checkout_p99_ms=%.3f",
-                   l->n, (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99));
+                   done, (double)done / secs, lat_pct(l->us, l->n, 0.50),
+                   lat_pct(l->us, l->n, 0.99));
         }
         printf("\n");
         for (int i = 0; i < HOLD_STEPS && strcmp(b.workload, "holds") == 0; i++) {
             l = &b.steps[i];
-            qsort(l->us, l->n, sizeof(uint32_t), cmp_u32);
+            lat_sort(l);
             printf("  step=%s ops=%zu ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f\n", hold_step_names[i],
-                   l->n, (double)l->n / secs, pct(l->us, l->n, 0.50), pct(l->us, l->n, 0.99));
+                   l->n, (double)l->n / secs, lat_pct(l->us, l->n, 0.50), lat_pct(l->us, l->n, 0.99));
         }
     }
     for (int i = 0; i < b.nconns; i++) {
@@ -1873,11 +1968,13 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < b.nqueries; i++)
         free(b.queries[i]);
     free(b.queries);
+    bench_free_keys(&b);
     free(b.conns);
     free(b.all.us);
     free(b.pages.us);
     free(b.checkouts.us);
     free(b.logins.us);
+    free(b.send_lag.us);
     free(b.shared_token);
     pgcpu_free(&b.cpu);
     for (int i = 0; i < HOLD_STEPS; i++)

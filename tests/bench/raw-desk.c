@@ -30,6 +30,7 @@
 
 #include <libpq-fe.h>
 
+#include "lat.h"
 #include "pgcpu.h"
 #include "tally.h"
 #include "util.h"
@@ -44,8 +45,7 @@ struct raw_desk {
     raw_workload_fn run;
     const char *arg;                 /* tally: this desk's DESK */
     const char *staff, *ws, *branch; /* circ */
-    uint32_t *lat_us;
-    size_t nlat, cap;
+    lat_t lat;
     uint64_t errors;
     int failed;
 };
@@ -55,15 +55,8 @@ static volatile int raw_stop;
 
 static void raw_record(raw_desk_t *d, uint64_t ns)
 {
-    if (!raw_measuring)
-        return;
-    if (d->nlat == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 65536;
-        d->lat_us = realloc(d->lat_us, d->cap * sizeof(uint32_t));
-        if (d->lat_us == NULL)
-            abort();
-    }
-    d->lat_us[d->nlat++] = (uint32_t)(ns / 1000);
+    if (raw_measuring)
+        lat_add(&d->lat, ns);
 }
 
 static int raw_call(raw_desk_t *d, PGconn *pg, const char *stmt, int n, const char *const *values)
@@ -159,12 +152,6 @@ static void *raw_desk_main(void *arg)
     return NULL;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: raw-desk [-C PG_DATADIR|PID] CONNINFO CONNECTIONS SECONDS WARMUP "
@@ -230,25 +217,26 @@ int main(int argc, char **argv)
     int failed = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(desks[i].thread, NULL);
-        total += desks[i].nlat;
+        total += desks[i].lat.n;
         errors += desks[i].errors;
         failed |= desks[i].failed;
     }
-    uint32_t *all = malloc((total + 1) * sizeof(uint32_t));
+    lat_t all = {.us = malloc((total + 1) * sizeof(uint32_t)), .n = total, .cap = total + 1};
+    if (all.us == NULL)
+        abort();
     size_t k = 0;
     for (int i = 0; i < n; i++) {
-        memcpy(all + k, desks[i].lat_us, desks[i].nlat * sizeof(uint32_t));
-        k += desks[i].nlat;
-        free(desks[i].lat_us);
+        if (desks[i].lat.n > 0)
+            memcpy(all.us + k, desks[i].lat.us, desks[i].lat.n * sizeof(uint32_t));
+        k += desks[i].lat.n;
+        free(desks[i].lat.us);
     }
-    qsort(all, total, sizeof(uint32_t), cmp_u32);
+    lat_sort(&all);
     double elapsed = (double)(t1 - t0) / 1e9;
     printf("workload=raw-%s connections=%d depth=1 seconds=%.1f ops=%zu errors=%llu "
            "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f",
            workload, n, elapsed, total, (unsigned long long)errors, (double)total / elapsed,
-           total ? all[(size_t)(0.50 * (double)(total - 1) + 0.5)] / 1000.0 : 0.0,
-           total ? all[(size_t)(0.99 * (double)(total - 1) + 0.5)] / 1000.0 : 0.0,
-           total ? all[total - 1] / 1000.0 : 0.0);
+           lat_pct(all.us, total, 0.50), lat_pct(all.us, total, 0.99), lat_max(all.us, total));
     if (cpu.postmaster > 0 && cpu_ms >= 0 && total > 0) {
         printf(" pg_cpu_ms=%.0f pg_cpu_ms_per_op=%.3f", cpu_ms, cpu_ms / (double)total);
         if (circ)
@@ -259,7 +247,7 @@ int main(int argc, char **argv)
     }
     printf("\n");
     pgcpu_free(&cpu);
-    free(all);
+    free(all.us);
     free(desks);
     return failed ? 1 : 0;
 }

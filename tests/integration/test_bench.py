@@ -2,13 +2,18 @@
 """The benchmark tools' own modes, briefly, against a real daemon (issue 15): so that
 scripts/bench's measurements cannot silently break. carrel-bench and raw-desk run for a
 second or two at a few desks; each test checks the keys of the line printed and errors=0:
-PostgreSQL's CPU per operation (-C), the open loop (-R), desks sharing a session token
-(-S), logins sent again when the daemon says "try later", and the login workload's two
-rounds (password, then session token)."""
+PostgreSQL's CPU per operation (-C, children that exit inside the window included, a
+postmaster gone failing the run), the open loop (-R: unanswered scans counted in the tail,
+the bench's own send lag), desks sharing a session token (-S) or each with its own (-K),
+logins sent again when the daemon says "try later", and the login workload's two rounds
+(password, then session token)."""
 
 import os
 import resource
+import signal
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +67,28 @@ def bench(*args, profile_path=None, timeout=300):
     return r.stdout.strip().splitlines()
 
 
+def bench_until_ready(*args, profile_path=None):
+    """carrel-bench started in the background, returned once every desk is logged in
+    (its "all N connections ready"), with what it said so far on stderr."""
+    p = subprocess.Popen([BENCH, "-c", profile_path or profile, *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    said = []
+    for line in p.stderr:
+        said.append(line)
+        if "connections ready" in line:
+            return p, said
+    p.wait(timeout=60)
+    raise AssertionError("carrel-bench ended before its desks were ready:\n" + "".join(said))
+
+
+def finish(p, said, timeout=300):
+    out, err = p.communicate(timeout=timeout)
+    err = "".join(said) + err
+    for mark in harness.SANITIZER_MARKS:
+        assert mark not in err, err
+    return p.returncode, out.strip().splitlines(), err
+
+
 def reset():
     """Whatever the desks left checked out comes back (no checkout is refused next)."""
     env.psql("SELECT count(*) FROM item i, LATERAL circ_checkin(gen_random_uuid(), 1, 1, 1,"
@@ -107,6 +134,37 @@ class PgCpu(unittest.TestCase):
         self.assertGreater(float(f["pg_cpu_ms_per_op"]), 0, r.stdout)
         self.assertIn("pg_cpu_ms_per_pair", f, r.stdout)
 
+    def test_children_that_exit_inside_the_window_count(self):
+        # A stand-in postmaster whose children each burn a little CPU and exit, one after
+        # another, as autovacuum workers do: at most one is alive at either sample, so
+        # only the postmaster's reaped CPU (cutime + cstime) sees the rest.
+        burner = 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done'
+        fake = subprocess.Popen(["bash", "-c", 'while :; do sh -c "$0"; done', burner])
+        try:
+            [line] = bench("-n", "1", "-d", "3", "-w", "0.2", "-C", str(fake.pid), "branches")
+        finally:
+            fake.kill()
+            fake.wait()
+        f = fields(line)
+        self.assertEqual(f["errors"], "0", line)
+        # A child lives tens of ms; three seconds of them, even on a busy machine, are more.
+        self.assertGreater(float(f["pg_cpu_ms"]), 150, line)
+
+    def test_a_postmaster_gone_at_the_end_fails_the_run(self):
+        # No figure is better than a wrong one: the run fails as raw-desk's does.
+        fake = subprocess.Popen(["sleep", "600"])
+        try:
+            p, said = bench_until_ready("-n", "1", "-d", "4", "-w", "0", "-C", str(fake.pid),
+                                        "branches")
+            time.sleep(1.5)  # inside the measured window
+        finally:
+            fake.kill()
+            fake.wait()  # reaped: no zombie left in /proc
+        rc, out, err = finish(p, said)
+        self.assertEqual(rc, 1, out + [err])
+        self.assertEqual(out, [], err)
+        self.assertIn("could not be measured", err)
+
     def test_no_postmaster_is_refused(self):
         r = env.run(BENCH, "-c", profile, "-C", os.path.join(env.dir, "nowhere"), "circ",
                     check=False)
@@ -129,6 +187,11 @@ class OpenLoop(unittest.TestCase):
         self.assertLess(float(f["ops_per_s"]), 60, line)
         for key in ("p50_ms", "p99_ms", "max_ms", "checkout_p99_ms"):
             self.assertIn(key, f, line)
+        # The bench's own lag, from due to sent for desks idle when a scan fell due.
+        lag50, lag99 = float(f["send_lag_p50_ms"]), float(f["send_lag_p99_ms"])
+        self.assertLessEqual(0, lag50, line)
+        self.assertLessEqual(lag50, lag99, line)
+        self.assertLessEqual(lag99, float(f["max_ms"]), line)
 
     def test_slow_answers_make_scans_late(self):
         # Far more than one desk can do: nearly every scan waits for the answer before it.
@@ -139,6 +202,34 @@ class OpenLoop(unittest.TestCase):
         self.assertGreater(int(f["late"]), int(f["ops"]) // 2, line)
         # The latency counts from when a scan was due: it grows with the backlog.
         self.assertGreater(float(f["max_ms"]), 100, line)
+        # At the end nearly all the scans due were never answered: they are counted,
+        # not dropped (ops counts only the answered ones).
+        self.assertGreater(int(f["unanswered"]), int(f["ops"]), line)
+
+    def test_a_daemon_stalled_at_the_end_shows_in_p99(self):
+        # The daemon stops answering (SIGSTOP) for the last seconds of the window: the
+        # scans due then are unanswered, and their time so far is the tail.
+        d = env.daemon()
+        try:
+            p = env.profile(d, cert=False)
+            reset()
+            proc, said = bench_until_ready("-n", "2", "-d", "3", "-w", "0.3", "-R", "20",
+                                           "circ", profile_path=p)
+            time.sleep(1.3)
+            d.signal(signal.SIGSTOP)
+            try:
+                rc, out, err = finish(proc, said, timeout=120)
+            finally:
+                d.signal(signal.SIGCONT)
+        finally:
+            d.stop()
+        self.assertEqual(rc, 0, err)
+        f = fields(out[0])
+        self.assertEqual(f["errors"], "0", out)
+        # 20 scans a second, the last ~2 s unanswered: dozens, well over 1% of the scans.
+        self.assertGreaterEqual(int(f["unanswered"]), 5, out)
+        self.assertGreater(float(f["max_ms"]), 1000, out)
+        self.assertGreater(float(f["p99_ms"]), 1000, out)
 
     def test_open_loop_needs_depth_one(self):
         r = env.run(BENCH, "-c", profile, "-R", "10", "-D", "2", "circ", check=False)
@@ -158,6 +249,43 @@ class SharedToken(unittest.TestCase):
         reasons = env.psql("SELECT string_agg(reason, ',' ORDER BY reason) FROM login_event"
                            " WHERE id > %s" % last)
         self.assertEqual(reasons, "ok,ok_token,ok_token")
+
+
+class OwnSessions(unittest.TestCase):
+    def test_each_desk_logs_in_with_its_own_session(self):
+        # -K: sessions stored beforehand (as scripts/bench openloop does), one per
+        # workstation: each desk its own session and workstation, no password check.
+        env.psql("INSERT INTO workstation (name, branch_id)"
+                 " SELECT format('bench-ws-%s', d), 1 FROM generate_series(0, 2) d")
+        token = "encode(sha256(convert_to('bench-key-' || w.name, 'UTF8')), 'hex')"
+        env.psql("INSERT INTO staff_session (token_hash, staff_id, workstation_id, expires_at)"
+                 " SELECT sha256(convert_to(%s, 'UTF8')), s.id, w.id, now() + interval '1 day'"
+                 " FROM staff s, workstation w"
+                 " WHERE s.username = 'admin' AND w.name LIKE 'bench-ws-%%'" % token)
+        rows = env.psql("SELECT string_agg('admin ' || w.name || ' ' || %s, E'\\n'"
+                        " ORDER BY w.name) FROM workstation w WHERE w.name LIKE 'bench-ws-%%'"
+                        % token)
+        keys = os.path.join(env.dir, "bench.keys")
+        with open(keys, "w") as f:
+            f.write(rows + "\n")
+        self.assertEqual(len(rows.split("\n")), 3, rows)
+        reset()
+        last = env.psql("SELECT coalesce(max(id), 0) FROM login_event")
+        [line] = bench("-n", "3", "-d", "1", "-w", "0.2", "-R", "20", "-K", keys, "circ")
+        f = fields(line)
+        self.assertEqual(f["errors"], "0", line)
+        self.assertGreater(int(f["ops"]), 0, line)
+        logins = env.psql("SELECT string_agg(reason || '@' || workstation, ','"
+                          " ORDER BY workstation) FROM login_event WHERE id > %s" % last)
+        self.assertEqual(logins, "ok_token@bench-ws-0,ok_token@bench-ws-1,ok_token@bench-ws-2")
+
+    def test_keys_are_not_for_shared_tokens(self):
+        keys = os.path.join(env.dir, "one.keys")
+        with open(keys, "w") as f:
+            f.write("admin desk-dwn " + "0" * 64 + "\n")
+        r = env.run(BENCH, "-c", profile, "-S", "-K", keys, "circ", check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not with -S", r.stderr)
 
 
 class Logins(unittest.TestCase):

@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 
@@ -52,12 +53,34 @@ static void test_uuid_shape(void **state)
     assert_false(util_is_uuid("g23e4567-e89b-42d3-a456-426614174000"));
 }
 
+/* A soft limit below the hard one is raised to it (carreld and carrel-bench at start). */
+static void test_raise_nofile_to_the_hard_limit(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max <= 64)
+        skip();
+    rlim_t low = 64;
+    struct rlimit lowered = {.rlim_cur = low, .rlim_max = rl.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+    unsigned long long hard = 0;
+    assert_int_equal(util_raise_nofile(&hard), 0);
+    assert_true(hard == (unsigned long long)rl.rlim_max);
+    struct rlimit now;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &now), 0);
+    assert_true(now.rlim_cur == rl.rlim_max);
+    /* Already at the hard limit: nothing to do, still 0. */
+    assert_int_equal(util_raise_nofile(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_int_accepts_whole_numbers),
         cmocka_unit_test(test_parse_int_refuses_junk_and_range),
         cmocka_unit_test(test_uuid_shape),
+        cmocka_unit_test(test_raise_nofile_to_the_hard_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
