@@ -5,23 +5,37 @@
 -- checkin). Holds are settled at checkout and checkin by hold_capture.sql,
 -- and a returned copy is routed by transits.sql.
 
+-- The loan rule for a patron category, item type and branch: the most
+-- specific matching circ_policy row; NULL when none matches. The hot helpers
+-- here are PL/pgSQL rather than SQL (see library_setting_text, settings.sql):
+-- their plans are kept for the session instead of made again at every call.
 CREATE OR REPLACE FUNCTION circ_rule(p_category text, p_item_type text, p_branch integer)
 RETURNS circ_policy
-LANGUAGE sql STABLE AS $$
-    SELECT * FROM circ_policy
-    WHERE (patron_category IS NULL OR patron_category = p_category)
-      AND (item_type IS NULL OR item_type = p_item_type)
-      AND (branch_id IS NULL OR branch_id = p_branch)
-    ORDER BY (branch_id IS NOT NULL)::int * 4 + (patron_category IS NOT NULL)::int * 2
-             + (item_type IS NOT NULL)::int DESC
-    LIMIT 1
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v circ_policy;
+BEGIN
+    SELECT * INTO v FROM circ_policy c
+    WHERE (c.patron_category IS NULL OR c.patron_category = p_category)
+      AND (c.item_type IS NULL OR c.item_type = p_item_type)
+      AND (c.branch_id IS NULL OR c.branch_id = p_branch)
+    ORDER BY (c.branch_id IS NOT NULL)::int * 4 + (c.patron_category IS NOT NULL)::int * 2
+             + (c.item_type IS NOT NULL)::int DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN v;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION branch_is_open(p_branch integer, p_day date) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM branch_hours h
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM branch_hours h
                    WHERE h.branch_id = p_branch AND h.weekday = extract(isodow FROM p_day))
-       AND NOT EXISTS (SELECT 1 FROM branch_closed c WHERE c.branch_id = p_branch AND c.day = p_day)
+       AND NOT EXISTS (SELECT 1 FROM branch_closed c WHERE c.branch_id = p_branch AND c.day = p_day);
+END
 $$;
 
 -- When a loan made now at p_branch under p_rule falls due. Day loans are due
@@ -164,17 +178,21 @@ CREATE OR REPLACE FUNCTION patron_standing(p_patron bigint, OUT expired boolean,
                                            OUT blocked boolean, OUT balance_cents bigint,
                                            OUT owes boolean, OUT block_threshold_cents bigint,
                                            OUT loans_out integer)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_cents bigint := library_setting_text('block_threshold_cents')::bigint;
+BEGIN
     SELECT p.expires_on < library_today(),
            EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = p.id AND b.lifted_at IS NULL),
            coalesce(pc.balance_cents, 0),
-           coalesce(pc.balance_cents, 0) >= t.cents,
-           t.cents,
+           coalesce(pc.balance_cents, 0) >= v_cents,
+           v_cents,
            coalesce(pc.loans_out, 0)
+    INTO expired, blocked, balance_cents, owes, block_threshold_cents, loans_out
     FROM patron p
     LEFT JOIN patron_circ pc ON pc.patron_id = p.id
-    CROSS JOIN (SELECT library_setting_text('block_threshold_cents')::bigint AS cents) t
-    WHERE p.id = p_patron
+    WHERE p.id = p_patron;
+END
 $$;
 
 -- Why a checkout of p_item to p_patron (p_pc locked, p_open the copy's open
