@@ -214,7 +214,9 @@ DECLARE
     v_held record;
     v_cap integer;
 BEGIN
-    SELECT * INTO v_standing FROM patron_standing(p_patron.id);
+    -- Functions of one row are called as expressions, not as SELECT * FROM f():
+    -- no executor, function scan and tuple store for each call.
+    v_standing := patron_standing(p_patron.id);
     IF v_standing.expired THEN
         v_reasons := v_reasons || 'patron_expired'::text;
         v_messages := v_messages || format('The card expired on %s.', p_patron.expires_on);
@@ -251,7 +253,7 @@ BEGIN
         v_reasons := v_reasons || 'item_not_circulating'::text;
         v_messages := v_messages || format('Items of type %s do not circulate.', p_item.item_type);
     END IF;
-    SELECT * INTO v_held FROM circ_hold_check(p_item, p_patron);
+    v_held := circ_hold_check(p_item, p_patron);
     IF p_open.id IS NOT NULL THEN
         v_reasons := v_reasons || 'item_on_loan'::text;
         v_messages := v_messages || format('%s is checked out to another patron.', p_item.barcode);
@@ -287,6 +289,7 @@ CREATE OR REPLACE FUNCTION circ_make_loan(p_item item, p_patron patron, p_at tim
 LANGUAGE plpgsql AS $$
 DECLARE
     v_loan loan;
+    v_day date;
 BEGIN
     INSERT INTO loan (item_id, patron_id, patron_category, item_type, checkout_at,
                       checkout_branch_id, checkout_staff_id, due_at, override_reason)
@@ -301,9 +304,10 @@ BEGIN
     UPDATE transit SET cancelled_at = clock_timestamp()
     WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
     -- The activity dates (statistics) ride on the write the count needs anyway.
+    v_day := library_local_date(p_at);
     UPDATE patron_circ SET loans_out = loans_out + 1,
-        last_activity_on = greatest(last_activity_on, library_local_date(p_at)),
-        last_borrowed_on = greatest(last_borrowed_on, library_local_date(p_at))
+        last_activity_on = greatest(last_activity_on, v_day),
+        last_borrowed_on = greatest(last_borrowed_on, v_day)
     WHERE patron_id = p_patron.id;
     INSERT INTO patron_type_loans (patron_id, item_type, loans_out)
     VALUES (p_patron.id, p_item.item_type, 1)
@@ -344,7 +348,7 @@ DECLARE
     v_now timestamptz;
     r checkout_result;
 BEGIN
-    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'checkout', p_barcode);
+    v_key := request_begin(p_key, p_staff, 'checkout', p_barcode);
     IF v_key.stored IS NOT NULL THEN
         RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkout_result, v_key.stored);
         RETURN;
@@ -369,8 +373,7 @@ BEGIN
     v_rule := circ_rule(v_patron.category, v_item.item_type, p_branch);
 
     -- Refusals, patron first; all of these may be overridden.
-    SELECT * INTO v_refusals FROM circ_checkout_refusals(v_patron, v_pc, v_item, v_open, v_rule,
-                                                         p_branch);
+    v_refusals := circ_checkout_refusals(v_patron, v_pc, v_item, v_open, v_rule, p_branch);
     v_reasons := v_refusals.reasons;
     v_messages := v_refusals.messages;
 
@@ -441,10 +444,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_rule circ_policy := circ_rule(p_loan.patron_category, p_loan.item_type,
                                     p_loan.checkout_branch_id);
-    v_late integer := library_local_date(p_when) - library_local_date(p_loan.due_at)
-                      - v_rule.grace_days;
+    v_late integer;
     v_fine bigint;
 BEGIN
+    -- No fine by this rule: the local dates (the time zone, read twice) are not needed.
+    IF v_rule.fine_cents_per_day <= 0 THEN
+        RETURN 0;
+    END IF;
+    v_late := library_local_date(p_when) - library_local_date(p_loan.due_at) - v_rule.grace_days;
     IF v_late <= 0 OR v_rule.fine_cents_per_day <= 0 THEN
         RETURN 0;
     END IF;
@@ -482,7 +489,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:returned_at',
             MESSAGE = 'A return cannot be dated in the future.';
     END IF;
-    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'checkin', p_barcode);
+    v_key := request_begin(p_key, p_staff, 'checkin', p_barcode);
     IF v_key.stored IS NOT NULL THEN
         RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkin_result, v_key.stored);
         RETURN;
@@ -532,7 +539,7 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT * INTO v_route FROM circ_checkin_route(v_item, p_branch, p_staff);
+    v_route := circ_checkin_route(v_item, p_branch, p_staff);
     r.route := v_route.route;
     r.hold_id := v_route.hold_id;
     v_message := v_route.message;
@@ -597,7 +604,7 @@ DECLARE
 BEGIN
     reasons := '{}';
     messages := '{}';
-    SELECT * INTO v_standing FROM patron_standing(p_patron.id);
+    v_standing := patron_standing(p_patron.id);
     IF v_standing.expired THEN
         reasons := reasons || 'patron_expired'::text;
         messages := messages || format('The card expired on %s.', p_patron.expires_on);
