@@ -111,7 +111,14 @@ $$;
 
 CREATE OR REPLACE FUNCTION circ_local_text(p_at timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT to_char(p_at AT TIME ZONE library_setting_text('timezone'), 'Dy Mon DD YYYY')
+    SELECT circ_local_text_in(p_at, library_setting_text('timezone'))
+$$;
+
+-- circ_local_text in a time zone the caller read once (as local_text_in,
+-- localtime.sql). STABLE as to_char is, so that it is inlined.
+CREATE OR REPLACE FUNCTION circ_local_text_in(p_at timestamptz, p_tz text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(p_at AT TIME ZONE p_tz, 'Dy Mon DD YYYY')
 $$;
 
 -- End an open loan (returned, lost, claims returned): counters, privacy.
@@ -128,8 +135,13 @@ BEGIN
         -- Privacy: the link to the patron goes unless they chose to keep it.
         patron_id = CASE WHEN v_keep THEN patron_id END
     WHERE id = p_loan.id;
-    PERFORM patron_circ_lock(p_loan.patron_id);
+    -- The update locks the patron_circ row; only a patron without one yet
+    -- needs patron_circ_lock (which makes it).
     UPDATE patron_circ SET loans_out = loans_out - 1 WHERE patron_id = p_loan.patron_id;
+    IF NOT FOUND THEN
+        PERFORM patron_circ_lock(p_loan.patron_id);
+        UPDATE patron_circ SET loans_out = loans_out - 1 WHERE patron_id = p_loan.patron_id;
+    END IF;
     UPDATE patron_type_loans SET loans_out = loans_out - 1
     WHERE patron_id = p_loan.patron_id AND item_type = p_loan.item_type;
 END
@@ -180,9 +192,16 @@ CREATE OR REPLACE FUNCTION patron_standing(p_patron bigint, OUT expired boolean,
                                            OUT loans_out integer)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    v_cents bigint := library_setting_text('block_threshold_cents')::bigint;
+    v_cents bigint;
+    v_today date;
 BEGIN
-    SELECT p.expires_on < library_today(),
+    -- The two settings in one read: the threshold, and the time zone for
+    -- library_today() (settings.sql).
+    SELECT (now() AT TIME ZONE max(s.value) FILTER (WHERE s.name = 'timezone'))::date,
+           (max(s.value) FILTER (WHERE s.name = 'block_threshold_cents'))::bigint
+    INTO v_today, v_cents
+    FROM library_setting s WHERE s.name IN ('timezone', 'block_threshold_cents');
+    SELECT p.expires_on < v_today,
            EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = p.id AND b.lifted_at IS NULL),
            coalesce(pc.balance_cents, 0),
            coalesce(pc.balance_cents, 0) >= v_cents,
@@ -346,6 +365,7 @@ DECLARE
     v_title text;
     v_branch_name text;
     v_now timestamptz;
+    v_tz text;
     r checkout_result;
 BEGIN
     v_key := request_begin(p_key, p_staff, 'checkout', p_barcode);
@@ -415,20 +435,24 @@ BEGIN
 
     r.filled_hold_id := circ_hold_after_checkout(v_item, v_patron, v_loan,
                                                  cardinality(v_reasons) > 0);
-    SELECT b.title INTO v_title FROM bib b WHERE b.id = v_item.bib_id;
-    SELECT b.name INTO v_branch_name FROM branch b WHERE b.id = p_branch;
+    SELECT (SELECT b.title FROM bib b WHERE b.id = v_item.bib_id),
+           (SELECT b.name FROM branch b WHERE b.id = p_branch)
+    INTO v_title, v_branch_name;
+    -- The time zone read once for the due date and the slip's two times
+    -- (library_local_date, circ_local_text).
+    v_tz := library_setting_text('timezone');
     r.loan_id := v_loan.id;
     r.barcode := v_item.barcode;
     r.title := v_title;
     r.due_at := v_loan.due_at;
-    r.due_date := library_local_date(v_loan.due_at);
+    r.due_date := (v_loan.due_at AT TIME ZONE v_tz)::date;
     r.patron_name := patron_short_name(v_patron);
     r.overridden := v_reasons;
     r.loans_out := v_pc.loans_out;
     r.slip := format(E'%s — %s\n%s\n\n%s (card ending %s)\n\n%s\n  %s\n  Due: %s\n',
                      library_setting_text('library_name'), v_branch_name,
-                     circ_local_text(v_now), r.patron_name, right(v_patron.card, 4),
-                     left(v_title, 60), v_item.barcode, circ_local_text(v_loan.due_at));
+                     circ_local_text_in(v_now, v_tz), r.patron_name, right(v_patron.card, 4),
+                     left(v_title, 60), v_item.barcode, circ_local_text_in(v_loan.due_at, v_tz));
     PERFORM request_store(p_key, to_jsonb(r));
     RETURN NEXT r;
 END
