@@ -5,23 +5,37 @@
 -- checkin). Holds are settled at checkout and checkin by hold_capture.sql,
 -- and a returned copy is routed by transits.sql.
 
+-- The loan rule for a patron category, item type and branch: the most
+-- specific matching circ_policy row; NULL when none matches. The hot helpers
+-- here are PL/pgSQL rather than SQL (see library_setting_text, settings.sql):
+-- their plans are kept for the session instead of made again at every call.
 CREATE OR REPLACE FUNCTION circ_rule(p_category text, p_item_type text, p_branch integer)
 RETURNS circ_policy
-LANGUAGE sql STABLE AS $$
-    SELECT * FROM circ_policy
-    WHERE (patron_category IS NULL OR patron_category = p_category)
-      AND (item_type IS NULL OR item_type = p_item_type)
-      AND (branch_id IS NULL OR branch_id = p_branch)
-    ORDER BY (branch_id IS NOT NULL)::int * 4 + (patron_category IS NOT NULL)::int * 2
-             + (item_type IS NOT NULL)::int DESC
-    LIMIT 1
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v circ_policy;
+BEGIN
+    SELECT * INTO v FROM circ_policy c
+    WHERE (c.patron_category IS NULL OR c.patron_category = p_category)
+      AND (c.item_type IS NULL OR c.item_type = p_item_type)
+      AND (c.branch_id IS NULL OR c.branch_id = p_branch)
+    ORDER BY (c.branch_id IS NOT NULL)::int * 4 + (c.patron_category IS NOT NULL)::int * 2
+             + (c.item_type IS NOT NULL)::int DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN v;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION branch_is_open(p_branch integer, p_day date) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM branch_hours h
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM branch_hours h
                    WHERE h.branch_id = p_branch AND h.weekday = extract(isodow FROM p_day))
-       AND NOT EXISTS (SELECT 1 FROM branch_closed c WHERE c.branch_id = p_branch AND c.day = p_day)
+       AND NOT EXISTS (SELECT 1 FROM branch_closed c WHERE c.branch_id = p_branch AND c.day = p_day);
+END
 $$;
 
 -- When a loan made now at p_branch under p_rule falls due. Day loans are due
@@ -97,7 +111,14 @@ $$;
 
 CREATE OR REPLACE FUNCTION circ_local_text(p_at timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT to_char(p_at AT TIME ZONE library_setting_text('timezone'), 'Dy Mon DD YYYY')
+    SELECT circ_local_text_in(p_at, library_setting_text('timezone'))
+$$;
+
+-- circ_local_text in a time zone the caller read once (as local_text_in,
+-- localtime.sql). STABLE as to_char is, so that it is inlined.
+CREATE OR REPLACE FUNCTION circ_local_text_in(p_at timestamptz, p_tz text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(p_at AT TIME ZONE p_tz, 'Dy Mon DD YYYY')
 $$;
 
 -- End an open loan (returned, lost, claims returned): counters, privacy.
@@ -114,8 +135,13 @@ BEGIN
         -- Privacy: the link to the patron goes unless they chose to keep it.
         patron_id = CASE WHEN v_keep THEN patron_id END
     WHERE id = p_loan.id;
-    PERFORM patron_circ_lock(p_loan.patron_id);
+    -- The update locks the patron_circ row; only a patron without one yet
+    -- needs patron_circ_lock (which makes it).
     UPDATE patron_circ SET loans_out = loans_out - 1 WHERE patron_id = p_loan.patron_id;
+    IF NOT FOUND THEN
+        PERFORM patron_circ_lock(p_loan.patron_id);
+        UPDATE patron_circ SET loans_out = loans_out - 1 WHERE patron_id = p_loan.patron_id;
+    END IF;
     UPDATE patron_type_loans SET loans_out = loans_out - 1
     WHERE patron_id = p_loan.patron_id AND item_type = p_loan.item_type;
 END
@@ -164,17 +190,28 @@ CREATE OR REPLACE FUNCTION patron_standing(p_patron bigint, OUT expired boolean,
                                            OUT blocked boolean, OUT balance_cents bigint,
                                            OUT owes boolean, OUT block_threshold_cents bigint,
                                            OUT loans_out integer)
-LANGUAGE sql STABLE AS $$
-    SELECT p.expires_on < library_today(),
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_cents bigint;
+    v_today date;
+BEGIN
+    -- The two settings in one read: the threshold, and the time zone for
+    -- library_today() (settings.sql).
+    SELECT (now() AT TIME ZONE max(s.value) FILTER (WHERE s.name = 'timezone'))::date,
+           (max(s.value) FILTER (WHERE s.name = 'block_threshold_cents'))::bigint
+    INTO v_today, v_cents
+    FROM library_setting s WHERE s.name IN ('timezone', 'block_threshold_cents');
+    SELECT p.expires_on < v_today,
            EXISTS (SELECT 1 FROM patron_block b WHERE b.patron_id = p.id AND b.lifted_at IS NULL),
            coalesce(pc.balance_cents, 0),
-           coalesce(pc.balance_cents, 0) >= t.cents,
-           t.cents,
+           coalesce(pc.balance_cents, 0) >= v_cents,
+           v_cents,
            coalesce(pc.loans_out, 0)
+    INTO expired, blocked, balance_cents, owes, block_threshold_cents, loans_out
     FROM patron p
     LEFT JOIN patron_circ pc ON pc.patron_id = p.id
-    CROSS JOIN (SELECT library_setting_text('block_threshold_cents')::bigint AS cents) t
-    WHERE p.id = p_patron
+    WHERE p.id = p_patron;
+END
 $$;
 
 -- Why a checkout of p_item to p_patron (p_pc locked, p_open the copy's open
@@ -196,7 +233,9 @@ DECLARE
     v_held record;
     v_cap integer;
 BEGIN
-    SELECT * INTO v_standing FROM patron_standing(p_patron.id);
+    -- Functions of one row are called as expressions, not as SELECT * FROM f():
+    -- no executor, function scan and tuple store for each call.
+    v_standing := patron_standing(p_patron.id);
     IF v_standing.expired THEN
         v_reasons := v_reasons || 'patron_expired'::text;
         v_messages := v_messages || format('The card expired on %s.', p_patron.expires_on);
@@ -233,7 +272,7 @@ BEGIN
         v_reasons := v_reasons || 'item_not_circulating'::text;
         v_messages := v_messages || format('Items of type %s do not circulate.', p_item.item_type);
     END IF;
-    SELECT * INTO v_held FROM circ_hold_check(p_item, p_patron);
+    v_held := circ_hold_check(p_item, p_patron);
     IF p_open.id IS NOT NULL THEN
         v_reasons := v_reasons || 'item_on_loan'::text;
         v_messages := v_messages || format('%s is checked out to another patron.', p_item.barcode);
@@ -269,6 +308,7 @@ CREATE OR REPLACE FUNCTION circ_make_loan(p_item item, p_patron patron, p_at tim
 LANGUAGE plpgsql AS $$
 DECLARE
     v_loan loan;
+    v_day date;
 BEGIN
     INSERT INTO loan (item_id, patron_id, patron_category, item_type, checkout_at,
                       checkout_branch_id, checkout_staff_id, due_at, override_reason)
@@ -283,9 +323,10 @@ BEGIN
     UPDATE transit SET cancelled_at = clock_timestamp()
     WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
     -- The activity dates (statistics) ride on the write the count needs anyway.
+    v_day := library_local_date(p_at);
     UPDATE patron_circ SET loans_out = loans_out + 1,
-        last_activity_on = greatest(last_activity_on, library_local_date(p_at)),
-        last_borrowed_on = greatest(last_borrowed_on, library_local_date(p_at))
+        last_activity_on = greatest(last_activity_on, v_day),
+        last_borrowed_on = greatest(last_borrowed_on, v_day)
     WHERE patron_id = p_patron.id;
     INSERT INTO patron_type_loans (patron_id, item_type, loans_out)
     VALUES (p_patron.id, p_item.item_type, 1)
@@ -324,9 +365,10 @@ DECLARE
     v_title text;
     v_branch_name text;
     v_now timestamptz;
+    v_tz text;
     r checkout_result;
 BEGIN
-    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'checkout', p_barcode);
+    v_key := request_begin(p_key, p_staff, 'checkout', p_barcode);
     IF v_key.stored IS NOT NULL THEN
         RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkout_result, v_key.stored);
         RETURN;
@@ -351,8 +393,7 @@ BEGIN
     v_rule := circ_rule(v_patron.category, v_item.item_type, p_branch);
 
     -- Refusals, patron first; all of these may be overridden.
-    SELECT * INTO v_refusals FROM circ_checkout_refusals(v_patron, v_pc, v_item, v_open, v_rule,
-                                                         p_branch);
+    v_refusals := circ_checkout_refusals(v_patron, v_pc, v_item, v_open, v_rule, p_branch);
     v_reasons := v_refusals.reasons;
     v_messages := v_refusals.messages;
 
@@ -394,20 +435,24 @@ BEGIN
 
     r.filled_hold_id := circ_hold_after_checkout(v_item, v_patron, v_loan,
                                                  cardinality(v_reasons) > 0);
-    SELECT b.title INTO v_title FROM bib b WHERE b.id = v_item.bib_id;
-    SELECT b.name INTO v_branch_name FROM branch b WHERE b.id = p_branch;
+    SELECT (SELECT b.title FROM bib b WHERE b.id = v_item.bib_id),
+           (SELECT b.name FROM branch b WHERE b.id = p_branch)
+    INTO v_title, v_branch_name;
+    -- The time zone read once for the due date and the slip's two times
+    -- (library_local_date, circ_local_text).
+    v_tz := library_setting_text('timezone');
     r.loan_id := v_loan.id;
     r.barcode := v_item.barcode;
     r.title := v_title;
     r.due_at := v_loan.due_at;
-    r.due_date := library_local_date(v_loan.due_at);
+    r.due_date := (v_loan.due_at AT TIME ZONE v_tz)::date;
     r.patron_name := patron_short_name(v_patron);
     r.overridden := v_reasons;
     r.loans_out := v_pc.loans_out;
     r.slip := format(E'%s — %s\n%s\n\n%s (card ending %s)\n\n%s\n  %s\n  Due: %s\n',
                      library_setting_text('library_name'), v_branch_name,
-                     circ_local_text(v_now), r.patron_name, right(v_patron.card, 4),
-                     left(v_title, 60), v_item.barcode, circ_local_text(v_loan.due_at));
+                     circ_local_text_in(v_now, v_tz), r.patron_name, right(v_patron.card, 4),
+                     left(v_title, 60), v_item.barcode, circ_local_text_in(v_loan.due_at, v_tz));
     PERFORM request_store(p_key, to_jsonb(r));
     RETURN NEXT r;
 END
@@ -423,10 +468,14 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_rule circ_policy := circ_rule(p_loan.patron_category, p_loan.item_type,
                                     p_loan.checkout_branch_id);
-    v_late integer := library_local_date(p_when) - library_local_date(p_loan.due_at)
-                      - v_rule.grace_days;
+    v_late integer;
     v_fine bigint;
 BEGIN
+    -- No fine by this rule: the local dates (the time zone, read twice) are not needed.
+    IF v_rule.fine_cents_per_day <= 0 THEN
+        RETURN 0;
+    END IF;
+    v_late := library_local_date(p_when) - library_local_date(p_loan.due_at) - v_rule.grace_days;
     IF v_late <= 0 OR v_rule.fine_cents_per_day <= 0 THEN
         RETURN 0;
     END IF;
@@ -464,7 +513,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'field:returned_at',
             MESSAGE = 'A return cannot be dated in the future.';
     END IF;
-    SELECT * INTO v_key FROM request_begin(p_key, p_staff, 'checkin', p_barcode);
+    v_key := request_begin(p_key, p_staff, 'checkin', p_barcode);
     IF v_key.stored IS NOT NULL THEN
         RETURN QUERY SELECT * FROM jsonb_populate_record(NULL::checkin_result, v_key.stored);
         RETURN;
@@ -514,7 +563,7 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT * INTO v_route FROM circ_checkin_route(v_item, p_branch, p_staff);
+    v_route := circ_checkin_route(v_item, p_branch, p_staff);
     r.route := v_route.route;
     r.hold_id := v_route.hold_id;
     v_message := v_route.message;
@@ -579,7 +628,7 @@ DECLARE
 BEGIN
     reasons := '{}';
     messages := '{}';
-    SELECT * INTO v_standing FROM patron_standing(p_patron.id);
+    v_standing := patron_standing(p_patron.id);
     IF v_standing.expired THEN
         reasons := reasons || 'patron_expired'::text;
         messages := messages || format('The card expired on %s.', p_patron.expires_on);

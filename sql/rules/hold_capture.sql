@@ -120,13 +120,14 @@ DECLARE
     v_first hold;
     v_local hold;
     v_choice hold;
-    v_max integer := library_setting_text('hold_max_skips')::integer;
+    v_max integer;
     v_now timestamptz;
 BEGIN
     IF NOT item_can_fill_holds(p_item)
        OR NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_item.bib_id AND status = 'waiting') THEN
         RETURN NULL;
     END IF;
+    v_max := library_setting_text('hold_max_skips')::integer;
     PERFORM 1 FROM bib WHERE id = p_item.bib_id FOR UPDATE;
     SELECT * INTO v_first FROM hold x
     WHERE x.bib_id = p_item.bib_id AND hold_eligible(x) AND (x.item_id IS NULL OR x.item_id = p_item.id)

@@ -22,9 +22,12 @@ LANGUAGE sql STABLE AS $$
        AND (h.not_needed_after IS NULL OR h.not_needed_after >= library_today())
 $$;
 
+-- PL/pgSQL for its kept plan (see library_setting_text, settings.sql).
 CREATE OR REPLACE FUNCTION item_can_fill_holds(i item) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT t.circulates FROM item_type t WHERE t.code = i.item_type), false)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT t.circulates FROM item_type t WHERE t.code = i.item_type), false);
+END
 $$;
 
 -- Give every eligible waiting hold of a title that has no copy in view one

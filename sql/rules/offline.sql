@@ -24,8 +24,11 @@ BEGIN
 END
 $$;
 
+-- The WHEN clause tests the stamp too: a change that sets it (a checkout)
+-- costs no call of the function.
 CREATE OR REPLACE TRIGGER item_status_stamp BEFORE UPDATE OF status ON item
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                       AND OLD.status_changed_at IS NOT DISTINCT FROM NEW.status_changed_at)
     EXECUTE FUNCTION item_status_stamp();
 
 -- ---------------------------------------------------------------- the rules

@@ -53,12 +53,15 @@ $$;
 
 -- The patron a card (or id) names today: an unmerged record with that card,
 -- or the record a merged card now belongs to. NULL if none.
+-- PL/pgSQL for its kept plan (see library_setting_text, settings.sql).
 CREATE OR REPLACE FUNCTION patron_resolve(p_card text, p_id bigint) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce(
         (SELECT p.id FROM patron p WHERE p.card = p_card AND p.merged_into IS NULL),
         (SELECT pc.patron_id FROM patron_card pc WHERE pc.card = p_card),
-        (SELECT coalesce(p.merged_into, p.id) FROM patron p WHERE p.id = p_id))
+        (SELECT coalesce(p.merged_into, p.id) FROM patron p WHERE p.id = p_id));
+END
 $$;
 
 -- patron_resolve, or CR404 naming what was looked for.

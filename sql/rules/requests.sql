@@ -55,8 +55,13 @@ BEGIN
 END
 $$;
 
+-- PL/pgSQL for its kept plan (see library_setting_text, settings.sql).
 CREATE OR REPLACE FUNCTION request_store(p_key uuid, p_result jsonb) RETURNS void
-LANGUAGE sql AS $$ UPDATE request_log SET result = p_result WHERE key = p_key $$;
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE request_log SET result = p_result WHERE key = p_key;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION request_log_expire() RETURNS integer
 LANGUAGE sql AS $$

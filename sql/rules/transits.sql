@@ -124,7 +124,7 @@ BEGIN
         PERFORM hold_retarget(p_item.bib_id);
         RETURN;
     END IF;
-    SELECT * INTO v FROM circ_route(p_item, p_branch, p_staff);
+    v := circ_route(p_item, p_branch, p_staff);
     route := v.route;
     destination := v.destination;
     IF v.route = 'shelf' THEN

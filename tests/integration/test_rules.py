@@ -387,5 +387,64 @@ class Renew(RuleTest):
                                         lit(barcode)), "CR404", "not_on_loan")
 
 
+class Helpers(RuleTest):
+    """The helpers every checkout and checkin calls, made faster (docs/CIRCULATION.md,
+    Performance) with the same answers."""
+
+    def test_the_hot_helpers_keep_their_plans(self):
+        # A SQL function with a FROM is planned again at every call; PL/pgSQL keeps
+        # its plans for the session. These run several times per checkout.
+        hot = ["library_setting_text", "circ_rule", "branch_is_open", "patron_standing",
+               "patron_resolve", "request_store", "item_can_fill_holds"]
+        langs = self.rows("SELECT p.proname, l.lanname FROM pg_proc p"
+                          " JOIN pg_language l ON l.oid = p.prolang"
+                          " WHERE p.proname = ANY (%s)" % lit("{%s}" % ",".join(hot)))
+        self.assertEqual(sorted((r["proname"], r["lanname"]) for r in langs),
+                         sorted((name, "plpgsql") for name in hot))
+
+    def test_no_loan_rule_is_null(self):
+        self.q("DELETE FROM circ_policy")
+        self.assertEqual(self.q("SELECT circ_rule('adult', 'book', %d) IS NULL"
+                                " AND (circ_rule('adult', 'book', %d)).max_loans IS NULL"
+                                % (ids["DWN"], ids["DWN"])), "t")
+        self.assertEqual(self.q("SELECT count(*) FROM circ_rule('adult', NULL, %d) r"
+                                " WHERE r.id IS NULL" % ids["DWN"]), "1")
+
+    def test_the_standing_of_no_patron_is_empty(self):
+        r = self.one("SELECT * FROM patron_standing(-1)")
+        self.assertEqual(set(r.values()), {None})
+
+    def test_the_standing_reads_the_threshold_and_the_library_day(self):
+        card = self.patron()
+        self.q("UPDATE library_setting SET value = '0' WHERE name = 'block_threshold_cents'")
+        self.q("UPDATE patron SET expires_on = library_today() - 1 WHERE card = %s" % lit(card))
+        r = self.one("SELECT s.* FROM patron p, patron_standing(p.id) s WHERE p.card = %s"
+                     % lit(card))
+        self.assertEqual((r["expired"], r["owes"], r["block_threshold_cents"]), (True, True, 0))
+
+    def test_the_slip_and_due_date_are_in_the_library_time_zone(self):
+        self.q("UPDATE library_setting SET value = 'Pacific/Kiritimati' WHERE name = 'timezone'")
+        card = self.patron()
+        barcode = self.copy(self.bib())
+        r = self.checkout(card, barcode)
+        self.assertEqual(self.q("SELECT %s = library_local_date(due_at)::text"
+                                " AND position(circ_local_text(due_at) IN %s) > 0"
+                                " AND position(circ_local_text(checkout_at) IN %s) > 0"
+                                " FROM loan WHERE id = %d"
+                                % (lit(r["due_date"]), lit(r["slip"]), lit(r["slip"]),
+                                   r["loan_id"])), "t")
+
+    def test_a_checkout_keeps_its_status_stamp_and_a_checkin_stamps_its_own(self):
+        card = self.patron()
+        barcode = self.copy(self.bib())
+        loan = self.checkout(card, barcode)["loan_id"]
+        stamp = "(SELECT status_changed_at FROM item WHERE barcode = %s)" % lit(barcode)
+        self.assertEqual(self.q("SELECT %s = checkout_at FROM loan WHERE id = %d"
+                                % (stamp, loan)), "t")
+        self.checkin(barcode)
+        self.assertEqual(self.q("SELECT %s >= returned_at FROM loan WHERE id = %d"
+                                % (stamp, loan)), "t")
+
+
 if __name__ == "__main__":
     harness.main()
