@@ -74,8 +74,13 @@ static void conn_tick_cb(uv_timer_t *t)
         conn_close(c, "handshake timeout");
         return;
     }
-    if (!c->session.authenticated &&
-        now - c->accepted_at >= (uint64_t)cfg->login_timeout_s * 1000) {
+    /* A login refused with retry_after_ms has a new deadline from the time it was told
+     * to come back (login_from); one whose password is being checked keeps its
+     * connection until the answer: it was admitted to finish in time, and the work
+     * is half done (auth.c, login_queue_refuse). */
+    uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
+    if (!c->session.authenticated && c->login_work == NULL && now >= from &&
+        now - from >= (uint64_t)cfg->login_timeout_s * 1000) {
         log_info(c->id, "closing %s: no login within %ld s", c->peer, cfg->login_timeout_s);
         conn_close_after_flush(c, "login timeout");
         return;
