@@ -186,15 +186,17 @@ static void conn_on_open(channel_t *ch)
 {
     conn_t *c = ch->data;
     int cn = tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn));
+    /* "resumed": the client offered a session of ours (tls.c): no certificates sent. */
+    const char *resumed = tlsio_resumed(&ch->tls) ? ", resumed" : "";
     if (cn > 0) {
-        log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer, tlsio_version(&ch->tls),
-                 c->cert_cn);
+        log_info(c->id, "TLS from %s (%s, client certificate %s%s)", c->peer,
+                 tlsio_version(&ch->tls), c->cert_cn, resumed);
     } else if (cn < 0) {
         /* Taken as no certificate, it would let the client name any workstation. */
         log_warn(c->id, "closing %s: its client certificate has no usable common name", c->peer);
         conn_close(c, "client certificate without a usable common name");
     } else {
-        log_info(c->id, "TLS from %s (%s)", c->peer, tlsio_version(&ch->tls));
+        log_info(c->id, "TLS from %s (%s%s)", c->peer, tlsio_version(&ch->tls), resumed);
     }
 }
 
