@@ -104,19 +104,27 @@ static void tls_verify_host(SSL *ssl, char *out, size_t outlen)
     OPENSSL_free(ip);
 }
 
-/* A new session (a TLS 1.3 ticket arrives after the handshake): keep it. */
+/*
+ * A new session (a TLS 1.3 ticket arrives after the handshake): keep a copy.
+ * Not the session itself: OpenSSL marks a connection's session not resumable
+ * when the connection ends without our close_notify (the server closed it, the
+ * network failed), which is exactly when a desk reconnects.
+ */
 static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     char host[sizeof(tls_saved_host)];
     tls_verify_host(ssl, host, sizeof(host));
     if (host[0] == '\0' || !SSL_SESSION_is_resumable(sess))
         return 0;
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy == NULL)
+        return 0; /* no resumption next time: a full handshake */
     pthread_mutex_lock(&tls_saved_lock);
     SSL_SESSION_free(tls_saved);
-    tls_saved = sess;
+    tls_saved = copy;
     snprintf(tls_saved_host, sizeof(tls_saved_host), "%s", host);
     pthread_mutex_unlock(&tls_saved_lock);
-    return 1; /* the reference is ours */
+    return 0; /* the library keeps its own reference */
 }
 
 /* Offer the saved session to a new connection to the same host. */
