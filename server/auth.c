@@ -667,8 +667,9 @@ static bool login_fields_ok(request_t *req)
  * among the workers, times one check's measured duration) would pass its
  * connection's login deadline, instead of letting the deadline close the
  * connection after it waited for nothing. The refusal moves the connection's
- * login deadline: it counts login_timeout_s again from retry_after_ms later, so
- * a client that retries on the same connection when told has a whole window.
+ * login deadline: it counts login_timeout_s again from retry_after_ms later (or
+ * from the retry's arrival, if later), so a client that retries on the same
+ * connection when told has a whole window.
  * Refusals are spaced (password_retry_after): logins refused together come back
  * one after another at the rate the queue drains.
  */
@@ -707,6 +708,10 @@ static bool login_queue_refuse(request_t *req)
     int ahead = password_queue_ahead(q) + login_password_logins_ahead(srv);
     uint64_t wait = password_wait_ms(ahead, q->workers, password_job_ms(q));
     uint64_t now = uv_now(srv->loop);
+    /* Told to come back: a whole window from the retry's arrival, so that the
+     * client's jitter (or a slow network) does not eat into it. */
+    if (c->login_from != 0 && now > c->login_from)
+        c->login_from = now;
     uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
     uint64_t deadline = from + (uint64_t)srv->cfg.login_timeout_s * 1000;
     if (password_queue_full(q)) {

@@ -160,14 +160,15 @@ class Storm(unittest.TestCase):
             d.stop()
 
     def test_carrel_retries_until_logged_in(self):
-        """The carrel client, refused while the queue is past the deadline, tells the
-        person it waits, logs in when told, and the command succeeds."""
-        d = env.daemon(login_timeout_s=1, **SLOW)
+        """The carrel client, refused while the password queue is full (two checks at
+        most here), tells the person it waits, logs in when told, and the command
+        succeeds."""
+        d = env.daemon(password_queue_max=2, **SLOW)
         try:
             start = threading.Event()
             log = queue.Queue()
             crowd = threading.Thread(target=harness.run_parallel, args=(
-                desk_logs_in, [(d, "storm%d" % i, start, log) for i in range(24)]))
+                desk_logs_in, [(d, "storm%d" % i, start, log) for i in range(16)]))
             crowd.start()
             start.set()
             time.sleep(0.3)  # the crowd's logins are queued
