@@ -718,7 +718,10 @@ static bool login_queue_refuse(request_t *req)
         login_refuse_busy(req, wait, "password checks queue full");
         return true;
     }
-    if (now + wait <= deadline)
+    /* One that would start at once goes ahead whatever its check costs: when one
+     * check takes longer than the login window (a loaded machine), retrying could
+     * never help, and once queued its check keeps the connection (conn.c). */
+    if (now + wait <= deadline || ahead < q->workers)
         return false;
     login_refuse_busy(req, wait, "expected to wait past the login deadline");
     return true;
