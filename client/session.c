@@ -257,8 +257,10 @@ uint32_t client_retry_delay_ms(int attempt, uint32_t retry_after_ms, double r)
 {
     if (r < 0 || r >= 1)
         r = 0;
-    if (retry_after_ms > 0)
-        return retry_after_ms + (uint32_t)(r * (double)(retry_after_ms / 10));
+    if (retry_after_ms > 0) {
+        uint32_t spread = retry_after_ms / 10 < 1000 ? retry_after_ms / 10 : 1000;
+        return retry_after_ms + (uint32_t)(r * (double)spread);
+    }
     uint32_t d = CLIENT_BACKOFF_FIRST_MS;
     for (int i = 0; i < attempt && d < CLIENT_BACKOFF_MAX_MS; i++)
         d *= 2;

@@ -99,8 +99,9 @@ void client_sleep(client_t *cl, uint64_t ms);
 /*
  * Pure: how long to wait before retry number `attempt` (0 for the first) of a
  * request refused as busy (PROTOCOL.md, "Retrying"). With the server's
- * retry_after_ms (non-zero): that, plus up to a tenth more at random so that
- * desks told the same time do not come back in the same millisecond. Without:
+ * retry_after_ms (non-zero): that, plus up to a tenth more (at most 1 s) at
+ * random so that desks told the same time do not come back in the same
+ * millisecond; the server allows a fifth. Without:
  * exponential backoff, 500 ms doubling up to 8 s, half of it fixed and half at
  * random ("equal jitter"). `r` is a random number in [0, 1).
  */

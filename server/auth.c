@@ -667,9 +667,9 @@ static bool login_fields_ok(request_t *req)
  * among the workers, times one check's measured duration) would pass its
  * connection's login deadline, instead of letting the deadline close the
  * connection after it waited for nothing. The refusal moves the connection's
- * login deadline: it counts login_timeout_s again from retry_after_ms later (or
- * from the retry's arrival, if later), so a client that retries on the same
- * connection when told has a whole window.
+ * login deadline: it counts login_timeout_s again from retry_after_ms and a
+ * fifth later (or from the retry's arrival, if later), so a client that retries
+ * on the same connection when told, with its jitter, has a whole window.
  * Refusals are spaced (password_retry_after): logins refused together come back
  * one after another at the rate the queue drains.
  */
@@ -688,7 +688,8 @@ static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
     conn_t *c = req->conn;
     uint64_t window = (uint64_t)srv->cfg.login_timeout_s * 1000;
     uint32_t after = password_retry_after(&srv->passwords, wait_ms, window);
-    c->login_from = uv_now(srv->loop) + after;
+    /* A fifth more: room for the client's jitter (PROTOCOL.md, "Retrying"). */
+    c->login_from = uv_now(srv->loop) + after + after / 5;
     log_info(c->id, "login for %s from %s refused: %s (about %llu ms); retry in %u ms",
              req->msg->login->username, c->peer, why, (unsigned long long)wait_ms, after);
     req->resp.has_retry_after_ms = 1;

@@ -204,6 +204,8 @@ static void test_client_follows_retry_after(void **state)
     /* Jitter: at most a tenth more. */
     assert_int_equal(client_retry_delay_ms(3, 1500, 0.999999), 1500 + 149);
     assert_int_equal(client_retry_delay_ms(7, 100, 0.5), 105);
+    /* ... and at most a second. */
+    assert_int_equal(client_retry_delay_ms(0, 30000, 0.5), 30500);
 }
 
 static void test_client_backoff(void **state)
