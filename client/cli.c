@@ -588,8 +588,8 @@ static void cli_login_waiting(const cli_t *cli, uint32_t ms, int attempt, const 
 {
     if (cli->quiet)
         return;
-    fprintf(stderr, "carrel: %s; logging in again in %u.%u s (attempt %d of %d)\n", why,
-            ms / 1000, ms % 1000 / 100, attempt + 2, CLI_LOGIN_RETRIES + 1);
+    fprintf(stderr, "carrel: %s; logging in again in %u.%u s (attempt %d of %d)\n", why, ms / 1000,
+            ms % 1000 / 100, attempt + 2, CLI_LOGIN_RETRIES + 1);
 }
 
 /* Connect again after the server closed the connection while we waited. */

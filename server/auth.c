@@ -569,8 +569,8 @@ static void login_check_password(request_t *req, const char *hash)
     if (rc == PASSWORD_QUEUE_FULL) {
         login_end(req, false, false);
         password_queue_t *q = &req->srv->passwords;
-        login_refuse_busy(req, password_wait_ms(password_queue_ahead(q), q->workers,
-                                                password_job_ms(q)),
+        login_refuse_busy(req,
+                          password_wait_ms(password_queue_ahead(q), q->workers, password_job_ms(q)),
                           "password checks queue full");
     } else if (rc != 0) {
         login_end(req, false, false);
@@ -765,8 +765,8 @@ static login_admit_t login_admit(request_t *req)
         return LOGIN_ADMIT_WAIT;
     if (!st->by_token && password_queue_full(&srv->passwords)) {
         password_queue_t *q = &srv->passwords;
-        login_refuse_busy(req, password_wait_ms(password_queue_ahead(q), q->workers,
-                                                password_job_ms(q)),
+        login_refuse_busy(req,
+                          password_wait_ms(password_queue_ahead(q), q->workers, password_job_ms(q)),
                           "password checks queue full");
         return LOGIN_ADMIT_ANSWERED;
     }

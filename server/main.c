@@ -348,8 +348,8 @@ int main(int argc, char **argv)
      * every login. The pool starts on first use, so setting this here is
      * early enough; IT can still override it.
      */
-    long pw_workers = srv.cfg.password_workers > 0 ? srv.cfg.password_workers
-                                                   : password_default_workers();
+    long pw_workers =
+        srv.cfg.password_workers > 0 ? srv.cfg.password_workers : password_default_workers();
     char pool_size[24];
     snprintf(pool_size, sizeof(pool_size), "%ld", pw_workers + 6 > 128 ? 128 : pw_workers + 6);
     setenv("UV_THREADPOOL_SIZE", pool_size, 0);
