@@ -421,6 +421,8 @@ void cli_forget_password(cli_t *cli)
         password_free(cli->password);
         cli->password = NULL;
     }
+    OPENSSL_cleanse(cli->token, sizeof(cli->token));
+    cli->token_user[0] = '\0';
 }
 
 /*
@@ -561,6 +563,47 @@ static void cli_session_save(const cli_t *cli, const Carrel__LoginReply *r)
     free(path);
 }
 
+/*
+ * Logins the server is too busy for (UNAVAILABLE `password_queue`: the
+ * password checks ahead would pass the login deadline; `overloaded`) are sent
+ * again on the same connection after the server's retry_after_ms, or with
+ * exponential backoff and jitter without one (client_retry_delay_ms); a
+ * connection closed meanwhile is opened again (resuming its TLS session). At
+ * most CLI_LOGIN_RETRIES times and CLI_LOGIN_WAIT_MAX_MS of waiting in all:
+ * then the refusal is the answer. The person at the desk is told each time.
+ */
+#define CLI_LOGIN_RETRIES     12
+#define CLI_LOGIN_WAIT_MAX_MS (5u * 60 * 1000)
+/* A login may wait for its turn at the password checks up to the server's
+ * login deadline (login_timeout_s, 30 s by default): wait longer than that. */
+#define CLI_LOGIN_EXTRA_MS 30000u
+
+static bool cli_login_busy(const Carrel__Response *r)
+{
+    return r->status == CARREL__STATUS__STATUS_UNAVAILABLE && r->reason &&
+           (strcmp(r->reason, "password_queue") == 0 || strcmp(r->reason, "overloaded") == 0);
+}
+
+static void cli_login_waiting(const cli_t *cli, uint32_t ms, int attempt, const char *why)
+{
+    if (cli->quiet)
+        return;
+    fprintf(stderr, "carrel: %s; logging in again in %u.%u s (attempt %d of %d)\n", why, ms / 1000,
+            ms % 1000 / 100, attempt + 2, CLI_LOGIN_RETRIES + 1);
+}
+
+/* Connect again after the server closed the connection while we waited. */
+static int cli_reopen(cli_t *cli)
+{
+    client_close(&cli->conn);
+    client_target_t t = cli_target(cli);
+    if (client_open(&cli->conn, &t) != 0) {
+        cli->connected = false;
+        return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+    }
+    return EXIT_OK;
+}
+
 /* Send a Login; the raw response (any status) in *out, or an exit code for no answer. */
 static int cli_send_login(cli_t *cli, const char *password, const char *token, bool want_token,
                           Carrel__Response **out)
@@ -577,10 +620,40 @@ static int cli_send_login(cli_t *cli, const char *password, const char *token, b
     }
     req.body_case = CARREL__REQUEST__BODY_LOGIN;
     req.login = &l;
-    *out = NULL;
-    if (client_call(&cli->conn, &req, out) != 0)
-        return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
-    return EXIT_OK;
+    uint64_t waited = 0;
+    for (int attempt = 0;; attempt++) {
+        *out = NULL;
+        uint64_t timeout = cli->conn.timeout_ms;
+        cli->conn.timeout_ms = timeout + CLI_LOGIN_EXTRA_MS;
+        int rc = client_call(&cli->conn, &req, out);
+        cli->conn.timeout_ms = timeout;
+        bool closed = rc != 0 && cli->conn.closed && !cli->conn.timed_out;
+        bool busy = rc == 0 && cli_login_busy(*out);
+        if (rc != 0 && !closed)
+            return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+        uint32_t after = busy && (*out)->has_retry_after_ms ? (*out)->retry_after_ms : 0;
+        uint32_t delay = client_retry_delay_ms(attempt, after, client_random_unit());
+        if ((!busy && !closed) || attempt >= CLI_LOGIN_RETRIES ||
+            waited + delay > CLI_LOGIN_WAIT_MAX_MS) {
+            if (closed)
+                return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+            return EXIT_OK; /* the answer, busy or not */
+        }
+        cli_login_waiting(cli, delay, attempt,
+                          busy ? "the server is busy checking other logins"
+                               : "the connection closed while logging in");
+        if (*out) {
+            carrel__response__free_unpacked(*out, NULL);
+            *out = NULL;
+        }
+        client_sleep(&cli->conn, delay);
+        waited += delay;
+        if (cli->conn.closed) {
+            int code = cli_reopen(cli);
+            if (code != EXIT_OK)
+                return code;
+        }
+    }
 }
 
 static void cli_logged_in(cli_t *cli, Carrel__Response *r)
@@ -591,18 +664,14 @@ static void cli_logged_in(cli_t *cli, Carrel__Response *r)
 }
 
 /*
- * Log in with the saved session. Returns EXIT_OK when logged in, -1 when
- * there is no usable saved session (or the server says it has ended: the
- * file is removed), or another exit code after a refusal that was printed.
+ * Log in with a session token. Returns EXIT_OK when logged in, -1 when the
+ * server says the session has ended, or another exit code after a refusal
+ * that was printed.
  */
-static int cli_login_saved(cli_t *cli)
+static int cli_login_token(cli_t *cli, const char *token)
 {
-    cli_saved_t saved;
-    if (!cli_session_load(cli, &saved))
-        return -1;
     Carrel__Response *r = NULL;
-    int code = cli_send_login(cli, NULL, saved.token, false, &r);
-    OPENSSL_cleanse(&saved, sizeof(saved));
+    int code = cli_send_login(cli, NULL, token, false, &r);
     if (code != EXIT_OK)
         return code;
     if (r->status == CARREL__STATUS__STATUS_OK) {
@@ -617,8 +686,52 @@ static int cli_login_saved(cli_t *cli)
         return code == EXIT_SERVER ? EXIT_AUTH : code;
     }
     carrel__response__free_unpacked(r, NULL);
-    cli_session_forget(cli);
     return -1;
+}
+
+/*
+ * Log in with the saved session. Returns EXIT_OK when logged in, -1 when
+ * there is no usable saved session (or the server says it has ended: the
+ * file is removed), or another exit code after a refusal that was printed.
+ */
+static int cli_login_saved(cli_t *cli)
+{
+    cli_saved_t saved;
+    if (!cli_session_load(cli, &saved))
+        return -1;
+    int code = cli_login_token(cli, saved.token);
+    OPENSSL_cleanse(&saved, sizeof(saved));
+    if (code == -1)
+        cli_session_forget(cli);
+    return code;
+}
+
+/*
+ * Desk mode's token from its last password login: a reconnect logs in with it
+ * (no Argon2 check, so a branch's desks coming back together do not queue for
+ * the password checks). -1 when there is none for this user or it has ended.
+ */
+static int cli_login_kept(cli_t *cli)
+{
+    if (!cli->keep_password || cli->token[0] == '\0' ||
+        strcmp(cli->token_user, cli->profile.user) != 0)
+        return -1;
+    int code = cli_login_token(cli, cli->token);
+    if (code == -1) {
+        OPENSSL_cleanse(cli->token, sizeof(cli->token));
+        cli->token_user[0] = '\0';
+    }
+    return code;
+}
+
+/* Keep desk mode's token in memory (see cli_login_kept). */
+static void cli_keep_token(cli_t *cli, const Carrel__LoginReply *r)
+{
+    if (!cli->keep_password || r->session_token == NULL ||
+        strlen(r->session_token) >= sizeof(cli->token))
+        return;
+    util_strlcpy(cli->token, r->session_token, sizeof(cli->token));
+    util_strlcpy(cli->token_user, cli->profile.user, sizeof(cli->token_user));
 }
 
 client_target_t cli_target(const cli_t *cli)
@@ -649,6 +762,9 @@ int cli_connect(cli_t *cli, bool login)
     if (cli->profile.workstation == NULL || cli->profile.user == NULL)
         return cli_fail(cli, EXIT_USAGE, "the profile must name a workstation and a user");
     bool keep = cli_session_wanted(cli);
+    int kept = cli_login_kept(cli);
+    if (kept != -1)
+        return kept;
     if (keep) {
         int saved = cli_login_saved(cli);
         if (saved != -1)
@@ -661,7 +777,7 @@ int cli_connect(cli_t *cli, bool login)
     if (cli->keep_password)
         cli->password = pw;
     Carrel__Response *r = NULL;
-    code = cli_send_login(cli, pw, NULL, keep, &r);
+    code = cli_send_login(cli, pw, NULL, keep || cli->keep_password, &r);
     if (pw != cli->password)
         password_free(pw);
     if (code != EXIT_OK)
@@ -675,6 +791,7 @@ int cli_connect(cli_t *cli, bool login)
     cli_logged_in(cli, r);
     if (keep)
         cli_session_save(cli, r->login);
+    cli_keep_token(cli, r->login);
     return EXIT_OK;
 }
 

@@ -44,6 +44,11 @@ typedef struct cli {
      * cli_connect keeps the password here (wiped by cli_forget_password). */
     bool keep_password;
     char *password;
+    /* With keep_password, the session token of the last password login (for
+     * user token_user), kept in memory only: a reconnect logs in with it and
+     * no Argon2 check (wiped by cli_forget_password). */
+    char token[80];
+    char token_user[40];
     /* The key of the command's first keyed change, from --request-key or
      * made up (into generated_key) when the first one is sent; the n-th
      * further one uses it plus n (cli_next_request_key). */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "tls.h"
 
 struct client_inbox {
@@ -234,6 +236,45 @@ int client_call(client_t *cl, Carrel__Request *req, Carrel__Response **resp)
     if (id == 0)
         return -1;
     return client_wait(cl, id, resp);
+}
+
+void client_sleep(client_t *cl, uint64_t ms)
+{
+    if (!cl->loop_ready) {
+        uv_sleep((unsigned)ms);
+        return;
+    }
+    cl->timed_out = false;
+    uv_timer_start(&cl->timer, client_timeout_cb, ms, 0);
+    while (!cl->timed_out)
+        uv_run(&cl->loop, UV_RUN_ONCE);
+}
+
+#define CLIENT_BACKOFF_FIRST_MS 500u
+#define CLIENT_BACKOFF_MAX_MS   8000u
+
+uint32_t client_retry_delay_ms(int attempt, uint32_t retry_after_ms, double r)
+{
+    if (r < 0 || r >= 1)
+        r = 0;
+    if (retry_after_ms > 0) {
+        uint32_t spread = retry_after_ms / 10 < 1000 ? retry_after_ms / 10 : 1000;
+        return retry_after_ms + (uint32_t)(r * (double)spread);
+    }
+    uint32_t d = CLIENT_BACKOFF_FIRST_MS;
+    for (int i = 0; i < attempt && d < CLIENT_BACKOFF_MAX_MS; i++)
+        d *= 2;
+    if (d > CLIENT_BACKOFF_MAX_MS)
+        d = CLIENT_BACKOFF_MAX_MS;
+    return d / 2 + (uint32_t)(r * (double)(d / 2));
+}
+
+double client_random_unit(void)
+{
+    uint32_t x = 0;
+    if (RAND_bytes((unsigned char *)&x, sizeof(x)) != 1)
+        x = (uint32_t)uv_hrtime(); /* jitter only: any spread will do */
+    return (double)x / 4294967296.0;
 }
 
 void client_run_once(client_t *cl)

@@ -91,6 +91,24 @@ int client_poll(client_t *cl, uint64_t id, Carrel__Response **resp);
  * started again.
  */
 uv_loop_t *client_loop(client_t *cl);
+/*
+ * Wait ms while the loop runs (the connection keeps answering TLS and takes
+ * pushed events), e.g. before retrying a login the server was too busy for.
+ */
+void client_sleep(client_t *cl, uint64_t ms);
+/*
+ * Pure: how long to wait before retry number `attempt` (0 for the first) of a
+ * request refused as busy (PROTOCOL.md, "Retrying"). With the server's
+ * retry_after_ms (non-zero): that, plus up to a tenth more (at most 1 s) at
+ * random so that desks told the same time do not come back in the same
+ * millisecond; the server allows a fifth. Without:
+ * exponential backoff, 500 ms doubling up to 8 s, half of it fixed and half at
+ * random ("equal jitter"). `r` is a random number in [0, 1).
+ */
+uint32_t client_retry_delay_ms(int attempt, uint32_t retry_after_ms, double r);
+/* A random number in [0, 1) for client_retry_delay_ms. */
+double client_random_unit(void);
+
 /* Drop the connection now, e.g. when an answer is overdue; `why` goes to cl->error. */
 void client_abort(client_t *cl, const char *why);
 void client_close(client_t *cl);

@@ -1,6 +1,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,19 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const c
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* An idle connection then holds no 16 KiB+ record buffers (issue 8, item 28). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /*
+     * Session resumption: a desk that reconnects (a network blip, a branch's
+     * desks at opening time) skips the certificate exchange and its signature.
+     * TLS 1.3 uses tickets (on by default, encrypted with keys random to this
+     * process), TLS 1.2 the session cache. A context id is required once client
+     * certificates are verified, else OpenSSL refuses every resumption; a
+     * resumed session keeps the verified client certificate (tlsio_peer_cn).
+     */
+    static const unsigned char sid_ctx[] = "carreld";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(ctx, 8192);
+    SSL_CTX_set_timeout(ctx, TLS_SESSION_LIFETIME_S);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         char what[300];
         snprintf(what, sizeof(what), "cannot load server certificate %s", cert_file);
@@ -69,6 +83,66 @@ fail:
     return NULL;
 }
 
+/*
+ * The client's saved session: one per process, for the host it was made with
+ * (the name or address the server's certificate was verified against), offered
+ * by every later connection to that host (tlsio_init): desk mode's reconnects,
+ * carrel-bench's desks. Guarded by a lock: a program may connect from several
+ * threads. The reference is held until the process ends (reachable, no leak).
+ */
+static pthread_mutex_t tls_saved_lock = PTHREAD_MUTEX_INITIALIZER;
+static SSL_SESSION *tls_saved;
+static char tls_saved_host[256];
+
+/* The host a client connection verifies the server against, or "". */
+static void tls_verify_host(SSL *ssl, char *out, size_t outlen)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    const char *host = X509_VERIFY_PARAM_get0_host(param, 0);
+    char *ip = host ? NULL : X509_VERIFY_PARAM_get1_ip_asc(param);
+    snprintf(out, outlen, "%s", host ? host : ip ? ip : "");
+    OPENSSL_free(ip);
+}
+
+/*
+ * A new session (a TLS 1.3 ticket arrives after the handshake): keep a copy.
+ * Not the session itself: OpenSSL marks a connection's session not resumable
+ * when the connection ends without our close_notify (the server closed it, the
+ * network failed), which is exactly when a desk reconnects.
+ */
+static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    char host[sizeof(tls_saved_host)];
+    tls_verify_host(ssl, host, sizeof(host));
+    if (host[0] == '\0' || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy == NULL)
+        return 0; /* no resumption next time: a full handshake */
+    pthread_mutex_lock(&tls_saved_lock);
+    SSL_SESSION_free(tls_saved);
+    tls_saved = copy;
+    snprintf(tls_saved_host, sizeof(tls_saved_host), "%s", host);
+    pthread_mutex_unlock(&tls_saved_lock);
+    return 0; /* the library keeps its own reference */
+}
+
+/* Offer the saved session to a new connection to the same host. */
+static void tls_offer_saved(SSL *ssl)
+{
+    char host[sizeof(tls_saved_host)];
+    tls_verify_host(ssl, host, sizeof(host));
+    pthread_mutex_lock(&tls_saved_lock);
+    if (tls_saved && host[0] && strcmp(host, tls_saved_host) == 0)
+        (void)SSL_set_session(ssl, tls_saved); /* a failure: a full handshake, as before */
+    pthread_mutex_unlock(&tls_saved_lock);
+}
+
+bool tlsio_resumed(const tlsio_t *t)
+{
+    return t->ssl && SSL_session_reused(t->ssl) == 1;
+}
+
 SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file, const char *key_file,
                             char *err, size_t errlen)
 {
@@ -85,6 +159,8 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file, const ch
         goto fail;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, tls_new_session_cb);
     if (cert_file && *cert_file) {
         if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
             SSL_CTX_use_PrivateKey_file(ctx, key_file ? key_file : cert_file, SSL_FILETYPE_PEM) !=
@@ -135,6 +211,7 @@ int tlsio_init(tlsio_t *t, SSL_CTX *ctx, bool server, const char *verify_host)
                 tlsio_free(t);
                 return -1;
             }
+            tls_offer_saved(t->ssl);
         }
     }
     return 0;

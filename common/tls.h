@@ -32,10 +32,14 @@ typedef struct tlsio {
     char error[256];
 } tlsio_t;
 
+/* How long a server keeps a session resumable (ticket lifetime, cache timeout). */
+#define TLS_SESSION_LIFETIME_S 7200
+
 /*
  * A server context: TLS 1.2 minimum, the certificate chain and key from PEM
- * files. When client_ca is set, client certificates are requested and checked
- * against it; require_client_cert makes them mandatory.
+ * files, session resumption on (tickets and a session cache). When client_ca
+ * is set, client certificates are requested and checked against it;
+ * require_client_cert makes them mandatory.
  * Returns NULL and a sentence in err on failure.
  */
 CARREL_MUST_USE SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file,
@@ -44,7 +48,9 @@ CARREL_MUST_USE SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *k
 /*
  * A client context that verifies the server against ca_file (and the host
  * name given to tlsio_init). cert/key may be NULL; when set they are offered
- * as the workstation's client certificate.
+ * as the workstation's client certificate. The process keeps the latest
+ * session the server gives and offers it when it connects to the same host
+ * again (with any client context), so a reconnect resumes it.
  */
 CARREL_MUST_USE SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file,
                                             const char *key_file, char *err, size_t errlen);
@@ -67,6 +73,8 @@ __attribute__((warn_unused_result)) int tlsio_take_output(tlsio_t *t, struct buf
 /* Release the memory BIOs' buffers when they are empty (an idle connection). */
 void tlsio_release_buffers(tlsio_t *t);
 const char *tlsio_error(const tlsio_t *t);
+/* True when the handshake resumed an earlier session (no certificate exchange). */
+bool tlsio_resumed(const tlsio_t *t);
 /* The negotiated protocol, e.g. "TLSv1.3". */
 const char *tlsio_version(const tlsio_t *t);
 /*

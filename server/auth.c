@@ -207,6 +207,7 @@ static void login_record(request_t *req, bool success, const char *reason)
 }
 
 static void login_admit_waiting(server_t *srv);
+static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why);
 
 /*
  * The login is over, one way or another: give back its pending slots, take
@@ -567,10 +568,10 @@ static void login_check_password(request_t *req, const char *hash)
                                    &req->conn->login_work);
     if (rc == PASSWORD_QUEUE_FULL) {
         login_end(req, false, false);
-        log_warn(req->conn->id, "login for %s from %s refused: %d password checks waiting",
-                 l->username, req->conn->peer, req->srv->passwords.pending);
-        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
-                     "The server is busy checking other logins; try again in a few seconds.");
+        password_queue_t *q = &req->srv->passwords;
+        login_refuse_busy(req,
+                          password_wait_ms(password_queue_ahead(q), q->workers, password_job_ms(q)),
+                          "password checks queue full");
     } else if (rc != 0) {
         login_end(req, false, false);
         request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
@@ -659,6 +660,75 @@ static bool login_fields_ok(request_t *req)
 }
 
 /*
+ * The password queue's answer to a crowd. A password login is refused at once,
+ * UNAVAILABLE `password_queue` with retry_after_ms, when the password queue is
+ * full or when its expected wait (the checks queued or running, and the password
+ * logins ahead of it still waiting for admission or being looked up, divided
+ * among the workers, times one check's measured duration) would pass its
+ * connection's login deadline, instead of letting the deadline close the
+ * connection after it waited for nothing. The refusal moves the connection's
+ * login deadline: it counts login_timeout_s again from retry_after_ms and a
+ * fifth later (or from the retry's arrival, if later), so a client that retries
+ * on the same connection when told, with its jitter, has a whole window.
+ * Refusals are spaced (password_retry_after): logins refused together come back
+ * one after another at the rate the queue drains.
+ */
+static int login_password_logins_ahead(const server_t *srv)
+{
+    int n = 0;
+    for (const conn_t *o = srv->conns; o; o = o->next)
+        if (o->session.login_pending && o->login_password && o->login_work == NULL)
+            n++;
+    return n;
+}
+
+static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
+{
+    server_t *srv = req->srv;
+    conn_t *c = req->conn;
+    uint64_t window = (uint64_t)srv->cfg.login_timeout_s * 1000;
+    uint32_t after = password_retry_after(&srv->passwords, wait_ms, window);
+    /* A fifth more: room for the client's jitter (PROTOCOL.md, "Retrying"). */
+    c->login_from = uv_now(srv->loop) + after + after / 5;
+    log_info(c->id, "login for %s from %s refused: %s (about %llu ms); retry in %u ms",
+             req->msg->login->username, c->peer, why, (unsigned long long)wait_ms, after);
+    req->resp.has_retry_after_ms = 1;
+    req->resp.retry_after_ms = after;
+    request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
+                 "The server is busy checking other logins; trying again in %u.%u s is expected "
+                 "to succeed.",
+                 after / 1000, after % 1000 / 100);
+}
+
+/* True (and answered) when a new password login would wait past its deadline. */
+static bool login_queue_refuse(request_t *req)
+{
+    server_t *srv = req->srv;
+    conn_t *c = req->conn;
+    password_queue_t *q = &srv->passwords;
+    int ahead = password_queue_ahead(q) + login_password_logins_ahead(srv);
+    uint64_t wait = password_wait_ms(ahead, q->workers, password_job_ms(q));
+    uint64_t now = uv_now(srv->loop);
+    /* Told to come back: a whole window from the retry's arrival, so that the
+     * client's jitter (or a slow network) does not eat into it. */
+    if (c->login_from != 0 && now > c->login_from)
+        c->login_from = now;
+    uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
+    uint64_t deadline = from + (uint64_t)srv->cfg.login_timeout_s * 1000;
+    if (password_queue_full(q)) {
+        login_refuse_busy(req, wait, "password checks queue full");
+        return true;
+    }
+    /* One that would start at once goes ahead whatever its check costs: when one
+     * check takes longer than the login window (a loaded machine), retrying could
+     * never help, and once queued its check keeps the connection (conn.c). */
+    if (now + wait <= deadline || ahead < q->workers)
+        return false;
+    login_refuse_busy(req, wait, "expected to wait past the login deadline");
+    return true;
+}
+
+/*
  * Admission. A login goes ahead when neither key is locked out and both
  * have a free pending slot. It is refused at once when a key is locked out
  * by failures that are all known (nothing pending on it). Otherwise (locked
@@ -694,10 +764,10 @@ static login_admit_t login_admit(request_t *req)
         pend2 >= srv->cfg.login_pending_per_address)
         return LOGIN_ADMIT_WAIT;
     if (!st->by_token && password_queue_full(&srv->passwords)) {
-        log_warn(req->conn->id, "login for %s from %s refused: %d password checks waiting",
-                 req->msg->login->username, req->conn->peer, srv->passwords.pending);
-        request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
-                     "The server is busy checking other logins; try again in a few seconds.");
+        password_queue_t *q = &srv->passwords;
+        login_refuse_busy(req,
+                          password_wait_ms(password_queue_ahead(q), q->workers, password_job_ms(q)),
+                          "password checks queue full");
         return LOGIN_ADMIT_ANSWERED;
     }
     st->pending_user = throttle_pending_add(&srv->throttle_users, st->user_key,
@@ -811,6 +881,9 @@ void handle_login(request_t *req)
     st->by_token = l->session_token && l->session_token[0];
     if (st->by_token)
         auth_token_hash(l->session_token, st->token_hash);
+    else if (login_queue_refuse(req))
+        return;
+    req->conn->login_password = !st->by_token;
     login_admit_t a = login_admit(req);
     if (a == LOGIN_ADMIT_WAIT) {
         login_wait(req);

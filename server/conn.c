@@ -74,8 +74,13 @@ static void conn_tick_cb(uv_timer_t *t)
         conn_close(c, "handshake timeout");
         return;
     }
-    if (!c->session.authenticated &&
-        now - c->accepted_at >= (uint64_t)cfg->login_timeout_s * 1000) {
+    /* A login refused with retry_after_ms has a new deadline from the time it was told
+     * to come back (login_from); one whose password is being checked keeps its
+     * connection until the answer: it was admitted to finish in time, and the work
+     * is half done (auth.c, login_queue_refuse). */
+    uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
+    if (!c->session.authenticated && c->login_work == NULL && now >= from &&
+        now - from >= (uint64_t)cfg->login_timeout_s * 1000) {
         log_info(c->id, "closing %s: no login within %ld s", c->peer, cfg->login_timeout_s);
         conn_close_after_flush(c, "login timeout");
         return;
@@ -181,15 +186,17 @@ static void conn_on_open(channel_t *ch)
 {
     conn_t *c = ch->data;
     int cn = tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn));
+    /* "resumed": the client offered a session of ours (tls.c): no certificates sent. */
+    const char *resumed = tlsio_resumed(&ch->tls) ? ", resumed" : "";
     if (cn > 0) {
-        log_info(c->id, "TLS from %s (%s, client certificate %s)", c->peer, tlsio_version(&ch->tls),
-                 c->cert_cn);
+        log_info(c->id, "TLS from %s (%s, client certificate %s%s)", c->peer,
+                 tlsio_version(&ch->tls), c->cert_cn, resumed);
     } else if (cn < 0) {
         /* Taken as no certificate, it would let the client name any workstation. */
         log_warn(c->id, "closing %s: its client certificate has no usable common name", c->peer);
         conn_close(c, "client certificate without a usable common name");
     } else {
-        log_info(c->id, "TLS from %s (%s)", c->peer, tlsio_version(&ch->tls));
+        log_info(c->id, "TLS from %s (%s%s)", c->peer, tlsio_version(&ch->tls), resumed);
     }
 }
 

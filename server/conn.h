@@ -65,6 +65,8 @@ typedef struct conn {
     char addr[64]; /* peer without the port: the per-address limits' key */
     /* The Argon2 check of a pending Login, cancelled if the connection closes first. */
     password_work_t *login_work;
+    bool login_password;     /* the pending login checks a password (not a session token) */
+    uint64_t login_from;     /* uv_now() from which a refused login's new deadline counts */
     int hashing;             /* new passwords of its requests being hashed (bounded in admin.c) */
     uint64_t accepted_at;    /* uv_now() at accept, for the login deadline */
     uint64_t last_active_at; /* uv_now() at the last request */

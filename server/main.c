@@ -342,11 +342,18 @@ int main(int argc, char **argv)
         goto out;
     }
     /*
-     * Password hashing and MARC conversion share libuv's pool; four threads
-     * let two big imports delay every login. The pool starts on first use,
-     * so setting this here is early enough; IT can still override it.
+     * Password checks and MARC conversion share libuv's pool. The password
+     * queue hands it at most password_workers checks at once (one per core
+     * by default, server/password.h), so the pool needs those threads plus
+     * room for imports: with libuv's default four, two big imports delayed
+     * every login. The pool starts on first use, so setting this here is
+     * early enough; IT can still override it.
      */
-    setenv("UV_THREADPOOL_SIZE", "8", 0);
+    long pw_workers =
+        srv.cfg.password_workers > 0 ? srv.cfg.password_workers : password_default_workers();
+    char pool_size[24];
+    snprintf(pool_size, sizeof(pool_size), "%ld", pw_workers + 6 > 128 ? 128 : pw_workers + 6);
+    setenv("UV_THREADPOOL_SIZE", pool_size, 0);
     srv.loop = uv_default_loop();
     log_info(0, "carreld %s starting", CARRELD_VERSION);
     /* Each desk is a socket: a library of a thousand desks needs more than

@@ -22,13 +22,32 @@ struct password_work {
     int verify;
     int ok;
     atomic_bool cancelled; /* set on the loop, read by the worker before it starts */
+    bool handed;           /* given to libuv's pool (else waiting in the queue's list) */
+    uint64_t took_ns;      /* the Argon2 work's duration, measured by the worker */
     password_cb cb;
     void *arg;
+    password_work_t *next; /* in the queue's waiting list */
 };
 
-void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify)
+/* Before any job has been measured (the dummy hash at start is the first). */
+#define PASSWORD_GUESS_MS 250.0
+/* Weight of the newest job in the moving average: a few jobs follow a change of load. */
+#define PASSWORD_AVG_NEW 0.25
+
+int password_default_workers(void)
+{
+    unsigned n = uv_available_parallelism();
+    return n > 0 && n < 1024 ? (int)n : 1;
+}
+
+void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify, int workers)
 {
     q->loop = loop;
+    q->workers = workers > 0 ? workers : 1;
+    q->running = 0;
+    q->head = q->tail = NULL;
+    q->job_ms = 0;
+    q->retry_slot_ms = 0;
     q->pending = 0;
     q->max_verify = max_verify;
     q->hashes = 0;
@@ -64,6 +83,52 @@ char *password_hash_now(const password_params_t *p, const char *password)
     return encoded;
 }
 
+int password_queue_ahead(const password_queue_t *q)
+{
+    return q->pending;
+}
+
+double password_job_ms(const password_queue_t *q)
+{
+    return q->job_ms > 0 ? q->job_ms : PASSWORD_GUESS_MS;
+}
+
+uint64_t password_wait_ms(int ahead, int workers, double job_ms)
+{
+    if (workers < 1)
+        workers = 1;
+    if (ahead < 0)
+        ahead = 0;
+    return (uint64_t)((double)(ahead / workers + 1) * job_ms + 0.5);
+}
+
+#define PASSWORD_RETRY_MIN_MS 100
+#define PASSWORD_RETRY_MAX_MS (10 * 60 * 1000)
+
+uint32_t password_retry_slot(uint64_t now_ms, uint64_t wait_ms, uint64_t window_ms, int workers,
+                             double job_ms, uint64_t *slot_ms)
+{
+    uint64_t fits = window_ms * 3 / 4;
+    uint64_t after = wait_ms > fits ? wait_ms - fits : 0;
+    uint64_t step = (uint64_t)(job_ms / (workers > 0 ? workers : 1) + 0.5);
+    uint64_t at = now_ms + after;
+    /* Behind the logins already told to come back: they will be in the queue then. */
+    if (*slot_ms + step > at)
+        at = *slot_ms + step;
+    if (at < now_ms + PASSWORD_RETRY_MIN_MS)
+        at = now_ms + PASSWORD_RETRY_MIN_MS;
+    if (at > now_ms + PASSWORD_RETRY_MAX_MS)
+        at = now_ms + PASSWORD_RETRY_MAX_MS;
+    *slot_ms = at;
+    return (uint32_t)(at - now_ms);
+}
+
+uint32_t password_retry_after(password_queue_t *q, uint64_t wait_ms, uint64_t window_ms)
+{
+    return password_retry_slot(uv_now(q->loop), wait_ms, window_ms, q->workers, password_job_ms(q),
+                               &q->retry_slot_ms);
+}
+
 static void password_work_cb(uv_work_t *w)
 {
     password_work_t *pw = w->data;
@@ -71,6 +136,7 @@ static void password_work_cb(uv_work_t *w)
         pw->ok = PASSWORD_CANCELLED; /* nobody waits for it: save the thread the work */
         return;
     }
+    uint64_t start = uv_hrtime();
     if (pw->verify) {
         int rc = argon2id_verify(pw->encoded, pw->password, strlen(pw->password));
         pw->ok = rc == ARGON2_OK ? 1 : rc == ARGON2_VERIFY_MISMATCH ? 0 : -1;
@@ -78,6 +144,7 @@ static void password_work_cb(uv_work_t *w)
         pw->encoded = password_hash_now(&pw->params, pw->password);
         pw->ok = pw->encoded ? 1 : -1;
     }
+    pw->took_ns = uv_hrtime() - start;
 }
 
 static void password_work_free(password_work_t *pw)
@@ -90,11 +157,39 @@ static void password_work_free(password_work_t *pw)
     free(pw);
 }
 
-static void password_after_cb(uv_work_t *w, int status)
+static void password_after_cb(uv_work_t *w, int status);
+
+/* Hand one job to libuv's pool. */
+static int password_hand(password_queue_t *q, password_work_t *pw)
 {
-    password_work_t *pw = w->data;
-    password_queue_t *q = pw->queue;
-    int ok = status == 0 ? pw->ok : status == UV_ECANCELED ? PASSWORD_CANCELLED : -1;
+    pw->work.data = pw;
+    int rc = uv_queue_work(q->loop, &pw->work, password_work_cb, password_after_cb);
+    if (rc == 0) {
+        pw->handed = true;
+        q->running++;
+    }
+    return rc;
+}
+
+static void password_finish(password_queue_t *q, password_work_t *pw, int ok);
+
+/* Hand the oldest waiting jobs to the pool while a worker is free. */
+static void password_pump(password_queue_t *q)
+{
+    while (q->running < q->workers && q->head) {
+        password_work_t *pw = q->head;
+        q->head = pw->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        pw->next = NULL;
+        if (password_hand(q, pw) != 0)
+            password_finish(q, pw, -1); /* libuv refused: its caller still gets its answer */
+    }
+}
+
+/* Run the job's callback, free it, and tell shutdown when the queue is idle. */
+static void password_finish(password_queue_t *q, password_work_t *pw, int ok)
+{
     if (!pw->verify)
         q->hashes--;
     pw->cb(ok, pw->verify || ok != 1 ? NULL : pw->encoded, pw->arg);
@@ -104,14 +199,34 @@ static void password_after_cb(uv_work_t *w, int status)
         q->on_idle(q->idle_arg);
 }
 
+static void password_after_cb(uv_work_t *w, int status)
+{
+    password_work_t *pw = w->data;
+    password_queue_t *q = pw->queue;
+    int ok = status == 0 ? pw->ok : status == UV_ECANCELED ? PASSWORD_CANCELLED : -1;
+    q->running--;
+    if (status == 0 && ok != PASSWORD_CANCELLED && pw->took_ns > 0) {
+        double ms = (double)pw->took_ns / 1e6;
+        q->job_ms = q->job_ms > 0 ? q->job_ms + PASSWORD_AVG_NEW * (ms - q->job_ms) : ms;
+    }
+    password_pump(q); /* the next job starts before this one's answer is handled */
+    password_finish(q, pw, ok);
+}
+
+/* Take the job: hand it to the pool now if a worker is free, else queue it (FIFO). */
 static int password_queue(password_queue_t *q, password_work_t *pw)
 {
-    pw->work.data = pw;
     pw->queue = q;
-    int rc = uv_queue_work(q->loop, &pw->work, password_work_cb, password_after_cb);
-    if (rc != 0) {
-        password_work_free(pw);
-        return -1;
+    if (q->running < q->workers && q->head == NULL) {
+        if (password_hand(q, pw) != 0) {
+            password_work_free(pw);
+            return -1;
+        }
+    } else if (q->tail) {
+        q->tail->next = pw;
+        q->tail = pw;
+    } else {
+        q->head = q->tail = pw;
     }
     q->pending++;
     if (!pw->verify)
@@ -122,8 +237,11 @@ static int password_queue(password_queue_t *q, password_work_t *pw)
 void password_cancel(password_work_t *w)
 {
     atomic_store(&w->cancelled, true);
-    /* Fails harmlessly (UV_EBUSY) once a thread has taken the job. */
-    (void)uv_cancel((uv_req_t *)&w->work);
+    /* A job still in the waiting list skips its work when its turn comes. One
+     * handed to the pool: uv_cancel fails harmlessly (UV_EBUSY) once a thread
+     * has taken it. */
+    if (w->handed)
+        (void)uv_cancel((uv_req_t *)&w->work);
 }
 
 int password_verify_async(password_queue_t *q, const char *encoded, const char *password,

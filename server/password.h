@@ -15,6 +15,7 @@
 #define CARREL_PASSWORD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -28,6 +29,12 @@ typedef struct password_work password_work_t;
 
 typedef struct password_queue {
     uv_loop_t *loop;
+    int workers;                  /* jobs handed to libuv's pool at once (one per core) */
+    int running;                  /* jobs handed to the pool whose callback has not run */
+    password_work_t *head, *tail; /* jobs waiting for a worker, oldest first */
+    double job_ms;                /* moving average of one job's duration; 0 before the first */
+    uint64_t retry_slot_ms;       /* uv_now() of the latest retry time handed out */
+
     int pending;                /* jobs queued or running; their callbacks have not run yet */
     int max_verify;             /* verifications allowed in `pending` at once; beyond: refused */
     int hashes;                 /* hashes among `pending` */
@@ -52,7 +59,11 @@ typedef struct password_queue {
  */
 typedef void (*password_cb)(int ok, const char *hash, void *arg);
 
-void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify);
+/* workers: jobs run at once (at least 1; see password_default_workers). */
+void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify, int workers);
+/* The machine's cores as libuv sees them (cgroup and affinity limits included): the
+ * password_workers default. */
+int password_default_workers(void);
 /* True when a verification would be refused with PASSWORD_QUEUE_FULL. */
 bool password_queue_full(const password_queue_t *q);
 
@@ -80,6 +91,32 @@ __attribute__((warn_unused_result)) int password_hash_async(password_queue_t *q,
  * the work was already done.
  */
 void password_cancel(password_work_t *w);
+/* Jobs queued or running (the checks a new one would wait behind). */
+int password_queue_ahead(const password_queue_t *q);
+/* One job's expected duration (ms): the moving average, or a guess before any job ran. */
+double password_job_ms(const password_queue_t *q);
+
+/*
+ * Pure: the expected time (ms) until a check queued now behind `ahead` others
+ * is done, with `workers` running at once and each taking job_ms: it starts
+ * after ahead / workers rounds and takes one more.
+ */
+uint64_t password_wait_ms(int ahead, int workers, double job_ms);
+/*
+ * Pure: when (ms from now) a login refused because its expected wait
+ * `wait_ms` exceeds its deadline should come back so that it fits in a fresh
+ * login window of `window_ms`: once the queue has drained to what fits in
+ * three quarters of the window (a margin for estimates), and never before
+ * `*slot_ms` + spacing, where spacing is one job divided by the workers (the
+ * rate at which the queue drains). *slot_ms (an absolute time, ms) becomes the
+ * time handed out, so logins refused together come back one drain step apart
+ * instead of all at once. At least 100 ms, at most 10 minutes.
+ */
+uint32_t password_retry_slot(uint64_t now_ms, uint64_t wait_ms, uint64_t window_ms, int workers,
+                             double job_ms, uint64_t *slot_ms);
+/* password_retry_slot with the queue's figures and slot. */
+uint32_t password_retry_after(password_queue_t *q, uint64_t wait_ms, uint64_t window_ms);
+
 /* Blocking: for one-shot commands that run without a loop (carreld --init-admin). */
 char *password_hash_now(const password_params_t *params, const char *password);
 

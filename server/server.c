@@ -157,7 +157,10 @@ int server_start(server_t *srv)
     srv->password_params.time_cost = (unsigned)srv->cfg.password_time_cost;
     srv->password_params.memory_kib = (unsigned)srv->cfg.password_memory_kib;
     srv->password_params.parallelism = (unsigned)srv->cfg.password_parallelism;
-    password_queue_init(&srv->passwords, srv->loop, (int)srv->cfg.password_queue_max);
+    int workers =
+        srv->cfg.password_workers > 0 ? (int)srv->cfg.password_workers : password_default_workers();
+    password_queue_init(&srv->passwords, srv->loop, (int)srv->cfg.password_queue_max, workers);
+    log_info(0, "password checks: %d at once", workers);
     srv->passwords.on_idle = server_passwords_idle;
     srv->passwords.idle_arg = srv;
 

@@ -97,6 +97,8 @@ const conf_entry_t server_config_table[] = {
     {"password_queue_max", CONF_INT, S(password_queue_max), "16", 1, 10000,
      "password checks queued or running at once; logins beyond are answered unavailable "
      "(new passwords set by staff: at most half of it)"},
+    {"password_workers", CONF_INT, S(password_workers), "0", 0, 1024,
+     "password checks (Argon2) run at once, the rest wait in order of arrival; 0: one per core"},
     {"login_throttle_report_s", CONF_INT, S(login_throttle_report_s), "60", 1, 86400,
      "logins refused by the throttle are logged and recorded as one summary per key this often"},
     {"login_event_retention_days", CONF_INT, S(login_event_retention_days), "90", 1, 36500,

@@ -46,6 +46,7 @@ struct server_config {
     long login_pending_per_user;
     long login_pending_per_address;
     long password_queue_max;
+    long password_workers;
     long login_throttle_report_s;
     long login_event_retention_days;
     long event_poll_ms;
