@@ -146,17 +146,26 @@ static const db_stmt_t stmt_poll_first = {
 enum { POLL_XIP, POLL_XMAX, POLL_ID, POLL_AT_MS, POLL_PAYLOAD, POLL_NCOLS };
 
 /*
- * The replay of Subscribe.since_event_id: the stored events after $1 that
- * the connection hears (the rule of events_payload_reaches: addressed ones
- * to their users, coordinators and administrators; the rest to their
- * branch; all to an all-branches subscriber), the newest EVENTS_REPLAY_MAX,
- * oldest first.
+ * The replay of Subscribe.since_event_id: the stored events the connection
+ * hears (the rule of events_payload_reaches: addressed ones to their users,
+ * coordinators and administrators; the rest to their branch; all to an
+ * all-branches subscriber), the newest EVENTS_REPLAY_MAX + 1 (one more
+ * tells that the cap cut), oldest first. Which events ($1 the lowest id
+ * taken by id, $7/$8 a mark's snapshot, $9/$10 the poller's current one,
+ * each NULL when not used): those with an id above $1 or invisible in the
+ * mark's snapshot (handle_subscribe says why that is complete), and, when
+ * the poller has a snapshot, only those visible in it: every event the
+ * replay sends has then been pushed live already, so an id a desk took
+ * from a replay is one a poll delivered (the mark lookup relies on it);
+ * the newer ones come live to this connection, subscribed already.
  */
 static const db_stmt_t stmt_replay = {
     "events_replay",
     "SELECT r.id, r.at_ms, r.payload FROM (SELECT e.id, " EVENTS_AT_MS_SQL
     " AS at_ms, " EVENTS_PAYLOAD_SQL
-    " AS payload FROM desk_event e WHERE e.id > $1::bigint AND CASE WHEN"
+    " AS payload FROM desk_event e WHERE (e.id > $1::bigint OR e.xid >= $7::xid8"
+    " OR e.xid = ANY($8::xid8[])) AND ($9::xid8 IS NULL OR NOT (e.xid >= $9::xid8"
+    " OR e.xid = ANY($10::xid8[]))) AND CASE WHEN"
     " cardinality(e.usernames) > 0 THEN $2::boolean OR $4::boolean OR $5::text = ANY(e.usernames)"
     " ELSE $2::boolean OR e.branch_code = $3::text END ORDER BY e.id DESC LIMIT $6::integer) r"
     " ORDER BY r.id"};
@@ -240,6 +249,19 @@ void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payloa
  */
 #define EVENTS_WAKE_SPACING_MS 5
 
+/*
+ * A mark: poll k's snapshot S_k (xmax, xip) and the highest id delivered by
+ * polls up to k. Kept at most every EVENTS_MARK_SPACING_MS, EVENTS_MARKS of
+ * them (an hour at one a second): a desk away longer replays by the window.
+ */
+#define EVENTS_MARKS             3600
+#define EVENTS_MARK_SPACING_MS   1000
+typedef struct events_mark {
+    int64_t max_id;
+    char xmax[24];
+    char *xip;
+} events_mark_t;
+
 struct events {
     server_t *srv;
     uv_timer_t timer; /* every event_poll_ms: polls, and the hourly retention */
@@ -259,8 +281,16 @@ struct events {
     bool based;
     char *xip;
     char xmax[24];
+    /* The highest id any poll delivered (0: none), and the marks: a poll's
+     * snapshot with that highest id after it, at most one a second, the
+     * newest EVENTS_MARKS (handle_subscribe's replay starts from one). */
+    int64_t delivered_max;
+    events_mark_t marks[EVENTS_MARKS];
+    size_t mark_next, mark_n;
+    uint64_t marked_at;     /* uv_now() of the newest mark */
+    uint64_t last_ok_ms;    /* uv_now() of the last poll that succeeded, 0: none */
+    uint64_t lookback_from; /* uv_now() the first poll after a rebase looks back to */
     uint64_t pruned_at;  /* uv_now() of the last retention run started, 0: never */
-    uint64_t started_ms; /* uv_now() at start: the first poll looks back this far */
 };
 
 bool events_prune_due(uint64_t last_ms, uint64_t now_ms)
@@ -268,10 +298,56 @@ bool events_prune_due(uint64_t last_ms, uint64_t now_ms)
     return last_ms == 0 || now_ms - last_ms >= EVENTS_PRUNE_EVERY_MS;
 }
 
+static void events_marks_clear(events_t *e)
+{
+    for (size_t i = 0; i < EVENTS_MARKS; i++) {
+        free(e->marks[i].xip);
+        e->marks[i].xip = NULL;
+    }
+    e->mark_next = e->mark_n = 0;
+}
+
+/* Keep the snapshot just adopted as a mark (at most one a second). */
+static void events_mark(events_t *e, uint64_t now)
+{
+    if (e->delivered_max == 0 || (e->mark_n > 0 && now - e->marked_at < EVENTS_MARK_SPACING_MS))
+        return;
+    events_mark_t *m = &e->marks[e->mark_next];
+    free(m->xip);
+    m->xip = util_xstrdup(e->xip);
+    util_strlcpy(m->xmax, e->xmax, sizeof(m->xmax));
+    m->max_id = e->delivered_max;
+    e->mark_next = (e->mark_next + 1) % EVENTS_MARKS;
+    if (e->mark_n < EVENTS_MARKS)
+        e->mark_n++;
+    e->marked_at = now;
+}
+
+/* The newest mark whose highest id is below since; NULL when none is kept. */
+static const events_mark_t *events_mark_before(const events_t *e, int64_t since)
+{
+    for (size_t i = 0; i < e->mark_n; i++) {
+        size_t at = (e->mark_next + EVENTS_MARKS - 1 - i) % EVENTS_MARKS;
+        if (e->marks[at].max_id < since)
+            return &e->marks[at];
+    }
+    return NULL;
+}
+
+bool events_xmax_went_back(const char *kept, const char *now)
+{
+    int64_t k, n;
+    if (kept == NULL || now == NULL || !util_parse_int(kept, 0, INT64_MAX, &k) ||
+        !util_parse_int(now, 0, INT64_MAX, &n))
+        return false;
+    return n < k;
+}
+
 static void events_maybe_free(events_t *e)
 {
     if (!e->closing || e->handles_open > 0 || e->polling || e->pruning)
         return;
+    events_marks_clear(e);
     free(e->xip);
     free(e);
 }
@@ -286,12 +362,30 @@ static void events_came_back(events_t *e)
 
 static void events_poll(events_t *e);
 
-/* Keep the poll's snapshot for the next one (every row carries it). */
+/*
+ * Keep the poll's snapshot for the next one (every row carries it). An xmax
+ * below the kept one means the xids went back (a failover to a replica that
+ * lagged, a restore): the kept snapshot would hide every new row until the
+ * xids pass it again, so the poller starts over as at start, looking back
+ * in time to the last poll that succeeded, and forgets its marks.
+ */
 static void events_keep_snapshot(events_t *e, const PGresult *res)
 {
+    const char *xmax = db_text(res, 0, POLL_XMAX);
+    if (e->based && events_xmax_went_back(e->xmax, xmax)) {
+        log_warn(0,
+                 "events: the database's transaction ids went back (xmax %s, was %s: a "
+                 "failover or a restore?); polling again from the time of the last poll",
+                 xmax, e->xmax);
+        e->based = false;
+        e->lookback_from = e->last_ok_ms;
+        events_marks_clear(e);
+        e->again = true;
+        return;
+    }
     free(e->xip);
     e->xip = util_xstrdup(db_text(res, 0, POLL_XIP));
-    util_strlcpy(e->xmax, db_text(res, 0, POLL_XMAX), sizeof(e->xmax));
+    util_strlcpy(e->xmax, xmax, sizeof(e->xmax));
     e->based = true;
 }
 
@@ -302,6 +396,9 @@ static void events_poll_done(const db_result_t *r, void *arg)
     r = db_fit(r, POLL_NCOLS, &fit);
     e->polling = false;
     if (r->status != DB_OK) {
+        /* Nothing changes: the next poll (the next event_poll_ms tick, or a
+         * write's wake once the database is back) starts from the same
+         * snapshot, and delivers the backlog then. */
         if (!e->trouble && !e->stopping)
             log_warn(0, "events: the poll failed: %s; it runs again (no event is lost)",
                      r->message ? r->message : "database unavailable");
@@ -310,11 +407,22 @@ static void events_poll_done(const db_result_t *r, void *arg)
         if (e->trouble)
             log_info(0, "events: the poll runs again");
         e->trouble = false;
-        for (int i = 0; i < PQntuples(r->res); i++)
-            if (!db_null(r->res, i, POLL_ID))
-                events_deliver(e->srv, db_int64(r->res, i, POLL_ID),
-                               db_int64(r->res, i, POLL_AT_MS), db_text(r->res, i, POLL_PAYLOAD));
+        uint64_t now = uv_now(e->srv->loop);
+        const char *xmax = db_text(r->res, 0, POLL_XMAX);
+        if (!(e->based && events_xmax_went_back(e->xmax, xmax)))
+            for (int i = 0; i < PQntuples(r->res); i++) {
+                if (db_null(r->res, i, POLL_ID))
+                    continue;
+                int64_t id = db_int64(r->res, i, POLL_ID);
+                events_deliver(e->srv, id, db_int64(r->res, i, POLL_AT_MS),
+                               db_text(r->res, i, POLL_PAYLOAD));
+                if (id > e->delivered_max)
+                    e->delivered_max = id;
+            }
         events_keep_snapshot(e, r->res);
+        e->last_ok_ms = now;
+        if (e->based)
+            events_mark(e, now);
     }
     if (e->again && !e->stopping && r->status == DB_OK) {
         e->again = false;
@@ -338,7 +446,7 @@ static void events_poll(events_t *e)
     } else {
         char uptime[32];
         snprintf(uptime, sizeof(uptime), "%.3f",
-                 (double)(uv_now(e->srv->loop) - e->started_ms) / 1000.0 + 1.0);
+                 (double)(uv_now(e->srv->loop) - e->lookback_from) / 1000.0 + 1.0);
         const char *values[1] = {uptime};
         rc =
             db_exec_short(e->srv->db, &stmt_poll_first, 1, values, NULL, NULL, events_poll_done, e);
@@ -419,7 +527,7 @@ events_t *events_start(server_t *srv)
 {
     events_t *e = util_xcalloc(1, sizeof(*e));
     e->srv = srv;
-    e->started_ms = uv_now(srv->loop);
+    e->lookback_from = uv_now(srv->loop);
     uv_timer_init(srv->loop, &e->timer);
     e->timer.data = e;
     uv_timer_init(srv->loop, &e->soon);
@@ -481,7 +589,21 @@ void events_close(events_t *e)
 typedef struct events_replay {
     request_t *req;
     int64_t since;
+    bool by_window; /* no mark covered since: the replay could not be proved complete */
 } events_replay_t;
+
+/* Tell the connection that some events it missed are not in the replay (no id: always shown). */
+static void events_push_missed(conn_t *c, bool by_window)
+{
+    Carrel__Event ev = CARREL__EVENT__INIT;
+    ev.kind = "events_missed";
+    ev.branch_code = c->session.branch_code;
+    ev.text = by_window ? "Some branch events from while this desk was away may not have been "
+                          "fetched (the server restarted since): check the lists."
+                        : "Some branch events from while this desk was away were not fetched "
+                          "(more than 1,000): check the lists.";
+    conn_push_event(c, &ev);
+}
 
 /* Push the replayed rows the connection (still) hears, then answer. */
 static void events_replay_done(const db_result_t *r, void *arg)
@@ -496,8 +618,11 @@ static void events_replay_done(const db_result_t *r, void *arg)
         request_fail_db(req, r);
         return;
     }
+    int n = PQntuples(r->res);
+    /* One row more than EVENTS_REPLAY_MAX: the cap cut, the oldest (row 0) goes. */
+    bool cut = n > EVENTS_REPLAY_MAX;
     int sent = 0;
-    for (int i = 0; i < PQntuples(r->res); i++) {
+    for (int i = cut ? n - EVENTS_REPLAY_MAX : 0; i < n; i++) {
         char *copy = util_xstrdup(db_text(r->res, i, REPLAY_PAYLOAD));
         events_payload_t *p = util_xcalloc(1, sizeof(*p));
         if (events_payload_parse(copy, p) && events_conn_hears(c, p)) {
@@ -509,20 +634,35 @@ static void events_replay_done(const db_result_t *r, void *arg)
         free(p);
         free(copy);
     }
-    log_debug(c->id, "replayed %d stored event(s) after %lld", sent, (long long)st->since);
+    if (cut || st->by_window)
+        events_push_missed(c, !cut);
+    log_debug(c->id, "replayed %d stored event(s) after %lld%s%s", sent, (long long)st->since,
+              st->by_window ? " (by the id window)" : "", cut ? " (cut at the cap)" : "");
     request_ok(req);
 }
 
 /*
  * Subscribe: the connection hears events from now on (set first, so that an
  * event committed while the replay runs is pushed live: one the replay's
- * snapshot missed is first seen by a poll that ends after this point). With
- * since_event_id, the stored events after it are replayed first, and the
- * EVENTS_REPLAY_WINDOW ids below it too: events are pushed in the order
- * their transactions commit, not in id order, so one with a smaller id than
- * the highest a desk saw may have committed after it left. The desk drops
- * the ids it already showed (PROTOCOL.md, "Events"). An event live and
- * replayed at once may come twice; Event.id tells.
+ * snapshot missed is first seen by a poll that ends after this point).
+ *
+ * With since_event_id (the highest id the desk saw), the replay sends what
+ * the desk missed while away. Events are pushed in commit order, not id
+ * order, so "id > since" is not enough. Let j be the poll that delivered
+ * since (an id from a replay was delivered by a poll before it: the replay
+ * sends only rows visible in the poller's snapshot), and k the newest mark
+ * whose highest id is below since: k < j, as the highest id only grows. The
+ * desk had every row visible in S_j (live, frames in order, or replayed
+ * earlier, by induction), so it lacks only rows invisible in S_j, hence
+ * invisible in the older S_k: xid >= xmax_k or in xip_k. The replay sends
+ * those and the ids above since, visible in the poller's current snapshot
+ * (the later ones come live): complete. The rows delivered between k and j
+ * may come again; the desk drops the ids it showed (PROTOCOL.md, "Events").
+ * When no mark covers since (the daemon restarted, or the desk was away
+ * longer than the marks reach), the replay falls back to the ids above
+ * since - EVENTS_REPLAY_WINDOW and says that some may be missing, as it says
+ * when the cap cut. An event live and replayed at once may come twice;
+ * Event.id tells.
  */
 void handle_subscribe(request_t *req)
 {
@@ -536,25 +676,39 @@ void handle_subscribe(request_t *req)
     }
     c->subscribed = true;
     c->all_branches = all;
-    if (!m->has_since_event_id || m->since_event_id < 0) {
+    /* 0 is no id a desk saw: like no since (the desk never sends it). */
+    if (!m->has_since_event_id || m->since_event_id <= 0) {
         request_ok(req);
         return;
     }
     const session_t *s = request_session(req);
+    const events_t *e = req->srv->events;
     events_replay_t *st = arena_alloc(&req->arena, sizeof(*st));
     st->req = req;
     st->since = m->since_event_id;
+    const events_mark_t *mark = e && e->based ? events_mark_before(e, m->since_event_id) : NULL;
+    st->by_window = mark == NULL;
     char from[24], limit[16];
-    int64_t low =
-        m->since_event_id > EVENTS_REPLAY_WINDOW ? m->since_event_id - EVENTS_REPLAY_WINDOW : 0;
+    int64_t low = m->since_event_id;
+    if (mark == NULL)
+        low = low > EVENTS_REPLAY_WINDOW ? low - EVENTS_REPLAY_WINDOW : 0;
     snprintf(from, sizeof(from), "%lld", (long long)low);
-    snprintf(limit, sizeof(limit), "%d", EVENTS_REPLAY_MAX);
+    snprintf(limit, sizeof(limit), "%d", EVENTS_REPLAY_MAX + 1);
     bool staff_all =
         s->role == CARREL__ROLE__ROLE_COORDINATOR || s->role == CARREL__ROLE__ROLE_ADMIN;
-    const char *values[6] = {
-        from, all ? "t" : "f", s->branch_code, staff_all ? "t" : "f", s->username, limit};
+    bool based = e && e->based;
+    const char *values[10] = {from,
+                              all ? "t" : "f",
+                              s->branch_code,
+                              staff_all ? "t" : "f",
+                              s->username,
+                              limit,
+                              mark ? mark->xmax : NULL,
+                              mark ? mark->xip : NULL,
+                              based ? e->xmax : NULL,
+                              based ? e->xip : NULL};
     int rc =
-        db_exec_short(req->srv->db, &stmt_replay, 6, values, NULL, NULL, events_replay_done, st);
+        db_exec_short(req->srv->db, &stmt_replay, 10, values, NULL, NULL, events_replay_done, st);
     if (rc != 0)
         request_fail_exec(req, rc);
 }
