@@ -137,12 +137,30 @@ bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool 
     "SELECT s.xip::text, s.xmax::text, e.id, " EVENTS_AT_MS_SQL ", " EVENTS_PAYLOAD_SQL            \
     " FROM (SELECT ARRAY(SELECT pg_snapshot_xip(c.snap)) AS xip, pg_snapshot_xmax(c.snap) AS"      \
     " xmax FROM (SELECT pg_current_snapshot() AS snap) c) s LEFT JOIN desk_event e ON " on         \
-    " ORDER BY e.id"
-static const db_stmt_t stmt_poll = {
-    "events_poll", EVENTS_POLL_SQL("e.xid >= $2::xid8 OR e.xid = ANY($1::xid8[])")};
-static const db_stmt_t stmt_poll_first = {
-    "events_poll_first",
-    EVENTS_POLL_SQL("e.at >= now() - make_interval(secs => $1::double precision)")};
+    " ORDER BY e.id LIMIT " EVENTS_POLL_PAGE_SQL
+/*
+ * A poll returns at most EVENTS_POLL_PAGE rows, lowest ids first, so that
+ * one delivery (rows x connections) never holds the loop long after an
+ * outage or a batch of thousands. A full page leaves the snapshot S_1 it
+ * read unadopted: the next pages ask, with the same previous snapshot, for
+ * the rows visible in S_1 ($4/$5 or $3/$4: invisible there is excluded) with
+ * an id above the last delivered; the page that comes back short adopts S_1.
+ * The pages partition exactly the rows the single poll would have returned.
+ */
+#define EVENTS_POLL_PAGE     500
+#define EVENTS_POLL_PAGE_SQL "500"
+#define EVENTS_POLL_NEW      "(e.xid >= $2::xid8 OR e.xid = ANY($1::xid8[]))"
+#define EVENTS_POLL_FIRST    "e.at >= now() - make_interval(secs => $1::double precision)"
+static const db_stmt_t stmt_poll = {"events_poll", EVENTS_POLL_SQL(EVENTS_POLL_NEW)};
+static const db_stmt_t stmt_poll_first = {"events_poll_first", EVENTS_POLL_SQL(EVENTS_POLL_FIRST)};
+static const db_stmt_t stmt_poll_page = {
+    "events_poll_page",
+    EVENTS_POLL_SQL(EVENTS_POLL_NEW " AND e.id > $3::bigint AND NOT (e.xid >= $5::xid8 OR"
+                                    " e.xid = ANY($4::xid8[]))")};
+static const db_stmt_t stmt_poll_first_page = {
+    "events_poll_first_page",
+    EVENTS_POLL_SQL(EVENTS_POLL_FIRST " AND e.id > $2::bigint AND NOT (e.xid >= $4::xid8 OR"
+                                      " e.xid = ANY($3::xid8[]))")};
 enum { POLL_XIP, POLL_XMAX, POLL_ID, POLL_AT_MS, POLL_PAYLOAD, POLL_NCOLS };
 
 /*
@@ -178,6 +196,8 @@ void events_register_statements(void)
 {
     db_stmt_register(&stmt_poll);
     db_stmt_register(&stmt_poll_first);
+    db_stmt_register(&stmt_poll_page);
+    db_stmt_register(&stmt_poll_first_page);
     db_stmt_register(&stmt_replay);
     db_stmt_register(&stmt_prune);
 }
@@ -290,6 +310,12 @@ struct events {
     uint64_t marked_at;     /* uv_now() of the newest mark */
     uint64_t last_ok_ms;    /* uv_now() of the last poll that succeeded, 0: none */
     uint64_t lookback_from; /* uv_now() the first poll after a rebase looks back to */
+    /* Paging (EVENTS_POLL_PAGE): the snapshot S_1 of the poll whose first page was
+     * full, not adopted until the last page, and the last id delivered. */
+    bool paging;
+    char *page_xip;
+    char page_xmax[24];
+    char page_last[24];
     uint64_t pruned_at;  /* uv_now() of the last retention run started, 0: never */
 };
 
@@ -348,6 +374,7 @@ static void events_maybe_free(events_t *e)
     if (!e->closing || e->handles_open > 0 || e->polling || e->pruning)
         return;
     events_marks_clear(e);
+    free(e->page_xip);
     free(e->xip);
     free(e);
 }
@@ -361,6 +388,16 @@ static void events_came_back(events_t *e)
 }
 
 static void events_poll(events_t *e);
+
+/* The snapshot the next poll starts from (copied). */
+static void events_adopt(events_t *e, const char *xip, const char *xmax)
+{
+    char *copy = util_xstrdup(xip);
+    free(e->xip);
+    e->xip = copy;
+    util_strlcpy(e->xmax, xmax, sizeof(e->xmax));
+    e->based = true;
+}
 
 /*
  * Keep the poll's snapshot for the next one (every row carries it). An xmax
@@ -383,10 +420,24 @@ static void events_keep_snapshot(events_t *e, const PGresult *res)
         e->again = true;
         return;
     }
-    free(e->xip);
-    e->xip = util_xstrdup(db_text(res, 0, POLL_XIP));
-    util_strlcpy(e->xmax, xmax, sizeof(e->xmax));
-    e->based = true;
+    events_adopt(e, db_text(res, 0, POLL_XIP), xmax);
+}
+
+/* Deliver a poll's rows; returns how many (the LEFT JOIN's empty row is none). */
+static int events_poll_deliver(events_t *e, const PGresult *res)
+{
+    int n = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (db_null(res, i, POLL_ID))
+            continue;
+        int64_t id = db_int64(res, i, POLL_ID);
+        events_deliver(e->srv, id, db_int64(res, i, POLL_AT_MS), db_text(res, i, POLL_PAYLOAD));
+        if (id > e->delivered_max)
+            e->delivered_max = id;
+        snprintf(e->page_last, sizeof(e->page_last), "%lld", (long long)id);
+        n++;
+    }
+    return n;
 }
 
 static void events_poll_done(const db_result_t *r, void *arg)
@@ -409,20 +460,29 @@ static void events_poll_done(const db_result_t *r, void *arg)
         e->trouble = false;
         uint64_t now = uv_now(e->srv->loop);
         const char *xmax = db_text(r->res, 0, POLL_XMAX);
-        if (!(e->based && events_xmax_went_back(e->xmax, xmax)))
-            for (int i = 0; i < PQntuples(r->res); i++) {
-                if (db_null(r->res, i, POLL_ID))
-                    continue;
-                int64_t id = db_int64(r->res, i, POLL_ID);
-                events_deliver(e->srv, id, db_int64(r->res, i, POLL_AT_MS),
-                               db_text(r->res, i, POLL_PAYLOAD));
-                if (id > e->delivered_max)
-                    e->delivered_max = id;
+        if (!e->paging && e->based && events_xmax_went_back(e->xmax, xmax)) {
+            events_keep_snapshot(e, r->res); /* rebases */
+        } else {
+            int n = events_poll_deliver(e, r->res);
+            if (!e->paging && n == EVENTS_POLL_PAGE) {
+                /* More may follow: page on from this snapshot. */
+                e->paging = true;
+                free(e->page_xip);
+                e->page_xip = util_xstrdup(db_text(r->res, 0, POLL_XIP));
+                util_strlcpy(e->page_xmax, xmax, sizeof(e->page_xmax));
+                e->again = true;
+            } else if (e->paging && n == EVENTS_POLL_PAGE) {
+                e->again = true;
+            } else if (e->paging) {
+                events_adopt(e, e->page_xip, e->page_xmax);
+                e->paging = false;
+            } else {
+                events_keep_snapshot(e, r->res);
             }
-        events_keep_snapshot(e, r->res);
-        e->last_ok_ms = now;
-        if (e->based)
-            events_mark(e, now);
+            e->last_ok_ms = now;
+            if (e->based && !e->paging)
+                events_mark(e, now);
+        }
     }
     if (e->again && !e->stopping && r->status == DB_OK) {
         e->again = false;
@@ -440,13 +500,21 @@ static void events_poll(events_t *e)
         return;
     }
     int rc;
-    if (e->based) {
+    char uptime[32];
+    snprintf(uptime, sizeof(uptime), "%.3f",
+             (double)(uv_now(e->srv->loop) - e->lookback_from) / 1000.0 + 1.0);
+    if (e->based && e->paging) {
+        const char *values[5] = {e->xip, e->xmax, e->page_last, e->page_xip, e->page_xmax};
+        rc = db_exec_short(e->srv->db, &stmt_poll_page, 5, values, NULL, NULL, events_poll_done, e);
+    } else if (e->based) {
         const char *values[2] = {e->xip, e->xmax};
         rc = db_exec_short(e->srv->db, &stmt_poll, 2, values, NULL, NULL, events_poll_done, e);
+    } else if (e->paging) {
+        /* The lookback recomputed from the same start: the same instant, give or take. */
+        const char *values[4] = {uptime, e->page_last, e->page_xip, e->page_xmax};
+        rc = db_exec_short(e->srv->db, &stmt_poll_first_page, 4, values, NULL, NULL,
+                           events_poll_done, e);
     } else {
-        char uptime[32];
-        snprintf(uptime, sizeof(uptime), "%.3f",
-                 (double)(uv_now(e->srv->loop) - e->lookback_from) / 1000.0 + 1.0);
         const char *values[1] = {uptime};
         rc =
             db_exec_short(e->srv->db, &stmt_poll_first, 1, values, NULL, NULL, events_poll_done, e);
@@ -658,8 +726,10 @@ static void events_replay_done(const db_result_t *r, void *arg)
  * those and the ids above since, visible in the poller's current snapshot
  * (the later ones come live): complete. The rows delivered between k and j
  * may come again; the desk drops the ids it showed (PROTOCOL.md, "Events").
- * When no mark covers since (the daemon restarted, or the desk was away
- * longer than the marks reach), the replay falls back to the ids above
+ * When no mark covers since (the daemon restarted: its first poll's
+ * lookback may have re-delivered ids the desk had from the previous run,
+ * while rows of the gap were visible already; or the desk was away longer
+ * than the marks reach), the replay falls back to the ids above
  * since - EVENTS_REPLAY_WINDOW and says that some may be missing, as it says
  * when the cap cut. An event live and replayed at once may come twice;
  * Event.id tells.
@@ -686,7 +756,12 @@ void handle_subscribe(request_t *req)
     events_replay_t *st = arena_alloc(&req->arena, sizeof(*st));
     st->req = req;
     st->since = m->since_event_id;
-    const events_mark_t *mark = e && e->based ? events_mark_before(e, m->since_event_id) : NULL;
+    /* An id above any this run delivered came from another run (or nowhere): no mark is
+     * known to precede its delivery. The oldest mark is this run's first poll or later, so
+     * a mark below since means since came from a later poll of this run. */
+    const events_mark_t *mark = e && e->based && m->since_event_id <= e->delivered_max
+                                    ? events_mark_before(e, m->since_event_id)
+                                    : NULL;
     st->by_window = mark == NULL;
     char from[24], limit[16];
     int64_t low = m->since_event_id;
@@ -697,6 +772,10 @@ void handle_subscribe(request_t *req)
     bool staff_all =
         s->role == CARREL__ROLE__ROLE_COORDINATOR || s->role == CARREL__ROLE__ROLE_ADMIN;
     bool based = e && e->based;
+    /* While paging, the rows visible in the page's snapshot are delivered or will be
+     * (live, to this connection, subscribed now): that is the poller's snapshot. */
+    const char *cur_xmax = based ? (e->paging ? e->page_xmax : e->xmax) : NULL;
+    const char *cur_xip = based ? (e->paging ? e->page_xip : e->xip) : NULL;
     const char *values[10] = {from,
                               all ? "t" : "f",
                               s->branch_code,
@@ -705,8 +784,8 @@ void handle_subscribe(request_t *req)
                               limit,
                               mark ? mark->xmax : NULL,
                               mark ? mark->xip : NULL,
-                              based ? e->xmax : NULL,
-                              based ? e->xip : NULL};
+                              cur_xmax,
+                              cur_xip};
     int rc =
         db_exec_short(req->srv->db, &stmt_replay, 10, values, NULL, NULL, events_replay_done, st);
     if (rc != 0)
