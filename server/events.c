@@ -271,16 +271,26 @@ void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payloa
 
 /*
  * A mark: poll k's snapshot S_k (xmax, xip) and the highest id delivered by
- * polls up to k. Kept at most every EVENTS_MARK_SPACING_MS, EVENTS_MARKS of
- * them (an hour at one a second): a desk away longer replays by the window.
+ * polls up to k. Two rings: every poll that delivered rows, the last
+ * EVENTS_MARKS_FINE (so a desk that left a moment ago is replayed little
+ * more than it missed, even under load), and one a second, the last
+ * EVENTS_MARKS_COARSE (an hour: a desk away longer replays by the window).
  */
-#define EVENTS_MARKS             3600
+#define EVENTS_MARKS_FINE        256
+#define EVENTS_MARKS_COARSE      3600
 #define EVENTS_MARK_SPACING_MS   1000
 typedef struct events_mark {
     int64_t max_id;
+    uint64_t seq; /* the poll's number: which of two marks is newer */
     char xmax[24];
     char *xip;
 } events_mark_t;
+
+typedef struct events_marks {
+    events_mark_t *m;
+    size_t cap, next, n;
+    uint64_t at; /* uv_now() of the newest */
+} events_marks_t;
 
 struct events {
     server_t *srv;
@@ -302,12 +312,12 @@ struct events {
     char *xip;
     char xmax[24];
     /* The highest id any poll delivered (0: none), and the marks: a poll's
-     * snapshot with that highest id after it, at most one a second, the
-     * newest EVENTS_MARKS (handle_subscribe's replay starts from one). */
+     * snapshot with that highest id after it (handle_subscribe's replay
+     * starts from one). */
     int64_t delivered_max;
-    events_mark_t marks[EVENTS_MARKS];
-    size_t mark_next, mark_n;
-    uint64_t marked_at;     /* uv_now() of the newest mark */
+    events_mark_t fine_m[EVENTS_MARKS_FINE], coarse_m[EVENTS_MARKS_COARSE];
+    events_marks_t fine, coarse;
+    uint64_t polls; /* polls that adopted a snapshot: the marks' seq */
     uint64_t last_ok_ms;    /* uv_now() of the last poll that succeeded, 0: none */
     uint64_t lookback_from; /* uv_now() the first poll after a rebase looks back to */
     /* Paging (EVENTS_POLL_PAGE): the snapshot S_1 of the poll whose first page was
@@ -324,40 +334,65 @@ bool events_prune_due(uint64_t last_ms, uint64_t now_ms)
     return last_ms == 0 || now_ms - last_ms >= EVENTS_PRUNE_EVERY_MS;
 }
 
-static void events_marks_clear(events_t *e)
+static void events_ring_clear(events_marks_t *r)
 {
-    for (size_t i = 0; i < EVENTS_MARKS; i++) {
-        free(e->marks[i].xip);
-        e->marks[i].xip = NULL;
+    for (size_t i = 0; i < r->cap; i++) {
+        free(r->m[i].xip);
+        r->m[i].xip = NULL;
     }
-    e->mark_next = e->mark_n = 0;
+    r->next = r->n = 0;
 }
 
-/* Keep the snapshot just adopted as a mark (at most one a second). */
-static void events_mark(events_t *e, uint64_t now)
+static void events_marks_clear(events_t *e)
 {
-    if (e->delivered_max == 0 || (e->mark_n > 0 && now - e->marked_at < EVENTS_MARK_SPACING_MS))
-        return;
-    events_mark_t *m = &e->marks[e->mark_next];
+    events_ring_clear(&e->fine);
+    events_ring_clear(&e->coarse);
+}
+
+static void events_ring_push(events_t *e, events_marks_t *r, uint64_t now)
+{
+    events_mark_t *m = &r->m[r->next];
     free(m->xip);
     m->xip = util_xstrdup(e->xip);
     util_strlcpy(m->xmax, e->xmax, sizeof(m->xmax));
     m->max_id = e->delivered_max;
-    e->mark_next = (e->mark_next + 1) % EVENTS_MARKS;
-    if (e->mark_n < EVENTS_MARKS)
-        e->mark_n++;
-    e->marked_at = now;
+    m->seq = e->polls;
+    r->next = (r->next + 1) % r->cap;
+    if (r->n < r->cap)
+        r->n++;
+    r->at = now;
+}
+
+/* Keep the snapshot just adopted as a mark, when its poll delivered rows. */
+static void events_mark(events_t *e, uint64_t now, bool delivered)
+{
+    e->polls++;
+    if (!delivered || e->delivered_max == 0)
+        return;
+    events_ring_push(e, &e->fine, now);
+    if (e->coarse.n == 0 || now - e->coarse.at >= EVENTS_MARK_SPACING_MS)
+        events_ring_push(e, &e->coarse, now);
+}
+
+/* The newest mark of r whose highest id is below since; NULL when none. */
+static const events_mark_t *events_ring_before(const events_marks_t *r, int64_t since)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const events_mark_t *m = &r->m[(r->next + r->cap - 1 - i) % r->cap];
+        if (m->max_id < since)
+            return m;
+    }
+    return NULL;
 }
 
 /* The newest mark whose highest id is below since; NULL when none is kept. */
 static const events_mark_t *events_mark_before(const events_t *e, int64_t since)
 {
-    for (size_t i = 0; i < e->mark_n; i++) {
-        size_t at = (e->mark_next + EVENTS_MARKS - 1 - i) % EVENTS_MARKS;
-        if (e->marks[at].max_id < since)
-            return &e->marks[at];
-    }
-    return NULL;
+    const events_mark_t *f = events_ring_before(&e->fine, since);
+    const events_mark_t *c = events_ring_before(&e->coarse, since);
+    if (f == NULL || (c != NULL && c->seq > f->seq))
+        return c;
+    return f;
 }
 
 bool events_xmax_went_back(const char *kept, const char *now)
@@ -464,6 +499,7 @@ static void events_poll_done(const db_result_t *r, void *arg)
             events_keep_snapshot(e, r->res); /* rebases */
         } else {
             int n = events_poll_deliver(e, r->res);
+            bool was_paging = e->paging;
             if (!e->paging && n == EVENTS_POLL_PAGE) {
                 /* More may follow: page on from this snapshot. */
                 e->paging = true;
@@ -481,7 +517,7 @@ static void events_poll_done(const db_result_t *r, void *arg)
             }
             e->last_ok_ms = now;
             if (e->based && !e->paging)
-                events_mark(e, now);
+                events_mark(e, now, n > 0 || was_paging);
         }
     }
     if (e->again && !e->stopping && r->status == DB_OK) {
@@ -595,6 +631,8 @@ events_t *events_start(server_t *srv)
 {
     events_t *e = util_xcalloc(1, sizeof(*e));
     e->srv = srv;
+    e->fine = (events_marks_t){.m = e->fine_m, .cap = EVENTS_MARKS_FINE};
+    e->coarse = (events_marks_t){.m = e->coarse_m, .cap = EVENTS_MARKS_COARSE};
     e->lookback_from = uv_now(srv->loop);
     uv_timer_init(srv->loop, &e->timer);
     e->timer.data = e;
