@@ -452,6 +452,7 @@ static void events_keep_snapshot(events_t *e, const PGresult *res)
         e->based = false;
         e->lookback_from = e->last_ok_ms;
         events_marks_clear(e);
+        e->delivered_max = 0; /* the ids may have gone back too (a restore) */
         e->again = true;
         return;
     }
