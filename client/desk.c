@@ -1141,7 +1141,8 @@ static void desk_signal(listen_t *l, int signum)
 static void desk_on_event(const Carrel__Event *ev, void *arg)
 {
     desk_t *d = arg;
-    if (!listen_seen_new(&d->events_seen, ev->has_id ? ev->id : 0, ev->has_time_ms ? ev->time_ms : 0))
+    if (!listen_seen_new(&d->events_seen, ev->has_id ? ev->id : 0,
+                         ev->has_time_ms ? ev->time_ms : 0))
         return; /* replayed after a reconnect, and shown already */
     if (d->cli->json)
         desk_json_body(d, "event", &ev->base, false);

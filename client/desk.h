@@ -118,7 +118,7 @@ typedef struct desk {
     int64_t subscribe_since;   /* the since_event_id of the Subscribe out (0: none) */
     int64_t replay_retry_since; /* a failed replay's since, asked again at replay_retry_ms */
     uint64_t replay_retry_ms;
-    bool replay_retried; /* the last replay failed once already: not again */
+    bool replay_retried;      /* the last replay failed once already: not again */
     Carrel__Response *lookup; /* a PatronGet answer waiting for its AccountGet */
     bool patron;              /* a patron is being served (checkout mode) */
     char patron_card[DESK_FIELD_MAX];

@@ -276,9 +276,9 @@ void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payloa
  * more than it missed, even under load), and one a second, the last
  * EVENTS_MARKS_COARSE (an hour: a desk away longer replays by the window).
  */
-#define EVENTS_MARKS_FINE        256
-#define EVENTS_MARKS_COARSE      3600
-#define EVENTS_MARK_SPACING_MS   1000
+#define EVENTS_MARKS_FINE      256
+#define EVENTS_MARKS_COARSE    3600
+#define EVENTS_MARK_SPACING_MS 1000
 typedef struct events_mark {
     int64_t max_id;
     uint64_t seq; /* the poll's number: which of two marks is newer */
@@ -317,7 +317,7 @@ struct events {
     int64_t delivered_max;
     events_mark_t fine_m[EVENTS_MARKS_FINE], coarse_m[EVENTS_MARKS_COARSE];
     events_marks_t fine, coarse;
-    uint64_t polls; /* polls that adopted a snapshot: the marks' seq */
+    uint64_t polls;         /* polls that adopted a snapshot: the marks' seq */
     uint64_t last_ok_ms;    /* uv_now() of the last poll that succeeded, 0: none */
     uint64_t lookback_from; /* uv_now() the first poll after a rebase looks back to */
     /* Paging (EVENTS_POLL_PAGE): the snapshot S_1 of the poll whose first page was
@@ -326,7 +326,7 @@ struct events {
     char *page_xip;
     char page_xmax[24];
     char page_last[24];
-    uint64_t pruned_at;  /* uv_now() of the last retention run started, 0: never */
+    uint64_t pruned_at; /* uv_now() of the last retention run started, 0: never */
 };
 
 bool events_prune_due(uint64_t last_ms, uint64_t now_ms)
@@ -815,16 +815,10 @@ void handle_subscribe(request_t *req)
      * (live, to this connection, subscribed now): that is the poller's snapshot. */
     const char *cur_xmax = based ? (e->paging ? e->page_xmax : e->xmax) : NULL;
     const char *cur_xip = based ? (e->paging ? e->page_xip : e->xip) : NULL;
-    const char *values[10] = {from,
-                              all ? "t" : "f",
-                              s->branch_code,
-                              staff_all ? "t" : "f",
-                              s->username,
-                              limit,
-                              mark ? mark->xmax : NULL,
-                              mark ? mark->xip : NULL,
-                              cur_xmax,
-                              cur_xip};
+    const char *values[10] = {
+        from,        all ? "t" : "f", s->branch_code,           staff_all ? "t" : "f",
+        s->username, limit,           mark ? mark->xmax : NULL, mark ? mark->xip : NULL,
+        cur_xmax,    cur_xip};
     int rc =
         db_exec_short(req->srv->db, &stmt_replay, 10, values, NULL, NULL, events_replay_done, st);
     if (rc != 0)

@@ -14,8 +14,8 @@
 #include "listen.h"
 
 /* The wall clock of the tests (ms): events written "now" unless said. */
-#define NOW   1800000000000LL
-#define OLD   (NOW - 2 * LISTEN_SEEN_MARGIN_MS)
+#define NOW 1800000000000LL
+#define OLD (NOW - 2 * LISTEN_SEEN_MARGIN_MS)
 
 static void test_each_id_once(void **state)
 {
