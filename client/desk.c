@@ -1141,7 +1141,8 @@ static void desk_signal(listen_t *l, int signum)
 static void desk_on_event(const Carrel__Event *ev, void *arg)
 {
     desk_t *d = arg;
-    if (!listen_seen_new(&d->events_seen, ev->has_id ? ev->id : 0))
+    if (!listen_seen_new(&d->events_seen, ev->has_id ? ev->id : 0,
+                         ev->has_time_ms ? ev->time_ms : 0))
         return; /* replayed after a reconnect, and shown already */
     if (d->cli->json)
         desk_json_body(d, "event", &ev->base, false);
@@ -1851,16 +1852,27 @@ static void desk_subscribe(desk_t *d)
 {
     Carrel__Request req = CARREL__REQUEST__INIT;
     Carrel__Subscribe sub = CARREL__SUBSCRIBE__INIT;
-    int64_t since = listen_seen_replay(&d->events_seen);
+    int64_t since = listen_seen_replay(&d->events_seen, util_now_ms());
+    if (d->replay_retry_since > 0) {
+        /* A failed replay asked again from where it was: the live events shown
+         * since raised the highest id, but the range before them is missing. */
+        since = d->replay_retry_since;
+        d->replay_retry_since = 0;
+        d->events_seen.replaying = true;
+    }
     if (since > 0) {
         sub.has_since_event_id = 1;
         sub.since_event_id = since;
     }
     req.body_case = CARREL__REQUEST__BODY_SUBSCRIBE;
     req.subscribe = &sub;
+    d->subscribe_since = since;
     d->subscribe_id = client_send(&d->cli->conn, &req);
     d->subscribed = true; /* a failed send closes the connection; reconnecting resets this */
 }
+
+/* How long before a failed replay is asked for again (once). */
+#define DESK_REPLAY_RETRY_MS 5000
 
 static void desk_subscribe_answer(desk_t *d)
 {
@@ -1868,14 +1880,26 @@ static void desk_subscribe_answer(desk_t *d)
     if (d->subscribe_id == 0 || client_poll(&d->cli->conn, d->subscribe_id, &r) != 1)
         return;
     d->subscribe_id = 0;
-    if (r->status == CARREL__STATUS__STATUS_UNAVAILABLE && d->events_seen.highest > 0)
-        /* Subscribed, but the replay failed: live events still come. */
+    listen_seen_replayed(&d->events_seen);
+    if (r->status == CARREL__STATUS__STATUS_OK) {
+        d->replay_retried = false;
+    } else if (d->subscribe_since > 0) {
+        /* Subscribed (the server subscribes before it replays), but the
+         * replay failed, whatever the reason: live events still come. */
+        bool again = !d->replay_retried;
         desk_notice(d, "events_unavailable",
-                    "Branch events sent while this desk was away could not be fetched: %s",
-                    r->message ? r->message : "unavailable");
-    else if (r->status != CARREL__STATUS__STATUS_OK)
+                    "Branch events sent while this desk was away could not be fetched: %s%s",
+                    r->message ? r->message : "unavailable",
+                    again ? " (trying again in a few seconds)" : "");
+        if (again) {
+            d->replay_retried = true;
+            d->replay_retry_since = d->subscribe_since;
+            d->replay_retry_ms = desk_now_ms() + DESK_REPLAY_RETRY_MS;
+        }
+    } else {
         desk_notice(d, "events_unavailable", "This desk will not show branch events: %s",
                     r->message ? r->message : "refused");
+    }
     carrel__response__free_unpacked(r, NULL);
 }
 
@@ -1905,7 +1929,8 @@ static int desk_loop(desk_t *d)
                 return code;
             continue;
         }
-        if (!d->subscribed)
+        if (!d->subscribed || (d->replay_retry_since > 0 && d->subscribe_id == 0 &&
+                               desk_now_ms() >= d->replay_retry_ms))
             desk_subscribe(d);
         desk_cache_refresh(d);
         uint64_t now = desk_now_ms();

@@ -115,6 +115,10 @@ typedef struct desk {
     bool subscribed;          /* asked for this branch's events on this connection */
     uint64_t subscribe_id;    /* its answer, not yet taken (0: none outstanding) */
     listen_seen_t events_seen; /* the events shown: the replay starts after the highest */
+    int64_t subscribe_since;   /* the since_event_id of the Subscribe out (0: none) */
+    int64_t replay_retry_since; /* a failed replay's since, asked again at replay_retry_ms */
+    uint64_t replay_retry_ms;
+    bool replay_retried;      /* the last replay failed once already: not again */
     Carrel__Response *lookup; /* a PatronGet answer waiting for its AccountGet */
     bool patron;              /* a patron is being served (checkout mode) */
     char patron_card[DESK_FIELD_MAX];

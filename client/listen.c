@@ -9,11 +9,18 @@
 #include "cli.h"
 #include "util.h"
 
-bool listen_seen_new(listen_seen_t *s, int64_t id)
+/* During a replay: an id below the first shown, written well before the desk started. */
+static bool listen_seen_below_floor(const listen_seen_t *s, int64_t id, int64_t time_ms)
+{
+    return s->replaying && s->first > 0 && id < s->first && time_ms > 0 &&
+           time_ms < s->start_ms - LISTEN_SEEN_MARGIN_MS;
+}
+
+bool listen_seen_new(listen_seen_t *s, int64_t id, int64_t time_ms)
 {
     if (id <= 0)
         return true;
-    if (id < s->floor)
+    if (listen_seen_below_floor(s, id, time_ms))
         return false;
     for (size_t i = 0; i < s->n; i++)
         if (s->ids[i] == id)
@@ -29,11 +36,17 @@ bool listen_seen_new(listen_seen_t *s, int64_t id)
     return true;
 }
 
-int64_t listen_seen_replay(listen_seen_t *s)
+int64_t listen_seen_replay(listen_seen_t *s, int64_t now_ms)
 {
-    if (s->highest > 0)
-        s->floor = s->first;
+    if (s->start_ms == 0)
+        s->start_ms = now_ms;
+    s->replaying = s->highest > 0;
     return s->highest;
+}
+
+void listen_seen_replayed(listen_seen_t *s)
+{
+    s->replaying = false;
 }
 
 uint64_t listen_now_ms(void)

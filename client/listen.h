@@ -37,24 +37,35 @@ typedef struct listen listen_t;
  * The stored events a desk has shown (Event.id): the highest, sent again as
  * Subscribe.since_event_id after a reconnect, and the last LISTEN_SEEN_IDS
  * ids, so that one replayed again or pushed live and replayed is shown once.
- * The replay also re-sends the ids just below since_event_id (one may have
- * committed late); those below the first id this desk showed were there
- * before it started and are dropped once it has asked for a replay (floor).
+ *
+ * While a replay is out (from listen_seen_replay with an id to its answer,
+ * listen_seen_replayed), an event with an id below the first this desk
+ * showed whose row was written more than LISTEN_SEEN_MARGIN_MS before the
+ * desk first subscribed is taken as history from before the desk started
+ * (the server's fallback window may send such) and dropped: the floor. It
+ * never applies outside a replay: a live event with a small id (a long
+ * transaction that drew it early) is new, and shown.
  */
-#define LISTEN_SEEN_IDS 1024
+#define LISTEN_SEEN_IDS       1024
+#define LISTEN_SEEN_MARGIN_MS (60 * 1000)
 typedef struct listen_seen {
-    int64_t highest; /* 0: none yet */
-    int64_t first;   /* the first id shown, 0: none yet */
-    int64_t floor;   /* ids below it are not shown (listen_seen_replay), 0: none */
+    int64_t highest;  /* 0: none yet */
+    int64_t first;    /* the first id shown, 0: none yet */
+    int64_t start_ms; /* wall clock of the first subscribe, 0: not yet */
+    bool replaying;   /* a replay is out: the floor applies */
     int64_t ids[LISTEN_SEEN_IDS];
     size_t next, n;
 } listen_seen_t;
 
 /* True the first time id is offered (and remembers it); false for one already
- * seen or below the floor. An event without an id (0) is always new. */
-bool listen_seen_new(listen_seen_t *s, int64_t id);
-/* The since_event_id to subscribe with (0: none, nothing to replay after); sets the floor. */
-int64_t listen_seen_replay(listen_seen_t *s);
+ * seen or, during a replay, below the floor (time_ms: the event's). An event
+ * without an id (0) is always new. */
+bool listen_seen_new(listen_seen_t *s, int64_t id, int64_t time_ms);
+/* Called as a Subscribe goes out (now_ms: wall clock): the since_event_id to
+ * send (0: none, nothing to replay after); with one, a replay is out. */
+int64_t listen_seen_replay(listen_seen_t *s, int64_t now_ms);
+/* The Subscribe was answered: the replay, if any, is over. */
+void listen_seen_replayed(listen_seen_t *s);
 
 struct listen {
     client_t *conn;

@@ -137,26 +137,53 @@ bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool 
     "SELECT s.xip::text, s.xmax::text, e.id, " EVENTS_AT_MS_SQL ", " EVENTS_PAYLOAD_SQL            \
     " FROM (SELECT ARRAY(SELECT pg_snapshot_xip(c.snap)) AS xip, pg_snapshot_xmax(c.snap) AS"      \
     " xmax FROM (SELECT pg_current_snapshot() AS snap) c) s LEFT JOIN desk_event e ON " on         \
-    " ORDER BY e.id"
-static const db_stmt_t stmt_poll = {
-    "events_poll", EVENTS_POLL_SQL("e.xid >= $2::xid8 OR e.xid = ANY($1::xid8[])")};
-static const db_stmt_t stmt_poll_first = {
-    "events_poll_first",
-    EVENTS_POLL_SQL("e.at >= now() - make_interval(secs => $1::double precision)")};
+    " ORDER BY e.id LIMIT " EVENTS_POLL_PAGE_SQL
+/*
+ * A poll returns at most EVENTS_POLL_PAGE rows, lowest ids first, so that
+ * one delivery (rows x connections) never holds the loop long after an
+ * outage or a batch of thousands. A full page leaves the snapshot S_1 it
+ * read unadopted: the next pages ask, with the same previous snapshot, for
+ * the rows visible in S_1 ($4/$5 or $3/$4: invisible there is excluded) with
+ * an id above the last delivered; the page that comes back short adopts S_1.
+ * The pages partition exactly the rows the single poll would have returned.
+ */
+#define EVENTS_POLL_PAGE     500
+#define EVENTS_POLL_PAGE_SQL "500"
+#define EVENTS_POLL_NEW      "(e.xid >= $2::xid8 OR e.xid = ANY($1::xid8[]))"
+#define EVENTS_POLL_FIRST    "e.at >= now() - make_interval(secs => $1::double precision)"
+static const db_stmt_t stmt_poll = {"events_poll", EVENTS_POLL_SQL(EVENTS_POLL_NEW)};
+static const db_stmt_t stmt_poll_first = {"events_poll_first", EVENTS_POLL_SQL(EVENTS_POLL_FIRST)};
+static const db_stmt_t stmt_poll_page = {
+    "events_poll_page",
+    EVENTS_POLL_SQL(EVENTS_POLL_NEW " AND e.id > $3::bigint AND NOT (e.xid >= $5::xid8 OR"
+                                    " e.xid = ANY($4::xid8[]))")};
+static const db_stmt_t stmt_poll_first_page = {
+    "events_poll_first_page",
+    EVENTS_POLL_SQL(EVENTS_POLL_FIRST " AND e.id > $2::bigint AND NOT (e.xid >= $4::xid8 OR"
+                                      " e.xid = ANY($3::xid8[]))")};
 enum { POLL_XIP, POLL_XMAX, POLL_ID, POLL_AT_MS, POLL_PAYLOAD, POLL_NCOLS };
 
 /*
- * The replay of Subscribe.since_event_id: the stored events after $1 that
- * the connection hears (the rule of events_payload_reaches: addressed ones
- * to their users, coordinators and administrators; the rest to their
- * branch; all to an all-branches subscriber), the newest EVENTS_REPLAY_MAX,
- * oldest first.
+ * The replay of Subscribe.since_event_id: the stored events the connection
+ * hears (the rule of events_payload_reaches: addressed ones to their users,
+ * coordinators and administrators; the rest to their branch; all to an
+ * all-branches subscriber), the newest EVENTS_REPLAY_MAX + 1 (one more
+ * tells that the cap cut), oldest first. Which events ($1 the lowest id
+ * taken by id, $7/$8 a mark's snapshot, $9/$10 the poller's current one,
+ * each NULL when not used): those with an id above $1 or invisible in the
+ * mark's snapshot (handle_subscribe says why that is complete), and, when
+ * the poller has a snapshot, only those visible in it: every event the
+ * replay sends has then been pushed live already, so an id a desk took
+ * from a replay is one a poll delivered (the mark lookup relies on it);
+ * the newer ones come live to this connection, subscribed already.
  */
 static const db_stmt_t stmt_replay = {
     "events_replay",
     "SELECT r.id, r.at_ms, r.payload FROM (SELECT e.id, " EVENTS_AT_MS_SQL
     " AS at_ms, " EVENTS_PAYLOAD_SQL
-    " AS payload FROM desk_event e WHERE e.id > $1::bigint AND CASE WHEN"
+    " AS payload FROM desk_event e WHERE (e.id > $1::bigint OR e.xid >= $7::xid8"
+    " OR e.xid = ANY($8::xid8[])) AND ($9::xid8 IS NULL OR NOT (e.xid >= $9::xid8"
+    " OR e.xid = ANY($10::xid8[]))) AND CASE WHEN"
     " cardinality(e.usernames) > 0 THEN $2::boolean OR $4::boolean OR $5::text = ANY(e.usernames)"
     " ELSE $2::boolean OR e.branch_code = $3::text END ORDER BY e.id DESC LIMIT $6::integer) r"
     " ORDER BY r.id"};
@@ -169,6 +196,8 @@ void events_register_statements(void)
 {
     db_stmt_register(&stmt_poll);
     db_stmt_register(&stmt_poll_first);
+    db_stmt_register(&stmt_poll_page);
+    db_stmt_register(&stmt_poll_first_page);
     db_stmt_register(&stmt_replay);
     db_stmt_register(&stmt_prune);
 }
@@ -240,6 +269,29 @@ void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payloa
  */
 #define EVENTS_WAKE_SPACING_MS 5
 
+/*
+ * A mark: poll k's snapshot S_k (xmax, xip) and the highest id delivered by
+ * polls up to k. Two rings: every poll that delivered rows, the last
+ * EVENTS_MARKS_FINE (so a desk that left a moment ago is replayed little
+ * more than it missed, even under load), and one a second, the last
+ * EVENTS_MARKS_COARSE (an hour: a desk away longer replays by the window).
+ */
+#define EVENTS_MARKS_FINE      256
+#define EVENTS_MARKS_COARSE    3600
+#define EVENTS_MARK_SPACING_MS 1000
+typedef struct events_mark {
+    int64_t max_id;
+    uint64_t seq; /* the poll's number: which of two marks is newer */
+    char xmax[24];
+    char *xip;
+} events_mark_t;
+
+typedef struct events_marks {
+    events_mark_t *m;
+    size_t cap, next, n;
+    uint64_t at; /* uv_now() of the newest */
+} events_marks_t;
+
 struct events {
     server_t *srv;
     uv_timer_t timer; /* every event_poll_ms: polls, and the hourly retention */
@@ -259,8 +311,22 @@ struct events {
     bool based;
     char *xip;
     char xmax[24];
-    uint64_t pruned_at;  /* uv_now() of the last retention run started, 0: never */
-    uint64_t started_ms; /* uv_now() at start: the first poll looks back this far */
+    /* The highest id any poll delivered (0: none), and the marks: a poll's
+     * snapshot with that highest id after it (handle_subscribe's replay
+     * starts from one). */
+    int64_t delivered_max;
+    events_mark_t fine_m[EVENTS_MARKS_FINE], coarse_m[EVENTS_MARKS_COARSE];
+    events_marks_t fine, coarse;
+    uint64_t polls;         /* polls that adopted a snapshot: the marks' seq */
+    uint64_t last_ok_ms;    /* uv_now() of the last poll that succeeded, 0: none */
+    uint64_t lookback_from; /* uv_now() the first poll after a rebase looks back to */
+    /* Paging (EVENTS_POLL_PAGE): the snapshot S_1 of the poll whose first page was
+     * full, not adopted until the last page, and the last id delivered. */
+    bool paging;
+    char *page_xip;
+    char page_xmax[24];
+    char page_last[24];
+    uint64_t pruned_at; /* uv_now() of the last retention run started, 0: never */
 };
 
 bool events_prune_due(uint64_t last_ms, uint64_t now_ms)
@@ -268,10 +334,82 @@ bool events_prune_due(uint64_t last_ms, uint64_t now_ms)
     return last_ms == 0 || now_ms - last_ms >= EVENTS_PRUNE_EVERY_MS;
 }
 
+static void events_ring_clear(events_marks_t *r)
+{
+    for (size_t i = 0; i < r->cap; i++) {
+        free(r->m[i].xip);
+        r->m[i].xip = NULL;
+    }
+    r->next = r->n = 0;
+}
+
+static void events_marks_clear(events_t *e)
+{
+    events_ring_clear(&e->fine);
+    events_ring_clear(&e->coarse);
+}
+
+static void events_ring_push(events_t *e, events_marks_t *r, uint64_t now)
+{
+    events_mark_t *m = &r->m[r->next];
+    free(m->xip);
+    m->xip = util_xstrdup(e->xip);
+    util_strlcpy(m->xmax, e->xmax, sizeof(m->xmax));
+    m->max_id = e->delivered_max;
+    m->seq = e->polls;
+    r->next = (r->next + 1) % r->cap;
+    if (r->n < r->cap)
+        r->n++;
+    r->at = now;
+}
+
+/* Keep the snapshot just adopted as a mark, when its poll delivered rows. */
+static void events_mark(events_t *e, uint64_t now, bool delivered)
+{
+    e->polls++;
+    if (!delivered || e->delivered_max == 0)
+        return;
+    events_ring_push(e, &e->fine, now);
+    if (e->coarse.n == 0 || now - e->coarse.at >= EVENTS_MARK_SPACING_MS)
+        events_ring_push(e, &e->coarse, now);
+}
+
+/* The newest mark of r whose highest id is below since; NULL when none. */
+static const events_mark_t *events_ring_before(const events_marks_t *r, int64_t since)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const events_mark_t *m = &r->m[(r->next + r->cap - 1 - i) % r->cap];
+        if (m->max_id < since)
+            return m;
+    }
+    return NULL;
+}
+
+/* The newest mark whose highest id is below since; NULL when none is kept. */
+static const events_mark_t *events_mark_before(const events_t *e, int64_t since)
+{
+    const events_mark_t *f = events_ring_before(&e->fine, since);
+    const events_mark_t *c = events_ring_before(&e->coarse, since);
+    if (f == NULL || (c != NULL && c->seq > f->seq))
+        return c;
+    return f;
+}
+
+bool events_xmax_went_back(const char *kept, const char *now)
+{
+    int64_t k, n;
+    if (kept == NULL || now == NULL || !util_parse_int(kept, 0, INT64_MAX, &k) ||
+        !util_parse_int(now, 0, INT64_MAX, &n))
+        return false;
+    return n < k;
+}
+
 static void events_maybe_free(events_t *e)
 {
     if (!e->closing || e->handles_open > 0 || e->polling || e->pruning)
         return;
+    events_marks_clear(e);
+    free(e->page_xip);
     free(e->xip);
     free(e);
 }
@@ -286,13 +424,56 @@ static void events_came_back(events_t *e)
 
 static void events_poll(events_t *e);
 
-/* Keep the poll's snapshot for the next one (every row carries it). */
+/* The snapshot the next poll starts from (copied). */
+static void events_adopt(events_t *e, const char *xip, const char *xmax)
+{
+    char *copy = util_xstrdup(xip);
+    free(e->xip);
+    e->xip = copy;
+    util_strlcpy(e->xmax, xmax, sizeof(e->xmax));
+    e->based = true;
+}
+
+/*
+ * Keep the poll's snapshot for the next one (every row carries it). An xmax
+ * below the kept one means the xids went back (a failover to a replica that
+ * lagged, a restore): the kept snapshot would hide every new row until the
+ * xids pass it again, so the poller starts over as at start, looking back
+ * in time to the last poll that succeeded, and forgets its marks.
+ */
 static void events_keep_snapshot(events_t *e, const PGresult *res)
 {
-    free(e->xip);
-    e->xip = util_xstrdup(db_text(res, 0, POLL_XIP));
-    util_strlcpy(e->xmax, db_text(res, 0, POLL_XMAX), sizeof(e->xmax));
-    e->based = true;
+    const char *xmax = db_text(res, 0, POLL_XMAX);
+    if (e->based && events_xmax_went_back(e->xmax, xmax)) {
+        log_warn(0,
+                 "events: the database's transaction ids went back (xmax %s, was %s: a "
+                 "failover or a restore?); polling again from the time of the last poll",
+                 xmax, e->xmax);
+        e->based = false;
+        e->lookback_from = e->last_ok_ms;
+        events_marks_clear(e);
+        e->delivered_max = 0; /* the ids may have gone back too (a restore) */
+        e->again = true;
+        return;
+    }
+    events_adopt(e, db_text(res, 0, POLL_XIP), xmax);
+}
+
+/* Deliver a poll's rows; returns how many (the LEFT JOIN's empty row is none). */
+static int events_poll_deliver(events_t *e, const PGresult *res)
+{
+    int n = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (db_null(res, i, POLL_ID))
+            continue;
+        int64_t id = db_int64(res, i, POLL_ID);
+        events_deliver(e->srv, id, db_int64(res, i, POLL_AT_MS), db_text(res, i, POLL_PAYLOAD));
+        if (id > e->delivered_max)
+            e->delivered_max = id;
+        snprintf(e->page_last, sizeof(e->page_last), "%lld", (long long)id);
+        n++;
+    }
+    return n;
 }
 
 static void events_poll_done(const db_result_t *r, void *arg)
@@ -302,6 +483,9 @@ static void events_poll_done(const db_result_t *r, void *arg)
     r = db_fit(r, POLL_NCOLS, &fit);
     e->polling = false;
     if (r->status != DB_OK) {
+        /* Nothing changes: the next poll (the next event_poll_ms tick, or a
+         * write's wake once the database is back) starts from the same
+         * snapshot, and delivers the backlog then. */
         if (!e->trouble && !e->stopping)
             log_warn(0, "events: the poll failed: %s; it runs again (no event is lost)",
                      r->message ? r->message : "database unavailable");
@@ -310,11 +494,32 @@ static void events_poll_done(const db_result_t *r, void *arg)
         if (e->trouble)
             log_info(0, "events: the poll runs again");
         e->trouble = false;
-        for (int i = 0; i < PQntuples(r->res); i++)
-            if (!db_null(r->res, i, POLL_ID))
-                events_deliver(e->srv, db_int64(r->res, i, POLL_ID),
-                               db_int64(r->res, i, POLL_AT_MS), db_text(r->res, i, POLL_PAYLOAD));
-        events_keep_snapshot(e, r->res);
+        uint64_t now = uv_now(e->srv->loop);
+        const char *xmax = db_text(r->res, 0, POLL_XMAX);
+        if (!e->paging && e->based && events_xmax_went_back(e->xmax, xmax)) {
+            events_keep_snapshot(e, r->res); /* rebases */
+        } else {
+            int n = events_poll_deliver(e, r->res);
+            bool was_paging = e->paging;
+            if (!e->paging && n == EVENTS_POLL_PAGE) {
+                /* More may follow: page on from this snapshot. */
+                e->paging = true;
+                free(e->page_xip);
+                e->page_xip = util_xstrdup(db_text(r->res, 0, POLL_XIP));
+                util_strlcpy(e->page_xmax, xmax, sizeof(e->page_xmax));
+                e->again = true;
+            } else if (e->paging && n == EVENTS_POLL_PAGE) {
+                e->again = true;
+            } else if (e->paging) {
+                events_adopt(e, e->page_xip, e->page_xmax);
+                e->paging = false;
+            } else {
+                events_keep_snapshot(e, r->res);
+            }
+            e->last_ok_ms = now;
+            if (e->based && !e->paging)
+                events_mark(e, now, n > 0 || was_paging);
+        }
     }
     if (e->again && !e->stopping && r->status == DB_OK) {
         e->again = false;
@@ -332,13 +537,21 @@ static void events_poll(events_t *e)
         return;
     }
     int rc;
-    if (e->based) {
+    char uptime[32];
+    snprintf(uptime, sizeof(uptime), "%.3f",
+             (double)(uv_now(e->srv->loop) - e->lookback_from) / 1000.0 + 1.0);
+    if (e->based && e->paging) {
+        const char *values[5] = {e->xip, e->xmax, e->page_last, e->page_xip, e->page_xmax};
+        rc = db_exec_short(e->srv->db, &stmt_poll_page, 5, values, NULL, NULL, events_poll_done, e);
+    } else if (e->based) {
         const char *values[2] = {e->xip, e->xmax};
         rc = db_exec_short(e->srv->db, &stmt_poll, 2, values, NULL, NULL, events_poll_done, e);
+    } else if (e->paging) {
+        /* The lookback recomputed from the same start: the same instant, give or take. */
+        const char *values[4] = {uptime, e->page_last, e->page_xip, e->page_xmax};
+        rc = db_exec_short(e->srv->db, &stmt_poll_first_page, 4, values, NULL, NULL,
+                           events_poll_done, e);
     } else {
-        char uptime[32];
-        snprintf(uptime, sizeof(uptime), "%.3f",
-                 (double)(uv_now(e->srv->loop) - e->started_ms) / 1000.0 + 1.0);
         const char *values[1] = {uptime};
         rc =
             db_exec_short(e->srv->db, &stmt_poll_first, 1, values, NULL, NULL, events_poll_done, e);
@@ -419,7 +632,9 @@ events_t *events_start(server_t *srv)
 {
     events_t *e = util_xcalloc(1, sizeof(*e));
     e->srv = srv;
-    e->started_ms = uv_now(srv->loop);
+    e->fine = (events_marks_t){.m = e->fine_m, .cap = EVENTS_MARKS_FINE};
+    e->coarse = (events_marks_t){.m = e->coarse_m, .cap = EVENTS_MARKS_COARSE};
+    e->lookback_from = uv_now(srv->loop);
     uv_timer_init(srv->loop, &e->timer);
     e->timer.data = e;
     uv_timer_init(srv->loop, &e->soon);
@@ -481,7 +696,21 @@ void events_close(events_t *e)
 typedef struct events_replay {
     request_t *req;
     int64_t since;
+    bool by_window; /* no mark covered since: the replay could not be proved complete */
 } events_replay_t;
+
+/* Tell the connection that some events it missed are not in the replay (no id: always shown). */
+static void events_push_missed(conn_t *c, bool by_window)
+{
+    Carrel__Event ev = CARREL__EVENT__INIT;
+    ev.kind = "events_missed";
+    ev.branch_code = c->session.branch_code;
+    ev.text = by_window ? "Some branch events from while this desk was away may not have been "
+                          "fetched (the server restarted since): check the lists."
+                        : "Some branch events from while this desk was away were not fetched "
+                          "(more than 1,000): check the lists.";
+    conn_push_event(c, &ev);
+}
 
 /* Push the replayed rows the connection (still) hears, then answer. */
 static void events_replay_done(const db_result_t *r, void *arg)
@@ -496,8 +725,11 @@ static void events_replay_done(const db_result_t *r, void *arg)
         request_fail_db(req, r);
         return;
     }
+    int n = PQntuples(r->res);
+    /* One row more than EVENTS_REPLAY_MAX: the cap cut, the oldest (row 0) goes. */
+    bool cut = n > EVENTS_REPLAY_MAX;
     int sent = 0;
-    for (int i = 0; i < PQntuples(r->res); i++) {
+    for (int i = cut ? n - EVENTS_REPLAY_MAX : 0; i < n; i++) {
         char *copy = util_xstrdup(db_text(r->res, i, REPLAY_PAYLOAD));
         events_payload_t *p = util_xcalloc(1, sizeof(*p));
         if (events_payload_parse(copy, p) && events_conn_hears(c, p)) {
@@ -509,20 +741,37 @@ static void events_replay_done(const db_result_t *r, void *arg)
         free(p);
         free(copy);
     }
-    log_debug(c->id, "replayed %d stored event(s) after %lld", sent, (long long)st->since);
+    if (cut || st->by_window)
+        events_push_missed(c, !cut);
+    log_debug(c->id, "replayed %d stored event(s) after %lld%s%s", sent, (long long)st->since,
+              st->by_window ? " (by the id window)" : "", cut ? " (cut at the cap)" : "");
     request_ok(req);
 }
 
 /*
  * Subscribe: the connection hears events from now on (set first, so that an
  * event committed while the replay runs is pushed live: one the replay's
- * snapshot missed is first seen by a poll that ends after this point). With
- * since_event_id, the stored events after it are replayed first, and the
- * EVENTS_REPLAY_WINDOW ids below it too: events are pushed in the order
- * their transactions commit, not in id order, so one with a smaller id than
- * the highest a desk saw may have committed after it left. The desk drops
- * the ids it already showed (PROTOCOL.md, "Events"). An event live and
- * replayed at once may come twice; Event.id tells.
+ * snapshot missed is first seen by a poll that ends after this point).
+ *
+ * With since_event_id (the highest id the desk saw), the replay sends what
+ * the desk missed while away. Events are pushed in commit order, not id
+ * order, so "id > since" is not enough. Let j be the poll that delivered
+ * since (an id from a replay was delivered by a poll before it: the replay
+ * sends only rows visible in the poller's snapshot), and k the newest mark
+ * whose highest id is below since: k < j, as the highest id only grows. The
+ * desk had every row visible in S_j (live, frames in order, or replayed
+ * earlier, by induction), so it lacks only rows invisible in S_j, hence
+ * invisible in the older S_k: xid >= xmax_k or in xip_k. The replay sends
+ * those and the ids above since, visible in the poller's current snapshot
+ * (the later ones come live): complete. The rows delivered between k and j
+ * may come again; the desk drops the ids it showed (PROTOCOL.md, "Events").
+ * When no mark covers since (the daemon restarted: its first poll's
+ * lookback may have re-delivered ids the desk had from the previous run,
+ * while rows of the gap were visible already; or the desk was away longer
+ * than the marks reach), the replay falls back to the ids above
+ * since - EVENTS_REPLAY_WINDOW and says that some may be missing, as it says
+ * when the cap cut. An event live and replayed at once may come twice;
+ * Event.id tells.
  */
 void handle_subscribe(request_t *req)
 {
@@ -536,25 +785,42 @@ void handle_subscribe(request_t *req)
     }
     c->subscribed = true;
     c->all_branches = all;
-    if (!m->has_since_event_id || m->since_event_id < 0) {
+    /* 0 is no id a desk saw: like no since (the desk never sends it). */
+    if (!m->has_since_event_id || m->since_event_id <= 0) {
         request_ok(req);
         return;
     }
     const session_t *s = request_session(req);
+    const events_t *e = req->srv->events;
     events_replay_t *st = arena_alloc(&req->arena, sizeof(*st));
     st->req = req;
     st->since = m->since_event_id;
+    /* An id above any this run delivered came from another run (or nowhere): no mark is
+     * known to precede its delivery. The oldest mark is this run's first poll or later, so
+     * a mark below since means since came from a later poll of this run. */
+    const events_mark_t *mark = e && e->based && m->since_event_id <= e->delivered_max
+                                    ? events_mark_before(e, m->since_event_id)
+                                    : NULL;
+    st->by_window = mark == NULL;
     char from[24], limit[16];
-    int64_t low =
-        m->since_event_id > EVENTS_REPLAY_WINDOW ? m->since_event_id - EVENTS_REPLAY_WINDOW : 0;
+    int64_t low = m->since_event_id;
+    if (mark == NULL)
+        low = low > EVENTS_REPLAY_WINDOW ? low - EVENTS_REPLAY_WINDOW : 0;
     snprintf(from, sizeof(from), "%lld", (long long)low);
-    snprintf(limit, sizeof(limit), "%d", EVENTS_REPLAY_MAX);
+    snprintf(limit, sizeof(limit), "%d", EVENTS_REPLAY_MAX + 1);
     bool staff_all =
         s->role == CARREL__ROLE__ROLE_COORDINATOR || s->role == CARREL__ROLE__ROLE_ADMIN;
-    const char *values[6] = {
-        from, all ? "t" : "f", s->branch_code, staff_all ? "t" : "f", s->username, limit};
+    bool based = e && e->based;
+    /* While paging, the rows visible in the page's snapshot are delivered or will be
+     * (live, to this connection, subscribed now): that is the poller's snapshot. */
+    const char *cur_xmax = based ? (e->paging ? e->page_xmax : e->xmax) : NULL;
+    const char *cur_xip = based ? (e->paging ? e->page_xip : e->xip) : NULL;
+    const char *values[10] = {
+        from,        all ? "t" : "f", s->branch_code,           staff_all ? "t" : "f",
+        s->username, limit,           mark ? mark->xmax : NULL, mark ? mark->xip : NULL,
+        cur_xmax,    cur_xip};
     int rc =
-        db_exec_short(req->srv->db, &stmt_replay, 6, values, NULL, NULL, events_replay_done, st);
+        db_exec_short(req->srv->db, &stmt_replay, 10, values, NULL, NULL, events_replay_done, st);
     if (rc != 0)
         request_fail_exec(req, rc);
 }

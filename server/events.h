@@ -19,7 +19,8 @@
 
 /* A replay re-sends this many ids below since_event_id (see handle_subscribe). */
 #define EVENTS_REPLAY_WINDOW 256
-/* At most this many stored events are replayed (the newest, oldest first). */
+/* At most this many stored events are replayed (the newest, oldest first); when
+ * more were missed the connection gets an `events_missed` event (no id) first. */
 #define EVENTS_REPLAY_MAX 1000
 
 /* At most this many user names an event is addressed to (desk_event_to). */
@@ -71,6 +72,12 @@ bool events_payload_reaches(const events_payload_t *p, const session_t *s, bool 
  * logged-in connection it reaches. Malformed: logged and dropped.
  */
 void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payload);
+
+/*
+ * True when the snapshot xmax `now` (decimal text) is below `kept`: the
+ * database's transaction ids went back (a failover, a restore). Pure.
+ */
+bool events_xmax_went_back(const char *kept, const char *now);
 
 /*
  * The poller's state, which outlives database connections (a dropped one

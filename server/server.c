@@ -277,6 +277,8 @@ static void server_finish(server_t *srv)
     srv->rooms = NULL;
     jobtimer_close(srv->tickets, NULL, NULL);
     srv->tickets = NULL;
+    if (srv->db) /* the hook must not outlive events_t, whatever completes after this */
+        db_pool_on_write_done(srv->db, NULL, NULL);
     events_close(srv->events);
     srv->events = NULL;
     if (srv->db)

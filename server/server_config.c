@@ -106,7 +106,7 @@ const conf_entry_t server_config_table[] = {
     {"event_poll_ms", CONF_INT, S(event_poll_ms), "1000", 10, 3600000,
      "look for desk events stored by changes made outside carreld (psql, other tools) this "
      "often; carreld's own changes are looked for as soon as they commit"},
-    {"event_retention_hours", CONF_INT, S(event_retention_hours), "48", 1, 87600,
+    {"event_retention_hours", CONF_INT, S(event_retention_hours), "48", 1, 168,
      "stored desk events older than this are deleted (hourly); a desk that reconnects is "
      "sent the ones it missed from those kept"},
     {"session_token_ttl_s", CONF_INT, S(session_token_ttl_s), "28800", 60, 2592000,

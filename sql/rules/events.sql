@@ -12,6 +12,11 @@
 -- The row's xid is assigned before its id is drawn (pg_current_xact_id()
 -- first): the daemon finds new rows by xid against its last snapshot, and
 -- the ids then follow the xids of the transactions that drew them.
+--
+-- `at` is the insert's clock (clock_timestamp()), not the transaction's
+-- start: the daemon's first poll looks back by it (a transaction begun
+-- before the daemon started whose event was written after is still pushed
+-- live), and a desk tells old history from what it missed by it.
 
 -- The event's text as a desk shows it: one line.
 CREATE OR REPLACE FUNCTION desk_event_line(p_text text) RETURNS text
@@ -27,8 +32,8 @@ CREATE OR REPLACE FUNCTION desk_event(p_branch integer, p_kind text, p_item bigi
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_current_xact_id(); -- the xid before the id (see above)
-    INSERT INTO desk_event (xid, branch_id, branch_code, kind, item_barcode, bib_id, text)
-    VALUES (pg_current_xact_id(), p_branch,
+    INSERT INTO desk_event (xid, at, branch_id, branch_code, kind, item_barcode, bib_id, text)
+    VALUES (pg_current_xact_id(), clock_timestamp(), p_branch,
             coalesce((SELECT code FROM branch WHERE id = p_branch), ''), p_kind,
             (SELECT barcode FROM item WHERE id = p_item), p_bib, desk_event_line(p_text));
 END
@@ -44,8 +49,8 @@ CREATE OR REPLACE FUNCTION desk_event_to(p_branch integer, p_kind text, p_ticket
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_current_xact_id(); -- the xid before the id (see above)
-    INSERT INTO desk_event (xid, branch_id, branch_code, kind, text, ticket_id, usernames)
-    VALUES (pg_current_xact_id(), p_branch,
+    INSERT INTO desk_event (xid, at, branch_id, branch_code, kind, text, ticket_id, usernames)
+    VALUES (pg_current_xact_id(), clock_timestamp(), p_branch,
             coalesce((SELECT code FROM branch WHERE id = p_branch), ''), p_kind,
             left(desk_event_line(p_text), 1000), p_ticket,
             coalesce((SELECT array_agg(u ORDER BY n) FROM unnest(p_usernames) WITH ORDINALITY
