@@ -4,8 +4,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "text.h"
@@ -33,14 +35,20 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const c
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* No stateless tickets (REVIEW15C 7): a TLS 1.2 ticket holds the master
+     * secret encrypted with a key that would live as long as the process, so one
+     * leak of it would open every recorded TLS 1.2 session. Without them TLS 1.2
+     * resumes from the session cache (by id) and TLS 1.3 gets stateful tickets
+     * (ids into the same cache, still resumed with a fresh DHE exchange). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_TICKET);
     /* An idle connection then holds no 16 KiB+ record buffers (issue 8, item 28). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     /*
      * Session resumption: a desk that reconnects (a network blip, a branch's
      * desks at opening time) skips the certificate exchange and its signature.
-     * TLS 1.3 uses tickets (on by default, encrypted with keys random to this
-     * process), TLS 1.2 the session cache. A context id is required once client
+     * Both versions resume from this process's session cache (TLS 1.3 through
+     * stateful tickets, see SSL_OP_NO_TICKET above); nothing outlives it. A context id is required once client
      * certificates are verified, else OpenSSL refuses every resumption; a
      * resumed session keeps the verified client certificate (tlsio_peer_cn).
      */
@@ -85,14 +93,29 @@ fail:
 
 /*
  * The client's saved session: one per process, for the host it was made with
- * (the name or address the server's certificate was verified against), offered
- * by every later connection to that host (tlsio_init): desk mode's reconnects,
- * carrel-bench's desks. Guarded by a lock: a program may connect from several
- * threads. The reference is held until the process ends (reachable, no leak).
+ * (the name or address the server's certificate was verified against) and the
+ * client certificate it was made with, offered by every later connection to
+ * that host with the same certificate (tlsio_init): desk mode's reconnects,
+ * carrel-bench's desks. A resumed session keeps the first connection's
+ * certificate on the server, so a connection with another certificate (or
+ * none) must never offer it: it would be taken for the other workstation.
+ * Guarded by a lock: a program may connect from several threads. The
+ * reference is held until the process ends (reachable, no leak).
  */
 static pthread_mutex_t tls_saved_lock = PTHREAD_MUTEX_INITIALIZER;
 static SSL_SESSION *tls_saved;
 static char tls_saved_host[256];
+static unsigned char tls_saved_cert[EVP_MAX_MD_SIZE]; /* SHA-256 of the client certificate */
+
+/* The SHA-256 of the connection's client certificate, or all zeroes for none. */
+static void tls_client_cert_id(SSL *ssl, unsigned char out[EVP_MAX_MD_SIZE])
+{
+    memset(out, 0, EVP_MAX_MD_SIZE);
+    X509 *cert = SSL_get_certificate(ssl);
+    unsigned len = 0;
+    if (cert && X509_digest(cert, EVP_sha256(), out, &len) != 1)
+        memset(out, 0xff, EVP_MAX_MD_SIZE); /* unknown: matches no saved session's id */
+}
 
 /* The host a client connection verifies the server against, or "". */
 static void tls_verify_host(SSL *ssl, char *out, size_t outlen)
@@ -113,7 +136,9 @@ static void tls_verify_host(SSL *ssl, char *out, size_t outlen)
 static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     char host[sizeof(tls_saved_host)];
+    unsigned char cert[EVP_MAX_MD_SIZE];
     tls_verify_host(ssl, host, sizeof(host));
+    tls_client_cert_id(ssl, cert);
     if (host[0] == '\0' || !SSL_SESSION_is_resumable(sess))
         return 0;
     SSL_SESSION *copy = SSL_SESSION_dup(sess);
@@ -123,17 +148,24 @@ static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
     SSL_SESSION_free(tls_saved);
     tls_saved = copy;
     snprintf(tls_saved_host, sizeof(tls_saved_host), "%s", host);
+    memcpy(tls_saved_cert, cert, sizeof(tls_saved_cert));
     pthread_mutex_unlock(&tls_saved_lock);
     return 0; /* the library keeps its own reference */
 }
 
-/* Offer the saved session to a new connection to the same host. */
+/* Offer the saved session to a new connection to the same host with the same
+ * client certificate, while it is still resumable and unexpired. */
 static void tls_offer_saved(SSL *ssl)
 {
     char host[sizeof(tls_saved_host)];
+    unsigned char cert[EVP_MAX_MD_SIZE];
     tls_verify_host(ssl, host, sizeof(host));
+    tls_client_cert_id(ssl, cert);
+    time_t now = time(NULL);
     pthread_mutex_lock(&tls_saved_lock);
-    if (tls_saved && host[0] && strcmp(host, tls_saved_host) == 0)
+    if (tls_saved && host[0] && strcmp(host, tls_saved_host) == 0 &&
+        memcmp(cert, tls_saved_cert, sizeof(cert)) == 0 && SSL_SESSION_is_resumable(tls_saved) &&
+        (time_t)(SSL_SESSION_get_time(tls_saved) + SSL_SESSION_get_timeout(tls_saved)) > now)
         (void)SSL_set_session(ssl, tls_saved); /* a failure: a full handshake, as before */
     pthread_mutex_unlock(&tls_saved_lock);
 }

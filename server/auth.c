@@ -682,16 +682,18 @@ static int login_password_logins_ahead(const server_t *srv)
     return n;
 }
 
-static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
+/* The connection no longer holds a retry time (it came back, or logs in another way). */
+static void login_told_clear(server_t *srv, conn_t *c)
 {
-    server_t *srv = req->srv;
-    conn_t *c = req->conn;
-    uint64_t window = (uint64_t)srv->cfg.login_timeout_s * 1000;
-    uint32_t after = password_retry_after(&srv->passwords, wait_ms, window);
-    /* A fifth more: room for the client's jitter (PROTOCOL.md, "Retrying"). */
-    c->login_from = uv_now(srv->loop) + after + after / 5;
-    log_info(c->id, "login for %s from %s refused: %s (about %llu ms); retry in %u ms",
-             req->msg->login->username, c->peer, why, (unsigned long long)wait_ms, after);
+    if (c->login_retry_at != 0) {
+        c->login_retry_at = 0;
+        srv->passwords.told--;
+    }
+}
+
+/* Answer UNAVAILABLE password_queue: come back in `after` ms. */
+static void login_answer_busy(request_t *req, uint32_t after)
+{
     req->resp.has_retry_after_ms = 1;
     req->resp.retry_after_ms = after;
     request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
@@ -700,21 +702,60 @@ static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
                  after / 1000, after % 1000 / 100);
 }
 
+static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
+{
+    server_t *srv = req->srv;
+    conn_t *c = req->conn;
+    uint64_t window = (uint64_t)srv->cfg.login_timeout_s * 1000;
+    uint64_t now = uv_now(srv->loop);
+    uint32_t after = password_retry_after(&srv->passwords, wait_ms, window);
+    /* One retry time per connection at once (REVIEW15C 1, 2): counted once in
+     * `told`, which bounds how far refusals can push everyone's slot. */
+    if (c->login_retry_at == 0)
+        srv->passwords.told++;
+    c->login_retry_at = now + after;
+    /* A fifth more: room for the client's jitter (PROTOCOL.md, "Retrying"). */
+    c->login_from = now + after + after / 5;
+    /* A connection that has not logged in has a bounded lifetime (REVIEW15C 3,
+     * conn_login_lifetime_end): a retry time whose window would end past it is
+     * given and the connection closed; the client reopens (a resumed TLS
+     * session makes that cheap). */
+    bool last = c->login_from + window > conn_login_lifetime_end(c);
+    log_info(c->id, "login for %s from %s refused: %s (about %llu ms); retry in %u ms%s",
+             req->msg->login->username, c->peer, why, (unsigned long long)wait_ms, after,
+             last ? " on a new connection" : "");
+    conn_ref(c);
+    login_answer_busy(req, after);
+    if (last) {
+        login_told_clear(srv, c);
+        conn_close_after_flush(c, "login lifetime");
+    }
+    conn_unref(c);
+}
+
 /* True (and answered) when a new password login would wait past its deadline. */
 static bool login_queue_refuse(request_t *req)
 {
     server_t *srv = req->srv;
     conn_t *c = req->conn;
     password_queue_t *q = &srv->passwords;
+    uint64_t now = uv_now(srv->loop);
+    if (c->login_retry_at != 0) {
+        /* Earlier than told (REVIEW15C 1): the same time again, what is left of
+         * it; no new slot, no new deadline, no place in the queue. Not logged:
+         * a client that pipelines Logins would fill the log. */
+        if (now + LOGIN_EARLY_SLACK_MS < c->login_retry_at) {
+            login_answer_busy(req, (uint32_t)(c->login_retry_at - now));
+            return true;
+        }
+        /* On time: a whole window from the time it was told (or its arrival,
+         * if later), so the client's jitter does not eat into it. */
+        c->login_from = now > c->login_retry_at ? now : c->login_retry_at;
+        login_told_clear(srv, c);
+    }
     int ahead = password_queue_ahead(q) + login_password_logins_ahead(srv);
     uint64_t wait = password_wait_ms(ahead, q->workers, password_job_ms(q));
-    uint64_t now = uv_now(srv->loop);
-    /* Told to come back: a whole window from the retry's arrival, so that the
-     * client's jitter (or a slow network) does not eat into it. */
-    if (c->login_from != 0 && now > c->login_from)
-        c->login_from = now;
-    uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
-    uint64_t deadline = from + (uint64_t)srv->cfg.login_timeout_s * 1000;
+    uint64_t deadline = conn_login_deadline(c);
     if (password_queue_full(q)) {
         login_refuse_busy(req, wait, "password checks queue full");
         return true;
@@ -879,9 +920,10 @@ void handle_login(request_t *req)
     /* Throttle by address without the port, which changes per connection. */
     snprintf(st->addr_key, sizeof(st->addr_key), "addr:%s", req->conn->addr);
     st->by_token = l->session_token && l->session_token[0];
-    if (st->by_token)
+    if (st->by_token) {
         auth_token_hash(l->session_token, st->token_hash);
-    else if (login_queue_refuse(req))
+        login_told_clear(req->srv, req->conn);
+    } else if (login_queue_refuse(req))
         return;
     req->conn->login_password = !st->by_token;
     login_admit_t a = login_admit(req);
@@ -929,6 +971,7 @@ void handle_logout(request_t *req)
     req->conn->stats_live = false;
     s->hello_done = hello;
     req->conn->accepted_at = uv_now(req->srv->loop); /* a fresh login deadline */
+    req->conn->login_from = 0; /* not an old refusal's */
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes_login);
     if (!had_token) {
         request_ok(req);
