@@ -209,6 +209,19 @@ static void login_record(request_t *req, bool success, const char *reason)
 static void login_admit_waiting(server_t *srv);
 static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why);
 
+/* Keep srv->passwords.logins_unqueued, the password logins admitted or waiting
+ * for admission whose check is not queued yet (REVIEW15C 5: a counter, not a
+ * walk over every connection per Login). Called wherever those flags change. */
+static void login_unqueued_sync(server_t *srv, conn_t *c)
+{
+    bool want = !c->closed && c->session.login_pending && c->login_password &&
+                c->login_work == NULL;
+    if (want != c->login_unqueued) {
+        c->login_unqueued = want;
+        srv->passwords.logins_unqueued += want ? 1 : -1;
+    }
+}
+
 /*
  * The login is over, one way or another: give back its pending slots, take
  * back the failures counted ahead unless `keep_user` / `keep_addr` (the
@@ -230,6 +243,7 @@ static void login_end(request_t *req, bool keep_user, bool keep_addr)
     st->pending_user = st->pending_addr = st->counted_user = st->counted_addr = false;
     req->conn->session.login_pending = false;
     req->conn->login_work = NULL;
+    login_unqueued_sync(srv, req->conn);
     if (freed && srv->login_waiting) /* a slot and perhaps a verdict: the waiting may go */
         login_admit_waiting(srv);
 }
@@ -501,6 +515,7 @@ static void login_verified(int ok, const char *hash, void *arg)
     request_t *req = arg;
     login_state_t *st = req->state;
     req->conn->login_work = NULL;
+    login_unqueued_sync(req->srv, req->conn);
     if (ok == PASSWORD_CANCELLED || req->conn->closed) {
         /* The client went away: its attempt still counts, its check was skipped. */
         login_record(req, false, "abandoned");
@@ -566,6 +581,7 @@ static void login_check_password(request_t *req, const char *hash)
     Carrel__Login *l = req->msg->login;
     int rc = password_verify_async(&req->srv->passwords, hash, l->password, login_verified, req,
                                    &req->conn->login_work);
+    login_unqueued_sync(req->srv, req->conn);
     if (rc == PASSWORD_QUEUE_FULL) {
         login_end(req, false, false);
         password_queue_t *q = &req->srv->passwords;
@@ -675,11 +691,7 @@ static bool login_fields_ok(request_t *req)
  */
 static int login_password_logins_ahead(const server_t *srv)
 {
-    int n = 0;
-    for (const conn_t *o = srv->conns; o; o = o->next)
-        if (o->session.login_pending && o->login_password && o->login_work == NULL)
-            n++;
-    return n;
+    return srv->passwords.logins_unqueued;
 }
 
 /* The connection no longer holds a retry time (it came back, or logs in another way). */
@@ -851,6 +863,7 @@ static void login_wait(request_t *req)
     st->next_waiting = NULL;
     *p = st;
     req->conn->session.login_pending = true;
+    login_unqueued_sync(req->srv, req->conn);
 }
 
 /*
@@ -876,6 +889,7 @@ static void login_admit_waiting(server_t *srv)
             request_t *req = st->req;
             conn_t *c = req->conn;
             c->session.login_pending = false;
+            login_unqueued_sync(srv, c);
             if (c->closed) {
                 request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "closed",
                              "Connection closed.");
@@ -886,6 +900,7 @@ static void login_admit_waiting(server_t *srv)
                 login_wait(req);
             } else if (a == LOGIN_ADMIT_GO) {
                 c->session.login_pending = true;
+                login_unqueued_sync(srv, c);
                 login_start(req);
             }
         }
@@ -931,6 +946,7 @@ void handle_login(request_t *req)
         login_wait(req);
     } else if (a == LOGIN_ADMIT_GO) {
         s->login_pending = true;
+        login_unqueued_sync(req->srv, req->conn);
         login_start(req);
     }
 }

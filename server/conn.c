@@ -226,6 +226,10 @@ static void conn_on_close(channel_t *ch, const char *reason)
     c->closed = true;
     if (c->login_work) /* nobody will read the answer: spare the thread pool */
         password_cancel(c->login_work);
+    if (c->login_unqueued) { /* no longer a login ahead of others (auth.c) */
+        c->login_unqueued = false;
+        srv->passwords.logins_unqueued--;
+    }
     if (c->login_retry_at != 0) { /* it will not come back on this connection */
         c->login_retry_at = 0;
         srv->passwords.told--;

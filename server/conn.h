@@ -67,6 +67,7 @@ typedef struct conn {
     password_work_t *login_work;
     bool login_password;     /* the pending login checks a password (not a session token) */
     uint64_t login_from;     /* uv_now() from which a refused login's new deadline counts */
+    bool login_unqueued;     /* counted in srv->passwords.logins_unqueued (auth.c) */
     uint64_t login_retry_at; /* uv_now() it was told to come back (0: not told); counted in
                                 srv->passwords.told while set */
     int hashing;             /* new passwords of its requests being hashed (bounded in admin.c) */

@@ -51,6 +51,7 @@ void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify, i
     q->pending = 0;
     q->cancelled_waiting = 0;
     q->told = 0;
+    q->logins_unqueued = 0;
     q->max_verify = max_verify;
     q->hashes = 0;
     /* Logins keep at least half of the queue whatever staff are being added. */

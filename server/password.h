@@ -34,6 +34,7 @@ typedef struct password_queue {
     password_work_t *head, *tail; /* jobs waiting for a worker, oldest first */
     double job_ms;                /* moving average of one job's duration; 0 before the first */
     uint64_t retry_slot_ms;       /* uv_now() of the latest retry time handed out */
+    int logins_unqueued;          /* password logins admitted or waiting, not queued yet (auth.c) */
     int told;                     /* connections told a retry time that have not come back */
 
     int pending;                /* jobs queued or running; their callbacks have not run yet */

@@ -160,14 +160,22 @@ static void run_queue(int workers, int jobs, int cancel_index)
     assert_int_equal(o.idle_calls, 1);
     assert_int_equal(password_queue_ahead(&q), 0);
     assert_true(password_job_ms(&q) > 0);
+    /* A cancelled waiting job is answered when the pump reaches it, without a
+     * worker, so possibly before the job just finished: order the others only. */
+    int next = 0;
     for (int k = 0; k < jobs; k++) {
         int i = o.seen[k];
         int want = i == cancel_index ? PASSWORD_CANCELLED
                    : i % 3 == 2      ? PASSWORD_MISMATCH
                                      : PASSWORD_MATCH;
         assert_int_equal(o.results[k], want);
+        if (i == cancel_index)
+            continue;
+        if (next == cancel_index)
+            next++;
         if (workers == 1)
-            assert_int_equal(i, k); /* first in, first out */
+            assert_int_equal(i, next); /* first in, first out */
+        next++;
     }
     free(hash);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
