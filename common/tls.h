@@ -37,8 +37,8 @@ typedef struct tlsio {
 
 /*
  * A server context: TLS 1.2 minimum, the certificate chain and key from PEM
- * files, session resumption on (a session cache in this process; no stateless
- * TLS 1.2 tickets). When client_ca
+ * files, session resumption on (tickets and a session cache; ticket keys of
+ * its own, rotated every TLS_SESSION_LIFETIME_S, wiped after twice that). When client_ca
  * is set, client certificates are requested and checked against it;
  * require_client_cert makes them mandatory.
  * Returns NULL and a sentence in err on failure.

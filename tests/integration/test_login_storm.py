@@ -272,6 +272,31 @@ class Resumption(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_tls12_resumed_with_rotating_ticket_keys(self):
+        """TLS 1.2 resumes too, its ticket sealed with the context's own rotating key
+        (tls_ticket_key_cb issues and opens it), and keeps the client certificate."""
+        d = env.daemon(tls_require_client_cert=True)
+        try:
+            ctx = env.client_context("desk-dwn")
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            w1 = harness.Wire(env, d.port, context=ctx)
+            self.assertEqual(w1.hello().status, "ok")
+            self.assertEqual(w1.sock.version(), "TLSv1.2")
+            session = w1.sock.session
+            self.assertTrue(session.has_ticket)
+            w1.close()
+            sock = socket.create_connection(("127.0.0.1", d.port), timeout=60)
+            w2 = harness.Wire.__new__(harness.Wire)
+            w2.sock = ctx.wrap_socket(sock, server_hostname="localhost", session=session)
+            w2.next_id, w2.buffer = 0, b""
+            self.assertTrue(w2.sock.session_reused)
+            self.assertEqual(w2.hello().status, "ok")
+            r = w2.login("desk-dwn", "admin", ADMIN_PASSWORD)
+            self.assertEqual(r.status, "ok", r)
+            w2.close()
+        finally:
+            d.stop()
+
     def test_desk_reconnects_resumed_with_its_token(self):
         """Desk mode, dropped by the server (idle), reconnects offering its TLS session and
         logs in with the session token of its first login: no second password check."""
