@@ -582,6 +582,9 @@ static void login_check_password(request_t *req, const char *hash)
     int rc = password_verify_async(&req->srv->passwords, hash, l->password, login_verified, req,
                                    &req->conn->login_work);
     login_unqueued_sync(req->srv, req->conn);
+    if (rc == 0) /* the queue's order, for tests and for tracing a storm */
+        log_debug(req->conn->id, "password check for %s queued, %d ahead", l->username,
+                  password_queue_ahead(&req->srv->passwords) - 1);
     if (rc == PASSWORD_QUEUE_FULL) {
         login_end(req, false, false);
         password_queue_t *q = &req->srv->passwords;

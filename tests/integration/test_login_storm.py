@@ -8,6 +8,7 @@ session and log in with their session token."""
 import os
 import queue
 import random
+import re
 import selectors
 import socket
 import ssl
@@ -149,7 +150,7 @@ class Storm(unittest.TestCase):
     def test_first_come_first_served(self):
         """Logins sent one after another finish in that order, two at a time (two
         workers): the first is not kept waiting until the last is checked too."""
-        d = env.daemon(login_timeout_s=60, **SLOW)
+        d = env.daemon(login_timeout_s=60, log_level="debug", **SLOW)
         try:
             n = 8  # login_pending_per_address: all admitted at once
             wires = [d.wire() for _ in range(n)]
@@ -157,19 +158,25 @@ class Storm(unittest.TestCase):
                 self.assertEqual(w.hello().status, "ok")
             for i, w in enumerate(wires):
                 w.send(REQ_LOGIN, login_body("storm%d" % i))
-                time.sleep(0.05)  # looked up before the next arrives: a known order
             got = answers_in_arrival_order(wires)
             for _, r, _ in got:
                 self.assertEqual(r.status, "ok", r)
             order = [i for i, _, _ in got]
             done = {i: t for i, _, t in got}
-            # Two workers: each finishes no later than any login two or more places
-            # behind it (the answers were read as they came, so this can fail).
-            for i in range(n):
-                for j in range(i + 2, n):
-                    self.assertLess(order.index(i), order.index(j), order)
+            # The order the checks were queued in (after each user's lookup, which
+            # may come back in any order), as the daemon logged it.
+            queued = [int(m) for m in
+                      re.findall(r"password check for storm(\d+) queued", d.log_text())]
+            self.assertEqual(sorted(queued), list(range(n)), queued)
+            # Two workers: each finishes no later than any check queued two or more
+            # places behind it (the answers were read as they came: this can fail).
+            for p in range(n):
+                for q in range(p + 2, n):
+                    self.assertLess(order.index(queued[p]), order.index(queued[q]),
+                                    (queued, order))
+            first, last = queued[0], queued[-1]
             # The first ones did not wait for the rest: about a quarter of the time.
-            self.assertLess(done[0], done[n - 1] / 2, done)
+            self.assertLess(done[first], done[last] / 2, done)
             for w in wires:
                 w.close()
         finally:
