@@ -637,6 +637,11 @@ static int cli_send_login(cli_t *cli, const char *password, const char *token, b
             waited + delay > CLI_LOGIN_WAIT_MAX_MS) {
             if (closed)
                 return cli_fail(cli, EXIT_NETWORK, "%s", cli->conn.error);
+            if (busy && after > 0 && !cli->quiet) /* past our window: say when, not just no */
+                fprintf(stderr,
+                        "carrel: the server is busy checking other logins and expects to take "
+                        "logins again in %u s\n",
+                        (after + 999) / 1000);
             return EXIT_OK; /* the answer, busy or not */
         }
         cli_login_waiting(cli, delay, attempt,

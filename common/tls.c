@@ -4,8 +4,13 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "text.h"
@@ -24,6 +29,139 @@ static void tls_format_error(char *err, size_t errlen, const char *what)
     ERR_clear_error();
 }
 
+/*
+ * Session ticket keys, rotated (REVIEW15C 7). A TLS 1.2 ticket holds the
+ * session's master secret encrypted with the ticket key, so a key that lived
+ * as long as the daemon (OpenSSL's default: random per context, never
+ * changed) would, if it ever leaked, open every recorded TLS 1.2 session that
+ * got a ticket. Here a key issues tickets for TLS_SESSION_LIFETIME_S, then
+ * only opens them (renewing them with the new key) for as long again, then is
+ * wiped: a key is worth at most two lifetimes of traffic. Each server context
+ * has its own keys (ex_data), so a SIP session cannot be resumed on the desk
+ * port. TLS 1.3 resumes with a fresh (EC)DHE exchange whatever the key.
+ */
+typedef struct tls_ticket_key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+    time_t born; /* 0: none */
+} tls_ticket_key_t;
+
+typedef struct tls_ticket_keys {
+    pthread_mutex_t lock;
+    tls_ticket_key_t cur, prev;
+} tls_ticket_keys_t;
+
+static int tls_ticket_index = -1;
+static pthread_once_t tls_ticket_once = PTHREAD_ONCE_INIT;
+
+static void tls_ticket_keys_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                                 void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    tls_ticket_keys_t *k = ptr;
+    if (k == NULL)
+        return;
+    pthread_mutex_destroy(&k->lock);
+    OPENSSL_cleanse(k, sizeof(*k));
+    OPENSSL_free(k);
+}
+
+static void tls_ticket_index_init(void)
+{
+    tls_ticket_index =
+        CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, tls_ticket_keys_free);
+}
+
+static int tls_ticket_key_new(tls_ticket_key_t *k, time_t now)
+{
+    if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_priv_bytes(k->aes, sizeof(k->aes)) != 1 ||
+        RAND_priv_bytes(k->hmac, sizeof(k->hmac)) != 1)
+        return -1;
+    k->born = now;
+    return 0;
+}
+
+/* Retire the current key once it has issued tickets for a lifetime; wipe the
+ * previous one once the tickets it issued can no longer be valid. */
+static int tls_ticket_keys_rotate(tls_ticket_keys_t *k, time_t now)
+{
+    if (k->cur.born == 0 || now - k->cur.born >= TLS_SESSION_LIFETIME_S) {
+        tls_ticket_key_t fresh;
+        if (tls_ticket_key_new(&fresh, now) != 0)
+            return -1;
+        k->prev = k->cur;
+        k->cur = fresh;
+        OPENSSL_cleanse(&fresh, sizeof(fresh));
+    }
+    if (k->prev.born != 0 && now - k->prev.born >= 2 * TLS_SESSION_LIFETIME_S)
+        OPENSSL_cleanse(&k->prev, sizeof(k->prev));
+    return 0;
+}
+
+static int tls_ticket_use(const tls_ticket_key_t *key, unsigned char *iv, EVP_CIPHER_CTX *ctx,
+                          EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)key->hmac,
+                                                  sizeof(key->hmac));
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "sha256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+        return -1;
+    int ok = enc ? EVP_EncryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key->aes, iv)
+                 : EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key->aes, iv);
+    return ok == 1 ? 0 : -1;
+}
+
+static int tls_ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
+                             EVP_CIPHER_CTX *ctx, EVP_MAC_CTX *hctx, int enc)
+{
+    tls_ticket_keys_t *k = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_ticket_index);
+    if (k == NULL)
+        return -1;
+    int rc = -1;
+    pthread_mutex_lock(&k->lock);
+    if (tls_ticket_keys_rotate(k, time(NULL)) != 0)
+        goto done;
+    if (enc) {
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1)
+            goto done;
+        memcpy(key_name, k->cur.name, sizeof(k->cur.name));
+        rc = tls_ticket_use(&k->cur, iv, ctx, hctx, 1) == 0 ? 1 : -1;
+    } else if (memcmp(key_name, k->cur.name, sizeof(k->cur.name)) == 0) {
+        rc = tls_ticket_use(&k->cur, iv, ctx, hctx, 0) == 0 ? 1 : -1;
+    } else if (k->prev.born != 0 && memcmp(key_name, k->prev.name, sizeof(k->prev.name)) == 0) {
+        rc = tls_ticket_use(&k->prev, iv, ctx, hctx, 0) == 0 ? 2 : -1; /* 2: renew it */
+    } else {
+        rc = 0; /* an unknown or wiped key: a full handshake */
+    }
+done:
+    pthread_mutex_unlock(&k->lock);
+    return rc;
+}
+
+static int tls_ticket_keys_install(SSL_CTX *ctx)
+{
+    if (pthread_once(&tls_ticket_once, tls_ticket_index_init) != 0 || tls_ticket_index < 0)
+        return -1;
+    tls_ticket_keys_t *k = OPENSSL_zalloc(sizeof(*k));
+    if (k == NULL)
+        return -1;
+    if (pthread_mutex_init(&k->lock, NULL) != 0) {
+        OPENSSL_free(k);
+        return -1;
+    }
+    if (tls_ticket_keys_rotate(k, time(NULL)) != 0 ||
+        SSL_CTX_set_ex_data(ctx, tls_ticket_index, k) != 1) {
+        tls_ticket_keys_free(NULL, k, NULL, 0, 0, NULL);
+        return -1;
+    }
+    if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_key_cb) != 1)
+        return -1; /* k is freed with ctx */
+    return 0;
+}
+
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const char *client_ca,
                             bool require_client_cert, char *err, size_t errlen)
 {
@@ -39,8 +177,8 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const c
     /*
      * Session resumption: a desk that reconnects (a network blip, a branch's
      * desks at opening time) skips the certificate exchange and its signature.
-     * TLS 1.3 uses tickets (on by default, encrypted with keys random to this
-     * process), TLS 1.2 the session cache. A context id is required once client
+     * TLS 1.3 uses tickets, TLS 1.2 the session cache and tickets; the ticket
+     * keys are this context's own and rotated (tls_ticket_key_cb). A context id is required once client
      * certificates are verified, else OpenSSL refuses every resumption; a
      * resumed session keeps the verified client certificate (tlsio_peer_cn).
      */
@@ -49,6 +187,10 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const c
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, 8192);
     SSL_CTX_set_timeout(ctx, TLS_SESSION_LIFETIME_S);
+    if (tls_ticket_keys_install(ctx) != 0) {
+        tls_format_error(err, errlen, "cannot set up TLS session ticket keys");
+        goto fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         char what[300];
         snprintf(what, sizeof(what), "cannot load server certificate %s", cert_file);
@@ -85,14 +227,29 @@ fail:
 
 /*
  * The client's saved session: one per process, for the host it was made with
- * (the name or address the server's certificate was verified against), offered
- * by every later connection to that host (tlsio_init): desk mode's reconnects,
- * carrel-bench's desks. Guarded by a lock: a program may connect from several
- * threads. The reference is held until the process ends (reachable, no leak).
+ * (the name or address the server's certificate was verified against) and the
+ * client certificate it was made with, offered by every later connection to
+ * that host with the same certificate (tlsio_init): desk mode's reconnects,
+ * carrel-bench's desks. A resumed session keeps the first connection's
+ * certificate on the server, so a connection with another certificate (or
+ * none) must never offer it: it would be taken for the other workstation.
+ * Guarded by a lock: a program may connect from several threads. The
+ * reference is held until the process ends (reachable, no leak).
  */
 static pthread_mutex_t tls_saved_lock = PTHREAD_MUTEX_INITIALIZER;
 static SSL_SESSION *tls_saved;
 static char tls_saved_host[256];
+static unsigned char tls_saved_cert[EVP_MAX_MD_SIZE]; /* SHA-256 of the client certificate */
+
+/* The SHA-256 of the connection's client certificate, or all zeroes for none. */
+static void tls_client_cert_id(SSL *ssl, unsigned char out[EVP_MAX_MD_SIZE])
+{
+    memset(out, 0, EVP_MAX_MD_SIZE);
+    X509 *cert = SSL_get_certificate(ssl);
+    unsigned len = 0;
+    if (cert && X509_digest(cert, EVP_sha256(), out, &len) != 1)
+        memset(out, 0xff, EVP_MAX_MD_SIZE); /* unknown: matches no saved session's id */
+}
 
 /* The host a client connection verifies the server against, or "". */
 static void tls_verify_host(SSL *ssl, char *out, size_t outlen)
@@ -113,7 +270,9 @@ static void tls_verify_host(SSL *ssl, char *out, size_t outlen)
 static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
     char host[sizeof(tls_saved_host)];
+    unsigned char cert[EVP_MAX_MD_SIZE];
     tls_verify_host(ssl, host, sizeof(host));
+    tls_client_cert_id(ssl, cert);
     if (host[0] == '\0' || !SSL_SESSION_is_resumable(sess))
         return 0;
     SSL_SESSION *copy = SSL_SESSION_dup(sess);
@@ -123,17 +282,24 @@ static int tls_new_session_cb(SSL *ssl, SSL_SESSION *sess)
     SSL_SESSION_free(tls_saved);
     tls_saved = copy;
     snprintf(tls_saved_host, sizeof(tls_saved_host), "%s", host);
+    memcpy(tls_saved_cert, cert, sizeof(tls_saved_cert));
     pthread_mutex_unlock(&tls_saved_lock);
     return 0; /* the library keeps its own reference */
 }
 
-/* Offer the saved session to a new connection to the same host. */
+/* Offer the saved session to a new connection to the same host with the same
+ * client certificate, while it is still resumable and unexpired. */
 static void tls_offer_saved(SSL *ssl)
 {
     char host[sizeof(tls_saved_host)];
+    unsigned char cert[EVP_MAX_MD_SIZE];
     tls_verify_host(ssl, host, sizeof(host));
+    tls_client_cert_id(ssl, cert);
+    time_t now = time(NULL);
     pthread_mutex_lock(&tls_saved_lock);
-    if (tls_saved && host[0] && strcmp(host, tls_saved_host) == 0)
+    if (tls_saved && host[0] && strcmp(host, tls_saved_host) == 0 &&
+        memcmp(cert, tls_saved_cert, sizeof(cert)) == 0 && SSL_SESSION_is_resumable(tls_saved) &&
+        (time_t)(SSL_SESSION_get_time(tls_saved) + SSL_SESSION_get_timeout(tls_saved)) > now)
         (void)SSL_set_session(ssl, tls_saved); /* a failure: a full handshake, as before */
     pthread_mutex_unlock(&tls_saved_lock);
 }

@@ -37,7 +37,8 @@ typedef struct tlsio {
 
 /*
  * A server context: TLS 1.2 minimum, the certificate chain and key from PEM
- * files, session resumption on (tickets and a session cache). When client_ca
+ * files, session resumption on (tickets and a session cache; ticket keys of
+ * its own, rotated every TLS_SESSION_LIFETIME_S, wiped after twice that). When client_ca
  * is set, client certificates are requested and checked against it;
  * require_client_cert makes them mandatory.
  * Returns NULL and a sentence in err on failure.
@@ -50,7 +51,7 @@ CARREL_MUST_USE SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *k
  * name given to tlsio_init). cert/key may be NULL; when set they are offered
  * as the workstation's client certificate. The process keeps the latest
  * session the server gives and offers it when it connects to the same host
- * again (with any client context), so a reconnect resumes it.
+ * again with the same client certificate, so a reconnect resumes it.
  */
 CARREL_MUST_USE SSL_CTX *tls_client_ctx_new(const char *ca_file, const char *cert_file,
                                             const char *key_file, char *err, size_t errlen);

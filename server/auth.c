@@ -209,6 +209,19 @@ static void login_record(request_t *req, bool success, const char *reason)
 static void login_admit_waiting(server_t *srv);
 static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why);
 
+/* Keep srv->passwords.logins_unqueued, the password logins admitted or waiting
+ * for admission whose check is not queued yet (REVIEW15C 5: a counter, not a
+ * walk over every connection per Login). Called wherever those flags change. */
+static void login_unqueued_sync(server_t *srv, conn_t *c)
+{
+    bool want = !c->closed && c->session.login_pending && c->login_password &&
+                c->login_work == NULL;
+    if (want != c->login_unqueued) {
+        c->login_unqueued = want;
+        srv->passwords.logins_unqueued += want ? 1 : -1;
+    }
+}
+
 /*
  * The login is over, one way or another: give back its pending slots, take
  * back the failures counted ahead unless `keep_user` / `keep_addr` (the
@@ -230,6 +243,7 @@ static void login_end(request_t *req, bool keep_user, bool keep_addr)
     st->pending_user = st->pending_addr = st->counted_user = st->counted_addr = false;
     req->conn->session.login_pending = false;
     req->conn->login_work = NULL;
+    login_unqueued_sync(srv, req->conn);
     if (freed && srv->login_waiting) /* a slot and perhaps a verdict: the waiting may go */
         login_admit_waiting(srv);
 }
@@ -501,6 +515,7 @@ static void login_verified(int ok, const char *hash, void *arg)
     request_t *req = arg;
     login_state_t *st = req->state;
     req->conn->login_work = NULL;
+    login_unqueued_sync(req->srv, req->conn);
     if (ok == PASSWORD_CANCELLED || req->conn->closed) {
         /* The client went away: its attempt still counts, its check was skipped. */
         login_record(req, false, "abandoned");
@@ -566,6 +581,10 @@ static void login_check_password(request_t *req, const char *hash)
     Carrel__Login *l = req->msg->login;
     int rc = password_verify_async(&req->srv->passwords, hash, l->password, login_verified, req,
                                    &req->conn->login_work);
+    login_unqueued_sync(req->srv, req->conn);
+    if (rc == 0) /* the queue's order, for tests and for tracing a storm */
+        log_debug(req->conn->id, "password check for %s queued, %d ahead", l->username,
+                  password_queue_ahead(&req->srv->passwords) - 1);
     if (rc == PASSWORD_QUEUE_FULL) {
         login_end(req, false, false);
         password_queue_t *q = &req->srv->passwords;
@@ -675,23 +694,21 @@ static bool login_fields_ok(request_t *req)
  */
 static int login_password_logins_ahead(const server_t *srv)
 {
-    int n = 0;
-    for (const conn_t *o = srv->conns; o; o = o->next)
-        if (o->session.login_pending && o->login_password && o->login_work == NULL)
-            n++;
-    return n;
+    return srv->passwords.logins_unqueued;
 }
 
-static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
+/* The connection no longer holds a retry time (it came back, or logs in another way). */
+static void login_told_clear(server_t *srv, conn_t *c)
 {
-    server_t *srv = req->srv;
-    conn_t *c = req->conn;
-    uint64_t window = (uint64_t)srv->cfg.login_timeout_s * 1000;
-    uint32_t after = password_retry_after(&srv->passwords, wait_ms, window);
-    /* A fifth more: room for the client's jitter (PROTOCOL.md, "Retrying"). */
-    c->login_from = uv_now(srv->loop) + after + after / 5;
-    log_info(c->id, "login for %s from %s refused: %s (about %llu ms); retry in %u ms",
-             req->msg->login->username, c->peer, why, (unsigned long long)wait_ms, after);
+    if (c->login_retry_at != 0) {
+        c->login_retry_at = 0;
+        srv->passwords.told--;
+    }
+}
+
+/* Answer UNAVAILABLE password_queue: come back in `after` ms. */
+static void login_answer_busy(request_t *req, uint32_t after)
+{
     req->resp.has_retry_after_ms = 1;
     req->resp.retry_after_ms = after;
     request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "password_queue",
@@ -700,21 +717,60 @@ static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
                  after / 1000, after % 1000 / 100);
 }
 
+static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
+{
+    server_t *srv = req->srv;
+    conn_t *c = req->conn;
+    uint64_t window = (uint64_t)srv->cfg.login_timeout_s * 1000;
+    uint64_t now = uv_now(srv->loop);
+    uint32_t after = password_retry_after(&srv->passwords, wait_ms, window);
+    /* One retry time per connection at once (REVIEW15C 1, 2): counted once in
+     * `told`, which bounds how far refusals can push everyone's slot. */
+    if (c->login_retry_at == 0)
+        srv->passwords.told++;
+    c->login_retry_at = now + after;
+    /* A fifth more: room for the client's jitter (PROTOCOL.md, "Retrying"). */
+    c->login_from = now + after + after / 5;
+    /* A connection that has not logged in has a bounded lifetime (REVIEW15C 3,
+     * conn_login_lifetime_end): a retry time whose window would end past it is
+     * given and the connection closed; the client reopens (a resumed TLS
+     * session makes that cheap). */
+    bool last = c->login_from + window > conn_login_lifetime_end(c);
+    log_info(c->id, "login for %s from %s refused: %s (about %llu ms); retry in %u ms%s",
+             req->msg->login->username, c->peer, why, (unsigned long long)wait_ms, after,
+             last ? " on a new connection" : "");
+    conn_ref(c);
+    login_answer_busy(req, after);
+    if (last) {
+        login_told_clear(srv, c);
+        conn_close_after_flush(c, "login lifetime");
+    }
+    conn_unref(c);
+}
+
 /* True (and answered) when a new password login would wait past its deadline. */
 static bool login_queue_refuse(request_t *req)
 {
     server_t *srv = req->srv;
     conn_t *c = req->conn;
     password_queue_t *q = &srv->passwords;
+    uint64_t now = uv_now(srv->loop);
+    if (c->login_retry_at != 0) {
+        /* Earlier than told (REVIEW15C 1): the same time again, what is left of
+         * it; no new slot, no new deadline, no place in the queue. Not logged:
+         * a client that pipelines Logins would fill the log. */
+        if (now + LOGIN_EARLY_SLACK_MS < c->login_retry_at) {
+            login_answer_busy(req, (uint32_t)(c->login_retry_at - now));
+            return true;
+        }
+        /* On time: a whole window from the time it was told (or its arrival,
+         * if later), so the client's jitter does not eat into it. */
+        c->login_from = now > c->login_retry_at ? now : c->login_retry_at;
+        login_told_clear(srv, c);
+    }
     int ahead = password_queue_ahead(q) + login_password_logins_ahead(srv);
     uint64_t wait = password_wait_ms(ahead, q->workers, password_job_ms(q));
-    uint64_t now = uv_now(srv->loop);
-    /* Told to come back: a whole window from the retry's arrival, so that the
-     * client's jitter (or a slow network) does not eat into it. */
-    if (c->login_from != 0 && now > c->login_from)
-        c->login_from = now;
-    uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
-    uint64_t deadline = from + (uint64_t)srv->cfg.login_timeout_s * 1000;
+    uint64_t deadline = conn_login_deadline(c);
     if (password_queue_full(q)) {
         login_refuse_busy(req, wait, "password checks queue full");
         return true;
@@ -810,6 +866,7 @@ static void login_wait(request_t *req)
     st->next_waiting = NULL;
     *p = st;
     req->conn->session.login_pending = true;
+    login_unqueued_sync(req->srv, req->conn);
 }
 
 /*
@@ -835,6 +892,7 @@ static void login_admit_waiting(server_t *srv)
             request_t *req = st->req;
             conn_t *c = req->conn;
             c->session.login_pending = false;
+            login_unqueued_sync(srv, c);
             if (c->closed) {
                 request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "closed",
                              "Connection closed.");
@@ -845,6 +903,7 @@ static void login_admit_waiting(server_t *srv)
                 login_wait(req);
             } else if (a == LOGIN_ADMIT_GO) {
                 c->session.login_pending = true;
+                login_unqueued_sync(srv, c);
                 login_start(req);
             }
         }
@@ -879,9 +938,10 @@ void handle_login(request_t *req)
     /* Throttle by address without the port, which changes per connection. */
     snprintf(st->addr_key, sizeof(st->addr_key), "addr:%s", req->conn->addr);
     st->by_token = l->session_token && l->session_token[0];
-    if (st->by_token)
+    if (st->by_token) {
         auth_token_hash(l->session_token, st->token_hash);
-    else if (login_queue_refuse(req))
+        login_told_clear(req->srv, req->conn);
+    } else if (login_queue_refuse(req))
         return;
     req->conn->login_password = !st->by_token;
     login_admit_t a = login_admit(req);
@@ -889,6 +949,7 @@ void handle_login(request_t *req)
         login_wait(req);
     } else if (a == LOGIN_ADMIT_GO) {
         s->login_pending = true;
+        login_unqueued_sync(req->srv, req->conn);
         login_start(req);
     }
 }
@@ -929,6 +990,7 @@ void handle_logout(request_t *req)
     req->conn->stats_live = false;
     s->hello_done = hello;
     req->conn->accepted_at = uv_now(req->srv->loop); /* a fresh login deadline */
+    req->conn->login_from = 0; /* not an old refusal's */
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes_login);
     if (!had_token) {
         request_ok(req);

@@ -75,12 +75,10 @@ static void conn_tick_cb(uv_timer_t *t)
         return;
     }
     /* A login refused with retry_after_ms has a new deadline from the time it was told
-     * to come back (login_from); one whose password is being checked keeps its
+     * to come back (login_from), within a bounded lifetime (conn_login_deadline); one whose password is being checked keeps its
      * connection until the answer: it was admitted to finish in time, and the work
      * is half done (auth.c, login_queue_refuse). */
-    uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
-    if (!c->session.authenticated && c->login_work == NULL && now >= from &&
-        now - from >= (uint64_t)cfg->login_timeout_s * 1000) {
+    if (!c->session.authenticated && c->login_work == NULL && now >= conn_login_deadline(c)) {
         log_info(c->id, "closing %s: no login within %ld s", c->peer, cfg->login_timeout_s);
         conn_close_after_flush(c, "login timeout");
         return;
@@ -228,6 +226,14 @@ static void conn_on_close(channel_t *ch, const char *reason)
     c->closed = true;
     if (c->login_work) /* nobody will read the answer: spare the thread pool */
         password_cancel(c->login_work);
+    if (c->login_unqueued) { /* no longer a login ahead of others (auth.c) */
+        c->login_unqueued = false;
+        srv->passwords.logins_unqueued--;
+    }
+    if (c->login_retry_at != 0) { /* it will not come back on this connection */
+        c->login_retry_at = 0;
+        srv->passwords.told--;
+    }
     if (c->session.authenticated)
         log_info(c->id, "closed (%s, user %s): %s", c->peer, c->session.username, reason);
     else
@@ -289,6 +295,20 @@ static void conn_on_output(channel_t *ch)
                  (unsigned long long)channel_output_age_ms(&victim->ch), srv->output_total, cap);
         conn_close(victim, "output limit for all clients reached");
     }
+}
+
+uint64_t conn_login_lifetime_end(const conn_t *c)
+{
+    uint64_t life = (uint64_t)c->srv->cfg.login_timeout_s * 1000 * LOGIN_LIFETIME_WINDOWS;
+    return c->accepted_at + (life > LOGIN_LIFETIME_MIN_MS ? life : LOGIN_LIFETIME_MIN_MS);
+}
+
+uint64_t conn_login_deadline(const conn_t *c)
+{
+    uint64_t window = (uint64_t)c->srv->cfg.login_timeout_s * 1000;
+    uint64_t from = c->login_from > c->accepted_at ? c->login_from : c->accepted_at;
+    uint64_t cap = conn_login_lifetime_end(c);
+    return from + window < cap ? from + window : cap;
 }
 
 void conn_close(conn_t *c, const char *why)

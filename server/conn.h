@@ -67,6 +67,9 @@ typedef struct conn {
     password_work_t *login_work;
     bool login_password;     /* the pending login checks a password (not a session token) */
     uint64_t login_from;     /* uv_now() from which a refused login's new deadline counts */
+    bool login_unqueued;     /* counted in srv->passwords.logins_unqueued (auth.c) */
+    uint64_t login_retry_at; /* uv_now() it was told to come back (0: not told); counted in
+                                srv->passwords.told while set */
     int hashing;             /* new passwords of its requests being hashed (bounded in admin.c) */
     uint64_t accepted_at;    /* uv_now() at accept, for the login deadline */
     uint64_t last_active_at; /* uv_now() at the last request */
@@ -74,6 +77,23 @@ typedef struct conn {
     char cert_cn[128];       /* the verified client certificate's CN, or "" */
     struct conn *prev, *next;
 } conn_t;
+
+/* A connection that has not logged in lives at most this many login windows
+ * (login_timeout_s each), and at least LOGIN_LIFETIME_MIN_MS, from its accept
+ * or last Logout, refusals included (REVIEW15C 3). The floor keeps a short
+ * login_timeout_s from closing desks that were told to come back. */
+#define LOGIN_LIFETIME_WINDOWS 3
+#define LOGIN_LIFETIME_MIN_MS  (120 * 1000)
+/* A retry this much before its told time still counts as on time. */
+#define LOGIN_EARLY_SLACK_MS 50
+
+/* uv_now() by which a connection not logged in must have its Login admitted:
+ * login_timeout_s from its accept or from the time a refusal told it to come
+ * back, never past conn_login_lifetime_end(). */
+uint64_t conn_login_deadline(const conn_t *c);
+/* uv_now() past which a connection not logged in is closed, refusals or not
+ * (a Login whose password is being checked still gets its answer). */
+uint64_t conn_login_lifetime_end(const conn_t *c);
 
 /* Accept one pending connection from the listener. */
 void conn_accept(server_t *srv);

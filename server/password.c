@@ -49,6 +49,9 @@ void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify, i
     q->job_ms = 0;
     q->retry_slot_ms = 0;
     q->pending = 0;
+    q->cancelled_waiting = 0;
+    q->told = 0;
+    q->logins_unqueued = 0;
     q->max_verify = max_verify;
     q->hashes = 0;
     /* Logins keep at least half of the queue whatever staff are being added. */
@@ -59,7 +62,7 @@ void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify, i
 
 bool password_queue_full(const password_queue_t *q)
 {
-    return q->pending >= q->max_verify;
+    return q->pending - q->cancelled_waiting >= q->max_verify;
 }
 
 char *password_hash_now(const password_params_t *p, const char *password)
@@ -85,7 +88,7 @@ char *password_hash_now(const password_params_t *p, const char *password)
 
 int password_queue_ahead(const password_queue_t *q)
 {
-    return q->pending;
+    return q->pending - q->cancelled_waiting;
 }
 
 double password_job_ms(const password_queue_t *q)
@@ -106,7 +109,7 @@ uint64_t password_wait_ms(int ahead, int workers, double job_ms)
 #define PASSWORD_RETRY_MAX_MS (10 * 60 * 1000)
 
 uint32_t password_retry_slot(uint64_t now_ms, uint64_t wait_ms, uint64_t window_ms, int workers,
-                             double job_ms, uint64_t *slot_ms)
+                             double job_ms, int told, uint64_t *slot_ms)
 {
     uint64_t fits = window_ms * 3 / 4;
     uint64_t after = wait_ms > fits ? wait_ms - fits : 0;
@@ -115,6 +118,11 @@ uint32_t password_retry_slot(uint64_t now_ms, uint64_t wait_ms, uint64_t window_
     /* Behind the logins already told to come back: they will be in the queue then. */
     if (*slot_ms + step > at)
         at = *slot_ms + step;
+    /* But only behind those still told: the slot pushed by connections that have
+     * since come back or gone (or by a flood of refusals) does not count. */
+    uint64_t behind = now_ms + after + (uint64_t)(told > 0 ? told + 1 : 1) * step;
+    if (at > behind)
+        at = behind;
     if (at < now_ms + PASSWORD_RETRY_MIN_MS)
         at = now_ms + PASSWORD_RETRY_MIN_MS;
     if (at > now_ms + PASSWORD_RETRY_MAX_MS)
@@ -126,7 +134,7 @@ uint32_t password_retry_slot(uint64_t now_ms, uint64_t wait_ms, uint64_t window_
 uint32_t password_retry_after(password_queue_t *q, uint64_t wait_ms, uint64_t window_ms)
 {
     return password_retry_slot(uv_now(q->loop), wait_ms, window_ms, q->workers, password_job_ms(q),
-                               &q->retry_slot_ms);
+                               q->told, &q->retry_slot_ms);
 }
 
 static void password_work_cb(uv_work_t *w)
@@ -182,6 +190,12 @@ static void password_pump(password_queue_t *q)
         if (q->head == NULL)
             q->tail = NULL;
         pw->next = NULL;
+        if (atomic_load(&pw->cancelled)) {
+            /* Its client left while it waited: answer it here, no worker taken. */
+            q->cancelled_waiting--;
+            password_finish(q, pw, PASSWORD_CANCELLED);
+            continue;
+        }
         if (password_hand(q, pw) != 0)
             password_finish(q, pw, -1); /* libuv refused: its caller still gets its answer */
     }
@@ -236,6 +250,10 @@ static int password_queue(password_queue_t *q, password_work_t *pw)
 
 void password_cancel(password_work_t *w)
 {
+    /* One waiting in the list stops counting at once (ahead, full): its place
+     * goes to the next login; it leaves the list when the pump reaches it. */
+    if (!w->handed && !atomic_load(&w->cancelled))
+        w->queue->cancelled_waiting++;
     atomic_store(&w->cancelled, true);
     /* A job still in the waiting list skips its work when its turn comes. One
      * handed to the pool: uv_cancel fails harmlessly (UV_EBUSY) once a thread

@@ -34,8 +34,11 @@ typedef struct password_queue {
     password_work_t *head, *tail; /* jobs waiting for a worker, oldest first */
     double job_ms;                /* moving average of one job's duration; 0 before the first */
     uint64_t retry_slot_ms;       /* uv_now() of the latest retry time handed out */
+    int logins_unqueued;          /* password logins admitted or waiting, not queued yet (auth.c) */
+    int told;                     /* connections told a retry time that have not come back */
 
     int pending;                /* jobs queued or running; their callbacks have not run yet */
+    int cancelled_waiting;      /* of those, cancelled while waiting in the list: not ahead */
     int max_verify;             /* verifications allowed in `pending` at once; beyond: refused */
     int hashes;                 /* hashes among `pending` */
     int max_hash;               /* hashes allowed at once: max_verify / 2, at least 1 */
@@ -91,7 +94,8 @@ __attribute__((warn_unused_result)) int password_hash_async(password_queue_t *q,
  * the work was already done.
  */
 void password_cancel(password_work_t *w);
-/* Jobs queued or running (the checks a new one would wait behind). */
+/* Jobs queued or running, less those cancelled while waiting (the checks a
+ * new one would wait behind). */
 int password_queue_ahead(const password_queue_t *q);
 /* One job's expected duration (ms): the moving average, or a guess before any job ran. */
 double password_job_ms(const password_queue_t *q);
@@ -110,10 +114,14 @@ uint64_t password_wait_ms(int ahead, int workers, double job_ms);
  * `*slot_ms` + spacing, where spacing is one job divided by the workers (the
  * rate at which the queue drains). *slot_ms (an absolute time, ms) becomes the
  * time handed out, so logins refused together come back one drain step apart
- * instead of all at once. At least 100 ms, at most 10 minutes.
+ * instead of all at once. But never more than `told` + 1 steps past what the
+ * estimate needs, `told` being the connections holding a retry time that have
+ * not come back yet (the server counts each connection once), so refusals
+ * cannot push the slot out beyond the logins really expected back. At least
+ * 100 ms, at most 10 minutes.
  */
 uint32_t password_retry_slot(uint64_t now_ms, uint64_t wait_ms, uint64_t window_ms, int workers,
-                             double job_ms, uint64_t *slot_ms);
+                             double job_ms, int told, uint64_t *slot_ms);
 /* password_retry_slot with the queue's figures and slot. */
 uint32_t password_retry_after(password_queue_t *q, uint64_t wait_ms, uint64_t window_ms);
 

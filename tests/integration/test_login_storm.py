@@ -8,6 +8,8 @@ session and log in with their session token."""
 import os
 import queue
 import random
+import re
+import selectors
 import socket
 import ssl
 import subprocess
@@ -69,13 +71,13 @@ def login_body(user, password=STORM_PASSWORD):
 
 
 def desk_logs_in(daemon, user, start, log):
-    """One desk: connect, Hello, Login; on UNAVAILABLE password_queue wait retry_after_ms
+    """One desk: connect, Hello, wait for the others (start: a Barrier), Login; on UNAVAILABLE password_queue wait retry_after_ms
     (plus jitter) and log in again on the same connection. Returns (seconds to logged in,
     [(retry_after_ms, seconds the refusal took)])."""
     w = daemon.wire()
     try:
         assert w.hello().status == "ok"
-        start.wait()
+        start.wait(120)
         t0 = time.time()
         refusals = []
         for _ in range(40):
@@ -96,15 +98,30 @@ def desk_logs_in(daemon, user, start, log):
 
 
 def storm(daemon, n, users=None):
-    start = threading.Event()
-    log = queue.Queue()
     users = users or ["storm%d" % i for i in range(n)]
-
-    def go():
-        time.sleep(0.5)  # every desk connected and waiting
-        start.set()
-    threading.Thread(target=go).start()
+    # Every desk connected and past its Hello before any logs in.
+    start = threading.Barrier(len(users), timeout=120)
+    log = queue.Queue()
     return harness.run_parallel(desk_logs_in, [(daemon, u, start, log) for u in users])
+
+
+def answers_in_arrival_order(wires, timeout=120):
+    """Read one answer from each wire as it arrives (not wire after wire): the
+    (wire index, response, seconds) in the order they came."""
+    sel = selectors.DefaultSelector()
+    for i, w in enumerate(wires):
+        sel.register(w.sock, selectors.EVENT_READ, i)
+    t0, got, deadline = time.time(), [], time.time() + timeout
+    try:
+        while len(got) < len(wires):
+            assert time.time() < deadline, "answers missing: %s" % got
+            for key, _ in sel.select(1):
+                i = key.data
+                sel.unregister(wires[i].sock)
+                got.append((i, wires[i].recv(), time.time() - t0))
+    finally:
+        sel.close()
+    return got
 
 
 class Storm(unittest.TestCase):
@@ -122,7 +139,7 @@ class Storm(unittest.TestCase):
             for after, took in refusals:
                 self.assertGreaterEqual(after, 100)
                 self.assertLessEqual(after, 600000)  # the cap; on a loaded machine, a minute
-                self.assertLess(took, 1.5, refusals)
+                self.assertLess(took, 5, refusals)  # at once, with room for sanitizers
             text = d.log_text()
             self.assertIn("expected to wait past the login deadline", text)
             self.assertNotIn("no login within", text)
@@ -133,28 +150,33 @@ class Storm(unittest.TestCase):
     def test_first_come_first_served(self):
         """Logins sent one after another finish in that order, two at a time (two
         workers): the first is not kept waiting until the last is checked too."""
-        d = env.daemon(login_timeout_s=60, **SLOW)
+        d = env.daemon(login_timeout_s=60, log_level="debug", **SLOW)
         try:
             n = 8  # login_pending_per_address: all admitted at once
             wires = [d.wire() for _ in range(n)]
             for w in wires:
                 self.assertEqual(w.hello().status, "ok")
-            t0 = time.time()
             for i, w in enumerate(wires):
                 w.send(REQ_LOGIN, login_body("storm%d" % i))
-                time.sleep(0.05)  # looked up before the next arrives: a known order
-            done = []
-            for w in wires:
-                r = w.recv()
+            got = answers_in_arrival_order(wires)
+            for _, r, _ in got:
                 self.assertEqual(r.status, "ok", r)
-                done.append(time.time() - t0)
-            # Only the receive of wire i waited for it: completion times, by send order.
-            # Two workers: i finishes no later than any j two or more places behind it.
-            for i in range(n):
-                for j in range(i + 2, n):
-                    self.assertLess(done[i], done[j] + 0.05, done)
+            order = [i for i, _, _ in got]
+            done = {i: t for i, _, t in got}
+            # The order the checks were queued in (after each user's lookup, which
+            # may come back in any order), as the daemon logged it.
+            queued = [int(m) for m in
+                      re.findall(r"password check for storm(\d+) queued", d.log_text())]
+            self.assertEqual(sorted(queued), list(range(n)), queued)
+            # Two workers: each finishes no later than any check queued two or more
+            # places behind it (the answers were read as they came: this can fail).
+            for p in range(n):
+                for q in range(p + 2, n):
+                    self.assertLess(order.index(queued[p]), order.index(queued[q]),
+                                    (queued, order))
+            first, last = queued[0], queued[-1]
             # The first ones did not wait for the rest: about a quarter of the time.
-            self.assertLess(done[0], done[-1] / 2, done)
+            self.assertLess(done[first], done[last] / 2, done)
             for w in wires:
                 w.close()
         finally:
@@ -166,13 +188,14 @@ class Storm(unittest.TestCase):
         succeeds."""
         d = env.daemon(password_queue_max=2, **SLOW)
         try:
-            start = threading.Event()
+            start = threading.Barrier(16, timeout=120)
             log = queue.Queue()
             crowd = threading.Thread(target=harness.run_parallel, args=(
                 desk_logs_in, [(d, "storm%d" % i, start, log) for i in range(16)]))
             crowd.start()
-            start.set()
-            time.sleep(0.3)  # the crowd's logins are queued
+            # The crowd's logins fill the queue: some are refused before carrel starts.
+            harness.wait_until(lambda: "password checks queue full" in d.log_text(), 120,
+                               "the crowd filling the password queue")
             r = env.carrel(env.profile(d), "whoami")
             crowd.join()
             self.assertEqual(r.code, 0, r)
@@ -180,6 +203,52 @@ class Storm(unittest.TestCase):
             self.assertIn("admin", r.stdout)
         finally:
             d.stop()
+
+    def test_early_retries_neither_jump_nor_push(self):
+        """A Login sent again before its retry time is told the rest of that time (no
+        place in the queue, no new deadline); a connection pipelining hundreds of Logins
+        does not push another desk's retry time out."""
+        d = env.daemon(login_timeout_s=2, **SLOW)
+        try:
+            crowd = [d.wire() for _ in range(24)]
+            for w in crowd:
+                self.assertEqual(w.hello().status, "ok")
+            early, flood, other = d.wire(), d.wire(), d.wire()
+            for w in (early, flood, other):
+                self.assertEqual(w.hello().status, "ok")
+            for i, w in enumerate(crowd):
+                w.send(REQ_LOGIN, login_body("storm%d" % i))
+            harness.wait_until(
+                lambda: "expected to wait past the login deadline" in d.log_text(), 120,
+                "a crowd long enough to refuse logins")
+            r1 = early.call(REQ_LOGIN, login_body("storm30"))
+            self.assertEqual((r1.status, r1.reason), ("unavailable", "password_queue"), r1)
+            r2 = early.call(REQ_LOGIN, login_body("storm30"))
+            # Old behaviour: admitted at once, ahead of those told to come back.
+            self.assertEqual((r2.status, r2.reason), ("unavailable", "password_queue"), r2)
+            self.assertLessEqual(retry_after(r2), retry_after(r1))
+            # One connection, 800 Logins in a row while the queue is busy.
+            n = 800
+            for _ in range(n):
+                flood.send(REQ_LOGIN, login_body("storm31"))
+            for _ in range(n):
+                r = flood.recv()
+                self.assertIsNotNone(r)
+                if r.status == "ok":
+                    break
+                self.assertEqual(r.reason, "password_queue", r)
+            r = other.call(REQ_LOGIN, login_body("storm32"))
+            if r.status != "ok":
+                self.assertEqual(r.reason, "password_queue", r)
+                # Without the bound: 800 drain steps (over 100 s) out.
+                self.assertLess(retry_after(r), 30000, r)
+            for w in crowd + [early, flood, other]:
+                w.close()
+        finally:
+            d.stop()
+        text = d.log_text()
+        for mark in harness.SANITIZER_MARKS:
+            self.assertNotIn(mark, text)
 
 
 class Resumption(unittest.TestCase):
@@ -207,6 +276,31 @@ class Resumption(unittest.TestCase):
             self.assertEqual(r.status, "ok", r)
             w2.close()
             self.assertIn("client certificate desk-dwn, resumed)", d.log_text())
+        finally:
+            d.stop()
+
+    def test_tls12_resumed_with_rotating_ticket_keys(self):
+        """TLS 1.2 resumes too, its ticket sealed with the context's own rotating key
+        (tls_ticket_key_cb issues and opens it), and keeps the client certificate."""
+        d = env.daemon(tls_require_client_cert=True)
+        try:
+            ctx = env.client_context("desk-dwn")
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            w1 = harness.Wire(env, d.port, context=ctx)
+            self.assertEqual(w1.hello().status, "ok")
+            self.assertEqual(w1.sock.version(), "TLSv1.2")
+            session = w1.sock.session
+            self.assertTrue(session.has_ticket)
+            w1.close()
+            sock = socket.create_connection(("127.0.0.1", d.port), timeout=60)
+            w2 = harness.Wire.__new__(harness.Wire)
+            w2.sock = ctx.wrap_socket(sock, server_hostname="localhost", session=session)
+            w2.next_id, w2.buffer = 0, b""
+            self.assertTrue(w2.sock.session_reused)
+            self.assertEqual(w2.hello().status, "ok")
+            r = w2.login("desk-dwn", "admin", ADMIN_PASSWORD)
+            self.assertEqual(r.status, "ok", r)
+            w2.close()
         finally:
             d.stop()
 
