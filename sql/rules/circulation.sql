@@ -214,6 +214,33 @@ BEGIN
 END
 $$;
 
+-- The refusals the patron's standing makes (expired, blocked, owes), in
+-- the order the desk gives them: reasons and their sentences, empty when
+-- none. For circ_checkout_refusals and circ_renew_refusals.
+CREATE OR REPLACE FUNCTION circ_standing_refusals(p_patron patron, OUT reasons text[],
+                                                  OUT messages text[])
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_standing record := patron_standing(p_patron.id);
+BEGIN
+    reasons := '{}';
+    messages := '{}';
+    IF v_standing.expired THEN
+        reasons := reasons || 'patron_expired'::text;
+        messages := messages || format('The card expired on %s.', p_patron.expires_on);
+    END IF;
+    IF v_standing.blocked THEN
+        reasons := reasons || 'patron_blocked'::text;
+        messages := messages || 'The patron is blocked: see the record for the reason.'::text;
+    END IF;
+    IF v_standing.owes THEN
+        reasons := reasons || 'patron_owes'::text;
+        messages := messages || format('The patron owes $%s.',
+                                       to_char(v_standing.balance_cents / 100.0, 'FM999990.00'));
+    END IF;
+END
+$$;
+
 -- Why a checkout of p_item to p_patron (p_pc locked, p_open the copy's open
 -- loan or NULL, p_rule its loan rule at p_branch) goes against the library's
 -- rules, patron first: reasons and their sentences, empty when none. Defined
@@ -235,21 +262,9 @@ DECLARE
 BEGIN
     -- Functions of one row are called as expressions, not as SELECT * FROM f():
     -- no executor, function scan and tuple store for each call.
-    v_standing := patron_standing(p_patron.id);
-    IF v_standing.expired THEN
-        v_reasons := v_reasons || 'patron_expired'::text;
-        v_messages := v_messages || format('The card expired on %s.', p_patron.expires_on);
-    END IF;
-    IF v_standing.blocked THEN
-        v_reasons := v_reasons || 'patron_blocked'::text;
-        v_messages := v_messages || 'The patron is blocked: see the record for the reason.'::text;
-    END IF;
-    IF v_standing.owes THEN
-        v_reasons := v_reasons || 'patron_owes'::text;
-        v_messages := v_messages || format('The patron owes $%s.',
-                                           to_char(v_standing.balance_cents / 100.0,
-                                                   'FM999990.00'));
-    END IF;
+    v_standing := circ_standing_refusals(p_patron);
+    v_reasons := v_standing.reasons;
+    v_messages := v_standing.messages;
     -- The overall cap comes from the rule that ignores item type: a DVD rule
     -- that says nothing about totals must not lift the patron's limit.
     v_cap := (circ_rule(p_patron.category, NULL, p_branch)).max_loans;
@@ -626,22 +641,9 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_standing record;
 BEGIN
-    reasons := '{}';
-    messages := '{}';
-    v_standing := patron_standing(p_patron.id);
-    IF v_standing.expired THEN
-        reasons := reasons || 'patron_expired'::text;
-        messages := messages || format('The card expired on %s.', p_patron.expires_on);
-    END IF;
-    IF v_standing.blocked THEN
-        reasons := reasons || 'patron_blocked'::text;
-        messages := messages || 'The patron is blocked: see the record for the reason.'::text;
-    END IF;
-    IF v_standing.owes THEN
-        reasons := reasons || 'patron_owes'::text;
-        messages := messages || format('The patron owes $%s.',
-                                       to_char(v_standing.balance_cents / 100.0, 'FM999990.00'));
-    END IF;
+    v_standing := circ_standing_refusals(p_patron);
+    reasons := v_standing.reasons;
+    messages := v_standing.messages;
     IF p_first_only AND cardinality(reasons) > 0 THEN
         reasons := reasons[1:1];
         messages := messages[1:1];

@@ -112,6 +112,19 @@ int main(int argc, char **argv)
     seed1("checkout", clerk, &r_co);
     seed1("checkout-not-logged-in", HELLO_DONE, &r_co);
     seed("checkout-inflight", clerk, 64, 0, (Carrel__Request *[]){&r_co}, 1);
+
+    /* A replay from a stored event id, and one from an id far past any. */
+    Carrel__Subscribe sub = CARREL__SUBSCRIBE__INIT;
+    sub.has_since_event_id = 1;
+    sub.since_event_id = 41;
+    Carrel__Request r_sub = CARREL__REQUEST__INIT;
+    r_sub.has_id = 1;
+    r_sub.id = 5;
+    r_sub.body_case = CARREL__REQUEST__BODY_SUBSCRIBE;
+    r_sub.subscribe = &sub;
+    seed1("subscribe-since", clerk, &r_sub);
+    sub.since_event_id = INT64_MAX;
+    seed1("subscribe-since-max", clerk, &r_sub);
     r_co.request_key = NULL;
     seed1("checkout-no-key", clerk, &r_co);
     r_co.request_key = "not-a-uuid";
