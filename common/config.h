@@ -19,11 +19,15 @@ typedef struct conf_entry {
     const char *def; /* default as text; NULL means unset (STRING only) */
     long min, max;   /* bounds for INT */
     const char *help;
+    unsigned flags; /* CONF_RELOADABLE, or 0: a new value takes effect at the next start */
 } conf_entry_t;
+
+/* The entry's new value is applied by a reload (SIGHUP, carrel admin reload). */
+#define CONF_RELOADABLE 1u
 
 #define CONF_END                                                                                   \
     {                                                                                              \
-        NULL, CONF_STRING, 0, NULL, 0, 0, NULL                                                     \
+        NULL, CONF_STRING, 0, NULL, 0, 0, NULL, 0                                                  \
     }
 
 /* Reset every entry of `target` to its default. Strings are owned by target. */

@@ -104,6 +104,12 @@
       "Another staff account has that user name.")                                                 \
     X(WORKSTATION_TAKEN, "workstation_taken", CONFLICT, BY_STATUS, 0,                              \
       "Another workstation has that name.")                                                        \
+    X(WORKSTATION, "workstation", NOT_FOUND, BY_STATUS, 0, "No workstation has that name.")        \
+    X(NO_CERTIFICATE, "no_certificate", CONFLICT, BY_STATUS, 0,                                    \
+      "The workstation has no certificate that is not revoked already.")                           \
+    X(CONFIG_INVALID, "config_invalid", REFUSED, BY_STATUS, 0,                                     \
+      "The configuration file has an error; the running settings are kept.")                       \
+    X(RELOAD_RUNNING, "reload_running", CONFLICT, BY_STATUS, 0, "A reload is already running.")    \
     X(PROTOCOL_VERSION, "protocol_version", UNSUPPORTED_VERSION, BY_STATUS, 0,                     \
       "This server speaks protocol version 1.")                                                    \
     X(FRAME_TOO_LARGE, "frame_too_large", FRAME_TOO_LARGE, BY_STATUS, 0,                           \

@@ -44,6 +44,7 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_STAFF_MANAGE, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "manage staff accounts")          \
     X(PERM_WORKSTATION_READ, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "list workstations")             \
     X(PERM_WORKSTATION_MANAGE, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "register workstations")    \
+    X(PERM_SERVER_ADMIN, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "reload the daemon and see its status")   \
     X(PERM_CATALOG_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "search the catalog")                       \
     X(PERM_CATALOG_EDIT, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "edit bibliographic records")      \
     X(PERM_CATALOG_IMPORT, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM, "import or export MARC records") \

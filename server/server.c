@@ -29,6 +29,19 @@
 static void server_finish(server_t *srv);
 static void server_passwords_idle(void *arg);
 
+/*
+ * The desks' TLS context from the settings in cfg: at start, and again on a
+ * reload that changes the certificate, key or revocation list (connections
+ * open on the old context keep it; OpenSSL counts its references).
+ */
+SSL_CTX *server_tls_ctx_build(server_t *srv, const struct server_config *cfg, char *err,
+                              size_t errlen)
+{
+    (void)srv;
+    return tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
+                              cfg->tls_require_client_cert, err, errlen);
+}
+
 static void server_on_connection(uv_stream_t *listener, int status)
 {
     server_t *srv = listener->data;
@@ -140,8 +153,7 @@ int server_start(server_t *srv)
     uv_timer_init(srv->loop, &srv->drain_timer);
     srv->drain_timer.data = srv;
 
-    srv->tls = tls_server_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, srv->cfg.tls_client_ca,
-                                  srv->cfg.tls_require_client_cert, err, sizeof(err));
+    srv->tls = server_tls_ctx_build(srv, &srv->cfg, err, sizeof(err));
     if (srv->tls == NULL) {
         log_error(0, "%s", err);
         goto fail;

@@ -94,4 +94,9 @@ void server_end_sessions(server_t *srv, int64_t staff_id, const conn_t *except, 
 /* True when staff_id's sessions were ended after revoked_seq had the value `since`. */
 bool server_sessions_ended_since(const server_t *srv, int64_t staff_id, uint64_t since);
 
+/* The desks' TLS context from cfg's certificate, key, client CA and
+ * revocation settings; NULL with a sentence in err. */
+CARREL_MUST_USE SSL_CTX *server_tls_ctx_build(server_t *srv, const struct server_config *cfg,
+                                              char *err, size_t errlen);
+
 #endif

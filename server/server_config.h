@@ -77,6 +77,11 @@ struct server_config {
     long sip_max_connections;
     long sip_login_timeout_s;
     long sip_idle_timeout_s; /* 0: never */
+    char *tls_crl_file;
+    long cert_warn_days;
+    long revocation_poll_s;
+    char *metrics_listen_host;
+    long metrics_listen_port; /* 0: no endpoint */
 };
 
 extern const conf_entry_t server_config_table[];

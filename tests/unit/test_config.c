@@ -28,10 +28,10 @@ struct test_conf {
 #define T(field) offsetof(struct test_conf, field)
 
 static const conf_entry_t test_table[] = {
-    {"name", CONF_STRING, T(name), "carrel", 0, 0, "a name"},
-    {"count", CONF_INT, T(count), "10", 1, 100, "how many"},
-    {"verbose", CONF_BOOL, T(verbose), "false", 0, 0, "talk more"},
-    {"extra", CONF_STRING, T(extra), NULL, 0, 0, "optional"},
+    {"name", CONF_STRING, T(name), "carrel", 0, 0, "a name", 0},
+    {"count", CONF_INT, T(count), "10", 1, 100, "how many", 0},
+    {"verbose", CONF_BOOL, T(verbose), "false", 0, 0, "talk more", 0},
+    {"extra", CONF_STRING, T(extra), NULL, 0, 0, "optional", 0},
     CONF_END,
 };
 

@@ -30,7 +30,7 @@
 #define BR   PERM_DENIED_BRANCH
 
 /* The matrix below has one column per action; a new action must be added to it. */
-_Static_assert(PERM_COUNT == 54, "add the new action to the expectations in test_perm.c");
+_Static_assert(PERM_COUNT == 55, "add the new action to the expectations in test_perm.c");
 
 static const char *const action_names[PERM_COUNT] = {
 #define X(action, roles, scope, text) [action] = #action,
@@ -47,7 +47,7 @@ static const char *const action_texts[PERM_COUNT] = {
 /*
  * What each role gets for each action, on its own branch and on another.
  * Columns: BRANCH_READ, STAFF_READ, STAFF_MANAGE, WORKSTATION_READ,
- * WORKSTATION_MANAGE | CATALOG_READ, CATALOG_EDIT, CATALOG_IMPORT, ITEM_EDIT |
+ * WORKSTATION_MANAGE, SERVER_ADMIN | CATALOG_READ, CATALOG_EDIT, CATALOG_IMPORT, ITEM_EDIT |
  * PATRON_READ, PATRON_EDIT_CONTACT, PATRON_EDIT_ACCOUNT, PATRON_BLOCK,
  * PATRON_MERGE, PATRON_HISTORY | CIRC, CIRC_OVERRIDE, LEDGER_ADJUST, POLICY_READ,
  * POLICY_EDIT, CALENDAR_EDIT | NOTICE_RUN | STATS_READ, STATS_REPORT, STATS_REBUILD |
@@ -67,29 +67,29 @@ static const struct {
     perm_result_t other[PERM_COUNT];
 } expected[] = {
     {CLERK,
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R, OK, R, R, R, OK, R, R, OK, R, R, R, OK, OK, R, R, R, OK, OK, R},
-     {OK, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R, BR, R, R, R, OK, R, R, OK, R, R, R, OK, BR, R, R, R, OK, BR, R}},
+     {OK, R, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, OK, R, R, OK, OK, R, R, R, R, R, OK, OK, R, OK, R, R, R, OK, R, R, OK, R, R, R, OK, OK, R, R, R, OK, OK, R},
+     {OK, R, R, R, R, R, OK, R, R, R, OK, OK, R, R, R, R, OK, R, R, OK, R, R, R, BR, R, R, OK, OK, R, R, R, R, R, OK, OK, R, BR, R, R, R, OK, R, R, OK, R, R, R, OK, BR, R, R, R, OK, BR, R}},
     {LIBRARIAN,
-     {OK, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R, OK, R, R, OK, OK, R, R, OK, OK, R, R, OK, OK, OK, R, R, OK, OK, R},
-     {OK, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R, BR, R, R, BR, OK, R, R, OK, BR, R, R, OK, BR, BR, R, R, OK, BR, R}},
+     {OK, R, R, R, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, OK, R, R, OK, OK, OK, R, R, R, OK, OK, OK, R, OK, R, R, OK, OK, R, R, OK, OK, R, R, OK, OK, OK, R, R, OK, OK, R},
+     {OK, R, R, R, R, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, R, BR, R, R, OK, OK, OK, R, R, R, BR, OK, OK, R, BR, R, R, BR, OK, R, R, OK, BR, R, R, OK, BR, BR, R, R, OK, BR, R}},
     {MANAGER,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, R, R, OK, OK, OK},
-     {OK, BR, BR, BR, BR, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR, BR, BR, R, BR, OK, R, R, OK, BR, BR, R, OK, BR, BR, R, R, OK, BR, BR}},
+     {OK, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, R, R, OK, OK, OK},
+     {OK, BR, BR, BR, BR, R, OK, OK, OK, BR, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, BR, OK, BR, BR, R, OK, OK, OK, BR, R, BR, BR, OK, OK, BR, BR, BR, R, BR, OK, R, R, OK, BR, BR, R, OK, BR, BR, R, R, OK, BR, BR}},
     {COORDINATOR,
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK},
-     {OK, OK, R, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK}},
+     {OK, OK, R, OK, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK},
+     {OK, OK, R, OK, R, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK, R, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, R, OK, OK, OK}},
     {ADMIN,
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK},
-     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK}},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK},
+     {OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, R, OK, OK, OK, OK}},
     {SELFCHECK,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, OK, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, BR, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, OK, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, BR, R, R, R, R}},
     {UNSPECIFIED,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
     {(role_t)99,
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
-     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R},
+     {R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R}},
 };
 #undef R
 
