@@ -226,7 +226,7 @@ void man_settings(FILE *out, const conf_entry_t *table, int reload)
             fprintf(out, " (%ld to %ld)", e->min, e->max);
         fputc('\n', out);
         man_escape(out, e->help);
-        fputs("Default: ", out);
+        fputs(".br\nDefault: ", out);
         if (e->def && *e->def) {
             fputs("\\fB", out);
             man_escape_inline(out, e->def);
