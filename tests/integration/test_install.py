@@ -303,18 +303,22 @@ class SystemdUnit(unittest.TestCase):
 
     def verify(self, text):
         """systemd-analyze verify of the unit text, named carreld.service, with ExecStart
-        pointing at the staged carreld (verify checks that the program exists). It runs
-        without a running systemd (no container privileges needed); --man=no: the
-        Documentation= page need not be installed on this machine."""
+        pointing at the staged carreld (verify checks that the program exists). It needs
+        no running systemd and no privileges, so it runs in a container as anywhere.
+        verify also runs `man` on Documentation=man:carreld(8): MANPATH points it at
+        the staged pages, so that checks the installed page is found (with --man=no
+        only where man-db's `man` is missing)."""
         d = tempfile.mkdtemp(dir=env.dir)
         path = os.path.join(d, "carreld.service")
         with open(path, "w") as f:
             f.write(text.replace("ExecStart=" + os.path.join(BINDIR, "carreld"),
                                  "ExecStart=" + carreld()))
         try:
-            return subprocess.run(["systemd-analyze", "verify", "--man=no", path],
+            man = "--man=yes" if shutil.which("man") else "--man=no"
+            return subprocess.run(["systemd-analyze", "verify", man, path],
                                   capture_output=True, text=True, timeout=120,
-                                  env=dict(os.environ, SYSTEMD_LOG_LEVEL="notice"))
+                                  env=dict(os.environ, SYSTEMD_LOG_LEVEL="notice",
+                                           MANPATH=staged(MANDIR)))
         finally:
             shutil.rmtree(d)
 
