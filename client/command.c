@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "manpage.h"
 #include "password.h"
 #include "util.h"
 
@@ -223,6 +224,22 @@ void command_list(FILE *out)
         for (const command_t *c = command_tables[t]; c->path; c++)
             fprintf(out, "  %s%s%s\n      %s\n", c->path, c->usage[0] ? " " : "", c->usage,
                     c->summary);
+}
+
+void command_man(FILE *out)
+{
+    for (size_t t = 0; t < COMMAND_TABLES; t++)
+        for (const command_t *c = command_tables[t]; c->path; c++) {
+            fputs(".TP\n\\fB", out);
+            man_escape_inline(out, c->path);
+            fputs("\\fR", out);
+            if (c->usage[0]) {
+                fputc(' ', out);
+                man_escape_inline(out, c->usage);
+            }
+            fputc('\n', out);
+            man_escape(out, c->summary);
+        }
 }
 
 void command_help(FILE *out, const command_t *cmd)

@@ -132,6 +132,9 @@ int command_run(cli_t *cli, const command_t *cmd, int argc, char **argv);
 const command_t *command_find(int argc, char **argv, int *words);
 /* "  PATH USAGE\n      SUMMARY\n" for every command. */
 void command_list(FILE *out);
+/* Every command as a tagged paragraph of the man page (common/manpage.h): path and
+ * usage, then its summary. */
+void command_man(FILE *out);
 /* A command's own help: usage, summary and any more. */
 void command_help(FILE *out, const command_t *cmd);
 /* True when the command's arguments ask for help ("--help" before any "--"). */

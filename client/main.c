@@ -9,40 +9,104 @@
 #include <string.h>
 
 #include "cli.h"
+#include "manpage.h"
+#include "profile.h"
 
 #define CARREL_VERSION "0.1.0"
 
+/*
+ * The command line as data: --help prints it for the terminal, the hidden
+ * --man as the man page carrel.1 (meson generates it at build time), with the
+ * command table (client/command.c) and the profile's settings (profile.c).
+ */
+static const char *const carrel_synopsis[] = {
+    "[-c PROFILE] [--json] [--password-file FILE] COMMAND [ARGS]",
+    NULL,
+};
+
+static const char carrel_description[] =
+    "The Carrel desk client. The profile (default: $CARREL_PROFILE) names the\n"
+    "server, its CA, this workstation and the staff user; the password is asked\n"
+    "for, or read from --password-file, $CARREL_PASSWORD, or the profile's\n"
+    "password_file / password_env.";
+
+static const cli_option_t carrel_options[] = {
+    {'c', "profile", "FILE", "connection profile"},
+    {'j', "json", NULL, "machine-readable output (one JSON document)"},
+    {0, "password-file", "F", "read the login password from F"},
+    {0, "request-key", "UUID",
+     "the request key of the command's first change\n"
+     "(the n-th after it: UUID plus n), to run a command\n"
+     "whose outcome is unknown again without applying it\n"
+     "twice; also accepted after the command's name"},
+    {'h', "help", NULL, "this help"},
+    {'V', "version", NULL, "print the version"},
+    CLI_OPTION_END,
+};
+
+static const struct {
+    const char *code;
+    const char *meaning;
+} carrel_exit_codes[] = {
+    {"0", "success"},
+    {"1", "local error (unreadable file, bad input file)"},
+    {"2", "usage error"},
+    {"3", "authentication failed (wrong password, unknown workstation, throttled)"},
+    {"4", "the server refused or failed the request (not found, forbidden,\n"
+          "conflict, refused by a library rule, unavailable, ...)"},
+    {"5", "network or TLS failure, or no answer in time"},
+};
+
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: carrel [-c PROFILE] [--json] [--password-file FILE] COMMAND [ARGS]\n"
-                 "\n"
-                 "The Carrel desk client. The profile (default: $CARREL_PROFILE) names the\n"
-                 "server, its CA, this workstation and the staff user; the password is asked\n"
-                 "for, or read from --password-file, $CARREL_PASSWORD, or the profile's\n"
-                 "password_file / password_env.\n"
-                 "\n"
-                 "Commands (carrel COMMAND --help, or carrel help COMMAND, for one):\n");
+    cli_synopsis_print("carrel", carrel_synopsis, out);
+    fprintf(out, "\n%s\n\n", carrel_description);
+    fprintf(out, "Commands (carrel COMMAND --help, or carrel help COMMAND, for one):\n");
     command_list(out);
-    fprintf(out, "\n"
-                 "Options:\n"
-                 "  -c, --profile FILE     connection profile\n"
-                 "  -j, --json             machine-readable output (one JSON document)\n"
-                 "      --password-file F  read the login password from F\n"
-                 "      --request-key UUID the request key of the command's first change\n"
-                 "                         (the n-th after it: UUID plus n), to run a command\n"
-                 "                         whose outcome is unknown again without applying it\n"
-                 "                         twice; also accepted after the command's name\n"
-                 "  -h, --help             this help\n"
-                 "  -V, --version          print the version\n"
-                 "\n"
-                 "Exit codes:\n"
-                 "  0  success\n"
-                 "  1  local error (unreadable file, bad input file)\n"
-                 "  2  usage error\n"
-                 "  3  authentication failed (wrong password, unknown workstation, throttled)\n"
-                 "  4  the server refused or failed the request (not found, forbidden,\n"
-                 "     conflict, refused by a library rule, unavailable, ...)\n"
-                 "  5  network or TLS failure, or no answer in time\n");
+    fprintf(out, "\nOptions:\n");
+    cli_options_print(carrel_options, out);
+    fprintf(out, "\nExit codes:\n");
+    for (size_t i = 0; i < sizeof(carrel_exit_codes) / sizeof(carrel_exit_codes[0]); i++) {
+        fprintf(out, "  %s  ", carrel_exit_codes[i].code);
+        for (const char *p = carrel_exit_codes[i].meaning; *p; p++) {
+            if (*p == '\n')
+                fputs("\n     ", out); /* under the meaning */
+            else
+                fputc(*p, out);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* carrel.1: the same tables as usage(), every command, and the profile's settings. */
+static void man_page(FILE *out)
+{
+    const man_page_t page = {"carrel", "1", CARREL_VERSION, "the Carrel library desk client"};
+    man_begin(out, &page);
+    man_section(out, "SYNOPSIS");
+    for (size_t i = 0; carrel_synopsis[i]; i++)
+        man_synopsis(out, "carrel", carrel_synopsis[i]);
+    man_section(out, "DESCRIPTION");
+    man_paragraph(out, carrel_description);
+    man_paragraph(out, "carrel COMMAND --help, or carrel help COMMAND, prints one command's "
+                       "usage without reading the profile or connecting.");
+    man_section(out, "OPTIONS");
+    man_options(out, carrel_options);
+    man_section(out, "COMMANDS");
+    command_man(out);
+    man_section(out, "PROFILE");
+    man_paragraph(out, "The profile is a file of \"key = value\" lines ('#' starts a comment; a "
+                       "value may be double-quoted). Relative paths in it are relative to the "
+                       "profile's own directory. Its settings:");
+    man_settings(out, profile_table, 0);
+    man_section(out, "ENVIRONMENT");
+    man_item(out, "CARREL_PROFILE", "the profile used without -c.");
+    man_item(out, "CARREL_PASSWORD", "the login password, for scripts (after --password-file).");
+    man_section(out, "EXIT STATUS");
+    for (size_t i = 0; i < sizeof(carrel_exit_codes) / sizeof(carrel_exit_codes[0]); i++)
+        man_item(out, carrel_exit_codes[i].code, carrel_exit_codes[i].meaning);
+    man_section(out, "SEE ALSO");
+    man_paragraph(out, "carreld(8)");
 }
 
 /*
@@ -108,7 +172,7 @@ int main(int argc, char **argv)
     memset(&cli, 0, sizeof(cli));
     cli.profile_path = getenv("CARREL_PROFILE");
 
-    enum { O_PWFILE = 256, O_REQUEST_KEY };
+    enum { O_PWFILE = 256, O_REQUEST_KEY, O_MAN };
     static const struct option opts[] = {
         {"profile", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},
@@ -116,6 +180,7 @@ int main(int argc, char **argv)
         {"request-key", required_argument, NULL, O_REQUEST_KEY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"man", no_argument, NULL, O_MAN}, /* hidden: meson makes carrel.1 with it */
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -139,6 +204,9 @@ int main(int argc, char **argv)
             return EXIT_OK;
         case 'V':
             printf("carrel %s\n", CARREL_VERSION);
+            return EXIT_OK;
+        case O_MAN:
+            man_page(stdout);
             return EXIT_OK;
         default:
             usage(stderr);

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,10 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "manpage.h"
 #include "marcio.h"
 #include "migrate.h"
+#include "notify.h"
 #include "password.h"
 #include "perm.h"
 #include "request.h"
@@ -36,32 +39,95 @@ typedef struct options {
     const char *display_name;
 } options_t;
 
+/*
+ * The command line as data: --help prints it for the terminal, the hidden
+ * --man as the man page carreld.8 (meson generates it at build time), so
+ * the two say the same.
+ */
+static const char *const carreld_synopsis[] = {
+    "[-c FILE] [-s KEY=VALUE]... [-p PORT]",
+    "[-c FILE] --init-admin USER --password-file FILE --branch CODE\n"
+    "[--workstation NAME] [--display-name NAME]",
+    NULL,
+};
+
+static const char carreld_description[] =
+    "The Carrel daemon: serves desk clients over TLS from the PostgreSQL database.\n"
+    "At start it applies pending schema migrations, then serves until SIGTERM or\n"
+    "SIGINT, which stop it after in-flight requests finish.";
+
+static const cli_option_t carreld_options[] = {
+    {'c', "config", "FILE", "configuration file (key = value lines)"},
+    {'s', "set", "KEY=VALUE", "override one setting (repeatable)"},
+    {'p', "port", "PORT", "same as --set listen_port=PORT"},
+    {0, "check-config", NULL, "validate the configuration and exit"},
+    {0, "dump-config", NULL, "print the effective configuration and exit"},
+    {0, "migrate-only", NULL, "apply migrations and exit"},
+    {0, "init-admin", "USER",
+     "create the first administrator (and, with --workstation,\n"
+     "register that workstation at --branch), then exit;\n"
+     "existing accounts and workstations are left unchanged"},
+    {0, "password-file", "F", "the new administrator's password (first line of F)"},
+    {'h', "help", NULL, "this help"},
+    {'V', "version", NULL, "print the version"},
+    CLI_OPTION_END,
+};
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: carreld [-c FILE] [-s KEY=VALUE]... [-p PORT]\n"
-            "       carreld [-c FILE] --init-admin USER --password-file FILE --branch CODE\n"
-            "               [--workstation NAME] [--display-name NAME]\n"
-            "\n"
-            "The Carrel daemon: serves desk clients over TLS from the PostgreSQL database.\n"
-            "At start it applies pending schema migrations, then serves until SIGTERM or\n"
-            "SIGINT, which stop it after in-flight requests finish.\n"
-            "\n"
-            "  -c, --config FILE      configuration file (key = value lines)\n"
-            "  -s, --set KEY=VALUE    override one setting (repeatable)\n"
-            "  -p, --port PORT        same as --set listen_port=PORT\n"
-            "      --check-config     validate the configuration and exit\n"
-            "      --dump-config      print the effective configuration and exit\n"
-            "      --migrate-only     apply migrations and exit\n"
-            "      --init-admin USER  create the first administrator (and, with --workstation,\n"
-            "                         register that workstation at --branch), then exit;\n"
-            "                         existing accounts and workstations are left unchanged\n"
-            "      --password-file F  the new administrator's password (first line of F)\n"
-            "  -h, --help             this help\n"
-            "  -V, --version          print the version\n"
-            "\n"
-            "Settings (file or --set):\n");
+    cli_synopsis_print("carreld", carreld_synopsis, out);
+    fprintf(out, "\n%s\n\n", carreld_description);
+    cli_options_print(carreld_options, out);
+    fprintf(out, "\nSettings (file or --set):\n");
     conf_print_help(server_config_table, out);
+}
+
+/* carreld.8: the same tables as usage(), and what only a manual has room for. */
+static void man_page(FILE *out)
+{
+    const man_page_t page = {"carreld", "8", CARRELD_VERSION, "the Carrel library system daemon"};
+    man_begin(out, &page);
+    man_section(out, "SYNOPSIS");
+    for (size_t i = 0; carreld_synopsis[i]; i++)
+        man_synopsis(out, "carreld", carreld_synopsis[i]);
+    man_section(out, "DESCRIPTION");
+    man_paragraph(out, carreld_description);
+    man_paragraph(out,
+                  "Under systemd (Type=notify) carreld tells the service manager when the desks' "
+                  "port (and the SIP2 port, when set) listens (READY=1), when it reloads and when "
+                  "it stops, and pings the watchdog (WatchdogSec) from its event loop, so that a "
+                  "daemon whose loop is stuck is restarted. Without NOTIFY_SOCKET it does none of "
+                  "this.");
+    man_section(out, "OPTIONS");
+    man_options(out, carreld_options);
+    man_section(out, "SETTINGS");
+    man_paragraph(out, "The configuration file holds one \"key = value\" line per setting; '#' "
+                       "starts a comment and a value may be double-quoted. --set KEY=VALUE "
+                       "overrides the file. --dump-config prints the effective settings.");
+    man_settings(out, server_config_table, 1);
+    man_section(out, "RELOADING");
+    man_paragraph(out,
+                  "SIGHUP (systemctl reload carreld) or carrel admin reload re-reads the "
+                  "configuration file and re-applies the --set and --port overrides. A file "
+                  "that does not parse or validate is refused as a whole and the old settings "
+                  "stay. Of the settings, a reload applies these; the others keep their old "
+                  "value until the next start, and the reload names them as needing a restart:");
+    man_reload_table(out, server_config_table);
+    man_section(out, "SIGNALS");
+    man_item(out, "SIGTERM, SIGINT",
+             "stop accepting, let in-flight requests finish, then exit (after "
+             "shutdown_timeout_s at the latest); a second signal closes every connection at "
+             "once.");
+    man_item(out, "SIGHUP", "reload the configuration (see RELOADING).");
+    man_section(out, "FILES");
+    man_item(out, "/etc/carrel/carreld.conf",
+             "the configuration file the systemd unit passes with -c (an example is installed "
+             "as carreld.conf.example in the documentation directory).");
+    man_item(out, CARREL_SQL_DIR,
+             "the schema migrations and database rules applied at start (the default sql_dir).");
+    man_section(out, "SEE ALSO");
+    man_paragraph(out, "carrel(1), systemd.service(5), sd_notify(3); OPERATIONS.md in the "
+                       "documentation directory.");
 }
 
 static int load_config(struct server_config *cfg, const options_t *opt, int argc, char **argv)
@@ -226,7 +292,7 @@ done:
 
 static int parse_options(options_t *opt, int argc, char **argv)
 {
-    enum { O_CHECK = 256, O_DUMP, O_MIGRATE, O_INIT, O_PWFILE, O_BRANCH, O_WS, O_NAME };
+    enum { O_CHECK = 256, O_DUMP, O_MIGRATE, O_INIT, O_PWFILE, O_BRANCH, O_WS, O_NAME, O_MAN };
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
@@ -241,6 +307,7 @@ static int parse_options(options_t *opt, int argc, char **argv)
         {"display-name", required_argument, NULL, O_NAME},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"man", no_argument, NULL, O_MAN}, /* hidden: meson makes carreld.8 with it */
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -282,6 +349,11 @@ static int parse_options(options_t *opt, int argc, char **argv)
         case 'V':
             printf("carreld %s\n", CARRELD_VERSION);
             exit(0);
+        case O_MAN:
+            /* The manual documents the installed path, not this binary's. */
+            snprintf(server_sql_dir_default, PATH_MAX, "%s", CARREL_SQL_DIR);
+            man_page(stdout);
+            exit(0);
         default:
             usage(stderr);
             return -1;
@@ -297,6 +369,8 @@ static int parse_options(options_t *opt, int argc, char **argv)
 int main(int argc, char **argv)
 {
     options_t opt = {0};
+    /* Before parse_options: --help shows the sql_dir this carreld would use. */
+    server_config_locate_sql_dir();
     if (parse_options(&opt, argc, argv) != 0)
         return 2;
     server_t srv = {0};
@@ -320,6 +394,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char err[1024];
+    notify_status("applying database migrations");
     if (migrate_run(srv.cfg.db_conninfo, srv.cfg.sql_dir, err, sizeof(err)) != 0) {
         log_error(0, "%s", err);
         rc = 1;

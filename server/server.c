@@ -20,6 +20,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "notices.h"
+#include "notify.h"
 #include "rooms.h"
 #include "sip.h"
 #include "tickets.h"
@@ -75,7 +76,11 @@ static void server_dummy_hash_done(int ok, const char *hash, void *arg)
     if (server_listen(srv) != 0 || sip_start(srv) != 0) {
         srv->exit_code = 1;
         server_drain(srv, "startup failure");
+        return;
     }
+    /* Both ports accept: systemd may start what comes after carreld.service. */
+    notify_ready();
+    notify_status("serving desks on port %d", srv->port);
 }
 
 static void server_on_signal(uv_signal_t *sig, int signum)
@@ -152,6 +157,9 @@ int server_start(server_t *srv)
     uv_signal_start(&srv->sig_int, server_on_signal, SIGINT);
     uv_timer_init(srv->loop, &srv->drain_timer);
     srv->drain_timer.data = srv;
+    /* Pings from the loop itself: a loop that is stuck stops them. */
+    if (notify_watchdog_start(srv->loop) != 0)
+        goto fail;
 
     srv->tls = server_tls_ctx_build(srv, &srv->cfg, err, sizeof(err));
     if (srv->tls == NULL) {
@@ -241,6 +249,7 @@ void server_drain(server_t *srv, const char *why)
         return;
     srv->draining = true;
     log_info(0, "%s: shutting down; %d connection(s) open", why, srv->nconns);
+    notify_stopping();
     if (srv->listening) {
         uv_close((uv_handle_t *)&srv->listener, NULL);
         srv->listening = false;
@@ -284,6 +293,7 @@ static void server_finish(server_t *srv)
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    notify_watchdog_stop();
     stats_close(srv->stats); /* the standby pool; frees the rest once its handles are closed */
     jobtimer_close(srv->rooms, NULL, NULL);
     srv->rooms = NULL;

@@ -1,10 +1,19 @@
 #include "server_config.h"
 
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+/* server/meson.build sets these: where meson installs the SQL and carreld, and the
+ * build and source trees. */
 #ifndef CARREL_SQL_DIR
 #define CARREL_SQL_DIR "sql"
 #endif
+
+char server_sql_dir_default[PATH_MAX] = CARREL_SQL_DIR;
 
 #define S(field) offsetof(struct server_config, field)
 /* Whether a reload (SIGHUP, carrel admin reload) applies a new value, or it
@@ -75,8 +84,10 @@ const conf_entry_t server_config_table[] = {
      "ask PostgreSQL not to log our sessions' errors (refusals are answers; carreld logs the "
      "unexpected ones); needs GRANT SET ON PARAMETER log_min_messages",
      RESTART},
-    {"sql_dir", CONF_STRING, S(sql_dir), CARREL_SQL_DIR, 0, 0,
-     "directory holding migrations/NNN_name.sql and rules/*.sql", RESTART},
+    {"sql_dir", CONF_STRING, S(sql_dir), server_sql_dir_default, 0, 0,
+     "directory holding migrations/NNN_name.sql and rules/*.sql; by default the installed SQL, "
+     "or the source tree's for a carreld run from its build directory",
+     RESTART},
     {"max_frame_bytes", CONF_INT, S(max_frame_bytes), "1048576", 1024, 64 * 1024 * 1024,
      "largest frame accepted after login", RELOAD},
     {"max_frame_bytes_login", CONF_INT, S(max_frame_bytes_login), "16384", 256, 1048576,
@@ -228,3 +239,28 @@ const conf_entry_t server_config_table[] = {
      "TCP port of the Prometheus metrics endpoint; 0: no endpoint", RESTART},
     CONF_END,
 };
+
+void server_config_locate_sql_dir(void)
+{
+#if defined(CARREL_BINDIR) && defined(CARREL_BUILD_DIR) && defined(CARREL_SQL_SOURCE_DIR)
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return; /* no /proc: the installed path */
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0'; /* the directory carreld runs from, symbolic links resolved */
+    char build[PATH_MAX];
+    if (realpath(CARREL_BUILD_DIR, build) && strcmp(exe, build) == 0) {
+        snprintf(server_sql_dir_default, PATH_MAX, "%s", CARREL_SQL_SOURCE_DIR);
+        return;
+    }
+    size_t dir_len = strlen(exe), bin_len = strlen(CARREL_BINDIR);
+    if (dir_len > bin_len && strcmp(exe + dir_len - bin_len, CARREL_BINDIR) == 0 &&
+        exe[dir_len - bin_len - 1] != '/')
+        snprintf(server_sql_dir_default, PATH_MAX, "%.*s%s", (int)(dir_len - bin_len), exe,
+                 CARREL_SQL_DIR);
+#endif
+}

@@ -65,7 +65,7 @@ struct server_config {
     long smtp_timeout_s;
     long jobs_interval_s;        /* 0: no daily timer */
     long notice_send_interval_s; /* 0: no send timer */
-    char *stats_conninfo;         /* NULL or "": statistics use the primary pool */
+    char *stats_conninfo;        /* NULL or "": statistics use the primary pool */
     long stats_pool_size;
     int stats_fallback_primary;
     long stats_rollup_interval_s; /* 0: no rollup timer */
@@ -85,5 +85,19 @@ struct server_config {
 };
 
 extern const conf_entry_t server_config_table[];
+
+/*
+ * sql_dir's default, where the SQL is installed (PREFIX/share/carrel/sql),
+ * until server_config_locate_sql_dir() finds where this carreld runs from:
+ *   - the build tree (meson compile): the source tree's sql/, so that the
+ *     tests and scripts/demo use the SQL they were built with;
+ *   - BINDIR under another root (a DESTDIR staging tree, an unpacked
+ *     package): the SQL under that same root;
+ *   - anywhere else: the installed path.
+ * Call it once at start, before conf_defaults (the table's default points
+ * here); an explicit sql_dir still wins.
+ */
+extern char server_sql_dir_default[];
+void server_config_locate_sql_dir(void);
 
 #endif

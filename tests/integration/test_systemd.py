@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""carreld under a service manager (issue 16): the sd_notify(3) protocol as systemd
+speaks it, with this test playing systemd. NOTIFY_SOCKET names a datagram socket we
+read; WATCHDOG_USEC asks for pings. carreld must say READY=1 only once its port
+accepts, ping WATCHDOG=1 from its event loop (so a stopped loop stops the pings, and
+pings resume when it runs again), and say STOPPING=1 when SIGTERM starts the drain.
+Without NOTIFY_SOCKET (every other suite) none of this happens."""
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+WATCHDOG_USEC = 400000  # carreld pings every 200 ms
+INTERVAL_S = WATCHDOG_USEC / 1e6 / 2
+
+env = None
+notifier = None
+daemon = None
+
+
+class Notifier:
+    """The service manager's end of NOTIFY_SOCKET: every datagram, split into its
+    KEY=VALUE lines, with the monotonic time it arrived. When READY=1 arrives, the
+    daemon's port is tried at once: it must already accept."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.1)
+        self.lock = threading.Lock()
+        self.messages = []  # (monotonic time, [lines])
+        self.port = None
+        self.port_accepted_at_ready = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopped:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            lines = data.decode().split("\n")
+            if "READY=1" in lines and self.port_accepted_at_ready is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+                    self.port_accepted_at_ready = True
+                except OSError:
+                    self.port_accepted_at_ready = False
+            with self.lock:
+                self.messages.append((time.monotonic(), lines))
+
+    def lines(self, since=0.0):
+        with self.lock:
+            return [(t, line) for t, lines in self.messages if t >= since for line in lines]
+
+    def count(self, line, since=0.0):
+        return sum(1 for _, l in self.lines(since) if l == line)
+
+    def close(self):
+        self.stopped = True
+        self.thread.join()
+        self.sock.close()
+
+
+def setUpModule():
+    global env, notifier, daemon
+    env = harness.Env()
+    try:
+        env.start()
+        notifier = Notifier(os.path.join(env.dir, "notify.sock"))
+        # The daemon inherits our environment, as systemd gives a service its own.
+        os.environ["NOTIFY_SOCKET"] = notifier.path
+        os.environ["WATCHDOG_USEC"] = str(WATCHDOG_USEC)
+        try:
+            daemon = harness.Daemon(env)
+            notifier.port = daemon.port
+            daemon.start()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+            del os.environ["WATCHDOG_USEC"]
+    except BaseException:
+        env.stop()
+        raise
+
+
+def tearDownModule():
+    try:
+        env.stop()
+    finally:
+        if notifier:
+            notifier.close()
+
+
+def process_state(pid):
+    """The state letter of /proc/PID/stat: 'T' once SIGSTOP has taken effect."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+class Notify(unittest.TestCase):
+    # The tests run in name order and share one daemon: the last one stops it.
+
+    def test_1_ready_once_the_port_accepts(self):
+        harness.wait_until(lambda: notifier.count("READY=1"), what="READY=1")
+        self.assertIs(notifier.port_accepted_at_ready, True,
+                      "READY=1 came before the desks' port accepted")
+        self.assertEqual(notifier.count("READY=1"), 1)
+        harness.wait_until(
+            lambda: ("STATUS=serving desks on port %d" % daemon.port
+                     in [l for _, l in notifier.lines()]),
+            what="the STATUS line naming the port")
+        # The migrations' status came first, before the loop.
+        lines = [l for _, l in notifier.lines()]
+        self.assertLess(lines.index("STATUS=applying database migrations"),
+                        lines.index("READY=1"))
+        self.assertIn("systemd watchdog: a ping every 200 ms", daemon.log_text())
+
+    def test_2_watchdog_pings_from_the_loop(self):
+        since = time.monotonic()
+        harness.wait_until(lambda: notifier.count("WATCHDOG=1", since) >= 5,
+                           what="five WATCHDOG=1")
+        times = [t for t, l in notifier.lines(since) if l == "WATCHDOG=1"]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # Every WATCHDOG_USEC/2; a busy machine may delay one, but never by a whole timeout.
+        self.assertLess(sorted(gaps)[len(gaps) // 2], WATCHDOG_USEC / 1e6)
+        # The daemon still serves meanwhile.
+        w = daemon.wire()
+        self.assertEqual(w.hello().status, "ok")
+        w.close()
+
+    def test_3_a_stopped_loop_stops_the_pings(self):
+        pid = daemon.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            harness.wait_until(lambda: process_state(pid) == "T", what="the daemon stopped")
+            start = time.monotonic()
+            # The one fixed wait of this file, and it is inherent: we are showing that
+            # nothing arrives for a while, so we must let that while pass. 2.5 ping
+            # intervals (more than two) with no WATCHDOG=1 is what systemd would notice.
+            time.sleep(INTERVAL_S * 2.5 + 0.1)
+            # A ping sent just before the stop may be stamped by our reader just after
+            # `start`: the window counts from 100 ms later (well under one interval).
+            during = notifier.count("WATCHDOG=1", start + 0.1)
+            self.assertEqual(during, 0, "WATCHDOG=1 while the daemon was stopped")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        harness.wait_until(lambda: notifier.count("WATCHDOG=1", resumed) >= 2,
+                           what="pings again after SIGCONT")
+
+    def test_4_sigterm_says_stopping(self):
+        self.assertEqual(notifier.count("STOPPING=1"), 0)
+        daemon.stop()  # SIGTERM; exits 0 with no sanitizer report
+        harness.wait_until(lambda: notifier.count("STOPPING=1"), what="STOPPING=1")
+        lines = [l for _, l in notifier.lines()]
+        self.assertGreater(lines.index("STOPPING=1"), lines.index("READY=1"))
+        # Nothing is pinged once the daemon has gone.
+        self.assertIsNone(daemon.proc)
+
+
+if __name__ == "__main__":
+    unittest.main()
