@@ -29,6 +29,7 @@ typedef struct options {
     int check_config;
     int dump_config;
     int migrate_only;
+    int dry_run;
     const char *init_admin;
     const char *password_file;
     const char *branch;
@@ -53,6 +54,8 @@ static void usage(FILE *out)
             "      --check-config     validate the configuration and exit\n"
             "      --dump-config      print the effective configuration and exit\n"
             "      --migrate-only     apply migrations and exit\n"
+            "      --dry-run          with --migrate-only: list what would be applied, change\n"
+            "                         nothing\n"
             "      --init-admin USER  create the first administrator (and, with --workstation,\n"
             "                         register that workstation at --branch), then exit;\n"
             "                         existing accounts and workstations are left unchanged\n"
@@ -226,7 +229,7 @@ done:
 
 static int parse_options(options_t *opt, int argc, char **argv)
 {
-    enum { O_CHECK = 256, O_DUMP, O_MIGRATE, O_INIT, O_PWFILE, O_BRANCH, O_WS, O_NAME };
+    enum { O_CHECK = 256, O_DUMP, O_MIGRATE, O_INIT, O_PWFILE, O_BRANCH, O_WS, O_NAME, O_DRY };
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
@@ -234,6 +237,7 @@ static int parse_options(options_t *opt, int argc, char **argv)
         {"check-config", no_argument, NULL, O_CHECK},
         {"dump-config", no_argument, NULL, O_DUMP},
         {"migrate-only", no_argument, NULL, O_MIGRATE},
+        {"dry-run", no_argument, NULL, O_DRY},
         {"init-admin", required_argument, NULL, O_INIT},
         {"password-file", required_argument, NULL, O_PWFILE},
         {"branch", required_argument, NULL, O_BRANCH},
@@ -260,6 +264,9 @@ static int parse_options(options_t *opt, int argc, char **argv)
             break;
         case O_MIGRATE:
             opt->migrate_only = 1;
+            break;
+        case O_DRY:
+            opt->dry_run = 1;
             break;
         case O_INIT:
             opt->init_admin = optarg;
@@ -291,6 +298,11 @@ static int parse_options(options_t *opt, int argc, char **argv)
         fprintf(stderr, "carreld: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
+    if (opt->dry_run && !opt->migrate_only) {
+        fprintf(stderr, "carreld: --dry-run goes with --migrate-only\n");
+        usage(stderr);
+        return -1;
+    }
     return 0;
 }
 
@@ -320,6 +332,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char err[1024];
+    if (opt.dry_run) {
+        if (migrate_dry_run(srv.cfg.db_conninfo, srv.cfg.sql_dir, stdout, err, sizeof(err)) != 0) {
+            log_error(0, "%s", err);
+            rc = 1;
+        } else if (fflush(stdout) != 0 || ferror(stdout)) {
+            log_error(0, "cannot write the plan: %s", strerror(errno));
+            rc = 1;
+        }
+        goto out;
+    }
     if (migrate_run(srv.cfg.db_conninfo, srv.cfg.sql_dir, err, sizeof(err)) != 0) {
         log_error(0, "%s", err);
         rc = 1;
