@@ -177,9 +177,50 @@ class DryRun(unittest.TestCase):
             "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"), "0")
 
 
+class Restored:
+    """backup restored into a fresh cluster of its own, recovered from the archive up to
+    the target its settings name, promoted, on its own port and socket directory; with
+    `with`, started and waited for (session: the superuser on it), stopped at the end."""
+
+    def __init__(self, name, backup, *settings):
+        self.datadir = os.path.join(env.dir, name)
+        self.sockdir = tempfile.mkdtemp(prefix="crs-", dir="/tmp")
+        self.port = harness.free_port()
+        self.conninfo = "host=%s port=%d dbname=carrel user=carrel" % (self.sockdir, self.port)
+        self.session = harness.Session("host=%s port=%d dbname=carrel user=postgres"
+                                       % (self.sockdir, self.port))
+        env.run(PG_CLUSTER, "restore", self.datadir, backup,
+                "restore_command='cp %s/%%f %%p'" % env.archive,
+                "recovery_target_action='promote'",
+                # A trial restore: it must not write into the original's archive.
+                "archive_mode='off'", *settings)
+
+    def promoted(self):
+        try:
+            return self.session.query("SELECT pg_is_in_recovery()") == "f"
+        except harness.SqlError:  # not accepting connections yet
+            self.session.close()
+            return False
+
+    def __enter__(self):
+        try:
+            env.run(PG_CLUSTER, "start", self.datadir, str(self.port), self.sockdir, "--fast")
+            harness.wait_until(self.promoted, 120, "the restored cluster to finish recovery")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.session.close()
+        env.run(PG_CLUSTER, "stop", self.datadir, check=False)
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+
+
 class PointInTimeRestore(unittest.TestCase):
-    """A base backup plus the archived WAL, restored to a named point into a fresh
-    cluster: the loans made before the point are there, none made after."""
+    """A base backup plus the archived WAL, restored to a point into a fresh cluster
+    (a named restore point, then a time): the loans made before the point are there,
+    none made after."""
 
     def checkout(self, card, item):
         r = env.carrel(self.clerk, "checkout", card, item)
@@ -189,9 +230,9 @@ class PointInTimeRestore(unittest.TestCase):
         """The items of items out on loan in session's database (a Session or env)."""
         query = session.psql if session is env else session.query
         return query("SELECT i.barcode FROM loan l JOIN item i ON i.id = l.item_id"
-                             " WHERE l.returned_at IS NULL AND i.barcode IN (%s)"
-                             " ORDER BY i.barcode"
-                             % ", ".join(harness.sql_literal(b) for b in items)).split()
+                     " WHERE l.returned_at IS NULL AND i.barcode IN (%s)"
+                     " ORDER BY i.barcode"
+                     % ", ".join(harness.sql_literal(b) for b in items)).split()
 
     def test_restore_to_a_point(self):
         self.clerk = env.profile(main, "desk-dwn", "clara", PASSWORD)
@@ -208,8 +249,9 @@ class PointInTimeRestore(unittest.TestCase):
         self.checkout(patrons[2], items[2])
         env.psql("SELECT pg_create_restore_point('before-the-mistake')")
         self.checkout(patrons[3], items[3])
+        # A time after that checkout's commit (it was answered) and before the next.
+        moment = env.psql("SELECT clock_timestamp()")
         self.checkout(patrons[1], items[4])
-        before, after = sorted(items[:3]), sorted(items[3:])
         self.assertEqual(self.loans_of(env, items), sorted(items))
 
         # The segment holding all of it, finished and archived.
@@ -221,53 +263,34 @@ class PointInTimeRestore(unittest.TestCase):
 
         harness.wait_until(archived, 120, "segment %s to be archived" % segment)
 
-        restored = os.path.join(env.dir, "restored")
-        sockdir = tempfile.mkdtemp(prefix="crs-", dir="/tmp")
-        port = harness.free_port()
-        env.run(PG_CLUSTER, "restore", restored, backup,
-                "restore_command='cp %s/%%f %%p'" % env.archive,
-                "recovery_target_name='before-the-mistake'",
-                "recovery_target_action='promote'",
-                # The restored cluster must not write into the original's archive.
-                "archive_mode='off'")
-        session = harness.Session("host=%s port=%d dbname=carrel user=postgres"
-                                  % (sockdir, port))
-        daemon = None
-        try:
-            env.run(PG_CLUSTER, "start", restored, str(port), sockdir, "--fast")
-
-            def promoted():
-                try:
-                    return session.query("SELECT pg_is_in_recovery()") == "f"
-                except harness.SqlError:  # not accepting connections yet
-                    session.close()
-                    return False
-
-            harness.wait_until(promoted, 120, "the restored cluster to finish recovery")
-            self.assertEqual(self.loans_of(session, items), before)
-            self.assertEqual(session.query(
+        before, after = sorted(items[:3]), sorted(items[3:])
+        with Restored("restored-by-name", backup,
+                      "recovery_target_name='before-the-mistake'") as restored:
+            self.assertEqual(self.loans_of(restored.session, items), before)
+            self.assertEqual(restored.session.query(
                 "SELECT count(*) FROM item WHERE status = 'available' AND barcode IN (%s)"
                 % ", ".join(harness.sql_literal(b) for b in after)), str(len(after)))
 
             # The restored database is current for this carreld: nothing to migrate.
-            conninfo = "host=%s port=%d dbname=carrel user=carrel" % (sockdir, port)
-            lines = dry_run(conninfo)
+            lines = dry_run(restored.conninfo)
             self.assertEqual(planned(lines, "would apply"), [], lines)
             self.assertIn("0 migrations to apply", lines[-2])
             self.assertIn("rules are current", lines[-1])
 
             # And a daemon serves from it: the clerk checks in a loan from before.
-            daemon = harness.Daemon(env, db_conninfo=conninfo).start()
-            clerk = env.profile(daemon, "desk-dwn", "clara", PASSWORD)
-            r = env.carrel(clerk, "checkin", before[1])
-            self.assertEqual(r.code, 0, r)
-            self.assertEqual(self.loans_of(session, items), [before[0], before[2]])
-        finally:
-            if daemon is not None and daemon.proc is not None:
+            daemon = harness.Daemon(env, db_conninfo=restored.conninfo).start()
+            try:
+                clerk = env.profile(daemon, "desk-dwn", "clara", PASSWORD)
+                r = env.carrel(clerk, "checkin", before[1])
+                self.assertEqual(r.code, 0, r)
+                self.assertEqual(self.loans_of(restored.session, items),
+                                 [before[0], before[2]])
+            finally:
                 daemon.stop()
-            session.close()
-            env.run(PG_CLUSTER, "stop", restored, check=False)
-            shutil.rmtree(sockdir, ignore_errors=True)
+
+        with Restored("restored-by-time", backup,
+                      "recovery_target_time='%s'" % moment) as restored:
+            self.assertEqual(self.loans_of(restored.session, items), sorted(items[:4]))
 
 
 if __name__ == "__main__":
