@@ -155,6 +155,16 @@ class DryRun(unittest.TestCase):
         self.assertEqual(self.schema(), changed)
         self.assertEqual(self.admin.query("SELECT checksum FROM schema_rules"), "older rules")
 
+        # A row recorded without a checksum (an older carreld): the start would record
+        # it; the dry run says so and leaves it.
+        self.admin.query("UPDATE schema_migration SET checksum = NULL WHERE version = %d"
+                         % int(MIGRATIONS[-2][:3]))
+        changed = self.schema()
+        lines = dry_run(self.conninfo)
+        self.assertEqual(planned(lines, "would record the checksum of migration "),
+                         [MIGRATIONS[-2]])
+        self.assertEqual(self.schema(), changed)
+
     def test_refusals_are_the_real_runs(self):
         """What the start would refuse, the dry run refuses the same way (exit 1, the
         reason on stderr), still changing nothing."""
