@@ -32,6 +32,7 @@ typedef struct options {
     int check_config;
     int dump_config;
     int migrate_only;
+    int dry_run;
     const char *init_admin;
     const char *password_file;
     const char *branch;
@@ -63,6 +64,7 @@ static const cli_option_t carreld_options[] = {
     {0, "check-config", NULL, "validate the configuration and exit"},
     {0, "dump-config", NULL, "print the effective configuration and exit"},
     {0, "migrate-only", NULL, "apply migrations and exit"},
+    {0, "dry-run", NULL, "with --migrate-only: list what would be applied, change\nnothing"},
     {0, "init-admin", "USER",
      "create the first administrator (and, with --workstation,\n"
      "register that workstation at --branch), then exit;\n"
@@ -292,7 +294,18 @@ done:
 
 static int parse_options(options_t *opt, int argc, char **argv)
 {
-    enum { O_CHECK = 256, O_DUMP, O_MIGRATE, O_INIT, O_PWFILE, O_BRANCH, O_WS, O_NAME, O_MAN };
+    enum {
+        O_CHECK = 256,
+        O_DUMP,
+        O_MIGRATE,
+        O_INIT,
+        O_PWFILE,
+        O_BRANCH,
+        O_WS,
+        O_NAME,
+        O_MAN,
+        O_DRY
+    };
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
@@ -300,6 +313,7 @@ static int parse_options(options_t *opt, int argc, char **argv)
         {"check-config", no_argument, NULL, O_CHECK},
         {"dump-config", no_argument, NULL, O_DUMP},
         {"migrate-only", no_argument, NULL, O_MIGRATE},
+        {"dry-run", no_argument, NULL, O_DRY},
         {"init-admin", required_argument, NULL, O_INIT},
         {"password-file", required_argument, NULL, O_PWFILE},
         {"branch", required_argument, NULL, O_BRANCH},
@@ -327,6 +341,9 @@ static int parse_options(options_t *opt, int argc, char **argv)
             break;
         case O_MIGRATE:
             opt->migrate_only = 1;
+            break;
+        case O_DRY:
+            opt->dry_run = 1;
             break;
         case O_INIT:
             opt->init_admin = optarg;
@@ -363,6 +380,11 @@ static int parse_options(options_t *opt, int argc, char **argv)
         fprintf(stderr, "carreld: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
+    if (opt->dry_run && !opt->migrate_only) {
+        fprintf(stderr, "carreld: --dry-run goes with --migrate-only\n");
+        usage(stderr);
+        return -1;
+    }
     return 0;
 }
 
@@ -394,6 +416,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char err[1024];
+    if (opt.dry_run) {
+        if (migrate_dry_run(srv.cfg.db_conninfo, srv.cfg.sql_dir, stdout, err, sizeof(err)) != 0) {
+            log_error(0, "%s", err);
+            rc = 1;
+        } else if (fflush(stdout) != 0 || ferror(stdout)) {
+            log_error(0, "cannot write the plan: %s", strerror(errno));
+            rc = 1;
+        }
+        goto out;
+    }
     notify_status("applying database migrations");
     if (migrate_run(srv.cfg.db_conninfo, srv.cfg.sql_dir, err, sizeof(err)) != 0) {
         log_error(0, "%s", err);

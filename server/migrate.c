@@ -197,7 +197,7 @@ static int migrate_apply(PGconn *pg, const char *dir, const sql_file_t *m, char 
  * before checksums existed get the file's checksum now.
  */
 static int migrate_verify(PGconn *pg, const char *dir, const sql_file_t *m, const char *recorded,
-                          char *err, size_t errlen)
+                          FILE *plan, char *err, size_t errlen)
 {
     char *sql = sql_read(dir, m->name, err, errlen);
     if (sql == NULL)
@@ -208,6 +208,10 @@ static int migrate_verify(PGconn *pg, const char *dir, const sql_file_t *m, cons
     if (rc != 0) {
         snprintf(err, errlen, "cannot compute the checksum of %s", m->name);
         return -1;
+    }
+    if (recorded == NULL && plan != NULL) {
+        fprintf(plan, "would record the checksum of migration %s\n", m->name);
+        return 0;
     }
     if (recorded == NULL) {
         char version[16];
@@ -317,7 +321,12 @@ static int rules_run_files(PGconn *pg, const char *dir, const sql_file_t *files,
     return 0;
 }
 
-static int rules_apply(PGconn *pg, const char *dir, char *err, size_t errlen)
+/*
+ * plan != NULL: a dry run (migrate_dry_run) that prints what would be
+ * applied; have_table false there when schema_rules does not exist yet.
+ */
+static int rules_apply(PGconn *pg, const char *dir, FILE *plan, bool have_table, char *err,
+                       size_t errlen)
 {
     static sql_file_t files[RULES_MAX];
     int count = 0;
@@ -325,8 +334,17 @@ static int rules_apply(PGconn *pg, const char *dir, char *err, size_t errlen)
     bool current = false;
     if (sql_list(dir, false, files, RULES_MAX, &count, err, errlen) != 0 ||
         rules_checksum(dir, files, count, sum, err, errlen) != 0 ||
-        rules_current(pg, sum, &current, err, errlen) != 0)
+        (have_table && rules_current(pg, sum, &current, err, errlen) != 0))
         return -1;
+    if (plan != NULL) {
+        for (int i = 0; !current && i < count; i++)
+            fprintf(plan, "would apply rules/%s\n", files[i].name);
+        fprintf(plan,
+                current ? "rules are current (%d file%s)\n"
+                        : "rules would be applied again (%d file%s)\n",
+                count, count == 1 ? "" : "s");
+        return 0;
+    }
     if (current) {
         log_info(0, "rules are current (%d file%s)", count, count == 1 ? "" : "s");
         return 0;
@@ -362,11 +380,14 @@ static int rules_apply(PGconn *pg, const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-/* Reads schema_migration: the highest version, which versions are recorded
- * and their checksums (NULL where none was recorded yet). */
-static PGresult *migrate_recorded(PGconn *pg, char *err, size_t errlen)
+#define RECORDED_SQL "SELECT version, checksum FROM schema_migration ORDER BY version"
+
+/* Reads schema_migration with sql (RECORDED_SQL, or a dry run's stand-in):
+ * the highest version, which versions are recorded and their checksums
+ * (NULL where none was recorded yet). */
+static PGresult *migrate_recorded(PGconn *pg, const char *sql, char *err, size_t errlen)
 {
-    PGresult *r = PQexec(pg, "SELECT version, checksum FROM schema_migration ORDER BY version");
+    PGresult *r = PQexec(pg, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "reading schema_migration: %s", PQresultErrorMessage(r));
         util_chomp(err);
@@ -376,7 +397,13 @@ static PGresult *migrate_recorded(PGconn *pg, char *err, size_t errlen)
     return r;
 }
 
-static int migrate_schema(PGconn *pg, const char *dir, char *err, size_t errlen)
+/*
+ * Checks the recorded migrations against the files and applies the pending
+ * ones. plan != NULL: a dry run that prints them instead, reading
+ * schema_migration with recorded_sql; the same refusals apply.
+ */
+static int migrate_schema(PGconn *pg, const char *dir, FILE *plan, const char *recorded_sql,
+                          char *err, size_t errlen)
 {
     static sql_file_t files[MIGRATE_MAX];
     int count = 0;
@@ -386,7 +413,7 @@ static int migrate_schema(PGconn *pg, const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "no migrations found in %s", dir);
         return -1;
     }
-    PGresult *rec = migrate_recorded(pg, err, errlen);
+    PGresult *rec = migrate_recorded(pg, recorded_sql, err, errlen);
     if (rec == NULL)
         return -1;
     static int row_of[MIGRATE_MAX + 1];
@@ -430,14 +457,26 @@ static int migrate_schema(PGconn *pg, const char *dir, char *err, size_t errlen)
             rc = -1;
         } else if (row >= 0) {
             const char *sum = PQgetisnull(rec, row, 1) ? NULL : PQgetvalue(rec, row, 1);
-            rc = migrate_verify(pg, dir, &files[i], sum, err, errlen);
+            rc = migrate_verify(pg, dir, &files[i], sum, plan, err, errlen);
         }
     }
     PQclear(rec);
-    for (int i = 0; rc == 0 && i < count; i++)
-        if (files[i].version > applied)
+    int pending = 0;
+    for (int i = 0; rc == 0 && i < count; i++) {
+        if (files[i].version <= applied)
+            continue;
+        pending++;
+        if (plan != NULL)
+            fprintf(plan, "would apply migration %s\n", files[i].name);
+        else
             rc = migrate_apply(pg, dir, &files[i], err, errlen);
-    if (rc == 0 && applied == newest)
+    }
+    if (rc == 0 && plan != NULL)
+        fprintf(plan,
+                "database schema is at version %03d, this carreld's newest is %03d: %d migration%s "
+                "to apply\n",
+                applied, newest, pending, pending == 1 ? "" : "s");
+    else if (rc == 0 && applied == newest)
         log_info(0, "database schema is current (version %03d)", newest);
     return rc;
 }
@@ -472,9 +511,65 @@ int migrate_run(const char *conninfo, const char *sql_dir, char *err, size_t err
                           " applied_at timestamptz NOT NULL DEFAULT now())",
                           "schema_migration", err, errlen);
     if (rc == 0)
-        rc = migrate_schema(pg, migrations, err, errlen);
+        rc = migrate_schema(pg, migrations, NULL, RECORDED_SQL, err, errlen);
     if (rc == 0)
-        rc = rules_apply(pg, rules, err, errlen);
+        rc = rules_apply(pg, rules, NULL, true, err, errlen);
     PQfinish(pg); /* also releases the advisory lock */
+    return rc;
+}
+
+/*
+ * The dry run reads in one read-only transaction (one snapshot, and the
+ * server refuses any write, so nothing here can change the database). It
+ * takes no advisory lock: it must not wait behind a daemon that is starting,
+ * and what it prints is a plan, not a promise. A database that has never
+ * been migrated has neither bookkeeping table; one migrated by a carreld
+ * from before checksums has no checksum column.
+ */
+int migrate_dry_run(const char *conninfo, const char *sql_dir, FILE *plan, char *err, size_t errlen)
+{
+    char migrations[4096], rules[4096];
+    snprintf(migrations, sizeof(migrations), "%s/migrations", sql_dir);
+    snprintf(rules, sizeof(rules), "%s/rules", sql_dir);
+    PGconn *pg = PQconnectdb(conninfo);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect to the database: %s", PQerrorMessage(pg));
+        util_chomp(err);
+        PQfinish(pg);
+        return -1;
+    }
+    int rc = migrate_exec(pg,
+                          "SET client_min_messages = warning;"
+                          " SET default_transaction_read_only = on;"
+                          " BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                          "settings", err, errlen);
+    PGresult *r = NULL;
+    if (rc == 0) {
+        r = PQexec(pg, "SELECT to_regclass('schema_migration') IS NOT NULL,"
+                       " EXISTS (SELECT 1 FROM pg_attribute"
+                       "          WHERE attrelid = to_regclass('schema_migration')"
+                       "            AND attname = 'checksum' AND NOT attisdropped),"
+                       " to_regclass('schema_rules') IS NOT NULL");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+            snprintf(err, errlen, "reading the catalog: %s", PQresultErrorMessage(r));
+            util_chomp(err);
+            rc = -1;
+        }
+    }
+    bool have_migrations = rc == 0 && PQgetvalue(r, 0, 0)[0] == 't';
+    bool have_checksums = rc == 0 && PQgetvalue(r, 0, 1)[0] == 't';
+    bool have_rules = rc == 0 && PQgetvalue(r, 0, 2)[0] == 't';
+    PQclear(r);
+    const char *recorded_sql =
+        !have_migrations  ? "SELECT 0, NULL::text WHERE false"
+        : !have_checksums ? "SELECT version, NULL::text FROM schema_migration ORDER BY version"
+                          : RECORDED_SQL;
+    if (rc == 0)
+        rc = migrate_schema(pg, migrations, plan, recorded_sql, err, errlen);
+    if (rc == 0)
+        rc = rules_apply(pg, rules, plan, have_rules, err, errlen);
+    if (rc == 0)
+        rc = migrate_exec(pg, "ROLLBACK", "rollback", err, errlen);
+    PQfinish(pg);
     return rc;
 }

@@ -12,8 +12,19 @@
 #define CARREL_MIGRATE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 __attribute__((warn_unused_result)) int migrate_run(const char *conninfo, const char *sql_dir,
                                                     char *err, size_t errlen);
+
+/*
+ * What migrate_run would do, printed to plan one line per step ("would
+ * apply migration NNN_name.sql", "would apply rules/x.sql", then a summary),
+ * without changing the database (carreld --migrate-only --dry-run). Refuses
+ * what migrate_run refuses (a newer schema, an edited migration). Returns 0,
+ * or -1 with err set.
+ */
+__attribute__((warn_unused_result)) int migrate_dry_run(const char *conninfo, const char *sql_dir,
+                                                        FILE *plan, char *err, size_t errlen);
 
 #endif
