@@ -397,8 +397,8 @@ static void text_value(char *out, size_t len, double v)
         snprintf(out, len, "NaN");
     else if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v)
         snprintf(out, len, "%.0f", v);
-    else
-        snprintf(out, len, "%.17g", v);
+    else if (snprintf(out, len, "%.15g", v) > 0 && strtod(out, NULL) != v)
+        snprintf(out, len, "%.17g", v); /* the shortest of the two that reads back the same */
 }
 
 static void text_sample(void *arg, const char *name, int nlabels, const char *const *ln,
