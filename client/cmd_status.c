@@ -33,7 +33,7 @@ static const char *status_label(const Carrel__MetricSample *s, const char *name)
 
 static void status_number(char *out, size_t n, double v)
 {
-    if (v == (double)(long long)v)
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
         snprintf(out, n, "%lld", (long long)v);
     else
         snprintf(out, n, "%.3f", v);

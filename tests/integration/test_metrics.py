@@ -263,6 +263,42 @@ class Endpoint(unittest.TestCase):
                          - value(before, "carrel_requests_total", type="login",
                                  status="unauthenticated"), 1)
 
+    def test_event_counter_moves(self):
+        before, _, _ = parse_strict(scrape(self.mport))
+        w = self.d.logged_in_wire()
+        try:
+            r = w.call(harness.REQ_PING, harness.pb_message((1, "x"), (2, 1)))
+            self.assertEqual(r.status, "ok", r)
+        finally:
+            w.close()
+        after, _, _ = parse_strict(scrape(self.mport))
+        self.assertEqual(value(after, "carrel_events_pushed_total", kind="test")
+                         - value(before, "carrel_events_pushed_total", kind="test"), 1)
+
+    def test_too_many_scrapes_closed(self):
+        # Memory is bounded: past 16 scrape connections at once, a new one is closed at
+        # accept. Those that send nothing go at the read deadline.
+        socks = []
+        try:
+            for _ in range(17):
+                socks.append(socket.create_connection(("127.0.0.1", self.mport), timeout=60))
+            harness.wait_until(lambda: "more than 16 scrapes at once" in self.d.log_text(), 60,
+                               "the 17th scrape refused")
+            try:
+                self.assertEqual(socks[-1].recv(100), b"")
+            except ConnectionResetError:
+                pass  # closed at accept: a reset is as good as an end
+        finally:
+            for s in socks:
+                s.close()
+
+        def served():
+            try:
+                return parse_strict(scrape(self.mport))
+            except (ConnectionError, IndexError, ValueError):
+                return None  # the server has not seen the others go yet
+        harness.wait_until(served, 60, "scrapes served again")
+
     def test_connection_states(self):
         w = self.d.logged_in_wire()
         try:
@@ -355,6 +391,31 @@ class Endpoint(unittest.TestCase):
         r = env.carrel(clerk, "admin", "status")
         self.assertEqual(r.code, 4, r)
         self.assertIn("role", r.stdout + r.stderr)
+
+
+class Throttle(unittest.TestCase):
+    def test_throttled_and_failed_logins_counted(self):
+        mport = harness.free_port()
+        d = env.daemon(metrics_listen_port=mport, login_throttle_after=1)
+        try:
+            before, _, _ = parse_strict(scrape(mport))
+            self.assertEqual(value(before, "carrel_logins_throttled_total", key="user"), 0)
+            statuses = []
+            for _ in range(2):
+                w = d.wire()
+                try:
+                    self.assertEqual(w.hello().status, "ok")
+                    statuses.append(w.login("desk-dwn", "guesser", "nope").status)
+                finally:
+                    w.close()
+            self.assertEqual(statuses, ["unauthenticated", "too_many_requests"])
+            after, _, _ = parse_strict(scrape(mport))
+            self.assertEqual(value(after, "carrel_logins_failed_total", reason="unknown_user"), 1)
+            self.assertEqual(value(after, "carrel_logins_throttled_total", key="user"), 1)
+            self.assertEqual(value(after, "carrel_requests_total", type="login",
+                                   status="too_many_requests"), 1)
+        finally:
+            d.stop()
 
 
 class Off(unittest.TestCase):
