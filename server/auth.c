@@ -19,6 +19,7 @@
 
 #include "handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "pgtext.h"
 #include "reply.h"
 #include "util.h"
@@ -198,6 +199,8 @@ static void login_record_done(const db_result_t *r, void *arg)
 static void login_record(request_t *req, bool success, const char *reason)
 {
     Carrel__Login *l = req->msg->login;
+    if (!success)
+        metrics_login_failed(reason);
     const char *values[5] = {l->username, l->workstation, req->conn->peer,
                              success ? "true" : "false", reason};
     int rc = db_exec_short(req->srv->db, &stmt_login_record, 5, values, NULL, NULL,
@@ -214,8 +217,8 @@ static void login_refuse_busy(request_t *req, uint64_t wait_ms, const char *why)
  * walk over every connection per Login). Called wherever those flags change. */
 static void login_unqueued_sync(server_t *srv, conn_t *c)
 {
-    bool want = !c->closed && c->session.login_pending && c->login_password &&
-                c->login_work == NULL;
+    bool want =
+        !c->closed && c->session.login_pending && c->login_password && c->login_work == NULL;
     if (want != c->login_unqueued) {
         c->login_unqueued = want;
         srv->passwords.logins_unqueued += want ? 1 : -1;
@@ -807,10 +810,12 @@ static login_admit_t login_admit(request_t *req)
     int pend2 = throttle_pending(&srv->throttle_addresses, st->addr_key);
     if ((wait1 > 0 && pend1 == 0) || (wait2 > 0 && pend2 == 0)) {
         int64_t wait = wait1 > wait2 ? wait1 : wait2;
-        if (wait1 > 0 && pend1 == 0)
+        bool by_user = wait1 > 0 && pend1 == 0;
+        if (by_user)
             login_refused(req, &srv->throttle_users, st->user_key, "throttled");
         else
             login_refused(req, &srv->throttle_addresses, st->addr_key, "throttled");
+        metrics_login_throttled(by_user ? "user" : "address");
         request_fail(req, CARREL__STATUS__STATUS_TOO_MANY_REQUESTS, "login_throttled",
                      "Too many failed logins; try again in %lld seconds.",
                      (long long)(wait + 999) / 1000);
@@ -990,7 +995,7 @@ void handle_logout(request_t *req)
     req->conn->stats_live = false;
     s->hello_done = hello;
     req->conn->accepted_at = uv_now(req->srv->loop); /* a fresh login deadline */
-    req->conn->login_from = 0; /* not an old refusal's */
+    req->conn->login_from = 0;                       /* not an old refusal's */
     channel_set_max_frame(&req->conn->ch, (size_t)req->srv->cfg.max_frame_bytes_login);
     if (!had_token) {
         request_ok(req);
@@ -1020,6 +1025,7 @@ void handle_ping(request_t *req)
         ev.has_time_ms = 1;
         ev.time_ms = util_now_ms();
         conn_push_event(req->conn, &ev);
+        metrics_event_pushed(ev.kind);
     }
     Carrel__Pong *pong = arena_new(&req->arena, Carrel__Pong, 1);
     carrel__pong__init(pong);
@@ -1106,4 +1112,12 @@ void auth_jobs_stop(server_t *srv)
     auth_report_refused(srv);
     uv_timer_stop(&srv->auth_timer);
     uv_close((uv_handle_t *)&srv->auth_timer, NULL);
+}
+
+int auth_logins_waiting(const server_t *srv)
+{
+    int n = 0;
+    for (const login_state_t *st = srv->login_waiting; st; st = st->next_waiting)
+        n++;
+    return n;
 }

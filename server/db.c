@@ -84,7 +84,7 @@ struct db_pool {
     void *on_fatal_arg;
     void (*on_write_done)(void *); /* db_pool_on_write_done */
     void *write_done_arg;
-    bool fatal; /* a statement cannot be prepared: the pool refuses all work */
+    bool fatal;                    /* a statement cannot be prepared: the pool refuses all work */
     const db_stmt_t *const *stmts; /* db_pool_set_statements: prepare only these */
     int nstmts;
     const char *label; /* "database", or what db_pool_set_label named the pool */
@@ -146,6 +146,38 @@ static void db_handle_closed(uv_handle_t *h)
     CHECK(pool->open_handles > 0);
     pool->open_handles--;
     db_pool_maybe_free(pool);
+}
+
+void db_pool_counts(const db_pool_t *pool, db_pool_counts_t *out)
+{
+    *out = (db_pool_counts_t){0};
+    for (int i = 0; i < pool->size; i++) {
+        switch (pool->conns[i].state) {
+        case DBC_BUSY:
+            out->busy++;
+            break;
+        case DBC_IDLE:
+            out->idle++;
+            break;
+        case DBC_DOWN:
+            out->down++;
+            break;
+        case DBC_CONNECTING:
+        case DBC_SETUP:
+        case DBC_PREPARING:
+            out->connecting++;
+            break;
+        }
+    }
+    for (int lane = 0; lane < DB_LANES; lane++) {
+        int n = 0;
+        for (const db_job_t *j = pool->lanes[lane].head; j; j = j->next)
+            n++;
+        if (lane == DB_LANE_WRITE)
+            out->waiting_write = n;
+        else
+            out->waiting_short = n;
+    }
 }
 
 bool db_pool_available(const db_pool_t *pool)

@@ -118,6 +118,14 @@ void db_pool_set_statements(db_pool_t *pool, const db_stmt_t *const *stmts, int 
 void db_pool_set_label(db_pool_t *pool, const char *label);
 /* Called once if the pool cannot serve at all (a statement fails to prepare). */
 void db_pool_on_fatal(db_pool_t *pool, void (*cb)(void *arg, const char *why), void *arg);
+/* A pool's connections by state and its waiting jobs, for the metrics. */
+typedef struct db_pool_counts {
+    int busy, idle;
+    int connecting;                   /* connecting, setting up or preparing statements */
+    int down;                         /* broken: waiting for the reconnect timer */
+    int waiting_write, waiting_short; /* jobs queued in each lane */
+} db_pool_counts_t;
+void db_pool_counts(const db_pool_t *pool, db_pool_counts_t *out);
 /* True when at least one connection is ready or busy. */
 bool db_pool_available(const db_pool_t *pool);
 /*

@@ -6,6 +6,7 @@
  */
 #include "events.h"
 #include "handlers.h"
+#include "metrics.h"
 #include "sip.h"
 
 #define R(body, name, fn, flags, perm)                                                             \
@@ -28,6 +29,7 @@ static const route_t routes[] = {
     R(WORKSTATION_ADD, "workstation_add", handle_workstation_add, ROUTE_MUTATING,
       PERM_WORKSTATION_MANAGE),
     R(WORKSTATION_LIST, "workstation_list", handle_workstation_list, 0, PERM_WORKSTATION_READ),
+    R(SERVER_STATUS, "server_status", handle_server_status, 0, PERM_SERVER_ADMIN),
 
     R(CATALOG_SEARCH, "catalog_search", handle_catalog_search, 0, PERM_CATALOG_READ),
     R(BIB_GET, "bib_get", handle_bib_get, 0, PERM_CATALOG_READ),
@@ -171,8 +173,8 @@ static const route_t routes[] = {
     R(CREW_RULE_SAVE, "crew_rule_save", handle_crew_rule_save, ROUTE_MUTATING, PERM_CREW_RULES),
     R(WEEDING_SETTINGS_GET, "weeding_settings_get", handle_weeding_settings_get, 0,
       PERM_WEEDING_READ),
-    R(WEEDING_SETTINGS_SAVE, "weeding_settings_save", handle_weeding_settings_save,
-      ROUTE_MUTATING, PERM_WEEDING_SETTINGS),
+    R(WEEDING_SETTINGS_SAVE, "weeding_settings_save", handle_weeding_settings_save, ROUTE_MUTATING,
+      PERM_WEEDING_SETTINGS),
     R(WEEDING_LIST, "weeding_list", handle_weeding_list, 0, PERM_WEEDING_READ),
     R(WEEDING_SUMMARY, "weeding_summary", handle_weeding_summary, 0, PERM_WEEDING_READ),
     R(WEEDING_DECIDE, "weeding_decide", handle_weeding_decide, ROUTE_KEYED, PERM_WEEDING_DECIDE),
@@ -191,6 +193,21 @@ const route_t *dispatch_find(Carrel__Request__BodyCase body)
         if (routes[i].body == body)
             return &routes[i];
     return NULL;
+}
+
+size_t dispatch_route_count(void)
+{
+    return sizeof(routes) / sizeof(routes[0]);
+}
+
+const route_t *dispatch_route_at(size_t i)
+{
+    return i < dispatch_route_count() ? &routes[i] : NULL;
+}
+
+size_t dispatch_route_index(const route_t *route)
+{
+    return (size_t)(route - routes);
 }
 
 void dispatch_register_statements(void)

@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "util.h"
 
@@ -250,6 +251,7 @@ void events_deliver(server_t *srv, int64_t id, int64_t at_ms, const char *payloa
         if (!events_conn_hears(c, p))
             continue;
         conn_push_event(c, &ev);
+        metrics_event_pushed(ev.kind);
         sent++;
     }
     log_debug(0, "event %lld %s for %s to %d desk(s)", (long long)id, ev.kind, ev.branch_code,
@@ -710,6 +712,7 @@ static void events_push_missed(conn_t *c, bool by_window)
                         : "Some branch events from while this desk was away were not fetched "
                           "(more than 1,000): check the lists.";
     conn_push_event(c, &ev);
+    metrics_event_pushed(ev.kind);
 }
 
 /* Push the replayed rows the connection (still) hears, then answer. */
@@ -736,6 +739,7 @@ static void events_replay_done(const db_result_t *r, void *arg)
             Carrel__Event ev = CARREL__EVENT__INIT;
             events_fill(&ev, p, db_int64(r->res, i, REPLAY_ID), db_int64(r->res, i, REPLAY_AT_MS));
             conn_push_event(c, &ev);
+            metrics_event_pushed(ev.kind);
             sent++;
         }
         free(p);

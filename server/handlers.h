@@ -19,6 +19,8 @@ void auth_jobs_start(server_t *srv);
 void auth_jobs_stop(server_t *srv);
 /* A connection closed: a login of it waiting for admission is answered (and dropped). */
 void auth_conn_gone(server_t *srv, conn_t *c);
+/* Logins waiting for admission now (for the metrics). */
+int auth_logins_waiting(const server_t *srv);
 
 /* admin.c: branches, staff accounts, workstations */
 void admin_register_statements(void);

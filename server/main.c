@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manpage.h"
 #include "marcio.h"
+#include "metrics.h"
 #include "migrate.h"
 #include "notify.h"
 #include "password.h"
@@ -463,6 +464,7 @@ int main(int argc, char **argv)
     setenv("UV_THREADPOOL_SIZE", pool_size, 0);
     srv.loop = uv_default_loop();
     log_info(0, "carreld %s starting", CARRELD_VERSION);
+    metrics_init(CARRELD_VERSION);
     /* Each desk is a socket: a library of a thousand desks needs more than
      * the usual soft limit of 1,024 open files. Raised to the hard limit (IT
      * sets that); a failure is only logged, since fewer desks still work. */

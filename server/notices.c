@@ -27,6 +27,7 @@
 
 #include "handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "pgtext.h"
 #include "reply.h"
 #include "server.h"
@@ -517,6 +518,7 @@ static void notices_record(notices_t *n, bool ok, const char *error)
     const notice_job_t *job = &n->batch[n->cur];
     n->cur_ok = ok;
     n->tried++;
+    metrics_notice("email", ok); /* the server sends email only; desks export the rest */
     if (ok) {
         n->result.sent++;
         log_debug(0, "notices: notice %lld sent", (long long)job->id);

@@ -10,6 +10,7 @@
 #include "admission.h"
 #include "check.h"
 #include "log.h"
+#include "metrics.h"
 #include "reason.h"
 #include "status.h"
 #include "text.h"
@@ -47,7 +48,9 @@ static void request_end(request_t *req)
     req->live = REQUEST_ENDED;
     conn_t *c = req->conn;
     (void)conn_send(c, req->id, &req->resp); /* a closing connection drops it */
-    uint64_t us = (util_mono_ns() - req->started_ns) / 1000;
+    uint64_t elapsed_ns = util_mono_ns() - req->started_ns;
+    metrics_request_done(req->route, (int)req->resp.status, elapsed_ns);
+    uint64_t us = elapsed_ns / 1000;
     log_debug(c->id, "%s id=%llu -> %s (%llu us)", req->route ? req->route->name : "?",
               (unsigned long long)req->id, status_name(req->resp.status), (unsigned long long)us);
     CHECK(c->inflight > 0);

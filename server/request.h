@@ -144,5 +144,9 @@ static inline perm_subject_t request_subject(const request_t *req)
 /* dispatch.c */
 const route_t *dispatch_find(Carrel__Request__BodyCase body);
 void dispatch_register_statements(void);
+/* The route table, for the metrics: its size, the i-th route, a route's index. */
+size_t dispatch_route_count(void);
+const route_t *dispatch_route_at(size_t i);
+size_t dispatch_route_index(const route_t *route);
 
 #endif

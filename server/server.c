@@ -19,6 +19,7 @@
 #include "events.h"
 #include "handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "notices.h"
 #include "notify.h"
 #include "rooms.h"
@@ -161,6 +162,9 @@ int server_start(server_t *srv)
     if (notify_watchdog_start(srv->loop) != 0)
         goto fail;
 
+    /* The metrics endpoint first: it shows a daemon whose database is not up yet. */
+    if (metrics_http_start(srv) != 0)
+        goto fail;
     srv->tls = server_tls_ctx_build(srv, &srv->cfg, err, sizeof(err));
     if (srv->tls == NULL) {
         log_error(0, "%s", err);
@@ -260,6 +264,7 @@ void server_drain(server_t *srv, const char *why)
         conn_drain(c);
     }
     sip_stop(srv);
+    metrics_http_stop(srv);
     uv_timer_start(&srv->drain_timer, server_drain_timeout,
                    (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
     if (srv->notices)

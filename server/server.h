@@ -38,7 +38,7 @@ typedef struct server {
     db_pool_t *db;
     conn_t *conns; /* all open connections, doubly linked */
     int nconns;
-    int nrefused; /* of nconns, refused at accept and still closing */
+    int nrefused;        /* of nconns, refused at accept and still closing */
     size_t output_total; /* unsent output of all connections (max_output_total_bytes) */
     uint64_t next_conn_id;
     bool draining;
@@ -73,6 +73,8 @@ typedef struct server {
     events_t *events;
     /* The SIP2 gateway (sip.c); NULL when sip_listen_port is 0. */
     struct sip_server *sip;
+    /* The Prometheus endpoint (metrics_http.c); NULL when metrics_listen_port is 0. */
+    struct metrics_http *metrics_http;
     int exit_code;
 } server_t;
 

@@ -206,10 +206,23 @@ static const reply_stmt_t stmt_rebuild =
 enum { ROLLUP_FOLDED, ROLLUP_NCOLS };
 static const db_stmt_t stmt_rollup = {"stats_rollup_run", "SELECT stats_rollup_run($1::integer)"};
 
+/* The standby's replay lag (seconds) for the metrics: 0 on a primary, and 0 when the
+ * standby has replayed all it received (an idle primary sends nothing, so the age of the
+ * last replayed transaction alone would grow while the standby is up to date). */
+static const db_stmt_t stmt_lag = {
+    "stats_replica_lag",
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
+    " WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0"
+    " ELSE COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)"
+    " END::float8"};
+
 /* What the stats pool prepares: the reads, never the writes. */
 static const db_stmt_t *const stats_pool_statements[] = {
-    &stmt_query.db, &stmt_measures.db, &stmt_live.db, &stmt_pls.db, &stmt_buy_more.db,
+    &stmt_query.db, &stmt_measures.db, &stmt_live.db, &stmt_pls.db, &stmt_buy_more.db, &stmt_lag,
 };
+
+/* How often the replica lag is sampled (ms). */
+#define STATS_LAG_INTERVAL_MS 10000
 
 void stats_register_statements(void)
 {
@@ -227,6 +240,10 @@ struct stats {
     bool standby;    /* stats_conninfo is set */
     int pools_open;  /* stats pools not yet closed (one being replaced, the current) */
     uv_timer_t live_timer, retry_timer, wait_timer;
+    uv_timer_t lag_timer; /* samples the standby's replay lag (with stats_conninfo) */
+    bool lag_running;     /* a sample is on the standby */
+    bool lag_known;       /* lag_s holds the last sample, which succeeded */
+    double lag_s;
     jobtimer_t *rollup;
     int open_timers; /* the three timers and the rollup job */
     bool stopping, aborted, closing;
@@ -1400,6 +1417,55 @@ static jobtimer_t *rollup_start(stats_t *s)
     return jobtimer_start(s->srv, &def);
 }
 
+/* ---------------------------------------------------------------- replica lag */
+
+static void stats_lag_done(const db_result_t *r, void *arg)
+{
+    stats_t *s = arg;
+    s->standby_jobs--;
+    s->lag_running = false;
+    db_result_t fit;
+    r = db_fit(r, 1, &fit);
+    s->lag_known = r->status == DB_OK && PQntuples(r->res) == 1 && !db_null(r->res, 0, 0);
+    if (s->lag_known)
+        s->lag_s = db_double(r->res, 0, 0);
+    stats_maybe_free(s);
+}
+
+/* Every STATS_LAG_INTERVAL_MS: one sample at a time, on the standby only (the
+ * primary's lag is no news). A standby that is down leaves the lag unknown:
+ * the metric disappears, which an alert on absent() can catch. */
+static void stats_lag_tick(uv_timer_t *t)
+{
+    stats_t *s = t->data;
+    if (s->stopping || s->lag_running)
+        return;
+    if (s->pool == NULL) {
+        s->lag_known = false;
+        return;
+    }
+    s->standby_jobs++;
+    s->lag_running = true;
+    if (db_exec_short(s->pool, &stmt_lag, 0, NULL, NULL, NULL, stats_lag_done, s) != 0) {
+        s->standby_jobs--;
+        s->lag_running = false;
+        s->lag_known = false;
+    }
+}
+
+bool stats_replica_lag(const stats_t *s, double *seconds)
+{
+    if (s == NULL || !s->standby || !s->lag_known)
+        return false;
+    *seconds = s->lag_s;
+    return true;
+}
+
+const db_pool_t *stats_pool_of(const stats_t *s)
+{
+    return s ? s->pool : NULL;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 int stats_start(server_t *srv)
@@ -1411,9 +1477,10 @@ int stats_start(server_t *srv)
     uv_timer_init(srv->loop, &s->live_timer);
     uv_timer_init(srv->loop, &s->retry_timer);
     uv_timer_init(srv->loop, &s->wait_timer);
-    s->live_timer.data = s->retry_timer.data = s->wait_timer.data = s;
+    uv_timer_init(srv->loop, &s->lag_timer);
+    s->live_timer.data = s->retry_timer.data = s->wait_timer.data = s->lag_timer.data = s;
     s->rollup = rollup_start(s); /* by the timer every stats_rollup_interval_s (0: never) */
-    s->open_timers = 4;
+    s->open_timers = 5;
     s->standby = cfg->stats_conninfo && cfg->stats_conninfo[0];
     char why[300];
     if (s->standby && db_conninfo_needs_dns(cfg->stats_conninfo, why, sizeof(why))) {
@@ -1426,6 +1493,8 @@ int stats_start(server_t *srv)
         log_error(0, "stats: cannot create the standby pool");
         return -1;
     }
+    if (s->standby)
+        uv_timer_start(&s->lag_timer, stats_lag_tick, 0, STATS_LAG_INTERVAL_MS);
     log_info(0, "stats: %s; rollups folded %s",
              s->standby ? (cfg->stats_fallback_primary
                                ? "statistics on the standby (the primary while it is down)"
@@ -1445,6 +1514,7 @@ void stats_stop(stats_t *s)
     uv_timer_stop(&s->live_timer);
     uv_timer_stop(&s->retry_timer);
     uv_timer_stop(&s->wait_timer);
+    uv_timer_stop(&s->lag_timer);
 }
 
 void stats_abort(stats_t *s)
@@ -1478,6 +1548,7 @@ void stats_close(stats_t *s)
     uv_close((uv_handle_t *)&s->live_timer, stats_timer_closed);
     uv_close((uv_handle_t *)&s->retry_timer, stats_timer_closed);
     uv_close((uv_handle_t *)&s->wait_timer, stats_timer_closed);
+    uv_close((uv_handle_t *)&s->lag_timer, stats_timer_closed);
     db_pool_t *p = s->pool;
     s->pool = NULL;
     if (p)
