@@ -28,6 +28,8 @@ static const route_t routes[] = {
     R(WORKSTATION_ADD, "workstation_add", handle_workstation_add, ROUTE_MUTATING,
       PERM_WORKSTATION_MANAGE),
     R(WORKSTATION_LIST, "workstation_list", handle_workstation_list, 0, PERM_WORKSTATION_READ),
+    R(WORKSTATION_REVOKE, "workstation_revoke", handle_workstation_revoke, ROUTE_MUTATING,
+      PERM_WORKSTATION_MANAGE),
 
     R(CATALOG_SEARCH, "catalog_search", handle_catalog_search, 0, PERM_CATALOG_READ),
     R(BIB_GET, "bib_get", handle_bib_get, 0, PERM_CATALOG_READ),
