@@ -12,6 +12,7 @@ not revoke, nor managers of another branch."""
 
 import os
 import re
+import socket
 import ssl
 import stat
 import subprocess
@@ -119,6 +120,41 @@ def refused(daemon, ws):
         w.close()
 
 
+def resumable_session(daemon, ws):
+    """(context, session) of a login at ws, ended cleanly (our close_notify sent) so that
+    the session stays resumable."""
+    ctx = context(ws)
+    w = harness.Wire(env, daemon.port, context=ctx)
+    r = w.hello()  # the TLS 1.3 ticket comes with the first answer
+    assert r is not None and r.status == "ok", r
+    session = w.sock.session
+    try:
+        w.sock.unwrap()
+    except (ssl.SSLError, OSError):
+        pass  # ours was sent: all that matters
+    w.close()
+    return ctx, session
+
+
+def resumed_and_closed(daemon, ctx, session):
+    """Resume session on a new connection: True when the handshake resumed it (no
+    certificate checked) and the daemon then closed the connection unanswered."""
+    raw = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
+    try:
+        s = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return False
+    w = harness.Wire.__new__(harness.Wire)
+    w.sock, w.next_id, w.buffer = s, 0, b""
+    try:
+        return s.session_reused and w.hello() is None
+    except (ssl.SSLError, OSError):
+        return s.session_reused
+    finally:
+        w.close()
+
+
 def pings(w):
     r = w.call(harness.REQ_PING)
     return r is not None and r.status == "ok"
@@ -203,6 +239,7 @@ class Revoke(unittest.TestCase):
         on_main = logged_in(main, "desk-cert-b")
         on_second = logged_in(second, "desk-cert-b")
         other = logged_in(main, "desk-cert-c")
+        ctx, session = resumable_session(main, "desk-cert-b")
         r = revoke(admin, "desk-cert-b")
         self.assertEqual(r.code, 0, r)
         self.assertEqual(r.json["cert_serial"], serial)
@@ -212,6 +249,11 @@ class Revoke(unittest.TestCase):
         self.assertTrue(refused(main, "desk-cert-b"))
         self.assertIn("client certificate %s (desk-cert-b) is revoked" % serial,
                       main.log_text())
+        # Refused by the verify hook, in the handshake itself.
+        self.assertIn("certificate verification failed: certificate revoked", main.log_text())
+        # A session resumed skips the certificate check: refused all the same.
+        self.assertTrue(resumed_and_closed(main, ctx, session))
+        self.assertIn("(desk-cert-b) is revoked, resumed", main.log_text())
         # Another workstation is not affected.
         self.assertTrue(pings(other))
         self.assertFalse(refused(main, "desk-cert-c"))
@@ -300,6 +342,7 @@ class Crl(unittest.TestCase):
         env.run("openssl", "ca", "-config", cnf, "-gencrl", "-out", crl)
         d = env.daemon(tls_crl_file=crl)
         self.assertTrue(refused(d, "desk-cert-f"))
+        self.assertIn("certificate verification failed: certificate revoked", d.log_text())
         self.assertFalse(refused(main, "desk-cert-f"))  # the CRL is d's alone
         w = logged_in(d, "desk-dwn")  # a certificate the CRL does not list
         self.assertTrue(pings(w))
