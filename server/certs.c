@@ -355,6 +355,7 @@ typedef struct certs {
     bool busy;         /* a poll or expiry check is in flight */
     bool stopped;      /* draining: answers still on their way are dropped */
     bool loaded;       /* the set was read from the database once */
+    bool failing;      /* the last poll failed (logged once until one succeeds) */
     uint64_t check_at; /* uv_now() of the next expiry check (0: at the first chance) */
 } certs_t;
 
@@ -530,10 +531,17 @@ static void certs_poll_done(const db_result_t *r, void *arg)
     r = db_fit(r, POLL_NCOLS, &fit);
     if (r->status != DB_OK) {
         c->npending = 0;
-        log_warn(0, "cannot read the revoked workstation certificates: %s",
-                 r->message ? r->message : "database unavailable");
+        if (!c->failing)
+            log_warn(0,
+                     "cannot read the revoked workstation certificates: %s; revocations made "
+                     "through other daemons wait until it can",
+                     r->message ? r->message : "database unavailable");
+        c->failing = true;
         return;
     }
+    if (c->failing)
+        log_info(0, "reading the revoked workstation certificates again");
+    c->failing = false;
     int n = PQntuples(r->res);
     size_t cap = (size_t)n + c->npending + 1;
     certs_serial_t *set = malloc(cap * sizeof(*set));
