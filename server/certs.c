@@ -244,6 +244,11 @@ int certs_issue_main(const struct server_config *cfg, const certs_issue_t *opt)
         fprintf(stderr, "carreld: --days must be 1 to %d\n", CERTS_MAX_DAYS);
         return 2;
     }
+    if (opt->out_file && access(opt->out_file, F_OK) == 0) {
+        fprintf(stderr, "carreld: %s exists; an existing file is never overwritten\n",
+                opt->out_file);
+        return 1;
+    }
     int rc = 1;
     X509_REQ *req = NULL;
     X509 *ca = NULL, *cert = NULL;

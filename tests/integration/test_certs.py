@@ -230,6 +230,15 @@ class Issue(unittest.TestCase):
         r = request("desk-cert-g")
         self.assertEqual(r.code, 1, r)
         self.assertIn("never overwritten", r.stderr)
+        # Nor is a certificate file: refused before anything is signed or recorded.
+        with open(env.tls("desk-cert-g.crt"), "w") as f:
+            f.write("kept\n")
+        r = issue("desk-cert-g")
+        self.assertEqual(r.code, 1, r)
+        self.assertIn("never overwritten", r.stderr)
+        with open(env.tls("desk-cert-g.crt")) as f:
+            self.assertEqual(f.read(), "kept\n")
+        self.assertEqual(env.psql("SELECT count(*) FROM workstation_cert"), before)
 
 
 class Revoke(unittest.TestCase):
@@ -247,13 +256,15 @@ class Revoke(unittest.TestCase):
         # This daemon: the open connection is closed, a new handshake refused.
         self.assertTrue(on_main.closed_by_server(timeout=60))
         self.assertTrue(refused(main, "desk-cert-b"))
-        self.assertIn("client certificate %s (desk-cert-b) is revoked" % serial,
-                      main.log_text())
+        harness.wait_until(lambda: "client certificate %s (desk-cert-b) is revoked" % serial
+                           in main.log_text(), what="the closing in the log")
         # Refused by the verify hook, in the handshake itself.
-        self.assertIn("certificate verification failed: certificate revoked", main.log_text())
+        harness.wait_until(lambda: "certificate verification failed: certificate revoked"
+                           in main.log_text(), what="the handshake refusal in the log")
         # A session resumed skips the certificate check: refused all the same.
         self.assertTrue(resumed_and_closed(main, ctx, session))
-        self.assertIn("(desk-cert-b) is revoked, resumed", main.log_text())
+        harness.wait_until(lambda: "(desk-cert-b) is revoked, resumed" in main.log_text(),
+                           what="the resumed session's closing in the log")
         # Another workstation is not affected.
         self.assertTrue(pings(other))
         self.assertFalse(refused(main, "desk-cert-c"))
@@ -342,7 +353,8 @@ class Crl(unittest.TestCase):
         env.run("openssl", "ca", "-config", cnf, "-gencrl", "-out", crl)
         d = env.daemon(tls_crl_file=crl)
         self.assertTrue(refused(d, "desk-cert-f"))
-        self.assertIn("certificate verification failed: certificate revoked", d.log_text())
+        harness.wait_until(lambda: "certificate verification failed: certificate revoked"
+                           in d.log_text(), what="the handshake refusal in the log")
         self.assertFalse(refused(main, "desk-cert-f"))  # the CRL is d's alone
         w = logged_in(d, "desk-dwn")  # a certificate the CRL does not list
         self.assertTrue(pings(w))
