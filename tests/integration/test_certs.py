@@ -52,12 +52,20 @@ def tearDownModule():
     env.stop()
 
 
+def checked(proc):
+    """A Result, after checking that the sanitizers found nothing."""
+    for mark in harness.SANITIZER_MARKS:
+        if mark in proc.stderr:
+            raise AssertionError("sanitizer report:\n" + proc.stderr)
+    return harness.Result(proc)
+
+
 def request(ws, name=None):
     """carrel cert request for workstation `name` (default ws) into the harness's TLS
     directory as ws.key / ws.csr; the Result. No profile: it needs no server."""
     e = dict(os.environ)
     e.pop("CARREL_PROFILE", None)
-    return harness.Result(subprocess.run(
+    return checked(subprocess.run(
         [harness.CARREL, "cert", "request", "--workstation", name or ws,
          "--key", env.tls(ws + ".key"), "--out", env.tls(ws + ".csr")],
         capture_output=True, text=True, env=e, timeout=60))
@@ -72,7 +80,7 @@ def issue(ws, csr_of=None, days=None, out=True):
         argv += ["--days", str(days)]
     if out:
         argv += ["--out", env.tls(ws + ".crt")]
-    return harness.Result(subprocess.run(argv, capture_output=True, text=True, timeout=120))
+    return checked(subprocess.run(argv, capture_output=True, text=True, timeout=120))
 
 
 def make_cert(ws, days=None):
