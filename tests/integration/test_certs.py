@@ -22,6 +22,10 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
+# Request.workstation_revoke and Response.workstation (proto/carrel.proto).
+REQ_WORKSTATION_REVOKE = 22
+RESP_WORKSTATION = 20
+
 env = None
 main = None    # the daemon the revocations go through
 second = None  # another daemon on the same database, polling every second
@@ -29,7 +33,7 @@ admin = None   # the administrator's profile on main
 
 DESKS = {"desk-cert-a": "DWN", "desk-cert-b": "DWN", "desk-cert-c": "DWN",
          "desk-cert-d": "PRK", "desk-cert-e": "DWN", "desk-cert-f": "DWN",
-         "desk-cert-g": "DWN", "desk-prk": "PRK"}
+         "desk-cert-g": "DWN", "desk-cert-h": "DWN", "desk-prk": "PRK"}
 
 
 def setUpModule():
@@ -303,6 +307,18 @@ class Revoke(unittest.TestCase):
             os.unlink(env.tls("desk-cert-b" + ext))
         make_cert("desk-cert-b")
         self.assertFalse(refused(main, "desk-cert-b"))
+
+    def test_revoking_ones_own_desk(self):
+        """The connection that revoked its own certificate gets its answer, then is closed."""
+        serial = make_cert("desk-cert-h")
+        w = logged_in(main, "desk-cert-h")
+        r = w.call(REQ_WORKSTATION_REVOKE,
+                   harness.pb_message((1, "desk-cert-h"), (2, "desk sold")))
+        self.assertIsNotNone(r)
+        self.assertEqual(r.status, "ok", r)
+        self.assertEqual(r.body(RESP_WORKSTATION)[4][0].decode(), serial)
+        self.assertTrue(w.closed_by_server(timeout=60))
+        self.assertTrue(refused(main, "desk-cert-h"))
 
     def test_who_may_revoke(self):
         make_cert("desk-cert-d")
