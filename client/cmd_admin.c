@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "password.h"
@@ -385,18 +386,69 @@ static int build_workstation_list(cli_t *cli, int argc, char **argv, cmd_call_t 
     return EXIT_OK;
 }
 
+/* A certificate's state for people: REVOKED, EXPIRED, EXPIRES SOON (cert_warn_days), or "". */
+static const char *admin_cert_state(const Carrel__Workstation *w)
+{
+    if (w->cert_serial == NULL)
+        return "";
+    if (w->cert_revoked)
+        return "REVOKED";
+    if (w->cert_expiring)
+        return (int64_t)time(NULL) * 1000 >= w->cert_not_after_ms ? "EXPIRED" : "EXPIRES SOON";
+    return "";
+}
+
 static void print_workstation_list(const cmd_call_t *call, const Carrel__Response *r)
 {
     (void)call;
-    static const char *const headers[] = {"Workstation", "Branch"};
-    table_t *t = table_new(2, headers);
+    static const char *const headers[] = {"Workstation", "Branch", "Certificate", "Expires",
+                                          "State"};
+    table_t *t = table_new(5, headers);
     for (size_t i = 0; i < r->workstations->n_workstations; i++) {
         const Carrel__Workstation *w = r->workstations->workstations[i];
-        const char *row[] = {w->name, w->branch_code};
+        char expires[32] = "";
+        if (w->cert_serial && w->has_cert_not_after_ms) {
+            time_t at = (time_t)(w->cert_not_after_ms / 1000);
+            struct tm tm;
+            if (gmtime_r(&at, &tm))
+                strftime(expires, sizeof(expires), "%Y-%m-%d %H:%M UTC", &tm);
+        }
+        const char *row[] = {w->name, w->branch_code, w->cert_serial ? w->cert_serial : "-",
+                             expires, admin_cert_state(w)};
         table_add(t, row);
     }
     table_print(t, stdout);
     table_free(t);
+}
+
+static int build_workstation_revoke(cli_t *cli, int argc, char **argv, cmd_call_t *call)
+{
+    const char *reason = NULL;
+    static const struct option opts[] = {{"reason", required_argument, NULL, 'r'},
+                                         {NULL, 0, NULL, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
+        if (ch == 'r')
+            reason = optarg;
+        else
+            return EXIT_USAGE;
+    }
+    if (optind != argc - 1 || reason == NULL || reason[0] == '\0')
+        return cli_fail(cli, EXIT_USAGE, "usage: admin workstation revoke NAME --reason TEXT");
+    Carrel__WorkstationRevoke *m =
+        CMD_BODY(call, workstation_revoke, WORKSTATION_REVOKE, carrel__workstation_revoke__init);
+    m->name = argv[optind];
+    m->reason = (char *)reason;
+    return EXIT_OK;
+}
+
+static void print_workstation_revoke(const cmd_call_t *call, const Carrel__Response *r)
+{
+    (void)call;
+    const Carrel__Workstation *w = r->workstation;
+    printf("revoked the certificates of workstation %s at %s (newest: %s); its connections are "
+           "closed and it can no longer connect with them\n",
+           w->name, w->branch_code, w->cert_serial ? w->cert_serial : "-");
 }
 
 /* ---- SIP2 logins (self-check machines, docs/SIP2.md) ---- */
@@ -607,7 +659,16 @@ const command_t admin_commands[] = {
      .print_text = print_workstation_list,
      .needs_login = true,
      .usage = "",
-     .summary = "list workstations"},
+     .summary = "list workstations with their newest certificate: serial, expiry, REVOKED or "
+                "EXPIRES SOON"},
+    {.path = "admin workstation revoke",
+     .build = build_workstation_revoke,
+     .send = CMD_SEND_ONCE,
+     .print_text = print_workstation_revoke,
+     .needs_login = true,
+     .usage = "NAME --reason TEXT",
+     .summary = "revoke every certificate of a workstation (a lost or stolen desk): refused at "
+                "once, its connections closed"},
     {.path = "admin sip save",
      .build = build_sip_save,
      .send = CMD_SEND_ONCE,

@@ -20,7 +20,7 @@ static const command_t *const command_tables[] = {
     rooms_commands, schedule_commands, service_commands,
     tickets_commands, weeding_commands, displays_commands,
     offline_commands,
-    status_commands};
+    status_commands, cert_commands};
 
 #define COMMAND_TABLES (sizeof(command_tables) / sizeof(command_tables[0]))
 

@@ -161,5 +161,6 @@ extern const command_t weeding_commands[];
 extern const command_t displays_commands[];
 extern const command_t offline_commands[];
 extern const command_t status_commands[];
+extern const command_t cert_commands[];
 
 #endif

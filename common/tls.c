@@ -10,6 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
@@ -103,8 +104,8 @@ static int tls_ticket_use(const tls_ticket_key_t *key, unsigned char *iv, EVP_CI
                           EVP_MAC_CTX *hctx, int enc)
 {
     OSSL_PARAM params[3];
-    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)key->hmac,
-                                                  sizeof(key->hmac));
+    params[0] =
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)key->hmac, sizeof(key->hmac));
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "sha256", 0);
     params[2] = OSSL_PARAM_construct_end();
     if (EVP_MAC_CTX_set_params(hctx, params) != 1)
@@ -178,9 +179,9 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const c
      * Session resumption: a desk that reconnects (a network blip, a branch's
      * desks at opening time) skips the certificate exchange and its signature.
      * TLS 1.3 uses tickets, TLS 1.2 the session cache and tickets; the ticket
-     * keys are this context's own and rotated (tls_ticket_key_cb). A context id is required once client
-     * certificates are verified, else OpenSSL refuses every resumption; a
-     * resumed session keeps the verified client certificate (tlsio_peer_cn).
+     * keys are this context's own and rotated (tls_ticket_key_cb). A context id is required once
+     * client certificates are verified, else OpenSSL refuses every resumption; a resumed session
+     * keeps the verified client certificate (tlsio_peer_cn).
      */
     static const unsigned char sid_ctx[] = "carreld";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
@@ -533,10 +534,9 @@ const char *tlsio_version(const tlsio_t *t)
     return SSL_get_version(t->ssl);
 }
 
-/* The subject's one common name, whole, as UTF-8 text: 1, or -1 (see tlsio_peer_cn). */
-static int tls_cert_cn(X509 *cert, char *out, size_t outlen)
+/* The one common name, whole, as UTF-8 text: 1, or -1 (see tlsio_peer_cn). */
+int tls_name_cn(const X509_NAME *name, char *out, size_t outlen)
 {
-    X509_NAME *name = X509_get_subject_name(cert);
     int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
     if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
         return -1;
@@ -552,6 +552,11 @@ static int tls_cert_cn(X509 *cert, char *out, size_t outlen)
     return rc;
 }
 
+static int tls_cert_cn(X509 *cert, char *out, size_t outlen)
+{
+    return tls_name_cn(X509_get_subject_name(cert), out, outlen);
+}
+
 int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen)
 {
     out[0] = '\0';
@@ -565,4 +570,139 @@ int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen)
     if (rc < 0)
         out[0] = '\0';
     return rc;
+}
+
+int tls_serial_hex(const X509 *cert, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(cert);
+    const unsigned char *p = ASN1_STRING_get0_data(serial);
+    int n = ASN1_STRING_length(serial);
+    while (n > 1 && p[0] == 0) { /* as i2a_ASN1_INTEGER prints it */
+        p++;
+        n--;
+    }
+    if (n <= 0 || (size_t)n * 2 + 1 > outlen)
+        return -1;
+    for (int i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02X", p[i]);
+    return 0;
+}
+
+int tlsio_peer_serial(const tlsio_t *t, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    if (cert == NULL)
+        return 0;
+    int rc = 0;
+    if (SSL_get_verify_result(t->ssl) == X509_V_OK)
+        rc = tls_serial_hex(cert, out, outlen) == 0 ? 1 : -1;
+    X509_free(cert);
+    return rc;
+}
+
+int tls_server_ctx_load_crl(SSL_CTX *ctx, const char *crl_file, char *err, size_t errlen)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    char what[300];
+    snprintf(what, sizeof(what), "cannot load the revocation list %s", crl_file);
+    BIO *in = BIO_new_file(crl_file, "r");
+    if (in == NULL) {
+        tls_format_error(err, errlen, what);
+        return -1;
+    }
+    int loaded = 0;
+    X509_CRL *crl;
+    while ((crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL) {
+        int ok = X509_STORE_add_crl(store, crl);
+        X509_CRL_free(crl);
+        if (ok != 1) {
+            BIO_free(in);
+            tls_format_error(err, errlen, what);
+            return -1;
+        }
+        loaded++;
+    }
+    BIO_free(in);
+    /* The loop ends at the first thing that is not a CRL: the end of the file, or garbage. */
+    unsigned long e = ERR_peek_last_error();
+    bool at_end = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+    if (loaded == 0 && at_end) {
+        ERR_clear_error();
+        snprintf(err, errlen, "%s: no PEM CRL in it", what);
+        return -1;
+    }
+    if (!at_end) {
+        tls_format_error(err, errlen, what);
+        return -1;
+    }
+    ERR_clear_error();
+    if (X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK) != 1) {
+        tls_format_error(err, errlen, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* The hook of a server context (ex_data), freed with it. */
+typedef struct tls_revoked_hook {
+    tls_revoked_fn is_revoked;
+    void *arg;
+} tls_revoked_hook_t;
+
+static int tls_hook_index = -1;
+static pthread_once_t tls_hook_once = PTHREAD_ONCE_INIT;
+
+static void tls_hook_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    OPENSSL_free(ptr);
+}
+
+static void tls_hook_index_init(void)
+{
+    tls_hook_index =
+        CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, tls_hook_free);
+}
+
+/*
+ * OpenSSL's verdict first (chain, dates, the CRL when one is loaded); then,
+ * for the client's own certificate, the revoked set the hook consults.
+ */
+static int tls_verify_cb(int preverify_ok, X509_STORE_CTX *xs)
+{
+    if (!preverify_ok || X509_STORE_CTX_get_error_depth(xs) != 0)
+        return preverify_ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (ssl == NULL)
+        return preverify_ok;
+    const tls_revoked_hook_t *h = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), tls_hook_index);
+    X509 *cert = X509_STORE_CTX_get_current_cert(xs);
+    char serial[TLS_SERIAL_HEX_MAX];
+    if (h == NULL || cert == NULL || tls_serial_hex(cert, serial, sizeof(serial)) != 0)
+        return preverify_ok; /* a serial too long for ours was never issued by carreld */
+    if (h->is_revoked(h->arg, serial)) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
+        return 0;
+    }
+    return 1;
+}
+
+int tls_server_ctx_set_revoked_hook(SSL_CTX *ctx, tls_revoked_fn is_revoked, void *arg)
+{
+    if (pthread_once(&tls_hook_once, tls_hook_index_init) != 0 || tls_hook_index < 0)
+        return -1;
+    tls_revoked_hook_t *h = OPENSSL_zalloc(sizeof(*h));
+    if (h == NULL)
+        return -1;
+    h->is_revoked = is_revoked;
+    h->arg = arg;
+    if (SSL_CTX_set_ex_data(ctx, tls_hook_index, h) != 1) {
+        OPENSSL_free(h);
+        return -1;
+    }
+    SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), tls_verify_cb);
+    return 0;
 }

@@ -87,4 +87,41 @@ const char *tlsio_version(const tlsio_t *t);
  */
 CARREL_MUST_USE int tlsio_peer_cn(const tlsio_t *t, char *out, size_t outlen);
 
+/* Room for a certificate serial in hexadecimal (tls_serial_hex): 32 bytes at most. */
+#define TLS_SERIAL_HEX_MAX 65
+/*
+ * A certificate's serial number as `openssl x509 -serial` prints it: two
+ * upper-case hexadecimal digits a byte, no leading zero byte. 0, or -1 when
+ * it does not fit in outlen (out is then "").
+ */
+CARREL_MUST_USE int tls_serial_hex(const X509 *cert, char *out, size_t outlen);
+/*
+ * The serial of the verified peer certificate (tls_serial_hex): 1; 0 when
+ * there is no verified certificate; -1 when it does not fit. A resumed session
+ * keeps the certificate of its first handshake.
+ */
+CARREL_MUST_USE int tlsio_peer_serial(const tlsio_t *t, char *out, size_t outlen);
+/* The one common name of an X.509 name, as tlsio_peer_cn takes it: 1, or -1. */
+CARREL_MUST_USE int tls_name_cn(const X509_NAME *name, char *out, size_t outlen);
+
+/*
+ * Load the certificate revocation lists of a PEM file into a server context's
+ * store and check every client certificate against them (X509_V_FLAG_CRL_CHECK:
+ * a certificate whose issuer has no CRL in the file is then refused too).
+ * Blocking file I/O: call it where the context is built. 0, or -1 with a
+ * sentence in err.
+ */
+CARREL_MUST_USE int tls_server_ctx_load_crl(SSL_CTX *ctx, const char *crl_file, char *err,
+                                            size_t errlen);
+/*
+ * A revocation hook: once the chain of a client certificate verifies, the
+ * verify callback asks is_revoked(arg, serial) about the client's own
+ * certificate (depth 0) and refuses the handshake ("certificate revoked") when
+ * it says true. The hook runs on whatever thread runs the handshake; setting
+ * it touches only the context. Keeps the context's verify mode. 0 or -1.
+ */
+typedef bool (*tls_revoked_fn)(void *arg, const char *serial_hex);
+CARREL_MUST_USE int tls_server_ctx_set_revoked_hook(SSL_CTX *ctx, tls_revoked_fn is_revoked,
+                                                    void *arg);
+
 #endif

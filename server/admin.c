@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certs.h"
 #include "handlers.h"
 #include "log.h"
 #include "pgtext.h"
@@ -78,10 +79,43 @@ static const reply_stmt_t stmt_workstation_add =
     REPLY_STMT("admin_workstation_add", WORKSTATION_NCOLS,
                "SELECT id, name, branch_code FROM workstation_add($1, $2, $3, $4)");
 
-static const reply_stmt_t stmt_workstation_list =
-    REPLY_STMT("admin_workstation_list", WORKSTATION_NCOLS,
-               "SELECT w.id, w.name, b.code FROM workstation w JOIN branch b ON b.id = w.branch_id"
-               " WHERE $1::int IS NULL OR w.branch_id = $1 ORDER BY b.code, w.name");
+/* The list adds each workstation's newest certificate (migration 035): its serial,
+ * expiry, whether it is revoked and whether it expires within $2 days. */
+enum {
+    WORKSTATION_CERT_SERIAL = WORKSTATION_NCOLS,
+    WORKSTATION_CERT_NOT_AFTER_MS,
+    WORKSTATION_CERT_REVOKED,
+    WORKSTATION_CERT_EXPIRING,
+    WORKSTATION_LIST_NCOLS
+};
+static const reply_stmt_t stmt_workstation_list = REPLY_STMT(
+    "admin_workstation_list", WORKSTATION_LIST_NCOLS,
+    "SELECT w.id, w.name, b.code, c.serial, (extract(epoch FROM c.not_after) * 1000)::bigint,"
+    "       c.revoked_at IS NOT NULL, c.not_after < now() + make_interval(days => $2::int)"
+    "  FROM workstation w JOIN branch b ON b.id = w.branch_id"
+    "  LEFT JOIN LATERAL (SELECT wc.serial, wc.not_after, wc.revoked_at FROM workstation_cert wc"
+    "                      WHERE wc.workstation_id = w.id"
+    "                      ORDER BY wc.issued_at DESC, wc.id DESC LIMIT 1) c ON true"
+    " WHERE $1::int IS NULL OR w.branch_id = $1 ORDER BY b.code, w.name");
+
+/* The workstation a revocation names: its branch decides who may. */
+enum { REVOKE_TARGET_ID, REVOKE_TARGET_BRANCH_CODE, REVOKE_TARGET_NCOLS };
+static const reply_stmt_t stmt_workstation_target =
+    REPLY_STMT("admin_workstation_target", REVOKE_TARGET_NCOLS,
+               "SELECT w.id, b.code FROM workstation w JOIN branch b ON b.id = w.branch_id"
+               " WHERE w.name = $1");
+
+enum {
+    REVOKE_ID,
+    REVOKE_NAME,
+    REVOKE_BRANCH_CODE,
+    REVOKE_SERIALS,
+    REVOKE_NOT_AFTER_MS,
+    REVOKE_NCOLS
+};
+static const reply_stmt_t stmt_workstation_revoke = REPLY_STMT(
+    "admin_workstation_revoke", REVOKE_NCOLS,
+    "SELECT id, name, branch_code, serials, not_after_ms FROM workstation_revoke($1, $2, $3, $4)");
 
 void admin_register_statements(void)
 {
@@ -93,6 +127,9 @@ void admin_register_statements(void)
     db_stmt_register(&stmt_staff_set_disabled.db);
     db_stmt_register(&stmt_workstation_add.db);
     db_stmt_register(&stmt_workstation_list.db);
+    db_stmt_register(&stmt_workstation_target.db);
+    db_stmt_register(&stmt_workstation_revoke.db);
+    certs_register_statements();
 }
 
 /* The session's staff id and workstation id as statement parameters. */
@@ -542,6 +579,16 @@ static Carrel__Workstation *admin_workstation_from_row(request_t *req, const PGr
     w->id = db_int64(res, row, WORKSTATION_ID);
     w->name = arena_strdup(a, COL(res, row, WORKSTATION_NAME));
     w->branch_code = arena_strdup(a, COL(res, row, WORKSTATION_BRANCH_CODE));
+    /* The list's certificate columns; none when it has no certificate on record. */
+    if (PQnfields(res) >= WORKSTATION_LIST_NCOLS && !db_null(res, row, WORKSTATION_CERT_SERIAL)) {
+        w->cert_serial = arena_strdup(a, COL(res, row, WORKSTATION_CERT_SERIAL));
+        w->has_cert_not_after_ms = 1;
+        w->cert_not_after_ms = db_int64(res, row, WORKSTATION_CERT_NOT_AFTER_MS);
+        w->has_cert_revoked = 1;
+        w->cert_revoked = db_bool(res, row, WORKSTATION_CERT_REVOKED);
+        w->has_cert_expiring = 1;
+        w->cert_expiring = db_bool(res, row, WORKSTATION_CERT_EXPIRING);
+    }
     return w;
 }
 
@@ -593,6 +640,87 @@ static void workstation_list_done(request_t *req, const PGresult *res)
 
 void handle_workstation_list(request_t *req)
 {
-    const char *values[1] = {admin_branch_filter(req)};
-    reply_query(req, &stmt_workstation_list, 1, values, workstation_list_done);
+    const char *values[2] = {admin_branch_filter(req),
+                             pgtext_int(&req->arena, req->srv->cfg.cert_warn_days)};
+    reply_query(req, &stmt_workstation_list, 2, values, workstation_list_done);
+}
+
+/*
+ * WorkstationRevoke: every certificate of the workstation not revoked yet
+ * (a stolen laptop). Once the change is committed this daemon adds the
+ * serials to its revoked set, answers, and closes the connections that use
+ * them: at once, except the caller's own (a manager revoking the desk they
+ * sit at), which gets the answer first. Other daemons follow within
+ * revocation_poll_s (certs.c).
+ */
+static void workstation_revoke_done(request_t *req, const PGresult *res)
+{
+    arena_t *a = &req->arena;
+    server_t *srv = req->srv;
+    const conn_t *self = req->conn;
+    size_t n = 0;
+    char **serials = pgtext_array_parse(a, COL(res, 0, REVOKE_SERIALS), &n);
+    bool added = true;
+    for (size_t i = 0; i < n; i++)
+        if (serials[i] && certs_revoked_add(srv, serials[i]) != 0)
+            added = false;
+    if (!added) /* the next poll reads them from the database */
+        log_error(req->conn->id, "out of memory adding revoked serials; the next poll adds them");
+    Carrel__Workstation *w = arena_new(a, Carrel__Workstation, 1);
+    carrel__workstation__init(w);
+    w->has_id = 1;
+    w->id = db_int64(res, 0, REVOKE_ID);
+    w->name = arena_strdup(a, COL(res, 0, REVOKE_NAME));
+    w->branch_code = arena_strdup(a, COL(res, 0, REVOKE_BRANCH_CODE));
+    w->cert_serial = n > 0 && serials[0] ? serials[0] : NULL;
+    w->has_cert_not_after_ms = 1;
+    w->cert_not_after_ms = db_int64(res, 0, REVOKE_NOT_AFTER_MS);
+    w->has_cert_revoked = 1;
+    w->cert_revoked = true;
+    log_info(req->conn->id, "%s revoked %zu certificate(s) of workstation %s: %s",
+             request_session(req)->username, n, w->name, req->msg->workstation_revoke->reason);
+    req->resp.body_case = CARREL__RESPONSE__BODY_WORKSTATION;
+    req->resp.workstation = w;
+    request_ok(req);
+    int closed = certs_close_revoked(srv, self); /* self: compared, never read */
+    if (closed > 0)
+        log_info(0, "closed %d connection(s) using the revoked certificate(s)", closed);
+}
+
+static void workstation_revoke_target(request_t *req, const PGresult *res)
+{
+    Carrel__WorkstationRevoke *m = req->msg->workstation_revoke;
+    if (PQntuples(res) == 0) {
+        request_fail(req, CARREL__STATUS__STATUS_NOT_FOUND, "workstation",
+                     "There is no workstation %s.", m->name);
+        return;
+    }
+    perm_subject_t who = request_subject(req);
+    int target = admin_code_to_branch(req, COL(res, 0, REVOKE_TARGET_BRANCH_CODE));
+    if (admin_fail_perm(req, perm_check(&who, PERM_WORKSTATION_MANAGE, target),
+                        PERM_WORKSTATION_MANAGE))
+        return;
+    const char *actor, *ws;
+    admin_actor(req, &actor, &ws);
+    const char *values[4] = {actor, ws, m->name, m->reason};
+    reply_query(req, &stmt_workstation_revoke, 4, values, workstation_revoke_done);
+}
+
+void handle_workstation_revoke(request_t *req)
+{
+    Carrel__WorkstationRevoke *m = req->msg->workstation_revoke;
+    if (m->name == NULL || strlen(m->name) < 2 || strlen(m->name) > 63) {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:name",
+                     "Name the workstation (2-63 characters).");
+        return;
+    }
+    if (m->reason == NULL || m->reason[0] == '\0') {
+        request_fail(req, CARREL__STATUS__STATUS_BAD_REQUEST, "field:reason",
+                     "Say why the certificates are revoked (--reason): it is kept in the audit.");
+        return;
+    }
+    if (REQUEST_TEXTS(req, {m->name, 63, "name"}, {m->reason, 500, "reason"}))
+        return;
+    const char *values[1] = {m->name};
+    reply_query(req, &stmt_workstation_target, 1, values, workstation_revoke_target);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certs.h"
 #include "check.h"
 #include "log.h"
 #include "password.h"
@@ -75,9 +76,9 @@ static void conn_tick_cb(uv_timer_t *t)
         return;
     }
     /* A login refused with retry_after_ms has a new deadline from the time it was told
-     * to come back (login_from), within a bounded lifetime (conn_login_deadline); one whose password is being checked keeps its
-     * connection until the answer: it was admitted to finish in time, and the work
-     * is half done (auth.c, login_queue_refuse). */
+     * to come back (login_from), within a bounded lifetime (conn_login_deadline); one whose
+     * password is being checked keeps its connection until the answer: it was admitted to finish in
+     * time, and the work is half done (auth.c, login_queue_refuse). */
     if (!c->session.authenticated && c->login_work == NULL && now >= conn_login_deadline(c)) {
         log_info(c->id, "closing %s: no login within %ld s", c->peer, cfg->login_timeout_s);
         conn_close_after_flush(c, "login timeout");
@@ -186,6 +187,20 @@ static void conn_on_open(channel_t *ch)
     int cn = tlsio_peer_cn(&ch->tls, c->cert_cn, sizeof(c->cert_cn));
     /* "resumed": the client offered a session of ours (tls.c): no certificates sent. */
     const char *resumed = tlsio_resumed(&ch->tls) ? ", resumed" : "";
+    if (cn > 0 && tlsio_peer_serial(&ch->tls, c->cert_serial, sizeof(c->cert_serial)) < 0) {
+        /* Never one of ours (carreld issues 16 bytes): cannot be looked up, so not taken. */
+        log_warn(c->id, "closing %s: its client certificate's serial is too long", c->peer);
+        conn_close(c, "client certificate serial too long");
+        return;
+    }
+    /* The verify hook refused revoked certificates at the handshake; a resumed
+     * session skips it, so the serial is checked here too (certs.c). */
+    if (cn > 0 && certs_is_revoked(c->srv, c->cert_serial)) {
+        log_warn(c->id, "closing %s: its client certificate %s (%s) is revoked%s", c->peer,
+                 c->cert_serial, c->cert_cn, resumed);
+        conn_close(c, "client certificate revoked");
+        return;
+    }
     if (cn > 0) {
         log_info(c->id, "TLS from %s (%s, client certificate %s%s)", c->peer,
                  tlsio_version(&ch->tls), c->cert_cn, resumed);

@@ -75,6 +75,8 @@ typedef struct conn {
     uint64_t last_active_at; /* uv_now() at the last request */
     bool stuck_seen;         /* output was stuck at the previous tick */
     char cert_cn[128];       /* the verified client certificate's CN, or "" */
+    char cert_serial[65];    /* its serial (tls_serial_hex), or "": checked against the
+                                revoked set (certs.c) */
     struct conn *prev, *next;
 } conn_t;
 

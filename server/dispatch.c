@@ -30,6 +30,8 @@ static const route_t routes[] = {
       PERM_WORKSTATION_MANAGE),
     R(WORKSTATION_LIST, "workstation_list", handle_workstation_list, 0, PERM_WORKSTATION_READ),
     R(SERVER_STATUS, "server_status", handle_server_status, 0, PERM_SERVER_ADMIN),
+    R(WORKSTATION_REVOKE, "workstation_revoke", handle_workstation_revoke, ROUTE_MUTATING,
+      PERM_WORKSTATION_MANAGE),
 
     R(CATALOG_SEARCH, "catalog_search", handle_catalog_search, 0, PERM_CATALOG_READ),
     R(BIB_GET, "bib_get", handle_bib_get, 0, PERM_CATALOG_READ),

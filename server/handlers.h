@@ -31,6 +31,7 @@ void handle_staff_set_password(request_t *req);
 void handle_staff_set_disabled(request_t *req);
 void handle_workstation_add(request_t *req);
 void handle_workstation_list(request_t *req);
+void handle_workstation_revoke(request_t *req);
 /* Hash a new secret (a password, a patron PIN) on the password queue, at most
  * two at once per connection; done(ok, hash, req) runs on the loop. A full
  * queue or a failure to queue ends the request. */

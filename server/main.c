@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
 
+#include "certs.h"
 #include "log.h"
 #include "manpage.h"
 #include "marcio.h"
@@ -39,6 +40,8 @@ typedef struct options {
     const char *branch;
     const char *workstation;
     const char *display_name;
+    certs_issue_t issue; /* --issue-cert and its options (certs.h) */
+    const char *days;
 } options_t;
 
 /*
@@ -50,6 +53,9 @@ static const char *const carreld_synopsis[] = {
     "[-c FILE] [-s KEY=VALUE]... [-p PORT]",
     "[-c FILE] --init-admin USER --password-file FILE --branch CODE\n"
     "[--workstation NAME] [--display-name NAME]",
+    "[-c FILE] --issue-cert NAME --csr FILE --ca-cert FILE --ca-key FILE\n"
+    "[--days N] [--out FILE]",
+    "[-c FILE] --migrate-only [--dry-run]",
     NULL,
 };
 
@@ -71,6 +77,11 @@ static const cli_option_t carreld_options[] = {
      "register that workstation at --branch), then exit;\n"
      "existing accounts and workstations are left unchanged"},
     {0, "password-file", "F", "the new administrator's password (first line of F)"},
+    {0, "issue-cert", "NAME",
+     "sign workstation NAME's request (--csr, made by carrel cert\n"
+     "request) with the library CA (--ca-cert, --ca-key) for\n"
+     "--days (397, at most 825), record it and write it to\n"
+     "--out (a new file) or standard output, then exit"},
     {'h', "help", NULL, "this help"},
     {'V', "version", NULL, "print the version"},
     CLI_OPTION_END,
@@ -305,7 +316,13 @@ static int parse_options(options_t *opt, int argc, char **argv)
         O_WS,
         O_NAME,
         O_MAN,
-        O_DRY
+        O_DRY,
+        O_ISSUE,
+        O_CSR,
+        O_CA_CERT,
+        O_CA_KEY,
+        O_DAYS,
+        O_OUT
     };
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'},
@@ -320,6 +337,12 @@ static int parse_options(options_t *opt, int argc, char **argv)
         {"branch", required_argument, NULL, O_BRANCH},
         {"workstation", required_argument, NULL, O_WS},
         {"display-name", required_argument, NULL, O_NAME},
+        {"issue-cert", required_argument, NULL, O_ISSUE},
+        {"csr", required_argument, NULL, O_CSR},
+        {"ca-cert", required_argument, NULL, O_CA_CERT},
+        {"ca-key", required_argument, NULL, O_CA_KEY},
+        {"days", required_argument, NULL, O_DAYS},
+        {"out", required_argument, NULL, O_OUT},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"man", no_argument, NULL, O_MAN}, /* hidden: meson makes carreld.8 with it */
@@ -361,6 +384,24 @@ static int parse_options(options_t *opt, int argc, char **argv)
         case O_NAME:
             opt->display_name = optarg;
             break;
+        case O_ISSUE:
+            opt->issue.workstation = optarg;
+            break;
+        case O_CSR:
+            opt->issue.csr_file = optarg;
+            break;
+        case O_CA_CERT:
+            opt->issue.ca_cert_file = optarg;
+            break;
+        case O_CA_KEY:
+            opt->issue.ca_key_file = optarg;
+            break;
+        case O_DAYS:
+            opt->days = optarg;
+            break;
+        case O_OUT:
+            opt->issue.out_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -386,6 +427,25 @@ static int parse_options(options_t *opt, int argc, char **argv)
         usage(stderr);
         return -1;
     }
+    opt->issue.days = CERTS_DEFAULT_DAYS;
+    if (opt->days) {
+        char *end;
+        errno = 0;
+        opt->issue.days = strtol(opt->days, &end, 10);
+        if (errno || end == opt->days || *end || opt->issue.days < 1 ||
+            opt->issue.days > CERTS_MAX_DAYS) {
+            fprintf(stderr, "carreld: --days must be a number of days from 1 to %d\n",
+                    CERTS_MAX_DAYS);
+            return -1;
+        }
+    }
+    if ((opt->issue.csr_file || opt->issue.ca_cert_file || opt->issue.ca_key_file || opt->days ||
+         opt->issue.out_file) &&
+        opt->issue.workstation == NULL) {
+        fprintf(stderr, "carreld: --csr, --ca-cert, --ca-key, --days and --out go with "
+                        "--issue-cert\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -406,7 +466,8 @@ int main(int argc, char **argv)
         conf_dump(server_config_table, &srv.cfg, stdout);
         goto out;
     }
-    if (!opt.migrate_only && !opt.init_admin && check_serving_config(&srv.cfg) != 0) {
+    if (!opt.migrate_only && !opt.init_admin && !opt.issue.workstation &&
+        check_serving_config(&srv.cfg) != 0) {
         rc = 2;
         goto out;
     }
@@ -437,6 +498,10 @@ int main(int argc, char **argv)
         goto out;
     if (opt.init_admin) {
         rc = init_admin(&srv.cfg, &opt);
+        goto out;
+    }
+    if (opt.issue.workstation) {
+        rc = certs_issue_main(&srv.cfg, &opt.issue);
         goto out;
     }
 
@@ -480,6 +545,7 @@ int main(int argc, char **argv)
         rc = srv.exit_code;
     if (srv.tls)
         SSL_CTX_free(srv.tls);
+    certs_free(&srv);
     sip_free(&srv);
     marcio_cleanup();
     curl_global_cleanup();

@@ -15,6 +15,7 @@
 
 #include <openssl/rand.h>
 
+#include "certs.h"
 #include "conn.h"
 #include "events.h"
 #include "handlers.h"
@@ -39,9 +40,14 @@ static void server_passwords_idle(void *arg);
 SSL_CTX *server_tls_ctx_build(server_t *srv, const struct server_config *cfg, char *err,
                               size_t errlen)
 {
-    (void)srv;
-    return tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
-                              cfg->tls_require_client_cert, err, errlen);
+    SSL_CTX *ctx = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
+                                      cfg->tls_require_client_cert, err, errlen);
+    /* The revoked set (read on the loop only) and the CRL file (certs.c). */
+    if (ctx && certs_tls_setup(srv, ctx, cfg, err, errlen) != 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 static void server_on_connection(uv_stream_t *listener, int status)
@@ -212,6 +218,8 @@ int server_start(server_t *srv)
     if (stats_start(srv) != 0)
         goto fail;
     auth_jobs_start(srv);
+    if (certs_start(srv) != 0)
+        goto fail;
     rooms_start(srv);
     tickets_start(srv);
 
@@ -274,6 +282,7 @@ void server_drain(server_t *srv, const char *why)
     jobtimer_stop(srv->tickets);
     events_stop(srv->events);
     auth_jobs_stop(srv);
+    certs_stop(srv);
     server_finish(srv);
 }
 

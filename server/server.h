@@ -71,6 +71,8 @@ typedef struct server {
     jobtimer_t *tickets;
     /* The desk event poller (events.c). */
     events_t *events;
+    /* The workstations' revoked certificates, their poll and expiry check (certs.c). */
+    struct certs *certs;
     /* The SIP2 gateway (sip.c); NULL when sip_listen_port is 0. */
     struct sip_server *sip;
     /* The Prometheus endpoint (metrics_http.c); NULL when metrics_listen_port is 0. */

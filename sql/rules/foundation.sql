@@ -124,6 +124,73 @@ BEGIN
 END
 $$;
 
+-- Record a certificate carreld --issue-cert signed for a workstation (server/
+-- certs.c), audited as workstation_cert_issue with no staff (IT on the server).
+-- Returns the workstation's id.
+CREATE OR REPLACE FUNCTION workstation_cert_record(p_name text, p_serial text,
+                                                   p_not_before timestamptz,
+                                                   p_not_after timestamptz,
+                                                   p_fingerprint text)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_ws bigint;
+BEGIN
+    SELECT w.id INTO v_ws FROM workstation w WHERE w.name = p_name;
+    IF v_ws IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'workstation',
+            MESSAGE = format('There is no workstation %s; register it first.', p_name);
+    END IF;
+    INSERT INTO workstation_cert (workstation_id, serial, not_before, not_after, fingerprint)
+    VALUES (v_ws, p_serial, p_not_before, p_not_after, p_fingerprint);
+    INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
+    VALUES (NULL, NULL, 'workstation_cert_issue', p_name,
+            jsonb_build_object('serial', p_serial, 'not_after', api_time(p_not_after),
+                               'sha256', p_fingerprint));
+    RETURN v_ws;
+END
+$$;
+
+-- WorkstationRevoke (server/admin.c): revoke every certificate of the
+-- workstation not revoked yet, audited; the serials revoked, newest first,
+-- and the newest one's expiry, for the reply and the daemon's revoked set.
+-- The branch permission is checked by the caller before.
+CREATE OR REPLACE FUNCTION workstation_revoke(p_actor bigint, p_workstation bigint, p_name text,
+                                              p_reason text)
+RETURNS TABLE (id bigint, name text, branch_code text, serials text[], not_after_ms bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_ws bigint;
+    v_branch text;
+    v_serials text[];
+    v_not_after timestamptz;
+BEGIN
+    SELECT w.id, b.code INTO v_ws, v_branch
+    FROM workstation w JOIN branch b ON b.id = w.branch_id WHERE w.name = p_name;
+    IF v_ws IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'workstation',
+            MESSAGE = format('There is no workstation %s.', p_name);
+    END IF;
+    WITH revoked AS (
+        UPDATE workstation_cert c SET revoked_at = now(), revoked_by = p_actor, reason = p_reason
+        WHERE c.workstation_id = v_ws AND c.revoked_at IS NULL
+        RETURNING c.serial, c.not_after, c.issued_at, c.id
+    )
+    SELECT array_agg(r.serial ORDER BY r.issued_at DESC, r.id DESC), max(r.not_after)
+    INTO v_serials, v_not_after FROM revoked r;
+    IF v_serials IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'no_certificate',
+            MESSAGE = format('Workstation %s has no certificate that is not revoked already.',
+                             p_name);
+    END IF;
+    INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
+    VALUES (p_actor, p_workstation, 'workstation_revoke', p_name,
+            jsonb_build_object('serials', v_serials, 'reason', p_reason));
+    RETURN QUERY SELECT v_ws, p_name, v_branch, v_serials,
+                        (extract(epoch FROM v_not_after) * 1000)::bigint;
+END
+$$;
+
 -- Raise a refusal: CR422 with the reason as DETAIL; overridable ones say so.
 CREATE OR REPLACE FUNCTION circ_refuse(p_reason text, p_message text, p_overridable boolean)
 RETURNS void
