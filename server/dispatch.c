@@ -28,6 +28,8 @@ static const route_t routes[] = {
     R(WORKSTATION_ADD, "workstation_add", handle_workstation_add, ROUTE_MUTATING,
       PERM_WORKSTATION_MANAGE),
     R(WORKSTATION_LIST, "workstation_list", handle_workstation_list, 0, PERM_WORKSTATION_READ),
+    /* The daemon itself: admin only; the reload is audited (reload.c). */
+    R(RELOAD, "reload", handle_reload, ROUTE_MUTATING, PERM_SERVER_ADMIN),
 
     R(CATALOG_SEARCH, "catalog_search", handle_catalog_search, 0, PERM_CATALOG_READ),
     R(BIB_GET, "bib_get", handle_bib_get, 0, PERM_CATALOG_READ),
@@ -197,6 +199,7 @@ void dispatch_register_statements(void)
 {
     auth_register_statements();
     admin_register_statements();
+    reload_register_statements();
     sip_register_statements();
     sip_msgs_register_statements();
     sip_admin_register_statements();

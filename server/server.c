@@ -20,6 +20,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "notices.h"
+#include "reload.h"
 #include "rooms.h"
 #include "sip.h"
 #include "tickets.h"
@@ -40,6 +41,29 @@ SSL_CTX *server_tls_ctx_build(server_t *srv, const struct server_config *cfg, ch
     (void)srv;
     return tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_client_ca,
                               cfg->tls_require_client_cert, err, errlen);
+}
+
+/*
+ * The primary pool's limits from srv->cfg; the stats standby's follow
+ * (stats_limits_apply). A reload calls this again: statement and lock
+ * timeouts reach each connection before its next statement (db.c), the
+ * queue timeout and retry limit apply to the next job.
+ */
+void server_db_limits_apply(server_t *srv)
+{
+    if (srv->db == NULL)
+        return;
+    db_limits_t limits = {
+        .lock_timeout_ms = (int)srv->cfg.db_lock_timeout_ms,
+        .statement_timeout_ms = (int)srv->cfg.db_statement_timeout_ms,
+        .long_statement_timeout_ms = (int)srv->cfg.db_long_statement_timeout_ms,
+        .queue_timeout_ms = (int)srv->cfg.db_queue_timeout_ms,
+        .reserved_short = (int)srv->cfg.db_pool_reserved_reads,
+        .quiet_errors = srv->cfg.db_quiet_refusals != 0,
+    };
+    db_pool_set_limits(srv->db, &limits);
+    db_pool_set_retry_limit(srv->db, (int)srv->cfg.db_retry_limit);
+    stats_limits_apply(srv->stats);
 }
 
 static void server_on_connection(uv_stream_t *listener, int status)
@@ -150,6 +174,7 @@ int server_start(server_t *srv)
     srv->sig_term.data = srv->sig_int.data = srv;
     uv_signal_start(&srv->sig_term, server_on_signal, SIGTERM);
     uv_signal_start(&srv->sig_int, server_on_signal, SIGINT);
+    reload_signal_start(srv);
     uv_timer_init(srv->loop, &srv->drain_timer);
     srv->drain_timer.data = srv;
 
@@ -182,15 +207,7 @@ int server_start(server_t *srv)
     if (srv->db == NULL)
         goto fail;
     db_pool_on_fatal(srv->db, server_db_fatal, srv);
-    db_limits_t limits = {
-        .lock_timeout_ms = (int)srv->cfg.db_lock_timeout_ms,
-        .statement_timeout_ms = (int)srv->cfg.db_statement_timeout_ms,
-        .long_statement_timeout_ms = (int)srv->cfg.db_long_statement_timeout_ms,
-        .queue_timeout_ms = (int)srv->cfg.db_queue_timeout_ms,
-        .reserved_short = (int)srv->cfg.db_pool_reserved_reads,
-        .quiet_errors = srv->cfg.db_quiet_refusals != 0,
-    };
-    db_pool_set_limits(srv->db, &limits);
+    server_db_limits_apply(srv);
     db_pool_start(srv->db);
     /* Every change through the write lane may have stored a desk event: poll. */
     srv->events = events_start(srv);
@@ -276,14 +293,16 @@ static void server_pool_closed(void *arg)
 static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || !sip_gone(srv) || srv->finishing ||
-        srv->passwords.pending > 0 || !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
-        !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets) || !events_gone(srv->events))
+        srv->reload != NULL || srv->passwords.pending > 0 || !notices_gone(srv->notices) ||
+        !stats_gone(srv->stats) || !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets) ||
+        !events_gone(srv->events))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    reload_signal_close(srv);
     stats_close(srv->stats); /* the standby pool; frees the rest once its handles are closed */
     jobtimer_close(srv->rooms, NULL, NULL);
     srv->rooms = NULL;

@@ -1,6 +1,9 @@
 #include "server_config.h"
 
 #include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
 
 #ifndef CARREL_SQL_DIR
 #define CARREL_SQL_DIR "sql"
@@ -228,3 +231,17 @@ const conf_entry_t server_config_table[] = {
      "TCP port of the Prometheus metrics endpoint; 0: no endpoint", RESTART},
     CONF_END,
 };
+
+int server_config_validate(const struct server_config *cfg, char *err, size_t errlen)
+{
+    if (log_level_parse(cfg->log_level) < 0) {
+        snprintf(err, errlen, "log_level: '%s' is not debug, info, warn or error",
+                 cfg->log_level ? cfg->log_level : "");
+        return -1;
+    }
+    if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+        snprintf(err, errlen, "tls_cert and tls_key must be set (TLS is not optional)");
+        return -1;
+    }
+    return 0;
+}

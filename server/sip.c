@@ -1180,6 +1180,23 @@ int sip_start(server_t *srv)
     return rc;
 }
 
+bool sip_tls_wanted(const server_t *srv)
+{
+    return srv->sip && srv->sip->tls;
+}
+
+void sip_tls_replace(server_t *srv, SSL_CTX *tls)
+{
+    struct sip_server *sv = srv->sip;
+    if (sv == NULL || sv->tls == NULL) {
+        if (tls)
+            SSL_CTX_free(tls);
+        return;
+    }
+    SSL_CTX_free(sv->tls); /* connections open on it hold their own references */
+    sv->tls = tls;
+}
+
 static void sip_listener_closed(uv_handle_t *h)
 {
     (void)h;

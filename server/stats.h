@@ -41,4 +41,7 @@ bool stats_gone(const stats_t *s);
 /* After stats_stop, once the server closes its pools: close the stats pool, free s (later). */
 void stats_close(stats_t *s);
 
+/* A reload changed the database timeouts: the standby pool (if open) takes them. NULL: nothing. */
+void stats_limits_apply(stats_t *s);
+
 #endif
