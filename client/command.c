@@ -18,7 +18,8 @@ static const command_t *const command_tables[] = {
     report_commands,
     rooms_commands, schedule_commands, service_commands,
     tickets_commands, weeding_commands, displays_commands,
-    offline_commands};
+    offline_commands,
+    server_commands};
 
 #define COMMAND_TABLES (sizeof(command_tables) / sizeof(command_tables[0]))
 

@@ -157,5 +157,6 @@ extern const command_t tickets_commands[];
 extern const command_t weeding_commands[];
 extern const command_t displays_commands[];
 extern const command_t offline_commands[];
+extern const command_t server_commands[];
 
 #endif
