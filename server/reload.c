@@ -271,6 +271,17 @@ int reload_start(server_t *srv, const char *by, reload_done_fn done, void *arg)
     return 0;
 }
 
+void reload_cancel(server_t *srv)
+{
+    if (srv->reload == NULL)
+        return;
+    /* UV_EBUSY: the read is under way and cannot be stopped; reload_after still comes,
+     * sees the drain and drops it. 0: reload_after comes with UV_ECANCELED. */
+    int rc = uv_cancel((uv_req_t *)&srv->reload->work);
+    if (rc != 0 && rc != UV_EBUSY)
+        log_warn(0, "reload: cannot cancel: %s", uv_strerror(rc));
+}
+
 static void reload_on_sighup(uv_signal_t *sig, int signum)
 {
     (void)signum;

@@ -45,6 +45,9 @@ typedef void (*reload_done_fn)(const reload_outcome_t *o, void *arg);
 __attribute__((warn_unused_result)) int reload_start(server_t *srv, const char *by,
                                                      reload_done_fn done, void *arg);
 
+/* Shutdown: a reload not yet being read is dropped (its done sees RELOAD_STOPPING). */
+void reload_cancel(server_t *srv);
+
 /* SIGHUP: the handle (server_start) and its close (server_finish). */
 void reload_signal_start(server_t *srv);
 void reload_signal_close(server_t *srv);

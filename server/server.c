@@ -268,6 +268,7 @@ void server_drain(server_t *srv, const char *why)
         conn_drain(c);
     }
     sip_stop(srv);
+    reload_cancel(srv);
     uv_timer_start(&srv->drain_timer, server_drain_timeout,
                    (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
     if (srv->notices)
