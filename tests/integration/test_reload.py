@@ -26,6 +26,7 @@ from harness import REQ_PING, pb_message  # noqa: E402
 env = None
 admin = None  # the administrator's profile of the daemon under test (per test)
 STAFF_PASSWORD = "staff-password-123"
+REQ_CATALOG_SEARCH = 40
 
 
 def setUpModule():
@@ -172,6 +173,24 @@ class ReloadTest(unittest.TestCase):
         # The connection opened before keeps the limit it was accepted with.
         self.assertEqual(before.call(REQ_PING, pb_message((1, padding))).status, "ok")
         before.close()
+
+    def test_lock_timeout_reaches_open_database_connections(self):
+        # Started without lock or statement timeouts: a statement waiting for a lock would
+        # wait for as long as it is held, on connections already set up.
+        self.d.stop()
+        self.d = env.daemon(db_lock_timeout_ms=0, db_statement_timeout_ms=0)
+        self.admin = env.profile(self.d)
+        w = self.d.logged_in_wire()
+        search = pb_message((1, "perl"), (10, 5))
+        self.assertEqual(w.call(REQ_CATALOG_SEARCH, search).status, "ok")
+        self.set(db_lock_timeout_ms=300)
+        self.assertApplied(self.reload(), ["db_lock_timeout_ms"])
+        w.sock.settimeout(30)  # a wait for the lock's release would end here, failing
+        with harness.TableLock(env, "bib"):
+            r = w.call(REQ_CATALOG_SEARCH, search)
+            self.assertEqual((r.status, r.reason), ("unavailable", "busy"), r)
+        self.assertEqual(w.call(REQ_CATALOG_SEARCH, search).status, "ok")
+        w.close()
 
     def test_tls_certificate_swap(self):
         old_fp = fingerprint_of_file(env.tls("server.crt"))
