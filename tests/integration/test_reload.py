@@ -278,6 +278,24 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(w.call(REQ_PING, pb_message((1, "ok"))).status, "ok")
         w.close()
 
+    def test_smtp_relay_settings_and_password_file(self):
+        pw = os.path.join(env.dir, "relay-%d.pw" % self.d.port)
+        harness.write_atomically(pw, "relay-secret\n")
+        os.chmod(pw, 0o600)
+        self.set(smtp_host="127.0.0.1", smtp_port=2525, smtp_user="notices",
+                 smtp_password_file=pw)
+        self.assertApplied(self.reload(), ["smtp_host", "smtp_port", "smtp_user",
+                                           "smtp_password_file"])
+        # The password file is read again by every reload (a rotated password).
+        harness.write_atomically(pw, "rotated-secret\n")
+        self.assertApplied(self.reload(), [])
+        os.remove(pw)
+        self.assertInvalid(self.reload(), "smtp_password_file", pw)
+        self.set(smtp_user=None, smtp_password_file=None)
+        self.assertApplied(self.reload(), ["smtp_user", "smtp_password_file"])
+        self.set(smtp_tls="sometimes")
+        self.assertInvalid(self.reload(), "smtp_tls", "sometimes")
+
     def test_clerk_is_refused(self):
         env.add_staff(self.admin, "clerk%d" % self.d.port, "clerk", "DWN", STAFF_PASSWORD)
         clerk = env.profile(self.d, user="clerk%d" % self.d.port, password=STAFF_PASSWORD)
