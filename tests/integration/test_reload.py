@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Reload (issue 16, docs/OPERATIONS.md "Reload"): SIGHUP and `carrel admin reload` read the
 configuration file again. Settings marked reload take effect (the log level; a limit on a new
-connection; a new TLS certificate for new connections while open ones keep working), the
-others are reported as needing a restart and keep their running values (listen_port: still
-served on the old port); a bad file (syntax, range, an unreadable certificate) is refused whole
-with its reason in the log and the reply; the -s overrides are applied again over the file; a
-clerk is refused; a reload while one is being read is refused (reload_running), a SIGHUP then
-reads once more when it is over."""
+connection; a lock timeout on database connections already open; a new TLS certificate for new
+connections while open ones keep working; the relay settings, its password file read again),
+the others are reported as needing a restart and keep their running values (listen_port: still
+served on the old port); a bad file (syntax, range, an unreadable certificate, a missing
+password file) is refused whole with its reason in the log and the reply; the -s/-p overrides
+are applied again over the file; a clerk is refused; a reload while one is being read is
+refused (reload_running), a SIGHUP then reads once more when it is over."""
 
 import hashlib
 import os
