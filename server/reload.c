@@ -387,7 +387,9 @@ void handle_reload(request_t *req)
         if (req->srv->draining)
             request_fail(req, CARREL__STATUS__STATUS_UNAVAILABLE, "shutting_down",
                          "The server is shutting down.");
-        else
+        else if (req->srv->reload)
             request_fail_reason(req, REASON_RELOAD_RUNNING);
+        else
+            request_fail_reason(req, REASON_INTERNAL); /* could not queue: logged */
     }
 }
