@@ -14,13 +14,10 @@
 #include "util.h"
 
 static const command_t *const command_tables[] = {
-    core_commands, admin_commands, catalog_commands, patron_commands,
-    circ_commands, holds_commands, notices_commands, desk_commands, stats_commands,
-    report_commands,
-    rooms_commands, schedule_commands, service_commands,
-    tickets_commands, weeding_commands, displays_commands,
-    offline_commands,
-    status_commands, cert_commands};
+    core_commands,     admin_commands,    catalog_commands, patron_commands,  circ_commands,
+    holds_commands,    notices_commands,  desk_commands,    stats_commands,   report_commands,
+    rooms_commands,    schedule_commands, service_commands, tickets_commands, weeding_commands,
+    displays_commands, offline_commands,  status_commands,  cert_commands,    server_commands};
 
 #define COMMAND_TABLES (sizeof(command_tables) / sizeof(command_tables[0]))
 

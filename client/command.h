@@ -162,5 +162,6 @@ extern const command_t displays_commands[];
 extern const command_t offline_commands[];
 extern const command_t status_commands[];
 extern const command_t cert_commands[];
+extern const command_t server_commands[];
 
 #endif

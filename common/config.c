@@ -251,3 +251,106 @@ void conf_free(const conf_entry_t *table, void *target)
             *sp = NULL;
         }
 }
+
+static const void *conf_slot(const conf_entry_t *e, const void *target)
+{
+    return (const char *)target + e->offset;
+}
+
+bool conf_entry_equal(const conf_entry_t *e, const void *a, const void *b)
+{
+    switch (e->type) {
+    case CONF_STRING: {
+        const char *x = *(char *const *)conf_slot(e, a);
+        const char *y = *(char *const *)conf_slot(e, b);
+        if (x == NULL || y == NULL)
+            return x == y;
+        return strcmp(x, y) == 0;
+    }
+    case CONF_INT:
+        return *(const long *)conf_slot(e, a) == *(const long *)conf_slot(e, b);
+    case CONF_BOOL:
+        return *(const int *)conf_slot(e, a) == *(const int *)conf_slot(e, b);
+    }
+    return false;
+}
+
+int conf_diff(const conf_entry_t *table, const void *a, const void *b, const conf_entry_t **out,
+              int max)
+{
+    int n = 0;
+    for (const conf_entry_t *e = table; e->name; e++) {
+        if (conf_entry_equal(e, a, b))
+            continue;
+        if (n < max)
+            out[n] = e;
+        n++;
+    }
+    return n;
+}
+
+void conf_entry_move(const conf_entry_t *e, void *dst, void *src)
+{
+    char *d = (char *)dst + e->offset;
+    char *s = (char *)src + e->offset;
+    switch (e->type) {
+    case CONF_STRING:
+        if (d == s)
+            return;
+        free(*(char **)d);
+        *(char **)d = *(char **)s;
+        *(char **)s = NULL;
+        return;
+    case CONF_INT:
+        *(long *)d = *(long *)s;
+        return;
+    case CONF_BOOL:
+        *(int *)d = *(int *)s;
+        return;
+    }
+}
+
+int conf_copy(const conf_entry_t *table, void *dst, const void *src)
+{
+    for (const conf_entry_t *e = table; e->name; e++) {
+        char *d = (char *)dst + e->offset;
+        const char *s = conf_slot(e, src);
+        switch (e->type) {
+        case CONF_STRING: {
+            const char *v = *(char *const *)s;
+            char *copy = NULL;
+            if (v && (copy = strdup(v)) == NULL)
+                return -1;
+            free(*(char **)d);
+            *(char **)d = copy;
+            break;
+        }
+        case CONF_INT:
+            *(long *)d = *(const long *)s;
+            break;
+        case CONF_BOOL:
+            *(int *)d = *(const int *)s;
+            break;
+        }
+    }
+    return 0;
+}
+
+void conf_entry_format(const conf_entry_t *e, const void *target, char *buf, size_t len)
+{
+    const void *slot = conf_slot(e, target);
+    switch (e->type) {
+    case CONF_STRING: {
+        const char *v = *(char *const *)slot;
+        snprintf(buf, len, "%s", v ? v : "unset");
+        return;
+    }
+    case CONF_INT:
+        snprintf(buf, len, "%ld", *(const long *)slot);
+        return;
+    case CONF_BOOL:
+        snprintf(buf, len, "%s", *(const int *)slot ? "true" : "false");
+        return;
+    }
+    snprintf(buf, len, "?");
+}

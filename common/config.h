@@ -7,6 +7,7 @@
 #ifndef CARREL_CONFIG_H
 #define CARREL_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -56,5 +57,29 @@ void conf_dump(const conf_entry_t *table, const void *target, FILE *out);
 /* Print one line per entry: name, default and help, for --help. */
 void conf_print_help(const conf_entry_t *table, FILE *out);
 void conf_free(const conf_entry_t *table, void *target);
+
+/* ---- Comparing two configurations, for a reload ---- */
+
+/* True when entry e has the same value in a and b (two NULL strings are equal). */
+bool conf_entry_equal(const conf_entry_t *e, const void *a, const void *b);
+/*
+ * The entries whose values differ between a and b, in table order: up to
+ * `max` of them stored in out (may be NULL when max is 0). Returns how many
+ * differ in all, which may be more than max.
+ */
+int conf_diff(const conf_entry_t *table, const void *a, const void *b, const conf_entry_t **out,
+              int max);
+/*
+ * Move entry e's value from src to dst: dst's old string is freed and src's
+ * is handed over (src's slot becomes NULL), so a pointer to the string stays
+ * valid; numbers are copied.
+ */
+void conf_entry_move(const conf_entry_t *e, void *dst, void *src);
+/* Deep-copy every entry of src into dst (dst's old strings are freed). 0, or -1 on out of
+ * memory (dst then holds a mix; conf_free it). */
+__attribute__((warn_unused_result)) int conf_copy(const conf_entry_t *table, void *dst,
+                                                  const void *src);
+/* Entry e's value in target as text ("unset" for a NULL string), for logs and replies. */
+void conf_entry_format(const conf_entry_t *e, const void *target, char *buf, size_t len);
 
 #endif

@@ -1103,6 +1103,14 @@ void auth_jobs_start(server_t *srv)
     srv->auth_timer_started = true;
 }
 
+/* A reload may have changed login_throttle_report_s: the timer takes the new period. */
+void auth_jobs_reload(server_t *srv)
+{
+    uint64_t ms = (uint64_t)srv->cfg.login_throttle_report_s * 1000;
+    if (srv->auth_timer_started && uv_timer_get_repeat(&srv->auth_timer) != ms)
+        uv_timer_start(&srv->auth_timer, auth_tick, ms, ms);
+}
+
 /* On drain: a last summary while the pool still takes work, then the timer goes. */
 void auth_jobs_stop(server_t *srv)
 {

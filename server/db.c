@@ -56,6 +56,7 @@ typedef struct db_conn {
     db_job_t *job;
     PGresult *result;         /* the result being collected for job (or a prepare) */
     int statement_timeout_ms; /* the session's statement_timeout now */
+    int lock_timeout_ms;      /* the session's lock_timeout now (a reload may change it) */
     bool setting_timeout;     /* DBC_BUSY: a set_config for job runs before it */
     uint64_t since;           /* uv_now() when it began connecting, or began its job */
 } db_conn_t;
@@ -529,6 +530,7 @@ static void db_conn_connected(db_conn_t *c)
     c->state = DBC_SETUP;
     c->setup_step = 0;
     c->statement_timeout_ms = c->pool->limits.statement_timeout_ms; /* set by step 0 */
+    c->lock_timeout_ms = c->pool->limits.lock_timeout_ms;
     c->setting_timeout = false;
     if (!db_setup_send(c))
         db_conn_after_setup(c);
@@ -660,16 +662,21 @@ static void db_conn_send_job(db_conn_t *c, db_job_t *job)
     c->state = DBC_BUSY;
     c->since = uv_now(c->pool->loop);
     int want = db_job_timeout_ms(c->pool, job);
-    if (want == c->statement_timeout_ms) {
+    int lock = c->pool->limits.lock_timeout_ms;
+    if (want == c->statement_timeout_ms && lock == c->lock_timeout_ms) {
         db_conn_send_prepared(c);
         return;
     }
-    char value[16];
+    /* The lock_timeout differs only after a reload changed it: set both at once. */
+    char value[16], lock_value[16];
     snprintf(value, sizeof(value), "%d", want);
-    const char *values[1] = {value};
+    snprintf(lock_value, sizeof(lock_value), "%d", lock);
+    const char *values[2] = {value, lock_value};
     c->setting_timeout = true;
-    if (PQsendQueryParams(c->pg, "SELECT set_config('statement_timeout', $1, false)", 1, NULL,
-                          values, NULL, NULL, 0) != 1) {
+    if (PQsendQueryParams(c->pg,
+                          "SELECT set_config('statement_timeout', $1, false),"
+                          "       set_config('lock_timeout', $2, false)",
+                          2, NULL, values, NULL, NULL, 0) != 1) {
         db_conn_send_failed(c);
         return;
     }
@@ -688,6 +695,7 @@ static void db_conn_timeout_set(db_conn_t *c, PGresult *res)
         return;
     }
     c->statement_timeout_ms = db_job_timeout_ms(c->pool, c->job);
+    c->lock_timeout_ms = c->pool->limits.lock_timeout_ms;
     db_conn_send_prepared(c);
 }
 
@@ -1084,6 +1092,11 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_
 void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits)
 {
     pool->limits = *limits;
+}
+
+void db_pool_set_retry_limit(db_pool_t *pool, int retry_limit)
+{
+    pool->retry_limit = retry_limit;
 }
 
 void db_pool_set_statements(db_pool_t *pool, const db_stmt_t *const *stmts, int n)

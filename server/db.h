@@ -98,8 +98,11 @@ void db_stmt_register(const db_stmt_t *stmt);
 
 CARREL_MUST_USE db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size,
                                        int max_queue, int reconnect_ms, int retry_limit);
-/* Set the limits above (before db_pool_start; the defaults are all 0/false). */
+/* Set the limits above (before db_pool_start; the defaults are all 0/false). A reload sets
+ * them again on a running pool, reserved_short and quiet_errors unchanged. */
 void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits);
+/* Times a transaction is retried after a serialization failure or deadlock (a reload). */
+void db_pool_set_retry_limit(db_pool_t *pool, int retry_limit);
 void db_pool_start(db_pool_t *pool);
 /*
  * cb(arg) after every job of the write lane (db_exec, db_exec_long) that

@@ -32,6 +32,8 @@ static const route_t routes[] = {
     R(SERVER_STATUS, "server_status", handle_server_status, 0, PERM_SERVER_ADMIN),
     R(WORKSTATION_REVOKE, "workstation_revoke", handle_workstation_revoke, ROUTE_MUTATING,
       PERM_WORKSTATION_MANAGE),
+    /* The daemon itself: admin only; the reload is audited (reload.c). */
+    R(RELOAD, "reload", handle_reload, ROUTE_MUTATING, PERM_SERVER_ADMIN),
 
     R(CATALOG_SEARCH, "catalog_search", handle_catalog_search, 0, PERM_CATALOG_READ),
     R(BIB_GET, "bib_get", handle_bib_get, 0, PERM_CATALOG_READ),
@@ -216,6 +218,7 @@ void dispatch_register_statements(void)
 {
     auth_register_statements();
     admin_register_statements();
+    reload_register_statements();
     sip_register_statements();
     sip_msgs_register_statements();
     sip_admin_register_statements();

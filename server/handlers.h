@@ -17,10 +17,15 @@ void handle_whoami(request_t *req);
 /* Login housekeeping timer: throttled-attempt summaries, login_event retention. */
 void auth_jobs_start(server_t *srv);
 void auth_jobs_stop(server_t *srv);
+void auth_jobs_reload(server_t *srv);
 /* A connection closed: a login of it waiting for admission is answered (and dropped). */
 void auth_conn_gone(server_t *srv, conn_t *c);
 /* Logins waiting for admission now (for the metrics). */
 int auth_logins_waiting(const server_t *srv);
+
+/* reload.c: re-read the configuration file (as SIGHUP does) */
+void reload_register_statements(void);
+void handle_reload(request_t *req);
 
 /* admin.c: branches, staff accounts, workstations */
 void admin_register_statements(void);

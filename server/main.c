@@ -42,6 +42,10 @@ typedef struct options {
     const char *display_name;
     certs_issue_t issue; /* --issue-cert and its options (certs.h) */
     const char *days;
+    /* -s KEY=VALUE and -p PORT (as "listen_port=PORT"), in command-line order: applied
+     * after the file at start and again by each reload (reload.c). */
+    char **overrides;
+    int noverrides;
 } options_t;
 
 /*
@@ -144,7 +148,7 @@ static void man_page(FILE *out)
                        "documentation directory.");
 }
 
-static int load_config(struct server_config *cfg, const options_t *opt, int argc, char **argv)
+static int load_config(struct server_config *cfg, const options_t *opt)
 {
     char err[512];
     if (conf_defaults(server_config_table, cfg) != 0) {
@@ -157,26 +161,11 @@ static int load_config(struct server_config *cfg, const options_t *opt, int argc
         return -1;
     }
     /* Overrides are applied after the file, in command-line order. */
-    optind = 0; /* 0, not 1: glibc then resets its whole scanning state */
-    static const struct option longs[] = {{"set", required_argument, NULL, 's'},
-                                          {"port", required_argument, NULL, 'p'},
-                                          {NULL, 0, NULL, 0}};
-    int ch;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "-s:p:", longs, NULL)) != -1) {
-        const char *pair = NULL;
-        char portpair[64];
-        if (ch == 's')
-            pair = optarg;
-        else if (ch == 'p') {
-            snprintf(portpair, sizeof(portpair), "listen_port=%s", optarg);
-            pair = portpair;
-        }
-        if (pair && conf_set_pair(server_config_table, cfg, pair, err, sizeof(err)) != 0) {
+    for (int i = 0; i < opt->noverrides; i++)
+        if (conf_set_pair(server_config_table, cfg, opt->overrides[i], err, sizeof(err)) != 0) {
             fprintf(stderr, "carreld: %s\n", err);
             return -1;
         }
-    }
     int level = log_level_parse(cfg->log_level);
     if (level < 0) {
         fprintf(stderr, "carreld: log_level: '%s' is not debug, info, warn or error\n",
@@ -189,11 +178,30 @@ static int load_config(struct server_config *cfg, const options_t *opt, int argc
 
 static int check_serving_config(const struct server_config *cfg)
 {
-    if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
-        fprintf(stderr, "carreld: tls_cert and tls_key must be set (TLS is not optional)\n");
+    char err[512];
+    if (server_config_validate(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "carreld: %s\n", err);
         return -1;
     }
     return 0;
+}
+
+/* Remember an override ("key=value") for load_config and for reloads. */
+static void add_override(options_t *opt, const char *key, const char *value)
+{
+    size_t len = strlen(value) + (key ? strlen(key) + 1 : 0) + 1;
+    char *pair = util_xcalloc(len, 1);
+    snprintf(pair, len, "%s%s%s", key ? key : "", key ? "=" : "", value);
+    opt->overrides[opt->noverrides++] = pair; /* sized for every argument (parse_options) */
+}
+
+static void free_overrides(options_t *opt)
+{
+    for (int i = 0; i < opt->noverrides; i++)
+        free(opt->overrides[i]);
+    free(opt->overrides);
+    opt->overrides = NULL;
+    opt->noverrides = 0;
 }
 
 /* ---- --init-admin: runs before and instead of the loop, so blocking is fine ---- */
@@ -348,6 +356,8 @@ static int parse_options(options_t *opt, int argc, char **argv)
         {"man", no_argument, NULL, O_MAN}, /* hidden: meson makes carreld.8 with it */
         {NULL, 0, NULL, 0},
     };
+    /* No more overrides than arguments. */
+    opt->overrides = util_xcalloc((size_t)argc + 1, sizeof(char *));
     int ch;
     while ((ch = getopt_long(argc, argv, "c:s:p:hV", longs, NULL)) != -1) {
         switch (ch) {
@@ -355,8 +365,11 @@ static int parse_options(options_t *opt, int argc, char **argv)
             opt->config_file = optarg;
             break;
         case 's':
+            add_override(opt, NULL, optarg); /* applied after the file, in load_config */
+            break;
         case 'p':
-            break; /* applied after the file, in load_config */
+            add_override(opt, "listen_port", optarg);
+            break;
         case O_CHECK:
             opt->check_config = 1;
             break;
@@ -454,13 +467,19 @@ int main(int argc, char **argv)
     options_t opt = {0};
     /* Before parse_options: --help shows the sql_dir this carreld would use. */
     server_config_locate_sql_dir();
-    if (parse_options(&opt, argc, argv) != 0)
-        return 2;
-    server_t srv = {0};
-    if (load_config(&srv.cfg, &opt, argc, argv) != 0) {
-        conf_free(server_config_table, &srv.cfg);
+    if (parse_options(&opt, argc, argv) != 0) {
+        free_overrides(&opt);
         return 2;
     }
+    server_t srv = {0};
+    if (load_config(&srv.cfg, &opt) != 0) {
+        conf_free(server_config_table, &srv.cfg);
+        free_overrides(&opt);
+        return 2;
+    }
+    srv.config_file = opt.config_file;
+    srv.config_overrides = opt.overrides;
+    srv.config_noverrides = opt.noverrides;
     int rc = 0;
     if (opt.dump_config) {
         conf_dump(server_config_table, &srv.cfg, stdout);
@@ -554,5 +573,6 @@ int main(int argc, char **argv)
     free(srv.dummy_hash);
 out:
     conf_free(server_config_table, &srv.cfg);
+    free_overrides(&opt);
     return rc;
 }

@@ -25,6 +25,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
+
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
@@ -660,24 +662,27 @@ static bool notices_helo_ok(const char *s)
 }
 
 /*
- * The relay password: the first line of smtp_password_file, read once here
- * (before the loop runs). A file others may read is a leak waiting to
- * happen: said, not refused, as the operator may have reasons (a group).
+ * The relay password: the first line of smtp_password_file, read at start
+ * (before the loop runs) and again by each reload (on the thread pool). A
+ * file others may read is a leak waiting to happen: said, not refused, as
+ * the operator may have reasons (a group).
  */
-static int notices_read_password(const struct server_config *cfg, char **out)
+static int notices_read_password(const struct server_config *cfg, char **out, char *err,
+                                 size_t errlen)
 {
     *out = NULL;
     bool user = cfg->smtp_user && cfg->smtp_user[0];
     bool file = cfg->smtp_password_file && cfg->smtp_password_file[0];
     if (user != file) {
-        log_error(0, "smtp_user and smtp_password_file go together: set both or neither");
+        snprintf(err, errlen, "smtp_user and smtp_password_file go together: set both or neither");
         return -1;
     }
     if (!file)
         return 0;
     struct stat st;
     if (stat(cfg->smtp_password_file, &st) != 0) {
-        log_error(0, "smtp_password_file %s: %s", cfg->smtp_password_file, strerror(errno));
+        snprintf(err, errlen, "smtp_password_file %s: %s", cfg->smtp_password_file,
+                 strerror(errno));
         return -1;
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO))
@@ -685,12 +690,12 @@ static int notices_read_password(const struct server_config *cfg, char **out)
                  cfg->smtp_password_file, (unsigned)(st.st_mode & 0777));
     char *pw = util_read_file(cfg->smtp_password_file, 4096);
     if (pw == NULL) {
-        log_error(0, "cannot read smtp_password_file %s", cfg->smtp_password_file);
+        snprintf(err, errlen, "cannot read smtp_password_file %s", cfg->smtp_password_file);
         return -1;
     }
     pw[strcspn(pw, "\r\n")] = '\0';
     if (pw[0] == '\0') {
-        log_error(0, "smtp_password_file %s is empty", cfg->smtp_password_file);
+        snprintf(err, errlen, "smtp_password_file %s is empty", cfg->smtp_password_file);
         free(pw);
         return -1;
     }
@@ -698,11 +703,11 @@ static int notices_read_password(const struct server_config *cfg, char **out)
     return 0;
 }
 
-static int notices_check_tls(const struct server_config *cfg)
+static int notices_check_tls(const struct server_config *cfg, char *err, size_t errlen)
 {
     const char *tls = cfg->smtp_tls;
     if (strcmp(tls, "starttls") != 0 && strcmp(tls, "tls") != 0 && strcmp(tls, "none") != 0) {
-        log_error(0, "smtp_tls '%s' must be starttls, tls or none", tls);
+        snprintf(err, errlen, "smtp_tls '%s' must be starttls, tls or none", tls);
         return -1;
     }
     if (strcmp(tls, "none") == 0)
@@ -714,21 +719,55 @@ static int notices_check_tls(const struct server_config *cfg)
     return 0;
 }
 
+int notices_check_settings(const struct server_config *cfg, char **password, char *err,
+                           size_t errlen)
+{
+    *password = NULL;
+    bool email = cfg->smtp_host && cfg->smtp_host[0];
+    if (!email)
+        return 0;
+    if (!smtp_address_ok(cfg->smtp_from)) {
+        snprintf(err, errlen, "smtp_from '%s' is not an email address (name@example.org)",
+                 cfg->smtp_from);
+        return -1;
+    }
+    if (!notices_helo_ok(cfg->smtp_helo)) {
+        snprintf(err, errlen, "smtp_helo '%s' must be a host name (no spaces)", cfg->smtp_helo);
+        return -1;
+    }
+    if (notices_check_tls(cfg, err, errlen) != 0)
+        return -1;
+    return notices_read_password(cfg, password, err, errlen);
+}
+
+void notices_reload(notices_t *n, char *password)
+{
+    if (n == NULL) {
+        if (password) {
+            OPENSSL_cleanse(password, strlen(password));
+            free(password);
+        }
+        return;
+    }
+    if (n->smtp_password) {
+        OPENSSL_cleanse(n->smtp_password, strlen(n->smtp_password));
+        free(n->smtp_password);
+    }
+    /* A send pass under way keeps the relay connection it opened (smtp.c copied the
+     * settings); the next pass opens one with these. */
+    n->smtp_password = password;
+    n->said_no_smtp = false;
+}
+
 int notices_start(server_t *srv)
 {
     const struct server_config *cfg = &srv->cfg;
     bool email = cfg->smtp_host && cfg->smtp_host[0];
-    if (email && !smtp_address_ok(cfg->smtp_from)) {
-        log_error(0, "smtp_from '%s' is not an email address (name@example.org)", cfg->smtp_from);
+    char *password = NULL, err[512];
+    if (notices_check_settings(cfg, &password, err, sizeof(err)) != 0) {
+        log_error(0, "%s", err);
         return -1;
     }
-    if (email && !notices_helo_ok(cfg->smtp_helo)) {
-        log_error(0, "smtp_helo '%s' must be a host name (no spaces)", cfg->smtp_helo);
-        return -1;
-    }
-    char *password = NULL;
-    if (email && (notices_check_tls(cfg) != 0 || notices_read_password(cfg, &password) != 0))
-        return -1;
     notices_t *n = util_xcalloc(1, sizeof(*n));
     n->srv = srv;
     n->smtp_password = password;

@@ -53,9 +53,20 @@ typedef struct notices_result {
 
 typedef void (*notices_run_cb)(const notices_result_t *r, void *arg);
 
+struct server_config;
+
 void notices_register_statements(void);
 /* Check the smtp settings and start the timers (after the pool). 0, or -1 (logged). */
 __attribute__((warn_unused_result)) int notices_start(server_t *srv);
+/*
+ * Check the smtp settings of cfg (as notices_start does) and read the relay
+ * password; safe on a worker thread (a reload). 0 with *password (NULL when
+ * there is none), or -1 with a sentence in err.
+ */
+__attribute__((warn_unused_result)) int
+notices_check_settings(const struct server_config *cfg, char **password, char *err, size_t errlen);
+/* A reload applied new smtp settings: take the password read with them (may be NULL). */
+void notices_reload(notices_t *n, char *password);
 /* Run the daily work and a send pass now (or after the run in progress); cb gets the counts.
  * Returns -1 without calling cb when the jobs are stopping. */
 __attribute__((warn_unused_result)) int notices_run(notices_t *n, notices_run_cb cb, void *arg);

@@ -60,6 +60,12 @@ void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify, i
     q->idle_arg = NULL;
 }
 
+void password_queue_set_max(password_queue_t *q, int max_verify)
+{
+    q->max_verify = max_verify;
+    q->max_hash = max_verify / 2 > 0 ? max_verify / 2 : 1;
+}
+
 bool password_queue_full(const password_queue_t *q)
 {
     return q->pending - q->cancelled_waiting >= q->max_verify;

@@ -64,6 +64,8 @@ typedef void (*password_cb)(int ok, const char *hash, void *arg);
 
 /* workers: jobs run at once (at least 1; see password_default_workers). */
 void password_queue_init(password_queue_t *q, uv_loop_t *loop, int max_verify, int workers);
+/* A new bound (a reload): checks already queued stay; new ones are counted against it. */
+void password_queue_set_max(password_queue_t *q, int max_verify);
 /* The machine's cores as libuv sees them (cgroup and affinity limits included): the
  * password_workers default. */
 int password_default_workers(void);

@@ -64,21 +64,19 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_POLICY_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "read loan rules")                           \
     X(PERM_POLICY_EDIT, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "change loan rules")                       \
     X(PERM_CALENDAR_EDIT, ROLES_MANAGER_ADMIN, PERM_SCOPE_BRANCH, "change branch calendars")       \
-    X(PERM_NOTICE_RUN, ROLES_MANAGER_UP, PERM_SCOPE_SYSTEM, "run the notice jobs")              \
+    X(PERM_NOTICE_RUN, ROLES_MANAGER_UP, PERM_SCOPE_SYSTEM, "run the notice jobs")                 \
     X(PERM_STATS_READ, ROLES_ALL, PERM_SCOPE_BRANCH, "read statistics")                            \
     X(PERM_STATS_REPORT, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH,                                      \
       "run the annual report or the buy-more list")                                                \
-    X(PERM_STATS_REBUILD, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "rebuild the statistics")             \
-    X(PERM_ROOM_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "list rooms, bookings and programs")         \
-    X(PERM_ROOM_BOOK, ROLES_ALL, PERM_SCOPE_SYSTEM, "book rooms")                                \
-    X(PERM_ROOM_OVERRIDE, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM,                                 \
-      "book rooms beyond the rules or recurring")                                                \
-    X(PERM_ROOM_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH,                                     \
-      "manage rooms or approve bookings")                                                        \
-    X(PERM_ROOM_CATEGORY, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change room categories")     \
-    X(PERM_PROGRAM_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage programs")               \
-    X(PERM_PROGRAM_ATTENDANCE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH,                            \
-      "record program attendance")                                                \
+    X(PERM_STATS_REBUILD, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "rebuild the statistics")                \
+    X(PERM_ROOM_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "list rooms, bookings and programs")           \
+    X(PERM_ROOM_BOOK, ROLES_ALL, PERM_SCOPE_SYSTEM, "book rooms")                                  \
+    X(PERM_ROOM_OVERRIDE, ROLES_LIBRARIAN_UP, PERM_SCOPE_SYSTEM,                                   \
+      "book rooms beyond the rules or recurring")                                                  \
+    X(PERM_ROOM_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage rooms or approve bookings")   \
+    X(PERM_ROOM_CATEGORY, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change room categories")       \
+    X(PERM_PROGRAM_MANAGE, ROLES_MANAGER_UP, PERM_SCOPE_BRANCH, "manage programs")                 \
+    X(PERM_PROGRAM_ATTENDANCE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "record program attendance") \
     X(PERM_SCHEDULE_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see staff schedules")                     \
     X(PERM_SCHEDULE_SELF, ROLES_ALL, PERM_SCOPE_SYSTEM,                                            \
       "ask for time off or offer, claim and swap their own shifts")                                \
@@ -99,7 +97,7 @@ typedef enum { PERM_SCOPE_SYSTEM, PERM_SCOPE_BRANCH } perm_scope_t;
     X(PERM_WEEDING_SETTINGS, ROLES_COORDINATOR_UP, PERM_SCOPE_SYSTEM, "change weeding settings")   \
     X(PERM_DISPLAY_READ, ROLES_ALL, PERM_SCOPE_SYSTEM, "see displays and their reports")           \
     X(PERM_DISPLAY_ITEMS, ROLES_ALL, PERM_SCOPE_BRANCH, "scan copies onto displays")               \
-    X(PERM_DISPLAY_MANAGE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "set up and end displays")                     \
+    X(PERM_DISPLAY_MANAGE, ROLES_LIBRARIAN_UP, PERM_SCOPE_BRANCH, "set up and end displays")       \
     X(PERM_SELFCHECK, ROLE_BIT(CARREL__ROLE__ROLE_SELFCHECK), PERM_SCOPE_BRANCH,                   \
       "use a self-check machine")                                                                  \
     X(PERM_SIP_LOGINS, ROLES_ADMIN, PERM_SCOPE_SYSTEM, "manage self-check logins")                 \

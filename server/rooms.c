@@ -425,8 +425,7 @@ static Carrel__ProgramSession *session_from_row(request_t *req, const PGresult *
     reply_int32_opt(res, i, c0 + SES_ATTENDANCE, &s->has_attendance, &s->attendance);
     reply_bool_opt(res, i, c0 + SES_CANCELLED, &s->has_cancelled, &s->cancelled);
     s->staff_username = reply_text_opt(req, res, i, c0 + SES_STAFF_USERNAME);
-    reply_bool_opt(res, i, c0 + SES_STAFF_SCHEDULED, &s->has_staff_scheduled,
-                   &s->staff_scheduled);
+    reply_bool_opt(res, i, c0 + SES_STAFF_SCHEDULED, &s->has_staff_scheduled, &s->staff_scheduled);
     return s;
 }
 

@@ -84,9 +84,9 @@ static const reply_stmt_t stmt_desk_save = REPLY_STMT(
 
 /* shift_save: made (or refused: reason and message), then the shift. */
 enum { SAVE_MADE, SAVE_REASON, SAVE_MESSAGE, SAVE_SHIFT, SAVE_NCOLS = SAVE_SHIFT + SHIFT_NCOLS };
-static const reply_stmt_t stmt_shift_save = REPLY_STMT(
-    "schedule_shift_save", SAVE_NCOLS,
-    "SELECT * FROM shift_save($1::uuid, $2, $3, $4::integer, $5::boolean, $6::jsonb)");
+static const reply_stmt_t stmt_shift_save =
+    REPLY_STMT("schedule_shift_save", SAVE_NCOLS,
+               "SELECT * FROM shift_save($1::uuid, $2, $3, $4::integer, $5::boolean, $6::jsonb)");
 
 /* shift_list, and each shift's length in hours for the reply's total. The
  * "mine" list looks 14 days ahead unless told ($6). */

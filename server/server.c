@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "notices.h"
 #include "notify.h"
+#include "reload.h"
 #include "rooms.h"
 #include "sip.h"
 #include "tickets.h"
@@ -48,6 +49,29 @@ SSL_CTX *server_tls_ctx_build(server_t *srv, const struct server_config *cfg, ch
         return NULL;
     }
     return ctx;
+}
+
+/*
+ * The primary pool's limits from srv->cfg; the stats standby's follow
+ * (stats_limits_apply). A reload calls this again: statement and lock
+ * timeouts reach each connection before its next statement (db.c), the
+ * queue timeout and retry limit apply to the next job.
+ */
+void server_db_limits_apply(server_t *srv)
+{
+    if (srv->db == NULL)
+        return;
+    db_limits_t limits = {
+        .lock_timeout_ms = (int)srv->cfg.db_lock_timeout_ms,
+        .statement_timeout_ms = (int)srv->cfg.db_statement_timeout_ms,
+        .long_statement_timeout_ms = (int)srv->cfg.db_long_statement_timeout_ms,
+        .queue_timeout_ms = (int)srv->cfg.db_queue_timeout_ms,
+        .reserved_short = (int)srv->cfg.db_pool_reserved_reads,
+        .quiet_errors = srv->cfg.db_quiet_refusals != 0,
+    };
+    db_pool_set_limits(srv->db, &limits);
+    db_pool_set_retry_limit(srv->db, (int)srv->cfg.db_retry_limit);
+    stats_limits_apply(srv->stats);
 }
 
 static void server_on_connection(uv_stream_t *listener, int status)
@@ -162,6 +186,7 @@ int server_start(server_t *srv)
     srv->sig_term.data = srv->sig_int.data = srv;
     uv_signal_start(&srv->sig_term, server_on_signal, SIGTERM);
     uv_signal_start(&srv->sig_int, server_on_signal, SIGINT);
+    reload_signal_start(srv);
     uv_timer_init(srv->loop, &srv->drain_timer);
     srv->drain_timer.data = srv;
     /* Pings from the loop itself: a loop that is stuck stops them. */
@@ -200,15 +225,7 @@ int server_start(server_t *srv)
     if (srv->db == NULL)
         goto fail;
     db_pool_on_fatal(srv->db, server_db_fatal, srv);
-    db_limits_t limits = {
-        .lock_timeout_ms = (int)srv->cfg.db_lock_timeout_ms,
-        .statement_timeout_ms = (int)srv->cfg.db_statement_timeout_ms,
-        .long_statement_timeout_ms = (int)srv->cfg.db_long_statement_timeout_ms,
-        .queue_timeout_ms = (int)srv->cfg.db_queue_timeout_ms,
-        .reserved_short = (int)srv->cfg.db_pool_reserved_reads,
-        .quiet_errors = srv->cfg.db_quiet_refusals != 0,
-    };
-    db_pool_set_limits(srv->db, &limits);
+    server_db_limits_apply(srv);
     db_pool_start(srv->db);
     /* Every change through the write lane may have stored a desk event: poll. */
     srv->events = events_start(srv);
@@ -273,6 +290,7 @@ void server_drain(server_t *srv, const char *why)
     }
     sip_stop(srv);
     metrics_http_stop(srv);
+    reload_cancel(srv);
     uv_timer_start(&srv->drain_timer, server_drain_timeout,
                    (uint64_t)srv->cfg.shutdown_timeout_s * 1000, 0);
     if (srv->notices)
@@ -299,8 +317,9 @@ static void server_pool_closed(void *arg)
 static void server_finish(server_t *srv)
 {
     if (!srv->draining || srv->nconns > 0 || !sip_gone(srv) || srv->finishing ||
-        srv->passwords.pending > 0 || !notices_gone(srv->notices) || !stats_gone(srv->stats) ||
-        !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets) || !events_gone(srv->events))
+        srv->reload != NULL || srv->passwords.pending > 0 || !notices_gone(srv->notices) ||
+        !stats_gone(srv->stats) || !jobtimer_gone(srv->rooms) || !jobtimer_gone(srv->tickets) ||
+        !events_gone(srv->events))
         return;
     srv->finishing = true;
     uv_timer_stop(&srv->drain_timer);
@@ -308,6 +327,7 @@ static void server_finish(server_t *srv)
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
     notify_watchdog_stop();
+    reload_signal_close(srv);
     stats_close(srv->stats); /* the standby pool; frees the rest once its handles are closed */
     jobtimer_close(srv->rooms, NULL, NULL);
     srv->rooms = NULL;

@@ -34,6 +34,7 @@ typedef struct server {
     int port; /* the bound port (cfg.listen_port may be 0) */
     uv_signal_t sig_term;
     uv_signal_t sig_int;
+    uv_signal_t sig_hup; /* SIGHUP: reload (reload.c) */
     uv_timer_t drain_timer;
     db_pool_t *db;
     conn_t *conns; /* all open connections, doubly linked */
@@ -77,6 +78,13 @@ typedef struct server {
     struct sip_server *sip;
     /* The Prometheus endpoint (metrics_http.c); NULL when metrics_listen_port is 0. */
     struct metrics_http *metrics_http;
+    /* What a reload reads again (main.c): the file, then the -s/-p overrides
+     * ("key=value", in command-line order) over it. Both live as long as main. */
+    const char *config_file; /* NULL: defaults and overrides only */
+    char **config_overrides;
+    int config_noverrides;
+    /* The reload being read on the thread pool (reload.c), or NULL. */
+    struct reload *reload;
     int exit_code;
 } server_t;
 
@@ -97,6 +105,9 @@ void server_jobs_gone(server_t *srv);
 void server_end_sessions(server_t *srv, int64_t staff_id, const conn_t *except, const char *why);
 /* True when staff_id's sessions were ended after revoked_seq had the value `since`. */
 bool server_sessions_ended_since(const server_t *srv, int64_t staff_id, uint64_t since);
+
+/* The database pools' limits (timeouts, retries) from srv->cfg: at start and after a reload. */
+void server_db_limits_apply(server_t *srv);
 
 /* The desks' TLS context from cfg's certificate, key, client CA and
  * revocation settings; NULL with a sentence in err. */

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
+
 /* server/meson.build sets these: where meson installs the SQL and carreld, and the
  * build and source trees. */
 #ifndef CARREL_SQL_DIR
@@ -263,4 +265,18 @@ void server_config_locate_sql_dir(void)
         snprintf(server_sql_dir_default, PATH_MAX, "%.*s%s", (int)(dir_len - bin_len), exe,
                  CARREL_SQL_DIR);
 #endif
+}
+
+int server_config_validate(const struct server_config *cfg, char *err, size_t errlen)
+{
+    if (log_level_parse(cfg->log_level) < 0) {
+        snprintf(err, errlen, "log_level: '%s' is not debug, info, warn or error",
+                 cfg->log_level ? cfg->log_level : "");
+        return -1;
+    }
+    if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+        snprintf(err, errlen, "tls_cert and tls_key must be set (TLS is not optional)");
+        return -1;
+    }
+    return 0;
 }

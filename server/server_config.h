@@ -100,4 +100,12 @@ extern const conf_entry_t server_config_table[];
 extern char server_sql_dir_default[];
 void server_config_locate_sql_dir(void);
 
+/*
+ * The checks a serving daemon's settings must pass beyond the table's own
+ * (types, bounds): log_level is a level, TLS has a certificate and a key.
+ * Used at start and by a reload. 0, or -1 with a sentence in err.
+ */
+__attribute__((warn_unused_result)) int server_config_validate(const struct server_config *cfg,
+                                                               char *err, size_t errlen);
+
 #endif

@@ -79,7 +79,7 @@ struct sip_conn {
     bool stuck_seen;
     bool warned_date; /* a transaction date not to be trusted for keys was logged */
     int bad_lines;
-    char *last;  /* the last answer sent, AY/AZ and CR included (for 97) */
+    char *last; /* the last answer sent, AY/AZ and CR included (for 97) */
     size_t last_len;
     password_work_t *login_work; /* cancelled if the connection closes first */
     sip_conn_t *prev, *next;
@@ -451,8 +451,9 @@ const char *sip_key_at(sip_req_t *r, time_t now)
 
 /* ---- 99, 35, and circulation before login ---- */
 
-#define SIP_OFFSET_MAX_AGE_MS (5 * 60 * 1000) /* a change of daylight saving time shows within it  \
-                                               */
+#define SIP_OFFSET_MAX_AGE_MS                                                                      \
+    (5 * 60 * 1000) /* a change of daylight saving time shows within it                            \
+                     */
 
 static void sip_offset_done(const db_result_t *res, void *arg)
 {
@@ -1178,6 +1179,23 @@ int sip_start(server_t *srv)
     if (rc == 0)
         sip_offset_refresh(sv);
     return rc;
+}
+
+bool sip_tls_wanted(const server_t *srv)
+{
+    return srv->sip && srv->sip->tls;
+}
+
+void sip_tls_replace(server_t *srv, SSL_CTX *tls)
+{
+    struct sip_server *sv = srv->sip;
+    if (sv == NULL || sv->tls == NULL) {
+        if (tls)
+            SSL_CTX_free(tls);
+        return;
+    }
+    SSL_CTX_free(sv->tls); /* connections open on it hold their own references */
+    sv->tls = tls;
 }
 
 static void sip_listener_closed(uv_handle_t *h)

@@ -72,6 +72,11 @@ void sip_abort(server_t *srv);
 bool sip_gone(const server_t *srv);
 /* Release the listener's memory once the loop has run out (main.c). */
 void sip_free(server_t *srv);
+/* True when the SIP2 port speaks TLS (a reload then builds its context again). */
+bool sip_tls_wanted(const server_t *srv);
+/* A reload's new SIP2 TLS context (from the new tls_cert and tls_key) for new
+ * connections; taken over, or freed when the port speaks no TLS. */
+void sip_tls_replace(server_t *srv, SSL_CTX *tls);
 /* The bound SIP2 port, 0 when off. */
 int sip_port(const server_t *srv);
 /* Close (after what is queued is sent) the SIP2 connections logged in as

@@ -312,15 +312,9 @@ static void stats_primary_back(stats_t *s)
 
 static void stats_pool_fatal(void *arg, const char *why);
 
-static int stats_pool_open(stats_t *s)
+/* The standby pool's limits from cfg: when it opens, and after a reload. */
+static void stats_pool_limits(db_pool_t *p, const struct server_config *cfg)
 {
-    const struct server_config *cfg = &s->srv->cfg;
-    /* No retries in the pool: a recovery conflict (40001) is tried once more by
-     * stats_call_done, then answered stats_unavailable. */
-    db_pool_t *p = db_pool_new(s->srv->loop, cfg->stats_conninfo, (int)cfg->stats_pool_size,
-                               (int)cfg->db_max_queue, (int)cfg->db_reconnect_ms, 0);
-    if (p == NULL)
-        return -1;
     db_limits_t limits = {
         .lock_timeout_ms = (int)cfg->db_lock_timeout_ms,
         .statement_timeout_ms = (int)cfg->db_statement_timeout_ms,
@@ -331,6 +325,24 @@ static int stats_pool_open(stats_t *s)
         .deadline_margin_ms = STATS_DEADLINE_MARGIN_MS,
     };
     db_pool_set_limits(p, &limits);
+}
+
+void stats_limits_apply(stats_t *s)
+{
+    if (s && s->pool)
+        stats_pool_limits(s->pool, &s->srv->cfg);
+}
+
+static int stats_pool_open(stats_t *s)
+{
+    const struct server_config *cfg = &s->srv->cfg;
+    /* No retries in the pool: a recovery conflict (40001) is tried once more by
+     * stats_call_done, then answered stats_unavailable. */
+    db_pool_t *p = db_pool_new(s->srv->loop, cfg->stats_conninfo, (int)cfg->stats_pool_size,
+                               (int)cfg->db_max_queue, (int)cfg->db_reconnect_ms, 0);
+    if (p == NULL)
+        return -1;
+    stats_pool_limits(p, cfg);
     db_pool_set_label(p, "stats standby");
     db_pool_set_statements(p, stats_pool_statements,
                            (int)(sizeof(stats_pool_statements) / sizeof(stats_pool_statements[0])));

@@ -47,5 +47,7 @@ bool stats_replica_lag(const stats_t *s, double *seconds);
 /* The stats standby's pool, or NULL (none, or being replaced). */
 typedef struct db_pool db_pool_t;
 const db_pool_t *stats_pool_of(const stats_t *s);
+/* A reload changed the database timeouts: the standby pool (if open) takes them. NULL: nothing. */
+void stats_limits_apply(stats_t *s);
 
 #endif

@@ -21,6 +21,12 @@ int throttle_init(throttle_t *t, size_t cap, int after, int64_t max_ms)
     return 0;
 }
 
+void throttle_set_limits(throttle_t *t, int after, int64_t max_ms)
+{
+    t->after = after;
+    t->max_ms = max_ms;
+}
+
 void throttle_free(throttle_t *t)
 {
     free(t->entries);

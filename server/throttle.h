@@ -50,6 +50,8 @@ typedef struct throttle {
 
 __attribute__((warn_unused_result)) int throttle_init(throttle_t *t, size_t cap, int after,
                                                       int64_t max_ms);
+/* New thresholds (a reload); the failures counted so far are kept. */
+void throttle_set_limits(throttle_t *t, int after, int64_t max_ms);
 void throttle_free(throttle_t *t);
 /* Milliseconds the key must still wait; 0 when an attempt is allowed now. */
 int64_t throttle_wait_ms(const throttle_t *t, const char *key, int64_t now_ms);

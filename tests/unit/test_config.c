@@ -564,6 +564,140 @@ static void test_profile_load_resolves_paths(void **state)
     profile_free(&p);
 }
 
+/* ---- the reload's diff helpers ---- */
+
+/* A second struct with defaults, freed by the caller. */
+static struct test_conf *conf_other(void)
+{
+    struct test_conf *o = calloc(1, sizeof(*o));
+    assert_non_null(o);
+    assert_int_equal(conf_defaults(test_table, o), 0);
+    return o;
+}
+
+static void conf_other_free(struct test_conf *o)
+{
+    conf_free(test_table, o);
+    free(o);
+}
+
+static void test_diff_none_when_equal(void **state)
+{
+    struct test_conf *c = *state;
+    struct test_conf *o = conf_other();
+    const conf_entry_t *changed[4];
+    assert_int_equal(conf_diff(test_table, c, o, changed, 4), 0);
+    /* The same strings at other addresses are still equal. */
+    assert_ptr_not_equal(c->name, o->name);
+    for (const conf_entry_t *e = test_table; e->name; e++)
+        assert_true(conf_entry_equal(e, c, o));
+    conf_other_free(o);
+}
+
+static void test_diff_lists_each_changed_entry_in_order(void **state)
+{
+    struct test_conf *c = *state;
+    struct test_conf *o = conf_other();
+    parse_ok(c, "verbose = true\nname = other\n");
+    const conf_entry_t *changed[4];
+    assert_int_equal(conf_diff(test_table, c, o, changed, 4), 2);
+    assert_string_equal(changed[0]->name, "name");
+    assert_string_equal(changed[1]->name, "verbose");
+    /* Symmetric. */
+    assert_int_equal(conf_diff(test_table, o, c, changed, 4), 2);
+    conf_other_free(o);
+}
+
+static void test_diff_null_string_against_set(void **state)
+{
+    struct test_conf *c = *state;
+    struct test_conf *o = conf_other();
+    parse_ok(o, "extra = \"\"\n"); /* set, empty: not the same as unset */
+    const conf_entry_t *changed[4];
+    assert_int_equal(conf_diff(test_table, c, o, changed, 4), 1);
+    assert_string_equal(changed[0]->name, "extra");
+    parse_ok(c, "extra = \"\"\n");
+    assert_int_equal(conf_diff(test_table, c, o, changed, 4), 0);
+    conf_other_free(o);
+}
+
+static void test_diff_counts_past_max(void **state)
+{
+    struct test_conf *c = *state;
+    struct test_conf *o = conf_other();
+    parse_ok(c, "name = a\ncount = 11\nverbose = yes\nextra = b\n");
+    const conf_entry_t *changed[2] = {NULL, NULL};
+    assert_int_equal(conf_diff(test_table, c, o, changed, 2), 4);
+    assert_string_equal(changed[0]->name, "name");
+    assert_string_equal(changed[1]->name, "count");
+    assert_int_equal(conf_diff(test_table, c, o, NULL, 0), 4);
+    conf_other_free(o);
+}
+
+/* A move hands the string over: the pointer stays valid, the source's slot is emptied. */
+static void test_entry_move_keeps_pointer(void **state)
+{
+    struct test_conf *c = *state;
+    struct test_conf *o = conf_other();
+    parse_ok(o, "name = moved\ncount = 42\n");
+    char *before = o->name;
+    conf_entry_move(&test_table[0], c, o);
+    conf_entry_move(&test_table[1], c, o);
+    assert_ptr_equal(c->name, before);
+    assert_string_equal(c->name, "moved");
+    assert_null(o->name);
+    assert_int_equal(c->count, 42);
+    conf_other_free(o); /* frees nothing it gave away (ASan: no double free) */
+}
+
+static void test_copy_is_deep(void **state)
+{
+    struct test_conf *c = *state;
+    parse_ok(c, "name = deep\nextra = e\ncount = 7\n");
+    struct test_conf *o = conf_other();
+    assert_int_equal(conf_copy(test_table, o, c), 0);
+    assert_int_equal(conf_diff(test_table, c, o, NULL, 0), 0);
+    assert_ptr_not_equal(c->name, o->name);
+    assert_ptr_not_equal(c->extra, o->extra);
+    conf_other_free(o);
+    assert_string_equal(c->name, "deep"); /* still ours */
+}
+
+static void test_entry_format(void **state)
+{
+    struct test_conf *c = *state;
+    char buf[32];
+    conf_entry_format(&test_table[0], c, buf, sizeof(buf));
+    assert_string_equal(buf, "carrel");
+    conf_entry_format(&test_table[1], c, buf, sizeof(buf));
+    assert_string_equal(buf, "10");
+    conf_entry_format(&test_table[2], c, buf, sizeof(buf));
+    assert_string_equal(buf, "false");
+    conf_entry_format(&test_table[3], c, buf, sizeof(buf));
+    assert_string_equal(buf, "unset");
+}
+
+/* The daemon's table: a diff of defaults against a reloaded copy with one reloadable and
+ * one restart-only change names exactly those two, with the flags the table gives. */
+static void test_server_config_diff_flags(void **state)
+{
+    (void)state;
+    struct server_config a = {0}, b = {0};
+    assert_int_equal(conf_defaults(server_config_table, &a), 0);
+    assert_int_equal(conf_defaults(server_config_table, &b), 0);
+    char err[256];
+    assert_int_equal(conf_set_pair(server_config_table, &b, "max_inflight=5", err, sizeof(err)), 0);
+    assert_int_equal(conf_set_pair(server_config_table, &b, "listen_port=1", err, sizeof(err)), 0);
+    const conf_entry_t *changed[8];
+    assert_int_equal(conf_diff(server_config_table, &a, &b, changed, 8), 2);
+    assert_string_equal(changed[0]->name, "listen_port");
+    assert_int_equal(changed[0]->flags & CONF_RELOADABLE, 0);
+    assert_string_equal(changed[1]->name, "max_inflight");
+    assert_int_not_equal(changed[1]->flags & CONF_RELOADABLE, 0);
+    conf_free(server_config_table, &a);
+    conf_free(server_config_table, &b);
+}
+
 #define CONF_TEST(f) cmocka_unit_test_setup_teardown(f, conf_setup, conf_teardown)
 
 int main(void)
@@ -596,6 +730,14 @@ int main(void)
         CONF_TEST(test_dump_parses_back),
         CONF_TEST(test_print_help_lists_every_entry),
         CONF_TEST(test_free_clears_strings),
+        CONF_TEST(test_diff_none_when_equal),
+        CONF_TEST(test_diff_lists_each_changed_entry_in_order),
+        CONF_TEST(test_diff_null_string_against_set),
+        CONF_TEST(test_diff_counts_past_max),
+        CONF_TEST(test_entry_move_keeps_pointer),
+        CONF_TEST(test_copy_is_deep),
+        CONF_TEST(test_entry_format),
+        cmocka_unit_test(test_server_config_diff_flags),
         cmocka_unit_test(test_server_config_table),
         cmocka_unit_test(test_profile_table),
         cmocka_unit_test(test_profile_load_resolves_paths),
