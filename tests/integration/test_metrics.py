@@ -469,6 +469,7 @@ class Endpoint(unittest.TestCase):
         r = self.carrel("admin", "status", json_out=False)
         self.assertEqual(r.code, 0, r)
         for word in ("Connections:", "Database connections:", "Logins failed:",
+                     "since the daemon started",
                      "wrong_password", "checkout", "Mean ms"):
             self.assertIn(word, r.stdout)
 
