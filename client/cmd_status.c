@@ -50,11 +50,15 @@ static const struct {
     {"carrel_db_connections", "Database connections", NULL},
     {"carrel_db_queries_waiting", "Queries waiting", NULL},
     {"carrel_logins_failed_total", "Logins failed", "reason"},
+    {"carrel_logins_dropped_total", "Logins dropped", "reason"},
     {"carrel_logins_throttled_total", "Logins throttled", "key"},
     {"carrel_events_pushed_total", "Events pushed", "kind"},
     {"carrel_notices_sent_total", "Notices sent", "channel"},
     {"carrel_notices_failed_total", "Notices failed", "channel"},
+    {"carrel_notice_relay_failures_total", "Relay unreachable", "channel"},
+    {"carrel_notices_pending", "Notices pending", "channel"},
     {"carrel_replica_lag_seconds", "Replica lag (s)", NULL},
+    {"carrel_replica_lag_bytes", "Replica lag (bytes)", NULL},
 };
 
 /* One line of a family: each sample as "labels value", comma-separated. */
@@ -62,8 +66,8 @@ static void status_line(const Carrel__ServerStatusReply *r, size_t k)
 {
     char line[1024] = "";
     size_t used = 0;
-    bool any = false;
-    for (size_t i = 0; i < r->n_samples; i++) {
+    bool any = false, cut = false;
+    for (size_t i = 0; i < r->n_samples && !cut; i++) {
         const Carrel__MetricSample *s = r->samples[i];
         if (s->name == NULL || strcmp(s->name, status_lines[k].family) != 0)
             continue;
@@ -78,8 +82,13 @@ static void status_line(const Carrel__ServerStatusReply *r, size_t k)
             }
         }
         int n = snprintf(line + used, sizeof(line) - used, "%s%s%s", any ? ", " : "", what, value);
-        if (n > 0 && (size_t)n < sizeof(line) - used)
+        if (n < 0 || (size_t)n >= sizeof(line) - used) {
+            /* Full: end on the last whole sample, and say there is more. */
+            line[used] = '\0';
+            cut = true;
+        } else {
             used += (size_t)n;
+        }
         any = true;
     }
     if (!any)
@@ -88,7 +97,7 @@ static void status_line(const Carrel__ServerStatusReply *r, size_t k)
     snprintf(title, sizeof(title), "%s:", status_lines[k].title);
     printf("%-22s ", title);
     out_safe(stdout, line);
-    printf("\n");
+    printf("%s\n", cut ? (used > 0 ? ", ..." : "...") : "");
 }
 
 /* Request types: count, failures (any status but ok), mean and a bucket bound
@@ -166,7 +175,8 @@ static void status_requests(const Carrel__ServerStatusReply *r)
         table_add(t, row);
     }
     if (n > 0) {
-        printf("\n");
+        printf("\nRequests since the daemon started (counts, mean and 95%% under: not a recent "
+               "window):\n");
         table_print(t, stdout);
     }
     table_free(t);

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
 #include "conn.h"
 #include "events.h"
 #include "handlers.h"
@@ -35,7 +34,13 @@ static const char *const bucket_names[METRICS_BUCKETS] = {
     "0.25",  "0.5",    "1",     "2.5",  "5",     "10"};
 
 /* Statuses 0 .. METRICS_STATUSES - 2 by value; the last slot: any other value. */
-#define METRICS_STATUSES 13
+#define METRICS_STATUSES                         13
+#define METRICS_COUNT_STATUS(suffix, name, exit) +1
+_Static_assert(METRICS_STATUSES - 1 == 0 CARREL_STATUS_TABLE(METRICS_COUNT_STATUS),
+               "one slot per status of CARREL_STATUS_TABLE, and one for any other value");
+
+/* The name of a labelled counter's overflow series: no kind, reason or channel of ours. */
+#define METRICS_OVERFLOW "_other"
 
 typedef struct route_metrics {
     uint64_t by_status[METRICS_STATUSES];
@@ -57,7 +62,10 @@ static struct {
     const char *version;
     size_t nroutes;
     route_metrics_t *routes; /* nroutes + 1: the last is "unknown" */
-    labelled_t login_failed, login_throttled, events, notices_sent, notices_failed;
+    labelled_t login_failed, login_dropped, login_throttled, events, notices_sent, notices_failed,
+        relay_failures;
+    bool pending_known;
+    int64_t notices_pending; /* email, as counted at the start of the last send pass */
 } m;
 
 static void metrics_touch_known(void);
@@ -76,13 +84,23 @@ void metrics_init(const char *version)
 
 static void labelled_touch(labelled_t *l, const char *value);
 
-/* The series every daemon has, at 0 from the start, so that rate() sees the first one. */
+/* Login endings that are no failed credentials: counted apart (carrel_logins_dropped_total). */
+static const char *const login_dropped_reasons[] = {"abandoned", "session_ended"};
+
+/* The series every daemon has, at 0 from the start, so that increase() sees the first
+ * event (the text format has no _created: a series first scraped at 1 shows no increase). */
 static void metrics_touch_known(void)
 {
+    static const char *const failed[] = {"wrong_password", "unknown_user", "disabled", "bad_hash"};
+    for (size_t i = 0; i < sizeof(failed) / sizeof(failed[0]); i++)
+        labelled_touch(&m.login_failed, failed[i]);
+    for (size_t i = 0; i < sizeof(login_dropped_reasons) / sizeof(login_dropped_reasons[0]); i++)
+        labelled_touch(&m.login_dropped, login_dropped_reasons[i]);
     labelled_touch(&m.login_throttled, "user");
     labelled_touch(&m.login_throttled, "address");
     labelled_touch(&m.notices_sent, "email");
     labelled_touch(&m.notices_failed, "email");
+    labelled_touch(&m.relay_failures, "email");
 }
 
 int64_t metrics_started_ms(void)
@@ -115,20 +133,22 @@ void metrics_request_done(const route_t *route, int status, uint64_t elapsed_ns)
         }
 }
 
-/* Count one under `value` (truncated to the slot's size); "other" once full. */
+/* Count one under `value` (truncated to the slot's size); METRICS_OVERFLOW once full. */
 static void labelled_add(labelled_t *l, const char *value)
 {
     if (value == NULL || *value == '\0')
         value = "unknown";
+    if (strcmp(value, METRICS_OVERFLOW) == 0)
+        value = "unknown"; /* never a second series of that name */
     for (int i = 0; i < l->n; i++)
         if (strncmp(l->values[i], value, sizeof(l->values[i]) - 1) == 0) {
             l->counts[i]++;
             return;
         }
     if (l->n == METRICS_MAX_SERIES - 1 && !l->overflowed) {
-        /* The last slot is "other" for good. */
+        /* The last slot is the overflow's for good. */
         l->overflowed = true;
-        snprintf(l->values[l->n], sizeof(l->values[0]), "other");
+        snprintf(l->values[l->n], sizeof(l->values[0]), "%s", METRICS_OVERFLOW);
         l->counts[l->n++] = 1;
         return;
     }
@@ -154,6 +174,11 @@ static void labelled_touch(labelled_t *l, const char *value)
 
 void metrics_login_failed(const char *reason)
 {
+    for (size_t i = 0; i < sizeof(login_dropped_reasons) / sizeof(login_dropped_reasons[0]); i++)
+        if (reason && strcmp(reason, login_dropped_reasons[i]) == 0) {
+            labelled_add(&m.login_dropped, reason);
+            return;
+        }
     labelled_add(&m.login_failed, reason);
 }
 
@@ -170,6 +195,17 @@ void metrics_event_pushed(const char *kind)
 void metrics_notice(const char *channel, bool sent)
 {
     labelled_add(sent ? &m.notices_sent : &m.notices_failed, channel);
+}
+
+void metrics_notice_relay_failed(const char *channel)
+{
+    labelled_add(&m.relay_failures, channel);
+}
+
+void metrics_notices_pending(int64_t pending)
+{
+    m.pending_known = true;
+    m.notices_pending = pending;
 }
 
 /* ---------------------------------------------------------------- the collector */
@@ -236,6 +272,18 @@ static void collect_connections(server_t *srv, const metrics_sink_t *k)
 
 static void collect_requests(const metrics_sink_t *k)
 {
+    /* Every status at 0 from the start: what alerts on a status should use. */
+    family(k, "carrel_responses_total", "counter",
+           "Requests answered, by status only (every status present from the start).");
+    for (int s = 0; s < METRICS_STATUSES; s++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i <= m.nroutes; i++)
+            sum += m.routes[i].by_status[s];
+        if (s == METRICS_STATUSES - 1 && sum == 0)
+            continue; /* "other": only if something ever fell there */
+        sample1(k, "carrel_responses_total", "status",
+                s < METRICS_STATUSES - 1 ? status_name(s) : "other", (double)sum);
+    }
     const char *lnames[2] = {"type", "status"};
     family(k, "carrel_requests_total", "counter",
            "Requests answered, by type (the route name) and status.");
@@ -333,7 +381,10 @@ void metrics_collect(server_t *srv, const metrics_sink_t *k)
     sample1(k, "carrel_password_checks", "state", "running", q->running);
 
     labelled_collect(k, &m.login_failed, "carrel_logins_failed_total", "reason",
-                     "Logins that failed after their checks, by reason.");
+                     "Logins whose credentials were refused after their checks, by reason.");
+    labelled_collect(k, &m.login_dropped, "carrel_logins_dropped_total", "reason",
+                     "Logins that ended without a verdict on credentials: abandoned (the client "
+                     "left), session_ended (a saved session expired or was revoked).");
     labelled_collect(k, &m.login_throttled, "carrel_logins_throttled_total", "key",
                      "Logins refused by the failed-login throttle, by key (user, address).");
     labelled_collect(k, &m.events, "carrel_events_pushed_total", "kind",
@@ -342,39 +393,71 @@ void metrics_collect(server_t *srv, const metrics_sink_t *k)
                      "Notices handed over to their channel (email: accepted by the relay).");
     labelled_collect(k, &m.notices_failed, "carrel_notices_failed_total", "channel",
                      "Notices their channel refused or that could not be sent.");
+    labelled_collect(k, &m.relay_failures, "carrel_notice_relay_failures_total", "channel",
+                     "Send attempts that could not reach the relay (no connection, TLS or "
+                     "login failure); the notices stay pending.");
+    family(k, "carrel_notices_pending", "gauge",
+           "Email notices waiting to be sent, as counted at the start of the last send pass.");
+    if (m.pending_known)
+        sample1(k, "carrel_notices_pending", "channel", "email", (double)m.notices_pending);
 
-    double lag;
-    if (stats_replica_lag(srv->stats, &lag)) {
+    double lag, lag_bytes;
+    if (stats_replica_lag(srv->stats, &lag, &lag_bytes)) {
         family(k, "carrel_replica_lag_seconds", "gauge",
-               "How far the statistics standby (stats_conninfo) is behind the primary: 0 "
-               "when it has replayed everything it received.");
+               "How far the statistics standby (stats_conninfo) is behind the primary's current "
+               "WAL position: 0 when it has replayed all of it, else the age of the last "
+               "transaction it replayed.");
         sample0(k, "carrel_replica_lag_seconds", lag);
+        family(k, "carrel_replica_lag_bytes", "gauge",
+               "WAL bytes the statistics standby has still to replay to reach the primary's "
+               "current position.");
+        sample0(k, "carrel_replica_lag_bytes", lag_bytes);
     }
 }
 
 /* ---------------------------------------------------------------- the text format */
 
+/* The escaped form of *p: the character itself, or its two-character escape. */
+static const char *escape_one(const char *p, char one[2])
+{
+    if (*p == '\\')
+        return "\\\\";
+    if (*p == '"')
+        return "\\\"";
+    if (*p == '\n')
+        return "\\n";
+    one[0] = *p;
+    one[1] = '\0';
+    return one;
+}
+
 size_t metrics_escape(const char *value, char *out, size_t outlen)
 {
-    size_t n = 0;
+    size_t n = 0, kept = 0; /* kept: what fits, whole escapes only */
     for (const char *p = value; *p; p++) {
-        const char *rep = NULL;
-        char one[2] = {*p, 0};
-        if (*p == '\\')
-            rep = "\\\\";
-        else if (*p == '"')
-            rep = "\\\"";
-        else if (*p == '\n')
-            rep = "\\n";
-        else
-            rep = one;
-        for (const char *r = rep; *r; r++, n++)
-            if (n + 1 < outlen)
-                out[n] = *r;
+        char one[2];
+        size_t len = strlen(escape_one(p, one));
+        if (kept == n && n + len < outlen) {
+            memcpy(out + n, escape_one(p, one), len);
+            kept += len;
+        }
+        n += len;
     }
     if (outlen > 0)
-        out[n < outlen ? n : outlen - 1] = '\0';
+        out[kept] = '\0';
     return n;
+}
+
+/* value escaped, appended to out whole. 0, or -1 when out of memory. */
+static int escape_append(struct buf *out, const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        char one[2];
+        const char *e = escape_one(p, one);
+        if (buf_append(out, e, strlen(e)) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 typedef struct text_sink {
@@ -409,9 +492,11 @@ static void text_sample(void *arg, const char *name, int nlabels, const char *co
         return;
     t->rc = buf_printf(t->out, "%s", name);
     for (int i = 0; i < nlabels && t->rc == 0; i++) {
-        char esc[200];
-        metrics_escape(lv[i], esc, sizeof(esc));
-        t->rc = buf_printf(t->out, "%s%s=\"%s\"", i == 0 ? "{" : ",", ln[i], esc);
+        t->rc = buf_printf(t->out, "%s%s=\"", i == 0 ? "{" : ",", ln[i]);
+        if (t->rc == 0)
+            t->rc = escape_append(t->out, lv[i]);
+        if (t->rc == 0)
+            t->rc = buf_append(t->out, "\"", 1);
     }
     char value[40];
     text_value(value, sizeof(value), v);
@@ -431,9 +516,10 @@ int metrics_text(server_t *srv, struct buf *out)
 
 typedef struct status_sink {
     request_t *req;
-    size_t n;                       /* samples so far */
-    Carrel__MetricSample **samples; /* NULL: counting only */
-    const char *help, *type;        /* of the family whose first sample is next */
+    size_t n;                /* samples so far */
+    struct buf samples;      /* Carrel__MetricSample * of each, in the arena */
+    int rc;                  /* -1 once out of memory */
+    const char *help, *type; /* of the family whose first sample is next */
 } status_sink_t;
 
 static void status_family(void *arg, const char *name, const char *type, const char *help)
@@ -448,7 +534,7 @@ static void status_sample(void *arg, const char *name, int nlabels, const char *
                           const char *const *lv, double v)
 {
     status_sink_t *s = arg;
-    if (s->samples) {
+    if (s->rc == 0) {
         arena_t *a = &s->req->arena;
         Carrel__MetricSample *x = arena_new(a, Carrel__MetricSample, 1);
         carrel__metric_sample__init(x);
@@ -466,22 +552,31 @@ static void status_sample(void *arg, const char *name, int nlabels, const char *
             x->help = arena_strdup(a, s->help);
             x->type = arena_strdup(a, s->type);
         }
-        s->samples[s->n] = x;
+        s->rc = buf_append(&s->samples, &x, sizeof(x));
+        if (s->rc == 0)
+            s->n++;
     }
     s->help = s->type = NULL;
-    s->n++;
 }
 
 void handle_server_status(request_t *req)
 {
-    /* Two walks: one to count, one to fill; nothing changes in between (one thread). */
-    status_sink_t s = {.req = req};
+    /* One walk into a growing list, then copied into the arena: two walks could disagree
+     * as soon as a gauge reads something that moves. */
+    status_sink_t s = {.req = req, .samples = BUF_INIT};
     metrics_sink_t k = {status_family, status_sample, &s};
     metrics_collect(req->srv, &k);
+    if (s.rc != 0) {
+        buf_free(&s.samples);
+        request_fail(req, CARREL__STATUS__STATUS_INTERNAL, "internal",
+                     "Out of memory while collecting the metrics.");
+        return;
+    }
     size_t n = s.n;
-    s = (status_sink_t){.req = req, .samples = REQUEST_LIST(req, Carrel__MetricSample, n)};
-    metrics_collect(req->srv, &k);
-    CHECK(s.n == n);
+    Carrel__MetricSample **samples = REQUEST_LIST(req, Carrel__MetricSample, n);
+    if (n > 0)
+        memcpy(samples, s.samples.data, n * sizeof(*samples));
+    buf_free(&s.samples);
 
     Carrel__ServerStatusReply *r = arena_new(&req->arena, Carrel__ServerStatusReply, 1);
     carrel__server_status_reply__init(r);
@@ -490,7 +585,7 @@ void handle_server_status(request_t *req)
     r->has_started_ms = 1;
     r->started_ms = m.started_ms;
     r->n_samples = n;
-    r->samples = s.samples;
+    r->samples = samples;
     req->resp.body_case = CARREL__RESPONSE__BODY_SERVER_STATUS;
     req->resp.server_status = r;
     request_ok(req);

@@ -26,7 +26,7 @@ typedef struct route route_t;
 /* Histogram buckets of carrel_request_duration_seconds (upper bounds, seconds). */
 #define METRICS_BUCKETS 13
 
-/* Most series a labelled counter keeps; label values past it count as "other". */
+/* Most series a labelled counter keeps; label values past it count as "_other". */
 #define METRICS_MAX_SERIES 32
 
 /* Start time and version (carreld --version); call once before the loop runs. */
@@ -46,6 +46,10 @@ void metrics_login_throttled(const char *key);
 void metrics_event_pushed(const char *kind);
 /* A notice was handed to its channel (sent) or could not be (failed). */
 void metrics_notice(const char *channel, bool sent);
+/* A send attempt could not reach the channel's relay (the notices stay pending). */
+void metrics_notice_relay_failed(const char *channel);
+/* Email notices pending, as counted at the start of a send pass. */
+void metrics_notices_pending(int64_t pending);
 
 /*
  * Where metrics_collect() puts what it reads. family() comes once per metric
@@ -67,7 +71,8 @@ void metrics_collect(server_t *srv, const metrics_sink_t *sink);
 __attribute__((warn_unused_result)) int metrics_text(server_t *srv, struct buf *out);
 
 /* Pure, for tests: a label value escaped for the text format (\\, \" and \n)
- * into out (always terminated); the length it needed, as snprintf. */
+ * into out (always terminated, cut only between whole escapes); the length it
+ * needed, as snprintf. The text format itself never cuts. */
 size_t metrics_escape(const char *value, char *out, size_t outlen);
 
 /* ServerStatus: the same samples as the endpoint (route in dispatch.c). */

@@ -5,10 +5,20 @@
  * One request per connection ("Connection: close"): GET /metrics gets the
  * text format, any other path 404, any other method 405, a request line we
  * cannot read 400, a header over METRICS_HTTP_HEADER_MAX 431. Memory is
- * bounded: at most METRICS_HTTP_MAX_SCRAPES connections at once (more are
- * closed at accept), each holding at most the header cap and one answer,
- * and each lives at most METRICS_HTTP_READ_MS to send its request and
- * METRICS_HTTP_WRITE_MS more to take its answer, however slowly it reads.
+ * bounded: at most METRICS_HTTP_MAX_SCRAPES connections at once, each
+ * holding at most the header cap and one answer, and each lives at most
+ * METRICS_HTTP_READ_MS to send its request and METRICS_HTTP_WRITE_MS more to
+ * take its answer, however slowly it reads. When all the slots are taken, a
+ * new connection takes the slot of the oldest one that has not sent its
+ * request yet (so idle connections cannot lock scrapers out); only when every
+ * slot holds an answer on its way is the new one closed. Those refusals are
+ * logged once a minute at most, with their count.
+ *
+ * After the answer: the client's end of the connection (EOF) no longer
+ * cancels it, so a scraper that half-closes after its request still gets all
+ * of it. Once the answer is out we half-close and linger until the client
+ * closes too (or METRICS_HTTP_LINGER_MS), reading and dropping what it still
+ * sends, so that the close does not reset the connection under the answer.
  * The answer is built on the loop from counters in memory: no I/O but the
  * socket's.
  */
@@ -23,10 +33,12 @@
 #include "server.h"
 #include "util.h"
 
-#define METRICS_HTTP_HEADER_MAX  8192
-#define METRICS_HTTP_MAX_SCRAPES 16
-#define METRICS_HTTP_READ_MS     5000
-#define METRICS_HTTP_WRITE_MS    10000
+#define METRICS_HTTP_HEADER_MAX   8192
+#define METRICS_HTTP_MAX_SCRAPES  16
+#define METRICS_HTTP_READ_MS      5000
+#define METRICS_HTTP_WRITE_MS     10000
+#define METRICS_HTTP_LINGER_MS    2000
+#define METRICS_HTTP_SAY_EVERY_MS 60000 /* refusals for lack of a slot: one log line */
 
 typedef struct metrics_http metrics_http_t;
 
@@ -39,6 +51,8 @@ typedef struct scrape {
     int open_handles; /* tcp and timer until their close callbacks ran */
     bool answered;    /* the answer is queued: what else arrives is discarded */
     bool closing;
+    bool peer_done; /* the client's EOF came after its request */
+    bool shut;      /* our answer is out and our end half-closed */
     size_t len;
     char head[METRICS_HTTP_HEADER_MAX];
     struct buf out;
@@ -50,8 +64,10 @@ struct metrics_http {
     uv_tcp_t listener;
     bool listener_open;
     bool stopping;
-    int nscrapes;
-    scrape_t *scrapes;
+    int nscrapes;      /* scrapes not closing */
+    scrape_t *scrapes; /* newest first, closing ones too */
+    uint64_t refused;  /* refused for lack of a slot since the last log line */
+    uint64_t said_ms;  /* uv_now() of that line; 0: never */
 };
 
 /* Free h once the listener and every scrape are closed (after metrics_http_stop). */
@@ -76,7 +92,6 @@ static void scrape_handle_closed(uv_handle_t *handle)
         h->scrapes = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    h->nscrapes--;
     buf_free(&s->out);
     free(s);
     http_maybe_free(h);
@@ -87,6 +102,7 @@ static void scrape_close(scrape_t *s)
     if (s->closing)
         return;
     s->closing = true;
+    s->h->nscrapes--; /* the slot is free again: its handles close on the next turn */
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->tcp, scrape_handle_closed);
     uv_close((uv_handle_t *)&s->timer, scrape_handle_closed);
@@ -96,14 +112,26 @@ static void scrape_timeout(uv_timer_t *t)
 {
     scrape_t *s = t->data;
     log_debug(0, "metrics: closing a scrape connection that %s in time",
-              s->answered ? "did not take its answer" : "did not send its request");
+              s->shut       ? "did not close its end"
+              : s->answered ? "did not take its answer"
+                            : "did not send its request");
     scrape_close(s);
 }
 
+/* Our end is half-closed: close once the client has closed its own (or it already
+ * has), else linger a little, still reading and dropping, so that late bytes from it do
+ * not turn our close into a reset. */
 static void scrape_shutdown_done(uv_shutdown_t *req, int status)
 {
-    (void)status;
-    scrape_close(req->data);
+    scrape_t *s = req->data;
+    if (s->closing)
+        return;
+    s->shut = true;
+    if (status != 0 || s->peer_done) {
+        scrape_close(s);
+        return;
+    }
+    uv_timer_start(&s->timer, scrape_timeout, METRICS_HTTP_LINGER_MS, 0);
 }
 
 static void scrape_written(uv_write_t *req, int status)
@@ -194,6 +222,16 @@ static void scrape_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     (void)b;
     scrape_t *s = stream->data;
+    if (s->closing)
+        return;
+    if (nread == UV_EOF && s->answered && !s->shut) {
+        /* The client is done sending, not done reading: finish the answer (the write
+         * deadline still bounds it). */
+        log_debug(0, "metrics: the scraper closed its end; finishing the answer");
+        s->peer_done = true;
+        uv_read_stop(stream);
+        return;
+    }
     if (nread < 0) {
         scrape_close(s);
         return;
@@ -209,6 +247,36 @@ static void scrape_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
         scrape_answer(s, "431 Request Header Fields Too Large", NULL, NULL,
                       "The request header is too large.\n");
     }
+}
+
+/* Every slot is taken: close the oldest connection still waiting for its request (not
+ * `fresh`). False when every other one has its answer on the way. */
+static bool http_make_room(metrics_http_t *h, scrape_t *fresh)
+{
+    scrape_t *oldest = NULL;
+    for (scrape_t *s = h->scrapes; s; s = s->next)
+        if (s != fresh && !s->answered && !s->closing)
+            oldest = s; /* newest first: the last one found is the oldest */
+    if (oldest == NULL)
+        return false;
+    log_debug(0, "metrics: all %d scrape slots taken: closing the oldest idle connection",
+              METRICS_HTTP_MAX_SCRAPES);
+    scrape_close(oldest);
+    return true;
+}
+
+/* A connection refused for lack of a slot: said at most once a minute, with the count. */
+static void http_refused(metrics_http_t *h, uv_loop_t *loop)
+{
+    h->refused++;
+    uint64_t now = uv_now(loop);
+    if (h->said_ms != 0 && now - h->said_ms < METRICS_HTTP_SAY_EVERY_MS)
+        return;
+    log_warn(0, "metrics: more than %d scrapes at once: %llu connection(s) closed at accept%s",
+             METRICS_HTTP_MAX_SCRAPES, (unsigned long long)h->refused,
+             h->said_ms != 0 ? " in the last minute or so" : "");
+    h->refused = 0;
+    h->said_ms = now ? now : 1;
 }
 
 static void metrics_on_connection(uv_stream_t *listener, int status)
@@ -231,8 +299,8 @@ static void metrics_on_connection(uv_stream_t *listener, int status)
         scrape_close(s);
         return;
     }
-    if (h->nscrapes > METRICS_HTTP_MAX_SCRAPES) {
-        log_warn(0, "metrics: more than %d scrapes at once; closing one", METRICS_HTTP_MAX_SCRAPES);
+    if (h->nscrapes > METRICS_HTTP_MAX_SCRAPES && !http_make_room(h, s)) {
+        http_refused(h, listener->loop);
         scrape_close(s);
         return;
     }

@@ -405,6 +405,7 @@ static void notices_pending_done(const db_result_t *r, void *arg)
     }
     n->db_down = false;
     n->pending = db_int64(r->res, 0, PENDING_COUNT);
+    metrics_notices_pending(n->pending);
     if (n->pending == 0 || n->stopping) {
         notices_run_end(n);
         return;
@@ -548,6 +549,7 @@ static void notices_sent(smtp_client_t *c, smtp_outcome_t outcome, const char *e
     notices_t *n = arg;
     if (outcome == SMTP_UNREACHED) {
         /* The relay never saw it: the whole batch, this one too, goes back untried. */
+        metrics_notice_relay_failed("email");
         if (!n->relay_down)
             log_warn(0, "notices: %lld email notice(s) wait: %s", (long long)n->pending, error);
         n->relay_down = true;

@@ -193,7 +193,8 @@ int server_start(server_t *srv)
     if (notify_watchdog_start(srv->loop) != 0)
         goto fail;
 
-    /* The metrics endpoint first: it shows a daemon whose database is not up yet. */
+    /* The metrics endpoint first: it shows a pool still connecting (the migrations, run
+     * before the loop, needed the database once; not necessarily now). */
     if (metrics_http_start(srv) != 0)
         goto fail;
     srv->tls = server_tls_ctx_build(srv, &srv->cfg, err, sizeof(err));

@@ -206,15 +206,23 @@ static const reply_stmt_t stmt_rebuild =
 enum { ROLLUP_FOLDED, ROLLUP_NCOLS };
 static const db_stmt_t stmt_rollup = {"stats_rollup_run", "SELECT stats_rollup_run($1::integer)"};
 
-/* The standby's replay lag (seconds) for the metrics: 0 on a primary, and 0 when the
- * standby has replayed all it received (an idle primary sends nothing, so the age of the
- * last replayed transaction alone would grow while the standby is up to date). */
+/* The replica lag for the metrics, in two steps: where the primary's WAL is now (on the
+ * primary pool), then how far the standby's replay is behind that position. The standby's
+ * own receive position would not do: a standby cut off from the primary replays all it
+ * received and then looks up to date forever. Bytes: the primary's position (sampled
+ * first) minus the replay position, 0 when there is nothing left to replay (and on a
+ * server that is not in recovery). Seconds: 0 when the bytes are 0, else the age of the
+ * last transaction replayed (0 while none was replayed since the standby started). */
+static const db_stmt_t stmt_primary_lsn = {"stats_primary_lsn",
+                                           "SELECT pg_current_wal_lsn()::text"};
+enum { LAG_BYTES, LAG_SECONDS, LAG_NCOLS };
 static const db_stmt_t stmt_lag = {
     "stats_replica_lag",
-    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
-    " WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0"
-    " ELSE COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)"
-    " END::float8"};
+    "SELECT b::float8, CASE WHEN b <= 0 THEN 0 ELSE greatest(0, COALESCE(extract(epoch FROM"
+    " now() - pg_last_xact_replay_timestamp()), 0)) END::float8"
+    "  FROM (SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0"
+    "               ELSE greatest(0, pg_wal_lsn_diff($1::pg_lsn, pg_last_wal_replay_lsn()))"
+    "               END AS b) x"};
 
 /* What the stats pool prepares: the reads, never the writes. */
 static const db_stmt_t *const stats_pool_statements[] = {
@@ -230,6 +238,7 @@ void stats_register_statements(void)
         db_stmt_register(stats_pool_statements[i]);
     db_stmt_register(&stmt_rebuild.db);
     db_stmt_register(&stmt_rollup);
+    db_stmt_register(&stmt_primary_lsn);
 }
 
 /* ---------------------------------------------------------------- state */
@@ -242,8 +251,10 @@ struct stats {
     uv_timer_t live_timer, retry_timer, wait_timer;
     uv_timer_t lag_timer; /* samples the standby's replay lag (with stats_conninfo) */
     bool lag_running;     /* a sample is on the standby */
-    bool lag_known;       /* lag_s holds the last sample, which succeeded */
-    double lag_s;
+    bool lag_known;       /* lag_s and lag_bytes hold the last sample, which succeeded */
+    double lag_s, lag_bytes;
+    char lag_lsn[32]; /* the primary's WAL position, the standby step's parameter */
+    const char *lag_values[1];
     jobtimer_t *rollup;
     int open_timers; /* the three timers and the rollup job */
     bool stopping, aborted, closing;
@@ -1437,16 +1448,44 @@ static void stats_lag_done(const db_result_t *r, void *arg)
     s->standby_jobs--;
     s->lag_running = false;
     db_result_t fit;
-    r = db_fit(r, 1, &fit);
-    s->lag_known = r->status == DB_OK && PQntuples(r->res) == 1 && !db_null(r->res, 0, 0);
-    if (s->lag_known)
-        s->lag_s = db_double(r->res, 0, 0);
+    r = db_fit(r, LAG_NCOLS, &fit);
+    s->lag_known = r->status == DB_OK && PQntuples(r->res) == 1 && !db_null(r->res, 0, LAG_BYTES) &&
+                   !db_null(r->res, 0, LAG_SECONDS);
+    if (s->lag_known) {
+        s->lag_bytes = db_double(r->res, 0, LAG_BYTES);
+        s->lag_s = db_double(r->res, 0, LAG_SECONDS);
+    }
     stats_maybe_free(s);
 }
 
-/* Every STATS_LAG_INTERVAL_MS: one sample at a time, on the standby only (the
- * primary's lag is no news). A standby that is down leaves the lag unknown:
- * the metric disappears, which an alert on absent() can catch. */
+/* The primary's position is back: now the standby's replay against it. */
+static void stats_lag_primary_done(const db_result_t *r, void *arg)
+{
+    stats_t *s = arg;
+    db_result_t fit;
+    r = db_fit(r, 1, &fit);
+    bool ok = r->status == DB_OK && PQntuples(r->res) == 1 && !db_null(r->res, 0, 0);
+    s->lag_running = false;
+    if (!ok || s->stopping || s->pool == NULL) {
+        s->lag_known = false; /* no primary to measure against: no lag to tell */
+    } else {
+        snprintf(s->lag_lsn, sizeof(s->lag_lsn), "%s", db_text(r->res, 0, 0));
+        s->lag_values[0] = s->lag_lsn;
+        s->standby_jobs++;
+        s->lag_running = true;
+        if (db_exec_short(s->pool, &stmt_lag, 1, s->lag_values, NULL, NULL, stats_lag_done, s) !=
+            0) {
+            s->standby_jobs--;
+            s->lag_running = false;
+            s->lag_known = false;
+        }
+    }
+    stats_primary_back(s); /* last: it may free s */
+}
+
+/* Every STATS_LAG_INTERVAL_MS: one sample at a time (the primary's position, then the
+ * standby's replay). A standby that is down leaves the lag unknown: the metrics
+ * disappear, which an alert on absent() can catch. */
 static void stats_lag_tick(uv_timer_t *t)
 {
     stats_t *s = t->data;
@@ -1456,20 +1495,22 @@ static void stats_lag_tick(uv_timer_t *t)
         s->lag_known = false;
         return;
     }
-    s->standby_jobs++;
+    s->primary_jobs++;
     s->lag_running = true;
-    if (db_exec_short(s->pool, &stmt_lag, 0, NULL, NULL, NULL, stats_lag_done, s) != 0) {
-        s->standby_jobs--;
+    if (db_exec_short(s->srv->db, &stmt_primary_lsn, 0, NULL, NULL, NULL, stats_lag_primary_done,
+                      s) != 0) {
+        s->primary_jobs--;
         s->lag_running = false;
         s->lag_known = false;
     }
 }
 
-bool stats_replica_lag(const stats_t *s, double *seconds)
+bool stats_replica_lag(const stats_t *s, double *seconds, double *bytes)
 {
     if (s == NULL || !s->standby || !s->lag_known)
         return false;
     *seconds = s->lag_s;
+    *bytes = s->lag_bytes;
     return true;
 }
 

@@ -41,9 +41,10 @@ bool stats_gone(const stats_t *s);
 /* After stats_stop, once the server closes its pools: close the stats pool, free s (later). */
 void stats_close(stats_t *s);
 
-/* The standby's replay lag (seconds) as last sampled; false when there is no
- * standby or the last sample failed. */
-bool stats_replica_lag(const stats_t *s, double *seconds);
+/* The standby's replay lag as last sampled, against the primary's current WAL
+ * position: seconds and bytes; false when there is no standby or the last sample
+ * failed. */
+bool stats_replica_lag(const stats_t *s, double *seconds, double *bytes);
 /* The stats standby's pool, or NULL (none, or being replaced). */
 typedef struct db_pool db_pool_t;
 const db_pool_t *stats_pool_of(const stats_t *s);

@@ -27,7 +27,12 @@ static void test_escape(void **state)
     assert_string_equal(out, "a\\\"b\\\\c\\nd");
     /* Cut, but terminated, and the length it needed reported. */
     assert_int_equal(metrics_escape("\"\"\"\"", out, 5), 8);
-    assert_int_equal(strlen(out), 4);
+    assert_string_equal(out, "\\\"\\\"");
+    /* Never in the middle of an escape: a lone backslash would escape the quote after it. */
+    assert_int_equal(metrics_escape("a\\b", out, 3), 4);
+    assert_string_equal(out, "a");
+    assert_int_equal(metrics_escape("ab\"", out, 4), 4);
+    assert_string_equal(out, "ab");
 }
 
 /* The text of a zeroed server: no connections, no pool, no statistics. */
@@ -58,6 +63,14 @@ static void test_text(void **state)
     metrics_request_done(checkout, 10, 20000000000u); /* 20 s: only +Inf */
     metrics_request_done(NULL, 1, 1000);
     metrics_login_failed("we\"ird\\\n");
+    metrics_login_failed("session_ended");
+    /* A label longer than any buffer: escaped whole, never cut. */
+    char longkind[200];
+    memset(longkind, '\\', sizeof(longkind) - 1);
+    longkind[sizeof(longkind) - 1] = '\0';
+    metrics_event_pushed(longkind);
+    metrics_event_pushed("other"); /* a real value of that name: not the overflow series */
+    metrics_event_pushed(longkind);
     for (int i = 0; i < 40; i++) {
         char kind[16];
         snprintf(kind, sizeof(kind), "kind%d", i);
@@ -80,14 +93,33 @@ static void test_text(void **state)
     assert_non_null(strstr(t, "carrel_request_duration_seconds_count{type=\"checkout\"} 2\n"));
     assert_non_null(strstr(t, "carrel_request_duration_seconds_sum{type=\"checkout\"} 20.003\n"));
     assert_non_null(strstr(t, "carrel_logins_failed_total{reason=\"we\\\"ird\\\\\\n\"} 1\n"));
-    /* 40 kinds: 31 of their own and "other" with the rest. */
+    /* 42 kinds: 31 of their own and "_other" with the rest; the real "other" apart. */
     assert_int_equal(count(t, "carrel_events_pushed_total{"), METRICS_MAX_SERIES);
-    assert_non_null(strstr(t, "carrel_events_pushed_total{kind=\"other\"} 9\n"));
+    assert_non_null(strstr(t, "carrel_events_pushed_total{kind=\"_other\"} 11\n"));
+    assert_non_null(strstr(t, "carrel_events_pushed_total{kind=\"other\"} 1\n"));
+    char line[400] = "carrel_events_pushed_total{kind=\"";
+    for (int i = 0; i < 47; i++) /* the slot keeps 47 characters, each escaped whole */
+        strcat(line, "\\\\");
+    strcat(line, "\"} 2\n");
+    assert_non_null(strstr(t, line));
+    /* Statuses and the known reasons at 0 before their first event, for increase(). */
+    assert_non_null(strstr(t, "carrel_responses_total{status=\"internal\"} 0\n"));
+    assert_non_null(strstr(t, "carrel_responses_total{status=\"unavailable\"} 0\n"));
+    assert_non_null(strstr(t, "carrel_responses_total{status=\"ok\"} 1\n"));
+    assert_non_null(strstr(t, "carrel_responses_total{status=\"refused\"} 1\n"));
+    assert_null(strstr(t, "carrel_responses_total{status=\"other\"}"));
+    assert_non_null(strstr(t, "carrel_logins_failed_total{reason=\"wrong_password\"} 0\n"));
+    assert_non_null(strstr(t, "carrel_logins_failed_total{reason=\"unknown_user\"} 0\n"));
+    assert_non_null(strstr(t, "carrel_logins_dropped_total{reason=\"session_ended\"} 1\n"));
+    assert_null(strstr(t, "carrel_logins_failed_total{reason=\"session_ended\"}"));
+    assert_non_null(strstr(t, "carrel_notice_relay_failures_total{channel=\"email\"} 0\n"));
+    assert_null(strstr(t, "carrel_notices_pending{"));
     /* HELP and TYPE once per family; the connections' states all there at 0. */
     assert_int_equal(count(t, "# TYPE carrel_requests_total counter\n"), 1);
     assert_int_equal(count(t, "# HELP "), count(t, "# TYPE "));
     assert_non_null(strstr(t, "carrel_connections{state=\"handshake\"} 0\n"));
     assert_null(strstr(t, "carrel_replica_lag_seconds"));
+    assert_null(strstr(t, "carrel_replica_lag_bytes"));
     assert_null(strstr(t, "pool=\"stats\""));
     free(t);
 }
