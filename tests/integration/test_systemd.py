@@ -3,11 +3,21 @@
 speaks it, with this test playing systemd. NOTIFY_SOCKET names a datagram socket we
 read; WATCHDOG_USEC asks for pings. carreld must say READY=1 only once its port
 accepts, ping WATCHDOG=1 from its event loop (so a stopped loop stops the pings, and
-pings resume when it runs again), and say STOPPING=1 when SIGTERM starts the drain.
-Without NOTIFY_SOCKET (every other suite) none of this happens."""
+pings resume when it runs again), say RELOADING=1 then READY=1 around every SIGHUP
+reload (applied or refused) and survive it, and say STOPPING=1 when SIGTERM starts the
+drain. Without NOTIFY_SOCKET (every other suite) none of this happens.
 
+Its stderr is "the journal" too: JOURNAL_STREAM names the daemon's log file (its
+device and inode, as systemd names the journal's stream), so every line carries its
+sd-daemon priority (<3> error ... <7> debug) for journald, instead of the time.
+
+Skipped when carreld was built without libsystemd (meson -Dsystemd=disabled)."""
+
+import json
 import os
+import re
 import signal
+import subprocess
 import socket
 import sys
 import threading
@@ -74,8 +84,16 @@ class Notifier:
         self.sock.close()
 
 
+def built_with_libsystemd():
+    out = subprocess.run(["meson", "introspect", "--dependencies", harness.BUILD],
+                         capture_output=True, text=True, check=True).stdout
+    return any(d["name"] == "libsystemd" for d in json.loads(out))
+
+
 def setUpModule():
     global env, notifier, daemon
+    if not built_with_libsystemd():
+        raise unittest.SkipTest("carreld built without libsystemd (-Dsystemd=disabled)")
     env = harness.Env()
     try:
         env.start()
@@ -86,10 +104,16 @@ def setUpModule():
         try:
             daemon = harness.Daemon(env)
             notifier.port = daemon.port
+            # The log file exists before the start, which opens it again with "w"
+            # (truncating: the same inode), as the daemon's stderr.
+            open(daemon.log_path, "w").close()
+            st = os.stat(daemon.log_path)
+            os.environ["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
             daemon.start()
         finally:
             del os.environ["NOTIFY_SOCKET"]
             del os.environ["WATCHDOG_USEC"]
+            os.environ.pop("JOURNAL_STREAM", None)
     except BaseException:
         env.stop()
         raise
@@ -159,6 +183,73 @@ class Notify(unittest.TestCase):
         resumed = time.monotonic()
         harness.wait_until(lambda: notifier.count("WATCHDOG=1", resumed) >= 2,
                            what="pings again after SIGCONT")
+
+    def sighup(self):
+        """SIGHUP; the lines sent from then until READY=1 came after a RELOADING=1."""
+        since = time.monotonic()
+        before = time.clock_gettime(time.CLOCK_MONOTONIC)
+        daemon.signal(signal.SIGHUP)
+
+        def done():
+            lines = [l for _, l in notifier.lines(since)]
+            return "RELOADING=1" in lines and "READY=1" in lines[lines.index("RELOADING=1"):]
+
+        harness.wait_until(done, 60, "RELOADING=1 then READY=1")
+        lines = [l for _, l in notifier.lines(since)]
+        # READY=1 ends the reload, and the status line naming the port follows it.
+        harness.wait_until(
+            lambda: ("STATUS=serving desks on port %d" % daemon.port
+                     in [l for _, l in notifier.lines(since)][lines.index("READY=1"):]),
+            what="the status line again after the reload")
+        lines = [l for _, l in notifier.lines(since)]
+        self.assertEqual(lines.count("RELOADING=1"), 1, lines)
+        self.assertEqual(lines.count("READY=1"), 1, lines)
+        # MONOTONIC_USEC: when the reload began, on CLOCK_MONOTONIC (Type=notify-reload).
+        usec = [int(l.split("=", 1)[1]) for l in lines if l.startswith("MONOTONIC_USEC=")]
+        self.assertEqual(len(usec), 1, lines)
+        self.assertGreaterEqual(usec[0], int(before * 1e6))
+        self.assertLessEqual(usec[0], int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        return lines
+
+    def still_serving(self):
+        self.assertIsNone(daemon.proc.poll(), "the daemon died")
+        w = daemon.wire()
+        self.assertEqual(w.hello().status, "ok")
+        w.close()
+        since = time.monotonic()
+        harness.wait_until(lambda: notifier.count("WATCHDOG=1", since) >= 2,
+                           what="pings after the reload")
+
+    def test_3a_sighup_reload_says_reloading_then_ready(self):
+        self.sighup()
+        self.assertIn("reload (SIGHUP) of ", daemon.log_text())
+        self.still_serving()
+
+    def test_3b_a_refused_reload_says_ready_too(self):
+        # Without READY=1 after a refused reload, systemd would leave the unit
+        # "reloading" for good.
+        with open(daemon.config, "a") as f:
+            f.write("this line has no equals sign\n")
+        try:
+            self.sighup()
+            harness.wait_until(lambda: "reload (SIGHUP) refused" in daemon.log_text(),
+                               what="the refusal in the log")
+            self.still_serving()
+        finally:
+            daemon.write_config()
+
+    def test_3c_log_lines_carry_journal_priorities(self):
+        # stderr is the stream JOURNAL_STREAM names: every line starts with its
+        # priority and level, no time (journald adds its own).
+        lines = daemon.log_text().splitlines()
+        self.assertGreater(len(lines), 5)
+        for line in lines:
+            self.assertRegex(line, r"^(<3>ERROR|<4>WARN |<6>INFO |<7>DEBUG) \[(-|c\d+)\] ",
+                             line)
+        self.assertIn("<6>INFO  [-] systemd watchdog: a ping every 200 ms", lines)
+        # The refused reload above was an error: journalctl -p err shows it.
+        self.assertTrue(any(re.match(r"<3>ERROR \[-\] reload \(SIGHUP\) refused", l)
+                            for l in lines), lines)
 
     def test_4_sigterm_says_stopping(self):
         self.assertEqual(notifier.count("STOPPING=1"), 0)
