@@ -13,6 +13,7 @@ sd-daemon priority (<3> error ... <7> debug) for journald, instead of the time.
 
 Skipped when carreld was built without libsystemd (meson -Dsystemd=disabled)."""
 
+import ctypes
 import json
 import os
 import re
@@ -133,6 +134,30 @@ def process_state(pid):
         return f.read().rsplit(")", 1)[1].split()[0]
 
 
+# ptrace(2) requests: stopping one thread of the daemon (the loop's) and not the others.
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+WALL = 0x40000000
+
+
+def ptrace(request, tid):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(request, tid, None, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "ptrace(%#x, %d): %s" % (request, tid, os.strerror(err)))
+
+
+def thread_states(pid):
+    """{tid: state letter} of every thread of pid."""
+    states = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            states[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+    return states
+
+
 class Notify(unittest.TestCase):
     # The tests run in name order and share one daemon: the last one stops it.
 
@@ -183,6 +208,36 @@ class Notify(unittest.TestCase):
         resumed = time.monotonic()
         harness.wait_until(lambda: notifier.count("WATCHDOG=1", resumed) >= 2,
                            what="pings again after SIGCONT")
+
+    def test_3_b_a_blocked_loop_thread_alone_stops_the_pings(self):
+        """SIGSTOP (above) stops every thread, so pings from a helper thread would stop
+        too. Here only the event loop's thread (the main one: its id is the pid) is
+        stopped, with ptrace (the daemon is our child, which Yama's default allows); the
+        thread pool and any other thread run on. Pings sent from anywhere but the loop
+        would go on, and fail this test."""
+        pid = daemon.proc.pid
+        ptrace(PTRACE_SEIZE, pid)
+        try:
+            ptrace(PTRACE_INTERRUPT, pid)
+            # The main thread's ptrace-stop, collected here (not by Popen: no poll() meanwhile).
+            _, status = os.waitpid(pid, WALL)
+            self.assertTrue(os.WIFSTOPPED(status), status)
+            states = thread_states(pid)
+            self.assertEqual(states.pop(pid), "t")
+            self.assertTrue(states, "carreld has no thread besides its loop's")
+            for tid, state in states.items():
+                self.assertIn(state, "RSD", "thread %d is stopped too" % tid)
+            start = time.monotonic()
+            # Inherent fixed wait, as in the test above.
+            time.sleep(INTERVAL_S * 2.5 + 0.1)
+            during = notifier.count("WATCHDOG=1", start + 0.1)
+            self.assertEqual(during, 0, "WATCHDOG=1 while the loop's thread was stopped")
+        finally:
+            ptrace(PTRACE_DETACH, pid)
+        resumed = time.monotonic()
+        harness.wait_until(lambda: notifier.count("WATCHDOG=1", resumed) >= 2,
+                           what="pings again once the loop runs")
+        self.assertIsNone(daemon.proc.poll())
 
     def sighup(self):
         """SIGHUP; the lines sent from then until READY=1 came after a RELOADING=1."""
