@@ -2,21 +2,50 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
+#endif
 
 #include "log.h"
+
+#ifndef HAVE_LIBSYSTEMD
+/* Built without libsystemd (meson -Dsystemd=disabled, or none found): nobody to tell,
+ * as when NOTIFY_SOCKET is unset; the unit's Type=notify needs a build with it. */
+static int sd_notify(int unset_environment, const char *state)
+{
+    (void)unset_environment;
+    (void)state;
+    return 0;
+}
+
+static int sd_watchdog_enabled(int unset_environment, uint64_t *usec)
+{
+    (void)unset_environment;
+    *usec = 0;
+    return 0;
+}
+#endif
 
 /* One daemon per process: the module's state is the process's. */
 static uv_timer_t notify_watchdog_timer;
 static bool notify_watchdog_open;
 static bool notify_failed_logged;
 
-/* Sends one message; nothing without NOTIFY_SOCKET (sd_notify returns 0 then). */
+/*
+ * Sends one message; nothing without NOTIFY_SOCKET (sd_notify returns 0 then).
+ * On the loop thread, and sd_notify's sendmsg is a blocking call: accepted
+ * here because it is one small datagram on a local AF_UNIX socket, which
+ * returns at once unless systemd's receive queue is full, and systemd (PID 1)
+ * drains it continuously; a ping every WATCHDOG_USEC/2 and a few status
+ * lines per run are all we send. If PID 1 were so stuck that the queue filled,
+ * the watchdog would be the least of the machine's troubles.
+ */
 static void notify_send(const char *message)
 {
     int rc = sd_notify(0, message);

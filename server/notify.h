@@ -12,7 +12,8 @@
  * view is not worth stopping the daemon for.
  *
  * Called on the loop thread only. The messages are datagrams on a local
- * socket: sending one does not wait.
+ * socket: sending one waits only if systemd's queue is full (see notify_send).
+ * Built without libsystemd (meson -Dsystemd=disabled), every call does nothing.
  */
 #ifndef CARREL_NOTIFY_H
 #define CARREL_NOTIFY_H

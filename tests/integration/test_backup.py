@@ -24,7 +24,8 @@ MIGRATIONS = sorted(f for f in os.listdir(os.path.join(harness.SOURCE, "sql", "m
 RULES = sorted(f for f in os.listdir(os.path.join(harness.SOURCE, "sql", "rules"))
                if f.endswith(".sql"))
 # Everything a migration or a rule file can change, in one text: tables and their
-# columns, functions with their bodies, triggers, views, indexes; and the bookkeeping
+# columns, functions with their bodies, triggers, views with their definitions, indexes,
+# constraints (CHECK, keys, domains' checks); and the bookkeeping
 # rows (BOOKKEEPING_SQL, once the tables exist).
 SCHEMA_SQL = """
 SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
@@ -44,6 +45,13 @@ SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
   SELECT 'index ' || i.indexrelid::regclass::text || ' ' || pg_get_indexdef(i.indexrelid)
     FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
    WHERE c.relnamespace = 'public'::regnamespace
+  UNION ALL
+  SELECT 'view ' || c.relname || ' ' || md5(pg_get_viewdef(c.oid))
+    FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('v', 'm')
+  UNION ALL
+  SELECT 'constraint ' || co.conname || ' ' || co.conrelid::regclass::text || ' ' ||
+         co.contypid::regtype::text || ' ' || pg_get_constraintdef(co.oid)
+    FROM pg_constraint co WHERE co.connamespace = 'public'::regnamespace
 ) s(x)
 """
 BOOKKEEPING_SQL = """
@@ -185,6 +193,100 @@ class DryRun(unittest.TestCase):
         self.assertIn("--dry-run goes with --migrate-only", proc.stderr)
         self.assertEqual(self.admin.query(
             "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"), "0")
+
+
+class SchemaFingerprint(unittest.TestCase):
+    """SCHEMA_SQL sees a change to a view's definition or to a constraint alone (what a
+    rules file might change), so the dry run's "schema unchanged" means something."""
+
+    def test_views_and_constraints_count(self):
+        db = "carrel_fp_%d" % env.next_number()
+        env.psql("CREATE DATABASE %s OWNER carrel" % db)
+        s = harness.Session("host=%s port=%d dbname=%s user=postgres"
+                            % (env.sockdir, env.pgport, db))
+        try:
+            s.query("CREATE TABLE t (a integer CHECK (a > 0));"
+                    " CREATE VIEW v AS SELECT a FROM t WHERE a > 1")
+            first = s.query(SCHEMA_SQL)
+            s.query("CREATE OR REPLACE VIEW v AS SELECT a FROM t WHERE a > 2")
+            second = s.query(SCHEMA_SQL)
+            self.assertNotEqual(second, first, "a view's definition changed unseen")
+            s.query("ALTER TABLE t DROP CONSTRAINT t_a_check;"
+                    " ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 5)")
+            self.assertNotEqual(s.query(SCHEMA_SQL), second, "a CHECK changed unseen")
+        finally:
+            s.close()
+            env.psql("DROP DATABASE %s" % db)
+
+
+ARCHIVE_WAL = os.path.join(harness.SOURCE, "dist", "carrel-archive-wal")
+
+
+class ArchiveCommand(unittest.TestCase):
+    """dist/carrel-archive-wal, the archive_command OPERATIONS.md recommends and this
+    file's cluster archives with (scripts/pg-cluster archive)."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=env.dir)
+        self.archive = os.path.join(self.dir, "archive")
+        os.mkdir(self.archive)
+        self.segment = os.path.join(self.dir, "segment")
+        with open(self.segment, "wb") as f:
+            f.write(os.urandom(65536))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir)
+
+    def archive_wal(self, src, name="000000010000000000000042"):
+        return subprocess.run([ARCHIVE_WAL, src, name, self.archive],
+                              capture_output=True, text=True, timeout=60)
+
+    def archived(self, name="000000010000000000000042"):
+        with open(os.path.join(self.archive, name), "rb") as f:
+            return f.read()
+
+    def test_the_cluster_archives_with_it(self):
+        self.assertEqual(env.psql("SHOW archive_command"),
+                         "%s %%p %%f %s" % (os.path.realpath(ARCHIVE_WAL), env.archive))
+
+    def test_copies_and_leaves_no_temporary_file(self):
+        proc = self.archive_wal(self.segment)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(self.segment, "rb") as f:
+            self.assertEqual(self.archived(), f.read())
+        self.assertEqual(os.listdir(self.archive), ["000000010000000000000042"])
+
+    def test_an_identical_file_already_there_is_success(self):
+        # PostgreSQL crashed after the copy, before it noted the success: it tries again.
+        self.assertEqual(self.archive_wal(self.segment).returncode, 0)
+        proc = self.archive_wal(self.segment)
+        self.assertEqual((proc.returncode, proc.stderr), (0, ""))
+
+    def test_a_different_file_is_refused_and_kept(self):
+        self.assertEqual(self.archive_wal(self.segment).returncode, 0)
+        kept = self.archived()
+        other = os.path.join(self.dir, "other")
+        with open(other, "wb") as f:
+            f.write(b"not the same segment")
+        proc = self.archive_wal(other)
+        self.assertEqual(proc.returncode, 1, proc)
+        self.assertIn("exists and differs", proc.stderr)
+        self.assertEqual(self.archived(), kept)
+
+    def test_a_crash_mid_copy_does_not_jam_it(self):
+        # What a crash during the copy leaves: a partial temporary file, no real name.
+        with open(os.path.join(self.archive, ".000000010000000000000042.tmp"), "wb") as f:
+            f.write(b"partial")
+        proc = self.archive_wal(self.segment)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(self.segment, "rb") as f:
+            self.assertEqual(self.archived(), f.read())
+        self.assertEqual(os.listdir(self.archive), ["000000010000000000000042"])
+
+    def test_a_missing_source_fails_and_leaves_nothing(self):
+        proc = self.archive_wal(os.path.join(self.dir, "absent"))
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(os.listdir(self.archive), [])
 
 
 class Restored:

@@ -3,11 +3,22 @@
 speaks it, with this test playing systemd. NOTIFY_SOCKET names a datagram socket we
 read; WATCHDOG_USEC asks for pings. carreld must say READY=1 only once its port
 accepts, ping WATCHDOG=1 from its event loop (so a stopped loop stops the pings, and
-pings resume when it runs again), and say STOPPING=1 when SIGTERM starts the drain.
-Without NOTIFY_SOCKET (every other suite) none of this happens."""
+pings resume when it runs again), say RELOADING=1 then READY=1 around every SIGHUP
+reload (applied or refused) and survive it, and say STOPPING=1 when SIGTERM starts the
+drain. Without NOTIFY_SOCKET (every other suite) none of this happens.
 
+Its stderr is "the journal" too: JOURNAL_STREAM names the daemon's log file (its
+device and inode, as systemd names the journal's stream), so every line carries its
+sd-daemon priority (<3> error ... <7> debug) for journald, instead of the time.
+
+Skipped when carreld was built without libsystemd (meson -Dsystemd=disabled)."""
+
+import ctypes
+import json
 import os
+import re
 import signal
+import subprocess
 import socket
 import sys
 import threading
@@ -74,8 +85,16 @@ class Notifier:
         self.sock.close()
 
 
+def built_with_libsystemd():
+    out = subprocess.run(["meson", "introspect", "--dependencies", harness.BUILD],
+                         capture_output=True, text=True, check=True).stdout
+    return any(d["name"] == "libsystemd" for d in json.loads(out))
+
+
 def setUpModule():
     global env, notifier, daemon
+    if not built_with_libsystemd():
+        raise unittest.SkipTest("carreld built without libsystemd (-Dsystemd=disabled)")
     env = harness.Env()
     try:
         env.start()
@@ -86,10 +105,16 @@ def setUpModule():
         try:
             daemon = harness.Daemon(env)
             notifier.port = daemon.port
+            # The log file exists before the start, which opens it again with "w"
+            # (truncating: the same inode), as the daemon's stderr.
+            open(daemon.log_path, "w").close()
+            st = os.stat(daemon.log_path)
+            os.environ["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
             daemon.start()
         finally:
             del os.environ["NOTIFY_SOCKET"]
             del os.environ["WATCHDOG_USEC"]
+            os.environ.pop("JOURNAL_STREAM", None)
     except BaseException:
         env.stop()
         raise
@@ -107,6 +132,30 @@ def process_state(pid):
     """The state letter of /proc/PID/stat: 'T' once SIGSTOP has taken effect."""
     with open("/proc/%d/stat" % pid) as f:
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+# ptrace(2) requests: stopping one thread of the daemon (the loop's) and not the others.
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+WALL = 0x40000000
+
+
+def ptrace(request, tid):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(request, tid, None, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "ptrace(%#x, %d): %s" % (request, tid, os.strerror(err)))
+
+
+def thread_states(pid):
+    """{tid: state letter} of every thread of pid."""
+    states = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            states[int(tid)] = f.read().rsplit(")", 1)[1].split()[0]
+    return states
 
 
 class Notify(unittest.TestCase):
@@ -159,6 +208,103 @@ class Notify(unittest.TestCase):
         resumed = time.monotonic()
         harness.wait_until(lambda: notifier.count("WATCHDOG=1", resumed) >= 2,
                            what="pings again after SIGCONT")
+
+    def test_3_b_a_blocked_loop_thread_alone_stops_the_pings(self):
+        """SIGSTOP (above) stops every thread, so pings from a helper thread would stop
+        too. Here only the event loop's thread (the main one: its id is the pid) is
+        stopped, with ptrace (the daemon is our child, which Yama's default allows); the
+        thread pool and any other thread run on. Pings sent from anywhere but the loop
+        would go on, and fail this test."""
+        pid = daemon.proc.pid
+        ptrace(PTRACE_SEIZE, pid)
+        try:
+            ptrace(PTRACE_INTERRUPT, pid)
+            # The main thread's ptrace-stop, collected here (not by Popen: no poll() meanwhile).
+            _, status = os.waitpid(pid, WALL)
+            self.assertTrue(os.WIFSTOPPED(status), status)
+            states = thread_states(pid)
+            self.assertEqual(states.pop(pid), "t")
+            self.assertTrue(states, "carreld has no thread besides its loop's")
+            for tid, state in states.items():
+                self.assertIn(state, "RSD", "thread %d is stopped too" % tid)
+            start = time.monotonic()
+            # Inherent fixed wait, as in the test above.
+            time.sleep(INTERVAL_S * 2.5 + 0.1)
+            during = notifier.count("WATCHDOG=1", start + 0.1)
+            self.assertEqual(during, 0, "WATCHDOG=1 while the loop's thread was stopped")
+        finally:
+            ptrace(PTRACE_DETACH, pid)
+        resumed = time.monotonic()
+        harness.wait_until(lambda: notifier.count("WATCHDOG=1", resumed) >= 2,
+                           what="pings again once the loop runs")
+        self.assertIsNone(daemon.proc.poll())
+
+    def sighup(self):
+        """SIGHUP; the lines sent from then until READY=1 came after a RELOADING=1."""
+        since = time.monotonic()
+        before = time.clock_gettime(time.CLOCK_MONOTONIC)
+        daemon.signal(signal.SIGHUP)
+
+        def done():
+            lines = [l for _, l in notifier.lines(since)]
+            return "RELOADING=1" in lines and "READY=1" in lines[lines.index("RELOADING=1"):]
+
+        harness.wait_until(done, 60, "RELOADING=1 then READY=1")
+        lines = [l for _, l in notifier.lines(since)]
+        # READY=1 ends the reload, and the status line naming the port follows it.
+        harness.wait_until(
+            lambda: ("STATUS=serving desks on port %d" % daemon.port
+                     in [l for _, l in notifier.lines(since)][lines.index("READY=1"):]),
+            what="the status line again after the reload")
+        lines = [l for _, l in notifier.lines(since)]
+        self.assertEqual(lines.count("RELOADING=1"), 1, lines)
+        self.assertEqual(lines.count("READY=1"), 1, lines)
+        # MONOTONIC_USEC: when the reload began, on CLOCK_MONOTONIC (Type=notify-reload).
+        usec = [int(l.split("=", 1)[1]) for l in lines if l.startswith("MONOTONIC_USEC=")]
+        self.assertEqual(len(usec), 1, lines)
+        self.assertGreaterEqual(usec[0], int(before * 1e6))
+        self.assertLessEqual(usec[0], int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6))
+        return lines
+
+    def still_serving(self):
+        self.assertIsNone(daemon.proc.poll(), "the daemon died")
+        w = daemon.wire()
+        self.assertEqual(w.hello().status, "ok")
+        w.close()
+        since = time.monotonic()
+        harness.wait_until(lambda: notifier.count("WATCHDOG=1", since) >= 2,
+                           what="pings after the reload")
+
+    def test_3a_sighup_reload_says_reloading_then_ready(self):
+        self.sighup()
+        self.assertIn("reload (SIGHUP) of ", daemon.log_text())
+        self.still_serving()
+
+    def test_3b_a_refused_reload_says_ready_too(self):
+        # Without READY=1 after a refused reload, systemd would leave the unit
+        # "reloading" for good.
+        with open(daemon.config, "a") as f:
+            f.write("this line has no equals sign\n")
+        try:
+            self.sighup()
+            harness.wait_until(lambda: "reload (SIGHUP) refused" in daemon.log_text(),
+                               what="the refusal in the log")
+            self.still_serving()
+        finally:
+            daemon.write_config()
+
+    def test_3c_log_lines_carry_journal_priorities(self):
+        # stderr is the stream JOURNAL_STREAM names: every line starts with its
+        # priority and level, no time (journald adds its own).
+        lines = daemon.log_text().splitlines()
+        self.assertGreater(len(lines), 5)
+        for line in lines:
+            self.assertRegex(line, r"^(<3>ERROR|<4>WARN |<6>INFO |<7>DEBUG) \[(-|c\d+)\] ",
+                             line)
+        self.assertIn("<6>INFO  [-] systemd watchdog: a ping every 200 ms", lines)
+        # The refused reload above was an error: journalctl -p err shows it.
+        self.assertTrue(any(re.match(r"<3>ERROR \[-\] reload \(SIGHUP\) refused", l)
+                            for l in lines), lines)
 
     def test_4_sigterm_says_stopping(self):
         self.assertEqual(notifier.count("STOPPING=1"), 0)
