@@ -79,13 +79,21 @@ static const cli_option_t carreld_options[] = {
     {0, "init-admin", "USER",
      "create the first administrator (and, with --workstation,\n"
      "register that workstation at --branch), then exit;\n"
-     "existing accounts and workstations are left unchanged"},
+     "existing accounts and workstations are left unchanged;\n"
+     "refused while migrations are pending"},
     {0, "password-file", "F", "the new administrator's password (first line of F)"},
     {0, "issue-cert", "NAME",
      "sign workstation NAME's request (--csr, made by carrel cert\n"
      "request) with the library CA (--ca-cert, --ca-key) for\n"
      "--days (397, at most 825), record it and write it to\n"
-     "--out (a new file) or standard output, then exit"},
+     "--out (a new file) or standard output, then exit; never\n"
+     "changes the schema (refused while migrations are pending)"},
+    {0, "csr", "FILE", "with --issue-cert: the desk's certificate signing request"},
+    {0, "ca-cert", "FILE",
+     "with --issue-cert: the library CA's certificate (one of\ntls_client_ca)"},
+    {0, "ca-key", "FILE", "with --issue-cert: the CA's private key (mode 600, yours)"},
+    {0, "days", "N", "with --issue-cert: validity in days (397, at most 825)"},
+    {0, "out", "FILE", "with --issue-cert: write the certificate here (a new file)"},
     {'h', "help", NULL, "this help"},
     {'V', "version", NULL, "print the version"},
     CLI_OPTION_END,
