@@ -121,8 +121,10 @@ time_t tls_server_ctx_crl_next_update(SSL_CTX *ctx);
  * Whether the peer's certificate is revoked by a CRL of ctx's store (a
  * context built later than the connection's, after a reload; or for a
  * resumed session): 1 revoked, 0 not (or ctx has no CRL, or the peer no
- * certificate), -1 it could not be checked. Only revocation is asked: an
- * other failure (the client CA changed) does not count.
+ * certificate), -1 it could not be checked. Only revocation is asked (a
+ * lookup of the serial under its issuer, cheap enough for every open
+ * connection on the loop): an other failure (the client CA changed) does not
+ * count.
  */
 CARREL_MUST_USE int tlsio_peer_crl_revoked(const tlsio_t *t, SSL_CTX *ctx);
 /*

@@ -388,6 +388,19 @@ class Arguments(unittest.TestCase):
                         env.tls("ca.crt"), "--ca-key", env.tls("ca.key"))
         self.assertEqual(r.code, 1, r)
         self.assertIn("signature does not verify", r.stderr)
+        # Requests carreld does not sign: two common names; an Ed25519 key; RSA-1024.
+        odd = [("two-cn", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                "/CN=desk-cert-k/CN=desk-cert-a", "exactly one common name"),
+               ("ed25519", ["-newkey", "ed25519"], "/CN=desk-cert-k", "a key of type ED25519"),
+               ("rsa1024", ["-newkey", "rsa:1024"], "/CN=desk-cert-k", "RSA key of 1024 bits")]
+        for name, key_args, subj, said in odd:
+            csr = os.path.join(env.dir, "odd-%s.csr" % name)
+            env.run("openssl", "req", "-new", *key_args, "-nodes", "-keyout",
+                    os.path.join(env.dir, "odd-%s.key" % name), "-subj", subj, "-out", csr)
+            r = carreld_run("--issue-cert", "desk-cert-k", "--csr", csr, "--ca-cert",
+                            env.tls("ca.crt"), "--ca-key", env.tls("ca.key"))
+            self.assertEqual(r.code, 1, (name, r))
+            self.assertIn(said, r.stderr, name)
         # A CA the daemons do not trust (not in tls_client_ca).
         other_key = os.path.join(env.dir, "other-ca.key")
         other_crt = os.path.join(env.dir, "other-ca.crt")
