@@ -576,6 +576,9 @@ int tls_serial_hex(const X509 *cert, char *out, size_t outlen)
 {
     out[0] = '\0';
     const ASN1_INTEGER *serial = X509_get0_serialNumber(cert);
+    /* A negative serial (never carreld's) would print as its absolute value. */
+    if (ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER)
+        return -1;
     const unsigned char *p = ASN1_STRING_get0_data(serial);
     int n = ASN1_STRING_length(serial);
     while (n > 1 && p[0] == 0) { /* as i2a_ASN1_INTEGER prints it */
@@ -604,7 +607,9 @@ int tlsio_peer_serial(const tlsio_t *t, char *out, size_t outlen)
 
 int tls_server_ctx_load_crl(SSL_CTX *ctx, const char *crl_file, char *err, size_t errlen)
 {
+    ERR_clear_error(); /* the end of the file is told by the error it leaves */
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    time_t now = time(NULL);
     char what[300];
     snprintf(what, sizeof(what), "cannot load the revocation list %s", crl_file);
     BIO *in = BIO_new_file(crl_file, "r");
@@ -615,6 +620,28 @@ int tls_server_ctx_load_crl(SSL_CTX *ctx, const char *crl_file, char *err, size_
     int loaded = 0;
     X509_CRL *crl;
     while ((crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL) {
+        /* OpenSSL takes a stale CRL, then refuses every certificate of its CA
+         * ("CRL has expired"): refused here, where IT sees why. */
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+        struct tm tm;
+        if (next == NULL || ASN1_TIME_to_tm(next, &tm) != 1) {
+            X509_CRL_free(crl);
+            BIO_free(in);
+            snprintf(err, errlen, "%s: CRL %d has no next update time", what, loaded + 1);
+            return -1;
+        }
+        time_t t = timegm(&tm);
+        if (t <= now) {
+            char when[40];
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+            X509_CRL_free(crl);
+            BIO_free(in);
+            snprintf(err, errlen,
+                     "%s: CRL %d expired at %s (its next update); every desk of its CA would be "
+                     "refused: make a new one (openssl ca -gencrl)",
+                     what, loaded + 1, when);
+            return -1;
+        }
         int ok = X509_STORE_add_crl(store, crl);
         X509_CRL_free(crl);
         if (ok != 1) {
@@ -643,6 +670,61 @@ int tls_server_ctx_load_crl(SSL_CTX *ctx, const char *crl_file, char *err, size_
         return -1;
     }
     return 0;
+}
+
+time_t tls_server_ctx_crl_next_update(SSL_CTX *ctx)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    time_t earliest = 0;
+    if (store == NULL || !X509_STORE_lock(store))
+        return 0;
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        const ASN1_TIME *next = crl ? X509_CRL_get0_nextUpdate(crl) : NULL;
+        struct tm tm;
+        if (next == NULL || ASN1_TIME_to_tm(next, &tm) != 1)
+            continue;
+        time_t t = timegm(&tm);
+        if (earliest == 0 || t < earliest)
+            earliest = t;
+    }
+    X509_STORE_unlock(store);
+    return earliest;
+}
+
+/*
+ * A lookup, not a verification: the serial and issuer in the CRLs of the
+ * store (sorted by OpenSSL on first use), so that a reload can go through
+ * every open connection on the loop cheaply. The CRLs are IT's own file, and
+ * a listing only ever closes a connection.
+ */
+int tlsio_peer_crl_revoked(const tlsio_t *t, SSL_CTX *ctx)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    if (store == NULL ||
+        !(X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store)) & X509_V_FLAG_CRL_CHECK))
+        return 0; /* no CRL in this context */
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    if (cert == NULL)
+        return 0;
+    if (!X509_STORE_lock(store)) {
+        X509_free(cert);
+        return -1;
+    }
+    int revoked = 0;
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    for (int i = 0; !revoked && i < sk_X509_OBJECT_num(objs); i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        X509_REVOKED *entry = NULL;
+        /* 1: listed (2 would be a delta CRL's removeFromCRL: not revoked). */
+        if (crl && X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) == 0 &&
+            X509_CRL_get0_by_cert(crl, &entry, cert) == 1)
+            revoked = 1;
+    }
+    X509_STORE_unlock(store);
+    X509_free(cert);
+    return revoked;
 }
 
 /* The hook of a server context (ex_data), freed with it. */
@@ -699,10 +781,12 @@ int tls_server_ctx_set_revoked_hook(SSL_CTX *ctx, tls_revoked_fn is_revoked, voi
         return -1;
     h->is_revoked = is_revoked;
     h->arg = arg;
+    tls_revoked_hook_t *old = SSL_CTX_get_ex_data(ctx, tls_hook_index);
     if (SSL_CTX_set_ex_data(ctx, tls_hook_index, h) != 1) {
         OPENSSL_free(h);
         return -1;
     }
+    OPENSSL_free(old); /* set twice: the first is replaced, not leaked */
     SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), tls_verify_cb);
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -108,11 +109,24 @@ CARREL_MUST_USE int tls_name_cn(const X509_NAME *name, char *out, size_t outlen)
  * Load the certificate revocation lists of a PEM file into a server context's
  * store and check every client certificate against them (X509_V_FLAG_CRL_CHECK:
  * a certificate whose issuer has no CRL in the file is then refused too).
- * Blocking file I/O: call it where the context is built. 0, or -1 with a
- * sentence in err.
+ * A CRL past its next update is refused (OpenSSL would then refuse every
+ * desk). Blocking file I/O: call it where the context is built. 0, or -1
+ * with a sentence in err.
  */
 CARREL_MUST_USE int tls_server_ctx_load_crl(SSL_CTX *ctx, const char *crl_file, char *err,
                                             size_t errlen);
+/* The earliest next update of the CRLs in a server context's store; 0 when it has none. */
+time_t tls_server_ctx_crl_next_update(SSL_CTX *ctx);
+/*
+ * Whether the peer's certificate is revoked by a CRL of ctx's store (a
+ * context built later than the connection's, after a reload; or for a
+ * resumed session): 1 revoked, 0 not (or ctx has no CRL, or the peer no
+ * certificate), -1 it could not be checked. Only revocation is asked (a
+ * lookup of the serial under its issuer, cheap enough for every open
+ * connection on the loop): an other failure (the client CA changed) does not
+ * count.
+ */
+CARREL_MUST_USE int tlsio_peer_crl_revoked(const tlsio_t *t, SSL_CTX *ctx);
 /*
  * A revocation hook: once the chain of a client certificate verifies, the
  * verify callback asks is_revoked(arg, serial) about the client's own

@@ -113,9 +113,10 @@ enum {
     REVOKE_NOT_AFTER_MS,
     REVOKE_NCOLS
 };
-static const reply_stmt_t stmt_workstation_revoke = REPLY_STMT(
-    "admin_workstation_revoke", REVOKE_NCOLS,
-    "SELECT id, name, branch_code, serials, not_after_ms FROM workstation_revoke($1, $2, $3, $4)");
+static const reply_stmt_t stmt_workstation_revoke =
+    REPLY_STMT("admin_workstation_revoke", REVOKE_NCOLS,
+               "SELECT id, name, branch_code, serials, not_after_ms"
+               "  FROM workstation_revoke($1, $2, $3, $4, $5, $6)");
 
 void admin_register_statements(void)
 {
@@ -681,6 +682,19 @@ static void workstation_revoke_done(request_t *req, const PGresult *res)
              request_session(req)->username, n, w->name, req->msg->workstation_revoke->reason);
     req->resp.body_case = CARREL__RESPONSE__BODY_WORKSTATION;
     req->resp.workstation = w;
+    /* Without mandatory client certificates a desk may come back without one;
+     * Login refuses that for a workstation with certificates on record (auth.c),
+     * but IT should know the handshake does not. */
+    const struct server_config *cfg = &srv->cfg;
+    if (cfg->tls_client_ca == NULL || *cfg->tls_client_ca == '\0' ||
+        !cfg->tls_require_client_cert) {
+        log_warn(req->conn->id,
+                 "workstation %s revoked, but this daemon does not require client "
+                 "certificates (tls_client_ca, tls_require_client_cert): only Login refuses it",
+                 w->name);
+        req->resp.message = "Revoked; this server does not require client certificates, so the "
+                            "desk is refused at login rather than at the connection.";
+    }
     request_ok(req);
     int closed = certs_close_revoked(srv, self); /* self: compared, never read */
     if (closed > 0)
@@ -702,8 +716,14 @@ static void workstation_revoke_target(request_t *req, const PGresult *res)
         return;
     const char *actor, *ws;
     admin_actor(req, &actor, &ws);
-    const char *values[4] = {actor, ws, m->name, m->reason};
-    reply_query(req, &stmt_workstation_revoke, 4, values, workstation_revoke_done);
+    /* The id and branch read here are checked again where the revocation is made. */
+    const char *values[6] = {actor,
+                             ws,
+                             arena_strdup(&req->arena, COL(res, 0, REVOKE_TARGET_ID)),
+                             arena_strdup(&req->arena, COL(res, 0, REVOKE_TARGET_BRANCH_CODE)),
+                             m->name,
+                             m->reason};
+    reply_query(req, &stmt_workstation_revoke, 6, values, workstation_revoke_done);
 }
 
 void handle_workstation_revoke(request_t *req)

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "certs.h"
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
@@ -48,6 +49,7 @@ enum {
     LOOKUP_BRANCH_NAME,
     LOOKUP_ASSIGNED,
     LOOKUP_TOKEN_OK,
+    LOOKUP_HAS_CERT,
     LOOKUP_NCOLS
 };
 static const db_stmt_t stmt_login_lookup = {
@@ -56,7 +58,8 @@ static const db_stmt_t stmt_login_lookup = {
     "       staff_branch_codes(s.id), w.id, w.name, b.id, b.code, b.name,"
     "       EXISTS (SELECT 1 FROM staff_branch sb"
     "               WHERE sb.staff_id = s.id AND sb.branch_id = w.branch_id),"
-    "       coalesce(staff_session_valid($3::text, s.id, w.id), false)"
+    "       coalesce(staff_session_valid($3::text, s.id, w.id), false),"
+    "       EXISTS (SELECT 1 FROM workstation_cert wc WHERE wc.workstation_id = w.id)"
     "  FROM (SELECT 1) AS one"
     "  LEFT JOIN staff s ON s.username = $1"
     "  LEFT JOIN workstation w ON w.name = $2"
@@ -567,6 +570,20 @@ static bool login_refuse_workstation(request_t *req, const PGresult *res)
                      l->workstation);
         return true;
     }
+    /* A workstation with certificates on record is certificate-managed: without
+     * mandatory client certificates, a desk that connects without one (a stolen
+     * laptop whose certificate was revoked) must not log in naming it. */
+    if (req->conn->cert_cn[0] == '\0' && db_bool(res, 0, LOOKUP_HAS_CERT)) {
+        login_record(req, false, "certificate_required");
+        login_end(req, false, true);
+        log_warn(req->conn->id, "login from %s at workstation %s without its client certificate",
+                 req->conn->peer, l->workstation);
+        request_fail(req, CARREL__STATUS__STATUS_UNAUTHENTICATED, "certificate_mismatch",
+                     "Workstation %s logs in with its client certificate; this connection has "
+                     "none.",
+                     l->workstation);
+        return true;
+    }
     if (req->conn->cert_cn[0] && strcmp(req->conn->cert_cn, l->workstation) != 0) {
         login_record(req, false, "certificate_mismatch");
         login_end(req, false, true);
@@ -803,6 +820,11 @@ static login_admit_t login_admit(request_t *req)
 {
     login_state_t *st = req->state;
     server_t *srv = req->srv;
+    /* Fail closed: until the revoked certificates are read from the database a
+     * client certificate cannot be told good from revoked, so its login waits
+     * (auth_certs_loaded; the login deadline still applies). */
+    if (req->conn->cert_serial[0] && !certs_loaded(srv))
+        return LOGIN_ADMIT_WAIT;
     int64_t now = util_now_ms();
     int64_t wait1 = throttle_wait_ms(&srv->throttle_users, st->user_key, now);
     int64_t wait2 = throttle_wait_ms(&srv->throttle_addresses, st->addr_key, now);
@@ -916,6 +938,11 @@ static void login_admit_waiting(server_t *srv)
     srv->login_admitting = false;
 }
 
+void auth_certs_loaded(server_t *srv)
+{
+    login_admit_waiting(srv);
+}
+
 void auth_conn_gone(server_t *srv, conn_t *c)
 {
     for (login_state_t *st = srv->login_waiting; st; st = st->next_waiting)
@@ -951,6 +978,9 @@ void handle_login(request_t *req)
     req->conn->login_password = !st->by_token;
     login_admit_t a = login_admit(req);
     if (a == LOGIN_ADMIT_WAIT) {
+        if (req->conn->cert_serial[0] && !certs_loaded(req->srv))
+            log_info(req->conn->id, "login at %s waits until the revoked certificates are read",
+                     l->workstation);
         login_wait(req);
     } else if (a == LOGIN_ADMIT_GO) {
         s->login_pending = true;

@@ -2,10 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +23,9 @@
 
 #include "conn.h"
 #include "db.h"
+#include "handlers.h"
 #include "log.h"
+#include "migrate.h"
 #include "server.h"
 #include "tls.h"
 
@@ -188,14 +193,23 @@ static int issue_exec(PGconn *pg, const char *sql, int n, const char *const *val
 
 /* Record the certificate and write it, in one transaction: a file is left only
  * for a certificate on record. */
+typedef struct issue_ca_text {
+    char subject[512]; /* the CA's subject, one line (X509_NAME_oneline) */
+    char sha256[2 * EVP_MAX_MD_SIZE + 1];
+} issue_ca_text_t;
+
 static int issue_record(const struct server_config *cfg, const certs_issue_t *opt, X509 *cert,
-                        const char *serial, const char *fingerprint, const char *pem,
-                        size_t pem_len)
+                        const issue_ca_text_t *ca, const char *serial, const char *fingerprint,
+                        const char *pem, size_t pem_len)
 {
     char not_before[40], not_after[40];
     if (issue_time_text(X509_get0_notBefore(cert), not_before, sizeof(not_before)) != 0 ||
         issue_time_text(X509_get0_notAfter(cert), not_after, sizeof(not_after)) != 0)
         return issue_fail("cannot read the certificate's validity");
+    /* Never ahead of an upgrade: a carreld newer than the schema signs, but
+     * does not migrate (IT's step, with the daemons stopped). */
+    if (migrate_require_current(cfg->db_conninfo, cfg->sql_dir, "--issue-cert") != 0)
+        return 1;
     PGconn *pg = PQconnectdb(cfg->db_conninfo);
     int rc = 1;
     bool written = false;
@@ -203,9 +217,19 @@ static int issue_record(const struct server_config *cfg, const certs_issue_t *op
         fprintf(stderr, "carreld: %s", PQerrorMessage(pg));
         goto done;
     }
-    const char *values[5] = {opt->workstation, serial, not_before, not_after, fingerprint};
+    /* Who signed, where: the operating system's user and host (the database
+     * adds its own user and the client address). */
+    const struct passwd *pw = getpwuid(geteuid());
+    char os_user[64], host[256];
+    snprintf(os_user, sizeof(os_user), "%s", pw && pw->pw_name ? pw->pw_name : "?");
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "?");
+    host[sizeof(host) - 1] = '\0';
+    const char *values[9] = {opt->workstation, serial, not_before,  not_after, fingerprint,
+                             os_user,          host,   ca->subject, ca->sha256};
     if (issue_exec(pg, "BEGIN", 0, NULL) != 0 ||
-        issue_exec(pg, "SELECT workstation_cert_record($1, $2, $3, $4, $5)", 5, values) != 0)
+        issue_exec(pg, "SELECT workstation_cert_record($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9,
+                   values) != 0)
         goto done;
     if (opt->out_file) {
         if (issue_write_new(opt->out_file, pem, pem_len) != 0) {
@@ -234,6 +258,95 @@ done:
     return rc;
 }
 
+/* True when ca is one of the certificates of the PEM bundle the daemon trusts
+ * for desks (tls_client_ca): a certificate signed by another CA would only
+ * fail its handshake, and hide the desk's real one in the list. */
+static bool issue_ca_trusted(const struct server_config *cfg, X509 *ca)
+{
+    if (cfg->tls_client_ca == NULL || *cfg->tls_client_ca == '\0') {
+        issue_fail("tls_client_ca is not set: the daemons check no client certificate, so "
+                   "none is issued (OPERATIONS.md, certificates)");
+        return false;
+    }
+    BIO *in = BIO_new_file(cfg->tls_client_ca, "r");
+    if (in == NULL) {
+        issue_fail("cannot read tls_client_ca %s", cfg->tls_client_ca);
+        return false;
+    }
+    bool found = false;
+    X509 *one;
+    while (!found && (one = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+        found = X509_cmp(one, ca) == 0;
+        X509_free(one);
+    }
+    BIO_free(in);
+    ERR_clear_error();
+    if (!found)
+        issue_fail("the CA certificate is not in tls_client_ca (%s): the daemons would refuse "
+                   "what it signs",
+                   cfg->tls_client_ca);
+    return found;
+}
+
+/* The CA key is the library's: refused when others may read it or it is not
+ * the user's own (as ssh does with its keys). 0, or 1 (said). */
+static int issue_key_file_ok(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "carreld: cannot read the CA key %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (st.st_uid != geteuid()) {
+        fprintf(stderr, "carreld: the CA key %s belongs to another user; refused\n", path);
+        return 1;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        fprintf(stderr, "carreld: the CA key %s may be read by others (mode %03o); chmod 600 it\n",
+                path, (unsigned)(st.st_mode & 0777));
+        return 1;
+    }
+    return 0;
+}
+
+/* The --out file goes into a directory nobody else may write to (they could
+ * swap the file before the desk takes it). 0, or 1 (said). */
+static int issue_out_dir_ok(const char *out)
+{
+    char *copy = strdup(out);
+    if (copy == NULL)
+        return 1;
+    struct stat st;
+    const char *dir = dirname(copy);
+    int rc = 0;
+    if (stat(dir, &st) != 0) {
+        fprintf(stderr, "carreld: cannot use the directory of %s: %s\n", out, strerror(errno));
+        rc = 1;
+    } else if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
+        fprintf(stderr, "carreld: %s is in a directory anyone may write to (%s); refused\n", out,
+                dir);
+        rc = 1;
+    }
+    free(copy);
+    return rc;
+}
+
+/* A PEM private key without encryption: only warned about. */
+static void issue_warn_unencrypted(const char *path)
+{
+    BIO *in = BIO_new_file(path, "r");
+    char line[128];
+    bool encrypted = false;
+    while (in && BIO_gets(in, line, sizeof(line)) > 0)
+        if (strstr(line, "ENCRYPTED")) {
+            encrypted = true;
+            break;
+        }
+    BIO_free(in);
+    if (!encrypted)
+        fprintf(stderr, "carreld: warning: the CA key %s has no pass phrase\n", path);
+}
+
 int certs_issue_main(const struct server_config *cfg, const certs_issue_t *opt)
 {
     if (opt->csr_file == NULL || opt->ca_cert_file == NULL || opt->ca_key_file == NULL) {
@@ -249,6 +362,10 @@ int certs_issue_main(const struct server_config *cfg, const certs_issue_t *opt)
                 opt->out_file);
         return 1;
     }
+    if ((opt->out_file && issue_out_dir_ok(opt->out_file) != 0) ||
+        issue_key_file_ok(opt->ca_key_file) != 0)
+        return 1;
+    issue_warn_unencrypted(opt->ca_key_file);
     int rc = 1;
     X509_REQ *req = NULL;
     X509 *ca = NULL, *cert = NULL;
@@ -306,6 +423,19 @@ int certs_issue_main(const struct server_config *cfg, const certs_issue_t *opt)
         rc = issue_fail("%s is not the key of %s", opt->ca_key_file, opt->ca_cert_file);
         goto done;
     }
+    if (!issue_ca_trusted(cfg, ca))
+        goto done;
+    issue_ca_text_t ca_text;
+    unsigned char ca_md[EVP_MAX_MD_SIZE];
+    unsigned ca_mdlen = 0;
+    if (X509_NAME_oneline(X509_get_subject_name(ca), ca_text.subject,
+                          (int)sizeof(ca_text.subject)) == NULL ||
+        X509_digest(ca, EVP_sha256(), ca_md, &ca_mdlen) != 1) {
+        rc = issue_fail("cannot read the CA certificate %s", opt->ca_cert_file);
+        goto done;
+    }
+    for (unsigned i = 0; i < ca_mdlen; i++)
+        snprintf(ca_text.sha256 + 2 * i, 3, "%02x", ca_md[i]);
     if ((cert = issue_sign(opt, req, ca, ca_key)) == NULL)
         goto done;
     if (ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(ca)) > 0) {
@@ -332,7 +462,7 @@ int certs_issue_main(const struct server_config *cfg, const certs_issue_t *opt)
         rc = issue_fail("cannot encode the certificate");
         goto done;
     }
-    rc = issue_record(cfg, opt, cert, serial, fingerprint, pem, (size_t)pem_len);
+    rc = issue_record(cfg, opt, cert, &ca_text, serial, fingerprint, pem, (size_t)pem_len);
 done:
     BIO_free(in);
     BIO_free(mem);
@@ -455,6 +585,65 @@ int certs_close_revoked(server_t *srv, const conn_t *flush_first)
     return closed;
 }
 
+bool certs_loaded(const server_t *srv)
+{
+    return srv->certs != NULL && srv->certs->loaded;
+}
+
+bool certs_conn_crl_revoked(server_t *srv, conn_t *c)
+{
+    if (c->cert_serial[0] == '\0' || srv->tls == NULL)
+        return 0;
+    int r = tlsio_peer_crl_revoked(&c->ch.tls, srv->tls);
+    if (r < 0)
+        log_warn(c->id, "cannot check %s's client certificate %s against the CRL", c->peer,
+                 c->cert_serial);
+    return r > 0;
+}
+
+/* The CRL of the desks' context expires within this: warned at each check. */
+#define CERTS_CRL_WARN_S (7 * 24 * 3600)
+
+/* Log when the CRL in use needs renewing (warn within a week). */
+static void certs_crl_report(server_t *srv, bool always)
+{
+    time_t next = srv->tls ? tls_server_ctx_crl_next_update(srv->tls) : 0;
+    if (next == 0)
+        return;
+    char when[40];
+    struct tm tm;
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&next, &tm));
+    time_t now = time(NULL);
+    if (next - now < CERTS_CRL_WARN_S)
+        log_warn(0,
+                 "the revocation list (tls_crl_file) %s at %s; after that every desk is "
+                 "refused: make a new one and reload (OPERATIONS.md, certificates)",
+                 next <= now ? "expired" : "expires", when);
+    else if (always)
+        log_info(0, "the revocation list (tls_crl_file) is valid until %s", when);
+}
+
+void certs_after_reload(server_t *srv)
+{
+    certs_crl_report(srv, true);
+    int closed = 0;
+    conn_t *next;
+    for (conn_t *c = srv->conns; c; c = next) {
+        next = c->next;
+        if (c->closed || c->ch.closing || c->cert_serial[0] == '\0')
+            continue;
+        bool in_set = certs_is_revoked(srv, c->cert_serial);
+        if (!in_set && !certs_conn_crl_revoked(srv, c))
+            continue;
+        log_warn(c->id, "closing %s: its client certificate %s (%s) is revoked%s", c->peer,
+                 c->cert_serial, c->cert_cn, in_set ? "" : " by the revocation list");
+        conn_close(c, "client certificate revoked");
+        closed++;
+    }
+    if (closed > 0)
+        log_info(0, "reload: closed %d connection(s) using revoked certificates", closed);
+}
+
 static bool certs_hook(void *arg, const char *serial)
 {
     return certs_is_revoked(arg, serial);
@@ -515,6 +704,7 @@ static void certs_maybe_check_expiry(certs_t *c)
     uint64_t now = uv_now(c->srv->loop);
     if (c->busy || c->stopped || now < c->check_at)
         return;
+    certs_crl_report(c->srv, c->check_at == 0);
     char days[24];
     snprintf(days, sizeof(days), "%ld", c->srv->cfg.cert_warn_days);
     const char *values[1] = {days};
@@ -567,7 +757,8 @@ static void certs_poll_done(const db_result_t *r, void *arg)
     c->revoked = set;
     c->nrevoked = count;
     c->cap = cap;
-    if (!c->loaded) {
+    bool first = !c->loaded;
+    if (first) {
         c->loaded = true;
         log_info(0, "%zu revoked workstation certificate(s) on record", count);
         uint64_t ms = (uint64_t)c->srv->cfg.revocation_poll_s * 1000;
@@ -576,6 +767,8 @@ static void certs_poll_done(const db_result_t *r, void *arg)
         log_info(0, "%zu revoked workstation certificate(s) on record (was %zu)", count, before);
     }
     certs_close_revoked(c->srv, NULL);
+    if (first)
+        auth_certs_loaded(c->srv); /* the logins with a certificate that waited */
     certs_maybe_check_expiry(c);
 }
 

@@ -75,6 +75,20 @@ void certs_free(server_t *srv);
  */
 CARREL_MUST_USE int certs_tls_setup(server_t *srv, SSL_CTX *ctx, const struct server_config *cfg,
                                     char *err, size_t errlen);
+/* True once the revoked set was read from the database: until then a client
+ * certificate cannot be told good from revoked, and Login refuses it (auth.c). */
+bool certs_loaded(const server_t *srv);
+/* True when the connection's client certificate is revoked by the CRL of the
+ * desks' current context (srv->tls): a reload that brought a new CRL, or a
+ * resumed session (no certificate check at its handshake). Loop thread. */
+bool certs_conn_crl_revoked(server_t *srv, conn_t *c);
+/*
+ * After a reload swapped srv->tls in (server/reload.c): close the open
+ * connections whose certificate the new context's CRL, or the revoked set,
+ * refuses (a renewed CRL revokes open desks too, not only new handshakes),
+ * and log the CRL's next update. Loop thread.
+ */
+void certs_after_reload(server_t *srv);
 /* True when the serial (tls_serial_hex) is in the revoked set. Loop thread only. */
 bool certs_is_revoked(const server_t *srv, const char *serial);
 /* Add a serial revoked through this daemon to the set. 0, or -1 out of memory. */

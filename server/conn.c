@@ -201,6 +201,16 @@ static void conn_on_open(channel_t *ch)
         conn_close(c, "client certificate revoked");
         return;
     }
+    /* Nor was the CRL asked about a resumed session: its ticket may predate a
+     * reload that brought a renewed CRL. */
+    if (cn > 0 && tlsio_resumed(&ch->tls) && certs_conn_crl_revoked(c->srv, c)) {
+        log_warn(c->id,
+                 "closing %s: its client certificate %s (%s) is revoked by the revocation "
+                 "list, resumed",
+                 c->peer, c->cert_serial, c->cert_cn);
+        conn_close(c, "client certificate revoked");
+        return;
+    }
     if (cn > 0) {
         log_info(c->id, "TLS from %s (%s, client certificate %s%s)", c->peer,
                  tlsio_version(&ch->tls), c->cert_cn, resumed);

@@ -20,6 +20,8 @@ void auth_jobs_stop(server_t *srv);
 void auth_jobs_reload(server_t *srv);
 /* A connection closed: a login of it waiting for admission is answered (and dropped). */
 void auth_conn_gone(server_t *srv, conn_t *c);
+/* The revoked certificates were read for the first time: the logins that waited go on. */
+void auth_certs_loaded(server_t *srv);
 /* Logins waiting for admission now (for the metrics). */
 int auth_logins_waiting(const server_t *srv);
 

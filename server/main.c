@@ -79,13 +79,21 @@ static const cli_option_t carreld_options[] = {
     {0, "init-admin", "USER",
      "create the first administrator (and, with --workstation,\n"
      "register that workstation at --branch), then exit;\n"
-     "existing accounts and workstations are left unchanged"},
+     "existing accounts and workstations are left unchanged;\n"
+     "refused while migrations are pending"},
     {0, "password-file", "F", "the new administrator's password (first line of F)"},
     {0, "issue-cert", "NAME",
      "sign workstation NAME's request (--csr, made by carrel cert\n"
      "request) with the library CA (--ca-cert, --ca-key) for\n"
      "--days (397, at most 825), record it and write it to\n"
-     "--out (a new file) or standard output, then exit"},
+     "--out (a new file) or standard output, then exit; never\n"
+     "changes the schema (refused while migrations are pending)"},
+    {0, "csr", "FILE", "with --issue-cert: the desk's certificate signing request"},
+    {0, "ca-cert", "FILE",
+     "with --issue-cert: the library CA's certificate (one of\ntls_client_ca)"},
+    {0, "ca-key", "FILE", "with --issue-cert: the CA's private key (mode 600, yours)"},
+    {0, "days", "N", "with --issue-cert: validity in days (397, at most 825)"},
+    {0, "out", "FILE", "with --issue-cert: write the certificate here (a new file)"},
     {'h', "help", NULL, "this help"},
     {'V', "version", NULL, "print the version"},
     CLI_OPTION_END,
@@ -252,8 +260,11 @@ static int init_admin(const struct server_config *cfg, const options_t *opt)
         return 1;
 
     int rc = 1;
-    PGconn *pg = PQconnectdb(cfg->db_conninfo);
+    PGconn *pg = NULL;
     PGresult *r = NULL;
+    if (migrate_require_current(cfg->db_conninfo, cfg->sql_dir, "--init-admin") != 0)
+        goto done;
+    pg = PQconnectdb(cfg->db_conninfo);
     if (PQstatus(pg) != CONNECTION_OK) {
         fprintf(stderr, "carreld: %s", PQerrorMessage(pg));
         goto done;
@@ -440,6 +451,20 @@ static int parse_options(options_t *opt, int argc, char **argv)
         usage(stderr);
         return -1;
     }
+    /* One mode a run: a second one would be quietly skipped (or, for
+     * --issue-cert, run after a migration nobody asked for). */
+    int modes = !!opt->check_config + !!opt->dump_config + !!opt->migrate_only +
+                (opt->init_admin != NULL) + (opt->issue.workstation != NULL);
+    if (modes > 1) {
+        fprintf(stderr, "carreld: --check-config, --dump-config, --migrate-only, --init-admin and "
+                        "--issue-cert each run alone\n");
+        return -1;
+    }
+    if (opt->issue.workstation && (opt->issue.csr_file == NULL || opt->issue.ca_cert_file == NULL ||
+                                   opt->issue.ca_key_file == NULL)) {
+        fprintf(stderr, "carreld: --issue-cert needs --csr, --ca-cert and --ca-key\n");
+        return -1;
+    }
     opt->issue.days = CERTS_DEFAULT_DAYS;
     if (opt->days) {
         char *end;
@@ -507,6 +532,12 @@ int main(int argc, char **argv)
         }
         goto out;
     }
+    /* The one-shot modes that use the schema never change it: an upgrade is
+     * IT's step, with every daemon stopped (OPERATIONS.md, upgrading). */
+    if (opt.init_admin || opt.issue.workstation) {
+        rc = opt.init_admin ? init_admin(&srv.cfg, &opt) : certs_issue_main(&srv.cfg, &opt.issue);
+        goto out;
+    }
     notify_status("applying database migrations");
     if (migrate_run(srv.cfg.db_conninfo, srv.cfg.sql_dir, err, sizeof(err)) != 0) {
         log_error(0, "%s", err);
@@ -515,14 +546,6 @@ int main(int argc, char **argv)
     }
     if (opt.migrate_only)
         goto out;
-    if (opt.init_admin) {
-        rc = init_admin(&srv.cfg, &opt);
-        goto out;
-    }
-    if (opt.issue.workstation) {
-        rc = certs_issue_main(&srv.cfg, &opt.issue);
-        goto out;
-    }
 
     dispatch_register_statements();
     marcio_init(); /* libxml2 must be set up before worker threads use it */

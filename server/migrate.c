@@ -573,3 +573,53 @@ int migrate_dry_run(const char *conninfo, const char *sql_dir, FILE *plan, char 
     PQfinish(pg);
     return rc;
 }
+
+/*
+ * The steps a start would take, counted from the dry run's plan (the same
+ * reading and refusals): the one-shot modes that use the schema
+ * (--init-admin, --issue-cert) refuse to run ahead of an upgrade.
+ */
+int migrate_pending(const char *conninfo, const char *sql_dir, int *steps, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *plan = open_memstream(&text, &len);
+    if (plan == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = migrate_dry_run(conninfo, sql_dir, plan, err, errlen);
+    if (fclose(plan) != 0 && rc == 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    *steps = 0;
+    for (const char *line = text; rc == 0 && line && *line;) {
+        if (strncmp(line, "would apply ", 12) == 0)
+            (*steps)++;
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    free(text);
+    return rc;
+}
+
+int migrate_require_current(const char *conninfo, const char *sql_dir, const char *mode)
+{
+    char err[1024];
+    int steps = 0;
+    if (migrate_pending(conninfo, sql_dir, &steps, err, sizeof(err)) != 0) {
+        fprintf(stderr, "carreld: %s\n", err);
+        return -1;
+    }
+    if (steps > 0) {
+        fprintf(stderr,
+                "carreld: the database schema is behind this carreld (%d step%s pending: see "
+                "carreld --migrate-only --dry-run); %s changes no schema: run carreld "
+                "--migrate-only first (OPERATIONS.md, upgrading)\n",
+                steps, steps == 1 ? "" : "s", mode);
+        return -1;
+    }
+    return 0;
+}

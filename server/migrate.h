@@ -27,4 +27,20 @@ __attribute__((warn_unused_result)) int migrate_run(const char *conninfo, const 
 __attribute__((warn_unused_result)) int migrate_dry_run(const char *conninfo, const char *sql_dir,
                                                         FILE *plan, char *err, size_t errlen);
 
+/*
+ * How many steps (migrations and rule files) a start would apply, read as
+ * migrate_dry_run reads them; 0 when the schema is current. 0, or -1 with err
+ * set (what migrate_dry_run refuses).
+ */
+__attribute__((warn_unused_result)) int migrate_pending(const char *conninfo, const char *sql_dir,
+                                                        int *steps, char *err, size_t errlen);
+
+/*
+ * For the one-shot modes that use the schema (--init-admin, --issue-cert):
+ * 0 when it is current; otherwise -1, said on stderr ("run carreld
+ * --migrate-only first", naming mode), the database unchanged.
+ */
+__attribute__((warn_unused_result)) int
+migrate_require_current(const char *conninfo, const char *sql_dir, const char *mode);
+
 #endif

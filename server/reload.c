@@ -21,6 +21,7 @@
 
 #include <openssl/crypto.h>
 
+#include "certs.h"
 #include "handlers.h"
 #include "log.h"
 #include "notices.h"
@@ -161,6 +162,7 @@ static void reload_apply_modules(struct reload *r)
     SSL_CTX_free(srv->tls);
     srv->tls = r->tls;
     r->tls = NULL;
+    certs_after_reload(srv); /* a renewed CRL closes the open desks it revokes (certs.c) */
     sip_tls_replace(srv, r->sip_tls);
     r->sip_tls = NULL;
     throttle_set_limits(&srv->throttle_users, (int)cfg->login_throttle_after,

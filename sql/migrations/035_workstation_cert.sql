@@ -17,7 +17,9 @@
 CREATE TABLE workstation_cert (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     workstation_id bigint NOT NULL REFERENCES workstation,
-    serial text NOT NULL UNIQUE CHECK (serial ~ '^([0-9A-F]{2})+$'),
+    -- As tls_serial_hex prints it: no leading zero byte, so a row made by hand matches.
+    serial text NOT NULL UNIQUE
+        CHECK (serial ~ '^([0-9A-F]{2})+$' AND (serial = '00' OR serial !~ '^00')),
     not_before timestamptz NOT NULL,
     not_after timestamptz NOT NULL CHECK (not_after > not_before),
     fingerprint text NOT NULL CHECK (fingerprint ~ '^[0-9a-f]{64}$'),

@@ -125,12 +125,17 @@ END
 $$;
 
 -- Record a certificate carreld --issue-cert signed for a workstation (server/
--- certs.c), audited as workstation_cert_issue with no staff (IT on the server).
--- Returns the workstation's id.
+-- certs.c), audited as workstation_cert_issue with no staff (IT on the server):
+-- the detail says who signed (the operating system's user and host, the
+-- database user and the client address) and with which CA. Returns the
+-- workstation's id.
+DROP FUNCTION IF EXISTS workstation_cert_record(text, text, timestamptz, timestamptz, text);
 CREATE OR REPLACE FUNCTION workstation_cert_record(p_name text, p_serial text,
                                                    p_not_before timestamptz,
                                                    p_not_after timestamptz,
-                                                   p_fingerprint text)
+                                                   p_fingerprint text, p_os_user text,
+                                                   p_host text, p_ca_subject text,
+                                                   p_ca_sha256 text)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -145,8 +150,12 @@ BEGIN
     VALUES (v_ws, p_serial, p_not_before, p_not_after, p_fingerprint);
     INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail)
     VALUES (NULL, NULL, 'workstation_cert_issue', p_name,
-            jsonb_build_object('serial', p_serial, 'not_after', api_time(p_not_after),
-                               'sha256', p_fingerprint));
+            jsonb_build_object('serial', p_serial, 'not_before', api_time(p_not_before),
+                               'not_after', api_time(p_not_after), 'sha256', p_fingerprint,
+                               'os_user', p_os_user, 'host', p_host,
+                               'db_user', session_user::text,
+                               'client_addr', inet_client_addr()::text,
+                               'ca_subject', p_ca_subject, 'ca_sha256', p_ca_sha256));
     RETURN v_ws;
 END
 $$;
@@ -154,9 +163,12 @@ $$;
 -- WorkstationRevoke (server/admin.c): revoke every certificate of the
 -- workstation not revoked yet, audited; the serials revoked, newest first,
 -- and the newest one's expiry, for the reply and the daemon's revoked set.
--- The branch permission is checked by the caller before.
-CREATE OR REPLACE FUNCTION workstation_revoke(p_actor bigint, p_workstation bigint, p_name text,
-                                              p_reason text)
+-- The caller checked the branch permission on the workstation it read (id
+-- p_id at branch p_branch): one renamed, re-added or moved since is refused
+-- (CR409 stale_version) rather than revoked under the wrong permission.
+DROP FUNCTION IF EXISTS workstation_revoke(bigint, bigint, text, text);
+CREATE OR REPLACE FUNCTION workstation_revoke(p_actor bigint, p_workstation bigint, p_id bigint,
+                                              p_branch text, p_name text, p_reason text)
 RETURNS TABLE (id bigint, name text, branch_code text, serials text[], not_after_ms bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -166,10 +178,16 @@ DECLARE
     v_not_after timestamptz;
 BEGIN
     SELECT w.id, b.code INTO v_ws, v_branch
-    FROM workstation w JOIN branch b ON b.id = w.branch_id WHERE w.name = p_name;
+    FROM workstation w JOIN branch b ON b.id = w.branch_id WHERE w.name = p_name
+    FOR UPDATE OF w;
     IF v_ws IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'workstation',
             MESSAGE = format('There is no workstation %s.', p_name);
+    END IF;
+    IF v_ws <> p_id OR v_branch <> p_branch THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'stale_version',
+            MESSAGE = format('Workstation %s changed while it was being revoked; try again.',
+                             p_name);
     END IF;
     WITH revoked AS (
         UPDATE workstation_cert c SET revoked_at = now(), revoked_by = p_actor, reason = p_reason
