@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -9,12 +10,13 @@
 #include "buf.h"
 #include "text.h"
 
-static log_level_t log_min_level = LOG_INFO;
+/* Atomic: a reload sets it on the loop while worker threads log. */
+static _Atomic int log_min_level = LOG_INFO;
 static const char *const log_level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
 void log_set_level(log_level_t level)
 {
-    log_min_level = level;
+    atomic_store_explicit(&log_min_level, (int)level, memory_order_relaxed);
 }
 
 int log_level_parse(const char *name)
@@ -36,7 +38,7 @@ int log_level_parse(const char *name)
  */
 void log_msg(log_level_t level, uint64_t conn_id, const char *fmt, ...)
 {
-    if (level < log_min_level)
+    if ((int)level < atomic_load_explicit(&log_min_level, memory_order_relaxed))
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);

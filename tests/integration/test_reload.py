@@ -14,10 +14,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -254,6 +256,11 @@ class ReloadTest(unittest.TestCase):
             ("max_inflight = 3\nlog_level = loud\n", ["log_level", "loud"]),
             ("max_inflight = 3\ntls_cert = \"%s\"\n" % os.path.join(env.dir, "no-such.crt"),
              ["no-such.crt"]),
+            # Settings that need a restart are checked too: the next start would fail.
+            ("max_inflight = 3\nlisten_host = \"localhost\"\n", ["listen_host", "localhost"]),
+            ("max_inflight = 3\nsql_dir = \"%s\"\n" % os.path.join(env.dir, "no-such-sql"),
+             ["sql_dir", "no-such-sql"]),
+            ("max_inflight = 3\ndb_conninfo = \"host\"\n", ["db_conninfo does not parse"]),
         ]
         for extra, needles in cases:
             with self.subTest(extra=extra):
@@ -297,6 +304,12 @@ class ReloadTest(unittest.TestCase):
         self.set(smtp_tls="sometimes")
         self.assertInvalid(self.reload(), "smtp_tls", "sometimes")
 
+    def test_extra_argument_refused(self):
+        r = env.carrel(self.admin, "admin", "reload", "now", json_out=False)
+        self.assertEqual(r.code, 2, r)
+        self.assertIn("usage: admin reload", r.stderr)
+        self.assertNotIn("reload (", self.d.log_text())
+
     def test_clerk_is_refused(self):
         env.add_staff(self.admin, "clerk%d" % self.d.port, "clerk", "DWN", STAFF_PASSWORD)
         clerk = env.profile(self.d, user="clerk%d" % self.d.port, password=STAFF_PASSWORD)
@@ -307,18 +320,31 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual((doc["status"], doc["reason"]), ("forbidden", "role"), r)
         self.assertNotIn("reload (", self.d.log_text())
 
-    def test_one_reload_at_a_time(self):
-        """The first reload reads a FIFO put where the file was, so it waits while the
-        second is refused and a SIGHUP is noted; writing the file into the FIFO lets it
-        finish, and the SIGHUP then reads the (regular) file once more."""
-        self.set(max_inflight=9)
-        with open(self.d.config) as f:
-            text = f.read()
-        regular = self.d.config + ".regular"
-        with open(regular, "w") as f:
-            f.write(text)
+    def test_config_file_not_regular_refused_at_once(self):
+        """A FIFO where the file was is refused without being read (it would block the
+        reload, and the shutdown waiting for it, for ever)."""
         os.remove(self.d.config)
         os.mkfifo(self.d.config, 0o600)
+        try:
+            self.assertInvalid(self.reload(), "not a regular file")
+        finally:
+            os.remove(self.d.config)
+            self.d.write_config()
+        self.assertApplied(self.reload(), [])
+
+    def test_one_reload_at_a_time(self):
+        """The first reload reads a FIFO put where the relay's password file is, so it waits
+        while the second is refused and a SIGHUP is noted; writing the password into the
+        FIFO lets it finish, and the SIGHUP then reads the (regular) file once more."""
+        pw = os.path.join(env.dir, "relay-%d.pw" % self.d.port)
+        regular = pw + ".regular"
+        with open(regular, "w") as f:
+            f.write("relay-secret\n")
+        os.chmod(regular, 0o600)
+        os.mkfifo(pw, 0o600)
+        text = "relay-secret\n"
+        self.set(max_inflight=9, smtp_host="127.0.0.1", smtp_port=2525, smtp_user="notices",
+                 smtp_password_file=pw)
         first = {}
         t = threading.Thread(target=lambda: first.setdefault("r", self.reload()))
         t.start()
@@ -334,25 +360,105 @@ class ReloadTest(unittest.TestCase):
             self.d.signal(signal.SIGHUP)
             harness.wait_until(lambda: "SIGHUP: a reload is running; reading again"
                                in self.d.log_text(), 60, "the SIGHUP to be noted")
-            # Blocks until the first reload opens the FIFO; the path is then the regular
+            # Blocks until the first reload opens the FIFO; the path is then a regular
             # file again before the FIFO's end is reached.
-            fifo = open(self.d.config, "w")
-            os.replace(regular, self.d.config)
+            fifo = open(pw, "w")
+            os.replace(regular, pw)
             fifo.write(text)
         finally:
             if fifo is None:  # unblock the daemon whatever failed
                 try:
-                    os.close(os.open(self.d.config, os.O_WRONLY | os.O_NONBLOCK))
+                    os.close(os.open(pw, os.O_WRONLY | os.O_NONBLOCK))
                 except OSError:
                     pass
             else:
                 fifo.close()
             t.join(120)
-        self.assertApplied(first["r"], ["max_inflight"])
+        self.assertApplied(first["r"], ["max_inflight", "smtp_host", "smtp_port", "smtp_user",
+                                        "smtp_password_file"])
         harness.wait_until(lambda: reload_ends(self.d, "SIGHUP") == 1, 60,
                            "the SIGHUP's reload")
         self.assertIn("reload (SIGHUP) of %s: 0 setting(s) applied" % self.d.config,
                       self.d.log_text())
+
+
+class SipTlsTest(unittest.TestCase):
+    def test_sip_tls_context_swapped(self):
+        """sip_tls = true: a reload with a new certificate gives new SIP2 connections the new
+        certificate, and the port keeps speaking TLS."""
+        d = env.daemon(sip=True, sip_tls=True)
+        try:
+            admin = env.profile(d)
+
+            def sip_fingerprint():
+                ctx = ssl.create_default_context(cafile=env.tls("ca.crt"))
+                ctx.check_hostname = False
+                with socket.create_connection(("127.0.0.1", d.sip_port), timeout=30) as raw:
+                    with ctx.wrap_socket(raw) as tls:
+                        return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+
+            self.assertEqual(sip_fingerprint(), fingerprint_of_file(env.tls("server.crt")))
+            newdir = os.path.join(env.dir, "tls-sip-%d" % d.port)
+            os.makedirs(newdir)
+            for name in ("ca.crt", "ca.key"):
+                shutil.copy(env.tls(name), os.path.join(newdir, name))
+            env.run(os.path.join(harness.SCRIPTS, "mkcerts"), newdir)
+            new_crt = os.path.join(newdir, "server.crt")
+            d.settings.update(tls_cert=new_crt, tls_key=os.path.join(newdir, "server.key"))
+            d.write_config()
+            r = env.carrel(admin, "admin", "reload")
+            self.assertEqual(r.code, 0, r)
+            self.assertEqual(sorted(r.json["applied"]), ["tls_cert", "tls_key"], r)
+            self.assertEqual(sip_fingerprint(), fingerprint_of_file(new_crt))
+        finally:
+            d.stop()
+
+
+def sighup_taken(pid):
+    """SIGHUP ignored or caught by pid (/proc/PID/status)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            fields = dict(line.split(":\t", 1) for line in f if ":\t" in line)
+    except OSError:
+        return False
+    return bool((int(fields["SigIgn"], 16) | int(fields["SigCgt"], 16)) & (1 << (signal.SIGHUP - 1)))
+
+
+class EarlySighupDaemon(DaemonWithArgs):
+    """SIGHUP sent right after carreld is spawned: during option parsing, the migrations
+    and the dummy hash, before (or while) the loop's handler is installed."""
+
+    def start_once(self, expect_listen):
+        self.write_config()
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([harness.CARRELD, "-c", self.config, "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        if self not in self.env.daemons:
+            self.env.daemons.append(self)
+        # Once carreld's main() has taken SIGHUP over (ignored, then the loop's handler),
+        # SIGHUPs until it listens: none kills it, and a reload during the start is harmless.
+        harness.wait_until(lambda: self.proc.poll() is not None or sighup_taken(self.proc.pid),
+                           60, "carreld to take SIGHUP over")
+        while self.proc.poll() is None and "listening on" not in self.log_text():
+            self.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.01)
+        harness.wait_until(lambda: "listening on" in self.log_text()
+                           or self.proc.poll() is not None, 120, "carreld to listen")
+        if self.proc.poll() is not None:
+            raise AssertionError("carreld exited at start (rc %s):\n%s"
+                                 % (self.proc.returncode, self.log_text()))
+        return self
+
+
+class EarlySighupTest(unittest.TestCase):
+    def test_sighup_during_startup_does_not_kill(self):
+        d = EarlySighupDaemon(env, []).start()
+        try:
+            w = harness.Wire(env, d.port)
+            self.assertEqual(w.hello().status, "ok")
+            w.close()
+        finally:
+            d.stop()
 
 
 class OverridesTest(unittest.TestCase):
