@@ -195,6 +195,28 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(w.call(REQ_CATALOG_SEARCH, search).status, "ok")
         w.close()
 
+    def test_queue_timeout_set_to_no_limit_while_queries_wait(self):
+        """db_queue_timeout_ms = 0 by a reload while searches wait for a connection: they
+        wait on (0 is "no limit"), instead of all failing at the queue check's next tick."""
+        self.d.stop()
+        self.d = env.daemon(db_pool_size=2, db_pool_reserved_reads=0, db_queue_timeout_ms=60000,
+                            db_statement_timeout_ms=0, db_lock_timeout_ms=0, jobs_interval_s=0,
+                            notice_send_interval_s=0, stats_rollup_interval_s=0)
+        w = self.d.logged_in_wire()
+        search = pb_message((1, "perl"), (10, 5))
+        with harness.TableLock(env, "bib") as lock:
+            ids = [w.send(REQ_CATALOG_SEARCH, search) for _ in range(4)]
+            lock.wait_for_waiters(2)  # both connections wait for the lock; two searches queue
+            self.set(db_queue_timeout_ms=0)
+            text = sighup(self.d)
+            self.assertIn("reload: db_queue_timeout_ms = 0 (was 60000)", text)
+            # The old check ticked every second: two ticks pass before the lock goes.
+            time.sleep(2.5)
+        got = sorted((r.id, r.status) for r in (w.recv() for _ in range(4)))
+        self.assertEqual(got, sorted((i, "ok") for i in ids))
+        self.assertNotIn("waited over", self.d.log_text())
+        w.close()
+
     def test_tls_certificate_swap(self):
         old_fp = fingerprint_of_file(env.tls("server.crt"))
         open_wire = self.d.logged_in_wire()
@@ -243,6 +265,17 @@ class ReloadTest(unittest.TestCase):
         self.assertIn("needs restart: listen_port", r.stdout)
         # The file still says so: a second reload reports it again, max_inflight is done.
         self.assertApplied(self.reload(), [], ["listen_port"])
+        # max_inflight = 5 in effect: the sixth request in flight is refused at once.
+        w = self.d.logged_in_wire()
+        search = pb_message((1, "perl"), (10, 5))
+        with harness.TableLock(env, "bib"):
+            ids = [w.send(REQ_CATALOG_SEARCH, search) for _ in range(6)]
+            r = w.recv()
+            self.assertEqual((r.id, r.status, r.reason),
+                             (ids[5], "too_many_requests", "inflight_limit"), r)
+        for _ in range(5):
+            self.assertEqual(w.recv().status, "ok")
+        w.close()
         # Put back for the harness's stop.
         self.d.settings["listen_port"] = old_port
         self.d.write_config()
