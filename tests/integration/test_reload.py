@@ -424,11 +424,7 @@ class SipTlsTest(unittest.TestCase):
             admin = env.profile(d)
 
             def sip_fingerprint():
-                ctx = ssl.create_default_context(cafile=env.tls("ca.crt"))
-                ctx.check_hostname = False
-                with socket.create_connection(("127.0.0.1", d.sip_port), timeout=30) as raw:
-                    with ctx.wrap_socket(raw) as tls:
-                        return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+                return sip_tls_fingerprint(d)
 
             self.assertEqual(sip_fingerprint(), fingerprint_of_file(env.tls("server.crt")))
             newdir = os.path.join(env.dir, "tls-sip-%d" % d.port)
@@ -445,6 +441,15 @@ class SipTlsTest(unittest.TestCase):
             self.assertEqual(sip_fingerprint(), fingerprint_of_file(new_crt))
         finally:
             d.stop()
+
+
+def sip_tls_fingerprint(d):
+    """The certificate the SIP2 port shows (a TLS handshake must succeed)."""
+    ctx = ssl.create_default_context(cafile=env.tls("ca.crt"))
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", d.sip_port), timeout=30) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
 
 
 def sighup_taken(pid):
@@ -484,14 +489,53 @@ class EarlySighupDaemon(DaemonWithArgs):
 
 
 class EarlySighupTest(unittest.TestCase):
-    def test_sighup_during_startup_does_not_kill(self):
-        d = EarlySighupDaemon(env, []).start()
+    def test_sighup_during_startup_and_sd_notify(self):
+        """SIGHUPs from the start of main() until the port listens: none kills carreld, and
+        no reload of that time says READY=1 before the port accepts (test_systemd's
+        Notifier plays systemd). Once serving, a reload says RELOADING=1 with
+        MONOTONIC_USEC, then READY=1."""
+        import test_systemd
+        notifier = test_systemd.Notifier(os.path.join(env.dir, "notify-reload.sock"))
+        os.environ["NOTIFY_SOCKET"] = notifier.path
+        try:
+            d = EarlySighupDaemon(env, [], sip=True, sip_tls=True)
+            notifier.port = d.port
+            d.start()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
         try:
             w = harness.Wire(env, d.port)
             self.assertEqual(w.hello().status, "ok")
             w.close()
+            harness.wait_until(lambda: notifier.count("READY=1"), what="READY=1")
+            self.assertIs(notifier.port_accepted_at_ready, True,
+                          "READY=1 came before the desks' port accepted")
+            # The reloads started during the start end without a word to systemd; one
+            # started after READY=1 (a SIGHUP just after "listening on") is framed by
+            # RELOADING=1 ... READY=1.
+            harness.wait_until(lambda: d.log_text().count("reload (SIGHUP): reading")
+                               == reload_ends(d, "SIGHUP"), 60, "the start's reloads to end")
+            lines = [l for _, l in notifier.lines()]
+            self.assertEqual(lines.count("READY=1"), 1 + lines.count("RELOADING=1"), lines)
+            # The SIP2 port still speaks TLS after the reloads that raced its start.
+            self.assertEqual(sip_tls_fingerprint(d), fingerprint_of_file(env.tls("server.crt")))
+            self.assertEqual(lines.index("READY=1"),
+                             min(i for i, l in enumerate(lines) if l in ("READY=1",
+                                                                          "RELOADING=1")),
+                             lines)
+            since = time.monotonic()
+            sighup(d)
+            harness.wait_until(lambda: notifier.count("RELOADING=1", since), 30, "RELOADING=1")
+            harness.wait_until(
+                lambda: "READY=1" in [l for _, l in notifier.lines(since)][
+                    [l for _, l in notifier.lines(since)].index("RELOADING=1"):],
+                30, "READY=1 after RELOADING=1")
+            lines = [l for _, l in notifier.lines(since)]
+            at = lines.index("RELOADING=1")
+            self.assertTrue(lines[at + 2].startswith("MONOTONIC_USEC="), lines)
         finally:
             d.stop()
+            notifier.close()
 
 
 class OverridesTest(unittest.TestCase):
