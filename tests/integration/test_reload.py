@@ -327,7 +327,8 @@ class ReloadTest(unittest.TestCase):
                  smtp_password_file=pw)
         self.assertApplied(self.reload(), ["smtp_host", "smtp_port", "smtp_user",
                                            "smtp_password_file"])
-        # The password file is read again by every reload (a rotated password).
+        # The password file is read again by every reload (RelayPasswordTest checks that
+        # the rotated password reaches the relay).
         harness.write_atomically(pw, "rotated-secret\n")
         self.assertApplied(self.reload(), [])
         os.remove(pw)
@@ -413,6 +414,35 @@ class ReloadTest(unittest.TestCase):
                            "the SIGHUP's reload")
         self.assertIn("reload (SIGHUP) of %s: 0 setting(s) applied" % self.d.config,
                       self.d.log_text())
+
+
+class RelayPasswordTest(unittest.TestCase):
+    def test_rotated_relay_password_reaches_the_relay(self):
+        """The relay now accepts only the rotated password; the daemon started with the
+        old one in its password file. After the file is rewritten and reloaded, a send
+        pass authenticates with the new one and the notice is delivered."""
+        relay = harness.SmtpRelay(env, password="rotated-secret")
+        d = None
+        try:
+            settings = relay.daemon_settings(password="old-secret")
+            d = env.daemon(smtp_from="library@hpl.example.org", jobs_interval_s=0,
+                           notice_send_interval_s=0, **settings)
+            admin = env.profile(d)
+            addr = "rotation%d@example.org" % env.next_number()
+            card = env.new_patron(email=addr, contact_channel="email")
+            pid = env.psql("SELECT id FROM patron WHERE card = '%s'" % card)
+            env.psql("SELECT notice_queue(%s, 'overdue_1', NULL, NULL, '2031-01-01', "
+                     "'Rotation', 1)" % pid)
+            harness.write_atomically(settings["smtp_password_file"], "rotated-secret\n")
+            r = env.carrel(admin, "admin", "reload")
+            self.assertEqual((r.code, r.json["applied"]), (0, []), r)
+            r = env.carrel(admin, "notices", "run")
+            self.assertEqual(r.code, 0, r)
+            harness.wait_until(lambda: relay.messages(to=addr), 60, "the notice at the relay")
+        finally:
+            if d:
+                d.stop()
+            relay.stop()
 
 
 class SipTlsTest(unittest.TestCase):
