@@ -401,9 +401,37 @@ static const reply_stmt_t stmt_reload_audit =
                "        jsonb_build_object('applied', $4::text[], 'needs_restart', $5::text[])) "
                "RETURNING id");
 
+/* A refused reload is audited too: who tried which file, and why it was refused. */
+static const reply_stmt_t stmt_reload_refused_audit =
+    REPLY_STMT("reload_refused_audit", AUDIT_NCOLS,
+               "INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail) "
+               "VALUES ($1, $2, 'reload', $3, jsonb_build_object('refused', $4::text)) "
+               "RETURNING id");
+
 void reload_register_statements(void)
 {
     db_stmt_register(&stmt_reload_audit.db);
+    db_stmt_register(&stmt_reload_refused_audit.db);
+}
+
+struct reload_refusal {
+    request_t *req;
+    const char *error;
+};
+
+static void reload_refusal_answer(struct reload_refusal *f)
+{
+    request_fail(f->req, CARREL__STATUS__STATUS_REFUSED, "config_invalid",
+                 "%s; the running settings are kept.", f->error);
+}
+
+static void reload_refused_audit_done(const db_result_t *r, void *arg)
+{
+    struct reload_refusal *f = arg;
+    if (r->status != DB_OK)
+        log_error(f->req->conn->id, "reload by %s refused; its audit row was not written: %s",
+                  request_session(f->req)->username, r->message ? r->message : "?");
+    reload_refusal_answer(f);
 }
 
 /* The reload is applied whatever the audit's fate: the answer says what happened, and a
@@ -426,8 +454,19 @@ static void reload_request_done(const reload_outcome_t *o, void *arg)
         return;
     }
     if (o->status == RELOAD_INVALID) {
-        request_fail(req, CARREL__STATUS__STATUS_REFUSED, "config_invalid",
-                     "%s; the running settings are kept.", o->error);
+        struct reload_refusal *f = arena_new(&req->arena, struct reload_refusal, 1);
+        f->req = req;
+        f->error = arena_strdup(&req->arena, o->error); /* o->error is freed on return */
+        const char *staff, *workstation;
+        reply_actor(req, &staff, &workstation);
+        const char *values[4] = {staff, workstation, o->config_file ? o->config_file : "",
+                                 f->error};
+        if (request_db_exec(req, &stmt_reload_refused_audit.db, 4, values, NULL, NULL,
+                            reload_refused_audit_done, f) != 0) {
+            log_error(req->conn->id, "reload by %s refused; its audit row could not be queued",
+                      request_session(req)->username);
+            reload_refusal_answer(f);
+        }
         return;
     }
     Carrel__ReloadReply *reply = arena_new(&req->arena, Carrel__ReloadReply, 1);

@@ -311,6 +311,11 @@ class ReloadTest(unittest.TestCase):
             f.write("not a certificate\n")
         self.set(tls_cert=junk, max_inflight=3)
         self.assertInvalid(self.reload(), "junk-")
+        # The refusals by request are audited with their reason.
+        rows = env.psql("SELECT a.detail->>'refused' FROM admin_audit a WHERE a.action = "
+                        "'reload' AND a.target = '%s' AND a.detail ? 'refused'" % self.d.config)
+        self.assertIn("max_frame_bytes", rows)
+        self.assertIn("junk-", rows)
         # Nothing of the refused files took: the good file again changes nothing.
         self.d.settings = good
         self.d.write_config()
