@@ -182,6 +182,7 @@ static void reload_dummy_done(int ok, const char *hash, void *arg)
         } else {
             free(srv->dummy_hash);
             srv->dummy_hash = copy;
+            log_info(0, "reload: unknown user names are now checked at the new Argon2 cost");
         }
     }
     free(d);

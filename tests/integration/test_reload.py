@@ -217,6 +217,21 @@ class ReloadTest(unittest.TestCase):
         self.assertNotIn("waited over", self.d.log_text())
         w.close()
 
+    def test_argon2_cost_remakes_the_dummy_hash(self):
+        """A new Argon2 cost: the dummy hash for unknown names is made again at it (else
+        their logins would take the old time, and tell them from accounts hashed since)."""
+        self.set(password_time_cost=2)
+        self.assertApplied(self.reload(), ["password_time_cost"])
+        harness.wait_until(lambda: "unknown user names are now checked at the new Argon2 cost"
+                           in self.d.log_text(), 60, "the new dummy hash")
+        w = self.d.logged_in_wire()  # logins still work
+        self.assertEqual(w.call(REQ_PING, pb_message((1, "x"))).status, "ok")
+        w.close()
+        # Unchanged cost: no new dummy hash.
+        mark = len(self.d.log_text())
+        self.assertApplied(self.reload(), [])
+        self.assertNotIn("new Argon2 cost", self.d.log_text()[mark:])
+
     def test_tls_certificate_swap(self):
         old_fp = fingerprint_of_file(env.tls("server.crt"))
         open_wire = self.d.logged_in_wire()
