@@ -436,6 +436,58 @@ class ReloadTest(unittest.TestCase):
                       self.d.log_text())
 
 
+class DrainTest(unittest.TestCase):
+    def test_reload_ending_during_the_drain(self):
+        """A reload still being read when SIGTERM starts the drain (its relay password file
+        is a FIFO nobody writes yet): the shutdown waits for it, it is then dropped and
+        answered shutting_down, and systemd hears STOPPING=1 and no READY=1 after it; a
+        SIGHUP during the drain starts nothing. The daemon then exits 0."""
+        import test_systemd
+        notifier = test_systemd.Notifier(os.path.join(env.dir, "notify-drain.sock"))
+        os.environ["NOTIFY_SOCKET"] = notifier.path
+        try:
+            d = env.daemon()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        notifier.port = d.port
+        pw = os.path.join(env.dir, "drain-%d.pw" % d.port)
+        os.mkfifo(pw, 0o600)
+        try:
+            admin = env.profile(d)
+            harness.wait_until(lambda: notifier.count("READY=1"), what="READY=1")
+            d.settings.update(smtp_host="127.0.0.1", smtp_port=2525, smtp_user="notices",
+                              smtp_password_file=pw)
+            d.write_config()
+            first = {}
+            t = threading.Thread(target=lambda: first.setdefault("r", env.carrel(admin, "admin",
+                                                                                 "reload")))
+            t.start()
+            harness.wait_until(lambda: "reload (admin): reading" in d.log_text(), 60,
+                               "the reload to start")
+            d.signal(signal.SIGTERM)
+            harness.wait_until(lambda: notifier.count("STOPPING=1"), 30, "STOPPING=1")
+            d.signal(signal.SIGHUP)  # ignored while draining
+            with open(pw, "w") as f:  # lets the read finish
+                f.write("relay-secret\n")
+            t.join(120)
+            doc = first["r"].json[0] if isinstance(first["r"].json, list) else first["r"].json
+            self.assertEqual((doc["status"], doc["reason"]), ("unavailable", "shutting_down"),
+                             first["r"])
+            self.assertEqual(d.wait(120), 0, d.log_text())
+            lines = [l for _, l in notifier.lines()]
+            self.assertNotIn("READY=1", lines[lines.index("STOPPING=1"):], lines)
+            self.assertIn("dropped: shutting down", d.log_text())
+            self.assertNotIn("reload (SIGHUP)", d.log_text())
+        finally:
+            if d.proc is not None and d.proc.poll() is None:
+                try:
+                    os.close(os.open(pw, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+            d.stop()
+            notifier.close()
+
+
 class RelayPasswordTest(unittest.TestCase):
     def test_rotated_relay_password_reaches_the_relay(self):
         """The relay now accepts only the rotated password; the daemon started with the
