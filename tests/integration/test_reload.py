@@ -232,6 +232,27 @@ class ReloadTest(unittest.TestCase):
         self.assertApplied(self.reload(), [])
         self.assertNotIn("new Argon2 cost", self.d.log_text()[mark:])
 
+    def test_connection_limit_lowered_below_the_count(self):
+        """max_connections_per_address lowered below the open count closes nothing; only
+        new connections are refused (OPERATIONS.md says so)."""
+        wires = [self.d.logged_in_wire() for _ in range(3)]
+        self.set(max_connections_per_address=2)
+        sighup(self.d)
+        for w in wires:
+            self.assertEqual(w.call(REQ_PING, pb_message((1, "x"))).status, "ok")
+        try:
+            extra = self.d.wire()
+            r = extra.hello()
+            extra.close()
+        except (OSError, ssl.SSLError) as e:
+            r = e
+        self.assertNotEqual(getattr(r, "status", None), "ok", r)
+        harness.wait_until(lambda: "from one address is the limit" in self.d.log_text(), 30,
+                           "the refusal in the log")
+        for w in wires:
+            self.assertEqual(w.call(REQ_PING, pb_message((1, "y"))).status, "ok")
+            w.close()
+
     def test_tls_certificate_swap(self):
         old_fp = fingerprint_of_file(env.tls("server.crt"))
         open_wire = self.d.logged_in_wire()
