@@ -11,8 +11,11 @@
  * the strings of the changed RELOAD settings are new, and their old copies
  * are freed after the swap. Of those (tls_*, log_level, smtp_*), the code
  * reads them where it uses them on the loop and copies what it keeps
- * (smtp.c copies the relay settings per send pass; the TLS contexts hold
- * what they read), so no pointer into them outlives the swap.
+ * (smtp.c copies the relay settings when a send pass opens its client; the
+ * TLS contexts hold what they read), so no pointer into them outlives the
+ * swap. One exception is harmless: notices.c reads smtp_from per message
+ * for the Message-ID's domain, so a pass under way during a reload may take
+ * that domain from the new value while its envelope keeps the old sender.
  */
 #include "reload.h"
 
