@@ -12,9 +12,9 @@
 
 static int build_reload(cli_t *cli, int argc, char **argv, cmd_call_t *call)
 {
-    (void)cli;
-    (void)argc;
     (void)argv;
+    if (argc > 1)
+        return cli_fail(cli, EXIT_USAGE, "usage: admin reload");
     CMD_BODY(call, reload, RELOAD, carrel__reload__init);
     return EXIT_OK;
 }

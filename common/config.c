@@ -2,8 +2,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const conf_entry_t *conf_find(const conf_entry_t *table, const char *name)
 {
@@ -175,9 +178,24 @@ int conf_parse(const conf_entry_t *table, void *target, const char *text, const 
 int conf_load_file(const conf_entry_t *table, void *target, const char *path, char *err,
                    size_t errlen)
 {
-    FILE *f = fopen(path, "r");
+    /* Only a regular file: a FIFO or a device could block the read for ever (a reload's
+     * worker thread, and the shutdown that waits for it). O_NONBLOCK: opening a FIFO
+     * without a writer does not wait. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "r");
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
     char *text = NULL;

@@ -13,7 +13,8 @@
 #include "buf.h"
 #include "text.h"
 
-static log_level_t log_min_level = LOG_INFO;
+/* Atomic: a reload sets it on the loop while worker threads log. */
+static _Atomic int log_min_level = LOG_INFO;
 static const char *const log_level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 /* The syslog priorities of the levels, as sd-daemon(3) prefixes: SD_DEBUG, SD_INFO,
  * SD_WARNING, SD_ERR. */
@@ -41,7 +42,7 @@ void log_detect_stream(void)
 
 void log_set_level(log_level_t level)
 {
-    log_min_level = level;
+    atomic_store_explicit(&log_min_level, (int)level, memory_order_relaxed);
 }
 
 int log_level_parse(const char *name)
@@ -69,7 +70,7 @@ int log_level_parse(const char *name)
  */
 void log_msg(log_level_t level, uint64_t conn_id, const char *fmt, ...)
 {
-    if (level < log_min_level)
+    if ((int)level < atomic_load_explicit(&log_min_level, memory_order_relaxed))
         return;
     struct timeval tv;
     gettimeofday(&tv, NULL);

@@ -58,6 +58,8 @@ typedef struct db_conn {
     int statement_timeout_ms; /* the session's statement_timeout now */
     int lock_timeout_ms;      /* the session's lock_timeout now (a reload may change it) */
     bool setting_timeout;     /* DBC_BUSY: a set_config for job runs before it */
+    int job_timeout_ms;       /* DBC_BUSY: the statement_timeout job runs under (a reload
+                                 may change the pool's limits meanwhile) */
     uint64_t since;           /* uv_now() when it began connecting, or began its job */
 } db_conn_t;
 
@@ -277,6 +279,11 @@ static void db_queue_timer_cb(uv_timer_t *t)
 {
     db_pool_t *pool = t->data;
     uint64_t now = uv_now(pool->loop);
+    if (pool->limits.queue_timeout_ms <= 0) {
+        /* A reload set "no limit": nothing waiting expires. */
+        uv_timer_stop(t);
+        return;
+    }
     uint64_t limit = (uint64_t)pool->limits.queue_timeout_ms;
     db_job_t *expired = NULL, **expired_tail = &expired;
     for (int lane = 0; lane < DB_LANES; lane++) {
@@ -663,6 +670,7 @@ static void db_conn_send_job(db_conn_t *c, db_job_t *job)
     c->since = uv_now(c->pool->loop);
     int want = db_job_timeout_ms(c->pool, job);
     int lock = c->pool->limits.lock_timeout_ms;
+    c->job_timeout_ms = want;
     if (want == c->statement_timeout_ms && lock == c->lock_timeout_ms) {
         db_conn_send_prepared(c);
         return;
@@ -694,7 +702,7 @@ static void db_conn_timeout_set(db_conn_t *c, PGresult *res)
         db_conn_send_failed(c);
         return;
     }
-    c->statement_timeout_ms = db_job_timeout_ms(c->pool, c->job);
+    c->statement_timeout_ms = c->job_timeout_ms; /* what was sent, whatever a reload did since */
     c->lock_timeout_ms = c->pool->limits.lock_timeout_ms;
     db_conn_send_prepared(c);
 }
@@ -977,8 +985,9 @@ static void db_deadline_cb(uv_timer_t *t)
         uint64_t limit;
         if (c->state == DBC_CONNECTING || c->state == DBC_SETUP || c->state == DBC_PREPARING)
             limit = (uint64_t)pool->limits.statement_timeout_ms + margin;
-        else if (c->state == DBC_BUSY && c->job && db_job_timeout_ms(pool, c->job) > 0)
-            limit = (uint64_t)db_job_timeout_ms(pool, c->job) + margin;
+        else if (c->state == DBC_BUSY && c->job && c->job_timeout_ms > 0)
+            /* The timeout the statement was sent under, not the pool's current one. */
+            limit = (uint64_t)c->job_timeout_ms + margin;
         else
             continue; /* idle, down, or a statement allowed to run as long as it takes */
         if (now - c->since <= limit)
@@ -1091,7 +1100,13 @@ db_pool_t *db_pool_new(uv_loop_t *loop, const char *conninfo, int size, int max_
 
 void db_pool_set_limits(db_pool_t *pool, const db_limits_t *limits)
 {
+    bool changed = pool->limits.queue_timeout_ms != limits->queue_timeout_ms;
     pool->limits = *limits;
+    /* A reload: the check's tick came from the old queue timeout. */
+    if (changed && !pool->closing) {
+        uv_timer_stop(&pool->queue_timer);
+        db_queue_watch(pool);
+    }
 }
 
 void db_pool_set_retry_limit(db_pool_t *pool, int retry_limit)

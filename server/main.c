@@ -490,6 +490,9 @@ static int parse_options(options_t *opt, int argc, char **argv)
 int main(int argc, char **argv)
 {
     options_t opt = {0};
+    /* SIGHUP reloads once the loop runs (reload.c); until then (migrations may take
+     * minutes) it must not kill the daemon. */
+    signal(SIGHUP, SIG_IGN);
     /* Before parse_options: --help shows the sql_dir this carreld would use. */
     server_config_locate_sql_dir();
     if (parse_options(&opt, argc, argv) != 0) {

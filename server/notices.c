@@ -411,6 +411,14 @@ static void notices_pending_done(const db_result_t *r, void *arg)
         return;
     }
     const struct server_config *cfg = &n->srv->cfg;
+    /* A reload may have unset smtp_host since notices_step_send looked. */
+    if (cfg->smtp_host == NULL || cfg->smtp_host[0] == '\0') {
+        if (!n->said_no_smtp)
+            log_info(0, "notices: smtp_host is not set: email notices stay pending");
+        n->said_no_smtp = true;
+        notices_run_end(n);
+        return;
+    }
     smtp_settings_t s = {.host = cfg->smtp_host,
                          .port = (int)cfg->smtp_port,
                          .tls = notices_tls(cfg->smtp_tls),

@@ -11,15 +11,20 @@
  * the strings of the changed RELOAD settings are new, and their old copies
  * are freed after the swap. Of those (tls_*, log_level, smtp_*), the code
  * reads them where it uses them on the loop and copies what it keeps
- * (smtp.c copies the relay settings per send pass; the TLS contexts hold
- * what they read), so no pointer into them outlives the swap.
+ * (smtp.c copies the relay settings when a send pass opens its client; the
+ * TLS contexts hold what they read), so no pointer into them outlives the
+ * swap. One exception is harmless: notices.c reads smtp_from per message
+ * for the Message-ID's domain, so a pass under way during a reload may take
+ * that domain from the new value while its envelope keeps the old sender.
  */
 #include "reload.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "certs.h"
 #include "handlers.h"
@@ -39,7 +44,8 @@ struct reload {
     char by[64]; /* who asked: a user name or "SIGHUP" */
     reload_done_fn done;
     void *arg;
-    bool again; /* a SIGHUP came while this one was being read: read once more */
+    bool again;    /* a SIGHUP came while this one was being read: read once more */
+    bool notified; /* RELOADING=1 was sent: READY=1 ends it unless the drain began */
     /* Filled in on the thread pool; the loop does not touch them until reload_after. */
     bool want_sip_tls;
     struct server_config cfg;
@@ -54,19 +60,28 @@ struct reload {
 };
 
 /*
- * What the service manager is told (server/notify.c): systemd's
- * Type=notify-reload wants RELOADING=1 (with MONOTONIC_USEC) when a reload
- * begins and READY=1 when it is over, whether it was applied or refused.
+ * What the service manager is told (server/notify.c): RELOADING=1 (with
+ * MONOTONIC_USEC) when a reload begins and READY=1 when it is over, whether
+ * it was applied or refused, as systemd >= 253's Type=notify-reload expects
+ * (the unit is Type=notify, for Debian 12's systemd 252, which logs them).
+ * Only while serving: before server_dummy_hash_done, READY=1 would tell
+ * systemd the start is over; once draining, STOPPING=1 was sent.
  */
-static void reload_notify_reloading(void)
+static void reload_notify_reloading(struct reload *r)
 {
+    if (!r->srv->ready || r->srv->draining)
+        return;
+    r->notified = true;
     notify_reloading();
 }
 
 /* READY=1 whether the reload was applied or refused (else the unit stays "reloading"),
  * then the status line again, which READY=1's own status replaced. */
-static void reload_notify_ready(server_t *srv)
+static void reload_notify_ready(struct reload *r)
 {
+    server_t *srv = r->srv;
+    if (!r->notified || !srv->ready || srv->draining)
+        return;
     notify_ready();
     notify_status("serving desks on port %d", srv->port);
 }
@@ -147,6 +162,60 @@ static void reload_free(struct reload *r)
     free(r);
 }
 
+/*
+ * The dummy hash (server.c) at the new Argon2 cost, so that a login for an unknown name
+ * takes as long as one for an account hashed since the reload. The latest reload's wins.
+ */
+static uint64_t reload_dummy_gen;
+
+struct reload_dummy {
+    server_t *srv;
+    uint64_t gen;
+};
+
+static void reload_dummy_done(int ok, const char *hash, void *arg)
+{
+    struct reload_dummy *d = arg;
+    server_t *srv = d->srv;
+    if (ok != 1)
+        log_error(0, "reload: cannot prepare the dummy hash at the new cost; the old one stays");
+    else if (d->gen == reload_dummy_gen) {
+        char *copy = strdup(hash);
+        if (copy == NULL) {
+            log_error(0, "reload: out of memory for the dummy hash; the old one stays");
+        } else {
+            free(srv->dummy_hash);
+            srv->dummy_hash = copy;
+            log_info(0, "reload: unknown user names are now checked at the new Argon2 cost");
+        }
+    }
+    free(d);
+}
+
+static void reload_dummy_rehash(server_t *srv)
+{
+    /* Before the start's own dummy hash exists, that one is being made. */
+    if (srv->dummy_hash == NULL || srv->draining)
+        return;
+    unsigned char secret[24];
+    char secret_text[49];
+    if (RAND_bytes(secret, sizeof(secret)) != 1) {
+        log_error(0, "reload: no random bytes for the dummy hash; the old one stays");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(secret); i++)
+        snprintf(secret_text + 2 * i, 3, "%02x", secret[i]);
+    struct reload_dummy *d = util_xcalloc(1, sizeof(*d));
+    d->srv = srv;
+    d->gen = ++reload_dummy_gen;
+    if (password_hash_async(&srv->passwords, &srv->password_params, secret_text, reload_dummy_done,
+                            d) != 0) {
+        log_error(0, "reload: cannot queue the dummy hash at the new cost; the old one stays");
+        free(d);
+    }
+    OPENSSL_cleanse(secret_text, sizeof(secret_text));
+}
+
 /* The modules that copied a setting at start take the new values. Those
  * that read srv->cfg where they use it (connection limits and timeouts,
  * SIP2 timeouts, retention periods, the relay settings) need nothing. */
@@ -165,13 +234,21 @@ static void reload_apply_modules(struct reload *r)
     certs_after_reload(srv); /* a renewed CRL closes the open desks it revokes (certs.c) */
     sip_tls_replace(srv, r->sip_tls);
     r->sip_tls = NULL;
+    if (cfg->tls_client_ca && *cfg->tls_client_ca && !cfg->tls_require_client_cert)
+        log_warn(0, "tls_require_client_cert = false: a desk without a client certificate may "
+                    "log in naming any workstation");
     throttle_set_limits(&srv->throttle_users, (int)cfg->login_throttle_after,
                         cfg->login_throttle_max_s * 1000);
     throttle_set_limits(&srv->throttle_addresses, (int)cfg->login_throttle_after_address,
                         cfg->login_throttle_max_s * 1000);
+    password_params_t was = srv->password_params;
     srv->password_params.time_cost = (unsigned)cfg->password_time_cost;
     srv->password_params.memory_kib = (unsigned)cfg->password_memory_kib;
     srv->password_params.parallelism = (unsigned)cfg->password_parallelism;
+    if (was.time_cost != srv->password_params.time_cost ||
+        was.memory_kib != srv->password_params.memory_kib ||
+        was.parallelism != srv->password_params.parallelism)
+        reload_dummy_rehash(srv);
     password_queue_set_max(&srv->passwords, (int)cfg->password_queue_max);
     server_db_limits_apply(srv);
     notices_reload(srv->notices, r->smtp_password);
@@ -243,7 +320,7 @@ static void reload_after(uv_work_t *w, int status)
     } else {
         reload_apply(r, &o);
     }
-    reload_notify_ready(srv);
+    reload_notify_ready(r);
     r->done(&o, r->arg);
     bool again = r->again && !srv->draining;
     reload_free(r);
@@ -273,7 +350,7 @@ int reload_start(server_t *srv, const char *by, reload_done_fn done, void *arg)
     srv->reload = r;
     log_info(0, "reload (%s): reading %s", by,
              srv->config_file ? srv->config_file : "the command line");
-    reload_notify_reloading();
+    reload_notify_reloading(r);
     return 0;
 }
 
@@ -315,6 +392,9 @@ void reload_signal_start(server_t *srv)
 void reload_signal_close(server_t *srv)
 {
     uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+    /* libuv put back the default action, which ends the process: a SIGHUP while the
+     * pools close must not turn a clean exit into a kill. */
+    signal(SIGHUP, SIG_IGN);
 }
 
 /* ---- the Reload request ---- */
@@ -327,9 +407,37 @@ static const reply_stmt_t stmt_reload_audit =
                "        jsonb_build_object('applied', $4::text[], 'needs_restart', $5::text[])) "
                "RETURNING id");
 
+/* A refused reload is audited too: who tried which file, and why it was refused. */
+static const reply_stmt_t stmt_reload_refused_audit =
+    REPLY_STMT("reload_refused_audit", AUDIT_NCOLS,
+               "INSERT INTO admin_audit (staff_id, workstation_id, action, target, detail) "
+               "VALUES ($1, $2, 'reload', $3, jsonb_build_object('refused', $4::text)) "
+               "RETURNING id");
+
 void reload_register_statements(void)
 {
     db_stmt_register(&stmt_reload_audit.db);
+    db_stmt_register(&stmt_reload_refused_audit.db);
+}
+
+struct reload_refusal {
+    request_t *req;
+    const char *error;
+};
+
+static void reload_refusal_answer(struct reload_refusal *f)
+{
+    request_fail(f->req, CARREL__STATUS__STATUS_REFUSED, "config_invalid",
+                 "%s; the running settings are kept.", f->error);
+}
+
+static void reload_refused_audit_done(const db_result_t *r, void *arg)
+{
+    struct reload_refusal *f = arg;
+    if (r->status != DB_OK)
+        log_error(f->req->conn->id, "reload by %s refused; its audit row was not written: %s",
+                  request_session(f->req)->username, r->message ? r->message : "?");
+    reload_refusal_answer(f);
 }
 
 /* The reload is applied whatever the audit's fate: the answer says what happened, and a
@@ -352,8 +460,19 @@ static void reload_request_done(const reload_outcome_t *o, void *arg)
         return;
     }
     if (o->status == RELOAD_INVALID) {
-        request_fail(req, CARREL__STATUS__STATUS_REFUSED, "config_invalid",
-                     "%s; the running settings are kept.", o->error);
+        struct reload_refusal *f = arena_new(&req->arena, struct reload_refusal, 1);
+        f->req = req;
+        f->error = arena_strdup(&req->arena, o->error); /* o->error is freed on return */
+        const char *staff, *workstation;
+        reply_actor(req, &staff, &workstation);
+        const char *values[4] = {staff, workstation, o->config_file ? o->config_file : "",
+                                 f->error};
+        if (request_db_exec(req, &stmt_reload_refused_audit.db, 4, values, NULL, NULL,
+                            reload_refused_audit_done, f) != 0) {
+            log_error(req->conn->id, "reload by %s refused; its audit row could not be queued",
+                      request_session(req)->username);
+            reload_refusal_answer(f);
+        }
         return;
     }
     Carrel__ReloadReply *reply = arena_new(&req->arena, Carrel__ReloadReply, 1);

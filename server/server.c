@@ -110,6 +110,7 @@ static void server_dummy_hash_done(int ok, const char *hash, void *arg)
         return;
     }
     /* Both ports accept: systemd may start what comes after carreld.service. */
+    srv->ready = true;
     notify_ready();
     notify_status("serving desks on port %d", srv->port);
 }

@@ -43,6 +43,7 @@ typedef struct server {
     size_t output_total; /* unsent output of all connections (max_output_total_bytes) */
     uint64_t next_conn_id;
     bool draining;
+    bool ready; /* both ports listen and systemd was told READY=1 (server_dummy_hash_done) */
     bool finishing;
     throttle_t throttle_users;     /* failed logins per user name */
     throttle_t throttle_addresses; /* failed logins per peer address */

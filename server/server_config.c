@@ -1,11 +1,16 @@
 #include "server_config.h"
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "log.h"
 
@@ -276,6 +281,48 @@ int server_config_validate(const struct server_config *cfg, char *err, size_t er
     }
     if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
         snprintf(err, errlen, "tls_cert and tls_key must be set (TLS is not optional)");
+        return -1;
+    }
+    /* The settings that need a restart too: a file that would not start is refused now
+     * (by --check-config, and by a reload before IT is told it is fine). */
+    const struct {
+        const char *name, *host;
+        bool used;
+    } hosts[] = {
+        {"listen_host", cfg->listen_host, true},
+        {"sip_listen_host", cfg->sip_listen_host, cfg->sip_listen_port != 0},
+        {"metrics_listen_host", cfg->metrics_listen_host, cfg->metrics_listen_port != 0},
+    };
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        unsigned char addr[sizeof(struct in6_addr)];
+        const char *h = hosts[i].host;
+        if (hosts[i].used &&
+            (h == NULL || inet_pton(strchr(h, ':') ? AF_INET6 : AF_INET, h, addr) != 1)) {
+            snprintf(err, errlen, "%s: '%s' is not an IP address", hosts[i].name, h ? h : "");
+            return -1;
+        }
+    }
+    const struct {
+        const char *name, *conninfo;
+    } conninfos[] = {{"db_conninfo", cfg->db_conninfo}, {"stats_conninfo", cfg->stats_conninfo}};
+    for (size_t i = 0; i < sizeof(conninfos) / sizeof(conninfos[0]); i++) {
+        if (conninfos[i].conninfo == NULL || conninfos[i].conninfo[0] == '\0')
+            continue;
+        char *why = NULL;
+        PQconninfoOption *opts = PQconninfoParse(conninfos[i].conninfo, &why);
+        if (opts == NULL) {
+            /* Not the value: it may hold a password. */
+            snprintf(err, errlen, "%s does not parse: %s", conninfos[i].name,
+                     why ? why : "out of memory");
+            if (why)
+                PQfreemem(why);
+            return -1;
+        }
+        PQconninfoFree(opts);
+    }
+    struct stat st;
+    if (cfg->sql_dir == NULL || stat(cfg->sql_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "sql_dir: '%s' is not a directory", cfg->sql_dir ? cfg->sql_dir : "");
         return -1;
     }
     return 0;

@@ -1183,13 +1183,16 @@ int sip_start(server_t *srv)
 
 bool sip_tls_wanted(const server_t *srv)
 {
-    return srv->sip && srv->sip->tls;
+    /* From the running settings (both need a restart), not from whether the listener
+     * exists yet: a reload during startup must still build the context. */
+    return srv->cfg.sip_tls && srv->cfg.sip_listen_port != 0;
 }
 
 void sip_tls_replace(server_t *srv, SSL_CTX *tls)
 {
     struct sip_server *sv = srv->sip;
-    if (sv == NULL || sv->tls == NULL) {
+    /* Never NULL over a context: a TLS port must not fall back to plain TCP. */
+    if (sv == NULL || sv->tls == NULL || tls == NULL) {
         if (tls)
             SSL_CTX_free(tls);
         return;

@@ -72,10 +72,12 @@ void sip_abort(server_t *srv);
 bool sip_gone(const server_t *srv);
 /* Release the listener's memory once the loop has run out (main.c). */
 void sip_free(server_t *srv);
-/* True when the SIP2 port speaks TLS (a reload then builds its context again). */
+/* True when the running settings make the SIP2 port speak TLS (a reload then builds its
+ * context again), whether or not the listener is up yet. */
 bool sip_tls_wanted(const server_t *srv);
 /* A reload's new SIP2 TLS context (from the new tls_cert and tls_key) for new
- * connections; taken over, or freed when the port speaks no TLS. */
+ * connections; taken over, or freed when the port speaks no TLS. A NULL never replaces a
+ * context (the port keeps its old one). */
 void sip_tls_replace(server_t *srv, SSL_CTX *tls);
 /* The bound SIP2 port, 0 when off. */
 int sip_port(const server_t *srv);

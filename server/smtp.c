@@ -912,6 +912,10 @@ static const char *smtp_tls_name(smtp_tls_t t)
 
 smtp_client_t *smtp_open(uv_loop_t *loop, const smtp_settings_t *s, char *err, size_t errlen)
 {
+    if (s->host == NULL || s->host[0] == '\0') {
+        snprintf(err, errlen, "smtp_host is not set");
+        return NULL;
+    }
     smtp_client_t *c = util_xcalloc(1, sizeof(*c));
     c->s = *s;
     c->s.host = smtp_dup(s->host);

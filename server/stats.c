@@ -520,7 +520,8 @@ static void stats_wait_tick(uv_timer_t *t)
     stats_call_t *prev = NULL, *call = s->wait_head;
     while (call) {
         stats_call_t *next = call->next;
-        if (call->req->conn->closed || now - call->queued_at >= limit) {
+        /* limit 0 (a reload set "no limit"): only the orphans go. */
+        if (call->req->conn->closed || (limit > 0 && now - call->queued_at >= limit)) {
             stats_wait_unlink(s, prev, call);
             if (!stats_call_orphan(call)) {
                 stats_call_end(call);

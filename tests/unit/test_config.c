@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -334,6 +335,25 @@ static void dirty_heap_for(const char *text)
     /* Keep the compiler from dropping the stores to a block about to be freed. */
     __asm__ volatile("" : : "r"(p) : "memory");
     free(p);
+}
+
+/* Only a regular file is read: a FIFO (whose read would block a reload's worker, and the
+ * shutdown waiting for it, for ever) or a directory is refused at once. */
+static void test_load_file_not_regular(void **state)
+{
+    struct test_conf *c = *state;
+    char dir[] = "/tmp/carrel-test-conf-dir-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[sizeof(dir) + 8];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char err[256];
+    assert_int_equal(conf_load_file(test_table, c, fifo, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a regular file"));
+    assert_int_equal(conf_load_file(test_table, c, dir, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a regular file"));
+    unlink(fifo);
+    rmdir(dir);
 }
 
 /*
@@ -698,6 +718,49 @@ static void test_server_config_diff_flags(void **state)
     conf_free(server_config_table, &b);
 }
 
+/* server_config_validate checks the restart-only settings too: a file the next start would
+ * refuse is refused by --check-config and by a reload. */
+static void test_server_config_validate_restart_settings(void **state)
+{
+    (void)state;
+    const char *bad[][2] = {
+        {"listen_host=localhost", "listen_host"},
+        {"sip_listen_port=6001", NULL},  /* with sip_listen_host below */
+        {"metrics_listen_host=x", NULL}, /* ignored while metrics_listen_port is 0 */
+        {"db_conninfo=host", "db_conninfo does not parse"},
+        {"stats_conninfo=dbname='x", "stats_conninfo does not parse"},
+        {"sql_dir=/nonexistent/carrel-sql", "sql_dir"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct server_config cfg = {0};
+        char err[512] = "";
+        assert_int_equal(conf_defaults(server_config_table, &cfg), 0);
+        assert_int_equal(
+            conf_set_pair(server_config_table, &cfg, "tls_cert=a.crt", err, sizeof(err)), 0);
+        assert_int_equal(
+            conf_set_pair(server_config_table, &cfg, "tls_key=a.key", err, sizeof(err)), 0);
+        assert_int_equal(conf_set_pair(server_config_table, &cfg, "sql_dir=/", err, sizeof(err)),
+                         0);
+        assert_int_equal(server_config_validate(&cfg, err, sizeof(err)), 0);
+        assert_int_equal(conf_set_pair(server_config_table, &cfg, bad[i][0], err, sizeof(err)), 0);
+        if (bad[i][1] == NULL) {
+            assert_int_equal(server_config_validate(&cfg, err, sizeof(err)), 0);
+        } else {
+            assert_int_equal(server_config_validate(&cfg, err, sizeof(err)), -1);
+            if (strstr(err, bad[i][1]) == NULL)
+                fail_msg("%s: %s", bad[i][0], err);
+        }
+        if (i == 1) { /* the SIP2 port on: its host is checked */
+            assert_int_equal(
+                conf_set_pair(server_config_table, &cfg, "sip_listen_host=foo", err, sizeof(err)),
+                0);
+            assert_int_equal(server_config_validate(&cfg, err, sizeof(err)), -1);
+            assert_non_null(strstr(err, "sip_listen_host"));
+        }
+        conf_free(server_config_table, &cfg);
+    }
+}
+
 #define CONF_TEST(f) cmocka_unit_test_setup_teardown(f, conf_setup, conf_teardown)
 
 int main(void)
@@ -723,6 +786,7 @@ int main(void)
         CONF_TEST(test_set_pair),
         CONF_TEST(test_set_by_name),
         CONF_TEST(test_load_file),
+        CONF_TEST(test_load_file_not_regular),
         CONF_TEST(test_load_large_file),
         CONF_TEST(test_load_file_error_names_path),
         CONF_TEST(test_load_empty_file),
@@ -739,6 +803,7 @@ int main(void)
         CONF_TEST(test_entry_format),
         cmocka_unit_test(test_server_config_diff_flags),
         cmocka_unit_test(test_server_config_table),
+        cmocka_unit_test(test_server_config_validate_restart_settings),
         cmocka_unit_test(test_profile_table),
         cmocka_unit_test(test_profile_load_resolves_paths),
     };
