@@ -390,6 +390,34 @@ int main(int argc, char **argv)
     r_pp.patron_pin_set = &pp;
     seed1("patron-pin-set", clerk, &r_pp);
 
+    Carrel__WorkstationRevoke wr = CARREL__WORKSTATION_REVOKE__INIT; /* a stolen laptop */
+    wr.name = "dwn-desk-01";
+    wr.reason = "laptop stolen from the branch";
+    Carrel__Request r_wr = CARREL__REQUEST__INIT;
+    r_wr.has_id = 1;
+    r_wr.id = 23;
+    r_wr.request_key = "8c1a53e5-4b0b-4d1e-9b9e-0f3c0d1f2a33";
+    r_wr.body_case = CARREL__REQUEST__BODY_WORKSTATION_REVOKE;
+    r_wr.workstation_revoke = &wr;
+    seed1("workstation-revoke", admin, &r_wr);
+
+    Carrel__Reload rl = CARREL__RELOAD__INIT; /* the daemon's settings read again */
+    Carrel__Request r_rl = CARREL__REQUEST__INIT;
+    r_rl.has_id = 1;
+    r_rl.id = 24;
+    r_rl.body_case = CARREL__REQUEST__BODY_RELOAD;
+    r_rl.reload = &rl;
+    seed1("reload", admin, &r_rl);
+    seed1("reload-clerk", clerk, &r_rl);
+
+    Carrel__ServerStatus st = CARREL__SERVER_STATUS__INIT; /* the metrics, for a person */
+    Carrel__Request r_st = CARREL__REQUEST__INIT;
+    r_st.has_id = 1;
+    r_st.id = 25;
+    r_st.body_case = CARREL__REQUEST__BODY_SERVER_STATUS;
+    r_st.server_status = &st;
+    seed1("server-status", admin, &r_st);
+
     Carrel__Request r_none = CARREL__REQUEST__INIT; /* no body: unknown_request */
     r_none.has_id = 1;
     r_none.id = 10;
