@@ -257,7 +257,8 @@ void conf_dump(const conf_entry_t *table, const void *target, FILE *out)
 void conf_print_help(const conf_entry_t *table, FILE *out)
 {
     for (const conf_entry_t *e = table; e->name; e++)
-        fprintf(out, "  %-28s %s (default: %s)\n", e->name, e->help, e->def ? e->def : "unset");
+        fprintf(out, "  %-28s %s (default: %s%s)\n", e->name, e->help, e->def ? e->def : "unset",
+                (e->flags & CONF_RELOADABLE) ? "; a reload applies it" : "");
 }
 
 void conf_free(const conf_entry_t *table, void *target)

@@ -54,7 +54,8 @@ __attribute__((warn_unused_result)) int conf_load_file(const conf_entry_t *table
                                                        const char *path, char *err, size_t errlen);
 /* Write the effective configuration in the file syntax; secrets are not special-cased. */
 void conf_dump(const conf_entry_t *table, const void *target, FILE *out);
-/* Print one line per entry: name, default and help, for --help. */
+/* Print one line per entry: name, default and help, for --help; "a reload applies it"
+ * on the CONF_RELOADABLE ones. */
 void conf_print_help(const conf_entry_t *table, FILE *out);
 void conf_free(const conf_entry_t *table, void *target);
 

@@ -104,7 +104,8 @@ static void usage(FILE *out)
     cli_synopsis_print("carreld", carreld_synopsis, out);
     fprintf(out, "\n%s\n\n", carreld_description);
     cli_options_print(carreld_options, out);
-    fprintf(out, "\nSettings (file or --set):\n");
+    fprintf(out, "\nSettings (file or --set; a reload applies those that say so, the others\n"
+                 "wait for the next start):\n");
     conf_print_help(server_config_table, out);
 }
 

@@ -477,6 +477,20 @@ static void test_print_help_lists_every_entry(void **state)
     assert_non_null(strstr(text, "count"));
     assert_non_null(strstr(text, "how many (default: 10)"));
     assert_non_null(strstr(text, "optional (default: unset)"));
+    assert_null(strstr(text, "reload"));
+    free(text);
+    /* A setting a reload applies says so; the others say nothing. */
+    static const conf_entry_t flagged[] = {
+        {"level", CONF_STRING, T(name), "info", 0, 0, "how much", CONF_RELOADABLE},
+        {"port", CONF_INT, T(count), "7", 1, 9, "where", 0},
+        CONF_END,
+    };
+    out = open_memstream(&text, &len);
+    assert_non_null(out);
+    conf_print_help(flagged, out);
+    fclose(out);
+    assert_non_null(strstr(text, "how much (default: info; a reload applies it)\n"));
+    assert_non_null(strstr(text, "where (default: 7)\n"));
     free(text);
 }
 
