@@ -246,8 +246,13 @@ class ArchiveCommand(unittest.TestCase):
             return f.read()
 
     def test_the_cluster_archives_with_it(self):
+        # pg-cluster copies it beside the archive: the server's user may not enter
+        # the checkout (a home directory of mode 0700).
+        copy = os.path.realpath(env.archive) + ".bin/carrel-archive-wal"
         self.assertEqual(env.psql("SHOW archive_command"),
-                         "%s %%p %%f %s" % (os.path.realpath(ARCHIVE_WAL), env.archive))
+                         "%s %%p %%f %s" % (copy, os.path.realpath(env.archive)))
+        with open(copy, "rb") as a, open(ARCHIVE_WAL, "rb") as b:
+            self.assertEqual(a.read(), b.read())
 
     def test_copies_and_leaves_no_temporary_file(self):
         proc = self.archive_wal(self.segment)
