@@ -249,7 +249,7 @@ static int issue_record(const struct server_config *cfg, const certs_issue_t *op
         goto done;
     }
     fprintf(opt->out_file ? stdout : stderr,
-            "issued certificate %s for workstation %s, valid until %s UTC%s%s\nSHA-256 %s\n",
+            "issued certificate %s for workstation %s, valid until %.19s UTC%s%s\nSHA-256 %s\n",
             serial, opt->workstation, not_after, opt->out_file ? ", in " : "",
             opt->out_file ? opt->out_file : "", fingerprint);
     rc = 0;
