@@ -633,18 +633,7 @@ class CrlReload(unittest.TestCase):
 class Crl(unittest.TestCase):
     def test_crl_file_at_start(self):
         make_cert("desk-cert-f")
-        cadir = os.path.join(env.dir, "ca")
-        os.makedirs(cadir, exist_ok=True)
-        open(os.path.join(cadir, "index.txt"), "w").close()
-        with open(os.path.join(cadir, "crlnumber"), "w") as f:
-            f.write("01\n")
-        cnf = os.path.join(cadir, "ca.cnf")
-        with open(cnf, "w") as f:
-            f.write("[ca]\ndefault_ca = library\n[library]\n"
-                    "database = %s/index.txt\ncrlnumber = %s/crlnumber\n"
-                    "certificate = %s\nprivate_key = %s\ndefault_md = sha256\n"
-                    "default_crl_days = 30\n"
-                    % (cadir, cadir, env.tls("ca.crt"), env.tls("ca.key")))
+        cnf, cadir = crl_ca("ca")
         env.run("openssl", "ca", "-config", cnf, "-revoke", env.tls("desk-cert-f.crt"),
                 "-crl_reason", "keyCompromise")
         crl = os.path.join(cadir, "crl.pem")

@@ -62,18 +62,23 @@ def tearDownModule():
     env.stop()
 
 
+def read_to_close(sock):
+    """Everything the endpoint sends until it closes the connection."""
+    raw = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return raw
+        raw += chunk
+
+
 def http(port, data, timeout=30):
     """Send raw bytes to the metrics port; (status code, headers dict, body) of the answer,
     read until the server closes."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         s.sendall(data)
-        raw = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
+        raw = read_to_close(s)
     finally:
         s.close()
     head, _, body = raw.partition(b"\r\n\r\n")
@@ -337,12 +342,7 @@ class Endpoint(unittest.TestCase):
         try:
             c.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
             c.shutdown(socket.SHUT_WR)
-            raw = b""
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                raw += chunk
+            raw = read_to_close(c)
         finally:
             c.close()
         head, _, body = raw.partition(b"\r\n\r\n")
@@ -358,12 +358,7 @@ class Endpoint(unittest.TestCase):
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for piece in (b"GET /met", b"rics HTTP/1.1\r\nHost: x\r", b"\n\r\n"):
                 c.sendall(piece)
-            raw = b""
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                raw += chunk
+            raw = read_to_close(c)
         finally:
             c.close()
         self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw[:100])
