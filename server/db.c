@@ -707,22 +707,17 @@ static void db_conn_timeout_set(db_conn_t *c, PGresult *res)
     db_conn_send_prepared(c);
 }
 
-int db_write_limit(int usable, int reserved_short, int max_writes)
+int db_write_limit(int usable, int reserved_short)
 {
     int limit = usable - reserved_short;
-    /* More changes at once than the database has cores only adds backends that
-     * wait for each other (WAL, buffer locks): more CPU per change, not more
-     * changes (docs/CIRCULATION.md, "Performance"). */
-    if (max_writes > 0 && limit > max_writes)
-        limit = max_writes;
     return limit < 1 ? 1 : limit; /* writes always get at least one */
 }
 
 /*
  * Give idle connections work: short jobs first (they are quick, and they are
  * what the reserved connections are for), then writes while fewer than
- * db_write_limit() connections run one (at most `max_writes`). A write waiting
- * for a row lock thus never takes the last `reserved_short` connections.
+ * db_write_limit() connections run one. A write waiting for a row lock thus
+ * never takes the last `reserved_short` connections.
  */
 static void db_pool_dispatch(db_pool_t *pool)
 {
@@ -737,7 +732,7 @@ static void db_pool_dispatch(db_pool_t *pool)
             writing++;
     }
     CHECK(writing <= usable);
-    int write_limit = db_write_limit(usable, pool->limits.reserved_short, pool->limits.max_writes);
+    int write_limit = db_write_limit(usable, pool->limits.reserved_short);
     for (int i = 0; i < pool->size && pool->queued > 0; i++) {
         db_conn_t *c = &pool->conns[i];
         if (c->state != DBC_IDLE)

@@ -72,7 +72,6 @@ typedef struct db_limits {
     int long_statement_timeout_ms; /* statement_timeout for db_exec_long; 0: none */
     int queue_timeout_ms;          /* longest wait for a connection; 0: none */
     int reserved_short;            /* connections other jobs may not use */
-    int max_writes;                /* most connections running a change at once; 0: no cap */
     bool quiet_errors;             /* ask PostgreSQL not to log our sessions' errors */
     /*
      * A client-side deadline, for a pool whose server may hang (a standby
@@ -173,7 +172,7 @@ double db_double(const PGresult *res, int r, int c);
 /* ---- pure parts, exposed for unit tests ---- */
 
 /* How many connections jobs of the write lane may hold when `usable` are up. */
-int db_write_limit(int usable, int reserved_short, int max_writes);
+int db_write_limit(int usable, int reserved_short);
 /* True when a statement failed to prepare because the schema does not match
  * the code (the pool then stops), false for a passing failure (retried). */
 bool db_prepare_error_is_fatal(const char *sqlstate);

@@ -57,16 +57,6 @@ SSL_CTX *server_tls_ctx_build(server_t *srv, const struct server_config *cfg, ch
  * timeouts reach each connection before its next statement (db.c), the
  * queue timeout and retry limit apply to the next job.
  */
-int server_db_max_writes(const struct server_config *cfg)
-{
-    if (cfg->db_pool_max_writes > 0)
-        return (int)cfg->db_pool_max_writes;
-    /* The database usually shares this machine: its cores, and one to cover
-     * a change waiting for its commit to reach the disk. */
-    unsigned n = uv_available_parallelism();
-    return n > 0 && n < 255 ? (int)n + 1 : 2;
-}
-
 void server_db_limits_apply(server_t *srv)
 {
     if (srv->db == NULL)
@@ -77,7 +67,6 @@ void server_db_limits_apply(server_t *srv)
         .long_statement_timeout_ms = (int)srv->cfg.db_long_statement_timeout_ms,
         .queue_timeout_ms = (int)srv->cfg.db_queue_timeout_ms,
         .reserved_short = (int)srv->cfg.db_pool_reserved_reads,
-        .max_writes = server_db_max_writes(&srv->cfg),
         .quiet_errors = srv->cfg.db_quiet_refusals != 0,
     };
     db_pool_set_limits(srv->db, &limits);

@@ -109,8 +109,6 @@ bool server_sessions_ended_since(const server_t *srv, int64_t staff_id, uint64_t
 
 /* The database pools' limits (timeouts, retries) from srv->cfg: at start and after a reload. */
 void server_db_limits_apply(server_t *srv);
-/* How many changes run at once on the primary pool: db_pool_max_writes, or (0) the cores + 1. */
-int server_db_max_writes(const struct server_config *cfg);
 
 /* The desks' TLS context from cfg's certificate, key, client CA and
  * revocation settings; NULL with a sentence in err. */

@@ -87,11 +87,6 @@ const conf_entry_t server_config_table[] = {
      "database connections kept for logins and reads: changes may use the others only, so a "
      "row locked elsewhere cannot hold up every desk",
      RESTART},
-    {"db_pool_max_writes", CONF_INT, S(db_pool_max_writes), "0", 0, 255,
-     "most database connections running a change at once (the rest wait in the daemon, in "
-     "order); more than the database server's cores only costs it CPU per change; 0: this "
-     "machine's cores plus one",
-     RELOAD},
     {"db_quiet_refusals", CONF_BOOL, S(db_quiet_refusals), "true", 0, 0,
      "ask PostgreSQL not to log our sessions' errors (refusals are answers; carreld logs the "
      "unexpected ones); needs GRANT SET ON PARAMETER log_min_messages",

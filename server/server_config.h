@@ -24,7 +24,6 @@ struct server_config {
     long db_long_statement_timeout_ms;
     long db_queue_timeout_ms;
     long db_pool_reserved_reads;
-    long db_pool_max_writes;
     int db_quiet_refusals;
     char *sql_dir;
     long max_frame_bytes;

@@ -17,32 +17,18 @@
 static void test_write_limit_leaves_reserved(void **state)
 {
     (void)state;
-    assert_int_equal(db_write_limit(8, 2, 0), 6);
-    assert_int_equal(db_write_limit(8, 0, 0), 8);
-    assert_int_equal(db_write_limit(4, 3, 0), 1);
-}
-
-static void test_write_limit_capped_by_max_writes(void **state)
-{
-    (void)state;
-    /* db_pool_max_writes: fewer writers than the pool could give them... */
-    assert_int_equal(db_write_limit(8, 2, 3), 3);
-    assert_int_equal(db_write_limit(32, 2, 3), 3);
-    /* ...a cap above what the reserve leaves changes nothing... */
-    assert_int_equal(db_write_limit(8, 2, 10), 6);
-    assert_int_equal(db_write_limit(4, 1, 3), 3);
-    /* ...and writes still always get one. */
-    assert_int_equal(db_write_limit(2, 2, 3), 1);
+    assert_int_equal(db_write_limit(8, 2), 6);
+    assert_int_equal(db_write_limit(8, 0), 8);
+    assert_int_equal(db_write_limit(4, 3), 1);
 }
 
 static void test_write_limit_never_zero(void **state)
 {
     (void)state;
     /* Writes must always be able to run, even with most connections down. */
-    assert_int_equal(db_write_limit(2, 2, 0), 1);
-    assert_int_equal(db_write_limit(1, 5, 0), 1);
-    assert_int_equal(db_write_limit(0, 2, 0), 1);
-    assert_int_equal(db_write_limit(0, 2, 1), 1);
+    assert_int_equal(db_write_limit(2, 2), 1);
+    assert_int_equal(db_write_limit(1, 5), 1);
+    assert_int_equal(db_write_limit(0, 2), 1);
 }
 
 static void test_refusal_sqlstates(void **state)
@@ -166,7 +152,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_limit_leaves_reserved),
-        cmocka_unit_test(test_write_limit_capped_by_max_writes),
         cmocka_unit_test(test_fit_refuses_a_result_of_another_width),
         cmocka_unit_test(test_write_limit_never_zero),
         cmocka_unit_test(test_refusal_sqlstates),
