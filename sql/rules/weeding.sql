@@ -445,7 +445,8 @@ $$;
 --
 -- Speed (target: a whole branch's list, 70,000 copies on its shelves, well
 -- under 1 s): the copies are read in index order (item_shelf, on the stored
--- item.shelf_key, migration 030) from p_after and the scan stops at p_limit
+-- item.shelf_key, migration 030; since 036 over every copy of the branch,
+-- those off the shelf skipped as read) from p_after and the scan stops at p_limit
 -- candidates, so a page costs the rows it reads and all pages together one
 -- pass over the shelf. Per row: its bib by key, the bounds every rule shares
 -- (smallest X and Y, worn, dead) before anything else, then its kind
@@ -933,7 +934,7 @@ BEGIN
     SELECT v_item.barcode AS barcode, v_bib.title AS title, p_decision AS decision,
            v_new.status::text AS status, coalesce(v_to_code, '') AS transfer_to,
            v_last AS last_copy, v_message AS message INTO r;
-    PERFORM request_store(p_key, to_jsonb(r));
+    PERFORM request_finish(p_key, p_staff, 'weeding_decide', to_jsonb(r));
     RETURN QUERY SELECT r.barcode, r.title, r.decision, r.status, r.transfer_to, r.last_copy,
                         r.message;
 END
