@@ -335,8 +335,11 @@ BEGIN
         last_used_at = greatest(last_used_at, p_at), circ_count = circ_count + 1,
         version = version + 1, updated_at = clock_timestamp()
     WHERE id = p_item.id;
-    UPDATE transit SET cancelled_at = clock_timestamp()
-    WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+    -- Only a copy in transit has an open transit (hold_invariants).
+    IF p_item.status = 'in_transit' THEN
+        UPDATE transit SET cancelled_at = clock_timestamp()
+        WHERE item_id = p_item.id AND received_at IS NULL AND cancelled_at IS NULL;
+    END IF;
     -- The activity dates (statistics) ride on the write the count needs anyway.
     v_day := library_local_date(p_at);
     UPDATE patron_circ SET loans_out = loans_out + 1,
@@ -440,7 +443,6 @@ BEGIN
     v_loan := circ_make_loan(v_item, v_patron, v_now, p_branch, p_staff,
                              circ_due(p_branch, v_now, v_rule),
                              CASE WHEN cardinality(v_reasons) > 0 THEN p_override_reason END);
-    SELECT * INTO v_pc FROM patron_circ WHERE patron_id = v_patron.id;
     IF cardinality(v_reasons) > 0 THEN
         INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
                                 location)
@@ -463,12 +465,14 @@ BEGIN
     r.due_date := (v_loan.due_at AT TIME ZONE v_tz)::date;
     r.patron_name := patron_short_name(v_patron);
     r.overridden := v_reasons;
-    r.loans_out := v_pc.loans_out;
+    -- The patron's count, locked since patron_circ_lock, went up by this loan
+    -- (an overridden loan that ended was another patron's).
+    r.loans_out := v_pc.loans_out + 1;
     r.slip := format(E'%s — %s\n%s\n\n%s (card ending %s)\n\n%s\n  %s\n  Due: %s\n',
                      library_setting_text('library_name'), v_branch_name,
                      circ_local_text_in(v_now, v_tz), r.patron_name, right(v_patron.card, 4),
                      left(v_title, 60), v_item.barcode, circ_local_text_in(v_loan.due_at, v_tz));
-    PERFORM request_store(p_key, to_jsonb(r));
+    PERFORM request_finish(p_key, p_staff, 'checkout', to_jsonb(r));
     RETURN NEXT r;
 END
 $$;
@@ -573,7 +577,7 @@ BEGIN
         r.route := 'keep';
         r.message := format('Marked %s: not returned to circulation; set aside for staff.',
                             replace(v_item.status::text, '_', ' '));
-        PERFORM request_store(p_key, to_jsonb(r));
+        PERFORM request_finish(p_key, p_staff, 'checkin', to_jsonb(r));
         RETURN NEXT r;
         RETURN;
     END IF;
@@ -619,7 +623,7 @@ BEGIN
                          (SELECT b.name FROM branch b WHERE b.id = p_branch),
                          circ_local_text(clock_timestamp()), left(r.title, 60), r.barcode);
     END IF;
-    PERFORM request_store(p_key, to_jsonb(r));
+    PERFORM request_finish(p_key, p_staff, 'checkin', to_jsonb(r));
     RETURN NEXT r;
 END
 $$;
@@ -858,7 +862,7 @@ BEGIN
                             location)
     VALUES (p_mark, p_branch, v_item.id, v_item.item_type, v_loan.patron_category, p_staff,
             v_item.location);
-    PERFORM request_store(p_key, to_jsonb(r));
+    PERFORM request_finish(p_key, p_staff, 'item_mark', to_jsonb(r));
     RETURN NEXT r;
 END
 $$;
@@ -879,7 +883,7 @@ BEGIN
     RETURNING * INTO v_item;
     INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id, location)
     VALUES ('in_house_use', p_branch, v_item.id, v_item.item_type, p_staff, v_item.location);
-    PERFORM request_store(p_key, jsonb_build_object('item_id', v_item.id));
+    PERFORM request_finish(p_key, p_staff, 'in_house_use', jsonb_build_object('item_id', v_item.id));
     RETURN v_item.id;
 END
 $$;

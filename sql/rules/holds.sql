@@ -313,7 +313,7 @@ BEGIN
     INSERT INTO circ_event (action, branch_id, item_id, item_type, staff_id, location)
     VALUES ('missing', p_branch, v_item.id, v_item.item_type, p_staff, v_item.location);
     PERFORM hold_retarget(v_item.bib_id);
-    PERFORM request_store(p_key, jsonb_build_object('id', v_item.id));
+    PERFORM request_finish(p_key, p_staff, 'item_not_found', jsonb_build_object('id', v_item.id));
     RETURN v_item.id;
 END
 $$;

@@ -159,7 +159,7 @@ BEGIN
     UPDATE item SET status = 'available', version = version + 1, updated_at = now()
     WHERE id = v_item.id;
     PERFORM hold_retarget(v_item.bib_id);
-    PERFORM request_store(p_key, jsonb_build_object('id', v_transit.id));
+    PERFORM request_finish(p_key, p_staff, 'transit_cancel', jsonb_build_object('id', v_transit.id));
     RETURN v_transit.id;
 END
 $$;

@@ -1067,8 +1067,8 @@ class SettlingHolds(unittest.TestCase):
 
 class Blocker:
     """A session of the harness holding a request key unconfirmed (an INSERT not
-    yet committed): a request sent with that key waits for it, with its
-    transaction already begun, until release()."""
+    yet committed): a request without a barcode sent with that key waits for
+    it, with its transaction already begun, until release()."""
 
     def __init__(self, key):
         self.session = env.session()
@@ -1079,6 +1079,17 @@ class Blocker:
     def release(self):
         self.session.query("ROLLBACK")
         self.session.close()
+
+
+class RowBlocker(Blocker):
+    """A session of the harness holding the rows `select` reads locked (FOR
+    UPDATE, or `lock`): a change of a copy (which locks the copy first, then
+    its key is looked up) waits for them, with its transaction already begun,
+    until release()."""
+
+    def __init__(self, select, lock="FOR UPDATE"):
+        self.session = env.session()
+        self.session.query("BEGIN; %s %s" % (select, lock), keep_transaction=True)
 
 
 def wait_for(condition, timeout=60):
@@ -1109,17 +1120,21 @@ class TimesAfterLocks(unittest.TestCase):
         self.assertEqual(carrel("checkout", first, copy).code, 0)
         lender = main.logged_in_wire(WS["DWN"], "roamer", PASSWORD)
         returner = main.logged_in_wire("desk-dwn-2", "roamer", PASSWORD)  # a second desk here
-        key = str(uuid.uuid4())
-        blocker = Blocker(key)
+        # The checkin holds the copy and waits on its loan...
+        blocker = RowBlocker("SELECT 1 FROM loan WHERE returned_at IS NULL AND item_id ="
+                             " (SELECT id FROM item WHERE barcode = '%s')" % copy)
         try:
-            # The checkout's transaction begins now and waits on its key...
-            rid = lender.send(REQ_CHECKOUT, pb_message((1, second), (2, copy)), key=key)
+            back = returner.send(REQ_CHECKIN, pb_message((1, copy)), key=str(uuid.uuid4()))
+            wait_for(lambda: waiting_on_a_lock("circ_checkin"))
+            # ... the checkout's transaction begins now and waits on the copy...
+            rid = lender.send(REQ_CHECKOUT, pb_message((1, second), (2, copy)),
+                              key=str(uuid.uuid4()))
             wait_for(lambda: waiting_on_a_lock("circ_checkout"))
-            # ... while the other desk takes the copy back and commits.
-            r = returner.call(REQ_CHECKIN, pb_message((1, copy)), key=str(uuid.uuid4()))
-            self.assertEqual(r.status, "ok", r)
         finally:
             blocker.release()
+        # ... and the checkin commits first.
+        r = reply_to(returner, back)
+        self.assertEqual(r.status, "ok", r)
         r = reply_to(lender, rid)
         self.assertEqual(r.status, "ok", r)
         lender.close()
@@ -1138,10 +1153,13 @@ class TimesAfterLocks(unittest.TestCase):
         card = new_patron()
         lender = main.logged_in_wire(WS["DWN"], "roamer", PASSWORD)
         placer = main.logged_in_wire(WS["PRK"], "roamer", PASSWORD)
-        key = str(uuid.uuid4())
-        blocker = Blocker(key)
+        # The copy held as a change of it holds it (a hold's foreign key to it
+        # does not wait for that).
+        blocker = RowBlocker("SELECT 1 FROM item WHERE barcode = '%s'" % copy,
+                             lock="FOR NO KEY UPDATE")
         try:
-            rid = lender.send(REQ_CHECKOUT, pb_message((1, card), (2, copy)), key=key)
+            rid = lender.send(REQ_CHECKOUT, pb_message((1, card), (2, copy)),
+                              key=str(uuid.uuid4()))
             wait_for(lambda: waiting_on_a_lock("circ_checkout"))
             r = placer.call(REQ_HOLD_PLACE, pb_message((1, card), (2, bib)),
                             key=str(uuid.uuid4()))
