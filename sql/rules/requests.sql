@@ -5,30 +5,6 @@
 -- rule (circulation, holds, transits, notices) starts with request_begin.
 -- request_log_expire is called by holds_daily (notices.sql).
 
--- NULL when p_key is new (it is now claimed), else the stored answer.
-CREATE OR REPLACE FUNCTION request_claim(p_key uuid, p_staff bigint, p_kind text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-    v request_log;
-BEGIN
-    IF p_key IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'request_key',
-            MESSAGE = 'This request changes data and needs a request key (a UUID).';
-    END IF;
-    INSERT INTO request_log (key, staff_id, kind) VALUES (p_key, p_staff, p_kind)
-    ON CONFLICT (key) DO NOTHING;
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
-    SELECT * INTO v FROM request_log WHERE key = p_key;
-    IF v.kind <> p_kind OR v.staff_id <> p_staff THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR409', DETAIL = 'request_key_reused',
-            MESSAGE = 'This request key was already used for a different request.';
-    END IF;
-    RETURN v.result;
-END
-$$;
-
 -- A stored answer for p_key, if any: NULL when the key was never used (or its
 -- change did not store one). A key used by another staff member or for
 -- another kind of change is refused.
@@ -43,6 +19,23 @@ BEGIN
             MESSAGE = 'This request key was already used for a different request.';
     END IF;
     RETURN v.result;
+END
+$$;
+
+-- NULL when p_key is new (it is now claimed), else the stored answer.
+CREATE OR REPLACE FUNCTION request_claim(p_key uuid, p_staff bigint, p_kind text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_key IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'CR400', DETAIL = 'request_key',
+            MESSAGE = 'This request changes data and needs a request key (a UUID).';
+    END IF;
+    INSERT INTO request_log (key, staff_id, kind) VALUES (p_key, p_staff, p_kind)
+    ON CONFLICT (key) DO NOTHING;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN request_stored(p_key, p_staff, p_kind);
 END
 $$;
 
