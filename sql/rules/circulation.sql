@@ -122,13 +122,19 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- End an open loan (returned, lost, claims returned): counters, privacy.
+-- p_keep: the patron's keep_history, when the caller has read the patron
+-- already (NULL: read here). Returns true (an expression for the checkin:
+-- request_finish, requests.sql).
+DROP FUNCTION IF EXISTS circ_end_loan(loan, timestamptz, integer, text);
 CREATE OR REPLACE FUNCTION circ_end_loan(p_loan loan, p_when timestamptz, p_branch integer,
-                              p_outcome text) RETURNS void
+                              p_outcome text, p_keep boolean DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_keep boolean;
+    v_keep boolean := p_keep;
 BEGIN
-    SELECT keep_history INTO v_keep FROM patron WHERE id = p_loan.patron_id;
+    IF v_keep IS NULL THEN
+        SELECT keep_history INTO v_keep FROM patron WHERE id = p_loan.patron_id;
+    END IF;
     -- greatest(): a transaction's now() can precede a checkout it waited for.
     UPDATE loan SET returned_at = greatest(p_when, p_loan.checkout_at),
         return_branch_id = p_branch, outcome = p_outcome,
@@ -144,6 +150,7 @@ BEGIN
     END IF;
     UPDATE patron_type_loans SET loans_out = loans_out - 1
     WHERE patron_id = p_loan.patron_id AND item_type = p_loan.item_type;
+    RETURN true;
 END
 $$;
 
@@ -384,6 +391,7 @@ DECLARE
     v_branch_name text;
     v_now timestamptz;
     v_tz text;
+    v_done boolean;
     r checkout_result;
 BEGIN
     v_key := request_begin(p_key, p_staff, 'checkout', p_barcode);
@@ -392,10 +400,15 @@ BEGIN
         RETURN;
     END IF;
     v_item := v_key.item_row;
-    SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
+    -- A patron's own current card, in one statement; any other card (an old
+    -- one, a merged record's) through patron_resolve.
+    SELECT * INTO v_patron FROM patron WHERE card = p_card AND merged_into IS NULL;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
-            MESSAGE = format('No patron has card %s.', p_card);
+        SELECT * INTO v_patron FROM patron WHERE id = patron_resolve(p_card, NULL);
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'CR404', DETAIL = 'patron_not_found',
+                MESSAGE = format('No patron has card %s.', p_card);
+        END IF;
     END IF;
     SELECT * INTO v_open FROM loan WHERE item_id = v_item.id AND returned_at IS NULL FOR UPDATE;
     IF FOUND AND v_open.patron_id = v_patron.id THEN
@@ -472,7 +485,7 @@ BEGIN
                      library_setting_text('library_name'), v_branch_name,
                      circ_local_text_in(v_now, v_tz), r.patron_name, right(v_patron.card, 4),
                      left(v_title, 60), v_item.barcode, circ_local_text_in(v_loan.due_at, v_tz));
-    PERFORM request_finish(p_key, p_staff, 'checkout', to_jsonb(r));
+    v_done := request_finish(p_key, p_staff, 'checkout', to_jsonb(r));
     RETURN NEXT r;
 END
 $$;
@@ -526,6 +539,7 @@ DECLARE
     v_route record;
     v_message text;
     v_refund bigint := 0;
+    v_done boolean;
     r checkin_result;
 BEGIN
     IF v_when > now() + interval '1 minute' THEN
@@ -560,7 +574,7 @@ BEGIN
         SELECT * INTO v_patron FROM patron WHERE id = v_loan.patron_id;
         r.patron_name := patron_short_name(v_patron);
         r.fine_cents := circ_loan_fine(v_loan, v_item.id, v_when, p_staff);
-        PERFORM circ_end_loan(v_loan, v_when, p_branch, 'returned');
+        v_done := circ_end_loan(v_loan, v_when, p_branch, 'returned', v_patron.keep_history);
         INSERT INTO circ_event (action, branch_id, item_id, item_type, patron_category, staff_id,
                                 location)
         VALUES ('checkin', p_branch, v_item.id, v_item.item_type, v_loan.patron_category,
@@ -623,7 +637,7 @@ BEGIN
                          (SELECT b.name FROM branch b WHERE b.id = p_branch),
                          circ_local_text(clock_timestamp()), left(r.title, 60), r.barcode);
     END IF;
-    PERFORM request_finish(p_key, p_staff, 'checkin', to_jsonb(r));
+    v_done := request_finish(p_key, p_staff, 'checkin', to_jsonb(r));
     RETURN NEXT r;
 END
 $$;

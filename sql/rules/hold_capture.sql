@@ -123,8 +123,10 @@ DECLARE
     v_max integer;
     v_now timestamptz;
 BEGIN
-    IF NOT item_can_fill_holds(p_item)
-       OR NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_item.bib_id AND status = 'waiting') THEN
+    -- The common answer first: no hold waits for the title (one statement;
+    -- item_can_fill_holds is then not called).
+    IF NOT EXISTS (SELECT 1 FROM hold WHERE bib_id = p_item.bib_id AND status = 'waiting')
+       OR NOT item_can_fill_holds(p_item) THEN
         RETURN NULL;
     END IF;
     v_max := library_setting_text('hold_max_skips')::integer;

@@ -142,8 +142,10 @@ BEGIN
         END IF;
         -- The hold this copy is set aside for, if the copy is no longer where
         -- the hold says. Functions that move a copy for its hold change the
-        -- hold first, so they never come here.
-        IF NEW.status <> 'checked_out' THEN
+        -- hold first, so they never come here. Only a copy that was set aside
+        -- (on the hold shelf or on its way for a hold) can have such a hold
+        -- (hold_invariants): a checkin of a copy that was out does not look.
+        IF NEW.status <> 'checked_out' AND OLD.status IN ('in_transit', 'on_hold_shelf') THEN
             SELECT h.id INTO v_hold FROM hold h
             WHERE h.captured_item_id = NEW.id AND h.status IN ('in_transit', 'ready')
               AND (h.bib_id <> NEW.bib_id

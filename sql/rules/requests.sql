@@ -85,8 +85,12 @@ $$;
 -- answer, written once. Two requests with one key and different copies can
 -- both get here (nothing ordered them); the second is told to run again
 -- (40001, which carreld retries), and then gets the first one's answer.
+-- Returns true, so that a hot path can call it as an expression
+-- (`v_done := request_finish(...)`): a PERFORM is a statement of its own, with
+-- an executor, where an assignment of a simple expression has none.
+DROP FUNCTION IF EXISTS request_finish(uuid, bigint, text, jsonb);
 CREATE OR REPLACE FUNCTION request_finish(p_key uuid, p_staff bigint, p_kind text,
-                                          p_result jsonb) RETURNS void
+                                          p_result jsonb) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO request_log (key, staff_id, kind, result)
@@ -96,6 +100,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '40001',
             MESSAGE = 'Another request with this key finished first; run it again.';
     END IF;
+    RETURN true;
 END
 $$;
 

@@ -7,6 +7,8 @@
 -- Where an item goes after it is handled at p_branch: stays ('shelf') or
 -- travels ('transit' to the returned branch). Completes or forwards a transit
 -- already under way. Holds capture before this runs (circ_checkin_route).
+-- Its updates stamp a change of status themselves (status_changed_at), so
+-- that item_status_stamp (offline.sql) is not called for them.
 CREATE OR REPLACE FUNCTION circ_route(p_item item, p_branch integer, p_staff bigint,
                            OUT route text, OUT destination integer)
 LANGUAGE plpgsql AS $$
@@ -21,6 +23,8 @@ BEGIN
         ELSE
             -- Scanned on the way: it travels on under the same transit.
             UPDATE item SET status = 'in_transit', current_branch_id = p_branch,
+                status_changed_at = CASE WHEN status = 'in_transit' THEN status_changed_at
+                                     ELSE clock_timestamp() END,
                 version = version + 1, updated_at = now()
             WHERE id = p_item.id;
             route := 'transit';
@@ -30,6 +34,8 @@ BEGIN
     END IF;
     IF p_item.owning_branch_id = p_branch THEN
         UPDATE item SET status = 'available', current_branch_id = p_branch,
+            status_changed_at = CASE WHEN status = 'available' THEN status_changed_at
+                                     ELSE clock_timestamp() END,
             version = version + 1, updated_at = now()
         WHERE id = p_item.id;
         route := 'shelf';
@@ -39,6 +45,8 @@ BEGIN
     INSERT INTO transit (item_id, from_branch_id, to_branch_id, reason, sent_by)
     VALUES (p_item.id, p_branch, p_item.owning_branch_id, 'home', p_staff);
     UPDATE item SET status = 'in_transit', current_branch_id = p_branch,
+        status_changed_at = CASE WHEN status = 'in_transit' THEN status_changed_at
+                                     ELSE clock_timestamp() END,
         version = version + 1, updated_at = now()
     WHERE id = p_item.id;
     route := 'transit';
@@ -110,24 +118,33 @@ BEGIN
                                                       WHERE id = h.pickup_branch_id));
         RETURN;
     END IF;
-    -- Floating copies stay where they are returned.
+    -- Floating copies stay where they are returned. (Two statements: the
+    -- transit is looked for only for a floating copy.)
     v_float := (SELECT t.floating FROM item_type t WHERE t.code = p_item.item_type)
                OR EXISTS (SELECT 1 FROM floating_location f WHERE f.location = p_item.location);
-    IF v_float AND NOT EXISTS (SELECT 1 FROM transit t WHERE t.item_id = p_item.id
-                                  AND t.received_at IS NULL AND t.cancelled_at IS NULL) THEN
+    IF v_float THEN
+        v_float := NOT EXISTS (SELECT 1 FROM transit t WHERE t.item_id = p_item.id
+                                  AND t.received_at IS NULL AND t.cancelled_at IS NULL);
+    END IF;
+    IF v_float THEN
         UPDATE item SET status = 'available', current_branch_id = p_branch,
+            status_changed_at = CASE WHEN status = 'available' THEN status_changed_at
+                                     ELSE clock_timestamp() END,
             version = version + 1, updated_at = clock_timestamp()
         WHERE id = p_item.id;
         route := 'shelf';
         destination := p_branch;
         message := 'Return to shelf (floating collection)';
-        PERFORM hold_retarget(p_item.bib_id);
-        RETURN;
+    ELSE
+        v := circ_route(p_item, p_branch, p_staff);
+        route := v.route;
+        destination := v.destination;
     END IF;
-    v := circ_route(p_item, p_branch, p_staff);
-    route := v.route;
-    destination := v.destination;
-    IF v.route = 'shelf' THEN
+    -- Waiting holds look at a copy back on the shelf. A copy that was not
+    -- available before was offered to them by item_hold_settle when its
+    -- status changed; only one that was (checked in from the shelf) is
+    -- offered here.
+    IF route = 'shelf' AND p_item.status = 'available' THEN
         PERFORM hold_retarget(p_item.bib_id);
     END IF;
 END

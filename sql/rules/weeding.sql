@@ -34,6 +34,20 @@ $$;
 -- call_number_shelf_key (the shelf order of call numbers) is in migration
 -- 026: the index item_shelf is built on it.
 
+-- item.shelf_key, the copy's call_number_shelf_key: set when call_number (or
+-- shelf_key itself) is written, so that a write of anything else (a
+-- checkout, a checkin) does not compute it again (migration 038).
+CREATE OR REPLACE FUNCTION item_shelf_key() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.shelf_key := call_number_shelf_key(NEW.call_number);
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER item_shelf_key BEFORE INSERT OR UPDATE OF call_number, shelf_key ON item
+    FOR EACH ROW EXECUTE FUNCTION item_shelf_key();
+
 -- The audience of a copy: the bib's (MARC 008/22), else what the call
 -- number's prefix says (J, JUV, E, EASY: juvenile; YA, TEEN: young adult),
 -- else '' (unknown).

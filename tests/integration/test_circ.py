@@ -550,7 +550,8 @@ class Consistency(unittest.TestCase):
 
     def test_counts_and_names_are_checked_by_the_database(self):
         """The single-column rules of the tables circulation writes are domains
-        (migration 037): still refused by PostgreSQL, check_violation."""
+        (migration 037), the others one check a table (038): still refused by
+        PostgreSQL, check_violation."""
         item = new_item()
         card = new_patron()
         self.assertEqual(checkout(card, item).code, 0)
@@ -569,11 +570,90 @@ class Consistency(unittest.TestCase):
                     "UPDATE circ_event SET action = 'borrowed' WHERE item_id = (SELECT id"
                     " FROM item WHERE barcode = '%s')" % item,
                     "UPDATE circ_event SET via = 'drone' WHERE item_id = (SELECT id"
-                    " FROM item WHERE barcode = '%s')" % item):
+                    " FROM item WHERE barcode = '%s')" % item,
+                    # The checks of several columns, one a table (migration 038).
+                    "UPDATE loan SET returned_at = checkout_at - interval '1 day',"
+                    " outcome = 'returned' WHERE item_id = (SELECT id FROM item"
+                    " WHERE barcode = '%s')" % item,
+                    "UPDATE loan SET returned_at = now() WHERE item_id = (SELECT id FROM item"
+                    " WHERE barcode = '%s')" % item,
+                    "UPDATE item SET barcode = 'two words' WHERE barcode = '%s'" % item,
+                    "UPDATE item SET call_number = repeat('x', 101) WHERE barcode = '%s'" % item,
+                    "UPDATE item SET location = repeat('x', 101) WHERE barcode = '%s'" % item):
             with self.assertRaises(harness.SqlError) as e:
                 env.psql(sql)
             self.assertEqual(e.exception.sqlstate, "23514", sql)
         self.assertEqual(carrel("checkin", item).code, 0)
+
+    def test_a_pair_calls_only_the_helpers_it_needs(self):
+        """A checkout and a checkin of a copy no hold wants, by the patron's
+        current card, call no helper whose work they do not need (issue 15):
+        not the status stamp (the checkin's update stamps itself), not the
+        shelf key (only a write of call_number computes it, migration 038),
+        not patron_resolve (the card is current), not item_can_fill_holds (no
+        hold waits). Counted by PostgreSQL (track_functions) in one
+        transaction, rolled back."""
+        card, item = new_patron(), new_item()
+        ids = env.psql("SELECT s.id || ',' || w.id || ',' || w.branch_id FROM staff s,"
+                       " workstation w WHERE s.username = 'clara' AND w.name = 'desk-dwn'")
+        staff, ws, branch = ids.split(",")
+        rows = env.psql(
+            "BEGIN; SET LOCAL track_functions = 'all';"
+            " SELECT count(*) FROM circ_checkout(gen_random_uuid(), %s, '%s', '%s', false, NULL,"
+            " false); SELECT count(*) FROM circ_checkin(gen_random_uuid(), %s, %s, %s, '%s',"
+            " NULL); SELECT funcname || '=' || calls FROM pg_stat_xact_user_functions; ROLLBACK"
+            % (ids, card, item, staff, ws, branch, item)).split("\n")
+        calls = dict(r.split("=") for r in rows if "=" in r)
+        self.assertEqual((calls.get("circ_checkout"), calls.get("circ_checkin")), ("1", "1"),
+                         rows)
+        for helper in ("item_status_stamp", "item_shelf_key", "call_number_shelf_key",
+                       "patron_resolve", "item_can_fill_holds"):
+            self.assertNotIn(helper, calls, rows)
+
+    def test_a_copy_with_an_old_card_and_a_new_call_number(self):
+        """The paths the pair no longer takes still work: a checkout by a
+        card the patron no longer carries (a merged record's, patron_card:
+        patron_resolve), and a copy whose call number changes gets its shelf
+        key, which cannot be written apart from it."""
+        card, item = new_patron(), new_item()
+        old_card = harness.mod10("2%012d" % (int(card[1:-1]) + 7000000))
+        env.psql("INSERT INTO patron_card (card, patron_id) SELECT '%s', id FROM patron"
+                 " WHERE card = '%s'" % (old_card, card))
+        r = checkout(old_card, item)
+        self.assertEqual(r.code, 0, r.stderr)
+        self.assertEqual(env.psql("SELECT p.card FROM loan l JOIN item i ON i.id = l.item_id"
+                                  " JOIN patron p ON p.id = l.patron_id WHERE i.barcode = '%s'"
+                                  " AND l.returned_at IS NULL" % item), card)
+        self.assertEqual(carrel("checkin", item).code, 0)
+        env.psql("UPDATE item SET call_number = 'FIC Smith 7' WHERE barcode = '%s'" % item)
+        env.psql("UPDATE item SET shelf_key = 'A' WHERE barcode = '%s'" % item)
+        self.assertEqual(env.psql("SELECT (shelf_key = call_number_shelf_key('FIC Smith 7'))"
+                                  " || ' ' || shelf_key FROM item WHERE barcode = '%s'" % item),
+                         "true FIC SMITH 000000007")
+
+    def test_a_setting_is_read_once_a_transaction(self):
+        """library_setting_text keeps what it read for the rest of the
+        transaction; a change the transaction makes itself is seen at once,
+        another's from the next transaction."""
+        was = env.psql("SELECT value FROM library_setting WHERE name = 'library_name'")
+        self.addCleanup(env.psql, "UPDATE library_setting SET value = %s WHERE name ="
+                        " 'library_name'" % harness.sql_literal(was))
+        read = "SELECT library_setting_text('library_name')"
+        s = env.session()
+        try:
+            s.query("BEGIN", keep_transaction=True)
+            self.assertEqual(s.query(read, keep_transaction=True), was)
+            env.psql("UPDATE library_setting SET value = 'Elsewhere' WHERE name = 'library_name'")
+            self.assertEqual(s.query(read, keep_transaction=True), was)
+            s.query("UPDATE library_setting SET value = 'Here' WHERE name = 'library_name'",
+                    keep_transaction=True)
+            self.assertEqual(s.query(read, keep_transaction=True), "Here")
+            s.query("ROLLBACK")
+            self.assertEqual(s.query(read), "Elsewhere")
+            self.assertEqual(s.query("SELECT coalesce(library_setting_text('no_such'), 'none')"),
+                             "none")
+        finally:
+            s.close()
 
     def test_limit_exact_under_concurrency(self):
         self.assertEqual(carrel("policy", "set", "--category", "homebound", "--days", "30",
