@@ -126,6 +126,7 @@ $$;
 -- already (NULL: read here). Returns true (an expression for the checkin:
 -- request_finish, requests.sql).
 DROP FUNCTION IF EXISTS circ_end_loan(loan, timestamptz, integer, text);
+DROP FUNCTION IF EXISTS circ_end_loan(loan, timestamptz, integer, text, boolean);
 CREATE OR REPLACE FUNCTION circ_end_loan(p_loan loan, p_when timestamptz, p_branch integer,
                               p_outcome text, p_keep boolean DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql AS $$
