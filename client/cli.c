@@ -178,7 +178,7 @@ void cli_print_json(const ProtobufCMessage *msg)
 
 void cli_set_request_key(Carrel__Request *req, char key[37])
 {
-    if (util_uuid4(key) != 0) {
+    if (util_uuid7(key) != 0) {
         fputs("carrel: no randomness available\n", stderr);
         exit(EXIT_LOCAL);
     }
@@ -198,7 +198,7 @@ int cli_set_request_key_arg(cli_t *cli, const char *key)
 int cli_next_request_key(cli_t *cli, char key[37])
 {
     if (cli->request_key == NULL) {
-        if (util_uuid4(cli->generated_key) != 0)
+        if (util_uuid7(cli->generated_key) != 0)
             return cli_fail(cli, EXIT_LOCAL, "no randomness available for a request key");
         cli->request_key = cli->generated_key;
     }

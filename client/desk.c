@@ -336,7 +336,7 @@ static void desk_start(desk_t *d, desk_step_t step, const char *scan, const char
     util_strlcpy(d->pend.scan, desk_str(scan), sizeof(d->pend.scan));
     util_strlcpy(d->pend.card, desk_str(card), sizeof(d->pend.card));
     d->pend.wall_ms = util_now_ms();
-    if (desk_step_is_change(step) && util_uuid4(d->pend.key) != 0) {
+    if (desk_step_is_change(step) && util_uuid7(d->pend.key) != 0) {
         desk_notice(d, "local_error", "No randomness available for a request key.");
         memset(&d->pend, 0, sizeof(d->pend));
         d->quit = true;
@@ -1368,7 +1368,7 @@ static bool desk_offline_journal(desk_t *d, const char *op, const char *card, co
         desk_notice(d, "local_error", "NOT RECORDED %s: there is no offline journal.", barcode);
         return false;
     }
-    if (util_uuid4(e.key) != 0) {
+    if (util_uuid7(e.key) != 0) {
         desk_notice(d, "local_error", "NOT RECORDED %s: no randomness for a key.", barcode);
         return false;
     }

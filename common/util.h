@@ -14,8 +14,14 @@
 int64_t util_now_ms(void);
 /* Monotonic nanoseconds, for measuring durations. */
 uint64_t util_mono_ns(void);
-/* A random (version 4) UUID in canonical text form; out must hold 37 bytes. */
-__attribute__((warn_unused_result)) int util_uuid4(char out[37]);
+/*
+ * A time-ordered (version 7, RFC 9562) UUID in canonical text form: the
+ * Unix time in milliseconds, then 74 random bits; out must hold 37 bytes.
+ * Request keys: keys made one after another sort next to each other, so
+ * request_log's index finds and inserts them in the pages it just used
+ * instead of a random page each time (issue 15).
+ */
+__attribute__((warn_unused_result)) int util_uuid7(char out[37]);
 /* True when s is a canonical UUID (8-4-4-4-12 hex digits). */
 bool util_is_uuid(const char *s);
 /* strdup that aborts on out-of-memory: for small internal strings only. */

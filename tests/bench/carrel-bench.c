@@ -342,7 +342,7 @@ static void bench_send_hold_step(bench_conn_t *c, Carrel__Request *req)
     snprintf(borrower, sizeof(borrower), "BENCH-A-%05d", c->index);
     snprintf(holder, sizeof(holder), "BENCH-B-%05d", c->index);
     snprintf(copy, sizeof(copy), "BENCH-Q-%05d", c->index);
-    if (util_uuid4(key) != 0)
+    if (util_uuid7(key) != 0)
         abort();
     req->request_key = key;
     c->hold_step = (c->hold_step + 1) % HOLD_STEPS;
@@ -447,7 +447,7 @@ static void bench_send_room_book(bench_conn_t *c, Carrel__Request *req)
     }
     int hour = 6 + 2 * (int)(seq % ROOM_DAY_SLOTS);
     char day[16], start[32], end[32], card[32], key[37];
-    if (day_add(b->first_day, day_n, day, sizeof(day)) != 0 || util_uuid4(key) != 0)
+    if (day_add(b->first_day, day_n, day, sizeof(day)) != 0 || util_uuid7(key) != 0)
         abort();
     snprintf(start, sizeof(start), "%s %02d:00", day, hour);
     snprintf(end, sizeof(end), "%s %02d:00", day, hour + 1);
@@ -505,7 +505,7 @@ static void bench_send_tally(bench_conn_t *c, Carrel__Request *req)
     bench_t *b = c->b;
     const tally_shape_t *t = tally_shape(c->index, (uint64_t)c->seq++);
     char key[37];
-    if (util_uuid4(key) != 0)
+    if (util_uuid7(key) != 0)
         abort();
     Carrel__Inquiry q = CARREL__INQUIRY__INIT;
     q.desk_code = b->ndesks ? b->desks[c->index % b->ndesks] : NULL;
@@ -654,7 +654,7 @@ static void bench_send(bench_conn_t *c)
             snprintf(card, sizeof(card), "BENCH-P-%05d", c->index);
         snprintf(item, sizeof(item), heavy ? "BENCH-H-%05d-%02d" : "BENCH-I-%05d-%02d", c->index,
                  c->circ_item);
-        if (util_uuid4(key) != 0)
+        if (util_uuid7(key) != 0)
             abort();
         req.request_key = key;
         if (!c->circ_out) {
@@ -691,7 +691,7 @@ static void bench_send(bench_conn_t *c)
         bench_send_ticket_show(c, &req);
     } else if (strcmp(b->workload, "renewall") == 0) {
         char key[37];
-        if (util_uuid4(key) != 0)
+        if (util_uuid7(key) != 0)
             abort();
         req.request_key = key;
         Carrel__Renew rn = CARREL__RENEW__INIT;

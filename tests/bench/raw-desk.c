@@ -99,7 +99,7 @@ static void raw_circ(raw_desk_t *d, PGconn *pg)
     for (int k = 0; !raw_stop && !d->failed; k = (k + 1) % 10) {
         char item[32], key1[37], key2[37];
         snprintf(item, sizeof(item), "BENCH-I-%05d-%02d", d->index + 32, k);
-        if (util_uuid4(key1) != 0 || util_uuid4(key2) != 0)
+        if (util_uuid7(key1) != 0 || util_uuid7(key2) != 0)
             break;
         const char *co[6] = {key1, d->staff, d->ws, d->branch, card, item};
         const char *ci[5] = {key2, d->staff, d->ws, d->branch, item};
@@ -131,7 +131,7 @@ static void raw_tally(raw_desk_t *d, PGconn *pg)
                  "{\"branch_code\": \"%s\", \"desk_code\": \"%s\", \"channel\": \"%s\", "
                  "\"kind\": \"%s\", \"read_level\": %d}",
                  f[3], f[4], t->channel, t->kind, t->read_level);
-        if (util_uuid4(key) != 0)
+        if (util_uuid7(key) != 0)
             break;
         const char *values[5] = {key, f[0], f[1], f[2][0] ? f[2] : NULL, doc};
         raw_call(d, pg, "tally", 5, values);

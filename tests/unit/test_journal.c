@@ -55,7 +55,7 @@ static journal_entry_t entry(const char *op, const char *card, const char *barco
 {
     journal_entry_t e;
     memset(&e, 0, sizeof(e));
-    assert_int_equal(util_uuid4(e.key), 0);
+    assert_int_equal(util_uuid7(e.key), 0);
     util_strlcpy(e.op, op, sizeof(e.op));
     util_strlcpy(e.card, card, sizeof(e.card));
     util_strlcpy(e.barcode, barcode, sizeof(e.barcode));
@@ -184,7 +184,7 @@ static void test_done_markers_and_resume(void **state)
     assert_int_equal(journal_pending(&j), 1);
     /* A key the journal does not hold is refused. */
     char other[37];
-    assert_int_equal(util_uuid4(other), 0);
+    assert_int_equal(util_uuid7(other), 0);
     assert_int_equal(journal_mark_done(&j, other, "applied", NULL, err, sizeof(err)), -1);
     journal_close(&j);
 

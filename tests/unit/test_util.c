@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -42,10 +43,24 @@ static void test_parse_int_refuses_junk_and_range(void **state)
 static void test_uuid_shape(void **state)
 {
     (void)state;
-    char u[37];
-    assert_int_equal(util_uuid4(u), 0);
+    char u[37], later[37];
+    int64_t before = util_now_ms();
+    assert_int_equal(util_uuid7(u), 0);
     assert_true(util_is_uuid(u));
-    assert_int_equal(u[14], '4');
+    assert_int_equal(u[14], '7');
+    assert_true(strchr("89ab", u[19]) != NULL);
+    /* The first 48 bits are the time it was made, in milliseconds. */
+    char ms_hex[13];
+    memcpy(ms_hex, u, 8);
+    memcpy(ms_hex + 8, u + 9, 4);
+    ms_hex[12] = '\0';
+    int64_t ms = (int64_t)strtoll(ms_hex, NULL, 16);
+    assert_true(ms >= before && ms <= util_now_ms());
+    /* Made later, it sorts after (once the millisecond has changed). */
+    while (util_now_ms() == ms)
+        ;
+    assert_int_equal(util_uuid7(later), 0);
+    assert_true(strcmp(later, u) > 0);
     assert_true(util_is_uuid("123e4567-e89b-42d3-a456-426614174000"));
     assert_false(util_is_uuid("123e4567e89b42d3a456426614174000"));
     assert_false(util_is_uuid("123e4567-e89b-42d3-a456-42661417400"));
