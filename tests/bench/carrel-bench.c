@@ -176,9 +176,9 @@ typedef struct bench_conn {
     uint64_t next_id;
     uint64_t *sent_at; /* indexed by id % BENCH_SLOTS */
     int inflight;
-    int circ_item; /* circulation workloads: the item in hand (0-9) */
-    bool circ_out; /* ... and whether it is checked out */
-    int hold_step; /* holds workload: the step sent last (HOLD_*) */
+    int circ_item;  /* circulation workloads: the item in hand (0-9) */
+    bool circ_out;  /* ... and whether it is checked out */
+    int hold_step;  /* holds workload: the step sent last (HOLD_*) */
     int stats_next; /* stats workload: the spec to send next */
     /* room workloads: the slot this desk books next; tally, ticketshow,
      * search -q: the tally, ticket or query next */
@@ -197,7 +197,7 @@ typedef struct bench_conn {
     size_t sip_len;
     uint64_t sip_sent_at;
     uint64_t sip_messages;
-    bool sip_checkout; /* the message in flight is a checkout */
+    bool sip_checkout;     /* the message in flight is a checkout */
     int sip_logins;        /* 93s sent */
     uint64_t sip_retry_at; /* phase 4: when to send the next 93 */
 } bench_conn_t;
@@ -245,8 +245,8 @@ struct bench {
     int64_t bib_base; /* holds: the first desk's title */
     stats_spec_t specs[STATS_MAX_SPECS];
     int nspecs;
-    size_t stats_rows;      /* rows of the last StatsReply */
-    char served_by[16];     /* ... and who answered it */
+    size_t stats_rows;  /* rows of the last StatsReply */
+    char served_by[16]; /* ... and who answered it */
     /* room workloads: the rooms (-r), the first day (-o, YYYY-MM-DD), and
      * the bookings made and refused slot_taken; ticketshow: the tickets (-r) */
     int64_t ids[BENCH_MAX_IDS];
@@ -271,9 +271,9 @@ struct bench {
     int page_limit;
     int report_pages;
     size_t report_rows;
-    lat_t pages; /* weedlist: each page's latency */
-    lat_t checkouts; /* circ, sip: the checkouts alone */
-    int sip_port;    /* -P */
+    lat_t pages;                     /* weedlist: each page's latency */
+    lat_t checkouts;                 /* circ, sip: the checkouts alone */
+    int sip_port;                    /* -P */
     char *sip_users[BENCH_MAX_LIST]; /* -U */
     int nsip_users;
     uint64_t sip_login_retries;
@@ -1714,8 +1714,8 @@ int main(int argc, char **argv)
             break;
         case 's':
             if (b.nspecs == STATS_MAX_SPECS || stats_spec_parse(&b.specs[b.nspecs++], optarg)) {
-                fprintf(stderr, "bad -s %s (MEASURE,FROM,TO,TIME,BY[+BY...], at most %d)\n",
-                        optarg, STATS_MAX_SPECS);
+                fprintf(stderr, "bad -s %s (MEASURE,FROM,TO,TIME,BY[+BY...], at most %d)\n", optarg,
+                        STATS_MAX_SPECS);
                 return 2;
             }
             break;
@@ -1738,12 +1738,13 @@ int main(int argc, char **argv)
             b.depth = atoi(optarg);
             break;
         default:
-            fprintf(stderr, "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
-                            "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
-                            "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
-                            "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] "
-                            "[-P SIP_PORT -U SIP_USER,...] [-C PG_DATADIR|PID] [-R RATE] [-S | -K KEYS] "
-                            "WORKLOAD\n");
+            fprintf(stderr,
+                    "usage: carrel-bench -c PROFILE [-n CONNS] [-d SECONDS] [-w WARMUP] "
+                    "[-D DEPTH] [-b BIB_BASE] [-s STATS_SPEC]... [-r IDS] "
+                    "[-o FIRST_DAY] [-L USER@WS,...] [-k DESKS] [-T FILTER] "
+                    "[-q QUERY_FILE] [-B BRANCH] [-l LIMIT] [-m MIN_OPS] "
+                    "[-P SIP_PORT -U SIP_USER,...] [-C PG_DATADIR|PID] [-R RATE] [-S | -K KEYS] "
+                    "WORKLOAD\n");
             return 2;
         }
     }
@@ -1956,7 +1957,8 @@ int main(int argc, char **argv)
             l = &b.steps[i];
             lat_sort(l);
             printf("  step=%s ops=%zu ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f\n", hold_step_names[i],
-                   l->n, (double)l->n / secs, lat_pct(l->us, l->n, 0.50), lat_pct(l->us, l->n, 0.99));
+                   l->n, (double)l->n / secs, lat_pct(l->us, l->n, 0.50),
+                   lat_pct(l->us, l->n, 0.99));
         }
     }
     for (int i = 0; i < b.nconns; i++) {
