@@ -3,6 +3,30 @@
 -- (the imports themselves are in import.sql). Called by server/catalog.c and
 -- server/marcimport.c.
 
+-- A refused write, as a table CHECK refuses it (SQLSTATE 23514, the
+-- constraint's name): for a check kept as a trigger's WHEN clause, which
+-- PostgreSQL reads only for a write of the columns it names (migration 038).
+-- TG_ARGV[0]: the constraint's name.
+CREATE OR REPLACE FUNCTION check_refused() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'check_violation', CONSTRAINT = TG_ARGV[0],
+        TABLE = TG_TABLE_NAME,
+        MESSAGE = format('new row for relation "%s" violates check constraint "%s"',
+                         TG_TABLE_NAME, TG_ARGV[0]);
+END
+$$;
+
+-- A copy's barcode (1 to 32 printable characters, no space), call number and
+-- location (at most 100 characters each), checked when written: a checkout
+-- or checkin, which writes none of them, does not run it.
+CREATE OR REPLACE TRIGGER item_text_check
+    BEFORE INSERT OR UPDATE OF barcode, call_number, location ON item
+    FOR EACH ROW
+    WHEN (NOT coalesce(NEW.barcode ~ '^[[:graph:]]{1,32}$' AND length(NEW.call_number) <= 100
+                       AND length(NEW.location) <= 100, true))
+    EXECUTE FUNCTION check_refused('item_text_check');
+
 -- The item type a copy gets from its bib's format when its holdings do not say.
 CREATE OR REPLACE FUNCTION item_type_for_format(p_format text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$

@@ -174,5 +174,9 @@ BEGIN
 END
 $$;
 
+-- Not for a copy checked out: only circ_make_loan lends a copy (item_save
+-- refuses the status), it closes the copy's transit itself, and its callers
+-- settle the copy's holds (circ_hold_after_checkout), so a checkout calls
+-- no trigger (issue 15).
 CREATE OR REPLACE TRIGGER item_hold_settle AFTER INSERT OR UPDATE OF status, bib_id, current_branch_id ON item
-    FOR EACH ROW EXECUTE FUNCTION item_hold_settle();
+    FOR EACH ROW WHEN (NEW.status <> 'checked_out') EXECUTE FUNCTION item_hold_settle();

@@ -589,6 +589,7 @@ class Consistency(unittest.TestCase):
         """A checkout and a checkin of a copy no hold wants, by the patron's
         current card, call no helper whose work they do not need (issue 15):
         not the status stamp (the checkin's update stamps itself), not the
+        holds' trigger for the checkout, not item_text_check's refusal, not the
         shelf key (only a write of call_number computes it, migration 038),
         not patron_resolve (the card is current), not item_can_fill_holds (no
         hold waits). Counted by PostgreSQL (track_functions) in one
@@ -607,8 +608,11 @@ class Consistency(unittest.TestCase):
         self.assertEqual((calls.get("circ_checkout"), calls.get("circ_checkin")), ("1", "1"),
                          rows)
         for helper in ("item_status_stamp", "item_shelf_key", "call_number_shelf_key",
-                       "patron_resolve", "item_can_fill_holds"):
+                       "patron_resolve", "item_can_fill_holds", "check_refused"):
             self.assertNotIn(helper, calls, rows)
+        # The checkin's return to the shelf offers the copy to waiting holds;
+        # the checkout's update calls no trigger (hold_targeting.sql).
+        self.assertEqual(calls.get("item_hold_settle"), "1", rows)
 
     def test_a_copy_with_an_old_card_and_a_new_call_number(self):
         """The paths the pair no longer takes still work: a checkout by a
