@@ -553,7 +553,6 @@ BEGIN
         RETURN;
     END IF;
     v_item := v_key.item_row;
-    SELECT b.title INTO r.title FROM bib b WHERE b.id = v_item.bib_id;
     r.barcode := v_item.barcode;
     r.previous_status := v_item.status::text;
     r.fine_cents := 0;
@@ -590,6 +589,7 @@ BEGIN
     ELSIF v_item.status IN ('withdrawn', 'damaged', 'in_processing') THEN
         -- Statuses staff set on purpose are not undone by a scan at the desk.
         r.route := 'keep';
+        SELECT b.title INTO r.title FROM bib b WHERE b.id = v_item.bib_id;
         r.message := format('Marked %s: not returned to circulation; set aside for staff.',
                             replace(v_item.status::text, '_', ' '));
         PERFORM request_finish(p_key, p_staff, 'checkin', to_jsonb(r));
@@ -611,7 +611,9 @@ BEGIN
             v_message := 'Put back on the display: ' || r.display;
         END IF;
     END IF;
-    SELECT b.code, b.name INTO r.destination_code, r.destination_name
+    -- The title with the destination, one statement.
+    SELECT b.code, b.name, (SELECT t.title FROM bib t WHERE t.id = v_item.bib_id)
+    INTO r.destination_code, r.destination_name, r.title
     FROM branch b WHERE b.id = v_route.destination;
     r.message := CASE
         WHEN NOT r.was_on_loan AND r.previous_status IN ('checked_out', 'lost', 'missing',

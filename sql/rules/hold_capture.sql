@@ -12,6 +12,12 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     h hold;
 BEGIN
+    -- Only a copy set aside (on the hold shelf, or on its way for a hold) has
+    -- a captured hold (hold_invariants, kept by item_hold_settle): a copy on
+    -- the shelf costs no statement.
+    IF p_item.status NOT IN ('in_transit', 'on_hold_shelf') THEN
+        RETURN;
+    END IF;
     SELECT * INTO h FROM hold WHERE captured_item_id = p_item.id
                                 AND status IN ('in_transit', 'ready');
     IF h.id IS NOT NULL AND h.patron_id <> p_patron.id THEN
