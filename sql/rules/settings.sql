@@ -28,7 +28,10 @@ BEGIN
         RETURN NULL;
     END IF;
     v := (SELECT s.value FROM library_setting s WHERE s.name = p_name);
-    v_kept := set_config('carrel.setting_' || p_name, coalesce('=' || v, '-'), true);
+    -- A name that cannot name a variable is read every time.
+    IF p_name ~ '^[a-z_][a-z0-9_]*$' THEN
+        v_kept := set_config('carrel.setting_' || p_name, coalesce('=' || v, '-'), true);
+    END IF;
     RETURN v;
 END
 $$;
@@ -39,10 +42,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_ignored text;
 BEGIN
-    IF TG_OP <> 'INSERT' THEN
+    IF TG_OP <> 'INSERT' AND OLD.name ~ '^[a-z_][a-z0-9_]*$' THEN
         v_ignored := set_config('carrel.setting_' || OLD.name, '', true);
     END IF;
-    IF TG_OP <> 'DELETE' THEN
+    IF TG_OP <> 'DELETE' AND NEW.name ~ '^[a-z_][a-z0-9_]*$' THEN
         v_ignored := set_config('carrel.setting_' || NEW.name, '', true);
     END IF;
     RETURN NULL;

@@ -656,6 +656,8 @@ class Consistency(unittest.TestCase):
             self.assertEqual(s.query(read), "Elsewhere")
             self.assertEqual(s.query("SELECT coalesce(library_setting_text('no_such'), 'none')"),
                              "none")
+            self.assertEqual(s.query("SELECT coalesce(library_setting_text('No such.'), 'none')"),
+                             "none")
         finally:
             s.close()
 
