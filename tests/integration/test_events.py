@@ -64,9 +64,16 @@ def stored_id(text):
 
 
 def subscribe(daemon, ws="desk-dwn", user="libby"):
+    """A desk of ws's branch subscribed, with nothing pending: an event an
+    earlier test committed just before may reach a new subscriber when the
+    daemon's next poll finds it (a loaded machine delays that poll), so a
+    marker of our own is sent and read first."""
     w = daemon.logged_in_wire(ws, user, PASSWORD)
     r = w.call(REQ_SUBSCRIBE)
     assert r.status == "ok", r
+    marker = unique("Subscribed")
+    emit(marker, ws.split("-")[1].upper())
+    events_until(w, marker)
     return w
 
 
