@@ -67,6 +67,21 @@ def carrel(*args, user="clara", ws="desk-dwn"):
     return env.carrel(env.profile(main, ws, user, pw), *args)
 
 
+def pair_rolled_back(before, after):
+    """A checkout and checkin of a fresh copy to a fresh patron at desk-dwn by
+    clara, called as carreld calls them, in one transaction between the
+    statements `before` and `after`, rolled back: the lines psql printed."""
+    card, item = new_patron(), new_item()
+    ids = env.psql("SELECT s.id || ',' || w.id || ',' || w.branch_id FROM staff s,"
+                   " workstation w WHERE s.username = 'clara' AND w.name = 'desk-dwn'")
+    staff, ws, branch = ids.split(",")
+    return env.psql(
+        "BEGIN; %s; SELECT count(*) FROM circ_checkout(gen_random_uuid(), %s, '%s', '%s',"
+        " false, NULL, false); SELECT count(*) FROM circ_checkin(gen_random_uuid(), %s, %s,"
+        " %s, '%s', NULL); %s; ROLLBACK"
+        % (before or "SELECT 1", ids, card, item, staff, ws, branch, item, after)).split("\n")
+
+
 def checkout(card, barcode, *extra, **kw):
     r = carrel("checkout", card, barcode, *extra, **kw)
     return r
@@ -536,16 +551,8 @@ class Consistency(unittest.TestCase):
         ).split())
         self.assertIn("barcode", indexed)
         self.assertEqual(written & indexed, set())
-        card, item = new_patron(), new_item()
-        ids = env.psql("SELECT s.id || ',' || w.id || ',' || w.branch_id FROM staff s,"
-                       " workstation w WHERE s.username = 'clara' AND w.name = 'desk-dwn'")
-        staff, ws, branch = ids.split(",")
-        counts = env.psql(
-            "BEGIN; SELECT count(*) FROM circ_checkout(gen_random_uuid(), %s, '%s', '%s',"
-            " false, NULL, false); SELECT count(*) FROM circ_checkin(gen_random_uuid(), %s, %s,"
-            " %s, '%s', NULL); SELECT n_tup_upd || ' ' || n_tup_hot_upd"
-            " FROM pg_stat_xact_user_tables WHERE relname = 'item'; ROLLBACK"
-            % (ids, card, item, staff, ws, branch, item)).split("\n")
+        counts = pair_rolled_back("", "SELECT n_tup_upd || ' ' || n_tup_hot_upd"
+                                  " FROM pg_stat_xact_user_tables WHERE relname = 'item'")
         self.assertEqual([c for c in counts if " " in c], ["2 2"], counts)
 
     def test_counts_and_names_are_checked_by_the_database(self):
@@ -594,16 +601,8 @@ class Consistency(unittest.TestCase):
         not patron_resolve (the card is current), not item_can_fill_holds (no
         hold waits). Counted by PostgreSQL (track_functions) in one
         transaction, rolled back."""
-        card, item = new_patron(), new_item()
-        ids = env.psql("SELECT s.id || ',' || w.id || ',' || w.branch_id FROM staff s,"
-                       " workstation w WHERE s.username = 'clara' AND w.name = 'desk-dwn'")
-        staff, ws, branch = ids.split(",")
-        rows = env.psql(
-            "BEGIN; SET LOCAL track_functions = 'all';"
-            " SELECT count(*) FROM circ_checkout(gen_random_uuid(), %s, '%s', '%s', false, NULL,"
-            " false); SELECT count(*) FROM circ_checkin(gen_random_uuid(), %s, %s, %s, '%s',"
-            " NULL); SELECT funcname || '=' || calls FROM pg_stat_xact_user_functions; ROLLBACK"
-            % (ids, card, item, staff, ws, branch, item)).split("\n")
+        rows = pair_rolled_back("SET LOCAL track_functions = 'all'",
+                                "SELECT funcname || '=' || calls FROM pg_stat_xact_user_functions")
         calls = dict(r.split("=") for r in rows if "=" in r)
         self.assertEqual((calls.get("circ_checkout"), calls.get("circ_checkin")), ("1", "1"),
                          rows)
